@@ -1,0 +1,66 @@
+# portvakt build. `make` builds build/portvakt; `make test` sets up the
+# machine (scripts/setup.sh), builds and runs every test; `make run` starts
+# the bundled example with its demo upstream services.
+
+CC      ?= cc
+LLHTTP  ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+BUILD   ?= build
+PY      ?= /usr/bin/python3
+
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -pthread -D_GNU_SOURCE -I$(LLHTTP_INC) -Isrc
+LDLIBS  += -pthread -lpcre2-8 -lssl -lcrypto
+
+SRCS    := $(sort $(wildcard src/*/*.c))
+OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
+LLOBJS  := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
+MAINOBJ := $(BUILD)/src/main.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all run test unit integration setup clean check
+
+all: $(BUILD)/portvakt
+
+$(BUILD)/portvakt: $(MAINOBJ) $(OBJS) $(LLOBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/src/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -c -o $@ $<
+
+$(BUILD)/llhttp/%.o: $(LLHTTP)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(WARN),$(CFLAGS)) -w -c -o $@ $<
+
+# Unit tests are one cmocka binary per file; they may #include a .c file to
+# reach its statics, so they link the library objects except that one.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS) $(LLOBJS) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< \
+	  $(filter-out $(shell grep -ho '#include "../../src/[a-z]*/[a-z_]*\.c"' $< | sed 's|#include "../../\(.*\)\.c"|$(BUILD)/\1.o|'),$(OBJS)) \
+	  $(LLOBJS) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+setup:
+	@sh scripts/setup.sh
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: $(BUILD)/portvakt
+	$(PY) -m pytest -q tests/integration
+
+test: setup
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory integration
+
+run: setup
+	@$(MAKE) --no-print-directory all
+	@$(PY) examples/run.py
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(OBJS:.o=.d)

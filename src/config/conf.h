@@ -1,0 +1,240 @@
+/* The configuration snapshot: what the parser builds and the runtime reads.
+ * A snapshot is immutable once loaded and lives in its own arena; workers
+ * hold a reference while requests use it.
+ *
+ * Inheritance follows NGINX: settings at http level are defaults for every
+ * server, settings at server level are defaults for its locations. The
+ * parser leaves unset fields at PV_UNSET and pv_conf_load() merges them
+ * downwards, so the runtime only ever reads a location's pv_loc_conf_t. */
+#ifndef PV_CONF_H
+#define PV_CONF_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+
+#include "../core/common.h"
+#include "../core/arena.h"
+#include "../obs/vars.h"
+
+#define PV_UNSET (-1)
+
+typedef struct pv_conf_s pv_conf_t;
+typedef struct pv_upstream_conf_s pv_upstream_conf_t;
+typedef struct pv_log_format_s pv_log_format_t;
+
+/* Where a directive was written, for messages ("in FILE:LINE"). */
+typedef struct pv_conf_src_s {
+    const char *file; /* path as given (arena string) */
+    int line;         /* 1-based */
+} pv_conf_src_t;
+
+/* One `proxy_set_header NAME VALUE`. An empty value removes the header. */
+typedef struct pv_set_header_s {
+    pv_str_t name;  /* header name as written (arena) */
+    pv_cv_t value;  /* compiled value; may reference variables */
+} pv_set_header_t;
+
+/* `access_log PATH [FORMAT]` or `access_log off`. */
+typedef struct pv_access_log_s {
+    int off;                   /* `access_log off` */
+    const char *path;          /* absolute path, or "/dev/stdout" */
+    pv_log_format_t *format;   /* resolved format ("combined" by default) */
+} pv_access_log_t;
+
+/* `log_format NAME [escape=default|json|none] STRING...` */
+struct pv_log_format_s {
+    const char *name; /* format name */
+    int escape;       /* PV_ESCAPE_* (vars.h) */
+    pv_cv_t value;    /* the concatenated format strings, compiled */
+};
+
+/* `proxy_pass URL`: where and how a location forwards. */
+typedef struct pv_proxy_pass_s {
+    pv_upstream_conf_t *upstream; /* named upstream, or an implicit one for host:port */
+    pv_str_t proxy_host;          /* value of $proxy_host: "name" or "host:port" (":80" omitted) */
+    pv_str_t uri;                 /* URI part after host; valid when has_uri */
+    int has_uri;                  /* 1 when the URL had a URI part (even just "/") */
+} pv_proxy_pass_t;
+
+/* PV_NEXT_UPSTREAM_F_*: the `proxy_next_upstream` conditions. */
+#define PV_NEXT_F_ERROR 0x01
+#define PV_NEXT_F_TIMEOUT 0x02
+#define PV_NEXT_F_INVALID_HEADER 0x04
+#define PV_NEXT_F_HTTP_500 0x08
+#define PV_NEXT_F_HTTP_502 0x10
+#define PV_NEXT_F_HTTP_503 0x20
+#define PV_NEXT_F_HTTP_504 0x40
+#define PV_NEXT_F_HTTP_403 0x80
+#define PV_NEXT_F_HTTP_404 0x100
+#define PV_NEXT_F_HTTP_429 0x200
+#define PV_NEXT_F_NON_IDEMPOTENT 0x400
+#define PV_NEXT_F_OFF 0x800
+
+/* Settings that may appear at http, server and location level (each field
+ * notes where NGINX allows it). Times are milliseconds, sizes bytes.
+ * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
+typedef struct pv_loc_conf_s {
+    /* client side */
+    int64_t keepalive_timeout;     /* http/server/location; default 75s */
+    int64_t keepalive_requests;    /* http/server/location; default 1000 */
+    int64_t client_max_body_size;  /* http/server/location; default 1m; 0 = unlimited */
+    int64_t client_body_timeout;   /* http/server/location; default 60s */
+    int64_t send_timeout;          /* http/server/location; default 60s */
+    /* proxy */
+    int proxy_http_version;        /* 10 or 11; default 10 (NGINX's default) */
+    pv_set_header_t *set_headers;  /* proxy_set_header list; NULL = inherit */
+    int nset_headers;              /* count; inherited only when this level has none */
+    int64_t proxy_connect_timeout; /* default 60s */
+    int64_t proxy_read_timeout;    /* default 60s */
+    int64_t proxy_send_timeout;    /* default 60s */
+    int proxy_next_upstream;       /* PV_NEXT_F_* mask; default error|timeout */
+    int proxy_pass_request_body;   /* 0/1; default 1 */
+    /* logging */
+    pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
+    int naccess_logs;
+} pv_loc_conf_t;
+
+/* location modifiers */
+enum {
+    PV_LOC_PREFIX = 0,   /* location /path */
+    PV_LOC_EXACT,        /* location = /path */
+    PV_LOC_PREFIX_STOP,  /* location ^~ /path: no regex check if longest */
+    PV_LOC_REGEX,        /* location ~ re */
+    PV_LOC_REGEX_ICASE   /* location ~* re */
+};
+
+typedef struct pv_location_s {
+    int match;                 /* PV_LOC_* */
+    pv_str_t name;             /* path or regex source (arena, NUL-terminated) */
+    void *re;                  /* pcre2_code* for regex locations */
+    pv_conf_src_t src;         /* where it was declared */
+    pv_loc_conf_t conf;        /* merged settings */
+    pv_proxy_pass_t *proxy_pass; /* NULL if none */
+    int internal;              /* `internal`: 404 for outside requests */
+    int return_code;           /* `return CODE [TEXT|URL]`; 0 if none */
+    pv_cv_t return_text;       /* body text or redirect URL; n == 0 if none */
+    int has_return_text;       /* whether return_text is present */
+    int auto_redirect;         /* prefix ending in '/' with proxy_pass: 301 on the slashless URI */
+} pv_location_t;
+
+/* server_name kinds */
+enum {
+    PV_SN_EXACT = 0,    /* example.com (also "" for no Host) */
+    PV_SN_WILD_HEAD,    /* *.example.com or .example.com */
+    PV_SN_WILD_TAIL,    /* www.example.* */
+    PV_SN_REGEX         /* ~^www\d+\.example\.com$ */
+};
+
+typedef struct pv_server_name_s {
+    int kind;      /* PV_SN_* */
+    pv_str_t name; /* lowercased; for wildcards without '*' (".example.com" keeps the dot) */
+    void *re;      /* pcre2_code* for PV_SN_REGEX */
+} pv_server_name_t;
+
+/* One `listen` socket address. Many servers may share one address; the
+ * http conf holds the unique list with the servers bound to each. */
+typedef struct pv_listen_s {
+    struct sockaddr_storage addr; /* bound address */
+    socklen_t addrlen;
+    int backlog;        /* default 511 (NGINX) */
+    int reuseport;      /* `reuseport` given */
+    int default_server; /* `default_server` given */
+    char text[64];      /* "127.0.0.1:8080" for logs and $server_port */
+    pv_conf_src_t src;
+} pv_listen_t;
+
+typedef struct pv_server_s {
+    pv_listen_t *listens;     /* this server's listen directives */
+    int nlistens;
+    pv_server_name_t *names;  /* server_name entries in order */
+    int nnames;
+    pv_location_t **locations; /* in declaration order */
+    int nlocations;
+    pv_loc_conf_t conf;         /* server-level settings (merged from http) */
+    int64_t client_header_timeout;      /* default 60s */
+    int64_t client_header_buffer_size;  /* default 1k */
+    int large_header_buffers_num;       /* default 4 */
+    int64_t large_header_buffers_size;  /* default 8k */
+    pv_conf_src_t src;
+} pv_server_t;
+
+/* A socket the process listens on and the servers reachable through it. */
+typedef struct pv_listen_group_s {
+    pv_listen_t listen;        /* merged options for this address */
+    pv_server_t **servers;     /* servers with a listen on this address */
+    int nservers;
+    pv_server_t *default_srv;  /* default_server, else the first */
+} pv_listen_group_t;
+
+/* One `server` line in an upstream block. */
+typedef struct pv_upstream_server_s {
+    struct sockaddr_storage addr; /* resolved at load time */
+    socklen_t addrlen;
+    char text[64];                /* "127.0.0.1:8080" for $upstream_addr */
+    int weight;                   /* default 1 */
+    int max_fails;                /* default 1 */
+    int64_t fail_timeout;         /* default 10s */
+    int backup;                   /* `backup` flag */
+    int down;                     /* `down` flag */
+} pv_upstream_server_t;
+
+struct pv_upstream_conf_s {
+    const char *name;            /* block name, or "host:port" for implicit ones */
+    int implicit;                /* created by proxy_pass host:port */
+    pv_upstream_server_t *servers; /* one entry per resolved address */
+    int nservers;
+    int keepalive;               /* idle connections kept per worker; 0 = no pool */
+    int64_t keepalive_requests;  /* default 1000 */
+    int64_t keepalive_timeout;   /* default 60s */
+    int64_t keepalive_time;      /* default 1h */
+    int index;                   /* position in pv_http_conf_t.upstreams: per-worker pool slot */
+    pv_conf_src_t src;
+};
+
+typedef struct pv_http_conf_s {
+    pv_server_t **servers;       /* in declaration order */
+    int nservers;
+    pv_listen_group_t *listens;  /* unique listen addresses */
+    int nlistens;
+    pv_upstream_conf_t **upstreams; /* named and implicit */
+    int nupstreams;
+    pv_log_format_t **formats;   /* log_format list; "combined" always present */
+    int nformats;
+    pv_loc_conf_t conf;           /* http-level settings */
+    int64_t client_header_timeout;     /* http-level values of the server-only settings */
+    int64_t client_header_buffer_size;
+    int large_header_buffers_num;
+    int64_t large_header_buffers_size;
+} pv_http_conf_t;
+
+struct pv_conf_s {
+    pv_arena_t arena;          /* owns every byte of the snapshot */
+    const char *path;          /* absolute path of the main config file */
+    const char *prefix;        /* its directory: relative paths resolve here */
+    int worker_processes;      /* resolved count (auto already applied) */
+    int worker_processes_auto; /* `auto` was given */
+    const char *worker_processes_why; /* how auto chose the count, for the log */
+    int worker_connections;    /* default 512 */
+    const char *error_log_path; /* NULL = stderr */
+    int error_log_level;       /* PV_LOG_*; default error */
+    const char *pid_path;      /* NULL = no pid file */
+    int daemon;                /* accepted for compatibility; stays foreground */
+    pv_http_conf_t *http;      /* NULL when there is no http block */
+    atomic_int refs;           /* holders of this snapshot */
+};
+
+/* Parse, check and resolve a config file into a new snapshot.
+ * On error returns NULL and writes "MESSAGE in FILE:LINE" into err. */
+pv_conf_t *pv_conf_load(const char *path, char *err, size_t errlen);
+/* Take / drop a reference; the last drop frees the snapshot. */
+void pv_conf_ref(pv_conf_t *c);
+void pv_conf_unref(pv_conf_t *c);
+/* The CPUs this process may really use: cgroup cpu.max (v2) or
+ * cpu.cfs_quota_us (v1) quota rounded up, capped by the affinity mask.
+ * sys_root prefixes /proc and /sys paths ("" for the real ones);
+ * why receives a short explanation. */
+int pv_conf_auto_workers(const char *sys_root, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,57 @@
+/* Shared basics: return codes, string slices, small helpers. */
+#ifndef PV_COMMON_H
+#define PV_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define PV_OK 0
+#define PV_ERR (-1)
+#define PV_AGAIN (-2)
+
+#define PV_VERSION "0.1.0"
+#define PV_NAME "portvakt"
+
+/* A non-owning byte slice; not NUL-terminated unless said so. */
+typedef struct pv_str_s {
+    const char *p; /* first byte */
+    size_t len;    /* byte count */
+} pv_str_t;
+
+#define PV_STR(lit) ((pv_str_t){(lit), sizeof(lit) - 1})
+#define PV_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define PV_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PV_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define PV_UNUSED(x) ((void)(x))
+#define pv_likely(x) __builtin_expect(!!(x), 1)
+#define pv_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Case-insensitive equality of a slice with a C string literal/NUL string. */
+static inline int pv_str_ieq(pv_str_t s, const char *lit, size_t litlen)
+{
+    if (s.len != litlen)
+        return 0;
+    for (size_t i = 0; i < litlen; i++) {
+        unsigned char a = (unsigned char)s.p[i], b = (unsigned char)lit[i];
+        if (a >= 'A' && a <= 'Z')
+            a |= 0x20;
+        if (b >= 'A' && b <= 'Z')
+            b |= 0x20;
+        if (a != b)
+            return 0;
+    }
+    return 1;
+}
+#define PV_STR_IEQ(s, lit) pv_str_ieq((s), (lit), sizeof(lit) - 1)
+
+static inline int pv_str_eq(pv_str_t s, const char *lit, size_t litlen)
+{
+    return s.len == litlen && memcmp(s.p, lit, litlen) == 0;
+}
+
+/* Monotonic clock in milliseconds / nanoseconds. */
+uint64_t pv_now_ms(void);
+uint64_t pv_now_ns(void);
+
+#endif

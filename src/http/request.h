@@ -1,0 +1,86 @@
+/* The request model: what the server side parsed and what later phases
+ * (router, proxy, variables, access log) read. One lives per request in
+ * the connection's request arena; slices point into the connection's head
+ * buffer, which stays put until the request ends. */
+#ifndef PV_REQUEST_H
+#define PV_REQUEST_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include "../core/common.h"
+#include "../core/arena.h"
+
+struct pv_server_s;
+struct pv_location_s;
+struct pv_conf_s;
+
+typedef struct pv_header_s {
+    pv_str_t name;  /* as received */
+    pv_str_t value; /* OWS trimmed */
+} pv_header_t;
+
+/* PV_REQ_F_*: facts about the request found while parsing. */
+#define PV_REQ_F_CHUNKED 0x01         /* Transfer-Encoding: chunked */
+#define PV_REQ_F_HAS_CL 0x02          /* a valid Content-Length was given */
+#define PV_REQ_F_KEEPALIVE 0x04       /* the client wants the connection kept */
+#define PV_REQ_F_EXPECT_CONTINUE 0x08 /* Expect: 100-continue */
+#define PV_REQ_F_ABSOLUTE_FORM 0x10   /* target was http://host/path */
+#define PV_REQ_F_HEAD 0x20            /* method HEAD: no response body */
+
+typedef struct pv_request_s {
+    pv_arena_t *arena;          /* per-request arena (reset when it ends) */
+    struct pv_conf_s *conf;     /* snapshot this request runs on */
+    struct pv_server_s *srv;    /* chosen virtual server */
+    struct pv_location_s *loc;  /* chosen location; NULL if none matched */
+
+    /* connection facts */
+    const struct sockaddr *peer;    /* client address */
+    char peer_text[48];             /* "127.0.0.1" / "::1" */
+    uint16_t peer_port;             /* client port */
+    char local_text[48];            /* server address text */
+    uint16_t local_port;            /* port the request arrived on */
+    uint64_t conn_id;               /* connection serial number */
+    uint32_t conn_requests;         /* requests so far on this connection, this one included */
+
+    /* request line */
+    pv_str_t method;        /* "GET" */
+    int method_id;          /* llhttp method number */
+    pv_str_t request_line;  /* whole first line without CRLF */
+    pv_str_t request_uri;   /* target as received (origin-form part for absolute-form) */
+    pv_str_t uri;           /* normalised, percent-decoded path (arena) */
+    pv_str_t args;          /* query string without '?' (points into request_uri) */
+    int has_args;           /* '?' was present */
+    int http_major, http_minor;
+
+    /* header fields in arrival order */
+    pv_header_t *headers;
+    int nheaders;
+    pv_str_t host;          /* Host without port, lowercased (arena); from the
+                               absolute-form target when there is one */
+    int64_t content_length; /* -1 if none */
+    unsigned flags;         /* PV_REQ_F_* */
+
+    /* proxying facts (for variables and logs) */
+    pv_str_t proxy_host;        /* $proxy_host */
+    char upstream_addr[256];    /* "$upstream_addr": addresses tried, ", "-separated */
+    char upstream_status[64];   /* statuses of the tries */
+    int64_t upstream_response_us;  /* -1 if no upstream was involved */
+    int64_t upstream_connect_us;   /* -1 if none */
+
+    /* response facts */
+    int status;                  /* status sent to the client (0 before) */
+    uint64_t body_bytes_sent;    /* response body bytes sent to the client */
+    uint64_t bytes_sent;         /* all bytes sent to the client */
+    uint64_t request_length;     /* bytes of request line, head and body read */
+    pv_header_t *resp_headers;   /* response header fields sent (for $sent_http_) */
+    int nresp_headers;
+
+    uint64_t start_ns;           /* monotonic time the first byte arrived */
+    int64_t start_wall_ms;       /* wall-clock time of the same (for logs) */
+    char request_id[33];         /* 32 hex chars, made on first use ("" before) */
+} pv_request_t;
+
+/* Look up the first request header with this name (case-insensitive). */
+const pv_header_t *pv_request_header(const pv_request_t *r, const char *name, size_t len);
+
+#endif
