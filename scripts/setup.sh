@@ -1,0 +1,45 @@
+#!/bin/sh
+# Install the Debian 12 packages portvakt needs to build and test, when
+# missing. Idempotent and silent when everything is present; never starts
+# a service (nginx, haproxy and redis are started by the tests themselves).
+set -eu
+
+PKGS="build-essential pkg-config node-llhttp libssl-dev libpcre2-dev \
+libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml \
+nginx-light haproxy wrk redis-server curl clang valgrind"
+
+missing=""
+for p in $PKGS; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = "installed" ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "setup: installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "setup: need root (or sudo) to install:$missing" >&2
+    exit 1
+fi
+
+# policy-rc.d 101 keeps the packages' maintainer scripts from starting
+# nginx, haproxy or redis while they are being installed. An existing
+# policy file is left alone.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    made_policy=1
+fi
+cleanup() { if [ "$made_policy" -eq 1 ]; then $SUDO rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends $missing >/dev/null
+echo "setup: done"
