@@ -1,0 +1,111 @@
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "time.h"
+
+/* NGINX's limit for one error message (NGX_MAX_ERROR_STR). */
+#define PV_LOG_LINE_MAX 2048
+
+static const char *const level_names[] = {"emerg", "alert", "crit", "error",
+                                          "warn",  "notice", "info", "debug"};
+
+/* Where lines go: -1 until a file is opened (then stderr is used). The
+ * descriptor number never changes once set; reopening dup3()s the new file
+ * onto it, so a writer racing a reopen can never hit a recycled number. */
+static atomic_int log_fd = -1;
+static atomic_int log_level = PV_LOG_ERR;
+static pthread_mutex_t log_open_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int log_tid;
+
+int pv_log_level_parse(const char *name)
+{
+    if (!name)
+        return -1;
+    for (size_t i = 0; i < PV_NELEM(level_names); i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+int pv_log_open(const char *path, int level)
+{
+    int fd;
+
+    if (level < PV_LOG_EMERG || level > PV_LOG_DEBUG) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!path || strcmp(path, "stderr") == 0)
+        fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    else
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+
+    pthread_mutex_lock(&log_open_lock);
+    int cur = atomic_load(&log_fd);
+    if (cur < 0) {
+        atomic_store(&log_fd, fd);
+    } else {
+        int e = dup3(fd, cur, O_CLOEXEC) < 0 ? errno : 0;
+        close(fd);
+        if (e) {
+            pthread_mutex_unlock(&log_open_lock);
+            errno = e;
+            return -1;
+        }
+    }
+    atomic_store(&log_level, level);
+    pthread_mutex_unlock(&log_open_lock);
+    return 0;
+}
+
+void pv_log_set_thread_id(int id)
+{
+    log_tid = id;
+}
+
+void pv_log(int level, const char *fmt, ...)
+{
+    if (level > atomic_load_explicit(&log_level, memory_order_relaxed))
+        return;
+    if (level < PV_LOG_EMERG)
+        level = PV_LOG_EMERG;
+    if (level > PV_LOG_DEBUG)
+        level = PV_LOG_DEBUG;
+
+    int saved = errno;
+    char buf[PV_LOG_LINE_MAX + 1];
+    pv_time_update();
+    pv_str_t ts = pv_time_err_log();
+
+    int n = snprintf(buf, PV_LOG_LINE_MAX, "%.*s [%s] %d#%d: ", (int)ts.len, ts.p,
+                     level_names[level], (int)getpid(), log_tid);
+    size_t len = n < 0 ? 0 : PV_MIN((size_t)n, (size_t)PV_LOG_LINE_MAX - 1);
+
+    va_list ap;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + len, PV_LOG_LINE_MAX - len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        len += PV_MIN((size_t)n, PV_LOG_LINE_MAX - len - 1);
+    buf[len++] = '\n';
+
+    int fd = atomic_load_explicit(&log_fd, memory_order_acquire);
+    if (fd < 0)
+        fd = STDERR_FILENO;
+    ssize_t w;
+    do {
+        w = write(fd, buf, len);
+    } while (w < 0 && errno == EINTR);
+    errno = saved;
+}
