@@ -1,0 +1,44 @@
+/* An output queue of iovecs written with one writev(2). Data is never
+ * copied: entries point into the buffers that hold it, which the owner
+ * keeps until the queue has drained. Chunked framing adds small size lines
+ * kept inside the queue itself. */
+#ifndef PV_OUTQ_H
+#define PV_OUTQ_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+#include "common.h"
+
+#define PV_OUTQ_IOV 64 /* entries per queue */
+#define PV_OUTQ_HDR 24 /* chunk-size lines per queue */
+
+typedef struct pv_outq_s {
+    struct iovec iov[PV_OUTQ_IOV]; /* pending entries, iov[first..first+n) */
+    int first;                     /* first pending entry */
+    int n;                         /* pending entries */
+    int nhdr;                      /* chunk-size lines in use */
+    char hdr[PV_OUTQ_HDR][20];     /* storage for chunk-size lines */
+} pv_outq_t;
+
+static inline void pv_outq_reset(pv_outq_t *q) { q->first = q->n = q->nhdr = 0; }
+static inline int pv_outq_empty(const pv_outq_t *q) { return q->n == 0; }
+/* Whether a chunk (3 entries and a size line) still fits. */
+static inline int pv_outq_chunk_room(const pv_outq_t *q)
+{
+    return q->first + q->n + 3 <= PV_OUTQ_IOV && q->nhdr < PV_OUTQ_HDR;
+}
+/* Whether n plain entries still fit. */
+static inline int pv_outq_room(const pv_outq_t *q, int n) { return q->first + q->n + n <= PV_OUTQ_IOV; }
+
+/* Append len bytes at p (not copied). */
+void pv_outq_push(pv_outq_t *q, const void *p, size_t len);
+/* Append one chunk of the chunked coding around len bytes at p. */
+void pv_outq_push_chunk(pv_outq_t *q, const void *p, size_t len);
+/* Append the last chunk and the empty trailer section. */
+void pv_outq_push_last_chunk(pv_outq_t *q);
+/* writev() as much as the socket takes. Returns PV_OK when drained,
+ * PV_AGAIN when the socket is full, PV_ERR (errno set) on error. Bytes
+ * written are added to *sent. */
+int pv_outq_flush(pv_outq_t *q, int fd, uint64_t *sent);
+
+#endif

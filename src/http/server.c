@@ -1,0 +1,885 @@
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../core/net.h"
+#include "../core/time.h"
+#include "../obs/accesslog.h"
+#include "errpage.h"
+#include "headers.h"
+#include "router.h"
+#include "uri.h"
+
+static __thread pv_hconn_t *free_conns;
+static __thread pv_hreq_t *free_reqs;
+static __thread llhttp_settings_t req_settings;
+static __thread int req_settings_ready;
+/* connections with pipelined bytes waiting to be parsed (see run_ready) */
+static __thread pv_hconn_t *ready_head;
+
+static void conn_io_cb(pv_io_t *io, unsigned events);
+static void conn_timer_cb(pv_timer_t *t);
+static void handle_input(pv_hconn_t *c);
+
+/* ---- allocation --------------------------------------------------------- */
+
+static pv_hconn_t *conn_alloc(void)
+{
+    pv_hconn_t *c = free_conns;
+    if (c)
+        free_conns = c->next;
+    else if (!(c = malloc(sizeof(*c))))
+        return NULL;
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static int on_url_cb(llhttp_t *p, const char *at, size_t len);
+static int on_field_cb(llhttp_t *p, const char *at, size_t len);
+static int on_value_cb(llhttp_t *p, const char *at, size_t len);
+static int on_headers_complete_cb(llhttp_t *p);
+
+static pv_hreq_t *req_alloc(pv_hconn_t *c)
+{
+    if (!req_settings_ready) {
+        llhttp_settings_init(&req_settings);
+        req_settings.on_url = on_url_cb;
+        req_settings.on_header_field = on_field_cb;
+        req_settings.on_header_value = on_value_cb;
+        req_settings.on_headers_complete = on_headers_complete_cb;
+        req_settings_ready = 1;
+    }
+    pv_hreq_t *hr = free_reqs;
+    if (hr) {
+        free_reqs = hr->next_free;
+    } else {
+        hr = malloc(sizeof(*hr));
+        if (!hr)
+            abort();
+        pv_arena_init(&hr->arena, 4096);
+    }
+    pv_arena_t arena = hr->arena;
+    /* clear the request state, keeping the arena's first block */
+    memset(hr, 0, offsetof(pv_hreq_t, px));
+    memset(&hr->px, 0, offsetof(pv_proxy_t, rh));
+    hr->arena = arena;
+    hr->c = c;
+    llhttp_init(&hr->parser, HTTP_REQUEST, &req_settings);
+    hr->parser.data = hr;
+    pv_request_t *r = &hr->r;
+    r->arena = &hr->arena;
+    r->conf = c->w->conf;
+    r->peer = (const struct sockaddr *)&c->peer;
+    r->peer_port = pv_net_addr_text(r->peer, r->peer_text, sizeof(r->peer_text));
+    r->conn_id = c->id;
+    r->conn_requests = ++c->nreq;
+    r->content_length = -1;
+    r->upstream_response_us = -1;
+    r->upstream_connect_us = -1;
+    r->start_ns = pv_now_ns();
+    r->start_wall_ms = pv_time_ms();
+    pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
+    r->srv = g->default_srv;
+    snprintf(r->local_text, sizeof(r->local_text), "%s", g->listen.text);
+    char *colon = strrchr(r->local_text, ':');
+    if (colon) {
+        r->local_port = (uint16_t)atoi(colon + 1);
+        *colon = '\0';
+        if (r->local_text[0] == '[') {
+            size_t l = strlen(r->local_text);
+            memmove(r->local_text, r->local_text + 1, l);
+            if (l >= 2 && r->local_text[l - 2] == ']')
+                r->local_text[l - 2] = '\0';
+        }
+    }
+    return hr;
+}
+
+static void req_free(pv_hreq_t *hr)
+{
+    pv_buf_put(hr->out);
+    pv_buf_put(hr->bin);
+    pv_buf_put(hr->px.hbuf);
+    pv_buf_put(hr->px.uin);
+    pv_arena_reset(&hr->arena);
+    hr->next_free = free_reqs;
+    free_reqs = hr;
+}
+
+/* ---- connection lifecycle ------------------------------------------------ */
+
+static void conn_link(pv_worker_t *w, pv_hconn_t *c)
+{
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+}
+
+static void conn_unlink(pv_worker_t *w, pv_hconn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+}
+
+void pv_server_close(pv_hconn_t *c)
+{
+    if (c->flags & PV_HC_F_CLOSING)
+        return;
+    pv_worker_t *w = c->w;
+    c->flags |= PV_HC_F_CLOSING;
+    if (c->flags & PV_HC_F_READY) {
+        for (pv_hconn_t **pp = &ready_head; *pp; pp = &(*pp)->ready_next)
+            if (*pp == c) {
+                *pp = c->ready_next;
+                break;
+            }
+        c->flags &= ~PV_HC_F_READY;
+    }
+    pv_timer_del(w->loop, &c->timer);
+    if (c->hr) {
+        if (c->hr->proxying)
+            pv_proxy_abort(&c->hr->px);
+        req_free(c->hr);
+        c->hr = NULL;
+    }
+    pv_buf_put(c->in);
+    c->in = NULL;
+    pv_loop_del(w->loop, &c->io);
+    close(c->io.fd);
+    c->io.fd = -1;
+    conn_unlink(w, c);
+    c->next = w->reap;
+    w->reap = c;
+}
+
+static void run_ready(void);
+
+void pv_server_reap(pv_worker_t *w)
+{
+    run_ready();
+    while (w->reap) {
+        pv_hconn_t *c = w->reap;
+        w->reap = c->next;
+        c->next = free_conns;
+        free_conns = c;
+    }
+}
+
+void pv_server_accept_cb(pv_io_t *io, unsigned events)
+{
+    pv_listener_t *l = io->data;
+    pv_worker_t *w = l->w;
+    PV_UNUSED(events);
+
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_in6 sa;
+        socklen_t sl = sizeof(sa);
+        int fd = accept4(io->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                pv_log(PV_LOG_ALERT, "accept() failed (%d: %s): pausing new connections", errno,
+                       strerror(errno));
+            }
+            return;
+        }
+        if (w->nconns >= w->conf->worker_connections || w->draining) {
+            if (!w->draining)
+                pv_log(PV_LOG_WARN, "%d worker_connections are not enough, refusing a connection",
+                       w->conf->worker_connections);
+            close(fd);
+            continue;
+        }
+        pv_hconn_t *c = conn_alloc();
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->w = w;
+        c->io.fd = fd;
+        c->io.cb = conn_io_cb;
+        c->io.data = c;
+        c->id = ++w->next_conn_id;
+        c->group = (uint16_t)l->group;
+        memcpy(&c->peer, &sa, sl < sizeof(sa) ? sl : sizeof(sa));
+        pv_timer_init(&c->timer, conn_timer_cb, c);
+        if (pv_loop_add(w->loop, &c->io) < 0) {
+            close(fd);
+            c->next = free_conns;
+            free_conns = c;
+            continue;
+        }
+        conn_link(w, c);
+        pv_server_t *ds = w->conf->http->listens[l->group].default_srv;
+        pv_timer_set(w->loop, &c->timer, (uint64_t)ds->client_header_timeout);
+    }
+}
+
+/* ---- request head parsing ------------------------------------------------ */
+
+static inline uint32_t span_off(pv_hreq_t *hr, const char *at)
+{
+    return (uint32_t)(at - hr->c->in->data);
+}
+
+static int on_url_cb(llhttp_t *p, const char *at, size_t len)
+{
+    pv_hreq_t *hr = p->data;
+    if (hr->last_cb == 3)
+        hr->url.len += (uint32_t)len;
+    else
+        hr->url = (pv_hspan_t){span_off(hr, at), (uint32_t)len};
+    hr->last_cb = 3;
+    if (hr->url.len > (uint64_t)hr->r.srv->large_header_buffers_size) {
+        hr->err_status = 414;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_field_cb(llhttp_t *p, const char *at, size_t len)
+{
+    pv_hreq_t *hr = p->data;
+    if (hr->last_cb != 1) {
+        if (hr->nfields == PV_MAX_HEADERS) {
+            hr->err_status = 431;
+            return -1;
+        }
+        hr->hname[hr->nfields] = (pv_hspan_t){span_off(hr, at), (uint32_t)len};
+        hr->hvalue[hr->nfields] = (pv_hspan_t){0, 0};
+        hr->nfields++;
+    } else {
+        hr->hname[hr->nfields - 1].len += (uint32_t)len;
+    }
+    hr->last_cb = 1;
+    return 0;
+}
+
+static int on_value_cb(llhttp_t *p, const char *at, size_t len)
+{
+    pv_hreq_t *hr = p->data;
+    int i = hr->nfields - 1;
+    if (hr->last_cb != 2)
+        hr->hvalue[i] = (pv_hspan_t){span_off(hr, at), (uint32_t)len};
+    else
+        hr->hvalue[i].len += (uint32_t)len;
+    hr->last_cb = 2;
+    if ((uint64_t)hr->hname[i].len + hr->hvalue[i].len + 4 > (uint64_t)hr->r.srv->large_header_buffers_size) {
+        hr->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_headers_complete_cb(llhttp_t *p)
+{
+    PV_UNUSED(p);
+    return HPE_PAUSED;
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+int pv_server_flush(pv_hreq_t *hr)
+{
+    pv_hconn_t *c = hr->c;
+    if (pv_outq_empty(&hr->cq))
+        return PV_OK;
+    int rc = pv_outq_flush(&hr->cq, c->io.fd, &hr->r.bytes_sent);
+    if (rc == PV_AGAIN) {
+        c->flags &= ~PV_HC_F_WRITABLE;
+        pv_timer_set(c->w->loop, &c->timer, (uint64_t)(hr->r.loc ? hr->r.loc->conf.send_timeout
+                                                                 : hr->r.srv->conf.send_timeout));
+    }
+    return rc;
+}
+
+static const pv_loc_conf_t *req_lconf(const pv_hreq_t *hr)
+{
+    return hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf;
+}
+
+/* Whether the connection may carry another request after this one. */
+static int want_keepalive(pv_hreq_t *hr)
+{
+    const pv_loc_conf_t *lc = req_lconf(hr);
+    return (hr->r.flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining && lc->keepalive_timeout > 0 &&
+           (int64_t)hr->c->nreq < lc->keepalive_requests;
+}
+
+void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
+{
+    pv_hconn_t *c = hr->c;
+    pv_timer_del(c->w->loop, &c->timer);
+    /* a request body we have not read would be taken for the next request */
+    if (!hr->body_done)
+        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+    if (status >= 400 && status != 404 && status != 403 && status != 401)
+        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+    hr->keepalive = (uint8_t)want_keepalive(hr);
+    if (!hr->out)
+        hr->out = pv_buf_get();
+    pv_buf_t *o = hr->out;
+    int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
+    ssize_t n;
+    if (body.p) {
+        pv_str_t date = pv_time_http_date();
+        n = snprintf(o->data, o->size,
+                     "HTTP/1.1 %d %s\r\nServer: " PV_NAME "\r\nDate: %.*s\r\n"
+                     "Content-Type: text/plain\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
+                     status, pv_http_reason(status), (int)date.len, date.p, body.len,
+                     hr->keepalive ? "keep-alive" : "close");
+        if (n < 0 || (size_t)n >= o->size)
+            n = 0;
+        pv_outq_push(&hr->cq, o->data, (size_t)n);
+        hr->r.status = status;
+        hr->resp_head_bytes = (uint32_t)n;
+        if (!head_only)
+            pv_outq_push(&hr->cq, body.p, body.len);
+    } else {
+        n = pv_errpage_build(status, hr->keepalive, pv_time_http_date().p, location, head_only, o->data,
+                             o->size);
+        if (n < 0)
+            n = 0;
+        hr->r.status = status;
+        pv_outq_push(&hr->cq, o->data, (size_t)n);
+        const char *hend = memmem(o->data, (size_t)n, "\r\n\r\n", 4);
+        hr->resp_head_bytes = hend ? (uint32_t)(hend + 4 - o->data) : (uint32_t)n;
+    }
+    hr->resp_done = 1;
+    int rc = pv_server_flush(hr);
+    if (rc == PV_OK)
+        pv_server_request_done(hr);
+    else if (rc == PV_ERR)
+        pv_server_close(c);
+}
+
+/* Respond with an error and close the connection afterwards. */
+static void respond_error(pv_hreq_t *hr, int status)
+{
+    hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
+}
+
+/* ---- request head processing ---------------------------------------------- */
+
+/* Bare LF and obs-fold are refused outright (RFC 9112 sections 2.2, 5.2):
+ * llhttp tolerates some forms of both. */
+static int head_line_endings_ok(const char *p, size_t len)
+{
+    const char *end = p + len;
+    for (const char *q = memchr(p, '\n', len); q; q = memchr(q + 1, '\n', (size_t)(end - q - 1))) {
+        if (q == p || q[-1] != '\r')
+            return 0;
+        if (q + 1 < end && (q[1] == ' ' || q[1] == '\t'))
+            return 0;
+        if (q + 1 >= end)
+            break;
+    }
+    return 1;
+}
+
+static pv_str_t trim_ows(pv_str_t v)
+{
+    while (v.len && (v.p[0] == ' ' || v.p[0] == '\t')) {
+        v.p++;
+        v.len--;
+    }
+    while (v.len && (v.p[v.len - 1] == ' ' || v.p[v.len - 1] == '\t'))
+        v.len--;
+    return v;
+}
+
+/* Parse a Transfer-Encoding list: only "chunked", once, is supported.
+ * Returns 0 ok, 400 for malformed, 501 for a coding we do not implement. */
+static int check_te(pv_request_t *r, pv_str_t v, int *nchunked)
+{
+    const char *p = v.p, *end = v.p + v.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',')
+            p++;
+        pv_str_t tok = trim_ows((pv_str_t){s, (size_t)(p - s)});
+        if (tok.len == 0)
+            continue;
+        if (*nchunked)
+            return 400; /* chunked must be the last coding, and only once */
+        if (PV_STR_IEQ(tok, "chunked"))
+            (*nchunked)++;
+        else
+            return 501;
+    }
+    PV_UNUSED(r);
+    return 0;
+}
+
+/* Turn the parsed spans into the request model and check framing.
+ * Returns 0, or the status to answer with. */
+static int build_request(pv_hreq_t *hr, uint32_t head_end)
+{
+    pv_hconn_t *c = hr->c;
+    pv_request_t *r = &hr->r;
+    const char *base = c->in->data;
+
+    if (!head_line_endings_ok(base, head_end))
+        return 400;
+    if (hr->parser.http_major != 1)
+        return hr->parser.http_major == 0 ? 400 : 505;
+    r->http_major = 1;
+    r->http_minor = hr->parser.http_minor;
+    r->method_id = hr->parser.method;
+    const char *mname = llhttp_method_name((llhttp_method_t)hr->parser.method);
+    r->method = (pv_str_t){mname, strlen(mname)};
+    if (r->method_id == HTTP_HEAD)
+        r->flags |= PV_REQ_F_HEAD;
+    const char *eol = memchr(base, '\r', head_end);
+    r->request_line = (pv_str_t){base, eol ? (size_t)(eol - base) : 0};
+
+    r->headers = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(hr->nfields ? hr->nfields : 1));
+    r->nheaders = hr->nfields;
+    int nhost = 0, ncl = 0, nchunked = 0, has_te = 0, conn_close = 0, conn_ka = 0;
+    const pv_header_t *host_h = NULL;
+    for (int i = 0; i < hr->nfields; i++) {
+        pv_header_t *h = &r->headers[i];
+        h->name = (pv_str_t){base + hr->hname[i].off, hr->hname[i].len};
+        h->value = trim_ows((pv_str_t){base + hr->hvalue[i].off, hr->hvalue[i].len});
+        if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
+            return 400;
+        switch (h->name.len) {
+        case 4:
+            if (PV_STR_IEQ(h->name, "host")) {
+                nhost++;
+                host_h = h;
+            }
+            break;
+        case 6:
+            if (PV_STR_IEQ(h->name, "expect") && PV_STR_IEQ(h->value, "100-continue"))
+                r->flags |= PV_REQ_F_EXPECT_CONTINUE;
+            break;
+        case 10:
+            if (PV_STR_IEQ(h->name, "connection")) {
+                if (pv_conn_has_token(h->value, "close"))
+                    conn_close = 1;
+                if (pv_conn_has_token(h->value, "keep-alive"))
+                    conn_ka = 1;
+            }
+            break;
+        case 14:
+            if (PV_STR_IEQ(h->name, "content-length")) {
+                int64_t cl;
+                if (pv_http_parse_content_length(h->value, &cl) != 0)
+                    return 400;
+                if (ncl++ && cl != r->content_length)
+                    return 400;
+                if (ncl > 1)
+                    return 400; /* even identical repeats: one framing, one header */
+                r->content_length = cl;
+            }
+            break;
+        case 17:
+            if (PV_STR_IEQ(h->name, "transfer-encoding")) {
+                has_te = 1;
+                int rc = check_te(r, h->value, &nchunked);
+                if (rc)
+                    return rc;
+            }
+            break;
+        }
+    }
+    if (has_te) {
+        if (r->http_minor == 0 || ncl)
+            return 400; /* TE on HTTP/1.0, or TE beside CL (RFC 9112 6.1) */
+        if (!nchunked)
+            return 400;
+        r->flags |= PV_REQ_F_CHUNKED;
+        hr->body_frame = PV_FRAME_CHUNKED;
+        pv_chunked_init(&hr->chunk);
+    } else if (ncl) {
+        r->flags |= PV_REQ_F_HAS_CL;
+        hr->body_frame = r->content_length > 0 ? PV_FRAME_LENGTH : PV_FRAME_NONE;
+        hr->body_left = (uint64_t)r->content_length;
+    } else {
+        hr->body_frame = PV_FRAME_NONE;
+    }
+    hr->body_done = hr->body_frame == PV_FRAME_NONE;
+    if (nhost > 1 || (nhost == 0 && r->http_minor == 1))
+        return 400;
+    if (r->http_minor == 1 ? !conn_close : (conn_ka && !conn_close))
+        r->flags |= PV_REQ_F_KEEPALIVE;
+
+    /* target: origin-form, absolute-form, or "*" */
+    pv_str_t target = {base + hr->url.off, hr->url.len};
+    pv_uri_target_t t;
+    if (pv_uri_parse_target(&hr->arena, target, r->method_id == HTTP_OPTIONS, &t) != 0)
+        return 400;
+    r->request_uri = t.request_uri;
+    r->uri = t.uri;
+    r->args = t.args;
+    r->has_args = t.has_args;
+    pv_str_t host = t.host;
+    if (t.absolute)
+        r->flags |= PV_REQ_F_ABSOLUTE_FORM;
+    else if (host_h)
+        host = host_h->value;
+    if (host.len || host_h) {
+        if (pv_uri_validate_host(&hr->arena, host, &r->host) != 0)
+            return 400;
+    }
+    return 0;
+}
+
+static void process_head(pv_hreq_t *hr, uint32_t head_end)
+{
+    pv_hconn_t *c = hr->c;
+    pv_request_t *r = &hr->r;
+    hr->head_len = head_end;
+    c->in->pos = head_end;
+    r->request_length = head_end;
+
+    int status = build_request(hr, head_end);
+    if (status) {
+        respond_error(hr, status);
+        return;
+    }
+    pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
+    r->srv = pv_router_find_server(g, r->host);
+    int redirect = 0;
+    pv_location_t *loc = pv_router_find_location(r->srv, r->uri, &redirect);
+    r->loc = loc;
+    if (!loc) {
+        pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
+    int64_t max = loc->conf.client_max_body_size;
+    if (max > 0 && r->content_length > max) {
+        pv_log(PV_LOG_ERR, "client intended to send too large body: %lld bytes, client: %s",
+               (long long)r->content_length, r->peer_text);
+        respond_error(hr, 413);
+        return;
+    }
+    if (redirect) {
+        /* NGINX's auto redirect: "/api/auth" -> "/api/auth/" with the args */
+        pv_str_t hostname = r->host.len ? r->host : (r->srv->nnames ? r->srv->names[0].name : (pv_str_t){"", 0});
+        char port[16] = "";
+        if (r->local_port != 80)
+            snprintf(port, sizeof(port), ":%u", r->local_port);
+        char *url = pv_arena_printf(&hr->arena, "http://%.*s%s%.*s/%s%.*s", (int)hostname.len, hostname.p,
+                                    port, (int)r->uri.len, r->uri.p, r->has_args ? "?" : "",
+                                    (int)r->args.len, r->args.p);
+        pv_server_respond(hr, 301, url, (pv_str_t){NULL, 0});
+        return;
+    }
+    if (loc->internal) {
+        pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
+    if (loc->return_code) {
+        int code = loc->return_code;
+        if (!loc->has_return_text) {
+            pv_server_respond(hr, code, NULL, (pv_str_t){NULL, 0});
+            return;
+        }
+        size_t need = pv_cv_eval(&loc->return_text, r, PV_ESCAPE_NONE, NULL, 0);
+        char *txt = pv_arena_alloc(&hr->arena, need + 1);
+        pv_cv_eval(&loc->return_text, r, PV_ESCAPE_NONE, txt, need + 1);
+        if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308)
+            pv_server_respond(hr, code, txt, (pv_str_t){NULL, 0});
+        else
+            pv_server_respond(hr, code, NULL, (pv_str_t){txt, need});
+        return;
+    }
+    if (loc->proxy_pass) {
+        pv_timer_del(c->w->loop, &c->timer);
+        pv_proxy_start(hr);
+        return;
+    }
+    pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+}
+
+/* Grow the head buffer when a head outgrows a standard buffer, up to the
+ * large_client_header_buffers total. */
+static int grow_head(pv_hconn_t *c)
+{
+    pv_hreq_t *hr = c->hr;
+    pv_server_t *s = hr->r.srv;
+    size_t limit = (size_t)s->large_header_buffers_num * (size_t)s->large_header_buffers_size;
+    pv_buf_t *b = c->in;
+    if (b->size >= limit)
+        return -1;
+    pv_buf_t *nb = pv_buf_get_size(limit);
+    memcpy(nb->data, b->data, b->last);
+    nb->pos = b->pos;
+    nb->last = b->last;
+    pv_buf_put(b);
+    c->in = nb;
+    return 0;
+}
+
+/* Feed the unparsed part of c->in to the parser. Returns 1 when the head
+ * is complete, 0 for more input, -1 after answering an error. */
+static int parse_more(pv_hconn_t *c)
+{
+    pv_hreq_t *hr = c->hr;
+    pv_buf_t *b = c->in;
+    const char *start = b->data + b->pos;
+    size_t len = b->last - b->pos;
+    if (len == 0)
+        return 0;
+    llhttp_errno_t e = llhttp_execute(&hr->parser, start, len);
+    if (e == HPE_OK) {
+        b->pos = b->last;
+        return 0;
+    }
+    if (e == HPE_PAUSED) {
+        uint32_t end = (uint32_t)(llhttp_get_error_pos(&hr->parser) - b->data);
+        process_head(hr, end);
+        return 1;
+    }
+    int status = hr->err_status ? hr->err_status : 400;
+    if (e == HPE_INVALID_TRANSFER_ENCODING)
+        status = 501;
+    pv_log(PV_LOG_INFO, "client sent invalid request (%s), client: %s", llhttp_get_error_reason(&hr->parser),
+           hr->r.peer_text);
+    respond_error(hr, status);
+    return -1;
+}
+
+/* Read and parse request heads on an idle or reading connection. */
+static void handle_input(pv_hconn_t *c)
+{
+    for (;;) {
+        if (c->flags & PV_HC_F_CLOSING)
+            return;
+        if (c->hr && (c->hr->proxying || !pv_outq_empty(&c->hr->cq) || c->hr->resp_done))
+            return;
+        if (c->in && c->in->pos < c->in->last) {
+            if (!c->hr) {
+                c->hr = req_alloc(c);
+                pv_timer_set(c->w->loop, &c->timer, (uint64_t)c->hr->r.srv->client_header_timeout);
+            }
+            int rc = parse_more(c);
+            if (rc != 0)
+                return;
+        }
+        if (!(c->flags & PV_HC_F_READABLE))
+            return;
+        if (!c->in)
+            c->in = pv_buf_get();
+        pv_buf_t *b = c->in;
+        if (b->last == b->size) {
+            if (!c->hr || grow_head(c) < 0) {
+                int st = (c->hr && c->hr->url.len && c->hr->last_cb == 3) ? 414 : 431;
+                if (!c->hr)
+                    c->hr = req_alloc(c);
+                respond_error(c->hr, st);
+                return;
+            }
+            b = c->in;
+        }
+        ssize_t n = recv(c->io.fd, b->data + b->last, b->size - b->last, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c->flags &= ~PV_HC_F_READABLE;
+                if (!c->hr && b->last == 0) {
+                    /* idle again: hold no buffer */
+                    pv_buf_put(b);
+                    c->in = NULL;
+                }
+                return;
+            }
+            pv_server_close(c);
+            return;
+        }
+        if (n == 0) {
+            /* a client closing between requests is normal; mid-head it is
+             * logged like NGINX does but nothing can be answered */
+            if (c->hr)
+                pv_log(PV_LOG_INFO, "client prematurely closed connection, client: %s", c->hr->r.peer_text);
+            pv_server_close(c);
+            return;
+        }
+        b->last += (uint32_t)n;
+    }
+}
+
+/* ---- request completion and keepalive ------------------------------------ */
+
+/* Connections whose next pipelined request is already buffered. They are
+ * served from the worker's before-sleep hook rather than from inside the
+ * previous request's call chain, so a long pipeline cannot grow the stack. */
+static void run_ready(void)
+{
+    while (ready_head) {
+        pv_hconn_t *c = ready_head;
+        ready_head = c->ready_next;
+        c->flags &= ~PV_HC_F_READY;
+        handle_input(c);
+    }
+}
+
+static void mark_ready(pv_hconn_t *c)
+{
+    if (c->flags & PV_HC_F_READY)
+        return;
+    c->flags |= PV_HC_F_READY;
+    c->ready_next = ready_head;
+    ready_head = c;
+}
+
+void pv_server_request_done(pv_hreq_t *hr)
+{
+    pv_hconn_t *c = hr->c;
+    pv_worker_t *w = c->w;
+    pv_request_t *r = &hr->r;
+    r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;
+    pv_accesslog_write(r);
+    int keep = hr->keepalive && hr->body_done && !(c->flags & PV_HC_F_EOF);
+    int64_t ka_timeout = req_lconf(hr)->keepalive_timeout;
+
+    /* bytes after this request (pipelining) sit in bin or in */
+    if (hr->bin && hr->bin->pos < hr->bin->last) {
+        pv_buf_put(c->in);
+        c->in = hr->bin;
+        hr->bin = NULL;
+    }
+    req_free(hr);
+    c->hr = NULL;
+    if (!keep) {
+        pv_server_close(c);
+        return;
+    }
+    pv_buf_t *b = c->in;
+    if (b && b->pos < b->last) {
+        pv_buf_compact(b);
+        pv_timer_set(w->loop, &c->timer, (uint64_t)ka_timeout);
+        mark_ready(c);
+        return;
+    }
+    pv_buf_put(b);
+    c->in = NULL;
+    pv_timer_set(w->loop, &c->timer, (uint64_t)ka_timeout);
+    if (c->flags & PV_HC_F_READABLE)
+        handle_input(c);
+}
+
+int pv_server_read_body(pv_hreq_t *hr)
+{
+    pv_hconn_t *c = hr->c;
+    pv_buf_t *b = hr->bin ? hr->bin : c->in;
+    if (b->pos == b->last) {
+        if (b == c->in && !hr->bin) {
+            /* keep the head where it is (the request model points into
+             * it); further body bytes go to their own buffer */
+            hr->bin = pv_buf_get();
+            b = hr->bin;
+        } else {
+            b->pos = b->last = 0;
+        }
+        hr->px.body_released = 1;
+    }
+    if (b->last == b->size)
+        return PV_AGAIN;
+    for (;;) {
+        ssize_t n = recv(c->io.fd, b->data + b->last, b->size - b->last, 0);
+        if (n > 0) {
+            b->last += (uint32_t)n;
+            hr->r.request_length += (uint64_t)n;
+            return (int)n;
+        }
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->flags &= ~PV_HC_F_READABLE;
+            return PV_AGAIN;
+        }
+        return PV_ERR;
+    }
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static void conn_io_cb(pv_io_t *io, unsigned events)
+{
+    pv_hconn_t *c = io->data;
+    if (c->flags & PV_HC_F_CLOSING)
+        return;
+    if (events & PV_EV_READ)
+        c->flags |= PV_HC_F_READABLE;
+    if (events & PV_EV_WRITE)
+        c->flags |= PV_HC_F_WRITABLE;
+    pv_hreq_t *hr = c->hr;
+    if (hr && hr->proxying) {
+        pv_proxy_client_event(hr, events);
+        return;
+    }
+    if (hr && !pv_outq_empty(&hr->cq)) {
+        if (!(events & PV_EV_WRITE))
+            return;
+        int rc = pv_server_flush(hr);
+        if (rc == PV_ERR) {
+            pv_server_close(c);
+            return;
+        }
+        if (rc == PV_OK && hr->resp_done)
+            pv_server_request_done(hr);
+        return;
+    }
+    if (events & PV_EV_READ)
+        handle_input(c);
+}
+
+static void conn_timer_cb(pv_timer_t *t)
+{
+    pv_hconn_t *c = t->data;
+    pv_hreq_t *hr = c->hr;
+    if (!hr || hr->resp_done || !pv_outq_empty(&hr->cq)) {
+        /* idle keepalive connection, or a client that stopped reading */
+        pv_server_close(c);
+        return;
+    }
+    if (hr->proxying) {
+        /* body read timeout or send timeout while proxying */
+        pv_log(PV_LOG_INFO, "client timed out, client: %s", hr->r.peer_text);
+        if (!hr->px.resp_head_done) {
+            pv_proxy_abort(&hr->px);
+            hr->proxying = 0;
+            respond_error(hr, 408);
+        } else {
+            pv_server_close(c);
+        }
+        return;
+    }
+    pv_log(PV_LOG_INFO, "client timed out reading the request head, client: %s", hr->r.peer_text);
+    respond_error(hr, 408);
+}
+
+void pv_server_drain(pv_worker_t *w)
+{
+    pv_hconn_t *c = w->conns;
+    while (c) {
+        pv_hconn_t *next = c->next;
+        if (!c->hr)
+            pv_server_close(c);
+        c = next;
+    }
+}

@@ -1,0 +1,101 @@
+/* The HTTP/1.1 server side: client connections, request heads (llhttp in
+ * strict mode plus our own framing checks), routing, local responses and
+ * keepalive. */
+#ifndef PV_SERVER_H
+#define PV_SERVER_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <llhttp.h>
+
+#include "../core/buf.h"
+#include "../core/loop.h"
+#include "../core/outq.h"
+#include "../core/worker.h"
+#include "../proxy/proxy.h"
+#include "chunked.h"
+#include "request.h"
+
+#define PV_MAX_HEADERS 100 /* more header fields than this: 431 */
+
+typedef struct pv_hconn_s pv_hconn_t;
+
+/* Offsets into the connection's head buffer while the head is parsed. */
+typedef struct pv_hspan_s {
+    uint32_t off, len;
+} pv_hspan_t;
+
+/* Request state; exists only while a request is in progress and is
+ * recycled through a per-worker freelist. */
+typedef struct pv_hreq_s {
+    pv_request_t r;               /* the request model */
+    pv_arena_t arena;             /* per-request allocations */
+    llhttp_t parser;              /* request head parser */
+    pv_hconn_t *c;                /* connection */
+    struct pv_hreq_s *next_free;  /* freelist link */
+    pv_hspan_t url;               /* request target */
+    pv_hspan_t hname[PV_MAX_HEADERS], hvalue[PV_MAX_HEADERS]; /* header fields */
+    int nfields;                  /* fields seen */
+    int last_cb;                  /* last span callback: 1 name, 2 value, 3 url */
+    int err_status;               /* error found while parsing (414, 431) */
+    uint32_t head_len;            /* bytes of head at the front of c->in */
+    /* request body */
+    int body_frame;               /* PV_FRAME_* */
+    uint64_t body_left;           /* PV_FRAME_LENGTH: bytes still due */
+    pv_chunked_t chunk;           /* PV_FRAME_CHUNKED decoder */
+    uint8_t body_done;            /* whole body received */
+    pv_buf_t *bin;                /* body buffer once the body outgrows c->in */
+    /* response to the client */
+    pv_buf_t *out;                /* response head (or whole local response) */
+    pv_outq_t cq;                 /* bytes queued to the client */
+    uint32_t resp_head_bytes;     /* bytes of the response head (for $body_bytes_sent) */
+    uint8_t keepalive;            /* keep the connection after this response */
+    uint8_t resp_done;            /* everything for this response is queued */
+    uint8_t proxying;             /* px is active */
+    pv_proxy_t px;                /* the proxy exchange */
+} pv_hreq_t;
+
+/* connection flags */
+#define PV_HC_F_READABLE 0x01 /* edge-triggered: data may be waiting */
+#define PV_HC_F_WRITABLE 0x02 /* edge-triggered: socket may take data */
+#define PV_HC_F_CLOSING 0x04  /* closed, waiting to be freed */
+#define PV_HC_F_EOF 0x08      /* client half-closed or reset */
+#define PV_HC_F_READY 0x10    /* queued to parse a buffered pipelined request */
+
+/* A client connection. Kept small: while idle between requests it holds
+ * no buffer and no request state. */
+struct pv_hconn_s {
+    pv_io_t io;                  /* socket */
+    pv_timer_t timer;            /* header/body/send/keepalive timeout */
+    pv_worker_t *w;              /* owning worker */
+    pv_buf_t *in;                /* bytes read, head first (NULL when idle) */
+    pv_hreq_t *hr;               /* request in progress (NULL when idle) */
+    pv_hconn_t *prev, *next;     /* worker's connection list / reap list */
+    pv_hconn_t *ready_next;      /* pipelined-request queue link */
+    uint64_t id;                 /* serial */
+    uint32_t nreq;               /* requests started on this connection */
+    uint16_t flags;              /* PV_HC_F_* */
+    uint16_t group;              /* listen group index */
+    struct sockaddr_in6 peer;    /* client address (v4 or v6) */
+};
+
+/* Accept handler for listening sockets. */
+void pv_server_accept_cb(pv_io_t *io, unsigned events);
+/* Finish the current request: queue-complete handling, log, keepalive. */
+void pv_server_request_done(pv_hreq_t *hr);
+/* Send a locally generated response (error page, redirect, return). */
+void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body);
+/* Write queued client output; returns PV_OK / PV_AGAIN / PV_ERR. */
+int pv_server_flush(pv_hreq_t *hr);
+/* Close a connection now (freed before the loop next waits). */
+void pv_server_close(pv_hconn_t *c);
+/* Read more request body into the current body buffer. Returns bytes
+ * read, 0 on EOF, PV_AGAIN, or PV_ERR. */
+int pv_server_read_body(pv_hreq_t *hr);
+/* Free closed connections. */
+void pv_server_reap(pv_worker_t *w);
+/* Graceful stop: close idle connections, mark the rest to close after
+ * their current response. */
+void pv_server_drain(pv_worker_t *w);
+
+#endif

@@ -1,0 +1,832 @@
+#include "proxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../core/log.h"
+#include "../core/net.h"
+#include "../core/time.h"
+#include "../http/headers.h"
+#include "../http/server.h"
+#include "../upstream/upstream.h"
+#include "rewrite.h"
+
+static __thread llhttp_settings_t resp_settings;
+static __thread int resp_settings_ready;
+
+static void start_upstream(pv_proxy_t *px);
+static void upstream_write(pv_proxy_t *px);
+static void upstream_read(pv_proxy_t *px);
+static void upstream_failed(pv_proxy_t *px, int status, const char *why);
+
+/* ---- response head callbacks --------------------------------------------- */
+
+static int on_status_cb(llhttp_t *p, const char *at, size_t len)
+{
+    pv_proxy_t *px = p->data;
+    if (px->reason.p)
+        px->reason.len += len;
+    else
+        px->reason = (pv_str_t){at, len};
+    return 0;
+}
+
+static int on_rfield_cb(llhttp_t *p, const char *at, size_t len)
+{
+    pv_proxy_t *px = p->data;
+    if (px->rh_last != 1) {
+        if (px->nrh == PV_PROXY_MAX_RESP_HEADERS)
+            return -1;
+        px->rh[px->nrh].name = (pv_str_t){at, len};
+        px->rh[px->nrh].value = (pv_str_t){at, 0};
+        px->nrh++;
+    } else {
+        px->rh[px->nrh - 1].name.len += len;
+    }
+    px->rh_last = 1;
+    return 0;
+}
+
+static int on_rvalue_cb(llhttp_t *p, const char *at, size_t len)
+{
+    pv_proxy_t *px = p->data;
+    pv_header_t *h = &px->rh[px->nrh - 1];
+    if (px->rh_last != 2)
+        h->value = (pv_str_t){at, len};
+    else
+        h->value.len += len;
+    px->rh_last = 2;
+    return 0;
+}
+
+static int on_rheaders_complete_cb(llhttp_t *p)
+{
+    PV_UNUSED(p);
+    return HPE_PAUSED;
+}
+
+static void resp_parser_init(pv_proxy_t *px)
+{
+    if (!resp_settings_ready) {
+        llhttp_settings_init(&resp_settings);
+        resp_settings.on_status = on_status_cb;
+        resp_settings.on_header_field = on_rfield_cb;
+        resp_settings.on_header_value = on_rvalue_cb;
+        resp_settings.on_headers_complete = on_rheaders_complete_cb;
+        resp_settings_ready = 1;
+    }
+    llhttp_init(&px->rp, HTTP_RESPONSE, &resp_settings);
+    px->rp.data = px;
+    px->nrh = 0;
+    px->rh_last = 0;
+    px->reason = (pv_str_t){NULL, 0};
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static int method_idempotent(int m)
+{
+    return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE || m == HTTP_OPTIONS ||
+           m == HTTP_TRACE;
+}
+
+/* Whether the request head we send asks the upstream to keep the
+ * connection: HTTP/1.1 and a `Connection` header set to something other
+ * than "close" (NGINX's default is `Connection: close`). */
+static int request_keeps_connection(const pv_location_t *loc)
+{
+    if (loc->conf.proxy_http_version != 11)
+        return 0;
+    for (int i = 0; i < loc->conf.nset_headers; i++) {
+        const pv_set_header_t *sh = &loc->conf.set_headers[i];
+        if (!PV_STR_IEQ(sh->name, "connection"))
+            continue;
+        if (!sh->value.is_const)
+            return 1;
+        if (sh->value.nparts == 0)
+            return 1;
+        return !pv_conn_has_token(sh->value.parts[0].text, "close");
+    }
+    return 0;
+}
+
+static void append_list(char *dst, size_t cap, const char *item)
+{
+    size_t l = strlen(dst);
+    snprintf(dst + l, cap - l, "%s%s", l ? ", " : "", item);
+}
+
+static pv_worker_t *px_worker(pv_proxy_t *px)
+{
+    return px->hr->c->w;
+}
+
+static void set_client_timer(pv_proxy_t *px, int64_t ms)
+{
+    pv_hconn_t *c = px->hr->c;
+    pv_timer_set(c->w->loop, &c->timer, (uint64_t)ms);
+}
+
+/* Queue request body bytes already buffered toward the upstream. */
+static void queue_body(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_buf_t *b = hr->bin ? hr->bin : hr->c->in;
+    pv_str_t spans[16];
+
+    while (!hr->body_done && b->pos < b->last) {
+        if (hr->body_frame == PV_FRAME_LENGTH) {
+            if (!pv_outq_room(&px->uq, 1))
+                return;
+            size_t n = b->last - b->pos;
+            if (n > hr->body_left)
+                n = (size_t)hr->body_left;
+            pv_outq_push(&px->uq, b->data + b->pos, n);
+            b->pos += (uint32_t)n;
+            hr->body_left -= n;
+            if (hr->body_left == 0)
+                hr->body_done = 1;
+            continue;
+        }
+        int maxspans = 0;
+        if (px->up_frame == PV_FRAME_CHUNKED) {
+            int room = (PV_OUTQ_IOV - px->uq.first - px->uq.n - 1) / 3;
+            int hroom = PV_OUTQ_HDR - px->uq.nhdr;
+            maxspans = PV_MIN(PV_MIN(room, hroom), 16);
+        } else {
+            maxspans = PV_MIN(PV_OUTQ_IOV - px->uq.first - px->uq.n, 16);
+        }
+        if (maxspans <= 0)
+            return;
+        int ns = 0;
+        ssize_t used = pv_chunked_decode(&hr->chunk, b->data + b->pos, b->last - b->pos, spans, &ns, maxspans);
+        if (used < 0) {
+            /* the client's framing is broken: nothing more can be trusted */
+            pv_log(PV_LOG_INFO, "client sent invalid chunked body, client: %s", hr->r.peer_text);
+            hr->body_done = 0;
+            upstream_failed(px, 400, NULL);
+            return;
+        }
+        b->pos += (uint32_t)used;
+        for (int i = 0; i < ns; i++) {
+            if (px->up_frame == PV_FRAME_CHUNKED)
+                pv_outq_push_chunk(&px->uq, spans[i].p, spans[i].len);
+            else if (px->up_frame != PV_FRAME_NONE)
+                pv_outq_push(&px->uq, spans[i].p, spans[i].len);
+        }
+        if (hr->chunk.done) {
+            hr->body_done = 1;
+            if (px->up_frame == PV_FRAME_CHUNKED)
+                pv_outq_push_last_chunk(&px->uq);
+        }
+    }
+}
+
+/* Put the request body back to its start for a retry. Only possible while
+ * every body byte is still in the head buffer. */
+static int rewind_body(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    if (px->body_released)
+        return -1;
+    hr->c->in->pos = hr->head_len;
+    hr->body_done = hr->body_frame == PV_FRAME_NONE;
+    hr->body_left = hr->r.content_length > 0 ? (uint64_t)hr->r.content_length : 0;
+    pv_chunked_init(&hr->chunk);
+    return 0;
+}
+
+/* ---- start ----------------------------------------------------------------- */
+
+void pv_proxy_start(pv_hreq_t *hr)
+{
+    pv_proxy_t *px = &hr->px;
+    pv_request_t *r = &hr->r;
+    pv_location_t *loc = r->loc;
+    pv_worker_t *w = hr->c->w;
+
+    px->hr = hr;
+    px->pool = &w->pools[loc->proxy_pass->upstream->index];
+    px->start_ns = pv_now_ns();
+    r->proxy_host = loc->proxy_pass->proxy_host;
+
+    int64_t blen = 0;
+    if (!loc->conf.proxy_pass_request_body || hr->body_frame == PV_FRAME_NONE) {
+        px->up_frame = PV_FRAME_NONE;
+    } else if (hr->body_frame == PV_FRAME_LENGTH) {
+        px->up_frame = PV_FRAME_LENGTH;
+        blen = r->content_length;
+    } else if (loc->conf.proxy_http_version == 11) {
+        px->up_frame = PV_FRAME_CHUNKED;
+    } else {
+        /* an HTTP/1.0 upstream cannot take a body of unknown length, and
+         * buffering it whole would break the memory bound */
+        r->flags &= ~PV_REQ_F_KEEPALIVE;
+        pv_server_respond(hr, 411, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
+    if (!loc->conf.proxy_pass_request_body && hr->body_frame != PV_FRAME_NONE) {
+        /* the body is not sent; the connection cannot be reused after it */
+        r->flags &= ~PV_REQ_F_KEEPALIVE;
+    }
+
+    px->hbuf = pv_buf_get();
+    ssize_t n = pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size);
+    if (n < 0) {
+        pv_buf_put(px->hbuf);
+        px->hbuf = pv_buf_get_size(256 * 1024);
+        n = pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size);
+        if (n < 0) {
+            pv_server_respond(hr, 500, NULL, (pv_str_t){NULL, 0});
+            return;
+        }
+    }
+    px->hbuf->last = (uint32_t)n;
+    px->upstream_keep = (uint8_t)request_keeps_connection(loc);
+    hr->proxying = 1;
+
+    if ((r->flags & PV_REQ_F_EXPECT_CONTINUE) && r->http_minor == 1 && !hr->body_done &&
+        hr->c->in->last == hr->c->in->pos) {
+        pv_outq_push(&hr->cq, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        px->expect_sent = 1;
+        if (pv_server_flush(hr) == PV_ERR) {
+            pv_server_close(hr->c);
+            return;
+        }
+    }
+    start_upstream(px);
+}
+
+/* Pick a server and a connection, queue the request and start writing. */
+static void start_upstream(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_worker_t *w = px_worker(px);
+    pv_upool_t *pool = px->pool;
+    uint64_t now = pv_loop_now(w->loop);
+
+    int s = pv_upstream_pick(pool, px->tried, now);
+    if (s < 0) {
+        pv_log(PV_LOG_ERR, "no live upstreams while connecting to upstream \"%s\", client: %s", pool->cf->name,
+               hr->r.peer_text);
+        hr->proxying = 0;
+        if (!hr->r.upstream_addr[0])
+            append_list(hr->r.upstream_addr, sizeof(hr->r.upstream_addr), pool->cf->name);
+        pv_server_respond(hr, 502, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
+    px->server = s;
+    px->tries++;
+    if (s < 64)
+        px->tried |= 1ull << s;
+    append_list(hr->r.upstream_addr, sizeof(hr->r.upstream_addr), pool->cf->servers[s].text);
+
+    /* a retry after a stale pooled connection takes a new one */
+    pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(pool, s);
+    px->fresh = 0;
+    px->reused = u != NULL;
+    if (!u) {
+        u = pv_upstream_connect(w, pool, s);
+        if (!u) {
+            int e = errno;
+            pv_log(PV_LOG_ERR, "connect() to %s failed (%d: %s), client: %s", pool->cf->servers[s].text, e,
+                   strerror(e), hr->r.peer_text);
+            upstream_failed(px, 502, "connect");
+            return;
+        }
+    }
+    u->owner = px;
+    px->u = u;
+    px->head_sent = px->req_done = px->resp_started = 0;
+    pv_outq_reset(&px->uq);
+    pv_outq_push(&px->uq, px->hbuf->data, px->hbuf->last);
+    queue_body(px);
+    u->requests++;
+    if (!u->connected) {
+        pv_timer_set(w->loop, &u->timer, (uint64_t)hr->r.loc->conf.proxy_connect_timeout);
+        return;
+    }
+    upstream_write(px);
+}
+
+/* ---- request direction ------------------------------------------------------- */
+
+static void upstream_write(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_hconn_t *c = hr->c;
+    pv_worker_t *w = c->w;
+    pv_upconn_t *u = px->u;
+    const pv_loc_conf_t *lc = &hr->r.loc->conf;
+
+    for (;;) {
+        if (!pv_outq_empty(&px->uq)) {
+            uint64_t sent = 0;
+            int rc = pv_outq_flush(&px->uq, u->io.fd, &sent);
+            if (sent)
+                px->head_sent = 1;
+            if (rc == PV_AGAIN) {
+                u->writable = 0;
+                pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_send_timeout);
+                return;
+            }
+            if (rc == PV_ERR) {
+                int e = errno;
+                pv_log(PV_LOG_ERR, "writev() to %s failed (%d: %s) while sending request to upstream",
+                       px->pool->cf->servers[px->server].text, e, strerror(e));
+                upstream_failed(px, 502, "write");
+                return;
+            }
+        }
+        px->head_sent = 1;
+        if (hr->body_done) {
+            if (!px->req_done) {
+                px->req_done = 1;
+                if (!px->resp_head_done)
+                    pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
+            }
+            return;
+        }
+        pv_buf_t *b = hr->bin ? hr->bin : c->in;
+        if (b->pos < b->last) {
+            queue_body(px);
+            if (px->u != u)
+                return;
+            continue;
+        }
+        if (!(c->flags & PV_HC_F_READABLE)) {
+            set_client_timer(px, lc->client_body_timeout);
+            return;
+        }
+        int n = pv_server_read_body(hr);
+        if (n > 0) {
+            queue_body(px);
+            if (px->u != u || !hr->proxying)
+                return;
+            continue;
+        }
+        if (n == PV_AGAIN) {
+            set_client_timer(px, lc->client_body_timeout);
+            return;
+        }
+        /* the client went away in the middle of its body */
+        pv_log(PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
+               hr->r.peer_text);
+        pv_server_close(c);
+        return;
+    }
+}
+
+/* ---- response direction ------------------------------------------------------ */
+
+/* Finish the exchange once the upstream response is complete. */
+static void response_complete(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_worker_t *w = px_worker(px);
+    pv_upconn_t *u = px->u;
+    px->resp_done = 1;
+    hr->r.upstream_response_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
+    if (px->client_frame == PV_FRAME_CHUNKED)
+        pv_outq_push_last_chunk(&hr->cq);
+    if (u) {
+        pv_upstream_conf_t *ucf = px->pool->cf;
+        int reusable = px->req_done && px->upstream_keep && px->uin->pos == px->uin->last && !w->draining &&
+                       ucf->keepalive > 0 && (int64_t)u->requests < ucf->keepalive_requests &&
+                       (int64_t)(pv_loop_now(w->loop) - u->created_ms) < ucf->keepalive_time;
+        pv_upstream_ok(px->pool, px->server);
+        u->owner = NULL;
+        px->u = NULL;
+        pv_upstream_release(u, reusable);
+    }
+    hr->resp_done = 1;
+    int rc = pv_server_flush(hr);
+    if (rc == PV_ERR) {
+        pv_server_close(hr->c);
+        return;
+    }
+    if (rc == PV_OK) {
+        hr->proxying = 0;
+        pv_server_request_done(hr);
+    }
+}
+
+/* Parse the upstream's status line and header; queue the client head. */
+static int response_head(pv_proxy_t *px, const char *head_end)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *r = &hr->r;
+    int status = px->rp.status_code;
+    int64_t cl = -1;
+    int ncl = 0, has_te = 0, chunked = 0, conn_close = 0, conn_ka = 0;
+
+    if (status < 100 || status > 999 || status == 101)
+        return -1;
+    for (int i = 0; i < px->nrh; i++) {
+        pv_header_t *h = &px->rh[i];
+        while (h->value.len && (h->value.p[h->value.len - 1] == ' ' || h->value.p[h->value.len - 1] == '\t'))
+            h->value.len--;
+        if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
+            return -1;
+        if (PV_STR_IEQ(h->name, "content-length")) {
+            int64_t v;
+            if (pv_http_parse_content_length(h->value, &v) != 0 || (ncl++ && v != cl))
+                return -1;
+            cl = v;
+        } else if (PV_STR_IEQ(h->name, "transfer-encoding")) {
+            has_te = 1;
+            /* chunked must be the final coding for the chunked framing */
+            pv_str_t v = h->value;
+            chunked = v.len >= 7 && pv_str_ieq((pv_str_t){v.p + v.len - 7, 7}, "chunked", 7);
+        } else if (PV_STR_IEQ(h->name, "connection")) {
+            conn_close |= pv_conn_has_token(h->value, "close");
+            conn_ka |= pv_conn_has_token(h->value, "keep-alive");
+        }
+    }
+    if (has_te && ncl)
+        return -1;
+
+    px->status = status;
+    if (status < 200) {
+        /* interim response: drop it and parse the next head */
+        px->uin->pos = (uint32_t)(head_end - px->uin->data);
+        resp_parser_init(px);
+        return 1;
+    }
+    int head_req = (r->flags & PV_REQ_F_HEAD) != 0;
+    if (head_req || status == 204 || status == 304)
+        px->resp_frame = PV_FRAME_NONE;
+    else if (has_te)
+        px->resp_frame = chunked ? PV_FRAME_CHUNKED : PV_FRAME_CLOSE;
+    else if (ncl)
+        px->resp_frame = cl > 0 ? PV_FRAME_LENGTH : PV_FRAME_NONE;
+    else
+        px->resp_frame = PV_FRAME_CLOSE;
+    px->resp_left = cl > 0 ? (uint64_t)cl : 0;
+    if (px->resp_frame == PV_FRAME_CHUNKED)
+        pv_chunked_init(&px->rchunk);
+    int v11 = px->rp.http_major == 1 && px->rp.http_minor == 1;
+    if (conn_close || (!v11 && !conn_ka) || px->resp_frame == PV_FRAME_CLOSE)
+        px->upstream_keep = 0;
+
+    /* framing toward the client */
+    int frame;
+    int64_t out_len = -1;
+    if (px->resp_frame == PV_FRAME_LENGTH) {
+        frame = PV_FRAME_LENGTH;
+        out_len = cl;
+    } else if (px->resp_frame == PV_FRAME_NONE) {
+        frame = PV_FRAME_NONE;
+        out_len = ncl ? cl : -1;
+        if (!head_req && status != 204 && status != 304 && ncl)
+            out_len = 0;
+    } else if (r->http_minor == 1) {
+        frame = PV_FRAME_CHUNKED;
+    } else {
+        frame = PV_FRAME_CLOSE;
+        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+    }
+    px->client_frame = frame;
+    const pv_loc_conf_t *lc = &r->loc->conf;
+    hr->keepalive = (r->flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining && lc->keepalive_timeout > 0 &&
+                    (int64_t)hr->c->nreq < lc->keepalive_requests;
+
+    pv_upstream_response_t ur = {
+        .status = status,
+        .reason = px->reason,
+        .headers = px->rh,
+        .nheaders = px->nrh,
+    };
+    if (!hr->out)
+        hr->out = pv_buf_get();
+    int rframe = frame == PV_FRAME_CHUNKED ? PV_RESP_CHUNKED : PV_RESP_NONE;
+    if (frame == PV_FRAME_LENGTH || (frame == PV_FRAME_NONE && out_len >= 0))
+        rframe = PV_RESP_LENGTH;
+    ssize_t n = pv_proxy_build_response(&ur, pv_time_http_date(), rframe, out_len, hr->keepalive, hr->out->data,
+                                        hr->out->size);
+    if (n < 0)
+        return -1;
+    r->status = status;
+    hr->resp_head_bytes = (uint32_t)n;
+    pv_outq_push(&hr->cq, hr->out->data, (size_t)n);
+    px->uin->pos = (uint32_t)(head_end - px->uin->data);
+    px->resp_head_done = 1;
+    char st[8];
+    snprintf(st, sizeof(st), "%d", status);
+    append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    return 0;
+}
+
+/* Move buffered response body bytes into the client queue. Returns 1 when
+ * the response is complete, 0 otherwise, -1 on a framing error. */
+static int queue_response_body(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_buf_t *b = px->uin;
+    pv_outq_t *q = &hr->cq;
+    pv_str_t spans[16];
+
+    if (px->resp_frame == PV_FRAME_NONE)
+        return 1;
+    while (b->pos < b->last) {
+        if (px->resp_frame == PV_FRAME_LENGTH || px->resp_frame == PV_FRAME_CLOSE) {
+            size_t n = b->last - b->pos;
+            if (px->resp_frame == PV_FRAME_LENGTH && n > px->resp_left)
+                n = (size_t)px->resp_left;
+            if (px->client_frame == PV_FRAME_CHUNKED) {
+                if (!pv_outq_chunk_room(q))
+                    return 0;
+                pv_outq_push_chunk(q, b->data + b->pos, n);
+            } else {
+                if (!pv_outq_room(q, 1))
+                    return 0;
+                pv_outq_push(q, b->data + b->pos, n);
+            }
+            b->pos += (uint32_t)n;
+            if (px->resp_frame == PV_FRAME_LENGTH) {
+                px->resp_left -= n;
+                if (px->resp_left == 0)
+                    return 1;
+            }
+            continue;
+        }
+        int maxspans;
+        if (px->client_frame == PV_FRAME_CHUNKED) {
+            int room = (PV_OUTQ_IOV - q->first - q->n - 2) / 3;
+            maxspans = PV_MIN(PV_MIN(room, PV_OUTQ_HDR - q->nhdr), 16);
+        } else {
+            maxspans = PV_MIN(PV_OUTQ_IOV - q->first - q->n - 1, 16);
+        }
+        if (maxspans <= 0)
+            return 0;
+        int ns = 0;
+        ssize_t used = pv_chunked_decode(&px->rchunk, b->data + b->pos, b->last - b->pos, spans, &ns, maxspans);
+        if (used < 0)
+            return -1;
+        b->pos += (uint32_t)used;
+        for (int i = 0; i < ns; i++) {
+            if (px->client_frame == PV_FRAME_CHUNKED)
+                pv_outq_push_chunk(q, spans[i].p, spans[i].len);
+            else
+                pv_outq_push(q, spans[i].p, spans[i].len);
+        }
+        if (px->rchunk.done)
+            return 1;
+    }
+    return 0;
+}
+
+static void upstream_read(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_worker_t *w = px_worker(px);
+    const pv_loc_conf_t *lc = &hr->r.loc->conf;
+
+    for (;;) {
+        pv_upconn_t *u = px->u;
+        if (!u || !hr->proxying)
+            return;
+        if (px->resp_head_done) {
+            /* back-pressure: read the upstream only when the client has
+             * taken everything read so far */
+            if (!pv_outq_empty(&hr->cq))
+                return;
+            int done = queue_response_body(px);
+            if (done < 0) {
+                pv_log(PV_LOG_ERR, "upstream sent invalid chunked response from %s",
+                       px->pool->cf->servers[px->server].text);
+                upstream_failed(px, 502, NULL);
+                return;
+            }
+            if (done) {
+                response_complete(px);
+                return;
+            }
+            if (!pv_outq_empty(&hr->cq)) {
+                int rc = pv_server_flush(hr);
+                if (rc == PV_ERR) {
+                    pv_server_close(hr->c);
+                    return;
+                }
+                if (rc == PV_AGAIN)
+                    return;
+                continue;
+            }
+            px->uin->pos = px->uin->last = 0;
+        } else if (!px->uin) {
+            px->uin = pv_buf_get();
+            resp_parser_init(px);
+        }
+        pv_buf_t *b = px->uin;
+        if (b->last == b->size) {
+            pv_log(PV_LOG_ERR, "upstream sent too big header from %s", px->pool->cf->servers[px->server].text);
+            upstream_failed(px, 502, NULL);
+            return;
+        }
+        ssize_t n = recv(u->io.fd, b->data + b->last, b->size - b->last, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                u->readable = 0;
+                if (px->req_done)
+                    pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
+                return;
+            }
+            int e = errno;
+            pv_log(PV_LOG_ERR, "recv() failed (%d: %s) while reading response from upstream %s", e, strerror(e),
+                   px->pool->cf->servers[px->server].text);
+            upstream_failed(px, 502, "read");
+            return;
+        }
+        if (n == 0) {
+            if (px->resp_head_done && px->resp_frame == PV_FRAME_CLOSE) {
+                response_complete(px);
+                return;
+            }
+            pv_log(PV_LOG_ERR, "upstream %s prematurely closed connection while reading %s",
+                   px->pool->cf->servers[px->server].text, px->resp_head_done ? "response body" : "response header");
+            upstream_failed(px, 502, "read");
+            return;
+        }
+        px->resp_started = 1;
+        b->last += (uint32_t)n;
+        if (px->req_done)
+            pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
+        while (!px->resp_head_done) {
+            llhttp_errno_t e = llhttp_execute(&px->rp, b->data + b->pos, b->last - b->pos);
+            if (e == HPE_OK) {
+                b->pos = b->last;
+                break;
+            }
+            if (e != HPE_PAUSED) {
+                pv_log(PV_LOG_ERR, "upstream sent invalid header (%s) from %s", llhttp_get_error_reason(&px->rp),
+                       px->pool->cf->servers[px->server].text);
+                upstream_failed(px, 502, NULL);
+                return;
+            }
+            int rc = response_head(px, llhttp_get_error_pos(&px->rp));
+            if (rc < 0) {
+                pv_log(PV_LOG_ERR, "upstream sent invalid header from %s", px->pool->cf->servers[px->server].text);
+                upstream_failed(px, 502, NULL);
+                return;
+            }
+            if (rc == 1)
+                continue;
+        }
+        if (!px->resp_head_done) {
+            /* the head is incomplete; keep the parsed bytes in place */
+            continue;
+        }
+    }
+}
+
+/* ---- failures ----------------------------------------------------------------- */
+
+static void upstream_failed(pv_proxy_t *px, int status, const char *why)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_worker_t *w = px_worker(px);
+    pv_upconn_t *u = px->u;
+    int m = hr->r.method_id;
+    int client_error = status == 400;
+
+    if (u) {
+        u->owner = NULL;
+        px->u = NULL;
+        pv_upstream_close(u);
+    }
+    /* the classic race: a pooled connection the upstream closed while idle.
+     * Nothing of the response arrived, so try once more on a new one. */
+    if (!client_error && why && px->reused && !px->resp_started && (method_idempotent(m) || !px->head_sent) &&
+        rewind_body(px) == 0) {
+        px->tries--;
+        px->tried &= ~(1ull << (px->server & 63));
+        px->reused = 0;
+        px->fresh = 1;
+        hr->r.upstream_addr[0] = '\0';
+        start_upstream(px);
+        return;
+    }
+    if (!client_error) {
+        pv_upstream_fail(px->pool, px->server, pv_loop_now(w->loop));
+        char st[8];
+        snprintf(st, sizeof(st), "%d", status);
+        append_list(hr->r.upstream_status, sizeof(hr->r.upstream_status), st);
+    }
+    if (px->resp_head_done) {
+        /* part of the response reached the client: it must not look
+         * complete, so the connection is closed mid-body */
+        pv_server_close(hr->c);
+        return;
+    }
+    int mask = hr->r.loc->conf.proxy_next_upstream;
+    int cond = status == 504 ? PV_NEXT_F_TIMEOUT : why ? PV_NEXT_F_ERROR : PV_NEXT_F_INVALID_HEADER;
+    if (!client_error && (mask & cond) && !(mask & PV_NEXT_F_OFF) &&
+        (!px->head_sent || method_idempotent(m) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) &&
+        px->tries < px->pool->cf->nservers && rewind_body(px) == 0 &&
+        pv_upstream_pick(px->pool, px->tried, pv_loop_now(w->loop)) >= 0) {
+        if (px->uin)
+            px->uin->pos = px->uin->last = 0;
+        resp_parser_init(px);
+        start_upstream(px);
+        return;
+    }
+    hr->proxying = 0;
+    pv_outq_reset(&hr->cq);
+    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events)
+{
+    pv_upconn_t *u = px->u;
+    if (events & PV_EV_WRITE)
+        u->writable = 1;
+    if (events & PV_EV_READ)
+        u->readable = 1;
+    if (!u->connected) {
+        if (!(events & (PV_EV_WRITE | PV_EV_HUP)))
+            return;
+        int e = pv_net_sock_error(u->io.fd);
+        if (e) {
+            pv_log(PV_LOG_ERR, "connect() to %s failed (%d: %s), client: %s", px->pool->cf->servers[px->server].text,
+                   e, strerror(e), px->hr->r.peer_text);
+            upstream_failed(px, 502, "connect");
+            return;
+        }
+        u->connected = 1;
+        px->hr->r.upstream_connect_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
+    }
+    if (u->writable && !px->req_done)
+        upstream_write(px);
+    if (px->u == u && u->readable)
+        upstream_read(px);
+}
+
+void pv_proxy_upstream_timeout(pv_proxy_t *px)
+{
+    pv_upconn_t *u = px->u;
+    const char *what = !u->connected ? "connecting to" : px->req_done ? "reading response header from" : "sending request to";
+    if (px->resp_head_done)
+        what = "reading upstream";
+    pv_log(PV_LOG_ERR, "upstream timed out while %s upstream %s, client: %s", what,
+           px->pool->cf->servers[px->server].text, px->hr->r.peer_text);
+    upstream_failed(px, 504, NULL);
+}
+
+void pv_proxy_client_event(pv_hreq_t *hr, unsigned events)
+{
+    pv_proxy_t *px = &hr->px;
+    pv_hconn_t *c = hr->c;
+    if ((events & PV_EV_WRITE) && !pv_outq_empty(&hr->cq)) {
+        int rc = pv_server_flush(hr);
+        if (rc == PV_ERR) {
+            pv_server_close(c);
+            return;
+        }
+        if (rc == PV_AGAIN)
+            return;
+        pv_timer_del(c->w->loop, &c->timer);
+        if (px->resp_done) {
+            hr->proxying = 0;
+            pv_server_request_done(hr);
+            return;
+        }
+        if (px->u && px->resp_head_done) {
+            upstream_read(px);
+            if (!hr->proxying || (c->flags & PV_HC_F_CLOSING))
+                return;
+        }
+    }
+    if (!(events & PV_EV_READ))
+        return;
+    if (!hr->body_done) {
+        if (px->u && px->u->connected && pv_outq_empty(&px->uq))
+            upstream_write(px);
+        return;
+    }
+    /* body complete: anything readable is a pipelined request or the
+     * client closing; only the close matters now */
+    char ch;
+    ssize_t n = recv(c->io.fd, &ch, 1, MSG_PEEK);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        pv_log(PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
+               hr->r.peer_text);
+        pv_server_close(c);
+    }
+}
+
+void pv_proxy_abort(pv_proxy_t *px)
+{
+    if (px->u) {
+        px->u->owner = NULL;
+        pv_upstream_close(px->u);
+        px->u = NULL;
+    }
+    if (px->hr)
+        px->hr->proxying = 0;
+}

@@ -1,0 +1,70 @@
+/* The proxy exchange: one client request relayed to an upstream and its
+ * response relayed back, streaming in both directions with back-pressure
+ * (a side is read only when what was read before has been written). */
+#ifndef PV_PROXY_H
+#define PV_PROXY_H
+
+#include <stdint.h>
+#include <llhttp.h>
+
+#include "../core/buf.h"
+#include "../core/outq.h"
+#include "../http/chunked.h"
+#include "../http/request.h"
+
+struct pv_hreq_s;
+struct pv_upconn_s;
+struct pv_upool_s;
+
+#define PV_PROXY_MAX_RESP_HEADERS 128
+
+/* body framing modes, for both directions */
+enum { PV_FRAME_NONE = 0, PV_FRAME_LENGTH, PV_FRAME_CHUNKED, PV_FRAME_CLOSE };
+
+typedef struct pv_proxy_s {
+    struct pv_hreq_s *hr;        /* the client request */
+    struct pv_upool_s *pool;     /* upstream pool */
+    struct pv_upconn_s *u;       /* upstream connection in use */
+    int server;                  /* server index in use */
+    int tries;                   /* servers tried */
+    uint64_t tried;              /* bitmask of servers tried */
+    pv_buf_t *hbuf;              /* upstream request head */
+    pv_outq_t uq;                /* bytes queued to the upstream */
+    int up_frame;                /* framing of the body sent upstream */
+    /* response */
+    llhttp_t rp;                 /* response head parser */
+    pv_buf_t *uin;               /* bytes read from the upstream */
+    pv_header_t rh[PV_PROXY_MAX_RESP_HEADERS]; /* response header fields (offsets while parsing) */
+    int nrh;                     /* fields parsed */
+    int rh_last;                 /* last span callback: 1 name, 2 value */
+    int status;                  /* upstream status */
+    pv_str_t reason;             /* reason phrase (offsets while parsing) */
+    int resp_frame;              /* PV_FRAME_* of the upstream response body */
+    uint64_t resp_left;          /* PV_FRAME_LENGTH: bytes still due */
+    pv_chunked_t rchunk;         /* PV_FRAME_CHUNKED decoder */
+    int client_frame;            /* framing toward the client */
+    uint64_t start_ns;           /* exchange start (for $upstream_response_time) */
+    uint8_t reused;              /* the connection came from the pool */
+    uint8_t head_sent;           /* request head fully written */
+    uint8_t req_done;            /* whole request (head and body) written */
+    uint8_t resp_started;        /* any response byte arrived */
+    uint8_t resp_head_done;      /* response head parsed and queued to the client */
+    uint8_t resp_done;           /* upstream response fully received */
+    uint8_t upstream_keep;       /* upstream allows reuse of the connection */
+    uint8_t body_released;       /* request body bytes were discarded after sending: no retry */
+    uint8_t expect_sent;         /* 100 Continue sent to the client */
+    uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
+} pv_proxy_t;
+
+/* Start proxying hr to its location's proxy_pass. */
+void pv_proxy_start(struct pv_hreq_s *hr);
+/* Client socket events while proxying. */
+void pv_proxy_client_event(struct pv_hreq_s *hr, unsigned events);
+/* Upstream socket events. */
+void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events);
+/* Upstream timer expiry. */
+void pv_proxy_upstream_timeout(pv_proxy_t *px);
+/* Client went away or request is aborted: drop the upstream side. */
+void pv_proxy_abort(pv_proxy_t *px);
+
+#endif

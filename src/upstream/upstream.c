@@ -1,0 +1,230 @@
+#include "upstream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../core/net.h"
+#include "../core/worker.h"
+#include "../proxy/proxy.h"
+
+static __thread pv_upconn_t *free_upconns;
+
+static void upconn_io_cb(pv_io_t *io, unsigned events);
+static void upconn_timer_cb(pv_timer_t *t);
+
+int pv_upstream_pools_init(pv_worker_t *w, pv_conf_t *conf)
+{
+    int n = conf->http ? conf->http->nupstreams : 0;
+    w->pools = calloc((size_t)(n ? n : 1), sizeof(pv_upool_t));
+    if (!w->pools)
+        return PV_ERR;
+    w->npools = n;
+    for (int i = 0; i < n; i++) {
+        pv_upool_t *p = &w->pools[i];
+        p->cf = conf->http->upstreams[i];
+        int ns = p->cf->nservers ? p->cf->nservers : 1;
+        p->cur_weight = calloc((size_t)ns, sizeof(int));
+        p->fails = calloc((size_t)ns, sizeof(int));
+        p->fail_until = calloc((size_t)ns, sizeof(uint64_t));
+        if (!p->cur_weight || !p->fails || !p->fail_until)
+            return PV_ERR;
+    }
+    return PV_OK;
+}
+
+void pv_upstream_pools_free(pv_worker_t *w)
+{
+    for (int i = 0; i < w->npools; i++) {
+        pv_upool_t *p = &w->pools[i];
+        while (p->idle_head)
+            pv_upstream_close(p->idle_head);
+        free(p->cur_weight);
+        free(p->fails);
+        free(p->fail_until);
+    }
+    free(w->pools);
+    w->pools = NULL;
+    w->npools = 0;
+}
+
+/* Smooth weighted round robin (each pick adds every weight to its current
+ * value, takes the largest and subtracts the total from it), as NGINX does:
+ * it spreads a heavy server's turns instead of bunching them. */
+int pv_upstream_pick(pv_upool_t *p, uint64_t exclude, uint64_t now)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int best = -1, total = 0;
+        for (int i = 0; i < p->cf->nservers; i++) {
+            pv_upstream_server_t *s = &p->cf->servers[i];
+            if (s->down || (i < 64 && (exclude >> i) & 1) || s->backup != pass)
+                continue;
+            if (p->fails[i] >= s->max_fails && s->max_fails > 0 && p->fail_until[i] > now)
+                continue;
+            p->cur_weight[i] += s->weight;
+            total += s->weight;
+            if (best < 0 || p->cur_weight[i] > p->cur_weight[best])
+                best = i;
+        }
+        if (best >= 0) {
+            p->cur_weight[best] -= total;
+            return best;
+        }
+    }
+    return -1;
+}
+
+void pv_upstream_fail(pv_upool_t *p, int server, uint64_t now)
+{
+    pv_upstream_server_t *s = &p->cf->servers[server];
+    if (p->fail_until[server] <= now)
+        p->fails[server] = 0;
+    p->fails[server]++;
+    p->fail_until[server] = now + (uint64_t)s->fail_timeout;
+    if (s->max_fails > 0 && p->fails[server] == s->max_fails)
+        pv_log(PV_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"", s->text, p->cf->name);
+}
+
+void pv_upstream_ok(pv_upool_t *p, int server)
+{
+    p->fails[server] = 0;
+}
+
+static void idle_unlink(pv_upool_t *p, pv_upconn_t *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        p->idle_head = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    else
+        p->idle_tail = u->prev;
+    u->prev = u->next = NULL;
+    p->nidle--;
+}
+
+pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server)
+{
+    for (pv_upconn_t *u = p->idle_head; u; u = u->next) {
+        if (u->server != server)
+            continue;
+        idle_unlink(p, u);
+        pv_timer_del(u->w->loop, &u->timer);
+        return u;
+    }
+    return NULL;
+}
+
+pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
+{
+    pv_upstream_server_t *s = &p->cf->servers[server];
+    int fd = pv_net_connect((const struct sockaddr *)&s->addr, s->addrlen);
+    if (fd < 0)
+        return NULL;
+    pv_upconn_t *u = free_upconns;
+    if (u)
+        free_upconns = u->next;
+    else if (!(u = malloc(sizeof(*u)))) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(u, 0, sizeof(*u));
+    u->io.fd = fd;
+    u->io.cb = upconn_io_cb;
+    u->io.data = u;
+    u->w = w;
+    u->pool = p;
+    u->server = server;
+    u->created_ms = pv_loop_now(w->loop);
+    pv_timer_init(&u->timer, upconn_timer_cb, u);
+    if (pv_loop_add(w->loop, &u->io) < 0) {
+        int e = errno;
+        close(fd);
+        u->next = free_upconns;
+        free_upconns = u;
+        errno = e;
+        return NULL;
+    }
+    p->opened++;
+    return u;
+}
+
+void pv_upstream_release(pv_upconn_t *u, int reusable)
+{
+    pv_upool_t *p = u->pool;
+    u->owner = NULL;
+    if (!reusable || p->cf->keepalive <= 0) {
+        pv_upstream_close(u);
+        return;
+    }
+    if (p->nidle >= p->cf->keepalive)
+        pv_upstream_close(p->idle_tail); /* least recently used goes */
+    u->prev = NULL;
+    u->next = p->idle_head;
+    if (p->idle_head)
+        p->idle_head->prev = u;
+    p->idle_head = u;
+    if (!p->idle_tail)
+        p->idle_tail = u;
+    p->nidle++;
+    u->readable = 0;
+    pv_timer_set(u->w->loop, &u->timer, (uint64_t)p->cf->keepalive_timeout);
+}
+
+void pv_upstream_close(pv_upconn_t *u)
+{
+    if (u->closing)
+        return;
+    pv_worker_t *w = u->w;
+    if (!u->owner && (u->prev || u->next || u->pool->idle_head == u))
+        idle_unlink(u->pool, u);
+    u->closing = 1;
+    u->owner = NULL;
+    pv_timer_del(w->loop, &u->timer);
+    pv_loop_del(w->loop, &u->io);
+    close(u->io.fd);
+    u->io.fd = -1;
+    u->next = w->reap_up;
+    u->prev = NULL;
+    w->reap_up = u;
+}
+
+void pv_upstream_reap(pv_worker_t *w)
+{
+    while (w->reap_up) {
+        pv_upconn_t *u = w->reap_up;
+        w->reap_up = u->next;
+        u->next = free_upconns;
+        free_upconns = u;
+    }
+}
+
+static void upconn_io_cb(pv_io_t *io, unsigned events)
+{
+    pv_upconn_t *u = io->data;
+    if (u->closing)
+        return;
+    if (u->owner) {
+        pv_proxy_upstream_event(u->owner, events);
+        return;
+    }
+    if (events & PV_EV_WRITE)
+        u->writable = 1;
+    /* idle in the pool: readable means the upstream closed it or sent
+     * something unasked; either way it cannot carry a request */
+    if (events & (PV_EV_READ | PV_EV_HUP))
+        pv_upstream_close(u);
+}
+
+static void upconn_timer_cb(pv_timer_t *t)
+{
+    pv_upconn_t *u = t->data;
+    if (u->owner)
+        pv_proxy_upstream_timeout(u->owner);
+    else
+        pv_upstream_close(u); /* keepalive_timeout in the pool */
+}

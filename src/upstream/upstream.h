@@ -1,0 +1,66 @@
+/* Upstream connections, per-worker keepalive pools and peer selection.
+ * A pool holds at most `keepalive N` idle connections per upstream, most
+ * recently used first; an idle connection that turns readable (the peer
+ * closed it, or sent bytes it should not have) is discarded at once. */
+#ifndef PV_UPSTREAM_H
+#define PV_UPSTREAM_H
+
+#include <stdint.h>
+#include "../core/loop.h"
+#include "../config/conf.h"
+
+struct pv_worker_s;
+struct pv_proxy_s;
+typedef struct pv_upool_s pv_upool_t;
+
+typedef struct pv_upconn_s {
+    pv_io_t io;                 /* socket */
+    pv_timer_t timer;           /* connect/read/send timeout, or idle expiry in the pool */
+    struct pv_worker_s *w;      /* owning worker */
+    pv_upool_t *pool;           /* pool it belongs to */
+    int server;                 /* index into pool->cf->servers */
+    struct pv_proxy_s *owner;   /* exchange using it; NULL while idle or closing */
+    struct pv_upconn_s *prev, *next; /* idle LRU links, or reap list */
+    uint32_t requests;          /* requests sent on it */
+    uint64_t created_ms;        /* loop time it was opened (keepalive_time) */
+    uint8_t connected;          /* TCP handshake done */
+    uint8_t closing;            /* closed, waiting to be freed */
+    uint8_t readable;           /* edge-triggered: data may be waiting */
+    uint8_t writable;           /* edge-triggered: socket may take data */
+} pv_upconn_t;
+
+struct pv_upool_s {
+    pv_upstream_conf_t *cf;     /* upstream block */
+    pv_upconn_t *idle_head;     /* most recently used idle connection */
+    pv_upconn_t *idle_tail;     /* least recently used */
+    int nidle;                  /* idle connections held */
+    int *cur_weight;            /* smooth weighted round-robin state, per server */
+    int *fails;                 /* failures inside the current fail window */
+    uint64_t *fail_until;       /* loop ms until which a server is skipped */
+    uint64_t opened;            /* connections opened (for metrics/tests) */
+};
+
+/* Set up pools for every upstream of conf on this worker. */
+int pv_upstream_pools_init(struct pv_worker_s *w, pv_conf_t *conf);
+/* Close idle connections and free the pools. */
+void pv_upstream_pools_free(struct pv_worker_s *w);
+/* Pick a server (round robin by weight, skipping failed and `down` ones,
+ * `backup` only when the rest are unavailable). exclude is a bitmask of
+ * server indexes already tried (first 64). Returns -1 if none is usable. */
+int pv_upstream_pick(pv_upool_t *p, uint64_t exclude, uint64_t now);
+/* Record a failure / success of a server for max_fails/fail_timeout. */
+void pv_upstream_fail(pv_upool_t *p, int server, uint64_t now);
+void pv_upstream_ok(pv_upool_t *p, int server);
+/* An idle pooled connection to server, or NULL. */
+pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server);
+/* Open a new connection to server (connect in progress). NULL on error
+ * with errno set. */
+pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server);
+/* Return a clean connection to the pool (or close it if it may not stay). */
+void pv_upstream_release(pv_upconn_t *u, int reusable);
+/* Close now; the memory is freed before the loop next waits. */
+void pv_upstream_close(pv_upconn_t *u);
+/* Free connections closed during this iteration. */
+void pv_upstream_reap(struct pv_worker_s *w);
+
+#endif
