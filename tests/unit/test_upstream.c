@@ -1,0 +1,217 @@
+/* Upstream pool rules: weighted round robin, failure windows, the
+ * keepalive bound with least-recently-used eviction, and idle sockets
+ * dropped as soon as the upstream closes them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../src/core/worker.h"
+#include "../../src/upstream/upstream.h"
+
+static pv_upstream_server_t servers[3];
+static pv_upstream_conf_t ucf;
+
+static void setup_conf(int n, const int *weights, int port)
+{
+    memset(servers, 0, sizeof(servers));
+    memset(&ucf, 0, sizeof(ucf));
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&servers[i].addr;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons((uint16_t)port);
+        sa->sin_addr.s_addr = htonl(0x7f000001);
+        servers[i].addrlen = sizeof(*sa);
+        snprintf(servers[i].text, sizeof(servers[i].text), "127.0.0.1:%d", port);
+        servers[i].weight = weights[i];
+        servers[i].max_fails = 1;
+        servers[i].fail_timeout = 10000;
+    }
+    ucf.name = "backend";
+    ucf.servers = servers;
+    ucf.nservers = n;
+    ucf.keepalive = 2;
+    ucf.keepalive_requests = 1000;
+    ucf.keepalive_timeout = 60000;
+    ucf.keepalive_time = 3600000;
+}
+
+static void make_pool(pv_upool_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->cf = &ucf;
+    static int cw[3], fails[3];
+    static uint64_t until[3];
+    memset(cw, 0, sizeof(cw));
+    memset(fails, 0, sizeof(fails));
+    memset(until, 0, sizeof(until));
+    p->cur_weight = cw;
+    p->fails = fails;
+    p->fail_until = until;
+}
+
+static void test_smooth_weighted_rr(void **state)
+{
+    (void)state;
+    int w[3] = {5, 1, 1};
+    setup_conf(3, w, 1);
+    pv_upool_t p;
+    make_pool(&p);
+    char seq[8] = {0};
+    for (int i = 0; i < 7; i++)
+        seq[i] = (char)('a' + pv_upstream_pick(&p, 0, 0));
+    /* NGINX's documented sequence for weights 5,1,1 */
+    assert_string_equal(seq, "aabacaa");
+}
+
+static void test_fail_window_and_exclude(void **state)
+{
+    (void)state;
+    int w[2] = {1, 1};
+    setup_conf(2, w, 1);
+    pv_upool_t p;
+    make_pool(&p);
+    pv_upstream_fail(&p, 0, 1000);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pv_upstream_pick(&p, 0, 2000), 1);
+    /* after fail_timeout it comes back */
+    int seen0 = 0;
+    for (int i = 0; i < 4; i++)
+        seen0 |= pv_upstream_pick(&p, 0, 1000 + 10001) == 0;
+    assert_true(seen0);
+    /* both tried: nothing left */
+    assert_int_equal(pv_upstream_pick(&p, 3, 50000), -1);
+    /* backup only when the others are out */
+    servers[1].backup = 1;
+    assert_int_equal(pv_upstream_pick(&p, 0, 50000), 0);
+    assert_int_equal(pv_upstream_pick(&p, 1, 50000), 1);
+}
+
+static int listen_port(int *lfd)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    socklen_t l = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &l);
+    *lfd = fd;
+    return ntohs(sa.sin_port);
+}
+
+static pv_loop_t *stop_loop;
+static void stop_cb(pv_timer_t *t)
+{
+    (void)t;
+    pv_loop_stop(stop_loop);
+}
+
+static void run_for(pv_worker_t *w, int ms)
+{
+    pv_timer_t t;
+    pv_timer_init(&t, stop_cb, NULL);
+    stop_loop = w->loop;
+    pv_timer_set(w->loop, &t, (uint64_t)ms);
+    pv_loop_run(w->loop);
+}
+
+static void test_pool_bound_and_idle_close(void **state)
+{
+    (void)state;
+    int lfd;
+    int port = listen_port(&lfd);
+    int w1[1] = {1};
+    setup_conf(1, w1, port);
+    pv_worker_t w;
+    memset(&w, 0, sizeof(w));
+    w.loop = pv_loop_new();
+    pv_upool_t p;
+    make_pool(&p);
+
+    pv_upconn_t *u[3];
+    int peer[3];
+    for (int i = 0; i < 3; i++) {
+        u[i] = pv_upstream_connect(&w, &p, 0);
+        assert_non_null(u[i]);
+        peer[i] = accept(lfd, NULL, NULL);
+        assert_true(peer[i] >= 0);
+        u[i]->connected = 1;
+    }
+    assert_int_equal(p.opened, 3);
+    pv_upstream_release(u[0], 1);
+    pv_upstream_release(u[1], 1);
+    assert_int_equal(p.nidle, 2);
+    /* the pool is full: the least recently used (u[0]) makes room */
+    pv_upstream_release(u[2], 1);
+    assert_int_equal(p.nidle, 2);
+    assert_true(u[0]->closing);
+    assert_ptr_equal(p.idle_head, u[2]);
+    assert_ptr_equal(p.idle_tail, u[1]);
+    /* not reusable: closed, not pooled */
+    pv_upconn_t *x = pv_upstream_connect(&w, &p, 0);
+    int px = accept(lfd, NULL, NULL);
+    pv_upstream_release(x, 0);
+    assert_true(x->closing);
+    assert_int_equal(p.nidle, 2);
+    /* the upstream closes an idle connection: it leaves the pool at once */
+    close(peer[1]);
+    run_for(&w, 50);
+    assert_int_equal(p.nidle, 1);
+    assert_ptr_equal(p.idle_head, u[2]);
+    /* take_idle hands out the survivor, then nothing */
+    pv_upconn_t *t = pv_upstream_take_idle(&p, 0);
+    assert_ptr_equal(t, u[2]);
+    assert_null(pv_upstream_take_idle(&p, 0));
+    pv_upstream_close(t);
+    pv_upstream_reap(&w);
+    close(px);
+    close(peer[0]);
+    close(peer[2]);
+    close(lfd);
+    pv_loop_free(w.loop);
+}
+
+static void test_idle_timeout(void **state)
+{
+    (void)state;
+    int lfd;
+    int port = listen_port(&lfd);
+    int w1[1] = {1};
+    setup_conf(1, w1, port);
+    ucf.keepalive_timeout = 30;
+    pv_worker_t w;
+    memset(&w, 0, sizeof(w));
+    w.loop = pv_loop_new();
+    pv_upool_t p;
+    make_pool(&p);
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
+    int peer = accept(lfd, NULL, NULL);
+    u->connected = 1;
+    pv_upstream_release(u, 1);
+    assert_int_equal(p.nidle, 1);
+    run_for(&w, 100);
+    assert_int_equal(p.nidle, 0);
+    pv_upstream_reap(&w);
+    close(peer);
+    close(lfd);
+    pv_loop_free(w.loop);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_smooth_weighted_rr),
+        cmocka_unit_test(test_fail_window_and_exclude),
+        cmocka_unit_test(test_pool_bound_and_idle_close),
+        cmocka_unit_test(test_idle_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
