@@ -17,6 +17,7 @@ where portvakt is meant to differ from NGINX (stricter RFC handling, CLI) are
 marked `portvakt_only` and skipped in that mode.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -466,17 +467,21 @@ class EchoUpstream:
     for every request) to answer otherwise; both may be changed while it
     runs. idle_close_ms closes a keepalive connection that has been idle
     that long after a response (as servers with short keepalive timeouts
-    do). max_requests_per_conn closes after that many responses."""
+    do). max_requests_per_conn closes after that many responses. Like a
+    real server it closes after answering a request that asked for it
+    (`Connection: close`, or HTTP/1.0 without keep-alive) unless
+    honour_close=False."""
 
     def __init__(self, host=LOOPBACK, port=0, handler=None, reply=None,
                  idle_close_ms=None, max_requests_per_conn=None,
-                 body_keep=1 << 20, accept_delay=0.0):
+                 body_keep=1 << 20, honour_close=True):
         self.host = host
         self.handler = handler
         self.reply = reply
         self.idle_close_ms = idle_close_ms
         self.max_requests_per_conn = max_requests_per_conn
         self.body_keep = body_keep
+        self.honour_close = honour_close
         self.requests = []          # Received, in completion order
         self.heads = []             # Received as soon as the head arrived
                                     # (body not read yet): for streaming tests
@@ -613,6 +618,9 @@ class EchoUpstream:
                     rep = self.reply
                 if rep is None:
                     rep = self._echo(req)
+                if self.honour_close and self._client_wants_close(req) and not rep.close:
+                    rep = copy.copy(rep)
+                    rep.close = True
                 if not self._respond(c, req, rep):
                     return
                 if (self.max_requests_per_conn is not None
@@ -636,6 +644,14 @@ class EchoUpstream:
                 c.close()
             except OSError:
                 pass
+
+    @staticmethod
+    def _client_wants_close(req):
+        tokens = {t.strip().lower() for v in req.header_all("connection")
+                  for t in v.split(",")}
+        if req.version == "HTTP/1.0":
+            return "keep-alive" not in tokens
+        return "close" in tokens
 
     @staticmethod
     def _echo(req):

@@ -1,0 +1,205 @@
+"""Upstream connection pooling (`keepalive` in an upstream block), counted
+at the echo upstream, which numbers its connections.
+
+`worker_processes 1` makes the counts exact: pools are per worker.
+"""
+
+import threading
+import time
+
+import pytest
+
+from conftest import Client, Reply, http, wait_for
+
+CONF = """
+worker_processes 1;
+http {
+    upstream pool2 {
+        server 127.0.0.1:@UP@;
+        keepalive 2;
+    }
+    upstream limited {
+        server 127.0.0.1:@UP@;
+        keepalive 8;
+        keepalive_requests 3;
+    }
+    upstream short_idle {
+        server 127.0.0.1:@UP@;
+        keepalive 8;
+        keepalive_timeout 500ms;
+    }
+    upstream short_life {
+        server 127.0.0.1:@UP@;
+        keepalive 8;
+        keepalive_time 1s;
+    }
+    upstream pooled {
+        server 127.0.0.1:@UP@;
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:@GW@;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        location /pool2/ { proxy_pass http://pool2/; }
+        location /limited/ { proxy_pass http://limited/; }
+        location /short_idle/ { proxy_pass http://short_idle/; }
+        location /short_life/ { proxy_pass http://short_life/; }
+        location /pooled/ { proxy_pass http://pooled/; }
+        location /http10/ {
+            proxy_http_version 1.0;
+            proxy_set_header Connection close;
+            proxy_pass http://pooled/;
+        }
+        location /nopool/ { proxy_pass http://127.0.0.1:@UP@/; }
+    }
+}
+"""
+
+
+def start(gateway, upstream, port, **up_opts):
+    up = upstream(**up_opts)
+    gw = gateway(CONF, UP=up.port, GW=port())
+    return gw, up
+
+
+def burst(port, path, n):
+    """n concurrent requests; returns their statuses."""
+    statuses = [None] * n
+
+    def one(i):
+        statuses[i] = http(port, "GET", "%s%d" % (path, i), timeout=10).status
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return statuses
+
+
+def test_sequential_requests_share_one_connection(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    for i in range(20):
+        assert http(gw.port, "GET", "/pooled/s%d" % i).status == 200
+    assert up.connections == 1
+    assert [r.seq_on_conn for r in up.requests] == list(range(1, 21))
+
+
+def test_pool_keeps_at_most_keepalive_idle_connections(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    up.reply = Reply(200, body=b"slow\n", delay=0.3)
+    assert burst(gw.port, "/pool2/a", 6) == [200] * 6
+    assert up.connections == 6
+    # Two stay pooled; the gateway closes the other four.
+    wait_for(lambda: up.open_connections == 2, 3, what="pool to shrink to 2")
+    time.sleep(0.2)
+    assert up.open_connections == 2
+    assert burst(gw.port, "/pool2/b", 6) == [200] * 6
+    # The second burst reused the two pooled connections.
+    assert up.connections == 6 + 4
+
+
+def test_no_pool_without_keepalive_directive(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    for i in range(3):
+        assert http(gw.port, "GET", "/nopool/x%d" % i).status == 200
+    assert up.connections == 3
+    # proxy_http_version and proxy_set_header are inherited from the server.
+    assert all(r.version == "HTTP/1.1" for r in up.requests)
+    assert not any(r.has("Connection") for r in up.requests)
+
+
+def test_http10_to_upstream_is_never_pooled(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    for i in range(3):
+        assert http(gw.port, "GET", "/http10/x%d" % i).status == 200
+    assert up.connections == 3
+    assert all(r.version == "HTTP/1.0" for r in up.requests)
+
+
+def test_upstream_connection_close_is_honoured(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    up.reply = Reply(200, body=b"bye\n", close=True)
+    for i in range(3):
+        assert http(gw.port, "GET", "/pooled/c%d" % i).status == 200
+    assert up.connections == 3
+
+
+def test_upstream_keepalive_requests(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    for i in range(9):
+        assert http(gw.port, "GET", "/limited/r%d" % i).status == 200
+    assert up.connections == 3
+    assert max(r.seq_on_conn for r in up.requests) == 3
+
+
+def test_upstream_keepalive_timeout(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    assert http(gw.port, "GET", "/short_idle/a").status == 200
+    assert http(gw.port, "GET", "/short_idle/b").status == 200
+    assert up.connections == 1
+    time.sleep(1.0)
+    # The idle connection was closed by the gateway after 500ms...
+    assert up.open_connections == 0 and up.peer_closed == 1
+    assert http(gw.port, "GET", "/short_idle/c").status == 200
+    # ...so this one needed a new one.
+    assert up.connections == 2
+
+
+def test_upstream_keepalive_time(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    for i in range(4):
+        assert http(gw.port, "GET", "/short_life/t%d" % i).status == 200
+        time.sleep(0.6)
+    # Requests at 0, 0.6, 1.2 s share a connection; after the one that ended
+    # past keepalive_time (1 s) it is closed, so the fourth opens a new one.
+    assert [r.conn_id for r in up.requests] == [1, 1, 1, 2]
+
+
+def test_upstream_closing_idle_connections_causes_no_502(gateway, upstream, port):
+    # The upstream closes keepalive connections idle for 200 ms while the
+    # gateway would keep them 60 s: the gateway must notice (or retry) and
+    # never answer 502.
+    gw, up = start(gateway, upstream, port, idle_close_ms=200)
+    statuses = []
+    for i, gap in enumerate([0.25, 0.3, 0.21, 0.19, 0.2, 0.22, 0.18, 0.205, 0.195, 0.4]):
+        statuses.append(http(gw.port, "GET", "/pooled/g%d" % i).status)
+        time.sleep(gap)
+    assert statuses == [200] * len(statuses)
+    assert up.idle_closed >= 5
+
+
+def test_reused_connection_dropped_before_response_is_retried(gateway, upstream, port):
+    # The upstream reads a request on a reused connection and closes without
+    # answering: the classic keepalive race, made deterministic. An
+    # idempotent request must be retried on a fresh connection.
+    gw, up = start(gateway, upstream, port)
+
+    def drop_reused(req):
+        if req.seq_on_conn > 1:
+            return Reply(raw=b"", close=True)
+        return None
+
+    up.handler = drop_reused
+    for i in range(5):
+        r = http(gw.port, "GET", "/pooled/race%d" % i)
+        assert r.status == 200, (i, r)
+    assert up.connections >= 5
+    served = [q for q in up.requests if q.seq_on_conn == 1]
+    assert [q.target for q in served] == ["/race%d" % i for i in range(5)]
+
+
+def test_many_clients_few_upstream_connections(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port)
+    clients = [Client(gw.port) for _ in range(20)]
+    try:
+        for rnd in range(3):
+            for i, c in enumerate(clients):
+                c.request("GET", "/pooled/m%d_%d" % (rnd, i))
+                assert c.read_response().status == 200
+    finally:
+        for c in clients:
+            c.close()
+    assert len(up.requests) == 60
+    assert up.connections == 1
