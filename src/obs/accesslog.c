@@ -58,6 +58,8 @@ static __thread int al_slot = -1;        /* ring index in every sink */
 static __thread unsigned al_slot_gen;    /* al_gen the slot belongs to */
 static __thread char *al_buf;            /* line buffer */
 static __thread size_t al_bufcap;
+static pthread_key_t al_buf_key;         /* frees al_buf when its thread exits */
+static pthread_once_t al_buf_once = PTHREAD_ONCE_INIT;
 
 static int futex_wait(atomic_int *word, int val, const struct timespec *ts)
 {
@@ -129,14 +131,21 @@ static pv_al_ring_t *ring_of(pv_accesslog_sink_t *s, int slot)
     return rg;
 }
 
+static void buf_key_init_cb(void)
+{
+    pthread_key_create(&al_buf_key, free);
+}
+
 /* Format r with fmt into the thread's buffer, '\n' included; the length. */
 static size_t line_format(const pv_log_format_t *fmt, pv_request_t *r)
 {
     if (!al_buf) {
+        pthread_once(&al_buf_once, buf_key_init_cb);
         al_buf = malloc(PV_AL_FIRST_BUF);
         if (!al_buf)
             return 0;
         al_bufcap = PV_AL_FIRST_BUF;
+        pthread_setspecific(al_buf_key, al_buf);
     }
     size_t need = pv_cv_eval(&fmt->value, r, fmt->escape, al_buf, al_bufcap - 1);
     if (need > al_bufcap - 1 && al_bufcap < PV_ACCESSLOG_LINE_MAX) {
@@ -145,6 +154,7 @@ static size_t line_format(const pv_log_format_t *fmt, pv_request_t *r)
         if (nb) {
             al_buf = nb;
             al_bufcap = cap;
+            pthread_setspecific(al_buf_key, al_buf);
             need = pv_cv_eval(&fmt->value, r, fmt->escape, al_buf, al_bufcap - 1);
         }
     }
