@@ -61,16 +61,19 @@ static __thread size_t al_bufcap;
 static pthread_key_t al_buf_key;         /* frees al_buf when its thread exits */
 static pthread_once_t al_buf_once = PTHREAD_ONCE_INIT;
 
+/* Sleep while *word == val, at most ts. */
 static int futex_wait(atomic_int *word, int val, const struct timespec *ts)
 {
     return (int)syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
 }
 
+/* Wake the thread sleeping on word. */
 static void futex_wake(atomic_int *word)
 {
     syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* Wake the writer if (and only if) it is asleep: one syscall per idle period. */
 static void writer_wake(void)
 {
     if (atomic_load_explicit(&al_sleeping, memory_order_relaxed) &&
@@ -80,6 +83,7 @@ static void writer_wake(void)
 
 /* ---- producer side ------------------------------------------------------ */
 
+/* This thread's ring index, registering it on first use. */
 static int slot_get(void)
 {
     unsigned gen = atomic_load_explicit(&al_gen, memory_order_acquire);
@@ -116,6 +120,7 @@ static int ring_push(pv_al_ring_t *rg, const char *p, size_t n)
     return 1;
 }
 
+/* This thread's ring for sink s, made on first use. */
 static pv_al_ring_t *ring_of(pv_accesslog_sink_t *s, int slot)
 {
     pv_al_ring_t *rg = atomic_load_explicit(&s->rings[slot], memory_order_acquire);
@@ -131,6 +136,7 @@ static pv_al_ring_t *ring_of(pv_accesslog_sink_t *s, int slot)
     return rg;
 }
 
+/* Key whose destructor frees a thread's line buffer at thread exit. */
 static void buf_key_init_cb(void)
 {
     pthread_key_create(&al_buf_key, free);
@@ -207,7 +213,8 @@ void pv_accesslog_write(pv_request_t *r)
 
 /* ---- writer side ------------------------------------------------------- */
 
-static int64_t wall_ms(void)
+/* Monotonic milliseconds for the writer's rate limits. */
+static int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -230,7 +237,7 @@ static void sink_write(pv_accesslog_sink_t *s, struct iovec *iov, int n)
                     return;
                 continue;
             }
-            int64_t now = wall_ms();
+            int64_t now = mono_ms();
             if (now - s->last_err_ms >= 1000) {
                 s->last_err_ms = now;
                 pv_log(PV_LOG_ERR, "write() to \"%s\" failed (%d: %s)", s->path, errno,
@@ -290,6 +297,7 @@ static size_t sink_drain(pv_accesslog_sink_t *s, int nslots)
     return moved;
 }
 
+/* Whether any ring holds bytes not yet written. */
 static int sinks_pending(void)
 {
     int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
@@ -306,6 +314,7 @@ static int sinks_pending(void)
     return 0;
 }
 
+/* Error-log the drops since the last report, per sink. */
 static void sinks_report_drops(void)
 {
     int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
@@ -320,6 +329,7 @@ static void sinks_report_drops(void)
     }
 }
 
+/* Reopen file sinks by path (after rotation). */
 static void sinks_reopen(void)
 {
     int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
@@ -338,6 +348,7 @@ static void sinks_reopen(void)
     }
 }
 
+/* The writer: drain, report, then poll briefly while busy or sleep while idle. */
 static void *writer_main_cb(void *arg)
 {
     PV_UNUSED(arg);
@@ -345,7 +356,7 @@ static void *writer_main_cb(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the main thread */
 
-    int64_t last_report = wall_ms();
+    int64_t last_report = mono_ms();
     for (;;) {
         int stopping = atomic_load(&al_stop);
         if (atomic_exchange(&al_reopen, 0))
@@ -357,7 +368,7 @@ static void *writer_main_cb(void *arg)
         for (int i = 0; i < ns; i++)
             moved += sink_drain(atomic_load_explicit(&al_sinks[i], memory_order_acquire), nslots);
 
-        int64_t now = wall_ms();
+        int64_t now = mono_ms();
         if (now - last_report >= 1000) {
             sinks_report_drops();
             last_report = now;
@@ -451,11 +462,11 @@ void pv_accesslog_reopen(void)
 
 int pv_accesslog_flush(int timeout_ms)
 {
-    int64_t end = wall_ms() + timeout_ms;
+    int64_t end = mono_ms() + timeout_ms;
     for (;;) {
         if (!sinks_pending())
             return PV_OK;
-        if (wall_ms() >= end)
+        if (mono_ms() >= end)
             return PV_AGAIN;
         writer_wake();
         struct timespec ts = {0, 1000000};
@@ -476,6 +487,7 @@ uint64_t pv_accesslog_dropped(void)
 
 /* ---- opening sinks (main thread) -------------------------------------- */
 
+/* The sink for path, opened and published if it is new. */
 static pv_accesslog_sink_t *sink_get(const char *path, char *err, size_t errlen)
 {
     int ns = atomic_load(&al_nsinks);
@@ -520,6 +532,7 @@ static pv_accesslog_sink_t *sink_get(const char *path, char *err, size_t errlen)
     return s;
 }
 
+/* Attach a sink to every entry of one level's access_log list. */
 static int open_list(pv_conf_t *conf, pv_access_log_t *list, int n, char *err, size_t errlen)
 {
     for (int i = 0; list && i < n; i++) {

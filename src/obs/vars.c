@@ -42,6 +42,7 @@ static const char hex_upper[] = "0123456789ABCDEF";
 static const char hex_lower[] = "0123456789abcdef";
 static const char *const empty_value = "";
 
+/* Append bytes as they are. */
 static void w_raw(pv_cv_writer_t *w, const char *p, size_t n)
 {
     if (w->len < w->cap) {
@@ -51,6 +52,7 @@ static void w_raw(pv_cv_writer_t *w, const char *p, size_t n)
     w->len += n;
 }
 
+/* Append one byte as it is. */
 static void w_byte(pv_cv_writer_t *w, char c)
 {
     if (w->len < w->cap)
@@ -70,6 +72,7 @@ static inline int json_needs_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
+/* Append a variable's value with the writer's escaping. */
 static void w_escaped(pv_cv_writer_t *w, const char *p, size_t n)
 {
     const unsigned char *s = (const unsigned char *)p;
@@ -112,6 +115,7 @@ static void w_escaped(pv_cv_writer_t *w, const char *p, size_t n)
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* Decimal digits of v into buf (at least 20 bytes). */
 static pv_str_t fmt_u64(uint64_t v, char *buf)
 {
     char tmp[24];
@@ -133,6 +137,7 @@ static pv_str_t fmt_msec(uint64_t ms, char *buf, size_t cap)
     return (pv_str_t){buf, n < 0 ? 0 : PV_MIN((size_t)n, cap - 1)};
 }
 
+/* Slice of a NUL-terminated string. */
 static pv_str_t cstr(const char *s)
 {
     return (pv_str_t){s, strlen(s)};
@@ -161,6 +166,7 @@ static int hdr_name_eq(pv_str_t h, pv_str_t want)
     return 1;
 }
 
+/* First header named name (and how many there are, if count). */
 static const pv_header_t *hdr_first(const pv_header_t *h, int n, pv_str_t name, int *count)
 {
     const pv_header_t *first = NULL;
@@ -177,6 +183,7 @@ static const pv_header_t *hdr_first(const pv_header_t *h, int n, pv_str_t name, 
     return first;
 }
 
+/* A header's value, never with a NULL pointer (found means non-NULL). */
 static pv_str_t hdr_value(const pv_header_t *h)
 {
     return (pv_str_t){h->value.p ? h->value.p : empty_value, h->value.len};
@@ -221,6 +228,7 @@ static int arg_find(pv_str_t args, pv_str_t name, pv_str_t *out)
 
 /* ---- $remote_user: the user of "Authorization: Basic" ---------------- */
 
+/* Value of a standard base64 character, -1 if it is not one. */
 static int b64_value(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z')
@@ -300,6 +308,7 @@ static pthread_once_t proc_once = PTHREAD_ONCE_INIT;
 static char proc_hostname[256];
 static char proc_pid[24];
 
+/* Host name (lowercased, as NGINX keeps it) and pid, computed once. */
 static void proc_init_cb(void)
 {
     if (gethostname(proc_hostname, sizeof(proc_hostname) - 1) != 0)
@@ -320,6 +329,7 @@ static inline uint64_t rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
+/* Seed this thread's generator from the kernel. */
 static void rng_seed(void)
 {
     if (getrandom(rng_state, sizeof(rng_state), GRND_NONBLOCK) != (ssize_t)sizeof(rng_state)) {
@@ -340,6 +350,7 @@ static void rng_seed(void)
     rng_ready = 1;
 }
 
+/* Next xoshiro256** output. */
 static uint64_t rng_next(void)
 {
     if (pv_unlikely(!rng_ready))
@@ -355,6 +366,7 @@ static uint64_t rng_next(void)
     return result;
 }
 
+/* 128 random bits as 32 lowercase hex digits, like NGINX's $request_id. */
 static void request_id_make(pv_request_t *r)
 {
     for (int k = 0; k < 2; k++) {
