@@ -45,6 +45,8 @@ static const char *const empty_value = "";
 /* Append bytes as they are. */
 static void w_raw(pv_cv_writer_t *w, const char *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (w->len < w->cap) {
         size_t k = PV_MIN(n, w->cap - w->len);
         memcpy(w->out + w->len, p, k);
@@ -78,6 +80,8 @@ static void w_escaped(pv_cv_writer_t *w, const char *p, size_t n)
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0, run = 0;
 
+    if (n == 0)
+        return;
     if (w->escape == PV_ESCAPE_NONE) {
         w_raw(w, p, n);
         return;
