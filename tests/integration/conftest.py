@@ -136,6 +136,16 @@ def rss_kb(pid):
 # ---------------------------------------------------------------- servers
 
 
+def _die_with_parent():
+    """In the child: get SIGKILL if the test process dies, so an aborted run
+    leaves no server behind."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class _Server:
     """A foreground server process with stdout/stderr captured to files."""
 
@@ -159,7 +169,8 @@ class _Server:
         err = open(self.stderr_path, "wb")
         try:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err, cwd=self.workdir)
+                                         stdout=out, stderr=err, cwd=self.workdir,
+                                         preexec_fn=_die_with_parent)
         finally:
             out.close()
             err.close()
