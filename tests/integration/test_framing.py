@@ -322,6 +322,16 @@ def test_upstream_close_delimited_response(gw):
     assert r.chunked
 
 
+@pytest.mark.portvakt_only("NGINX relays a response without a valid status line as HTTP/0.9")
+@pytest.mark.parametrize("data", [b"garbage\r\n\r\n", b"HTTP/1.1 2000 OK\r\n\r\n",
+                                  b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"],
+                         ids=["no_status_line", "bad_status", "conflicting_length"])
+def test_invalid_upstream_response_is_502(gw, data):
+    gw.up.reply = Reply(raw=data, close=True)
+    r = http(gw.port, "GET", "/invalid")
+    assert r.status == 502
+
+
 def test_upstream_204_and_304_have_no_body(gw):
     gw.up.reply = Reply(204)
     with Client(gw.port) as c:
