@@ -79,6 +79,7 @@ typedef struct pv_proxy_pass_s {
 typedef struct pv_loc_conf_s {
     /* client side */
     int64_t keepalive_timeout;     /* http/server/location; default 75s */
+    int64_t keepalive_header;      /* keepalive_timeout's 2nd arg: "Keep-Alive: timeout=" value in ms; 0 = no header */
     int64_t keepalive_requests;    /* http/server/location; default 1000 */
     int64_t client_max_body_size;  /* http/server/location; default 1m; 0 = unlimited */
     int64_t client_body_timeout;   /* http/server/location; default 60s */
@@ -158,6 +159,9 @@ typedef struct pv_server_s {
     int64_t client_header_buffer_size;  /* default 1k */
     int large_header_buffers_num;       /* default 4 */
     int64_t large_header_buffers_size;  /* default 8k */
+    int return_code;            /* server-level `return`, run before location matching; 0 if none */
+    pv_cv_t return_text;        /* its body text or redirect URL */
+    int has_return_text;        /* whether return_text is present */
     pv_conf_src_t src;
 } pv_server_t;
 
@@ -222,6 +226,9 @@ struct pv_conf_s {
     int error_log_level;       /* PV_LOG_*; default error */
     const char *pid_path;      /* NULL = no pid file */
     int daemon;                /* accepted for compatibility; stays foreground */
+    int64_t worker_rlimit_nofile; /* RLIMIT_NOFILE to set; 0 = leave it alone */
+    void **regexes;            /* every pcre2_code* of the snapshot, freed with it */
+    int nregexes;
     pv_http_conf_t *http;      /* NULL when there is no http block */
     atomic_int refs;           /* holders of this snapshot */
 };
@@ -229,6 +236,13 @@ struct pv_conf_s {
 /* Parse, check and resolve a config file into a new snapshot.
  * On error returns NULL and writes "MESSAGE in FILE:LINE" into err. */
 pv_conf_t *pv_conf_load(const char *path, char *err, size_t errlen);
+/* pv_conf_load_text() flags */
+#define PV_CONF_F_NO_DNS 0x01     /* resolve numeric addresses only; a name is "host not found" */
+#define PV_CONF_F_NO_INCLUDE 0x02 /* `include` is an error (fuzzing: no file access) */
+/* Like pv_conf_load() with the main file's text given in memory; path
+ * names it in messages and gives the prefix for relative paths. */
+pv_conf_t *pv_conf_load_text(const char *path, const char *text, size_t len, unsigned flags,
+                             char *err, size_t errlen);
 /* Take / drop a reference; the last drop frees the snapshot. */
 void pv_conf_ref(pv_conf_t *c);
 void pv_conf_unref(pv_conf_t *c);

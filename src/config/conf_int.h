@@ -1,0 +1,123 @@
+/* Internals shared by the config loader's files: the parse tree
+ * (parser.c), the directive table and setters (directives.c) and the
+ * resolve/merge/validate pass (load.c). Not for the runtime. */
+#ifndef PV_CONF_INT_H
+#define PV_CONF_INT_H
+
+#include "conf.h"
+
+/* One directive as written: `args[0] args[1]...;` or with a `{ }` body. */
+typedef struct pv_conf_node_s pv_conf_node_t;
+struct pv_conf_node_s {
+    pv_str_t *args;        /* args[0] is the directive name; all NUL-terminated */
+    int nargs;             /* including the name */
+    int block;             /* ended with '{' rather than ';' */
+    pv_conf_node_t *child; /* first directive of the body */
+    pv_conf_node_t *next;  /* next sibling */
+    pv_conf_src_t src;     /* file and line of the name */
+};
+
+/* State for turning text into a tree; `include` is expanded here. */
+typedef struct pv_parser_s {
+    pv_arena_t *tmp;    /* tree and file texts: freed after loading */
+    pv_arena_t *keep;   /* snapshot arena: file names outlive the tree */
+    const char *prefix; /* directory of the main file, for relative includes */
+    unsigned flags;     /* PV_CONF_F_* */
+    int depth;          /* include nesting, bounded against loops */
+    char *err;          /* message buffer */
+    size_t errlen;
+} pv_parser_t;
+
+/* Parse a file (absolute path) into a list of top-level nodes. */
+int pv_conf_parse_file(pv_parser_t *ps, const char *path, pv_conf_node_t **first);
+/* Parse text that came from file into a list of top-level nodes. */
+int pv_conf_parse_text(pv_parser_t *ps, const char *file, const char *text, size_t len,
+                       pv_conf_node_t **first);
+
+/* directive contexts (a mask in the table) */
+#define PV_CTX_MAIN 0x01
+#define PV_CTX_EVENTS 0x02
+#define PV_CTX_HTTP 0x04
+#define PV_CTX_UPSTREAM 0x08
+#define PV_CTX_SERVER 0x10
+#define PV_CTX_LOCATION 0x20
+#define PV_CTX_ANY_LOC (PV_CTX_HTTP | PV_CTX_SERVER | PV_CTX_LOCATION)
+
+/* A `proxy_pass` whose target is found after the whole file is read, since
+ * an upstream may be declared after its first use. */
+typedef struct pv_conf_pass_ref_s {
+    pv_proxy_pass_t *pp;  /* what to fill in */
+    char *host;           /* host as written (no brackets for IPv6) */
+    int port;             /* port, or 0 when the URL had none */
+    pv_conf_src_t src;    /* the proxy_pass line */
+} pv_conf_pass_ref_t;
+
+/* An access_log whose format is looked up once every log_format is known. */
+typedef struct pv_conf_log_ref_s {
+    pv_loc_conf_t *lc;    /* level whose list holds the entry */
+    int idx;              /* entry index (the list may still grow) */
+    const char *fmt;      /* format name */
+    pv_conf_src_t src;    /* the access_log line */
+} pv_conf_log_ref_t;
+
+/* Walk state while applying the directive table to a tree. */
+typedef struct pv_conf_ctx_s {
+    pv_conf_t *conf;       /* snapshot being built */
+    pv_arena_t *a;         /* == &conf->arena */
+    pv_arena_t *tmp;       /* scratch freed after loading (reference lists) */
+    unsigned flags;        /* PV_CONF_F_* */
+    char *err;             /* message buffer */
+    size_t errlen;
+    int ctx;               /* PV_CTX_* of the block being walked */
+    pv_http_conf_t *http;  /* the http block, once seen */
+    pv_server_t *http_srv; /* holds http-level values of the server-only settings */
+    pv_server_t *srv;      /* server being filled (http_srv at http level) */
+    pv_location_t *loc;    /* location being filled */
+    pv_upstream_conf_t *ups; /* upstream being filled */
+    pv_loc_conf_t *lc;     /* settings of the current http/server/location level */
+    int events_seen;       /* `events` is allowed once */
+    pv_conf_pass_ref_t *passes; /* proxy_pass targets to resolve */
+    int npasses;
+    pv_conf_log_ref_t *logrefs; /* access_log formats to resolve */
+    int nlogrefs;
+} pv_conf_ctx_t;
+
+/* Apply the directive table to a list of nodes in context ctx. */
+int pv_conf_walk(pv_conf_ctx_t *cx, const pv_conf_node_t *first, int ctx);
+/* Resolve, merge and check after the walk; fills http's derived lists. */
+int pv_conf_finish(pv_conf_ctx_t *cx);
+
+/* Write "MESSAGE in FILE:LINE" into cx->err; returns PV_ERR. */
+int pv_conf_error(pv_conf_ctx_t *cx, const pv_conf_src_t *src, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Make a path absolute against the main file's directory. */
+const char *pv_conf_full_path(pv_conf_ctx_t *cx, const char *path);
+/* Append one zeroed element to an arena array whose capacity is implied
+ * by its count (powers of two); returns the new element. */
+void *pv_conf_push(pv_arena_t *a, void *arrp, int *n, size_t elsize);
+/* Set every field of a level's settings to "inherit". */
+void pv_conf_loc_init(pv_loc_conf_t *lc);
+/* Remember a compiled regex so the snapshot frees it. */
+void pv_conf_add_regex(pv_conf_ctx_t *cx, void *re);
+
+/* A resolved socket address. */
+typedef struct pv_conf_addr_s {
+    struct sockaddr_storage ss; /* the address */
+    socklen_t len;              /* its length */
+} pv_conf_addr_t;
+
+/* Resolve host (numeric or a name, "*" = any IPv4) with port into up to
+ * max addresses, IPv4 first; returns the count, 0 if not found. */
+int pv_conf_resolve(pv_conf_ctx_t *cx, const char *host, int port, pv_conf_addr_t *out, int max);
+/* "127.0.0.1:8080" / "[::1]:8080" */
+void pv_conf_addr_text(const struct sockaddr *sa, char *buf, size_t len);
+/* Split "host[:port]" / "[v6][:port]"; host is copied into the arena.
+ * Returns 0, or -1 for a bad port; *port is 0 when none was given. */
+int pv_conf_split_hostport(pv_arena_t *a, const char *s, size_t len, char **host, int *port);
+
+/* Value parsers (NGINX syntax); each returns -1 on an invalid value. */
+int64_t pv_conf_parse_size(pv_str_t s);
+int64_t pv_conf_parse_msec(pv_str_t s);
+int64_t pv_conf_parse_num(pv_str_t s);
+
+#endif

@@ -1,0 +1,897 @@
+/* The directive table and its setters. Each row says where a directive
+ * may appear, how many arguments it takes and which typed setter writes
+ * it into which struct; the walker checks all of that before the setter
+ * runs, with NGINX's messages. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "conf_int.h"
+
+#include <pcre2.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+
+/* argument count flags, as NGINX's NGX_CONF_TAKE* */
+#define PV_ARGS_NOARGS 0x001
+#define PV_ARGS_TAKE1 0x002
+#define PV_ARGS_TAKE2 0x004
+#define PV_ARGS_TAKE3 0x008
+#define PV_ARGS_TAKE12 (PV_ARGS_TAKE1 | PV_ARGS_TAKE2)
+#define PV_ARGS_FLAG 0x100
+#define PV_ARGS_1MORE 0x200
+#define PV_ARGS_2MORE 0x400
+#define PV_ARGS_BLOCK 0x800
+
+/* which struct a row's offset points into */
+enum { PV_BASE_NONE = 0, PV_BASE_MAIN, PV_BASE_LOC, PV_BASE_SRV, PV_BASE_UPS };
+
+typedef struct pv_conf_cmd_s pv_conf_cmd_t;
+/* Setters return PV_OK, or PV_ERR with cx->err written. */
+typedef int (*pv_conf_set_cb)(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                              const pv_conf_node_t *nd, void *base);
+
+struct pv_conf_cmd_s {
+    const char *name;   /* directive name */
+    unsigned ctx;       /* PV_CTX_* where it is allowed */
+    unsigned args;      /* PV_ARGS_* */
+    pv_conf_set_cb set; /* typed setter */
+    int base;           /* PV_BASE_*: struct the offset is into */
+    size_t offset;      /* field offset for the generic setters */
+    const void *data;   /* setter-specific table (enum/bitmask values) */
+};
+
+/* one name/value pair for enum and bitmask directives */
+typedef struct {
+    const char *name; /* value as written */
+    int value;        /* stored value or bit */
+} pv_conf_enum_t;
+
+#define DUP(cx, nd) pv_conf_error((cx), &(nd)->src, "\"%s\" directive is duplicate", (nd)->args[0].p)
+#define ARG(nd, i) ((nd)->args[i].p)
+
+/* ---- generic typed setters ---- */
+
+static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                       void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    if (strcasecmp(ARG(nd, 1), "on") == 0)
+        *f = 1;
+    else if (strcasecmp(ARG(nd, 1), "off") == 0)
+        *f = 0;
+    else
+        return pv_conf_error(cx, &nd->src,
+                             "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                             ARG(nd, 1), ARG(nd, 0));
+    return PV_OK;
+}
+
+static int set_num_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                      void *base)
+{
+    int64_t *f = (int64_t *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_num(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
+    return PV_OK;
+}
+
+static int set_int_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                      void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t v = pv_conf_parse_num(nd->args[1]);
+    if (v < 0 || v > 0x7fffffff)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
+    *f = (int)v;
+    return PV_OK;
+}
+
+static int set_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                       void *base)
+{
+    int64_t *f = (int64_t *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_size(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    return PV_OK;
+}
+
+static int set_msec_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                       void *base)
+{
+    int64_t *f = (int64_t *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_msec(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    return PV_OK;
+}
+
+static int set_enum_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                       void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    for (const pv_conf_enum_t *e = cmd->data; e->name; e++) {
+        if (strcasecmp(e->name, ARG(nd, 1)) == 0) {
+            *f = e->value;
+            return PV_OK;
+        }
+    }
+    return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, 1));
+}
+
+/* Bits accumulate over repeated directives at one level, as in NGINX. */
+static int set_bitmask_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                          void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    int v = *f == PV_UNSET ? 0 : *f;
+    for (int i = 1; i < nd->nargs; i++) {
+        const pv_conf_enum_t *e = cmd->data;
+        while (e->name && strcasecmp(e->name, ARG(nd, i)) != 0)
+            e++;
+        if (!e->name)
+            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, i));
+        v |= e->value;
+    }
+    *f = v;
+    return PV_OK;
+}
+
+/* ---- main and events ---- */
+
+static int set_worker_processes_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                                   const pv_conf_node_t *nd, void *base)
+{
+    pv_conf_t *c = cx->conf;
+    if (c->worker_processes != PV_UNSET)
+        return DUP(cx, nd);
+    if (strcmp(ARG(nd, 1), "auto") == 0) {
+        c->worker_processes_auto = 1;
+        c->worker_processes = 0;
+        return PV_OK;
+    }
+    int64_t n = pv_conf_parse_num(nd->args[1]);
+    if (n <= 0 || n > 4096)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    c->worker_processes = (int)n;
+    return PV_OK;
+}
+
+static int set_error_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                            void *base)
+{
+    static const char *const levels[] = {"emerg", "alert", "crit", "error",
+                                         "warn",  "notice", "info", "debug"};
+    pv_conf_t *c = cx->conf;
+    if (c->error_log_level != PV_UNSET)
+        return DUP(cx, nd);
+    c->error_log_level = PV_LOG_ERR;
+    if (nd->nargs == 3) {
+        size_t i = 0;
+        while (i < PV_NELEM(levels) && strcmp(levels[i], ARG(nd, 2)) != 0)
+            i++;
+        if (i == PV_NELEM(levels))
+            return pv_conf_error(cx, &nd->src, "invalid log level \"%s\"", ARG(nd, 2));
+        c->error_log_level = (int)i;
+    }
+    c->error_log_path = strcmp(ARG(nd, 1), "stderr") == 0 ? NULL : pv_conf_full_path(cx, ARG(nd, 1));
+    return PV_OK;
+}
+
+static int set_pid_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                      void *base)
+{
+    if (cx->conf->pid_path)
+        return DUP(cx, nd);
+    cx->conf->pid_path = pv_conf_full_path(cx, ARG(nd, 1));
+    return PV_OK;
+}
+
+static int set_events_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    if (cx->events_seen++)
+        return DUP(cx, nd);
+    return pv_conf_walk(cx, nd->child, PV_CTX_EVENTS);
+}
+
+static void srv_init(pv_server_t *s)
+{
+    pv_conf_loc_init(&s->conf);
+    s->client_header_timeout = PV_UNSET;
+    s->client_header_buffer_size = PV_UNSET;
+    s->large_header_buffers_num = PV_UNSET;
+    s->large_header_buffers_size = PV_UNSET;
+}
+
+static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                       void *base)
+{
+    if (cx->http)
+        return DUP(cx, nd);
+    pv_http_conf_t *h = pv_arena_calloc(cx->a, sizeof(*h));
+    cx->conf->http = cx->http = h;
+    pv_conf_loc_init(&h->conf);
+    cx->http_srv = pv_arena_calloc(cx->a, sizeof(pv_server_t));
+    srv_init(cx->http_srv);
+    /* "combined" always exists and may not be redefined (NGINX's rule). */
+    static const char combined[] = "$remote_addr - $remote_user [$time_local] \"$request\" "
+                                   "$status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
+    pv_log_format_t *f = pv_arena_calloc(cx->a, sizeof(*f));
+    f->name = "combined";
+    f->escape = PV_ESCAPE_DEFAULT;
+    pv_cv_compile(&f->value, cx->a, combined, sizeof(combined) - 1, cx->err, cx->errlen);
+    *(pv_log_format_t **)pv_conf_push(cx->a, &h->formats, &h->nformats, sizeof(f)) = f;
+    cx->srv = cx->http_srv;
+    cx->lc = &h->conf;
+    return pv_conf_walk(cx, nd->child, PV_CTX_HTTP);
+}
+
+/* ---- upstream ---- */
+
+static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                           void *base)
+{
+    pv_http_conf_t *h = cx->http;
+    for (int i = 0; i < h->nupstreams; i++)
+        if (strcasecmp(h->upstreams[i]->name, ARG(nd, 1)) == 0)
+            return pv_conf_error(cx, &nd->src, "duplicate upstream \"%s\"", ARG(nd, 1));
+    pv_upstream_conf_t *u = pv_arena_calloc(cx->a, sizeof(*u));
+    u->name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    u->keepalive = PV_UNSET;
+    u->keepalive_requests = PV_UNSET;
+    u->keepalive_timeout = PV_UNSET;
+    u->keepalive_time = PV_UNSET;
+    u->src = nd->src;
+    *(pv_upstream_conf_t **)pv_conf_push(cx->a, &h->upstreams, &h->nupstreams, sizeof(u)) = u;
+    cx->ups = u;
+    int rc = pv_conf_walk(cx, nd->child, PV_CTX_UPSTREAM);
+    cx->ups = NULL;
+    return rc;
+}
+
+/* Value of "key=value" if arg starts with key=, else NULL. */
+static const char *param(const char *arg, const char *key)
+{
+    size_t n = strlen(key);
+    return strncmp(arg, key, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
+}
+
+static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                                  const pv_conf_node_t *nd, void *base)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    int weight = 1, max_fails = 1, backup = 0, down = 0;
+    int64_t fail_timeout = 10000;
+    for (int i = 2; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i), *v;
+        int64_t n = -1;
+        if ((v = param(a, "weight")) && (n = pv_conf_parse_num((pv_str_t){v, strlen(v)})) > 0 &&
+            n <= 0x7fffffff)
+            weight = (int)n;
+        else if ((v = param(a, "max_fails")) &&
+                 (n = pv_conf_parse_num((pv_str_t){v, strlen(v)})) >= 0 && n <= 0x7fffffff)
+            max_fails = (int)n;
+        else if ((v = param(a, "fail_timeout")) &&
+                 (n = pv_conf_parse_msec((pv_str_t){v, strlen(v)})) >= 0)
+            fail_timeout = n;
+        else if (strcmp(a, "backup") == 0)
+            backup = 1;
+        else if (strcmp(a, "down") == 0)
+            down = 1;
+        else
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+    }
+    if (strncmp(ARG(nd, 1), "unix:", 5) == 0)
+        return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in upstream \"%s\"",
+                             ARG(nd, 1));
+    char *host;
+    int port;
+    if (pv_conf_split_hostport(cx->a, ARG(nd, 1), nd->args[1].len, &host, &port) != 0)
+        return pv_conf_error(cx, &nd->src, "invalid port in upstream \"%s\"", ARG(nd, 1));
+    if (!*host)
+        return pv_conf_error(cx, &nd->src, "no host in upstream \"%s\"", ARG(nd, 1));
+    pv_conf_addr_t addrs[16];
+    int n = pv_conf_resolve(cx, host, port ? port : 80, addrs, (int)PV_NELEM(addrs));
+    if (n == 0)
+        return pv_conf_error(cx, &nd->src, "host not found in upstream \"%s\"", ARG(nd, 1));
+    for (int i = 0; i < n; i++) {
+        pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers, sizeof(*s));
+        s->addr = addrs[i].ss;
+        s->addrlen = addrs[i].len;
+        pv_conf_addr_text((struct sockaddr *)&s->addr, s->text, sizeof(s->text));
+        s->weight = weight;
+        s->max_fails = max_fails;
+        s->fail_timeout = fail_timeout;
+        s->backup = backup;
+        s->down = down;
+    }
+    return PV_OK;
+}
+
+static int set_keepalive_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                            void *base)
+{
+    if (cx->ups->keepalive != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t n = pv_conf_parse_num(nd->args[1]);
+    if (n <= 0 || n > 0x7fffffff)
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive", ARG(nd, 1),
+                             ARG(nd, 0));
+    cx->ups->keepalive = (int)n;
+    return PV_OK;
+}
+
+/* ---- http / server / location settings ---- */
+
+static int set_keepalive_timeout_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                                    const pv_conf_node_t *nd, void *base)
+{
+    pv_loc_conf_t *lc = cx->lc;
+    if (lc->keepalive_timeout != PV_UNSET)
+        return DUP(cx, nd);
+    lc->keepalive_timeout = pv_conf_parse_msec(nd->args[1]);
+    if (lc->keepalive_timeout < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    if (nd->nargs == 3) {
+        lc->keepalive_header = pv_conf_parse_msec(nd->args[2]);
+        if (lc->keepalive_header < 0)
+            return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    }
+    return PV_OK;
+}
+
+static int set_access_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                             const pv_conf_node_t *nd, void *base)
+{
+    pv_loc_conf_t *lc = cx->lc;
+    const char *path = ARG(nd, 1);
+    int idx = lc->naccess_logs;
+    pv_access_log_t *l = pv_conf_push(cx->a, &lc->access_logs, &lc->naccess_logs, sizeof(*l));
+    if (strcmp(path, "off") == 0) {
+        if (nd->nargs > 2)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 2));
+        l->off = 1;
+        return PV_OK;
+    }
+    if (nd->nargs > 3)
+        return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 3));
+    if (strncmp(path, "syslog:", 7) == 0)
+        return pv_conf_error(cx, &nd->src, "syslog access logs are not supported");
+    if (strchr(path, '$'))
+        return pv_conf_error(cx, &nd->src, "variables in \"access_log\" path are not supported");
+    l->path = pv_conf_full_path(cx, path);
+    pv_conf_log_ref_t *r = pv_conf_push(cx->tmp, &cx->logrefs, &cx->nlogrefs, sizeof(*r));
+    r->lc = lc;
+    r->idx = idx;
+    r->fmt = nd->nargs == 3 ? pv_arena_strdup(cx->a, ARG(nd, 2)) : "combined";
+    r->src = nd->src;
+    return PV_OK;
+}
+
+/* Compile a value, adding the directive's location to the message. */
+static int compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cv_t *cv, const char *s,
+                   size_t len)
+{
+    char msg[256];
+    if (pv_cv_compile(cv, cx->a, s, len, msg, sizeof(msg)) != PV_OK)
+        return pv_conf_error(cx, &nd->src, "%s", msg);
+    return PV_OK;
+}
+
+static int set_proxy_set_header_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                                   const pv_conf_node_t *nd, void *base)
+{
+    pv_loc_conf_t *lc = cx->lc;
+    pv_set_header_t *h = pv_conf_push(cx->a, &lc->set_headers, &lc->nset_headers, sizeof(*h));
+    h->name = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
+    return compile(cx, nd, &h->value, ARG(nd, 2), nd->args[2].len);
+}
+
+static int set_large_buffers_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                                const pv_conf_node_t *nd, void *base)
+{
+    pv_server_t *s = cx->srv;
+    if (s->large_header_buffers_num != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t num = pv_conf_parse_num(nd->args[1]);
+    int64_t size = pv_conf_parse_size(nd->args[2]);
+    if (num <= 0 || num > 0x7fffffff || size <= 1)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    s->large_header_buffers_num = (int)num;
+    s->large_header_buffers_size = size;
+    return PV_OK;
+}
+
+static int set_log_format_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                             const pv_conf_node_t *nd, void *base)
+{
+    pv_http_conf_t *h = cx->http;
+    for (int i = 0; i < h->nformats; i++)
+        if (strcmp(h->formats[i]->name, ARG(nd, 1)) == 0)
+            return pv_conf_error(cx, &nd->src, "duplicate \"log_format\" name \"%s\"", ARG(nd, 1));
+    pv_log_format_t *f = pv_arena_calloc(cx->a, sizeof(*f));
+    f->name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    f->escape = PV_ESCAPE_DEFAULT;
+    int first = 2;
+    const char *esc = param(ARG(nd, 2), "escape");
+    if (esc) {
+        first = 3;
+        if (strcmp(esc, "default") == 0)
+            f->escape = PV_ESCAPE_DEFAULT;
+        else if (strcmp(esc, "json") == 0)
+            f->escape = PV_ESCAPE_JSON;
+        else if (strcmp(esc, "none") == 0)
+            f->escape = PV_ESCAPE_NONE;
+        else
+            return pv_conf_error(cx, &nd->src, "unknown log format escaping \"%s\"", esc);
+    }
+    size_t len = 0;
+    for (int i = first; i < nd->nargs; i++)
+        len += nd->args[i].len;
+    char *s = pv_arena_alloc(cx->a, len + 1), *d = s;
+    for (int i = first; i < nd->nargs; i++) {
+        memcpy(d, ARG(nd, i), nd->args[i].len);
+        d += nd->args[i].len;
+    }
+    *d = '\0';
+    if (compile(cx, nd, &f->value, s, len) != PV_OK)
+        return PV_ERR;
+    *(pv_log_format_t **)pv_conf_push(cx->a, &h->formats, &h->nformats, sizeof(f)) = f;
+    return PV_OK;
+}
+
+/* ---- server ---- */
+
+static int set_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    pv_http_conf_t *h = cx->http;
+    pv_server_t *s = pv_arena_calloc(cx->a, sizeof(*s));
+    srv_init(s);
+    s->src = nd->src;
+    *(pv_server_t **)pv_conf_push(cx->a, &h->servers, &h->nservers, sizeof(s)) = s;
+    cx->srv = s;
+    cx->lc = &s->conf;
+    int rc = pv_conf_walk(cx, nd->child, PV_CTX_SERVER);
+    cx->srv = cx->http_srv;
+    cx->lc = &h->conf;
+    return rc;
+}
+
+static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    const char *a = ARG(nd, 1);
+    int def = 0, reuseport = 0;
+    int64_t backlog = PV_UNSET;
+    for (int i = 2; i < nd->nargs; i++) {
+        const char *p = ARG(nd, i), *v;
+        if (strcmp(p, "default_server") == 0 || strcmp(p, "default") == 0) {
+            def = 1;
+        } else if (strcmp(p, "reuseport") == 0) {
+            reuseport = 1;
+        } else if ((v = param(p, "backlog"))) {
+            backlog = pv_conf_parse_num((pv_str_t){v, strlen(v)});
+            if (backlog <= 0 || backlog > 0x7fffffff)
+                return pv_conf_error(cx, &nd->src, "invalid backlog \"%s\"", v);
+        } else {
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", p);
+        }
+    }
+    if (strncmp(a, "unix:", 5) == 0)
+        return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in \"%s\" of the "
+                             "\"listen\" directive", a);
+    char *host;
+    int port;
+    size_t i = 0;
+    while (a[i] >= '0' && a[i] <= '9')
+        i++;
+    if (i > 0 && a[i] == '\0') {
+        host = "*";
+        int64_t n = pv_conf_parse_num(nd->args[1]);
+        port = n > 0 && n <= 65535 ? (int)n : -1;
+    } else if (pv_conf_split_hostport(cx->a, a, nd->args[1].len, &host, &port) != 0) {
+        port = -1;
+    } else if (port == 0) {
+        port = 80;
+    }
+    if (port <= 0)
+        return pv_conf_error(cx, &nd->src, "invalid port in \"%s\" of the \"listen\" directive", a);
+    pv_conf_addr_t addrs[8];
+    int n = pv_conf_resolve(cx, host, port, addrs, (int)PV_NELEM(addrs));
+    if (n == 0)
+        return pv_conf_error(cx, &nd->src, "host not found in \"%s\" of the \"listen\" directive", a);
+    pv_server_t *s = cx->srv;
+    for (int k = 0; k < n; k++) {
+        pv_listen_t *l = pv_conf_push(cx->a, &s->listens, &s->nlistens, sizeof(*l));
+        l->addr = addrs[k].ss;
+        l->addrlen = addrs[k].len;
+        l->backlog = (int)backlog;
+        l->reuseport = reuseport;
+        l->default_server = def;
+        pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
+        l->src = nd->src;
+    }
+    return PV_OK;
+}
+
+/* Compile a regex for a location or server_name; NGINX's message on error. */
+static void *compile_re(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *pat, int caseless)
+{
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                                   caseless ? PCRE2_CASELESS : 0, &code, &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof(msg));
+        pv_conf_error(cx, &nd->src, "pcre2_compile() failed: %s in \"%s\"", (char *)msg, pat);
+        return NULL;
+    }
+    pv_conf_add_regex(cx, re);
+    return re;
+}
+
+static int set_server_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                              const pv_conf_node_t *nd, void *base)
+{
+    pv_server_t *s = cx->srv;
+    for (int i = 1; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i);
+        size_t len = nd->args[i].len;
+        if (a[0] == '~') {
+            int caseless = 0;
+            for (const char *p = a + 1; *p; p++)
+                caseless |= *p >= 'A' && *p <= 'Z';
+            void *re = compile_re(cx, nd, a + 1, caseless);
+            if (!re)
+                return PV_ERR;
+            pv_server_name_t *sn = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*sn));
+            sn->kind = PV_SN_REGEX;
+            sn->name = (pv_str_t){pv_arena_strdup(cx->a, a + 1), len - 1};
+            sn->re = re;
+            continue;
+        }
+        char host[256];
+        if (strcmp(a, "$hostname") == 0) {
+            if (gethostname(host, sizeof(host)) != 0)
+                host[0] = '\0';
+            host[sizeof(host) - 1] = '\0';
+            a = host;
+            len = strlen(host);
+        }
+        char *low = pv_arena_strndup(cx->a, a, len);
+        for (size_t k = 0; k < len; k++)
+            low[k] = (low[k] >= 'A' && low[k] <= 'Z') ? (char)(low[k] | 0x20) : low[k];
+        if (strcmp(low, "*") == 0)
+            return pv_conf_error(cx, &nd->src, "server name \"%s\" is invalid", a);
+        int kind = PV_SN_EXACT;
+        pv_str_t name = {low, len};
+        if (len > 2 && low[0] == '*' && low[1] == '.') {
+            kind = PV_SN_WILD_HEAD;
+            name = (pv_str_t){low + 1, len - 1};
+        } else if (len > 1 && low[0] == '.') {
+            pv_server_name_t *ex = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*ex));
+            ex->kind = PV_SN_EXACT;
+            ex->name = (pv_str_t){low + 1, len - 1};
+            kind = PV_SN_WILD_HEAD;
+        } else if (len > 2 && low[len - 1] == '*' && low[len - 2] == '.') {
+            kind = PV_SN_WILD_TAIL;
+            name = (pv_str_t){pv_arena_strndup(cx->a, low, len - 1), len - 1};
+        }
+        if (memchr(name.p, '*', name.len))
+            return pv_conf_error(cx, &nd->src, "invalid server name or wildcard \"%s\"", a);
+        pv_server_name_t *sn = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*sn));
+        sn->kind = kind;
+        sn->name = name;
+    }
+    return PV_OK;
+}
+
+static int set_location_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                           void *base)
+{
+    if (cx->ctx == PV_CTX_LOCATION)
+        return pv_conf_error(cx, &nd->src, "nested locations are not supported");
+    static const struct {
+        const char *mod;
+        int match;
+    } mods[] = {{"=", PV_LOC_EXACT}, {"^~", PV_LOC_PREFIX_STOP}, {"~*", PV_LOC_REGEX_ICASE},
+                {"~", PV_LOC_REGEX}};
+    int match = PV_LOC_PREFIX;
+    const char *name = ARG(nd, nd->nargs - 1);
+    if (nd->nargs == 3) {
+        size_t i = 0;
+        while (i < PV_NELEM(mods) && strcmp(mods[i].mod, ARG(nd, 1)) != 0)
+            i++;
+        if (i == PV_NELEM(mods))
+            return pv_conf_error(cx, &nd->src, "invalid location modifier \"%s\"", ARG(nd, 1));
+        match = mods[i].match;
+    } else {
+        for (size_t i = 0; i < PV_NELEM(mods); i++) {
+            size_t ml = strlen(mods[i].mod);
+            if (strncmp(name, mods[i].mod, ml) == 0) {
+                match = mods[i].match;
+                name += ml;
+                break;
+            }
+        }
+    }
+    if (name[0] == '@')
+        return pv_conf_error(cx, &nd->src, "named locations are not supported");
+    pv_server_t *s = cx->srv;
+    pv_location_t *loc = pv_arena_calloc(cx->a, sizeof(*loc));
+    loc->match = match;
+    loc->name = (pv_str_t){pv_arena_strdup(cx->a, name), strlen(name)};
+    loc->src = nd->src;
+    pv_conf_loc_init(&loc->conf);
+    if (match == PV_LOC_REGEX || match == PV_LOC_REGEX_ICASE) {
+        loc->re = compile_re(cx, nd, name, match == PV_LOC_REGEX_ICASE);
+        if (!loc->re)
+            return PV_ERR;
+    } else {
+        for (int i = 0; i < s->nlocations; i++) {
+            pv_location_t *o = s->locations[i];
+            if (o->match == PV_LOC_REGEX || o->match == PV_LOC_REGEX_ICASE)
+                continue;
+            if ((o->match == PV_LOC_EXACT) == (match == PV_LOC_EXACT) &&
+                strcmp(o->name.p, name) == 0)
+                return pv_conf_error(cx, &nd->src, "duplicate location \"%s\"", name);
+        }
+    }
+    *(pv_location_t **)pv_conf_push(cx->a, &s->locations, &s->nlocations, sizeof(loc)) = loc;
+    cx->loc = loc;
+    cx->lc = &loc->conf;
+    int rc = pv_conf_walk(cx, nd->child, PV_CTX_LOCATION);
+    cx->loc = NULL;
+    cx->lc = &s->conf;
+    return rc;
+}
+
+/* `return CODE [TEXT]` or `return URL` (302); at server level it runs
+ * before any location is chosen. */
+static int set_return_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    int *code = cx->loc ? &cx->loc->return_code : &cx->srv->return_code;
+    pv_cv_t *text = cx->loc ? &cx->loc->return_text : &cx->srv->return_text;
+    int *has = cx->loc ? &cx->loc->has_return_text : &cx->srv->has_return_text;
+    if (*code)
+        return DUP(cx, nd);
+    const char *a = ARG(nd, 1);
+    int64_t n = pv_conf_parse_num(nd->args[1]);
+    if (n >= 0) {
+        if (n > 999)
+            return pv_conf_error(cx, &nd->src, "invalid return code \"%s\"", a);
+        *code = (int)n;
+        if (nd->nargs == 3) {
+            *has = 1;
+            return compile(cx, nd, text, ARG(nd, 2), nd->args[2].len);
+        }
+        return PV_OK;
+    }
+    if (nd->nargs == 3 || (strncmp(a, "http://", 7) != 0 && strncmp(a, "https://", 8) != 0 &&
+                           strncmp(a, "$scheme", 7) != 0))
+        return pv_conf_error(cx, &nd->src, "invalid return code \"%s\"", a);
+    *code = 302;
+    *has = 1;
+    return compile(cx, nd, text, a, nd->args[1].len);
+}
+
+static int set_internal_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                           void *base)
+{
+    if (cx->loc->internal)
+        return DUP(cx, nd);
+    cx->loc->internal = 1;
+    return PV_OK;
+}
+
+static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                             const pv_conf_node_t *nd, void *base)
+{
+    pv_location_t *loc = cx->loc;
+    const char *url = ARG(nd, 1);
+    if (loc->proxy_pass)
+        return DUP(cx, nd);
+    if (strchr(url, '$'))
+        return pv_conf_error(cx, &nd->src, "variables in \"proxy_pass\" are not supported");
+    if (strncasecmp(url, "https://", 8) == 0)
+        return pv_conf_error(cx, &nd->src, "https is not supported yet");
+    if (strncasecmp(url, "http://", 7) != 0)
+        return pv_conf_error(cx, &nd->src, "invalid URL prefix");
+    const char *hp = url + 7, *uri = hp + strcspn(hp, "/?");
+    pv_proxy_pass_t *pp = pv_arena_calloc(cx->a, sizeof(*pp));
+    if (*uri) {
+        if (loc->match == PV_LOC_REGEX || loc->match == PV_LOC_REGEX_ICASE)
+            return pv_conf_error(cx, &nd->src,
+                                 "\"proxy_pass\" cannot have URI part in location given by regular "
+                                 "expression, or inside named location, or inside \"if\" "
+                                 "statement, or inside \"limit_except\" block");
+        pp->has_uri = 1;
+        pp->uri = (pv_str_t){pv_arena_strdup(cx->a, uri), strlen(uri)};
+    }
+    char *host;
+    int port;
+    if (pv_conf_split_hostport(cx->a, hp, (size_t)(uri - hp), &host, &port) != 0)
+        return pv_conf_error(cx, &nd->src, "invalid port in upstream \"%s\"", hp);
+    if (!*host)
+        return pv_conf_error(cx, &nd->src, "no host in upstream \"%s\"", hp);
+    size_t hlen = (size_t)(uri - hp);
+    if (port == 80 && hlen > 3 && memcmp(hp + hlen - 3, ":80", 3) == 0)
+        hlen -= 3;
+    pp->proxy_host = (pv_str_t){pv_arena_strndup(cx->a, hp, hlen), hlen};
+    loc->proxy_pass = pp;
+    pv_conf_pass_ref_t *r = pv_conf_push(cx->tmp, &cx->passes, &cx->npasses, sizeof(*r));
+    r->pp = pp;
+    r->host = host;
+    r->port = port;
+    r->src = nd->src;
+    return PV_OK;
+}
+
+/* ---- the table ---- */
+
+static const pv_conf_enum_t http_versions[] = {{"1.0", 10}, {"1.1", 11}, {NULL, 0}};
+
+static const pv_conf_enum_t next_upstream[] = {
+    {"error", PV_NEXT_F_ERROR},
+    {"timeout", PV_NEXT_F_TIMEOUT},
+    {"invalid_header", PV_NEXT_F_INVALID_HEADER},
+    {"http_500", PV_NEXT_F_HTTP_500},
+    {"http_502", PV_NEXT_F_HTTP_502},
+    {"http_503", PV_NEXT_F_HTTP_503},
+    {"http_504", PV_NEXT_F_HTTP_504},
+    {"http_403", PV_NEXT_F_HTTP_403},
+    {"http_404", PV_NEXT_F_HTTP_404},
+    {"http_429", PV_NEXT_F_HTTP_429},
+    {"non_idempotent", PV_NEXT_F_NON_IDEMPOTENT},
+    {"off", PV_NEXT_F_OFF},
+    {NULL, 0}};
+
+#define MAIN(f) PV_BASE_MAIN, offsetof(pv_conf_t, f)
+#define LOC(f) PV_BASE_LOC, offsetof(pv_loc_conf_t, f)
+#define SRV(f) PV_BASE_SRV, offsetof(pv_server_t, f)
+#define UPS(f) PV_BASE_UPS, offsetof(pv_upstream_conf_t, f)
+#define NONE PV_BASE_NONE, 0
+
+/* Rows sharing a name are told apart by context, as NGINX's modules are. */
+static const pv_conf_cmd_t pv_conf_cmds[] = {
+    {"worker_processes", PV_CTX_MAIN, PV_ARGS_TAKE1, set_worker_processes_cb, NONE, NULL},
+    {"error_log", PV_CTX_MAIN, PV_ARGS_TAKE12, set_error_log_cb, NONE, NULL},
+    {"pid", PV_CTX_MAIN, PV_ARGS_TAKE1, set_pid_cb, NONE, NULL},
+    {"daemon", PV_CTX_MAIN, PV_ARGS_FLAG, set_flag_cb, MAIN(daemon), NULL},
+    {"worker_rlimit_nofile", PV_CTX_MAIN, PV_ARGS_TAKE1, set_num_cb, MAIN(worker_rlimit_nofile),
+     NULL},
+    {"events", PV_CTX_MAIN, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_events_cb, NONE, NULL},
+    {"worker_connections", PV_CTX_EVENTS, PV_ARGS_TAKE1, set_int_cb, MAIN(worker_connections),
+     NULL},
+    {"http", PV_CTX_MAIN, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_http_cb, NONE, NULL},
+
+    {"keepalive_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_keepalive_timeout_cb, NONE, NULL},
+    {"keepalive_requests", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_num_cb, LOC(keepalive_requests),
+     NULL},
+    {"client_max_body_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_size_cb,
+     LOC(client_max_body_size), NULL},
+    {"client_body_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(client_body_timeout),
+     NULL},
+    {"send_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(send_timeout), NULL},
+    {"access_log", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_access_log_cb, NONE, NULL},
+    {"proxy_http_version", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_enum_cb, LOC(proxy_http_version),
+     http_versions},
+    {"proxy_set_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_proxy_set_header_cb, NONE, NULL},
+    {"proxy_connect_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb,
+     LOC(proxy_connect_timeout), NULL},
+    {"proxy_read_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(proxy_read_timeout),
+     NULL},
+    {"proxy_send_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(proxy_send_timeout),
+     NULL},
+    {"proxy_next_upstream", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_bitmask_cb,
+     LOC(proxy_next_upstream), next_upstream},
+    {"proxy_pass_request_body", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
+     LOC(proxy_pass_request_body), NULL},
+
+    {"client_header_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_msec_cb,
+     SRV(client_header_timeout), NULL},
+    {"client_header_buffer_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_size_cb,
+     SRV(client_header_buffer_size), NULL},
+    {"large_client_header_buffers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE2,
+     set_large_buffers_cb, NONE, NULL},
+
+    {"log_format", PV_CTX_HTTP, PV_ARGS_2MORE, set_log_format_cb, NONE, NULL},
+    {"upstream", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_TAKE1, set_upstream_cb, NONE, NULL},
+    {"server", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_server_cb, NONE, NULL},
+
+    {"server", PV_CTX_UPSTREAM, PV_ARGS_1MORE, set_upstream_server_cb, NONE, NULL},
+    {"keepalive", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_keepalive_cb, NONE, NULL},
+    {"keepalive_requests", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_num_cb, UPS(keepalive_requests),
+     NULL},
+    {"keepalive_timeout", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_msec_cb, UPS(keepalive_timeout),
+     NULL},
+    {"keepalive_time", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_msec_cb, UPS(keepalive_time), NULL},
+
+    {"listen", PV_CTX_SERVER, PV_ARGS_1MORE, set_listen_cb, NONE, NULL},
+    {"server_name", PV_CTX_SERVER, PV_ARGS_1MORE, set_server_name_cb, NONE, NULL},
+    {"location", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_BLOCK | PV_ARGS_TAKE12, set_location_cb,
+     NONE, NULL},
+    {"return", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_TAKE12, set_return_cb, NONE, NULL},
+    {"proxy_pass", PV_CTX_LOCATION, PV_ARGS_TAKE1, set_proxy_pass_cb, NONE, NULL},
+    {"internal", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_internal_cb, NONE, NULL},
+};
+
+/* Does the argument count (name excluded) fit the row's spec? */
+static int args_ok(unsigned spec, int n)
+{
+    if (spec & PV_ARGS_FLAG)
+        return n == 1;
+    if (spec & PV_ARGS_1MORE)
+        return n >= 1;
+    if (spec & PV_ARGS_2MORE)
+        return n >= 2;
+    return n <= 3 && (spec & (1u << n));
+}
+
+int pv_conf_walk(pv_conf_ctx_t *cx, const pv_conf_node_t *first, int ctx)
+{
+    for (const pv_conf_node_t *nd = first; nd; nd = nd->next) {
+        const char *name = nd->args[0].p;
+        const pv_conf_cmd_t *cmd = NULL;
+        int named = 0;
+        for (size_t i = 0; i < PV_NELEM(pv_conf_cmds) && !cmd; i++) {
+            if (strcmp(pv_conf_cmds[i].name, name) != 0)
+                continue;
+            named = 1;
+            if (pv_conf_cmds[i].ctx & ctx)
+                cmd = &pv_conf_cmds[i];
+        }
+        if (!named)
+            return pv_conf_error(cx, &nd->src, "unknown directive \"%s\"", name);
+        if (!cmd)
+            return pv_conf_error(cx, &nd->src, "\"%s\" directive is not allowed here", name);
+        if ((cmd->args & PV_ARGS_BLOCK) && !nd->block)
+            return pv_conf_error(cx, &nd->src, "directive \"%s\" has no opening \"{\"", name);
+        if (!(cmd->args & PV_ARGS_BLOCK) && nd->block)
+            return pv_conf_error(cx, &nd->src, "directive \"%s\" is not terminated by \";\"", name);
+        if (!args_ok(cmd->args, nd->nargs - 1))
+            return pv_conf_error(cx, &nd->src, "invalid number of arguments in \"%s\" directive",
+                                 name);
+        void *base = NULL;
+        switch (cmd->base) {
+        case PV_BASE_MAIN:
+            base = cx->conf;
+            break;
+        case PV_BASE_LOC:
+            base = cx->lc;
+            break;
+        case PV_BASE_SRV:
+            base = cx->srv;
+            break;
+        case PV_BASE_UPS:
+            base = cx->ups;
+            break;
+        }
+        int saved = cx->ctx;
+        cx->ctx = ctx;
+        int rc = cmd->set(cx, cmd, nd, base);
+        cx->ctx = saved;
+        if (rc != PV_OK)
+            return PV_ERR;
+    }
+    return PV_OK;
+}
