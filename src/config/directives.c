@@ -489,7 +489,10 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
         } else if ((v = param(p, "backlog"))) {
             backlog = pv_conf_parse_num((pv_str_t){v, strlen(v)});
             if (backlog <= 0 || backlog > 0x7fffffff)
-                return pv_conf_error(cx, &nd->src, "invalid backlog \"%s\"", v);
+                return pv_conf_error(cx, &nd->src, "invalid backlog \"%s\"", p);
+        } else if (strcmp(p, "ssl") == 0 || strcmp(p, "http2") == 0 || strcmp(p, "quic") == 0) {
+            return pv_conf_error(cx, &nd->src, "the \"%s\" parameter of the \"listen\" directive "
+                                 "is not supported yet", p);
         } else {
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", p);
         }

@@ -183,8 +183,11 @@ static void test_value_errors(void **state)
     expect_err("http {\n upstream u {\n }\n}\n", "no servers are inside upstream", 2);
     expect_err("http {\n server {\n  listen 127.0.0.1:99999;\n }\n}\n",
                "invalid port in \"127.0.0.1:99999\" of the \"listen\" directive", 3);
-    expect_err("http {\n server {\n  listen 8080 ssl;\n }\n}\n", "invalid parameter \"ssl\"", 3);
-    expect_err("http {\n server {\n  listen 8080 backlog=x;\n }\n}\n", "invalid backlog \"x\"",
+    expect_err("http {\n server {\n  listen 8080 ssl;\n }\n}\n",
+               "the \"ssl\" parameter of the \"listen\" directive is not supported yet", 3);
+    expect_err("http {\n server {\n  listen 8080 deferred;\n }\n}\n",
+               "invalid parameter \"deferred\"", 3);
+    expect_err("http {\n server {\n  listen 8080 backlog=x;\n }\n}\n", "invalid backlog \"backlog=x\"",
                3);
     expect_err(HTTP_SRV("  return 1000;"), "invalid return code \"1000\"", 4);
     expect_err(HTTP_SRV("  return foo;"), "invalid return code \"foo\"", 4);
