@@ -1,0 +1,147 @@
+/* Built-in response pages and reason phrases. */
+#include "errpage.h"
+#include <stdio.h>
+#include <string.h>
+#include "../core/common.h"
+
+const char *pv_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Moved Temporarily";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Time-out";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Request Entity Too Large";
+    case 414: return "Request-URI Too Large";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Requested Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Temporarily Unavailable";
+    case 504: return "Gateway Time-out";
+    case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
+    default: return "";
+    }
+}
+
+/* Page titles differ from status lines in a few places ("302 Found",
+ * "401 Authorization Required"), as in NGINX. */
+static const char *page_title(int status)
+{
+    switch (status) {
+    case 301: return "301 Moved Permanently";
+    case 302: return "302 Found";
+    case 303: return "303 See Other";
+    case 307: return "307 Temporary Redirect";
+    case 308: return "308 Permanent Redirect";
+    case 400: return "400 Bad Request";
+    case 401: return "401 Authorization Required";
+    case 402: return "402 Payment Required";
+    case 403: return "403 Forbidden";
+    case 404: return "404 Not Found";
+    case 405: return "405 Not Allowed";
+    case 406: return "406 Not Acceptable";
+    case 408: return "408 Request Time-out";
+    case 409: return "409 Conflict";
+    case 410: return "410 Gone";
+    case 411: return "411 Length Required";
+    case 412: return "412 Precondition Failed";
+    case 413: return "413 Request Entity Too Large";
+    case 414: return "414 Request-URI Too Large";
+    case 415: return "415 Unsupported Media Type";
+    case 416: return "416 Requested Range Not Satisfiable";
+    case 421: return "421 Misdirected Request";
+    case 429: return "429 Too Many Requests";
+    case 431: return "431 Request Header Fields Too Large";
+    case 500: return "500 Internal Server Error";
+    case 501: return "501 Not Implemented";
+    case 502: return "502 Bad Gateway";
+    case 503: return "503 Service Temporarily Unavailable";
+    case 504: return "504 Gateway Time-out";
+    case 505: return "505 HTTP Version Not Supported";
+    case 507: return "507 Insufficient Storage";
+    default: return NULL;
+    }
+}
+
+int pv_errpage_keepalive_ok(int status)
+{
+    switch (status) {
+    case 400:
+    case 413:
+    case 414:
+    case 431:
+    case 500:
+    case 501:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+ssize_t pv_errpage_build(int status, int keepalive, const char *date, const char *location, int head_only,
+                         char *buf, size_t cap)
+{
+    const char *title = page_title(status);
+    char body[512];
+    int blen = 0;
+    if (title) {
+        blen = snprintf(body, sizeof(body),
+                        "<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n"
+                        "<center><h1>%s</h1></center>\r\n"
+                        "<hr><center>" PV_NAME "</center>\r\n</body>\r\n</html>\r\n",
+                        title, title);
+        if (blen < 0 || (size_t)blen >= sizeof(body))
+            return -1;
+    }
+    int dlen = (int)strnlen(date ? date : "", 64);
+    int n = snprintf(buf, cap, "HTTP/1.1 %03d %s\r\nServer: " PV_NAME "\r\nDate: %.*s\r\n%s"
+                     "Content-Length: %d\r\n%s%s%sConnection: %s\r\n\r\n",
+                     status, pv_http_reason(status), dlen, date ? date : "",
+                     title ? "Content-Type: text/html\r\n" : "", blen,
+                     location ? "Location: " : "", location ? location : "", location ? "\r\n" : "",
+                     keepalive ? "keep-alive" : "close");
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    if (!head_only && blen) {
+        if ((size_t)n + (size_t)blen > cap)
+            return -1;
+        memcpy(buf + n, body, (size_t)blen);
+        n += blen;
+    }
+    return n;
+}

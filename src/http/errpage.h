@@ -1,0 +1,26 @@
+/* Responses portvakt makes itself: NGINX's special response pages
+ * (ngx_http_special_response.c) with "portvakt" in the footer, and the
+ * reason phrases of ngx_http_header_filter_module.c. */
+#ifndef PV_ERRPAGE_H
+#define PV_ERRPAGE_H
+
+#include <sys/types.h>
+
+/* Reason phrase for a status line: NGINX's wording where NGINX has one
+ * ("302 Moved Temporarily", "405 Not Allowed", "504 Gateway Time-out"),
+ * else the RFC 9110 phrase; "" for an unknown code. */
+const char *pv_http_reason(int status);
+
+/* 0 for the statuses after which NGINX always closes the connection
+ * (400, 413, 414, 431, 500, 501), else 1. */
+int pv_errpage_keepalive_ok(int status);
+
+/* Write a complete response (head and, unless head_only, the HTML body)
+ * for status: status line, Server, Date (IMF-fixdate, NUL-terminated),
+ * Content-Type: text/html, Content-Length, Location when location is
+ * non-NULL (redirects), Connection keep-alive/close. A status without a
+ * page gets an empty body. Returns the length or -1 if cap is too small. */
+ssize_t pv_errpage_build(int status, int keepalive, const char *date, const char *location, int head_only,
+                         char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,183 @@
+/* Virtual-server and location lookup. Linear scans over the snapshot's
+ * arrays: configs hold tens of names and locations, and a scan of short
+ * memcmp()s beats building and chasing a tree at that size. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "router.h"
+#include <pcre2.h>
+#include <stdio.h>
+#include "uri.h"
+
+static __thread pcre2_match_data *tls_md;
+
+/* 1 if re matches subject; errors (match limits) count as no match. */
+static int re_match(void *re, pv_str_t subject)
+{
+    if (!re)
+        return 0;
+    if (!tls_md) {
+        /* one ovector pair is enough: only whether it matched is used */
+        tls_md = pcre2_match_data_create(1, NULL);
+        if (!tls_md)
+            return 0;
+    }
+    int rc = pcre2_match((const pcre2_code *)re, (PCRE2_SPTR)subject.p, subject.len, 0, 0, tls_md, NULL);
+    return rc >= 0;
+}
+
+void pv_router_thread_cleanup(void)
+{
+    pcre2_match_data_free(tls_md);
+    tls_md = NULL;
+}
+
+pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host)
+{
+    pv_server_t *head = NULL, *tail = NULL;
+    size_t head_len = 0, tail_len = 0;
+
+    for (int i = 0; i < g->nservers; i++) {
+        pv_server_t *s = g->servers[i];
+        for (int j = 0; j < s->nnames; j++) {
+            const pv_server_name_t *sn = &s->names[j];
+            pv_str_t n = sn->name;
+            switch (sn->kind) {
+            case PV_SN_EXACT:
+                if (n.len == host.len && memcmp(n.p, host.p, n.len) == 0)
+                    return s;
+                break;
+            case PV_SN_WILD_HEAD:
+                /* ".example.com": any depth of subdomain, not the bare name */
+                if (n.len && n.p[0] == '*') {
+                    n.p++;
+                    n.len--;
+                }
+                if (host.len > n.len && n.len > head_len &&
+                    memcmp(host.p + host.len - n.len, n.p, n.len) == 0) {
+                    head = s;
+                    head_len = n.len;
+                }
+                break;
+            case PV_SN_WILD_TAIL:
+                /* "www.example.": the star stands for one or more labels */
+                if (n.len && n.p[n.len - 1] == '*')
+                    n.len--;
+                if (host.len > n.len && n.len > tail_len && memcmp(host.p, n.p, n.len) == 0) {
+                    tail = s;
+                    tail_len = n.len;
+                }
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    if (head)
+        return head;
+    if (tail)
+        return tail;
+    if (host.len) {
+        for (int i = 0; i < g->nservers; i++) {
+            pv_server_t *s = g->servers[i];
+            for (int j = 0; j < s->nnames; j++) {
+                if (s->names[j].kind == PV_SN_REGEX && re_match(s->names[j].re, host))
+                    return s;
+            }
+        }
+    }
+    return g->default_srv ? g->default_srv : (g->nservers ? g->servers[0] : NULL);
+}
+
+static int is_static(const pv_location_t *l)
+{
+    return l->match == PV_LOC_PREFIX || l->match == PV_LOC_EXACT || l->match == PV_LOC_PREFIX_STOP;
+}
+
+pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int *redirect)
+{
+    pv_location_t *longest = NULL;
+    pv_location_t *rd_exact = NULL, *rd_incl = NULL;
+    int nregex = 0;
+
+    *redirect = 0;
+    if (!srv)
+        return NULL;
+    for (int i = 0; i < srv->nlocations; i++) {
+        pv_location_t *l = srv->locations[i];
+        if (!is_static(l)) {
+            nregex++;
+            continue;
+        }
+        size_t n = l->name.len;
+        if (n == uri.len + 1 && l->name.p[n - 1] == '/' && memcmp(l->name.p, uri.p, uri.len) == 0) {
+            /* a candidate for the auto redirect of uri to uri + "/" */
+            if (l->match == PV_LOC_EXACT)
+                rd_exact = rd_exact ? rd_exact : l;
+            else
+                rd_incl = rd_incl ? rd_incl : l;
+            continue;
+        }
+        if (n > uri.len || memcmp(l->name.p, uri.p, n) != 0)
+            continue;
+        if (l->match == PV_LOC_EXACT) {
+            if (n == uri.len)
+                return l;
+            continue;
+        }
+        if (!longest || n > longest->name.len)
+            longest = l;
+    }
+
+    if (!longest || longest->name.len != uri.len) {
+        /* NGINX joins an exact and a prefix location of one name into one
+         * tree node whose auto_redirect is either's; the exact one serves */
+        if ((rd_exact && rd_exact->auto_redirect) || (rd_incl && rd_incl->auto_redirect)) {
+            *redirect = 1;
+            return rd_exact ? rd_exact : rd_incl;
+        }
+    }
+    if (longest && longest->match == PV_LOC_PREFIX_STOP)
+        return longest;
+    if (nregex) {
+        for (int i = 0; i < srv->nlocations; i++) {
+            pv_location_t *l = srv->locations[i];
+            if (!is_static(l) && re_match(l->re, uri))
+                return l;
+        }
+    }
+    return longest;
+}
+
+ssize_t pv_router_redirect_url(const pv_request_t *r, const pv_location_t *loc, char *buf, size_t cap)
+{
+    char port[8] = "";
+    pv_str_t host = r->host;
+    char hostbuf[64];
+    if (!host.len) {
+        /* no Host: the address the connection arrived on */
+        int v6 = strchr(r->local_text, ':') != NULL;
+        int n = snprintf(hostbuf, sizeof(hostbuf), v6 ? "[%s]" : "%s", r->local_text);
+        host = (pv_str_t){hostbuf, n > 0 ? (size_t)PV_MIN((size_t)n, sizeof(hostbuf) - 1) : 0};
+    }
+    if (r->local_port != 80)
+        snprintf(port, sizeof(port), ":%u", (unsigned)r->local_port);
+    size_t plen = strlen(port);
+    size_t elen = pv_uri_escape(NULL, loc->name.p, loc->name.len);
+    size_t need = 7 + host.len + plen + elen + (r->args.len ? 1 + r->args.len : 0);
+    if (need + 1 > cap)
+        return -1;
+    char *p = buf;
+    memcpy(p, "http://", 7);
+    p += 7;
+    memcpy(p, host.p, host.len);
+    p += host.len;
+    memcpy(p, port, plen);
+    p += plen;
+    p += pv_uri_escape(p, loc->name.p, loc->name.len);
+    if (r->args.len) {
+        *p++ = '?';
+        memcpy(p, r->args.p, r->args.len);
+        p += r->args.len;
+    }
+    *p = '\0';
+    return (ssize_t)(p - buf);
+}

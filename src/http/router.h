@@ -1,0 +1,36 @@
+/* Virtual-server and location selection with NGINX's rules
+ * (ngx_http_find_virtual_server, ngx_http_core_find_location).
+ * Lookups read the config snapshot as it is: no preparation step and no
+ * allocation per request. Regexes run with one pcre2 match-data block per
+ * thread, made on first use. */
+#ifndef PV_ROUTER_H
+#define PV_ROUTER_H
+
+#include <sys/types.h>
+#include "../config/conf.h"
+#include "request.h"
+
+/* Server for a validated, lowercased host ("" when the request had none):
+ * exact name, then the longest leading wildcard, then the longest trailing
+ * wildcard, then the first matching regex in declaration order, else the
+ * group's default server. */
+pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host);
+
+/* Location for a normalised URI, or NULL (404). An exact `=` match wins at
+ * once; else the longest prefix; when no prefix equals the URI and a
+ * location named URI + "/" has auto_redirect, that location is returned
+ * with *redirect = 1 (301, regexes are not tried); a longest prefix with
+ * `^~` stops the search; else regexes in declaration order, first match;
+ * else the longest prefix. */
+pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int *redirect);
+
+/* Write the absolute Location of an auto redirect, as NGINX's header
+ * filter builds it: "http://" host [":" port unless 80] escaped(name)
+ * ["?" args when non-empty]. host is r->host, else the local address.
+ * Returns the length (NUL-terminated in buf), or -1 if cap is too small. */
+ssize_t pv_router_redirect_url(const pv_request_t *r, const pv_location_t *loc, char *buf, size_t cap);
+
+/* Free the calling thread's match-data block (worker exit). */
+void pv_router_thread_cleanup(void);
+
+#endif

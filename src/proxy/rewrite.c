@@ -1,0 +1,316 @@
+/* Upstream request head and client response head for proxied requests.
+ * One forward pass with memcpy into the caller's buffer; nothing is
+ * allocated and header names are compared in place. */
+#include "rewrite.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include "../http/errpage.h"
+#include "../http/headers.h"
+#include "../http/uri.h"
+#include "../obs/vars.h"
+
+/* Bounded writer: the first overflow marks it and later writes are no-ops. */
+typedef struct pv_wr_s {
+    char *p;   /* next byte */
+    char *end; /* one past the buffer */
+    int over;  /* the buffer was too small */
+} pv_wr_t;
+
+static inline void put(pv_wr_t *w, const char *s, size_t n)
+{
+    if (pv_unlikely(w->over || (size_t)(w->end - w->p) < n)) {
+        w->over = 1;
+        return;
+    }
+    memcpy(w->p, s, n);
+    w->p += n;
+}
+
+#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
+
+static inline void put_str(pv_wr_t *w, pv_str_t s)
+{
+    put(w, s.p, s.len);
+}
+
+static void put_field(pv_wr_t *w, pv_str_t name, pv_str_t value)
+{
+    put_str(w, name);
+    PUT_LIT(w, ": ");
+    put_str(w, value);
+    PUT_LIT(w, "\r\n");
+}
+
+static void put_i64(pv_wr_t *w, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    put(w, tmp, (size_t)n);
+}
+
+/* NGINX's default proxy_set_header names (ngx_http_proxy_headers). */
+enum {
+    DEF_HOST = 0x01,
+    DEF_CONNECTION = 0x02,
+    DEF_CONTENT_LENGTH = 0x04,
+    DEF_TRANSFER_ENCODING = 0x08,
+    DEF_TE = 0x10,
+    DEF_KEEP_ALIVE = 0x20,
+    DEF_EXPECT = 0x40,
+    DEF_UPGRADE = 0x80
+};
+
+static int default_bit(pv_str_t n)
+{
+    switch (n.len) {
+    case 2:
+        return PV_STR_IEQ(n, "te") ? DEF_TE : 0;
+    case 4:
+        return PV_STR_IEQ(n, "host") ? DEF_HOST : 0;
+    case 6:
+        return PV_STR_IEQ(n, "expect") ? DEF_EXPECT : 0;
+    case 7:
+        return PV_STR_IEQ(n, "upgrade") ? DEF_UPGRADE : 0;
+    case 10:
+        return PV_STR_IEQ(n, "connection") ? DEF_CONNECTION
+               : PV_STR_IEQ(n, "keep-alive") ? DEF_KEEP_ALIVE
+                                             : 0;
+    case 14:
+        return PV_STR_IEQ(n, "content-length") ? DEF_CONTENT_LENGTH : 0;
+    case 17:
+        return PV_STR_IEQ(n, "transfer-encoding") ? DEF_TRANSFER_ENCODING : 0;
+    default:
+        return 0;
+    }
+}
+
+/* Evaluate one proxy_set_header value straight after "Name: ". Values
+ * that come out empty drop the whole field, as in NGINX. CR, LF and NUL
+ * (possible through a decoded $uri) become SP so a variable can never
+ * split the head (RFC 9110 §5.5). */
+static void put_set_header(pv_wr_t *w, pv_request_t *r, const pv_set_header_t *sh)
+{
+    if (w->over)
+        return;
+    char *start = w->p;
+    put_str(w, sh->name);
+    PUT_LIT(w, ": ");
+    if (w->over)
+        return;
+    size_t n;
+    if (sh->value.is_const) {
+        pv_str_t v = sh->value.nparts ? sh->value.parts[0].text : (pv_str_t){"", 0};
+        n = v.len;
+        put_str(w, v);
+    } else {
+        size_t room = (size_t)(w->end - w->p);
+        n = pv_cv_eval(&sh->value, r, PV_ESCAPE_NONE, w->p, room);
+        if (n > room) {
+            w->over = 1;
+            return;
+        }
+        w->p += n;
+    }
+    if (w->over)
+        return;
+    if (n == 0) {
+        w->p = start;
+        return;
+    }
+    for (char *q = w->p - n; q < w->p; q++) {
+        if (*q == '\r' || *q == '\n' || *q == '\0')
+            *q = ' ';
+    }
+    PUT_LIT(w, "\r\n");
+}
+
+/* The request-target sent upstream (ngx_http_proxy_create_request). */
+static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_location_t *loc)
+{
+    const pv_proxy_pass_t *pp = loc->proxy_pass;
+    if (!pp || !pp->has_uri) {
+        /* no URI part: the client's target as received */
+        put_str(w, r->request_uri);
+        return;
+    }
+    size_t skip = 0;
+    if (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT)
+        skip = PV_MIN(loc->name.len, r->uri.len);
+    put_str(w, pp->uri);
+    const char *rest = r->uri.p + skip;
+    size_t rlen = r->uri.len - skip;
+    if (pv_uri_path_quoted(r->request_uri)) {
+        /* the client escaped something: escape the decoded path again */
+        size_t n = pv_uri_escape(NULL, rest, rlen);
+        if (w->over || (size_t)(w->end - w->p) < n) {
+            w->over = 1;
+            return;
+        }
+        w->p += pv_uri_escape(w->p, rest, rlen);
+    } else {
+        put(w, rest, rlen);
+    }
+    if (r->args.len) {
+        PUT_LIT(w, "?");
+        put_str(w, r->args);
+    }
+}
+
+/* 1 if the client field must not be passed on. */
+static int skip_client_field(pv_str_t name, const pv_loc_conf_t *lc, const pv_request_t *r, int has_conn)
+{
+    if (default_bit(name) || pv_header_is_hop_by_hop(name))
+        return 1;
+    for (int i = 0; i < lc->nset_headers; i++) {
+        pv_str_t sn = lc->set_headers[i].name;
+        if (sn.len == name.len && pv_str_ieq(name, sn.p, sn.len))
+            return 1;
+    }
+    return has_conn && pv_conn_lists_name(r->headers, r->nheaders, name);
+}
+
+ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int body_mode, int64_t body_len,
+                               char *buf, size_t cap)
+{
+    pv_wr_t w = {buf, buf + cap, 0};
+    const pv_loc_conf_t *lc = &loc->conf;
+
+    put_str(&w, r->method);
+    PUT_LIT(&w, " ");
+    put_upstream_uri(&w, r, loc);
+    if (lc->proxy_http_version == 11)
+        PUT_LIT(&w, " HTTP/1.1\r\n");
+    else
+        PUT_LIT(&w, " HTTP/1.0\r\n");
+
+    /* the location's list first, in order; framing fields stay ours so
+     * the head always agrees with how the body is actually sent */
+    int set = 0;
+    for (int i = 0; i < lc->nset_headers; i++) {
+        const pv_set_header_t *sh = &lc->set_headers[i];
+        int bit = default_bit(sh->name);
+        set |= bit;
+        if (bit & (DEF_CONTENT_LENGTH | DEF_TRANSFER_ENCODING))
+            continue;
+        put_set_header(&w, r, sh);
+    }
+    /* then NGINX's defaults the list does not name, in NGINX's order */
+    if (!(set & DEF_HOST) && r->proxy_host.len)
+        put_field(&w, PV_STR("Host"), r->proxy_host);
+    if (!(set & DEF_CONNECTION))
+        PUT_LIT(&w, "Connection: close\r\n");
+    if (body_mode == PV_BODY_LENGTH) {
+        PUT_LIT(&w, "Content-Length: ");
+        put_i64(&w, body_len);
+        PUT_LIT(&w, "\r\n");
+    } else if (body_mode == PV_BODY_CHUNKED) {
+        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    }
+
+    int has_conn = 0;
+    for (int i = 0; i < r->nheaders; i++) {
+        if (PV_STR_IEQ(r->headers[i].name, "connection")) {
+            has_conn = 1;
+            break;
+        }
+    }
+    for (int i = 0; i < r->nheaders; i++) {
+        const pv_header_t *h = &r->headers[i];
+        if (skip_client_field(h->name, lc, r, has_conn))
+            continue;
+        put_field(&w, h->name, h->value);
+    }
+    PUT_LIT(&w, "\r\n");
+    return w.over ? -1 : (ssize_t)(w.p - buf);
+}
+
+/* Upstream fields never passed to the client as they are: NGINX's
+ * proxy_hide_header defaults, and fields portvakt writes itself. */
+static int hidden_response_field(pv_str_t n)
+{
+    switch (n.len) {
+    case 4:
+        return PV_STR_IEQ(n, "date");
+    case 5:
+        return PV_STR_IEQ(n, "x-pad");
+    case 6:
+        return PV_STR_IEQ(n, "server");
+    case 12:
+        return PV_STR_IEQ(n, "content-type");
+    case 14:
+        return PV_STR_IEQ(n, "content-length");
+    case 15:
+        return PV_STR_IEQ(n, "x-accel-expires") || PV_STR_IEQ(n, "x-accel-charset");
+    case 16:
+        return PV_STR_IEQ(n, "x-accel-redirect");
+    case 17:
+        return PV_STR_IEQ(n, "x-accel-buffering");
+    case 18:
+        return PV_STR_IEQ(n, "x-accel-limit-rate");
+    default:
+        return 0;
+    }
+}
+
+ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, int frame,
+                                int64_t content_length, int keepalive, char *buf, size_t cap)
+{
+    pv_wr_t w = {buf, buf + cap, 0};
+    char code[4] = {(char)('0' + (u->status / 100) % 10), (char)('0' + (u->status / 10) % 10),
+                    (char)('0' + u->status % 10), ' '};
+    int upgrade = u->status == 101;
+
+    PUT_LIT(&w, "HTTP/1.1 ");
+    put(&w, code, 4);
+    if (u->reason.len) {
+        put_str(&w, u->reason);
+    } else {
+        const char *rs = pv_http_reason(u->status);
+        put(&w, rs, strlen(rs));
+    }
+    PUT_LIT(&w, "\r\nServer: " PV_NAME "\r\nDate: ");
+    put_str(&w, date);
+    PUT_LIT(&w, "\r\n");
+
+    /* NGINX keeps the last Content-Type and drops it on 204 */
+    const pv_header_t *ct = NULL;
+    int has_conn = 0;
+    for (int i = 0; i < u->nheaders; i++) {
+        pv_str_t n = u->headers[i].name;
+        if (n.len == 12 && PV_STR_IEQ(n, "content-type"))
+            ct = &u->headers[i];
+        else if (n.len == 10 && PV_STR_IEQ(n, "connection"))
+            has_conn = 1;
+    }
+    if (ct && u->status != 204)
+        put_field(&w, PV_STR("Content-Type"), ct->value);
+    if (frame == PV_RESP_LENGTH) {
+        PUT_LIT(&w, "Content-Length: ");
+        put_i64(&w, content_length);
+        PUT_LIT(&w, "\r\n");
+    } else if (frame == PV_RESP_CHUNKED) {
+        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    }
+    if (upgrade)
+        PUT_LIT(&w, "Connection: upgrade\r\n");
+    else if (keepalive)
+        PUT_LIT(&w, "Connection: keep-alive\r\n");
+    else
+        PUT_LIT(&w, "Connection: close\r\n");
+
+    for (int i = 0; i < u->nheaders; i++) {
+        const pv_header_t *h = &u->headers[i];
+        if (hidden_response_field(h->name))
+            continue;
+        /* a 101 passes Upgrade on: the client needs the chosen protocol */
+        if (!(upgrade && PV_STR_IEQ(h->name, "upgrade"))) {
+            if (pv_header_is_hop_by_hop(h->name))
+                continue;
+            if (has_conn && pv_conn_lists_name(u->headers, u->nheaders, h->name))
+                continue;
+        }
+        put_field(&w, h->name, h->value);
+    }
+    PUT_LIT(&w, "\r\n");
+    return w.over ? -1 : (ssize_t)(w.p - buf);
+}

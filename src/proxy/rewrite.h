@@ -1,0 +1,55 @@
+/* The heads portvakt writes when proxying, with the semantics of NGINX's
+ * ngx_http_proxy_create_request (upstream request) and
+ * ngx_http_header_filter (client response), and RFC 9110 §7.6.1 for
+ * hop-by-hop fields. Both write in one pass into a caller's buffer. */
+#ifndef PV_REWRITE_H
+#define PV_REWRITE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "../config/conf.h"
+#include "../http/request.h"
+
+/* body_mode of pv_proxy_build_request (same values as PV_FRAME_*). */
+enum {
+    PV_BODY_NONE = 0, /* no body: no framing header */
+    PV_BODY_LENGTH,   /* Content-Length: body_len */
+    PV_BODY_CHUNKED   /* Transfer-Encoding: chunked (HTTP/1.1 upstreams only) */
+};
+
+/* frame of pv_proxy_build_response. */
+enum {
+    PV_RESP_NONE = 0, /* no framing header (body ends at close, or none) */
+    PV_RESP_LENGTH,   /* Content-Length: content_length */
+    PV_RESP_CHUNKED   /* Transfer-Encoding: chunked */
+};
+
+/* An upstream response head as parsed. */
+typedef struct pv_upstream_response_s {
+    int status;                /* status code */
+    pv_str_t reason;           /* reason phrase as received; may be empty */
+    const pv_header_t *headers; /* fields in arrival order */
+    int nheaders;
+} pv_upstream_response_t;
+
+/* Write the upstream request head for r forwarded by loc into buf:
+ * request line, proxy_set_header fields (the location's list, then NGINX's
+ * defaults it does not name: Host $proxy_host, Connection close, framing),
+ * then the client's fields minus those named by the set list, hop-by-hop
+ * fields, fields the client's Connection names, and framing. Values that
+ * evaluate empty are left out. r->proxy_host must be set. Returns the
+ * length, or -1 when cap is too small (retry with a bigger buffer). */
+ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int body_mode, int64_t body_len,
+                               char *buf, size_t cap);
+
+/* Write the client response head for an upstream response, in NGINX's
+ * order: status line (upstream reason kept, standard one if empty),
+ * Server, Date, Content-Type, Content-Length, Transfer-Encoding,
+ * Connection, then the other upstream fields in order minus hop-by-hop,
+ * fields the upstream's Connection names, framing, and NGINX's hidden set
+ * (Date, Server, X-Pad, X-Accel-*). date is an IMF-fixdate. content_length
+ * is used with PV_RESP_LENGTH. Returns the length or -1 if cap is too small. */
+ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, int frame,
+                                int64_t content_length, int keepalive, char *buf, size_t cap);
+
+#endif
