@@ -252,6 +252,52 @@ static int hidden_response_field(pv_str_t n)
     }
 }
 
+/* `proxy_redirect default`: a Location starting with the proxy_pass URL
+ * ("http://" $proxy_host URI, or "/" without a URI) gets that prefix
+ * replaced by the location name (or "/"). Returns 1 and the rewritten
+ * path pieces, or 0 when the value does not start with the URL. */
+static int redirect_rewrite(const pv_location_t *loc, pv_str_t v, pv_str_t *repl, pv_str_t *rest)
+{
+    const pv_proxy_pass_t *pp = loc->proxy_pass;
+    if (!pp)
+        return 0;
+    pv_str_t uri = pp->has_uri ? pp->uri : PV_STR("/");
+    size_t plen = 7 + pp->proxy_host.len + uri.len;
+    if (v.len < plen || memcmp(v.p, "http://", 7) != 0 ||
+        memcmp(v.p + 7, pp->proxy_host.p, pp->proxy_host.len) != 0 ||
+        memcmp(v.p + 7 + pp->proxy_host.len, uri.p, uri.len) != 0)
+        return 0;
+    *repl = pp->has_uri ? loc->name : PV_STR("/");
+    *rest = (pv_str_t){v.p + plen, v.len - plen};
+    return 1;
+}
+
+/* "Location: http://host[:port]" + path: NGINX makes a rewritten
+ * relative redirect absolute with the request's Host (or local address). */
+static void put_abs_location(pv_wr_t *w, const pv_request_t *r, pv_str_t repl, pv_str_t rest)
+{
+    PUT_LIT(w, "Location: ");
+    if (repl.len && repl.p[0] == '/') {
+        PUT_LIT(w, "http://");
+        if (r->host.len) {
+            put_str(w, r->host);
+        } else if (strchr(r->local_text, ':')) {
+            PUT_LIT(w, "[");
+            put(w, r->local_text, strlen(r->local_text));
+            PUT_LIT(w, "]");
+        } else {
+            put(w, r->local_text, strlen(r->local_text));
+        }
+        if (r->local_port != 80) {
+            PUT_LIT(w, ":");
+            put_i64(w, r->local_port);
+        }
+    }
+    put_str(w, repl);
+    put_str(w, rest);
+    PUT_LIT(w, "\r\n");
+}
+
 ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, int frame,
                                 int64_t content_length, int keepalive, char *buf, size_t cap)
 {
@@ -273,7 +319,8 @@ ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, 
     PUT_LIT(&w, "\r\n");
 
     /* NGINX keeps the last Content-Type and drops it on 204 */
-    const pv_header_t *ct = NULL;
+    const pv_header_t *ct = NULL, *loc_h = NULL;
+    pv_str_t repl = {NULL, 0}, rest = {NULL, 0};
     int has_conn = 0;
     for (int i = 0; i < u->nheaders; i++) {
         pv_str_t n = u->headers[i].name;
@@ -281,6 +328,9 @@ ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, 
             ct = &u->headers[i];
         else if (n.len == 10 && PV_STR_IEQ(n, "connection"))
             has_conn = 1;
+        else if (n.len == 8 && PV_STR_IEQ(n, "location") && !loc_h && u->r && u->loc &&
+                 redirect_rewrite(u->loc, u->headers[i].value, &repl, &rest))
+            loc_h = &u->headers[i];
     }
     if (ct && u->status != 204)
         put_field(&w, PV_STR("Content-Type"), ct->value);
@@ -288,9 +338,11 @@ ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, 
         PUT_LIT(&w, "Content-Length: ");
         put_i64(&w, content_length);
         PUT_LIT(&w, "\r\n");
-    } else if (frame == PV_RESP_CHUNKED) {
-        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
+    if (loc_h)
+        put_abs_location(&w, u->r, repl, rest);
+    if (frame == PV_RESP_CHUNKED)
+        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
     if (upgrade)
         PUT_LIT(&w, "Connection: upgrade\r\n");
     else if (keepalive)
@@ -300,7 +352,7 @@ ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, 
 
     for (int i = 0; i < u->nheaders; i++) {
         const pv_header_t *h = &u->headers[i];
-        if (hidden_response_field(h->name))
+        if (h == loc_h || hidden_response_field(h->name))
             continue;
         /* a 101 passes Upgrade on: the client needs the chosen protocol */
         if (!(upgrade && PV_STR_IEQ(h->name, "upgrade"))) {

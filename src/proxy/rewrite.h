@@ -30,6 +30,8 @@ typedef struct pv_upstream_response_s {
     pv_str_t reason;           /* reason phrase as received; may be empty */
     const pv_header_t *headers; /* fields in arrival order */
     int nheaders;
+    const pv_request_t *r;      /* optional, with loc: enables `proxy_redirect default` */
+    const pv_location_t *loc;   /* location that proxied the request */
 } pv_upstream_response_t;
 
 /* Write the upstream request head for r forwarded by loc into buf:
@@ -44,7 +46,9 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
 
 /* Write the client response head for an upstream response, in NGINX's
  * order: status line (upstream reason kept, standard one if empty),
- * Server, Date, Content-Type, Content-Length, Transfer-Encoding,
+ * Server, Date, Content-Type, Content-Length, Location when `proxy_redirect
+ * default` rewrote it (made absolute, as NGINX's header filter does),
+ * Transfer-Encoding,
  * Connection, then the other upstream fields in order minus hop-by-hop,
  * fields the upstream's Connection names, framing, and NGINX's hidden set
  * (Date, Server, X-Pad, X-Accel-*). date is an IMF-fixdate. content_length

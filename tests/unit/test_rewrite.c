@@ -276,7 +276,7 @@ static void test_response_head(void **state)
         {PV_STR("Set-Cookie"), PV_STR("a=b")},
         {PV_STR("Content-Length"), PV_STR("2")},
     };
-    pv_upstream_response_t u = {200, PV_STR("Fine"), hs, (int)PV_NELEM(hs)};
+    pv_upstream_response_t u = {200, PV_STR("Fine"), hs, (int)PV_NELEM(hs), NULL, NULL};
     expect_resp(&u, PV_RESP_LENGTH, 2, 1,
                 "HTTP/1.1 200 Fine\r\n"
                 "Server: portvakt\r\n"
@@ -299,7 +299,7 @@ static void test_response_variants(void **state)
         {PV_STR("Transfer-Encoding"), PV_STR("chunked")},
         {PV_STR("X-Accel-Redirect"), PV_STR("/x")},
     };
-    pv_upstream_response_t u = {404, {NULL, 0}, hs, 3};
+    pv_upstream_response_t u = {404, {NULL, 0}, hs, 3, NULL, NULL};
     expect_resp(&u, PV_RESP_CHUNKED, 0, 0,
                 "HTTP/1.1 404 Not Found\r\nServer: portvakt\r\nDate: Thu, 26 Nov 2026 20:45:12 GMT\r\n"
                 "Content-Type: a/b\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
@@ -313,10 +313,51 @@ static void test_response_variants(void **state)
         {PV_STR("Connection"), PV_STR("Upgrade")},
         {PV_STR("Sec-WebSocket-Accept"), PV_STR("k")},
     };
-    pv_upstream_response_t w = {101, PV_STR("Switching Protocols"), up, 3};
+    pv_upstream_response_t w = {101, PV_STR("Switching Protocols"), up, 3, NULL, NULL};
     expect_resp(&w, PV_RESP_NONE, 0, 1,
                 "HTTP/1.1 101 Switching Protocols\r\nServer: portvakt\r\nDate: Thu, 26 Nov 2026 20:45:12 GMT\r\n"
                 "Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: k\r\n\r\n");
+}
+
+/* proxy_redirect default, as nginx 1.22.1 did it for the seed location:
+ * the proxy_pass URL prefix becomes the location name, the result is made
+ * absolute and moves in front of Transfer-Encoding. */
+static void test_response_redirect_default(void **state)
+{
+    (void)state;
+    pv_header_t hs[] = {
+        {PV_STR("Content-Type"), PV_STR("text/plain")},
+        {PV_STR("X-A"), PV_STR("1")},
+        {PV_STR("Location"), PV_STR("http://auth_service/login?a=1")},
+        {PV_STR("Transfer-Encoding"), PV_STR("chunked")},
+    };
+    pv_request_t r;
+    request(&r, "GET", "/api/auth/x", NULL, 0);
+    r.host = PV_STR("h");
+    r.local_port = 18080;
+    pv_upstream_response_t u = {200, PV_STR("Fine"), hs, 4, &r, seed_location()};
+    expect_resp(&u, PV_RESP_CHUNKED, 0, 0,
+                "HTTP/1.1 200 Fine\r\nServer: portvakt\r\nDate: Thu, 26 Nov 2026 20:45:12 GMT\r\n"
+                "Content-Type: text/plain\r\n"
+                "Location: http://h:18080/api/auth/login?a=1\r\n"
+                "Transfer-Encoding: chunked\r\nConnection: close\r\nX-A: 1\r\n\r\n");
+
+    /* without a URI part the URL plus "/" becomes "/"; other URLs stay put */
+    pv_location_t *raw = location(PV_LOC_PREFIX, "/raw/", "127.0.0.1:8081", NULL, 10);
+    u.loc = raw;
+    hs[2].value = PV_STR("http://127.0.0.1:8081/raw/y");
+    r.host = (pv_str_t){NULL, 0};
+    strcpy(r.local_text, "::1");
+    r.local_port = 80;
+    expect_resp(&u, PV_RESP_NONE, 0, 1,
+                "HTTP/1.1 200 Fine\r\nServer: portvakt\r\nDate: Thu, 26 Nov 2026 20:45:12 GMT\r\n"
+                "Content-Type: text/plain\r\nLocation: http://[::1]/raw/y\r\n"
+                "Connection: keep-alive\r\nX-A: 1\r\n\r\n");
+    hs[2].value = PV_STR("http://other/z");
+    expect_resp(&u, PV_RESP_NONE, 0, 1,
+                "HTTP/1.1 200 Fine\r\nServer: portvakt\r\nDate: Thu, 26 Nov 2026 20:45:12 GMT\r\n"
+                "Content-Type: text/plain\r\nConnection: keep-alive\r\nX-A: 1\r\n"
+                "Location: http://other/z\r\n\r\n");
 }
 
 int main(void)
@@ -329,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_user_overrides),
         cmocka_unit_test(test_response_head),
         cmocka_unit_test(test_response_variants),
+        cmocka_unit_test(test_response_redirect_default),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
