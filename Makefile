@@ -50,7 +50,7 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 integration: $(BUILD)/portvakt
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 test: setup
 	@$(MAKE) --no-print-directory all unit
