@@ -11,7 +11,7 @@ PY      ?= /usr/bin/python3
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -pthread -D_GNU_SOURCE -I$(LLHTTP_INC) -Isrc
-LDLIBS  += -pthread -lpcre2-8 -lssl -lcrypto
+LDLIBS  += -pthread -lpcre2-8 -lssl -lcrypto -lcrypt -lhiredis
 
 SRCS    := $(sort $(wildcard src/*/*.c))
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)

@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config node-llhttp libssl-dev libpcre2-dev \
 libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml \
-nginx-light haproxy wrk redis-server curl clang valgrind"
+nginx-light haproxy wrk redis-server curl clang valgrind libcrypt-dev \
+gnuplot-nox slowhttptest cppcheck clang-tidy"
 
 missing=""
 for p in $PKGS; do

@@ -143,7 +143,9 @@ typedef struct pv_listen_s {
     int backlog;        /* default 511 (NGINX) */
     int reuseport;      /* `reuseport` given */
     int default_server; /* `default_server` given */
-    char text[64];      /* "127.0.0.1:8080" for logs and $server_port */
+    char text[64];      /* "127.0.0.1:8080" for logs */
+    char host[48];      /* "127.0.0.1" / "::1": $server_addr */
+    int port;           /* $server_port */
     pv_conf_src_t src;
 } pv_listen_t;
 

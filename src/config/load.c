@@ -493,6 +493,11 @@ static int build_listens(pv_conf_ctx_t *cx)
         pv_listen_group_t *g = &h->listens[i];
         if (g->listen.backlog == PV_UNSET)
             g->listen.backlog = 511;
+        const struct sockaddr *sa = (const struct sockaddr *)&g->listen.addr;
+        const void *ip = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                                                   : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+        inet_ntop(sa->sa_family, ip, g->listen.host, sizeof(g->listen.host));
+        g->listen.port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
         if (!g->default_srv)
             g->default_srv = g->servers[0];
     }

@@ -37,7 +37,7 @@ typedef struct pv_request_s {
     const struct sockaddr *peer;    /* client address */
     char peer_text[48];             /* "127.0.0.1" / "::1" */
     uint16_t peer_port;             /* client port */
-    char local_text[48];            /* server address text */
+    const char *local_text;         /* server address text (owned by the config) */
     uint16_t local_port;            /* port the request arrived on */
     uint64_t conn_id;               /* connection serial number */
     uint32_t conn_requests;         /* requests so far on this connection, this one included */

@@ -147,7 +147,8 @@ pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int
     return longest;
 }
 
-ssize_t pv_router_redirect_url(const pv_request_t *r, const pv_location_t *loc, char *buf, size_t cap)
+ssize_t pv_router_absolute_url(const pv_request_t *r, pv_str_t path, int escape, pv_str_t args, char *buf,
+                               size_t cap)
 {
     char port[8] = "";
     pv_str_t host = r->host;
@@ -161,8 +162,8 @@ ssize_t pv_router_redirect_url(const pv_request_t *r, const pv_location_t *loc, 
     if (r->local_port != 80)
         snprintf(port, sizeof(port), ":%u", (unsigned)r->local_port);
     size_t plen = strlen(port);
-    size_t elen = pv_uri_escape(NULL, loc->name.p, loc->name.len);
-    size_t need = 7 + host.len + plen + elen + (r->args.len ? 1 + r->args.len : 0);
+    size_t elen = escape ? pv_uri_escape(NULL, path.p, path.len) : path.len;
+    size_t need = 7 + host.len + plen + elen + (args.len ? 1 + args.len : 0);
     if (need + 1 > cap)
         return -1;
     char *p = buf;
@@ -172,12 +173,22 @@ ssize_t pv_router_redirect_url(const pv_request_t *r, const pv_location_t *loc, 
     p += host.len;
     memcpy(p, port, plen);
     p += plen;
-    p += pv_uri_escape(p, loc->name.p, loc->name.len);
-    if (r->args.len) {
+    if (escape) {
+        p += pv_uri_escape(p, path.p, path.len);
+    } else {
+        memcpy(p, path.p, path.len);
+        p += path.len;
+    }
+    if (args.len) {
         *p++ = '?';
-        memcpy(p, r->args.p, r->args.len);
-        p += r->args.len;
+        memcpy(p, args.p, args.len);
+        p += args.len;
     }
     *p = '\0';
     return (ssize_t)(p - buf);
+}
+
+ssize_t pv_router_redirect_url(const pv_request_t *r, const pv_location_t *loc, char *buf, size_t cap)
+{
+    return pv_router_absolute_url(r, loc->name, 1, r->args, buf, cap);
 }

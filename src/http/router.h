@@ -24,6 +24,12 @@ pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host);
  * else the longest prefix. */
 pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int *redirect);
 
+/* Write "http://" host [":" port unless 80] path ["?" args when non-empty]
+ * into buf, path escaped when escape is set; host is r->host, else the
+ * local address (NGINX's header filter with absolute_redirect on). Returns
+ * the length (NUL-terminated), or -1 if cap is too small. */
+ssize_t pv_router_absolute_url(const pv_request_t *r, pv_str_t path, int escape, pv_str_t args, char *buf,
+                               size_t cap);
 /* Write the absolute Location of an auto redirect, as NGINX's header
  * filter builds it: "http://" host [":" port unless 80] escaped(name)
  * ["?" args when non-empty]. host is r->host, else the local address.

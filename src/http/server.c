@@ -86,18 +86,8 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     r->start_wall_ms = pv_time_ms();
     pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
     r->srv = g->default_srv;
-    snprintf(r->local_text, sizeof(r->local_text), "%s", g->listen.text);
-    char *colon = strrchr(r->local_text, ':');
-    if (colon) {
-        r->local_port = (uint16_t)atoi(colon + 1);
-        *colon = '\0';
-        if (r->local_text[0] == '[') {
-            size_t l = strlen(r->local_text);
-            memmove(r->local_text, r->local_text + 1, l);
-            if (l >= 2 && r->local_text[l - 2] == ']')
-                r->local_text[l - 2] = '\0';
-        }
-    }
+    r->local_text = g->listen.host;
+    r->local_port = (uint16_t)g->listen.port;
     return hr;
 }
 
@@ -321,14 +311,53 @@ static int want_keepalive(pv_hreq_t *hr)
            (int64_t)hr->c->nreq < lc->keepalive_requests;
 }
 
+/* Skip a request body that is already buffered whole, so a local response
+ * to a request with a small body can keep the connection, as NGINX's
+ * discarding of bodies does. */
+static void skip_buffered_body(pv_hreq_t *hr)
+{
+    pv_buf_t *b = hr->c->in;
+    if (hr->body_done || hr->bin || !b)
+        return;
+    if (hr->body_frame == PV_FRAME_LENGTH) {
+        if (hr->body_left <= (uint64_t)(b->last - b->pos)) {
+            b->pos += (uint32_t)hr->body_left;
+            hr->r.request_length += hr->body_left;
+            hr->body_left = 0;
+            hr->body_done = 1;
+        }
+        return;
+    }
+    pv_chunked_t ck = hr->chunk;
+    pv_str_t spans[16];
+    uint32_t pos = b->pos;
+    while (pos < b->last && !ck.done) {
+        int ns = 0;
+        ssize_t used = pv_chunked_decode(&ck, b->data + pos, b->last - pos, spans, &ns, 16);
+        if (used <= 0)
+            return;
+        pos += (uint32_t)used;
+    }
+    if (ck.done) {
+        hr->r.request_length += pos - b->pos;
+        b->pos = pos;
+        hr->chunk = ck;
+        hr->body_done = 1;
+    }
+}
+
 void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
     pv_hconn_t *c = hr->c;
     pv_timer_del(c->w->loop, &c->timer);
+    if (!hr->proxying && hr->px.up_frame == PV_FRAME_NONE && !hr->px.hbuf)
+        skip_buffered_body(hr);
     /* a request body we have not read would be taken for the next request */
     if (!hr->body_done)
         hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
-    if (status >= 400 && status != 404 && status != 403 && status != 401)
+    /* the errors after which NGINX does not trust the connection */
+    if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431 || status == 500 ||
+        status == 501)
         hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
     hr->keepalive = (uint8_t)want_keepalive(hr);
     if (!hr->out)
@@ -544,6 +573,31 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
     return 0;
 }
 
+/* `return CODE [TEXT|URL]`: a redirect code takes a URL (a relative one is
+ * made absolute, as NGINX's header filter does), any other code a body. */
+static void do_return(pv_hreq_t *hr, int code, int has_text, const pv_cv_t *text)
+{
+    pv_request_t *r = &hr->r;
+    if (!has_text) {
+        pv_server_respond(hr, code, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
+    size_t need = pv_cv_eval(text, r, PV_ESCAPE_NONE, NULL, 0);
+    char *txt = pv_arena_alloc(&hr->arena, need + 1);
+    pv_cv_eval(text, r, PV_ESCAPE_NONE, txt, need + 1);
+    if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
+        if (txt[0] == '/') {
+            size_t cap = need + 128 + r->host.len;
+            char *abs = pv_arena_alloc(&hr->arena, cap);
+            if (pv_router_absolute_url(r, (pv_str_t){txt, need}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
+                txt = abs;
+        }
+        pv_server_respond(hr, code, txt, (pv_str_t){NULL, 0});
+    } else {
+        pv_server_respond(hr, code, NULL, (pv_str_t){txt, need});
+    }
+}
+
 static void process_head(pv_hreq_t *hr, uint32_t head_end)
 {
     pv_hconn_t *c = hr->c;
@@ -559,6 +613,11 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
     }
     pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
     r->srv = pv_router_find_server(g, r->host);
+    if (r->srv->return_code) {
+        /* a server-level return runs before any location is chosen */
+        do_return(hr, r->srv->return_code, r->srv->has_return_text, &r->srv->return_text);
+        return;
+    }
     int redirect = 0;
     pv_location_t *loc = pv_router_find_location(r->srv, r->uri, &redirect);
     r->loc = loc;
@@ -575,13 +634,11 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
     }
     if (redirect) {
         /* NGINX's auto redirect: "/api/auth" -> "/api/auth/" with the args */
-        pv_str_t hostname = r->host.len ? r->host : (r->srv->nnames ? r->srv->names[0].name : (pv_str_t){"", 0});
-        char port[16] = "";
-        if (r->local_port != 80)
-            snprintf(port, sizeof(port), ":%u", r->local_port);
-        char *url = pv_arena_printf(&hr->arena, "http://%.*s%s%.*s/%s%.*s", (int)hostname.len, hostname.p,
-                                    port, (int)r->uri.len, r->uri.p, r->has_args ? "?" : "",
-                                    (int)r->args.len, r->args.p);
+        char url[4096];
+        if (pv_router_redirect_url(r, loc, url, sizeof(url)) < 0) {
+            respond_error(hr, 414);
+            return;
+        }
         pv_server_respond(hr, 301, url, (pv_str_t){NULL, 0});
         return;
     }
@@ -590,18 +647,7 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
         return;
     }
     if (loc->return_code) {
-        int code = loc->return_code;
-        if (!loc->has_return_text) {
-            pv_server_respond(hr, code, NULL, (pv_str_t){NULL, 0});
-            return;
-        }
-        size_t need = pv_cv_eval(&loc->return_text, r, PV_ESCAPE_NONE, NULL, 0);
-        char *txt = pv_arena_alloc(&hr->arena, need + 1);
-        pv_cv_eval(&loc->return_text, r, PV_ESCAPE_NONE, txt, need + 1);
-        if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308)
-            pv_server_respond(hr, code, txt, (pv_str_t){NULL, 0});
-        else
-            pv_server_respond(hr, code, NULL, (pv_str_t){txt, need});
+        do_return(hr, loc->return_code, loc->has_return_text, &loc->return_text);
         return;
     }
     if (loc->proxy_pass) {
@@ -744,12 +790,40 @@ static void mark_ready(pv_hconn_t *c)
     ready_head = c;
 }
 
+/* The response head as sent, as header fields for $sent_http_NAME: it is
+ * whole in hr->out until the request ends, whatever the body did. */
+static void index_sent_head(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    if (!hr->out || !hr->resp_head_bytes)
+        return;
+    const char *p = hr->out->data, *end = p + hr->resp_head_bytes;
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    int n = 0;
+    for (const char *q = eol; q && q < end; q = memchr(q + 1, '\n', (size_t)(end - q - 1)))
+        n++;
+    pv_header_t *h = pv_arena_alloc(&hr->arena, sizeof(*h) * (size_t)(n ? n : 1));
+    n = 0;
+    for (p = eol ? eol + 1 : end; p < end;) {
+        const char *e = memchr(p, '\r', (size_t)(end - p));
+        const char *colon = e ? memchr(p, ':', (size_t)(e - p)) : NULL;
+        if (!colon)
+            break;
+        pv_str_t v = trim_ows((pv_str_t){colon + 1, (size_t)(e - colon - 1)});
+        h[n++] = (pv_header_t){(pv_str_t){p, (size_t)(colon - p)}, v};
+        p = e + 2;
+    }
+    r->resp_headers = h;
+    r->nresp_headers = n;
+}
+
 void pv_server_request_done(pv_hreq_t *hr)
 {
     pv_hconn_t *c = hr->c;
     pv_worker_t *w = c->w;
     pv_request_t *r = &hr->r;
     r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;
+    index_sent_head(hr);
     pv_accesslog_write(r);
     int keep = hr->keepalive && hr->body_done && !(c->flags & PV_HC_F_EOF);
     int64_t ka_timeout = req_lconf(hr)->keepalive_timeout;
@@ -801,7 +875,6 @@ int pv_server_read_body(pv_hreq_t *hr)
         ssize_t n = recv(c->io.fd, b->data + b->last, b->size - b->last, 0);
         if (n > 0) {
             b->last += (uint32_t)n;
-            hr->r.request_length += (uint64_t)n;
             return (int)n;
         }
         if (n == 0)

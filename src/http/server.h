@@ -44,6 +44,7 @@ typedef struct pv_hreq_s {
     uint64_t body_left;           /* PV_FRAME_LENGTH: bytes still due */
     pv_chunked_t chunk;           /* PV_FRAME_CHUNKED decoder */
     uint8_t body_done;            /* whole body received */
+    uint64_t body_decoded;        /* PV_FRAME_CHUNKED: body bytes so far, for client_max_body_size */
     pv_buf_t *bin;                /* body buffer once the body outgrows c->in */
     /* response to the client */
     pv_buf_t *out;                /* response head (or whole local response) */

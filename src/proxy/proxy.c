@@ -145,6 +145,7 @@ static void queue_body(pv_proxy_t *px)
                 n = (size_t)hr->body_left;
             pv_outq_push(&px->uq, b->data + b->pos, n);
             b->pos += (uint32_t)n;
+            hr->r.request_length += n;
             hr->body_left -= n;
             if (hr->body_left == 0)
                 hr->body_done = 1;
@@ -165,11 +166,20 @@ static void queue_body(pv_proxy_t *px)
         if (used < 0) {
             /* the client's framing is broken: nothing more can be trusted */
             pv_log(PV_LOG_INFO, "client sent invalid chunked body, client: %s", hr->r.peer_text);
-            hr->body_done = 0;
             upstream_failed(px, 400, NULL);
             return;
         }
         b->pos += (uint32_t)used;
+        hr->r.request_length += (uint64_t)used;
+        for (int i = 0; i < ns; i++)
+            hr->body_decoded += spans[i].len;
+        int64_t max = hr->r.loc->conf.client_max_body_size;
+        if (max > 0 && hr->body_decoded > (uint64_t)max) {
+            pv_log(PV_LOG_ERR, "client intended to send too large chunked body: %llu+ bytes, client: %s",
+                   (unsigned long long)hr->body_decoded, hr->r.peer_text);
+            upstream_failed(px, 413, NULL);
+            return;
+        }
         for (int i = 0; i < ns; i++) {
             if (px->up_frame == PV_FRAME_CHUNKED)
                 pv_outq_push_chunk(&px->uq, spans[i].p, spans[i].len);
@@ -192,9 +202,11 @@ static int rewind_body(pv_proxy_t *px)
     if (px->body_released)
         return -1;
     hr->c->in->pos = hr->head_len;
+    hr->r.request_length = hr->head_len;
     hr->body_done = hr->body_frame == PV_FRAME_NONE;
     hr->body_left = hr->r.content_length > 0 ? (uint64_t)hr->r.content_length : 0;
     pv_chunked_init(&hr->chunk);
+    hr->body_decoded = 0;
     return 0;
 }
 
@@ -213,7 +225,10 @@ void pv_proxy_start(pv_hreq_t *hr)
     r->proxy_host = loc->proxy_pass->proxy_host;
 
     int64_t blen = 0;
-    if (!loc->conf.proxy_pass_request_body || hr->body_frame == PV_FRAME_NONE) {
+    if (loc->conf.proxy_pass_request_body && (r->flags & PV_REQ_F_HAS_CL) && r->content_length == 0) {
+        /* "Content-Length: 0" is passed on, as NGINX does */
+        px->up_frame = PV_FRAME_LENGTH;
+    } else if (!loc->conf.proxy_pass_request_body || hr->body_frame == PV_FRAME_NONE) {
         px->up_frame = PV_FRAME_NONE;
     } else if (hr->body_frame == PV_FRAME_LENGTH) {
         px->up_frame = PV_FRAME_LENGTH;
@@ -303,6 +318,8 @@ static void start_upstream(pv_proxy_t *px)
     pv_outq_reset(&px->uq);
     pv_outq_push(&px->uq, px->hbuf->data, px->hbuf->last);
     queue_body(px);
+    if (px->u != u)
+        return; /* the buffered body was refused */
     u->requests++;
     if (!u->connected) {
         pv_timer_set(w->loop, &u->timer, (uint64_t)hr->r.loc->conf.proxy_connect_timeout);
@@ -589,20 +606,21 @@ static void upstream_read(pv_proxy_t *px)
         if (!u || !hr->proxying)
             return;
         if (px->resp_head_done) {
-            /* back-pressure: read the upstream only when the client has
-             * taken everything read so far */
-            if (!pv_outq_empty(&hr->cq))
-                return;
-            int done = queue_response_body(px);
-            if (done < 0) {
-                pv_log(PV_LOG_ERR, "upstream sent invalid chunked response from %s",
-                       px->pool->cf->servers[px->server].text);
-                upstream_failed(px, 502, NULL);
-                return;
-            }
-            if (done) {
-                response_complete(px);
-                return;
+            /* queue what is buffered behind the head so head and body
+             * leave in one write; read the upstream again only once the
+             * client has taken everything (back-pressure) */
+            if (px->uin->pos < px->uin->last || px->resp_frame == PV_FRAME_NONE) {
+                int done = queue_response_body(px);
+                if (done < 0) {
+                    pv_log(PV_LOG_ERR, "upstream sent invalid chunked response from %s",
+                           px->pool->cf->servers[px->server].text);
+                    upstream_failed(px, 502, NULL);
+                    return;
+                }
+                if (done) {
+                    response_complete(px);
+                    return;
+                }
             }
             if (!pv_outq_empty(&hr->cq)) {
                 int rc = pv_server_flush(hr);
@@ -691,7 +709,7 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
     pv_worker_t *w = px_worker(px);
     pv_upconn_t *u = px->u;
     int m = hr->r.method_id;
-    int client_error = status == 400;
+    int client_error = status == 400 || status == 413;
 
     if (u) {
         u->owner = NULL;
@@ -759,6 +777,8 @@ void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events)
             return;
         }
         u->connected = 1;
+        /* proxy_connect_timeout is over; writes and reads arm their own */
+        pv_timer_del(px_worker(px)->loop, &u->timer);
         px->hr->r.upstream_connect_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
     }
     if (u->writable && !px->req_done)

@@ -34,7 +34,6 @@ typedef struct pv_proxy_s {
     /* response */
     llhttp_t rp;                 /* response head parser */
     pv_buf_t *uin;               /* bytes read from the upstream */
-    pv_header_t rh[PV_PROXY_MAX_RESP_HEADERS]; /* response header fields (offsets while parsing) */
     int nrh;                     /* fields parsed */
     int rh_last;                 /* last span callback: 1 name, 2 value */
     int status;                  /* upstream status */
@@ -54,6 +53,8 @@ typedef struct pv_proxy_s {
     uint8_t body_released;       /* request body bytes were discarded after sending: no retry */
     uint8_t expect_sent;         /* 100 Continue sent to the client */
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
+    /* last: not cleared between requests (only the first nrh are valid) */
+    pv_header_t rh[PV_PROXY_MAX_RESP_HEADERS]; /* response header fields (offsets while parsing) */
 } pv_proxy_t;
 
 /* Start proxying hr to its location's proxy_pass. */

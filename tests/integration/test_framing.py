@@ -111,6 +111,12 @@ def test_bare_lf_is_rejected(gw, data):
     reject(gw, data)
 
 
+@pytest.mark.portvakt_only("NGINX passes control characters other than NUL, CR and LF")
+@pytest.mark.parametrize("ctl", [b"\x01", b"\x1b", b"\x7f"], ids=["soh", "esc", "del"])
+def test_control_character_in_field_value_is_rejected(gw, ctl):
+    reject(gw, b"GET / HTTP/1.1\r\n" + H + b"X-A: a" + ctl + b"b\r\n\r\n")
+
+
 def test_http10_without_host_is_fine(gw):
     r, closed = raw(gw.port, b"GET /v10 HTTP/1.0\r\n\r\n")
     assert r.status == 200

@@ -347,7 +347,7 @@ static void test_response_redirect_default(void **state)
     u.loc = raw;
     hs[2].value = PV_STR("http://127.0.0.1:8081/raw/y");
     r.host = (pv_str_t){NULL, 0};
-    strcpy(r.local_text, "::1");
+    r.local_text = "::1";
     r.local_port = 80;
     expect_resp(&u, PV_RESP_NONE, 0, 1,
                 "HTTP/1.1 200 Fine\r\nServer: portvakt\r\nDate: Thu, 26 Nov 2026 20:45:12 GMT\r\n"

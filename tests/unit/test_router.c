@@ -281,7 +281,7 @@ static void test_redirect_url(void **state)
     pv_request_t r = {0};
     r.host = PV_STR("h");
     r.local_port = 8080;
-    strcpy(r.local_text, "127.0.0.1");
+    r.local_text = "127.0.0.1";
     char buf[256];
     ssize_t n = pv_router_redirect_url(&r, l, buf, sizeof(buf));
     assert_true(n > 0);

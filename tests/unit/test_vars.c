@@ -207,7 +207,7 @@ static fixture_t *fx_new(void)
     r->peer = (const struct sockaddr *)&f->peer4;
     strcpy(r->peer_text, "127.0.0.1");
     r->peer_port = 41454;
-    strcpy(r->local_text, "127.0.0.2");
+    r->local_text = "127.0.0.2";
     r->local_port = 8080;
     r->conn_id = 7;
     r->conn_requests = 3;
