@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,30 +92,201 @@ static int write_pid(const char *path)
     return fclose(f);
 }
 
-/* Open one listening socket per listen address per worker. */
-static int *open_listeners(pv_conf_t *conf, int nworkers, int *nfds)
+/* One listen address: a socket per worker (SO_REUSEPORT), kept open
+ * across reloads for as long as some config listens there. */
+typedef struct lsock_s {
+    struct sockaddr_storage addr; /* bound address */
+    socklen_t addrlen;
+    int backlog;                  /* passed to listen() */
+    int *fds;                     /* one per worker */
+} lsock_t;
+
+static void lsocks_close(lsock_t *ls, int n, int nworkers)
+{
+    for (int i = 0; ls && i < n; i++) {
+        for (int k = 0; ls[i].fds && k < nworkers; k++)
+            if (ls[i].fds[k] >= 0)
+                close(ls[i].fds[k]);
+        free(ls[i].fds);
+    }
+    free(ls);
+}
+
+/* The listen table for conf: sockets of `old` with the same address are
+ * taken over (and moved out of `old`), the others are opened. NULL on
+ * failure, with everything opened here closed again. */
+static lsock_t *lsocks_open(pv_conf_t *conf, int nworkers, lsock_t *old, int nold)
 {
     int ng = conf->http ? conf->http->nlistens : 0;
-    int *fds = calloc((size_t)(ng * nworkers + 1), sizeof(int));
-    if (!fds)
+    lsock_t *ls = calloc((size_t)(ng ? ng : 1), sizeof(*ls));
+    if (!ls)
         return NULL;
     for (int g = 0; g < ng; g++) {
         pv_listen_t *l = &conf->http->listens[g].listen;
-        for (int i = 0; i < nworkers; i++) {
+        lsock_t *s = &ls[g];
+        s->addr = l->addr;
+        s->addrlen = l->addrlen;
+        s->backlog = l->backlog;
+        for (int i = 0; i < nold; i++) {
+            if (old[i].fds && old[i].addrlen == l->addrlen && memcmp(&old[i].addr, &l->addr, l->addrlen) == 0) {
+                s->fds = old[i].fds;
+                old[i].fds = NULL;
+                if (old[i].backlog != l->backlog)
+                    for (int k = 0; k < nworkers; k++)
+                        listen(s->fds[k], l->backlog); /* Linux applies a new backlog to a listening socket */
+                break;
+            }
+        }
+        if (s->fds)
+            continue;
+        s->fds = malloc(sizeof(int) * (size_t)nworkers);
+        for (int k = 0; s->fds && k < nworkers; k++)
+            s->fds[k] = -1;
+        for (int k = 0; s->fds && k < nworkers; k++) {
             char err[256];
-            int fd = pv_net_listen((struct sockaddr *)&l->addr, l->addrlen, l->backlog, err, sizeof(err));
-            if (fd < 0) {
-                pv_log(PV_LOG_EMERG, "%s for %s", err, l->text);
-                for (int k = 0; k < g * nworkers + i; k++)
-                    close(fds[k]);
-                free(fds);
+            s->fds[k] = pv_net_listen((struct sockaddr *)&l->addr, l->addrlen, l->backlog, err, sizeof(err));
+            if (s->fds[k] < 0) {
+                pv_log(PV_LOG_EMERG, "%s for %s in %s:%d", err, l->text, l->src.file, l->src.line);
+                /* give taken-over sockets back, close new ones */
+                for (int h = 0; h <= g; h++) {
+                    int back = 0;
+                    for (int i = 0; i < nold && ls[h].fds; i++) {
+                        if (!old[i].fds && old[i].addrlen == ls[h].addrlen &&
+                            memcmp(&old[i].addr, &ls[h].addr, ls[h].addrlen) == 0) {
+                            old[i].fds = ls[h].fds;
+                            ls[h].fds = NULL;
+                            back = 1;
+                            break;
+                        }
+                    }
+                    if (!back && ls[h].fds) {
+                        for (int j = 0; j < nworkers; j++)
+                            if (ls[h].fds[j] >= 0)
+                                close(ls[h].fds[j]);
+                        free(ls[h].fds);
+                        ls[h].fds = NULL;
+                    }
+                }
+                free(ls);
                 return NULL;
             }
-            fds[i * ng + g] = fd;
+        }
+        if (!s->fds) {
+            free(ls);
+            return NULL;
         }
     }
-    *nfds = ng;
+    return ls;
+}
+
+/* Worker k's fds, one per listen group (the worker owns the array). */
+static int *lsocks_for_worker(const lsock_t *ls, int ng, int k)
+{
+    int *fds = calloc((size_t)(ng ? ng : 1), sizeof(int));
+    for (int g = 0; fds && g < ng; g++)
+        fds[g] = ls[g].fds[k];
     return fds;
+}
+
+/* net.core.somaxconn caps every listen backlog without a word from the
+ * kernel: say so at start, naming the sysctl. */
+static void check_backlogs(pv_conf_t *conf)
+{
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    long max = 0;
+    if (!f)
+        return;
+    if (fscanf(f, "%ld", &max) != 1)
+        max = 0;
+    fclose(f);
+    for (int g = 0; max > 0 && conf->http && g < conf->http->nlistens; g++) {
+        pv_listen_t *l = &conf->http->listens[g].listen;
+        if (l->backlog > max)
+            pv_log(PV_LOG_WARN,
+                   "listen %s backlog=%d exceeds net.core.somaxconn (%ld): the kernel silently uses %ld; "
+                   "raise it with sysctl -w net.core.somaxconn=%d",
+                   l->text, l->backlog, max, max, l->backlog);
+    }
+}
+
+/* worker_rlimit_nofile, then a warning when the descriptor limit cannot
+ * hold every worker's connections with an upstream connection each. */
+static void check_nofile(pv_conf_t *conf, int nworkers)
+{
+    struct rlimit rl;
+    if (conf->worker_rlimit_nofile > 0) {
+        rl.rlim_cur = rl.rlim_max = (rlim_t)conf->worker_rlimit_nofile;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            struct rlimit have;
+            getrlimit(RLIMIT_NOFILE, &have);
+            rl.rlim_max = have.rlim_max;
+            rl.rlim_cur = PV_MIN((rlim_t)conf->worker_rlimit_nofile, have.rlim_max);
+            if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < (rlim_t)conf->worker_rlimit_nofile)
+                pv_log(PV_LOG_ALERT, "setrlimit(RLIMIT_NOFILE, %lld) failed (%d: %s); the limit stays %llu",
+                       (long long)conf->worker_rlimit_nofile, errno, strerror(errno),
+                       (unsigned long long)rl.rlim_cur);
+        }
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        unsigned long long want = (unsigned long long)conf->worker_connections * (unsigned long long)nworkers * 2;
+        if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)rl.rlim_cur < want)
+            pv_log(PV_LOG_WARN,
+                   "the open file limit (%llu) cannot cover worker_connections %d x %d workers x 2 = %llu; "
+                   "set worker_rlimit_nofile %llu (or LimitNOFILE= / ulimit -n)",
+                   (unsigned long long)rl.rlim_cur, conf->worker_connections, nworkers, want, want);
+    }
+}
+
+/* SIGHUP: load and check the new config here, off the workers' paths;
+ * when it is good, open the listen addresses it adds, hand it to every
+ * worker, wait until each has switched, then close the addresses it
+ * dropped. A bad config is logged and the running one keeps serving. */
+static void reload(const char *path, pv_conf_t **cur, pv_worker_t *workers, int nworkers, lsock_t **ls, int *nls)
+{
+    char err[1024];
+    pv_conf_t *nc = pv_conf_load(path, err, sizeof(err));
+    if (!nc) {
+        pv_log(PV_LOG_EMERG, "%s", err);
+        pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
+        return;
+    }
+    if (nc->worker_processes != nworkers)
+        pv_log(PV_LOG_NOTICE, "worker_processes %d takes effect at the next start; %d workers go on",
+               nc->worker_processes, nworkers);
+    if (pv_accesslog_open(nc, err, sizeof(err)) != 0) {
+        pv_log(PV_LOG_EMERG, "%s", err);
+        pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
+        pv_conf_unref(nc);
+        return;
+    }
+    lsock_t *nl = lsocks_open(nc, nworkers, *ls, *nls);
+    if (!nl) {
+        pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
+        pv_conf_unref(nc);
+        return;
+    }
+    check_backlogs(nc);
+    int ng = nc->http ? nc->http->nlistens : 0;
+    int before[nworkers];
+    for (int k = 0; k < nworkers; k++) {
+        before[k] = atomic_load(&workers[k].reloads);
+        pv_worker_reload(&workers[k], nc, lsocks_for_worker(nl, ng, k));
+    }
+    for (int waited = 0; waited < 10000; waited++) {
+        int pending = 0;
+        for (int k = 0; k < nworkers; k++)
+            pending += atomic_load(&workers[k].reloads) == before[k] && !atomic_load(&workers[k].finished);
+        if (!pending)
+            break;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    lsocks_close(*ls, *nls, nworkers); /* what is left there is no longer listened on */
+    *ls = nl;
+    *nls = ng;
+    pv_conf_unref(*cur);
+    *cur = nc;
+    pv_log(PV_LOG_NOTICE, "configuration reloaded from %s", nc->path);
 }
 
 int main(int argc, char **argv)
@@ -184,6 +356,10 @@ int main(int argc, char **argv)
         return rc;
     }
 
+    /* host limits are checked while diagnostics still go to stderr at
+     * notice level, as NGINX reports what it finds at start */
+    check_nofile(conf, conf->worker_processes);
+    check_backlogs(conf);
     if (pv_log_open(conf->error_log_path, conf->error_log_level) < 0) {
         fprintf(stderr, "portvakt: [emerg] open() \"%s\" failed (%d: %s)\n", conf->error_log_path, errno,
                 strerror(errno));
@@ -202,25 +378,28 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int nworkers = conf->worker_processes;
-    int nfds = 0;
-    int *fds = open_listeners(conf, nworkers, &nfds);
-    if (!fds)
+    int nls = conf->http ? conf->http->nlistens : 0;
+    lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
+    if (!ls)
         return 1;
     if (pv_accesslog_start() != 0 || pv_accesslog_open(conf, err, sizeof(err)) != 0) {
         pv_log(PV_LOG_EMERG, "%s", err);
         return 1;
     }
-    if (conf->pid_path && write_pid(conf->pid_path) < 0) {
-        pv_log(PV_LOG_EMERG, "open() \"%s\" failed (%d: %s)", conf->pid_path, errno, strerror(errno));
+    char *pid_path = conf->pid_path ? strdup(conf->pid_path) : NULL;
+    if (pid_path && write_pid(pid_path) < 0) {
+        pv_log(PV_LOG_EMERG, "open() \"%s\" failed (%d: %s)", pid_path, errno, strerror(errno));
         return 1;
     }
 
     pv_worker_t *workers = calloc((size_t)nworkers, sizeof(pv_worker_t));
     for (int i = 0; i < nworkers; i++) {
-        if (pv_worker_init(&workers[i], i + 1, conf, fds + i * nfds, nfds) != PV_OK) {
+        int *fds = lsocks_for_worker(ls, nls, i);
+        if (!fds || pv_worker_init(&workers[i], i + 1, conf, fds, nls) != PV_OK) {
             pv_log(PV_LOG_EMERG, "cannot start worker %d (%d: %s)", i + 1, errno, strerror(errno));
             return 1;
         }
+        free(fds);
     }
     for (int i = 0; i < nworkers; i++)
         pthread_create(&workers[i].thread, NULL, pv_worker_main, &workers[i]);
@@ -248,15 +427,17 @@ int main(int argc, char **argv)
             stopping = 1;
             for (int i = 0; i < nworkers; i++)
                 pv_worker_signal(&workers[i], PV_WCMD_QUIT);
-        } else if (sig == SIGHUP) {
-            pv_log(PV_LOG_NOTICE, "signal %d (SIGHUP) received: reload is not available in this build", sig);
+        } else if (sig == SIGHUP && !stopping) {
+            pv_log(PV_LOG_NOTICE, "signal %d (SIGHUP) received, reconfiguring", sig);
+            reload(conf_path, &conf, workers, nworkers, &ls, &nls);
+        } else if (sig == SIGUSR1) {
+            pv_log(PV_LOG_NOTICE, "signal %d (SIGUSR1) received, reopening logs", sig);
+            pv_accesslog_reopen();
         }
     }
     for (int i = 0; i < nworkers; i++)
         pthread_join(workers[i].thread, NULL);
-    for (int i = 0; i < nworkers * nfds; i++)
-        close(fds[i]);
-    free(fds);
+    lsocks_close(ls, nls, nworkers);
     for (int i = 0; i < nworkers; i++) {
         pv_loop_free(workers[i].loop);
         close(workers[i].evfd);
@@ -264,8 +445,9 @@ int main(int argc, char **argv)
     }
     free(workers);
     pv_accesslog_stop();
-    if (conf->pid_path)
-        unlink(conf->pid_path);
+    if (pid_path)
+        unlink(pid_path);
+    free(pid_path);
     pv_log(PV_LOG_NOTICE, "exit");
     pv_conf_unref(conf);
     return 0;

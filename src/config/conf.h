@@ -229,6 +229,7 @@ struct pv_conf_s {
     const char *pid_path;      /* NULL = no pid file */
     int daemon;                /* accepted for compatibility; stays foreground */
     int64_t worker_rlimit_nofile; /* RLIMIT_NOFILE to set; 0 = leave it alone */
+    int64_t worker_shutdown_timeout; /* ms a graceful stop may take; 0 = no limit (NGINX's default) */
     void **regexes;            /* every pcre2_code* of the snapshot, freed with it */
     int nregexes;
     pv_http_conf_t *http;      /* NULL when there is no http block */

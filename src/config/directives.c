@@ -782,6 +782,8 @@ static const pv_conf_cmd_t pv_conf_cmds[] = {
     {"daemon", PV_CTX_MAIN, PV_ARGS_FLAG, set_flag_cb, MAIN(daemon), NULL},
     {"worker_rlimit_nofile", PV_CTX_MAIN, PV_ARGS_TAKE1, set_num_cb, MAIN(worker_rlimit_nofile),
      NULL},
+    {"worker_shutdown_timeout", PV_CTX_MAIN, PV_ARGS_TAKE1, set_msec_cb, MAIN(worker_shutdown_timeout),
+     NULL},
     {"events", PV_CTX_MAIN, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_events_cb, NONE, NULL},
     {"worker_connections", PV_CTX_EVENTS, PV_ARGS_TAKE1, set_int_cb, MAIN(worker_connections),
      NULL},

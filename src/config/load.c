@@ -546,7 +546,7 @@ static int finish_http(pv_conf_ctx_t *cx)
             pv_location_t *loc = s->locations[j];
             loc_merge(cx, &loc->conf, &s->conf);
             loc->auto_redirect = loc->proxy_pass &&
-                                 (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP) &&
+                                 (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT) &&
                                  loc->name.len > 0 && loc->name.p[loc->name.len - 1] == '/';
         }
     }
@@ -571,6 +571,8 @@ int pv_conf_finish(pv_conf_ctx_t *cx)
         c->daemon = 1;
     if (c->worker_rlimit_nofile == PV_UNSET)
         c->worker_rlimit_nofile = 0;
+    if (c->worker_shutdown_timeout == PV_UNSET)
+        c->worker_shutdown_timeout = 0;
     return cx->http ? finish_http(cx) : PV_OK;
 }
 
@@ -618,6 +620,7 @@ static pv_conf_t *load(const char *path, const char *text, size_t len, unsigned 
     c->error_log_level = PV_UNSET;
     c->daemon = PV_UNSET;
     c->worker_rlimit_nofile = PV_UNSET;
+    c->worker_shutdown_timeout = PV_UNSET;
 
     pv_arena_t tmp;
     pv_arena_init(&tmp, 65536);

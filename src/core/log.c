@@ -22,7 +22,7 @@ static const char *const level_names[] = {"emerg", "alert", "crit", "error",
  * descriptor number never changes once set; reopening dup3()s the new file
  * onto it, so a writer racing a reopen can never hit a recycled number. */
 static atomic_int log_fd = -1;
-static atomic_int log_level = PV_LOG_ERR;
+static atomic_int log_level = PV_LOG_NOTICE; /* until pv_log_open(): start-up messages */
 static pthread_mutex_t log_open_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int log_tid;
 

@@ -1,6 +1,8 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,10 +23,17 @@ pv_worker_t *pv_worker_self(void)
 
 static void evfd_cb(pv_io_t *io, unsigned events);
 
+static void accept_timer_cb(pv_timer_t *t);
+static void shutdown_timer_cb(pv_timer_t *t);
+
 int pv_worker_init(pv_worker_t *w, int id, pv_conf_t *conf, const int *fds, int nfds)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
+    w->gen = calloc(1, sizeof(pv_wgen_t));
+    if (!w->gen)
+        return PV_ERR;
+    w->gen->conf = conf;
     w->conf = conf;
     pv_conf_ref(conf);
     w->loop = pv_loop_new();
@@ -34,6 +43,9 @@ int pv_worker_init(pv_worker_t *w, int id, pv_conf_t *conf, const int *fds, int 
     if (w->evfd < 0)
         return PV_ERR;
     w->evio = (pv_io_t){.fd = w->evfd, .cb = evfd_cb, .data = w};
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pv_timer_init(&w->accept_timer, accept_timer_cb, w);
+    pv_timer_init(&w->shutdown_timer, shutdown_timer_cb, w);
     w->listeners = calloc((size_t)(nfds ? nfds : 1), sizeof(pv_listener_t));
     if (!w->listeners)
         return PV_ERR;
@@ -55,15 +67,206 @@ void pv_worker_signal(pv_worker_t *w, int cmd)
     PV_UNUSED(n);
 }
 
+void pv_worker_reload(pv_worker_t *w, pv_conf_t *conf, int *fds)
+{
+    pv_conf_ref(conf);
+    w->next_conf = conf;
+    w->next_fds = fds;
+    pv_worker_signal(w, PV_WCMD_RELOAD);
+}
+
+pv_wgen_t *pv_worker_gen_hold(pv_worker_t *w)
+{
+    w->gen->live++;
+    return w->gen;
+}
+
+static void gen_free(pv_wgen_t *g)
+{
+    pv_upstream_pools_free(g->pools, g->npools);
+    pv_conf_unref(g->conf);
+    free(g);
+}
+
+void pv_worker_gen_release(pv_worker_t *w, pv_wgen_t *g)
+{
+    if (--g->live > 0 || g == w->gen)
+        return;
+    for (pv_wgen_t **pp = &w->retired; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            gen_free(g);
+            return;
+        }
+    }
+}
+
+/* Listening sockets in or out of the loop (accept back-off, drain). */
+static void listeners_watch(pv_worker_t *w, int on)
+{
+    for (int i = 0; i < w->nlisteners; i++) {
+        pv_listener_t *l = &w->listeners[i];
+        if (l->io.fd < 0)
+            continue;
+        if (on)
+            pv_loop_add_level(w->loop, &l->io);
+        else
+            pv_loop_del(w->loop, &l->io);
+    }
+}
+
 /* Stop taking new connections; the listening fds belong to the main
  * thread, which closes them. */
 static void stop_listening(pv_worker_t *w)
 {
-    for (int i = 0; i < w->nlisteners; i++) {
-        if (w->listeners[i].io.fd >= 0)
-            pv_loop_del(w->loop, &w->listeners[i].io);
+    if (!w->accept_paused)
+        listeners_watch(w, 0);
+    pv_timer_del(w->loop, &w->accept_timer);
+    for (int i = 0; i < w->nlisteners; i++)
         w->listeners[i].io.fd = -1;
+}
+
+void pv_worker_accept_overload(pv_worker_t *w, int err)
+{
+    /* Give up the reserve descriptor to accept and close one pending
+     * connection, so that client is told at once instead of waiting in
+     * the backlog, then take the listeners out of the level-triggered
+     * loop so the error cannot spin it. Existing connections go on. */
+    if (w->reserve_fd >= 0) {
+        close(w->reserve_fd);
+        w->reserve_fd = -1;
+        for (int i = 0; i < w->nlisteners; i++) {
+            if (w->listeners[i].io.fd < 0)
+                continue;
+            int fd = accept4(w->listeners[i].io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                close(fd);
+                w->shed++;
+                break;
+            }
+        }
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
+    if (!w->accept_paused) {
+        pv_log(PV_LOG_ALERT, "accept() failed (%d: %s): %d connections open, shed one, pausing accepts for %d ms",
+               err, strerror(err), w->nconns, PV_ACCEPT_PAUSE_MS);
+        w->accept_paused = 1;
+        listeners_watch(w, 0);
+    }
+    pv_timer_set(w->loop, &w->accept_timer, PV_ACCEPT_PAUSE_MS);
+}
+
+static void accept_timer_cb(pv_timer_t *t)
+{
+    pv_worker_t *w = t->data;
+    if (!w->accept_paused || w->draining)
+        return;
+    if (w->reserve_fd < 0)
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (w->reserve_fd < 0) {
+        /* still no descriptor to spare: keep waiting */
+        pv_timer_set(w->loop, &w->accept_timer, PV_ACCEPT_PAUSE_MS);
+        return;
+    }
+    pv_log(PV_LOG_NOTICE, "accepting connections again (%llu shed while descriptors ran out)",
+           (unsigned long long)w->shed);
+    w->shed = 0;
+    w->accept_paused = 0;
+    listeners_watch(w, 1);
+}
+
+static void shutdown_timer_cb(pv_timer_t *t)
+{
+    pv_worker_t *w = t->data;
+    pv_log(PV_LOG_NOTICE, "worker_shutdown_timeout: closing %d remaining connections", w->nconns);
+    while (w->conns)
+        pv_server_close(w->conns);
+}
+
+/* Switch to the snapshot the main thread handed over: adopt the new set of
+ * listening sockets (unchanged ones keep their fd), point every connection
+ * at its listen group in the new snapshot, build new upstream pools that
+ * take over the idle connections, and retire the old generation. */
+static void apply_reload(pv_worker_t *w)
+{
+    pv_conf_t *nc = w->next_conf;
+    int *fds = w->next_fds;
+    w->next_conf = NULL;
+    w->next_fds = NULL;
+    if (!nc)
+        return;
+    int ng = nc->http ? nc->http->nlistens : 0;
+    pv_listener_t *nl = calloc((size_t)(ng ? ng : 1), sizeof(*nl));
+    pv_wgen_t *g = calloc(1, sizeof(*g));
+    int *map = calloc((size_t)(w->nlisteners ? w->nlisteners : 1), sizeof(int));
+    int np = 0;
+    pv_upool_t *pools = nl && g && map ? pv_upstream_pools_new(w, nc, &np) : NULL;
+    if (!pools) {
+        pv_log(PV_LOG_ALERT, "worker %d: out of memory applying a reload; keeping the old configuration", w->id);
+        free(nl);
+        free(g);
+        free(map);
+        pv_conf_unref(nc);
+        free(fds);
+        atomic_fetch_add(&w->reloads, 1);
+        return;
+    }
+    for (int i = 0; i < w->nlisteners; i++) {
+        map[i] = -1;
+        for (int j = 0; j < ng; j++)
+            if (fds[j] == w->listeners[i].io.fd && w->listeners[i].io.fd >= 0)
+                map[i] = j;
+        if (map[i] < 0 && w->listeners[i].io.fd >= 0 && !w->accept_paused && !w->draining)
+            pv_loop_del(w->loop, &w->listeners[i].io);
+    }
+    for (int j = 0; j < ng; j++) {
+        nl[j] = (pv_listener_t){.io = {.fd = fds[j], .cb = pv_server_accept_cb, .data = &nl[j]}, .w = w, .group = j};
+        int known = 0;
+        for (int i = 0; i < w->nlisteners; i++)
+            known |= map[i] == j;
+        if (w->draining)
+            nl[j].io.fd = -1;
+        else if (known) {
+            /* same socket: re-register so the loop points at the new slot */
+            if (!w->accept_paused) {
+                for (int i = 0; i < w->nlisteners; i++)
+                    if (map[i] == j)
+                        pv_loop_del(w->loop, &w->listeners[i].io);
+                pv_loop_add_level(w->loop, &nl[j].io);
+            }
+        } else if (!w->accept_paused) {
+            pv_loop_add_level(w->loop, &nl[j].io);
+        }
+    }
+    pv_server_regroup(w, map, w->nlisteners);
+    /* events of this loop turn may still name the old slots: point them at
+     * the new groups and free the array before the next wait */
+    for (int i = 0; i < w->nlisteners; i++) {
+        w->listeners[i].group = map[i];
+        if (map[i] < 0)
+            w->listeners[i].io.fd = -1;
+    }
+    free(w->old_listeners);
+    w->old_listeners = w->listeners;
+    free(map);
+    w->listeners = nl;
+    w->nlisteners = ng;
+
+    pv_wgen_t *old = w->gen;
+    pv_upstream_pools_adopt(pools, np, old->pools, old->npools);
+    g->conf = nc;
+    g->pools = pools;
+    g->npools = np;
+    w->gen = g;
+    w->conf = nc;
+    if (old->live > 0) {
+        old->next = w->retired;
+        w->retired = old;
+    } else {
+        gen_free(old);
+    }
+    free(fds);
+    atomic_fetch_add(&w->reloads, 1);
 }
 
 static void evfd_cb(pv_io_t *io, unsigned events)
@@ -81,10 +284,14 @@ static void evfd_cb(pv_io_t *io, unsigned events)
         pv_loop_stop(w->loop);
         return;
     }
-    if (cmd & PV_WCMD_QUIT) {
+    if (cmd & PV_WCMD_RELOAD)
+        apply_reload(w);
+    if ((cmd & PV_WCMD_QUIT) && !w->draining) {
         w->draining = 1;
         stop_listening(w);
         pv_server_drain(w);
+        if (w->conf->worker_shutdown_timeout > 0)
+            pv_timer_set(w->loop, &w->shutdown_timer, (uint64_t)w->conf->worker_shutdown_timeout);
     }
 }
 
@@ -95,6 +302,10 @@ static void before_sleep_cb(pv_loop_t *l, void *data)
     pv_worker_t *w = data;
     pv_server_reap(w);
     pv_upstream_reap(w);
+    if (w->old_listeners) {
+        free(w->old_listeners);
+        w->old_listeners = NULL;
+    }
     if (w->draining && w->nconns == 0)
         pv_loop_stop(l);
 }
@@ -105,13 +316,13 @@ void *pv_worker_main(void *arg)
     self = w;
     pv_log_set_thread_id(w->id);
     pv_accesslog_register_worker(w->id);
-    if (pv_upstream_pools_init(w, w->conf) != PV_OK) {
+    w->gen->pools = pv_upstream_pools_new(w, w->conf, &w->gen->npools);
+    if (!w->gen->pools) {
         pv_log(PV_LOG_EMERG, "worker %d: out of memory", w->id);
+        atomic_store(&w->finished, 1);
         return NULL;
     }
-    for (int i = 0; i < w->nlisteners; i++)
-        if (pv_loop_add_level(w->loop, &w->listeners[i].io) < 0)
-            pv_log(PV_LOG_ALERT, "epoll_ctl() failed for a listener (%d: %s)", errno, strerror(errno));
+    listeners_watch(w, 1);
     pv_loop_add_level(w->loop, &w->evio);
     pv_loop_set_hook(w->loop, before_sleep_cb, w);
     pv_loop_run(w->loop);
@@ -119,9 +330,20 @@ void *pv_worker_main(void *arg)
     while (w->conns)
         pv_server_close(w->conns);
     pv_server_reap(w);
-    pv_upstream_pools_free(w);
+    while (w->retired) {
+        pv_wgen_t *g = w->retired;
+        w->retired = g->next;
+        gen_free(g);
+    }
+    gen_free(w->gen);
+    w->gen = NULL;
     pv_upstream_reap(w);
-    pv_conf_unref(w->conf);
+    if (w->next_conf)
+        pv_conf_unref(w->next_conf);
+    free(w->next_fds);
+    if (w->reserve_fd >= 0)
+        close(w->reserve_fd);
+    free(w->old_listeners);
     pv_buf_drain_cache();
     atomic_store(&w->finished, 1);
     return NULL;

@@ -24,16 +24,35 @@ typedef struct pv_listener_s {
     int group;                /* index into conf->http->listens */
 } pv_listener_t;
 
+#define PV_ACCEPT_PAUSE_MS 100 /* accept back-off after EMFILE/ENFILE */
+
 /* Commands from the main thread. */
 enum { PV_WCMD_NONE = 0, PV_WCMD_RELOAD = 1, PV_WCMD_QUIT = 2, PV_WCMD_STOP = 4 };
+
+/* A config snapshot as one worker uses it: the snapshot and the upstream
+ * pools built for it. Requests keep the generation they started under, so
+ * after a reload in-flight requests finish on the old snapshot; a retired
+ * generation is freed when its last request ends. */
+typedef struct pv_wgen_s {
+    pv_conf_t *conf;           /* snapshot (a reference is held) */
+    struct pv_upool_s *pools;  /* one per upstream of conf */
+    int npools;
+    int live;                  /* requests running under this generation */
+    struct pv_wgen_s *next;    /* older retired generations */
+} pv_wgen_t;
 
 typedef struct pv_worker_s {
     int id;                    /* 1-based, shown in logs */
     pthread_t thread;
     pv_loop_t *loop;
-    pv_conf_t *conf;           /* snapshot new requests use (a reference is held) */
-    _Atomic(pv_conf_t *) next_conf; /* snapshot handed over by a reload */
-    pv_listener_t *listeners;  /* this worker's listening sockets */
+    pv_conf_t *conf;           /* gen->conf: the snapshot new requests use */
+    pv_wgen_t *gen;            /* current generation */
+    pv_wgen_t *retired;        /* older generations with requests still running */
+    pv_conf_t *next_conf;      /* handed over by a reload (with next_fds), read on PV_WCMD_RELOAD */
+    int *next_fds;             /* the listening fds for next_conf's listen groups */
+    atomic_int reloads;        /* reloads applied; the main thread waits for it to move */
+    pv_listener_t *listeners;  /* this worker's listening sockets, one per listen group */
+    pv_listener_t *old_listeners; /* replaced by a reload; freed before the next wait */
     int nlisteners;
     int evfd;                  /* eventfd the main thread pokes */
     pv_io_t evio;              /* evfd in the loop */
@@ -44,11 +63,12 @@ typedef struct pv_worker_s {
     int nconns;                /* their count */
     struct pv_hconn_s *reap;   /* closed client connections, freed before the next wait */
     struct pv_upconn_s *reap_up; /* closed upstream connections, likewise */
-    struct pv_upool_s *pools;  /* one per upstream of `conf` */
-    int npools;
     uint64_t next_conn_id;     /* serial for $connection */
-    uint64_t accept_paused_until; /* EMFILE back-off: loop ms when accepting resumes */
+    int reserve_fd;            /* spare descriptor given up to shed a connection on EMFILE */
+    int accept_paused;         /* listeners are out of the loop after EMFILE/ENFILE */
+    uint64_t shed;             /* connections shed since accepting last paused */
     pv_timer_t accept_timer;   /* resumes accepting after a back-off */
+    pv_timer_t shutdown_timer; /* worker_shutdown_timeout during a graceful stop */
 } pv_worker_t;
 
 /* Create the worker's loop and eventfd, adopt the listening fds (fds[i]
@@ -56,6 +76,17 @@ typedef struct pv_worker_s {
 int pv_worker_init(pv_worker_t *w, int id, pv_conf_t *conf, const int *fds, int nfds);
 /* Thread entry. */
 void *pv_worker_main(void *arg);
+/* Hand a new snapshot and its listening fds (fds[g] for listen group g)
+ * to the worker; it switches on its next loop turn and bumps `reloads`. */
+void pv_worker_reload(pv_worker_t *w, pv_conf_t *conf, int *fds);
+/* Count a request starting under the current generation; returns it. */
+pv_wgen_t *pv_worker_gen_hold(pv_worker_t *w);
+/* A request of generation g ended: frees a retired generation when it
+ * was the last. */
+void pv_worker_gen_release(pv_worker_t *w, pv_wgen_t *g);
+/* EMFILE/ENFILE on accept: shed one pending connection through the
+ * reserve descriptor and stop accepting for a short while. */
+void pv_worker_accept_overload(pv_worker_t *w, int err);
 /* Ask the worker to do cmd (thread-safe). */
 void pv_worker_signal(pv_worker_t *w, int cmd);
 /* The worker running on this thread. */

@@ -74,7 +74,8 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     hr->parser.data = hr;
     pv_request_t *r = &hr->r;
     r->arena = &hr->arena;
-    r->conf = c->w->conf;
+    hr->gen = pv_worker_gen_hold(c->w);
+    r->conf = hr->gen->conf;
     r->peer = (const struct sockaddr *)&c->peer;
     r->peer_port = pv_net_addr_text(r->peer, r->peer_text, sizeof(r->peer_text));
     r->conn_id = c->id;
@@ -84,7 +85,8 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     r->upstream_connect_us = -1;
     r->start_ns = pv_now_ns();
     r->start_wall_ms = pv_time_ms();
-    pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
+    pv_listen_group_t *g = &r->conf->http->listens[c->group];
+    hr->lgroup = g;
     r->srv = g->default_srv;
     r->local_text = g->listen.host;
     r->local_port = (uint16_t)g->listen.port;
@@ -98,6 +100,7 @@ static void req_free(pv_hreq_t *hr)
     pv_buf_put(hr->px.hbuf);
     pv_buf_put(hr->px.uin);
     pv_arena_reset(&hr->arena);
+    pv_worker_gen_release(hr->c->w, hr->gen);
     hr->next_free = free_reqs;
     free_reqs = hr;
 }
@@ -174,6 +177,8 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
     pv_listener_t *l = io->data;
     pv_worker_t *w = l->w;
     PV_UNUSED(events);
+    if (io->fd < 0)
+        return; /* a slot replaced by a reload during this loop turn */
 
     for (int i = 0; i < 64; i++) {
         struct sockaddr_in6 sa;
@@ -182,16 +187,20 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno == EMFILE || errno == ENFILE) {
-                pv_log(PV_LOG_ALERT, "accept() failed (%d: %s): pausing new connections", errno,
-                       strerror(errno));
-            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pv_worker_accept_overload(w, errno);
             return;
         }
         if (w->nconns >= w->conf->worker_connections || w->draining) {
-            if (!w->draining)
-                pv_log(PV_LOG_WARN, "%d worker_connections are not enough, refusing a connection",
+            /* refused at once rather than left to time out in the backlog;
+             * logged at most once a second */
+            static __thread uint64_t warned_ms;
+            uint64_t now = pv_loop_now(w->loop);
+            if (!w->draining && now - warned_ms >= 1000) {
+                warned_ms = now;
+                pv_log(PV_LOG_ALERT, "%d worker_connections are not enough, refusing connections",
                        w->conf->worker_connections);
+            }
             close(fd);
             continue;
         }
@@ -307,7 +316,8 @@ static const pv_loc_conf_t *req_lconf(const pv_hreq_t *hr)
 static int want_keepalive(pv_hreq_t *hr)
 {
     const pv_loc_conf_t *lc = req_lconf(hr);
-    return (hr->r.flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining && lc->keepalive_timeout > 0 &&
+    return (hr->r.flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining && !(hr->c->flags & PV_HC_F_ORPHAN) &&
+           lc->keepalive_timeout > 0 &&
            (int64_t)hr->c->nreq < lc->keepalive_requests;
 }
 
@@ -611,8 +621,7 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
         respond_error(hr, status);
         return;
     }
-    pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
-    r->srv = pv_router_find_server(g, r->host);
+    r->srv = pv_router_find_server(hr->lgroup, r->host);
     if (r->srv->return_code) {
         /* a server-level return runs before any location is chosen */
         do_return(hr, r->srv->return_code, r->srv->has_return_text, &r->srv->return_text);
@@ -825,7 +834,7 @@ void pv_server_request_done(pv_hreq_t *hr)
     r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;
     index_sent_head(hr);
     pv_accesslog_write(r);
-    int keep = hr->keepalive && hr->body_done && !(c->flags & PV_HC_F_EOF);
+    int keep = hr->keepalive && hr->body_done && !(c->flags & (PV_HC_F_EOF | PV_HC_F_ORPHAN));
     int64_t ka_timeout = req_lconf(hr)->keepalive_timeout;
 
     /* bytes after this request (pipelining) sit in bin or in */
@@ -944,6 +953,23 @@ static void conn_timer_cb(pv_timer_t *t)
     }
     pv_log(PV_LOG_INFO, "client timed out reading the request head, client: %s", hr->r.peer_text);
     respond_error(hr, 408);
+}
+
+void pv_server_regroup(pv_worker_t *w, const int *map, int nmap)
+{
+    pv_hconn_t *c = w->conns;
+    while (c) {
+        pv_hconn_t *next = c->next;
+        int g = c->group < nmap ? map[c->group] : -1;
+        if (g >= 0) {
+            c->group = (uint16_t)g;
+        } else {
+            c->flags |= PV_HC_F_ORPHAN;
+            if (!c->hr)
+                pv_server_close(c);
+        }
+        c = next;
+    }
 }
 
 void pv_server_drain(pv_worker_t *w)

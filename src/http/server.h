@@ -32,6 +32,8 @@ typedef struct pv_hreq_s {
     pv_arena_t arena;             /* per-request allocations */
     llhttp_t parser;              /* request head parser */
     pv_hconn_t *c;                /* connection */
+    pv_wgen_t *gen;               /* config generation the request runs under */
+    pv_listen_group_t *lgroup;    /* listen group it arrived on, in gen's snapshot */
     struct pv_hreq_s *next_free;  /* freelist link */
     pv_hspan_t url;               /* request target */
     pv_hspan_t hname[PV_MAX_HEADERS], hvalue[PV_MAX_HEADERS]; /* header fields */
@@ -62,6 +64,7 @@ typedef struct pv_hreq_s {
 #define PV_HC_F_CLOSING 0x04  /* closed, waiting to be freed */
 #define PV_HC_F_EOF 0x08      /* client half-closed or reset */
 #define PV_HC_F_READY 0x10    /* queued to parse a buffered pipelined request */
+#define PV_HC_F_ORPHAN 0x20   /* its listen address went away in a reload: close after this request */
 
 /* A client connection. Kept small: while idle between requests it holds
  * no buffer and no request state. */
@@ -95,6 +98,10 @@ void pv_server_close(pv_hconn_t *c);
 int pv_server_read_body(pv_hreq_t *hr);
 /* Free closed connections. */
 void pv_server_reap(pv_worker_t *w);
+/* After a reload: connection c->group becomes map[c->group] in the new
+ * snapshot; connections whose address is no longer listened on close
+ * after their current request. */
+void pv_server_regroup(pv_worker_t *w, const int *map, int nmap);
 /* Graceful stop: close idle connections, mark the rest to close after
  * their current response. */
 void pv_server_drain(pv_worker_t *w);

@@ -217,10 +217,9 @@ void pv_proxy_start(pv_hreq_t *hr)
     pv_proxy_t *px = &hr->px;
     pv_request_t *r = &hr->r;
     pv_location_t *loc = r->loc;
-    pv_worker_t *w = hr->c->w;
 
     px->hr = hr;
-    px->pool = &w->pools[loc->proxy_pass->upstream->index];
+    px->pool = &hr->gen->pools[loc->proxy_pass->upstream->index];
     px->start_ns = pv_now_ns();
     r->proxy_host = loc->proxy_pass->proxy_host;
 
@@ -507,7 +506,8 @@ static int response_head(pv_proxy_t *px, const char *head_end)
     }
     px->client_frame = frame;
     const pv_loc_conf_t *lc = &r->loc->conf;
-    hr->keepalive = (r->flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining && lc->keepalive_timeout > 0 &&
+    hr->keepalive = (r->flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining &&
+                    !(hr->c->flags & PV_HC_F_ORPHAN) && lc->keepalive_timeout > 0 &&
                     (int64_t)hr->c->nreq < lc->keepalive_requests;
 
     pv_upstream_response_t ur = {
@@ -515,6 +515,8 @@ static int response_head(pv_proxy_t *px, const char *head_end)
         .reason = px->reason,
         .headers = px->rh,
         .nheaders = px->nrh,
+        .r = r,
+        .loc = r->loc,
     };
     if (!hr->out)
         hr->out = pv_buf_get();

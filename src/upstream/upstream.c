@@ -13,41 +13,88 @@
 static __thread pv_upconn_t *free_upconns;
 
 static void upconn_io_cb(pv_io_t *io, unsigned events);
+static void idle_unlink(pv_upool_t *p, pv_upconn_t *u);
 static void upconn_timer_cb(pv_timer_t *t);
 
-int pv_upstream_pools_init(pv_worker_t *w, pv_conf_t *conf)
+pv_upool_t *pv_upstream_pools_new(pv_worker_t *w, pv_conf_t *conf, int *npools)
 {
     int n = conf->http ? conf->http->nupstreams : 0;
-    w->pools = calloc((size_t)(n ? n : 1), sizeof(pv_upool_t));
-    if (!w->pools)
-        return PV_ERR;
-    w->npools = n;
+    pv_upool_t *pools = calloc((size_t)(n ? n : 1), sizeof(pv_upool_t));
+    if (!pools)
+        return NULL;
     for (int i = 0; i < n; i++) {
-        pv_upool_t *p = &w->pools[i];
+        pv_upool_t *p = &pools[i];
         p->cf = conf->http->upstreams[i];
         int ns = p->cf->nservers ? p->cf->nservers : 1;
         p->cur_weight = calloc((size_t)ns, sizeof(int));
         p->fails = calloc((size_t)ns, sizeof(int));
         p->fail_until = calloc((size_t)ns, sizeof(uint64_t));
-        if (!p->cur_weight || !p->fails || !p->fail_until)
-            return PV_ERR;
+        if (!p->cur_weight || !p->fails || !p->fail_until) {
+            pv_upstream_pools_free(pools, i + 1);
+            return NULL;
+        }
     }
-    return PV_OK;
+    PV_UNUSED(w);
+    *npools = n;
+    return pools;
 }
 
-void pv_upstream_pools_free(pv_worker_t *w)
+void pv_upstream_pools_free(pv_upool_t *pools, int n)
 {
-    for (int i = 0; i < w->npools; i++) {
-        pv_upool_t *p = &w->pools[i];
+    if (!pools)
+        return;
+    for (int i = 0; i < n; i++) {
+        pv_upool_t *p = &pools[i];
         while (p->idle_head)
             pv_upstream_close(p->idle_head);
         free(p->cur_weight);
         free(p->fails);
         free(p->fail_until);
     }
-    free(w->pools);
-    w->pools = NULL;
-    w->npools = 0;
+    free(pools);
+}
+
+/* The server of `to` with the same address as server s of `from`, or -1. */
+static int same_server(const pv_upool_t *to, const pv_upool_t *from, int s)
+{
+    const pv_upstream_server_t *a = &from->cf->servers[s];
+    for (int i = 0; i < to->cf->nservers; i++) {
+        const pv_upstream_server_t *b = &to->cf->servers[i];
+        if (a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0)
+            return i;
+    }
+    return -1;
+}
+
+void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfrom)
+{
+    for (int i = 0; i < nfrom; i++) {
+        pv_upool_t *f = &from[i];
+        f->retired = 1;
+        pv_upool_t *t = NULL;
+        for (int j = 0; j < nto && !t; j++)
+            if (strcmp(to[j].cf->name, f->cf->name) == 0)
+                t = &to[j];
+        /* oldest first, so the most recently used ends up at the head */
+        while (f->idle_tail) {
+            pv_upconn_t *u = f->idle_tail;
+            int s = t && t->cf->keepalive > 0 && t->nidle < t->cf->keepalive ? same_server(t, f, u->server) : -1;
+            if (s < 0) {
+                pv_upstream_close(u);
+                continue;
+            }
+            idle_unlink(f, u);
+            u->pool = t;
+            u->server = s;
+            u->next = t->idle_head;
+            if (t->idle_head)
+                t->idle_head->prev = u;
+            t->idle_head = u;
+            if (!t->idle_tail)
+                t->idle_tail = u;
+            t->nidle++;
+        }
+    }
 }
 
 /* Smooth weighted round robin (each pick adds every weight to its current
@@ -157,7 +204,7 @@ void pv_upstream_release(pv_upconn_t *u, int reusable)
 {
     pv_upool_t *p = u->pool;
     u->owner = NULL;
-    if (!reusable || p->cf->keepalive <= 0) {
+    if (!reusable || p->cf->keepalive <= 0 || p->retired) {
         pv_upstream_close(u);
         return;
     }

@@ -38,12 +38,19 @@ struct pv_upool_s {
     int *fails;                 /* failures inside the current fail window */
     uint64_t *fail_until;       /* loop ms until which a server is skipped */
     uint64_t opened;            /* connections opened (for metrics/tests) */
+    int retired;                /* belongs to a replaced config: nothing returns to it */
 };
 
-/* Set up pools for every upstream of conf on this worker. */
-int pv_upstream_pools_init(struct pv_worker_s *w, pv_conf_t *conf);
+/* Pools for every upstream of conf on this worker (conf->http->upstreams
+ * order); NULL when out of memory. */
+pv_upool_t *pv_upstream_pools_new(struct pv_worker_s *w, pv_conf_t *conf, int *npools);
 /* Close idle connections and free the pools. */
-void pv_upstream_pools_free(struct pv_worker_s *w);
+void pv_upstream_pools_free(pv_upool_t *pools, int n);
+/* After a reload: move idle connections of the old pools into the new
+ * pool of the same upstream name when it still has that server address
+ * (warm connections survive a reload), close the rest, and mark the old
+ * pools retired so connections released into them later are closed. */
+void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfrom);
 /* Pick a server (round robin by weight, skipping failed and `down` ones,
  * `backup` only when the rest are unavailable). exclude is a bitmask of
  * server indexes already tried (first 64). Returns -1 if none is usable. */

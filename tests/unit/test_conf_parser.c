@@ -569,7 +569,9 @@ static void test_proxy_pass_forms(void **state)
 
     assert_string_equal(l[3]->proxy_pass->proxy_host.p, "127.0.0.1");
     assert_string_equal(l[3]->proxy_pass->upstream->name, "127.0.0.1:80");
-    assert_int_equal(l[3]->auto_redirect, 0);
+    /* NGINX sets auto_redirect on any location whose name ends in '/',
+     * exact ones included (ngx_http_core_find_static_location uses it) */
+    assert_int_equal(l[3]->auto_redirect, 1);
 
     assert_string_equal(l[4]->proxy_pass->proxy_host.p, "[::1]:9000");
     assert_string_equal(l[4]->proxy_pass->upstream->name, "[::1]:9000");

@@ -1,0 +1,406 @@
+"""Operations: reload (SIGHUP, -s reload), graceful drain (SIGTERM/SIGQUIT),
+immediate stop (SIGINT), the pid file, and the limits that break gateways:
+worker_connections, descriptor exhaustion (EMFILE), the listen backlog
+against net.core.somaxconn and worker_rlimit_nofile.
+"""
+
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import (PORTVAKT, Client, Closed, Gateway, Reply, free_port, http,
+                      port_open, render, wait_for)
+
+pytestmark = pytest.mark.portvakt_only("portvakt's own process model")
+
+CONF = """
+pid @PID@;
+worker_processes 2;
+worker_shutdown_timeout @WST@;
+http {
+    access_log off;
+    keepalive_timeout 30s;
+    upstream up { server 127.0.0.1:@UP@; keepalive 8; }
+    server {
+        listen 127.0.0.1:@GW@;
+        location = /v { return 200 "@VERSION@\\n"; }
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+    @EXTRA@
+}
+"""
+
+# The upstream for the load test: a second listen address of the gateway
+# itself would change with the config, so it is a separate portvakt.
+BACKEND = """
+worker_processes 1;
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:@BE@;
+        location / { return 200 "backend\\n"; }
+    }
+}
+"""
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Ops:
+    """A portvakt started on CONF whose config file can be rewritten."""
+
+    def __init__(self, tmp_path, up_port, **kw):
+        os.makedirs(str(tmp_path), exist_ok=True)
+        self.dir = tmp_path
+        self.subs = dict(PID=str(tmp_path / "pv.pid"), UP=str(up_port), GW=str(free_port()),
+                         VERSION="one", EXTRA="", WST="10s")
+        self.subs.update(kw)
+        self.path = str(tmp_path / "portvakt.conf")
+        write(self.path, render(CONF, **self.subs))
+        self.gw = Gateway(tmp_path, self.path, [int(self.subs["GW"])])
+
+    @property
+    def port(self):
+        return int(self.subs["GW"])
+
+    def rewrite(self, **kw):
+        self.subs.update(kw)
+        write(self.path, render(CONF, **self.subs))
+
+    def signal(self, sig):
+        os.kill(self.gw.pid, sig)
+
+
+@pytest.fixture
+def ops(tmp_path, upstream):
+    made = []
+
+    def make(up=None, **kw):
+        u = up or upstream()
+        o = Ops(tmp_path / ("ops%d" % len(made)), u.port, **kw)
+        o.gw.start()
+        o.up = u
+        made.append(o)
+        return o
+
+    yield make
+    for o in made:
+        o.gw.stop(signal.SIGINT)
+
+
+def body(port, target="/v"):
+    return http(port, "GET", target).body
+
+
+def test_reload_applies_new_config(ops):
+    o = ops()
+    assert body(o.port) == b"one\n"
+    o.rewrite(VERSION="two")
+    o.signal(signal.SIGHUP)
+    wait_for(lambda: body(o.port) == b"two\n", what="the new config")
+
+
+def test_broken_config_keeps_the_old_one_serving(ops):
+    o = ops()
+    with open(o.path, "a") as f:
+        f.write("\nbogus_directive on;\n")
+    o.signal(signal.SIGHUP)
+    wait_for(lambda: "bogus_directive" in o.gw.stderr(), what="the error logged")
+    err = o.gw.stderr()
+    assert re.search(r'unknown directive "bogus_directive" in \S+portvakt\.conf:\d+', err), err
+    assert "running configuration keeps serving" in err
+    assert body(o.port) == b"one\n"
+    assert o.gw.alive()
+
+
+def test_s_reload_uses_the_pid_file(ops):
+    o = ops()
+    assert open(o.subs["PID"]).read().strip() == str(o.gw.pid)
+    o.rewrite(VERSION="three")
+    r = subprocess.run([PORTVAKT, "-c", o.path, "-s", "reload"], capture_output=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: body(o.port) == b"three\n", what="the new config")
+
+
+def test_keepalive_connection_survives_reload_and_sees_new_config(ops):
+    o = ops()
+    with Client(o.port) as c:
+        c.request("GET", "/v")
+        assert c.read_response().body == b"one\n"
+        o.rewrite(VERSION="two")
+        o.signal(signal.SIGHUP)
+        time.sleep(0.3)
+        c.request("GET", "/v")
+        assert c.read_response().body == b"two\n"
+
+
+def test_in_flight_request_finishes_across_reload(ops, upstream):
+    u = upstream(reply=Reply(200, body=b"slow", delay=0.8))
+    o = ops(up=u)
+    res = {}
+
+    def slow():
+        res["r"] = http(o.port, "GET", "/slow", timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    u.wait_requests(1)
+    o.rewrite(VERSION="two")
+    o.signal(signal.SIGHUP)
+    t.join(10)
+    assert res["r"].status == 200 and res["r"].body == b"slow"
+    wait_for(lambda: body(o.port) == b"two\n", what="the new config")
+
+
+def test_listeners_are_added_and_removed(ops):
+    o = ops()
+    extra = free_port()
+    o.rewrite(EXTRA="server { listen 127.0.0.1:%d; return 200 \"extra\\n\"; }" % extra)
+    o.signal(signal.SIGHUP)
+    wait_for(lambda: port_open(extra), what="the added listener")
+    assert body(extra, "/") == b"extra\n"
+    o.rewrite(EXTRA="")
+    o.signal(signal.SIGHUP)
+    wait_for(lambda: not port_open(extra), what="the removed listener to close")
+    assert body(o.port) == b"one\n"
+
+
+def test_pooled_upstream_connections_survive_reload(ops, upstream):
+    u = upstream()
+    o = ops(up=u)
+    assert http(o.port, "GET", "/a").status == 200
+    first = set(u.conn_ids())
+    o.rewrite(VERSION="two")
+    o.signal(signal.SIGHUP)
+    wait_for(lambda: body(o.port) == b"two\n", what="the new config")
+    for _ in range(4):
+        assert http(o.port, "GET", "/b").status == 200
+    # Two workers: each may open one connection, and the reload keeps them.
+    assert len(set(u.conn_ids())) <= 2, u.conn_ids()
+    assert first <= set(u.conn_ids())
+
+
+def _wrk(port, seconds, path="/p"):
+    return subprocess.Popen(["wrk", "-t2", "-c32", "-d%ds" % seconds, "--latency",
+                             "http://127.0.0.1:%d%s" % (port, path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wrk_result(proc):
+    out, _ = proc.communicate(timeout=60)
+    m = re.search(r"(\d+) requests in", out)
+    assert m, out
+    return int(m.group(1)), out
+
+
+def test_reloads_under_load_lose_nothing(tmp_path, ops, portvakt):
+    be_port = free_port()
+    be = portvakt(BACKEND, BE=be_port)
+
+    class Up:
+        port = be_port
+    o = ops(up=Up())
+    w = _wrk(o.port, 5)
+    time.sleep(0.5)
+    for i in range(8):
+        if i == 4:
+            with open(o.path, "a") as f:
+                f.write("\nserver {\n")  # unbalanced: a broken config
+        else:
+            o.rewrite(VERSION="v%d" % i)
+        o.signal(signal.SIGHUP)
+        time.sleep(0.5)
+    n, out = _wrk_result(w)
+    assert n > 1000, out
+    assert "Socket errors" not in out, out
+    assert "Non-2xx" not in out, out
+    assert o.gw.alive()
+    assert be.alive()
+    assert body(o.port) == b"v7\n"
+
+
+def test_sigterm_drains_in_flight_requests(ops, upstream):
+    u = upstream(reply=Reply(200, body=b"done", delay=1.0))
+    o = ops(up=u)
+    idle = Client(o.port)
+    idle.request("GET", "/v")
+    idle.read_response()
+    res = {}
+
+    def slow():
+        with Client(o.port, timeout=10) as c:
+            c.request("GET", "/slow")
+            res["r"] = c.read_response()
+            res["closed"] = c.closed(2)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    u.wait_requests(1)
+    t0 = time.monotonic()
+    o.signal(signal.SIGTERM)
+    # The idle keepalive connection is closed at once, new ones refused.
+    assert idle.closed(1.0)
+    wait_for(lambda: not port_open(o.port), timeout=2, what="listener closed")
+    t.join(10)
+    assert res["r"].status == 200 and res["r"].body == b"done"
+    assert res["r"].header("Connection") == "close"
+    assert res["closed"]
+    o.gw.proc.wait(5)
+    assert o.gw.proc.returncode == 0
+    assert time.monotonic() - t0 < 3
+    assert not os.path.exists(o.subs["PID"])
+
+
+def test_worker_shutdown_timeout_bounds_the_drain(ops, upstream):
+    u = upstream(reply=Reply(hang=True))
+    o = ops(up=u, WST="1s")
+    c = Client(o.port, timeout=10)
+    c.request("GET", "/hang")
+    u.wait_heads(1)
+    t0 = time.monotonic()
+    o.signal(signal.SIGQUIT)
+    o.gw.proc.wait(5)
+    took = time.monotonic() - t0
+    assert 0.8 <= took <= 2.5, took
+    assert c.closed(1)
+
+
+def test_sigint_stops_at_once(ops, upstream):
+    u = upstream(reply=Reply(hang=True))
+    o = ops(up=u)
+    c = Client(o.port, timeout=10)
+    c.request("GET", "/hang")
+    u.wait_heads(1)
+    t0 = time.monotonic()
+    o.signal(signal.SIGINT)
+    o.gw.proc.wait(5)
+    assert time.monotonic() - t0 < 1
+    assert c.closed(1)
+    assert not os.path.exists(o.subs["PID"])
+
+
+LIMITS = """
+worker_processes 1;
+@RLIMIT@
+events { worker_connections @WC@; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:@GW@ @BACKLOG@;
+        location / { return 200 "ok\\n"; }
+    }
+}
+"""
+
+
+def _limits(tmp_path, WC="64", RLIMIT="", BACKLOG="", nofile=None):
+    gw = free_port()
+    path = str(tmp_path / "portvakt.conf")
+    write(path, render(LIMITS, GW=str(gw), WC=WC, RLIMIT=RLIMIT, BACKLOG=BACKLOG))
+    g = Gateway(tmp_path, path, [gw])
+    if nofile:
+        g.argv = lambda: ["/bin/sh", "-c", "ulimit -Sn %d && exec %s -c %s" % (nofile, PORTVAKT, path)]
+    return g.start()
+
+
+def _proc_cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_worker_connections_is_enforced(tmp_path):
+    g = _limits(tmp_path, WC="8")
+    try:
+        held = [Client(g.port) for _ in range(8)]
+        for c in held[:2]:
+            c.request("GET", "/")
+            assert c.read_response().status == 200
+        time.sleep(0.2)
+        extra = Client(g.port)
+        # refused cleanly: closed without a response, not left hanging
+        assert extra.closed(2.0)
+        held[0].request("GET", "/")
+        assert held[0].read_response().status == 200
+        assert "worker_connections are not enough" in g.stderr()
+        for c in held:
+            c.close()
+        wait_for(lambda: http(g.port, "GET", "/").status == 200, what="serving again")
+    finally:
+        g.stop()
+
+
+def test_descriptor_exhaustion_does_not_spin_or_kill(tmp_path):
+    g = _limits(tmp_path, WC="4096", nofile=64)
+    try:
+        keep = Client(g.port)
+        keep.request("GET", "/")
+        assert keep.read_response().status == 200
+        flood = []
+        for _ in range(150):
+            try:
+                flood.append(socket.create_connection(("127.0.0.1", g.port), timeout=2))
+            except OSError:
+                break
+        time.sleep(0.5)
+        cpu0 = _proc_cpu_s(g.pid)
+        time.sleep(1.0)
+        spent = _proc_cpu_s(g.pid) - cpu0
+        assert spent < 0.3, "the loop spins at EMFILE: %.2fs CPU in 1s" % spent
+        # existing connections are still served
+        keep.request("GET", "/")
+        assert keep.read_response().status == 200
+        assert g.alive()
+        assert re.search(r"accept\(\) failed \(24: Too many open files\)", g.stderr()), g.stderr()
+        for s in flood:
+            s.close()
+        wait_for(lambda: http(g.port, "GET", "/").status == 200, timeout=5, what="serving again")
+        keep.close()
+    finally:
+        g.stop()
+
+
+def test_backlog_above_somaxconn_is_warned(tmp_path):
+    with open("/proc/sys/net/core/somaxconn") as f:
+        somax = int(f.read())
+    g = _limits(tmp_path, BACKLOG="backlog=%d" % (somax + 1000))
+    try:
+        wait_for(lambda: "net.core.somaxconn" in g.stderr(), what="the backlog warning")
+        assert "backlog=%d" % (somax + 1000) in g.stderr()
+    finally:
+        g.stop()
+
+
+def test_nofile_limit_too_low_is_warned(tmp_path):
+    g = _limits(tmp_path, WC="4096", nofile=256)
+    try:
+        wait_for(lambda: "worker_rlimit_nofile" in g.stderr(), what="the nofile warning")
+        assert "4096 x 1 workers x 2 = 8192" in g.stderr()
+    finally:
+        g.stop()
+
+
+def test_worker_rlimit_nofile_raises_the_limit(tmp_path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 4096)
+    g = _limits(tmp_path, WC="1024", RLIMIT="worker_rlimit_nofile %d;" % want, nofile=256)
+    try:
+        with open("/proc/%d/limits" % g.pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        assert int(line.split()[3]) == want, line
+    finally:
+        g.stop()
