@@ -43,6 +43,21 @@ static inline int pv_str_ieq(pv_str_t s, const char *lit, size_t litlen)
     }
     return 1;
 }
+/* Decimal digits of v into buf (room for 20); returns the count. Cheaper
+ * than snprintf on paths that run once per request. */
+static inline size_t pv_u64_digits(char *buf, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
 #define PV_STR_IEQ(s, lit) pv_str_ieq((s), (lit), sizeof(lit) - 1)
 
 static inline int pv_str_eq(pv_str_t s, const char *lit, size_t litlen)

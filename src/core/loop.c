@@ -205,6 +205,8 @@ void pv_loop_run(pv_loop_t *l)
                 m |= PV_EV_WRITE;
             if (e & (EPOLLHUP | EPOLLERR))
                 m |= PV_EV_HUP;
+            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                m |= PV_EV_RDHUP;
             io->cb(io, m);
         }
         run_timers(l);

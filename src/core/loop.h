@@ -14,6 +14,7 @@ typedef struct pv_timer_s pv_timer_t;
 #define PV_EV_READ 0x01  /* readable, or the peer closed / errored */
 #define PV_EV_WRITE 0x02 /* writable */
 #define PV_EV_HUP 0x04   /* peer hung up or error on the socket */
+#define PV_EV_RDHUP 0x08 /* the peer's FIN arrived (or HUP/error): read to the end, not to a short read */
 
 /* Called with PV_EV_* bits when the fd becomes ready. */
 typedef void (*pv_io_cb)(pv_io_t *io, unsigned events);

@@ -747,7 +747,8 @@ static void handle_input(pv_hconn_t *c)
             }
             b = c->in;
         }
-        ssize_t n = recv(c->io.fd, b->data + b->last, b->size - b->last, 0);
+        size_t want = b->size - b->last;
+        ssize_t n = recv(c->io.fd, b->data + b->last, want, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -772,6 +773,10 @@ static void handle_input(pv_hconn_t *c)
             return;
         }
         b->last += (uint32_t)n;
+        /* a short read emptied the socket: the next byte brings a new
+         * edge, so no recv() just to see EAGAIN (unless the FIN is in) */
+        if ((size_t)n < want && !(c->flags & PV_HC_F_FIN))
+            c->flags &= ~PV_HC_F_READABLE;
     }
 }
 
@@ -881,9 +886,12 @@ int pv_server_read_body(pv_hreq_t *hr)
     if (b->last == b->size)
         return PV_AGAIN;
     for (;;) {
-        ssize_t n = recv(c->io.fd, b->data + b->last, b->size - b->last, 0);
+        size_t want = b->size - b->last;
+        ssize_t n = recv(c->io.fd, b->data + b->last, want, 0);
         if (n > 0) {
             b->last += (uint32_t)n;
+            if ((size_t)n < want && !(c->flags & PV_HC_F_FIN))
+                c->flags &= ~PV_HC_F_READABLE;
             return (int)n;
         }
         if (n == 0)
@@ -907,6 +915,8 @@ static void conn_io_cb(pv_io_t *io, unsigned events)
         return;
     if (events & PV_EV_READ)
         c->flags |= PV_HC_F_READABLE;
+    if (events & PV_EV_RDHUP)
+        c->flags |= PV_HC_F_FIN;
     if (events & PV_EV_WRITE)
         c->flags |= PV_HC_F_WRITABLE;
     pv_hreq_t *hr = c->hr;

@@ -64,6 +64,7 @@ typedef struct pv_hreq_s {
 #define PV_HC_F_CLOSING 0x04  /* closed, waiting to be freed */
 #define PV_HC_F_EOF 0x08      /* client half-closed or reset */
 #define PV_HC_F_READY 0x10    /* queued to parse a buffered pipelined request */
+#define PV_HC_F_FIN 0x40      /* the client's FIN (or an error) was signalled: read until EOF */
 #define PV_HC_F_ORPHAN 0x20   /* its listen address went away in a reload: close after this request */
 
 /* A client connection. Kept small: while idle between requests it holds

@@ -122,15 +122,7 @@ static void w_escaped(pv_cv_writer_t *w, const char *p, size_t n)
 /* Decimal digits of v into buf (at least 20 bytes). */
 static pv_str_t fmt_u64(uint64_t v, char *buf)
 {
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    return (pv_str_t){buf, n};
+    return (pv_str_t){buf, pv_u64_digits(buf, v)};
 }
 
 /* "S.mmm" from milliseconds, NGINX's "%T.%03M". */

@@ -114,8 +114,14 @@ static int request_keeps_connection(const pv_location_t *loc)
 
 static void append_list(char *dst, size_t cap, const char *item)
 {
-    size_t l = strlen(dst);
-    snprintf(dst + l, cap - l, "%s%s", l ? ", " : "", item);
+    size_t l = strlen(dst), n = strlen(item);
+    if (l && l + 2 < cap) {
+        memcpy(dst + l, ", ", 2);
+        l += 2;
+    }
+    n = PV_MIN(n, cap - 1 - l);
+    memcpy(dst + l, item, n);
+    dst[l + n] = '\0';
 }
 
 static pv_worker_t *px_worker(pv_proxy_t *px)
@@ -532,8 +538,8 @@ static int response_head(pv_proxy_t *px, const char *head_end)
     pv_outq_push(&hr->cq, hr->out->data, (size_t)n);
     px->uin->pos = (uint32_t)(head_end - px->uin->data);
     px->resp_head_done = 1;
-    char st[8];
-    snprintf(st, sizeof(st), "%d", status);
+    char st[24];
+    st[pv_u64_digits(st, (uint64_t)status)] = '\0';
     append_list(r->upstream_status, sizeof(r->upstream_status), st);
     return 0;
 }
@@ -645,7 +651,14 @@ static void upstream_read(pv_proxy_t *px)
             upstream_failed(px, 502, NULL);
             return;
         }
-        ssize_t n = recv(u->io.fd, b->data + b->last, b->size - b->last, 0);
+        if (!u->readable) {
+            /* the last read was short: wait for the next edge */
+            if (px->req_done)
+                pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
+            return;
+        }
+        size_t want = b->size - b->last;
+        ssize_t n = recv(u->io.fd, b->data + b->last, want, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -673,6 +686,8 @@ static void upstream_read(pv_proxy_t *px)
         }
         px->resp_started = 1;
         b->last += (uint32_t)n;
+        if ((size_t)n < want && !u->fin)
+            u->readable = 0;
         if (px->req_done)
             pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
         while (!px->resp_head_done) {
@@ -732,8 +747,8 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
     }
     if (!client_error) {
         pv_upstream_fail(px->pool, px->server, pv_loop_now(w->loop));
-        char st[8];
-        snprintf(st, sizeof(st), "%d", status);
+        char st[24];
+        st[pv_u64_digits(st, (uint64_t)status)] = '\0';
         append_list(hr->r.upstream_status, sizeof(hr->r.upstream_status), st);
     }
     if (px->resp_head_done) {
@@ -768,6 +783,8 @@ void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events)
         u->writable = 1;
     if (events & PV_EV_READ)
         u->readable = 1;
+    if (events & PV_EV_RDHUP)
+        u->fin = 1;
     if (!u->connected) {
         if (!(events & (PV_EV_WRITE | PV_EV_HUP)))
             return;

@@ -44,8 +44,14 @@ static void put_field(pv_wr_t *w, pv_str_t name, pv_str_t value)
 static void put_i64(pv_wr_t *w, int64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
-    put(w, tmp, (size_t)n);
+    size_t n = 0;
+    if (v < 0) {
+        tmp[n++] = '-';
+        n += pv_u64_digits(tmp + 1, (uint64_t)0 - (uint64_t)v);
+    } else {
+        n = pv_u64_digits(tmp, (uint64_t)v);
+    }
+    put(w, tmp, n);
 }
 
 /* NGINX's default proxy_set_header names (ngx_http_proxy_headers). */

@@ -27,6 +27,7 @@ typedef struct pv_upconn_s {
     uint8_t closing;            /* closed, waiting to be freed */
     uint8_t readable;           /* edge-triggered: data may be waiting */
     uint8_t writable;           /* edge-triggered: socket may take data */
+    uint8_t fin;                /* the upstream's FIN (or an error) was signalled: read until EOF */
 } pv_upconn_t;
 
 struct pv_upool_s {
