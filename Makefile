@@ -10,7 +10,14 @@ PY      ?= /usr/bin/python3
 
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -pthread -D_GNU_SOURCE -I$(LLHTTP_INC) -Isrc
+# SAN: sanitizer flags for a separate build (see test-asan)
+SAN     ?=
+override CFLAGS += $(SAN) -std=gnu11 $(WARN) -pthread -D_GNU_SOURCE -I$(LLHTTP_INC) -Isrc
+override LDFLAGS += $(SAN)
+# WERROR=1 turns warnings into errors (CI)
+ifdef WERROR
+override CFLAGS += -Werror
+endif
 LDLIBS  += -pthread -lpcre2-8 -lssl -lcrypto -lcrypt -lhiredis
 
 SRCS    := $(sort $(wildcard src/*/*.c))
@@ -20,7 +27,9 @@ MAINOBJ := $(BUILD)/src/main.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration setup clean check
+.PHONY: all run test unit integration setup clean check test-asan bench
+
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 all: $(BUILD)/portvakt
 
@@ -56,9 +65,23 @@ test: setup
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory integration
 
+# The unit and integration suites again on an ASan+UBSan build; any report
+# fails the run (the integration harness checks the gateway's stderr).
+test-asan: setup
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
+	  $(BUILD)/asan/portvakt unit
+	PORTVAKT=$(BUILD)/asan/portvakt ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration
+
 run: setup
 	@$(MAKE) --no-print-directory all
 	@$(PY) examples/run.py
+
+# portvakt beside NGINX and HAProxy (bench/run.py; not part of `make test`).
+# BENCH_QUICK=1: one short round; BENCH_ONLY=portvakt,nginx: some contestants.
+bench: setup
+	@$(MAKE) --no-print-directory all
+	@$(PY) bench/run.py
 
 clean:
 	rm -rf $(BUILD)

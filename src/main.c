@@ -16,13 +16,13 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "core/worker.h"
+#include "host/doctor.h"
 #include "obs/accesslog.h"
-
-#define PV_DEFAULT_CONF "/etc/portvakt/portvakt.conf"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: portvakt [-?hvVt] [-s signal] [-c filename]\n\n"
+    fprintf(f, "Usage: portvakt [-?hvVt] [-s signal] [-c filename]\n"
+               "       portvakt doctor [-c filename] [--json | --sysctl] [--sys-root dir]\n\n"
                "Options:\n"
                "  -?,-h         : this help\n"
                "  -v            : show version and exit\n"
@@ -295,6 +295,8 @@ int main(int argc, char **argv)
     const char *sig_name = NULL;
     int test_only = 0;
 
+    if (argc > 1 && strcmp(argv[1], "doctor") == 0)
+        return pv_doctor_main(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-') {

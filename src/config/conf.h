@@ -20,6 +20,9 @@
 
 #define PV_UNSET (-1)
 
+/* The config file used without -c. */
+#define PV_DEFAULT_CONF "/etc/portvakt/portvakt.conf"
+
 typedef struct pv_conf_s pv_conf_t;
 typedef struct pv_upstream_conf_s pv_upstream_conf_t;
 typedef struct pv_log_format_s pv_log_format_t;

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "../http/router.h"
 #include "../http/server.h"
 #include "../obs/accesslog.h"
 #include "../upstream/upstream.h"
@@ -344,6 +345,9 @@ void *pv_worker_main(void *arg)
     if (w->reserve_fd >= 0)
         close(w->reserve_fd);
     free(w->old_listeners);
+    pv_server_thread_cleanup();
+    pv_upstream_thread_cleanup();
+    pv_router_thread_cleanup();
     pv_buf_drain_cache();
     atomic_store(&w->finished, 1);
     return NULL;

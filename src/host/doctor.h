@@ -15,9 +15,6 @@
 #include "../config/conf.h"
 #include "sysinfo.h"
 
-#ifndef PV_DEFAULT_CONF
-#define PV_DEFAULT_CONF "/etc/portvakt/portvakt.conf"
-#endif
 
 /* Check outcomes, in rising severity. */
 enum { PV_DOCTOR_OK = 0, PV_DOCTOR_WARN, PV_DOCTOR_FAIL };

@@ -42,7 +42,7 @@ pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host)
             pv_str_t n = sn->name;
             switch (sn->kind) {
             case PV_SN_EXACT:
-                if (n.len == host.len && memcmp(n.p, host.p, n.len) == 0)
+                if (n.len == host.len && (n.len == 0 || memcmp(n.p, host.p, n.len) == 0))
                     return s;
                 break;
             case PV_SN_WILD_HEAD:

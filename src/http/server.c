@@ -595,6 +595,7 @@ static void do_return(pv_hreq_t *hr, int code, int has_text, const pv_cv_t *text
     size_t need = pv_cv_eval(text, r, PV_ESCAPE_NONE, NULL, 0);
     char *txt = pv_arena_alloc(&hr->arena, need + 1);
     pv_cv_eval(text, r, PV_ESCAPE_NONE, txt, need + 1);
+    txt[need] = '\0';
     if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
         if (txt[0] == '/') {
             size_t cap = need + 128 + r->host.len;
@@ -963,6 +964,21 @@ static void conn_timer_cb(pv_timer_t *t)
     }
     pv_log(PV_LOG_INFO, "client timed out reading the request head, client: %s", hr->r.peer_text);
     respond_error(hr, 408);
+}
+
+void pv_server_thread_cleanup(void)
+{
+    while (free_reqs) {
+        pv_hreq_t *hr = free_reqs;
+        free_reqs = hr->next_free;
+        pv_arena_free(&hr->arena);
+        free(hr);
+    }
+    while (free_conns) {
+        pv_hconn_t *c = free_conns;
+        free_conns = c->next;
+        free(c);
+    }
 }
 
 void pv_server_regroup(pv_worker_t *w, const int *map, int nmap)

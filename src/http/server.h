@@ -97,6 +97,8 @@ void pv_server_close(pv_hconn_t *c);
 /* Read more request body into the current body buffer. Returns bytes
  * read, 0 on EOF, PV_AGAIN, or PV_ERR. */
 int pv_server_read_body(pv_hreq_t *hr);
+/* Free the calling worker's request and connection freelists (exit). */
+void pv_server_thread_cleanup(void);
 /* Free closed connections. */
 void pv_server_reap(pv_worker_t *w);
 /* After a reload: connection c->group becomes map[c->group] in the new

@@ -240,6 +240,15 @@ void pv_upstream_close(pv_upconn_t *u)
     w->reap_up = u;
 }
 
+void pv_upstream_thread_cleanup(void)
+{
+    while (free_upconns) {
+        pv_upconn_t *u = free_upconns;
+        free_upconns = u->next;
+        free(u);
+    }
+}
+
 void pv_upstream_reap(pv_worker_t *w)
 {
     while (w->reap_up) {

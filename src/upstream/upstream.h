@@ -68,6 +68,8 @@ pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int serve
 void pv_upstream_release(pv_upconn_t *u, int reusable);
 /* Close now; the memory is freed before the loop next waits. */
 void pv_upstream_close(pv_upconn_t *u);
+/* Free the calling worker's connection freelist (exit). */
+void pv_upstream_thread_cleanup(void);
 /* Free connections closed during this iteration. */
 void pv_upstream_reap(struct pv_worker_s *w);
 

@@ -32,7 +32,7 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PORTVAKT = os.environ.get("PORTVAKT", os.path.join(ROOT, "build", "portvakt"))
+PORTVAKT = os.path.abspath(os.environ.get("PORTVAKT", os.path.join(ROOT, "build", "portvakt")))
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 TARGET = os.environ.get("PV_TARGET", "portvakt")
 LOOPBACK = "127.0.0.1"
@@ -240,6 +240,17 @@ class Gateway(_Server):
 
     def argv(self):
         return [PORTVAKT, "-c", self.conf_path]
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Stop, then fail the test if a sanitizer reported anything (the
+        suite also runs against an ASan+UBSan build: make test-asan)."""
+        code = super().stop(sig, timeout)
+        err = self.stderr() if os.path.exists(self.stderr_path) else ""
+        for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if mark in err:
+                pytest.fail("%s reported:\n%s" % (mark, err[err.index(mark) - 200 if err.index(mark) > 200 else 0:][:6000]),
+                            pytrace=False)
+        return code
 
     @classmethod
     def from_text(cls, conf_text, workdir, filename="portvakt.conf"):
