@@ -1084,7 +1084,7 @@ static void test_mem_size(void **state)
     }
     claims[o - 1] = ']';
     claims[o] = '\0';
-    char hdr[4096];
+    char hdr[4200];
     snprintf(hdr, sizeof(hdr), "{\"alg\":\"HS256\",\"a\":%s}", claims);
     char pay[4200];
     snprintf(pay, sizeof(pay), "{\"a\":[[[[[[[[[[[[[[%s]]]]]]]]]]]]]],\"b\":{\"\":[]}}", claims);
