@@ -417,7 +417,7 @@ static void test_many_limits(void **state)
     pv_limit_req_result_t res;
 
     for (int i = 0; i < N; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof(name), "z%d", i);
         zs[i] = pv_limit_req_zone_new(name, 64 * 1024, rate_of("1r/s"));
         ls[i] = (pv_limit_req_t){zs[i], i == 5 ? 0 : 1000, PV_LIMIT_NODELAY};
