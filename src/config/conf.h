@@ -76,6 +76,68 @@ typedef struct pv_proxy_pass_s {
 #define PV_NEXT_F_NON_IDEMPOTENT 0x400
 #define PV_NEXT_F_OFF 0x800
 
+/* `limit_req_zone KEY zone=NAME:SIZE rate=R [redis=HOST:PORT
+ * [redis_fail=open|closed]]` or `limit_conn_zone KEY zone=NAME:SIZE`. */
+typedef struct pv_zone_s {
+    const char *name;          /* zone name */
+    int kind;                  /* PV_ZONE_REQ or PV_ZONE_CONN */
+    pv_cv_t key;               /* the key, evaluated per request */
+    int key_late;              /* key uses $consumer/$jwt_*: checked after authentication */
+    int64_t size;              /* bytes */
+    uint64_t rate;             /* PV_ZONE_REQ: milli-requests per second */
+    const char *redis_host;    /* cluster-wide zone: the Redis server; NULL for a local zone */
+    int redis_port;
+    int redis_fail_closed;     /* redis_fail=closed: refuse while Redis is down (default open) */
+    int index;                 /* position in pv_http_conf_t.zones (per-worker Redis client slot) */
+    void *impl;                /* pv_limit_req_zone_t / pv_limit_conn_zone_t, shared across reloads */
+    pv_conf_src_t src;
+} pv_zone_t;
+
+enum { PV_ZONE_REQ = 1, PV_ZONE_CONN = 2 };
+
+/* `auth_request_set $var VALUE` */
+typedef struct pv_auth_set_s {
+    pv_str_t var;              /* variable name without '$' */
+    pv_cv_t value;             /* evaluated when the subrequest's response head arrives */
+} pv_auth_set_t;
+
+/* satisfy */
+enum { PV_SATISFY_ALL = 0, PV_SATISFY_ANY = 1 };
+
+/* The access and preaccess phase settings (authentication, rate limits).
+ * NULL / 0 count means "inherit", as for the other lists. */
+typedef struct pv_policy_conf_s {
+    struct pv_limit_req_s *lreq;   /* limit_req lines (runtime form) */
+    pv_zone_t **lreq_zone;         /* their zones */
+    int nlreq;
+    int limit_req_status;          /* default 503 */
+    int limit_req_log_level;       /* default error */
+    int limit_req_dry_run;         /* default off */
+    int limit_req_headers;         /* RateLimit-Policy / RateLimit on responses; default off */
+    struct pv_limit_conn_s *lconn; /* limit_conn lines */
+    pv_zone_t **lconn_zone;
+    int nlconn;
+    int limit_conn_status;         /* default 503 */
+    int limit_conn_log_level;      /* default error */
+    int limit_conn_dry_run;        /* default off */
+    const char *auth_request;      /* subrequest URI; "" = off; NULL = inherit */
+    pv_auth_set_t *auth_sets;      /* auth_request_set lines */
+    int nauth_sets;
+    pv_cv_t *auth_basic;           /* realm; NULL = off (after merging) */
+    int auth_basic_set;            /* auth_basic given at this level (on or off) */
+    void *htpasswd;                /* pv_htpasswd_t of auth_basic_user_file */
+    pv_cv_t *auth_jwt;             /* realm; NULL = off (after merging) */
+    int auth_jwt_set;              /* auth_jwt given at this level */
+    pv_cv_t *auth_jwt_token;       /* token=$variable; NULL = Authorization: Bearer */
+    void *jwks;                    /* pv_jwks_t of auth_jwt_key_file */
+    int64_t auth_jwt_leeway;       /* ms; default 0 */
+    pv_cv_t *auth_jwt_require;     /* auth_jwt_require variables */
+    int nauth_jwt_require;
+    void *api_keys;                /* pv_apikeys_t of auth_api_key_file */
+    pv_str_t api_key_header;       /* default X-API-Key */
+    int satisfy;                   /* PV_SATISFY_*; default all */
+} pv_policy_conf_t;
+
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
@@ -99,6 +161,7 @@ typedef struct pv_loc_conf_s {
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;
+    pv_policy_conf_t policy;       /* authentication and rate limits */
 } pv_loc_conf_t;
 
 /* location modifiers */
@@ -212,6 +275,8 @@ typedef struct pv_http_conf_s {
     int nupstreams;
     pv_log_format_t **formats;   /* log_format list; "combined" always present */
     int nformats;
+    pv_zone_t **zones;           /* limit_req_zone / limit_conn_zone */
+    int nzones;
     pv_loc_conf_t conf;           /* http-level settings */
     int64_t client_header_timeout;     /* http-level values of the server-only settings */
     int64_t client_header_buffer_size;
@@ -236,8 +301,16 @@ struct pv_conf_s {
     void **regexes;            /* every pcre2_code* of the snapshot, freed with it */
     int nregexes;
     pv_http_conf_t *http;      /* NULL when there is no http block */
+    struct pv_conf_cleanup_s *cleanups; /* run when the snapshot is freed (key files, zones) */
     atomic_int refs;           /* holders of this snapshot */
 };
+
+/* Something a snapshot holds outside its arena. */
+typedef struct pv_conf_cleanup_s {
+    void (*fn)(void *arg);     /* frees arg */
+    void *arg;
+    struct pv_conf_cleanup_s *next;
+} pv_conf_cleanup_t;
 
 /* Parse, check and resolve a config file into a new snapshot.
  * On error returns NULL and writes "MESSAGE in FILE:LINE" into err. */

@@ -100,6 +100,59 @@ void pv_conf_loc_init(pv_loc_conf_t *lc);
 /* Remember a compiled regex so the snapshot frees it. */
 void pv_conf_add_regex(pv_conf_ctx_t *cx, void *re);
 
+/* argument count flags, as NGINX's NGX_CONF_TAKE* */
+#define PV_ARGS_NOARGS 0x001
+#define PV_ARGS_TAKE1 0x002
+#define PV_ARGS_TAKE2 0x004
+#define PV_ARGS_TAKE3 0x008
+#define PV_ARGS_TAKE12 (PV_ARGS_TAKE1 | PV_ARGS_TAKE2)
+#define PV_ARGS_FLAG 0x100
+#define PV_ARGS_1MORE 0x200
+#define PV_ARGS_2MORE 0x400
+#define PV_ARGS_BLOCK 0x800
+
+/* which struct a row's offset points into */
+enum { PV_BASE_NONE = 0, PV_BASE_MAIN, PV_BASE_LOC, PV_BASE_SRV, PV_BASE_UPS };
+
+typedef struct pv_conf_cmd_s pv_conf_cmd_t;
+/* Setters return PV_OK, or PV_ERR with cx->err written. */
+typedef int (*pv_conf_set_cb)(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                              const pv_conf_node_t *nd, void *base);
+
+struct pv_conf_cmd_s {
+    const char *name;   /* directive name */
+    unsigned ctx;       /* PV_CTX_* where it is allowed */
+    unsigned args;      /* PV_ARGS_* */
+    pv_conf_set_cb set; /* typed setter */
+    int base;           /* PV_BASE_*: struct the offset is into */
+    size_t offset;      /* field offset for the generic setters */
+    const void *data;   /* setter-specific table (enum/bitmask values) */
+};
+
+/* one name/value pair for enum and bitmask directives */
+typedef struct {
+    const char *name; /* value as written */
+    int value;        /* stored value or bit */
+} pv_conf_enum_t;
+
+#define DUP(cx, nd) pv_conf_error((cx), &(nd)->src, "\"%s\" directive is duplicate", (nd)->args[0].p)
+#define ARG(nd, i) ((nd)->args[i].p)
+
+/* The access-phase directives (policy_conf.c), looked up after the main table. */
+extern const pv_conf_cmd_t pv_conf_policy_cmds[];
+extern const size_t pv_conf_policy_ncmds;
+/* Before the walk: declare the variables auth_request_set creates. */
+void pv_conf_policy_declare(const pv_conf_node_t *first);
+void pv_conf_policy_declare_children(const pv_conf_node_t *first);
+/* Set a level's policy settings to "inherit". */
+void pv_conf_policy_init(pv_policy_conf_t *p);
+/* After merging: a location's policy settings are complete and coherent. */
+int pv_conf_policy_check(pv_conf_ctx_t *cx, const pv_location_t *loc);
+/* After the walk: merge a level's policy settings with its parent's. */
+void pv_conf_policy_merge(pv_policy_conf_t *c, const pv_policy_conf_t *p);
+/* After the walk: resolve zone names, create or adopt the zones. */
+int pv_conf_policy_finish(pv_conf_ctx_t *cx);
+
 /* A resolved socket address. */
 typedef struct pv_conf_addr_s {
     struct sockaddr_storage ss; /* the address */

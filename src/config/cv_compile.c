@@ -5,7 +5,9 @@
 #include "../obs/vars.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct {
     const char *name; /* variable name, lowercase */
@@ -54,7 +56,29 @@ static const pv_var_name_t pv_var_names[] = {
     {"pid", PV_VAR_PID},
     {"hostname", PV_VAR_HOSTNAME},
     {"nginx_version", PV_VAR_NGINX_VERSION},
+    {"consumer", PV_VAR_CONSUMER},
+    {"limit_req_status", PV_VAR_LIMIT_REQ_STATUS},
+    {"limit_conn_status", PV_VAR_LIMIT_CONN_STATUS},
 };
+
+/* Names declared by auth_request_set in the config being loaded. */
+static char *declared[256];
+static int ndeclared;
+
+void pv_cv_declare(const char *name, size_t len)
+{
+    for (int i = 0; i < ndeclared; i++)
+        if (strlen(declared[i]) == len && strncasecmp(declared[i], name, len) == 0)
+            return;
+    if (ndeclared < (int)PV_NELEM(declared))
+        declared[ndeclared++] = strndup(name, len);
+}
+
+void pv_cv_declared_reset(void)
+{
+    while (ndeclared)
+        free(declared[--ndeclared]);
+}
 
 static int is_name_char(int ch)
 {
@@ -95,6 +119,28 @@ static int lookup(pv_arena_t *a, const char *low, size_t n, pv_cv_part_t *part)
         part->var = PV_VAR_ARG;
         part->text = suffix_text(a, low + 4, n - 4, 0);
         return 1;
+    }
+    if (n > 14 && memcmp(low, "upstream_http_", 14) == 0) {
+        part->var = PV_VAR_UPSTREAM_HTTP;
+        part->text = suffix_text(a, low + 14, n - 14, 1);
+        return 1;
+    }
+    if (n > 10 && memcmp(low, "jwt_claim_", 10) == 0) {
+        part->var = PV_VAR_JWT_CLAIM;
+        part->text = suffix_text(a, low + 10, n - 10, 0);
+        return 1;
+    }
+    if (n > 11 && memcmp(low, "jwt_header_", 11) == 0) {
+        part->var = PV_VAR_JWT_HEADER;
+        part->text = suffix_text(a, low + 11, n - 11, 0);
+        return 1;
+    }
+    for (int i = 0; i < ndeclared; i++) {
+        if (strlen(declared[i]) == n && strncasecmp(declared[i], low, n) == 0) {
+            part->var = PV_VAR_USER;
+            part->text = suffix_text(a, low, n, 0);
+            return 1;
+        }
     }
     return 0;
 }

@@ -13,43 +13,6 @@
 
 #include "../core/log.h"
 
-/* argument count flags, as NGINX's NGX_CONF_TAKE* */
-#define PV_ARGS_NOARGS 0x001
-#define PV_ARGS_TAKE1 0x002
-#define PV_ARGS_TAKE2 0x004
-#define PV_ARGS_TAKE3 0x008
-#define PV_ARGS_TAKE12 (PV_ARGS_TAKE1 | PV_ARGS_TAKE2)
-#define PV_ARGS_FLAG 0x100
-#define PV_ARGS_1MORE 0x200
-#define PV_ARGS_2MORE 0x400
-#define PV_ARGS_BLOCK 0x800
-
-/* which struct a row's offset points into */
-enum { PV_BASE_NONE = 0, PV_BASE_MAIN, PV_BASE_LOC, PV_BASE_SRV, PV_BASE_UPS };
-
-typedef struct pv_conf_cmd_s pv_conf_cmd_t;
-/* Setters return PV_OK, or PV_ERR with cx->err written. */
-typedef int (*pv_conf_set_cb)(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
-                              const pv_conf_node_t *nd, void *base);
-
-struct pv_conf_cmd_s {
-    const char *name;   /* directive name */
-    unsigned ctx;       /* PV_CTX_* where it is allowed */
-    unsigned args;      /* PV_ARGS_* */
-    pv_conf_set_cb set; /* typed setter */
-    int base;           /* PV_BASE_*: struct the offset is into */
-    size_t offset;      /* field offset for the generic setters */
-    const void *data;   /* setter-specific table (enum/bitmask values) */
-};
-
-/* one name/value pair for enum and bitmask directives */
-typedef struct {
-    const char *name; /* value as written */
-    int value;        /* stored value or bit */
-} pv_conf_enum_t;
-
-#define DUP(cx, nd) pv_conf_error((cx), &(nd)->src, "\"%s\" directive is duplicate", (nd)->args[0].p)
-#define ARG(nd, i) ((nd)->args[i].p)
 
 /* ---- generic typed setters ---- */
 
@@ -864,6 +827,13 @@ int pv_conf_walk(pv_conf_ctx_t *cx, const pv_conf_node_t *first, int ctx)
             named = 1;
             if (pv_conf_cmds[i].ctx & ctx)
                 cmd = &pv_conf_cmds[i];
+        }
+        for (size_t i = 0; i < pv_conf_policy_ncmds && !cmd; i++) {
+            if (strcmp(pv_conf_policy_cmds[i].name, name) != 0)
+                continue;
+            named = 1;
+            if (pv_conf_policy_cmds[i].ctx & ctx)
+                cmd = &pv_conf_policy_cmds[i];
         }
         if (!named)
             return pv_conf_error(cx, &nd->src, "unknown directive \"%s\"", name);

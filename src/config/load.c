@@ -67,6 +67,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->proxy_send_timeout = PV_UNSET;
     lc->proxy_next_upstream = PV_UNSET;
     lc->proxy_pass_request_body = PV_UNSET;
+    pv_conf_policy_init(&lc->policy);
 }
 
 void pv_conf_add_regex(pv_conf_ctx_t *cx, void *re)
@@ -425,6 +426,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
         c->access_logs = l;
         c->naccess_logs = 1;
     }
+    pv_conf_policy_merge(&c->policy, p ? &p->policy : NULL);
 }
 
 static void srv_merge(pv_server_t *s, const pv_http_conf_t *h)
@@ -512,7 +514,7 @@ static int finish_http(pv_conf_ctx_t *cx)
 {
     pv_http_conf_t *h = cx->http;
     pv_server_t *hs = cx->http_srv;
-    if (resolve_passes(cx) != PV_OK || resolve_log_formats(cx) != PV_OK)
+    if (resolve_passes(cx) != PV_OK || resolve_log_formats(cx) != PV_OK || pv_conf_policy_finish(cx) != PV_OK)
         return PV_ERR;
     loc_merge(cx, &h->conf, NULL);
     h->client_header_timeout = hs->client_header_timeout != PV_UNSET ? hs->client_header_timeout
@@ -545,6 +547,8 @@ static int finish_http(pv_conf_ctx_t *cx)
         for (int j = 0; j < s->nlocations; j++) {
             pv_location_t *loc = s->locations[j];
             loc_merge(cx, &loc->conf, &s->conf);
+            if (pv_conf_policy_check(cx, loc) != PV_OK)
+                return PV_ERR;
             loc->auto_redirect = loc->proxy_pass &&
                                  (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT) &&
                                  loc->name.len > 0 && loc->name.p[loc->name.len - 1] == '/';
@@ -580,6 +584,8 @@ int pv_conf_finish(pv_conf_ctx_t *cx)
 
 static void conf_free(pv_conf_t *c)
 {
+    for (pv_conf_cleanup_t *k = c->cleanups; k; k = k->next)
+        k->fn(k->arg);
     for (int i = 0; i < c->nregexes; i++)
         pcre2_code_free(c->regexes[i]);
     pv_arena_free(&c->arena);
@@ -632,9 +638,12 @@ static pv_conf_t *load(const char *path, const char *text, size_t len, unsigned 
     if (rc == PV_OK) {
         pv_conf_ctx_t cx = {.conf = c, .a = &c->arena, .tmp = &tmp, .flags = flags,
                             .err = err, .errlen = errlen, .ctx = PV_CTX_MAIN};
+        pv_cv_declared_reset();
+        pv_conf_policy_declare(first);
         rc = pv_conf_walk(&cx, first, PV_CTX_MAIN);
         if (rc == PV_OK)
             rc = pv_conf_finish(&cx);
+        pv_cv_declared_reset();
     }
     pv_arena_free(&tmp);
     if (rc != PV_OK) {

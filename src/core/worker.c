@@ -346,6 +346,7 @@ void *pv_worker_main(void *arg)
         close(w->reserve_fd);
     free(w->old_listeners);
     pv_server_thread_cleanup();
+    pv_access_thread_cleanup();
     pv_upstream_thread_cleanup();
     pv_router_thread_cleanup();
     pv_buf_drain_cache();

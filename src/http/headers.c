@@ -1,6 +1,8 @@
 /* Header-field syntax and list helpers (RFC 9110 §5, §7.6.1). */
 #include "headers.h"
 
+#include <string.h>
+
 /* RFC 9110 tchar: "!#$%&'*+-.^_`|~", DIGIT, ALPHA. */
 static const uint8_t tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
@@ -172,4 +174,17 @@ size_t pv_http_date(time_t t, char out[30])
     p += 4;
     *p = '\0';
     return (size_t)(p - out);
+}
+
+size_t pv_http_head_insert(char *buf, size_t n, size_t cap, pv_str_t lines)
+{
+    if (!lines.len)
+        return n;
+    const char *end = memmem(buf, n, "\r\n\r\n", 4);
+    if (!end || n + lines.len > cap)
+        return n;
+    size_t at = (size_t)(end - buf) + 2;
+    memmove(buf + at + lines.len, buf + at, n - at);
+    memcpy(buf + at, lines.p, lines.len);
+    return n + lines.len;
 }

@@ -75,6 +75,17 @@ typedef struct pv_request_s {
     pv_header_t *resp_headers;   /* response header fields sent (for $sent_http_) */
     int nresp_headers;
 
+    /* access phase facts */
+    pv_header_t *upstream_headers; /* last upstream response head (for $upstream_http_) */
+    int nupstream_headers;
+    pv_str_t consumer;             /* $consumer: owner of the API key presented */
+    pv_str_t hide_header;          /* a client field not to forward (the API key header) */
+    const struct pv_jwt_s *jwt;    /* verified token (for $jwt_claim_ and $jwt_header_) */
+    pv_header_t *uvars;            /* auth_request_set variables: name, value */
+    int nuvars;
+    const char *limit_req_status;  /* $limit_req_status; NULL when no limit applied */
+    const char *limit_conn_status; /* $limit_conn_status */
+
     uint64_t start_ns;           /* monotonic time the first byte arrived */
     int64_t start_wall_ms;       /* wall-clock time of the same (for logs) */
     char request_id[33];         /* 32 hex chars, made on first use ("" before) */

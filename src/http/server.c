@@ -99,6 +99,7 @@ static void req_free(pv_hreq_t *hr)
     pv_buf_put(hr->bin);
     pv_buf_put(hr->px.hbuf);
     pv_buf_put(hr->px.uin);
+    pv_access_end(hr);
     pv_arena_reset(&hr->arena);
     pv_worker_gen_release(hr->c->w, hr->gen);
     hr->next_free = free_reqs;
@@ -384,6 +385,7 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
                      hr->keepalive ? "keep-alive" : "close");
         if (n < 0 || (size_t)n >= o->size)
             n = 0;
+        n = (ssize_t)pv_http_head_insert(o->data, (size_t)n, o->size, hr->acc.xhdr);
         pv_outq_push(&hr->cq, o->data, (size_t)n);
         hr->r.status = status;
         hr->resp_head_bytes = (uint32_t)n;
@@ -394,6 +396,7 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
                              o->size);
         if (n < 0)
             n = 0;
+        n = (ssize_t)pv_http_head_insert(o->data, (size_t)n, o->size, hr->acc.xhdr);
         hr->r.status = status;
         pv_outq_push(&hr->cq, o->data, (size_t)n);
         const char *hend = memmem(o->data, (size_t)n, "\r\n\r\n", 4);
@@ -662,7 +665,7 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
     }
     if (loc->proxy_pass) {
         pv_timer_del(c->w->loop, &c->timer);
-        pv_proxy_start(hr);
+        pv_access_start(hr);
         return;
     }
     pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
@@ -722,7 +725,7 @@ static void handle_input(pv_hconn_t *c)
     for (;;) {
         if (c->flags & PV_HC_F_CLOSING)
             return;
-        if (c->hr && (c->hr->proxying || !pv_outq_empty(&c->hr->cq) || c->hr->resp_done))
+        if (c->hr && (c->hr->proxying || c->hr->acc.waiting || !pv_outq_empty(&c->hr->cq) || c->hr->resp_done))
             return;
         if (c->in && c->in->pos < c->in->last) {
             if (!c->hr) {

@@ -13,6 +13,7 @@
 #include "../core/outq.h"
 #include "../core/worker.h"
 #include "../proxy/proxy.h"
+#include "access.h"
 #include "chunked.h"
 #include "request.h"
 
@@ -55,6 +56,7 @@ typedef struct pv_hreq_s {
     uint8_t keepalive;            /* keep the connection after this response */
     uint8_t resp_done;            /* everything for this response is queued */
     uint8_t proxying;             /* px is active */
+    pv_access_t acc;              /* rate limit and authentication state */
     pv_proxy_t px;                /* the proxy exchange */
 } pv_hreq_t;
 

@@ -7,6 +7,11 @@
  * for not found, a non-NULL pointer for a found (possibly empty) value. */
 #include "vars.h"
 
+#include <errno.h>
+#include <strings.h>
+
+#include "../policy/jwt.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -428,6 +433,24 @@ static pv_str_t proxy_port(pv_str_t host)
     return PV_STR("80");
 }
 
+/* $jwt_claim_NAME / $jwt_header_NAME of the verified token: a string
+ * claim points into the token, other values are formatted into scratch or,
+ * when longer, into the request arena. */
+static int jwt_value(pv_request_t *r, const pv_cv_part_t *part, char *scratch, size_t slen, pv_str_t *v)
+{
+    if (!r->jwt)
+        return VAL_MISSING;
+    int (*get)(const pv_jwt_t *, const char *, size_t, char *, size_t, pv_str_t *) =
+        part->var == PV_VAR_JWT_CLAIM ? pv_jwt_claim : pv_jwt_header;
+    int rc = get(r->jwt, part->text.p, part->text.len, scratch, slen, v);
+    if (rc == -ENOSPC && r->arena) {
+        size_t cap = 64 * 1024;
+        char *buf = pv_arena_alloc(r->arena, cap);
+        rc = get(r->jwt, part->text.p, part->text.len, buf, cap, v);
+    }
+    return rc == PV_OK ? VAL_FOUND : VAL_MISSING;
+}
+
 /* ---- lookup ----------------------------------------------------------- */
 
 /* Looks up one variable. Formatted values go to scratch (>= 64 bytes). */
@@ -631,6 +654,39 @@ static int var_lookup(pv_request_t *r, const pv_cv_part_t *part, char *scratch,
     case PV_VAR_NGINX_VERSION:
         *v = PV_STR(PV_NGINX_VERSION);
         return VAL_FOUND;
+    case PV_VAR_UPSTREAM_HTTP:
+        h = hdr_first(r->upstream_headers, r->nupstream_headers, part->text, NULL);
+        if (!h)
+            return VAL_MISSING;
+        *v = hdr_value(h);
+        return VAL_FOUND;
+    case PV_VAR_CONSUMER:
+        if (!r->consumer.len)
+            return VAL_MISSING;
+        *v = r->consumer;
+        return VAL_FOUND;
+    case PV_VAR_JWT_CLAIM:
+    case PV_VAR_JWT_HEADER:
+        return jwt_value(r, part, scratch, slen, v);
+    case PV_VAR_LIMIT_REQ_STATUS:
+        if (!r->limit_req_status)
+            return VAL_MISSING;
+        *v = cstr(r->limit_req_status);
+        return VAL_FOUND;
+    case PV_VAR_LIMIT_CONN_STATUS:
+        if (!r->limit_conn_status)
+            return VAL_MISSING;
+        *v = cstr(r->limit_conn_status);
+        return VAL_FOUND;
+    case PV_VAR_USER:
+        for (int i = 0; i < r->nuvars; i++) {
+            if (r->uvars[i].name.len == part->text.len &&
+                strncasecmp(r->uvars[i].name.p, part->text.p, part->text.len) == 0) {
+                *v = hdr_value(&r->uvars[i]);
+                return VAL_FOUND;
+            }
+        }
+        return VAL_MISSING;
     default:
         return VAL_MISSING;
     }

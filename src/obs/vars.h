@@ -75,9 +75,22 @@ enum {
     PV_VAR_PID,
     PV_VAR_HOSTNAME,
     PV_VAR_NGINX_VERSION,
+    PV_VAR_UPSTREAM_HTTP,   /* $upstream_http_NAME: upstream response header */
+    PV_VAR_CONSUMER,        /* $consumer: API key owner */
+    PV_VAR_JWT_CLAIM,       /* $jwt_claim_NAME */
+    PV_VAR_JWT_HEADER,      /* $jwt_header_NAME */
+    PV_VAR_LIMIT_REQ_STATUS,
+    PV_VAR_LIMIT_CONN_STATUS,
+    PV_VAR_USER,            /* a variable declared by auth_request_set; text = name */
     PV_VAR__COUNT
 };
 
+/* Declare a variable name that directives such as auth_request_set
+ * create, so pv_cv_compile() accepts it anywhere in the same config (NGINX
+ * resolves variable names after the whole file is read). Cleared by
+ * pv_cv_declared_reset(); config loading is single-threaded. */
+void pv_cv_declare(const char *name, size_t len);
+void pv_cv_declared_reset(void);
 /* Compile src into cv (allocating from arena). Recognises $name and
  * ${name}. Unknown variables are an error: returns PV_ERR and writes a
  * message ("unknown \"foo\" variable") into err. */

@@ -218,13 +218,55 @@ static int rewind_body(pv_proxy_t *px)
 
 /* ---- start ----------------------------------------------------------------- */
 
+/* Clear the exchange state for a new exchange on the same request (a
+ * subrequest came first), keeping the buffers. */
+static void exchange_reset(pv_proxy_t *px)
+{
+    pv_buf_t *uin = px->uin, *hbuf = px->hbuf;
+    memset(px, 0, offsetof(pv_proxy_t, rh));
+    px->uin = uin;
+    if (uin) {
+        uin->pos = uin->last = 0;
+        resp_parser_init(px);
+    }
+    pv_buf_put(hbuf);
+}
+
+void pv_proxy_start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_proxy_sub_cb done)
+{
+    pv_proxy_t *px = &hr->px;
+    exchange_reset(px);
+    px->hr = hr;
+    px->r = sr;
+    px->loc = loc;
+    px->sub_done = done;
+    px->pool = &hr->gen->pools[loc->proxy_pass->upstream->index];
+    px->start_ns = pv_now_ns();
+    sr->proxy_host = loc->proxy_pass->proxy_host;
+    px->up_frame = PV_FRAME_NONE;
+    px->hbuf = pv_buf_get();
+    ssize_t n = pv_proxy_build_request(sr, loc, PV_FRAME_NONE, 0, px->hbuf->data, px->hbuf->size);
+    if (n < 0) {
+        done(hr, 500);
+        return;
+    }
+    px->hbuf->last = (uint32_t)n;
+    px->upstream_keep = (uint8_t)request_keeps_connection(loc);
+    hr->proxying = 1;
+    start_upstream(px);
+}
+
 void pv_proxy_start(pv_hreq_t *hr)
 {
     pv_proxy_t *px = &hr->px;
     pv_request_t *r = &hr->r;
     pv_location_t *loc = r->loc;
 
+    if (px->sub_done)
+        exchange_reset(px);
     px->hr = hr;
+    px->r = r;
+    px->loc = loc;
     px->pool = &hr->gen->pools[loc->proxy_pass->upstream->index];
     px->start_ns = pv_now_ns();
     r->proxy_host = loc->proxy_pass->proxy_host;
@@ -292,8 +334,8 @@ static void start_upstream(pv_proxy_t *px)
         pv_log(PV_LOG_ERR, "no live upstreams while connecting to upstream \"%s\", client: %s", pool->cf->name,
                hr->r.peer_text);
         hr->proxying = 0;
-        if (!hr->r.upstream_addr[0])
-            append_list(hr->r.upstream_addr, sizeof(hr->r.upstream_addr), pool->cf->name);
+        if (!px->r->upstream_addr[0])
+            append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->name);
         pv_server_respond(hr, 502, NULL, (pv_str_t){NULL, 0});
         return;
     }
@@ -301,7 +343,7 @@ static void start_upstream(pv_proxy_t *px)
     px->tries++;
     if (s < 64)
         px->tried |= 1ull << s;
-    append_list(hr->r.upstream_addr, sizeof(hr->r.upstream_addr), pool->cf->servers[s].text);
+    append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
 
     /* a retry after a stale pooled connection takes a new one */
     pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(pool, s);
@@ -322,12 +364,14 @@ static void start_upstream(pv_proxy_t *px)
     px->head_sent = px->req_done = px->resp_started = 0;
     pv_outq_reset(&px->uq);
     pv_outq_push(&px->uq, px->hbuf->data, px->hbuf->last);
-    queue_body(px);
-    if (px->u != u)
-        return; /* the buffered body was refused */
+    if (!px->sub_done) {
+        queue_body(px);
+        if (px->u != u)
+            return; /* the buffered body was refused */
+    }
     u->requests++;
     if (!u->connected) {
-        pv_timer_set(w->loop, &u->timer, (uint64_t)hr->r.loc->conf.proxy_connect_timeout);
+        pv_timer_set(w->loop, &u->timer, (uint64_t)px->loc->conf.proxy_connect_timeout);
         return;
     }
     upstream_write(px);
@@ -341,7 +385,7 @@ static void upstream_write(pv_proxy_t *px)
     pv_hconn_t *c = hr->c;
     pv_worker_t *w = c->w;
     pv_upconn_t *u = px->u;
-    const pv_loc_conf_t *lc = &hr->r.loc->conf;
+    const pv_loc_conf_t *lc = &px->loc->conf;
 
     for (;;) {
         if (!pv_outq_empty(&px->uq)) {
@@ -363,7 +407,7 @@ static void upstream_write(pv_proxy_t *px)
             }
         }
         px->head_sent = 1;
-        if (hr->body_done) {
+        if (hr->body_done || px->sub_done) {
             if (!px->req_done) {
                 px->req_done = 1;
                 if (!px->resp_head_done)
@@ -410,7 +454,7 @@ static void response_complete(pv_proxy_t *px)
     pv_worker_t *w = px_worker(px);
     pv_upconn_t *u = px->u;
     px->resp_done = 1;
-    hr->r.upstream_response_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
+    px->r->upstream_response_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
     if (px->client_frame == PV_FRAME_CHUNKED)
         pv_outq_push_last_chunk(&hr->cq);
     if (u) {
@@ -422,6 +466,11 @@ static void response_complete(pv_proxy_t *px)
         u->owner = NULL;
         px->u = NULL;
         pv_upstream_release(u, reusable);
+    }
+    if (px->sub_done) {
+        hr->proxying = 0;
+        px->sub_done(hr, px->status);
+        return;
     }
     hr->resp_done = 1;
     int rc = pv_server_flush(hr);
@@ -439,7 +488,7 @@ static void response_complete(pv_proxy_t *px)
 static int response_head(pv_proxy_t *px, const char *head_end)
 {
     pv_hreq_t *hr = px->hr;
-    pv_request_t *r = &hr->r;
+    pv_request_t *r = px->r;
     int status = px->rp.status_code;
     int64_t cl = -1;
     int ncl = 0, has_te = 0, chunked = 0, conn_close = 0, conn_ka = 0;
@@ -493,6 +542,25 @@ static int response_head(pv_proxy_t *px, const char *head_end)
     if (conn_close || (!v11 && !conn_ka) || px->resp_frame == PV_FRAME_CLOSE)
         px->upstream_keep = 0;
 
+    if (px->sub_done) {
+        /* the subrequest's head is only looked at (kept in the arena: its
+         * buffer is reused for the body); the body is read and dropped so
+         * the connection can be reused */
+        pv_header_t *hs = pv_arena_alloc(r->arena, sizeof(*hs) * (size_t)(px->nrh ? px->nrh : 1));
+        for (int i = 0; i < px->nrh; i++) {
+            hs[i].name = (pv_str_t){pv_arena_strndup(r->arena, px->rh[i].name.p, px->rh[i].name.len),
+                                    px->rh[i].name.len};
+            hs[i].value = (pv_str_t){pv_arena_strndup(r->arena, px->rh[i].value.p, px->rh[i].value.len),
+                                     px->rh[i].value.len};
+        }
+        r->upstream_headers = hs;
+        r->nupstream_headers = px->nrh;
+        px->uin->pos = (uint32_t)(head_end - px->uin->data);
+        px->resp_head_done = 1;
+        px->client_frame = PV_FRAME_NONE;
+        return 0;
+    }
+
     /* framing toward the client */
     int frame;
     int64_t out_len = -1;
@@ -533,6 +601,7 @@ static int response_head(pv_proxy_t *px, const char *head_end)
                                         hr->out->size);
     if (n < 0)
         return -1;
+    n = (ssize_t)pv_http_head_insert(hr->out->data, (size_t)n, hr->out->size, hr->acc.xhdr);
     r->status = status;
     hr->resp_head_bytes = (uint32_t)n;
     pv_outq_push(&hr->cq, hr->out->data, (size_t)n);
@@ -541,6 +610,36 @@ static int response_head(pv_proxy_t *px, const char *head_end)
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
     append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    return 0;
+}
+
+/* A subrequest's body: consume what is buffered. 1 when complete, 0 for
+ * more, -1 on a framing error. */
+static int discard_response_body(pv_proxy_t *px)
+{
+    pv_buf_t *b = px->uin;
+    pv_str_t spans[16];
+    while (b->pos < b->last) {
+        if (px->resp_frame != PV_FRAME_CHUNKED) {
+            size_t n = b->last - b->pos;
+            if (px->resp_frame == PV_FRAME_LENGTH && n > px->resp_left)
+                n = (size_t)px->resp_left;
+            b->pos += (uint32_t)n;
+            if (px->resp_frame == PV_FRAME_LENGTH) {
+                px->resp_left -= n;
+                if (px->resp_left == 0)
+                    return 1;
+            }
+            continue;
+        }
+        int ns = 0;
+        ssize_t used = pv_chunked_decode(&px->rchunk, b->data + b->pos, b->last - b->pos, spans, &ns, 16);
+        if (used < 0)
+            return -1;
+        b->pos += (uint32_t)used;
+        if (px->rchunk.done)
+            return 1;
+    }
     return 0;
 }
 
@@ -555,6 +654,8 @@ static int queue_response_body(pv_proxy_t *px)
 
     if (px->resp_frame == PV_FRAME_NONE)
         return 1;
+    if (px->sub_done)
+        return discard_response_body(px);
     while (b->pos < b->last) {
         if (px->resp_frame == PV_FRAME_LENGTH || px->resp_frame == PV_FRAME_CLOSE) {
             size_t n = b->last - b->pos;
@@ -607,7 +708,7 @@ static void upstream_read(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
     pv_worker_t *w = px_worker(px);
-    const pv_loc_conf_t *lc = &hr->r.loc->conf;
+    const pv_loc_conf_t *lc = &px->loc->conf;
 
     for (;;) {
         pv_upconn_t *u = px->u;
@@ -725,7 +826,7 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
     pv_hreq_t *hr = px->hr;
     pv_worker_t *w = px_worker(px);
     pv_upconn_t *u = px->u;
-    int m = hr->r.method_id;
+    int m = px->r->method_id;
     int client_error = status == 400 || status == 413;
 
     if (u) {
@@ -741,7 +842,7 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
         px->tried &= ~(1ull << (px->server & 63));
         px->reused = 0;
         px->fresh = 1;
-        hr->r.upstream_addr[0] = '\0';
+        px->r->upstream_addr[0] = '\0';
         start_upstream(px);
         return;
     }
@@ -749,15 +850,15 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
         pv_upstream_fail(px->pool, px->server, pv_loop_now(w->loop));
         char st[24];
         st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-        append_list(hr->r.upstream_status, sizeof(hr->r.upstream_status), st);
+        append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
     }
-    if (px->resp_head_done) {
+    if (px->resp_head_done && !px->sub_done) {
         /* part of the response reached the client: it must not look
          * complete, so the connection is closed mid-body */
         pv_server_close(hr->c);
         return;
     }
-    int mask = hr->r.loc->conf.proxy_next_upstream;
+    int mask = px->loc->conf.proxy_next_upstream;
     int cond = status == 504 ? PV_NEXT_F_TIMEOUT : why ? PV_NEXT_F_ERROR : PV_NEXT_F_INVALID_HEADER;
     if (!client_error && (mask & cond) && !(mask & PV_NEXT_F_OFF) &&
         (!px->head_sent || method_idempotent(m) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) &&
@@ -770,6 +871,10 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
         return;
     }
     hr->proxying = 0;
+    if (px->sub_done) {
+        px->sub_done(hr, px->resp_head_done ? 500 : status);
+        return;
+    }
     pv_outq_reset(&hr->cq);
     pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
 }
@@ -798,7 +903,7 @@ void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events)
         u->connected = 1;
         /* proxy_connect_timeout is over; writes and reads arm their own */
         pv_timer_del(px_worker(px)->loop, &u->timer);
-        px->hr->r.upstream_connect_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
+        px->r->upstream_connect_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
     }
     if (u->writable && !px->req_done)
         upstream_write(px);

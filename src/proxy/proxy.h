@@ -21,8 +21,15 @@ struct pv_upool_s;
 /* body framing modes, for both directions */
 enum { PV_FRAME_NONE = 0, PV_FRAME_LENGTH, PV_FRAME_CHUNKED, PV_FRAME_CLOSE };
 
+/* Called when an auth subrequest ends: the upstream's status, or the
+ * status the gateway would have answered (502, 504) when it failed. */
+typedef void (*pv_proxy_sub_cb)(struct pv_hreq_s *hr, int status);
+
 typedef struct pv_proxy_s {
     struct pv_hreq_s *hr;        /* the client request */
+    pv_request_t *r;             /* the request sent upstream: hr's, or a subrequest's */
+    struct pv_location_s *loc;   /* its location */
+    pv_proxy_sub_cb sub_done;    /* set for an auth_request subrequest: the response is read, not relayed */
     struct pv_upool_s *pool;     /* upstream pool */
     struct pv_upconn_s *u;       /* upstream connection in use */
     int server;                  /* server index in use */
@@ -59,6 +66,11 @@ typedef struct pv_proxy_s {
 
 /* Start proxying hr to its location's proxy_pass. */
 void pv_proxy_start(struct pv_hreq_s *hr);
+/* Send the subrequest sr (hr's request model, rewritten for loc: method
+ * GET, the subrequest URI, no body) to loc's proxy_pass and call done with
+ * the status once its response has been read to the end. Response header
+ * fields are in sr->upstream_headers while done runs. */
+void pv_proxy_start_sub(struct pv_hreq_s *hr, pv_request_t *sr, struct pv_location_s *loc, pv_proxy_sub_cb done);
 /* Client socket events while proxying. */
 void pv_proxy_client_event(struct pv_hreq_s *hr, unsigned events);
 /* Upstream socket events. */

@@ -1,0 +1,586 @@
+/* Directives of the preaccess and access phases: rate limits
+ * (limit_req_zone, limit_req, limit_conn_zone, limit_conn and their
+ * status, log level and dry-run switches), authentication (auth_request,
+ * auth_request_set, auth_basic, auth_jwt, API keys) and satisfy. The
+ * syntax is NGINX's (NGINX Plus's for auth_jwt); key files are loaded at
+ * config load, and zones outlive a reload when their name, size and rate
+ * stay the same. */
+#include "conf_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/log.h"
+#include "../policy/apikey.h"
+#include "../policy/htpasswd.h"
+#include "../policy/jwt.h"
+#include "../policy/limit.h"
+#include "../policy/zones.h"
+
+/* A limit line waiting for its zone, which may be declared later. */
+typedef struct zref_s {
+    pv_zone_t **slot;     /* where the zone goes */
+    void *line;           /* pv_limit_req_t / pv_limit_conn_t to point at the zone's state */
+    int kind;             /* PV_ZONE_* wanted */
+    const char *name;     /* zone name as written */
+    pv_conf_src_t src;    /* the limit line */
+    struct zref_s *next;
+} zref_t;
+
+/* Loading is single-threaded; the list lives in the loader's scratch arena. */
+static zref_t *zrefs;
+
+static pv_policy_conf_t *pol(pv_conf_ctx_t *cx)
+{
+    return &cx->lc->policy;
+}
+
+static void add_cleanup(pv_conf_ctx_t *cx, void (*fn)(void *), void *arg)
+{
+    pv_conf_cleanup_t *k = pv_arena_calloc(cx->a, sizeof(*k));
+    k->fn = fn;
+    k->arg = arg;
+    k->next = cx->conf->cleanups;
+    cx->conf->cleanups = k;
+}
+
+static int compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_str_t s, pv_cv_t *cv)
+{
+    char e[256];
+    if (pv_cv_compile(cv, cx->a, s.p, s.len, e, sizeof(e)) != PV_OK)
+        return pv_conf_error(cx, &nd->src, "%s", e);
+    return PV_OK;
+}
+
+static int has_var(const pv_cv_t *cv, int var)
+{
+    for (int i = 0; i < cv->nparts; i++)
+        if (cv->parts[i].var == var)
+            return 1;
+    return 0;
+}
+
+/* ---- zones ---------------------------------------------------------------- */
+
+/* limit_req_zone KEY zone=NAME:SIZE rate=R [redis=HOST:PORT [redis_fail=...]]
+ * limit_conn_zone KEY zone=NAME:SIZE */
+static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int kind = cmd->data ? PV_ZONE_CONN : PV_ZONE_REQ;
+    pv_zone_t *z = pv_arena_calloc(cx->a, sizeof(*z));
+    z->kind = kind;
+    z->src = nd->src;
+    z->size = -1;
+    if (compile(cx, nd, nd->args[1], &z->key) != PV_OK)
+        return PV_ERR;
+    z->key_late = has_var(&z->key, PV_VAR_CONSUMER) || has_var(&z->key, PV_VAR_JWT_CLAIM) ||
+                  has_var(&z->key, PV_VAR_JWT_HEADER) || has_var(&z->key, PV_VAR_USER);
+    int redis_fail = -1;
+    for (int i = 2; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i);
+        if (strncmp(a, "zone=", 5) == 0) {
+            const char *colon = strrchr(a + 5, ':');
+            if (!colon || colon == a + 5)
+                return pv_conf_error(cx, &nd->src, "invalid zone size \"%s\"", a);
+            z->name = pv_arena_strndup(cx->a, a + 5, (size_t)(colon - a - 5));
+            z->size = pv_conf_parse_size((pv_str_t){colon + 1, strlen(colon + 1)});
+            if (z->size < 0)
+                return pv_conf_error(cx, &nd->src, "invalid zone size \"%s\"", a);
+            if (z->size < PV_LIMIT_ZONE_MIN)
+                return pv_conf_error(cx, &nd->src, "zone \"%s\" is too small", a);
+        } else if (kind == PV_ZONE_REQ && strncmp(a, "rate=", 5) == 0) {
+            if (pv_limit_rate_parse((pv_str_t){a + 5, strlen(a + 5)}, &z->rate) != PV_OK || z->rate == 0)
+                return pv_conf_error(cx, &nd->src, "invalid rate \"%s\"", a);
+        } else if (kind == PV_ZONE_REQ && strncmp(a, "redis=", 6) == 0) {
+            char *host;
+            int port;
+            if (pv_conf_split_hostport(cx->a, a + 6, strlen(a + 6), &host, &port) != 0 || !*host)
+                return pv_conf_error(cx, &nd->src, "invalid redis address \"%s\"", a);
+            z->redis_host = host;
+            z->redis_port = port ? port : 6379;
+        } else if (kind == PV_ZONE_REQ && strncmp(a, "redis_fail=", 11) == 0) {
+            if (strcmp(a + 11, "open") == 0)
+                redis_fail = 0;
+            else if (strcmp(a + 11, "closed") == 0)
+                redis_fail = 1;
+            else
+                return pv_conf_error(cx, &nd->src, "invalid redis_fail \"%s\", it must be \"open\" or \"closed\"",
+                                     a + 11);
+        } else {
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+        }
+    }
+    if (!z->name)
+        return pv_conf_error(cx, &nd->src, "\"%s\" must have \"zone\" parameter", ARG(nd, 0));
+    if (kind == PV_ZONE_REQ && !z->rate)
+        return pv_conf_error(cx, &nd->src, "\"%s\" must have \"rate\" parameter", ARG(nd, 0));
+    if (redis_fail >= 0 && !z->redis_host)
+        return pv_conf_error(cx, &nd->src, "\"redis_fail\" needs \"redis\"");
+    z->redis_fail_closed = redis_fail == 1;
+    pv_http_conf_t *h = cx->http;
+    for (int i = 0; i < h->nzones; i++)
+        if (strcmp(h->zones[i]->name, z->name) == 0)
+            return pv_conf_error(cx, &nd->src, "duplicate zone \"%s\"", z->name);
+    z->index = h->nzones;
+    *(pv_zone_t **)pv_conf_push(cx->a, &h->zones, &h->nzones, sizeof(pv_zone_t *)) = z;
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+static void zref_add(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_zone_t **slot, void *line, int kind,
+                     const char *name)
+{
+    zref_t *r = pv_arena_calloc(cx->tmp, sizeof(*r));
+    r->slot = slot;
+    r->line = line;
+    r->kind = kind;
+    r->name = name;
+    r->src = nd->src;
+    r->next = zrefs;
+    zrefs = r;
+}
+
+/* limit_req zone=NAME [burst=N] [nodelay | delay=N] */
+static int limit_req_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    const char *zname = NULL;
+    int64_t burst = 0, delay = 0;
+    int nodelay = 0, has_delay = 0;
+    for (int i = 1; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i);
+        if (strncmp(a, "zone=", 5) == 0) {
+            zname = pv_arena_strdup(cx->a, a + 5);
+        } else if (strncmp(a, "burst=", 6) == 0) {
+            burst = pv_conf_parse_num((pv_str_t){a + 6, strlen(a + 6)});
+            if (burst <= 0)
+                return pv_conf_error(cx, &nd->src, "invalid burst value \"%s\"", a);
+        } else if (strncmp(a, "delay=", 6) == 0) {
+            delay = pv_conf_parse_num((pv_str_t){a + 6, strlen(a + 6)});
+            if (delay <= 0)
+                return pv_conf_error(cx, &nd->src, "invalid delay value \"%s\"", a);
+            has_delay = 1;
+        } else if (strcmp(a, "nodelay") == 0) {
+            nodelay = 1;
+        } else {
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+        }
+    }
+    if (!zname)
+        return pv_conf_error(cx, &nd->src, "\"%s\" must have \"zone\" parameter", ARG(nd, 0));
+    if (nodelay && has_delay)
+        return pv_conf_error(cx, &nd->src, "\"delay\" and \"nodelay\" cannot be used together");
+    for (int i = 0; i < p->nlreq; i++)
+        if (strcmp(p->lreq_zone[i]->name, zname) == 0)
+            return pv_conf_error(cx, &nd->src, "\"%s\" directive is duplicate", ARG(nd, 0));
+    /* arrays grow by powers of two in the arena: keep them in step */
+    int n = p->nlreq;
+    pv_limit_req_t *l = pv_conf_push(cx->a, &p->lreq, &n, sizeof(*l));
+    pv_zone_t **zs = pv_conf_push(cx->a, &p->lreq_zone, &p->nlreq, sizeof(*zs));
+    *zs = pv_arena_calloc(cx->a, sizeof(pv_zone_t));
+    (*zs)->name = zname; /* placeholder until the zone is known */
+    l->burst = (uint64_t)burst * 1000;
+    l->delay = nodelay ? PV_LIMIT_NODELAY : (uint64_t)delay * 1000;
+    zref_add(cx, nd, zs, l, PV_ZONE_REQ, zname);
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+/* limit_conn zone N */
+static int limit_conn_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    int64_t n = pv_conf_parse_num(nd->args[2]);
+    if (n <= 0 || n > PV_LIMIT_CONN_MAX)
+        return pv_conf_error(cx, &nd->src, "invalid number of connections \"%s\"", ARG(nd, 2));
+    for (int i = 0; i < p->nlconn; i++)
+        if (strcmp(p->lconn_zone[i]->name, ARG(nd, 1)) == 0)
+            return pv_conf_error(cx, &nd->src, "\"%s\" directive is duplicate", ARG(nd, 0));
+    int cnt = p->nlconn;
+    pv_limit_conn_t *l = pv_conf_push(cx->a, &p->lconn, &cnt, sizeof(*l));
+    pv_zone_t **zs = pv_conf_push(cx->a, &p->lconn_zone, &p->nlconn, sizeof(*zs));
+    *zs = pv_arena_calloc(cx->a, sizeof(pv_zone_t));
+    (*zs)->name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    l->conn = (unsigned)n;
+    zref_add(cx, nd, zs, l, PV_ZONE_CONN, (*zs)->name);
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+/* limit_req_status / limit_conn_status CODE: 400..599 as NGINX */
+static int status_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = (int *)((char *)&pol(cx)->limit_req_status + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t v = pv_conf_parse_num(nd->args[1]);
+    if (v < 400 || v > 599)
+        return pv_conf_error(cx, &nd->src, "value must be between 400 and 599");
+    *f = (int)v;
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+static int log_level_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = (int *)((char *)&pol(cx)->limit_req_status + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    static const char *const names[] = {"info", "notice", "warn", "error"};
+    static const int levels[] = {PV_LOG_INFO, PV_LOG_NOTICE, PV_LOG_WARN, PV_LOG_ERR};
+    for (size_t i = 0; i < PV_NELEM(names); i++) {
+        if (strcmp(ARG(nd, 1), names[i]) == 0) {
+            *f = levels[i];
+            return PV_OK;
+        }
+    }
+    PV_UNUSED(base);
+    return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\"", ARG(nd, 1), ARG(nd, 0));
+}
+
+static int onoff_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = (int *)((char *)&pol(cx)->limit_req_status + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    if (strcmp(ARG(nd, 1), "on") == 0)
+        *f = 1;
+    else if (strcmp(ARG(nd, 1), "off") == 0)
+        *f = 0;
+    else
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                             ARG(nd, 1), ARG(nd, 0));
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+static int satisfy_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    if (p->satisfy != PV_UNSET)
+        return DUP(cx, nd);
+    if (strcmp(ARG(nd, 1), "all") == 0)
+        p->satisfy = PV_SATISFY_ALL;
+    else if (strcmp(ARG(nd, 1), "any") == 0)
+        p->satisfy = PV_SATISFY_ANY;
+    else
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"satisfy\" directive, it must be \"all\" or \"any\"",
+                             ARG(nd, 1));
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+/* ---- authentication ----------------------------------------------------- */
+
+static int auth_request_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    if (p->auth_request)
+        return DUP(cx, nd);
+    if (strcmp(ARG(nd, 1), "off") == 0)
+        p->auth_request = "";
+    else if (ARG(nd, 1)[0] != '/')
+        return pv_conf_error(cx, &nd->src, "invalid URI \"%s\" in \"auth_request\"", ARG(nd, 1));
+    else
+        p->auth_request = pv_arena_strdup(cx->a, ARG(nd, 1));
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+static int auth_request_set_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                               void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    const char *v = ARG(nd, 1);
+    if (v[0] != '$' || !v[1])
+        return pv_conf_error(cx, &nd->src, "invalid variable name \"%s\"", v);
+    pv_auth_set_t *s = pv_conf_push(cx->a, &p->auth_sets, &p->nauth_sets, sizeof(*s));
+    s->var = (pv_str_t){pv_arena_strdup(cx->a, v + 1), strlen(v + 1)};
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return compile(cx, nd, nd->args[2], &s->value);
+}
+
+/* auth_basic "realm" | off ; auth_jwt "realm" [token=$var] | off */
+static int realm_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    int jwt = cmd->data != NULL;
+    int *set = jwt ? &p->auth_jwt_set : &p->auth_basic_set;
+    pv_cv_t **realm = jwt ? &p->auth_jwt : &p->auth_basic;
+    if (*set)
+        return DUP(cx, nd);
+    *set = 1;
+    if (strcmp(ARG(nd, 1), "off") == 0) {
+        if (nd->nargs > 2)
+            return pv_conf_error(cx, &nd->src, "invalid number of arguments in \"%s\" directive", ARG(nd, 0));
+        return PV_OK;
+    }
+    if (!jwt && nd->nargs > 2)
+        return pv_conf_error(cx, &nd->src, "invalid number of arguments in \"%s\" directive", ARG(nd, 0));
+    *realm = pv_arena_calloc(cx->a, sizeof(pv_cv_t));
+    if (compile(cx, nd, nd->args[1], *realm) != PV_OK)
+        return PV_ERR;
+    if (nd->nargs > 2) {
+        const char *t = ARG(nd, 2);
+        if (strncmp(t, "token=", 6) != 0 || t[6] != '$')
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", t);
+        p->auth_jwt_token = pv_arena_calloc(cx->a, sizeof(pv_cv_t));
+        if (compile(cx, nd, (pv_str_t){t + 6, strlen(t + 6)}, p->auth_jwt_token) != PV_OK)
+            return PV_ERR;
+    }
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+static void free_htpasswd(void *a)
+{
+    pv_htpasswd_free(a);
+}
+
+static void free_jwks(void *a)
+{
+    pv_jwks_free(a);
+}
+
+static void free_apikeys(void *a)
+{
+    pv_apikey_free(a);
+}
+
+/* auth_basic_user_file / auth_jwt_key_file / auth_api_key_file FILE */
+static int key_file_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    void **slot = cmd->offset == 0 ? &p->htpasswd : cmd->offset == 1 ? &p->jwks : &p->api_keys;
+    if (*slot)
+        return DUP(cx, nd);
+    const char *path = pv_conf_full_path(cx, ARG(nd, 1));
+    char e[512];
+    e[0] = '\0';
+    if (cmd->offset == 0) {
+        *slot = pv_htpasswd_load(path, e, sizeof(e));
+        if (*slot)
+            add_cleanup(cx, free_htpasswd, *slot);
+    } else if (cmd->offset == 1) {
+        *slot = pv_jwks_load(path, e, sizeof(e));
+        if (*slot)
+            add_cleanup(cx, free_jwks, *slot);
+    } else {
+        *slot = pv_apikey_load(path, e, sizeof(e));
+        if (*slot)
+            add_cleanup(cx, free_apikeys, *slot);
+    }
+    if (!*slot)
+        return pv_conf_error(cx, &nd->src, "%s", e);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+static int jwt_leeway_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    if (p->auth_jwt_leeway != PV_UNSET)
+        return DUP(cx, nd);
+    p->auth_jwt_leeway = pv_conf_parse_msec(nd->args[1]);
+    if (p->auth_jwt_leeway < 0)
+        return pv_conf_error(cx, &nd->src, "\"auth_jwt_leeway\" directive invalid value");
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+static int jwt_require_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    for (int i = 1; i < nd->nargs; i++) {
+        if (ARG(nd, i)[0] != '$')
+            return pv_conf_error(cx, &nd->src, "invalid variable \"%s\" in \"auth_jwt_require\"", ARG(nd, i));
+        pv_cv_t *cv = pv_conf_push(cx->a, &p->auth_jwt_require, &p->nauth_jwt_require, sizeof(*cv));
+        if (compile(cx, nd, nd->args[i], cv) != PV_OK)
+            return PV_ERR;
+    }
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+static int api_key_header_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    if (p->api_key_header.p)
+        return DUP(cx, nd);
+    p->api_key_header = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
+#define POL(f) PV_BASE_NONE, (offsetof(pv_policy_conf_t, f) - offsetof(pv_policy_conf_t, limit_req_status))
+
+const pv_conf_cmd_t pv_conf_policy_cmds[] = {
+    {"limit_req_zone", PV_CTX_HTTP, PV_ARGS_2MORE, zone_cb, PV_BASE_NONE, 0, NULL},
+    {"limit_conn_zone", PV_CTX_HTTP, PV_ARGS_TAKE2, zone_cb, PV_BASE_NONE, 0, "conn"},
+    {"limit_req", PV_CTX_ANY_LOC, PV_ARGS_1MORE, limit_req_cb, PV_BASE_NONE, 0, NULL},
+    {"limit_conn", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, limit_conn_cb, PV_BASE_NONE, 0, NULL},
+    {"limit_req_status", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, status_cb, POL(limit_req_status), NULL},
+    {"limit_conn_status", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, status_cb, POL(limit_conn_status), NULL},
+    {"limit_req_log_level", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, log_level_cb, POL(limit_req_log_level), NULL},
+    {"limit_conn_log_level", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, log_level_cb, POL(limit_conn_log_level), NULL},
+    {"limit_req_dry_run", PV_CTX_ANY_LOC, PV_ARGS_FLAG, onoff_cb, POL(limit_req_dry_run), NULL},
+    {"limit_conn_dry_run", PV_CTX_ANY_LOC, PV_ARGS_FLAG, onoff_cb, POL(limit_conn_dry_run), NULL},
+    {"limit_req_headers", PV_CTX_ANY_LOC, PV_ARGS_FLAG, onoff_cb, POL(limit_req_headers), NULL},
+    {"satisfy", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, satisfy_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_request", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, auth_request_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_request_set", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, auth_request_set_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_basic", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, realm_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_basic_user_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_jwt", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, realm_cb, PV_BASE_NONE, 0, "jwt"},
+    {"auth_jwt_key_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 1, NULL},
+    {"auth_jwt_leeway", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, jwt_leeway_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_jwt_require", PV_CTX_ANY_LOC, PV_ARGS_1MORE, jwt_require_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_api_key_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 2, NULL},
+    {"auth_api_key_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, api_key_header_cb, PV_BASE_NONE, 0, NULL},
+};
+const size_t pv_conf_policy_ncmds = PV_NELEM(pv_conf_policy_cmds);
+
+/* ---- load-time passes ------------------------------------------------------ */
+
+void pv_conf_policy_declare(const pv_conf_node_t *first)
+{
+    zrefs = NULL;
+    for (const pv_conf_node_t *nd = first; nd; nd = nd->next) {
+        if (nd->nargs >= 2 && strcmp(nd->args[0].p, "auth_request_set") == 0 && nd->args[1].p[0] == '$')
+            pv_cv_declare(nd->args[1].p + 1, nd->args[1].len - 1);
+        pv_conf_policy_declare_children(nd->child);
+    }
+}
+
+void pv_conf_policy_declare_children(const pv_conf_node_t *first)
+{
+    for (const pv_conf_node_t *nd = first; nd; nd = nd->next) {
+        if (nd->nargs >= 2 && strcmp(nd->args[0].p, "auth_request_set") == 0 && nd->args[1].p[0] == '$')
+            pv_cv_declare(nd->args[1].p + 1, nd->args[1].len - 1);
+        pv_conf_policy_declare_children(nd->child);
+    }
+}
+
+void pv_conf_policy_init(pv_policy_conf_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->limit_req_status = PV_UNSET;
+    p->limit_req_log_level = PV_UNSET;
+    p->limit_req_dry_run = PV_UNSET;
+    p->limit_req_headers = PV_UNSET;
+    p->limit_conn_status = PV_UNSET;
+    p->limit_conn_log_level = PV_UNSET;
+    p->limit_conn_dry_run = PV_UNSET;
+    p->auth_jwt_leeway = PV_UNSET;
+    p->satisfy = PV_UNSET;
+}
+
+#define PMERGE(f, def)                                                                                                 \
+    do {                                                                                                               \
+        if (c->f == PV_UNSET)                                                                                          \
+            c->f = p ? p->f : (def);                                                                                   \
+    } while (0)
+
+void pv_conf_policy_merge(pv_policy_conf_t *c, const pv_policy_conf_t *p)
+{
+    PMERGE(limit_req_status, 503);
+    PMERGE(limit_req_log_level, PV_LOG_ERR);
+    PMERGE(limit_req_dry_run, 0);
+    PMERGE(limit_req_headers, 0);
+    PMERGE(limit_conn_status, 503);
+    PMERGE(limit_conn_log_level, PV_LOG_ERR);
+    PMERGE(limit_conn_dry_run, 0);
+    PMERGE(auth_jwt_leeway, 0);
+    PMERGE(satisfy, PV_SATISFY_ALL);
+    if (!p)
+        return;
+    if (!c->nlreq) {
+        c->lreq = p->lreq;
+        c->lreq_zone = p->lreq_zone;
+        c->nlreq = p->nlreq;
+    }
+    if (!c->nlconn) {
+        c->lconn = p->lconn;
+        c->lconn_zone = p->lconn_zone;
+        c->nlconn = p->nlconn;
+    }
+    if (!c->auth_request)
+        c->auth_request = p->auth_request;
+    if (!c->nauth_sets) {
+        c->auth_sets = p->auth_sets;
+        c->nauth_sets = p->nauth_sets;
+    }
+    if (!c->auth_basic_set) {
+        c->auth_basic = p->auth_basic;
+        c->auth_basic_set = p->auth_basic_set;
+    }
+    if (!c->htpasswd)
+        c->htpasswd = p->htpasswd;
+    if (!c->auth_jwt_set) {
+        c->auth_jwt = p->auth_jwt;
+        c->auth_jwt_token = p->auth_jwt_token;
+        c->auth_jwt_set = p->auth_jwt_set;
+    }
+    if (!c->jwks)
+        c->jwks = p->jwks;
+    if (!c->nauth_jwt_require) {
+        c->auth_jwt_require = p->auth_jwt_require;
+        c->nauth_jwt_require = p->nauth_jwt_require;
+    }
+    if (!c->api_keys)
+        c->api_keys = p->api_keys;
+    if (!c->api_key_header.p)
+        c->api_key_header = p->api_key_header;
+}
+
+static void zone_release_cb(void *impl)
+{
+    pv_zones_release(impl);
+}
+
+int pv_conf_policy_finish(pv_conf_ctx_t *cx)
+{
+    pv_http_conf_t *h = cx->http;
+    for (int i = 0; i < h->nzones; i++) {
+        pv_zone_t *z = h->zones[i];
+        z->impl = pv_zones_acquire(z->kind, z->name, (size_t)z->size, z->rate);
+        if (!z->impl)
+            return pv_conf_error(cx, &z->src, "could not allocate zone \"%s\"", z->name);
+        add_cleanup(cx, zone_release_cb, z->impl);
+    }
+    for (zref_t *r = zrefs; r; r = r->next) {
+        pv_zone_t *z = NULL;
+        for (int i = 0; i < h->nzones && !z; i++)
+            if (strcmp(h->zones[i]->name, r->name) == 0)
+                z = h->zones[i];
+        if (!z || z->kind != r->kind)
+            return pv_conf_error(cx, &r->src, "zone \"%s\" is unknown", r->name);
+        *r->slot = z;
+        if (r->kind == PV_ZONE_REQ)
+            ((pv_limit_req_t *)r->line)->zone = z->impl;
+        else
+            ((pv_limit_conn_t *)r->line)->zone = z->impl;
+    }
+    zrefs = NULL;
+    return PV_OK;
+}
+
+int pv_conf_policy_check(pv_conf_ctx_t *cx, const pv_location_t *loc)
+{
+    const pv_policy_conf_t *p = &loc->conf.policy;
+    if (p->auth_basic && !p->htpasswd)
+        return pv_conf_error(cx, &loc->src, "\"auth_basic\" needs \"auth_basic_user_file\"");
+    if (p->auth_jwt && !p->jwks)
+        return pv_conf_error(cx, &loc->src, "\"auth_jwt\" needs \"auth_jwt_key_file\"");
+    return PV_OK;
+}
