@@ -240,6 +240,7 @@ static void apply_reload(pv_worker_t *w)
         }
     }
     pv_server_regroup(w, map, w->nlisteners);
+    pv_access_cache_clear();
     /* events of this loop turn may still name the old slots: point them at
      * the new groups and free the array before the next wait */
     for (int i = 0; i < w->nlisteners; i++) {

@@ -8,6 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 #include "../config/conf.h"
 #include "../core/log.h"
 #include "../core/time.h"
@@ -387,6 +391,42 @@ static int auth_fail(pv_hreq_t *hr, int status, const char *fmt, ...)
     return -1;
 }
 
+/* bcrypt and friends cost milliseconds on purpose; a worker remembers the
+ * credentials it verified recently (as a SHA-256 of file, user and
+ * password) so a client sending the same ones does not stall the loop on
+ * every request. Cleared on reload; entries last a minute. */
+#define BASIC_CACHE 256
+typedef struct {
+    unsigned char digest[SHA256_DIGEST_LENGTH]; /* of htpasswd pointer, user, password */
+    uint64_t until_ms;                          /* valid until (loop ms) */
+} basic_ok_t;
+
+static __thread basic_ok_t basic_cache[BASIC_CACHE];
+
+void pv_access_cache_clear(void)
+{
+    memset(basic_cache, 0, sizeof(basic_cache));
+}
+
+static basic_ok_t *basic_slot(const void *file, pv_str_t user, pv_str_t pass, unsigned char *d)
+{
+    unsigned char in[sizeof(file) + 2 * 1024 + 1];
+    size_t n = 0;
+    memcpy(in, &file, sizeof(file));
+    n += sizeof(file);
+    size_t ul = PV_MIN(user.len, (size_t)1024), pl = PV_MIN(pass.len, (size_t)1024);
+    memcpy(in + n, user.p, ul);
+    n += ul;
+    in[n++] = '\0';
+    memcpy(in + n, pass.p, pl);
+    n += pl;
+    EVP_Digest(in, n, d, NULL, EVP_sha256(), NULL);
+    OPENSSL_cleanse(in, n);
+    uint32_t h;
+    memcpy(&h, d, sizeof(h));
+    return &basic_cache[h % BASIC_CACHE];
+}
+
 static int check_basic(pv_hreq_t *hr)
 {
     const pv_policy_conf_t *p = policy(hr);
@@ -399,11 +439,18 @@ static int check_basic(pv_hreq_t *hr)
             pv_log(PV_LOG_INFO, "client sent invalid Basic credentials, client: %s", hr->r.peer_text);
         return auth_fail(hr, 401, "Basic realm=\"%.*s\"", (int)realm.len, realm.p);
     }
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    basic_ok_t *slot = basic_slot(p->htpasswd, user, pass, d);
+    uint64_t now = pv_loop_now(hr->c->w->loop);
+    if (slot->until_ms > now && CRYPTO_memcmp(slot->digest, d, sizeof(d)) == 0)
+        return 0;
     if (pv_htpasswd_check(p->htpasswd, user, pass) != PV_OK) {
         pv_log(PV_LOG_ERR, "user \"%.*s\": password mismatch or not found, client: %s", (int)user.len, user.p,
                hr->r.peer_text);
         return auth_fail(hr, 401, "Basic realm=\"%.*s\"", (int)realm.len, realm.p);
     }
+    memcpy(slot->digest, d, sizeof(d));
+    slot->until_ms = now + 60000;
     return 0;
 }
 

@@ -40,6 +40,8 @@ typedef struct pv_access_s {
 void pv_access_start(struct pv_hreq_s *hr);
 /* The request ends: release limit_conn slots, cancel a pending step. */
 void pv_access_end(struct pv_hreq_s *hr);
+/* Forget the credentials this worker verified (reload). */
+void pv_access_cache_clear(void);
 /* Close the calling worker's Redis clients (exit). */
 void pv_access_thread_cleanup(void);
 
