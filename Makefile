@@ -27,7 +27,7 @@ MAINOBJ := $(BUILD)/src/main.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration setup clean check test-asan bench
+.PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build bench
 
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -72,6 +72,39 @@ test-asan: setup
 	  $(BUILD)/asan/portvakt unit
 	PORTVAKT=$(BUILD)/asan/portvakt ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+# libFuzzer targets (fuzz/fuzz_NAME.c, seeds in fuzz/corpus/NAME, optional
+# fuzz/NAME.dict), built with clang against every object but main; a
+# target that #includes a .c file leaves that object out. `make fuzz` runs
+# each for FUZZ_TIME seconds; new inputs go to build/, not the tree.
+FUZZ_TIME ?= 60
+FUZZ_DIR  := $(BUILD)/fuzz
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_DIR)/bin/%)
+
+fuzz-build: setup
+	@$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_DIR) CFLAGS="-g -O1" \
+	  SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_DIR)/objs.stamp
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+$(BUILD)/objs.stamp: $(OBJS) $(LLOBJS)
+	@touch $@
+
+$(FUZZ_DIR)/bin/%: fuzz/%.c $(wildcard src/*/*.h) $(FUZZ_DIR)/objs.stamp
+	@mkdir -p $(dir $@)
+	clang -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -std=gnu11 -D_GNU_SOURCE -I$(LLHTTP_INC) -Isrc -o $@ $< \
+	  $(filter-out $(shell grep -ho '#include "../src/[a-z]*/[a-z_]*\.c"' $< | sed 's|#include "../\(.*\)\.c"|$(FUZZ_DIR)/\1.o|'),$(filter-out $(FUZZ_DIR)/src/main.o,$(wildcard $(FUZZ_DIR)/src/*/*.o))) \
+	  $(FUZZ_DIR)/llhttp/*.o $(LDLIBS)
+
+fuzz: fuzz-build
+	@set -e; for b in $(FUZZ_BINS); do n=$$(basename $$b | sed 's/^fuzz_//'); \
+	  mkdir -p $(FUZZ_DIR)/corpus-$$n; d=""; if [ -f fuzz/$$n.dict ]; then d="-dict=fuzz/$$n.dict"; fi; \
+	  echo "== fuzz_$$n ($(FUZZ_TIME) s)"; \
+	  if ! $$b -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 $$d \
+	      -artifact_prefix=$(FUZZ_DIR)/crash-$$n- $(FUZZ_DIR)/corpus-$$n fuzz/corpus/$$n \
+	      > $(FUZZ_DIR)/fuzz_$$n.log 2>&1; then tail -60 $(FUZZ_DIR)/fuzz_$$n.log; exit 1; fi; \
+	  grep -E '^stat::number_of_executed_units' $(FUZZ_DIR)/fuzz_$$n.log; done
 
 run: setup
 	@$(MAKE) --no-print-directory all
