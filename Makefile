@@ -27,7 +27,7 @@ MAINOBJ := $(BUILD)/src/main.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build bench
+.PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build lint bench
 
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -105,6 +105,14 @@ fuzz: fuzz-build
 	      -artifact_prefix=$(FUZZ_DIR)/crash-$$n- $(FUZZ_DIR)/corpus-$$n fuzz/corpus/$$n \
 	      > $(FUZZ_DIR)/fuzz_$$n.log 2>&1; then tail -60 $(FUZZ_DIR)/fuzz_$$n.log; exit 1; fi; \
 	  grep -E '^stat::number_of_executed_units' $(FUZZ_DIR)/fuzz_$$n.log; done
+
+# Static analysis of src/: cppcheck and clang-tidy (config in .clang-tidy);
+# any finding fails.
+lint: setup
+	cppcheck --error-exitcode=1 --enable=warning,performance,portability --inline-suppr --quiet \
+	  --std=c11 -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) src/
+	@ls src/*/*.c src/main.c | xargs -P $$(nproc) -n 4 sh -c \
+	  'clang-tidy -quiet "$$@" -- -std=gnu11 -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) 2>/dev/null' clang-tidy
 
 run: setup
 	@$(MAKE) --no-print-directory all

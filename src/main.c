@@ -383,23 +383,24 @@ int main(int argc, char **argv)
     int nls = conf->http ? conf->http->nlistens : 0;
     lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
     if (!ls)
-        return 1;
+        exit(1);
     if (pv_accesslog_start() != 0 || pv_accesslog_open(conf, err, sizeof(err)) != 0) {
         pv_log(PV_LOG_EMERG, "%s", err);
-        return 1;
+        exit(1);
     }
     char *pid_path = conf->pid_path ? strdup(conf->pid_path) : NULL;
     if (pid_path && write_pid(pid_path) < 0) {
         pv_log(PV_LOG_EMERG, "open() \"%s\" failed (%d: %s)", pid_path, errno, strerror(errno));
-        return 1;
+        exit(1);
     }
 
     pv_worker_t *workers = calloc((size_t)nworkers, sizeof(pv_worker_t));
     for (int i = 0; i < nworkers; i++) {
         int *fds = lsocks_for_worker(ls, nls, i);
-        if (!fds || pv_worker_init(&workers[i], i + 1, conf, fds, nls) != PV_OK) {
+        if (!workers || !fds || pv_worker_init(&workers[i], i + 1, conf, fds, nls) != PV_OK) {
+            /* nothing has started yet: a start-up failure ends the process */
             pv_log(PV_LOG_EMERG, "cannot start worker %d (%d: %s)", i + 1, errno, strerror(errno));
-            return 1;
+            exit(1);
         }
         free(fds);
     }

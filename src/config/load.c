@@ -471,7 +471,7 @@ static int build_listens(pv_conf_ctx_t *cx)
                 for (int k = 0; k < g->nservers; k++)
                     if (g->servers[k] == s)
                         return pv_conf_error(cx, &l->src, "a duplicate listen %s", l->text);
-                if (set) {
+                if (set && opts) {
                     if (opts[gi])
                         return pv_conf_error(cx, &l->src, "duplicate listen options for %s",
                                              l->text);

@@ -160,7 +160,7 @@ static int parse_list(pv_parser_t *ps, pv_lexer_t *lx, int in_block, pv_conf_nod
             return PV_OK;
         case PV_TOK_SEMI:
         case PV_TOK_LBRACE:
-            if (nargs == 0)
+            if (nargs == 0 || !args)
                 return parse_error(ps, lx->file, lx->line, "unexpected \"%s\"",
                                    tok.kind == PV_TOK_SEMI ? ";" : "{");
             break;
@@ -173,7 +173,8 @@ static int parse_list(pv_parser_t *ps, pv_lexer_t *lx, int in_block, pv_conf_nod
         nd->src.line = line;
         args = NULL;
         nargs = 0;
-        if (pv_str_eq(nd->args[0], "include", 7)) {
+        /* args came from pv_conf_push, which never returns NULL (it aborts) */
+        if (pv_str_eq(nd->args[0], "include", 7)) { // NOLINT(clang-analyzer-core.NullDereference)
             if (do_include(ps, nd, tail) != PV_OK)
                 return PV_ERR;
             continue;

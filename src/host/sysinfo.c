@@ -24,6 +24,7 @@ static int read_file(const char *root, const char *path, char *buf, size_t len)
     char full[4096];
     if ((size_t)snprintf(full, sizeof(full), "%s%s", root, path) >= sizeof(full))
         return ENAMETOOLONG;
+    buf[0] = '\0';
     int fd = open(full, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno;
@@ -129,7 +130,7 @@ int pv_sysinfo_parse_stat(const char *text, pv_cpustat_t *out)
 
 int pv_sysinfo_read_stat(const char *root, pv_cpustat_t *out)
 {
-    char buf[4096];
+    char buf[4096] = "";
     int e = read_file(root, "/proc/stat", buf, sizeof(buf));
     return e ? e : pv_sysinfo_parse_stat(buf, out);
 }
@@ -263,7 +264,7 @@ static int v1_quota(const char *root, const char *buf, const char *period_rel, l
     }
     if (parse_ll(&p, q) != 0 || *q <= 0)
         return 0;
-    char pb[64];
+    char pb[64] = "";
     const char *pp = pb;
     return read_file(root, period_rel, pb, sizeof(pb)) == 0 && parse_ll(&pp, per) == 0 && *per > 0;
 }
@@ -275,7 +276,7 @@ static int v1_quota(const char *root, const char *buf, const char *period_rel, l
 static void walk_limits(const char *root, const char *mount, const char *cgpath, const char *file,
                         const char *period_file, int cpu, pv_cgroup_t *cg)
 {
-    char path[1024], rel[2560], prel[2560], buf[256];
+    char path[1024], rel[2560], prel[2560], buf[256] = "";
     snprintf(path, sizeof(path), "%s", cgpath);
     for (;;) {
         const char *sep = strcmp(path, "/") == 0 ? "" : path;
@@ -312,7 +313,7 @@ static void walk_limits(const char *root, const char *mount, const char *cgpath,
 
 void pv_sysinfo_cgroup(const char *root, pv_cgroup_t *cg)
 {
-    char self[8192];
+    char self[8192] = "";
     int have_self = read_file(root, "/proc/self/cgroup", self, sizeof(self)) == 0;
     memset(cg, 0, sizeof(*cg));
     cg->cpu_quota = PV_SYSINFO_UNLIMITED;
@@ -352,7 +353,7 @@ void pv_sysinfo_cgroup(const char *root, pv_cgroup_t *cg)
  * needs to raise a hard limit (root in a default Docker container lacks it). */
 static int has_sys_resource(void)
 {
-    char buf[4096];
+    char buf[4096] = "";
     if (read_file("", "/proc/self/status", buf, sizeof(buf)) != 0)
         return geteuid() == 0;
     const char *p = strstr(buf, "\nCapEff:");

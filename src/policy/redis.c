@@ -585,6 +585,12 @@ int pv_redis_limit(pv_redis_t *r, const pv_limit_req_t *limit, pv_str_t key,
         q->key = k;
         q->kcap = need;
     }
+    if (!q->key) {
+        q->next = r->free;
+        r->free = q;
+        *err = "out of memory";
+        return PV_ERR;
+    }
     memcpy(q->key, prefix, sizeof(prefix) - 1);
     memcpy(q->key + sizeof(prefix) - 1, zone, zlen);
     q->key[sizeof(prefix) - 1 + zlen] = ':';
