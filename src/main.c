@@ -188,30 +188,8 @@ static int *lsocks_for_worker(const lsock_t *ls, int ng, int k)
     return fds;
 }
 
-/* net.core.somaxconn caps every listen backlog without a word from the
- * kernel: say so at start, naming the sysctl. */
-static void check_backlogs(pv_conf_t *conf)
-{
-    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
-    long max = 0;
-    if (!f)
-        return;
-    if (fscanf(f, "%ld", &max) != 1)
-        max = 0;
-    fclose(f);
-    for (int g = 0; max > 0 && conf->http && g < conf->http->nlistens; g++) {
-        pv_listen_t *l = &conf->http->listens[g].listen;
-        if (l->backlog > max)
-            pv_log(PV_LOG_WARN,
-                   "listen %s backlog=%d exceeds net.core.somaxconn (%ld): the kernel silently uses %ld; "
-                   "raise it with sysctl -w net.core.somaxconn=%d",
-                   l->text, l->backlog, max, max, l->backlog);
-    }
-}
-
-/* worker_rlimit_nofile, then a warning when the descriptor limit cannot
- * hold every worker's connections with an upstream connection each. */
-static void check_nofile(pv_conf_t *conf, int nworkers)
+/* worker_rlimit_nofile: raise RLIMIT_NOFILE before anything is opened. */
+static void set_nofile(pv_conf_t *conf)
 {
     struct rlimit rl;
     if (conf->worker_rlimit_nofile > 0) {
@@ -226,14 +204,6 @@ static void check_nofile(pv_conf_t *conf, int nworkers)
                        (long long)conf->worker_rlimit_nofile, errno, strerror(errno),
                        (unsigned long long)rl.rlim_cur);
         }
-    }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        unsigned long long want = (unsigned long long)conf->worker_connections * (unsigned long long)nworkers * 2;
-        if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)rl.rlim_cur < want)
-            pv_log(PV_LOG_WARN,
-                   "the open file limit (%llu) cannot cover worker_connections %d x %d workers x 2 = %llu; "
-                   "set worker_rlimit_nofile %llu (or LimitNOFILE= / ulimit -n)",
-                   (unsigned long long)rl.rlim_cur, conf->worker_connections, nworkers, want, want);
     }
 }
 
@@ -265,7 +235,7 @@ static void reload(const char *path, pv_conf_t **cur, pv_worker_t *workers, int 
         pv_conf_unref(nc);
         return;
     }
-    check_backlogs(nc);
+    pv_doctor_startup(nc);
     int ng = nc->http ? nc->http->nlistens : 0;
     int before[nworkers];
     for (int k = 0; k < nworkers; k++) {
@@ -360,8 +330,11 @@ int main(int argc, char **argv)
 
     /* host limits are checked while diagnostics still go to stderr at
      * notice level, as NGINX reports what it finds at start */
-    check_nofile(conf, conf->worker_processes);
-    check_backlogs(conf);
+    set_nofile(conf);
+    if (conf->worker_processes_auto)
+        pv_log(PV_LOG_NOTICE, "worker_processes auto: %d (%s)", conf->worker_processes,
+               conf->worker_processes_why ? conf->worker_processes_why : "");
+    pv_doctor_startup(conf);
     if (pv_log_open(conf->error_log_path, conf->error_log_level) < 0) {
         fprintf(stderr, "portvakt: [emerg] open() \"%s\" failed (%d: %s)\n", conf->error_log_path, errno,
                 strerror(errno));

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../core/buf.h"
+#include "../core/log.h"
 #include "../http/headers.h"
 
 #define PUT(c, field, ...) put((c)->field, sizeof((c)->field), __VA_ARGS__)
@@ -329,6 +330,10 @@ static void check_tw_reuse(const pv_host_t *h, const pv_doctor_wants_t *w, pv_do
         "TCP timestamps make it safe.";
     if (v == 1) {
         PUT(c, why, "%s It is on.", base);
+        return;
+    }
+    if (v == 2 && w->conf_path && w->nupstreams == 0) {
+        PUT(c, why, "%s The config proxies to no upstream, so 2 (the kernel's default) is enough.", base);
         return;
     }
     if (v == 2 && w->nupstreams > 0 && w->all_loopback) {
@@ -658,10 +663,10 @@ void pv_doctor_run(const pv_host_t *h, const pv_doctor_wants_t *w, pv_doctor_che
 
 int pv_doctor_exit_status(const pv_doctor_check_t *c, int n)
 {
+    int worst = PV_DOCTOR_OK;
     for (int i = 0; i < n; i++)
-        if (c[i].status == PV_DOCTOR_FAIL)
-            return 1;
-    return 0;
+        worst = PV_MAX(worst, c[i].status);
+    return worst; /* 0 all OK, 1 a WARN, 2 a FAIL */
 }
 
 /* Print text word-wrapped at width: the first line after the prefix
@@ -828,7 +833,26 @@ static void usage(FILE *f)
                "  --sys-root DIR   read /proc and /sys under DIR (fake trees in tests)\n"
                "  -h, --help       this help\n\n"
                "Environment: PV_DOCTOR_STEAL_MS = steal sampling interval in ms (default 1000).\n"
-               "Exit status: 0 no check fails, 1 a check fails, 2 usage or config error.\n");
+               "Exit status: 0 all OK, 1 a WARN, 2 a FAIL, 3 usage or config error.\n");
+}
+
+void pv_doctor_startup(const pv_conf_t *conf)
+{
+    pv_doctor_wants_t w;
+    pv_host_t host;
+    pv_doctor_check_t res[PV_DOCTOR_NCHECKS];
+    pv_doctor_wants_conf(&w, conf, "");
+    pv_sysinfo_gather("", 0, &host); /* no steal sample: start-up does not wait a second */
+    pv_doctor_run(&host, &w, res);
+    for (int i = 0; i < PV_DOCTOR_NCHECKS; i++) {
+        const pv_doctor_check_t *c = &res[i];
+        if (c->status == PV_DOCTOR_OK || strcmp(c->id, "steal") == 0)
+            continue;
+        const char *nl = strchr(c->fix, '\n');
+        int flen = nl ? (int)(nl - c->fix) : (int)strlen(c->fix);
+        pv_log(PV_LOG_WARN, "host check %s %s: have %s, want %s; fix: %.*s (portvakt doctor explains)", c->id,
+               c->status == PV_DOCTOR_FAIL ? "FAIL" : "WARN", c->value, c->want, flen, c->fix);
+    }
 }
 
 int pv_doctor_main(int argc, char **argv)
@@ -851,7 +875,7 @@ int pv_doctor_main(int argc, char **argv)
                 fprintf(stderr, "portvakt doctor: option \"%s\" requires %s\n", a,
                         a[1] == 'c' ? "a file name" : "a directory");
                 usage(stderr);
-                return 2;
+                return PV_DOCTOR_USAGE_ERROR;
             }
             if (a[1] == 'c')
                 conf_path = argv[++i];
@@ -862,13 +886,13 @@ int pv_doctor_main(int argc, char **argv)
         } else {
             fprintf(stderr, "portvakt doctor: invalid option: \"%s\"\n", a);
             usage(stderr);
-            return 2;
+            return PV_DOCTOR_USAGE_ERROR;
         }
     }
     if (json && sysctl) {
         fprintf(stderr, "portvakt doctor: --json and --sysctl are exclusive\n");
         usage(stderr);
-        return 2;
+        return PV_DOCTOR_USAGE_ERROR;
     }
     /* a trailing slash would double up with the absolute paths appended */
     char root[4096];
@@ -884,7 +908,7 @@ int pv_doctor_main(int argc, char **argv)
         long v = strtol(env, &end, 10);
         if (*end || errno || v < 0 || v > 60000) {
             fprintf(stderr, "portvakt doctor: invalid PV_DOCTOR_STEAL_MS \"%s\" (0..60000 ms)\n", env);
-            return 2;
+            return PV_DOCTOR_USAGE_ERROR;
         }
         steal_ms = (unsigned)v;
     }
@@ -899,7 +923,7 @@ int pv_doctor_main(int argc, char **argv)
         if (!conf) {
             fprintf(stderr, "portvakt: [emerg] %s\n", err);
             fprintf(stderr, "portvakt doctor: configuration file %s test failed\n", conf_path);
-            return 2;
+            return PV_DOCTOR_USAGE_ERROR;
         }
         pv_doctor_wants_conf(&w, conf, root);
     } else {

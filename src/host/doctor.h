@@ -19,6 +19,7 @@
 /* Check outcomes, in rising severity. */
 enum { PV_DOCTOR_OK = 0, PV_DOCTOR_WARN, PV_DOCTOR_FAIL };
 
+#define PV_DOCTOR_USAGE_ERROR 3     /* exit status for a bad command line or config */
 #define PV_DOCTOR_NCHECKS 10          /* checks in one run, in report order */
 #define PV_DOCTOR_STEAL_WARN 5.0      /* steal above this percentage warns */
 #define PV_DOCTOR_STEAL_FAIL 15.0     /* and above this fails */
@@ -66,7 +67,8 @@ void pv_doctor_wants_generic(pv_doctor_wants_t *w, const char *sys_root);
 void pv_doctor_wants_conf(pv_doctor_wants_t *w, const pv_conf_t *c, const char *sys_root);
 /* Run every check on the host facts; out receives PV_DOCTOR_NCHECKS entries. */
 void pv_doctor_run(const pv_host_t *h, const pv_doctor_wants_t *w, pv_doctor_check_t *out);
-/* 1 when a check FAILs, else 0: the process exit status. */
+/* The process exit status: 0 when every check is OK, 1 when the worst is
+ * a WARN, 2 when something FAILs. */
 int pv_doctor_exit_status(const pv_doctor_check_t *c, int n);
 /* The human report: a table, then the why and fix lines of each check;
  * color adds ANSI colours to the status words. */
@@ -76,9 +78,12 @@ void pv_doctor_print_table(FILE *f, const pv_doctor_wants_t *w, const char *sys_
 void pv_doctor_print_json(FILE *f, const pv_doctor_check_t *c, int n);
 /* A commented sysctl.d fragment with only the keys of checks not OK. */
 void pv_doctor_print_sysctl(FILE *f, const pv_doctor_wants_t *w, const pv_doctor_check_t *c, int n);
+/* At start: run the checks quietly against the real host (no steal
+ * sample) and log one line for each WARN or FAIL. */
+void pv_doctor_startup(const pv_conf_t *conf);
 /* `portvakt doctor [-c FILE] [--json] [--sysctl] [--sys-root DIR]`;
- * argv[0] is "doctor". Returns the exit status: 0 no FAIL, 1 a FAIL,
- * 2 a usage or config error. */
+ * argv[0] is "doctor". Returns the exit status: 0 all OK, 1 a WARN, 2 a
+ * FAIL, PV_DOCTOR_USAGE_ERROR for a usage or config error. */
 int pv_doctor_main(int argc, char **argv);
 
 #endif

@@ -390,8 +390,9 @@ def test_backlog_above_somaxconn_is_warned(tmp_path):
 def test_nofile_limit_too_low_is_warned(tmp_path):
     g = _limits(tmp_path, WC="4096", nofile=256)
     try:
-        wait_for(lambda: "worker_rlimit_nofile" in g.stderr(), what="the nofile warning")
-        assert "4096 x 1 workers x 2 = 8192" in g.stderr()
+        wait_for(lambda: "host check nofile" in g.stderr(), what="the nofile warning")
+        assert "worker_connections 4096 x 1 workers x 2" in g.stderr()
+        assert "worker_rlimit_nofile 8192" in g.stderr()
     finally:
         g.stop()
 
