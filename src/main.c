@@ -354,16 +354,19 @@ int main(int argc, char **argv)
 
     int nworkers = conf->worker_processes;
     int nls = conf->http ? conf->http->nlistens : 0;
-    lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
-    if (!ls)
-        exit(1);
-    if (pv_accesslog_start() != 0 || pv_accesslog_open(conf, err, sizeof(err)) != 0) {
-        pv_log(PV_LOG_EMERG, "%s", err);
-        exit(1);
-    }
+    /* the pid file exists before the first connection can be accepted,
+     * so whoever reaches the gateway can also signal it */
     char *pid_path = conf->pid_path ? strdup(conf->pid_path) : NULL;
     if (pid_path && write_pid(pid_path) < 0) {
         pv_log(PV_LOG_EMERG, "open() \"%s\" failed (%d: %s)", pid_path, errno, strerror(errno));
+        exit(1);
+    }
+    lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
+    if (!ls || pv_accesslog_start() != 0 || pv_accesslog_open(conf, err, sizeof(err)) != 0) {
+        if (ls)
+            pv_log(PV_LOG_EMERG, "%s", err);
+        if (pid_path)
+            unlink(pid_path);
         exit(1);
     }
 
