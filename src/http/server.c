@@ -419,11 +419,16 @@ static void respond_error(pv_hreq_t *hr, int status)
 
 /* ---- request head processing ---------------------------------------------- */
 
-/* Bare LF and obs-fold are refused outright (RFC 9112 sections 2.2, 5.2):
- * llhttp tolerates some forms of both. */
-static int head_line_endings_ok(const char *p, size_t len)
+/* Bare LF, bare CR and obs-fold are refused outright (RFC 9112 sections
+ * 2.2, 5.2): llhttp outside strict mode tolerates some forms of each, and
+ * a CR that ends the head early hides a second request. */
+int pv_http_head_line_endings_ok(const char *p, size_t len)
 {
     const char *end = p + len;
+    for (const char *q = memchr(p, '\r', len); q; q = memchr(q + 1, '\r', (size_t)(end - q - 1))) {
+        if (q + 1 >= end || q[1] != '\n')
+            return 0;
+    }
     for (const char *q = memchr(p, '\n', len); q; q = memchr(q + 1, '\n', (size_t)(end - q - 1))) {
         if (q == p || q[-1] != '\r')
             return 0;
@@ -479,7 +484,7 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
     pv_request_t *r = &hr->r;
     const char *base = c->in->data;
 
-    if (!head_line_endings_ok(base, head_end))
+    if (!pv_http_head_line_endings_ok(base, head_end))
         return 400;
     if (hr->parser.http_major != 1)
         return hr->parser.http_major == 0 ? 400 : 505;
@@ -490,19 +495,31 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
     r->method = (pv_str_t){mname, strlen(mname)};
     if (r->method_id == HTTP_HEAD)
         r->flags |= PV_REQ_F_HEAD;
+    if (r->method_id == HTTP_CONNECT)
+        return 400; /* a tunnel request; a gateway serves none, and an
+                       origin-form target makes it malformed besides */
     const char *eol = memchr(base, '\r', head_end);
     r->request_line = (pv_str_t){base, eol ? (size_t)(eol - base) : 0};
 
     r->headers = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(hr->nfields ? hr->nfields : 1));
-    r->nheaders = hr->nfields;
+    r->nheaders = 0;
     int nhost = 0, ncl = 0, nchunked = 0, has_te = 0, conn_close = 0, conn_ka = 0;
     const pv_header_t *host_h = NULL;
     for (int i = 0; i < hr->nfields; i++) {
-        pv_header_t *h = &r->headers[i];
+        pv_header_t *h = &r->headers[r->nheaders];
         h->name = (pv_str_t){base + hr->hname[i].off, hr->hname[i].len};
         h->value = trim_ows((pv_str_t){base + hr->hvalue[i].off, hr->hvalue[i].len});
         if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
             return 400;
+        if (memchr(h->name.p, '_', h->name.len)) {
+            /* NGINX's underscores_in_headers off: such a field is dropped.
+             * CGI-style upstreams read "Transfer_Encoding" as
+             * Transfer-Encoding, so it must never be forwarded. */
+            pv_log(PV_LOG_INFO, "client sent invalid header line: \"%.*s\", client: %s", (int)h->name.len,
+                   h->name.p, r->peer_text);
+            continue;
+        }
+        r->nheaders++;
         switch (h->name.len) {
         case 4:
             if (PV_STR_IEQ(h->name, "host")) {
@@ -692,14 +709,62 @@ static int grow_head(pv_hconn_t *c)
 
 /* Feed the unparsed part of c->in to the parser. Returns 1 when the head
  * is complete, 0 for more input, -1 after answering an error. */
+/* An upper-case token followed by a space: a method, just not one llhttp
+ * knows (RFC 9110 9.1: 501). Anything else is a malformed line (400). */
+static int unknown_method(const char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (p[i] == '\r' || p[i] == '\n'))
+        i++;
+    size_t s = i;
+    while (i < len && ((p[i] >= 'A' && p[i] <= 'Z') || p[i] == '-' || p[i] == '_'))
+        i++;
+    return i > s && i < len && p[i] == ' ';
+}
+
+/* The request line's version before llhttp sees it (llhttp knows only
+ * 0.9, 1.0, 1.1 and 2.0): HTTP/1.x with x > 1 is served as HTTP/1.1
+ * (RFC 9110 2.5) and a higher major version gets 505. Returns 0 or the
+ * status to answer with. */
+static int check_version(char *line, size_t len)
+{
+    while (len && (line[len - 1] == '\r' || line[len - 1] == '\n'))
+        len--;
+    if (len < 9 || line[len - 9] != ' ' || memcmp(line + len - 8, "HTTP/", 5) != 0 || line[len - 2] != '.')
+        return 0; /* not this shape: llhttp decides */
+    char major = line[len - 3], *minor = &line[len - 1];
+    if (major < '0' || major > '9' || *minor < '0' || *minor > '9')
+        return 0;
+    if (major == '1' && *minor > '1')
+        *minor = '1';
+    else if (major >= '2' && !(major == '2' && *minor == '0'))
+        return 505;
+    return 0;
+}
+
 static int parse_more(pv_hconn_t *c)
 {
     pv_hreq_t *hr = c->hr;
     pv_buf_t *b = c->in;
-    const char *start = b->data + b->pos;
+    char *start = b->data + b->pos;
     size_t len = b->last - b->pos;
     if (len == 0)
         return 0;
+    if (!hr->line_checked) {
+        /* the request line is checked whole, before any of it is parsed */
+        size_t skip = 0;
+        while (skip < len && (start[skip] == '\r' || start[skip] == '\n'))
+            skip++;
+        char *lf = memchr(start + skip, '\n', len - skip);
+        if (!lf)
+            return 0;
+        hr->line_checked = 1;
+        int st = check_version(start + skip, (size_t)(lf - start - skip) + 1);
+        if (st) {
+            respond_error(hr, st);
+            return -1;
+        }
+    }
     llhttp_errno_t e = llhttp_execute(&hr->parser, start, len);
     if (e == HPE_OK) {
         b->pos = b->last;
@@ -713,6 +778,8 @@ static int parse_more(pv_hconn_t *c)
     int status = hr->err_status ? hr->err_status : 400;
     if (e == HPE_INVALID_TRANSFER_ENCODING)
         status = 501;
+    if (e == HPE_INVALID_METHOD && unknown_method(start, len))
+        status = 501; /* a well-formed method this gateway does not know */
     pv_log(PV_LOG_INFO, "client sent invalid request (%s), client: %s", llhttp_get_error_reason(&hr->parser),
            hr->r.peer_text);
     respond_error(hr, status);
@@ -743,7 +810,8 @@ static void handle_input(pv_hconn_t *c)
         pv_buf_t *b = c->in;
         if (b->last == b->size) {
             if (!c->hr || grow_head(c) < 0) {
-                int st = (c->hr && c->hr->url.len && c->hr->last_cb == 3) ? 414 : 431;
+                /* still no whole request line, or stuck in the target: 414 */
+                int st = (c->hr && (!c->hr->line_checked || (c->hr->url.len && c->hr->last_cb == 3))) ? 414 : 431;
                 if (!c->hr)
                     c->hr = req_alloc(c);
                 respond_error(c->hr, st);

@@ -41,6 +41,7 @@ typedef struct pv_hreq_s {
     int nfields;                  /* fields seen */
     int last_cb;                  /* last span callback: 1 name, 2 value, 3 url */
     int err_status;               /* error found while parsing (414, 431) */
+    uint8_t line_checked;         /* the request line was checked whole */
     uint32_t head_len;            /* bytes of head at the front of c->in */
     /* request body */
     int body_frame;               /* PV_FRAME_* */
@@ -86,6 +87,9 @@ struct pv_hconn_s {
     struct sockaddr_in6 peer;    /* client address (v4 or v6) */
 };
 
+/* Every line of a head of len bytes ends in CRLF: no bare LF, no bare CR,
+ * no obs-fold. */
+int pv_http_head_line_endings_ok(const char *p, size_t len);
 /* Accept handler for listening sockets. */
 void pv_server_accept_cb(pv_io_t *io, unsigned events);
 /* Finish the current request: queue-complete handling, log, keepalive. */

@@ -20,6 +20,7 @@ static void start_upstream(pv_proxy_t *px);
 static void upstream_write(pv_proxy_t *px);
 static void upstream_read(pv_proxy_t *px);
 static void upstream_failed(pv_proxy_t *px, int status, const char *why);
+static int next_on_status(pv_proxy_t *px, int status);
 
 /* ---- response head callbacks --------------------------------------------- */
 
@@ -81,6 +82,7 @@ static void resp_parser_init(pv_proxy_t *px)
     px->rp.data = px;
     px->nrh = 0;
     px->rh_last = 0;
+    px->rhead_start = px->uin ? px->uin->pos : 0;
     px->reason = (pv_str_t){NULL, 0};
 }
 
@@ -495,6 +497,9 @@ static int response_head(pv_proxy_t *px, const char *head_end)
 
     if (status < 100 || status > 999 || status == 101)
         return -1;
+    if (!pv_http_head_line_endings_ok(px->uin->data + px->rhead_start,
+                                      (size_t)(head_end - px->uin->data) - px->rhead_start))
+        return -1;
     for (int i = 0; i < px->nrh; i++) {
         pv_header_t *h = &px->rh[i];
         while (h->value.len && (h->value.p[h->value.len - 1] == ' ' || h->value.p[h->value.len - 1] == '\t'))
@@ -507,10 +512,15 @@ static int response_head(pv_proxy_t *px, const char *head_end)
                 return -1;
             cl = v;
         } else if (PV_STR_IEQ(h->name, "transfer-encoding")) {
-            has_te = 1;
-            /* chunked must be the final coding for the chunked framing */
-            pv_str_t v = h->value;
-            chunked = v.len >= 7 && pv_str_ieq((pv_str_t){v.p + v.len - 7, 7}, "chunked", 7);
+            /* one field naming exactly "chunked": any other coding would
+             * reach the client undecoded once the hop-by-hop field is gone */
+            pv_str_t rest = h->value, tok;
+            int n = 0;
+            while (pv_conn_next_token(&rest, &tok))
+                n += tok.len ? (PV_STR_IEQ(tok, "chunked") ? 1 : 100) : 0;
+            if (has_te++ || n != 1)
+                return -1;
+            chunked = 1;
         } else if (PV_STR_IEQ(h->name, "connection")) {
             conn_close |= pv_conn_has_token(h->value, "close");
             conn_ka |= pv_conn_has_token(h->value, "keep-alive");
@@ -526,6 +536,8 @@ static int response_head(pv_proxy_t *px, const char *head_end)
         resp_parser_init(px);
         return 1;
     }
+    if (!px->sub_done && next_on_status(px, status))
+        return 2;
     int head_req = (r->flags & PV_REQ_F_HEAD) != 0;
     if (head_req || status == 204 || status == 304)
         px->resp_frame = PV_FRAME_NONE;
@@ -811,6 +823,8 @@ static void upstream_read(pv_proxy_t *px)
             }
             if (rc == 1)
                 continue;
+            if (rc == 2)
+                return; /* went on to the next server (proxy_next_upstream) */
         }
         if (!px->resp_head_done) {
             /* the head is incomplete; keep the parsed bytes in place */
@@ -820,6 +834,65 @@ static void upstream_read(pv_proxy_t *px)
 }
 
 /* ---- failures ----------------------------------------------------------------- */
+
+/* proxy_next_upstream: start over on the next server when the location
+ * allows it for this condition (a PV_NEXT_F_* bit), servers remain, and
+ * the request may be sent again. Returns 1 when restarted. */
+static int try_next(pv_proxy_t *px, int cond)
+{
+    int mask = px->loc->conf.proxy_next_upstream;
+    int m = px->r->method_id;
+    if (!(mask & cond) || (mask & PV_NEXT_F_OFF) ||
+        !(!px->head_sent || method_idempotent(m) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) ||
+        px->tries >= px->pool->cf->nservers || rewind_body(px) != 0 ||
+        pv_upstream_pick(px->pool, px->tried, pv_loop_now(px_worker(px)->loop)) < 0)
+        return 0;
+    if (px->uin)
+        px->uin->pos = px->uin->last = 0;
+    resp_parser_init(px);
+    start_upstream(px);
+    return 1;
+}
+
+/* A response status proxy_next_upstream names (http_500 ... http_429):
+ * its connection is dropped and the next server asked, as NGINX does; the
+ * 5xx and 429 count as failures of the server, 403 and 404 do not.
+ * Returns 1 when the request went on to another server. */
+static int next_on_status(pv_proxy_t *px, int status)
+{
+    static const struct {
+        int status, flag;
+    } map[] = {{500, PV_NEXT_F_HTTP_500}, {502, PV_NEXT_F_HTTP_502}, {503, PV_NEXT_F_HTTP_503},
+               {504, PV_NEXT_F_HTTP_504}, {403, PV_NEXT_F_HTTP_403}, {404, PV_NEXT_F_HTTP_404},
+               {429, PV_NEXT_F_HTTP_429}};
+    int flag = 0;
+    for (size_t i = 0; i < PV_NELEM(map); i++)
+        if (map[i].status == status)
+            flag = map[i].flag;
+    int mask = px->loc->conf.proxy_next_upstream;
+    uint64_t now = pv_loop_now(px_worker(px)->loop);
+    /* decided before anything is dropped: this response is still the
+     * answer when no other server can be asked */
+    if (!flag || !(mask & flag) || (mask & PV_NEXT_F_OFF) || px->tries >= px->pool->cf->nservers ||
+        px->body_released || !(method_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) ||
+        pv_upstream_pick(px->pool, px->tried, now) < 0)
+        return 0;
+    char st[24];
+    st[pv_u64_digits(st, (uint64_t)status)] = '\0';
+    append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
+    if (status != 403 && status != 404)
+        pv_upstream_fail(px->pool, px->server, now);
+    pv_upconn_t *u = px->u;
+    u->owner = NULL;
+    px->u = NULL;
+    pv_upstream_close(u);
+    if (!try_next(px, flag)) {
+        pv_hreq_t *hr = px->hr;
+        hr->proxying = 0;
+        pv_server_respond(hr, 502, NULL, (pv_str_t){NULL, 0});
+    }
+    return 1;
+}
 
 static void upstream_failed(pv_proxy_t *px, int status, const char *why)
 {
@@ -858,18 +931,9 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
         pv_server_close(hr->c);
         return;
     }
-    int mask = px->loc->conf.proxy_next_upstream;
     int cond = status == 504 ? PV_NEXT_F_TIMEOUT : why ? PV_NEXT_F_ERROR : PV_NEXT_F_INVALID_HEADER;
-    if (!client_error && (mask & cond) && !(mask & PV_NEXT_F_OFF) &&
-        (!px->head_sent || method_idempotent(m) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) &&
-        px->tries < px->pool->cf->nservers && rewind_body(px) == 0 &&
-        pv_upstream_pick(px->pool, px->tried, pv_loop_now(w->loop)) >= 0) {
-        if (px->uin)
-            px->uin->pos = px->uin->last = 0;
-        resp_parser_init(px);
-        start_upstream(px);
+    if (!client_error && try_next(px, cond))
         return;
-    }
     hr->proxying = 0;
     if (px->sub_done) {
         px->sub_done(hr, px->resp_head_done ? 500 : status);

@@ -43,6 +43,7 @@ typedef struct pv_proxy_s {
     pv_buf_t *uin;               /* bytes read from the upstream */
     int nrh;                     /* fields parsed */
     int rh_last;                 /* last span callback: 1 name, 2 value */
+    uint32_t rhead_start;        /* where the head being parsed starts in uin */
     int status;                  /* upstream status */
     pv_str_t reason;             /* reason phrase (offsets while parsing) */
     int resp_frame;              /* PV_FRAME_* of the upstream response body */

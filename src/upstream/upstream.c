@@ -108,7 +108,8 @@ int pv_upstream_pick(pv_upool_t *p, uint64_t exclude, uint64_t now)
             pv_upstream_server_t *s = &p->cf->servers[i];
             if (s->down || (i < 64 && (exclude >> i) & 1) || s->backup != pass)
                 continue;
-            if (p->fails[i] >= s->max_fails && s->max_fails > 0 && p->fail_until[i] > now)
+            /* a lone server is never taken out of service (NGINX: peers->single) */
+            if (p->cf->nservers > 1 && p->fails[i] >= s->max_fails && s->max_fails > 0 && p->fail_until[i] > now)
                 continue;
             p->cur_weight[i] += s->weight;
             total += s->weight;

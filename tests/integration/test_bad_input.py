@@ -213,9 +213,6 @@ CHUNKED_HELLO = b"5\r\nhello\r\n0\r\n\r\n"
 NG_CL = "NGINX 1.22 does not validate an upstream Content-Length: it keeps one of two, or reads to close"
 NG_TE = "NGINX 1.22 takes any Transfer-Encoding containing 'chunked' as chunked and keeps the connection"
 NG_09 = "NGINX relays a response without a valid status line as HTTP/0.9"
-D_RESP_TE = ("response_head() takes any Transfer-Encoding value ending in 'chunked' as the "
-             "chunked framing (a suffix test on the last field), so xchunked, 'chunked, chunked' "
-             "and repeated fields are relayed as chunked and the connection is pooled")
 
 BAD_RESPONSES = [
     # (id, bytes, portvakt_only reason or None, defect or None)
@@ -234,10 +231,10 @@ BAD_RESPONSES = [
     ("cl-empty", head(b"Content-Length: \r\n"), NG_CL, None),
     # the gateway must frame by the chunked coding only when it is the one
     # final coding, applied once
-    ("te-xchunked", head(b"Transfer-Encoding: xchunked\r\n", CHUNKED_HELLO), NG_TE, D_RESP_TE),
-    ("te-chunked-twice", head(b"Transfer-Encoding: chunked, chunked\r\n", CHUNKED_HELLO), NG_TE, D_RESP_TE),
+    ("te-xchunked", head(b"Transfer-Encoding: xchunked\r\n", CHUNKED_HELLO), NG_TE, None),
+    ("te-chunked-twice", head(b"Transfer-Encoding: chunked, chunked\r\n", CHUNKED_HELLO), NG_TE, None),
     ("te-two-fields", head(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", CHUNKED_HELLO),
-     NG_TE, D_RESP_TE),
+     NG_TE, None),
     ("status-garbage", b"garbage\r\n\r\n", NG_09, None),
     ("status-four-digits", head(b"Content-Length: 5\r\n", status=b"HTTP/1.1 2000 OK"), NG_09, None),
     ("status-two-digits", head(b"Content-Length: 5\r\n", status=b"HTTP/1.1 20 OK"), NG_09, None),
@@ -258,9 +255,8 @@ BAD_RESPONSES = [
     ("bare-lf", b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
      "NGINX accepts bare LF line ends", None),
     # the head ends at a bare CR: "X" is swallowed and "hello" becomes the body
-    ("bare-cr-ends-head", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\rXhello", None,
-     "a bare CR after the last response field ends the head (llhttp without "
-     "LLHTTP_STRICT_MODE): 200 with a shifted body, connection pooled"),
+    # a bare CR after the last field would end the head early and shift the body
+    ("bare-cr-ends-head", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\rXhello", None, None),
     # a head over the 16 KiB response buffer (NGINX's proxy_buffer_size is smaller still)
     ("head-too-big", head(b"X-Big: " + b"a" * 20000 + b"\r\nContent-Length: 5\r\n"), None, None),
     ("head-too-big-many", head(b"".join(b"X-%04d: %s\r\n" % (i, b"b" * 100) for i in range(200))

@@ -17,16 +17,10 @@ import time
 
 import pytest
 
-from conftest import TARGET, Client, Closed, Reply, free_port, http
+from conftest import Client, Closed, Reply, free_port, http
 
 SLACK = 1.5
 
-
-def defect(reason):
-    """A known portvakt defect: expected to fail until fixed (NGINX passes)."""
-    if TARGET == "nginx":
-        return pytest.mark.usefixtures()
-    return pytest.mark.xfail(reason="defect: " + reason, strict=True)
 
 # Servers marked max_fails=0 stay in rotation whatever happens: these tests
 # look at one exchange at a time, not at failure accounting.
@@ -248,8 +242,6 @@ def test_reset_before_response_of_the_only_server_is_502(gateway, upstream):
         assert r.status == 200 and r.json()["target"] == "/a/y"
 
 
-@defect("proxy_next_upstream http_5xx conditions are parsed but never acted on "
-        "(no PV_NEXT_F_HTTP_* use in src/proxy/proxy.c)")
 def test_http_503_is_retried_when_proxy_next_upstream_says_so(gateway, upstream):
     a = upstream(reply=Reply(503, body=b"busy\n"))
     b = upstream()
@@ -260,9 +252,6 @@ def test_http_503_is_retried_when_proxy_next_upstream_says_so(gateway, upstream)
     assert log_rows(gw, 1)[0][3] == "503, 200"
 
 
-@defect("a single-server upstream is taken out for fail_timeout after max_fails errors "
-        "('no live upstreams'); NGINX ignores max_fails and fail_timeout when a group has "
-        "one server (pv_upstream_pick)")
 def test_single_server_stays_in_service_after_a_failure(gateway, upstream):
     a = upstream(reply=Reply(reset=True))
     gw = start(gateway, a.port)
