@@ -61,9 +61,13 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/portvakt
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
+# make test: unit and integration suites, then a short run of every fuzz
+# target (FUZZ_SMOKE seconds each)
+FUZZ_SMOKE ?= 20
 test: setup
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_SMOKE)
 
 # The unit and integration suites again on an ASan+UBSan build; any report
 # fails the run (the integration harness checks the gateway's stderr).
