@@ -1189,3 +1189,260 @@ def nginx(tmp_path):
 @pytest.fixture
 def target_name():
     return TARGET
+
+
+# ---------------------------------------------------------------- source addresses
+
+
+class BoundClient(Client):
+    """A Client whose connection comes from a chosen 127.0.0.0/8 address,
+    so that $remote_addr / $binary_remote_addr differ between clients."""
+
+    def __init__(self, port, source, host=LOOPBACK, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0))
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.eof = False
+
+
+def http_from(source, port, method="GET", target="/", headers=None, body=None,
+              host="localhost", timeout=5.0):
+    """One request on a new connection from address `source`."""
+    with BoundClient(port, source, timeout=timeout) as c:
+        c.request(method, target, headers, body, host=host)
+        return c.read_response(method)
+
+
+# ---------------------------------------------------------------- redis
+
+
+class RedisServer:
+    """redis-server on 127.0.0.1 with no persistence; can be stopped and
+    started again on the same port (to simulate an outage)."""
+
+    def __init__(self, workdir, port=None):
+        self.workdir = str(workdir)
+        self.port = port or free_port()
+        self.proc = None
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        log = open(os.path.join(self.workdir, "redis%d.log" % self.starts), "wb")
+        try:
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", LOOPBACK,
+                 "--save", "", "--appendonly", "no", "--daemonize", "no",
+                 "--dir", self.workdir],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.workdir, preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+        wait_for(self.ping, START_TIMEOUT, what="redis-server on port %d" % self.port)
+        return self
+
+    def command(self, *args):
+        """Send one command (RESP array of bulk strings); return the raw reply."""
+        msg = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            msg += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection((LOOPBACK, self.port), timeout=2) as s:
+            s.sendall(msg)
+            return s.recv(65536)
+
+    def ping(self):
+        try:
+            return self.command("PING").startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A started RedisServer (attributes: port, stop(), start())."""
+    if not os.access("/usr/bin/redis-server", os.X_OK):
+        pytest.skip("redis-server is not installed")
+    wd = tmp_path / "redis"
+    wd.mkdir()
+    r = RedisServer(wd).start()
+    yield r
+    r.stop()
+
+
+# ---------------------------------------------------------------- JWT
+
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def b64url(data):
+    """base64url without padding (RFC 7515 section 2)."""
+    if isinstance(data, str):
+        data = data.encode()
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_uint(n, size=None):
+    """A non-negative integer as base64url of its big-endian bytes."""
+    size = size or max(1, (n.bit_length() + 7) // 8)
+    return b64url(n.to_bytes(size, "big"))
+
+
+def openssl(*args, data=None):
+    """Run the openssl command line; return its stdout bytes."""
+    p = subprocess.run(["openssl"] + [str(a) for a in args], input=data,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        raise RuntimeError("openssl %s: %s" % (" ".join(map(str, args)),
+                                               p.stderr.decode(errors="replace")))
+    return p.stdout
+
+
+def _der_ecdsa_to_raw(der, width):
+    """ECDSA-Sig-Value (DER SEQUENCE of two INTEGERs) to JWS's fixed-width
+    R || S (RFC 7518 section 3.4)."""
+
+    def length(b, i):
+        n = b[i]
+        if n < 0x80:
+            return n, i + 1
+        k = n & 0x7F
+        return int.from_bytes(b[i + 1:i + 1 + k], "big"), i + 1 + k
+
+    assert der[0] == 0x30, "not a DER sequence"
+    _, i = length(der, 1)
+    out = b""
+    for _ in range(2):
+        assert der[i] == 0x02, "not a DER integer"
+        n, i = length(der, i + 1)
+        v = int.from_bytes(der[i:i + n], "big")
+        out += v.to_bytes(width, "big")
+        i += n
+    return out
+
+
+_SHA = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+_EC_CURVES = {"P-256": ("prime256v1", 32), "P-384": ("secp384r1", 48),
+              "P-521": ("secp521r1", 66)}
+
+
+class JwtKey:
+    """A key that signs test tokens and describes itself as a JWK.
+
+    kty "oct" (secret bytes), "RSA" or "EC" (a PEM private key file)."""
+
+    def __init__(self, kty, kid=None, secret=None, pem=None, curve=None, jwk_extra=None):
+        self.kty = kty
+        self.kid = kid
+        self.secret = secret
+        self.pem = pem
+        self.curve = curve
+        self.jwk_extra = dict(jwk_extra or {})
+
+    @classmethod
+    def hmac(cls, secret, kid=None, **kw):
+        return cls("oct", kid, secret=secret, **kw)
+
+    @classmethod
+    def rsa(cls, pem, kid=None, **kw):
+        return cls("RSA", kid, pem=str(pem), **kw)
+
+    @classmethod
+    def ec(cls, pem, curve, kid=None, **kw):
+        return cls("EC", kid, pem=str(pem), curve=curve, **kw)
+
+    @staticmethod
+    def generate_rsa(path, bits=2048):
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:%d" % bits,
+                "-out", path)
+        return str(path)
+
+    @staticmethod
+    def generate_ec(path, curve):
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt",
+                "ec_paramgen_curve:" + _EC_CURVES[curve][0], "-out", path)
+        return str(path)
+
+    def jwk(self):
+        """The public JWK (the secret itself for "oct")."""
+        d = {"kty": self.kty}
+        if self.kid is not None:
+            d["kid"] = self.kid
+        if self.kty == "oct":
+            d["k"] = b64url(self.secret)
+        elif self.kty == "RSA":
+            text = openssl("pkey", "-in", self.pem, "-noout", "-text").decode()
+            m = re.search(r"^modulus:\s*\n((?:\s+[0-9a-f:]+\n)+)", text, re.M)
+            e = re.search(r"^publicExponent: (\d+)", text, re.M)
+            n = int(re.sub(r"[\s:]", "", m.group(1)), 16)
+            d["n"] = b64url_uint(n)
+            d["e"] = b64url_uint(int(e.group(1)))
+        else:
+            width = _EC_CURVES[self.curve][1]
+            der = openssl("pkey", "-in", self.pem, "-pubout", "-outform", "DER")
+            point = der[-(1 + 2 * width):]
+            assert point[0] == 4, "expected an uncompressed EC point"
+            d["crv"] = self.curve
+            d["x"] = b64url(point[1:1 + width])
+            d["y"] = b64url(point[1 + width:])
+        d.update(self.jwk_extra)
+        return d
+
+    def public_pem(self):
+        return openssl("pkey", "-in", self.pem, "-pubout")
+
+    def sign(self, alg, data):
+        """The JWS signature of data with this key for alg."""
+        bits = alg[2:]
+        if alg.startswith("HS"):
+            import hmac as _hmac
+            return _hmac.new(self.secret, data, _SHA[bits]).digest()
+        args = ["dgst", "-sha" + bits, "-sign", self.pem]
+        if alg.startswith("PS"):
+            args += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]
+        sig = openssl(*args, data=data)
+        if alg.startswith("ES"):
+            sig = _der_ecdsa_to_raw(sig, _EC_CURVES[self.curve][1])
+        return sig
+
+
+def jwks_text(*keys):
+    """A JWK Set document holding the keys' public JWKs."""
+    return json.dumps({"keys": [k.jwk() for k in keys]}, indent=1)
+
+
+def make_jwt(claims, key=None, alg="HS256", header=None, kid=True, sign=None):
+    """A compact JWS. The header is {"alg", "typ", "kid" (when kid is True
+    and the key has one)} updated with `header`; claims and header may
+    also be given as raw bytes (for malformed-JSON tests). The signature
+    comes from key.sign(alg, ...) or from sign(signing_input) when given;
+    with neither, it is empty (alg "none")."""
+    if isinstance(header, (bytes, str)):
+        h = header if isinstance(header, bytes) else header.encode()
+    else:
+        hd = {"alg": alg, "typ": "JWT"}
+        if kid is True and key is not None and key.kid is not None:
+            hd["kid"] = key.kid
+        elif isinstance(kid, str):
+            hd["kid"] = kid
+        hd.update(header or {})
+        h = json.dumps(hd, separators=(",", ":")).encode()
+    c = claims if isinstance(claims, bytes) else json.dumps(claims, separators=(",", ":")).encode()
+    signing_input = (b64url(h) + "." + b64url(c)).encode()
+    if sign is not None:
+        sig = sign(signing_input)
+    elif key is not None:
+        sig = key.sign(alg, signing_input)
+    else:
+        sig = b""
+    return signing_input.decode() + "." + b64url(sig)
