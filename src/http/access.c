@@ -155,7 +155,7 @@ static void ratelimit_headers(pv_hreq_t *hr, const pv_zone_t *z, const pv_limit_
         q = z->rate / 1000;
         w = 1;
     } else {
-        q = z->rate * 60 / 1000;
+        q = PV_MAX((z->rate * 60 + 500) / 1000, (uint64_t)1); /* NGINX keeps 1r/m as 0.016 r/s */
         w = 60;
     }
     add_header(hr, "RateLimit-Policy: \"%s\";q=%llu;w=%llu", z->name, (unsigned long long)q, (unsigned long long)w);
@@ -374,18 +374,25 @@ static int auth_fail(pv_hreq_t *hr, int status, const char *fmt, ...) __attribut
 static int auth_fail(pv_hreq_t *hr, int status, const char *fmt, ...)
 {
     pv_access_t *a = &hr->acc;
-    if (a->code == 401)
-        return -1;
-    a->code = status;
+    if (a->code != 401)
+        a->code = status;
     if (fmt && status == 401) {
-        char v[512];
+        /* every refusing method adds its challenge, in the order the
+         * checks ran, as NGINX's handlers each add theirs */
+        char v[600];
+        memcpy(v, "WWW-Authenticate: ", 18);
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(v, sizeof(v), fmt, ap);
+        int n = vsnprintf(v + 18, sizeof(v) - 20, fmt, ap);
         va_end(ap);
         if (n > 0) {
-            n = PV_MIN(n, (int)sizeof(v) - 1);
-            a->www_auth = (pv_str_t){pv_arena_strndup(&hr->arena, v, (size_t)n), (size_t)n};
+            size_t len = 18 + PV_MIN((size_t)n, sizeof(v) - 21);
+            memcpy(v + len, "\r\n", 2);
+            len += 2;
+            char *p = pv_arena_alloc(&hr->arena, a->www_auth.len + len);
+            memcpy(p, a->www_auth.p, a->www_auth.len);
+            memcpy(p + a->www_auth.len, v, len);
+            a->www_auth = (pv_str_t){p, a->www_auth.len + len};
         }
     }
     return -1;
@@ -517,8 +524,12 @@ static int check_jwt(pv_hreq_t *hr)
 static void refuse_auth(pv_hreq_t *hr)
 {
     pv_access_t *a = &hr->acc;
-    if (a->code == 401 && a->www_auth.len)
-        add_header(hr, "WWW-Authenticate: %.*s", (int)a->www_auth.len, a->www_auth.p);
+    if (a->code == 401 && a->www_auth.len) {
+        char *p = pv_arena_alloc(&hr->arena, a->xhdr.len + a->www_auth.len);
+        memcpy(p, a->xhdr.p, a->xhdr.len);
+        memcpy(p + a->xhdr.len, a->www_auth.p, a->www_auth.len);
+        a->xhdr = (pv_str_t){p, a->xhdr.len + a->www_auth.len};
+    }
     refuse(hr, a->code ? a->code : 403);
 }
 
@@ -577,9 +588,13 @@ static void sub_done(pv_hreq_t *hr, int status)
         for (int i = 0; status == 401 && i < sr->nupstream_headers; i++)
             if (PV_STR_IEQ(sr->upstream_headers[i].name, "www-authenticate"))
                 wa = &sr->upstream_headers[i];
+        /* under satisfy any the earlier checks' refusals still count:
+         * 401 wins over 403, with every challenge */
         if (wa)
-            add_header(hr, "WWW-Authenticate: %.*s", (int)wa->value.len, wa->value.p);
-        refuse(hr, status);
+            auth_fail(hr, 401, "%.*s", (int)wa->value.len, wa->value.p);
+        else
+            auth_fail(hr, status, NULL);
+        refuse_auth(hr);
         return;
     }
     pv_log(PV_LOG_ERR, "auth request unexpected status: %d while sending to client, client: %s", status,
@@ -602,7 +617,7 @@ static int auth_request_step(pv_hreq_t *hr)
     sr->uri = (pv_str_t){u, plen};
     sr->args = q ? (pv_str_t){q + 1, strlen(q + 1)} : (pv_str_t){"", 0};
     sr->has_args = q != NULL;
-    sr->method = PV_STR("GET");
+    sr->upstream_method = PV_STR("GET"); /* $request_method stays the client's, as in NGINX */
     sr->method_id = HTTP_GET;
     sr->content_length = -1;
     sr->flags &= ~(unsigned)(PV_REQ_F_CHUNKED | PV_REQ_F_HAS_CL | PV_REQ_F_EXPECT_CONTINUE | PV_REQ_F_HEAD);

@@ -24,7 +24,7 @@ typedef struct pv_access_s {
     int step;                        /* next step (ACC_* in access.c) */
     int code;                        /* satisfy any: the failure to answer with when nothing passes */
     int passed;                      /* satisfy any: some check passed */
-    pv_str_t www_auth;               /* WWW-Authenticate value of the 401 to send */
+    pv_str_t www_auth;               /* WWW-Authenticate lines of a 401, one per refusing method */
     pv_str_t xhdr;                   /* header lines added to the response (RateLimit, Retry-After, ...) */
     pv_limit_conn_ref_t *conn_refs;  /* limit_conn slots held until the request ends */
     int nconn_refs;

@@ -80,6 +80,7 @@ typedef struct pv_request_s {
     int nupstream_headers;
     pv_str_t consumer;             /* $consumer: owner of the API key presented */
     pv_str_t hide_header;          /* a client field not to forward (the API key header) */
+    pv_str_t upstream_method;      /* method sent upstream when not the client's (auth subrequest: GET) */
     const struct pv_jwt_s *jwt;    /* verified token (for $jwt_claim_ and $jwt_header_) */
     pv_header_t *uvars;            /* auth_request_set variables: name, value */
     int nuvars;

@@ -183,7 +183,7 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
     pv_wr_t w = {buf, buf + cap, 0};
     const pv_loc_conf_t *lc = &loc->conf;
 
-    put_str(&w, r->method);
+    put_str(&w, r->upstream_method.len ? r->upstream_method : r->method);
     PUT_LIT(&w, " ");
     put_upstream_uri(&w, r, loc);
     if (lc->proxy_http_version == 11)
