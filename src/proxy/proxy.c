@@ -21,6 +21,7 @@ static void upstream_write(pv_proxy_t *px);
 static void upstream_read(pv_proxy_t *px);
 static void upstream_failed(pv_proxy_t *px, int status, const char *why);
 static int next_on_status(pv_proxy_t *px, int status);
+static void buffer_body(pv_proxy_t *px);
 
 /* ---- response head callbacks --------------------------------------------- */
 
@@ -320,7 +321,43 @@ void pv_proxy_start(pv_hreq_t *hr)
             return;
         }
     }
+    pv_buf_t *in = hr->c->in;
+    if (hr->body_frame == PV_FRAME_LENGTH && px->up_frame == PV_FRAME_LENGTH && !hr->body_done &&
+        r->content_length <= PV_PROXY_BUFFER_BODY && (uint64_t)r->content_length <= in->size - in->pos &&
+        (uint64_t)(in->last - in->pos) < hr->body_left) {
+        px->buffering = 1;
+        set_client_timer(px, loc->conf.client_body_timeout);
+        if (hr->c->flags & PV_HC_F_READABLE)
+            buffer_body(px);
+        return;
+    }
     start_upstream(px);
+}
+
+/* Read more of a small body; ask the upstream once it is all here. */
+static void buffer_body(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_hconn_t *c = hr->c;
+    for (;;) {
+        int n = pv_server_read_body(hr);
+        if (n == PV_AGAIN)
+            return;
+        if (n <= 0) {
+            pv_log(PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
+                   hr->r.peer_text);
+            pv_server_close(c);
+            return;
+        }
+        pv_buf_t *b = hr->bin ? hr->bin : c->in;
+        set_client_timer(px, px->loc->conf.client_body_timeout);
+        if ((uint64_t)(b->last - b->pos) >= hr->body_left) {
+            px->buffering = 0;
+            pv_timer_del(c->w->loop, &c->timer);
+            start_upstream(px);
+            return;
+        }
+    }
 }
 
 /* Pick a server and a connection, queue the request and start writing. */
@@ -1012,6 +1049,10 @@ void pv_proxy_client_event(pv_hreq_t *hr, unsigned events)
     }
     if (!(events & PV_EV_READ))
         return;
+    if (px->buffering) {
+        buffer_body(px);
+        return;
+    }
     if (!hr->body_done) {
         if (px->u && px->u->connected && pv_outq_empty(&px->uq))
             upstream_write(px);

@@ -17,6 +17,10 @@ struct pv_upconn_s;
 struct pv_upool_s;
 
 #define PV_PROXY_MAX_RESP_HEADERS 128
+/* A request body up to this size is read whole before an upstream
+ * connection is taken, so a client trickling a small body (slow POST)
+ * holds no upstream connection; larger bodies stream. */
+#define PV_PROXY_BUFFER_BODY 8192
 
 /* body framing modes, for both directions */
 enum { PV_FRAME_NONE = 0, PV_FRAME_LENGTH, PV_FRAME_CHUNKED, PV_FRAME_CLOSE };
@@ -61,6 +65,7 @@ typedef struct pv_proxy_s {
     uint8_t body_released;       /* request body bytes were discarded after sending: no retry */
     uint8_t expect_sent;         /* 100 Continue sent to the client */
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
+    uint8_t buffering;           /* reading a small body whole before asking an upstream */
     /* last: not cleared between requests (only the first nrh are valid) */
     pv_header_t rh[PV_PROXY_MAX_RESP_HEADERS]; /* response header fields (offsets while parsing) */
 } pv_proxy_t;

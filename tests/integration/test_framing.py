@@ -310,6 +310,30 @@ def test_chunked_request_body_is_streamed(gw):
     assert gw.up.last().body == b"firstlast"
 
 
+@pytest.mark.portvakt_only("NGINX buffers every request body first (proxy_request_buffering on)")
+def test_small_body_is_read_whole_before_the_upstream_is_asked(gw):
+    # A slow client sending a small body holds no upstream connection.
+    with Client(gw.port) as c:
+        c.send(b"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        time.sleep(0.4)
+        assert gw.up.heads == [] and gw.up.requests == []
+        c.send(b"world")
+        r = c.read_response()
+        assert r.status == 200
+    assert gw.up.last().body == b"helloworld"
+
+
+@pytest.mark.portvakt_only("NGINX buffers every request body first (proxy_request_buffering on)")
+def test_large_body_streams(gw):
+    with Client(gw.port) as c:
+        c.send(b"POST /big/large HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 20000)
+        head = gw.up.wait_heads(1, timeout=3)[0]
+        assert head.target == "/big/large"
+        c.send(b"b" * 80000)
+        assert c.read_response().status == 200
+    assert gw.up.last().body_len == 100000
+
+
 def test_upstream_chunked_response(gw):
     body = b"".join(b"line %d\n" % i for i in range(2000))
     gw.up.reply = Reply(200, body=body, chunked=True, chunk_size=1000)
