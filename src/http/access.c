@@ -116,7 +116,8 @@ static void add_header(pv_hreq_t *hr, const char *fmt, ...)
     n += 2;
     pv_access_t *a = &hr->acc;
     char *p = pv_arena_alloc(&hr->arena, a->xhdr.len + (size_t)n);
-    memcpy(p, a->xhdr.p, a->xhdr.len);
+    if (a->xhdr.len)
+        memcpy(p, a->xhdr.p, a->xhdr.len);
     memcpy(p + a->xhdr.len, line, (size_t)n);
     a->xhdr = (pv_str_t){p, a->xhdr.len + (size_t)n};
 }
@@ -390,7 +391,8 @@ static int auth_fail(pv_hreq_t *hr, int status, const char *fmt, ...)
             memcpy(v + len, "\r\n", 2);
             len += 2;
             char *p = pv_arena_alloc(&hr->arena, a->www_auth.len + len);
-            memcpy(p, a->www_auth.p, a->www_auth.len);
+            if (a->www_auth.len)
+                memcpy(p, a->www_auth.p, a->www_auth.len);
             memcpy(p + a->www_auth.len, v, len);
             a->www_auth = (pv_str_t){p, a->www_auth.len + len};
         }
@@ -526,7 +528,8 @@ static void refuse_auth(pv_hreq_t *hr)
     pv_access_t *a = &hr->acc;
     if (a->code == 401 && a->www_auth.len) {
         char *p = pv_arena_alloc(&hr->arena, a->xhdr.len + a->www_auth.len);
-        memcpy(p, a->xhdr.p, a->xhdr.len);
+        if (a->xhdr.len)
+            memcpy(p, a->xhdr.p, a->xhdr.len);
         memcpy(p + a->xhdr.len, a->www_auth.p, a->www_auth.len);
         a->xhdr = (pv_str_t){p, a->xhdr.len + a->www_auth.len};
     }
