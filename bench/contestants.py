@@ -5,17 +5,15 @@ Every contestant runs the auth route of the brief's gateway config
 front of the same upstream. portvakt and NGINX get the
 same NGINX-dialect text; HAProxy gets the closest equivalent it has.
 
-Adding a variant is one entry in CONTESTANTS. A later row such as "portvakt
-with auth_jwt and limit_req" would be
-
-    Contestant("portvakt + jwt + limit_req", "portvakt", group="policy",
-               http_extra=("limit_req_zone ...;",),
-               location_extra=("auth_jwt ...;", "limit_req zone=...;")),
-
-and report.py shows any group it does not know as a plain table.
+Adding a variant is one entry in CONTESTANTS: extra config lines, a group
+(report.py shows any group it does not know as a plain table) and, when
+the config names files or the requests need headers, a setup hook; the
+"policy" rows (auth_jwt, limit_req) are the example.
 """
 
 from dataclasses import dataclass
+
+import tokens
 
 # The upstream's reply. Small, so that the proxies, not the bytes, are measured.
 UPSTREAM_BODY = '{"user":"demo","token":"5f2b8e0c7a1d4e6f"}\n'
@@ -30,6 +28,18 @@ WORKER_CONNECTIONS = 20000
 
 # NGINX's `keepalive 32` is per worker; HAProxy's pool-max-conn is per server.
 KEEPALIVE_POOL = 32
+
+# The "policy" rows: what an access check or a rate limit adds per request
+# to the plain proxy (the 1-worker portvakt row of the main table). The
+# rate is far above any load here, so no request is delayed or refused and
+# only the limit's bookkeeping is measured; all of wrk's connections come
+# from 127.0.0.1, so they share one bucket, as clients behind one NAT would.
+# No idle test for them: a check holds nothing between requests (a quick
+# run showed the plain proxy's bytes per idle connection), and it keeps
+# `make bench` under ten minutes.
+JWT_LINES = ('auth_jwt "bench";', "auth_jwt_key_file %s;" % tokens.KEY_SET)
+LIMIT_ZONE = ("limit_req_zone $binary_remote_addr zone=bench:10m rate=10000000r/s;",)
+LIMIT_LINES = ("limit_req zone=bench burst=1000 nodelay;",)
 
 
 @dataclass(frozen=True)
@@ -47,11 +57,14 @@ class Contestant:
     http_extra: tuple = ()     # NGINX-dialect lines for http {} (portvakt, nginx)
     location_extra: tuple = () # lines for the proxied location (portvakt, nginx)
     haproxy_extra: tuple = ()  # lines for HAProxy's backend, when it has one
+    setup: object = None       # setup(workdir) writes the files the config
+                               # names and returns the request headers (see
+                               # tokens.py); the load and the checks send them
 
     @property
     def key(self):
         """Unique id, used for directories and the raw results."""
-        slug = self.label.replace(" ", "-").replace(",", "").replace("+", "")
+        slug = "-".join(self.label.replace(",", " ").replace("+", " ").split())
         return "%s-w%d" % (slug, self.workers)
 
 
@@ -76,6 +89,16 @@ CONTESTANTS = [
                group="keepalive", idle_test=False),
     Contestant("nginx, keepalive off", "nginx", 1, keepalive=False,
                group="keepalive", idle_test=False),
+    Contestant("portvakt + auth_jwt HS256", "portvakt", 1, group="policy", idle_test=False,
+               location_extra=JWT_LINES, setup=tokens.hs256),
+    # Asymmetric: an RSA signature check costs far more than an HMAC.
+    Contestant("portvakt + auth_jwt RS256", "portvakt", 1, group="policy", idle_test=False,
+               location_extra=JWT_LINES, setup=tokens.rs256),
+    Contestant("portvakt + limit_req", "portvakt", 1, group="policy", idle_test=False,
+               http_extra=LIMIT_ZONE, location_extra=LIMIT_LINES),
+    Contestant("portvakt + auth_jwt HS256 + limit_req", "portvakt", 1, group="policy",
+               idle_test=False, http_extra=LIMIT_ZONE, location_extra=JWT_LINES + LIMIT_LINES,
+               setup=tokens.hs256),
 ]
 
 

@@ -18,11 +18,15 @@ class WrkError(RuntimeError):
     """wrk failed or printed no figures; the message carries its output."""
 
 
-def run_wrk(url, connections, threads, seconds, cpus):
+def run_wrk(url, connections, threads, seconds, cpus, headers=()):
     """One wrk run; returns the figures latency.lua printed (requests,
-    duration_us, p50_us ... p99.9_us, errors_*) and wrk's own output."""
+    duration_us, p50_us ... p99.9_us, errors_*) and wrk's own output.
+    headers ("Name: value") are sent with every request."""
     argv = ["taskset", "-c", cpus, "wrk", "-t%d" % threads, "-c%d" % connections,
-            "-d%ds" % seconds, "--timeout", "5s", "-s", LUA, url]
+            "-d%ds" % seconds, "--timeout", "5s", "-s", LUA]
+    for h in headers:
+        argv += ["-H", h]
+    argv.append(url)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     figures, text = {}, []
     for line in done.stdout.splitlines():
@@ -62,9 +66,9 @@ def _read_response(sock):
     return int(lines[0].split()[1]), body
 
 
-def request(port, target, source=None):
-    """Open a keepalive connection, make one GET and keep the socket open.
-    Returns (socket, status, body)."""
+def request(port, target, source=None, headers=()):
+    """Open a keepalive connection, make one GET (with the extra headers)
+    and keep the socket open. Returns (socket, status, body)."""
     sock = socket.socket()
     try:
         if source:
@@ -72,7 +76,8 @@ def request(port, target, source=None):
             sock.bind((source, 0))
         sock.settimeout(5)
         sock.connect(("127.0.0.1", port))
-        sock.sendall(("GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % target).encode())
+        head = "GET %s HTTP/1.1\r\nHost: bench\r\n" % target
+        sock.sendall((head + "".join(h + "\r\n" for h in headers) + "\r\n").encode())
         status, body = _read_response(sock)
         return sock, status, body
     except BaseException:
@@ -91,7 +96,7 @@ def source_addresses(count):
     return ["127.0.0.%d" % (i + 1) for i in range(n)] if n > 1 else [None]
 
 
-def open_idle(port, target, count):
+def open_idle(port, target, count, headers=()):
     """count idle keepalive connections, each having made one request, made
     one after another (the proxy's listen backlog never overflows).
     Returns (sockets, failures)."""
@@ -99,7 +104,7 @@ def open_idle(port, target, count):
     socks, failures = [], 0
     for i in range(count):
         try:
-            sock, status, _ = request(port, target, sources[i % len(sources)])
+            sock, status, _ = request(port, target, sources[i % len(sources)], headers)
         except OSError:
             failures += 1
             continue

@@ -50,7 +50,20 @@ GROUPS = {
         "to a full pool: the upstream connections column shows how much each "
         "proxy churns.",
         [c for c in MAIN_COLUMNS if c[0] != "idle_bytes"]),
+    "policy": (
+        "Cost of auth_jwt and limit_req",
+        "portvakt, one worker, with an access check or a rate limit added to the "
+        "route, beside the plain proxy (the 1-worker row above, measured in the same "
+        "rounds). Every request carries a valid token (`Authorization: Bearer`); "
+        "before the load, one request with it must get 200 and one without it and "
+        "one with a forged signature 401. limit_req's rate (10 000 000 r/s) is far "
+        "above the load, so nothing is delayed or refused and only its bookkeeping "
+        "is measured.",
+        [c for c in MAIN_COLUMNS if c[0] not in ("upstream_per_100k", "idle_bytes")]),
 }
+# Other load (in % of one CPU, median over a table's runs) above which the
+# policy section says that the machine was busy with other work.
+NOISY_OTHER_PCT = 20
 # (figure, name, which way is better) for the ratio table.
 RATIOS = [
     ("rps", "req/s", "higher"),
@@ -151,6 +164,65 @@ def _ratio_table(plan, runs):
     return out
 
 
+def _paired_diff(mine, theirs, key):
+    """Per round, mine - theirs within the round: (median, min, max)."""
+    diffs = [a[key] - b[key] for a, b in zip(mine, theirs)
+             if a.get(key) is not None and b.get(key) is not None]
+    return (statistics.median(diffs), min(diffs), max(diffs)) if diffs else (None,) * 3
+
+
+def _policy_cost(plan, runs, base_key):
+    """Each policy row against the plain proxy: extra CPU µs per request
+    and the ratios, each paired within a round."""
+    base = runs[base_key]
+    cols = [("CPU µs/req", "{:.1f}"), ("extra CPU µs/req", "{:+.1f}"),
+            ("extra, min–max over rounds", "{}"), ("CPU ÷ plain", "{:.2f}×"),
+            ("req/s ÷ plain", "{:.2f}×")]
+    out = "| 1 worker | %s |\n|---|%s\n" % (" | ".join(h for h, _ in cols), "---:|" * len(cols))
+    for c in plan:
+        if c.group != "policy":
+            continue
+        mine = runs[c.key]
+        extra, low, high = _paired_diff(mine, base, "cpu_us")
+        cells = [summarize(mine).get("cpu_us"), extra,
+                 None if low is None else "%+.1f to %+.1f" % (low, high),
+                 _paired_ratio(mine, base, "cpu_us"), _paired_ratio(mine, base, "rps")]
+        out += "| %s | %s |\n" % (_row_name(c), " | ".join(
+            _fmt(v, spec) for v, (_, spec) in zip(cells, cols)))
+    return out
+
+
+def _policy_section(plan, runs, summaries):
+    """The policy rows beside the plain proxy, then what they cost it."""
+    title, text, columns = GROUPS["policy"]
+    policy = [c for c in plan if c.group == "policy"]
+    base_key = _plain_key(plan, "portvakt", 1)
+    rows = ([("portvakt, plain proxy, 1 worker", summaries[base_key])] if base_key else [])
+    rows += [(_row_name(c), summaries[c.key]) for c in policy]
+    out = "### %s\n\n%s\n\n%s\n" % (title, text, _table(rows, columns))
+    if not base_key:
+        return out + ("No cost over the plain proxy: the 1-worker portvakt row of the "
+                      "main table was not part of this run.\n\n")
+    out += ("Cost over the plain proxy, per request. Each figure is the median over "
+            "rounds of the row's figure against the plain proxy's in the same round "
+            "(difference or ratio); the min–max column shows how far single rounds "
+            "strayed.\n\n" + _policy_cost(plan, runs, base_key) + "\n")
+    return out + _noisy([(_row_name(c), summaries[c.key]) for c in policy]
+                        + [("the plain proxy", summaries[base_key])])
+
+
+def _noisy(rows):
+    """A warning when other processes were busy during some rows' runs."""
+    busy = ["%s (%.0f%%)" % (name, s["other_cpu_pct"]) for name, s in rows
+            if (s.get("other_cpu_pct") or 0) > NOISY_OTHER_PCT]
+    if not busy:
+        return ""
+    return ("The machine was shared and noisy: other processes used a median of more "
+            "than %d%% of one CPU during the runs of %s. Their req/s and latency moved "
+            "with that load and their CPU µs/req is less certain; the min–max column "
+            "shows how far it strayed.\n\n" % (NOISY_OTHER_PCT, ", ".join(busy)))
+
+
 def _keepalive_section(plan, summaries):
     """The brief's experiment: each keepalive-off row beside its plain row."""
     rows, lines = [], []
@@ -206,11 +278,13 @@ def tables_markdown(plan, runs, settings):
     if keepalive:
         out.append("### Upstream keepalive on and off (the brief's experiment)\n\n"
                    + keepalive + "\n")
-    for group in sorted({c.group for c in plan} - {"main", "keepalive"}):
+    for group in sorted({c.group for c in plan} - {"main", "keepalive", "policy"}):
         title, text, columns = GROUPS.get(group, (group, "", MAIN_COLUMNS))
         rows = [(_row_name(c), summaries[c.key]) for c in plan if c.group == group]
         out.append("### %s\n\n%s" % (title, text + "\n\n" if text else "")
                    + _table(rows, columns) + "\n")
+    if any(c.group == "policy" for c in plan):
+        out.append(_policy_section(plan, runs, summaries))
     return "".join(out)
 
 
@@ -271,7 +345,24 @@ def _notes(plan, runs, settings):
     return "".join("- %s\n" % n for n in notes)
 
 
-def _method(settings):
+POLICY_METHOD = """\
+- **Policy rows**: the same config with, in the location, `auth_jwt "bench";
+  auth_jwt_key_file jwks.json;` and/or `limit_req zone=bench burst=1000
+  nodelay;` (zone: `limit_req_zone $binary_remote_addr zone=bench:10m
+  rate=10000000r/s;`). The key set and the token are made for every run by
+  `bench/tokens.py`: HS256 with a 32-byte secret, RS256 with a fresh 2048-bit
+  RSA key (`openssl genpkey`, signed by `openssl dgst -sha256 -sign`); the
+  claims are iss, sub, aud, iat and exp, the header has a kid. wrk sends the
+  token with every request (`-H "Authorization: Bearer ..."`), in the
+  warm-up too; no idle test. Before the load, a request with the token
+  must get 200 with the upstream's body, and one without it and one with a
+  forged signature must get 401, or the round fails without figures. **Extra CPU
+  µs/req**: per round, the row's CPU µs/req minus the plain 1-worker
+  portvakt's from the same round; the median over rounds is shown.
+"""
+
+
+def _method(settings, plan):
     pin = settings["pinning"]
     pins = "; ".join("%d worker%s: proxy on CPU %s, wrk and the upstream on CPU %s%s"
                      % (w, "" if w == 1 else "s", p["proxy"], p["load"],
@@ -327,7 +418,8 @@ def _method(settings):
   round; the table shows the median of those.
 """.format(pins=pins, conns=settings["connections"], warmup=settings["warmup"],
            duration=settings["duration"], rounds=settings["rounds"],
-           idle=settings["idle"], nofile=settings["nofile"])
+           idle=settings["idle"], nofile=settings["nofile"]) + (
+               POLICY_METHOD if any(c.group == "policy" for c in plan) else "")
 
 
 def document(facts, plan, runs, settings, when, chart):
@@ -347,7 +439,7 @@ def document(facts, plan, runs, settings, when, chart):
         parts.append("![throughput and p99 per proxy](%s)\n\n" % chart)
     parts += ["## Problems\n\n", _problems(plan, runs), "\n",
               "## Notes\n\n", _notes(plan, runs, settings), "\n",
-              "## Method\n\n", _method(settings)]
+              "## Method\n\n", _method(settings, plan)]
     return "".join(parts)
 
 
@@ -394,7 +486,9 @@ def write(outdir, facts, plan, runs, settings):
                                    "median": summarize(runs[c.key])} for c in plan}}
     path = os.path.join(outdir, "latest.json")
     with open(path, "w") as f:
-        json.dump(raw, f, indent=1, sort_keys=True, default=str)
+        # A contestant's setup hook is stored by its name.
+        json.dump(raw, f, indent=1, sort_keys=True,
+                  default=lambda o: getattr(o, "__name__", str(o)))
         f.write("\n")
     paths.append(path)
     if png:

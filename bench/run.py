@@ -1,12 +1,12 @@
 """portvakt beside NGINX and HAProxy, in one run: `make bench`.
 
-    make bench                          every contestant, 5 rounds (about 7
+    make bench                          every contestant, 5 rounds (about 9
                                         minutes); results in bench/results/
     make bench BENCH_QUICK=1            one short round, for a quick check
     make bench BENCH_ONLY=portvakt,haproxy
                                         only some contestants (proxy names,
                                         labels or groups: main, keepalive,
-                                        "pool overflow")
+                                        "pool overflow", policy)
     /usr/bin/python3 bench/run.py --help    every option
 
 One NGINX `return 200` upstream per measurement, then the contestant in
@@ -34,6 +34,7 @@ import load  # noqa: E402
 import machine  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
+import tokens  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTVAKT = os.environ.get("PORTVAKT", os.path.join(ROOT, "build", "portvakt"))
@@ -205,11 +206,11 @@ def figures(wrk, before, after, ours):
     }
 
 
-def idle_cost(proxy, count):
+def idle_cost(proxy, count, headers):
     """Bytes of proxy RSS per idle keepalive client connection: open count
     connections, one request each, and compare VmRSS before and after."""
     before = procs.status_kb(proxy.pids(), "VmRSS")
-    socks, failures = load.open_idle(proxy.port, contestants.TARGET, count)
+    socks, failures = load.open_idle(proxy.port, contestants.TARGET, count, headers)
     try:
         time.sleep(0.5)   # let the proxy settle every connection into idle
         after = procs.status_kb(proxy.pids(), "VmRSS")
@@ -221,10 +222,10 @@ def idle_cost(proxy, count):
     return {"idle_bytes": per_conn, "idle_held": held, "idle_failures": failures}
 
 
-def check_reply(port):
+def check_reply(port, headers=()):
     """One request before the load: a wrong answer is a problem to report."""
     try:
-        sock, status, body = load.request(port, contestants.TARGET)
+        sock, status, body = load.request(port, contestants.TARGET, headers=headers)
         sock.close()
     except OSError as e:
         return "no reply to GET %s: %s" % (contestants.TARGET, e)
@@ -233,16 +234,41 @@ def check_reply(port):
     return None
 
 
-def drive(c, proxy, upstream, opts, pin, idle):
+def check_refused(port, headers):
+    """With an access check configured, a request without the setup's
+    headers, and one whose token signature is broken, must get 401:
+    otherwise the check is not running and the load would measure a plain
+    proxy under a misleading name. Returns a problem or None."""
+    for what, sent in (("without its headers", ()),
+                       ("with a forged token signature", tokens.forged(headers))):
+        if sent is None:
+            continue
+        try:
+            sock, status, body = load.request(port, contestants.TARGET, headers=sent)
+            sock.close()
+        except OSError as e:
+            return "no reply to GET %s %s: %s" % (contestants.TARGET, what, e)
+        if status != 401:
+            return ("GET %s %s answered %d, not 401 %r"
+                    % (contestants.TARGET, what, status, body[:200]))
+    return None
+
+
+def drive(c, proxy, upstream, opts, pin, idle, headers):
     """Warm up, measure one wrk run, then the idle-connection cost."""
     url = "http://127.0.0.1:%d%s" % (proxy.port, contestants.TARGET)
     threads = len(pin["load"].split(","))
     conns = c.connections or opts.connections
-    problems = [p for p in [check_reply(proxy.port)] if p]
+    problems = [p for p in [check_reply(proxy.port, headers)] if p]
+    if headers:
+        refused = check_refused(proxy.port, headers)
+        if problems or refused:
+            # No figures: they would not be those of the contestant named.
+            return {"problems": problems + [p for p in [refused] if p]}
     # Not measured: fills the upstream pool and the proxies' freelists.
-    load.run_wrk(url, conns, threads, opts.warmup, pin["load"])
+    load.run_wrk(url, conns, threads, opts.warmup, pin["load"], headers)
     before = snapshot(proxy, upstream)
-    wrk = load.run_wrk(url, conns, threads, opts.duration, pin["load"])
+    wrk = load.run_wrk(url, conns, threads, opts.duration, pin["load"], headers)
     after = snapshot(proxy, upstream)
     ours = set(proxy.pids() + upstream.pids() + [os.getpid()])
     rec = figures(wrk, before, after, ours)
@@ -253,7 +279,7 @@ def drive(c, proxy, upstream, opts, pin, idle):
         problems.append("wrk counted %d errors (%d non-2xx):\n%s"
                         % (wrk["errors"], wrk["errors_status"], wrk["output"]))
     if c.idle_test and proxy.alive():
-        rec.update(idle_cost(proxy, idle))
+        rec.update(idle_cost(proxy, idle, headers))
         if rec["idle_failures"] or rec["idle_held"] < idle:
             problems.append("idle test: %d of %d connections failed, %d held"
                             % (rec["idle_failures"], idle, rec["idle_held"]))
@@ -271,10 +297,12 @@ def measure(c, round_no, opts, nofile, idle):
     os.makedirs(workdir)
     upstream = proxy = None
     try:
+        headers = c.setup(workdir) if c.setup else ()
         upstream = start_upstream(workdir, nofile, pin["load"])
         proxy = start_proxy(c, workdir, upstream.port, nofile, pin["proxy"])
-        rec = drive(c, proxy, upstream, opts, pin, idle)
-    except (procs.ServerError, load.WrkError, OSError, subprocess.TimeoutExpired) as e:
+        rec = drive(c, proxy, upstream, opts, pin, idle, headers)
+    except (procs.ServerError, load.WrkError, OSError, subprocess.TimeoutExpired,
+            subprocess.CalledProcessError) as e:
         rec = {"problems": ["%s: %s" % (type(e).__name__, e)]}
     finally:
         for server in (proxy, upstream):
