@@ -180,7 +180,7 @@ static int limit_req_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
     pv_limit_req_t *l = pv_conf_push(cx->a, &p->lreq, &n, sizeof(*l));
     pv_zone_t **zs = pv_conf_push(cx->a, &p->lreq_zone, &p->nlreq, sizeof(*zs));
     *zs = pv_arena_calloc(cx->a, sizeof(pv_zone_t));
-    (*zs)->name = zname; /* placeholder until the zone is known */
+    (*zs)->name = zname; /* the name only, until the zone is resolved after the walk */
     l->burst = (uint64_t)burst * 1000;
     l->delay = nodelay ? PV_LIMIT_NODELAY : (uint64_t)delay * 1000;
     zref_add(cx, nd, zs, l, PV_ZONE_REQ, zname);
