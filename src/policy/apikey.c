@@ -11,6 +11,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "../core/file.h"
+
 #define DIGEST_LEN 32
 
 /* One table slot. */
@@ -50,48 +52,6 @@ static ak_slot_t *probe(const pv_apikeys_t *ks, const unsigned char *d)
         if (!s->consumer || CRYPTO_memcmp(s->digest, d, DIGEST_LEN) == 0)
             return s;
     }
-}
-
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", path, e, strerror(e));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (!buf || n == cap) {
-            size_t ncap = buf ? cap * 2 : cap;
-            char *nb = ncap <= PV_APIKEY_FILE_MAX ? realloc(buf, ncap) : NULL;
-            if (!nb) {
-                snprintf(err, errlen, "\"%s\" is too large", path);
-                free(buf);
-                close(fd);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            snprintf(err, errlen, "read() \"%s\" failed (%d: %s)", path, e, strerror(e));
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    *len = n;
-    return buf;
 }
 
 static int is_blank(char c)
@@ -199,7 +159,7 @@ fail:
 pv_apikeys_t *pv_apikey_load(const char *path, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *text = read_file(path, &len, err, errlen);
+    char *text = pv_file_read(path, PV_APIKEY_FILE_MAX, &len, err, errlen);
     if (!text)
         return NULL;
     pv_apikeys_t *ks = pv_apikey_load_text(text, len, path, err, errlen);

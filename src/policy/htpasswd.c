@@ -14,6 +14,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "../core/file.h"
+
 /* Hash formats. */
 enum {
     HASH_CRYPT = 1, /* libcrypt: $1$ $2a$ $2b$ $2y$ $5$ $6$ $y$ */
@@ -359,48 +361,6 @@ int pv_htpasswd_verify(pv_str_t hash, pv_str_t password)
 
 /* ---- loading ---------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", path, e, strerror(e));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (!buf || n == cap) {
-            size_t ncap = buf ? cap * 2 : cap;
-            char *nb = ncap <= PV_HTPASSWD_FILE_MAX ? realloc(buf, ncap) : NULL;
-            if (!nb) {
-                snprintf(err, errlen, "\"%s\" is too large", path);
-                free(buf);
-                close(fd);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            snprintf(err, errlen, "read() \"%s\" failed (%d: %s)", path, e, strerror(e));
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    *len = n;
-    return buf;
-}
-
 static void user_clear(hp_user_t *u)
 {
     free(u->name);
@@ -512,7 +472,7 @@ fail:
 pv_htpasswd_t *pv_htpasswd_load(const char *path, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *text = read_file(path, &len, err, errlen);
+    char *text = pv_file_read(path, PV_HTPASSWD_FILE_MAX, &len, err, errlen);
     if (!text)
         return NULL;
     pv_htpasswd_t *h = pv_htpasswd_load_text(text, len, path, err, errlen);

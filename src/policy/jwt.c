@@ -20,6 +20,8 @@
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
+#include "../core/file.h"
+
 #define JWK_KID_MAX 1024        /* longest kid kept from a key file */
 #define JWK_RSA_MIN_BITS 2048   /* RFC 7518 section 3.3 */
 #define JWK_RSA_MAX_BITS 16384  /* bounds the cost of one verification */
@@ -171,49 +173,6 @@ int pv_jwt_b64url_decode(const char *in, size_t len, unsigned char *out, size_t 
 }
 
 /* ---- key set loading ------------------------------------------------- */
-
-/* Whole file into a malloc'd buffer. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", path, e, strerror(e));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (!buf || n == cap) {
-            size_t ncap = buf ? cap * 2 : cap;
-            char *nb = ncap <= PV_JWKS_FILE_MAX ? realloc(buf, ncap) : NULL;
-            if (!nb) {
-                snprintf(err, errlen, "\"%s\" is too large", path);
-                free(buf);
-                close(fd);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            snprintf(err, errlen, "read() \"%s\" failed (%d: %s)", path, e, strerror(e));
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    *len = n;
-    return buf;
-}
 
 /* Decode the base64url string member `name` of obj into a malloc'd
  * buffer. 0 with *out set, or -1 with msg (absent, not a string, bad). */
@@ -515,7 +474,7 @@ fail:
 pv_jwks_t *pv_jwks_load(const char *path, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *text = read_file(path, &len, err, errlen);
+    char *text = pv_file_read(path, PV_JWKS_FILE_MAX, &len, err, errlen);
     if (!text)
         return NULL;
     pv_jwks_t *ks = pv_jwks_load_text(text, len, path, err, errlen);
