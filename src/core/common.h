@@ -58,6 +58,23 @@ static inline size_t pv_u64_digits(char *buf, uint64_t v)
     return n;
 }
 
+/* Value of a base64 character, -1 if it is not one; url selects the
+ * URL-safe alphabet ("-_" for "+/"). */
+static inline int pv_b64_value(unsigned char c, int url)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == (url ? '-' : '+'))
+        return 62;
+    if (c == (url ? '_' : '/'))
+        return 63;
+    return -1;
+}
+
 #define PV_STR_IEQ(s, lit) pv_str_ieq((s), (lit), sizeof(lit) - 1)
 
 static inline int pv_str_eq(pv_str_t s, const char *lit, size_t litlen)

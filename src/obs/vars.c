@@ -229,22 +229,6 @@ static int arg_find(pv_str_t args, pv_str_t name, pv_str_t *out)
 
 /* ---- $remote_user: the user of "Authorization: Basic" ---------------- */
 
-/* Value of a standard base64 character, -1 if it is not one. */
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Decode b64[0..n) (already validated), writing the first `take` bytes to
  * w if w is given; returns the index of the first ':' or -1. */
 static long b64_decode_user(const char *b64, size_t n, pv_cv_writer_t *w, size_t take)
@@ -253,7 +237,7 @@ static long b64_decode_user(const char *b64, size_t n, pv_cv_writer_t *w, size_t
     int bits = 0;
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
-        acc = (acc << 6) | (uint32_t)b64_value((unsigned char)b64[i]);
+        acc = (acc << 6) | (uint32_t)pv_b64_value((unsigned char)b64[i], 0);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -289,7 +273,7 @@ static int basic_user(const pv_request_t *r, pv_str_t *b64, size_t *userlen)
         return 0;
     size_t len = 0;
     while (len < n && p[len] != '=') {
-        if (b64_value((unsigned char)p[len]) < 0)
+        if (pv_b64_value((unsigned char)p[len], 0) < 0)
             return 0;
         len++;
     }

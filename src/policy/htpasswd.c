@@ -72,21 +72,6 @@ static uint64_t name_hash(const char *s, size_t n)
 
 /* ---- base64 (standard alphabet) --------------------------------------- */
 
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Strict decoding: padding optional unless pad is set, but if present it
  * must complete the last group; no stray bits. */
 static int b64_decode(const char *in, size_t len, int pad, unsigned char *out, size_t cap, size_t *outlen)
@@ -101,7 +86,7 @@ static int b64_decode(const char *in, size_t len, int pad, unsigned char *out, s
     int bits = 0;
     size_t o = 0;
     for (size_t i = 0; i < body; i++) {
-        int v = b64_val((unsigned char)in[i]);
+        int v = pv_b64_value((unsigned char)in[i], 0);
         if (v < 0)
             return PV_ERR;
         acc = (acc << 6) | (uint32_t)v;

@@ -129,21 +129,6 @@ const char *pv_jwt_alg_name(pv_jwt_alg_t alg)
 
 /* ---- base64url -------------------------------------------------------- */
 
-static int b64url_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
 int pv_jwt_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen)
 {
     if (len % 4 == 1)
@@ -155,7 +140,7 @@ int pv_jwt_b64url_decode(const char *in, size_t len, unsigned char *out, size_t 
     int bits = 0;
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
-        int v = b64url_val((unsigned char)in[i]);
+        int v = pv_b64_value((unsigned char)in[i], 1);
         if (v < 0)
             return PV_ERR;
         acc = (acc << 6) | (uint32_t)v;
