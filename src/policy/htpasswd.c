@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "../core/base64.h"
 #include "../core/file.h"
 
 /* Hash formats. */
@@ -68,41 +69,6 @@ static uint64_t name_hash(const char *s, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
     return h;
-}
-
-/* ---- base64 (standard alphabet) --------------------------------------- */
-
-/* Strict decoding: padding optional unless pad is set, but if present it
- * must complete the last group; no stray bits. */
-static int b64_decode(const char *in, size_t len, int pad, unsigned char *out, size_t cap, size_t *outlen)
-{
-    size_t body = len;
-    while (body > 0 && in[body - 1] == '=')
-        body--;
-    size_t npad = len - body;
-    if (body % 4 == 1 || npad > 2 || (npad && (body + npad) % 4 != 0) || (pad && len % 4 != 0))
-        return PV_ERR;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < body; i++) {
-        int v = pv_b64_value((unsigned char)in[i], 0);
-        if (v < 0)
-            return PV_ERR;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= cap)
-                return PV_ERR;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return PV_ERR;
-    *outlen = o;
-    return PV_OK;
 }
 
 /* ---- hash formats ----------------------------------------------------- */
@@ -242,11 +208,11 @@ static int hash_parse(const char *h, size_t n, hp_user_t *u, char *msg, size_t m
     unsigned char tmp[1024];
     size_t tl = 0;
     if (n >= 5 && memcmp(h, "{SHA}", 5) == 0) {
-        if (b64_decode(h + 5, n - 5, 1, tmp, sizeof(tmp), &tl) != PV_OK || tl != SHA1_LEN)
+        if (pv_b64_decode(h + 5, n - 5, 0, 1, tmp, sizeof(tmp), &tl) != PV_OK || tl != SHA1_LEN)
             goto bad;
         u->kind = HASH_SHA;
     } else if (n >= 6 && memcmp(h, "{SSHA}", 6) == 0) {
-        if (b64_decode(h + 6, n - 6, 1, tmp, sizeof(tmp), &tl) != PV_OK || tl <= SHA1_LEN)
+        if (pv_b64_decode(h + 6, n - 6, 0, 1, tmp, sizeof(tmp), &tl) != PV_OK || tl <= SHA1_LEN)
             goto bad;
         u->kind = HASH_SSHA;
     } else if (n >= 7 && memcmp(h, "{PLAIN}", 7) == 0) {
@@ -508,7 +474,7 @@ int pv_htpasswd_basic_parse(pv_str_t value, char *buf, size_t cap, pv_str_t *use
     while (p < end && *p == ' ')
         p++;
     size_t n = 0;
-    if (p == end || b64_decode(p, (size_t)(end - p), 0, (unsigned char *)buf, cap, &n) != PV_OK)
+    if (p == end || pv_b64_decode(p, (size_t)(end - p), 0, 0, (unsigned char *)buf, cap, &n) != PV_OK)
         return PV_ERR;
     const char *colon = memchr(buf, ':', n);
     if (!colon || colon == buf)

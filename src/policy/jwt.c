@@ -20,6 +20,7 @@
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
+#include "../core/base64.h"
 #include "../core/file.h"
 
 #define JWK_KID_MAX 1024        /* longest kid kept from a key file */
@@ -131,30 +132,7 @@ const char *pv_jwt_alg_name(pv_jwt_alg_t alg)
 
 int pv_jwt_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen)
 {
-    if (len % 4 == 1)
-        return PV_ERR;
-    size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-    if (need > cap)
-        return PV_ERR;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = pv_b64_value((unsigned char)in[i], 1);
-        if (v < 0)
-            return PV_ERR;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) /* the unused low bits of the last character must be zero */
-        return PV_ERR;
-    *outlen = o;
-    return PV_OK;
+    return pv_b64_decode(in, len, 1, 0, out, cap, outlen);
 }
 
 /* ---- key set loading ------------------------------------------------- */
