@@ -3,13 +3,12 @@
 #include "conf_int.h"
 #include "lexer.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "../core/file.h"
 
 /* Bounds that keep a looping include or a device file from running away. */
 #define PV_CONF_MAX_DEPTH 32
@@ -24,54 +23,21 @@ static int parse_error(pv_parser_t *ps, const char *file, int line, const char *
 }
 
 /* Read a whole file into the temporary arena. from is the include line,
- * or NULL for the main file (whose open error has no location). */
+ * or NULL for the main file (whose errors have no location). */
 static int read_file(pv_parser_t *ps, const char *path, const pv_conf_src_t *from, char **text,
                      size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (from)
-            snprintf(ps->err, ps->errlen, "open() \"%s\" failed (%d: %s) in %s:%d", path, e,
-                     strerror(e), from->file, from->line);
-        else
-            snprintf(ps->err, ps->errlen, "open() \"%s\" failed (%d: %s)", path, e, strerror(e));
+    size_t n;
+    char *buf = pv_file_read(path, PV_CONF_MAX_FILE, &n, ps->err, ps->errlen);
+    if (!buf) {
+        size_t l = strlen(ps->err);
+        if (from && l < ps->errlen)
+            snprintf(ps->err + l, ps->errlen - l, " in %s:%d", from->file, from->line);
         return PV_ERR;
     }
-    size_t cap = 4096, n = 0;
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-        cap = (size_t)st.st_size + 1;
-    char *buf = NULL;
-    for (;;) {
-        if (!buf || n == cap) {
-            size_t ncap = buf ? cap * 2 : cap;
-            if (ncap > PV_CONF_MAX_FILE) {
-                close(fd);
-                snprintf(ps->err, ps->errlen, "\"%s\" is too large", path);
-                return PV_ERR;
-            }
-            char *nb = pv_arena_alloc(ps->tmp, ncap);
-            if (buf)
-                memcpy(nb, buf, n);
-            buf = nb;
-            cap = ncap;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            snprintf(ps->err, ps->errlen, "read() \"%s\" failed (%d: %s)", path, e, strerror(e));
-            return PV_ERR;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    *text = buf;
+    *text = pv_arena_alloc(ps->tmp, n ? n : 1);
+    memcpy(*text, buf, n);
+    free(buf);
     *len = n;
     return PV_OK;
 }
