@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../host/sysinfo.h"
+
 /* Read a small file into buf (NUL-terminated); returns 0 on success. */
 static int read_small(const char *root, const char *path, char *buf, size_t len)
 {
@@ -43,49 +45,14 @@ static int affinity_cpus(void)
     return 1;
 }
 
-/* Find this process's cgroup path for the v2 hierarchy ("0::/path") or,
- * when v2 is absent, the v1 cpu controller ("N:cpu,cpuacct:/path"). */
+/* This process's cgroup path for the v2 hierarchy ("0::/path") or, when
+ * v2 is absent, the v1 cpu controller ("N:cpu,cpuacct:/path"). */
 static int cgroup_path(const char *root, int v2, char *out, size_t len)
 {
     char buf[8192];
     if (read_small(root, "/proc/self/cgroup", buf, sizeof(buf)) != 0)
         return -1;
-    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-        char *c1 = strchr(line, ':');
-        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2)
-            continue;
-        *c2 = '\0';
-        const char *ctrl = c1 + 1;
-        int match;
-        if (v2) {
-            match = strncmp(line, "0:", 2) == 0 && *ctrl == '\0';
-        } else {
-            match = 0;
-            char list[256];
-            snprintf(list, sizeof(list), "%s", ctrl);
-            for (char *sv, *t = strtok_r(list, ",", &sv); t; t = strtok_r(NULL, ",", &sv))
-                match |= strcmp(t, "cpu") == 0;
-        }
-        if (match) {
-            snprintf(out, len, "%s", c2 + 1);
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Drop the last component of a cgroup path; returns 0 at the root. */
-static int parent_path(char *p)
-{
-    char *s = strrchr(p, '/');
-    if (!s || (s == p && p[1] == '\0'))
-        return 0;
-    if (s == p)
-        p[1] = '\0';
-    else
-        *s = '\0';
-    return 1;
+    return pv_sysinfo_cgroup_path(buf, v2 ? NULL : "cpu", out, len) == 0 ? 0 : -1;
 }
 
 /* cgroup v2: the tightest cpu.max from this cgroup up to the root, since
@@ -108,7 +75,7 @@ static int quota_v2(const char *root, char *why, size_t whylen)
                 snprintf(why, whylen, "cgroup cpu.max %lld/%lld -> %d", q, per, n);
             }
         }
-        if (!parent_path(path))
+        if (!pv_sysinfo_cgroup_parent(path))
             break;
     }
     return best;

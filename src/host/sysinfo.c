@@ -238,8 +238,7 @@ int pv_sysinfo_cgroup_path(const char *text, const char *ctrl, char *out, size_t
     return ENOENT;
 }
 
-/* Drop the last component of a cgroup path; returns 0 once at "/". */
-static int parent_path(char *p)
+int pv_sysinfo_cgroup_parent(char *p)
 {
     char *s = strrchr(p, '/');
     if (!s || (s == p && p[1] == '\0'))
@@ -306,7 +305,7 @@ static void walk_limits(const char *root, const char *mount, const char *cgpath,
                 }
             }
         }
-        if (!parent_path(path))
+        if (!pv_sysinfo_cgroup_parent(path))
             break;
     }
 }

@@ -78,6 +78,9 @@ int pv_sysinfo_parse_mem(const char *text, long long *limit);
  * when ctrl is NULL, else the v1 line whose controller list holds ctrl.
  * Returns 0, or ENOENT when there is no such line. */
 int pv_sysinfo_cgroup_path(const char *text, const char *ctrl, char *out, size_t len);
+/* Drop the last component of a cgroup path in place; returns 0 once at
+ * "/" (nothing left to drop). */
+int pv_sysinfo_cgroup_parent(char *p);
 /* Read this process's cgroup limits (v2 if SYSROOT/sys/fs/cgroup is a
  * cgroup2 mount, else v1 cpu and memory controllers). */
 void pv_sysinfo_cgroup(const char *root, pv_cgroup_t *cg);
