@@ -62,9 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pv_hconn_t *c = conn_alloc();
     c->w = &fw;
-    c->io = (pv_io_t){.fd = sv[1], .cb = conn_io_cb, .data = c};
+    pv_xprt_init(&c->x, sv[1], conn_io_cb, c);
+    c->x.readable = c->x.writable = c->x.fin = 1;
     c->id = ++fw.next_conn_id;
-    c->flags = PV_HC_F_READABLE | PV_HC_F_WRITABLE | PV_HC_F_FIN;
     pv_timer_init(&c->timer, conn_timer_cb, c);
     conn_link(&fw, c);
     handle_input(c);

@@ -29,18 +29,12 @@ void pv_outq_push_last_chunk(pv_outq_t *q)
     pv_outq_push(q, "0\r\n\r\n", 5);
 }
 
-int pv_outq_flush(pv_outq_t *q, int fd, uint64_t *sent)
+int pv_outq_flush(pv_outq_t *q, pv_xprt_t *x, uint64_t *sent)
 {
     while (q->n > 0) {
-        struct msghdr mh = {.msg_iov = &q->iov[q->first], .msg_iovlen = (size_t)q->n};
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return PV_AGAIN;
-            return PV_ERR;
-        }
+        ssize_t w = pv_xprt_writev(x, &q->iov[q->first], q->n);
+        if (w < 0)
+            return (int)w;
         if (sent)
             *sent += (uint64_t)w;
         size_t left = (size_t)w;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 #include "common.h"
+#include "xprt.h"
 
 #define PV_OUTQ_IOV 64 /* entries per queue */
 #define PV_OUTQ_HDR 24 /* chunk-size lines per queue */
@@ -36,9 +37,9 @@ void pv_outq_push(pv_outq_t *q, const void *p, size_t len);
 void pv_outq_push_chunk(pv_outq_t *q, const void *p, size_t len);
 /* Append the last chunk and the empty trailer section. */
 void pv_outq_push_last_chunk(pv_outq_t *q);
-/* writev() as much as the socket takes. Returns PV_OK when drained,
- * PV_AGAIN when the socket is full, PV_ERR (errno set) on error. Bytes
- * written are added to *sent. */
-int pv_outq_flush(pv_outq_t *q, int fd, uint64_t *sent);
+/* Write as much as the transport takes. Returns PV_OK when drained,
+ * PV_AGAIN when it is full, PV_ERR (errno set) on error. Bytes written
+ * are added to *sent. */
+int pv_outq_flush(pv_outq_t *q, pv_xprt_t *x, uint64_t *sent);
 
 #endif

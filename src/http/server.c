@@ -152,9 +152,8 @@ void pv_server_close(pv_hconn_t *c)
     }
     pv_buf_put(c->in);
     c->in = NULL;
-    pv_loop_del(w->loop, &c->io);
-    close(c->io.fd);
-    c->io.fd = -1;
+    pv_loop_del(w->loop, &c->x.io);
+    pv_xprt_close(&c->x);
     conn_unlink(w, c);
     c->next = w->reap;
     w->reap = c;
@@ -211,14 +210,12 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
             continue;
         }
         c->w = w;
-        c->io.fd = fd;
-        c->io.cb = conn_io_cb;
-        c->io.data = c;
+        pv_xprt_init(&c->x, fd, conn_io_cb, c);
         c->id = ++w->next_conn_id;
         c->group = (uint16_t)l->group;
         memcpy(&c->peer, &sa, sl < sizeof(sa) ? sl : sizeof(sa));
         pv_timer_init(&c->timer, conn_timer_cb, c);
-        if (pv_loop_add(w->loop, &c->io) < 0) {
+        if (pv_loop_add(w->loop, &c->x.io) < 0) {
             close(fd);
             c->next = free_conns;
             free_conns = c;
@@ -299,9 +296,8 @@ int pv_server_flush(pv_hreq_t *hr)
     pv_hconn_t *c = hr->c;
     if (pv_outq_empty(&hr->cq))
         return PV_OK;
-    int rc = pv_outq_flush(&hr->cq, c->io.fd, &hr->r.bytes_sent);
+    int rc = pv_outq_flush(&hr->cq, &c->x, &hr->r.bytes_sent);
     if (rc == PV_AGAIN) {
-        c->flags &= ~PV_HC_F_WRITABLE;
         pv_timer_set(c->w->loop, &c->timer, (uint64_t)(hr->r.loc ? hr->r.loc->conf.send_timeout
                                                                  : hr->r.srv->conf.send_timeout));
     }
@@ -803,7 +799,7 @@ static void handle_input(pv_hconn_t *c)
             if (rc != 0)
                 return;
         }
-        if (!(c->flags & PV_HC_F_READABLE))
+        if (!c->x.readable)
             return;
         if (!c->in)
             c->in = pv_buf_get();
@@ -819,20 +815,16 @@ static void handle_input(pv_hconn_t *c)
             }
             b = c->in;
         }
-        size_t want = b->size - b->last;
-        ssize_t n = recv(c->io.fd, b->data + b->last, want, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                c->flags &= ~PV_HC_F_READABLE;
-                if (!c->hr && b->last == 0) {
-                    /* idle again: hold no buffer */
-                    pv_buf_put(b);
-                    c->in = NULL;
-                }
-                return;
+        ssize_t n = pv_xprt_read(&c->x, b->data + b->last, b->size - b->last);
+        if (n == PV_AGAIN) {
+            if (!c->hr && b->last == 0) {
+                /* idle again: hold no buffer */
+                pv_buf_put(b);
+                c->in = NULL;
             }
+            return;
+        }
+        if (n < 0) {
             pv_server_close(c);
             return;
         }
@@ -845,10 +837,6 @@ static void handle_input(pv_hconn_t *c)
             return;
         }
         b->last += (uint32_t)n;
-        /* a short read emptied the socket: the next byte brings a new
-         * edge, so no recv() just to see EAGAIN (unless the FIN is in) */
-        if ((size_t)n < want && !(c->flags & PV_HC_F_FIN))
-            c->flags &= ~PV_HC_F_READABLE;
     }
 }
 
@@ -936,7 +924,7 @@ void pv_server_request_done(pv_hreq_t *hr)
     pv_buf_put(b);
     c->in = NULL;
     pv_timer_set(w->loop, &c->timer, (uint64_t)ka_timeout);
-    if (c->flags & PV_HC_F_READABLE)
+    if (c->x.readable)
         handle_input(c);
 }
 
@@ -957,25 +945,10 @@ int pv_server_read_body(pv_hreq_t *hr)
     }
     if (b->last == b->size)
         return PV_AGAIN;
-    for (;;) {
-        size_t want = b->size - b->last;
-        ssize_t n = recv(c->io.fd, b->data + b->last, want, 0);
-        if (n > 0) {
-            b->last += (uint32_t)n;
-            if ((size_t)n < want && !(c->flags & PV_HC_F_FIN))
-                c->flags &= ~PV_HC_F_READABLE;
-            return (int)n;
-        }
-        if (n == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            c->flags &= ~PV_HC_F_READABLE;
-            return PV_AGAIN;
-        }
-        return PV_ERR;
-    }
+    ssize_t n = pv_xprt_read(&c->x, b->data + b->last, b->size - b->last);
+    if (n > 0)
+        b->last += (uint32_t)n;
+    return (int)n;
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -985,12 +958,7 @@ static void conn_io_cb(pv_io_t *io, unsigned events)
     pv_hconn_t *c = io->data;
     if (c->flags & PV_HC_F_CLOSING)
         return;
-    if (events & PV_EV_READ)
-        c->flags |= PV_HC_F_READABLE;
-    if (events & PV_EV_RDHUP)
-        c->flags |= PV_HC_F_FIN;
-    if (events & PV_EV_WRITE)
-        c->flags |= PV_HC_F_WRITABLE;
+    pv_xprt_events(&c->x, events);
     pv_hreq_t *hr = c->hr;
     if (hr && hr->proxying) {
         pv_proxy_client_event(hr, events);

@@ -11,6 +11,7 @@
 #include "../core/buf.h"
 #include "../core/loop.h"
 #include "../core/outq.h"
+#include "../core/xprt.h"
 #include "../core/worker.h"
 #include "../proxy/proxy.h"
 #include "access.h"
@@ -62,18 +63,15 @@ typedef struct pv_hreq_s {
 } pv_hreq_t;
 
 /* connection flags */
-#define PV_HC_F_READABLE 0x01 /* edge-triggered: data may be waiting */
-#define PV_HC_F_WRITABLE 0x02 /* edge-triggered: socket may take data */
 #define PV_HC_F_CLOSING 0x04  /* closed, waiting to be freed */
 #define PV_HC_F_EOF 0x08      /* client half-closed or reset */
 #define PV_HC_F_READY 0x10    /* queued to parse a buffered pipelined request */
-#define PV_HC_F_FIN 0x40      /* the client's FIN (or an error) was signalled: read until EOF */
 #define PV_HC_F_ORPHAN 0x20   /* its listen address went away in a reload: close after this request */
 
 /* A client connection. Kept small: while idle between requests it holds
  * no buffer and no request state. */
 struct pv_hconn_s {
-    pv_io_t io;                  /* socket */
+    pv_xprt_t x;                 /* transport (socket, readiness) */
     pv_timer_t timer;            /* header/body/send/keepalive timeout */
     pv_worker_t *w;              /* owning worker */
     pv_buf_t *in;                /* bytes read, head first (NULL when idle) */

@@ -327,7 +327,7 @@ void pv_proxy_start(pv_hreq_t *hr)
         (uint64_t)(in->last - in->pos) < hr->body_left) {
         px->buffering = 1;
         set_client_timer(px, loc->conf.client_body_timeout);
-        if (hr->c->flags & PV_HC_F_READABLE)
+        if (hr->c->x.readable)
             buffer_body(px);
         return;
     }
@@ -429,11 +429,10 @@ static void upstream_write(pv_proxy_t *px)
     for (;;) {
         if (!pv_outq_empty(&px->uq)) {
             uint64_t sent = 0;
-            int rc = pv_outq_flush(&px->uq, u->io.fd, &sent);
+            int rc = pv_outq_flush(&px->uq, &u->x, &sent);
             if (sent)
                 px->head_sent = 1;
             if (rc == PV_AGAIN) {
-                u->writable = 0;
                 pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_send_timeout);
                 return;
             }
@@ -461,7 +460,7 @@ static void upstream_write(pv_proxy_t *px)
                 return;
             continue;
         }
-        if (!(c->flags & PV_HC_F_READABLE)) {
+        if (!c->x.readable) {
             set_client_timer(px, lc->client_body_timeout);
             return;
         }
@@ -801,23 +800,19 @@ static void upstream_read(pv_proxy_t *px)
             upstream_failed(px, 502, NULL);
             return;
         }
-        if (!u->readable) {
+        if (!u->x.readable) {
             /* the last read was short: wait for the next edge */
             if (px->req_done)
                 pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
             return;
         }
-        size_t want = b->size - b->last;
-        ssize_t n = recv(u->io.fd, b->data + b->last, want, 0);
+        ssize_t n = pv_xprt_read(&u->x, b->data + b->last, b->size - b->last);
+        if (n == PV_AGAIN) {
+            if (px->req_done)
+                pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
+            return;
+        }
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                u->readable = 0;
-                if (px->req_done)
-                    pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
-                return;
-            }
             int e = errno;
             pv_log(PV_LOG_ERR, "recv() failed (%d: %s) while reading response from upstream %s", e, strerror(e),
                    px->pool->cf->servers[px->server].text);
@@ -836,8 +831,6 @@ static void upstream_read(pv_proxy_t *px)
         }
         px->resp_started = 1;
         b->last += (uint32_t)n;
-        if ((size_t)n < want && !u->fin)
-            u->readable = 0;
         if (px->req_done)
             pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
         while (!px->resp_head_done) {
@@ -985,16 +978,11 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
 void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events)
 {
     pv_upconn_t *u = px->u;
-    if (events & PV_EV_WRITE)
-        u->writable = 1;
-    if (events & PV_EV_READ)
-        u->readable = 1;
-    if (events & PV_EV_RDHUP)
-        u->fin = 1;
+    pv_xprt_events(&u->x, events);
     if (!u->connected) {
         if (!(events & (PV_EV_WRITE | PV_EV_HUP)))
             return;
-        int e = pv_net_sock_error(u->io.fd);
+        int e = pv_net_sock_error(u->x.io.fd);
         if (e) {
             pv_log(PV_LOG_ERR, "connect() to %s failed (%d: %s), client: %s", px->pool->cf->servers[px->server].text,
                    e, strerror(e), px->hr->r.peer_text);
@@ -1006,9 +994,9 @@ void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events)
         pv_timer_del(px_worker(px)->loop, &u->timer);
         px->r->upstream_connect_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
     }
-    if (u->writable && !px->req_done)
+    if (u->x.writable && !px->req_done)
         upstream_write(px);
-    if (px->u == u && u->readable)
+    if (px->u == u && u->x.readable)
         upstream_read(px);
 }
 
@@ -1060,9 +1048,8 @@ void pv_proxy_client_event(pv_hreq_t *hr, unsigned events)
     }
     /* body complete: anything readable is a pipelined request or the
      * client closing; only the close matters now */
-    char ch;
-    ssize_t n = recv(c->io.fd, &ch, 1, MSG_PEEK);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    int n = pv_xprt_peek(&c->x);
+    if (n == 0 || n == PV_ERR) {
         pv_log(PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                hr->r.peer_text);
         pv_server_close(c);

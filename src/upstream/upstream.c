@@ -181,15 +181,13 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
         return NULL;
     }
     memset(u, 0, sizeof(*u));
-    u->io.fd = fd;
-    u->io.cb = upconn_io_cb;
-    u->io.data = u;
+    pv_xprt_init(&u->x, fd, upconn_io_cb, u);
     u->w = w;
     u->pool = p;
     u->server = server;
     u->created_ms = pv_loop_now(w->loop);
     pv_timer_init(&u->timer, upconn_timer_cb, u);
-    if (pv_loop_add(w->loop, &u->io) < 0) {
+    if (pv_loop_add(w->loop, &u->x.io) < 0) {
         int e = errno;
         close(fd);
         u->next = free_upconns;
@@ -219,7 +217,7 @@ void pv_upstream_release(pv_upconn_t *u, int reusable)
     if (!p->idle_tail)
         p->idle_tail = u;
     p->nidle++;
-    u->readable = 0;
+    u->x.readable = 0;
     pv_timer_set(u->w->loop, &u->timer, (uint64_t)p->cf->keepalive_timeout);
 }
 
@@ -233,9 +231,8 @@ void pv_upstream_close(pv_upconn_t *u)
     u->closing = 1;
     u->owner = NULL;
     pv_timer_del(w->loop, &u->timer);
-    pv_loop_del(w->loop, &u->io);
-    close(u->io.fd);
-    u->io.fd = -1;
+    pv_loop_del(w->loop, &u->x.io);
+    pv_xprt_close(&u->x);
     u->next = w->reap_up;
     u->prev = NULL;
     w->reap_up = u;
@@ -269,8 +266,7 @@ static void upconn_io_cb(pv_io_t *io, unsigned events)
         pv_proxy_upstream_event(u->owner, events);
         return;
     }
-    if (events & PV_EV_WRITE)
-        u->writable = 1;
+    pv_xprt_events(&u->x, events);
     /* idle in the pool: readable means the upstream closed it or sent
      * something unasked; either way it cannot carry a request */
     if (events & (PV_EV_READ | PV_EV_HUP))

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include "../core/loop.h"
+#include "../core/xprt.h"
 #include "../config/conf.h"
 
 struct pv_worker_s;
@@ -14,7 +15,7 @@ struct pv_proxy_s;
 typedef struct pv_upool_s pv_upool_t;
 
 typedef struct pv_upconn_s {
-    pv_io_t io;                 /* socket */
+    pv_xprt_t x;                /* transport (socket, readiness) */
     pv_timer_t timer;           /* connect/read/send timeout, or idle expiry in the pool */
     struct pv_worker_s *w;      /* owning worker */
     pv_upool_t *pool;           /* pool it belongs to */
@@ -25,9 +26,6 @@ typedef struct pv_upconn_s {
     uint64_t created_ms;        /* loop time it was opened (keepalive_time) */
     uint8_t connected;          /* TCP handshake done */
     uint8_t closing;            /* closed, waiting to be freed */
-    uint8_t readable;           /* edge-triggered: data may be waiting */
-    uint8_t writable;           /* edge-triggered: socket may take data */
-    uint8_t fin;                /* the upstream's FIN (or an error) was signalled: read until EOF */
 } pv_upconn_t;
 
 struct pv_upool_s {
