@@ -41,10 +41,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     pv_log_open("/dev/null", PV_LOG_EMERG);
-    if (pv_worker_init(&fw, 1, conf, NULL, 0) != PV_OK)
+    static pv_module_t *const mods[] = {&pv_http_module, &pv_access_module, &pv_proxy_module, &pv_upstream_module, NULL};
+    if (pv_worker_modules(mods) != PV_OK || pv_worker_init(&fw, 1, conf, NULL, 0) != PV_OK || pv_worker_gen_start(&fw) != PV_OK)
         abort();
     pv_conf_unref(conf); /* the worker holds its own reference */
-    fw.gen->pools = pv_upstream_pools_new(&fw, fw.conf, &fw.gen->npools);
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }

@@ -15,9 +15,20 @@
 #include "config/conf.h"
 #include "core/log.h"
 #include "core/net.h"
-#include "core/worker.h"
 #include "host/doctor.h"
+#include "http/access.h"
+#include "http/server.h"
 #include "obs/accesslog.h"
+#include "obs/counters.h"
+#include "proc/worker.h"
+#include "proxy/proxy.h"
+#include "upstream/upstream.h"
+
+/* What every worker runs, in hook order: counters and the access log
+ * writer first, the HTTP side before the upstream pools its requests use. */
+static pv_module_t *const modules[] = {
+    &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_access_module, &pv_proxy_module, &pv_upstream_module, NULL,
+};
 
 static void usage(FILE *f)
 {
@@ -354,6 +365,8 @@ int main(int argc, char **argv)
 
     int nworkers = conf->worker_processes;
     int nls = conf->http ? conf->http->nlistens : 0;
+    if (pv_worker_modules(modules) != PV_OK)
+        exit(1);
     /* the pid file exists before the first connection can be accepted,
      * so whoever reaches the gateway can also signal it */
     char *pid_path = conf->pid_path ? strdup(conf->pid_path) : NULL;

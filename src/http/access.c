@@ -1,4 +1,5 @@
 #include "access.h"
+#include "phases.h"
 
 #include <errno.h>
 #include <llhttp.h>
@@ -15,7 +16,7 @@
 #include "../config/conf.h"
 #include "../core/log.h"
 #include "../core/time.h"
-#include "../core/worker.h"
+#include "../proc/worker.h"
 #include "../policy/apikey.h"
 #include "../policy/htpasswd.h"
 #include "../policy/jwt.h"
@@ -33,10 +34,11 @@ enum {
     ACC_AUTH_REQUEST,   /* the auth subrequest */
     ACC_LIMIT_REQ_LATE, /* limits keyed by what authentication found */
     ACC_LIMIT_CONN_LATE,
-    ACC_PROXY
+    ACC_DONE
 };
 
-static void run(pv_hreq_t *hr);
+static int run(pv_hreq_t *hr);
+static void resume(pv_hreq_t *hr);
 
 /* ---- per-worker Redis clients, by address ------------------------------------ */
 
@@ -197,7 +199,7 @@ static void delay_cb(pv_timer_t *t)
 {
     pv_hreq_t *hr = t->data;
     hr->acc.waiting = 0;
-    run(hr);
+    resume(hr);
 }
 
 static void park_delay(pv_hreq_t *hr, int ms)
@@ -284,7 +286,7 @@ static void redis_cb(void *arg, const pv_limit_req_result_t *res, const char *er
         park_delay(hr, delay);
         return;
     }
-    run(hr);
+    resume(hr);
 }
 
 /* One limit_req step over the lines whose key timing matches. Returns -1
@@ -583,7 +585,7 @@ static void sub_done(pv_hreq_t *hr, int status)
             }
         }
         hr->acc.step = ACC_LIMIT_REQ_LATE;
-        run(hr);
+        resume(hr);
         return;
     }
     if (status == 401 || status == 403) {
@@ -645,7 +647,13 @@ static int auth_request_step(pv_hreq_t *hr)
 
 /* ---- driver ---------------------------------------------------------------------- */
 
-static void run(pv_hreq_t *hr)
+/* Why run() stopped: a step parked the request, or answered it. */
+static int stopped(const pv_access_t *a)
+{
+    return a->waiting ? PV_PHASE_PARKED : PV_PHASE_DONE;
+}
+
+static int run(pv_hreq_t *hr)
 {
     pv_access_t *a = &hr->acc;
     for (;;) {
@@ -655,50 +663,56 @@ static void run(pv_hreq_t *hr)
         case ACC_LIMIT_REQ_LATE:
             rc = limit_req_step(hr, a->step == ACC_LIMIT_REQ_LATE);
             if (rc < 0)
-                return;
+                return stopped(a);
             a->step++;
             if (rc > 0) {
                 park_delay(hr, rc);
-                return;
+                return PV_PHASE_PARKED;
             }
             break;
         case ACC_LIMIT_CONN:
         case ACC_LIMIT_CONN_LATE:
             if (limit_conn_step(hr, a->step == ACC_LIMIT_CONN_LATE) < 0)
-                return;
-            a->step = a->step == ACC_LIMIT_CONN ? ACC_AUTH : ACC_PROXY;
+                return stopped(a);
+            a->step = a->step == ACC_LIMIT_CONN ? ACC_AUTH : ACC_DONE;
             break;
         case ACC_AUTH:
             a->code = 0;
             rc = auth_step(hr);
             if (rc < 0)
-                return;
+                return stopped(a);
             a->step = ACC_AUTH_REQUEST;
             break;
         case ACC_AUTH_REQUEST:
             a->step = ACC_LIMIT_REQ_LATE;
             if (auth_request_step(hr) < 0)
-                return;
+                return stopped(a);
             break;
         default:
-            pv_proxy_start(hr);
-            return;
+            return PV_PHASE_NEXT;
         }
     }
 }
 
-void pv_access_start(pv_hreq_t *hr)
+/* A parked step is over: go on, and on to the next phase once every
+ * check has passed. */
+static void resume(pv_hreq_t *hr)
+{
+    if (run(hr) == PV_PHASE_NEXT)
+        pv_phases_resume(hr);
+}
+
+/* The access phase handler. */
+static int access_handler(pv_hreq_t *hr)
 {
     const pv_policy_conf_t *p = policy(hr);
     if (!p->nlreq && !p->nlconn && !p->auth_basic && !p->auth_jwt && !p->api_keys &&
-        !(p->auth_request && *p->auth_request)) {
-        pv_proxy_start(hr);
-        return;
-    }
+        !(p->auth_request && *p->auth_request))
+        return PV_PHASE_NEXT;
     hr->acc.active = 1;
     hr->acc.step = ACC_LIMIT_REQ;
     pv_timer_init(&hr->acc.timer, delay_cb, hr);
-    run(hr);
+    return run(hr);
 }
 
 void pv_access_end(pv_hreq_t *hr)
@@ -712,3 +726,30 @@ void pv_access_end(pv_hreq_t *hr)
     pv_limit_conn_release_all(a->conn_refs, a->nconn_refs);
     memset(a, 0, sizeof(*a));
 }
+
+/* ---- worker module ---------------------------------------------------------------- */
+
+static void mod_reload(pv_worker_t *w, const int *map, int nmap)
+{
+    PV_UNUSED(w), PV_UNUSED(map), PV_UNUSED(nmap);
+    pv_access_cache_clear();
+}
+
+static void mod_exit(pv_worker_t *w)
+{
+    PV_UNUSED(w);
+    pv_access_thread_cleanup();
+}
+
+static int mod_init(void)
+{
+    pv_phases_register(PV_PHASE_ACCESS, access_handler);
+    return PV_OK;
+}
+
+pv_module_t pv_access_module = {
+    .name = "access",
+    .init = mod_init,
+    .reload = mod_reload,
+    .worker_exit = mod_exit,
+};

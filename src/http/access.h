@@ -35,14 +35,14 @@ typedef struct pv_access_s {
     uint8_t active;                  /* the phases ran for this request (state to release) */
 } pv_access_t;
 
-/* Run the phases for hr (routed to a proxy_pass location), then start
- * proxying, or answer with the refusal. */
-void pv_access_start(struct pv_hreq_s *hr);
 /* The request ends: release limit_conn slots, cancel a pending step. */
 void pv_access_end(struct pv_hreq_s *hr);
 /* Forget the credentials this worker verified (reload). */
 void pv_access_cache_clear(void);
 /* Close the calling worker's Redis clients (exit). */
 void pv_access_thread_cleanup(void);
+/* The module: registers the access phase handler; forgets cached
+ * credentials on reload, closes the Redis clients at exit. */
+extern struct pv_module_s pv_access_module;
 
 #endif

@@ -11,7 +11,9 @@
 #include "../core/net.h"
 #include "../core/time.h"
 #include "../obs/accesslog.h"
+#include "../obs/counters.h"
 #include "errpage.h"
+#include "phases.h"
 #include "headers.h"
 #include "router.h"
 #include "uri.h"
@@ -22,6 +24,10 @@ static __thread llhttp_settings_t req_settings;
 static __thread int req_settings_ready;
 /* connections with pipelined bytes waiting to be parsed (see run_ready) */
 static __thread pv_hconn_t *ready_head;
+/* this worker's open client connections (draining, closing all) */
+static __thread pv_hconn_t *conns;
+/* closed connections, freed before the loop next waits */
+static __thread pv_hconn_t *reap_list;
 
 static void conn_io_cb(pv_io_t *io, unsigned events);
 static void conn_timer_cb(pv_timer_t *t);
@@ -111,10 +117,10 @@ static void req_free(pv_hreq_t *hr)
 static void conn_link(pv_worker_t *w, pv_hconn_t *c)
 {
     c->prev = NULL;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    c->next = conns;
+    if (conns)
+        conns->prev = c;
+    conns = c;
     w->nconns++;
 }
 
@@ -123,7 +129,7 @@ static void conn_unlink(pv_worker_t *w, pv_hconn_t *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
@@ -155,8 +161,8 @@ void pv_server_close(pv_hconn_t *c)
     pv_loop_del(w->loop, &c->x.io);
     pv_xprt_close(&c->x);
     conn_unlink(w, c);
-    c->next = w->reap;
-    w->reap = c;
+    c->next = reap_list;
+    reap_list = c;
 }
 
 static void run_ready(void);
@@ -164,9 +170,9 @@ static void run_ready(void);
 void pv_server_reap(pv_worker_t *w)
 {
     run_ready();
-    while (w->reap) {
-        pv_hconn_t *c = w->reap;
-        w->reap = c->next;
+    while (reap_list) {
+        pv_hconn_t *c = reap_list;
+        reap_list = c->next;
         c->next = free_conns;
         free_conns = c;
     }
@@ -222,6 +228,7 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
             continue;
         }
         conn_link(w, c);
+        pv_count(PV_CTR_CONNS_ACCEPTED);
         pv_server_t *ds = w->conf->http->listens[l->group].default_srv;
         pv_timer_set(w->loop, &c->timer, (uint64_t)ds->client_header_timeout);
     }
@@ -406,8 +413,7 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
         pv_server_close(c);
 }
 
-/* Respond with an error and close the connection afterwards. */
-static void respond_error(pv_hreq_t *hr, int status)
+void pv_server_error(pv_hreq_t *hr, int status)
 {
     hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
     pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
@@ -599,89 +605,36 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
     return 0;
 }
 
-/* `return CODE [TEXT|URL]`: a redirect code takes a URL (a relative one is
- * made absolute, as NGINX's header filter does), any other code a body. */
-static void do_return(pv_hreq_t *hr, int code, int has_text, const pv_cv_t *text)
+/* Post-read: the head becomes the request model, checked, and the
+ * server block is chosen by its Host. */
+static int post_read(pv_hreq_t *hr)
 {
-    pv_request_t *r = &hr->r;
-    if (!has_text) {
-        pv_server_respond(hr, code, NULL, (pv_str_t){NULL, 0});
-        return;
+    int status = build_request(hr, hr->head_len);
+    if (status) {
+        pv_server_error(hr, status);
+        return PV_PHASE_DONE;
     }
-    size_t need = pv_cv_eval(text, r, PV_ESCAPE_NONE, NULL, 0);
-    char *txt = pv_arena_alloc(&hr->arena, need + 1);
-    pv_cv_eval(text, r, PV_ESCAPE_NONE, txt, need + 1);
-    txt[need] = '\0';
-    if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
-        if (txt[0] == '/') {
-            size_t cap = need + 128 + r->host.len;
-            char *abs = pv_arena_alloc(&hr->arena, cap);
-            if (pv_router_absolute_url(r, (pv_str_t){txt, need}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
-                txt = abs;
-        }
-        pv_server_respond(hr, code, txt, (pv_str_t){NULL, 0});
-    } else {
-        pv_server_respond(hr, code, NULL, (pv_str_t){txt, need});
-    }
+    hr->r.srv = pv_router_find_server(hr->lgroup, hr->r.host);
+    return PV_PHASE_NEXT;
+}
+
+/* The log phase: the access log line and the worker's counters. */
+static int log_access(pv_hreq_t *hr)
+{
+    pv_accesslog_write(&hr->r);
+    pv_count(PV_CTR_REQUESTS);
+    int cls = hr->r.status / 100;
+    if (cls >= 1 && cls <= 5)
+        pv_count(PV_CTR_STATUS_1XX + cls - 1);
+    return PV_PHASE_NEXT;
 }
 
 static void process_head(pv_hreq_t *hr, uint32_t head_end)
 {
-    pv_hconn_t *c = hr->c;
-    pv_request_t *r = &hr->r;
     hr->head_len = head_end;
-    c->in->pos = head_end;
-    r->request_length = head_end;
-
-    int status = build_request(hr, head_end);
-    if (status) {
-        respond_error(hr, status);
-        return;
-    }
-    r->srv = pv_router_find_server(hr->lgroup, r->host);
-    if (r->srv->return_code) {
-        /* a server-level return runs before any location is chosen */
-        do_return(hr, r->srv->return_code, r->srv->has_return_text, &r->srv->return_text);
-        return;
-    }
-    int redirect = 0;
-    pv_location_t *loc = pv_router_find_location(r->srv, r->uri, &redirect);
-    r->loc = loc;
-    if (!loc) {
-        pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
-        return;
-    }
-    int64_t max = loc->conf.client_max_body_size;
-    if (max > 0 && r->content_length > max) {
-        pv_log(PV_LOG_ERR, "client intended to send too large body: %lld bytes, client: %s",
-               (long long)r->content_length, r->peer_text);
-        respond_error(hr, 413);
-        return;
-    }
-    if (redirect) {
-        /* NGINX's auto redirect: "/api/auth" -> "/api/auth/" with the args */
-        char url[4096];
-        if (pv_router_redirect_url(r, loc, url, sizeof(url)) < 0) {
-            respond_error(hr, 414);
-            return;
-        }
-        pv_server_respond(hr, 301, url, (pv_str_t){NULL, 0});
-        return;
-    }
-    if (loc->internal) {
-        pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
-        return;
-    }
-    if (loc->return_code) {
-        do_return(hr, loc->return_code, loc->has_return_text, &loc->return_text);
-        return;
-    }
-    if (loc->proxy_pass) {
-        pv_timer_del(c->w->loop, &c->timer);
-        pv_access_start(hr);
-        return;
-    }
-    pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+    hr->c->in->pos = head_end;
+    hr->r.request_length = head_end;
+    pv_phases_run(hr);
 }
 
 /* Grow the head buffer when a head outgrows a standard buffer, up to the
@@ -757,7 +710,7 @@ static int parse_more(pv_hconn_t *c)
         hr->line_checked = 1;
         int st = check_version(start + skip, (size_t)(lf - start - skip) + 1);
         if (st) {
-            respond_error(hr, st);
+            pv_server_error(hr, st);
             return -1;
         }
     }
@@ -778,7 +731,7 @@ static int parse_more(pv_hconn_t *c)
         status = 501; /* a well-formed method this gateway does not know */
     pv_log(PV_LOG_INFO, "client sent invalid request (%s), client: %s", llhttp_get_error_reason(&hr->parser),
            hr->r.peer_text);
-    respond_error(hr, status);
+    pv_server_error(hr, status);
     return -1;
 }
 
@@ -810,7 +763,7 @@ static void handle_input(pv_hconn_t *c)
                 int st = (c->hr && (!c->hr->line_checked || (c->hr->url.len && c->hr->last_cb == 3))) ? 414 : 431;
                 if (!c->hr)
                     c->hr = req_alloc(c);
-                respond_error(c->hr, st);
+                pv_server_error(c->hr, st);
                 return;
             }
             b = c->in;
@@ -898,7 +851,7 @@ void pv_server_request_done(pv_hreq_t *hr)
     pv_request_t *r = &hr->r;
     r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;
     index_sent_head(hr);
-    pv_accesslog_write(r);
+    pv_phases_log(hr);
     int keep = hr->keepalive && hr->body_done && !(c->flags & (PV_HC_F_EOF | PV_HC_F_ORPHAN));
     int64_t ka_timeout = req_lconf(hr)->keepalive_timeout;
 
@@ -995,14 +948,14 @@ static void conn_timer_cb(pv_timer_t *t)
         if (!hr->px.resp_head_done) {
             pv_proxy_abort(&hr->px);
             hr->proxying = 0;
-            respond_error(hr, 408);
+            pv_server_error(hr, 408);
         } else {
             pv_server_close(c);
         }
         return;
     }
     pv_log(PV_LOG_INFO, "client timed out reading the request head, client: %s", hr->r.peer_text);
-    respond_error(hr, 408);
+    pv_server_error(hr, 408);
 }
 
 void pv_server_thread_cleanup(void)
@@ -1022,7 +975,7 @@ void pv_server_thread_cleanup(void)
 
 void pv_server_regroup(pv_worker_t *w, const int *map, int nmap)
 {
-    pv_hconn_t *c = w->conns;
+    pv_hconn_t *c = conns;
     while (c) {
         pv_hconn_t *next = c->next;
         int g = c->group < nmap ? map[c->group] : -1;
@@ -1039,7 +992,7 @@ void pv_server_regroup(pv_worker_t *w, const int *map, int nmap)
 
 void pv_server_drain(pv_worker_t *w)
 {
-    pv_hconn_t *c = w->conns;
+    pv_hconn_t *c = conns;
     while (c) {
         pv_hconn_t *next = c->next;
         if (!c->hr)
@@ -1047,3 +1000,38 @@ void pv_server_drain(pv_worker_t *w)
         c = next;
     }
 }
+
+/* ---- worker module -------------------------------------------------------- */
+
+static void mod_close_all(pv_worker_t *w)
+{
+    while (conns)
+        pv_server_close(conns);
+}
+
+/* Once at start: the core's own phase handlers. */
+static int mod_init(void)
+{
+    pv_phases_register(PV_PHASE_POST_READ, post_read);
+    pv_phases_register(PV_PHASE_LOG, log_access);
+    pv_phases_core_init();
+    return PV_OK;
+}
+
+static void mod_exit(pv_worker_t *w)
+{
+    PV_UNUSED(w);
+    pv_server_thread_cleanup();
+    pv_router_thread_cleanup();
+}
+
+pv_module_t pv_http_module = {
+    .name = "http",
+    .init = mod_init,
+    .accept = pv_server_accept_cb,
+    .reload = pv_server_regroup,
+    .drain = pv_server_drain,
+    .close_all = mod_close_all,
+    .reap = pv_server_reap,
+    .worker_exit = mod_exit,
+};

@@ -12,7 +12,7 @@
 #include "../core/loop.h"
 #include "../core/outq.h"
 #include "../core/xprt.h"
-#include "../core/worker.h"
+#include "../proc/worker.h"
 #include "../proxy/proxy.h"
 #include "access.h"
 #include "chunked.h"
@@ -43,6 +43,8 @@ typedef struct pv_hreq_s {
     int last_cb;                  /* last span callback: 1 name, 2 value, 3 url */
     int err_status;               /* error found while parsing (414, 431) */
     uint8_t line_checked;         /* the request line was checked whole */
+    uint8_t phase;                /* PV_PHASE_* the request is in */
+    uint8_t phase_step;           /* next handler of that phase */
     uint32_t head_len;            /* bytes of head at the front of c->in */
     /* request body */
     int body_frame;               /* PV_FRAME_* */
@@ -88,10 +90,15 @@ struct pv_hconn_s {
 /* Every line of a head of len bytes ends in CRLF: no bare LF, no bare CR,
  * no obs-fold. */
 int pv_http_head_line_endings_ok(const char *p, size_t len);
+/* The worker module: accepts on the listening sockets, maps connections
+ * to new listen groups on reload, drains, closes and reaps them. */
+extern pv_module_t pv_http_module;
 /* Accept handler for listening sockets. */
 void pv_server_accept_cb(pv_io_t *io, unsigned events);
 /* Finish the current request: queue-complete handling, log, keepalive. */
 void pv_server_request_done(pv_hreq_t *hr);
+/* Answer with an error page and close the connection afterwards. */
+void pv_server_error(pv_hreq_t *hr, int status);
 /* Send a locally generated response (error page, redirect, return). */
 void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body);
 /* Write queued client output; returns PV_OK / PV_AGAIN / PV_ERR. */

@@ -1,4 +1,5 @@
 #include "accesslog.h"
+#include "../core/module.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -104,6 +105,17 @@ int pv_accesslog_register_worker(int worker_id)
     PV_UNUSED(worker_id);
     return slot_get() >= 0 ? PV_OK : PV_ERR;
 }
+
+static int mod_worker_init(struct pv_worker_s *w)
+{
+    PV_UNUSED(w);
+    return pv_accesslog_register_worker(0);
+}
+
+pv_module_t pv_accesslog_module = {
+    .name = "access_log",
+    .worker_init = mod_worker_init,
+};
 
 /* Append one whole line; 0 when it does not fit (the caller drops it). */
 static int ring_push(pv_al_ring_t *rg, const char *p, size_t n)

@@ -42,6 +42,8 @@ int pv_accesslog_open(pv_conf_t *conf, char *err, size_t errlen);
 /* Give the calling thread its own rings; once per worker thread. Threads
  * that write without registering are registered on first use. */
 int pv_accesslog_register_worker(int worker_id);
+/* The worker module: registers each worker thread as a log writer. */
+extern struct pv_module_s pv_accesslog_module;
 /* Log the finished request to every access_log of its location (or of its
  * server when no location matched). Never blocks. */
 void pv_accesslog_write(pv_request_t *r);

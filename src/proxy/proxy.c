@@ -9,6 +9,7 @@
 #include "../core/net.h"
 #include "../core/time.h"
 #include "../http/headers.h"
+#include "../http/phases.h"
 #include "../http/server.h"
 #include "../upstream/upstream.h"
 #include "rewrite.h"
@@ -243,7 +244,7 @@ void pv_proxy_start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_
     px->r = sr;
     px->loc = loc;
     px->sub_done = done;
-    px->pool = &hr->gen->pools[loc->proxy_pass->upstream->index];
+    px->pool = pv_upstream_pool(hr->gen, loc->proxy_pass->upstream->index);
     px->start_ns = pv_now_ns();
     sr->proxy_host = loc->proxy_pass->proxy_host;
     px->up_frame = PV_FRAME_NONE;
@@ -259,7 +260,7 @@ void pv_proxy_start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_
     start_upstream(px);
 }
 
-void pv_proxy_start(pv_hreq_t *hr)
+static void proxy_start(pv_hreq_t *hr)
 {
     pv_proxy_t *px = &hr->px;
     pv_request_t *r = &hr->r;
@@ -270,7 +271,7 @@ void pv_proxy_start(pv_hreq_t *hr)
     px->hr = hr;
     px->r = r;
     px->loc = loc;
-    px->pool = &hr->gen->pools[loc->proxy_pass->upstream->index];
+    px->pool = pv_upstream_pool(hr->gen, loc->proxy_pass->upstream->index);
     px->start_ns = pv_now_ns();
     r->proxy_host = loc->proxy_pass->proxy_host;
 
@@ -1066,3 +1067,29 @@ void pv_proxy_abort(pv_proxy_t *px)
     if (px->hr)
         px->hr->proxying = 0;
 }
+
+/* ---- module ---------------------------------------------------------------------- */
+
+static int claims(const pv_location_t *loc)
+{
+    return loc->proxy_pass != NULL;
+}
+
+static int content(pv_hreq_t *hr)
+{
+    proxy_start(hr);
+    return PV_PHASE_DONE;
+}
+
+static const pv_content_t proxy_content = {"proxy", claims, content};
+
+static int mod_init(void)
+{
+    pv_phases_content(&proxy_content);
+    return PV_OK;
+}
+
+pv_module_t pv_proxy_module = {
+    .name = "proxy",
+    .init = mod_init,
+};

@@ -8,6 +8,7 @@
 #include <llhttp.h>
 
 #include "../core/buf.h"
+#include "../core/module.h"
 #include "../core/outq.h"
 #include "../http/chunked.h"
 #include "../http/request.h"
@@ -70,8 +71,8 @@ typedef struct pv_proxy_s {
     pv_header_t rh[PV_PROXY_MAX_RESP_HEADERS]; /* response header fields (offsets while parsing) */
 } pv_proxy_t;
 
-/* Start proxying hr to its location's proxy_pass. */
-void pv_proxy_start(struct pv_hreq_s *hr);
+/* The module: the content handler of proxy_pass locations. */
+extern pv_module_t pv_proxy_module;
 /* Send the subrequest sr (hr's request model, rewritten for loc: method
  * GET, the subrequest URI, no body) to loc's proxy_pass and call done with
  * the status once its response has been read to the end. Response header

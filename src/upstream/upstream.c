@@ -7,10 +7,13 @@
 
 #include "../core/log.h"
 #include "../core/net.h"
-#include "../core/worker.h"
+#include "../obs/counters.h"
+#include "../proc/worker.h"
 #include "../proxy/proxy.h"
 
 static __thread pv_upconn_t *free_upconns;
+/* connections closed during this loop iteration, freed before it waits */
+static __thread pv_upconn_t *reap_up;
 
 static void upconn_io_cb(pv_io_t *io, unsigned events);
 static void idle_unlink(pv_upool_t *p, pv_upconn_t *u);
@@ -161,6 +164,7 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server)
             continue;
         idle_unlink(p, u);
         pv_timer_del(u->w->loop, &u->timer);
+        pv_count(PV_CTR_UPSTREAM_REUSED);
         return u;
     }
     return NULL;
@@ -196,6 +200,7 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
         return NULL;
     }
     p->opened++;
+    pv_count(PV_CTR_UPSTREAM_OPENED);
     return u;
 }
 
@@ -233,9 +238,9 @@ void pv_upstream_close(pv_upconn_t *u)
     pv_timer_del(w->loop, &u->timer);
     pv_loop_del(w->loop, &u->x.io);
     pv_xprt_close(&u->x);
-    u->next = w->reap_up;
+    u->next = reap_up;
     u->prev = NULL;
-    w->reap_up = u;
+    reap_up = u;
 }
 
 void pv_upstream_thread_cleanup(void)
@@ -249,9 +254,9 @@ void pv_upstream_thread_cleanup(void)
 
 void pv_upstream_reap(pv_worker_t *w)
 {
-    while (w->reap_up) {
-        pv_upconn_t *u = w->reap_up;
-        w->reap_up = u->next;
+    while (reap_up) {
+        pv_upconn_t *u = reap_up;
+        reap_up = u->next;
         u->next = free_upconns;
         free_upconns = u;
     }
@@ -281,3 +286,53 @@ static void upconn_timer_cb(pv_timer_t *t)
     else
         pv_upstream_close(u); /* keepalive_timeout in the pool */
 }
+
+/* ---- worker module ------------------------------------------------------ */
+
+/* A generation's pools (pv_wgen_t.mod slot). */
+typedef struct upools_s {
+    pv_upool_t *pools; /* one per upstream of the snapshot */
+    int n;
+} upools_t;
+
+pv_upool_t *pv_upstream_pool(pv_wgen_t *g, int i)
+{
+    upools_t *up = g->mod[pv_upstream_module.index];
+    return &up->pools[i];
+}
+
+static int mod_gen_init(pv_worker_t *w, pv_wgen_t *g, pv_wgen_t *old)
+{
+    upools_t *up = calloc(1, sizeof(*up));
+    if (!up || !(up->pools = pv_upstream_pools_new(w, g->conf, &up->n))) {
+        free(up);
+        return PV_ERR;
+    }
+    g->mod[pv_upstream_module.index] = up;
+    upools_t *from = old ? old->mod[pv_upstream_module.index] : NULL;
+    if (from)
+        pv_upstream_pools_adopt(up->pools, up->n, from->pools, from->n);
+    return PV_OK;
+}
+
+static void mod_gen_free(pv_wgen_t *g)
+{
+    upools_t *up = g->mod[pv_upstream_module.index];
+    pv_upstream_pools_free(up->pools, up->n);
+    free(up);
+    g->mod[pv_upstream_module.index] = NULL;
+}
+
+static void mod_exit(pv_worker_t *w)
+{
+    PV_UNUSED(w);
+    pv_upstream_thread_cleanup();
+}
+
+pv_module_t pv_upstream_module = {
+    .name = "upstream",
+    .gen_init = mod_gen_init,
+    .gen_free = mod_gen_free,
+    .reap = pv_upstream_reap,
+    .worker_exit = mod_exit,
+};

@@ -9,8 +9,10 @@
 #include "../core/loop.h"
 #include "../core/xprt.h"
 #include "../config/conf.h"
+#include "../core/module.h"
 
 struct pv_worker_s;
+struct pv_wgen_s;
 struct pv_proxy_s;
 typedef struct pv_upool_s pv_upool_t;
 
@@ -39,6 +41,13 @@ struct pv_upool_s {
     uint64_t opened;            /* connections opened (for metrics/tests) */
     int retired;                /* belongs to a replaced config: nothing returns to it */
 };
+
+/* The worker module: builds a generation's pools (taking over the idle
+ * connections of the generation it replaces), frees them, reaps closed
+ * connections. */
+extern pv_module_t pv_upstream_module;
+/* The pool of upstream i (conf->http->upstreams order) in generation g. */
+pv_upool_t *pv_upstream_pool(struct pv_wgen_s *g, int i);
 
 /* Pools for every upstream of conf on this worker (conf->http->upstreams
  * order); NULL when out of memory. */

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../src/core/worker.h"
+#include "../../src/proc/worker.h"
 #include "../../src/upstream/upstream.h"
 
 static pv_upstream_server_t servers[3];

@@ -8,14 +8,37 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "log.h"
-#include "../http/router.h"
-#include "../http/server.h"
-#include "../obs/accesslog.h"
-#include "../upstream/upstream.h"
+#include "../core/buf.h"
+#include "../core/log.h"
 
 static __thread pv_worker_t *self;
+/* the modules, NULL-terminated (pv_worker_modules) */
+static pv_module_t *const *modules;
+
+/* Every module, in list order: m names the module in the body. */
+#define EACH_MODULE(m) for (pv_module_t *const *m##_it = modules, *m; m##_it && (m = *m##_it); m##_it++)
+
+int pv_worker_modules(pv_module_t *const *mods)
+{
+    modules = mods;
+    int i = 0;
+    EACH_MODULE(m) {
+        m->index = i++;
+        if (m->init && m->init() != PV_OK) {
+            pv_log(PV_LOG_EMERG, "module %s failed to start", m->name);
+            return PV_ERR;
+        }
+    }
+    return PV_OK;
+}
+
+static pv_io_cb accept_handler(void)
+{
+    EACH_MODULE(m)
+        if (m->accept)
+            return m->accept;
+    return NULL;
+}
 
 pv_worker_t *pv_worker_self(void)
 {
@@ -53,7 +76,7 @@ int pv_worker_init(pv_worker_t *w, int id, pv_conf_t *conf, const int *fds, int 
     w->nlisteners = nfds;
     for (int i = 0; i < nfds; i++) {
         pv_listener_t *l = &w->listeners[i];
-        l->io = (pv_io_t){.fd = fds[i], .cb = pv_server_accept_cb, .data = l};
+        l->io = (pv_io_t){.fd = fds[i], .cb = accept_handler(), .data = l};
         l->w = w;
         l->group = i;
     }
@@ -84,9 +107,44 @@ pv_wgen_t *pv_worker_gen_hold(pv_worker_t *w)
 
 static void gen_free(pv_wgen_t *g)
 {
-    pv_upstream_pools_free(g->pools, g->npools);
+    EACH_MODULE(m)
+        if (m->gen_free && g->mod[m->index])
+            m->gen_free(g);
     pv_conf_unref(g->conf);
     free(g);
+}
+
+/* Every module builds its state for g; on failure what was built is
+ * freed again and PV_ERR returned. */
+static int gen_init(pv_worker_t *w, pv_wgen_t *g, pv_wgen_t *old)
+{
+    EACH_MODULE(m) {
+        if (m->gen_init && m->gen_init(w, g, old) != PV_OK) {
+            EACH_MODULE(f) {
+                if (f == m)
+                    break;
+                if (f->gen_free && g->mod[f->index])
+                    f->gen_free(g);
+            }
+            return PV_ERR;
+        }
+    }
+    return PV_OK;
+}
+
+/* Close every connection of every module now. */
+static void close_all(pv_worker_t *w)
+{
+    EACH_MODULE(m)
+        if (m->close_all)
+            m->close_all(w);
+}
+
+static void reap_all(pv_worker_t *w)
+{
+    EACH_MODULE(m)
+        if (m->reap)
+            m->reap(w);
 }
 
 void pv_worker_gen_release(pv_worker_t *w, pv_wgen_t *g)
@@ -180,14 +238,14 @@ static void shutdown_timer_cb(pv_timer_t *t)
 {
     pv_worker_t *w = t->data;
     pv_log(PV_LOG_NOTICE, "worker_shutdown_timeout: closing %d remaining connections", w->nconns);
-    while (w->conns)
-        pv_server_close(w->conns);
+    close_all(w);
 }
 
 /* Switch to the snapshot the main thread handed over: adopt the new set of
- * listening sockets (unchanged ones keep their fd), point every connection
- * at its listen group in the new snapshot, build new upstream pools that
- * take over the idle connections, and retire the old generation. */
+ * listening sockets (unchanged ones keep their fd), let every module build
+ * its state for the new generation (new upstream pools take over the idle
+ * connections) and map its connections to the new listen groups, and
+ * retire the old generation. */
 static void apply_reload(pv_worker_t *w)
 {
     pv_conf_t *nc = w->next_conf;
@@ -200,9 +258,9 @@ static void apply_reload(pv_worker_t *w)
     pv_listener_t *nl = calloc((size_t)(ng ? ng : 1), sizeof(*nl));
     pv_wgen_t *g = calloc(1, sizeof(*g));
     int *map = calloc((size_t)(w->nlisteners ? w->nlisteners : 1), sizeof(int));
-    int np = 0;
-    pv_upool_t *pools = nl && g && map ? pv_upstream_pools_new(w, nc, &np) : NULL;
-    if (!pools) {
+    if (g)
+        g->conf = nc;
+    if (!nl || !g || !map || gen_init(w, g, w->gen) != PV_OK) {
         pv_log(PV_LOG_ALERT, "worker %d: out of memory applying a reload; keeping the old configuration", w->id);
         free(nl);
         free(g);
@@ -221,7 +279,7 @@ static void apply_reload(pv_worker_t *w)
             pv_loop_del(w->loop, &w->listeners[i].io);
     }
     for (int j = 0; j < ng; j++) {
-        nl[j] = (pv_listener_t){.io = {.fd = fds[j], .cb = pv_server_accept_cb, .data = &nl[j]}, .w = w, .group = j};
+        nl[j] = (pv_listener_t){.io = {.fd = fds[j], .cb = accept_handler(), .data = &nl[j]}, .w = w, .group = j};
         int known = 0;
         for (int i = 0; i < w->nlisteners; i++)
             known |= map[i] == j;
@@ -239,8 +297,9 @@ static void apply_reload(pv_worker_t *w)
             pv_loop_add_level(w->loop, &nl[j].io);
         }
     }
-    pv_server_regroup(w, map, w->nlisteners);
-    pv_access_cache_clear();
+    EACH_MODULE(m)
+        if (m->reload)
+            m->reload(w, map, w->nlisteners);
     /* events of this loop turn may still name the old slots: point them at
      * the new groups and free the array before the next wait */
     for (int i = 0; i < w->nlisteners; i++) {
@@ -255,10 +314,6 @@ static void apply_reload(pv_worker_t *w)
     w->nlisteners = ng;
 
     pv_wgen_t *old = w->gen;
-    pv_upstream_pools_adopt(pools, np, old->pools, old->npools);
-    g->conf = nc;
-    g->pools = pools;
-    g->npools = np;
     w->gen = g;
     w->conf = nc;
     if (old->live > 0) {
@@ -281,8 +336,7 @@ static void evfd_cb(pv_io_t *io, unsigned events)
     int cmd = atomic_exchange(&w->cmd, 0);
     if (cmd & PV_WCMD_STOP) {
         stop_listening(w);
-        while (w->conns)
-            pv_server_close(w->conns);
+        close_all(w);
         pv_loop_stop(w->loop);
         return;
     }
@@ -291,7 +345,9 @@ static void evfd_cb(pv_io_t *io, unsigned events)
     if ((cmd & PV_WCMD_QUIT) && !w->draining) {
         w->draining = 1;
         stop_listening(w);
-        pv_server_drain(w);
+        EACH_MODULE(m)
+            if (m->drain)
+                m->drain(w);
         if (w->conf->worker_shutdown_timeout > 0)
             pv_timer_set(w->loop, &w->shutdown_timer, (uint64_t)w->conf->worker_shutdown_timeout);
     }
@@ -302,8 +358,7 @@ static void evfd_cb(pv_io_t *io, unsigned events)
 static void before_sleep_cb(pv_loop_t *l, void *data)
 {
     pv_worker_t *w = data;
-    pv_server_reap(w);
-    pv_upstream_reap(w);
+    reap_all(w);
     if (w->old_listeners) {
         free(w->old_listeners);
         w->old_listeners = NULL;
@@ -312,14 +367,21 @@ static void before_sleep_cb(pv_loop_t *l, void *data)
         pv_loop_stop(l);
 }
 
+int pv_worker_gen_start(pv_worker_t *w)
+{
+    return gen_init(w, w->gen, NULL);
+}
+
 void *pv_worker_main(void *arg)
 {
     pv_worker_t *w = arg;
     self = w;
     pv_log_set_thread_id(w->id);
-    pv_accesslog_register_worker(w->id);
-    w->gen->pools = pv_upstream_pools_new(w, w->conf, &w->gen->npools);
-    if (!w->gen->pools) {
+    int ok = 1;
+    EACH_MODULE(m)
+        if (ok && m->worker_init && m->worker_init(w) != PV_OK)
+            ok = 0;
+    if (!ok || pv_worker_gen_start(w) != PV_OK) {
         pv_log(PV_LOG_EMERG, "worker %d: out of memory", w->id);
         atomic_store(&w->finished, 1);
         return NULL;
@@ -329,9 +391,8 @@ void *pv_worker_main(void *arg)
     pv_loop_set_hook(w->loop, before_sleep_cb, w);
     pv_loop_run(w->loop);
 
-    while (w->conns)
-        pv_server_close(w->conns);
-    pv_server_reap(w);
+    close_all(w);
+    reap_all(w);
     while (w->retired) {
         pv_wgen_t *g = w->retired;
         w->retired = g->next;
@@ -339,17 +400,16 @@ void *pv_worker_main(void *arg)
     }
     gen_free(w->gen);
     w->gen = NULL;
-    pv_upstream_reap(w);
+    reap_all(w);
     if (w->next_conf)
         pv_conf_unref(w->next_conf);
     free(w->next_fds);
     if (w->reserve_fd >= 0)
         close(w->reserve_fd);
     free(w->old_listeners);
-    pv_server_thread_cleanup();
-    pv_access_thread_cleanup();
-    pv_upstream_thread_cleanup();
-    pv_router_thread_cleanup();
+    EACH_MODULE(m)
+        if (m->worker_exit)
+            m->worker_exit(w);
     pv_buf_drain_cache();
     atomic_store(&w->finished, 1);
     return NULL;

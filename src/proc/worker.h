@@ -9,12 +9,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "loop.h"
+#include "../core/loop.h"
 #include "../config/conf.h"
+#include "../core/module.h"
 
-struct pv_hconn_s;
-struct pv_upconn_s;
-struct pv_upool_s;
 struct pv_worker_s;
 
 /* One listening socket of one worker. */
@@ -29,14 +27,13 @@ typedef struct pv_listener_s {
 /* Commands from the main thread. */
 enum { PV_WCMD_NONE = 0, PV_WCMD_RELOAD = 1, PV_WCMD_QUIT = 2, PV_WCMD_STOP = 4 };
 
-/* A config snapshot as one worker uses it: the snapshot and the upstream
- * pools built for it. Requests keep the generation they started under, so
- * after a reload in-flight requests finish on the old snapshot; a retired
- * generation is freed when its last request ends. */
+/* A config snapshot as one worker uses it: the snapshot and what each
+ * module built for it (the upstream pools). Requests keep the generation
+ * they started under, so after a reload in-flight requests finish on the
+ * old snapshot; a retired generation is freed when its last request ends. */
 typedef struct pv_wgen_s {
     pv_conf_t *conf;           /* snapshot (a reference is held) */
-    struct pv_upool_s *pools;  /* one per upstream of conf */
-    int npools;
+    void *mod[PV_MODULES_MAX]; /* per-module state, by pv_module_t.index */
     int live;                  /* requests running under this generation */
     struct pv_wgen_s *next;    /* older retired generations */
 } pv_wgen_t;
@@ -59,10 +56,7 @@ typedef struct pv_worker_s {
     atomic_int cmd;            /* PV_WCMD_* bits */
     atomic_int finished;       /* set when the thread is about to return */
     int draining;              /* graceful stop in progress */
-    struct pv_hconn_s *conns;  /* open client connections (for draining) */
-    int nconns;                /* their count */
-    struct pv_hconn_s *reap;   /* closed client connections, freed before the next wait */
-    struct pv_upconn_s *reap_up; /* closed upstream connections, likewise */
+    int nconns;                /* open client connections (the http module counts them; a drain ends at 0) */
     uint64_t next_conn_id;     /* serial for $connection */
     int reserve_fd;            /* spare descriptor given up to shed a connection on EMFILE */
     int accept_paused;         /* listeners are out of the loop after EMFILE/ENFILE */
@@ -71,11 +65,19 @@ typedef struct pv_worker_s {
     pv_timer_t shutdown_timer; /* worker_shutdown_timeout during a graceful stop */
 } pv_worker_t;
 
+/* The modules every worker runs, in the order their hooks are called
+ * (NULL-terminated; the array must outlive the workers). Call once before
+ * the first pv_worker_init(): assigns each module its index and runs its
+ * init hook. */
+int pv_worker_modules(pv_module_t *const *mods);
 /* Create the worker's loop and eventfd, adopt the listening fds (fds[i]
  * belongs to conf->http->listens[i]). */
 int pv_worker_init(pv_worker_t *w, int id, pv_conf_t *conf, const int *fds, int nfds);
 /* Thread entry. */
 void *pv_worker_main(void *arg);
+/* Build every module's state for the worker's first generation (done by
+ * pv_worker_main; for harnesses that drive a worker without its thread). */
+int pv_worker_gen_start(pv_worker_t *w);
 /* Hand a new snapshot and its listening fds (fds[g] for listen group g)
  * to the worker; it switches on its next loop turn and bumps `reloads`. */
 void pv_worker_reload(pv_worker_t *w, pv_conf_t *conf, int *fds);

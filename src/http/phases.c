@@ -1,0 +1,172 @@
+#include "phases.h"
+
+#include "../core/log.h"
+#include "router.h"
+#include "server.h"
+
+/* The handlers of each phase in registration order, and the content
+ * handlers (NGINX's phase engine). Written at start-up only. */
+#define PV_PHASE_MAX 32
+static pv_phase_handler_t handlers[PV_PHASE__COUNT][PV_PHASE_MAX];
+static int nhandlers[PV_PHASE__COUNT];
+static const pv_content_t *contents[PV_PHASE_MAX];
+static int ncontents;
+
+void pv_phases_register(int phase, pv_phase_handler_t h)
+{
+    if (phase < 0 || phase >= PV_PHASE__COUNT || phase == PV_PHASE_CONTENT || nhandlers[phase] == PV_PHASE_MAX) {
+        pv_log(PV_LOG_EMERG, "phase handler not registered: phase %d", phase);
+        return;
+    }
+    for (int i = 0; i < nhandlers[phase]; i++)
+        if (handlers[phase][i] == h)
+            return; /* registering twice (a harness re-initialising) is harmless */
+    handlers[phase][nhandlers[phase]++] = h;
+}
+
+void pv_phases_content(const pv_content_t *c)
+{
+    for (int i = 0; i < ncontents; i++)
+        if (contents[i] == c)
+            return;
+    if (ncontents < PV_PHASE_MAX)
+        contents[ncontents++] = c;
+}
+
+/* The content phase: the first handler that claims the location and does
+ * not decline it, or 404 when none does. */
+static void run_content(pv_hreq_t *hr)
+{
+    const pv_location_t *loc = hr->r.loc;
+    for (int i = 0; i < ncontents; i++)
+        if (contents[i]->claims(loc) && contents[i]->handler(hr) != PV_PHASE_NEXT)
+            return;
+    pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+}
+
+/* Run handlers from hr->phase / hr->phase_step on until one answers or
+ * parks; the content phase runs once and ends the walk. */
+static void run_from(pv_hreq_t *hr)
+{
+    for (; hr->phase < PV_PHASE_CONTENT; hr->phase++, hr->phase_step = 0) {
+        while (hr->phase_step < nhandlers[hr->phase]) {
+            int rc = handlers[hr->phase][hr->phase_step++](hr);
+            if (rc != PV_PHASE_NEXT)
+                return;
+        }
+    }
+    if (hr->phase == PV_PHASE_CONTENT) {
+        hr->phase = PV_PHASE_LOG;
+        run_content(hr);
+    }
+}
+
+void pv_phases_run(pv_hreq_t *hr)
+{
+    hr->phase = PV_PHASE_POST_READ;
+    hr->phase_step = 0;
+    run_from(hr);
+}
+
+void pv_phases_resume(pv_hreq_t *hr)
+{
+    run_from(hr);
+}
+
+void pv_phases_log(pv_hreq_t *hr)
+{
+    for (int i = 0; i < nhandlers[PV_PHASE_LOG]; i++)
+        handlers[PV_PHASE_LOG][i](hr);
+}
+
+/* ---- the core's handlers ------------------------------------------------ */
+
+/* `return CODE [TEXT|URL]`: a redirect code takes a URL (a relative one is
+ * made absolute, as NGINX's header filter does), any other code a body. */
+static int do_return(pv_hreq_t *hr, int code, int has_text, const pv_cv_t *text)
+{
+    pv_request_t *r = &hr->r;
+    if (!has_text) {
+        pv_server_respond(hr, code, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    size_t need = pv_cv_eval(text, r, PV_ESCAPE_NONE, NULL, 0);
+    char *txt = pv_arena_alloc(&hr->arena, need + 1);
+    pv_cv_eval(text, r, PV_ESCAPE_NONE, txt, need + 1);
+    txt[need] = '\0';
+    if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
+        if (txt[0] == '/') {
+            size_t cap = need + 128 + r->host.len;
+            char *abs = pv_arena_alloc(&hr->arena, cap);
+            if (pv_router_absolute_url(r, (pv_str_t){txt, need}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
+                txt = abs;
+        }
+        pv_server_respond(hr, code, txt, (pv_str_t){NULL, 0});
+    } else {
+        pv_server_respond(hr, code, NULL, (pv_str_t){txt, need});
+    }
+    return PV_PHASE_DONE;
+}
+
+/* A server-level `return` runs before any location is chosen. */
+static int server_rewrite(pv_hreq_t *hr)
+{
+    const pv_server_t *srv = hr->r.srv;
+    if (!srv->return_code)
+        return PV_PHASE_NEXT;
+    return do_return(hr, srv->return_code, srv->has_return_text, &srv->return_text);
+}
+
+/* The location, then what NGINX checks once it is known: the body size
+ * limit, the slash redirect, `internal`. */
+static int find_config(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    int redirect = 0;
+    pv_location_t *loc = pv_router_find_location(r->srv, r->uri, &redirect);
+    r->loc = loc;
+    if (!loc) {
+        pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    int64_t max = loc->conf.client_max_body_size;
+    if (max > 0 && r->content_length > max) {
+        pv_log(PV_LOG_ERR, "client intended to send too large body: %lld bytes, client: %s",
+               (long long)r->content_length, r->peer_text);
+        pv_server_error(hr, 413);
+        return PV_PHASE_DONE;
+    }
+    if (redirect) {
+        /* NGINX's auto redirect: "/api/auth" -> "/api/auth/" with the args */
+        char url[4096];
+        if (pv_router_redirect_url(r, loc, url, sizeof(url)) < 0) {
+            pv_server_error(hr, 414);
+            return PV_PHASE_DONE;
+        }
+        pv_server_respond(hr, 301, url, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    if (loc->internal) {
+        pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    /* routed: the header timeout is over; each phase arms its own */
+    pv_timer_del(hr->c->w->loop, &hr->c->timer);
+    return PV_PHASE_NEXT;
+}
+
+/* A location-level `return`. */
+static int rewrite(pv_hreq_t *hr)
+{
+    const pv_location_t *loc = hr->r.loc;
+    if (!loc->return_code)
+        return PV_PHASE_NEXT;
+    return do_return(hr, loc->return_code, loc->has_return_text, &loc->return_text);
+}
+
+void pv_phases_core_init(void)
+{
+    pv_phases_register(PV_PHASE_SERVER_REWRITE, server_rewrite);
+    pv_phases_register(PV_PHASE_FIND_CONFIG, find_config);
+    pv_phases_register(PV_PHASE_REWRITE, rewrite);
+}

@@ -1,0 +1,53 @@
+/* The request phases, as NGINX runs them: post-read, server rewrite, find
+ * config, rewrite, access, content, log. Modules register handlers into
+ * phases once at start (pv_module_t.init); a request walks the flattened
+ * list, so the server side never calls a module by name. */
+#ifndef PV_PHASES_H
+#define PV_PHASES_H
+
+#include "../config/conf.h"
+
+struct pv_hreq_s;
+
+enum {
+    PV_PHASE_POST_READ = 0,  /* the head is read: check it, pick the server block */
+    PV_PHASE_SERVER_REWRITE, /* server-level `return` */
+    PV_PHASE_FIND_CONFIG,    /* pick the location */
+    PV_PHASE_REWRITE,        /* location-level `return` */
+    PV_PHASE_ACCESS,         /* limits and authentication */
+    PV_PHASE_CONTENT,        /* the location's content handler */
+    PV_PHASE_LOG,            /* the request has ended */
+    PV_PHASE__COUNT
+};
+
+/* What a handler returns. */
+#define PV_PHASE_NEXT 0   /* go on with the next handler */
+#define PV_PHASE_DONE 1   /* the request was answered (or closed): stop */
+#define PV_PHASE_PARKED 2 /* waiting on an event; pv_phases_resume() goes on */
+
+typedef int (*pv_phase_handler_t)(struct pv_hreq_s *hr);
+
+/* A content handler claims the locations it serves (proxy_pass, later
+ * static files, cache, metrics); the first that claims one runs it. */
+typedef struct pv_content_s {
+    const char *name;                          /* for logs */
+    int (*claims)(const pv_location_t *loc);   /* whether loc is served by this handler */
+    pv_phase_handler_t handler;                /* produces the response */
+} pv_content_t;
+
+/* Add h at the end of phase (start-up only, before any worker runs). */
+void pv_phases_register(int phase, pv_phase_handler_t h);
+/* Add a content handler (start-up only). */
+void pv_phases_content(const pv_content_t *c);
+/* Register the core's handlers of the server rewrite, find config and
+ * rewrite phases (`return`, location choice). */
+void pv_phases_core_init(void);
+/* Run a request's phases from post-read. */
+void pv_phases_run(struct pv_hreq_s *hr);
+/* A handler that parked the request is done with PV_PHASE_NEXT: go on
+ * with the handler after it. */
+void pv_phases_resume(struct pv_hreq_s *hr);
+/* Run the log phase (the request has ended). */
+void pv_phases_log(struct pv_hreq_s *hr);
+
+#endif
