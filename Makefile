@@ -110,10 +110,13 @@ fuzz: fuzz-build
 	      > $(FUZZ_DIR)/fuzz_$$n.log 2>&1; then tail -60 $(FUZZ_DIR)/fuzz_$$n.log; exit 1; fi; \
 	  grep -E '^stat::number_of_executed_units' $(FUZZ_DIR)/fuzz_$$n.log; done
 
-# Static analysis of src/: cppcheck and clang-tidy (config in .clang-tidy);
-# any finding fails. One file per clang-tidy run: its analyser carries
-# state from one file to the next and then reports va_list false positives.
+# Static analysis of src/: the include order between directories
+# (scripts/check-layers.sh), cppcheck and clang-tidy (config in
+# .clang-tidy); any finding fails. One file per clang-tidy run: its
+# analyser carries state from one file to the next and then reports
+# va_list false positives.
 lint: setup
+	sh scripts/check-layers.sh
 	cppcheck --error-exitcode=1 --enable=warning,performance,portability --inline-suppr --quiet \
 	  --std=c11 -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) src/
 	@ls src/*/*.c src/main.c | xargs -P $$(nproc) -n 1 sh -c \

@@ -17,6 +17,7 @@
 #include "../core/common.h"
 #include "../core/arena.h"
 #include "../obs/vars.h"
+#include "../policy/zones.h"
 
 #define PV_UNSET (-1)
 
@@ -92,8 +93,6 @@ typedef struct pv_zone_s {
     void *impl;                /* pv_limit_req_zone_t / pv_limit_conn_zone_t, shared across reloads */
     pv_conf_src_t src;
 } pv_zone_t;
-
-enum { PV_ZONE_REQ = 1, PV_ZONE_CONN = 2 };
 
 /* `auth_request_set $var VALUE` */
 typedef struct pv_auth_set_s {

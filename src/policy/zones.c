@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../config/conf.h"
 #include "limit.h"
 
 typedef struct zent_s {

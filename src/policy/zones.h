@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* zone kinds */
+enum { PV_ZONE_REQ = 1, PV_ZONE_CONN = 2 };
+
 /* The zone for (kind, name, size, rate) — PV_ZONE_REQ gives a
  * pv_limit_req_zone_t, PV_ZONE_CONN a pv_limit_conn_zone_t — shared with
  * earlier snapshots when they match, else new; NULL if out of memory. */
