@@ -23,6 +23,11 @@ static void upstream_read(pv_proxy_t *px);
 static void upstream_failed(pv_proxy_t *px, int status, const char *why);
 static int next_on_status(pv_proxy_t *px, int status);
 static void buffer_body(pv_proxy_t *px);
+static void upstream_event_cb(void *owner, unsigned events);
+static void upstream_timeout_cb(void *owner);
+
+/* The proxy as owner of an upstream connection. */
+static const pv_upconn_ops_t upconn_ops = {upstream_event_cb, upstream_timeout_cb};
 
 /* ---- response head callbacks --------------------------------------------- */
 
@@ -220,6 +225,17 @@ static int rewind_body(pv_proxy_t *px)
     return 0;
 }
 
+/* Give up the upstream connection after a failure, or when the response
+ * is abandoned (proxy_next_upstream on a status): it is never reused. */
+static void drop_upstream(pv_proxy_t *px)
+{
+    pv_upconn_t *u = px->u;
+    if (!u)
+        return;
+    px->u = NULL;
+    pv_upstream_release(u, &(pv_upstream_done_t){.failed = 1});
+}
+
 /* ---- start ----------------------------------------------------------------- */
 
 /* Clear the exchange state for a new exchange on the same request (a
@@ -399,7 +415,7 @@ static void start_upstream(pv_proxy_t *px)
             return;
         }
     }
-    u->owner = px;
+    pv_upstream_attach(u, &upconn_ops, px);
     px->u = u;
     px->head_sent = px->req_done = px->resp_started = 0;
     pv_outq_reset(&px->uq);
@@ -490,21 +506,22 @@ static void upstream_write(pv_proxy_t *px)
 static void response_complete(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
-    pv_worker_t *w = px_worker(px);
     pv_upconn_t *u = px->u;
     px->resp_done = 1;
     px->r->upstream_response_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
     if (px->client_frame == PV_FRAME_CHUNKED)
         pv_outq_push_last_chunk(&hr->cq);
     if (u) {
-        pv_upstream_conf_t *ucf = px->pool->cf;
-        int reusable = px->req_done && px->upstream_keep && px->uin->pos == px->uin->last && !w->draining &&
-                       ucf->keepalive > 0 && (int64_t)u->requests < ucf->keepalive_requests &&
-                       (int64_t)(pv_loop_now(w->loop) - u->created_ms) < ucf->keepalive_time;
+        pv_upstream_done_t d = {
+            .resp_complete = 1,
+            .req_complete = px->req_done,
+            .early_response = px->resp_early,
+            .keep = px->upstream_keep,
+            .leftover = px->uin->pos != px->uin->last,
+        };
         pv_upstream_ok(px->pool, px->server);
-        u->owner = NULL;
         px->u = NULL;
-        pv_upstream_release(u, reusable);
+        pv_upstream_release(u, &d);
     }
     if (px->sub_done) {
         hr->proxying = 0;
@@ -573,6 +590,10 @@ static int response_head(pv_proxy_t *px, const char *head_end)
         resp_parser_init(px);
         return 1;
     }
+    /* a final answer before the whole request was written (an early
+     * 401/413): the connection must not be reused after it */
+    if (!px->req_done)
+        px->resp_early = 1;
     if (!px->sub_done && next_on_status(px, status))
         return 2;
     int head_req = (r->flags & PV_REQ_F_HEAD) != 0;
@@ -913,10 +934,7 @@ static int next_on_status(pv_proxy_t *px, int status)
     append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
     if (status != 403 && status != 404)
         pv_upstream_fail(px->pool, px->server, now);
-    pv_upconn_t *u = px->u;
-    u->owner = NULL;
-    px->u = NULL;
-    pv_upstream_close(u);
+    drop_upstream(px);
     if (!try_next(px, flag)) {
         pv_hreq_t *hr = px->hr;
         hr->proxying = 0;
@@ -929,15 +947,10 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
 {
     pv_hreq_t *hr = px->hr;
     pv_worker_t *w = px_worker(px);
-    pv_upconn_t *u = px->u;
     int m = px->r->method_id;
     int client_error = status == 400 || status == 413;
 
-    if (u) {
-        u->owner = NULL;
-        px->u = NULL;
-        pv_upstream_close(u);
-    }
+    drop_upstream(px);
     /* the classic race: a pooled connection the upstream closed while idle.
      * Nothing of the response arrived, so try once more on a new one. */
     if (!client_error && why && px->reused && !px->resp_started && (method_idempotent(m) || !px->head_sent) &&
@@ -976,8 +989,9 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
 
 /* ---- events ------------------------------------------------------------------- */
 
-void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events)
+static void upstream_event_cb(void *owner, unsigned events)
 {
+    pv_proxy_t *px = owner;
     pv_upconn_t *u = px->u;
     pv_xprt_events(&u->x, events);
     if (!u->connected) {
@@ -1001,8 +1015,9 @@ void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events)
         upstream_read(px);
 }
 
-void pv_proxy_upstream_timeout(pv_proxy_t *px)
+static void upstream_timeout_cb(void *owner)
 {
+    pv_proxy_t *px = owner;
     pv_upconn_t *u = px->u;
     const char *what = !u->connected ? "connecting to" : px->req_done ? "reading response header from" : "sending request to";
     if (px->resp_head_done)
@@ -1059,11 +1074,7 @@ void pv_proxy_client_event(pv_hreq_t *hr, unsigned events)
 
 void pv_proxy_abort(pv_proxy_t *px)
 {
-    if (px->u) {
-        px->u->owner = NULL;
-        pv_upstream_close(px->u);
-        px->u = NULL;
-    }
+    drop_upstream(px);
     if (px->hr)
         px->hr->proxying = 0;
 }

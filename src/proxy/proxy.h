@@ -60,6 +60,7 @@ typedef struct pv_proxy_s {
     uint8_t head_sent;           /* request head fully written */
     uint8_t req_done;            /* whole request (head and body) written */
     uint8_t resp_started;        /* any response byte arrived */
+    uint8_t resp_early;          /* the final response head came before the whole request was written */
     uint8_t resp_head_done;      /* response head parsed and queued to the client */
     uint8_t resp_done;           /* upstream response fully received */
     uint8_t upstream_keep;       /* upstream allows reuse of the connection */
@@ -80,10 +81,6 @@ extern pv_module_t pv_proxy_module;
 void pv_proxy_start_sub(struct pv_hreq_s *hr, pv_request_t *sr, struct pv_location_s *loc, pv_proxy_sub_cb done);
 /* Client socket events while proxying. */
 void pv_proxy_client_event(struct pv_hreq_s *hr, unsigned events);
-/* Upstream socket events. */
-void pv_proxy_upstream_event(pv_proxy_t *px, unsigned events);
-/* Upstream timer expiry. */
-void pv_proxy_upstream_timeout(pv_proxy_t *px);
 /* Client went away or request is aborted: drop the upstream side. */
 void pv_proxy_abort(pv_proxy_t *px);
 

@@ -3,13 +3,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../obs/counters.h"
 #include "../proc/worker.h"
-#include "../proxy/proxy.h"
 
 static __thread pv_upconn_t *free_upconns;
 /* connections closed during this loop iteration, freed before it waits */
@@ -157,11 +157,28 @@ static void idle_unlink(pv_upool_t *p, pv_upconn_t *u)
     p->nidle--;
 }
 
+/* Whether an idle socket may still carry a request: the upstream's FIN,
+ * an error or stray bytes may already be queued without the loop having
+ * seen the event yet (it arrived in this iteration, or with the last read
+ * of the response), and a request written there is lost. */
+static int idle_alive(pv_upconn_t *u)
+{
+    if (u->x.fin)
+        return 0;
+    return pv_xprt_peek(&u->x) == PV_AGAIN;
+}
+
 pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server)
 {
-    for (pv_upconn_t *u = p->idle_head; u; u = u->next) {
+    pv_upconn_t *next;
+    for (pv_upconn_t *u = p->idle_head; u; u = next) {
+        next = u->next;
         if (u->server != server)
             continue;
+        if (!idle_alive(u)) {
+            pv_upstream_close(u);
+            continue;
+        }
         idle_unlink(p, u);
         pv_timer_del(u->w->loop, &u->timer);
         pv_count(PV_CTR_UPSTREAM_REUSED);
@@ -204,11 +221,43 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
     return u;
 }
 
-void pv_upstream_release(pv_upconn_t *u, int reusable)
+void pv_upstream_attach(pv_upconn_t *u, const pv_upconn_ops_t *ops, void *owner)
+{
+    u->ops = ops;
+    u->owner = owner;
+}
+
+/* Every rule for taking a connection back, in one list (NGINX's
+ * free_keepalive_peer, h2o's socketpool): a connection is reused only when
+ * nothing about its state is in doubt. */
+int pv_upstream_reusable(const pv_upconn_t *u, const pv_upstream_done_t *d, uint64_t now)
+{
+    const pv_upstream_conf_t *cf = u->pool->cf;
+    if (d->failed || !d->resp_complete || !d->req_complete)
+        return 0;
+    /* an early answer (401, 413 before the body was read): the upstream
+     * may not have read the rest of the body, which would then be taken
+     * for the start of the next request */
+    if (d->early_response)
+        return 0;
+    if (!d->keep || d->leftover || u->x.fin || u->closing)
+        return 0;
+    if (cf->keepalive <= 0 || u->pool->retired || u->w->draining)
+        return 0;
+    if ((int64_t)u->requests >= cf->keepalive_requests)
+        return 0;
+    if ((int64_t)(now - u->created_ms) >= cf->keepalive_time)
+        return 0;
+    return 1;
+}
+
+void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
 {
     pv_upool_t *p = u->pool;
+    int reusable = pv_upstream_reusable(u, d, pv_loop_now(u->w->loop));
     u->owner = NULL;
-    if (!reusable || p->cf->keepalive <= 0 || p->retired) {
+    u->ops = NULL;
+    if (!reusable) {
         pv_upstream_close(u);
         return;
     }
@@ -268,7 +317,7 @@ static void upconn_io_cb(pv_io_t *io, unsigned events)
     if (u->closing)
         return;
     if (u->owner) {
-        pv_proxy_upstream_event(u->owner, events);
+        u->ops->event_cb(u->owner, events);
         return;
     }
     pv_xprt_events(&u->x, events);
@@ -282,7 +331,7 @@ static void upconn_timer_cb(pv_timer_t *t)
 {
     pv_upconn_t *u = t->data;
     if (u->owner)
-        pv_proxy_upstream_timeout(u->owner);
+        u->ops->timeout_cb(u->owner);
     else
         pv_upstream_close(u); /* keepalive_timeout in the pool */
 }

@@ -13,22 +13,43 @@
 
 struct pv_worker_s;
 struct pv_wgen_s;
-struct pv_proxy_s;
 typedef struct pv_upool_s pv_upool_t;
+typedef struct pv_upconn_s pv_upconn_t;
 
-typedef struct pv_upconn_s {
+/* What a connection's owner (the exchange using it) is told: socket
+ * events and the expiry of the connection's timer. The pool calls
+ * nothing else above it, so any content module can own a connection. */
+typedef struct pv_upconn_ops_s {
+    void (*event_cb)(void *owner, unsigned events); /* PV_EV_* on the socket */
+    void (*timeout_cb)(void *owner);                /* connect/send/read timer fired */
+} pv_upconn_ops_t;
+
+/* What the owner knows about an exchange when it gives the connection
+ * back; pv_upstream_release() decides from these and the pool's own rules
+ * whether the connection stays. */
+typedef struct pv_upstream_done_s {
+    uint8_t failed;         /* an error, a timeout or an abandoned response ended it */
+    uint8_t resp_complete;  /* the response was read to its end */
+    uint8_t req_complete;   /* the whole request (head and body) was written */
+    uint8_t early_response; /* the response head came before the request was all written */
+    uint8_t keep;           /* request and response both allow keepalive */
+    uint8_t leftover;       /* bytes arrived beyond the end of the response */
+} pv_upstream_done_t;
+
+struct pv_upconn_s {
     pv_xprt_t x;                /* transport (socket, readiness) */
     pv_timer_t timer;           /* connect/read/send timeout, or idle expiry in the pool */
     struct pv_worker_s *w;      /* owning worker */
     pv_upool_t *pool;           /* pool it belongs to */
     int server;                 /* index into pool->cf->servers */
-    struct pv_proxy_s *owner;   /* exchange using it; NULL while idle or closing */
+    void *owner;                /* exchange using it; NULL while idle or closing */
+    const pv_upconn_ops_t *ops; /* the owner's callbacks */
     struct pv_upconn_s *prev, *next; /* idle LRU links, or reap list */
     uint32_t requests;          /* requests sent on it */
     uint64_t created_ms;        /* loop time it was opened (keepalive_time) */
     uint8_t connected;          /* TCP handshake done */
     uint8_t closing;            /* closed, waiting to be freed */
-} pv_upconn_t;
+};
 
 struct pv_upool_s {
     pv_upstream_conf_t *cf;     /* upstream block */
@@ -71,8 +92,14 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server);
 /* Open a new connection to server (connect in progress). NULL on error
  * with errno set. */
 pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server);
-/* Return a clean connection to the pool (or close it if it may not stay). */
-void pv_upstream_release(pv_upconn_t *u, int reusable);
+/* Give the connection to owner, whose ops get its events and timeouts. */
+void pv_upstream_attach(pv_upconn_t *u, const pv_upconn_ops_t *ops, void *owner);
+/* The pool's guard list: whether u may carry another request after an
+ * exchange that ended as d says, at loop time now. */
+int pv_upstream_reusable(const pv_upconn_t *u, const pv_upstream_done_t *d, uint64_t now);
+/* The owner is done with u: pooled if pv_upstream_reusable() allows it,
+ * else closed. The only way a connection goes back to the pool. */
+void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d);
 /* Close now; the memory is freed before the loop next waits. */
 void pv_upstream_close(pv_upconn_t *u);
 /* Free the calling worker's connection freelist (exit). */

@@ -4,6 +4,7 @@ at the echo upstream, which numbers its connections.
 `worker_processes 1` makes the counts exact: pools are per worker.
 """
 
+import socket
 import threading
 import time
 
@@ -203,3 +204,93 @@ def test_many_clients_few_upstream_connections(gateway, upstream, port):
             c.close()
     assert len(up.requests) == 60
     assert up.connections == 1
+
+
+def _recv_until(sock, buf, marker):
+    while marker not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise AssertionError("closed before %r" % marker)
+        buf += data
+    i = buf.index(marker) + len(marker)
+    head = bytes(buf[:i])
+    del buf[:i]
+    return head
+
+
+def test_connection_answered_before_the_body_was_written_is_not_reused(gateway, port):
+    # The upstream answers (401) after the request head, before the body is
+    # written: it may not read the rest, which would then start the next
+    # request on that connection. Here it does read it, and sends the end
+    # of its answer only after, so the exchange ends cleanly; still the
+    # connection must not be reused.
+    body_len = 65536
+    first_part = 16384
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    after = {}
+    conns = []
+
+    def serve_first(c):
+        buf = bytearray()
+        head = _recv_until(c, buf, b"\r\n\r\n")
+        after["head"] = head
+        c.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nno")
+        got = len(buf)
+        while got < body_len:
+            data = c.recv(65536)
+            if not data:
+                after["short"] = got
+                return
+            got += len(data)
+        c.sendall(b"pe")
+        # the gateway must close it rather than send another request here
+        c.settimeout(5)
+        try:
+            after["next"] = c.recv(65536)
+        except OSError as e:
+            after["next"] = e
+
+    def serve_other(c):
+        buf = bytearray()
+        head = _recv_until(c, buf, b"\r\n\r\n")
+        after.setdefault("others", []).append(head)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+
+    def accept_loop():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return
+            conns.append(c)
+            fn = serve_first if len(conns) == 1 else serve_other
+            threading.Thread(target=fn, args=(c,), daemon=True).start()
+
+    t = threading.Thread(target=accept_loop, daemon=True)
+    t.start()
+    try:
+        gw = gateway(CONF, UP=lsock.getsockname()[1], GW=port())
+        with Client(gw.port) as c:
+            c.send(b"POST /pooled/upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % body_len
+                   + b"a" * first_part)
+            # the answer's head reaches the client before the rest of the body is sent
+            buf = bytearray()
+            while b"\r\n\r\n" not in buf:
+                data = c.sock.recv(65536)
+                assert data, "gateway closed before the response head"
+                buf += data
+            assert buf.startswith(b"HTTP/1.1 401 ")
+            c.send(b"a" * (body_len - first_part))
+            c.buf = buf
+            r = c.read_response("POST")
+            assert r.status == 401 and r.body == b"nope"
+        wait_for(lambda: "next" in after, 5, what="first upstream connection to end")
+        assert after["next"] == b"", after["next"]
+        assert http(gw.port, "GET", "/pooled/after").status == 200
+        assert len(conns) == 2 and after["others"][0].startswith(b"GET /after ")
+    finally:
+        lsock.close()
+        for c in conns:
+            c.close()

@@ -17,6 +17,10 @@
 #include "../../src/proc/worker.h"
 #include "../../src/upstream/upstream.h"
 
+/* an exchange that ended cleanly, and one that failed */
+static const pv_upstream_done_t keep_done = {.resp_complete = 1, .req_complete = 1, .keep = 1};
+static const pv_upstream_done_t fail_done = {.failed = 1};
+
 static pv_upstream_server_t servers[3];
 static pv_upstream_conf_t ucf;
 
@@ -146,11 +150,11 @@ static void test_pool_bound_and_idle_close(void **state)
         u[i]->connected = 1;
     }
     assert_int_equal(p.opened, 3);
-    pv_upstream_release(u[0], 1);
-    pv_upstream_release(u[1], 1);
+    pv_upstream_release(u[0], &keep_done);
+    pv_upstream_release(u[1], &keep_done);
     assert_int_equal(p.nidle, 2);
     /* the pool is full: the least recently used (u[0]) makes room */
-    pv_upstream_release(u[2], 1);
+    pv_upstream_release(u[2], &keep_done);
     assert_int_equal(p.nidle, 2);
     assert_true(u[0]->closing);
     assert_ptr_equal(p.idle_head, u[2]);
@@ -158,7 +162,7 @@ static void test_pool_bound_and_idle_close(void **state)
     /* not reusable: closed, not pooled */
     pv_upconn_t *x = pv_upstream_connect(&w, &p, 0);
     int px = accept(lfd, NULL, NULL);
-    pv_upstream_release(x, 0);
+    pv_upstream_release(x, &fail_done);
     assert_true(x->closing);
     assert_int_equal(p.nidle, 2);
     /* the upstream closes an idle connection: it leaves the pool at once */
@@ -195,12 +199,94 @@ static void test_idle_timeout(void **state)
     pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
     int peer = accept(lfd, NULL, NULL);
     u->connected = 1;
-    pv_upstream_release(u, 1);
+    pv_upstream_release(u, &keep_done);
     assert_int_equal(p.nidle, 1);
     run_for(&w, 100);
     assert_int_equal(p.nidle, 0);
     pv_upstream_reap(&w);
     close(peer);
+    close(lfd);
+    pv_loop_free(w.loop);
+}
+
+/* The pool's guard list, one rule at a time against a clean exchange. */
+static void test_return_rule(void **state)
+{
+    (void)state;
+    int w1[1] = {1};
+    setup_conf(1, w1, 1);
+    pv_worker_t w;
+    memset(&w, 0, sizeof(w));
+    pv_upool_t p;
+    make_pool(&p);
+    pv_upconn_t u;
+    memset(&u, 0, sizeof(u));
+    u.w = &w;
+    u.pool = &p;
+    u.requests = 1;
+    u.created_ms = 1000;
+    const uint64_t now = 2000;
+    pv_upstream_done_t d = keep_done;
+    assert_true(pv_upstream_reusable(&u, &d, now));
+
+    /* what the exchange reports */
+    pv_upstream_done_t bad[6];
+    for (int i = 0; i < 6; i++)
+        bad[i] = keep_done;
+    bad[0].failed = 1;
+    bad[1].resp_complete = 0;
+    bad[2].req_complete = 0;
+    bad[3].early_response = 1; /* answered before the body was all written */
+    bad[4].keep = 0;
+    bad[5].leftover = 1;
+    for (int i = 0; i < 6; i++)
+        assert_false(pv_upstream_reusable(&u, &bad[i], now));
+
+    /* what the connection and the pool know */
+    u.x.fin = 1;
+    assert_false(pv_upstream_reusable(&u, &d, now));
+    u.x.fin = 0;
+    u.requests = (uint32_t)ucf.keepalive_requests;
+    assert_false(pv_upstream_reusable(&u, &d, now));
+    u.requests = 1;
+    assert_false(pv_upstream_reusable(&u, &d, u.created_ms + (uint64_t)ucf.keepalive_time));
+    w.draining = 1;
+    assert_false(pv_upstream_reusable(&u, &d, now));
+    w.draining = 0;
+    p.retired = 1;
+    assert_false(pv_upstream_reusable(&u, &d, now));
+    p.retired = 0;
+    ucf.keepalive = 0;
+    assert_false(pv_upstream_reusable(&u, &d, now));
+    ucf.keepalive = 2;
+    assert_true(pv_upstream_reusable(&u, &d, now));
+}
+
+/* A FIN already queued on an idle socket, not yet seen by the loop: the
+ * connection is discarded instead of being handed out. */
+static void test_take_idle_peeks_for_fin(void **state)
+{
+    (void)state;
+    int lfd;
+    int port = listen_port(&lfd);
+    int w1[1] = {1};
+    setup_conf(1, w1, port);
+    pv_worker_t w;
+    memset(&w, 0, sizeof(w));
+    w.loop = pv_loop_new();
+    pv_upool_t p;
+    make_pool(&p);
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
+    int peer = accept(lfd, NULL, NULL);
+    u->connected = 1;
+    pv_upstream_release(u, &keep_done);
+    assert_int_equal(p.nidle, 1);
+    close(peer);
+    usleep(20000); /* the FIN reaches the socket; the loop has not run */
+    assert_null(pv_upstream_take_idle(&p, 0));
+    assert_int_equal(p.nidle, 0);
+    assert_true(u->closing);
+    pv_upstream_reap(&w);
     close(lfd);
     pv_loop_free(w.loop);
 }
@@ -212,6 +298,8 @@ int main(void)
         cmocka_unit_test(test_fail_window_and_exclude),
         cmocka_unit_test(test_pool_bound_and_idle_close),
         cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_return_rule),
+        cmocka_unit_test(test_take_idle_peeks_for_fin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
