@@ -11,6 +11,7 @@
 #include "../http/headers.h"
 #include "../http/phases.h"
 #include "../http/server.h"
+#include "../upstream/failure.h"
 #include "../upstream/upstream.h"
 #include "rewrite.h"
 
@@ -20,8 +21,9 @@ static __thread int resp_settings_ready;
 static void start_upstream(pv_proxy_t *px);
 static void upstream_write(pv_proxy_t *px);
 static void upstream_read(pv_proxy_t *px);
-static void upstream_failed(pv_proxy_t *px, int status, const char *why);
+static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *detail);
 static int next_on_status(pv_proxy_t *px, int status);
+static void answer_failure(pv_proxy_t *px, pv_upfail_t f);
 static void buffer_body(pv_proxy_t *px);
 static void upstream_event_cb(void *owner, unsigned events);
 static void upstream_timeout_cb(void *owner);
@@ -181,7 +183,7 @@ static void queue_body(pv_proxy_t *px)
         if (used < 0) {
             /* the client's framing is broken: nothing more can be trusted */
             pv_log(PV_LOG_INFO, "client sent invalid chunked body, client: %s", hr->r.peer_text);
-            upstream_failed(px, 400, NULL);
+            upstream_failed(px, PV_UPF_CLIENT_BAD_BODY, 0, NULL);
             return;
         }
         b->pos += (uint32_t)used;
@@ -192,7 +194,7 @@ static void queue_body(pv_proxy_t *px)
         if (max > 0 && hr->body_decoded > (uint64_t)max) {
             pv_log(PV_LOG_ERR, "client intended to send too large chunked body: %llu+ bytes, client: %s",
                    (unsigned long long)hr->body_decoded, hr->r.peer_text);
-            upstream_failed(px, 413, NULL);
+            upstream_failed(px, PV_UPF_CLIENT_BODY_LARGE, 0, NULL);
             return;
         }
         for (int i = 0; i < ns; i++) {
@@ -380,19 +382,13 @@ static void buffer_body(pv_proxy_t *px)
 /* Pick a server and a connection, queue the request and start writing. */
 static void start_upstream(pv_proxy_t *px)
 {
-    pv_hreq_t *hr = px->hr;
     pv_worker_t *w = px_worker(px);
     pv_upool_t *pool = px->pool;
     uint64_t now = pv_loop_now(w->loop);
 
     int s = pv_upstream_pick(pool, px->tried, now);
     if (s < 0) {
-        pv_log(PV_LOG_ERR, "no live upstreams while connecting to upstream \"%s\", client: %s", pool->cf->name,
-               hr->r.peer_text);
-        hr->proxying = 0;
-        if (!px->r->upstream_addr[0])
-            append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->name);
-        pv_server_respond(hr, 502, NULL, (pv_str_t){NULL, 0});
+        upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;
     }
     px->server = s;
@@ -408,15 +404,13 @@ static void start_upstream(pv_proxy_t *px)
     if (!u) {
         u = pv_upstream_connect(w, pool, s);
         if (!u) {
-            int e = errno;
-            pv_log(PV_LOG_ERR, "connect() to %s failed (%d: %s), client: %s", pool->cf->servers[s].text, e,
-                   strerror(e), hr->r.peer_text);
-            upstream_failed(px, 502, "connect");
+            upstream_failed(px, PV_UPF_CONNECT, errno, NULL);
             return;
         }
     }
     pv_upstream_attach(u, &upconn_ops, px);
     px->u = u;
+    px->sent_before = u->sent;
     px->head_sent = px->req_done = px->resp_started = 0;
     pv_outq_reset(&px->uq);
     pv_outq_push(&px->uq, px->hbuf->data, px->hbuf->last);
@@ -447,6 +441,7 @@ static void upstream_write(pv_proxy_t *px)
         if (!pv_outq_empty(&px->uq)) {
             uint64_t sent = 0;
             int rc = pv_outq_flush(&px->uq, &u->x, &sent);
+            u->sent += sent;
             if (sent)
                 px->head_sent = 1;
             if (rc == PV_AGAIN) {
@@ -454,10 +449,7 @@ static void upstream_write(pv_proxy_t *px)
                 return;
             }
             if (rc == PV_ERR) {
-                int e = errno;
-                pv_log(PV_LOG_ERR, "writev() to %s failed (%d: %s) while sending request to upstream",
-                       px->pool->cf->servers[px->server].text, e, strerror(e));
-                upstream_failed(px, 502, "write");
+                upstream_failed(px, PV_UPF_SEND, errno, NULL);
                 return;
             }
         }
@@ -791,9 +783,7 @@ static void upstream_read(pv_proxy_t *px)
             if (px->uin->pos < px->uin->last || px->resp_frame == PV_FRAME_NONE) {
                 int done = queue_response_body(px);
                 if (done < 0) {
-                    pv_log(PV_LOG_ERR, "upstream sent invalid chunked response from %s",
-                           px->pool->cf->servers[px->server].text);
-                    upstream_failed(px, 502, NULL);
+                    upstream_failed(px, PV_UPF_INVALID_BODY, 0, NULL);
                     return;
                 }
                 if (done) {
@@ -818,8 +808,7 @@ static void upstream_read(pv_proxy_t *px)
         }
         pv_buf_t *b = px->uin;
         if (b->last == b->size) {
-            pv_log(PV_LOG_ERR, "upstream sent too big header from %s", px->pool->cf->servers[px->server].text);
-            upstream_failed(px, 502, NULL);
+            upstream_failed(px, PV_UPF_HEADER_TOO_BIG, 0, NULL);
             return;
         }
         if (!u->x.readable) {
@@ -835,10 +824,7 @@ static void upstream_read(pv_proxy_t *px)
             return;
         }
         if (n < 0) {
-            int e = errno;
-            pv_log(PV_LOG_ERR, "recv() failed (%d: %s) while reading response from upstream %s", e, strerror(e),
-                   px->pool->cf->servers[px->server].text);
-            upstream_failed(px, 502, "read");
+            upstream_failed(px, PV_UPF_RESET, errno, NULL);
             return;
         }
         if (n == 0) {
@@ -846,9 +832,7 @@ static void upstream_read(pv_proxy_t *px)
                 response_complete(px);
                 return;
             }
-            pv_log(PV_LOG_ERR, "upstream %s prematurely closed connection while reading %s",
-                   px->pool->cf->servers[px->server].text, px->resp_head_done ? "response body" : "response header");
-            upstream_failed(px, 502, "read");
+            upstream_failed(px, PV_UPF_PREMATURE_CLOSE, 0, NULL);
             return;
         }
         px->resp_started = 1;
@@ -862,15 +846,12 @@ static void upstream_read(pv_proxy_t *px)
                 break;
             }
             if (e != HPE_PAUSED) {
-                pv_log(PV_LOG_ERR, "upstream sent invalid header (%s) from %s", llhttp_get_error_reason(&px->rp),
-                       px->pool->cf->servers[px->server].text);
-                upstream_failed(px, 502, NULL);
+                upstream_failed(px, PV_UPF_INVALID_HEADER, 0, llhttp_get_error_reason(&px->rp));
                 return;
             }
             int rc = response_head(px, llhttp_get_error_pos(&px->rp));
             if (rc < 0) {
-                pv_log(PV_LOG_ERR, "upstream sent invalid header from %s", px->pool->cf->servers[px->server].text);
-                upstream_failed(px, 502, NULL);
+                upstream_failed(px, PV_UPF_INVALID_HEADER, 0, NULL);
                 return;
             }
             if (rc == 1)
@@ -935,26 +916,79 @@ static int next_on_status(pv_proxy_t *px, int status)
     if (status != 403 && status != 404)
         pv_upstream_fail(px->pool, px->server, now);
     drop_upstream(px);
-    if (!try_next(px, flag)) {
-        pv_hreq_t *hr = px->hr;
-        hr->proxying = 0;
-        pv_server_respond(hr, 502, NULL, (pv_str_t){NULL, 0});
-    }
+    if (!try_next(px, flag))
+        answer_failure(px, PV_UPF_NO_LIVE);
     return 1;
 }
 
-static void upstream_failed(pv_proxy_t *px, int status, const char *why)
+/* The one place a failed exchange becomes the client's answer: the
+ * status comes from the failure table (502, 504; 400 and 413 for a bad
+ * client body). */
+static void answer_failure(pv_proxy_t *px, pv_upfail_t f)
 {
     pv_hreq_t *hr = px->hr;
-    pv_worker_t *w = px_worker(px);
-    int m = px->r->method_id;
-    int client_error = status == 400 || status == 413;
+    int status = pv_upfail_info(f)->status;
+    hr->proxying = 0;
+    if (px->sub_done) {
+        px->sub_done(hr, px->resp_head_done ? 500 : status);
+        return;
+    }
+    pv_outq_reset(&hr->cq);
+    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
+}
 
-    drop_upstream(px);
+/* One error log line per failure, worded as NGINX's. */
+static void log_failure(pv_proxy_t *px, pv_upfail_t f, int err, const char *detail)
+{
+    const pv_upfail_info_t *fi = pv_upfail_info(f);
+    const char *client = px->hr->r.peer_text;
+    char why[160] = "";
+    if (!fi->text[0])
+        return;
+    if (err)
+        snprintf(why, sizeof(why), " (%d: %s)", err, strerror(err));
+    else if (detail)
+        snprintf(why, sizeof(why), " (%s)", detail);
+    if (f == PV_UPF_NO_LIVE) {
+        pv_log(PV_LOG_ERR, "no live upstreams while connecting to upstream \"%s\", client: %s", px->pool->cf->name,
+               client);
+        return;
+    }
+    const char *phase = !px->u || !px->u->connected ? "connecting to upstream"
+                        : !px->req_done && !px->resp_started ? "sending request to upstream"
+                        : !px->resp_head_done ? "reading response header from upstream"
+                                              : "reading upstream";
+    pv_log(PV_LOG_ERR, "%s%s while %s, upstream: %s, client: %s", fi->text, why, phase,
+           px->pool->cf->servers[px->server].text, client);
+}
+
+/* Whether the upstream cannot have received this request: the exchange
+ * failed on a reused connection before any response byte, and either the
+ * write itself was refused or the upstream's FIN came before its TCP had
+ * acknowledged a byte of the request (it closed the idle connection while
+ * the request was on its way). Such a request may be sent again whatever
+ * its method. */
+static int request_unseen(pv_proxy_t *px, pv_upfail_t f)
+{
+    if (!px->u || !px->reused || px->resp_started)
+        return 0;
+    if (!px->head_sent)
+        return 1;
+    return f == PV_UPF_PREMATURE_CLOSE && pv_upstream_unacked_since(px->u, px->sent_before);
+}
+
+static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *detail)
+{
+    const pv_upfail_info_t *fi = pv_upfail_info(f);
+    pv_worker_t *w = px_worker(px);
+    int unseen = (fi->flags & PV_UPF_F_TRANSPORT) && request_unseen(px, f);
+
+    log_failure(px, f, err, detail);
     /* the classic race: a pooled connection the upstream closed while idle.
      * Nothing of the response arrived, so try once more on a new one. */
-    if (!client_error && why && px->reused && !px->resp_started && (method_idempotent(m) || !px->head_sent) &&
-        rewind_body(px) == 0) {
+    if ((fi->flags & PV_UPF_F_TRANSPORT) && px->reused && !px->resp_started &&
+        (unseen || method_idempotent(px->r->method_id)) && rewind_body(px) == 0) {
+        drop_upstream(px);
         px->tries--;
         px->tried &= ~(1ull << (px->server & 63));
         px->reused = 0;
@@ -963,28 +997,29 @@ static void upstream_failed(pv_proxy_t *px, int status, const char *why)
         start_upstream(px);
         return;
     }
-    if (!client_error) {
-        pv_upstream_fail(px->pool, px->server, pv_loop_now(w->loop));
+    drop_upstream(px);
+    if (f == PV_UPF_NO_LIVE) {
+        if (!px->r->upstream_addr[0])
+            append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
+        answer_failure(px, f);
+        return;
+    }
+    if (!(fi->flags & PV_UPF_F_CLIENT)) {
+        if (fi->flags & PV_UPF_F_SERVER)
+            pv_upstream_fail(px->pool, px->server, pv_loop_now(w->loop));
         char st[24];
-        st[pv_u64_digits(st, (uint64_t)status)] = '\0';
+        st[pv_u64_digits(st, (uint64_t)fi->status)] = '\0';
         append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
     }
     if (px->resp_head_done && !px->sub_done) {
         /* part of the response reached the client: it must not look
          * complete, so the connection is closed mid-body */
-        pv_server_close(hr->c);
+        pv_server_close(px->hr->c);
         return;
     }
-    int cond = status == 504 ? PV_NEXT_F_TIMEOUT : why ? PV_NEXT_F_ERROR : PV_NEXT_F_INVALID_HEADER;
-    if (!client_error && try_next(px, cond))
+    if (fi->next && try_next(px, fi->next))
         return;
-    hr->proxying = 0;
-    if (px->sub_done) {
-        px->sub_done(hr, px->resp_head_done ? 500 : status);
-        return;
-    }
-    pv_outq_reset(&hr->cq);
-    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
+    answer_failure(px, f);
 }
 
 /* ---- events ------------------------------------------------------------------- */
@@ -999,9 +1034,7 @@ static void upstream_event_cb(void *owner, unsigned events)
             return;
         int e = pv_net_sock_error(u->x.io.fd);
         if (e) {
-            pv_log(PV_LOG_ERR, "connect() to %s failed (%d: %s), client: %s", px->pool->cf->servers[px->server].text,
-                   e, strerror(e), px->hr->r.peer_text);
-            upstream_failed(px, 502, "connect");
+            upstream_failed(px, PV_UPF_CONNECT, e, NULL);
             return;
         }
         u->connected = 1;
@@ -1019,12 +1052,8 @@ static void upstream_timeout_cb(void *owner)
 {
     pv_proxy_t *px = owner;
     pv_upconn_t *u = px->u;
-    const char *what = !u->connected ? "connecting to" : px->req_done ? "reading response header from" : "sending request to";
-    if (px->resp_head_done)
-        what = "reading upstream";
-    pv_log(PV_LOG_ERR, "upstream timed out while %s upstream %s, client: %s", what,
-           px->pool->cf->servers[px->server].text, px->hr->r.peer_text);
-    upstream_failed(px, 504, NULL);
+    pv_upfail_t f = !u->connected ? PV_UPF_CONNECT_TIMEOUT : px->req_done ? PV_UPF_READ_TIMEOUT : PV_UPF_SEND_TIMEOUT;
+    upstream_failed(px, f, ETIMEDOUT, NULL);
 }
 
 void pv_proxy_client_event(pv_hreq_t *hr, unsigned events)

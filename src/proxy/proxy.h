@@ -56,6 +56,7 @@ typedef struct pv_proxy_s {
     pv_chunked_t rchunk;         /* PV_FRAME_CHUNKED decoder */
     int client_frame;            /* framing toward the client */
     uint64_t start_ns;           /* exchange start (for $upstream_response_time) */
+    uint64_t sent_before;        /* bytes written on the connection before this request */
     uint8_t reused;              /* the connection came from the pool */
     uint8_t head_sent;           /* request head fully written */
     uint8_t req_done;            /* whole request (head and body) written */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/tcp.h>
 
 #include "../core/log.h"
 #include "../core/net.h"
@@ -273,6 +274,18 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
     p->nidle++;
     u->x.readable = 0;
     pv_timer_set(u->w->loop, &u->timer, (uint64_t)p->cf->keepalive_timeout);
+}
+
+int pv_upstream_unacked_since(const pv_upconn_t *u, uint64_t before)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(u->x.io.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked))
+        return 0;
+    /* the peer's acknowledgement of our SYN counts one byte */
+    return ti.tcpi_bytes_acked <= before + 1;
 }
 
 void pv_upstream_close(pv_upconn_t *u)

@@ -47,6 +47,7 @@ struct pv_upconn_s {
     struct pv_upconn_s *prev, *next; /* idle LRU links, or reap list */
     uint32_t requests;          /* requests sent on it */
     uint64_t created_ms;        /* loop time it was opened (keepalive_time) */
+    uint64_t sent;              /* bytes written on it, all requests */
     uint8_t connected;          /* TCP handshake done */
     uint8_t closing;            /* closed, waiting to be freed */
 };
@@ -100,6 +101,10 @@ int pv_upstream_reusable(const pv_upconn_t *u, const pv_upstream_done_t *d, uint
 /* The owner is done with u: pooled if pv_upstream_reusable() allows it,
  * else closed. The only way a connection goes back to the pool. */
 void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d);
+/* Whether the upstream's TCP acknowledged none of the bytes written on u
+ * after the first `before` (so a FIN that came was sent before any of
+ * them arrived). Called only on the failure path: one getsockopt(). */
+int pv_upstream_unacked_since(const pv_upconn_t *u, uint64_t before);
 /* Close now; the memory is freed before the loop next waits. */
 void pv_upstream_close(pv_upconn_t *u);
 /* Free the calling worker's connection freelist (exit). */
