@@ -393,8 +393,17 @@ static void start_upstream(pv_proxy_t *px)
     }
     px->server = s;
     px->tries++;
-    if (s < 64)
-        px->tried |= 1ull << s;
+    if (!px->tried) {
+        /* sized to the upstream: one word inline, more from the request arena */
+        int ns = pool->cf->nservers;
+        px->tried = ns <= 64 ? &px->tried1
+                             : pv_arena_calloc(px->hr->r.arena, PV_UPSTREAM_SET_WORDS(ns) * sizeof(uint64_t));
+        if (!px->tried) {
+            upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
+            return;
+        }
+    }
+    px->tried[s >> 6] |= 1ull << (s & 63);
     append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
 
     /* a retry after a stale pooled connection takes a new one */
@@ -990,7 +999,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         (unseen || method_idempotent(px->r->method_id)) && rewind_body(px) == 0) {
         drop_upstream(px);
         px->tries--;
-        px->tried &= ~(1ull << (px->server & 63));
+        px->tried[px->server >> 6] &= ~(1ull << (px->server & 63));
         px->reused = 0;
         px->fresh = 1;
         px->r->upstream_addr[0] = '\0';

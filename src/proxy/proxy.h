@@ -39,7 +39,8 @@ typedef struct pv_proxy_s {
     struct pv_upconn_s *u;       /* upstream connection in use */
     int server;                  /* server index in use */
     int tries;                   /* servers tried */
-    uint64_t tried;              /* bitmask of servers tried */
+    uint64_t *tried;             /* set of server indexes tried (PV_UPSTREAM_SET_WORDS words) */
+    uint64_t tried1;             /* its storage when the upstream has at most 64 servers */
     pv_buf_t *hbuf;              /* upstream request head */
     pv_outq_t uq;                /* bytes queued to the upstream */
     int up_frame;                /* framing of the body sent upstream */

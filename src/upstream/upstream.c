@@ -20,6 +20,22 @@ static void upconn_io_cb(pv_io_t *io, unsigned events);
 static void idle_unlink(pv_upool_t *p, pv_upconn_t *u);
 static void upconn_timer_cb(pv_timer_t *t);
 
+/* Take the shared peer of every server of p's upstream. */
+static int pool_peers(pv_upool_t *p)
+{
+    const pv_upstream_conf_t *cf = p->cf;
+    for (int i = 0; i < cf->nservers; i++) {
+        const pv_upstream_server_t *s = &cf->servers[i];
+        int nth = 0;
+        for (int j = 0; j < i; j++)
+            nth += cf->servers[j].addrlen == s->addrlen && memcmp(&cf->servers[j].addr, &s->addr, s->addrlen) == 0;
+        p->peers[i] = pv_peer_acquire(cf->name, (const struct sockaddr *)&s->addr, s->addrlen, nth);
+        if (!p->peers[i])
+            return -1;
+    }
+    return 0;
+}
+
 pv_upool_t *pv_upstream_pools_new(pv_worker_t *w, pv_conf_t *conf, int *npools)
 {
     int n = conf->http ? conf->http->nupstreams : 0;
@@ -31,9 +47,8 @@ pv_upool_t *pv_upstream_pools_new(pv_worker_t *w, pv_conf_t *conf, int *npools)
         p->cf = conf->http->upstreams[i];
         int ns = p->cf->nservers ? p->cf->nservers : 1;
         p->cur_weight = calloc((size_t)ns, sizeof(int));
-        p->fails = calloc((size_t)ns, sizeof(int));
-        p->fail_until = calloc((size_t)ns, sizeof(uint64_t));
-        if (!p->cur_weight || !p->fails || !p->fail_until) {
+        p->peers = calloc((size_t)ns, sizeof(pv_peer_t *));
+        if (!p->cur_weight || !p->peers || pool_peers(p) < 0) {
             pv_upstream_pools_free(pools, i + 1);
             return NULL;
         }
@@ -51,9 +66,10 @@ void pv_upstream_pools_free(pv_upool_t *pools, int n)
         pv_upool_t *p = &pools[i];
         while (p->idle_head)
             pv_upstream_close(p->idle_head);
+        for (int j = 0; p->peers && j < p->cf->nservers; j++)
+            pv_peer_release(p->peers[j]);
         free(p->cur_weight);
-        free(p->fails);
-        free(p->fail_until);
+        free(p->peers);
     }
     free(pools);
 }
@@ -104,16 +120,16 @@ void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfro
 /* Smooth weighted round robin (each pick adds every weight to its current
  * value, takes the largest and subtracts the total from it), as NGINX does:
  * it spreads a heavy server's turns instead of bunching them. */
-int pv_upstream_pick(pv_upool_t *p, uint64_t exclude, uint64_t now)
+int pv_upstream_pick(pv_upool_t *p, const uint64_t *tried, uint64_t now)
 {
     for (int pass = 0; pass < 2; pass++) {
         int best = -1, total = 0;
         for (int i = 0; i < p->cf->nservers; i++) {
             pv_upstream_server_t *s = &p->cf->servers[i];
-            if (s->down || (i < 64 && (exclude >> i) & 1) || s->backup != pass)
+            if (s->down || (tried && (tried[i >> 6] >> (i & 63)) & 1) || s->backup != pass)
                 continue;
             /* a lone server is never taken out of service (NGINX: peers->single) */
-            if (p->cf->nservers > 1 && p->fails[i] >= s->max_fails && s->max_fails > 0 && p->fail_until[i] > now)
+            if (p->cf->nservers > 1 && s->max_fails > 0 && pv_peer_fails(p->peers[i], now) >= s->max_fails)
                 continue;
             p->cur_weight[i] += s->weight;
             total += s->weight;
@@ -131,17 +147,14 @@ int pv_upstream_pick(pv_upool_t *p, uint64_t exclude, uint64_t now)
 void pv_upstream_fail(pv_upool_t *p, int server, uint64_t now)
 {
     pv_upstream_server_t *s = &p->cf->servers[server];
-    if (p->fail_until[server] <= now)
-        p->fails[server] = 0;
-    p->fails[server]++;
-    p->fail_until[server] = now + (uint64_t)s->fail_timeout;
-    if (s->max_fails > 0 && p->fails[server] == s->max_fails)
+    int n = pv_peer_fail(p->peers[server], now, s->fail_timeout);
+    if (s->max_fails > 0 && n == s->max_fails)
         pv_log(PV_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"", s->text, p->cf->name);
 }
 
 void pv_upstream_ok(pv_upool_t *p, int server)
 {
-    p->fails[server] = 0;
+    pv_peer_ok(p->peers[server]);
 }
 
 static void idle_unlink(pv_upool_t *p, pv_upconn_t *u)

@@ -10,6 +10,7 @@
 #include "../core/xprt.h"
 #include "../config/conf.h"
 #include "../core/module.h"
+#include "peer.h"
 
 struct pv_worker_s;
 struct pv_wgen_s;
@@ -57,9 +58,8 @@ struct pv_upool_s {
     pv_upconn_t *idle_head;     /* most recently used idle connection */
     pv_upconn_t *idle_tail;     /* least recently used */
     int nidle;                  /* idle connections held */
-    int *cur_weight;            /* smooth weighted round-robin state, per server */
-    int *fails;                 /* failures inside the current fail window */
-    uint64_t *fail_until;       /* loop ms until which a server is skipped */
+    int *cur_weight;            /* smooth weighted round-robin state, per server (this worker's) */
+    pv_peer_t **peers;          /* the shared peer of each server (failures, fail window) */
     uint64_t opened;            /* connections opened (for metrics/tests) */
     int retired;                /* belongs to a replaced config: nothing returns to it */
 };
@@ -81,10 +81,13 @@ void pv_upstream_pools_free(pv_upool_t *pools, int n);
  * (warm connections survive a reload), close the rest, and mark the old
  * pools retired so connections released into them later are closed. */
 void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfrom);
+/* Words of a set of server indexes for an upstream of n servers. */
+#define PV_UPSTREAM_SET_WORDS(n) (((size_t)(n) + 63) / 64)
 /* Pick a server (round robin by weight, skipping failed and `down` ones,
- * `backup` only when the rest are unavailable). exclude is a bitmask of
- * server indexes already tried (first 64). Returns -1 if none is usable. */
-int pv_upstream_pick(pv_upool_t *p, uint64_t exclude, uint64_t now);
+ * `backup` only when the rest are unavailable). tried is the set of
+ * server indexes the request already tried (PV_UPSTREAM_SET_WORDS words,
+ * or NULL). Returns -1 if none is usable. */
+int pv_upstream_pick(pv_upool_t *p, const uint64_t *tried, uint64_t now);
 /* Record a failure / success of a server for max_fails/fail_timeout. */
 void pv_upstream_fail(pv_upool_t *p, int server, uint64_t now);
 void pv_upstream_ok(pv_upool_t *p, int server);

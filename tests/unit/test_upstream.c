@@ -48,18 +48,21 @@ static void setup_conf(int n, const int *weights, int port)
     ucf.keepalive_time = 3600000;
 }
 
+/* A pool over ucf whose peers are new (a fresh upstream name each time,
+ * so no state carries over from another test). */
 static void make_pool(pv_upool_t *p)
 {
+    static int cw[3], serial;
+    static pv_peer_t *peers[3];
+    static char name[32];
     memset(p, 0, sizeof(*p));
     p->cf = &ucf;
-    static int cw[3], fails[3];
-    static uint64_t until[3];
     memset(cw, 0, sizeof(cw));
-    memset(fails, 0, sizeof(fails));
-    memset(until, 0, sizeof(until));
+    snprintf(name, sizeof(name), "backend%d", ++serial);
+    for (int i = 0; i < ucf.nservers; i++)
+        peers[i] = pv_peer_acquire(name, (struct sockaddr *)&servers[i].addr, servers[i].addrlen, i);
     p->cur_weight = cw;
-    p->fails = fails;
-    p->fail_until = until;
+    p->peers = peers;
 }
 
 static void test_smooth_weighted_rr(void **state)
@@ -92,11 +95,12 @@ static void test_fail_window_and_exclude(void **state)
         seen0 |= pv_upstream_pick(&p, 0, 1000 + 10001) == 0;
     assert_true(seen0);
     /* both tried: nothing left */
-    assert_int_equal(pv_upstream_pick(&p, 3, 50000), -1);
+    uint64_t both = 3, first = 1;
+    assert_int_equal(pv_upstream_pick(&p, &both, 50000), -1);
     /* backup only when the others are out */
     servers[1].backup = 1;
     assert_int_equal(pv_upstream_pick(&p, 0, 50000), 0);
-    assert_int_equal(pv_upstream_pick(&p, 1, 50000), 1);
+    assert_int_equal(pv_upstream_pick(&p, &first, 50000), 1);
 }
 
 static int listen_port(int *lfd)
@@ -291,6 +295,103 @@ static void test_take_idle_peeks_for_fin(void **state)
     pv_loop_free(w.loop);
 }
 
+/* More servers than one word of the tried set holds. */
+static void test_tried_set_past_64_servers(void **state)
+{
+    (void)state;
+    enum { N = 130 };
+    static pv_upstream_server_t many[N];
+    static int cw[N];
+    static pv_peer_t *peers[N];
+    pv_upstream_conf_t cf = {.name = "wide", .servers = many, .nservers = N};
+    for (int i = 0; i < N; i++) {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&many[i].addr;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons((uint16_t)(1000 + i));
+        sa->sin_addr.s_addr = htonl(0x7f000001);
+        many[i].addrlen = sizeof(*sa);
+        many[i].weight = 1;
+        peers[i] = pv_peer_acquire(cf.name, (struct sockaddr *)sa, many[i].addrlen, 0);
+    }
+    pv_upool_t p = {.cf = &cf, .cur_weight = cw, .peers = peers};
+    uint64_t tried[PV_UPSTREAM_SET_WORDS(N)];
+    memset(tried, 0xff, sizeof(tried));
+    tried[129 >> 6] &= ~(1ull << (129 & 63));
+    assert_int_equal(pv_upstream_pick(&p, tried, 0), 129);
+    tried[129 >> 6] |= 1ull << (129 & 63);
+    assert_int_equal(pv_upstream_pick(&p, tried, 0), -1);
+    for (int i = 0; i < N; i++)
+        pv_peer_release(peers[i]);
+}
+
+static pv_conf_t *reload_conf(pv_upstream_conf_t *u, pv_http_conf_t *h, pv_upstream_conf_t **list)
+{
+    static pv_conf_t c;
+    memset(&c, 0, sizeof(c));
+    memset(h, 0, sizeof(*h));
+    list[0] = u;
+    h->upstreams = list;
+    h->nupstreams = 1;
+    c.http = h;
+    return &c;
+}
+
+/* A reload keeps the state of a server that stays (same upstream name and
+ * address) and drops the peer of a removed one. */
+static void test_peer_registry_across_reloads(void **state)
+{
+    (void)state;
+    int w2[3] = {1, 1, 1};
+    setup_conf(3, w2, 1);
+    /* three distinct addresses: ports 1, 2, 3 */
+    for (int i = 0; i < 3; i++)
+        ((struct sockaddr_in *)&servers[i].addr)->sin_port = htons((uint16_t)(i + 1));
+    static pv_upstream_server_t before[2], after[2];
+    before[0] = servers[0]; /* A */
+    before[1] = servers[1]; /* B */
+    after[0] = servers[2];  /* C, new */
+    after[1] = servers[0];  /* A, kept (moved in the list) */
+    pv_upstream_conf_t ua = ucf, ub = ucf;
+    ua.name = ub.name = "reloaded";
+    ua.servers = before;
+    ub.servers = after;
+    ua.nservers = ub.nservers = 2;
+    int base = pv_peer_count();
+
+    pv_http_conf_t h1, h2;
+    pv_upstream_conf_t *l1[1], *l2[1];
+    pv_worker_t w;
+    memset(&w, 0, sizeof(w));
+    int n1, n2;
+    pv_upool_t *old = pv_upstream_pools_new(&w, reload_conf(&ua, &h1, l1), &n1);
+    assert_non_null(old);
+    assert_int_equal(pv_peer_count(), base + 2);
+    pv_upstream_fail(old, 0, 1000); /* A fails once */
+    assert_int_equal(pv_peer_fails(old->peers[0], 2000), 1);
+
+    pv_upool_t *cur = pv_upstream_pools_new(&w, reload_conf(&ub, &h2, l2), &n2);
+    assert_non_null(cur);
+    assert_int_equal(pv_peer_count(), base + 3);
+    /* A is the same object with its failure; C starts clean */
+    assert_ptr_equal(cur->peers[1], old->peers[0]);
+    assert_int_equal(pv_peer_fails(cur->peers[1], 2000), 1);
+    assert_int_equal(pv_peer_fails(cur->peers[0], 2000), 0);
+    /* another worker's pools for the same snapshot share the peers */
+    pv_upool_t *other = pv_upstream_pools_new(&w, reload_conf(&ub, &h2, l2), &n2);
+    assert_ptr_equal(other->peers[1], cur->peers[1]);
+    pv_upstream_pools_free(other, n2);
+
+    /* the old generation goes: B is dropped, A and C stay */
+    pv_upstream_pools_free(old, n1);
+    assert_int_equal(pv_peer_count(), base + 2);
+    assert_int_equal(pv_peer_fails(cur->peers[1], 2000), 1);
+    /* a success clears it for every worker */
+    pv_upstream_ok(cur, 1);
+    assert_int_equal(pv_peer_fails(cur->peers[1], 2000), 0);
+    pv_upstream_pools_free(cur, n2);
+    assert_int_equal(pv_peer_count(), base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +401,8 @@ int main(void)
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_return_rule),
         cmocka_unit_test(test_take_idle_peeks_for_fin),
+        cmocka_unit_test(test_tried_set_past_64_servers),
+        cmocka_unit_test(test_peer_registry_across_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

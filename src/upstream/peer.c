@@ -1,0 +1,95 @@
+#include "peer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAILS_MASK 0xffffu
+
+static pthread_mutex_t plock = PTHREAD_MUTEX_INITIALIZER;
+static pv_peer_t *peers;
+
+pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, socklen_t len, int nth)
+{
+    pthread_mutex_lock(&plock);
+    for (pv_peer_t *p = peers; p; p = p->next) {
+        if (p->nth == nth && p->addrlen == len && memcmp(&p->addr, sa, len) == 0 && strcmp(p->upstream, upstream) == 0) {
+            p->refs++;
+            pthread_mutex_unlock(&plock);
+            return p;
+        }
+    }
+    pv_peer_t *p = calloc(1, sizeof(*p));
+    if (p && (len > sizeof(p->addr) || !(p->upstream = strdup(upstream)))) {
+        free(p);
+        p = NULL;
+    }
+    if (p) {
+        memcpy(&p->addr, sa, len);
+        p->addrlen = len;
+        p->nth = nth;
+        atomic_init(&p->fail_state, 0);
+        p->refs = 1;
+        p->next = peers;
+        peers = p;
+    }
+    pthread_mutex_unlock(&plock);
+    return p;
+}
+
+void pv_peer_release(pv_peer_t *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&plock);
+    if (--p->refs == 0) {
+        for (pv_peer_t **pp = &peers; *pp; pp = &(*pp)->next) {
+            if (*pp == p) {
+                *pp = p->next;
+                break;
+            }
+        }
+        free(p->upstream);
+        free(p);
+    }
+    pthread_mutex_unlock(&plock);
+}
+
+int pv_peer_fails(pv_peer_t *p, uint64_t now)
+{
+    uint64_t st = atomic_load_explicit(&p->fail_state, memory_order_relaxed);
+    return (st >> 16) > now ? (int)(st & FAILS_MASK) : 0;
+}
+
+/* Window end and count share one word, so workers failing the same
+ * server at once never lose a count or reopen a window wrongly. */
+int pv_peer_fail(pv_peer_t *p, uint64_t now, int64_t fail_timeout)
+{
+    uint64_t old = atomic_load_explicit(&p->fail_state, memory_order_relaxed), nw;
+    unsigned n;
+    do {
+        n = (old >> 16) > now ? (unsigned)(old & FAILS_MASK) : 0;
+        if (n < FAILS_MASK)
+            n++;
+        nw = ((now + (uint64_t)fail_timeout) << 16) | n;
+    } while (!atomic_compare_exchange_weak(&p->fail_state, &old, nw));
+    return (int)n;
+}
+
+void pv_peer_ok(pv_peer_t *p)
+{
+    /* the common case (no failures) only reads the shared word */
+    uint64_t old = atomic_load_explicit(&p->fail_state, memory_order_relaxed);
+    while ((old & FAILS_MASK) && !atomic_compare_exchange_weak(&p->fail_state, &old, old & ~(uint64_t)FAILS_MASK))
+        ;
+}
+
+int pv_peer_count(void)
+{
+    int n = 0;
+    pthread_mutex_lock(&plock);
+    for (pv_peer_t *p = peers; p; p = p->next)
+        n++;
+    pthread_mutex_unlock(&plock);
+    return n;
+}

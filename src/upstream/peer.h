@@ -1,0 +1,40 @@
+/* Peers: one object per upstream server, shared by every worker thread,
+ * holding the server's state in atomics (failures and the fail window
+ * now; health and counters later). A registry keyed by upstream name and
+ * server address keeps a peer across reloads, as policy/zones.c keeps
+ * rate-limit zones: each worker's pools take a reference when they are
+ * built for a snapshot and drop it when they are freed, so a server that
+ * stays in the config keeps its state and a removed one is dropped once
+ * no snapshot names it. */
+#ifndef PV_PEER_H
+#define PV_PEER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct pv_peer_s {
+    char *upstream;                 /* upstream block name (key) */
+    struct sockaddr_storage addr;   /* server address (key) */
+    socklen_t addrlen;              /* its length */
+    int nth;                        /* how many servers with this address come before it in the block (key) */
+    _Atomic uint64_t fail_state;    /* end of the fail window in loop ms << 16 | failures inside it */
+    int refs;                       /* pools holding it; under the registry lock */
+    struct pv_peer_s *next;         /* registry list */
+} pv_peer_t;
+
+/* The peer for (upstream, address, nth), shared with earlier snapshots
+ * when they name it, else new; NULL if out of memory. */
+pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, socklen_t len, int nth);
+/* Drop one reference taken by pv_peer_acquire(); the last frees it. */
+void pv_peer_release(pv_peer_t *p);
+/* Failures inside the fail window that is open at loop time now (0 once it has passed). */
+int pv_peer_fails(pv_peer_t *p, uint64_t now);
+/* Count a failure at now and open a window of fail_timeout ms; returns the count. */
+int pv_peer_fail(pv_peer_t *p, uint64_t now, int64_t fail_timeout);
+/* A success: the failure count goes back to zero. */
+void pv_peer_ok(pv_peer_t *p);
+/* Peers in the registry (tests, status). */
+int pv_peer_count(void);
+
+#endif
