@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 ORDER="core policy host config proc obs upstream http proxy main"
-KNOWN="config>obs host>config host>http obs>http http>proxy upstream>proxy"
+KNOWN="config>obs host>config host>http obs>http http>proxy"
 
 rank() {
     i=0
