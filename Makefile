@@ -86,6 +86,7 @@ FUZZ_DIR  := $(BUILD)/fuzz
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_DIR)/bin/%)
+FUZZ_OBJS := $(SRCS:%.c=$(FUZZ_DIR)/%.o)
 
 fuzz-build: setup
 	@$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_DIR) CFLAGS="-g -O1" \
@@ -98,7 +99,7 @@ $(BUILD)/objs.stamp: $(OBJS) $(LLOBJS)
 $(FUZZ_DIR)/bin/%: fuzz/%.c $(wildcard src/*/*.h) $(FUZZ_DIR)/objs.stamp
 	@mkdir -p $(dir $@)
 	clang -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -std=gnu11 -D_GNU_SOURCE -I$(LLHTTP_INC) -Isrc -o $@ $< \
-	  $(filter-out $(shell grep -ho '#include "../src/[a-z]*/[a-z_]*\.c"' $< | sed 's|#include "../\(.*\)\.c"|$(FUZZ_DIR)/\1.o|'),$(filter-out $(FUZZ_DIR)/src/main.o,$(wildcard $(FUZZ_DIR)/src/*/*.o))) \
+	  $(filter-out $(shell grep -ho '#include "../src/[a-z]*/[a-z_]*\.c"' $< | sed 's|#include "../\(.*\)\.c"|$(FUZZ_DIR)/\1.o|'),$(FUZZ_OBJS)) \
 	  $(FUZZ_DIR)/llhttp/*.o $(LDLIBS)
 
 fuzz: fuzz-build

@@ -7,8 +7,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-ORDER="core policy host config proc obs upstream http proxy main"
-KNOWN="config>obs host>config host>http obs>http http>proxy"
+ORDER="core policy host config proc obs upstream http proxy doctor main"
+KNOWN="config>obs obs>http http>proxy"
 
 rank() {
     i=0

@@ -15,7 +15,7 @@
 #include "config/conf.h"
 #include "core/log.h"
 #include "core/net.h"
-#include "host/doctor.h"
+#include "doctor/doctor.h"
 #include "http/access.h"
 #include "http/server.h"
 #include "obs/accesslog.h"

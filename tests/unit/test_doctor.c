@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "../../src/host/sysinfo.c"
-#include "../../src/host/doctor.c"
+#include "../../src/doctor/doctor.c"
 
 /* ---- a fake sys-root tree ---- */
 

@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 #include "../config/conf.h"
-#include "sysinfo.h"
+#include "../host/sysinfo.h"
 
 
 /* Check outcomes, in rising severity. */
