@@ -4,24 +4,49 @@
 #include "router.h"
 #include "server.h"
 
-/* The handlers of each phase in registration order, and the content
- * handlers (NGINX's phase engine). Written at start-up only. */
+/* Every handler before the content phase in phase order, then those of
+ * the log phase; and the content handlers. Written at start-up only. A
+ * request walks the first list by index (NGINX's phase engine). */
 #define PV_PHASE_MAX 32
-static pv_phase_handler_t handlers[PV_PHASE__COUNT][PV_PHASE_MAX];
-static int nhandlers[PV_PHASE__COUNT];
+typedef struct {
+    uint8_t phase;          /* PV_PHASE_* */
+    pv_phase_handler_t h;   /* the handler */
+} engine_t;
+static engine_t engine[PV_PHASE_MAX];
+static int nengine;         /* handlers before content */
+static pv_phase_handler_t loggers[PV_PHASE_MAX];
+static int nloggers;
 static const pv_content_t *contents[PV_PHASE_MAX];
 static int ncontents;
 
 void pv_phases_register(int phase, pv_phase_handler_t h)
 {
-    if (phase < 0 || phase >= PV_PHASE__COUNT || phase == PV_PHASE_CONTENT || nhandlers[phase] == PV_PHASE_MAX) {
+    if (phase < 0 || phase >= PV_PHASE__COUNT || phase == PV_PHASE_CONTENT) {
         pv_log(PV_LOG_EMERG, "phase handler not registered: phase %d", phase);
         return;
     }
-    for (int i = 0; i < nhandlers[phase]; i++)
-        if (handlers[phase][i] == h)
-            return; /* registering twice (a harness re-initialising) is harmless */
-    handlers[phase][nhandlers[phase]++] = h;
+    if (phase == PV_PHASE_LOG) {
+        for (int i = 0; i < nloggers; i++)
+            if (loggers[i] == h)
+                return;
+        if (nloggers < PV_PHASE_MAX)
+            loggers[nloggers++] = h;
+        return;
+    }
+    /* registering twice (a harness re-initialising) is harmless */
+    for (int i = 0; i < nengine; i++)
+        if (engine[i].h == h)
+            return;
+    if (nengine == PV_PHASE_MAX)
+        return;
+    /* keep phase order: after the last handler of the same or an earlier phase */
+    int at = nengine;
+    while (at > 0 && engine[at - 1].phase > phase) {
+        engine[at] = engine[at - 1];
+        at--;
+    }
+    engine[at] = (engine_t){(uint8_t)phase, h};
+    nengine++;
 }
 
 void pv_phases_content(const pv_content_t *c)
@@ -44,18 +69,17 @@ static void run_content(pv_hreq_t *hr)
     pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
 }
 
-/* Run handlers from hr->phase / hr->phase_step on until one answers or
- * parks; the content phase runs once and ends the walk. */
+/* Run handlers from hr->phase_step on until one answers or parks; the
+ * content phase runs once, after the last, and ends the walk. */
 static void run_from(pv_hreq_t *hr)
 {
-    for (; hr->phase < PV_PHASE_CONTENT; hr->phase++, hr->phase_step = 0) {
-        while (hr->phase_step < nhandlers[hr->phase]) {
-            int rc = handlers[hr->phase][hr->phase_step++](hr);
-            if (rc != PV_PHASE_NEXT)
-                return;
-        }
+    while (hr->phase_step < nengine) {
+        const engine_t *e = &engine[hr->phase_step++];
+        hr->phase = e->phase;
+        if (e->h(hr) != PV_PHASE_NEXT)
+            return;
     }
-    if (hr->phase == PV_PHASE_CONTENT) {
+    if (hr->phase != PV_PHASE_LOG) {
         hr->phase = PV_PHASE_LOG;
         run_content(hr);
     }
@@ -75,8 +99,8 @@ void pv_phases_resume(pv_hreq_t *hr)
 
 void pv_phases_log(pv_hreq_t *hr)
 {
-    for (int i = 0; i < nhandlers[PV_PHASE_LOG]; i++)
-        handlers[PV_PHASE_LOG][i](hr);
+    for (int i = 0; i < nloggers; i++)
+        loggers[i](hr);
 }
 
 /* ---- the core's handlers ------------------------------------------------ */

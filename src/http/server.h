@@ -44,7 +44,7 @@ typedef struct pv_hreq_s {
     int err_status;               /* error found while parsing (414, 431) */
     uint8_t line_checked;         /* the request line was checked whole */
     uint8_t phase;                /* PV_PHASE_* the request is in */
-    uint8_t phase_step;           /* next handler of that phase */
+    uint8_t phase_step;           /* next handler in the phase engine */
     uint32_t head_len;            /* bytes of head at the front of c->in */
     /* request body */
     int body_frame;               /* PV_FRAME_* */

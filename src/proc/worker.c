@@ -14,6 +14,9 @@
 static __thread pv_worker_t *self;
 /* the modules, NULL-terminated (pv_worker_modules) */
 static pv_module_t *const *modules;
+/* their reap hooks, which run on every loop iteration, in one array */
+static void (*reapers[PV_MODULES_MAX])(pv_worker_t *w);
+static int nreapers;
 
 /* Every module, in list order: m names the module in the body. */
 #define EACH_MODULE(m) for (pv_module_t *const *m##_it = modules, *m; m##_it && (m = *m##_it); m##_it++)
@@ -22,8 +25,15 @@ int pv_worker_modules(pv_module_t *const *mods)
 {
     modules = mods;
     int i = 0;
+    nreapers = 0;
     EACH_MODULE(m) {
+        if (i == PV_MODULES_MAX) {
+            pv_log(PV_LOG_EMERG, "more than %d modules", PV_MODULES_MAX);
+            return PV_ERR;
+        }
         m->index = i++;
+        if (m->reap)
+            reapers[nreapers++] = m->reap;
         if (m->init && m->init() != PV_OK) {
             pv_log(PV_LOG_EMERG, "module %s failed to start", m->name);
             return PV_ERR;
@@ -142,9 +152,8 @@ static void close_all(pv_worker_t *w)
 
 static void reap_all(pv_worker_t *w)
 {
-    EACH_MODULE(m)
-        if (m->reap)
-            m->reap(w);
+    for (int i = 0; i < nreapers; i++)
+        reapers[i](w);
 }
 
 void pv_worker_gen_release(pv_worker_t *w, pv_wgen_t *g)
