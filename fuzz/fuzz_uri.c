@@ -68,7 +68,7 @@ static void check_escape(const char *s, size_t n)
 static void check_request(pv_arena_t *a, const pv_uri_target_t *t, pv_header_t *hs, int nh, int flags)
 {
     static pv_set_header_t sets[2];
-    static pv_cv_part_t parts[2] = {{0, {"v", 1}}, {0, {"", 0}}};
+    static pv_cv_part_t parts[2] = {{NULL, {"v", 1}}, {NULL, {"", 0}}};
     sets[0] = (pv_set_header_t){PV_STR("X-Set"), {&parts[0], 1, 1}};
     sets[1] = (pv_set_header_t){PV_STR("Connection"), {&parts[1], 1, 1}};
     pv_proxy_pass_t pp = {0};

@@ -83,7 +83,8 @@ typedef struct pv_zone_s {
     const char *name;          /* zone name */
     int kind;                  /* PV_ZONE_REQ or PV_ZONE_CONN */
     pv_cv_t key;               /* the key, evaluated per request */
-    int key_late;              /* key uses $consumer/$jwt_*: checked after authentication */
+    int key_late;              /* key uses a variable known only after authentication
+                                  ($consumer, $jwt_*: PV_VAR_F_LATE): checked then */
     int64_t size;              /* bytes */
     uint64_t rate;             /* PV_ZONE_REQ: milli-requests per second */
     const char *redis_host;    /* cluster-wide zone: the Redis server; NULL for a local zone */

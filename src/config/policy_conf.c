@@ -54,10 +54,11 @@ static int compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_str_t s, pv_c
     return PV_OK;
 }
 
-static int has_var(const pv_cv_t *cv, int var)
+/* Whether a variable of cv has one of the PV_VAR_F_* flags. */
+static int has_var_flag(const pv_cv_t *cv, unsigned flag)
 {
     for (int i = 0; i < cv->nparts; i++)
-        if (cv->parts[i].var == var)
+        if (cv->parts[i].var && (cv->parts[i].var->flags & flag))
             return 1;
     return 0;
 }
@@ -75,8 +76,7 @@ static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
     z->size = -1;
     if (compile(cx, nd, nd->args[1], &z->key) != PV_OK)
         return PV_ERR;
-    z->key_late = has_var(&z->key, PV_VAR_CONSUMER) || has_var(&z->key, PV_VAR_JWT_CLAIM) ||
-                  has_var(&z->key, PV_VAR_JWT_HEADER) || has_var(&z->key, PV_VAR_USER);
+    z->key_late = has_var_flag(&z->key, PV_VAR_F_LATE);
     int redis_fail = -1;
     for (int i = 2; i < nd->nargs; i++) {
         const char *a = ARG(nd, i);

@@ -1,7 +1,12 @@
 /* Variables and compiled values ("complex values" in NGINX's terms).
  * A string such as "$remote_addr, $http_x_real_ip" is compiled once at
  * config load into literal and variable parts, and evaluated per request
- * straight into an output buffer without allocation. */
+ * straight into an output buffer without allocation.
+ *
+ * Variables are a table of getters, as NGINX's ngx_http_variable_t arrays
+ * are: each entry is a name (or a prefix such as "http_"), flags and a
+ * getter. Names are looked up once, when a value is compiled; a compiled
+ * part points at its entry, so evaluating it is one indirect call. */
 #ifndef PV_VARS_H
 #define PV_VARS_H
 
@@ -11,15 +16,19 @@
 #include "../core/arena.h"
 
 struct pv_request_s;
+struct pv_header_s;
+typedef struct pv_var_s pv_var_t;
 
 /* escaping applied to variable values when evaluating (log_format escape=) */
 enum { PV_ESCAPE_NONE = 0, PV_ESCAPE_DEFAULT, PV_ESCAPE_JSON };
 
 /* One piece of a compiled value. */
 typedef struct pv_cv_part_s {
-    uint16_t var;   /* 0 = literal; else a PV_VAR_* id */
-    pv_str_t text;  /* literal text, or for PV_VAR_HTTP the header name
-                       ("x-real-ip" form: lowercase, '_' already turned to '-') */
+    const pv_var_t *var; /* NULL for a literal */
+    pv_str_t text;       /* literal text; for a prefixed variable the rest of
+                            its name ("x-real-ip" for $http_x_real_ip:
+                            lowercase, '_' already turned to '-' in header
+                            names); for a declared one its name */
 } pv_cv_part_t;
 
 typedef struct pv_cv_s {
@@ -28,62 +37,60 @@ typedef struct pv_cv_s {
     int is_const;        /* no variables: parts[0].text is the whole value */
 } pv_cv_t;
 
-/* Variable ids. */
+/* Output cursor of an evaluation: writes what fits, counts everything
+ * (snprintf-style), escapes variable values. */
+typedef struct pv_var_out_s {
+    char *out;         /* destination */
+    size_t cap;        /* its size */
+    size_t len;        /* bytes the value needs so far */
+    int escape;        /* PV_ESCAPE_* applied to variable values */
+    char *scratch;     /* room for a value the getter formats (>= 64 bytes) */
+    size_t scratchlen; /* its size */
+} pv_var_out_t;
+
+/* What a getter returns. NGINX tells "not found" from "found but empty":
+ * the access log prints "-" for the first only, and only with the default
+ * escaping (escape=json and escape=none print nothing). */
 enum {
-    PV_VAR_NONE = 0,
-    PV_VAR_REMOTE_ADDR,
-    PV_VAR_REMOTE_PORT,
-    PV_VAR_BINARY_REMOTE_ADDR,
-    PV_VAR_PROXY_ADD_X_FORWARDED_FOR,
-    PV_VAR_HOST,
-    PV_VAR_HTTP,            /* $http_NAME: request header */
-    PV_VAR_SENT_HTTP,       /* $sent_http_NAME: response header sent */
-    PV_VAR_SCHEME,
-    PV_VAR_REQUEST_URI,
-    PV_VAR_URI,
-    PV_VAR_DOCUMENT_URI,
-    PV_VAR_ARGS,
-    PV_VAR_QUERY_STRING,
-    PV_VAR_IS_ARGS,
-    PV_VAR_ARG,             /* $arg_NAME */
-    PV_VAR_REQUEST_METHOD,
-    PV_VAR_REQUEST,         /* request line */
-    PV_VAR_REQUEST_ID,
-    PV_VAR_SERVER_PORT,
-    PV_VAR_SERVER_ADDR,
-    PV_VAR_SERVER_NAME,
-    PV_VAR_SERVER_PROTOCOL,
-    PV_VAR_PROXY_HOST,
-    PV_VAR_PROXY_PORT,
-    PV_VAR_UPSTREAM_ADDR,
-    PV_VAR_UPSTREAM_STATUS,
-    PV_VAR_STATUS,
-    PV_VAR_REQUEST_TIME,
-    PV_VAR_UPSTREAM_RESPONSE_TIME,
-    PV_VAR_UPSTREAM_CONNECT_TIME,
-    PV_VAR_TIME_ISO8601,
-    PV_VAR_TIME_LOCAL,
-    PV_VAR_MSEC,
-    PV_VAR_BODY_BYTES_SENT,
-    PV_VAR_BYTES_SENT,
-    PV_VAR_REQUEST_LENGTH,
-    PV_VAR_CONTENT_LENGTH,
-    PV_VAR_CONTENT_TYPE,
-    PV_VAR_REMOTE_USER,
-    PV_VAR_CONNECTION,
-    PV_VAR_CONNECTION_REQUESTS,
-    PV_VAR_PID,
-    PV_VAR_HOSTNAME,
-    PV_VAR_NGINX_VERSION,
-    PV_VAR_UPSTREAM_HTTP,   /* $upstream_http_NAME: upstream response header */
-    PV_VAR_CONSUMER,        /* $consumer: API key owner */
-    PV_VAR_JWT_CLAIM,       /* $jwt_claim_NAME */
-    PV_VAR_JWT_HEADER,      /* $jwt_header_NAME */
-    PV_VAR_LIMIT_REQ_STATUS,
-    PV_VAR_LIMIT_CONN_STATUS,
-    PV_VAR_USER,            /* a variable declared by auth_request_set; text = name */
-    PV_VAR__COUNT
+    PV_VAL_MISSING = 0, /* not found */
+    PV_VAL_FOUND,       /* found; the value is the slice *v */
+    PV_VAL_WRITTEN      /* found; made of pieces written with pv_var_put() */
 };
+
+/* A variable's value for request r. A slice may point into the request or
+ * into o->scratch; a getter that writes through o leaves scratch alone
+ * (pv_var_get() passes the same buffer as both). */
+typedef int (*pv_var_get_pt)(struct pv_request_s *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                             pv_str_t *v);
+
+/* PV_VAR_F_*: what compiling and the config need to know of a variable. */
+#define PV_VAR_F_PREFIX 0x1 /* name is a prefix; the rest becomes part->text */
+#define PV_VAR_F_HEADER 0x2 /* the rest is a header name: '_' becomes '-' */
+#define PV_VAR_F_LATE 0x4   /* known only after authentication ($consumer) */
+
+/* One variable. Adding a variable is one entry in a table below plus its
+ * getter. */
+struct pv_var_s {
+    pv_str_t name;     /* lowercase name, or the prefix with PV_VAR_F_PREFIX */
+    pv_var_get_pt get; /* its value */
+    unsigned flags;    /* PV_VAR_F_* */
+};
+
+/* An entry of a table, and the entry that ends it. */
+#define PV_VAR(name, get, flags) {{(name), sizeof(name) - 1}, (get), (flags)}
+#define PV_VAR_END {{NULL, 0}, NULL, 0}
+
+/* The tables, each ended by an entry with no name: what the client sent
+ * (var_request.c), and what the gateway did with it (var_response.c). */
+extern const pv_var_t pv_vars_request[];
+extern const pv_var_t pv_vars_response[];
+/* The variables auth_request_set declares; part->text holds the name. */
+extern const pv_var_t pv_var_declared;
+
+/* The variable named low[0..n) (lowercase), or NULL. Exact names win over
+ * prefixes; a prefix matches only with a non-empty rest, which goes to
+ * *rest. A linear search, for config load only. */
+const pv_var_t *pv_var_find(const char *low, size_t n, pv_str_t *rest);
 
 /* Declare a variable name that directives such as auth_request_set
  * create, so pv_cv_compile() accepts it anywhere in the same config (NGINX
@@ -104,7 +111,29 @@ size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *o
 
 /* Value of a single variable (no escaping). Returns a slice that is valid
  * until the request ends; scratch (at least 64 bytes) may be used for
- * values that have to be formatted. A missing value is an empty slice. */
+ * values that have to be formatted. Not found is {NULL, 0}; found but
+ * empty has a non-NULL pointer. */
 pv_str_t pv_var_get(struct pv_request_s *r, const pv_cv_part_t *part, char *scratch, size_t scratchlen);
+
+/* ---- for getters ---------------------------------------------------- */
+
+/* Append a piece of a value, escaped per o. */
+void pv_var_put(pv_var_out_t *o, const char *p, size_t n);
+
+/* Header-name match for $http_ and its kin: case-insensitive, and '-' and
+ * '_' are the same character (NGINX maps both to '_' before comparing). */
+int pv_var_hdr_eq(pv_str_t h, pv_str_t want);
+
+/* The first of hs[0..n) named name, or NULL; *count (if given) gets how
+ * many there are. */
+const struct pv_header_s *pv_var_hdr_first(const struct pv_header_s *hs, int n, pv_str_t name,
+                                           int *count);
+
+/* A header's value as a slice, never with a NULL pointer (found). */
+pv_str_t pv_var_hdr_value(const struct pv_header_s *h);
+
+/* Writes every value of hs[0..n) named name, joined by sep and a space
+ * (NGINX 1.22's joined header lists); returns PV_VAL_WRITTEN. */
+int pv_var_hdr_join(const struct pv_header_s *hs, int n, pv_str_t name, char sep, pv_var_out_t *o);
 
 #endif

@@ -20,6 +20,19 @@
 static char dir[256];
 static char err[1024];
 
+/* The table entry of a variable: "host", or the prefix "http_" for
+ * $http_NAME. */
+static const pv_var_t *var_entry(const char *name)
+{
+    const pv_var_t *const tables[] = {pv_vars_request, pv_vars_response};
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+        for (const pv_var_t *v = tables[t]; v->name.len; v++)
+            if (v->name.len == strlen(name) && memcmp(v->name.p, name, v->name.len) == 0)
+                return v;
+    fail_msg("no variable \"%s\"", name);
+    return NULL;
+}
+
 /* Write dir/name (creating subdirectories) with the given text. */
 static void put(const char *name, const char *text)
 {
@@ -429,7 +442,7 @@ static void test_inheritance(void **state)
     assert_int_equal(b->nset_headers, 1);
     assert_string_equal(b->set_headers[0].name.p, "D");
     assert_int_equal(b->set_headers[0].value.is_const, 0);
-    assert_int_equal(b->set_headers[0].value.parts[0].var, PV_VAR_HOST);
+    assert_ptr_equal(b->set_headers[0].value.parts[0].var, var_entry("host"));
     assert_int_equal(b->proxy_pass_request_body, 0);
     assert_int_equal(b->proxy_next_upstream,
                      PV_NEXT_F_ERROR | PV_NEXT_F_TIMEOUT | PV_NEXT_F_HTTP_429);
@@ -637,8 +650,8 @@ static void test_locations_and_return(void **state)
     assert_int_equal(s->has_return_text, 1);
     assert_int_equal(s->return_text.nparts, 3);
     assert_string_equal(s->return_text.parts[0].text.p, "https://");
-    assert_int_equal(s->return_text.parts[1].var, PV_VAR_HOST);
-    assert_int_equal(s->return_text.parts[2].var, PV_VAR_REQUEST_URI);
+    assert_ptr_equal(s->return_text.parts[1].var, var_entry("host"));
+    assert_ptr_equal(s->return_text.parts[2].var, var_entry("request_uri"));
     assert_int_equal(s->nlocations, 7);
     pv_location_t **l = s->locations;
     assert_int_equal(l[0]->match, PV_LOC_PREFIX);
@@ -677,14 +690,14 @@ static void test_log_format(void **state)
     assert_string_equal(comb->name, "combined");
     assert_int_equal(comb->escape, PV_ESCAPE_DEFAULT);
     assert_int_equal(comb->value.is_const, 0);
-    assert_int_equal(comb->value.parts[0].var, PV_VAR_REMOTE_ADDR);
+    assert_ptr_equal(comb->value.parts[0].var, var_entry("remote_addr"));
     pv_log_format_t *j = h->formats[1];
     assert_int_equal(j->escape, PV_ESCAPE_JSON);
     assert_int_equal(j->value.nparts, 5);
     assert_string_equal(j->value.parts[0].text.p, "{\"s\":");
-    assert_int_equal(j->value.parts[1].var, PV_VAR_STATUS);
+    assert_ptr_equal(j->value.parts[1].var, var_entry("status"));
     assert_string_equal(j->value.parts[2].text.p, ",\"u\":\"");
-    assert_int_equal(j->value.parts[3].var, PV_VAR_UPSTREAM_ADDR);
+    assert_ptr_equal(j->value.parts[3].var, var_entry("upstream_addr"));
     assert_string_equal(j->value.parts[4].text.p, "\"}");
     assert_int_equal(h->formats[2]->value.is_const, 1);
     assert_int_equal(h->formats[3]->escape, PV_ESCAPE_NONE);
@@ -713,14 +726,14 @@ static void test_cv_compile(void **state)
     assert_int_equal(pv_cv_compile(&cv, &a, s, strlen(s) - 2, e, sizeof(e)), PV_OK);
     assert_int_equal(cv.is_const, 0);
     assert_int_equal(cv.nparts, 6);
-    assert_int_equal(cv.parts[0].var, PV_VAR_REMOTE_ADDR);
+    assert_ptr_equal(cv.parts[0].var, var_entry("remote_addr"));
     assert_string_equal(cv.parts[1].text.p, ", ");
-    assert_int_equal(cv.parts[2].var, PV_VAR_HTTP);
+    assert_ptr_equal(cv.parts[2].var, var_entry("http_"));
     assert_string_equal(cv.parts[2].text.p, "x-real-ip");
     assert_string_equal(cv.parts[3].text.p, "x");
-    assert_int_equal(cv.parts[4].var, PV_VAR_SENT_HTTP);
+    assert_ptr_equal(cv.parts[4].var, var_entry("sent_http_"));
     assert_string_equal(cv.parts[4].text.p, "content-type");
-    assert_int_equal(cv.parts[5].var, PV_VAR_ARG);
+    assert_ptr_equal(cv.parts[5].var, var_entry("arg_"));
     assert_string_equal(cv.parts[5].text.p, "page");
 
     static const char *const names[] = {
@@ -736,7 +749,7 @@ static void test_cv_compile(void **state)
         int n = snprintf(buf, sizeof(buf), "$%s", names[i]);
         assert_int_equal(pv_cv_compile(&cv, &a, buf, (size_t)n, e, sizeof(e)), PV_OK);
         assert_int_equal(cv.nparts, 1);
-        assert_true(cv.parts[0].var > PV_VAR_NONE && cv.parts[0].var < PV_VAR__COUNT);
+        assert_ptr_equal(cv.parts[0].var, var_entry(names[i]));
     }
 
     assert_int_equal(pv_cv_compile(&cv, &a, "a $foo", 6, e, sizeof(e)), PV_ERR);
@@ -922,8 +935,8 @@ static void test_seed_config(void **state)
     assert_int_equal(sh[0].value.is_const, 1);
     assert_int_equal(sh[0].value.nparts, 0);
     assert_string_equal(sh[1].name.p, "X-Real-IP");
-    assert_int_equal(sh[1].value.parts[0].var, PV_VAR_REMOTE_ADDR);
-    assert_int_equal(sh[2].value.parts[0].var, PV_VAR_PROXY_ADD_X_FORWARDED_FOR);
+    assert_ptr_equal(sh[1].value.parts[0].var, var_entry("remote_addr"));
+    assert_ptr_equal(sh[2].value.parts[0].var, var_entry("proxy_add_x_forwarded_for"));
     pv_conf_unref(c);
 }
 

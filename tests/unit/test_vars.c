@@ -1,4 +1,4 @@
-/* Variables: every PV_VAR_* against a hand-built request, escaping, the
+/* Variables: every table entry against a hand-built request, escaping, the
  * snprintf-style contract of pv_cv_eval, and the cached clock strings. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,62 +40,10 @@ __attribute__((weak)) int pv_cv_compile(pv_cv_t *cv, pv_arena_t *arena, const ch
     return PV_ERR;
 }
 
-/* A small "$var" compiler so these tests do not need the config module. */
+/* A small "$var" compiler so these tests do not need the config module;
+ * names are looked up in the variables' own tables. */
 #include <stdlib.h>
 #include <string.h>
-
-
-/* Variable names and ids; the prefixed ones take the rest of the name. */
-static const struct {
-    const char *name; /* variable name, or prefix ending in '_' */
-    int id;           /* PV_VAR_* */
-    int prefix;       /* 1 when name is a prefix */
-} test_var_names[] = {
-    {"remote_addr", PV_VAR_REMOTE_ADDR, 0},
-    {"remote_port", PV_VAR_REMOTE_PORT, 0},
-    {"binary_remote_addr", PV_VAR_BINARY_REMOTE_ADDR, 0},
-    {"proxy_add_x_forwarded_for", PV_VAR_PROXY_ADD_X_FORWARDED_FOR, 0},
-    {"host", PV_VAR_HOST, 0},
-    {"scheme", PV_VAR_SCHEME, 0},
-    {"request_uri", PV_VAR_REQUEST_URI, 0},
-    {"uri", PV_VAR_URI, 0},
-    {"document_uri", PV_VAR_DOCUMENT_URI, 0},
-    {"args", PV_VAR_ARGS, 0},
-    {"query_string", PV_VAR_QUERY_STRING, 0},
-    {"is_args", PV_VAR_IS_ARGS, 0},
-    {"request_method", PV_VAR_REQUEST_METHOD, 0},
-    {"request_id", PV_VAR_REQUEST_ID, 0},
-    {"request_time", PV_VAR_REQUEST_TIME, 0},
-    {"request_length", PV_VAR_REQUEST_LENGTH, 0},
-    {"request", PV_VAR_REQUEST, 0},
-    {"server_port", PV_VAR_SERVER_PORT, 0},
-    {"server_addr", PV_VAR_SERVER_ADDR, 0},
-    {"server_name", PV_VAR_SERVER_NAME, 0},
-    {"server_protocol", PV_VAR_SERVER_PROTOCOL, 0},
-    {"proxy_host", PV_VAR_PROXY_HOST, 0},
-    {"proxy_port", PV_VAR_PROXY_PORT, 0},
-    {"upstream_addr", PV_VAR_UPSTREAM_ADDR, 0},
-    {"upstream_status", PV_VAR_UPSTREAM_STATUS, 0},
-    {"upstream_response_time", PV_VAR_UPSTREAM_RESPONSE_TIME, 0},
-    {"upstream_connect_time", PV_VAR_UPSTREAM_CONNECT_TIME, 0},
-    {"status", PV_VAR_STATUS, 0},
-    {"time_iso8601", PV_VAR_TIME_ISO8601, 0},
-    {"time_local", PV_VAR_TIME_LOCAL, 0},
-    {"msec", PV_VAR_MSEC, 0},
-    {"body_bytes_sent", PV_VAR_BODY_BYTES_SENT, 0},
-    {"bytes_sent", PV_VAR_BYTES_SENT, 0},
-    {"content_length", PV_VAR_CONTENT_LENGTH, 0},
-    {"content_type", PV_VAR_CONTENT_TYPE, 0},
-    {"remote_user", PV_VAR_REMOTE_USER, 0},
-    {"connection_requests", PV_VAR_CONNECTION_REQUESTS, 0},
-    {"connection", PV_VAR_CONNECTION, 0},
-    {"pid", PV_VAR_PID, 0},
-    {"hostname", PV_VAR_HOSTNAME, 0},
-    {"nginx_version", PV_VAR_NGINX_VERSION, 0},
-    {"sent_http_", PV_VAR_SENT_HTTP, 1},
-    {"http_", PV_VAR_HTTP, 1},
-    {"arg_", PV_VAR_ARG, 1},
-};
 
 static int test_is_name_char(char c)
 {
@@ -114,7 +62,7 @@ static pv_cv_t test_cv(const char *src)
             continue;
         }
         if (p > lit)
-            cv.parts[cv.nparts++] = (pv_cv_part_t){0, {lit, (size_t)(p - lit)}};
+            cv.parts[cv.nparts++] = (pv_cv_part_t){NULL, {lit, (size_t)(p - lit)}};
         const char *n = p + 1, *e;
         int braced = *n == '{';
         if (braced) {
@@ -125,44 +73,38 @@ static pv_cv_t test_cv(const char *src)
                 ;
         }
         size_t nl = (size_t)(e - n);
-        int found = 0;
-        for (size_t i = 0; i < sizeof(test_var_names) / sizeof(test_var_names[0]); i++) {
-            size_t vl = strlen(test_var_names[i].name);
-            if (test_var_names[i].prefix ? (nl > vl && strncmp(n, test_var_names[i].name, vl) == 0)
-                                         : (nl == vl && strncmp(n, test_var_names[i].name, vl) == 0)) {
-                pv_cv_part_t *pt = &cv.parts[cv.nparts++];
-                pt->var = (uint16_t)test_var_names[i].id;
-                if (test_var_names[i].prefix) {
-                    char *t = strndup(n + vl, nl - vl);
-                    for (char *q = t; *q; q++) {
-                        if (*q == '_' && pt->var != PV_VAR_ARG)
-                            *q = '-';
-                        if (*q >= 'A' && *q <= 'Z')
-                            *q |= 0x20;
-                    }
-                    pt->text = (pv_str_t){t, nl - vl};
-                }
-                found = 1;
-                break;
-            }
-        }
-        if (!found)
+        char low[128];
+        if (nl >= sizeof(low))
             abort();
+        for (size_t i = 0; i < nl; i++)
+            low[i] = (n[i] >= 'A' && n[i] <= 'Z') ? (char)(n[i] | 0x20) : n[i];
+        pv_str_t rest;
+        const pv_var_t *var = pv_var_find(low, nl, &rest);
+        if (!var)
+            abort();
+        pv_cv_part_t *pt = &cv.parts[cv.nparts++];
+        *pt = (pv_cv_part_t){var, {NULL, 0}};
+        if (var->flags & PV_VAR_F_PREFIX) {
+            char *t = strndup(rest.p, rest.len);
+            for (char *q = t; *q; q++)
+                if (*q == '_' && (var->flags & PV_VAR_F_HEADER))
+                    *q = '-';
+            pt->text = (pv_str_t){t, rest.len};
+        }
         p = lit = e + braced;
     }
     if (p > lit)
-        cv.parts[cv.nparts++] = (pv_cv_part_t){0, {lit, (size_t)(p - lit)}};
-    cv.is_const = cv.nparts == 1 && cv.parts[0].var == 0;
+        cv.parts[cv.nparts++] = (pv_cv_part_t){NULL, {lit, (size_t)(p - lit)}};
+    cv.is_const = cv.nparts == 1 && cv.parts[0].var == NULL;
     return cv;
 }
-
 
 /* Free what test_cv() allocated. */
 static void test_cv_free(pv_cv_t *cv)
 {
     for (int i = 0; i < cv->nparts; i++) {
-        int v = cv->parts[i].var;
-        if (v == PV_VAR_HTTP || v == PV_VAR_SENT_HTTP || v == PV_VAR_ARG)
+        const pv_var_t *v = cv->parts[i].var;
+        if (v && (v->flags & PV_VAR_F_PREFIX))
             free((char *)cv->parts[i].text.p);
     }
     free(cv->parts);
@@ -665,10 +607,54 @@ static void test_process_values(void **state)
         if (*p >= 'A' && *p <= 'Z')
             *p |= 0x20;
     assert_string_equal(EV(f, "$hostname"), hn);
-    /* an id the evaluator does not know is "not found" */
-    pv_cv_part_t part = {PV_VAR__COUNT, {NULL, 0}};
+    fx_free(f);
+}
+
+/* ---- the tables -------------------------------------------------------- */
+
+/* Every entry has a lowercase name and a getter, and its name (with a
+ * rest, for a prefix) compiles to that entry and no other. */
+static void test_tables(void **state)
+{
+    const pv_var_t *const tables[] = {pv_vars_request, pv_vars_response};
+    int count = 0;
+    for (size_t t = 0; t < PV_NELEM(tables); t++) {
+        for (const pv_var_t *v = tables[t]; v->name.len; v++, count++) {
+            char name[64];
+            assert_non_null(v->get);
+            assert_true(v->name.len + 2 < sizeof(name));
+            for (size_t i = 0; i < v->name.len; i++)
+                assert_true((v->name.p[i] >= 'a' && v->name.p[i] <= 'z') ||
+                            (v->name.p[i] >= '0' && v->name.p[i] <= '9') || v->name.p[i] == '_');
+            memcpy(name, v->name.p, v->name.len);
+            size_t n = v->name.len;
+            pv_str_t rest;
+            if (v->flags & PV_VAR_F_PREFIX) {
+                assert_int_equal(name[n - 1], '_');
+                assert_null(pv_var_find(name, n, &rest)); /* "$http_" alone is no variable */
+                name[n++] = 'x';
+            } else {
+                assert_false(v->flags & PV_VAR_F_HEADER);
+            }
+            assert_ptr_equal(pv_var_find(name, n, &rest), v);
+            if (v->flags & PV_VAR_F_PREFIX)
+                assert_memory_equal(rest.p, "x", rest.len);
+            else
+                assert_int_equal(rest.len, 0);
+        }
+    }
+    assert_int_equal(count, 50);
+    assert_null(pv_var_find("foo", 3, &(pv_str_t){0}));
+    assert_null(pv_var_find("hosts", 5, &(pv_str_t){0}));
+    /* a declared variable is not in the tables: its getter finds it by name */
+    fixture_t *f = fx_new();
+    pv_header_t uv[1] = {{S("auth_user"), S("alice")}};
+    pv_cv_part_t part = {&pv_var_declared, S("auth_user")};
     char scratch[64];
     assert_null(pv_var_get(&f->r, &part, scratch, sizeof(scratch)).p);
+    f->r.uvars = uv;
+    f->r.nuvars = 1;
+    assert_string_equal(pv_var_get(&f->r, &part, scratch, sizeof(scratch)).p, "alice");
     fx_free(f);
 }
 
@@ -818,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_upstream_and_proxy),
         cmocka_unit_test(test_remote_user),
         cmocka_unit_test(test_process_values),
+        cmocka_unit_test(test_tables),
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_eval_truncation),
         cmocka_unit_test(test_combined_line),

@@ -1,0 +1,447 @@
+/* Variables of what the client sent: its address and connection, the
+ * request line, the arguments and the header fields, with NGINX 1.22's
+ * semantics. One table entry and one getter per variable; the evaluator
+ * (vars.c) calls the getter through the entry. */
+#include "vars.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "../config/conf.h"
+#include "../core/time.h"
+#include "../http/request.h"
+
+static const char hex_lower[] = "0123456789abcdef";
+static const char *const empty_value = "";
+
+/* Decimal digits of v into buf (at least 20 bytes). */
+static pv_str_t fmt_u64(uint64_t v, char *buf)
+{
+    return (pv_str_t){buf, pv_u64_digits(buf, v)};
+}
+
+/* Slice of a NUL-terminated string. */
+static pv_str_t cstr(const char *s)
+{
+    return (pv_str_t){s, strlen(s)};
+}
+
+/* ---- connection and addresses ------------------------------------------ */
+
+static int remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = cstr(r->peer_text);
+    return PV_VAL_FOUND;
+}
+
+/* Port 0 (unix socket, unknown) is found but empty, for both ports. */
+static int remote_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = r->peer_port ? fmt_u64(r->peer_port, o->scratch) : (pv_str_t){empty_value, 0};
+    return PV_VAL_FOUND;
+}
+
+static int server_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = r->local_port ? fmt_u64(r->local_port, o->scratch) : (pv_str_t){empty_value, 0};
+    return PV_VAL_FOUND;
+}
+
+static int server_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = cstr(r->local_text);
+    return PV_VAL_FOUND;
+}
+
+/* The address in network order; without a sockaddr the text is parsed. */
+static int binary_remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                                 pv_str_t *v)
+{
+    if (r->peer && r->peer->sa_family == AF_INET) {
+        *v = (pv_str_t){(const char *)&((const struct sockaddr_in *)r->peer)->sin_addr, 4};
+    } else if (r->peer && r->peer->sa_family == AF_INET6) {
+        *v = (pv_str_t){(const char *)&((const struct sockaddr_in6 *)r->peer)->sin6_addr, 16};
+    } else if (inet_pton(AF_INET, r->peer_text, o->scratch) == 1) {
+        *v = (pv_str_t){o->scratch, 4};
+    } else if (inet_pton(AF_INET6, r->peer_text, o->scratch) == 1) {
+        *v = (pv_str_t){o->scratch, 16};
+    } else {
+        *v = (pv_str_t){empty_value, 0};
+    }
+    return PV_VAL_FOUND;
+}
+
+static int connection_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = fmt_u64(r->conn_id, o->scratch);
+    return PV_VAL_FOUND;
+}
+
+static int connection_requests_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                                  pv_str_t *v)
+{
+    *v = fmt_u64(r->conn_requests, o->scratch);
+    return PV_VAL_FOUND;
+}
+
+/* Every X-Forwarded-For value, each followed by ", ", then the client. */
+static int proxy_add_x_forwarded_for_cb(pv_request_t *r, const pv_cv_part_t *part,
+                                        pv_var_out_t *o, pv_str_t *v)
+{
+    static const pv_str_t xff = {"x-forwarded-for", 15};
+    if (!pv_var_hdr_first(r->headers, r->nheaders, xff, NULL)) {
+        *v = cstr(r->peer_text);
+        return PV_VAL_FOUND;
+    }
+    for (int i = 0; i < r->nheaders; i++) {
+        if (!pv_var_hdr_eq(r->headers[i].name, xff))
+            continue;
+        pv_var_put(o, r->headers[i].value.p, r->headers[i].value.len);
+        pv_var_put(o, ", ", 2);
+    }
+    pv_var_put(o, r->peer_text, strlen(r->peer_text));
+    return PV_VAL_WRITTEN;
+}
+
+/* ---- host and server name ---------------------------------------------- */
+
+/* NGINX's $server_name: the server's first name; ".example.com" loses its
+ * dot, a regex keeps its '~' (added here when the name lacks it). */
+static int server_name_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    const pv_server_t *srv = r->srv;
+    if (!srv || srv->nnames <= 0 || !srv->names) {
+        *v = (pv_str_t){empty_value, 0};
+        return PV_VAL_FOUND;
+    }
+    const pv_server_name_t *sn = &srv->names[0];
+    pv_str_t n = {sn->name.p ? sn->name.p : empty_value, sn->name.len};
+    if (sn->kind == PV_SN_REGEX && (n.len == 0 || n.p[0] != '~')) {
+        pv_var_put(o, "~", 1);
+        pv_var_put(o, n.p, n.len);
+        return PV_VAL_WRITTEN;
+    }
+    if (sn->kind == PV_SN_WILD_HEAD && n.len && n.p[0] == '.') {
+        n.p++;
+        n.len--;
+    }
+    *v = n;
+    return PV_VAL_FOUND;
+}
+
+/* The request's host, else the server's name. */
+static int host_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    if (r->host.len) {
+        *v = r->host;
+        return PV_VAL_FOUND;
+    }
+    return server_name_cb(r, part, o, v);
+}
+
+/* ---- header fields ----------------------------------------------------- */
+
+/* $http_NAME: the first field so named. NGINX 1.22 joins the fields of a
+ * repeated Cookie (with "; ") and X-Forwarded-For (with ", "). */
+static int http_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    int count;
+    const pv_header_t *h = pv_var_hdr_first(r->headers, r->nheaders, part->text, &count);
+    if (!h)
+        return PV_VAL_MISSING;
+    if (count > 1) {
+        if (PV_STR_IEQ(part->text, "cookie"))
+            return pv_var_hdr_join(r->headers, r->nheaders, part->text, ';', o);
+        if (pv_var_hdr_eq(part->text, PV_STR("x-forwarded-for")))
+            return pv_var_hdr_join(r->headers, r->nheaders, part->text, ',', o);
+    }
+    *v = pv_var_hdr_value(h);
+    return PV_VAL_FOUND;
+}
+
+/* The first field named name. */
+static int header_value(const pv_request_t *r, pv_str_t name, pv_str_t *v)
+{
+    const pv_header_t *h = pv_var_hdr_first(r->headers, r->nheaders, name, NULL);
+    if (!h)
+        return PV_VAL_MISSING;
+    *v = pv_var_hdr_value(h);
+    return PV_VAL_FOUND;
+}
+
+static int content_length_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                             pv_str_t *v)
+{
+    return header_value(r, PV_STR("content-length"), v);
+}
+
+static int content_type_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return header_value(r, PV_STR("content-type"), v);
+}
+
+/* ---- $remote_user: the user of "Authorization: Basic" ------------------ */
+
+/* Decode b64[0..n) (already validated), writing the first `take` bytes to
+ * o if o is given; returns the index of the first ':' or -1. */
+static long b64_decode_user(const char *b64, size_t n, pv_var_out_t *o, size_t take)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 6) | (uint32_t)pv_b64_value((unsigned char)b64[i], 0);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            char c = (char)((acc >> bits) & 0xff);
+            if (o) {
+                if (out >= take)
+                    return -1;
+                pv_var_put(o, &c, 1);
+            } else if (c == ':') {
+                return (long)out;
+            }
+            out++;
+        }
+    }
+    return -1;
+}
+
+/* Finds the base64 credentials and the user's decoded length, following
+ * ngx_http_auth_basic_user(): "Basic " (any case), spaces, base64 up to
+ * the first '='; the user must be non-empty and followed by ':'. */
+static int basic_user(const pv_request_t *r, pv_str_t *b64, size_t *userlen)
+{
+    const pv_header_t *h =
+        pv_var_hdr_first(r->headers, r->nheaders, PV_STR("authorization"), NULL);
+    if (!h || h->value.len < 6 || !pv_str_ieq((pv_str_t){h->value.p, 6}, "Basic ", 6))
+        return 0;
+    const char *p = h->value.p + 6;
+    size_t n = h->value.len - 6;
+    while (n && *p == ' ') {
+        p++;
+        n--;
+    }
+    if (n == 0)
+        return 0;
+    size_t len = 0;
+    while (len < n && p[len] != '=') {
+        if (pv_b64_value((unsigned char)p[len], 0) < 0)
+            return 0;
+        len++;
+    }
+    if (len % 4 == 1)
+        return 0;
+    long colon = b64_decode_user(p, len, NULL, 0);
+    if (colon <= 0)
+        return 0;
+    *b64 = (pv_str_t){p, len};
+    *userlen = (size_t)colon;
+    return 1;
+}
+
+/* Decoded straight into the output, so a user name of any length fits. */
+static int remote_user_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    pv_str_t b64;
+    size_t ulen;
+    if (!basic_user(r, &b64, &ulen))
+        return PV_VAL_MISSING;
+    b64_decode_user(b64.p, b64.len, o, ulen);
+    return PV_VAL_WRITTEN;
+}
+
+/* ---- request line and arguments ---------------------------------------- */
+
+static int scheme_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = PV_STR("http");
+    return PV_VAL_FOUND;
+}
+
+static int request_uri_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = (pv_str_t){r->request_uri.p ? r->request_uri.p : empty_value, r->request_uri.len};
+    return PV_VAL_FOUND;
+}
+
+/* $uri and $document_uri. */
+static int uri_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = (pv_str_t){r->uri.p ? r->uri.p : empty_value, r->uri.len};
+    return PV_VAL_FOUND;
+}
+
+/* $args and $query_string: NGINX leaves them unset for both "/x" and "/x?". */
+static int args_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    if (!r->args.len)
+        return PV_VAL_MISSING;
+    *v = r->args;
+    return PV_VAL_FOUND;
+}
+
+static int is_args_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = r->args.len ? PV_STR("?") : (pv_str_t){empty_value, 0};
+    return PV_VAL_FOUND;
+}
+
+/* $arg_NAME: the first "NAME=" at the start of args or after '&', raw. */
+static int arg_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    pv_str_t args = r->args, name = part->text;
+    if (!args.p || name.len == 0)
+        return PV_VAL_MISSING;
+    for (size_t i = 0; i + name.len < args.len; i++) {
+        if (i > 0 && args.p[i - 1] != '&')
+            continue;
+        if (args.p[i + name.len] != '=')
+            continue;
+        if (!pv_str_ieq((pv_str_t){args.p + i, name.len}, name.p, name.len))
+            continue;
+        size_t s = i + name.len + 1, e = s;
+        while (e < args.len && args.p[e] != '&')
+            e++;
+        *v = (pv_str_t){args.p + s, e - s};
+        return PV_VAL_FOUND;
+    }
+    return PV_VAL_MISSING;
+}
+
+static int request_method_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                             pv_str_t *v)
+{
+    if (!r->method.p)
+        return PV_VAL_MISSING;
+    *v = r->method;
+    return PV_VAL_FOUND;
+}
+
+static int request_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    if (!r->request_line.p)
+        return PV_VAL_MISSING;
+    *v = r->request_line;
+    return PV_VAL_FOUND;
+}
+
+static int server_protocol_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                              pv_str_t *v)
+{
+    if (r->http_major <= 0)
+        return PV_VAL_MISSING;
+    int n = snprintf(o->scratch, o->scratchlen, "HTTP/%d.%d", r->http_major, r->http_minor);
+    *v = (pv_str_t){o->scratch, PV_MIN((size_t)n, o->scratchlen - 1)};
+    return PV_VAL_FOUND;
+}
+
+/* Bytes of request line, head and body read (known when logging). */
+static int request_length_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                             pv_str_t *v)
+{
+    *v = fmt_u64(r->request_length, o->scratch);
+    return PV_VAL_FOUND;
+}
+
+/* ---- $request_id: xoshiro256** per thread, seeded from getrandom ------ */
+
+static __thread uint64_t rng_state[4];
+static __thread int rng_ready;
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+/* Seed this thread's generator from the kernel. */
+static void rng_seed(void)
+{
+    if (getrandom(rng_state, sizeof(rng_state), GRND_NONBLOCK) != (ssize_t)sizeof(rng_state)) {
+        /* early boot without entropy: mix clocks, thread and stack address */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        x ^= pv_now_ns() ^ ((uint64_t)(uintptr_t)&ts << 16) ^ (uint64_t)pthread_self();
+        for (int i = 0; i < 4; i++) {
+            uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            rng_state[i] = z ^ (z >> 31);
+        }
+    }
+    if (!(rng_state[0] | rng_state[1] | rng_state[2] | rng_state[3]))
+        rng_state[0] = 1;
+    rng_ready = 1;
+}
+
+/* Next xoshiro256** output. */
+static uint64_t rng_next(void)
+{
+    if (pv_unlikely(!rng_ready))
+        rng_seed();
+    uint64_t *s = rng_state;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* 128 random bits as 32 lowercase hex digits, like NGINX's $request_id;
+ * made on first use and kept for the request. */
+static int request_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    if (!r->request_id[0]) {
+        for (int k = 0; k < 2; k++) {
+            uint64_t x = rng_next();
+            for (int i = 0; i < 16; i++)
+                r->request_id[k * 16 + i] = hex_lower[(x >> (60 - 4 * i)) & 0xf];
+        }
+        r->request_id[32] = '\0';
+    }
+    *v = (pv_str_t){r->request_id, 32};
+    return PV_VAL_FOUND;
+}
+
+/* ---- the table --------------------------------------------------------- */
+
+const pv_var_t pv_vars_request[] = {
+    PV_VAR("remote_addr", remote_addr_cb, 0),
+    PV_VAR("remote_port", remote_port_cb, 0),
+    PV_VAR("binary_remote_addr", binary_remote_addr_cb, 0),
+    PV_VAR("server_addr", server_addr_cb, 0),
+    PV_VAR("server_port", server_port_cb, 0),
+    PV_VAR("connection", connection_cb, 0),
+    PV_VAR("connection_requests", connection_requests_cb, 0),
+    PV_VAR("proxy_add_x_forwarded_for", proxy_add_x_forwarded_for_cb, 0),
+    PV_VAR("host", host_cb, 0),
+    PV_VAR("server_name", server_name_cb, 0),
+    PV_VAR("http_", http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
+    PV_VAR("content_length", content_length_cb, 0),
+    PV_VAR("content_type", content_type_cb, 0),
+    PV_VAR("remote_user", remote_user_cb, 0),
+    PV_VAR("scheme", scheme_cb, 0),
+    PV_VAR("request_uri", request_uri_cb, 0),
+    PV_VAR("uri", uri_cb, 0),
+    PV_VAR("document_uri", uri_cb, 0),
+    PV_VAR("args", args_cb, 0),
+    PV_VAR("query_string", args_cb, 0),
+    PV_VAR("is_args", is_args_cb, 0),
+    PV_VAR("arg_", arg_cb, PV_VAR_F_PREFIX),
+    PV_VAR("request_method", request_method_cb, 0),
+    PV_VAR("request", request_cb, 0),
+    PV_VAR("server_protocol", server_protocol_cb, 0),
+    PV_VAR("request_length", request_length_cb, 0),
+    PV_VAR("request_id", request_id_cb, 0),
+    PV_VAR_END,
+};
