@@ -89,22 +89,24 @@ static int connection_requests_cb(pv_request_t *r, const pv_cv_part_t *part, pv_
     return PV_VAL_FOUND;
 }
 
-/* Every X-Forwarded-For value, each followed by ", ", then the client. */
+/* Every X-Forwarded-For value, each followed by ", ", then the client;
+ * just the client when there is none (nothing was written then). */
 static int proxy_add_x_forwarded_for_cb(pv_request_t *r, const pv_cv_part_t *part,
                                         pv_var_out_t *o, pv_str_t *v)
 {
     static const pv_str_t xff = {"x-forwarded-for", 15};
-    if (!pv_var_hdr_first(r->headers, r->nheaders, xff, NULL)) {
-        *v = cstr(r->peer_text);
-        return PV_VAL_FOUND;
-    }
+    int found = 0;
     for (int i = 0; i < r->nheaders; i++) {
         if (!pv_var_hdr_eq(r->headers[i].name, xff))
             continue;
         pv_var_put(o, r->headers[i].value.p, r->headers[i].value.len);
         pv_var_put(o, ", ", 2);
+        found = 1;
     }
-    pv_var_put(o, r->peer_text, strlen(r->peer_text));
+    *v = cstr(r->peer_text);
+    if (!found)
+        return PV_VAL_FOUND;
+    pv_var_put(o, v->p, v->len);
     return PV_VAL_WRITTEN;
 }
 
