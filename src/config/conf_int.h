@@ -138,9 +138,17 @@ typedef struct {
 #define DUP(cx, nd) pv_conf_error((cx), &(nd)->src, "\"%s\" directive is duplicate", (nd)->args[0].p)
 #define ARG(nd, i) ((nd)->args[i].p)
 
-/* The access-phase directives (policy_conf.c), looked up after the main table. */
-extern const pv_conf_cmd_t pv_conf_policy_cmds[];
-extern const size_t pv_conf_policy_ncmds;
+/* A module's directive table. Every table is in the one list of
+ * directives.c; a name is looked up in each, in list order, and rows
+ * sharing a name are told apart by context. */
+typedef struct pv_conf_module_s {
+    const char *name;          /* for the list's readers */
+    const pv_conf_cmd_t *cmds; /* the rows */
+    size_t ncmds;
+} pv_conf_module_t;
+
+/* The access-phase directives (policy_conf.c). */
+extern const pv_conf_module_t pv_conf_policy_module;
 /* Before the walk: declare the variables auth_request_set creates. */
 void pv_conf_policy_declare(const pv_conf_node_t *first);
 void pv_conf_policy_declare_children(const pv_conf_node_t *first);

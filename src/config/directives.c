@@ -737,8 +737,11 @@ static const pv_conf_enum_t next_upstream[] = {
 #define UPS(f) PV_BASE_UPS, offsetof(pv_upstream_conf_t, f)
 #define NONE PV_BASE_NONE, 0
 
-/* Rows sharing a name are told apart by context, as NGINX's modules are. */
-static const pv_conf_cmd_t pv_conf_cmds[] = {
+/* The directive tables, one per module, and the one list the walker
+ * looks names up in; rows sharing a name are told apart by context, as
+ * NGINX's modules are. */
+/* the main and events contexts: workers, limits, error log, pid */
+static const pv_conf_cmd_t core_cmds[] = {
     {"worker_processes", PV_CTX_MAIN, PV_ARGS_TAKE1, set_worker_processes_cb, NONE, NULL},
     {"error_log", PV_CTX_MAIN, PV_ARGS_TAKE12, set_error_log_cb, NONE, NULL},
     {"pid", PV_CTX_MAIN, PV_ARGS_TAKE1, set_pid_cb, NONE, NULL},
@@ -751,7 +754,10 @@ static const pv_conf_cmd_t pv_conf_cmds[] = {
     {"worker_connections", PV_CTX_EVENTS, PV_ARGS_TAKE1, set_int_cb, MAIN(worker_connections),
      NULL},
     {"http", PV_CTX_MAIN, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_http_cb, NONE, NULL},
+};
 
+/* the http, server and location blocks: listen, names, timeouts, buffers, return */
+static const pv_conf_cmd_t http_cmds[] = {
     {"keepalive_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_keepalive_timeout_cb, NONE, NULL},
     {"keepalive_requests", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_num_cb, LOC(keepalive_requests),
      NULL},
@@ -760,7 +766,23 @@ static const pv_conf_cmd_t pv_conf_cmds[] = {
     {"client_body_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(client_body_timeout),
      NULL},
     {"send_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(send_timeout), NULL},
-    {"access_log", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_access_log_cb, NONE, NULL},
+    {"client_header_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_msec_cb,
+     SRV(client_header_timeout), NULL},
+    {"client_header_buffer_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_size_cb,
+     SRV(client_header_buffer_size), NULL},
+    {"large_client_header_buffers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE2,
+     set_large_buffers_cb, NONE, NULL},
+    {"server", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_server_cb, NONE, NULL},
+    {"listen", PV_CTX_SERVER, PV_ARGS_1MORE, set_listen_cb, NONE, NULL},
+    {"server_name", PV_CTX_SERVER, PV_ARGS_1MORE, set_server_name_cb, NONE, NULL},
+    {"location", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_BLOCK | PV_ARGS_TAKE12, set_location_cb,
+     NONE, NULL},
+    {"return", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_TAKE12, set_return_cb, NONE, NULL},
+    {"internal", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_internal_cb, NONE, NULL},
+};
+
+/* proxy_pass and the proxy_* settings */
+static const pv_conf_cmd_t proxy_cmds[] = {
     {"proxy_http_version", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_enum_cb, LOC(proxy_http_version),
      http_versions},
     {"proxy_set_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_proxy_set_header_cb, NONE, NULL},
@@ -774,18 +796,12 @@ static const pv_conf_cmd_t pv_conf_cmds[] = {
      LOC(proxy_next_upstream), next_upstream},
     {"proxy_pass_request_body", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
      LOC(proxy_pass_request_body), NULL},
+    {"proxy_pass", PV_CTX_LOCATION, PV_ARGS_TAKE1, set_proxy_pass_cb, NONE, NULL},
+};
 
-    {"client_header_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_msec_cb,
-     SRV(client_header_timeout), NULL},
-    {"client_header_buffer_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_size_cb,
-     SRV(client_header_buffer_size), NULL},
-    {"large_client_header_buffers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE2,
-     set_large_buffers_cb, NONE, NULL},
-
-    {"log_format", PV_CTX_HTTP, PV_ARGS_2MORE, set_log_format_cb, NONE, NULL},
+/* upstream blocks: servers and keepalive pools */
+static const pv_conf_cmd_t upstream_cmds[] = {
     {"upstream", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_TAKE1, set_upstream_cb, NONE, NULL},
-    {"server", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_server_cb, NONE, NULL},
-
     {"server", PV_CTX_UPSTREAM, PV_ARGS_1MORE, set_upstream_server_cb, NONE, NULL},
     {"keepalive", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_keepalive_cb, NONE, NULL},
     {"keepalive_requests", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_num_cb, UPS(keepalive_requests),
@@ -793,14 +809,18 @@ static const pv_conf_cmd_t pv_conf_cmds[] = {
     {"keepalive_timeout", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_msec_cb, UPS(keepalive_timeout),
      NULL},
     {"keepalive_time", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_msec_cb, UPS(keepalive_time), NULL},
+};
 
-    {"listen", PV_CTX_SERVER, PV_ARGS_1MORE, set_listen_cb, NONE, NULL},
-    {"server_name", PV_CTX_SERVER, PV_ARGS_1MORE, set_server_name_cb, NONE, NULL},
-    {"location", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_BLOCK | PV_ARGS_TAKE12, set_location_cb,
-     NONE, NULL},
-    {"return", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_TAKE12, set_return_cb, NONE, NULL},
-    {"proxy_pass", PV_CTX_LOCATION, PV_ARGS_TAKE1, set_proxy_pass_cb, NONE, NULL},
-    {"internal", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_internal_cb, NONE, NULL},
+/* access_log and log_format */
+static const pv_conf_cmd_t log_cmds[] = {
+    {"access_log", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_access_log_cb, NONE, NULL},
+    {"log_format", PV_CTX_HTTP, PV_ARGS_2MORE, set_log_format_cb, NONE, NULL},
+};
+
+#define MODULE(name, cmds) &(const pv_conf_module_t){(name), (cmds), PV_NELEM(cmds)}
+static const pv_conf_module_t *const modules[] = {
+    MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
+    MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */
@@ -821,19 +841,15 @@ int pv_conf_walk(pv_conf_ctx_t *cx, const pv_conf_node_t *first, int ctx)
         const char *name = nd->args[0].p;
         const pv_conf_cmd_t *cmd = NULL;
         int named = 0;
-        for (size_t i = 0; i < PV_NELEM(pv_conf_cmds) && !cmd; i++) {
-            if (strcmp(pv_conf_cmds[i].name, name) != 0)
-                continue;
-            named = 1;
-            if (pv_conf_cmds[i].ctx & ctx)
-                cmd = &pv_conf_cmds[i];
-        }
-        for (size_t i = 0; i < pv_conf_policy_ncmds && !cmd; i++) {
-            if (strcmp(pv_conf_policy_cmds[i].name, name) != 0)
-                continue;
-            named = 1;
-            if (pv_conf_policy_cmds[i].ctx & ctx)
-                cmd = &pv_conf_policy_cmds[i];
+        for (size_t m = 0; m < PV_NELEM(modules) && !cmd; m++) {
+            for (size_t i = 0; i < modules[m]->ncmds && !cmd; i++) {
+                const pv_conf_cmd_t *c = &modules[m]->cmds[i];
+                if (strcmp(c->name, name) != 0)
+                    continue;
+                named = 1;
+                if (c->ctx & ctx)
+                    cmd = c;
+            }
         }
         if (!named)
             return pv_conf_error(cx, &nd->src, "unknown directive \"%s\"", name);

@@ -424,7 +424,7 @@ static int api_key_header_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const 
 
 #define POL(f) PV_BASE_NONE, (offsetof(pv_policy_conf_t, f) - offsetof(pv_policy_conf_t, limit_req_status))
 
-const pv_conf_cmd_t pv_conf_policy_cmds[] = {
+static const pv_conf_cmd_t policy_cmds[] = {
     {"limit_req_zone", PV_CTX_HTTP, PV_ARGS_2MORE, zone_cb, PV_BASE_NONE, 0, NULL},
     {"limit_conn_zone", PV_CTX_HTTP, PV_ARGS_TAKE2, zone_cb, PV_BASE_NONE, 0, "conn"},
     {"limit_req", PV_CTX_ANY_LOC, PV_ARGS_1MORE, limit_req_cb, PV_BASE_NONE, 0, NULL},
@@ -448,7 +448,7 @@ const pv_conf_cmd_t pv_conf_policy_cmds[] = {
     {"auth_api_key_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 2, NULL},
     {"auth_api_key_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, api_key_header_cb, PV_BASE_NONE, 0, NULL},
 };
-const size_t pv_conf_policy_ncmds = PV_NELEM(pv_conf_policy_cmds);
+const pv_conf_module_t pv_conf_policy_module = {"access", policy_cmds, PV_NELEM(policy_cmds)};
 
 /* ---- load-time passes ------------------------------------------------------ */
 
