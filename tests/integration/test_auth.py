@@ -293,6 +293,8 @@ http {
             auth_basic "Other $host";
             proxy_pass http://127.0.0.1:@APP@;
         }
+        location /nothing/ {
+        }
     }
 }
 """
@@ -304,6 +306,19 @@ def basicgw(gateway, upstream, port):
     gw = gateway(AUTH_BASIC, GW=port(), APP=app.port,
                  USERS=os.path.join(AUTH_FIXTURES, "users.htpasswd"))
     return gw.port, app
+
+
+def test_basic_runs_before_a_location_without_content(basicgw):
+    # The access phase comes before content: a location with nothing to
+    # serve asks for credentials first, and only then has nothing (404).
+    gw, app = basicgw
+    r = http(gw, "GET", "/nothing/x")
+    assert r.status == 401
+    assert r.header_all("WWW-Authenticate") == ['Basic realm="Staff only"']
+    user = "erin"
+    r = http(gw, "GET", "/nothing/x", headers=[basic(user, USERS[user])])
+    assert r.status == 404
+    assert app.requests == []
 
 
 def test_basic_challenge_without_credentials(basicgw):
