@@ -478,6 +478,30 @@ static int check_te(pv_request_t *r, pv_str_t v, int *nchunked)
     return 0;
 }
 
+/* The fields NGINX 1.22 takes once only: Host (ngx_http_process_host)
+ * and the ngx_http_headers_in[] entries handled by
+ * ngx_http_process_unique_header_line. A second one is refused with 400:
+ * code that reads the first and a backend that reads the last would see
+ * different requests (a token nobody verified, another body length). */
+enum { SF_HOST, SF_TE }; /* the entries build_request() looks at again */
+static const pv_str_t single_fields[] = {
+    [SF_HOST] = PV_STR("Host"),   [SF_TE] = PV_STR("Transfer-Encoding"),
+    PV_STR("Content-Length"),     PV_STR("Authorization"),
+    PV_STR("Expect"),             PV_STR("Content-Range"),
+    PV_STR("If-Modified-Since"),  PV_STR("If-Unmodified-Since"),
+    PV_STR("If-Match"),           PV_STR("If-None-Match"),
+    PV_STR("If-Range"),
+};
+
+/* Index of name in single_fields, or -1. */
+static int single_field(pv_str_t name)
+{
+    for (size_t i = 0; i < PV_NELEM(single_fields); i++)
+        if (name.len == single_fields[i].len && pv_str_ieq(name, single_fields[i].p, name.len))
+            return (int)i;
+    return -1;
+}
+
 /* Turn the parsed spans into the request model and check framing.
  * Returns 0, or the status to answer with. */
 static int build_request(pv_hreq_t *hr, uint32_t head_end)
@@ -505,8 +529,8 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
 
     r->headers = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(hr->nfields ? hr->nfields : 1));
     r->nheaders = 0;
-    int nhost = 0, ncl = 0, nchunked = 0, has_te = 0, conn_close = 0, conn_ka = 0;
-    const pv_header_t *host_h = NULL;
+    int ncl = 0, nchunked = 0, conn_close = 0, conn_ka = 0;
+    const pv_header_t *single[PV_NELEM(single_fields)] = {0};
     for (int i = 0; i < hr->nfields; i++) {
         pv_header_t *h = &r->headers[r->nheaders];
         h->name = (pv_str_t){base + hr->hname[i].off, hr->hname[i].len};
@@ -522,13 +546,20 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
             continue;
         }
         r->nheaders++;
-        switch (h->name.len) {
-        case 4:
-            if (PV_STR_IEQ(h->name, "host")) {
-                nhost++;
-                host_h = h;
+        int si = single_field(h->name);
+        if (si >= 0) {
+            const pv_header_t *prev = single[si];
+            if (prev) {
+                pv_log(PV_LOG_INFO,
+                       "client sent duplicate %s: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\", client: %s",
+                       si == SF_HOST ? "host header" : "header line", (int)h->name.len, h->name.p,
+                       (int)h->value.len, h->value.p, (int)prev->name.len, prev->name.p,
+                       (int)prev->value.len, prev->value.p, r->peer_text);
+                return 400;
             }
-            break;
+            single[si] = h;
+        }
+        switch (h->name.len) {
         case 6:
             if (PV_STR_IEQ(h->name, "expect") && PV_STR_IEQ(h->value, "100-continue"))
                 r->flags |= PV_REQ_F_EXPECT_CONTINUE;
@@ -546,24 +577,18 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
                 int64_t cl;
                 if (pv_http_parse_content_length(h->value, &cl) != 0)
                     return 400;
-                if (ncl++ && cl != r->content_length)
-                    return 400;
-                if (ncl > 1)
-                    return 400; /* even identical repeats: one framing, one header */
+                ncl = 1;
                 r->content_length = cl;
-            }
-            break;
-        case 17:
-            if (PV_STR_IEQ(h->name, "transfer-encoding")) {
-                has_te = 1;
-                int rc = check_te(r, h->value, &nchunked);
-                if (rc)
-                    return rc;
             }
             break;
         }
     }
-    if (has_te) {
+    const pv_header_t *te_h = single[SF_TE], *host_h = single[SF_HOST];
+    if (te_h) {
+        /* after every field, as NGINX: a repeated one is 400 before any 501 */
+        int rc = check_te(r, te_h->value, &nchunked);
+        if (rc)
+            return rc;
         if (r->http_minor == 0 || ncl)
             return 400; /* TE on HTTP/1.0, or TE beside CL (RFC 9112 6.1) */
         if (!nchunked)
@@ -579,7 +604,7 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
         hr->body_frame = PV_FRAME_NONE;
     }
     hr->body_done = hr->body_frame == PV_FRAME_NONE;
-    if (nhost > 1 || (nhost == 0 && r->http_minor == 1))
+    if (!host_h && r->http_minor == 1)
         return 400;
     if (r->http_minor == 1 ? !conn_close : (conn_ka && !conn_close))
         r->flags |= PV_REQ_F_KEEPALIVE;
@@ -691,6 +716,18 @@ static int check_version(char *line, size_t len)
     return 0;
 }
 
+/* Whether the fields parsed so far name Transfer-Encoding twice: llhttp
+ * stops at a second one before build_request() sees it. */
+static int te_repeated(pv_hreq_t *hr)
+{
+    int n = 0;
+    for (int i = 0; i < hr->nfields; i++) {
+        pv_str_t name = {hr->c->in->data + hr->hname[i].off, hr->hname[i].len};
+        n += single_field(name) == SF_TE;
+    }
+    return n > 1;
+}
+
 static int parse_more(pv_hconn_t *c)
 {
     pv_hreq_t *hr = c->hr;
@@ -725,8 +762,8 @@ static int parse_more(pv_hconn_t *c)
         return 1;
     }
     int status = hr->err_status ? hr->err_status : 400;
-    if (e == HPE_INVALID_TRANSFER_ENCODING)
-        status = 501;
+    if (e == HPE_INVALID_TRANSFER_ENCODING && !te_repeated(hr))
+        status = 501; /* a repeated field is a duplicate (400), as in build_request() */
     if (e == HPE_INVALID_METHOD && unknown_method(start, len))
         status = 501; /* a well-formed method this gateway does not know */
     pv_log(PV_LOG_INFO, "client sent invalid request (%s), client: %s", llhttp_get_error_reason(&hr->parser),

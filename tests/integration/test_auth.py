@@ -801,6 +801,23 @@ def test_jwt_claim_values_cannot_inject_headers(jwtgw, jwt_keys):
         assert not q.has("X-Injected")
 
 
+@jwt_only
+def test_jwt_two_authorization_fields_are_refused(jwtgw, jwt_keys):
+    # auth_jwt checks one token; a backend reading the other would trust a
+    # token nobody verified. NGINX refuses the second field (400) before
+    # any access check, whichever comes first.
+    gw, app = jwtgw
+    good = make_jwt(claims(), jwt_keys["hmac"], "HS256")
+    forged = make_jwt(claims(sub="admin"), jwt_keys["impostor"], "RS256")
+    for fields in ([bearer(good), bearer(forged)], [bearer(forged), bearer(good)],
+                   [bearer(good), bearer(good)]):
+        r = http(gw, "GET", "/x", headers=fields)
+        assert r.status == 400, r
+        assert (r.header("Connection") or "").lower() == "close", r.headers
+    assert http(gw, "GET", "/x", headers=[bearer(good)]).status == 200
+    assert [q.target for q in app.requests] == ["/x"]
+
+
 # ================================================================ API keys
 
 API_KEYS = """\

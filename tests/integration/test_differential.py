@@ -195,6 +195,16 @@ SEED_REQUESTS = [
     ("body_over_1m", RAW(b"POST /api/auth/big HTTP/1.1\r\nHost: localhost\r\n"
                          b"Content-Length: 2000000\r\n\r\n", "POST")),
     ("bad_request", RAW(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")),
+    # fields NGINX takes once only: a second one is 400
+    ("two_authorization", RAW(b"GET /api/auth/verify HTTP/1.1\r\nHost: localhost\r\n"
+                              b"Authorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n")),
+    ("two_if_none_match", RAW(b"GET /api/auth/notmodified HTTP/1.1\r\nHost: localhost\r\n"
+                              b"If-None-Match: \"abc\"\r\nIf-None-Match: \"abc\"\r\n\r\n")),
+    ("two_transfer_encoding", RAW(b"POST /api/auth/upload HTTP/1.1\r\nHost: localhost\r\n"
+                                  b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  b"0\r\n\r\n", "POST")),
+    ("two_expect", RAW(b"POST /api/auth/e HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n"
+                       b"Expect: 100-continue\r\nExpect: 100-continue\r\n\r\ndata", "POST")),
     ("uri_too_long", RAW(b"GET /api/auth/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")),
 ]
 
