@@ -26,6 +26,7 @@ typedef struct pv_header_s {
 #define PV_REQ_F_EXPECT_CONTINUE 0x08 /* Expect: 100-continue */
 #define PV_REQ_F_ABSOLUTE_FORM 0x10   /* target was http://host/path */
 #define PV_REQ_F_HEAD 0x20            /* method HEAD: no response body */
+#define PV_REQ_F_HTTP09 0x40          /* HTTP/0.9 (no version): answered without a head */
 
 typedef struct pv_request_s {
     pv_arena_t *arena;          /* per-request arena (reset when it ends) */

@@ -360,6 +360,16 @@ static void skip_buffered_body(pv_hreq_t *hr)
     }
 }
 
+void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n)
+{
+    if (hr->r.flags & PV_REQ_F_HTTP09) {
+        hr->resp_head_bytes = 0;
+        return;
+    }
+    pv_outq_push(&hr->cq, p, n);
+    hr->resp_head_bytes = (uint32_t)n;
+}
+
 void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
     pv_hconn_t *c = hr->c;
@@ -389,9 +399,8 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
         if (n < 0 || (size_t)n >= o->size)
             n = 0;
         n = (ssize_t)pv_http_head_insert(o->data, (size_t)n, o->size, hr->acc.xhdr);
-        pv_outq_push(&hr->cq, o->data, (size_t)n);
+        pv_server_queue_head(hr, o->data, (size_t)n);
         hr->r.status = status;
-        hr->resp_head_bytes = (uint32_t)n;
         if (!head_only)
             pv_outq_push(&hr->cq, body.p, body.len);
     } else {
@@ -401,9 +410,11 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
             n = 0;
         n = (ssize_t)pv_http_head_insert(o->data, (size_t)n, o->size, hr->acc.xhdr);
         hr->r.status = status;
-        pv_outq_push(&hr->cq, o->data, (size_t)n);
         const char *hend = memmem(o->data, (size_t)n, "\r\n\r\n", 4);
-        hr->resp_head_bytes = hend ? (uint32_t)(hend + 4 - o->data) : (uint32_t)n;
+        size_t hlen = hend ? (size_t)(hend + 4 - o->data) : (size_t)n;
+        pv_server_queue_head(hr, o->data, hlen);
+        if ((size_t)n > hlen)
+            pv_outq_push(&hr->cq, o->data + hlen, (size_t)n - hlen);
     }
     hr->resp_done = 1;
     int rc = pv_server_flush(hr);
@@ -483,13 +494,13 @@ static int check_te(pv_request_t *r, pv_str_t v, int *nchunked)
  * ngx_http_process_unique_header_line. A second one is refused with 400:
  * code that reads the first and a backend that reads the last would see
  * different requests (a token nobody verified, another body length). */
-enum { SF_HOST, SF_TE }; /* the entries build_request() looks at again */
+enum { SF_HOST, SF_TE, SF_CL, SF_EXPECT }; /* entries build_request() reads */
 static const pv_str_t single_fields[] = {
-    [SF_HOST] = PV_STR("Host"),   [SF_TE] = PV_STR("Transfer-Encoding"),
-    PV_STR("Content-Length"),     PV_STR("Authorization"),
-    PV_STR("Expect"),             PV_STR("Content-Range"),
-    PV_STR("If-Modified-Since"),  PV_STR("If-Unmodified-Since"),
-    PV_STR("If-Match"),           PV_STR("If-None-Match"),
+    [SF_HOST] = PV_STR("Host"),       [SF_TE] = PV_STR("Transfer-Encoding"),
+    [SF_CL] = PV_STR("Content-Length"), [SF_EXPECT] = PV_STR("Expect"),
+    PV_STR("Authorization"),          PV_STR("Content-Range"),
+    PV_STR("If-Modified-Since"),      PV_STR("If-Unmodified-Since"),
+    PV_STR("If-Match"),               PV_STR("If-None-Match"),
     PV_STR("If-Range"),
 };
 
@@ -502,35 +513,21 @@ static int single_field(pv_str_t name)
     return -1;
 }
 
-/* Turn the parsed spans into the request model and check framing.
- * Returns 0, or the status to answer with. */
-static int build_request(pv_hreq_t *hr, uint32_t head_end)
+/* What the fields say about framing and the connection. */
+typedef struct {
+    const pv_header_t *single[PV_NELEM(single_fields)]; /* each single field, if sent */
+    int conn_close;                                     /* Connection: close */
+    int conn_ka;                                        /* Connection: keep-alive */
+} head_fields_t;
+
+/* Check the parsed fields, drop those NGINX drops and copy the rest into
+ * r->headers. Returns 0, or the status to answer with. */
+static int scan_fields(pv_hreq_t *hr, head_fields_t *f)
 {
-    pv_hconn_t *c = hr->c;
     pv_request_t *r = &hr->r;
-    const char *base = c->in->data;
-
-    if (!pv_http_head_line_endings_ok(base, head_end))
-        return 400;
-    if (hr->parser.http_major != 1)
-        return hr->parser.http_major == 0 ? 400 : 505;
-    r->http_major = 1;
-    r->http_minor = hr->parser.http_minor;
-    r->method_id = hr->parser.method;
-    const char *mname = llhttp_method_name((llhttp_method_t)hr->parser.method);
-    r->method = (pv_str_t){mname, strlen(mname)};
-    if (r->method_id == HTTP_HEAD)
-        r->flags |= PV_REQ_F_HEAD;
-    if (r->method_id == HTTP_CONNECT)
-        return 400; /* a tunnel request; a gateway serves none, and an
-                       origin-form target makes it malformed besides */
-    const char *eol = memchr(base, '\r', head_end);
-    r->request_line = (pv_str_t){base, eol ? (size_t)(eol - base) : 0};
-
+    const char *base = hr->c->in->data;
     r->headers = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(hr->nfields ? hr->nfields : 1));
     r->nheaders = 0;
-    int ncl = 0, nchunked = 0, conn_close = 0, conn_ka = 0;
-    const pv_header_t *single[PV_NELEM(single_fields)] = {0};
     for (int i = 0; i < hr->nfields; i++) {
         pv_header_t *h = &r->headers[r->nheaders];
         h->name = (pv_str_t){base + hr->hname[i].off, hr->hname[i].len};
@@ -548,7 +545,7 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
         r->nheaders++;
         int si = single_field(h->name);
         if (si >= 0) {
-            const pv_header_t *prev = single[si];
+            const pv_header_t *prev = f->single[si];
             if (prev) {
                 pv_log(PV_LOG_INFO,
                        "client sent duplicate %s: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\", client: %s",
@@ -557,46 +554,39 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
                        (int)prev->value.len, prev->value.p, r->peer_text);
                 return 400;
             }
-            single[si] = h;
-        }
-        switch (h->name.len) {
-        case 6:
-            if (PV_STR_IEQ(h->name, "expect") && PV_STR_IEQ(h->value, "100-continue"))
-                r->flags |= PV_REQ_F_EXPECT_CONTINUE;
-            break;
-        case 10:
-            if (PV_STR_IEQ(h->name, "connection")) {
-                if (pv_conn_has_token(h->value, "close"))
-                    conn_close = 1;
-                if (pv_conn_has_token(h->value, "keep-alive"))
-                    conn_ka = 1;
-            }
-            break;
-        case 14:
-            if (PV_STR_IEQ(h->name, "content-length")) {
-                int64_t cl;
-                if (pv_http_parse_content_length(h->value, &cl) != 0)
-                    return 400;
-                ncl = 1;
-                r->content_length = cl;
-            }
-            break;
+            f->single[si] = h;
+        } else if (PV_STR_IEQ(h->name, "connection")) {
+            if (pv_conn_has_token(h->value, "close"))
+                f->conn_close = 1;
+            if (pv_conn_has_token(h->value, "keep-alive"))
+                f->conn_ka = 1;
         }
     }
-    const pv_header_t *te_h = single[SF_TE], *host_h = single[SF_HOST];
+    return 0;
+}
+
+/* Decide the body's framing from Content-Length and Transfer-Encoding,
+ * looked at after every field as NGINX does (a repeated field is 400
+ * before any 501). Returns 0, or the status to answer with. */
+static int set_framing(pv_hreq_t *hr, const head_fields_t *f)
+{
+    pv_request_t *r = &hr->r;
+    const pv_header_t *te_h = f->single[SF_TE], *cl_h = f->single[SF_CL];
+    if (cl_h && pv_http_parse_content_length(cl_h->value, &r->content_length) != 0)
+        return 400;
     if (te_h) {
-        /* after every field, as NGINX: a repeated one is 400 before any 501 */
+        int nchunked = 0;
         int rc = check_te(r, te_h->value, &nchunked);
         if (rc)
             return rc;
-        if (r->http_minor == 0 || ncl)
+        if (r->http_minor == 0 || cl_h)
             return 400; /* TE on HTTP/1.0, or TE beside CL (RFC 9112 6.1) */
         if (!nchunked)
             return 400;
         r->flags |= PV_REQ_F_CHUNKED;
         hr->body_frame = PV_FRAME_CHUNKED;
         pv_chunked_init(&hr->chunk);
-    } else if (ncl) {
+    } else if (cl_h) {
         r->flags |= PV_REQ_F_HAS_CL;
         hr->body_frame = r->content_length > 0 ? PV_FRAME_LENGTH : PV_FRAME_NONE;
         hr->body_left = (uint64_t)r->content_length;
@@ -604,9 +594,59 @@ static int build_request(pv_hreq_t *hr, uint32_t head_end)
         hr->body_frame = PV_FRAME_NONE;
     }
     hr->body_done = hr->body_frame == PV_FRAME_NONE;
+    return 0;
+}
+
+/* The request line's version and method. An HTTP/0.9 line (no version)
+ * was recognised before llhttp saw it. Returns 0 or the status. */
+static int set_version(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    if (r->flags & PV_REQ_F_HTTP09) {
+        r->http_major = 0;
+        r->http_minor = 9;
+        r->method_id = HTTP_GET;
+    } else {
+        if (hr->parser.http_major != 1)
+            return hr->parser.http_major == 0 ? 400 : 505;
+        r->http_major = 1;
+        r->http_minor = hr->parser.http_minor;
+        r->method_id = hr->parser.method;
+    }
+    const char *mname = llhttp_method_name((llhttp_method_t)r->method_id);
+    r->method = (pv_str_t){mname, strlen(mname)};
+    if (r->method_id == HTTP_HEAD)
+        r->flags |= PV_REQ_F_HEAD;
+    if (r->method_id == HTTP_CONNECT)
+        return 400; /* a tunnel request; a gateway serves none, and an
+                       origin-form target makes it malformed besides */
+    return 0;
+}
+
+/* Turn the parsed spans into the request model and check framing.
+ * Returns 0, or the status to answer with. */
+static int build_request(pv_hreq_t *hr, uint32_t head_end)
+{
+    pv_request_t *r = &hr->r;
+    const char *base = hr->c->in->data;
+
+    if (!pv_http_head_line_endings_ok(base, head_end))
+        return 400;
+    int st = set_version(hr);
+    if (st)
+        return st;
+    const char *eol = memchr(base, '\r', head_end);
+    r->request_line = (pv_str_t){base, eol ? (size_t)(eol - base) : 0};
+
+    head_fields_t f = {0};
+    if ((st = scan_fields(hr, &f)) != 0 || (st = set_framing(hr, &f)) != 0)
+        return st;
+    const pv_header_t *host_h = f.single[SF_HOST], *expect = f.single[SF_EXPECT];
+    if (expect && PV_STR_IEQ(expect->value, "100-continue"))
+        r->flags |= PV_REQ_F_EXPECT_CONTINUE;
     if (!host_h && r->http_minor == 1)
         return 400;
-    if (r->http_minor == 1 ? !conn_close : (conn_ka && !conn_close))
+    if (r->http_minor == 1 ? !f.conn_close : (f.conn_ka && !f.conn_close))
         r->flags |= PV_REQ_F_KEEPALIVE;
 
     /* target: origin-form, absolute-form, or "*" */
@@ -716,6 +756,49 @@ static int check_version(char *line, size_t len)
     return 0;
 }
 
+/* A request line without a version is HTTP/0.9: NGINX serves it for GET
+ * (no fields are read; the answer is the body alone, then the connection
+ * closes) and answers any other method with a headless 400. line starts at
+ * the method and lf is its LF. Returns 1 for a GET to serve (the target
+ * noted in hr->url), -1 after refusing it, 0 for another kind of line. */
+static int http09_line(pv_hreq_t *hr, const char *line, const char *lf)
+{
+    const char *p = line, *end = lf;
+    int bare_lf = end == p || end[-1] != '\r';
+    if (!bare_lf)
+        end--;
+    while (p < end && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'))
+        p++;
+    size_t mlen = (size_t)(p - line);
+    if (mlen == 0 || p == end || *p != ' ')
+        return 0;
+    while (p < end && *p == ' ')
+        p++;
+    const char *t = p;
+    while (p < end && (unsigned char)*p > ' ' && *p != 0x7f)
+        p++;
+    const char *tend = p;
+    while (p < end && *p == ' ')
+        p++;
+    if (p != end || tend == t)
+        return 0; /* a control character in the target: llhttp refuses it */
+    if (*t != '/' && !memmem(t, (size_t)(tend - t), "://", 3))
+        return 0; /* "GET  HTTP/1.1": no target; llhttp refuses it, as NGINX */
+    hr->r.flags |= PV_REQ_F_HTTP09;
+    if (bare_lf) {
+        /* refused as on any line, rather than left waiting in llhttp */
+        respond_error(hr, 400);
+        return -1;
+    }
+    if (mlen != 3 || memcmp(line, "GET", 3) != 0) {
+        pv_log(PV_LOG_INFO, "client sent invalid method in HTTP/0.9 request, client: %s", hr->r.peer_text);
+        respond_error(hr, 400);
+        return -1;
+    }
+    hr->url = (pv_hspan_t){(uint32_t)(t - hr->c->in->data), (uint32_t)(tend - t)};
+    return 1;
+}
+
 /* Whether the fields parsed so far name Transfer-Encoding twice: llhttp
  * stops at a second one before build_request() sees it. */
 static int te_repeated(pv_hreq_t *hr)
@@ -750,6 +833,11 @@ static int parse_more(pv_hconn_t *c)
             pv_server_error(hr, st);
             return -1;
         }
+        st = http09_line(hr, start + skip, lf);
+        if (st > 0)
+            process_head(hr, (uint32_t)(lf + 1 - b->data));
+        if (st)
+            return st > 0 ? 1 : -1;
     }
     llhttp_errno_t e = llhttp_execute(&hr->parser, start, len);
     if (e == HPE_OK) {

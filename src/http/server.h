@@ -101,6 +101,9 @@ void pv_server_request_done(pv_hreq_t *hr);
 void pv_server_error(pv_hreq_t *hr, int status);
 /* Send a locally generated response (error page, redirect, return). */
 void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body);
+/* Queue the response head of n bytes at p (in hr->out) to the client;
+ * an HTTP/0.9 response has none, so nothing is queued then. */
+void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n);
 /* Write queued client output; returns PV_OK / PV_AGAIN / PV_ERR. */
 int pv_server_flush(pv_hreq_t *hr);
 /* Close a connection now (freed before the loop next waits). */

@@ -674,8 +674,7 @@ static int response_head(pv_proxy_t *px, const char *head_end)
         return -1;
     n = (ssize_t)pv_http_head_insert(hr->out->data, (size_t)n, hr->out->size, hr->acc.xhdr);
     r->status = status;
-    hr->resp_head_bytes = (uint32_t)n;
-    pv_outq_push(&hr->cq, hr->out->data, (size_t)n);
+    pv_server_queue_head(hr, hr->out->data, (size_t)n);
     px->uin->pos = (uint32_t)(head_end - px->uin->data);
     px->resp_head_done = 1;
     char st[24];

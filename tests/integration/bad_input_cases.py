@@ -74,10 +74,12 @@ class Case:
     returning bytes) and the status/action/upstream view it must produce.
     nginx: dict overriding status/action/close/up/why under PV_TARGET=nginx.
     only: reason the case is skipped for NGINX. defect: reason portvakt
-    fails it today (xfail, strict). group: category for the summary."""
+    fails it today (xfail, strict). group: category for the summary.
+    http09: the request line has no version, so the answer is HTTP/0.9:
+    the body alone, then the connection closes."""
 
     def __init__(self, id, data, status, action, close=None, up=None, nginx=None,
-                 only=None, defect=None, group=None, method=None):
+                 only=None, defect=None, group=None, method=None, http09=False):
         self.id = id
         self.data = data
         self.status = status
@@ -89,6 +91,9 @@ class Case:
         self.defect = defect
         self.group = group or id.split("-")[0]
         self.method = method
+        self.http09 = http09
+        if http09:
+            self.close = True
 
     def expect(self, target):
         status, action, close, up = self.status, self.action, self.close, self.up
@@ -145,7 +150,7 @@ NG_TE_501 = ("NGINX answers 501 to any Transfer-Encoding value but exactly 'chun
 NG_DROPS = "NGINX drops fields with invalid names (ignore_invalid_headers on) instead of rejecting"
 PV_CTL = "NGINX passes control characters other than NUL, CR and LF in field values"
 PV_LF = "NGINX accepts a bare LF as a line end in chunked framing"
-PV_09 = "NGINX still answers a request line without a version as HTTP/0.9"
+PV_09_LF = "NGINX serves an HTTP/0.9 line ending in a bare LF; portvakt refuses bare LF everywhere"
 
 
 # ---------------------------------------------------------------- RFC cases
@@ -358,7 +363,20 @@ CASES = [
     reject("line-connect-authority", b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"),
     reject("line-connect-origin-form", req(line=b"CONNECT /t HTTP/1.1"),
            nginx=nginx_says(405, "NGINX refuses CONNECT with 405")),
-    reject("line-version-missing", req(line=b"GET /t"), only=PV_09),
+    # no version: HTTP/0.9, as NGINX serves it. GET only; no fields are read
+    # (what follows the line is ignored) and the answer is the body alone,
+    # then the connection closes. Other methods get a 400 page, headless.
+    forward("line-version-missing", req(line=b"GET /t"), Up("GET"), http09=True),
+    forward("line-09-alone", b"GET /t\r\n", Up("GET"), http09=True),
+    forward("line-09-trailing-spaces", b"GET /t  \r\n", Up("GET"), http09=True),
+    forward("line-09-absolute", b"GET http://x/t\r\n", Up("GET"), http09=True),
+    reject("line-09-post", req(cl(len(HIDDEN)), HIDDEN, line=b"POST /t"), http09=True),
+    reject("line-09-head", b"HEAD /t\r\n", http09=True),
+    reject("line-09-unknown-method", b"FOO /t\r\n", http09=True),
+    reject("line-09-bare-lf", b"GET /t\n", http09=True, only=PV_09_LF),
+    # a control character in the target is a malformed line, answered with a head
+    reject("line-09-target-ctl", b"GET /t\x01\r\n"),
+    reject("line-09-no-target", b"GET\r\n"),
     # RFC 9110 2.5: a higher minor version of HTTP/1 is processed as 1.1
     forward("line-version-1.2", req(line=b"GET /t HTTP/1.2"), Up("GET")),
     reject("line-version-2.0", req(line=b"GET /t HTTP/2.0"), 505),
@@ -431,9 +449,10 @@ CORPUS_DIR = os.environ.get("PV_DESYNC_CORPUS", os.path.join(os.path.dirname(os.
                                                              "fixtures", "http-desync-guardian"))
 
 
-def x(expect, nginx=None, only=None, defect=None):
-    """One corpus expectation: 400/413/501 (reject), "fwd" or "norm"."""
-    return dict(expect=expect, nginx=nginx, only=only, defect=defect)
+def x(expect, nginx=None, only=None, defect=None, http09=False):
+    """One corpus expectation: 400/413/501 (reject), "fwd" or "norm";
+    http09 when the line has no version (the answer has no head)."""
+    return dict(expect=expect, nginx=nginx, only=only, defect=defect, http09=http09)
 
 
 # nginx= for the corpus: (expect, why)
@@ -449,7 +468,7 @@ CORPUS_EXPECT = {
         x("norm"),  # 4 GET with Content-Length: 0
         x("norm"),  # 5 HEAD with Content-Length: 0
         x(400),  # 6 HTTP/0.9 with a version string
-        x(400, only=PV_09),  # 7 no version: HTTP/0.9
+        x("fwd", http09=True),  # 7 no version: HTTP/0.9, served as NGINX does
         x("norm"),  # 8 HTTP/1.2 is served as HTTP/1.1 (RFC 9110 2.5)
     ],
     "ambiguous.yaml": [
@@ -479,8 +498,8 @@ CORPUS_EXPECT = {
         x(400),  # 23 TE on HTTP/1.0
         x(400),  # 24 TE on HTTP/0.9
         x(400),  # 25 CL on HTTP/0.9
-        x(400, only=PV_09),  # 26 TE, no version
-        x(400, only=PV_09),  # 27 CL, no version
+        x(400, http09=True),  # 26 POST, TE, no version: HTTP/0.9 is GET only
+        x(400, http09=True),  # 27 POST, CL, no version
         x(400, nginx=NG_DROP),  # 28 Tran\u017ffer-Encoding (long s): not a token
         x(400, nginx=NG_DROP),  # 29 dotless i: not a token
         x("norm"),  # 30 Transfer---Encoding: a valid, unrelated token
@@ -611,7 +630,7 @@ CORPUS_EXPECT = {
         x(400),  # 3 space in the target
         x(400),  # 4 two versions
         x(400),  # 5 CR in the target
-        x(400, only="NGINX answers the part before the LF as an HTTP/0.9 request"),  # 6 LF in the target
+        x(400, only=PV_09_LF, http09=True),  # 6 LF in the target: the line before is HTTP/0.9
         x(400),  # 7 a whole request hidden in the target
         x(400),  # 8 NUL in the target
         x(400),  # 9 NUL at the start of the target
@@ -688,7 +707,7 @@ def _corpus_case(fname, index, case, ex):
     cid = "corpus-%s-%d" % (fname[:-5], index)
     return Case(cid, data, status, action, up=up, nginx=nginx, only=ex["only"],
                 defect=ex["defect"], group="corpus-" + case["expected"]["tier"].lower(),
-                method=str(case["method"]))
+                method=str(case["method"]), http09=ex["http09"])
 
 
 def corpus_cases():

@@ -1079,6 +1079,15 @@ class Client:
         r.sha256 = h.hexdigest()
         return r
 
+    def read_to_close(self):
+        """Every byte until the server closes: an HTTP/0.9 response, which
+        has no head."""
+        while self._fill():
+            pass
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
     def closed(self, wait=1.0):
         """True if the server has closed the connection (EOF or reset)
         within `wait` seconds with no further data; False if it stays open.
