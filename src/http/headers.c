@@ -188,3 +188,32 @@ size_t pv_http_head_insert(char *buf, size_t n, size_t cap, pv_str_t lines)
     memcpy(buf + at, lines.p, lines.len);
     return n + lines.len;
 }
+
+int pv_http_head_line_endings_ok(const char *p, size_t len)
+{
+    const char *end = p + len;
+    for (const char *q = memchr(p, '\r', len); q; q = memchr(q + 1, '\r', (size_t)(end - q - 1))) {
+        if (q + 1 >= end || q[1] != '\n')
+            return 0;
+    }
+    for (const char *q = memchr(p, '\n', len); q; q = memchr(q + 1, '\n', (size_t)(end - q - 1))) {
+        if (q == p || q[-1] != '\r')
+            return 0;
+        if (q + 1 < end && (q[1] == ' ' || q[1] == '\t'))
+            return 0;
+        if (q + 1 >= end)
+            break;
+    }
+    return 1;
+}
+
+pv_str_t pv_http_trim_ows(pv_str_t v)
+{
+    while (v.len && (v.p[0] == ' ' || v.p[0] == '\t')) {
+        v.p++;
+        v.len--;
+    }
+    while (v.len && (v.p[v.len - 1] == ' ' || v.p[v.len - 1] == '\t'))
+        v.len--;
+    return v;
+}

@@ -37,5 +37,12 @@ size_t pv_http_date(time_t t, char out[30]);
  * along. Returns the new length, or n unchanged when cap is too small or
  * no head end is found. */
 size_t pv_http_head_insert(char *buf, size_t n, size_t cap, pv_str_t lines);
+/* Every line of a head of len bytes ends in CRLF: no bare LF, no bare CR,
+ * no obs-fold (RFC 9112 2.2, 5.2). llhttp outside strict mode tolerates
+ * some forms of each, and a CR that ends the head early hides a second
+ * message. */
+int pv_http_head_line_endings_ok(const char *p, size_t len);
+/* v without the spaces and tabs around it (OWS). */
+pv_str_t pv_http_trim_ows(pv_str_t v);
 
 #endif

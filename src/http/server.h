@@ -87,9 +87,6 @@ struct pv_hconn_s {
     struct sockaddr_in6 peer;    /* client address (v4 or v6) */
 };
 
-/* Every line of a head of len bytes ends in CRLF: no bare LF, no bare CR,
- * no obs-fold. */
-int pv_http_head_line_endings_ok(const char *p, size_t len);
 /* The worker module: accepts on the listening sockets, maps connections
  * to new listen groups on reload, drains, closes and reaps them. */
 extern pv_module_t pv_http_module;
