@@ -349,19 +349,17 @@ def test_invalid_upstream_response_is_502(rgw, data):
     b"10000000000000005\r\nhello\r\n0\r\n\r\n",  # size beyond 2^64 (wraps to 5)
 ], ids=["size-garbage", "data-overrun", "size-wraps"])
 def test_invalid_chunked_response_body_never_looks_complete(rgw, body):
-    # The head is valid, the body framing is not. Whether or not the head
-    # already left, the client must not get something that looks complete.
+    # The head is valid, the body framing is not, and both arrive in one
+    # read. The head waits in the client queue for the first body bytes
+    # (in portvakt and in NGINX alike), so the broken body is found before
+    # anything is sent: the client sees the connection close with no
+    # response, never something that looks complete.
     up = rgw.up
     up.reply = Reply(raw=b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body, close=False)
     with Client(rgw.port, timeout=5) as c:
         c.request("GET", "/bad-chunks")
-        try:
-            r = c.read_response()
-        except Closed:
-            r = None
-        assert r is None or r.status == 502, "a broken chunked body was relayed as complete: %r" % r
-        if r is None:
-            assert c.closed(2.0)
+        data = c.read_to_close()
+    assert data == b"", "a broken chunked body was relayed: %r" % data[:300]
     first = up.wait_requests(1)[0].conn_id
     wait_for(lambda: up.open_connections == 0, 3, what="the gateway to close the upstream connection")
     served_by_new_connection(rgw, None, first)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Client, Closed, Reply, http
+from conftest import TARGET, Client, Closed, Reply, http
 
 CONF = """
 http {
@@ -89,7 +89,8 @@ def test_trickled_header_is_cut_at_client_header_timeout(gw):
         trickle(c, HEAD, 0.05)
         r = response_or_none(c)
         took = time.monotonic() - t0
-        assert r is None or r.status == 408, r
+        # portvakt answers 408 (README: where it differs); NGINX just closes
+        assert (r and r.status) == (None if TARGET == "nginx" else 408), r
         assert c.closed(SLACK)
     assert 0.8 <= took <= 1 + SLACK, took
     assert gw.up.requests == []
@@ -119,7 +120,7 @@ def test_stalled_body_is_cut_at_client_body_timeout(gw):
         c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         r = response_or_none(c)
         took = time.monotonic() - t0
-        assert r is None or r.status == 408, r
+        assert (r and r.status) == (None if TARGET == "nginx" else 408), r
     assert 0.8 <= took <= 1 + SLACK, took
     # The upstream never got a complete request.
     assert gw.up.requests == []
