@@ -375,7 +375,9 @@ int main(int argc, char **argv)
         exit(1);
     }
     lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
-    if (!ls || pv_accesslog_start() != 0 || pv_accesslog_open(conf, err, sizeof(err)) != 0) {
+    if (!ls || pv_accesslog_start() != 0 || pv_log_use_ring(err, sizeof(err)) != 0 ||
+        pv_accesslog_open(conf, err, sizeof(err)) != 0) {
+        pv_log_use_direct();
         if (ls)
             pv_log(PV_LOG_EMERG, "%s", err);
         if (pid_path)
@@ -424,7 +426,8 @@ int main(int argc, char **argv)
             reload(conf_path, &conf, workers, nworkers, &ls, &nls);
         } else if (sig == SIGUSR1) {
             pv_log(PV_LOG_NOTICE, "signal %d (SIGUSR1) received, reopening logs", sig);
-            pv_accesslog_reopen();
+            pv_log_reopen();
+            pv_accesslog_reopen(); /* every sink, the error log's too */
         }
     }
     for (int i = 0; i < nworkers; i++)
@@ -436,7 +439,8 @@ int main(int argc, char **argv)
         free(workers[i].listeners);
     }
     free(workers);
-    pv_accesslog_stop();
+    pv_log_use_direct(); /* the lines after this one are written at once */
+    pv_accesslog_stop(); /* writes out what the rings hold */
     if (pid_path)
         unlink(pid_path);
     free(pid_path);

@@ -45,7 +45,7 @@ typedef struct pv_access_log_s {
     int off;                   /* `access_log off` */
     const char *path;          /* absolute path, or "/dev/stdout" */
     pv_log_format_t *format;   /* resolved format ("combined" by default) */
-    struct pv_accesslog_sink_s *sink; /* opened by pv_accesslog_open(); NULL before */
+    struct pv_logsink_s *sink; /* opened by pv_accesslog_open(); NULL before */
 } pv_access_log_t;
 
 /* `log_format NAME [escape=default|json|none] STRING...` */

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "logring.h"
 #include "time.h"
 
 /* NGINX's limit for one error message (NGX_MAX_ERROR_STR). */
@@ -25,6 +27,10 @@ static atomic_int log_fd = -1;
 static atomic_int log_level = PV_LOG_NOTICE; /* until pv_log_open(): start-up messages */
 static pthread_mutex_t log_open_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int log_tid;
+/* Once the log writer runs: the error log's sink; lines go through the
+ * calling thread's ring and are never written from the caller. */
+static pv_logsink_t *_Atomic log_sink;
+static char log_path[PATH_MAX] = "/dev/stderr"; /* what pv_log_open() opened */
 
 int pv_log_level_parse(const char *name)
 {
@@ -65,8 +71,33 @@ int pv_log_open(const char *path, int level)
         }
     }
     atomic_store(&log_level, level);
+    snprintf(log_path, sizeof(log_path), "%s", !path || strcmp(path, "stderr") == 0 ? "/dev/stderr" : path);
     pthread_mutex_unlock(&log_open_lock);
     return 0;
+}
+
+int pv_log_reopen(void)
+{
+    char path[PATH_MAX];
+    pthread_mutex_lock(&log_open_lock);
+    memcpy(path, log_path, sizeof(path));
+    pthread_mutex_unlock(&log_open_lock);
+    int level = atomic_load(&log_level);
+    return pv_log_open(strcmp(path, "/dev/stderr") == 0 ? "stderr" : path, level);
+}
+
+int pv_log_use_ring(char *err, size_t errlen)
+{
+    pv_logsink_t *s = pv_logring_sink(log_path, "error log", err, errlen);
+    if (!s)
+        return PV_ERR;
+    atomic_store_explicit(&log_sink, s, memory_order_release);
+    return PV_OK;
+}
+
+void pv_log_use_direct(void)
+{
+    atomic_store_explicit(&log_sink, NULL, memory_order_release);
 }
 
 void pv_log_set_thread_id(int id)
@@ -100,6 +131,12 @@ void pv_log(int level, const char *fmt, ...)
         len += PV_MIN((size_t)n, PV_LOG_LINE_MAX - len - 1);
     buf[len++] = '\n';
 
+    pv_logsink_t *sink = atomic_load_explicit(&log_sink, memory_order_acquire);
+    if (sink) {
+        pv_logring_push(sink, buf, len); /* a full ring drops and counts the line */
+        errno = saved;
+        return;
+    }
     int fd = atomic_load_explicit(&log_fd, memory_order_acquire);
     if (fd < 0)
         fd = STDERR_FILENO;

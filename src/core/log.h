@@ -1,9 +1,15 @@
 /* Error log (the process's diagnostics) in NGINX's format:
  *   2026/11/26 19:00:00 [error] 1234#2: message
- * Thread-safe; each line is written with one write(2) so lines never mix.
- * The access log is separate (src/obs/accesslog.h) and never blocks. */
+ * Thread-safe; lines never mix. At start-up and at exit each line is
+ * written directly with one write(2). While the workers run
+ * (pv_log_use_ring() .. pv_log_use_direct()) a line is only appended to
+ * the calling thread's ring for the error log's sink (core/logring.h) and
+ * written by the log writer thread: a slow sink drops lines (counted and
+ * reported), it never blocks the caller. */
 #ifndef PV_LOG_H
 #define PV_LOG_H
+
+#include <stddef.h>
 
 enum {
     PV_LOG_EMERG = 0,
@@ -19,10 +25,20 @@ enum {
 /* Direct the error log to a file (appended) or "stderr"; level is the
  * least severe level written. Returns 0, or -1 with errno set. */
 int pv_log_open(const char *path, int level);
+/* Open the error log's file again by its path (rotation, SIGUSR1) for the
+ * direct writes; the ring's sink is reopened by pv_logring_reopen(). */
+int pv_log_reopen(void);
+/* Send lines through the log writer from now on; it must run
+ * (pv_logring_start()). PV_ERR with a message in err if the sink cannot
+ * be opened. */
+int pv_log_use_ring(char *err, size_t errlen);
+/* Write lines directly again; call before pv_logring_stop(). */
+void pv_log_use_direct(void);
 /* Parse an NGINX level name ("warn", "error", ...); -1 if unknown. */
 int pv_log_level_parse(const char *name);
 /* Number of the calling worker (shown after '#'); 0 on the main thread. */
 void pv_log_set_thread_id(int id);
+/* Log one line at level (dropped when less severe than the log's level). */
 void pv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -1,37 +1,25 @@
-/* Access log that never blocks an event-loop thread.
- *
- * Each producer thread (a worker) formats its lines into a thread-local
- * buffer and appends them to its own single-producer/single-consumer ring
- * per sink (PV_ACCESSLOG_RING_SIZE bytes). One background writer thread
- * drains every ring and does the write(2) calls; it may block on a slow
- * sink, the workers never do. When a ring is full the line is dropped and
- * the sink's counter incremented; the writer reports drops in the error
- * log at most once per second. The writer is woken through a futex only
- * when it is idle, and otherwise polls every few milliseconds, so a busy
- * worker makes no system call per line.
- *
- * Sinks are shared by path across config snapshots and reloads and live
- * until pv_accesslog_stop(). */
+/* Access log: each finished request is formatted per access_log entry
+ * into a thread-local buffer and pushed to the entry's sink, a
+ * non-blocking per-thread ring (core/logring.h) drained by the log writer
+ * thread. A line that does not fit is dropped and counted. */
 #ifndef PV_ACCESSLOG_H
 #define PV_ACCESSLOG_H
 
 #include <stdint.h>
 
 #include "../config/conf.h"
+#include "../core/logring.h"
 #include "../http/request.h"
 
-#define PV_ACCESSLOG_RING_SIZE (256 * 1024) /* bytes per worker per sink */
-#define PV_ACCESSLOG_LINE_MAX (64 * 1024)   /* longer lines are truncated */
-#define PV_ACCESSLOG_MAX_THREADS 1024       /* producer threads (rings per sink) */
-#define PV_ACCESSLOG_MAX_SINKS 256          /* distinct log paths */
+#define PV_ACCESSLOG_RING_SIZE PV_LOGRING_SIZE /* bytes per worker per sink */
+#define PV_ACCESSLOG_LINE_MAX (64 * 1024)      /* longer lines are truncated */
 
-typedef struct pv_accesslog_sink_s pv_accesslog_sink_t;
-
-/* Start the writer thread; PV_OK if it runs (or already ran). */
+/* Start the log writer thread; PV_OK if it runs (or already ran). */
 int pv_accesslog_start(void);
 /* Flush what the rings hold (giving up on a sink stuck for a few seconds),
- * join the writer and close every sink. Entries of snapshots opened before
- * must not be written after this; call pv_accesslog_open() again. */
+ * join the writer and close every sink, the error log's too. Entries of
+ * snapshots opened before must not be written after this; call
+ * pv_accesslog_open() again. */
 void pv_accesslog_stop(void);
 /* Open every sink the snapshot's access_log entries name (http, server and
  * location levels) and store the handle in each entry. Already-open paths
@@ -52,7 +40,8 @@ void pv_accesslog_reopen(void);
 /* Wait up to timeout_ms for the writer to empty every ring; PV_OK when it
  * did, PV_AGAIN otherwise. */
 int pv_accesslog_flush(int timeout_ms);
-/* Lines dropped so far because a ring was full, over all sinks. */
+/* Lines dropped so far because a ring was full, over all sinks (the error
+ * log's included). */
 uint64_t pv_accesslog_dropped(void);
 
 #endif

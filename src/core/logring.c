@@ -1,0 +1,486 @@
+#include "logring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define PV_LR_IOV 64              /* ring segments gathered per writev */
+#define PV_LR_POLL_NS 2000000     /* writer's pause between busy drains */
+#define PV_LR_STOP_WAIT_S 5       /* how long stop waits for a stuck sink */
+
+/* One producer's ring for one sink. head is written only by the producer,
+ * tail only by the writer; both only grow (offsets are taken modulo size). */
+typedef struct pv_lr_ring_s {
+    _Alignas(64) _Atomic uint64_t head; /* bytes ever pushed */
+    _Alignas(64) _Atomic uint64_t tail; /* bytes ever written out */
+    _Alignas(64) char data[PV_LOGRING_SIZE]; /* the bytes */
+} pv_lr_ring_t;
+
+struct pv_logsink_s {
+    char *path;                  /* resolved path; the identity of the sink */
+    const char *what;            /* "access log", "error log": for reports */
+    int fd;                      /* touched by the writer only, after open */
+    int owned;                   /* fd is ours to close/reopen (not 1 or 2) */
+    _Atomic uint64_t dropped;    /* lines lost to a full ring */
+    uint64_t reported;           /* drops already reported (writer only) */
+    int64_t last_err_ms;         /* last write error reported (writer only) */
+    _Atomic(pv_lr_ring_t *) rings[PV_LOGRING_MAX_THREADS]; /* by producer slot */
+};
+
+static pv_logsink_t *_Atomic al_sinks[PV_LOGRING_MAX_SINKS]; /* published sinks */
+static atomic_int al_nsinks;             /* published sinks */
+static atomic_int al_nslots;             /* producer slots handed out */
+static atomic_uint al_gen = 1;           /* bumps at stop: thread slots expire */
+static atomic_int al_sleeping;           /* futex word: 1 while the writer waits */
+static atomic_int al_stop;               /* writer should flush and exit */
+static atomic_int al_reopen;             /* writer should reopen file sinks */
+static atomic_int al_running;            /* the writer thread runs */
+static _Atomic uint64_t al_dropped_past; /* drops of sinks closed by stop */
+static pthread_mutex_t al_lock = PTHREAD_MUTEX_INITIALIZER; /* open/start/stop */
+static pthread_t al_thread;              /* the writer */
+
+/* Per-thread producer state. */
+static __thread int al_slot = -1;        /* ring index in every sink */
+static __thread unsigned al_slot_gen;    /* al_gen the slot belongs to */
+
+/* Sleep while *word == val, at most ts. */
+static int futex_wait(atomic_int *word, int val, const struct timespec *ts)
+{
+    return (int)syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+}
+
+/* Wake the thread sleeping on word. */
+static void futex_wake(atomic_int *word)
+{
+    syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wake the writer if (and only if) it is asleep: one syscall per idle period. */
+static void writer_wake(void)
+{
+    if (atomic_load_explicit(&al_sleeping, memory_order_relaxed) &&
+        atomic_exchange(&al_sleeping, 0))
+        futex_wake(&al_sleeping);
+}
+
+/* ---- producer side ------------------------------------------------------ */
+
+/* This thread's ring index, registering it on first use. */
+static int slot_get(void)
+{
+    unsigned gen = atomic_load_explicit(&al_gen, memory_order_acquire);
+    if (pv_likely(al_slot >= 0 && al_slot_gen == gen))
+        return al_slot;
+    int s = atomic_fetch_add(&al_nslots, 1);
+    if (s >= PV_LOGRING_MAX_THREADS) {
+        atomic_fetch_sub(&al_nslots, 1);
+        return -1;
+    }
+    al_slot = s;
+    al_slot_gen = gen;
+    return s;
+}
+
+int pv_logring_register_thread(void)
+{
+    return slot_get() >= 0 ? PV_OK : PV_ERR;
+}
+
+/* Append one whole line; 0 when it does not fit (the caller drops it). */
+static int ring_push(pv_lr_ring_t *rg, const char *p, size_t n)
+{
+    uint64_t h = atomic_load_explicit(&rg->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&rg->tail, memory_order_acquire);
+    if (PV_LOGRING_SIZE - (h - t) < n)
+        return 0;
+    size_t off = (size_t)(h % PV_LOGRING_SIZE);
+    size_t first = PV_MIN(n, PV_LOGRING_SIZE - off);
+    memcpy(rg->data + off, p, first);
+    memcpy(rg->data, p + first, n - first);
+    atomic_store_explicit(&rg->head, h + n, memory_order_release);
+    return 1;
+}
+
+/* This thread's ring for sink s, made on first use. */
+static pv_lr_ring_t *ring_of(pv_logsink_t *s, int slot)
+{
+    pv_lr_ring_t *rg = atomic_load_explicit(&s->rings[slot], memory_order_acquire);
+    if (pv_likely(rg != NULL))
+        return rg;
+    /* once per thread and sink: the ring stays for the sink's lifetime */
+    rg = aligned_alloc(64, sizeof(*rg));
+    if (!rg)
+        return NULL;
+    atomic_init(&rg->head, 0);
+    atomic_init(&rg->tail, 0);
+    atomic_store_explicit(&s->rings[slot], rg, memory_order_release);
+    return rg;
+}
+
+int pv_logring_push(pv_logsink_t *s, const char *p, size_t n)
+{
+    int slot = slot_get();
+    pv_lr_ring_t *rg = slot >= 0 ? ring_of(s, slot) : NULL;
+    if (!rg || !ring_push(rg, p, n)) {
+        atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+        return PV_AGAIN;
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+    writer_wake();
+    return PV_OK;
+}
+
+void pv_logring_drop(pv_logsink_t *s)
+{
+    atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+}
+
+int pv_logring_running(void)
+{
+    return atomic_load_explicit(&al_running, memory_order_acquire);
+}
+
+/* ---- writer side ------------------------------------------------------- */
+
+/* Monotonic milliseconds for the writer's rate limits. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Write the whole iovec; gives up only on an error other than EINTR. */
+static void sink_write(pv_logsink_t *s, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t w = writev(s->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                /* someone made the fd non-blocking: wait a moment */
+                struct timespec ts = {0, 10000000};
+                nanosleep(&ts, NULL);
+                if (atomic_load(&al_stop))
+                    return;
+                continue;
+            }
+            int64_t now = mono_ms();
+            if (now - s->last_err_ms >= 1000) {
+                s->last_err_ms = now;
+                pv_log(PV_LOG_ERR, "write() to \"%s\" failed (%d: %s)", s->path, errno,
+                       strerror(errno));
+            }
+            return;
+        }
+        size_t done = (size_t)w;
+        while (n > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+}
+
+/* Drain every ring of one sink with as few writev calls as possible;
+ * returns the bytes moved. Tails advance only after the write, so an empty
+ * ring means its lines reached the sink. */
+static size_t sink_drain(pv_logsink_t *s, int nslots)
+{
+    struct iovec iov[PV_LR_IOV];
+    pv_lr_ring_t *used[PV_LR_IOV / 2];
+    uint64_t upto[PV_LR_IOV / 2];
+    size_t moved = 0;
+    int slot = 0;
+
+    while (slot < nslots) {
+        int niov = 0, nused = 0;
+        for (; slot < nslots && niov + 2 <= PV_LR_IOV; slot++) {
+            pv_lr_ring_t *rg = atomic_load_explicit(&s->rings[slot], memory_order_acquire);
+            if (!rg)
+                continue;
+            uint64_t t = atomic_load_explicit(&rg->tail, memory_order_relaxed);
+            uint64_t h = atomic_load_explicit(&rg->head, memory_order_acquire);
+            if (h == t)
+                continue;
+            size_t off = (size_t)(t % PV_LOGRING_SIZE), n = (size_t)(h - t);
+            size_t first = PV_MIN(n, PV_LOGRING_SIZE - off);
+            iov[niov++] = (struct iovec){rg->data + off, first};
+            if (n > first)
+                iov[niov++] = (struct iovec){rg->data, n - first};
+            used[nused] = rg;
+            upto[nused++] = h;
+            moved += n;
+        }
+        if (niov == 0)
+            break;
+        sink_write(s, iov, niov);
+        for (int i = 0; i < nused; i++)
+            atomic_store_explicit(&used[i]->tail, upto[i], memory_order_release);
+    }
+    return moved;
+}
+
+/* Whether any ring holds bytes not yet written. */
+static int sinks_pending(void)
+{
+    int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
+    int nslots = PV_MIN(atomic_load(&al_nslots), PV_LOGRING_MAX_THREADS);
+    for (int i = 0; i < ns; i++) {
+        pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+        for (int k = 0; k < nslots; k++) {
+            pv_lr_ring_t *rg = atomic_load_explicit(&s->rings[k], memory_order_acquire);
+            if (rg && atomic_load_explicit(&rg->head, memory_order_acquire) !=
+                          atomic_load_explicit(&rg->tail, memory_order_relaxed))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Error-log the drops since the last report, per sink. */
+static void sinks_report_drops(void)
+{
+    int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
+    for (int i = 0; i < ns; i++) {
+        pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+        uint64_t d = atomic_load_explicit(&s->dropped, memory_order_relaxed);
+        if (d > s->reported) {
+            pv_log(PV_LOG_ERR, "%s: %llu lines dropped (sink too slow), \"%s\"", s->what,
+                   (unsigned long long)(d - s->reported), s->path);
+            s->reported = d;
+        }
+    }
+}
+
+/* Reopen file sinks by path (after rotation). */
+static void sinks_reopen(void)
+{
+    int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
+    for (int i = 0; i < ns; i++) {
+        pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+        if (!s->owned)
+            continue;
+        int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            pv_log(PV_LOG_ALERT, "open() \"%s\" failed (%d: %s)", s->path, errno,
+                   strerror(errno));
+            continue;
+        }
+        close(s->fd);
+        s->fd = fd;
+    }
+}
+
+/* The writer: drain, report, then poll briefly while busy or sleep while idle. */
+static void *writer_main_cb(void *arg)
+{
+    PV_UNUSED(arg);
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the main thread */
+
+    int64_t last_report = mono_ms();
+    for (;;) {
+        int stopping = atomic_load(&al_stop);
+        if (atomic_exchange(&al_reopen, 0))
+            sinks_reopen();
+
+        size_t moved = 0;
+        int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
+        int nslots = PV_MIN(atomic_load(&al_nslots), PV_LOGRING_MAX_THREADS);
+        for (int i = 0; i < ns; i++)
+            moved += sink_drain(atomic_load_explicit(&al_sinks[i], memory_order_acquire), nslots);
+
+        int64_t now = mono_ms();
+        if (now - last_report >= 1000) {
+            sinks_report_drops();
+            last_report = now;
+        }
+        if (stopping) {
+            if (!moved)
+                break;
+            continue;
+        }
+        if (moved) {
+            /* busy: let lines gather instead of being woken per line */
+            struct timespec ts = {0, PV_LR_POLL_NS};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        atomic_store(&al_sleeping, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (sinks_pending() || atomic_load(&al_stop) || atomic_load(&al_reopen)) {
+            atomic_store(&al_sleeping, 0);
+            continue;
+        }
+        struct timespec ts = {1, 0};
+        futex_wait(&al_sleeping, 1, &ts);
+        atomic_store(&al_sleeping, 0);
+    }
+    sinks_report_drops();
+    return NULL;
+}
+
+int pv_logring_start(void)
+{
+    pthread_mutex_lock(&al_lock);
+    int rc = PV_OK;
+    if (!atomic_load(&al_running)) {
+        atomic_store(&al_stop, 0);
+        if (pthread_create(&al_thread, NULL, writer_main_cb, NULL) == 0)
+            atomic_store(&al_running, 1);
+        else
+            rc = PV_ERR;
+    }
+    pthread_mutex_unlock(&al_lock);
+    return rc;
+}
+
+void pv_logring_stop(void)
+{
+    pthread_mutex_lock(&al_lock);
+    int joined = 1;
+    if (atomic_load(&al_running)) {
+        atomic_store(&al_stop, 1);
+        atomic_store(&al_sleeping, 0);
+        futex_wake(&al_sleeping);
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += PV_LR_STOP_WAIT_S;
+        if (pthread_timedjoin_np(al_thread, NULL, &dl) != 0) {
+            /* a sink is stuck: leave the writer (and what it uses) alone */
+            pv_log(PV_LOG_ALERT, "logs: writer did not finish in %ds, lines lost",
+                   PV_LR_STOP_WAIT_S);
+            pthread_detach(al_thread);
+            joined = 0;
+        }
+        atomic_store(&al_running, 0);
+    }
+    if (joined) {
+        int ns = atomic_load(&al_nsinks);
+        for (int i = 0; i < ns; i++) {
+            pv_logsink_t *s = atomic_load(&al_sinks[i]);
+            atomic_fetch_add(&al_dropped_past, atomic_load(&s->dropped));
+            for (int k = 0; k < PV_LOGRING_MAX_THREADS; k++)
+                free(atomic_load(&s->rings[k]));
+            if (s->owned)
+                close(s->fd);
+            free(s->path);
+            free(s);
+            atomic_store(&al_sinks[i], NULL);
+        }
+        atomic_store(&al_nsinks, 0);
+        atomic_store(&al_nslots, 0);
+        atomic_fetch_add(&al_gen, 1);
+    }
+    pthread_mutex_unlock(&al_lock);
+}
+
+void pv_logring_reopen(void)
+{
+    atomic_store(&al_reopen, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    writer_wake();
+}
+
+int pv_logring_flush(int timeout_ms)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    for (;;) {
+        if (!sinks_pending())
+            return PV_OK;
+        if (mono_ms() >= end)
+            return PV_AGAIN;
+        writer_wake();
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+uint64_t pv_logring_dropped(void)
+{
+    uint64_t d = atomic_load(&al_dropped_past);
+    int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
+    for (int i = 0; i < ns; i++) {
+        pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+        d += atomic_load_explicit(&s->dropped, memory_order_relaxed);
+    }
+    return d;
+}
+
+/* ---- opening sinks (main thread) -------------------------------------- */
+
+static pv_logsink_t *sink_get(const char *path, const char *what, char *err, size_t errlen);
+
+pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&al_lock);
+    pv_logsink_t *s = sink_get(path, what, err, errlen);
+    pthread_mutex_unlock(&al_lock);
+    return s;
+}
+
+/* The sink for path, opened and published if it is new. */
+static pv_logsink_t *sink_get(const char *path, const char *what, char *err, size_t errlen)
+{
+    int ns = atomic_load(&al_nsinks);
+    for (int i = 0; i < ns; i++) {
+        pv_logsink_t *s = atomic_load(&al_sinks[i]);
+        if (strcmp(s->path, path) == 0)
+            return s;
+    }
+    if (ns >= PV_LOGRING_MAX_SINKS) {
+        snprintf(err, errlen, "too many log files (at most %d)", PV_LOGRING_MAX_SINKS);
+        return NULL;
+    }
+    int fd, owned = 0;
+    if (strcmp(path, "/dev/stdout") == 0) {
+        fd = STDOUT_FILENO;
+    } else if (strcmp(path, "/dev/stderr") == 0) {
+        fd = STDERR_FILENO;
+    } else {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", path, errno, strerror(errno));
+            return NULL;
+        }
+        owned = 1;
+    }
+    pv_logsink_t *s = calloc(1, sizeof(*s));
+    char *p = strdup(path);
+    if (!s || !p) {
+        free(s);
+        free(p);
+        if (owned)
+            close(fd);
+        snprintf(err, errlen, "out of memory opening \"%s\"", path);
+        return NULL;
+    }
+    s->path = p;
+    s->what = what;
+    s->fd = fd;
+    s->owned = owned;
+    s->last_err_ms = -1000000;
+    atomic_store_explicit(&al_sinks[ns], s, memory_order_release);
+    atomic_store_explicit(&al_nsinks, ns + 1, memory_order_release);
+    return s;
+}
+

@@ -1,0 +1,58 @@
+/* Log lines that never block an event-loop thread (the access log and,
+ * once the workers run, the error log).
+ *
+ * A sink is a file (or fd 1 or 2) named by path. Each producer thread
+ * appends whole lines to its own single-producer/single-consumer ring per
+ * sink (PV_LOGRING_SIZE bytes). One background writer thread drains every
+ * ring and does the write(2) calls; it may block on a slow sink, the
+ * producers never do. When a ring is full the line is dropped and the
+ * sink's counter incremented; the writer reports drops in the error log at
+ * most once per second. The writer is woken through a futex only when it
+ * is idle, and otherwise polls every few milliseconds, so a busy thread
+ * makes no system call per line.
+ *
+ * Sinks are shared by path across config snapshots and reloads and live
+ * until pv_logring_stop(). */
+#ifndef PV_LOGRING_H
+#define PV_LOGRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#define PV_LOGRING_SIZE (256 * 1024)   /* bytes per producer thread per sink */
+#define PV_LOGRING_MAX_THREADS 1024    /* producer threads (rings per sink) */
+#define PV_LOGRING_MAX_SINKS 256       /* distinct log paths */
+
+typedef struct pv_logsink_s pv_logsink_t;
+
+/* Start the writer thread; PV_OK if it runs (or already ran). */
+int pv_logring_start(void);
+/* Flush what the rings hold (giving up on a sink stuck for a few seconds),
+ * join the writer and close every sink. Sinks handed out before must not
+ * be used after this. */
+void pv_logring_stop(void);
+/* Whether the writer runs (between start and stop). */
+int pv_logring_running(void);
+/* The sink for path, opened (appending) and published if it is new;
+ * "/dev/stdout" and "/dev/stderr" map to fds 1 and 2. what names it in
+ * reports ("access log"). NULL with a message in err on failure. */
+pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, size_t errlen);
+/* Give the calling thread its own rings; threads that push without
+ * registering are registered on first use. */
+int pv_logring_register_thread(void);
+/* Append one whole line of n bytes; never blocks. PV_OK, or PV_AGAIN when
+ * the ring is full and the line was dropped (and counted). */
+int pv_logring_push(pv_logsink_t *s, const char *p, size_t n);
+/* Count a line the caller could not even format as dropped. */
+void pv_logring_drop(pv_logsink_t *s);
+/* Ask the writer to reopen file sinks (log rotation); returns at once. */
+void pv_logring_reopen(void);
+/* Wait up to timeout_ms for the writer to empty every ring; PV_OK when it
+ * did, PV_AGAIN otherwise. */
+int pv_logring_flush(int timeout_ms);
+/* Lines dropped so far because a ring was full, over all sinks. */
+uint64_t pv_logring_dropped(void);
+
+#endif
