@@ -57,6 +57,7 @@ class Contestant:
     http_extra: tuple = ()     # NGINX-dialect lines for http {} (portvakt, nginx)
     location_extra: tuple = () # lines for the proxied location (portvakt, nginx)
     haproxy_extra: tuple = ()  # lines for HAProxy's backend, when it has one
+    binary: str = ""           # another portvakt build (a "before" row); "" = the one under test
     setup: object = None       # setup(workdir) writes the files the config
                                # names and returns the request headers (see
                                # tokens.py); the load and the checks send them

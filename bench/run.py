@@ -64,6 +64,9 @@ def parse_args():
     # show what happens beyond.
     p.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "32")),
                    help="wrk client connections (env BENCH_CONNECTIONS, default 32)")
+    p.add_argument("--before", default=env("BENCH_BEFORE", ""),
+                   help="another portvakt binary measured in the same rounds as a "
+                        "'portvakt before' row of the main table (env BENCH_BEFORE)")
     p.add_argument("--out", default=env("BENCH_OUT", ""),
                    help="results directory (default: bench/results for a full run)")
     opts = p.parse_args()
@@ -151,7 +154,7 @@ def start_proxy(c, workdir, upstream_port, nofile, cpus):
         path = os.path.join(workdir, "gateway.conf")
         text = contestants.gateway_conf(c, port, upstream_port, workdir, nofile)
         argv = ([NGINX, "-p", workdir, "-e", "stderr", "-c", path] if c.proxy == "nginx"
-                else [PORTVAKT, "-c", path])
+                else [c.binary or PORTVAKT, "-c", path])
     with open(path, "w") as f:
         f.write(text)
     server = procs.Server(c.proxy, argv, workdir, [port], cpus)
@@ -341,6 +344,12 @@ def main():
     opts = parse_args()
     plan = select(contestants.CONTESTANTS, opts.only)
     full = not opts.quick and len(plan) == len(contestants.CONTESTANTS)
+    partial = len(plan) != len(contestants.CONTESTANTS)
+    if opts.before:
+        # the build before a change, interleaved with the rest in every round
+        before = os.path.abspath(opts.before)
+        plan += [contestants.Contestant("portvakt before", "portvakt", w, binary=before, idle_test=False)
+                 for w in sorted({c.workers for c in plan if c.proxy == "portvakt" and c.group == "main"})]
     outdir = opts.out or (RESULTS if full else os.path.join(SCRATCH, "results"))
     check_programs()
     nofile = raise_nofile()
@@ -349,7 +358,7 @@ def main():
     settings = {"rounds": opts.rounds, "duration": opts.duration, "warmup": opts.warmup,
                 "connections": opts.connections, "idle": idle, "nofile": nofile,
                 "pinning": {w: pinning(w) for w in sorted({c.workers for c in plan})},
-                "quick": opts.quick, "partial": len(plan) != len(contestants.CONTESTANTS)}
+                "quick": opts.quick, "partial": partial}
     print("bench: %d contestants x %d rounds of %gs; access logging off everywhere"
           % (len(plan), opts.rounds, opts.duration))
     started = time.monotonic()
