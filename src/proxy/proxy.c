@@ -994,7 +994,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     log_failure(px, f, err, detail);
     /* the classic race: a pooled connection the upstream closed while idle.
      * Nothing of the response arrived, so try once more on a new one. */
-    if ((fi->flags & PV_UPF_F_TRANSPORT) && px->reused && !px->resp_started &&
+    if ((fi->flags & PV_UPF_F_TRANSPORT) && px->reused && px->tried && !px->resp_started &&
         (unseen || method_idempotent(px->r->method_id)) && rewind_body(px) == 0) {
         drop_upstream(px);
         px->tries--;
