@@ -118,7 +118,7 @@ fuzz: fuzz-build
 # va_list false positives.
 lint: setup
 	sh scripts/check-layers.sh
-	cppcheck --error-exitcode=1 --enable=warning,performance,portability --inline-suppr --quiet \
+	cppcheck -j $$(nproc) --error-exitcode=1 --enable=warning,performance,portability --inline-suppr --quiet \
 	  --std=c11 -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) src/
 	@ls src/*/*.c src/main.c | xargs -P $$(nproc) -n 1 sh -c \
 	  'clang-tidy -quiet "$$@" -- -std=gnu11 -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) 2>/dev/null' clang-tidy
