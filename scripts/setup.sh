@@ -4,10 +4,14 @@
 # a service (nginx, haproxy and redis are started by the tests themselves).
 set -eu
 
+# Packages are installed without their recommendations, so whatever the
+# build and tests use must be named here, not come in as a recommendation:
+# libclang-rt-dev holds clang's sanitizer and libFuzzer runtimes, and
+# openssl is the command the tests use to make keys and hashes.
 PKGS="build-essential pkg-config node-llhttp libssl-dev libpcre2-dev \
 libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml \
-nginx-light haproxy wrk redis-server curl clang valgrind libcrypt-dev \
-gnuplot-nox slowhttptest cppcheck clang-tidy"
+nginx-light haproxy wrk redis-server curl clang libclang-rt-dev valgrind \
+libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl"
 
 missing=""
 for p in $PKGS; do
