@@ -79,7 +79,10 @@ SECURITY=$(apt_uri "$SUITE-security")
 # ------------------------------------------------------------ teardown
 
 DIR=${FRESH_DIR:-$(mktemp -d /var/tmp/portvakt-fresh.XXXXXX)}
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd -P)   # compared with /proc/PID/root below
 ROOT=$DIR/root
+[ ! -e "$ROOT" ] || { echo "fresh: $ROOT exists; remove it or choose another FRESH_DIR" >&2; exit 1; }
 MOUNTS=()   # in mount order; unmounted in reverse
 
 chroot_pids() { # processes whose root is the chroot
@@ -110,7 +113,8 @@ teardown() {
     elif [ "${FRESH_KEEP:-0}" = 1 ]; then
         say "root kept in $ROOT"
     else
-        rm -rf --one-file-system "$DIR"
+        rm -rf --one-file-system "$ROOT" "$DIR/debootstrap.log"
+        rmdir "$DIR" 2>/dev/null
     fi
     say "$( [ $rc -eq 0 ] && echo passed || echo "FAILED (exit $rc)") in $(elapsed "$T0")"
     exit $rc
@@ -126,11 +130,11 @@ mnt() { # mnt TARGET MOUNT-ARGS...
     MOUNTS+=("$target")
 }
 
-in_root() { # run a command in the chroot as the ordinary user, no stdin
-    chroot --userspec=$USERNAME:$USERNAME "$ROOT" env -i HOME=/home/$USERNAME \
-        USER=$USERNAME LOGNAME=$USERNAME LANG=C.UTF-8 TERM=dumb \
-        PATH=/usr/local/bin:/usr/bin:/bin "$@" </dev/null
-}
+# A command in the chroot as the ordinary user, with a clean environment.
+AS_USER=(chroot "--userspec=$USERNAME:$USERNAME" "$ROOT" env -i "HOME=/home/$USERNAME"
+         "USER=$USERNAME" "LOGNAME=$USERNAME" LANG=C.UTF-8 TERM=dumb
+         PATH=/usr/local/bin:/usr/bin:/bin)
+in_root() { "${AS_USER[@]}" "$@" </dev/null; }
 
 # ------------------------------------------------------------ the root
 
@@ -196,8 +200,9 @@ say "make test passed in $(elapsed $t)"
 t=$SECONDS
 say "make run"
 RUNLOG=/home/$USERNAME/make-run.log
-# Own session, so that SIGTERM reaches make and examples/run.py alike.
-in_root setsid -w sh -c "cd $CLONE && exec make run" >"$ROOT$RUNLOG" 2>&1 &
+# Its own session and process group (numbered as its pid), so that one
+# SIGTERM reaches make and examples/run.py alike.
+"${AS_USER[@]}" setsid -w sh -c "cd $CLONE && exec make run" </dev/null >"$ROOT$RUNLOG" 2>&1 &
 RUNPID=$!
 for _ in $(seq 1 300); do
     grep -q 'Ctrl-C stops everything' "$ROOT$RUNLOG" && break
