@@ -163,9 +163,11 @@ say "root ready in $(elapsed $t)"
 # What a freshly installed host has and a debootstrap root lacks.
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
     "$(hostname)" >"$ROOT/etc/hosts"
+# apt: the release, its updates and security, as an installed host has.
+MIRROR=${MIRROR:-$(awk '$1 == "deb" { print $2; exit }' "$ROOT/etc/apt/sources.list")}
 {
-    echo "deb ${MIRROR:-http://deb.debian.org/debian} $SUITE main"
-    echo "deb ${MIRROR:-http://deb.debian.org/debian} $SUITE-updates main"
+    echo "deb $MIRROR $SUITE main"
+    echo "deb $MIRROR $SUITE-updates main"
     [ -z "$SECURITY" ] || echo "deb $SECURITY $SUITE-security main"
 } >"$ROOT/etc/apt/sources.list"
 chroot "$ROOT" useradd -m -s /bin/bash $USERNAME
@@ -179,14 +181,21 @@ mnt /dev/shm -t tmpfs -o mode=1777,nosuid,nodev tmpfs
 mnt /sys -t sysfs -o ro sysfs
 
 # The commit under test, as a clone (uncommitted changes are not in it).
-COMMIT=$(git -C "$SRC" rev-parse HEAD)
-[ -z "$(git -C "$SRC" status --porcelain --untracked-files=no)" ] ||
+# --no-local: a local clone hard-links the object files, and the chown
+# below would then change the owner of the checkout's own objects. The
+# checkout may belong to another user than root (sudo): safe.directory.
+git_src() { git -c safe.directory='*' "$@"; }
+COMMIT=$(git_src -C "$SRC" rev-parse HEAD)
+[ -z "$(git_src -C "$SRC" status --porcelain --untracked-files=no)" ] ||
     say "note: the checkout has uncommitted changes; testing $COMMIT without them"
 CLONE=/home/$USERNAME/portvakt
-git clone -q "$SRC" "$ROOT$CLONE"
+UPLOAD_PACK="git -c safe.directory='*' upload-pack"
+git_src clone -q --no-local -u "$UPLOAD_PACK" "$SRC" "$ROOT$CLONE"
+# HEAD too, in case it is detached and on no branch
+git_src -C "$ROOT$CLONE" fetch -q --upload-pack "$UPLOAD_PACK" "$SRC" HEAD
 git -C "$ROOT$CLONE" -c advice.detachedHead=false checkout -q "$COMMIT"
 chroot "$ROOT" chown -R $USERNAME:$USERNAME $CLONE
-say "testing $(git -C "$SRC" log -1 --format='%h %s' "$COMMIT")"
+say "testing $(git_src -C "$SRC" log -1 --format='%h %s' "$COMMIT")"
 
 # ------------------------------------------------------------ make test
 
