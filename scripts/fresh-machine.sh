@@ -24,6 +24,8 @@
 #   FRESH_MIRROR=URL  Debian mirror; default: the one apt uses on this host.
 #   FRESH_FUZZ=N      FUZZ_SMOKE seconds for the fuzz targets (default 5).
 #   FRESH_KEEP=1      leave the root in place (unmounted) for a post-mortem.
+#   FRESH_USER=root   run make test and make run as root (default: a user
+#                     "dev" with sudo rights).
 #   FRESH_DIR=DIR     where to build the root (default: a new directory
 #                     under /var/tmp). Never under build/: `make clean`
 #                     must not meet a mounted /dev.
@@ -32,7 +34,11 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 SUITE=bookworm
 EXTRA=git,make,sudo,ca-certificates
-USERNAME=dev
+# An ordinary user with sudo rights, as a developer's machine has; root's
+# run of the same commands is the host's part of CI. FRESH_USER=root runs
+# them as root here too.
+USERNAME=${FRESH_USER:-dev}
+[ "$USERNAME" = root ] && HOMEDIR=/root || HOMEDIR=/home/$USERNAME
 # The host's CI job already runs every fuzz target for 30 s; here the fuzz
 # step only has to prove that the targets build and run on a fresh machine.
 FUZZ=${FRESH_FUZZ:-5}
@@ -131,7 +137,7 @@ mnt() { # mnt TARGET MOUNT-ARGS...
 }
 
 # A command in the chroot as the ordinary user, with a clean environment.
-AS_USER=(chroot "--userspec=$USERNAME:$USERNAME" "$ROOT" env -i "HOME=/home/$USERNAME"
+AS_USER=(chroot "--userspec=$USERNAME:$USERNAME" "$ROOT" env -i "HOME=$HOMEDIR"
          "USER=$USERNAME" "LOGNAME=$USERNAME" LANG=C.UTF-8 TERM=dumb
          PATH=/usr/local/bin:/usr/bin:/bin)
 in_root() { "${AS_USER[@]}" "$@" </dev/null; }
@@ -170,9 +176,11 @@ MIRROR=${MIRROR:-$(awk '$1 == "deb" { print $2; exit }' "$ROOT/etc/apt/sources.l
     echo "deb $MIRROR $SUITE-updates main"
     [ -z "$SECURITY" ] || echo "deb $SECURITY $SUITE-security main"
 } >"$ROOT/etc/apt/sources.list"
-chroot "$ROOT" useradd -m -s /bin/bash $USERNAME
-echo "$USERNAME ALL=(ALL) NOPASSWD: ALL" >"$ROOT/etc/sudoers.d/$USERNAME"
-chmod 440 "$ROOT/etc/sudoers.d/$USERNAME"
+if [ "$USERNAME" != root ]; then
+    chroot "$ROOT" useradd -m -s /bin/bash "$USERNAME"
+    echo "$USERNAME ALL=(ALL) NOPASSWD: ALL" >"$ROOT/etc/sudoers.d/$USERNAME"
+    chmod 440 "$ROOT/etc/sudoers.d/$USERNAME"
+fi
 
 mnt /proc -t proc proc
 mnt /dev --bind /dev
@@ -188,13 +196,13 @@ git_src() { git -c safe.directory='*' "$@"; }
 COMMIT=$(git_src -C "$SRC" rev-parse HEAD)
 [ -z "$(git_src -C "$SRC" status --porcelain --untracked-files=no)" ] ||
     say "note: the checkout has uncommitted changes; testing $COMMIT without them"
-CLONE=/home/$USERNAME/portvakt
+CLONE=$HOMEDIR/portvakt
 UPLOAD_PACK="git -c safe.directory='*' upload-pack"
 git_src clone -q --no-local -u "$UPLOAD_PACK" "$SRC" "$ROOT$CLONE"
 # HEAD too, in case it is detached and on no branch
 git_src -C "$ROOT$CLONE" fetch -q --upload-pack "$UPLOAD_PACK" "$SRC" HEAD
 git -C "$ROOT$CLONE" -c advice.detachedHead=false checkout -q "$COMMIT"
-chroot "$ROOT" chown -R $USERNAME:$USERNAME $CLONE
+chroot "$ROOT" chown -R "$USERNAME:$USERNAME" "$CLONE"
 say "testing $(git_src -C "$SRC" log -1 --format='%h %s' "$COMMIT")"
 
 # ------------------------------------------------------------ make test
@@ -208,7 +216,7 @@ say "make test passed in $(elapsed $t)"
 
 t=$SECONDS
 say "make run"
-RUNLOG=/home/$USERNAME/make-run.log
+RUNLOG=$HOMEDIR/make-run.log
 # Its own session and process group (numbered as its pid), so that one
 # SIGTERM reaches make and examples/run.py alike.
 "${AS_USER[@]}" setsid -w sh -c "cd $CLONE && exec make run" </dev/null >"$ROOT$RUNLOG" 2>&1 &
@@ -223,7 +231,7 @@ grep -q 'Ctrl-C stops everything' "$ROOT$RUNLOG" || { cat "$ROOT$RUNLOG"; say "m
 # Every line that `make run` prints under "Try:" is run as printed (its
 # "(...)" remark dropped), in one shell so that TOKEN carries over, and its
 # answer is checked. A printed line without a check here fails the job.
-cat >"$ROOT/home/$USERNAME/check-run.sh" <<'EOF'
+cat >"$ROOT$HOMEDIR/check-run.sh" <<'EOF'
 #!/bin/sh
 set -u
 log=$1 fail=0 n=0
@@ -268,7 +276,7 @@ LINES
 exit $fail
 EOF
 rc=0
-in_root sh "/home/$USERNAME/check-run.sh" "$RUNLOG" || rc=$?
+in_root sh "$HOMEDIR/check-run.sh" "$RUNLOG" || rc=$?
 kill -TERM -- -$RUNPID 2>/dev/null || kill -TERM $RUNPID
 stopped=0
 for _ in $(seq 1 50); do kill -0 $RUNPID 2>/dev/null || { stopped=1; break; }; sleep 0.2; done
