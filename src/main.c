@@ -270,14 +270,17 @@ static void reload(const char *path, pv_conf_t **cur, pv_worker_t *workers, int 
     pv_log(PV_LOG_NOTICE, "configuration reloaded from %s", nc->path);
 }
 
-int main(int argc, char **argv)
-{
-    const char *conf_path = PV_DEFAULT_CONF;
-    const char *sig_name = NULL;
-    int test_only = 0;
+/* What the command line asked for. */
+typedef struct opts_s {
+    const char *conf_path; /* -c */
+    const char *sig_name;  /* -s */
+    int test_only;         /* -t */
+} opts_t;
 
-    if (argc > 1 && strcmp(argv[1], "doctor") == 0)
-        return pv_doctor_main(argc - 1, argv + 1);
+/* NGINX's options. Returns -1 to go on, else the exit status (-v, -h and
+ * errors end here). */
+static int parse_args(int argc, char **argv, opts_t *o)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-') {
@@ -292,7 +295,7 @@ int main(int argc, char **argv)
             version(1);
             return 0;
         case 't':
-            test_only = 1;
+            o->test_only = 1;
             break;
         case '?':
         case 'h':
@@ -307,9 +310,9 @@ int main(int argc, char **argv)
                 return 1;
             }
             if (a[1] == 'c')
-                conf_path = v;
+                o->conf_path = v;
             else
-                sig_name = v;
+                o->sig_name = v;
             break;
         }
         default:
@@ -318,26 +321,106 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    return -1;
+}
 
+/* Create and start the workers, each with its listening sockets; a
+ * failure here ends the process, since nothing serves yet. */
+static pv_worker_t *start_workers(pv_conf_t *conf, lsock_t *ls, int nls)
+{
+    int nworkers = conf->worker_processes;
+    pv_worker_t *workers = calloc((size_t)nworkers, sizeof(pv_worker_t));
+    for (int i = 0; i < nworkers; i++) {
+        int *fds = lsocks_for_worker(ls, nls, i);
+        if (!workers || !fds || pv_worker_init(&workers[i], i + 1, conf, fds, nls) != PV_OK) {
+            pv_log(PV_LOG_EMERG, "cannot start worker %d (%d: %s)", i + 1, errno, strerror(errno));
+            exit(1);
+        }
+        free(fds);
+    }
+    for (int i = 0; i < nworkers; i++)
+        pthread_create(&workers[i].thread, NULL, pv_worker_main, &workers[i]);
+    pv_log(PV_LOG_NOTICE, PV_NAME "/" PV_VERSION " started: %d worker%s%s%s%s", nworkers, nworkers == 1 ? "" : "s",
+           conf->worker_processes_auto ? " (auto: " : "",
+           conf->worker_processes_auto && conf->worker_processes_why ? conf->worker_processes_why : "",
+           conf->worker_processes_auto ? ")" : "");
+    return workers;
+}
+
+/* The main thread's life while workers run: signals, taken synchronously,
+ * until every worker has finished. */
+static void signal_loop(const char *conf_path, pv_conf_t **conf, pv_worker_t *workers, int nworkers,
+                        lsock_t **ls, int *nls, const sigset_t *set)
+{
+    int stopping = 0;
+    for (;;) {
+        int alive = 0;
+        for (int i = 0; i < nworkers; i++)
+            alive += !atomic_load(&workers[i].finished);
+        if (!alive)
+            return;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig == SIGINT) {
+            pv_log(PV_LOG_NOTICE, "signal %d (SIGINT) received, exiting", sig);
+            for (int i = 0; i < nworkers; i++)
+                pv_worker_signal(&workers[i], PV_WCMD_STOP);
+        } else if ((sig == SIGTERM || sig == SIGQUIT) && !stopping) {
+            pv_log(PV_LOG_NOTICE, "signal %d (%s) received, shutting down gracefully", sig,
+                   sig == SIGTERM ? "SIGTERM" : "SIGQUIT");
+            stopping = 1;
+            for (int i = 0; i < nworkers; i++)
+                pv_worker_signal(&workers[i], PV_WCMD_QUIT);
+        } else if (sig == SIGHUP && !stopping) {
+            pv_log(PV_LOG_NOTICE, "signal %d (SIGHUP) received, reconfiguring", sig);
+            reload(conf_path, conf, workers, nworkers, ls, nls);
+        } else if (sig == SIGUSR1) {
+            pv_log(PV_LOG_NOTICE, "signal %d (SIGUSR1) received, reopening logs", sig);
+            pv_log_reopen();
+            pv_accesslog_reopen(); /* every sink, the error log's too */
+        }
+    }
+}
+
+/* Load and check the config; -t and -s end here. Returns NULL when the
+ * program is done, with *rc its exit status. */
+static pv_conf_t *load_conf(const opts_t *o, int *rc)
+{
     char err[1024];
-    pv_conf_t *conf = pv_conf_load(conf_path, err, sizeof(err));
+    pv_conf_t *conf = pv_conf_load(o->conf_path, err, sizeof(err));
+    *rc = 1;
     if (!conf) {
         fprintf(stderr, "portvakt: [emerg] %s\n", err);
-        if (test_only)
-            fprintf(stderr, "portvakt: configuration file %s test failed\n", conf_path);
-        return 1;
+        if (o->test_only)
+            fprintf(stderr, "portvakt: configuration file %s test failed\n", o->conf_path);
+        return NULL;
     }
-    if (test_only) {
+    if (o->test_only) {
         fprintf(stderr, "portvakt: the configuration file %s syntax is ok\n", conf->path);
         fprintf(stderr, "portvakt: configuration file %s test is successful\n", conf->path);
         pv_conf_unref(conf);
-        return 0;
+        *rc = 0;
+        return NULL;
     }
-    if (sig_name) {
-        int rc = send_signal(conf, sig_name);
+    if (o->sig_name) {
+        *rc = send_signal(conf, o->sig_name);
         pv_conf_unref(conf);
-        return rc;
+        return NULL;
     }
+    return conf;
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o = {.conf_path = PV_DEFAULT_CONF};
+    if (argc > 1 && strcmp(argv[1], "doctor") == 0)
+        return pv_doctor_main(argc - 1, argv + 1);
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    pv_conf_t *conf = load_conf(&o, &rc);
+    if (!conf)
+        return rc;
 
     /* host limits are checked while diagnostics still go to stderr at
      * notice level, as NGINX reports what it finds at start */
@@ -374,6 +457,7 @@ int main(int argc, char **argv)
         pv_log(PV_LOG_EMERG, "open() \"%s\" failed (%d: %s)", pid_path, errno, strerror(errno));
         exit(1);
     }
+    char err[1024];
     lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
     if (!ls || pv_accesslog_start() != 0 || pv_log_use_ring(err, sizeof(err)) != 0 ||
         pv_accesslog_open(conf, err, sizeof(err)) != 0) {
@@ -385,51 +469,8 @@ int main(int argc, char **argv)
         exit(1);
     }
 
-    pv_worker_t *workers = calloc((size_t)nworkers, sizeof(pv_worker_t));
-    for (int i = 0; i < nworkers; i++) {
-        int *fds = lsocks_for_worker(ls, nls, i);
-        if (!workers || !fds || pv_worker_init(&workers[i], i + 1, conf, fds, nls) != PV_OK) {
-            /* nothing has started yet: a start-up failure ends the process */
-            pv_log(PV_LOG_EMERG, "cannot start worker %d (%d: %s)", i + 1, errno, strerror(errno));
-            exit(1);
-        }
-        free(fds);
-    }
-    for (int i = 0; i < nworkers; i++)
-        pthread_create(&workers[i].thread, NULL, pv_worker_main, &workers[i]);
-    pv_log(PV_LOG_NOTICE, PV_NAME "/" PV_VERSION " started: %d worker%s%s%s%s", nworkers, nworkers == 1 ? "" : "s",
-           conf->worker_processes_auto ? " (auto: " : "",
-           conf->worker_processes_auto && conf->worker_processes_why ? conf->worker_processes_why : "",
-           conf->worker_processes_auto ? ")" : "");
-
-    int stopping = 0;
-    for (;;) {
-        int alive = 0;
-        for (int i = 0; i < nworkers; i++)
-            alive += !atomic_load(&workers[i].finished);
-        if (!alive)
-            break;
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        int sig = sigtimedwait(&set, NULL, &ts);
-        if (sig == SIGINT) {
-            pv_log(PV_LOG_NOTICE, "signal %d (SIGINT) received, exiting", sig);
-            for (int i = 0; i < nworkers; i++)
-                pv_worker_signal(&workers[i], PV_WCMD_STOP);
-        } else if ((sig == SIGTERM || sig == SIGQUIT) && !stopping) {
-            pv_log(PV_LOG_NOTICE, "signal %d (%s) received, shutting down gracefully", sig,
-                   sig == SIGTERM ? "SIGTERM" : "SIGQUIT");
-            stopping = 1;
-            for (int i = 0; i < nworkers; i++)
-                pv_worker_signal(&workers[i], PV_WCMD_QUIT);
-        } else if (sig == SIGHUP && !stopping) {
-            pv_log(PV_LOG_NOTICE, "signal %d (SIGHUP) received, reconfiguring", sig);
-            reload(conf_path, &conf, workers, nworkers, &ls, &nls);
-        } else if (sig == SIGUSR1) {
-            pv_log(PV_LOG_NOTICE, "signal %d (SIGUSR1) received, reopening logs", sig);
-            pv_log_reopen();
-            pv_accesslog_reopen(); /* every sink, the error log's too */
-        }
-    }
+    pv_worker_t *workers = start_workers(conf, ls, nls);
+    signal_loop(o.conf_path, &conf, workers, nworkers, &ls, &nls, &set);
     for (int i = 0; i < nworkers; i++)
         pthread_join(workers[i].thread, NULL);
     lsocks_close(ls, nls, nworkers);
