@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-ORDER="core policy host config proc obs upstream http proxy doctor main"
+ORDER="core policy host config proc obs http upstream proxy doctor main"
 KNOWN="config>obs obs>http http>proxy"
 
 rank() {

@@ -14,6 +14,14 @@ struct pv_server_s;
 struct pv_location_s;
 struct pv_conf_s;
 
+/* How a message body is delimited, for requests and responses alike. */
+enum {
+    PV_FRAME_NONE = 0, /* no body */
+    PV_FRAME_LENGTH,   /* Content-Length */
+    PV_FRAME_CHUNKED,  /* Transfer-Encoding: chunked */
+    PV_FRAME_CLOSE     /* until the connection closes (responses only) */
+};
+
 typedef struct pv_header_s {
     pv_str_t name;  /* as received */
     pv_str_t value; /* OWS trimmed */

@@ -74,7 +74,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     pv_arena_t arena = hr->arena;
     /* clear the request state, keeping the arena's first block */
     memset(hr, 0, offsetof(pv_hreq_t, px));
-    memset(&hr->px, 0, offsetof(pv_proxy_t, rh));
+    memset(&hr->px, 0, offsetof(pv_proxy_t, rp));
     hr->arena = arena;
     hr->c = c;
     llhttp_init(&hr->parser, HTTP_REQUEST, &req_settings);

@@ -15,9 +15,6 @@
 #include "../upstream/upstream.h"
 #include "rewrite.h"
 
-static __thread llhttp_settings_t resp_settings;
-static __thread int resp_settings_ready;
-
 static void start_upstream(pv_proxy_t *px);
 static void upstream_write(pv_proxy_t *px);
 static void upstream_read(pv_proxy_t *px);
@@ -30,70 +27,6 @@ static void upstream_timeout_cb(void *owner);
 
 /* The proxy as owner of an upstream connection. */
 static const pv_upconn_ops_t upconn_ops = {upstream_event_cb, upstream_timeout_cb};
-
-/* ---- response head callbacks --------------------------------------------- */
-
-static int on_status_cb(llhttp_t *p, const char *at, size_t len)
-{
-    pv_proxy_t *px = p->data;
-    if (px->reason.p)
-        px->reason.len += len;
-    else
-        px->reason = (pv_str_t){at, len};
-    return 0;
-}
-
-static int on_rfield_cb(llhttp_t *p, const char *at, size_t len)
-{
-    pv_proxy_t *px = p->data;
-    if (px->rh_last != 1) {
-        if (px->nrh == PV_PROXY_MAX_RESP_HEADERS)
-            return -1;
-        px->rh[px->nrh].name = (pv_str_t){at, len};
-        px->rh[px->nrh].value = (pv_str_t){at, 0};
-        px->nrh++;
-    } else {
-        px->rh[px->nrh - 1].name.len += len;
-    }
-    px->rh_last = 1;
-    return 0;
-}
-
-static int on_rvalue_cb(llhttp_t *p, const char *at, size_t len)
-{
-    pv_proxy_t *px = p->data;
-    pv_header_t *h = &px->rh[px->nrh - 1];
-    if (px->rh_last != 2)
-        h->value = (pv_str_t){at, len};
-    else
-        h->value.len += len;
-    px->rh_last = 2;
-    return 0;
-}
-
-static int on_rheaders_complete_cb(llhttp_t *p)
-{
-    PV_UNUSED(p);
-    return HPE_PAUSED;
-}
-
-static void resp_parser_init(pv_proxy_t *px)
-{
-    if (!resp_settings_ready) {
-        llhttp_settings_init(&resp_settings);
-        resp_settings.on_status = on_status_cb;
-        resp_settings.on_header_field = on_rfield_cb;
-        resp_settings.on_header_value = on_rvalue_cb;
-        resp_settings.on_headers_complete = on_rheaders_complete_cb;
-        resp_settings_ready = 1;
-    }
-    llhttp_init(&px->rp, HTTP_RESPONSE, &resp_settings);
-    px->rp.data = px;
-    px->nrh = 0;
-    px->rh_last = 0;
-    px->rhead_start = px->uin ? px->uin->pos : 0;
-    px->reason = (pv_str_t){NULL, 0};
-}
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -245,12 +178,10 @@ static void drop_upstream(pv_proxy_t *px)
 static void exchange_reset(pv_proxy_t *px)
 {
     pv_buf_t *uin = px->uin, *hbuf = px->hbuf;
-    memset(px, 0, offsetof(pv_proxy_t, rh));
+    memset(px, 0, offsetof(pv_proxy_t, rp));
     px->uin = uin;
-    if (uin) {
+    if (uin)
         uin->pos = uin->last = 0;
-        resp_parser_init(px);
-    }
     pv_buf_put(hbuf);
 }
 
@@ -419,6 +350,7 @@ static void start_upstream(pv_proxy_t *px)
     }
     pv_upstream_attach(u, &upconn_ops, px);
     px->u = u;
+    pv_uresp_init(&px->rp, (px->r->flags & PV_REQ_F_HEAD) != 0);
     px->sent_before = u->sent;
     px->head_sent = px->req_done = px->resp_started = 0;
     pv_outq_reset(&px->uq);
@@ -541,92 +473,41 @@ static void response_complete(pv_proxy_t *px)
     }
 }
 
-/* Parse the upstream's status line and header; queue the client head. */
-static int response_head(pv_proxy_t *px, const char *head_end)
+/* The upstream's final head is parsed (px->rp): decide what to do with
+ * it and queue the client head. 0, or -1 when it cannot be relayed. A
+ * proxy_next_upstream status leaves resp_head_done clear. */
+static int response_head(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
     pv_request_t *r = px->r;
-    int status = px->rp.status_code;
-    int64_t cl = -1;
-    int ncl = 0, has_te = 0, chunked = 0, conn_close = 0, conn_ka = 0;
-
-    if (status < 100 || status > 999 || status == 101)
-        return -1;
-    if (!pv_http_head_line_endings_ok(px->uin->data + px->rhead_start,
-                                      (size_t)(head_end - px->uin->data) - px->rhead_start))
-        return -1;
-    for (int i = 0; i < px->nrh; i++) {
-        pv_header_t *h = &px->rh[i];
-        while (h->value.len && (h->value.p[h->value.len - 1] == ' ' || h->value.p[h->value.len - 1] == '\t'))
-            h->value.len--;
-        if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
-            return -1;
-        if (PV_STR_IEQ(h->name, "content-length")) {
-            int64_t v;
-            if (pv_http_parse_content_length(h->value, &v) != 0 || (ncl++ && v != cl))
-                return -1;
-            cl = v;
-        } else if (PV_STR_IEQ(h->name, "transfer-encoding")) {
-            /* one field naming exactly "chunked": any other coding would
-             * reach the client undecoded once the hop-by-hop field is gone */
-            pv_str_t rest = h->value, tok;
-            int n = 0;
-            while (pv_conn_next_token(&rest, &tok))
-                n += tok.len ? (PV_STR_IEQ(tok, "chunked") ? 1 : 100) : 0;
-            if (has_te++ || n != 1)
-                return -1;
-            chunked = 1;
-        } else if (PV_STR_IEQ(h->name, "connection")) {
-            conn_close |= pv_conn_has_token(h->value, "close");
-            conn_ka |= pv_conn_has_token(h->value, "keep-alive");
-        }
-    }
-    if (has_te && ncl)
-        return -1;
+    const pv_uresp_t *rp = &px->rp;
+    int status = rp->status;
+    int64_t cl = rp->content_length;
 
     px->status = status;
-    if (status < 200) {
-        /* interim response: drop it and parse the next head */
-        px->uin->pos = (uint32_t)(head_end - px->uin->data);
-        resp_parser_init(px);
-        return 1;
-    }
     /* a final answer before the whole request was written (an early
      * 401/413): the connection must not be reused after it */
     if (!px->req_done)
         px->resp_early = 1;
     if (!px->sub_done && next_on_status(px, status))
-        return 2;
+        return 0;
     int head_req = (r->flags & PV_REQ_F_HEAD) != 0;
-    if (head_req || status == 204 || status == 304)
-        px->resp_frame = PV_FRAME_NONE;
-    else if (has_te)
-        px->resp_frame = chunked ? PV_FRAME_CHUNKED : PV_FRAME_CLOSE;
-    else if (ncl)
-        px->resp_frame = cl > 0 ? PV_FRAME_LENGTH : PV_FRAME_NONE;
-    else
-        px->resp_frame = PV_FRAME_CLOSE;
-    px->resp_left = cl > 0 ? (uint64_t)cl : 0;
-    if (px->resp_frame == PV_FRAME_CHUNKED)
-        pv_chunked_init(&px->rchunk);
-    int v11 = px->rp.http_major == 1 && px->rp.http_minor == 1;
-    if (conn_close || (!v11 && !conn_ka) || px->resp_frame == PV_FRAME_CLOSE)
+    px->resp_frame = rp->frame;
+    if (!rp->keepalive)
         px->upstream_keep = 0;
 
     if (px->sub_done) {
         /* the subrequest's head is only looked at (kept in the arena: its
          * buffer is reused for the body); the body is read and dropped so
          * the connection can be reused */
-        pv_header_t *hs = pv_arena_alloc(r->arena, sizeof(*hs) * (size_t)(px->nrh ? px->nrh : 1));
-        for (int i = 0; i < px->nrh; i++) {
-            hs[i].name = (pv_str_t){pv_arena_strndup(r->arena, px->rh[i].name.p, px->rh[i].name.len),
-                                    px->rh[i].name.len};
-            hs[i].value = (pv_str_t){pv_arena_strndup(r->arena, px->rh[i].value.p, px->rh[i].value.len),
-                                     px->rh[i].value.len};
+        const pv_header_t *f = rp->fields;
+        pv_header_t *hs = pv_arena_alloc(r->arena, sizeof(*hs) * (size_t)(rp->nfields ? rp->nfields : 1));
+        for (int i = 0; i < rp->nfields; i++) {
+            hs[i].name = (pv_str_t){pv_arena_strndup(r->arena, f[i].name.p, f[i].name.len), f[i].name.len};
+            hs[i].value = (pv_str_t){pv_arena_strndup(r->arena, f[i].value.p, f[i].value.len), f[i].value.len};
         }
         r->upstream_headers = hs;
-        r->nupstream_headers = px->nrh;
-        px->uin->pos = (uint32_t)(head_end - px->uin->data);
+        r->nupstream_headers = rp->nfields;
         px->resp_head_done = 1;
         px->client_frame = PV_FRAME_NONE;
         return 0;
@@ -640,8 +521,8 @@ static int response_head(pv_proxy_t *px, const char *head_end)
         out_len = cl;
     } else if (px->resp_frame == PV_FRAME_NONE) {
         frame = PV_FRAME_NONE;
-        out_len = ncl ? cl : -1;
-        if (!head_req && status != 204 && status != 304 && ncl)
+        out_len = rp->has_cl ? cl : -1;
+        if (!head_req && status != 204 && status != 304 && rp->has_cl)
             out_len = 0;
     } else if (r->http_minor == 1) {
         frame = PV_FRAME_CHUNKED;
@@ -657,9 +538,9 @@ static int response_head(pv_proxy_t *px, const char *head_end)
 
     pv_upstream_response_t ur = {
         .status = status,
-        .reason = px->reason,
-        .headers = px->rh,
-        .nheaders = px->nrh,
+        .reason = rp->reason,
+        .headers = rp->fields,
+        .nheaders = rp->nfields,
         .r = r,
         .loc = r->loc,
     };
@@ -675,7 +556,6 @@ static int response_head(pv_proxy_t *px, const char *head_end)
     n = (ssize_t)pv_http_head_insert(hr->out->data, (size_t)n, hr->out->size, hr->acc.xhdr);
     r->status = status;
     pv_server_queue_head(hr, hr->out->data, (size_t)n);
-    px->uin->pos = (uint32_t)(head_end - px->uin->data);
     px->resp_head_done = 1;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
@@ -683,38 +563,9 @@ static int response_head(pv_proxy_t *px, const char *head_end)
     return 0;
 }
 
-/* A subrequest's body: consume what is buffered. 1 when complete, 0 for
- * more, -1 on a framing error. */
-static int discard_response_body(pv_proxy_t *px)
-{
-    pv_buf_t *b = px->uin;
-    pv_str_t spans[16];
-    while (b->pos < b->last) {
-        if (px->resp_frame != PV_FRAME_CHUNKED) {
-            size_t n = b->last - b->pos;
-            if (px->resp_frame == PV_FRAME_LENGTH && n > px->resp_left)
-                n = (size_t)px->resp_left;
-            b->pos += (uint32_t)n;
-            if (px->resp_frame == PV_FRAME_LENGTH) {
-                px->resp_left -= n;
-                if (px->resp_left == 0)
-                    return 1;
-            }
-            continue;
-        }
-        int ns = 0;
-        ssize_t used = pv_chunked_decode(&px->rchunk, b->data + b->pos, b->last - b->pos, spans, &ns, 16);
-        if (used < 0)
-            return -1;
-        b->pos += (uint32_t)used;
-        if (px->rchunk.done)
-            return 1;
-    }
-    return 0;
-}
-
-/* Move buffered response body bytes into the client queue. Returns 1 when
- * the response is complete, 0 otherwise, -1 on a framing error. */
+/* Move buffered response body bytes into the client queue (a
+ * subrequest's are dropped). Returns 1 when the response is complete, 0
+ * otherwise, -1 on a framing error. */
 static int queue_response_body(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
@@ -722,56 +573,30 @@ static int queue_response_body(pv_proxy_t *px)
     pv_outq_t *q = &hr->cq;
     pv_str_t spans[16];
 
-    if (px->resp_frame == PV_FRAME_NONE)
-        return 1;
-    if (px->sub_done)
-        return discard_response_body(px);
-    while (b->pos < b->last) {
-        if (px->resp_frame == PV_FRAME_LENGTH || px->resp_frame == PV_FRAME_CLOSE) {
-            size_t n = b->last - b->pos;
-            if (px->resp_frame == PV_FRAME_LENGTH && n > px->resp_left)
-                n = (size_t)px->resp_left;
-            if (px->client_frame == PV_FRAME_CHUNKED) {
-                if (!pv_outq_chunk_room(q))
-                    return 0;
-                pv_outq_push_chunk(q, b->data + b->pos, n);
-            } else {
-                if (!pv_outq_room(q, 1))
-                    return 0;
-                pv_outq_push(q, b->data + b->pos, n);
-            }
-            b->pos += (uint32_t)n;
-            if (px->resp_frame == PV_FRAME_LENGTH) {
-                px->resp_left -= n;
-                if (px->resp_left == 0)
-                    return 1;
-            }
-            continue;
-        }
-        int maxspans;
-        if (px->client_frame == PV_FRAME_CHUNKED) {
-            int room = (PV_OUTQ_IOV - q->first - q->n - 2) / 3;
-            maxspans = PV_MIN(PV_MIN(room, PV_OUTQ_HDR - q->nhdr), 16);
-        } else {
-            maxspans = PV_MIN(PV_OUTQ_IOV - q->first - q->n - 1, 16);
-        }
-        if (maxspans <= 0)
+    while (!px->rp.body_done && b->pos < b->last) {
+        /* room for the spans, and for the last chunk after them */
+        int max = 16;
+        if (px->sub_done)
+            max = 16;
+        else if (px->client_frame == PV_FRAME_CHUNKED)
+            max = PV_MIN(PV_MIN((PV_OUTQ_IOV - q->first - q->n - 2) / 3, PV_OUTQ_HDR - q->nhdr), 16);
+        else
+            max = PV_MIN(PV_OUTQ_IOV - q->first - q->n - 1, 16);
+        if (max <= 0)
             return 0;
         int ns = 0;
-        ssize_t used = pv_chunked_decode(&px->rchunk, b->data + b->pos, b->last - b->pos, spans, &ns, maxspans);
+        ssize_t used = pv_uresp_body(&px->rp, b->data + b->pos, b->last - b->pos, spans, &ns, max);
         if (used < 0)
             return -1;
         b->pos += (uint32_t)used;
-        for (int i = 0; i < ns; i++) {
+        for (int i = 0; i < ns && !px->sub_done; i++) {
             if (px->client_frame == PV_FRAME_CHUNKED)
                 pv_outq_push_chunk(q, spans[i].p, spans[i].len);
             else
                 pv_outq_push(q, spans[i].p, spans[i].len);
         }
-        if (px->rchunk.done)
-            return 1;
     }
-    return 0;
+    return px->rp.body_done;
 }
 
 static void upstream_read(pv_proxy_t *px)
@@ -812,7 +637,6 @@ static void upstream_read(pv_proxy_t *px)
             px->uin->pos = px->uin->last = 0;
         } else if (!px->uin) {
             px->uin = pv_buf_get();
-            resp_parser_init(px);
         }
         pv_buf_t *b = px->uin;
         if (b->last == b->size) {
@@ -847,29 +671,25 @@ static void upstream_read(pv_proxy_t *px)
         b->last += (uint32_t)n;
         if (px->req_done)
             pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
-        while (!px->resp_head_done) {
-            llhttp_errno_t e = llhttp_execute(&px->rp, b->data + b->pos, b->last - b->pos);
-            if (e == HPE_OK) {
-                b->pos = b->last;
-                break;
-            }
-            if (e != HPE_PAUSED) {
-                upstream_failed(px, PV_UPF_INVALID_HEADER, 0, llhttp_get_error_reason(&px->rp));
+        if (!px->resp_head_done) {
+            size_t used = 0;
+            int rc = pv_uresp_parse(&px->rp, b->data + b->pos, b->last - b->pos, &used);
+            if (rc == PV_URESP_ERR) {
+                upstream_failed(px, PV_UPF_INVALID_HEADER, 0, px->rp.error);
                 return;
             }
-            int rc = response_head(px, llhttp_get_error_pos(&px->rp));
-            if (rc < 0) {
+            if (rc == PV_URESP_AGAIN) {
+                /* the head is incomplete; keep the parsed bytes in place */
+                b->pos = b->last;
+                continue;
+            }
+            b->pos += (uint32_t)used;
+            if (response_head(px) < 0) {
                 upstream_failed(px, PV_UPF_INVALID_HEADER, 0, NULL);
                 return;
             }
-            if (rc == 1)
-                continue;
-            if (rc == 2)
+            if (!px->resp_head_done)
                 return; /* went on to the next server (proxy_next_upstream) */
-        }
-        if (!px->resp_head_done) {
-            /* the head is incomplete; keep the parsed bytes in place */
-            continue;
         }
     }
 }
@@ -890,7 +710,6 @@ static int try_next(pv_proxy_t *px, int cond)
         return 0;
     if (px->uin)
         px->uin->pos = px->uin->last = 0;
-    resp_parser_init(px);
     start_upstream(px);
     return 1;
 }

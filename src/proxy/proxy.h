@@ -12,19 +12,16 @@
 #include "../core/outq.h"
 #include "../http/chunked.h"
 #include "../http/request.h"
+#include "../upstream/response.h"
 
 struct pv_hreq_s;
 struct pv_upconn_s;
 struct pv_upool_s;
 
-#define PV_PROXY_MAX_RESP_HEADERS 128
 /* A request body up to this size is read whole before an upstream
  * connection is taken, so a client trickling a small body (slow POST)
  * holds no upstream connection; larger bodies stream. */
 #define PV_PROXY_BUFFER_BODY 8192
-
-/* body framing modes, for both directions */
-enum { PV_FRAME_NONE = 0, PV_FRAME_LENGTH, PV_FRAME_CHUNKED, PV_FRAME_CLOSE };
 
 /* Called when an auth subrequest ends: the upstream's status, or the
  * status the gateway would have answered (502, 504) when it failed. */
@@ -45,16 +42,9 @@ typedef struct pv_proxy_s {
     pv_outq_t uq;                /* bytes queued to the upstream */
     int up_frame;                /* framing of the body sent upstream */
     /* response */
-    llhttp_t rp;                 /* response head parser */
     pv_buf_t *uin;               /* bytes read from the upstream */
-    int nrh;                     /* fields parsed */
-    int rh_last;                 /* last span callback: 1 name, 2 value */
-    uint32_t rhead_start;        /* where the head being parsed starts in uin */
     int status;                  /* upstream status */
-    pv_str_t reason;             /* reason phrase (offsets while parsing) */
     int resp_frame;              /* PV_FRAME_* of the upstream response body */
-    uint64_t resp_left;          /* PV_FRAME_LENGTH: bytes still due */
-    pv_chunked_t rchunk;         /* PV_FRAME_CHUNKED decoder */
     int client_frame;            /* framing toward the client */
     uint64_t start_ns;           /* exchange start (for $upstream_response_time) */
     uint64_t sent_before;        /* bytes written on the connection before this request */
@@ -70,8 +60,8 @@ typedef struct pv_proxy_s {
     uint8_t expect_sent;         /* 100 Continue sent to the client */
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
     uint8_t buffering;           /* reading a small body whole before asking an upstream */
-    /* last: not cleared between requests (only the first nrh are valid) */
-    pv_header_t rh[PV_PROXY_MAX_RESP_HEADERS]; /* response header fields (offsets while parsing) */
+    /* last: set up by pv_uresp_init() for each attempt */
+    pv_uresp_t rp;               /* response head parser and the parsed head */
 } pv_proxy_t;
 
 /* The module: the content handler of proxy_pass locations. */

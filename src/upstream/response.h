@@ -1,0 +1,60 @@
+/* The HTTP/1 client side's response head parser: llhttp in response mode
+ * plus portvakt's own checks (CRLF line endings, field syntax, one
+ * Content-Length or one `Transfer-Encoding: chunked`, never both), with
+ * interim 1xx heads skipped and the body framing and keepalive decided.
+ * It knows bytes only: no socket, no proxy, no client. */
+#ifndef PV_UPSTREAM_RESPONSE_H
+#define PV_UPSTREAM_RESPONSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <llhttp.h>
+
+#include "../http/chunked.h"
+#include "../http/request.h"
+
+#define PV_URESP_MAX_FIELDS 128 /* more header fields than this: invalid */
+
+/* pv_uresp_parse() results */
+#define PV_URESP_AGAIN 0 /* every byte was taken; the head goes on in the next ones */
+#define PV_URESP_DONE 1  /* a final head is parsed; *used ends at its blank line */
+#define PV_URESP_ERR -1  /* the head is invalid; `error` says why when llhttp found it */
+
+typedef struct pv_uresp_s {
+    llhttp_t p;              /* llhttp in response mode */
+    const char *head_start;  /* first byte of the head being parsed */
+    uint8_t no_body;         /* the request was HEAD: no body whatever the fields say */
+    uint8_t last_cb;         /* last span callback: 1 name, 2 value */
+    uint8_t keepalive;       /* the upstream allows another request on the connection */
+    uint8_t has_cl;          /* a Content-Length field was present */
+    uint8_t body_done;       /* the body has ended (at once for PV_FRAME_NONE) */
+    int status;              /* final status code */
+    int http_minor;          /* HTTP/1.x minor version of the final head */
+    int frame;               /* PV_FRAME_* of the body */
+    int64_t content_length;  /* the Content-Length value; -1 when none */
+    uint64_t body_left;      /* PV_FRAME_LENGTH: body bytes still due */
+    pv_chunked_t chunk;      /* PV_FRAME_CHUNKED decoder */
+    int ninterim;            /* interim (1xx) heads skipped */
+    const char *error;       /* llhttp's reason when it refused the head; NULL for our own checks */
+    pv_str_t reason;         /* reason phrase, as received (may be empty) */
+    int nfields;             /* fields in `fields` */
+    /* last: not cleared by pv_uresp_init (only the first nfields are valid) */
+    pv_header_t fields[PV_URESP_MAX_FIELDS]; /* header fields in arrival order, OWS trimmed */
+} pv_uresp_t;
+
+/* Start parsing a response to a request; no_body for a HEAD request. */
+void pv_uresp_init(pv_uresp_t *rp, int no_body);
+/* Feed the next len bytes of the response at p. The bytes of one head
+ * must stay in place, each call's following the previous call's, until
+ * the head is complete (reason and fields point into them). Returns
+ * PV_URESP_AGAIN, PV_URESP_DONE with *used the bytes up to the end of the
+ * final head (interim heads before it included), or PV_URESP_ERR. */
+int pv_uresp_parse(pv_uresp_t *rp, const char *p, size_t len, size_t *used);
+/* Decode body bytes that follow the head: up to max spans of body data
+ * (pointing into p) in spans, their count in *nspans. Returns the bytes
+ * consumed (fewer than len once the body ends or spans run out), or -1
+ * on a framing error; body_done is set at the end of the body. A
+ * PV_FRAME_CLOSE body ends with the connection: the caller knows when. */
+ssize_t pv_uresp_body(pv_uresp_t *rp, const char *p, size_t len, pv_str_t *spans, int *nspans, int max);
+
+#endif
