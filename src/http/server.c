@@ -326,41 +326,6 @@ static int want_keepalive(pv_hreq_t *hr)
            (int64_t)hr->c->nreq < lc->keepalive_requests;
 }
 
-/* Skip a request body that is already buffered whole, so a local response
- * to a request with a small body can keep the connection, as NGINX's
- * discarding of bodies does. */
-static void skip_buffered_body(pv_hreq_t *hr)
-{
-    pv_buf_t *b = hr->c->in;
-    if (hr->body_done || hr->bin || !b)
-        return;
-    if (hr->body_frame == PV_FRAME_LENGTH) {
-        if (hr->body_left <= (uint64_t)(b->last - b->pos)) {
-            b->pos += (uint32_t)hr->body_left;
-            hr->r.request_length += hr->body_left;
-            hr->body_left = 0;
-            hr->body_done = 1;
-        }
-        return;
-    }
-    pv_chunked_t ck = hr->chunk;
-    pv_str_t spans[16];
-    uint32_t pos = b->pos;
-    while (pos < b->last && !ck.done) {
-        int ns = 0;
-        ssize_t used = pv_chunked_decode(&ck, b->data + pos, b->last - pos, spans, &ns, 16);
-        if (used <= 0)
-            return;
-        pos += (uint32_t)used;
-    }
-    if (ck.done) {
-        hr->r.request_length += pos - b->pos;
-        b->pos = pos;
-        hr->chunk = ck;
-        hr->body_done = 1;
-    }
-}
-
 void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n)
 {
     if (hr->r.flags & PV_REQ_F_HTTP09) {
@@ -375,8 +340,8 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
 {
     pv_hconn_t *c = hr->c;
     pv_timer_del(c->w->loop, &c->timer);
-    if (!hr->proxying && hr->px.up_frame == PV_FRAME_NONE && !hr->px.hbuf)
-        skip_buffered_body(hr);
+    if (!hr->proxying && !hr->body_held)
+        pv_body_discard_buffered(hr);
     /* a request body we have not read would be taken for the next request */
     if (!hr->body_done)
         hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
@@ -671,29 +636,6 @@ void pv_server_request_done(pv_hreq_t *hr)
     pv_timer_set(w->loop, &c->timer, (uint64_t)ka_timeout);
     if (c->x.readable)
         handle_input(c);
-}
-
-int pv_server_read_body(pv_hreq_t *hr)
-{
-    pv_hconn_t *c = hr->c;
-    pv_buf_t *b = hr->bin ? hr->bin : c->in;
-    if (b->pos == b->last) {
-        if (b == c->in && !hr->bin) {
-            /* keep the head where it is (the request model points into
-             * it); further body bytes go to their own buffer */
-            hr->bin = pv_buf_get();
-            b = hr->bin;
-        } else {
-            b->pos = b->last = 0;
-        }
-        hr->px.body_released = 1;
-    }
-    if (b->last == b->size)
-        return PV_AGAIN;
-    ssize_t n = pv_xprt_read(&c->x, b->data + b->last, b->size - b->last);
-    if (n > 0)
-        b->last += (uint32_t)n;
-    return (int)n;
 }
 
 /* ---- events --------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include "../proc/worker.h"
 #include "../proxy/proxy.h"
 #include "access.h"
+#include "body.h"
 #include "chunked.h"
 #include "request.h"
 
@@ -53,6 +54,9 @@ typedef struct pv_hreq_s {
     uint8_t body_done;            /* whole body received */
     uint64_t body_decoded;        /* PV_FRAME_CHUNKED: body bytes so far, for client_max_body_size */
     pv_buf_t *bin;                /* body buffer once the body outgrows c->in */
+    uint16_t body_error;          /* 400 or 413 once the body is found broken */
+    uint8_t body_released;        /* body bytes were dropped from the buffers: no rewind */
+    uint8_t body_held;            /* a handler took charge of the body (pv_body_hold) */
     /* response to the client */
     pv_buf_t *out;                /* response head (or whole local response) */
     pv_outq_t cq;                 /* bytes queued to the client */
@@ -105,9 +109,6 @@ void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n);
 int pv_server_flush(pv_hreq_t *hr);
 /* Close a connection now (freed before the loop next waits). */
 void pv_server_close(pv_hconn_t *c);
-/* Read more request body into the current body buffer. Returns bytes
- * read, 0 on EOF, PV_AGAIN, or PV_ERR. */
-int pv_server_read_body(pv_hreq_t *hr);
 /* Free the calling worker's request and connection freelists (exit). */
 void pv_server_thread_cleanup(void);
 /* Free closed connections. */

@@ -21,7 +21,6 @@ static void upstream_read(pv_proxy_t *px);
 static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *detail);
 static int next_on_status(pv_proxy_t *px, int status);
 static void answer_failure(pv_proxy_t *px, pv_upfail_t f);
-static void buffer_body(pv_proxy_t *px);
 static void upstream_event_cb(void *owner, unsigned events);
 static void upstream_timeout_cb(void *owner);
 
@@ -73,90 +72,39 @@ static pv_worker_t *px_worker(pv_proxy_t *px)
     return px->hr->c->w;
 }
 
-static void set_client_timer(pv_proxy_t *px, int64_t ms)
-{
-    pv_hconn_t *c = px->hr->c;
-    pv_timer_set(c->w->loop, &c->timer, (uint64_t)ms);
-}
-
-/* Queue request body bytes already buffered toward the upstream. */
-static void queue_body(pv_proxy_t *px)
+/* Queue the request body bytes already received toward the upstream,
+ * framed as the upstream head announced. Returns -1 after failing the
+ * exchange (a broken body), else 0. */
+static int queue_body(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
-    pv_buf_t *b = hr->bin ? hr->bin : hr->c->in;
+    pv_outq_t *q = &px->uq;
     pv_str_t spans[16];
 
-    while (!hr->body_done && b->pos < b->last) {
-        if (hr->body_frame == PV_FRAME_LENGTH) {
-            if (!pv_outq_room(&px->uq, 1))
-                return;
-            size_t n = b->last - b->pos;
-            if (n > hr->body_left)
-                n = (size_t)hr->body_left;
-            pv_outq_push(&px->uq, b->data + b->pos, n);
-            b->pos += (uint32_t)n;
-            hr->r.request_length += n;
-            hr->body_left -= n;
-            if (hr->body_left == 0)
-                hr->body_done = 1;
-            continue;
-        }
-        int maxspans = 0;
-        if (px->up_frame == PV_FRAME_CHUNKED) {
-            int room = (PV_OUTQ_IOV - px->uq.first - px->uq.n - 1) / 3;
-            int hroom = PV_OUTQ_HDR - px->uq.nhdr;
-            maxspans = PV_MIN(PV_MIN(room, hroom), 16);
-        } else {
-            maxspans = PV_MIN(PV_OUTQ_IOV - px->uq.first - px->uq.n, 16);
-        }
-        if (maxspans <= 0)
-            return;
-        int ns = 0;
-        ssize_t used = pv_chunked_decode(&hr->chunk, b->data + b->pos, b->last - b->pos, spans, &ns, maxspans);
-        if (used < 0) {
-            /* the client's framing is broken: nothing more can be trusted */
-            pv_log(PV_LOG_INFO, "client sent invalid chunked body, client: %s", hr->r.peer_text);
-            upstream_failed(px, PV_UPF_CLIENT_BAD_BODY, 0, NULL);
-            return;
-        }
-        b->pos += (uint32_t)used;
-        hr->r.request_length += (uint64_t)used;
-        for (int i = 0; i < ns; i++)
-            hr->body_decoded += spans[i].len;
-        int64_t max = hr->r.loc->conf.client_max_body_size;
-        if (max > 0 && hr->body_decoded > (uint64_t)max) {
-            pv_log(PV_LOG_ERR, "client intended to send too large chunked body: %llu+ bytes, client: %s",
-                   (unsigned long long)hr->body_decoded, hr->r.peer_text);
-            upstream_failed(px, PV_UPF_CLIENT_BODY_LARGE, 0, NULL);
-            return;
+    while (!pv_body_done(hr) && pv_body_buffered(hr)) {
+        /* room for the spans, their chunk framing and the last chunk */
+        int max;
+        if (px->up_frame == PV_FRAME_CHUNKED)
+            max = PV_MIN(PV_MIN((PV_OUTQ_IOV - q->first - q->n - 1) / 3, PV_OUTQ_HDR - q->nhdr), 16);
+        else
+            max = PV_MIN(PV_OUTQ_IOV - q->first - q->n, 16);
+        if (max <= 0)
+            return 0;
+        int ns = pv_body_take(hr, spans, max);
+        if (ns < 0) {
+            upstream_failed(px, pv_body_error(hr) == 413 ? PV_UPF_CLIENT_BODY_LARGE : PV_UPF_CLIENT_BAD_BODY, 0,
+                            NULL);
+            return -1;
         }
         for (int i = 0; i < ns; i++) {
             if (px->up_frame == PV_FRAME_CHUNKED)
-                pv_outq_push_chunk(&px->uq, spans[i].p, spans[i].len);
+                pv_outq_push_chunk(q, spans[i].p, spans[i].len);
             else if (px->up_frame != PV_FRAME_NONE)
-                pv_outq_push(&px->uq, spans[i].p, spans[i].len);
+                pv_outq_push(q, spans[i].p, spans[i].len);
         }
-        if (hr->chunk.done) {
-            hr->body_done = 1;
-            if (px->up_frame == PV_FRAME_CHUNKED)
-                pv_outq_push_last_chunk(&px->uq);
-        }
+        if (pv_body_done(hr) && px->up_frame == PV_FRAME_CHUNKED)
+            pv_outq_push_last_chunk(q);
     }
-}
-
-/* Put the request body back to its start for a retry. Only possible while
- * every body byte is still in the head buffer. */
-static int rewind_body(pv_proxy_t *px)
-{
-    pv_hreq_t *hr = px->hr;
-    if (px->body_released)
-        return -1;
-    hr->c->in->pos = hr->head_len;
-    hr->r.request_length = hr->head_len;
-    hr->body_done = hr->body_frame == PV_FRAME_NONE;
-    hr->body_left = hr->r.content_length > 0 ? (uint64_t)hr->r.content_length : 0;
-    pv_chunked_init(&hr->chunk);
-    hr->body_decoded = 0;
     return 0;
 }
 
@@ -198,6 +146,7 @@ void pv_proxy_start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_
     sr->proxy_host = loc->proxy_pass->proxy_host;
     px->up_frame = PV_FRAME_NONE;
     px->hbuf = pv_buf_get();
+    pv_body_hold(hr);
     ssize_t n = pv_proxy_build_request(sr, loc, PV_FRAME_NONE, 0, px->hbuf->data, px->hbuf->size);
     if (n < 0) {
         done(hr, 500);
@@ -225,12 +174,13 @@ static void proxy_start(pv_hreq_t *hr)
     r->proxy_host = loc->proxy_pass->proxy_host;
 
     int64_t blen = 0;
+    int has_body = !pv_body_done(hr);
     if (loc->conf.proxy_pass_request_body && (r->flags & PV_REQ_F_HAS_CL) && r->content_length == 0) {
         /* "Content-Length: 0" is passed on, as NGINX does */
         px->up_frame = PV_FRAME_LENGTH;
-    } else if (!loc->conf.proxy_pass_request_body || hr->body_frame == PV_FRAME_NONE) {
+    } else if (!loc->conf.proxy_pass_request_body || !has_body) {
         px->up_frame = PV_FRAME_NONE;
-    } else if (hr->body_frame == PV_FRAME_LENGTH) {
+    } else if (r->content_length >= 0) {
         px->up_frame = PV_FRAME_LENGTH;
         blen = r->content_length;
     } else if (loc->conf.proxy_http_version == 11) {
@@ -242,12 +192,13 @@ static void proxy_start(pv_hreq_t *hr)
         pv_server_respond(hr, 411, NULL, (pv_str_t){NULL, 0});
         return;
     }
-    if (!loc->conf.proxy_pass_request_body && hr->body_frame != PV_FRAME_NONE) {
+    if (!loc->conf.proxy_pass_request_body && has_body) {
         /* the body is not sent; the connection cannot be reused after it */
         r->flags &= ~PV_REQ_F_KEEPALIVE;
     }
 
     px->hbuf = pv_buf_get();
+    pv_body_hold(hr);
     ssize_t n = pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size);
     if (n < 0) {
         pv_buf_put(px->hbuf);
@@ -262,8 +213,8 @@ static void proxy_start(pv_hreq_t *hr)
     px->upstream_keep = (uint8_t)request_keeps_connection(loc);
     hr->proxying = 1;
 
-    if ((r->flags & PV_REQ_F_EXPECT_CONTINUE) && r->http_minor == 1 && !hr->body_done &&
-        hr->c->in->last == hr->c->in->pos) {
+    if ((r->flags & PV_REQ_F_EXPECT_CONTINUE) && r->http_minor == 1 && !pv_body_done(hr) &&
+        !pv_body_buffered(hr)) {
         pv_outq_push(&hr->cq, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         px->expect_sent = 1;
         if (pv_server_flush(hr) == PV_ERR) {
@@ -271,42 +222,31 @@ static void proxy_start(pv_hreq_t *hr)
             return;
         }
     }
-    pv_buf_t *in = hr->c->in;
-    if (hr->body_frame == PV_FRAME_LENGTH && px->up_frame == PV_FRAME_LENGTH && !hr->body_done &&
-        r->content_length <= PV_PROXY_BUFFER_BODY && (uint64_t)r->content_length <= in->size - in->pos &&
-        (uint64_t)(in->last - in->pos) < hr->body_left) {
-        px->buffering = 1;
-        set_client_timer(px, loc->conf.client_body_timeout);
-        if (hr->c->x.readable)
-            buffer_body(px);
-        return;
+    if (px->up_frame == PV_FRAME_LENGTH) {
+        int rc = pv_body_preread(hr, PV_PROXY_BUFFER_BODY);
+        if (rc == PV_ERR) {
+            pv_server_close(hr->c);
+            return;
+        }
+        if (rc == PV_AGAIN) {
+            px->buffering = 1;
+            return;
+        }
     }
     start_upstream(px);
 }
 
-/* Read more of a small body; ask the upstream once it is all here. */
+/* More of a small body arrived; ask the upstream once it is all here. */
 static void buffer_body(pv_proxy_t *px)
 {
-    pv_hreq_t *hr = px->hr;
-    pv_hconn_t *c = hr->c;
-    for (;;) {
-        int n = pv_server_read_body(hr);
-        if (n == PV_AGAIN)
-            return;
-        if (n <= 0) {
-            pv_log(PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
-                   hr->r.peer_text);
-            pv_server_close(c);
-            return;
-        }
-        pv_buf_t *b = hr->bin ? hr->bin : c->in;
-        set_client_timer(px, px->loc->conf.client_body_timeout);
-        if ((uint64_t)(b->last - b->pos) >= hr->body_left) {
-            px->buffering = 0;
-            pv_timer_del(c->w->loop, &c->timer);
-            start_upstream(px);
-            return;
-        }
+    int rc = pv_body_preread(px->hr, PV_PROXY_BUFFER_BODY);
+    if (rc == PV_ERR) {
+        pv_server_close(px->hr->c);
+        return;
+    }
+    if (rc == PV_OK) {
+        px->buffering = 0;
+        start_upstream(px);
     }
 }
 
@@ -355,11 +295,8 @@ static void start_upstream(pv_proxy_t *px)
     px->head_sent = px->req_done = px->resp_started = 0;
     pv_outq_reset(&px->uq);
     pv_outq_push(&px->uq, px->hbuf->data, px->hbuf->last);
-    if (!px->sub_done) {
-        queue_body(px);
-        if (px->u != u)
-            return; /* the buffered body was refused */
-    }
+    if (!px->sub_done && (queue_body(px) < 0 || px->u != u))
+        return; /* the buffered body was refused */
     u->requests++;
     if (!u->connected) {
         pv_timer_set(w->loop, &u->timer, (uint64_t)px->loc->conf.proxy_connect_timeout);
@@ -373,8 +310,7 @@ static void start_upstream(pv_proxy_t *px)
 static void upstream_write(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
-    pv_hconn_t *c = hr->c;
-    pv_worker_t *w = c->w;
+    pv_worker_t *w = px_worker(px);
     pv_upconn_t *u = px->u;
     const pv_loc_conf_t *lc = &px->loc->conf;
 
@@ -395,7 +331,7 @@ static void upstream_write(pv_proxy_t *px)
             }
         }
         px->head_sent = 1;
-        if (hr->body_done || px->sub_done) {
+        if (pv_body_done(hr) || px->sub_done) {
             if (!px->req_done) {
                 px->req_done = 1;
                 if (!px->resp_head_done)
@@ -403,33 +339,19 @@ static void upstream_write(pv_proxy_t *px)
             }
             return;
         }
-        pv_buf_t *b = hr->bin ? hr->bin : c->in;
-        if (b->pos < b->last) {
-            queue_body(px);
-            if (px->u != u)
+        if (pv_body_buffered(hr)) {
+            if (queue_body(px) < 0 || px->u != u)
                 return;
             continue;
         }
-        if (!c->x.readable) {
-            set_client_timer(px, lc->client_body_timeout);
+        /* everything taken is written: read more of the body */
+        int rc = pv_body_read(hr);
+        if (rc == PV_AGAIN)
+            return;
+        if (rc == PV_ERR) {
+            pv_server_close(hr->c);
             return;
         }
-        int n = pv_server_read_body(hr);
-        if (n > 0) {
-            queue_body(px);
-            if (px->u != u || !hr->proxying)
-                return;
-            continue;
-        }
-        if (n == PV_AGAIN) {
-            set_client_timer(px, lc->client_body_timeout);
-            return;
-        }
-        /* the client went away in the middle of its body */
-        pv_log(PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
-               hr->r.peer_text);
-        pv_server_close(c);
-        return;
     }
 }
 
@@ -705,7 +627,7 @@ static int try_next(pv_proxy_t *px, int cond)
     int m = px->r->method_id;
     if (!(mask & cond) || (mask & PV_NEXT_F_OFF) ||
         !(!px->head_sent || method_idempotent(m) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) ||
-        px->tries >= px->pool->cf->nservers || rewind_body(px) != 0 ||
+        px->tries >= px->pool->cf->nservers || pv_body_rewind(px->hr) != 0 ||
         pv_upstream_pick(px->pool, px->tried, pv_loop_now(px_worker(px)->loop)) < 0)
         return 0;
     if (px->uin)
@@ -734,7 +656,7 @@ static int next_on_status(pv_proxy_t *px, int status)
     /* decided before anything is dropped: this response is still the
      * answer when no other server can be asked */
     if (!flag || !(mask & flag) || (mask & PV_NEXT_F_OFF) || px->tries >= px->pool->cf->nservers ||
-        px->body_released || !(method_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) ||
+        !pv_body_rewindable(px->hr) || !(method_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) ||
         pv_upstream_pick(px->pool, px->tried, now) < 0)
         return 0;
     char st[24];
@@ -814,7 +736,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     /* the classic race: a pooled connection the upstream closed while idle.
      * Nothing of the response arrived, so try once more on a new one. */
     if ((fi->flags & PV_UPF_F_TRANSPORT) && px->reused && px->tried && !px->resp_started &&
-        (unseen || method_idempotent(px->r->method_id)) && rewind_body(px) == 0) {
+        (unseen || method_idempotent(px->r->method_id)) && pv_body_rewind(px->hr) == 0) {
         drop_upstream(px);
         px->tries--;
         px->tried[px->server >> 6] &= ~(1ull << (px->server & 63));
@@ -913,15 +835,14 @@ void pv_proxy_client_event(pv_hreq_t *hr, unsigned events)
         buffer_body(px);
         return;
     }
-    if (!hr->body_done) {
+    if (!pv_body_done(hr)) {
         if (px->u && px->u->connected && pv_outq_empty(&px->uq))
             upstream_write(px);
         return;
     }
     /* body complete: anything readable is a pipelined request or the
      * client closing; only the close matters now */
-    int n = pv_xprt_peek(&c->x);
-    if (n == 0 || n == PV_ERR) {
+    if (pv_body_client_closed(hr)) {
         pv_log(PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                hr->r.peer_text);
         pv_server_close(c);

@@ -56,7 +56,6 @@ typedef struct pv_proxy_s {
     uint8_t resp_head_done;      /* response head parsed and queued to the client */
     uint8_t resp_done;           /* upstream response fully received */
     uint8_t upstream_keep;       /* upstream allows reuse of the connection */
-    uint8_t body_released;       /* request body bytes were discarded after sending: no retry */
     uint8_t expect_sent;         /* 100 Continue sent to the client */
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
     uint8_t buffering;           /* reading a small body whole before asking an upstream */

@@ -1,0 +1,196 @@
+/* The request body stream over HTTP/1 (see body.h): bytes come from the
+ * head buffer first and then from a buffer of their own; chunked framing
+ * is decoded in place and client_max_body_size is checked on the way. */
+#include "body.h"
+
+#include "../core/log.h"
+#include "server.h"
+
+static pv_buf_t *body_buf(const pv_hreq_t *hr)
+{
+    return hr->bin ? hr->bin : hr->c->in;
+}
+
+size_t pv_body_buffered(const pv_hreq_t *hr)
+{
+    const pv_buf_t *b = body_buf(hr);
+    return b ? b->last - b->pos : 0;
+}
+
+int pv_body_done(const pv_hreq_t *hr)
+{
+    return hr->body_done;
+}
+
+int pv_body_error(const pv_hreq_t *hr)
+{
+    return hr->body_error;
+}
+
+void pv_body_hold(pv_hreq_t *hr)
+{
+    hr->body_held = 1;
+}
+
+int pv_body_take(pv_hreq_t *hr, pv_str_t *spans, int max)
+{
+    pv_buf_t *b = body_buf(hr);
+    if (hr->body_error)
+        return PV_ERR;
+    if (hr->body_done || b->pos == b->last || max <= 0)
+        return 0;
+    if (hr->body_frame == PV_FRAME_LENGTH) {
+        size_t n = b->last - b->pos;
+        if (n > hr->body_left)
+            n = (size_t)hr->body_left;
+        spans[0] = (pv_str_t){b->data + b->pos, n};
+        b->pos += (uint32_t)n;
+        hr->r.request_length += n;
+        hr->body_left -= n;
+        hr->body_done = hr->body_left == 0;
+        return 1;
+    }
+    int ns = 0;
+    ssize_t used = pv_chunked_decode(&hr->chunk, b->data + b->pos, b->last - b->pos, spans, &ns, max);
+    if (used < 0) {
+        /* the client's framing is broken: nothing more can be trusted */
+        pv_log(PV_LOG_INFO, "client sent invalid chunked body, client: %s", hr->r.peer_text);
+        hr->body_error = 400;
+        return PV_ERR;
+    }
+    b->pos += (uint32_t)used;
+    hr->r.request_length += (uint64_t)used;
+    for (int i = 0; i < ns; i++)
+        hr->body_decoded += spans[i].len;
+    int64_t max_size = hr->r.loc->conf.client_max_body_size;
+    if (max_size > 0 && hr->body_decoded > (uint64_t)max_size) {
+        pv_log(PV_LOG_ERR, "client intended to send too large chunked body: %llu+ bytes, client: %s",
+               (unsigned long long)hr->body_decoded, hr->r.peer_text);
+        hr->body_error = 413;
+        return PV_ERR;
+    }
+    if (hr->chunk.done)
+        hr->body_done = 1;
+    return ns;
+}
+
+/* Read from the client into the body buffer. Bytes read, 0 at EOF,
+ * PV_AGAIN or PV_ERR. */
+static int read_body(pv_hreq_t *hr)
+{
+    pv_hconn_t *c = hr->c;
+    pv_buf_t *b = body_buf(hr);
+    if (b->pos == b->last) {
+        if (b == c->in && !hr->bin) {
+            /* keep the head where it is (the request model points into
+             * it); further body bytes go to their own buffer */
+            hr->bin = pv_buf_get();
+            b = hr->bin;
+        } else {
+            b->pos = b->last = 0;
+        }
+        hr->body_released = 1;
+    }
+    if (b->last == b->size)
+        return PV_AGAIN;
+    ssize_t n = pv_xprt_read(&c->x, b->data + b->last, b->size - b->last);
+    if (n > 0)
+        b->last += (uint32_t)n;
+    return (int)n;
+}
+
+static void body_timer(pv_hreq_t *hr)
+{
+    pv_hconn_t *c = hr->c;
+    pv_timer_set(c->w->loop, &c->timer, (uint64_t)hr->r.loc->conf.client_body_timeout);
+}
+
+int pv_body_read(pv_hreq_t *hr)
+{
+    int n = hr->c->x.readable ? read_body(hr) : PV_AGAIN;
+    if (n > 0)
+        return PV_OK;
+    if (n == PV_AGAIN) {
+        body_timer(hr);
+        return PV_AGAIN;
+    }
+    pv_log(PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
+           hr->r.peer_text);
+    return PV_ERR;
+}
+
+int pv_body_preread(pv_hreq_t *hr, size_t limit)
+{
+    pv_buf_t *in = hr->c->in;
+    if (hr->body_frame != PV_FRAME_LENGTH || hr->body_done || hr->bin || hr->r.content_length > (int64_t)limit ||
+        (uint64_t)hr->r.content_length > in->size - in->pos)
+        return PV_OK;
+    if (pv_body_buffered(hr) >= hr->body_left)
+        return PV_OK;
+    for (;;) {
+        int rc = pv_body_read(hr);
+        if (rc != PV_OK)
+            return rc;
+        if (pv_body_buffered(hr) >= hr->body_left) {
+            pv_timer_del(hr->c->w->loop, &hr->c->timer);
+            return PV_OK;
+        }
+    }
+}
+
+int pv_body_rewindable(const pv_hreq_t *hr)
+{
+    return !hr->body_released;
+}
+
+int pv_body_rewind(pv_hreq_t *hr)
+{
+    if (hr->body_released)
+        return -1;
+    hr->c->in->pos = hr->head_len;
+    hr->r.request_length = hr->head_len;
+    hr->body_done = hr->body_frame == PV_FRAME_NONE;
+    hr->body_left = hr->r.content_length > 0 ? (uint64_t)hr->r.content_length : 0;
+    pv_chunked_init(&hr->chunk);
+    hr->body_decoded = 0;
+    hr->body_error = 0;
+    return 0;
+}
+
+void pv_body_discard_buffered(pv_hreq_t *hr)
+{
+    pv_buf_t *b = hr->c->in;
+    if (hr->body_done || hr->bin || !b)
+        return;
+    if (hr->body_frame == PV_FRAME_LENGTH) {
+        if (hr->body_left <= (uint64_t)(b->last - b->pos)) {
+            b->pos += (uint32_t)hr->body_left;
+            hr->r.request_length += hr->body_left;
+            hr->body_left = 0;
+            hr->body_done = 1;
+        }
+        return;
+    }
+    pv_chunked_t ck = hr->chunk;
+    pv_str_t spans[16];
+    uint32_t pos = b->pos;
+    while (pos < b->last && !ck.done) {
+        int ns = 0;
+        ssize_t used = pv_chunked_decode(&ck, b->data + pos, b->last - pos, spans, &ns, 16);
+        if (used <= 0)
+            return;
+        pos += (uint32_t)used;
+    }
+    if (ck.done) {
+        hr->r.request_length += pos - b->pos;
+        b->pos = pos;
+        hr->chunk = ck;
+        hr->body_done = 1;
+    }
+}
+
+int pv_body_client_closed(pv_hreq_t *hr)
+{
+    int n = pv_xprt_peek(&hr->c->x);
+    return n == 0 || n == PV_ERR;
+}

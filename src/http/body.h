@@ -1,0 +1,60 @@
+/* The request body as a content handler reads it: a stream of decoded
+ * body bytes, whatever the protocol framed them with. The HTTP/1 server
+ * side implements it over the connection's buffers (body.c); HTTP/2 will
+ * implement the same calls over DATA frames. A handler never sees the
+ * framing, the buffers or the socket:
+ *
+ *   take spans  ->  write them  ->  read more  ->  take spans ... done
+ *
+ * Spans point into the stream's buffers (nothing is copied) and stay
+ * valid until the next pv_body_read(): the caller queues them and reads
+ * more only once they have been written out. */
+#ifndef PV_BODY_H
+#define PV_BODY_H
+
+#include <stddef.h>
+#include "../core/common.h"
+
+struct pv_hreq_s;
+
+/* The next decoded body bytes already received, as up to max spans (not
+ * copied; valid until pv_body_read()). They count as consumed. Returns
+ * the number of spans (0 when nothing usable is buffered; framing alone
+ * may have been consumed), or PV_ERR once the body is broken:
+ * pv_body_error() gives the status. */
+int pv_body_take(struct pv_hreq_s *hr, pv_str_t *spans, int max);
+/* Bytes received and not yet taken (framing included). */
+size_t pv_body_buffered(const struct pv_hreq_s *hr);
+/* 1 once every body byte has been taken (at once for a request without body). */
+int pv_body_done(const struct pv_hreq_s *hr);
+/* Receive more of the body. Spans taken before must have been written
+ * out: their space is reused. PV_OK when bytes arrived, PV_AGAIN when
+ * none are waiting (client_body_timeout runs; the handler's client event
+ * says when to try again), PV_ERR when the client closed or failed in the
+ * middle of its body (logged). */
+int pv_body_read(struct pv_hreq_s *hr);
+/* Receive a body of known length up to limit bytes whole before taking
+ * any of it, when it fits the buffer it is read into (a slow client then
+ * holds no upstream connection). PV_OK when there is nothing (more) to
+ * wait for, PV_AGAIN while waiting (call again on the next client event),
+ * PV_ERR when the client went away (logged). */
+int pv_body_preread(struct pv_hreq_s *hr, size_t limit);
+/* Go back to the start of the body to send it again (another upstream).
+ * 0, or -1 when bytes of it are no longer held. */
+int pv_body_rewind(struct pv_hreq_s *hr);
+/* Whether pv_body_rewind() would succeed. */
+int pv_body_rewindable(const struct pv_hreq_s *hr);
+/* The status a broken body calls for: 400 (invalid chunked framing) or
+ * 413 (beyond client_max_body_size); 0 while it is fine. */
+int pv_body_error(const struct pv_hreq_s *hr);
+/* A handler takes charge of the body: a local response after this does
+ * not skip over a body that is buffered whole. */
+void pv_body_hold(struct pv_hreq_s *hr);
+/* Skip a body that is already buffered whole (a local response keeps the
+ * connection then, as NGINX's discarding of bodies does). */
+void pv_body_discard_buffered(struct pv_hreq_s *hr);
+/* With the body complete: whether the client has closed its side (EOF or
+ * error; a pipelined request does not count). */
+int pv_body_client_closed(struct pv_hreq_s *hr);
+
+#endif
