@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "../core/common.h"
+#include "response.h"
 
 const char *pv_http_reason(int status)
 {
@@ -113,29 +114,41 @@ int pv_errpage_keepalive_ok(int status)
     }
 }
 
+ssize_t pv_errpage_page(int status, char *buf, size_t cap)
+{
+    const char *title = page_title(status);
+    if (!title)
+        return 0;
+    int n = snprintf(buf, cap,
+                     "<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%s</h1></center>\r\n"
+                     "<hr><center>" PV_NAME "</center>\r\n</body>\r\n</html>\r\n",
+                     title, title);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+void pv_errpage_head(int status, const char *location, ssize_t page_len, pv_resp_head_t *h)
+{
+    *h = (pv_resp_head_t){
+        .status = status,
+        .content_type = page_len > 0 ? PV_STR("text/html") : (pv_str_t){NULL, 0},
+        .content_length = page_len,
+        .location = location ? (pv_str_t){location, strlen(location)} : (pv_str_t){NULL, 0},
+    };
+}
+
 ssize_t pv_errpage_build(int status, int keepalive, const char *date, const char *location, int head_only,
                          char *buf, size_t cap)
 {
-    const char *title = page_title(status);
     char body[512];
-    int blen = 0;
-    if (title) {
-        blen = snprintf(body, sizeof(body),
-                        "<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n"
-                        "<center><h1>%s</h1></center>\r\n"
-                        "<hr><center>" PV_NAME "</center>\r\n</body>\r\n</html>\r\n",
-                        title, title);
-        if (blen < 0 || (size_t)blen >= sizeof(body))
-            return -1;
-    }
-    int dlen = (int)strnlen(date ? date : "", 64);
-    int n = snprintf(buf, cap, "HTTP/1.1 %03d %s\r\nServer: " PV_NAME "\r\nDate: %.*s\r\n%s"
-                     "Content-Length: %d\r\n%s%s%sConnection: %s\r\n\r\n",
-                     status, pv_http_reason(status), dlen, date ? date : "",
-                     title ? "Content-Type: text/html\r\n" : "", blen,
-                     location ? "Location: " : "", location ? location : "", location ? "\r\n" : "",
-                     keepalive ? "keep-alive" : "close");
-    if (n < 0 || (size_t)n >= cap)
+    ssize_t blen = pv_errpage_page(status, body, sizeof(body));
+    if (blen < 0)
+        return -1;
+    pv_resp_head_t h;
+    pv_errpage_head(status, location, blen, &h);
+    pv_str_t d = {date ? date : "", strnlen(date ? date : "", 64)};
+    ssize_t n = pv_http_write_head(&h, d, keepalive, buf, cap);
+    if (n < 0)
         return -1;
     if (!head_only && blen) {
         if ((size_t)n + (size_t)blen > cap)

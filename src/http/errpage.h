@@ -5,6 +5,7 @@
 #define PV_ERRPAGE_H
 
 #include <sys/types.h>
+#include "response.h"
 
 /* Reason phrase for a status line: NGINX's wording where NGINX has one
  * ("302 Moved Temporarily", "405 Not Allowed", "504 Gateway Time-out"),
@@ -15,6 +16,12 @@ const char *pv_http_reason(int status);
  * (400, 413, 414, 431, 500, 501), else 1. */
 int pv_errpage_keepalive_ok(int status);
 
+/* The HTML page for status into buf: its length, 0 for a status without
+ * a page, -1 if cap is too small. */
+ssize_t pv_errpage_page(int status, char *buf, size_t cap);
+/* Describe the head of the page response: Content-Type text/html when
+ * there is a page, Content-Length page_len, Location when non-NULL. */
+void pv_errpage_head(int status, const char *location, ssize_t page_len, pv_resp_head_t *h);
 /* Write a complete response (head and, unless head_only, the HTML body)
  * for status: status line, Server, Date (IMF-fixdate, NUL-terminated),
  * Content-Type: text/html, Content-Length, Location when location is

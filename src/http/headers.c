@@ -176,19 +176,6 @@ size_t pv_http_date(time_t t, char out[30])
     return (size_t)(p - out);
 }
 
-size_t pv_http_head_insert(char *buf, size_t n, size_t cap, pv_str_t lines)
-{
-    if (!lines.len)
-        return n;
-    const char *end = memmem(buf, n, "\r\n\r\n", 4);
-    if (!end || n + lines.len > cap)
-        return n;
-    size_t at = (size_t)(end - buf) + 2;
-    memmove(buf + at + lines.len, buf + at, n - at);
-    memcpy(buf + at, lines.p, lines.len);
-    return n + lines.len;
-}
-
 int pv_http_head_line_endings_ok(const char *p, size_t len)
 {
     const char *end = p + len;

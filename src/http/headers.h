@@ -32,11 +32,6 @@ int pv_conn_lists_name(const pv_header_t *hs, int n, pv_str_t name);
 int pv_header_is_hop_by_hop(pv_str_t name);
 /* Write t as IMF-fixdate into out (NUL-terminated); returns 29. */
 size_t pv_http_date(time_t t, char out[30]);
-/* Insert header lines (each ending in CRLF) before the blank line that
- * ends the head at the start of buf[0..n); what follows the head moves
- * along. Returns the new length, or n unchanged when cap is too small or
- * no head end is found. */
-size_t pv_http_head_insert(char *buf, size_t n, size_t cap, pv_str_t lines);
 /* Every line of a head of len bytes ends in CRLF: no bare LF, no bare CR,
  * no obs-fold (RFC 9112 2.2, 5.2). llhttp outside strict mode tolerates
  * some forms of each, and a CR that ends the head early hides a second

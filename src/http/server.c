@@ -16,6 +16,7 @@
 #include "phases.h"
 #include "headers.h"
 #include "reqhead.h"
+#include "response.h"
 #include "router.h"
 #include "uri.h"
 
@@ -354,33 +355,27 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
         hr->out = pv_buf_get();
     pv_buf_t *o = hr->out;
     int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
-    ssize_t n;
+    pv_resp_head_t h;
+    char page[512];
+    ssize_t plen = 0;
     if (body.p) {
-        pv_str_t date = pv_time_http_date();
-        n = snprintf(o->data, o->size,
-                     "HTTP/1.1 %d %s\r\nServer: " PV_NAME "\r\nDate: %.*s\r\n"
-                     "Content-Type: text/plain\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
-                     status, pv_http_reason(status), (int)date.len, date.p, body.len,
-                     hr->keepalive ? "keep-alive" : "close");
-        if (n < 0 || (size_t)n >= o->size)
-            n = 0;
-        n = (ssize_t)pv_http_head_insert(o->data, (size_t)n, o->size, hr->acc.xhdr);
-        pv_server_queue_head(hr, o->data, (size_t)n);
-        hr->r.status = status;
-        if (!head_only)
-            pv_outq_push(&hr->cq, body.p, body.len);
+        h = (pv_resp_head_t){.status = status, .content_type = PV_STR("text/plain"),
+                             .content_length = (int64_t)body.len};
     } else {
-        n = pv_errpage_build(status, hr->keepalive, pv_time_http_date().p, location, head_only, o->data,
-                             o->size);
-        if (n < 0)
-            n = 0;
-        n = (ssize_t)pv_http_head_insert(o->data, (size_t)n, o->size, hr->acc.xhdr);
-        hr->r.status = status;
-        const char *hend = memmem(o->data, (size_t)n, "\r\n\r\n", 4);
-        size_t hlen = hend ? (size_t)(hend + 4 - o->data) : (size_t)n;
-        pv_server_queue_head(hr, o->data, hlen);
-        if ((size_t)n > hlen)
-            pv_outq_push(&hr->cq, o->data + hlen, (size_t)n - hlen);
+        plen = pv_errpage_page(status, page, sizeof(page));
+        pv_errpage_head(status, location, plen, &h);
+    }
+    h.extra = hr->acc.xhdr;
+    ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
+    if (n < 0)
+        n = 0;
+    hr->r.status = status;
+    pv_server_queue_head(hr, o->data, (size_t)n);
+    if (!head_only && body.p) {
+        pv_outq_push(&hr->cq, body.p, body.len);
+    } else if (!head_only && plen > 0 && (size_t)n + (size_t)plen <= o->size) {
+        memcpy(o->data + n, page, (size_t)plen);
+        pv_outq_push(&hr->cq, o->data + n, (size_t)plen);
     }
     hr->resp_done = 1;
     int rc = pv_server_flush(hr);

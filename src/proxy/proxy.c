@@ -471,11 +471,13 @@ static int response_head(pv_proxy_t *px)
     int rframe = frame == PV_FRAME_CHUNKED ? PV_RESP_CHUNKED : PV_RESP_NONE;
     if (frame == PV_FRAME_LENGTH || (frame == PV_FRAME_NONE && out_len >= 0))
         rframe = PV_RESP_LENGTH;
-    ssize_t n = pv_proxy_build_response(&ur, pv_time_http_date(), rframe, out_len, hr->keepalive, hr->out->data,
-                                        hr->out->size);
+    pv_header_t fields[PV_URESP_MAX_FIELDS];
+    pv_resp_head_t h;
+    pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
+    h.extra = hr->acc.xhdr;
+    ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, hr->out->data, hr->out->size);
     if (n < 0)
         return -1;
-    n = (ssize_t)pv_http_head_insert(hr->out->data, (size_t)n, hr->out->size, hr->acc.xhdr);
     r->status = status;
     pv_server_queue_head(hr, hr->out->data, (size_t)n);
     px->resp_head_done = 1;

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include "../http/errpage.h"
 #include "../http/headers.h"
+#include "../http/response.h"
 #include "../http/uri.h"
 #include "../obs/vars.h"
+#include "../upstream/response.h"
 
 /* Bounded writer: the first overflow marks it and later writes are no-ops. */
 typedef struct pv_wr_s {
@@ -280,51 +282,50 @@ static int redirect_rewrite(const pv_location_t *loc, pv_str_t v, pv_str_t *repl
     return 1;
 }
 
-/* "Location: http://host[:port]" + path: NGINX makes a rewritten
- * relative redirect absolute with the request's Host (or local address). */
-static void put_abs_location(pv_wr_t *w, const pv_request_t *r, pv_str_t repl, pv_str_t rest)
+/* The rewritten Location, composed in the request arena (redirects
+ * only): NGINX makes a relative one absolute with the request's Host (or
+ * the local address) and port: "http://host[:port]" + path. */
+static pv_str_t abs_location(const pv_request_t *r, pv_str_t repl, pv_str_t rest)
 {
-    PUT_LIT(w, "Location: ");
-    if (repl.len && repl.p[0] == '/') {
-        PUT_LIT(w, "http://");
+    size_t cap = repl.len + rest.len + 1;
+    int rel = repl.len && repl.p[0] == '/';
+    if (rel)
+        cap += 7 + (r->host.len ? r->host.len : strlen(r->local_text) + 2) + 6;
+    char *buf = pv_arena_alloc(r->arena, cap);
+    pv_wr_t w = {buf, buf + cap, 0};
+    if (rel) {
+        PUT_LIT(&w, "http://");
         if (r->host.len) {
-            put_str(w, r->host);
+            put_str(&w, r->host);
         } else if (strchr(r->local_text, ':')) {
-            PUT_LIT(w, "[");
-            put(w, r->local_text, strlen(r->local_text));
-            PUT_LIT(w, "]");
+            PUT_LIT(&w, "[");
+            put(&w, r->local_text, strlen(r->local_text));
+            PUT_LIT(&w, "]");
         } else {
-            put(w, r->local_text, strlen(r->local_text));
+            put(&w, r->local_text, strlen(r->local_text));
         }
         if (r->local_port != 80) {
-            PUT_LIT(w, ":");
-            put_i64(w, r->local_port);
+            PUT_LIT(&w, ":");
+            put_i64(&w, r->local_port);
         }
     }
-    put_str(w, repl);
-    put_str(w, rest);
-    PUT_LIT(w, "\r\n");
+    put_str(&w, repl);
+    put_str(&w, rest);
+    return (pv_str_t){buf, (size_t)(w.p - buf)};
 }
 
-ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, int frame,
-                                int64_t content_length, int keepalive, char *buf, size_t cap)
+int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t content_length,
+                           pv_header_t *fields, pv_resp_head_t *h)
 {
-    pv_wr_t w = {buf, buf + cap, 0};
-    char code[4] = {(char)('0' + (u->status / 100) % 10), (char)('0' + (u->status / 10) % 10),
-                    (char)('0' + u->status % 10), ' '};
     int upgrade = u->status == 101;
-
-    PUT_LIT(&w, "HTTP/1.1 ");
-    put(&w, code, 4);
-    if (u->reason.len) {
-        put_str(&w, u->reason);
-    } else {
-        const char *rs = pv_http_reason(u->status);
-        put(&w, rs, strlen(rs));
-    }
-    PUT_LIT(&w, "\r\nServer: " PV_NAME "\r\nDate: ");
-    put_str(&w, date);
-    PUT_LIT(&w, "\r\n");
+    *h = (pv_resp_head_t){
+        .status = u->status,
+        .reason = u->reason.len ? u->reason : (pv_str_t){NULL, 0},
+        .content_length = frame == PV_RESP_LENGTH ? content_length : -1,
+        .frame = frame == PV_RESP_CHUNKED ? PV_FRAME_CHUNKED : PV_FRAME_NONE,
+        .upgrade = (uint8_t)upgrade,
+        .fields = fields,
+    };
 
     /* NGINX keeps the last Content-Type and drops it on 204 */
     const pv_header_t *ct = NULL, *loc_h = NULL;
@@ -341,36 +342,35 @@ ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, 
             loc_h = &u->headers[i];
     }
     if (ct && u->status != 204)
-        put_field(&w, PV_STR("Content-Type"), ct->value);
-    if (frame == PV_RESP_LENGTH) {
-        PUT_LIT(&w, "Content-Length: ");
-        put_i64(&w, content_length);
-        PUT_LIT(&w, "\r\n");
-    }
+        h->content_type = ct->value.p ? ct->value : (pv_str_t){"", 0};
     if (loc_h)
-        put_abs_location(&w, u->r, repl, rest);
-    if (frame == PV_RESP_CHUNKED)
-        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
-    if (upgrade)
-        PUT_LIT(&w, "Connection: upgrade\r\n");
-    else if (keepalive)
-        PUT_LIT(&w, "Connection: keep-alive\r\n");
-    else
-        PUT_LIT(&w, "Connection: close\r\n");
+        h->location = abs_location(u->r, repl, rest);
 
+    int n = 0;
     for (int i = 0; i < u->nheaders; i++) {
-        const pv_header_t *h = &u->headers[i];
-        if (h == loc_h || hidden_response_field(h->name))
+        const pv_header_t *f = &u->headers[i];
+        if (f == loc_h || hidden_response_field(f->name))
             continue;
         /* a 101 passes Upgrade on: the client needs the chosen protocol */
-        if (!(upgrade && PV_STR_IEQ(h->name, "upgrade"))) {
-            if (pv_header_is_hop_by_hop(h->name))
+        if (!(upgrade && PV_STR_IEQ(f->name, "upgrade"))) {
+            if (pv_header_is_hop_by_hop(f->name))
                 continue;
-            if (has_conn && pv_conn_lists_name(u->headers, u->nheaders, h->name))
+            if (has_conn && pv_conn_lists_name(u->headers, u->nheaders, f->name))
                 continue;
         }
-        put_field(&w, h->name, h->value);
+        fields[n++] = *f;
     }
-    PUT_LIT(&w, "\r\n");
-    return w.over ? -1 : (ssize_t)(w.p - buf);
+    h->nfields = n;
+    return 0;
+}
+
+ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, int frame,
+                                int64_t content_length, int keepalive, char *buf, size_t cap)
+{
+    pv_header_t fields[PV_URESP_MAX_FIELDS];
+    pv_resp_head_t h;
+    if (u->nheaders > PV_URESP_MAX_FIELDS)
+        return -1;
+    pv_proxy_response_head(u, frame, content_length, fields, &h);
+    return pv_http_write_head(&h, date, keepalive, buf, cap);
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include "../config/conf.h"
 #include "../http/request.h"
+#include "../http/response.h"
 
 /* body_mode of pv_proxy_build_request (same values as PV_FRAME_*). */
 enum {
@@ -44,8 +45,8 @@ typedef struct pv_upstream_response_s {
 ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int body_mode, int64_t body_len,
                                char *buf, size_t cap);
 
-/* Write the client response head for an upstream response, in NGINX's
- * order: status line (upstream reason kept, standard one if empty),
+/* Write the client response head for an upstream response (through
+ * pv_http_write_head()), in NGINX's order: status line (upstream reason kept, standard one if empty),
  * Server, Date, Content-Type, Content-Length, Location when `proxy_redirect
  * default` rewrote it (made absolute, as NGINX's header filter does),
  * Transfer-Encoding,
@@ -55,5 +56,12 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
  * is used with PV_RESP_LENGTH. Returns the length or -1 if cap is too small. */
 ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, int frame,
                                 int64_t content_length, int keepalive, char *buf, size_t cap);
+
+/* The same head as a description for the response writer: frame and
+ * content_length as above, the upstream fields that pass into fields
+ * (room for u->nheaders), a rewritten Location composed in u->r's arena.
+ * Returns 0. */
+int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t content_length,
+                           pv_header_t *fields, pv_resp_head_t *h);
 
 #endif
