@@ -35,6 +35,17 @@ typedef struct pv_content_s {
     pv_phase_handler_t handler;                /* produces the response */
 } pv_content_t;
 
+/* What the server side calls on the content handler that is producing a
+ * request's response, once the handler has parked it (h2o's generator).
+ * The handler sets hr->handler and hr->handling when it takes over, and
+ * clears handling when it is done (pv_resp_finish(), an answer). */
+typedef struct pv_handler_s {
+    const char *name;                     /* for logs */
+    void (*proceed)(struct pv_hreq_s *hr); /* everything queued to the client was written: send more */
+    void (*readable)(struct pv_hreq_s *hr); /* the client sent more (body bytes) or closed */
+    void (*abort)(struct pv_hreq_s *hr);   /* the request ends early (client gone, timeout): drop everything */
+} pv_handler_t;
+
 /* Add h at the end of phase (start-up only, before any worker runs). */
 void pv_phases_register(int phase, pv_phase_handler_t h);
 /* Add a content handler (start-up only). */

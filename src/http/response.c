@@ -3,7 +3,10 @@
 #include "response.h"
 
 #include <string.h>
+
+#include "../core/time.h"
 #include "errpage.h"
+#include "server.h"
 
 /* Bounded writer: the first overflow marks it and later writes are no-ops. */
 typedef struct wr_s {
@@ -82,4 +85,136 @@ ssize_t pv_http_write_head(const pv_resp_head_t *h, pv_str_t date, int keepalive
     put_str(&w, h->extra);
     PUT_LIT(&w, "\r\n");
     return w.over ? -1 : (ssize_t)(w.p - buf);
+}
+
+/* ---- the response calls, over HTTP/1 ---------------------------------- */
+
+/* Whether the connection may carry another request after this one. */
+static int want_keepalive(pv_hreq_t *hr)
+{
+    const pv_loc_conf_t *lc = hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf;
+    return (hr->r.flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining && !(hr->c->flags & PV_HC_F_ORPHAN) &&
+           lc->keepalive_timeout > 0 &&
+           (int64_t)hr->c->nreq < lc->keepalive_requests;
+}
+
+void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
+{
+    pv_hconn_t *c = hr->c;
+    pv_timer_del(c->w->loop, &c->timer);
+    if (!hr->handling && !hr->body_held)
+        pv_body_discard_buffered(hr);
+    /* a request body we have not read would be taken for the next request */
+    if (!hr->body_done)
+        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+    /* the errors after which NGINX does not trust the connection */
+    if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431 || status == 500 ||
+        status == 501)
+        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+    hr->keepalive = (uint8_t)want_keepalive(hr);
+    if (!hr->out)
+        hr->out = pv_buf_get();
+    pv_buf_t *o = hr->out;
+    int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
+    pv_resp_head_t h;
+    char page[512];
+    ssize_t plen = 0;
+    if (body.p) {
+        h = (pv_resp_head_t){.status = status, .content_type = PV_STR("text/plain"),
+                             .content_length = (int64_t)body.len};
+    } else {
+        plen = pv_errpage_page(status, page, sizeof(page));
+        pv_errpage_head(status, location, plen, &h);
+    }
+    h.extra = hr->acc.xhdr;
+    ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
+    if (n < 0)
+        n = 0;
+    hr->r.status = status;
+    pv_server_queue_head(hr, o->data, (size_t)n);
+    if (!head_only && body.p) {
+        pv_outq_push(&hr->cq, body.p, body.len);
+    } else if (!head_only && plen > 0 && (size_t)n + (size_t)plen <= o->size) {
+        memcpy(o->data + n, page, (size_t)plen);
+        pv_outq_push(&hr->cq, o->data + n, (size_t)plen);
+    }
+    hr->resp_done = 1;
+    int rc = pv_server_flush(hr);
+    if (rc == PV_OK)
+        pv_server_request_done(hr);
+    else if (rc == PV_ERR)
+        pv_server_close(c);
+}
+
+int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    if (h->frame == PV_FRAME_CHUNKED && hr->r.http_minor != 1) {
+        /* no chunked coding for HTTP/1.0: the body ends with the connection */
+        h->frame = PV_FRAME_CLOSE;
+        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+    }
+    hr->keepalive = (uint8_t)want_keepalive(hr);
+    hr->resp_chunked = h->frame == PV_FRAME_CHUNKED;
+    h->extra = hr->acc.xhdr;
+    if (!hr->out)
+        hr->out = pv_buf_get();
+    ssize_t n = pv_http_write_head(h, pv_time_http_date(), hr->keepalive, hr->out->data, hr->out->size);
+    if (n < 0)
+        return PV_ERR;
+    hr->r.status = h->status;
+    pv_server_queue_head(hr, hr->out->data, (size_t)n);
+    return PV_OK;
+}
+
+int pv_resp_room(const pv_hreq_t *hr)
+{
+    const pv_outq_t *q = &hr->cq;
+    /* room for the spans, their chunk framing and the last chunk */
+    if (hr->resp_chunked)
+        return PV_MIN((PV_OUTQ_IOV - q->first - q->n - 2) / 3, PV_OUTQ_HDR - q->nhdr);
+    return PV_OUTQ_IOV - q->first - q->n - 1;
+}
+
+void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (hr->resp_chunked)
+            pv_outq_push_chunk(&hr->cq, spans[i].p, spans[i].len);
+        else
+            pv_outq_push(&hr->cq, spans[i].p, spans[i].len);
+    }
+}
+
+int pv_resp_flush(pv_hreq_t *hr)
+{
+    int rc = pv_server_flush(hr);
+    if (rc == PV_ERR)
+        pv_server_close(hr->c);
+    return rc;
+}
+
+void pv_resp_finish(pv_hreq_t *hr)
+{
+    if (hr->resp_chunked)
+        pv_outq_push_last_chunk(&hr->cq);
+    hr->resp_done = 1;
+    if (pv_resp_flush(hr) == PV_OK)
+        pv_server_request_done(hr);
+}
+
+void pv_resp_abort(pv_hreq_t *hr)
+{
+    pv_server_close(hr->c);
+}
+
+int pv_resp_continue(pv_hreq_t *hr)
+{
+    pv_outq_push(&hr->cq, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return pv_resp_flush(hr) == PV_ERR ? PV_ERR : PV_OK;
+}
+
+void pv_resp_error(pv_hreq_t *hr, int status)
+{
+    pv_outq_reset(&hr->cq);
+    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
 }

@@ -32,4 +32,35 @@ typedef struct pv_resp_head_s {
  * cap is too small. */
 ssize_t pv_http_write_head(const pv_resp_head_t *h, pv_str_t date, int keepalive, char *buf, size_t cap);
 
+/* The calls a content handler answers with; HTTP/2 will implement the
+ * same ones. A response is: a head, body spans, then finish (or abort).
+ * Bytes queued are not copied and must stay until written. */
+struct pv_hreq_s;
+
+/* Queue the response head h. The protocol side decides keepalive and the
+ * framing: PV_FRAME_CHUNKED stands for a body of unknown length, which an
+ * HTTP/1.0 client gets until the connection closes. Records the status
+ * for the log. PV_OK, or PV_ERR when the head does not fit. */
+int pv_resp_send_head(struct pv_hreq_s *hr, pv_resp_head_t *h);
+/* How many body spans pv_resp_send_body() takes now (0: flush first). */
+int pv_resp_room(const struct pv_hreq_s *hr);
+/* Queue n body spans, framed as the head said (at most pv_resp_room()). */
+void pv_resp_send_body(struct pv_hreq_s *hr, const pv_str_t *spans, int n);
+/* Write what is queued. PV_OK when all is written, PV_AGAIN when the
+ * client is slow (send_timeout runs; the handler's proceed() follows once
+ * it has taken everything), PV_ERR when the connection failed: it is
+ * closed and the request is gone. */
+int pv_resp_flush(struct pv_hreq_s *hr);
+/* The response is complete: its end is queued and, once everything is
+ * written, the request ends (log, keepalive). The handler is done. */
+void pv_resp_finish(struct pv_hreq_s *hr);
+/* The response cannot be completed: the connection is closed so the
+ * client cannot take a cut response for a whole one. */
+void pv_resp_abort(struct pv_hreq_s *hr);
+/* Send the interim 100 Continue. PV_OK, or PV_ERR (connection closed). */
+int pv_resp_continue(struct pv_hreq_s *hr);
+/* Answer with the error page for status instead of a response that has
+ * not started (anything queued before it, a 100 Continue, is dropped). */
+void pv_resp_error(struct pv_hreq_s *hr, int status);
+
 #endif

@@ -153,8 +153,10 @@ void pv_server_close(pv_hconn_t *c)
     }
     pv_timer_del(w->loop, &c->timer);
     if (c->hr) {
-        if (c->hr->proxying)
-            pv_proxy_abort(&c->hr->px);
+        if (c->hr->handling) {
+            c->hr->handling = 0;
+            c->hr->handler->abort(c->hr);
+        }
         req_free(c->hr);
         c->hr = NULL;
     }
@@ -318,15 +320,6 @@ static const pv_loc_conf_t *req_lconf(const pv_hreq_t *hr)
     return hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf;
 }
 
-/* Whether the connection may carry another request after this one. */
-static int want_keepalive(pv_hreq_t *hr)
-{
-    const pv_loc_conf_t *lc = req_lconf(hr);
-    return (hr->r.flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining && !(hr->c->flags & PV_HC_F_ORPHAN) &&
-           lc->keepalive_timeout > 0 &&
-           (int64_t)hr->c->nreq < lc->keepalive_requests;
-}
-
 void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n)
 {
     if (hr->r.flags & PV_REQ_F_HTTP09) {
@@ -335,54 +328,6 @@ void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n)
     }
     pv_outq_push(&hr->cq, p, n);
     hr->resp_head_bytes = (uint32_t)n;
-}
-
-void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
-{
-    pv_hconn_t *c = hr->c;
-    pv_timer_del(c->w->loop, &c->timer);
-    if (!hr->proxying && !hr->body_held)
-        pv_body_discard_buffered(hr);
-    /* a request body we have not read would be taken for the next request */
-    if (!hr->body_done)
-        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
-    /* the errors after which NGINX does not trust the connection */
-    if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431 || status == 500 ||
-        status == 501)
-        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
-    hr->keepalive = (uint8_t)want_keepalive(hr);
-    if (!hr->out)
-        hr->out = pv_buf_get();
-    pv_buf_t *o = hr->out;
-    int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
-    pv_resp_head_t h;
-    char page[512];
-    ssize_t plen = 0;
-    if (body.p) {
-        h = (pv_resp_head_t){.status = status, .content_type = PV_STR("text/plain"),
-                             .content_length = (int64_t)body.len};
-    } else {
-        plen = pv_errpage_page(status, page, sizeof(page));
-        pv_errpage_head(status, location, plen, &h);
-    }
-    h.extra = hr->acc.xhdr;
-    ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
-    if (n < 0)
-        n = 0;
-    hr->r.status = status;
-    pv_server_queue_head(hr, o->data, (size_t)n);
-    if (!head_only && body.p) {
-        pv_outq_push(&hr->cq, body.p, body.len);
-    } else if (!head_only && plen > 0 && (size_t)n + (size_t)plen <= o->size) {
-        memcpy(o->data + n, page, (size_t)plen);
-        pv_outq_push(&hr->cq, o->data + n, (size_t)plen);
-    }
-    hr->resp_done = 1;
-    int rc = pv_server_flush(hr);
-    if (rc == PV_OK)
-        pv_server_request_done(hr);
-    else if (rc == PV_ERR)
-        pv_server_close(c);
 }
 
 void pv_server_error(pv_hreq_t *hr, int status)
@@ -493,7 +438,7 @@ static void handle_input(pv_hconn_t *c)
     for (;;) {
         if (c->flags & PV_HC_F_CLOSING)
             return;
-        if (c->hr && (c->hr->proxying || c->hr->acc.waiting || !pv_outq_empty(&c->hr->cq) || c->hr->resp_done))
+        if (c->hr && (c->hr->handling || c->hr->acc.waiting || !pv_outq_empty(&c->hr->cq) || c->hr->resp_done))
             return;
         if (c->in && c->in->pos < c->in->last) {
             if (!c->hr) {
@@ -642,8 +587,18 @@ static void conn_io_cb(pv_io_t *io, unsigned events)
         return;
     pv_xprt_events(&c->x, events);
     pv_hreq_t *hr = c->hr;
-    if (hr && hr->proxying) {
-        pv_proxy_client_event(hr, events);
+    if (hr && hr->handling) {
+        if ((events & PV_EV_WRITE) && !pv_outq_empty(&hr->cq)) {
+            int rc = pv_resp_flush(hr);
+            if (rc != PV_OK)
+                return;
+            pv_timer_del(c->w->loop, &c->timer);
+            hr->handler->proceed(hr);
+            if (c->hr != hr || !hr->handling || (c->flags & PV_HC_F_CLOSING))
+                return;
+        }
+        if (events & PV_EV_READ)
+            hr->handler->readable(hr);
         return;
     }
     if (hr && !pv_outq_empty(&hr->cq)) {
@@ -671,12 +626,12 @@ static void conn_timer_cb(pv_timer_t *t)
         pv_server_close(c);
         return;
     }
-    if (hr->proxying) {
-        /* body read timeout or send timeout while proxying */
+    if (hr->handling) {
+        /* body read timeout or send timeout while a handler runs */
         pv_log(PV_LOG_INFO, "client timed out, client: %s", hr->r.peer_text);
-        if (!hr->px.resp_head_done) {
-            pv_proxy_abort(&hr->px);
-            hr->proxying = 0;
+        if (!hr->resp_head_bytes) {
+            hr->handling = 0;
+            hr->handler->abort(hr);
             pv_server_error(hr, 408);
         } else {
             pv_server_close(c);

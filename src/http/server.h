@@ -16,6 +16,8 @@
 #include "../proxy/proxy.h"
 #include "access.h"
 #include "body.h"
+#include "phases.h"
+#include "response.h"
 #include "chunked.h"
 #include "request.h"
 
@@ -63,7 +65,9 @@ typedef struct pv_hreq_s {
     uint32_t resp_head_bytes;     /* bytes of the response head (for $body_bytes_sent) */
     uint8_t keepalive;            /* keep the connection after this response */
     uint8_t resp_done;            /* everything for this response is queued */
-    uint8_t proxying;             /* px is active */
+    uint8_t handling;             /* handler is producing the response: client events go to it */
+    uint8_t resp_chunked;         /* the response body goes out in the chunked coding */
+    const pv_handler_t *handler;  /* the content handler that took the request over */
     pv_access_t acc;              /* rate limit and authentication state */
     pv_proxy_t px;                /* the proxy exchange */
 } pv_hreq_t;

@@ -27,6 +27,13 @@ static void upstream_timeout_cb(void *owner);
 /* The proxy as owner of an upstream connection. */
 static const pv_upconn_ops_t upconn_ops = {upstream_event_cb, upstream_timeout_cb};
 
+static void client_proceed(pv_hreq_t *hr);
+static void client_readable(pv_hreq_t *hr);
+static void client_abort(pv_hreq_t *hr);
+
+/* The proxy as the handler producing a client's response. */
+static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_readable, client_abort};
+
 /* ---- helpers --------------------------------------------------------------- */
 
 static int method_idempotent(int m)
@@ -154,7 +161,8 @@ void pv_proxy_start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_
     }
     px->hbuf->last = (uint32_t)n;
     px->upstream_keep = (uint8_t)request_keeps_connection(loc);
-    hr->proxying = 1;
+    hr->handling = 1;
+    hr->handler = &proxy_handler;
     start_upstream(px);
 }
 
@@ -211,21 +219,19 @@ static void proxy_start(pv_hreq_t *hr)
     }
     px->hbuf->last = (uint32_t)n;
     px->upstream_keep = (uint8_t)request_keeps_connection(loc);
-    hr->proxying = 1;
+    hr->handling = 1;
+    hr->handler = &proxy_handler;
 
     if ((r->flags & PV_REQ_F_EXPECT_CONTINUE) && r->http_minor == 1 && !pv_body_done(hr) &&
         !pv_body_buffered(hr)) {
-        pv_outq_push(&hr->cq, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         px->expect_sent = 1;
-        if (pv_server_flush(hr) == PV_ERR) {
-            pv_server_close(hr->c);
+        if (pv_resp_continue(hr) == PV_ERR)
             return;
-        }
     }
     if (px->up_frame == PV_FRAME_LENGTH) {
         int rc = pv_body_preread(hr, PV_PROXY_BUFFER_BODY);
         if (rc == PV_ERR) {
-            pv_server_close(hr->c);
+            pv_resp_abort(hr);
             return;
         }
         if (rc == PV_AGAIN) {
@@ -241,7 +247,7 @@ static void buffer_body(pv_proxy_t *px)
 {
     int rc = pv_body_preread(px->hr, PV_PROXY_BUFFER_BODY);
     if (rc == PV_ERR) {
-        pv_server_close(px->hr->c);
+        pv_resp_abort(px->hr);
         return;
     }
     if (rc == PV_OK) {
@@ -349,7 +355,7 @@ static void upstream_write(pv_proxy_t *px)
         if (rc == PV_AGAIN)
             return;
         if (rc == PV_ERR) {
-            pv_server_close(hr->c);
+            pv_resp_abort(hr);
             return;
         }
     }
@@ -364,8 +370,6 @@ static void response_complete(pv_proxy_t *px)
     pv_upconn_t *u = px->u;
     px->resp_done = 1;
     px->r->upstream_response_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
-    if (px->client_frame == PV_FRAME_CHUNKED)
-        pv_outq_push_last_chunk(&hr->cq);
     if (u) {
         pv_upstream_done_t d = {
             .resp_complete = 1,
@@ -378,21 +382,12 @@ static void response_complete(pv_proxy_t *px)
         px->u = NULL;
         pv_upstream_release(u, &d);
     }
+    hr->handling = 0;
     if (px->sub_done) {
-        hr->proxying = 0;
         px->sub_done(hr, px->status);
         return;
     }
-    hr->resp_done = 1;
-    int rc = pv_server_flush(hr);
-    if (rc == PV_ERR) {
-        pv_server_close(hr->c);
-        return;
-    }
-    if (rc == PV_OK) {
-        hr->proxying = 0;
-        pv_server_request_done(hr);
-    }
+    pv_resp_finish(hr);
 }
 
 /* The upstream's final head is parsed (px->rp): decide what to do with
@@ -431,7 +426,6 @@ static int response_head(pv_proxy_t *px)
         r->upstream_headers = hs;
         r->nupstream_headers = rp->nfields;
         px->resp_head_done = 1;
-        px->client_frame = PV_FRAME_NONE;
         return 0;
     }
 
@@ -446,17 +440,9 @@ static int response_head(pv_proxy_t *px)
         out_len = rp->has_cl ? cl : -1;
         if (!head_req && status != 204 && status != 304 && rp->has_cl)
             out_len = 0;
-    } else if (r->http_minor == 1) {
-        frame = PV_FRAME_CHUNKED;
     } else {
-        frame = PV_FRAME_CLOSE;
-        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+        frame = PV_FRAME_CHUNKED; /* unknown length: the protocol side frames it */
     }
-    px->client_frame = frame;
-    const pv_loc_conf_t *lc = &r->loc->conf;
-    hr->keepalive = (r->flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining &&
-                    !(hr->c->flags & PV_HC_F_ORPHAN) && lc->keepalive_timeout > 0 &&
-                    (int64_t)hr->c->nreq < lc->keepalive_requests;
 
     pv_upstream_response_t ur = {
         .status = status,
@@ -466,20 +452,14 @@ static int response_head(pv_proxy_t *px)
         .r = r,
         .loc = r->loc,
     };
-    if (!hr->out)
-        hr->out = pv_buf_get();
     int rframe = frame == PV_FRAME_CHUNKED ? PV_RESP_CHUNKED : PV_RESP_NONE;
     if (frame == PV_FRAME_LENGTH || (frame == PV_FRAME_NONE && out_len >= 0))
         rframe = PV_RESP_LENGTH;
     pv_header_t fields[PV_URESP_MAX_FIELDS];
     pv_resp_head_t h;
     pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
-    h.extra = hr->acc.xhdr;
-    ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, hr->out->data, hr->out->size);
-    if (n < 0)
+    if (pv_resp_send_head(hr, &h) != PV_OK)
         return -1;
-    r->status = status;
-    pv_server_queue_head(hr, hr->out->data, (size_t)n);
     px->resp_head_done = 1;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
@@ -494,18 +474,10 @@ static int queue_response_body(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
     pv_buf_t *b = px->uin;
-    pv_outq_t *q = &hr->cq;
     pv_str_t spans[16];
 
     while (!px->rp.body_done && b->pos < b->last) {
-        /* room for the spans, and for the last chunk after them */
-        int max = 16;
-        if (px->sub_done)
-            max = 16;
-        else if (px->client_frame == PV_FRAME_CHUNKED)
-            max = PV_MIN(PV_MIN((PV_OUTQ_IOV - q->first - q->n - 2) / 3, PV_OUTQ_HDR - q->nhdr), 16);
-        else
-            max = PV_MIN(PV_OUTQ_IOV - q->first - q->n - 1, 16);
+        int max = px->sub_done ? 16 : PV_MIN(pv_resp_room(hr), 16);
         if (max <= 0)
             return 0;
         int ns = 0;
@@ -513,12 +485,8 @@ static int queue_response_body(pv_proxy_t *px)
         if (used < 0)
             return -1;
         b->pos += (uint32_t)used;
-        for (int i = 0; i < ns && !px->sub_done; i++) {
-            if (px->client_frame == PV_FRAME_CHUNKED)
-                pv_outq_push_chunk(q, spans[i].p, spans[i].len);
-            else
-                pv_outq_push(q, spans[i].p, spans[i].len);
-        }
+        if (!px->sub_done)
+            pv_resp_send_body(hr, spans, ns);
     }
     return px->rp.body_done;
 }
@@ -531,7 +499,7 @@ static void upstream_read(pv_proxy_t *px)
 
     for (;;) {
         pv_upconn_t *u = px->u;
-        if (!u || !hr->proxying)
+        if (!u || !hr->handling)
             return;
         if (px->resp_head_done) {
             /* queue what is buffered behind the head so head and body
@@ -548,16 +516,10 @@ static void upstream_read(pv_proxy_t *px)
                     return;
                 }
             }
-            if (!pv_outq_empty(&hr->cq)) {
-                int rc = pv_server_flush(hr);
-                if (rc == PV_ERR) {
-                    pv_server_close(hr->c);
-                    return;
-                }
-                if (rc == PV_AGAIN)
-                    return;
-                continue;
-            }
+            if (pv_resp_flush(hr) != PV_OK)
+                return; /* the client is slow (proceed() follows), or gone */
+            if (px->uin->pos < px->uin->last)
+                continue; /* more was buffered than the queue took */
             px->uin->pos = px->uin->last = 0;
         } else if (!px->uin) {
             px->uin = pv_buf_get();
@@ -679,13 +641,12 @@ static void answer_failure(pv_proxy_t *px, pv_upfail_t f)
 {
     pv_hreq_t *hr = px->hr;
     int status = pv_upfail_info(f)->status;
-    hr->proxying = 0;
+    hr->handling = 0;
     if (px->sub_done) {
         px->sub_done(hr, px->resp_head_done ? 500 : status);
         return;
     }
-    pv_outq_reset(&hr->cq);
-    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
+    pv_resp_error(hr, status);
 }
 
 /* One error log line per failure, worded as NGINX's. */
@@ -765,7 +726,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     if (px->resp_head_done && !px->sub_done) {
         /* part of the response reached the client: it must not look
          * complete, so the connection is closed mid-body */
-        pv_server_close(px->hr->c);
+        pv_resp_abort(px->hr);
         return;
     }
     if (fi->next && try_next(px, fi->next))
@@ -807,32 +768,18 @@ static void upstream_timeout_cb(void *owner)
     upstream_failed(px, f, ETIMEDOUT, NULL);
 }
 
-void pv_proxy_client_event(pv_hreq_t *hr, unsigned events)
+/* The client took everything queued: relay more of the response. */
+static void client_proceed(pv_hreq_t *hr)
 {
     pv_proxy_t *px = &hr->px;
-    pv_hconn_t *c = hr->c;
-    if ((events & PV_EV_WRITE) && !pv_outq_empty(&hr->cq)) {
-        int rc = pv_server_flush(hr);
-        if (rc == PV_ERR) {
-            pv_server_close(c);
-            return;
-        }
-        if (rc == PV_AGAIN)
-            return;
-        pv_timer_del(c->w->loop, &c->timer);
-        if (px->resp_done) {
-            hr->proxying = 0;
-            pv_server_request_done(hr);
-            return;
-        }
-        if (px->u && px->resp_head_done) {
-            upstream_read(px);
-            if (!hr->proxying || (c->flags & PV_HC_F_CLOSING))
-                return;
-        }
-    }
-    if (!(events & PV_EV_READ))
-        return;
+    if (px->u && px->resp_head_done)
+        upstream_read(px);
+}
+
+/* The client sent something: more body, or (body complete) its close. */
+static void client_readable(pv_hreq_t *hr)
+{
+    pv_proxy_t *px = &hr->px;
     if (px->buffering) {
         buffer_body(px);
         return;
@@ -847,15 +794,14 @@ void pv_proxy_client_event(pv_hreq_t *hr, unsigned events)
     if (pv_body_client_closed(hr)) {
         pv_log(PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                hr->r.peer_text);
-        pv_server_close(c);
+        pv_resp_abort(hr);
     }
 }
 
-void pv_proxy_abort(pv_proxy_t *px)
+/* The request ends before the exchange did: drop the upstream side. */
+static void client_abort(pv_hreq_t *hr)
 {
-    drop_upstream(px);
-    if (px->hr)
-        px->hr->proxying = 0;
+    drop_upstream(&hr->px);
 }
 
 /* ---- module ---------------------------------------------------------------------- */

@@ -45,7 +45,6 @@ typedef struct pv_proxy_s {
     pv_buf_t *uin;               /* bytes read from the upstream */
     int status;                  /* upstream status */
     int resp_frame;              /* PV_FRAME_* of the upstream response body */
-    int client_frame;            /* framing toward the client */
     uint64_t start_ns;           /* exchange start (for $upstream_response_time) */
     uint64_t sent_before;        /* bytes written on the connection before this request */
     uint8_t reused;              /* the connection came from the pool */
@@ -70,9 +69,5 @@ extern pv_module_t pv_proxy_module;
  * the status once its response has been read to the end. Response header
  * fields are in sr->upstream_headers while done runs. */
 void pv_proxy_start_sub(struct pv_hreq_s *hr, pv_request_t *sr, struct pv_location_s *loc, pv_proxy_sub_cb done);
-/* Client socket events while proxying. */
-void pv_proxy_client_event(struct pv_hreq_s *hr, unsigned events);
-/* Client went away or request is aborted: drop the upstream side. */
-void pv_proxy_abort(pv_proxy_t *px);
 
 #endif
