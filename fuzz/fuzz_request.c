@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include "../src/proxy/proxy.h"
 #include "../src/upstream/upstream.h"
 
 static const char conf_text[] =

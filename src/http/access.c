@@ -568,10 +568,9 @@ static int auth_step(pv_hreq_t *hr)
     return 0;
 }
 
-static void sub_done(pv_hreq_t *hr, int status)
+static void sub_done(pv_hreq_t *hr, pv_request_t *sr, int status)
 {
     const pv_policy_conf_t *p = policy(hr);
-    pv_request_t *sr = hr->px.r;
     hr->acc.waiting = 0;
     if (status >= 200 && status < 300) {
         /* auth_request_set: evaluated against the subrequest's response */
@@ -633,15 +632,13 @@ static int auth_request_step(pv_hreq_t *hr)
     int redirect = 0;
     pv_location_t *loc = pv_router_find_location(hr->r.srv, sr->uri, &redirect);
     sr->loc = loc;
-    if (!loc || !loc->proxy_pass) {
+    hr->acc.waiting = 1;
+    if (!loc || pv_phases_subrequest(hr, sr, loc, sub_done) != PV_OK) {
         /* NGINX would serve a file here; portvakt has none, so the status
          * is what the location answers */
         int st = loc && loc->return_code ? loc->return_code : 404;
-        sub_done(hr, st);
-        return -1;
+        sub_done(hr, sr, st);
     }
-    hr->acc.waiting = 1;
-    pv_proxy_start_sub(hr, sr, loc, sub_done);
     return -1;
 }
 

@@ -58,6 +58,17 @@ void pv_phases_content(const pv_content_t *c)
         contents[ncontents++] = c;
 }
 
+int pv_phases_subrequest(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done)
+{
+    for (int i = 0; i < ncontents; i++) {
+        if (contents[i]->claims(loc) && contents[i]->subrequest) {
+            contents[i]->subrequest(hr, sr, loc, done);
+            return PV_OK;
+        }
+    }
+    return PV_ERR;
+}
+
 /* The content phase: the first handler that claims the location and does
  * not decline it, or 404 when none does. */
 static void run_content(pv_hreq_t *hr)

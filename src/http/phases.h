@@ -6,6 +6,7 @@
 #define PV_PHASES_H
 
 #include "../config/conf.h"
+#include "request.h"
 
 struct pv_hreq_s;
 
@@ -27,12 +28,20 @@ enum {
 
 typedef int (*pv_phase_handler_t)(struct pv_hreq_s *hr);
 
+/* Called when a subrequest ends: its status, or the status the gateway
+ * would have answered (502, 504) when it failed. sr's upstream_headers
+ * hold the response's fields while it runs. */
+typedef void (*pv_sub_done_cb)(struct pv_hreq_s *hr, pv_request_t *sr, int status);
+
 /* A content handler claims the locations it serves (proxy_pass, later
  * static files, cache, metrics); the first that claims one runs it. */
 typedef struct pv_content_s {
     const char *name;                          /* for logs */
     int (*claims)(const pv_location_t *loc);   /* whether loc is served by this handler */
     pv_phase_handler_t handler;                /* produces the response */
+    /* Run the subrequest sr (hr's, rewritten for loc) and call done once
+     * its response is read; NULL when the handler serves none. */
+    void (*subrequest)(struct pv_hreq_s *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done);
 } pv_content_t;
 
 /* What the server side calls on the content handler that is producing a
@@ -41,9 +50,10 @@ typedef struct pv_content_s {
  * clears handling when it is done (pv_resp_finish(), an answer). */
 typedef struct pv_handler_s {
     const char *name;                     /* for logs */
-    void (*proceed)(struct pv_hreq_s *hr); /* everything queued to the client was written: send more */
+    void (*proceed)(struct pv_hreq_s *hr);  /* everything queued to the client was written: send more */
     void (*readable)(struct pv_hreq_s *hr); /* the client sent more (body bytes) or closed */
     void (*abort)(struct pv_hreq_s *hr);   /* the request ends early (client gone, timeout): drop everything */
+    void (*cleanup)(struct pv_hreq_s *hr); /* the request is freed: release the handler's state */
 } pv_handler_t;
 
 /* Add h at the end of phase (start-up only, before any worker runs). */
@@ -58,6 +68,10 @@ void pv_phases_run(struct pv_hreq_s *hr);
 /* A handler that parked the request is done with PV_PHASE_NEXT: go on
  * with the handler after it. */
 void pv_phases_resume(struct pv_hreq_s *hr);
+/* Send the subrequest sr to the content handler of loc (auth_request);
+ * done is called when it ends. PV_ERR when no handler of loc serves
+ * subrequests (done is not called). */
+int pv_phases_subrequest(struct pv_hreq_s *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done);
 /* Run the log phase (the request has ended). */
 void pv_phases_log(struct pv_hreq_s *hr);
 

@@ -74,8 +74,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     }
     pv_arena_t arena = hr->arena;
     /* clear the request state, keeping the arena's first block */
-    memset(hr, 0, offsetof(pv_hreq_t, px));
-    memset(&hr->px, 0, offsetof(pv_proxy_t, rp));
+    memset(hr, 0, sizeof(*hr));
     hr->arena = arena;
     hr->c = c;
     llhttp_init(&hr->parser, HTTP_REQUEST, &req_settings);
@@ -105,8 +104,8 @@ static void req_free(pv_hreq_t *hr)
 {
     pv_buf_put(hr->out);
     pv_buf_put(hr->bin);
-    pv_buf_put(hr->px.hbuf);
-    pv_buf_put(hr->px.uin);
+    if (hr->handler && hr->handler->cleanup)
+        hr->handler->cleanup(hr);
     pv_access_end(hr);
     pv_arena_reset(&hr->arena);
     pv_worker_gen_release(hr->c->w, hr->gen);

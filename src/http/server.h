@@ -13,7 +13,6 @@
 #include "../core/outq.h"
 #include "../core/xprt.h"
 #include "../proc/worker.h"
-#include "../proxy/proxy.h"
 #include "access.h"
 #include "body.h"
 #include "phases.h"
@@ -68,8 +67,8 @@ typedef struct pv_hreq_s {
     uint8_t handling;             /* handler is producing the response: client events go to it */
     uint8_t resp_chunked;         /* the response body goes out in the chunked coding */
     const pv_handler_t *handler;  /* the content handler that took the request over */
+    void *handler_ctx;            /* the handler's per-request state (its own, from its own cache) */
     pv_access_t acc;              /* rate limit and authentication state */
-    pv_proxy_t px;                /* the proxy exchange */
 } pv_hreq_t;
 
 /* connection flags */

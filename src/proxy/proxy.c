@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -30,9 +31,11 @@ static const pv_upconn_ops_t upconn_ops = {upstream_event_cb, upstream_timeout_c
 static void client_proceed(pv_hreq_t *hr);
 static void client_readable(pv_hreq_t *hr);
 static void client_abort(pv_hreq_t *hr);
+static void client_cleanup(pv_hreq_t *hr);
 
 /* The proxy as the handler producing a client's response. */
-static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_readable, client_abort};
+static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_readable, client_abort,
+                                         client_cleanup};
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -140,9 +143,39 @@ static void exchange_reset(pv_proxy_t *px)
     pv_buf_put(hbuf);
 }
 
-void pv_proxy_start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_proxy_sub_cb done)
+/* The worker's cache of exchange states: one is taken when a request is
+ * first proxied and given back when the request is freed. */
+static __thread pv_proxy_t *free_px;
+
+/* The request's exchange state, taken from the cache on first use. */
+static pv_proxy_t *px_get(pv_hreq_t *hr)
 {
-    pv_proxy_t *px = &hr->px;
+    pv_proxy_t *px = hr->handler_ctx;
+    if (px)
+        return px;
+    px = free_px;
+    if (px)
+        free_px = px->next_free;
+    else if (!(px = malloc(sizeof(*px))))
+        return NULL;
+    memset(px, 0, offsetof(pv_proxy_t, rp));
+    px->hr = hr;
+    hr->handler_ctx = px;
+    hr->handler = &proxy_handler;
+    return px;
+}
+
+/* Send the subrequest sr (hr's request model, rewritten for loc: method
+ * GET, the subrequest URI, no body) to loc's proxy_pass and call done with
+ * the status once its response has been read to the end. Response header
+ * fields are in sr->upstream_headers while done runs. */
+static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done)
+{
+    pv_proxy_t *px = px_get(hr);
+    if (!px) {
+        done(hr, sr, 500);
+        return;
+    }
     exchange_reset(px);
     px->hr = hr;
     px->r = sr;
@@ -156,19 +189,22 @@ void pv_proxy_start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_
     pv_body_hold(hr);
     ssize_t n = pv_proxy_build_request(sr, loc, PV_FRAME_NONE, 0, px->hbuf->data, px->hbuf->size);
     if (n < 0) {
-        done(hr, 500);
+        done(hr, sr, 500);
         return;
     }
     px->hbuf->last = (uint32_t)n;
     px->upstream_keep = (uint8_t)request_keeps_connection(loc);
     hr->handling = 1;
-    hr->handler = &proxy_handler;
     start_upstream(px);
 }
 
 static void proxy_start(pv_hreq_t *hr)
 {
-    pv_proxy_t *px = &hr->px;
+    pv_proxy_t *px = px_get(hr);
+    if (!px) {
+        pv_server_respond(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
     pv_request_t *r = &hr->r;
     pv_location_t *loc = r->loc;
 
@@ -220,7 +256,6 @@ static void proxy_start(pv_hreq_t *hr)
     px->hbuf->last = (uint32_t)n;
     px->upstream_keep = (uint8_t)request_keeps_connection(loc);
     hr->handling = 1;
-    hr->handler = &proxy_handler;
 
     if ((r->flags & PV_REQ_F_EXPECT_CONTINUE) && r->http_minor == 1 && !pv_body_done(hr) &&
         !pv_body_buffered(hr)) {
@@ -384,7 +419,7 @@ static void response_complete(pv_proxy_t *px)
     }
     hr->handling = 0;
     if (px->sub_done) {
-        px->sub_done(hr, px->status);
+        px->sub_done(hr, px->r, px->status);
         return;
     }
     pv_resp_finish(hr);
@@ -643,7 +678,7 @@ static void answer_failure(pv_proxy_t *px, pv_upfail_t f)
     int status = pv_upfail_info(f)->status;
     hr->handling = 0;
     if (px->sub_done) {
-        px->sub_done(hr, px->resp_head_done ? 500 : status);
+        px->sub_done(hr, px->r, px->resp_head_done ? 500 : status);
         return;
     }
     pv_resp_error(hr, status);
@@ -771,7 +806,7 @@ static void upstream_timeout_cb(void *owner)
 /* The client took everything queued: relay more of the response. */
 static void client_proceed(pv_hreq_t *hr)
 {
-    pv_proxy_t *px = &hr->px;
+    pv_proxy_t *px = hr->handler_ctx;
     if (px->u && px->resp_head_done)
         upstream_read(px);
 }
@@ -779,7 +814,7 @@ static void client_proceed(pv_hreq_t *hr)
 /* The client sent something: more body, or (body complete) its close. */
 static void client_readable(pv_hreq_t *hr)
 {
-    pv_proxy_t *px = &hr->px;
+    pv_proxy_t *px = hr->handler_ctx;
     if (px->buffering) {
         buffer_body(px);
         return;
@@ -801,7 +836,20 @@ static void client_readable(pv_hreq_t *hr)
 /* The request ends before the exchange did: drop the upstream side. */
 static void client_abort(pv_hreq_t *hr)
 {
-    drop_upstream(&hr->px);
+    drop_upstream(hr->handler_ctx);
+}
+
+/* The request is freed: its exchange state goes back to the cache. */
+static void client_cleanup(pv_hreq_t *hr)
+{
+    pv_proxy_t *px = hr->handler_ctx;
+    if (!px)
+        return;
+    pv_buf_put(px->hbuf);
+    pv_buf_put(px->uin);
+    px->next_free = free_px;
+    free_px = px;
+    hr->handler_ctx = NULL;
 }
 
 /* ---- module ---------------------------------------------------------------------- */
@@ -817,7 +865,7 @@ static int content(pv_hreq_t *hr)
     return PV_PHASE_DONE;
 }
 
-static const pv_content_t proxy_content = {"proxy", claims, content};
+static const pv_content_t proxy_content = {"proxy", claims, content, start_sub};
 
 static int mod_init(void)
 {
@@ -825,7 +873,19 @@ static int mod_init(void)
     return PV_OK;
 }
 
+/* The worker thread ends: free the cache of exchange states. */
+static void mod_exit(pv_worker_t *w)
+{
+    PV_UNUSED(w);
+    while (free_px) {
+        pv_proxy_t *px = free_px;
+        free_px = px->next_free;
+        free(px);
+    }
+}
+
 pv_module_t pv_proxy_module = {
     .name = "proxy",
     .init = mod_init,
+    .worker_exit = mod_exit,
 };

@@ -11,6 +11,7 @@
 #include "../core/module.h"
 #include "../core/outq.h"
 #include "../http/chunked.h"
+#include "../http/phases.h"
 #include "../http/request.h"
 #include "../upstream/response.h"
 
@@ -23,15 +24,12 @@ struct pv_upool_s;
  * holds no upstream connection; larger bodies stream. */
 #define PV_PROXY_BUFFER_BODY 8192
 
-/* Called when an auth subrequest ends: the upstream's status, or the
- * status the gateway would have answered (502, 504) when it failed. */
-typedef void (*pv_proxy_sub_cb)(struct pv_hreq_s *hr, int status);
-
 typedef struct pv_proxy_s {
     struct pv_hreq_s *hr;        /* the client request */
+    struct pv_proxy_s *next_free; /* the worker's cache of exchange states */
     pv_request_t *r;             /* the request sent upstream: hr's, or a subrequest's */
     struct pv_location_s *loc;   /* its location */
-    pv_proxy_sub_cb sub_done;    /* set for an auth_request subrequest: the response is read, not relayed */
+    pv_sub_done_cb sub_done;     /* set for an auth_request subrequest: the response is read, not relayed */
     struct pv_upool_s *pool;     /* upstream pool */
     struct pv_upconn_s *u;       /* upstream connection in use */
     int server;                  /* server index in use */
@@ -64,10 +62,5 @@ typedef struct pv_proxy_s {
 
 /* The module: the content handler of proxy_pass locations. */
 extern pv_module_t pv_proxy_module;
-/* Send the subrequest sr (hr's request model, rewritten for loc: method
- * GET, the subrequest URI, no body) to loc's proxy_pass and call done with
- * the status once its response has been read to the end. Response header
- * fields are in sr->upstream_headers while done runs. */
-void pv_proxy_start_sub(struct pv_hreq_s *hr, pv_request_t *sr, struct pv_location_s *loc, pv_proxy_sub_cb done);
 
 #endif

@@ -213,6 +213,39 @@ def test_auth_request_unreachable_auth_service_is_500(authreq):
     assert app.requests == []
 
 
+AUTH_BY_RETURN = """
+worker_processes 1;
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        location /denied/ {
+            auth_request /_deny;
+            proxy_pass http://127.0.0.1:@APP@;
+        }
+        location /allowed/ {
+            auth_request /_allow;
+            auth_request_set $auth_status $upstream_status;
+            proxy_pass http://127.0.0.1:@APP@;
+        }
+        location = /_deny { internal; return 401; }
+        location = /_allow { internal; return 204; }
+    }
+}
+"""
+
+
+def test_auth_request_to_a_return_location(gateway, upstream, port):
+    # The subrequest's location answers by itself (no proxy_pass): its
+    # status decides, with no upstream response to read variables from.
+    app = upstream()
+    gw = gateway(AUTH_BY_RETURN, GW=port(), APP=app.port)
+    r = http(gw.port, "GET", "/denied/x")
+    assert r.status == 401
+    assert app.requests == []
+    r = http(gw.port, "GET", "/allowed/x")
+    assert echo(r)["target"] == "/allowed/x"
+
+
 def test_auth_request_off_in_a_location(authreq):
     gw, auth, app = authreq
     r = http(gw, "GET", "/api/public/page")
