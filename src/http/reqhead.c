@@ -302,7 +302,14 @@ static int te_repeated(pv_hreq_t *hr)
 int pv_reqhead_check_line(pv_hreq_t *hr, char *line, char *lf)
 {
     int st = check_version(line, (size_t)(lf - line) + 1);
-    return st ? st : http09_line(hr, line, lf);
+    if (st)
+        return st;
+    /* a line ending in " HTTP/d.d" has a version: no need to scan it for
+     * the HTTP/0.9 form (the common case, so checked from the end) */
+    const char *end = lf > line && lf[-1] == '\r' ? lf - 1 : lf;
+    if (end - line >= 9 && end[-9] == ' ' && memcmp(end - 8, "HTTP/", 5) == 0)
+        return 0;
+    return http09_line(hr, line, lf);
 }
 
 int pv_reqhead_parse_error(pv_hreq_t *hr, llhttp_errno_t e, const char *p, size_t len)
