@@ -3,38 +3,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Cached free buffers per thread; capped so a burst does not pin memory. */
-#define PV_BUF_CACHE_MAX 1024
+#include "cache.h"
+#include "fault.h"
 
-static __thread pv_buf_t *free_bufs;
-static __thread unsigned nfree;
+#define NCLASSES 5               /* 1, 2, 4, 8 and 16 KiB */
+#define CLASS_CACHE_BYTES 1048576 /* at most this much cached per class */
+
+#define CLASS(kib) {.name = "buffer", .size = sizeof(pv_buf_t) + (kib) * 1024, \
+                    .max = CLASS_CACHE_BYTES / ((kib) * 1024)}
+static __thread pv_cache_t classes[NCLASSES] = {CLASS(1), CLASS(2), CLASS(4), CLASS(8), CLASS(16)};
+
+/* Class index of a size up to PV_BUF_SIZE. */
+static int class_of(size_t size)
+{
+    int k = 0;
+    for (size_t s = PV_BUF_MIN; s < size; s <<= 1)
+        k++;
+    return k;
+}
 
 pv_buf_t *pv_buf_get(void)
 {
-    pv_buf_t *b = free_bufs;
-    if (b) {
-        free_bufs = b->next;
-        nfree--;
-    } else {
-        b = malloc(sizeof(*b) + PV_BUF_SIZE);
-        if (!b)
-            abort();
-        b->size = PV_BUF_SIZE;
-    }
-    b->next = NULL;
-    b->pos = b->last = 0;
-    return b;
+    return pv_buf_get_size(PV_BUF_SIZE);
 }
 
 pv_buf_t *pv_buf_get_size(size_t size)
 {
-    if (size <= PV_BUF_SIZE)
-        return pv_buf_get();
-    pv_buf_t *b = malloc(sizeof(*b) + size);
-    if (!b)
-        abort();
+    if (pv_fault_alloc(PV_FAULT_BUF))
+        return NULL;
+    pv_buf_t *b = NULL;
+    if (size <= PV_BUF_SIZE) {
+        int k = class_of(size);
+        size = (size_t)PV_BUF_MIN << k;
+        b = pv_cache_get(&classes[k]);
+    }
+    if (!b) {
+        b = malloc(sizeof(*b) + size);
+        if (!b)
+            return NULL;
+        b->size = (uint32_t)size;
+    }
     b->next = NULL;
-    b->size = (uint32_t)size;
     b->pos = b->last = 0;
     return b;
 }
@@ -43,13 +52,8 @@ void pv_buf_put(pv_buf_t *b)
 {
     if (!b)
         return;
-    if (b->size != PV_BUF_SIZE || nfree >= PV_BUF_CACHE_MAX) {
+    if (b->size > PV_BUF_SIZE || pv_cache_put(&classes[class_of(b->size)], b) < 0)
         free(b);
-        return;
-    }
-    b->next = free_bufs;
-    free_bufs = b;
-    nfree++;
 }
 
 void pv_buf_compact(pv_buf_t *b)
@@ -61,14 +65,4 @@ void pv_buf_compact(pv_buf_t *b)
         memmove(b->data, b->data + b->pos, n);
     b->pos = 0;
     b->last = (uint32_t)n;
-}
-
-void pv_buf_drain_cache(void)
-{
-    while (free_bufs) {
-        pv_buf_t *b = free_bufs;
-        free_bufs = b->next;
-        free(b);
-    }
-    nfree = 0;
 }

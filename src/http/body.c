@@ -3,6 +3,7 @@
  * is decoded in place and client_max_body_size is checked on the way. */
 #include "body.h"
 
+#include "../core/cache.h"
 #include "../core/log.h"
 #include "server.h"
 
@@ -85,6 +86,10 @@ static int read_body(pv_hreq_t *hr)
             /* keep the head where it is (the request model points into
              * it); further body bytes go to their own buffer */
             hr->bin = pv_buf_get();
+            if (!hr->bin) {
+                pv_cache_nomem("a body buffer", hr->r.peer_text);
+                return PV_ERR;
+            }
             b = hr->bin;
         } else {
             b->pos = b->last = 0;

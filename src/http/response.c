@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "../core/cache.h"
 #include "../core/time.h"
 #include "errpage.h"
 #include "server.h"
@@ -112,8 +113,12 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
         status == 501)
         hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
     hr->keepalive = (uint8_t)want_keepalive(hr);
-    if (!hr->out)
-        hr->out = pv_buf_get();
+    if (!hr->out && !(hr->out = pv_buf_get())) {
+        /* out of memory: this connection alone is closed */
+        pv_cache_nomem("a response buffer", hr->r.peer_text);
+        pv_server_close(c);
+        return;
+    }
     pv_buf_t *o = hr->out;
     int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
     pv_resp_head_t h;
@@ -156,8 +161,10 @@ int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
     hr->keepalive = (uint8_t)want_keepalive(hr);
     hr->resp_chunked = h->frame == PV_FRAME_CHUNKED;
     h->extra = hr->acc.xhdr;
-    if (!hr->out)
-        hr->out = pv_buf_get();
+    if (!hr->out && !(hr->out = pv_buf_get())) {
+        pv_cache_nomem("a response buffer", hr->r.peer_text);
+        return PV_ERR;
+    }
     ssize_t n = pv_http_write_head(h, pv_time_http_date(), hr->keepalive, hr->out->data, hr->out->size);
     if (n < 0)
         return PV_ERR;

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../core/cache.h"
+#include "../core/fault.h"
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../core/time.h"
@@ -20,8 +22,6 @@
 #include "router.h"
 #include "uri.h"
 
-static __thread pv_hconn_t *free_conns;
-static __thread pv_hreq_t *free_reqs;
 static __thread llhttp_settings_t req_settings;
 static __thread int req_settings_ready;
 /* connections with pipelined bytes waiting to be parsed (see run_ready) */
@@ -34,18 +34,34 @@ static __thread pv_hconn_t *reap_list;
 static void conn_io_cb(pv_io_t *io, unsigned events);
 static void conn_timer_cb(pv_timer_t *t);
 static void handle_input(pv_hconn_t *c);
+static void conn_nomem(pv_hconn_t *c, const char *what);
+static int grow_head(pv_hconn_t *c);
 
 /* ---- allocation --------------------------------------------------------- */
 
+static void req_destroy(void *obj);
+
+/* Freelists of connections and request states, bounded and given back
+ * after a burst (core/cache.h). */
+static __thread pv_cache_t conn_cache = {.name = "connection", .size = sizeof(pv_hconn_t), .max = 1024};
+static __thread pv_cache_t req_cache = {
+    .name = "request", .size = sizeof(pv_hreq_t) + 4096, .max = 64, .destroy = req_destroy};
+
 static pv_hconn_t *conn_alloc(void)
 {
-    pv_hconn_t *c = free_conns;
-    if (c)
-        free_conns = c->next;
-    else if (!(c = malloc(sizeof(*c))))
+    if (pv_fault_alloc(PV_FAULT_OTHER))
+        return NULL;
+    pv_hconn_t *c = pv_cache_get(&conn_cache);
+    if (!c && !(c = malloc(sizeof(*c))))
         return NULL;
     memset(c, 0, sizeof(*c));
     return c;
+}
+
+static void conn_free(pv_hconn_t *c)
+{
+    if (pv_cache_put(&conn_cache, c) < 0)
+        free(c);
 }
 
 static int on_url_cb(llhttp_t *p, const char *at, size_t len);
@@ -63,13 +79,13 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
         req_settings.on_headers_complete = on_headers_complete_cb;
         req_settings_ready = 1;
     }
-    pv_hreq_t *hr = free_reqs;
-    if (hr) {
-        free_reqs = hr->next_free;
-    } else {
+    if (pv_fault_alloc(PV_FAULT_OTHER))
+        return NULL;
+    pv_hreq_t *hr = pv_cache_get(&req_cache);
+    if (!hr) {
         hr = malloc(sizeof(*hr));
         if (!hr)
-            abort();
+            return NULL;
         pv_arena_init(&hr->arena, 4096);
     }
     pv_arena_t arena = hr->arena;
@@ -82,6 +98,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     pv_request_t *r = &hr->r;
     r->arena = &hr->arena;
     hr->gen = pv_worker_gen_hold(c->w);
+    c->w->requests++;
     r->conf = hr->gen->conf;
     r->peer = (const struct sockaddr *)&c->peer;
     r->peer_port = pv_net_addr_text(r->peer, r->peer_text, sizeof(r->peer_text));
@@ -109,8 +126,15 @@ static void req_free(pv_hreq_t *hr)
     pv_access_end(hr);
     pv_arena_reset(&hr->arena);
     pv_worker_gen_release(hr->c->w, hr->gen);
-    hr->next_free = free_reqs;
-    free_reqs = hr;
+    if (pv_cache_put(&req_cache, hr) < 0)
+        req_destroy(hr);
+}
+
+static void req_destroy(void *obj)
+{
+    pv_hreq_t *hr = obj;
+    pv_arena_free(&hr->arena);
+    free(hr);
 }
 
 /* ---- connection lifecycle ------------------------------------------------ */
@@ -123,6 +147,8 @@ static void conn_link(pv_worker_t *w, pv_hconn_t *c)
         conns->prev = c;
     conns = c;
     w->nconns++;
+    if (w->nconns > w->trim_peak_conns)
+        w->trim_peak_conns = w->nconns;
 }
 
 static void conn_unlink(pv_worker_t *w, pv_hconn_t *c)
@@ -176,8 +202,7 @@ void pv_server_reap(pv_worker_t *w)
     while (reap_list) {
         pv_hconn_t *c = reap_list;
         reap_list = c->next;
-        c->next = free_conns;
-        free_conns = c;
+        conn_free(c);
     }
 }
 
@@ -226,8 +251,7 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
         pv_timer_init(&c->timer, conn_timer_cb, c);
         if (pv_loop_add(w->loop, &c->x.io) < 0) {
             close(fd);
-            c->next = free_conns;
-            free_conns = c;
+            conn_free(c);
             continue;
         }
         conn_link(w, c);
@@ -363,29 +387,65 @@ static int log_access(pv_hreq_t *hr)
 
 static void process_head(pv_hreq_t *hr, uint32_t head_end)
 {
+    pv_hconn_t *c = hr->c;
+    if (c->in->size < PV_BUF_SIZE &&
+        ((hr->parser.flags & (F_CHUNKED | F_TRANSFER_ENCODING)) || hr->parser.content_length > 0)) {
+        /* a body follows the head read into a small buffer: it gets a
+         * standard buffer's room, as small bodies are read whole, and what
+         * the socket holds of it is read now, as a first read into a
+         * standard buffer would have (a chunked body's framing is then
+         * checked before an upstream is asked) */
+        if (grow_head(c) < 0) {
+            conn_nomem(c, "a body buffer");
+            return;
+        }
+        pv_buf_t *b = c->in;
+        ssize_t n = c->x.readable ? pv_xprt_read(&c->x, b->data + b->last, b->size - b->last) : 0;
+        if (n > 0)
+            b->last += (uint32_t)n;
+    }
     hr->head_len = head_end;
     hr->c->in->pos = head_end;
     hr->r.request_length = head_end;
     pv_phases_run(hr);
 }
 
-/* Grow the head buffer when a head outgrows a standard buffer, up to the
- * large_client_header_buffers total. */
+/* Grow the head buffer when a head outgrows it: from the first small one
+ * (client_header_buffer_size) to a standard buffer, then up to the
+ * large_client_header_buffers total, as NGINX moves a long head into a
+ * large buffer. Returns 0, -1 at the limit, -2 when out of memory. */
 static int grow_head(pv_hconn_t *c)
 {
     pv_hreq_t *hr = c->hr;
     pv_server_t *s = hr->r.srv;
     size_t limit = (size_t)s->large_header_buffers_num * (size_t)s->large_header_buffers_size;
     pv_buf_t *b = c->in;
-    if (b->size >= limit)
+    if (b->size >= limit && b->size >= PV_BUF_SIZE)
         return -1;
-    pv_buf_t *nb = pv_buf_get_size(limit);
+    pv_buf_t *nb = pv_buf_get_size(b->size < PV_BUF_SIZE ? PV_BUF_SIZE : limit);
+    if (!nb)
+        return -2;
     memcpy(nb->data, b->data, b->last);
     nb->pos = b->pos;
     nb->last = b->last;
     pv_buf_put(b);
     c->in = nb;
     return 0;
+}
+
+/* The first buffer for a head: client_header_buffer_size of the address's
+ * default server (1 KiB unless set), as NGINX reads a head. */
+static pv_buf_t *head_buf(pv_hconn_t *c)
+{
+    int64_t size = c->w->conf->http->listens[c->group].default_srv->client_header_buffer_size;
+    return pv_buf_get_size(size > 0 && size < PV_BUF_SIZE ? (size_t)size : PV_BUF_SIZE);
+}
+
+/* Out of memory for what connection c needed: it alone is closed. */
+static void conn_nomem(pv_hconn_t *c, const char *what)
+{
+    pv_cache_nomem(what, c->hr ? c->hr->r.peer_text : NULL);
+    pv_server_close(c);
 }
 
 /* Feed the unparsed part of c->in to the parser. Returns 1 when the head
@@ -442,6 +502,10 @@ static void handle_input(pv_hconn_t *c)
         if (c->in && c->in->pos < c->in->last) {
             if (!c->hr) {
                 c->hr = req_alloc(c);
+                if (!c->hr) {
+                    conn_nomem(c, "a request");
+                    return;
+                }
                 pv_timer_set(c->w->loop, &c->timer, (uint64_t)c->hr->r.srv->client_header_timeout);
             }
             int rc = parse_more(c);
@@ -450,15 +514,24 @@ static void handle_input(pv_hconn_t *c)
         }
         if (!c->x.readable)
             return;
-        if (!c->in)
-            c->in = pv_buf_get();
+        if (!c->in && !(c->in = head_buf(c))) {
+            conn_nomem(c, "a head buffer");
+            return;
+        }
         pv_buf_t *b = c->in;
         if (b->last == b->size) {
-            if (!c->hr || grow_head(c) < 0) {
+            int rc = c->hr ? grow_head(c) : -1;
+            if (rc == -2) {
+                conn_nomem(c, "a large head buffer");
+                return;
+            }
+            if (rc < 0) {
                 /* still no whole request line, or stuck in the target: 414 */
                 int st = (c->hr && (!c->hr->line_checked || (c->hr->url.len && c->hr->last_cb == 3))) ? 414 : 431;
-                if (!c->hr)
-                    c->hr = req_alloc(c);
+                if (!c->hr && !(c->hr = req_alloc(c))) {
+                    conn_nomem(c, "a request");
+                    return;
+                }
                 pv_server_error(c->hr, st);
                 return;
             }
@@ -641,21 +714,6 @@ static void conn_timer_cb(pv_timer_t *t)
     pv_server_error(hr, 408);
 }
 
-void pv_server_thread_cleanup(void)
-{
-    while (free_reqs) {
-        pv_hreq_t *hr = free_reqs;
-        free_reqs = hr->next_free;
-        pv_arena_free(&hr->arena);
-        free(hr);
-    }
-    while (free_conns) {
-        pv_hconn_t *c = free_conns;
-        free_conns = c->next;
-        free(c);
-    }
-}
-
 void pv_server_regroup(pv_worker_t *w, const int *map, int nmap)
 {
     pv_hconn_t *c = conns;
@@ -704,7 +762,6 @@ static int mod_init(void)
 static void mod_exit(pv_worker_t *w)
 {
     PV_UNUSED(w);
-    pv_server_thread_cleanup();
     pv_router_thread_cleanup();
 }
 

@@ -30,7 +30,7 @@ typedef struct pv_hspan_s {
 } pv_hspan_t;
 
 /* Request state; exists only while a request is in progress and is
- * recycled through a per-worker freelist. */
+ * recycled through a per-worker freelist (core/cache.h). */
 typedef struct pv_hreq_s {
     pv_request_t r;               /* the request model */
     pv_arena_t arena;             /* per-request allocations */
@@ -38,7 +38,6 @@ typedef struct pv_hreq_s {
     pv_hconn_t *c;                /* connection */
     pv_wgen_t *gen;               /* config generation the request runs under */
     pv_listen_group_t *lgroup;    /* listen group it arrived on, in gen's snapshot */
-    struct pv_hreq_s *next_free;  /* freelist link */
     pv_hspan_t url;               /* request target */
     pv_hspan_t hname[PV_MAX_HEADERS], hvalue[PV_MAX_HEADERS]; /* header fields */
     int nfields;                  /* fields seen */
@@ -112,8 +111,6 @@ void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n);
 int pv_server_flush(pv_hreq_t *hr);
 /* Close a connection now (freed before the loop next waits). */
 void pv_server_close(pv_hconn_t *c);
-/* Free the calling worker's request and connection freelists (exit). */
-void pv_server_thread_cleanup(void);
 /* Free closed connections. */
 void pv_server_reap(pv_worker_t *w);
 /* After a reload: connection c->group becomes map[c->group] in the new

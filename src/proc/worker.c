@@ -2,13 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "../core/buf.h"
+#include "../core/cache.h"
 #include "../core/log.h"
 
 static __thread pv_worker_t *self;
@@ -59,6 +60,7 @@ static void evfd_cb(pv_io_t *io, unsigned events);
 
 static void accept_timer_cb(pv_timer_t *t);
 static void shutdown_timer_cb(pv_timer_t *t);
+static void trim_timer_cb(pv_timer_t *t);
 
 int pv_worker_init(pv_worker_t *w, int id, pv_conf_t *conf, const int *fds, int nfds)
 {
@@ -80,6 +82,7 @@ int pv_worker_init(pv_worker_t *w, int id, pv_conf_t *conf, const int *fds, int 
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pv_timer_init(&w->accept_timer, accept_timer_cb, w);
     pv_timer_init(&w->shutdown_timer, shutdown_timer_cb, w);
+    pv_timer_init(&w->trim_timer, trim_timer_cb, w);
     w->listeners = calloc((size_t)(nfds ? nfds : 1), sizeof(pv_listener_t));
     if (!w->listeners)
         return PV_ERR;
@@ -250,6 +253,30 @@ static void shutdown_timer_cb(pv_timer_t *t)
     close_all(w);
 }
 
+/* Every PV_TRIM_MS: free cached objects the last tick did not use, and
+ * once the load has passed (a quiet tick, or one with a quarter of the
+ * busiest tick's requests) hand memory that a burst left free back to the
+ * kernel: glibc keeps freed heap pages resident until malloc_trim(). It
+ * visits every arena, the workers' per-thread ones included, which are
+ * kept because they spare the workers a shared lock. */
+static void trim_timer_cb(pv_timer_t *t)
+{
+    pv_worker_t *w = t->data;
+    uint64_t n = w->requests - w->trim_requests;
+    w->trim_requests = w->requests;
+    if (n > w->trim_busiest)
+        w->trim_busiest = n;
+    w->trim_owed += pv_cache_trim_all();
+    int closed = w->trim_peak_conns > w->nconns;
+    if ((w->trim_owed || closed) && (n < PV_TRIM_QUIET || n * 4 < w->trim_busiest)) {
+        malloc_trim(0);
+        w->trim_owed = 0;
+        w->trim_busiest = n;
+        w->trim_peak_conns = w->nconns;
+    }
+    pv_timer_set(w->loop, t, PV_TRIM_MS);
+}
+
 /* Switch to the snapshot the main thread handed over: adopt the new set of
  * listening sockets (unchanged ones keep their fd), let every module build
  * its state for the new generation (new upstream pools take over the idle
@@ -398,6 +425,7 @@ void *pv_worker_main(void *arg)
     listeners_watch(w, 1);
     pv_loop_add_level(w->loop, &w->evio);
     pv_loop_set_hook(w->loop, before_sleep_cb, w);
+    pv_timer_set(w->loop, &w->trim_timer, PV_TRIM_MS);
     pv_loop_run(w->loop);
 
     close_all(w);
@@ -419,7 +447,7 @@ void *pv_worker_main(void *arg)
     EACH_MODULE(m)
         if (m->worker_exit)
             m->worker_exit(w);
-    pv_buf_drain_cache();
+    pv_cache_drain_all();
     atomic_store(&w->finished, 1);
     return NULL;
 }

@@ -23,6 +23,8 @@ typedef struct pv_listener_s {
 } pv_listener_t;
 
 #define PV_ACCEPT_PAUSE_MS 100 /* accept back-off after EMFILE/ENFILE */
+#define PV_TRIM_MS 1000        /* how often cached and freed memory is looked at */
+#define PV_TRIM_QUIET 1000     /* fewer requests than this in PV_TRIM_MS: the loop is quiet */
 
 /* Commands from the main thread. */
 enum { PV_WCMD_NONE = 0, PV_WCMD_RELOAD = 1, PV_WCMD_QUIT = 2, PV_WCMD_STOP = 4 };
@@ -63,6 +65,12 @@ typedef struct pv_worker_s {
     uint64_t shed;             /* connections shed since accepting last paused */
     pv_timer_t accept_timer;   /* resumes accepting after a back-off */
     pv_timer_t shutdown_timer; /* worker_shutdown_timeout during a graceful stop */
+    pv_timer_t trim_timer;     /* gives memory back once a burst has passed (PV_TRIM_MS) */
+    uint64_t requests;         /* requests started, the trim timer's measure of load */
+    uint64_t trim_requests;    /* `requests` at the previous trim tick */
+    uint64_t trim_busiest;     /* most requests in one tick since memory was last given back */
+    size_t trim_owed;          /* bytes freed from caches since memory was last given back */
+    int trim_peak_conns;       /* most connections open since memory was last given back */
 } pv_worker_t;
 
 /* The modules every worker runs, in the order their hooks are called

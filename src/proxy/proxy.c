@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../core/cache.h"
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../core/time.h"
@@ -187,8 +188,10 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
     px->up_frame = PV_FRAME_NONE;
     px->hbuf = pv_buf_get();
     pv_body_hold(hr);
-    ssize_t n = pv_proxy_build_request(sr, loc, PV_FRAME_NONE, 0, px->hbuf->data, px->hbuf->size);
+    ssize_t n = px->hbuf ? pv_proxy_build_request(sr, loc, PV_FRAME_NONE, 0, px->hbuf->data, px->hbuf->size) : -1;
     if (n < 0) {
+        if (!px->hbuf)
+            pv_cache_nomem("an upstream request buffer", hr->r.peer_text);
         done(hr, sr, 500);
         return;
     }
@@ -243,15 +246,18 @@ static void proxy_start(pv_hreq_t *hr)
 
     px->hbuf = pv_buf_get();
     pv_body_hold(hr);
-    ssize_t n = pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size);
-    if (n < 0) {
+    ssize_t n = px->hbuf ? pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size) : -1;
+    if (n < 0 && px->hbuf) {
         pv_buf_put(px->hbuf);
         px->hbuf = pv_buf_get_size(256 * 1024);
-        n = pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size);
-        if (n < 0) {
-            pv_server_respond(hr, 500, NULL, (pv_str_t){NULL, 0});
-            return;
-        }
+        if (px->hbuf)
+            n = pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size);
+    }
+    if (n < 0) {
+        if (!px->hbuf)
+            pv_cache_nomem("an upstream request buffer", r->peer_text);
+        pv_server_respond(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return;
     }
     px->hbuf->last = (uint32_t)n;
     px->upstream_keep = (uint8_t)request_keeps_connection(loc);
@@ -558,6 +564,11 @@ static void upstream_read(pv_proxy_t *px)
             px->uin->pos = px->uin->last = 0;
         } else if (!px->uin) {
             px->uin = pv_buf_get();
+            if (!px->uin) {
+                pv_cache_nomem("an upstream response buffer", px->r->peer_text);
+                pv_resp_abort(px->hr);
+                return;
+            }
         }
         pv_buf_t *b = px->uin;
         if (b->last == b->size) {

@@ -7,12 +7,15 @@
 #include <unistd.h>
 #include <linux/tcp.h>
 
+#include "../core/cache.h"
+#include "../core/fault.h"
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../obs/counters.h"
 #include "../proc/worker.h"
 
-static __thread pv_upconn_t *free_upconns;
+/* Freelist of connection objects, bounded and given back after a burst. */
+static __thread pv_cache_t upconn_cache = {.name = "upstream connection", .size = sizeof(pv_upconn_t), .max = 1024};
 /* connections closed during this loop iteration, freed before it waits */
 static __thread pv_upconn_t *reap_up;
 
@@ -207,10 +210,10 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
     int fd = pv_net_connect((const struct sockaddr *)&s->addr, s->addrlen);
     if (fd < 0)
         return NULL;
-    pv_upconn_t *u = free_upconns;
-    if (u)
-        free_upconns = u->next;
-    else if (!(u = malloc(sizeof(*u)))) {
+    pv_upconn_t *u = NULL;
+    if (!pv_fault_alloc(PV_FAULT_OTHER) && !(u = pv_cache_get(&upconn_cache)))
+        u = malloc(sizeof(*u));
+    if (!u) {
         close(fd);
         errno = ENOMEM;
         return NULL;
@@ -225,8 +228,8 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
     if (pv_loop_add(w->loop, &u->x.io) < 0) {
         int e = errno;
         close(fd);
-        u->next = free_upconns;
-        free_upconns = u;
+        if (pv_cache_put(&upconn_cache, u) < 0)
+            free(u);
         errno = e;
         return NULL;
     }
@@ -318,22 +321,13 @@ void pv_upstream_close(pv_upconn_t *u)
     reap_up = u;
 }
 
-void pv_upstream_thread_cleanup(void)
-{
-    while (free_upconns) {
-        pv_upconn_t *u = free_upconns;
-        free_upconns = u->next;
-        free(u);
-    }
-}
-
 void pv_upstream_reap(pv_worker_t *w)
 {
     while (reap_up) {
         pv_upconn_t *u = reap_up;
         reap_up = u->next;
-        u->next = free_upconns;
-        free_upconns = u;
+        if (pv_cache_put(&upconn_cache, u) < 0)
+            free(u);
     }
 }
 
@@ -398,16 +392,9 @@ static void mod_gen_free(pv_wgen_t *g)
     g->mod[pv_upstream_module.index] = NULL;
 }
 
-static void mod_exit(pv_worker_t *w)
-{
-    PV_UNUSED(w);
-    pv_upstream_thread_cleanup();
-}
-
 pv_module_t pv_upstream_module = {
     .name = "upstream",
     .gen_init = mod_gen_init,
     .gen_free = mod_gen_free,
     .reap = pv_upstream_reap,
-    .worker_exit = mod_exit,
 };

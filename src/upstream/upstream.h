@@ -110,8 +110,6 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d);
 int pv_upstream_unacked_since(const pv_upconn_t *u, uint64_t before);
 /* Close now; the memory is freed before the loop next waits. */
 void pv_upstream_close(pv_upconn_t *u);
-/* Free the calling worker's connection freelist (exit). */
-void pv_upstream_thread_cleanup(void);
 /* Free connections closed during this iteration. */
 void pv_upstream_reap(struct pv_worker_s *w);
 

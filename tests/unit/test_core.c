@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "../../src/core/buf.h"
+#include "../../src/core/cache.h"
 #include "../../src/core/loop.h"
 #include "../../src/core/outq.h"
 #include "../../src/core/xprt.h"
@@ -190,7 +192,50 @@ static void test_buffers(void **state)
     pv_buf_put(big);
     pv_buf_put(b);
     pv_buf_put(NULL);
-    pv_buf_drain_cache();
+    pv_cache_drain_all();
+}
+
+/* Buffers come in power-of-two classes from 1 KiB, each reused. */
+static void test_buffer_classes(void **state)
+{
+    (void)state;
+    pv_buf_t *a = pv_buf_get_size(1000), *b = pv_buf_get_size(1025), *c = pv_buf_get_size(PV_BUF_SIZE);
+    assert_int_equal(a->size, 1024);
+    assert_int_equal(b->size, 2048);
+    assert_int_equal(c->size, PV_BUF_SIZE);
+    pv_buf_put(b);
+    assert_ptr_equal(pv_buf_get_size(1500), b);
+    pv_buf_put(a);
+    pv_buf_put(b);
+    pv_buf_put(c);
+    pv_cache_drain_all();
+}
+
+/* A cache is bounded, and a trim frees what stayed unused since the last
+ * one: after a burst it shrinks to the working set, then to nothing. */
+static void test_cache_bound_and_decay(void **state)
+{
+    (void)state;
+    static pv_cache_t cache = {.name = "test", .size = 64, .max = 3};
+    void *o[4];
+    for (int i = 0; i < 4; i++)
+        o[i] = malloc(64);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pv_cache_put(&cache, o[i]), 0);
+    assert_int_equal(pv_cache_put(&cache, o[3]), -1);
+    free(o[3]);
+    assert_int_equal(pv_cache_held(), 3 * 64);
+    /* the first trim only starts the watch */
+    assert_int_equal(pv_cache_trim_all(), 0);
+    void *got = pv_cache_get(&cache);
+    assert_non_null(got);
+    /* two stayed unused since: they go */
+    assert_int_equal(pv_cache_trim_all(), 2 * 64);
+    assert_int_equal(cache.n, 0);
+    assert_null(pv_cache_get(&cache));
+    assert_int_equal(pv_cache_put(&cache, got), 0);
+    pv_cache_drain_all();
+    assert_int_equal(pv_cache_held(), 0);
 }
 
 int main(void)
@@ -200,6 +245,8 @@ int main(void)
         cmocka_unit_test(test_readiness_and_hook),
         cmocka_unit_test(test_outq_partial_writes_resume),
         cmocka_unit_test(test_buffers),
+        cmocka_unit_test(test_buffer_classes),
+        cmocka_unit_test(test_cache_bound_and_decay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
