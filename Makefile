@@ -27,7 +27,7 @@ MAINOBJ := $(BUILD)/src/main.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build lint bench
+.PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build lint bench fault
 
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -55,10 +55,15 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS) $(LLOBJS) $(wildcard src/*/*.
 setup:
 	@sh scripts/setup.sh
 
+# A test build with the allocation-failure switch (src/core/fault.h), in
+# build/fault/; the integration suite drives it. build/portvakt has none.
+fault:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fault CFLAGS="-O2 -g -DPV_FAULT_INJECTION" all
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/portvakt
+integration: $(BUILD)/portvakt fault
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 # make test: unit and integration suites, then a short run of every fuzz
@@ -74,6 +79,7 @@ test: setup
 test-asan: setup
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
 	  $(BUILD)/asan/portvakt unit
+	@$(MAKE) --no-print-directory fault
 	PORTVAKT=$(BUILD)/asan/portvakt ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
