@@ -33,7 +33,11 @@ void *pv_arena_alloc(pv_arena_t *a, size_t n)
     n = (n + 15) & ~(size_t)15;
     pv_arena_block_t *b = a->head;
     if (!b || b->size - b->used < n) {
-        size_t sz = n > a->block_size ? n : a->block_size;
+        /* each block twice the last: an arena that needs much gets it in
+         * a few blocks, and reset keeps the largest */
+        size_t sz = b && 2 * b->size > a->block_size ? 2 * b->size : a->block_size;
+        if (n > sz)
+            sz = n;
         b = xmalloc(sizeof(*b) + sz);
         b->size = sz;
         b->used = 0;
@@ -83,14 +87,14 @@ void pv_arena_reset(pv_arena_t *a)
     pv_arena_block_t *b = a->head;
     if (!b)
         return;
-    /* keep the oldest block (the ordinary-sized one) */
+    /* keep the newest block, the largest: the next user of the arena
+     * likely needs as much, and gets it without a malloc */
     while (b->next) {
         pv_arena_block_t *n = b->next;
-        free(b);
-        b = n;
+        b->next = n->next;
+        free(n);
     }
     b->used = 0;
-    a->head = b;
 }
 
 void pv_arena_free(pv_arena_t *a)

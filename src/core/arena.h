@@ -11,7 +11,7 @@ typedef struct pv_arena_block_s pv_arena_block_t;
 
 typedef struct pv_arena_s {
     pv_arena_block_t *head;  /* current block; older blocks chained behind */
-    size_t block_size;       /* size of ordinary blocks */
+    size_t block_size;       /* size of the first block; each further one is twice the last */
 } pv_arena_t;
 
 /* Prepare an empty arena; no memory is taken until the first allocation. */
@@ -25,7 +25,7 @@ char *pv_arena_strndup(pv_arena_t *a, const char *s, size_t n);
 char *pv_arena_strdup(pv_arena_t *a, const char *s);
 /* printf into the arena. */
 char *pv_arena_printf(pv_arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Forget every allocation but keep the first block for reuse. */
+/* Forget every allocation but keep the newest (largest) block for reuse. */
 void pv_arena_reset(pv_arena_t *a);
 /* Release all memory. */
 void pv_arena_free(pv_arena_t *a);

@@ -45,7 +45,7 @@ static void req_destroy(void *obj);
  * after a burst (core/cache.h). */
 static __thread pv_cache_t conn_cache = {.name = "connection", .size = sizeof(pv_hconn_t), .max = 1024};
 static __thread pv_cache_t req_cache = {
-    .name = "request", .size = sizeof(pv_hreq_t) + 4096, .max = 64, .destroy = req_destroy};
+    .name = "request", .size = sizeof(pv_hreq_t) + 1024, .max = 64, .destroy = req_destroy};
 
 static pv_hconn_t *conn_alloc(void)
 {
@@ -86,7 +86,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
         hr = malloc(sizeof(*hr));
         if (!hr)
             return NULL;
-        pv_arena_init(&hr->arena, 4096);
+        pv_arena_init(&hr->arena, 1024);
     }
     pv_arena_t arena = hr->arena;
     /* clear the request state, keeping the arena's first block */
@@ -283,6 +283,21 @@ static int on_url_cb(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* Room for more header fields: the spans live in the request's arena,
+ * 16 at first, so a request does not carry room for PV_MAX_HEADERS. */
+static void grow_fields(pv_hreq_t *hr)
+{
+    int cap = hr->fcap ? PV_MIN(2 * hr->fcap, PV_MAX_HEADERS) : 16;
+    pv_hspan_t *n = pv_arena_alloc(&hr->arena, 2 * sizeof(pv_hspan_t) * (size_t)cap);
+    if (hr->nfields) {
+        memcpy(n, hr->hname, sizeof(pv_hspan_t) * (size_t)hr->nfields);
+        memcpy(n + cap, hr->hvalue, sizeof(pv_hspan_t) * (size_t)hr->nfields);
+    }
+    hr->hname = n;
+    hr->hvalue = n + cap;
+    hr->fcap = cap;
+}
+
 static int on_field_cb(llhttp_t *p, const char *at, size_t len)
 {
     pv_hreq_t *hr = p->data;
@@ -291,6 +306,8 @@ static int on_field_cb(llhttp_t *p, const char *at, size_t len)
             hr->err_status = 431;
             return -1;
         }
+        if (hr->nfields == hr->fcap)
+            grow_fields(hr);
         hr->hname[hr->nfields] = (pv_hspan_t){span_off(hr, at), (uint32_t)len};
         hr->hvalue[hr->nfields] = (pv_hspan_t){0, 0};
         hr->nfields++;

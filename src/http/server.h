@@ -39,7 +39,8 @@ typedef struct pv_hreq_s {
     pv_wgen_t *gen;               /* config generation the request runs under */
     pv_listen_group_t *lgroup;    /* listen group it arrived on, in gen's snapshot */
     pv_hspan_t url;               /* request target */
-    pv_hspan_t hname[PV_MAX_HEADERS], hvalue[PV_MAX_HEADERS]; /* header fields */
+    pv_hspan_t *hname, *hvalue;   /* header fields, in the arena (grown as fields come) */
+    int fcap;                     /* room in hname and hvalue */
     int nfields;                  /* fields seen */
     int last_cb;                  /* last span callback: 1 name, 2 value, 3 url */
     int err_status;               /* error found while parsing (414, 431) */

@@ -144,6 +144,29 @@ static void exchange_reset(pv_proxy_t *px)
     pv_buf_put(hbuf);
 }
 
+/* Build the upstream request head into px->hbuf: first a buffer sized
+ * from the client's head (most fit in 1 or 2 KiB; an in-flight request
+ * should not hold 16 KiB for them), then a standard one, then one of max
+ * bytes. Returns its length, or -1 (logged when memory ran out). */
+static ssize_t build_head(pv_proxy_t *px, pv_request_t *r, pv_location_t *loc, int frame, int64_t blen,
+                          size_t max)
+{
+    size_t sizes[3] = {2 * (size_t)px->hr->head_len + 512, PV_BUF_SIZE, max};
+    ssize_t n = -1;
+    for (int i = 0; i < 3 && n < 0; i++) {
+        if (i && sizes[i] <= px->hbuf->size)
+            continue;
+        pv_buf_put(px->hbuf);
+        px->hbuf = pv_buf_get_size(sizes[i]);
+        if (!px->hbuf) {
+            pv_cache_nomem("an upstream request buffer", r->peer_text);
+            return -1;
+        }
+        n = pv_proxy_build_request(r, loc, frame, blen, px->hbuf->data, px->hbuf->size);
+    }
+    return n;
+}
+
 /* The worker's cache of exchange states: one is taken when a request is
  * first proxied and given back when the request is freed. */
 static __thread pv_proxy_t *free_px;
@@ -186,12 +209,9 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
     px->start_ns = pv_now_ns();
     sr->proxy_host = loc->proxy_pass->proxy_host;
     px->up_frame = PV_FRAME_NONE;
-    px->hbuf = pv_buf_get();
     pv_body_hold(hr);
-    ssize_t n = px->hbuf ? pv_proxy_build_request(sr, loc, PV_FRAME_NONE, 0, px->hbuf->data, px->hbuf->size) : -1;
+    ssize_t n = build_head(px, sr, loc, PV_FRAME_NONE, 0, PV_BUF_SIZE);
     if (n < 0) {
-        if (!px->hbuf)
-            pv_cache_nomem("an upstream request buffer", hr->r.peer_text);
         done(hr, sr, 500);
         return;
     }
@@ -244,18 +264,9 @@ static void proxy_start(pv_hreq_t *hr)
         r->flags &= ~PV_REQ_F_KEEPALIVE;
     }
 
-    px->hbuf = pv_buf_get();
     pv_body_hold(hr);
-    ssize_t n = px->hbuf ? pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size) : -1;
-    if (n < 0 && px->hbuf) {
-        pv_buf_put(px->hbuf);
-        px->hbuf = pv_buf_get_size(256 * 1024);
-        if (px->hbuf)
-            n = pv_proxy_build_request(r, loc, px->up_frame, blen, px->hbuf->data, px->hbuf->size);
-    }
+    ssize_t n = build_head(px, r, loc, px->up_frame, blen, 256 * 1024);
     if (n < 0) {
-        if (!px->hbuf)
-            pv_cache_nomem("an upstream request buffer", r->peer_text);
         pv_server_respond(hr, 500, NULL, (pv_str_t){NULL, 0});
         return;
     }
