@@ -274,7 +274,10 @@ static void trim_timer_cb(pv_timer_t *t)
         w->trim_busiest = n;
         w->trim_peak_conns = w->nconns;
     }
-    pv_timer_set(w->loop, t, PV_TRIM_MS);
+    /* nothing left to give back: sleep until requests come again (see
+     * before_sleep_cb) rather than wake an idle worker */
+    if (n || w->trim_owed || w->trim_peak_conns > w->nconns || pv_cache_held())
+        pv_timer_set(w->loop, t, PV_TRIM_MS);
 }
 
 /* Switch to the snapshot the main thread handed over: adopt the new set of
@@ -390,7 +393,8 @@ static void evfd_cb(pv_io_t *io, unsigned events)
 }
 
 /* Runs before every wait: free what was closed, serve buffered pipelined
- * requests, and end a graceful stop once nothing is left. */
+ * requests, wake the trim timer when requests came, and end a graceful
+ * stop once nothing is left. */
 static void before_sleep_cb(pv_loop_t *l, void *data)
 {
     pv_worker_t *w = data;
@@ -399,6 +403,8 @@ static void before_sleep_cb(pv_loop_t *l, void *data)
         free(w->old_listeners);
         w->old_listeners = NULL;
     }
+    if (!pv_timer_armed(&w->trim_timer) && w->requests != w->trim_requests)
+        pv_timer_set(l, &w->trim_timer, PV_TRIM_MS);
     if (w->draining && w->nconns == 0)
         pv_loop_stop(l);
 }

@@ -23,8 +23,8 @@ typedef struct pv_listener_s {
 } pv_listener_t;
 
 #define PV_ACCEPT_PAUSE_MS 100 /* accept back-off after EMFILE/ENFILE */
-#define PV_TRIM_MS 1000        /* how often cached and freed memory is looked at */
-#define PV_TRIM_QUIET 1000     /* fewer requests than this in PV_TRIM_MS: the loop is quiet */
+#define PV_TRIM_MS 250         /* how often cached and freed memory is looked at, while there is any */
+#define PV_TRIM_QUIET 250      /* fewer requests than this in PV_TRIM_MS: the loop is quiet */
 
 /* Commands from the main thread. */
 enum { PV_WCMD_NONE = 0, PV_WCMD_RELOAD = 1, PV_WCMD_QUIT = 2, PV_WCMD_STOP = 4 };
