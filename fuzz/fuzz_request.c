@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)w;
     shutdown(sv[0], SHUT_WR);
 
-    pv_hconn_t *c = conn_alloc();
+    pv_hconn_t *c = pv_slots_conn_alloc();
     c->w = &fw;
     pv_xprt_init(&c->x, sv[1], conn_io_cb, c);
     c->x.readable = c->x.writable = c->x.fin = 1;

@@ -20,6 +20,7 @@
 #include "reqhead.h"
 #include "response.h"
 #include "router.h"
+#include "slots.h"
 #include "uri.h"
 
 static __thread llhttp_settings_t req_settings;
@@ -41,28 +42,10 @@ static int grow_head(pv_hconn_t *c);
 
 static void req_destroy(void *obj);
 
-/* Freelists of connections and request states, bounded and given back
- * after a burst (core/cache.h). */
-static __thread pv_cache_t conn_cache = {.name = "connection", .size = sizeof(pv_hconn_t), .max = 1024};
+/* Freelist of request states, bounded and given back after a burst
+ * (core/cache.h). */
 static __thread pv_cache_t req_cache = {
     .name = "request", .size = sizeof(pv_hreq_t) + 1024, .max = 64, .destroy = req_destroy};
-
-static pv_hconn_t *conn_alloc(void)
-{
-    if (pv_fault_alloc(PV_FAULT_OTHER))
-        return NULL;
-    pv_hconn_t *c = pv_cache_get(&conn_cache);
-    if (!c && !(c = malloc(sizeof(*c))))
-        return NULL;
-    memset(c, 0, sizeof(*c));
-    return c;
-}
-
-static void conn_free(pv_hconn_t *c)
-{
-    if (pv_cache_put(&conn_cache, c) < 0)
-        free(c);
-}
 
 static int on_url_cb(llhttp_t *p, const char *at, size_t len);
 static int on_field_cb(llhttp_t *p, const char *at, size_t len);
@@ -93,6 +76,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     memset(hr, 0, sizeof(*hr));
     hr->arena = arena;
     hr->c = c;
+    pv_slots_idle_del(c);
     llhttp_init(&hr->parser, HTTP_REQUEST, &req_settings);
     hr->parser.data = hr;
     pv_request_t *r = &hr->r;
@@ -177,6 +161,7 @@ void pv_server_close(pv_hconn_t *c)
         c->flags &= ~PV_HC_F_READY;
     }
     pv_timer_del(w->loop, &c->timer);
+    pv_slots_idle_del(c);
     if (c->hr) {
         if (c->hr->handling) {
             c->hr->handling = 0;
@@ -202,7 +187,7 @@ void pv_server_reap(pv_worker_t *w)
     while (reap_list) {
         pv_hconn_t *c = reap_list;
         reap_list = c->next;
-        conn_free(c);
+        pv_slots_conn_free(c);
     }
 }
 
@@ -215,6 +200,18 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
         return; /* a slot replaced by a reload during this loop turn */
 
     for (int i = 0; i < 64; i++) {
+        /* at the limit an idle keepalive connection makes room for one
+         * that is known to wait (the level-triggered listener called us
+         * for it, and calls again while more do); with none idle,
+         * newcomers wait in the listen backlog until a slot frees */
+        if (w->nconns >= w->conf->worker_connections && !w->draining) {
+            if (i > 0)
+                return;
+            if (!pv_slots_reclaim(w)) {
+                pv_worker_accept_full(w);
+                return;
+            }
+        }
         struct sockaddr_in6 sa;
         socklen_t sl = sizeof(sa);
         int fd = accept4(io->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -225,21 +222,13 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
                 pv_worker_accept_overload(w, errno);
             return;
         }
-        if (w->nconns >= w->conf->worker_connections || w->draining) {
-            /* refused at once rather than left to time out in the backlog;
-             * logged at most once a second */
-            static __thread uint64_t warned_ms;
-            uint64_t now = pv_loop_now(w->loop);
-            if (!w->draining && now - warned_ms >= 1000) {
-                warned_ms = now;
-                pv_log(PV_LOG_ALERT, "%d worker_connections are not enough, refusing connections",
-                       w->conf->worker_connections);
-            }
+        if (w->draining) {
             close(fd);
             continue;
         }
-        pv_hconn_t *c = conn_alloc();
+        pv_hconn_t *c = pv_slots_conn_alloc();
         if (!c) {
+            pv_cache_nomem("a connection", NULL);
             close(fd);
             continue;
         }
@@ -251,7 +240,7 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
         pv_timer_init(&c->timer, conn_timer_cb, c);
         if (pv_loop_add(w->loop, &c->x.io) < 0) {
             close(fd);
-            conn_free(c);
+            pv_slots_conn_free(c);
             continue;
         }
         conn_link(w, c);
@@ -663,6 +652,7 @@ void pv_server_request_done(pv_hreq_t *hr)
     pv_buf_put(b);
     c->in = NULL;
     pv_timer_set(w->loop, &c->timer, (uint64_t)ka_timeout);
+    pv_slots_idle_add(c);
     if (c->x.readable)
         handle_input(c);
 }

@@ -76,6 +76,7 @@ typedef struct pv_hreq_s {
 #define PV_HC_F_EOF 0x08      /* client half-closed or reset */
 #define PV_HC_F_READY 0x10    /* queued to parse a buffered pipelined request */
 #define PV_HC_F_ORPHAN 0x20   /* its listen address went away in a reload: close after this request */
+#define PV_HC_F_IDLE 0x80     /* idle between requests, on the worker's idle list */
 
 /* A client connection. Kept small: while idle between requests it holds
  * no buffer and no request state. */
@@ -87,6 +88,7 @@ struct pv_hconn_s {
     pv_hreq_t *hr;               /* request in progress (NULL when idle) */
     pv_hconn_t *prev, *next;     /* worker's connection list / reap list */
     pv_hconn_t *ready_next;      /* pipelined-request queue link */
+    pv_hconn_t *idle_prev, *idle_next; /* worker's idle list, oldest first */
     uint64_t id;                 /* serial */
     uint32_t nreq;               /* requests started on this connection */
     uint16_t flags;              /* PV_HC_F_* */

@@ -186,11 +186,17 @@ static void listeners_watch(pv_worker_t *w, int on)
     }
 }
 
+/* Listeners are out of the loop for a back-off or for want of a slot. */
+static int listeners_off(const pv_worker_t *w)
+{
+    return w->accept_paused || w->conn_paused;
+}
+
 /* Stop taking new connections; the listening fds belong to the main
  * thread, which closes them. */
 static void stop_listening(pv_worker_t *w)
 {
-    if (!w->accept_paused)
+    if (!listeners_off(w))
         listeners_watch(w, 0);
     pv_timer_del(w->loop, &w->accept_timer);
     for (int i = 0; i < w->nlisteners; i++)
@@ -221,10 +227,40 @@ void pv_worker_accept_overload(pv_worker_t *w, int err)
     if (!w->accept_paused) {
         pv_log(PV_LOG_ALERT, "accept() failed (%d: %s): %d connections open, shed one, pausing accepts for %d ms",
                err, strerror(err), w->nconns, PV_ACCEPT_PAUSE_MS);
+        if (!w->conn_paused)
+            listeners_watch(w, 0);
         w->accept_paused = 1;
-        listeners_watch(w, 0);
     }
     pv_timer_set(w->loop, &w->accept_timer, PV_ACCEPT_PAUSE_MS);
+}
+
+void pv_worker_accept_full(pv_worker_t *w)
+{
+    /* as NGINX and HAProxy do: the kernel's listen backlog holds the
+     * newcomers, who are served as soon as a slot frees, instead of being
+     * closed at once */
+    w->full_waits++;
+    uint64_t now = pv_loop_now(w->loop);
+    if (now - w->full_logged_ms >= 1000) {
+        w->full_logged_ms = now;
+        pv_log(PV_LOG_ALERT, "%d worker_connections are not enough and none is idle: newcomers wait in the "
+               "listen backlog until a connection closes (%llu such pauses)",
+               w->conf->worker_connections, (unsigned long long)w->full_waits);
+        w->full_waits = 0;
+    }
+    if (w->conn_paused)
+        return;
+    if (!w->accept_paused)
+        listeners_watch(w, 0);
+    w->conn_paused = 1;
+}
+
+/* A slot freed while accepting waited for one: take the listeners back. */
+static void accept_resume(pv_worker_t *w)
+{
+    w->conn_paused = 0;
+    if (!w->accept_paused && !w->draining)
+        listeners_watch(w, 1);
 }
 
 static void accept_timer_cb(pv_timer_t *t)
@@ -243,7 +279,8 @@ static void accept_timer_cb(pv_timer_t *t)
            (unsigned long long)w->shed);
     w->shed = 0;
     w->accept_paused = 0;
-    listeners_watch(w, 1);
+    if (!w->conn_paused)
+        listeners_watch(w, 1);
 }
 
 static void shutdown_timer_cb(pv_timer_t *t)
@@ -314,7 +351,7 @@ static void apply_reload(pv_worker_t *w)
         for (int j = 0; j < ng; j++)
             if (fds[j] == w->listeners[i].io.fd && w->listeners[i].io.fd >= 0)
                 map[i] = j;
-        if (map[i] < 0 && w->listeners[i].io.fd >= 0 && !w->accept_paused && !w->draining)
+        if (map[i] < 0 && w->listeners[i].io.fd >= 0 && !listeners_off(w) && !w->draining)
             pv_loop_del(w->loop, &w->listeners[i].io);
     }
     for (int j = 0; j < ng; j++) {
@@ -326,13 +363,13 @@ static void apply_reload(pv_worker_t *w)
             nl[j].io.fd = -1;
         else if (known) {
             /* same socket: re-register so the loop points at the new slot */
-            if (!w->accept_paused) {
+            if (!listeners_off(w)) {
                 for (int i = 0; i < w->nlisteners; i++)
                     if (map[i] == j)
                         pv_loop_del(w->loop, &w->listeners[i].io);
                 pv_loop_add_level(w->loop, &nl[j].io);
             }
-        } else if (!w->accept_paused) {
+        } else if (!listeners_off(w)) {
             pv_loop_add_level(w->loop, &nl[j].io);
         }
     }
@@ -393,7 +430,7 @@ static void evfd_cb(pv_io_t *io, unsigned events)
 }
 
 /* Runs before every wait: free what was closed, serve buffered pipelined
- * requests, wake the trim timer when requests came, and end a graceful
+ * requests, accept again when a slot freed, wake the trim timer when requests came, and end a graceful
  * stop once nothing is left. */
 static void before_sleep_cb(pv_loop_t *l, void *data)
 {
@@ -403,6 +440,8 @@ static void before_sleep_cb(pv_loop_t *l, void *data)
         free(w->old_listeners);
         w->old_listeners = NULL;
     }
+    if (w->conn_paused && w->nconns < w->conf->worker_connections)
+        accept_resume(w);
     if (!pv_timer_armed(&w->trim_timer) && w->requests != w->trim_requests)
         pv_timer_set(l, &w->trim_timer, PV_TRIM_MS);
     if (w->draining && w->nconns == 0)

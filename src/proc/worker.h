@@ -62,6 +62,11 @@ typedef struct pv_worker_s {
     uint64_t next_conn_id;     /* serial for $connection */
     int reserve_fd;            /* spare descriptor given up to shed a connection on EMFILE */
     int accept_paused;         /* listeners are out of the loop after EMFILE/ENFILE */
+    int conn_paused;           /* listeners are out of the loop: every worker_connections slot is busy */
+    uint64_t full_logged_ms;   /* when running out of slots was last logged (once a second) */
+    uint64_t full_waits;       /* times accepting paused for a slot since that log line */
+    struct pv_hconn_s *idle_head; /* idle keepalive connections, oldest first: closed to make room */
+    struct pv_hconn_s *idle_tail; /* most recently idle */
     uint64_t shed;             /* connections shed since accepting last paused */
     pv_timer_t accept_timer;   /* resumes accepting after a back-off */
     pv_timer_t shutdown_timer; /* worker_shutdown_timeout during a graceful stop */
@@ -97,6 +102,9 @@ void pv_worker_gen_release(pv_worker_t *w, pv_wgen_t *g);
 /* EMFILE/ENFILE on accept: shed one pending connection through the
  * reserve descriptor and stop accepting for a short while. */
 void pv_worker_accept_overload(pv_worker_t *w, int err);
+/* Every worker_connections slot is busy and none is idle: stop accepting
+ * (newcomers wait in the listen backlog) until a connection closes. */
+void pv_worker_accept_full(pv_worker_t *w);
 /* Ask the worker to do cmd (thread-safe). */
 void pv_worker_signal(pv_worker_t *w, int cmd);
 /* The worker running on this thread. */

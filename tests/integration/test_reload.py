@@ -325,23 +325,71 @@ def _proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_worker_connections_is_enforced(tmp_path):
-    g = _limits(tmp_path, WC="8")
+def test_idle_keepalive_connections_make_room_oldest_first(tmp_path):
+    # every slot held by an idle keepalive client: a newcomer is served,
+    # and the connection idle the longest is the one closed for it (as
+    # NGINX reuses connections); logged at NGINX's level for it, warn
+    g = _limits(tmp_path, WC="8", RLIMIT="error_log stderr warn;")
     try:
         # the start-up probe's connection must be gone before counting
         time.sleep(0.3)
-        held = [Client(g.port) for _ in range(8)]
-        for c in held[:2]:
+        held = []
+        for _ in range(8):
+            c = Client(g.port)
             c.request("GET", "/")
             assert c.read_response().status == 200
+            held.append(c)
+        # held[1] becomes the most recently idle of the first two
+        held[1].request("GET", "/")
+        assert held[1].read_response().status == 200
+        newcomers = []
+        for _ in range(2):
+            c = Client(g.port)
+            c.request("GET", "/")
+            assert c.read_response().status == 200
+            newcomers.append(c)
+        assert held[0].closed(2.0)
+        assert held[2].closed(2.0)
+        for c in held[1:2] + held[3:] + newcomers:
+            c.request("GET", "/")
+            assert c.read_response().status == 200
+        assert "8 worker_connections are not enough, closing idle keepalive connections" in g.stderr()
+        for c in held + newcomers:
+            c.close()
+    finally:
+        g.stop()
+
+
+def test_at_the_limit_newcomers_wait_in_the_backlog(tmp_path):
+    # every slot busy with a request in progress: newcomers are neither
+    # served nor closed, but wait in the listen backlog and are served as
+    # soon as a slot frees
+    g = _limits(tmp_path, WC="8")
+    try:
+        time.sleep(0.3)
+        busy = [Client(g.port) for _ in range(8)]
+        for c in busy:
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n")   # a head in progress
         time.sleep(0.2)
-        extra = Client(g.port)
-        # refused cleanly: closed without a response, not left hanging
-        assert extra.closed(2.0)
-        held[0].request("GET", "/")
-        assert held[0].read_response().status == 200
-        assert "worker_connections are not enough" in g.stderr()
-        for c in held:
+        waiting = [Client(g.port) for _ in range(3)]
+        for c in waiting:
+            c.request("GET", "/")
+        # not served and not closed while every slot is busy
+        assert not waiting[0].closed(1.0)
+        wait_for(lambda: "8 worker_connections are not enough and none is idle" in g.stderr(),
+                 what="the log line")
+        # the busy ones are still served
+        busy[0].send(b"\r\n")
+        assert busy[0].read_response().status == 200
+        # slots free: every newcomer is served in turn, none was lost (the
+        # idle busy[0] may be closed to make room for one of them)
+        busy[1].close()
+        busy[2].close()
+        for c in waiting:
+            assert c.read_response().status == 200
+        busy[3].send(b"\r\n")
+        assert busy[3].read_response().status == 200
+        for c in busy + waiting:
             c.close()
         wait_for(lambda: http(g.port, "GET", "/").status == 200, what="serving again")
     finally:
