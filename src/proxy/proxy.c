@@ -168,8 +168,9 @@ static ssize_t build_head(pv_proxy_t *px, pv_request_t *r, pv_location_t *loc, i
 }
 
 /* The worker's cache of exchange states: one is taken when a request is
- * first proxied and given back when the request is freed. */
-static __thread pv_proxy_t *free_px;
+ * first proxied and given back when the request is freed; bounded, and
+ * trimmed after a burst with the other caches. */
+static __thread pv_cache_t px_cache = {.name = "proxy state", .size = sizeof(pv_proxy_t), .max = 256};
 
 /* The request's exchange state, taken from the cache on first use. */
 static pv_proxy_t *px_get(pv_hreq_t *hr)
@@ -177,10 +178,8 @@ static pv_proxy_t *px_get(pv_hreq_t *hr)
     pv_proxy_t *px = hr->handler_ctx;
     if (px)
         return px;
-    px = free_px;
-    if (px)
-        free_px = px->next_free;
-    else if (!(px = malloc(sizeof(*px))))
+    px = pv_cache_get(&px_cache);
+    if (!px && !(px = malloc(sizeof(*px))))
         return NULL;
     memset(px, 0, offsetof(pv_proxy_t, rp));
     px->hr = hr;
@@ -869,8 +868,8 @@ static void client_cleanup(pv_hreq_t *hr)
         return;
     pv_buf_put(px->hbuf);
     pv_buf_put(px->uin);
-    px->next_free = free_px;
-    free_px = px;
+    if (pv_cache_put(&px_cache, px) < 0)
+        free(px);
     hr->handler_ctx = NULL;
 }
 
@@ -895,19 +894,8 @@ static int mod_init(void)
     return PV_OK;
 }
 
-/* The worker thread ends: free the cache of exchange states. */
-static void mod_exit(pv_worker_t *w)
-{
-    PV_UNUSED(w);
-    while (free_px) {
-        pv_proxy_t *px = free_px;
-        free_px = px->next_free;
-        free(px);
-    }
-}
 
 pv_module_t pv_proxy_module = {
     .name = "proxy",
     .init = mod_init,
-    .worker_exit = mod_exit,
 };

@@ -26,7 +26,6 @@ struct pv_upool_s;
 
 typedef struct pv_proxy_s {
     struct pv_hreq_s *hr;        /* the client request */
-    struct pv_proxy_s *next_free; /* the worker's cache of exchange states */
     pv_request_t *r;             /* the request sent upstream: hr's, or a subrequest's */
     struct pv_location_s *loc;   /* its location */
     pv_sub_done_cb sub_done;     /* set for an auth_request subrequest: the response is read, not relayed */
