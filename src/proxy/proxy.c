@@ -510,7 +510,7 @@ static int response_head(pv_proxy_t *px)
     pv_resp_head_t h;
     pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
     if (pv_resp_send_head(hr, &h) != PV_OK)
-        return -1;
+        return hr->out ? -1 : -2; /* -2: no memory for the head (logged) */
     px->resp_head_done = 1;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
@@ -626,7 +626,13 @@ static void upstream_read(pv_proxy_t *px)
                 continue;
             }
             b->pos += (uint32_t)used;
-            if (response_head(px) < 0) {
+            int hrc = response_head(px);
+            if (hrc == -2) {
+                /* out of memory: this client alone is cut off */
+                pv_resp_abort(px->hr);
+                return;
+            }
+            if (hrc < 0) {
                 upstream_failed(px, PV_UPF_INVALID_HEADER, 0, NULL);
                 return;
             }
