@@ -4,6 +4,7 @@
 #include "rewrite.h"
 #include <inttypes.h>
 #include <stdio.h>
+#include "../core/wr.h"
 #include "../http/errpage.h"
 #include "../http/headers.h"
 #include "../http/response.h"
@@ -11,36 +12,12 @@
 #include "../obs/vars.h"
 #include "../upstream/response.h"
 
-/* Bounded writer: the first overflow marks it and later writes are no-ops. */
-typedef struct pv_wr_s {
-    char *p;   /* next byte */
-    char *end; /* one past the buffer */
-    int over;  /* the buffer was too small */
-} pv_wr_t;
-
-static inline void put(pv_wr_t *w, const char *s, size_t n)
-{
-    if (pv_unlikely(w->over || (size_t)(w->end - w->p) < n)) {
-        w->over = 1;
-        return;
-    }
-    memcpy(w->p, s, n);
-    w->p += n;
-}
-
-#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
-
-static inline void put_str(pv_wr_t *w, pv_str_t s)
-{
-    put(w, s.p, s.len);
-}
-
 static void put_field(pv_wr_t *w, pv_str_t name, pv_str_t value)
 {
-    put_str(w, name);
-    PUT_LIT(w, ": ");
-    put_str(w, value);
-    PUT_LIT(w, "\r\n");
+    pv_wr_str(w, name);
+    PV_WR_LIT(w, ": ");
+    pv_wr_str(w, value);
+    PV_WR_LIT(w, "\r\n");
 }
 
 static void put_i64(pv_wr_t *w, int64_t v)
@@ -53,7 +30,7 @@ static void put_i64(pv_wr_t *w, int64_t v)
     } else {
         n = pv_u64_digits(tmp, (uint64_t)v);
     }
-    put(w, tmp, n);
+    pv_wr_put(w, tmp, n);
 }
 
 /* NGINX's default proxy_set_header names (ngx_http_proxy_headers). */
@@ -101,15 +78,15 @@ static void put_set_header(pv_wr_t *w, pv_request_t *r, const pv_set_header_t *s
     if (w->over)
         return;
     char *start = w->p;
-    put_str(w, sh->name);
-    PUT_LIT(w, ": ");
+    pv_wr_str(w, sh->name);
+    PV_WR_LIT(w, ": ");
     if (w->over)
         return;
     size_t n;
     if (sh->value.is_const) {
         pv_str_t v = sh->value.nparts ? sh->value.parts[0].text : (pv_str_t){"", 0};
         n = v.len;
-        put_str(w, v);
+        pv_wr_str(w, v);
     } else {
         size_t room = (size_t)(w->end - w->p);
         n = pv_cv_eval(&sh->value, r, PV_ESCAPE_NONE, w->p, room);
@@ -129,7 +106,7 @@ static void put_set_header(pv_wr_t *w, pv_request_t *r, const pv_set_header_t *s
         if (*q == '\r' || *q == '\n' || *q == '\0')
             *q = ' ';
     }
-    PUT_LIT(w, "\r\n");
+    PV_WR_LIT(w, "\r\n");
 }
 
 /* The request-target sent upstream (ngx_http_proxy_create_request). */
@@ -138,13 +115,13 @@ static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_locatio
     const pv_proxy_pass_t *pp = loc->proxy_pass;
     if (!pp || !pp->has_uri) {
         /* no URI part: the client's target as received */
-        put_str(w, r->request_uri);
+        pv_wr_str(w, r->request_uri);
         return;
     }
     size_t skip = 0;
     if (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT)
         skip = PV_MIN(loc->name.len, r->uri.len);
-    put_str(w, pp->uri);
+    pv_wr_str(w, pp->uri);
     const char *rest = r->uri.p + skip;
     size_t rlen = r->uri.len - skip;
     if (pv_uri_path_quoted(r->request_uri)) {
@@ -156,11 +133,11 @@ static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_locatio
         }
         w->p += pv_uri_escape(w->p, rest, rlen);
     } else {
-        put(w, rest, rlen);
+        pv_wr_put(w, rest, rlen);
     }
     if (r->args.len) {
-        PUT_LIT(w, "?");
-        put_str(w, r->args);
+        PV_WR_LIT(w, "?");
+        pv_wr_str(w, r->args);
     }
 }
 
@@ -185,13 +162,13 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
     pv_wr_t w = {buf, buf + cap, 0};
     const pv_loc_conf_t *lc = &loc->conf;
 
-    put_str(&w, r->upstream_method.len ? r->upstream_method : r->method);
-    PUT_LIT(&w, " ");
+    pv_wr_str(&w, r->upstream_method.len ? r->upstream_method : r->method);
+    PV_WR_LIT(&w, " ");
     put_upstream_uri(&w, r, loc);
     if (lc->proxy_http_version == 11)
-        PUT_LIT(&w, " HTTP/1.1\r\n");
+        PV_WR_LIT(&w, " HTTP/1.1\r\n");
     else
-        PUT_LIT(&w, " HTTP/1.0\r\n");
+        PV_WR_LIT(&w, " HTTP/1.0\r\n");
 
     /* the location's list first, in order; framing fields stay ours so
      * the head always agrees with how the body is actually sent */
@@ -208,13 +185,13 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
     if (!(set & DEF_HOST) && r->proxy_host.len)
         put_field(&w, PV_STR("Host"), r->proxy_host);
     if (!(set & DEF_CONNECTION))
-        PUT_LIT(&w, "Connection: close\r\n");
+        PV_WR_LIT(&w, "Connection: close\r\n");
     if (body_mode == PV_BODY_LENGTH) {
-        PUT_LIT(&w, "Content-Length: ");
+        PV_WR_LIT(&w, "Content-Length: ");
         put_i64(&w, body_len);
-        PUT_LIT(&w, "\r\n");
+        PV_WR_LIT(&w, "\r\n");
     } else if (body_mode == PV_BODY_CHUNKED) {
-        PUT_LIT(&w, "Transfer-Encoding: chunked\r\n");
+        PV_WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
 
     int has_conn = 0;
@@ -230,7 +207,7 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
             continue;
         put_field(&w, h->name, h->value);
     }
-    PUT_LIT(&w, "\r\n");
+    PV_WR_LIT(&w, "\r\n");
     return w.over ? -1 : (ssize_t)(w.p - buf);
 }
 
@@ -294,23 +271,23 @@ static pv_str_t abs_location(const pv_request_t *r, pv_str_t repl, pv_str_t rest
     char *buf = pv_arena_alloc(r->arena, cap);
     pv_wr_t w = {buf, buf + cap, 0};
     if (rel) {
-        PUT_LIT(&w, "http://");
+        PV_WR_LIT(&w, "http://");
         if (r->host.len) {
-            put_str(&w, r->host);
+            pv_wr_str(&w, r->host);
         } else if (strchr(r->local_text, ':')) {
-            PUT_LIT(&w, "[");
-            put(&w, r->local_text, strlen(r->local_text));
-            PUT_LIT(&w, "]");
+            PV_WR_LIT(&w, "[");
+            pv_wr_put(&w, r->local_text, strlen(r->local_text));
+            PV_WR_LIT(&w, "]");
         } else {
-            put(&w, r->local_text, strlen(r->local_text));
+            pv_wr_put(&w, r->local_text, strlen(r->local_text));
         }
         if (r->local_port != 80) {
-            PUT_LIT(&w, ":");
+            PV_WR_LIT(&w, ":");
             put_i64(&w, r->local_port);
         }
     }
-    put_str(&w, repl);
-    put_str(&w, rest);
+    pv_wr_str(&w, repl);
+    pv_wr_str(&w, rest);
     return (pv_str_t){buf, (size_t)(w.p - buf)};
 }
 
