@@ -13,13 +13,13 @@
                     .max = CLASS_CACHE_BYTES / ((kib) * 1024)}
 static __thread pv_cache_t classes[NCLASSES] = {CLASS(1), CLASS(2), CLASS(4), CLASS(8), CLASS(16)};
 
-/* Class index of a size up to PV_BUF_SIZE. */
-static int class_of(size_t size)
+/* Class index of a size up to PV_BUF_SIZE: the smallest k with
+ * PV_BUF_MIN << k >= size. */
+static inline int class_of(size_t size)
 {
-    int k = 0;
-    for (size_t s = PV_BUF_MIN; s < size; s <<= 1)
-        k++;
-    return k;
+    if (size <= PV_BUF_MIN)
+        return 0;
+    return (int)(sizeof(unsigned long) * 8) - __builtin_clzl((unsigned long)(size - 1) / PV_BUF_MIN);
 }
 
 pv_buf_t *pv_buf_get(void)
