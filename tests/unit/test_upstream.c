@@ -115,6 +115,17 @@ static int listen_port(int *lfd)
     return ntohs(sa.sin_port);
 }
 
+/* One upstream server listening on loopback, a worker with a loop, and
+ * the pool in front of the server. */
+static void one_server(int *lfd, pv_worker_t *w, pv_upool_t *p)
+{
+    int w1[1] = {1};
+    setup_conf(1, w1, listen_port(lfd));
+    memset(w, 0, sizeof(*w));
+    w->loop = pv_loop_new();
+    make_pool(p);
+}
+
 static pv_loop_t *stop_loop;
 static void stop_cb(pv_timer_t *t)
 {
@@ -135,14 +146,9 @@ static void test_pool_bound_and_idle_close(void **state)
 {
     (void)state;
     int lfd;
-    int port = listen_port(&lfd);
-    int w1[1] = {1};
-    setup_conf(1, w1, port);
     pv_worker_t w;
-    memset(&w, 0, sizeof(w));
-    w.loop = pv_loop_new();
     pv_upool_t p;
-    make_pool(&p);
+    one_server(&lfd, &w, &p);
 
     pv_upconn_t *u[3];
     int peer[3];
@@ -191,15 +197,10 @@ static void test_idle_timeout(void **state)
 {
     (void)state;
     int lfd;
-    int port = listen_port(&lfd);
-    int w1[1] = {1};
-    setup_conf(1, w1, port);
-    ucf.keepalive_timeout = 30;
     pv_worker_t w;
-    memset(&w, 0, sizeof(w));
-    w.loop = pv_loop_new();
     pv_upool_t p;
-    make_pool(&p);
+    one_server(&lfd, &w, &p);
+    ucf.keepalive_timeout = 30;
     pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
     int peer = accept(lfd, NULL, NULL);
     u->connected = 1;
@@ -272,14 +273,9 @@ static void test_take_idle_peeks_for_fin(void **state)
 {
     (void)state;
     int lfd;
-    int port = listen_port(&lfd);
-    int w1[1] = {1};
-    setup_conf(1, w1, port);
     pv_worker_t w;
-    memset(&w, 0, sizeof(w));
-    w.loop = pv_loop_new();
     pv_upool_t p;
-    make_pool(&p);
+    one_server(&lfd, &w, &p);
     pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
     int peer = accept(lfd, NULL, NULL);
     u->connected = 1;
