@@ -27,6 +27,7 @@ Only memory is measured (no timings), so a busy machine does not skew it.
 """
 
 import argparse
+import contextlib
 import os
 import selectors
 import shutil
@@ -210,19 +211,37 @@ def start(name, workdir, up, nofile, cpus):
     return proxy
 
 
-def burst(name, n, nofile, pin):
-    """Peak per in-flight request and memory returned after the burst."""
-    workdir = os.path.join(SCRATCH, name + "-burst")
+@contextlib.contextmanager
+def measured(name, what, nofile, pin):
+    """A fresh directory, the upstream and the proxy started and warm;
+    yields (upstream, proxy, settled RSS in KiB) and stops both after."""
+    workdir = os.path.join(SCRATCH, "%s-%s" % (name, what))
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     up = Upstream(workdir, pin["load"])
     proxy = None
     try:
         proxy = start(name, workdir, up, nofile, pin["proxy"])
-        idle = settle(proxy, 2.0)
-        up.hold(n)
-        socks = send_all(proxy.port, n)
-        up.wait_held()
+        yield up, proxy, settle(proxy, 2.0)
+    finally:
+        if proxy:
+            proxy.stop()
+        up.stop()
+
+
+def hold_in_flight(up, port, n):
+    """n requests in flight at once, held by the upstream (which answers
+    them on up.release()); returns the client sockets."""
+    up.hold(n)
+    socks = send_all(port, n)
+    up.wait_held()
+    return socks
+
+
+def burst(name, n, nofile, pin):
+    """Peak per in-flight request and memory returned after the burst."""
+    with measured(name, "burst", nofile, pin) as (up, proxy, idle):
+        socks = hold_in_flight(up, proxy.port, n)
         peak = rss(proxy)
         up.release()
         ok = read_all(socks)
@@ -237,25 +256,12 @@ def burst(name, n, nofile, pin):
                 "per_request_b": (peak - idle) * 1024 / n, "after_kb": trace[-1],
                 "after_5s_kb": trace[4], "ratio": trace[-1] / idle,
                 "alive": proxy.alive()}
-    finally:
-        if proxy:
-            proxy.stop()
-        up.stop()
 
 
 def idle_after(name, nofile, pin):
     """Bytes per idle keepalive connection left by 2,000 concurrent requests."""
-    workdir = os.path.join(SCRATCH, name + "-idle")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
-    up = Upstream(workdir, pin["load"])
-    proxy = None
-    try:
-        proxy = start(name, workdir, up, nofile, pin["proxy"])
-        base = settle(proxy, 2.0)
-        up.hold(IDLE_CLIENTS)
-        socks = send_all(proxy.port, IDLE_CLIENTS)
-        up.wait_held()
+    with measured(name, "idle", nofile, pin) as (up, proxy, base):
+        socks = hold_in_flight(up, proxy.port, IDLE_CLIENTS)
         up.release()
         ok = read_all(socks)
         at1 = settle(proxy, 1.0)
@@ -266,10 +272,6 @@ def idle_after(name, nofile, pin):
         return {"ok": ok, "held": held,
                 "idle_1s_b": (at1 - base) * 1024 / IDLE_CLIENTS,
                 "idle_5s_b": (at5 - base) * 1024 / IDLE_CLIENTS}
-    finally:
-        if proxy:
-            proxy.stop()
-        up.stop()
 
 
 def slots(name, nofile, pin):
