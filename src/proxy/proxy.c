@@ -335,7 +335,7 @@ static void start_upstream(pv_proxy_t *px)
     append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
 
     /* a retry after a stale pooled connection takes a new one */
-    pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(pool, s);
+    pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(pool, s, !method_idempotent(px->r->method_id));
     px->fresh = 0;
     px->reused = u != NULL;
     if (!u) {
@@ -760,6 +760,8 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     log_failure(px, f, err, detail);
     /* the classic race: a pooled connection the upstream closed while idle.
      * Nothing of the response arrived, so try once more on a new one. */
+    if ((fi->flags & PV_UPF_F_TRANSPORT) && px->u && px->reused && !px->resp_started)
+        pv_upstream_stale(px->u);
     if ((fi->flags & PV_UPF_F_TRANSPORT) && px->reused && px->tried && !px->resp_started &&
         (unseen || method_idempotent(px->r->method_id)) && pv_body_rewind(px->hr) == 0) {
         drop_upstream(px);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/common.h"
+
 #define FAILS_MASK 0xffffu
 
 static pthread_mutex_t plock = PTHREAD_MUTEX_INITIALIZER;
@@ -29,6 +31,7 @@ pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, sock
         p->addrlen = len;
         p->nth = nth;
         atomic_init(&p->fail_state, 0);
+        atomic_init(&p->idle_close, 0);
         p->refs = 1;
         p->next = peers;
         peers = p;
@@ -82,6 +85,32 @@ void pv_peer_ok(pv_peer_t *p)
     uint64_t old = atomic_load_explicit(&p->fail_state, memory_order_relaxed);
     while ((old & FAILS_MASK) && !atomic_compare_exchange_weak(&p->fail_state, &old, old & ~(uint64_t)FAILS_MASK))
         ;
+}
+
+#define IDLE_BITS 24
+#define IDLE_MASK ((1ull << IDLE_BITS) - 1)
+#define SEEN_BIT (1ull << 63) /* a sighting is recorded (the loop's clock may start at 0) */
+#define SEEN_MS(st) (((st) & ~SEEN_BIT) >> IDLE_BITS)
+
+/* One word, stored whole: two workers recording at once keep one of the
+ * two sightings, which is as good as both. A shorter time replaces a
+ * longer one; a longer one only replaces a sighting that has been
+ * forgotten, so the limit follows a server whose timer grew. */
+void pv_peer_idle_closed(pv_peer_t *p, uint64_t now, uint64_t idle_ms)
+{
+    uint64_t old = atomic_load_explicit(&p->idle_close, memory_order_relaxed);
+    idle_ms = PV_MIN(idle_ms, IDLE_MASK);
+    if (old && SEEN_MS(old) + PV_PEER_IDLE_MEMORY_MS > now && (old & IDLE_MASK) < idle_ms)
+        return;
+    atomic_store_explicit(&p->idle_close, (now << IDLE_BITS) | idle_ms | SEEN_BIT, memory_order_relaxed);
+}
+
+int64_t pv_peer_idle_limit(pv_peer_t *p, uint64_t now)
+{
+    uint64_t st = atomic_load_explicit(&p->idle_close, memory_order_relaxed);
+    if (!st || SEEN_MS(st) + PV_PEER_IDLE_MEMORY_MS <= now)
+        return -1;
+    return (int64_t)(st & IDLE_MASK);
 }
 
 int pv_peer_count(void)

@@ -19,6 +19,8 @@ typedef struct pv_peer_s {
     socklen_t addrlen;              /* its length */
     int nth;                        /* how many servers with this address come before it in the block (key) */
     _Atomic uint64_t fail_state;    /* end of the fail window in loop ms << 16 | failures inside it */
+    _Atomic uint64_t idle_close;    /* loop ms of the last sighting << 24 | shortest idle time (ms) after
+                                       which the server closed a pooled connection (0: none seen) */
     int refs;                       /* pools holding it; under the registry lock */
     struct pv_peer_s *next;         /* registry list */
 } pv_peer_t;
@@ -34,6 +36,16 @@ int pv_peer_fails(pv_peer_t *p, uint64_t now);
 int pv_peer_fail(pv_peer_t *p, uint64_t now, int64_t fail_timeout);
 /* A success: the failure count goes back to zero. */
 void pv_peer_ok(pv_peer_t *p);
+/* The server closed a pooled connection of ours that had been idle for
+ * idle_ms (seen at loop time now). */
+void pv_peer_idle_closed(pv_peer_t *p, uint64_t now, uint64_t idle_ms);
+/* The shortest idle time after which the server has lately (within
+ * PV_PEER_IDLE_MEMORY_MS) closed pooled connections, or -1 when it has
+ * not. A server that closes its keepalive connections on a timer of its
+ * own, or right after each answer, is learned this way. */
+int64_t pv_peer_idle_limit(pv_peer_t *p, uint64_t now);
+#define PV_PEER_IDLE_MEMORY_MS 10000
+
 /* Peers in the registry (tests, status). */
 int pv_peer_count(void);
 

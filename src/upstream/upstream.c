@@ -185,23 +185,46 @@ static int idle_alive(pv_upconn_t *u)
     return pv_xprt_peek(&u->x) == PV_AGAIN;
 }
 
-pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server)
+/* Added to twice a connection's idle time before it is compared with the
+ * time after which the server closes idle ones: a server that closes
+ * within this of its answer closes before its FIN could warn us. */
+#define IDLE_MARGIN_MS 10
+
+/* The server closed u while it sat idle in the pool. */
+static void idle_closed(pv_upconn_t *u, uint64_t now)
 {
+    pv_peer_idle_closed(u->pool->peers[u->server], now, now - u->idle_ms);
+}
+
+pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe)
+{
+    uint64_t now = p->idle_head ? pv_loop_now(p->idle_head->w->loop) : 0;
+    int64_t limit = unsafe && p->idle_head ? pv_peer_idle_limit(p->peers[server], now) : -1;
     pv_upconn_t *next;
     for (pv_upconn_t *u = p->idle_head; u; u = next) {
         next = u->next;
         if (u->server != server)
             continue;
         if (!idle_alive(u)) {
+            idle_closed(u, now);
             pv_upstream_close(u);
             continue;
         }
+        if (limit >= 0 && 2 * (now - u->idle_ms) + IDLE_MARGIN_MS >= (uint64_t)limit)
+            continue; /* left for a request that may be sent again */
         idle_unlink(p, u);
         pv_timer_del(u->w->loop, &u->timer);
+        u->idle_ms = now - u->idle_ms;
         pv_count(PV_CTR_UPSTREAM_REUSED);
         return u;
     }
     return NULL;
+}
+
+void pv_upstream_stale(pv_upconn_t *u)
+{
+    uint64_t now = pv_loop_now(u->w->loop);
+    pv_peer_idle_closed(u->pool->peers[u->server], now, u->idle_ms);
 }
 
 pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
@@ -289,6 +312,7 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
         p->idle_tail = u;
     p->nidle++;
     u->x.readable = 0;
+    u->idle_ms = pv_loop_now(u->w->loop);
     pv_timer_set(u->w->loop, &u->timer, (uint64_t)p->cf->keepalive_timeout);
 }
 
@@ -343,8 +367,10 @@ static void upconn_io_cb(pv_io_t *io, unsigned events)
     pv_xprt_events(&u->x, events);
     /* idle in the pool: readable means the upstream closed it or sent
      * something unasked; either way it cannot carry a request */
-    if (events & (PV_EV_READ | PV_EV_HUP))
+    if (events & (PV_EV_READ | PV_EV_HUP)) {
+        idle_closed(u, pv_loop_now(u->w->loop));
         pv_upstream_close(u);
+    }
 }
 
 static void upconn_timer_cb(pv_timer_t *t)

@@ -48,6 +48,7 @@ struct pv_upconn_s {
     struct pv_upconn_s *prev, *next; /* idle LRU links, or reap list */
     uint32_t requests;          /* requests sent on it */
     uint64_t created_ms;        /* loop time it was opened (keepalive_time) */
+    uint64_t idle_ms;           /* loop time it went idle in the pool; once taken, how long it had been */
     uint64_t sent;              /* bytes written on it, all requests */
     uint8_t connected;          /* TCP handshake done */
     uint8_t closing;            /* closed, waiting to be freed */
@@ -91,8 +92,16 @@ int pv_upstream_pick(pv_upool_t *p, const uint64_t *tried, uint64_t now);
 /* Record a failure / success of a server for max_fails/fail_timeout. */
 void pv_upstream_fail(pv_upool_t *p, int server, uint64_t now);
 void pv_upstream_ok(pv_upool_t *p, int server);
-/* An idle pooled connection to server, or NULL. */
-pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server);
+/* An idle pooled connection to server, or NULL. For a request that must
+ * not be sent twice (unsafe), only a connection that has been idle for
+ * less than half the time after which the server was lately seen closing
+ * idle connections (less a margin of 10 ms): a server that closes them
+ * right after each answer gets such requests on new connections only. */
+pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe);
+/* A connection taken from the pool failed before any answer: the server
+ * had closed it while it was idle (learned as pv_upstream_take_idle()
+ * says). */
+void pv_upstream_stale(pv_upconn_t *u);
 /* Open a new connection to server (connect in progress). NULL on error
  * with errno set. */
 pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server);

@@ -181,9 +181,9 @@ static void test_pool_bound_and_idle_close(void **state)
     assert_int_equal(p.nidle, 1);
     assert_ptr_equal(p.idle_head, u[2]);
     /* take_idle hands out the survivor, then nothing */
-    pv_upconn_t *t = pv_upstream_take_idle(&p, 0);
+    pv_upconn_t *t = pv_upstream_take_idle(&p, 0, 0);
     assert_ptr_equal(t, u[2]);
-    assert_null(pv_upstream_take_idle(&p, 0));
+    assert_null(pv_upstream_take_idle(&p, 0, 0));
     pv_upstream_close(t);
     pv_upstream_reap(&w);
     close(px);
@@ -283,10 +283,66 @@ static void test_take_idle_peeks_for_fin(void **state)
     assert_int_equal(p.nidle, 1);
     close(peer);
     usleep(20000); /* the FIN reaches the socket; the loop has not run */
-    assert_null(pv_upstream_take_idle(&p, 0));
+    assert_null(pv_upstream_take_idle(&p, 0, 0));
     assert_int_equal(p.nidle, 0);
     assert_true(u->closing);
     pv_upstream_reap(&w);
+    close(lfd);
+    pv_loop_free(w.loop);
+}
+
+/* The peer learns how long the server lets a pooled connection sit idle,
+ * and a request that must not be sent twice only gets connections idle
+ * for less than half that; the others stay for safe requests. */
+static void test_idle_close_learned(void **state)
+{
+    (void)state;
+    int lfd;
+    pv_worker_t w;
+    pv_upool_t p;
+    one_server(&lfd, &w, &p);
+    pv_peer_t *peer = p.peers[0];
+    assert_int_equal(pv_peer_idle_limit(peer, 5000), -1);
+
+    /* the memory of one sighting: the shortest time wins while it lasts */
+    pv_peer_idle_closed(peer, 5000, 800);
+    assert_int_equal(pv_peer_idle_limit(peer, 5000), 800);
+    pv_peer_idle_closed(peer, 5100, 2000);
+    assert_int_equal(pv_peer_idle_limit(peer, 5100), 800);
+    pv_peer_idle_closed(peer, 5200, 300);
+    assert_int_equal(pv_peer_idle_limit(peer, 5200), 300);
+    assert_int_equal(pv_peer_idle_limit(peer, 5200 + PV_PEER_IDLE_MEMORY_MS), -1);
+    pv_peer_idle_closed(peer, 5200 + PV_PEER_IDLE_MEMORY_MS, 2000);
+    assert_int_equal(pv_peer_idle_limit(peer, 5200 + PV_PEER_IDLE_MEMORY_MS), 2000);
+
+    /* the server closes a pooled connection at once after its answer */
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
+    int fd = accept(lfd, NULL, NULL);
+    u->connected = 1;
+    pv_upstream_release(u, &keep_done);
+    close(fd);
+    run_for(&w, 50);
+    assert_int_equal(p.nidle, 0);
+    int64_t learned = pv_peer_idle_limit(peer, pv_loop_now(w.loop));
+    assert_true(learned >= 0 && learned <= 50);
+
+    /* a live idle connection: a safe request takes it, an unsafe one not */
+    u = pv_upstream_connect(&w, &p, 0);
+    fd = accept(lfd, NULL, NULL);
+    u->connected = 1;
+    pv_upstream_release(u, &keep_done);
+    assert_null(pv_upstream_take_idle(&p, 0, 1));
+    assert_int_equal(p.nidle, 1);
+    assert_ptr_equal(pv_upstream_take_idle(&p, 0, 0), u);
+
+    /* a reused connection that fails before any answer teaches the same */
+    atomic_store(&peer->idle_close, 0); /* nothing learned yet */
+    u->idle_ms = 40;                     /* how long it sat idle before it was taken */
+    pv_upstream_stale(u);
+    assert_int_equal(pv_peer_idle_limit(peer, pv_loop_now(w.loop)), 40);
+    pv_upstream_close(u);
+    pv_upstream_reap(&w);
+    close(fd);
     close(lfd);
     pv_loop_free(w.loop);
 }
@@ -397,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_return_rule),
         cmocka_unit_test(test_take_idle_peeks_for_fin),
+        cmocka_unit_test(test_idle_close_learned),
         cmocka_unit_test(test_tried_set_past_64_servers),
         cmocka_unit_test(test_peer_registry_across_reloads),
     };
