@@ -139,7 +139,7 @@ static void log_context(pv_hreq_t *hr, char *buf, size_t cap)
 static void refuse(pv_hreq_t *hr, int status)
 {
     hr->acc.waiting = 0;
-    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
+    pv_resp_local(hr, status, NULL, (pv_str_t){NULL, 0});
 }
 
 /* ---- limit_req --------------------------------------------------------------------- */
@@ -205,7 +205,7 @@ static void delay_cb(pv_timer_t *t)
 static void park_delay(pv_hreq_t *hr, int ms)
 {
     hr->acc.waiting = 1;
-    pv_timer_set(hr->c->w->loop, &hr->acc.timer, (uint64_t)ms);
+    pv_timer_set(hr->w->loop, &hr->acc.timer, (uint64_t)ms);
 }
 
 static void redis_cb(void *arg, const pv_limit_req_result_t *res, const char *err);
@@ -222,7 +222,7 @@ static int limit_req_redis(pv_hreq_t *hr, int late, int from, int delay)
         pv_str_t key = eval(hr, &z->key);
         if (!key.len)
             continue;
-        pv_redis_t *rc = redis_for(hr->c->w, z);
+        pv_redis_t *rc = redis_for(hr->w, z);
         const char *err = "redis client unavailable";
         if (rc) {
             hr->acc.rlimit = i;
@@ -452,7 +452,7 @@ static int check_basic(pv_hreq_t *hr)
     }
     unsigned char d[SHA256_DIGEST_LENGTH];
     basic_ok_t *slot = basic_slot(p->htpasswd, user, pass, d);
-    uint64_t now = pv_loop_now(hr->c->w->loop);
+    uint64_t now = pv_loop_now(hr->w->loop);
     if (slot->until_ms > now && CRYPTO_memcmp(slot->digest, d, sizeof(d)) == 0)
         return 0;
     if (pv_htpasswd_check(p->htpasswd, user, pass) != PV_OK) {
@@ -719,7 +719,7 @@ void pv_access_end(pv_hreq_t *hr)
         return;
     if (a->rreq)
         pv_redis_cancel(a->rreq);
-    pv_timer_del(hr->c->w->loop, &a->timer);
+    pv_timer_del(hr->w->loop, &a->timer);
     pv_limit_conn_release_all(a->conn_refs, a->nconn_refs);
     memset(a, 0, sizeof(*a));
 }

@@ -1,6 +1,7 @@
-/* The request body stream over HTTP/1 (see body.h): bytes come from the
- * head buffer first and then from a buffer of their own; chunked framing
- * is decoded in place and client_max_body_size is checked on the way. */
+/* The request body stream (see body.h), and its HTTP/1 implementation:
+ * bytes come from the head buffer first and then from a buffer of their
+ * own; chunked framing is decoded in place and client_max_body_size is
+ * checked on the way. */
 #include "body.h"
 
 #include "../core/cache.h"
@@ -12,7 +13,7 @@ static pv_buf_t *body_buf(const pv_hreq_t *hr)
     return hr->bin ? hr->bin : hr->c->in;
 }
 
-size_t pv_body_buffered(const pv_hreq_t *hr)
+static size_t h1_buffered(const pv_hreq_t *hr)
 {
     const pv_buf_t *b = body_buf(hr);
     return b ? b->last - b->pos : 0;
@@ -33,7 +34,7 @@ void pv_body_hold(pv_hreq_t *hr)
     hr->body_held = 1;
 }
 
-int pv_body_take(pv_hreq_t *hr, pv_str_t *spans, int max)
+static int h1_take(pv_hreq_t *hr, pv_str_t *spans, int max)
 {
     pv_buf_t *b = body_buf(hr);
     if (hr->body_error)
@@ -110,7 +111,7 @@ static void body_timer(pv_hreq_t *hr)
     pv_timer_set(c->w->loop, &c->timer, (uint64_t)hr->r.loc->conf.client_body_timeout);
 }
 
-int pv_body_read(pv_hreq_t *hr)
+static int h1_read(pv_hreq_t *hr)
 {
     int n = hr->c->x.readable ? read_body(hr) : PV_AGAIN;
     if (n > 0)
@@ -124,31 +125,31 @@ int pv_body_read(pv_hreq_t *hr)
     return PV_ERR;
 }
 
-int pv_body_preread(pv_hreq_t *hr, size_t limit)
+static int h1_preread(pv_hreq_t *hr, size_t limit)
 {
     pv_buf_t *in = hr->c->in;
     if (hr->body_frame != PV_FRAME_LENGTH || hr->body_done || hr->bin || hr->r.content_length > (int64_t)limit ||
         (uint64_t)hr->r.content_length > in->size - in->pos)
         return PV_OK;
-    if (pv_body_buffered(hr) >= hr->body_left)
+    if (h1_buffered(hr) >= hr->body_left)
         return PV_OK;
     for (;;) {
-        int rc = pv_body_read(hr);
+        int rc = h1_read(hr);
         if (rc != PV_OK)
             return rc;
-        if (pv_body_buffered(hr) >= hr->body_left) {
+        if (h1_buffered(hr) >= hr->body_left) {
             pv_timer_del(hr->c->w->loop, &hr->c->timer);
             return PV_OK;
         }
     }
 }
 
-int pv_body_rewindable(const pv_hreq_t *hr)
+static int h1_rewindable(const pv_hreq_t *hr)
 {
     return !hr->body_released;
 }
 
-int pv_body_rewind(pv_hreq_t *hr)
+static int h1_rewind(pv_hreq_t *hr)
 {
     if (hr->body_released)
         return -1;
@@ -162,7 +163,7 @@ int pv_body_rewind(pv_hreq_t *hr)
     return 0;
 }
 
-void pv_body_discard_buffered(pv_hreq_t *hr)
+static void h1_discard_buffered(pv_hreq_t *hr)
 {
     pv_buf_t *b = hr->c->in;
     if (hr->body_done || hr->bin || !b)
@@ -194,8 +195,54 @@ void pv_body_discard_buffered(pv_hreq_t *hr)
     }
 }
 
-int pv_body_client_closed(pv_hreq_t *hr)
+static int h1_client_closed(pv_hreq_t *hr)
 {
     int n = pv_xprt_peek(&hr->c->x);
     return n == 0 || n == PV_ERR;
+}
+
+const pv_body_ops_t pv_h1_body = {
+    h1_take, h1_buffered, h1_read, h1_preread, h1_rewind, h1_rewindable, h1_discard_buffered, h1_client_closed,
+};
+
+/* ---- the calls ---------------------------------------------------------- */
+
+int pv_body_take(pv_hreq_t *hr, pv_str_t *spans, int max)
+{
+    return hr->proto->body->take(hr, spans, max);
+}
+
+size_t pv_body_buffered(const pv_hreq_t *hr)
+{
+    return hr->proto->body->buffered(hr);
+}
+
+int pv_body_read(pv_hreq_t *hr)
+{
+    return hr->proto->body->read(hr);
+}
+
+int pv_body_preread(pv_hreq_t *hr, size_t limit)
+{
+    return hr->proto->body->preread(hr, limit);
+}
+
+int pv_body_rewind(pv_hreq_t *hr)
+{
+    return hr->proto->body->rewind(hr);
+}
+
+int pv_body_rewindable(const pv_hreq_t *hr)
+{
+    return hr->proto->body->rewindable(hr);
+}
+
+void pv_body_discard_buffered(pv_hreq_t *hr)
+{
+    hr->proto->body->discard_buffered(hr);
+}
+
+int pv_body_client_closed(pv_hreq_t *hr)
+{
+    return hr->proto->body->client_closed(hr);
 }

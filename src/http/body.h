@@ -8,7 +8,9 @@
  *
  * Spans point into the stream's buffers (nothing is copied) and stay
  * valid until the next pv_body_read(): the caller queues them and reads
- * more only once they have been written out. */
+ * more only once they have been written out. The calls go to the
+ * request's protocol (hr->proto); done, error and hold are the request's
+ * own state. */
 #ifndef PV_BODY_H
 #define PV_BODY_H
 
@@ -16,6 +18,21 @@
 #include "../core/common.h"
 
 struct pv_hreq_s;
+
+/* What a protocol implements; the calls below document each entry. */
+typedef struct pv_body_ops_s {
+    int (*take)(struct pv_hreq_s *hr, pv_str_t *spans, int max);
+    size_t (*buffered)(const struct pv_hreq_s *hr);
+    int (*read)(struct pv_hreq_s *hr);
+    int (*preread)(struct pv_hreq_s *hr, size_t limit);
+    int (*rewind)(struct pv_hreq_s *hr);
+    int (*rewindable)(const struct pv_hreq_s *hr);
+    void (*discard_buffered)(struct pv_hreq_s *hr);
+    int (*client_closed)(struct pv_hreq_s *hr);
+} pv_body_ops_t;
+
+/* The HTTP/1 implementation. */
+extern const pv_body_ops_t pv_h1_body;
 
 /* The next decoded body bytes already received, as up to max spans (not
  * copied; valid until pv_body_read()). They count as consumed. Returns

@@ -77,7 +77,7 @@ static void run_content(pv_hreq_t *hr)
     for (int i = 0; i < ncontents; i++)
         if (contents[i]->claims(loc) && contents[i]->handler(hr) != PV_PHASE_NEXT)
             return;
-    pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+    pv_resp_local(hr, 404, NULL, (pv_str_t){NULL, 0});
 }
 
 /* Run handlers from hr->phase_step on until one answers or parks; the
@@ -122,7 +122,7 @@ static int do_return(pv_hreq_t *hr, int code, int has_text, const pv_cv_t *text)
 {
     pv_request_t *r = &hr->r;
     if (!has_text) {
-        pv_server_respond(hr, code, NULL, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, code, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
     size_t need = pv_cv_eval(text, r, PV_ESCAPE_NONE, NULL, 0);
@@ -136,9 +136,9 @@ static int do_return(pv_hreq_t *hr, int code, int has_text, const pv_cv_t *text)
             if (pv_router_absolute_url(r, (pv_str_t){txt, need}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
                 txt = abs;
         }
-        pv_server_respond(hr, code, txt, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, code, txt, (pv_str_t){NULL, 0});
     } else {
-        pv_server_respond(hr, code, NULL, (pv_str_t){txt, need});
+        pv_resp_local(hr, code, NULL, (pv_str_t){txt, need});
     }
     return PV_PHASE_DONE;
 }
@@ -161,32 +161,30 @@ static int find_config(pv_hreq_t *hr)
     pv_location_t *loc = pv_router_find_location(r->srv, r->uri, &redirect);
     r->loc = loc;
     if (!loc) {
-        pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, 404, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
     int64_t max = loc->conf.client_max_body_size;
     if (max > 0 && r->content_length > max) {
         pv_log(PV_LOG_ERR, "client intended to send too large body: %lld bytes, client: %s",
                (long long)r->content_length, r->peer_text);
-        pv_server_error(hr, 413);
+        pv_resp_local(hr, 413, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
     if (redirect) {
         /* NGINX's auto redirect: "/api/auth" -> "/api/auth/" with the args */
         char url[4096];
         if (pv_router_redirect_url(r, loc, url, sizeof(url)) < 0) {
-            pv_server_error(hr, 414);
+            pv_resp_local(hr, 414, NULL, (pv_str_t){NULL, 0});
             return PV_PHASE_DONE;
         }
-        pv_server_respond(hr, 301, url, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, 301, url, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
     if (loc->internal) {
-        pv_server_respond(hr, 404, NULL, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, 404, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
-    /* routed: the header timeout is over; each phase arms its own */
-    pv_timer_del(hr->c->w->loop, &hr->c->timer);
     return PV_PHASE_NEXT;
 }
 

@@ -1,5 +1,6 @@
-/* The HTTP/1.1 response head writer: one forward pass of memcpy into the
- * caller's buffer, nothing formatted with printf. */
+/* The response calls (each goes to the request's protocol), and their
+ * HTTP/1.1 implementation with the one head writer: one forward pass of
+ * memcpy into the caller's buffer, nothing formatted with printf. */
 #include "response.h"
 
 #include <string.h>
@@ -74,7 +75,7 @@ static int want_keepalive(pv_hreq_t *hr)
            (int64_t)hr->c->nreq < lc->keepalive_requests;
 }
 
-void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
+static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
     pv_hconn_t *c = hr->c;
     pv_timer_del(c->w->loop, &c->timer);
@@ -126,7 +127,7 @@ void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t
         pv_server_close(c);
 }
 
-int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
+static int h1_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     if (h->frame == PV_FRAME_CHUNKED && hr->r.http_minor != 1) {
         /* no chunked coding for HTTP/1.0: the body ends with the connection */
@@ -138,7 +139,7 @@ int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
     h->extra = hr->acc.xhdr;
     if (!hr->out && !(hr->out = pv_buf_get())) {
         pv_cache_nomem("a response buffer", hr->r.peer_text);
-        return PV_ERR;
+        return PV_RESP_NOMEM;
     }
     ssize_t n = pv_http_write_head(h, pv_time_http_date(), hr->keepalive, hr->out->data, hr->out->size);
     if (n < 0)
@@ -148,7 +149,7 @@ int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
     return PV_OK;
 }
 
-int pv_resp_room(const pv_hreq_t *hr)
+static int h1_room(const pv_hreq_t *hr)
 {
     const pv_outq_t *q = &hr->cq;
     /* room for the spans, their chunk framing and the last chunk */
@@ -157,7 +158,7 @@ int pv_resp_room(const pv_hreq_t *hr)
     return PV_OUTQ_IOV - q->first - q->n - 1;
 }
 
-void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
+static void h1_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
 {
     for (int i = 0; i < n; i++) {
         if (hr->resp_chunked)
@@ -167,7 +168,7 @@ void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
     }
 }
 
-int pv_resp_flush(pv_hreq_t *hr)
+static int h1_flush(pv_hreq_t *hr)
 {
     int rc = pv_server_flush(hr);
     if (rc == PV_ERR)
@@ -175,28 +176,79 @@ int pv_resp_flush(pv_hreq_t *hr)
     return rc;
 }
 
-void pv_resp_finish(pv_hreq_t *hr)
+static void h1_finish(pv_hreq_t *hr)
 {
     if (hr->resp_chunked)
         pv_outq_push_last_chunk(&hr->cq);
     hr->resp_done = 1;
-    if (pv_resp_flush(hr) == PV_OK)
+    if (h1_flush(hr) == PV_OK)
         pv_server_request_done(hr);
 }
 
-void pv_resp_abort(pv_hreq_t *hr)
+static void h1_abort(pv_hreq_t *hr)
 {
     pv_server_close(hr->c);
 }
 
-int pv_resp_continue(pv_hreq_t *hr)
+static int h1_continue(pv_hreq_t *hr)
 {
     pv_outq_push(&hr->cq, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    return pv_resp_flush(hr) == PV_ERR ? PV_ERR : PV_OK;
+    return h1_flush(hr) == PV_ERR ? PV_ERR : PV_OK;
+}
+
+static void h1_error(pv_hreq_t *hr, int status)
+{
+    pv_outq_reset(&hr->cq);
+    h1_local(hr, status, NULL, (pv_str_t){NULL, 0});
+}
+
+const pv_resp_ops_t pv_h1_resp = {
+    h1_send_head, h1_room, h1_send_body, h1_flush, h1_finish, h1_abort, h1_continue, h1_local, h1_error,
+};
+
+/* ---- the calls ---------------------------------------------------------- */
+
+int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    return hr->proto->resp->send_head(hr, h);
+}
+
+int pv_resp_room(const pv_hreq_t *hr)
+{
+    return hr->proto->resp->room(hr);
+}
+
+void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
+{
+    hr->proto->resp->send_body(hr, spans, n);
+}
+
+int pv_resp_flush(pv_hreq_t *hr)
+{
+    return hr->proto->resp->flush(hr);
+}
+
+void pv_resp_finish(pv_hreq_t *hr)
+{
+    hr->proto->resp->finish(hr);
+}
+
+void pv_resp_abort(pv_hreq_t *hr)
+{
+    hr->proto->resp->abort(hr);
+}
+
+int pv_resp_continue(pv_hreq_t *hr)
+{
+    return hr->proto->resp->send_continue(hr);
+}
+
+void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
+{
+    hr->proto->resp->local(hr, status, location, body);
 }
 
 void pv_resp_error(pv_hreq_t *hr, int status)
 {
-    pv_outq_reset(&hr->cq);
-    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
+    hr->proto->resp->error(hr, status);
 }

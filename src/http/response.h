@@ -32,15 +32,36 @@ typedef struct pv_resp_head_s {
  * cap is too small. */
 ssize_t pv_http_write_head(const pv_resp_head_t *h, pv_str_t date, int keepalive, char *buf, size_t cap);
 
-/* The calls a content handler answers with; HTTP/2 will implement the
- * same ones. A response is: a head, body spans, then finish (or abort).
+/* The calls a content handler answers with. A response is: a head, body
+ * spans, then finish (or abort); or one local response. Each call goes to
+ * the request's protocol (hr->proto: HTTP/1.1 in response.c, HTTP/2 in
+ * its own file), so a handler never knows which one it answers over.
  * Bytes queued are not copied and must stay until written. */
 struct pv_hreq_s;
+
+/* What a protocol implements; the calls below document each entry. */
+typedef struct pv_resp_ops_s {
+    int (*send_head)(struct pv_hreq_s *hr, pv_resp_head_t *h);
+    int (*room)(const struct pv_hreq_s *hr);
+    void (*send_body)(struct pv_hreq_s *hr, const pv_str_t *spans, int n);
+    int (*flush)(struct pv_hreq_s *hr);
+    void (*finish)(struct pv_hreq_s *hr);
+    void (*abort)(struct pv_hreq_s *hr);
+    int (*send_continue)(struct pv_hreq_s *hr);
+    void (*local)(struct pv_hreq_s *hr, int status, const char *location, pv_str_t body);
+    void (*error)(struct pv_hreq_s *hr, int status);
+} pv_resp_ops_t;
+
+/* The HTTP/1.1 implementation. */
+extern const pv_resp_ops_t pv_h1_resp;
+
+/* pv_resp_send_head(): no memory for the head (logged; answer nothing). */
+#define PV_RESP_NOMEM (-3)
 
 /* Queue the response head h. The protocol side decides keepalive and the
  * framing: PV_FRAME_CHUNKED stands for a body of unknown length, which an
  * HTTP/1.0 client gets until the connection closes. Records the status
- * for the log. PV_OK, or PV_ERR when the head does not fit. */
+ * for the log. PV_OK, PV_ERR when the head does not fit, PV_RESP_NOMEM. */
 int pv_resp_send_head(struct pv_hreq_s *hr, pv_resp_head_t *h);
 /* How many body spans pv_resp_send_body() takes now (0: flush first). */
 int pv_resp_room(const struct pv_hreq_s *hr);
@@ -54,11 +75,16 @@ int pv_resp_flush(struct pv_hreq_s *hr);
 /* The response is complete: its end is queued and, once everything is
  * written, the request ends (log, keepalive). The handler is done. */
 void pv_resp_finish(struct pv_hreq_s *hr);
-/* The response cannot be completed: the connection is closed so the
- * client cannot take a cut response for a whole one. */
+/* The response cannot be completed: the client must not take a cut
+ * response for a whole one (HTTP/1.1 closes the connection). */
 void pv_resp_abort(struct pv_hreq_s *hr);
 /* Send the interim 100 Continue. PV_OK, or PV_ERR (connection closed). */
 int pv_resp_continue(struct pv_hreq_s *hr);
+/* Answer with a response made here: the error page of status (with
+ * location for a redirect), or body as text/plain when body.p is set.
+ * The request ends once it is written. After 400, 408, 413, 414, 431,
+ * 500 and 501 the connection is not kept, as in NGINX. */
+void pv_resp_local(struct pv_hreq_s *hr, int status, const char *location, pv_str_t body);
 /* Answer with the error page for status instead of a response that has
  * not started (anything queued before it, a 100 Continue, is dropped). */
 void pv_resp_error(struct pv_hreq_s *hr, int status);

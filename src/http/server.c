@@ -38,6 +38,8 @@ static void handle_input(pv_hconn_t *c);
 static void conn_nomem(pv_hconn_t *c, const char *what);
 static int grow_head(pv_hconn_t *c);
 
+const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body};
+
 /* ---- allocation --------------------------------------------------------- */
 
 static void req_destroy(void *obj);
@@ -76,6 +78,8 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     memset(hr, 0, sizeof(*hr));
     hr->arena = arena;
     hr->c = c;
+    hr->proto = &pv_h1_proto;
+    hr->w = c->w;
     pv_slots_idle_del(c);
     llhttp_init(&hr->parser, HTTP_REQUEST, &req_settings);
     hr->parser.data = hr;
@@ -362,7 +366,7 @@ void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n)
 void pv_server_error(pv_hreq_t *hr, int status)
 {
     hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
-    pv_server_respond(hr, status, NULL, (pv_str_t){NULL, 0});
+    pv_resp_local(hr, status, NULL, (pv_str_t){NULL, 0});
 }
 
 /* ---- request head processing ---------------------------------------------- */
@@ -413,6 +417,9 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
     hr->head_len = head_end;
     hr->c->in->pos = head_end;
     hr->r.request_length = head_end;
+    /* the head is in: client_header_timeout is over, each phase that
+     * waits on the client arms its own */
+    pv_timer_del(c->w->loop, &c->timer);
     pv_phases_run(hr);
 }
 

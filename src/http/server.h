@@ -24,6 +24,18 @@
 
 typedef struct pv_hconn_s pv_hconn_t;
 
+/* A client protocol: how a request's response goes out and its body comes
+ * in. HTTP/1.1 is one (pv_h1_proto); HTTP/2 will be another, each of its
+ * streams a request of its own. */
+typedef struct pv_proto_s {
+    const char *name;           /* for logs */
+    const pv_resp_ops_t *resp;  /* response calls (response.h) */
+    const pv_body_ops_t *body;  /* request body stream (body.h) */
+} pv_proto_t;
+
+/* HTTP/1.1 over a client connection. */
+extern const pv_proto_t pv_h1_proto;
+
 /* Offsets into the connection's head buffer while the head is parsed. */
 typedef struct pv_hspan_s {
     uint32_t off, len;
@@ -35,7 +47,9 @@ typedef struct pv_hreq_s {
     pv_request_t r;               /* the request model */
     pv_arena_t arena;             /* per-request allocations */
     llhttp_t parser;              /* request head parser */
-    pv_hconn_t *c;                /* connection */
+    const pv_proto_t *proto;      /* the protocol it arrived in: its response and body calls */
+    pv_hconn_t *c;                /* connection (the protocol's; handlers use w) */
+    pv_worker_t *w;               /* worker it runs on */
     pv_wgen_t *gen;               /* config generation the request runs under */
     pv_listen_group_t *lgroup;    /* listen group it arrived on, in gen's snapshot */
     pv_hspan_t url;               /* request target */
@@ -105,8 +119,6 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events);
 void pv_server_request_done(pv_hreq_t *hr);
 /* Answer with an error page and close the connection afterwards. */
 void pv_server_error(pv_hreq_t *hr, int status);
-/* Send a locally generated response (error page, redirect, return). */
-void pv_server_respond(pv_hreq_t *hr, int status, const char *location, pv_str_t body);
 /* Queue the response head of n bytes at p (in hr->out) to the client;
  * an HTTP/0.9 response has none, so nothing is queued then. */
 void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n);

@@ -80,7 +80,7 @@ static void append_list(char *dst, size_t cap, const char *item)
 
 static pv_worker_t *px_worker(pv_proxy_t *px)
 {
-    return px->hr->c->w;
+    return px->hr->w;
 }
 
 /* Queue the request body bytes already received toward the upstream,
@@ -224,7 +224,7 @@ static void proxy_start(pv_hreq_t *hr)
 {
     pv_proxy_t *px = px_get(hr);
     if (!px) {
-        pv_server_respond(hr, 500, NULL, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
         return;
     }
     pv_request_t *r = &hr->r;
@@ -255,7 +255,7 @@ static void proxy_start(pv_hreq_t *hr)
         /* an HTTP/1.0 upstream cannot take a body of unknown length, and
          * buffering it whole would break the memory bound */
         r->flags &= ~PV_REQ_F_KEEPALIVE;
-        pv_server_respond(hr, 411, NULL, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, 411, NULL, (pv_str_t){NULL, 0});
         return;
     }
     if (!loc->conf.proxy_pass_request_body && has_body) {
@@ -266,7 +266,7 @@ static void proxy_start(pv_hreq_t *hr)
     pv_body_hold(hr);
     ssize_t n = build_head(px, r, loc, px->up_frame, blen, 256 * 1024);
     if (n < 0) {
-        pv_server_respond(hr, 500, NULL, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
         return;
     }
     px->hbuf->last = (uint32_t)n;
@@ -509,8 +509,9 @@ static int response_head(pv_proxy_t *px)
     pv_header_t fields[PV_URESP_MAX_FIELDS];
     pv_resp_head_t h;
     pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
-    if (pv_resp_send_head(hr, &h) != PV_OK)
-        return hr->out ? -1 : -2; /* -2: no memory for the head (logged) */
+    int rc = pv_resp_send_head(hr, &h);
+    if (rc != PV_OK)
+        return rc == PV_RESP_NOMEM ? -2 : -1; /* -2: no memory for the head (logged) */
     px->resp_head_done = 1;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
