@@ -230,28 +230,39 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
             close(fd);
             continue;
         }
-        pv_hconn_t *c = pv_slots_conn_alloc();
-        if (!c) {
-            pv_cache_nomem("a connection", NULL);
-            close(fd);
-            continue;
-        }
-        c->w = w;
-        pv_xprt_init(&c->x, fd, conn_io_cb, c);
-        c->id = ++w->next_conn_id;
-        c->group = (uint16_t)l->group;
-        memcpy(&c->peer, &sa, sl < sizeof(sa) ? sl : sizeof(sa));
-        pv_timer_init(&c->timer, conn_timer_cb, c);
-        if (pv_loop_add(w->loop, &c->x.io) < 0) {
-            close(fd);
-            pv_slots_conn_free(c);
-            continue;
-        }
-        conn_link(w, c);
-        pv_count(PV_CTR_CONNS_ACCEPTED);
-        pv_server_t *ds = w->conf->http->listens[l->group].default_srv;
-        pv_timer_set(w->loop, &c->timer, (uint64_t)ds->client_header_timeout);
+        pv_xprt_t x;
+        pv_xprt_init(&x, fd, NULL, NULL);
+        pv_server_conn_open(w, l->group, &x, (const struct sockaddr *)&sa, sl);
     }
+}
+
+pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const struct sockaddr *peer,
+                                socklen_t peerlen)
+{
+    pv_hconn_t *c = pv_slots_conn_alloc();
+    if (!c) {
+        pv_cache_nomem("a connection", NULL);
+        pv_xprt_close(x);
+        return NULL;
+    }
+    c->w = w;
+    c->x = *x;
+    c->x.io.cb = conn_io_cb;
+    c->x.io.data = c;
+    c->id = ++w->next_conn_id;
+    c->group = (uint16_t)group;
+    memcpy(&c->peer, peer, peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
+    pv_timer_init(&c->timer, conn_timer_cb, c);
+    if (pv_loop_add(w->loop, &c->x.io) < 0) {
+        pv_xprt_close(&c->x);
+        pv_slots_conn_free(c);
+        return NULL;
+    }
+    conn_link(w, c);
+    pv_count(PV_CTR_CONNS_ACCEPTED);
+    pv_server_t *ds = w->conf->http->listens[group].default_srv;
+    pv_timer_set(w->loop, &c->timer, (uint64_t)ds->client_header_timeout);
+    return c;
 }
 
 /* ---- request head parsing ------------------------------------------------ */

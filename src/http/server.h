@@ -115,6 +115,15 @@ struct pv_hconn_s {
 extern pv_module_t pv_http_module;
 /* Accept handler for listening sockets. */
 void pv_server_accept_cb(pv_io_t *io, unsigned events);
+/* Serve a client connection over transport x, which it takes over (x
+ * is copied in, its io callback and data become the connection's; on
+ * failure it is closed): as accept() makes one, from a socket under the
+ * plain transport, or as a test harness does, from an in-memory one.
+ * The connection is watched by the loop and waits for its first request
+ * under client_header_timeout. NULL when out of memory or the loop
+ * refused it. */
+pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const struct sockaddr *peer,
+                                socklen_t peerlen);
 /* Finish the current request: queue-complete handling, log, keepalive. */
 void pv_server_request_done(pv_hreq_t *hr);
 /* Answer with an error page and close the connection afterwards. */

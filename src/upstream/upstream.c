@@ -227,22 +227,43 @@ void pv_upstream_stale(pv_upconn_t *u)
     pv_peer_idle_closed(u->pool->peers[u->server], now, u->idle_ms);
 }
 
+/* The default opener: a non-blocking connect() under the plain transport. */
+static int plain_open(pv_xprt_t *x, const pv_upstream_server_t *s)
+{
+    int fd = pv_net_connect((const struct sockaddr *)&s->addr, s->addrlen);
+    if (fd < 0)
+        return PV_ERR;
+    pv_xprt_init(x, fd, NULL, NULL);
+    return PV_OK;
+}
+
+static pv_upstream_open_t opener = plain_open;
+
+void pv_upstream_set_opener(pv_upstream_open_t fn)
+{
+    opener = fn ? fn : plain_open;
+}
+
 pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
 {
     pv_upstream_server_t *s = &p->cf->servers[server];
-    int fd = pv_net_connect((const struct sockaddr *)&s->addr, s->addrlen);
-    if (fd < 0)
+    pv_xprt_t x;
+    int rc = opener(&x, s);
+    if (rc == PV_ERR)
         return NULL;
     pv_upconn_t *u = NULL;
     if (!pv_fault_alloc(PV_FAULT_OTHER) && !(u = pv_cache_get(&upconn_cache)))
         u = malloc(sizeof(*u));
     if (!u) {
-        close(fd);
+        pv_xprt_close(&x);
         errno = ENOMEM;
         return NULL;
     }
     memset(u, 0, sizeof(*u));
-    pv_xprt_init(&u->x, fd, upconn_io_cb, u);
+    u->x = x;
+    u->x.io.cb = upconn_io_cb;
+    u->x.io.data = u;
+    u->connected = rc == PV_UPSTREAM_OPEN_CONNECTED;
     u->w = w;
     u->pool = p;
     u->server = server;
@@ -250,7 +271,7 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
     pv_timer_init(&u->timer, upconn_timer_cb, u);
     if (pv_loop_add(w->loop, &u->x.io) < 0) {
         int e = errno;
-        close(fd);
+        pv_xprt_close(&u->x);
         if (pv_cache_put(&upconn_cache, u) < 0)
             free(u);
         errno = e;

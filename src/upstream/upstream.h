@@ -102,6 +102,16 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe);
  * had closed it while it was idle (learned as pv_upstream_take_idle()
  * says). */
 void pv_upstream_stale(pv_upconn_t *u);
+/* How a new upstream connection gets its transport: set x up (the pool
+ * then sets its io callback and watches it) and return PV_OK while the
+ * connection is being established (a WRITE event says when; the owner
+ * checks the socket's error), PV_UPSTREAM_OPEN_CONNECTED when it already
+ * is, or PV_ERR with errno. The default starts a non-blocking connect()
+ * under the plain transport; a test harness puts in-memory transports
+ * here. Set before any worker runs. */
+#define PV_UPSTREAM_OPEN_CONNECTED 1
+typedef int (*pv_upstream_open_t)(pv_xprt_t *x, const pv_upstream_server_t *s);
+void pv_upstream_set_opener(pv_upstream_open_t fn); /* NULL: the default */
 /* Open a new connection to server (connect in progress). NULL on error
  * with errno set. */
 pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server);
