@@ -46,7 +46,8 @@ $(BUILD)/llhttp/%.o: $(LLHTTP)/%.c
 
 # Unit tests are one cmocka binary per file; they may #include a .c file to
 # reach its statics, so they link the library objects except that one.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS) $(LLOBJS) $(wildcard src/*/*.h)
+# Fixtures shared by several tests are headers in tests/unit.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS) $(LLOBJS) $(wildcard src/*/*.h) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< \
 	  $(filter-out $(shell grep -ho '#include "../../src/[a-z]*/[a-z_]*\.c"' $< | sed 's|#include "../../\(.*\)\.c"|$(BUILD)/\1.o|'),$(OBJS)) \
