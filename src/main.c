@@ -13,13 +13,13 @@
 #include <unistd.h>
 
 #include "config/conf.h"
+#include "core/counters.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "doctor/doctor.h"
 #include "http/access.h"
 #include "http/server.h"
 #include "obs/accesslog.h"
-#include "obs/counters.h"
 #include "proc/worker.h"
 #include "proxy/proxy.h"
 #include "upstream/upstream.h"

@@ -8,12 +8,12 @@
 #include <unistd.h>
 
 #include "../core/cache.h"
+#include "../core/counters.h"
 #include "../core/fault.h"
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../core/time.h"
 #include "../obs/accesslog.h"
-#include "../obs/counters.h"
 #include "errpage.h"
 #include "phases.h"
 #include "headers.h"

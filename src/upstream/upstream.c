@@ -8,10 +8,10 @@
 #include <linux/tcp.h>
 
 #include "../core/cache.h"
+#include "../core/counters.h"
 #include "../core/fault.h"
 #include "../core/log.h"
 #include "../core/net.h"
-#include "../obs/counters.h"
 #include "../proc/worker.h"
 
 /* Freelist of connection objects, bounded and given back after a burst. */

@@ -8,7 +8,7 @@
 
 #include <pthread.h>
 
-#include "../../src/obs/counters.h"
+#include "../../src/core/counters.h"
 
 #define BUMPS 100000
 

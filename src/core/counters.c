@@ -3,8 +3,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "../core/common.h"
-#include "../core/module.h"
+#include "common.h"
+#include "module.h"
 
 /* counts of threads without a block of their own (main thread, harnesses) */
 static pv_counters_t scratch;
