@@ -1,17 +1,22 @@
 /* libFuzzer target for the config loader: lexer, parser, directive table,
  * compiled values and the merge pass, on text held in memory. Names are
  * never looked up and `include` is refused, so a run touches no network
- * and no file.
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
- *     fuzz/fuzz_conf.c src/config/{lexer,parser,directives,load,cv_compile,workers}.c \
- *     src/core/arena.c -lpcre2-8 -o build/fuzz_conf
- *   build/fuzz_conf fuzz/corpus/conf
+ * and no file. The variables are registered once, as main() does. Built
+ * by `make fuzz` (see the Makefile); `build/fuzz/bin/fuzz_conf
+ * fuzz/corpus/conf` runs it alone.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config/conf.h"
+#include "obs/vars.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    pv_http_vars_init();
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "../src/proxy/proxy.h"
+#include "../src/obs/vars.h"
 #include "../src/upstream/upstream.h"
 
 static const char conf_text[] =
@@ -35,6 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     char err[512];
+    pv_http_vars_init();
     pv_conf_t *conf = pv_conf_load_text("fuzz.conf", conf_text, sizeof(conf_text) - 1, PV_CONF_F_NO_DNS, err,
                                         sizeof(err));
     if (!conf) {

@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 ORDER="core policy host config proc obs http upstream proxy doctor main"
-KNOWN="config>obs obs>http"
+KNOWN="obs>http"
 
 rank() {
     i=0

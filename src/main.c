@@ -20,6 +20,7 @@
 #include "http/access.h"
 #include "http/server.h"
 #include "obs/accesslog.h"
+#include "obs/vars.h"
 #include "proc/worker.h"
 #include "proxy/proxy.h"
 #include "upstream/upstream.h"
@@ -413,6 +414,8 @@ static pv_conf_t *load_conf(const opts_t *o, int *rc)
 int main(int argc, char **argv)
 {
     opts_t o = {.conf_path = PV_DEFAULT_CONF};
+    /* the variables are known before any config is read, doctor's too */
+    pv_http_vars_init();
     if (argc > 1 && strcmp(argv[1], "doctor") == 0)
         return pv_doctor_main(argc - 1, argv + 1);
     int rc = parse_args(argc, argv, &o);

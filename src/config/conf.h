@@ -16,7 +16,7 @@
 
 #include "../core/common.h"
 #include "../core/arena.h"
-#include "../obs/vars.h"
+#include "cv.h"
 #include "../policy/zones.h"
 
 #define PV_UNSET (-1)

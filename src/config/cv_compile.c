@@ -1,13 +1,19 @@
 /* Compile "text $var ${var}text" into literal and variable parts once, at
  * load time. The rules are NGINX's script compiler's: a name is
  * [A-Za-z0-9_]+ and case-insensitive, and a '$' not followed by a name is
- * an error ("invalid variable name"), not a literal. */
-#include "../obs/vars.h"
+ * an error ("invalid variable name"), not a literal. The names come from
+ * the tables registered with pv_cv_vars(). */
+#include "cv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* The registered tables (NULL-terminated) and the entry of declared names;
+ * set before any config is loaded, read-only after. */
+static const pv_var_t *const *var_tables;
+static const pv_var_t *var_declared;
 
 /* Names declared by auth_request_set in the config being loaded. */
 static char *declared[256];
@@ -26,6 +32,35 @@ void pv_cv_declared_reset(void)
 {
     while (ndeclared)
         free(declared[--ndeclared]);
+}
+
+void pv_cv_vars(const pv_var_t *const *tables, const pv_var_t *declared_var)
+{
+    var_tables = tables;
+    var_declared = declared_var;
+}
+
+const pv_var_t *pv_var_find(const char *low, size_t n, pv_str_t *rest)
+{
+    for (size_t t = 0; var_tables && var_tables[t]; t++) {
+        for (const pv_var_t *v = var_tables[t]; v->name.len; v++) {
+            if (!(v->flags & PV_VAR_F_PREFIX) && v->name.len == n &&
+                memcmp(v->name.p, low, n) == 0) {
+                *rest = (pv_str_t){NULL, 0};
+                return v;
+            }
+        }
+    }
+    for (size_t t = 0; var_tables && var_tables[t]; t++) {
+        for (const pv_var_t *v = var_tables[t]; v->name.len; v++) {
+            if ((v->flags & PV_VAR_F_PREFIX) && n > v->name.len &&
+                memcmp(v->name.p, low, v->name.len) == 0) {
+                *rest = (pv_str_t){low + v->name.len, n - v->name.len};
+                return v;
+            }
+        }
+    }
+    return NULL;
 }
 
 static int is_name_char(int ch)
@@ -51,9 +86,9 @@ static int lookup(pv_arena_t *a, const char *low, size_t n, pv_cv_part_t *part)
         }
         return 1;
     }
-    for (int i = 0; i < ndeclared; i++) {
+    for (int i = 0; var_declared && i < ndeclared; i++) {
         if (strlen(declared[i]) == n && strncasecmp(declared[i], low, n) == 0) {
-            part->var = &pv_var_declared;
+            part->var = var_declared;
             part->text = (pv_str_t){pv_arena_strndup(a, low, n), n};
             return 1;
         }
@@ -108,7 +143,9 @@ int pv_cv_compile(pv_cv_t *cv, pv_arena_t *arena, const char *src, size_t len, c
             low[k] = (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
         }
         if (!lookup(arena, low, nlen, &parts[n])) {
-            snprintf(err, errlen, "unknown \"%.*s\" variable", (int)nlen, src + start);
+            /* without pv_cv_vars() every name is unknown: say why */
+            snprintf(err, errlen, "unknown \"%.*s\" variable%s", (int)nlen, src + start,
+                     var_tables ? "" : " (no variables are registered)");
             return PV_ERR;
         }
         n++;

@@ -198,7 +198,9 @@ static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     pv_log_format_t *f = pv_arena_calloc(cx->a, sizeof(*f));
     f->name = "combined";
     f->escape = PV_ESCAPE_DEFAULT;
-    pv_cv_compile(&f->value, cx->a, combined, sizeof(combined) - 1, cx->err, cx->errlen);
+    char msg[256];
+    if (pv_cv_compile(&f->value, cx->a, combined, sizeof(combined) - 1, msg, sizeof(msg)) != PV_OK)
+        return pv_conf_error(cx, &nd->src, "%s", msg);
     *(pv_log_format_t **)pv_conf_push(cx->a, &h->formats, &h->nformats, sizeof(f)) = f;
     cx->srv = cx->http_srv;
     cx->lc = &h->conf;

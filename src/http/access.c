@@ -16,6 +16,7 @@
 #include "../config/conf.h"
 #include "../core/log.h"
 #include "../core/time.h"
+#include "../obs/vars.h"
 #include "../proc/worker.h"
 #include "../policy/apikey.h"
 #include "../policy/htpasswd.h"

@@ -1,6 +1,7 @@
 #include "phases.h"
 
 #include "../core/log.h"
+#include "../obs/vars.h"
 #include "router.h"
 #include "server.h"
 

@@ -1,6 +1,7 @@
-/* Evaluation of compiled values, and the lookup of variable names that
- * compiling does. The variables themselves (names and getters) are in
- * var_request.c and var_response.c; this file knows none of them. */
+/* Evaluation of compiled values, and the registration of the variable
+ * tables with the config compiler. The variables themselves (names and
+ * getters) are in var_request.c and var_response.c; this file knows none
+ * of them. */
 #include "vars.h"
 
 #include <string.h>
@@ -14,7 +15,7 @@ static const char hex_upper[] = "0123456789ABCDEF";
 static const char *const empty_value = "";
 
 /* Every table of variables; pv_var_find() searches them in this order. */
-static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response};
+static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response, NULL};
 
 /* ---- output ------------------------------------------------------------ */
 
@@ -157,29 +158,11 @@ int pv_var_hdr_join(const pv_header_t *hs, int n, pv_str_t name, char sep, pv_va
     return PV_VAL_WRITTEN;
 }
 
-/* ---- names (config load) ----------------------------------------------- */
+/* ---- registration (before config load) -------------------------------- */
 
-const pv_var_t *pv_var_find(const char *low, size_t n, pv_str_t *rest)
+void pv_http_vars_init(void)
 {
-    for (size_t t = 0; t < PV_NELEM(var_tables); t++) {
-        for (const pv_var_t *v = var_tables[t]; v->name.len; v++) {
-            if (!(v->flags & PV_VAR_F_PREFIX) && v->name.len == n &&
-                memcmp(v->name.p, low, n) == 0) {
-                *rest = (pv_str_t){NULL, 0};
-                return v;
-            }
-        }
-    }
-    for (size_t t = 0; t < PV_NELEM(var_tables); t++) {
-        for (const pv_var_t *v = var_tables[t]; v->name.len; v++) {
-            if ((v->flags & PV_VAR_F_PREFIX) && n > v->name.len &&
-                memcmp(v->name.p, low, v->name.len) == 0) {
-                *rest = (pv_str_t){low + v->name.len, n - v->name.len};
-                return v;
-            }
-        }
-    }
-    return NULL;
+    pv_cv_vars(var_tables, &pv_var_declared);
 }
 
 /* ---- evaluation -------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include "../../src/core/time.h"
 #include "../../src/core/xprt.h"
 #include "../../src/http/server.h"
+#include "../../src/obs/vars.h"
 #include "../../src/proc/worker.h"
 #include "../../src/proxy/proxy.h"
 #include "../../src/upstream/upstream.h"
@@ -271,6 +272,7 @@ static long fx_logoff;
 static inline void fx_worker_start(const char *conf_text)
 {
     char err[512];
+    pv_http_vars_init(); /* as main() does before any config */
     pv_conf_t *conf = pv_conf_load_text("test.conf", conf_text, strlen(conf_text), PV_CONF_F_NO_DNS, err,
                                         sizeof(err));
     if (!conf) {

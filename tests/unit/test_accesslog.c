@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "http/request.h"
 #include "obs/accesslog.h"
+#include "obs/vars.h"
 
 /* The library objects linked into this test reference the config module;
  * these weak fallbacks let the test link while that module is absent and
@@ -448,6 +449,7 @@ static int remove_dir(void **state)
 
 int main(void)
 {
+    pv_http_vars_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_reaches_file),
         cmocka_unit_test(test_sinks_levels_and_off),

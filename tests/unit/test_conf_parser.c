@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config/conf_int.h"
+#include "obs/vars.h"
 
 static char dir[256];
 static char err[1024];
@@ -83,6 +84,7 @@ static void expect_err(const char *text, const char *msg, int line)
 
 static int setup(void **state)
 {
+    pv_http_vars_init();
     snprintf(dir, sizeof(dir), "/tmp/pv-conf-test-XXXXXX");
     assert_non_null(mkdtemp(dir));
     return 0;
@@ -767,6 +769,30 @@ static void test_cv_compile(void **state)
     pv_arena_free(&a);
 }
 
+/* The config knows the variables only once they are registered: before
+ * that every name is unknown, even in the built-in "combined" format. */
+static void test_cv_unregistered(void **state)
+{
+    pv_arena_t a;
+    pv_cv_t cv;
+    char e[128];
+    pv_arena_init(&a, 0);
+
+    pv_cv_vars(NULL, NULL);
+    assert_int_equal(pv_cv_compile(&cv, &a, "$host", 5, e, sizeof(e)), PV_ERR);
+    assert_string_equal(e, "unknown \"host\" variable (no variables are registered)");
+    assert_int_equal(pv_cv_compile(&cv, &a, "plain", 5, e, sizeof(e)), PV_OK);
+    expect_err("http {\n}\n",
+               "unknown \"remote_addr\" variable (no variables are registered)", 1);
+
+    pv_http_vars_init();
+    pv_http_vars_init(); /* again: harmless */
+    assert_int_equal(pv_cv_compile(&cv, &a, "$host", 5, e, sizeof(e)), PV_OK);
+    assert_ptr_equal(cv.parts[0].var, var_entry("host"));
+    pv_conf_unref(load_ok("http {\n}\n"));
+    pv_arena_free(&a);
+}
+
 /* ---- value syntax ---- */
 
 static int64_t msec(const char *s)
@@ -980,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_locations_and_return),
         cmocka_unit_test(test_log_format),
         cmocka_unit_test(test_cv_compile),
+        cmocka_unit_test(test_cv_unregistered),
         cmocka_unit_test(test_value_syntax),
         cmocka_unit_test(test_auto_workers),
         cmocka_unit_test(test_seed_config),

@@ -17,6 +17,7 @@
 
 #include "../../src/host/sysinfo.c"
 #include "../../src/doctor/doctor.c"
+#include "obs/vars.h"
 
 /* ---- a fake sys-root tree ---- */
 
@@ -838,6 +839,7 @@ static void test_main(void **state)
 
 int main(void)
 {
+    pv_http_vars_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_stat),
         cmocka_unit_test(test_steal_pct),

@@ -362,6 +362,7 @@ static void test_response_redirect_default(void **state)
 
 int main(void)
 {
+    pv_http_vars_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_request),
         cmocka_unit_test(test_forwarded_for_and_chunked),

@@ -788,6 +788,7 @@ static void test_time_strings(void **state)
 
 int main(void)
 {
+    pv_http_vars_init();
     setenv("TZ", "UTC", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_addresses),
