@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "config/conf.h"
-#include "obs/vars.h"
+#include "http/vars.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

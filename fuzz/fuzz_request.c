@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "../src/proxy/proxy.h"
-#include "../src/obs/vars.h"
+#include "../src/http/vars.h"
 #include "../src/upstream/upstream.h"
 
 static const char conf_text[] =

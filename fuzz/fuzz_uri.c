@@ -19,7 +19,7 @@
 #include "proxy/rewrite.h"
 
 /* Only constant values are compiled here; the real evaluator replaces
- * this one when src/obs/vars.c is linked in. */
+ * this one when src/http/vars.c is linked in. */
 __attribute__((weak)) size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *out,
                                         size_t cap)
 {

@@ -7,8 +7,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-ORDER="core policy host config proc obs http upstream proxy doctor main"
-KNOWN="obs>http"
+ORDER="core policy host config proc http upstream proxy doctor main"
+KNOWN=""
 
 rank() {
     i=0

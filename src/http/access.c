@@ -16,7 +16,6 @@
 #include "../config/conf.h"
 #include "../core/log.h"
 #include "../core/time.h"
-#include "../obs/vars.h"
 #include "../proc/worker.h"
 #include "../policy/apikey.h"
 #include "../policy/htpasswd.h"
@@ -26,6 +25,7 @@
 #include "router.h"
 #include "server.h"
 #include "uri.h"
+#include "vars.h"
 
 /* The steps, in order. */
 enum {

@@ -1,9 +1,9 @@
 #include "phases.h"
 
 #include "../core/log.h"
-#include "../obs/vars.h"
 #include "router.h"
 #include "server.h"
+#include "vars.h"
 
 /* Every handler before the content phase in phase order, then those of
  * the log phase; and the content handlers. Written at start-up only. A

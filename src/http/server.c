@@ -13,7 +13,7 @@
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../core/time.h"
-#include "../obs/accesslog.h"
+#include "accesslog.h"
 #include "errpage.h"
 #include "phases.h"
 #include "headers.h"

@@ -9,7 +9,7 @@
 #include "../http/headers.h"
 #include "../http/response.h"
 #include "../http/uri.h"
-#include "../obs/vars.h"
+#include "../http/vars.h"
 #include "../upstream/response.h"
 
 static void put_field(pv_wr_t *w, pv_str_t name, pv_str_t value)

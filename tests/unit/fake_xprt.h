@@ -26,7 +26,7 @@
 #include "../../src/core/time.h"
 #include "../../src/core/xprt.h"
 #include "../../src/http/server.h"
-#include "../../src/obs/vars.h"
+#include "../../src/http/vars.h"
 #include "../../src/proc/worker.h"
 #include "../../src/proxy/proxy.h"
 #include "../../src/upstream/upstream.h"

@@ -18,8 +18,8 @@
 #include "config/conf.h"
 #include "core/log.h"
 #include "http/request.h"
-#include "obs/accesslog.h"
-#include "obs/vars.h"
+#include "http/accesslog.h"
+#include "http/vars.h"
 
 /* The library objects linked into this test reference the config module;
  * these weak fallbacks let the test link while that module is absent and

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "config/conf_int.h"
-#include "obs/vars.h"
+#include "http/vars.h"
 
 static char dir[256];
 static char err[1024];

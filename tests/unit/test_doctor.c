@@ -17,7 +17,7 @@
 
 #include "../../src/host/sysinfo.c"
 #include "../../src/doctor/doctor.c"
-#include "obs/vars.h"
+#include "http/vars.h"
 
 /* ---- a fake sys-root tree ---- */
 

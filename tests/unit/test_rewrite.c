@@ -13,7 +13,7 @@
 
 #include "config/conf.h"
 #include "http/uri.h"
-#include "obs/vars.h"
+#include "http/vars.h"
 #include "proxy/rewrite.h"
 
 static pv_arena_t arena;

@@ -13,7 +13,7 @@
 #include "../../src/core/time.c"
 #include "config/conf.h"
 #include "http/request.h"
-#include "obs/vars.h"
+#include "http/vars.h"
 
 /* The library objects linked into this test reference the config module;
  * these weak fallbacks let the test link while that module is absent and

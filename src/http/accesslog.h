@@ -9,7 +9,7 @@
 
 #include "../config/conf.h"
 #include "../core/logring.h"
-#include "../http/request.h"
+#include "request.h"
 
 #define PV_ACCESSLOG_RING_SIZE PV_LOGRING_SIZE /* bytes per worker per sink */
 #define PV_ACCESSLOG_LINE_MAX (64 * 1024)      /* longer lines are truncated */

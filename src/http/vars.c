@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "../http/request.h"
+#include "request.h"
 
 /* Scratch pv_cv_eval() hands to getters; every formatted value fits. */
 #define PV_VAR_SCRATCH 128

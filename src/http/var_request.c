@@ -14,7 +14,7 @@
 
 #include "../config/conf.h"
 #include "../core/time.h"
-#include "../http/request.h"
+#include "request.h"
 
 static const char hex_lower[] = "0123456789abcdef";
 static const char *const empty_value = "";

@@ -15,8 +15,8 @@
 
 #include "../config/conf.h"
 #include "../core/time.h"
-#include "../http/request.h"
 #include "../policy/jwt.h"
+#include "request.h"
 
 #define PV_NGINX_VERSION "1.22.1"
 
