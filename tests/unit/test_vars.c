@@ -40,8 +40,9 @@ __attribute__((weak)) int pv_cv_compile(pv_cv_t *cv, pv_arena_t *arena, const ch
     return PV_ERR;
 }
 
-/* A small "$var" compiler so these tests do not need the config module;
- * names are looked up in the variables' own tables. */
+/* A small "$var" compiler, so these tests do not depend on the config
+ * grammar; names are looked up with pv_var_find() in the tables that
+ * main() registers. */
 #include <stdlib.h>
 #include <string.h>
 
