@@ -1,5 +1,6 @@
 /* portvakt command line, in NGINX's manner. */
 #include <errno.h>
+#include <fcntl.h>
 #include <llhttp.h>
 #include <openssl/opensslv.h>
 #include <pthread.h>
@@ -33,27 +34,70 @@ static pv_module_t *const modules[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: portvakt [-?hvVt] [-s signal] [-c filename]\n"
+    fprintf(f, "Usage: portvakt [-?hvVtTq] [-s signal] [-c filename] [-p prefix] [-e filename]\n"
+               "                [-g directives]\n"
                "       portvakt doctor [-c filename] [--json | --sysctl] [--sys-root dir]\n\n"
                "Options:\n"
                "  -?,-h         : this help\n"
                "  -v            : show version and exit\n"
                "  -V            : show version and build details and exit\n"
                "  -t            : test configuration and exit\n"
-               "  -s signal     : send signal to a running instance: stop, quit, reload\n"
-               "  -c filename   : set configuration file (default: " PV_DEFAULT_CONF ")\n");
+               "  -T            : test configuration, dump it and exit\n"
+               "  -q            : suppress non-error messages during configuration testing\n"
+               "  -s signal     : send signal to a running instance: stop, quit, reopen, reload\n"
+               "  -p prefix     : set prefix path (default: the configuration file's directory)\n"
+               "  -e filename   : set error log file (default: stderr)\n"
+               "  -c filename   : set configuration file (default: " PV_DEFAULT_CONF ")\n"
+               "  -g directives : set global directives out of configuration file\n");
 }
+
+/* NGINX's http modules, as its configure script names them, and whether
+ * portvakt implements each. `-V` turns this table into NGINX's
+ * "configure arguments:" line: a module NGINX builds by default that
+ * portvakt lacks is `--without-NAME`, an optional one it has is
+ * `--with-NAME`. Tools that read that line (NGINX's test suite) then see
+ * a missing module as missing. The README lists the same table. */
+static const struct {
+    const char *name;
+    int by_default; /* NGINX builds it unless --without-NAME */
+    int have;       /* portvakt implements it */
+} nginx_modules[] = {
+    {"http_proxy_module", 1, 1},           {"http_upstream_keepalive_module", 1, 1},
+    {"http_auth_basic_module", 1, 1},      {"http_limit_req_module", 1, 1},
+    {"http_limit_conn_module", 1, 1},      {"http_auth_request_module", 0, 1},
+    {"http_access_module", 1, 0},          {"http_rewrite_module", 1, 0},
+    {"http_map_module", 1, 0},             {"http_geo_module", 1, 0},
+    {"http_split_clients_module", 1, 0},   {"http_referer_module", 1, 0},
+    {"http_charset_module", 1, 0},         {"http_gzip_module", 1, 0},
+    {"http_ssi_module", 1, 0},             {"http_userid_module", 1, 0},
+    {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 0},
+    {"http_fastcgi_module", 1, 0},         {"http_uwsgi_module", 1, 0},
+    {"http_scgi_module", 1, 0},            {"http_grpc_module", 1, 0},
+    {"http_memcached_module", 1, 0},       {"http_empty_gif_module", 1, 0},
+    {"http_browser_module", 1, 0},         {"http_upstream_hash_module", 1, 0},
+    {"http_upstream_ip_hash_module", 1, 0}, {"http_upstream_least_conn_module", 1, 0},
+    {"http_upstream_random_module", 1, 0}, {"http_upstream_zone_module", 1, 0},
+    {"http-cache", 1, 0},
+};
 
 static void version(int full)
 {
     fprintf(stderr, "portvakt version: " PV_NAME "/" PV_VERSION "\n");
-    if (full) {
-        fprintf(stderr, "built with %s, llhttp %d.%d.%d, pcre2\n", OPENSSL_VERSION_TEXT, LLHTTP_VERSION_MAJOR,
-                LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
+    if (!full)
+        return;
+    /* the release whose behaviour portvakt follows, in the form tools
+     * that compare NGINX versions read */
+    fprintf(stderr, "nginx version: nginx/" PV_NGINX_VERSION " (followed by " PV_NAME ")\n");
+    fprintf(stderr, "built with %s, llhttp %d.%d.%d, pcre2\n", OPENSSL_VERSION_TEXT, LLHTTP_VERSION_MAJOR,
+            LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
 #ifdef __VERSION__
-        fprintf(stderr, "built by cc " __VERSION__ "\n");
+    fprintf(stderr, "built by cc " __VERSION__ "\n");
 #endif
-    }
+    fprintf(stderr, "configure arguments:");
+    for (size_t i = 0; i < PV_NELEM(nginx_modules); i++)
+        if (nginx_modules[i].by_default != nginx_modules[i].have)
+            fprintf(stderr, " --with%s-%s", nginx_modules[i].have ? "" : "out", nginx_modules[i].name);
+    fprintf(stderr, "\n");
 }
 
 /* `-s SIGNAL`: find the running instance through the pid file. */
@@ -223,10 +267,11 @@ static void set_nofile(pv_conf_t *conf)
  * when it is good, open the listen addresses it adds, hand it to every
  * worker, wait until each has switched, then close the addresses it
  * dropped. A bad config is logged and the running one keeps serving. */
-static void reload(const char *path, pv_conf_t **cur, pv_worker_t *workers, int nworkers, lsock_t **ls, int *nls)
+static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, pv_worker_t *workers,
+                   int nworkers, lsock_t **ls, int *nls)
 {
     char err[1024];
-    pv_conf_t *nc = pv_conf_load(path, err, sizeof(err));
+    pv_conf_t *nc = pv_conf_load_opts(path, co, err, sizeof(err));
     if (!nc) {
         pv_log(PV_LOG_EMERG, "%s", err);
         pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
@@ -275,54 +320,128 @@ static void reload(const char *path, pv_conf_t **cur, pv_worker_t *workers, int 
 typedef struct opts_s {
     const char *conf_path; /* -c */
     const char *sig_name;  /* -s */
-    int test_only;         /* -t */
+    int test_only;         /* -t, -T */
+    int dump;              /* -T */
+    int quiet;             /* -q */
+    pv_conf_opts_t conf;   /* -p, -g, -e and the -T collector */
 } opts_t;
 
-/* NGINX's options. Returns -1 to go on, else the exit status (-v, -h and
- * errors end here). */
+/* The value of option c: the rest of its argument ("-pDIR") or the next
+ * one ("-p DIR"); NULL with the message NGINX gives when it is missing. */
+static const char *opt_value(int argc, char **argv, int *i, const char *rest, char c)
+{
+    if (*rest)
+        return rest;
+    if (*i + 1 < argc)
+        return argv[++*i];
+    static const char *const what[] = {"p", "directory name", "c", "file name", "e", "file name",
+                                       "g", "parameter", "s", "parameter"};
+    const char *need = "parameter";
+    for (size_t k = 0; k < PV_NELEM(what); k += 2)
+        if (what[k][0] == c)
+            need = what[k + 1];
+    fprintf(stderr, "portvakt: [emerg] option \"-%c\" requires %s\n", c, need);
+    return NULL;
+}
+
+/* NGINX's options: flags may be grouped ("-tq"); an option with a value
+ * ends its group. Returns -1 to go on, else the exit status (-v, -V, -h
+ * and errors end here). */
 static int parse_args(int argc, char **argv, opts_t *o)
 {
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-') {
-            fprintf(stderr, "portvakt: [emerg] invalid option: \"%s\"\n", a);
+        const char *p = argv[i];
+        if (*p++ != '-' || !*p) {
+            fprintf(stderr, "portvakt: [emerg] invalid option: \"%s\"\n", argv[i]);
             return 1;
         }
-        switch (a[1]) {
-        case 'v':
-            version(0);
-            return 0;
-        case 'V':
-            version(1);
-            return 0;
-        case 't':
-            o->test_only = 1;
-            break;
-        case '?':
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'c':
-        case 's': {
-            const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) {
-                fprintf(stderr, "portvakt: [emerg] option \"-%c\" requires %s\n", a[1],
-                        a[1] == 'c' ? "file name" : "signal name");
+        while (*p) {
+            char c = *p++;
+            const char **to = NULL;
+            switch (c) {
+            case 'v':
+            case 'V':
+                version(c == 'V');
+                return 0;
+            case 'T':
+                o->dump = 1;
+                /* fall through */
+            case 't':
+                o->test_only = 1;
+                continue;
+            case 'q':
+                o->quiet = 1;
+                continue;
+            case '?':
+            case 'h':
+                usage(stdout);
+                return 0;
+            case 'c': to = &o->conf_path; break;
+            case 's': to = &o->sig_name; break;
+            case 'p': to = &o->conf.prefix; break;
+            case 'e': to = &o->conf.error_log; break;
+            case 'g': to = &o->conf.params; break;
+            default:
+                fprintf(stderr, "portvakt: [emerg] invalid option: \"%c\"\n", c);
+                usage(stderr);
                 return 1;
             }
-            if (a[1] == 'c')
-                o->conf_path = v;
-            else
-                o->sig_name = v;
+            if (!(*to = opt_value(argc, argv, &i, p, c)))
+                return 1;
             break;
         }
-        default:
-            fprintf(stderr, "portvakt: [emerg] invalid option: \"%s\"\n", a);
-            usage(stderr);
-            return 1;
-        }
+    }
+    if (o->sig_name && strcmp(o->sig_name, "stop") && strcmp(o->sig_name, "quit") &&
+        strcmp(o->sig_name, "reopen") && strcmp(o->sig_name, "reload")) {
+        fprintf(stderr, "portvakt: [emerg] invalid option: \"-s %s\"\n", o->sig_name);
+        return 1;
     }
     return -1;
+}
+
+/* -T: every file the config reads, once, in the order read. */
+typedef struct dump_s {
+    struct dump_s *next;
+    char *path;
+    char *text;
+    size_t len;
+} dump_t;
+
+static void dump_add(void *arg, const char *path, const char *text, size_t len)
+{
+    dump_t **tail = arg;
+    for (; *tail; tail = &(*tail)->next)
+        if (strcmp((*tail)->path, path) == 0)
+            return;
+    dump_t *d = calloc(1, sizeof(*d));
+    if (!d || !(d->path = strdup(path)) || !(d->text = malloc(len ? len : 1))) {
+        if (d)
+            free(d->path);
+        free(d);
+        return;
+    }
+    memcpy(d->text, text, len);
+    d->len = len;
+    *tail = d;
+}
+
+/* NGINX's -T output: "# configuration file PATH:", the text, a newline
+ * (when print); the list is freed. */
+static void dump_print(dump_t *d, int print)
+{
+    while (d) {
+        dump_t *next = d->next;
+        if (print) {
+            printf("# configuration file %s:\n", d->path);
+            fwrite(d->text, 1, d->len, stdout);
+            printf("\n");
+        }
+        free(d->path);
+        free(d->text);
+        free(d);
+        d = next;
+    }
+    fflush(stdout);
 }
 
 /* Create and start the workers, each with its listening sockets; a
@@ -350,7 +469,7 @@ static pv_worker_t *start_workers(pv_conf_t *conf, lsock_t *ls, int nls)
 
 /* The main thread's life while workers run: signals, taken synchronously,
  * until every worker has finished. */
-static void signal_loop(const char *conf_path, pv_conf_t **conf, pv_worker_t *workers, int nworkers,
+static void signal_loop(const opts_t *o, pv_conf_t **conf, pv_worker_t *workers, int nworkers,
                         lsock_t **ls, int *nls, const sigset_t *set)
 {
     int stopping = 0;
@@ -374,7 +493,7 @@ static void signal_loop(const char *conf_path, pv_conf_t **conf, pv_worker_t *wo
                 pv_worker_signal(&workers[i], PV_WCMD_QUIT);
         } else if (sig == SIGHUP && !stopping) {
             pv_log(PV_LOG_NOTICE, "signal %d (SIGHUP) received, reconfiguring", sig);
-            reload(conf_path, conf, workers, nworkers, ls, nls);
+            reload(o->conf_path, &o->conf, conf, workers, nworkers, ls, nls);
         } else if (sig == SIGUSR1) {
             pv_log(PV_LOG_NOTICE, "signal %d (SIGUSR1) received, reopening logs", sig);
             pv_log_reopen();
@@ -383,22 +502,32 @@ static void signal_loop(const char *conf_path, pv_conf_t **conf, pv_worker_t *wo
     }
 }
 
-/* Load and check the config; -t and -s end here. Returns NULL when the
- * program is done, with *rc its exit status. */
-static pv_conf_t *load_conf(const opts_t *o, int *rc)
+/* Load and check the config; -t, -T and -s end here. Returns NULL when
+ * the program is done, with *rc its exit status. */
+static pv_conf_t *load_conf(opts_t *o, int *rc)
 {
     char err[1024];
-    pv_conf_t *conf = pv_conf_load(o->conf_path, err, sizeof(err));
+    dump_t *dump = NULL;
+    if (o->dump) {
+        o->conf.on_file = dump_add;
+        o->conf.arg = &dump;
+    }
+    pv_conf_t *conf = pv_conf_load_opts(o->conf_path, &o->conf, err, sizeof(err));
+    o->conf.on_file = NULL;
     *rc = 1;
     if (!conf) {
         fprintf(stderr, "portvakt: [emerg] %s\n", err);
         if (o->test_only)
             fprintf(stderr, "portvakt: configuration file %s test failed\n", o->conf_path);
+        dump_print(dump, 0);
         return NULL;
     }
     if (o->test_only) {
-        fprintf(stderr, "portvakt: the configuration file %s syntax is ok\n", conf->path);
-        fprintf(stderr, "portvakt: configuration file %s test is successful\n", conf->path);
+        if (!o->quiet) {
+            fprintf(stderr, "portvakt: the configuration file %s syntax is ok\n", conf->path);
+            fprintf(stderr, "portvakt: configuration file %s test is successful\n", conf->path);
+        }
+        dump_print(dump, 1);
         pv_conf_unref(conf);
         *rc = 0;
         return NULL;
@@ -409,6 +538,35 @@ static pv_conf_t *load_conf(const opts_t *o, int *rc)
         return NULL;
     }
     return conf;
+}
+
+/* `daemon on`, as NGINX detaches: the parent exits at once with 0, the
+ * child leads a new session with stdin and stdout on /dev/null, and
+ * stderr goes to the error log when that is a file. Before any thread
+ * exists. */
+static int daemonize(const char *error_log)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    umask(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd < 0 || dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)
+        return -1;
+    if (fd > STDERR_FILENO)
+        close(fd);
+    if (error_log) {
+        fd = open(error_log, O_WRONLY | O_APPEND | O_CREAT, 0644);
+        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+            return -1;
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -453,6 +611,15 @@ int main(int argc, char **argv)
     int nls = conf->http ? conf->http->nlistens : 0;
     if (pv_worker_modules(modules) != PV_OK)
         exit(1);
+    /* listen errors still reach the terminal and the exit status when
+     * `daemon on` detaches after them, as with NGINX */
+    lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
+    if (!ls)
+        exit(1);
+    if (conf->daemon && daemonize(conf->error_log_path) < 0) {
+        pv_log(PV_LOG_EMERG, "daemon() failed (%d: %s)", errno, strerror(errno));
+        exit(1);
+    }
     /* the pid file exists before the first connection can be accepted,
      * so whoever reaches the gateway can also signal it */
     char *pid_path = conf->pid_path ? strdup(conf->pid_path) : NULL;
@@ -461,19 +628,17 @@ int main(int argc, char **argv)
         exit(1);
     }
     char err[1024];
-    lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
-    if (!ls || pv_accesslog_start() != 0 || pv_log_use_ring(err, sizeof(err)) != 0 ||
+    if (pv_accesslog_start() != 0 || pv_log_use_ring(err, sizeof(err)) != 0 ||
         pv_accesslog_open(conf, err, sizeof(err)) != 0) {
         pv_log_use_direct();
-        if (ls)
-            pv_log(PV_LOG_EMERG, "%s", err);
+        pv_log(PV_LOG_EMERG, "%s", err);
         if (pid_path)
             unlink(pid_path);
         exit(1);
     }
 
     pv_worker_t *workers = start_workers(conf, ls, nls);
-    signal_loop(o.conf_path, &conf, workers, nworkers, &ls, &nls, &set);
+    signal_loop(&o, &conf, workers, nworkers, &ls, &nls, &set);
     for (int i = 0; i < nworkers; i++)
         pthread_join(workers[i].thread, NULL);
     lsocks_close(ls, nls, nworkers);

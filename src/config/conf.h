@@ -287,7 +287,7 @@ typedef struct pv_http_conf_s {
 struct pv_conf_s {
     pv_arena_t arena;          /* owns every byte of the snapshot */
     const char *path;          /* absolute path of the main config file */
-    const char *prefix;        /* its directory: relative paths resolve here */
+    const char *prefix;        /* -p, else its directory: relative paths resolve here */
     int worker_processes;      /* resolved count (auto already applied) */
     int worker_processes_auto; /* `auto` was given */
     const char *worker_processes_why; /* how auto chose the count, for the log */
@@ -295,7 +295,8 @@ struct pv_conf_s {
     const char *error_log_path; /* NULL = stderr */
     int error_log_level;       /* PV_LOG_*; default error */
     const char *pid_path;      /* NULL = no pid file */
-    int daemon;                /* accepted for compatibility; stays foreground */
+    int daemon;                /* `daemon on`: detach at start; default off */
+    int master_process;        /* `master_process off`: one worker, as NGINX's single process */
     int64_t worker_rlimit_nofile; /* RLIMIT_NOFILE to set; 0 = leave it alone */
     int64_t worker_shutdown_timeout; /* ms a graceful stop may take; 0 = no limit (NGINX's default) */
     void **regexes;            /* every pcre2_code* of the snapshot, freed with it */
@@ -315,6 +316,21 @@ typedef struct pv_conf_cleanup_s {
 /* Parse, check and resolve a config file into a new snapshot.
  * On error returns NULL and writes "MESSAGE in FILE:LINE" into err. */
 pv_conf_t *pv_conf_load(const char *path, char *err, size_t errlen);
+/* What the command line adds to a config file (NGINX's -p, -g, -e, -T). */
+typedef struct pv_conf_opts_s {
+    const char *prefix;    /* -p: relative paths, and a relative config path, resolve here
+                            * (NULL: the config file's directory; `include` always
+                            * resolves against the config file's directory) */
+    const char *params;    /* -g: directives read before the file, "in command line" */
+    const char *error_log; /* -e: the error log when the config names none ("stderr" or a path) */
+    /* -T: called with each file as it is read, the main file first */
+    void (*on_file)(void *arg, const char *path, const char *text, size_t len);
+    void *arg;
+} pv_conf_opts_t;
+/* pv_conf_load() with the command line's additions; opts may be NULL. */
+pv_conf_t *pv_conf_load_opts(const char *path, const pv_conf_opts_t *opts, char *err, size_t errlen);
+/* The file name messages about -g directives carry, as NGINX's "in command line". */
+#define PV_CONF_CMDLINE "command line"
 /* pv_conf_load_text() flags */
 #define PV_CONF_F_NO_DNS 0x01     /* resolve numeric addresses only; a name is "host not found" */
 #define PV_CONF_F_NO_INCLUDE 0x02 /* `include` is an error (fuzzing: no file access) */

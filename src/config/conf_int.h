@@ -22,6 +22,9 @@ typedef struct pv_parser_s {
     pv_arena_t *tmp;    /* tree and file texts: freed after loading */
     pv_arena_t *keep;   /* snapshot arena: file names outlive the tree */
     const char *prefix; /* directory of the main file, for relative includes */
+    /* -T: each file's text as it is read (NULL: none wanted) */
+    void (*on_file)(void *arg, const char *path, const char *text, size_t len);
+    void *on_file_arg;
     unsigned flags;     /* PV_CONF_F_* */
     int depth;          /* include nesting, bounded against loops */
     char *err;          /* message buffer */

@@ -748,6 +748,7 @@ static const pv_conf_cmd_t core_cmds[] = {
     {"error_log", PV_CTX_MAIN, PV_ARGS_TAKE12, set_error_log_cb, NONE, NULL},
     {"pid", PV_CTX_MAIN, PV_ARGS_TAKE1, set_pid_cb, NONE, NULL},
     {"daemon", PV_CTX_MAIN, PV_ARGS_FLAG, set_flag_cb, MAIN(daemon), NULL},
+    {"master_process", PV_CTX_MAIN, PV_ARGS_FLAG, set_flag_cb, MAIN(master_process), NULL},
     {"worker_rlimit_nofile", PV_CTX_MAIN, PV_ARGS_TAKE1, set_num_cb, MAIN(worker_rlimit_nofile),
      NULL},
     {"worker_shutdown_timeout", PV_CTX_MAIN, PV_ARGS_TAKE1, set_msec_cb, MAIN(worker_shutdown_timeout),

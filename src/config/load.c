@@ -572,7 +572,13 @@ int pv_conf_finish(pv_conf_ctx_t *cx)
     if (c->error_log_level == PV_UNSET)
         c->error_log_level = PV_LOG_ERR;
     if (c->daemon == PV_UNSET)
-        c->daemon = 1;
+        c->daemon = 0; /* NGINX's default is on; portvakt's is the foreground */
+    if (c->master_process == PV_UNSET)
+        c->master_process = 1;
+    if (!c->master_process) { /* NGINX then runs one process, whatever worker_processes says */
+        c->worker_processes = 1;
+        c->worker_processes_auto = 0;
+    }
     if (c->worker_rlimit_nofile == PV_UNSET)
         c->worker_rlimit_nofile = 0;
     if (c->worker_shutdown_timeout == PV_UNSET)
@@ -592,8 +598,53 @@ static void conf_free(pv_conf_t *c)
     free(c);
 }
 
-static pv_conf_t *load(const char *path, const char *text, size_t len, unsigned flags, char *err,
-                       size_t errlen)
+/* An absolute copy of path: relative ones are taken from base, or from the
+ * working directory when base is NULL; "./" and trailing slashes go. */
+static char *abs_path(pv_arena_t *a, const char *base, const char *path)
+{
+    while (path[0] == '.' && path[1] == '/')
+        path += 2;
+    char cwd[4096];
+    if (path[0] != '/' && !base)
+        base = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
+    char *p = path[0] == '/' ? pv_arena_strdup(a, path)
+                             : pv_arena_printf(a, "%s/%s", strcmp(base, "/") ? base : "", path);
+    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
+        p[n - 1] = '\0';
+    return p;
+}
+
+/* Messages about -g directives end "in command line", as NGINX's do:
+ * the line number the parser added goes. */
+static void cmdline_where(char *err)
+{
+    static const char at[] = " in " PV_CONF_CMDLINE ":";
+    char *p = strstr(err, at);
+    if (!p)
+        return;
+    char *q = p + sizeof(at) - 1;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    memmove(p + sizeof(at) - 2, q, strlen(q) + 1);
+}
+
+/* The -g directives, then the file (or text), as one list of nodes. */
+static int parse_all(pv_parser_t *ps, const char *path, const char *text, size_t len,
+                     const pv_conf_opts_t *o, pv_conf_node_t **first)
+{
+    pv_conf_node_t **tail = first;
+    *first = NULL;
+    if (o && o->params) {
+        if (pv_conf_parse_text(ps, PV_CONF_CMDLINE, o->params, strlen(o->params), first) != PV_OK)
+            return PV_ERR;
+        while (*tail)
+            tail = &(*tail)->next;
+    }
+    return text ? pv_conf_parse_text(ps, path, text, len, tail) : pv_conf_parse_file(ps, path, tail);
+}
+
+static pv_conf_t *load(const char *path, const char *text, size_t len, unsigned flags,
+                       const pv_conf_opts_t *o, char *err, size_t errlen)
 {
     char local[8];
     if (!err || !errlen) {
@@ -608,45 +659,46 @@ static pv_conf_t *load(const char *path, const char *text, size_t len, unsigned 
     }
     pv_arena_init(&c->arena, 16384);
     atomic_init(&c->refs, 1);
-    while (path[0] == '.' && path[1] == '/')
-        path += 2;
-    if (path[0] == '/') {
-        c->path = pv_arena_strdup(&c->arena, path);
-    } else {
-        char cwd[4096];
-        if (!getcwd(cwd, sizeof(cwd)))
-            snprintf(cwd, sizeof(cwd), ".");
-        c->path = pv_arena_printf(&c->arena, "%s/%s", strcmp(cwd, "/") ? cwd : "", path);
-    }
+    const char *prefix = o && o->prefix ? abs_path(&c->arena, NULL, o->prefix) : NULL;
+    c->path = abs_path(&c->arena, prefix, path);
     const char *slash = strrchr(c->path, '/');
-    c->prefix = slash == c->path ? "/" : pv_arena_strndup(&c->arena, c->path,
-                                                          (size_t)(slash - c->path));
+    const char *dir = slash == c->path ? "/" : pv_arena_strndup(&c->arena, c->path, (size_t)(slash - c->path));
+    c->prefix = prefix ? prefix : dir;
     c->worker_processes = PV_UNSET;
     c->worker_connections = PV_UNSET;
     c->error_log_level = PV_UNSET;
     c->daemon = PV_UNSET;
+    c->master_process = PV_UNSET;
     c->worker_rlimit_nofile = PV_UNSET;
     c->worker_shutdown_timeout = PV_UNSET;
 
     pv_arena_t tmp;
     pv_arena_init(&tmp, 65536);
-    pv_parser_t ps = {.tmp = &tmp, .keep = &c->arena, .prefix = c->prefix, .flags = flags,
+    pv_parser_t ps = {.tmp = &tmp, .keep = &c->arena, .prefix = dir, .flags = flags,
                       .err = err, .errlen = errlen};
+    if (o) {
+        ps.on_file = o->on_file;
+        ps.on_file_arg = o->arg;
+    }
     pv_conf_node_t *first = NULL;
-    int rc = text ? pv_conf_parse_text(&ps, c->path, text, len, &first)
-                  : pv_conf_parse_file(&ps, c->path, &first);
+    int rc = parse_all(&ps, c->path, text, len, o, &first);
     if (rc == PV_OK) {
         pv_conf_ctx_t cx = {.conf = c, .a = &c->arena, .tmp = &tmp, .flags = flags,
                             .err = err, .errlen = errlen, .ctx = PV_CTX_MAIN};
         pv_cv_declared_reset();
         pv_conf_policy_declare(first);
         rc = pv_conf_walk(&cx, first, PV_CTX_MAIN);
+        /* -e names the error log a config without error_log uses */
+        if (rc == PV_OK && c->error_log_level == PV_UNSET && o && o->error_log &&
+            strcmp(o->error_log, "stderr") != 0)
+            c->error_log_path = pv_conf_full_path(&cx, o->error_log);
         if (rc == PV_OK)
             rc = pv_conf_finish(&cx);
         pv_cv_declared_reset();
     }
     pv_arena_free(&tmp);
     if (rc != PV_OK) {
+        cmdline_where(err);
         conf_free(c);
         return NULL;
     }
@@ -655,13 +707,18 @@ static pv_conf_t *load(const char *path, const char *text, size_t len, unsigned 
 
 pv_conf_t *pv_conf_load(const char *path, char *err, size_t errlen)
 {
-    return load(path, NULL, 0, 0, err, errlen);
+    return load(path, NULL, 0, 0, NULL, err, errlen);
+}
+
+pv_conf_t *pv_conf_load_opts(const char *path, const pv_conf_opts_t *opts, char *err, size_t errlen)
+{
+    return load(path, NULL, 0, 0, opts, err, errlen);
 }
 
 pv_conf_t *pv_conf_load_text(const char *path, const char *text, size_t len, unsigned flags,
                              char *err, size_t errlen)
 {
-    return load(path, text ? text : "", len, flags, err, errlen);
+    return load(path, text ? text : "", len, flags, NULL, err, errlen);
 }
 
 void pv_conf_ref(pv_conf_t *c)

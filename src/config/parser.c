@@ -51,6 +51,8 @@ static int parse_path(pv_parser_t *ps, const char *path, const pv_conf_src_t *fr
     size_t len;
     if (read_file(ps, path, from, &text, &len) != PV_OK)
         return PV_ERR;
+    if (ps->on_file)
+        ps->on_file(ps->on_file_arg, path, text, len);
     pv_lexer_t lx;
     pv_lex_init(&lx, pv_arena_strdup(ps->keep, path), text, len, ps->tmp, ps->err, ps->errlen);
     return parse_list(ps, &lx, 0, tail);

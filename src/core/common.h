@@ -12,6 +12,8 @@
 
 #define PV_VERSION "0.1.0"
 #define PV_NAME "portvakt"
+/* the NGINX release whose behaviour portvakt follows */
+#define PV_NGINX_VERSION "1.22.1"
 
 /* A non-owning byte slice; not NUL-terminated unless said so. */
 typedef struct pv_str_s {

@@ -5,13 +5,14 @@ NGINX.
 """
 
 import os
+import re
 import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import PORTVAKT, Gateway, http, render
+from conftest import NGINX, PORTVAKT, Gateway, free_port, http, port_open, render, wait_for
 
 pytestmark = pytest.mark.portvakt_only("portvakt's own CLI")
 
@@ -205,3 +206,213 @@ def test_bad_config_does_not_start(tmp_path):
     rc, out, err = run("-c", path)
     assert rc == 1
     assert "in %s:2" % path in out + err
+
+
+# -- NGINX's other options: -T, -q, -p, -e, -g; daemon and master_process
+
+def serve_conf(port, extra=""):
+    return render(extra + """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        location / { return 200 "up\\n"; }
+        location /down { proxy_pass http://127.0.0.1:@DOWN@; }
+    }
+}
+""", GW=port, DOWN=free_port())
+
+
+def spawn(args, cwd):
+    """build/portvakt ARGS in the foreground, stdout and stderr to files."""
+    out = open(os.path.join(str(cwd), "pv.stderr"), "wb")
+    try:
+        return subprocess.Popen([PORTVAKT] + args, cwd=str(cwd), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=out)
+    finally:
+        out.close()
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("portvakt did not stop on SIGTERM", pytrace=False)
+
+
+def dump_sections(text):
+    """-T's output as [(path, text)] from its "# configuration file" lines."""
+    parts = re.split(r"^# configuration file (.*):\n", text, flags=re.M)
+    return [(parts[i], parts[i + 1]) for i in range(1, len(parts), 2)]
+
+
+MAIN_ONLY = "events {}\ninclude inc/*.conf;\n"
+
+
+def test_dump_prints_every_file_with_its_path(tmp_path):
+    write(tmp_path, "conf/inc/a.conf", "worker_processes 1;\n")
+    write(tmp_path, "conf/inc/b.conf", "pid pv.pid;\n")
+    main = write(tmp_path, "conf/main.conf", MAIN_ONLY)
+    rc, out, err = run("-T", "-c", main)
+    assert rc == 0, err
+    assert "syntax is ok" in err and "test is successful" in err
+    assert dump_sections(out) == [
+        (main, MAIN_ONLY + "\n"),
+        (str(tmp_path / "conf/inc/a.conf"), "worker_processes 1;\n\n"),
+        (str(tmp_path / "conf/inc/b.conf"), "pid pv.pid;\n\n"),
+    ]
+
+
+@pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="no NGINX")
+def test_dump_matches_nginx(tmp_path):
+    write(tmp_path, "conf/inc/a.conf", "worker_processes 1;\n")
+    write(tmp_path, "conf/inc/b.conf", "pid pv.pid;\n")
+    main = write(tmp_path, "conf/main.conf", MAIN_ONLY)
+    rc, ours, err = run("-T", "-c", main)
+    assert rc == 0, err
+    p = subprocess.run([NGINX, "-T", "-q", "-e", "stderr", "-c", main], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    assert ours == p.stdout
+
+
+def test_quiet_test_prints_nothing_on_success_and_the_error_on_failure(tmp_path):
+    rc, out, err = run("-t", "-q", "-c", write(tmp_path, "ok.conf", MAIN_ONLY.replace("include", "#")))
+    assert (rc, out, err) == (0, "", "")
+    rc, out, err = run("-tq", "-c", write(tmp_path, "bad.conf", "bogus 1;\n"))
+    assert rc == 1
+    assert 'unknown directive "bogus"' in err
+
+
+def test_prefix_resolves_the_config_and_paths_but_include_follows_the_config(tmp_path, port):
+    # NGINX: -c, pid, error_log and -e are relative to the prefix; include to
+    # the config file's directory.
+    gw = port()
+    write(tmp_path, "conf/inc.conf", "pid logs/pv.pid;\nerror_log logs/err.log notice;\n")
+    write(tmp_path, "conf/main.conf", "include inc.conf;\n" + serve_conf(gw))
+    os.mkdir(tmp_path / "logs")
+    proc = spawn(["-p", str(tmp_path) + "/", "-c", "conf/main.conf"], "/")
+    try:
+        wait_for(lambda: port_open(gw), what="portvakt listening")
+        assert (tmp_path / "logs/pv.pid").read_text().strip() == str(proc.pid)
+    finally:
+        assert stop(proc) == 0
+    assert "started" in (tmp_path / "logs/err.log").read_text()
+    rc, out, err = run("-t", "-p", str(tmp_path), "-c", "conf/main.conf")
+    assert rc == 0, err
+    assert str(tmp_path / "conf/main.conf") in err
+
+
+def test_error_log_option_is_the_default_error_log(tmp_path, port):
+    gw = port()
+    path = write(tmp_path, "gw.conf", serve_conf(gw))
+    proc = spawn(["-p", str(tmp_path), "-c", path, "-e", "err.log"], tmp_path)
+    try:
+        wait_for(lambda: port_open(gw), what="portvakt listening")
+        assert http(gw, "GET", "/down").status == 502
+        wait_for(lambda: "connect() failed" in (tmp_path / "err.log").read_text(),
+                 what="the upstream error in err.log")
+    finally:
+        assert stop(proc) == 0
+    # the config's own error_log wins over -e
+    path = write(tmp_path, "gw2.conf", "error_log own.log;\n" + serve_conf(gw))
+    proc = spawn(["-p", str(tmp_path), "-c", path, "-e", "other.log"], tmp_path)
+    try:
+        wait_for(lambda: port_open(gw), what="portvakt listening")
+        assert http(gw, "GET", "/down").status == 502
+        wait_for(lambda: "connect() failed" in (tmp_path / "own.log").read_text(),
+                 what="the upstream error in own.log")
+    finally:
+        assert stop(proc) == 0
+    assert not (tmp_path / "other.log").exists()
+
+
+def test_global_directives_come_before_the_file(tmp_path, port):
+    gw = port()
+    path = write(tmp_path, "gw.conf", serve_conf(gw))
+    pid = str(tmp_path / "g.pid")
+    proc = spawn(["-c", path, "-g", "daemon off; pid %s;" % pid], tmp_path)
+    try:
+        wait_for(lambda: port_open(gw), what="portvakt listening")
+        assert open(pid).read().strip() == str(proc.pid)
+    finally:
+        assert stop(proc) == 0
+    # a directive in both is a duplicate, as in NGINX
+    rc, out, err = run("-t", "-c", write(tmp_path, "d.conf", "daemon off;\n"), "-g", "daemon off;")
+    assert rc == 1
+    assert '"daemon" directive is duplicate in %s:1' % (tmp_path / "d.conf") in err
+    rc, out, err = run("-t", "-c", path, "-g", "no_such_thing 1;")
+    assert rc == 1
+    assert 'unknown directive "no_such_thing" in command line\n' in err
+    rc, out, err = run("-t", "-c", path, "-g")
+    assert rc == 1
+    assert 'option "-g" requires parameter' in err
+
+
+def test_daemon_on_detaches_and_serves(tmp_path, port):
+    gw = port()
+    pidfile = tmp_path / "pv.pid"
+    # the error log is a file: a daemon's stderr goes there, as NGINX's does
+    path = write(tmp_path, "gw.conf", serve_conf(gw, "daemon on;\npid %s;\nerror_log err.log;\n" % pidfile))
+    p = subprocess.run([PORTVAKT, "-c", path], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=10)
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the pid file")
+    pid = int(pidfile.read_text())
+    try:
+        assert os.getsid(pid) == pid  # a session of its own
+        with open("/proc/%d/stat" % pid) as f:
+            assert f.read().rsplit(")", 1)[1].split()[1] != str(os.getpid())  # not our child
+        wait_for(lambda: port_open(gw), what="portvakt listening")
+        assert http(gw, "GET", "/").body == b"up\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                 open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z",
+                 what="the daemon to exit")
+    assert not pidfile.exists()
+
+
+def test_daemon_on_reports_a_listen_failure_before_detaching(tmp_path, port):
+    gw = port()
+    import socket
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", gw))
+    busy.listen(1)
+    try:
+        path = write(tmp_path, "gw.conf", serve_conf(gw, "daemon on;\n"))
+        p = subprocess.run([PORTVAKT, "-c", path], stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=10)
+    finally:
+        busy.close()
+    assert p.returncode == 1
+    assert "127.0.0.1:%d" % gw in p.stderr
+
+
+def test_master_process_off_runs_one_worker(tmp_path, port):
+    gw = port()
+    path = write(tmp_path, "gw.conf", serve_conf(gw, "master_process off;\nworker_processes 4;\n"
+                                                 "error_log stderr notice;\n"))
+    proc = spawn(["-c", path], tmp_path)
+    try:
+        wait_for(lambda: port_open(gw), what="portvakt listening")
+    finally:
+        assert stop(proc) == 0
+    assert "started: 1 worker" in (tmp_path / "pv.stderr").read_text()
+
+
+def test_version_names_the_nginx_modules_it_has(tmp_path):
+    # NGINX's test harness reads `-V`: a module NGINX builds by default is
+    # present unless "--without-NAME"; an optional one only with "--with-NAME".
+    rc, out, err = run("-V")
+    assert rc == 0
+    assert re.search(r"^nginx version: nginx/1\.22\.\d+", err, re.M), err
+    args = re.search(r"^configure arguments:(.*)$", err, re.M).group(1).split()
+    for have in ("http_proxy_module", "http_limit_req_module", "http_auth_basic_module"):
+        assert "--without-" + have not in args
+    assert "--with-http_auth_request_module" in args
+    for lacks in ("http_fastcgi_module", "http-cache", "http_gzip_module"):
+        assert "--without-" + lacks in args
+    assert not any(a.startswith("--with-http_ssl") or a.startswith("--with-http_v2") for a in args)
