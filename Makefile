@@ -27,7 +27,8 @@ MAINOBJ := $(BUILD)/src/main.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build lint bench fault
+.PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build lint bench fault \
+	nginx-suite nginx-suite-record
 
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -133,6 +134,20 @@ lint: setup
 run: setup
 	@$(MAKE) --no-print-directory all
 	@$(PY) examples/run.py
+
+# NGINX's own test suite (../shared/corpora/nginx-tests, unmodified) against
+# build/portvakt and NGINX, per file (tests/nginx-suite/run.py). It fails
+# when a file passes fewer tests on portvakt than tests/nginx-suite/baseline
+# records, or when the harness itself fails. nginx-suite-record writes
+# today's counts to the baseline and tests/nginx-suite/results.md.
+NGINX_SUITE := $(PY) tests/nginx-suite/run.py
+nginx-suite: setup
+	@$(MAKE) --no-print-directory all
+	@$(NGINX_SUITE) --check tests/nginx-suite/baseline
+
+nginx-suite-record: setup
+	@$(MAKE) --no-print-directory all
+	@$(NGINX_SUITE) --record tests/nginx-suite/baseline --write tests/nginx-suite/results.md
 
 # portvakt beside NGINX and HAProxy (bench/run.py; not part of `make test`).
 # BENCH_QUICK=1: one short round; BENCH_ONLY=portvakt,nginx: some contestants.

@@ -7,11 +7,13 @@ set -eu
 # Packages are installed without their recommendations, so whatever the
 # build and tests use must be named here, not come in as a recommendation:
 # libclang-rt-dev holds clang's sanitizer and libFuzzer runtimes, and
-# openssl is the command the tests use to make keys and hashes.
+# openssl is the command the tests use to make keys and hashes. perl and
+# the two perl modules run NGINX's own test suite (make nginx-suite).
 PKGS="build-essential pkg-config node-llhttp libssl-dev libpcre2-dev \
 libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml \
 nginx-light haproxy wrk redis-server curl clang libclang-rt-dev valgrind \
-libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl"
+libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl \
+perl libio-socket-ssl-perl libprotocol-websocket-perl"
 
 missing=""
 for p in $PKGS; do
