@@ -324,6 +324,7 @@ typedef struct opts_s {
     int dump;              /* -T */
     int quiet;             /* -q */
     pv_conf_opts_t conf;   /* -p, -g, -e and the -T collector */
+    int startup_log;       /* the -e file is open */
 } opts_t;
 
 /* The value of option c: the rest of its argument ("-pDIR") or the next
@@ -502,6 +503,31 @@ static void signal_loop(const opts_t *o, pv_conf_t **conf, pv_worker_t *workers,
     }
 }
 
+/* -e FILE: NGINX opens it before reading the config, so what goes wrong
+ * there is in the file too. Relative to the prefix, else to the config
+ * file's directory. Returns 1 when the file is open. */
+static int open_startup_log(const opts_t *o)
+{
+    const char *e = o->conf.error_log;
+    char path[4096];
+    if (!e || strcmp(e, "stderr") == 0)
+        return 0;
+    const char *slash = strrchr(o->conf_path, '/');
+    if (e[0] == '/')
+        snprintf(path, sizeof(path), "%s", e);
+    else if (o->conf.prefix)
+        snprintf(path, sizeof(path), "%s/%s", o->conf.prefix, e);
+    else if (slash)
+        snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - o->conf_path), o->conf_path, e);
+    else
+        snprintf(path, sizeof(path), "%s", e);
+    if (pv_log_open(path, PV_LOG_NOTICE) == 0)
+        return 1;
+    fprintf(stderr, "portvakt: [alert] could not open error log file: open() \"%s\" failed (%d: %s)\n", path,
+            errno, strerror(errno));
+    return 0;
+}
+
 /* Load and check the config; -t, -T and -s end here. Returns NULL when
  * the program is done, with *rc its exit status. */
 static pv_conf_t *load_conf(opts_t *o, int *rc)
@@ -517,6 +543,8 @@ static pv_conf_t *load_conf(opts_t *o, int *rc)
     *rc = 1;
     if (!conf) {
         fprintf(stderr, "portvakt: [emerg] %s\n", err);
+        if (o->startup_log)
+            pv_log(PV_LOG_EMERG, "%s", err);
         if (o->test_only)
             fprintf(stderr, "portvakt: configuration file %s test failed\n", o->conf_path);
         dump_print(dump, 0);
@@ -579,6 +607,7 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    o.startup_log = open_startup_log(&o);
     pv_conf_t *conf = load_conf(&o, &rc);
     if (!conf)
         return rc;

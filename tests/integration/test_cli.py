@@ -326,7 +326,8 @@ def test_error_log_option_is_the_default_error_log(tmp_path, port):
                  what="the upstream error in own.log")
     finally:
         assert stop(proc) == 0
-    assert not (tmp_path / "other.log").exists()
+    # opened at start, as NGINX does, but the config's log took over
+    assert "connect() failed" not in (tmp_path / "other.log").read_text()
 
 
 def test_global_directives_come_before_the_file(tmp_path, port):
@@ -416,3 +417,15 @@ def test_version_names_the_nginx_modules_it_has(tmp_path):
     for lacks in ("http_fastcgi_module", "http-cache", "http_gzip_module"):
         assert "--without-" + lacks in args
     assert not any(a.startswith("--with-http_ssl") or a.startswith("--with-http_v2") for a in args)
+
+
+def test_error_log_option_also_gets_the_config_errors(tmp_path):
+    # NGINX opens the -e file before it reads the config
+    rc, out, err = run("-p", str(tmp_path), "-c", write(tmp_path, "gw.conf", "bogus 1;\n"), "-e", "e.log")
+    assert rc == 1
+    assert 'unknown directive "bogus"' in err
+    assert '[emerg]' in (tmp_path / "e.log").read_text()
+    assert 'unknown directive "bogus"' in (tmp_path / "e.log").read_text()
+    rc, out, err = run("-c", write(tmp_path, "gw.conf", "bogus 1;\n"), "-e", str(tmp_path / "no/such/dir.log"))
+    assert rc == 1
+    assert "could not open error log file" in err
