@@ -270,6 +270,8 @@ def main():
         print("portvakt passes %d of the %d tests NGINX passes (%.0f %%)" % (sum(both.values()), n, 100.0 * sum(both.values()) / max(n, 1)))
     print("nginx-suite: %d files in %.0f s" % (len(files), time.time() - t0))
 
+    if "portvakt" in names:
+        print_causes(files, results, "nginx" in names)
     if "nginx" in names and totals["nginx"][1] == 0:
         print("nginx-suite: NGINX passed no test: the harness does not work here", file=sys.stderr)
         return 2
@@ -291,6 +293,28 @@ def main():
         if worse:
             return 1
     return 0
+
+
+def print_causes(files, results, with_nginx):
+    """Why files did not run on portvakt: the skip reason, or the first
+    error that stopped it from starting; with the tests NGINX passes there."""
+    causes = {}
+    for f in files:
+        r = results[("portvakt", f)]
+        if r[4] is not None:
+            cause = "skipped: " + r[4]
+        elif "Can't start nginx" in r[6]:
+            m = re.search(r"\[emerg\] (.*?)(?: in /\S*)?$", r[6], re.M)
+            cause = "did not start: " + (m.group(1) if m else "no message")
+        else:
+            continue
+        c = causes.setdefault(cause, [0, 0])
+        c[0] += 1
+        c[1] += results[("nginx", f)][1] if with_nginx else 0
+    if causes:
+        print("portvakt: files that did not run, by cause (files%s):" % (", tests NGINX passes in them" if with_nginx else ""))
+        for cause, c in sorted(causes.items(), key=lambda kv: (-kv[1][1], -kv[1][0])):
+            print("  %4d %5s  %s" % (c[0], c[1] if with_nginx else "", cause))
 
 
 def summarize(files, names, rows, both):
