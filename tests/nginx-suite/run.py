@@ -214,9 +214,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pv-nginx-suite-")
     os.chmod(tmp, 0o755)
     copy = os.path.join(tmp, "suite")
-    shutil.copytree(os.path.join(suite, "lib"), os.path.join(copy, "lib"))
+    shutil.copytree(os.path.join(suite, "lib"), os.path.join(copy, "lib"), copy_function=shutil.copyfile)
     for f in files:
-        shutil.copy(os.path.join(suite, f), copy)
+        shutil.copyfile(os.path.join(suite, f), os.path.join(copy, f))
+    for d, _, names in os.walk(copy):  # the suite may come without write bits
+        os.chmod(d, 0o755)
+        for n in names:
+            os.chmod(os.path.join(d, n), 0o644)
     suite = copy
     targets = []
     if a.only != "nginx":
