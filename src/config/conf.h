@@ -209,11 +209,63 @@ typedef struct pv_listen_s {
     int backlog;        /* default 511 (NGINX) */
     int reuseport;      /* `reuseport` given */
     int default_server; /* `default_server` given */
+    int ssl;            /* `ssl` given: connections on this address speak TLS */
     char text[64];      /* "127.0.0.1:8080" for logs */
     char host[48];      /* "127.0.0.1" / "::1": $server_addr */
     int port;           /* $server_port */
     pv_conf_src_t src;
 } pv_listen_t;
+
+/* ssl_verify_client */
+enum { PV_VERIFY_OFF = 0, PV_VERIFY_ON, PV_VERIFY_OPTIONAL, PV_VERIFY_OPTIONAL_NO_CA };
+
+/* ssl_protocols bits */
+#define PV_SSL_SSLv2 0x01
+#define PV_SSL_SSLv3 0x02
+#define PV_SSL_TLSv1 0x04
+#define PV_SSL_TLSv1_1 0x08
+#define PV_SSL_TLSv1_2 0x10
+#define PV_SSL_TLSv1_3 0x20
+
+/* A path given to a TLS directive, with where it was given. */
+typedef struct pv_ssl_file_s {
+    const char *path;   /* absolute path */
+    pv_conf_src_t src;
+} pv_ssl_file_t;
+
+/* `ssl_conf_command NAME VALUE` */
+typedef struct pv_ssl_cmd_s {
+    const char *name, *value;
+    pv_conf_src_t src;
+} pv_ssl_cmd_t;
+
+/* TLS settings of a server (at http level: the defaults). Unset values
+ * are PV_UNSET / NULL / 0 counts, merged from http like the others. */
+typedef struct pv_ssl_conf_s {
+    pv_ssl_file_t *certs;       /* ssl_certificate, in order */
+    int ncerts;
+    pv_ssl_file_t *keys;        /* ssl_certificate_key, paired with certs by order */
+    int nkeys;
+    pv_ssl_file_t *password_file; /* ssl_password_file; NULL if none */
+    int protocols;              /* PV_SSL_* bits; default TLSv1.2 TLSv1.3 */
+    pv_conf_src_t protocols_src;
+    const char *ciphers;        /* default HIGH:!aNULL:!MD5 */
+    pv_conf_src_t ciphers_src;
+    pv_ssl_cmd_t *cmds;         /* ssl_conf_command */
+    int ncmds;
+    int prefer_server_ciphers;  /* default off */
+    const char *ecdh_curve;     /* default auto */
+    pv_conf_src_t ecdh_src;
+    pv_ssl_file_t *dhparam;     /* ssl_dhparam; NULL if none */
+    pv_ssl_file_t *client_certificate; /* ssl_client_certificate */
+    pv_ssl_file_t *crl;         /* ssl_crl */
+    int verify_client;          /* PV_VERIFY_*; default off */
+    pv_conf_src_t verify_src;
+    int verify_depth;           /* default 1 */
+    int session_tickets;        /* default on */
+    int64_t session_timeout;    /* ms; default 5m */
+    void *ctx;                  /* the SSL_CTX built from these (servers with certificates) */
+} pv_ssl_conf_t;
 
 typedef struct pv_server_s {
     pv_listen_t *listens;     /* this server's listen directives */
@@ -230,6 +282,7 @@ typedef struct pv_server_s {
     int return_code;            /* server-level `return`, run before location matching; 0 if none */
     pv_cv_t return_text;        /* its body text or redirect URL */
     int has_return_text;        /* whether return_text is present */
+    pv_ssl_conf_t ssl;          /* TLS settings; ssl.ctx is NULL without certificates */
     pv_conf_src_t src;
 } pv_server_t;
 

@@ -100,6 +100,8 @@ const char *pv_conf_full_path(pv_conf_ctx_t *cx, const char *path);
 void *pv_conf_push(pv_arena_t *a, void *arrp, int *n, size_t elsize);
 /* Set every field of a level's settings to "inherit". */
 void pv_conf_loc_init(pv_loc_conf_t *lc);
+/* Run fn(arg) when the snapshot is freed. */
+void pv_conf_add_cleanup(pv_conf_ctx_t *cx, void (*fn)(void *), void *arg);
 /* Remember a compiled regex so the snapshot frees it. */
 void pv_conf_add_regex(pv_conf_ctx_t *cx, void *re);
 
@@ -163,6 +165,19 @@ int pv_conf_policy_check(pv_conf_ctx_t *cx, const pv_location_t *loc);
 void pv_conf_policy_merge(pv_policy_conf_t *c, const pv_policy_conf_t *p);
 /* After the walk: resolve zone names, create or adopt the zones. */
 int pv_conf_policy_finish(pv_conf_ctx_t *cx);
+
+/* The TLS directives (ssl_conf.c) and the SSL_CTX built from them
+ * (ssl_ctx.c). */
+extern const pv_conf_module_t pv_conf_ssl_module;
+/* Set a server's TLS settings to "inherit". */
+void pv_conf_ssl_init(pv_ssl_conf_t *c);
+/* Merge a server's TLS settings with the http level's. */
+void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p);
+/* After the listen groups: build every server's SSL_CTX, check the TLS
+ * addresses. */
+int pv_conf_ssl_finish(pv_conf_ctx_t *cx);
+/* Build s->ssl.ctx when s has certificates. */
+int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s);
 
 /* A resolved socket address. */
 typedef struct pv_conf_addr_s {

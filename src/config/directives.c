@@ -180,6 +180,7 @@ static void srv_init(pv_server_t *s)
     s->client_header_buffer_size = PV_UNSET;
     s->large_header_buffers_num = PV_UNSET;
     s->large_header_buffers_size = PV_UNSET;
+    pv_conf_ssl_init(&s->ssl);
 }
 
 static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -443,7 +444,7 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
                          void *base)
 {
     const char *a = ARG(nd, 1);
-    int def = 0, reuseport = 0;
+    int def = 0, reuseport = 0, tls = 0;
     int64_t backlog = PV_UNSET;
     for (int i = 2; i < nd->nargs; i++) {
         const char *p = ARG(nd, i), *v;
@@ -455,7 +456,9 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
             backlog = pv_conf_parse_num((pv_str_t){v, strlen(v)});
             if (backlog <= 0 || backlog > 0x7fffffff)
                 return pv_conf_error(cx, &nd->src, "invalid backlog \"%s\"", p);
-        } else if (strcmp(p, "ssl") == 0 || strcmp(p, "http2") == 0 || strcmp(p, "quic") == 0) {
+        } else if (strcmp(p, "ssl") == 0) {
+            tls = 1;
+        } else if (strcmp(p, "http2") == 0 || strcmp(p, "quic") == 0) {
             return pv_conf_error(cx, &nd->src, "the \"%s\" parameter of the \"listen\" directive "
                                  "is not supported yet", p);
         } else {
@@ -493,6 +496,7 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
         l->backlog = (int)backlog;
         l->reuseport = reuseport;
         l->default_server = def;
+        l->ssl = tls;
         pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
         l->src = nd->src;
     }
@@ -824,6 +828,7 @@ static const pv_conf_cmd_t log_cmds[] = {
 static const pv_conf_module_t *const modules[] = {
     MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
     MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
+    &pv_conf_ssl_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */

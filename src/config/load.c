@@ -70,6 +70,15 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     pv_conf_policy_init(&lc->policy);
 }
 
+void pv_conf_add_cleanup(pv_conf_ctx_t *cx, void (*fn)(void *), void *arg)
+{
+    pv_conf_cleanup_t *k = pv_arena_calloc(cx->a, sizeof(*k));
+    k->fn = fn;
+    k->arg = arg;
+    k->next = cx->conf->cleanups;
+    cx->conf->cleanups = k;
+}
+
 void pv_conf_add_regex(pv_conf_ctx_t *cx, void *re)
 {
     pv_conf_t *c = cx->conf;
@@ -481,6 +490,8 @@ static int build_listens(pv_conf_ctx_t *cx)
                     g->listen.src = l->src;
                 }
             }
+            /* an address speaks TLS when any of its listens says ssl */
+            g->listen.ssl |= l->ssl;
             if (l->default_server) {
                 if (g->default_srv)
                     return pv_conf_error(cx, &l->src, "a duplicate default server for %s",
@@ -529,6 +540,7 @@ static int finish_http(pv_conf_ctx_t *cx)
         pv_server_t *s = h->servers[i];
         loc_merge(cx, &s->conf, &h->conf);
         srv_merge(s, h);
+        pv_conf_ssl_merge(&s->ssl, &hs->ssl);
         if (s->nnames == 0) {
             pv_server_name_t *sn = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*sn));
             sn->kind = PV_SN_EXACT;
@@ -554,7 +566,9 @@ static int finish_http(pv_conf_ctx_t *cx)
                                  loc->name.len > 0 && loc->name.p[loc->name.len - 1] == '/';
         }
     }
-    return build_listens(cx);
+    if (build_listens(cx) != PV_OK)
+        return PV_ERR;
+    return pv_conf_ssl_finish(cx);
 }
 
 int pv_conf_finish(pv_conf_ctx_t *cx)

@@ -37,14 +37,7 @@ static pv_policy_conf_t *pol(pv_conf_ctx_t *cx)
     return &cx->lc->policy;
 }
 
-static void add_cleanup(pv_conf_ctx_t *cx, void (*fn)(void *), void *arg)
-{
-    pv_conf_cleanup_t *k = pv_arena_calloc(cx->a, sizeof(*k));
-    k->fn = fn;
-    k->arg = arg;
-    k->next = cx->conf->cleanups;
-    cx->conf->cleanups = k;
-}
+#define add_cleanup pv_conf_add_cleanup
 
 static int compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_str_t s, pv_cv_t *cv)
 {

@@ -16,14 +16,20 @@ void pv_xprt_init(pv_xprt_t *x, int fd, pv_io_cb cb, void *data)
     };
 }
 
-void pv_xprt_events(pv_xprt_t *x, unsigned events)
+unsigned pv_xprt_events(pv_xprt_t *x, unsigned events)
 {
+    unsigned out = events & ~(unsigned)(PV_EV_READ | PV_EV_WRITE);
     if (events & PV_EV_RDHUP)
         x->fin = 1;
-    if (events & x->read_wants)
+    if (events & (x->read_wants | PV_EV_HUP)) {
         x->readable = 1;
-    if (events & x->write_wants)
+        out |= PV_EV_READ;
+    }
+    if (events & x->write_wants) {
         x->writable = 1;
+        out |= PV_EV_WRITE;
+    }
+    return out;
 }
 
 static ssize_t plain_read(pv_xprt_t *x, void *buf, size_t len)

@@ -50,8 +50,11 @@ extern const pv_xprt_ops_t pv_xprt_plain;
 
 /* Set x up over fd with the plain transport; cb/data as for pv_io_t. */
 void pv_xprt_init(pv_xprt_t *x, int fd, pv_io_cb cb, void *data);
-/* Fold socket events (PV_EV_*) into the readiness flags. */
-void pv_xprt_events(pv_xprt_t *x, unsigned events);
+/* Fold socket events (PV_EV_*) into the readiness flags. Returns the
+ * events as the owner should see them: PV_EV_READ when a read may make
+ * progress, PV_EV_WRITE when a write may (for TLS, a read may wait for
+ * the socket to be writable and the reverse), the other bits unchanged. */
+unsigned pv_xprt_events(pv_xprt_t *x, unsigned events);
 
 static inline ssize_t pv_xprt_read(pv_xprt_t *x, void *buf, size_t len) { return x->ops->read(x, buf, len); }
 static inline ssize_t pv_xprt_writev(pv_xprt_t *x, const struct iovec *iov, int n) { return x->ops->writev(x, iov, n); }

@@ -99,9 +99,29 @@ static const char *page_title(int status)
     }
 }
 
+/* NGINX's own codes for TLS errors, answered as 400 with a line of
+ * their own on the page (ngx_http_special_response.c). */
+static const char *tls_error_text(int status)
+{
+    switch (status) {
+    case PV_HTTPS_CERT_ERROR: return "The SSL certificate error";
+    case PV_HTTPS_NO_CERT: return "No required SSL certificate was sent";
+    case PV_HTTP_TO_HTTPS: return "The plain HTTP request was sent to HTTPS port";
+    default: return NULL;
+    }
+}
+
+int pv_errpage_status(int status)
+{
+    return tls_error_text(status) ? 400 : status;
+}
+
 int pv_errpage_keepalive_ok(int status)
 {
     switch (status) {
+    case PV_HTTPS_CERT_ERROR:
+    case PV_HTTPS_NO_CERT:
+    case PV_HTTP_TO_HTTPS:
     case 400:
     case 413:
     case 414:
@@ -116,6 +136,15 @@ int pv_errpage_keepalive_ok(int status)
 
 ssize_t pv_errpage_page(int status, char *buf, size_t cap)
 {
+    const char *text = tls_error_text(status);
+    if (text) {
+        int n = snprintf(buf, cap,
+                         "<html>\r\n<head><title>400 %s</title></head>\r\n<body>\r\n"
+                         "<center><h1>400 Bad Request</h1></center>\r\n<center>%s</center>\r\n"
+                         "<hr><center>" PV_NAME "</center>\r\n</body>\r\n</html>\r\n",
+                         text, text);
+        return n < 0 || (size_t)n >= cap ? -1 : n;
+    }
     const char *title = page_title(status);
     if (!title)
         return 0;
@@ -130,7 +159,7 @@ ssize_t pv_errpage_page(int status, char *buf, size_t cap)
 void pv_errpage_head(int status, const char *location, ssize_t page_len, pv_resp_head_t *h)
 {
     *h = (pv_resp_head_t){
-        .status = status,
+        .status = pv_errpage_status(status),
         .content_type = page_len > 0 ? PV_STR("text/html") : (pv_str_t){NULL, 0},
         .content_length = page_len,
         .location = location ? (pv_str_t){location, strlen(location)} : (pv_str_t){NULL, 0},

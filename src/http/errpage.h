@@ -12,6 +12,14 @@
  * else the RFC 9110 phrase; "" for an unknown code. */
 const char *pv_http_reason(int status);
 
+/* NGINX's internal codes for TLS errors: each is sent as 400 with its own
+ * page, and the connection is closed after it. */
+#define PV_HTTPS_CERT_ERROR 495 /* the client certificate did not verify */
+#define PV_HTTPS_NO_CERT 496    /* ssl_verify_client on and no certificate */
+#define PV_HTTP_TO_HTTPS 497    /* plain HTTP on a TLS address */
+/* The status sent for status (400 for the codes above). */
+int pv_errpage_status(int status);
+
 /* 0 for the statuses after which NGINX always closes the connection
  * (400, 413, 414, 431, 500, 501), else 1. */
 int pv_errpage_keepalive_ok(int status);

@@ -85,8 +85,7 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     if (!hr->body_done)
         hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
     /* the errors after which NGINX does not trust the connection */
-    if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431 || status == 500 ||
-        status == 501)
+    if (status == 408 || !pv_errpage_keepalive_ok(status))
         hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
     hr->keepalive = (uint8_t)want_keepalive(hr);
     if (!hr->out && !(hr->out = pv_buf_get())) {
@@ -111,7 +110,7 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
     if (n < 0)
         n = 0;
-    hr->r.status = status;
+    hr->r.status = pv_errpage_status(status);
     pv_server_queue_head(hr, o->data, (size_t)n);
     if (!head_only && body.p) {
         pv_outq_push(&hr->cq, body.p, body.len);

@@ -21,6 +21,7 @@
 #include "response.h"
 #include "router.h"
 #include "slots.h"
+#include "ssl.h"
 #include "uri.h"
 
 static __thread llhttp_settings_t req_settings;
@@ -92,6 +93,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     r->peer_port = pv_net_addr_text(r->peer, r->peer_text, sizeof(r->peer_text));
     r->conn_id = c->id;
     r->conn_requests = ++c->nreq;
+    r->xprt = &c->x;
     r->content_length = -1;
     r->upstream_response_us = -1;
     r->upstream_connect_us = -1;
@@ -232,7 +234,12 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
         }
         pv_xprt_t x;
         pv_xprt_init(&x, fd, NULL, NULL);
-        pv_server_conn_open(w, l->group, &x, (const struct sockaddr *)&sa, sl);
+        pv_hconn_t *c = pv_server_conn_open(w, l->group, &x, (const struct sockaddr *)&sa, sl);
+        /* a TLS address: the connection gets the TLS transport */
+        if (c && pv_http_ssl_accept(c, &w->conf->http->listens[l->group]) != PV_OK) {
+            pv_cache_nomem("a TLS session", NULL);
+            pv_server_close(c);
+        }
     }
 }
 
@@ -682,7 +689,7 @@ static void conn_io_cb(pv_io_t *io, unsigned events)
     pv_hconn_t *c = io->data;
     if (c->flags & PV_HC_F_CLOSING)
         return;
-    pv_xprt_events(&c->x, events);
+    events = pv_xprt_events(&c->x, events);
     pv_hreq_t *hr = c->hr;
     if (hr && hr->handling) {
         if ((events & PV_EV_WRITE) && !pv_outq_empty(&hr->cq)) {

@@ -14,6 +14,7 @@
 
 #include "../config/conf.h"
 #include "../core/time.h"
+#include "../core/tls.h"
 #include "request.h"
 
 static const char hex_lower[] = "0123456789abcdef";
@@ -263,7 +264,7 @@ static int remote_user_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_
 
 static int scheme_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
-    *v = PV_STR("http");
+    *v = r->xprt && pv_tls_ssl(r->xprt) ? PV_STR("https") : PV_STR("http");
     return PV_VAL_FOUND;
 }
 

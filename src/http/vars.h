@@ -24,6 +24,8 @@ struct pv_header_s;
  * (var_request.c), and what the gateway did with it (var_response.c). */
 extern const pv_var_t pv_vars_request[];
 extern const pv_var_t pv_vars_response[];
+/* $https and $ssl_* (var_ssl.c). */
+extern const pv_var_t pv_vars_ssl[];
 /* The variables auth_request_set declares; part->text holds the name. */
 extern const pv_var_t pv_var_declared;
 

@@ -1,0 +1,252 @@
+/* The TLS directives (ngx_http_ssl_module's): setters, merging from http
+ * to server, and the checks of a listen ... ssl address. The SSL_CTX of
+ * each server is built from them in ssl_ctx.c. */
+#include "conf_int.h"
+
+#include <string.h>
+#include <strings.h>
+
+static pv_ssl_conf_t *ssl(pv_conf_ctx_t *cx)
+{
+    return &cx->srv->ssl;
+}
+
+void pv_conf_ssl_init(pv_ssl_conf_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->protocols = PV_UNSET;
+    c->prefer_server_ciphers = PV_UNSET;
+    c->verify_client = PV_UNSET;
+    c->verify_depth = PV_UNSET;
+    c->session_tickets = PV_UNSET;
+    c->session_timeout = PV_UNSET;
+}
+
+static pv_ssl_file_t *file_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd)
+{
+    pv_ssl_file_t *f = pv_arena_calloc(cx->a, sizeof(*f));
+    f->path = pv_conf_full_path(cx, ARG(nd, 1));
+    f->src = nd->src;
+    return f;
+}
+
+static int set_certificate_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                              void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    int key = strcmp(ARG(nd, 0), "ssl_certificate_key") == 0;
+    pv_ssl_file_t *f = pv_conf_push(cx->a, key ? (void *)&c->keys : (void *)&c->certs,
+                                    key ? &c->nkeys : &c->ncerts, sizeof(*f));
+    *f = *file_arg(cx, nd);
+    return PV_OK;
+}
+
+static int set_file_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_ssl_file_t **f = (pv_ssl_file_t **)((char *)base + cmd->offset);
+    if (*f)
+        return DUP(cx, nd);
+    *f = file_arg(cx, nd);
+    return PV_OK;
+}
+
+static const pv_conf_enum_t protocols[] = {
+    {"SSLv2", PV_SSL_SSLv2},     {"SSLv3", PV_SSL_SSLv3},     {"TLSv1", PV_SSL_TLSv1},
+    {"TLSv1.1", PV_SSL_TLSv1_1}, {"TLSv1.2", PV_SSL_TLSv1_2}, {"TLSv1.3", PV_SSL_TLSv1_3},
+    {NULL, 0},
+};
+
+static int set_protocols_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                            void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    if (c->protocols != PV_UNSET)
+        return DUP(cx, nd);
+    int v = 0;
+    for (int i = 1; i < nd->nargs; i++) {
+        const pv_conf_enum_t *e = protocols;
+        while (e->name && strcmp(e->name, ARG(nd, i)) != 0)
+            e++;
+        if (!e->name)
+            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, i));
+        v |= e->value;
+    }
+    c->protocols = v;
+    c->protocols_src = nd->src;
+    return PV_OK;
+}
+
+static int set_string_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    const char **f = (const char **)((char *)base + cmd->offset);
+    if (*f)
+        return DUP(cx, nd);
+    *f = pv_arena_strdup(cx->a, ARG(nd, 1));
+    pv_ssl_conf_t *c = ssl(cx);
+    if (f == &c->ciphers)
+        c->ciphers_src = nd->src;
+    else
+        c->ecdh_src = nd->src;
+    return PV_OK;
+}
+
+static int set_conf_command_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                               void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    pv_ssl_cmd_t *k = pv_conf_push(cx->a, &c->cmds, &c->ncmds, sizeof(*k));
+    k->name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    k->value = pv_arena_strdup(cx->a, ARG(nd, 2));
+    k->src = nd->src;
+    return PV_OK;
+}
+
+static int set_verify_client_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                void *base)
+{
+    static const pv_conf_enum_t modes[] = {
+        {"off", PV_VERIFY_OFF},
+        {"on", PV_VERIFY_ON},
+        {"optional", PV_VERIFY_OPTIONAL},
+        {"optional_no_ca", PV_VERIFY_OPTIONAL_NO_CA},
+        {NULL, 0},
+    };
+    pv_ssl_conf_t *c = ssl(cx);
+    if (c->verify_client != PV_UNSET)
+        return DUP(cx, nd);
+    for (const pv_conf_enum_t *e = modes; e->name; e++) {
+        if (strcasecmp(e->name, ARG(nd, 1)) == 0) {
+            c->verify_client = e->value;
+            c->verify_src = nd->src;
+            return PV_OK;
+        }
+    }
+    return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive, it must be \"on\", "
+                         "\"off\", \"optional\" or \"optional_no_ca\"", ARG(nd, 1), ARG(nd, 0));
+}
+
+static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    if (strcasecmp(ARG(nd, 1), "on") == 0)
+        *f = 1;
+    else if (strcasecmp(ARG(nd, 1), "off") == 0)
+        *f = 0;
+    else
+        return pv_conf_error(cx, &nd->src,
+                             "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                             ARG(nd, 1), ARG(nd, 0));
+    return PV_OK;
+}
+
+static int set_depth_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    if (c->verify_depth != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t v = pv_conf_parse_num(nd->args[1]);
+    if (v < 0 || v > 100)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
+    c->verify_depth = (int)v;
+    return PV_OK;
+}
+
+static int set_timeout_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                          void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    if (c->session_timeout != PV_UNSET)
+        return DUP(cx, nd);
+    c->session_timeout = pv_conf_parse_msec(nd->args[1]);
+    if (c->session_timeout < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    return PV_OK;
+}
+
+#define SSL_OFF(f) PV_BASE_SRV, offsetof(pv_server_t, ssl) + offsetof(pv_ssl_conf_t, f)
+#define NONE PV_BASE_NONE, 0
+#define HS (PV_CTX_HTTP | PV_CTX_SERVER)
+
+static const pv_conf_cmd_t ssl_cmds[] = {
+    {"ssl_certificate", HS, PV_ARGS_TAKE1, set_certificate_cb, NONE, NULL},
+    {"ssl_certificate_key", HS, PV_ARGS_TAKE1, set_certificate_cb, NONE, NULL},
+    {"ssl_password_file", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(password_file), NULL},
+    {"ssl_protocols", HS, PV_ARGS_1MORE, set_protocols_cb, NONE, NULL},
+    {"ssl_ciphers", HS, PV_ARGS_TAKE1, set_string_cb, SSL_OFF(ciphers), NULL},
+    {"ssl_conf_command", HS, PV_ARGS_TAKE2, set_conf_command_cb, NONE, NULL},
+    {"ssl_prefer_server_ciphers", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(prefer_server_ciphers), NULL},
+    {"ssl_ecdh_curve", HS, PV_ARGS_TAKE1, set_string_cb, SSL_OFF(ecdh_curve), NULL},
+    {"ssl_dhparam", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(dhparam), NULL},
+    {"ssl_client_certificate", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(client_certificate), NULL},
+    {"ssl_crl", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(crl), NULL},
+    {"ssl_verify_client", HS, PV_ARGS_TAKE1, set_verify_client_cb, NONE, NULL},
+    {"ssl_verify_depth", HS, PV_ARGS_TAKE1, set_depth_cb, NONE, NULL},
+    {"ssl_session_tickets", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(session_tickets), NULL},
+    {"ssl_session_timeout", HS, PV_ARGS_TAKE1, set_timeout_cb, NONE, NULL},
+};
+
+const pv_conf_module_t pv_conf_ssl_module = {"ssl", ssl_cmds, PV_NELEM(ssl_cmds)};
+
+#define INHERIT(f, unset, dflt) c->f = c->f != (unset) ? c->f : p->f != (unset) ? p->f : (dflt)
+
+void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
+{
+    if (c->ncerts == 0 && c->nkeys == 0) {
+        c->certs = p->certs;
+        c->ncerts = p->ncerts;
+        c->keys = p->keys;
+        c->nkeys = p->nkeys;
+    }
+    if (c->protocols == PV_UNSET) {
+        c->protocols = p->protocols != PV_UNSET ? p->protocols : PV_SSL_TLSv1_2 | PV_SSL_TLSv1_3;
+        c->protocols_src = p->protocols_src;
+    }
+    if (!c->ciphers) {
+        c->ciphers = p->ciphers ? p->ciphers : "HIGH:!aNULL:!MD5";
+        c->ciphers_src = p->ciphers_src;
+    }
+    if (!c->ecdh_curve) {
+        c->ecdh_curve = p->ecdh_curve ? p->ecdh_curve : "auto";
+        c->ecdh_src = p->ecdh_src;
+    }
+    if (c->ncmds == 0) {
+        c->cmds = p->cmds;
+        c->ncmds = p->ncmds;
+    }
+    if (c->verify_client == PV_UNSET) {
+        c->verify_client = p->verify_client != PV_UNSET ? p->verify_client : PV_VERIFY_OFF;
+        c->verify_src = p->verify_src;
+    }
+    INHERIT(prefer_server_ciphers, PV_UNSET, 0);
+    INHERIT(verify_depth, PV_UNSET, 1);
+    INHERIT(session_tickets, PV_UNSET, 1);
+    INHERIT(session_timeout, PV_UNSET, 300000);
+    INHERIT(password_file, NULL, NULL);
+    INHERIT(dhparam, NULL, NULL);
+    INHERIT(client_certificate, NULL, NULL);
+    INHERIT(crl, NULL, NULL);
+}
+
+/* After the listen groups are built: every server with certificates gets
+ * its SSL_CTX, and every TLS address needs a default server that has one
+ * (ngx_http_ssl_init()); another server of the address without any
+ * keeps the default server's certificates when SNI names it. */
+int pv_conf_ssl_finish(pv_conf_ctx_t *cx)
+{
+    pv_http_conf_t *h = cx->http;
+    for (int i = 0; i < h->nservers; i++) {
+        pv_server_t *s = h->servers[i];
+        if (pv_conf_ssl_build(cx, s) != PV_OK)
+            return PV_ERR;
+    }
+    for (int i = 0; i < h->nlistens; i++) {
+        pv_listen_group_t *g = &h->listens[i];
+        if (g->listen.ssl && !g->default_srv->ssl.ctx)
+            return pv_conf_error(cx, &g->default_srv->src, "no \"ssl_certificate\" is defined for "
+                                 "the \"listen ... ssl\" directive");
+    }
+    return PV_OK;
+}

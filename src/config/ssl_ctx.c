@@ -1,0 +1,325 @@
+/* A server's SSL_CTX built from its TLS settings at load time, with
+ * NGINX's messages for what cannot be loaded. Runs on the main thread;
+ * the snapshot frees each SSL_CTX with it (sessions still open hold
+ * their own reference). */
+#include "conf_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "../core/file.h"
+#include "../core/tls.h"
+
+/* "MESSAGE (SSL: ...)" in FILE:LINE, and the OpenSSL queue cleared. */
+static int ssl_error(pv_conf_ctx_t *cx, const pv_conf_src_t *src, const char *what)
+{
+    char t[400];
+    pv_tls_error_text(t, sizeof(t));
+    return pv_conf_error(cx, src, "%s (%s)", what, t);
+}
+
+static void ctx_free(void *arg)
+{
+    SSL_CTX_free(arg);
+}
+
+/* The lines of ssl_password_file, tried in turn on an encrypted key. */
+typedef struct {
+    char *buf;
+    size_t len;
+    size_t at; /* offset of the password being tried */
+} passwords_t;
+
+static int password_cb(char *buf, int size, int rwflag, void *u)
+{
+    PV_UNUSED(rwflag);
+    passwords_t *pw = u;
+    if (!pw || !pw->buf || pw->at >= pw->len)
+        return 0;
+    const char *p = pw->buf + pw->at;
+    const char *e = memchr(p, '\n', pw->len - pw->at);
+    size_t n = e ? (size_t)(e - p) : pw->len - pw->at;
+    if (n && p[n - 1] == '\r')
+        n--;
+    if (n > (size_t)size)
+        n = (size_t)size;
+    memcpy(buf, p, n);
+    return (int)n;
+}
+
+static EVP_PKEY *load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, passwords_t *pw)
+{
+    BIO *bio = BIO_new_file(f->path, "r");
+    if (!bio) {
+        char m[600];
+        snprintf(m, sizeof(m), "cannot load certificate key \"%s\": BIO_new_file() failed", f->path);
+        ssl_error(cx, &f->src, m);
+        return NULL;
+    }
+    EVP_PKEY *k = NULL;
+    for (;;) {
+        k = PEM_read_bio_PrivateKey(bio, NULL, password_cb, pw);
+        if (k || !pw->buf)
+            break;
+        /* the next password, if any */
+        const char *e = memchr(pw->buf + pw->at, '\n', pw->len - pw->at);
+        if (!e || (size_t)(e + 1 - pw->buf) >= pw->len)
+            break;
+        pw->at = (size_t)(e + 1 - pw->buf);
+        ERR_clear_error();
+        BIO_reset(bio);
+    }
+    BIO_free(bio);
+    pw->at = 0;
+    if (!k) {
+        char m[600];
+        snprintf(m, sizeof(m), "cannot load certificate key \"%s\": PEM_read_bio_PrivateKey() failed",
+                 f->path);
+        ssl_error(cx, &f->src, m);
+    }
+    return k;
+}
+
+/* The certificate, then its chain, as ngx_ssl_certificate() reads them. */
+static int load_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_file_t *f, EVP_MD_CTX *sid)
+{
+    char m[600];
+    BIO *bio = BIO_new_file(f->path, "r");
+    if (!bio) {
+        snprintf(m, sizeof(m), "cannot load certificate \"%s\": BIO_new_file() failed", f->path);
+        return ssl_error(cx, &f->src, m);
+    }
+    X509 *x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+    if (!x) {
+        BIO_free(bio);
+        snprintf(m, sizeof(m), "cannot load certificate \"%s\": PEM_read_bio_X509_AUX() failed", f->path);
+        return ssl_error(cx, &f->src, m);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen;
+    if (X509_digest(x, EVP_sha256(), md, &mdlen))
+        EVP_DigestUpdate(sid, md, mdlen);
+    if (!SSL_CTX_use_certificate(ctx, x)) {
+        X509_free(x);
+        BIO_free(bio);
+        snprintf(m, sizeof(m), "SSL_CTX_use_certificate(\"%s\") failed", f->path);
+        return ssl_error(cx, &f->src, m);
+    }
+    X509_free(x);
+    SSL_CTX_clear_chain_certs(ctx);
+    X509 *ca;
+    while ((ca = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+        if (!SSL_CTX_add0_chain_cert(ctx, ca)) {
+            X509_free(ca);
+            BIO_free(bio);
+            snprintf(m, sizeof(m), "SSL_CTX_add0_chain_cert(\"%s\") failed", f->path);
+            return ssl_error(cx, &f->src, m);
+        }
+    }
+    /* the end of the file ends the chain */
+    ERR_clear_error();
+    BIO_free(bio);
+    return PV_OK;
+}
+
+static int load_certs(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, EVP_MD_CTX *sid)
+{
+    passwords_t pw = {0};
+    if (c->password_file) {
+        char err[512];
+        pw.buf = pv_file_read(c->password_file->path, 64 * 1024, &pw.len, err, sizeof(err));
+        if (!pw.buf)
+            return pv_conf_error(cx, &c->password_file->src, "%s", err);
+    }
+    int rc = PV_OK;
+    for (int i = 0; i < c->ncerts && rc == PV_OK; i++) {
+        if (i >= c->nkeys) {
+            rc = pv_conf_error(cx, &c->certs[i].src, "no \"ssl_certificate_key\" is defined for "
+                               "certificate \"%s\"", c->certs[i].path);
+            break;
+        }
+        if (load_cert(cx, ctx, &c->certs[i], sid) != PV_OK) {
+            rc = PV_ERR;
+            break;
+        }
+        EVP_PKEY *k = load_key(cx, &c->keys[i], &pw);
+        if (!k) {
+            rc = PV_ERR;
+            break;
+        }
+        if (!SSL_CTX_use_PrivateKey(ctx, k)) {
+            char m[600];
+            snprintf(m, sizeof(m), "SSL_CTX_use_PrivateKey(\"%s\") failed", c->keys[i].path);
+            rc = ssl_error(cx, &c->keys[i].src, m);
+        }
+        EVP_PKEY_free(k);
+    }
+    free(pw.buf);
+    return rc;
+}
+
+static int set_protocols(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+{
+    static const struct {
+        int bit;
+        uint64_t op;
+    } map[] = {
+        {PV_SSL_SSLv3, SSL_OP_NO_SSLv3},     {PV_SSL_TLSv1, SSL_OP_NO_TLSv1},
+        {PV_SSL_TLSv1_1, SSL_OP_NO_TLSv1_1}, {PV_SSL_TLSv1_2, SSL_OP_NO_TLSv1_2},
+        {PV_SSL_TLSv1_3, SSL_OP_NO_TLSv1_3},
+    };
+    /* the library's own floor is lifted so that the list alone decides */
+    SSL_CTX_set_min_proto_version(ctx, 0);
+    SSL_CTX_set_max_proto_version(ctx, 0);
+    SSL_CTX_clear_options(ctx, SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                                   SSL_OP_NO_TLSv1_2 | SSL_OP_NO_TLSv1_3);
+    for (size_t i = 0; i < PV_NELEM(map); i++)
+        if (!(c->protocols & map[i].bit))
+            SSL_CTX_set_options(ctx, map[i].op);
+    if (!(c->protocols & ~PV_SSL_SSLv2))
+        return pv_conf_error(cx, &c->protocols_src, "no protocol left in \"ssl_protocols\"");
+    return PV_OK;
+}
+
+static int set_ciphers(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+{
+    char m[600];
+    if (!SSL_CTX_set_cipher_list(ctx, c->ciphers)) {
+        snprintf(m, sizeof(m), "SSL_CTX_set_cipher_list(\"%s\") failed", c->ciphers);
+        return ssl_error(cx, &c->ciphers_src, m);
+    }
+    if (c->prefer_server_ciphers)
+        SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (strcmp(c->ecdh_curve, "auto") != 0 && !SSL_CTX_set1_curves_list(ctx, c->ecdh_curve)) {
+        snprintf(m, sizeof(m), "SSL_CTX_set1_curves_list(\"%s\") failed", c->ecdh_curve);
+        return ssl_error(cx, &c->ecdh_src, m);
+    }
+    if (c->dhparam) {
+        BIO *bio = BIO_new_file(c->dhparam->path, "r");
+        if (!bio) {
+            snprintf(m, sizeof(m), "BIO_new_file(\"%s\") failed", c->dhparam->path);
+            return ssl_error(cx, &c->dhparam->src, m);
+        }
+        EVP_PKEY *dh = PEM_read_bio_Parameters(bio, NULL);
+        BIO_free(bio);
+        if (!dh || !SSL_CTX_set0_tmp_dh_pkey(ctx, dh)) {
+            EVP_PKEY_free(dh);
+            snprintf(m, sizeof(m), "PEM_read_bio_DHparams(\"%s\") failed", c->dhparam->path);
+            return ssl_error(cx, &c->dhparam->src, m);
+        }
+    }
+    return PV_OK;
+}
+
+/* NGINX's verify callback: the handshake goes on whatever the result;
+ * the request is refused later (495, 496) as the server block says. */
+static int verify_cb(int ok, X509_STORE_CTX *sctx)
+{
+    PV_UNUSED(ok);
+    PV_UNUSED(sctx);
+    return 1;
+}
+
+static int set_verify(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, EVP_MD_CTX *sid)
+{
+    char m[600];
+    if (c->verify_client == PV_VERIFY_OFF)
+        return PV_OK;
+    if (!c->client_certificate && c->verify_client != PV_VERIFY_OPTIONAL_NO_CA)
+        return pv_conf_error(cx, &c->verify_src, "no ssl_client_certificate for ssl_verify_client");
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+    SSL_CTX_set_verify_depth(ctx, c->verify_depth);
+    if (c->client_certificate) {
+        const char *path = c->client_certificate->path;
+        EVP_DigestUpdate(sid, path, strlen(path));
+        if (!SSL_CTX_load_verify_locations(ctx, path, NULL)) {
+            snprintf(m, sizeof(m), "SSL_CTX_load_verify_locations(\"%s\") failed", path);
+            return ssl_error(cx, &c->client_certificate->src, m);
+        }
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(path);
+        if (!names) {
+            snprintf(m, sizeof(m), "SSL_load_client_CA_file(\"%s\") failed", path);
+            return ssl_error(cx, &c->client_certificate->src, m);
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (c->crl) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = store ? X509_STORE_add_lookup(store, X509_LOOKUP_file()) : NULL;
+        if (!lookup || !X509_load_crl_file(lookup, c->crl->path, X509_FILETYPE_PEM)) {
+            snprintf(m, sizeof(m), "X509_LOOKUP_load_file(\"%s\") failed", c->crl->path);
+            return ssl_error(cx, &c->crl->src, m);
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+    return PV_OK;
+}
+
+static int conf_commands(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+{
+    if (c->ncmds == 0)
+        return PV_OK;
+    SSL_CONF_CTX *cc = SSL_CONF_CTX_new();
+    if (!cc)
+        return pv_conf_error(cx, &c->cmds[0].src, "SSL_CONF_CTX_new() failed");
+    SSL_CONF_CTX_set_flags(cc, SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_SERVER | SSL_CONF_FLAG_CERTIFICATE |
+                                   SSL_CONF_FLAG_SHOW_ERRORS);
+    SSL_CONF_CTX_set_ssl_ctx(cc, ctx);
+    int rc = PV_OK;
+    for (int i = 0; i < c->ncmds && rc == PV_OK; i++) {
+        if (SSL_CONF_cmd(cc, c->cmds[i].name, c->cmds[i].value) <= 0) {
+            char m[600];
+            snprintf(m, sizeof(m), "SSL_CONF_cmd(\"%s\", \"%s\") failed", c->cmds[i].name, c->cmds[i].value);
+            rc = ssl_error(cx, &c->cmds[i].src, m);
+        }
+    }
+    if (rc == PV_OK && !SSL_CONF_CTX_finish(cc))
+        rc = ssl_error(cx, &c->cmds[0].src, "SSL_CONF_finish() failed");
+    SSL_CONF_CTX_free(cc);
+    return rc;
+}
+
+int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
+{
+    pv_ssl_conf_t *c = &s->ssl;
+    if (c->ncerts == 0)
+        return PV_OK;
+    SSL_CTX *ctx = pv_tls_ctx_new();
+    EVP_MD_CTX *sid = EVP_MD_CTX_new();
+    if (!ctx || !sid || !EVP_DigestInit_ex(sid, EVP_sha256(), NULL)) {
+        SSL_CTX_free(ctx);
+        EVP_MD_CTX_free(sid);
+        return ssl_error(cx, &s->src, "SSL_CTX_new() failed");
+    }
+    c->ctx = ctx;
+    pv_conf_add_cleanup(cx, ctx_free, ctx);
+    int rc = load_certs(cx, ctx, c, sid);
+    if (rc == PV_OK)
+        rc = set_protocols(cx, ctx, c);
+    if (rc == PV_OK)
+        rc = set_ciphers(cx, ctx, c);
+    if (rc == PV_OK)
+        rc = set_verify(cx, ctx, c, sid);
+    if (rc == PV_OK) {
+        if (!c->session_tickets)
+            SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_timeout(ctx, (long)(c->session_timeout / 1000));
+        /* NGINX's default `ssl_session_cache none`: sessions are offered
+         * but not stored; tickets resume them */
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR |
+                                                SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_cache_size(ctx, 1);
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+        EVP_DigestFinal_ex(sid, md, &mdlen);
+        SSL_CTX_set_session_id_context(ctx, md, mdlen > SSL_MAX_SID_CTX_LENGTH ? SSL_MAX_SID_CTX_LENGTH : mdlen);
+        rc = conf_commands(cx, ctx, c);
+    }
+    EVP_MD_CTX_free(sid);
+    return rc;
+}

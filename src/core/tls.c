@@ -1,0 +1,325 @@
+#include "tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <openssl/err.h>
+
+#include "common.h"
+#include "log.h"
+
+enum { TLS_ON = 0, TLS_SNIFF, TLS_PLAIN };
+
+/* The transport's state (x->ctx). */
+typedef struct pv_tls_s {
+    SSL *ssl;
+    void *owner;      /* for the SNI function */
+    uint8_t mode;     /* TLS_*: still looking at the first byte, TLS, or plain bytes */
+    uint8_t failed;   /* a fatal error: no close_notify may follow */
+} pv_tls_t;
+
+static pv_tls_sni_fn sni_fn;
+
+void pv_tls_set_sni_fn(pv_tls_sni_fn fn)
+{
+    sni_fn = fn;
+}
+
+const char *pv_tls_error_text(char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_error();
+    if (!e) {
+        snprintf(buf, len, "%s", errno ? strerror(errno) : "unexpected end of stream");
+    } else {
+        char t[256];
+        ERR_error_string_n(e, t, sizeof(t));
+        snprintf(buf, len, "SSL: %s", t);
+    }
+    ERR_clear_error();
+    return buf;
+}
+
+static int servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    PV_UNUSED(arg);
+    pv_tls_t *t = SSL_get_app_data(ssl);
+    if (!sni_fn || !t)
+        return SSL_TLSEXT_ERR_OK;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (sni_fn(ssl, t->owner, name) != PV_OK) {
+        *alert = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    return name ? SSL_TLSEXT_ERR_OK : SSL_TLSEXT_ERR_NOACK;
+}
+
+SSL_CTX *pv_tls_ctx_new(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_SINGLE_DH_USE | SSL_OP_SINGLE_ECDH_USE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+    return ctx;
+}
+
+int pv_tls_server(pv_xprt_t *x, SSL_CTX *ctx, void *owner)
+{
+    pv_tls_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return PV_ERR;
+    t->ssl = SSL_new(ctx);
+    if (!t->ssl || !SSL_set_fd(t->ssl, x->io.fd)) {
+        SSL_free(t->ssl);
+        free(t);
+        ERR_clear_error();
+        return PV_ERR;
+    }
+    SSL_set_accept_state(t->ssl);
+    SSL_set_app_data(t->ssl, t);
+    t->owner = owner;
+    t->mode = TLS_SNIFF;
+    x->ctx = t;
+    x->ops = &pv_xprt_tls;
+    return PV_OK;
+}
+
+SSL *pv_tls_ssl(const pv_xprt_t *x)
+{
+    if (x->ops != &pv_xprt_tls)
+        return NULL;
+    const pv_tls_t *t = x->ctx;
+    return t->mode == TLS_PLAIN ? NULL : t->ssl;
+}
+
+int pv_tls_is_plain(const pv_xprt_t *x)
+{
+    return x->ops == &pv_xprt_tls && ((const pv_tls_t *)x->ctx)->mode == TLS_PLAIN;
+}
+
+int pv_tls_done(const pv_xprt_t *x)
+{
+    if (x->ops != &pv_xprt_tls)
+        return 0;
+    const pv_tls_t *t = x->ctx;
+    return t->ssl && SSL_is_init_finished(t->ssl);
+}
+
+/* The first byte tells a ClientHello (a handshake record, 0x16, or an
+ * SSLv2-style hello with the top bit set) from plain HTTP, as NGINX
+ * looks at it. PV_OK once decided, else what read() returns. */
+static ssize_t sniff(pv_xprt_t *x, pv_tls_t *t)
+{
+    unsigned char ch;
+    for (;;) {
+        ssize_t n = recv(x->io.fd, &ch, 1, MSG_PEEK);
+        if (n == 1)
+            break;
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            x->readable = 0;
+            return PV_AGAIN;
+        }
+        return PV_ERR;
+    }
+    if (ch == 0x16 || (ch & 0x80)) {
+        t->mode = TLS_ON;
+    } else {
+        t->mode = TLS_PLAIN;
+        SSL_free(t->ssl);
+        t->ssl = NULL;
+    }
+    return PV_OK;
+}
+
+/* Map a failed SSL call to the transport's answer. want_flag points at
+ * the readiness flag of the direction that called; wants at its
+ * read_wants / write_wants. */
+static ssize_t tls_fail(pv_xprt_t *x, pv_tls_t *t, int r, uint8_t *flag, uint8_t *wants, int reading)
+{
+    int e = SSL_get_error(t->ssl, r);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        *wants = PV_EV_READ;
+        *flag = 0;
+        return PV_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        *wants = PV_EV_WRITE;
+        *flag = 0;
+        return PV_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        /* the peer's close_notify */
+        if (reading)
+            return 0;
+        errno = EPIPE;
+        return PV_ERR;
+    case SSL_ERROR_SYSCALL:
+        t->failed = 1;
+        if (errno == 0 && reading) {
+            ERR_clear_error();
+            return 0;
+        }
+        if (errno == 0)
+            errno = EPIPE;
+        ERR_clear_error();
+        return PV_ERR;
+    default: {
+        char msg[320];
+        t->failed = 1;
+        pv_tls_error_text(msg, sizeof(msg));
+        pv_log(PV_LOG_INFO, "%s failed (%s) while %s", SSL_is_init_finished(t->ssl) ? (reading ? "SSL_read()" : "SSL_write()")
+                                                               : "SSL_do_handshake()",
+               msg, SSL_is_init_finished(t->ssl) ? "processing the connection" : "SSL handshaking");
+        errno = EPROTO;
+        return PV_ERR;
+    }
+    }
+}
+
+static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
+{
+    pv_tls_t *t = x->ctx;
+    if (t->mode == TLS_SNIFF) {
+        ssize_t rc = sniff(x, t);
+        if (rc != PV_OK)
+            return rc;
+    }
+    if (t->mode == TLS_PLAIN)
+        return pv_xprt_plain.read(x, buf, len);
+    size_t n;
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_read_ex(t->ssl, buf, len, &n);
+    if (r == 1) {
+        x->read_wants = PV_EV_READ;
+        return (ssize_t)n;
+    }
+    return tls_fail(x, t, r, &x->readable, &x->read_wants, 1);
+}
+
+/* Bytes below this are gathered with their neighbours into one record
+ * rather than sent as records of their own. */
+#define TLS_GATHER 4096
+#define TLS_RECORD 16384
+
+/* The next span to hand SSL_write: a large first entry as it is, else
+ * entries copied into tmp up to one record. The same queue gives the same
+ * span, and a longer queue a span at least as long, which is what
+ * OpenSSL requires when a write is repeated after SSL_ERROR_WANT_WRITE. */
+static size_t gather(const struct iovec *iov, int iovcnt, size_t skip, char *tmp, const char **p)
+{
+    int i = 0;
+    while (i < iovcnt && skip >= iov[i].iov_len)
+        skip -= iov[i++].iov_len;
+    if (i == iovcnt)
+        return 0;
+    if (iov[i].iov_len - skip >= TLS_GATHER) {
+        *p = (const char *)iov[i].iov_base + skip;
+        return iov[i].iov_len - skip;
+    }
+    size_t n = 0;
+    for (; i < iovcnt && n < TLS_RECORD; i++, skip = 0) {
+        size_t k = PV_MIN(iov[i].iov_len - skip, (size_t)TLS_RECORD - n);
+        memcpy(tmp + n, (const char *)iov[i].iov_base + skip, k);
+        n += k;
+    }
+    *p = tmp;
+    return n;
+}
+
+static ssize_t tls_writev(pv_xprt_t *x, const struct iovec *iov, int iovcnt)
+{
+    pv_tls_t *t = x->ctx;
+    if (t->mode != TLS_ON) {
+        if (t->mode == TLS_PLAIN)
+            return pv_xprt_plain.writev(x, iov, iovcnt);
+        errno = ENOTCONN;
+        return PV_ERR;
+    }
+    char tmp[TLS_RECORD];
+    size_t total = 0;
+    for (;;) {
+        const char *p;
+        size_t len = gather(iov, iovcnt, total, tmp, &p);
+        if (len == 0)
+            return (ssize_t)total;
+        size_t w;
+        ERR_clear_error();
+        errno = 0;
+        int r = SSL_write_ex(t->ssl, p, len, &w);
+        if (r != 1) {
+            ssize_t rc = tls_fail(x, t, r, &x->writable, &x->write_wants, 0);
+            return total > 0 && rc == PV_AGAIN ? (ssize_t)total : rc;
+        }
+        x->write_wants = PV_EV_WRITE;
+        total += w;
+        if (w < len)
+            return (ssize_t)total;
+    }
+}
+
+static int tls_peek(pv_xprt_t *x)
+{
+    pv_tls_t *t = x->ctx;
+    if (t->mode != TLS_ON)
+        return pv_xprt_plain.peek(x);
+    if (SSL_pending(t->ssl) > 0)
+        return 1;
+    char ch;
+    size_t n;
+    uint8_t flag = 1, wants = 0;
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_peek_ex(t->ssl, &ch, 1, &n);
+    if (r == 1)
+        return 1;
+    ssize_t rc = tls_fail(x, t, r, &flag, &wants, 1);
+    return rc == PV_AGAIN ? PV_AGAIN : rc == 0 ? 0 : PV_ERR;
+}
+
+/* Send close_notify once, without waiting for the peer's. */
+static void send_close_notify(pv_tls_t *t)
+{
+    if (t->ssl && SSL_is_init_finished(t->ssl) && !t->failed && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
+        ERR_clear_error();
+        SSL_shutdown(t->ssl);
+        ERR_clear_error();
+    }
+}
+
+static int tls_shutdown(pv_xprt_t *x)
+{
+    pv_tls_t *t = x->ctx;
+    send_close_notify(t);
+    return shutdown(x->io.fd, SHUT_WR) == 0 ? PV_OK : PV_ERR;
+}
+
+static void tls_close(pv_xprt_t *x)
+{
+    pv_tls_t *t = x->ctx;
+    send_close_notify(t);
+    SSL_free(t->ssl);
+    free(t);
+    x->ctx = NULL;
+    close(x->io.fd);
+}
+
+const pv_xprt_ops_t pv_xprt_tls = {
+    .name = "tls",
+    .read = tls_read,
+    .writev = tls_writev,
+    .peek = tls_peek,
+    .shutdown = tls_shutdown,
+    .close = tls_close,
+};

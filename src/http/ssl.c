@@ -1,0 +1,102 @@
+/* TLS on the HTTP side: the server block a ClientHello's SNI name picks
+ * (its certificates and client-certificate settings then apply), and the
+ * post-read checks NGINX makes of a TLS address before a request runs:
+ * plain HTTP on it (497), a client certificate that did not verify (495)
+ * or is missing (496); each is answered with NGINX's 400 page. The
+ * request itself is routed by its Host, as NGINX routes it. */
+#include "ssl.h"
+
+#include <string.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include "../core/log.h"
+#include "../core/tls.h"
+#include "errpage.h"
+#include "router.h"
+#include "server.h"
+#include "uri.h"
+
+/* The SNI function: the server named picks the SSL_CTX (certificates)
+ * and the client-certificate settings, as ngx_http_ssl_servername(). */
+static int sni_choose(SSL *ssl, void *owner, const char *name)
+{
+    pv_hconn_t *c = owner;
+    if (!name)
+        return PV_OK;
+    size_t len = strlen(name);
+    char low[256];
+    if (len == 0 || len >= sizeof(low) || pv_uri_host_normalize(name, len, low, &len) != 0)
+        return PV_ERR;
+    const pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
+    const pv_server_t *s = pv_router_find_server(g, (pv_str_t){low, len});
+    SSL_CTX *ctx = s->ssl.ctx;
+    if (!ctx || ctx == SSL_get_SSL_CTX(ssl))
+        return PV_OK;
+    if (!SSL_set_SSL_CTX(ssl, ctx))
+        return PV_ERR;
+    /* what SSL_set_SSL_CTX leaves as the first context set it */
+    SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
+    SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
+    SSL_clear_options(ssl, SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
+    SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+    return PV_OK;
+}
+
+int pv_http_ssl_accept(pv_hconn_t *c, const pv_listen_group_t *g)
+{
+    if (!g->listen.ssl)
+        return PV_OK;
+    return pv_tls_server(&c->x, g->default_srv->ssl.ctx, c);
+}
+
+/* Errors X509 may report that ssl_verify_client optional_no_ca lets by
+ * (ngx_ssl_verify_error_optional()). */
+static int verify_error_optional(long n)
+{
+    return n == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT || n == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+           n == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT || n == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+           n == X509_V_ERR_CERT_UNTRUSTED || n == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+}
+
+/* Post-read, once the Host chose the server block. */
+static int check_tls(pv_hreq_t *hr)
+{
+    pv_xprt_t *x = &hr->c->x;
+    if (pv_tls_is_plain(x)) {
+        pv_log(PV_LOG_INFO, "client sent plain HTTP request to HTTPS port, client: %s", hr->r.peer_text);
+        pv_server_error(hr, PV_HTTP_TO_HTTPS);
+        return PV_PHASE_DONE;
+    }
+    SSL *ssl = pv_tls_ssl(x);
+    int verify = hr->r.srv->ssl.verify_client;
+    if (!ssl || verify == PV_VERIFY_OFF)
+        return PV_PHASE_NEXT;
+    long rc = SSL_get_verify_result(ssl);
+    if (rc != X509_V_OK && (verify != PV_VERIFY_OPTIONAL_NO_CA || !verify_error_optional(rc))) {
+        pv_log(PV_LOG_INFO, "client SSL certificate verify error: (%ld:%s), client: %s", rc,
+               X509_verify_cert_error_string(rc), hr->r.peer_text);
+        SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), SSL_get0_session(ssl));
+        pv_server_error(hr, PV_HTTPS_CERT_ERROR);
+        return PV_PHASE_DONE;
+    }
+    if (verify == PV_VERIFY_ON && !SSL_get0_peer_certificate(ssl)) {
+        pv_log(PV_LOG_INFO, "client sent no required SSL certificate, client: %s", hr->r.peer_text);
+        SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), SSL_get0_session(ssl));
+        pv_server_error(hr, PV_HTTPS_NO_CERT);
+        return PV_PHASE_DONE;
+    }
+    return PV_PHASE_NEXT;
+}
+
+static int mod_init(void)
+{
+    pv_tls_set_sni_fn(sni_choose);
+    pv_phases_register(PV_PHASE_POST_READ, check_tls);
+    return PV_OK;
+}
+
+pv_module_t pv_http_ssl_module = {
+    .name = "http_ssl",
+    .init = mod_init,
+};
