@@ -30,7 +30,7 @@ void pv_router_thread_cleanup(void)
     tls_md = NULL;
 }
 
-pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host)
+pv_server_t *pv_router_match_server(const pv_listen_group_t *g, pv_str_t host)
 {
     pv_server_t *head = NULL, *tail = NULL;
     size_t head_len = 0, tail_len = 0;
@@ -84,6 +84,14 @@ pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host)
             }
         }
     }
+    return NULL;
+}
+
+pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host)
+{
+    pv_server_t *s = pv_router_match_server(g, host);
+    if (s)
+        return s;
     return g->default_srv ? g->default_srv : (g->nservers ? g->servers[0] : NULL);
 }
 

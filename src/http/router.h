@@ -15,6 +15,8 @@
  * wildcard, then the first matching regex in declaration order, else the
  * group's default server. */
 pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host);
+/* The same without the default: NULL when no server_name matches. */
+pv_server_t *pv_router_match_server(const pv_listen_group_t *g, pv_str_t host);
 
 /* Location for a normalised URI, or NULL (404). An exact `=` match wins at
  * once; else the longest prefix; when no prefix equals the URI and a

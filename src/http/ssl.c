@@ -2,8 +2,10 @@
  * (its certificates and client-certificate settings then apply), and the
  * post-read checks NGINX makes of a TLS address before a request runs:
  * plain HTTP on it (497), a client certificate that did not verify (495)
- * or is missing (496); each is answered with NGINX's 400 page. The
- * request itself is routed by its Host, as NGINX routes it. */
+ * or is missing (496), each answered with NGINX's 400 page, and a Host
+ * other than the SNI name naming a server that checks client
+ * certificates (421). The request itself is routed by its Host, as NGINX
+ * routes it. */
 #include "ssl.h"
 
 #include <string.h>
@@ -59,6 +61,24 @@ static int verify_error_optional(long n)
            n == X509_V_ERR_CERT_UNTRUSTED || n == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
 }
 
+/* A Host other than an SNI name that named a server, when the Host's
+ * server (or the default) checks client certificates: the certificate
+ * was checked against the SNI server's settings, so NGINX answers 421
+ * (ngx_http_set_virtual_server()). */
+static int misdirected(const pv_hreq_t *hr, SSL *ssl)
+{
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!sni || hr->r.srv->ssl.verify_client == PV_VERIFY_OFF)
+        return 0;
+    char low[256];
+    size_t len = strlen(sni);
+    if (len >= sizeof(low) || pv_uri_host_normalize(sni, len, low, &len) != 0)
+        return 0;
+    if (len == hr->r.host.len && memcmp(low, hr->r.host.p, len) == 0)
+        return 0;
+    return pv_router_match_server(hr->lgroup, (pv_str_t){low, len}) != NULL;
+}
+
 /* Post-read, once the Host chose the server block. */
 static int check_tls(pv_hreq_t *hr)
 {
@@ -69,6 +89,12 @@ static int check_tls(pv_hreq_t *hr)
         return PV_PHASE_DONE;
     }
     SSL *ssl = pv_tls_ssl(x);
+    if (ssl && misdirected(hr, ssl)) {
+        pv_log(PV_LOG_INFO, "client attempted to request the server name different from the one "
+               "that was negotiated, client: %s", hr->r.peer_text);
+        pv_resp_local(hr, 421, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
     int verify = hr->r.srv->ssl.verify_client;
     if (!ssl || verify == PV_VERIFY_OFF)
         return PV_PHASE_NEXT;

@@ -48,6 +48,28 @@ class Pki:
              "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         return (crt, key)
 
+    def intermediate(self, name, cn):
+        """A CA signed by the trusted CA: (cert path, key path)."""
+        key = self._key(name, "ec")
+        csr = self.path(name + ".csr")
+        crt = self.path(name + ".crt")
+        _run("openssl", "req", "-new", "-key", key, "-out", csr, "-subj", "/CN=" + cn)
+        ext = self.path(name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+        self._serial += 1
+        _run("openssl", "x509", "-req", "-in", csr, "-CA", self.ca[0], "-CAkey", self.ca[1],
+             "-set_serial", str(self._serial), "-out", crt, "-days", "30", "-extfile", ext)
+        return (crt, key)
+
+    def chain(self, leaf, *cas):
+        """A file with leaf's certificate followed by the CAs'."""
+        out = leaf[0].replace(".crt", ".chain.crt")
+        with open(out, "w") as f:
+            for c in (leaf[0],) + tuple(ca[0] for ca in cas):
+                f.write(open(c).read())
+        return (out, leaf[1])
+
     def issue(self, name, cn, kind="ec", sans=(), ca=None, client=False, days=30):
         """A certificate and key signed by ca (default: the trusted CA);
         returns (cert path, key path)."""
