@@ -85,8 +85,9 @@ static EVP_PKEY *load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, passwords_t
     return k;
 }
 
-/* The certificate, then its chain, as ngx_ssl_certificate() reads them. */
-static int load_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_file_t *f, EVP_MD_CTX *sid)
+/* The certificate, then its chain, as ngx_ssl_certificate() reads them;
+ * *leaf keeps a reference to the certificate. */
+static int load_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_file_t *f, EVP_MD_CTX *sid, X509 **leaf)
 {
     char m[600];
     BIO *bio = BIO_new_file(f->path, "r");
@@ -110,12 +111,14 @@ static int load_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_file_t *f, EV
         snprintf(m, sizeof(m), "SSL_CTX_use_certificate(\"%s\") failed", f->path);
         return ssl_error(cx, &f->src, m);
     }
-    X509_free(x);
+    *leaf = x;
     SSL_CTX_clear_chain_certs(ctx);
     X509 *ca;
     while ((ca = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
         if (!SSL_CTX_add0_chain_cert(ctx, ca)) {
             X509_free(ca);
+            X509_free(x);
+            *leaf = NULL;
             BIO_free(bio);
             snprintf(m, sizeof(m), "SSL_CTX_add0_chain_cert(\"%s\") failed", f->path);
             return ssl_error(cx, &f->src, m);
@@ -143,16 +146,22 @@ static int load_certs(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, E
                                "certificate \"%s\"", c->certs[i].path);
             break;
         }
-        if (load_cert(cx, ctx, &c->certs[i], sid) != PV_OK) {
+        X509 *x = NULL;
+        if (load_cert(cx, ctx, &c->certs[i], sid, &x) != PV_OK) {
             rc = PV_ERR;
             break;
         }
         EVP_PKEY *k = load_key(cx, &c->keys[i], &pw);
         if (!k) {
+            X509_free(x);
             rc = PV_ERR;
             break;
         }
-        if (!SSL_CTX_use_PrivateKey(ctx, k)) {
+        /* a key of another type than its certificate would go to another
+         * slot unnoticed: each pair is checked as a pair */
+        int ok = X509_check_private_key(x, k) && SSL_CTX_use_PrivateKey(ctx, k);
+        X509_free(x);
+        if (!ok) {
             char m[600];
             snprintf(m, sizeof(m), "SSL_CTX_use_PrivateKey(\"%s\") failed", c->keys[i].path);
             rc = ssl_error(cx, &c->keys[i].src, m);
