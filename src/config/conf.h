@@ -227,6 +227,9 @@ enum { PV_VERIFY_OFF = 0, PV_VERIFY_ON, PV_VERIFY_OPTIONAL, PV_VERIFY_OPTIONAL_N
 #define PV_SSL_TLSv1_2 0x10
 #define PV_SSL_TLSv1_3 0x20
 
+/* ssl_session_cache */
+enum { PV_SSL_CACHE_NONE = 0, PV_SSL_CACHE_OFF, PV_SSL_CACHE_ON };
+
 /* A path given to a TLS directive, with where it was given. */
 typedef struct pv_ssl_file_s {
     const char *path;   /* absolute path */
@@ -263,6 +266,13 @@ typedef struct pv_ssl_conf_s {
     pv_conf_src_t verify_src;
     int verify_depth;           /* default 1 */
     int session_tickets;        /* default on */
+    int session_cache;          /* PV_SSL_CACHE_*; default none */
+    int64_t builtin_size;       /* builtin[:size]: sessions; 0 = no builtin cache, -1 = OpenSSL's size */
+    const char *cache_name;     /* shared:NAME:SIZE; NULL if none */
+    int64_t cache_size;         /* its SIZE in bytes */
+    pv_conf_src_t cache_src;
+    pv_ssl_file_t *ticket_keys; /* ssl_session_ticket_key files, the first encrypts */
+    int nticket_keys;
     int64_t session_timeout;    /* ms; default 5m */
     void *ctx;                  /* the SSL_CTX built from these (servers with certificates) */
 } pv_ssl_conf_t;

@@ -20,6 +20,7 @@ void pv_conf_ssl_init(pv_ssl_conf_t *c)
     c->verify_depth = PV_UNSET;
     c->session_tickets = PV_UNSET;
     c->session_timeout = PV_UNSET;
+    c->session_cache = PV_UNSET;
 }
 
 static pv_ssl_file_t *file_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd)
@@ -166,6 +167,52 @@ static int set_timeout_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_
     return PV_OK;
 }
 
+/* ssl_session_cache off | none | [builtin[:size]] [shared:name:size] */
+static int set_session_cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    if (c->session_cache != PV_UNSET)
+        return DUP(cx, nd);
+    c->session_cache = PV_SSL_CACHE_ON;
+    c->builtin_size = 0;
+    c->cache_src = nd->src;
+    for (int i = 1; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i);
+        if (nd->nargs == 2 && (strcmp(a, "off") == 0 || strcmp(a, "none") == 0)) {
+            c->session_cache = a[0] == 'o' ? PV_SSL_CACHE_OFF : PV_SSL_CACHE_NONE;
+        } else if (strcmp(a, "builtin") == 0) {
+            c->builtin_size = -1;
+        } else if (strncmp(a, "builtin:", 8) == 0) {
+            c->builtin_size = pv_conf_parse_num((pv_str_t){a + 8, strlen(a + 8)});
+            if (c->builtin_size <= 0)
+                return pv_conf_error(cx, &nd->src, "invalid session cache \"%s\"", a);
+        } else if (strncmp(a, "shared:", 7) == 0) {
+            const char *colon = strchr(a + 7, ':');
+            if (!colon || colon == a + 7)
+                return pv_conf_error(cx, &nd->src, "invalid session cache \"%s\"", a);
+            c->cache_name = pv_arena_strndup(cx->a, a + 7, (size_t)(colon - a - 7));
+            c->cache_size = pv_conf_parse_size((pv_str_t){colon + 1, strlen(colon + 1)});
+            if (c->cache_size <= 0)
+                return pv_conf_error(cx, &nd->src, "invalid session cache \"%s\"", a);
+            if (c->cache_size < 8 * 4096)
+                return pv_conf_error(cx, &nd->src, "session cache \"%s\" is too small", a);
+        } else {
+            return pv_conf_error(cx, &nd->src, "invalid session cache \"%s\"", a);
+        }
+    }
+    return PV_OK;
+}
+
+static int set_ticket_key_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                             void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    pv_ssl_file_t *f = pv_conf_push(cx->a, &c->ticket_keys, &c->nticket_keys, sizeof(*f));
+    *f = *file_arg(cx, nd);
+    return PV_OK;
+}
+
 #define SSL_OFF(f) PV_BASE_SRV, offsetof(pv_server_t, ssl) + offsetof(pv_ssl_conf_t, f)
 #define NONE PV_BASE_NONE, 0
 #define HS (PV_CTX_HTTP | PV_CTX_SERVER)
@@ -186,6 +233,8 @@ static const pv_conf_cmd_t ssl_cmds[] = {
     {"ssl_verify_depth", HS, PV_ARGS_TAKE1, set_depth_cb, NONE, NULL},
     {"ssl_session_tickets", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(session_tickets), NULL},
     {"ssl_session_timeout", HS, PV_ARGS_TAKE1, set_timeout_cb, NONE, NULL},
+    {"ssl_session_cache", HS, PV_ARGS_TAKE12, set_session_cache_cb, NONE, NULL},
+    {"ssl_session_ticket_key", HS, PV_ARGS_TAKE1, set_ticket_key_cb, NONE, NULL},
 };
 
 const pv_conf_module_t pv_conf_ssl_module = {"ssl", ssl_cmds, PV_NELEM(ssl_cmds)};
@@ -219,6 +268,17 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
     if (c->verify_client == PV_UNSET) {
         c->verify_client = p->verify_client != PV_UNSET ? p->verify_client : PV_VERIFY_OFF;
         c->verify_src = p->verify_src;
+    }
+    if (c->session_cache == PV_UNSET) {
+        c->session_cache = p->session_cache != PV_UNSET ? p->session_cache : PV_SSL_CACHE_NONE;
+        c->builtin_size = p->builtin_size;
+        c->cache_name = p->cache_name;
+        c->cache_size = p->cache_size;
+        c->cache_src = p->cache_src;
+    }
+    if (c->nticket_keys == 0) {
+        c->ticket_keys = p->ticket_keys;
+        c->nticket_keys = p->nticket_keys;
     }
     INHERIT(prefer_server_ciphers, PV_UNSET, 0);
     INHERIT(verify_depth, PV_UNSET, 1);

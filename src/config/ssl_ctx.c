@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -14,6 +16,7 @@
 
 #include "../core/file.h"
 #include "../core/tls.h"
+#include "../core/tls_session.h"
 
 /* "MESSAGE (SSL: ...)" in FILE:LINE, and the OpenSSL queue cleared. */
 static int ssl_error(pv_conf_ctx_t *cx, const pv_conf_src_t *src, const char *what)
@@ -293,6 +296,70 @@ static int conf_commands(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c
     return rc;
 }
 
+static int set_ticket_keys(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+{
+    if (c->nticket_keys == 0)
+        return PV_OK;
+    pv_tls_ticket_key_t keys[16];
+    if (c->nticket_keys > (int)PV_NELEM(keys))
+        return pv_conf_error(cx, &c->ticket_keys[PV_NELEM(keys)].src, "too many \"ssl_session_ticket_key\"");
+    int rc = PV_OK;
+    for (int i = 0; i < c->nticket_keys && rc == PV_OK; i++) {
+        const pv_ssl_file_t *f = &c->ticket_keys[i];
+        char err[512];
+        size_t len;
+        char *buf = pv_file_read(f->path, 4096, &len, err, sizeof(err));
+        if (!buf)
+            return pv_conf_error(cx, &f->src, "%s", err);
+        if (pv_tls_ticket_key_parse((const unsigned char *)buf, len, &keys[i]) != PV_OK)
+            rc = pv_conf_error(cx, &f->src, "\"%s\" must be 48 or 80 bytes", f->path);
+        OPENSSL_cleanse(buf, len);
+        free(buf);
+    }
+    if (rc == PV_OK && pv_tls_ticket_keys_attach(ctx, keys, c->nticket_keys) != PV_OK)
+        rc = pv_conf_error(cx, &c->ticket_keys[0].src, "out of memory for ticket keys");
+    OPENSSL_cleanse(keys, sizeof(keys));
+    return rc;
+}
+
+/* ssl_session_cache, ssl_session_timeout, ssl_session_tickets and the
+ * ticket keys, as ngx_ssl_session_cache() sets them. */
+static int set_sessions(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+{
+    if (!c->session_tickets)
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_timeout(ctx, (long)(c->session_timeout / 1000));
+    switch (c->session_cache) {
+    case PV_SSL_CACHE_OFF:
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        break;
+    case PV_SSL_CACHE_NONE:
+        /* sessions are offered but not stored: tickets resume them */
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR |
+                                                SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_cache_size(ctx, 1);
+        break;
+    default: {
+        long mode = SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR;
+        if (c->builtin_size == 0)
+            mode |= SSL_SESS_CACHE_NO_INTERNAL;
+        else if (c->builtin_size > 0)
+            SSL_CTX_sess_set_cache_size(ctx, (long)c->builtin_size);
+        SSL_CTX_set_session_cache_mode(ctx, mode);
+        if (c->cache_name) {
+            pv_tls_cache_t *sc = pv_tls_cache_get(c->cache_name, (size_t)c->cache_size);
+            int ok = sc && pv_tls_cache_attach(ctx, sc) == PV_OK;
+            pv_tls_cache_unref(sc);
+            if (!ok)
+                return pv_conf_error(cx, &c->cache_src, "out of memory for session cache \"%s\"",
+                                     c->cache_name);
+        }
+        break;
+    }
+    }
+    return set_ticket_keys(cx, ctx, c);
+}
+
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
 {
     pv_ssl_conf_t *c = &s->ssl;
@@ -315,14 +382,9 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
     if (rc == PV_OK)
         rc = set_verify(cx, ctx, c, sid);
     if (rc == PV_OK) {
-        if (!c->session_tickets)
-            SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-        SSL_CTX_set_timeout(ctx, (long)(c->session_timeout / 1000));
-        /* NGINX's default `ssl_session_cache none`: sessions are offered
-         * but not stored; tickets resume them */
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR |
-                                                SSL_SESS_CACHE_NO_INTERNAL_STORE);
-        SSL_CTX_sess_set_cache_size(ctx, 1);
+        rc = set_sessions(cx, ctx, c);
+    }
+    if (rc == PV_OK) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int mdlen = 0;
         EVP_DigestFinal_ex(sid, md, &mdlen);
