@@ -21,6 +21,7 @@ void pv_conf_ssl_init(pv_ssl_conf_t *c)
     c->session_tickets = PV_UNSET;
     c->session_timeout = PV_UNSET;
     c->session_cache = PV_UNSET;
+    c->stapling = PV_UNSET;
 }
 
 static pv_ssl_file_t *file_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd)
@@ -143,6 +144,15 @@ static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return PV_OK;
 }
 
+static int set_stapling_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                           void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    int rc = set_flag_cb(cx, cmd, nd, base);
+    c->stapling_src = nd->src;
+    return rc;
+}
+
 static int set_depth_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_ssl_conf_t *c = ssl(cx);
@@ -233,6 +243,8 @@ static const pv_conf_cmd_t ssl_cmds[] = {
     {"ssl_verify_depth", HS, PV_ARGS_TAKE1, set_depth_cb, NONE, NULL},
     {"ssl_session_tickets", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(session_tickets), NULL},
     {"ssl_session_timeout", HS, PV_ARGS_TAKE1, set_timeout_cb, NONE, NULL},
+    {"ssl_stapling", HS, PV_ARGS_FLAG, set_stapling_cb, SSL_OFF(stapling), NULL},
+    {"ssl_stapling_file", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(stapling_file), NULL},
     {"ssl_session_cache", HS, PV_ARGS_TAKE12, set_session_cache_cb, NONE, NULL},
     {"ssl_session_ticket_key", HS, PV_ARGS_TAKE1, set_ticket_key_cb, NONE, NULL},
 };
@@ -280,6 +292,11 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
         c->ticket_keys = p->ticket_keys;
         c->nticket_keys = p->nticket_keys;
     }
+    if (c->stapling == PV_UNSET) {
+        c->stapling = p->stapling != PV_UNSET ? p->stapling : 0;
+        c->stapling_src = p->stapling_src;
+    }
+    INHERIT(stapling_file, NULL, NULL);
     INHERIT(prefer_server_ciphers, PV_UNSET, 0);
     INHERIT(verify_depth, PV_UNSET, 1);
     INHERIT(session_tickets, PV_UNSET, 1);

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -322,6 +323,35 @@ static int set_ticket_keys(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t 
     return rc;
 }
 
+/* ssl_stapling with ssl_stapling_file: the response is read at load
+ * (and on reload) and must parse; nothing is fetched from the network. */
+static int set_stapling(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+{
+    if (!c->stapling)
+        return PV_OK;
+    if (!c->stapling_file)
+        return pv_conf_error(cx, &c->stapling_src, "\"ssl_stapling\" needs \"ssl_stapling_file\": OCSP "
+                             "responses are not fetched from the network");
+    const pv_ssl_file_t *f = c->stapling_file;
+    char err[512], m[600];
+    size_t len;
+    char *buf = pv_file_read(f->path, 1 << 20, &len, err, sizeof(err));
+    if (!buf)
+        return pv_conf_error(cx, &f->src, "%s", err);
+    const unsigned char *p = (const unsigned char *)buf;
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    int rc = PV_OK;
+    if (!resp) {
+        snprintf(m, sizeof(m), "d2i_OCSP_RESPONSE_bio(\"%s\") failed", f->path);
+        rc = ssl_error(cx, &f->src, m);
+    } else if (pv_tls_stapling_attach(ctx, (const unsigned char *)buf, len) != PV_OK) {
+        rc = pv_conf_error(cx, &f->src, "out of memory for \"%s\"", f->path);
+    }
+    OCSP_RESPONSE_free(resp);
+    free(buf);
+    return rc;
+}
+
 /* ssl_session_cache, ssl_session_timeout, ssl_session_tickets and the
  * ticket keys, as ngx_ssl_session_cache() sets them. */
 static int set_sessions(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
@@ -384,6 +414,8 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
     if (rc == PV_OK) {
         rc = set_sessions(cx, ctx, c);
     }
+    if (rc == PV_OK)
+        rc = set_stapling(cx, ctx, c);
     if (rc == PV_OK) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int mdlen = 0;

@@ -329,6 +329,18 @@ def test_many_clients_at_once(gateway, pki):
         assert list(ex.map(one, range(200))) == [200] * 200
 
 
+def test_stapling_from_a_file(gateway, pki):
+    resp = pki.ocsp_response(pki.b_ec[0])
+    _, gw = two_servers(gateway, pki, extra="ssl_stapling on; ssl_stapling_file %s;" % resp)
+    rc, out = s_client(gw, "-servername", "b.test", "-status")
+    assert rc == 0, out
+    assert "OCSP Response Status: successful" in out, out
+    assert "Responder Id: CN = Test Root CA" in out, out
+    # a client that does not ask gets none
+    rc, out = s_client(gw, "-servername", "b.test")
+    assert "OCSP response: no response sent" not in out and "OCSP Response Status" not in out
+
+
 # ---- -t errors -----------------------------------------------------------
 
 
@@ -384,6 +396,8 @@ def test_t_bad_values(tmp_path, pki):
         ("ssl_verify_client maybe;", 'invalid value "maybe" in "ssl_verify_client" directive'),
         ("ssl_verify_client on;", "no ssl_client_certificate for ssl_verify_client"),
         ("ssl_dhparam /nonexistent/dh.pem;", 'BIO_new_file("/nonexistent/dh.pem") failed'),
+        ("ssl_stapling on;", '"ssl_stapling" needs "ssl_stapling_file"'),
+        ("ssl_stapling on; ssl_stapling_file %s;" % pki.a_ec[0], 'd2i_OCSP_RESPONSE_bio("%s") failed' % pki.a_ec[0]),
     ):
         rc, err, p = check(tmp_path, one_server(base + "        " + line))
         assert rc != 0 and msg in err and "%s:7" % p in err, (line, err)

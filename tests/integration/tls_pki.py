@@ -93,6 +93,18 @@ class Pki:
         _run("openssl", "pkey", "-in", key, "-out", out, "-aes256", "-passout", "pass:" + password)
         return out
 
+    def ocsp_response(self, crt):
+        """A DER OCSP response for crt signed by the CA (status "unknown":
+        the CA keeps no index)."""
+        req = crt.replace(".crt", ".ocspreq")
+        out = crt.replace(".crt", ".ocsp")
+        index = self.path("ocsp-index.txt")
+        open(index, "w").close()
+        _run("openssl", "ocsp", "-issuer", self.ca[0], "-cert", crt, "-reqout", req, "-no_nonce")
+        _run("openssl", "ocsp", "-index", index, "-rsigner", self.ca[0], "-rkey", self.ca[1],
+             "-CA", self.ca[0], "-reqin", req, "-respout", out, "-ndays", "1")
+        return out
+
     def crl(self, revoked_crt):
         """A CRL of the trusted CA revoking revoked_crt."""
         db = self.path("index.txt")
