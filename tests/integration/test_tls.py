@@ -206,6 +206,35 @@ def test_ssl_conf_command(gateway, pki):
     assert fields(body)["cipher"] == "TLS_CHACHA20_POLY1305_SHA256"
 
 
+def test_ktls_option_is_accepted_and_serves(gateway, pki, upstream):
+    # OpenSSL moves record encryption into the kernel when it has the tls
+    # ULP and stays in user space otherwise; either way requests work
+    up = upstream()
+    gw = free_port()
+    gateway("""
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:@GW@ ssl;
+        ssl_certificate @CRT@;
+        ssl_certificate_key @KEY@;
+        ssl_conf_command Options KTLS;
+        location / { proxy_pass http://127.0.0.1:@UP@; }
+    }
+}
+""", GW=gw, UP=up.port, CRT=pki.b_ec[0], KEY=pki.b_ec[1])
+    s = tls_connect(gw, "b.test", client_context(pki))
+    try:
+        big = os.urandom(200000)
+        for i in range(2):
+            s.sendall(("PUT /k%d HTTP/1.1\r\nHost: b.test\r\nContent-Length: %d\r\n\r\n"
+                       % (i, len(big))).encode() + big)
+            assert read_response(s)[0] == 200
+    finally:
+        s.close()
+    assert up.wait_requests(2)[-1].body_len == len(big)
+
+
 def test_encrypted_key_with_password_file(gateway, pki, tmp_path):
     enc = pki.encrypt_key(pki.b_ec[1], "right")
     pw = tmp_path / "passwords"
