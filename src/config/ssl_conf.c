@@ -22,6 +22,7 @@ void pv_conf_ssl_init(pv_ssl_conf_t *c)
     c->session_timeout = PV_UNSET;
     c->session_cache = PV_UNSET;
     c->stapling = PV_UNSET;
+    c->early_data = PV_UNSET;
 }
 
 static pv_ssl_file_t *file_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd)
@@ -243,6 +244,7 @@ static const pv_conf_cmd_t ssl_cmds[] = {
     {"ssl_verify_depth", HS, PV_ARGS_TAKE1, set_depth_cb, NONE, NULL},
     {"ssl_session_tickets", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(session_tickets), NULL},
     {"ssl_session_timeout", HS, PV_ARGS_TAKE1, set_timeout_cb, NONE, NULL},
+    {"ssl_early_data", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(early_data), NULL},
     {"ssl_stapling", HS, PV_ARGS_FLAG, set_stapling_cb, SSL_OFF(stapling), NULL},
     {"ssl_stapling_file", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(stapling_file), NULL},
     {"ssl_session_cache", HS, PV_ARGS_TAKE12, set_session_cache_cb, NONE, NULL},
@@ -297,6 +299,7 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
         c->stapling_src = p->stapling_src;
     }
     INHERIT(stapling_file, NULL, NULL);
+    INHERIT(early_data, PV_UNSET, 0);
     INHERIT(prefer_server_ciphers, PV_UNSET, 0);
     INHERIT(verify_depth, PV_UNSET, 1);
     INHERIT(session_tickets, PV_UNSET, 1);

@@ -358,6 +358,12 @@ static int set_sessions(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
 {
     if (!c->session_tickets)
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (c->early_data) {
+        /* replays are the application's to refuse ($ssl_early_data, 425),
+         * as with NGINX: OpenSSL's own check would need a stored session */
+        SSL_CTX_set_max_early_data(ctx, 16384);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_ANTI_REPLAY);
+    }
     SSL_CTX_set_timeout(ctx, (long)(c->session_timeout / 1000));
     switch (c->session_cache) {
     case PV_SSL_CACHE_OFF:

@@ -19,6 +19,7 @@ typedef struct pv_tls_s {
     void *owner;      /* for the SNI function */
     uint8_t mode;     /* TLS_*: still looking at the first byte, TLS, or plain bytes */
     uint8_t failed;   /* a fatal error: no close_notify may follow */
+    uint8_t early;    /* TLS 1.3 early data may still come: read with SSL_read_early_data() */
 } pv_tls_t;
 
 static pv_tls_sni_fn sni_fn;
@@ -87,6 +88,7 @@ int pv_tls_server(pv_xprt_t *x, SSL_CTX *ctx, void *owner)
     SSL_set_app_data(t->ssl, t);
     t->owner = owner;
     t->mode = TLS_SNIFF;
+    t->early = SSL_CTX_get_max_early_data(ctx) > 0;
     x->ctx = t;
     x->ops = &pv_xprt_tls;
     return PV_OK;
@@ -187,6 +189,29 @@ static ssize_t tls_fail(pv_xprt_t *x, pv_tls_t *t, int r, uint8_t *flag, uint8_t
     }
 }
 
+/* Early data, read until the client ends it; the handshake then goes on
+ * in SSL_read(). PV_OK when there is no more early data to read. */
+static ssize_t read_early(pv_xprt_t *x, pv_tls_t *t, void *buf, size_t len)
+{
+    for (;;) {
+        size_t n = 0;
+        ERR_clear_error();
+        errno = 0;
+        int r = SSL_read_early_data(t->ssl, buf, len, &n);
+        if (r == SSL_READ_EARLY_DATA_SUCCESS) {
+            x->read_wants = PV_EV_READ;
+            if (n > 0)
+                return (ssize_t)n;
+            continue;
+        }
+        if (r == SSL_READ_EARLY_DATA_FINISH) {
+            t->early = 0;
+            return n > 0 ? (ssize_t)n : PV_OK;
+        }
+        return tls_fail(x, t, 0, &x->readable, &x->read_wants, 1);
+    }
+}
+
 static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
 {
     pv_tls_t *t = x->ctx;
@@ -197,6 +222,11 @@ static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
     }
     if (t->mode == TLS_PLAIN)
         return pv_xprt_plain.read(x, buf, len);
+    if (t->early) {
+        ssize_t rc = read_early(x, t, buf, len);
+        if (rc != PV_OK)
+            return rc;
+    }
     size_t n;
     ERR_clear_error();
     errno = 0;
@@ -257,7 +287,9 @@ static ssize_t tls_writev(pv_xprt_t *x, const struct iovec *iov, int iovcnt)
         size_t w;
         ERR_clear_error();
         errno = 0;
-        int r = SSL_write_ex(t->ssl, p, len, &w);
+        /* an answer to early data goes out before the handshake ends
+         * (0.5-RTT data), as SSL_write() may not be called then */
+        int r = t->early ? SSL_write_early_data(t->ssl, p, len, &w) : SSL_write_ex(t->ssl, p, len, &w);
         if (r != 1) {
             ssize_t rc = tls_fail(x, t, r, &x->writable, &x->write_wants, 0);
             return total > 0 && rc == PV_AGAIN ? (ssize_t)total : rc;
@@ -272,7 +304,7 @@ static ssize_t tls_writev(pv_xprt_t *x, const struct iovec *iov, int iovcnt)
 static int tls_peek(pv_xprt_t *x)
 {
     pv_tls_t *t = x->ctx;
-    if (t->mode != TLS_ON)
+    if (t->mode != TLS_ON || t->early)
         return pv_xprt_plain.peek(x);
     if (SSL_pending(t->ssl) > 0)
         return 1;

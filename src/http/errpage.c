@@ -44,6 +44,7 @@ const char *pv_http_reason(int status)
     case 417: return "Expectation Failed";
     case 421: return "Misdirected Request";
     case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
     case 426: return "Upgrade Required";
     case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
@@ -86,6 +87,7 @@ static const char *page_title(int status)
     case 415: return "415 Unsupported Media Type";
     case 416: return "416 Requested Range Not Satisfiable";
     case 421: return "421 Misdirected Request";
+    case 425: return "425 Too Early";
     case 429: return "429 Too Many Requests";
     case 431: return "431 Request Header Fields Too Large";
     case 500: return "500 Internal Server Error";

@@ -79,6 +79,17 @@ static int misdirected(const pv_hreq_t *hr, SSL *ssl)
     return pv_router_match_server(hr->lgroup, (pv_str_t){low, len}) != NULL;
 }
 
+/* Methods a replayed copy of cannot harm (RFC 8470 5.1: safe methods);
+ * others sent as TLS 1.3 early data get 425 Too Early. */
+static int replay_safe(const pv_request_t *r)
+{
+    static const char *const safe[] = {"GET", "HEAD", "OPTIONS", "TRACE"};
+    for (size_t i = 0; i < PV_NELEM(safe); i++)
+        if (r->method.len == strlen(safe[i]) && memcmp(r->method.p, safe[i], r->method.len) == 0)
+            return 1;
+    return 0;
+}
+
 /* Post-read, once the Host chose the server block. */
 static int check_tls(pv_hreq_t *hr)
 {
@@ -93,6 +104,10 @@ static int check_tls(pv_hreq_t *hr)
         pv_log(PV_LOG_INFO, "client attempted to request the server name different from the one "
                "that was negotiated, client: %s", hr->r.peer_text);
         pv_resp_local(hr, 421, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    if (ssl && !SSL_is_init_finished(ssl) && hr->r.srv->ssl.early_data && !replay_safe(&hr->r)) {
+        pv_resp_local(hr, 425, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
     int verify = hr->r.srv->ssl.verify_client;

@@ -54,6 +54,14 @@ static int ssl_session_reused_cb(pv_request_t *r, const pv_cv_part_t *part, pv_v
     return ssl ? cstr_value(SSL_session_reused(ssl) ? "r" : ".", v) : PV_VAL_MISSING;
 }
 
+/* "1" while the handshake is not over: the request came as early data
+ * (NGINX's test with OpenSSL). */
+static int ssl_early_data_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    SSL *ssl = conn_ssl(r);
+    return ssl ? cstr_value(SSL_is_init_finished(ssl) ? "" : "1", v) : PV_VAL_MISSING;
+}
+
 static void put_hex(pv_var_out_t *o, const unsigned char *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -268,6 +276,7 @@ const pv_var_t pv_vars_ssl[] = {
     PV_VAR("ssl_server_name", ssl_server_name_cb, 0),
     PV_VAR("ssl_session_reused", ssl_session_reused_cb, 0),
     PV_VAR("ssl_session_id", ssl_session_id_cb, 0),
+    PV_VAR("ssl_early_data", ssl_early_data_cb, 0),
     PV_VAR("ssl_client_verify", ssl_client_verify_cb, 0),
     PV_VAR("ssl_client_s_dn", ssl_client_s_dn_cb, 0),
     PV_VAR("ssl_client_i_dn", ssl_client_i_dn_cb, 0),

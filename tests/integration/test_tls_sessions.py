@@ -178,3 +178,44 @@ def test_ticket_key_of_a_wrong_size_is_a_t_error(tmp_path, pki):
         p.write_text("events {}\nhttp {\n ssl_session_cache %s;\n}\n" % bad_cache)
         r = subprocess.run([PORTVAKT, "-t", "-c", str(p)], capture_output=True)
         assert r.returncode != 0 and "session cache" in r.stderr.decode() and "t.conf:3" in r.stderr.decode()
+
+
+def _s_client(gw, *args, stdin=b""):
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % gw, "-servername", "a.test"]
+                       + list(args), input=stdin, capture_output=True, timeout=30)
+    return (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
+def early(gateway, pki, tmp_path, extra):
+    _, gw = start(gateway, pki, extra)
+    sess = str(tmp_path / "sess.pem")
+    out = _s_client(gw, "-sess_out", sess, "-ign_eof",
+                    stdin=b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+    assert "HTTP/1.1 200" in out, out
+
+    def send(req, wait=True):
+        f = tmp_path / "early.txt"
+        f.write_bytes(req)
+        # -ign_eof waits for the answer; rejected early data is not sent
+        # again by s_client, so then it must not wait
+        return _s_client(gw, "-sess_in", sess, "-early_data", str(f), *(["-ign_eof"] if wait else []))
+    return send
+
+
+def test_early_data(gateway, pki, tmp_path):
+    send = early(gateway, pki, tmp_path, "ssl_early_data on; location /e { return 200 \"early=[$ssl_early_data]\\n\"; }")
+    out = send(b"GET /e HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+    assert "Early data was accepted" in out, out
+    assert "early=[1]" in out, out
+    # a method a replay could harm is refused until the handshake is over
+    out = send(b"POST /e HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    assert "Early data was accepted" in out, out
+    assert "HTTP/1.1 425 Too Early" in out, out
+
+
+def test_early_data_is_off_by_default(gateway, pki, tmp_path):
+    send = early(gateway, pki, tmp_path, "location /e { return 200 \"early=[$ssl_early_data]\\n\"; }")
+    out = send(b"GET /e HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", wait=False)
+    # the ticket allows no early data, so the client sends none
+    assert "Early data was not sent" in out, out
+    assert "Reused, TLSv1.3" in out, out
