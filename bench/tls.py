@@ -16,6 +16,13 @@ and HTTP parsing, not of an upstream. `--ktls` adds a portvakt row with
 tls ULP: /proc/sys/net/ipv4/tcp_available_ulp).
 
     /usr/bin/python3 bench/tls.py [--time 5] [--rounds 3] [--out FILE]
+    /usr/bin/python3 bench/tls.py --instructions
+
+CPU time on a busy machine is noisy; `--instructions` counts instructions
+under callgrind instead (as bench/instructions.py does for plain HTTP):
+each server takes a short and a long run, and the difference divided by
+the difference in work is the cost of one HTTPS keepalive request, and of
+one new TLS 1.3 handshake (ECDSA P-256) with its request.
 """
 
 import argparse
@@ -175,8 +182,74 @@ def one_round(d, seconds, ktls):
     return rows
 
 
+def _client_ctx():
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _get(s, close):
+    s.sendall(b"GET / HTTP/1.1\r\nHost: bench.test\r\n%s\r\n" % (b"Connection: close\r\n" if close else b""))
+    buf = b""
+    while not buf.endswith(b"ok"):
+        d = s.recv(4096)
+        if not d:
+            raise RuntimeError("closed early: %r" % buf)
+        buf += d
+    if not buf.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(buf[:100])
+
+
+def drive_keepalive(port, n):
+    import socket
+    with _client_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=120)) as s:
+        for _ in range(n):
+            _get(s, False)
+
+
+def drive_handshakes(port, n):
+    import socket
+    ctx = _client_ctx()
+    for _ in range(n):
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=120)) as s:
+            _get(s, True)
+
+
+def instructions(d):
+    from instructions import stop, total_instructions, wait_port
+    rows = []
+    for name, mk in (("portvakt", portvakt), ("nginx", nginx), ("haproxy", haproxy)):
+        row = [name]
+        for drive, short, long_ in ((drive_keepalive, 200, 2200), (drive_handshakes, 20, 120)):
+            totals = []
+            for n in (short, long_):
+                port = free_port()
+                out = "%s/callgrind-%s-%s-%d.out" % (d, name, drive.__name__, n)
+                argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + mk(d, port, "ec")
+                proc = subprocess.Popen(argv, cwd=d, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    wait_port(port, proc, timeout=120)
+                    drive(port, n)
+                finally:
+                    stop(proc, port)
+                totals.append(total_instructions(out))
+            row.append((totals[1] - totals[0]) / (long_ - short))
+        rows.append(row)
+    base = {r[0]: r for r in rows}["nginx"]
+    lines = ["| server | instructions per HTTPS keepalive request | ratio to NGINX "
+             "| instructions per new handshake (ECDSA P-256, TLS 1.3) and its request | ratio to NGINX |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append("| %s | %.0f | %.2f | %.0f | %.2f |" % (r[0], r[1], r[1] / base[1], r[2], r[2] / base[2]))
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--instructions", action="store_true")
     ap.add_argument("--time", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--ktls", action="store_true")
@@ -184,6 +257,14 @@ def main():
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="pv-tls-bench-")
     make_certs(d)
+    if a.instructions:
+        text = instructions(d)
+        print(text)
+        out = a.out if a.out != ap.get_default("out") else os.path.join(ROOT, "build", "bench", "tls-instructions.md")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out, "w") as f:
+            f.write(text)
+        return
     rounds = [one_round(d, a.time, a.ktls) for _ in range(a.rounds)]
     keys = list(rounds[0].keys())
     tests = []
