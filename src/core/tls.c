@@ -63,8 +63,7 @@ SSL_CTX *pv_tls_ctx_new(void)
     if (!ctx)
         return NULL;
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_SINGLE_DH_USE | SSL_OP_SINGLE_ECDH_USE);
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_read_ahead(ctx, 1);

@@ -130,8 +130,10 @@ void pv_tls_cache_unref(pv_tls_cache_t *c)
             break;
         }
     pthread_mutex_unlock(&registry_lock);
-    while (c->head)
-        unlink_entry(c, c->head);
+    for (entry_t *e = c->head, *n; e; e = n) {
+        n = e->next;
+        free(e);
+    }
     pthread_mutex_destroy(&c->lock);
     free(c->name);
     free(c);
