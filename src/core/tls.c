@@ -106,14 +106,6 @@ int pv_tls_is_plain(const pv_xprt_t *x)
     return x->ops == &pv_xprt_tls && ((const pv_tls_t *)x->ctx)->mode == TLS_PLAIN;
 }
 
-int pv_tls_done(const pv_xprt_t *x)
-{
-    if (x->ops != &pv_xprt_tls)
-        return 0;
-    const pv_tls_t *t = x->ctx;
-    return t->ssl && SSL_is_init_finished(t->ssl);
-}
-
 /* The first byte tells a ClientHello (a handshake record, 0x16, or an
  * SSLv2-style hello with the top bit set) from plain HTTP, as NGINX
  * looks at it. PV_OK once decided, else what read() returns. */

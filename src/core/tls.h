@@ -39,9 +39,6 @@ int pv_tls_server(pv_xprt_t *x, SSL_CTX *ctx, void *owner);
 SSL *pv_tls_ssl(const pv_xprt_t *x);
 /* 1 when x is a TLS port that received plain bytes. */
 int pv_tls_is_plain(const pv_xprt_t *x);
-/* 1 once the handshake is complete (a request read before it was came
- * as TLS 1.3 early data). */
-int pv_tls_done(const pv_xprt_t *x);
 
 /* The first OpenSSL error of this thread's queue as "SSL: TEXT" for
  * messages, and the queue cleared. */
