@@ -116,6 +116,24 @@ def one(gw, up, pki, case):
     return st, body, None
 
 
+def plain_on_tls_port(gw):
+    import socket
+    s = socket.create_connection(("127.0.0.1", gw), timeout=10)
+    try:
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = [l for l in head.split(b"\r\n") if not l.lower().startswith((b"date:", b"server:", b"content-length:"))]
+    return lines, re.sub(rb"<hr><center>[^<]*</center>", b"<hr><center>SERVER</center>", body)
+
+
 def test_tls_differential(tmp_path, pki):
     sides = {}
     servers = []
@@ -123,12 +141,12 @@ def test_tls_differential(tmp_path, pki):
         for kind in ("nginx", "portvakt"):
             gw, up = run_side(kind, pki, tmp_path)
             servers.append(up)
-            sides[kind] = [one(gw, up, pki, c) for c in CASES]
+            sides[kind] = [one(gw, up, pki, c) for c in CASES] + [plain_on_tls_port(gw)]
     finally:
         for u in servers:
             u.stop()
     diffs = []
-    for i, c in enumerate(CASES):
+    for i, c in enumerate(CASES + [("plain-http-on-tls-port",)]):
         n, p = sides["nginx"][i], sides["portvakt"][i]
         if n != p:
             diffs.append("%s:\n  nginx    %r\n  portvakt %r" % (c[0], n, p))
@@ -137,3 +155,4 @@ def test_tls_differential(tmp_path, pki):
     by = dict(zip([c[0] for c in CASES], sides["portvakt"]))
     assert by["a-cert"][2]["X-ssl-client-verify"] == "SUCCESS"
     assert by["b-nocert"][0] == 400
+    assert sides["portvakt"][-1][0][0] == b"HTTP/1.1 400 Bad Request"
