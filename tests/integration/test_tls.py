@@ -303,6 +303,67 @@ http {
     assert all(r.header("X-Proto") == "https" for r in rq[-3:])
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_large_response_to_a_slow_reader(gateway, pki, upstream, chunked):
+    # the client's socket fills: SSL_write waits (SSL_ERROR_WANT_WRITE) and
+    # is repeated with the same bytes; the body arrives whole and in order
+    from conftest import Reply, gen_sha256
+    import hashlib
+    n = 3 * 1024 * 1024 + 12345
+    up = upstream(reply=Reply(body_size=n, chunked=chunked, chunk_size=16384))
+    gw = free_port()
+    gateway("""
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:@GW@ ssl;
+        ssl_certificate @CRT@;
+        ssl_certificate_key @KEY@;
+        location / { proxy_pass http://127.0.0.1:@UP@; proxy_http_version 1.1; }
+    }
+}
+""", GW=gw, UP=up.port, CRT=pki.b_ec[0], KEY=pki.b_ec[1])
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(30)
+    raw.connect(("127.0.0.1", gw))
+    s = client_context(pki).wrap_socket(raw, server_hostname="b.test")
+    try:
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: b.test\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(4096)
+        head, _, body = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        data = bytearray(body)
+        reads = 0
+        done = (lambda: data.endswith(b"0\r\n\r\n")) if chunked else (lambda: len(data) >= n)
+        while not done():
+            d = s.recv(4096)
+            assert d, "closed after %d bytes" % len(data)
+            data += d
+            reads += 1
+            if reads % 64 == 0:
+                time.sleep(0.01)
+        if chunked:
+            out, i = bytearray(), 0
+            while True:
+                j = data.index(b"\r\n", i)
+                size = int(data[i:j], 16)
+                if size == 0:
+                    break
+                out += data[j + 2:j + 2 + size]
+                i = j + 2 + size + 2
+            data = out
+        assert len(data) == n
+        assert hashlib.sha256(bytes(data)).hexdigest() == gen_sha256(n)
+        # the connection is still good for another request
+        st, _, _ = request_on(s, "b.test", "/again")
+        assert st == 200
+    finally:
+        s.close()
+
+
 def test_stalled_and_broken_handshakes_are_closed(gateway, pki):
     gw = free_port()
     g = gateway("""
