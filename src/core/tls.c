@@ -23,10 +23,12 @@ typedef struct pv_tls_s {
 } pv_tls_t;
 
 static pv_tls_sni_fn sni_fn;
+static pv_tls_peer_fn peer_fn;
 
-void pv_tls_set_sni_fn(pv_tls_sni_fn fn)
+void pv_tls_set_hooks(pv_tls_sni_fn sni, pv_tls_peer_fn peer)
 {
-    sni_fn = fn;
+    sni_fn = sni;
+    peer_fn = peer;
 }
 
 const char *pv_tls_error_text(char *buf, size_t len)
@@ -168,12 +170,15 @@ static ssize_t tls_fail(pv_xprt_t *x, pv_tls_t *t, int r, uint8_t *flag, uint8_t
         ERR_clear_error();
         return PV_ERR;
     default: {
-        char msg[320];
+        char msg[320], who[80] = "";
         t->failed = 1;
         pv_tls_error_text(msg, sizeof(msg));
-        pv_log(PV_LOG_INFO, "%s failed (%s) while %s", SSL_is_init_finished(t->ssl) ? (reading ? "SSL_read()" : "SSL_write()")
-                                                               : "SSL_do_handshake()",
-               msg, SSL_is_init_finished(t->ssl) ? "processing the connection" : "SSL handshaking");
+        if (peer_fn)
+            peer_fn(t->owner, who, sizeof(who));
+        int done = SSL_is_init_finished(t->ssl);
+        pv_log(PV_LOG_INFO, "%s failed (%s) while %s%s%s",
+               done ? (reading ? "SSL_read()" : "SSL_write()") : "SSL_do_handshake()", msg,
+               done ? "processing the connection" : "SSL handshaking", who[0] ? ", " : "", who);
         errno = EPROTO;
         return PV_ERR;
     }

@@ -24,7 +24,9 @@ extern const pv_xprt_ops_t pv_xprt_tls;
  * session's SSL_CTX. Returns PV_OK, or PV_ERR to refuse the handshake
  * (unrecognized_name alert). */
 typedef int (*pv_tls_sni_fn)(SSL *ssl, void *owner, const char *name);
-void pv_tls_set_sni_fn(pv_tls_sni_fn fn);
+/* Writes who the owner's peer is ("client: 127.0.0.1") for log lines. */
+typedef void (*pv_tls_peer_fn)(void *owner, char *buf, size_t len);
+void pv_tls_set_hooks(pv_tls_sni_fn sni, pv_tls_peer_fn peer);
 
 /* A server SSL_CTX with the fixed settings; NULL when out of memory. */
 SSL_CTX *pv_tls_ctx_new(void);

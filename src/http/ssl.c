@@ -8,11 +8,13 @@
  * routes it. */
 #include "ssl.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
 #include "../core/log.h"
+#include "../core/net.h"
 #include "../core/tls.h"
 #include "errpage.h"
 #include "router.h"
@@ -43,6 +45,14 @@ static int sni_choose(SSL *ssl, void *owner, const char *name)
     SSL_clear_options(ssl, SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
     SSL_set_options(ssl, SSL_CTX_get_options(ctx));
     return PV_OK;
+}
+
+static void peer_text(void *owner, char *buf, size_t len)
+{
+    const pv_hconn_t *c = owner;
+    char addr[48];
+    pv_net_addr_text((const struct sockaddr *)&c->peer, addr, sizeof(addr));
+    snprintf(buf, len, "client: %s", addr);
 }
 
 int pv_http_ssl_accept(pv_hconn_t *c, const pv_listen_group_t *g)
@@ -132,7 +142,7 @@ static int check_tls(pv_hreq_t *hr)
 
 static int mod_init(void)
 {
-    pv_tls_set_sni_fn(sni_choose);
+    pv_tls_set_hooks(sni_choose, peer_text);
     pv_phases_register(PV_PHASE_POST_READ, check_tls);
     return PV_OK;
 }

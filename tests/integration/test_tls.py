@@ -367,6 +367,7 @@ http {
 def test_stalled_and_broken_handshakes_are_closed(gateway, pki):
     gw = free_port()
     g = gateway("""
+error_log stderr info;
 http {
     access_log off;
     client_header_timeout 1s;
@@ -396,6 +397,9 @@ http {
             pass
         s.close()
     assert g.alive()
+    wait_for(lambda: "while SSL handshaking, client: 127.0.0.1" in g.stderr(), what="the log line")
+    assert re.search(r"\[info\] .*SSL_do_handshake\(\) failed \(SSL: error:[0-9A-F]+:SSL routines::"
+                     r"[a-z ]+\) while SSL handshaking, client: 127\.0\.0\.1", g.stderr()), g.stderr()
 
 
 def test_renegotiation_is_refused(gateway, pki):
