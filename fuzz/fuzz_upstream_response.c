@@ -1,7 +1,8 @@
 /* libFuzzer target: the upstream response parser (head and body). The
  * first byte picks the piece size and whether the request was HEAD; the
  * rest is fed as an upstream would send it, whole and in pieces. Checks
- * the parser's promises: fields and spans lie inside the input, the
+ * the parser's promises: fields and spans lie inside the buffer, bare
+ * LFs of a head made CRLF leave the bytes after it unchanged, the
  * framing decision is one of the known ones and agrees with the fields,
  * and the same bytes parse the same way however they are split. */
 #include <stdint.h>
@@ -19,31 +20,45 @@ typedef struct result_s {
 } result_t;
 
 static pv_uresp_t rp;
+static char buf[2][1 << 17]; /* the bytes as the proxy holds them, one per run */
 
-static void inside(const char *p, size_t len, const uint8_t *data, size_t size)
+static void inside(const char *p, size_t len, const char *base, size_t size)
 {
-    if (len && (p < (const char *)data || p + len > (const char *)data + size))
+    if (len && (p < base || p + len > base + size))
         abort();
 }
 
-static void run(const uint8_t *data, size_t size, size_t step, int head_req, result_t *res)
+static void run(const uint8_t *data, size_t size, size_t step, int head_req, result_t *res, char *in)
 {
-    const char *in = (const char *)data;
-    size_t off = 0, used = 0;
+    size_t off = 0, pos = 0, last = 0, used = 0, room = 2 * size + 2;
     memset(res, 0, sizeof(*res));
     pv_uresp_init(&rp, head_req);
     res->rc = PV_URESP_AGAIN;
     while (off < size && res->rc == PV_URESP_AGAIN) {
         size_t n = size - off < step ? size - off : step;
-        res->rc = pv_uresp_parse(&rp, in + off, n, &used);
+        memcpy(in + last, data + off, n);
+        last += n;
+        off += n;
+        size_t len = last - pos;
+        res->rc = pv_uresp_parse(&rp, in + pos, &len, room - pos, &used);
+        if (len < last - pos || pos + len > room || res->rc == PV_URESP_FULL)
+            abort(); /* a head holds fewer bare LFs than bytes */
+        last = pos + len;
         if (res->rc == PV_URESP_DONE) {
-            if (used > n)
+            if (used > len)
                 abort();
-            off += used;
+            pos += used;
         } else if (res->rc == PV_URESP_AGAIN) {
-            off += n;
+            pos = last;
         }
     }
+    /* the bytes after the head are the input's, unchanged */
+    size_t rest = last - pos;
+    if (res->rc == PV_URESP_DONE && (rest > off || memcmp(in + pos, data + off - rest, rest) != 0))
+        abort();
+    memcpy(in + last, data + off, size - off);
+    size = last + size - off;
+    off = pos;
     if (res->rc != PV_URESP_DONE)
         return;
     res->head = off;
@@ -61,10 +76,10 @@ static void run(const uint8_t *data, size_t size, size_t step, int head_req, res
         abort();
     if (head_req && rp.frame != PV_FRAME_NONE)
         abort();
-    inside(rp.reason.p, rp.reason.len, data, off);
+    inside(rp.reason.p, rp.reason.len, in, off);
     for (int i = 0; i < rp.nfields; i++) {
-        inside(rp.fields[i].name.p, rp.fields[i].name.len, data, off);
-        inside(rp.fields[i].value.p, rp.fields[i].value.len, data, off);
+        inside(rp.fields[i].name.p, rp.fields[i].name.len, in, off);
+        inside(rp.fields[i].value.p, rp.fields[i].value.len, in, off);
         if (!rp.fields[i].name.len)
             abort();
     }
@@ -80,7 +95,7 @@ static void run(const uint8_t *data, size_t size, size_t step, int head_req, res
         if ((size_t)u > n || (u == 0 && ns == 0))
             abort();
         for (int i = 0; i < ns; i++) {
-            inside(spans[i].p, spans[i].len, (const uint8_t *)in + off, n);
+            inside(spans[i].p, spans[i].len, in + off, n);
             res->body += spans[i].len;
         }
         off += (size_t)u;
@@ -96,9 +111,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int head_req = (data[0] & 0x80) != 0;
     data++;
     size--;
+    if (2 * size + 2 > sizeof(buf[0]))
+        return 0;
     result_t a, b;
-    run(data, size, size ? size : 1, head_req, &a);
-    run(data, size, step, head_req, &b);
+    run(data, size, size ? size : 1, head_req, &a, buf[0]);
+    run(data, size, step, head_req, &b, buf[1]);
     /* whole and piecewise must agree on everything the proxy acts on; the
      * body decoded before a framing error depends on where it was cut */
     if (a.rc != b.rc || a.head != b.head || a.status != b.status || a.frame != b.frame ||

@@ -154,7 +154,7 @@ static int h1_rewind(pv_hreq_t *hr)
     if (hr->body_released)
         return -1;
     hr->c->in->pos = hr->head_len;
-    hr->r.request_length = hr->head_len;
+    hr->r.request_length = hr->head_len - hr->crlf.added;
     hr->body_done = hr->body_frame == PV_FRAME_NONE;
     hr->body_left = hr->r.content_length > 0 ? (uint64_t)hr->r.content_length : 0;
     pv_chunked_init(&hr->chunk);

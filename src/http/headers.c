@@ -176,6 +176,59 @@ size_t pv_http_date(time_t t, char out[30])
     return (size_t)(p - out);
 }
 
+void pv_http_crlf_init(pv_crlf_t *st, uint32_t off)
+{
+    *st = (pv_crlf_t){.off = off, .blank = 1};
+}
+
+/* Scan p[s->off, last) as far as the head's end: s is advanced and the
+ * bare LFs are counted. Returns where the scan stopped. */
+static size_t crlf_scan(const char *p, size_t last, pv_crlf_t *s, size_t *n)
+{
+    size_t i = s->off;
+    *n = 0;
+    for (; i < last && !s->done; i++) {
+        char ch = p[i];
+        if (ch == '\n') {
+            *n += !s->cr;
+            /* an empty line before the first line is skipped */
+            s->done = s->started && s->blank;
+            s->blank = 1;
+        } else if (ch != '\r') {
+            s->started = 1;
+            s->blank = 0;
+        }
+        s->cr = ch == '\r';
+    }
+    return i;
+}
+
+size_t pv_http_head_crlf(char *p, size_t *last, size_t cap, pv_crlf_t *st)
+{
+    pv_crlf_t s = *st;
+    size_t n;
+    size_t end = crlf_scan(p, *last, &s, &n);
+    if (n && *last + n > cap)
+        return n;
+    if (n) {
+        /* the bytes after the head move as one block; the head is
+         * expanded from its back, each byte read before it is written */
+        memmove(p + end + n, p + end, *last - end);
+        size_t w = end + n;
+        for (size_t r = end; w > r;) {
+            char ch = p[--r];
+            p[--w] = ch;
+            if (ch == '\n' && (r == st->off ? !st->cr : p[r - 1] != '\r'))
+                p[--w] = '\r';
+        }
+        *last += n;
+        s.added += (uint32_t)n;
+    }
+    s.off = (uint32_t)(end + n);
+    *st = s;
+    return 0;
+}
+
 int pv_http_head_line_endings_ok(const char *p, size_t len)
 {
     const char *end = p + len;

@@ -32,10 +32,36 @@ int pv_conn_lists_name(const pv_header_t *hs, int n, pv_str_t name);
 int pv_header_is_hop_by_hop(pv_str_t name);
 /* Write t as IMF-fixdate into out (NUL-terminated); returns 29. */
 size_t pv_http_date(time_t t, char out[30]);
+/* Where pv_http_head_crlf() is in one head, kept across the reads that
+ * bring it. Offsets count from the head's first byte. */
+typedef struct pv_crlf_s {
+    uint32_t off;    /* next byte to look at */
+    uint32_t added;  /* CRs inserted into this head */
+    uint8_t started; /* the first line (request or status line) has begun */
+    uint8_t cr;      /* the byte before off is a CR */
+    uint8_t blank;   /* the line being read holds nothing but CRs so far */
+    uint8_t done;    /* the blank line that ends the head has been seen */
+} pv_crlf_t;
+
+/* Start st for a head whose first byte is at offset off. */
+void pv_http_crlf_init(pv_crlf_t *st, uint32_t off);
+/* Turn each bare LF of the head in p[st->off, *last) into CRLF, in place
+ * (RFC 9112 2.2: a recipient may take LF alone as a line terminator), so
+ * that llhttp sees CRLF heads only. The head ends at its first empty line
+ * after the first line (empty lines before it are skipped, as NGINX skips
+ * them, and made CRLF like the others). Bytes after the head's end are
+ * moved behind the inserted CRs as one block, unchanged. A CR ending one
+ * call's bytes and an LF starting the next make CRLF. Returns 0 when done
+ * (*last and st->added grown by the CRs inserted), or the number of CRs
+ * to insert when *last plus that exceeds cap: nothing is changed then,
+ * and a call with more room does the work. */
+size_t pv_http_head_crlf(char *p, size_t *last, size_t cap, pv_crlf_t *st);
 /* Every line of a head of len bytes ends in CRLF: no bare LF, no bare CR,
  * no obs-fold (RFC 9112 2.2, 5.2). llhttp outside strict mode tolerates
  * some forms of each, and a CR that ends the head early hides a second
- * message. */
+ * message. Heads pass pv_http_head_crlf() first, so a bare LF here is
+ * one it left alone (a leading empty line), and bare CRs and obs-fold are
+ * what this refuses. */
 int pv_http_head_line_endings_ok(const char *p, size_t len);
 /* v without the spaces and tabs around it (OWS). */
 pv_str_t pv_http_trim_ows(pv_str_t v);

@@ -256,9 +256,8 @@ static int check_version(char *line, size_t len)
 static int http09_line(pv_hreq_t *hr, const char *line, const char *lf)
 {
     const char *p = line, *end = lf;
-    int bare_lf = end == p || end[-1] != '\r';
-    if (!bare_lf)
-        end--;
+    if (end > p && end[-1] == '\r')
+        end--; /* always: a bare LF was made CRLF before (pv_http_head_crlf) */
     while (p < end && ((*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'))
         p++;
     size_t mlen = (size_t)(p - line);
@@ -277,8 +276,6 @@ static int http09_line(pv_hreq_t *hr, const char *line, const char *lf)
     if (*t != '/' && !memmem(t, (size_t)(tend - t), "://", 3))
         return 0; /* "GET  HTTP/1.1": no target; llhttp refuses it, as NGINX */
     hr->r.flags |= PV_REQ_F_HTTP09;
-    if (bare_lf)
-        return 400; /* refused as on any line, rather than left waiting in llhttp */
     if (mlen != 3 || memcmp(line, "GET", 3) != 0) {
         pv_log(PV_LOG_INFO, "client sent invalid method in HTTP/0.9 request, client: %s", hr->r.peer_text);
         return 400;

@@ -37,7 +37,7 @@ static void conn_io_cb(pv_io_t *io, unsigned events);
 static void conn_timer_cb(pv_timer_t *t);
 static void handle_input(pv_hconn_t *c);
 static void conn_nomem(pv_hconn_t *c, const char *what);
-static int grow_head(pv_hconn_t *c);
+static int grow_head(pv_hconn_t *c, size_t need, size_t crs);
 
 const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body};
 
@@ -423,7 +423,7 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
          * the socket holds of it is read now, as a first read into a
          * standard buffer would have (a chunked body's framing is then
          * checked before an upstream is asked) */
-        if (grow_head(c) < 0) {
+        if (grow_head(c, 0, 0) < 0) {
             conn_nomem(c, "a body buffer");
             return;
         }
@@ -434,26 +434,47 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
     }
     hr->head_len = head_end;
     hr->c->in->pos = head_end;
-    hr->r.request_length = head_end;
+    hr->r.request_length = head_end - hr->crlf.added; /* as the bytes arrived */
     /* the head is in: client_header_timeout is over, each phase that
      * waits on the client arms its own */
     pv_timer_del(c->w->loop, &c->timer);
     pv_phases_run(hr);
 }
 
+/* The most bytes of a head that may arrive: large_client_header_buffers
+ * in total, or a standard buffer when that is less. */
+static size_t head_limit(const pv_hreq_t *hr)
+{
+    const pv_server_t *s = hr->r.srv;
+    size_t limit = (size_t)s->large_header_buffers_num * (size_t)s->large_header_buffers_size;
+    return PV_MAX(limit, (size_t)PV_BUF_SIZE);
+}
+
 /* Grow the head buffer when a head outgrows it: from the first small one
  * (client_header_buffer_size) to a standard buffer, then up to the
  * large_client_header_buffers total, as NGINX moves a long head into a
- * large buffer. Returns 0, -1 at the limit, -2 when out of memory. */
-static int grow_head(pv_hconn_t *c)
+ * large buffer. The buffer must take need more bytes, crs of them CRs to
+ * insert before bare LFs: those do not count against the limit, the
+ * buffer is made larger by them. Returns 0, -1 at the limit, -2 when out
+ * of memory. */
+static int grow_head(pv_hconn_t *c, size_t need, size_t crs)
 {
     pv_hreq_t *hr = c->hr;
-    pv_server_t *s = hr->r.srv;
-    size_t limit = (size_t)s->large_header_buffers_num * (size_t)s->large_header_buffers_size;
+    size_t limit = head_limit(hr);
     pv_buf_t *b = c->in;
-    if (b->size >= limit && b->size >= PV_BUF_SIZE)
+    size_t added = hr->crlf.added;
+    if (b->last + need - crs - PV_MIN(added, b->last) > limit)
         return -1;
-    pv_buf_t *nb = pv_buf_get_size(b->size < PV_BUF_SIZE ? PV_BUF_SIZE : limit);
+    size_t size = PV_BUF_SIZE;
+    if (b->size >= PV_BUF_SIZE || b->last + need > PV_BUF_SIZE) {
+        /* room for the CRs; grown again for more, by as much again
+         * (a head holds fewer than limit / 2 + 2 bare LFs) */
+        size_t more = added + crs;
+        if (b->size > limit)
+            more = PV_MAX(more, PV_MIN(2 * (b->size - limit), limit / 2 + 2));
+        size = limit + more;
+    }
+    pv_buf_t *nb = pv_buf_get_size(size);
     if (!nb)
         return -2;
     memcpy(nb->data, b->data, b->last);
@@ -462,6 +483,34 @@ static int grow_head(pv_hconn_t *c)
     pv_buf_put(b);
     c->in = nb;
     return 0;
+}
+
+/* Free room to read more of a head into c->in: the buffer's, but no
+ * more than lets the bytes that arrived reach the limit. */
+static size_t head_room(const pv_hconn_t *c)
+{
+    const pv_buf_t *b = c->in;
+    size_t room = b->size - b->last;
+    if (c->hr) {
+        size_t cap = head_limit(c->hr) + c->hr->crlf.added;
+        room = cap > b->last ? PV_MIN(room, cap - b->last) : 0;
+    }
+    return room;
+}
+
+/* The status for a head over the limit: 414 while the request line is
+ * not whole or its target is still being read, 431 after. */
+static int head_too_big(const pv_hconn_t *c)
+{
+    const pv_hreq_t *hr = c->hr;
+    if (hr && !hr->line_checked) {
+        const pv_buf_t *b = c->in;
+        const char *p = b->data + b->pos, *end = b->data + b->last;
+        while (p < end && (*p == '\r' || *p == '\n'))
+            p++;
+        return p < end && memchr(p, '\n', (size_t)(end - p)) ? 431 : 414;
+    }
+    return !hr || (hr->url.len && hr->last_cb == 3) ? 414 : 431;
 }
 
 /* The first buffer for a head: client_header_buffer_size of the address's
@@ -485,10 +534,29 @@ static int parse_more(pv_hconn_t *c)
 {
     pv_hreq_t *hr = c->hr;
     pv_buf_t *b = c->in;
+    if (b->pos == b->last)
+        return 0;
+    if (!hr->crlf_begun) {
+        pv_http_crlf_init(&hr->crlf, b->pos);
+        hr->crlf_begun = 1;
+    }
+    /* bare LFs of the head become CRLF before any parser sees them */
+    size_t last = b->last, crs;
+    while ((crs = pv_http_head_crlf(b->data, &last, b->size, &hr->crlf)) != 0) {
+        int rc = grow_head(c, crs, crs);
+        if (rc == -2) {
+            conn_nomem(c, "a large head buffer");
+            return -1;
+        }
+        if (rc < 0) {
+            pv_server_error(hr, head_too_big(c));
+            return -1;
+        }
+        b = c->in;
+    }
+    b->last = (uint32_t)last;
     char *start = b->data + b->pos;
     size_t len = b->last - b->pos;
-    if (len == 0)
-        return 0;
     if (!hr->line_checked) {
         /* the request line is checked whole, before any of it is parsed */
         size_t skip = 0;
@@ -549,16 +617,15 @@ static void handle_input(pv_hconn_t *c)
             conn_nomem(c, "a head buffer");
             return;
         }
-        pv_buf_t *b = c->in;
-        if (b->last == b->size) {
-            int rc = c->hr ? grow_head(c) : -1;
+        if (head_room(c) == 0) {
+            int rc = c->hr ? grow_head(c, 1, 0) : -1;
             if (rc == -2) {
                 conn_nomem(c, "a large head buffer");
                 return;
             }
             if (rc < 0) {
                 /* still no whole request line, or stuck in the target: 414 */
-                int st = (c->hr && (!c->hr->line_checked || (c->hr->url.len && c->hr->last_cb == 3))) ? 414 : 431;
+                int st = head_too_big(c);
                 if (!c->hr && !(c->hr = req_alloc(c))) {
                     conn_nomem(c, "a request");
                     return;
@@ -566,9 +633,9 @@ static void handle_input(pv_hconn_t *c)
                 pv_server_error(c->hr, st);
                 return;
             }
-            b = c->in;
         }
-        ssize_t n = pv_xprt_read(&c->x, b->data + b->last, b->size - b->last);
+        pv_buf_t *b = c->in;
+        ssize_t n = pv_xprt_read(&c->x, b->data + b->last, head_room(c));
         if (n == PV_AGAIN) {
             if (!c->hr && b->last == 0) {
                 /* idle again: hold no buffer */

@@ -18,6 +18,7 @@
 #include "phases.h"
 #include "response.h"
 #include "chunked.h"
+#include "headers.h"
 #include "request.h"
 
 #define PV_MAX_HEADERS 100 /* more header fields than this: 431 */
@@ -59,6 +60,8 @@ typedef struct pv_hreq_s {
     int last_cb;                  /* last span callback: 1 name, 2 value, 3 url */
     int err_status;               /* error found while parsing (414, 431) */
     uint8_t line_checked;         /* the request line was checked whole */
+    uint8_t crlf_begun;           /* crlf was started at the head's first byte */
+    pv_crlf_t crlf;               /* bare LFs of the head turned into CRLF (http/headers.h) */
     uint8_t phase;                /* PV_PHASE_* the request is in */
     uint8_t phase_step;           /* next handler in the phase engine */
     uint32_t head_len;            /* bytes of head at the front of c->in */

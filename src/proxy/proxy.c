@@ -615,8 +615,13 @@ static void upstream_read(pv_proxy_t *px)
         if (px->req_done)
             pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
         if (!px->resp_head_done) {
-            size_t used = 0;
-            int rc = pv_uresp_parse(&px->rp, b->data + b->pos, b->last - b->pos, &used);
+            size_t used = 0, len = b->last - b->pos;
+            int rc = pv_uresp_parse(&px->rp, b->data + b->pos, &len, b->size - b->pos, &used);
+            b->last = b->pos + (uint32_t)len; /* grown by CRs inserted before bare LFs */
+            if (rc == PV_URESP_FULL) {
+                upstream_failed(px, PV_UPF_HEADER_TOO_BIG, 0, NULL);
+                return;
+            }
             if (rc == PV_URESP_ERR) {
                 upstream_failed(px, PV_UPF_INVALID_HEADER, 0, px->rp.error);
                 return;

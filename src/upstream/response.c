@@ -140,12 +140,22 @@ static int head_check(pv_uresp_t *rp, const char *end)
     return 0;
 }
 
-int pv_uresp_parse(pv_uresp_t *rp, const char *p, size_t len, size_t *used)
+int pv_uresp_parse(pv_uresp_t *rp, char *p, size_t *len, size_t room, size_t *used)
 {
-    const char *at = p, *end = p + len;
+    char *at = p;
     for (;;) {
-        if (!rp->head_start)
+        if (!rp->head_start) {
             rp->head_start = at;
+            pv_http_crlf_init(&rp->crlf, 0);
+        }
+        /* bare LFs of the head become CRLF before llhttp sees them; the
+         * offsets count from the head's start, which stays in place */
+        char *hs = rp->head_start;
+        size_t last = (size_t)(p + *len - hs);
+        if (pv_http_head_crlf(hs, &last, (size_t)(p + room - hs), &rp->crlf))
+            return PV_URESP_FULL;
+        *len = (size_t)(hs + last - p);
+        char *end = p + *len;
         llhttp_errno_t e = llhttp_execute(&rp->p, at, (size_t)(end - at));
         if (e == HPE_OK)
             return PV_URESP_AGAIN;
@@ -153,7 +163,7 @@ int pv_uresp_parse(pv_uresp_t *rp, const char *p, size_t len, size_t *used)
             rp->error = llhttp_get_error_reason(&rp->p);
             return PV_URESP_ERR;
         }
-        const char *hend = llhttp_get_error_pos(&rp->p);
+        char *hend = (char *)llhttp_get_error_pos(&rp->p);
         if (head_check(rp, hend) < 0) {
             rp->error = NULL;
             return PV_URESP_ERR;

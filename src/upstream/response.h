@@ -1,6 +1,7 @@
 /* The HTTP/1 client side's response head parser: llhttp in response mode
- * plus portvakt's own checks (CRLF line endings, field syntax, one
- * Content-Length or one `Transfer-Encoding: chunked`, never both), with
+ * plus portvakt's own checks (bare LF line ends made CRLF first, then no
+ * bare CR and no obs-fold, field syntax, one Content-Length or one
+ * `Transfer-Encoding: chunked`, never both), with
  * interim 1xx heads skipped and the body framing and keepalive decided.
  * It knows bytes only: no socket, no proxy, no client. */
 #ifndef PV_UPSTREAM_RESPONSE_H
@@ -11,6 +12,7 @@
 #include <llhttp.h>
 
 #include "../http/chunked.h"
+#include "../http/headers.h"
 #include "../http/request.h"
 
 #define PV_URESP_MAX_FIELDS 128 /* more header fields than this: invalid */
@@ -19,10 +21,12 @@
 #define PV_URESP_AGAIN 0 /* every byte was taken; the head goes on in the next ones */
 #define PV_URESP_DONE 1  /* a final head is parsed; *used ends at its blank line */
 #define PV_URESP_ERR -1  /* the head is invalid; `error` says why when llhttp found it */
+#define PV_URESP_FULL -2 /* no room to turn the head's bare LFs into CRLF */
 
 typedef struct pv_uresp_s {
     llhttp_t p;              /* llhttp in response mode */
-    const char *head_start;  /* first byte of the head being parsed */
+    char *head_start;        /* first byte of the head being parsed */
+    pv_crlf_t crlf;          /* its bare LFs turned into CRLF (http/headers.h) */
     uint8_t no_body;         /* the request was HEAD: no body whatever the fields say */
     uint8_t last_cb;         /* last span callback: 1 name, 2 value */
     uint8_t keepalive;       /* the upstream allows another request on the connection */
@@ -44,12 +48,16 @@ typedef struct pv_uresp_s {
 
 /* Start parsing a response to a request; no_body for a HEAD request. */
 void pv_uresp_init(pv_uresp_t *rp, int no_body);
-/* Feed the next len bytes of the response at p. The bytes of one head
- * must stay in place, each call's following the previous call's, until
- * the head is complete (reason and fields point into them). Returns
+/* Feed the next *len bytes of the response at p, room bytes from p being
+ * writable. The bytes of one head must stay in place, each call's
+ * following the previous call's, until the head is complete (reason and
+ * fields point into them). Bare LFs of a head are turned into CRLF in
+ * place, as NGINX takes LF alone as a line end: *len grows by the CRs
+ * inserted (bytes after the head move behind them, unchanged). Returns
  * PV_URESP_AGAIN, PV_URESP_DONE with *used the bytes up to the end of the
- * final head (interim heads before it included), or PV_URESP_ERR. */
-int pv_uresp_parse(pv_uresp_t *rp, const char *p, size_t len, size_t *used);
+ * final head (interim heads before it included), PV_URESP_ERR, or
+ * PV_URESP_FULL when room is too small for the CRs. */
+int pv_uresp_parse(pv_uresp_t *rp, char *p, size_t *len, size_t room, size_t *used);
 /* Decode body bytes that follow the head: up to max spans of body data
  * (pointing into p) in spans, their count in *nspans. Returns the bytes
  * consumed (fewer than len once the body ends or spans run out), or -1

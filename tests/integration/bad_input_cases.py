@@ -150,7 +150,6 @@ NG_TE_501 = ("NGINX answers 501 to any Transfer-Encoding value but exactly 'chun
 NG_DROPS = "NGINX drops fields with invalid names (ignore_invalid_headers on) instead of rejecting"
 PV_CTL = "NGINX passes control characters other than NUL, CR and LF in field values"
 PV_LF = "NGINX accepts a bare LF as a line end in chunked framing"
-PV_09_LF = "NGINX serves an HTTP/0.9 line ending in a bare LF; portvakt refuses bare LF everywhere"
 
 
 # ---------------------------------------------------------------- RFC cases
@@ -373,7 +372,7 @@ CASES = [
     reject("line-09-post", req(cl(len(HIDDEN)), HIDDEN, line=b"POST /t"), http09=True),
     reject("line-09-head", b"HEAD /t\r\n", http09=True),
     reject("line-09-unknown-method", b"FOO /t\r\n", http09=True),
-    reject("line-09-bare-lf", b"GET /t\n", http09=True, only=PV_09_LF),
+    forward("line-09-bare-lf", b"GET /t\n", Up("GET"), http09=True),
     # a control character in the target is a malformed line, answered with a head
     reject("line-09-target-ctl", b"GET /t\x01\r\n"),
     reject("line-09-no-target", b"GET\r\n"),
@@ -407,6 +406,25 @@ CASES = [
     reject("line-absolute-no-slashes", req(line=b"GET http:x/t HTTP/1.1")),
     # RFC 9112 2.2: empty lines before the request line SHOULD be ignored
     normalise("line-leading-crlf", b"\r\n" + req(line=b"GET /t HTTP/1.1"), Up("GET")),
+    normalise("line-leading-lf", b"\n\n" + req(line=b"GET /t HTTP/1.1"), Up("GET")),
+    # RFC 9112 2.2: a recipient MAY take a bare LF as a line end, and NGINX
+    # does: in the request line, the fields, the blank line, or all of
+    # them. The upstream gets a CRLF head; the body is left as it came.
+    normalise("lf-request-line", b"GET /t HTTP/1.1\n" + HOST + b"X-A: b\r\n\r\n",
+              Up("GET", present=(("x-a", "b"),))),
+    normalise("lf-fields", b"GET /t HTTP/1.1\r\nHost: x\nX-A: b\n\r\n", Up("GET", present=(("x-a", "b"),))),
+    normalise("lf-head-end", b"GET /t HTTP/1.1\r\n" + HOST + b"X-A: b\r\n\n", Up("GET", present=(("x-a", "b"),))),
+    normalise("lf-all", b"GET /t HTTP/1.1\nHost: x\nX-A: b\n\n", Up("GET", present=(("x-a", "b"),))),
+    normalise("lf-mixed", b"GET /t HTTP/1.1\nHost: x\r\nX-A: b\n\r\n", Up("GET", present=(("x-a", "b"),))),
+    normalise("lf-body", b"POST /t HTTP/1.1\nHost: x\nContent-Length: 7\n\na\nb\r\n\n\n",
+              Up(body=b"a\nb\r\n\n\n")),
+    normalise("lf-body-chunked", b"POST /t HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n" + b"4\r\na\n\nb\r\n0\r\n\r\n",
+              Up(body=b"a\n\nb")),
+    # bare CR, obs-fold and a bare LF in chunked framing stay refused
+    reject("lf-bare-cr-value", b"GET /t HTTP/1.1\nHost: x\nX-A: a\rb\n\n"),
+    reject("lf-obs-fold", b"GET /t HTTP/1.1\nHost: x\nX-A: a\n b\n\n"),
+    reject("lf-chunked-framing", b"POST /t HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n",
+           only=PV_LF),
     # RFC 9112 3: recipients MAY split the request line on runs of spaces
     normalise("line-double-space", req(line=b"GET  /t HTTP/1.1"), Up("GET")),
     # GET/HEAD with a body: unusual semantics, unambiguous framing
@@ -449,10 +467,11 @@ CORPUS_DIR = os.environ.get("PV_DESYNC_CORPUS", os.path.join(os.path.dirname(os.
                                                              "fixtures", "http-desync-guardian"))
 
 
-def x(expect, nginx=None, only=None, defect=None, http09=False):
+def x(expect, nginx=None, only=None, defect=None, http09=False, target=None):
     """One corpus expectation: 400/413/501 (reject), "fwd" or "norm";
-    http09 when the line has no version (the answer has no head)."""
-    return dict(expect=expect, nginx=nginx, only=only, defect=defect, http09=http09)
+    http09 when the line has no version (the answer has no head); target
+    when the upstream sees another one than the case's uri."""
+    return dict(expect=expect, nginx=nginx, only=only, defect=defect, http09=http09, target=target)
 
 
 # nginx= for the corpus: (expect, why)
@@ -630,7 +649,7 @@ CORPUS_EXPECT = {
         x(400),  # 3 space in the target
         x(400),  # 4 two versions
         x(400),  # 5 CR in the target
-        x(400, only=PV_09_LF, http09=True),  # 6 LF in the target: the line before is HTTP/0.9
+        x("fwd", http09=True, target="/endpoint_a"),  # 6 LF in the target: the line before it is HTTP/0.9
         x(400),  # 7 a whole request hidden in the target
         x(400),  # 8 NUL in the target
         x(400),  # 9 NUL at the start of the target
@@ -687,7 +706,7 @@ def _corpus_case(fname, index, case, ex):
     decoded = b"hello" if kind == "chunked" else b""
     if kind == "length" and n <= 8 << 20:
         decoded = body()
-    up = Up(str(case["method"]), _enc(case["uri"]).decode("latin-1"), decoded)
+    up = Up(str(case["method"]), ex["target"] or _enc(case["uri"]).decode("latin-1"), decoded)
 
     def data(e):
         return head + (HIDDEN if e.action == REJECT else body())

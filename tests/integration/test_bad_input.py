@@ -279,8 +279,9 @@ BAD_RESPONSES = [
      "NGINX passes control characters other than NUL, CR and LF", None),
     ("field-no-colon", head(b"X-A\r\nContent-Length: 5\r\n"),
      "NGINX takes a line without a colon as a field with an empty value", None),
-    ("bare-lf", b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
-     "NGINX accepts bare LF line ends", None),
+    # bare CR and obs-fold stay invalid in a head with bare LF line ends
+    ("lf-bare-cr", b"HTTP/1.1 200 OK\nX-A: a\rb\nContent-Length: 5\n\nhello", None, None),
+    ("lf-obs-fold", b"HTTP/1.1 200 OK\nX-A: a\n b\nContent-Length: 5\n\nhello", None, None),
     # the head ends at a bare CR: "X" is swallowed and "hello" becomes the body
     # a bare CR after the last field would end the head early and shift the body
     ("bare-cr-ends-head", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\rXhello", None, None),
@@ -363,3 +364,32 @@ def test_invalid_chunked_response_body_never_looks_complete(rgw, body):
     first = up.wait_requests(1)[0].conn_id
     wait_for(lambda: up.open_connections == 0, 3, what="the gateway to close the upstream connection")
     served_by_new_connection(rgw, None, first)
+
+
+# A response head with bare LF line ends is taken as its CRLF form, as
+# NGINX takes it (ngx_http_parse_status_line and _header_line take LF
+# alone): the client gets the fields and the body as sent, bare LFs in the
+# body unchanged, and the upstream connection is kept for the next request.
+@pytest.mark.parametrize("data", [
+    b"HTTP/1.1 200 OK\nX-A: b\nContent-Length: 7\n\na\nb\r\n\n\n",
+    b"HTTP/1.1 200 OK\r\nX-A: b\nContent-Length: 7\r\n\na\nb\r\n\n\n",
+    b"HTTP/1.1 200 OK\nX-A: b\r\nContent-Length: 7\n\r\na\nb\r\n\n\n",
+    pytest.param(b"HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\nX-A: b\nContent-Length: 7\n\na\nb\r\n\n\n",
+                 marks=pytest.mark.portvakt_only("NGINX 1.22 does not skip an interim 1xx response")),
+    b"HTTP/1.1 200 OK\nX-A: b\nTransfer-Encoding: chunked\n\n7\r\na\nb\r\n\n\n\r\n0\r\n\r\n",
+], ids=["all-lf", "fields-lf", "mixed", "interim-lf", "chunked"])
+def test_upstream_bare_lf_head_is_taken(rgw, data):
+    up = rgw.up
+    up.reply = Reply(raw=data, close=False)
+    with Client(rgw.port, timeout=5) as c:
+        c.request("GET", "/lf")
+        r = c.read_response()
+        assert r.status == 200, r
+        assert r.header("X-A") == "b"
+        assert r.body == b"a\nb\r\n\n\n"
+        first = up.wait_requests(1)[0].conn_id
+        up.reply = None
+        c.request("GET", "/after")
+        r = c.read_response()
+        assert r.status == 200 and r.json()["target"] == "/after", r
+        assert up.last().conn_id == first, "the upstream connection was not kept"

@@ -28,7 +28,7 @@ Normalisations, and why each is needed:
      for such pages since the token lengths differ; the normalised body is
      compared.
 Requests that exercise deliberate differences (fields named in Connection,
-431, bare LF, 408, 502 on an invalid upstream response) are not here; they
+431, 408, 502 on an invalid upstream response) are not here; they
 have portvakt_only tests in the feature files.
 """
 
@@ -217,6 +217,13 @@ SEED_REQUESTS = [
     ("two_expect", RAW(b"POST /api/auth/e HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n"
                        b"Expect: 100-continue\r\nExpect: 100-continue\r\n\r\ndata", "POST")),
     ("uri_too_long", RAW(b"GET /api/auth/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")),
+    # bare LF line ends (RFC 9112 2.2): taken as CRLF; a body is left as it came
+    ("bare_lf_head", RAW(b"GET /api/auth/lf?a=1 HTTP/1.1\nHost: localhost\nX-A: b\n\n")),
+    ("bare_lf_mixed", RAW(b"GET /api/auth/lf HTTP/1.1\r\nHost: localhost\nX-A: b\r\n\n")),
+    ("bare_lf_body", RAW(b"POST /api/auth/upload HTTP/1.1\nHost: localhost\nContent-Length: 7\n\n"
+                         b"a\nb\r\n\n\n", "POST")),
+    ("bare_lf_obs_fold", RAW(b"GET /api/auth/lf HTTP/1.1\nHost: localhost\nX-A: a\n b\n\n")),
+    ("http09_bare_lf", RAW09(b"GET /api/auth/p09?a=1\n")),
 ]
 
 EXTRA_REQUESTS = [

@@ -290,7 +290,15 @@ static void test_bad_request(void **st)
     static const char *const bad[] = {
         "GET /echo HTTP/1.1\r\nHost: example.com\r\nBad Name: x\r\n\r\n",
         "GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-        "GET /echo HTTP/1.1\nHost: example.com\n\n",
+        /* bare CR and obs-fold stay refused, with LF line ends too */
+        "GET /echo HTTP/1.1\rHost: example.com\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: example.com\r\nX-A: a\rb\r\n\r\n",
+        "GET /echo HTTP/1.1\nHost: example.com\nX-A: a\rb\n\n",
+        "GET /echo HTTP/1.1\nHost: example.com\r\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: example.com\r\nX-A: a\r\n b\r\n\r\n",
+        "GET /echo HTTP/1.1\nHost: example.com\nX-A: a\n\tb\n\n",
+        /* a bare LF in chunked framing, after a bare LF head */
+        "POST /echo HTTP/1.1\nHost: example.com\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\n",
         "GET /echo HTTP/1.1\r\nHost: example.com\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
         "GET /echo HTTP/1.1\r\n\r\n",
         /* broken chunked framing, found by the body stream */
@@ -307,6 +315,146 @@ static void test_bad_request(void **st)
             fail_msg("kept open after: %s", bad[i]);
     }
     assert_non_null(strstr(fx_log(), "client sent invalid chunked body"));
+}
+
+/* req1 with bare LF line ends: in the request line only, in the fields
+ * only, everywhere, as the head's end only, mixed, after leading empty
+ * lines. Each is the same request with the same answer wherever the bytes
+ * are split (a CR ending one read and its LF starting the next is CRLF). */
+static const char *const req1_lf[] = {
+    "POST /echo/a%20b?x=1&y HTTP/1.1\nHost: Example.COM:8080\r\nX-A: one\r\nx-a:  two \r\n"
+    "Content-Length: 5\r\n\r\nhello",
+    "POST /echo/a%20b?x=1&y HTTP/1.1\r\nHost: Example.COM:8080\nX-A: one\nx-a:  two \n"
+    "Content-Length: 5\n\r\nhello",
+    "POST /echo/a%20b?x=1&y HTTP/1.1\nHost: Example.COM:8080\nX-A: one\nx-a:  two \n"
+    "Content-Length: 5\n\nhello",
+    "POST /echo/a%20b?x=1&y HTTP/1.1\r\nHost: Example.COM:8080\r\nX-A: one\r\nx-a:  two \r\n"
+    "Content-Length: 5\r\n\nhello",
+    "POST /echo/a%20b?x=1&y HTTP/1.1\nHost: Example.COM:8080\r\nX-A: one\nx-a:  two \r\n"
+    "Content-Length: 5\n\nhello",
+    "\n\r\n\nPOST /echo/a%20b?x=1&y HTTP/1.1\nHost: Example.COM:8080\nX-A: one\nx-a:  two \n"
+    "Content-Length: 5\n\nhello",
+};
+
+static void test_bare_lf(void **st)
+{
+    (void)st;
+    char want[512];
+    size_t wn = ok_resp(want, sizeof(want), "hello", 5, 1);
+    for (size_t i = 0; i < PV_NELEM(req1_lf); i++) {
+        size_t len = strlen(req1_lf[i]);
+        for (size_t at = 1; at < len; at++) {
+            client();
+            fx_split_at(&cf, req1_lf[i], len, at);
+            pump();
+            if (nseen != 1)
+                fail_msg("request %zu split at %zu: %.*s", i, at, (int)cf.nout, cf.out);
+            check_req1();
+            fx_assert_out(&cf, want, wn);
+            assert_false(cf.closed);
+            hang_up();
+        }
+        client();
+        fx_pieces(&cf, req1_lf[i], len, 1);
+        pump();
+        check_req1();
+        fx_assert_out(&cf, want, wn);
+        hang_up();
+    }
+}
+
+/* A body with bare LFs after a bare LF head arrives unchanged, and the
+ * pipelined request after it (bare LFs again) is parsed from the right
+ * byte, wherever the bytes are split. */
+static void test_bare_lf_body(void **st)
+{
+    (void)st;
+    static const char two[] = "POST /echo/1 HTTP/1.1\nHost: example.com\nContent-Length: 9\n\na\nb\n\nc\r\n\n"
+                              "GET /echo/2 HTTP/1.1\nHost: example.com\nX-B: \n\n";
+    char want[1024];
+    size_t wn = ok_resp(want, sizeof(want), "a\nb\n\nc\r\n\n", 9, 1);
+    wn += ok_resp(want + wn, sizeof(want) - wn, "", 0, 1);
+    for (size_t at = 0; at < sizeof(two) - 1; at++) {
+        client();
+        if (at)
+            fx_split_at(&cf, two, sizeof(two) - 1, at);
+        else
+            fx_str(&cf, two);
+        pump();
+        assert_int_equal(nseen, 2);
+        assert_int_equal(seen[0].nbody, 9);
+        assert_memory_equal(seen[0].body, "a\nb\n\nc\r\n\n", 9);
+        assert_string_equal(seen[1].uri, "/echo/2");
+        assert_int_equal(seen[1].nheaders, 2);
+        assert_string_equal(seen[1].hname[1], "X-B");
+        assert_string_equal(seen[1].hvalue[1], "");
+        fx_assert_out(&cf, want, wn);
+        hang_up();
+    }
+}
+
+/* A head of exactly the large_client_header_buffers total (4 8k) passes
+ * whatever its line ends, the CRs inserted not counting; one byte more is
+ * 431. In one piece and in 1000-byte pieces. */
+static char bighead[40000];
+
+static size_t big_head(const char *eol, size_t total)
+{
+    size_t el = strlen(eol), n = (size_t)snprintf(bighead, sizeof(bighead), "GET /echo HTTP/1.1%sHost: example.com%s", eol, eol);
+    for (int i = 0; n + 1000 < total; i++)
+        n += (size_t)snprintf(bighead + n, sizeof(bighead) - n, "X-%02d: %0*d%s", i, (int)(1000 - 5 - el), 0, eol);
+    size_t pad = total - n - 3 - 2 * el;
+    n += (size_t)snprintf(bighead + n, sizeof(bighead) - n, "Y: %*s%s%s", (int)pad, "z", eol, eol);
+    assert_int_equal(n, total);
+    return n;
+}
+
+static void test_bare_lf_limit(void **st)
+{
+    (void)st;
+    char want[512], bad[1024];
+    size_t wn = ok_resp(want, sizeof(want), "", 0, 1);
+    size_t bn = fx_errpage(bad, sizeof(bad), 431, "Request Header Fields Too Large", 0);
+    static const char *const eols[] = {"\r\n", "\n"};
+    for (size_t e = 0; e < 2; e++) {
+        for (size_t piece = 1000; piece <= 40000; piece += 39000) {
+            client();
+            size_t n = big_head(eols[e], 32768);
+            fx_pieces(&cf, bighead, n, piece);
+            pump();
+            assert_int_equal(nseen, 1);
+            fx_assert_out(&cf, want, wn);
+            hang_up();
+
+            client();
+            n = big_head(eols[e], 32769);
+            fx_pieces(&cf, bighead, n, piece);
+            pump();
+            assert_int_equal(nseen, 0);
+            fx_assert_out(&cf, bad, bn);
+            assert_true(cf.closed);
+        }
+    }
+    /* nothing but LFs: empty lines before a request line that never comes */
+    memset(bighead, '\n', 32769);
+    client();
+    fx_pieces(&cf, bighead, 32769, 4096);
+    pump();
+    assert_int_equal(nseen, 0);
+    bn = fx_errpage(bad, sizeof(bad), 414, "Request-URI Too Large", 0);
+    fx_assert_out(&cf, bad, bn);
+    assert_true(cf.closed);
+}
+
+/* An HTTP/0.9 GET ending in a bare LF is served as with CRLF (NGINX). */
+static void test_http09_lf(void **st)
+{
+    (void)st;
+    client();
+    fx_str(&cf, "GET /hello\n");
+    pump();
+    fx_assert_out(&cf, "hi /hello", 9);
+    assert_true(cf.closed);
 }
 
 /* A body over client_max_body_size: 413 for a declared length before the
@@ -449,7 +597,9 @@ int main(void)
         cmocka_unit_test(test_split_everywhere), cmocka_unit_test(test_pipelined_keepalive),
         cmocka_unit_test(test_chunked_body),     cmocka_unit_test(test_bad_request),
         cmocka_unit_test(test_too_large),        cmocka_unit_test(test_short_writes),
-        cmocka_unit_test(test_client_gone),
+        cmocka_unit_test(test_client_gone),      cmocka_unit_test(test_bare_lf),
+        cmocka_unit_test(test_bare_lf_body),     cmocka_unit_test(test_bare_lf_limit),
+        cmocka_unit_test(test_http09_lf),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

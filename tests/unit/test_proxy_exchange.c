@@ -363,6 +363,34 @@ static void test_upstream_gone(void **st)
     finish();
 }
 
+/* Bare LF line ends, taken as CRLF on both sides: the upstream gets a
+ * CRLF head and the body's bare LFs unchanged; the client gets the
+ * response as from a CRLF head, its body's bare LFs unchanged too,
+ * wherever the response is split. */
+static void test_bare_lf(void **st)
+{
+    (void)st;
+    static const char post[] = "POST /old/submit HTTP/1.1\nHost: example.com:8080\r\nContent-Type: a/b\n"
+                               "Content-Length: 7\n\nab\n\ncd\n";
+    static const char post_up[] = "POST /old/submit HTTP/1.0\r\nHost: old\r\nConnection: close\r\n"
+                                  "Content-Length: 7\r\nContent-Type: a/b\r\n\r\nab\n\ncd\n";
+    static const char resp[] = "HTTP/1.1 200 OK\nX-U: 1\r\nContent-Length: 6\n\nx\n\ny\r\n";
+    char want[512];
+    size_t wn = head(want, sizeof(want), "200 OK", "Content-Length: 6\r\nConnection: keep-alive\r\nX-U: 1\r\n");
+    memcpy(want + wn, "x\n\ny\r\n", 6);
+    wn += 6;
+    for (size_t at = 1; at < sizeof(resp) - 1; at++) {
+        start();
+        uf[0].gate = sizeof(post_up) - 1;
+        fx_pieces(&cf, post, sizeof(post) - 1, at);
+        fx_split_at(&uf[0], resp, sizeof(resp) - 1, at);
+        pump();
+        fx_assert_out(&uf[0], post_up, sizeof(post_up) - 1);
+        fx_assert_out(&cf, want, wn);
+        finish();
+    }
+}
+
 /* An invalid response head is a 502 whatever its split. */
 static void test_invalid_head(void **st)
 {
@@ -370,7 +398,8 @@ static void test_invalid_head(void **st)
     static const char *const bad[] = {
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc",
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+        "HTTP/1.1 200 OK\rContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\nX-A: a\n b\nContent-Length: 0\n\n",
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
         "garbage\r\n\r\n",
     };
@@ -414,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_content_length),   cmocka_unit_test(test_request_body),
         cmocka_unit_test(test_chunked_response), cmocka_unit_test(test_close_delimited),
         cmocka_unit_test(test_upstream_gone),    cmocka_unit_test(test_invalid_head),
+        cmocka_unit_test(test_bare_lf),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
