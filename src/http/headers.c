@@ -181,24 +181,29 @@ void pv_http_crlf_init(pv_crlf_t *st, uint32_t off)
     *st = (pv_crlf_t){.off = off, .blank = 1};
 }
 
-/* Scan p[s->off, last) as far as the head's end: s is advanced and the
- * bare LFs are counted. Returns where the scan stopped. */
+/* Scan p[s->off, last) as far as the head's end, a line at a time: s is
+ * advanced and the bare LFs are counted. Returns where the scan stopped. */
 static size_t crlf_scan(const char *p, size_t last, pv_crlf_t *s, size_t *n)
 {
     size_t i = s->off;
     *n = 0;
-    for (; i < last && !s->done; i++) {
-        char ch = p[i];
-        if (ch == '\n') {
-            *n += !s->cr;
-            /* an empty line before the first line is skipped */
-            s->done = s->started && s->blank;
-            s->blank = 1;
-        } else if (ch != '\r') {
-            s->started = 1;
-            s->blank = 0;
-        }
-        s->cr = ch == '\r';
+    while (i < last && !s->done) {
+        const char *lf = memchr(p + i, '\n', last - i);
+        size_t e = lf ? (size_t)(lf - p) : last;
+        /* anything but a CR makes the line more than empty */
+        for (size_t k = i; k < e && s->blank; k++)
+            s->blank = p[k] == '\r';
+        s->started |= !s->blank;
+        if (e > i)
+            s->cr = p[e - 1] == '\r';
+        if (!lf)
+            return last;
+        *n += !s->cr;
+        /* an empty line before the first line is skipped */
+        s->done = s->started && s->blank;
+        s->blank = 1;
+        s->cr = 0;
+        i = e + 1;
     }
     return i;
 }
