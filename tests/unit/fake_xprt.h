@@ -392,10 +392,10 @@ static inline const char *fx_same_dates(const fx_t *f, const char *want, size_t 
 /* Check that f captured exactly the n bytes at want (Date values aside). */
 #define fx_assert_out(f, want, n)                                                                             \
     do {                                                                                                       \
-        const char *fx_w = fx_same_dates((f), (want), (n));                                                    \
-        if ((f)->nout != (n) || memcmp((f)->out, fx_w, (n)) != 0)                                              \
-            fail_msg("written (%zu bytes):\n%.*s\nwanted (%zu bytes):\n%.*s", (f)->nout, (int)(f)->nout,       \
-                     (f)->out, (size_t)(n), (int)(n), fx_w);                                                   \
+        const char *fx_want_ = fx_same_dates((f), (want), (n));                                                \
+        if ((f)->nout != (n) || memcmp((f)->out, fx_want_, (n)) != 0)                                          \
+            fail_msg("written (%zu bytes):\n%.*s\nwanted (%zu bytes):\n%.*s", (f)->nout, (int)(f)->nout,   \
+                     (f)->out, (size_t)(n), (int)(n), fx_want_);                                               \
     } while (0)
 
 #endif
