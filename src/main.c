@@ -20,6 +20,7 @@
 #include "doctor/doctor.h"
 #include "http/access.h"
 #include "http/accesslog.h"
+#include "http/h2.h"
 #include "http/server.h"
 #include "http/ssl.h"
 #include "http/vars.h"
@@ -30,7 +31,7 @@
 /* What every worker runs, in hook order: counters and the access log
  * writer first, the HTTP side before the upstream pools its requests use. */
 static pv_module_t *const modules[] = {
-    &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module, &pv_access_module, &pv_proxy_module, &pv_upstream_module, NULL,
+    &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_upstream_module, NULL,
 };
 
 static void usage(FILE *f)

@@ -149,6 +149,7 @@ typedef struct pv_loc_conf_s {
     int64_t client_max_body_size;  /* http/server/location; default 1m; 0 = unlimited */
     int64_t client_body_timeout;   /* http/server/location; default 60s */
     int64_t send_timeout;          /* http/server/location; default 60s */
+    int64_t http2_chunk_size;      /* http/server/location; default 8k: DATA frame payload at most */
     /* proxy */
     int proxy_http_version;        /* 10 or 11; default 10 (NGINX's default) */
     pv_set_header_t *set_headers;  /* proxy_set_header list; NULL = inherit */
@@ -210,6 +211,7 @@ typedef struct pv_listen_s {
     int reuseport;      /* `reuseport` given */
     int default_server; /* `default_server` given */
     int ssl;            /* `ssl` given: connections on this address speak TLS */
+    int http2;          /* `http2` given: HTTP/2 only (h2c with prior knowledge) */
     char text[64];      /* "127.0.0.1:8080" for logs */
     char host[48];      /* "127.0.0.1" / "::1": $server_addr */
     int port;           /* $server_port */
@@ -293,6 +295,9 @@ typedef struct pv_server_s {
     int64_t client_header_buffer_size;  /* default 1k */
     int large_header_buffers_num;       /* default 4 */
     int64_t large_header_buffers_size;  /* default 8k */
+    int http2;                          /* `http2 on`: HTTP/2 besides HTTP/1.1; default off */
+    int64_t http2_max_concurrent_streams; /* default 128 */
+    int64_t http2_body_preread_size;    /* default 64k: a stream's receive window and body buffer */
     int return_code;            /* server-level `return`, run before location matching; 0 if none */
     pv_cv_t return_text;        /* its body text or redirect URL */
     int has_return_text;        /* whether return_text is present */
@@ -349,6 +354,10 @@ typedef struct pv_http_conf_s {
     int64_t client_header_buffer_size;
     int large_header_buffers_num;
     int64_t large_header_buffers_size;
+    int http2;
+    int64_t http2_max_concurrent_streams;
+    int64_t http2_body_preread_size;
+    int64_t http2_recv_buffer_size;    /* http only; default 256k: each worker's HTTP/2 read buffer */
 } pv_http_conf_t;
 
 struct pv_conf_s {

@@ -181,6 +181,9 @@ static void srv_init(pv_server_t *s)
     s->large_header_buffers_num = PV_UNSET;
     s->large_header_buffers_size = PV_UNSET;
     pv_conf_ssl_init(&s->ssl);
+    s->http2 = PV_UNSET;
+    s->http2_max_concurrent_streams = PV_UNSET;
+    s->http2_body_preread_size = PV_UNSET;
 }
 
 static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -191,6 +194,7 @@ static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     pv_http_conf_t *h = pv_arena_calloc(cx->a, sizeof(*h));
     cx->conf->http = cx->http = h;
     pv_conf_loc_init(&h->conf);
+    h->http2_recv_buffer_size = PV_UNSET;
     cx->http_srv = pv_arena_calloc(cx->a, sizeof(pv_server_t));
     srv_init(cx->http_srv);
     /* "combined" always exists and may not be redefined (NGINX's rule). */
@@ -424,6 +428,36 @@ static int set_log_format_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
 
 /* ---- server ---- */
 
+/* ---- HTTP/2 ---- */
+
+static int set_http2_recv_buffer_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                    void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_http_conf_t *h = cx->http;
+    if (h->http2_recv_buffer_size != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t v = pv_conf_parse_size(nd->args[1]);
+    if (v <= 2 * 16384 || v > 64 * 1024 * 1024)
+        return pv_conf_error(cx, &nd->src, "\"http2_recv_buffer_size\" must be more than 32k and at most 64m");
+    h->http2_recv_buffer_size = v;
+    return PV_OK;
+}
+
+/* The directives NGINX 1.19.7 made obsolete: accepted with NGINX's
+ * warning, and the directive named in it governs (keepalive_timeout,
+ * keepalive_requests, client_header_timeout, large_client_header_buffers). */
+static int set_http2_obsolete_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                 void *base)
+{
+    PV_UNUSED(cx);
+    PV_UNUSED(base);
+    pv_log(PV_LOG_WARN, "the \"%s\" directive is obsolete, use the \"%s\" directive instead in %s:%d",
+           cmd->name, (const char *)cmd->data, nd->src.file, nd->src.line);
+    return PV_OK;
+}
+
 static int set_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                          void *base)
 {
@@ -444,7 +478,7 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
                          void *base)
 {
     const char *a = ARG(nd, 1);
-    int def = 0, reuseport = 0, tls = 0;
+    int def = 0, reuseport = 0, tls = 0, http2 = 0;
     int64_t backlog = PV_UNSET;
     for (int i = 2; i < nd->nargs; i++) {
         const char *p = ARG(nd, i), *v;
@@ -458,7 +492,9 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
                 return pv_conf_error(cx, &nd->src, "invalid backlog \"%s\"", p);
         } else if (strcmp(p, "ssl") == 0) {
             tls = 1;
-        } else if (strcmp(p, "http2") == 0 || strcmp(p, "quic") == 0) {
+        } else if (strcmp(p, "http2") == 0) {
+            http2 = 1;
+        } else if (strcmp(p, "quic") == 0) {
             return pv_conf_error(cx, &nd->src, "the \"%s\" parameter of the \"listen\" directive "
                                  "is not supported yet", p);
         } else {
@@ -497,6 +533,7 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
         l->reuseport = reuseport;
         l->default_server = def;
         l->ssl = tls;
+        l->http2 = http2;
         pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
         l->src = nd->src;
     }
@@ -786,6 +823,23 @@ static const pv_conf_cmd_t http_cmds[] = {
      NONE, NULL},
     {"return", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_TAKE12, set_return_cb, NONE, NULL},
     {"internal", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_internal_cb, NONE, NULL},
+    {"http2", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, set_flag_cb, SRV(http2), NULL},
+    {"http2_max_concurrent_streams", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_num_cb,
+     SRV(http2_max_concurrent_streams), NULL},
+    {"http2_body_preread_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_size_cb,
+     SRV(http2_body_preread_size), NULL},
+    {"http2_chunk_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_size_cb, LOC(http2_chunk_size), NULL},
+    {"http2_recv_buffer_size", PV_CTX_HTTP, PV_ARGS_TAKE1, set_http2_recv_buffer_cb, NONE, NULL},
+    {"http2_idle_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_http2_obsolete_cb, NONE,
+     "keepalive_timeout"},
+    {"http2_recv_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_http2_obsolete_cb, NONE,
+     "client_header_timeout"},
+    {"http2_max_requests", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_http2_obsolete_cb, NONE,
+     "keepalive_requests"},
+    {"http2_max_field_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_http2_obsolete_cb, NONE,
+     "large_client_header_buffers"},
+    {"http2_max_header_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_http2_obsolete_cb, NONE,
+     "large_client_header_buffers"},
 };
 
 /* proxy_pass and the proxy_* settings */

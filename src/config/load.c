@@ -61,6 +61,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->client_max_body_size = PV_UNSET;
     lc->client_body_timeout = PV_UNSET;
     lc->send_timeout = PV_UNSET;
+    lc->http2_chunk_size = PV_UNSET;
     lc->proxy_http_version = PV_UNSET;
     lc->proxy_connect_timeout = PV_UNSET;
     lc->proxy_read_timeout = PV_UNSET;
@@ -404,6 +405,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     MERGE(client_max_body_size, 1024 * 1024);
     MERGE(client_body_timeout, 60000);
     MERGE(send_timeout, 60000);
+    MERGE(http2_chunk_size, 8192);
     MERGE(proxy_http_version, 10);
     MERGE(proxy_connect_timeout, 60000);
     MERGE(proxy_read_timeout, 60000);
@@ -448,6 +450,12 @@ static void srv_merge(pv_server_t *s, const pv_http_conf_t *h)
         s->large_header_buffers_num = h->large_header_buffers_num;
         s->large_header_buffers_size = h->large_header_buffers_size;
     }
+    if (s->http2 == PV_UNSET)
+        s->http2 = h->http2;
+    if (s->http2_max_concurrent_streams == PV_UNSET)
+        s->http2_max_concurrent_streams = h->http2_max_concurrent_streams;
+    if (s->http2_body_preread_size == PV_UNSET)
+        s->http2_body_preread_size = h->http2_body_preread_size;
 }
 
 /* ---- listen groups ---- */
@@ -499,6 +507,7 @@ static int build_listens(pv_conf_ctx_t *cx)
                 g->default_srv = s;
                 g->listen.default_server = 1;
             }
+            g->listen.http2 |= l->http2; /* any listen of the address may say it, as in NGINX */
             *(pv_server_t **)pv_conf_push(cx->a, &g->servers, &g->nservers, sizeof(s)) = s;
         }
     }
@@ -536,6 +545,12 @@ static int finish_http(pv_conf_ctx_t *cx)
         hs->large_header_buffers_num != PV_UNSET ? hs->large_header_buffers_num : 4;
     h->large_header_buffers_size =
         hs->large_header_buffers_size != PV_UNSET ? hs->large_header_buffers_size : 8192;
+    h->http2 = hs->http2 != PV_UNSET ? hs->http2 : 0;
+    h->http2_max_concurrent_streams =
+        hs->http2_max_concurrent_streams != PV_UNSET ? hs->http2_max_concurrent_streams : 128;
+    h->http2_body_preread_size = hs->http2_body_preread_size != PV_UNSET ? hs->http2_body_preread_size : 65536;
+    if (h->http2_recv_buffer_size == PV_UNSET || h->http2_recv_buffer_size == 0)
+        h->http2_recv_buffer_size = 256 * 1024;
     for (int i = 0; i < h->nservers; i++) {
         pv_server_t *s = h->servers[i];
         loc_merge(cx, &s->conf, &h->conf);

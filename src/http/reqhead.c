@@ -48,6 +48,8 @@ static const pv_str_t single_fields[] = {
     PV_STR("If-Range"),
 };
 
+_Static_assert(PV_NELEM(single_fields) == PV_NELEM(((pv_reqfields_t *)0)->single), "one slot per single field");
+
 /* Index of name in single_fields, or -1. */
 static int single_field(pv_str_t name)
 {
@@ -57,16 +59,42 @@ static int single_field(pv_str_t name)
     return -1;
 }
 
-/* What the fields say about framing and the connection. */
-typedef struct {
-    const pv_header_t *single[PV_NELEM(single_fields)]; /* each single field, if sent */
-    int conn_close;                                     /* Connection: close */
-    int conn_ka;                                        /* Connection: keep-alive */
-} head_fields_t;
+int pv_reqhead_field(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h)
+{
+    if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
+        return 400;
+    if (memchr(h->name.p, '_', h->name.len)) {
+        /* NGINX's underscores_in_headers off: such a field is dropped.
+         * CGI-style upstreams read "Transfer_Encoding" as
+         * Transfer-Encoding, so it must never be forwarded. */
+        pv_log(PV_LOG_INFO, "client sent invalid header line: \"%.*s\", client: %s", (int)h->name.len,
+               h->name.p, r->peer_text);
+        return -1;
+    }
+    int si = single_field(h->name);
+    if (si >= 0) {
+        const pv_header_t *prev = f->single[si];
+        if (prev) {
+            pv_log(PV_LOG_INFO,
+                   "client sent duplicate %s: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\", client: %s",
+                   si == SF_HOST ? "host header" : "header line", (int)h->name.len, h->name.p,
+                   (int)h->value.len, h->value.p, (int)prev->name.len, prev->name.p, (int)prev->value.len,
+                   prev->value.p, r->peer_text);
+            return 400;
+        }
+        f->single[si] = h;
+    } else if (PV_STR_IEQ(h->name, "connection")) {
+        if (pv_conn_has_token(h->value, "close"))
+            f->conn_close = 1;
+        if (pv_conn_has_token(h->value, "keep-alive"))
+            f->conn_ka = 1;
+    }
+    return 0;
+}
 
 /* Check the parsed fields, drop those NGINX drops and copy the rest into
  * r->headers. Returns 0, or the status to answer with. */
-static int scan_fields(pv_hreq_t *hr, head_fields_t *f)
+static int scan_fields(pv_hreq_t *hr, pv_reqfields_t *f)
 {
     pv_request_t *r = &hr->r;
     const char *base = hr->c->in->data;
@@ -76,35 +104,11 @@ static int scan_fields(pv_hreq_t *hr, head_fields_t *f)
         pv_header_t *h = &r->headers[r->nheaders];
         h->name = (pv_str_t){base + hr->hname[i].off, hr->hname[i].len};
         h->value = pv_http_trim_ows((pv_str_t){base + hr->hvalue[i].off, hr->hvalue[i].len});
-        if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
-            return 400;
-        if (memchr(h->name.p, '_', h->name.len)) {
-            /* NGINX's underscores_in_headers off: such a field is dropped.
-             * CGI-style upstreams read "Transfer_Encoding" as
-             * Transfer-Encoding, so it must never be forwarded. */
-            pv_log(PV_LOG_INFO, "client sent invalid header line: \"%.*s\", client: %s", (int)h->name.len,
-                   h->name.p, r->peer_text);
-            continue;
-        }
-        r->nheaders++;
-        int si = single_field(h->name);
-        if (si >= 0) {
-            const pv_header_t *prev = f->single[si];
-            if (prev) {
-                pv_log(PV_LOG_INFO,
-                       "client sent duplicate %s: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\", client: %s",
-                       si == SF_HOST ? "host header" : "header line", (int)h->name.len, h->name.p,
-                       (int)h->value.len, h->value.p, (int)prev->name.len, prev->name.p,
-                       (int)prev->value.len, prev->value.p, r->peer_text);
-                return 400;
-            }
-            f->single[si] = h;
-        } else if (PV_STR_IEQ(h->name, "connection")) {
-            if (pv_conn_has_token(h->value, "close"))
-                f->conn_close = 1;
-            if (pv_conn_has_token(h->value, "keep-alive"))
-                f->conn_ka = 1;
-        }
+        int st = pv_reqhead_field(r, f, h);
+        if (st > 0)
+            return st;
+        if (st == 0)
+            r->nheaders++;
     }
     return 0;
 }
@@ -112,7 +116,7 @@ static int scan_fields(pv_hreq_t *hr, head_fields_t *f)
 /* Decide the body's framing from Content-Length and Transfer-Encoding,
  * looked at after every field as NGINX does (a repeated field is 400
  * before any 501). Returns 0, or the status to answer with. */
-static int set_framing(pv_hreq_t *hr, const head_fields_t *f)
+static int set_framing(pv_hreq_t *hr, const pv_reqfields_t *f)
 {
     pv_request_t *r = &hr->r;
     const pv_header_t *te_h = f->single[SF_TE], *cl_h = f->single[SF_CL];
@@ -180,7 +184,7 @@ int pv_reqhead_build(pv_hreq_t *hr, uint32_t head_end)
     const char *eol = memchr(base, '\r', head_end);
     r->request_line = (pv_str_t){base, eol ? (size_t)(eol - base) : 0};
 
-    head_fields_t f = {0};
+    pv_reqfields_t f = {0};
     if ((st = scan_fields(hr, &f)) != 0 || (st = set_framing(hr, &f)) != 0)
         return st;
     const pv_header_t *host_h = f.single[SF_HOST], *expect = f.single[SF_EXPECT];
@@ -191,10 +195,15 @@ int pv_reqhead_build(pv_hreq_t *hr, uint32_t head_end)
     if (r->http_minor == 1 ? !f.conn_close : (f.conn_ka && !f.conn_close))
         r->flags |= PV_REQ_F_KEEPALIVE;
 
-    /* target: origin-form, absolute-form, or "*" */
     pv_str_t target = {base + hr->url.off, hr->url.len};
+    return pv_reqhead_target(&hr->r, target, host_h ? &host_h->value : NULL);
+}
+
+int pv_reqhead_target(pv_request_t *r, pv_str_t target, const pv_str_t *host_field)
+{
+    /* target: origin-form, absolute-form, or "*" */
     pv_uri_target_t t;
-    if (pv_uri_parse_target(&hr->arena, target, r->method_id == HTTP_OPTIONS, &t) != 0)
+    if (pv_uri_parse_target(r->arena, target, r->method_id == HTTP_OPTIONS, &t) != 0)
         return 400;
     r->request_uri = t.request_uri;
     r->uri = t.uri;
@@ -203,10 +212,10 @@ int pv_reqhead_build(pv_hreq_t *hr, uint32_t head_end)
     pv_str_t host = t.host;
     if (t.absolute)
         r->flags |= PV_REQ_F_ABSOLUTE_FORM;
-    else if (host_h)
-        host = host_h->value;
-    if (host.len || host_h) {
-        if (pv_uri_validate_host(&hr->arena, host, &r->host) != 0)
+    else if (host_field)
+        host = *host_field;
+    if (host.len || host_field) {
+        if (pv_uri_validate_host(r->arena, host, &r->host) != 0)
             return 400;
     }
     return 0;

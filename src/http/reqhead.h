@@ -20,6 +20,24 @@
 int pv_reqhead_check_line(pv_hreq_t *hr, char *line, char *lf);
 /* The status for llhttp's error e on the head at p (len bytes); logs it. */
 int pv_reqhead_parse_error(pv_hreq_t *hr, llhttp_errno_t e, const char *p, size_t len);
+/* The fields NGINX takes once only, as pv_reqhead_field() met them, and
+ * what Connection said. */
+typedef struct pv_reqfields_s {
+    const pv_header_t *single[11]; /* Host, Transfer-Encoding, Content-Length, Expect, ... */
+    int conn_close;                /* Connection: close */
+    int conn_ka;                   /* Connection: keep-alive */
+} pv_reqfields_t;
+
+/* Check one request field h (name and value syntax; a second copy of a
+ * field NGINX takes once: 400) and note it in f; h must stay where it is.
+ * Returns 0 to keep it, -1 to drop it (a '_' in the name, logged), or the
+ * status to answer with. Shared by HTTP/1 and HTTP/2. */
+int pv_reqhead_field(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h);
+/* The request target (origin-form, absolute-form or "*") into r->uri,
+ * args and request_uri, and the host from the target or else from
+ * host_field (Host, or HTTP/2's :authority; NULL when absent) into
+ * r->host. r->method_id is set. Returns 0, or 400. */
+int pv_reqhead_target(pv_request_t *r, pv_str_t target, const pv_str_t *host_field);
 /* Turn the parsed spans of a head of head_end bytes into the request
  * model and decide the framing. Returns 0, or the status to answer with. */
 int pv_reqhead_build(pv_hreq_t *hr, uint32_t head_end);

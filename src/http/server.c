@@ -16,6 +16,7 @@
 #include "accesslog.h"
 #include "errpage.h"
 #include "phases.h"
+#include "h2.h"
 #include "headers.h"
 #include "reqhead.h"
 #include "response.h"
@@ -34,12 +35,19 @@ static __thread pv_hconn_t *conns;
 static __thread pv_hconn_t *reap_list;
 
 static void conn_io_cb(pv_io_t *io, unsigned events);
+static void sniff_io_cb(pv_io_t *io, unsigned events);
+static pv_buf_t *head_buf(pv_hconn_t *c);
 static void conn_timer_cb(pv_timer_t *t);
 static void handle_input(pv_hconn_t *c);
 static void conn_nomem(pv_hconn_t *c, const char *what);
 static int grow_head(pv_hconn_t *c, size_t need, size_t crs);
 
-const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body};
+static int h1_head(pv_hreq_t *hr)
+{
+    return pv_reqhead_build(hr, hr->head_len);
+}
+
+const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body, h1_head};
 
 /* ---- allocation --------------------------------------------------------- */
 
@@ -55,16 +63,9 @@ static int on_field_cb(llhttp_t *p, const char *at, size_t len);
 static int on_value_cb(llhttp_t *p, const char *at, size_t len);
 static int on_headers_complete_cb(llhttp_t *p);
 
-static pv_hreq_t *req_alloc(pv_hconn_t *c)
+pv_hreq_t *pv_server_req_new(pv_worker_t *w, uint16_t group, const struct sockaddr_in6 *peer, uint64_t conn_id,
+                             uint32_t nreq)
 {
-    if (!req_settings_ready) {
-        llhttp_settings_init(&req_settings);
-        req_settings.on_url = on_url_cb;
-        req_settings.on_header_field = on_field_cb;
-        req_settings.on_header_value = on_value_cb;
-        req_settings.on_headers_complete = on_headers_complete_cb;
-        req_settings_ready = 1;
-    }
     if (pv_fault_alloc(PV_FAULT_OTHER))
         return NULL;
     pv_hreq_t *hr = pv_cache_get(&req_cache);
@@ -78,28 +79,22 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     /* clear the request state, keeping the arena's first block */
     memset(hr, 0, sizeof(*hr));
     hr->arena = arena;
-    hr->c = c;
-    hr->proto = &pv_h1_proto;
-    hr->w = c->w;
-    pv_slots_idle_del(c);
-    llhttp_init(&hr->parser, HTTP_REQUEST, &req_settings);
-    hr->parser.data = hr;
+    hr->w = w;
     pv_request_t *r = &hr->r;
     r->arena = &hr->arena;
-    hr->gen = pv_worker_gen_hold(c->w);
-    c->w->requests++;
+    hr->gen = pv_worker_gen_hold(w);
+    w->requests++;
     r->conf = hr->gen->conf;
-    r->peer = (const struct sockaddr *)&c->peer;
+    r->peer = (const struct sockaddr *)peer;
     r->peer_port = pv_net_addr_text(r->peer, r->peer_text, sizeof(r->peer_text));
-    r->conn_id = c->id;
-    r->conn_requests = ++c->nreq;
-    r->xprt = &c->x;
+    r->conn_id = conn_id;
+    r->conn_requests = nreq;
     r->content_length = -1;
     r->upstream_response_us = -1;
     r->upstream_connect_us = -1;
     r->start_ns = pv_now_ns();
     r->start_wall_ms = pv_time_ms();
-    pv_listen_group_t *g = &r->conf->http->listens[c->group];
+    pv_listen_group_t *g = &r->conf->http->listens[group];
     hr->lgroup = g;
     r->srv = g->default_srv;
     r->local_text = g->listen.host;
@@ -107,7 +102,31 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
     return hr;
 }
 
-static void req_free(pv_hreq_t *hr)
+/* An HTTP/1 request on c: the shared part, then the head parser. */
+static pv_hreq_t *req_alloc(pv_hconn_t *c)
+{
+    if (!req_settings_ready) {
+        llhttp_settings_init(&req_settings);
+        req_settings.on_url = on_url_cb;
+        req_settings.on_header_field = on_field_cb;
+        req_settings.on_header_value = on_value_cb;
+        req_settings.on_headers_complete = on_headers_complete_cb;
+        req_settings_ready = 1;
+    }
+    pv_hreq_t *hr = pv_server_req_new(c->w, c->group, &c->peer, c->id, c->nreq + 1);
+    if (!hr)
+        return NULL;
+    c->nreq++;
+    hr->c = c;
+    hr->r.xprt = &c->x;
+    hr->proto = &pv_h1_proto;
+    pv_slots_idle_del(c);
+    llhttp_init(&hr->parser, HTTP_REQUEST, &req_settings);
+    hr->parser.data = hr;
+    return hr;
+}
+
+void pv_server_req_free(pv_hreq_t *hr)
 {
     pv_buf_put(hr->out);
     pv_buf_put(hr->bin);
@@ -115,7 +134,7 @@ static void req_free(pv_hreq_t *hr)
         hr->handler->cleanup(hr);
     pv_access_end(hr);
     pv_arena_reset(&hr->arena);
-    pv_worker_gen_release(hr->c->w, hr->gen);
+    pv_worker_gen_release(hr->w, hr->gen);
     if (pv_cache_put(&req_cache, hr) < 0)
         req_destroy(hr);
 }
@@ -173,7 +192,7 @@ void pv_server_close(pv_hconn_t *c)
             c->hr->handling = 0;
             c->hr->handler->abort(c->hr);
         }
-        req_free(c->hr);
+        pv_server_req_free(c->hr);
         c->hr = NULL;
     }
     pv_buf_put(c->in);
@@ -234,9 +253,15 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
         }
         pv_xprt_t x;
         pv_xprt_init(&x, fd, NULL, NULL);
+        pv_listen_group_t *lg = &w->conf->http->listens[l->group];
+        if (lg->listen.http2 && !lg->listen.ssl) {
+            /* `listen ... http2` on a plain address: HTTP/2 only, as NGINX 1.22 */
+            pv_h2_accept(w, &x, (uint16_t)l->group, &sa);
+            continue;
+        }
         pv_hconn_t *c = pv_server_conn_open(w, l->group, &x, (const struct sockaddr *)&sa, sl);
         /* a TLS address: the connection gets the TLS transport */
-        if (c && pv_http_ssl_accept(c, &w->conf->http->listens[l->group]) != PV_OK) {
+        if (c && pv_http_ssl_accept(c, lg) != PV_OK) {
             pv_cache_nomem("a TLS session", NULL);
             pv_server_close(c);
         }
@@ -254,7 +279,8 @@ pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const s
     }
     c->w = w;
     c->x = *x;
-    c->x.io.cb = conn_io_cb;
+    /* `http2 on`: the first bytes say which protocol the client speaks */
+    c->x.io.cb = w->conf->http->listens[group].default_srv->http2 ? sniff_io_cb : conn_io_cb;
     c->x.io.data = c;
     c->id = ++w->next_conn_id;
     c->group = (uint16_t)group;
@@ -270,6 +296,49 @@ pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const s
     pv_server_t *ds = w->conf->http->listens[group].default_srv;
     pv_timer_set(w->loop, &c->timer, (uint64_t)ds->client_header_timeout);
     return c;
+}
+
+/* A connection on an address whose default server has `http2 on`: HTTP/2
+ * with prior knowledge when it opens with the client preface, else
+ * HTTP/1.1 with the bytes read so far (NGINX 1.25 looks at the first
+ * bytes the same way). */
+static void sniff_io_cb(pv_io_t *io, unsigned events)
+{
+    pv_hconn_t *c = io->data;
+    pv_xprt_events(&c->x, events);
+    if (!(events & PV_EV_READ) && !c->x.readable)
+        return;
+    if (!c->in && !(c->in = head_buf(c))) {
+        conn_nomem(c, "a head buffer");
+        return;
+    }
+    pv_buf_t *b = c->in;
+    while (c->x.readable && b->last < 24) {
+        ssize_t n = pv_xprt_read(&c->x, b->data + b->last, b->size - b->last);
+        if (n == PV_AGAIN)
+            break;
+        if (n <= 0) {
+            pv_server_close(c);
+            return;
+        }
+        b->last += (uint32_t)n;
+        if (!pv_h2_preface(b->data, b->last))
+            break;
+    }
+    int p = pv_h2_preface(b->data, b->last);
+    if (p == 1)
+        return; /* a prefix of the preface: wait for more */
+    if (p == 2) {
+        pv_worker_t *w = c->w;
+        pv_xprt_t x = c->x;
+        pv_loop_del(w->loop, &c->x.io);
+        c->x.io.fd = -1; /* the transport moves to the HTTP/2 connection */
+        pv_h2_adopt(w, &x, c->group, &c->peer, c->id, b->data, b->last);
+        pv_server_close(c);
+        return;
+    }
+    c->x.io.cb = conn_io_cb;
+    handle_input(c);
 }
 
 /* ---- request head parsing ------------------------------------------------ */
@@ -393,7 +462,7 @@ void pv_server_error(pv_hreq_t *hr, int status)
  * server block is chosen by its Host. */
 static int post_read(pv_hreq_t *hr)
 {
-    int status = pv_reqhead_build(hr, hr->head_len);
+    int status = hr->proto->head(hr);
     if (status) {
         pv_server_error(hr, status);
         return PV_PHASE_DONE;
@@ -728,7 +797,7 @@ void pv_server_request_done(pv_hreq_t *hr)
         c->in = hr->bin;
         hr->bin = NULL;
     }
-    req_free(hr);
+    pv_server_req_free(hr);
     c->hr = NULL;
     if (!keep) {
         pv_server_close(c);

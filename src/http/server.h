@@ -32,6 +32,9 @@ typedef struct pv_proto_s {
     const char *name;           /* for logs */
     const pv_resp_ops_t *resp;  /* response calls (response.h) */
     const pv_body_ops_t *body;  /* request body stream (body.h) */
+    /* Post-read: turn what was received into the request model (reqhead.c
+     * for HTTP/1). 0, or the status to answer with. */
+    int (*head)(struct pv_hreq_s *hr);
 } pv_proto_t;
 
 /* HTTP/1.1 over a client connection. */
@@ -49,7 +52,8 @@ typedef struct pv_hreq_s {
     pv_arena_t arena;             /* per-request allocations */
     llhttp_t parser;              /* request head parser */
     const pv_proto_t *proto;      /* the protocol it arrived in: its response and body calls */
-    pv_hconn_t *c;                /* connection (the protocol's; handlers use w) */
+    pv_hconn_t *c;                /* HTTP/1 connection (NULL over HTTP/2; handlers use w) */
+    struct pv_h2_stream_s *h2s;   /* HTTP/2 stream (NULL over HTTP/1) */
     pv_worker_t *w;               /* worker it runs on */
     pv_wgen_t *gen;               /* config generation the request runs under */
     pv_listen_group_t *lgroup;    /* listen group it arrived on, in gen's snapshot */
@@ -127,6 +131,14 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events);
  * refused it. */
 pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const struct sockaddr *peer,
                                 socklen_t peerlen);
+/* The protocol-independent part of a new request: state from the
+ * worker's cache, the generation held, the connection facts (nreq is the
+ * request's number on its connection), the listen group's default server.
+ * NULL when memory ran out. */
+pv_hreq_t *pv_server_req_new(pv_worker_t *w, uint16_t group, const struct sockaddr_in6 *peer, uint64_t conn_id,
+                             uint32_t nreq);
+/* Free a request state (the handler's cleanup, access state, buffers). */
+void pv_server_req_free(pv_hreq_t *hr);
 /* Finish the current request: queue-complete handling, log, keepalive. */
 void pv_server_request_done(pv_hreq_t *hr);
 /* Answer with an error page and close the connection afterwards. */
