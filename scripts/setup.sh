@@ -10,9 +10,9 @@ set -eu
 # openssl is the command the tests use to make keys and hashes. perl and
 # the two perl modules run NGINX's own test suite (make nginx-suite).
 PKGS="build-essential pkg-config node-llhttp libssl-dev libpcre2-dev \
-libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml \
+libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml python3-h2 \
 nginx-light haproxy wrk redis-server curl clang libclang-rt-dev valgrind \
-libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl \
+libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl nghttp2-client \
 perl libio-socket-ssl-perl libprotocol-websocket-perl"
 
 missing=""

@@ -357,16 +357,17 @@ static int h2_head(pv_hreq_t *hr)
         else if (PV_STR_IEQ(r->headers[i].name, "content-length"))
             cl = &r->headers[i];
     }
-    if (check_authority(st, host) < 0) {
-        pv_log(PV_LOG_INFO, "client sent invalid :authority, client: %s", r->peer_text);
-        return -1;
-    }
     if (st->authority.p && !host)
         r->headers[r->nheaders++] = (pv_header_t){PV_STR("host"), st->authority};
     join_cookies(hr);
     if (cl) {
         if (pv_http_parse_content_length(cl->value, &r->content_length) != 0)
             return 400;
+        r->flags |= PV_REQ_F_HAS_CL;
+    } else if (st->end_stream && st->body_received) {
+        /* the whole body came within the window: its length is known,
+         * as NGINX's preread buffer makes it */
+        r->content_length = (int64_t)st->body_received;
         r->flags |= PV_REQ_F_HAS_CL;
     }
     const pv_header_t *expect = f.single[3];
@@ -381,8 +382,17 @@ static int h2_head(pv_hreq_t *hr)
 static void stream_start(pv_h2_stream_t *st)
 {
     pv_hreq_t *hr = st->hr;
-    st->started = 1;
     pv_timer_del(st->hc->w->loop, &st->timer);
+    const pv_header_t *host = NULL;
+    for (int i = 0; i < st->nfields; i++)
+        if (PV_STR_IEQ(st->fields[i].name, "host"))
+            host = &st->fields[i];
+    if (check_authority(st, host) < 0) {
+        pv_log(PV_LOG_INFO, "client sent invalid :authority, client: %s", hr->r.peer_text);
+        nghttp2_submit_rst_stream(st->hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+        return;
+    }
+    st->started = 1;
     if (st->hdr_status) {
         pv_resp_local(hr, st->hdr_status, NULL, (pv_str_t){NULL, 0});
         return;
@@ -422,13 +432,37 @@ static void stream_end(pv_h2_stream_t *st)
     hc->dead = st;
 }
 
+/* A body without Content-Length is read up to the window before the
+ * request is processed (http2_body_preread_size): one that ends within
+ * it goes on with its length known. */
+static int length_unknown(const pv_h2_stream_t *st)
+{
+    if (st->end_stream)
+        return 0;
+    for (int i = 0; i < st->nfields; i++)
+        if (PV_STR_IEQ(st->fields[i].name, "content-length"))
+            return 0;
+    return 1;
+}
+
 void pv_h2_stream_events(pv_h2_stream_t *st)
 {
     uint8_t ev = st->ev;
     st->ev = 0;
     pv_hreq_t *hr = st->hr;
-    if ((ev & PV_H2_EV_START) && !(ev & PV_H2_EV_CLOSE))
+    if ((ev & PV_H2_EV_START) && !(ev & PV_H2_EV_CLOSE)) {
+        if (!st->hdr_status && length_unknown(st)) {
+            st->prereading = 1;
+            pv_timer_set(st->hc->w->loop, &st->timer, (uint64_t)hr->r.srv->conf.client_body_timeout);
+        } else {
+            stream_start(st);
+        }
+    }
+    if (st->prereading && !st->closed &&
+        (st->end_stream || st->unconsumed >= st->hc->window || hr->body_error)) {
+        st->prereading = 0;
         stream_start(st);
+    }
     if ((ev & PV_H2_EV_READABLE) && !st->closed && st->started) {
         if (st->end_stream && (!st->bin || st->bin->pos == st->bin->last))
             hr->body_done = 1;

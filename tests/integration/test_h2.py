@@ -1,0 +1,706 @@
+"""HTTP/2 on the client side: h2c with prior knowledge (`listen ... http2`),
+the preface looked for under `http2 on`, streams proxied to the HTTP/1.1
+upstreams, bodies both ways with flow control, RFC 9113 checks, the known
+attacks (each while a second client is served), GOAWAY on a graceful stop,
+and a comparison with NGINX on the same h2c config.
+
+Clients: python3-h2 for protocol cases, hand-made frames (hyperframe,
+hpack) for the attacks, and curl --http2-prior-knowledge."""
+
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+h2 = pytest.importorskip("h2")
+import h2.config  # noqa: E402
+import h2.connection  # noqa: E402
+import h2.events  # noqa: E402
+import h2.settings  # noqa: E402
+import hpack  # noqa: E402
+from hyperframe import frame as hf  # noqa: E402
+
+from conftest import TARGET, EchoUpstream, Reply, free_port, wait_for  # noqa: E402
+
+pytestmark = pytest.mark.portvakt_only("HTTP/2 tests run against portvakt; "
+                                       "test_differential_h2c compares with NGINX")
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+CONF = """\
+http {
+    client_max_body_size 256k;
+    send_timeout 2s;
+    keepalive_timeout 3s;
+    upstream pool { server 127.0.0.1:@UP@; keepalive 8; }
+    server {
+        listen 127.0.0.1:@GW@ http2;
+        http2_max_concurrent_streams 8;
+        location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location = /ret { return 200 "returned $server_protocol $host\\n"; }
+        location /small/ { client_max_body_size 1k; proxy_pass http://pool; }
+    }
+    server {
+        listen 127.0.0.1:@MIXED@;
+        http2 on;
+        location / { proxy_pass http://pool; }
+    }
+}
+"""
+
+
+class H2Client:
+    """A python3-h2 client over one socket: requests, and the events that
+    came back per stream."""
+
+    def __init__(self, port, settings=None, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        self.conn = h2.connection.H2Connection(config=cfg)
+        self.conn.initiate_connection()
+        if settings:
+            self.conn.update_settings(settings)
+        self.flush()
+        self.responses = {}   # stream id -> {"headers": [...], "data": bytes, "ended": bool, "reset": code}
+        self.goaway = None
+        self.closed = False
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path, method="GET", headers=(), body=None, end=True, authority="gw"):
+        sid = self.conn.get_next_available_stream_id()
+        hs = [(":method", method), (":path", path), (":scheme", "http"), (":authority", authority)]
+        hs += list(headers)
+        self.conn.send_headers(sid, hs, end_stream=(body is None and end))
+        self.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+        if body is not None:
+            self.send_body(sid, body, end=end)
+        self.flush()
+        return sid
+
+    def send_body(self, sid, body, end=True):
+        """Send body within the flow-control windows, reading as needed."""
+        view = memoryview(body)
+        while view:
+            win = min(self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size)
+            if win <= 0:
+                self.flush()
+                self.pump(lambda: self.conn.local_flow_control_window(sid) > 0 or
+                          self.responses[sid]["reset"] is not None)
+                if self.responses[sid]["reset"] is not None:
+                    return
+                continue
+            n = min(win, len(view))
+            self.conn.send_data(sid, view[:n].tobytes())
+            view = view[n:]
+            self.flush()
+        if end:
+            self.conn.end_stream(sid)
+            self.flush()
+
+    def pump_once(self):
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError("no answer in time")
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.closed = True
+            return
+        for ev in self.conn.receive_data(data):
+            r = self.responses.get(getattr(ev, "stream_id", None))
+            if isinstance(ev, h2.events.ResponseReceived):
+                r["headers"] = ev.headers
+            elif isinstance(ev, h2.events.DataReceived):
+                r["data"] += ev.data
+                self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                r["ended"] = True
+            elif isinstance(ev, h2.events.StreamReset):
+                if r is not None:
+                    r["reset"] = ev.error_code
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway = ev
+        self.flush()
+
+    def pump(self, until, timeout=10.0):
+        end = time.monotonic() + timeout
+        while not until():
+            if self.closed or time.monotonic() > end:
+                return False
+            self.pump_once()
+        return True
+
+    def get(self, path, **kw):
+        sid = self.request(path, **kw)
+        assert self.pump(lambda: self.done(sid)), "stream %d not answered" % sid
+        return self.result(sid)
+
+    def done(self, sid):
+        r = self.responses[sid]
+        return r["ended"] or r["reset"] is not None
+
+    def result(self, sid):
+        r = self.responses[sid]
+        hs = dict(r["headers"] or [])
+        return int(hs.get(":status", 0)), hs, r["data"], r["reset"]
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def h2gw(portvakt, upstream):
+    up = upstream()
+    ports = {"GW": free_port(), "MIXED": free_port()}
+    gw = portvakt(CONF, UP=up.port, **ports)
+    return gw, up, ports
+
+
+def frames_until_close(sock, timeout=10.0):
+    """Read frames until the server closes; (types seen, GOAWAY error code)."""
+    sock.settimeout(timeout)
+    buf = b""
+    types, goaway = [], None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            d = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            break
+        except socket.timeout:
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9:
+            ln = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + ln:
+                break
+            t = buf[3]
+            if t == 7:
+                goaway = int.from_bytes(buf[13:17], "big")
+            types.append(t)
+            buf = buf[9 + ln:]
+    return types, goaway
+
+
+def served_meanwhile(port):
+    """A second client gets an answer (the worker is not held)."""
+    c = H2Client(port)
+    try:
+        st, _, body, _ = c.get("/ret")
+        return st == 200 and body.startswith(b"returned")
+    finally:
+        c.close()
+
+
+def raw_conn(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(PREFACE + hf.SettingsFrame(0).serialize())
+    return s
+
+
+def headers_frame(sid, path="/ret", end_stream=True, enc=None, extra=()):
+    enc = enc or hpack.Encoder()
+    block = enc.encode([(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "gw")] +
+                       list(extra))
+    f = hf.HeadersFrame(sid)
+    f.data = block
+    f.flags.add("END_HEADERS")
+    if end_stream:
+        f.flags.add("END_STREAM")
+    return f.serialize()
+
+
+# ---------------------------------------------------------------- requests
+
+
+def test_get_through_proxy(h2gw):
+    gw, up, ports = h2gw
+    c = H2Client(ports["GW"])
+    st, hs, body, _ = c.get("/a/b?x=1", headers=[("cookie", "a=1"), ("cookie", "b=2"), ("x-thing", "v")])
+    c.close()
+    assert st == 200
+    assert hs["server"] == "portvakt"
+    assert "connection" not in hs and "keep-alive" not in hs
+    req = up.last()
+    assert req.method == "GET" and req.target == "/a/b?x=1"
+    assert req.header("cookie") == "a=1; b=2"
+    assert req.header("x-thing") == "v"
+    line = gw.wait_access_log(1)[-1]
+    assert '"GET /a/b?x=1 HTTP/2.0" 200' in line
+
+
+def test_return_and_server_protocol(h2gw):
+    gw, up, ports = h2gw
+    c = H2Client(ports["GW"])
+    st, hs, body, _ = c.get("/ret", authority="example.test")
+    c.close()
+    assert st == 200
+    assert body == b"returned HTTP/2.0 example.test\n"
+    assert hs["content-length"] == str(len(body))
+
+
+def test_curl_prior_knowledge(h2gw):
+    gw, up, ports = h2gw
+    out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-o", "-", "-w", "\n%{http_version} %{http_code}",
+                          "http://127.0.0.1:%d/ret" % ports["GW"]], capture_output=True, timeout=20)
+    text = out.stdout.decode()
+    assert text.endswith("2 200"), text
+    assert "returned HTTP/2.0 127.0.0.1" in text
+
+
+def test_http2_on_serves_both_protocols(h2gw):
+    gw, up, ports = h2gw
+    c = H2Client(ports["MIXED"])
+    st, _, _, _ = c.get("/over-h2")
+    c.close()
+    assert st == 200
+    out = subprocess.run(["curl", "-s", "--http1.1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                          "http://127.0.0.1:%d/over-h1" % ports["MIXED"]], capture_output=True, timeout=20)
+    assert out.stdout.decode() == "1.1 200"
+    assert [r.target for r in up.requests] == ["/over-h2", "/over-h1"]
+
+
+def test_listen_http2_speaks_only_http2(h2gw):
+    gw, up, ports = h2gw
+    s = socket.create_connection(("127.0.0.1", ports["GW"]), timeout=10)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    s.close()
+    assert not data.startswith(b"HTTP/1.1")
+    assert up.requests == []
+
+
+def test_many_streams_on_one_connection(h2gw):
+    gw, up, ports = h2gw
+    c = H2Client(ports["GW"])
+    sids = [c.request("/s/%d" % i) for i in range(8)]
+    assert c.pump(lambda: all(c.done(s) for s in sids))
+    assert all(c.result(s)[0] == 200 for s in sids)
+    sids = [c.request("/t/%d" % i) for i in range(8)]
+    assert c.pump(lambda: all(c.done(s) for s in sids))
+    c.close()
+    assert sorted(r.target for r in up.requests) == sorted(["/s/%d" % i for i in range(8)] +
+                                                           ["/t/%d" % i for i in range(8)])
+
+
+def test_request_body_with_length(h2gw):
+    gw, up, ports = h2gw
+    body = bytes(range(256)) * 800  # 200 KiB: several windows' worth
+    c = H2Client(ports["GW"])
+    sid = c.request("/upload", method="POST", headers=[("content-length", str(len(body)))], body=b"", end=False)
+    c.send_body(sid, body)
+    assert c.pump(lambda: c.done(sid))
+    c.close()
+    assert c.result(sid)[0] == 200
+    req = up.last()
+    assert req.header("content-length") == str(len(body))
+    assert req.body == body
+
+
+def test_request_body_without_length_goes_chunked(h2gw):
+    gw, up, ports = h2gw
+    body = b"x" * 100000
+    c = H2Client(ports["GW"])
+    sid = c.request("/nolen", method="POST", body=body)
+    assert c.pump(lambda: c.done(sid))
+    c.close()
+    assert c.result(sid)[0] == 200
+    req = up.last()
+    assert req.chunked and req.body == body
+
+
+def test_body_over_client_max_body_size(h2gw):
+    gw, up, ports = h2gw
+    c = H2Client(ports["GW"])
+    st, _, _, _ = c.get("/small/x", method="POST", headers=[("content-length", "5000")], body=b"y" * 5000)
+    assert st == 413
+    sid = c.request("/small/y", method="POST", body=b"z" * 5000)
+    assert c.pump(lambda: c.done(sid))
+    assert c.result(sid)[0] == 413
+    st, _, _, _ = c.get("/ret")  # the connection goes on
+    c.close()
+    assert st == 200
+    assert up.requests == []
+
+
+def test_content_length_mismatch_resets_stream(h2gw):
+    gw, up, ports = h2gw
+    c = H2Client(ports["GW"])
+    c.conn.config.validate_outbound_headers = False
+    sid = c.request("/cl", method="POST", headers=[("content-length", "10")], body=b"abc")
+    assert c.pump(lambda: c.done(sid))
+    assert c.responses[sid]["reset"] == 1  # PROTOCOL_ERROR (RFC 9113 8.1.1)
+    st, _, _, _ = c.get("/ret")
+    c.close()
+    assert st == 200
+
+
+def test_large_response_with_small_window(h2gw):
+    gw, up, ports = h2gw
+    up.reply = Reply(200, body_size=3 * 1024 * 1024)
+    c = H2Client(ports["GW"], settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 4096})
+    st, hs, body, _ = c.get("/big")
+    c.close()
+    assert st == 200
+    assert len(body) == 3 * 1024 * 1024
+    assert hs["content-length"] == str(3 * 1024 * 1024)
+
+
+def test_chunked_upstream_response(h2gw):
+    gw, up, ports = h2gw
+    up.reply = Reply(200, body=b"0123456789" * 5000, chunked=True, chunk_size=999)
+    c = H2Client(ports["GW"])
+    st, hs, body, _ = c.get("/chunked")
+    c.close()
+    assert st == 200 and body == b"0123456789" * 5000
+    assert "transfer-encoding" not in hs and "content-length" not in hs
+
+
+def test_head_and_204(h2gw):
+    gw, up, ports = h2gw
+    up.handler = lambda req: Reply(204) if req.target == "/nc" else Reply(200, body=b"abc")
+    c = H2Client(ports["GW"])
+    st, hs, body, _ = c.get("/h", method="HEAD")
+    assert st == 200 and body == b"" and hs["content-length"] == "3"
+    st, hs, body, _ = c.get("/nc")
+    c.close()
+    assert st == 204 and body == b""
+
+
+# ---------------------------------------------------------------- RFC 9113 8.3
+
+
+def _raw_request(port, fields, end_stream=True):
+    """Send one HEADERS with these fields; the frame types that came back
+    on stream 1, and the RST_STREAM code if any."""
+    s = raw_conn(port)
+    enc = hpack.Encoder()
+    f = hf.HeadersFrame(1)
+    f.data = enc.encode(fields)
+    f.flags.add("END_HEADERS")
+    if end_stream:
+        f.flags.add("END_STREAM")
+    s.sendall(f.serialize())
+    s.settimeout(5)
+    buf, rst, status = b"", None, None
+    end = time.monotonic() + 5
+    while time.monotonic() < end and rst is None and status is None:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9:
+            ln = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + ln:
+                break
+            t, sid, payload = buf[3], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + ln]
+            if sid == 1 and t == 3:
+                rst = int.from_bytes(payload[:4], "big")
+            if sid == 1 and t == 1:
+                status = hpack.Decoder().decode(payload)[0][1]
+            buf = buf[9 + ln:]
+    s.close()
+    return rst, status
+
+
+@pytest.mark.parametrize("fields", [
+    [(":method", "GET"), (":scheme", "http"), (":authority", "gw")],                       # no :path
+    [(":method", "GET"), (":path", "/"), (":authority", "gw")],                            # no :scheme
+    [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":path", "/again")],         # twice
+    [(":method", "GET"), (":path", "/"), (":scheme", "http"), ("x", "1"), (":authority", "gw")],  # after a field
+    [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":bogus", "1")],             # unknown
+    [(":method", "GET"), (":path", "/"), (":scheme", "http"), ("connection", "close")],     # connection-specific
+    [(":method", "GET"), (":path", "/"), (":scheme", "http"), ("te", "gzip")],              # TE other than trailers
+    [(":method", "GET"), (":path", "noslash"), (":scheme", "http")],                        # not origin-form
+    [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "u@gw")],      # userinfo
+    [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "gw"), ("host", "other")],
+    [(":method", "GET"), (":path", "/"), (":scheme", "http"), ("Upper", "1")],              # uppercase name
+])
+def test_malformed_request_is_reset(h2gw, fields):
+    gw, up, ports = h2gw
+    rst, status = _raw_request(ports["GW"], fields)
+    assert rst == 1, (rst, status)  # PROTOCOL_ERROR
+    assert up.requests == []
+    assert served_meanwhile(ports["GW"])
+
+
+def test_host_matching_authority_is_fine(h2gw):
+    gw, up, ports = h2gw
+    rst, status = _raw_request(ports["GW"], [(":method", "GET"), (":path", "/ok"), (":scheme", "http"),
+                                             (":authority", "gw"), ("host", "gw")])
+    assert status == "200" and rst in (None, 0)
+
+
+# ---------------------------------------------------------------- attacks
+
+
+def test_rapid_reset_ends_in_goaway(h2gw):
+    gw, up, ports = h2gw
+    up.reply = Reply(200, body=b"slow", delay=0.5)
+    s = raw_conn(ports["GW"])
+    enc = hpack.Encoder()
+    out = []
+    for i in range(3000):
+        sid = 2 * i + 1
+        out.append(headers_frame(sid, path="/rr", enc=enc))
+        out.append(hf.RstStreamFrame(sid, error_code=8).serialize())
+    try:
+        s.sendall(b"".join(out))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert served_meanwhile(ports["GW"])
+    types, goaway = frames_until_close(s)
+    s.close()
+    assert goaway == 0xb  # ENHANCE_YOUR_CALM
+    assert len(up.requests) < 3000
+
+
+def test_continuation_flood(h2gw):
+    gw, up, ports = h2gw
+    s = raw_conn(ports["GW"])
+    enc = hpack.Encoder()
+    f = hf.HeadersFrame(1)
+    f.data = enc.encode([(":method", "GET"), (":path", "/"), (":scheme", "http")])
+    out = [f.serialize()]
+    for i in range(200):
+        c = hf.ContinuationFrame(1)
+        c.data = enc.encode([("x-pad-%d" % i, "v")])
+        out.append(c.serialize())
+    try:
+        s.sendall(b"".join(out))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    types, goaway = frames_until_close(s)
+    s.close()
+    assert goaway is not None and goaway != 0
+    assert served_meanwhile(ports["GW"])
+
+
+@pytest.mark.parametrize("kind", ["ping", "settings", "empty_data", "priority"])
+def test_control_frame_floods(h2gw, kind):
+    gw, up, ports = h2gw
+    s = raw_conn(ports["GW"])
+    if kind == "empty_data":
+        s.sendall(headers_frame(1, path="/flood", end_stream=False))
+    one = {
+        "ping": lambda i: hf.PingFrame(0, opaque_data=i.to_bytes(8, "big")).serialize(),
+        "settings": lambda i: hf.SettingsFrame(0, settings={4: 65535}).serialize(),
+        "empty_data": lambda i: hf.DataFrame(1, data=b"").serialize(),
+        "priority": lambda i: hf.PriorityFrame(3 + 2 * (i % 50), depends_on=0, stream_weight=16).serialize(),
+    }[kind]
+    sent = 0
+    try:
+        for _ in range(10):
+            s.sendall(b"".join(one(i) for i in range(sent, sent + 500)))
+            sent += 500
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert served_meanwhile(ports["GW"])
+    types, goaway = frames_until_close(s)
+    s.close()
+    assert goaway == 0xb, (kind, goaway)
+
+
+def test_hpack_bomb_gets_431_or_reset(h2gw):
+    gw, up, ports = h2gw
+    s = raw_conn(ports["GW"])
+    enc = hpack.Encoder()
+    big = "b" * 4000
+    fields = [(":method", "GET"), (":path", "/bomb"), (":scheme", "http"), (":authority", "gw")]
+    # one 4000-byte entry in the dynamic table, then referenced again and again
+    block = enc.encode(fields + [("x-bomb", big)] * 60)
+    assert len(block) < 5000
+    f = hf.HeadersFrame(1)
+    f.data = block
+    f.flags.add("END_HEADERS")
+    f.flags.add("END_STREAM")
+    s.sendall(f.serialize())
+    buf = b""
+    s.settimeout(5)
+    status, rst = None, None
+    end = time.monotonic() + 5
+    while time.monotonic() < end and status is None and rst is None:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9:
+            ln = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + ln:
+                break
+            t, payload = buf[3], buf[9:9 + ln]
+            if t == 1:
+                status = hpack.Decoder().decode(payload)[0][1]
+            if t == 3:
+                rst = int.from_bytes(payload[:4], "big")
+            buf = buf[9 + ln:]
+    s.close()
+    assert status == "431" or rst is not None
+    assert up.requests == []
+    assert served_meanwhile(ports["GW"])
+
+
+def test_header_list_over_limit_is_431(h2gw):
+    gw, up, ports = h2gw
+    c = H2Client(ports["GW"])
+    st, _, _, _ = c.get("/lots", headers=[("x-f%d" % i, "v" * 1000) for i in range(40)])
+    c.close()
+    assert st == 431
+    assert up.requests == []
+
+
+def test_zero_window_stall_is_timed_out(h2gw):
+    gw, up, ports = h2gw
+    up.reply = Reply(200, body_size=200000)
+    c = H2Client(ports["GW"], settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    sid = c.request("/stall")
+    # the head arrives, no body can; send_timeout (2s) resets the stream,
+    # then keepalive_timeout (3s) closes the idle connection
+    assert c.pump(lambda: c.responses[sid]["headers"] is not None)
+    assert served_meanwhile(ports["GW"])
+    assert c.pump(lambda: c.responses[sid]["reset"] is not None, timeout=10)
+    assert c.responses[sid]["reset"] == 8  # CANCEL
+    assert c.pump(lambda: False, timeout=10) is False and (c.closed or c.goaway is not None)
+    c.close()
+
+
+def test_more_streams_than_allowed_are_refused(h2gw):
+    gw, up, ports = h2gw
+    up.reply = Reply(200, body=b"late", delay=1.0)
+    s = raw_conn(ports["GW"])
+    enc = hpack.Encoder()
+    s.sendall(b"".join(headers_frame(2 * i + 1, path="/many", enc=enc) for i in range(20)))
+    buf, rst, ok = b"", 0, 0
+    s.settimeout(10)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and rst + ok < 20:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9:
+            ln = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + ln:
+                break
+            t, flags = buf[3], buf[4]
+            if t == 3:
+                rst += 1
+            if t in (0, 1) and flags & 1:
+                ok += 1
+            buf = buf[9 + ln:]
+    s.close()
+    assert ok == 8 and rst == 12, (ok, rst)  # http2_max_concurrent_streams 8
+
+
+def test_idle_preface_times_out(h2gw):
+    gw, up, ports = h2gw
+    s = socket.create_connection(("127.0.0.1", ports["GW"]), timeout=15)
+    s.sendall(PREFACE[:10])
+    s.settimeout(15)
+    t0 = time.monotonic()
+    assert s.recv(4096) is not None  # closes (possibly after a SETTINGS) within client_header_timeout
+    s.close()
+    assert time.monotonic() - t0 < 14
+
+
+# ---------------------------------------------------------------- stop
+
+
+def test_graceful_stop_sends_goaway_and_finishes_streams(h2gw):
+    gw, up, ports = h2gw
+    up.reply = Reply(200, body=b"finished", delay=1.0)
+    s = raw_conn(ports["GW"])
+    s.sendall(headers_frame(1, path="/slow"))
+    up.wait_heads(1)
+    gw.proc.send_signal(signal.SIGQUIT)
+    s.settimeout(10)
+    buf, goaway, body, ended, status = b"", None, b"", False, None
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9:
+            ln = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + ln:
+                break
+            t, flags, sid, payload = buf[3], buf[4], int.from_bytes(buf[5:9], "big"), buf[9:9 + ln]
+            if t == 7:
+                goaway = (int.from_bytes(payload[:4], "big"), int.from_bytes(payload[4:8], "big"))
+            if sid == 1 and t == 1:
+                status = hpack.Decoder().decode(payload)[0][1]
+            if sid == 1 and t == 0:
+                body += payload
+            if sid == 1 and flags & 1:
+                ended = True
+            buf = buf[9 + ln:]
+    s.close()
+    assert goaway == (1, 0)  # last stream 1, NO_ERROR: sent before the answer
+    assert status == "200" and body == b"finished" and ended
+    assert gw.proc.wait(timeout=10) == 0
+
+
+# ---------------------------------------------------------------- NGINX
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+def test_differential_h2c(portvakt, nginx, tmp_path):
+    conf = """\
+http {
+    server {
+        listen 127.0.0.1:@GW@ http2;
+        location / { proxy_pass http://127.0.0.1:@UP@; proxy_set_header X-Proto $server_protocol; }
+        location = /ret { return 200 "r $request_method $uri $server_protocol\\n"; }
+        location /gone/ { return 410; }
+    }
+}
+"""
+    results = []
+    for start in (portvakt, nginx):
+        up = EchoUpstream(handler=lambda req: Reply(201, headers=[("X-Up", "1")], body=b"made\n"))
+        port = free_port()
+        srv = start(conf, GW=port, UP=up.port)
+        c = H2Client(port)
+        seen = []
+        for path, method, hs, body in [("/a?x=1", "GET", [("cookie", "a=1"), ("cookie", "b=2")], None),
+                                       ("/p", "POST", [("content-length", "5")], b"hello"),
+                                       ("/ret", "GET", [], None),
+                                       ("/gone/x", "GET", [], None)]:
+            sid = c.request(path, method=method, headers=hs, body=body)
+            assert c.pump(lambda: c.done(sid))
+            st, rh, data, rst = c.result(sid)
+            seen.append((st, rh.get("content-type"), rh.get("x-up"),
+                         data.replace(b"nginx/1.22.1", b"SERVER").replace(b"portvakt", b"SERVER")))
+        c.close()
+        ups = [(r.method, r.target, r.header("cookie"), r.header("x-proto"), r.header("content-length"), r.body)
+               for r in up.requests]
+        results.append((seen, ups))
+        srv.stop()
+        up.stop()
+    assert results[0][1] == results[1][1]
+    for a, b in zip(results[0][0], results[1][0]):
+        assert a[:3] == b[:3]
+        if a[0] != 410:
+            assert a[3] == b[3]
