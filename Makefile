@@ -107,7 +107,7 @@ $(BUILD)/objs.stamp: $(OBJS) $(LLOBJS)
 $(FUZZ_DIR)/bin/%: fuzz/%.c $(wildcard src/*/*.h) $(FUZZ_DIR)/objs.stamp
 	@mkdir -p $(dir $@)
 	clang -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -std=gnu11 -D_GNU_SOURCE -I$(LLHTTP_INC) -Isrc -o $@ $< \
-	  $(filter-out $(shell grep -ho '#include "../src/[a-z]*/[a-z_]*\.c"' $< | sed 's|#include "../\(.*\)\.c"|$(FUZZ_DIR)/\1.o|'),$(FUZZ_OBJS)) \
+	  $(filter-out $(shell grep -ho '#include "../src/[a-z]*/[a-z0-9_]*\.c"' $< | sed 's|#include "../\(.*\)\.c"|$(FUZZ_DIR)/\1.o|'),$(FUZZ_OBJS)) \
 	  $(FUZZ_DIR)/llhttp/*.o $(LDLIBS)
 
 fuzz: fuzz-build

@@ -591,7 +591,7 @@ static void build_nv(pv_hreq_t *hr, const pv_resp_head_t *h, nvlist_t *l)
     for (int i = 0; i < h->nfields; i++)
         if (!connection_specific(h->fields[i].name))
             nv_add(hr, l, h->fields[i].name, h->fields[i].value);
-    const char *p = h->extra.p, *end = p + h->extra.len;
+    const char *p = h->extra.p, *end = p ? p + h->extra.len : NULL;
     while (p && p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *le = eol ? eol : end;
