@@ -422,6 +422,7 @@ static void stream_end(pv_h2_stream_t *st)
         hr->handling = 0;
         hr->handler->abort(hr);
     }
+    pv_access_end(hr); /* a parked access step is not resumed on a closed stream */
     if (st->started) {
         if (!hr->r.status)
             hr->r.status = 499; /* the client reset the stream before an answer */
@@ -505,6 +506,11 @@ void pv_h2_stream_kill(pv_h2_stream_t *st)
 
 void pv_h2_stream_free(pv_h2_stream_t *st)
 {
+    pv_hreq_t *hr = st->hr;
+    if (hr->handling) {
+        hr->handling = 0;
+        hr->handler->abort(hr);
+    }
     pv_timer_del(st->hc->w->loop, &st->timer);
     pv_buf_put(st->bin);
     pv_server_req_free(st->hr);

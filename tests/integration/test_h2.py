@@ -627,13 +627,14 @@ def test_idle_preface_times_out(h2gw):
 # ---------------------------------------------------------------- stop
 
 
-def test_graceful_stop_sends_goaway_and_finishes_streams(h2gw):
+@pytest.mark.parametrize("sig", ["SIGQUIT", "SIGHUP"])
+def test_stop_and_reload_send_goaway_and_finish_streams(h2gw, sig):
     gw, up, ports = h2gw
     up.reply = Reply(200, body=b"finished", delay=1.0)
     s = raw_conn(ports["GW"])
     s.sendall(headers_frame(1, path="/slow"))
     up.wait_heads(1)
-    gw.proc.send_signal(signal.SIGQUIT)
+    gw.proc.send_signal(getattr(signal, sig))
     s.settimeout(10)
     buf, goaway, body, ended, status = b"", None, b"", False, None
     end = time.monotonic() + 10
@@ -659,7 +660,10 @@ def test_graceful_stop_sends_goaway_and_finishes_streams(h2gw):
     s.close()
     assert goaway == (1, 0)  # last stream 1, NO_ERROR: sent before the answer
     assert status == "200" and body == b"finished" and ended
-    assert gw.proc.wait(timeout=10) == 0
+    if sig == "SIGQUIT":
+        assert gw.proc.wait(timeout=10) == 0
+    else:
+        assert served_meanwhile(ports["GW"])  # new connections after the reload
 
 
 # ---------------------------------------------------------------- NGINX
