@@ -6,6 +6,9 @@
 #include "headers.h"
 #include "uri.h"
 
+static inline __attribute__((always_inline)) int target_check(pv_request_t *r, pv_str_t target,
+                                                              const pv_str_t *host_field);
+
 /* ---- the fields ---------------------------------------------------------- */
 
 /* Parse a Transfer-Encoding list: only "chunked", once, is supported.
@@ -59,7 +62,7 @@ static int single_field(pv_str_t name)
     return -1;
 }
 
-int pv_reqhead_field(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h)
+static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h)
 {
     if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
         return 400;
@@ -92,6 +95,11 @@ int pv_reqhead_field(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h)
     return 0;
 }
 
+int pv_reqhead_field(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h)
+{
+    return field_check(r, f, h);
+}
+
 /* Check the parsed fields, drop those NGINX drops and copy the rest into
  * r->headers. Returns 0, or the status to answer with. */
 static int scan_fields(pv_hreq_t *hr, pv_reqfields_t *f)
@@ -104,7 +112,7 @@ static int scan_fields(pv_hreq_t *hr, pv_reqfields_t *f)
         pv_header_t *h = &r->headers[r->nheaders];
         h->name = (pv_str_t){base + hr->hname[i].off, hr->hname[i].len};
         h->value = pv_http_trim_ows((pv_str_t){base + hr->hvalue[i].off, hr->hvalue[i].len});
-        int st = pv_reqhead_field(r, f, h);
+        int st = field_check(r, f, h);
         if (st > 0)
             return st;
         if (st == 0)
@@ -196,10 +204,16 @@ int pv_reqhead_build(pv_hreq_t *hr, uint32_t head_end)
         r->flags |= PV_REQ_F_KEEPALIVE;
 
     pv_str_t target = {base + hr->url.off, hr->url.len};
-    return pv_reqhead_target(&hr->r, target, host_h ? &host_h->value : NULL);
+    return target_check(&hr->r, target, host_h ? &host_h->value : NULL);
 }
 
 int pv_reqhead_target(pv_request_t *r, pv_str_t target, const pv_str_t *host_field)
+{
+    return target_check(r, target, host_field);
+}
+
+static inline __attribute__((always_inline)) int target_check(pv_request_t *r, pv_str_t target,
+                                                              const pv_str_t *host_field)
 {
     /* target: origin-form, absolute-form, or "*" */
     pv_uri_target_t t;

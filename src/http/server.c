@@ -63,8 +63,9 @@ static int on_field_cb(llhttp_t *p, const char *at, size_t len);
 static int on_value_cb(llhttp_t *p, const char *at, size_t len);
 static int on_headers_complete_cb(llhttp_t *p);
 
-pv_hreq_t *pv_server_req_new(pv_worker_t *w, uint16_t group, const struct sockaddr_in6 *peer, uint64_t conn_id,
-                             uint32_t nreq)
+static inline __attribute__((always_inline)) pv_hreq_t *req_new(pv_worker_t *w, uint16_t group,
+                                                                  const struct sockaddr_in6 *peer,
+                                                                  uint64_t conn_id, uint32_t nreq)
 {
     if (pv_fault_alloc(PV_FAULT_OTHER))
         return NULL;
@@ -102,6 +103,12 @@ pv_hreq_t *pv_server_req_new(pv_worker_t *w, uint16_t group, const struct sockad
     return hr;
 }
 
+pv_hreq_t *pv_server_req_new(pv_worker_t *w, uint16_t group, const struct sockaddr_in6 *peer, uint64_t conn_id,
+                             uint32_t nreq)
+{
+    return req_new(w, group, peer, conn_id, nreq);
+}
+
 /* An HTTP/1 request on c: the shared part, then the head parser. */
 static pv_hreq_t *req_alloc(pv_hconn_t *c)
 {
@@ -113,7 +120,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
         req_settings.on_headers_complete = on_headers_complete_cb;
         req_settings_ready = 1;
     }
-    pv_hreq_t *hr = pv_server_req_new(c->w, c->group, &c->peer, c->id, c->nreq + 1);
+    pv_hreq_t *hr = req_new(c->w, c->group, &c->peer, c->id, c->nreq + 1);
     if (!hr)
         return NULL;
     c->nreq++;
