@@ -522,6 +522,41 @@ static void test_listen_groups(void **state)
     pv_conf_unref(c);
 }
 
+/* `listen ... http2` marks the address (any listen of it may say it);
+ * `http2 on` and the tunables follow the http -> server inheritance, with
+ * NGINX's defaults. */
+static void test_http2_settings(void **state)
+{
+    pv_conf_t *c = load_ok("http {\n"
+                           " http2_max_concurrent_streams 64;\n"
+                           " http2_recv_buffer_size 128k;\n"
+                           " http2_max_field_size 4k;\n"
+                           " server {\n  listen 127.0.0.1:8081;\n  http2 on;\n  http2_body_preread_size 16k;\n"
+                           "  location /a { http2_chunk_size 4k; }\n }\n"
+                           " server {\n  listen 127.0.0.1:8082 http2;\n }\n"
+                           " server {\n  listen 127.0.0.1:8082;\n  http2_max_concurrent_streams 10;\n }\n"
+                           "}\n");
+    pv_http_conf_t *h = c->http;
+    assert_int_equal(h->http2_recv_buffer_size, 128 * 1024);
+    assert_int_equal(h->listens[0].listen.http2, 0);
+    assert_int_equal(h->listens[1].listen.http2, 1);
+    assert_int_equal(h->servers[0]->http2, 1);
+    assert_int_equal(h->servers[1]->http2, 0);
+    assert_int_equal(h->servers[0]->http2_max_concurrent_streams, 64);
+    assert_int_equal(h->servers[2]->http2_max_concurrent_streams, 10);
+    assert_int_equal(h->servers[0]->http2_body_preread_size, 16 * 1024);
+    assert_int_equal(h->servers[1]->http2_body_preread_size, 64 * 1024);
+    assert_int_equal(h->servers[0]->conf.http2_chunk_size, 8192);
+    assert_int_equal(h->servers[0]->locations[0]->conf.http2_chunk_size, 4096);
+    pv_conf_unref(c);
+    expect_err("http {\n http2 maybe;\n}\n",
+               "invalid value \"maybe\" in \"http2\" directive, it must be \"on\" or \"off\"", 2);
+    expect_err("http {\n http2_recv_buffer_size 1k;\n}\n",
+               "\"http2_recv_buffer_size\" must be more than 32k and at most 64m", 2);
+    expect_err("http {\n server {\n  http2_recv_buffer_size 1m;\n }\n}\n",
+               "\"http2_recv_buffer_size\" directive is not allowed here", 3);
+}
+
 /* ---- proxy_pass ---- */
 
 static void test_proxy_pass_forms(void **state)
@@ -1002,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_inheritance),
         cmocka_unit_test(test_main_directives),
         cmocka_unit_test(test_listen_groups),
+        cmocka_unit_test(test_http2_settings),
         cmocka_unit_test(test_proxy_pass_forms),
         cmocka_unit_test(test_localhost_resolves),
         cmocka_unit_test(test_server_names),
