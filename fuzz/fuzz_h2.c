@@ -82,9 +82,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* the work left for the worker's before-sleep hook */
     for (int i = 0; i < 64 && dirty_head; i++)
-        mod_reap(&fw);
+        pv_h2_reap(&fw);
     mod_close_all(&fw);
-    mod_reap(&fw);
+    pv_h2_reap(&fw);
     close(sv[0]);
     return 0;
 }

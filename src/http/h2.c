@@ -24,6 +24,7 @@ static __thread pv_h2conn_t *dirty_head;
 /* closed connections, freed before the loop next waits (an event for
  * one may still be in the loop's batch) */
 static __thread pv_h2conn_t *reap_list;
+__thread int pv_h2_work;
 /* the read buffer every connection of the worker reads into */
 static __thread char *rbuf;
 static __thread size_t rbuf_size;
@@ -364,6 +365,7 @@ static void conn_close(pv_h2conn_t *hc)
     hc->closed = 1;
     hc->next = reap_list;
     reap_list = hc;
+    pv_h2_work = 1;
 }
 
 void pv_h2_dirty(pv_h2conn_t *hc)
@@ -373,6 +375,7 @@ void pv_h2_dirty(pv_h2conn_t *hc)
     hc->dirty = 1;
     hc->dirty_next = dirty_head;
     dirty_head = hc;
+    pv_h2_work = 1;
 }
 
 void pv_h2_event(pv_h2_stream_t *st, uint8_t ev)
@@ -561,9 +564,9 @@ static void mod_close_all(pv_worker_t *w)
         conn_close(conns);
 }
 
-static void mod_reap(pv_worker_t *w);
 
-static void mod_reap(pv_worker_t *w)
+
+void pv_h2_reap(pv_worker_t *w)
 {
     PV_UNUSED(w);
     for (int i = 0; i < 4 && dirty_head; i++) {
@@ -585,6 +588,7 @@ static void mod_reap(pv_worker_t *w)
         if (pv_cache_put(&conn_cache, hc) < 0)
             free(hc);
     }
+    pv_h2_work = dirty_head != NULL;
 }
 
 static void mod_exit(pv_worker_t *w)
@@ -605,6 +609,5 @@ pv_module_t pv_h2_module = {
     .reload = mod_reload,
     .drain = mod_drain,
     .close_all = mod_close_all,
-    .reap = mod_reap,
     .worker_exit = mod_exit,
 };

@@ -95,8 +95,15 @@ struct pv_h2conn_s {
 
 /* HTTP/2 as a protocol of requests. */
 extern const pv_proto_t pv_h2_proto;
-/* The worker module for HTTP/2 connections (drain, reload, close-all, reap). */
+/* The worker module for HTTP/2 connections (drain, reload, close-all). */
 extern pv_module_t pv_h2_module;
+/* Set while HTTP/2 connections have work left for before the loop waits;
+ * the HTTP module's reap hook then calls pv_h2_reap() (one flag test per
+ * loop turn instead of a hook of its own). */
+extern __thread int pv_h2_work;
+/* Do that work: connections with events, reads and writes left, and free
+ * the closed ones. */
+void pv_h2_reap(pv_worker_t *w);
 
 /* A connection accepted on an HTTP/2-only (`listen ... http2`) address,
  * over transport x (taken over; closed on failure). */

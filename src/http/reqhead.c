@@ -179,8 +179,9 @@ static int set_version(pv_hreq_t *hr)
     return 0;
 }
 
-int pv_reqhead_build(pv_hreq_t *hr, uint32_t head_end)
+int pv_reqhead_build(pv_hreq_t *hr)
 {
+    uint32_t head_end = hr->head_len;
     pv_request_t *r = &hr->r;
     const char *base = hr->c->in->data;
 

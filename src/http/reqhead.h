@@ -38,8 +38,9 @@ int pv_reqhead_field(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h);
  * host_field (Host, or HTTP/2's :authority; NULL when absent) into
  * r->host. r->method_id is set. Returns 0, or 400. */
 int pv_reqhead_target(pv_request_t *r, pv_str_t target, const pv_str_t *host_field);
-/* Turn the parsed spans of a head of head_end bytes into the request
- * model and decide the framing. Returns 0, or the status to answer with. */
-int pv_reqhead_build(pv_hreq_t *hr, uint32_t head_end);
+/* Turn the parsed spans of the head (its hr->head_len bytes) into the
+ * request model and decide the framing: HTTP/1's post-read step
+ * (pv_h1_proto.head). Returns 0, or the status to answer with. */
+int pv_reqhead_build(pv_hreq_t *hr);
 
 #endif

@@ -42,12 +42,7 @@ static void handle_input(pv_hconn_t *c);
 static void conn_nomem(pv_hconn_t *c, const char *what);
 static int grow_head(pv_hconn_t *c, size_t need, size_t crs);
 
-static int h1_head(pv_hreq_t *hr)
-{
-    return pv_reqhead_build(hr, hr->head_len);
-}
-
-const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body, h1_head};
+const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body, pv_reqhead_build};
 
 /* ---- allocation --------------------------------------------------------- */
 
@@ -216,6 +211,8 @@ static void run_ready(void);
 void pv_server_reap(pv_worker_t *w)
 {
     run_ready();
+    if (pv_h2_work)
+        pv_h2_reap(w);
     while (reap_list) {
         pv_hconn_t *c = reap_list;
         reap_list = c->next;
