@@ -103,7 +103,7 @@ static int replay_safe(const pv_request_t *r)
 /* Post-read, once the Host chose the server block. */
 static int check_tls(pv_hreq_t *hr)
 {
-    pv_xprt_t *x = &hr->c->x;
+    const pv_xprt_t *x = hr->r.xprt; /* the connection's, whatever the protocol */
     if (pv_tls_is_plain(x)) {
         pv_log(PV_LOG_INFO, "client sent plain HTTP request to HTTPS port, client: %s", hr->r.peer_text);
         pv_server_error(hr, PV_HTTP_TO_HTTPS);
