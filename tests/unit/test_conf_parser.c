@@ -200,8 +200,8 @@ static void test_value_errors(void **state)
                "invalid port in \"127.0.0.1:99999\" of the \"listen\" directive", 3);
     expect_err("http {\n server {\n  listen 8080 ssl;\n }\n}\n",
                "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive", 2);
-    expect_err("http {\n server {\n  listen 8080 http2;\n }\n}\n",
-               "the \"http2\" parameter of the \"listen\" directive is not supported yet", 3);
+    expect_err("http {\n server {\n  listen 8080 quic;\n }\n}\n",
+               "the \"quic\" parameter of the \"listen\" directive is not supported yet", 3);
     expect_err("http {\n server {\n  listen 8080 deferred;\n }\n}\n",
                "invalid parameter \"deferred\"", 3);
     expect_err("http {\n server {\n  listen 8080 backlog=x;\n }\n}\n", "invalid backlog \"backlog=x\"",
