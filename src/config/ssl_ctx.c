@@ -396,6 +396,25 @@ static int set_sessions(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
     return set_ticket_keys(cx, ctx, c);
 }
 
+/* ALPN: h2 where the server has `http2 on` or a `listen ... http2`,
+ * else http/1.1; a client that offers neither gets no ALPN answer. */
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                   unsigned int inlen, void *arg)
+{
+    static const unsigned char with_h2[] = "\x02h2\x08http/1.1";
+    static const unsigned char h1_only[] = "\x08http/1.1";
+    const pv_server_t *s = arg;
+    int h2 = s->http2 == 1;
+    for (int i = 0; i < s->nlistens && !h2; i++)
+        h2 = s->listens[i].http2;
+    PV_UNUSED(ssl);
+    const unsigned char *ours = h2 ? with_h2 : h1_only;
+    unsigned int n = h2 ? sizeof(with_h2) - 1 : sizeof(h1_only) - 1;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, ours, n, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    return SSL_TLSEXT_ERR_OK;
+}
+
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
 {
     pv_ssl_conf_t *c = &s->ssl;
@@ -410,6 +429,7 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
     }
     c->ctx = ctx;
     pv_conf_add_cleanup(cx, ctx_free, ctx);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, s);
     int rc = load_certs(cx, ctx, c, sid);
     if (rc == PV_OK)
         rc = set_protocols(cx, ctx, c);

@@ -73,6 +73,12 @@ SSL_CTX *pv_tls_ctx_new(void)
     return ctx;
 }
 
+void pv_tls_set_owner(pv_xprt_t *x, void *owner)
+{
+    if (x->ops == &pv_xprt_tls && x->ctx)
+        ((pv_tls_t *)x->ctx)->owner = owner;
+}
+
 int pv_tls_server(pv_xprt_t *x, SSL_CTX *ctx, void *owner)
 {
     pv_tls_t *t = calloc(1, sizeof(*t));

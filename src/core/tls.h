@@ -35,6 +35,9 @@ SSL_CTX *pv_tls_ctx_new(void);
  * owner is handed to the SNI function. PV_ERR when out of memory (x is
  * then still a plain transport the caller closes). */
 int pv_tls_server(pv_xprt_t *x, SSL_CTX *ctx, void *owner);
+/* The transport moved to another owner (HTTP/2 taking over a connection);
+ * NULL: none the hooks can name. Harmless on a plain transport. */
+void pv_tls_set_owner(pv_xprt_t *x, void *owner);
 
 /* The session of a TLS connection; NULL for any other transport, or for
  * a TLS port that received plain bytes. */

@@ -13,6 +13,7 @@
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../core/time.h"
+#include "../core/tls.h"
 #include "accesslog.h"
 #include "errpage.h"
 #include "phases.h"
@@ -284,7 +285,8 @@ pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const s
     c->w = w;
     c->x = *x;
     /* `http2 on`: the first bytes say which protocol the client speaks */
-    c->x.io.cb = w->conf->http->listens[group].default_srv->http2 ? sniff_io_cb : conn_io_cb;
+    const pv_listen_group_t *lg = &w->conf->http->listens[group];
+    c->x.io.cb = lg->default_srv->http2 || (lg->listen.http2 && lg->listen.ssl) ? sniff_io_cb : conn_io_cb;
     c->x.io.data = c;
     c->id = ++w->next_conn_id;
     c->group = (uint16_t)group;
@@ -337,6 +339,8 @@ static void sniff_io_cb(pv_io_t *io, unsigned events)
         pv_xprt_t x = c->x;
         pv_loop_del(w->loop, &c->x.io);
         c->x.io.fd = -1; /* the transport moves to the HTTP/2 connection */
+        c->x.ctx = NULL;
+        pv_tls_set_owner(&x, NULL);
         pv_h2_adopt(w, &x, c->group, &c->peer, c->id, b->data, b->last);
         pv_server_close(c);
         return;

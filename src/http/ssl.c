@@ -50,6 +50,10 @@ static int sni_choose(SSL *ssl, void *owner, const char *name)
 static void peer_text(void *owner, char *buf, size_t len)
 {
     const pv_hconn_t *c = owner;
+    if (!c) {
+        buf[0] = '\0'; /* an HTTP/2 connection now: its owner is not named */
+        return;
+    }
     char addr[48];
     pv_net_addr_text((const struct sockaddr *)&c->peer, addr, sizeof(addr));
     snprintf(buf, len, "client: %s", addr);

@@ -708,3 +708,36 @@ http {
         assert a[:3] == b[:3]
         if a[0] != 410:
             assert a[3] == b[3]
+
+
+# ---------------------------------------------------------------- TLS (ALPN)
+
+
+TLS_CONF = """\
+http {
+    ssl_certificate @DIR@/c.pem;
+    ssl_certificate_key @DIR@/k.pem;
+    server { listen 127.0.0.1:@A@ ssl http2; location / { return 200 "$server_protocol $https\\n"; } }
+    server { listen 127.0.0.1:@B@ ssl; http2 on; location / { proxy_pass http://127.0.0.1:@UP@; } }
+    server { listen 127.0.0.1:@C@ ssl; location / { return 200 "$server_protocol\\n"; } }
+}
+"""
+
+
+@pytest.mark.parametrize("which,h2_offered", [("A", True), ("B", True), ("C", False)])
+def test_alpn_negotiates_h2_or_http11(portvakt, upstream, tmp_path, which, h2_offered):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem"), "-days", "2",
+                    "-subj", "/CN=localhost"], check=True, capture_output=True)
+    up = upstream()
+    ports = {"A": free_port(), "B": free_port(), "C": free_port()}
+    portvakt(TLS_CONF, DIR=str(tmp_path), UP=up.port, **ports)
+    url = "https://127.0.0.1:%d/x" % ports[which]
+    for flag, want in (("--http2", "2" if h2_offered else "1.1"), ("--http1.1", "1.1")):
+        out = subprocess.run(["curl", "-sk", flag, "-o", "-", "-w", "\n[%{http_version} %{http_code}]", url],
+                             capture_output=True, timeout=20).stdout.decode()
+        assert out.endswith("[%s 200]" % want), (flag, out)
+        if which == "A":
+            assert out.startswith("HTTP/%s on" % ("2.0" if want == "2" else "1.1"))
+    if which == "B":
+        assert [r.target for r in up.requests] == ["/x", "/x"]
