@@ -55,9 +55,24 @@ struct pv_log_format_s {
     pv_cv_t value;    /* the concatenated format strings, compiled */
 };
 
+/* How an https proxy_pass talks TLS to its upstream, built from the
+ * location's proxy_ssl_* settings once they are merged. Locations with
+ * the same settings share one (and so one SSL_CTX): pooled connections
+ * are reused only by a location with the same pv_upstream_tls_t. */
+typedef struct pv_upstream_tls_s {
+    void *ctx;             /* the client SSL_CTX (owned by the snapshot) */
+    const char *name;      /* proxy_ssl_name, else the proxy_pass host; port stripped */
+    int server_name;       /* proxy_ssl_server_name: send name as SNI (never an IP literal) */
+    int verify;            /* proxy_ssl_verify: check the chain and name */
+    int session_reuse;     /* proxy_ssl_session_reuse */
+} pv_upstream_tls_t;
+
 /* `proxy_pass URL`: where and how a location forwards. */
 typedef struct pv_proxy_pass_s {
     pv_upstream_conf_t *upstream; /* named upstream, or an implicit one for host:port */
+    int ssl;                      /* https:// */
+    const char *host;             /* the URL's host, without port or brackets */
+    pv_upstream_tls_t *tls;       /* for https: the location's TLS client settings */
     pv_str_t proxy_host;          /* value of $proxy_host: "name" or "host:port" (":80" omitted) */
     pv_str_t uri;                 /* URI part after host; valid when has_uri */
     int has_uri;                  /* 1 when the URL had a URI part (even just "/") */
@@ -138,6 +153,23 @@ typedef struct pv_policy_conf_s {
     int satisfy;                   /* PV_SATISFY_*; default all */
 } pv_policy_conf_t;
 
+/* The proxy_ssl_* directives. Unset values are PV_UNSET / NULL. */
+typedef struct pv_proxy_ssl_conf_s {
+    int server_name;            /* proxy_ssl_server_name; default off */
+    const char *name;           /* proxy_ssl_name; NULL: the proxy_pass host */
+    int verify;                 /* proxy_ssl_verify; default off */
+    pv_conf_src_t verify_src;
+    int verify_depth;           /* proxy_ssl_verify_depth; default 1 */
+    struct pv_ssl_file_s *trusted; /* proxy_ssl_trusted_certificate */
+    int protocols;              /* PV_SSL_* bits; default TLSv1.2 TLSv1.3 */
+    pv_conf_src_t protocols_src;
+    const char *ciphers;        /* proxy_ssl_ciphers; default DEFAULT */
+    pv_conf_src_t ciphers_src;
+    int session_reuse;          /* proxy_ssl_session_reuse; default on */
+    struct pv_ssl_file_s *certificate; /* proxy_ssl_certificate */
+    struct pv_ssl_file_s *certificate_key; /* proxy_ssl_certificate_key */
+} pv_proxy_ssl_conf_t;
+
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
@@ -159,6 +191,7 @@ typedef struct pv_loc_conf_s {
     int64_t proxy_send_timeout;    /* default 60s */
     int proxy_next_upstream;       /* PV_NEXT_F_* mask; default error|timeout */
     int proxy_pass_request_body;   /* 0/1; default 1 */
+    pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;

@@ -83,6 +83,8 @@ typedef struct pv_conf_ctx_s {
     int npasses;
     pv_conf_log_ref_t *logrefs; /* access_log formats to resolve */
     int nlogrefs;
+    struct pv_conf_tls_ref_s *tlsrefs; /* upstream TLS settings built so far (proxy_ssl.c) */
+    int ntlsrefs;
 } pv_conf_ctx_t;
 
 /* Apply the directive table to a list of nodes in context ctx. */
@@ -176,6 +178,19 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p);
 /* After the listen groups: build every server's SSL_CTX, check the TLS
  * addresses. */
 int pv_conf_ssl_finish(pv_conf_ctx_t *cx);
+/* The proxy_ssl_* directives and the client SSL_CTX of an https
+ * proxy_pass (proxy_ssl.c). */
+extern const pv_conf_module_t pv_conf_proxy_ssl_module;
+void pv_conf_proxy_ssl_init(pv_proxy_ssl_conf_t *c);
+/* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
+void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *p);
+/* Set loc->proxy_pass->tls from the merged settings, sharing it (and its
+ * SSL_CTX) with earlier locations that have the same ones. */
+int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc);
+/* The names of ssl_protocols / proxy_ssl_protocols and their PV_SSL_* bits. */
+extern const pv_conf_enum_t pv_conf_ssl_protocols[];
+/* Make exactly the PV_SSL_* protocols given usable on an SSL_CTX. */
+void pv_conf_ssl_apply_protocols(void *ctx, int protocols);
 /* Build s->ssl.ctx when s has certificates. */
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s);
 

@@ -721,12 +721,12 @@ static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
         return DUP(cx, nd);
     if (strchr(url, '$'))
         return pv_conf_error(cx, &nd->src, "variables in \"proxy_pass\" are not supported");
-    if (strncasecmp(url, "https://", 8) == 0)
-        return pv_conf_error(cx, &nd->src, "https is not supported yet");
-    if (strncasecmp(url, "http://", 7) != 0)
+    int tls = strncasecmp(url, "https://", 8) == 0;
+    if (!tls && strncasecmp(url, "http://", 7) != 0)
         return pv_conf_error(cx, &nd->src, "invalid URL prefix");
-    const char *hp = url + 7, *uri = hp + strcspn(hp, "/?");
+    const char *hp = url + (tls ? 8 : 7), *uri = hp + strcspn(hp, "/?");
     pv_proxy_pass_t *pp = pv_arena_calloc(cx->a, sizeof(*pp));
+    pp->ssl = tls;
     if (*uri) {
         if (loc->match == PV_LOC_REGEX || loc->match == PV_LOC_REGEX_ICASE)
             return pv_conf_error(cx, &nd->src,
@@ -743,9 +743,13 @@ static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     if (!*host)
         return pv_conf_error(cx, &nd->src, "no host in upstream \"%s\"", hp);
     size_t hlen = (size_t)(uri - hp);
-    if (port == 80 && hlen > 3 && memcmp(hp + hlen - 3, ":80", 3) == 0)
-        hlen -= 3;
+    /* $proxy_host leaves out the scheme's own port */
+    const char *dport = tls ? ":443" : ":80";
+    size_t dlen = strlen(dport);
+    if (port == (tls ? 443 : 80) && hlen > dlen && memcmp(hp + hlen - dlen, dport, dlen) == 0)
+        hlen -= dlen;
     pp->proxy_host = (pv_str_t){pv_arena_strndup(cx->a, hp, hlen), hlen};
+    pp->host = host;
     loc->proxy_pass = pp;
     pv_conf_pass_ref_t *r = pv_conf_push(cx->tmp, &cx->passes, &cx->npasses, sizeof(*r));
     r->pp = pp;
@@ -882,7 +886,7 @@ static const pv_conf_cmd_t log_cmds[] = {
 static const pv_conf_module_t *const modules[] = {
     MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
     MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
-    &pv_conf_ssl_module,
+    &pv_conf_ssl_module, &pv_conf_proxy_ssl_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */

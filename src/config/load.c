@@ -68,6 +68,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->proxy_send_timeout = PV_UNSET;
     lc->proxy_next_upstream = PV_UNSET;
     lc->proxy_pass_request_body = PV_UNSET;
+    pv_conf_proxy_ssl_init(&lc->proxy_ssl);
     pv_conf_policy_init(&lc->policy);
 }
 
@@ -326,7 +327,7 @@ static int resolve_passes(pv_conf_ctx_t *cx)
             return pv_conf_error(cx, &r->src, "upstream \"%s\" may not have port %d", r->host,
                                  r->port);
         if (!u) {
-            int port = r->port ? r->port : 80;
+            int port = r->port ? r->port : r->pp->ssl ? 443 : 80;
             const char *name = strchr(r->host, ':')
                                    ? pv_arena_printf(cx->a, "[%s]:%d", r->host, port)
                                    : pv_arena_printf(cx->a, "%s:%d", r->host, port);
@@ -412,6 +413,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     MERGE(proxy_send_timeout, 60000);
     MERGE(proxy_next_upstream, PV_NEXT_F_ERROR | PV_NEXT_F_TIMEOUT);
     MERGE(proxy_pass_request_body, 1);
+    pv_conf_proxy_ssl_merge(&c->proxy_ssl, p ? &p->proxy_ssl : NULL);
     if (c->proxy_next_upstream & PV_NEXT_F_OFF)
         c->proxy_next_upstream = PV_NEXT_F_OFF;
     /* Lists: a level with its own entries replaces the inherited list. */
@@ -575,6 +577,8 @@ static int finish_http(pv_conf_ctx_t *cx)
             pv_location_t *loc = s->locations[j];
             loc_merge(cx, &loc->conf, &s->conf);
             if (pv_conf_policy_check(cx, loc) != PV_OK)
+                return PV_ERR;
+            if (loc->proxy_pass && loc->proxy_pass->ssl && pv_conf_proxy_ssl_build(cx, loc) != PV_OK)
                 return PV_ERR;
             loc->auto_redirect = loc->proxy_pass &&
                                  (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT) &&

@@ -53,7 +53,7 @@ static int set_file_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return PV_OK;
 }
 
-static const pv_conf_enum_t protocols[] = {
+const pv_conf_enum_t pv_conf_ssl_protocols[] = {
     {"SSLv2", PV_SSL_SSLv2},     {"SSLv3", PV_SSL_SSLv3},     {"TLSv1", PV_SSL_TLSv1},
     {"TLSv1.1", PV_SSL_TLSv1_1}, {"TLSv1.2", PV_SSL_TLSv1_2}, {"TLSv1.3", PV_SSL_TLSv1_3},
     {NULL, 0},
@@ -67,7 +67,7 @@ static int set_protocols_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const p
         return DUP(cx, nd);
     int v = 0;
     for (int i = 1; i < nd->nargs; i++) {
-        const pv_conf_enum_t *e = protocols;
+        const pv_conf_enum_t *e = pv_conf_ssl_protocols;
         while (e->name && strcmp(e->name, ARG(nd, i)) != 0)
             e++;
         if (!e->name)

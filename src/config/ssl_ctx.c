@@ -176,7 +176,7 @@ static int load_certs(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, E
     return rc;
 }
 
-static int set_protocols(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+void pv_conf_ssl_apply_protocols(void *sctx, int protocols)
 {
     static const struct {
         int bit;
@@ -186,14 +186,20 @@ static int set_protocols(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c
         {PV_SSL_TLSv1_1, SSL_OP_NO_TLSv1_1}, {PV_SSL_TLSv1_2, SSL_OP_NO_TLSv1_2},
         {PV_SSL_TLSv1_3, SSL_OP_NO_TLSv1_3},
     };
+    SSL_CTX *ctx = sctx;
     /* the library's own floor is lifted so that the list alone decides */
     SSL_CTX_set_min_proto_version(ctx, 0);
     SSL_CTX_set_max_proto_version(ctx, 0);
     SSL_CTX_clear_options(ctx, SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
                                    SSL_OP_NO_TLSv1_2 | SSL_OP_NO_TLSv1_3);
     for (size_t i = 0; i < PV_NELEM(map); i++)
-        if (!(c->protocols & map[i].bit))
+        if (!(protocols & map[i].bit))
             SSL_CTX_set_options(ctx, map[i].op);
+}
+
+static int set_protocols(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+{
+    pv_conf_ssl_apply_protocols(ctx, c->protocols);
     if (!(c->protocols & ~PV_SSL_SSLv2))
         return pv_conf_error(cx, &c->protocols_src, "no protocol left in \"ssl_protocols\"");
     return PV_OK;

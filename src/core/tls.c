@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "common.h"
 #include "log.h"
@@ -20,7 +21,15 @@ typedef struct pv_tls_s {
     uint8_t mode;     /* TLS_*: still looking at the first byte, TLS, or plain bytes */
     uint8_t failed;   /* a fatal error: no close_notify may follow */
     uint8_t early;    /* TLS 1.3 early data may still come: read with SSL_read_early_data() */
+    uint8_t client;   /* a connection to an upstream */
+    uint8_t handshaked; /* client: handshake done and checked */
+    char *verify_name;  /* client: the name the certificate must match; NULL: no check */
+    pv_tls_save_fn save; /* client: where resumable sessions go */
+    void *save_arg;
 } pv_tls_t;
+
+/* The account of the last failed client handshake of this thread (x->why). */
+static __thread char why_buf[512];
 
 static pv_tls_sni_fn sni_fn;
 static pv_tls_peer_fn peer_fn;
@@ -167,6 +176,15 @@ static ssize_t tls_fail(pv_xprt_t *x, pv_tls_t *t, int r, uint8_t *flag, uint8_t
         return PV_ERR;
     case SSL_ERROR_SYSCALL:
         t->failed = 1;
+        if (t->client && !t->handshaked) {
+            int e2 = errno;
+            snprintf(why_buf, sizeof(why_buf), "peer closed connection in SSL handshake%s%s%s while SSL "
+                     "handshaking to upstream", e2 ? " (" : "", e2 ? strerror(e2) : "", e2 ? ")" : "");
+            x->why = why_buf;
+            ERR_clear_error();
+            errno = e2 ? e2 : ECONNRESET;
+            return PV_ERR;
+        }
         if (errno == 0 && reading) {
             ERR_clear_error();
             return 0;
@@ -179,6 +197,14 @@ static ssize_t tls_fail(pv_xprt_t *x, pv_tls_t *t, int r, uint8_t *flag, uint8_t
         char msg[320], who[80] = "";
         t->failed = 1;
         pv_tls_error_text(msg, sizeof(msg));
+        if (t->client) {
+            snprintf(why_buf, sizeof(why_buf), "%s failed (%s) while %s",
+                     t->handshaked ? (reading ? "SSL_read()" : "SSL_write()") : "SSL_do_handshake()", msg,
+                     t->handshaked ? "processing the connection" : "SSL handshaking to upstream");
+            x->why = why_buf;
+            errno = EPROTO;
+            return PV_ERR;
+        }
         if (peer_fn)
             peer_fn(t->owner, who, sizeof(who));
         int done = SSL_is_init_finished(t->ssl);
@@ -214,6 +240,133 @@ static ssize_t read_early(pv_xprt_t *x, pv_tls_t *t, void *buf, size_t len)
     }
 }
 
+/* ---- client side --------------------------------------------------------- */
+
+/* A new session from the server: kept only once the handshake and its
+ * checks are done (TLS 1.2 hands it over inside the handshake; it is
+ * saved after the checks instead). */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    pv_tls_t *t = SSL_get_app_data(ssl);
+    if (t && t->handshaked && t->save)
+        t->save(t->save_arg, sess);
+    return 0; /* the reference stays with OpenSSL */
+}
+
+SSL_CTX *pv_tls_client_ctx_new(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    return ctx;
+}
+
+static int client_verify_cb(int ok, X509_STORE_CTX *sctx)
+{
+    PV_UNUSED(ok);
+    PV_UNUSED(sctx);
+    return 1;
+}
+
+void pv_tls_client_verify(SSL_CTX *ctx, int depth)
+{
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, client_verify_cb);
+    SSL_CTX_set_verify_depth(ctx, depth);
+}
+
+int pv_tls_client(pv_xprt_t *x, const pv_tls_client_t *c)
+{
+    pv_tls_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return PV_ERR;
+    t->ssl = SSL_new(c->ctx);
+    if (c->verify_name && !(t->verify_name = strdup(c->verify_name)))
+        goto fail;
+    if (!t->ssl || !SSL_set_fd(t->ssl, x->io.fd))
+        goto fail;
+    if (c->sni && !SSL_set_tlsext_host_name(t->ssl, c->sni))
+        goto fail;
+    if (c->session && !SSL_set_session(t->ssl, c->session))
+        goto fail;
+    SSL_set_connect_state(t->ssl);
+    SSL_set_app_data(t->ssl, t);
+    t->client = 1;
+    t->mode = TLS_ON;
+    t->save = c->save;
+    t->save_arg = c->save_arg;
+    x->ctx = t;
+    x->ops = &pv_xprt_tls;
+    return PV_OK;
+fail:
+    SSL_free(t->ssl);
+    free(t->verify_name);
+    free(t);
+    ERR_clear_error();
+    return PV_ERR;
+}
+
+int pv_tls_resumed(const pv_xprt_t *x)
+{
+    SSL *ssl = pv_tls_ssl(x);
+    return ssl && SSL_session_reused(ssl);
+}
+
+/* proxy_ssl_verify: the chain's result and the name, as NGINX checks
+ * them once the handshake is done. */
+static int client_check(pv_xprt_t *x, pv_tls_t *t)
+{
+    if (!t->verify_name)
+        return PV_OK;
+    long rc = SSL_get_verify_result(t->ssl);
+    if (rc != X509_V_OK) {
+        snprintf(why_buf, sizeof(why_buf), "upstream SSL certificate verify error: (%ld:%s) while SSL "
+                 "handshaking to upstream", rc, X509_verify_cert_error_string(rc));
+        x->why = why_buf;
+        return PV_ERR;
+    }
+    X509 *cert = SSL_get1_peer_certificate(t->ssl);
+    int ok = cert && X509_check_host(cert, t->verify_name, 0, 0, NULL) == 1;
+    X509_free(cert);
+    if (!ok) {
+        snprintf(why_buf, sizeof(why_buf), "upstream SSL certificate does not match \"%s\" while SSL "
+                 "handshaking to upstream", t->verify_name);
+        x->why = why_buf;
+        return PV_ERR;
+    }
+    return PV_OK;
+}
+
+/* Drive a client handshake from a read or a write (flag and wants are
+ * that direction's). PV_OK once done and checked. */
+static ssize_t client_handshake(pv_xprt_t *x, pv_tls_t *t, uint8_t *flag, uint8_t *wants)
+{
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_do_handshake(t->ssl);
+    if (r != 1)
+        return tls_fail(x, t, r, flag, wants, 0);
+    x->read_wants = PV_EV_READ;
+    x->write_wants = PV_EV_WRITE;
+    if (client_check(x, t) != PV_OK) {
+        t->failed = 1;
+        errno = EPROTO;
+        return PV_ERR;
+    }
+    t->handshaked = 1;
+    free(t->verify_name);
+    t->verify_name = NULL;
+    SSL_SESSION *sess = SSL_get1_session(t->ssl);
+    if (sess && t->save && SSL_SESSION_is_resumable(sess))
+        t->save(t->save_arg, sess);
+    SSL_SESSION_free(sess);
+    return PV_OK;
+}
+
 static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
 {
     pv_tls_t *t = x->ctx;
@@ -224,6 +377,11 @@ static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
     }
     if (t->mode == TLS_PLAIN)
         return pv_xprt_plain.read(x, buf, len);
+    if (t->client && !t->handshaked) {
+        ssize_t rc = client_handshake(x, t, &x->readable, &x->read_wants);
+        if (rc != PV_OK)
+            return rc;
+    }
     if (t->early) {
         ssize_t rc = read_early(x, t, buf, len);
         if (rc != PV_OK)
@@ -279,6 +437,11 @@ static ssize_t tls_writev(pv_xprt_t *x, const struct iovec *iov, int iovcnt)
         errno = ENOTCONN;
         return PV_ERR;
     }
+    if (t->client && !t->handshaked) {
+        ssize_t rc = client_handshake(x, t, &x->writable, &x->write_wants);
+        if (rc != PV_OK)
+            return rc;
+    }
     char tmp[TLS_RECORD];
     size_t total = 0;
     for (;;) {
@@ -306,7 +469,7 @@ static ssize_t tls_writev(pv_xprt_t *x, const struct iovec *iov, int iovcnt)
 static int tls_peek(pv_xprt_t *x)
 {
     pv_tls_t *t = x->ctx;
-    if (t->mode != TLS_ON || t->early)
+    if (t->mode != TLS_ON || t->early || (t->client && !t->handshaked))
         return pv_xprt_plain.peek(x);
     if (SSL_pending(t->ssl) > 0)
         return 1;
@@ -344,6 +507,7 @@ static void tls_close(pv_xprt_t *x)
     pv_tls_t *t = x->ctx;
     send_close_notify(t);
     SSL_free(t->ssl);
+    free(t->verify_name);
     free(t);
     x->ctx = NULL;
     close(x->io.fd);

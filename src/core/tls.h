@@ -39,6 +39,38 @@ int pv_tls_server(pv_xprt_t *x, SSL_CTX *ctx, void *owner);
  * NULL: none the hooks can name. Harmless on a plain transport. */
 void pv_tls_set_owner(pv_xprt_t *x, void *owner);
 
+/* ---- client side (connections to upstreams) ---- */
+
+/* A client SSL_CTX with the same fixed settings, keeping no session
+ * cache of its own (sessions go where pv_tls_client_t.save says). */
+SSL_CTX *pv_tls_client_ctx_new(void);
+/* Ask for the server's chain to be verified up to depth; as NGINX does,
+ * the handshake goes on whatever the result, which is checked after it
+ * when pv_tls_client_t.verify_name is set. */
+void pv_tls_client_verify(SSL_CTX *ctx, int depth);
+
+/* Called with each session a client connection can resume later (after
+ * the handshake and its checks; TLS 1.3 sends them as tickets). */
+typedef void (*pv_tls_save_fn)(void *arg, SSL_SESSION *sess);
+
+typedef struct pv_tls_client_s {
+    SSL_CTX *ctx;
+    const char *sni;          /* server name to send, or NULL */
+    const char *verify_name;  /* check the chain and this name after the handshake; NULL: no check */
+    SSL_SESSION *session;     /* a session to resume, or NULL (the caller keeps its reference) */
+    pv_tls_save_fn save;      /* NULL: sessions are not kept */
+    void *save_arg;
+} pv_tls_client_t;
+
+/* Turn x (a socket being connected) into a TLS client connection. The
+ * handshake runs inside the first reads and writes; when it or the
+ * checks after it fail, they return PV_ERR with x->why saying why, as
+ * NGINX logs it ("... while SSL handshaking to upstream"). PV_ERR when
+ * out of memory (x is then still a plain transport the caller closes). */
+int pv_tls_client(pv_xprt_t *x, const pv_tls_client_t *c);
+/* 1 when x is a TLS connection whose handshake resumed a session. */
+int pv_tls_resumed(const pv_xprt_t *x);
+
 /* The session of a TLS connection; NULL for any other transport, or for
  * a TLS port that received plain bytes. */
 SSL *pv_tls_ssl(const pv_xprt_t *x);

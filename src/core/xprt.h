@@ -43,6 +43,9 @@ struct pv_xprt_s {
     uint8_t fin;               /* the peer's FIN (or an error) was signalled: read until EOF */
     uint8_t read_wants;        /* PV_EV_READ or PV_EV_WRITE: the socket event a stalled read waits for */
     uint8_t write_wants;       /* the same for a stalled write */
+    const char *why;           /* after a PV_ERR: the transport's account of it for the log
+                                * (a TLS handshake to an upstream), else NULL; valid until the
+                                * next transport call of this thread */
 };
 
 /* The plain socket transport. */

@@ -335,11 +335,12 @@ static void start_upstream(pv_proxy_t *px)
     append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
 
     /* a retry after a stale pooled connection takes a new one */
-    pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(pool, s, !method_idempotent(px->r->method_id));
+    const pv_upstream_tls_t *tls = px->loc->proxy_pass->tls;
+    pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(pool, s, !method_idempotent(px->r->method_id), tls);
     px->fresh = 0;
     px->reused = u != NULL;
     if (!u) {
-        u = pv_upstream_connect(w, pool, s);
+        u = pv_upstream_connect(w, pool, s, tls);
         if (!u) {
             upstream_failed(px, PV_UPF_CONNECT, errno, NULL);
             return;
@@ -734,6 +735,13 @@ static void log_failure(pv_proxy_t *px, pv_upfail_t f, int err, const char *deta
                client);
         return;
     }
+    if (px->u && px->u->x.why) {
+        /* the transport's own account (a TLS handshake), as NGINX words it */
+        pv_log(PV_LOG_ERR, "%s, upstream: %s, client: %s", px->u->x.why, px->pool->cf->servers[px->server].text,
+               client);
+        px->u->x.why = NULL;
+        return;
+    }
     const char *phase = !px->u || !px->u->connected ? "connecting to upstream"
                         : !px->req_done && !px->resp_started ? "sending request to upstream"
                         : !px->resp_head_done ? "reading response header from upstream"
@@ -810,7 +818,7 @@ static void upstream_event_cb(void *owner, unsigned events)
 {
     pv_proxy_t *px = owner;
     pv_upconn_t *u = px->u;
-    pv_xprt_events(&u->x, events);
+    events = pv_xprt_events(&u->x, events);
     if (!u->connected) {
         if (!(events & (PV_EV_WRITE | PV_EV_HUP)))
             return;

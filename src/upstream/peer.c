@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+
 #include "../core/common.h"
 
 #define FAILS_MASK 0xffffu
@@ -32,12 +34,20 @@ pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, sock
         p->nth = nth;
         atomic_init(&p->fail_state, 0);
         atomic_init(&p->idle_close, 0);
+        pthread_mutex_init(&p->sess_lock, NULL);
         p->refs = 1;
         p->next = peers;
         peers = p;
     }
     pthread_mutex_unlock(&plock);
     return p;
+}
+
+void pv_peer_hold(pv_peer_t *p)
+{
+    pthread_mutex_lock(&plock);
+    p->refs++;
+    pthread_mutex_unlock(&plock);
 }
 
 void pv_peer_release(pv_peer_t *p)
@@ -52,6 +62,8 @@ void pv_peer_release(pv_peer_t *p)
                 break;
             }
         }
+        pthread_mutex_destroy(&p->sess_lock);
+        free(p->sess);
         free(p->upstream);
         free(p);
     }
@@ -121,4 +133,34 @@ int pv_peer_count(void)
         n++;
     pthread_mutex_unlock(&plock);
     return n;
+}
+
+void pv_peer_save_session(pv_peer_t *p, SSL_SESSION *sess)
+{
+    int n = i2d_SSL_SESSION(sess, NULL);
+    unsigned char *buf = n > 0 ? malloc((size_t)n) : NULL, *q = buf;
+    if (!buf)
+        return;
+    if (i2d_SSL_SESSION(sess, &q) != n) {
+        free(buf);
+        return;
+    }
+    pthread_mutex_lock(&p->sess_lock);
+    unsigned char *old = p->sess;
+    p->sess = buf;
+    p->sess_len = (size_t)n;
+    pthread_mutex_unlock(&p->sess_lock);
+    free(old);
+}
+
+SSL_SESSION *pv_peer_load_session(pv_peer_t *p)
+{
+    SSL_SESSION *sess = NULL;
+    pthread_mutex_lock(&p->sess_lock);
+    if (p->sess) {
+        const unsigned char *q = p->sess;
+        sess = d2i_SSL_SESSION(NULL, &q, (long)p->sess_len);
+    }
+    pthread_mutex_unlock(&p->sess_lock);
+    return sess;
 }

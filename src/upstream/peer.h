@@ -10,6 +10,7 @@
 #define PV_PEER_H
 
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -21,14 +22,19 @@ typedef struct pv_peer_s {
     _Atomic uint64_t fail_state;    /* end of the fail window in loop ms << 16 | failures inside it */
     _Atomic uint64_t idle_close;    /* loop ms of the last sighting << 24 | shortest idle time (ms) after
                                        which the server closed a pooled connection (0: none seen) */
-    int refs;                       /* pools holding it; under the registry lock */
+    int refs;                       /* pools and connections holding it; under the registry lock */
+    pthread_mutex_t sess_lock;      /* guards the session below */
+    unsigned char *sess;            /* the last TLS session the server gave (DER), or NULL */
+    size_t sess_len;
     struct pv_peer_s *next;         /* registry list */
 } pv_peer_t;
 
 /* The peer for (upstream, address, nth), shared with earlier snapshots
  * when they name it, else new; NULL if out of memory. */
 pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, socklen_t len, int nth);
-/* Drop one reference taken by pv_peer_acquire(); the last frees it. */
+/* One more reference to a peer already held. */
+void pv_peer_hold(pv_peer_t *p);
+/* Drop one reference taken by pv_peer_acquire() or pv_peer_hold(); the last frees it. */
 void pv_peer_release(pv_peer_t *p);
 /* Failures inside the fail window that is open at loop time now (0 once it has passed). */
 int pv_peer_fails(pv_peer_t *p, uint64_t now);
@@ -45,6 +51,14 @@ void pv_peer_idle_closed(pv_peer_t *p, uint64_t now, uint64_t idle_ms);
  * own, or right after each answer, is learned this way. */
 int64_t pv_peer_idle_limit(pv_peer_t *p, uint64_t now);
 #define PV_PEER_IDLE_MEMORY_MS 10000
+
+/* TLS session reuse (proxy_ssl_session_reuse): the last session the
+ * server gave any worker, stored serialized (as NGINX keeps it), so that
+ * a new connection from any worker can resume it. Save takes a copy;
+ * load returns a new session the caller frees, or NULL. */
+struct ssl_session_st;
+void pv_peer_save_session(pv_peer_t *p, struct ssl_session_st *sess);
+struct ssl_session_st *pv_peer_load_session(pv_peer_t *p);
 
 /* Peers in the registry (tests, status). */
 int pv_peer_count(void);

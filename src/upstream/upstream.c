@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/tcp.h>
@@ -12,6 +13,7 @@
 #include "../core/fault.h"
 #include "../core/log.h"
 #include "../core/net.h"
+#include "../core/tls.h"
 #include "../proc/worker.h"
 
 /* Freelist of connection objects, bounded and given back after a burst. */
@@ -101,7 +103,9 @@ void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfro
         /* oldest first, so the most recently used ends up at the head */
         while (f->idle_tail) {
             pv_upconn_t *u = f->idle_tail;
-            int s = t && t->cf->keepalive > 0 && t->nidle < t->cf->keepalive ? same_server(t, f, u->server) : -1;
+            /* a TLS connection's settings belong to the old snapshot: it
+             * is closed, and a new one resumes the session */
+            int s = t && !u->tls && t->cf->keepalive > 0 && t->nidle < t->cf->keepalive ? same_server(t, f, u->server) : -1;
             if (s < 0) {
                 pv_upstream_close(u);
                 continue;
@@ -196,14 +200,14 @@ static void idle_closed(pv_upconn_t *u, uint64_t now)
     pv_peer_idle_closed(u->pool->peers[u->server], now, now - u->idle_ms);
 }
 
-pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe)
+pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe, const pv_upstream_tls_t *tls)
 {
     uint64_t now = p->idle_head ? pv_loop_now(p->idle_head->w->loop) : 0;
     int64_t limit = unsafe && p->idle_head ? pv_peer_idle_limit(p->peers[server], now) : -1;
     pv_upconn_t *next;
     for (pv_upconn_t *u = p->idle_head; u; u = next) {
         next = u->next;
-        if (u->server != server)
+        if (u->server != server || u->tls != tls)
             continue;
         if (!idle_alive(u)) {
             idle_closed(u, now);
@@ -244,13 +248,57 @@ void pv_upstream_set_opener(pv_upstream_open_t fn)
     opener = fn ? fn : plain_open;
 }
 
-pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
+/* Save a session the server gave (the transport's callback). */
+static void save_session(void *arg, SSL_SESSION *sess)
+{
+    pv_peer_save_session(arg, sess);
+}
+
+/* Whether name is an IP literal, which SNI may not carry (RFC 6066). */
+static int ip_literal(const char *name)
+{
+    struct in_addr a;
+    return strchr(name, ':') || inet_pton(AF_INET, name, &a) == 1;
+}
+
+/* Make x, just opened, a TLS client under tls's settings. */
+static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, pv_peer_t *peer)
+{
+    pv_tls_client_t c = {
+        .ctx = tls->ctx,
+        .sni = tls->server_name && tls->name[0] && !ip_literal(tls->name) ? tls->name : NULL,
+        .verify_name = tls->verify ? tls->name : NULL,
+    };
+    if (tls->session_reuse) {
+        c.save = save_session;
+        c.save_arg = peer;
+        c.session = pv_peer_load_session(peer);
+        /* a session made under another server name is not offered */
+        const char *h = c.session ? SSL_SESSION_get0_hostname(c.session) : NULL;
+        if (c.session && (h ? !c.sni || strcmp(h, c.sni) != 0 : c.sni != NULL)) {
+            SSL_SESSION_free(c.session);
+            c.session = NULL;
+        }
+    }
+    int rc = pv_tls_client(x, &c);
+    SSL_SESSION_free(c.session);
+    if (rc != PV_OK)
+        errno = ENOMEM;
+    return rc;
+}
+
+pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls)
 {
     pv_upstream_server_t *s = &p->cf->servers[server];
     pv_xprt_t x;
     int rc = opener(&x, s);
     if (rc == PV_ERR)
         return NULL;
+    if (tls && tls_open(&x, tls, p->peers[server]) != PV_OK) {
+        pv_xprt_close(&x);
+        errno = ENOMEM;
+        return NULL;
+    }
     pv_upconn_t *u = NULL;
     if (!pv_fault_alloc(PV_FAULT_OTHER) && !(u = pv_cache_get(&upconn_cache)))
         u = malloc(sizeof(*u));
@@ -267,11 +315,15 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server)
     u->w = w;
     u->pool = p;
     u->server = server;
+    u->tls = tls;
+    u->peer = p->peers[server];
+    pv_peer_hold(u->peer);
     u->created_ms = pv_loop_now(w->loop);
     pv_timer_init(&u->timer, upconn_timer_cb, u);
     if (pv_loop_add(w->loop, &u->x.io) < 0) {
         int e = errno;
         pv_xprt_close(&u->x);
+        pv_peer_release(u->peer);
         if (pv_cache_put(&upconn_cache, u) < 0)
             free(u);
         errno = e;
@@ -361,6 +413,8 @@ void pv_upstream_close(pv_upconn_t *u)
     pv_timer_del(w->loop, &u->timer);
     pv_loop_del(w->loop, &u->x.io);
     pv_xprt_close(&u->x);
+    pv_peer_release(u->peer);
+    u->peer = NULL;
     u->next = reap_up;
     u->prev = NULL;
     reap_up = u;
@@ -385,10 +439,13 @@ static void upconn_io_cb(pv_io_t *io, unsigned events)
         u->ops->event_cb(u->owner, events);
         return;
     }
-    pv_xprt_events(&u->x, events);
+    events = pv_xprt_events(&u->x, events);
     /* idle in the pool: readable means the upstream closed it or sent
-     * something unasked; either way it cannot carry a request */
-    if (events & (PV_EV_READ | PV_EV_HUP)) {
+     * something unasked; either way it cannot carry a request. The read
+     * tells: a TLS record that carries no data (a session ticket) leaves
+     * nothing to read, and the connection stays. */
+    char ch;
+    if ((events & PV_EV_HUP) || ((events & PV_EV_READ) && pv_xprt_read(&u->x, &ch, 1) != PV_AGAIN)) {
         idle_closed(u, pv_loop_now(u->w->loop));
         pv_upstream_close(u);
     }

@@ -50,6 +50,8 @@ struct pv_upconn_s {
     uint64_t created_ms;        /* loop time it was opened (keepalive_time) */
     uint64_t idle_ms;           /* loop time it went idle in the pool; once taken, how long it had been */
     uint64_t sent;              /* bytes written on it, all requests */
+    const pv_upstream_tls_t *tls; /* TLS settings it was opened with (https), or NULL */
+    pv_peer_t *peer;            /* its server's peer, held while it lives (TLS sessions) */
     uint8_t connected;          /* TCP handshake done */
     uint8_t closing;            /* closed, waiting to be freed */
 };
@@ -96,8 +98,10 @@ void pv_upstream_ok(pv_upool_t *p, int server);
  * not be sent twice (unsafe), only a connection that has been idle for
  * less than half the time after which the server was lately seen closing
  * idle connections (less a margin of 10 ms): a server that closes them
- * right after each answer gets such requests on new connections only. */
-pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe);
+ * right after each answer gets such requests on new connections only.
+ * Only a connection opened with the same TLS settings (tls, NULL for
+ * plain) is taken: a pooled TLS connection keeps its session. */
+pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe, const pv_upstream_tls_t *tls);
 /* A connection taken from the pool failed before any answer: the server
  * had closed it while it was idle (learned as pv_upstream_take_idle()
  * says). */
@@ -112,9 +116,12 @@ void pv_upstream_stale(pv_upconn_t *u);
 #define PV_UPSTREAM_OPEN_CONNECTED 1
 typedef int (*pv_upstream_open_t)(pv_xprt_t *x, const pv_upstream_server_t *s);
 void pv_upstream_set_opener(pv_upstream_open_t fn); /* NULL: the default */
-/* Open a new connection to server (connect in progress). NULL on error
- * with errno set. */
-pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server);
+/* Open a new connection to server (connect in progress). With tls (an
+ * https proxy_pass) the opener's transport becomes a TLS client under
+ * those settings, resuming the server's last session when
+ * proxy_ssl_session_reuse is on; the handshake then runs inside the
+ * first writes and reads. NULL on error with errno set. */
+pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls);
 /* Give the connection to owner, whose ops get its events and timeouts. */
 void pv_upstream_attach(pv_upconn_t *u, const pv_upconn_ops_t *ops, void *owner);
 /* The pool's guard list: whether u may carry another request after an

@@ -245,8 +245,10 @@ static void test_proxy_pass_errors(void **state)
                "inside named location, or inside \"if\" statement, or inside \"limit_except\" "
                "block",
                5);
-    expect_err(HTTP_SRV("  location / {\n   proxy_pass https://a;\n  }"),
-               "https is not supported yet", 5);
+    expect_err(HTTP_SRV("  location / {\n   proxy_pass https://127.0.0.1:x/;\n  }"),
+               "invalid port in upstream \"127.0.0.1:x/\"", 5);
+    expect_err(HTTP_SRV("  proxy_ssl_verify on;\n  location / {\n   proxy_pass https://127.0.0.1;\n  }"),
+               "no proxy_ssl_trusted_certificate for proxy_ssl_verify", 4);
     expect_err(HTTP_SRV("  location / {\n   proxy_pass ftp://a;\n  }"), "invalid URL prefix", 5);
     expect_err(HTTP_SRV("  location / {\n   proxy_pass http://127.0.0.1:x/;\n  }"),
                "invalid port in upstream \"127.0.0.1:x/\"", 5);

@@ -153,7 +153,7 @@ static void test_pool_bound_and_idle_close(void **state)
     pv_upconn_t *u[3];
     int peer[3];
     for (int i = 0; i < 3; i++) {
-        u[i] = pv_upstream_connect(&w, &p, 0);
+        u[i] = pv_upstream_connect(&w, &p, 0, NULL);
         assert_non_null(u[i]);
         peer[i] = accept(lfd, NULL, NULL);
         assert_true(peer[i] >= 0);
@@ -170,7 +170,7 @@ static void test_pool_bound_and_idle_close(void **state)
     assert_ptr_equal(p.idle_head, u[2]);
     assert_ptr_equal(p.idle_tail, u[1]);
     /* not reusable: closed, not pooled */
-    pv_upconn_t *x = pv_upstream_connect(&w, &p, 0);
+    pv_upconn_t *x = pv_upstream_connect(&w, &p, 0, NULL);
     int px = accept(lfd, NULL, NULL);
     pv_upstream_release(x, &fail_done);
     assert_true(x->closing);
@@ -181,9 +181,9 @@ static void test_pool_bound_and_idle_close(void **state)
     assert_int_equal(p.nidle, 1);
     assert_ptr_equal(p.idle_head, u[2]);
     /* take_idle hands out the survivor, then nothing */
-    pv_upconn_t *t = pv_upstream_take_idle(&p, 0, 0);
+    pv_upconn_t *t = pv_upstream_take_idle(&p, 0, 0, NULL);
     assert_ptr_equal(t, u[2]);
-    assert_null(pv_upstream_take_idle(&p, 0, 0));
+    assert_null(pv_upstream_take_idle(&p, 0, 0, NULL));
     pv_upstream_close(t);
     pv_upstream_reap(&w);
     close(px);
@@ -201,7 +201,7 @@ static void test_idle_timeout(void **state)
     pv_upool_t p;
     one_server(&lfd, &w, &p);
     ucf.keepalive_timeout = 30;
-    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL);
     int peer = accept(lfd, NULL, NULL);
     u->connected = 1;
     pv_upstream_release(u, &keep_done);
@@ -276,14 +276,14 @@ static void test_take_idle_peeks_for_fin(void **state)
     pv_worker_t w;
     pv_upool_t p;
     one_server(&lfd, &w, &p);
-    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL);
     int peer = accept(lfd, NULL, NULL);
     u->connected = 1;
     pv_upstream_release(u, &keep_done);
     assert_int_equal(p.nidle, 1);
     close(peer);
     usleep(20000); /* the FIN reaches the socket; the loop has not run */
-    assert_null(pv_upstream_take_idle(&p, 0, 0));
+    assert_null(pv_upstream_take_idle(&p, 0, 0, NULL));
     assert_int_equal(p.nidle, 0);
     assert_true(u->closing);
     pv_upstream_reap(&w);
@@ -316,7 +316,7 @@ static void test_idle_close_learned(void **state)
     assert_int_equal(pv_peer_idle_limit(peer, 5200 + PV_PEER_IDLE_MEMORY_MS), 2000);
 
     /* the server closes a pooled connection at once after its answer */
-    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0);
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL);
     int fd = accept(lfd, NULL, NULL);
     u->connected = 1;
     pv_upstream_release(u, &keep_done);
@@ -327,13 +327,13 @@ static void test_idle_close_learned(void **state)
     assert_true(learned >= 0 && learned <= 50);
 
     /* a live idle connection: a safe request takes it, an unsafe one not */
-    u = pv_upstream_connect(&w, &p, 0);
+    u = pv_upstream_connect(&w, &p, 0, NULL);
     fd = accept(lfd, NULL, NULL);
     u->connected = 1;
     pv_upstream_release(u, &keep_done);
-    assert_null(pv_upstream_take_idle(&p, 0, 1));
+    assert_null(pv_upstream_take_idle(&p, 0, 1, NULL));
     assert_int_equal(p.nidle, 1);
-    assert_ptr_equal(pv_upstream_take_idle(&p, 0, 0), u);
+    assert_ptr_equal(pv_upstream_take_idle(&p, 0, 0, NULL), u);
 
     /* a reused connection that fails before any answer teaches the same */
     atomic_store(&peer->idle_close, 0); /* nothing learned yet */

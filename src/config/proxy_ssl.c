@@ -1,0 +1,280 @@
+/* The proxy_ssl_* directives (ngx_http_proxy_module's TLS half): setters,
+ * merging from http to server to location, and the client SSL_CTX of each
+ * https proxy_pass. Locations whose merged settings are the same share one
+ * pv_upstream_tls_t and one SSL_CTX, owned by the snapshot. */
+#include "conf_int.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/ssl.h>
+
+#include "../core/tls.h"
+
+/* A pv_upstream_tls_t built for one set of settings. */
+typedef struct pv_conf_tls_ref_s {
+    const pv_proxy_ssl_conf_t *c; /* the settings (a location's merged copy) */
+    const char *name;             /* the name it was built with */
+    pv_upstream_tls_t *tls;
+} pv_conf_tls_ref_t;
+
+void pv_conf_proxy_ssl_init(pv_proxy_ssl_conf_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->server_name = PV_UNSET;
+    c->verify = PV_UNSET;
+    c->verify_depth = PV_UNSET;
+    c->protocols = PV_UNSET;
+    c->session_reuse = PV_UNSET;
+}
+
+static pv_proxy_ssl_conf_t *pssl(void *base)
+{
+    return &((pv_loc_conf_t *)base)->proxy_ssl;
+}
+
+static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = (int *)((char *)pssl(base) + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    if (strcasecmp(ARG(nd, 1), "on") == 0)
+        *f = 1;
+    else if (strcasecmp(ARG(nd, 1), "off") == 0)
+        *f = 0;
+    else
+        return pv_conf_error(cx, &nd->src,
+                             "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                             ARG(nd, 1), ARG(nd, 0));
+    if (f == &pssl(base)->verify)
+        pssl(base)->verify_src = nd->src;
+    return PV_OK;
+}
+
+static int set_file_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_ssl_file_t **f = (pv_ssl_file_t **)((char *)pssl(base) + cmd->offset);
+    if (*f)
+        return DUP(cx, nd);
+    if (strchr(ARG(nd, 1), '$'))
+        return pv_conf_error(cx, &nd->src, "variables in \"%s\" are not supported", ARG(nd, 0));
+    *f = pv_arena_calloc(cx->a, sizeof(**f));
+    (*f)->path = pv_conf_full_path(cx, ARG(nd, 1));
+    (*f)->src = nd->src;
+    return PV_OK;
+}
+
+static int set_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_proxy_ssl_conf_t *c = pssl(base);
+    if (c->name)
+        return DUP(cx, nd);
+    if (strchr(ARG(nd, 1), '$'))
+        return pv_conf_error(cx, &nd->src, "variables in \"%s\" are not supported", ARG(nd, 0));
+    c->name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    return PV_OK;
+}
+
+static int set_ciphers_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_proxy_ssl_conf_t *c = pssl(base);
+    if (c->ciphers)
+        return DUP(cx, nd);
+    c->ciphers = pv_arena_strdup(cx->a, ARG(nd, 1));
+    c->ciphers_src = nd->src;
+    return PV_OK;
+}
+
+static int set_protocols_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                            void *base)
+{
+    pv_proxy_ssl_conf_t *c = pssl(base);
+    if (c->protocols != PV_UNSET)
+        return DUP(cx, nd);
+    int v = 0;
+    for (int i = 1; i < nd->nargs; i++) {
+        const pv_conf_enum_t *e = pv_conf_ssl_protocols;
+        while (e->name && strcmp(e->name, ARG(nd, i)) != 0)
+            e++;
+        if (!e->name)
+            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, i));
+        v |= e->value;
+    }
+    c->protocols = v;
+    c->protocols_src = nd->src;
+    return PV_OK;
+}
+
+static int set_depth_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_proxy_ssl_conf_t *c = pssl(base);
+    if (c->verify_depth != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t v = pv_conf_parse_num(nd->args[1]);
+    if (v < 0 || v > 100)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
+    c->verify_depth = (int)v;
+    return PV_OK;
+}
+
+#define PS(f) PV_BASE_LOC, offsetof(pv_proxy_ssl_conf_t, f)
+#define NONE PV_BASE_LOC, 0
+
+static const pv_conf_cmd_t proxy_ssl_cmds[] = {
+    {"proxy_ssl_server_name", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(server_name), NULL},
+    {"proxy_ssl_name", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_name_cb, NONE, NULL},
+    {"proxy_ssl_verify", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(verify), NULL},
+    {"proxy_ssl_verify_depth", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_depth_cb, NONE, NULL},
+    {"proxy_ssl_trusted_certificate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(trusted), NULL},
+    {"proxy_ssl_protocols", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_protocols_cb, NONE, NULL},
+    {"proxy_ssl_ciphers", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_ciphers_cb, NONE, NULL},
+    {"proxy_ssl_session_reuse", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(session_reuse), NULL},
+    {"proxy_ssl_certificate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(certificate), NULL},
+    {"proxy_ssl_certificate_key", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(certificate_key), NULL},
+};
+
+const pv_conf_module_t pv_conf_proxy_ssl_module = {"proxy_ssl", proxy_ssl_cmds, PV_NELEM(proxy_ssl_cmds)};
+
+#define INHERIT(f, unset, dflt) c->f = c->f != (unset) ? c->f : p ? p->f : (dflt)
+
+void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *p)
+{
+    INHERIT(server_name, PV_UNSET, 0);
+    INHERIT(name, NULL, NULL);
+    if (c->verify == PV_UNSET && p)
+        c->verify_src = p->verify_src;
+    INHERIT(verify, PV_UNSET, 0);
+    INHERIT(verify_depth, PV_UNSET, 1);
+    INHERIT(trusted, NULL, NULL);
+    if (c->protocols == PV_UNSET && p)
+        c->protocols_src = p->protocols_src;
+    INHERIT(protocols, PV_UNSET, PV_SSL_TLSv1_2 | PV_SSL_TLSv1_3);
+    if (!c->ciphers && p)
+        c->ciphers_src = p->ciphers_src;
+    INHERIT(ciphers, NULL, "DEFAULT");
+    INHERIT(session_reuse, PV_UNSET, 1);
+    if (!c->certificate && !c->certificate_key && p) {
+        c->certificate = p->certificate;
+        c->certificate_key = p->certificate_key;
+    }
+}
+
+static int same_file(const pv_ssl_file_t *a, const pv_ssl_file_t *b)
+{
+    return a == b || (a && b && strcmp(a->path, b->path) == 0);
+}
+
+/* Whether two merged setting sets give the same client. */
+static int same_settings(const pv_proxy_ssl_conf_t *a, const pv_proxy_ssl_conf_t *b)
+{
+    return a->server_name == b->server_name && a->verify == b->verify && a->verify_depth == b->verify_depth &&
+           a->protocols == b->protocols && a->session_reuse == b->session_reuse &&
+           strcmp(a->ciphers, b->ciphers) == 0 && same_file(a->trusted, b->trusted) &&
+           same_file(a->certificate, b->certificate) && same_file(a->certificate_key, b->certificate_key);
+}
+
+static int ssl_error(pv_conf_ctx_t *cx, const pv_conf_src_t *src, const char *fmt, const char *arg)
+{
+    char what[600], t[400];
+    snprintf(what, sizeof(what), fmt, arg);
+    pv_tls_error_text(t, sizeof(t));
+    return pv_conf_error(cx, src, "%s (%s)", what, t);
+}
+
+static void ctx_free(void *arg)
+{
+    SSL_CTX_free(arg);
+}
+
+/* The client certificate and key (proxy_ssl_certificate / _key). */
+static int load_client_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_proxy_ssl_conf_t *c)
+{
+    if (!c->certificate)
+        return PV_OK;
+    if (!c->certificate_key)
+        return pv_conf_error(cx, &c->certificate->src, "no \"proxy_ssl_certificate_key\" is defined "
+                             "for certificate \"%s\"", c->certificate->path);
+    if (!SSL_CTX_use_certificate_chain_file(ctx, c->certificate->path))
+        return ssl_error(cx, &c->certificate->src, "cannot load certificate \"%s\"", c->certificate->path);
+    if (!SSL_CTX_use_PrivateKey_file(ctx, c->certificate_key->path, SSL_FILETYPE_PEM))
+        return ssl_error(cx, &c->certificate_key->src, "cannot load certificate key \"%s\"",
+                         c->certificate_key->path);
+    if (!SSL_CTX_check_private_key(ctx))
+        return ssl_error(cx, &c->certificate_key->src, "certificate key \"%s\" does not match its certificate",
+                         c->certificate_key->path);
+    return PV_OK;
+}
+
+static SSL_CTX *client_ctx(pv_conf_ctx_t *cx, const pv_proxy_ssl_conf_t *c, const pv_location_t *loc)
+{
+    SSL_CTX *ctx = pv_tls_client_ctx_new();
+    if (!ctx) {
+        ssl_error(cx, &loc->src, "%s", "SSL_CTX_new() failed");
+        return NULL;
+    }
+    pv_conf_add_cleanup(cx, ctx_free, ctx);
+    pv_conf_ssl_apply_protocols(ctx, c->protocols);
+    if (!(c->protocols & ~PV_SSL_SSLv2)) {
+        pv_conf_error(cx, &c->protocols_src, "no protocol left in \"proxy_ssl_protocols\"");
+        return NULL;
+    }
+    if (!SSL_CTX_set_cipher_list(ctx, c->ciphers)) {
+        ssl_error(cx, &c->ciphers_src, "SSL_CTX_set_cipher_list(\"%s\") failed", c->ciphers);
+        return NULL;
+    }
+    if (load_client_cert(cx, ctx, c) != PV_OK)
+        return NULL;
+    if (c->trusted) {
+        if (!SSL_CTX_load_verify_locations(ctx, c->trusted->path, NULL)) {
+            ssl_error(cx, &c->trusted->src, "SSL_CTX_load_verify_locations(\"%s\") failed", c->trusted->path);
+            return NULL;
+        }
+        /* as NGINX: the handshake goes on and the result is checked after it */
+        pv_tls_client_verify(ctx, c->verify_depth);
+    }
+    return ctx;
+}
+
+int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc)
+{
+    const pv_proxy_ssl_conf_t *c = &loc->conf.proxy_ssl;
+    pv_proxy_pass_t *pp = loc->proxy_pass;
+    if (c->verify && !c->trusted)
+        return pv_conf_error(cx, &c->verify_src, "no proxy_ssl_trusted_certificate for proxy_ssl_verify");
+    /* the name may carry a port (as $proxy_host does): it is left out */
+    const char *name = c->name ? c->name : pp->host;
+    size_t nlen = strlen(name);
+    if (name[0] == '[') {
+        const char *e = strchr(name, ']');
+        nlen = e ? (size_t)(e - name + 1) : nlen;
+    } else if (strchr(name, ':') == strrchr(name, ':') && strchr(name, ':')) {
+        nlen = (size_t)(strchr(name, ':') - name);
+    }
+    name = pv_arena_strndup(cx->a, name, nlen);
+    for (int i = 0; i < cx->ntlsrefs; i++) {
+        pv_conf_tls_ref_t *r = &cx->tlsrefs[i];
+        if (same_settings(r->c, c) && strcmp(r->name, name) == 0) {
+            pp->tls = r->tls;
+            return PV_OK;
+        }
+    }
+    SSL_CTX *ctx = NULL;
+    for (int i = 0; i < cx->ntlsrefs && !ctx; i++)
+        if (same_settings(cx->tlsrefs[i].c, c))
+            ctx = cx->tlsrefs[i].tls->ctx;
+    if (!ctx && !(ctx = client_ctx(cx, c, loc)))
+        return PV_ERR;
+    pv_upstream_tls_t *t = pv_arena_calloc(cx->a, sizeof(*t));
+    t->ctx = ctx;
+    t->name = name;
+    t->server_name = c->server_name;
+    t->verify = c->verify;
+    t->session_reuse = c->session_reuse;
+    pp->tls = t;
+    pv_conf_tls_ref_t *r = pv_conf_push(cx->tmp, &cx->tlsrefs, &cx->ntlsrefs, sizeof(*r));
+    r->c = c;
+    r->name = name;
+    r->tls = t;
+    return PV_OK;
+}

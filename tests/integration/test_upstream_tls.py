@@ -1,0 +1,330 @@
+"""TLS to upstreams: proxy_pass https://, proxy_ssl_verify and its name
+check, proxy_ssl_server_name / proxy_ssl_name (SNI), client certificates
+to the upstream, keepalive over TLS and session resumption on a new
+connection. The upstream is a Python ssl server with a private CA that
+records each connection: the SNI it got, whether the session was
+resumed, the client certificate."""
+
+import json
+import socket
+import ssl
+import threading
+
+import pytest
+
+from conftest import free_port, http, wait_for
+from tls_pki import Pki
+
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    p = Pki(tmp_path_factory.mktemp("pki"))
+    p.srv = p.issue("up", "backend.test", "ec", sans=["backend.test", "alt.test"])
+    p.stranger = p.issue("stranger", "backend.test", "ec", sans=["backend.test"], ca=p.other_ca)
+    p.client = p.issue("gw-client", "gateway-a", "ec", client=True)
+    return p
+
+
+class TlsUpstream:
+    """An HTTPS/1.1 keepalive server. Each connection's TLS facts are kept
+    in `conns` (dicts: sni, resumed, cert_cn, version) and every answer is
+    a JSON echo of them with the request line and Host."""
+
+    def __init__(self, pki, cert=None, require_client_cert=False):
+        cert = cert or pki.srv
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert[0], cert[1])
+        if require_client_cert:
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ctx.load_verify_locations(pki.ca[0])
+        self.ctx.sni_callback = self._sni
+        self._sni_seen = threading.local()
+        self.conns = []
+        self.handshake_failures = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _sni(self, sslsock, name, ctx):
+        sslsock.context  # noqa: B018 (the callback must not raise)
+        self._sni_seen.name = name
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.socks.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, raw):
+        self._sni_seen.name = None
+        try:
+            s = self.ctx.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            with self.lock:
+                self.handshake_failures += 1
+            raw.close()
+            return
+        cert = s.getpeercert()
+        cn = None
+        if cert:
+            cn = [v for rdn in cert["subject"] for k, v in rdn if k == "commonName"][0]
+        info = {"sni": self._sni_seen.name, "resumed": s.session_reused, "cert_cn": cn,
+                "version": s.version()}
+        with self.lock:
+            self.conns.append(info)
+            info["conn"] = len(self.conns)
+        buf = b""
+        s.settimeout(30)
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                hdrs = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+                body = json.dumps(dict(info, line=lines[0], host=hdrs.get("host"))).encode()
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        except (OSError, ssl.SSLError, ValueError):
+            return
+        finally:
+            s.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        for c in self.socks:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def tls_upstream(pki):
+    made = []
+
+    def make(**kw):
+        u = TlsUpstream(pki, **kw)
+        made.append(u)
+        return u
+
+    yield make
+    for u in made:
+        u.stop()
+
+
+CONF = """
+http {
+    access_log off;
+    upstream backend {
+        server 127.0.0.1:@UP@;
+        @KEEPALIVE@
+    }
+    server {
+        listen 127.0.0.1:@GW@;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        @EXTRA@
+        location / { proxy_pass https://@TARGET@; }
+    }
+}
+"""
+
+
+def start(gateway, up, extra="", target="backend", keepalive="keepalive 4;"):
+    gw = free_port()
+    srv = gateway(CONF, GW=gw, UP=up.port, EXTRA=extra, TARGET=target.replace("@UP@", str(up.port)),
+                  KEEPALIVE=keepalive)
+    return gw, srv
+
+
+def get(gw, path="/", host="localhost"):
+    r = http(gw, target=path, host=host)
+    return r.status, (json.loads(r.body) if r.status == 200 else None)
+
+
+def verify_conf(pki, name=None, depth=None):
+    s = "proxy_ssl_verify on; proxy_ssl_trusted_certificate %s;" % pki.ca[0]
+    if name:
+        s += " proxy_ssl_name %s;" % name
+    if depth is not None:
+        s += " proxy_ssl_verify_depth %d;" % depth
+    return s
+
+
+def test_https_upstream_without_verification(gateway, tls_upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up)
+    st, b = get(gw, "/a")
+    assert st == 200
+    assert b["line"] == "GET /a HTTP/1.1"
+    # proxy_ssl_server_name is off by default: no SNI
+    assert b["sni"] is None
+    # $proxy_host is the upstream's name, as for http
+    assert b["host"] == "backend"
+
+
+def test_literal_address_and_default_port_in_host(gateway, tls_upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, target="127.0.0.1:@UP@")
+    st, b = get(gw)
+    assert st == 200
+    assert b["host"] == "127.0.0.1:%d" % up.port
+
+
+def test_verify_on_with_the_right_name(gateway, tls_upstream, pki):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, verify_conf(pki, "backend.test"))
+    st, b = get(gw)
+    assert st == 200
+
+
+def test_verify_wrong_name_is_502_with_nginx_log_line(gateway, tls_upstream, pki):
+    up = tls_upstream()
+    gw, srv = start(gateway, up, verify_conf(pki))  # the name is "backend", not in the certificate
+    st, _ = get(gw)
+    assert st == 502
+    wait_for(lambda: 'upstream SSL certificate does not match "backend" while SSL handshaking to upstream'
+             in srv.stderr(), what="the name mismatch logged")
+
+
+def test_verify_untrusted_ca_is_502_with_nginx_log_line(gateway, tls_upstream, pki):
+    up = tls_upstream(cert=pki.stranger)
+    gw, srv = start(gateway, up, verify_conf(pki, "backend.test"))
+    st, _ = get(gw)
+    assert st == 502
+    wait_for(lambda: "upstream SSL certificate verify error: (21:unable to verify the first certificate) "
+             "while SSL handshaking to upstream" in srv.stderr(), what="the verify error logged")
+
+
+def test_verify_off_accepts_an_untrusted_certificate(gateway, tls_upstream, pki):
+    up = tls_upstream(cert=pki.stranger)
+    gw, _ = start(gateway, up, "proxy_ssl_name nowhere.test; proxy_ssl_trusted_certificate %s;" % pki.ca[0])
+    assert get(gw)[0] == 200
+
+
+def test_sni_sent_per_proxy_ssl_server_name(gateway, tls_upstream, pki):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, "proxy_ssl_server_name on; proxy_ssl_name alt.test:8443;")
+    st, b = get(gw)
+    assert st == 200
+    assert b["sni"] == "alt.test"  # the port is left out
+    up2 = tls_upstream()
+    gw2, _ = start(gateway, up2, "proxy_ssl_server_name on;")
+    assert get(gw2)[1]["sni"] == "backend"
+
+
+def test_no_sni_for_an_ip_literal(gateway, tls_upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, "proxy_ssl_server_name on;", target="127.0.0.1:@UP@")
+    assert get(gw)[1]["sni"] is None
+
+
+def test_client_certificate_to_the_upstream(gateway, tls_upstream, pki):
+    up = tls_upstream(require_client_cert=True)
+    gw, _ = start(gateway, up, "proxy_ssl_certificate %s; proxy_ssl_certificate_key %s;" % pki.client)
+    st, b = get(gw)
+    assert st == 200
+    assert b["cert_cn"] == "gateway-a"
+
+
+def test_upstream_requiring_a_certificate_refuses_none(gateway, tls_upstream):
+    up = tls_upstream(require_client_cert=True)
+    gw, srv = start(gateway, up)
+    assert get(gw)[0] == 502
+    # TLS 1.3: the refusal comes after our side of the handshake, as a
+    # reset or an alert while the request is sent or the answer awaited
+    wait_for(lambda: "[error]" in srv.stderr() and "upstream: 127.0.0.1:%d" % up.port in srv.stderr(),
+             what="the refusal logged")
+    assert up.handshake_failures >= 1
+
+
+def test_keepalive_reuses_the_tls_connection(gateway, tls_upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up)
+    conns = {get(gw)[1]["conn"] for _ in range(5)}
+    assert len(conns) == 1
+    assert len(up.conns) == 1
+
+
+def test_new_connection_resumes_the_session(gateway, tls_upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, keepalive="")  # no pool: every request opens a connection
+    bodies = [get(gw)[1] for _ in range(3)]
+    assert len({b["conn"] for b in bodies}) == 3
+    assert bodies[0]["resumed"] is False
+    assert bodies[1]["resumed"] is True and bodies[2]["resumed"] is True
+
+
+def test_session_reuse_off(gateway, tls_upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, "proxy_ssl_session_reuse off;", keepalive="")
+    bodies = [get(gw)[1] for _ in range(3)]
+    assert not any(b["resumed"] for b in bodies)
+
+
+def test_protocols_limit_the_version(gateway, tls_upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, "proxy_ssl_protocols TLSv1.2;")
+    assert get(gw)[1]["version"] == "TLSv1.2"
+
+
+def test_http_and_https_locations_do_not_share_connections(gateway, tls_upstream, upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, "location /plain { proxy_pass http://127.0.0.1:%d; }" % up.port)
+    assert get(gw)[0] == 200
+    assert get(gw)[0] == 200
+    assert len(up.conns) == 1
+
+
+@pytest.mark.parametrize("extra,msg", [
+    ("proxy_ssl_verify on;", "no proxy_ssl_trusted_certificate for proxy_ssl_verify"),
+    ("proxy_ssl_certificate /nonexistent.crt; proxy_ssl_certificate_key /nonexistent.key;",
+     "cannot load certificate \"/nonexistent.crt\""),
+    ("proxy_ssl_protocols TLSv9;", "invalid value \"TLSv9\""),
+    ("proxy_ssl_name $host;", "variables in \"proxy_ssl_name\" are not supported"),
+])
+def test_config_errors(tmp_path, extra, msg):
+    import subprocess
+    from conftest import PORTVAKT
+    conf = tmp_path / "p.conf"
+    conf.write_text(CONF.replace("@EXTRA@", extra).replace("@GW@", "1").replace("@UP@", "2")
+                    .replace("@TARGET@", "backend").replace("@KEEPALIVE@", ""))
+    r = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert msg in r.stderr
+    assert "p.conf:" in r.stderr
+
+
+@pytest.mark.parametrize("extra,expect", [
+    ("", (200, None)),
+    ("proxy_ssl_server_name on; proxy_ssl_name backend.test;", (200, "backend.test")),
+    ("VERIFY backend.test", (200, None)),
+    ("VERIFY backend", (502, None)),
+])
+def test_differential_against_nginx(portvakt, nginx, tls_upstream, pki, extra, expect):
+    if extra.startswith("VERIFY"):
+        extra = verify_conf(pki, extra.split()[1])
+    got = []
+    for start_fn in (portvakt, nginx):
+        up = tls_upstream()
+        gw, _ = start(start_fn, up, extra)
+        st, b = get(gw)
+        got.append((st, b["sni"] if b else None))
+    assert got[0] == expect, "portvakt"
+    assert got[1] == expect, "nginx"
