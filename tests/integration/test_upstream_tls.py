@@ -328,3 +328,22 @@ def test_differential_against_nginx(portvakt, nginx, tls_upstream, pki, extra, e
         got.append((st, b["sni"] if b else None))
     assert got[0] == expect, "portvakt"
     assert got[1] == expect, "nginx"
+
+
+def test_reload_keeps_the_session_and_closes_idle_tls_connections(gateway, tls_upstream):
+    import os
+    import signal
+    up = tls_upstream()
+    gw, srv = start(gateway, up)
+    assert get(gw)[1]["conn"] == 1
+    # a new config (another header) with the same upstream
+    with open(srv.conf_path) as f:
+        text = f.read()
+    with open(srv.conf_path, "w") as f:
+        f.write(text.replace('proxy_set_header Connection "";',
+                             'proxy_set_header Connection ""; proxy_set_header X-Gen two;'))
+    os.kill(srv.pid, signal.SIGHUP)
+    # the idle TLS connection is not handed to the new config; the new one
+    # resumes the session the server gave before the reload
+    b = wait_for(lambda: (lambda r: r if r["conn"] > 1 else None)(get(gw)[1]), what="a new connection")
+    assert b["resumed"] is True
