@@ -249,7 +249,7 @@ def test_upstream_requiring_a_certificate_refuses_none(gateway, tls_upstream):
     assert get(gw)[0] == 502
     # TLS 1.3: the refusal comes after our side of the handshake, as a
     # reset or an alert while the request is sent or the answer awaited
-    wait_for(lambda: "[error]" in srv.stderr() and "upstream: 127.0.0.1:%d" % up.port in srv.stderr(),
+    wait_for(lambda: "[error]" in srv.stderr() and "127.0.0.1:%d" % up.port in srv.stderr(),
              what="the refusal logged")
     assert up.handshake_failures >= 1
 
@@ -330,9 +330,11 @@ def test_differential_against_nginx(portvakt, nginx, tls_upstream, pki, extra, e
     assert got[1] == expect, "nginx"
 
 
-def test_reload_keeps_the_session_and_closes_idle_tls_connections(gateway, tls_upstream):
+def test_reload_keeps_the_session_and_closes_idle_tls_connections(gateway, tls_upstream, target_name):
     import os
     import signal
+    if target_name == "nginx":
+        pytest.skip("NGINX runs here without a master process, which SIGHUP needs")
     up = tls_upstream()
     gw, srv = start(gateway, up)
     assert get(gw)[1]["conn"] == 1
