@@ -41,6 +41,13 @@ static int h1_take(pv_hreq_t *hr, pv_str_t *spans, int max)
         return PV_ERR;
     if (hr->body_done || b->pos == b->last || max <= 0)
         return 0;
+    if (hr->body_frame == PV_FRAME_CLOSE) {
+        /* a tunnel after a 101: every byte as it came (not counted in
+         * $request_length, as NGINX does not count them) */
+        spans[0] = (pv_str_t){b->data + b->pos, b->last - b->pos};
+        b->pos = b->last;
+        return 1;
+    }
     if (hr->body_frame == PV_FRAME_LENGTH) {
         size_t n = b->last - b->pos;
         if (n > hr->body_left)
@@ -114,6 +121,15 @@ static void body_timer(pv_hreq_t *hr)
 static int h1_read(pv_hreq_t *hr)
 {
     int n = hr->c->x.readable ? read_body(hr) : PV_AGAIN;
+    if (hr->body_frame == PV_FRAME_CLOSE) {
+        /* a tunnel: its end (or an error, as NGINX takes one) is the
+         * client closing; no client_body_timeout, the tunnel times itself */
+        if (n == PV_AGAIN)
+            return PV_AGAIN;
+        if (n <= 0)
+            hr->body_done = 1;
+        return PV_OK;
+    }
     if (n > 0)
         return PV_OK;
     if (n == PV_AGAIN) {

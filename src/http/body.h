@@ -48,7 +48,8 @@ int pv_body_done(const struct pv_hreq_s *hr);
  * out: their space is reused. PV_OK when bytes arrived, PV_AGAIN when
  * none are waiting (client_body_timeout runs; the handler's client event
  * says when to try again), PV_ERR when the client closed or failed in the
- * middle of its body (logged). */
+ * middle of its body (logged). After a 101 (response.h) the stream ends
+ * with the client's close or error: PV_OK and pv_body_done(), no timer. */
 int pv_body_read(struct pv_hreq_s *hr);
 /* Receive a body of known length up to limit bytes whole before taking
  * any of it, when it fits the buffer it is read into (a slow client then

@@ -91,6 +91,8 @@ static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv
             f->conn_close = 1;
         if (pv_conn_has_token(h->value, "keep-alive"))
             f->conn_ka = 1;
+    } else if (PV_STR_IEQ(h->name, "upgrade")) {
+        f->upgrade = 1;
     }
     return 0;
 }
@@ -203,6 +205,10 @@ int pv_reqhead_build(pv_hreq_t *hr)
         return 400;
     if (r->http_minor == 1 ? !f.conn_close : (f.conn_ka && !f.conn_close))
         r->flags |= PV_REQ_F_KEEPALIVE;
+    /* only HTTP/1.1 may switch protocols: a server ignores Upgrade in an
+     * HTTP/1.0 request (RFC 9110 7.8) */
+    if (f.upgrade && r->http_minor == 1)
+        r->flags |= PV_REQ_F_UPGRADE;
 
     pv_str_t target = {base + hr->url.off, hr->url.len};
     return target_check(&hr->r, target, host_h ? &host_h->value : NULL);

@@ -26,6 +26,7 @@ typedef struct pv_reqfields_s {
     const pv_header_t *single[11]; /* Host, Transfer-Encoding, Content-Length, Expect, ... */
     int conn_close;                /* Connection: close */
     int conn_ka;                   /* Connection: keep-alive */
+    int upgrade;                   /* an Upgrade field */
 } pv_reqfields_t;
 
 /* Check one request field h (name and value syntax; a second copy of a

@@ -19,7 +19,7 @@ enum {
     PV_FRAME_NONE = 0, /* no body */
     PV_FRAME_LENGTH,   /* Content-Length */
     PV_FRAME_CHUNKED,  /* Transfer-Encoding: chunked */
-    PV_FRAME_CLOSE     /* until the connection closes (responses only) */
+    PV_FRAME_CLOSE     /* until the connection closes (responses; a request body after a 101) */
 };
 
 typedef struct pv_header_s {
@@ -35,6 +35,7 @@ typedef struct pv_header_s {
 #define PV_REQ_F_ABSOLUTE_FORM 0x10   /* target was http://host/path */
 #define PV_REQ_F_HEAD 0x20            /* method HEAD: no response body */
 #define PV_REQ_F_HTTP09 0x40          /* HTTP/0.9 (no version): answered without a head */
+#define PV_REQ_F_UPGRADE 0x200        /* may switch protocols: an HTTP/1.1 request with Upgrade */
 
 typedef struct pv_request_s {
     pv_arena_t *arena;          /* per-request arena (reset when it ends) */

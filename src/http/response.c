@@ -128,6 +128,18 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
 
 static int h1_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
+    if (h->upgrade) {
+        /* a 101: the connection becomes a tunnel. The body stream carries
+         * the client's bytes from the end of the request until it closes,
+         * the response body goes out as it is, and the connection is
+         * never reused */
+        if (!(hr->r.flags & PV_REQ_F_UPGRADE) || !hr->body_done)
+            return PV_ERR;
+        hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
+        h->frame = PV_FRAME_NONE;
+        hr->body_frame = PV_FRAME_CLOSE;
+        hr->body_done = 0;
+    }
     if (h->frame == PV_FRAME_CHUNKED && hr->r.http_minor != 1) {
         /* no chunked coding for HTTP/1.0: the body ends with the connection */
         h->frame = PV_FRAME_CLOSE;

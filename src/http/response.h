@@ -61,7 +61,14 @@ extern const pv_resp_ops_t pv_h1_resp;
 /* Queue the response head h. The protocol side decides keepalive and the
  * framing: PV_FRAME_CHUNKED stands for a body of unknown length, which an
  * HTTP/1.0 client gets until the connection closes. Records the status
- * for the log. PV_OK, PV_ERR when the head does not fit, PV_RESP_NOMEM. */
+ * for the log. PV_OK, PV_ERR when the head does not fit, PV_RESP_NOMEM.
+ *
+ * A head with upgrade set (a 101, for a request with PV_REQ_F_UPGRADE
+ * whose body is done) turns the request into a tunnel: from then on the
+ * request body stream (body.h) carries the client's bytes as they come,
+ * pv_body_done() once the client has closed, the response body goes out
+ * unframed, and pv_resp_finish() ends both; the connection is not
+ * reused. PV_ERR when the request cannot switch. */
 int pv_resp_send_head(struct pv_hreq_s *hr, pv_resp_head_t *h);
 /* How many body spans pv_resp_send_body() takes now (0: flush first). */
 int pv_resp_room(const struct pv_hreq_s *hr);

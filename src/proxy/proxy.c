@@ -16,6 +16,7 @@
 #include "../upstream/failure.h"
 #include "../upstream/upstream.h"
 #include "rewrite.h"
+#include "tunnel.h"
 
 static void start_upstream(pv_proxy_t *px);
 static void upstream_write(pv_proxy_t *px);
@@ -349,6 +350,7 @@ static void start_upstream(pv_proxy_t *px)
     pv_upstream_attach(u, &upconn_ops, px);
     px->u = u;
     pv_uresp_init(&px->rp, (px->r->flags & PV_REQ_F_HEAD) != 0);
+    px->rp.upgrade_asked = !px->sub_done && (px->r->flags & PV_REQ_F_UPGRADE);
     px->sent_before = u->sent;
     px->head_sent = px->req_done = px->resp_started = 0;
     pv_outq_reset(&px->uq);
@@ -454,6 +456,10 @@ static int response_head(pv_proxy_t *px)
     int64_t cl = rp->content_length;
 
     px->status = status;
+    /* a switch before the whole request was written would leave the
+     * rest of the body to be taken for the new protocol's bytes */
+    if (status == 101 && !px->req_done)
+        return -1;
     /* a final answer before the whole request was written (an early
      * 401/413): the connection must not be reused after it */
     if (!px->req_done)
@@ -489,8 +495,8 @@ static int response_head(pv_proxy_t *px)
         out_len = cl;
     } else if (px->resp_frame == PV_FRAME_NONE) {
         frame = PV_FRAME_NONE;
-        out_len = rp->has_cl ? cl : -1;
-        if (!head_req && status != 204 && status != 304 && rp->has_cl)
+        out_len = rp->has_cl && status != 101 ? cl : -1;
+        if (!head_req && status != 204 && status != 304 && status != 101 && rp->has_cl)
             out_len = 0;
     } else {
         frame = PV_FRAME_CHUNKED; /* unknown length: the protocol side frames it */
@@ -542,6 +548,28 @@ static int queue_response_body(pv_proxy_t *px)
             pv_resp_send_body(hr, spans, ns);
     }
     return px->rp.body_done;
+}
+
+/* The upstream switched protocols (the 101 head is queued): the
+ * connection and the bytes after the head go to a tunnel, which ends
+ * the request when it closes. */
+static void start_tunnel(pv_proxy_t *px)
+{
+    pv_upconn_t *u = px->u;
+    pv_buf_t *b = px->uin;
+    pv_tunnel_conf_t cf = {
+        .read_timeout = px->loc->conf.proxy_read_timeout,
+        .send_timeout = px->loc->conf.proxy_send_timeout,
+        .upstream = px->pool->cf->servers[px->server].text,
+        .start_ns = px->start_ns,
+    };
+    pv_upstream_ok(px->pool, px->server);
+    px->u = NULL;
+    px->uin = NULL;
+    px->resp_done = 1;
+    pv_buf_put(px->hbuf); /* the upstream request head is written */
+    px->hbuf = NULL;
+    pv_tunnel_start(px->hr, u, b, &cf);
 }
 
 static void upstream_read(pv_proxy_t *px)
@@ -645,6 +673,10 @@ static void upstream_read(pv_proxy_t *px)
             }
             if (!px->resp_head_done)
                 return; /* went on to the next server (proxy_next_upstream) */
+            if (px->status == 101) {
+                start_tunnel(px);
+                return;
+            }
         }
     }
 }

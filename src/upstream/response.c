@@ -85,10 +85,14 @@ static int head_check(pv_uresp_t *rp, const char *end)
 {
     int status = rp->p.status_code;
     int64_t cl = -1;
-    int ncl = 0, has_te = 0, conn_close = 0, conn_ka = 0;
+    int ncl = 0, has_te = 0, conn_close = 0, conn_ka = 0, has_upgrade = 0;
 
-    if (status < 100 || status > 999 || status == 101)
-        return -1; /* no protocol switch was asked for */
+    if (status < 100 || status > 999)
+        return -1;
+    if (status == 101 && !rp->upgrade_asked) {
+        rp->error = "101 Switching Protocols to a request that asked for no upgrade";
+        return -1;
+    }
     if (!pv_http_head_line_endings_ok(rp->head_start, (size_t)(end - rp->head_start)))
         return -1;
     for (int i = 0; i < rp->nfields; i++) {
@@ -114,10 +118,17 @@ static int head_check(pv_uresp_t *rp, const char *end)
         } else if (PV_STR_IEQ(h->name, "connection")) {
             conn_close |= pv_conn_has_token(h->value, "close");
             conn_ka |= pv_conn_has_token(h->value, "keep-alive");
+        } else if (PV_STR_IEQ(h->name, "upgrade")) {
+            has_upgrade = 1;
         }
     }
     if (has_te && ncl)
         return -1;
+    if (status == 101 && !has_upgrade) {
+        /* the client could not know which protocol follows (RFC 9110 15.2.2) */
+        rp->error = "101 Switching Protocols without Upgrade";
+        return -1;
+    }
 
     rp->status = status;
     rp->http_minor = rp->p.http_minor;
@@ -136,7 +147,7 @@ static int head_check(pv_uresp_t *rp, const char *end)
     if (rp->frame == PV_FRAME_CHUNKED)
         pv_chunked_init(&rp->chunk);
     int v11 = rp->p.http_major == 1 && rp->p.http_minor == 1;
-    rp->keepalive = !(conn_close || (!v11 && !conn_ka) || rp->frame == PV_FRAME_CLOSE);
+    rp->keepalive = !(conn_close || (!v11 && !conn_ka) || rp->frame == PV_FRAME_CLOSE || status == 101);
     return 0;
 }
 
@@ -164,12 +175,11 @@ int pv_uresp_parse(pv_uresp_t *rp, char *p, size_t *len, size_t room, size_t *us
             return PV_URESP_ERR;
         }
         char *hend = (char *)llhttp_get_error_pos(&rp->p);
-        if (head_check(rp, hend) < 0) {
-            rp->error = NULL;
+        rp->error = NULL;
+        if (head_check(rp, hend) < 0)
             return PV_URESP_ERR;
-        }
         at = hend;
-        if (rp->status >= 200) {
+        if (rp->status >= 200 || rp->status == 101) {
             *used = (size_t)(at - p);
             return PV_URESP_DONE;
         }

@@ -3,6 +3,8 @@
  * bare CR and no obs-fold, field syntax, one Content-Length or one
  * `Transfer-Encoding: chunked`, never both), with
  * interim 1xx heads skipped and the body framing and keepalive decided.
+ * A 101 is taken only for a request that asked to switch protocols, and
+ * is then the final head: what follows it is the new protocol's.
  * It knows bytes only: no socket, no proxy, no client. */
 #ifndef PV_UPSTREAM_RESPONSE_H
 #define PV_UPSTREAM_RESPONSE_H
@@ -20,7 +22,7 @@
 /* pv_uresp_parse() results */
 #define PV_URESP_AGAIN 0 /* every byte was taken; the head goes on in the next ones */
 #define PV_URESP_DONE 1  /* a final head is parsed; *used ends at its blank line */
-#define PV_URESP_ERR -1  /* the head is invalid; `error` says why when llhttp found it */
+#define PV_URESP_ERR -1  /* the head is invalid; `error` may say why */
 #define PV_URESP_FULL -2 /* no room to turn the head's bare LFs into CRLF */
 
 typedef struct pv_uresp_s {
@@ -28,6 +30,7 @@ typedef struct pv_uresp_s {
     char *head_start;        /* first byte of the head being parsed */
     pv_crlf_t crlf;          /* its bare LFs turned into CRLF (http/headers.h) */
     uint8_t no_body;         /* the request was HEAD: no body whatever the fields say */
+    uint8_t upgrade_asked;   /* the request may switch protocols: a 101 (with Upgrade) is final */
     uint8_t last_cb;         /* last span callback: 1 name, 2 value */
     uint8_t keepalive;       /* the upstream allows another request on the connection */
     uint8_t has_cl;          /* a Content-Length field was present */
@@ -39,14 +42,16 @@ typedef struct pv_uresp_s {
     uint64_t body_left;      /* PV_FRAME_LENGTH: body bytes still due */
     pv_chunked_t chunk;      /* PV_FRAME_CHUNKED decoder */
     int ninterim;            /* interim (1xx) heads skipped */
-    const char *error;       /* llhttp's reason when it refused the head; NULL for our own checks */
+    const char *error;       /* why the head was refused: llhttp's reason, or ours for a 101; NULL for our other checks */
     pv_str_t reason;         /* reason phrase, as received (may be empty) */
     int nfields;             /* fields in `fields` */
     /* last: not cleared by pv_uresp_init (only the first nfields are valid) */
     pv_header_t fields[PV_URESP_MAX_FIELDS]; /* header fields in arrival order, OWS trimmed */
 } pv_uresp_t;
 
-/* Start parsing a response to a request; no_body for a HEAD request. */
+/* Start parsing a response to a request; no_body for a HEAD request.
+ * Set upgrade_asked after it when the request asked for an upgrade;
+ * without it a 101 is an invalid head. */
 void pv_uresp_init(pv_uresp_t *rp, int no_body);
 /* Feed the next *len bytes of the response at p, room bytes from p being
  * writable. The bytes of one head must stay in place, each call's

@@ -346,7 +346,7 @@ void pv_upstream_attach(pv_upconn_t *u, const pv_upconn_ops_t *ops, void *owner)
 int pv_upstream_reusable(const pv_upconn_t *u, const pv_upstream_done_t *d, uint64_t now)
 {
     const pv_upstream_conf_t *cf = u->pool->cf;
-    if (d->failed || !d->resp_complete || !d->req_complete)
+    if (d->failed || d->upgraded || !d->resp_complete || !d->req_complete)
         return 0;
     /* an early answer (401, 413 before the body was read): the upstream
      * may not have read the rest of the body, which would then be taken

@@ -35,6 +35,7 @@ typedef struct pv_upstream_done_s {
     uint8_t early_response; /* the response head came before the request was all written */
     uint8_t keep;           /* request and response both allow keepalive */
     uint8_t leftover;       /* bytes arrived beyond the end of the response */
+    uint8_t upgraded;       /* it carried a tunnel after a 101: never reused */
 } pv_upstream_done_t;
 
 struct pv_upconn_s {
