@@ -110,6 +110,7 @@ static int pump_down(tunnel_t *t)
             t->upstream_eof = 1; /* its close or an error, as NGINX takes both */
             continue;
         }
+        b->pos = 0;
         b->last = (uint32_t)n;
     }
 }
