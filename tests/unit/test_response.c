@@ -283,6 +283,44 @@ static void test_bare_lf_full(void **st)
     assert_int_equal(rp.status, 204);
 }
 
+/* Parse s whole for a request that asked for an upgrade. */
+static int parse_upgrade(const char *s, size_t *head)
+{
+    size_t len = strlen(s);
+    memcpy(buf, s, len);
+    pv_uresp_init(&rp, 0);
+    rp.upgrade_asked = 1;
+    return pv_uresp_parse(&rp, buf, &len, sizeof(buf), head);
+}
+
+/* A 101 is final for a request that asked to switch, with the bytes
+ * after it left for the new protocol; without Upgrade, or unasked, it is
+ * refused with a reason. */
+static void test_upgrade(void **st)
+{
+    (void)st;
+    size_t head = 0;
+    const char *ok = "HTTP/1.1 100 Continue\r\n\r\n"
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                     "\x81\x05hello";
+    assert_int_equal(parse_upgrade(ok, &head), PV_URESP_DONE);
+    assert_int_equal(rp.status, 101);
+    assert_int_equal(rp.ninterim, 1);
+    assert_int_equal(strlen(ok) - head, 7);
+    assert_int_equal(rp.frame, PV_FRAME_NONE);
+    assert_true(rp.body_done);
+    assert_false(rp.keepalive);
+
+    assert_int_equal(parse_upgrade("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n", &head),
+                     PV_URESP_ERR);
+    assert_string_equal(rp.error, "101 Switching Protocols without Upgrade");
+    assert_int_equal(parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 0), PV_URESP_ERR);
+    assert_string_equal(rp.error, "101 Switching Protocols to a request that asked for no upgrade");
+    /* other answers to an upgrade request are ordinary responses */
+    assert_int_equal(parse_upgrade("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &head), PV_URESP_DONE);
+    assert_int_equal(rp.status, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_keepalive),      cmocka_unit_test(test_refused),
         cmocka_unit_test(test_too_many_fields), cmocka_unit_test(test_incomplete),
         cmocka_unit_test(test_bare_lf),        cmocka_unit_test(test_bare_lf_full),
+        cmocka_unit_test(test_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
