@@ -30,6 +30,12 @@ static const char conf_text[] =
     "      proxy_set_header X-Gone \"\";\n"
     "    }\n"
     "    location /old/ { proxy_pass http://old; }\n"
+    "    location /ws/ {\n"
+    "      proxy_pass http://backend/;\n"
+    "      proxy_http_version 1.1;\n"
+    "      proxy_set_header Upgrade $http_upgrade;\n"
+    "      proxy_set_header Connection \"upgrade\";\n"
+    "    }\n"
     "  }\n"
     "}\n";
 
@@ -437,13 +443,60 @@ static int teardown(void **st)
     return 0;
 }
 
+/* A 101 at every split turns both connections into a tunnel: the bytes
+ * the client sent behind its head and those the upstream sent behind the
+ * 101 go through first, then both ways; the client's close ends both and
+ * the upstream connection is not pooled. */
+static void test_upgrade_tunnel(void **st)
+{
+    (void)st;
+    static const char req[] = "GET /ws/chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\n\r\nEARLY";
+    static const char up_req[] = "GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+                                 "Host: backend\r\n\r\nEARLYping";
+    static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n\r\nHELLO";
+    char want[512];
+    size_t wn = head(want, sizeof(want), "101 Switching Protocols", "Connection: upgrade\r\nUpgrade: websocket\r\n");
+    memcpy(want + wn, "HELLOpong", 9);
+    for (size_t at = 1; at < sizeof(resp) - 1; at++) {
+        start();
+        fx_str(&cf, req);
+        fx_split_at(&uf[0], resp, sizeof(resp) - 1, at);
+        pump();
+        fx_assert_out(&uf[0], up_req, sizeof(up_req) - 1 - 4);
+        fx_assert_out(&cf, want, wn + 5);
+        fx_str(&cf, "ping");
+        fx_str(&uf[0], "pong");
+        pump();
+        fx_assert_out(&uf[0], up_req, sizeof(up_req) - 1);
+        fx_assert_out(&cf, want, wn + 9);
+        assert_false(cf.closed);
+        fx_eof(&cf);
+        pump();
+        assert_true(cf.closed);
+        assert_true(uf[0].closed); /* never pooled */
+        finish();
+    }
+    /* the same 101 to a request without Upgrade is refused */
+    start();
+    fx_str(&cf, "GET /ws/x HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    fx_str(&uf[0], resp);
+    pump();
+    char bad[1024];
+    size_t bn = fx_errpage(bad, sizeof(bad), 502, "Bad Gateway", 1);
+    fx_assert_out(&cf, bad, bn);
+    assert_non_null(strstr(fx_log(), "101 Switching Protocols to a request that asked for no upgrade"));
+    finish();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_length),   cmocka_unit_test(test_request_body),
         cmocka_unit_test(test_chunked_response), cmocka_unit_test(test_close_delimited),
         cmocka_unit_test(test_upstream_gone),    cmocka_unit_test(test_invalid_head),
-        cmocka_unit_test(test_bare_lf),
+        cmocka_unit_test(test_bare_lf),          cmocka_unit_test(test_upgrade_tunnel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
