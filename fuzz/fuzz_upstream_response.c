@@ -1,5 +1,6 @@
 /* libFuzzer target: the upstream response parser (head and body). The
- * first byte picks the piece size and whether the request was HEAD; the
+ * first byte picks the piece size, whether the request was HEAD and
+ * whether it asked for an upgrade (a 101 is then final); the
  * rest is fed as an upstream would send it, whole and in pieces. Checks
  * the parser's promises: fields and spans lie inside the buffer, bare
  * LFs of a head made CRLF leave the bytes after it unchanged, the
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../src/upstream/response.h"
 
@@ -28,11 +30,12 @@ static void inside(const char *p, size_t len, const char *base, size_t size)
         abort();
 }
 
-static void run(const uint8_t *data, size_t size, size_t step, int head_req, result_t *res, char *in)
+static void run(const uint8_t *data, size_t size, size_t step, int head_req, int upgrade, result_t *res, char *in)
 {
     size_t off = 0, pos = 0, last = 0, used = 0, room = 2 * size + 2;
     memset(res, 0, sizeof(*res));
     pv_uresp_init(&rp, head_req);
+    rp.upgrade_asked = (uint8_t)upgrade;
     res->rc = PV_URESP_AGAIN;
     while (off < size && res->rc == PV_URESP_AGAIN) {
         size_t n = size - off < step ? size - off : step;
@@ -67,9 +70,17 @@ static void run(const uint8_t *data, size_t size, size_t step, int head_req, res
     res->nfields = rp.nfields;
     res->keepalive = rp.keepalive;
     res->ninterim = rp.ninterim;
-    if (rp.status < 200 || rp.status > 999 || rp.status == 101 || rp.frame < PV_FRAME_NONE ||
-        rp.frame > PV_FRAME_CLOSE || rp.nfields < 0 || rp.nfields > PV_URESP_MAX_FIELDS)
+    if (rp.status == 101) {
+        /* asked for, with Upgrade, final, nothing after it is a body */
+        int up = 0;
+        for (int i = 0; i < rp.nfields; i++)
+            up |= rp.fields[i].name.len == 7 && strncasecmp(rp.fields[i].name.p, "upgrade", 7) == 0;
+        if (!upgrade || !up || rp.frame != PV_FRAME_NONE || rp.keepalive)
+            abort();
+    } else if (rp.status < 200 || rp.status > 999 || rp.frame < PV_FRAME_NONE || rp.frame > PV_FRAME_CLOSE ||
+               rp.nfields < 0 || rp.nfields > PV_URESP_MAX_FIELDS) {
         abort();
+    }
     if ((rp.frame == PV_FRAME_NONE) != (rp.body_done != 0))
         abort();
     if (rp.frame == PV_FRAME_CLOSE && rp.keepalive)
@@ -109,13 +120,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t step = (size_t)(data[0] % 31) + 1;
     int head_req = (data[0] & 0x80) != 0;
+    int upgrade = (data[0] & 0x40) != 0;
     data++;
     size--;
     if (2 * size + 2 > sizeof(buf[0]))
         return 0;
     result_t a, b;
-    run(data, size, size ? size : 1, head_req, &a, buf[0]);
-    run(data, size, step, head_req, &b, buf[1]);
+    run(data, size, size ? size : 1, head_req, upgrade, &a, buf[0]);
+    run(data, size, step, head_req, upgrade, &b, buf[1]);
     /* whole and piecewise must agree on everything the proxy acts on; the
      * body decoded before a framing error depends on where it was cut */
     if (a.rc != b.rc || a.head != b.head || a.status != b.status || a.frame != b.frame ||
