@@ -486,3 +486,56 @@ def test_resets_and_stop_tear_down_cleanly(gateway, port, raw_up):
     assert gw.stop() == 0
     for o in open_ones:
         assert read_until_eof(o) == b""
+
+
+MAP_CONF = """
+worker_processes 1;
+http {
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+    server {
+        listen 127.0.0.1:@GW@;
+        location / {
+            proxy_pass http://127.0.0.1:@UP@;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+        }
+    }
+}
+"""
+
+
+def _has_map(tmp_path):
+    """Whether the gateway under test knows the `map` directive."""
+    import subprocess
+    from conftest import PORTVAKT, render
+    if TARGET == "nginx":
+        return True
+    path = tmp_path / "map-check.conf"
+    path.write_text(render(MAP_CONF, GW=1, UP=2))
+    p = subprocess.run([PORTVAKT, "-t", "-c", str(path)], capture_output=True, text=True)
+    return p.returncode == 0
+
+
+def test_map_pattern(gateway, port, raw_up, tmp_path):
+    """The usual pattern: Upgrade passed on, Connection from the map, so
+    an ordinary request still tells the upstream `close`."""
+    if not _has_map(tmp_path):
+        pytest.skip("this build has no map directive")
+    up = raw_up()
+    gw_port = port()
+    gateway(MAP_CONF, GW=gw_port, UP=up.port)
+    assert http(gw_port, "GET", "/plain").status == 200
+    assert b"\r\nConnection: close" in up.heads[0][1]
+    s, head, rest = handshake(gw_port)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"\r\nConnection: upgrade" in up.heads[1][1]
+    s.sendall(b"through the map")
+    got = rest
+    while len(got) < 15:
+        got += s.recv(100)
+    assert got == b"through the map"
+    s.close()
