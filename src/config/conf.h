@@ -66,6 +66,70 @@ typedef struct pv_upstream_tls_s {
     int verify;            /* proxy_ssl_verify: check the chain and name */
     int session_reuse;     /* proxy_ssl_session_reuse */
 } pv_upstream_tls_t;
+/* A regex of the config (location, rewrite, if, map) with what a match
+ * binds: the count of groups, and the user variable slot of each named
+ * group (NGINX's named captures become variables). */
+typedef struct pv_regex_s {
+    void *code;         /* pcre2_code* */
+    const char *src;    /* the pattern as written */
+    int ncaptures;      /* capture groups */
+    int nnames;         /* named groups */
+    int *name_group;    /* group number of each */
+    int *name_slot;     /* user variable slot of each */
+} pv_regex_t;
+
+/* The rewrite module's script (ngx_http_rewrite_module): the directives
+ * of a server or location compiled in order, run in the server rewrite
+ * and rewrite phases. */
+enum { PV_RW_SET = 0, PV_RW_IF, PV_RW_REWRITE, PV_RW_RETURN, PV_RW_BREAK };
+/* `if` conditions */
+enum { PV_IF_VAR = 0, PV_IF_EQ, PV_IF_NE, PV_IF_RE, PV_IF_FILE };
+/* `rewrite` flags */
+enum { PV_RWF_NONE = 0, PV_RWF_LAST, PV_RWF_BREAK, PV_RWF_REDIRECT, PV_RWF_PERMANENT };
+
+typedef struct pv_rw_op_s {
+    int op;                     /* PV_RW_* */
+    pv_conf_src_t src;
+    int slot;                   /* set: user variable slot; -1 for $args */
+    pv_cv_t value;              /* set: value; if: the variable; rewrite:
+                                   replacement; return: text or URL */
+    pv_cv_t arg;                /* if =, !=: right side; file tests: the path */
+    pv_regex_t *re;             /* if ~ and rewrite */
+    int cond;                   /* if: PV_IF_* */
+    int negate;                 /* if: !=, !~, !-f... */
+    char file_op;               /* if: 'f', 'd', 'e' or 'x' */
+    int next;                   /* if: index of the op after its block */
+    struct pv_location_s *ifloc; /* if in a location: the block's configuration */
+    int code;                   /* return: status; rewrite: 301/302 for a redirect */
+    int has_text;               /* return: text or URL given */
+    int flag;                   /* rewrite: PV_RWF_* */
+    int add_args;               /* rewrite: no trailing '?': keep the request's args */
+    int has_args;               /* rewrite: the replacement has its own '?' */
+} pv_rw_op_t;
+
+typedef struct pv_script_s {
+    pv_rw_op_t *ops;
+    int nops;
+} pv_script_t;
+
+/* `map SOURCE $VAR { ... }` (ngx_http_map_module) */
+typedef struct pv_map_entry_s {
+    pv_str_t key;               /* lowercased; for wildcards as server_name keeps them */
+    int kind;                   /* PV_SN_EXACT, PV_SN_WILD_HEAD, PV_SN_WILD_TAIL, PV_SN_REGEX */
+    pv_regex_t *re;             /* PV_SN_REGEX */
+    pv_cv_t value;
+} pv_map_entry_t;
+
+typedef struct pv_map_s {
+    pv_cv_t source;             /* evaluated per request */
+    int slot;                   /* the variable's user slot */
+    int hostnames;              /* `hostnames`: wildcard keys, a trailing dot dropped */
+    int is_volatile;            /* `volatile`: not cached per request */
+    pv_map_entry_t *entries;    /* exact and wildcard keys, then regexes, in order */
+    int nentries;
+    pv_cv_t *default_value;     /* NULL: the empty string */
+    pv_conf_src_t src;
+} pv_map_t;
 
 /* `proxy_pass URL`: where and how a location forwards. */
 typedef struct pv_proxy_pass_s {
@@ -192,6 +256,9 @@ typedef struct pv_loc_conf_s {
     int proxy_next_upstream;       /* PV_NEXT_F_* mask; default error|timeout */
     int proxy_pass_request_body;   /* 0/1; default 1 */
     pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
+    /* rewrite module */
+    int rewrite_log;               /* rewrite_log; default off */
+    int uninitialized_variable_warn; /* default on */
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;
@@ -219,6 +286,9 @@ typedef struct pv_location_s {
     pv_cv_t return_text;       /* body text or redirect URL; n == 0 if none */
     int has_return_text;       /* whether return_text is present */
     int auto_redirect;         /* prefix ending in '/' with proxy_pass: 301 on the slashless URI */
+    pv_regex_t *rx;            /* regex locations: the captures a match binds */
+    pv_script_t rw;            /* rewrite module directives, run in the rewrite phase */
+    struct pv_location_s *parent; /* an `if` block's configuration: its location */
 } pv_location_t;
 
 /* server_name kinds */
@@ -335,6 +405,7 @@ typedef struct pv_server_s {
     pv_cv_t return_text;        /* its body text or redirect URL */
     int has_return_text;        /* whether return_text is present */
     pv_ssl_conf_t ssl;          /* TLS settings; ssl.ctx is NULL without certificates */
+    pv_script_t rw;             /* rewrite module directives, run in the server rewrite phase */
     pv_conf_src_t src;
 } pv_server_t;
 
@@ -391,6 +462,12 @@ typedef struct pv_http_conf_s {
     int64_t http2_max_concurrent_streams;
     int64_t http2_body_preread_size;
     int64_t http2_recv_buffer_size;    /* http only; default 256k: each worker's HTTP/2 read buffer */
+    int nuvars;                   /* user variables (set, map, named captures) */
+    const char **uvar_names;      /* their names, by slot */
+    pv_map_t **uvar_maps;         /* the map that defines each, or NULL */
+    uint8_t *uvar_is_set;         /* 1 for those a `set` assigns (empty, with a warning, before) */
+    pv_location_t **iflocs;       /* `if` blocks' configurations, merged after their location */
+    int niflocs;
 } pv_http_conf_t;
 
 struct pv_conf_s {

@@ -44,6 +44,9 @@ int pv_conf_parse_text(pv_parser_t *ps, const char *file, const char *text, size
 #define PV_CTX_UPSTREAM 0x08
 #define PV_CTX_SERVER 0x10
 #define PV_CTX_LOCATION 0x20
+#define PV_CTX_SIF 0x40      /* an `if` block in a server */
+#define PV_CTX_LIF 0x80      /* an `if` block in a location */
+#define PV_CTX_MAP 0x100     /* a `map` block (its entries are not directives) */
 #define PV_CTX_ANY_LOC (PV_CTX_HTTP | PV_CTX_SERVER | PV_CTX_LOCATION)
 
 /* A `proxy_pass` whose target is found after the whole file is read, since
@@ -85,6 +88,11 @@ typedef struct pv_conf_ctx_s {
     int nlogrefs;
     struct pv_conf_tls_ref_s *tlsrefs; /* upstream TLS settings built so far (proxy_ssl.c) */
     int ntlsrefs;
+    pv_script_t *script;   /* inside an `if` block: the script its directives join */
+    pv_map_t **maps;       /* every map, by declaration */
+    int nmaps;
+    int *set_slots;        /* user variables some `set` assigns */
+    int nset_slots;
 } pv_conf_ctx_t;
 
 /* Apply the directive table to a list of nodes in context ctx. */
@@ -193,6 +201,22 @@ extern const pv_conf_enum_t pv_conf_ssl_protocols[];
 void pv_conf_ssl_apply_protocols(void *ctx, int protocols);
 /* Build s->ssl.ctx when s has certificates. */
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s);
+/* The rewrite module's directives (rewrite_conf.c) and map (map_conf.c). */
+extern const pv_conf_module_t pv_conf_rewrite_module;
+extern const pv_conf_module_t pv_conf_map_module;
+/* Before the walk: declare the user variables of set, map and the named
+ * captures of every regex, so any directive may use them (NGINX resolves
+ * variable names once the whole file is read). */
+void pv_conf_rewrite_declare(const pv_conf_node_t *first);
+/* Compile a regex as NGINX's ngx_http_regex_compile() does (named groups
+ * become user variables); NULL with cx->err written. */
+pv_regex_t *pv_conf_regex(pv_conf_ctx_t *cx, const pv_conf_src_t *src, const char *pat,
+                          size_t len, int caseless);
+/* After the walk: the user variables' table, and each map's slot. */
+int pv_conf_rewrite_finish(pv_conf_ctx_t *cx);
+/* Write the compiled value of s into cv; PV_ERR with cx->err written. */
+int pv_conf_compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cv_t *cv, const char *s,
+                    size_t len);
 
 /* A resolved socket address. */
 typedef struct pv_conf_addr_s {

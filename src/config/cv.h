@@ -31,6 +31,8 @@ typedef struct pv_cv_part_s {
                             its name ("x-real-ip" for $http_x_real_ip:
                             lowercase, '_' already turned to '-' in header
                             names); for a declared one its name */
+    int index;           /* a user variable's slot (set, map, named
+                            captures); a capture's number for $1..$9 */
 } pv_cv_part_t;
 
 typedef struct pv_cv_s {
@@ -82,13 +84,22 @@ struct pv_var_s {
 #define PV_VAR(name, get, flags) {{(name), sizeof(name) - 1}, (get), (flags)}
 #define PV_VAR_END {{NULL, 0}, NULL, 0}
 
+/* The entries the compiler hands out for names it makes itself: a name
+ * pv_cv_declare() adds (auth_request_set), a user variable
+ * (pv_cv_declare_user(): set, map, named captures; part->index is its
+ * slot) and a positional capture $1..$9 (part->index is the number). */
+typedef struct pv_cv_special_s {
+    const pv_var_t *declared;
+    const pv_var_t *user;
+    const pv_var_t *capture;
+} pv_cv_special_t;
+
 /* Make the variables known to the compiler: tables is a NULL-terminated
- * list of tables, each ended by PV_VAR_END, searched in that order;
- * declared_var is the entry every name pv_cv_declare() adds resolves to.
+ * list of tables, each ended by PV_VAR_END, searched in that order.
  * Replaces what an earlier call set, so calling it again is harmless;
  * once, before any config is loaded (the arrays must outlive every
  * snapshot). */
-void pv_cv_vars(const pv_var_t *const *tables, const pv_var_t *declared_var);
+void pv_cv_vars(const pv_var_t *const *tables, const pv_cv_special_t *special);
 
 /* The variable named low[0..n) (lowercase), or NULL. Exact names win over
  * prefixes; a prefix matches only with a non-empty rest, which goes to
@@ -101,8 +112,19 @@ const pv_var_t *pv_var_find(const char *low, size_t n, pv_str_t *rest);
  * pv_cv_declared_reset(); config loading is single-threaded. */
 void pv_cv_declare(const char *name, size_t len);
 void pv_cv_declared_reset(void);
-/* Compile src into cv (allocating from arena). Recognises $name and
- * ${name}. Unknown variables are an error: returns PV_ERR and writes a
+/* Declare a user variable (NGINX's ngx_http_add_variable: `set`, `map`, a
+ * named capture); returns its slot, the same for the same name
+ * (case-insensitive), or -1 when there are too many. Cleared with the
+ * names above. */
+int pv_cv_declare_user(const char *name, size_t len);
+/* How many user variables are declared, and the name of slot i. */
+int pv_cv_user_count(void);
+const char *pv_cv_user_name(int i);
+/* The slot of a declared user variable, or -1. */
+int pv_cv_user_find(const char *name, size_t len);
+/* Compile src into cv (allocating from arena). Recognises $name,
+ * ${name} and, as NGINX's script compiler does, '$' and one digit 1-9 as
+ * a regex capture ("$10" is capture 1 and a literal "0"). Unknown variables are an error: returns PV_ERR and writes a
  * message ("unknown \"foo\" variable") into err. */
 int pv_cv_compile(pv_cv_t *cv, pv_arena_t *arena, const char *src, size_t len,
                   char *err, size_t errlen);

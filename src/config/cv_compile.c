@@ -13,11 +13,16 @@
 /* The registered tables (NULL-terminated) and the entry of declared names;
  * set before any config is loaded, read-only after. */
 static const pv_var_t *const *var_tables;
-static const pv_var_t *var_declared;
+static const pv_cv_special_t *var_special;
 
 /* Names declared by auth_request_set in the config being loaded. */
 static char *declared[256];
 static int ndeclared;
+/* User variables (set, map, named captures) of the config being loaded;
+ * the position is the slot. */
+#define PV_CV_MAX_USER 4096
+static char *user_names[PV_CV_MAX_USER];
+static int nuser;
 
 void pv_cv_declare(const char *name, size_t len)
 {
@@ -32,25 +37,61 @@ void pv_cv_declared_reset(void)
 {
     while (ndeclared)
         free(declared[--ndeclared]);
+    while (nuser)
+        free(user_names[--nuser]);
 }
 
-void pv_cv_vars(const pv_var_t *const *tables, const pv_var_t *declared_var)
+int pv_cv_user_find(const char *name, size_t len)
+{
+    for (int i = 0; i < nuser; i++)
+        if (strlen(user_names[i]) == len && strncasecmp(user_names[i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+int pv_cv_declare_user(const char *name, size_t len)
+{
+    int i = pv_cv_user_find(name, len);
+    if (i >= 0)
+        return i;
+    if (nuser == PV_CV_MAX_USER)
+        return -1;
+    char *n = strndup(name, len);
+    for (size_t k = 0; k < len; k++)
+        n[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] | 0x20) : n[k];
+    user_names[nuser] = n;
+    return nuser++;
+}
+
+int pv_cv_user_count(void)
+{
+    return nuser;
+}
+
+const char *pv_cv_user_name(int i)
+{
+    return i >= 0 && i < nuser ? user_names[i] : NULL;
+}
+
+void pv_cv_vars(const pv_var_t *const *tables, const pv_cv_special_t *special)
 {
     var_tables = tables;
-    var_declared = declared_var;
+    var_special = special;
 }
 
-const pv_var_t *pv_var_find(const char *low, size_t n, pv_str_t *rest)
+/* An entry of the tables with exactly this name, or NULL. */
+static const pv_var_t *find_exact(const char *low, size_t n)
 {
-    for (size_t t = 0; var_tables && var_tables[t]; t++) {
-        for (const pv_var_t *v = var_tables[t]; v->name.len; v++) {
-            if (!(v->flags & PV_VAR_F_PREFIX) && v->name.len == n &&
-                memcmp(v->name.p, low, n) == 0) {
-                *rest = (pv_str_t){NULL, 0};
+    for (size_t t = 0; var_tables && var_tables[t]; t++)
+        for (const pv_var_t *v = var_tables[t]; v->name.len; v++)
+            if (!(v->flags & PV_VAR_F_PREFIX) && v->name.len == n && memcmp(v->name.p, low, n) == 0)
                 return v;
-            }
-        }
-    }
+    return NULL;
+}
+
+/* The prefixed entry that takes this name, or NULL. */
+static const pv_var_t *find_prefix(const char *low, size_t n, pv_str_t *rest)
+{
     for (size_t t = 0; var_tables && var_tables[t]; t++) {
         for (const pv_var_t *v = var_tables[t]; v->name.len; v++) {
             if ((v->flags & PV_VAR_F_PREFIX) && n > v->name.len &&
@@ -63,18 +104,46 @@ const pv_var_t *pv_var_find(const char *low, size_t n, pv_str_t *rest)
     return NULL;
 }
 
+const pv_var_t *pv_var_find(const char *low, size_t n, pv_str_t *rest)
+{
+    const pv_var_t *v = find_exact(low, n);
+    if (v) {
+        *rest = (pv_str_t){NULL, 0};
+        return v;
+    }
+    return find_prefix(low, n, rest);
+}
+
 static int is_name_char(int ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            ch == '_';
 }
 
+static int is_declared(const char *low, size_t n)
+{
+    for (int i = 0; i < ndeclared; i++)
+        if (strlen(declared[i]) == n && strncasecmp(declared[i], low, n) == 0)
+            return 1;
+    return 0;
+}
+
 /* Map a lowercased name to a part; returns 0 if the name is unknown. The
  * rest of a prefixed name is copied; in a header name '_' becomes '-'. */
 static int lookup(pv_arena_t *a, const char *low, size_t n, pv_cv_part_t *part)
 {
-    pv_str_t rest;
-    const pv_var_t *v = pv_var_find(low, n, &rest);
+    pv_str_t rest = {NULL, 0};
+    /* NGINX: a built-in name first, then the added ones, then prefixes */
+    const pv_var_t *v = find_exact(low, n);
+    int u = v ? -1 : pv_cv_user_find(low, n);
+    if (u >= 0 && var_special) {
+        part->var = var_special->user;
+        part->index = u;
+        part->text = (pv_str_t){pv_arena_strndup(a, low, n), n};
+        return 1;
+    }
+    if (!v && !(var_special && is_declared(low, n)))
+        v = find_prefix(low, n, &rest);
     if (v) {
         part->var = v;
         part->text = (pv_str_t){NULL, 0};
@@ -86,12 +155,10 @@ static int lookup(pv_arena_t *a, const char *low, size_t n, pv_cv_part_t *part)
         }
         return 1;
     }
-    for (int i = 0; var_declared && i < ndeclared; i++) {
-        if (strlen(declared[i]) == n && strncasecmp(declared[i], low, n) == 0) {
-            part->var = var_declared;
-            part->text = (pv_str_t){pv_arena_strndup(a, low, n), n};
-            return 1;
-        }
+    if (var_special && is_declared(low, n)) {
+        part->var = var_special->declared;
+        part->text = (pv_str_t){pv_arena_strndup(a, low, n), n};
+        return 1;
     }
     return 0;
 }
@@ -117,6 +184,16 @@ int pv_cv_compile(pv_cv_t *cv, pv_arena_t *arena, const char *src, size_t len, c
             n++;
         }
         size_t j = i + 1;
+        if (j < len && src[j] >= '1' && src[j] <= '9' && var_special) {
+            /* "$1".."$9": one digit, as NGINX's script compiler reads it */
+            parts[n].var = var_special->capture;
+            parts[n].index = src[j] - '0';
+            parts[n].text = (pv_str_t){NULL, 0};
+            n++;
+            vars++;
+            i = lit = j + 1;
+            continue;
+        }
         int bracket = j < len && src[j] == '{';
         if (bracket)
             j++;

@@ -364,6 +364,12 @@ static int compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cv_t *cv, con
     return PV_OK;
 }
 
+int pv_conf_compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cv_t *cv, const char *s,
+                    size_t len)
+{
+    return compile(cx, nd, cv, s, len);
+}
+
 static int set_proxy_set_header_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
                                    const pv_conf_node_t *nd, void *base)
 {
@@ -651,9 +657,10 @@ static int set_location_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     loc->src = nd->src;
     pv_conf_loc_init(&loc->conf);
     if (match == PV_LOC_REGEX || match == PV_LOC_REGEX_ICASE) {
-        loc->re = compile_re(cx, nd, name, match == PV_LOC_REGEX_ICASE);
-        if (!loc->re)
+        loc->rx = pv_conf_regex(cx, &nd->src, name, strlen(name), match == PV_LOC_REGEX_ICASE);
+        if (!loc->rx)
             return PV_ERR;
+        loc->re = loc->rx->code;
     } else {
         for (int i = 0; i < s->nlocations; i++) {
             pv_location_t *o = s->locations[i];
@@ -671,36 +678,6 @@ static int set_location_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     cx->loc = NULL;
     cx->lc = &s->conf;
     return rc;
-}
-
-/* `return CODE [TEXT]` or `return URL` (302); at server level it runs
- * before any location is chosen. */
-static int set_return_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                         void *base)
-{
-    int *code = cx->loc ? &cx->loc->return_code : &cx->srv->return_code;
-    pv_cv_t *text = cx->loc ? &cx->loc->return_text : &cx->srv->return_text;
-    int *has = cx->loc ? &cx->loc->has_return_text : &cx->srv->has_return_text;
-    if (*code)
-        return DUP(cx, nd);
-    const char *a = ARG(nd, 1);
-    int64_t n = pv_conf_parse_num(nd->args[1]);
-    if (n >= 0) {
-        if (n > 999)
-            return pv_conf_error(cx, &nd->src, "invalid return code \"%s\"", a);
-        *code = (int)n;
-        if (nd->nargs == 3) {
-            *has = 1;
-            return compile(cx, nd, text, ARG(nd, 2), nd->args[2].len);
-        }
-        return PV_OK;
-    }
-    if (nd->nargs == 3 || (strncmp(a, "http://", 7) != 0 && strncmp(a, "https://", 8) != 0 &&
-                           strncmp(a, "$scheme", 7) != 0))
-        return pv_conf_error(cx, &nd->src, "invalid return code \"%s\"", a);
-    *code = 302;
-    *has = 1;
-    return compile(cx, nd, text, a, nd->args[1].len);
 }
 
 static int set_internal_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -728,7 +705,7 @@ static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     pv_proxy_pass_t *pp = pv_arena_calloc(cx->a, sizeof(*pp));
     pp->ssl = tls;
     if (*uri) {
-        if (loc->match == PV_LOC_REGEX || loc->match == PV_LOC_REGEX_ICASE)
+        if (loc->match == PV_LOC_REGEX || loc->match == PV_LOC_REGEX_ICASE || loc->parent)
             return pv_conf_error(cx, &nd->src,
                                  "\"proxy_pass\" cannot have URI part in location given by regular "
                                  "expression, or inside named location, or inside \"if\" "
@@ -825,7 +802,6 @@ static const pv_conf_cmd_t http_cmds[] = {
     {"server_name", PV_CTX_SERVER, PV_ARGS_1MORE, set_server_name_cb, NONE, NULL},
     {"location", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_BLOCK | PV_ARGS_TAKE12, set_location_cb,
      NONE, NULL},
-    {"return", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_TAKE12, set_return_cb, NONE, NULL},
     {"internal", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_internal_cb, NONE, NULL},
     {"http2", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, set_flag_cb, SRV(http2), NULL},
     {"http2_max_concurrent_streams", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_num_cb,
@@ -861,7 +837,7 @@ static const pv_conf_cmd_t proxy_cmds[] = {
      LOC(proxy_next_upstream), next_upstream},
     {"proxy_pass_request_body", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
      LOC(proxy_pass_request_body), NULL},
-    {"proxy_pass", PV_CTX_LOCATION, PV_ARGS_TAKE1, set_proxy_pass_cb, NONE, NULL},
+    {"proxy_pass", PV_CTX_LOCATION | PV_CTX_LIF, PV_ARGS_TAKE1, set_proxy_pass_cb, NONE, NULL},
 };
 
 /* upstream blocks: servers and keepalive pools */
@@ -878,7 +854,7 @@ static const pv_conf_cmd_t upstream_cmds[] = {
 
 /* access_log and log_format */
 static const pv_conf_cmd_t log_cmds[] = {
-    {"access_log", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_access_log_cb, NONE, NULL},
+    {"access_log", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_1MORE, set_access_log_cb, NONE, NULL},
     {"log_format", PV_CTX_HTTP, PV_ARGS_2MORE, set_log_format_cb, NONE, NULL},
 };
 
@@ -887,6 +863,7 @@ static const pv_conf_module_t *const modules[] = {
     MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
     MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module,
+    &pv_conf_rewrite_module, &pv_conf_map_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */

@@ -69,7 +69,8 @@ static pv_str_t unescape(pv_arena_t *a, const char *s, const char *e)
 }
 
 /* A quoted word: ends at the matching quote, which must be followed by
- * whitespace, ';', '{', ')' or the end of the text. */
+ * whitespace, ';', '{', ')' or the end of the text. A ')' starts the next
+ * word, as in NGINX (`if ($a = "x")` ends with the word ")"). */
 static int lex_quoted(pv_lexer_t *lx, pv_token_t *tok)
 {
     char q = *lx->p++;
@@ -93,9 +94,7 @@ static int lex_quoted(pv_lexer_t *lx, pv_token_t *tok)
     const char *stop = lx->p++;
     if (lx->p < lx->end) {
         char ch = *lx->p;
-        if (ch == ')')
-            lx->p++;
-        else if (!is_space(ch) && ch != ';' && ch != '{')
+        if (!is_space(ch) && ch != ';' && ch != '{' && ch != ')')
             return lex_unexpected(lx, tok, ch);
     }
     tok->text = unescape(lx->arena, start, stop);

@@ -69,6 +69,8 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->proxy_next_upstream = PV_UNSET;
     lc->proxy_pass_request_body = PV_UNSET;
     pv_conf_proxy_ssl_init(&lc->proxy_ssl);
+    lc->rewrite_log = PV_UNSET;
+    lc->uninitialized_variable_warn = PV_UNSET;
     pv_conf_policy_init(&lc->policy);
 }
 
@@ -414,6 +416,8 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     MERGE(proxy_next_upstream, PV_NEXT_F_ERROR | PV_NEXT_F_TIMEOUT);
     MERGE(proxy_pass_request_body, 1);
     pv_conf_proxy_ssl_merge(&c->proxy_ssl, p ? &p->proxy_ssl : NULL);
+    MERGE(rewrite_log, 0);
+    MERGE(uninitialized_variable_warn, 1);
     if (c->proxy_next_upstream & PV_NEXT_F_OFF)
         c->proxy_next_upstream = PV_NEXT_F_OFF;
     /* Lists: a level with its own entries replaces the inherited list. */
@@ -536,7 +540,8 @@ static int finish_http(pv_conf_ctx_t *cx)
 {
     pv_http_conf_t *h = cx->http;
     pv_server_t *hs = cx->http_srv;
-    if (resolve_passes(cx) != PV_OK || resolve_log_formats(cx) != PV_OK || pv_conf_policy_finish(cx) != PV_OK)
+    if (resolve_passes(cx) != PV_OK || resolve_log_formats(cx) != PV_OK ||
+        pv_conf_policy_finish(cx) != PV_OK || pv_conf_rewrite_finish(cx) != PV_OK)
         return PV_ERR;
     loc_merge(cx, &h->conf, NULL);
     h->client_header_timeout = hs->client_header_timeout != PV_UNSET ? hs->client_header_timeout
@@ -584,6 +589,17 @@ static int finish_http(pv_conf_ctx_t *cx)
                                  (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT) &&
                                  loc->name.len > 0 && loc->name.p[loc->name.len - 1] == '/';
         }
+    }
+    /* an `if` block's configuration inherits its location's, and its
+     * proxy_pass when it has none (NGINX's nameless location) */
+    for (int i = 0; i < h->niflocs; i++) {
+        pv_location_t *l = h->iflocs[i];
+        loc_merge(cx, &l->conf, &l->parent->conf);
+        if (!l->proxy_pass)
+            l->proxy_pass = l->parent->proxy_pass;
+        l->internal = l->parent->internal;
+        if (pv_conf_policy_check(cx, l) != PV_OK)
+            return PV_ERR;
     }
     if (build_listens(cx) != PV_OK)
         return PV_ERR;
@@ -720,6 +736,7 @@ static pv_conf_t *load(const char *path, const char *text, size_t len, unsigned 
                             .err = err, .errlen = errlen, .ctx = PV_CTX_MAIN};
         pv_cv_declared_reset();
         pv_conf_policy_declare(first);
+        pv_conf_rewrite_declare(first);
         rc = pv_conf_walk(&cx, first, PV_CTX_MAIN);
         /* -e names the error log a config without error_log uses */
         if (rc == PV_OK && c->error_log_level == PV_UNSET && o && o->error_log &&

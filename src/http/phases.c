@@ -2,7 +2,9 @@
 
 #include "../core/log.h"
 #include "router.h"
+#include "script.h"
 #include "server.h"
+#include "uvars.h"
 #include "vars.h"
 
 /* Every handler before the content phase in phase order, then those of
@@ -104,6 +106,16 @@ void pv_phases_run(pv_hreq_t *hr)
     run_from(hr);
 }
 
+void pv_phases_goto(pv_hreq_t *hr, int phase)
+{
+    for (int i = 0; i < nengine; i++) {
+        if (engine[i].phase == phase) {
+            hr->phase_step = i;
+            return;
+        }
+    }
+}
+
 void pv_phases_resume(pv_hreq_t *hr)
 {
     run_from(hr);
@@ -117,50 +129,18 @@ void pv_phases_log(pv_hreq_t *hr)
 
 /* ---- the core's handlers ------------------------------------------------ */
 
-/* `return CODE [TEXT|URL]`: a redirect code takes a URL (a relative one is
- * made absolute, as NGINX's header filter does), any other code a body. */
-static int do_return(pv_hreq_t *hr, int code, int has_text, const pv_cv_t *text)
-{
-    pv_request_t *r = &hr->r;
-    if (!has_text) {
-        pv_resp_local(hr, code, NULL, (pv_str_t){NULL, 0});
-        return PV_PHASE_DONE;
-    }
-    size_t need = pv_cv_eval(text, r, PV_ESCAPE_NONE, NULL, 0);
-    char *txt = pv_arena_alloc(&hr->arena, need + 1);
-    pv_cv_eval(text, r, PV_ESCAPE_NONE, txt, need + 1);
-    txt[need] = '\0';
-    if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
-        if (txt[0] == '/') {
-            size_t cap = need + 128 + r->host.len;
-            char *abs = pv_arena_alloc(&hr->arena, cap);
-            if (pv_router_absolute_url(r, (pv_str_t){txt, need}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
-                txt = abs;
-        }
-        pv_resp_local(hr, code, txt, (pv_str_t){NULL, 0});
-    } else {
-        pv_resp_local(hr, code, NULL, (pv_str_t){txt, need});
-    }
-    return PV_PHASE_DONE;
-}
-
-/* A server-level `return` runs before any location is chosen. */
-static int server_rewrite(pv_hreq_t *hr)
-{
-    const pv_server_t *srv = hr->r.srv;
-    if (!srv->return_code)
-        return PV_PHASE_NEXT;
-    return do_return(hr, srv->return_code, srv->has_return_text, &srv->return_text);
-}
-
 /* The location, then what NGINX checks once it is known: the body size
  * limit, the slash redirect, `internal`. */
 static int find_config(pv_hreq_t *hr)
 {
     pv_request_t *r = &hr->r;
     int redirect = 0;
+    r->uri_changed = 0;
     pv_location_t *loc = pv_router_find_location(r->srv, r->uri, &redirect);
     r->loc = loc;
+    /* a regex location's groups are $1..$9 and its named ones variables */
+    if (loc && loc->rx && (loc->rx->ncaptures || loc->rx->nnames))
+        pv_regex_exec(r, loc->rx, r->uri);
     if (!loc) {
         pv_resp_local(hr, 404, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
@@ -182,25 +162,15 @@ static int find_config(pv_hreq_t *hr)
         pv_resp_local(hr, 301, url, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
-    if (loc->internal) {
+    if (loc->internal && !(r->flags & PV_REQ_F_REWRITTEN)) {
         pv_resp_local(hr, 404, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
     return PV_PHASE_NEXT;
 }
 
-/* A location-level `return`. */
-static int rewrite(pv_hreq_t *hr)
-{
-    const pv_location_t *loc = hr->r.loc;
-    if (!loc->return_code)
-        return PV_PHASE_NEXT;
-    return do_return(hr, loc->return_code, loc->has_return_text, &loc->return_text);
-}
-
 void pv_phases_core_init(void)
 {
-    pv_phases_register(PV_PHASE_SERVER_REWRITE, server_rewrite);
     pv_phases_register(PV_PHASE_FIND_CONFIG, find_config);
-    pv_phases_register(PV_PHASE_REWRITE, rewrite);
+    pv_script_init();
 }

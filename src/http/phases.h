@@ -12,9 +12,9 @@ struct pv_hreq_s;
 
 enum {
     PV_PHASE_POST_READ = 0,  /* the head is read: check it, pick the server block */
-    PV_PHASE_SERVER_REWRITE, /* server-level `return` */
+    PV_PHASE_SERVER_REWRITE, /* the server's rewrite module script */
     PV_PHASE_FIND_CONFIG,    /* pick the location */
-    PV_PHASE_REWRITE,        /* location-level `return` */
+    PV_PHASE_REWRITE,        /* the location's script; a changed URI goes back to find config */
     PV_PHASE_ACCESS,         /* limits and authentication */
     PV_PHASE_CONTENT,        /* the location's content handler */
     PV_PHASE_LOG,            /* the request has ended */
@@ -61,10 +61,13 @@ void pv_phases_register(int phase, pv_phase_handler_t h);
 /* Add a content handler (start-up only). */
 void pv_phases_content(const pv_content_t *c);
 /* Register the core's handlers of the server rewrite, find config and
- * rewrite phases (`return`, location choice). */
+ * rewrite phases (the rewrite module's scripts, location choice). */
 void pv_phases_core_init(void);
 /* Run a request's phases from post-read. */
 void pv_phases_run(struct pv_hreq_s *hr);
+/* From a handler: go on with the first handler of phase (the rewrite
+ * phase sends a request whose URI changed back to find config). */
+void pv_phases_goto(struct pv_hreq_s *hr, int phase);
 /* A handler that parked the request is done with PV_PHASE_NEXT: go on
  * with the handler after it. */
 void pv_phases_resume(struct pv_hreq_s *hr);

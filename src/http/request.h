@@ -36,6 +36,18 @@ typedef struct pv_header_s {
 #define PV_REQ_F_HEAD 0x20            /* method HEAD: no response body */
 #define PV_REQ_F_HTTP09 0x40          /* HTTP/0.9 (no version): answered without a head */
 #define PV_REQ_F_UPGRADE 0x200        /* may switch protocols: an HTTP/1.1 request with Upgrade */
+#define PV_REQ_F_REWRITTEN 0x80       /* `rewrite` changed the URI: the target as received no
+                                         longer applies, internal locations may serve it */
+#define PV_REQ_F_LOC_INVALID 0x100    /* `rewrite ... break`: the proxy_pass URI part no longer
+                                         replaces the location's prefix (NGINX's valid_location) */
+
+/* A user variable's value in a request (set, map, named captures). */
+typedef struct pv_uval_s {
+    const char *p;
+    uint32_t len;
+    uint8_t state;  /* PV_UVAL_* */
+} pv_uval_t;
+enum { PV_UVAL_NONE = 0, PV_UVAL_SET, PV_UVAL_BUSY };
 
 typedef struct pv_request_s {
     pv_arena_t *arena;          /* per-request arena (reset when it ends) */
@@ -97,6 +109,14 @@ typedef struct pv_request_s {
     int nuvars;
     const char *limit_req_status;  /* $limit_req_status; NULL when no limit applied */
     const char *limit_conn_status; /* $limit_conn_status */
+
+    /* rewrite module and map */
+    pv_uval_t *uvals;              /* user variables by slot (arena); NULL before the first */
+    size_t *captures;              /* the last regex match: start and end of each group */
+    int ncaptures;                 /* entries in captures (2 per group, as NGINX counts) */
+    const char *captures_data;     /* the subject they index */
+    int uri_changes;               /* `rewrite ... last` cycles so far (at most 10) */
+    int uri_changed;               /* the URI changed: find the location again */
 
     uint64_t start_ns;           /* monotonic time the first byte arrived */
     int64_t start_wall_ms;       /* wall-clock time of the same (for logs) */

@@ -25,6 +25,7 @@
 #include "slots.h"
 #include "ssl.h"
 #include "uri.h"
+#include "uvars.h"
 
 static __thread llhttp_settings_t req_settings;
 static __thread int req_settings_ready;
@@ -939,6 +940,7 @@ static void mod_exit(pv_worker_t *w)
 {
     PV_UNUSED(w);
     pv_router_thread_cleanup();
+    pv_uvars_thread_cleanup();
 }
 
 pv_module_t pv_http_module = {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "request.h"
+#include "uvars.h"
 
 /* Scratch pv_cv_eval() hands to getters; every formatted value fits. */
 #define PV_VAR_SCRATCH 128
@@ -162,7 +163,8 @@ int pv_var_hdr_join(const pv_header_t *hs, int n, pv_str_t name, char sep, pv_va
 
 void pv_http_vars_init(void)
 {
-    pv_cv_vars(var_tables, &pv_var_declared);
+    static const pv_cv_special_t special = {&pv_var_declared, &pv_var_user, &pv_var_capture};
+    pv_cv_vars(var_tables, &special);
 }
 
 /* ---- evaluation -------------------------------------------------------- */

@@ -109,23 +109,30 @@ static void put_set_header(pv_wr_t *w, pv_request_t *r, const pv_set_header_t *s
     PV_WR_LIT(w, "\r\n");
 }
 
-/* The request-target sent upstream (ngx_http_proxy_create_request). */
+/* The request-target sent upstream (ngx_http_proxy_create_request). A
+ * URI changed by `rewrite` is sent escaped, with its arguments; after
+ * `rewrite ... break` the proxy_pass URI part is dropped and the whole
+ * changed URI sent (NGINX's valid_location). */
 static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_location_t *loc)
 {
     const pv_proxy_pass_t *pp = loc->proxy_pass;
-    if (!pp || !pp->has_uri) {
+    int rewritten = (r->flags & PV_REQ_F_REWRITTEN) != 0;
+    if ((!pp || !pp->has_uri) && !rewritten) {
         /* no URI part: the client's target as received */
         pv_wr_str(w, r->request_uri);
         return;
     }
+    int valid_location = !(r->flags & PV_REQ_F_LOC_INVALID);
     size_t skip = 0;
-    if (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT)
+    if (pp && pp->has_uri && valid_location &&
+        (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT))
         skip = PV_MIN(loc->name.len, r->uri.len);
-    pv_wr_str(w, pp->uri);
+    if (pp && pp->has_uri && valid_location)
+        pv_wr_str(w, pp->uri);
     const char *rest = r->uri.p + skip;
     size_t rlen = r->uri.len - skip;
-    if (pv_uri_path_quoted(r->request_uri)) {
-        /* the client escaped something: escape the decoded path again */
+    if (rewritten || pv_uri_path_quoted(r->request_uri)) {
+        /* the client escaped something, or the URI is a rewrite's: escape it */
         size_t n = pv_uri_escape(NULL, rest, rlen);
         if (w->over || (size_t)(w->end - w->p) < n) {
             w->over = 1;

@@ -76,9 +76,9 @@ static alfx_t *fx_new(const char *http_path, const char *loc_path)
 {
     alfx_t *f = calloc(1, sizeof(*f));
     pv_str_t rest;
-    f->parts[0] = (pv_cv_part_t){pv_var_find("request_uri", 11, &rest), {NULL, 0}};
-    f->parts[1] = (pv_cv_part_t){NULL, PV_STR(" ")};
-    f->parts[2] = (pv_cv_part_t){pv_var_find("status", 6, &rest), {NULL, 0}};
+    f->parts[0] = (pv_cv_part_t){pv_var_find("request_uri", 11, &rest), {NULL, 0}, 0};
+    f->parts[1] = (pv_cv_part_t){NULL, PV_STR(" "), 0};
+    f->parts[2] = (pv_cv_part_t){pv_var_find("status", 6, &rest), {NULL, 0}, 0};
     f->fmt = (pv_log_format_t){"t", PV_ESCAPE_DEFAULT, {f->parts, 3, 0}};
     f->http_logs[0] = (pv_access_log_t){0, http_path, &f->fmt, NULL};
     f->http.conf.access_logs = f->http_logs;

@@ -63,7 +63,7 @@ static pv_cv_t test_cv(const char *src)
             continue;
         }
         if (p > lit)
-            cv.parts[cv.nparts++] = (pv_cv_part_t){NULL, {lit, (size_t)(p - lit)}};
+            cv.parts[cv.nparts++] = (pv_cv_part_t){NULL, {lit, (size_t)(p - lit)}, 0};
         const char *n = p + 1, *e;
         int braced = *n == '{';
         if (braced) {
@@ -84,7 +84,7 @@ static pv_cv_t test_cv(const char *src)
         if (!var)
             abort();
         pv_cv_part_t *pt = &cv.parts[cv.nparts++];
-        *pt = (pv_cv_part_t){var, {NULL, 0}};
+        *pt = (pv_cv_part_t){var, {NULL, 0}, 0};
         if (var->flags & PV_VAR_F_PREFIX) {
             char *t = strndup(rest.p, rest.len);
             for (char *q = t; *q; q++)
@@ -95,7 +95,7 @@ static pv_cv_t test_cv(const char *src)
         p = lit = e + braced;
     }
     if (p > lit)
-        cv.parts[cv.nparts++] = (pv_cv_part_t){NULL, {lit, (size_t)(p - lit)}};
+        cv.parts[cv.nparts++] = (pv_cv_part_t){NULL, {lit, (size_t)(p - lit)}, 0};
     cv.is_const = cv.nparts == 1 && cv.parts[0].var == NULL;
     return cv;
 }
@@ -650,7 +650,7 @@ static void test_tables(void **state)
     /* a declared variable is not in the tables: its getter finds it by name */
     fixture_t *f = fx_new();
     pv_header_t uv[1] = {{S("auth_user"), S("alice")}};
-    pv_cv_part_t part = {&pv_var_declared, S("auth_user")};
+    pv_cv_part_t part = {&pv_var_declared, S("auth_user"), 0};
     char scratch[64];
     assert_null(pv_var_get(&f->r, &part, scratch, sizeof(scratch)).p);
     f->r.uvars = uv;

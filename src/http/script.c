@@ -1,0 +1,403 @@
+/* The rewrite module's script engine (ngx_http_rewrite_handler() and the
+ * codes of ngx_http_script.c): the server's script runs in the server
+ * rewrite phase, the location's in the rewrite phase; then, as NGINX's
+ * post-rewrite phase does, a changed URI sends the request back to the
+ * location search, at most 10 times. */
+#include "script.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../core/log.h"
+#include "phases.h"
+#include "router.h"
+#include "server.h"
+#include "uvars.h"
+#include "vars.h"
+
+/* NGINX allows 10 URI changes per request (NGX_HTTP_MAX_URI_CHANGES). */
+#define PV_MAX_URI_CHANGES 10
+
+/* ---- escaping (ngx_escape_uri NGX_ESCAPE_ARGS, ngx_unescape_uri REDIRECT) ---- */
+
+/* " ", "#", "%", "&", "+", ";", "?", controls and bytes >= 0x7f */
+static int args_escaped(unsigned char c)
+{
+    return c <= 0x20 || c >= 0x7f || c == '#' || c == '%' || c == '&' || c == '+' || c == ';' ||
+           c == '?';
+}
+
+/* Escape src into dst (NULL: count); returns the bytes written. */
+static size_t escape_args(char *dst, const char *src, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (args_escaped(c)) {
+            if (dst) {
+                dst[k] = '%';
+                dst[k + 1] = hex[c >> 4];
+                dst[k + 2] = hex[c & 0xf];
+            }
+            k += 3;
+        } else {
+            if (dst)
+                dst[k] = (char)c;
+            k++;
+        }
+    }
+    return k;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A redirect's text before its '?': "%XX" of a printable byte above '%'
+ * is decoded, others stay as written. In place; returns the new length. */
+static size_t unescape_redirect(char *p, size_t n)
+{
+    size_t d = 0, i = 0;
+    while (i < n && p[i] != '?') {
+        int h, l;
+        if (p[i] == '%' && i + 2 < n + 0 && (h = hexval(p[i + 1])) >= 0 &&
+            (l = hexval(p[i + 2])) >= 0) {
+            int ch = (h << 4) | l;
+            if (ch > '%' && ch < 0x7f) {
+                p[d++] = (char)ch;
+                i += 3;
+                continue;
+            }
+        }
+        p[d++] = p[i++];
+    }
+    memmove(p + d, p + i, n - i);
+    return d + (n - i);
+}
+
+/* ---- the replacement of a rewrite ---- */
+
+/* Whether the client's path had escapes or '+' (quoted_uri, plus_in_uri):
+ * then captures copied into arguments or a redirect are escaped again. */
+static int uri_quoted(const pv_request_t *r)
+{
+    for (size_t i = 0; i < r->request_uri.len; i++) {
+        char c = r->request_uri.p[i];
+        if (c == '%' || c == '+')
+            return 1;
+        if (c == '?' || c == '#')
+            return 0;
+    }
+    return 0;
+}
+
+/* Write the replacement of o into buf (NULL: count). *args_at gets the
+ * offset where the arguments start (after the first literal '?' of an
+ * internal rewrite), or -1. */
+static size_t replacement(pv_request_t *r, const pv_rw_op_t *o, char *buf, ptrdiff_t *args_at)
+{
+    int redirect = o->code != 0, quoted = uri_quoted(r), in_args = 0;
+    size_t k = 0;
+    *args_at = -1;
+    for (int i = 0; i < o->value.nparts; i++) {
+        const pv_cv_part_t *part = &o->value.parts[i];
+        pv_str_t v;
+        if (!part->var) {
+            v = part->text;
+            const char *q = redirect || in_args ? NULL : memchr(v.p, '?', v.len);
+            if (q) {
+                size_t before = (size_t)(q - v.p);
+                if (buf)
+                    memcpy(buf + k, v.p, before);
+                k += before;
+                *args_at = (ptrdiff_t)k;
+                in_args = 1;
+                v = (pv_str_t){q + 1, v.len - before - 1};
+            }
+            if (buf)
+                memcpy(buf + k, v.p, v.len);
+            k += v.len;
+            continue;
+        }
+        char scratch[128];
+        v = pv_var_get(r, part, scratch, sizeof(scratch));
+        if (!v.p)
+            continue;
+        if (part->var == &pv_var_capture && (in_args || redirect) && quoted) {
+            k += escape_args(buf ? buf + k : NULL, v.p, v.len);
+            continue;
+        }
+        if (buf)
+            memcpy(buf + k, v.p, v.len);
+        k += v.len;
+    }
+    return k;
+}
+
+/* ---- answers ---- */
+
+/* `return CODE [TEXT|URL]`: a redirect code takes a URL (a relative one is
+ * made absolute, as NGINX's header filter does), any other code a body;
+ * without text a code of 400 and above is the error page. */
+static int answer(pv_hreq_t *hr, int code, const char *url, pv_str_t body, int has_text)
+{
+    pv_request_t *r = &hr->r;
+    if (!has_text) {
+        pv_resp_local(hr, code, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    if (url) {
+        if (url[0] == '/') {
+            size_t len = strlen(url), cap = len + 128 + r->host.len;
+            char *abs = pv_arena_alloc(&hr->arena, cap);
+            if (pv_router_absolute_url(r, (pv_str_t){url, len}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
+                url = abs;
+        }
+        pv_resp_local(hr, code, url, (pv_str_t){NULL, 0});
+    } else {
+        pv_resp_local(hr, code, NULL, body);
+    }
+    return PV_PHASE_DONE;
+}
+
+static int is_redirect(int code)
+{
+    return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+}
+
+static int do_return(pv_hreq_t *hr, const pv_rw_op_t *o)
+{
+    if (!o->has_text)
+        return answer(hr, o->code, NULL, (pv_str_t){NULL, 0}, 0);
+    pv_str_t t = pv_cv_eval_arena(&o->value, &hr->r);
+    return answer(hr, o->code, is_redirect(o->code) ? t.p : NULL, t, 1);
+}
+
+static int fail(pv_hreq_t *hr)
+{
+    pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+    return PV_PHASE_DONE;
+}
+
+/* ---- the codes ---- */
+
+/* A rewrite whose regex matched: change the URI and args, or redirect. */
+static int do_rewrite(pv_hreq_t *hr, const pv_rw_op_t *o, int log)
+{
+    pv_request_t *r = &hr->r;
+    ptrdiff_t args_at;
+    size_t need = replacement(r, o, NULL, &args_at);
+    size_t extra = o->add_args && r->args.len ? r->args.len + 1 : 0;
+    char *buf = pv_arena_alloc(&hr->arena, need + extra + 1);
+    size_t len = replacement(r, o, buf, &args_at);
+    if (o->code) {
+        len = unescape_redirect(buf, len);
+        if (extra) {
+            buf[len++] = o->has_args ? '&' : '?';
+            memcpy(buf + len, r->args.p, r->args.len);
+            len += r->args.len;
+        }
+        buf[len] = '\0';
+        if (log)
+            pv_log(PV_LOG_NOTICE, "rewritten redirect: \"%s\", client: %s", buf, r->peer_text);
+        return answer(hr, o->code, buf, (pv_str_t){NULL, 0}, 1);
+    }
+    pv_str_t uri = {buf, len};
+    if (args_at >= 0) {
+        uri.len = (size_t)args_at;
+        if (extra) {
+            buf[len++] = '&';
+            memcpy(buf + len, r->args.p, r->args.len);
+            len += r->args.len;
+        }
+        r->args = (pv_str_t){buf + args_at, len - (size_t)args_at};
+        r->has_args = 1;
+    } else if (!o->add_args) {
+        r->args = (pv_str_t){"", 0};
+        r->has_args = 0;
+    }
+    buf[len] = '\0';
+    if (log)
+        pv_log(PV_LOG_NOTICE, "rewritten data: \"%.*s\", args: \"%.*s\", client: %s", (int)uri.len,
+               uri.p, (int)r->args.len, r->args.p, r->peer_text);
+    if (uri.len == 0) {
+        pv_log(PV_LOG_ERR, "the rewritten URI has a zero length, client: %s", r->peer_text);
+        return fail(hr);
+    }
+    r->uri = uri;
+    r->flags |= PV_REQ_F_REWRITTEN;
+    return PV_PHASE_NEXT;
+}
+
+/* -f -d -e -x and their negations, on the filesystem. */
+static int file_test(const pv_request_t *r, const pv_rw_op_t *o, pv_str_t path)
+{
+    struct stat st;
+    int ok;
+    if (stat(path.p, &st) != 0) {
+        if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG)
+            pv_log(PV_LOG_CRIT, "stat() \"%s\" failed (%d: %s), client: %s", path.p, errno,
+                   strerror(errno), r->peer_text);
+        return o->negate;
+    }
+    switch (o->file_op) {
+    case 'f':
+        ok = S_ISREG(st.st_mode);
+        break;
+    case 'd':
+        ok = S_ISDIR(st.st_mode);
+        break;
+    case 'e':
+        ok = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode);
+        break;
+    default:
+        ok = (st.st_mode & S_IXUSR) != 0;
+        break;
+    }
+    return o->negate ? !ok : ok;
+}
+
+/* An if condition: 1 true, 0 false, -1 an error (500). */
+static int condition(pv_hreq_t *hr, const pv_rw_op_t *o, int log)
+{
+    pv_request_t *r = &hr->r;
+    if (o->cond == PV_IF_FILE)
+        return file_test(r, o, pv_cv_eval_arena(&o->arg, r));
+    char scratch[128];
+    pv_str_t v = pv_var_get(r, &o->value.parts[0], scratch, sizeof(scratch));
+    if (!v.p)
+        v = (pv_str_t){"", 0};
+    switch (o->cond) {
+    case PV_IF_VAR:
+        return v.len && !(v.len == 1 && v.p[0] == '0');
+    case PV_IF_EQ:
+    case PV_IF_NE: {
+        if (v.p == scratch)
+            v.p = pv_arena_strndup(r->arena, v.p, v.len);
+        pv_str_t w = pv_cv_eval_arena(&o->arg, r);
+        int eq = v.len == w.len && memcmp(v.p, w.p, v.len) == 0;
+        return o->cond == PV_IF_EQ ? eq : !eq;
+    }
+    default: {
+        int rc = pv_regex_exec(r, o->re, v);
+        if (rc < 0)
+            return -1;
+        if (log)
+            pv_log(PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
+                   rc ? "matches" : "does not match", (int)v.len, v.p, r->peer_text);
+        if (!rc)
+            r->ncaptures = 0;
+        return o->negate ? !rc : rc;
+    }
+    }
+}
+
+/* Run a script from its first op; PV_PHASE_DONE when it answered. */
+static int run(pv_hreq_t *hr, const pv_script_t *s, const pv_loc_conf_t *lc)
+{
+    pv_request_t *r = &hr->r;
+    int log = lc->rewrite_log == 1;
+    int ip = 0;
+    while (ip < s->nops) {
+        const pv_rw_op_t *o = &s->ops[ip];
+        switch (o->op) {
+        case PV_RW_SET: {
+            pv_str_t v = pv_cv_eval_arena(&o->value, r);
+            if (o->slot >= 0) {
+                pv_uvar_set(r, o->slot, v.p, v.len);
+            } else {
+                r->args = v;
+                r->has_args = v.len > 0;
+            }
+            ip++;
+            break;
+        }
+        case PV_RW_IF: {
+            int t = condition(hr, o, log);
+            if (t < 0)
+                return fail(hr);
+            if (t && o->ifloc) {
+                r->loc = o->ifloc;
+                lc = &o->ifloc->conf;
+                log = lc->rewrite_log == 1;
+            }
+            ip = t ? ip + 1 : o->next;
+            break;
+        }
+        case PV_RW_RETURN:
+            return do_return(hr, o);
+        case PV_RW_BREAK:
+            if (r->uri_changed) {
+                r->flags |= PV_REQ_F_LOC_INVALID;
+                r->uri_changed = 0;
+            }
+            return PV_PHASE_NEXT;
+        default: {
+            int rc = pv_regex_exec(r, o->re, r->uri);
+            if (rc < 0)
+                return fail(hr);
+            if (log)
+                pv_log(PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
+                       rc ? "matches" : "does not match", (int)r->uri.len, r->uri.p, r->peer_text);
+            if (!rc) {
+                r->ncaptures = 0;
+                ip++;
+                break;
+            }
+            if (!o->code) {
+                if (o->flag == PV_RWF_BREAK)
+                    r->flags |= PV_REQ_F_LOC_INVALID;
+                r->uri_changed = o->flag != PV_RWF_BREAK;
+            }
+            if (do_rewrite(hr, o, log) != PV_PHASE_NEXT || o->code)
+                return PV_PHASE_DONE;
+            if (o->flag == PV_RWF_LAST || o->flag == PV_RWF_BREAK)
+                return PV_PHASE_NEXT;
+            ip++;
+            break;
+        }
+        }
+    }
+    return PV_PHASE_NEXT;
+}
+
+/* ---- phase handlers ---- */
+
+static int server_rewrite(pv_hreq_t *hr)
+{
+    const pv_server_t *srv = hr->r.srv;
+    if (!srv || !srv->rw.nops)
+        return PV_PHASE_NEXT;
+    return run(hr, &srv->rw, &srv->conf);
+}
+
+/* The location's script, then NGINX's post-rewrite: a changed URI is
+ * looked up again. */
+static int location_rewrite(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    const pv_location_t *loc = r->loc;
+    if (loc && loc->rw.nops && run(hr, &loc->rw, &loc->conf) == PV_PHASE_DONE)
+        return PV_PHASE_DONE;
+    if (!r->uri_changed)
+        return PV_PHASE_NEXT;
+    if (++r->uri_changes > PV_MAX_URI_CHANGES) {
+        pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", client: %s",
+               (int)r->uri.len, r->uri.p, r->peer_text);
+        return fail(hr);
+    }
+    pv_phases_goto(hr, PV_PHASE_FIND_CONFIG);
+    return PV_PHASE_NEXT;
+}
+
+void pv_script_init(void)
+{
+    pv_phases_register(PV_PHASE_SERVER_REWRITE, server_rewrite);
+    pv_phases_register(PV_PHASE_REWRITE, location_rewrite);
+}
