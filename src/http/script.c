@@ -140,61 +140,44 @@ static size_t replacement(pv_request_t *r, const pv_rw_op_t *o, char *buf, ptrdi
     return k;
 }
 
-/* ---- answers ---- */
-
-/* `return CODE [TEXT|URL]`: a redirect code takes a URL (a relative one is
- * made absolute, as NGINX's header filter does), any other code a body;
- * without text a code of 400 and above is the error page. */
-static int answer(pv_hreq_t *hr, int code, const char *url, pv_str_t body, int has_text)
-{
-    pv_request_t *r = &hr->r;
-    if (!has_text) {
-        pv_resp_local(hr, code, NULL, (pv_str_t){NULL, 0});
-        return PV_PHASE_DONE;
-    }
-    if (url) {
-        if (url[0] == '/') {
-            size_t len = strlen(url), cap = len + 128 + r->host.len;
-            char *abs = pv_arena_alloc(&hr->arena, cap);
-            if (pv_router_absolute_url(r, (pv_str_t){url, len}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
-                url = abs;
-        }
-        pv_resp_local(hr, code, url, (pv_str_t){NULL, 0});
-    } else {
-        pv_resp_local(hr, code, NULL, body);
-    }
-    return PV_PHASE_DONE;
-}
+/* ---- outcomes ---- */
 
 static int is_redirect(int code)
 {
     return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
 }
 
-static int do_return(pv_hreq_t *hr, const pv_rw_op_t *o)
+/* The script answers: code, with a redirect's URL or a body. */
+static int answer(pv_script_out_t *out, int code, const char *url, pv_str_t body, int has_text)
 {
-    if (!o->has_text)
-        return answer(hr, o->code, NULL, (pv_str_t){NULL, 0}, 0);
-    pv_str_t t = pv_cv_eval_arena(&o->value, &hr->r);
-    return answer(hr, o->code, is_redirect(o->code) ? t.p : NULL, t, 1);
+    *out = (pv_script_out_t){code, url, body, has_text};
+    return PV_SCRIPT_ANSWER;
 }
 
-static int fail(pv_hreq_t *hr)
+/* `return CODE [TEXT|URL]`: a redirect code takes a URL, any other code a
+ * body; without text a code of 400 and above is the error page. */
+static int do_return(pv_request_t *r, const pv_rw_op_t *o, pv_script_out_t *out)
 {
-    pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
-    return PV_PHASE_DONE;
+    if (!o->has_text)
+        return answer(out, o->code, NULL, (pv_str_t){NULL, 0}, 0);
+    pv_str_t t = pv_cv_eval_arena(&o->value, r);
+    return answer(out, o->code, is_redirect(o->code) ? t.p : NULL, t, 1);
+}
+
+static int fail(pv_script_out_t *out)
+{
+    return answer(out, 500, NULL, (pv_str_t){NULL, 0}, 0);
 }
 
 /* ---- the codes ---- */
 
 /* A rewrite whose regex matched: change the URI and args, or redirect. */
-static int do_rewrite(pv_hreq_t *hr, const pv_rw_op_t *o, int log)
+static int do_rewrite(pv_request_t *r, const pv_rw_op_t *o, int log, pv_script_out_t *out)
 {
-    pv_request_t *r = &hr->r;
     ptrdiff_t args_at;
     size_t need = replacement(r, o, NULL, &args_at);
     size_t extra = o->add_args && r->args.len ? r->args.len + 1 : 0;
-    char *buf = pv_arena_alloc(&hr->arena, need + extra + 1);
+    char *buf = pv_arena_alloc(r->arena, need + extra + 1);
     size_t len = replacement(r, o, buf, &args_at);
     if (o->code) {
         len = unescape_redirect(buf, len);
@@ -206,7 +189,7 @@ static int do_rewrite(pv_hreq_t *hr, const pv_rw_op_t *o, int log)
         buf[len] = '\0';
         if (log)
             pv_log(PV_LOG_NOTICE, "rewritten redirect: \"%s\", client: %s", buf, r->peer_text);
-        return answer(hr, o->code, buf, (pv_str_t){NULL, 0}, 1);
+        return answer(out, o->code, buf, (pv_str_t){NULL, 0}, 1);
     }
     pv_str_t uri = {buf, len};
     if (args_at >= 0) {
@@ -228,11 +211,11 @@ static int do_rewrite(pv_hreq_t *hr, const pv_rw_op_t *o, int log)
                uri.p, (int)r->args.len, r->args.p, r->peer_text);
     if (uri.len == 0) {
         pv_log(PV_LOG_ERR, "the rewritten URI has a zero length, client: %s", r->peer_text);
-        return fail(hr);
+        return fail(out);
     }
     r->uri = uri;
     r->flags |= PV_REQ_F_REWRITTEN;
-    return PV_PHASE_NEXT;
+    return PV_SCRIPT_NEXT;
 }
 
 /* -f -d -e -x and their negations, on the filesystem. */
@@ -264,9 +247,8 @@ static int file_test(const pv_request_t *r, const pv_rw_op_t *o, pv_str_t path)
 }
 
 /* An if condition: 1 true, 0 false, -1 an error (500). */
-static int condition(pv_hreq_t *hr, const pv_rw_op_t *o, int log)
+static int condition(pv_request_t *r, const pv_rw_op_t *o, int log)
 {
-    pv_request_t *r = &hr->r;
     if (o->cond == PV_IF_FILE)
         return file_test(r, o, pv_cv_eval_arena(&o->arg, r));
     char scratch[128];
@@ -292,16 +274,15 @@ static int condition(pv_hreq_t *hr, const pv_rw_op_t *o, int log)
             pv_log(PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
                    rc ? "matches" : "does not match", (int)v.len, v.p, r->peer_text);
         if (!rc)
-            r->ncaptures = 0;
+            r->ncaptures = 0; /* a failed match clears $1..$9, as NGINX's does */
         return o->negate ? !rc : rc;
     }
     }
 }
 
-/* Run a script from its first op; PV_PHASE_DONE when it answered. */
-static int run(pv_hreq_t *hr, const pv_script_t *s, const pv_loc_conf_t *lc)
+int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc,
+                  pv_script_out_t *out)
 {
-    pv_request_t *r = &hr->r;
     int log = lc->rewrite_log == 1;
     int ip = 0;
     while (ip < s->nops) {
@@ -319,29 +300,28 @@ static int run(pv_hreq_t *hr, const pv_script_t *s, const pv_loc_conf_t *lc)
             break;
         }
         case PV_RW_IF: {
-            int t = condition(hr, o, log);
+            int t = condition(r, o, log);
             if (t < 0)
-                return fail(hr);
+                return fail(out);
             if (t && o->ifloc) {
                 r->loc = o->ifloc;
-                lc = &o->ifloc->conf;
-                log = lc->rewrite_log == 1;
+                log = o->ifloc->conf.rewrite_log == 1;
             }
             ip = t ? ip + 1 : o->next;
             break;
         }
         case PV_RW_RETURN:
-            return do_return(hr, o);
+            return do_return(r, o, out);
         case PV_RW_BREAK:
             if (r->uri_changed) {
                 r->flags |= PV_REQ_F_LOC_INVALID;
                 r->uri_changed = 0;
             }
-            return PV_PHASE_NEXT;
+            return PV_SCRIPT_NEXT;
         default: {
             int rc = pv_regex_exec(r, o->re, r->uri);
             if (rc < 0)
-                return fail(hr);
+                return fail(out);
             if (log)
                 pv_log(PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
                        rc ? "matches" : "does not match", (int)r->uri.len, r->uri.p, r->peer_text);
@@ -355,26 +335,51 @@ static int run(pv_hreq_t *hr, const pv_script_t *s, const pv_loc_conf_t *lc)
                     r->flags |= PV_REQ_F_LOC_INVALID;
                 r->uri_changed = o->flag != PV_RWF_BREAK;
             }
-            if (do_rewrite(hr, o, log) != PV_PHASE_NEXT || o->code)
-                return PV_PHASE_DONE;
+            if (do_rewrite(r, o, log, out) == PV_SCRIPT_ANSWER)
+                return PV_SCRIPT_ANSWER;
             if (o->flag == PV_RWF_LAST || o->flag == PV_RWF_BREAK)
-                return PV_PHASE_NEXT;
+                return PV_SCRIPT_NEXT;
             ip++;
             break;
         }
         }
     }
-    return PV_PHASE_NEXT;
+    return PV_SCRIPT_NEXT;
 }
 
 /* ---- phase handlers ---- */
 
+/* Send the script's answer: a relative redirect is made absolute, as
+ * NGINX's header filter does. */
+static int respond(pv_hreq_t *hr, const pv_script_out_t *out)
+{
+    pv_request_t *r = &hr->r;
+    const char *url = out->url;
+    if (!out->has_text) {
+        pv_resp_local(hr, out->code, NULL, (pv_str_t){NULL, 0});
+    } else if (url) {
+        if (url[0] == '/') {
+            size_t len = strlen(url), cap = len + 128 + r->host.len;
+            char *abs = pv_arena_alloc(&hr->arena, cap);
+            if (pv_router_absolute_url(r, (pv_str_t){url, len}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
+                url = abs;
+        }
+        pv_resp_local(hr, out->code, url, (pv_str_t){NULL, 0});
+    } else {
+        pv_resp_local(hr, out->code, NULL, out->body);
+    }
+    return PV_PHASE_DONE;
+}
+
 static int server_rewrite(pv_hreq_t *hr)
 {
     const pv_server_t *srv = hr->r.srv;
+    pv_script_out_t out;
     if (!srv || !srv->rw.nops)
         return PV_PHASE_NEXT;
-    return run(hr, &srv->rw, &srv->conf);
+    if (pv_script_run(&hr->r, &srv->rw, &srv->conf, &out) == PV_SCRIPT_ANSWER)
+        return respond(hr, &out);
+    return PV_PHASE_NEXT;
 }
 
 /* The location's script, then NGINX's post-rewrite: a changed URI is
@@ -383,14 +388,16 @@ static int location_rewrite(pv_hreq_t *hr)
 {
     pv_request_t *r = &hr->r;
     const pv_location_t *loc = r->loc;
-    if (loc && loc->rw.nops && run(hr, &loc->rw, &loc->conf) == PV_PHASE_DONE)
-        return PV_PHASE_DONE;
+    pv_script_out_t out;
+    if (loc && loc->rw.nops && pv_script_run(r, &loc->rw, &loc->conf, &out) == PV_SCRIPT_ANSWER)
+        return respond(hr, &out);
     if (!r->uri_changed)
         return PV_PHASE_NEXT;
     if (++r->uri_changes > PV_MAX_URI_CHANGES) {
         pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", client: %s",
                (int)r->uri.len, r->uri.p, r->peer_text);
-        return fail(hr);
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
     }
     pv_phases_goto(hr, PV_PHASE_FIND_CONFIG);
     return PV_PHASE_NEXT;

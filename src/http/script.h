@@ -5,6 +5,27 @@
 #ifndef PV_SCRIPT_H
 #define PV_SCRIPT_H
 
+#include "../config/conf.h"
+#include "request.h"
+
+/* What a script did. */
+enum { PV_SCRIPT_NEXT = 0, PV_SCRIPT_ANSWER };
+
+/* The answer a script gives (return, a redirect, an error). */
+typedef struct pv_script_out_s {
+    int code;        /* status */
+    const char *url; /* a redirect's Location (relative ones start with '/'), else NULL */
+    pv_str_t body;   /* return's text for other codes */
+    int has_text;    /* 0: the code alone (the error page for 400 and above) */
+} pv_script_out_t;
+
+/* Run script s for r, lc being the configuration it runs under (its
+ * rewrite_log). Changes r's URI, args, user variables, captures, and its
+ * location when a location's if holds; PV_SCRIPT_ANSWER with *out filled
+ * when the request is to be answered now. */
+int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc,
+                  pv_script_out_t *out);
+
 /* Register the server rewrite and rewrite phase handlers (start-up). */
 void pv_script_init(void);
 
