@@ -292,12 +292,13 @@ static int if_words(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_str_t *w, in
 {
     int first = 1, last = nd->nargs - 1;
     pv_str_t a = nd->args[first], z = nd->args[last];
+    const char *bad = NULL;
     if (a.len < 1 || a.p[0] != '(')
-        return pv_conf_error(cx, &nd->src, "invalid condition \"%s\"", a.p), -1;
-    if (z.len < 1 || z.p[z.len - 1] != ')')
-        return pv_conf_error(cx, &nd->src, "invalid condition \"%s\"", z.p), -1;
+        bad = a.p;
+    else if (z.len < 1 || z.p[z.len - 1] != ')')
+        bad = z.p;
     int n = 0;
-    for (int i = first; i <= last && n < max; i++) {
+    for (int i = first; !bad && i <= last && n < max; i++) {
         pv_str_t s = nd->args[i];
         if (i == first) {
             s.p++;
@@ -309,8 +310,12 @@ static int if_words(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_str_t *w, in
             continue;
         w[n++] = s;
     }
-    if (n == 0)
-        return pv_conf_error(cx, &nd->src, "invalid condition \"%s\"", a.p), -1;
+    if (!bad && n == 0)
+        bad = a.p;
+    if (bad) {
+        pv_conf_error(cx, &nd->src, "invalid condition \"%s\"", bad);
+        return -1;
+    }
     return n;
 }
 
