@@ -322,13 +322,13 @@ static int if_words(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_str_t *w, in
 /* Compile the condition of `if` into o, with NGINX's messages. */
 static int if_condition(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_rw_op_t *o)
 {
-    pv_str_t w[4];
+    pv_str_t w[4] = {{"", 0}, {"", 0}, {"", 0}, {"", 0}};
     int n = if_words(cx, nd, w, (int)PV_NELEM(w));
-    if (n < 0)
+    if (n < 0 || !w[0].p)
         return PV_ERR;
     char tmp[512];
     snprintf(tmp, sizeof(tmp), "%.*s", (int)w[0].len, w[0].p);
-    if (w[0].len > 1 && w[0].p[0] == '$') {
+    if (w[0].len > 1 && w[0].p[0] == '$') { // NOLINT(clang-analyzer-core.NullDereference)
         if (n != 1 && n != 3)
             return pv_conf_error(cx, &nd->src, "invalid condition \"%s\"", tmp);
         if (pv_conf_compile(cx, nd, &o->value, w[0].p, w[0].len) != PV_OK)
@@ -452,7 +452,7 @@ int pv_conf_rewrite_finish(pv_conf_ctx_t *cx)
     h->uvar_maps = pv_arena_calloc(cx->a, (size_t)(h->nuvars + 1) * sizeof(pv_map_t *));
     for (int i = 0; i < h->nuvars; i++)
         h->uvar_names[i] = pv_arena_strdup(cx->a, pv_cv_user_name(i));
-    h->uvar_is_set = pv_arena_calloc(cx->a, (size_t)(h->nuvars + 1));
+    h->uvar_is_set = pv_arena_calloc(cx->a, (size_t)h->nuvars + 1);
     for (int i = 0; i < cx->nmaps; i++)
         h->uvar_maps[cx->maps[i]->slot] = cx->maps[i];
     for (int i = 0; i < cx->nset_slots; i++)
