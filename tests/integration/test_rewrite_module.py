@@ -66,6 +66,11 @@ http {
         location /ret4 { return https://ex.test/abs; }
         location /ret5 { return 200 "text $request_method\\n"; }
         location /ret6 { return 403 "denied\\n"; }
+        location /ret7 { return 301; }
+        location /ret8 { return 200; }
+        location /ret9 { return 307 "/rel?a=$arg_a"; }
+        location /ret10 { return 500 "err\\n"; }
+        location /ret11 { return 302 ""; }
         location /sethost { set $a "$host-$arg_v"; set $b "[$a]"; return 200 "$b\\n"; }
         location /setargs { set $args "n=1"; return 200 "$args $arg_n\\n"; }
         location /setcase { set $MiXed "v"; return 200 "$mixed\\n"; }
@@ -94,6 +99,17 @@ http {
             proxy_set_header Connection $connection_upgrade;
         }
     }
+    server {
+        listen 127.0.0.1:@GW@;
+        server_name s2.test;
+        if ($arg_mode = brk) { rewrite ^/s/(.*)$ /t/$1 break; }
+        if ($arg_mode = last) { rewrite ^/s/(.*)$ /t/$1 last; }
+        rewrite ^/s/(.*)$ /u/$1;
+        set $after "ran";
+        location /t/ { proxy_pass http://127.0.0.1:@UP@/base/; }
+        location /u/ { return 200 "u uri=$uri after=$after\\n"; }
+        location /s/ { return 200 "s\\n"; }
+    }
 }
 """.replace("@CHAIN@", CHAIN)
 
@@ -106,12 +122,14 @@ REQUESTS = [
     ("/esc/a%20b+c", None), ("/esc/plain", None), ("/escr/a%2Fb%20c", None),
     ("/q?o=2", None), ("/drop?o=2", None), ("/two/t", None), ("/miss", None),
     ("/ret1", None), ("/ret2", None), ("/ret3", None), ("/ret4", None), ("/ret5", None),
-    ("/ret6", None), ("/sethost?v=9", None), ("/setargs?n=5", None), ("/setcase", None),
+    ("/ret6", None), ("/ret7", None), ("/ret8", None), ("/ret9?a=1", None), ("/ret10", None),
+    ("/ret11", None), ("/sethost?v=9", None), ("/setargs?n=5", None), ("/setcase", None),
     ("/internal-only", None), ("/to-internal", None), ("/ifret?x=1", None),
     ("/ifret", None), ("/x?srvret=1", None), ("/proxy/a/b?q=1", None),
     ("/plast/p%20q?r=1", None), ("/pplain/z?k=v", None), ("/ifproxy?x=1", None),
     ("/ifproxy", None), ("/ifkeep?x=1", None),
     ("/ws", [("Upgrade", "websocket")]), ("/ws", None),
+    ("s2.test/s/a?mode=brk", None), ("s2.test/s/a?mode=last", None), ("s2.test/s/a", None),
 ]
 
 
@@ -133,7 +151,11 @@ def normalise(text, ports):
 
 def observe(gw, up, up2, target, headers):
     n1, n2 = len(up.requests), len(up2.requests)
-    r = http(gw.port, "GET", target, headers=headers, host="rw.test")
+    host = "rw.test"
+    if not target.startswith("/"):
+        host, target = target.split("/", 1)
+        target = "/" + target
+    r = http(gw.port, "GET", target, headers=headers, host=host)
     ports = [(gw.port, "GW"), (up.port, "UP"), (up2.port, "UP2")]
     seen = {"status": r.status, "location": normalise(r.header("Location") or "", ports)}
     if len(up.requests) > n1 or len(up2.requests) > n2:
@@ -231,6 +253,19 @@ def test_return_codes(rw, target, status):
 ])
 def test_proxied_after_rewrite(rw, target, want):
     assert get(rw, target)["upstream"][:2] == want
+
+
+@pytest.mark.parametrize("target,want", [
+    # server level: break keeps the URI for the location search and drops
+    # the proxy_pass URI part; last and no flag look the new URI up
+    ("s2.test/s/a?mode=brk", {"upstream": ("UP", "/t/a?mode=brk", "close", None)}),
+    ("s2.test/s/a?mode=last", {"upstream": ("UP", "/base/a?mode=last", "close", None)}),
+    ("s2.test/s/a", {"body": "u uri=/u/a after=ran\n"}),
+])
+def test_server_level_flags(rw, target, want):
+    got = get(rw, target)
+    got.pop("status"), got.pop("location")
+    assert got == want
 
 
 def test_map_connection_upgrade(rw):
