@@ -91,6 +91,10 @@ http {
             if ($arg_x) { proxy_pass http://127.0.0.1:@UP2@; }
             proxy_pass http://127.0.0.1:@UP@;
         }
+        location ~ ^/pcap/(?<name>[a-z]+)/(\\d+) {
+            proxy_pass http://127.0.0.1:@UP@;
+            proxy_set_header X-Cap "$2-$name-$arg_q";
+        }
         location /ifkeep { proxy_pass http://127.0.0.1:@UP@; if ($arg_x) { set $foo bar; } }
         location /ws {
             proxy_pass http://127.0.0.1:@UP@;
@@ -127,7 +131,7 @@ REQUESTS = [
     ("/internal-only", None), ("/to-internal", None), ("/ifret?x=1", None),
     ("/ifret", None), ("/x?srvret=1", None), ("/proxy/a/b?q=1", None),
     ("/plast/p%20q?r=1", None), ("/pplain/z?k=v", None), ("/ifproxy?x=1", None),
-    ("/ifproxy", None), ("/ifkeep?x=1", None),
+    ("/ifproxy", None), ("/ifkeep?x=1", None), ("/pcap/abc/7?q=z", None),
     ("/ws", [("Upgrade", "websocket")]), ("/ws", None),
     ("s2.test/s/a?mode=brk", None), ("s2.test/s/a?mode=last", None), ("s2.test/s/a", None),
 ]
@@ -161,7 +165,8 @@ def observe(gw, up, up2, target, headers):
     if len(up.requests) > n1 or len(up2.requests) > n2:
         which = "UP" if len(up.requests) > n1 else "UP2"
         got = (up if which == "UP" else up2).last()
-        seen["upstream"] = (which, got.target, got.header("Connection"), got.header("Upgrade"))
+        seen["upstream"] = (which, got.target, got.header("Connection"), got.header("Upgrade"),
+                            got.header("X-Cap"))
     else:
         seen["body"] = normalise(r.body.decode(errors="replace"), ports)
     return seen
@@ -258,8 +263,8 @@ def test_proxied_after_rewrite(rw, target, want):
 @pytest.mark.parametrize("target,want", [
     # server level: break keeps the URI for the location search and drops
     # the proxy_pass URI part; last and no flag look the new URI up
-    ("s2.test/s/a?mode=brk", {"upstream": ("UP", "/t/a?mode=brk", "close", None)}),
-    ("s2.test/s/a?mode=last", {"upstream": ("UP", "/base/a?mode=last", "close", None)}),
+    ("s2.test/s/a?mode=brk", {"upstream": ("UP", "/t/a?mode=brk", "close", None, None)}),
+    ("s2.test/s/a?mode=last", {"upstream": ("UP", "/base/a?mode=last", "close", None, None)}),
     ("s2.test/s/a", {"body": "u uri=/u/a after=ran\n"}),
 ])
 def test_server_level_flags(rw, target, want):
@@ -269,8 +274,12 @@ def test_server_level_flags(rw, target, want):
 
 
 def test_map_connection_upgrade(rw):
-    assert get(rw, "/ws", [("Upgrade", "websocket")])["upstream"][2:] == ("upgrade", "websocket")
-    assert get(rw, "/ws")["upstream"][2:] == ("close", None)
+    assert get(rw, "/ws", [("Upgrade", "websocket")])["upstream"][2:4] == ("upgrade", "websocket")
+    assert get(rw, "/ws")["upstream"][2:4] == ("close", None)
+
+
+def test_location_captures_in_proxied_headers(rw):
+    assert get(rw, "/pcap/abc/7?q=z")["upstream"][4] == "7-abc-z"
 
 
 def test_same_answers_as_nginx(portvakt, nginx, upstream, port, tmp_path):
