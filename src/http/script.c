@@ -28,27 +28,28 @@ static int args_escaped(unsigned char c)
            c == '?';
 }
 
-/* Escape src into dst (NULL: count); returns the bytes written. */
-static size_t escape_args(char *dst, const char *src, size_t n)
+/* Append n bytes at *k to buf[0..cap) (buf NULL: count only); what does
+ * not fit is counted, not written. */
+static void put(char *buf, size_t cap, size_t *k, const char *p, size_t n)
+{
+    if (buf && *k < cap)
+        memcpy(buf + *k, p, PV_MIN(n, cap - *k));
+    *k += n;
+}
+
+/* Append src escaped as NGX_ESCAPE_ARGS does. */
+static void put_escaped(char *buf, size_t cap, size_t *k, const char *src, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)src[i];
         if (args_escaped(c)) {
-            if (dst) {
-                dst[k] = '%';
-                dst[k + 1] = hex[c >> 4];
-                dst[k + 2] = hex[c & 0xf];
-            }
-            k += 3;
+            char e[3] = {'%', hex[c >> 4], hex[c & 0xf]};
+            put(buf, cap, k, e, 3);
         } else {
-            if (dst)
-                dst[k] = (char)c;
-            k++;
+            put(buf, cap, k, src + i, 1);
         }
     }
-    return k;
 }
 
 static int hexval(char c)
@@ -97,10 +98,13 @@ static int uri_quoted(const pv_request_t *r)
     return 0;
 }
 
-/* Write the replacement of o into buf (NULL: count). *args_at gets the
+/* Write the replacement of o into buf[0..cap) (buf NULL: count); returns
+ * the length it needs, which may differ between calls when a volatile map
+ * moves the captures, so nothing past cap is written. *args_at gets the
  * offset where the arguments start (after the first literal '?' of an
  * internal rewrite), or -1. */
-static size_t replacement(pv_request_t *r, const pv_rw_op_t *o, char *buf, ptrdiff_t *args_at)
+static size_t replacement(pv_request_t *r, const pv_rw_op_t *o, char *buf, size_t cap,
+                          ptrdiff_t *args_at)
 {
     int redirect = o->code != 0, quoted = uri_quoted(r), in_args = 0;
     size_t k = 0;
@@ -113,29 +117,22 @@ static size_t replacement(pv_request_t *r, const pv_rw_op_t *o, char *buf, ptrdi
             const char *q = redirect || in_args ? NULL : memchr(v.p, '?', v.len);
             if (q) {
                 size_t before = (size_t)(q - v.p);
-                if (buf)
-                    memcpy(buf + k, v.p, before);
-                k += before;
-                *args_at = (ptrdiff_t)k;
+                put(buf, cap, &k, v.p, before);
+                *args_at = (ptrdiff_t)PV_MIN(k, cap);
                 in_args = 1;
                 v = (pv_str_t){q + 1, v.len - before - 1};
             }
-            if (buf)
-                memcpy(buf + k, v.p, v.len);
-            k += v.len;
+            put(buf, cap, &k, v.p, v.len);
             continue;
         }
         char scratch[128];
         v = pv_var_get(r, part, scratch, sizeof(scratch));
         if (!v.p)
             continue;
-        if (part->var == &pv_var_capture && (in_args || redirect) && quoted) {
-            k += escape_args(buf ? buf + k : NULL, v.p, v.len);
-            continue;
-        }
-        if (buf)
-            memcpy(buf + k, v.p, v.len);
-        k += v.len;
+        if (part->var == &pv_var_capture && (in_args || redirect) && quoted)
+            put_escaped(buf, cap, &k, v.p, v.len);
+        else
+            put(buf, cap, &k, v.p, v.len);
     }
     return k;
 }
@@ -175,10 +172,10 @@ static int fail(pv_script_out_t *out)
 static int do_rewrite(pv_request_t *r, const pv_rw_op_t *o, int log, pv_script_out_t *out)
 {
     ptrdiff_t args_at;
-    size_t need = replacement(r, o, NULL, &args_at);
+    size_t need = replacement(r, o, NULL, 0, &args_at);
     size_t extra = o->add_args && r->args.len ? r->args.len + 1 : 0;
     char *buf = pv_arena_alloc(r->arena, need + extra + 1);
-    size_t len = replacement(r, o, buf, &args_at);
+    size_t len = PV_MIN(replacement(r, o, buf, need, &args_at), need);
     if (o->code) {
         len = unescape_redirect(buf, len);
         if (extra) {

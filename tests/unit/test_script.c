@@ -198,6 +198,24 @@ static void test_set_if_break(void **state)
     pv_conf_unref(c);
 }
 
+/* A volatile map whose regex moves the captures while a replacement is
+ * made: the second pass sees other values; nothing is written past what
+ * the first pass measured. */
+static void test_replacement_bounded(void **state)
+{
+    pv_conf_t *c = load("http {\n map $arg_x $vm { volatile; ~^(.+)$ \"$1\"; }\n"
+                        " server {\n  listen 127.0.0.1:8080;\n  rewrite ^/(a) /$1-$vm-$1;\n }\n}\n");
+    req_t q;
+    pv_script_out_t out;
+    req_init(&q, c, "/a", "x=longer-than-a");
+    assert_int_equal(run_srv(&q, &out), PV_SCRIPT_NEXT);
+    /* first pass: "/a-longer-than-a-longer-than-a" (31 bytes) */
+    assert_true(q.r.uri.len <= 31);
+    assert_memory_equal(q.r.uri.p, "/longer-than-a", 14);
+    pv_arena_free(&q.arena);
+    pv_conf_unref(c);
+}
+
 static void test_map_lookup(void **state)
 {
     pv_conf_t *c = load(HTTP_SRV("  return 200;"));
@@ -244,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_args),
         cmocka_unit_test(test_rewrite_redirect_and_return),
         cmocka_unit_test(test_set_if_break),
+        cmocka_unit_test(test_replacement_bounded),
         cmocka_unit_test(test_map_lookup),
         cmocka_unit_test(test_errors),
     };
