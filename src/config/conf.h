@@ -282,9 +282,6 @@ typedef struct pv_location_s {
     pv_loc_conf_t conf;        /* merged settings */
     pv_proxy_pass_t *proxy_pass; /* NULL if none */
     int internal;              /* `internal`: 404 for outside requests */
-    int return_code;           /* `return CODE [TEXT|URL]`; 0 if none */
-    pv_cv_t return_text;       /* body text or redirect URL; n == 0 if none */
-    int has_return_text;       /* whether return_text is present */
     int auto_redirect;         /* prefix ending in '/' with proxy_pass: 301 on the slashless URI */
     pv_regex_t *rx;            /* regex locations: the captures a match binds */
     pv_script_t rw;            /* rewrite module directives, run in the rewrite phase */
@@ -401,9 +398,6 @@ typedef struct pv_server_s {
     int http2;                          /* `http2 on`: HTTP/2 besides HTTP/1.1; default off */
     int64_t http2_max_concurrent_streams; /* default 128 */
     int64_t http2_body_preread_size;    /* default 64k: a stream's receive window and body buffer */
-    int return_code;            /* server-level `return`, run before location matching; 0 if none */
-    pv_cv_t return_text;        /* its body text or redirect URL */
-    int has_return_text;        /* whether return_text is present */
     pv_ssl_conf_t ssl;          /* TLS settings; ssl.ctx is NULL without certificates */
     pv_script_t rw;             /* rewrite module directives, run in the server rewrite phase */
     pv_conf_src_t src;

@@ -221,19 +221,6 @@ static int return_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_
         if (pv_conf_compile(cx, nd, &o->value, text->p, text->len) != PV_OK)
             return PV_ERR;
     }
-    /* the block's first unconditional return, which the auth subrequest
-     * answers with (it does not run the script) */
-    int *code = cx->loc ? &cx->loc->return_code : &cx->srv->return_code;
-    if (!cx->script && !*code) {
-        *code = o->code;
-        if (cx->loc) {
-            cx->loc->has_return_text = o->has_text;
-            cx->loc->return_text = o->value;
-        } else {
-            cx->srv->has_return_text = o->has_text;
-            cx->srv->return_text = o->value;
-        }
-    }
     return PV_OK;
 }
 

@@ -23,6 +23,7 @@
 #include "../policy/redis.h"
 #include "headers.h"
 #include "router.h"
+#include "script.h"
 #include "server.h"
 #include "uri.h"
 #include "vars.h"
@@ -630,15 +631,17 @@ static int auth_request_step(pv_hreq_t *hr)
     sr->upstream_status[0] = '\0';
     sr->upstream_headers = NULL;
     sr->nupstream_headers = 0;
-    int redirect = 0;
-    pv_location_t *loc = pv_router_find_location(hr->r.srv, sr->uri, &redirect);
-    sr->loc = loc;
+    pv_script_out_t out;
     hr->acc.waiting = 1;
+    if (pv_script_subrequest(sr, &out) == PV_SCRIPT_ANSWER) {
+        /* a return, redirect or error of the rewrite module is its status */
+        sub_done(hr, sr, out.code);
+        return -1;
+    }
+    pv_location_t *loc = sr->loc;
     if (!loc || pv_phases_subrequest(hr, sr, loc, sub_done) != PV_OK) {
-        /* NGINX would serve a file here; portvakt has none, so the status
-         * is what the location answers */
-        int st = loc && loc->return_code ? loc->return_code : 404;
-        sub_done(hr, sr, st);
+        /* NGINX would serve a file here; portvakt has none */
+        sub_done(hr, sr, 404);
     }
     return -1;
 }

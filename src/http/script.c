@@ -400,6 +400,33 @@ static int location_rewrite(pv_hreq_t *hr)
     return PV_PHASE_NEXT;
 }
 
+int pv_script_subrequest(pv_request_t *sr, pv_script_out_t *out)
+{
+    sr->loc = NULL;
+    if (sr->srv && sr->srv->rw.nops &&
+        pv_script_run(sr, &sr->srv->rw, &sr->srv->conf, out) == PV_SCRIPT_ANSWER)
+        return PV_SCRIPT_ANSWER;
+    for (int changes = 0;; changes++) {
+        int redirect = 0;
+        sr->uri_changed = 0;
+        sr->loc = pv_router_find_location(sr->srv, sr->uri, &redirect);
+        if (!sr->loc)
+            return PV_SCRIPT_NEXT;
+        if (sr->loc->rx && (sr->loc->rx->ncaptures || sr->loc->rx->nnames))
+            pv_regex_exec(sr, sr->loc->rx, sr->uri);
+        const pv_location_t *loc = sr->loc;
+        if (loc->rw.nops && pv_script_run(sr, &loc->rw, &loc->conf, out) == PV_SCRIPT_ANSWER)
+            return PV_SCRIPT_ANSWER;
+        if (!sr->uri_changed)
+            return PV_SCRIPT_NEXT;
+        if (changes == PV_MAX_URI_CHANGES) {
+            pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", "
+                   "client: %s", (int)sr->uri.len, sr->uri.p, sr->peer_text);
+            return fail(out);
+        }
+    }
+}
+
 void pv_script_init(void)
 {
     pv_phases_register(PV_PHASE_SERVER_REWRITE, server_rewrite);

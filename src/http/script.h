@@ -26,6 +26,12 @@ typedef struct pv_script_out_s {
 int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc,
                   pv_script_out_t *out);
 
+/* The phases a subrequest goes through before its content (NGINX's
+ * subrequests start at server rewrite): the server's script, then the
+ * location search and the location's script until the URI stays. Sets
+ * sr->loc (NULL: none); PV_SCRIPT_ANSWER when a script answered. */
+int pv_script_subrequest(pv_request_t *sr, pv_script_out_t *out);
+
 /* Register the server rewrite and rewrite phase handlers (start-up). */
 void pv_script_init(void);
 

@@ -95,6 +95,14 @@ http {
             proxy_pass http://127.0.0.1:@UP@;
             proxy_set_header X-Cap "$2-$name-$arg_q";
         }
+        location /private { auth_request /auth; proxy_pass http://127.0.0.1:@UP@; }
+        location = /auth { internal; rewrite ^ /auth2 last; }
+        location = /auth2 {
+            internal;
+            if ($http_x_token = good) { return 204; }
+            if ($http_x_token = other) { return 401; }
+            return 403;
+        }
         location /ifkeep { proxy_pass http://127.0.0.1:@UP@; if ($arg_x) { set $foo bar; } }
         location /ws {
             proxy_pass http://127.0.0.1:@UP@;
@@ -133,6 +141,8 @@ REQUESTS = [
     ("/plast/p%20q?r=1", None), ("/pplain/z?k=v", None), ("/ifproxy?x=1", None),
     ("/ifproxy", None), ("/ifkeep?x=1", None), ("/pcap/abc/7?q=z", None),
     ("/ws", [("Upgrade", "websocket")]), ("/ws", None),
+    ("/private", [("X-Token", "good")]), ("/private", [("X-Token", "bad")]),
+    ("/private", [("X-Token", "other")]),
     ("s2.test/s/a?mode=brk", None), ("s2.test/s/a?mode=last", None), ("s2.test/s/a", None),
 ]
 
@@ -271,6 +281,11 @@ def test_server_level_flags(rw, target, want):
     got = get(rw, target)
     got.pop("status"), got.pop("location")
     assert got == want
+
+
+@pytest.mark.parametrize("token,status", [("good", 200), ("bad", 403), ("other", 401)])
+def test_auth_subrequest_runs_the_rewrite_module(rw, token, status):
+    assert get(rw, "/private", [("X-Token", token)])["status"] == status
 
 
 def test_map_connection_upgrade(rw):

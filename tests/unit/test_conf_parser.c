@@ -634,8 +634,8 @@ static void test_proxy_pass_forms(void **state)
     assert_int_equal(l[4]->auto_redirect, 0);
 
     assert_null(l[5]->proxy_pass);
-    assert_int_equal(l[5]->return_code, 204);
-    assert_int_equal(l[5]->has_return_text, 0);
+    assert_int_equal(l[5]->rw.ops[0].code, 204);
+    assert_int_equal(l[5]->rw.ops[0].has_text, 0);
     assert_int_equal(l[5]->auto_redirect, 0);
     pv_conf_unref(c);
 }
@@ -688,25 +688,25 @@ static void test_locations_and_return(void **state)
                                     "  location ~*\\.png$ {\n  }\n"
                                     "  location =/glued {\n  }"));
     pv_server_t *s = c->http->servers[0];
-    assert_int_equal(s->return_code, 301);
-    assert_int_equal(s->has_return_text, 1);
-    assert_int_equal(s->return_text.nparts, 3);
-    assert_string_equal(s->return_text.parts[0].text.p, "https://");
-    assert_ptr_equal(s->return_text.parts[1].var, var_entry("host"));
-    assert_ptr_equal(s->return_text.parts[2].var, var_entry("request_uri"));
+    assert_int_equal(s->rw.ops[0].code, 301);
+    assert_int_equal(s->rw.ops[0].has_text, 1);
+    assert_int_equal(s->rw.ops[0].value.nparts, 3);
+    assert_string_equal(s->rw.ops[0].value.parts[0].text.p, "https://");
+    assert_ptr_equal(s->rw.ops[0].value.parts[1].var, var_entry("host"));
+    assert_ptr_equal(s->rw.ops[0].value.parts[2].var, var_entry("request_uri"));
     assert_int_equal(s->nlocations, 7);
     pv_location_t **l = s->locations;
     assert_int_equal(l[0]->match, PV_LOC_PREFIX);
     assert_string_equal(l[0]->name.p, "/");
     assert_int_equal(l[1]->match, PV_LOC_EXACT);
-    assert_int_equal(l[1]->return_code, 200);
-    assert_int_equal(l[1]->return_text.is_const, 1);
-    assert_string_equal(l[1]->return_text.parts[0].text.p, "hi\n");
+    assert_int_equal(l[1]->rw.ops[0].code, 200);
+    assert_int_equal(l[1]->rw.ops[0].value.is_const, 1);
+    assert_string_equal(l[1]->rw.ops[0].value.parts[0].text.p, "hi\n");
     assert_int_equal(l[2]->match, PV_LOC_PREFIX_STOP);
     assert_int_equal(l[2]->internal, 1);
     assert_int_equal(l[3]->match, PV_LOC_REGEX);
     assert_non_null(l[3]->re);
-    assert_int_equal(l[3]->return_code, 302);
+    assert_int_equal(l[3]->rw.ops[0].code, 302);
     assert_int_equal(l[4]->match, PV_LOC_REGEX_ICASE);
     assert_string_equal(l[4]->name.p, "\\.JPG$");
     assert_int_equal(l[5]->match, PV_LOC_REGEX_ICASE);
