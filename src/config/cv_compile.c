@@ -56,7 +56,11 @@ int pv_cv_declare_user(const char *name, size_t len)
         return i;
     if (nuser == PV_CV_MAX_USER)
         return -1;
-    char *n = strndup(name, len);
+    char *n = malloc(len + 1);
+    if (!n)
+        return -1;
+    memcpy(n, name, len);
+    n[len] = '\0';
     for (size_t k = 0; k < len; k++)
         n[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] | 0x20) : n[k];
     user_names[nuser] = n;

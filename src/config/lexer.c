@@ -80,6 +80,8 @@ static int lex_quoted(pv_lexer_t *lx, pv_token_t *tok)
         if (lx->p >= lx->end)
             return lex_error(lx, tok, "unexpected end of file, expecting \";\" or \"}\"");
         char ch = *lx->p;
+        if (ch == '\0')
+            return lex_error(lx, tok, "unexpected NUL byte");
         if (ch == '\n')
             lx->line++;
         if (esc) {
@@ -111,6 +113,8 @@ static int lex_word(pv_lexer_t *lx, pv_token_t *tok)
     int esc = 0, variable = 0;
     while (lx->p < lx->end) {
         char ch = *lx->p;
+        if (ch == '\0')
+            return lex_error(lx, tok, "unexpected NUL byte");
         if (esc) {
             esc = 0;
             if (ch == '\n')

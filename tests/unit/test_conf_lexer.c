@@ -177,6 +177,26 @@ static void test_junk_after_quote(void **state)
     stop();
 }
 
+/* A NUL byte cannot be part of a word: names are C strings downstream. */
+static void test_nul_byte(void **state)
+{
+    static const char text[] = "a b\0c;\n'x\0'";
+    pv_arena_init(&fx.arena, 0);
+    pv_lex_init(&fx.lx, "t.conf", text, sizeof(text) - 1, &fx.arena, fx.err, sizeof(fx.err));
+    word("a", 1);
+    error("unexpected NUL byte in t.conf:1");
+    stop();
+    pv_arena_init(&fx.arena, 0);
+    pv_lex_init(&fx.lx, "t.conf", text + 7, sizeof(text) - 8, &fx.arena, fx.err, sizeof(fx.err));
+    error("unexpected NUL byte in t.conf:1");
+    stop();
+    static const char comment[] = "# a comment may hold \0\nz";
+    pv_arena_init(&fx.arena, 0);
+    pv_lex_init(&fx.lx, "t.conf", comment, sizeof(comment) - 1, &fx.arena, fx.err, sizeof(fx.err));
+    word("z", 2);
+    stop();
+}
+
 static void test_crlf_lines(void **state)
 {
     start("a;\r\nb;\r\n\tc;");
@@ -192,6 +212,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directives_and_blocks),
+        cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_comments),
         cmocka_unit_test(test_quotes_and_escapes),
         cmocka_unit_test(test_quoted_specials),
