@@ -237,6 +237,46 @@ typedef struct pv_proxy_ssl_conf_s {
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
+/* gzip_proxied bits (NGINX's NGX_HTTP_GZIP_PROXIED_*) */
+#define PV_GZ_PROXIED_OFF 0x0002
+#define PV_GZ_PROXIED_EXPIRED 0x0004
+#define PV_GZ_PROXIED_NO_CACHE 0x0008
+#define PV_GZ_PROXIED_NO_STORE 0x0010
+#define PV_GZ_PROXIED_PRIVATE 0x0020
+#define PV_GZ_PROXIED_NO_LM 0x0040
+#define PV_GZ_PROXIED_NO_ETAG 0x0080
+#define PV_GZ_PROXIED_AUTH 0x0100
+#define PV_GZ_PROXIED_ANY 0x0200
+
+/* A list of MIME types for gzip_types / brotli_types: lowercased, without
+ * parameters, text/html always first; any set: "*". */
+typedef struct pv_mime_list_s {
+    pv_str_t *types;
+    int ntypes;
+    int any;
+} pv_mime_list_t;
+
+/* The compression directives (gzip, brotli). Unset values are PV_UNSET /
+ * NULL, merged down like the others. */
+typedef struct pv_zip_conf_s {
+    int gzip;                   /* gzip; default off */
+    pv_mime_list_t *gzip_types; /* gzip_types; default text/html */
+    int gzip_proxied;           /* PV_GZ_PROXIED_* bits; default off */
+    int gzip_vary;              /* gzip_vary; default off */
+    int gzip_comp_level;        /* 1..9; default 1 */
+    int64_t gzip_min_length;    /* default 20 */
+    int gzip_http_version;      /* 10 or 11; default 11 */
+    pv_regex_t **gzip_disable;  /* gzip_disable regexes (User-Agent); NULL = inherit */
+    int ngzip_disable;
+    int gzip_disable_msie6;     /* gzip_disable msie6 */
+    int gzip_bufs_num;          /* gzip_buffers; default 32 4k */
+    int64_t gzip_bufs_size;
+    int brotli;                 /* brotli; default off */
+    pv_mime_list_t *brotli_types; /* brotli_types; default text/html */
+    int brotli_comp_level;      /* 0..11; default 6 */
+    int64_t brotli_min_length;  /* default 20 */
+} pv_zip_conf_t;
+
 typedef struct pv_loc_conf_s {
     /* client side */
     int64_t keepalive_timeout;     /* http/server/location; default 75s */
@@ -259,6 +299,8 @@ typedef struct pv_loc_conf_s {
     /* rewrite module */
     int rewrite_log;               /* rewrite_log; default off */
     int uninitialized_variable_warn; /* default on */
+    /* compression */
+    pv_zip_conf_t zip;             /* gzip_*, brotli_* */
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;

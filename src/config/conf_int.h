@@ -201,6 +201,11 @@ extern const pv_conf_enum_t pv_conf_ssl_protocols[];
 void pv_conf_ssl_apply_protocols(void *ctx, int protocols);
 /* Build s->ssl.ctx when s has certificates. */
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s);
+/* The compression directives (zip_conf.c): gzip_*, gzip_disable, brotli_*. */
+extern const pv_conf_module_t pv_conf_zip_module;
+void pv_conf_zip_init(pv_zip_conf_t *z);
+/* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
+void pv_conf_zip_merge(pv_zip_conf_t *z, const pv_zip_conf_t *p);
 /* The rewrite module's directives (rewrite_conf.c) and map (map_conf.c). */
 extern const pv_conf_module_t pv_conf_rewrite_module;
 extern const pv_conf_module_t pv_conf_map_module;

@@ -8,6 +8,7 @@
 #include "../core/cache.h"
 #include "../core/wr.h"
 #include "../core/time.h"
+#include "compress.h"
 #include "errpage.h"
 #include "server.h"
 
@@ -219,29 +220,40 @@ const pv_resp_ops_t pv_h1_resp = {
 
 /* ---- the calls ---------------------------------------------------------- */
 
+/* A body the compression filter encodes goes through it (compress.h);
+ * the filter calls the protocol's entries itself. */
 int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
+    int rc = pv_compress_head(hr, h);
+    if (rc != PV_OK)
+        return rc;
     return hr->proto->resp->send_head(hr, h);
 }
 
 int pv_resp_room(const pv_hreq_t *hr)
 {
-    return hr->proto->resp->room(hr);
+    return hr->zf ? pv_compress_room(hr) : hr->proto->resp->room(hr);
 }
 
 void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
 {
-    hr->proto->resp->send_body(hr, spans, n);
+    if (hr->zf)
+        pv_compress_send_body(hr, spans, n);
+    else
+        hr->proto->resp->send_body(hr, spans, n);
 }
 
 int pv_resp_flush(pv_hreq_t *hr)
 {
-    return hr->proto->resp->flush(hr);
+    return hr->zf ? pv_compress_flush(hr) : hr->proto->resp->flush(hr);
 }
 
 void pv_resp_finish(pv_hreq_t *hr)
 {
-    hr->proto->resp->finish(hr);
+    if (hr->zf)
+        pv_compress_finish(hr);
+    else
+        hr->proto->resp->finish(hr);
 }
 
 void pv_resp_abort(pv_hreq_t *hr)

@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include "compress.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +138,7 @@ void pv_server_req_free(pv_hreq_t *hr)
     pv_buf_put(hr->bin);
     if (hr->handler && hr->handler->cleanup)
         hr->handler->cleanup(hr);
+    pv_compress_free(hr);
     pv_access_end(hr);
     pv_arena_reset(&hr->arena);
     pv_worker_gen_release(hr->w, hr->gen);

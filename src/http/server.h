@@ -89,6 +89,7 @@ typedef struct pv_hreq_s {
     uint8_t resp_chunked;         /* the response body goes out in the chunked coding */
     const pv_handler_t *handler;  /* the content handler that took the request over */
     void *handler_ctx;            /* the handler's per-request state (its own, from its own cache) */
+    struct pv_zfilter_s *zf;      /* the compression filter the body goes through (compress.h); NULL: none */
     pv_access_t acc;              /* rate limit and authentication state */
 } pv_hreq_t;
 

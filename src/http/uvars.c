@@ -59,6 +59,24 @@ pv_str_t pv_cv_eval_arena(const pv_cv_t *cv, pv_request_t *r)
     return (pv_str_t){p, need};
 }
 
+int pv_regex_test(const pv_regex_t *rx, pv_str_t subject)
+{
+    if (!tls_md && !(tls_md = pcre2_match_data_create(tls_md_pairs = 16, NULL))) {
+        tls_md_pairs = 0;
+        return -1;
+    }
+    int rc = pcre2_match((const pcre2_code *)rx->code, (PCRE2_SPTR)(subject.p ? subject.p : ""), subject.len, 0, 0,
+                         tls_md, NULL);
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    if (rc < 0) {
+        pv_log(PV_LOG_ERR, "pcre2_match() failed: %d on \"%.*s\" using \"%s\"", rc,
+               (int)PV_MIN(subject.len, 256), subject.p, rx->src);
+        return -1;
+    }
+    return 1;
+}
+
 int pv_regex_exec(pv_request_t *r, const pv_regex_t *rx, pv_str_t subject)
 {
     uint32_t pairs = (uint32_t)rx->ncaptures + 1;

@@ -23,6 +23,9 @@ void pv_uvar_set(pv_request_t *r, int slot, const char *p, size_t len);
  * set their variables. Returns 1 on a match, 0 on none, -1 on an error
  * (match limits; logged). */
 int pv_regex_exec(pv_request_t *r, const pv_regex_t *rx, pv_str_t subject);
+/* Match rx against subject without touching captures or variables, as
+ * ngx_regex_exec_array() does (gzip_disable). 1, 0, or -1 (logged). */
+int pv_regex_test(const pv_regex_t *rx, pv_str_t subject);
 
 /* Evaluate a compiled value into the request arena (NUL-terminated). */
 pv_str_t pv_cv_eval_arena(const pv_cv_t *cv, pv_request_t *r);

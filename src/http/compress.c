@@ -1,0 +1,293 @@
+/* Whether a response is compressed, and its head when it is: NGINX's
+ * gzip header filter and ngx_http_gzip_ok() (http core), ngx_brotli's
+ * header filter, and the client's Accept-Encoding q-values choosing
+ * between gzip and Brotli. The encoder itself is zfilter.c. */
+#include "compress.h"
+
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "../core/cache.h"
+#include "../core/log.h"
+#include "server.h"
+#include "uvars.h"
+
+/* ---- Accept-Encoding ------------------------------------------------------- */
+
+/* A q-value as NGINX reads it: 0 or 1, then up to three decimals; more
+ * than 1, or anything else, is 0. p points after "q=". */
+static int qvalue(const char *p, const char *end)
+{
+    if (p == end || (*p != '0' && *p != '1'))
+        return 0;
+    int q = (*p++ - '0') * 1000;
+    if (p == end || *p == ',' || *p == ' ')
+        return q;
+    if (*p++ != '.')
+        return 0;
+    int scale = 100, n = 0;
+    while (p < end && *p != ',' && *p != ' ') {
+        if (*p < '0' || *p > '9' || ++n > 3)
+            return 0;
+        q += (*p++ - '0') * scale;
+        scale /= 10;
+    }
+    return q > 1000 ? 0 : q;
+}
+
+int pv_accept_coding_q(pv_str_t v, const char *coding, size_t len)
+{
+    const char *p = v.p, *end = v.p + v.len;
+    /* the first mention starting the value or after ',' or ' ' */
+    for (;;) {
+        const char *m = NULL;
+        for (const char *s = p; s + len <= end && !m; s++)
+            if (strncasecmp(s, coding, len) == 0)
+                m = s;
+        if (!m)
+            return -1;
+        if (m == v.p || m[-1] == ',' || m[-1] == ' ') {
+            p = m + len;
+            break;
+        }
+        p = m + len;
+    }
+    while (p < end) {
+        char c = *p++;
+        if (c == ',')
+            return 1000;
+        if (c == ';')
+            goto params;
+        if (c != ' ')
+            return 0;
+    }
+    return 1000;
+params:
+    while (p < end) {
+        char c = *p++;
+        if (c == 'q' || c == 'Q')
+            goto equal;
+        if (c != ' ')
+            return 0;
+    }
+    return 1000;
+equal:
+    if (end - p < 2 || *p++ != '=')
+        return 0;
+    return qvalue(p, end);
+}
+
+int pv_ua_msie6(pv_str_t ua)
+{
+    const char *m = memmem(ua.p, ua.len, "MSIE ", 5);
+    if (!m || memmem(ua.p, ua.len, "Opera", 5))
+        return 0;
+    const char *end = ua.p + ua.len;
+    if (m + 7 >= end || m[6] != '.')
+        return 0;
+    if (m[5] == '4' || m[5] == '5')
+        return 1;
+    return m[5] == '6' && !memmem(m + 8, (size_t)(end - m - 8), "SV1", 3);
+}
+
+/* ---- the response head ----------------------------------------------------- */
+
+static const pv_header_t *field(const pv_resp_head_t *h, const char *name, size_t len)
+{
+    for (int i = 0; i < h->nfields; i++)
+        if (h->fields[i].name.len == len && strncasecmp(h->fields[i].name.p, name, len) == 0)
+            return &h->fields[i];
+    return NULL;
+}
+
+/* Whether a comma-separated list field holds token (NGINX's
+ * ngx_http_parse_multi_header_lines()). */
+static int has_token(const pv_header_t *f, const char *tok, size_t len)
+{
+    const char *p = f->value.p, *end = p + f->value.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '=' && *p != ';')
+            p++;
+        if ((size_t)(p - s) == len && strncasecmp(s, tok, len) == 0)
+            return 1;
+        while (p < end && *p != ',')
+            p++;
+    }
+    return 0;
+}
+
+/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") as seconds; -1 when
+ * it is not one. */
+static int64_t http_time(pv_str_t v)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    char buf[64];
+    if (v.len >= sizeof(buf))
+        return -1;
+    memcpy(buf, v.p, v.len);
+    buf[v.len] = '\0';
+    const char *e = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!e || *e)
+        return -1;
+    return (int64_t)timegm(&tm);
+}
+
+/* The content type without parameters, lowercase, in a list? */
+static int type_listed(const pv_mime_list_t *l, pv_str_t ct)
+{
+    if (l->any)
+        return 1;
+    size_t n = 0;
+    while (n < ct.len && ct.p[n] != ';')
+        n++;
+    while (n && ct.p[n - 1] == ' ')
+        n--;
+    if (!ct.p || n == 0)
+        return 0;
+    for (int i = 0; i < l->ntypes; i++)
+        if (l->types[i].len == n && strncasecmp(l->types[i].p, ct.p, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* gzip_proxied for a request that came through a proxy (it has Via). */
+static int proxied_ok(const pv_request_t *r, const pv_resp_head_t *h, int p)
+{
+    if (p & PV_GZ_PROXIED_OFF)
+        return 0;
+    if (p & PV_GZ_PROXIED_ANY)
+        return 1;
+    if ((p & PV_GZ_PROXIED_AUTH) && pv_request_header(r, "Authorization", 13))
+        return 1;
+    const pv_header_t *e = field(h, "Expires", 7);
+    if (e) {
+        if (!(p & PV_GZ_PROXIED_EXPIRED))
+            return 0;
+        int64_t expires = http_time(e->value), date = (int64_t)time(NULL);
+        const pv_header_t *d = field(h, "Date", 4);
+        if (d)
+            date = http_time(d->value);
+        return expires >= 0 && date >= 0 && expires < date;
+    }
+    const pv_header_t *cc = field(h, "Cache-Control", 13);
+    if (cc)
+        return ((p & PV_GZ_PROXIED_NO_CACHE) && has_token(cc, "no-cache", 8)) ||
+               ((p & PV_GZ_PROXIED_NO_STORE) && has_token(cc, "no-store", 8)) ||
+               ((p & PV_GZ_PROXIED_PRIVATE) && has_token(cc, "private", 7));
+    if ((p & PV_GZ_PROXIED_NO_LM) && field(h, "Last-Modified", 13))
+        return 0;
+    if ((p & PV_GZ_PROXIED_NO_ETAG) && field(h, "ETag", 4))
+        return 0;
+    return 1;
+}
+
+/* The request side of NGINX's ngx_http_gzip_ok(), less Accept-Encoding. */
+static int request_ok(const pv_request_t *r, const pv_resp_head_t *h, const pv_zip_conf_t *z)
+{
+    if (r->http_major * 10 + r->http_minor < z->gzip_http_version)
+        return 0;
+    if (pv_request_header(r, "Via", 3) && !proxied_ok(r, h, z->gzip_proxied))
+        return 0;
+    const pv_header_t *ua = pv_request_header(r, "User-Agent", 10);
+    if (ua) {
+        for (int i = 0; i < z->ngzip_disable; i++)
+            if (pv_regex_test(z->gzip_disable[i], ua->value) == 1)
+                return 0;
+        if (z->gzip_disable_msie6 && pv_ua_msie6(ua->value))
+            return 0;
+    }
+    return 1;
+}
+
+/* The response side: may this coding apply at all (min_length, types)? */
+static int response_ok(const pv_resp_head_t *h, const pv_mime_list_t *types, int64_t min_length)
+{
+    return (h->content_length == -1 || h->content_length >= min_length) && h->content_type.p &&
+           type_listed(types, h->content_type);
+}
+
+static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int coding, int vary)
+{
+    pv_header_t *f = pv_arena_alloc(&hr->arena, sizeof(*f) * (size_t)(h->nfields + 2));
+    if (!f)
+        return PV_RESP_NOMEM;
+    int n = 0;
+    if (vary)
+        f[n++] = (pv_header_t){PV_STR("Vary"), PV_STR("Accept-Encoding")};
+    for (int i = 0; i < h->nfields; i++) {
+        pv_header_t x = h->fields[i];
+        if (coding && x.name.len == 13 && strncasecmp(x.name.p, "Accept-Ranges", 13) == 0)
+            continue;
+        if (coding && x.name.len == 4 && strncasecmp(x.name.p, "ETag", 4) == 0) {
+            /* NGINX's ngx_http_weak_etag(): a strong ETag becomes weak, one
+             * that is not quoted is dropped */
+            if (x.value.len >= 2 && x.value.p[0] == 'W' && x.value.p[1] == '/') {
+                /* already weak */
+            } else if (x.value.len && x.value.p[0] == '"') {
+                char *w = pv_arena_alloc(&hr->arena, x.value.len + 2);
+                if (!w)
+                    return PV_RESP_NOMEM;
+                memcpy(w, "W/", 2);
+                memcpy(w + 2, x.value.p, x.value.len);
+                x.value = (pv_str_t){w, x.value.len + 2};
+            } else {
+                continue;
+            }
+        }
+        f[n++] = x;
+    }
+    if (coding == PV_CODING_GZIP)
+        f[n++] = (pv_header_t){PV_STR("Content-Encoding"), PV_STR("gzip")};
+    else if (coding == PV_CODING_BR)
+        f[n++] = (pv_header_t){PV_STR("Content-Encoding"), PV_STR("br")};
+    h->fields = f;
+    h->nfields = n;
+    if (coding) {
+        h->content_length = -1;
+        h->frame = PV_FRAME_CHUNKED;
+    }
+    return PV_OK;
+}
+
+int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    const pv_request_t *r = &hr->r;
+    const pv_zip_conf_t *z = r->loc ? &r->loc->conf.zip : r->srv ? &r->srv->conf.zip : NULL;
+    if (!z || (!z->gzip && !z->brotli) || (h->status != 200 && h->status != 403 && h->status != 404) ||
+        (r->flags & PV_REQ_F_HEAD) || h->upgrade)
+        return PV_OK;
+    const pv_header_t *ce = field(h, "Content-Encoding", 16);
+    const pv_header_t *cc = field(h, "Cache-Control", 13);
+    if ((ce && ce->value.len) || (cc && has_token(cc, "no-transform", 12)))
+        return PV_OK;
+    int gz = z->gzip && response_ok(h, z->gzip_types, z->gzip_min_length);
+    int br = z->brotli && response_ok(h, z->brotli_types, z->brotli_min_length);
+    if (!gz && !br)
+        return PV_OK;
+    int vary = gz && z->gzip_vary;
+    const pv_header_t *ae = pv_request_header(r, "Accept-Encoding", 15);
+    int gq = -1, bq = -1;
+    if (ae && request_ok(r, h, z)) {
+        gq = gz ? pv_accept_coding_q(ae->value, "gzip", 4) : -1;
+        bq = br ? pv_accept_coding_q(ae->value, "br", 2) : -1;
+    }
+    int coding = PV_CODING_NONE;
+    if (bq > 0 && bq >= gq)
+        coding = PV_CODING_BR;
+    else if (gq > 0)
+        coding = PV_CODING_GZIP;
+    if (br && z->gzip_vary)
+        vary = 1;
+    if (!coding && !vary)
+        return PV_OK;
+    if (coding && pv_compress_start(hr, coding, z, h->content_length) != PV_OK) {
+        pv_cache_nomem("a compression filter", hr->r.peer_text);
+        return PV_RESP_NOMEM;
+    }
+    return rewrite_head(hr, h, coding, vary);
+}
