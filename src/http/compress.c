@@ -207,11 +207,12 @@ static int request_ok(const pv_request_t *r, const pv_resp_head_t *h, const pv_z
 /* The response side: may this coding apply at all (min_length, types)? */
 static int response_ok(const pv_resp_head_t *h, const pv_mime_list_t *types, int64_t min_length)
 {
-    return (h->content_length == -1 || h->content_length >= min_length) && h->content_type.p &&
-           type_listed(types, h->content_type);
+    /* "*" takes a response without Content-Type too, as in NGINX */
+    return (h->content_length == -1 || h->content_length >= min_length) &&
+           (types->any || (h->content_type.p && type_listed(types, h->content_type)));
 }
 
-static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int coding, int vary)
+static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int coding, int vary, int head_only)
 {
     pv_header_t *f = pv_arena_alloc(&hr->arena, sizeof(*f) * (size_t)(h->nfields + 2));
     if (!f)
@@ -249,7 +250,7 @@ static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int coding, int vary)
     h->nfields = n;
     if (coding) {
         h->content_length = -1;
-        h->frame = PV_FRAME_CHUNKED;
+        h->frame = head_only ? PV_FRAME_NONE : PV_FRAME_CHUNKED;
     }
     return PV_OK;
 }
@@ -259,7 +260,7 @@ int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
     const pv_request_t *r = &hr->r;
     const pv_zip_conf_t *z = r->loc ? &r->loc->conf.zip : r->srv ? &r->srv->conf.zip : NULL;
     if (!z || (!z->gzip && !z->brotli) || (h->status != 200 && h->status != 403 && h->status != 404) ||
-        (r->flags & PV_REQ_F_HEAD) || h->upgrade)
+        h->upgrade)
         return PV_OK;
     const pv_header_t *ce = field(h, "Content-Encoding", 16);
     const pv_header_t *cc = field(h, "Cache-Control", 13);
@@ -285,9 +286,11 @@ int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
         vary = 1;
     if (!coding && !vary)
         return PV_OK;
-    if (coding && pv_compress_start(hr, coding, z, h->content_length) != PV_OK) {
+    /* a HEAD gets the head of the encoded response, as from NGINX */
+    int head_only = (r->flags & PV_REQ_F_HEAD) != 0;
+    if (coding && !head_only && pv_compress_start(hr, coding, z, h->content_length) != PV_OK) {
         pv_cache_nomem("a compression filter", hr->r.peer_text);
         return PV_RESP_NOMEM;
     }
-    return rewrite_head(hr, h, coding, vary);
+    return rewrite_head(hr, h, coding, vary, head_only);
 }

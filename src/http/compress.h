@@ -30,11 +30,11 @@ int pv_ua_msie6(pv_str_t ua);
  * header filter does (and ngx_brotli's for Brotli, the client's q-values
  * choosing between them): status 200, 403 or 404, no Content-Encoding,
  * no Cache-Control: no-transform, at least *_min_length when the length
- * is known, a type in *_types, not HEAD, then the client's
+ * is known, a type in *_types, then the client's
  * Accept-Encoding, gzip_http_version, gzip_proxied and gzip_disable.
  * When the body is encoded, h is rewritten (no Content-Length, chunked or
  * close framing, no Accept-Ranges, a weak ETag, Content-Encoding) and the
- * filter is set up; with gzip_vary, "Vary: Accept-Encoding" is added
+ * filter is set up (not for HEAD: its head alone); with gzip_vary, "Vary: Accept-Encoding" is added
  * whenever the response could have been encoded. PV_OK, or
  * PV_RESP_NOMEM. */
 int pv_compress_head(struct pv_hreq_s *hr, pv_resp_head_t *h);
