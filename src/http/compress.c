@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <brotli/encode.h>
+#include <zlib.h>
 
 #include "../core/cache.h"
 #include "../core/log.h"
@@ -255,42 +257,112 @@ static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int coding, int vary, 
     return PV_OK;
 }
 
-int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
+/* The coding for the response described by h (PV_CODING_*), and in
+ * *vary whether Vary: Accept-Encoding goes with it. */
+static int decide(const pv_hreq_t *hr, const pv_resp_head_t *h, const pv_zip_conf_t *z, int *vary)
 {
     const pv_request_t *r = &hr->r;
-    const pv_zip_conf_t *z = r->loc ? &r->loc->conf.zip : r->srv ? &r->srv->conf.zip : NULL;
+    *vary = 0;
     if (!z || (!z->gzip && !z->brotli) || (h->status != 200 && h->status != 403 && h->status != 404) ||
         h->upgrade)
-        return PV_OK;
+        return PV_CODING_NONE;
     const pv_header_t *ce = field(h, "Content-Encoding", 16);
     const pv_header_t *cc = field(h, "Cache-Control", 13);
     if ((ce && ce->value.len) || (cc && has_token(cc, "no-transform", 12)))
-        return PV_OK;
+        return PV_CODING_NONE;
     int gz = z->gzip && response_ok(h, z->gzip_types, z->gzip_min_length);
     int br = z->brotli && response_ok(h, z->brotli_types, z->brotli_min_length);
     if (!gz && !br)
-        return PV_OK;
-    int vary = gz && z->gzip_vary;
+        return PV_CODING_NONE;
+    *vary = z->gzip_vary;
     const pv_header_t *ae = pv_request_header(r, "Accept-Encoding", 15);
     int gq = -1, bq = -1;
     if (ae && request_ok(r, h, z)) {
         gq = gz ? pv_accept_coding_q(ae->value, "gzip", 4) : -1;
         bq = br ? pv_accept_coding_q(ae->value, "br", 2) : -1;
     }
-    int coding = PV_CODING_NONE;
     if (bq > 0 && bq >= gq)
-        coding = PV_CODING_BR;
-    else if (gq > 0)
-        coding = PV_CODING_GZIP;
-    if (br && z->gzip_vary)
-        vary = 1;
+        return PV_CODING_BR;
+    return gq > 0 ? PV_CODING_GZIP : PV_CODING_NONE;
+}
+
+static const pv_zip_conf_t *zconf(const pv_hreq_t *hr)
+{
+    const pv_request_t *r = &hr->r;
+    return r->loc ? &r->loc->conf.zip : r->srv ? &r->srv->conf.zip : NULL;
+}
+
+int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    const pv_zip_conf_t *z = zconf(hr);
+    int vary, coding = decide(hr, h, z, &vary);
     if (!coding && !vary)
         return PV_OK;
     /* a HEAD gets the head of the encoded response, as from NGINX */
-    int head_only = (r->flags & PV_REQ_F_HEAD) != 0;
+    int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
     if (coding && !head_only && pv_compress_start(hr, coding, z, h->content_length) != PV_OK) {
         pv_cache_nomem("a compression filter", hr->r.peer_text);
         return PV_RESP_NOMEM;
+    }
+    return rewrite_head(hr, h, coding, vary, head_only);
+}
+
+/* body encoded whole into the request arena; -1 when memory ran out */
+static ssize_t encode_whole(pv_hreq_t *hr, int coding, int level, pv_str_t body, char **out)
+{
+    size_t cap = coding == PV_CODING_GZIP ? compressBound((uLong)body.len) + 18
+                                          : BrotliEncoderMaxCompressedSize(body.len);
+    uint8_t *p = pv_arena_alloc(&hr->arena, cap);
+    if (!p)
+        return -1;
+    *out = (char *)p;
+    if (coding == PV_CODING_BR) {
+        size_t n = cap;
+        if (!BrotliEncoderCompress(level, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_GENERIC, body.len,
+                                   (const uint8_t *)body.p, &n, p))
+            return -1;
+        return (ssize_t)n;
+    }
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    static const uint8_t head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    memcpy(p, head, sizeof(head));
+    zs.next_in = (Bytef *)(uintptr_t)body.p;
+    zs.avail_in = (uInt)body.len;
+    zs.next_out = p + 10;
+    zs.avail_out = (uInt)(cap - 18);
+    int rc = deflate(&zs, Z_FINISH);
+    size_t n = 10 + zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END)
+        return -1;
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const Bytef *)body.p, (uInt)body.len);
+    uint32_t len = (uint32_t)body.len;
+    for (int i = 0; i < 4; i++) {
+        p[n + (size_t)i] = (uint8_t)(crc >> (8 * i));
+        p[n + 4 + (size_t)i] = (uint8_t)(len >> (8 * i));
+    }
+    return (ssize_t)(n + 8);
+}
+
+int pv_compress_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
+{
+    const pv_zip_conf_t *z = zconf(hr);
+    int vary, coding = decide(hr, h, z, &vary);
+    if (!coding && !vary)
+        return PV_OK;
+    int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
+    if (coding && !head_only) {
+        char *out;
+        int level = coding == PV_CODING_GZIP ? z->gzip_comp_level : z->brotli_comp_level;
+        ssize_t n = encode_whole(hr, coding, level, *body, &out);
+        if (n < 0) {
+            pv_cache_nomem("a compressed page", hr->r.peer_text);
+            return PV_RESP_NOMEM;
+        }
+        *body = (pv_str_t){out, (size_t)n};
     }
     return rewrite_head(hr, h, coding, vary, head_only);
 }

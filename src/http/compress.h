@@ -39,6 +39,12 @@ int pv_ua_msie6(pv_str_t ua);
  * PV_RESP_NOMEM. */
 int pv_compress_head(struct pv_hreq_s *hr, pv_resp_head_t *h);
 
+/* The same decision for a local response (an error page, `return`
+ * text) whose whole body is at hand: when it is encoded, body is
+ * replaced by its encoded form (in the request arena) and h rewritten,
+ * with chunked framing as NGINX sends it. PV_OK, or PV_RESP_NOMEM. */
+int pv_compress_local(struct pv_hreq_s *hr, pv_resp_head_t *h, pv_str_t *body);
+
 /* Set up the encoder of coding for hr (zc: the location's settings;
  * length: the body's, -1 when unknown, to size the encoder's window).
  * PV_OK, or PV_ERR when memory ran out. */

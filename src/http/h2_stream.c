@@ -14,6 +14,7 @@
 #include "../core/fault.h"
 #include "../core/log.h"
 #include "../core/time.h"
+#include "compress.h"
 #include "errpage.h"
 #include "headers.h"
 #include "reqhead.h"
@@ -785,6 +786,11 @@ static void h2_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
             memcpy(copy, page, (size_t)plen);
             body = (pv_str_t){copy, (size_t)plen};
         }
+    }
+    /* the page or text compressed whole when gzip or brotli says so */
+    if (body.p && pv_compress_local(hr, &h, &body) != PV_OK) {
+        h2_abort(hr);
+        return;
     }
     if (h2_send_head(hr, &h) != PV_OK) {
         h2_abort(hr);

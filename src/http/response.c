@@ -107,13 +107,29 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
         plen = pv_errpage_page(status, page, sizeof(page));
         pv_errpage_head(status, location, plen, &h);
     }
+    /* the page or text compressed whole when gzip or brotli says so */
+    pv_str_t content = body.p ? body : (pv_str_t){plen > 0 ? page : NULL, plen > 0 ? (size_t)plen : 0};
+    if (content.p && pv_compress_local(hr, &h, &content) != PV_OK) {
+        pv_server_close(c);
+        return;
+    }
+    int encoded = content.p && content.p != body.p && content.p != page;
+    if (h.frame == PV_FRAME_CHUNKED && hr->r.http_minor != 1) {
+        h.frame = PV_FRAME_CLOSE; /* HTTP/1.0: the body ends with the connection */
+        hr->keepalive = 0;
+    }
     h.extra = hr->acc.xhdr;
     ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
     if (n < 0)
         n = 0;
     hr->r.status = pv_errpage_status(status);
     pv_server_queue_head(hr, o->data, (size_t)n);
-    if (!head_only && body.p) {
+    if (!head_only && encoded && h.frame == PV_FRAME_CHUNKED) {
+        pv_outq_push_chunk(&hr->cq, content.p, content.len);
+        pv_outq_push_last_chunk(&hr->cq);
+    } else if (!head_only && encoded) {
+        pv_outq_push(&hr->cq, content.p, content.len);
+    } else if (!head_only && body.p) {
         pv_outq_push(&hr->cq, body.p, body.len);
     } else if (!head_only && plen > 0 && (size_t)n + (size_t)plen <= o->size) {
         memcpy(o->data + n, page, (size_t)plen);
