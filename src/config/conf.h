@@ -271,6 +271,9 @@ typedef struct pv_zip_conf_s {
     int gzip_disable_msie6;     /* gzip_disable msie6 */
     int gzip_bufs_num;          /* gzip_buffers; default 32 4k */
     int64_t gzip_bufs_size;
+    int gunzip;                 /* gunzip; default off */
+    int gunzip_bufs_num;        /* gunzip_buffers; default 32 4k */
+    int64_t gunzip_bufs_size;
     int brotli;                 /* brotli; default off */
     pv_mime_list_t *brotli_types; /* brotli_types; default text/html */
     int brotli_comp_level;      /* 0..11; default 6 */

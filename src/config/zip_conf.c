@@ -1,6 +1,7 @@
 /* The compression directives: ngx_http_gzip_module's (gzip, gzip_types,
  * gzip_proxied, gzip_vary, gzip_comp_level, gzip_min_length,
- * gzip_http_version, gzip_buffers), the core module's gzip_disable, and
+ * gzip_http_version, gzip_buffers), the core module's gzip_disable, the
+ * gunzip module's (gunzip, gunzip_buffers), and
  * the brotli module's (brotli, brotli_types, brotli_comp_level,
  * brotli_min_length), with their merge from http to server to location.
  * The filter that uses them is http/compress.c. */
@@ -25,6 +26,8 @@ void pv_conf_zip_init(pv_zip_conf_t *z)
     z->gzip_http_version = PV_UNSET;
     z->gzip_disable_msie6 = PV_UNSET;
     z->gzip_bufs_num = PV_UNSET;
+    z->gunzip = PV_UNSET;
+    z->gunzip_bufs_num = PV_UNSET;
     z->brotli = PV_UNSET;
     z->brotli_comp_level = PV_UNSET;
     z->brotli_min_length = PV_UNSET;
@@ -168,17 +171,20 @@ static int set_disable_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_
     return PV_OK;
 }
 
+/* gzip_buffers / gunzip_buffers NUMBER SIZE: the offset is the number's;
+ * the size follows it. */
 static int set_buffers_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_zip_conf_t *z = zc(base);
-    if (z->gzip_bufs_num != PV_UNSET)
+    int *num = (int *)((char *)zc(base) + cmd->offset);
+    int64_t *bsize = (int64_t *)((char *)zc(base) + (size_t)cmd->data);
+    if (*num != PV_UNSET)
         return DUP(cx, nd);
     int64_t n = pv_conf_parse_num(nd->args[1]);
     int64_t size = pv_conf_parse_size(nd->args[2]);
     if (n <= 0 || n > 1024 || size <= 0 || size > 16 * 1024 * 1024)
         return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
-    z->gzip_bufs_num = (int)n;
-    z->gzip_bufs_size = size;
+    *num = (int)n;
+    *bsize = size;
     return PV_OK;
 }
 
@@ -197,7 +203,11 @@ static const pv_conf_cmd_t zip_cmds[] = {
     {"gzip_min_length", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_length_cb, ZC(gzip_min_length), NULL},
     {"gzip_http_version", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_http_version_cb, NONE, NULL},
     {"gzip_disable", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_disable_cb, NONE, NULL},
-    {"gzip_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_buffers_cb, NONE, NULL},
+    {"gzip_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_buffers_cb, ZC(gzip_bufs_num),
+     (const void *)offsetof(pv_zip_conf_t, gzip_bufs_size)},
+    {"gunzip", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, ZC(gunzip), NULL},
+    {"gunzip_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_buffers_cb, ZC(gunzip_bufs_num),
+     (const void *)offsetof(pv_zip_conf_t, gunzip_bufs_size)},
     {"brotli", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_FLAG, set_flag_cb, ZC(brotli), NULL},
     {"brotli_types", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_types_cb, ZC(brotli_types), NULL},
     {"brotli_comp_level", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_level_cb, ZC(brotli_comp_level), brotli_levels},
@@ -226,6 +236,11 @@ void pv_conf_zip_merge(pv_zip_conf_t *z, const pv_zip_conf_t *p)
         z->gzip_bufs_num = p ? p->gzip_bufs_num : 32;
         z->gzip_bufs_size = p ? p->gzip_bufs_size : 4096;
     }
+    if (z->gunzip_bufs_num == PV_UNSET) {
+        z->gunzip_bufs_num = p ? p->gunzip_bufs_num : 32;
+        z->gunzip_bufs_size = p ? p->gunzip_bufs_size : 4096;
+    }
+    ZMERGE(gunzip, 0);
     ZMERGE(brotli, 0);
     ZMERGE(brotli_comp_level, 6);
     ZMERGE(brotli_min_length, 20);

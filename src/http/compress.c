@@ -226,6 +226,8 @@ static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int coding, int vary, 
         pv_header_t x = h->fields[i];
         if (coding && x.name.len == 13 && strncasecmp(x.name.p, "Accept-Ranges", 13) == 0)
             continue;
+        if (coding == PV_CODING_GUNZIP && x.name.len == 16 && strncasecmp(x.name.p, "Content-Encoding", 16) == 0)
+            continue;
         if (coding && x.name.len == 4 && strncasecmp(x.name.p, "ETag", 4) == 0) {
             /* NGINX's ngx_http_weak_etag(): a strong ETag becomes weak, one
              * that is not quoted is dropped */
@@ -292,10 +294,27 @@ static const pv_zip_conf_t *zconf(const pv_hreq_t *hr)
     return r->loc ? &r->loc->conf.zip : r->srv ? &r->srv->conf.zip : NULL;
 }
 
+/* NGINX's gunzip header filter: a gzip body for a client that does not
+ * take gzip is decoded; one that does gets it as it is. -1: not gzip. */
+static int gunzip_decide(const pv_hreq_t *hr, const pv_resp_head_t *h, const pv_zip_conf_t *z, int *vary)
+{
+    const pv_header_t *ce = field(h, "Content-Encoding", 16);
+    if (!z || !z->gunzip || !ce || ce->value.len != 4 || strncasecmp(ce->value.p, "gzip", 4) != 0 ||
+        h->status < 200 || h->status == 204 || h->status == 304)
+        return -1;
+    *vary = z->gzip_vary;
+    const pv_header_t *ae = pv_request_header(&hr->r, "Accept-Encoding", 15);
+    if (ae && request_ok(&hr->r, h, z) && pv_accept_coding_q(ae->value, "gzip", 4) > 0)
+        return PV_CODING_NONE;
+    return PV_CODING_GUNZIP;
+}
+
 int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     const pv_zip_conf_t *z = zconf(hr);
-    int vary, coding = decide(hr, h, z, &vary);
+    int vary, coding = gunzip_decide(hr, h, z, &vary);
+    if (coding < 0)
+        coding = decide(hr, h, z, &vary);
     if (!coding && !vary)
         return PV_OK;
     /* a HEAD gets the head of the encoded response, as from NGINX */

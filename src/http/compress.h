@@ -14,8 +14,8 @@
 
 struct pv_hreq_s;
 
-/* content codings a response may be given */
-enum { PV_CODING_NONE = 0, PV_CODING_GZIP, PV_CODING_BR };
+/* content codings a response may be given; GUNZIP: a gzip body decoded */
+enum { PV_CODING_NONE = 0, PV_CODING_GZIP, PV_CODING_BR, PV_CODING_GUNZIP };
 
 /* The q-value (0 to 1000) that an Accept-Encoding value gives the coding
  * named (lowercase), read as NGINX reads "gzip": the coding must be named
@@ -36,7 +36,8 @@ int pv_ua_msie6(pv_str_t ua);
  * close framing, no Accept-Ranges, a weak ETag, Content-Encoding) and the
  * filter is set up (not for HEAD: its head alone); with gzip_vary, "Vary: Accept-Encoding" is added
  * whenever the response could have been encoded. PV_OK, or
- * PV_RESP_NOMEM. */
+ * PV_RESP_NOMEM. With gunzip, a response in Content-Encoding gzip is
+ * decoded for a client that does not take gzip (NGINX's gunzip filter). */
 int pv_compress_head(struct pv_hreq_s *hr, pv_resp_head_t *h);
 
 /* The same decision for a local response (an error page, `return`

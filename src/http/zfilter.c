@@ -1,6 +1,7 @@
 /* The compression body filter: the handler's body spans go through a
  * gzip (zlib, raw deflate with NGINX's header and trailer) or Brotli
- * encoder into at most gzip_buffers output buffers, which are handed to
+ * encoder, or the gunzip decoder, into at most gzip_buffers (gunzip_buffers)
+ * output buffers, which are handed to
  * the protocol's response calls. The handler's bytes are held (not
  * copied) until the encoder has taken them: room() is 0 and flush() does
  * not answer PV_OK before that, as the response calls promise. When the
@@ -47,8 +48,8 @@ int pv_compress_start(pv_hreq_t *hr, int coding, const pv_zip_conf_t *zc, int64_
         return PV_ERR;
     zf->coding = coding;
     zf->cur = -1;
-    zf->maxbufs = zc->gzip_bufs_num;
-    zf->bufsize = (size_t)zc->gzip_bufs_size;
+    zf->maxbufs = coding == PV_CODING_GUNZIP ? zc->gunzip_bufs_num : zc->gzip_bufs_num;
+    zf->bufsize = (size_t)(coding == PV_CODING_GUNZIP ? zc->gunzip_bufs_size : zc->gzip_bufs_size);
     zf->bufs = pv_arena_calloc(&hr->arena, sizeof(pv_buf_t *) * (size_t)zf->maxbufs);
     if (!zf->bufs)
         return PV_ERR;
@@ -66,6 +67,10 @@ int pv_compress_start(pv_hreq_t *hr, int coding, const pv_zip_conf_t *zc, int64_
         memcpy(zf->tail, head, sizeof(head));
         zf->ntail = sizeof(head);
         zf->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    } else if (coding == PV_CODING_GUNZIP) {
+        /* zlib reads the gzip header and trailer; members may follow each other */
+        if (inflateInit2(&zf->zs, 16 + MAX_WBITS) != Z_OK)
+            return PV_ERR;
     } else {
         zf->br = BrotliEncoderCreateInstance(NULL, NULL, NULL);
         if (!zf->br)
@@ -89,6 +94,8 @@ void pv_compress_free(pv_hreq_t *hr)
         return;
     if (zf->coding == PV_CODING_GZIP)
         deflateEnd(&zf->zs);
+    else if (zf->coding == PV_CODING_GUNZIP)
+        inflateEnd(&zf->zs);
     else
         BrotliEncoderDestroyInstance(zf->br);
     for (int i = 0; i < zf->nalloc; i++)
@@ -106,11 +113,34 @@ static void put_le32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
+/* gunzip: inflate from in into out. The stream ends with the input:
+ * once the handler finished, a call that makes nothing ends it. */
+static ssize_t decode(pv_zfilter_t *zf, pv_str_t *in, char *out, size_t cap, int fin)
+{
+    zf->zs.next_in = (Bytef *)(uintptr_t)in->p;
+    zf->zs.avail_in = (uInt)in->len;
+    zf->zs.next_out = (Bytef *)out;
+    zf->zs.avail_out = (uInt)cap;
+    int rc = inflate(&zf->zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
+        return -1;
+    size_t used = in->len - zf->zs.avail_in, made = cap - zf->zs.avail_out;
+    if (rc == Z_STREAM_END && inflateReset(&zf->zs) != Z_OK)
+        return -1;
+    in->p += used;
+    in->len -= used;
+    if (fin && !used && !made)
+        zf->zdone = 1;
+    return (ssize_t)made;
+}
+
 /* Run the encoder from in into out (cap bytes); the bytes taken leave
  * in. Returns the bytes written, or -1 when the encoder failed. */
 static ssize_t encode(pv_zfilter_t *zf, pv_str_t *in, char *out, size_t cap, int fin)
 {
     size_t used, made;
+    if (zf->coding == PV_CODING_GUNZIP)
+        return decode(zf, in, out, cap, fin);
     if (zf->coding == PV_CODING_GZIP) {
         zf->zs.next_in = (Bytef *)(uintptr_t)in->p;
         zf->zs.avail_in = (uInt)in->len;

@@ -1,5 +1,5 @@
 """Response compression: gzip (NGINX's gzip module and gzip_disable) and
-Brotli. Every gzip directive is compared with NGINX on the same config:
+Brotli. Every gzip and gunzip directive is compared with NGINX on the same config:
 status, header fields (a multiset, Date and Server left out) and the
 decompressed body. Brotli, which NGINX lacks, is decoded with
 python3-brotli, with the client's q-values choosing between the two.
@@ -7,6 +7,7 @@ Also: HTTP/2, TLS, a large body through few buffers in bounded memory,
 Cache-Control: no-transform, and the -t errors.
 """
 
+import gzip
 import hashlib
 import os
 import re
@@ -50,6 +51,8 @@ http {
         location /p-private/ { gzip_proxied private; proxy_pass http://u; }
         location /p-auth/ { gzip_proxied auth; proxy_pass http://u; }
         location /p-lm/ { gzip_proxied no_last_modified no_etag; proxy_pass http://u; }
+        location /gunzip/ { gunzip on; proxy_pass http://u; }
+        location /gunzip-small/ { gunzip on; gunzip_buffers 2 1k; gzip off; proxy_pass http://u; }
         location = /e404 { return 404; }
         location = /e403 { return 403; }
         location = /e500 { return 500; }
@@ -60,6 +63,8 @@ http {
 """
 
 GZ = [("Accept-Encoding", "gzip")]
+GZJSON = gzip.compress(JSON)
+GZBIG = gzip.compress(JSON * 100)
 JSON_CT = [("Content-Type", "application/json")]
 PAST = "Thu, 01 Jan 1970 00:00:01 GMT"
 FUTURE = "Fri, 01 Jan 2100 00:00:00 GMT"
@@ -152,6 +157,25 @@ CASES = [
     ("via-lm", "/p-lm/j", Reply(headers=JSON_CT + [("Last-Modified", PAST)], body=JSON), GZ + [("Via", "1.1 c")]),
     ("via-etag", "/p-lm/j", Reply(headers=JSON_CT + [("ETag", '"e"')], body=JSON), GZ + [("Via", "1.1 c")]),
     ("via-neither", "/p-lm/j", Reply(headers=JSON_CT, body=JSON), GZ + [("Via", "1.1 c")]),
+    # gunzip: a gzip body decoded for a client that does not take gzip
+    ("gunzip", "/gunzip/j", Reply(headers=JSON_CT + [("Content-Encoding", "gzip"), ("ETag", '"g"')],
+                                  body=GZJSON), []),
+    ("gunzip-accepts", "/gunzip/j", Reply(headers=JSON_CT + [("Content-Encoding", "gzip")], body=GZJSON), GZ),
+    ("gunzip-q0", "/gunzip/j", Reply(headers=JSON_CT + [("Content-Encoding", "gzip")], body=GZJSON),
+     [("Accept-Encoding", "gzip;q=0")]),
+    ("gunzip-chunked", "/gunzip/j", Reply(headers=JSON_CT + [("Content-Encoding", "gzip")], body=GZBIG,
+                                          chunked=True, chunk_size=1000), []),
+    ("gunzip-small-buffers", "/gunzip-small/j", Reply(headers=JSON_CT + [("Content-Encoding", "gzip")],
+                                                      body=GZBIG), []),
+    ("gunzip-two-members", "/gunzip/j", Reply(headers=JSON_CT + [("Content-Encoding", "gzip")],
+                                              body=GZJSON + GZJSON), []),
+    ("gunzip-http10", "/gunzip/j", Reply(headers=JSON_CT + [("Content-Encoding", "gzip")], body=GZJSON),
+     GZ, "GET", "HTTP/1.0"),
+    ("gunzip-head", "/gunzip/j", Reply(headers=JSON_CT + [("Content-Encoding", "gzip")], body=GZJSON), [],
+     "HEAD"),
+    ("gunzip-not-gzip", "/gunzip/j", Reply(headers=JSON_CT + [("Content-Encoding", "deflate")], body=JSON), []),
+    ("gunzip-404", "/gunzip/j", Reply(status=404, headers=JSON_CT + [("Content-Encoding", "gzip")], body=GZJSON),
+     []),
     # pages and text made by the gateway itself
     ("page-404", "/e404", None, GZ),
     ("page-404-no-accept", "/e404", None, []),
@@ -224,9 +248,13 @@ def test_gzip(portvakt, port, case):
         body = _decoded(r)
         name, path, reply, _, method, _ = _case(case)
         if reply and method != "HEAD" and reply.status not in (204, 304):
-            assert body == reply.body, name
+            want = reply.body
+            if name.startswith("gunzip") and name != "gunzip-not-gzip":
+                want = gzip.decompress(want)
+            assert body == want, name
         enc = r.header("Content-Encoding")
-        if enc == "gzip":
+        passed_on = reply and any(k == "Content-Encoding" for k, _ in reply.headers)
+        if enc == "gzip" and not passed_on:
             assert not r.has("Content-Length") and not r.has("Accept-Ranges"), r
             etag = r.header("ETag")
             assert etag is None or etag.startswith('W/"'), r
@@ -261,7 +289,8 @@ def test_expected_encodings(portvakt, port):
                 "q0": None, "q0.5": "gzip", "encoded": "identity-x", "head": "gzip", "status-404": "gzip",
                 "msie6": None, "msie7": "gzip", "via-default-off": None, "via-any": "gzip",
                 "http10": None, "http10-allowed": "gzip", "min-length-under": None, "min-length-at": "gzip",
-                "page-404": "gzip", "page-500": None, "return-text": "gzip", "page-404-head": "gzip"}
+                "page-404": "gzip", "page-500": None, "return-text": "gzip", "page-404-head": "gzip",
+                "gunzip": None, "gunzip-accepts": "gzip", "gunzip-http10": None, "gunzip-404": None}
         byname = {c[0]: c for c in CASES}
         for name, enc in want.items():
             r = _ask(gw, replies, byname[name])
@@ -468,6 +497,8 @@ def _check(tmp_path, text):
     ("gzip_buffers 0 4k;", '"gzip_buffers" directive invalid value'),
     ("gzip_buffers 4 x;", '"gzip_buffers" directive invalid value'),
     ("gzip_min_length x;", '"gzip_min_length" directive invalid value'),
+    ("gunzip_buffers 0 4k;", '"gunzip_buffers" directive invalid value'),
+    ("gunzip on; gunzip on;", '"gunzip" directive is duplicate'),
     ('gzip_disable "(";', "pcre2_compile() failed"),
     ("gzip_disable degradation;", '"degradation" in "gzip_disable" is not supported'),
     ("gzip on; gzip off;", '"gzip" directive is duplicate'),
@@ -486,7 +517,7 @@ def test_check_accepts(tmp_path):
     rc, out, _ = _check(tmp_path, """http {
     gzip on; gzip_types text/css text/css application/json; gzip_types *; gzip_proxied expired no-cache;
     gzip_proxied auth; gzip_vary on; gzip_comp_level 9; gzip_min_length 1k; gzip_http_version 1.0;
-    gzip_disable msie6 "^Mozilla/4"; gzip_buffers 16 8k;
+    gzip_disable msie6 "^Mozilla/4"; gzip_buffers 16 8k; gunzip on; gunzip_buffers 4 16k;
     brotli on; brotli_types text/css; brotli_comp_level 0; brotli_min_length 0;
     server { listen 127.0.0.1:1; location / { if ($arg_x) { gzip off; brotli off; } } }
 }
