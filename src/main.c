@@ -70,7 +70,7 @@ static const struct {
     {"http_access_module", 1, 0},          {"http_rewrite_module", 1, 1},
     {"http_map_module", 1, 1},             {"http_geo_module", 1, 0},
     {"http_split_clients_module", 1, 0},   {"http_referer_module", 1, 0},
-    {"http_charset_module", 1, 0},         {"http_gzip_module", 1, 0},
+    {"http_charset_module", 1, 0},         {"http_gzip_module", 1, 1},
     {"http_ssi_module", 1, 0},             {"http_userid_module", 1, 0},
     {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 0},
     {"http_fastcgi_module", 1, 0},         {"http_uwsgi_module", 1, 0},
@@ -79,7 +79,7 @@ static const struct {
     {"http_browser_module", 1, 0},         {"http_upstream_hash_module", 1, 0},
     {"http_upstream_ip_hash_module", 1, 0}, {"http_upstream_least_conn_module", 1, 0},
     {"http_upstream_random_module", 1, 0}, {"http_upstream_zone_module", 1, 0},
-    {"http-cache", 1, 0},
+    {"http_gunzip_module", 0, 1},          {"http-cache", 1, 0},
 };
 
 static void version(int full)
