@@ -46,6 +46,7 @@ typedef struct pv_access_log_s {
     const char *path;          /* absolute path, or "/dev/stdout" */
     pv_log_format_t *format;   /* resolved format ("combined" by default) */
     struct pv_logsink_s *sink; /* opened by pv_accesslog_open(); NULL before */
+    int gzip;                  /* gzip[=LEVEL]: the file is written in gzip members; 0: plain */
 } pv_access_log_t;
 
 /* `log_format NAME [escape=default|json|none] STRING...` */

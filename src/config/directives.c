@@ -339,8 +339,18 @@ static int set_access_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
         l->off = 1;
         return PV_OK;
     }
-    if (nd->nargs > 3)
-        return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 3));
+    for (int i = 3; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i);
+        if (strncmp(a, "gzip", 4) != 0 || (a[4] != '\0' && a[4] != '='))
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+        l->gzip = 1;
+        if (a[4] == '=') {
+            int64_t v = pv_conf_parse_num((pv_str_t){a + 5, strlen(a + 5)});
+            if (v < 1 || v > 9)
+                return pv_conf_error(cx, &nd->src, "invalid compression level \"%s\"", a + 5);
+            l->gzip = (int)v;
+        }
+    }
     if (strncmp(path, "syslog:", 7) == 0)
         return pv_conf_error(cx, &nd->src, "syslog access logs are not supported");
     if (strchr(path, '$'))
@@ -349,7 +359,7 @@ static int set_access_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     pv_conf_log_ref_t *r = pv_conf_push(cx->tmp, &cx->logrefs, &cx->nlogrefs, sizeof(*r));
     r->lc = lc;
     r->idx = idx;
-    r->fmt = nd->nargs == 3 ? pv_arena_strdup(cx->a, ARG(nd, 2)) : "combined";
+    r->fmt = nd->nargs >= 3 ? pv_arena_strdup(cx->a, ARG(nd, 2)) : "combined";
     r->src = nd->src;
     return PV_OK;
 }

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "log.h"
 
@@ -33,6 +34,7 @@ struct pv_logsink_s {
     const char *what;            /* "access log", "error log": for reports */
     int fd;                      /* touched by the writer only, after open */
     int owned;                   /* fd is ours to close/reopen (not 1 or 2) */
+    atomic_int gzip;             /* access_log gzip=LEVEL: each write is a gzip member; 0: plain */
     _Atomic uint64_t dropped;    /* lines lost to a full ring */
     uint64_t reported;           /* drops already reported (writer only) */
     int64_t last_err_ms;         /* last write error reported (writer only) */
@@ -199,6 +201,42 @@ static void sink_write(pv_logsink_t *s, struct iovec *iov, int n)
     }
 }
 
+/* access_log ... gzip: the lines of one write as one gzip member (a
+ * reader of the file sees the members as one stream, as NGINX writes
+ * them). Written plain when memory or zlib fails. */
+static void sink_write_gzip(pv_logsink_t *s, struct iovec *iov, int n, int level)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (deflateInit2(&zs, level, Z_DEFLATED, MAX_WBITS + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        sink_write(s, iov, n);
+        return;
+    }
+    size_t cap = deflateBound(&zs, (uLong)total);
+    unsigned char *out = malloc(cap);
+    int rc = out ? Z_OK : Z_MEM_ERROR;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    for (int i = 0; i < n && rc == Z_OK; i++) {
+        zs.next_in = iov[i].iov_base;
+        zs.avail_in = (uInt)iov[i].iov_len;
+        rc = deflate(&zs, i == n - 1 ? Z_FINISH : Z_NO_FLUSH);
+        if (rc == Z_STREAM_END)
+            break;
+    }
+    if (rc == Z_STREAM_END) {
+        struct iovec z = {out, zs.total_out};
+        sink_write(s, &z, 1);
+    } else {
+        sink_write(s, iov, n);
+    }
+    deflateEnd(&zs);
+    free(out);
+}
+
 /* Drain every ring of one sink with as few writev calls as possible;
  * returns the bytes moved. Tails advance only after the write, so an empty
  * ring means its lines reached the sink. */
@@ -231,7 +269,11 @@ static size_t sink_drain(pv_logsink_t *s, int nslots)
         }
         if (niov == 0)
             break;
-        sink_write(s, iov, niov);
+        int level = atomic_load_explicit(&s->gzip, memory_order_relaxed);
+        if (level)
+            sink_write_gzip(s, iov, niov, level);
+        else
+            sink_write(s, iov, niov);
         for (int i = 0; i < nused; i++)
             atomic_store_explicit(&used[i]->tail, upto[i], memory_order_release);
     }
@@ -429,6 +471,11 @@ uint64_t pv_logring_dropped(void)
 /* ---- opening sinks (main thread) -------------------------------------- */
 
 static pv_logsink_t *sink_get(const char *path, const char *what, char *err, size_t errlen);
+
+void pv_logring_sink_gzip(pv_logsink_t *s, int level)
+{
+    atomic_store(&s->gzip, level);
+}
 
 pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, size_t errlen)
 {

@@ -39,6 +39,10 @@ int pv_logring_running(void);
  * "/dev/stdout" and "/dev/stderr" map to fds 1 and 2. what names it in
  * reports ("access log"). NULL with a message in err on failure. */
 pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, size_t errlen);
+/* Write the sink's lines compressed: each batch the writer takes becomes
+ * one gzip member at level (1..9); 0 writes them plain. The last config
+ * to name the path decides. */
+void pv_logring_sink_gzip(pv_logsink_t *s, int level);
 /* Give the calling thread its own rings; threads that push without
  * registering are registered on first use. */
 int pv_logring_register_thread(void);

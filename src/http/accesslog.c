@@ -147,6 +147,7 @@ static int open_list(pv_conf_t *conf, pv_access_log_t *list, int n, char *err, s
         al->sink = pv_logring_sink(path, "access log", err, errlen);
         if (!al->sink)
             return PV_ERR;
+        pv_logring_sink_gzip(al->sink, al->gzip);
     }
     return PV_OK;
 }

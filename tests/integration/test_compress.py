@@ -523,3 +523,52 @@ def test_check_accepts(tmp_path):
 }
 """)
     assert rc == 0, out
+
+
+# ---------------------------------------------------------------- access_log gzip
+
+
+LOG_CONF = """
+http {
+    log_format short '$request $status';
+    access_log @DIR@/access.log.gz short gzip=4;
+    server {
+        listen 127.0.0.1:@GW@;
+        location / { return 200 "ok"; }
+        location /plain/ { access_log @DIR@/plain.log short; return 200 "ok"; }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["portvakt", "nginx"])
+def test_access_log_gzip(portvakt, nginx, port, tmp_path, kind):
+    """access_log ... gzip=4: the file is gzip members that read back as
+    the lines written, beside NGINX; a plain log beside it stays plain."""
+    if kind == "nginx" and not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    d = tmp_path / kind
+    d.mkdir()
+    gw = (portvakt if kind == "portvakt" else nginx)(LOG_CONF, GW=port(), DIR=str(d))
+    for i in range(50):
+        assert http(gw.port, "GET", "/r%d" % i).status == 200
+    assert http(gw.port, "GET", "/plain/x").status == 200
+    gw.stop()
+    raw = (d / "access.log.gz").read_bytes()
+    assert raw[:2] == b"\x1f\x8b", raw[:20]
+    lines = gzip.decompress(raw).decode().splitlines()
+    assert lines == ["GET /r%d HTTP/1.1 200" % i for i in range(50)]
+    assert (d / "plain.log").read_text() == "GET /plain/x HTTP/1.1 200\n"
+
+
+@pytest.mark.parametrize("line,words", [
+    ("access_log x.log combined gzip=10;", 'invalid compression level "10"'),
+    ("access_log x.log combined gzip=;", 'invalid compression level ""'),
+    ("access_log x.log combined gzipx;", 'invalid parameter "gzipx"'),
+    ("access_log x.log combined flush=1s;", 'invalid parameter "flush=1s"'),
+])
+def test_access_log_gzip_errors(tmp_path, line, words):
+    rc, out, path = _check(tmp_path, "http {\n    %s\n}\n" % line)
+    assert rc == 1, out
+    assert "in %s:2" % path in out, out
+    assert words in out, out
