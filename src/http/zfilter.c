@@ -127,8 +127,10 @@ static ssize_t decode(pv_zfilter_t *zf, pv_str_t *in, char *out, size_t cap, int
     size_t used = in->len - zf->zs.avail_in, made = cap - zf->zs.avail_out;
     if (rc == Z_STREAM_END && inflateReset(&zf->zs) != Z_OK)
         return -1;
-    in->p += used;
-    in->len -= used;
+    if (used) {
+        in->p += used;
+        in->len -= used;
+    }
     if (fin && !used && !made)
         zf->zdone = 1;
     return (ssize_t)made;
@@ -173,8 +175,10 @@ static ssize_t encode(pv_zfilter_t *zf, pv_str_t *in, char *out, size_t cap, int
         if (fin && BrotliEncoderIsFinished(zf->br))
             zf->zdone = 1;
     }
-    in->p += used;
-    in->len -= used;
+    if (used) { /* in may be the empty span (p NULL) */
+        in->p += used;
+        in->len -= used;
+    }
     return (ssize_t)made;
 }
 
