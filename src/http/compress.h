@@ -59,5 +59,7 @@ int pv_compress_flush(struct pv_hreq_s *hr);
 void pv_compress_finish(struct pv_hreq_s *hr);
 /* Release the filter's encoder and buffers (the request is freed). */
 void pv_compress_free(struct pv_hreq_s *hr);
+/* Free the encoder state a worker thread keeps for the next response. */
+void pv_compress_thread_cleanup(void);
 
 #endif

@@ -944,6 +944,7 @@ static void mod_exit(pv_worker_t *w)
     PV_UNUSED(w);
     pv_router_thread_cleanup();
     pv_uvars_thread_cleanup();
+    pv_compress_thread_cleanup();
 }
 
 pv_module_t pv_http_module = {

@@ -9,6 +9,7 @@
  * filter becomes the request's running handler until it is written. */
 #include "compress.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <brotli/encode.h>
 #include <zlib.h>
@@ -20,7 +21,7 @@
 
 typedef struct pv_zfilter_s {
     int coding;              /* PV_CODING_* */
-    z_stream zs;             /* gzip: raw deflate */
+    z_stream *zs;            /* gzip: raw deflate; gunzip: inflate */
     BrotliEncoderState *br;  /* br */
     uint32_t crc, isize;     /* gzip trailer */
     uint8_t tail[10];        /* gzip header, then trailer, not yet in a buffer */
@@ -31,6 +32,7 @@ typedef struct pv_zfilter_s {
     uint8_t failed;          /* the encoder or memory failed: the response is cut */
     uint8_t took_over;       /* the filter is the running handler (finishing) */
     uint8_t saved_handling;
+    uint8_t standard;        /* gzip: the usual window and hash size (its state may be kept) */
     const pv_handler_t *saved; /* the handler it replaced */
     pv_str_t in[ZF_SPANS];   /* handler bytes not yet taken by the encoder */
     int in_first, nin;
@@ -40,6 +42,48 @@ typedef struct pv_zfilter_s {
     uint32_t sent;           /* bytes of bufs[cur] handed to the protocol */
     size_t bufsize;          /* gzip_buffers size */
 } pv_zfilter_t;
+
+/* One idle deflate state per thread, of the size most responses use
+ * (window 32 KiB, hash level 8), reset and kept between responses: a
+ * new state costs its 256 KiB taken from and given back to the heap. */
+static __thread z_stream *idle_deflate;
+
+void pv_compress_thread_cleanup(void)
+{
+    if (idle_deflate) {
+        deflateEnd(idle_deflate);
+        free(idle_deflate);
+        idle_deflate = NULL;
+    }
+}
+
+static z_stream *deflate_get(int level, int wbits, int memlevel)
+{
+    z_stream *zs = idle_deflate;
+    if (zs && wbits == 15 && memlevel == 8) {
+        idle_deflate = NULL;
+        if (deflateParams(zs, level, Z_DEFAULT_STRATEGY) == Z_OK)
+            return zs;
+        deflateEnd(zs);
+        free(zs);
+    }
+    zs = calloc(1, sizeof(*zs));
+    if (zs && deflateInit2(zs, level, Z_DEFLATED, -wbits, memlevel, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(zs);
+        zs = NULL;
+    }
+    return zs;
+}
+
+static void deflate_put(z_stream *zs, int standard)
+{
+    if (standard && !idle_deflate && deflateReset(zs) == Z_OK) {
+        idle_deflate = zs;
+        return;
+    }
+    deflateEnd(zs);
+    free(zs);
+}
 
 int pv_compress_start(pv_hreq_t *hr, int coding, const pv_zip_conf_t *zc, int64_t length)
 {
@@ -61,7 +105,8 @@ int pv_compress_start(pv_hreq_t *hr, int coding, const pv_zip_conf_t *zc, int64_
             memlevel--;
         }
         memlevel = memlevel < 1 ? 1 : memlevel;
-        if (deflateInit2(&zf->zs, zc->gzip_comp_level, Z_DEFLATED, -wbits, memlevel, Z_DEFAULT_STRATEGY) != Z_OK)
+        zf->standard = wbits == 15 && memlevel == 8;
+        if (!(zf->zs = deflate_get(zc->gzip_comp_level, wbits, memlevel)))
             return PV_ERR;
         static const uint8_t head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
         memcpy(zf->tail, head, sizeof(head));
@@ -69,8 +114,13 @@ int pv_compress_start(pv_hreq_t *hr, int coding, const pv_zip_conf_t *zc, int64_
         zf->crc = (uint32_t)crc32(0L, Z_NULL, 0);
     } else if (coding == PV_CODING_GUNZIP) {
         /* zlib reads the gzip header and trailer; members may follow each other */
-        if (inflateInit2(&zf->zs, 16 + MAX_WBITS) != Z_OK)
+        if (!(zf->zs = calloc(1, sizeof(*zf->zs))))
             return PV_ERR;
+        if (inflateInit2(zf->zs, 16 + MAX_WBITS) != Z_OK) {
+            free(zf->zs);
+            zf->zs = NULL;
+            return PV_ERR;
+        }
     } else {
         zf->br = BrotliEncoderCreateInstance(NULL, NULL, NULL);
         if (!zf->br)
@@ -92,11 +142,12 @@ void pv_compress_free(pv_hreq_t *hr)
     pv_zfilter_t *zf = hr->zf;
     if (!zf)
         return;
-    if (zf->coding == PV_CODING_GZIP)
-        deflateEnd(&zf->zs);
-    else if (zf->coding == PV_CODING_GUNZIP)
-        inflateEnd(&zf->zs);
-    else
+    if (zf->coding == PV_CODING_GZIP) {
+        deflate_put(zf->zs, zf->standard);
+    } else if (zf->coding == PV_CODING_GUNZIP) {
+        inflateEnd(zf->zs);
+        free(zf->zs);
+    } else
         BrotliEncoderDestroyInstance(zf->br);
     for (int i = 0; i < zf->nalloc; i++)
         pv_buf_put(zf->bufs[i]);
@@ -117,15 +168,15 @@ static void put_le32(uint8_t *p, uint32_t v)
  * once the handler finished, a call that makes nothing ends it. */
 static ssize_t decode(pv_zfilter_t *zf, pv_str_t *in, char *out, size_t cap, int fin)
 {
-    zf->zs.next_in = (Bytef *)(uintptr_t)in->p;
-    zf->zs.avail_in = (uInt)in->len;
-    zf->zs.next_out = (Bytef *)out;
-    zf->zs.avail_out = (uInt)cap;
-    int rc = inflate(&zf->zs, Z_NO_FLUSH);
+    zf->zs->next_in = (Bytef *)(uintptr_t)in->p;
+    zf->zs->avail_in = (uInt)in->len;
+    zf->zs->next_out = (Bytef *)out;
+    zf->zs->avail_out = (uInt)cap;
+    int rc = inflate(zf->zs, Z_NO_FLUSH);
     if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
         return -1;
-    size_t used = in->len - zf->zs.avail_in, made = cap - zf->zs.avail_out;
-    if (rc == Z_STREAM_END && inflateReset(&zf->zs) != Z_OK)
+    size_t used = in->len - zf->zs->avail_in, made = cap - zf->zs->avail_out;
+    if (rc == Z_STREAM_END && inflateReset(zf->zs) != Z_OK)
         return -1;
     if (used) {
         in->p += used;
@@ -144,15 +195,15 @@ static ssize_t encode(pv_zfilter_t *zf, pv_str_t *in, char *out, size_t cap, int
     if (zf->coding == PV_CODING_GUNZIP)
         return decode(zf, in, out, cap, fin);
     if (zf->coding == PV_CODING_GZIP) {
-        zf->zs.next_in = (Bytef *)(uintptr_t)in->p;
-        zf->zs.avail_in = (uInt)in->len;
-        zf->zs.next_out = (Bytef *)out;
-        zf->zs.avail_out = (uInt)cap;
-        int rc = deflate(&zf->zs, fin ? Z_FINISH : Z_NO_FLUSH);
+        zf->zs->next_in = (Bytef *)(uintptr_t)in->p;
+        zf->zs->avail_in = (uInt)in->len;
+        zf->zs->next_out = (Bytef *)out;
+        zf->zs->avail_out = (uInt)cap;
+        int rc = deflate(zf->zs, fin ? Z_FINISH : Z_NO_FLUSH);
         if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
             return -1;
-        used = in->len - zf->zs.avail_in;
-        made = cap - zf->zs.avail_out;
+        used = in->len - zf->zs->avail_in;
+        made = cap - zf->zs->avail_out;
         if (used)
             zf->crc = (uint32_t)crc32(zf->crc, (const Bytef *)in->p, (uInt)used);
         zf->isize += (uint32_t)used;
