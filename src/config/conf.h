@@ -422,6 +422,7 @@ typedef struct pv_ssl_conf_s {
     pv_ssl_file_t *ticket_keys; /* ssl_session_ticket_key files, the first encrypts */
     int nticket_keys;
     int early_data;             /* ssl_early_data; default off */
+    int reject_handshake;       /* ssl_reject_handshake; default off */
     int stapling;               /* ssl_stapling; default off */
     pv_conf_src_t stapling_src;
     pv_ssl_file_t *stapling_file; /* ssl_stapling_file: the DER OCSP response stapled */

@@ -23,6 +23,7 @@ void pv_conf_ssl_init(pv_ssl_conf_t *c)
     c->session_cache = PV_UNSET;
     c->stapling = PV_UNSET;
     c->early_data = PV_UNSET;
+    c->reject_handshake = PV_UNSET;
 }
 
 static pv_ssl_file_t *file_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd)
@@ -245,6 +246,7 @@ static const pv_conf_cmd_t ssl_cmds[] = {
     {"ssl_session_tickets", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(session_tickets), NULL},
     {"ssl_session_timeout", HS, PV_ARGS_TAKE1, set_timeout_cb, NONE, NULL},
     {"ssl_early_data", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(early_data), NULL},
+    {"ssl_reject_handshake", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(reject_handshake), NULL},
     {"ssl_stapling", HS, PV_ARGS_FLAG, set_stapling_cb, SSL_OFF(stapling), NULL},
     {"ssl_stapling_file", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(stapling_file), NULL},
     {"ssl_session_cache", HS, PV_ARGS_TAKE12, set_session_cache_cb, NONE, NULL},
@@ -300,6 +302,7 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
     }
     INHERIT(stapling_file, NULL, NULL);
     INHERIT(early_data, PV_UNSET, 0);
+    INHERIT(reject_handshake, PV_UNSET, 0);
     INHERIT(prefer_server_ciphers, PV_UNSET, 0);
     INHERIT(verify_depth, PV_UNSET, 1);
     INHERIT(session_tickets, PV_UNSET, 1);
@@ -310,10 +313,11 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
     INHERIT(crl, NULL, NULL);
 }
 
-/* After the listen groups are built: every server with certificates gets
- * its SSL_CTX, and every TLS address needs a default server that has one
- * (ngx_http_ssl_init()); another server of the address without any
- * keeps the default server's certificates when SNI names it. */
+/* After the listen groups are built: every server with certificates (or
+ * ssl_reject_handshake on) gets its SSL_CTX, and every TLS address needs
+ * a default server that has one (ngx_http_ssl_init()); another server of
+ * the address without any keeps the default server's certificates when
+ * SNI names it. */
 int pv_conf_ssl_finish(pv_conf_ctx_t *cx)
 {
     pv_http_conf_t *h = cx->http;

@@ -424,7 +424,7 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
 {
     pv_ssl_conf_t *c = &s->ssl;
-    if (c->ncerts == 0)
+    if (c->ncerts == 0 && !c->reject_handshake)
         return PV_OK;
     SSL_CTX *ctx = pv_tls_ctx_new();
     EVP_MD_CTX *sid = EVP_MD_CTX_new();
@@ -436,6 +436,12 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
     c->ctx = ctx;
     pv_conf_add_cleanup(cx, ctx_free, ctx);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, s);
+    if (c->ncerts == 0) {
+        /* ssl_reject_handshake without certificates: the ClientHello is
+         * answered with an alert before any certificate is needed */
+        EVP_MD_CTX_free(sid);
+        return set_protocols(cx, ctx, c);
+    }
     int rc = load_certs(cx, ctx, c, sid);
     if (rc == PV_OK)
         rc = set_protocols(cx, ctx, c);

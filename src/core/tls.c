@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "log.h"
+#include "net.h"
 
 enum { TLS_ON = 0, TLS_SNIFF, TLS_PLAIN };
 
@@ -23,6 +24,7 @@ typedef struct pv_tls_s {
     uint8_t early;    /* TLS 1.3 early data may still come: read with SSL_read_early_data() */
     uint8_t client;   /* a connection to an upstream */
     uint8_t handshaked; /* client: handshake done and checked */
+    uint8_t established; /* a read or write went through: a failure is not the handshake's */
     char *verify_name;  /* client: the name the certificate must match; NULL: no check */
     pv_tls_save_fn save; /* client: where resumable sessions go */
     void *save_arg;
@@ -153,6 +155,26 @@ static ssize_t sniff(pv_xprt_t *x, pv_tls_t *t)
     return PV_OK;
 }
 
+/* Who the peer is for a log line: the owner's words, or, for a transport
+ * that moved to an owner that names none (an HTTP/2 connection), the
+ * socket's peer address. */
+static void tls_peer(const pv_xprt_t *x, const pv_tls_t *t, char *buf, size_t len)
+{
+    if (t->owner) {
+        if (peer_fn)
+            peer_fn(t->owner, buf, len);
+        return;
+    }
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    char addr[64];
+    if (getpeername(x->io.fd, (struct sockaddr *)&sa, &sl) != 0)
+        return;
+    pv_net_addr_text((struct sockaddr *)&sa, addr, sizeof(addr));
+    if (addr[0])
+        snprintf(buf, len, "client: %s", addr);
+}
+
 /* Map a failed SSL call to the transport's answer. want_flag points at
  * the readiness flag of the direction that called; wants at its
  * read_wants / write_wants. */
@@ -205,9 +227,10 @@ static ssize_t tls_fail(pv_xprt_t *x, pv_tls_t *t, int r, uint8_t *flag, uint8_t
             errno = EPROTO;
             return PV_ERR;
         }
-        if (peer_fn)
-            peer_fn(t->owner, who, sizeof(who));
-        int done = SSL_is_init_finished(t->ssl);
+        tls_peer(x, t, who, sizeof(who));
+        /* a fatal error leaves OpenSSL's state machine out of its
+         * finished state: what went through before tells */
+        int done = t->established || SSL_is_init_finished(t->ssl);
         pv_log(PV_LOG_INFO, "%s failed (%s) while %s%s%s",
                done ? (reading ? "SSL_read()" : "SSL_write()") : "SSL_do_handshake()", msg,
                done ? "processing the connection" : "SSL handshaking", who[0] ? ", " : "", who);
@@ -393,6 +416,7 @@ static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
     int r = SSL_read_ex(t->ssl, buf, len, &n);
     if (r == 1) {
         x->read_wants = PV_EV_READ;
+        t->established = 1;
         return (ssize_t)n;
     }
     return tls_fail(x, t, r, &x->readable, &x->read_wants, 1);
@@ -460,6 +484,7 @@ static ssize_t tls_writev(pv_xprt_t *x, const struct iovec *iov, int iovcnt)
             return total > 0 && rc == PV_AGAIN ? (ssize_t)total : rc;
         }
         x->write_wants = PV_EV_WRITE;
+        t->established |= !t->early;
         total += w;
         if (w < len)
             return (ssize_t)total;

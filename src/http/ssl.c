@@ -22,18 +22,22 @@
 #include "uri.h"
 
 /* The SNI function: the server named picks the SSL_CTX (certificates)
- * and the client-certificate settings, as ngx_http_ssl_servername(). */
+ * and the client-certificate settings, as ngx_http_ssl_servername(); a
+ * server with ssl_reject_handshake on (the default server when no name
+ * is sent) ends the handshake with an unrecognized_name alert. */
 static int sni_choose(SSL *ssl, void *owner, const char *name)
 {
     pv_hconn_t *c = owner;
-    if (!name)
-        return PV_OK;
+    const pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
+    if (!name) /* ssl_reject_handshake of the default server */
+        return g->default_srv->ssl.reject_handshake ? PV_ERR : PV_OK;
     size_t len = strlen(name);
     char low[256];
     if (len == 0 || len >= sizeof(low) || pv_uri_host_normalize(name, len, low, &len) != 0)
         return PV_ERR;
-    const pv_listen_group_t *g = &c->w->conf->http->listens[c->group];
     const pv_server_t *s = pv_router_find_server(g, (pv_str_t){low, len});
+    if (s->ssl.reject_handshake)
+        return PV_ERR;
     SSL_CTX *ctx = s->ssl.ctx;
     if (!ctx || ctx == SSL_get_SSL_CTX(ssl))
         return PV_OK;
@@ -50,10 +54,6 @@ static int sni_choose(SSL *ssl, void *owner, const char *name)
 static void peer_text(void *owner, char *buf, size_t len)
 {
     const pv_hconn_t *c = owner;
-    if (!c) {
-        buf[0] = '\0'; /* an HTTP/2 connection now: its owner is not named */
-        return;
-    }
     char addr[48];
     pv_net_addr_text((const struct sockaddr *)&c->peer, addr, sizeof(addr));
     snprintf(buf, len, "client: %s", addr);

@@ -741,3 +741,44 @@ def test_alpn_negotiates_h2_or_http11(portvakt, upstream, tmp_path, which, h2_of
             assert out.startswith("HTTP/%s on" % ("2.0" if want == "2" else "1.1"))
     if which == "B":
         assert [r.target for r in up.requests] == ["/x", "/x"]
+
+
+def test_tls_error_on_an_h2_connection_names_the_client(portvakt, tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem"), "-days", "2",
+                    "-subj", "/CN=localhost"], check=True, capture_output=True)
+    import ssl
+    ports = {"A": free_port(), "B": free_port(), "C": free_port()}
+    g = portvakt("error_log stderr info;\n" + TLS_CONF, DIR=str(tmp_path), UP=free_port(), **ports)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    sock = socket.create_connection(("127.0.0.1", ports["A"]), timeout=10)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            data = sock.recv(65536)
+            assert data
+            inc.write(data)
+    sock.sendall(out.read())
+    assert obj.selected_alpn_protocol() == "h2"
+    # the preface makes it an HTTP/2 connection; then a record no key opens
+    obj.write(PREFACE + hf.SettingsFrame(0).serialize())
+    sock.sendall(out.read())
+    sock.recv(65536)
+    sock.sendall(b"\x17\x03\x03\x00\x20" + b"\xaa" * 32)
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    sock.close()
+    wait_for(lambda: "SSL_read() failed" in g.stderr(), what="the log line")
+    line = [ln for ln in g.stderr().splitlines() if "SSL_read() failed" in ln][0]
+    assert line.endswith("while processing the connection, client: 127.0.0.1"), line

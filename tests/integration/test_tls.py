@@ -497,3 +497,79 @@ def test_t_bad_values(tmp_path, pki):
         assert rc != 0 and msg in err and "%s:7" % p in err, (line, err)
     rc, err, p = check(tmp_path, one_server("        ssl_certificate %s;" % pki.a_ec[0]))
     assert rc != 0 and 'no "ssl_certificate_key" is defined for certificate' in err, err
+
+
+REJECT = """
+error_log stderr info;
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:@GW@ ssl;
+        server_name default.test;
+        ssl_reject_handshake on;
+    }
+    server {
+        listen 127.0.0.1:@GW@;
+        server_name a.test;
+        ssl_certificate @CRT@;
+        ssl_certificate_key @KEY@;
+        location / { return 200 "a $ssl_server_name\\n"; }
+    }
+    server {
+        listen 127.0.0.1:@GW2@ ssl;
+        server_name a.test;
+        ssl_certificate @CRT@;
+        ssl_certificate_key @KEY@;
+        location / { return 200 "a2 $ssl_server_name\\n"; }
+    }
+    server {
+        listen 127.0.0.1:@GW2@;
+        server_name nocert.test;
+        location / { return 200 "nocert $ssl_server_name\\n"; }
+    }
+    server {
+        listen 127.0.0.1:@GW2@;
+        server_name closed.test;
+        ssl_reject_handshake on;
+    }
+}
+"""
+
+
+def reject_outcomes(port, pki):
+    """What a client sees for each SNI name: a body, or the alert."""
+    out = {}
+    for name in ("default.test", None, "a.test", "nocert.test", "closed.test"):
+        ctx = client_context(pki, verify=False)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            s = ctx.wrap_socket(raw, server_hostname=name)
+        except ssl.SSLError as e:
+            raw.close()
+            out[name] = "alert: " + ("unrecognized name" if "UNRECOGNIZED_NAME" in str(e) else str(e))
+            continue
+        try:
+            st, _, body = request_on(s, name or "a.test")
+            out[name] = "%d %s" % (st, body.decode().strip())
+        finally:
+            s.close()
+    return out
+
+
+@pytest.mark.portvakt_only
+def test_ssl_reject_handshake_as_nginx(portvakt, nginx, pki):
+    got = {}
+    for kind, start in (("portvakt", portvakt), ("nginx", nginx)):
+        gw, gw2 = free_port(), free_port()
+        g = start(REJECT, GW=gw, GW2=gw2, CRT=pki.a_ec[0], KEY=pki.a_ec[1])
+        got[kind] = (reject_outcomes(gw, pki), reject_outcomes(gw2, pki))
+        if kind == "portvakt":
+            # a default server that rejects needs no certificate, and the log says who was refused
+            wait_for(lambda: "while SSL handshaking, client: 127.0.0.1" in g.stderr(), what="the log line")
+    first, second = got["portvakt"]
+    assert first["default.test"] == first[None] == "alert: unrecognized name"
+    assert first["a.test"] == "200 a a.test"
+    assert second["a.test"] == "200 a2 a.test" and second["nocert.test"] == "200 nocert nocert.test"
+    assert second[None] == "200 a2"
+    assert second["closed.test"] == "alert: unrecognized name"
+    assert got["portvakt"] == got["nginx"]
