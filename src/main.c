@@ -96,6 +96,7 @@ static void version(int full)
 #ifdef __VERSION__
     fprintf(stderr, "built by cc " __VERSION__ "\n");
 #endif
+    fprintf(stderr, "TLS SNI support enabled\n");
     fprintf(stderr, "configure arguments:");
     for (size_t i = 0; i < PV_NELEM(nginx_modules); i++)
         if (nginx_modules[i].by_default != nginx_modules[i].have)
