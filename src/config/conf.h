@@ -63,6 +63,7 @@ struct pv_log_format_s {
 typedef struct pv_upstream_tls_s {
     void *ctx;             /* the client SSL_CTX (owned by the snapshot) */
     const char *name;      /* proxy_ssl_name, else the proxy_pass host; port stripped */
+    const pv_cv_t *name_cv; /* proxy_ssl_name with variables: evaluated per request (name is then "") */
     int server_name;       /* proxy_ssl_server_name: send name as SNI (never an IP literal) */
     int verify;            /* proxy_ssl_verify: check the chain and name */
     int session_reuse;     /* proxy_ssl_session_reuse */
@@ -222,6 +223,7 @@ typedef struct pv_policy_conf_s {
 typedef struct pv_proxy_ssl_conf_s {
     int server_name;            /* proxy_ssl_server_name; default off */
     const char *name;           /* proxy_ssl_name; NULL: the proxy_pass host */
+    pv_cv_t *name_cv;           /* proxy_ssl_name compiled when it has variables, else NULL */
     int verify;                 /* proxy_ssl_verify; default off */
     pv_conf_src_t verify_src;
     int verify_depth;           /* proxy_ssl_verify_depth; default 1 */
@@ -233,6 +235,9 @@ typedef struct pv_proxy_ssl_conf_s {
     int session_reuse;          /* proxy_ssl_session_reuse; default on */
     struct pv_ssl_file_s *certificate; /* proxy_ssl_certificate */
     struct pv_ssl_file_s *certificate_key; /* proxy_ssl_certificate_key */
+    struct pv_ssl_file_s *password_file; /* proxy_ssl_password_file */
+    struct pv_ssl_cmd_s *cmds;  /* proxy_ssl_conf_command, in order */
+    int ncmds;
 } pv_proxy_ssl_conf_t;
 
 /* Settings that may appear at http, server and location level (each field

@@ -199,6 +199,13 @@ int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc);
 extern const pv_conf_enum_t pv_conf_ssl_protocols[];
 /* Make exactly the PV_SSL_* protocols given usable on an SSL_CTX. */
 void pv_conf_ssl_apply_protocols(void *ctx, int protocols);
+/* The private key in f (EVP_PKEY *), an encrypted one opened with the
+ * lines of password_file (may be NULL) tried in turn; NULL after an
+ * error reported with f's FILE:LINE. */
+void *pv_conf_ssl_load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, const pv_ssl_file_t *password_file);
+/* Apply `ssl_conf_command`-style commands to an SSL_CTX (client: the
+ * proxy's side). PV_ERR after an error naming the command's FILE:LINE. */
+int pv_conf_ssl_commands(pv_conf_ctx_t *cx, void *ctx, const pv_ssl_cmd_t *cmds, int ncmds, int client);
 /* Build s->ssl.ctx when s has certificates. */
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s);
 /* The compression directives (zip_conf.c): gzip_*, gzip_disable, brotli_*. */

@@ -70,9 +70,21 @@ static int set_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     pv_proxy_ssl_conf_t *c = pssl(base);
     if (c->name)
         return DUP(cx, nd);
-    if (strchr(ARG(nd, 1), '$'))
-        return pv_conf_error(cx, &nd->src, "variables in \"%s\" are not supported", ARG(nd, 0));
     c->name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    if (!strchr(c->name, '$'))
+        return PV_OK;
+    c->name_cv = pv_arena_calloc(cx->a, sizeof(*c->name_cv));
+    return pv_conf_compile(cx, nd, c->name_cv, c->name, strlen(c->name));
+}
+
+static int set_conf_command_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                               void *base)
+{
+    pv_proxy_ssl_conf_t *c = pssl(base);
+    pv_ssl_cmd_t *k = pv_conf_push(cx->a, &c->cmds, &c->ncmds, sizeof(*k));
+    k->name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    k->value = pv_arena_strdup(cx->a, ARG(nd, 2));
+    k->src = nd->src;
     return PV_OK;
 }
 
@@ -132,6 +144,8 @@ static const pv_conf_cmd_t proxy_ssl_cmds[] = {
     {"proxy_ssl_session_reuse", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(session_reuse), NULL},
     {"proxy_ssl_certificate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(certificate), NULL},
     {"proxy_ssl_certificate_key", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(certificate_key), NULL},
+    {"proxy_ssl_password_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(password_file), NULL},
+    {"proxy_ssl_conf_command", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_conf_command_cb, NONE, NULL},
 };
 
 const pv_conf_module_t pv_conf_proxy_ssl_module = {"proxy_ssl", proxy_ssl_cmds, PV_NELEM(proxy_ssl_cmds)};
@@ -141,6 +155,8 @@ const pv_conf_module_t pv_conf_proxy_ssl_module = {"proxy_ssl", proxy_ssl_cmds, 
 void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *p)
 {
     INHERIT(server_name, PV_UNSET, 0);
+    if (!c->name && p)
+        c->name_cv = p->name_cv;
     INHERIT(name, NULL, NULL);
     if (c->verify == PV_UNSET && p)
         c->verify_src = p->verify_src;
@@ -154,6 +170,11 @@ void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *
         c->ciphers_src = p->ciphers_src;
     INHERIT(ciphers, NULL, "DEFAULT");
     INHERIT(session_reuse, PV_UNSET, 1);
+    INHERIT(password_file, NULL, NULL);
+    if (c->ncmds == 0 && p) {
+        c->cmds = p->cmds;
+        c->ncmds = p->ncmds;
+    }
     if (!c->certificate && !c->certificate_key && p) {
         c->certificate = p->certificate;
         c->certificate_key = p->certificate_key;
@@ -171,7 +192,8 @@ static int same_settings(const pv_proxy_ssl_conf_t *a, const pv_proxy_ssl_conf_t
     return a->server_name == b->server_name && a->verify == b->verify && a->verify_depth == b->verify_depth &&
            a->protocols == b->protocols && a->session_reuse == b->session_reuse &&
            strcmp(a->ciphers, b->ciphers) == 0 && same_file(a->trusted, b->trusted) &&
-           same_file(a->certificate, b->certificate) && same_file(a->certificate_key, b->certificate_key);
+           same_file(a->certificate, b->certificate) && same_file(a->certificate_key, b->certificate_key) &&
+           same_file(a->password_file, b->password_file) && a->cmds == b->cmds;
 }
 
 static int ssl_error(pv_conf_ctx_t *cx, const pv_conf_src_t *src, const char *fmt, const char *arg)
@@ -197,7 +219,12 @@ static int load_client_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_proxy_ssl_
                              "for certificate \"%s\"", c->certificate->path);
     if (!SSL_CTX_use_certificate_chain_file(ctx, c->certificate->path))
         return ssl_error(cx, &c->certificate->src, "cannot load certificate \"%s\"", c->certificate->path);
-    if (!SSL_CTX_use_PrivateKey_file(ctx, c->certificate_key->path, SSL_FILETYPE_PEM))
+    EVP_PKEY *k = pv_conf_ssl_load_key(cx, c->certificate_key, c->password_file);
+    if (!k)
+        return PV_ERR;
+    int ok = SSL_CTX_use_PrivateKey(ctx, k);
+    EVP_PKEY_free(k);
+    if (!ok)
         return ssl_error(cx, &c->certificate_key->src, "cannot load certificate key \"%s\"",
                          c->certificate_key->path);
     if (!SSL_CTX_check_private_key(ctx))
@@ -233,6 +260,8 @@ static SSL_CTX *client_ctx(pv_conf_ctx_t *cx, const pv_proxy_ssl_conf_t *c, cons
         /* as NGINX: the handshake goes on and the result is checked after it */
         pv_tls_client_verify(ctx, c->verify_depth);
     }
+    if (pv_conf_ssl_commands(cx, ctx, c->cmds, c->ncmds, 1) != PV_OK)
+        return NULL;
     return ctx;
 }
 
@@ -271,6 +300,10 @@ int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc)
     t->server_name = c->server_name;
     t->verify = c->verify;
     t->session_reuse = c->session_reuse;
+    if (c->name_cv && !c->name_cv->is_const) {
+        t->name = "";
+        t->name_cv = c->name_cv;
+    }
     pp->tls = t;
     pv_conf_tls_ref_t *r = pv_conf_push(cx->tmp, &cx->tlsrefs, &cx->ntlsrefs, sizeof(*r));
     r->c = c;

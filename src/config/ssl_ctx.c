@@ -89,6 +89,28 @@ static EVP_PKEY *load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, passwords_t
     return k;
 }
 
+/* The lines of a password file (NULL: none) into pw. */
+static int read_passwords(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, passwords_t *pw)
+{
+    if (!f)
+        return PV_OK;
+    char err[512];
+    pw->buf = pv_file_read(f->path, 64 * 1024, &pw->len, err, sizeof(err));
+    if (!pw->buf)
+        return pv_conf_error(cx, &f->src, "%s", err);
+    return PV_OK;
+}
+
+void *pv_conf_ssl_load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, const pv_ssl_file_t *password_file)
+{
+    passwords_t pw = {0};
+    if (read_passwords(cx, password_file, &pw) != PV_OK)
+        return NULL;
+    EVP_PKEY *k = load_key(cx, f, &pw);
+    free(pw.buf);
+    return k;
+}
+
 /* The certificate, then its chain, as ngx_ssl_certificate() reads them;
  * *leaf keeps a reference to the certificate. */
 static int load_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_file_t *f, EVP_MD_CTX *sid, X509 **leaf)
@@ -137,12 +159,8 @@ static int load_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_file_t *f, EV
 static int load_certs(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, EVP_MD_CTX *sid)
 {
     passwords_t pw = {0};
-    if (c->password_file) {
-        char err[512];
-        pw.buf = pv_file_read(c->password_file->path, 64 * 1024, &pw.len, err, sizeof(err));
-        if (!pw.buf)
-            return pv_conf_error(cx, &c->password_file->src, "%s", err);
-    }
+    if (read_passwords(cx, c->password_file, &pw) != PV_OK)
+        return PV_ERR;
     int rc = PV_OK;
     for (int i = 0; i < c->ncerts && rc == PV_OK; i++) {
         if (i >= c->nkeys) {
@@ -279,26 +297,26 @@ static int set_verify(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, E
     return PV_OK;
 }
 
-static int conf_commands(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+int pv_conf_ssl_commands(pv_conf_ctx_t *cx, void *sctx, const pv_ssl_cmd_t *cmds, int ncmds, int client)
 {
-    if (c->ncmds == 0)
+    if (ncmds == 0)
         return PV_OK;
     SSL_CONF_CTX *cc = SSL_CONF_CTX_new();
     if (!cc)
-        return pv_conf_error(cx, &c->cmds[0].src, "SSL_CONF_CTX_new() failed");
-    SSL_CONF_CTX_set_flags(cc, SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_SERVER | SSL_CONF_FLAG_CERTIFICATE |
-                                   SSL_CONF_FLAG_SHOW_ERRORS);
-    SSL_CONF_CTX_set_ssl_ctx(cc, ctx);
+        return pv_conf_error(cx, &cmds[0].src, "SSL_CONF_CTX_new() failed");
+    SSL_CONF_CTX_set_flags(cc, SSL_CONF_FLAG_FILE | (client ? SSL_CONF_FLAG_CLIENT : SSL_CONF_FLAG_SERVER) |
+                                   SSL_CONF_FLAG_CERTIFICATE | SSL_CONF_FLAG_SHOW_ERRORS);
+    SSL_CONF_CTX_set_ssl_ctx(cc, sctx);
     int rc = PV_OK;
-    for (int i = 0; i < c->ncmds && rc == PV_OK; i++) {
-        if (SSL_CONF_cmd(cc, c->cmds[i].name, c->cmds[i].value) <= 0) {
+    for (int i = 0; i < ncmds && rc == PV_OK; i++) {
+        if (SSL_CONF_cmd(cc, cmds[i].name, cmds[i].value) <= 0) {
             char m[600];
-            snprintf(m, sizeof(m), "SSL_CONF_cmd(\"%s\", \"%s\") failed", c->cmds[i].name, c->cmds[i].value);
-            rc = ssl_error(cx, &c->cmds[i].src, m);
+            snprintf(m, sizeof(m), "SSL_CONF_cmd(\"%s\", \"%s\") failed", cmds[i].name, cmds[i].value);
+            rc = ssl_error(cx, &cmds[i].src, m);
         }
     }
     if (rc == PV_OK && !SSL_CONF_CTX_finish(cc))
-        rc = ssl_error(cx, &c->cmds[0].src, "SSL_CONF_finish() failed");
+        rc = ssl_error(cx, &cmds[0].src, "SSL_CONF_finish() failed");
     SSL_CONF_CTX_free(cc);
     return rc;
 }
@@ -459,7 +477,7 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
         unsigned int mdlen = 0;
         EVP_DigestFinal_ex(sid, md, &mdlen);
         SSL_CTX_set_session_id_context(ctx, md, mdlen > SSL_MAX_SID_CTX_LENGTH ? SSL_MAX_SID_CTX_LENGTH : mdlen);
-        rc = conf_commands(cx, ctx, c);
+        rc = pv_conf_ssl_commands(cx, ctx, c->cmds, c->ncmds, 0);
     }
     EVP_MD_CTX_free(sid);
     return rc;

@@ -261,13 +261,13 @@ static int ip_literal(const char *name)
     return strchr(name, ':') || inet_pton(AF_INET, name, &a) == 1;
 }
 
-/* Make x, just opened, a TLS client under tls's settings. */
-static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, pv_peer_t *peer)
+/* Make x, just opened, a TLS client under tls's settings for name. */
+static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, const char *name, pv_peer_t *peer)
 {
     pv_tls_client_t c = {
         .ctx = tls->ctx,
-        .sni = tls->server_name && tls->name[0] && !ip_literal(tls->name) ? tls->name : NULL,
-        .verify_name = tls->verify ? tls->name : NULL,
+        .sni = tls->server_name && name[0] && !ip_literal(name) ? name : NULL,
+        .verify_name = tls->verify ? name : NULL,
     };
     if (tls->session_reuse) {
         c.save = save_session;
@@ -287,14 +287,15 @@ static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, pv_peer_t *peer)
     return rc;
 }
 
-pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls)
+pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls,
+                                 const char *name)
 {
     pv_upstream_server_t *s = &p->cf->servers[server];
     pv_xprt_t x;
     int rc = opener(&x, s);
     if (rc == PV_ERR)
         return NULL;
-    if (tls && tls_open(&x, tls, p->peers[server]) != PV_OK) {
+    if (tls && tls_open(&x, tls, name ? name : tls->name, p->peers[server]) != PV_OK) {
         pv_xprt_close(&x);
         errno = ENOMEM;
         return NULL;

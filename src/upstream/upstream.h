@@ -121,8 +121,11 @@ void pv_upstream_set_opener(pv_upstream_open_t fn); /* NULL: the default */
  * https proxy_pass) the opener's transport becomes a TLS client under
  * those settings, resuming the server's last session when
  * proxy_ssl_session_reuse is on; the handshake then runs inside the
- * first writes and reads. NULL on error with errno set. */
-pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls);
+ * first writes and reads. name, when not NULL, stands for tls->name (a
+ * proxy_ssl_name with variables, evaluated for the request). NULL on
+ * error with errno set. */
+pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls,
+                                 const char *name);
 /* Give the connection to owner, whose ops get its events and timeouts. */
 void pv_upstream_attach(pv_upconn_t *u, const pv_upconn_ops_t *ops, void *owner);
 /* The pool's guard list: whether u may carry another request after an

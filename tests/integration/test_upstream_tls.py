@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import free_port, http, wait_for
+from conftest import TARGET, free_port, http, wait_for
 from tls_pki import Pki
 
 LOOPBACK = "127.0.0.1"
@@ -297,10 +297,15 @@ def test_http_and_https_locations_do_not_share_connections(gateway, tls_upstream
     ("proxy_ssl_certificate /nonexistent.crt; proxy_ssl_certificate_key /nonexistent.key;",
      "cannot load certificate \"/nonexistent.crt\""),
     ("proxy_ssl_protocols TLSv9;", "invalid value \"TLSv9\""),
-    ("proxy_ssl_name $host;", "variables in \"proxy_ssl_name\" are not supported"),
+    ("proxy_ssl_name $nosuchvar;", "unknown \"nosuchvar\" variable"),
+    ("proxy_ssl_conf_command NoSuchCommand x;", "SSL_CONF_cmd(\"NoSuchCommand\", \"x\") failed"),
+    ("proxy_ssl_certificate %s; proxy_ssl_certificate_key %s; proxy_ssl_password_file /nonexistent;",
+     "/nonexistent"),
 ])
-def test_config_errors(tmp_path, extra, msg):
+def test_config_errors(tmp_path, pki, extra, msg):
     import subprocess
+    if "%s" in extra:
+        extra = extra % pki.client
     from conftest import PORTVAKT
     conf = tmp_path / "p.conf"
     conf.write_text(CONF.replace("@EXTRA@", extra).replace("@GW@", "1").replace("@UP@", "2")
@@ -349,3 +354,46 @@ def test_reload_keeps_the_session_and_closes_idle_tls_connections(gateway, tls_u
     # resumes the session the server gave before the reload
     b = wait_for(lambda: (lambda r: r if r["conn"] > 1 else None)(get(gw)[1]), what="a new connection")
     assert b["resumed"] is True
+
+
+def test_client_key_opened_with_proxy_ssl_password_file(gateway, tls_upstream, pki, tmp_path):
+    enc = pki.encrypt_key(pki.client[1], "right")
+    pw = tmp_path / "proxy-passwords"
+    pw.write_text("wrong\nright\n")
+    up = tls_upstream(require_client_cert=True)
+    gw, _ = start(gateway, up, "proxy_ssl_certificate %s; proxy_ssl_certificate_key %s; "
+                  "proxy_ssl_password_file %s;" % (pki.client[0], enc, pw))
+    st, b = get(gw)
+    assert st == 200
+    assert b["cert_cn"] == "gateway-a"
+
+
+def test_proxy_ssl_conf_command_sets_the_client(gateway, tls_upstream):
+    up = tls_upstream()
+    gw, _ = start(gateway, up, "proxy_ssl_conf_command MaxProtocol TLSv1.2;")
+    assert get(gw)[1]["version"] == "TLSv1.2"
+    # a location's own list replaces the inherited one (no pool: NGINX's
+    # would hand /own the connection made under the other settings)
+    # (NGINX 1.22's proxy_ssl_protocols default lacks TLSv1.3)
+    gw, _ = start(gateway, up, "proxy_ssl_protocols TLSv1.2 TLSv1.3; "
+                  "proxy_ssl_conf_command MaxProtocol TLSv1.2; location /own { "
+                  "proxy_ssl_conf_command MinProtocol TLSv1.3; proxy_pass https://backend; }", keepalive="")
+    assert get(gw)[1]["version"] == "TLSv1.2"
+    assert get(gw, "/own")[1]["version"] == "TLSv1.3"
+
+
+def test_proxy_ssl_name_with_variables(gateway, tls_upstream, pki):
+    up = tls_upstream()
+    gw, srv = start(gateway, up, "proxy_ssl_server_name on; proxy_ssl_name $http_x_backend_name; "
+                    "proxy_ssl_session_reuse off; "
+                    + verify_conf(pki).replace("proxy_ssl_verify on;", "proxy_ssl_verify on;"),
+                    keepalive="")
+    # the name is the request's: SNI and the name checked both follow it, a port left out
+    for name, want in (("backend.test", 200), ("alt.test:8443", 200), ("other.test", 502)):
+        r = http(gw, target="/", host="localhost", headers=[("X-Backend-Name", name)])
+        assert r.status == want, (name, r.status)
+        if want == 200:
+            assert json.loads(r.body)["sni"] == name.split(":")[0]
+    if TARGET != "nginx":
+        wait_for(lambda: "upstream SSL certificate does not match \"other.test\"" in srv.stderr(),
+                 what="the log line")
