@@ -21,6 +21,8 @@ static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /* this worker's HTTP/2 connections, and those with work left */
 static __thread pv_h2conn_t *conns;
 static __thread pv_h2conn_t *dirty_head;
+/* its idle connections, the one idle the longest first */
+static __thread pv_h2conn_t *idle_head, *idle_tail;
 /* closed connections, freed before the loop next waits (an event for
  * one may still be in the loop's batch) */
 static __thread pv_h2conn_t *reap_list;
@@ -227,6 +229,43 @@ static void conn_unlink(pv_h2conn_t *hc)
     hc->w->nconns--;
 }
 
+/* The idle list: connections with no stream and nothing to send, which
+ * a newcomer at worker_connections may take the place of. */
+static void idle_del(pv_h2conn_t *hc);
+
+static void idle_add(pv_h2conn_t *hc)
+{
+    if (hc->idle) {
+        if (hc->idle_nreq == hc->nreq)
+            return;
+        idle_del(hc); /* it served a request since: idle from now */
+    }
+    hc->idle = 1;
+    hc->idle_nreq = hc->nreq;
+    hc->idle_next = NULL;
+    hc->idle_prev = idle_tail;
+    if (idle_tail)
+        idle_tail->idle_next = hc;
+    else
+        idle_head = hc;
+    idle_tail = hc;
+}
+
+static void idle_del(pv_h2conn_t *hc)
+{
+    if (!hc->idle)
+        return;
+    hc->idle = 0;
+    if (hc->idle_prev)
+        hc->idle_prev->idle_next = hc->idle_next;
+    else
+        idle_head = hc->idle_next;
+    if (hc->idle_next)
+        hc->idle_next->idle_prev = hc->idle_prev;
+    else
+        idle_tail = hc->idle_prev;
+}
+
 /* The timeouts the connection keeps from its address's default server
  * (copied: a reload may free that snapshot while the connection drains). */
 static void conn_settings(pv_h2conn_t *hc, const pv_server_t *srv)
@@ -355,6 +394,7 @@ static void conn_close(pv_h2conn_t *hc)
                 break;
             }
     }
+    idle_del(hc);
     pv_timer_del(w->loop, &hc->timer);
     pv_loop_del(w->loop, &hc->x.io);
     pv_xprt_close(&hc->x);
@@ -478,6 +518,10 @@ static void h2_process(pv_h2conn_t *hc)
         hc->closing = 1;
         return;
     }
+    if (!hc->streams && !hc->dead && pv_outq_empty(&hc->q))
+        idle_add(hc);
+    else
+        idle_del(hc);
     if (!hc->stalled && !hc->streams && !pv_timer_armed(&hc->timer) && hc->nreq)
         pv_timer_set(hc->w->loop, &hc->timer, (uint64_t)hc->idle_timeout);
 }
@@ -555,6 +599,20 @@ static void mod_reload(pv_worker_t *w, const int *map, int nmap)
         }
         pv_h2_goaway(hc);
     }
+}
+
+int pv_h2_reclaim(pv_worker_t *w)
+{
+    PV_UNUSED(w);
+    pv_h2conn_t *hc = idle_head;
+    if (!hc)
+        return 0;
+    idle_del(hc);
+    nghttp2_submit_goaway(hc->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(hc->s),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    pv_h2_send(hc); /* what the socket takes now; the connection goes either way */
+    conn_close(hc);
+    return 1;
 }
 
 static void mod_close_all(pv_worker_t *w)

@@ -77,14 +77,17 @@ struct pv_h2conn_s {
     uint32_t window;              /* a stream's receive window: http2_body_preread_size */
     pv_h2conn_t *prev, *next;     /* worker's HTTP/2 connections */
     pv_h2conn_t *dirty_next;      /* worker's list of connections with work left */
+    pv_h2conn_t *idle_prev, *idle_next; /* worker's idle connections (no stream, nothing to send) */
     pv_h2_stream_t *streams;      /* open streams */
     pv_h2_stream_t *ev_head, *ev_tail; /* streams with events */
     pv_h2_stream_t *dead;         /* ended streams, freed once the output drained */
     int nstreams;
     uint32_t nreq;                /* streams started */
+    uint32_t idle_nreq;           /* streams started when it went idle */
     int32_t flood_tokens;         /* control frames the client may still send */
     uint64_t flood_ms;            /* when the tokens were last refilled */
     uint8_t dirty;                /* on the dirty list */
+    uint8_t idle;                 /* on the idle list */
     uint8_t closing;              /* close once back at the top */
     uint8_t closed;               /* closed, waiting to be freed */
     uint8_t goaway;               /* GOAWAY submitted: no new streams */
@@ -112,6 +115,10 @@ void pv_h2_accept(pv_worker_t *w, const pv_xprt_t *x, uint16_t group, const stru
  * out of the loop), the bytes read so far (n at p, the preface first). */
 void pv_h2_adopt(pv_worker_t *w, const pv_xprt_t *x, uint16_t group, const struct sockaddr_in6 *peer,
                  uint64_t id, const char *p, size_t n);
+/* At worker_connections: close the HTTP/2 connection idle the longest
+ * (no stream, nothing to send) with GOAWAY, as NGINX reuses idle
+ * connections. 1 if one was closed, 0 if none is idle. */
+int pv_h2_reclaim(pv_worker_t *w);
 /* Whether n bytes at p are the start of the client preface (1), all of
  * it (2), or not (0). */
 int pv_h2_preface(const char *p, size_t n);

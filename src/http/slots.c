@@ -6,6 +6,7 @@
 #include "../core/cache.h"
 #include "../core/fault.h"
 #include "../core/log.h"
+#include "h2.h"
 
 /* Freelist of connection objects, bounded and given back after a burst. */
 static __thread pv_cache_t conn_cache = {.name = "connection", .size = sizeof(pv_hconn_t), .max = 1024};
@@ -60,8 +61,10 @@ int pv_slots_reclaim(pv_worker_t *w)
 {
     static __thread uint64_t logged_ms, closed;
     pv_hconn_t *c = w->idle_head;
-    if (!c)
-        return 0;
+    if (c)
+        pv_server_close(c);
+    else if (!pv_h2_reclaim(w))
+        return 0; /* no HTTP/1 or HTTP/2 connection is idle */
     closed++;
     uint64_t now = pv_loop_now(w->loop);
     if (now - logged_ms >= 1000) {
@@ -70,6 +73,5 @@ int pv_slots_reclaim(pv_worker_t *w)
                "(%llu closed)", w->conf->worker_connections, (unsigned long long)closed);
         closed = 0;
     }
-    pv_server_close(c);
     return 1;
 }

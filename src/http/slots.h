@@ -16,8 +16,9 @@ void pv_slots_idle_add(pv_hconn_t *c);
 /* c is no longer idle (a request began, or it closes); harmless if it
  * was not. */
 void pv_slots_idle_del(pv_hconn_t *c);
-/* Close the oldest idle keepalive connection to free a slot. Returns 1,
- * or 0 if none is idle. Logged at most once a second. */
+/* Close the oldest idle keepalive connection to free a slot (HTTP/1
+ * ones first, then the HTTP/2 connection idle the longest, with GOAWAY).
+ * Returns 1, or 0 if none is idle. Logged at most once a second. */
 int pv_slots_reclaim(pv_worker_t *w);
 
 #endif

@@ -782,3 +782,39 @@ def test_tls_error_on_an_h2_connection_names_the_client(portvakt, tmp_path):
     wait_for(lambda: "SSL_read() failed" in g.stderr(), what="the log line")
     line = [ln for ln in g.stderr().splitlines() if "SSL_read() failed" in ln][0]
     assert line.endswith("while processing the connection, client: 127.0.0.1"), line
+
+
+def test_idle_h2_connections_make_room_oldest_first(portvakt):
+    # every slot held by an idle HTTP/2 connection: a newcomer is served,
+    # and the connection idle the longest gets GOAWAY and is closed for it
+    gw = free_port()
+    g = portvakt("""
+worker_processes 1;
+events { worker_connections 6; }
+error_log stderr warn;
+http {
+    access_log off;
+    server { listen 127.0.0.1:@GW@ http2; location / { return 200 "ok\\n"; } }
+}
+""", GW=gw)
+    time.sleep(0.3)  # the start-up probe's connection is gone
+    held = []
+    for _ in range(6):
+        c = H2Client(gw)
+        assert c.get("/")[0] == 200
+        held.append(c)
+    # held[1] becomes the most recently idle of the first two
+    assert held[1].get("/")[0] == 200
+    newcomers = []
+    for _ in range(2):
+        c = H2Client(gw)
+        assert c.get("/")[0] == 200
+        newcomers.append(c)
+    for victim in (held[0], held[2]):
+        assert victim.pump(lambda: False, timeout=5) is False and victim.closed
+        assert victim.goaway is not None and victim.goaway.error_code == 0
+    for c in held[1:2] + held[3:] + newcomers:
+        assert c.get("/")[0] == 200
+    assert "6 worker_connections are not enough, closing idle keepalive connections" in g.stderr()
+    for c in held + newcomers:
+        c.sock.close()
