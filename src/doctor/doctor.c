@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "../core/buf.h"
@@ -133,6 +134,32 @@ static void wants_upstreams(pv_doctor_wants_t *w, const pv_conf_t *c)
     }
 }
 
+/* Whether an `ssl_conf_command Options` value turns kernel TLS on. */
+static int opts_ktls(const pv_ssl_cmd_t *cmds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcasecmp(cmds[i].name, "Options") != 0)
+            continue;
+        const char *p = strstr(cmds[i].value, "KTLS");
+        if (p && (p == cmds[i].value || p[-1] != '-'))
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Where the config asks OpenSSL for kernel TLS (ssl_conf_command Options KTLS). */
+static void wants_ktls(pv_doctor_wants_t *w, const pv_conf_t *c)
+{
+    const pv_http_conf_t *h = c->http;
+    for (int i = 0; h && i < h->nservers && !w->ktls_at[0]; i++) {
+        const pv_ssl_conf_t *s = &h->servers[i]->ssl;
+        int k = opts_ktls(s->cmds, s->ncmds);
+        if (k)
+            snprintf(w->ktls_at, sizeof(w->ktls_at), "ssl_conf_command Options %s in %s:%d", s->cmds[k - 1].value,
+                     s->cmds[k - 1].src.file ? s->cmds[k - 1].src.file : c->path, s->cmds[k - 1].src.line);
+    }
+}
+
 void pv_doctor_wants_conf(pv_doctor_wants_t *w, const pv_conf_t *c, const char *sys_root)
 {
     memset(w, 0, sizeof(*w));
@@ -163,6 +190,7 @@ void pv_doctor_wants_conf(pv_doctor_wants_t *w, const pv_conf_t *c, const char *
             w->header_bytes = b;
     }
     wants_upstreams(w, c);
+    wants_ktls(w, c);
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -632,6 +660,40 @@ static void check_steal(const pv_host_t *h, const pv_doctor_wants_t *w, pv_docto
         "watch it: vmstat 1 (the st column) or portvakt doctor");
 }
 
+static void check_ktls(const pv_host_t *h, const pv_doctor_wants_t *w, pv_doctor_check_t *c)
+{
+    PUT(c, want, w->ktls_at[0] ? "the tls upper layer (kernel TLS asked for)" : "nothing (kernel TLS not asked for)");
+    if (h->ulps_err) {
+        c->status = PV_DOCTOR_WARN;
+        PUT(c, value, "unavailable");
+        PUT(c, why, "Cannot read %s/proc/sys/net/ipv4/tcp_available_ulp (%s), so whether the kernel can take "
+            "over TLS records is unknown.", h->root ? h->root : "", strerror(h->ulps_err));
+        PUT(c, fix, "check that /proc/sys is mounted and readable, then run portvakt doctor again");
+        return;
+    }
+    char list[sizeof(h->ulps) + 2];
+    snprintf(list, sizeof(list), " %s ", h->ulps);
+    int have = strstr(list, " tls ") != NULL;
+    PUT(c, value, "%s (tcp_available_ulp: %s)", have ? "available" : "not available", h->ulps[0] ? h->ulps : "empty");
+    if (!w->ktls_at[0]) {
+        PUT(c, why, "The config does not ask for kernel TLS; OpenSSL encrypts TLS records in user space.%s",
+            have ? " The kernel could take them over: add ssl_conf_command Options KTLS; to a TLS server." : "");
+        return;
+    }
+    if (have) {
+        PUT(c, why, "%s asks OpenSSL to hand TLS records to the kernel, and the kernel has the tls upper layer: "
+            "connections whose cipher the kernel supports are encrypted there (AES-GCM, ChaCha20-Poly1305).",
+            w->ktls_at);
+        return;
+    }
+    c->status = PV_DOCTOR_WARN;
+    PUT(c, why, "%s asks for kernel TLS, but the kernel has no tls upper layer (the tls module is not "
+        "loaded or not built): OpenSSL quietly keeps encrypting in user space, so it costs nothing and "
+        "buys nothing here.", w->ktls_at);
+    PUT(c, fix, "modprobe tls  (and add tls to /etc/modules-load.d/ to keep it)\n"
+        "in a container: load the module on the host; the kernel is shared");
+}
+
 /* ---- run and report ---------------------------------------------------------- */
 
 typedef void (*check_fn)(const pv_host_t *, const pv_doctor_wants_t *, pv_doctor_check_t *);
@@ -650,6 +712,7 @@ static const struct {
     {"cgroup_cpu", check_cgroup_cpu},
     {"cgroup_memory", check_cgroup_memory},
     {"steal", check_steal},
+    {"ktls", check_ktls},
 };
 
 void pv_doctor_run(const pv_host_t *h, const pv_doctor_wants_t *w, pv_doctor_check_t *out)

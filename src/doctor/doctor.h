@@ -20,7 +20,7 @@
 enum { PV_DOCTOR_OK = 0, PV_DOCTOR_WARN, PV_DOCTOR_FAIL };
 
 #define PV_DOCTOR_USAGE_ERROR 3     /* exit status for a bad command line or config */
-#define PV_DOCTOR_NCHECKS 10          /* checks in one run, in report order */
+#define PV_DOCTOR_NCHECKS 11          /* checks in one run, in report order */
 #define PV_DOCTOR_STEAL_WARN 5.0      /* steal above this percentage warns */
 #define PV_DOCTOR_STEAL_FAIL 15.0     /* and above this fails */
 #define PV_DOCTOR_TIME_WAIT_S 60      /* Linux TCP_TIMEWAIT_LEN: a closed port stays held this long */
@@ -57,6 +57,7 @@ typedef struct pv_doctor_wants_s {
     long long churn_per_addr;     /* new connections/s to one address that cannot reuse them; 0 = none */
     char churn_name[96];          /* the upstream with the highest such churn */
     char churn_reason[256];       /* why it cannot reuse connections */
+    char ktls_at[192];            /* where the config asks for kernel TLS ("" = nowhere) */
 } pv_doctor_wants_t;
 
 /* Generic wants for a host without a config: NGINX's defaults (backlog

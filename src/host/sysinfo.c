@@ -384,6 +384,8 @@ void pv_sysinfo_gather(const char *root, unsigned steal_ms, pv_host_t *h)
     pv_sysinfo_sysctl(root, "net.ipv4.ip_local_port_range", &h->port_range);
     pv_sysinfo_sysctl(root, "fs.file-max", &h->file_max);
     pv_sysinfo_sysctl(root, "fs.nr_open", &h->nr_open);
+    h->ulps_err = read_file(root, "/proc/sys/net/ipv4/tcp_available_ulp", h->ulps, sizeof(h->ulps));
+    h->ulps[strcspn(h->ulps, "\n")] = '\0';
     if (h->port_range.err == 0 && h->port_range.v[1] < h->port_range.v[0])
         h->port_range.err = EINVAL;
 

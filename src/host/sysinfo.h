@@ -52,6 +52,8 @@ typedef struct pv_host_s {
     long long nofile_hard;    /* RLIMIT_NOFILE hard limit; PV_SYSINFO_UNLIMITED = infinity */
     int privileged;           /* CAP_SYS_RESOURCE: may raise the hard limit up to fs.nr_open */
     pv_cgroup_t cg;           /* cgroup CPU and memory limits */
+    char ulps[256];           /* net.ipv4.tcp_available_ulp: the TCP upper layers ("tls" for kTLS) */
+    int ulps_err;             /* 0, or the errno of reading it */
     int steal_err;            /* 0, or the errno of a failed /proc/stat read */
     unsigned steal_ms;        /* sampling interval used */
     pv_cpustat_t stat0;       /* first /proc/stat sample */

@@ -39,7 +39,7 @@ CGV1 = os.path.join(FIXTURES, "sysroot-cgv1")
 
 IDS = ["somaxconn", "tcp_max_syn_backlog", "tcp_syncookies", "tcp_tw_reuse",
        "ip_local_port_range", "file_max", "nofile", "cgroup_cpu", "cgroup_memory",
-       "steal"]
+       "steal", "ktls"]
 SYSCTL_KEYS = {
     "somaxconn": "net.core.somaxconn",
     "tcp_max_syn_backlog": "net.ipv4.tcp_max_syn_backlog",
@@ -165,7 +165,7 @@ def test_good_host_all_ok(tmp_path):
 
     rc, out, _ = doctor("-c", path, root=GOOD)
     assert rc == 0
-    assert "10 checks: 10 ok, 0 warn, 0 fail" in out
+    assert "11 checks: 11 ok, 0 warn, 0 fail" in out
     assert path in out.splitlines()[0]
     assert "\033[" not in out  # stdout is not a terminal
 
@@ -206,7 +206,7 @@ def test_table_shows_why_and_fix(tmp_path):
     assert lines[i + 1].startswith("    why: ")
     fix = [l for l in lines[i:] if l.startswith("    fix: ")][0]
     assert fix == "    fix: sysctl -w net.core.somaxconn=4096"
-    assert "fail" in lines[-1] and lines[-1].startswith("10 checks:")
+    assert "fail" in lines[-1] and lines[-1].startswith("11 checks:")
 
 
 def _tty_output(argv, env):
@@ -368,7 +368,7 @@ def test_missing_files_say_unavailable(tmp_path):
     rc, res = checks("-c", conf(tmp_path, GOOD_CONF), root=str(empty))
     assert rc == 1  # WARN only: nothing could be shown to fail
     for i in ("somaxconn", "tcp_max_syn_backlog", "tcp_syncookies", "tcp_tw_reuse",
-              "ip_local_port_range", "file_max", "steal"):
+              "ip_local_port_range", "file_max", "steal", "ktls"):
         assert res[i]["status"] == "warn", res[i]
         assert res[i]["value"] == "unavailable"
         assert str(empty) in res[i]["why"]
@@ -458,3 +458,21 @@ def test_without_config_uses_default_or_generic_wants():
         m = re.search(r"^(\d+) checks: (\d+) ok, (\d+) warn, (\d+) fail$", out, re.M)
         assert m, out
         assert rc == (2 if int(m.group(4)) else 1 if int(m.group(3)) else 0), out
+
+
+def test_ktls_asked_for_without_the_kernel_module_warns(tmp_path):
+    bad_ulp = tmp_path / "root"
+    shutil.copytree(GOOD, str(bad_ulp), symlinks=True)
+    (bad_ulp / "proc/sys/net/ipv4/tcp_available_ulp").write_text("mptcp\n")
+    plain = conf(tmp_path, GOOD_CONF)
+    rc, res = checks("-c", plain, root=str(bad_ulp))
+    assert res["ktls"]["status"] == "ok" and res["ktls"]["value"].startswith("not available")
+    d = tmp_path / "k"
+    d.mkdir()
+    ktls = conf(d, GOOD_CONF.replace("http {", "http {\n    ssl_conf_command Options KTLS;", 1))
+    rc, res = checks("-c", ktls, root=str(bad_ulp))
+    assert res["ktls"]["status"] == "warn"
+    assert "ssl_conf_command Options KTLS in " in res["ktls"]["why"]
+    assert "modprobe tls" in res["ktls"]["fix"]
+    rc, res = checks("-c", ktls, root=GOOD)
+    assert res["ktls"]["status"] == "ok" and res["ktls"]["value"].startswith("available")

@@ -276,6 +276,7 @@ static void good_host(pv_host_t *h)
     h->steal_ms = 1000;
     h->stat0 = (pv_cpustat_t){1000, 0};
     h->stat1 = (pv_cpustat_t){2000, 0};
+    strcpy(h->ulps, "mptcp tls");
 }
 
 static void wants(pv_doctor_wants_t *w, int workers, int conns, int backlog)
@@ -742,6 +743,43 @@ static void test_sysctl_fragment(void **state)
     free(buf);
 }
 
+static pv_doctor_check_t *find_check(pv_doctor_check_t *c, const char *id)
+{
+    for (int i = 0; i < PV_DOCTOR_NCHECKS; i++)
+        if (strcmp(c[i].id, id) == 0)
+            return &c[i];
+    return NULL;
+}
+
+/* kernel TLS: asked for and missing warns; not asked for is only said */
+static void test_ktls(void **state)
+{
+    PV_UNUSED(state);
+    pv_host_t h;
+    pv_doctor_wants_t w;
+    pv_doctor_check_t c[PV_DOCTOR_NCHECKS];
+    good_host(&h);
+    wants(&w, 1, 512, 511);
+    pv_doctor_run(&h, &w, c);
+    pv_doctor_check_t *k = find_check(c, "ktls");
+    assert_non_null(k);
+    assert_int_equal(k->status, PV_DOCTOR_OK);
+    assert_non_null(strstr(k->value, "available (tcp_available_ulp: mptcp tls)"));
+    assert_non_null(strstr(k->why, "does not ask"));
+    strcpy(w.ktls_at, "ssl_conf_command Options KTLS in gw.conf:3");
+    pv_doctor_run(&h, &w, c);
+    assert_int_equal(k->status, PV_DOCTOR_OK);
+    strcpy(h.ulps, "mptcp");
+    pv_doctor_run(&h, &w, c);
+    assert_int_equal(k->status, PV_DOCTOR_WARN);
+    assert_non_null(strstr(k->value, "not available"));
+    assert_non_null(strstr(k->why, "gw.conf:3"));
+    assert_non_null(strstr(k->fix, "modprobe tls"));
+    strcpy(h.ulps, "tlsx");
+    pv_doctor_run(&h, &w, c);
+    assert_int_equal(k->status, PV_DOCTOR_WARN);
+}
+
 static void test_table(void **state)
 {
     (void)state;
@@ -761,7 +799,7 @@ static void test_table(void **state)
         fclose(f);
         assert_non_null(strstr(buf, "sys-root /fake"));
         assert_non_null(strstr(buf, "    fix: sysctl -w net.core.somaxconn=4096\n"));
-        assert_non_null(strstr(buf, "10 checks: 9 ok, 0 warn, 1 fail"));
+        assert_non_null(strstr(buf, "11 checks: 10 ok, 0 warn, 1 fail"));
         assert_true((strchr(buf, '\033') != NULL) == color);
         free(buf);
     }
@@ -865,6 +903,7 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_sysctl_fragment),
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_ktls),
         cmocka_unit_test(test_wrap),
         T(test_main),
     };
