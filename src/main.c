@@ -22,6 +22,7 @@
 #include "http/accesslog.h"
 #include "http/h2.h"
 #include "http/server.h"
+#include "http/realip.h"
 #include "http/ssl.h"
 #include "http/vars.h"
 #include "proc/worker.h"
@@ -31,7 +32,7 @@
 /* What every worker runs, in hook order: counters and the access log
  * writer first, the HTTP side before the upstream pools its requests use. */
 static pv_module_t *const modules[] = {
-    &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_upstream_module, NULL,
+    &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module, &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_upstream_module, NULL,
 };
 
 static void usage(FILE *f)
@@ -81,6 +82,7 @@ static const struct {
     {"http_upstream_random_module", 1, 0}, {"http_upstream_zone_module", 1, 0},
     {"http_gunzip_module", 0, 1},          {"http-cache", 1, 0},
     {"http_ssl_module", 0, 1},             {"http_v2_module", 0, 1},
+    {"http_realip_module", 0, 1},
 };
 
 static void version(int full)

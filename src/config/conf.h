@@ -219,6 +219,26 @@ typedef struct pv_policy_conf_s {
     int satisfy;                   /* PV_SATISFY_*; default all */
 } pv_policy_conf_t;
 
+/* An address block (set_real_ip_from): family AF_INET or AF_INET6 with
+ * the first bits of addr (the rest zero), or AF_UNIX for "unix:". */
+typedef struct pv_cidr_s {
+    uint8_t addr[16];
+    uint8_t family;
+    uint8_t bits;
+} pv_cidr_t;
+
+/* real_ip_header */
+enum { PV_REALIP_XREALIP = 0, PV_REALIP_XFF, PV_REALIP_OTHER };
+
+/* The realip directives. Unset values are PV_UNSET / NULL / 0. */
+typedef struct pv_realip_conf_s {
+    pv_cidr_t *from;            /* set_real_ip_from: trusted addresses; none = realip off */
+    int nfrom;
+    int header_kind;            /* PV_REALIP_*; default X-Real-IP */
+    const char *header;         /* the header's name as written */
+    int recursive;              /* real_ip_recursive; default off */
+} pv_realip_conf_t;
+
 /* The proxy_ssl_* directives. Unset values are PV_UNSET / NULL. */
 typedef struct pv_proxy_ssl_conf_s {
     int server_name;            /* proxy_ssl_server_name; default off */
@@ -305,6 +325,7 @@ typedef struct pv_loc_conf_s {
     int proxy_next_upstream;       /* PV_NEXT_F_* mask; default error|timeout */
     int proxy_pass_request_body;   /* 0/1; default 1 */
     pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
+    pv_realip_conf_t realip;       /* set_real_ip_from, real_ip_header, real_ip_recursive */
     /* rewrite module */
     int rewrite_log;               /* rewrite_log; default off */
     int uninitialized_variable_warn; /* default on */

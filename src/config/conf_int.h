@@ -195,6 +195,12 @@ void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *
 /* Set loc->proxy_pass->tls from the merged settings, sharing it (and its
  * SSL_CTX) with earlier locations that have the same ones. */
 int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc);
+/* The realip directives (realip_conf.c). */
+extern const pv_conf_module_t pv_conf_realip_module;
+void pv_conf_realip_init(pv_realip_conf_t *c);
+void pv_conf_realip_merge(pv_realip_conf_t *c, const pv_realip_conf_t *p);
+/* "ADDR" or "ADDR/BITS" (IPv4 or IPv6) into out; PV_ERR if invalid. */
+int pv_conf_parse_cidr(const char *text, pv_cidr_t *out);
 /* The names of ssl_protocols / proxy_ssl_protocols and their PV_SSL_* bits. */
 extern const pv_conf_enum_t pv_conf_ssl_protocols[];
 /* Make exactly the PV_SSL_* protocols given usable on an SSL_CTX. */

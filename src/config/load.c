@@ -69,6 +69,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->proxy_next_upstream = PV_UNSET;
     lc->proxy_pass_request_body = PV_UNSET;
     pv_conf_proxy_ssl_init(&lc->proxy_ssl);
+    pv_conf_realip_init(&lc->realip);
     lc->rewrite_log = PV_UNSET;
     lc->uninitialized_variable_warn = PV_UNSET;
     pv_conf_policy_init(&lc->policy);
@@ -418,6 +419,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     MERGE(proxy_pass_request_body, 1);
     pv_conf_proxy_ssl_merge(&c->proxy_ssl, p ? &p->proxy_ssl : NULL);
     pv_conf_zip_merge(&c->zip, p ? &p->zip : NULL);
+    pv_conf_realip_merge(&c->realip, p ? &p->realip : NULL);
     MERGE(rewrite_log, 0);
     MERGE(uninitialized_variable_warn, 1);
     if (c->proxy_next_upstream & PV_NEXT_F_OFF)

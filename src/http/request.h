@@ -59,6 +59,7 @@ typedef struct pv_request_s {
     const struct sockaddr *peer;    /* client address */
     char peer_text[48];             /* "127.0.0.1" / "::1" */
     uint16_t peer_port;             /* client port */
+    struct pv_realip_s *realip;     /* the connection's address when realip changed peer; else NULL */
     const char *local_text;         /* server address text (owned by the config) */
     uint16_t local_port;            /* port the request arrived on */
     uint64_t conn_id;               /* connection serial number */

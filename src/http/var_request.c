@@ -14,6 +14,7 @@
 
 #include "../config/conf.h"
 #include "../core/time.h"
+#include "realip.h"
 #include "../core/tls.h"
 #include "request.h"
 
@@ -44,6 +45,20 @@ static int remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_
 static int remote_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     *v = r->peer_port ? fmt_u64(r->peer_port, o->scratch) : (pv_str_t){empty_value, 0};
+    return PV_VAL_FOUND;
+}
+
+/* The connection's address and port, whatever realip made of the request's. */
+static int realip_remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = cstr(r->realip ? r->realip->orig_text : r->peer_text);
+    return PV_VAL_FOUND;
+}
+
+static int realip_remote_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    uint16_t port = r->realip ? r->realip->orig_port : r->peer_port;
+    *v = port ? fmt_u64(port, o->scratch) : (pv_str_t){empty_value, 0};
     return PV_VAL_FOUND;
 }
 
@@ -421,6 +436,8 @@ static int request_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t
 const pv_var_t pv_vars_request[] = {
     PV_VAR("remote_addr", remote_addr_cb, 0),
     PV_VAR("remote_port", remote_port_cb, 0),
+    PV_VAR("realip_remote_addr", realip_remote_addr_cb, 0),
+    PV_VAR("realip_remote_port", realip_remote_port_cb, 0),
     PV_VAR("binary_remote_addr", binary_remote_addr_cb, 0),
     PV_VAR("server_addr", server_addr_cb, 0),
     PV_VAR("server_port", server_port_cb, 0),
