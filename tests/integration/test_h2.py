@@ -818,3 +818,19 @@ http {
     assert "6 worker_connections are not enough, closing idle keepalive connections" in g.stderr()
     for c in held + newcomers:
         c.sock.close()
+
+
+def test_request_trailers_end_the_body(h2gw):
+    # trailer fields after the body end the stream: the body goes upstream
+    # whole, the trailer fields are not passed on (as NGINX)
+    gw, up, ports = h2gw
+    c = H2Client(ports["GW"])
+    sid = c.request("/t", method="POST", body=b"x" * 1000, end=False)
+    c.conn.send_headers(sid, [("x-checksum", "abc")], end_stream=True)
+    c.flush()
+    assert c.pump(lambda: c.done(sid))
+    st, _, _, reset = c.result(sid)
+    assert st == 200 and reset is None
+    req = up.wait_requests(1)[-1]
+    assert req.body_len == 1000
+    assert "x-checksum" not in {k.lower() for k, _ in req.headers}
