@@ -416,9 +416,10 @@ def test_version_names_the_nginx_modules_it_has(tmp_path):
     assert "--with-http_auth_request_module" in args and "--with-http_gunzip_module" in args
     for lacks in ("http_fastcgi_module", "http-cache", "http_ssi_module"):
         assert "--without-" + lacks in args
-    # TLS and HTTP/2 are optional in NGINX's build and present here
-    for have in ("http_ssl_module", "http_v2_module"):
+    # TLS, HTTP/2 and realip are optional in NGINX's build and present here
+    for have in ("http_ssl_module", "http_v2_module", "http_realip_module"):
         assert "--with-" + have in args
+    assert re.search(r"^TLS SNI support enabled$", err, re.M), err
 
 
 def test_error_log_option_also_gets_the_config_errors(tmp_path):
