@@ -33,6 +33,18 @@ void pv_chunked_init(pv_chunked_t *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* A byte of a trailer line, into the caller's buffer while it fits. */
+static void keep(pv_chunked_t *c, char ch)
+{
+    if (!c->tbuf || c->tover)
+        return;
+    if (c->tlen == c->tcap) {
+        c->tover = 1;
+        return;
+    }
+    c->tbuf[c->tlen++] = ch;
+}
+
 static int hexval(unsigned char ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -219,6 +231,8 @@ ssize_t pv_chunked_decode(pv_chunked_t *c, const char *in, size_t len, pv_str_t 
                 c->state = S_TRAILER_LF;
             } else if (ch == '\n' || ch == 0 || (ch < 0x20 && ch != '\t') || ch == 0x7f) {
                 return -1;
+            } else {
+                keep(c, (char)ch);
             }
             if (++c->linelen > PV_CHUNKED_LINE_MAX)
                 return -1;
@@ -227,6 +241,7 @@ ssize_t pv_chunked_decode(pv_chunked_t *c, const char *in, size_t len, pv_str_t 
         case S_TRAILER_LF:
             if (ch != '\n')
                 return -1;
+            keep(c, '\n');
             c->state = S_TRAILER;
             i++;
             break;

@@ -1,7 +1,7 @@
 /* Strict, streaming decoder for the chunked transfer coding (RFC 9112
  * section 7.1). Zero-copy: it returns spans of chunk data that point into
  * the input. Chunk extensions are checked and dropped; trailer fields are
- * checked and dropped. Anything lenient parsers disagree on (bare LF,
+ * checked, and kept in tbuf when the caller set one. Anything lenient parsers disagree on (bare LF,
  * whitespace around the size, over-long sizes, bad extensions) is an error,
  * because disagreement between hops is what request smuggling exploits. */
 #ifndef PV_CHUNKED_H
@@ -19,6 +19,9 @@ typedef struct pv_chunked_s {
     uint8_t state;      /* decoder state */
     uint8_t done;       /* last chunk and trailers consumed */
     uint8_t ext;        /* chunk-extension sub-state */
+    uint8_t tover;      /* the trailer lines did not fit tbuf: none are kept */
+    char *tbuf;         /* where trailer lines go ("name: value\n" each), or NULL */
+    uint32_t tcap, tlen; /* its size and the bytes kept */
 } pv_chunked_t;
 
 void pv_chunked_init(pv_chunked_t *c);

@@ -615,6 +615,34 @@ static void build_nv(pv_hreq_t *hr, const pv_resp_head_t *h, nvlist_t *l)
     }
 }
 
+/* The response's trailer fields as a HEADERS frame ending the stream;
+ * connection-specific and pseudo-header names are left out. */
+static void submit_trailers(pv_h2_stream_t *st, uint32_t *data_flags)
+{
+    pv_hreq_t *hr = st->hr;
+    nghttp2_nv nv[64];
+    size_t n = 0;
+    const char *p = hr->resp_trailers.p, *end = p + hr->resp_trailers.len;
+    while (p < end && n < PV_NELEM(nv)) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(le - p));
+        if (colon && colon > p && p[0] != ':') {
+            pv_str_t name = {p, (size_t)(colon - p)};
+            pv_str_t v = pv_http_trim_ows((pv_str_t){colon + 1, (size_t)(le - colon - 1)});
+            char *low = pv_arena_alloc(hr->r.arena, name.len);
+            if (low && pv_header_name_valid(name) && pv_header_value_valid(v) && !connection_specific(name)) {
+                for (size_t i = 0; i < name.len; i++)
+                    low[i] = (char)(name.p[i] >= 'A' && name.p[i] <= 'Z' ? name.p[i] + 32 : name.p[i]);
+                nv[n++] = (nghttp2_nv){(uint8_t *)low, (uint8_t *)v.p, name.len, v.len, NGHTTP2_NV_FLAG_NONE};
+            }
+        }
+        p = eol ? eol + 1 : end;
+    }
+    if (n && nghttp2_submit_trailer(st->hc->s, st->id, nv, n) == 0)
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+}
+
 static ssize_t data_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *data_flags,
                             nghttp2_data_source *src, void *ud)
 {
@@ -630,6 +658,8 @@ static ssize_t data_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
     if (avail == 0) {
         if (st->resp_done) {
             *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+            if (st->hr->resp_trailers.len)
+                submit_trailers(st, data_flags);
             return 0;
         }
         st->deferred = 1;
@@ -638,8 +668,11 @@ static ssize_t data_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
     size_t chunk = (size_t)lconf(st->hr)->http2_chunk_size;
     size_t n = PV_MIN(PV_MIN(length, avail), chunk ? chunk : length);
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (n == avail && st->resp_done)
+    if (n == avail && st->resp_done) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->hr->resp_trailers.len)
+            submit_trailers(st, data_flags);
+    }
     return (ssize_t)n;
 }
 
@@ -933,4 +966,4 @@ static const pv_body_ops_t h2_body = {
     h2_take, h2_buffered, h2_read, h2_preread, h2_rewind, h2_rewindable, h2_discard_buffered, h2_client_closed,
 };
 
-const pv_proto_t pv_h2_proto = {"HTTP/2.0", &h2_resp, &h2_body, h2_head};
+const pv_proto_t pv_h2_proto = {"HTTP/2.0", &h2_resp, &h2_body, h2_head, 4096};

@@ -46,7 +46,7 @@ static void handle_input(pv_hconn_t *c);
 static void conn_nomem(pv_hconn_t *c, const char *what);
 static int grow_head(pv_hconn_t *c, size_t need, size_t crs);
 
-const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body, pv_reqhead_build};
+const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body, pv_reqhead_build, 0};
 
 /* ---- allocation --------------------------------------------------------- */
 

@@ -35,6 +35,9 @@ typedef struct pv_proto_s {
     /* Post-read: turn what was received into the request model (reqhead.c
      * for HTTP/1). 0, or the status to answer with. */
     int (*head)(struct pv_hreq_s *hr);
+    /* The largest block of trailer lines it sends after a response body
+     * (pv_hreq_t.resp_trailers); 0: none are sent. */
+    uint32_t trailers_max;
 } pv_proto_t;
 
 /* HTTP/1.1 over a client connection. */
@@ -54,6 +57,7 @@ typedef struct pv_hreq_s {
     const pv_proto_t *proto;      /* the protocol it arrived in: its response and body calls */
     pv_hconn_t *c;                /* HTTP/1 connection (NULL over HTTP/2; handlers use w) */
     struct pv_h2_stream_s *h2s;   /* HTTP/2 stream (NULL over HTTP/1) */
+    pv_str_t resp_trailers;       /* trailer lines ("name: value\n") to send after the body (HTTP/2) */
     pv_worker_t *w;               /* worker it runs on */
     pv_wgen_t *gen;               /* config generation the request runs under */
     pv_listen_group_t *lgroup;    /* listen group it arrived on, in gen's snapshot */

@@ -466,6 +466,9 @@ static void response_complete(pv_proxy_t *px)
         px->sub_done(hr, px->r, px->status);
         return;
     }
+    const pv_chunked_t *ck = &px->rp.chunk;
+    if (px->resp_frame == PV_FRAME_CHUNKED && ck->tbuf && ck->tlen && !ck->tover)
+        hr->resp_trailers = (pv_str_t){ck->tbuf, ck->tlen};
     pv_resp_finish(hr);
 }
 
@@ -538,6 +541,10 @@ static int response_head(pv_proxy_t *px)
     int rframe = frame == PV_FRAME_CHUNKED ? PV_RESP_CHUNKED : PV_RESP_NONE;
     if (frame == PV_FRAME_LENGTH || (frame == PV_FRAME_NONE && out_len >= 0))
         rframe = PV_RESP_LENGTH;
+    uint32_t tmax = hr->proto->trailers_max;
+    if (px->resp_frame == PV_FRAME_CHUNKED && tmax && !head_req &&
+        (px->rp.chunk.tbuf = pv_arena_alloc(r->arena, tmax)))
+        px->rp.chunk.tcap = tmax; /* the upstream's trailer fields go on to the client */
     pv_header_t fields[PV_URESP_MAX_FIELDS];
     pv_resp_head_t h;
     pv_proxy_response_head(&ur, rframe, out_len, fields, &h);

@@ -834,3 +834,69 @@ def test_request_trailers_end_the_body(h2gw):
     req = up.wait_requests(1)[-1]
     assert req.body_len == 1000
     assert "x-checksum" not in {k.lower() for k, _ in req.headers}
+
+
+def raw_upstream(reply):
+    """A one-shot-per-connection upstream answering every request with the
+    bytes in reply; returns (port, stop)."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    break
+                buf += d
+            c.sendall(reply)
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1], srv.close
+
+
+def test_upstream_trailers_go_on_as_an_h2_trailer_block(portvakt):
+    body = b"hello"
+    reply = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n"
+             b"Connection: close\r\n\r\n5\r\n" + body + b"\r\n0\r\n"
+             b"X-Checksum: abc123\r\nGrpc-Status: 0\r\nConnection: close\r\n\r\n")
+    up, stop = raw_upstream(reply)
+    gw = free_port()
+    try:
+        portvakt("""
+http {
+    access_log off;
+    server { listen 127.0.0.1:@GW@ http2; location / { proxy_pass http://127.0.0.1:@UP@; } }
+}
+""", GW=gw, UP=up)
+        c = H2Client(gw)
+        sid = c.request("/t")
+        trailers = []
+        data = b""
+        ended = False
+        while not ended:
+            chunk = c.sock.recv(65536)
+            assert chunk, "closed"
+            for ev in c.conn.receive_data(chunk):
+                if isinstance(ev, h2.events.TrailersReceived):
+                    trailers = ev.headers
+                elif isinstance(ev, h2.events.DataReceived):
+                    data += ev.data
+                elif isinstance(ev, h2.events.StreamEnded):
+                    ended = True
+            c.flush()
+        assert data == body
+        # connection-specific fields are left out, names are lowercase
+        assert trailers == [("x-checksum", "abc123"), ("grpc-status", "0")]
+        # a plain response without trailers ends with its last DATA frame
+        assert c.get("/again")[0] == 200
+    finally:
+        stop()
