@@ -26,6 +26,8 @@ static int cidr_match(const struct sockaddr *sa, const pv_cidr_t *from, int n)
             continue;
         if (fam == AF_UNIX)
             return 1;
+        if (!a)
+            continue;
         int bits = c->bits, k = 0;
         for (; bits >= 8; bits -= 8, k++)
             if (a[k] != c->addr[k])
