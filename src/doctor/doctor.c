@@ -134,29 +134,18 @@ static void wants_upstreams(pv_doctor_wants_t *w, const pv_conf_t *c)
     }
 }
 
-/* Whether an `ssl_conf_command Options` value turns kernel TLS on. */
-static int opts_ktls(const pv_ssl_cmd_t *cmds, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (strcasecmp(cmds[i].name, "Options") != 0)
-            continue;
-        const char *p = strstr(cmds[i].value, "KTLS");
-        if (p && (p == cmds[i].value || p[-1] != '-'))
-            return i + 1;
-    }
-    return 0;
-}
-
 /* Where the config asks OpenSSL for kernel TLS (ssl_conf_command Options KTLS). */
 static void wants_ktls(pv_doctor_wants_t *w, const pv_conf_t *c)
 {
-    const pv_http_conf_t *h = c->http;
-    for (int i = 0; h && i < h->nservers && !w->ktls_at[0]; i++) {
-        const pv_ssl_conf_t *s = &h->servers[i]->ssl;
-        int k = opts_ktls(s->cmds, s->ncmds);
-        if (k)
-            snprintf(w->ktls_at, sizeof(w->ktls_at), "ssl_conf_command Options %s in %s:%d", s->cmds[k - 1].value,
-                     s->cmds[k - 1].src.file ? s->cmds[k - 1].src.file : c->path, s->cmds[k - 1].src.line);
+    for (int i = 0; c->http && i < c->http->nservers && !w->ktls_at[0]; i++) {
+        const pv_ssl_conf_t *s = &c->http->servers[i]->ssl;
+        for (int k = 0; k < s->ncmds && !w->ktls_at[0]; k++) {
+            const pv_ssl_cmd_t *m = &s->cmds[k];
+            const char *p = strcasecmp(m->name, "Options") == 0 ? strstr(m->value, "KTLS") : NULL;
+            if (p && (p == m->value || p[-1] != '-'))
+                snprintf(w->ktls_at, sizeof(w->ktls_at), "ssl_conf_command Options %s in %s:%d", m->value,
+                         m->src.file ? m->src.file : c->path, m->src.line);
+        }
     }
 }
 
@@ -676,14 +665,12 @@ static void check_ktls(const pv_host_t *h, const pv_doctor_wants_t *w, pv_doctor
     int have = strstr(list, " tls ") != NULL;
     PUT(c, value, "%s (tcp_available_ulp: %s)", have ? "available" : "not available", h->ulps[0] ? h->ulps : "empty");
     if (!w->ktls_at[0]) {
-        PUT(c, why, "The config does not ask for kernel TLS; OpenSSL encrypts TLS records in user space.%s",
-            have ? " The kernel could take them over: add ssl_conf_command Options KTLS; to a TLS server." : "");
+        PUT(c, why, "The config does not ask for kernel TLS%s; OpenSSL encrypts TLS records in user space.",
+            have ? " (ssl_conf_command Options KTLS; would)" : "");
         return;
-    }
-    if (have) {
-        PUT(c, why, "%s asks OpenSSL to hand TLS records to the kernel, and the kernel has the tls upper layer: "
-            "connections whose cipher the kernel supports are encrypted there (AES-GCM, ChaCha20-Poly1305).",
-            w->ktls_at);
+    } else if (have) {
+        PUT(c, why, "%s asks OpenSSL to hand TLS records to the kernel, which has the tls upper layer: connections "
+            "whose cipher it supports (AES-GCM, ChaCha20-Poly1305) are encrypted there.", w->ktls_at);
         return;
     }
     c->status = PV_DOCTOR_WARN;
