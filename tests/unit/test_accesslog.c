@@ -80,7 +80,7 @@ static alfx_t *fx_new(const char *http_path, const char *loc_path)
     f->parts[1] = (pv_cv_part_t){NULL, PV_STR(" "), 0};
     f->parts[2] = (pv_cv_part_t){pv_var_find("status", 6, &rest), {NULL, 0}, 0};
     f->fmt = (pv_log_format_t){"t", PV_ESCAPE_DEFAULT, {f->parts, 3, 0}};
-    f->http_logs[0] = (pv_access_log_t){0, http_path, &f->fmt, NULL};
+    f->http_logs[0] = (pv_access_log_t){.path = http_path, .format = &f->fmt};
     f->http.conf.access_logs = f->http_logs;
     f->http.conf.naccess_logs = 1;
     /* merged: the server inherits the http list (same entries) */
@@ -88,7 +88,7 @@ static alfx_t *fx_new(const char *http_path, const char *loc_path)
     f->srv.conf.naccess_logs = 1;
     f->loc.conf = f->srv.conf;
     if (loc_path) {
-        f->loc_logs[0] = (pv_access_log_t){0, loc_path, &f->fmt, NULL};
+        f->loc_logs[0] = (pv_access_log_t){.path = loc_path, .format = &f->fmt};
         f->loc.conf.access_logs = f->loc_logs;
         f->loc.conf.naccess_logs = 1;
     }
@@ -179,7 +179,7 @@ static void test_sinks_levels_and_off(void **state)
     log_uri(a, 1, "/loc");   /* location level -> c.log only */
     log_uri(b, 1, "/other"); /* inherits -> b.log */
     /* `off` switches off every log of its level */
-    a->loc_logs[1] = (pv_access_log_t){1, NULL, NULL, NULL};
+    a->loc_logs[1] = (pv_access_log_t){.off = 1};
     a->loc.conf.naccess_logs = 2;
     log_uri(a, 1, "/off");
     /* an entry whose sink was never opened is skipped */
