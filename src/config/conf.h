@@ -260,6 +260,66 @@ typedef struct pv_proxy_ssl_conf_s {
     int ncmds;
 } pv_proxy_ssl_conf_t;
 
+/* One `types` entry: a file name extension and its MIME type. */
+typedef struct pv_mime_s {
+    pv_str_t ext;               /* lowercase, without the dot */
+    pv_str_t type;
+} pv_mime_t;
+
+/* try_files' last argument */
+enum { PV_TRY_URI = 0, PV_TRY_CODE, PV_TRY_NAMED };
+
+/* The static, index, autoindex and try_files settings (NGINX's core
+ * module's root/alias/types and the modules serving files). Unset values
+ * are PV_UNSET / NULL. */
+typedef struct pv_static_conf_s {
+    pv_cv_t *root;              /* root or alias (relative: against the prefix) */
+    int alias;                  /* the value is an alias: it replaces the location's name */
+    size_t alias_len;           /* alias: bytes of the URI it replaces (PV_ALIAS_REGEX: all) */
+    int root_set;               /* root/alias given at this level */
+    pv_cv_t *index;             /* index files, in order */
+    int nindex;
+    pv_cv_t *try_files;         /* try_files' arguments but the last (a trailing '/' dropped) */
+    uint8_t *try_dir;           /* 1 for each that ended in '/': it must be a directory */
+    int ntry;
+    pv_str_t try_last;          /* try_files' last: a URI, "=CODE" or "@name" */
+    int try_kind;               /* PV_TRY_* */
+    int try_code;               /* PV_TRY_CODE: the status */
+    pv_cv_t try_uri;            /* PV_TRY_URI: the URI, compiled */
+    pv_mime_t *types;           /* sorted by extension; NULL = inherit */
+    int ntypes;
+    pv_str_t default_type;      /* p NULL = inherit; default text/plain */
+    int etag;                   /* default on */
+    int if_modified_since;      /* PV_IMS_*; default exact */
+    int max_ranges;             /* default unlimited (-1 after merging is INT_MAX) */
+    int sendfile;               /* default off */
+    int64_t sendfile_max_chunk; /* default 2m */
+    int tcp_nopush;             /* default off */
+    int64_t directio;           /* 0 = off */
+    int aio;                    /* PV_AIO_*; default threads (NGINX: off) */
+    int autoindex;              /* default off */
+    int autoindex_format;       /* PV_AUTOINDEX_*; default html */
+    int autoindex_exact_size;   /* default on */
+    int autoindex_localtime;    /* default off */
+    int log_not_found;          /* default on */
+    int disable_symlinks;       /* PV_SYMLINKS_*; default off */
+    pv_cv_t symlinks_from;      /* from=: the part of the path not checked */
+    int has_symlinks_from;
+    int types_hash_max_size;    /* accepted (they size NGINX's hash) */
+    int types_hash_bucket_size;
+    int open_file_cache;        /* max entries; 0 = off */
+    int64_t open_file_cache_inactive; /* ms; default 60s */
+    int64_t open_file_cache_valid;    /* ms; default 60s */
+    int open_file_cache_min_uses;     /* default 1 */
+    int open_file_cache_errors;       /* default off */
+} pv_static_conf_t;
+
+#define PV_ALIAS_REGEX ((size_t)-1) /* alias in a regex location: the whole path */
+enum { PV_IMS_OFF = 0, PV_IMS_EXACT, PV_IMS_BEFORE };
+enum { PV_AIO_OFF = 0, PV_AIO_ON, PV_AIO_THREADS };
+enum { PV_AUTOINDEX_HTML = 0, PV_AUTOINDEX_JSON, PV_AUTOINDEX_XML, PV_AUTOINDEX_JSONP };
+enum { PV_SYMLINKS_OFF = 0, PV_SYMLINKS_ON, PV_SYMLINKS_IF_NOT_OWNER };
+
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
@@ -335,6 +395,7 @@ typedef struct pv_loc_conf_s {
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;
     pv_policy_conf_t policy;       /* authentication and rate limits */
+    pv_static_conf_t st;           /* files: root, alias, index, try_files, types */
 } pv_loc_conf_t;
 
 /* location modifiers */

@@ -219,6 +219,13 @@ extern const pv_conf_module_t pv_conf_zip_module;
 void pv_conf_zip_init(pv_zip_conf_t *z);
 /* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
 void pv_conf_zip_merge(pv_zip_conf_t *z, const pv_zip_conf_t *p);
+/* The static file directives (static_conf.c). */
+extern const pv_conf_module_t pv_conf_static_module;
+/* Set a level's static settings to "inherit". */
+void pv_conf_static_init(pv_static_conf_t *s);
+/* Fill unset static settings from the parent level, or NGINX's defaults
+ * (p NULL: root "html" under the prefix, index.html, the built-in types). */
+void pv_conf_static_merge(pv_conf_ctx_t *cx, pv_static_conf_t *c, const pv_static_conf_t *p);
 /* The rewrite module's directives (rewrite_conf.c) and map (map_conf.c). */
 extern const pv_conf_module_t pv_conf_rewrite_module;
 extern const pv_conf_module_t pv_conf_map_module;

@@ -873,7 +873,7 @@ static const pv_conf_module_t *const modules[] = {
     MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
     MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module,
-    &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module,
+    &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module, &pv_conf_static_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */

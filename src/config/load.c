@@ -74,6 +74,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->uninitialized_variable_warn = PV_UNSET;
     pv_conf_policy_init(&lc->policy);
     pv_conf_zip_init(&lc->zip);
+    pv_conf_static_init(&lc->st);
 }
 
 void pv_conf_add_cleanup(pv_conf_ctx_t *cx, void (*fn)(void *), void *arg)
@@ -448,6 +449,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
         c->naccess_logs = 1;
     }
     pv_conf_policy_merge(&c->policy, p ? &p->policy : NULL);
+    pv_conf_static_merge(cx, &c->st, p ? &p->st : NULL);
 }
 
 static void srv_merge(pv_server_t *s, const pv_http_conf_t *h)
