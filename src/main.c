@@ -26,13 +26,16 @@
 #include "http/ssl.h"
 #include "http/vars.h"
 #include "proc/worker.h"
+#include "http/static.h"
 #include "proxy/proxy.h"
 #include "upstream/upstream.h"
 
 /* What every worker runs, in hook order: counters and the access log
  * writer first, the HTTP side before the upstream pools its requests use. */
 static pv_module_t *const modules[] = {
-    &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module, &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_upstream_module, NULL,
+    &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module,
+    &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module,
+    &pv_static_module, &pv_upstream_module, NULL,
 };
 
 static void usage(FILE *f)

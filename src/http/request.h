@@ -41,6 +41,9 @@ typedef struct pv_header_s {
 #define PV_REQ_F_LOC_INVALID 0x100    /* `rewrite ... break`: the proxy_pass URI part no longer
                                          replaces the location's prefix (NGINX's valid_location) */
 
+#define PV_REQ_F_ADD_URI_TO_ALIAS 0x400 /* try_files found a file under a regex location's alias:
+                                         the URI is appended to it (NGINX's add_uri_to_alias) */
+
 /* A user variable's value in a request (set, map, named captures). */
 typedef struct pv_uval_s {
     const char *p;

@@ -16,7 +16,7 @@ static const char hex_upper[] = "0123456789ABCDEF";
 static const char *const empty_value = "";
 
 /* Every table of variables; pv_var_find() searches them in this order. */
-static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response, pv_vars_ssl, NULL};
+static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response, pv_vars_ssl, pv_vars_static, NULL};
 
 /* ---- output ------------------------------------------------------------ */
 

@@ -23,6 +23,8 @@ struct pv_header_s;
 /* The tables, each ended by an entry with no name: what the client sent
  * (var_request.c), and what the gateway did with it (var_response.c). */
 extern const pv_var_t pv_vars_request[];
+/* $request_filename, $document_root, $realpath_root (static.c) */
+extern const pv_var_t pv_vars_static[];
 extern const pv_var_t pv_vars_response[];
 /* $https and $ssl_* (var_ssl.c). */
 extern const pv_var_t pv_vars_ssl[];

@@ -1,0 +1,397 @@
+/* The blocking file operations of static serving and the sending of a
+ * file's bytes: each operation runs on the thread pool (aio threads) or
+ * in place (aio off); its results come back in the request's pv_file_t. */
+#include "fileop.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/cache.h"
+#include "../core/log.h"
+#include "server.h"
+
+static __thread pv_tport_t port;
+static __thread int port_ready;
+
+int pv_file_worker_init(pv_loop_t *loop)
+{
+    if (pv_tpool_start() != PV_OK)
+        return PV_ERR;
+    if (pv_tport_init(&port, loop) != PV_OK)
+        return PV_ERR;
+    port_ready = 1;
+    return PV_OK;
+}
+
+void pv_file_worker_exit(void)
+{
+    if (port_ready)
+        pv_tport_close(&port);
+    port_ready = 0;
+}
+
+/* ---- state ------------------------------------------------------------------ */
+
+static void file_free(pv_file_t *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    for (int i = 0; i < f->ncand; i++)
+        free(f->cand[i]);
+    for (int i = 0; i < f->nents; i++)
+        free(f->ents[i].name);
+    free(f->ents);
+    pv_buf_put(f->buf);
+    free(f);
+}
+
+pv_file_t *pv_file_new(pv_hreq_t *hr, const pv_static_conf_t *s)
+{
+    pv_file_t *f = hr->handler_ctx;
+    if (f && hr->handler == &pv_file_handler) {
+        /* a second step of the same request: start clean */
+        pv_file_release(hr);
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        pv_cache_nomem("a file state", hr->r.peer_text);
+        return NULL;
+    }
+    f->hr = hr;
+    f->fd = -1;
+    f->found = -1;
+    f->symlinks = s->disable_symlinks;
+    f->task.work = NULL;
+    hr->handler_ctx = f;
+    hr->handler = &pv_file_handler;
+    return f;
+}
+
+/* Orphan f when an operation runs (it frees itself), else free it. */
+static void drop(pv_file_t *f)
+{
+    if (f->op != PV_FOP_NONE)
+        f->hr = NULL;
+    else
+        file_free(f);
+}
+
+void pv_file_release(pv_hreq_t *hr)
+{
+    if (hr->handler != &pv_file_handler)
+        return;
+    pv_file_t *f = hr->handler_ctx;
+    hr->handler_ctx = NULL;
+    hr->handler = NULL;
+    hr->handling = 0;
+    if (f)
+        drop(f);
+}
+
+/* ---- the operations (any thread) --------------------------------------------------- */
+
+/* Open each component below from with O_NOFOLLOW; if_not_owner lets a
+ * link through when it and its target have the same owner. */
+static int open_nofollow(int symlinks, const char *path, size_t from)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof(buf))
+        return errno = ENAMETOOLONG, -1;
+    memcpy(buf, path, len + 1);
+    if (from == 0 || from > len)
+        from = 1;
+    char save = buf[from];
+    buf[from] = '\0';
+    int dir = open(buf, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_DIRECTORY);
+    buf[from] = save;
+    if (dir < 0)
+        return -1;
+    char *p = buf + from;
+    while (*p == '/')
+        p++;
+    while (*p) {
+        char *slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
+        int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
+        int fd = openat(dir, p, flags);
+        if (fd < 0 && errno == ELOOP && symlinks == PV_SYMLINKS_IF_NOT_OWNER) {
+            struct stat ls, ts;
+            fd = -1;
+            if (fstatat(dir, p, &ls, AT_SYMLINK_NOFOLLOW) == 0 && (fd = openat(dir, p, flags & ~O_NOFOLLOW)) >= 0 &&
+                (fstat(fd, &ts) != 0 || ts.st_uid != ls.st_uid)) {
+                close(fd);
+                fd = -1;
+            }
+            if (fd < 0)
+                errno = ELOOP;
+        }
+        int e = errno;
+        close(dir);
+        if (fd < 0)
+            return errno = e, -1;
+        dir = fd;
+        if (!slash)
+            break;
+        p = slash + 1;
+        while (*p == '/')
+            p++;
+    }
+    return dir;
+}
+
+int pv_file_open(int symlinks, size_t from, const char *path, struct stat *st)
+{
+    int fd = symlinks == PV_SYMLINKS_OFF ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+                                         : open_nofollow(symlinks, path, from);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        return errno = e, -1;
+    }
+    return fd;
+}
+
+static int cmp_entries(const void *a, const void *b)
+{
+    const pv_dirent_t *x = a, *y = b;
+    if (x->dir != y->dir)
+        return x->dir ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The listing of f->path into f->ents (malloc: another thread reads it). */
+static void read_dir(pv_file_t *f)
+{
+    DIR *d = opendir(f->path);
+    if (!d) {
+        f->err = errno;
+        return;
+    }
+    int cap = 0;
+    struct dirent *de;
+    char file[PATH_MAX];
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        int fl = snprintf(file, sizeof(file), "%s/%s", f->path, de->d_name);
+        struct stat st;
+        if (fl < 0 || (size_t)fl >= sizeof(file) || (stat(file, &st) != 0 && lstat(file, &st) != 0))
+            continue;
+        if (f->nents == cap) {
+            cap = cap ? cap * 2 : 32;
+            pv_dirent_t *ne = realloc(f->ents, (size_t)cap * sizeof(*ne));
+            if (!ne)
+                break;
+            f->ents = ne;
+        }
+        char *name = strdup(de->d_name);
+        if (!name)
+            break;
+        f->ents[f->nents++] = (pv_dirent_t){name, strlen(name), S_ISDIR(st.st_mode) != 0,
+                                            !S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode), st.st_mtime, st.st_size};
+    }
+    closedir(d);
+    if (f->nents > 1)
+        qsort(f->ents, (size_t)f->nents, sizeof(*f->ents), cmp_entries);
+}
+
+static void work(pv_task_t *t)
+{
+    pv_file_t *f = (pv_file_t *)t;
+    f->err = 0;
+    switch (f->op) {
+    case PV_FOP_OPEN:
+        f->fd = pv_file_open(f->symlinks, f->sym_from, f->path, &f->st);
+        if (f->fd < 0)
+            f->err = errno;
+        break;
+    case PV_FOP_INDEX:
+        for (int i = 0; i < f->ncand && f->found < 0; i++) {
+            struct stat st;
+            int fd = pv_file_open(f->symlinks, f->sym_from, f->cand[i], &st);
+            if (fd >= 0) {
+                close(fd);
+                f->found = i;
+            } else if (errno != ENOENT) {
+                f->err = errno;
+                f->found = i;
+            }
+        }
+        if (f->found < 0 && stat(f->path, &f->st) != 0)
+            f->err = errno;
+        break;
+    case PV_FOP_TRY:
+        for (int i = 0; i < f->ncand && f->found < 0; i++) {
+            struct stat st;
+            if (stat(f->cand[i], &st) != 0) {
+                if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG && !f->err)
+                    f->err = errno; /* logged on the loop */
+                continue;
+            }
+            if ((S_ISDIR(st.st_mode) != 0) == (f->cand_dir[i] != 0))
+                f->found = i;
+        }
+        break;
+    case PV_FOP_READ: {
+        const pv_range_t *rg = &f->ranges[f->cur];
+        size_t want = (size_t)PV_MIN((int64_t)f->buf->size, rg->end - f->pos);
+        ssize_t n = pread(f->fd, f->buf->data, want, f->pos);
+        f->read_n = (int)n;
+        if (n < 0)
+            f->err = errno;
+        break;
+    }
+    case PV_FOP_DIR:
+        read_dir(f);
+        break;
+    }
+}
+
+/* ---- back on the loop ------------------------------------------------------------- */
+
+static void done(pv_task_t *t)
+{
+    pv_file_t *f = (pv_file_t *)t;
+    f->op = PV_FOP_NONE;
+    pv_hreq_t *hr = f->hr;
+    if (!hr) {
+        file_free(f);
+        return;
+    }
+    hr->handling = 0;
+    f->then(hr, f);
+}
+
+int pv_file_run(pv_file_t *f, int op, pv_file_cb then)
+{
+    const pv_loc_conf_t *lc = &f->hr->r.loc->conf;
+    f->op = op;
+    if (lc->st.aio == PV_AIO_OFF || !port_ready) {
+        work(&f->task);
+        f->op = PV_FOP_NONE;
+        return 1;
+    }
+    f->then = then;
+    f->task.work = work;
+    f->task.done = done;
+    f->hr->handling = 1; /* the client's events go to pv_file_handler meanwhile */
+    pv_tpool_submit(&port, &f->task);
+    return 0;
+}
+
+/* ---- sending ---------------------------------------------------------------------- */
+
+static void finish(pv_hreq_t *hr, int ok)
+{
+    hr->handling = 0;
+    pv_file_release(hr);
+    if (ok)
+        pv_resp_finish(hr);
+    else
+        pv_resp_abort(hr);
+}
+
+static void read_done(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_file_send(hr);
+}
+
+/* The next bytes of the current range are in buf: queue them. -1 when
+ * the read failed. */
+static int take_read(pv_hreq_t *hr, pv_file_t *f)
+{
+    if (f->read_n <= 0) {
+        pv_log(PV_LOG_CRIT, "pread() failed or the file was truncated (%d: %s), client: %s", f->err,
+               f->err ? strerror(f->err) : "end of file", hr->r.peer_text);
+        return -1;
+    }
+    f->pos += f->read_n;
+    f->have = (size_t)f->read_n;
+    f->read_n = 0;
+    pv_resp_send_body(hr, &(pv_str_t){f->buf->data, f->have}, 1);
+    return 0;
+}
+
+void pv_file_send(pv_hreq_t *hr)
+{
+    pv_file_t *f = hr->handler_ctx;
+    if (f->read_n && take_read(hr, f) < 0) {
+        finish(hr, 0);
+        return;
+    }
+    for (;;) {
+        if (f->have) {
+            /* buf is queued: it may be reused once written */
+            if (pv_resp_flush(hr) != PV_OK) {
+                hr->handling = 1;
+                return; /* proceed() follows, or the connection is gone */
+            }
+            f->have = 0;
+        }
+        if (f->cur == f->nranges) {
+            if (f->tail.len && f->part_head_sent != 2) {
+                f->part_head_sent = 2;
+                pv_resp_send_body(hr, &f->tail, 1);
+                continue;
+            }
+            finish(hr, 1);
+            return;
+        }
+        pv_range_t *rg = &f->ranges[f->cur];
+        if (f->boundary_head.len && !f->part_head_sent) {
+            int n = snprintf(f->part, sizeof(f->part), "%lld-%lld/%lld\r\n\r\n", (long long)rg->start,
+                             (long long)rg->end - 1, (long long)f->size);
+            pv_str_t sp[2] = {f->boundary_head, {f->part, (size_t)n}};
+            pv_resp_send_body(hr, sp, 2);
+            f->part_head_sent = 1;
+            f->pos = rg->start;
+        }
+        if (f->pos >= rg->end) {
+            f->cur++;
+            f->part_head_sent = 0;
+            if (f->cur < f->nranges && !f->boundary_head.len)
+                f->pos = f->ranges[f->cur].start;
+            continue;
+        }
+        if (!pv_file_run(f, PV_FOP_READ, read_done))
+            return;
+        if (take_read(hr, f) < 0) {
+            finish(hr, 0);
+            return;
+        }
+    }
+}
+
+static void file_proceed(pv_hreq_t *hr)
+{
+    pv_file_t *f = hr->handler_ctx;
+    if (f && f->op == PV_FOP_NONE)
+        pv_file_send(hr);
+}
+
+static void file_readable(pv_hreq_t *hr)
+{
+    /* a body sent with a file request is not read; the connection is
+     * not kept after it */
+}
+
+static void file_abort(pv_hreq_t *hr)
+{
+    pv_file_release(hr);
+}
+
+static void file_cleanup(pv_hreq_t *hr)
+{
+    pv_file_release(hr);
+}
+
+const pv_handler_t pv_file_handler = {"static", file_proceed, file_readable, file_abort, file_cleanup};

@@ -1,0 +1,92 @@
+/* The blocking file operations of static serving, as one request's state
+ * (pv_file_t): each runs on the thread pool (core/tpool.h) when the
+ * location has `aio threads` (the default), else in place; a request
+ * that goes away while one runs leaves it to free itself when done. */
+#ifndef PV_FILEOP_H
+#define PV_FILEOP_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../config/conf.h"
+#include "../core/buf.h"
+#include "../core/tpool.h"
+#include "range.h"
+
+struct pv_hreq_s;
+
+#define PV_FILE_MAX_RANGES 64 /* parts of one multipart answer at most; more: the whole file */
+#define PV_FILE_MAX_CAND 16   /* index files or try_files paths tried in one operation */
+
+enum { PV_FOP_NONE = 0, PV_FOP_OPEN, PV_FOP_INDEX, PV_FOP_TRY, PV_FOP_READ, PV_FOP_DIR };
+
+/* One entry of a directory listing. */
+typedef struct pv_dirent_s {
+    char *name;
+    size_t len;
+    int dir, other;
+    time_t mtime;
+    int64_t size;
+} pv_dirent_t;
+
+typedef struct pv_file_s pv_file_t;
+typedef void (*pv_file_cb)(struct pv_hreq_s *hr, pv_file_t *f);
+
+struct pv_file_s {
+    pv_task_t task;
+    struct pv_hreq_s *hr;     /* NULL once the request is gone: done frees */
+    int op;                   /* PV_FOP_* running */
+    pv_file_cb then;          /* what follows on the loop */
+    int symlinks;             /* PV_SYMLINKS_* */
+    size_t sym_from;          /* disable_symlinks from=: bytes of path not checked */
+    /* open, index, try_files */
+    char path[PATH_MAX];      /* the file (index: the directory) */
+    char *cand[PV_FILE_MAX_CAND]; /* index / try_files: full paths (malloc) */
+    uint8_t cand_dir[PV_FILE_MAX_CAND]; /* try_files: must be a directory */
+    uint8_t cand_arg[PV_FILE_MAX_CAND]; /* try_files: the argument it comes from */
+    int ncand;
+    int found;                /* the candidate that matched, -1 for none */
+    int fd;                   /* open file, -1 when none */
+    struct stat st;
+    int err;                  /* errno of the operation, 0 when it succeeded */
+    /* sending */
+    int64_t size;
+    pv_range_t ranges[PV_FILE_MAX_RANGES];
+    int nranges;
+    int cur;                  /* range being sent */
+    int64_t pos;              /* next byte of it */
+    int part_head_sent;       /* multipart: the part's head is queued (2: the tail) */
+    pv_str_t boundary_head;   /* multipart: CRLF "--B" CRLF Content-Type... "bytes " */
+    pv_str_t tail;            /* multipart: CRLF "--B--" CRLF */
+    char part[96];            /* the current part's "S-E/T" CRLF CRLF */
+    pv_buf_t *buf;            /* file bytes on their way out */
+    size_t have;              /* bytes read into buf and not yet queued */
+    int read_n;               /* the last read's result */
+    /* autoindex */
+    pv_dirent_t *ents;        /* malloc */
+    int nents;
+};
+
+/* The worker's port to the thread pool (the static module's worker
+ * hooks). */
+int pv_file_worker_init(pv_loop_t *loop);
+void pv_file_worker_exit(void);
+/* A new state for hr, its handler set (cleanup frees it). NULL when
+ * memory ran out. */
+pv_file_t *pv_file_new(struct pv_hreq_s *hr, const pv_static_conf_t *s);
+/* Drop hr's file state now (before an internal redirect or another
+ * handler): the handler is unset. */
+void pv_file_release(struct pv_hreq_s *hr);
+/* Run op: 1 when it is done (results in f), 0 when it runs on the pool
+ * and then() follows on the loop (the request is parked meanwhile). */
+int pv_file_run(pv_file_t *f, int op, pv_file_cb then);
+/* Open path as disable_symlinks says and fstat it. fd or -1 (errno). */
+int pv_file_open(int symlinks, size_t from, const char *path, struct stat *st);
+/* The request's handler while a file is sent or an operation runs. */
+extern const struct pv_handler_s pv_file_handler;
+/* Send more of the file (the handler's proceed). */
+void pv_file_send(struct pv_hreq_s *hr);
+
+#endif

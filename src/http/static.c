@@ -1,0 +1,727 @@
+/* Static files, as NGINX's static, index and try_files code serves them:
+ * a location without proxy_pass maps the URI to a file under its root or
+ * alias; a URI ending in '/' tries the index files (an internal redirect
+ * to the first that exists), then autoindex, then 403; a directory
+ * without its slash gets a 301. Validators (Last-Modified, ETag) and the
+ * preconditions answer 304 and 412; Range answers 206 (one part, or
+ * multipart/byteranges) and 416. The body is read with pread() into one
+ * buffer at a time, sent through the response calls, so it works over
+ * every transport and protocol. */
+#include "static.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/cache.h"
+#include "../core/log.h"
+#include "errpage.h"
+#include "fileop.h"
+#include "phases.h"
+#include "range.h"
+#include "router.h"
+#include "server.h"
+#include "vars.h"
+
+/* ---- mapping -------------------------------------------------------------- */
+
+/* The location's root (or alias) evaluated, made absolute against the
+ * prefix: its length, or -1 when it does not fit out. */
+static ssize_t eval_root(pv_request_t *r, const pv_location_t *loc, char *out, size_t cap)
+{
+    size_t n = pv_cv_eval(loc->conf.st.root, r, PV_ESCAPE_NONE, out, cap);
+    if (n >= cap)
+        return -1;
+    if (n == 0 || out[0] != '/') {
+        /* a root made of variables is relative to the prefix */
+        size_t pl = strlen(r->conf->prefix);
+        if (pl + 1 + n >= cap)
+            return -1;
+        memmove(out + pl + 1, out, n);
+        memcpy(out, r->conf->prefix, pl);
+        out[pl] = '/';
+        n += pl + 1;
+    }
+    out[n] = '\0';
+    return (ssize_t)n;
+}
+
+ssize_t pv_static_map(pv_request_t *r, const pv_location_t *loc, char *out, size_t cap, size_t *root_len)
+{
+    const pv_static_conf_t *s = &loc->conf.st;
+    char root[PATH_MAX];
+    ssize_t n = eval_root(r, loc, root, sizeof(root));
+    if (n < 0)
+        return -1;
+    size_t skip = 0;
+    pv_str_t uri = r->uri;
+    if (s->alias) {
+        if (r->flags & PV_REQ_F_LOC_INVALID) {
+            pv_log(PV_LOG_ERR, "\"alias\" cannot be used in location \"%s\" where URI was rewritten, client: %s",
+                   loc->name.p, r->peer_text);
+            return -1;
+        }
+        if (s->alias_len == PV_ALIAS_REGEX) {
+            if (!(r->flags & PV_REQ_F_ADD_URI_TO_ALIAS))
+                uri.len = 0;
+        } else {
+            skip = PV_MIN(s->alias_len, uri.len);
+        }
+    }
+    *root_len = (size_t)n;
+    return pv_path_join(root, (size_t)n, uri, skip, out, cap);
+}
+
+pv_str_t pv_static_type(const pv_static_conf_t *s, pv_str_t uri)
+{
+    /* NGINX's exten: after the last '.' of the last segment, not a leading one */
+    size_t i = uri.len;
+    while (i > 1) {
+        i--;
+        if (uri.p[i] == '/')
+            break;
+        if (uri.p[i] == '.' && uri.p[i - 1] != '/') {
+            char low[32];
+            size_t n = uri.len - i - 1;
+            if (n == 0 || n >= sizeof(low))
+                break;
+            for (size_t k = 0; k < n; k++) {
+                char c = uri.p[i + 1 + k];
+                low[k] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+            }
+            int lo = 0, hi = s->ntypes - 1;
+            while (lo <= hi) {
+                int mid = (lo + hi) / 2;
+                const pv_mime_t *m = &s->types[mid];
+                int c = memcmp(m->ext.p, low, PV_MIN(m->ext.len, n));
+                if (!c)
+                    c = (m->ext.len > n) - (m->ext.len < n);
+                if (!c)
+                    return m->type;
+                if (c < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid - 1;
+            }
+            break;
+        }
+    }
+    return s->default_type;
+}
+
+/* disable_symlinks from=: how much of path is not checked */
+static size_t symlinks_from(pv_request_t *r, const pv_static_conf_t *s, const char *path)
+{
+    if (s->disable_symlinks == PV_SYMLINKS_OFF || !s->has_symlinks_from)
+        return 0;
+    char f[PATH_MAX];
+    size_t n = pv_cv_eval(&s->symlinks_from, r, PV_ESCAPE_NONE, f, sizeof(f));
+    if (n < sizeof(f) && n <= strlen(path) && memcmp(f, path, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+        return n;
+    return 0;
+}
+
+/* ---- internal redirects ---------------------------------------------------- */
+
+/* Go on with uri (and args, when it has a '?') as if it had been asked
+ * for. */
+static void redirect(pv_hreq_t *hr, const char *uri, size_t len)
+{
+    pv_request_t *r = &hr->r;
+    pv_file_release(hr);
+    const char *q = memchr(uri, '?', len);
+    size_t ul = q ? (size_t)(q - uri) : len;
+    char *u = pv_arena_strndup(r->arena, uri, ul);
+    if (q) {
+        size_t al = len - ul - 1;
+        r->args = (pv_str_t){pv_arena_strndup(r->arena, q + 1, al), al};
+        r->has_args = 1;
+    }
+    pv_phases_redirect(hr, (pv_str_t){u, ul});
+}
+
+/* try_files' @name: the named location of the server. */
+static void named(pv_hreq_t *hr, pv_str_t name)
+{
+    const pv_server_t *srv = hr->r.srv;
+    pv_file_release(hr);
+    for (int i = 0; i < srv->nlocations; i++) {
+        pv_location_t *l = srv->locations[i];
+        if (l->name.len == name.len && memcmp(l->name.p, name.p, name.len) == 0) {
+            pv_phases_named(hr, l);
+            return;
+        }
+    }
+    pv_log(PV_LOG_ERR, "could not find named location \"%.*s\", client: %s", (int)name.len, name.p,
+           hr->r.peer_text);
+    pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+}
+
+static void answer(pv_hreq_t *hr, int status)
+{
+    pv_file_release(hr);
+    pv_resp_local(hr, status, NULL, (pv_str_t){NULL, 0});
+}
+
+/* ---- try_files -------------------------------------------------------------- */
+
+/* The name of try_files' argument i (evaluated, a location prefix an alias
+ * replaces taken off) into name; its length, or -1. */
+static ssize_t try_name(pv_request_t *r, const pv_static_conf_t *s, int i, char *name, size_t cap, size_t *skip)
+{
+    size_t n = pv_cv_eval(&s->try_files[i], r, PV_ESCAPE_NONE, name, cap);
+    if (n >= cap || memchr(name, '\0', n))
+        return -1;
+    *skip = 0;
+    if (s->alias && s->alias_len != PV_ALIAS_REGEX && !s->try_files[i].is_const && s->alias_len <= r->uri.len &&
+        n >= s->alias_len && memcmp(name, r->uri.p, s->alias_len) == 0)
+        *skip = s->alias_len;
+    return (ssize_t)n;
+}
+
+/* The URI try_files found (candidate i): NGINX's r->uri rules. */
+static void try_found(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_request_t *r = &hr->r;
+    const pv_static_conf_t *s = &r->loc->conf.st;
+    char name[PATH_MAX];
+    size_t skip;
+    int i = f->cand_arg[f->found];
+    ssize_t n = try_name(r, s, i, name, sizeof(name), &skip);
+    int is_dir = s->try_dir[i];
+    if (n < 0)
+        n = 0;
+    size_t nl = (size_t)n - skip;
+    char *u = pv_arena_strndup(r->arena, name + skip, nl);
+    if (!s->alias) {
+        r->uri = (pv_str_t){u, nl};
+    } else if (s->alias_len == PV_ALIAS_REGEX) {
+        if (!is_dir) {
+            r->uri = (pv_str_t){u, nl};
+            r->flags |= PV_REQ_F_ADD_URI_TO_ALIAS;
+        }
+    } else {
+        size_t al = PV_MIN(s->alias_len, r->uri.len);
+        char *x = pv_arena_alloc(r->arena, al + nl + 1);
+        memcpy(x, r->uri.p, al);
+        memcpy(x + al, u, nl);
+        x[al + nl] = '\0';
+        r->uri = (pv_str_t){x, al + nl};
+    }
+}
+
+/* After the candidates were tested: the one found, or the last argument. */
+static void try_tested(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_request_t *r = &hr->r;
+    const pv_static_conf_t *s = &r->loc->conf.st;
+    if (f->err)
+        pv_log(PV_LOG_CRIT, "stat() in try_files failed (%d: %s), client: %s", f->err, strerror(f->err),
+               r->peer_text);
+    if (f->found >= 0) {
+        int parked = f->then != NULL; /* it ran on the pool: go on with the phases */
+        try_found(hr, f);
+        pv_file_release(hr);
+        if (parked)
+            pv_phases_resume(hr);
+        return;
+    }
+    if (s->try_kind == PV_TRY_CODE) {
+        answer(hr, s->try_code);
+        return;
+    }
+    if (s->try_kind == PV_TRY_NAMED) {
+        named(hr, s->try_last);
+        return;
+    }
+    char name[PATH_MAX];
+    size_t n = pv_cv_eval(&s->try_uri, r, PV_ESCAPE_NONE, name, sizeof(name));
+    if (n >= sizeof(name)) {
+        answer(hr, 500);
+        return;
+    }
+    redirect(hr, name, n);
+}
+
+static int try_files(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    const pv_location_t *loc = r->loc;
+    const pv_static_conf_t *s = loc ? &loc->conf.st : NULL;
+    if (!s || !s->try_last.p)
+        return PV_PHASE_NEXT;
+    pv_file_t *f = pv_file_new(hr, s);
+    if (!f) {
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    /* the full path of each argument: root (or alias) and its name */
+    char path[PATH_MAX], name[PATH_MAX];
+    for (int i = 0; i < s->ntry && f->ncand < PV_FILE_MAX_CAND; i++) {
+        size_t skip, root;
+        ssize_t n = try_name(r, s, i, name, sizeof(name), &skip);
+        pv_str_t save = r->uri;
+        unsigned fl = r->flags;
+        r->uri = (pv_str_t){"", 0};
+        r->flags &= ~(unsigned)PV_REQ_F_ADD_URI_TO_ALIAS;
+        ssize_t rl = pv_static_map(r, loc, path, sizeof(path), &root);
+        r->uri = save;
+        r->flags = fl;
+        if (n < 0 || rl < 0 || (size_t)rl + (size_t)n - skip + 1 > sizeof(path))
+            continue;
+        if (pv_path_join(path, (size_t)rl, (pv_str_t){name, (size_t)n}, skip, path, sizeof(path)) < 0)
+            continue;
+        int k = f->ncand++;
+        f->cand[k] = strdup(path);
+        f->cand_dir[k] = s->try_dir[i];
+        f->cand_arg[k] = (uint8_t)i;
+        if (!f->cand[k]) {
+            f->ncand--;
+            break;
+        }
+    }
+    if (!pv_file_run(f, PV_FOP_TRY, try_tested))
+        return PV_PHASE_PARKED;
+    int found = f->found >= 0;
+    try_tested(hr, f);
+    return found ? PV_PHASE_NEXT : PV_PHASE_DONE;
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+/* NGINX's answer to a failed open: 404, 403 or 500, logged as it does. */
+static void open_failed(pv_hreq_t *hr, const char *what, const char *path, int err)
+{
+    const pv_static_conf_t *s = &hr->r.loc->conf.st;
+    int status = 500, level = PV_LOG_CRIT;
+    if (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG) {
+        status = 404;
+        level = PV_LOG_ERR;
+    } else if (err == EACCES || err == EMLINK || err == ELOOP) {
+        status = 403;
+        level = PV_LOG_ERR;
+    }
+    if (status != 404 || s->log_not_found)
+        pv_log(level, "%s \"%s\" failed (%d: %s), client: %s, request: \"%.*s\"", what, path, err, strerror(err),
+               hr->r.peer_text, (int)hr->r.request_line.len, hr->r.request_line.p);
+    answer(hr, status);
+}
+
+/* ---- index ------------------------------------------------------------------- */
+
+static int is_get_head_post(const pv_request_t *r)
+{
+    return PV_STR_IEQ(r->method, "GET") || PV_STR_IEQ(r->method, "HEAD") || PV_STR_IEQ(r->method, "POST");
+}
+
+static void listed(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_autoindex(hr, f);
+}
+
+/* The index files were tried: redirect to the one found, else autoindex,
+ * else 403 (the directory exists) or 404. */
+static void index_tested(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_request_t *r = &hr->r;
+    const pv_static_conf_t *s = &r->loc->conf.st;
+    if (f->found >= 0) {
+        const char *c = f->cand[f->found];
+        const char *name = strrchr(c, '/') + 1;
+        if (f->err) {
+            open_failed(hr, "open()", c, f->err);
+            return;
+        }
+        size_t n = strlen(name);
+        char *u = pv_arena_alloc(r->arena, r->uri.len + n + 1);
+        memcpy(u, r->uri.p, r->uri.len);
+        memcpy(u + r->uri.len, name, n);
+        redirect(hr, u, r->uri.len + n);
+        return;
+    }
+    if (f->err) {
+        if (f->err == ENOENT || f->err == ENOTDIR) {
+            if (s->log_not_found)
+                pv_log(PV_LOG_ERR, "\"%s\" is not found (%d: %s), client: %s, request: \"%.*s\"", f->path, f->err,
+                       strerror(f->err), r->peer_text, (int)r->request_line.len, r->request_line.p);
+            answer(hr, 404);
+            return;
+        }
+        open_failed(hr, "stat()", f->path, f->err);
+        return;
+    }
+    if (s->autoindex && (PV_STR_IEQ(r->method, "GET") || PV_STR_IEQ(r->method, "HEAD")) && S_ISDIR(f->st.st_mode)) {
+        if (pv_file_run(f, PV_FOP_DIR, listed))
+            listed(hr, f);
+        return;
+    }
+    pv_log(PV_LOG_ERR, "directory index of \"%s\" is forbidden, client: %s, request: \"%.*s\"", f->path, r->peer_text,
+           (int)r->request_line.len, r->request_line.p);
+    answer(hr, 403);
+}
+
+/* A URI ending in '/': the index files, in order. */
+static int index_dir(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    const pv_static_conf_t *s = &r->loc->conf.st;
+    char path[PATH_MAX];
+    size_t root;
+    ssize_t pl = pv_static_map(r, r->loc, path, sizeof(path), &root);
+    if (pl < 0) {
+        pv_resp_local(hr, 404, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    pv_file_t *f = pv_file_new(hr, s);
+    if (!f) {
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    memcpy(f->path, path, (size_t)pl + 1);
+    f->sym_from = symlinks_from(r, s, path);
+    for (int i = 0; i < s->nindex && f->ncand < PV_FILE_MAX_CAND; i++) {
+        char name[PATH_MAX];
+        size_t n = pv_cv_eval(&s->index[i], r, PV_ESCAPE_NONE, name, sizeof(name));
+        if (n >= sizeof(name) || n == 0 || memchr(name, '\0', n))
+            continue;
+        if (name[0] == '/') {
+            if (f->ncand == 0) {
+                /* an absolute index is redirected to unchecked */
+                redirect(hr, name, n);
+                return PV_PHASE_DONE;
+            }
+            break;
+        }
+        if ((size_t)pl + n + 1 > sizeof(path) || memchr(name, '/', n))
+            continue;
+        memcpy(path + pl, name, n);
+        path[(size_t)pl + n] = '\0';
+        if (!(f->cand[f->ncand] = strdup(path)))
+            break;
+        f->ncand++;
+    }
+    if (!is_get_head_post(r))
+        f->ncand = 0; /* index files are for GET, HEAD and POST */
+    f->path[pl > 1 ? pl - 1 : pl] = '\0'; /* the directory itself, without its slash */
+    if (pv_file_run(f, PV_FOP_INDEX, index_tested))
+        index_tested(hr, f);
+    return PV_PHASE_DONE;
+}
+
+/* ---- the response head --------------------------------------------------------- */
+
+#define MAX_FIELDS 8
+
+/* 304, 412 or 0 (go on) from the request's preconditions (NGINX's
+ * not-modified filter). */
+static int preconditions(const pv_request_t *r, const pv_static_conf_t *s, pv_str_t etag, time_t mtime)
+{
+    const pv_header_t *ius = pv_request_header(r, "If-Unmodified-Since", 19);
+    const pv_header_t *im = pv_request_header(r, "If-Match", 8);
+    const pv_header_t *ims = pv_request_header(r, "If-Modified-Since", 17);
+    const pv_header_t *inm = pv_request_header(r, "If-None-Match", 13);
+    if (ius) {
+        time_t t = pv_http_time_parse(ius->value);
+        if (t == -1 || t < mtime)
+            return 412;
+    }
+    if (im && !pv_etag_match(im->value, etag, 0))
+        return 412;
+    if (!ims && !inm)
+        return 0;
+    if (ims) {
+        if (s->if_modified_since == PV_IMS_OFF)
+            return 0;
+        time_t t = pv_http_time_parse(ims->value);
+        if (t == -1 || (t != mtime && (s->if_modified_since == PV_IMS_EXACT || t < mtime)))
+            return 0;
+    }
+    if (inm && !pv_etag_match(inm->value, etag, 1))
+        return 0;
+    return 304;
+}
+
+/* The 416 answer: the error page with Content-Range: bytes * /SIZE. */
+static void not_satisfiable(pv_hreq_t *hr, int64_t size)
+{
+    pv_request_t *r = &hr->r;
+    pv_file_release(hr);
+    char *page = pv_arena_alloc(r->arena, 512);
+    ssize_t plen = pv_errpage_page(416, page, 512);
+    pv_resp_head_t h;
+    pv_errpage_head(416, NULL, plen, &h);
+    char *cr = pv_arena_alloc(r->arena, 48);
+    int n = snprintf(cr, 48, "bytes */%lld", (long long)size);
+    pv_header_t *f = pv_arena_alloc(r->arena, sizeof(*f));
+    f[0] = (pv_header_t){PV_STR("Content-Range"), {cr, (size_t)n}};
+    h.fields = f;
+    h.nfields = 1;
+    if (pv_resp_send_head(hr, &h) != PV_OK) {
+        pv_resp_abort(hr);
+        return;
+    }
+    if (plen > 0 && !(r->flags & PV_REQ_F_HEAD))
+        pv_resp_send_body(hr, &(pv_str_t){page, (size_t)plen}, 1);
+    pv_resp_finish(hr);
+}
+
+static uint64_t boundary_seq;
+
+/* A 206 with several parts: the boundary, each part's head and the
+ * length of it all. */
+static void multipart(pv_request_t *r, pv_file_t *f, pv_resp_head_t *h)
+{
+    unsigned long long b = (++boundary_seq + pv_now_ns()) % 10000000000ULL;
+    char *ct = pv_arena_alloc(r->arena, 80);
+    int n = snprintf(ct, 80, "multipart/byteranges; boundary=%020llu", b);
+    size_t bl = 128 + h->content_type.len;
+    char *bh = pv_arena_alloc(r->arena, bl);
+    int m = h->content_type.len ? snprintf(bh, bl, "\r\n--%020llu\r\nContent-Type: %.*s\r\nContent-Range: bytes ", b,
+                                           (int)h->content_type.len, h->content_type.p)
+                                : snprintf(bh, bl, "\r\n--%020llu\r\nContent-Range: bytes ", b);
+    f->boundary_head = (pv_str_t){bh, (size_t)m};
+    char *tl = pv_arena_alloc(r->arena, 32);
+    int t = snprintf(tl, 32, "\r\n--%020llu--\r\n", b);
+    f->tail = (pv_str_t){tl, (size_t)t};
+    int64_t len = t;
+    for (int i = 0; i < f->nranges; i++) {
+        char tmp[96];
+        len += m + snprintf(tmp, sizeof(tmp), "%lld-%lld/%lld\r\n\r\n", (long long)f->ranges[i].start,
+                            (long long)f->ranges[i].end - 1, (long long)f->size) +
+               (f->ranges[i].end - f->ranges[i].start);
+    }
+    h->content_type = (pv_str_t){ct, (size_t)n};
+    h->content_length = len;
+}
+
+/* The answer for the open file f: 304, 412, 416, 206 or 200. */
+static void serve_file(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_request_t *r = &hr->r;
+    const pv_static_conf_t *s = &r->loc->conf.st;
+    pv_header_t *fld = pv_arena_alloc(r->arena, MAX_FIELDS * sizeof(*fld));
+    int nf = 0;
+    time_t mtime = f->st.st_mtime;
+    char *lm = pv_arena_alloc(r->arena, 32);
+    fld[nf++] = (pv_header_t){PV_STR("Last-Modified"), {lm, pv_http_time_format(mtime, lm)}};
+    pv_str_t etag = {NULL, 0};
+    if (s->etag) {
+        char *e = pv_arena_alloc(r->arena, 48);
+        int n = snprintf(e, 48, "\"%llx-%llx\"", (unsigned long long)mtime, (unsigned long long)f->st.st_size);
+        etag = (pv_str_t){e, (size_t)n};
+        fld[nf++] = (pv_header_t){PV_STR("ETag"), etag};
+    }
+    int pre = preconditions(r, s, etag, mtime);
+    if (pre == 412) {
+        answer(hr, 412);
+        return;
+    }
+    if (pre == 304) {
+        pv_file_release(hr);
+        pv_resp_head_t h = {.status = 304, .content_length = -1, .fields = fld, .nfields = nf};
+        if (pv_resp_send_head(hr, &h) != PV_OK)
+            pv_resp_abort(hr);
+        else
+            pv_resp_finish(hr);
+        return;
+    }
+    f->size = f->st.st_size;
+    pv_resp_head_t h = {.status = 200, .content_type = pv_static_type(s, r->uri), .content_length = f->size};
+    const pv_header_t *range = pv_request_header(r, "Range", 5);
+    const pv_header_t *ifr = pv_request_header(r, "If-Range", 8);
+    int kind = PV_RANGE_NONE;
+    if (range && s->max_ranges > 0 && (!ifr || pv_range_if_range(ifr->value, etag, mtime)))
+        kind = pv_range_parse(range->value, f->size, s->max_ranges, f->ranges, PV_FILE_MAX_RANGES, &f->nranges);
+    if (kind == PV_RANGE_NONE && s->max_ranges > 0)
+        fld[nf++] = (pv_header_t){PV_STR("Accept-Ranges"), PV_STR("bytes")};
+    if (kind == PV_RANGE_416) {
+        not_satisfiable(hr, f->size); /* an error page: the validators go */
+        return;
+    }
+    if (kind == PV_RANGE_NONE) {
+        f->ranges[0] = (pv_range_t){0, f->size};
+        f->nranges = 1;
+    } else if (f->nranges == 1) {
+        h.status = 206;
+        h.content_length = f->ranges[0].end - f->ranges[0].start;
+        char *cr = pv_arena_alloc(r->arena, 80);
+        int n = snprintf(cr, 80, "bytes %lld-%lld/%lld", (long long)f->ranges[0].start,
+                         (long long)f->ranges[0].end - 1, (long long)f->size);
+        fld[nf++] = (pv_header_t){PV_STR("Content-Range"), {cr, (size_t)n}};
+    } else {
+        h.status = 206;
+        multipart(r, f, &h);
+    }
+    h.fields = fld;
+    h.nfields = nf;
+    if (pv_resp_send_head(hr, &h) != PV_OK) {
+        pv_file_release(hr);
+        pv_resp_abort(hr);
+        return;
+    }
+    if ((r->flags & PV_REQ_F_HEAD) || h.content_length == 0) {
+        pv_file_release(hr);
+        pv_resp_finish(hr);
+        return;
+    }
+    if (!(f->buf = pv_buf_get())) {
+        pv_cache_nomem("a file buffer", r->peer_text);
+        pv_file_release(hr);
+        pv_resp_abort(hr);
+        return;
+    }
+    f->pos = f->ranges[0].start;
+    pv_file_send(hr);
+}
+
+/* ---- the content handler ---------------------------------------------------------- */
+
+/* The file is open (or failed to): 301 for a directory, 404 for what is
+ * not a regular file, 405 for POST, else the file. */
+static void opened(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_request_t *r = &hr->r;
+    if (f->fd < 0) {
+        open_failed(hr, "open()", f->path, f->err);
+        return;
+    }
+    if (S_ISDIR(f->st.st_mode)) {
+        char *u = pv_arena_alloc(r->arena, r->uri.len + 2);
+        memcpy(u, r->uri.p, r->uri.len);
+        u[r->uri.len] = '/';
+        char url[4096];
+        if (pv_router_absolute_url(r, (pv_str_t){u, r->uri.len + 1}, 0, r->args, url, sizeof(url)) < 0) {
+            answer(hr, 414);
+            return;
+        }
+        pv_file_release(hr);
+        pv_resp_local(hr, 301, url, (pv_str_t){NULL, 0});
+        return;
+    }
+    if (!S_ISREG(f->st.st_mode)) {
+        pv_log(PV_LOG_CRIT, "\"%s\" is not a regular file, client: %s", f->path, r->peer_text);
+        answer(hr, 404);
+        return;
+    }
+    if (PV_STR_IEQ(r->method, "POST")) {
+        answer(hr, 405);
+        return;
+    }
+    serve_file(hr, f);
+}
+
+static int content(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    const pv_static_conf_t *s = &r->loc->conf.st;
+    if (!is_get_head_post(r)) {
+        pv_resp_local(hr, 405, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    if (r->uri.len && r->uri.p[r->uri.len - 1] == '/')
+        return index_dir(hr);
+    pv_file_t *f = pv_file_new(hr, s);
+    if (!f) {
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return PV_PHASE_DONE;
+    }
+    size_t root;
+    if (pv_static_map(r, r->loc, f->path, sizeof(f->path), &root) < 0) {
+        answer(hr, 404);
+        return PV_PHASE_DONE;
+    }
+    f->sym_from = symlinks_from(r, s, f->path);
+    if (pv_file_run(f, PV_FOP_OPEN, opened))
+        opened(hr, f);
+    return PV_PHASE_DONE;
+}
+
+/* ---- variables ------------------------------------------------------------------- */
+
+/* $request_filename: the file the URI maps to */
+static int request_filename_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    char path[PATH_MAX];
+    size_t root;
+    ssize_t n;
+    if (!r->loc || (n = pv_static_map(r, r->loc, path, sizeof(path), &root)) < 0)
+        return PV_VAL_MISSING;
+    *v = (pv_str_t){pv_arena_strndup(r->arena, path, (size_t)n), (size_t)n};
+    return PV_VAL_FOUND;
+}
+
+/* $document_root: the root or alias, evaluated */
+static int document_root_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    char root[PATH_MAX];
+    ssize_t n;
+    if (!r->loc || (n = eval_root(r, r->loc, root, sizeof(root))) < 0)
+        return PV_VAL_MISSING;
+    *v = (pv_str_t){pv_arena_strndup(r->arena, root, (size_t)n), (size_t)n};
+    return PV_VAL_FOUND;
+}
+
+/* $realpath_root: the same with every symbolic link resolved */
+static int realpath_root_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    char root[PATH_MAX], real[PATH_MAX];
+    if (!r->loc || eval_root(r, r->loc, root, sizeof(root)) < 0)
+        return PV_VAL_MISSING;
+    if (!realpath(root, real)) {
+        pv_log(PV_LOG_CRIT, "realpath() \"%s\" failed (%d: %s), client: %s", root, errno, strerror(errno),
+               r->peer_text);
+        return PV_VAL_MISSING;
+    }
+    size_t n = strlen(real);
+    *v = (pv_str_t){pv_arena_strndup(r->arena, real, n), n};
+    return PV_VAL_FOUND;
+}
+
+const pv_var_t pv_vars_static[] = {
+    PV_VAR("request_filename", request_filename_cb, 0),
+    PV_VAR("document_root", document_root_cb, 0),
+    PV_VAR("realpath_root", realpath_root_cb, 0),
+    PV_VAR_END,
+};
+
+/* ---- the module ------------------------------------------------------------------- */
+
+static int claims(const pv_location_t *loc)
+{
+    return loc->proxy_pass == NULL;
+}
+
+static const pv_content_t static_content = {"static", claims, content, NULL};
+
+static int mod_init(void)
+{
+    pv_phases_register(PV_PHASE_ACCESS, try_files);
+    pv_phases_content(&static_content);
+    return PV_OK;
+}
+
+static int worker_init(pv_worker_t *w)
+{
+    if (pv_file_worker_init(w->loop) != PV_OK) {
+        pv_log(PV_LOG_EMERG, "the file thread pool could not be set up for worker %d", w->id);
+        return PV_ERR;
+    }
+    return PV_OK;
+}
+
+static void worker_exit(pv_worker_t *w)
+{
+    pv_file_worker_exit();
+}
+
+pv_module_t pv_static_module = {
+    .name = "static",
+    .init = mod_init,
+    .worker_init = worker_init,
+    .worker_exit = worker_exit,
+};

@@ -1,0 +1,33 @@
+/* Static files: the content handler of every location without
+ * proxy_pass (NGINX's static, index and autoindex modules) and the
+ * try_files step before content. */
+#ifndef PV_STATIC_H
+#define PV_STATIC_H
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "../config/conf.h"
+#include "../core/module.h"
+#include "request.h"
+
+struct pv_hreq_s;
+
+/* The module: registers the try_files step and the content handler. */
+extern pv_module_t pv_static_module;
+
+/* Map r's URI to a file path under its location's root or alias (NGINX's
+ * ngx_http_map_uri_to_path): into out (cap bytes, NUL-terminated), the
+ * root's length in *root_len. -1 when it does not fit, or when the URI
+ * could leave the root (see pv_path_join()). */
+ssize_t pv_static_map(pv_request_t *r, const pv_location_t *loc, char *out, size_t cap, size_t *root_len);
+
+/* The content type of r's URI by its extension under s's types. */
+pv_str_t pv_static_type(const pv_static_conf_t *s, pv_str_t uri);
+
+struct pv_file_s;
+/* Answer with the autoindex listing of the directory f->path, read into
+ * f->ents (autoindex.c). */
+void pv_autoindex(struct pv_hreq_s *hr, struct pv_file_s *f);
+
+#endif

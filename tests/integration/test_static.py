@@ -1,0 +1,372 @@
+"""Static files (NGINX's static, index, autoindex and try_files code, the
+range and not-modified filters): root, alias (prefix and regex with
+captures), index, try_files, types, default_type, ranges, validators,
+autoindex, the directory redirect and the 403/404 choices. Every request
+goes to portvakt and to NGINX on the same config and the same files, and
+the answers are compared; hostile paths are checked against portvakt alone.
+"""
+
+import os
+import re
+
+import pytest
+
+from conftest import NGINX, ROOT, Client, http, raw
+
+MIME = os.path.join(ROOT, "conf", "mime.types")
+
+CONF = """
+http {
+    include @MIME@;
+    server {
+        listen 127.0.0.1:@GW@;
+        root @DOC@;
+        location / { }
+        location /list/ { autoindex on; }
+        location /json/ { alias @DOC@/list/; autoindex on; autoindex_format json; }
+        location /approx/ { alias @DOC@/list/; autoindex on; autoindex_exact_size off; }
+        location /al/ { alias @DOC@/sub/; }
+        location /alnoslash { alias @DOC@/sub; }
+        location ~ ^/re/(\\w+)/(.*)$ { alias @DOC@/$1/$2; }
+        location /tf/ { try_files $uri $uri/ /tf/fallback.txt; }
+        location /tf404/ { try_files $uri =404; }
+        location /tfdir/ { try_files $uri/ =403; }
+        location /tfargs/ { try_files /nothing /echo.txt?from=tf; }
+        location /idx/ { index missing.html other.html; }
+        location /absidx/ { index /abs.txt; }
+        location /types/ { types { text/x-test tst; } default_type application/x-dflt; }
+        location /noetag/ { etag off; alias @DOC@/; }
+        location /imsbefore/ { if_modified_since before; alias @DOC@/; }
+        location /imsoff/ { if_modified_since off; alias @DOC@/; }
+        location /onerange/ { max_ranges 1; alias @DOC@/; }
+        location /norange/ { max_ranges 0; alias @DOC@/; }
+        location /quiet/ { log_not_found off; }
+        location /sync/ { aio off; alias @DOC@/; autoindex on; try_files $uri $uri/ =404; }
+        location /switches/ {
+            alias @DOC@/;
+            sendfile on; sendfile_max_chunk 64k; tcp_nopush on; directio off; aio threads;
+            types_hash_max_size 2048; types_hash_bucket_size 64;
+            open_file_cache max=100 inactive=20s; open_file_cache_valid 30s;
+            open_file_cache_min_uses 2; open_file_cache_errors on;
+        }
+    }
+}
+"""
+
+BIG = bytes((i * 7 + i // 251) & 0xFF for i in range(300000))
+
+
+def make_docroot(base):
+    doc = base / "doc"
+    (doc / "sub").mkdir(parents=True)
+    (doc / "list" / "inner").mkdir(parents=True)
+    (doc / "idx").mkdir()
+    (doc / "empty").mkdir()
+    (doc / "tf").mkdir()
+    (doc / "tf" / "d").mkdir()
+    (doc / "tfdir").mkdir()
+    (doc / "types").mkdir()
+    (doc / "quiet").mkdir()
+    files = {
+        "index.html": b"<p>root index</p>\n",
+        "hello.txt": b"hello, world\n",
+        "page.HTML": b"<b>upper</b>\n",
+        "noext": b"no extension\n",
+        "style.css": b"body{}\n",
+        "data.json": b'{"a":1}\n',
+        "pic.png": b"\x89PNG....\n",
+        "big.bin": BIG,
+        "echo.txt": b"echo\n",
+        "abs.txt": b"absolute index\n",
+        "empty.txt": b"",
+        "sub/a.txt": b"alias a\n",
+        "sub/index.html": b"sub index\n",
+        "list/one.txt": b"1\n",
+        "list/two words.txt": b"22\n",
+        "list/<odd>&\"name\".txt": b"333\n",
+        "list/" + "n" * 60 + ".txt": b"x" * 20000,
+        "list/.hidden": b"h\n",
+        "idx/other.html": b"other index\n",
+        "tf/real.txt": b"real\n",
+        "tf/fallback.txt": b"fallback\n",
+        "tf/d/index.html": b"tf dir index\n",
+        "types/f.tst": b"test type\n",
+        "types/f.unknown": b"unknown\n",
+        "types/f.html": b"html here\n",
+    }
+    for name, data in files.items():
+        p = doc / name
+        p.write_bytes(data)
+        os.utime(p, (1700000000, 1700000000))
+    for d in ("list", "list/inner"):
+        os.utime(doc / d, (1700000000, 1700000000))
+    return doc
+
+
+@pytest.fixture
+def pair(portvakt, nginx, port, tmp_path):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    doc = make_docroot(tmp_path)
+    subs = dict(DOC=str(doc), MIME=MIME)
+    ours = portvakt(CONF, GW=port(), **subs)
+    theirs = nginx(CONF, GW=port(), **subs)
+    return ours, theirs, doc
+
+
+LM = "Tue, 14 Nov 2023 22:13:20 GMT"   # 1700000000
+ETAG = '"6553f100-d"'                  # hello.txt: 13 bytes
+
+REQUESTS = [
+    ("GET", "/hello.txt", []),
+    ("HEAD", "/hello.txt", []),
+    ("GET", "/", []),
+    ("GET", "/index.html", []),
+    ("GET", "/page.HTML", []),
+    ("GET", "/noext", []),
+    ("GET", "/style.css", []),
+    ("GET", "/data.json", []),
+    ("GET", "/pic.png", []),
+    ("GET", "/big.bin", []),
+    ("GET", "/empty.txt", []),
+    ("GET", "/missing.txt", []),
+    ("GET", "/missing/", []),
+    ("GET", "/sub", []),
+    ("GET", "/sub?x=1", []),
+    ("GET", "/empty/", []),
+    ("POST", "/hello.txt", []),
+    ("DELETE", "/hello.txt", []),
+    ("PUT", "/empty/", []),
+    ("GET", "/hello.txt/", []),
+    ("GET", "/hello.txt/x", []),
+    # alias
+    ("GET", "/al/a.txt", []),
+    ("GET", "/al/", []),
+    ("GET", "/al", []),
+    ("GET", "/alnoslash/a.txt", []),
+    ("GET", "/re/sub/a.txt", []),
+    ("GET", "/re/list/one.txt", []),
+    ("GET", "/re/sub/none", []),
+    # index
+    ("GET", "/idx/", []),
+    ("GET", "/idx", []),
+    ("GET", "/absidx/", []),
+    # try_files
+    ("GET", "/tf/real.txt", []),
+    ("GET", "/tf/none", []),
+    ("GET", "/tf/d", []),
+    ("GET", "/tf/d/", []),
+    ("GET", "/tf404/none", []),
+    ("GET", "/tfdir/", []),
+    ("GET", "/tfdir/x", []),
+    ("GET", "/tfargs/x", []),
+    # types
+    ("GET", "/types/f.tst", []),
+    ("GET", "/types/f.unknown", []),
+    ("GET", "/types/f.html", []),
+    # validators
+    ("GET", "/hello.txt", [("If-Modified-Since", LM)]),
+    ("GET", "/hello.txt", [("If-Modified-Since", "Tue, 14 Nov 2023 22:13:21 GMT")]),
+    ("GET", "/hello.txt", [("If-Modified-Since", "Tue, 14 Nov 2023 22:13:19 GMT")]),
+    ("GET", "/hello.txt", [("If-Modified-Since", "garbage")]),
+    ("GET", "/imsbefore/hello.txt", [("If-Modified-Since", "Tue, 14 Nov 2023 22:13:21 GMT")]),
+    ("GET", "/imsoff/hello.txt", [("If-Modified-Since", LM)]),
+    ("GET", "/hello.txt", [("If-None-Match", ETAG)]),
+    ("GET", "/hello.txt", [("If-None-Match", 'W/' + ETAG)]),
+    ("GET", "/hello.txt", [("If-None-Match", '"x", ' + ETAG)]),
+    ("GET", "/hello.txt", [("If-None-Match", '"other"')]),
+    ("GET", "/hello.txt", [("If-None-Match", "*")]),
+    ("GET", "/hello.txt", [("If-None-Match", '"other"'), ("If-Modified-Since", LM)]),
+    ("GET", "/hello.txt", [("If-Match", ETAG)]),
+    ("GET", "/hello.txt", [("If-Match", '"other"')]),
+    ("GET", "/hello.txt", [("If-Unmodified-Since", LM)]),
+    ("GET", "/hello.txt", [("If-Unmodified-Since", "Tue, 14 Nov 2023 22:13:19 GMT")]),
+    ("GET", "/noetag/hello.txt", [("If-None-Match", ETAG)]),
+    ("GET", "/hello.txt", [("If-Modified-Since", "Tuesday, 14-Nov-23 22:13:20 GMT")]),
+    ("GET", "/hello.txt", [("If-Modified-Since", "Tue Nov 14 22:13:20 2023")]),
+    # ranges
+    ("GET", "/hello.txt", [("Range", "bytes=0-4")]),
+    ("GET", "/hello.txt", [("Range", "bytes=7-")]),
+    ("GET", "/hello.txt", [("Range", "bytes=-6")]),
+    ("GET", "/hello.txt", [("Range", "bytes=-100")]),
+    ("GET", "/hello.txt", [("Range", "bytes=5-100")]),
+    ("GET", "/hello.txt", [("Range", "bytes=13-")]),
+    ("GET", "/hello.txt", [("Range", "bytes=20-30")]),
+    ("GET", "/hello.txt", [("Range", "bytes=x-y")]),
+    ("GET", "/hello.txt", [("Range", "items=0-1")]),
+    ("GET", "/hello.txt", [("Range", "bytes=0-0,-1")]),
+    ("GET", "/hello.txt", [("Range", "bytes=0-1, 3-4 ,6-")]),
+    ("GET", "/hello.txt", [("Range", "bytes=0-10,2-12")]),
+    ("GET", "/hello.txt", [("Range", "bytes=0-")]),
+    ("GET", "/hello.txt", [("Range", "bytes=0-4"), ("If-Range", ETAG)]),
+    ("GET", "/hello.txt", [("Range", "bytes=0-4"), ("If-Range", '"other"')]),
+    ("GET", "/hello.txt", [("Range", "bytes=0-4"), ("If-Range", LM)]),
+    ("GET", "/hello.txt", [("Range", "bytes=0-4"), ("If-Range", "Tue, 14 Nov 2023 22:13:21 GMT")]),
+    ("HEAD", "/hello.txt", [("Range", "bytes=0-4")]),
+    ("GET", "/big.bin", [("Range", "bytes=1000-200000")]),
+    ("GET", "/big.bin", [("Range", "bytes=0-9,100000-100009,299990-")]),
+    ("GET", "/onerange/hello.txt", [("Range", "bytes=0-1,3-4")]),
+    ("GET", "/onerange/hello.txt", [("Range", "bytes=0-1")]),
+    ("GET", "/norange/hello.txt", [("Range", "bytes=0-1")]),
+    ("GET", "/empty.txt", [("Range", "bytes=0-1")]),
+    # autoindex
+    ("GET", "/list/", []),
+    ("HEAD", "/list/", []),
+    ("GET", "/list/inner/", []),
+    ("GET", "/json/", []),
+    ("GET", "/approx/", []),
+    ("GET", "/quiet/none", []),
+    # aio off: the same answers, the files read on the loop
+    ("GET", "/sync/hello.txt", []),
+    ("GET", "/sync/big.bin", [("Range", "bytes=0-9,100000-100009,299990-")]),
+    ("GET", "/sync/list/", []),
+    ("GET", "/sync/none", []),
+    ("GET", "/sync/sub", []),
+    # the other switches are accepted and leave the answer as it is
+    ("GET", "/switches/hello.txt", []),
+    ("GET", "/switches/big.bin", [("Range", "bytes=5-")]),
+]
+
+BOUNDARY = re.compile(rb"\d{20}")
+
+
+def normalised(r, port):
+    fields = []
+    for name, value in r.headers:
+        n = name.lower()
+        if n in ("date", "server"):
+            continue
+        v = value.replace(str(port), "PORT")
+        v = BOUNDARY.sub(b"B", v.encode()).decode()
+        fields.append((n, v))
+    body = BOUNDARY.sub(b"B", r.body)
+    body = re.sub(rb"(nginx|portvakt)(/[\d.]+)?", b"SERVER", body)
+    if b"SERVER" in body:
+        fields = [f for f in fields if f[0] != "content-length"]
+    return r.status, sorted(fields), body
+
+
+@pytest.mark.parametrize("method,target,headers", REQUESTS,
+                         ids=["%s %s %s" % (m, t, h) for m, t, h in REQUESTS])
+def test_same_as_nginx(pair, method, target, headers):
+    ours, theirs, _ = pair
+    a = http(ours.port, method, target, headers=headers)
+    b = http(theirs.port, method, target, headers=headers)
+    assert normalised(a, ours.port) == normalised(b, theirs.port)
+
+
+def test_whole_file_and_ranges_are_the_bytes(pair):
+    ours, _, doc = pair
+    r = http(ours.port, "GET", "/big.bin")
+    assert r.status == 200 and r.body == BIG
+    r = http(ours.port, "GET", "/big.bin", headers=[("Range", "bytes=1000-200000")])
+    assert r.status == 206 and r.body == BIG[1000:200001]
+    assert r.header("Content-Range") == "bytes 1000-200000/%d" % len(BIG)
+
+
+def test_keepalive_after_each_kind(pair):
+    ours, _, _ = pair
+    with Client(ours.port) as c:
+        for target, hdrs, status in (("/hello.txt", [], 200), ("/big.bin", [("Range", "bytes=0-1,5-6")], 206),
+                                     ("/hello.txt", [("If-None-Match", ETAG)], 304),
+                                     ("/hello.txt", [("Range", "bytes=99-")], 416),
+                                     ("/list/", [], 200), ("/missing", [], 404), ("/sub", [], 301)):
+            c.request("GET", target, hdrs)
+            r = c.read_response("GET")
+            assert r.status == status, (target, r)
+
+
+def test_slow_reader_gets_every_byte(pair):
+    ours, _, _ = pair
+    with Client(ours.port) as c:
+        c.request("GET", "/big.bin")
+        r = c.read_response("GET")
+    assert r.body == BIG
+
+
+# ---- hostile paths (portvakt alone) ----------------------------------------
+
+
+HOSTILE = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        root @DOC@/pub;
+        location / { }
+        location /al { alias @DOC@/pub/dir/; }
+        location /re/ { rewrite ^/re/(.*)$ /$1 break; }
+        location /nolinks/ { disable_symlinks on; }
+        location /ownlinks/ { disable_symlinks if_not_owner; alias @DOC@/pub/nolinks/; }
+    }
+}
+"""
+
+
+@pytest.fixture
+def hostile(portvakt, port, tmp_path):
+    doc = tmp_path / "h"
+    (doc / "pub" / "dir").mkdir(parents=True)
+    (doc / "pub" / "nolinks").mkdir(parents=True)
+    (doc / "secret.txt").write_bytes(b"SECRET\n")
+    (doc / "pub" / "ok.txt").write_bytes(b"ok\n")
+    (doc / "pub" / "dir" / "in.txt").write_bytes(b"in\n")
+    (doc / "pub" / "nolinks" / "plain.txt").write_bytes(b"plain\n")
+    os.symlink(str(doc / "secret.txt"), str(doc / "pub" / "nolinks" / "link.txt"))
+    os.symlink(str(doc / "pub" / "ok.txt"), str(doc / "pub" / "link-in.txt"))
+    gw = portvakt(HOSTILE, GW=port(), DOC=str(doc))
+    return gw
+
+
+@pytest.mark.parametrize("target", [
+    "/../secret.txt", "/..%2fsecret.txt", "/%2e%2e/secret.txt", "/%2e%2e%2fsecret.txt",
+    "/dir/../../secret.txt", "/dir/..%2f..%2fsecret.txt", "/al../secret.txt", "/al..%2fsecret.txt",
+    "/al/../../secret.txt", "/re/..%2f..%2fsecret.txt", "/ok.txt%00.png", "/ok.txt\\..\\..\\secret.txt",
+    "/.%2e/secret.txt", "/re/%2e%2e/secret.txt",
+])
+def test_nothing_outside_the_root(hostile, target):
+    r, _ = raw(hostile.port, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"SECRET" not in r.body, (target, r)
+    assert r.status in (400, 403, 404), (target, r)
+
+
+def test_symlinks(hostile):
+    assert http(hostile.port, "GET", "/link-in.txt").body == b"ok\n"  # followed by default
+    assert http(hostile.port, "GET", "/nolinks/plain.txt").body == b"plain\n"
+    r = http(hostile.port, "GET", "/nolinks/link.txt")
+    assert r.status == 403 and b"SECRET" not in r.body
+    # the link and its target have the same owner here
+    assert http(hostile.port, "GET", "/ownlinks/link.txt").body == b"SECRET\n"
+
+
+def test_nul_and_encoded_slash(hostile):
+    r, _ = raw(hostile.port, b"GET /ok.txt%00 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 400
+    # an encoded slash is a slash: /dir%2fin.txt is /dir/in.txt, as in NGINX
+    assert http(hostile.port, "GET", "/dir%2fin.txt").body == b"in\n"
+
+
+CHECKS = [
+    ("location / { root /a; alias /b; }", "\"alias\" directive is duplicate, \"root\" directive was specified earlier"),
+    ("location / { root /a; root /b; }", "\"root\" directive is duplicate"),
+    ("root /a; location / { alias /b; } alias /c;", "\"alias\" directive is not allowed here"),
+    ("location / { root $document_root/x; }", "the $document_root variable cannot be used in the \"root\" directive"),
+    ("location / { try_files /a; }", "invalid number of arguments in \"try_files\" directive"),
+    ("location / { try_files /a =abc; }", "invalid code \"=abc\""),
+    ("location / { if_modified_since sometimes; }", "invalid value \"sometimes\""),
+    ("location / { autoindex_format xml; }", "invalid value \"xml\""),
+    ("location / { aio threads=pool1; }", "unknown thread pool \"pool1\""),
+    ("location / { open_file_cache inactive=10s; }", "\"open_file_cache\" must have the \"max\" parameter"),
+    ("location / { types { text/plain; } }", "invalid number of arguments"),
+    ("location / { disable_symlinks maybe; }", "invalid parameter \"maybe\""),
+]
+
+
+@pytest.mark.parametrize("block,message", CHECKS)
+def test_config_errors(tmp_path, block, message):
+    import subprocess
+    from conftest import PORTVAKT
+    path = tmp_path / "gw.conf"
+    path.write_text("http { server { listen 127.0.0.1:1; %s } }\n" % block)
+    p = subprocess.run([PORTVAKT, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert message in p.stderr, p.stderr
