@@ -76,7 +76,7 @@ static const struct {
     {"http_split_clients_module", 1, 0},   {"http_referer_module", 1, 0},
     {"http_charset_module", 1, 0},         {"http_gzip_module", 1, 1},
     {"http_ssi_module", 1, 0},             {"http_userid_module", 1, 0},
-    {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 0},
+    {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 1},
     {"http_fastcgi_module", 1, 0},         {"http_uwsgi_module", 1, 0},
     {"http_scgi_module", 1, 0},            {"http_grpc_module", 1, 0},
     {"http_memcached_module", 1, 0},       {"http_empty_gif_module", 1, 0},

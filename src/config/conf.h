@@ -308,6 +308,7 @@ typedef struct pv_static_conf_s {
     int types_hash_max_size;    /* accepted (they size NGINX's hash) */
     int types_hash_bucket_size;
     int open_file_cache;        /* max entries; 0 = off */
+    int open_file_cache_id;     /* which open_file_cache directive: each has its own entries */
     int64_t open_file_cache_inactive; /* ms; default 60s */
     int64_t open_file_cache_valid;    /* ms; default 60s */
     int open_file_cache_min_uses;     /* default 1 */

@@ -348,7 +348,9 @@ static int ofc_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_nod
     }
     if (max <= 0)
         return pv_conf_error(cx, &nd->src, "\"open_file_cache\" must have the \"max\" parameter");
+    static int ids; /* loading is single-threaded */
     s->open_file_cache = (int)max;
+    s->open_file_cache_id = ++ids;
     s->open_file_cache_inactive = inactive;
     return PV_OK;
 }
@@ -462,6 +464,7 @@ void pv_conf_static_merge(pv_conf_ctx_t *cx, pv_static_conf_t *c, const pv_stati
     MERGE(types_hash_bucket_size, 64);
     if (c->open_file_cache == PV_UNSET) {
         c->open_file_cache = p ? p->open_file_cache : 0;
+        c->open_file_cache_id = p ? p->open_file_cache_id : 0;
         c->open_file_cache_inactive = p ? p->open_file_cache_inactive : 60000;
     }
     MERGE(open_file_cache_valid, 60000);

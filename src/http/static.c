@@ -22,6 +22,7 @@
 #include "../core/log.h"
 #include "errpage.h"
 #include "fileop.h"
+#include "ofcache.h"
 #include "phases.h"
 #include "range.h"
 #include "router.h"
@@ -615,6 +616,13 @@ static void opened(pv_hreq_t *hr, pv_file_t *f)
     serve_file(hr, f);
 }
 
+/* The file was opened: open_file_cache keeps the result. */
+static void opened_store(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_ofc_store(&hr->r.loc->conf.st, f->path, f->symlinks, f->sym_from, f->fd, f->err, &f->st);
+    opened(hr, f);
+}
+
 static int content(pv_hreq_t *hr)
 {
     pv_request_t *r = &hr->r;
@@ -636,8 +644,12 @@ static int content(pv_hreq_t *hr)
         return PV_PHASE_DONE;
     }
     f->sym_from = symlinks_from(r, s, f->path);
-    if (pv_file_run(f, PV_FOP_OPEN, opened))
+    if (pv_ofc_lookup(s, f->path, f->symlinks, f->sym_from, &f->fd, &f->err, &f->st)) {
         opened(hr, f);
+        return PV_PHASE_DONE;
+    }
+    if (pv_file_run(f, PV_FOP_OPEN, opened_store))
+        opened_store(hr, f);
     return PV_PHASE_DONE;
 }
 
@@ -717,6 +729,7 @@ static int worker_init(pv_worker_t *w)
 static void worker_exit(pv_worker_t *w)
 {
     pv_file_worker_exit();
+    pv_ofc_clear();
 }
 
 pv_module_t pv_static_module = {

@@ -370,3 +370,104 @@ def test_config_errors(tmp_path, block, message):
     p = subprocess.run([PORTVAKT, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert message in p.stderr, p.stderr
+
+
+# ---- over TLS and HTTP/2 (portvakt alone) ----------------------------------------
+
+PROTO = """
+http {
+    server {
+        listen 127.0.0.1:@H1@;
+        listen 127.0.0.1:@H2C@ http2;
+        listen 127.0.0.1:@TLS@ ssl;
+        http2 on;
+        ssl_certificate @CRT@;
+        ssl_certificate_key @KEY@;
+        root @DOC@;
+        location / { }
+        location /list/ { autoindex on; }
+    }
+}
+"""
+
+
+@pytest.fixture
+def proto(portvakt, port, tmp_path):
+    from tls_pki import Pki
+    pki = Pki(tmp_path / "pki")
+    crt, key = pki.issue("srv", "localhost", sans=["localhost"])
+    doc = make_docroot(tmp_path)
+    ports = dict(H1=port(), H2C=port(), TLS=port())
+    gw = portvakt(PROTO, DOC=str(doc), CRT=crt, KEY=key, **ports)
+    return gw, ports
+
+
+def curl(*args):
+    import subprocess
+    p = subprocess.run(["curl", "-s", "-k", "-o", "-", "-w", "\n%{http_version} %{http_code}"] + list(args),
+                       capture_output=True, timeout=30)
+    body, _, tail = p.stdout.rpartition(b"\n")
+    return body, tail.decode()
+
+
+@pytest.mark.parametrize("how", ["h1", "h2c", "tls", "h2-tls"])
+def test_over_every_protocol(proto, how):
+    _, ports = proto
+    base, flags, ver = {
+        "h1": ("http://127.0.0.1:%d" % ports["H1"], [], "1.1"),
+        "h2c": ("http://127.0.0.1:%d" % ports["H2C"], ["--http2-prior-knowledge"], "2"),
+        "tls": ("https://localhost:%d" % ports["TLS"], ["--http1.1"], "1.1"),
+        "h2-tls": ("https://localhost:%d" % ports["TLS"], ["--http2"], "2"),
+    }[how]
+    body, tail = curl(*flags, base + "/big.bin")
+    assert tail == ver + " 200" and body == BIG
+    body, tail = curl(*flags, "-r", "1000-200000", base + "/big.bin")
+    assert tail == ver + " 206" and body == BIG[1000:200001]
+    body, tail = curl(*flags, "-r", "0-1,5-6", base + "/hello.txt")
+    assert tail == ver + " 206" and b"multipart" not in body and b"\r\n\r\nhe\r\n" in body
+    body, tail = curl(*flags, "-H", "If-None-Match: " + ETAG, base + "/hello.txt")
+    assert tail == ver + " 304" and body == b""
+    body, tail = curl(*flags, base + "/list/")
+    assert tail == ver + " 200" and b'<a href="one.txt">one.txt</a>' in body
+    body, tail = curl(*flags, base + "/sub")
+    assert tail == ver + " 301"
+    body, tail = curl(*flags, base + "/missing")
+    assert tail == ver + " 404"
+
+
+# ---- open_file_cache (beside NGINX) ------------------------------------------------
+
+OFC = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        root @DOC@;
+        location /c/ { open_file_cache max=10 inactive=60s; open_file_cache_valid 60s;
+                       open_file_cache_errors on; }
+        location /m/ { alias @DOC@/c/; open_file_cache max=10; open_file_cache_min_uses 3; }
+        location /n/ { alias @DOC@/c/; }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["portvakt", "nginx"])
+def test_open_file_cache(portvakt, nginx, port, tmp_path, kind):
+    if kind == "nginx" and not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    doc = tmp_path / ("doc-" + kind)
+    (doc / "c").mkdir(parents=True)
+    (doc / "c" / "f.txt").write_bytes(b"first\n")
+    gw = (portvakt if kind == "portvakt" else nginx)(OFC, GW=port(), DOC=str(doc))
+    assert http(gw.port, "GET", "/c/f.txt").body == b"first\n"
+    assert http(gw.port, "GET", "/m/f.txt").body == b"first\n"
+    assert http(gw.port, "GET", "/c/late.txt").status == 404
+    os.unlink(str(doc / "c" / "f.txt"))
+    (doc / "c" / "late.txt").write_bytes(b"late\n")
+    # the cached descriptor is served while valid, and so is the cached error
+    assert http(gw.port, "GET", "/c/f.txt").body == b"first\n"
+    assert http(gw.port, "GET", "/c/late.txt").status == 404
+    # used once of the three min_uses: nothing kept; no cache: the disk
+    assert http(gw.port, "GET", "/m/f.txt").status == 404
+    assert http(gw.port, "GET", "/n/f.txt").status == 404
+    assert http(gw.port, "GET", "/n/late.txt").body == b"late\n"

@@ -52,7 +52,8 @@ FILE_TIMEOUT = 300  # seconds for one .t file
 # The files that concern the gateway: TLS (ssl*) and HTTP/2 (h2*) skip
 # until portvakt has them.
 PATTERNS = ["proxy*", "upstream*", "http_*", "auth_*", "limit_*", "access*", "body*",
-            "rewrite*", "map*", "realip*", "ssl*", "h2*"]
+            "rewrite*", "map*", "realip*", "ssl*", "h2*",
+            "static*", "index*", "autoindex*", "range*", "not_modified*", "etag*", "try_files*"]
 
 
 def find_suite():
