@@ -211,8 +211,14 @@ static void work(pv_task_t *t)
     switch (f->op) {
     case PV_FOP_OPEN:
         f->fd = pv_file_open(f->symlinks, f->sym_from, f->path, &f->st);
-        if (f->fd < 0)
+        if (f->fd < 0) {
             f->err = errno;
+        } else if (f->buf && S_ISREG(f->st.st_mode) && f->st.st_size > 0) {
+            /* read the start ahead: most answers send it, and it saves
+             * a second trip to the pool */
+            ssize_t n = pread(f->fd, f->buf->data, (size_t)PV_MIN((int64_t)f->buf->size, f->st.st_size), 0);
+            f->pre_n = n > 0 ? (int)n : 0;
+        }
         break;
     case PV_FOP_INDEX:
         for (int i = 0; i < f->ncand && f->found < 0; i++) {
@@ -362,8 +368,23 @@ void pv_file_send(pv_hreq_t *hr)
                 f->pos = f->ranges[f->cur].start;
             continue;
         }
-        if (!pv_file_run(f, PV_FOP_READ, read_done))
-            return;
+        if (f->pre_n && f->pos == 0) {
+            /* the open read the start ahead into buf */
+            f->read_n = (int)PV_MIN((int64_t)f->pre_n, rg->end);
+            f->pre_n = 0;
+        } else {
+            f->pre_n = 0;
+            if (f->buf->size < PV_FILE_BIG_BUF && rg->end - f->pos > (int64_t)f->buf->size) {
+                /* more than a standard buffer still to read: larger reads */
+                pv_buf_t *b = pv_buf_get_size(PV_FILE_BIG_BUF);
+                if (b) {
+                    pv_buf_put(f->buf);
+                    f->buf = b;
+                }
+            }
+            if (!pv_file_run(f, PV_FOP_READ, read_done))
+                return;
+        }
         if (take_read(hr, f) < 0) {
             finish(hr, 0);
             return;

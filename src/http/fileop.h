@@ -19,6 +19,7 @@ struct pv_hreq_s;
 
 #define PV_FILE_MAX_RANGES 64 /* parts of one multipart answer at most; more: the whole file */
 #define PV_FILE_MAX_CAND 16   /* index files or try_files paths tried in one operation */
+#define PV_FILE_BIG_BUF 65536 /* the read buffer of a file larger than a standard buffer */
 
 enum { PV_FOP_NONE = 0, PV_FOP_OPEN, PV_FOP_INDEX, PV_FOP_TRY, PV_FOP_READ, PV_FOP_DIR };
 
@@ -64,6 +65,7 @@ struct pv_file_s {
     pv_buf_t *buf;            /* file bytes on their way out */
     size_t have;              /* bytes read into buf and not yet queued */
     int read_n;               /* the last read's result */
+    int pre_n;                /* bytes from offset 0 the open read ahead into buf */
     /* autoindex */
     pv_dirent_t *ents;        /* malloc */
     int nents;

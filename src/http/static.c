@@ -570,7 +570,7 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
         pv_resp_finish(hr);
         return;
     }
-    if (!(f->buf = pv_buf_get())) {
+    if (!f->buf && !(f->buf = f->size > PV_BUF_SIZE ? pv_buf_get_size(PV_FILE_BIG_BUF) : pv_buf_get())) {
         pv_cache_nomem("a file buffer", r->peer_text);
         pv_file_release(hr);
         pv_resp_abort(hr);
@@ -646,6 +646,11 @@ static int content(pv_hreq_t *hr)
     f->sym_from = symlinks_from(r, s, f->path);
     if (pv_ofc_lookup(s, f->path, f->symlinks, f->sym_from, &f->fd, &f->err, &f->st)) {
         opened(hr, f);
+        return PV_PHASE_DONE;
+    }
+    /* the buffer the open reads the start into, when it runs on the pool */
+    if (s->aio != PV_AIO_OFF && !(f->buf = pv_buf_get())) {
+        answer(hr, 500);
         return PV_PHASE_DONE;
     }
     if (pv_file_run(f, PV_FOP_OPEN, opened_store))
