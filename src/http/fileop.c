@@ -52,12 +52,16 @@ static void file_free(pv_file_t *f)
 
 pv_file_t *pv_file_new(pv_hreq_t *hr, const pv_static_conf_t *s)
 {
-    pv_file_t *f = hr->handler_ctx;
-    if (f && hr->handler == &pv_file_handler) {
+    if (hr->handler == &pv_file_handler) {
         /* a second step of the same request: start clean */
         pv_file_release(hr);
+    } else if (hr->handler && hr->handler->cleanup) {
+        /* another handler's finished work (the proxy's after an
+         * auth_request subrequest) gives its state back first */
+        hr->handler->cleanup(hr);
+        hr->handler = NULL;
     }
-    f = calloc(1, sizeof(*f));
+    pv_file_t *f = calloc(1, sizeof(*f));
     if (!f) {
         pv_cache_nomem("a file state", hr->r.peer_text);
         return NULL;

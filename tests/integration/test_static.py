@@ -41,6 +41,10 @@ http {
         location /onerange/ { max_ranges 1; alias @DOC@/; }
         location /norange/ { max_ranges 0; alias @DOC@/; }
         location /quiet/ { log_not_found off; }
+        location /vars/ { return 200 "$request_filename|$document_root|$realpath_root\n"; }
+        location /avars/ { alias @DOC@/sub/; return 200 "$request_filename|$document_root|$realpath_root\n"; }
+        location ~ ^/rvars/(\\w+)$ { alias @DOC@/$1.txt; return 200 "$request_filename|$document_root\n"; }
+        location /relroot/ { root html/..; return 200 "$request_filename|$document_root\n"; }
         location /sync/ { aio off; alias @DOC@/; autoindex on; try_files $uri $uri/ =404; }
         location /switches/ {
             alias @DOC@/;
@@ -216,6 +220,11 @@ REQUESTS = [
     ("GET", "/json/", []),
     ("GET", "/approx/", []),
     ("GET", "/quiet/none", []),
+    # variables
+    ("GET", "/vars/a/b.txt", []),
+    ("GET", "/avars/x.txt", []),
+    ("GET", "/rvars/hello", []),
+    ("GET", "/relroot/x", []),
     # aio off: the same answers, the files read on the loop
     ("GET", "/sync/hello.txt", []),
     ("GET", "/sync/big.bin", [("Range", "bytes=0-9,100000-100009,299990-")]),
@@ -230,7 +239,10 @@ REQUESTS = [
 BOUNDARY = re.compile(rb"\d{20}")
 
 
-def normalised(r, port):
+def normalised(r, port, server):
+    """Status, fields and body without what differs by nature: Date,
+    Server, the product token in generated pages, ports, the multipart
+    boundary and each server's own working directory (its prefix)."""
     fields = []
     for name, value in r.headers:
         n = name.lower()
@@ -239,9 +251,9 @@ def normalised(r, port):
         v = value.replace(str(port), "PORT")
         v = BOUNDARY.sub(b"B", v.encode()).decode()
         fields.append((n, v))
-    body = BOUNDARY.sub(b"B", r.body)
+    body = BOUNDARY.sub(b"B", r.body).replace(str(server.workdir).encode(), b"PREFIX")
     body = re.sub(rb"(nginx|portvakt)(/[\d.]+)?", b"SERVER", body)
-    if b"SERVER" in body:
+    if b"SERVER" in body or b"PREFIX" in body:
         fields = [f for f in fields if f[0] != "content-length"]
     return r.status, sorted(fields), body
 
@@ -252,7 +264,7 @@ def test_same_as_nginx(pair, method, target, headers):
     ours, theirs, _ = pair
     a = http(ours.port, method, target, headers=headers)
     b = http(theirs.port, method, target, headers=headers)
-    assert normalised(a, ours.port) == normalised(b, theirs.port)
+    assert normalised(a, ours.port, ours) == normalised(b, theirs.port, theirs)
 
 
 def test_whole_file_and_ranges_are_the_bytes(pair):
@@ -471,3 +483,30 @@ def test_open_file_cache(portvakt, nginx, port, tmp_path, kind):
     assert http(gw.port, "GET", "/m/f.txt").status == 404
     assert http(gw.port, "GET", "/n/f.txt").status == 404
     assert http(gw.port, "GET", "/n/late.txt").body == b"late\n"
+
+
+AUTH = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        root @DOC@;
+        location / { auth_request /auth; try_files $uri =404; }
+        location = /auth { internal; proxy_pass http://127.0.0.1:@UP@; }
+    }
+}
+"""
+
+
+def test_auth_request_then_a_file(portvakt, port, tmp_path, upstream):
+    from conftest import Reply
+    up = upstream(reply=Reply(200, body=b""))
+    doc = make_docroot(tmp_path)
+    gw = portvakt(AUTH, GW=port(), UP=up.port, DOC=str(doc))
+    with Client(gw.port) as c:
+        for _ in range(3):
+            c.request("GET", "/hello.txt")
+            r = c.read_response("GET")
+            assert r.status == 200 and r.body == b"hello, world\n"
+        c.request("GET", "/missing.txt")
+        assert c.read_response("GET").status == 404
+    assert len(up.requests) == 4
