@@ -535,6 +535,8 @@ typedef struct pv_server_s {
     int64_t http2_body_preread_size;    /* default 64k: a stream's receive window and body buffer */
     pv_ssl_conf_t ssl;          /* TLS settings; ssl.ctx is NULL without certificates */
     pv_script_t rw;             /* rewrite module directives, run in the server rewrite phase */
+    pv_location_t *self_loc;    /* the server's own settings as a location, for a URI no
+                                   location matches (NGINX's server-level loc_conf) */
     pv_conf_src_t src;
 } pv_server_t;
 

@@ -595,6 +595,15 @@ static int finish_http(pv_conf_ctx_t *cx)
                                  (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT) &&
                                  loc->name.len > 0 && loc->name.p[loc->name.len - 1] == '/';
         }
+        /* a URI no location matches is served with the server's settings */
+        pv_location_t *self = pv_arena_calloc(cx->a, sizeof(*self));
+        self->match = PV_LOC_PREFIX;
+        self->name = (pv_str_t){"", 0};
+        self->src = s->src;
+        self->conf = s->conf;
+        if (pv_conf_policy_check(cx, self) != PV_OK)
+            return PV_ERR;
+        s->self_loc = self;
     }
     /* an `if` block's configuration inherits its location's, and its
      * proxy_pass when it has none (NGINX's nameless location) */

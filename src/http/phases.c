@@ -172,6 +172,8 @@ static int find_config(pv_hreq_t *hr)
     int redirect = 0;
     r->uri_changed = 0;
     pv_location_t *loc = pv_router_find_location(r->srv, r->uri, &redirect);
+    if (!loc && r->srv)
+        loc = r->srv->self_loc; /* no location: the server's own settings, as NGINX */
     r->loc = loc;
     /* a regex location's groups are $1..$9 and its named ones variables */
     if (loc && loc->rx && (loc->rx->ncaptures || loc->rx->nnames))

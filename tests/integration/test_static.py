@@ -510,3 +510,28 @@ def test_auth_request_then_a_file(portvakt, port, tmp_path, upstream):
         c.request("GET", "/missing.txt")
         assert c.read_response("GET").status == 404
     assert len(up.requests) == 4
+
+
+NOLOC = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        root @DOC@;
+        try_files $uri /echo.txt;
+        location /only/ { return 200 "only\\n"; }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["/hello.txt", "/sub/", "/sub", "/nothing", "/only/x", "/list/"])
+def test_no_location_serves_from_the_server(portvakt, nginx, port, tmp_path, target):
+    """A URI no location matches is served with the server's settings
+    (its root and its try_files), as NGINX does."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    doc = make_docroot(tmp_path)
+    ours = portvakt(NOLOC, GW=port(), DOC=str(doc))
+    theirs = nginx(NOLOC, GW=port(), DOC=str(doc))
+    a, b = http(ours.port, "GET", target), http(theirs.port, "GET", target)
+    assert normalised(a, ours.port, ours) == normalised(b, theirs.port, theirs)
