@@ -177,8 +177,12 @@ void pv_ofc_store(const pv_static_conf_t *s, const char *path, int symlinks, siz
 
 void pv_ofc_clear(void)
 {
-    while (head)
-        drop(head);
+    ent_t *e = head;
+    while (e) {
+        ent_t *next = e->next;
+        drop(e);
+        e = next;
+    }
     free(tab);
     tab = NULL;
 }

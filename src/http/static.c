@@ -175,10 +175,10 @@ static void answer(pv_hreq_t *hr, int status)
  * replaces taken off) into name; its length, or -1. */
 static ssize_t try_name(pv_request_t *r, const pv_static_conf_t *s, int i, char *name, size_t cap, size_t *skip)
 {
+    *skip = 0;
     size_t n = pv_cv_eval(&s->try_files[i], r, PV_ESCAPE_NONE, name, cap);
     if (n >= cap || memchr(name, '\0', n))
         return -1;
-    *skip = 0;
     if (s->alias && s->alias_len != PV_ALIAS_REGEX && !s->try_files[i].is_const && s->alias_len <= r->uri.len &&
         n >= s->alias_len && memcmp(name, r->uri.p, s->alias_len) == 0)
         *skip = s->alias_len;
@@ -195,8 +195,8 @@ static void try_found(pv_hreq_t *hr, pv_file_t *f)
     int i = f->cand_arg[f->found];
     ssize_t n = try_name(r, s, i, name, sizeof(name), &skip);
     int is_dir = s->try_dir[i];
-    if (n < 0)
-        n = 0;
+    if (n < 0 || (size_t)n < skip)
+        n = 0, skip = 0;
     size_t nl = (size_t)n - skip;
     char *u = pv_arena_strndup(r->arena, name + skip, nl);
     if (!s->alias) {
