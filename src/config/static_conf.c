@@ -358,6 +358,7 @@ static int ofc_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_nod
 static const pv_conf_enum_t ims_values[] = {{"off", PV_IMS_OFF}, {"exact", PV_IMS_EXACT},
                                             {"before", PV_IMS_BEFORE}, {NULL, 0}};
 static const pv_conf_enum_t autoindex_formats[] = {{"html", PV_AUTOINDEX_HTML}, {"json", PV_AUTOINDEX_JSON},
+                                                   {"xml", PV_AUTOINDEX_XML}, {"jsonp", PV_AUTOINDEX_JSONP},
                                                    {NULL, 0}};
 
 #define ST(f) PV_BASE_NONE, offsetof(pv_static_conf_t, f)

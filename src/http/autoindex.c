@@ -1,5 +1,5 @@
 /* Directory listings (NGINX's autoindex module): html, the NGINX page
- * with names cut at 50 columns, and json; directories first, then by
+ * with names cut at 50 columns, json, jsonp and xml; directories first, then by
  * name; names starting with '.' left out. The listing is made whole in
  * the request arena and sent chunked, as NGINX sends it. */
 #include "static.h"
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -204,6 +205,50 @@ static void json(out_t *o, const entry_t *e, int n)
     puts_(o, "\r\n]");
 }
 
+static void xml(out_t *o, const entry_t *e, int n)
+{
+    puts_(o, "<?xml version=\"1.0\"?>\r\n<list>\r\n");
+    for (int i = 0; i < n; i++) {
+        const char *tag = e[i].dir ? "directory" : e[i].other ? "other" : "file";
+        struct tm tm;
+        time_t t = e[i].mtime;
+        gmtime_r(&t, &tm);
+        putf(o, "<%s mtime=\"%04d-%02d-%02dT%02d:%02d:%02dZ\"", tag, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
+        if (!e[i].dir && !e[i].other)
+            putf(o, " size=\"%lld\"", (long long)e[i].size);
+        puts_(o, ">");
+        put_html(o, e[i].name, e[i].len);
+        putf(o, "</%s>\r\n", tag);
+    }
+    puts_(o, "</list>\r\n");
+}
+
+/* jsonp's callback: $arg_callback, letters, digits, '_' and '.' only.
+ * 1 with *cb set (empty: none), 0 for an invalid one. */
+static int jsonp_callback(const pv_request_t *r, pv_str_t *cb)
+{
+    *cb = (pv_str_t){NULL, 0};
+    const char *p = r->args.p, *e = r->args.p + r->args.len;
+    while (p && p < e) {
+        const char *amp = memchr(p, '&', (size_t)(e - p));
+        const char *end = amp ? amp : e;
+        if (end - p >= 9 && strncasecmp(p, "callback=", 9) == 0) {
+            *cb = (pv_str_t){p + 9, (size_t)(end - p - 9)};
+            break;
+        }
+        p = amp ? amp + 1 : e;
+    }
+    if (cb->len > 128)
+        return 0;
+    for (size_t i = 0; i < cb->len; i++) {
+        char c = cb->p[i];
+        if (!(c == '_' || c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
 void pv_autoindex(pv_hreq_t *hr, pv_file_t *f)
 {
     pv_request_t *r = &hr->r;
@@ -223,14 +268,39 @@ void pv_autoindex(pv_hreq_t *hr, pv_file_t *f)
         return;
     }
     out_t o = {r->arena, NULL, 0, 0};
-    int is_json = s->autoindex_format == PV_AUTOINDEX_JSON;
-    if (is_json)
+    pv_str_t type = PV_STR("text/html"), cb;
+    switch (s->autoindex_format) {
+    case PV_AUTOINDEX_JSONP:
+        if (!jsonp_callback(r, &cb)) {
+            pv_log(PV_LOG_ERR, "client sent invalid callback, client: %s", r->peer_text);
+            pv_file_release(hr);
+            pv_resp_local(hr, 400, NULL, (pv_str_t){NULL, 0});
+            return;
+        }
+        if (cb.len) {
+            puts_(&o, "/* callback */\r\n");
+            put(&o, cb.p, cb.len);
+            puts_(&o, "(");
+        }
         json(&o, e, n);
-    else
+        if (cb.len)
+            puts_(&o, ");");
+        type = cb.len ? PV_STR("application/javascript") : PV_STR("application/json");
+        break;
+    case PV_AUTOINDEX_JSON:
+        json(&o, e, n);
+        type = PV_STR("application/json");
+        break;
+    case PV_AUTOINDEX_XML:
+        xml(&o, e, n);
+        type = PV_STR("text/xml; charset=utf-8");
+        break;
+    default:
         html(&o, r, e, n, s);
+    }
     pv_file_release(hr); /* the listing is in the arena */
     pv_resp_head_t h = {.status = 200,
-                        .content_type = is_json ? PV_STR("application/json") : PV_STR("text/html"),
+                        .content_type = type,
                         .content_length = -1,
                         .frame = (r->flags & PV_REQ_F_HEAD) ? PV_FRAME_NONE : PV_FRAME_CHUNKED};
     if (pv_resp_send_head(hr, &h) != PV_OK) {

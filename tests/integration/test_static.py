@@ -24,6 +24,8 @@ http {
         location / { }
         location /list/ { autoindex on; }
         location /json/ { alias @DOC@/list/; autoindex on; autoindex_format json; }
+        location /xml/ { alias @DOC@/list/; autoindex on; autoindex_format xml; }
+        location /jsonp/ { alias @DOC@/list/; autoindex on; autoindex_format jsonp; }
         location /approx/ { alias @DOC@/list/; autoindex on; autoindex_exact_size off; }
         location /al/ { alias @DOC@/sub/; }
         location /alnoslash { alias @DOC@/sub; }
@@ -219,6 +221,10 @@ REQUESTS = [
     ("GET", "/list/inner/", []),
     ("GET", "/json/", []),
     ("GET", "/approx/", []),
+    ("GET", "/xml/", []),
+    ("GET", "/jsonp/", []),
+    ("GET", "/jsonp/?callback=cb.x_1", []),
+    ("GET", "/jsonp/?a=1&callback=bad-name", []),
     ("GET", "/quiet/none", []),
     # variables
     ("GET", "/vars/a/b.txt", []),
@@ -365,7 +371,7 @@ CHECKS = [
     ("location / { try_files /a; }", "invalid number of arguments in \"try_files\" directive"),
     ("location / { try_files /a =abc; }", "invalid code \"=abc\""),
     ("location / { if_modified_since sometimes; }", "invalid value \"sometimes\""),
-    ("location / { autoindex_format xml; }", "invalid value \"xml\""),
+    ("location / { autoindex_format yaml; }", "invalid value \"yaml\""),
     ("location / { aio threads=pool1; }", "unknown thread pool \"pool1\""),
     ("location / { open_file_cache inactive=10s; }", "\"open_file_cache\" must have the \"max\" parameter"),
     ("location / { types { text/plain; } }", "invalid number of arguments"),
