@@ -50,7 +50,8 @@ NGINX_MODULES = "/usr/lib/nginx/modules"
 FILE_TIMEOUT = 300  # seconds for one .t file
 
 # The files that concern the gateway: TLS (ssl*) and HTTP/2 (h2*) skip
-# until portvakt has them.
+# until portvakt has them; then static files (static, index, autoindex,
+# range, not_modified, etag, try_files).
 PATTERNS = ["proxy*", "upstream*", "http_*", "auth_*", "limit_*", "access*", "body*",
             "rewrite*", "map*", "realip*", "ssl*", "h2*",
             "static*", "index*", "autoindex*", "range*", "not_modified*", "etag*", "try_files*"]
