@@ -141,6 +141,7 @@ typedef struct pv_proxy_pass_s {
     pv_upstream_tls_t *tls;       /* for https: the location's TLS client settings */
     pv_str_t proxy_host;          /* value of $proxy_host: "name" or "host:port" (":80" omitted) */
     pv_str_t uri;                 /* URI part after host; valid when has_uri */
+    pv_str_t url;                 /* the URL as written (proxy_redirect default) */
     int has_uri;                  /* 1 when the URL had a URI part (even just "/") */
 } pv_proxy_pass_t;
 
@@ -320,6 +321,60 @@ enum { PV_IMS_OFF = 0, PV_IMS_EXACT, PV_IMS_BEFORE };
 enum { PV_AIO_OFF = 0, PV_AIO_ON, PV_AIO_THREADS };
 enum { PV_AUTOINDEX_HTML = 0, PV_AUTOINDEX_JSON, PV_AUTOINDEX_XML, PV_AUTOINDEX_JSONP };
 enum { PV_SYMLINKS_OFF = 0, PV_SYMLINKS_ON, PV_SYMLINKS_IF_NOT_OWNER };
+/* `add_header NAME VALUE [always]` (ngx_http_headers_module) */
+typedef struct pv_add_header_s {
+    pv_str_t name;              /* as written */
+    pv_cv_t value;              /* an empty value adds nothing */
+    int always;                 /* added whatever the status */
+    int replace;                /* Last-Modified, ETag: replaces the response's own (empty: removes it) */
+} pv_add_header_t;
+
+/* `proxy_redirect`: one replacement of a Location / Refresh prefix. */
+typedef struct pv_redirect_s {
+    pv_cv_t pattern;            /* text form: the prefix (may use variables) */
+    pv_regex_t *re;             /* regex form (~, ~*): matched against the whole value */
+    pv_cv_t replacement;
+} pv_redirect_t;
+
+/* expires */
+enum { PV_EXPIRES_OFF = 0, PV_EXPIRES_EPOCH, PV_EXPIRES_MAX, PV_EXPIRES_ACCESS, PV_EXPIRES_MODIFIED,
+       PV_EXPIRES_DAILY };
+/* server_tokens */
+enum { PV_TOKENS_OFF = 0, PV_TOKENS_ON, PV_TOKENS_BUILD };
+
+/* The header filters' settings and the proxy's response-field lists.
+ * Lists are NULL / 0 to inherit, as NGINX's. */
+typedef struct pv_hdr_conf_s {
+    pv_add_header_t *add;       /* add_header lines; inherited only when this level has none */
+    int nadd;
+    int expires;                /* PV_EXPIRES_*; PV_UNSET inherits; default off */
+    int64_t expires_time;       /* seconds (negative: in the past); daily: seconds since midnight */
+    int server_tokens;          /* PV_TOKENS_*; default on */
+    pv_cv_t *charset;           /* charset NAME; NULL with charset_set: off */
+    int charset_set;            /* charset given at this level (a name or off) */
+    pv_str_t source_charset;    /* source_charset; p NULL: none */
+    pv_str_t *hide;             /* proxy_hide_header names */
+    int nhide;
+    pv_str_t *pass;             /* proxy_pass_header names */
+    int npass;
+    int lists_set;              /* hide or pass given here: both lists are this level's */
+    int ignore;                 /* proxy_ignore_headers PV_IGN_* bits; PV_UNSET inherits */
+    pv_redirect_t *redirects;   /* proxy_redirect lines */
+    int nredirects;
+    int redirect;               /* PV_UNSET; 0 after `proxy_redirect off`; 1: the list, or
+                                   the default of the location's proxy_pass when the list is empty */
+} pv_hdr_conf_t;
+
+/* proxy_ignore_headers */
+#define PV_IGN_X_ACCEL_REDIRECT 0x01
+#define PV_IGN_X_ACCEL_EXPIRES 0x02
+#define PV_IGN_X_ACCEL_LIMIT_RATE 0x04
+#define PV_IGN_X_ACCEL_BUFFERING 0x08
+#define PV_IGN_X_ACCEL_CHARSET 0x10
+#define PV_IGN_EXPIRES 0x20
+#define PV_IGN_CACHE_CONTROL 0x40
+#define PV_IGN_SET_COOKIE 0x80
+#define PV_IGN_VARY 0x100
 
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
@@ -385,6 +440,10 @@ typedef struct pv_loc_conf_s {
     int64_t proxy_send_timeout;    /* default 60s */
     int proxy_next_upstream;       /* PV_NEXT_F_* mask; default error|timeout */
     int proxy_pass_request_body;   /* 0/1; default 1 */
+    int proxy_pass_request_headers; /* 0/1; default 1 */
+    pv_cv_t *proxy_method;         /* proxy_method; NULL: the client's */
+    pv_cv_t *proxy_set_body;       /* proxy_set_body; NULL: the client's body */
+    pv_hdr_conf_t hdr;             /* add_header, expires, server_tokens, charset, proxy_*_header, proxy_redirect */
     pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
     pv_realip_conf_t realip;       /* set_real_ip_from, real_ip_header, real_ip_recursive */
     /* rewrite module */

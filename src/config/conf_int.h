@@ -176,6 +176,14 @@ void pv_conf_policy_merge(pv_policy_conf_t *c, const pv_policy_conf_t *p);
 /* After the walk: resolve zone names, create or adopt the zones. */
 int pv_conf_policy_finish(pv_conf_ctx_t *cx);
 
+/* The header and proxied-field directives (header_conf.c). */
+extern const pv_conf_module_t pv_conf_header_module;
+void pv_conf_hdr_init(pv_hdr_conf_t *h);
+/* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
+void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p);
+/* After merging: what a location's settings ask for can be done. */
+int pv_conf_hdr_check(pv_conf_ctx_t *cx, const pv_location_t *loc);
+
 /* The TLS directives (ssl_conf.c) and the SSL_CTX built from them
  * (ssl_ctx.c). */
 extern const pv_conf_module_t pv_conf_ssl_module;

@@ -736,6 +736,7 @@ static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     if (port == (tls ? 443 : 80) && hlen > dlen && memcmp(hp + hlen - dlen, dport, dlen) == 0)
         hlen -= dlen;
     pp->proxy_host = (pv_str_t){pv_arena_strndup(cx->a, hp, hlen), hlen};
+    pp->url = (pv_str_t){pv_arena_strdup(cx->a, url), nd->args[1].len};
     pp->host = host;
     loc->proxy_pass = pp;
     pv_conf_pass_ref_t *r = pv_conf_push(cx->tmp, &cx->passes, &cx->npasses, sizeof(*r));
@@ -874,6 +875,7 @@ static const pv_conf_module_t *const modules[] = {
     MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module, &pv_conf_static_module,
+    &pv_conf_header_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */

@@ -68,6 +68,8 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->proxy_send_timeout = PV_UNSET;
     lc->proxy_next_upstream = PV_UNSET;
     lc->proxy_pass_request_body = PV_UNSET;
+    lc->proxy_pass_request_headers = PV_UNSET;
+    pv_conf_hdr_init(&lc->hdr);
     pv_conf_proxy_ssl_init(&lc->proxy_ssl);
     pv_conf_realip_init(&lc->realip);
     lc->rewrite_log = PV_UNSET;
@@ -418,6 +420,12 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     MERGE(proxy_send_timeout, 60000);
     MERGE(proxy_next_upstream, PV_NEXT_F_ERROR | PV_NEXT_F_TIMEOUT);
     MERGE(proxy_pass_request_body, 1);
+    MERGE(proxy_pass_request_headers, 1);
+    if (!c->proxy_method && p)
+        c->proxy_method = p->proxy_method;
+    if (!c->proxy_set_body && p)
+        c->proxy_set_body = p->proxy_set_body;
+    pv_conf_hdr_merge(&c->hdr, p ? &p->hdr : NULL);
     pv_conf_proxy_ssl_merge(&c->proxy_ssl, p ? &p->proxy_ssl : NULL);
     pv_conf_zip_merge(&c->zip, p ? &p->zip : NULL);
     pv_conf_realip_merge(&c->realip, p ? &p->realip : NULL);
@@ -587,7 +595,7 @@ static int finish_http(pv_conf_ctx_t *cx)
         for (int j = 0; j < s->nlocations; j++) {
             pv_location_t *loc = s->locations[j];
             loc_merge(cx, &loc->conf, &s->conf);
-            if (pv_conf_policy_check(cx, loc) != PV_OK)
+            if (pv_conf_policy_check(cx, loc) != PV_OK || pv_conf_hdr_check(cx, loc) != PV_OK)
                 return PV_ERR;
             if (loc->proxy_pass && loc->proxy_pass->ssl && pv_conf_proxy_ssl_build(cx, loc) != PV_OK)
                 return PV_ERR;

@@ -136,15 +136,17 @@ int pv_errpage_keepalive_ok(int status)
     }
 }
 
-ssize_t pv_errpage_page(int status, char *buf, size_t cap)
+ssize_t pv_errpage_page(int status, const char *token, char *buf, size_t cap)
 {
+    if (!token)
+        token = PV_NAME;
     const char *text = tls_error_text(status);
     if (text) {
         int n = snprintf(buf, cap,
                          "<html>\r\n<head><title>400 %s</title></head>\r\n<body>\r\n"
                          "<center><h1>400 Bad Request</h1></center>\r\n<center>%s</center>\r\n"
-                         "<hr><center>" PV_NAME "</center>\r\n</body>\r\n</html>\r\n",
-                         text, text);
+                         "<hr><center>%s</center>\r\n</body>\r\n</html>\r\n",
+                         text, text, token);
         return n < 0 || (size_t)n >= cap ? -1 : n;
     }
     const char *title = page_title(status);
@@ -153,8 +155,8 @@ ssize_t pv_errpage_page(int status, char *buf, size_t cap)
     int n = snprintf(buf, cap,
                      "<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n"
                      "<center><h1>%s</h1></center>\r\n"
-                     "<hr><center>" PV_NAME "</center>\r\n</body>\r\n</html>\r\n",
-                     title, title);
+                     "<hr><center>%s</center>\r\n</body>\r\n</html>\r\n",
+                     title, title, token);
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
@@ -172,7 +174,7 @@ ssize_t pv_errpage_build(int status, int keepalive, const char *date, const char
                          char *buf, size_t cap)
 {
     char body[512];
-    ssize_t blen = pv_errpage_page(status, body, sizeof(body));
+    ssize_t blen = pv_errpage_page(status, NULL, body, sizeof(body));
     if (blen < 0)
         return -1;
     pv_resp_head_t h;

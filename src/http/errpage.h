@@ -24,9 +24,10 @@ int pv_errpage_status(int status);
  * (400, 413, 414, 431, 500, 501), else 1. */
 int pv_errpage_keepalive_ok(int status);
 
-/* The HTML page for status into buf: its length, 0 for a status without
- * a page, -1 if cap is too small. */
-ssize_t pv_errpage_page(int status, char *buf, size_t cap);
+/* The HTML page for status into buf, token in its footer (NULL:
+ * "portvakt"): its length, 0 for a status without a page, -1 if cap is
+ * too small. */
+ssize_t pv_errpage_page(int status, const char *token, char *buf, size_t cap);
 /* Describe the head of the page response: Content-Type text/html when
  * there is a page, Content-Length page_len, Location when non-NULL. */
 void pv_errpage_head(int status, const char *location, ssize_t page_len, pv_resp_head_t *h);

@@ -17,6 +17,7 @@
 #include "compress.h"
 #include "errpage.h"
 #include "headers.h"
+#include "hfilter.h"
 #include "reqhead.h"
 
 static __thread pv_cache_t stream_cache = {.name = "h2 stream", .size = sizeof(pv_h2_stream_t), .max = 256};
@@ -584,8 +585,12 @@ static void build_nv(pv_hreq_t *hr, const pv_resp_head_t *h, nvlist_t *l)
     st[2] = (char)('0' + h->status % 10);
     st[3] = '\0';
     nv_add(hr, l, PV_STR(":status"), (pv_str_t){st, 3});
-    nv_add(hr, l, PV_STR("server"), PV_STR(PV_NAME));
-    nv_add(hr, l, PV_STR("date"), pv_time_http_date());
+    if (!h->server.p)
+        nv_add(hr, l, PV_STR("server"), PV_STR(PV_NAME));
+    else if (h->server.len)
+        nv_add(hr, l, PV_STR("server"), h->server);
+    if (!h->no_date)
+        nv_add(hr, l, PV_STR("date"), pv_time_http_date());
     if (h->content_type.p)
         nv_add(hr, l, PV_STR("content-type"), h->content_type);
     if (h->content_length >= 0) {
@@ -714,6 +719,7 @@ static int h2_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     pv_h2_stream_t *st = hr->h2s;
     h->extra = hr->acc.xhdr;
+    pv_hfilter_apply(hr, h);
     hr->r.status = h->status;
     if (st->closed || st->head_sent)
         return PV_OK; /* reset meanwhile: the close event ends the handler */
@@ -812,7 +818,7 @@ static void h2_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
         h = (pv_resp_head_t){.status = status, .content_type = PV_STR("text/plain"),
                              .content_length = (int64_t)body.len};
     } else {
-        plen = pv_errpage_page(status, page, sizeof(page));
+        plen = pv_errpage_page(status, pv_hfilter_token(hr), page, sizeof(page));
         pv_errpage_head(status, location, plen, &h);
         if (plen > 0) {
             char *copy = pv_arena_alloc(&hr->arena, (size_t)plen);

@@ -10,6 +10,7 @@
 #include "../core/time.h"
 #include "compress.h"
 #include "errpage.h"
+#include "hfilter.h"
 #include "server.h"
 
 static void put_field(pv_wr_t *w, const char *name, size_t nlen, pv_str_t value)
@@ -33,9 +34,13 @@ ssize_t pv_http_write_head(const pv_resp_head_t *h, pv_str_t date, int keepalive
         const char *rs = pv_http_reason(st);
         pv_wr_put(&w, rs, strlen(rs));
     }
-    PV_WR_LIT(&w, "\r\nServer: " PV_NAME "\r\nDate: ");
-    pv_wr_str(&w, date);
     PV_WR_LIT(&w, "\r\n");
+    if (!h->server.p)
+        PV_WR_LIT(&w, "Server: " PV_NAME "\r\n");
+    else if (h->server.len)
+        put_field(&w, "Server: ", 8, h->server);
+    if (!h->no_date)
+        put_field(&w, "Date: ", 6, date);
     if (h->content_type.p)
         put_field(&w, "Content-Type: ", 14, h->content_type);
     if (h->content_length >= 0) {
@@ -104,7 +109,7 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
         h = (pv_resp_head_t){.status = status, .content_type = PV_STR("text/plain"),
                              .content_length = (int64_t)body.len};
     } else {
-        plen = pv_errpage_page(status, page, sizeof(page));
+        plen = pv_errpage_page(status, pv_hfilter_token(hr), page, sizeof(page));
         pv_errpage_head(status, location, plen, &h);
     }
     /* the page or text compressed whole when gzip or brotli says so */
@@ -119,6 +124,7 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
         hr->keepalive = 0;
     }
     h.extra = hr->acc.xhdr;
+    pv_hfilter_apply(hr, &h);
     ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
     if (n < 0)
         n = 0;
@@ -165,6 +171,7 @@ static int h1_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
     hr->keepalive = (uint8_t)want_keepalive(hr);
     hr->resp_chunked = h->frame == PV_FRAME_CHUNKED;
     h->extra = hr->acc.xhdr;
+    pv_hfilter_apply(hr, h);
     if (!hr->out && !(hr->out = pv_buf_get())) {
         pv_cache_nomem("a response buffer", hr->r.peer_text);
         return PV_RESP_NOMEM;

@@ -23,6 +23,9 @@ typedef struct pv_resp_head_s {
     const pv_header_t *fields; /* the other fields, sent as they are, in order */
     int nfields;               /* count of fields */
     pv_str_t extra;            /* field lines (each ending in CRLF) after them: the access phase's */
+    pv_str_t server;           /* Server value; p NULL: "portvakt"; p set, len 0: no Server field
+                                  (the upstream's is among the fields: proxy_pass_header) */
+    uint8_t no_date;           /* no Date field of our own (the upstream's is among the fields) */
 } pv_resp_head_t;
 
 /* Write h as an HTTP/1.1 head into buf, in NGINX's order: status line,

@@ -267,7 +267,10 @@ static void proxy_start(pv_hreq_t *hr)
 
     int64_t blen = 0;
     int has_body = !pv_body_done(hr);
-    if (loc->conf.proxy_pass_request_body && (r->flags & PV_REQ_F_HAS_CL) && r->content_length == 0) {
+    if (loc->conf.proxy_set_body) {
+        /* the head carries the body proxy_set_body makes */
+        px->up_frame = PV_FRAME_NONE;
+    } else if (loc->conf.proxy_pass_request_body && (r->flags & PV_REQ_F_HAS_CL) && r->content_length == 0) {
         /* "Content-Length: 0" is passed on, as NGINX does */
         px->up_frame = PV_FRAME_LENGTH;
     } else if (!loc->conf.proxy_pass_request_body || !has_body) {
@@ -284,7 +287,7 @@ static void proxy_start(pv_hreq_t *hr)
         pv_resp_local(hr, 411, NULL, (pv_str_t){NULL, 0});
         return;
     }
-    if (!loc->conf.proxy_pass_request_body && has_body) {
+    if ((!loc->conf.proxy_pass_request_body || loc->conf.proxy_set_body) && has_body) {
         /* the body is not sent; the connection cannot be reused after it */
         r->flags &= ~PV_REQ_F_KEEPALIVE;
     }

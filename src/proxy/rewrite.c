@@ -9,6 +9,7 @@
 #include "../http/headers.h"
 #include "../http/response.h"
 #include "../http/uri.h"
+#include "../http/uvars.h"
 #include "../http/vars.h"
 #include "../upstream/response.h"
 
@@ -169,7 +170,19 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
     pv_wr_t w = {buf, buf + cap, 0};
     const pv_loc_conf_t *lc = &loc->conf;
 
-    pv_wr_str(&w, r->upstream_method.len ? r->upstream_method : r->method);
+    pv_str_t set_body = {NULL, 0};
+    if (lc->proxy_set_body) {
+        /* proxy_set_body: this text is the body, whatever the client sent */
+        set_body = pv_cv_eval_arena(lc->proxy_set_body, r);
+        body_mode = PV_BODY_LENGTH;
+        body_len = (int64_t)set_body.len;
+    }
+    if (r->upstream_method.len)
+        pv_wr_str(&w, r->upstream_method);
+    else if (lc->proxy_method)
+        pv_wr_str(&w, pv_cv_eval_arena(lc->proxy_method, r));
+    else
+        pv_wr_str(&w, r->method);
     PV_WR_LIT(&w, " ");
     put_upstream_uri(&w, r, loc);
     if (lc->proxy_http_version == 11)
@@ -208,19 +221,21 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
             break;
         }
     }
-    for (int i = 0; i < r->nheaders; i++) {
+    for (int i = 0; i < r->nheaders && lc->proxy_pass_request_headers; i++) {
         const pv_header_t *h = &r->headers[i];
         if (skip_client_field(h->name, lc, r, has_conn))
             continue;
         put_field(&w, h->name, h->value);
     }
     PV_WR_LIT(&w, "\r\n");
+    pv_wr_str(&w, set_body);
     return w.over ? -1 : (ssize_t)(w.p - buf);
 }
 
 /* Upstream fields never passed to the client as they are: NGINX's
- * proxy_hide_header defaults, and fields portvakt writes itself. */
-static int hidden_response_field(pv_str_t n)
+ * proxy_hide_header defaults (unless proxy_pass_header names them), and
+ * fields portvakt writes itself. */
+static int hidden_by_default(pv_str_t n)
 {
     switch (n.len) {
     case 4:
@@ -229,10 +244,6 @@ static int hidden_response_field(pv_str_t n)
         return PV_STR_IEQ(n, "x-pad");
     case 6:
         return PV_STR_IEQ(n, "server");
-    case 12:
-        return PV_STR_IEQ(n, "content-type");
-    case 14:
-        return PV_STR_IEQ(n, "content-length");
     case 15:
         return PV_STR_IEQ(n, "x-accel-expires") || PV_STR_IEQ(n, "x-accel-charset");
     case 16:
@@ -246,56 +257,116 @@ static int hidden_response_field(pv_str_t n)
     }
 }
 
-/* `proxy_redirect default`: a Location starting with the proxy_pass URL
- * ("http://" $proxy_host URI, or "/" without a URI) gets that prefix
- * replaced by the location name (or "/"). Returns 1 and the rewritten
- * path pieces, or 0 when the value does not start with the URL. */
-static int redirect_rewrite(const pv_location_t *loc, pv_str_t v, pv_str_t *repl, pv_str_t *rest)
+static int in_list(pv_str_t n, const pv_str_t *l, int nl)
 {
-    const pv_proxy_pass_t *pp = loc->proxy_pass;
-    if (!pp)
-        return 0;
-    pv_str_t uri = pp->has_uri ? pp->uri : PV_STR("/");
-    size_t plen = 7 + pp->proxy_host.len + uri.len;
-    if (v.len < plen || memcmp(v.p, "http://", 7) != 0 ||
-        memcmp(v.p + 7, pp->proxy_host.p, pp->proxy_host.len) != 0 ||
-        memcmp(v.p + 7 + pp->proxy_host.len, uri.p, uri.len) != 0)
-        return 0;
-    *repl = pp->has_uri ? loc->name : PV_STR("/");
-    *rest = (pv_str_t){v.p + plen, v.len - plen};
-    return 1;
+    for (int i = 0; i < nl; i++)
+        if (l[i].len == n.len && pv_str_ieq(n, l[i].p, l[i].len))
+            return 1;
+    return 0;
 }
 
-/* The rewritten Location, composed in the request arena (redirects
- * only): NGINX makes a relative one absolute with the request's Host (or
- * the local address) and port: "http://host[:port]" + path. */
-static pv_str_t abs_location(const pv_request_t *r, pv_str_t repl, pv_str_t rest)
+static int hidden_response_field(pv_str_t n, const pv_hdr_conf_t *hc)
 {
-    size_t cap = repl.len + rest.len + 1;
-    int rel = repl.len && repl.p[0] == '/';
-    if (rel)
-        cap += 7 + (r->host.len ? r->host.len : strlen(r->local_text) + 2) + 6;
+    if (PV_STR_IEQ(n, "content-type") || PV_STR_IEQ(n, "content-length"))
+        return 1;
+    if (!hc)
+        return hidden_by_default(n);
+    if (in_list(n, hc->hide, hc->nhide))
+        return 1;
+    return hidden_by_default(n) && !in_list(n, hc->pass, hc->npass);
+}
+
+/* Replace v[prefix, prefix + len) with rep, in the request arena. */
+static pv_str_t splice(pv_request_t *r, pv_str_t v, size_t prefix, size_t len, pv_str_t rep)
+{
+    size_t n = v.len - len + rep.len;
+    char *s = pv_arena_alloc(r->arena, n + 1);
+    memcpy(s, v.p, prefix);
+    memcpy(s + prefix, rep.p, rep.len);
+    memcpy(s + prefix + rep.len, v.p + prefix + len, v.len - prefix - len);
+    s[n] = '\0';
+    return (pv_str_t){s, n};
+}
+
+/* `proxy_redirect` on v from prefix on (ngx_http_proxy_rewrite_redirect):
+ * the first line whose text is a prefix there (case-sensitive), or whose
+ * regex matches the rest, replaces it. Without lines, the location's
+ * default: the proxy_pass URL becomes the location name ("URL/" becomes
+ * "/" for a URL without a URI). 1 with *out set, else 0. */
+static int redirect_rewrite(const pv_upstream_response_t *u, pv_str_t v, size_t prefix, pv_str_t *out)
+{
+    pv_request_t *r = (pv_request_t *)u->r;
+    const pv_hdr_conf_t *hc = &u->loc->conf.hdr;
+    size_t len = v.len - prefix;
+    if (!hc->redirect)
+        return 0;
+    if (!hc->nredirects) {
+        const pv_proxy_pass_t *pp = u->loc->proxy_pass;
+        if (!pp || !pp->url.len)
+            return 0;
+        pv_str_t pat = pp->url;
+        int slash = !pp->has_uri;
+        const pv_location_t *nl = u->loc;
+        while (nl->parent)
+            nl = nl->parent;
+        if (len < pat.len + (size_t)slash || memcmp(v.p + prefix, pat.p, pat.len) != 0 ||
+            (slash && v.p[prefix + pat.len] != '/'))
+            return 0;
+        *out = splice(r, v, prefix, pat.len + (size_t)slash, pp->has_uri ? nl->name : PV_STR("/"));
+        return 1;
+    }
+    for (int i = 0; i < hc->nredirects; i++) {
+        const pv_redirect_t *rd = &hc->redirects[i];
+        if (rd->re) {
+            if (pv_regex_exec(r, rd->re, (pv_str_t){v.p + prefix, len}) <= 0)
+                continue;
+            *out = splice(r, v, prefix, len, pv_cv_eval_arena(&rd->replacement, r));
+            return 1;
+        }
+        pv_str_t pat = pv_cv_eval_arena(&rd->pattern, r);
+        if (pat.len > len || memcmp(v.p + prefix, pat.p, pat.len) != 0)
+            continue;
+        *out = splice(r, v, prefix, pat.len, pv_cv_eval_arena(&rd->replacement, r));
+        return 1;
+    }
+    return 0;
+}
+
+/* A rewritten Location starting with '/' is made absolute as NGINX's
+ * header filter does: "http://" the request's Host (or the local
+ * address) [":" port unless 80]. */
+static pv_str_t abs_location(const pv_request_t *r, pv_str_t v)
+{
+    if (!v.len || v.p[0] != '/')
+        return v;
+    size_t cap = v.len + 1 + 7 + (r->host.len ? r->host.len : strlen(r->local_text) + 2) + 6;
     char *buf = pv_arena_alloc(r->arena, cap);
     pv_wr_t w = {buf, buf + cap, 0};
-    if (rel) {
-        PV_WR_LIT(&w, "http://");
-        if (r->host.len) {
-            pv_wr_str(&w, r->host);
-        } else if (strchr(r->local_text, ':')) {
-            PV_WR_LIT(&w, "[");
-            pv_wr_put(&w, r->local_text, strlen(r->local_text));
-            PV_WR_LIT(&w, "]");
-        } else {
-            pv_wr_put(&w, r->local_text, strlen(r->local_text));
-        }
-        if (r->local_port != 80) {
-            PV_WR_LIT(&w, ":");
-            put_i64(&w, r->local_port);
-        }
+    PV_WR_LIT(&w, "http://");
+    if (r->host.len) {
+        pv_wr_str(&w, r->host);
+    } else if (strchr(r->local_text, ':')) {
+        PV_WR_LIT(&w, "[");
+        pv_wr_put(&w, r->local_text, strlen(r->local_text));
+        PV_WR_LIT(&w, "]");
+    } else {
+        pv_wr_put(&w, r->local_text, strlen(r->local_text));
     }
-    pv_wr_str(&w, repl);
-    pv_wr_str(&w, rest);
+    if (r->local_port != 80) {
+        PV_WR_LIT(&w, ":");
+        put_i64(&w, r->local_port);
+    }
+    pv_wr_str(&w, v);
     return (pv_str_t){buf, (size_t)(w.p - buf)};
+}
+
+/* Refresh: proxy_redirect applies after its "url=" (case-insensitive). */
+static int refresh_rewrite(const pv_upstream_response_t *u, pv_str_t v, pv_str_t *out)
+{
+    for (size_t i = 0; i + 4 <= v.len; i++)
+        if (pv_str_ieq((pv_str_t){v.p + i, 4}, "url=", 4))
+            return redirect_rewrite(u, v, i + 4, out);
+    return 0;
 }
 
 int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t content_length,
@@ -313,7 +384,8 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
 
     /* NGINX keeps the last Content-Type and drops it on 204 */
     const pv_header_t *ct = NULL, *loc_h = NULL;
-    pv_str_t repl = {NULL, 0}, rest = {NULL, 0};
+    const pv_hdr_conf_t *hc = u->loc ? &u->loc->conf.hdr : NULL;
+    int rw = u->r && u->loc;
     int has_conn = 0;
     for (int i = 0; i < u->nheaders; i++) {
         pv_str_t n = u->headers[i].name;
@@ -321,19 +393,14 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
             ct = &u->headers[i];
         else if (n.len == 10 && PV_STR_IEQ(n, "connection"))
             has_conn = 1;
-        else if (n.len == 8 && PV_STR_IEQ(n, "location") && !loc_h && u->r && u->loc &&
-                 redirect_rewrite(u->loc, u->headers[i].value, &repl, &rest))
-            loc_h = &u->headers[i];
     }
     if (ct && u->status != 204)
         h->content_type = ct->value.p ? ct->value : (pv_str_t){"", 0};
-    if (loc_h)
-        h->location = abs_location(u->r, repl, rest);
 
     int n = 0;
     for (int i = 0; i < u->nheaders; i++) {
         const pv_header_t *f = &u->headers[i];
-        if (f == loc_h || hidden_response_field(f->name))
+        if (hidden_response_field(f->name, hc))
             continue;
         /* a 101 passes Upgrade on: the client needs the chosen protocol */
         if (!(upgrade && PV_STR_IEQ(f->name, "upgrade"))) {
@@ -342,7 +409,21 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
             if (has_conn && pv_conn_lists_name(u->headers, u->nheaders, f->name))
                 continue;
         }
-        fields[n++] = *f;
+        pv_str_t v;
+        if (rw && !loc_h && PV_STR_IEQ(f->name, "location") && redirect_rewrite(u, f->value, 0, &v)) {
+            /* the rewritten one takes NGINX's place for Location */
+            loc_h = f;
+            h->location = abs_location(u->r, v);
+            continue;
+        }
+        fields[n] = *f;
+        if (rw && PV_STR_IEQ(f->name, "refresh") && refresh_rewrite(u, f->value, &v))
+            fields[n].value = v;
+        if (PV_STR_IEQ(f->name, "server"))
+            h->server = (pv_str_t){"", 0}; /* passed: no Server of our own */
+        else if (PV_STR_IEQ(f->name, "date"))
+            h->no_date = 1;
+        n++;
     }
     h->nfields = n;
     return 0;

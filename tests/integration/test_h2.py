@@ -232,7 +232,7 @@ def test_get_through_proxy(h2gw):
     st, hs, body, _ = c.get("/a/b?x=1", headers=[("cookie", "a=1"), ("cookie", "b=2"), ("x-thing", "v")])
     c.close()
     assert st == 200
-    assert hs["server"] == "portvakt"
+    assert hs["server"] == "portvakt/0.1.0"  # server_tokens on, NGINX's default
     assert "connection" not in hs and "keep-alive" not in hs
     req = up.last()
     assert req.method == "GET" and req.target == "/a/b?x=1"

@@ -357,10 +357,10 @@ static inline size_t fx_errpage(char *out, size_t cap, int status, const char *r
     char page[512];
     int pl = snprintf(page, sizeof(page),
                       "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d %s</h1></center>\r\n"
-                      "<hr><center>portvakt</center>\r\n</body>\r\n</html>\r\n",
+                      "<hr><center>portvakt/" PV_VERSION "</center>\r\n</body>\r\n</html>\r\n",
                       status, reason, status, reason);
     return (size_t)snprintf(out, cap,
-                            "HTTP/1.1 %d %s\r\nServer: portvakt\r\nDate: %s\r\nContent-Type: text/html\r\n"
+                            "HTTP/1.1 %d %s\r\nServer: portvakt/" PV_VERSION "\r\nDate: %s\r\nContent-Type: text/html\r\n"
                             "Content-Length: %d\r\nConnection: %s\r\n\r\n%s",
                             status, reason, fx_date(), pl, keep ? "keep-alive" : "close", page);
 }

@@ -154,7 +154,7 @@ static void hang_up(void)
 static size_t ok_resp(char *out, size_t cap, const char *body, size_t blen, int keep)
 {
     int n = snprintf(out, cap,
-                     "HTTP/1.1 200 OK\r\nServer: portvakt\r\nDate: %s\r\nContent-Type: text/plain\r\n"
+                     "HTTP/1.1 200 OK\r\nServer: portvakt/" PV_VERSION "\r\nDate: %s\r\nContent-Type: text/plain\r\n"
                      "Content-Length: %zu\r\nConnection: %s\r\n\r\n",
                      fx_date(), blen, keep ? "keep-alive" : "close");
     memcpy(out + n, body, blen);
@@ -224,7 +224,7 @@ static void test_pipelined_keepalive(void **st)
     wn += ok_resp(want + wn, sizeof(want) - wn, "abc", 3, 1);
     size_t w2 = wn;
     wn += (size_t)snprintf(want + wn, sizeof(want) - wn,
-                           "HTTP/1.1 200 OK\r\nServer: portvakt\r\nDate: %s\r\nContent-Type: text/plain\r\n"
+                           "HTTP/1.1 200 OK\r\nServer: portvakt/" PV_VERSION "\r\nDate: %s\r\nContent-Type: text/plain\r\n"
                            "Content-Length: 9\r\nConnection: close\r\n\r\nhi /hello",
                            fx_date());
     for (size_t at = 0; at < sizeof(two) - 1; at++) {

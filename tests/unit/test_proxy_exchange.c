@@ -99,7 +99,7 @@ static void finish(void)
 /* A client response head as the gateway writes it; fields end in CRLF. */
 static size_t head(char *out, size_t cap, const char *status, const char *fields)
 {
-    return (size_t)snprintf(out, cap, "HTTP/1.1 %s\r\nServer: portvakt\r\nDate: %s\r\n%s\r\n", status, fx_date(),
+    return (size_t)snprintf(out, cap, "HTTP/1.1 %s\r\nServer: portvakt/" PV_VERSION "\r\nDate: %s\r\n%s\r\n", status, fx_date(),
                             fields);
 }
 

@@ -50,6 +50,12 @@ static pv_location_t *location(int match, const char *name, const char *host, co
         l->proxy_pass->has_uri = 1;
     }
     l->conf.proxy_http_version = version;
+    l->conf.proxy_pass_request_headers = 1;
+    l->conf.hdr.redirect = 1; /* proxy_redirect default */
+    size_t ul = 7 + strlen(host) + (uri ? strlen(uri) : 0);
+    char *url = pv_arena_alloc(&arena, ul + 1);
+    snprintf(url, ul + 1, "http://%s%s", host, uri ? uri : "");
+    l->proxy_pass->url = (pv_str_t){url, ul};
     return l;
 }
 

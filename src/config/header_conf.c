@@ -1,0 +1,358 @@
+/* Directives that shape the response head and the proxied request beyond
+ * proxy_set_header: add_header, expires (ngx_http_headers_module),
+ * server_tokens, charset (ngx_http_charset_module without recoding),
+ * proxy_hide_header, proxy_pass_header, proxy_ignore_headers,
+ * proxy_redirect, proxy_method, proxy_pass_request_headers,
+ * proxy_set_body. Syntax, messages and inheritance are NGINX's. */
+#include "conf_int.h"
+
+#include <string.h>
+#include <strings.h>
+
+static pv_hdr_conf_t *hdr(pv_conf_ctx_t *cx)
+{
+    return &cx->lc->hdr;
+}
+
+void pv_conf_hdr_init(pv_hdr_conf_t *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->expires = PV_UNSET;
+    h->server_tokens = PV_UNSET;
+    h->ignore = PV_UNSET;
+    h->redirect = PV_UNSET;
+}
+
+/* ---- add_header, expires -------------------------------------------------- */
+
+static int set_add_header_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                             void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_hdr_conf_t *h = hdr(cx);
+    if (nd->nargs == 4 && strcmp(ARG(nd, 3), "always") != 0)
+        return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 3));
+    pv_add_header_t *a = pv_conf_push(cx->a, &h->add, &h->nadd, sizeof(*a));
+    a->name = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
+    a->always = nd->nargs == 4;
+    a->replace = PV_STR_IEQ(nd->args[1], "last-modified") || PV_STR_IEQ(nd->args[1], "etag");
+    return pv_conf_compile(cx, nd, &a->value, ARG(nd, 2), nd->args[2].len);
+}
+
+/* An NGINX time in seconds ("1h30m", "3600"); -1 when invalid. */
+static int64_t parse_sec(pv_str_t s)
+{
+    if (memmem(s.p, s.len, "ms", 2))
+        return -1;
+    int64_t ms = pv_conf_parse_msec(s);
+    return ms < 0 ? -1 : ms / 1000;
+}
+
+static int set_expires_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                          void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_hdr_conf_t *h = hdr(cx);
+    if (h->expires != PV_UNSET)
+        return DUP(cx, nd);
+    int modified = 0;
+    pv_str_t v = nd->args[1];
+    if (nd->nargs == 3) {
+        if (strcmp(ARG(nd, 1), "modified") != 0)
+            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, 1));
+        modified = 1;
+        v = nd->args[2];
+    }
+    if (memchr(v.p, '$', v.len))
+        return pv_conf_error(cx, &nd->src, "variables in \"expires\" are not supported");
+    if (!modified) {
+        static const struct {
+            const char *name;
+            int kind;
+        } words[] = {{"epoch", PV_EXPIRES_EPOCH}, {"max", PV_EXPIRES_MAX}, {"off", PV_EXPIRES_OFF}};
+        for (size_t i = 0; i < PV_NELEM(words); i++) {
+            if (strcmp(v.p, words[i].name) == 0) {
+                h->expires = words[i].kind;
+                h->expires_time = 0;
+                return PV_OK;
+            }
+        }
+    }
+    int kind = modified ? PV_EXPIRES_MODIFIED : PV_EXPIRES_ACCESS, minus = 0;
+    if (v.len && v.p[0] == '@') {
+        if (modified)
+            return pv_conf_error(cx, &nd->src, "daily time cannot be used with \"modified\" parameter "
+                                 "in \"%s\"", v.p);
+        kind = PV_EXPIRES_DAILY;
+        v.p++, v.len--;
+    } else if (v.len && (v.p[0] == '+' || v.p[0] == '-')) {
+        minus = v.p[0] == '-';
+        v.p++, v.len--;
+    }
+    int64_t t = parse_sec(v);
+    if (t < 0)
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, nd->nargs - 1));
+    if (kind == PV_EXPIRES_DAILY && t > 24 * 60 * 60)
+        return pv_conf_error(cx, &nd->src, "daily time value must be less than 24 hours \"%s\"",
+                             ARG(nd, nd->nargs - 1));
+    h->expires = kind;
+    h->expires_time = minus ? -t : t;
+    return PV_OK;
+}
+
+/* ---- server_tokens, charset ----------------------------------------------- */
+
+static int set_server_tokens_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_hdr_conf_t *h = hdr(cx);
+    if (h->server_tokens != PV_UNSET)
+        return DUP(cx, nd);
+    static const pv_conf_enum_t values[] = {
+        {"off", PV_TOKENS_OFF}, {"on", PV_TOKENS_ON}, {"build", PV_TOKENS_BUILD}, {NULL, 0}};
+    for (const pv_conf_enum_t *e = values; e->name; e++) {
+        if (strcmp(e->name, ARG(nd, 1)) == 0) {
+            h->server_tokens = e->value;
+            return PV_OK;
+        }
+    }
+    if (strchr(ARG(nd, 1), '$'))
+        return pv_conf_error(cx, &nd->src, "a \"server_tokens\" string is not supported (NGINX Plus only)");
+    return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"server_tokens\" directive, it must be "
+                         "\"on\", \"off\" or \"build\"", ARG(nd, 1));
+}
+
+static int set_charset_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                          void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_hdr_conf_t *h = hdr(cx);
+    if (h->charset_set)
+        return DUP(cx, nd);
+    h->charset_set = 1;
+    if (strcmp(ARG(nd, 1), "off") == 0)
+        return PV_OK;
+    h->charset = pv_arena_calloc(cx->a, sizeof(*h->charset));
+    return pv_conf_compile(cx, nd, h->charset, ARG(nd, 1), nd->args[1].len);
+}
+
+/* source_charset names what the responses are in so that charset can
+ * recode them through a charset_map; portvakt recodes nothing, so only
+ * the case where nothing is to be recoded is accepted. */
+static int set_source_charset_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                 void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_hdr_conf_t *h = hdr(cx);
+    if (h->source_charset.p)
+        return DUP(cx, nd);
+    h->source_charset = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
+    return PV_OK;
+}
+
+/* ---- proxy_hide_header, proxy_pass_header, proxy_ignore_headers ---------- */
+
+static int set_hide_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                            void *base)
+{
+    PV_UNUSED(base);
+    pv_hdr_conf_t *h = hdr(cx);
+    int pass = cmd->data != NULL;
+    pv_str_t *n = pass ? pv_conf_push(cx->a, &h->pass, &h->npass, sizeof(*n))
+                       : pv_conf_push(cx->a, &h->hide, &h->nhide, sizeof(*n));
+    *n = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
+    h->lists_set = 1;
+    return PV_OK;
+}
+
+static const pv_conf_enum_t ignore_names[] = {
+    {"X-Accel-Redirect", PV_IGN_X_ACCEL_REDIRECT}, {"X-Accel-Expires", PV_IGN_X_ACCEL_EXPIRES},
+    {"X-Accel-Limit-Rate", PV_IGN_X_ACCEL_LIMIT_RATE}, {"X-Accel-Buffering", PV_IGN_X_ACCEL_BUFFERING},
+    {"X-Accel-Charset", PV_IGN_X_ACCEL_CHARSET}, {"Expires", PV_IGN_EXPIRES},
+    {"Cache-Control", PV_IGN_CACHE_CONTROL}, {"Set-Cookie", PV_IGN_SET_COOKIE}, {"Vary", PV_IGN_VARY},
+    {NULL, 0}};
+
+static int set_ignore_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_hdr_conf_t *h = hdr(cx);
+    int v = h->ignore == PV_UNSET ? 0 : h->ignore;
+    for (int i = 1; i < nd->nargs; i++) {
+        const pv_conf_enum_t *e = ignore_names;
+        while (e->name && strcasecmp(e->name, ARG(nd, i)) != 0)
+            e++;
+        if (!e->name)
+            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, i));
+        v |= e->value;
+    }
+    h->ignore = v;
+    return PV_OK;
+}
+
+/* ---- proxy_redirect --------------------------------------------------------- */
+
+static int set_redirect_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                           void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_hdr_conf_t *h = hdr(cx);
+    if (h->redirect == 0)
+        return PV_OK; /* after `off`, as NGINX: the level's later lines are ignored */
+    h->redirect = 1;
+    const char *a = ARG(nd, 1);
+    if (nd->nargs == 2) {
+        if (strcmp(a, "off") == 0 || strcmp(a, "false") == 0) {
+            h->redirect = 0;
+            h->redirects = NULL;
+            h->nredirects = 0;
+            return PV_OK;
+        }
+        if (strcmp(a, "default") != 0)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+    }
+    pv_redirect_t *rd = pv_conf_push(cx->a, &h->redirects, &h->nredirects, sizeof(*rd));
+    if (strcmp(a, "default") == 0) {
+        if (!cx->loc || !cx->loc->proxy_pass)
+            return pv_conf_error(cx, &nd->src, "\"proxy_redirect default\" should be placed after "
+                                 "the \"proxy_pass\" directive");
+        const pv_proxy_pass_t *pp = cx->loc->proxy_pass;
+        pv_location_t *loc = cx->loc;
+        while (loc->parent) /* an `if` block: its location's name */
+            loc = loc->parent;
+        /* the proxy_pass URL to the location's name, or URL/ to "/" */
+        pv_str_t pat = pp->url, rep = pp->has_uri ? loc->name : PV_STR("/");
+        if (!pp->has_uri) {
+            char *s = pv_arena_alloc(cx->a, pat.len + 2);
+            memcpy(s, pat.p, pat.len);
+            s[pat.len] = '/';
+            s[pat.len + 1] = '\0';
+            pat = (pv_str_t){s, pat.len + 1};
+        }
+        rd->pattern = (pv_cv_t){NULL, 0, 1};
+        if (pv_conf_compile(cx, nd, &rd->pattern, pat.p, pat.len) != PV_OK ||
+            pv_conf_compile(cx, nd, &rd->replacement, rep.p, rep.len) != PV_OK)
+            return PV_ERR;
+        return PV_OK;
+    }
+    if (a[0] == '~') {
+        int caseless = a[1] == '*';
+        const char *re = a + 1 + caseless;
+        rd->re = pv_conf_regex(cx, &nd->src, re, strlen(re), caseless);
+        if (!rd->re)
+            return PV_ERR;
+    } else if (pv_conf_compile(cx, nd, &rd->pattern, a, nd->args[1].len) != PV_OK) {
+        return PV_ERR;
+    }
+    return pv_conf_compile(cx, nd, &rd->replacement, ARG(nd, 2), nd->args[2].len);
+}
+
+/* ---- proxy_method, proxy_set_body ------------------------------------------ */
+
+static int set_cv_ptr_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    pv_cv_t **f = (pv_cv_t **)((char *)base + cmd->offset);
+    if (*f)
+        return DUP(cx, nd);
+    *f = pv_arena_calloc(cx->a, sizeof(**f));
+    return pv_conf_compile(cx, nd, *f, ARG(nd, 1), nd->args[1].len);
+}
+
+static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    if (strcasecmp(ARG(nd, 1), "on") == 0)
+        *f = 1;
+    else if (strcasecmp(ARG(nd, 1), "off") == 0)
+        *f = 0;
+    else
+        return pv_conf_error(cx, &nd->src,
+                             "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                             ARG(nd, 1), ARG(nd, 0));
+    return PV_OK;
+}
+
+/* ---- merge ----------------------------------------------------------------- */
+
+void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p)
+{
+    if (!c->add && p) {
+        c->add = p->add;
+        c->nadd = p->nadd;
+    }
+    if (c->expires == PV_UNSET) {
+        c->expires = p ? p->expires : PV_EXPIRES_OFF;
+        c->expires_time = p ? p->expires_time : 0;
+    }
+    if (c->server_tokens == PV_UNSET)
+        c->server_tokens = p ? p->server_tokens : PV_TOKENS_ON;
+    if (!c->charset_set && p) {
+        c->charset = p->charset;
+        c->charset_set = p->charset_set;
+    }
+    if (!c->source_charset.p && p)
+        c->source_charset = p->source_charset;
+    /* hide and pass are inherited together, and only when neither is set here */
+    if (!c->lists_set && p) {
+        c->hide = p->hide;
+        c->nhide = p->nhide;
+        c->pass = p->pass;
+        c->npass = p->npass;
+    }
+    if (c->ignore == PV_UNSET)
+        c->ignore = p ? p->ignore : 0;
+    if (c->redirect == PV_UNSET && p) {
+        c->redirect = p->redirect;
+        c->redirects = p->redirects;
+        c->nredirects = p->nredirects;
+    } else if (c->redirect == PV_UNSET) {
+        c->redirect = 1;
+    }
+}
+
+/* source_charset: accepted only where no recoding would follow. */
+int pv_conf_hdr_check(pv_conf_ctx_t *cx, const pv_location_t *loc)
+{
+    const pv_hdr_conf_t *h = &loc->conf.hdr;
+    if (!h->source_charset.p || !h->charset)
+        return PV_OK;
+    const pv_cv_t *cs = h->charset;
+    if (cs->is_const && cs->nparts && cs->parts[0].text.len == h->source_charset.len &&
+        strncasecmp(cs->parts[0].text.p, h->source_charset.p, h->source_charset.len) == 0)
+        return PV_OK;
+    return pv_conf_error(cx, &loc->src, "recoding from \"source_charset\" %s to \"charset\" is not "
+                         "supported (portvakt has no charset_map)", h->source_charset.p);
+}
+
+#define LOC(f) PV_BASE_LOC, offsetof(pv_loc_conf_t, f)
+#define NONE PV_BASE_NONE, 0
+#define ANY_LIF (PV_CTX_ANY_LOC | PV_CTX_LIF)
+
+static const pv_conf_cmd_t header_cmds[] = {
+    {"add_header", ANY_LIF, PV_ARGS_TAKE2 | PV_ARGS_TAKE3, set_add_header_cb, NONE, NULL},
+    {"expires", ANY_LIF, PV_ARGS_TAKE12, set_expires_cb, NONE, NULL},
+    {"server_tokens", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_server_tokens_cb, NONE, NULL},
+    {"charset", ANY_LIF, PV_ARGS_TAKE1, set_charset_cb, NONE, NULL},
+    {"source_charset", ANY_LIF, PV_ARGS_TAKE1, set_source_charset_cb, NONE, NULL},
+    {"proxy_hide_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_hide_pass_cb, NONE, NULL},
+    {"proxy_pass_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_hide_pass_cb, NONE, "pass"},
+    {"proxy_ignore_headers", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_ignore_cb, NONE, NULL},
+    {"proxy_redirect", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_redirect_cb, NONE, NULL},
+    {"proxy_method", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_cv_ptr_cb, LOC(proxy_method), NULL},
+    {"proxy_set_body", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_cv_ptr_cb, LOC(proxy_set_body), NULL},
+    {"proxy_pass_request_headers", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
+     LOC(proxy_pass_request_headers), NULL},
+};
+
+const pv_conf_module_t pv_conf_header_module = {"headers", header_cmds, PV_NELEM(header_cmds)};

@@ -1,0 +1,281 @@
+/* The header filters: expires, add_header, charset, the Server token.
+ * Each looks at the merged settings of the answering location; nothing
+ * is allocated unless a field is added or replaced. */
+#include "hfilter.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/time.h"
+#include "server.h"
+#include "uvars.h"
+
+static const pv_loc_conf_t *lconf(const pv_hreq_t *hr)
+{
+    if (hr->r.loc)
+        return &hr->r.loc->conf;
+    return hr->r.srv ? &hr->r.srv->conf : NULL;
+}
+
+const char *pv_hfilter_token(const pv_hreq_t *hr)
+{
+    const pv_loc_conf_t *lc = lconf(hr);
+    if (lc && lc->hdr.server_tokens == PV_TOKENS_OFF)
+        return PV_NAME;
+    return PV_NAME "/" PV_VERSION; /* on, and build: portvakt has no build name */
+}
+
+/* The statuses add_header (without always) and expires apply to. */
+static int safe_status(int st)
+{
+    switch (st) {
+    case 200: case 201: case 204: case 206: case 301: case 302: case 303: case 304: case 307: case 308:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---- expires -------------------------------------------------------------- */
+
+static void http_date(int64_t t, char *out)
+{
+    static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday], tm.tm_mday, mon[tm.tm_mon],
+             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* The next local time of day at `when` seconds after midnight, as
+ * ngx_next_time(). */
+static int64_t next_time(int64_t now, int64_t when)
+{
+    time_t t = (time_t)now;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    tm.tm_hour = (int)(when / 3600);
+    when %= 3600;
+    tm.tm_min = (int)(when / 60);
+    tm.tm_sec = (int)(when % 60);
+    tm.tm_isdst = -1;
+    time_t next = mktime(&tm);
+    if (next == (time_t)-1)
+        return -1;
+    if (next - (time_t)now > 0)
+        return next;
+    tm.tm_mday++;
+    tm.tm_isdst = -1;
+    return mktime(&tm);
+}
+
+void pv_hfilter_expires(int kind, int64_t t, int64_t now, int64_t lm, char *date, char *cc)
+{
+    if (kind == PV_EXPIRES_EPOCH) {
+        strcpy(date, "Thu, 01 Jan 1970 00:00:01 GMT");
+        strcpy(cc, "no-cache");
+        return;
+    }
+    if (kind == PV_EXPIRES_MAX) {
+        strcpy(date, "Thu, 31 Dec 2037 23:55:55 GMT");
+        strcpy(cc, "max-age=315360000");
+        return;
+    }
+    if (t == 0 && kind != PV_EXPIRES_DAILY) {
+        http_date(now, date);
+        strcpy(cc, "max-age=0");
+        return;
+    }
+    int64_t at, max_age;
+    if (kind == PV_EXPIRES_DAILY) {
+        at = next_time(now, t);
+        max_age = at - now;
+    } else if (kind == PV_EXPIRES_ACCESS || lm == -1) {
+        max_age = t;
+        at = now + t;
+    } else {
+        at = lm + t;
+        max_age = at - now;
+    }
+    http_date(at, date);
+    if (t < 0 || max_age < 0)
+        strcpy(cc, "no-cache");
+    else
+        snprintf(cc, 32, "max-age=%lld", (long long)max_age);
+}
+
+/* An IMF-fixdate (the form upstreams send) as seconds; -1 otherwise. */
+static int64_t parse_http_date(pv_str_t v)
+{
+    char buf[40];
+    if (v.len < 29 || v.len >= sizeof(buf))
+        return -1;
+    memcpy(buf, v.p, v.len);
+    buf[v.len] = '\0';
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end)
+        return -1;
+    return (int64_t)timegm(&tm);
+}
+
+/* ---- the field list ------------------------------------------------------- */
+
+typedef struct {
+    pv_header_t *f;
+    int n;
+} flist_t;
+
+static int find(const flist_t *l, pv_str_t name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (l->f[i].name.len == name.len && pv_str_ieq(l->f[i].name, name.p, name.len))
+            return i;
+    return -1;
+}
+
+static void drop(flist_t *l, int i)
+{
+    memmove(&l->f[i], &l->f[i + 1], sizeof(*l->f) * (size_t)(l->n - i - 1));
+    l->n--;
+}
+
+/* Set name to value: the first field of that name takes it, the others
+ * go (NGINX's headers_out.expires and cache_control); else appended. */
+static void set_one(flist_t *l, pv_str_t name, pv_str_t value)
+{
+    int i = find(l, name);
+    if (i < 0) {
+        l->f[l->n++] = (pv_header_t){name, value};
+        return;
+    }
+    l->f[i].value = value;
+    for (int j = l->n - 1; j > i; j--)
+        if (l->f[j].name.len == name.len && pv_str_ieq(l->f[j].name, name.p, name.len))
+            drop(l, j);
+}
+
+static void apply_expires(pv_request_t *r, const pv_hdr_conf_t *hc, flist_t *l)
+{
+    int64_t lm = -1;
+    int i = find(l, PV_STR("Last-Modified"));
+    if (i >= 0)
+        lm = parse_http_date(l->f[i].value);
+    char *date = pv_arena_alloc(r->arena, 40), *cc = pv_arena_alloc(r->arena, 32);
+    pv_hfilter_expires(hc->expires, hc->expires_time, pv_time_ms() / 1000, lm, date, cc);
+    set_one(l, PV_STR("Expires"), (pv_str_t){date, strlen(date)});
+    set_one(l, PV_STR("Cache-Control"), (pv_str_t){cc, strlen(cc)});
+}
+
+static void apply_add_header(pv_request_t *r, const pv_add_header_t *a, flist_t *l)
+{
+    pv_str_t v = pv_cv_eval_arena(&a->value, r);
+    if (v.len && (memchr(v.p, '\r', v.len) || memchr(v.p, '\n', v.len) || memchr(v.p, '\0', v.len))) {
+        char *s = pv_arena_alloc(r->arena, v.len);
+        for (size_t k = 0; k < v.len; k++)
+            s[k] = v.p[k] == '\r' || v.p[k] == '\n' || v.p[k] == '\0' ? ' ' : v.p[k];
+        v.p = s;
+    }
+    if (a->replace) {
+        int i = find(l, a->name);
+        if (i >= 0 && !v.len) {
+            drop(l, i);
+            return;
+        }
+        if (i >= 0) {
+            l->f[i] = (pv_header_t){a->name, v};
+            return;
+        }
+    }
+    if (v.len)
+        l->f[l->n++] = (pv_header_t){a->name, v};
+}
+
+/* ---- charset -------------------------------------------------------------- */
+
+int pv_hfilter_charset_type(pv_str_t ct)
+{
+    static const char *const types[] = {"text/html", "text/xml", "text/plain", "text/vnd.wap.wml",
+                                        "application/javascript", "application/rss+xml"};
+    for (size_t i = 0; i < PV_NELEM(types); i++)
+        if (pv_str_ieq(ct, types[i], strlen(types[i])))
+            return 1;
+    return 0;
+}
+
+/* The type part of a Content-Type when it has a charset parameter
+ * (NGINX's content_type_len), and that charset; else the whole value and
+ * an empty charset. */
+static pv_str_t split_charset(pv_str_t ct, pv_str_t *cs)
+{
+    *cs = (pv_str_t){NULL, 0};
+    for (size_t i = 0; i < ct.len; i++) {
+        if (ct.p[i] != ';')
+            continue;
+        size_t last = i, k = i + 1;
+        while (k < ct.len && ct.p[k] == ' ')
+            k++;
+        if (ct.len - k < 8 || !pv_str_ieq((pv_str_t){ct.p + k, 8}, "charset=", 8))
+            continue;
+        k += 8;
+        size_t end = ct.len;
+        if (k < end && ct.p[k] == '"')
+            k++;
+        if (end > k && ct.p[end - 1] == '"')
+            end--;
+        *cs = (pv_str_t){ct.p + k, end - k};
+        return (pv_str_t){ct.p, last};
+    }
+    return ct;
+}
+
+static void apply_charset(pv_request_t *r, const pv_hdr_conf_t *hc, int status, pv_resp_head_t *h)
+{
+    if (!hc->charset || !h->content_type.p || !h->content_type.len)
+        return;
+    pv_str_t src, type = split_charset(h->content_type, &src);
+    if (!pv_hfilter_charset_type(type))
+        return;
+    if (src.p)
+        return; /* the response names its charset: NGINX 1.22 leaves it as it is */
+    pv_str_t dst = pv_cv_eval_arena(hc->charset, r);
+    if (status == 301 || status == 302)
+        return; /* NGINX sets no charset on these redirects */
+    size_t len = type.len + 10 + dst.len;
+    char *s = pv_arena_alloc(r->arena, len);
+    memcpy(s, type.p, type.len);
+    memcpy(s + type.len, "; charset=", 10);
+    memcpy(s + type.len + 10, dst.p, dst.len);
+    h->content_type = (pv_str_t){s, len};
+}
+
+void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    if (!h->server.p)
+        h->server = (pv_str_t){pv_hfilter_token(hr), strlen(pv_hfilter_token(hr))};
+    const pv_loc_conf_t *lc = lconf(hr);
+    if (!lc)
+        return;
+    const pv_hdr_conf_t *hc = &lc->hdr;
+    pv_request_t *r = &hr->r;
+    apply_charset(r, hc, h->status, h);
+    int safe = safe_status(h->status);
+    if (!(hc->expires != PV_EXPIRES_OFF && safe) && !hc->nadd)
+        return;
+    flist_t l = {pv_arena_alloc(r->arena, sizeof(pv_header_t) * (size_t)(h->nfields + hc->nadd + 2)), 0};
+    if (h->nfields)
+        memcpy(l.f, h->fields, sizeof(pv_header_t) * (size_t)h->nfields);
+    l.n = h->nfields;
+    if (hc->expires != PV_EXPIRES_OFF && safe)
+        apply_expires(r, hc, &l);
+    for (int i = 0; i < hc->nadd; i++)
+        if (safe || hc->add[i].always)
+            apply_add_header(r, &hc->add[i], &l);
+    h->fields = l.f;
+    h->nfields = l.n;
+}

@@ -1,0 +1,31 @@
+/* The header filters every response head goes through before a protocol
+ * writes it (NGINX's header filter chain, in its order): expires and
+ * add_header (ngx_http_headers_module), charset (ngx_http_charset_module,
+ * without recoding), and the Server token (server_tokens). They read the
+ * configuration of the location that answers (else the server's). */
+#ifndef PV_HFILTER_H
+#define PV_HFILTER_H
+
+#include "response.h"
+
+struct pv_hreq_s;
+
+/* The product token of the Server field and of error pages under the
+ * request's server_tokens: "portvakt" or "portvakt/VERSION". */
+const char *pv_hfilter_token(const struct pv_hreq_s *hr);
+
+/* Apply the filters to h (a head about to be sent for hr): fields are
+ * rebuilt in the request arena when something is added or replaced. */
+void pv_hfilter_apply(struct pv_hreq_s *hr, pv_resp_head_t *h);
+
+/* Expires and Cache-Control for `expires` of kind (PV_EXPIRES_*) and t
+ * seconds at time now, for a response last modified at lm (-1:
+ * unknown). Writes the Expires date into date (40 bytes) and the
+ * Cache-Control value into cc (32 bytes). Pure, for unit tests. */
+void pv_hfilter_expires(int kind, int64_t t, int64_t now, int64_t lm, char *date, char *cc);
+
+/* 1 when the Content-Type ct (without a charset parameter) is one of
+ * the types charset applies to (NGINX's charset_types default). */
+int pv_hfilter_charset_type(pv_str_t ct);
+
+#endif
