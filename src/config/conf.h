@@ -376,6 +376,13 @@ typedef struct pv_hdr_conf_s {
 #define PV_IGN_SET_COOKIE 0x80
 #define PV_IGN_VARY 0x100
 
+/* `error_page CODE... [=[RESPONSE]] URI` */
+typedef struct pv_error_page_s {
+    int status;                 /* the code it applies to */
+    int overwrite;              /* -1: keep the code; 0 (`=`): the new response's; else that code */
+    pv_cv_t uri;                /* "/uri", "@named" or a redirect URL */
+} pv_error_page_t;
+
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
@@ -443,6 +450,10 @@ typedef struct pv_loc_conf_s {
     int proxy_pass_request_headers; /* 0/1; default 1 */
     pv_cv_t *proxy_method;         /* proxy_method; NULL: the client's */
     pv_cv_t *proxy_set_body;       /* proxy_set_body; NULL: the client's body */
+    int proxy_intercept_errors;    /* default off */
+    pv_error_page_t *error_pages;  /* error_page lines; inherited only when this level has none */
+    int nerror_pages;
+    int recursive_error_pages;     /* default off */
     pv_hdr_conf_t hdr;             /* add_header, expires, server_tokens, charset, proxy_*_header, proxy_redirect */
     pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
     pv_realip_conf_t realip;       /* set_real_ip_from, real_ip_header, real_ip_recursive */
@@ -479,6 +490,10 @@ typedef struct pv_location_s {
     pv_regex_t *rx;            /* regex locations: the captures a match binds */
     pv_script_t rw;            /* rewrite module directives, run in the rewrite phase */
     struct pv_location_s *parent; /* an `if` block's configuration: its location */
+    int named;                 /* `location @name`: reached only by internal redirects */
+    struct pv_location_s *outer; /* a nested location: the one it is in */
+    struct pv_location_s **children; /* nested locations, in declaration order */
+    int nchildren;
 } pv_location_t;
 
 /* server_name kinds */
@@ -582,7 +597,9 @@ typedef struct pv_server_s {
     int nlistens;
     pv_server_name_t *names;  /* server_name entries in order */
     int nnames;
-    pv_location_t **locations; /* in declaration order */
+    pv_location_t **locations; /* every location, nested and named ones too, in declaration
+                                  order (a location before those nested in it); the search
+                                  starts from those with no outer location that are not named */
     int nlocations;
     pv_loc_conf_t conf;         /* server-level settings (merged from http) */
     int64_t client_header_timeout;      /* default 60s */

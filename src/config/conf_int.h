@@ -184,6 +184,9 @@ void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p);
 /* After merging: what a location's settings ask for can be done. */
 int pv_conf_hdr_check(pv_conf_ctx_t *cx, const pv_location_t *loc);
 
+/* error_page, recursive_error_pages, proxy_intercept_errors (errpage_conf.c). */
+extern const pv_conf_module_t pv_conf_errpage_module;
+
 /* The TLS directives (ssl_conf.c) and the SSL_CTX built from them
  * (ssl_ctx.c). */
 extern const pv_conf_module_t pv_conf_ssl_module;

@@ -629,11 +629,29 @@ static int set_server_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     return PV_OK;
 }
 
+/* NGINX's rules for a location inside another (ngx_http_core_location). */
+static int check_nesting(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_location_t *outer,
+                         const char *name, int match, int named)
+{
+    if (!outer)
+        return PV_OK;
+    if (outer->match == PV_LOC_EXACT)
+        return pv_conf_error(cx, &nd->src, "location \"%s\" cannot be inside the exact location \"%s\"",
+                             name, outer->name.p);
+    if (outer->named)
+        return pv_conf_error(cx, &nd->src, "location \"%s\" cannot be inside the named location \"%s\"",
+                             name, outer->name.p);
+    if (named)
+        return pv_conf_error(cx, &nd->src, "named location \"%s\" can be on the server level only", name);
+    if (match != PV_LOC_REGEX && match != PV_LOC_REGEX_ICASE &&
+        strncmp(name, outer->name.p, outer->name.len) != 0)
+        return pv_conf_error(cx, &nd->src, "location \"%s\" is outside location \"%s\"", name, outer->name.p);
+    return PV_OK;
+}
+
 static int set_location_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                            void *base)
 {
-    if (cx->ctx == PV_CTX_LOCATION)
-        return pv_conf_error(cx, &nd->src, "nested locations are not supported");
     static const struct {
         const char *mod;
         int match;
@@ -658,11 +676,15 @@ static int set_location_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
             }
         }
     }
-    if (name[0] == '@')
-        return pv_conf_error(cx, &nd->src, "named locations are not supported");
+    int named = nd->nargs == 2 && match == PV_LOC_PREFIX && name[0] == '@';
+    pv_location_t *outer = cx->ctx == PV_CTX_LOCATION ? cx->loc : NULL;
+    if (check_nesting(cx, nd, outer, name, match, named) != PV_OK)
+        return PV_ERR;
     pv_server_t *s = cx->srv;
     pv_location_t *loc = pv_arena_calloc(cx->a, sizeof(*loc));
     loc->match = match;
+    loc->named = named;
+    loc->outer = outer;
     loc->name = (pv_str_t){pv_arena_strdup(cx->a, name), strlen(name)};
     loc->src = nd->src;
     pv_conf_loc_init(&loc->conf);
@@ -674,7 +696,7 @@ static int set_location_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     } else {
         for (int i = 0; i < s->nlocations; i++) {
             pv_location_t *o = s->locations[i];
-            if (o->match == PV_LOC_REGEX || o->match == PV_LOC_REGEX_ICASE)
+            if (o->match == PV_LOC_REGEX || o->match == PV_LOC_REGEX_ICASE || o->outer != outer)
                 continue;
             if ((o->match == PV_LOC_EXACT) == (match == PV_LOC_EXACT) &&
                 strcmp(o->name.p, name) == 0)
@@ -682,11 +704,14 @@ static int set_location_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
         }
     }
     *(pv_location_t **)pv_conf_push(cx->a, &s->locations, &s->nlocations, sizeof(loc)) = loc;
+    if (outer)
+        *(pv_location_t **)pv_conf_push(cx->a, &outer->children, &outer->nchildren, sizeof(loc)) = loc;
+    pv_loc_conf_t *saved_lc = cx->lc;
     cx->loc = loc;
     cx->lc = &loc->conf;
     int rc = pv_conf_walk(cx, nd->child, PV_CTX_LOCATION);
-    cx->loc = NULL;
-    cx->lc = &s->conf;
+    cx->loc = outer;
+    cx->lc = saved_lc;
     return rc;
 }
 
@@ -715,7 +740,7 @@ static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     pv_proxy_pass_t *pp = pv_arena_calloc(cx->a, sizeof(*pp));
     pp->ssl = tls;
     if (*uri) {
-        if (loc->match == PV_LOC_REGEX || loc->match == PV_LOC_REGEX_ICASE || loc->parent)
+        if (loc->match == PV_LOC_REGEX || loc->match == PV_LOC_REGEX_ICASE || loc->parent || loc->named)
             return pv_conf_error(cx, &nd->src,
                                  "\"proxy_pass\" cannot have URI part in location given by regular "
                                  "expression, or inside named location, or inside \"if\" "
@@ -875,7 +900,7 @@ static const pv_conf_module_t *const modules[] = {
     MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module, &pv_conf_static_module,
-    &pv_conf_header_module,
+    &pv_conf_header_module, &pv_conf_errpage_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */

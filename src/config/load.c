@@ -69,6 +69,8 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->proxy_next_upstream = PV_UNSET;
     lc->proxy_pass_request_body = PV_UNSET;
     lc->proxy_pass_request_headers = PV_UNSET;
+    lc->proxy_intercept_errors = PV_UNSET;
+    lc->recursive_error_pages = PV_UNSET;
     pv_conf_hdr_init(&lc->hdr);
     pv_conf_proxy_ssl_init(&lc->proxy_ssl);
     pv_conf_realip_init(&lc->realip);
@@ -421,6 +423,12 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     MERGE(proxy_next_upstream, PV_NEXT_F_ERROR | PV_NEXT_F_TIMEOUT);
     MERGE(proxy_pass_request_body, 1);
     MERGE(proxy_pass_request_headers, 1);
+    MERGE(proxy_intercept_errors, 0);
+    MERGE(recursive_error_pages, 0);
+    if (!c->error_pages && p) {
+        c->error_pages = p->error_pages;
+        c->nerror_pages = p->nerror_pages;
+    }
     if (!c->proxy_method && p)
         c->proxy_method = p->proxy_method;
     if (!c->proxy_set_body && p)
@@ -594,7 +602,7 @@ static int finish_http(pv_conf_ctx_t *cx)
         }
         for (int j = 0; j < s->nlocations; j++) {
             pv_location_t *loc = s->locations[j];
-            loc_merge(cx, &loc->conf, &s->conf);
+            loc_merge(cx, &loc->conf, loc->outer ? &loc->outer->conf : &s->conf);
             if (pv_conf_policy_check(cx, loc) != PV_OK || pv_conf_hdr_check(cx, loc) != PV_OK)
                 return PV_ERR;
             if (loc->proxy_pass && loc->proxy_pass->ssl && pv_conf_proxy_ssl_build(cx, loc) != PV_OK)

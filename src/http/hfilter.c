@@ -256,6 +256,11 @@ static void apply_charset(pv_request_t *r, const pv_hdr_conf_t *hc, int status, 
 
 void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
 {
+    /* error_page's code, whatever the page's own response says */
+    if (hr->r.err_status && h->status != hr->r.err_status && !h->upgrade) {
+        h->status = hr->r.err_status;
+        h->reason = (pv_str_t){NULL, 0};
+    }
     if (!h->server.p)
         h->server = (pv_str_t){pv_hfilter_token(hr), strlen(pv_hfilter_token(hr))};
     const pv_loc_conf_t *lc = lconf(hr);

@@ -90,6 +90,10 @@ static void run_from(pv_hreq_t *hr)
     while (hr->phase_step < nengine) {
         const engine_t *e = &engine[hr->phase_step++];
         hr->phase = e->phase;
+        /* after an internal redirect, limits and authentication that ran
+         * for the request are not applied a second time */
+        if (e->phase == PV_PHASE_ACCESS && (hr->r.flags & PV_REQ_F_ACCESS_DONE))
+            continue;
         if (e->h(hr) != PV_PHASE_NEXT)
             return;
     }
@@ -114,6 +118,13 @@ void pv_phases_goto(pv_hreq_t *hr, int phase)
             return;
         }
     }
+}
+
+void pv_phases_restart(pv_hreq_t *hr, int phase)
+{
+    pv_phases_goto(hr, phase);
+    hr->phase = (uint8_t)phase;
+    run_from(hr);
 }
 
 void pv_phases_resume(pv_hreq_t *hr)
@@ -175,9 +186,13 @@ static int find_config(pv_hreq_t *hr)
     if (!loc && r->srv)
         loc = r->srv->self_loc; /* no location: the server's own settings, as NGINX */
     r->loc = loc;
-    /* a regex location's groups are $1..$9 and its named ones variables */
-    if (loc && loc->rx && (loc->rx->ncaptures || loc->rx->nnames))
-        pv_regex_exec(r, loc->rx, r->uri);
+    /* a regex location's groups are $1..$9 and its named ones variables
+     * (for a location nested in a regex one, the outer regex's) */
+    const pv_location_t *rl = loc;
+    while (rl && !rl->rx)
+        rl = rl->outer;
+    if (rl && (rl->rx->ncaptures || rl->rx->nnames))
+        pv_regex_exec(r, rl->rx, r->uri);
     if (!loc) {
         pv_resp_local(hr, 404, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;

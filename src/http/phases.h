@@ -68,6 +68,9 @@ void pv_phases_run(struct pv_hreq_s *hr);
 /* From a handler: go on with the first handler of phase (the rewrite
  * phase sends a request whose URI changed back to find config). */
 void pv_phases_goto(struct pv_hreq_s *hr, int phase);
+/* Run hr's phases again from the first handler of phase (an internal
+ * redirect: server rewrite; a named location: rewrite). */
+void pv_phases_restart(struct pv_hreq_s *hr, int phase);
 /* A handler that parked the request is done with PV_PHASE_NEXT: go on
  * with the handler after it. */
 void pv_phases_resume(struct pv_hreq_s *hr);

@@ -40,6 +40,8 @@ typedef struct pv_header_s {
                                          longer applies, internal locations may serve it */
 #define PV_REQ_F_LOC_INVALID 0x100    /* `rewrite ... break`: the proxy_pass URI part no longer
                                          replaces the location's prefix (NGINX's valid_location) */
+#define PV_REQ_F_BODY_DROPPED 0x400   /* error_page redirected the request: its body is not passed on */
+#define PV_REQ_F_ACCESS_DONE 0x800    /* an internal redirect after the access phase ran: not again */
 
 #define PV_REQ_F_ADD_URI_TO_ALIAS 0x400 /* try_files found a file under a regex location's alias:
                                          the URI is appended to it (NGINX's add_uri_to_alias) */
@@ -119,7 +121,9 @@ typedef struct pv_request_s {
     size_t *captures;              /* the last regex match: start and end of each group */
     int ncaptures;                 /* entries in captures (2 per group, as NGINX counts) */
     const char *captures_data;     /* the subject they index */
-    int uri_changes;               /* `rewrite ... last` cycles so far (at most 10) */
+    int uri_changes;               /* URI changes and internal redirects so far (at most 10) */
+    int err_status;                /* error_page: the status the final response is sent with (0: its own) */
+    uint8_t error_page;            /* an error_page redirect happened (recursive_error_pages off: no more) */
     int uri_changed;               /* the URI changed: find the location again */
 
     uint64_t start_ns;           /* monotonic time the first byte arrived */

@@ -11,6 +11,7 @@
 #include "compress.h"
 #include "errpage.h"
 #include "hfilter.h"
+#include "redirect.h"
 #include "server.h"
 
 static void put_field(pv_wr_t *w, const char *name, size_t nlen, pv_str_t value)
@@ -128,7 +129,7 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
     if (n < 0)
         n = 0;
-    hr->r.status = pv_errpage_status(status);
+    hr->r.status = h.status;
     pv_server_queue_head(hr, o->data, (size_t)n);
     if (!head_only && encoded && h.frame == PV_FRAME_CHUNKED) {
         pv_outq_push_chunk(&hr->cq, content.p, content.len);
@@ -291,10 +292,18 @@ int pv_resp_continue(pv_hreq_t *hr)
 
 void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
+    if (!body.p && status >= 300) {
+        if (pv_error_page(hr, status))
+            return;
+        hr->r.err_status = 0; /* a page made here is sent with its own code */
+    }
     hr->proto->resp->local(hr, status, location, body);
 }
 
 void pv_resp_error(pv_hreq_t *hr, int status)
 {
+    if (pv_error_page(hr, status))
+        return;
+    hr->r.err_status = 0;
     hr->proto->resp->error(hr, status);
 }

@@ -100,23 +100,30 @@ static int is_static(const pv_location_t *l)
     return l->match == PV_LOC_PREFIX || l->match == PV_LOC_EXACT || l->match == PV_LOC_PREFIX_STOP;
 }
 
-pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int *redirect)
+/* One level of the search (a server's locations, or those nested in one
+ * location), as ngx_http_core_find_location(): the static locations
+ * (exact, longest prefix, the slash redirect), then the locations nested
+ * in the longest prefix; unless an exact match or the slash redirect
+ * ended it there, this level's regexes in order (skipped after a `^~`
+ * prefix), whose match is searched into in turn. NULL when nothing at or
+ * below this level matches. */
+static pv_location_t *find_in(pv_location_t *const *locs, int n, const pv_location_t *outer, pv_str_t uri,
+                              int *redirect, int *done)
 {
     pv_location_t *longest = NULL;
     pv_location_t *rd_exact = NULL, *rd_incl = NULL;
     int nregex = 0;
 
-    *redirect = 0;
-    if (!srv)
-        return NULL;
-    for (int i = 0; i < srv->nlocations; i++) {
-        pv_location_t *l = srv->locations[i];
+    for (int i = 0; i < n; i++) {
+        pv_location_t *l = locs[i];
+        if (l->outer != outer || l->named)
+            continue;
         if (!is_static(l)) {
             nregex++;
             continue;
         }
-        size_t n = l->name.len;
-        if (n == uri.len + 1 && l->name.p[n - 1] == '/' && memcmp(l->name.p, uri.p, uri.len) == 0) {
+        size_t len = l->name.len;
+        if (len == uri.len + 1 && l->name.p[len - 1] == '/' && memcmp(l->name.p, uri.p, uri.len) == 0) {
             /* a candidate for the auto redirect of uri to uri + "/" */
             if (l->match == PV_LOC_EXACT)
                 rd_exact = rd_exact ? rd_exact : l;
@@ -124,14 +131,16 @@ pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int
                 rd_incl = rd_incl ? rd_incl : l;
             continue;
         }
-        if (n > uri.len || memcmp(l->name.p, uri.p, n) != 0)
+        if (len > uri.len || memcmp(l->name.p, uri.p, len) != 0)
             continue;
         if (l->match == PV_LOC_EXACT) {
-            if (n == uri.len)
+            if (len == uri.len) {
+                *done = 1;
                 return l;
+            }
             continue;
         }
-        if (!longest || n > longest->name.len)
+        if (!longest || len > longest->name.len)
             longest = l;
     }
 
@@ -140,19 +149,42 @@ pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int
          * tree node whose auto_redirect is either's; the exact one serves */
         if ((rd_exact && rd_exact->auto_redirect) || (rd_incl && rd_incl->auto_redirect)) {
             *redirect = 1;
+            *done = 1;
             return rd_exact ? rd_exact : rd_incl;
         }
     }
-    if (longest && longest->match == PV_LOC_PREFIX_STOP)
-        return longest;
-    if (nregex) {
-        for (int i = 0; i < srv->nlocations; i++) {
-            pv_location_t *l = srv->locations[i];
-            if (!is_static(l) && re_match(l->re, uri))
-                return l;
-        }
+    pv_location_t *found = longest;
+    if (longest && longest->nchildren) {
+        pv_location_t *in = find_in(longest->children, longest->nchildren, longest, uri, redirect, done);
+        if (*done)
+            return in;
+        if (in)
+            found = in;
     }
-    return longest;
+    if (longest && longest->match == PV_LOC_PREFIX_STOP)
+        return found;
+    for (int i = 0; nregex && i < n; i++) {
+        pv_location_t *l = locs[i];
+        if (l->outer != outer || l->named || is_static(l) || !re_match(l->re, uri))
+            continue;
+        *done = 1;
+        if (l->nchildren) {
+            int d = 0;
+            pv_location_t *in = find_in(l->children, l->nchildren, l, uri, redirect, &d);
+            return in ? in : l;
+        }
+        return l;
+    }
+    return found;
+}
+
+pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int *redirect)
+{
+    int done = 0;
+    *redirect = 0;
+    if (!srv)
+        return NULL;
+    return find_in(srv->locations, srv->nlocations, NULL, uri, redirect, &done);
 }
 
 ssize_t pv_router_absolute_url(const pv_request_t *r, pv_str_t path, int escape, pv_str_t args, char *buf,

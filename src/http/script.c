@@ -11,13 +11,12 @@
 
 #include "../core/log.h"
 #include "phases.h"
+#include "redirect.h"
 #include "router.h"
 #include "server.h"
 #include "uvars.h"
 #include "vars.h"
 
-/* NGINX allows 10 URI changes per request (NGX_HTTP_MAX_URI_CHANGES). */
-#define PV_MAX_URI_CHANGES 10
 
 /* ---- escaping (ngx_escape_uri NGX_ESCAPE_ARGS, ngx_unescape_uri REDIRECT) ---- */
 
@@ -390,7 +389,7 @@ static int location_rewrite(pv_hreq_t *hr)
         return respond(hr, &out);
     if (!r->uri_changed)
         return PV_PHASE_NEXT;
-    if (++r->uri_changes > PV_MAX_URI_CHANGES) {
+    if (pv_uri_change(r) != PV_OK) {
         pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", client: %s",
                (int)r->uri.len, r->uri.p, r->peer_text);
         pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});

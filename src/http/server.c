@@ -19,6 +19,7 @@
 #include "accesslog.h"
 #include "errpage.h"
 #include "phases.h"
+#include "redirect.h"
 #include "h2.h"
 #include "headers.h"
 #include "reqhead.h"
@@ -215,6 +216,7 @@ static void run_ready(void);
 
 void pv_server_reap(pv_worker_t *w)
 {
+    pv_redirect_run();
     run_ready();
     if (pv_h2_work)
         pv_h2_reap(w);

@@ -22,6 +22,7 @@
 #include "../core/log.h"
 #include "errpage.h"
 #include "fileop.h"
+#include "hfilter.h"
 #include "ofcache.h"
 #include "phases.h"
 #include "range.h"
@@ -453,7 +454,7 @@ static void not_satisfiable(pv_hreq_t *hr, int64_t size)
     pv_request_t *r = &hr->r;
     pv_file_release(hr);
     char *page = pv_arena_alloc(r->arena, 512);
-    ssize_t plen = pv_errpage_page(416, page, 512);
+    ssize_t plen = pv_errpage_page(416, pv_hfilter_token(hr), page, 512);
     pv_resp_head_t h;
     pv_errpage_head(416, NULL, plen, &h);
     char *cr = pv_arena_alloc(r->arena, 48);

@@ -12,6 +12,7 @@
 #include "../core/time.h"
 #include "../http/headers.h"
 #include "../http/phases.h"
+#include "../http/redirect.h"
 #include "../http/server.h"
 #include "../http/vars.h"
 #include "../upstream/failure.h"
@@ -267,13 +268,16 @@ static void proxy_start(pv_hreq_t *hr)
 
     int64_t blen = 0;
     int has_body = !pv_body_done(hr);
+    /* after error_page's redirect the body is not passed on, as NGINX
+     * discards it */
+    int pass_body = loc->conf.proxy_pass_request_body && !(r->flags & PV_REQ_F_BODY_DROPPED);
     if (loc->conf.proxy_set_body) {
         /* the head carries the body proxy_set_body makes */
         px->up_frame = PV_FRAME_NONE;
-    } else if (loc->conf.proxy_pass_request_body && (r->flags & PV_REQ_F_HAS_CL) && r->content_length == 0) {
+    } else if (pass_body && (r->flags & PV_REQ_F_HAS_CL) && r->content_length == 0) {
         /* "Content-Length: 0" is passed on, as NGINX does */
         px->up_frame = PV_FRAME_LENGTH;
-    } else if (!loc->conf.proxy_pass_request_body || !has_body) {
+    } else if (!pass_body || !has_body) {
         px->up_frame = PV_FRAME_NONE;
     } else if (r->content_length >= 0) {
         px->up_frame = PV_FRAME_LENGTH;
@@ -287,7 +291,7 @@ static void proxy_start(pv_hreq_t *hr)
         pv_resp_local(hr, 411, NULL, (pv_str_t){NULL, 0});
         return;
     }
-    if ((!loc->conf.proxy_pass_request_body || loc->conf.proxy_set_body) && has_body) {
+    if ((!pass_body || loc->conf.proxy_set_body) && has_body) {
         /* the body is not sent; the connection cannot be reused after it */
         r->flags &= ~PV_REQ_F_KEEPALIVE;
     }
@@ -475,6 +479,44 @@ static void response_complete(pv_proxy_t *px)
     pv_resp_finish(hr);
 }
 
+/* proxy_intercept_errors: a status of 300 and above for which the
+ * location has an error_page is answered by that page, the upstream's
+ * response dropped (a 401's WWW-Authenticate is kept, as NGINX does). */
+static int intercept(pv_proxy_t *px, int status)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *r = px->r;
+    if (!px->loc->conf.proxy_intercept_errors || status < 300 || !pv_error_page_for(hr, status))
+        return 0;
+    if (status == 401) {
+        for (int i = 0; i < px->rp.nfields; i++) {
+            const pv_header_t *f = &px->rp.fields[i];
+            if (!PV_STR_IEQ(f->name, "www-authenticate"))
+                continue;
+            size_t n = hr->acc.xhdr.len + f->name.len + f->value.len + 4;
+            char *x = pv_arena_alloc(r->arena, n);
+            if (hr->acc.xhdr.len)
+                memcpy(x, hr->acc.xhdr.p, hr->acc.xhdr.len);
+            char *d = x + hr->acc.xhdr.len;
+            memcpy(d, f->name.p, f->name.len);
+            d += f->name.len;
+            *d++ = ':', *d++ = ' ';
+            memcpy(d, f->value.p, f->value.len);
+            d += f->value.len;
+            *d++ = '\r', *d++ = '\n';
+            hr->acc.xhdr = (pv_str_t){x, n};
+            break;
+        }
+    }
+    char st[24];
+    st[pv_u64_digits(st, (uint64_t)status)] = '\0';
+    append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    drop_upstream(px);
+    hr->handling = 0;
+    pv_resp_error(hr, status);
+    return 1;
+}
+
 /* The upstream's final head is parsed (px->rp): decide what to do with
  * it and queue the client head. 0, or -1 when it cannot be relayed. A
  * proxy_next_upstream status leaves resp_head_done clear. */
@@ -497,6 +539,8 @@ static int response_head(pv_proxy_t *px)
         px->resp_early = 1;
     if (!px->sub_done && next_on_status(px, status))
         return 0;
+    if (!px->sub_done && intercept(px, status))
+        return -3;
     int head_req = (r->flags & PV_REQ_F_HEAD) != 0;
     px->resp_frame = rp->frame;
     if (!rp->keepalive)
@@ -697,6 +741,8 @@ static void upstream_read(pv_proxy_t *px)
             }
             b->pos += (uint32_t)used;
             int hrc = response_head(px);
+            if (hrc == -3)
+                return; /* proxy_intercept_errors: error_page answers */
             if (hrc == -2) {
                 /* out of memory: this client alone is cut off */
                 pv_resp_abort(px->hr);

@@ -179,6 +179,26 @@ def test_plain_http_on_a_tls_port_gets_nginx_400(gateway, pki):
     assert https_get(gw, "a.test", pki=pki)[0] == 200
 
 
+def test_error_page_497_redirects_to_https(gateway, pki):
+    # NGINX's idiom for plain HTTP on a TLS port
+    g, gw = two_servers(gateway, pki, extra="error_page 497 https://$host:$server_port$request_uri;")
+    s = socket.create_connection(("127.0.0.1", gw), timeout=10)
+    try:
+        s.sendall(b"GET /p?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    finally:
+        s.close()
+    head = data.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 302 Moved Temporarily\r\n")
+    assert b"\r\nLocation: https://a.test:%d/p?q=1\r\n" % gw in head
+    assert b"Connection: close" in head
+
+
 def test_protocols_default_refuses_tls11_and_accepts_tls12(gateway, pki):
     _, gw = two_servers(gateway, pki)
     rc, out = s_client(gw, "-servername", "a.test", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")

@@ -212,8 +212,12 @@ static void test_value_errors(void **state)
     expect_err(HTTP_SRV("  location x y z {\n  }"),
                "invalid number of arguments in \"location\" directive", 4);
     expect_err(HTTP_SRV("  location !! /x {\n  }"), "invalid location modifier \"!!\"", 4);
-    expect_err(HTTP_SRV("  location / {\n   location /a {\n   }\n  }"),
-               "nested locations are not supported", 5);
+    expect_err(HTTP_SRV("  location /b {\n   location /a {\n   }\n  }"),
+               "location \"/a\" is outside location \"/b\"", 5);
+    expect_err(HTTP_SRV("  location = /b {\n   location /b/a {\n   }\n  }"),
+               "location \"/b/a\" cannot be inside the exact location \"/b\"", 5);
+    expect_err(HTTP_SRV("  location / {\n   location @a {\n   }\n  }"),
+               "named location \"@a\" can be on the server level only", 5);
     expect_err(HTTP_SRV("  location ~ \"(a\" {\n  }"),
                "pcre2_compile() failed: missing closing parenthesis in \"(a\"", 4);
     expect_err(HTTP_SRV("  server_name \"~(a\";"),
