@@ -349,6 +349,8 @@ typedef struct pv_hdr_conf_s {
     int nadd;
     int expires;                /* PV_EXPIRES_*; PV_UNSET inherits; default off */
     int64_t expires_time;       /* seconds (negative: in the past); daily: seconds since midnight */
+    pv_cv_t *expires_value;     /* expires with variables: parsed per request (expires is then
+                                   ACCESS, or MODIFIED with `modified`) */
     int server_tokens;          /* PV_TOKENS_*; default on */
     pv_cv_t *charset;           /* charset NAME; NULL with charset_set: off */
     int charset_set;            /* charset given at this level (a name or off) */
@@ -364,6 +366,10 @@ typedef struct pv_hdr_conf_s {
     int redirect;               /* PV_UNSET; 0 after `proxy_redirect off`; 1: the list, or
                                    the default of the location's proxy_pass when the list is empty */
 } pv_hdr_conf_t;
+
+/* Parse an `expires` value (NGINX's ngx_http_parse_expires) into kind
+ * (PV_EXPIRES_*) and t seconds; PV_ERR with *err set when invalid. */
+int pv_conf_parse_expires(pv_str_t v, int modified, int *kind, int64_t *t, const char **err);
 
 /* proxy_ignore_headers */
 #define PV_IGN_X_ACCEL_REDIRECT 0x01

@@ -49,6 +49,47 @@ static int64_t parse_sec(pv_str_t s)
     return ms < 0 ? -1 : ms / 1000;
 }
 
+int pv_conf_parse_expires(pv_str_t v, int modified, int *kind, int64_t *t, const char **err)
+{
+    if (!modified) {
+        static const struct {
+            const char *name;
+            int kind;
+        } words[] = {{"epoch", PV_EXPIRES_EPOCH}, {"max", PV_EXPIRES_MAX}, {"off", PV_EXPIRES_OFF}};
+        for (size_t i = 0; i < PV_NELEM(words); i++) {
+            if (v.len == strlen(words[i].name) && memcmp(v.p, words[i].name, v.len) == 0) {
+                *kind = words[i].kind;
+                *t = 0;
+                return PV_OK;
+            }
+        }
+    }
+    int k = modified ? PV_EXPIRES_MODIFIED : PV_EXPIRES_ACCESS, minus = 0;
+    if (v.len && v.p[0] == '@') {
+        if (modified) {
+            *err = "daily time cannot be used with \"modified\" parameter";
+            return PV_ERR;
+        }
+        k = PV_EXPIRES_DAILY;
+        v.p++, v.len--;
+    } else if (v.len && (v.p[0] == '+' || v.p[0] == '-')) {
+        minus = v.p[0] == '-';
+        v.p++, v.len--;
+    }
+    int64_t n = parse_sec(v);
+    if (n < 0) {
+        *err = "invalid value";
+        return PV_ERR;
+    }
+    if (k == PV_EXPIRES_DAILY && n > 24 * 60 * 60) {
+        *err = "daily time value must be less than 24 hours";
+        return PV_ERR;
+    }
+    *kind = k;
+    *t = minus ? -n : n;
+    return PV_OK;
+}
+
 static int set_expires_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                           void *base)
 {
@@ -65,40 +106,18 @@ static int set_expires_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_
         modified = 1;
         v = nd->args[2];
     }
-    if (memchr(v.p, '$', v.len))
-        return pv_conf_error(cx, &nd->src, "variables in \"expires\" are not supported");
-    if (!modified) {
-        static const struct {
-            const char *name;
-            int kind;
-        } words[] = {{"epoch", PV_EXPIRES_EPOCH}, {"max", PV_EXPIRES_MAX}, {"off", PV_EXPIRES_OFF}};
-        for (size_t i = 0; i < PV_NELEM(words); i++) {
-            if (strcmp(v.p, words[i].name) == 0) {
-                h->expires = words[i].kind;
-                h->expires_time = 0;
-                return PV_OK;
-            }
-        }
+    if (memchr(v.p, '$', v.len)) {
+        /* parsed per request; a value that does not parse sets nothing */
+        h->expires = modified ? PV_EXPIRES_MODIFIED : PV_EXPIRES_ACCESS;
+        h->expires_value = pv_arena_calloc(cx->a, sizeof(*h->expires_value));
+        return pv_conf_compile(cx, nd, h->expires_value, v.p, v.len);
     }
-    int kind = modified ? PV_EXPIRES_MODIFIED : PV_EXPIRES_ACCESS, minus = 0;
-    if (v.len && v.p[0] == '@') {
-        if (modified)
-            return pv_conf_error(cx, &nd->src, "daily time cannot be used with \"modified\" parameter "
-                                 "in \"%s\"", v.p);
-        kind = PV_EXPIRES_DAILY;
-        v.p++, v.len--;
-    } else if (v.len && (v.p[0] == '+' || v.p[0] == '-')) {
-        minus = v.p[0] == '-';
-        v.p++, v.len--;
+    const char *err = NULL;
+    if (pv_conf_parse_expires(v, modified, &h->expires, &h->expires_time, &err) != PV_OK) {
+        if (strcmp(err, "invalid value") == 0)
+            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", v.p);
+        return pv_conf_error(cx, &nd->src, "%s in \"%s\"", err, v.p);
     }
-    int64_t t = parse_sec(v);
-    if (t < 0)
-        return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, nd->nargs - 1));
-    if (kind == PV_EXPIRES_DAILY && t > 24 * 60 * 60)
-        return pv_conf_error(cx, &nd->src, "daily time value must be less than 24 hours \"%s\"",
-                             ARG(nd, nd->nargs - 1));
-    h->expires = kind;
-    h->expires_time = minus ? -t : t;
     return PV_OK;
 }
 
@@ -294,6 +313,7 @@ void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p)
     if (c->expires == PV_UNSET) {
         c->expires = p ? p->expires : PV_EXPIRES_OFF;
         c->expires_time = p ? p->expires_time : 0;
+        c->expires_value = p ? p->expires_value : NULL;
     }
     if (c->server_tokens == PV_UNSET)
         c->server_tokens = p ? p->server_tokens : PV_TOKENS_ON;

@@ -166,8 +166,17 @@ static void apply_expires(pv_request_t *r, const pv_hdr_conf_t *hc, flist_t *l)
     int i = find(l, PV_STR("Last-Modified"));
     if (i >= 0)
         lm = parse_http_date(l->f[i].value);
+    int kind = hc->expires;
+    int64_t t = hc->expires_time;
+    if (hc->expires_value) {
+        const char *err;
+        pv_str_t v = pv_cv_eval_arena(hc->expires_value, r);
+        if (pv_conf_parse_expires(v, kind == PV_EXPIRES_MODIFIED, &kind, &t, &err) != PV_OK ||
+            kind == PV_EXPIRES_OFF)
+            return;
+    }
     char *date = pv_arena_alloc(r->arena, 40), *cc = pv_arena_alloc(r->arena, 32);
-    pv_hfilter_expires(hc->expires, hc->expires_time, pv_time_ms() / 1000, lm, date, cc);
+    pv_hfilter_expires(kind, t, pv_time_ms() / 1000, lm, date, cc);
     set_one(l, PV_STR("Expires"), (pv_str_t){date, strlen(date)});
     set_one(l, PV_STR("Cache-Control"), (pv_str_t){cc, strlen(cc)});
 }

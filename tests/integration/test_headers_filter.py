@@ -49,6 +49,7 @@ http {
         location /exp/zero { expires 0; return 200 "z\\n"; }
         location /exp/hour { expires 1h; return 200 "h\\n"; }
         location /exp/off { expires off; return 200 "o\\n"; }
+        location /exp/var { expires $arg_e; return 200 "v\\n"; }
         location /exp/err { expires 1h; return 404; }
         location /exp/mod { expires modified +2h; proxy_pass http://127.0.0.1:@UP@; }
         location /exp/up { expires 30s; proxy_pass http://127.0.0.1:@UP@; }
@@ -114,6 +115,7 @@ LM = "Tue, 01 Dec 2026 10:00:00 GMT"
 REQUESTS = [
     "/inherit", "/own?v=1", "/own404", "/lm?h=Last-Modified:" + LM.replace(" ", "%20") + "&h=ETag:e1",
     "/exp/epoch", "/exp/max", "/exp/neg", "/exp/zero", "/exp/off", "/exp/err",
+    "/exp/var?e=epoch", "/exp/var?e=max", "/exp/var?e=off", "/exp/var?e=bogus", "/exp/var?e=1h",
     "/exp/up?h=Cache-Control:public&h=Cache-Control:x&h=Expires:never",
     "/tok", "/tokon",
     "/cs/a?h=Content-Type:text/html", "/cs/b?h=Content-Type:text/html;%20charset=UTF-8",
@@ -217,6 +219,10 @@ def test_add_header_replaces_last_modified_and_etag(hf):
     ("/exp/hour", ["max-age=3600"], ["<time>"]),
     ("/exp/off", [], []),
     ("/exp/err", [], []),
+    ("/exp/var?e=epoch", ["no-cache"], ["Thu, 01 Jan 1970 00:00:01 GMT"]),
+    ("/exp/var?e=1h", ["max-age=3600"], ["<time>"]),
+    ("/exp/var?e=bogus", [], []),
+    ("/exp/var?e=off", [], []),
     ("/exp/up?h=Cache-Control:public&h=Cache-Control:x&h=Expires:never", ["max-age=30"], ["<time>"]),
 ])
 def test_expires(hf, target, cc, expires):
@@ -326,7 +332,7 @@ def check(tmp_path, body):
     ("        expires modified @1h;", ['daily time cannot be used with "modified"']),
     ("        expires @25h;", ["daily time value must be less than 24 hours"]),
     ("        expires 1h; expires 2h;", ['"expires" directive is duplicate']),
-    ("        expires $x;", ['variables in "expires" are not supported']),
+    ("        expires $nosuch;", ['unknown "nosuch" variable']),
     ("        server_tokens maybe;", ['invalid value "maybe"']),
     ("        proxy_ignore_headers X-Foo;", ['invalid value "X-Foo"']),
     ("        proxy_redirect nonsense;", ['invalid parameter "nonsense"']),
