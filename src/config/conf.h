@@ -114,12 +114,14 @@ typedef struct pv_script_s {
     int nops;
 } pv_script_t;
 
-/* `map SOURCE $VAR { ... }` (ngx_http_map_module) */
+/* `map SOURCE $VAR { ... }` (ngx_http_map_module), and
+ * `split_clients SOURCE $VAR { ... }` (ngx_http_split_clients_module) */
 typedef struct pv_map_entry_s {
     pv_str_t key;               /* lowercased; for wildcards as server_name keeps them */
     int kind;                   /* PV_SN_EXACT, PV_SN_WILD_HEAD, PV_SN_WILD_TAIL, PV_SN_REGEX */
     pv_regex_t *re;             /* PV_SN_REGEX */
     pv_cv_t value;
+    uint32_t bound;             /* split_clients: the part holds hashes below this (0: `*`, the rest) */
 } pv_map_entry_t;
 
 typedef struct pv_map_s {
@@ -130,6 +132,7 @@ typedef struct pv_map_s {
     pv_map_entry_t *entries;    /* exact and wildcard keys, then regexes, in order */
     int nentries;
     pv_cv_t *default_value;     /* NULL: the empty string */
+    int split;                  /* a split_clients block: entries are its parts, in order */
     pv_conf_src_t src;
 } pv_map_t;
 

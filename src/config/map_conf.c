@@ -161,8 +161,80 @@ static int map_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_nod
     return PV_OK;
 }
 
+/* A percentage with at most two decimals, in hundredths ("0.5" is 50,
+ * as ngx_atofp(.., 2)); -1 when invalid. */
+static int64_t percent(const char *s, size_t n)
+{
+    int64_t v = 0;
+    int frac = -1;
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '.' && frac < 0) {
+            frac = 0;
+            continue;
+        }
+        if (s[i] < '0' || s[i] > '9' || frac == 2 || v > 1000000)
+            return -1;
+        v = v * 10 + (s[i] - '0');
+        if (frac >= 0)
+            frac++;
+    }
+    for (int k = frac < 0 ? 0 : frac; k < 2; k++)
+        v *= 10;
+    return v;
+}
+
+/* `split_clients SOURCE $VAR { PERCENT% VALUE; ... * VALUE; }`: a map
+ * whose parts split the 32-bit MurmurHash2 of SOURCE in proportion. */
+static int split_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    const char *name = ARG(nd, 2);
+    size_t len = nd->args[2].len;
+    if (name[0] != '$' || len < 2 || len > 128)
+        return pv_conf_error(cx, &nd->src, "invalid variable name \"%s\"", name);
+    pv_map_t *m = pv_arena_calloc(cx->a, sizeof(*m));
+    m->src = nd->src;
+    m->split = 1;
+    char *low = lower_dup(cx->a, name + 1, len - 1);
+    m->slot = pv_cv_declare_user(low, len - 1);
+    if (m->slot < 0)
+        return pv_conf_error(cx, &nd->src, "too many variables");
+    if (pv_conf_compile(cx, nd, &m->source, ARG(nd, 1), nd->args[1].len) != PV_OK)
+        return PV_ERR;
+    uint64_t last = 0;
+    int64_t sum = 0;
+    for (const pv_conf_node_t *c = nd->child; c; c = c->next) {
+        if (c->block || c->nargs != 2)
+            return pv_conf_error(cx, &c->src, "invalid number of arguments in split_clients block");
+        pv_map_entry_t *e = pv_conf_push(cx->a, &m->entries, &m->nentries, sizeof(*e));
+        e->kind = PV_SN_EXACT;
+        if (pv_conf_compile(cx, c, &e->value, ARG(c, 1), c->args[1].len) != PV_OK)
+            return PV_ERR;
+        pv_str_t k = c->args[0];
+        int64_t pc = 0;
+        if (!(k.len == 1 && k.p[0] == '*')) {
+            pc = k.len > 1 && k.p[k.len - 1] == '%' ? percent(k.p, k.len - 1) : -1;
+            if (pc <= 0)
+                return pv_conf_error(cx, &c->src, "invalid percent value \"%s\"", k.p);
+        }
+        sum = pc ? sum + pc : 10000;
+        if (sum > 10000)
+            return pv_conf_error(cx, &c->src, "percent total is greater than 100%%");
+        if (pc) {
+            last += (uint64_t)pc * 0xffffffffull / 10000;
+            e->bound = (uint32_t)last;
+        }
+    }
+    *(pv_map_t **)pv_conf_push(cx->tmp, &cx->maps, &cx->nmaps, sizeof(m)) = m;
+    return PV_OK;
+}
+
 static const pv_conf_cmd_t map_cmds[] = {
     {"map", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_TAKE2, map_cb, PV_BASE_NONE, 0, NULL},
+    {"split_clients", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_TAKE2, split_cb, PV_BASE_NONE, 0, NULL},
 };
 
 const pv_conf_module_t pv_conf_map_module = {"map", map_cmds, PV_NELEM(map_cmds)};

@@ -102,7 +102,8 @@ static void declare_node(const pv_conf_node_t *nd, int in_map)
     }
     if (strcmp(name, "set") == 0 && n >= 2 && ARG(nd, 1)[0] == '$')
         pv_cv_declare_user(ARG(nd, 1) + 1, nd->args[1].len - 1);
-    else if (strcmp(name, "map") == 0 && n >= 3 && ARG(nd, 2)[0] == '$')
+    else if ((strcmp(name, "map") == 0 || strcmp(name, "split_clients") == 0) && n >= 3 &&
+             ARG(nd, 2)[0] == '$')
         pv_cv_declare_user(ARG(nd, 2) + 1, nd->args[2].len - 1);
     else if (strcmp(name, "rewrite") == 0 && n >= 2)
         declare_groups(ARG(nd, 1), nd->args[1].len, 0);

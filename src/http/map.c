@@ -1,4 +1,4 @@
-/* `map` lookups, as ngx_http_map_find() and ngx_http_map_variable() do
+/* `map` lookups (and split_clients' parts), as ngx_http_map_find() and ngx_http_map_variable() do
  * them: exact keys compare case-insensitively; with `hostnames` a
  * trailing dot of the source is dropped and the longest "*.name" then the
  * longest "name.*" wildcard match; regexes are tried in order on a
@@ -55,9 +55,51 @@ const pv_map_entry_t *pv_map_find(pv_request_t *r, const pv_map_t *m, pv_str_t l
     return NULL;
 }
 
+uint32_t pv_murmur_hash2(const unsigned char *p, size_t len)
+{
+    uint32_t h = (uint32_t)len, k;
+    while (len >= 4) {
+        k = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        k *= 0x5bd1e995;
+        k ^= k >> 24;
+        k *= 0x5bd1e995;
+        h *= 0x5bd1e995;
+        h ^= k;
+        p += 4;
+        len -= 4;
+    }
+    switch (len) {
+    case 3:
+        h ^= (uint32_t)p[2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)p[1] << 8;
+        /* fall through */
+    case 1:
+        h ^= p[0];
+        h *= 0x5bd1e995;
+    }
+    h ^= h >> 13;
+    h *= 0x5bd1e995;
+    h ^= h >> 15;
+    return h;
+}
+
+/* split_clients: the first part whose bound the hash is below, or `*`. */
+static pv_str_t split_eval(pv_request_t *r, const pv_map_t *m, pv_str_t src)
+{
+    uint32_t hash = pv_murmur_hash2((const unsigned char *)src.p, src.len);
+    for (int i = 0; i < m->nentries; i++)
+        if (!m->entries[i].bound || hash < m->entries[i].bound)
+            return pv_cv_eval_arena(&m->entries[i].value, r);
+    return (pv_str_t){"", 0};
+}
+
 pv_str_t pv_map_eval(pv_request_t *r, const pv_map_t *m)
 {
     pv_str_t src = pv_cv_eval_arena(&m->source, r);
+    if (m->split)
+        return split_eval(r, m, src);
     if (m->hostnames && src.len > 0 && src.p[src.len - 1] == '.')
         src.len--;
     char *low = pv_arena_alloc(r->arena, src.len + 1);

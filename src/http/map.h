@@ -7,7 +7,11 @@
 #include "../config/conf.h"
 #include "request.h"
 
-/* The value of map m for request r, in the request arena. */
+/* NGINX's MurmurHash2 (ngx_murmur_hash2), which split_clients uses. */
+uint32_t pv_murmur_hash2(const unsigned char *p, size_t len);
+
+/* The value of map m (or split_clients block) for request r, in the
+ * request arena. */
 pv_str_t pv_map_eval(pv_request_t *r, const pv_map_t *m);
 
 /* The entry of m that src matches (src already lowercased; the regexes
