@@ -248,3 +248,20 @@ int pv_error_page(pv_hreq_t *hr, int status)
     hr->proto->resp->local(hr, code, pv_arena_strndup(r->arena, uri.p, uri.len), (pv_str_t){NULL, 0});
     return 1;
 }
+
+void pv_error_page_keep(pv_hreq_t *hr, const pv_header_t *f)
+{
+    pv_str_t x = hr->acc.xhdr;
+    size_t n = x.len + f->name.len + f->value.len + 4;
+    char *s = pv_arena_alloc(&hr->arena, n), *d = s;
+    if (x.len)
+        memcpy(d, x.p, x.len);
+    d += x.len;
+    memcpy(d, f->name.p, f->name.len);
+    d += f->name.len;
+    *d++ = ':', *d++ = ' ';
+    memcpy(d, f->value.p, f->value.len);
+    d += f->value.len;
+    *d++ = '\r', *d++ = '\n';
+    hr->acc.xhdr = (pv_str_t){s, n};
+}

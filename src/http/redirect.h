@@ -36,6 +36,10 @@ int pv_error_page(struct pv_hreq_s *hr, int status);
  * proxy_intercept_errors). */
 int pv_error_page_for(const struct pv_hreq_s *hr, int status);
 
+/* Keep field f of a response error_page replaces for the page's
+ * response (an intercepted 401's WWW-Authenticate, as NGINX keeps it). */
+void pv_error_page_keep(struct pv_hreq_s *hr, const pv_header_t *f);
+
 /* Run the redirects waiting (from the HTTP module's reap hook). */
 void pv_redirect_run(void);
 

@@ -488,26 +488,9 @@ static int intercept(pv_proxy_t *px, int status)
     pv_request_t *r = px->r;
     if (!px->loc->conf.proxy_intercept_errors || status < 300 || !pv_error_page_for(hr, status))
         return 0;
-    if (status == 401) {
-        for (int i = 0; i < px->rp.nfields; i++) {
-            const pv_header_t *f = &px->rp.fields[i];
-            if (!PV_STR_IEQ(f->name, "www-authenticate"))
-                continue;
-            size_t n = hr->acc.xhdr.len + f->name.len + f->value.len + 4;
-            char *x = pv_arena_alloc(r->arena, n);
-            if (hr->acc.xhdr.len)
-                memcpy(x, hr->acc.xhdr.p, hr->acc.xhdr.len);
-            char *d = x + hr->acc.xhdr.len;
-            memcpy(d, f->name.p, f->name.len);
-            d += f->name.len;
-            *d++ = ':', *d++ = ' ';
-            memcpy(d, f->value.p, f->value.len);
-            d += f->value.len;
-            *d++ = '\r', *d++ = '\n';
-            hr->acc.xhdr = (pv_str_t){x, n};
-            break;
-        }
-    }
+    for (int i = 0; status == 401 && i < px->rp.nfields; i++)
+        if (PV_STR_IEQ(px->rp.fields[i].name, "www-authenticate"))
+            pv_error_page_keep(hr, &px->rp.fields[i]);
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
     append_list(r->upstream_status, sizeof(r->upstream_status), st);
