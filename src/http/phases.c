@@ -132,41 +132,6 @@ void pv_phases_resume(pv_hreq_t *hr)
     run_from(hr);
 }
 
-/* NGINX allows 10 URI changes per request (NGX_HTTP_MAX_URI_CHANGES). */
-#define PV_MAX_URI_CHANGES 10
-
-void pv_phases_redirect(pv_hreq_t *hr, pv_str_t uri)
-{
-    pv_request_t *r = &hr->r;
-    if (++r->uri_changes > PV_MAX_URI_CHANGES) {
-        pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while internally redirecting to \"%.*s\", "
-               "client: %s", (int)uri.len, uri.p, r->peer_text);
-        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
-        return;
-    }
-    r->uri = uri;
-    r->flags |= PV_REQ_F_REWRITTEN;
-    r->flags &= ~(unsigned)(PV_REQ_F_LOC_INVALID | PV_REQ_F_ADD_URI_TO_ALIAS);
-    pv_phases_goto(hr, PV_PHASE_SERVER_REWRITE);
-    run_from(hr);
-}
-
-void pv_phases_named(pv_hreq_t *hr, pv_location_t *loc)
-{
-    pv_request_t *r = &hr->r;
-    if (++r->uri_changes > PV_MAX_URI_CHANGES) {
-        pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while redirect to named location \"%s\", "
-               "client: %s", loc->name.p, r->peer_text);
-        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
-        return;
-    }
-    r->loc = loc;
-    r->flags |= PV_REQ_F_REWRITTEN;
-    r->flags &= ~(unsigned)PV_REQ_F_ADD_URI_TO_ALIAS;
-    pv_phases_goto(hr, PV_PHASE_REWRITE);
-    run_from(hr);
-}
-
 void pv_phases_log(pv_hreq_t *hr)
 {
     for (int i = 0; i < nloggers; i++)

@@ -78,14 +78,6 @@ void pv_phases_resume(struct pv_hreq_s *hr);
  * done is called when it ends. PV_ERR when no handler of loc serves
  * subrequests (done is not called). */
 int pv_phases_subrequest(struct pv_hreq_s *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done);
-/* From a content handler: an internal redirect to uri (NGINX's
- * ngx_http_internal_redirect()): the request starts again at the server
- * rewrite phase with the new URI (r->args as they are set), at most 10
- * URI changes; answers 500 past them. */
-void pv_phases_redirect(struct pv_hreq_s *hr, pv_str_t uri);
-/* From a handler: go on in the named location loc from its rewrite
- * phase, the URI unchanged (ngx_http_named_location()). */
-void pv_phases_named(struct pv_hreq_s *hr, pv_location_t *loc);
 /* Run the log phase (the request has ended). */
 void pv_phases_log(struct pv_hreq_s *hr);
 

@@ -96,7 +96,7 @@ static void reset(pv_hreq_t *hr)
     r->loc = NULL;
     r->uri_changed = 0;
     r->ncaptures = 0;
-    r->flags &= ~PV_REQ_F_LOC_INVALID;
+    r->flags &= ~(unsigned)(PV_REQ_F_LOC_INVALID | PV_REQ_F_ADD_URI_TO_ALIAS);
     r->flags |= PV_REQ_F_REWRITTEN;
     if (hr->acc.active)
         r->flags |= PV_REQ_F_ACCESS_DONE;

@@ -26,6 +26,7 @@
 #include "ofcache.h"
 #include "phases.h"
 #include "range.h"
+#include "redirect.h"
 #include "router.h"
 #include "server.h"
 #include "vars.h"
@@ -130,38 +131,28 @@ static size_t symlinks_from(pv_request_t *r, const pv_static_conf_t *s, const ch
 
 /* ---- internal redirects ---------------------------------------------------- */
 
-/* Go on with uri (and args, when it has a '?') as if it had been asked
- * for. */
-static void redirect(pv_hreq_t *hr, const char *uri, size_t len)
+/* Go on with uri as if it had been asked for. try_files' final URI
+ * takes its own arguments (none without a '?'), as NGINX splits it; an
+ * index file keeps the request's. */
+static void redirect(pv_hreq_t *hr, const char *uri, size_t len, int keep_args)
 {
     pv_request_t *r = &hr->r;
     pv_file_release(hr);
+    if (keep_args) {
+        pv_internal_redirect(hr, (pv_str_t){uri, len}, r->args);
+        return;
+    }
     const char *q = memchr(uri, '?', len);
     size_t ul = q ? (size_t)(q - uri) : len;
-    char *u = pv_arena_strndup(r->arena, uri, ul);
-    if (q) {
-        size_t al = len - ul - 1;
-        r->args = (pv_str_t){pv_arena_strndup(r->arena, q + 1, al), al};
-        r->has_args = 1;
-    }
-    pv_phases_redirect(hr, (pv_str_t){u, ul});
+    pv_str_t args = q ? (pv_str_t){q + 1, len - ul - 1} : (pv_str_t){NULL, 0};
+    pv_internal_redirect(hr, (pv_str_t){uri, ul}, args);
 }
 
 /* try_files' @name: the named location of the server. */
 static void named(pv_hreq_t *hr, pv_str_t name)
 {
-    const pv_server_t *srv = hr->r.srv;
     pv_file_release(hr);
-    for (int i = 0; i < srv->nlocations; i++) {
-        pv_location_t *l = srv->locations[i];
-        if (l->name.len == name.len && memcmp(l->name.p, name.p, name.len) == 0) {
-            pv_phases_named(hr, l);
-            return;
-        }
-    }
-    pv_log(PV_LOG_ERR, "could not find named location \"%.*s\", client: %s", (int)name.len, name.p,
-           hr->r.peer_text);
-    pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+    pv_named_location(hr, name);
 }
 
 static void answer(pv_hreq_t *hr, int status)
@@ -247,7 +238,7 @@ static void try_tested(pv_hreq_t *hr, pv_file_t *f)
         answer(hr, 500);
         return;
     }
-    redirect(hr, name, n);
+    redirect(hr, name, n, 0);
 }
 
 static int try_files(pv_hreq_t *hr)
@@ -343,7 +334,7 @@ static void index_tested(pv_hreq_t *hr, pv_file_t *f)
         char *u = pv_arena_alloc(r->arena, r->uri.len + n + 1);
         memcpy(u, r->uri.p, r->uri.len);
         memcpy(u + r->uri.len, name, n);
-        redirect(hr, u, r->uri.len + n);
+        redirect(hr, u, r->uri.len + n, 1);
         return;
     }
     if (f->err) {
@@ -394,7 +385,7 @@ static int index_dir(pv_hreq_t *hr)
         if (name[0] == '/') {
             if (f->ncand == 0) {
                 /* an absolute index is redirected to unchecked */
-                redirect(hr, name, n);
+                redirect(hr, name, n, 1);
                 return PV_PHASE_DONE;
             }
             break;

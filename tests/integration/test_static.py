@@ -34,6 +34,9 @@ http {
         location /tf404/ { try_files $uri =404; }
         location /tfdir/ { try_files $uri/ =403; }
         location /tfargs/ { try_files /nothing /echo.txt?from=tf; }
+        location /tfkeep/ { try_files /nothing /argsout; }
+        location /idxargs/ { index /argsout; }
+        location = /argsout { return 200 "args=$args|$is_args\n"; }
         location /idx/ { index missing.html other.html; }
         location /absidx/ { index /abs.txt; }
         location /types/ { types { text/x-test tst; } default_type application/x-dflt; }
@@ -166,6 +169,9 @@ REQUESTS = [
     ("GET", "/tfdir/", []),
     ("GET", "/tfdir/x", []),
     ("GET", "/tfargs/x", []),
+    # try_files' last URI drops the request's arguments, an index keeps them
+    ("GET", "/tfkeep/x?a=1", []),
+    ("GET", "/idxargs/?a=1", []),
     # types
     ("GET", "/types/f.tst", []),
     ("GET", "/types/f.unknown", []),
