@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -493,17 +494,21 @@ static void signal_loop(const opts_t *o, pv_conf_t **conf, pv_worker_t *workers,
         int sig = sigtimedwait(set, NULL, &ts);
         if (sig == SIGINT) {
             pv_log(PV_LOG_NOTICE, "signal %d (SIGINT) received, exiting", sig);
+            sd_notify(0, "STOPPING=1");
             for (int i = 0; i < nworkers; i++)
                 pv_worker_signal(&workers[i], PV_WCMD_STOP);
         } else if ((sig == SIGTERM || sig == SIGQUIT) && !stopping) {
             pv_log(PV_LOG_NOTICE, "signal %d (%s) received, shutting down gracefully", sig,
                    sig == SIGTERM ? "SIGTERM" : "SIGQUIT");
             stopping = 1;
+            sd_notify(0, "STOPPING=1");
             for (int i = 0; i < nworkers; i++)
                 pv_worker_signal(&workers[i], PV_WCMD_QUIT);
         } else if (sig == SIGHUP && !stopping) {
             pv_log(PV_LOG_NOTICE, "signal %d (SIGHUP) received, reconfiguring", sig);
+            sd_notify(0, "RELOADING=1");
             reload(o->conf_path, &o->conf, conf, workers, nworkers, ls, nls);
+            sd_notify(0, "READY=1"); /* on the new config, or on the old one if it was refused */
         } else if (sig == SIGUSR1) {
             pv_log(PV_LOG_NOTICE, "signal %d (SIGUSR1) received, reopening logs", sig);
             pv_log_reopen();
@@ -676,6 +681,8 @@ int main(int argc, char **argv)
     }
 
     pv_worker_t *workers = start_workers(conf, ls, nls);
+    /* systemd (Type=notify): serving now; a no-op without NOTIFY_SOCKET */
+    sd_notify(0, "READY=1");
     signal_loop(&o, &conf, workers, nworkers, &ls, &nls, &set);
     for (int i = 0; i < nworkers; i++)
         pthread_join(workers[i].thread, NULL);
