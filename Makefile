@@ -28,7 +28,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build lint bench fault \
-	nginx-suite nginx-suite-record
+	nginx-suite nginx-suite-record man install deb
 
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -154,6 +154,51 @@ nginx-suite-record: setup
 bench: setup
 	@$(MAKE) --no-print-directory all
 	@$(PY) bench/run.py
+
+# Installation, the GNU way: PREFIX for the program and its manuals,
+# DESTDIR (empty, or a staging root) in front of every path written.
+# The configuration goes to SYSCONFDIR/portvakt (/etc/portvakt, the path
+# the binary reads by default; another SYSCONFDIR is compiled in); an
+# existing portvakt.conf or mime.types is left as it is.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/portvakt
+SYSCONFDIR ?= /etc
+MIME_TYPES ?= /etc/mime.types
+INSTALL    ?= install
+VERSION    := $(shell sed -n 's/^\#define PV_VERSION "\(.*\)"/\1/p' src/core/common.h)
+ifneq ($(SYSCONFDIR),/etc)
+override CFLAGS += -DPV_DEFAULT_CONF='"$(SYSCONFDIR)/portvakt/portvakt.conf"'
+endif
+
+# portvakt(8) and portvakt.conf(5), made from the README's command line
+# and directive reference (scripts/manpage.py)
+MANPAGES := $(BUILD)/man/portvakt.8 $(BUILD)/man/portvakt.conf.5
+man: $(MANPAGES)
+$(BUILD)/man/stamp: README.md scripts/manpage.py src/core/common.h
+	@mkdir -p $(dir $@)
+	$(PY) scripts/manpage.py README.md $(BUILD)/man $(VERSION)
+	@touch $@
+$(MANPAGES): $(BUILD)/man/stamp
+
+CONFDIR := $(DESTDIR)$(SYSCONFDIR)/portvakt
+install: all man
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(DOCDIR)/examples $(CONFDIR)/conf.d
+	$(INSTALL) -m 755 $(BUILD)/portvakt $(DESTDIR)$(SBINDIR)/portvakt
+	$(INSTALL) -m 644 $(BUILD)/man/portvakt.8 $(DESTDIR)$(MANDIR)/man8/portvakt.8
+	$(INSTALL) -m 644 $(BUILD)/man/portvakt.conf.5 $(DESTDIR)$(MANDIR)/man5/portvakt.conf.5
+	test -e $(CONFDIR)/portvakt.conf || $(INSTALL) -m 644 deploy/portvakt.conf $(CONFDIR)/portvakt.conf
+	test -e $(CONFDIR)/mime.types || $(INSTALL) -m 644 $(MIME_TYPES) $(CONFDIR)/mime.types
+	sed -e 's/127.0.0.1:PORT_A/10.10.0.5:8080/' -e 's/127.0.0.1:PORT_B/10.10.0.6:8080/' \
+	  -e 's/127.0.0.1:PORT_GW/80/' examples/gateway.conf >$(BUILD)/gateway.conf.example
+	$(INSTALL) -m 644 $(BUILD)/gateway.conf.example $(DESTDIR)$(DOCDIR)/examples/gateway.conf
+
+# A Debian package of the install tree (deploy/debian/ holds its control
+# files, scripts/mkdeb.sh builds it with dpkg-deb): build/portvakt_*.deb.
+deb: all man
+	sh scripts/mkdeb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf $(BUILD)

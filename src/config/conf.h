@@ -22,7 +22,9 @@
 #define PV_UNSET (-1)
 
 /* The config file used without -c. */
+#ifndef PV_DEFAULT_CONF
 #define PV_DEFAULT_CONF "/etc/portvakt/portvakt.conf"
+#endif
 
 typedef struct pv_conf_s pv_conf_t;
 typedef struct pv_upstream_conf_s pv_upstream_conf_t;
