@@ -9,6 +9,9 @@
 #   1. runs `make test` (scripts/setup.sh installs the packages through sudo);
 #   2. runs `make run`, sends the curl lines it prints and checks the
 #      answers, then stops it with SIGTERM.
+#   3. runs `make deb`, installs the package with apt, and runs the installed
+#      portvakt with the installed config under the systemd unit's own
+#      settings (tests/integration/unit_ns.py), then purges the package.
 # The chroot shares the host's network namespace: the tests and the example
 # pick free loopback ports at run time, so this must not run at the same
 # time as another test run, but may run right after one (as .ci/run does).
@@ -286,3 +289,33 @@ echo "--- make run output"; sed 's/^/  | /' "$ROOT$RUNLOG"
 [ $stopped = 1 ] || { say "make run did not stop on SIGTERM"; exit 1; }
 [ -z "$(chroot_pids)" ] || { say "make run left processes behind: $(chroot_pids)"; exit 1; }
 say "make run passed in $(elapsed $t)"
+
+# ------------------------------------------------------------ the package
+
+# make deb, the package installed with apt (its dependencies and the
+# portvakt user come with it), and the installed portvakt run with the
+# installed config under the unit's own settings (tests/integration/
+# unit_ns.py, in private mount and network namespaces: systemd cannot
+# boot in a chroot).
+t=$SECONDS
+say "make deb, apt install, the unit's settings"
+in_root sh -c "cd $CLONE && make deb" | tail -1
+DEB=$(cd "$ROOT$CLONE/build" && ls portvakt_*.deb)
+chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$CLONE/build/$DEB" </dev/null >/dev/null
+chroot "$ROOT" getent passwd portvakt >/dev/null || { say "the package made no portvakt user"; exit 1; }
+chroot "$ROOT" /usr/sbin/portvakt -t -c /etc/portvakt/portvakt.conf
+chroot "$ROOT" unshare --mount --net --fork /usr/bin/python3 "$CLONE/tests/integration/unit_ns.py" \
+    / /lib/systemd/system/portvakt.service portvakt </dev/null >"$ROOT/tmp/unit.json" ||
+    { cat "$ROOT/tmp/unit.json"; say "portvakt under the unit's settings failed"; exit 1; }
+python3 - "$ROOT/tmp/unit.json" <<'PY'
+import json, sys
+seen = json.load(open(sys.argv[1]))
+want = {"notify": ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"], "answer": "HTTP/1.1 200 OK",
+        "answer_after_reload": "HTTP/1.1 200 OK", "answer_in_flight": "HTTP/1.1 200 OK", "exit": 0}
+bad = {k: seen.get(k) for k in want if seen.get(k) != want[k]}
+if bad or seen.get("uid") == "0":
+    sys.exit("fresh: unexpected: %r (uid %s)" % (bad, seen.get("uid")))
+print("fresh: the installed package ran as uid %s: %s" % (seen["uid"], ", ".join(seen["notify"])))
+PY
+chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq portvakt </dev/null >/dev/null
+say "package passed in $(elapsed $t)"
