@@ -2,7 +2,8 @@
 """A demo service of the Compose stack: `demo.py auth|inventory PORT`.
 
 auth answers POST /login and GET /verify, inventory GET /items and
-/items/N; both answer GET /health, which is their healthcheck. inventory
+/items/N; both answer GET /health, which is their healthcheck, and
+GET /slow?s=N after N seconds. inventory
 is healthy only while its database accepts connections (DB_HOST,
 DB_PORT), as the brief's backend depends on its database. Each answer
 names the container (hostname) and its address, so a test sees which
@@ -12,6 +13,7 @@ import json
 import os
 import socket
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROLE, PORT = sys.argv[1], int(sys.argv[2])
@@ -44,6 +46,9 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/health":
             ok = ROLE != "inventory" or db_up()
             return self.reply(200 if ok else 503, {"healthy": ok})
+        if path == "/slow":  # a request in flight for a graceful stop
+            time.sleep(float(self.path.partition("s=")[2] or 2))
+            return self.reply(200, {"slow": True})
         if ROLE == "inventory" and path == "/items":
             return self.reply(200, {"items": list(ITEMS.values())})
         if ROLE == "inventory" and path.startswith("/items/") and path[7:] in ITEMS:

@@ -1,0 +1,134 @@
+#!/bin/bash
+# The brief's Compose stack (deploy/compose.yml), run for real and checked:
+#
+#   1. every service starts only after what it depends on reported healthy
+#      (start times against the first passing healthcheck of each
+#      dependency), and portvakt is the only one with published ports;
+#   2. through the published ports 80 and 443: both services, TLS, a rate
+#      limit answering 429 with RateLimit headers, its counters in Redis;
+#   3. portvakt honours its limits: one worker for `cpus: 1.0` (auto, from
+#      the cgroup quota), and doctor's CPU and memory checks pass inside;
+#   4. a service restarted with a new address: after a reload (SIGHUP)
+#      portvakt sends to the new address (it resolves names when it loads
+#      its config; following DNS changes by itself is the upstreams work);
+#   5. a graceful stop (docker stop: SIGTERM) with a request in flight: the
+#      request is answered and portvakt exits 0.
+#
+# Needs docker with docker-compose (v1 or the v2 plugin; run with
+# --compatibility so deploy.resources.limits apply) and a Debian 12 image:
+# BASE_IMAGE (default debian:bookworm-slim; see README "Container image and
+# Compose" for one made from a debootstrap root). Uses the host's ports 80
+# and 443. Not part of .ci/run: CI has no container runtime.
+#   sudo BASE_IMAGE=localhost/debian:bookworm bash scripts/compose-test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim}
+P=pvcompose
+if docker compose version >/dev/null 2>&1; then DC=(docker compose); else DC=(docker-compose); fi
+DC+=(--compatibility -p $P -f deploy/compose.yml)
+T0=$SECONDS
+say() { printf 'compose: %s\n' "$*"; }
+fail() { say "FAIL: $*"; exit 1; }
+cleanup() {
+    local rc=$?
+    [ $rc -eq 0 ] || "${DC[@]}" logs --no-color --tail=30 2>&1 | sed 's/^/  | /' || true
+    "${DC[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+    docker rm -f ${P}_squatter >/dev/null 2>&1 || true
+    say "$( [ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - T0)) s"
+}
+trap cleanup EXIT
+
+cid() { "${DC[@]}" ps -q "$1"; }
+started() { docker inspect -f '{{.State.StartedAt}}' "$(cid "$1")"; }
+first_healthy() { # end time of the first passing healthcheck
+    docker inspect "$(cid "$1")" | python3 -c '
+import json, sys
+log = json.load(sys.stdin)[0]["State"]["Health"]["Log"]
+ok = [h["End"] for h in log if h["ExitCode"] == 0]
+print(ok[0] if ok else "")'
+}
+epoch() { date -d "$1" +%s.%N; }
+before() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$(epoch "$1")" "$(epoch "$2")"; }
+
+say "build (base $BASE_IMAGE)"
+"${DC[@]}" build -q
+say "up"
+"${DC[@]}" up -d
+for _ in $(seq 1 120); do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$(cid portvakt)" 2>/dev/null)" = healthy ] && break
+    sleep 1
+done
+[ "$(docker inspect -f '{{.State.Health.Status}}' "$(cid portvakt)")" = healthy ] || fail "portvakt never healthy"
+
+# 1. start-up order: each dependency healthy before its dependant started
+for pair in inventory:database portvakt:auth portvakt:inventory portvakt:redis; do
+    svc=${pair%%:*} dep=${pair#*:}
+    h=$(first_healthy "$dep"); s=$(started "$svc")
+    [ -n "$h" ] || fail "$dep has no passing healthcheck"
+    before "$h" "$s" || fail "$svc started at $s, before $dep was healthy at $h"
+    say "ok: $dep healthy ($h) before $svc started ($s)"
+done
+for svc in database redis auth inventory; do
+    [ -z "$(docker port "$(cid $svc)")" ] || fail "$svc publishes ports"
+done
+[ "$(docker port "$(cid portvakt)" | sort | tr '\n' ' ')" = "443/tcp -> 0.0.0.0:443 80/tcp -> 0.0.0.0:80 " ] ||
+    fail "portvakt's published ports: $(docker port "$(cid portvakt)")"
+say "ok: only portvakt publishes ports (80, 443)"
+
+# 2. the gateway at work
+out=$(curl -s http://127.0.0.1/api/inventory/items)
+grep -q '"wool socks"' <<<"$out" || fail "inventory through the gateway: $out"
+out=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/api/auth/verify)
+[ "$out" = 401 ] || fail "auth verify without a token: $out"
+out=$(curl -sk https://127.0.0.1/api/inventory/items/2)
+grep -q '"wool socks"' <<<"$out" || fail "inventory over TLS: $out"
+codes=$(for _ in $(seq 1 60); do curl -s -o /dev/null -w '%{http_code}\n' http://127.0.0.1/api/auth/verify; done | sort | uniq -c)
+grep -q ' 429$' <<<"$codes" || fail "no 429 from the rate limit: $codes"
+hdrs=$(curl -si http://127.0.0.1/api/auth/verify | tr -d '\r')
+grep -qi '^RateLimit-Policy:' <<<"$hdrs" || fail "no RateLimit-Policy header: $hdrs"
+keys=$(docker exec "$(cid redis)" redis-cli --scan | wc -l)
+[ "$keys" -gt 0 ] || fail "no rate-limit keys in Redis"
+say "ok: services over HTTP and TLS, 401 from auth, 429 with RateLimit headers, $keys key(s) in Redis"
+
+# 3. limits honoured
+docker logs "$(cid portvakt)" 2>&1 | grep -q 'worker_processes auto: 1 (' ||
+    fail "workers not from the CPU quota: $(docker logs "$(cid portvakt)" 2>&1 | grep worker_processes)"
+doc=$(docker exec "$(cid portvakt)" /usr/sbin/portvakt doctor --json -c /etc/portvakt/portvakt.conf || true)
+python3 -c '
+import json, sys
+c = {x["id"]: x for x in json.loads(sys.argv[1])["checks"]}
+for k in ("cgroup_cpu", "cgroup_memory"):
+    if c[k]["status"] != "ok" or "no limit" in c[k]["value"] or "no quota" in c[k]["value"]:
+        sys.exit("doctor %s: %s %s" % (k, c[k]["status"], c[k]["value"]))
+    print("compose: ok: doctor %s %s (%s)" % (k, c[k]["status"], c[k]["value"]))' "$doc" || fail "doctor in the container"
+
+# 4. a service restarted with a new address
+old=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(cid auth)")
+net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' "$(cid auth)")
+"${DC[@]}" stop auth >/dev/null
+docker run -d --name ${P}_squatter --network "$net" --ip "$old" localhost/portvakt-services:latest sleep 600 >/dev/null 2>&1 ||
+    docker run -d --name ${P}_squatter --network "$net" localhost/portvakt-services:latest sleep 600 >/dev/null
+"${DC[@]}" start auth >/dev/null
+new=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(cid auth)")
+[ "$new" != "$old" ] || fail "auth kept its address $old"
+for _ in $(seq 1 60); do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$(cid auth)")" = healthy ] && break; sleep 1
+done
+docker kill -s HUP "$(cid portvakt)" >/dev/null
+sleep 1
+out=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer x' http://127.0.0.1/api/auth/verify)
+[ "$out" = 200 ] || [ "$out" = 429 ] || fail "after the reload, auth at $new: $out"
+docker logs "$(cid portvakt)" 2>&1 | grep -q 'configuration reloaded' || fail "no reload logged"
+say "ok: auth moved $old -> $new, portvakt follows after SIGHUP ($out)"
+
+# 5. graceful stop with a request in flight
+curl -s -o /tmp/$P-slow.out -w '%{http_code}' 'http://127.0.0.1/api/inventory/slow?s=3' >/tmp/$P-slow.code &
+slow=$!
+sleep 1
+"${DC[@]}" stop portvakt >/dev/null
+wait $slow || true
+[ "$(cat /tmp/$P-slow.code)" = 200 ] || fail "request in flight: $(cat /tmp/$P-slow.code)"
+rc=$(docker inspect -f '{{.State.ExitCode}}' "$(cid portvakt)")
+[ "$rc" = 0 ] || fail "portvakt exited $rc on SIGTERM"
+rm -f /tmp/$P-slow.out /tmp/$P-slow.code
+say "ok: docker stop answered the request in flight (200) and portvakt exited 0"
