@@ -4,7 +4,8 @@
 
 Picks free loopback ports, writes build/example/gateway.conf from
 examples/gateway.conf, starts an "auth" and an "inventory" service on
-127.0.0.1, then build/portvakt in the foreground. Ctrl-C stops everything.
+127.0.0.1, then build/portvakt in the foreground. Ctrl-C stops everything;
+so does a SIGTERM to make, or to this process.
 """
 
 import base64
@@ -130,6 +131,13 @@ def serve(handler, port):
     return srv
 
 
+def die_with_parent():
+    """In the gateway's child: SIGTERM it (the graceful stop) should this
+    process die without stopping it (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
 def main():
     if not os.access(BINARY, os.X_OK):
         sys.exit("build/portvakt is missing: run `make` first")
@@ -143,7 +151,8 @@ def main():
         f.write(text)
 
     services = [serve(Auth, ports["PORT_A"]), serve(Inventory, ports["PORT_B"])]
-    gw = subprocess.Popen([BINARY, "-c", conf], stdin=subprocess.DEVNULL)
+    parent = os.getppid()
+    gw = subprocess.Popen([BINARY, "-c", conf], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
     deadline = time.monotonic() + 5
     while True:
         if gw.poll() is not None:
@@ -186,8 +195,15 @@ Access log below. Ctrl-C stops everything.
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        gw.wait()
-        print("portvakt exited with %s" % gw.returncode)
+        # make killed (SIGTERM to make alone) leaves this process to init:
+        # stop then too
+        while gw.poll() is None and os.getppid() == parent:
+            try:
+                gw.wait(0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        if gw.poll() is not None:
+            print("portvakt exited with %s" % gw.returncode)
     except KeyboardInterrupt:
         pass
     finally:
