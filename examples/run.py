@@ -33,12 +33,29 @@ ITEMS = {
 SECRET = os.urandom(16)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_port(want=0):
+    """want when it is free on 127.0.0.1, else any free port."""
+    for p in ((want, 0) if want else (0,)):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise OSError("no free port")
+
+
+def doctor_verdict(conf):
+    """The summary line of `portvakt doctor` for this host and config."""
+    try:
+        r = subprocess.run([BINARY, "doctor", "-c", conf], capture_output=True, text=True,
+                           timeout=30, env=dict(os.environ, NO_COLOR="1"))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "portvakt doctor did not run: %s" % e
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "portvakt doctor printed nothing"
 
 
 class Service(BaseHTTPRequestHandler):
@@ -141,7 +158,9 @@ def die_with_parent():
 def main():
     if not os.access(BINARY, os.X_OK):
         sys.exit("build/portvakt is missing: run `make` first")
-    ports = {"PORT_A": free_port(), "PORT_B": free_port(), "PORT_GW": free_port()}
+    ports = {"PORT_A": free_port(), "PORT_B": free_port(), "PORT_GW": free_port(8080)}
+    note = "" if ports["PORT_GW"] == 8080 else \
+        "(port 8080 is taken on this machine: using %d)\n" % ports["PORT_GW"]
     text = open(TEMPLATE).read()
     for k, v in ports.items():
         text = text.replace(k, str(v))
@@ -170,7 +189,7 @@ def main():
 
     base = "http://127.0.0.1:%d" % ports["PORT_GW"]
     print("""
-portvakt is listening on %(base)s  (config: %(conf)s)
+%(note)sportvakt is listening on %(base)s  (config: %(conf)s)
   auth service      127.0.0.1:%(a)d  behind /api/auth/
   inventory service 127.0.0.1:%(b)d  behind /api/inventory/
 
@@ -186,8 +205,13 @@ Try:
 The services echo the X-Real-IP / X-Forwarded-For they received and the
 address the gateway connected from: repeat a request and the port stays the
 same, because the gateway reuses its upstream connections.
+
+portvakt doctor on this host: %(doctor)s
+  (build/portvakt doctor -c %(conf)s explains each check)
+
 Access log below. Ctrl-C stops everything.
-""" % {"base": base, "conf": conf, "a": ports["PORT_A"], "b": ports["PORT_B"]})
+""" % {"base": base, "conf": conf, "a": ports["PORT_A"], "b": ports["PORT_B"], "note": note,
+       "doctor": doctor_verdict(conf)})
     sys.stdout.flush()
 
     def stop(*_):
