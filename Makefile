@@ -28,7 +28,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run test unit integration setup clean check test-asan fuzz fuzz-build lint bench fault \
-	nginx-suite nginx-suite-record man install deb
+	nginx-suite nginx-suite-record man install uninstall deb
 
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -194,6 +194,12 @@ install: all man
 	sed -e 's/127.0.0.1:PORT_A/10.10.0.5:8080/' -e 's/127.0.0.1:PORT_B/10.10.0.6:8080/' \
 	  -e 's/127.0.0.1:PORT_GW/80/' examples/gateway.conf >$(BUILD)/gateway.conf.example
 	$(INSTALL) -m 644 $(BUILD)/gateway.conf.example $(DESTDIR)$(DOCDIR)/examples/gateway.conf
+
+# what install wrote, but the configuration in SYSCONFDIR/portvakt
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/portvakt $(DESTDIR)$(MANDIR)/man8/portvakt.8 \
+	  $(DESTDIR)$(MANDIR)/man5/portvakt.conf.5
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 # A Debian package of the install tree (deploy/debian/ holds its control
 # files, scripts/mkdeb.sh builds it with dpkg-deb): build/portvakt_*.deb.

@@ -74,6 +74,12 @@ def test_install_lays_out_the_gnu_way(tmp_path):
     assert r.returncode == 0, r.stderr
     with open(conf) as f:
         assert f.read().endswith("# edited\n")
+    # uninstall takes back all but the configuration
+    r = make("uninstall", "DESTDIR=" + dest, "PREFIX=/opt/pv")
+    assert r.returncode == 0, r.stderr
+    left = sorted(os.path.relpath(os.path.join(d, f), dest)
+                  for d, _, fs in os.walk(dest) for f in fs)
+    assert left == ["etc/portvakt/mime.types", "etc/portvakt/portvakt.conf"], left
 
 
 def test_installed_binary_checks_installed_configs(tree):
