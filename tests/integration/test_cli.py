@@ -222,9 +222,10 @@ http {
 """, GW=port, DOWN=free_port())
 
 
-def spawn(args, cwd):
-    """build/portvakt ARGS in the foreground, stdout and stderr to files."""
-    out = open(os.path.join(str(cwd), "pv.stderr"), "wb")
+def spawn(args, cwd, logdir=None):
+    """build/portvakt ARGS in the foreground, stderr to logdir/pv.stderr
+    (logdir: cwd unless given, for a cwd the tests may not write to)."""
+    out = open(os.path.join(str(logdir or cwd), "pv.stderr"), "wb")
     try:
         return subprocess.Popen([PORTVAKT] + args, cwd=str(cwd), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=out)
@@ -272,8 +273,10 @@ def test_dump_matches_nginx(tmp_path):
     main = write(tmp_path, "conf/main.conf", MAIN_ONLY)
     rc, ours, err = run("-T", "-c", main)
     assert rc == 0, err
-    p = subprocess.run([NGINX, "-T", "-q", "-e", "stderr", "-c", main], capture_output=True,
-                       text=True, timeout=10)
+    # NGINX resolves `pid pv.pid` against its prefix, which an ordinary
+    # user may not write to: give it the test's directory
+    p = subprocess.run([NGINX, "-T", "-q", "-e", "stderr", "-p", str(tmp_path) + "/", "-c", main],
+                       capture_output=True, text=True, timeout=10)
     assert p.returncode == 0, p.stderr
     assert ours == p.stdout
 
@@ -293,9 +296,10 @@ def test_prefix_resolves_the_config_and_paths_but_include_follows_the_config(tmp
     write(tmp_path, "conf/inc.conf", "pid logs/pv.pid;\nerror_log logs/err.log notice;\n")
     write(tmp_path, "conf/main.conf", "include inc.conf;\n" + serve_conf(gw))
     os.mkdir(tmp_path / "logs")
-    proc = spawn(["-p", str(tmp_path) + "/", "-c", "conf/main.conf"], "/")
+    proc = spawn(["-p", str(tmp_path) + "/", "-c", "conf/main.conf"], "/", logdir=tmp_path)
     try:
         wait_for(lambda: port_open(gw), what="portvakt listening")
+        wait_for(lambda: (tmp_path / "logs/pv.pid").read_text().strip(), what="the pid file written")
         assert (tmp_path / "logs/pv.pid").read_text().strip() == str(proc.pid)
     finally:
         assert stop(proc) == 0
@@ -337,6 +341,8 @@ def test_global_directives_come_before_the_file(tmp_path, port):
     proc = spawn(["-c", path, "-g", "daemon off; pid %s;" % pid], tmp_path)
     try:
         wait_for(lambda: port_open(gw), what="portvakt listening")
+        # the pid file may be written just after the sockets open
+        wait_for(lambda: open(pid).read().strip(), what="the pid file written")
         assert open(pid).read().strip() == str(proc.pid)
     finally:
         assert stop(proc) == 0
