@@ -70,6 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(text);
     if (!c)
         return 0;
+    if (!c->http || c->http->nservers == 0) { /* a quote in the http part can swallow the server */
+        pv_conf_unref(c);
+        return 0;
+    }
     pv_arena_t arena;
     pv_arena_init(&arena, 1024);
     pv_request_t r = {0};
