@@ -185,6 +185,9 @@ if [ "$USERNAME" != root ]; then
     chmod 440 "$ROOT/etc/sudoers.d/$USERNAME"
 fi
 
+# the root a mount point of its own, as / is on a real machine: unshare
+# (the package step) makes / private in its namespace, which needs that
+mnt "" --bind "$ROOT"
 mnt /proc -t proc proc
 mnt /dev --bind /dev
 mnt /dev/pts --bind /dev/pts
