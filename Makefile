@@ -165,7 +165,7 @@ SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/portvakt
 SYSCONFDIR ?= /etc
-MIME_TYPES ?= /etc/mime.types
+MIME_TYPES ?= conf/mime.types
 INSTALL    ?= install
 VERSION    := $(shell sed -n 's/^\#define PV_VERSION "\(.*\)"/\1/p' src/core/common.h)
 ifneq ($(SYSCONFDIR),/etc)

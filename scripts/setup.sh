@@ -9,14 +9,14 @@ set -eu
 # libclang-rt-dev holds clang's sanitizer and libFuzzer runtimes, and
 # openssl is the command the tests use to make keys and hashes. perl and
 # the two perl modules run NGINX's own test suite (make nginx-suite).
-# libsystemd-dev: sd_notify; groff-base checks the man pages, media-types
-# is the mime.types that make install copies, lintian checks make deb.
+# libsystemd-dev: sd_notify; groff-base checks the man pages, lintian
+# checks make deb.
 PKGS="build-essential pkg-config node-llhttp libssl-dev libpcre2-dev \
 libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml python3-h2 \
 nginx-light haproxy wrk redis-server curl clang libclang-rt-dev valgrind \
 libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl nghttp2-client \
 perl libio-socket-ssl-perl libprotocol-websocket-perl python3-websockets \
-zlib1g-dev libbrotli-dev python3-brotli libsystemd-dev groff-base media-types lintian"
+zlib1g-dev libbrotli-dev python3-brotli libsystemd-dev groff-base lintian"
 
 missing=""
 for p in $PKGS; do

@@ -91,9 +91,12 @@ def test_installed_binary_checks_installed_configs(tree):
         assert "test is successful" in r.stderr
     r = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "portvakt/" in r.stderr + r.stdout
-    # the installed mime.types is Debian's table
+    # the installed mime.types is the project's types block, which the
+    # default portvakt.conf includes
     with open(os.path.join(tree, "etc/portvakt/mime.types")) as f:
-        assert re.search(r"^text/html\s+html?\b", f.read(), re.M)
+        assert re.search(r"^types \{\n(.*\n)*\s+text/html\s+html htm shtml;", f.read(), re.M)
+    with open(os.path.join(tree, "etc/portvakt/portvakt.conf")) as f:
+        assert re.search(r"^\s+include mime\.types;", f.read(), re.M)
 
 
 @pytest.mark.skipif(not shutil.which("groff"), reason="groff is not installed")
