@@ -457,6 +457,8 @@ typedef struct pv_loc_conf_s {
     int64_t proxy_read_timeout;    /* default 60s */
     int64_t proxy_send_timeout;    /* default 60s */
     int proxy_next_upstream;       /* PV_NEXT_F_* mask; default error|timeout */
+    int64_t proxy_next_upstream_tries;   /* servers tried at most; 0 no limit */
+    int64_t proxy_next_upstream_timeout; /* ms after which no other server is tried; 0 none */
     int proxy_pass_request_body;   /* 0/1; default 1 */
     int proxy_pass_request_headers; /* 0/1; default 1 */
     pv_cv_t *proxy_method;         /* proxy_method; NULL: the client's */
@@ -635,23 +637,51 @@ typedef struct pv_listen_group_s {
     pv_server_t *default_srv;  /* default_server, else the first */
 } pv_listen_group_t;
 
-/* One `server` line in an upstream block. */
+/* One address of a `server` line in an upstream block. */
 typedef struct pv_upstream_server_s {
     struct sockaddr_storage addr; /* resolved at load time */
     socklen_t addrlen;
     char text[64];                /* "127.0.0.1:8080" for $upstream_addr */
+    const char *name;             /* the line's address as written ("app:8080"): consistent hash identity */
+    int line;                     /* first server line with the same name (consistent hash identity) */
     int weight;                   /* default 1 */
     int max_fails;                /* default 1 */
     int64_t fail_timeout;         /* default 10s */
+    int max_conns;                /* 0: no limit */
+    int64_t slow_start;           /* ms over which a recovered server's weight grows back; 0 off */
     int backup;                   /* `backup` flag */
     int down;                     /* `down` flag */
 } pv_upstream_server_t;
 
+/* Balancing methods of an upstream block (PV_BAL_*). */
+enum {
+    PV_BAL_RR = 0,     /* smooth weighted round robin (default) */
+    PV_BAL_LEAST_CONN, /* least_conn */
+    PV_BAL_IP_HASH,    /* ip_hash */
+    PV_BAL_HASH,       /* hash KEY */
+    PV_BAL_CHASH,      /* hash KEY consistent (ketama) */
+    PV_BAL_RANDOM,     /* random */
+    PV_BAL_RANDOM2     /* random two [least_conn] */
+};
+
+/* A point of the consistent-hash ring: its hash and the server line
+ * (pv_upstream_server_t.line) it belongs to. */
+typedef struct pv_chash_point_s {
+    uint32_t hash;
+    int line;
+} pv_chash_point_t;
+
 struct pv_upstream_conf_s {
     const char *name;            /* block name, or "host:port" for implicit ones */
     int implicit;                /* created by proxy_pass host:port */
-    pv_upstream_server_t *servers; /* one entry per resolved address */
+    pv_upstream_server_t *servers; /* one entry per resolved address; primaries first, then backups */
     int nservers;
+    int nprimary;                /* servers[0, nprimary) are primaries, the rest `backup` */
+    int method;                  /* PV_BAL_* */
+    pv_cv_t *hash_key;           /* hash KEY */
+    pv_chash_point_t *points;    /* hash ... consistent: the ring, sorted, unique hashes */
+    int npoints;
+    const char *zone;            /* zone NAME (state is shared by all workers anyway) */
     int keepalive;               /* idle connections kept per worker; 0 = no pool */
     int64_t keepalive_requests;  /* default 1000 */
     int64_t keepalive_timeout;   /* default 60s */

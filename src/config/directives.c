@@ -212,99 +212,11 @@ static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return pv_conf_walk(cx, nd->child, PV_CTX_HTTP);
 }
 
-/* ---- upstream ---- */
-
-static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                           void *base)
-{
-    pv_http_conf_t *h = cx->http;
-    for (int i = 0; i < h->nupstreams; i++)
-        if (strcasecmp(h->upstreams[i]->name, ARG(nd, 1)) == 0)
-            return pv_conf_error(cx, &nd->src, "duplicate upstream \"%s\"", ARG(nd, 1));
-    pv_upstream_conf_t *u = pv_arena_calloc(cx->a, sizeof(*u));
-    u->name = pv_arena_strdup(cx->a, ARG(nd, 1));
-    u->keepalive = PV_UNSET;
-    u->keepalive_requests = PV_UNSET;
-    u->keepalive_timeout = PV_UNSET;
-    u->keepalive_time = PV_UNSET;
-    u->src = nd->src;
-    *(pv_upstream_conf_t **)pv_conf_push(cx->a, &h->upstreams, &h->nupstreams, sizeof(u)) = u;
-    cx->ups = u;
-    int rc = pv_conf_walk(cx, nd->child, PV_CTX_UPSTREAM);
-    cx->ups = NULL;
-    return rc;
-}
-
 /* Value of "key=value" if arg starts with key=, else NULL. */
 static const char *param(const char *arg, const char *key)
 {
     size_t n = strlen(key);
     return strncmp(arg, key, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
-}
-
-static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
-                                  const pv_conf_node_t *nd, void *base)
-{
-    pv_upstream_conf_t *u = cx->ups;
-    int weight = 1, max_fails = 1, backup = 0, down = 0;
-    int64_t fail_timeout = 10000;
-    for (int i = 2; i < nd->nargs; i++) {
-        const char *a = ARG(nd, i), *v;
-        int64_t n = -1;
-        if ((v = param(a, "weight")) && (n = pv_conf_parse_num((pv_str_t){v, strlen(v)})) > 0 &&
-            n <= 0x7fffffff)
-            weight = (int)n;
-        else if ((v = param(a, "max_fails")) &&
-                 (n = pv_conf_parse_num((pv_str_t){v, strlen(v)})) >= 0 && n <= 0x7fffffff)
-            max_fails = (int)n;
-        else if ((v = param(a, "fail_timeout")) &&
-                 (n = pv_conf_parse_msec((pv_str_t){v, strlen(v)})) >= 0)
-            fail_timeout = n;
-        else if (strcmp(a, "backup") == 0)
-            backup = 1;
-        else if (strcmp(a, "down") == 0)
-            down = 1;
-        else
-            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
-    }
-    if (strncmp(ARG(nd, 1), "unix:", 5) == 0)
-        return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in upstream \"%s\"",
-                             ARG(nd, 1));
-    char *host;
-    int port;
-    if (pv_conf_split_hostport(cx->a, ARG(nd, 1), nd->args[1].len, &host, &port) != 0)
-        return pv_conf_error(cx, &nd->src, "invalid port in upstream \"%s\"", ARG(nd, 1));
-    if (!*host)
-        return pv_conf_error(cx, &nd->src, "no host in upstream \"%s\"", ARG(nd, 1));
-    pv_conf_addr_t addrs[16];
-    int n = pv_conf_resolve(cx, host, port ? port : 80, addrs, (int)PV_NELEM(addrs));
-    if (n == 0)
-        return pv_conf_error(cx, &nd->src, "host not found in upstream \"%s\"", ARG(nd, 1));
-    for (int i = 0; i < n; i++) {
-        pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers, sizeof(*s));
-        s->addr = addrs[i].ss;
-        s->addrlen = addrs[i].len;
-        pv_conf_addr_text((struct sockaddr *)&s->addr, s->text, sizeof(s->text));
-        s->weight = weight;
-        s->max_fails = max_fails;
-        s->fail_timeout = fail_timeout;
-        s->backup = backup;
-        s->down = down;
-    }
-    return PV_OK;
-}
-
-static int set_keepalive_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                            void *base)
-{
-    if (cx->ups->keepalive != PV_UNSET)
-        return DUP(cx, nd);
-    int64_t n = pv_conf_parse_num(nd->args[1]);
-    if (n <= 0 || n > 0x7fffffff)
-        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive", ARG(nd, 1),
-                             ARG(nd, 0));
-    cx->ups->keepalive = (int)n;
-    return PV_OK;
 }
 
 /* ---- http / server / location settings ---- */
@@ -871,16 +783,17 @@ static const pv_conf_cmd_t proxy_cmds[] = {
      NULL},
     {"proxy_next_upstream", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_bitmask_cb,
      LOC(proxy_next_upstream), next_upstream},
+    {"proxy_next_upstream_tries", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_num_cb,
+     LOC(proxy_next_upstream_tries), NULL},
+    {"proxy_next_upstream_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb,
+     LOC(proxy_next_upstream_timeout), NULL},
     {"proxy_pass_request_body", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
      LOC(proxy_pass_request_body), NULL},
     {"proxy_pass", PV_CTX_LOCATION | PV_CTX_LIF, PV_ARGS_TAKE1, set_proxy_pass_cb, NONE, NULL},
 };
 
-/* upstream blocks: servers and keepalive pools */
+/* upstream blocks: the keepalive pool's limits (the rest: upstream_conf.c) */
 static const pv_conf_cmd_t upstream_cmds[] = {
-    {"upstream", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_TAKE1, set_upstream_cb, NONE, NULL},
-    {"server", PV_CTX_UPSTREAM, PV_ARGS_1MORE, set_upstream_server_cb, NONE, NULL},
-    {"keepalive", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_keepalive_cb, NONE, NULL},
     {"keepalive_requests", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_num_cb, UPS(keepalive_requests),
      NULL},
     {"keepalive_timeout", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_msec_cb, UPS(keepalive_timeout),
@@ -897,7 +810,7 @@ static const pv_conf_cmd_t log_cmds[] = {
 #define MODULE(name, cmds) &(const pv_conf_module_t){(name), (cmds), PV_NELEM(cmds)}
 static const pv_conf_module_t *const modules[] = {
     MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
-    MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
+    &pv_conf_upstream_module, MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module, &pv_conf_static_module,
     &pv_conf_header_module, &pv_conf_errpage_module,

@@ -67,6 +67,8 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->proxy_read_timeout = PV_UNSET;
     lc->proxy_send_timeout = PV_UNSET;
     lc->proxy_next_upstream = PV_UNSET;
+    lc->proxy_next_upstream_tries = PV_UNSET;
+    lc->proxy_next_upstream_timeout = PV_UNSET;
     lc->proxy_pass_request_body = PV_UNSET;
     lc->proxy_pass_request_headers = PV_UNSET;
     lc->proxy_intercept_errors = PV_UNSET;
@@ -361,6 +363,7 @@ static int resolve_passes(pv_conf_ctx_t *cx)
                     s->addr = addrs[k].ss;
                     s->addrlen = addrs[k].len;
                     pv_conf_addr_text((struct sockaddr *)&s->addr, s->text, sizeof(s->text));
+                    s->name = name;
                     s->weight = 1;
                     s->max_fails = 1;
                     s->fail_timeout = 10000;
@@ -376,6 +379,8 @@ static int resolve_passes(pv_conf_ctx_t *cx)
         if (u->nservers == 0)
             return pv_conf_error(cx, &u->src, "no servers are inside upstream");
         upstream_defaults(u);
+        if (pv_conf_upstream_finish(cx, u) != PV_OK)
+            return PV_ERR;
         u->index = k;
     }
     return PV_OK;
@@ -421,6 +426,8 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     MERGE(proxy_read_timeout, 60000);
     MERGE(proxy_send_timeout, 60000);
     MERGE(proxy_next_upstream, PV_NEXT_F_ERROR | PV_NEXT_F_TIMEOUT);
+    MERGE(proxy_next_upstream_tries, 0);
+    MERGE(proxy_next_upstream_timeout, 0);
     MERGE(proxy_pass_request_body, 1);
     MERGE(proxy_pass_request_headers, 1);
     MERGE(proxy_intercept_errors, 0);

@@ -13,6 +13,7 @@
 #include "../http/chunked.h"
 #include "../http/phases.h"
 #include "../http/request.h"
+#include "../upstream/balance.h"
 #include "../upstream/response.h"
 
 struct pv_hreq_s;
@@ -32,9 +33,7 @@ typedef struct pv_proxy_s {
     struct pv_upool_s *pool;     /* upstream pool */
     struct pv_upconn_s *u;       /* upstream connection in use */
     int server;                  /* server index in use */
-    int tries;                   /* servers tried */
-    uint64_t *tried;             /* set of server indexes tried (PV_UPSTREAM_SET_WORDS words) */
-    uint64_t tried1;             /* its storage when the upstream has at most 64 servers */
+    pv_upick_t pick;             /* server selection: tried set, tries left, the method's state */
     pv_buf_t *hbuf;              /* upstream request head */
     pv_outq_t uq;                /* bytes queued to the upstream */
     int up_frame;                /* framing of the body sent upstream */
@@ -55,6 +54,7 @@ typedef struct pv_proxy_s {
     uint8_t expect_sent;         /* 100 Continue sent to the client */
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
     uint8_t buffering;           /* reading a small body whole before asking an upstream */
+    uint8_t picking;             /* pick was initialised for this exchange */
     /* last: set up by pv_uresp_init() for each attempt */
     pv_uresp_t rp;               /* response head parser and the parsed head */
 } pv_proxy_t;

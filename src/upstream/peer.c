@@ -8,10 +8,48 @@
 
 #include "../core/common.h"
 
-#define FAILS_MASK 0xffffu
-
 static pthread_mutex_t plock = PTHREAD_MUTEX_INITIALIZER;
 static pv_peer_t *peers;
+static pv_peer_group_t *groups;
+
+/* The group of upstream name, held once more; under plock. */
+static pv_peer_group_t *group_hold(const char *name)
+{
+    for (pv_peer_group_t *g = groups; g; g = g->next) {
+        if (strcmp(g->name, name) == 0) {
+            g->refs++;
+            return g;
+        }
+    }
+    pv_peer_group_t *g = calloc(1, sizeof(*g));
+    if (g && !(g->name = strdup(name))) {
+        free(g);
+        return NULL;
+    }
+    if (g) {
+        pthread_mutex_init(&g->lock, NULL);
+        g->refs = 1;
+        g->next = groups;
+        groups = g;
+    }
+    return g;
+}
+
+/* Drop one hold of g; under plock. */
+static void group_drop(pv_peer_group_t *g)
+{
+    if (--g->refs > 0)
+        return;
+    for (pv_peer_group_t **pp = &groups; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    pthread_mutex_destroy(&g->lock);
+    free(g->name);
+    free(g);
+}
 
 pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, socklen_t len, int nth)
 {
@@ -24,7 +62,8 @@ pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, sock
         }
     }
     pv_peer_t *p = calloc(1, sizeof(*p));
-    if (p && (len > sizeof(p->addr) || !(p->upstream = strdup(upstream)))) {
+    if (p && (len > sizeof(p->addr) || !(p->upstream = strdup(upstream)) || !(p->group = group_hold(upstream)))) {
+        free(p->upstream);
         free(p);
         p = NULL;
     }
@@ -32,7 +71,6 @@ pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, sock
         memcpy(&p->addr, sa, len);
         p->addrlen = len;
         p->nth = nth;
-        atomic_init(&p->fail_state, 0);
         atomic_init(&p->idle_close, 0);
         pthread_mutex_init(&p->sess_lock, NULL);
         p->refs = 1;
@@ -63,6 +101,7 @@ void pv_peer_release(pv_peer_t *p)
             }
         }
         pthread_mutex_destroy(&p->sess_lock);
+        group_drop(p->group);
         free(p->sess);
         free(p->upstream);
         free(p);
@@ -70,33 +109,15 @@ void pv_peer_release(pv_peer_t *p)
     pthread_mutex_unlock(&plock);
 }
 
-int pv_peer_fails(pv_peer_t *p, uint64_t now)
+void pv_peer_configure(pv_peer_t *p, int weight)
 {
-    uint64_t st = atomic_load_explicit(&p->fail_state, memory_order_relaxed);
-    return (st >> 16) > now ? (int)(st & FAILS_MASK) : 0;
-}
-
-/* Window end and count share one word, so workers failing the same
- * server at once never lose a count or reopen a window wrongly. */
-int pv_peer_fail(pv_peer_t *p, uint64_t now, int64_t fail_timeout)
-{
-    uint64_t old = atomic_load_explicit(&p->fail_state, memory_order_relaxed), nw;
-    unsigned n;
-    do {
-        n = (old >> 16) > now ? (unsigned)(old & FAILS_MASK) : 0;
-        if (n < FAILS_MASK)
-            n++;
-        nw = ((now + (uint64_t)fail_timeout) << 16) | n;
-    } while (!atomic_compare_exchange_weak(&p->fail_state, &old, nw));
-    return (int)n;
-}
-
-void pv_peer_ok(pv_peer_t *p)
-{
-    /* the common case (no failures) only reads the shared word */
-    uint64_t old = atomic_load_explicit(&p->fail_state, memory_order_relaxed);
-    while ((old & FAILS_MASK) && !atomic_compare_exchange_weak(&p->fail_state, &old, old & ~(uint64_t)FAILS_MASK))
-        ;
+    pthread_mutex_lock(&p->group->lock);
+    if (p->bal.weight != weight) {
+        p->bal.weight = weight;
+        p->bal.effective_weight = weight;
+        p->bal.current_weight = 0;
+    }
+    pthread_mutex_unlock(&p->group->lock);
 }
 
 #define IDLE_BITS 24

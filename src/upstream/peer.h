@@ -1,11 +1,13 @@
 /* Peers: one object per upstream server, shared by every worker thread,
- * holding the server's state in atomics (failures and the fail window
- * now; health and counters later). A registry keyed by upstream name and
- * server address keeps a peer across reloads, as policy/zones.c keeps
- * rate-limit zones: each worker's pools take a reference when they are
- * built for a snapshot and drop it when they are freed, so a server that
- * stays in the config keeps its state and a removed one is dropped once
- * no snapshot names it. */
+ * holding the server's state: its balancing state (NGINX's round-robin
+ * peer fields: weights, connections, failures and the fail window) under
+ * the lock of its upstream's group, as NGINX keeps them in a zone, and a
+ * few atomics. A registry keyed by upstream name and server address
+ * keeps a peer across reloads, as policy/zones.c keeps rate-limit zones:
+ * each worker's pools take a reference when they are built for a
+ * snapshot and drop it when they are freed, so a server that stays in
+ * the config keeps its state and a removed one is dropped once no
+ * snapshot names it. */
 #ifndef PV_PEER_H
 #define PV_PEER_H
 
@@ -14,12 +16,35 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* The peers of one upstream name: the lock their balancing state is
+ * taken under (one pick or one release at a time, every worker). */
+typedef struct pv_peer_group_s {
+    char *name;                     /* upstream name (key) */
+    pthread_mutex_t lock;
+    int refs;                       /* peers holding it; under the registry lock */
+    struct pv_peer_group_s *next;
+} pv_peer_group_t;
+
+/* A server's balancing state, as NGINX's ngx_http_upstream_rr_peer_t;
+ * guarded by the group's lock. Times are loop milliseconds. */
+typedef struct pv_bal_state_s {
+    int weight;                     /* the configured weight it was set up for (0: not yet) */
+    int effective_weight;           /* lowered by failures, grows back by one per pick round */
+    int current_weight;             /* smooth weighted round robin */
+    int conns;                      /* picks not yet released (least_conn, max_conns) */
+    int fails;                      /* failures since the last success after a check */
+    int64_t accessed;               /* time of the last failure */
+    int64_t checked;                /* time of the last failure, or of a pick after the window */
+    int64_t slow_since;             /* time it came back (slow_start), 0 when not recovering */
+} pv_bal_state_t;
+
 typedef struct pv_peer_s {
     char *upstream;                 /* upstream block name (key) */
     struct sockaddr_storage addr;   /* server address (key) */
     socklen_t addrlen;              /* its length */
     int nth;                        /* how many servers with this address come before it in the block (key) */
-    _Atomic uint64_t fail_state;    /* end of the fail window in loop ms << 16 | failures inside it */
+    pv_peer_group_t *group;         /* its upstream's group (held) */
+    pv_bal_state_t bal;             /* under group->lock */
     _Atomic uint64_t idle_close;    /* loop ms of the last sighting << 24 | shortest idle time (ms) after
                                        which the server closed a pooled connection (0: none seen) */
     int refs;                       /* pools and connections holding it; under the registry lock */
@@ -36,12 +61,9 @@ pv_peer_t *pv_peer_acquire(const char *upstream, const struct sockaddr *sa, sock
 void pv_peer_hold(pv_peer_t *p);
 /* Drop one reference taken by pv_peer_acquire() or pv_peer_hold(); the last frees it. */
 void pv_peer_release(pv_peer_t *p);
-/* Failures inside the fail window that is open at loop time now (0 once it has passed). */
-int pv_peer_fails(pv_peer_t *p, uint64_t now);
-/* Count a failure at now and open a window of fail_timeout ms; returns the count. */
-int pv_peer_fail(pv_peer_t *p, uint64_t now, int64_t fail_timeout);
-/* A success: the failure count goes back to zero. */
-void pv_peer_ok(pv_peer_t *p);
+/* Set p's balancing state up for a configured weight (a new peer, or a
+ * reload that changed the weight). Takes the group's lock. */
+void pv_peer_configure(pv_peer_t *p, int weight);
 /* The server closed a pooled connection of ours that had been idle for
  * idle_ms (seen at loop time now). */
 void pv_peer_idle_closed(pv_peer_t *p, uint64_t now, uint64_t idle_ms);

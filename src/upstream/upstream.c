@@ -37,6 +37,7 @@ static int pool_peers(pv_upool_t *p)
         p->peers[i] = pv_peer_acquire(cf->name, (const struct sockaddr *)&s->addr, s->addrlen, nth);
         if (!p->peers[i])
             return -1;
+        pv_peer_configure(p->peers[i], s->weight);
     }
     return 0;
 }
@@ -51,9 +52,8 @@ pv_upool_t *pv_upstream_pools_new(pv_worker_t *w, pv_conf_t *conf, int *npools)
         pv_upool_t *p = &pools[i];
         p->cf = conf->http->upstreams[i];
         int ns = p->cf->nservers ? p->cf->nservers : 1;
-        p->cur_weight = calloc((size_t)ns, sizeof(int));
         p->peers = calloc((size_t)ns, sizeof(pv_peer_t *));
-        if (!p->cur_weight || !p->peers || pool_peers(p) < 0) {
+        if (!p->peers || pool_peers(p) < 0) {
             pv_upstream_pools_free(pools, i + 1);
             return NULL;
         }
@@ -73,7 +73,6 @@ void pv_upstream_pools_free(pv_upool_t *pools, int n)
             pv_upstream_close(p->idle_head);
         for (int j = 0; p->peers && j < p->cf->nservers; j++)
             pv_peer_release(p->peers[j]);
-        free(p->cur_weight);
         free(p->peers);
     }
     free(pools);
@@ -124,44 +123,33 @@ void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfro
     }
 }
 
-/* Smooth weighted round robin (each pick adds every weight to its current
- * value, takes the largest and subtracts the total from it), as NGINX does:
- * it spreads a heavy server's turns instead of bunching them. */
-int pv_upstream_pick(pv_upool_t *p, const uint64_t *tried, uint64_t now)
+void pv_upstream_pick_init(pv_upool_t *p, pv_upick_t *k, uint64_t *tried_words, const char *key, size_t keylen,
+                           const struct sockaddr *client, int64_t max_tries)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        int best = -1, total = 0;
-        for (int i = 0; i < p->cf->nservers; i++) {
-            pv_upstream_server_t *s = &p->cf->servers[i];
-            if (s->down || (tried && (tried[i >> 6] >> (i & 63)) & 1) || s->backup != pass)
-                continue;
-            /* a lone server is never taken out of service (NGINX: peers->single) */
-            if (p->cf->nservers > 1 && s->max_fails > 0 && pv_peer_fails(p->peers[i], now) >= s->max_fails)
-                continue;
-            p->cur_weight[i] += s->weight;
-            total += s->weight;
-            if (best < 0 || p->cur_weight[i] > p->cur_weight[best])
-                best = i;
-        }
-        if (best >= 0) {
-            p->cur_weight[best] -= total;
-            return best;
-        }
-    }
-    return -1;
+    pv_bal_init(k, p->cf, tried_words, key, keylen, client, max_tries);
 }
 
-void pv_upstream_fail(pv_upool_t *p, int server, uint64_t now)
+int pv_upstream_get(pv_upool_t *p, pv_upick_t *k, uint64_t now)
 {
-    pv_upstream_server_t *s = &p->cf->servers[server];
-    int n = pv_peer_fail(p->peers[server], now, s->fail_timeout);
-    if (s->max_fails > 0 && n == s->max_fails)
-        pv_log(PV_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"", s->text, p->cf->name);
+    pthread_mutex_t *lock = &p->peers[0]->group->lock;
+    pthread_mutex_lock(lock);
+    int s = pv_bal_get(k, p->cf, p->peers, (int64_t)now);
+    pthread_mutex_unlock(lock);
+    return s;
 }
 
-void pv_upstream_ok(pv_upool_t *p, int server)
+void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, uint64_t now)
 {
-    pv_peer_ok(p->peers[server]);
+    if (!k->held)
+        return;
+    int server = k->server;
+    pthread_mutex_t *lock = &p->peers[0]->group->lock;
+    pthread_mutex_lock(lock);
+    int out = pv_bal_free(k, p->cf, p->peers, verdict, (int64_t)now);
+    pthread_mutex_unlock(lock);
+    if (out)
+        pv_log(PV_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"", p->cf->servers[server].text,
+               p->cf->name);
 }
 
 static void idle_unlink(pv_upool_t *p, pv_upconn_t *u)

@@ -10,6 +10,7 @@
 #include "../core/xprt.h"
 #include "../config/conf.h"
 #include "../core/module.h"
+#include "balance.h"
 #include "peer.h"
 
 struct pv_worker_s;
@@ -62,8 +63,7 @@ struct pv_upool_s {
     pv_upconn_t *idle_head;     /* most recently used idle connection */
     pv_upconn_t *idle_tail;     /* least recently used */
     int nidle;                  /* idle connections held */
-    int *cur_weight;            /* smooth weighted round-robin state, per server (this worker's) */
-    pv_peer_t **peers;          /* the shared peer of each server (failures, fail window) */
+    pv_peer_t **peers;          /* the shared peer of each server (balancing state, failures) */
     uint64_t opened;            /* connections opened (for metrics/tests) */
     int retired;                /* belongs to a replaced config: nothing returns to it */
 };
@@ -87,14 +87,16 @@ void pv_upstream_pools_free(pv_upool_t *pools, int n);
 void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfrom);
 /* Words of a set of server indexes for an upstream of n servers. */
 #define PV_UPSTREAM_SET_WORDS(n) (((size_t)(n) + 63) / 64)
-/* Pick a server (round robin by weight, skipping failed and `down` ones,
- * `backup` only when the rest are unavailable). tried is the set of
- * server indexes the request already tried (PV_UPSTREAM_SET_WORDS words,
- * or NULL). Returns -1 if none is usable. */
-int pv_upstream_pick(pv_upool_t *p, const uint64_t *tried, uint64_t now);
-/* Record a failure / success of a server for max_fails/fail_timeout. */
-void pv_upstream_fail(pv_upool_t *p, int server, uint64_t now);
-void pv_upstream_ok(pv_upool_t *p, int server);
+/* Start a request's server selection (balance.h's pv_bal_init()). */
+void pv_upstream_pick_init(pv_upool_t *p, pv_upick_t *k, uint64_t *tried_words, const char *key, size_t keylen,
+                           const struct sockaddr *client, int64_t max_tries);
+/* Pick a server by the upstream's method, shared with every worker (the
+ * peers' group lock): its index, or -1 when none may be used. The server
+ * is counted in its conns until pv_upstream_free(). */
+int pv_upstream_get(pv_upool_t *p, pv_upick_t *k, uint64_t now);
+/* Release the server picked last (nothing when none is held) with a
+ * PV_BAL_* verdict. Logs when the server goes out for its fail_timeout. */
+void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, uint64_t now);
 /* An idle pooled connection to server, or NULL. For a request that must
  * not be sent twice (unsafe), only a connection that has been idle for
  * less than half the time after which the server was lately seen closing

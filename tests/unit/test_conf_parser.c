@@ -588,15 +588,17 @@ static void test_proxy_pass_forms(void **state)
     assert_string_equal(later->name, "later");
     assert_int_equal(later->implicit, 0);
     assert_int_equal(later->nservers, 2);
-    assert_string_equal(later->servers[0].text, "127.0.0.1:7000");
-    assert_int_equal(later->servers[0].weight, 3);
-    assert_int_equal(later->servers[0].max_fails, 2);
-    assert_int_equal(later->servers[0].fail_timeout, 30000);
-    assert_int_equal(later->servers[0].backup, 1);
-    assert_string_equal(later->servers[1].text, "127.0.0.2:80");
-    assert_int_equal(later->servers[1].down, 1);
-    assert_int_equal(later->servers[1].weight, 1);
-    assert_int_equal(later->servers[1].fail_timeout, 10000);
+    /* primaries first, then the backups */
+    assert_int_equal(later->nprimary, 1);
+    assert_string_equal(later->servers[1].text, "127.0.0.1:7000");
+    assert_int_equal(later->servers[1].weight, 3);
+    assert_int_equal(later->servers[1].max_fails, 2);
+    assert_int_equal(later->servers[1].fail_timeout, 30000);
+    assert_int_equal(later->servers[1].backup, 1);
+    assert_string_equal(later->servers[0].text, "127.0.0.2:80");
+    assert_int_equal(later->servers[0].down, 1);
+    assert_int_equal(later->servers[0].weight, 1);
+    assert_int_equal(later->servers[0].fail_timeout, 10000);
     assert_int_equal(later->keepalive, 0);
     assert_int_equal(later->keepalive_timeout, 5000);
     assert_int_equal(later->keepalive_time, 7200000);

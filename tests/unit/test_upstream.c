@@ -42,6 +42,7 @@ static void setup_conf(int n, const int *weights, int port)
     ucf.name = "backend";
     ucf.servers = servers;
     ucf.nservers = n;
+    ucf.nprimary = n;
     ucf.keepalive = 2;
     ucf.keepalive_requests = 1000;
     ucf.keepalive_timeout = 60000;
@@ -52,17 +53,41 @@ static void setup_conf(int n, const int *weights, int port)
  * so no state carries over from another test). */
 static void make_pool(pv_upool_t *p)
 {
-    static int cw[3], serial;
+    static int serial;
     static pv_peer_t *peers[3];
     static char name[32];
     memset(p, 0, sizeof(*p));
     p->cf = &ucf;
-    memset(cw, 0, sizeof(cw));
     snprintf(name, sizeof(name), "backend%d", ++serial);
-    for (int i = 0; i < ucf.nservers; i++)
+    for (int i = 0; i < ucf.nservers; i++) {
         peers[i] = pv_peer_acquire(name, (struct sockaddr *)&servers[i].addr, servers[i].addrlen, i);
-    p->cur_weight = cw;
+        pv_peer_configure(peers[i], servers[i].weight);
+    }
     p->peers = peers;
+}
+
+/* One pick for a new request, released as a success. */
+static int pick_ok(pv_upool_t *p, uint64_t now)
+{
+    pv_upick_t k;
+    pv_upstream_pick_init(p, &k, NULL, NULL, 0, NULL, 0);
+    int s = pv_upstream_get(p, &k, now);
+    pv_upstream_free(p, &k, PV_BAL_OK, now);
+    return s;
+}
+
+/* A request to server `want` (picked first) that fails there. */
+static void fail_once(pv_upool_t *p, int want, uint64_t now)
+{
+    for (int n = 0; n < 16; n++) {
+        pv_upick_t k;
+        pv_upstream_pick_init(p, &k, NULL, NULL, 0, NULL, 0);
+        int s = pv_upstream_get(p, &k, now);
+        pv_upstream_free(p, &k, s == want ? PV_BAL_FAILED : PV_BAL_OK, now);
+        if (s == want)
+            return;
+    }
+    fail();
 }
 
 static void test_smooth_weighted_rr(void **state)
@@ -74,7 +99,7 @@ static void test_smooth_weighted_rr(void **state)
     make_pool(&p);
     char seq[8] = {0};
     for (int i = 0; i < 7; i++)
-        seq[i] = (char)('a' + pv_upstream_pick(&p, 0, 0));
+        seq[i] = (char)('a' + pick_ok(&p, 0));
     /* NGINX's documented sequence for weights 5,1,1 */
     assert_string_equal(seq, "aabacaa");
 }
@@ -86,21 +111,21 @@ static void test_fail_window_and_exclude(void **state)
     setup_conf(2, w, 1);
     pv_upool_t p;
     make_pool(&p);
-    pv_upstream_fail(&p, 0, 1000);
+    fail_once(&p, 0, 1000);
     for (int i = 0; i < 4; i++)
-        assert_int_equal(pv_upstream_pick(&p, 0, 2000), 1);
+        assert_int_equal(pick_ok(&p, 2000), 1);
     /* after fail_timeout it comes back */
     int seen0 = 0;
     for (int i = 0; i < 4; i++)
-        seen0 |= pv_upstream_pick(&p, 0, 1000 + 10001) == 0;
+        seen0 |= pick_ok(&p, 1000 + 10001) == 0;
     assert_true(seen0);
     /* both tried: nothing left */
-    uint64_t both = 3, first = 1;
-    assert_int_equal(pv_upstream_pick(&p, &both, 50000), -1);
-    /* backup only when the others are out */
-    servers[1].backup = 1;
-    assert_int_equal(pv_upstream_pick(&p, 0, 50000), 0);
-    assert_int_equal(pv_upstream_pick(&p, &first, 50000), 1);
+    pv_upick_t k;
+    pv_upstream_pick_init(&p, &k, NULL, NULL, 0, NULL, 0);
+    int a = pv_upstream_get(&p, &k, 50000), b = pv_upstream_get(&p, &k, 50000);
+    assert_int_equal(a + b, 1);
+    assert_int_equal(pv_upstream_get(&p, &k, 50000), -1);
+    pv_upstream_free(&p, &k, PV_BAL_OK, 50000);
 }
 
 static int listen_port(int *lfd)
@@ -353,9 +378,8 @@ static void test_tried_set_past_64_servers(void **state)
     (void)state;
     enum { N = 130 };
     static pv_upstream_server_t many[N];
-    static int cw[N];
     static pv_peer_t *peers[N];
-    pv_upstream_conf_t cf = {.name = "wide", .servers = many, .nservers = N};
+    pv_upstream_conf_t cf = {.name = "wide", .servers = many, .nservers = N, .nprimary = N};
     for (int i = 0; i < N; i++) {
         struct sockaddr_in *sa = (struct sockaddr_in *)&many[i].addr;
         sa->sin_family = AF_INET;
@@ -364,14 +388,18 @@ static void test_tried_set_past_64_servers(void **state)
         many[i].addrlen = sizeof(*sa);
         many[i].weight = 1;
         peers[i] = pv_peer_acquire(cf.name, (struct sockaddr *)sa, many[i].addrlen, 0);
+        pv_peer_configure(peers[i], 1);
     }
-    pv_upool_t p = {.cf = &cf, .cur_weight = cw, .peers = peers};
+    pv_upool_t p = {.cf = &cf, .peers = peers};
     uint64_t tried[PV_UPSTREAM_SET_WORDS(N)];
+    memset(tried, 0, sizeof(tried));
+    pv_upick_t k;
+    pv_upstream_pick_init(&p, &k, tried, NULL, 0, NULL, 0);
     memset(tried, 0xff, sizeof(tried));
     tried[129 >> 6] &= ~(1ull << (129 & 63));
-    assert_int_equal(pv_upstream_pick(&p, tried, 0), 129);
-    tried[129 >> 6] |= 1ull << (129 & 63);
-    assert_int_equal(pv_upstream_pick(&p, tried, 0), -1);
+    assert_int_equal(pv_upstream_get(&p, &k, 0), 129);
+    pv_upstream_free(&p, &k, PV_BAL_OK, 0);
+    assert_int_equal(pv_upstream_get(&p, &k, 0), -1);
     for (int i = 0; i < N; i++)
         pv_peer_release(peers[i]);
 }
@@ -408,6 +436,7 @@ static void test_peer_registry_across_reloads(void **state)
     ua.servers = before;
     ub.servers = after;
     ua.nservers = ub.nservers = 2;
+    ua.nprimary = ub.nprimary = 2;
     int base = pv_peer_count();
 
     pv_http_conf_t h1, h2;
@@ -418,16 +447,16 @@ static void test_peer_registry_across_reloads(void **state)
     pv_upool_t *old = pv_upstream_pools_new(&w, reload_conf(&ua, &h1, l1), &n1);
     assert_non_null(old);
     assert_int_equal(pv_peer_count(), base + 2);
-    pv_upstream_fail(old, 0, 1000); /* A fails once */
-    assert_int_equal(pv_peer_fails(old->peers[0], 2000), 1);
+    fail_once(old, 0, 1000); /* A fails once */
+    assert_int_equal(old->peers[0]->bal.fails, 1);
 
     pv_upool_t *cur = pv_upstream_pools_new(&w, reload_conf(&ub, &h2, l2), &n2);
     assert_non_null(cur);
     assert_int_equal(pv_peer_count(), base + 3);
     /* A is the same object with its failure; C starts clean */
     assert_ptr_equal(cur->peers[1], old->peers[0]);
-    assert_int_equal(pv_peer_fails(cur->peers[1], 2000), 1);
-    assert_int_equal(pv_peer_fails(cur->peers[0], 2000), 0);
+    assert_int_equal(cur->peers[1]->bal.fails, 1);
+    assert_int_equal(cur->peers[0]->bal.fails, 0);
     /* another worker's pools for the same snapshot share the peers */
     pv_upool_t *other = pv_upstream_pools_new(&w, reload_conf(&ub, &h2, l2), &n2);
     assert_ptr_equal(other->peers[1], cur->peers[1]);
@@ -436,10 +465,11 @@ static void test_peer_registry_across_reloads(void **state)
     /* the old generation goes: B is dropped, A and C stay */
     pv_upstream_pools_free(old, n1);
     assert_int_equal(pv_peer_count(), base + 2);
-    assert_int_equal(pv_peer_fails(cur->peers[1], 2000), 1);
-    /* a success clears it for every worker */
-    pv_upstream_ok(cur, 1);
-    assert_int_equal(pv_peer_fails(cur->peers[1], 2000), 0);
+    assert_int_equal(cur->peers[1]->bal.fails, 1);
+    /* a success once its window has passed clears it for every worker */
+    for (int i = 0; i < 4; i++)
+        pick_ok(cur, 1000 + 10001);
+    assert_int_equal(cur->peers[1]->bal.fails, 0);
     pv_upstream_pools_free(cur, n2);
     assert_int_equal(pv_peer_count(), base);
 }

@@ -1,0 +1,303 @@
+/* The upstream block: `upstream`, `server` and its parameters, the
+ * balancing methods (least_conn, ip_hash, hash, random), `zone` and
+ * `keepalive`, with NGINX's syntax and messages; and, once the block is
+ * read, the order of its servers (primaries first) and the
+ * consistent-hash ring, built as NGINX builds it (ketama). */
+#include "conf_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/crc32.h"
+
+static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                           void *base)
+{
+    pv_http_conf_t *h = cx->http;
+    for (int i = 0; i < h->nupstreams; i++)
+        if (strcasecmp(h->upstreams[i]->name, ARG(nd, 1)) == 0)
+            return pv_conf_error(cx, &nd->src, "duplicate upstream \"%s\"", ARG(nd, 1));
+    pv_upstream_conf_t *u = pv_arena_calloc(cx->a, sizeof(*u));
+    u->name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    u->keepalive = PV_UNSET;
+    u->keepalive_requests = PV_UNSET;
+    u->keepalive_timeout = PV_UNSET;
+    u->keepalive_time = PV_UNSET;
+    u->src = nd->src;
+    *(pv_upstream_conf_t **)pv_conf_push(cx->a, &h->upstreams, &h->nupstreams, sizeof(u)) = u;
+    cx->ups = u;
+    int rc = pv_conf_walk(cx, nd->child, PV_CTX_UPSTREAM);
+    cx->ups = NULL;
+    return rc;
+}
+
+/* Value of "key=value" if arg starts with key=, else NULL. */
+static const char *param(const char *arg, const char *key)
+{
+    size_t n = strlen(key);
+    return strncmp(arg, key, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
+}
+
+/* A server line's parameters. */
+typedef struct server_params_s {
+    int weight, max_fails, max_conns, backup, down;
+    int64_t fail_timeout, slow_start;
+} server_params_t;
+
+/* Parse one "name=value" or flag parameter into sp; 0, or -1 if invalid. */
+static int server_param(const char *a, server_params_t *sp)
+{
+    const char *v;
+    int64_t n;
+    if ((v = param(a, "weight"))) {
+        n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
+        if (n <= 0 || n > 0xffff)
+            return -1;
+        sp->weight = (int)n;
+    } else if ((v = param(a, "max_fails")) || (v = param(a, "max_conns"))) {
+        n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
+        if (n < 0 || n > 0x7fffffff)
+            return -1;
+        *(a[4] == 'f' ? &sp->max_fails : &sp->max_conns) = (int)n;
+    } else if ((v = param(a, "fail_timeout")) || (v = param(a, "slow_start"))) {
+        n = pv_conf_parse_msec((pv_str_t){v, strlen(v)});
+        if (n < 0)
+            return -1;
+        *(a[0] == 'f' ? &sp->fail_timeout : &sp->slow_start) = n;
+    } else if (strcmp(a, "backup") == 0) {
+        sp->backup = 1;
+    } else if (strcmp(a, "down") == 0) {
+        sp->down = 1;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
+                                  const pv_conf_node_t *nd, void *base)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    server_params_t sp = {.weight = 1, .max_fails = 1, .fail_timeout = 10000};
+    for (int i = 2; i < nd->nargs; i++)
+        if (server_param(ARG(nd, i), &sp) < 0)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, i));
+    if (strncmp(ARG(nd, 1), "unix:", 5) == 0)
+        return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in upstream \"%s\"",
+                             ARG(nd, 1));
+    char *host;
+    int port;
+    if (pv_conf_split_hostport(cx->a, ARG(nd, 1), nd->args[1].len, &host, &port) != 0)
+        return pv_conf_error(cx, &nd->src, "invalid port in upstream \"%s\"", ARG(nd, 1));
+    if (!*host)
+        return pv_conf_error(cx, &nd->src, "no host in upstream \"%s\"", ARG(nd, 1));
+    pv_conf_addr_t addrs[16];
+    int n = pv_conf_resolve(cx, host, port ? port : 80, addrs, (int)PV_NELEM(addrs));
+    if (n == 0)
+        return pv_conf_error(cx, &nd->src, "host not found in upstream \"%s\"", ARG(nd, 1));
+    const char *name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    for (int i = 0; i < n; i++) {
+        pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers, sizeof(*s));
+        s->addr = addrs[i].ss;
+        s->addrlen = addrs[i].len;
+        pv_conf_addr_text((struct sockaddr *)&s->addr, s->text, sizeof(s->text));
+        s->name = name;
+        s->weight = sp.weight;
+        s->max_fails = sp.max_fails;
+        s->fail_timeout = sp.fail_timeout;
+        s->max_conns = sp.max_conns;
+        s->slow_start = sp.slow_start;
+        s->backup = sp.backup;
+        s->down = sp.down;
+    }
+    return PV_OK;
+}
+
+static int set_keepalive_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                            void *base)
+{
+    if (cx->ups->keepalive != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t n = pv_conf_parse_num(nd->args[1]);
+    if (n <= 0 || n > 0x7fffffff)
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive", ARG(nd, 1),
+                             ARG(nd, 0));
+    cx->ups->keepalive = (int)n;
+    return PV_OK;
+}
+
+/* least_conn, ip_hash, hash, random: the last one given wins, as in
+ * NGINX (which warns "load balancing method redefined"). */
+static int set_method_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    const char *d = ARG(nd, 0);
+    u->hash_key = NULL;
+    if (strcmp(d, "least_conn") == 0) {
+        u->method = PV_BAL_LEAST_CONN;
+    } else if (strcmp(d, "ip_hash") == 0) {
+        u->method = PV_BAL_IP_HASH;
+    } else if (strcmp(d, "hash") == 0) {
+        if (nd->nargs == 3 && strcmp(ARG(nd, 2), "consistent") != 0)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 2));
+        u->method = nd->nargs == 3 ? PV_BAL_CHASH : PV_BAL_HASH;
+        u->hash_key = pv_arena_calloc(cx->a, sizeof(*u->hash_key));
+        return pv_conf_compile(cx, nd, u->hash_key, ARG(nd, 1), nd->args[1].len);
+    } else {
+        u->method = PV_BAL_RANDOM;
+        if (nd->nargs >= 2 && strcmp(ARG(nd, 1), "two") != 0)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 1));
+        if (nd->nargs == 3 && strcmp(ARG(nd, 2), "least_conn") != 0)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 2));
+        if (nd->nargs >= 2)
+            u->method = PV_BAL_RANDOM2;
+    }
+    return PV_OK;
+}
+
+/* zone NAME [SIZE]: the servers' state is shared by every worker whether
+ * or not a zone is named; the name is kept and the size checked. */
+static int set_zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                       void *base)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    if (u->zone)
+        return DUP(cx, nd);
+    if (nd->args[1].len == 0)
+        return pv_conf_error(cx, &nd->src, "invalid zone name \"%s\"", ARG(nd, 1));
+    if (nd->nargs == 3) {
+        int64_t size = pv_conf_parse_size(nd->args[2]);
+        if (size < 0)
+            return pv_conf_error(cx, &nd->src, "invalid zone size \"%s\"", ARG(nd, 2));
+        if (size < 8 * 4096)
+            return pv_conf_error(cx, &nd->src, "zone \"%s\" is too small", ARG(nd, 1));
+    }
+    u->zone = pv_arena_strdup(cx->a, ARG(nd, 1));
+    return PV_OK;
+}
+
+/* ---- after the block ---- */
+
+/* Ring points an upstream may have (weights * 160): 32 MiB of ring. */
+#define PV_CHASH_MAX_POINTS (1u << 22)
+
+static int cmp_points(const void *a, const void *b)
+{
+    uint32_t x = ((const pv_chash_point_t *)a)->hash, y = ((const pv_chash_point_t *)b)->hash;
+    return x < y ? -1 : x > y;
+}
+
+/* NGINX's ring (compatible with Cache::Memcached::Fast): for each server,
+ * weight * 160 points, the first crc32(HOST "\0" PORT prev) with prev the
+ * last point's hash (4 bytes, little-endian), 0 at first; HOST and PORT
+ * split from the line's address as written. Sorted, duplicates dropped.
+ * out has room for the total weight * 160; returns the count. */
+int pv_conf_chash_ring(const pv_upstream_server_t *servers, int n, pv_chash_point_t *out)
+{
+    int np = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = servers[i].name ? servers[i].name : "";
+        size_t len = strlen(name), hlen = len, j;
+        const char *port = NULL;
+        size_t plen = 0;
+        for (j = 0; j < len; j++) {
+            char c = name[len - j - 1];
+            if (c == ':') {
+                hlen = len - j - 1;
+                port = name + len - j;
+                plen = j;
+                break;
+            }
+            if (c < '0' || c > '9')
+                break;
+        }
+        uint32_t base = pv_crc32_update(PV_CRC32_INIT, name, hlen);
+        base = pv_crc32_update(base, "", 1);
+        base = pv_crc32_update(base, port ? port : "", plen);
+        uint32_t prev = 0;
+        for (int k = 0; k < servers[i].weight * 160; k++) {
+            unsigned char b[4] = {(unsigned char)prev, (unsigned char)(prev >> 8), (unsigned char)(prev >> 16),
+                                  (unsigned char)(prev >> 24)};
+            uint32_t h = pv_crc32_final(pv_crc32_update(base, b, 4));
+            out[np].hash = h;
+            out[np].line = servers[i].line;
+            np++;
+            prev = h;
+        }
+    }
+    if (np == 0)
+        return 0;
+    qsort(out, (size_t)np, sizeof(*out), cmp_points);
+    int k = 0;
+    for (int j = 1; j < np; j++)
+        if (out[k].hash != out[j].hash)
+            out[++k] = out[j];
+    return k + 1;
+}
+
+/* The servers in NGINX's order for its peer lists: primaries, then the
+ * backups, each in declaration order. */
+static void order_servers(pv_upstream_conf_t *u)
+{
+    int k = 0;
+    for (int i = 0; i < u->nservers; i++) {
+        if (u->servers[i].backup)
+            continue;
+        pv_upstream_server_t s = u->servers[i];
+        memmove(&u->servers[k + 1], &u->servers[k], (size_t)(i - k) * sizeof(s));
+        u->servers[k++] = s;
+    }
+    u->nprimary = k;
+}
+
+int pv_conf_upstream_finish(pv_conf_ctx_t *cx, pv_upstream_conf_t *u)
+{
+    int hashing = u->method == PV_BAL_IP_HASH || u->method == PV_BAL_HASH || u->method == PV_BAL_CHASH;
+    int random = u->method == PV_BAL_RANDOM || u->method == PV_BAL_RANDOM2;
+    for (int i = 0; i < u->nservers; i++) {
+        const pv_upstream_server_t *s = &u->servers[i];
+        const char *bad = s->backup && (hashing || random) ? "backup"
+                          : s->slow_start && (hashing || random) ? "slow_start"
+                                                                 : NULL;
+        if (bad)
+            return pv_conf_error(cx, &u->src, "balancing method does not support parameter \"%s\"", bad);
+    }
+    order_servers(u);
+    if (u->nprimary == 0)
+        return pv_conf_error(cx, &u->src, "no servers in upstream \"%s\"", u->name);
+    for (int i = 0; i < u->nservers; i++) {
+        pv_upstream_server_t *s = &u->servers[i];
+        s->line = i;
+        for (int j = 0; j < i && s->name; j++)
+            if (u->servers[j].name && strcmp(u->servers[j].name, s->name) == 0) {
+                s->line = u->servers[j].line;
+                break;
+            }
+    }
+    if (u->method == PV_BAL_CHASH) {
+        size_t total = 0;
+        for (int i = 0; i < u->nprimary; i++)
+            total += (size_t)u->servers[i].weight * 160;
+        if (total > PV_CHASH_MAX_POINTS)
+            return pv_conf_error(cx, &u->src, "too many consistent hash points in upstream \"%s\"", u->name);
+        u->points = pv_arena_alloc(cx->a, total * sizeof(*u->points));
+        u->npoints = pv_conf_chash_ring(u->servers, u->nprimary, u->points);
+    }
+    return PV_OK;
+}
+
+/* upstream blocks: servers, balancing, keepalive pools */
+static const pv_conf_cmd_t upstream_cmds[] = {
+    {"upstream", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_TAKE1, set_upstream_cb, PV_BASE_NONE, 0, NULL},
+    {"server", PV_CTX_UPSTREAM, PV_ARGS_1MORE, set_upstream_server_cb, PV_BASE_NONE, 0, NULL},
+    {"keepalive", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_keepalive_cb, PV_BASE_NONE, 0, NULL},
+    {"least_conn", PV_CTX_UPSTREAM, PV_ARGS_NOARGS, set_method_cb, PV_BASE_NONE, 0, NULL},
+    {"ip_hash", PV_CTX_UPSTREAM, PV_ARGS_NOARGS, set_method_cb, PV_BASE_NONE, 0, NULL},
+    {"hash", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},
+    {"random", PV_CTX_UPSTREAM, PV_ARGS_NOARGS | PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},
+    {"zone", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_zone_cb, PV_BASE_NONE, 0, NULL},
+};
+
+const pv_conf_module_t pv_conf_upstream_module = {"upstream", upstream_cmds, PV_NELEM(upstream_cmds)};

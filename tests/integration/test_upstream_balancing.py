@@ -1,0 +1,217 @@
+"""Balancing methods, differentially against NGINX: the same upstream
+block, the same upstream servers (same addresses, so the consistent-hash
+ring is the same) and the same sequence of requests go to NGINX (one
+worker) and then to portvakt, and the access logs' $upstream_addr lists,
+every server tried for each request in order, must be identical.
+
+Servers that cannot be reached are free ports nobody listens on: a
+connect() there is refused at once, so retries, max_fails, fail windows
+and the effective weight after a failure are part of what is compared.
+Random methods promise no sequence; they are checked by what they may and
+may not pick."""
+
+import socket
+import threading
+
+import pytest
+
+from conftest import EchoUpstream, free_port, start_server
+
+CONF = """\
+http {
+    log_format pick '$upstream_addr $status';
+    access_log @LOG@ pick;
+    upstream u {
+@UPSTREAM@
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / {
+            proxy_pass http://u;
+@LOCATION@
+        }
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def ups():
+    """Three live upstream servers (a, b, c) and two addresses that refuse
+    connections (x, y), shared by both sides of every test."""
+    live = [EchoUpstream() for _ in range(3)]
+    addrs = {n: u.addr for n, u in zip("abc", live)}
+    addrs["x"] = "127.0.0.1:%d" % free_port()
+    addrs["y"] = "127.0.0.1:%d" % free_port()
+    yield addrs
+    for u in live:
+        u.stop()
+
+
+def get(port, target, src="127.0.0.1"):
+    """One GET on a new connection from source address src; the status."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % target).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return int(data.split(b" ", 2)[1])
+    finally:
+        s.close()
+
+
+def run(kind, tmp_path, ups, upstream, requests, location=""):
+    """Start kind on the block, send the requests ((target, source) pairs),
+    stop it and return the log lines with addresses named a, b, c, x, y."""
+    wd = tmp_path / kind
+    wd.mkdir()
+    log = wd / "pick.log"
+    port = free_port()
+    block = upstream
+    for n, a in ups.items():
+        block = block.replace("@%s@" % n.upper(), a)
+    srv = start_server(kind, CONF, wd, PORT=port, LOG=str(log), UPSTREAM=block, LOCATION=location)
+    try:
+        for target, src in requests:
+            get(port, target, src)
+    finally:
+        srv.stop()
+    names = {a: n for n, a in ups.items()}
+    lines = []
+    for line in log.read_text().splitlines():
+        addrs, status = line.rsplit(" ", 1)
+        picked = [names.get(a.strip(), a.strip()) for a in addrs.split(",")]
+        lines.append("%s %s" % (",".join(picked), status))
+    return lines
+
+
+def differ(tmp_path, ups, upstream, requests, location=""):
+    """The pick sequences of NGINX and portvakt for the same requests."""
+    want = run("nginx", tmp_path, ups, upstream, requests, location)
+    got = run("portvakt", tmp_path, ups, upstream, requests, location)
+    assert len(want) == len(requests)
+    assert got == want
+    return got
+
+
+def seq(n, target="/", src="127.0.0.1"):
+    return [(target, src)] * n
+
+
+CASES = {
+    "weighted_rr": ("server @A@ weight=3; server @B@; server @C@ weight=2;", seq(24)),
+    "rr_failures": ("server @A@; server @X@ max_fails=2 fail_timeout=30s; server @B@ weight=2;", seq(16)),
+    "rr_weight_after_failure": ("server @A@ weight=5; server @X@ weight=5 max_fails=3 fail_timeout=60s; "
+                                "server @B@ weight=2;", seq(20)),
+    "rr_max_fails_zero": ("server @A@; server @X@ max_fails=0;", seq(8)),
+    "down": ("server @A@; server @B@ down; server @C@;", seq(8)),
+    "backup": ("server @X@; server @A@ backup; server @Y@; server @B@ backup weight=2;", seq(9)),
+    "all_down_then_backup": ("server @X@ max_fails=1; server @A@ backup;", seq(5)),
+    "least_conn": ("least_conn; server @A@ weight=2; server @X@ max_fails=2; server @B@; server @C@ backup;",
+                   seq(12)),
+    "hash_uri": ("hash $request_uri; server @A@; server @B@ weight=3; server @X@; server @C@;",
+                 [("/k%d" % i, "127.0.0.1") for i in range(30)]),
+    "hash_consistent": ("hash $arg_k consistent; server @A@; server @B@ weight=2; server @X@; server @C@;",
+                        [("/?k=%d" % i, "127.0.0.1") for i in range(40)]),
+    "hash_empty_key": ("hash $arg_none; server @A@; server @B@;", seq(6)),
+    "ip_hash": ("ip_hash; server @A@; server @B@ weight=2; server @X@; server @C@ down;",
+                [("/", "127.0.%d.%d" % (i % 7, i)) for i in range(1, 30)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_same_picks_as_nginx(case, tmp_path, ups):
+    upstream, requests = CASES[case]
+    differ(tmp_path, ups, upstream, requests)
+
+
+def test_next_upstream_tries_as_nginx(tmp_path, ups):
+    got = differ(tmp_path, ups, "server @X@; server @Y@; server @A@; server @B@;", seq(6),
+                 location="proxy_next_upstream_tries 2;")
+    # two tries at most: a request that meets both dead servers fails
+    assert any(line.endswith(" 502") for line in got)
+    assert all(len(line.split(" ")[0].split(",")) <= 2 for line in got)
+
+
+def test_weighted_rr_shape(tmp_path, ups):
+    """Smooth weighted round robin spreads a heavy server's turns: for
+    weights 5,1,1 the sequence is NGINX's documented a a b a c a a."""
+    got = run("portvakt", tmp_path, ups, "server @A@ weight=5; server @B@; server @C@;", seq(7))
+    assert [line.split(" ")[0] for line in got] == list("aabacaa")
+
+
+def test_random_picks_only_usable(tmp_path, ups):
+    for method in ("random", "random two", "random two least_conn"):
+        wd = tmp_path / method.replace(" ", "_")
+        wd.mkdir()
+        got = run("portvakt", wd, ups, "%s; server @A@; server @B@ weight=3; server @C@ down;" % method,
+                  seq(40))
+        first = [line.split(" ")[0].split(",")[0] for line in got]
+        assert set(first) == {"a", "b"}
+        assert all(line.endswith(" 200") for line in got)
+
+
+def test_least_conn_prefers_idle_server(portvakt, tmp_path):
+    """With a request held open on one server, least_conn sends the next
+    ones to the others; round robin would not skip it."""
+    release = threading.Event()
+
+    def slow(req):
+        if req.target.startswith("/slow"):
+            release.wait(10)
+        return None
+
+    a, b = EchoUpstream(handler=slow), EchoUpstream(handler=slow)
+    try:
+        port = free_port()
+        portvakt(CONF, PORT=port, LOG=str(tmp_path / "l.log"), LOCATION="",
+                 UPSTREAM="least_conn; server %s; server %s;" % (a.addr, b.addr))
+        t = threading.Thread(target=get, args=(port, "/slow"))
+        t.start()
+        held = a if a.wait_heads(1, timeout=10) else b
+        other = b if held is a else a
+        for _ in range(4):
+            assert get(port, "/fast") == 200
+        assert other.wait_requests(4)
+        assert len([r for r in held.requests if r.target == "/fast"]) == 0
+        release.set()
+        t.join(10)
+    finally:
+        release.set()
+        a.stop()
+        b.stop()
+
+
+def test_max_conns_spills_over(portvakt, tmp_path):
+    """max_conns=1: while a request holds the server, the next ones go to
+    the other one (round robin alone would alternate)."""
+    release = threading.Event()
+
+    def slow(req):
+        if req.target.startswith("/slow"):
+            release.wait(10)
+        return None
+
+    a, b = EchoUpstream(handler=slow), EchoUpstream(handler=slow)
+    try:
+        port = free_port()
+        portvakt(CONF, PORT=port, LOG=str(tmp_path / "l.log"), LOCATION="",
+                 UPSTREAM="server %s max_conns=1; server %s;" % (a.addr, b.addr))
+        # equal weights: the first pick is a, and the request stays there
+        t = threading.Thread(target=get, args=(port, "/slow"))
+        t.start()
+        assert a.wait_heads(1, timeout=10)
+        for _ in range(5):
+            assert get(port, "/fast") == 200
+        assert b.wait_requests(5)
+        assert not [r for r in a.heads if r.target == "/fast"]
+        release.set()
+        t.join(10)
+    finally:
+        release.set()
+        a.stop()
+        b.stop()
