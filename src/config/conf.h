@@ -682,6 +682,8 @@ struct pv_upstream_conf_s {
     pv_chash_point_t *points;    /* hash ... consistent: the ring, sorted, unique hashes */
     int npoints;
     const char *zone;            /* zone NAME (state is shared by all workers anyway) */
+    int retry_budget;            /* retries in progress allowed, percent of attempts in progress; 0 off */
+    int retry_min;               /* retries always allowed whatever the share (min=) */
     int keepalive;               /* idle connections kept per worker; 0 = no pool */
     int64_t keepalive_requests;  /* default 1000 */
     int64_t keepalive_timeout;   /* default 60s */

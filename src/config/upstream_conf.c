@@ -178,6 +178,31 @@ static int set_zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return PV_OK;
 }
 
+/* retry_budget PERCENT% [min=N]: retries (proxy_next_upstream) in
+ * progress may be at most PERCENT of the attempts in progress on the
+ * upstream, or N, whichever is more (Envoy's retry budget). */
+static int set_retry_budget_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                               void *base)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    if (u->retry_budget)
+        return DUP(cx, nd);
+    const pv_str_t a = nd->args[1];
+    int64_t pct = a.len > 1 && a.p[a.len - 1] == '%' ? pv_conf_parse_num((pv_str_t){a.p, a.len - 1}) : -1;
+    if (pct <= 0 || pct > 100)
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive", ARG(nd, 1), ARG(nd, 0));
+    u->retry_budget = (int)pct;
+    u->retry_min = 3;
+    if (nd->nargs == 3) {
+        const char *v = param(ARG(nd, 2), "min");
+        int64_t n = v ? pv_conf_parse_num((pv_str_t){v, strlen(v)}) : -1;
+        if (n < 0 || n > 0x7fffffff)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 2));
+        u->retry_min = (int)n;
+    }
+    return PV_OK;
+}
+
 /* ---- after the block ---- */
 
 /* Ring points an upstream may have (weights * 160): 32 MiB of ring. */
@@ -298,6 +323,7 @@ static const pv_conf_cmd_t upstream_cmds[] = {
     {"hash", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"random", PV_CTX_UPSTREAM, PV_ARGS_NOARGS | PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"zone", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_zone_cb, PV_BASE_NONE, 0, NULL},
+    {"retry_budget", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_retry_budget_cb, PV_BASE_NONE, 0, NULL},
 };
 
 const pv_conf_module_t pv_conf_upstream_module = {"upstream", upstream_cmds, PV_NELEM(upstream_cmds)};

@@ -379,6 +379,13 @@ static void start_upstream(pv_proxy_t *px)
         return;
     }
     int s = pv_upstream_get(pool, &px->pick, now);
+    if (s == PV_UPSTREAM_NO_BUDGET) {
+        /* the retry is refused: the failure it follows is the answer */
+        pv_log(PV_LOG_ERR, "retry budget of upstream \"%s\" exhausted, client: %s", pool->cf->name,
+               px->hr->r.peer_text);
+        answer_failure(px, px->last_fail ? (pv_upfail_t)px->last_fail : PV_UPF_NO_LIVE);
+        return;
+    }
     if (s < 0) {
         upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;
@@ -810,6 +817,7 @@ static int next_on_status(pv_proxy_t *px, int status)
     /* decided before anything is dropped: this response is still the
      * answer when no other server may be asked (NGINX: tries > 1) */
     if (!flag || !(mask & flag) || (mask & PV_NEXT_F_OFF) || px->pick.tries <= 1 || next_timed_out(px) ||
+        !pv_upstream_retry_allowed(px->pool) ||
         !pv_body_rewindable(px->hr) || !(method_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)))
         return 0;
     char st[24];
@@ -924,6 +932,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         pv_resp_abort(px->hr);
         return;
     }
+    px->last_fail = f;
     if (fi->next && try_next(px, fi->next))
         return;
     answer_failure(px, f);

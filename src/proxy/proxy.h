@@ -34,6 +34,7 @@ typedef struct pv_proxy_s {
     struct pv_upconn_s *u;       /* upstream connection in use */
     int server;                  /* server index in use */
     pv_upick_t pick;             /* server selection: tried set, tries left, the method's state */
+    int last_fail;               /* pv_upfail_t of the failure a retry follows (its answer if refused) */
     pv_buf_t *hbuf;              /* upstream request head */
     pv_outq_t uq;                /* bytes queued to the upstream */
     int up_frame;                /* framing of the body sent upstream */

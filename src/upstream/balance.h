@@ -40,6 +40,8 @@ typedef struct pv_upick_s {
     int tries;                /* picks left (NGINX pc->tries): non-down servers, capped */
     uint8_t backup;           /* moved on to the backup servers */
     uint8_t held;             /* server is counted in its conns until pv_bal_free() */
+    uint8_t retry;            /* the held pick is a retry (retry_budget) */
+    int picks;                /* servers picked so far (stale-connection retries not counted) */
     int htries;               /* the method's own attempts (hash, ip_hash, random) */
     uint32_t hash;            /* ip_hash / hash: running value; consistent: ring index */
     uint32_t rehash;          /* hash: attempts so far */

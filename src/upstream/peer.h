@@ -22,6 +22,8 @@ typedef struct pv_peer_group_s {
     char *name;                     /* upstream name (key) */
     pthread_mutex_t lock;
     int refs;                       /* peers holding it; under the registry lock */
+    int active;                     /* attempts in progress (picks not yet released); under lock */
+    int retrying;                   /* of which retries (retry_budget); under lock */
     struct pv_peer_group_s *next;
 } pv_peer_group_t;
 

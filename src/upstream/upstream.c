@@ -129,13 +129,38 @@ void pv_upstream_pick_init(pv_upool_t *p, pv_upick_t *k, uint64_t *tried_words, 
     pv_bal_init(k, p->cf, tried_words, key, keylen, client, max_tries);
 }
 
+/* Whether group g's retry budget lets one more retry start; under its lock. */
+static int budget_left(const pv_upstream_conf_t *cf, const pv_peer_group_t *g)
+{
+    return !cf->retry_budget || g->retrying < PV_MAX(cf->retry_min, g->active * cf->retry_budget / 100);
+}
+
 int pv_upstream_get(pv_upool_t *p, pv_upick_t *k, uint64_t now)
 {
-    pthread_mutex_t *lock = &p->peers[0]->group->lock;
-    pthread_mutex_lock(lock);
+    pv_peer_group_t *g = p->peers[0]->group;
+    pthread_mutex_lock(&g->lock);
+    if (k->picks > 0 && !budget_left(p->cf, g)) {
+        pthread_mutex_unlock(&g->lock);
+        return PV_UPSTREAM_NO_BUDGET;
+    }
     int s = pv_bal_get(k, p->cf, p->peers, (int64_t)now);
-    pthread_mutex_unlock(lock);
+    if (s >= 0) {
+        k->retry = k->picks > 0;
+        k->picks++;
+        g->active++;
+        g->retrying += k->retry;
+    }
+    pthread_mutex_unlock(&g->lock);
     return s;
+}
+
+int pv_upstream_retry_allowed(pv_upool_t *p)
+{
+    pv_peer_group_t *g = p->peers[0]->group;
+    pthread_mutex_lock(&g->lock);
+    int ok = budget_left(p->cf, g);
+    pthread_mutex_unlock(&g->lock);
+    return ok;
 }
 
 void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, uint64_t now)
@@ -143,10 +168,15 @@ void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, uint64_t now)
     if (!k->held)
         return;
     int server = k->server;
-    pthread_mutex_t *lock = &p->peers[0]->group->lock;
-    pthread_mutex_lock(lock);
+    pv_peer_group_t *g = p->peers[0]->group;
+    pthread_mutex_lock(&g->lock);
+    g->active--;
+    g->retrying -= k->retry;
+    k->retry = 0;
+    if (verdict == PV_BAL_DROP)
+        k->picks--;
     int out = pv_bal_free(k, p->cf, p->peers, verdict, (int64_t)now);
-    pthread_mutex_unlock(lock);
+    pthread_mutex_unlock(&g->lock);
     if (out)
         pv_log(PV_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"", p->cf->servers[server].text,
                p->cf->name);

@@ -91,9 +91,14 @@ void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfro
 void pv_upstream_pick_init(pv_upool_t *p, pv_upick_t *k, uint64_t *tried_words, const char *key, size_t keylen,
                            const struct sockaddr *client, int64_t max_tries);
 /* Pick a server by the upstream's method, shared with every worker (the
- * peers' group lock): its index, or -1 when none may be used. The server
- * is counted in its conns until pv_upstream_free(). */
+ * peers' group lock): its index, -1 when none may be used, or
+ * PV_UPSTREAM_NO_BUDGET for a retry that the upstream's retry_budget
+ * refuses. The server is counted in its conns until pv_upstream_free(). */
+#define PV_UPSTREAM_NO_BUDGET (-2)
 int pv_upstream_get(pv_upool_t *p, pv_upick_t *k, uint64_t now);
+/* Whether the retry budget would let a retry start now (a look, for a
+ * decision made before the current answer is dropped). */
+int pv_upstream_retry_allowed(pv_upool_t *p);
 /* Release the server picked last (nothing when none is held) with a
  * PV_BAL_* verdict. Logs when the server goes out for its fail_timeout. */
 void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, uint64_t now);

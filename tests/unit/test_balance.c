@@ -361,6 +361,14 @@ static void test_block_parsing(void **state)
     expect("  zone u 1q;\n  server 127.0.0.1:81;", "invalid zone size \"1q\"");
     expect("  zone u;\n  zone v;\n  server 127.0.0.1:81;", "\"zone\" directive is duplicate");
     expect("  server 127.0.0.1:81 backup;", "no servers in upstream \"u\"");
+    expect("  retry_budget 20;\n  server 127.0.0.1:81;", "invalid value \"20\" in \"retry_budget\" directive");
+    expect("  retry_budget 101%;\n  server 127.0.0.1:81;", "invalid value \"101%\" in \"retry_budget\" directive");
+    expect("  retry_budget 20% max=3;\n  server 127.0.0.1:81;", "invalid parameter \"max=3\"");
+    c = load("  retry_budget 25% min=0;\n  server 127.0.0.1:81;", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->http->upstreams[0]->retry_budget, 25);
+    assert_int_equal(c->http->upstreams[0]->retry_min, 0);
+    pv_conf_unref(c);
 }
 
 static int setup_all(void **state)

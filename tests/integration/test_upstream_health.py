@@ -1,0 +1,115 @@
+"""Passive health: a server that fails max_fails times is left out for
+fail_timeout and comes back after it; retries are bounded by
+proxy_next_upstream_tries, proxy_next_upstream_timeout and the upstream's
+retry_budget."""
+
+import socket
+import time
+
+from conftest import EchoUpstream, free_port, http, wait_for
+
+CONF = """\
+error_log stderr warn;
+http {
+    log_format pick '$upstream_addr $status';
+    access_log @LOG@ pick;
+    upstream u {
+@UPSTREAM@
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / {
+            proxy_pass http://u;
+            proxy_read_timeout 1s;
+@LOCATION@
+        }
+    }
+}
+"""
+
+
+def start(portvakt, tmp_path, upstream, location=""):
+    port = free_port()
+    log = tmp_path / "pick.log"
+    gw = portvakt(CONF, PORT=port, LOG=str(log), UPSTREAM=upstream, LOCATION=location)
+    return gw, port, log
+
+
+def picks(log, n):
+    wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= n, what="%d log lines" % n)
+    return log.read_text().splitlines()
+
+
+def test_failed_server_left_out_then_back(portvakt, tmp_path):
+    a = EchoUpstream()
+    b_port = free_port()
+    b = None
+    try:
+        gw, port, log = start(portvakt, tmp_path,
+                              "server %s; server 127.0.0.1:%d max_fails=1 fail_timeout=1s;" % (a.addr, b_port))
+        # equal weights: a, then b (refused: retried on a)
+        assert http(port, target="/1").status == 200
+        assert http(port, target="/2").status == 200
+        lines = picks(log, 2)
+        assert lines[1] == "127.0.0.1:%d, %s 200" % (b_port, a.addr)
+        # out for its fail_timeout: only a is tried
+        for i in range(4):
+            assert http(port, target="/out%d" % i).status == 200
+        lines = picks(log, 6)
+        assert all(line == "%s 200" % a.addr for line in lines[2:6])
+        assert "upstream server temporarily disabled" in gw.stderr()
+        # b comes up; once the window has passed it gets requests again
+        b = EchoUpstream(port=b_port)
+        time.sleep(1.2)
+        for i in range(4):
+            assert http(port, target="/back%d" % i).status == 200
+        assert b.wait_requests(1)
+    finally:
+        a.stop()
+        if b:
+            b.stop()
+
+
+def test_retry_budget_refuses_retries(portvakt, tmp_path):
+    a = EchoUpstream()
+    dead = free_port()
+    try:
+        # without a budget the refused server's request is retried on a
+        gw, port, log = start(portvakt, tmp_path, "server 127.0.0.1:%d max_fails=0; server %s;" % (dead, a.addr))
+        statuses = [http(port, target="/%d" % i).status for i in range(4)]
+        assert statuses == [200] * 4
+        gw.stop()
+        # a budget of no retries: the failure is the answer
+        wd = tmp_path / "budget"
+        wd.mkdir()
+        gw, port, log = start(portvakt, wd, "server 127.0.0.1:%d max_fails=0; server %s; retry_budget 1%% min=0;"
+                              % (dead, a.addr))
+        statuses = [http(port, target="/%d" % i).status for i in range(4)]
+        assert statuses.count(502) == 2 and statuses.count(200) == 2
+        assert "retry budget of upstream \"u\" exhausted" in gw.stderr()
+    finally:
+        a.stop()
+
+
+def test_next_upstream_timeout(portvakt, tmp_path):
+    """A server that takes the request and never answers times out after
+    proxy_read_timeout (1s); with proxy_next_upstream_timeout 300ms that is
+    too late to try the next server."""
+    a = EchoUpstream()
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(16)
+    mute_addr = "127.0.0.1:%d" % mute.getsockname()[1]
+    try:
+        gw, port, log = start(portvakt, tmp_path, "server %s; server %s;" % (mute_addr, a.addr))
+        assert http(port, target="/x").status == 200  # mute, timed out, then a
+        gw.stop()
+        wd = tmp_path / "t"
+        wd.mkdir()
+        gw, port, log = start(portvakt, wd, "server %s; server %s;" % (mute_addr, a.addr),
+                              location="proxy_next_upstream_timeout 300ms;")
+        assert http(port, target="/x").status == 504
+        assert picks(log, 1)[0] == "%s 504" % mute_addr
+    finally:
+        mute.close()
+        a.stop()
