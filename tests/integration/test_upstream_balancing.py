@@ -110,6 +110,7 @@ CASES = {
     "rr_max_fails_zero": ("server @A@; server @X@ max_fails=0;", seq(8)),
     "down": ("server @A@; server @B@ down; server @C@;", seq(8)),
     "backup": ("server @X@; server @A@ backup; server @Y@; server @B@ backup weight=2;", seq(9)),
+    "all_dead": ("server @X@; server @Y@ weight=2;", seq(4)),
     "all_down_then_backup": ("server @X@ max_fails=1; server @A@ backup;", seq(5)),
     "least_conn": ("least_conn; server @A@ weight=2; server @X@ max_fails=2; server @B@; server @C@ backup;",
                    seq(12)),
