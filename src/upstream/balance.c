@@ -279,6 +279,8 @@ static int hash_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *cons
     if (k->htries > PV_BAL_HASH_TRIES || single(cf) || (cf->method == PV_BAL_HASH && k->keylen == 0))
         return rr_get(k, cf, peers, now);
     uint32_t total = total_weight(cf), saved = k->hash;
+    if (total == 0)
+        return rr_get(k, cf, peers, now);
     for (;;) {
         int p = by_weight(cf, hash_step(k, cf) % total);
         if (!TRIED(k, p) && pv_bal_usable(&cf->servers[p], ST(peers, p), now)) {
@@ -320,6 +322,8 @@ static int random_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *co
         return rr_get(k, cf, peers, now);
     uint32_t total = total_weight(cf);
     int prev = -1, p;
+    if (total == 0)
+        return rr_get(k, cf, peers, now);
     for (;;) {
         p = by_weight(cf, next_random() % total);
         if (p != prev && !TRIED(k, p) && pv_bal_usable(&cf->servers[p], ST(peers, p), now)) {
