@@ -29,6 +29,7 @@
 #include "proc/worker.h"
 #include "http/static.h"
 #include "proxy/proxy.h"
+#include "upstream/health.h"
 #include "upstream/upstream.h"
 
 /* What every worker runs, in hook order: counters and the access log
@@ -36,7 +37,7 @@
 static pv_module_t *const modules[] = {
     &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module,
     &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module,
-    &pv_static_module, &pv_upstream_module, NULL,
+    &pv_static_module, &pv_upstream_module, &pv_health_module, NULL,
 };
 
 static void usage(FILE *f)

@@ -507,6 +507,7 @@ typedef struct pv_location_s {
     struct pv_location_s *outer; /* a nested location: the one it is in */
     struct pv_location_s **children; /* nested locations, in declaration order */
     int nchildren;
+    struct pv_health_conf_s *health_check; /* `health_check` here (for its proxy_pass upstream), or NULL */
 } pv_location_t;
 
 /* server_name kinds */
@@ -664,6 +665,19 @@ enum {
     PV_BAL_RANDOM2     /* random two [least_conn] */
 };
 
+/* `health_check` in a location: active checks of its upstream's servers. */
+typedef struct pv_health_conf_s {
+    int64_t interval;            /* ms between checks of a server (5s) */
+    int64_t jitter;              /* up to this many ms more, at random (0) */
+    int fails;                   /* consecutive failed checks that take a server out (1) */
+    int passes;                  /* consecutive passed checks that bring it back (1) */
+    const char *uri;             /* request target ("/") */
+    int port;                    /* port checked instead of the server's; 0 the server's */
+    int mandatory;               /* a server takes no traffic before its first check passed */
+    int persistent;              /* mandatory: the state is kept across reloads (always, here) */
+    pv_conf_src_t src;
+} pv_health_conf_t;
+
 /* A point of the consistent-hash ring: its hash and the server line
  * (pv_upstream_server_t.line) it belongs to. */
 typedef struct pv_chash_point_s {
@@ -684,6 +698,7 @@ struct pv_upstream_conf_s {
     const char *zone;            /* zone NAME (state is shared by all workers anyway) */
     int retry_budget;            /* retries in progress allowed, percent of attempts in progress; 0 off */
     int retry_min;               /* retries always allowed whatever the share (min=) */
+    pv_health_conf_t *health;    /* active checks (a location's health_check), or NULL */
     int keepalive;               /* idle connections kept per worker; 0 = no pool */
     int64_t keepalive_requests;  /* default 1000 */
     int64_t keepalive_timeout;   /* default 60s */

@@ -822,7 +822,7 @@ static int args_ok(unsigned spec, int n)
     if (spec & PV_ARGS_FLAG)
         return n == 1;
     if (spec & PV_ARGS_1MORE)
-        return n >= 1;
+        return n >= 1 || (spec & PV_ARGS_NOARGS); /* with NOARGS: any count */
     if (spec & PV_ARGS_2MORE)
         return n >= 2;
     return n <= 3 && (spec & (1u << n));

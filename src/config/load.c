@@ -614,6 +614,8 @@ static int finish_http(pv_conf_ctx_t *cx)
                 return PV_ERR;
             if (loc->proxy_pass && loc->proxy_pass->ssl && pv_conf_proxy_ssl_build(cx, loc) != PV_OK)
                 return PV_ERR;
+            if (loc->health_check && pv_conf_health_attach(cx, loc) != PV_OK)
+                return PV_ERR;
             loc->auto_redirect = loc->proxy_pass &&
                                  (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT) &&
                                  loc->name.len > 0 && loc->name.p[loc->name.len - 1] == '/';

@@ -203,6 +203,73 @@ static int set_retry_budget_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, cons
     return PV_OK;
 }
 
+/* One parameter of health_check into hc. */
+static int health_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *a, pv_health_conf_t *hc)
+{
+    const char *v;
+    int64_t n = -1;
+    if ((v = param(a, "interval"))) {
+        if ((n = pv_conf_parse_msec((pv_str_t){v, strlen(v)})) > 0)
+            hc->interval = n;
+    } else if ((v = param(a, "jitter"))) {
+        if ((n = pv_conf_parse_msec((pv_str_t){v, strlen(v)})) >= 0)
+            hc->jitter = n;
+    } else if ((v = param(a, "fails")) || (v = param(a, "passes"))) {
+        n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
+        n = n > 0 && n <= 0x7fffffff ? n : -1;
+        if (n > 0)
+            *(a[0] == 'f' ? &hc->fails : &hc->passes) = (int)n;
+    } else if ((v = param(a, "port"))) {
+        n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
+        n = n > 0 && n <= 65535 ? n : -1;
+        if (n > 0)
+            hc->port = (int)n;
+    } else if ((v = param(a, "uri"))) {
+        n = v[0] == '/' && !strpbrk(v, " \r\n") ? 1 : -1;
+        if (n > 0)
+            hc->uri = pv_arena_strdup(cx->a, v);
+    } else if (strcmp(a, "mandatory") == 0) {
+        n = hc->mandatory = 1;
+    } else if (strcmp(a, "persistent") == 0 && hc->mandatory) {
+        n = hc->persistent = 1;
+    } else if (param(a, "match")) {
+        return pv_conf_error(cx, &nd->src, "\"match=\" is not supported yet in \"health_check\"");
+    }
+    if (n < 0 || (n == 0 && a[0] == 'i'))
+        return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+    return PV_OK;
+}
+
+/* health_check [interval=T] [jitter=T] [fails=N] [passes=N] [uri=URI]
+ * [port=N] [mandatory [persistent]], NGINX Plus's syntax, in a location. */
+static int set_health_check_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                               void *base)
+{
+    if (!cx->loc || cx->loc->health_check)
+        return cx->loc ? DUP(cx, nd) : pv_conf_error(cx, &nd->src, "\"health_check\" directive is not allowed here");
+    pv_health_conf_t *hc = pv_arena_calloc(cx->a, sizeof(*hc));
+    *hc = (pv_health_conf_t){.interval = 5000, .fails = 1, .passes = 1, .uri = "/", .src = nd->src};
+    for (int i = 1; i < nd->nargs; i++)
+        if (health_param(cx, nd, ARG(nd, i), hc) != PV_OK)
+            return PV_ERR;
+    cx->loc->health_check = hc;
+    return PV_OK;
+}
+
+int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc)
+{
+    pv_health_conf_t *hc = loc->health_check;
+    if (!loc->proxy_pass)
+        return pv_conf_error(cx, &hc->src, "\"health_check\" needs \"proxy_pass\" in the same location");
+    if (loc->proxy_pass->ssl)
+        return pv_conf_error(cx, &hc->src, "\"health_check\" of an https upstream is not supported");
+    pv_upstream_conf_t *u = loc->proxy_pass->upstream;
+    if (u->health && u->health != hc)
+        return pv_conf_error(cx, &hc->src, "upstream \"%s\" already has a health check", u->name);
+    u->health = hc;
+    return PV_OK;
+}
+
 /* ---- after the block ---- */
 
 /* Ring points an upstream may have (weights * 160): 32 MiB of ring. */
@@ -323,6 +390,7 @@ static const pv_conf_cmd_t upstream_cmds[] = {
     {"hash", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"random", PV_CTX_UPSTREAM, PV_ARGS_NOARGS | PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"zone", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_zone_cb, PV_BASE_NONE, 0, NULL},
+    {"health_check", PV_CTX_LOCATION, PV_ARGS_NOARGS | PV_ARGS_1MORE, set_health_check_cb, PV_BASE_NONE, 0, NULL},
     {"retry_budget", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_retry_budget_cb, PV_BASE_NONE, 0, NULL},
 };
 

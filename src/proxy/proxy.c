@@ -17,6 +17,7 @@
 #include "../http/vars.h"
 #include "../http/uvars.h"
 #include "../upstream/failure.h"
+#include "../upstream/health.h"
 #include "../upstream/upstream.h"
 #include "rewrite.h"
 #include "tunnel.h"
@@ -836,8 +837,17 @@ static int next_on_status(pv_proxy_t *px, int status)
 static void answer_failure(pv_proxy_t *px, pv_upfail_t f)
 {
     pv_hreq_t *hr = px->hr;
-    int status = pv_upfail_info(f)->status;
+    int status = pv_upfail_info(f)->status, wait = f == PV_UPF_NO_LIVE ? pv_health_retry_after(px->pool) : 0;
     hr->handling = 0;
+    if (wait && !px->sub_done) {
+        /* the health checks hold every server out: 503, come back later */
+        pv_log(PV_LOG_ERR, "no healthy servers in upstream \"%s\" (health checks), client: %s",
+               px->pool->cf->name, hr->r.peer_text);
+        const char *x = pv_arena_printf(hr->r.arena, "%.*sRetry-After: %d\r\n", (int)hr->acc.xhdr.len,
+                                        hr->acc.xhdr.p ? hr->acc.xhdr.p : "", wait);
+        hr->acc.xhdr = (pv_str_t){x, strlen(x)};
+        status = 503;
+    }
     if (px->sub_done) {
         px->sub_done(hr, px->r, px->resp_head_done ? 500 : status);
         return;

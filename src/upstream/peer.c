@@ -109,9 +109,15 @@ void pv_peer_release(pv_peer_t *p)
     pthread_mutex_unlock(&plock);
 }
 
-void pv_peer_configure(pv_peer_t *p, int weight)
+void pv_peer_configure(pv_peer_t *p, int weight, int checks)
 {
     pthread_mutex_lock(&p->group->lock);
+    if (checks == PV_PEER_HC_NONE) {
+        p->bal.hc_down = p->bal.hc_checked = 0;
+        p->bal.hc_fails = p->bal.hc_passes = 0;
+    } else if (checks == PV_PEER_HC_MANDATORY && !p->bal.hc_checked) {
+        p->bal.hc_down = 1;
+    }
     if (p->bal.weight != weight) {
         p->bal.weight = weight;
         p->bal.effective_weight = weight;

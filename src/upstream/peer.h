@@ -38,6 +38,9 @@ typedef struct pv_bal_state_s {
     int64_t accessed;               /* time of the last failure */
     int64_t checked;                /* time of the last failure, or of a pick after the window */
     int64_t slow_since;             /* time it came back (slow_start), 0 when not recovering */
+    uint8_t hc_down;                /* active checks have it out (or a mandatory first check is due) */
+    uint8_t hc_checked;             /* an active check has decided its state */
+    int hc_fails, hc_passes;        /* consecutive failed / passed checks */
 } pv_bal_state_t;
 
 typedef struct pv_peer_s {
@@ -64,8 +67,11 @@ void pv_peer_hold(pv_peer_t *p);
 /* Drop one reference taken by pv_peer_acquire() or pv_peer_hold(); the last frees it. */
 void pv_peer_release(pv_peer_t *p);
 /* Set p's balancing state up for a configured weight (a new peer, or a
- * reload that changed the weight). Takes the group's lock. */
-void pv_peer_configure(pv_peer_t *p, int weight);
+ * reload that changed the weight) and its upstream's active checks
+ * (PV_PEER_HC_*): without checks it is never held out by them; with
+ * mandatory ones it is until its first check passed. Takes the lock. */
+enum { PV_PEER_HC_NONE = 0, PV_PEER_HC_ON, PV_PEER_HC_MANDATORY };
+void pv_peer_configure(pv_peer_t *p, int weight, int checks);
 /* The server closed a pooled connection of ours that had been idle for
  * idle_ms (seen at loop time now). */
 void pv_peer_idle_closed(pv_peer_t *p, uint64_t now, uint64_t idle_ms);

@@ -37,7 +37,8 @@ static int pool_peers(pv_upool_t *p)
         p->peers[i] = pv_peer_acquire(cf->name, (const struct sockaddr *)&s->addr, s->addrlen, nth);
         if (!p->peers[i])
             return -1;
-        pv_peer_configure(p->peers[i], s->weight);
+        pv_peer_configure(p->peers[i], s->weight,
+                          !cf->health ? PV_PEER_HC_NONE : cf->health->mandatory ? PV_PEER_HC_MANDATORY : PV_PEER_HC_ON);
     }
     return 0;
 }

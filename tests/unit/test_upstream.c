@@ -61,7 +61,7 @@ static void make_pool(pv_upool_t *p)
     snprintf(name, sizeof(name), "backend%d", ++serial);
     for (int i = 0; i < ucf.nservers; i++) {
         peers[i] = pv_peer_acquire(name, (struct sockaddr *)&servers[i].addr, servers[i].addrlen, i);
-        pv_peer_configure(peers[i], servers[i].weight);
+        pv_peer_configure(peers[i], servers[i].weight, PV_PEER_HC_NONE);
     }
     p->peers = peers;
 }
@@ -388,7 +388,7 @@ static void test_tried_set_past_64_servers(void **state)
         many[i].addrlen = sizeof(*sa);
         many[i].weight = 1;
         peers[i] = pv_peer_acquire(cf.name, (struct sockaddr *)sa, many[i].addrlen, 0);
-        pv_peer_configure(peers[i], 1);
+        pv_peer_configure(peers[i], 1, PV_PEER_HC_NONE);
     }
     pv_upool_t p = {.cf = &cf, .peers = peers};
     uint64_t tried[PV_UPSTREAM_SET_WORDS(N)];

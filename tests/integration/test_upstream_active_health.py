@@ -1,0 +1,130 @@
+"""Active health checks (health_check, NGINX Plus's syntax; NGINX OSS has
+none, so these run on portvakt only): a server failing its check gets no
+traffic until it passes again, a mandatory server none before its first
+pass, and an upstream with no healthy server answers 503 with
+Retry-After."""
+
+from conftest import EchoUpstream, Reply, free_port, http, wait_for
+
+CONF = """\
+error_log stderr warn;
+http {
+    access_log off;
+    upstream u {
+@UPSTREAM@
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / {
+            proxy_pass http://u;
+            health_check interval=200ms uri=/health @CHECK@;
+        }
+    }
+}
+"""
+
+
+def checked_server(state):
+    """An upstream whose /health answers 200 while state['ok'], else 503."""
+    def handler(req):
+        if req.target == "/health":
+            return Reply(status=200 if state["ok"] else 503, body=b"")
+        return None
+    return EchoUpstream(handler=handler)
+
+
+def app_requests(u):
+    return [r for r in u.requests if r.target.startswith("/app")]
+
+
+def test_failing_check_takes_server_out_and_back(portvakt):
+    a_state, b_state = {"ok": True}, {"ok": False}
+    a, b = checked_server(a_state), checked_server(b_state)
+    try:
+        port = free_port()
+        gw = portvakt(CONF, PORT=port, CHECK="", UPSTREAM="server %s; server %s;" % (a.addr, b.addr))
+        wait_for(lambda: "%s in upstream \"u\" failed its health check (status 503): down" % b.addr in gw.stderr(),
+                 timeout=10, what="b's check to fail")
+        for i in range(6):
+            assert http(port, target="/app%d" % i).status == 200
+        assert len(app_requests(a)) == 6 and not app_requests(b)
+        b_state["ok"] = True
+        wait_for(lambda: "%s in upstream \"u\" passed its health check: up" % b.addr in gw.stderr(),
+                 timeout=10, what="b's check to pass")
+        for i in range(6):
+            assert http(port, target="/app-back%d" % i).status == 200
+        assert app_requests(b)
+        # once per change
+        assert gw.stderr().count("%s in upstream \"u\" failed its health check" % b.addr) == 1
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_mandatory_gates_traffic_with_503(portvakt):
+    state = {"ok": False}
+    s = checked_server(state)
+    try:
+        port = free_port()
+        gw = portvakt(CONF, PORT=port, CHECK="mandatory", UPSTREAM="server %s;" % s.addr)
+        r = http(port, target="/app")
+        assert r.status == 503
+        assert r.header("Retry-After") == "1"
+        assert not app_requests(s)
+        wait_for(lambda: "no healthy servers in upstream \"u\"" in gw.stderr(), what="the reason logged")
+        state["ok"] = True
+        wait_for(lambda: "passed its health check: up" in gw.stderr(), timeout=10, what="the first pass")
+        assert http(port, target="/app").status == 200
+        assert app_requests(s)
+    finally:
+        s.stop()
+
+
+def test_health_check_errors(portvakt, tmp_path):
+    import subprocess
+    from conftest import PORTVAKT
+    bad = {
+        "health_check interval=0;": "invalid parameter \"interval=0\"",
+        "health_check fails=x;": "invalid parameter \"fails=x\"",
+        "health_check uri=health;": "invalid parameter \"uri=health\"",
+        "health_check match=ok;": "\"match=\" is not supported yet",
+        "health_check; health_check;": "\"health_check\" directive is duplicate",
+    }
+    for line, msg in bad.items():
+        conf = tmp_path / "bad.conf"
+        conf.write_text("http { server { listen 127.0.0.1:%d; location / { proxy_pass http://127.0.0.1:1; %s } } }"
+                        % (free_port(), line))
+        out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+        assert out.returncode != 0
+        assert msg in out.stderr, (line, out.stderr)
+    conf = tmp_path / "bad.conf"
+    conf.write_text("http { server { listen 127.0.0.1:%d; location / { health_check; } } }" % free_port())
+    out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert "\"health_check\" needs \"proxy_pass\" in the same location" in out.stderr
+
+
+def test_reload_keeps_health(portvakt):
+    """After a reload a server the checks had taken out stays out: the new
+    configuration checks only after its interval (60s here), and until
+    then the state found before the reload holds."""
+    import os
+    import signal
+    from conftest import render
+    a_state, b_state = {"ok": True}, {"ok": False}
+    a, b = checked_server(a_state), checked_server(b_state)
+    conf = CONF.replace("location / {", 'location = /v { return 200 "@V@"; }\n        location / {')
+    try:
+        port = free_port()
+        subs = dict(PORT=port, UPSTREAM="server %s; server %s;" % (a.addr, b.addr))
+        gw = portvakt(conf, CHECK="", V="one", **subs)
+        wait_for(lambda: "failed its health check" in gw.stderr(), timeout=10, what="b's check to fail")
+        with open(gw.conf_path, "w") as f:
+            f.write(render(conf, CHECK="", V="two", **subs).replace("interval=200ms", "interval=60s"))
+        os.kill(gw.pid, signal.SIGHUP)
+        wait_for(lambda: http(port, target="/v").body == b"two", what="the new config")
+        for i in range(6):
+            assert http(port, target="/app%d" % i).status == 200
+        assert len(app_requests(a)) == 6 and not app_requests(b)
+    finally:
+        a.stop()
+        b.stop()
