@@ -665,6 +665,28 @@ enum {
     PV_BAL_RANDOM2     /* random two [least_conn] */
 };
 
+/* One line of a `match` block: a test of a health check's answer. */
+enum { PV_MATCH_STATUS = 0, PV_MATCH_HEADER, PV_MATCH_BODY };
+enum { PV_MATCH_PRESENT = 0, PV_MATCH_EQ, PV_MATCH_RE };
+typedef struct pv_match_cond_s {
+    int kind;               /* PV_MATCH_STATUS / HEADER / BODY */
+    int neg;                /* "!", "!=" or "!~": the test must fail */
+    int op;                 /* header: PV_MATCH_PRESENT / EQ / RE; body: RE */
+    int (*ranges)[2];       /* status: codes and ranges (lo, hi) */
+    int nranges;
+    const char *name;       /* header: the field name */
+    const char *value;      /* header =: the value */
+    struct pv_regex_s *rx;  /* header ~, body ~ */
+} pv_match_cond_t;
+
+/* `match NAME { ... }`: what a health check's answer must be. */
+typedef struct pv_match_s {
+    const char *name;
+    pv_match_cond_t *conds; /* all must hold */
+    int nconds;
+    pv_conf_src_t src;
+} pv_match_t;
+
 /* `health_check` in a location: active checks of its upstream's servers. */
 typedef struct pv_health_conf_s {
     int64_t interval;            /* ms between checks of a server (5s) */
@@ -675,6 +697,8 @@ typedef struct pv_health_conf_s {
     int port;                    /* port checked instead of the server's; 0 the server's */
     int mandatory;               /* a server takes no traffic before its first check passed */
     int persistent;              /* mandatory: the state is kept across reloads (always, here) */
+    const char *match_name;      /* match=NAME as written, or NULL */
+    const pv_match_t *match;     /* that block; NULL: a 2xx or 3xx status passes */
     pv_conf_src_t src;
 } pv_health_conf_t;
 
@@ -716,6 +740,8 @@ typedef struct pv_http_conf_s {
     int nupstreams;
     pv_log_format_t **formats;   /* log_format list; "combined" always present */
     int nformats;
+    pv_match_t **matches;        /* `match` blocks (health checks) */
+    int nmatches;
     pv_zone_t **zones;           /* limit_req_zone / limit_conn_zone */
     int nzones;
     pv_loc_conf_t conf;           /* http-level settings */

@@ -167,6 +167,8 @@ extern const pv_conf_module_t pv_conf_upstream_module;
 /* After the walk: check a block's server parameters against its method,
  * put primaries before backups and build the consistent-hash ring. */
 int pv_conf_upstream_finish(pv_conf_ctx_t *cx, pv_upstream_conf_t *u);
+/* `match` blocks (match_conf.c). */
+extern const pv_conf_module_t pv_conf_match_module;
 /* After the merge: give a location's health_check to its upstream. */
 int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc);
 /* NGINX's consistent-hash ring of servers[0, n) into out (room for the

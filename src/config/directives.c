@@ -810,7 +810,8 @@ static const pv_conf_cmd_t log_cmds[] = {
 #define MODULE(name, cmds) &(const pv_conf_module_t){(name), (cmds), PV_NELEM(cmds)}
 static const pv_conf_module_t *const modules[] = {
     MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
-    &pv_conf_upstream_module, MODULE("upstream", upstream_cmds), MODULE("log", log_cmds), &pv_conf_policy_module,
+    &pv_conf_upstream_module, &pv_conf_match_module, MODULE("upstream", upstream_cmds), MODULE("log", log_cmds),
+    &pv_conf_policy_module,
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module, &pv_conf_static_module,
     &pv_conf_header_module, &pv_conf_errpage_module,

@@ -232,8 +232,10 @@ static int health_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char 
         n = hc->mandatory = 1;
     } else if (strcmp(a, "persistent") == 0 && hc->mandatory) {
         n = hc->persistent = 1;
-    } else if (param(a, "match")) {
-        return pv_conf_error(cx, &nd->src, "\"match=\" is not supported yet in \"health_check\"");
+    } else if ((v = param(a, "match"))) {
+        n = *v ? 1 : -1;
+        if (n > 0)
+            hc->match_name = pv_arena_strdup(cx->a, v);
     }
     if (n < 0 || (n == 0 && a[0] == 'i'))
         return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
@@ -267,6 +269,11 @@ int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc)
     if (u->health && u->health != hc)
         return pv_conf_error(cx, &hc->src, "upstream \"%s\" already has a health check", u->name);
     u->health = hc;
+    for (int i = 0; hc->match_name && !hc->match && i < cx->http->nmatches; i++)
+        if (strcmp(cx->http->matches[i]->name, hc->match_name) == 0)
+            hc->match = cx->http->matches[i];
+    if (hc->match_name && !hc->match)
+        return pv_conf_error(cx, &hc->src, "match \"%s\" not found", hc->match_name);
     return PV_OK;
 }
 

@@ -1,6 +1,9 @@
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include "health.h"
 
 #include <errno.h>
+#include <pcre2.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +26,7 @@ typedef struct hcheck_s {
     uint8_t connected;
     size_t sent, reqlen, len;
     char req[512];
-    char buf[1024];    /* the answer's start: the status line is all that is judged */
+    char buf[16384];   /* the answer's start: what a match block judges */
 } hcheck_t;
 
 /* A generation's checks (the first worker only). */
@@ -106,13 +109,82 @@ static int answer_status(const char *b, size_t n)
     return st;
 }
 
-/* Judge what arrived: a 2xx or 3xx status passes (NGINX Plus's default). */
+/* The value of header field name in the head head[0, n), or NULL. */
+static const char *field(const char *head, size_t n, const char *name, size_t *vlen)
+{
+    size_t nl = strlen(name);
+    const char *p = memchr(head, '\n', n), *end = head + n;
+    while (p && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *e = eol ? eol : end;
+        if (e > p && e[-1] == '\r')
+            e--;
+        if ((size_t)(e - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            *vlen = (size_t)(e - v);
+            return v;
+        }
+        p = eol;
+    }
+    return NULL;
+}
+
+static int re_matches(const pv_regex_t *rx, const char *s, size_t n)
+{
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(rx->code, NULL);
+    int rc = md ? pcre2_match(rx->code, (PCRE2_SPTR)s, n, 0, 0, md, NULL) : -1;
+    pcre2_match_data_free(md);
+    return rc >= 0;
+}
+
+/* Whether one line of a match block holds for the answer. */
+static int cond_holds(const pv_match_cond_t *m, int status, const char *head, size_t hlen, const char *body,
+                      size_t blen)
+{
+    int ok = 0;
+    if (m->kind == PV_MATCH_STATUS) {
+        for (int i = 0; i < m->nranges && !ok; i++)
+            ok = status >= m->ranges[i][0] && status <= m->ranges[i][1];
+    } else if (m->kind == PV_MATCH_BODY) {
+        ok = re_matches(m->rx, body, blen);
+    } else {
+        size_t vl = 0;
+        const char *v = field(head, hlen, m->name, &vl);
+        ok = v && (m->op == PV_MATCH_PRESENT || (m->op == PV_MATCH_EQ && strlen(m->value) == vl &&
+                                                 memcmp(m->value, v, vl) == 0) ||
+                   (m->op == PV_MATCH_RE && re_matches(m->rx, v, vl)));
+    }
+    return m->neg ? !ok : ok;
+}
+
+/* Judge what arrived: with a match block every line must hold, else a
+ * 2xx or 3xx status passes (NGINX Plus's default). */
 static void judge(hcheck_t *c)
 {
     int st = answer_status(c->buf, c->len);
-    char why[48];
+    char why[64];
     snprintf(why, sizeof(why), st < 0 ? "no valid status line" : "status %d", st);
-    verdict(c, st >= 200 && st < 400, why);
+    const pv_match_t *m = c->hc->match;
+    if (st < 0 || !m) {
+        verdict(c, st >= 200 && st < 400, why);
+        return;
+    }
+    const char *sep = memmem(c->buf, c->len, "\r\n\r\n", 4);
+    size_t hlen = sep ? (size_t)(sep - c->buf) : c->len;
+    const char *body = sep ? sep + 4 : c->buf + c->len;
+    size_t blen = (size_t)(c->buf + c->len - body);
+    for (int i = 0; i < m->nconds; i++) {
+        if (!cond_holds(&m->conds[i], st, c->buf, hlen, body, blen)) {
+            snprintf(why, sizeof(why), "status %d, line %d of match \"%.16s\"", st, i + 1, m->name);
+            verdict(c, 0, why);
+            return;
+        }
+    }
+    verdict(c, 1, why);
 }
 
 static void start_check(hcheck_t *c)

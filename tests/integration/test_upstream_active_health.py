@@ -80,6 +80,44 @@ def test_mandatory_gates_traffic_with_503(portvakt):
         s.stop()
 
 
+def test_match_block(portvakt):
+    """A 200 whose body or header says the server is not ready fails a
+    match block that asks for them."""
+    state = {"body": b"degraded", "ready": "no"}
+
+    def handler(req):
+        if req.target == "/health":
+            return Reply(status=200, headers=[("X-Ready", state["ready"])], body=state["body"])
+        return None
+
+    def good(req):
+        if req.target == "/health":
+            return Reply(status=200, headers=[("X-Ready", "yes")], body=b"ok")
+        return None
+
+    a, b = EchoUpstream(handler=good), EchoUpstream(handler=handler)
+    conf = CONF.replace("http {", "http {\n    match ready { status 200-299; header X-Ready = yes; "
+                                  "header ! X-Draining; body ~ \"^ok\"; }", 1)
+    try:
+        port = free_port()
+        gw = portvakt(conf, PORT=port, CHECK="match=ready", UPSTREAM="server %s; server %s;" % (b.addr, a.addr))
+        wait_for(lambda: "%s in upstream \"u\" failed its health check (status 200, line 2 of match \"ready\")"
+                 % b.addr in gw.stderr(), timeout=10, what="b's match to fail")
+        for i in range(4):
+            assert http(port, target="/app%d" % i).status == 200
+        assert not app_requests(b)
+        state["ready"] = "yes"
+        state["body"] = b"ok, serving"
+        wait_for(lambda: "%s in upstream \"u\" passed its health check: up" % b.addr in gw.stderr(),
+                 timeout=10, what="b's match to pass")
+        for i in range(4):
+            assert http(port, target="/app-back%d" % i).status == 200
+        assert app_requests(b)
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_health_check_errors(portvakt, tmp_path):
     import subprocess
     from conftest import PORTVAKT
@@ -87,7 +125,7 @@ def test_health_check_errors(portvakt, tmp_path):
         "health_check interval=0;": "invalid parameter \"interval=0\"",
         "health_check fails=x;": "invalid parameter \"fails=x\"",
         "health_check uri=health;": "invalid parameter \"uri=health\"",
-        "health_check match=ok;": "\"match=\" is not supported yet",
+        "health_check match=ok;": "match \"ok\" not found",
         "health_check; health_check;": "\"health_check\" directive is duplicate",
     }
     for line, msg in bad.items():
@@ -97,6 +135,15 @@ def test_health_check_errors(portvakt, tmp_path):
         out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
         assert out.returncode != 0
         assert msg in out.stderr, (line, out.stderr)
+    for block, msg in {"status 99;": "invalid status \"99\"", "status 300-200;": "invalid status \"300-200\"",
+                       "header X ~~ y;": "invalid operator \"~~\"", "body = x;": "invalid operator \"=\"",
+                       "body ~ \"(\";": "pcre2_compile()", "code 200;": "unknown directive \"code\" in \"match\""}.items():
+        conf = tmp_path / "bad.conf"
+        conf.write_text("http { match m { %s } server { listen 127.0.0.1:%d; location / { proxy_pass http://127.0.0.1:1;"
+                        " health_check match=m; } } }" % (block, free_port()))
+        out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+        assert out.returncode != 0
+        assert msg in out.stderr, (block, out.stderr)
     conf = tmp_path / "bad.conf"
     conf.write_text("http { server { listen 127.0.0.1:%d; location / { health_check; } } }" % free_port())
     out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
