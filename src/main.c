@@ -28,6 +28,7 @@
 #include "http/vars.h"
 #include "proc/worker.h"
 #include "http/static.h"
+#include "proxy/probe.h"
 #include "proxy/proxy.h"
 #include "upstream/health.h"
 #include "upstream/upstream.h"
@@ -36,7 +37,7 @@
  * writer first, the HTTP side before the upstream pools its requests use. */
 static pv_module_t *const modules[] = {
     &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module,
-    &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module,
+    &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_probe_module,
     &pv_static_module, &pv_upstream_module, &pv_health_module, NULL,
 };
 

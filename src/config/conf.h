@@ -508,6 +508,7 @@ typedef struct pv_location_s {
     struct pv_location_s **children; /* nested locations, in declaration order */
     int nchildren;
     struct pv_health_conf_s *health_check; /* `health_check` here (for its proxy_pass upstream), or NULL */
+    int probe;                 /* PV_PROBE_*: portvakt_live / portvakt_ready */
 } pv_location_t;
 
 /* server_name kinds */
@@ -664,6 +665,9 @@ enum {
     PV_BAL_RANDOM,     /* random */
     PV_BAL_RANDOM2     /* random two [least_conn] */
 };
+
+/* The gateway's own probes, content handlers of a location. */
+enum { PV_PROBE_NONE = 0, PV_PROBE_LIVE, PV_PROBE_READY };
 
 /* One line of a `match` block: a test of a health check's answer. */
 enum { PV_MATCH_STATUS = 0, PV_MATCH_HEADER, PV_MATCH_BODY };

@@ -616,6 +616,9 @@ static int finish_http(pv_conf_ctx_t *cx)
                 return PV_ERR;
             if (loc->health_check && pv_conf_health_attach(cx, loc) != PV_OK)
                 return PV_ERR;
+            if (loc->probe && loc->proxy_pass)
+                return pv_conf_error(cx, &loc->src, "\"portvakt_%s\" and \"proxy_pass\" in one location",
+                                     loc->probe == PV_PROBE_LIVE ? "live" : "ready");
             loc->auto_redirect = loc->proxy_pass &&
                                  (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT) &&
                                  loc->name.len > 0 && loc->name.p[loc->name.len - 1] == '/';

@@ -277,6 +277,15 @@ int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc)
     return PV_OK;
 }
 
+/* portvakt_live; / portvakt_ready; in a location. */
+static int set_probe_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    if (cx->loc->probe)
+        return DUP(cx, nd);
+    cx->loc->probe = strcmp(ARG(nd, 0), "portvakt_live") == 0 ? PV_PROBE_LIVE : PV_PROBE_READY;
+    return PV_OK;
+}
+
 /* ---- after the block ---- */
 
 /* Ring points an upstream may have (weights * 160): 32 MiB of ring. */
@@ -398,6 +407,8 @@ static const pv_conf_cmd_t upstream_cmds[] = {
     {"random", PV_CTX_UPSTREAM, PV_ARGS_NOARGS | PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"zone", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_zone_cb, PV_BASE_NONE, 0, NULL},
     {"health_check", PV_CTX_LOCATION, PV_ARGS_NOARGS | PV_ARGS_1MORE, set_health_check_cb, PV_BASE_NONE, 0, NULL},
+    {"portvakt_live", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_probe_cb, PV_BASE_NONE, 0, NULL},
+    {"portvakt_ready", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_probe_cb, PV_BASE_NONE, 0, NULL},
     {"retry_budget", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_retry_budget_cb, PV_BASE_NONE, 0, NULL},
 };
 

@@ -175,3 +175,30 @@ def test_reload_keeps_health(portvakt):
     finally:
         a.stop()
         b.stop()
+
+
+def test_live_and_ready_probes(portvakt, tmp_path):
+    state = {"ok": False}
+    s = checked_server(state)
+    conf = CONF.replace("location / {", "location = /live { portvakt_live; }\n"
+                        "        location = /ready { portvakt_ready; }\n        location / {")
+    try:
+        port = free_port()
+        gw = portvakt(conf, PORT=port, CHECK="mandatory", UPSTREAM="server %s;" % s.addr)
+        r = http(port, target="/live")
+        assert (r.status, r.header("Content-Type"), r.body) == (200, "application/json", b'{"status":"live"}\n')
+        r = http(port, target="/ready")
+        assert r.status == 503
+        assert r.json() == {"status": "not ready", "reason": "no healthy server", "upstreams": ["u"]}
+        state["ok"] = True
+        wait_for(lambda: http(port, target="/ready").status == 200, timeout=10, what="ready")
+        assert http(port, target="/ready").json() == {"status": "ready"}
+    finally:
+        s.stop()
+    import subprocess
+    from conftest import PORTVAKT
+    bad = tmp_path / "bad.conf"
+    bad.write_text("http { server { listen 127.0.0.1:%d; location / { portvakt_ready; proxy_pass http://127.0.0.1:1; } } }"
+                   % free_port())
+    out = subprocess.run([PORTVAKT, "-t", "-c", str(bad)], capture_output=True, text=True, timeout=10)
+    assert "\"portvakt_ready\" and \"proxy_pass\" in one location" in out.stderr
