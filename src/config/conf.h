@@ -727,6 +727,8 @@ struct pv_upstream_conf_s {
     int retry_budget;            /* retries in progress allowed, percent of attempts in progress; 0 off */
     int retry_min;               /* retries always allowed whatever the share (min=) */
     pv_health_conf_t *health;    /* active checks (a location's health_check), or NULL */
+    int od_consecutive;          /* outlier_detection: 5xx answers or failures in a row that eject; 0 off */
+    int64_t od_base, od_max;     /* ms: first ejection, and the most one lasts (it grows by od_base) */
     int keepalive;               /* idle connections kept per worker; 0 = no pool */
     int64_t keepalive_requests;  /* default 1000 */
     int64_t keepalive_timeout;   /* default 60s */

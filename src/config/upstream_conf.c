@@ -277,6 +277,41 @@ int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc)
     return PV_OK;
 }
 
+/* outlier_detection [consecutive=N] [base_time=T] [max_time=T] (Envoy's
+ * outlier ejection): N 5xx answers or failures in a row eject a server
+ * for base_time, longer each time, at most max_time; never the last. */
+static int set_outlier_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    if (u->od_consecutive)
+        return DUP(cx, nd);
+    u->od_consecutive = 5;
+    u->od_base = 30000;
+    u->od_max = 300000;
+    for (int i = 1; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i), *v;
+        int64_t n = -1;
+        if ((v = param(a, "consecutive"))) {
+            n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
+            if (n > 0 && n <= 0xffff)
+                u->od_consecutive = (int)n;
+            else
+                n = -1;
+        } else if ((v = param(a, "base_time")) || (v = param(a, "max_time"))) {
+            n = pv_conf_parse_msec((pv_str_t){v, strlen(v)});
+            if (n > 0)
+                *(a[0] == 'b' ? &u->od_base : &u->od_max) = n;
+            else
+                n = -1;
+        }
+        if (n < 0)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+    }
+    if (u->od_max < u->od_base)
+        return pv_conf_error(cx, &nd->src, "\"max_time\" is less than \"base_time\"");
+    return PV_OK;
+}
+
 /* portvakt_live; / portvakt_ready; in a location. */
 static int set_probe_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
@@ -409,6 +444,7 @@ static const pv_conf_cmd_t upstream_cmds[] = {
     {"health_check", PV_CTX_LOCATION, PV_ARGS_NOARGS | PV_ARGS_1MORE, set_health_check_cb, PV_BASE_NONE, 0, NULL},
     {"portvakt_live", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_probe_cb, PV_BASE_NONE, 0, NULL},
     {"portvakt_ready", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_probe_cb, PV_BASE_NONE, 0, NULL},
+    {"outlier_detection", PV_CTX_UPSTREAM, PV_ARGS_NOARGS | PV_ARGS_1MORE, set_outlier_cb, PV_BASE_NONE, 0, NULL},
     {"retry_budget", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_retry_budget_cb, PV_BASE_NONE, 0, NULL},
 };
 

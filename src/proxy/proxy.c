@@ -365,7 +365,7 @@ static int pick_init(pv_proxy_t *px)
  * try is given back). Nothing when no server is held. */
 static void release_server(pv_proxy_t *px, int verdict)
 {
-    pv_upstream_free(px->pool, &px->pick, verdict, pv_loop_now(px_worker(px)->loop));
+    pv_upstream_free(px->pool, &px->pick, verdict, px->resp_started ? px->rp.status : 0, pv_loop_now(px_worker(px)->loop));
 }
 
 /* Pick a server and a connection, queue the request and start writing. */

@@ -85,7 +85,7 @@ uint32_t pv_bal_chash_find(const pv_chash_point_t *points, int npoints, uint32_t
 
 int pv_bal_usable(const pv_upstream_server_t *s, const pv_bal_state_t *st, int64_t now)
 {
-    if (s->down || st->hc_down)
+    if (s->down || st->hc_down || st->od_until > now)
         return 0;
     if (s->max_fails && st->fails >= s->max_fails && now - st->checked <= s->fail_timeout)
         return 0;
@@ -360,6 +360,41 @@ int pv_bal_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *pe
     default:
         return rr_get(k, cf, peers, now);
     }
+}
+
+/* Outlier detection: a 5xx answer or a failure extends server i's run,
+ * anything else ends it; a run of od_consecutive ejects the server for
+ * od_base times its ejections so far (at most od_max), unless no other
+ * server of its tier would be left. Returns the ejection's length, or 0. */
+static int64_t outlier(const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int i, int bad, int64_t now)
+{
+    pv_bal_state_t *st = ST(peers, i);
+    if (!bad) {
+        st->od_run = 0;
+        if (st->od_ejections && now - st->od_until > cf->od_max)
+            st->od_ejections = 0;
+        return 0;
+    }
+    if (++st->od_run < cf->od_consecutive)
+        return 0;
+    int lo = i < cf->nprimary ? 0 : cf->nprimary, hi = i < cf->nprimary ? cf->nprimary : cf->nservers, others = 0;
+    for (int j = lo; j < hi && !others; j++)
+        others = j != i && pv_bal_usable(&cf->servers[j], ST(peers, j), now);
+    if (!others)
+        return 0; /* never the last one */
+    st->od_run = 0;
+    st->od_ejections++;
+    int64_t t = PV_MIN(cf->od_base * st->od_ejections, cf->od_max);
+    st->od_until = now + t;
+    return t;
+}
+
+int64_t pv_bal_observe(const pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int verdict,
+                       int status, int64_t now)
+{
+    if (!k->held || !cf->od_consecutive || verdict == PV_BAL_DROP)
+        return 0;
+    return outlier(cf, peers, k->server, verdict == PV_BAL_FAILED || status >= 500, now);
 }
 
 int pv_bal_free(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int verdict,

@@ -2,7 +2,8 @@
  * the same sequence of requests picks the same servers in the same order
  * as NGINX with one worker (or with a zone): smooth weighted round robin
  * with effective weights, least_conn, ip_hash, hash (Cache::Memcached
- * compatible), hash consistent (ketama ring), random and random two.
+ * compatible), hash consistent (ketama ring), random and random two;
+ * and Envoy's outlier ejection (outlier_detection).
  * Backups are tried only once no primary can be (round robin and
  * least_conn), and a request that moved to them stays there.
  *
@@ -69,6 +70,11 @@ int pv_bal_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *pe
  * fail_timeout. Caller holds the lock. */
 int pv_bal_free(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int verdict,
                 int64_t now);
+/* Outlier detection (outlier_detection) for the server picked last, as
+ * it is released with verdict after an answer of status (0 none): the
+ * length of the ejection it caused (ms), or 0. Caller holds the lock. */
+int64_t pv_bal_observe(const pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int verdict,
+                       int status, int64_t now);
 /* Whether the server may be picked at now (not down, not failed out, not
  * at max_conns). Caller holds the lock. */
 int pv_bal_usable(const pv_upstream_server_t *s, const pv_bal_state_t *st, int64_t now);

@@ -41,6 +41,9 @@ typedef struct pv_bal_state_s {
     uint8_t hc_down;                /* active checks have it out (or a mandatory first check is due) */
     uint8_t hc_checked;             /* an active check has decided its state */
     int hc_fails, hc_passes;        /* consecutive failed / passed checks */
+    int od_run;                     /* outlier detection: 5xx answers or failures in a row */
+    int od_ejections;               /* ejections so far (each lasts longer) */
+    int64_t od_until;               /* ejected until then */
 } pv_bal_state_t;
 
 typedef struct pv_peer_s {

@@ -164,7 +164,7 @@ int pv_upstream_retry_allowed(pv_upool_t *p)
     return ok;
 }
 
-void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, uint64_t now)
+void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, int status, uint64_t now)
 {
     if (!k->held)
         return;
@@ -176,8 +176,12 @@ void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, uint64_t now)
     k->retry = 0;
     if (verdict == PV_BAL_DROP)
         k->picks--;
+    int64_t ejected = pv_bal_observe(k, p->cf, p->peers, verdict, status, (int64_t)now);
     int out = pv_bal_free(k, p->cf, p->peers, verdict, (int64_t)now);
     pthread_mutex_unlock(&g->lock);
+    if (ejected)
+        pv_log(PV_LOG_WARN, "upstream server %s in upstream \"%s\" ejected for %lld ms after %d failures in a row",
+               p->cf->servers[server].text, p->cf->name, (long long)ejected, p->cf->od_consecutive);
     if (out)
         pv_log(PV_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"", p->cf->servers[server].text,
                p->cf->name);

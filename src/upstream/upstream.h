@@ -101,7 +101,7 @@ int pv_upstream_get(pv_upool_t *p, pv_upick_t *k, uint64_t now);
 int pv_upstream_retry_allowed(pv_upool_t *p);
 /* Release the server picked last (nothing when none is held) with a
  * PV_BAL_* verdict. Logs when the server goes out for its fail_timeout. */
-void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, uint64_t now);
+void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, int status, uint64_t now);
 /* An idle pooled connection to server, or NULL. For a request that must
  * not be sent twice (unsafe), only a connection that has been idle for
  * less than half the time after which the server was lately seen closing

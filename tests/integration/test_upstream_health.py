@@ -57,7 +57,7 @@ def test_failed_server_left_out_then_back(portvakt, tmp_path):
             assert http(port, target="/out%d" % i).status == 200
         lines = picks(log, 6)
         assert all(line == "%s 200" % a.addr for line in lines[2:6])
-        assert "upstream server temporarily disabled" in gw.stderr()
+        wait_for(lambda: "upstream server temporarily disabled" in gw.stderr(), what="the failure logged")
         # b comes up; once the window has passed it gets requests again
         b = EchoUpstream(port=b_port)
         time.sleep(1.2)
@@ -86,7 +86,7 @@ def test_retry_budget_refuses_retries(portvakt, tmp_path):
                               % (dead, a.addr))
         statuses = [http(port, target="/%d" % i).status for i in range(4)]
         assert statuses.count(502) == 2 and statuses.count(200) == 2
-        assert "retry budget of upstream \"u\" exhausted" in gw.stderr()
+        wait_for(lambda: "retry budget of upstream \"u\" exhausted" in gw.stderr(), what="the refusal logged")
     finally:
         a.stop()
 
@@ -113,3 +113,30 @@ def test_next_upstream_timeout(portvakt, tmp_path):
     finally:
         mute.close()
         a.stop()
+
+
+def test_outlier_ejection(portvakt, tmp_path):
+    """Two 5xx answers in a row eject a server (outlier_detection); the
+    last server is never ejected."""
+    from conftest import Reply
+    bad = EchoUpstream(reply=Reply(status=500, body=b"no"))
+    good = EchoUpstream()
+    try:
+        gw, port, log = start(portvakt, tmp_path, "server %s; server %s; outlier_detection consecutive=2 base_time=60s;"
+                              % (bad.addr, good.addr))
+        statuses = [http(port, target="/%d" % i).status for i in range(10)]
+        # bad answers twice (rr: bad, good, bad), then it is out
+        assert statuses[:3] == [500, 200, 500]
+        assert statuses[3:] == [200] * 7
+        assert len(bad.requests) == 2
+        line = "upstream server %s in upstream \"u\" ejected for 60000 ms after 2 failures in a row" % bad.addr
+        wait_for(lambda: line in gw.stderr(), what="the ejection logged")
+        gw.stop()
+        # alone, it is never ejected
+        wd = tmp_path / "alone"
+        wd.mkdir()
+        gw, port, log = start(portvakt, wd, "server %s; outlier_detection consecutive=2;" % bad.addr)
+        assert [http(port, target="/%d" % i).status for i in range(4)] == [500] * 4
+    finally:
+        bad.stop()
+        good.stop()

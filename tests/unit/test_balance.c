@@ -285,6 +285,53 @@ static void test_slow_start(void **state)
     assert_int_equal(n0, 10);
 }
 
+/* A pick of server `want` released after an answer of status. */
+static int64_t answer(int want, int verdict, int status, int64_t now)
+{
+    pv_upick_t k;
+    pv_bal_init(&k, &cf, NULL, NULL, 0, NULL, 0);
+    for (int n = 0; n < 8; n++) {
+        int s = pv_bal_get(&k, &cf, peers, now);
+        if (s == want) {
+            int64_t t = pv_bal_observe(&k, &cf, peers, verdict, status, now);
+            pv_bal_free(&k, &cf, peers, verdict, now);
+            return t;
+        }
+        pv_bal_free(&k, &cf, peers, PV_BAL_OK, now);
+        pv_bal_init(&k, &cf, NULL, NULL, 0, NULL, 0);
+    }
+    fail();
+    return -1;
+}
+
+static void test_outlier_ejection(void **state)
+{
+    int w[2] = {1, 1};
+    setup(2, 2, w, PV_BAL_RR);
+    srv[0].max_fails = srv[1].max_fails = 0;
+    cf.od_consecutive = 2;
+    cf.od_base = 1000;
+    cf.od_max = 2500;
+    /* a success between breaks the run */
+    assert_int_equal(answer(0, PV_BAL_OK, 502, 0), 0);
+    assert_int_equal(answer(0, PV_BAL_OK, 200, 0), 0);
+    assert_int_equal(answer(0, PV_BAL_OK, 503, 0), 0);
+    /* two in a row (a 5xx, then a failure): out for base_time */
+    assert_int_equal(answer(0, PV_BAL_FAILED, 0, 0), 1000);
+    assert_false(pv_bal_usable(&srv[0], &peer[0].bal, 999));
+    assert_true(pv_bal_usable(&srv[0], &peer[0].bal, 1000));
+    /* the next ejection is longer, up to max_time */
+    answer(0, PV_BAL_OK, 500, 1000);
+    assert_int_equal(answer(0, PV_BAL_OK, 500, 1000), 2000);
+    answer(0, PV_BAL_OK, 500, 3000);
+    assert_int_equal(answer(0, PV_BAL_OK, 500, 3000), 2500);
+    /* never the last one */
+    srv[1].down = 1;
+    answer(0, PV_BAL_OK, 500, 6000);
+    assert_int_equal(answer(0, PV_BAL_OK, 500, 6000), 0);
+    assert_true(pv_bal_usable(&srv[0], &peer[0].bal, 6000));
+}
+
 /* ---- the upstream block ---- */
 
 static char dir[] = "/tmp/pv-balance-XXXXXX";
@@ -361,6 +408,14 @@ static void test_block_parsing(void **state)
     expect("  zone u 1q;\n  server 127.0.0.1:81;", "invalid zone size \"1q\"");
     expect("  zone u;\n  zone v;\n  server 127.0.0.1:81;", "\"zone\" directive is duplicate");
     expect("  server 127.0.0.1:81 backup;", "no servers in upstream \"u\"");
+    expect("  outlier_detection consecutive=0;\n  server 127.0.0.1:81;", "invalid parameter \"consecutive=0\"");
+    expect("  outlier_detection base_time=10s max_time=5s;\n  server 127.0.0.1:81;",
+           "\"max_time\" is less than \"base_time\"");
+    c = load("  outlier_detection;\n  server 127.0.0.1:81;", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->http->upstreams[0]->od_consecutive, 5);
+    assert_int_equal(c->http->upstreams[0]->od_base, 30000);
+    pv_conf_unref(c);
     expect("  retry_budget 20;\n  server 127.0.0.1:81;", "invalid value \"20\" in \"retry_budget\" directive");
     expect("  retry_budget 101%;\n  server 127.0.0.1:81;", "invalid value \"101%\" in \"retry_budget\" directive");
     expect("  retry_budget 20% max=3;\n  server 127.0.0.1:81;", "invalid parameter \"max=3\"");
@@ -395,7 +450,7 @@ int main(void)
         cmocka_unit_test(test_max_conns_and_least_conn), cmocka_unit_test(test_ip_hash),
         cmocka_unit_test(test_hash),         cmocka_unit_test(test_chash_ring),
         cmocka_unit_test(test_random),       cmocka_unit_test(test_slow_start),
-        cmocka_unit_test(test_block_parsing),
+        cmocka_unit_test(test_outlier_ejection), cmocka_unit_test(test_block_parsing),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

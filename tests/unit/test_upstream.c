@@ -72,7 +72,7 @@ static int pick_ok(pv_upool_t *p, uint64_t now)
     pv_upick_t k;
     pv_upstream_pick_init(p, &k, NULL, NULL, 0, NULL, 0);
     int s = pv_upstream_get(p, &k, now);
-    pv_upstream_free(p, &k, PV_BAL_OK, now);
+    pv_upstream_free(p, &k, PV_BAL_OK, 0, now);
     return s;
 }
 
@@ -83,7 +83,7 @@ static void fail_once(pv_upool_t *p, int want, uint64_t now)
         pv_upick_t k;
         pv_upstream_pick_init(p, &k, NULL, NULL, 0, NULL, 0);
         int s = pv_upstream_get(p, &k, now);
-        pv_upstream_free(p, &k, s == want ? PV_BAL_FAILED : PV_BAL_OK, now);
+        pv_upstream_free(p, &k, s == want ? PV_BAL_FAILED : PV_BAL_OK, 0, now);
         if (s == want)
             return;
     }
@@ -125,7 +125,7 @@ static void test_fail_window_and_exclude(void **state)
     int a = pv_upstream_get(&p, &k, 50000), b = pv_upstream_get(&p, &k, 50000);
     assert_int_equal(a + b, 1);
     assert_int_equal(pv_upstream_get(&p, &k, 50000), -1);
-    pv_upstream_free(&p, &k, PV_BAL_OK, 50000);
+    pv_upstream_free(&p, &k, PV_BAL_OK, 0, 50000);
 }
 
 static int listen_port(int *lfd)
@@ -398,7 +398,7 @@ static void test_tried_set_past_64_servers(void **state)
     memset(tried, 0xff, sizeof(tried));
     tried[129 >> 6] &= ~(1ull << (129 & 63));
     assert_int_equal(pv_upstream_get(&p, &k, 0), 129);
-    pv_upstream_free(&p, &k, PV_BAL_OK, 0);
+    pv_upstream_free(&p, &k, PV_BAL_OK, 0, 0);
     assert_int_equal(pv_upstream_get(&p, &k, 0), -1);
     for (int i = 0; i < N; i++)
         pv_peer_release(peers[i]);
