@@ -27,7 +27,6 @@ static void upstream_write(pv_proxy_t *px);
 static void upstream_read(pv_proxy_t *px);
 static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *detail);
 static int next_on_status(pv_proxy_t *px, int status);
-static void answer_failure(pv_proxy_t *px, pv_upfail_t f);
 static void upstream_event_cb(void *owner, unsigned events);
 static void upstream_timeout_cb(void *owner);
 
@@ -384,7 +383,7 @@ static void start_upstream(pv_proxy_t *px)
         /* the retry is refused: the failure it follows is the answer */
         pv_log(PV_LOG_ERR, "retry budget of upstream \"%s\" exhausted, client: %s", pool->cf->name,
                px->hr->r.peer_text);
-        answer_failure(px, px->last_fail ? (pv_upfail_t)px->last_fail : PV_UPF_NO_LIVE);
+        pv_proxy_answer_failure(px, px->last_fail ? (pv_upfail_t)px->last_fail : PV_UPF_NO_LIVE);
         return;
     }
     if (s < 0) {
@@ -827,64 +826,8 @@ static int next_on_status(pv_proxy_t *px, int status)
     release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (!try_next(px, flag))
-        answer_failure(px, PV_UPF_NO_LIVE);
+        pv_proxy_answer_failure(px, PV_UPF_NO_LIVE);
     return 1;
-}
-
-/* The one place a failed exchange becomes the client's answer: the
- * status comes from the failure table (502, 504; 400 and 413 for a bad
- * client body). */
-static void answer_failure(pv_proxy_t *px, pv_upfail_t f)
-{
-    pv_hreq_t *hr = px->hr;
-    int status = pv_upfail_info(f)->status, wait = f == PV_UPF_NO_LIVE ? pv_health_retry_after(px->pool) : 0;
-    hr->handling = 0;
-    if (wait && !px->sub_done) {
-        /* the health checks hold every server out: 503, come back later */
-        pv_log(PV_LOG_ERR, "no healthy servers in upstream \"%s\" (health checks), client: %s",
-               px->pool->cf->name, hr->r.peer_text);
-        const char *x = pv_arena_printf(hr->r.arena, "%.*sRetry-After: %d\r\n", (int)hr->acc.xhdr.len,
-                                        hr->acc.xhdr.p ? hr->acc.xhdr.p : "", wait);
-        hr->acc.xhdr = (pv_str_t){x, strlen(x)};
-        status = 503;
-    }
-    if (px->sub_done) {
-        px->sub_done(hr, px->r, px->resp_head_done ? 500 : status);
-        return;
-    }
-    pv_resp_error(hr, status);
-}
-
-/* One error log line per failure, worded as NGINX's. */
-static void log_failure(pv_proxy_t *px, pv_upfail_t f, int err, const char *detail)
-{
-    const pv_upfail_info_t *fi = pv_upfail_info(f);
-    const char *client = px->hr->r.peer_text;
-    char why[160] = "";
-    if (!fi->text[0])
-        return;
-    if (err)
-        snprintf(why, sizeof(why), " (%d: %s)", err, strerror(err));
-    else if (detail)
-        snprintf(why, sizeof(why), " (%s)", detail);
-    if (f == PV_UPF_NO_LIVE) {
-        pv_log(PV_LOG_ERR, "no live upstreams while connecting to upstream \"%s\", client: %s", px->pool->cf->name,
-               client);
-        return;
-    }
-    if (px->u && px->u->x.why) {
-        /* the transport's own account (a TLS handshake), as NGINX words it */
-        pv_log(PV_LOG_ERR, "%s, upstream: %s, client: %s", px->u->x.why, px->pool->cf->servers[px->server].text,
-               client);
-        px->u->x.why = NULL;
-        return;
-    }
-    const char *phase = !px->u || !px->u->connected ? "connecting to upstream"
-                        : !px->req_done && !px->resp_started ? "sending request to upstream"
-                        : !px->resp_head_done ? "reading response header from upstream"
-                                              : "reading upstream";
-    pv_log(PV_LOG_ERR, "%s%s while %s, upstream: %s, client: %s", fi->text, why, phase,
-           px->pool->cf->servers[px->server].text, client);
 }
 
 /* Whether the upstream cannot have received this request: the exchange
@@ -907,7 +850,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     const pv_upfail_info_t *fi = pv_upfail_info(f);
     int unseen = (fi->flags & PV_UPF_F_TRANSPORT) && request_unseen(px, f);
 
-    log_failure(px, f, err, detail);
+    pv_proxy_log_failure(px, f, err, detail);
     /* the classic race: a pooled connection the upstream closed while idle.
      * Nothing of the response arrived, so try once more on a new one. */
     if ((fi->flags & PV_UPF_F_TRANSPORT) && px->u && px->reused && !px->resp_started)
@@ -928,7 +871,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     if (f == PV_UPF_NO_LIVE) {
         if (!px->r->upstream_addr[0])
             append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
-        answer_failure(px, f);
+        pv_proxy_answer_failure(px, f);
         return;
     }
     if (!(fi->flags & PV_UPF_F_CLIENT)) {
@@ -945,7 +888,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     px->last_fail = f;
     if (fi->next && try_next(px, fi->next))
         return;
-    answer_failure(px, f);
+    pv_proxy_answer_failure(px, f);
 }
 
 /* ---- events ------------------------------------------------------------------- */

@@ -60,6 +60,11 @@ typedef struct pv_proxy_s {
     pv_uresp_t rp;               /* response head parser and the parsed head */
 } pv_proxy_t;
 
+/* The one place a failed exchange becomes the client's answer (answer.c). */
+void pv_proxy_answer_failure(pv_proxy_t *px, int f);
+/* One error log line per failure (answer.c). */
+void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail);
+
 /* The module: the content handler of proxy_pass locations. */
 extern pv_module_t pv_proxy_module;
 

@@ -1,0 +1,69 @@
+/* How a failed exchange is told: the client's answer (the failure
+ * table's status, or 503 with Retry-After while health checks hold every
+ * server out) and the error log line, worded as NGINX's. */
+#include "proxy.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../http/server.h"
+#include "../upstream/failure.h"
+#include "../upstream/health.h"
+#include "../upstream/upstream.h"
+
+/* The one place a failed exchange becomes the client's answer: the
+ * status comes from the failure table (502, 504; 400 and 413 for a bad
+ * client body). */
+void pv_proxy_answer_failure(pv_proxy_t *px, int f)
+{
+    pv_hreq_t *hr = px->hr;
+    int status = pv_upfail_info(f)->status, wait = f == PV_UPF_NO_LIVE ? pv_health_retry_after(px->pool) : 0;
+    hr->handling = 0;
+    if (wait && !px->sub_done) {
+        /* the health checks hold every server out: 503, come back later */
+        pv_log(PV_LOG_ERR, "no healthy servers in upstream \"%s\" (health checks), client: %s",
+               px->pool->cf->name, hr->r.peer_text);
+        const char *x = pv_arena_printf(hr->r.arena, "%.*sRetry-After: %d\r\n", (int)hr->acc.xhdr.len,
+                                        hr->acc.xhdr.p ? hr->acc.xhdr.p : "", wait);
+        hr->acc.xhdr = (pv_str_t){x, strlen(x)};
+        status = 503;
+    }
+    if (px->sub_done) {
+        px->sub_done(hr, px->r, px->resp_head_done ? 500 : status);
+        return;
+    }
+    pv_resp_error(hr, status);
+}
+
+/* One error log line per failure, worded as NGINX's. */
+void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail)
+{
+    const pv_upfail_info_t *fi = pv_upfail_info(f);
+    const char *client = px->hr->r.peer_text;
+    char why[160] = "";
+    if (!fi->text[0])
+        return;
+    if (err)
+        snprintf(why, sizeof(why), " (%d: %s)", err, strerror(err));
+    else if (detail)
+        snprintf(why, sizeof(why), " (%s)", detail);
+    if (f == PV_UPF_NO_LIVE) {
+        pv_log(PV_LOG_ERR, "no live upstreams while connecting to upstream \"%s\", client: %s", px->pool->cf->name,
+               client);
+        return;
+    }
+    if (px->u && px->u->x.why) {
+        /* the transport's own account (a TLS handshake), as NGINX words it */
+        pv_log(PV_LOG_ERR, "%s, upstream: %s, client: %s", px->u->x.why, px->pool->cf->servers[px->server].text,
+               client);
+        px->u->x.why = NULL;
+        return;
+    }
+    const char *phase = !px->u || !px->u->connected ? "connecting to upstream"
+                        : !px->req_done && !px->resp_started ? "sending request to upstream"
+                        : !px->resp_head_done ? "reading response header from upstream"
+                                              : "reading upstream";
+    pv_log(PV_LOG_ERR, "%s%s while %s, upstream: %s, client: %s", fi->text, why, phase,
+           px->pool->cf->servers[px->server].text, client);
+}
