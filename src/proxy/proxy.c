@@ -341,32 +341,6 @@ static void buffer_body(pv_proxy_t *px)
     }
 }
 
-/* Start choosing servers for this exchange: the hash key, the client
- * address, the tried set (from the request arena past 64 servers). */
-static int pick_init(pv_proxy_t *px)
-{
-    const pv_upstream_conf_t *cf = px->pool->cf;
-    uint64_t *words = NULL;
-    if (cf->nservers > 64 &&
-        !(words = pv_arena_calloc(px->hr->r.arena, PV_UPSTREAM_SET_WORDS(cf->nservers) * sizeof(uint64_t))))
-        return -1;
-    pv_str_t key = {NULL, 0};
-    if (cf->hash_key)
-        key = pv_cv_eval_arena(cf->hash_key, px->r);
-    pv_upstream_pick_init(px->pool, &px->pick, words, key.p, key.len, px->hr->r.peer,
-                          px->loc->conf.proxy_next_upstream_tries);
-    px->picking = 1;
-    return 0;
-}
-
-/* Release the server in use to the balancer: PV_BAL_FAILED counts a
- * failure against it, PV_BAL_OK is a success, PV_BAL_DROP neither (the
- * try is given back). Nothing when no server is held. */
-static void release_server(pv_proxy_t *px, int verdict)
-{
-    pv_upstream_free(px->pool, &px->pick, verdict, px->resp_started ? px->rp.status : 0, pv_loop_now(px_worker(px)->loop));
-}
-
 /* Pick a server and a connection, queue the request and start writing. */
 static void start_upstream(pv_proxy_t *px)
 {
@@ -374,7 +348,7 @@ static void start_upstream(pv_proxy_t *px)
     pv_upool_t *pool = px->pool;
     uint64_t now = pv_loop_now(w->loop);
 
-    if (!px->picking && pick_init(px) < 0) {
+    if (!px->picking && pv_proxy_pick_init(px) < 0) {
         upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;
     }
@@ -490,7 +464,7 @@ static void response_complete(pv_proxy_t *px)
             .keep = px->upstream_keep,
             .leftover = px->uin->pos != px->uin->last,
         };
-        release_server(px, PV_BAL_OK);
+        pv_proxy_release_server(px, PV_BAL_OK);
         px->u = NULL;
         pv_upstream_release(u, &d);
     }
@@ -651,7 +625,7 @@ static void start_tunnel(pv_proxy_t *px)
         .upstream = px->pool->cf->servers[px->server].text,
         .start_ns = px->start_ns,
     };
-    release_server(px, PV_BAL_OK);
+    pv_proxy_release_server(px, PV_BAL_OK);
     px->u = NULL;
     px->uin = NULL;
     px->resp_done = 1;
@@ -773,13 +747,6 @@ static void upstream_read(pv_proxy_t *px)
 
 /* ---- failures ----------------------------------------------------------------- */
 
-/* Whether proxy_next_upstream_timeout has passed since the exchange began. */
-static int next_timed_out(pv_proxy_t *px)
-{
-    int64_t t = px->loc->conf.proxy_next_upstream_timeout;
-    return t > 0 && (int64_t)((pv_now_ns() - px->start_ns) / 1000000) >= t;
-}
-
 /* proxy_next_upstream: start over on the next server when the location
  * allows it for this condition (a PV_NEXT_F_* bit), tries are left (the
  * server in use was released), the time allows it and the request may
@@ -790,7 +757,7 @@ static int try_next(pv_proxy_t *px, int cond)
     int m = px->r->method_id;
     if (!(mask & cond) || (mask & PV_NEXT_F_OFF) ||
         !(!px->head_sent || method_idempotent(m) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) ||
-        px->pick.tries == 0 || next_timed_out(px) || pv_body_rewind(px->hr) != 0)
+        px->pick.tries == 0 || pv_proxy_next_timed_out(px) || pv_body_rewind(px->hr) != 0)
         return 0;
     if (px->uin)
         px->uin->pos = px->uin->last = 0;
@@ -816,14 +783,14 @@ static int next_on_status(pv_proxy_t *px, int status)
     int mask = px->loc->conf.proxy_next_upstream;
     /* decided before anything is dropped: this response is still the
      * answer when no other server may be asked (NGINX: tries > 1) */
-    if (!flag || !(mask & flag) || (mask & PV_NEXT_F_OFF) || px->pick.tries <= 1 || next_timed_out(px) ||
+    if (!flag || !(mask & flag) || (mask & PV_NEXT_F_OFF) || px->pick.tries <= 1 || pv_proxy_next_timed_out(px) ||
         !pv_upstream_retry_allowed(px->pool) ||
         !pv_body_rewindable(px->hr) || !(method_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)))
         return 0;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
     append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
-    release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
+    pv_proxy_release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (!try_next(px, flag))
         pv_proxy_answer_failure(px, PV_UPF_NO_LIVE);
@@ -857,7 +824,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         pv_upstream_stale(px->u);
     if ((fi->flags & PV_UPF_F_TRANSPORT) && px->reused && px->pick.held && !px->resp_started &&
         (unseen || method_idempotent(px->r->method_id)) && pv_body_rewind(px->hr) == 0) {
-        release_server(px, PV_BAL_DROP);
+        pv_proxy_release_server(px, PV_BAL_DROP);
         drop_upstream(px);
         px->pick.tried[px->server >> 6] &= ~(1ull << (px->server & 63));
         px->reused = 0;
@@ -866,7 +833,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         start_upstream(px);
         return;
     }
-    release_server(px, (fi->flags & PV_UPF_F_SERVER) ? PV_BAL_FAILED : PV_BAL_OK);
+    pv_proxy_release_server(px, (fi->flags & PV_UPF_F_SERVER) ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (f == PV_UPF_NO_LIVE) {
         if (!px->r->upstream_addr[0])
@@ -959,7 +926,7 @@ static void client_readable(pv_hreq_t *hr)
 static void client_abort(pv_hreq_t *hr)
 {
     pv_proxy_t *px = hr->handler_ctx;
-    release_server(px, PV_BAL_OK);
+    pv_proxy_release_server(px, PV_BAL_OK);
     drop_upstream(px);
 }
 
@@ -970,7 +937,7 @@ static void client_cleanup(pv_hreq_t *hr)
     if (!px)
         return;
     if (px->pick.held)
-        release_server(px, PV_BAL_OK);
+        pv_proxy_release_server(px, PV_BAL_OK);
     pv_buf_put(px->hbuf);
     pv_buf_put(px->uin);
     if (pv_cache_put(&px_cache, px) < 0)

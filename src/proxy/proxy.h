@@ -60,6 +60,12 @@ typedef struct pv_proxy_s {
     pv_uresp_t rp;               /* response head parser and the parsed head */
 } pv_proxy_t;
 
+/* Start choosing servers for the exchange (select.c); -1 out of memory. */
+int pv_proxy_pick_init(pv_proxy_t *px);
+/* Release the server in use with a PV_BAL_* verdict (select.c). */
+void pv_proxy_release_server(pv_proxy_t *px, int verdict);
+/* Whether proxy_next_upstream_timeout has passed (select.c). */
+int pv_proxy_next_timed_out(pv_proxy_t *px);
 /* The one place a failed exchange becomes the client's answer (answer.c). */
 void pv_proxy_answer_failure(pv_proxy_t *px, int f);
 /* One error log line per failure (answer.c). */

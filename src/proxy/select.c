@@ -1,0 +1,43 @@
+/* The proxy exchange's side of server selection: its start (hash key,
+ * client address, tried set, proxy_next_upstream_tries), the release of
+ * the server in use with a verdict, and proxy_next_upstream_timeout. */
+#include "proxy.h"
+
+#include "../core/time.h"
+#include "../http/server.h"
+#include "../http/uvars.h"
+#include "../proc/worker.h"
+#include "../upstream/upstream.h"
+
+/* Start choosing servers for this exchange: the hash key, the client
+ * address, the tried set (from the request arena past 64 servers). */
+int pv_proxy_pick_init(pv_proxy_t *px)
+{
+    const pv_upstream_conf_t *cf = px->pool->cf;
+    uint64_t *words = NULL;
+    if (cf->nservers > 64 &&
+        !(words = pv_arena_calloc(px->hr->r.arena, PV_UPSTREAM_SET_WORDS(cf->nservers) * sizeof(uint64_t))))
+        return -1;
+    pv_str_t key = {NULL, 0};
+    if (cf->hash_key)
+        key = pv_cv_eval_arena(cf->hash_key, px->r);
+    pv_upstream_pick_init(px->pool, &px->pick, words, key.p, key.len, px->hr->r.peer,
+                          px->loc->conf.proxy_next_upstream_tries);
+    px->picking = 1;
+    return 0;
+}
+
+/* Release the server in use to the balancer: PV_BAL_FAILED counts a
+ * failure against it, PV_BAL_OK is a success, PV_BAL_DROP neither (the
+ * try is given back). Nothing when no server is held. */
+void pv_proxy_release_server(pv_proxy_t *px, int verdict)
+{
+    pv_upstream_free(px->pool, &px->pick, verdict, px->resp_started ? px->rp.status : 0, pv_loop_now(px->hr->w->loop));
+}
+
+/* Whether proxy_next_upstream_timeout has passed since the exchange began. */
+int pv_proxy_next_timed_out(pv_proxy_t *px)
+{
+    int64_t t = px->loc->conf.proxy_next_upstream_timeout;
+    return t > 0 && (int64_t)((pv_now_ns() - px->start_ns) / 1000000) >= t;
+}
