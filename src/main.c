@@ -292,7 +292,7 @@ static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, 
     if (nc->worker_processes != nworkers)
         pv_log(PV_LOG_NOTICE, "worker_processes %d takes effect at the next start; %d workers go on",
                nc->worker_processes, nworkers);
-    if (pv_accesslog_open(nc, err, sizeof(err)) != 0) {
+    if (pv_accesslog_open(nc, err, sizeof(err)) != 0 || pv_conf_temp_paths_make(nc, err, sizeof(err)) != 0) {
         pv_log(PV_LOG_EMERG, "%s", err);
         pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
         pv_conf_unref(nc);
@@ -673,8 +673,11 @@ int main(int argc, char **argv)
         exit(1);
     }
     char err[1024];
+    /* temp directories, then the account change once everything root
+     * may open is open: sockets, logs, the pid file (NGINX's workers) */
     if (pv_accesslog_start() != 0 || pv_log_use_ring(err, sizeof(err)) != 0 ||
-        pv_accesslog_open(conf, err, sizeof(err)) != 0) {
+        pv_accesslog_open(conf, err, sizeof(err)) != 0 || pv_conf_temp_paths_make(conf, err, sizeof(err)) != 0 ||
+        pv_conf_drop_privileges(conf, err, sizeof(err)) != 0) {
         pv_log_use_direct();
         pv_log(PV_LOG_EMERG, "%s", err);
         if (pid_path)

@@ -393,6 +393,15 @@ typedef struct pv_error_page_s {
     int overwrite;              /* -1: keep the code; 0 (`=`): the new response's; else that code */
     pv_cv_t uri;                /* "/uri", "@named" or a redirect URL */
 } pv_error_page_t;
+/* `client_body_temp_path`, `proxy_temp_path` (and the fastcgi, scgi and
+ * uwsgi ones NGINX has): a directory of temporary files, with NGINX's
+ * hashed subdirectory levels (digits of the file's number per level). */
+typedef struct pv_temp_path_s {
+    const char *path;           /* absolute, no trailing '/' */
+    int levels[3];              /* 1..10 digits each, 0 ends; at most 10 in all */
+    int configured;             /* written in the config: made at start as NGINX does */
+    pv_conf_src_t src;
+} pv_temp_path_t;
 
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
@@ -470,6 +479,12 @@ typedef struct pv_loc_conf_s {
     pv_hdr_conf_t hdr;             /* add_header, expires, server_tokens, charset, proxy_*_header, proxy_redirect */
     pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
     pv_realip_conf_t realip;       /* set_real_ip_from, real_ip_header, real_ip_recursive */
+    pv_temp_path_t *client_body_temp_path; /* NULL = inherit; default <prefix>/client_body_temp */
+    pv_temp_path_t *proxy_temp_path;       /* NULL = inherit; default <prefix>/proxy_temp */
+    pv_temp_path_t *other_temp_paths[3];   /* fastcgi_, scgi_, uwsgi_temp_path: only made at start */
+    int tcp_nodelay;               /* default on: TCP_NODELAY on the client connection */
+    int reset_timedout_connection; /* default off: a timed-out client is reset (RST), not closed */
+    int chunked_transfer_encoding; /* default on: off ends an HTTP/1.1 body of unknown length by closing */
     /* rewrite module */
     int rewrite_log;               /* rewrite_log; default off */
     int uninitialized_variable_warn; /* default on */
@@ -625,6 +640,8 @@ typedef struct pv_server_s {
     int64_t http2_max_concurrent_streams; /* default 128 */
     int64_t http2_body_preread_size;    /* default 64k: a stream's receive window and body buffer */
     pv_ssl_conf_t ssl;          /* TLS settings; ssl.ctx is NULL without certificates */
+    int underscores_in_headers; /* default off: a field name with '_' is invalid */
+    int ignore_invalid_headers; /* default on: an invalid field name is dropped, logged */
     pv_script_t rw;             /* rewrite module directives, run in the server rewrite phase */
     pv_location_t *self_loc;    /* the server's own settings as a location, for a URI no
                                    location matches (NGINX's server-level loc_conf) */
@@ -765,6 +782,12 @@ typedef struct pv_http_conf_s {
     uint8_t *uvar_is_set;         /* 1 for those a `set` assigns (empty, with a warning, before) */
     pv_location_t **iflocs;       /* `if` blocks' configurations, merged after their location */
     int niflocs;
+    pv_temp_path_t **temp_paths;  /* every *_temp_path written: made at start */
+    int ntemp_paths;
+    int underscores_in_headers;   /* http-level values of the server-only settings */
+    int ignore_invalid_headers;
+    int64_t server_names_hash_max_size;    /* accepted, checked; no effect (see README) */
+    int64_t server_names_hash_bucket_size;
 } pv_http_conf_t;
 
 struct pv_conf_s {
@@ -778,6 +801,8 @@ struct pv_conf_s {
     const char *error_log_path; /* NULL = stderr */
     int error_log_level;       /* PV_LOG_*; default error */
     const char *pid_path;      /* NULL = no pid file */
+    const char *user;          /* `user`: the account to run as when started as root; NULL = none */
+    unsigned uid, gid;         /* its ids, resolved at load */
     int daemon;                /* `daemon on`: detach at start; default off */
     int master_process;        /* `master_process off`: one worker, as NGINX's single process */
     int64_t worker_rlimit_nofile; /* RLIMIT_NOFILE to set; 0 = leave it alone */
@@ -824,6 +849,12 @@ pv_conf_t *pv_conf_load_text(const char *path, const char *text, size_t len, uns
 /* Take / drop a reference; the last drop frees the snapshot. */
 void pv_conf_ref(pv_conf_t *c);
 void pv_conf_unref(pv_conf_t *c);
+/* Make every *_temp_path directory the config writes (mode 0700, owned
+ * by `user` when started as root), as NGINX does at start. */
+int pv_conf_temp_paths_make(const pv_conf_t *conf, char *err, size_t errlen);
+/* Started as root with `user`: take that account's group, groups and
+ * uid (after the sockets and logs are open), as NGINX's workers do. */
+int pv_conf_drop_privileges(const pv_conf_t *conf, char *err, size_t errlen);
 /* The CPUs this process may really use: cgroup cpu.max (v2) or
  * cpu.cfs_quota_us (v1) quota rounded up, capped by the affinity mask.
  * sys_root prefixes /proc and /sys paths ("" for the real ones);

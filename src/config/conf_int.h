@@ -267,6 +267,15 @@ int pv_conf_rewrite_finish(pv_conf_ctx_t *cx);
 int pv_conf_compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cv_t *cv, const char *s,
                     size_t len);
 
+/* Buffering, temp paths and connection tuning (buffer_conf.c). */
+extern const pv_conf_module_t pv_conf_buffer_module;
+void pv_conf_buffer_init(pv_loc_conf_t *lc);
+void pv_conf_buffer_init_srv(pv_server_t *s);
+/* Fill a level's unset values from its parent, or the defaults (p NULL). */
+void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *p);
+/* A server's values from the http level's (hs: the http-level holder). */
+void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs);
+
 /* A resolved socket address. */
 typedef struct pv_conf_addr_s {
     struct sockaddr_storage ss; /* the address */

@@ -184,6 +184,7 @@ static void srv_init(pv_server_t *s)
     s->http2 = PV_UNSET;
     s->http2_max_concurrent_streams = PV_UNSET;
     s->http2_body_preread_size = PV_UNSET;
+    pv_conf_buffer_init_srv(s);
 }
 
 static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -195,6 +196,8 @@ static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     cx->conf->http = cx->http = h;
     pv_conf_loc_init(&h->conf);
     h->http2_recv_buffer_size = PV_UNSET;
+    h->server_names_hash_max_size = PV_UNSET;
+    h->server_names_hash_bucket_size = PV_UNSET;
     cx->http_srv = pv_arena_calloc(cx->a, sizeof(pv_server_t));
     srv_init(cx->http_srv);
     /* "combined" always exists and may not be redefined (NGINX's rule). */
@@ -815,6 +818,7 @@ static const pv_conf_module_t *const modules[] = {
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module, &pv_conf_static_module,
     &pv_conf_header_module, &pv_conf_errpage_module,
+    &pv_conf_buffer_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */

@@ -81,6 +81,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     pv_conf_policy_init(&lc->policy);
     pv_conf_zip_init(&lc->zip);
     pv_conf_static_init(&lc->st);
+    pv_conf_buffer_init(lc);
 }
 
 void pv_conf_add_cleanup(pv_conf_ctx_t *cx, void (*fn)(void *), void *arg)
@@ -473,6 +474,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     }
     pv_conf_policy_merge(&c->policy, p ? &p->policy : NULL);
     pv_conf_static_merge(cx, &c->st, p ? &p->st : NULL);
+    pv_conf_buffer_merge(cx, c, p);
 }
 
 static void srv_merge(pv_server_t *s, const pv_http_conf_t *h)
@@ -591,6 +593,7 @@ static int finish_http(pv_conf_ctx_t *cx)
         pv_server_t *s = h->servers[i];
         loc_merge(cx, &s->conf, &h->conf);
         srv_merge(s, h);
+        pv_conf_buffer_merge_srv(s, hs);
         pv_conf_ssl_merge(&s->ssl, &hs->ssl);
         if (s->nnames == 0) {
             pv_server_name_t *sn = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*sn));

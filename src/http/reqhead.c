@@ -62,14 +62,28 @@ static int single_field(pv_str_t name)
     return -1;
 }
 
+/* A field name NGINX's parser takes as valid (ngx_http_parse_header_line). */
+static int nginx_name(pv_str_t name, int underscores)
+{
+    for (size_t i = 0; i < name.len; i++) {
+        unsigned char ch = (unsigned char)name.p[i];
+        if (!((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') && !(ch >= '0' && ch <= '9') && ch != '-' &&
+            !(ch == '_' && underscores))
+            return 0;
+    }
+    return 1;
+}
+
 static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h)
 {
     if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
         return 400;
-    if (memchr(h->name.p, '_', h->name.len)) {
-        /* NGINX's underscores_in_headers off: such a field is dropped.
-         * CGI-style upstreams read "Transfer_Encoding" as
-         * Transfer-Encoding, so it must never be forwarded. */
+    if (!nginx_name(h->name, r->srv->underscores_in_headers) && r->srv->ignore_invalid_headers) {
+        /* NGINX takes letters, digits and '-' in a name ('_' with
+         * underscores_in_headers on) and drops other fields while
+         * ignore_invalid_headers is on, as here. CGI-style upstreams
+         * read "Transfer_Encoding" as Transfer-Encoding, so by default
+         * it is never forwarded. */
         pv_log(PV_LOG_INFO, "client sent invalid header line: \"%.*s\", client: %s", (int)h->name.len,
                h->name.p, r->peer_text);
         return -1;

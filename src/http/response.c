@@ -3,7 +3,10 @@
  * memcpy into the caller's buffer, nothing formatted with printf. */
 #include "response.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../core/cache.h"
 #include "../core/wr.h"
@@ -150,6 +153,20 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
         pv_server_close(c);
 }
 
+/* tcp_nodelay: the listener gives every connection TCP_NODELAY; a
+ * location with it off clears it for its responses, one that has it on
+ * sets it back (the switch costs a system call only when it changes). */
+static void set_nodelay(pv_hconn_t *c, int on)
+{
+    int v = on;
+    if (c->x.io.fd >= 0)
+        setsockopt(c->x.io.fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));
+    if (on)
+        c->flags &= (uint16_t)~PV_HC_F_NODELAY_OFF;
+    else
+        c->flags |= PV_HC_F_NODELAY_OFF;
+}
+
 static int h1_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     if (h->upgrade) {
@@ -164,11 +181,15 @@ static int h1_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
         hr->body_frame = PV_FRAME_CLOSE;
         hr->body_done = 0;
     }
-    if (h->frame == PV_FRAME_CHUNKED && hr->r.http_minor != 1) {
-        /* no chunked coding for HTTP/1.0: the body ends with the connection */
+    const pv_loc_conf_t *lc = hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf;
+    if (h->frame == PV_FRAME_CHUNKED && (hr->r.http_minor != 1 || !lc->chunked_transfer_encoding)) {
+        /* no chunked coding for HTTP/1.0 (or with chunked_transfer_encoding
+         * off): the body ends with the connection */
         h->frame = PV_FRAME_CLOSE;
         hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
     }
+    if (!lc->tcp_nodelay != !!(hr->c->flags & PV_HC_F_NODELAY_OFF))
+        set_nodelay(hr->c, lc->tcp_nodelay);
     hr->keepalive = (uint8_t)want_keepalive(hr);
     hr->resp_chunked = h->frame == PV_FRAME_CHUNKED;
     h->extra = hr->acc.xhdr;

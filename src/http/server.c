@@ -880,6 +880,20 @@ static void conn_timer_cb(pv_timer_t *t)
         pv_server_close(c);
         return;
     }
+    if (hr->r.srv && req_lconf(hr)->reset_timedout_connection) {
+        /* reset_timedout_connection: an RST frees the socket's memory at
+         * once, with whatever it still held unsent (NGINX's SO_LINGER 0) */
+        pv_log(PV_LOG_INFO, "client timed out, client: %s", hr->r.peer_text);
+        struct linger lg = {1, 0};
+        if (c->x.io.fd >= 0)
+            setsockopt(c->x.io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        if (hr->handling) {
+            hr->handling = 0;
+            hr->handler->abort(hr);
+        }
+        pv_server_close(c);
+        return;
+    }
     if (hr->handling) {
         /* body read timeout or send timeout while a handler runs */
         pv_log(PV_LOG_INFO, "client timed out, client: %s", hr->r.peer_text);

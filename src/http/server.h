@@ -103,6 +103,7 @@ typedef struct pv_hreq_s {
 #define PV_HC_F_READY 0x10    /* queued to parse a buffered pipelined request */
 #define PV_HC_F_ORPHAN 0x20   /* its listen address went away in a reload: close after this request */
 #define PV_HC_F_IDLE 0x80     /* idle between requests, on the worker's idle list */
+#define PV_HC_F_NODELAY_OFF 0x100 /* `tcp_nodelay off` cleared TCP_NODELAY (set on the listener) */
 
 /* A client connection. Kept small: while idle between requests it holds
  * no buffer and no request state. */

@@ -1,0 +1,239 @@
+/* Directives of buffering, temporary files and connection tuning, with
+ * NGINX's syntax and defaults: the *_temp_path directories (made at start
+ * as NGINX makes them), `user`, tcp_nodelay, reset_timedout_connection,
+ * chunked_transfer_encoding, underscores_in_headers, ignore_invalid_headers and the server names
+ * hash sizes (accepted and checked: portvakt's server name lookup has no
+ * such hash to size). */
+#include "conf_int.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+
+/* ---- temp paths ---- */
+
+/* `NAME PATH [L1 [L2 [L3]]]`: levels of 1 to 10 digits, 10 in all at
+ * most (NGINX's ngx_conf_set_path_slot). */
+static int temp_path_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                        void *base)
+{
+    pv_temp_path_t **slot = (pv_temp_path_t **)((char *)base + cmd->offset);
+    if (*slot)
+        return DUP(cx, nd);
+    if (nd->nargs > 5)
+        return pv_conf_error(cx, &nd->src, "invalid number of arguments in \"%s\" directive", ARG(nd, 0));
+    pv_temp_path_t *t = pv_arena_calloc(cx->a, sizeof(*t));
+    const char *p = pv_conf_full_path(cx, ARG(nd, 1));
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/')
+        len--;
+    t->path = pv_arena_strndup(cx->a, p, len);
+    t->configured = 1;
+    t->src = nd->src;
+    int total = 0;
+    for (int i = 2; i < nd->nargs; i++) {
+        int64_t n = pv_conf_parse_num(nd->args[i]);
+        if (n <= 0 || n > 10 || (total += (int)n) > 10)
+            return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+        t->levels[i - 2] = (int)n;
+    }
+    *slot = t;
+    pv_http_conf_t *h = cx->http;
+    *(pv_temp_path_t **)pv_conf_push(cx->a, &h->temp_paths, &h->ntemp_paths, sizeof(t)) = t;
+    return PV_OK;
+}
+
+int pv_conf_temp_paths_make(const pv_conf_t *conf, char *err, size_t errlen)
+{
+    const pv_http_conf_t *h = conf->http;
+    int as_root = geteuid() == 0;
+    for (int i = 0; h && i < h->ntemp_paths; i++) {
+        const char *p = h->temp_paths[i]->path;
+        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "mkdir() \"%s\" failed (%d: %s)", p, errno, strerror(errno));
+            return PV_ERR;
+        }
+        struct stat st;
+        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "\"%s\" is not a directory", p);
+            return PV_ERR;
+        }
+        /* the workers' account must own it, as NGINX chowns its paths */
+        if (as_root && conf->user && *conf->user && st.st_uid != conf->uid && chown(p, conf->uid, (gid_t)-1) < 0) {
+            snprintf(err, errlen, "chown(\"%s\", %u) failed (%d: %s)", p, conf->uid, errno,
+                     strerror(errno));
+            return PV_ERR;
+        }
+    }
+    return PV_OK;
+}
+
+/* ---- user ---- */
+
+/* `user NAME [GROUP]`: resolved at load; only a process started as root
+ * changes accounts (NGINX warns and ignores it otherwise). Without GROUP
+ * the group is the one named as the user, as NGINX does. */
+static int user_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_conf_t *c = cx->conf;
+    if (c->user)
+        return DUP(cx, nd);
+    if (geteuid() != 0) {
+        pv_log(PV_LOG_WARN,
+               "the \"user\" directive makes sense only if the master process runs with "
+               "super-user privileges, ignored in %s:%d",
+               nd->src.file, nd->src.line);
+        c->user = "";
+        return PV_OK;
+    }
+    const char *gname = nd->nargs == 3 ? ARG(nd, 2) : ARG(nd, 1);
+    errno = 0;
+    struct passwd *pw = getpwnam(ARG(nd, 1));
+    if (!pw)
+        return pv_conf_error(cx, &nd->src, "getpwnam(\"%s\") failed", ARG(nd, 1));
+    c->uid = pw->pw_uid;
+    struct group *gr = getgrnam(gname);
+    if (!gr)
+        return pv_conf_error(cx, &nd->src, "getgrnam(\"%s\") failed", gname);
+    c->gid = gr->gr_gid;
+    c->user = pv_arena_strdup(cx->a, ARG(nd, 1));
+    return PV_OK;
+}
+
+int pv_conf_drop_privileges(const pv_conf_t *conf, char *err, size_t errlen)
+{
+    if (!conf->user || !*conf->user || geteuid() != 0)
+        return PV_OK;
+    if (setgid(conf->gid) < 0) {
+        snprintf(err, errlen, "setgid(%u) failed (%d: %s)", conf->gid, errno, strerror(errno));
+        return PV_ERR;
+    }
+    if (initgroups(conf->user, conf->gid) < 0) {
+        snprintf(err, errlen, "initgroups(%s, %u) failed (%d: %s)", conf->user, conf->gid, errno,
+                 strerror(errno));
+        return PV_ERR;
+    }
+    if (setuid(conf->uid) < 0) {
+        snprintf(err, errlen, "setuid(%u) failed (%d: %s)", conf->uid, errno, strerror(errno));
+        return PV_ERR;
+    }
+    return PV_OK;
+}
+
+/* ---- hash sizes ---- */
+
+/* server_names_hash_*: NGINX sizes a hash of server names with them; a
+ * value is checked as NGINX's number parser does and has no effect here. */
+static int hash_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                        void *base)
+{
+    int64_t *f = (int64_t *)((char *)cx->http + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_num(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
+    return PV_OK;
+}
+
+static int flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    if (strcasecmp(ARG(nd, 1), "on") == 0)
+        *f = 1;
+    else if (strcasecmp(ARG(nd, 1), "off") == 0)
+        *f = 0;
+    else
+        return pv_conf_error(cx, &nd->src,
+                             "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                             ARG(nd, 1), ARG(nd, 0));
+    return PV_OK;
+}
+
+/* ---- init and merge ---- */
+
+void pv_conf_buffer_init(pv_loc_conf_t *lc)
+{
+    lc->client_body_temp_path = NULL;
+    lc->proxy_temp_path = NULL;
+    memset(lc->other_temp_paths, 0, sizeof(lc->other_temp_paths));
+    lc->tcp_nodelay = PV_UNSET;
+    lc->reset_timedout_connection = PV_UNSET;
+    lc->chunked_transfer_encoding = PV_UNSET;
+}
+
+void pv_conf_buffer_init_srv(pv_server_t *s)
+{
+    s->underscores_in_headers = PV_UNSET;
+    s->ignore_invalid_headers = PV_UNSET;
+}
+
+/* A default temp path: <prefix>/NAME, made when first needed. */
+static pv_temp_path_t *default_path(pv_conf_ctx_t *cx, const char *name)
+{
+    pv_temp_path_t *t = pv_arena_calloc(cx->a, sizeof(*t));
+    t->path = pv_conf_full_path(cx, name);
+    return t;
+}
+
+void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *p)
+{
+    if (!c->client_body_temp_path)
+        c->client_body_temp_path = p ? p->client_body_temp_path : default_path(cx, "client_body_temp");
+    if (!c->proxy_temp_path)
+        c->proxy_temp_path = p ? p->proxy_temp_path : default_path(cx, "proxy_temp");
+    if (c->tcp_nodelay == PV_UNSET)
+        c->tcp_nodelay = p ? p->tcp_nodelay : 1;
+    if (c->reset_timedout_connection == PV_UNSET)
+        c->reset_timedout_connection = p ? p->reset_timedout_connection : 0;
+    if (c->chunked_transfer_encoding == PV_UNSET)
+        c->chunked_transfer_encoding = p ? p->chunked_transfer_encoding : 1;
+}
+
+void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs)
+{
+    if (s->underscores_in_headers == PV_UNSET)
+        s->underscores_in_headers = hs->underscores_in_headers != PV_UNSET ? hs->underscores_in_headers : 0;
+    if (s->ignore_invalid_headers == PV_UNSET)
+        s->ignore_invalid_headers = hs->ignore_invalid_headers != PV_UNSET ? hs->ignore_invalid_headers : 1;
+}
+
+/* ---- the table ---- */
+
+#define LOCF(f) PV_BASE_LOC, offsetof(pv_loc_conf_t, f)
+#define SRVF(f) PV_BASE_SRV, offsetof(pv_server_t, f)
+#define HTTPF(f) PV_BASE_NONE, offsetof(pv_http_conf_t, f)
+#define PATH_ARGS (PV_ARGS_1MORE)
+
+static const pv_conf_cmd_t buffer_cmds[] = {
+    {"client_body_temp_path", PV_CTX_ANY_LOC, PATH_ARGS, temp_path_cb, LOCF(client_body_temp_path), NULL},
+    {"proxy_temp_path", PV_CTX_ANY_LOC, PATH_ARGS, temp_path_cb, LOCF(proxy_temp_path), NULL},
+    {"fastcgi_temp_path", PV_CTX_ANY_LOC, PATH_ARGS, temp_path_cb, LOCF(other_temp_paths[0]), NULL},
+    {"scgi_temp_path", PV_CTX_ANY_LOC, PATH_ARGS, temp_path_cb, LOCF(other_temp_paths[1]), NULL},
+    {"uwsgi_temp_path", PV_CTX_ANY_LOC, PATH_ARGS, temp_path_cb, LOCF(other_temp_paths[2]), NULL},
+    {"user", PV_CTX_MAIN, PV_ARGS_TAKE12, user_cb, PV_BASE_NONE, 0, NULL},
+    {"tcp_nodelay", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(tcp_nodelay), NULL},
+    {"reset_timedout_connection", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb,
+     LOCF(reset_timedout_connection), NULL},
+    {"chunked_transfer_encoding", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb,
+     LOCF(chunked_transfer_encoding), NULL},
+    {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
+     SRVF(underscores_in_headers), NULL},
+    {"ignore_invalid_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
+     SRVF(ignore_invalid_headers), NULL},
+    {"server_names_hash_max_size", PV_CTX_HTTP, PV_ARGS_TAKE1, hash_size_cb,
+     HTTPF(server_names_hash_max_size), NULL},
+    {"server_names_hash_bucket_size", PV_CTX_HTTP, PV_ARGS_TAKE1, hash_size_cb,
+     HTTPF(server_names_hash_bucket_size), NULL},
+};
+
+const pv_conf_module_t pv_conf_buffer_module = {"buffer", buffer_cmds, PV_NELEM(buffer_cmds)};
