@@ -191,6 +191,15 @@ typedef struct pv_auth_set_s {
 /* satisfy */
 enum { PV_SATISFY_ALL = 0, PV_SATISFY_ANY = 1 };
 
+/* `allow` / `deny` (ngx_http_access_module): one rule, in order. */
+enum { PV_RULE_ALL = 0, PV_RULE_V4, PV_RULE_V6, PV_RULE_UNIX };
+typedef struct pv_access_rule_s {
+    uint8_t deny;              /* deny, else allow */
+    uint8_t kind;              /* PV_RULE_* */
+    uint8_t addr[16];          /* network, already masked (v4: the first 4 bytes) */
+    uint8_t mask[16];
+} pv_access_rule_t;
+
 /* The access and preaccess phase settings (authentication, rate limits).
  * NULL / 0 count means "inherit", as for the other lists. */
 typedef struct pv_policy_conf_s {
@@ -223,6 +232,8 @@ typedef struct pv_policy_conf_s {
     void *api_keys;                /* pv_apikeys_t of auth_api_key_file */
     pv_str_t api_key_header;       /* default X-API-Key */
     int satisfy;                   /* PV_SATISFY_*; default all */
+    pv_access_rule_t *rules;       /* allow / deny in order; NULL = inherit */
+    int nrules;
 } pv_policy_conf_t;
 
 /* An address block (set_real_ip_from): family AF_INET or AF_INET6 with
@@ -524,7 +535,15 @@ typedef struct pv_location_s {
     int nchildren;
     struct pv_health_conf_s *health_check; /* `health_check` here (for its proxy_pass upstream), or NULL */
     int probe;                 /* PV_PROBE_*: portvakt_live / portvakt_ready */
+    struct pv_location_s *lmt;  /* `limit_except`: the configuration for the other methods */
+    unsigned lmt_methods;       /* PV_METHOD_* bits of the methods it names (GET adds HEAD) */
 } pv_location_t;
+
+/* The methods `limit_except` knows (NGINX's list), as bits. */
+extern const char *const pv_conf_methods[];
+#define PV_METHOD_NUM 14
+/* The PV_METHOD bit of a method name, 0 for one not in the list. */
+unsigned pv_conf_method_bit(pv_str_t method);
 
 /* server_name kinds */
 enum {

@@ -47,6 +47,7 @@ int pv_conf_parse_text(pv_parser_t *ps, const char *file, const char *text, size
 #define PV_CTX_SIF 0x40      /* an `if` block in a server */
 #define PV_CTX_LIF 0x80      /* an `if` block in a location */
 #define PV_CTX_MAP 0x100     /* a `map` block (its entries are not directives) */
+#define PV_CTX_LMT 0x200     /* a `limit_except` block */
 #define PV_CTX_ANY_LOC (PV_CTX_HTTP | PV_CTX_SERVER | PV_CTX_LOCATION)
 
 /* A `proxy_pass` whose target is found after the whole file is read, since

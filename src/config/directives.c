@@ -639,6 +639,57 @@ static int set_internal_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     return PV_OK;
 }
 
+const char *const pv_conf_methods[PV_METHOD_NUM] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY",
+    "MOVE", "OPTIONS", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "PATCH"};
+
+unsigned pv_conf_method_bit(pv_str_t m)
+{
+    for (int i = 0; i < PV_METHOD_NUM; i++)
+        if (strlen(pv_conf_methods[i]) == m.len && strncasecmp(pv_conf_methods[i], m.p, m.len) == 0)
+            return 1u << i;
+    return 0;
+}
+
+/* `limit_except METHOD... { ... }`: the block is the configuration of the
+ * methods not named (NGINX's), merged from its location's like an `if`
+ * block's; GET names HEAD too. */
+static int set_limit_except_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                               void *base)
+{
+    pv_location_t *p = cx->loc;
+    if (p->lmt)
+        return DUP(cx, nd);
+    unsigned mask = 0;
+    for (int i = 1; i < nd->nargs; i++) {
+        unsigned b = pv_conf_method_bit(nd->args[i]);
+        if (!b)
+            return pv_conf_error(cx, &nd->src, "invalid method \"%s\"", ARG(nd, i));
+        mask |= b;
+    }
+    if (mask & 1u)
+        mask |= 2u;
+    pv_location_t *l = pv_arena_calloc(cx->a, sizeof(*l));
+    l->match = p->match;
+    l->name = p->name;
+    l->re = p->re;
+    l->rx = p->rx;
+    l->src = nd->src;
+    l->parent = p;
+    pv_conf_loc_init(&l->conf);
+    pv_http_conf_t *h = cx->http;
+    *(pv_location_t **)pv_conf_push(cx->a, &h->iflocs, &h->niflocs, sizeof(l)) = l;
+    p->lmt = l;
+    p->lmt_methods = mask;
+    pv_loc_conf_t *saved_lc = cx->lc;
+    cx->loc = l;
+    cx->lc = &l->conf;
+    int rc = pv_conf_walk(cx, nd->child, PV_CTX_LMT);
+    cx->loc = p;
+    cx->lc = saved_lc;
+    return rc;
+}
+
 static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
                              const pv_conf_node_t *nd, void *base)
 {
@@ -754,6 +805,7 @@ static const pv_conf_cmd_t http_cmds[] = {
     {"location", PV_CTX_SERVER | PV_CTX_LOCATION, PV_ARGS_BLOCK | PV_ARGS_TAKE12, set_location_cb,
      NONE, NULL},
     {"internal", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_internal_cb, NONE, NULL},
+    {"limit_except", PV_CTX_LOCATION, PV_ARGS_BLOCK | PV_ARGS_1MORE, set_limit_except_cb, NONE, NULL},
     {"http2", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, set_flag_cb, SRV(http2), NULL},
     {"http2_max_concurrent_streams", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_num_cb,
      SRV(http2_max_concurrent_streams), NULL},
@@ -792,7 +844,7 @@ static const pv_conf_cmd_t proxy_cmds[] = {
      LOC(proxy_next_upstream_timeout), NULL},
     {"proxy_pass_request_body", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
      LOC(proxy_pass_request_body), NULL},
-    {"proxy_pass", PV_CTX_LOCATION | PV_CTX_LIF, PV_ARGS_TAKE1, set_proxy_pass_cb, NONE, NULL},
+    {"proxy_pass", PV_CTX_LOCATION | PV_CTX_LIF | PV_CTX_LMT, PV_ARGS_TAKE1, set_proxy_pass_cb, NONE, NULL},
 };
 
 /* upstream blocks: the keepalive pool's limits (the rest: upstream_conf.c) */
@@ -806,7 +858,7 @@ static const pv_conf_cmd_t upstream_cmds[] = {
 
 /* access_log and log_format */
 static const pv_conf_cmd_t log_cmds[] = {
-    {"access_log", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_1MORE, set_access_log_cb, NONE, NULL},
+    {"access_log", PV_CTX_ANY_LOC | PV_CTX_LIF | PV_CTX_LMT, PV_ARGS_1MORE, set_access_log_cb, NONE, NULL},
     {"log_format", PV_CTX_HTTP, PV_ARGS_2MORE, set_log_format_cb, NONE, NULL},
 };
 

@@ -1,12 +1,14 @@
 /* Directives of the preaccess and access phases: rate limits
  * (limit_req_zone, limit_req, limit_conn_zone, limit_conn and their
  * status, log level and dry-run switches), authentication (auth_request,
- * auth_request_set, auth_basic, auth_jwt, API keys) and satisfy. The
+ * auth_request_set, auth_basic, auth_jwt, API keys), allow/deny and
+ * satisfy. The
  * syntax is NGINX's (NGINX Plus's for auth_jwt); key files are loaded at
  * config load, and zones outlive a reload when their name, size and rate
  * stay the same. */
 #include "conf_int.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +270,56 @@ static int satisfy_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
     return PV_OK;
 }
 
+/* ---- allow / deny --------------------------------------------------------- */
+
+/* `allow|deny ADDRESS[/BITS] | unix: | all`, NGINX's ngx_ptocidr: a
+ * network with host bits set is used masked, with NGINX's warning. */
+static int rule_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    const char *a = ARG(nd, 1);
+    pv_access_rule_t *r = pv_conf_push(cx->a, &p->rules, &p->nrules, sizeof(*r));
+    r->deny = cmd->data != NULL;
+    if (strcmp(a, "all") == 0) {
+        r->kind = PV_RULE_ALL;
+        return PV_OK;
+    }
+    if (strcmp(a, "unix:") == 0) {
+        r->kind = PV_RULE_UNIX;
+        return PV_OK;
+    }
+    char host[64];
+    const char *slash = strchr(a, '/');
+    size_t hl = slash ? (size_t)(slash - a) : strlen(a);
+    if (hl >= sizeof(host))
+        return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+    memcpy(host, a, hl);
+    host[hl] = '\0';
+    int v6 = strchr(host, ':') != NULL;
+    r->kind = v6 ? PV_RULE_V6 : PV_RULE_V4;
+    int len = v6 ? 16 : 4;
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host, r->addr) != 1)
+        return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+    int64_t bits = len * 8;
+    if (slash) {
+        bits = pv_conf_parse_num((pv_str_t){slash + 1, strlen(slash + 1)});
+        if (bits < 0 || bits > len * 8)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+    }
+    int masked = 0;
+    for (int i = 0; i < len; i++) {
+        int b = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? (int)bits - 8 * i : 0;
+        r->mask[i] = (uint8_t)(b ? 0xff << (8 - b) : 0);
+        if (r->addr[i] & ~r->mask[i])
+            masked = 1;
+        r->addr[i] &= r->mask[i];
+    }
+    if (masked)
+        pv_log(PV_LOG_WARN, "low address bits of %s are meaningless in %s:%d", a, nd->src.file, nd->src.line);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
 /* ---- authentication ----------------------------------------------------- */
 
 static int auth_request_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -430,12 +482,14 @@ static const pv_conf_cmd_t policy_cmds[] = {
     {"limit_conn_dry_run", PV_CTX_ANY_LOC, PV_ARGS_FLAG, onoff_cb, POL(limit_conn_dry_run), NULL},
     {"limit_req_headers", PV_CTX_ANY_LOC, PV_ARGS_FLAG, onoff_cb, POL(limit_req_headers), NULL},
     {"satisfy", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, satisfy_cb, PV_BASE_NONE, 0, NULL},
+    {"allow", PV_CTX_ANY_LOC | PV_CTX_LMT, PV_ARGS_TAKE1, rule_cb, PV_BASE_NONE, 0, NULL},
+    {"deny", PV_CTX_ANY_LOC | PV_CTX_LMT, PV_ARGS_TAKE1, rule_cb, PV_BASE_NONE, 0, "deny"},
     {"auth_request", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, auth_request_cb, PV_BASE_NONE, 0, NULL},
     {"auth_request_set", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, auth_request_set_cb, PV_BASE_NONE, 0, NULL},
-    {"auth_basic", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, realm_cb, PV_BASE_NONE, 0, NULL},
-    {"auth_basic_user_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 0, NULL},
-    {"auth_jwt", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, realm_cb, PV_BASE_NONE, 0, "jwt"},
-    {"auth_jwt_key_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 1, NULL},
+    {"auth_basic", PV_CTX_ANY_LOC | PV_CTX_LMT, PV_ARGS_TAKE1, realm_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_basic_user_file", PV_CTX_ANY_LOC | PV_CTX_LMT, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_jwt", PV_CTX_ANY_LOC | PV_CTX_LMT, PV_ARGS_TAKE12, realm_cb, PV_BASE_NONE, 0, "jwt"},
+    {"auth_jwt_key_file", PV_CTX_ANY_LOC | PV_CTX_LMT, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 1, NULL},
     {"auth_jwt_leeway", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, jwt_leeway_cb, PV_BASE_NONE, 0, NULL},
     {"auth_jwt_require", PV_CTX_ANY_LOC, PV_ARGS_1MORE, jwt_require_cb, PV_BASE_NONE, 0, NULL},
     {"auth_api_key_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, key_file_cb, PV_BASE_NONE, 2, NULL},
@@ -506,6 +560,10 @@ void pv_conf_policy_merge(pv_policy_conf_t *c, const pv_policy_conf_t *p)
         c->lconn = p->lconn;
         c->lconn_zone = p->lconn_zone;
         c->nlconn = p->nlconn;
+    }
+    if (!c->nrules) {
+        c->rules = p->rules;
+        c->nrules = p->nrules;
     }
     if (!c->auth_request)
         c->auth_request = p->auth_request;

@@ -2,6 +2,7 @@
 #include "phases.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <llhttp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -540,20 +541,66 @@ static void refuse_auth(pv_hreq_t *hr)
     refuse(hr, a->code ? a->code : 403);
 }
 
+/* allow / deny, first matching rule wins (ngx_http_access_module): 0
+ * allowed, -1 denied, 1 no rule matched (the module declines). An
+ * IPv4-mapped IPv6 client is checked against the IPv4 rules, as NGINX
+ * does. */
+static int check_rules(pv_hreq_t *hr)
+{
+    const pv_policy_conf_t *p = policy(hr);
+    const struct sockaddr *sa = hr->r.peer;
+    const uint8_t *ip = NULL;
+    int kind = PV_RULE_UNIX;
+    if (sa && sa->sa_family == AF_INET) {
+        ip = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        kind = PV_RULE_V4;
+    } else if (sa && sa->sa_family == AF_INET6) {
+        ip = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        kind = PV_RULE_V6;
+        if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)ip)) {
+            ip += 12;
+            kind = PV_RULE_V4;
+        }
+    }
+    for (int i = 0; i < p->nrules; i++) {
+        const pv_access_rule_t *r = &p->rules[i];
+        if (r->kind != PV_RULE_ALL && r->kind != kind)
+            continue;
+        int n = kind == PV_RULE_V4 ? 4 : kind == PV_RULE_V6 ? 16 : 0, k = 0;
+        while (r->kind != PV_RULE_ALL && k < n && (ip[k] & r->mask[k]) == r->addr[k])
+            k++;
+        if (r->kind != PV_RULE_ALL && k < n)
+            continue;
+        if (!r->deny)
+            return 0;
+        if (p->satisfy == PV_SATISFY_ALL) {
+            char ctx[1024];
+            log_context(hr, ctx, sizeof(ctx));
+            pv_log(PV_LOG_ERR, "access forbidden by rule%s", ctx);
+        }
+        return auth_fail(hr, 403, NULL);
+    }
+    return 1;
+}
+
 /* The synchronous checks. Returns -1 when the request was answered, 1 when
  * access is granted already (satisfy any), 0 to go on. */
 static int auth_step(pv_hreq_t *hr)
 {
     const pv_policy_conf_t *p = policy(hr);
     int any = p->satisfy == PV_SATISFY_ANY;
-    int (*const checks[])(pv_hreq_t *) = {check_basic, check_api_key, check_jwt};
-    const int on[] = {p->auth_basic != NULL, p->api_keys != NULL, p->auth_jwt != NULL};
+    /* NGINX's order in the access phase: the access module first */
+    int (*const checks[])(pv_hreq_t *) = {check_rules, check_basic, check_api_key, check_jwt};
+    const int on[] = {p->nrules > 0, p->auth_basic != NULL, p->api_keys != NULL, p->auth_jwt != NULL};
     int ran = 0;
     for (size_t i = 0; i < PV_NELEM(checks); i++) {
         if (!on[i])
             continue;
+        int rc = checks[i](hr);
+        if (rc > 0)
+            continue; /* declined: no rule matched */
         ran++;
-        if (checks[i](hr) == 0) {
+        if (rc == 0) {
             if (any) {
                 hr->acc.passed = 1;
                 return 1;
@@ -707,7 +754,7 @@ static void resume(pv_hreq_t *hr)
 static int access_handler(pv_hreq_t *hr)
 {
     const pv_policy_conf_t *p = policy(hr);
-    if (!p->nlreq && !p->nlconn && !p->auth_basic && !p->auth_jwt && !p->api_keys &&
+    if (!p->nlreq && !p->nlconn && !p->auth_basic && !p->auth_jwt && !p->api_keys && !p->nrules &&
         !(p->auth_request && *p->auth_request))
         return PV_PHASE_NEXT;
     hr->acc.active = 1;

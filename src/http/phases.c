@@ -183,6 +183,9 @@ static int find_config(pv_hreq_t *hr)
         pv_resp_local(hr, 404, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
+    /* limit_except: the other methods run under its block's configuration */
+    if (loc->lmt && !(pv_conf_method_bit(r->method) & loc->lmt_methods))
+        r->loc = loc->lmt;
     return PV_PHASE_NEXT;
 }
 
