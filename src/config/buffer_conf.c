@@ -169,6 +169,10 @@ void pv_conf_buffer_init(pv_loc_conf_t *lc)
     lc->tcp_nodelay = PV_UNSET;
     lc->reset_timedout_connection = PV_UNSET;
     lc->chunked_transfer_encoding = PV_UNSET;
+    lc->proxy_request_buffering = PV_UNSET;
+    lc->client_body_buffer_size = PV_UNSET;
+    lc->client_body_in_file_only = PV_UNSET;
+    lc->client_body_in_single_buffer = PV_UNSET;
 }
 
 void pv_conf_buffer_init_srv(pv_server_t *s)
@@ -197,6 +201,14 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
         c->reset_timedout_connection = p ? p->reset_timedout_connection : 0;
     if (c->chunked_transfer_encoding == PV_UNSET)
         c->chunked_transfer_encoding = p ? p->chunked_transfer_encoding : 1;
+    if (c->proxy_request_buffering == PV_UNSET)
+        c->proxy_request_buffering = p ? p->proxy_request_buffering : 1;
+    if (c->client_body_buffer_size == PV_UNSET)
+        c->client_body_buffer_size = p ? p->client_body_buffer_size : 8192;
+    if (c->client_body_in_file_only == PV_UNSET)
+        c->client_body_in_file_only = p ? p->client_body_in_file_only : PV_BODY_FILE_OFF;
+    if (c->client_body_in_single_buffer == PV_UNSET)
+        c->client_body_in_single_buffer = p ? p->client_body_in_single_buffer : 0;
 }
 
 void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs)
@@ -205,6 +217,32 @@ void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs)
         s->underscores_in_headers = hs->underscores_in_headers != PV_UNSET ? hs->underscores_in_headers : 0;
     if (s->ignore_invalid_headers == PV_UNSET)
         s->ignore_invalid_headers = hs->ignore_invalid_headers != PV_UNSET ? hs->ignore_invalid_headers : 1;
+}
+
+static int size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int64_t *f = (int64_t *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_size(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    return PV_OK;
+}
+
+static int file_only_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    static const char *const names[] = {"off", "on", "clean"};
+    int *f = &cx->lc->client_body_in_file_only;
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(ARG(nd, 1), names[i]) == 0) {
+            *f = i;
+            return PV_OK;
+        }
+    }
+    return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, 1));
 }
 
 /* ---- the table ---- */
@@ -226,6 +264,11 @@ static const pv_conf_cmd_t buffer_cmds[] = {
      LOCF(reset_timedout_connection), NULL},
     {"chunked_transfer_encoding", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb,
      LOCF(chunked_transfer_encoding), NULL},
+    {"proxy_request_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_request_buffering), NULL},
+    {"client_body_buffer_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(client_body_buffer_size), NULL},
+    {"client_body_in_file_only", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, file_only_cb, PV_BASE_NONE, 0, NULL},
+    {"client_body_in_single_buffer", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb,
+     LOCF(client_body_in_single_buffer), NULL},
     {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
      SRVF(underscores_in_headers), NULL},
     {"ignore_invalid_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,

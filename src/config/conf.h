@@ -414,6 +414,9 @@ typedef struct pv_temp_path_s {
     pv_conf_src_t src;
 } pv_temp_path_t;
 
+/* client_body_in_file_only */
+enum { PV_BODY_FILE_OFF = 0, PV_BODY_FILE_ON, PV_BODY_FILE_CLEAN };
+
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
@@ -496,6 +499,10 @@ typedef struct pv_loc_conf_s {
     int tcp_nodelay;               /* default on: TCP_NODELAY on the client connection */
     int reset_timedout_connection; /* default off: a timed-out client is reset (RST), not closed */
     int chunked_transfer_encoding; /* default on: off ends an HTTP/1.1 body of unknown length by closing */
+    int proxy_request_buffering;   /* default on: the whole body is read before the upstream is asked */
+    int64_t client_body_buffer_size; /* default 8k (NGINX's two pages on x86-64): memory for a body read whole */
+    int client_body_in_file_only;  /* PV_BODY_FILE_*; default off */
+    int client_body_in_single_buffer; /* default off; a body in memory is always one buffer here */
     /* rewrite module */
     int rewrite_log;               /* rewrite_log; default off */
     int uninitialized_variable_warn; /* default on */

@@ -6,6 +6,7 @@
 
 #include "../core/cache.h"
 #include "../core/log.h"
+#include "reqbody.h"
 #include "server.h"
 
 static pv_buf_t *body_buf(const pv_hreq_t *hr)
@@ -19,9 +20,12 @@ static size_t h1_buffered(const pv_hreq_t *hr)
     return b ? b->last - b->pos : 0;
 }
 
+/* Once the body was read whole (reqbody.c), the calls read the copy. */
+#define WHOLE(hr) ((hr)->rb && (hr)->rb->complete)
+
 int pv_body_done(const pv_hreq_t *hr)
 {
-    return hr->body_done;
+    return WHOLE(hr) ? pv_reqbody_done(hr) : hr->body_done;
 }
 
 int pv_body_error(const pv_hreq_t *hr)
@@ -225,17 +229,17 @@ const pv_body_ops_t pv_h1_body = {
 
 int pv_body_take(pv_hreq_t *hr, pv_str_t *spans, int max)
 {
-    return hr->proto->body->take(hr, spans, max);
+    return WHOLE(hr) ? pv_reqbody_take(hr, spans, max) : hr->proto->body->take(hr, spans, max);
 }
 
 size_t pv_body_buffered(const pv_hreq_t *hr)
 {
-    return hr->proto->body->buffered(hr);
+    return WHOLE(hr) ? pv_reqbody_buffered(hr) : hr->proto->body->buffered(hr);
 }
 
 int pv_body_read(pv_hreq_t *hr)
 {
-    return hr->proto->body->read(hr);
+    return WHOLE(hr) ? pv_reqbody_next(hr) : hr->proto->body->read(hr);
 }
 
 int pv_body_preread(pv_hreq_t *hr, size_t limit)
@@ -245,12 +249,16 @@ int pv_body_preread(pv_hreq_t *hr, size_t limit)
 
 int pv_body_rewind(pv_hreq_t *hr)
 {
+    if (WHOLE(hr)) {
+        pv_reqbody_rewind(hr);
+        return 0;
+    }
     return hr->proto->body->rewind(hr);
 }
 
 int pv_body_rewindable(const pv_hreq_t *hr)
 {
-    return hr->proto->body->rewindable(hr);
+    return WHOLE(hr) ? 1 : hr->proto->body->rewindable(hr);
 }
 
 void pv_body_discard_buffered(pv_hreq_t *hr)

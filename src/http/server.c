@@ -22,6 +22,7 @@
 #include "redirect.h"
 #include "h2.h"
 #include "headers.h"
+#include "reqbody.h"
 #include "reqhead.h"
 #include "response.h"
 #include "router.h"
@@ -140,6 +141,8 @@ void pv_server_req_free(pv_hreq_t *hr)
     if (hr->handler && hr->handler->cleanup)
         hr->handler->cleanup(hr);
     pv_compress_free(hr);
+    if (hr->rb)
+        pv_reqbody_free(hr);
     pv_access_end(hr);
     pv_arena_reset(&hr->arena);
     pv_worker_gen_release(hr->w, hr->gen);

@@ -83,6 +83,7 @@ typedef struct pv_hreq_s {
     uint16_t body_error;          /* 400 or 413 once the body is found broken */
     uint8_t body_released;        /* body bytes were dropped from the buffers: no rewind */
     uint8_t body_held;            /* a handler took charge of the body (pv_body_hold) */
+    struct pv_reqbody_s *rb;      /* the body read whole (reqbody.h); NULL while it streams */
     /* response to the client */
     pv_buf_t *out;                /* response head (or whole local response) */
     pv_outq_t cq;                 /* bytes queued to the client */

@@ -431,6 +431,24 @@ static int request_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t
     return PV_VAL_FOUND;
 }
 
+/* $request_body: the body when it was read whole into memory (a body
+ * sent on as it streams, or kept in a file, has none, as in NGINX). */
+static int request_body_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    if (!r->request_body.p)
+        return PV_VAL_MISSING;
+    *v = r->request_body;
+    return PV_VAL_FOUND;
+}
+
+static int request_body_file_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    if (!r->request_body_file)
+        return PV_VAL_MISSING;
+    *v = (pv_str_t){r->request_body_file, strlen(r->request_body_file)};
+    return PV_VAL_FOUND;
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 const pv_var_t pv_vars_request[] = {
@@ -463,5 +481,7 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("server_protocol", server_protocol_cb, 0),
     PV_VAR("request_length", request_length_cb, 0),
     PV_VAR("request_id", request_id_cb, 0),
+    PV_VAR("request_body", request_body_cb, 0),
+    PV_VAR("request_body_file", request_body_file_cb, 0),
     PV_VAR_END,
 };

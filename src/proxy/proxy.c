@@ -13,6 +13,7 @@
 #include "../http/headers.h"
 #include "../http/phases.h"
 #include "../http/redirect.h"
+#include "../http/reqbody.h"
 #include "../http/server.h"
 #include "../http/vars.h"
 #include "../http/uvars.h"
@@ -37,6 +38,7 @@ static void client_proceed(pv_hreq_t *hr);
 static void client_readable(pv_hreq_t *hr);
 static void client_abort(pv_hreq_t *hr);
 static void client_cleanup(pv_hreq_t *hr);
+static void buffer_body(pv_proxy_t *px);
 
 /* The proxy as the handler producing a client's response. */
 static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_readable, client_abort,
@@ -248,6 +250,43 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
     start_upstream(px);
 }
 
+/* The upstream head, once the body's framing is known: its length when
+ * it was read whole or has a Content-Length, else chunked (HTTP/1.1).
+ * 0, or -1 after answering. */
+static int prepare_head(pv_proxy_t *px, int send_body)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *r = px->r;
+    pv_location_t *loc = px->loc;
+    int64_t blen = 0;
+    if (hr->rb && send_body) {
+        /* read whole: sent with its length, whatever the client framed */
+        px->up_frame = PV_FRAME_LENGTH;
+        blen = (int64_t)pv_reqbody_len(hr);
+    } else if (loc->conf.proxy_set_body) {
+        /* the head carries the body proxy_set_body makes */
+        px->up_frame = PV_FRAME_NONE;
+    } else if (loc->conf.proxy_pass_request_body && !(r->flags & PV_REQ_F_BODY_DROPPED) &&
+               (r->flags & PV_REQ_F_HAS_CL) && r->content_length == 0) {
+        /* "Content-Length: 0" is passed on, as NGINX does */
+        px->up_frame = PV_FRAME_LENGTH;
+    } else if (!send_body) {
+        px->up_frame = PV_FRAME_NONE;
+    } else if (r->content_length >= 0) {
+        px->up_frame = PV_FRAME_LENGTH;
+        blen = r->content_length;
+    } else {
+        px->up_frame = PV_FRAME_CHUNKED; /* HTTP/1.1: an HTTP/1.0 upstream's body is read whole */
+    }
+    ssize_t n = build_head(px, r, loc, px->up_frame, blen, 256 * 1024);
+    if (n < 0) {
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return -1;
+    }
+    px->hbuf->last = (uint32_t)n;
+    return 0;
+}
+
 static void proxy_start(pv_hreq_t *hr)
 {
     pv_proxy_t *px = px_get(hr);
@@ -267,43 +306,16 @@ static void proxy_start(pv_hreq_t *hr)
     px->start_ns = pv_now_ns();
     r->proxy_host = loc->proxy_pass->proxy_host;
 
-    int64_t blen = 0;
     int has_body = !pv_body_done(hr);
     /* after error_page's redirect the body is not passed on, as NGINX
-     * discards it */
+     * discards it; proxy_set_body replaces it */
     int pass_body = loc->conf.proxy_pass_request_body && !(r->flags & PV_REQ_F_BODY_DROPPED);
-    if (loc->conf.proxy_set_body) {
-        /* the head carries the body proxy_set_body makes */
-        px->up_frame = PV_FRAME_NONE;
-    } else if (pass_body && (r->flags & PV_REQ_F_HAS_CL) && r->content_length == 0) {
-        /* "Content-Length: 0" is passed on, as NGINX does */
-        px->up_frame = PV_FRAME_LENGTH;
-    } else if (!pass_body || !has_body) {
-        px->up_frame = PV_FRAME_NONE;
-    } else if (r->content_length >= 0) {
-        px->up_frame = PV_FRAME_LENGTH;
-        blen = r->content_length;
-    } else if (loc->conf.proxy_http_version == 11) {
-        px->up_frame = PV_FRAME_CHUNKED;
-    } else {
-        /* an HTTP/1.0 upstream cannot take a body of unknown length, and
-         * buffering it whole would break the memory bound */
-        r->flags &= ~PV_REQ_F_KEEPALIVE;
-        pv_resp_local(hr, 411, NULL, (pv_str_t){NULL, 0});
-        return;
-    }
+    int send_body = pass_body && has_body && !loc->conf.proxy_set_body;
     if ((!pass_body || loc->conf.proxy_set_body) && has_body) {
         /* the body is not sent; the connection cannot be reused after it */
         r->flags &= ~PV_REQ_F_KEEPALIVE;
     }
-
     pv_body_hold(hr);
-    ssize_t n = build_head(px, r, loc, px->up_frame, blen, 256 * 1024);
-    if (n < 0) {
-        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
-        return;
-    }
-    px->hbuf->last = (uint32_t)n;
     px->upstream_keep = (uint8_t)request_keeps_connection(loc);
     hr->handling = 1;
 
@@ -313,6 +325,17 @@ static void proxy_start(pv_hreq_t *hr)
         if (pv_resp_continue(hr) == PV_ERR)
             return;
     }
+    /* NGINX reads the whole body before asking an upstream unless
+     * proxy_request_buffering is off, and always when a body of unknown
+     * length goes to an HTTP/1.0 upstream */
+    if (send_body && !(r->flags & PV_REQ_F_UPGRADE) &&
+        (loc->conf.proxy_request_buffering || (r->content_length < 0 && loc->conf.proxy_http_version != 11))) {
+        px->buffering = 2;
+        buffer_body(px);
+        return;
+    }
+    if (prepare_head(px, send_body) < 0)
+        return;
     if (px->up_frame == PV_FRAME_LENGTH) {
         int rc = pv_body_preread(hr, PV_PROXY_BUFFER_BODY);
         if (rc == PV_ERR) {
@@ -327,18 +350,33 @@ static void proxy_start(pv_hreq_t *hr)
     start_upstream(px);
 }
 
-/* More of a small body arrived; ask the upstream once it is all here. */
+/* More of the body arrived: a small one read whole (1), or any read whole
+ * into memory or a temp file (2, proxy_request_buffering); ask the
+ * upstream once it is all here. */
 static void buffer_body(pv_proxy_t *px)
 {
-    int rc = pv_body_preread(px->hr, PV_PROXY_BUFFER_BODY);
+    pv_hreq_t *hr = px->hr;
+    int rc, status = 0;
+    if (px->buffering == 2)
+        rc = pv_reqbody_read(hr, &status);
+    else
+        rc = pv_body_preread(hr, PV_PROXY_BUFFER_BODY);
     if (rc == PV_ERR) {
-        pv_resp_abort(px->hr);
+        if (status) {
+            /* a broken or too large body (400, 413), a temp file failure (500) */
+            hr->handling = 0;
+            pv_resp_error(hr, status);
+        } else {
+            pv_resp_abort(hr);
+        }
         return;
     }
-    if (rc == PV_OK) {
-        px->buffering = 0;
-        start_upstream(px);
-    }
+    if (rc != PV_OK)
+        return;
+    if (px->buffering == 2 && prepare_head(px, 1) < 0)
+        return;
+    px->buffering = 0;
+    start_upstream(px);
 }
 
 /* Pick a server and a connection, queue the request and start writing. */

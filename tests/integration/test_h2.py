@@ -42,6 +42,10 @@ http {
         location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location = /ret { return 200 "returned $server_protocol $host\\n"; }
         location /small/ { client_max_body_size 1k; proxy_pass http://pool; }
+        location /nobuf/ {
+            proxy_request_buffering off;
+            proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection "";
+        }
     }
     server {
         listen 127.0.0.1:@MIXED@;
@@ -315,11 +319,18 @@ def test_request_body_with_length(h2gw):
     assert req.body == body
 
 
-def test_request_body_without_length_goes_chunked(h2gw):
+def test_request_body_without_length_read_whole(h2gw):
+    """NGINX's default (proxy_request_buffering on): the body is read whole
+    and sent with its length; with buffering off it goes chunked."""
     gw, up, ports = h2gw
     body = b"x" * 100000
     c = H2Client(ports["GW"])
     sid = c.request("/nolen", method="POST", body=body)
+    assert c.pump(lambda: c.done(sid))
+    assert c.result(sid)[0] == 200
+    req = up.last()
+    assert not req.chunked and req.header("Content-Length") == "100000" and req.body == body
+    sid = c.request("/nobuf/nolen", method="POST", body=body)
     assert c.pump(lambda: c.done(sid))
     c.close()
     assert c.result(sid)[0] == 200

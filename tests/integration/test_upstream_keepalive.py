@@ -47,6 +47,7 @@ http {
         location /short_idle/ { proxy_pass http://short_idle/; }
         location /short_life/ { proxy_pass http://short_life/; }
         location /pooled/ { proxy_pass http://pooled/; }
+        location /streamed/ { proxy_request_buffering off; proxy_pass http://pooled/; }
         location /http10/ {
             proxy_http_version 1.0;
             proxy_set_header Connection close;
@@ -273,7 +274,7 @@ def test_connection_answered_before_the_body_was_written_is_not_reused(gateway, 
     try:
         gw = gateway(CONF, UP=lsock.getsockname()[1], GW=port())
         with Client(gw.port) as c:
-            c.send(b"POST /pooled/upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % body_len
+            c.send(b"POST /streamed/upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % body_len
                    + b"a" * first_part)
             # the answer's head reaches the client before the rest of the body is sent
             buf = bytearray()

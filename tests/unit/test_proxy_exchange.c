@@ -28,6 +28,7 @@ static const char conf_text[] =
     "      proxy_set_header Connection \"\";\n"
     "      proxy_set_header X-Real-IP $remote_addr;\n"
     "      proxy_set_header X-Gone \"\";\n"
+    "      proxy_request_buffering off;\n"
     "    }\n"
     "    location /old/ { proxy_pass http://old; }\n"
     "    location /ws/ {\n"
