@@ -151,6 +151,9 @@ typedef struct {
     int value;        /* stored value or bit */
 } pv_conf_enum_t;
 
+/* `NAME on|off` into *f (PV_UNSET until set): NGINX's flag setter, with its
+ * duplicate and invalid-value messages. */
+int pv_conf_flag(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *f);
 #define DUP(cx, nd) pv_conf_error((cx), &(nd)->src, "\"%s\" directive is duplicate", (nd)->args[0].p)
 #define ARG(nd, i) ((nd)->args[i].p)
 

@@ -16,10 +16,8 @@
 
 /* ---- generic typed setters ---- */
 
-static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                       void *base)
+int pv_conf_flag(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *f)
 {
-    int *f = (int *)((char *)base + cmd->offset);
     if (*f != PV_UNSET)
         return DUP(cx, nd);
     if (strcasecmp(ARG(nd, 1), "on") == 0)
@@ -31,6 +29,13 @@ static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
                              "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
                              ARG(nd, 1), ARG(nd, 0));
     return PV_OK;
+}
+
+static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                       void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    return pv_conf_flag(cx, nd, f);
 }
 
 static int set_num_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,

@@ -50,17 +50,7 @@ static int set_error_page_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const 
 static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int *f = (int *)((char *)base + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    if (strcasecmp(ARG(nd, 1), "on") == 0)
-        *f = 1;
-    else if (strcasecmp(ARG(nd, 1), "off") == 0)
-        *f = 0;
-    else
-        return pv_conf_error(cx, &nd->src,
-                             "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
-                             ARG(nd, 1), ARG(nd, 0));
-    return PV_OK;
+    return pv_conf_flag(cx, nd, f);
 }
 
 #define LOC(f) PV_BASE_LOC, offsetof(pv_loc_conf_t, f)

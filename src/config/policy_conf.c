@@ -239,18 +239,8 @@ static int log_level_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
 
 static int onoff_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    int *f = (int *)((char *)&pol(cx)->limit_req_status + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    if (strcmp(ARG(nd, 1), "on") == 0)
-        *f = 1;
-    else if (strcmp(ARG(nd, 1), "off") == 0)
-        *f = 0;
-    else
-        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
-                             ARG(nd, 1), ARG(nd, 0));
     PV_UNUSED(base);
-    return PV_OK;
+    return pv_conf_flag(cx, nd, (int *)((char *)&pol(cx)->limit_req_status + cmd->offset));
 }
 
 static int satisfy_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)

@@ -95,18 +95,7 @@ static int set_header_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
 
 static int set_recursive_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_realip_conf_t *c = rconf(base);
-    if (c->recursive != PV_UNSET)
-        return DUP(cx, nd);
-    if (strcasecmp(ARG(nd, 1), "on") == 0)
-        c->recursive = 1;
-    else if (strcasecmp(ARG(nd, 1), "off") == 0)
-        c->recursive = 0;
-    else
-        return pv_conf_error(cx, &nd->src,
-                             "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
-                             ARG(nd, 1), ARG(nd, 0));
-    return PV_OK;
+    return pv_conf_flag(cx, nd, &rconf(base)->recursive);
 }
 
 #define NONE PV_BASE_LOC, 0

@@ -405,31 +405,16 @@ static int if_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node
     return rc;
 }
 
-static int set_flag(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *f)
-{
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    if (strcasecmp(ARG(nd, 1), "on") == 0)
-        *f = 1;
-    else if (strcasecmp(ARG(nd, 1), "off") == 0)
-        *f = 0;
-    else
-        return pv_conf_error(cx, &nd->src,
-                             "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
-                             ARG(nd, 1), ARG(nd, 0));
-    return PV_OK;
-}
-
 static int rewrite_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                           void *base)
 {
-    return set_flag(cx, nd, &cx->lc->rewrite_log);
+    return pv_conf_flag(cx, nd, &cx->lc->rewrite_log);
 }
 
 static int uninit_warn_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                           void *base)
 {
-    return set_flag(cx, nd, &cx->lc->uninitialized_variable_warn);
+    return pv_conf_flag(cx, nd, &cx->lc->uninitialized_variable_warn);
 }
 
 int pv_conf_rewrite_finish(pv_conf_ctx_t *cx)
