@@ -154,6 +154,9 @@ typedef struct {
 /* `NAME on|off` into *f (PV_UNSET until set): NGINX's flag setter, with its
  * duplicate and invalid-value messages. */
 int pv_conf_flag(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *f);
+/* `NAME WORD...` OR-ed into *f (PV_UNSET counts as 0) from names, matched
+ * in any case: NGINX's bitmask setter; bits accumulate over repeats. */
+int pv_conf_bitmask(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_conf_enum_t *names, int *f);
 #define DUP(cx, nd) pv_conf_error((cx), &(nd)->src, "\"%s\" directive is duplicate", (nd)->args[0].p)
 #define ARG(nd, i) ((nd)->args[i].p)
 

@@ -102,14 +102,11 @@ static int set_enum_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, 1));
 }
 
-/* Bits accumulate over repeated directives at one level, as in NGINX. */
-static int set_bitmask_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                          void *base)
+int pv_conf_bitmask(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_conf_enum_t *names, int *f)
 {
-    int *f = (int *)((char *)base + cmd->offset);
     int v = *f == PV_UNSET ? 0 : *f;
     for (int i = 1; i < nd->nargs; i++) {
-        const pv_conf_enum_t *e = cmd->data;
+        const pv_conf_enum_t *e = names;
         while (e->name && strcasecmp(e->name, ARG(nd, i)) != 0)
             e++;
         if (!e->name)
@@ -118,6 +115,12 @@ static int set_bitmask_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_
     }
     *f = v;
     return PV_OK;
+}
+
+static int set_bitmask_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                          void *base)
+{
+    return pv_conf_bitmask(cx, nd, cmd->data, (int *)((char *)base + cmd->offset));
 }
 
 /* ---- main and events ---- */

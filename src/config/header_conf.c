@@ -203,17 +203,7 @@ static int set_ignore_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
     PV_UNUSED(cmd);
     PV_UNUSED(base);
     pv_hdr_conf_t *h = hdr(cx);
-    int v = h->ignore == PV_UNSET ? 0 : h->ignore;
-    for (int i = 1; i < nd->nargs; i++) {
-        const pv_conf_enum_t *e = ignore_names;
-        while (e->name && strcasecmp(e->name, ARG(nd, i)) != 0)
-            e++;
-        if (!e->name)
-            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, i));
-        v |= e->value;
-    }
-    h->ignore = v;
-    return PV_OK;
+    return pv_conf_bitmask(cx, nd, ignore_names, &h->ignore);
 }
 
 /* ---- proxy_redirect --------------------------------------------------------- */

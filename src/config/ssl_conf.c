@@ -66,16 +66,8 @@ static int set_protocols_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const p
     pv_ssl_conf_t *c = ssl(cx);
     if (c->protocols != PV_UNSET)
         return DUP(cx, nd);
-    int v = 0;
-    for (int i = 1; i < nd->nargs; i++) {
-        const pv_conf_enum_t *e = pv_conf_ssl_protocols;
-        while (e->name && strcmp(e->name, ARG(nd, i)) != 0)
-            e++;
-        if (!e->name)
-            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, i));
-        v |= e->value;
-    }
-    c->protocols = v;
+    if (pv_conf_bitmask(cx, nd, pv_conf_ssl_protocols, &c->protocols) != PV_OK)
+        return PV_ERR;
     c->protocols_src = nd->src;
     return PV_OK;
 }

@@ -110,17 +110,7 @@ static const pv_conf_enum_t proxied_names[] = {
 static int set_proxied_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_zip_conf_t *z = zc(base);
-    int v = z->gzip_proxied == PV_UNSET ? 0 : z->gzip_proxied;
-    for (int i = 1; i < nd->nargs; i++) {
-        const pv_conf_enum_t *e = proxied_names;
-        while (e->name && strcmp(e->name, ARG(nd, i)) != 0)
-            e++;
-        if (!e->name)
-            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, i));
-        v |= e->value;
-    }
-    z->gzip_proxied = v;
-    return PV_OK;
+    return pv_conf_bitmask(cx, nd, proxied_names, &z->gzip_proxied);
 }
 
 static int set_http_version_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
