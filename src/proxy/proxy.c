@@ -46,30 +46,6 @@ static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_reada
 
 /* ---- helpers --------------------------------------------------------------- */
 
-/* proxy_ssl_name with variables, for this request: a port it may carry
- * ($http_host, $proxy_host) is left out, as NGINX leaves it out. */
-static const char *tls_name(pv_proxy_t *px)
-{
-    char buf[256];
-    size_t n = pv_cv_eval(px->loc->proxy_pass->tls->name_cv, px->r, PV_ESCAPE_NONE, buf, sizeof(buf) - 1);
-    if (n > sizeof(buf) - 1)
-        n = 0; /* too long for a host name: none is sent */
-    const char *from = buf, *e = buf + n;
-    if (n && buf[0] == '[') {
-        const char *b = memchr(buf, ']', n);
-        from = b ? b : e;
-    }
-    const char *colon = memchr(from, ':', (size_t)(e - from));
-    if (colon)
-        n = (size_t)(colon - buf);
-    char *name = pv_arena_alloc(px->r->arena, n + 1);
-    if (!name)
-        return "";
-    memcpy(name, buf, n);
-    name[n] = '\0';
-    return name;
-}
-
 static int method_idempotent(int m)
 {
     return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE || m == HTTP_OPTIONS ||
@@ -411,7 +387,7 @@ static void start_upstream(pv_proxy_t *px)
     px->fresh = 0;
     px->reused = u != NULL;
     if (!u) {
-        u = pv_upstream_connect(w, pool, s, tls, tls && tls->name_cv ? tls_name(px) : NULL);
+        u = pv_upstream_connect(w, pool, s, tls, tls && tls->name_cv ? pv_proxy_tls_name(px) : NULL);
         if (!u) {
             upstream_failed(px, PV_UPF_CONNECT, errno, NULL);
             return;

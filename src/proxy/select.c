@@ -1,11 +1,15 @@
 /* The proxy exchange's side of server selection: its start (hash key,
  * client address, tried set, proxy_next_upstream_tries), the release of
- * the server in use with a verdict, and proxy_next_upstream_timeout. */
+ * the server in use with a verdict, proxy_next_upstream_timeout, and the
+ * TLS name a new connection to the chosen server sends. */
 #include "proxy.h"
+
+#include <string.h>
 
 #include "../core/time.h"
 #include "../http/server.h"
 #include "../http/uvars.h"
+#include "../http/vars.h"
 #include "../proc/worker.h"
 #include "../upstream/upstream.h"
 
@@ -40,4 +44,28 @@ int pv_proxy_next_timed_out(pv_proxy_t *px)
 {
     int64_t t = px->loc->conf.proxy_next_upstream_timeout;
     return t > 0 && (int64_t)((pv_now_ns() - px->start_ns) / 1000000) >= t;
+}
+
+/* proxy_ssl_name with variables, for this request: a port it may carry
+ * ($http_host, $proxy_host) is left out, as NGINX leaves it out. */
+const char *pv_proxy_tls_name(pv_proxy_t *px)
+{
+    char buf[256];
+    size_t n = pv_cv_eval(px->loc->proxy_pass->tls->name_cv, px->r, PV_ESCAPE_NONE, buf, sizeof(buf) - 1);
+    if (n > sizeof(buf) - 1)
+        n = 0; /* too long for a host name: none is sent */
+    const char *from = buf, *e = buf + n;
+    if (n && buf[0] == '[') {
+        const char *b = memchr(buf, ']', n);
+        from = b ? b : e;
+    }
+    const char *colon = memchr(from, ':', (size_t)(e - from));
+    if (colon)
+        n = (size_t)(colon - buf);
+    char *name = pv_arena_alloc(px->r->arena, n + 1);
+    if (!name)
+        return "";
+    memcpy(name, buf, n);
+    name[n] = '\0';
+    return name;
 }
