@@ -212,12 +212,7 @@ void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs)
 static int size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int64_t *f = (int64_t *)((char *)base + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    *f = pv_conf_parse_size(nd->args[1]);
-    if (*f < 0)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
-    return PV_OK;
+    return pv_conf_size(cx, nd, f);
 }
 
 static int file_only_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)

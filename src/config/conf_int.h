@@ -154,6 +154,9 @@ typedef struct {
 /* `NAME on|off` into *f (PV_UNSET until set): NGINX's flag setter, with its
  * duplicate and invalid-value messages. */
 int pv_conf_flag(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *f);
+/* `NAME SIZE` (k, m, g) and `NAME TIME` (ms) into *f, NGINX's messages. */
+int pv_conf_size(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int64_t *f);
+int pv_conf_msec(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int64_t *f);
 /* `NAME WORD...` OR-ed into *f (PV_UNSET counts as 0) from names, matched
  * in any case: NGINX's bitmask setter; bits accumulate over repeats. */
 int pv_conf_bitmask(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_conf_enum_t *names, int *f);

@@ -16,6 +16,26 @@
 
 /* ---- generic typed setters ---- */
 
+int pv_conf_size(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int64_t *f)
+{
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_size(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    return PV_OK;
+}
+
+int pv_conf_msec(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int64_t *f)
+{
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_msec(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    return PV_OK;
+}
+
 int pv_conf_flag(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *f)
 {
     if (*f != PV_UNSET)
@@ -67,24 +87,14 @@ static int set_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
                        void *base)
 {
     int64_t *f = (int64_t *)((char *)base + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    *f = pv_conf_parse_size(nd->args[1]);
-    if (*f < 0)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
-    return PV_OK;
+    return pv_conf_size(cx, nd, f);
 }
 
 static int set_msec_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                        void *base)
 {
     int64_t *f = (int64_t *)((char *)base + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    *f = pv_conf_parse_msec(nd->args[1]);
-    if (*f < 0)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
-    return PV_OK;
+    return pv_conf_msec(cx, nd, f);
 }
 
 static int set_enum_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,

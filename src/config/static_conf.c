@@ -229,23 +229,13 @@ static int int_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_nod
 static int size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int64_t *f = (int64_t *)((char *)st(cx) + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    *f = pv_conf_parse_size(nd->args[1]);
-    if (*f < 0)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
-    return PV_OK;
+    return pv_conf_size(cx, nd, f);
 }
 
 static int msec_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int64_t *f = (int64_t *)((char *)st(cx) + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    *f = pv_conf_parse_msec(nd->args[1]);
-    if (*f < 0)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
-    return PV_OK;
+    return pv_conf_msec(cx, nd, f);
 }
 
 /* directio SIZE | off */

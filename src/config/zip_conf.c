@@ -57,12 +57,7 @@ static int set_level_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
 static int set_length_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int64_t *f = (int64_t *)((char *)zc(base) + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    *f = pv_conf_parse_size(nd->args[1]);
-    if (*f < 0)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
-    return PV_OK;
+    return pv_conf_size(cx, nd, f);
 }
 
 /* gzip_types / brotli_types: repeated directives at one level add to the
