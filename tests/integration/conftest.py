@@ -337,19 +337,57 @@ def nginx_conf(gateway_conf, prefix):
             pre.append(line)
     if "events" not in main:
         pre.append("events {}")
-    inside = []
-    for name in ("client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path",
-                 "uwsgi_temp_path", "scgi_temp_path"):
-        if name not in http_level:
-            inside.append("%s %s/%s;" % (name, prefix, name.split("_temp")[0]))
+    inside = _temp_paths(http_level, prefix)
     if "access_log" not in http_level:
         inside.append("access_log /dev/stdout;")
-    text = gateway_conf
+    return "# test prelude\n" + "\n".join(pre) + "\n" + _into_http(gateway_conf, ds, inside)
+
+
+def _temp_paths(http_level, prefix):
+    """Temp path lines under prefix for those http{} does not set: NGINX
+    creates its compiled-in ones (/var/lib/nginx/...) even under -t, which
+    an ordinary user cannot."""
+    return ["%s %s/%s;" % (name, prefix, name.split("_temp")[0])
+            for name in ("client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path",
+                         "uwsgi_temp_path", "scgi_temp_path")
+            if name not in http_level]
+
+
+def _into_http(text, ds, lines):
+    """text with lines put just inside its http{} block, on the same line as
+    the brace, so line numbers in messages stay those of text."""
     http = [d for d in ds if d[0] == () and d[1] == "http" and d[3] is not None]
-    if http:
-        at = http[0][3]
-        text = text[:at] + " " + " ".join(inside) + text[at:]
-    return "# test prelude\n" + "\n".join(pre) + "\n" + text
+    if not http or not lines:
+        return text
+    at = http[0][3]
+    return text[:at] + " " + " ".join(lines) + text[at:]
+
+
+def check_conf(path, prefix):
+    """`-t` on the config file at path, by portvakt and, when present, by
+    NGINX (with -p prefix); {name: (exit code, output)}. NGINX gets the same
+    text plus what an ordinary user needs for -t (temp paths under prefix,
+    an access log it can open), at the same line numbers, and its output
+    names the original file."""
+    path, prefix = str(path), str(prefix)
+    out = {}
+    p = subprocess.run([PORTVAKT, "-t", "-c", path], capture_output=True, timeout=10)
+    out["portvakt"] = (p.returncode, (p.stdout + p.stderr).decode())
+    if os.access(NGINX, os.X_OK):
+        with open(path) as f:
+            text = f.read()
+        ds = _directives(text)
+        http_level = {d[1] for d in ds if d[0] == ("http",)}
+        copy_path = path + ".nginx"
+        inside = _temp_paths(http_level, prefix)
+        if "access_log" not in http_level:
+            inside.append("access_log /dev/null;")
+        with open(copy_path, "w") as f:
+            f.write(_into_http(text, ds, inside))
+        p = subprocess.run([NGINX, "-t", "-p", prefix, "-e", "stderr", "-c", copy_path],
+                           capture_output=True, timeout=10)
+        out["nginx"] = (p.returncode, (p.stdout + p.stderr).decode().replace(copy_path, path))
+    return out
 
 
 class Nginx(_Server):

@@ -6,27 +6,19 @@ compared with NGINX where it has them."""
 import os
 import socket
 import stat
-import subprocess
 import time
 
 import pytest
 
-from conftest import NGINX, PORTVAKT, Client, http
+from conftest import check_conf, NGINX, Client, http
 
 
 def check(tmp_path, http_body, main=""):
     """`-t` on a config with http_body inside http{}; (rc, output) for
     portvakt and, when present, NGINX on the same text."""
-    out = {}
     path = tmp_path / "t.conf"
     path.write_text("%s\nevents {}\npid %s/n.pid;\nhttp {\n%s\n}\n" % (main, tmp_path, http_body))
-    p = subprocess.run([PORTVAKT, "-t", "-c", str(path)], capture_output=True, timeout=10)
-    out["portvakt"] = (p.returncode, (p.stdout + p.stderr).decode())
-    if os.access(NGINX, os.X_OK):
-        p = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-e", "stderr", "-c", str(path)],
-                           capture_output=True, timeout=10)
-        out["nginx"] = (p.returncode, (p.stdout + p.stderr).decode())
-    return out
+    return check_conf(path, tmp_path)
 
 
 @pytest.mark.parametrize("body,words", [

@@ -3,12 +3,11 @@ client_body_buffer_size, client_body_temp_path, client_body_in_file_only,
 $request_body and $request_body_file, each compared with NGINX."""
 
 import os
-import subprocess
 import time
 
 import pytest
 
-from conftest import NGINX, PORTVAKT, Client, wait_for
+from conftest import check_conf, NGINX, Client, wait_for
 
 CONF = """
 http {
@@ -177,14 +176,7 @@ def test_too_large_chunked_body_is_413(gw):
 def check(tmp_path, body):
     path = tmp_path / "t.conf"
     path.write_text("events {}\npid %s/n.pid;\nhttp {\n%s\n}\n" % (tmp_path, body))
-    out = {}
-    p = subprocess.run([PORTVAKT, "-t", "-c", str(path)], capture_output=True, timeout=10)
-    out["portvakt"] = (p.returncode, (p.stdout + p.stderr).decode())
-    if os.access(NGINX, os.X_OK):
-        p = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-e", "stderr", "-c", str(path)],
-                           capture_output=True, timeout=10)
-        out["nginx"] = (p.returncode, (p.stdout + p.stderr).decode())
-    return out
+    return check_conf(path, tmp_path)
 
 
 @pytest.mark.parametrize("body,words", [
