@@ -57,11 +57,31 @@ int pv_net_connect(const struct sockaddr *addr, socklen_t len)
     return fd;
 }
 
+/* Dotted quad without inet_ntop(), which goes through printf: this runs
+ * for every request. out must hold INET_ADDRSTRLEN bytes. */
+static void ipv4_text(const struct in_addr *a, char *out)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+    char *p = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+}
+
 uint16_t pv_net_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
 {
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s->sin_addr, out, (socklen_t)outlen);
+        if (outlen >= INET_ADDRSTRLEN)
+            ipv4_text(&s->sin_addr, out);
+        else
+            inet_ntop(AF_INET, &s->sin_addr, out, (socklen_t)outlen);
         return ntohs(s->sin_port);
     }
     if (sa->sa_family == AF_INET6) {

@@ -11,12 +11,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../../src/core/buf.h"
 #include "../../src/core/cache.h"
 #include "../../src/core/loop.h"
+#include "../../src/core/net.h"
 #include "../../src/core/outq.h"
 #include "../../src/core/xprt.h"
 
@@ -238,6 +240,27 @@ static void test_cache_bound_and_decay(void **state)
     assert_int_equal(pv_cache_held(), 0);
 }
 
+/* The hand-written dotted quad matches inet_ntop() for every octet width. */
+static void test_addr_text(void **state)
+{
+    (void)state;
+    static const char *addrs[] = {"0.0.0.0", "127.0.0.1", "10.20.30.40", "255.255.255.255", "1.99.100.9",
+                                  "192.168.0.254"};
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(8080)};
+        assert_int_equal(inet_pton(AF_INET, addrs[i], &sin.sin_addr), 1);
+        char out[INET6_ADDRSTRLEN];
+        memset(out, 'x', sizeof(out));
+        assert_int_equal(pv_net_addr_text((struct sockaddr *)&sin, out, sizeof(out)), 8080);
+        assert_string_equal(out, addrs[i]);
+    }
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(1)};
+    assert_int_equal(inet_pton(AF_INET6, "::1", &sin6.sin6_addr), 1);
+    char out6[INET6_ADDRSTRLEN];
+    assert_int_equal(pv_net_addr_text((struct sockaddr *)&sin6, out6, sizeof(out6)), 1);
+    assert_string_equal(out6, "::1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_buffers),
         cmocka_unit_test(test_buffer_classes),
         cmocka_unit_test(test_cache_bound_and_decay),
+        cmocka_unit_test(test_addr_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
