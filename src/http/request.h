@@ -105,6 +105,7 @@ typedef struct pv_request_s {
     const char *request_body_file; /* $request_body_file: its temp file, or NULL */
     pv_header_t *resp_headers;   /* response header fields sent (for $sent_http_) */
     int nresp_headers;
+    pv_str_t sent_head;          /* or the HTTP/1 head sent, indexed into them on first use */
 
     /* access phase facts */
     pv_header_t *upstream_headers; /* last upstream response head (for $upstream_http_) */

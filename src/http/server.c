@@ -770,40 +770,16 @@ static void mark_ready(pv_hconn_t *c)
     ready_head = c;
 }
 
-/* The response head as sent, as header fields for $sent_http_NAME: it is
- * whole in hr->out until the request ends, whatever the body did. */
-static void index_sent_head(pv_hreq_t *hr)
-{
-    pv_request_t *r = &hr->r;
-    if (!hr->out || !hr->resp_head_bytes)
-        return;
-    const char *p = hr->out->data, *end = p + hr->resp_head_bytes;
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    int n = 0;
-    for (const char *q = eol; q && q < end; q = memchr(q + 1, '\n', (size_t)(end - q - 1)))
-        n++;
-    pv_header_t *h = pv_arena_alloc(&hr->arena, sizeof(*h) * (size_t)(n ? n : 1));
-    n = 0;
-    for (p = eol ? eol + 1 : end; p < end;) {
-        const char *e = memchr(p, '\r', (size_t)(end - p));
-        const char *colon = e ? memchr(p, ':', (size_t)(e - p)) : NULL;
-        if (!colon)
-            break;
-        pv_str_t v = pv_http_trim_ows((pv_str_t){colon + 1, (size_t)(e - colon - 1)});
-        h[n++] = (pv_header_t){(pv_str_t){p, (size_t)(colon - p)}, v};
-        p = e + 2;
-    }
-    r->resp_headers = h;
-    r->nresp_headers = n;
-}
-
 void pv_server_request_done(pv_hreq_t *hr)
 {
     pv_hconn_t *c = hr->c;
     pv_worker_t *w = c->w;
     pv_request_t *r = &hr->r;
     r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;
-    index_sent_head(hr);
+    /* the head sent is whole in hr->out until the request ends, whatever
+     * the body did; $sent_http_NAME indexes it only if a log asks */
+    if (hr->out && hr->resp_head_bytes && !r->resp_headers)
+        r->sent_head = (pv_str_t){hr->out->data, hr->resp_head_bytes};
     pv_phases_log(hr);
     int keep = hr->keepalive && hr->body_done && !(c->flags & (PV_HC_F_EOF | PV_HC_F_ORPHAN));
     int64_t ka_timeout = req_lconf(hr)->keepalive_timeout;

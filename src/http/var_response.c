@@ -16,6 +16,7 @@
 #include "../config/conf.h"
 #include "../core/time.h"
 #include "../policy/jwt.h"
+#include "headers.h"
 #include "request.h"
 
 #define PV_NGINX_VERSION "1.22.1"
@@ -69,8 +70,34 @@ static int bytes_sent_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t
 
 /* $sent_http_NAME: the first response field so named. NGINX 1.22 joins
  * a repeated Cache-Control or Link with ", ". */
+/* The HTTP/1 head as sent, as header fields: status line skipped. */
+static void index_sent_head(pv_request_t *r)
+{
+    const char *p = r->sent_head.p, *end = p + r->sent_head.len;
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    int n = 0;
+    for (const char *q = eol; q && q < end; q = memchr(q + 1, '\n', (size_t)(end - q - 1)))
+        n++;
+    pv_header_t *h = pv_arena_alloc(r->arena, sizeof(*h) * (size_t)(n ? n : 1));
+    n = 0;
+    for (p = eol ? eol + 1 : end; p < end;) {
+        const char *e = memchr(p, '\r', (size_t)(end - p));
+        const char *colon = e ? memchr(p, ':', (size_t)(e - p)) : NULL;
+        if (!colon)
+            break;
+        pv_str_t v = pv_http_trim_ows((pv_str_t){colon + 1, (size_t)(e - colon - 1)});
+        h[n++] = (pv_header_t){(pv_str_t){p, (size_t)(colon - p)}, v};
+        p = e + 2;
+    }
+    r->resp_headers = h;
+    r->nresp_headers = n;
+    r->sent_head = (pv_str_t){NULL, 0};
+}
+
 static int sent_http_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
+    if (r->sent_head.len)
+        index_sent_head(r);
     int count;
     const pv_header_t *h = pv_var_hdr_first(r->resp_headers, r->nresp_headers, part->text, &count);
     if (!h)

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from conftest import Client, http, raw, wait_for
+from conftest import Client, Reply, http, raw, wait_for
 
 COMBINED = re.compile(
     r'^127\.0\.0\.1 - (?P<user>\S+) \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
@@ -197,3 +197,30 @@ def test_two_access_logs_at_one_level(fmt):
              what="file-both.log")
     assert COMBINED.match(open(path).read().strip())
     assert re.match(r"^\d+\.\d{3} ", fmt.wait_access_log(1)[0])
+
+
+SENT = """
+http {
+    log_format sent '$status|$sent_http_cache_control|$sent_http_x_one|$sent_http_nope|$sent_http_location';
+    access_log /dev/stdout sent;
+    upstream up { server 127.0.0.1:@UP@; }
+    server {
+        listen 127.0.0.1:@GW@;
+        location / { proxy_pass http://up; }
+        location = /moved { return 301 /elsewhere; }
+    }
+}
+"""
+
+
+def test_sent_http_variables(gateway, upstream, port):
+    """$sent_http_NAME reads the head as sent: a repeated Cache-Control
+    joined, a missing field "-", and heads the gateway wrote itself."""
+    up = upstream(reply=Reply(200, headers=[("Cache-Control", "no-cache"), ("X-One", "1"),
+                                            ("Cache-Control", "private")], body=b"ok"))
+    gw = gateway(SENT, UP=up.port, GW=port())
+    http(gw.port, "GET", "/a")
+    http(gw.port, "GET", "/moved")
+    lines = gw.wait_access_log(2)
+    assert lines[0] == "200|no-cache, private|1|-|-", lines
+    assert lines[1] == "301|-|-|-|http://localhost:%d/elsewhere" % gw.port, lines
