@@ -245,6 +245,21 @@ static void test_header_syntax(void **state)
     assert_false(pv_header_value_valid(PV_STR("a\nb")));
     assert_false(pv_header_value_valid((pv_str_t){"a\0b", 3}));
     assert_false(pv_header_value_valid(PV_STR("a\x7f")));
+    /* the word-at-a-time scan agrees with the rule for every pair of
+     * bytes, at every place in and across the eight-byte words */
+    char buf[19];
+    for (int a = 0; a < 256; a++) {
+        for (int b = 0; b < 256; b++) {
+            int ok = !((a < 0x20 && a != '\t') || a == 0x7f || (b < 0x20 && b != '\t') || b == 0x7f);
+            for (size_t at = (size_t)(a + b) % 3; at < sizeof(buf) - 1; at += 6) {
+                memset(buf, (a ^ b) & 1 ? '\xff' : 'z', sizeof(buf));
+                buf[at] = (char)a;
+                buf[at + 1] = (char)b;
+                if (pv_header_value_valid((pv_str_t){buf, sizeof(buf)}) != ok)
+                    fail_msg("bytes %02x %02x at %zu", a, b, at);
+            }
+        }
+    }
 }
 
 static void test_content_length(void **state)
