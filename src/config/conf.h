@@ -381,6 +381,9 @@ typedef struct pv_hdr_conf_s {
     int nredirects;
     int redirect;               /* PV_UNSET; 0 after `proxy_redirect off`; 1: the list, or
                                    the default of the location's proxy_pass when the list is empty */
+    int absolute_redirect;      /* a Location starting with '/' made absolute; default on */
+    int port_in_redirect;       /* ... with the port unless the scheme's own; default on */
+    int server_name_in_redirect; /* ... with the first server_name, not Host; default off */
 } pv_hdr_conf_t;
 
 /* Parse an `expires` value (NGINX's ngx_http_parse_expires) into kind
@@ -653,6 +656,7 @@ typedef struct pv_server_s {
     int nlistens;
     pv_server_name_t *names;  /* server_name entries in order */
     int nnames;
+    pv_str_t first_name;      /* the first server_name as NGINX keeps it (server_name_in_redirect) */
     pv_location_t **locations; /* every location, nested and named ones too, in declaration
                                   order (a location before those nested in it); the search
                                   starts from those with no outer location that are not named */

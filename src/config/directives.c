@@ -506,6 +506,36 @@ static void *compile_re(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char 
     return re;
 }
 
+/* The name NGINX keeps as the server's own (server_name_in_redirect): the
+ * first one, lowercased unless a regex, without a leading '.'. */
+/* server_name's "$hostname" is the machine's name. */
+static const char *hostname_arg(const char *a, size_t *len, char host[256])
+{
+    if (strcmp(a, "$hostname") != 0)
+        return a;
+    if (gethostname(host, 256) != 0)
+        host[0] = '\0';
+    host[255] = '\0';
+    *len = strlen(host);
+    return host;
+}
+
+static pv_str_t first_server_name(pv_conf_ctx_t *cx, const char *a, size_t len)
+{
+    char host[256];
+    a = hostname_arg(a, &len, host);
+    if (a[0] == '.' && len > 1) {
+        a++;
+        len--;
+    }
+    char *n = pv_arena_strndup(cx->a, a, len);
+    if (a[0] != '~') {
+        for (size_t k = 0; k < len; k++)
+            n[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] | 0x20) : n[k];
+    }
+    return (pv_str_t){n, len};
+}
+
 static int set_server_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
                               const pv_conf_node_t *nd, void *base)
 {
@@ -513,6 +543,8 @@ static int set_server_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     for (int i = 1; i < nd->nargs; i++) {
         const char *a = ARG(nd, i);
         size_t len = nd->args[i].len;
+        if (!s->first_name.p)
+            s->first_name = first_server_name(cx, a, len);
         if (a[0] == '~') {
             int caseless = 0;
             for (const char *p = a + 1; *p; p++)
@@ -527,13 +559,7 @@ static int set_server_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
             continue;
         }
         char host[256];
-        if (strcmp(a, "$hostname") == 0) {
-            if (gethostname(host, sizeof(host)) != 0)
-                host[0] = '\0';
-            host[sizeof(host) - 1] = '\0';
-            a = host;
-            len = strlen(host);
-        }
+        a = hostname_arg(a, &len, host);
         char *low = pv_arena_strndup(cx->a, a, len);
         for (size_t k = 0; k < len; k++)
             low[k] = (low[k] >= 'A' && low[k] <= 'Z') ? (char)(low[k] | 0x20) : low[k];

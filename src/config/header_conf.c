@@ -3,7 +3,8 @@
  * server_tokens, charset (ngx_http_charset_module without recoding),
  * proxy_hide_header, proxy_pass_header, proxy_ignore_headers,
  * proxy_redirect, proxy_method, proxy_pass_request_headers,
- * proxy_set_body. Syntax, messages and inheritance are NGINX's. */
+ * proxy_set_body, absolute_redirect, port_in_redirect,
+ * server_name_in_redirect. Syntax, messages and inheritance are NGINX's. */
 #include "conf_int.h"
 
 #include <string.h>
@@ -21,6 +22,9 @@ void pv_conf_hdr_init(pv_hdr_conf_t *h)
     h->server_tokens = PV_UNSET;
     h->ignore = PV_UNSET;
     h->redirect = PV_UNSET;
+    h->absolute_redirect = PV_UNSET;
+    h->port_in_redirect = PV_UNSET;
+    h->server_name_in_redirect = PV_UNSET;
 }
 
 /* ---- add_header, expires -------------------------------------------------- */
@@ -319,6 +323,12 @@ void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p)
     } else if (c->redirect == PV_UNSET) {
         c->redirect = 1;
     }
+    if (c->absolute_redirect == PV_UNSET)
+        c->absolute_redirect = p ? p->absolute_redirect : 1;
+    if (c->port_in_redirect == PV_UNSET)
+        c->port_in_redirect = p ? p->port_in_redirect : 1;
+    if (c->server_name_in_redirect == PV_UNSET)
+        c->server_name_in_redirect = p ? p->server_name_in_redirect : 0;
 }
 
 /* source_charset: accepted only where no recoding would follow. */
@@ -353,6 +363,10 @@ static const pv_conf_cmd_t header_cmds[] = {
     {"proxy_set_body", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_cv_ptr_cb, LOC(proxy_set_body), NULL},
     {"proxy_pass_request_headers", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
      LOC(proxy_pass_request_headers), NULL},
+    {"absolute_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, LOC(hdr.absolute_redirect), NULL},
+    {"port_in_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, LOC(hdr.port_in_redirect), NULL},
+    {"server_name_in_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, LOC(hdr.server_name_in_redirect),
+     NULL},
 };
 
 const pv_conf_module_t pv_conf_header_module = {"headers", header_cmds, PV_NELEM(header_cmds)};

@@ -171,12 +171,8 @@ static int find_config(pv_hreq_t *hr)
     }
     if (redirect) {
         /* NGINX's auto redirect: "/api/auth" -> "/api/auth/" with the args */
-        char url[4096];
-        if (pv_router_redirect_url(r, loc, url, sizeof(url)) < 0) {
-            pv_resp_local(hr, 414, NULL, (pv_str_t){NULL, 0});
-            return PV_PHASE_DONE;
-        }
-        pv_resp_local(hr, 301, url, (pv_str_t){NULL, 0});
+        pv_str_t url = pv_router_location_url(r, loc->name, 1, r->args);
+        pv_resp_local(hr, 301, url.p, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
     if (loc->internal && !(r->flags & PV_REQ_F_REWRITTEN)) {

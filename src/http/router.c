@@ -4,7 +4,9 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "router.h"
 #include <pcre2.h>
+#include <arpa/inet.h>
 #include <stdio.h>
+#include "../core/tls.h"
 #include "uri.h"
 
 static __thread pcre2_match_data *tls_md;
@@ -187,28 +189,33 @@ pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int
     return find_in(srv->locations, srv->nlocations, NULL, uri, redirect, &done);
 }
 
-ssize_t pv_router_absolute_url(const pv_request_t *r, pv_str_t path, int escape, pv_str_t args, char *buf,
-                               size_t cap)
+pv_str_t pv_router_location_url(const pv_request_t *r, pv_str_t path, int escape, pv_str_t args)
 {
-    char port[8] = "";
-    pv_str_t host = r->host;
-    char hostbuf[64];
-    if (!host.len) {
-        /* no Host: the address the connection arrived on */
-        int v6 = strchr(r->local_text, ':') != NULL;
-        int n = snprintf(hostbuf, sizeof(hostbuf), v6 ? "[%s]" : "%s", r->local_text);
-        host = (pv_str_t){hostbuf, n > 0 ? (size_t)PV_MIN((size_t)n, sizeof(hostbuf) - 1) : 0};
-    }
-    if (r->local_port != 80)
-        snprintf(port, sizeof(port), ":%u", (unsigned)r->local_port);
-    size_t plen = strlen(port);
+    const pv_hdr_conf_t *hc = r->loc ? &r->loc->conf.hdr : r->srv ? &r->srv->conf.hdr : NULL;
     size_t elen = escape ? pv_uri_escape(NULL, path.p, path.len) : path.len;
-    size_t need = 7 + host.len + plen + elen + (args.len ? 1 + args.len : 0);
-    if (need + 1 > cap)
-        return -1;
+    pv_str_t host = {NULL, 0};
+    char port[8] = "", local[INET6_ADDRSTRLEN + 2];
+    int absolute = path.len && path.p[0] == '/' && (!hc || hc->absolute_redirect);
+    int tls = r->xprt && pv_tls_ssl(r->xprt);
+    if (absolute) {
+        if (hc && hc->server_name_in_redirect) {
+            host = r->srv ? r->srv->first_name : (pv_str_t){"", 0};
+        } else if (r->host.len) {
+            host = r->host;
+        } else {
+            /* no Host: the address the connection arrived on */
+            int n = snprintf(local, sizeof(local), strchr(r->local_text, ':') ? "[%s]" : "%s", r->local_text);
+            host = (pv_str_t){local, n > 0 ? PV_MIN((size_t)n, sizeof(local) - 1) : 0};
+        }
+        if ((!hc || hc->port_in_redirect) && r->local_port != (tls ? 443 : 80))
+            snprintf(port, sizeof(port), ":%u", (unsigned)r->local_port);
+    }
+    size_t plen = strlen(port);
+    size_t slen = absolute ? (tls ? 8 : 7) : 0;
+    char *buf = pv_arena_alloc(r->arena, slen + host.len + plen + elen + (args.len ? 1 + args.len : 0) + 1);
     char *p = buf;
-    memcpy(p, "http://", 7);
-    p += 7;
+    memcpy(p, tls ? "https://" : "http://", slen);
+    p += slen;
     memcpy(p, host.p, host.len);
     p += host.len;
     memcpy(p, port, plen);
@@ -225,10 +232,5 @@ ssize_t pv_router_absolute_url(const pv_request_t *r, pv_str_t path, int escape,
         p += args.len;
     }
     *p = '\0';
-    return (ssize_t)(p - buf);
-}
-
-ssize_t pv_router_redirect_url(const pv_request_t *r, const pv_location_t *loc, char *buf, size_t cap)
-{
-    return pv_router_absolute_url(r, loc->name, 1, r->args, buf, cap);
+    return (pv_str_t){buf, (size_t)(p - buf)};
 }

@@ -26,17 +26,14 @@ pv_server_t *pv_router_match_server(const pv_listen_group_t *g, pv_str_t host);
  * else the longest prefix. */
 pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int *redirect);
 
-/* Write "http://" host [":" port unless 80] path ["?" args when non-empty]
- * into buf, path escaped when escape is set; host is r->host, else the
- * local address (NGINX's header filter with absolute_redirect on). Returns
- * the length (NUL-terminated), or -1 if cap is too small. */
-ssize_t pv_router_absolute_url(const pv_request_t *r, pv_str_t path, int escape, pv_str_t args, char *buf,
-                               size_t cap);
-/* Write the absolute Location of an auto redirect, as NGINX's header
- * filter builds it: "http://" host [":" port unless 80] escaped(name)
- * ["?" args when non-empty]. host is r->host, else the local address.
- * Returns the length (NUL-terminated in buf), or -1 if cap is too small. */
-ssize_t pv_router_redirect_url(const pv_request_t *r, const pv_location_t *loc, char *buf, size_t cap);
+/* A Location value for path (escaped when escape is set) and args (after
+ * '?' when non-empty), in the request's arena, NUL-terminated. A path
+ * starting with '/' is made absolute as NGINX's header filter does it,
+ * under the location's absolute_redirect: "http[s]://", the first
+ * server_name (server_name_in_redirect), else the Host, else the local
+ * address, then ":port" unless port_in_redirect is off or the port is the
+ * scheme's own. */
+pv_str_t pv_router_location_url(const pv_request_t *r, pv_str_t path, int escape, pv_str_t args);
 
 /* Free the calling thread's match-data block (worker exit). */
 void pv_router_thread_cleanup(void);

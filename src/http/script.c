@@ -354,12 +354,8 @@ static int respond(pv_hreq_t *hr, const pv_script_out_t *out)
     if (!out->has_text) {
         pv_resp_local(hr, out->code, NULL, (pv_str_t){NULL, 0});
     } else if (url) {
-        if (url[0] == '/') {
-            size_t len = strlen(url), cap = len + 128 + r->host.len;
-            char *abs = pv_arena_alloc(&hr->arena, cap);
-            if (pv_router_absolute_url(r, (pv_str_t){url, len}, 0, (pv_str_t){NULL, 0}, abs, cap) >= 0)
-                url = abs;
-        }
+        if (url[0] == '/')
+            url = pv_router_location_url(r, (pv_str_t){url, strlen(url)}, 0, (pv_str_t){NULL, 0}).p;
         pv_resp_local(hr, out->code, url, (pv_str_t){NULL, 0});
     } else {
         pv_resp_local(hr, out->code, NULL, out->body);

@@ -587,13 +587,9 @@ static void opened(pv_hreq_t *hr, pv_file_t *f)
         char *u = pv_arena_alloc(r->arena, r->uri.len + 2);
         memcpy(u, r->uri.p, r->uri.len);
         u[r->uri.len] = '/';
-        char url[4096];
-        if (pv_router_absolute_url(r, (pv_str_t){u, r->uri.len + 1}, 0, r->args, url, sizeof(url)) < 0) {
-            answer(hr, 414);
-            return;
-        }
+        pv_str_t url = pv_router_location_url(r, (pv_str_t){u, r->uri.len + 1}, 0, r->args);
         pv_file_release(hr);
-        pv_resp_local(hr, 301, url, (pv_str_t){NULL, 0});
+        pv_resp_local(hr, 301, url.p, (pv_str_t){NULL, 0});
         return;
     }
     if (!S_ISREG(f->st.st_mode)) {

@@ -8,6 +8,7 @@
 #include "../http/errpage.h"
 #include "../http/headers.h"
 #include "../http/response.h"
+#include "../http/router.h"
 #include "../http/uri.h"
 #include "../http/uvars.h"
 #include "../http/vars.h"
@@ -332,34 +333,6 @@ static int redirect_rewrite(const pv_upstream_response_t *u, pv_str_t v, size_t 
     return 0;
 }
 
-/* A rewritten Location starting with '/' is made absolute as NGINX's
- * header filter does: "http://" the request's Host (or the local
- * address) [":" port unless 80]. */
-static pv_str_t abs_location(const pv_request_t *r, pv_str_t v)
-{
-    if (!v.len || v.p[0] != '/')
-        return v;
-    size_t cap = v.len + 1 + 7 + (r->host.len ? r->host.len : strlen(r->local_text) + 2) + 6;
-    char *buf = pv_arena_alloc(r->arena, cap);
-    pv_wr_t w = {buf, buf + cap, 0};
-    PV_WR_LIT(&w, "http://");
-    if (r->host.len) {
-        pv_wr_str(&w, r->host);
-    } else if (strchr(r->local_text, ':')) {
-        PV_WR_LIT(&w, "[");
-        pv_wr_put(&w, r->local_text, strlen(r->local_text));
-        PV_WR_LIT(&w, "]");
-    } else {
-        pv_wr_put(&w, r->local_text, strlen(r->local_text));
-    }
-    if (r->local_port != 80) {
-        PV_WR_LIT(&w, ":");
-        put_i64(&w, r->local_port);
-    }
-    pv_wr_str(&w, v);
-    return (pv_str_t){buf, (size_t)(w.p - buf)};
-}
-
 /* Refresh: proxy_redirect applies after its "url=" (case-insensitive). */
 static int refresh_rewrite(const pv_upstream_response_t *u, pv_str_t v, pv_str_t *out)
 {
@@ -413,7 +386,7 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
         if (rw && !loc_h && PV_STR_IEQ(f->name, "location") && redirect_rewrite(u, f->value, 0, &v)) {
             /* the rewritten one takes NGINX's place for Location */
             loc_h = f;
-            h->location = abs_location(u->r, v);
+            h->location = pv_router_location_url(u->r, v, 0, (pv_str_t){NULL, 0});
             continue;
         }
         fields[n] = *f;

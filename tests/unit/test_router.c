@@ -279,19 +279,19 @@ static void test_redirect_url(void **state)
     (void)state;
     pv_location_t *l = loc(PV_LOC_PREFIX, "/api/a b/", 1);
     pv_request_t r = {0};
+    r.arena = &arena;
     r.host = PV_STR("h");
     r.local_port = 8080;
     r.local_text = "127.0.0.1";
-    char buf[256];
-    ssize_t n = pv_router_redirect_url(&r, l, buf, sizeof(buf));
-    assert_true(n > 0);
-    assert_string_equal(buf, "http://h:8080/api/a%20b/");
+    assert_string_equal(pv_router_location_url(&r, l->name, 1, r.args).p, "http://h:8080/api/a%20b/");
     r.args = PV_STR("q=1");
     r.host = (pv_str_t){NULL, 0};
     r.local_port = 80;
-    n = pv_router_redirect_url(&r, l, buf, sizeof(buf));
-    assert_string_equal(buf, "http://127.0.0.1/api/a%20b/?q=1");
-    assert_int_equal(pv_router_redirect_url(&r, l, buf, (size_t)n), -1);
+    assert_string_equal(pv_router_location_url(&r, l->name, 1, r.args).p, "http://127.0.0.1/api/a%20b/?q=1");
+    r.local_text = "::1";
+    assert_string_equal(pv_router_location_url(&r, l->name, 0, r.args).p, "http://[::1]/api/a b/?q=1");
+    /* not a path: left as it is */
+    assert_string_equal(pv_router_location_url(&r, PV_STR("x/y"), 0, (pv_str_t){NULL, 0}).p, "x/y");
 }
 
 int main(void)
