@@ -165,7 +165,7 @@ static int write_pid(const char *path)
 typedef struct lsock_s {
     struct sockaddr_storage addr; /* bound address */
     socklen_t addrlen;
-    int backlog;                  /* passed to listen() */
+    pv_net_lopts_t sock;          /* socket parameters */
     int *fds;                     /* one per worker */
 } lsock_t;
 
@@ -194,14 +194,20 @@ static lsock_t *lsocks_open(pv_conf_t *conf, int nworkers, lsock_t *old, int nol
         lsock_t *s = &ls[g];
         s->addr = l->addr;
         s->addrlen = l->addrlen;
-        s->backlog = l->backlog;
+        s->sock = l->sock;
         for (int i = 0; i < nold; i++) {
-            if (old[i].fds && old[i].addrlen == l->addrlen && memcmp(&old[i].addr, &l->addr, l->addrlen) == 0) {
+            /* ipv6only is fixed at bind(): a change needs new sockets */
+            if (old[i].fds && old[i].addrlen == l->addrlen && memcmp(&old[i].addr, &l->addr, l->addrlen) == 0 &&
+                old[i].sock.ipv6only == l->sock.ipv6only) {
                 s->fds = old[i].fds;
                 old[i].fds = NULL;
-                if (old[i].backlog != l->backlog)
-                    for (int k = 0; k < nworkers; k++)
-                        listen(s->fds[k], l->backlog); /* Linux applies a new backlog to a listening socket */
+                for (int k = 0; k < nworkers; k++) {
+                    char err[256];
+                    if (pv_net_listen_tune(s->fds[k], &l->sock, err, sizeof(err)) < 0 && k == 0)
+                        pv_log(PV_LOG_ALERT, "%s for %s in %s:%d", err, l->text, l->src.file, l->src.line);
+                    if (old[i].sock.backlog != l->sock.backlog)
+                        listen(s->fds[k], l->sock.backlog); /* Linux applies a new backlog to a listening socket */
+                }
                 break;
             }
         }
@@ -212,7 +218,7 @@ static lsock_t *lsocks_open(pv_conf_t *conf, int nworkers, lsock_t *old, int nol
             s->fds[k] = -1;
         for (int k = 0; s->fds && k < nworkers; k++) {
             char err[256];
-            s->fds[k] = pv_net_listen((struct sockaddr *)&l->addr, l->addrlen, l->backlog, err, sizeof(err));
+            s->fds[k] = pv_net_listen((struct sockaddr *)&l->addr, l->addrlen, &l->sock, err, sizeof(err));
             if (s->fds[k] < 0) {
                 pv_log(PV_LOG_EMERG, "%s for %s in %s:%d", err, l->text, l->src.file, l->src.line);
                 /* give taken-over sockets back, close new ones */

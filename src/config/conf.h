@@ -16,6 +16,7 @@
 
 #include "../core/common.h"
 #include "../core/arena.h"
+#include "../core/net.h"
 #include "cv.h"
 #include "../policy/zones.h"
 
@@ -574,7 +575,8 @@ typedef struct pv_server_name_s {
 typedef struct pv_listen_s {
     struct sockaddr_storage addr; /* bound address */
     socklen_t addrlen;
-    int backlog;        /* default 511 (NGINX) */
+    pv_net_lopts_t sock; /* socket parameters; backlog default 511 (NGINX), ipv6only on */
+    int sock_set;       /* a socket parameter given (at most one listen per address may) */
     int reuseport;      /* `reuseport` given */
     int default_server; /* `default_server` given */
     int ssl;            /* `ssl` given: connections on this address speak TLS */

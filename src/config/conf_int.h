@@ -305,5 +305,11 @@ int pv_conf_split_hostport(pv_arena_t *a, const char *s, size_t len, char **host
 int64_t pv_conf_parse_size(pv_str_t s);
 int64_t pv_conf_parse_msec(pv_str_t s);
 int64_t pv_conf_parse_num(pv_str_t s);
+/* Value of "key=value" if arg starts with key=, else NULL. */
+const char *pv_conf_param(const char *arg, const char *key);
+
+/* A socket parameter of `listen` (backlog=, rcvbuf=, ipv6only=, ...) into
+ * l->sock: PV_OK, PV_ERR (reported), or PV_AGAIN when p is none of them. */
+int pv_conf_listen_option(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *p, pv_listen_t *l);
 
 #endif

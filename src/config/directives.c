@@ -233,13 +233,6 @@ static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return pv_conf_walk(cx, nd->child, PV_CTX_HTTP);
 }
 
-/* Value of "key=value" if arg starts with key=, else NULL. */
-static const char *param(const char *arg, const char *key)
-{
-    size_t n = strlen(key);
-    return strncmp(arg, key, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
-}
-
 /* ---- http / server / location settings ---- */
 
 static int set_keepalive_timeout_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
@@ -348,7 +341,7 @@ static int set_log_format_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     f->name = pv_arena_strdup(cx->a, ARG(nd, 1));
     f->escape = PV_ESCAPE_DEFAULT;
     int first = 2;
-    const char *esc = param(ARG(nd, 2), "escape");
+    const char *esc = pv_conf_param(ARG(nd, 2), "escape");
     if (esc) {
         first = 3;
         if (strcmp(esc, "default") == 0)
@@ -428,17 +421,17 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
 {
     const char *a = ARG(nd, 1);
     int def = 0, reuseport = 0, tls = 0, http2 = 0;
-    int64_t backlog = PV_UNSET;
+    pv_listen_t opts = {.sock = {.backlog = PV_UNSET, .ipv6only = 1}};
     for (int i = 2; i < nd->nargs; i++) {
-        const char *p = ARG(nd, i), *v;
-        if (strcmp(p, "default_server") == 0 || strcmp(p, "default") == 0) {
+        const char *p = ARG(nd, i);
+        int rc = pv_conf_listen_option(cx, nd, p, &opts);
+        if (rc != PV_AGAIN) {
+            if (rc != PV_OK)
+                return rc;
+        } else if (strcmp(p, "default_server") == 0 || strcmp(p, "default") == 0) {
             def = 1;
         } else if (strcmp(p, "reuseport") == 0) {
             reuseport = 1;
-        } else if ((v = param(p, "backlog"))) {
-            backlog = pv_conf_parse_num((pv_str_t){v, strlen(v)});
-            if (backlog <= 0 || backlog > 0x7fffffff)
-                return pv_conf_error(cx, &nd->src, "invalid backlog \"%s\"", p);
         } else if (strcmp(p, "ssl") == 0) {
             tls = 1;
         } else if (strcmp(p, "http2") == 0) {
@@ -478,7 +471,8 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
         pv_listen_t *l = pv_conf_push(cx->a, &s->listens, &s->nlistens, sizeof(*l));
         l->addr = addrs[k].ss;
         l->addrlen = addrs[k].len;
-        l->backlog = (int)backlog;
+        l->sock = opts.sock;
+        l->sock_set = opts.sock_set;
         l->reuseport = reuseport;
         l->default_server = def;
         l->ssl = tls;

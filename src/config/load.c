@@ -101,6 +101,12 @@ void pv_conf_add_regex(pv_conf_ctx_t *cx, void *re)
 
 /* ---- values ---- */
 
+const char *pv_conf_param(const char *arg, const char *key)
+{
+    size_t n = strlen(key);
+    return strncmp(arg, key, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
+}
+
 int64_t pv_conf_parse_num(pv_str_t s)
 {
     int64_t v = 0;
@@ -508,7 +514,7 @@ static int build_listens(pv_conf_ctx_t *cx)
         pv_server_t *s = h->servers[i];
         for (int j = 0; j < s->nlistens; j++) {
             pv_listen_t *l = &s->listens[j];
-            int set = l->backlog != PV_UNSET || l->reuseport;
+            int set = l->sock_set || l->reuseport;
             pv_listen_group_t *g = NULL;
             int gi = 0;
             for (; gi < h->nlistens; gi++) {
@@ -530,7 +536,7 @@ static int build_listens(pv_conf_ctx_t *cx)
                         return pv_conf_error(cx, &l->src, "duplicate listen options for %s",
                                              l->text);
                     opts[gi] = 1;
-                    g->listen.backlog = l->backlog;
+                    g->listen.sock = l->sock;
                     g->listen.reuseport = l->reuseport;
                     g->listen.src = l->src;
                 }
@@ -550,8 +556,8 @@ static int build_listens(pv_conf_ctx_t *cx)
     }
     for (int i = 0; i < h->nlistens; i++) {
         pv_listen_group_t *g = &h->listens[i];
-        if (g->listen.backlog == PV_UNSET)
-            g->listen.backlog = 511;
+        if (g->listen.sock.backlog == PV_UNSET)
+            g->listen.sock.backlog = 511;
         const struct sockaddr *sa = (const struct sockaddr *)&g->listen.addr;
         const void *ip = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
                                                    : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
@@ -562,8 +568,8 @@ static int build_listens(pv_conf_ctx_t *cx)
     }
     for (int i = 0; i < h->nservers; i++)
         for (int j = 0; j < h->servers[i]->nlistens; j++)
-            if (h->servers[i]->listens[j].backlog == PV_UNSET)
-                h->servers[i]->listens[j].backlog = 511;
+            if (h->servers[i]->listens[j].sock.backlog == PV_UNSET)
+                h->servers[i]->listens[j].sock.backlog = 511;
     return PV_OK;
 }
 
@@ -606,7 +612,7 @@ static int finish_http(pv_conf_ctx_t *cx)
             pv_listen_t *l = pv_conf_push(cx->a, &s->listens, &s->nlistens, sizeof(*l));
             l->addr = any.ss;
             l->addrlen = any.len;
-            l->backlog = PV_UNSET;
+            l->sock = (pv_net_lopts_t){.backlog = PV_UNSET, .ipv6only = 1};
             pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
             l->src = s->src;
         }

@@ -32,13 +32,6 @@ static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     return rc;
 }
 
-/* Value of "key=value" if arg starts with key=, else NULL. */
-static const char *param(const char *arg, const char *key)
-{
-    size_t n = strlen(key);
-    return strncmp(arg, key, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
-}
-
 /* A server line's parameters. */
 typedef struct server_params_s {
     int weight, max_fails, max_conns, backup, down;
@@ -50,17 +43,17 @@ static int server_param(const char *a, server_params_t *sp)
 {
     const char *v;
     int64_t n;
-    if ((v = param(a, "weight"))) {
+    if ((v = pv_conf_param(a, "weight"))) {
         n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
         if (n <= 0 || n > 0xffff)
             return -1;
         sp->weight = (int)n;
-    } else if ((v = param(a, "max_fails")) || (v = param(a, "max_conns"))) {
+    } else if ((v = pv_conf_param(a, "max_fails")) || (v = pv_conf_param(a, "max_conns"))) {
         n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
         if (n < 0 || n > 0x7fffffff)
             return -1;
         *(a[4] == 'f' ? &sp->max_fails : &sp->max_conns) = (int)n;
-    } else if ((v = param(a, "fail_timeout")) || (v = param(a, "slow_start"))) {
+    } else if ((v = pv_conf_param(a, "fail_timeout")) || (v = pv_conf_param(a, "slow_start"))) {
         n = pv_conf_parse_msec((pv_str_t){v, strlen(v)});
         if (n < 0)
             return -1;
@@ -194,7 +187,7 @@ static int set_retry_budget_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, cons
     u->retry_budget = (int)pct;
     u->retry_min = 3;
     if (nd->nargs == 3) {
-        const char *v = param(ARG(nd, 2), "min");
+        const char *v = pv_conf_param(ARG(nd, 2), "min");
         int64_t n = v ? pv_conf_parse_num((pv_str_t){v, strlen(v)}) : -1;
         if (n < 0 || n > 0x7fffffff)
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 2));
@@ -208,23 +201,23 @@ static int health_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char 
 {
     const char *v;
     int64_t n = -1;
-    if ((v = param(a, "interval"))) {
+    if ((v = pv_conf_param(a, "interval"))) {
         if ((n = pv_conf_parse_msec((pv_str_t){v, strlen(v)})) > 0)
             hc->interval = n;
-    } else if ((v = param(a, "jitter"))) {
+    } else if ((v = pv_conf_param(a, "jitter"))) {
         if ((n = pv_conf_parse_msec((pv_str_t){v, strlen(v)})) >= 0)
             hc->jitter = n;
-    } else if ((v = param(a, "fails")) || (v = param(a, "passes"))) {
+    } else if ((v = pv_conf_param(a, "fails")) || (v = pv_conf_param(a, "passes"))) {
         n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
         n = n > 0 && n <= 0x7fffffff ? n : -1;
         if (n > 0)
             *(a[0] == 'f' ? &hc->fails : &hc->passes) = (int)n;
-    } else if ((v = param(a, "port"))) {
+    } else if ((v = pv_conf_param(a, "port"))) {
         n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
         n = n > 0 && n <= 65535 ? n : -1;
         if (n > 0)
             hc->port = (int)n;
-    } else if ((v = param(a, "uri"))) {
+    } else if ((v = pv_conf_param(a, "uri"))) {
         n = v[0] == '/' && !strpbrk(v, " \r\n") ? 1 : -1;
         if (n > 0)
             hc->uri = pv_arena_strdup(cx->a, v);
@@ -232,7 +225,7 @@ static int health_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char 
         n = hc->mandatory = 1;
     } else if (strcmp(a, "persistent") == 0 && hc->mandatory) {
         n = hc->persistent = 1;
-    } else if ((v = param(a, "match"))) {
+    } else if ((v = pv_conf_param(a, "match"))) {
         n = *v ? 1 : -1;
         if (n > 0)
             hc->match_name = pv_arena_strdup(cx->a, v);
@@ -291,13 +284,13 @@ static int set_outlier_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_
     for (int i = 1; i < nd->nargs; i++) {
         const char *a = ARG(nd, i), *v;
         int64_t n = -1;
-        if ((v = param(a, "consecutive"))) {
+        if ((v = pv_conf_param(a, "consecutive"))) {
             n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
             if (n > 0 && n <= 0xffff)
                 u->od_consecutive = (int)n;
             else
                 n = -1;
-        } else if ((v = param(a, "base_time")) || (v = param(a, "max_time"))) {
+        } else if ((v = pv_conf_param(a, "base_time")) || (v = pv_conf_param(a, "max_time"))) {
             n = pv_conf_parse_msec((pv_str_t){v, strlen(v)});
             if (n > 0)
                 *(a[0] == 'b' ? &u->od_base : &u->od_max) = n;

@@ -9,7 +9,39 @@
 #include <string.h>
 #include <unistd.h>
 
-int pv_net_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *err, size_t errlen)
+static int sockopt(int fd, int level, int name, int v, const char *what, int *failed, char *err, size_t errlen)
+{
+    if (setsockopt(fd, level, name, &v, sizeof(v)) == 0)
+        return 0;
+    if (!*failed)
+        snprintf(err, errlen, "setsockopt(%s, %d) failed (%d: %s)", what, v, errno, strerror(errno));
+    *failed = 1;
+    return -1;
+}
+
+int pv_net_listen_tune(int fd, const pv_net_lopts_t *o, char *err, size_t errlen)
+{
+    int failed = 0;
+    if (o->rcvbuf)
+        sockopt(fd, SOL_SOCKET, SO_RCVBUF, o->rcvbuf, "SO_RCVBUF", &failed, err, errlen);
+    if (o->sndbuf)
+        sockopt(fd, SOL_SOCKET, SO_SNDBUF, o->sndbuf, "SO_SNDBUF", &failed, err, errlen);
+    if (o->keepalive)
+        sockopt(fd, SOL_SOCKET, SO_KEEPALIVE, o->keepalive > 0, "SO_KEEPALIVE", &failed, err, errlen);
+    if (o->keepidle)
+        sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, o->keepidle, "TCP_KEEPIDLE", &failed, err, errlen);
+    if (o->keepintvl)
+        sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, o->keepintvl, "TCP_KEEPINTVL", &failed, err, errlen);
+    if (o->keepcnt)
+        sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, o->keepcnt, "TCP_KEEPCNT", &failed, err, errlen);
+    /* these two are also turned off again when a reload drops them */
+    sockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, o->deferred, "TCP_DEFER_ACCEPT", &failed, err, errlen);
+    if (o->fastopen)
+        sockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, o->fastopen, "TCP_FASTOPEN", &failed, err, errlen);
+    return failed ? -1 : 0;
+}
+
+int pv_net_listen(const struct sockaddr *addr, socklen_t len, const pv_net_lopts_t *o, char *err, size_t errlen)
 {
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -23,8 +55,10 @@ int pv_net_listen(const struct sockaddr *addr, socklen_t len, int backlog, char 
         close(fd);
         return -1;
     }
-    if (addr->sa_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (addr->sa_family == AF_INET6) {
+        int v6only = o->ipv6only;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
     /* accepted sockets inherit TCP_NODELAY: one setsockopt per listener
      * instead of one per connection */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -33,7 +67,11 @@ int pv_net_listen(const struct sockaddr *addr, socklen_t len, int backlog, char 
         close(fd);
         return -1;
     }
-    if (listen(fd, backlog) < 0) {
+    if (pv_net_listen_tune(fd, o, err, errlen) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, o->backlog) < 0) {
         snprintf(err, errlen, "listen() failed (%d: %s)", errno, strerror(errno));
         close(fd);
         return -1;

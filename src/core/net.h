@@ -5,10 +5,25 @@
 #include <sys/socket.h>
 #include <stdint.h>
 
+/* A listening socket's settings (NGINX's listen parameters). */
+typedef struct pv_net_lopts_s {
+    int backlog;        /* listen() backlog */
+    int ipv6only;       /* IPV6_V6ONLY on an IPv6 socket (bound with it; NGINX's default on) */
+    int rcvbuf, sndbuf; /* SO_RCVBUF / SO_SNDBUF bytes; 0: the system's */
+    int deferred;       /* TCP_DEFER_ACCEPT: accept once data has arrived */
+    int fastopen;       /* TCP_FASTOPEN queue length; 0: off */
+    int keepalive;      /* SO_KEEPALIVE on accepted sockets: 1 on, -1 off, 0 the system's */
+    int keepidle, keepintvl, keepcnt; /* TCP_KEEPIDLE (s), TCP_KEEPINTVL (s), TCP_KEEPCNT; 0: the system's */
+} pv_net_lopts_t;
+
 /* Open a non-blocking listening socket on addr with SO_REUSEPORT (one per
- * worker shares the port) and the given backlog. Returns fd or -1 with an
+ * worker shares the port) and o's settings. Returns fd or -1 with an
  * explanation in err. */
-int pv_net_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *err, size_t errlen);
+int pv_net_listen(const struct sockaddr *addr, socklen_t len, const pv_net_lopts_t *o, char *err, size_t errlen);
+/* Apply o's settings that can change on a listening socket (all but
+ * ipv6only), also to one kept across a reload. 0, or -1 with err set
+ * after the first that failed (the others are still applied). */
+int pv_net_listen_tune(int fd, const pv_net_lopts_t *o, char *err, size_t errlen);
 /* Start a non-blocking connect. Returns fd (connection may still be in
  * progress) or -1 with errno set. */
 int pv_net_connect(const struct sockaddr *addr, socklen_t len);

@@ -166,8 +166,8 @@ void pv_doctor_wants_conf(pv_doctor_wants_t *w, const pv_conf_t *c, const char *
     snprintf(w->backlog_at, sizeof(w->backlog_at), "NGINX's default listen backlog, no listen in the config");
     for (int i = 0; h && i < h->nlistens; i++) {
         const pv_listen_t *l = &h->listens[i].listen;
-        if (i == 0 || l->backlog > w->backlog) {
-            w->backlog = l->backlog;
+        if (i == 0 || l->sock.backlog > w->backlog) {
+            w->backlog = l->sock.backlog;
             snprintf(w->backlog_at, sizeof(w->backlog_at), "listen %s in %s:%d", l->text,
                      l->src.file ? l->src.file : c->path, l->src.line);
         }

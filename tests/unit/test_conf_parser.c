@@ -203,8 +203,8 @@ static void test_value_errors(void **state)
                "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive", 2);
     expect_err("http {\n server {\n  listen 8080 quic;\n }\n}\n",
                "the \"quic\" parameter of the \"listen\" directive is not supported yet", 3);
-    expect_err("http {\n server {\n  listen 8080 deferred;\n }\n}\n",
-               "invalid parameter \"deferred\"", 3);
+    expect_err("http {\n server {\n  listen 8080 setfib=1;\n }\n}\n",
+               "invalid parameter \"setfib=1\"", 3);
     expect_err("http {\n server {\n  listen 8080 backlog=x;\n }\n}\n", "invalid backlog \"backlog=x\"",
                3);
     expect_err(HTTP_SRV("  return 1000;"), "invalid return code \"1000\"", 4);
@@ -382,7 +382,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->large_header_buffers_size, 8192);
     assert_int_equal(s->nlistens, 1);
     assert_string_equal(s->listens[0].text, "0.0.0.0:80");
-    assert_int_equal(s->listens[0].backlog, 511);
+    assert_int_equal(s->listens[0].sock.backlog, 511);
     assert_int_equal(s->nnames, 1);
     assert_int_equal(s->names[0].kind, PV_SN_EXACT);
     assert_int_equal(s->names[0].name.len, 0);
@@ -515,17 +515,17 @@ static void test_listen_groups(void **state)
     assert_int_equal(g->nservers, 3);
     assert_ptr_equal(g->default_srv, h->servers[1]);
     assert_int_equal(g->listen.default_server, 1);
-    assert_int_equal(g->listen.backlog, 100);
+    assert_int_equal(g->listen.sock.backlog, 100);
     assert_string_equal(h->listens[1].listen.text, "[::1]:8082");
     assert_int_equal(h->listens[1].listen.addr.ss_family, AF_INET6);
     assert_int_equal(h->listens[1].listen.reuseport, 1);
-    assert_int_equal(h->listens[1].listen.backlog, 511);
+    assert_int_equal(h->listens[1].listen.sock.backlog, 511);
     assert_string_equal(h->listens[2].listen.text, "0.0.0.0:8083");
     assert_int_equal(h->listens[2].nservers, 2);
     assert_ptr_equal(h->listens[2].default_srv, h->servers[1]);
     assert_string_equal(h->listens[3].listen.text, "127.0.0.2:80");
     assert_ptr_equal(h->listens[3].default_srv, h->servers[2]);
-    assert_int_equal(h->servers[2]->listens[0].backlog, 511);
+    assert_int_equal(h->servers[2]->listens[0].sock.backlog, 511);
     pv_conf_unref(c);
 }
 
