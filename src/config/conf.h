@@ -18,6 +18,7 @@
 #include "../core/arena.h"
 #include "../core/net.h"
 #include "cv.h"
+#include "../policy/redis.h"
 #include "../policy/zones.h"
 
 #define PV_UNSET (-1)
@@ -165,8 +166,9 @@ typedef struct pv_proxy_pass_s {
 #define PV_NEXT_F_NON_IDEMPOTENT 0x400
 #define PV_NEXT_F_OFF 0x800
 
-/* `limit_req_zone KEY zone=NAME:SIZE rate=R [redis=HOST:PORT
- * [redis_fail=open|closed]]` or `limit_conn_zone KEY zone=NAME:SIZE`. */
+/* `limit_req_zone KEY zone=NAME:SIZE rate=R [redis=... [redis_fail=open|closed]]`
+ * (see policy/redis.h for the redis parameters) or
+ * `limit_conn_zone KEY zone=NAME:SIZE`. */
 typedef struct pv_zone_s {
     const char *name;          /* zone name */
     int kind;                  /* PV_ZONE_REQ or PV_ZONE_CONN */
@@ -175,8 +177,7 @@ typedef struct pv_zone_s {
                                   ($consumer, $jwt_*: PV_VAR_F_LATE): checked then */
     int64_t size;              /* bytes */
     uint64_t rate;             /* PV_ZONE_REQ: milli-requests per second */
-    const char *redis_host;    /* cluster-wide zone: the Redis server; NULL for a local zone */
-    int redis_port;
+    pv_redis_target_t *redis;  /* cluster-wide zone: the Redis server; NULL for a local zone */
     int redis_fail_closed;     /* redis_fail=closed: refuse while Redis is down (default open) */
     int index;                 /* position in pv_http_conf_t.zones (per-worker Redis client slot) */
     void *impl;                /* pv_limit_req_zone_t / pv_limit_conn_zone_t, shared across reloads */

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
+#include "../core/file.h"
 #include "../core/log.h"
 #include "../policy/apikey.h"
 #include "../policy/htpasswd.h"
@@ -60,6 +63,103 @@ static int has_var_flag(const pv_cv_t *cv, unsigned flag)
 
 /* ---- zones ---------------------------------------------------------------- */
 
+/* HOST[:PORT] of a Redis server or Sentinel (default port given). */
+static int redis_addr(pv_conf_ctx_t *cx, const char *s, size_t len, int dflt, pv_redis_addr_t *out)
+{
+    char *host;
+    int port;
+    if (pv_conf_split_hostport(cx->a, s, len, &host, &port) != 0 || !*host)
+        return PV_ERR;
+    *out = (pv_redis_addr_t){host, port ? port : dflt};
+    return PV_OK;
+}
+
+/* The password: the file's first line, read now; never logged. */
+static int redis_password(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *file, pv_redis_target_t *t)
+{
+    char err[512];
+    size_t len;
+    char *buf = pv_file_read(pv_conf_full_path(cx, file), 4096, &len, err, sizeof(err));
+    if (!buf)
+        return pv_conf_error(cx, &nd->src, "%s", err);
+    size_t n = 0;
+    while (n < len && buf[n] != '\n' && buf[n] != '\r')
+        n++;
+    if (n == 0 || memchr(buf, '\0', n)) {
+        OPENSSL_cleanse(buf, len);
+        free(buf);
+        return pv_conf_error(cx, &nd->src, "no password in the first line of \"%s\"", file);
+    }
+    t->password = pv_arena_strndup(cx->a, buf, n);
+    OPENSSL_cleanse(buf, len);
+    free(buf);
+    return PV_OK;
+}
+
+/* One redis... parameter of limit_req_zone into t: PV_OK, PV_ERR
+ * (reported), or PV_AGAIN when a is none of them. */
+static int redis_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *a, pv_redis_target_t *t)
+{
+    const char *v;
+    if ((v = pv_conf_param(a, "redis"))) {
+        if (t->addr.host || t->unix_path)
+            return pv_conf_error(cx, &nd->src, "duplicate \"redis\" parameter");
+        if (strncmp(v, "unix:", 5) == 0 && v[5] == '/')
+            t->unix_path = pv_arena_strdup(cx->a, v + 5);
+        else if (redis_addr(cx, v, strlen(v), 6379, &t->addr) != PV_OK)
+            return pv_conf_error(cx, &nd->src, "invalid redis address \"%s\"", a);
+    } else if ((v = pv_conf_param(a, "redis_db"))) {
+        int64_t n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
+        if (n < 0 || n > 0x7fffffff)
+            return pv_conf_error(cx, &nd->src, "invalid redis_db \"%s\"", v);
+        t->db = (int)n;
+    } else if ((v = pv_conf_param(a, "redis_user"))) {
+        if (!*v)
+            return pv_conf_error(cx, &nd->src, "empty redis_user");
+        t->user = pv_arena_strdup(cx->a, v);
+    } else if ((v = pv_conf_param(a, "redis_password_file"))) {
+        return redis_password(cx, nd, v, t);
+    } else if ((v = pv_conf_param(a, "redis_master"))) {
+        if (!*v)
+            return pv_conf_error(cx, &nd->src, "empty redis_master");
+        t->master = pv_arena_strdup(cx->a, v);
+    } else if ((v = pv_conf_param(a, "redis_sentinel"))) {
+        for (const char *p = v;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            pv_redis_addr_t *s = pv_conf_push(cx->a, (pv_redis_addr_t **)&t->sentinels, &t->nsentinels,
+                                              sizeof(*s));
+            if (redis_addr(cx, p, len, 26379, s) != PV_OK)
+                return pv_conf_error(cx, &nd->src, "invalid redis_sentinel address \"%.*s\"", (int)len, p);
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
+    } else {
+        return PV_AGAIN;
+    }
+    return PV_OK;
+}
+
+/* The redis parameters hang together. */
+static int redis_check(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_redis_target_t *t, int fail)
+{
+    int server = t->addr.host || t->unix_path;
+    if (server && t->nsentinels)
+        return pv_conf_error(cx, &nd->src, "\"redis\" and \"redis_sentinel\" are exclusive");
+    if (t->nsentinels && !t->master)
+        return pv_conf_error(cx, &nd->src, "\"redis_sentinel\" needs \"redis_master\"");
+    if (t->master && !t->nsentinels)
+        return pv_conf_error(cx, &nd->src, "\"redis_master\" needs \"redis_sentinel\"");
+    if (t->user && !t->password)
+        return pv_conf_error(cx, &nd->src, "\"redis_user\" needs \"redis_password_file\"");
+    if (!server && !t->nsentinels && (fail || t->db || t->user || t->password))
+        return pv_conf_error(cx, &nd->src, "\"%s\" needs \"redis\" or \"redis_sentinel\"",
+                             fail ? "redis_fail" : t->db ? "redis_db" : t->user ? "redis_user"
+                                                                             : "redis_password_file");
+    return PV_OK;
+}
+
 /* limit_req_zone KEY zone=NAME:SIZE rate=R [redis=HOST:PORT [redis_fail=...]]
  * limit_conn_zone KEY zone=NAME:SIZE */
 static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -72,7 +172,8 @@ static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
     if (compile(cx, nd, nd->args[1], &z->key) != PV_OK)
         return PV_ERR;
     z->key_late = has_var_flag(&z->key, PV_VAR_F_LATE);
-    int redis_fail = -1;
+    int redis_fail = -1, rc;
+    pv_redis_target_t redis = {0};
     for (int i = 2; i < nd->nargs; i++) {
         const char *a = ARG(nd, i);
         if (strncmp(a, "zone=", 5) == 0) {
@@ -88,13 +189,6 @@ static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
         } else if (kind == PV_ZONE_REQ && strncmp(a, "rate=", 5) == 0) {
             if (pv_limit_rate_parse((pv_str_t){a + 5, strlen(a + 5)}, &z->rate) != PV_OK || z->rate == 0)
                 return pv_conf_error(cx, &nd->src, "invalid rate \"%s\"", a);
-        } else if (kind == PV_ZONE_REQ && strncmp(a, "redis=", 6) == 0) {
-            char *host;
-            int port;
-            if (pv_conf_split_hostport(cx->a, a + 6, strlen(a + 6), &host, &port) != 0 || !*host)
-                return pv_conf_error(cx, &nd->src, "invalid redis address \"%s\"", a);
-            z->redis_host = host;
-            z->redis_port = port ? port : 6379;
         } else if (kind == PV_ZONE_REQ && strncmp(a, "redis_fail=", 11) == 0) {
             if (strcmp(a + 11, "open") == 0)
                 redis_fail = 0;
@@ -103,6 +197,9 @@ static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
             else
                 return pv_conf_error(cx, &nd->src, "invalid redis_fail \"%s\", it must be \"open\" or \"closed\"",
                                      a + 11);
+        } else if (kind == PV_ZONE_REQ && (rc = redis_param(cx, nd, a, &redis)) != PV_AGAIN) {
+            if (rc != PV_OK)
+                return rc;
         } else {
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
         }
@@ -111,8 +208,10 @@ static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
         return pv_conf_error(cx, &nd->src, "\"%s\" must have \"zone\" parameter", ARG(nd, 0));
     if (kind == PV_ZONE_REQ && !z->rate)
         return pv_conf_error(cx, &nd->src, "\"%s\" must have \"rate\" parameter", ARG(nd, 0));
-    if (redis_fail >= 0 && !z->redis_host)
-        return pv_conf_error(cx, &nd->src, "\"redis_fail\" needs \"redis\"");
+    if (redis_check(cx, nd, &redis, redis_fail >= 0) != PV_OK)
+        return PV_ERR;
+    if (redis.addr.host || redis.unix_path || redis.nsentinels)
+        z->redis = memcpy(pv_arena_alloc(cx->a, sizeof(redis)), &redis, sizeof(redis));
     z->redis_fail_closed = redis_fail == 1;
     pv_http_conf_t *h = cx->http;
     for (int i = 0; i < h->nzones; i++)

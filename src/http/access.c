@@ -46,9 +46,7 @@ static void resume(pv_hreq_t *hr);
 /* ---- per-worker Redis clients, by address ------------------------------------ */
 
 typedef struct rlink_s {
-    const char *host;     /* as configured (the config outlives no client: copied) */
-    int port;
-    pv_redis_t *r;
+    pv_redis_t *r;        /* its configuration outlives the config generation that made it */
     struct rlink_s *next;
 } rlink_t;
 
@@ -57,18 +55,13 @@ static __thread rlink_t *rlinks;
 static pv_redis_t *redis_for(pv_worker_t *w, const pv_zone_t *z)
 {
     for (rlink_t *l = rlinks; l; l = l->next)
-        if (l->port == z->redis_port && strcmp(l->host, z->redis_host) == 0)
+        if (pv_redis_target_eq(pv_redis_target(l->r), z->redis))
             return l->r;
     rlink_t *l = calloc(1, sizeof(*l));
     if (!l)
         return NULL;
-    l->host = strdup(z->redis_host);
-    l->port = z->redis_port;
-    l->r = pv_redis_new(w->loop, z->redis_host, z->redis_port);
-    if (!l->host || !l->r) {
-        free((char *)l->host);
-        if (l->r)
-            pv_redis_free(l->r);
+    l->r = pv_redis_new(w->loop, z->redis);
+    if (!l->r) {
         free(l);
         return NULL;
     }
@@ -83,7 +76,6 @@ void pv_access_thread_cleanup(void)
         rlink_t *l = rlinks;
         rlinks = l->next;
         pv_redis_free(l->r);
-        free((char *)l->host);
         free(l);
     }
 }
@@ -220,7 +212,7 @@ static int limit_req_redis(pv_hreq_t *hr, int late, int from, int delay)
     const pv_policy_conf_t *p = policy(hr);
     for (int i = from; i < p->nlreq; i++) {
         pv_zone_t *z = p->lreq_zone[i];
-        if (!z->redis_host || z->key_late != late)
+        if (!z->redis || z->key_late != late)
             continue;
         pv_str_t key = eval(hr, &z->key);
         if (!key.len)
@@ -305,7 +297,7 @@ static int limit_req_step(pv_hreq_t *hr, int late)
         pv_zone_t *z = p->lreq_zone[i];
         if (z->key_late != late)
             continue;
-        if (z->redis_host) {
+        if (z->redis) {
             any_redis = 1;
             continue;
         }

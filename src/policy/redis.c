@@ -20,6 +20,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "../core/log.h"
@@ -74,11 +75,23 @@ struct pv_redis_req_s {
     int retried;                  /* already resent with EVAL after NOSCRIPT */
 };
 
+/* A Sentinel's resolved address. */
+typedef struct {
+    char ip[INET6_ADDRSTRLEN];
+    int port;
+} sentinel_t;
+
 struct pv_redis_s {
     pv_loop_t *loop;              /* the worker's loop */
-    char addr[INET6_ADDRSTRLEN];  /* resolved address hiredis connects to */
+    pv_redis_target_t t;          /* as configured (a deep copy) */
+    char addr[INET6_ADDRSTRLEN];  /* resolved address hiredis connects to (the master's, with Sentinel) */
     int port;                     /* TCP port */
-    char name[300];               /* "host:port" as configured, for logs */
+    char name[300];               /* "host:port", "unix:PATH" or "master NAME", for logs */
+    sentinel_t *sentinels;        /* resolved Sentinels */
+    int sentinel_next;            /* the one asked next (round robin) */
+    int master_known;             /* addr holds what a Sentinel said */
+    int asking;                   /* the connection is to a Sentinel */
+    int switching;                /* a Sentinel answered: its connection closes, the master's opens */
     redisAsyncContext *ac;        /* current connection; NULL when down */
     pv_io_t io;                   /* its socket in the loop */
     int state;                    /* RS_* */
@@ -167,8 +180,7 @@ static void drop(pv_redis_t *r, const char *why)
     if (!r->ac)
         return;
     r->reason = why;
-    redisAsyncFree(r->ac);
-    r->reason = NULL;
+    redisAsyncFree(r->ac); /* from a callback: once it returns */
 }
 
 /* ---- the in-flight list ----------------------------------------------------- */
@@ -252,6 +264,7 @@ static void ev_cleanup(void *p)
         snprintf(why, sizeof(why), "%s", r->ac->errstr);
     else
         snprintf(why, sizeof(why), "connection closed");
+    r->reason = NULL;
     if (r->io.fd >= 0) {
         pv_loop_del(r->loop, &r->io);
         r->io.fd = -1;
@@ -263,6 +276,14 @@ static void ev_cleanup(void *p)
     r->state = RS_DOWN;
     if (r->closing)
         return;
+    if (r->switching) {
+        /* a Sentinel named the master: connect to it now */
+        r->switching = 0;
+        pv_timer_set(r->loop, &r->timer, 0);
+        return;
+    }
+    /* with Sentinel, whatever ended the connection, ask again */
+    r->master_known = 0;
     went_down(r, why);
     pv_timer_set(r->loop, &r->timer, backoff_next(r));
 }
@@ -402,6 +423,89 @@ static void script_cb(redisAsyncContext *ac, void *reply, void *priv)
     came_up(r);
 }
 
+/* AUTH and SELECT: an error reply ends the connection (checks would
+ * only fail on it). The reply's text is logged; it never holds the
+ * password. */
+static void login_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    pv_redis_t *r = ac->ev.data;
+    redisReply *rep = reply;
+    const char *what = priv;
+
+    if (!rep || rep->type != REDIS_REPLY_ERROR)
+        return;
+    pv_log(PV_LOG_ERR, "redis %s: %s failed: %s", r->name, what, rep->str);
+    drop(r, what[0] == 'A' ? "redis AUTH failed" : "redis SELECT failed");
+}
+
+/* With Sentinel, the server must still be the master (a demoted one may
+ * be reached before the Sentinels agree): ROLE says. */
+static void role_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    pv_redis_t *r = ac->ev.data;
+    redisReply *rep = reply;
+
+    PV_UNUSED(priv);
+    if (!rep)
+        return;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "master") == 0)
+        return;
+    pv_log(PV_LOG_WARN, "redis %s: %s:%d is not the master, asking the Sentinels again", r->name, r->addr, r->port);
+    drop(r, "redis server is not the master");
+}
+
+/* SENTINEL get-master-addr-by-name: {ip, port}, or nil for an unknown name. */
+static void sentinel_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    pv_redis_t *r = ac->ev.data;
+    redisReply *rep = reply;
+
+    PV_UNUSED(priv);
+    if (!rep)
+        return;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len < sizeof(r->addr)) {
+        int port = atoi(rep->element[1]->str);
+        if (port > 0 && port <= 65535) {
+            memcpy(r->addr, rep->element[0]->str, rep->element[0]->len + 1);
+            r->port = port;
+            r->master_known = 1;
+            r->switching = 1;
+            drop(r, "redis Sentinel answered");
+            return;
+        }
+    }
+    log_error_reply(r, "a Sentinel does not name the master",
+                    rep->type == REDIS_REPLY_ERROR ? rep->str : "no such master");
+    drop(r, "redis Sentinel has no master");
+}
+
+/* What a new connection to the server sends before any check. */
+static int login(pv_redis_t *r, redisAsyncContext *ac)
+{
+    if (r->t.password) {
+        const char *argv[3] = {"AUTH", r->t.user, r->t.password};
+        size_t lens[3] = {4, r->t.user ? strlen(r->t.user) : 0, strlen(r->t.password)};
+        int n = r->t.user ? 3 : 2;
+        if (!r->t.user) {
+            argv[1] = argv[2];
+            lens[1] = lens[2];
+        }
+        if (redisAsyncCommandArgv(ac, login_cb, "AUTH", n, argv, lens) != REDIS_OK)
+            return PV_ERR;
+    }
+    if (r->t.db && redisAsyncCommand(ac, login_cb, "SELECT", "SELECT %d", r->t.db) != REDIS_OK)
+        return PV_ERR;
+    if (r->t.nsentinels && redisAsyncCommand(ac, role_cb, NULL, "ROLE") != REDIS_OK)
+        return PV_ERR;
+    /* Redis's answer to this one marks the server as up; checks queued
+     * behind it find the script */
+    if (redisAsyncCommand(ac, script_cb, NULL, "SCRIPT LOAD %s", pv_redis_script) != REDIS_OK)
+        return PV_ERR;
+    return PV_OK;
+}
+
 static int send_check(pv_redis_t *r, pv_redis_req_t *q, int full_script)
 {
     char rate[24], burst[24];
@@ -454,7 +558,15 @@ static void connect_now(pv_redis_t *r)
     redisAsyncContext *ac;
 
     r->attempts++;
-    ac = redisAsyncConnect(r->addr, r->port);
+    r->asking = r->t.nsentinels && !r->master_known;
+    if (r->asking) {
+        const sentinel_t *st = &r->sentinels[r->sentinel_next++ % r->t.nsentinels];
+        ac = redisAsyncConnect(st->ip, st->port);
+    } else if (r->t.unix_path) {
+        ac = redisAsyncConnectUnix(r->t.unix_path);
+    } else {
+        ac = redisAsyncConnect(r->addr, r->port);
+    }
     if (!ac || ac->err) {
         char why[128];
         snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
@@ -479,40 +591,119 @@ static void connect_now(pv_redis_t *r)
         return;
     }
     pv_timer_set(r->loop, &r->timer, r->connect_ms);
-    /* first in the pipe, so checks queued behind it find the script */
-    if (redisAsyncCommand(ac, script_cb, NULL, "SCRIPT LOAD %s", pv_redis_script) != REDIS_OK)
-        drop(r, "cannot queue SCRIPT LOAD");
+    if (r->asking) {
+        if (redisAsyncCommand(ac, sentinel_cb, NULL, "SENTINEL get-master-addr-by-name %s", r->t.master) !=
+            REDIS_OK)
+            drop(r, "cannot queue the Sentinel query");
+        return;
+    }
+    if (login(r, ac) != PV_OK)
+        drop(r, "cannot queue the first commands");
 }
 
 /* ---- API ------------------------------------------------------------------------ */
 
-pv_redis_t *pv_redis_new(pv_loop_t *loop, const char *host, int port)
+static int str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int pv_redis_target_eq(const pv_redis_target_t *a, const pv_redis_target_t *b)
+{
+    if (!str_eq(a->addr.host, b->addr.host) || a->addr.port != b->addr.port || !str_eq(a->unix_path, b->unix_path) ||
+        a->nsentinels != b->nsentinels || !str_eq(a->master, b->master) || a->db != b->db ||
+        !str_eq(a->user, b->user) || !str_eq(a->password, b->password))
+        return 0;
+    for (int i = 0; i < a->nsentinels; i++)
+        if (!str_eq(a->sentinels[i].host, b->sentinels[i].host) || a->sentinels[i].port != b->sentinels[i].port)
+            return 0;
+    return 1;
+}
+
+static void target_free(pv_redis_target_t *t)
+{
+    free((char *)t->addr.host);
+    free((char *)t->unix_path);
+    for (int i = 0; i < t->nsentinels; i++)
+        free((char *)t->sentinels[i].host);
+    free((pv_redis_addr_t *)t->sentinels);
+    free((char *)t->master);
+    free((char *)t->user);
+    if (t->password)
+        OPENSSL_cleanse((char *)t->password, strlen(t->password));
+    free((char *)t->password);
+}
+
+static int dup_str(const char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return !src || *dst ? 0 : -1;
+}
+
+static int target_copy(pv_redis_target_t *d, const pv_redis_target_t *t)
+{
+    *d = (pv_redis_target_t){.addr.port = t->addr.port, .db = t->db};
+    int bad = dup_str(&d->addr.host, t->addr.host) | dup_str(&d->unix_path, t->unix_path) |
+              dup_str(&d->master, t->master) | dup_str(&d->user, t->user) | dup_str(&d->password, t->password);
+    if (t->nsentinels) {
+        pv_redis_addr_t *s = calloc((size_t)t->nsentinels, sizeof(*s));
+        d->sentinels = s;
+        for (int i = 0; s && i < t->nsentinels; i++, d->nsentinels++) {
+            s[i].port = t->sentinels[i].port;
+            bad |= dup_str(&s[i].host, t->sentinels[i].host);
+        }
+        bad |= !s;
+    }
+    return bad ? -1 : 0;
+}
+
+/* host's first address as text into ip; 0, or -1 (logged). */
+static int resolve(const char *name, const char *host, char ip[INET6_ADDRSTRLEN])
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    pv_redis_t *r;
-    int rc;
-
-    if (!loop || !host || port <= 0 || port > 65535)
-        return NULL;
-    rc = getaddrinfo(host, NULL, &hints, &ai);
+    int rc = getaddrinfo(host, NULL, &hints, &ai);
     if (rc != 0 || !ai) {
-        pv_log(PV_LOG_ERR, "redis %s:%d: cannot resolve \"%s\": %s", host, port, host,
-               gai_strerror(rc));
-        return NULL;
-    }
-    r = calloc(1, sizeof(*r));
-    if (!r) {
-        freeaddrinfo(ai);
-        return NULL;
+        pv_log(PV_LOG_ERR, "redis %s: cannot resolve \"%s\": %s", name, host, gai_strerror(rc));
+        return -1;
     }
     if (ai->ai_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, r->addr, sizeof(r->addr));
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, ip, INET6_ADDRSTRLEN);
     else
-        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, r->addr, sizeof(r->addr));
+        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, ip, INET6_ADDRSTRLEN);
     freeaddrinfo(ai);
-    snprintf(r->name, sizeof(r->name), "%s:%d", host, port);
+    return 0;
+}
+
+pv_redis_t *pv_redis_new(pv_loop_t *loop, const pv_redis_target_t *t)
+{
+    if (!loop || !t || (!t->addr.host && !t->unix_path && !t->nsentinels) ||
+        (t->addr.host && (t->addr.port <= 0 || t->addr.port > 65535)) || (t->nsentinels && !t->master))
+        return NULL;
+    pv_redis_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    if (target_copy(&r->t, t) != 0)
+        goto fail;
+    if (t->nsentinels)
+        snprintf(r->name, sizeof(r->name), "master %s", t->master);
+    else if (t->unix_path)
+        snprintf(r->name, sizeof(r->name), "unix:%s", t->unix_path);
+    else
+        snprintf(r->name, sizeof(r->name), "%s:%d", t->addr.host, t->addr.port);
+    if (t->addr.host && resolve(r->name, t->addr.host, r->addr) != 0)
+        goto fail;
+    r->port = t->addr.port;
+    if (t->nsentinels) {
+        r->sentinels = calloc((size_t)t->nsentinels, sizeof(*r->sentinels));
+        if (!r->sentinels)
+            goto fail;
+        for (int i = 0; i < t->nsentinels; i++) {
+            if (resolve(r->name, t->sentinels[i].host, r->sentinels[i].ip) != 0)
+                goto fail;
+            r->sentinels[i].port = t->sentinels[i].port;
+        }
+    }
     r->loop = loop;
-    r->port = port;
     r->io.fd = -1;
     r->io.cb = io_cb;
     r->io.data = r;
@@ -528,6 +719,11 @@ pv_redis_t *pv_redis_new(pv_loop_t *loop, const char *host, int port)
     pv_timer_init(&r->flush, flush_cb, r);
     connect_now(r);
     return r;
+fail:
+    target_free(&r->t);
+    free(r->sentinels);
+    free(r);
+    return NULL;
 }
 
 void pv_redis_set_timeouts(pv_redis_t *r, uint64_t connect_ms, uint64_t reply_ms,
@@ -553,7 +749,7 @@ int pv_redis_limit(pv_redis_t *r, const pv_limit_req_t *limit, pv_str_t key,
 
     if (req)
         *req = NULL;
-    if (!r->ac || r->state == RS_DOWN || (r->state == RS_CONNECTING && r->outage)) {
+    if (!r->ac || r->asking || r->state == RS_DOWN || (r->state == RS_CONNECTING && r->outage)) {
         *err = "redis unavailable";
         return PV_ERR;
     }
@@ -621,6 +817,11 @@ void pv_redis_cancel(pv_redis_req_t *req)
     req->limit = NULL;
 }
 
+const pv_redis_target_t *pv_redis_target(const pv_redis_t *r)
+{
+    return &r->t;
+}
+
 int pv_redis_up(const pv_redis_t *r)
 {
     return r->state == RS_UP;
@@ -640,5 +841,7 @@ void pv_redis_free(pv_redis_t *r)
         free(q->key);
         free(q);
     }
+    target_free(&r->t);
+    free(r->sentinels);
     free(r);
 }

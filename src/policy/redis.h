@@ -1,6 +1,9 @@
 /* Cluster-wide limit_req zones over Redis:
  *
- *   limit_req_zone KEY zone=NAME:SIZE rate=R redis=HOST:PORT [redis_fail=open|closed]
+ *   limit_req_zone KEY zone=NAME:SIZE rate=R redis=HOST:PORT|unix:PATH
+ *                  [redis_db=N] [redis_user=NAME] [redis_password_file=FILE]
+ *                  [redis_fail=open|closed]
+ *   ... redis_sentinel=HOST:PORT[,HOST:PORT...] redis_master=NAME (instead of redis=)
  *
  * Each worker thread owns one pv_redis_t per Redis server: a hiredis
  * asynchronous connection driven by the worker's own event loop. A check
@@ -41,10 +44,38 @@ typedef struct pv_redis_req_s pv_redis_req_t;
  * "redis connect timed out", "redis error reply", "redis client closed"). */
 typedef void (*pv_redis_limit_cb)(void *arg, const pv_limit_req_result_t *res, const char *err);
 
-/* Create the client and start connecting at once. HOST is resolved here,
- * once (a name would otherwise block the loop on every reconnect). NULL
- * if HOST does not resolve or memory runs out. */
-pv_redis_t *pv_redis_new(pv_loop_t *loop, const char *host, int port);
+/* Where Redis is and how to log in: a TCP address or a Unix socket, or
+ * a master named by Sentinel; the database to SELECT and the AUTH user
+ * and password. */
+typedef struct pv_redis_addr_s {
+    const char *host;
+    int port;
+} pv_redis_addr_t;
+
+typedef struct pv_redis_target_s {
+    pv_redis_addr_t addr;        /* TCP: host and port (host NULL otherwise) */
+    const char *unix_path;       /* or a Unix socket */
+    const pv_redis_addr_t *sentinels; /* or Sentinels, asked for the master */
+    int nsentinels;
+    const char *master;          /* with sentinels: the master's name */
+    int db;                      /* SELECT db when not 0 */
+    const char *user;            /* AUTH user, or NULL (the default user) */
+    const char *password;        /* AUTH password, or NULL; never logged */
+} pv_redis_target_t;
+
+/* 1 when a and b name the same server with the same login. */
+int pv_redis_target_eq(const pv_redis_target_t *a, const pv_redis_target_t *b);
+/* The client's target, as it was given. */
+const pv_redis_target_t *pv_redis_target(const pv_redis_t *r);
+
+/* Create the client and start connecting at once; t is copied. Host
+ * names (of the server or the Sentinels) are resolved here, once (a name
+ * would otherwise block the loop on every reconnect). A new connection
+ * sends AUTH and SELECT when configured, and with Sentinel asks a
+ * Sentinel for the master's address first and checks ROLE: a connection
+ * lost or refused by a demoted master asks again, so a failover is
+ * followed. NULL if a name does not resolve or memory runs out. */
+pv_redis_t *pv_redis_new(pv_loop_t *loop, const pv_redis_target_t *t);
 /* Tune the client (0 keeps a value): connect_ms bounds a connection
  * attempt up to Redis's first answer (default 1000), reply_ms the wait for
  * any reply before the connection is dropped and every pending check

@@ -1269,9 +1269,11 @@ class RedisServer:
     """redis-server on 127.0.0.1 with no persistence; can be stopped and
     started again on the same port (to simulate an outage)."""
 
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, args=(), password=None):
         self.workdir = str(workdir)
         self.port = port or free_port()
+        self.args = list(args)       # more redis-server options ("--requirepass", "x", ...)
+        self.password = password     # AUTH sent before each command()
         self.proc = None
         self.starts = 0
 
@@ -1282,7 +1284,7 @@ class RedisServer:
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", LOOPBACK,
                  "--save", "", "--appendonly", "no", "--daemonize", "no",
-                 "--dir", self.workdir],
+                 "--dir", self.workdir] + self.args,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=self.workdir, preexec_fn=_die_with_parent)
         finally:
@@ -1297,6 +1299,10 @@ class RedisServer:
             a = a if isinstance(a, bytes) else str(a).encode()
             msg += b"$%d\r\n%s\r\n" % (len(a), a)
         with socket.create_connection((LOOPBACK, self.port), timeout=2) as s:
+            if self.password is not None:
+                p = self.password.encode()
+                s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(p), p))
+                s.recv(65536)
             s.sendall(msg)
             return s.recv(65536)
 

@@ -232,8 +232,8 @@ static int group_setup(void **state)
     start_redis();
     loop = pv_loop_new();
     pv_timer_init(&poll_timer, poll_cb, NULL);
-    r1 = pv_redis_new(loop, "127.0.0.1", redis_port);
-    r2 = pv_redis_new(loop, "127.0.0.1", redis_port);
+    r1 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {"127.0.0.1", redis_port}});
+    r2 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {"127.0.0.1", redis_port}});
     if (!r1 || !r2)
         return -1;
     pv_redis_set_timeouts(r1, 300, 300, 20, 200);
@@ -497,19 +497,51 @@ static void test_free_pending(void **state)
     if (!redis_bin[0])
         skip();
     pv_limit_req_t l = {zone, 0, 0};
-    pv_redis_t *r3 = pv_redis_new(loop, "127.0.0.1", redis_port);
+    pv_redis_t *r3 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {"127.0.0.1", redis_port}});
     assert_non_null(r3);
     reset_got(1);
     ask(r3, &l, "closing");
     pv_redis_free(r3);
     assert_int_equal(got.n, 1);
     assert_string_equal(got.err[0], "redis client closed");
-    assert_null(pv_redis_new(loop, "127.0.0.1", 0));
+    assert_null(pv_redis_new(loop, &(pv_redis_target_t){.addr = {"127.0.0.1", 0}}));
+    assert_null(pv_redis_new(loop, &(pv_redis_target_t){.db = 1}));
+}
+
+/* Clients are shared by workers' zones with the same target only. */
+static void test_target_eq(void **state)
+{
+    (void)state;
+    pv_redis_addr_t s1[] = {{"127.0.0.1", 26379}, {"127.0.0.2", 26379}};
+    pv_redis_addr_t s2[] = {{"127.0.0.1", 26379}, {"127.0.0.2", 26380}};
+    pv_redis_target_t a = {.addr = {"h", 1}, .db = 2, .user = "u", .password = "p"};
+    pv_redis_target_t b = a;
+    assert_true(pv_redis_target_eq(&a, &b));
+    b.password = "q";
+    assert_false(pv_redis_target_eq(&a, &b));
+    b = a;
+    b.user = NULL;
+    assert_false(pv_redis_target_eq(&a, &b));
+    b = a;
+    b.db = 0;
+    assert_false(pv_redis_target_eq(&a, &b));
+    pv_redis_target_t c = {.sentinels = s1, .nsentinels = 2, .master = "m"};
+    pv_redis_target_t d = c;
+    assert_true(pv_redis_target_eq(&c, &d));
+    d.sentinels = s2;
+    assert_false(pv_redis_target_eq(&c, &d));
+    d = c;
+    d.master = "n";
+    assert_false(pv_redis_target_eq(&c, &d));
+    pv_redis_target_t u = {.unix_path = "/run/redis.sock"}, v = {.unix_path = "/run/other.sock"};
+    assert_false(pv_redis_target_eq(&u, &v));
+    assert_false(pv_redis_target_eq(&u, &a));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_target_eq),
         cmocka_unit_test(test_shared_limit),
         cmocka_unit_test(test_pipeline_and_delay),
         cmocka_unit_test(test_cancel),
