@@ -724,7 +724,7 @@ static int run(pv_hreq_t *hr)
             a->step = ACC_AUTH_REQUEST;
             break;
         case ACC_AUTH_REQUEST:
-            a->step = ACC_LIMIT_REQ_LATE;
+            a->step = a->again ? ACC_DONE : ACC_LIMIT_REQ_LATE;
             if (auth_request_step(hr) < 0)
                 return stopped(a);
             break;
@@ -746,12 +746,20 @@ static void resume(pv_hreq_t *hr)
 static int access_handler(pv_hreq_t *hr)
 {
     const pv_policy_conf_t *p = policy(hr);
-    if (!p->nlreq && !p->nlconn && !p->auth_basic && !p->auth_jwt && !p->api_keys && !p->nrules &&
-        !(p->auth_request && *p->auth_request))
+    /* after an internal redirect, the new location's authentication and
+     * allow/deny apply; limits are counted once per request, as NGINX's
+     * limit_req and limit_conn do */
+    int again = (hr->r.flags & PV_REQ_F_ACCESS_DONE) != 0;
+    int auth = p->auth_basic || p->auth_jwt || p->api_keys || p->nrules || (p->auth_request && *p->auth_request);
+    if (!auth && (again || (!p->nlreq && !p->nlconn)))
         return PV_PHASE_NEXT;
+    if (!hr->acc.active)
+        pv_timer_init(&hr->acc.timer, delay_cb, hr);
     hr->acc.active = 1;
-    hr->acc.step = ACC_LIMIT_REQ;
-    pv_timer_init(&hr->acc.timer, delay_cb, hr);
+    hr->acc.again = (uint8_t)again;
+    hr->acc.passed = 0;
+    hr->acc.www_auth = (pv_str_t){NULL, 0};
+    hr->acc.step = again ? ACC_AUTH : ACC_LIMIT_REQ;
     return run(hr);
 }
 

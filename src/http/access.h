@@ -33,6 +33,7 @@ typedef struct pv_access_s {
     pv_timer_t timer;                /* limit_req delay */
     uint8_t waiting;                 /* a step is pending: the request is parked */
     uint8_t active;                  /* the phases ran for this request (state to release) */
+    uint8_t again;                   /* run again after an internal redirect: authentication only */
 } pv_access_t;
 
 /* The request ends: release limit_conn slots, cancel a pending step. */

@@ -90,10 +90,6 @@ static void run_from(pv_hreq_t *hr)
     while (hr->phase_step < nengine) {
         const engine_t *e = &engine[hr->phase_step++];
         hr->phase = e->phase;
-        /* after an internal redirect, limits and authentication that ran
-         * for the request are not applied a second time */
-        if (e->phase == PV_PHASE_ACCESS && (hr->r.flags & PV_REQ_F_ACCESS_DONE))
-            continue;
         if (e->h(hr) != PV_PHASE_NEXT)
             return;
     }

@@ -41,7 +41,7 @@ typedef struct pv_header_s {
 #define PV_REQ_F_LOC_INVALID 0x100    /* `rewrite ... break`: the proxy_pass URI part no longer
                                          replaces the location's prefix (NGINX's valid_location) */
 #define PV_REQ_F_BODY_DROPPED 0x400   /* error_page redirected the request: its body is not passed on */
-#define PV_REQ_F_ACCESS_DONE 0x800    /* an internal redirect after the access phase ran: not again */
+#define PV_REQ_F_ACCESS_DONE 0x800    /* an internal redirect after the access phase ran: its limits not again */
 
 #define PV_REQ_F_ADD_URI_TO_ALIAS 0x400 /* try_files found a file under a regex location's alias:
                                          the URI is appended to it (NGINX's add_uri_to_alias) */
