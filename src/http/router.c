@@ -214,15 +214,18 @@ pv_str_t pv_router_location_url(const pv_request_t *r, pv_str_t path, int escape
     size_t slen = absolute ? (tls ? 8 : 7) : 0;
     char *buf = pv_arena_alloc(r->arena, slen + host.len + plen + elen + (args.len ? 1 + args.len : 0) + 1);
     char *p = buf;
-    memcpy(p, tls ? "https://" : "http://", slen);
-    p += slen;
-    memcpy(p, host.p, host.len);
-    p += host.len;
-    memcpy(p, port, plen);
-    p += plen;
+    if (absolute) {
+        memcpy(p, tls ? "https://" : "http://", slen);
+        p += slen;
+        if (host.len)
+            memcpy(p, host.p, host.len);
+        p += host.len;
+        memcpy(p, port, plen);
+        p += plen;
+    }
     if (escape) {
         p += pv_uri_escape(p, path.p, path.len);
-    } else {
+    } else if (path.len) {
         memcpy(p, path.p, path.len);
         p += path.len;
     }
