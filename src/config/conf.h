@@ -150,6 +150,9 @@ typedef struct pv_proxy_pass_s {
     pv_str_t uri;                 /* URI part after host; valid when has_uri */
     pv_str_t url;                 /* the URL as written (proxy_redirect default) */
     int has_uri;                  /* 1 when the URL had a URI part (even just "/") */
+    pv_cv_t *host_cv;             /* `proxy_pass http://$var`: the upstream's name, evaluated per
+                                     request among residency_targets (upstream is then NULL) */
+    pv_conf_src_t src;            /* the proxy_pass line */
 } pv_proxy_pass_t;
 
 /* PV_NEXT_UPSTREAM_F_*: the `proxy_next_upstream` conditions. */
@@ -219,6 +222,7 @@ typedef struct pv_policy_conf_s {
     int limit_conn_log_level;      /* default error */
     int limit_conn_dry_run;        /* default off */
     const char *auth_request;      /* subrequest URI; "" = off; NULL = inherit */
+    pv_conf_src_t auth_request_src; /* its line */
     pv_auth_set_t *auth_sets;      /* auth_request_set lines */
     int nauth_sets;
     pv_cv_t *auth_basic;           /* realm; NULL = off (after merging) */
@@ -305,6 +309,7 @@ typedef struct pv_static_conf_s {
     int try_kind;               /* PV_TRY_* */
     int try_code;               /* PV_TRY_CODE: the status */
     pv_cv_t try_uri;            /* PV_TRY_URI: the URI, compiled */
+    pv_conf_src_t try_src;      /* the try_files line */
     pv_mime_t *types;           /* sorted by extension; NULL = inherit */
     int ntypes;
     pv_str_t default_type;      /* p NULL = inherit; default text/plain */
@@ -408,6 +413,7 @@ typedef struct pv_error_page_s {
     int status;                 /* the code it applies to */
     int overwrite;              /* -1: keep the code; 0 (`=`): the new response's; else that code */
     pv_cv_t uri;                /* "/uri", "@named" or a redirect URL */
+    pv_conf_src_t src;          /* the error_page line */
 } pv_error_page_t;
 /* `client_body_temp_path`, `proxy_temp_path` (and the fastcgi, scgi and
  * uwsgi ones NGINX has): a directory of temporary files, with NGINX's
@@ -518,6 +524,10 @@ typedef struct pv_loc_conf_s {
     int naccess_logs;
     pv_policy_conf_t policy;       /* authentication and rate limits */
     pv_static_conf_t st;           /* files: root, alias, index, try_files, types */
+    /* data residency (residency_conf.c) */
+    struct pv_residency_s *residency; /* `residency`; NULL = inherit (none after merging) */
+    struct pv_res_targets_s *res_targets; /* `residency_targets`; NULL = inherit */
+    int residency_log_addr;        /* PV_RES_LOG_*; default anon */
 } pv_loc_conf_t;
 
 /* location modifiers */
@@ -703,6 +713,10 @@ typedef struct pv_upstream_server_s {
     int64_t slow_start;           /* ms over which a recovered server's weight grows back; 0 off */
     int backup;                   /* `backup` flag */
     int down;                     /* `down` flag */
+    int jur;                      /* jurisdiction (PV_JUR_* index), the line's or the block's;
+                                     PV_JUR_NONE when undeclared. Every address the line
+                                     resolves to, now or at a reload, has it */
+    pv_conf_src_t src;            /* the server line */
 } pv_upstream_server_t;
 
 /* Balancing methods of an upstream block (PV_BAL_*). */
@@ -784,6 +798,8 @@ struct pv_upstream_conf_s {
     int64_t keepalive_timeout;   /* default 60s */
     int64_t keepalive_time;      /* default 1h */
     int index;                   /* position in pv_http_conf_t.upstreams: per-worker pool slot */
+    int jur;                     /* `jurisdiction` of the block: its servers' default; PV_JUR_NONE */
+    pv_conf_src_t jur_src;
     pv_conf_src_t src;
 };
 
@@ -821,6 +837,8 @@ typedef struct pv_http_conf_s {
     int ignore_invalid_headers;
     int64_t server_names_hash_max_size;    /* accepted, checked; no effect (see README) */
     int64_t server_names_hash_bucket_size;
+    struct pv_res_http_s *res;    /* residency_group, gateway_jurisdiction, trusted_network,
+                                     residency_require_tls (residency_conf.c); never NULL */
 } pv_http_conf_t;
 
 struct pv_conf_s {

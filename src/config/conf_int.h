@@ -286,6 +286,18 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
 /* A server's values from the http level's (hs: the http-level holder). */
 void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs);
 
+/* The residency directives (residency_conf.c) and the check after the
+ * merge (residency.c). */
+extern const pv_conf_module_t pv_conf_residency_module;
+void pv_conf_residency_init(pv_loc_conf_t *lc);
+void pv_conf_residency_merge(pv_loc_conf_t *c, const pv_loc_conf_t *p);
+/* An ISO 3166-1 alpha-2 code argument of nd into *out, or an error. */
+int pv_conf_jurisdiction_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *a, int *out);
+/* After every location is merged: resolve the scopes and targets, check
+ * the gateway's place and proxy_pass with variables, then refuse any
+ * route out of a scope (pv_residency_walk()). */
+int pv_conf_residency_finish(pv_conf_ctx_t *cx);
+
 /* A resolved socket address. */
 typedef struct pv_conf_addr_s {
     struct sockaddr_storage ss; /* the address */

@@ -39,6 +39,7 @@ static int set_error_page_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const 
         pv_error_page_t *e = pv_conf_push(cx->a, &lc->error_pages, &lc->nerror_pages, sizeof(*e));
         e->status = (int)st;
         e->overwrite = overwrite;
+        e->src = nd->src;
         /* NGINX's own codes for TLS errors and too large headers answer 400 */
         if (overwrite == -1 && (st == 494 || st == 495 || st == 496 || st == 497))
             e->overwrite = 400;

@@ -4,6 +4,7 @@
  * build the listen groups. The runtime never sees PV_UNSET. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "conf_int.h"
+#include "residency.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -82,6 +83,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     pv_conf_zip_init(&lc->zip);
     pv_conf_static_init(&lc->st);
     pv_conf_buffer_init(lc);
+    pv_conf_residency_init(lc);
 }
 
 void pv_conf_add_cleanup(pv_conf_ctx_t *cx, void (*fn)(void *), void *arg)
@@ -337,6 +339,8 @@ static int resolve_passes(pv_conf_ctx_t *cx)
     pv_http_conf_t *h = cx->http;
     for (int i = 0; i < cx->npasses; i++) {
         pv_conf_pass_ref_t *r = &cx->passes[i];
+        if (r->pp->host_cv)
+            continue; /* variables: residency_targets names the upstreams */
         pv_upstream_conf_t *u = NULL;
         for (int k = 0; k < h->nupstreams && !u; k++)
             if (!h->upstreams[k]->implicit && strcasecmp(h->upstreams[k]->name, r->host) == 0)
@@ -364,6 +368,7 @@ static int resolve_passes(pv_conf_ctx_t *cx)
                 u->src = r->src;
                 u->keepalive = u->keepalive_requests = u->keepalive_timeout = PV_UNSET;
                 u->keepalive_time = PV_UNSET;
+                u->jur = PV_JUR_NONE;
                 for (int k = 0; k < n; k++) {
                     pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers,
                                                            sizeof(*s));
@@ -374,6 +379,8 @@ static int resolve_passes(pv_conf_ctx_t *cx)
                     s->weight = 1;
                     s->max_fails = 1;
                     s->fail_timeout = 10000;
+                    s->jur = PV_JUR_NONE;
+                    s->src = r->src;
                 }
                 *(pv_upstream_conf_t **)pv_conf_push(cx->a, &h->upstreams, &h->nupstreams,
                                                      sizeof(u)) = u;
@@ -481,6 +488,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     pv_conf_policy_merge(&c->policy, p ? &p->policy : NULL);
     pv_conf_static_merge(cx, &c->st, p ? &p->st : NULL);
     pv_conf_buffer_merge(cx, c, p);
+    pv_conf_residency_merge(c, p);
 }
 
 static void srv_merge(pv_server_t *s, const pv_http_conf_t *h)
@@ -653,6 +661,8 @@ static int finish_http(pv_conf_ctx_t *cx)
         if (pv_conf_policy_check(cx, l) != PV_OK)
             return PV_ERR;
     }
+    if (pv_conf_residency_finish(cx) != PV_OK)
+        return PV_ERR;
     if (build_listens(cx) != PV_OK)
         return PV_ERR;
     return pv_conf_ssl_finish(cx);

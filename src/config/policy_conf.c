@@ -422,6 +422,7 @@ static int auth_request_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
         return pv_conf_error(cx, &nd->src, "invalid URI \"%s\" in \"auth_request\"", ARG(nd, 1));
     else
         p->auth_request = pv_arena_strdup(cx->a, ARG(nd, 1));
+    p->auth_request_src = nd->src;
     PV_UNUSED(cmd);
     PV_UNUSED(base);
     return PV_OK;
@@ -654,8 +655,10 @@ void pv_conf_policy_merge(pv_policy_conf_t *c, const pv_policy_conf_t *p)
         c->rules = p->rules;
         c->nrules = p->nrules;
     }
-    if (!c->auth_request)
+    if (!c->auth_request) {
         c->auth_request = p->auth_request;
+        c->auth_request_src = p->auth_request_src;
+    }
     if (!c->nauth_sets) {
         c->auth_sets = p->auth_sets;
         c->nauth_sets = p->nauth_sets;

@@ -120,6 +120,7 @@ static int try_files_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
     const pv_str_t *last = &nd->args[nd->nargs - 1];
     s->try_last = (pv_str_t){pv_arena_strndup(cx->a, last->p, last->len), last->len};
     s->try_kind = PV_TRY_URI;
+    s->try_src = nd->src;
     if (last->p[0] == '@') {
         s->try_kind = PV_TRY_NAMED;
     } else if (last->p[0] == '=') {

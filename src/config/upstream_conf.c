@@ -4,6 +4,7 @@
  * read, the order of its servers (primaries first) and the
  * consistent-hash ring, built as NGINX builds it (ketama). */
 #include "conf_int.h"
+#include "residency.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     u->keepalive_requests = PV_UNSET;
     u->keepalive_timeout = PV_UNSET;
     u->keepalive_time = PV_UNSET;
+    u->jur = PV_JUR_NONE;
     u->src = nd->src;
     *(pv_upstream_conf_t **)pv_conf_push(cx->a, &h->upstreams, &h->nupstreams, sizeof(u)) = u;
     cx->ups = u;
@@ -73,9 +75,14 @@ static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
 {
     pv_upstream_conf_t *u = cx->ups;
     server_params_t sp = {.weight = 1, .max_fails = 1, .fail_timeout = 10000};
-    for (int i = 2; i < nd->nargs; i++)
-        if (server_param(ARG(nd, i), &sp) < 0)
+    int jur = PV_JUR_NONE;
+    for (int i = 2; i < nd->nargs; i++) {
+        const char *j = pv_conf_param(ARG(nd, i), "jurisdiction");
+        if (j && pv_conf_jurisdiction_arg(cx, nd, j, &jur) != PV_OK)
+            return PV_ERR;
+        if (!j && server_param(ARG(nd, i), &sp) < 0)
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, i));
+    }
     if (strncmp(ARG(nd, 1), "unix:", 5) == 0)
         return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in upstream \"%s\"",
                              ARG(nd, 1));
@@ -103,6 +110,8 @@ static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
         s->slow_start = sp.slow_start;
         s->backup = sp.backup;
         s->down = sp.down;
+        s->jur = jur;
+        s->src = nd->src;
     }
     return PV_OK;
 }
@@ -258,6 +267,8 @@ int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc)
         return pv_conf_error(cx, &hc->src, "\"health_check\" needs \"proxy_pass\" in the same location");
     if (loc->proxy_pass->ssl)
         return pv_conf_error(cx, &hc->src, "\"health_check\" of an https upstream is not supported");
+    if (!loc->proxy_pass->upstream)
+        return pv_conf_error(cx, &hc->src, "\"health_check\" needs a \"proxy_pass\" without variables");
     pv_upstream_conf_t *u = loc->proxy_pass->upstream;
     if (u->health && u->health != hc)
         return pv_conf_error(cx, &hc->src, "upstream \"%s\" already has a health check", u->name);
@@ -400,6 +411,9 @@ int pv_conf_upstream_finish(pv_conf_ctx_t *cx, pv_upstream_conf_t *u)
         if (bad)
             return pv_conf_error(cx, &u->src, "balancing method does not support parameter \"%s\"", bad);
     }
+    for (int i = 0; i < u->nservers; i++)
+        if (u->servers[i].jur == PV_JUR_NONE)
+            u->servers[i].jur = u->jur;
     order_servers(u);
     if (u->nprimary == 0)
         return pv_conf_error(cx, &u->src, "no servers in upstream \"%s\"", u->name);

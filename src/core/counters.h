@@ -18,6 +18,7 @@ enum {
     PV_CTR_STATUS_5XX,
     PV_CTR_UPSTREAM_OPENED,    /* upstream connections opened */
     PV_CTR_UPSTREAM_REUSED,    /* requests sent on a pooled connection */
+    PV_CTR_RESIDENCY_REFUSED,  /* requests refused (403) for leaving their residency scope */
     PV_CTR__COUNT
 };
 

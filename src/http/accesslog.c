@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "vars.h"
+#include "../config/residency.h"
 
 #define PV_AL_FIRST_BUF 4096      /* initial per-thread line buffer */
 
@@ -108,6 +109,10 @@ void pv_accesslog_write(pv_request_t *r)
         if (lc->access_logs[i].off)
             return;
 
+    /* a request of a residency scope is logged without its client's
+     * full address (residency_log_addr) */
+    unsigned anon = (r->flags & PV_REQ_F_RES_ANON) || pv_residency_anon(lc) ? PV_REQ_F_LOG_ANON : 0;
+    r->flags |= anon;
     const pv_log_format_t *last = NULL;
     size_t len = 0;
     for (int i = 0; i < lc->naccess_logs; i++) {
@@ -124,6 +129,7 @@ void pv_accesslog_write(pv_request_t *r)
         else
             pv_logring_push(s, al_buf, len);
     }
+    r->flags &= ~anon;
 }
 
 /* ---- opening sinks (main thread) -------------------------------------- */

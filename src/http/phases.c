@@ -1,5 +1,6 @@
 #include "phases.h"
 
+#include "../config/residency.h"
 #include "../core/log.h"
 #include "router.h"
 #include "script.h"
@@ -147,6 +148,8 @@ static int find_config(pv_hreq_t *hr)
     if (!loc && r->srv)
         loc = r->srv->self_loc; /* no location: the server's own settings, as NGINX */
     r->loc = loc;
+    if (loc && pv_residency_anon(&loc->conf))
+        r->flags |= PV_REQ_F_RES_ANON;
     /* a regex location's groups are $1..$9 and its named ones variables
      * (for a location nested in a regex one, the outer regex's) */
     const pv_location_t *rl = loc;

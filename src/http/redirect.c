@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "../config/residency.h"
 #include "../core/log.h"
 #include "errpage.h"
 #include "phases.h"
@@ -165,6 +166,8 @@ void pv_redirect_run(void)
         hr->handler_ctx = NULL;
         if (p->named) {
             hr->r.loc = p->named;
+            if (pv_residency_anon(&p->named->conf))
+                hr->r.flags |= PV_REQ_F_RES_ANON;
             pv_phases_restart(hr, PV_PHASE_REWRITE);
         } else {
             pv_phases_restart(hr, PV_PHASE_SERVER_REWRITE);

@@ -43,6 +43,10 @@ typedef struct pv_header_s {
 #define PV_REQ_F_BODY_DROPPED 0x400   /* error_page redirected the request: its body is not passed on */
 #define PV_REQ_F_ACCESS_DONE 0x800    /* an internal redirect after the access phase ran: its limits not again */
 
+#define PV_REQ_F_RES_ANON 0x1000      /* the request entered a residency scope whose logs anonymise
+                                         the client's address */
+#define PV_REQ_F_LOG_ANON 0x2000      /* while its log line is written: $remote_addr and
+                                         $realip_remote_addr give the anonymised address */
 #define PV_REQ_F_ADD_URI_TO_ALIAS 0x400 /* try_files found a file under a regex location's alias:
                                          the URI is appended to it (NGINX's add_uri_to_alias) */
 

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "../config/conf.h"
+#include "../core/net.h"
 #include "../core/time.h"
 #include "realip.h"
 #include "../core/tls.h"
@@ -35,9 +36,19 @@ static pv_str_t cstr(const char *s)
 
 /* ---- connection and addresses ------------------------------------------ */
 
+/* An address as the request's log line may show it: anonymised while a
+ * residency scope's line is written. */
+static pv_str_t log_addr(pv_request_t *r, pv_var_out_t *o, const char *text)
+{
+    if (!(r->flags & PV_REQ_F_LOG_ANON))
+        return cstr(text);
+    pv_net_addr_anon(text, o->scratch, o->scratchlen);
+    return cstr(o->scratch);
+}
+
 static int remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
-    *v = cstr(r->peer_text);
+    *v = log_addr(r, o, r->peer_text);
     return PV_VAL_FOUND;
 }
 
@@ -51,7 +62,7 @@ static int remote_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_
 /* The connection's address and port, whatever realip made of the request's. */
 static int realip_remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
-    *v = cstr(r->realip ? r->realip->orig_text : r->peer_text);
+    *v = log_addr(r, o, r->realip ? r->realip->orig_text : r->peer_text);
     return PV_VAL_FOUND;
 }
 

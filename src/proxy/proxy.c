@@ -210,9 +210,11 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
     px->r = sr;
     px->loc = loc;
     px->sub_done = done;
-    px->pool = pv_upstream_pool(hr->gen, loc->proxy_pass->upstream->index);
+    if (pv_proxy_target(px) < 0) {
+        done(hr, sr, 403);
+        return;
+    }
     px->start_ns = pv_now_ns();
-    sr->proxy_host = loc->proxy_pass->proxy_host;
     px->up_frame = PV_FRAME_NONE;
     pv_body_hold(hr);
     ssize_t n = build_head(px, sr, loc, PV_FRAME_NONE, 0, PV_BUF_SIZE);
@@ -278,9 +280,11 @@ static void proxy_start(pv_hreq_t *hr)
     px->hr = hr;
     px->r = r;
     px->loc = loc;
-    px->pool = pv_upstream_pool(hr->gen, loc->proxy_pass->upstream->index);
+    if (pv_proxy_target(px) < 0) {
+        pv_resp_local(hr, 403, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
     px->start_ns = pv_now_ns();
-    r->proxy_host = loc->proxy_pass->proxy_host;
 
     int has_body = !pv_body_done(hr);
     /* after error_page's redirect the body is not passed on, as NGINX

@@ -65,6 +65,8 @@ int pv_proxy_pick_init(pv_proxy_t *px);
 /* The TLS server name of a connection about to open: proxy_ssl_name with
  * variables evaluated for this request, its port left out. */
 const char *pv_proxy_tls_name(pv_proxy_t *px);
+/* Choose the exchange's upstream pool; -1: refused by residency (select.c). */
+int pv_proxy_target(pv_proxy_t *px);
 /* Release the server in use with a PV_BAL_* verdict (select.c). */
 void pv_proxy_release_server(pv_proxy_t *px, int verdict);
 /* Whether proxy_next_upstream_timeout has passed (select.c). */

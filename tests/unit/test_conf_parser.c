@@ -261,7 +261,7 @@ static void test_proxy_pass_errors(void **state)
                " server {\n  location / {\n   proxy_pass http://u:80/x;\n  }\n }\n}\n",
                "upstream \"u\" may not have port 80", 7);
     expect_err(HTTP_SRV("  location / {\n   proxy_pass http://$host;\n  }"),
-               "variables in \"proxy_pass\" are not supported", 5);
+               "variables in \"proxy_pass\" are supported only with \"residency_targets\"", 5);
 }
 
 static void test_unknown_upstream_host(void **state)
