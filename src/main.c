@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "doctor/doctor.h"
+#include "doctor/resmap.h"
 #include "http/access.h"
 #include "http/accesslog.h"
 #include "http/h2.h"
@@ -45,7 +46,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: portvakt [-?hvVtTq] [-s signal] [-c filename] [-p prefix] [-e filename]\n"
                "                [-g directives]\n"
-               "       portvakt doctor [-c filename] [--json | --sysctl] [--sys-root dir]\n\n"
+               "       portvakt doctor [-c filename] [--json | --sysctl] [--sys-root dir]\n"
+               "       portvakt doctor --residency -c filename [--json]\n"
+               "       portvakt residency -c filename [--json | --dot]\n\n"
                "Options:\n"
                "  -?,-h         : this help\n"
                "  -v            : show version and exit\n"
@@ -624,6 +627,11 @@ int main(int argc, char **argv)
     opts_t o = {.conf_path = PV_DEFAULT_CONF};
     /* the variables are known before any config is read, doctor's too */
     pv_http_vars_init();
+    if (argc > 1 && strcmp(argv[1], "residency") == 0)
+        return pv_residency_main(argc - 1, argv + 1);
+    for (int i = 2; argc > 1 && strcmp(argv[1], "doctor") == 0 && i < argc; i++)
+        if (strcmp(argv[i], "--residency") == 0)
+            return pv_doctor_residency_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "doctor") == 0)
         return pv_doctor_main(argc - 1, argv + 1);
     int rc = parse_args(argc, argv, &o);

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* allocations counted so far, over all threads */
 static atomic_ulong nbufs, nall;
@@ -22,6 +23,19 @@ int pv_fault_alloc(int kind)
         return 1;
     if (kind == PV_FAULT_BUF && nth > 0)
         return atomic_fetch_add(&nbufs, 1) + 1 == (unsigned long)nth;
+    return 0;
+}
+
+double pv_fault_rtt_ms(const char *addr)
+{
+    const char *v = getenv("PV_FAULT_RTT_MS");
+    size_t n = strlen(addr);
+    for (const char *p = v; p && *p;) {
+        const char *end = strchr(p, ',');
+        if (strncmp(p, addr, n) == 0 && p[n] == '=')
+            return atof(p + n + 1);
+        p = end ? end + 1 : NULL;
+    }
     return 0;
 }
 
