@@ -171,11 +171,15 @@ static void inner_routes(walk_t *w, int i)
         const pv_rw_op_t *op = &l->rw.ops[k];
         if (op->op == PV_RW_IF && op->ifloc)
             add_hop(w, i, op->ifloc, pv_arena_printf(a, "if (%s)", src_text(a, &op->src)));
-        if (op->op == PV_RW_REWRITE && (op->flag == PV_RWF_LAST || op->flag == PV_RWF_NONE))
+        if (op->op == PV_RW_REWRITE && (op->flag == PV_RWF_LAST || op->flag == PV_RWF_NONE)) {
+            size_t len;
+            const char *t = const_text(a, &op->value, &len);
             reach_value(w, i,
-                        pv_arena_printf(a, "rewrite \"%s\"%s (%s)", op->re ? op->re->src : "",
+                        pv_arena_printf(a, "rewrite \"%s\" \"%s\"%s (%s)", op->re ? op->re->src : "",
+                                        t ? t : "(with captures or variables)",
                                         op->flag == PV_RWF_LAST ? " last" : "", src_text(a, &op->src)),
                         &op->value, 0);
+        }
     }
     if (lc->policy.auth_request && lc->policy.auth_request[0]) {
         const char *u = lc->policy.auth_request;
