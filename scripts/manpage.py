@@ -42,6 +42,7 @@ def esc(text):
 
 def inline(text):
     """Markdown inline markup to roff: `code`, **bold**, [links](...)."""
+    text = re.sub(r"!\[([^\]]+)\]\(([^)]*)\)", r"(picture: \1, \2)", text)  # an image: its text and file
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)   # keep the link text
     parts = re.split(r"(`[^`]*`)", text)
     out = []

@@ -76,7 +76,7 @@ static int residency_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
         for (int i = 1; i < nd->nargs; i++) {
             if (strcmp(ARG(nd, i), "off") == 0)
                 return pv_conf_error(cx, &nd->src, "\"residency off\" takes no other argument");
-            r->names[r->nnames++] = ARG(nd, i);
+            r->names[r->nnames++] = pv_arena_strdup(cx->a, ARG(nd, i));
             len += nd->args[i].len + 1;
         }
         char *t = pv_arena_alloc(cx->a, len), *p = t;
@@ -99,7 +99,7 @@ static int group_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
         if (strcmp(rh->groups[i].name, name) == 0)
             return pv_conf_error(cx, &nd->src, "duplicate residency_group \"%s\"", name);
     pv_res_group_t *g = pv_conf_push(cx->a, &rh->groups, &rh->ngroups, sizeof(*g));
-    g->name = name;
+    g->name = pv_arena_strdup(cx->a, name);
     g->src = nd->src;
     for (int i = 2; i < nd->nargs; i++) {
         int j;
@@ -120,7 +120,7 @@ static int targets_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
     t->names = pv_arena_alloc(cx->a, (size_t)t->n * sizeof(*t->names));
     t->ups = pv_arena_calloc(cx->a, (size_t)t->n * sizeof(*t->ups));
     for (int i = 0; i < t->n; i++)
-        t->names[i] = ARG(nd, i + 1);
+        t->names[i] = pv_arena_strdup(cx->a, ARG(nd, i + 1));
     cx->lc->res_targets = t;
     return PV_OK;
 }
