@@ -125,7 +125,7 @@ static void log_context(pv_hreq_t *hr, char *buf, size_t cap)
     pv_request_t *r = &hr->r;
     pv_str_t sname = r->srv->nnames ? r->srv->names[0].name : (pv_str_t){"", 0};
     const pv_header_t *host = pv_request_header(r, "host", 4);
-    int n = snprintf(buf, cap, ", client: %s, server: %.*s, request: \"%.*s\"", r->peer_text, (int)sname.len,
+    int n = snprintf(buf, cap, ", client: %s, server: %.*s, request: \"%.*s\"", pv_log_client(r), (int)sname.len,
                      sname.p, (int)r->request_line.len, r->request_line.p);
     if (host && n > 0 && (size_t)n < cap)
         snprintf(buf + n, cap - (size_t)n, ", host: \"%.*s\"", (int)host->value.len, host->value.p);
@@ -442,7 +442,7 @@ static int check_basic(pv_hreq_t *hr)
     pv_str_t user, pass;
     if (!h || pv_htpasswd_basic_parse(h->value, buf, sizeof(buf), &user, &pass) != PV_OK) {
         if (h)
-            pv_log(PV_LOG_INFO, "client sent invalid Basic credentials, client: %s", hr->r.peer_text);
+            pv_log(PV_LOG_INFO, "client sent invalid Basic credentials, client: %s", pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Basic realm=\"%.*s\"", (int)realm.len, realm.p);
     }
     unsigned char d[SHA256_DIGEST_LENGTH];
@@ -452,7 +452,7 @@ static int check_basic(pv_hreq_t *hr)
         return 0;
     if (pv_htpasswd_check(p->htpasswd, user, pass) != PV_OK) {
         pv_log(PV_LOG_ERR, "user \"%.*s\": password mismatch or not found, client: %s", (int)user.len, user.p,
-               hr->r.peer_text);
+               pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Basic realm=\"%.*s\"", (int)realm.len, realm.p);
     }
     memcpy(slot->digest, d, sizeof(d));
@@ -469,7 +469,7 @@ static int check_api_key(pv_hreq_t *hr)
     pv_str_t consumer;
     if (!h || pv_apikey_lookup(p->api_keys, h->value, &consumer) != PV_OK) {
         if (h)
-            pv_log(PV_LOG_INFO, "unknown API key, client: %s", hr->r.peer_text);
+            pv_log(PV_LOG_INFO, "unknown API key, client: %s", pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Key realm=\"%.*s\"", (int)name.len, name.p);
     }
     hr->r.consumer = consumer;
@@ -500,7 +500,7 @@ static int check_jwt(pv_hreq_t *hr)
     pv_jwt_init(t, pv_arena_alloc(&hr->arena, mem), mem);
     const char *why = NULL;
     if (pv_jwt_verify(p->jwks, tok.p, tok.len, (int64_t)time(NULL), p->auth_jwt_leeway / 1000, t, &why) != PV_OK) {
-        pv_log(PV_LOG_INFO, "JWT rejected: %s, client: %s", why ? why : "invalid", hr->r.peer_text);
+        pv_log(PV_LOG_INFO, "JWT rejected: %s, client: %s", why ? why : "invalid", pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Bearer realm=\"%.*s\", error=\"invalid_token\", error_description=\"%s\"",
                          (int)realm.len, realm.p, why ? why : "invalid token");
     }
@@ -509,7 +509,7 @@ static int check_jwt(pv_hreq_t *hr)
         pv_str_t v = eval(hr, &p->auth_jwt_require[i]);
         if (!v.len || (v.len == 1 && v.p[0] == '0')) {
             hr->r.jwt = NULL;
-            pv_log(PV_LOG_INFO, "JWT rejected by auth_jwt_require, client: %s", hr->r.peer_text);
+            pv_log(PV_LOG_INFO, "JWT rejected by auth_jwt_require, client: %s", pv_log_client(&hr->r));
             return auth_fail(hr, 401,
                              "Bearer realm=\"%.*s\", error=\"insufficient_scope\", error_description=\"a required "
                              "claim is missing\"",
@@ -643,7 +643,7 @@ static void sub_done(pv_hreq_t *hr, pv_request_t *sr, int status)
         return;
     }
     pv_log(PV_LOG_ERR, "auth request unexpected status: %d while sending to client, client: %s", status,
-           hr->r.peer_text);
+           pv_log_client(&hr->r));
     refuse(hr, 500);
 }
 

@@ -262,7 +262,7 @@ void pv_autoindex(pv_hreq_t *hr, pv_file_t *f)
             status = 404, level = PV_LOG_ERR;
         else if (err == EACCES)
             status = 403, level = PV_LOG_ERR;
-        pv_log(level, "opendir() \"%s\" failed (%d: %s), client: %s", path, err, strerror(err), r->peer_text);
+        pv_log(level, "opendir() \"%s\" failed (%d: %s), client: %s", path, err, strerror(err), pv_log_client(r));
         pv_file_release(hr);
         pv_resp_local(hr, status, NULL, (pv_str_t){NULL, 0});
         return;
@@ -272,7 +272,7 @@ void pv_autoindex(pv_hreq_t *hr, pv_file_t *f)
     switch (s->autoindex_format) {
     case PV_AUTOINDEX_JSONP:
         if (!jsonp_callback(r, &cb)) {
-            pv_log(PV_LOG_ERR, "client sent invalid callback, client: %s", r->peer_text);
+            pv_log(PV_LOG_ERR, "client sent invalid callback, client: %s", pv_log_client(r));
             pv_file_release(hr);
             pv_resp_local(hr, 400, NULL, (pv_str_t){NULL, 0});
             return;

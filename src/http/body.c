@@ -67,7 +67,7 @@ static int h1_take(pv_hreq_t *hr, pv_str_t *spans, int max)
     ssize_t used = pv_chunked_decode(&hr->chunk, b->data + b->pos, b->last - b->pos, spans, &ns, max);
     if (used < 0) {
         /* the client's framing is broken: nothing more can be trusted */
-        pv_log(PV_LOG_INFO, "client sent invalid chunked body, client: %s", hr->r.peer_text);
+        pv_log(PV_LOG_INFO, "client sent invalid chunked body, client: %s", pv_log_client(&hr->r));
         hr->body_error = 400;
         return PV_ERR;
     }
@@ -78,7 +78,7 @@ static int h1_take(pv_hreq_t *hr, pv_str_t *spans, int max)
     int64_t max_size = hr->r.loc->conf.client_max_body_size;
     if (max_size > 0 && hr->body_decoded > (uint64_t)max_size) {
         pv_log(PV_LOG_ERR, "client intended to send too large chunked body: %llu+ bytes, client: %s",
-               (unsigned long long)hr->body_decoded, hr->r.peer_text);
+               (unsigned long long)hr->body_decoded, pv_log_client(&hr->r));
         hr->body_error = 413;
         return PV_ERR;
     }
@@ -99,7 +99,7 @@ static int read_body(pv_hreq_t *hr)
              * it); further body bytes go to their own buffer */
             hr->bin = pv_buf_get();
             if (!hr->bin) {
-                pv_cache_nomem("a body buffer", hr->r.peer_text);
+                pv_cache_nomem("a body buffer", pv_log_client(&hr->r));
                 return PV_ERR;
             }
             b = hr->bin;
@@ -141,7 +141,7 @@ static int h1_read(pv_hreq_t *hr)
         return PV_AGAIN;
     }
     pv_log(PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
-           hr->r.peer_text);
+           pv_log_client(&hr->r));
     return PV_ERR;
 }
 

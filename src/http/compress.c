@@ -320,7 +320,7 @@ int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
     /* a HEAD gets the head of the encoded response, as from NGINX */
     int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
     if (coding && !head_only && pv_compress_start(hr, coding, z, h->content_length) != PV_OK) {
-        pv_cache_nomem("a compression filter", hr->r.peer_text);
+        pv_cache_nomem("a compression filter", pv_log_client(&hr->r));
         return PV_RESP_NOMEM;
     }
     return rewrite_head(hr, h, coding, vary, head_only);
@@ -378,7 +378,7 @@ int pv_compress_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
         int level = coding == PV_CODING_GZIP ? z->gzip_comp_level : z->brotli_comp_level;
         ssize_t n = encode_whole(hr, coding, level, *body, &out);
         if (n < 0) {
-            pv_cache_nomem("a compressed page", hr->r.peer_text);
+            pv_cache_nomem("a compressed page", pv_log_client(&hr->r));
             return PV_RESP_NOMEM;
         }
         *body = (pv_str_t){out, (size_t)n};

@@ -63,7 +63,7 @@ pv_file_t *pv_file_new(pv_hreq_t *hr, const pv_static_conf_t *s)
     }
     pv_file_t *f = calloc(1, sizeof(*f));
     if (!f) {
-        pv_cache_nomem("a file state", hr->r.peer_text);
+        pv_cache_nomem("a file state", pv_log_client(&hr->r));
         return NULL;
     }
     f->hr = hr;
@@ -321,7 +321,7 @@ static int take_read(pv_hreq_t *hr, pv_file_t *f)
 {
     if (f->read_n <= 0) {
         pv_log(PV_LOG_CRIT, "pread() failed or the file was truncated (%d: %s), client: %s", f->err,
-               f->err ? strerror(f->err) : "end of file", hr->r.peer_text);
+               f->err ? strerror(f->err) : "end of file", pv_log_client(&hr->r));
         return -1;
     }
     f->pos += f->read_n;

@@ -101,13 +101,13 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
     uint64_t limit = (uint64_t)srv->large_header_buffers_num * (uint64_t)srv->large_header_buffers_size;
     st->hdr_bytes += (uint32_t)(namelen + valuelen + 4);
     if (st->hdr_bytes > 4 * limit + 65536) {
-        pv_log(PV_LOG_INFO, "client sent too large http2 header list, client: %s", hr->r.peer_text);
+        pv_log(PV_LOG_INFO, "client sent too large http2 header list, client: %s", pv_log_client(&hr->r));
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     if (namelen + valuelen + 4 > (uint64_t)srv->large_header_buffers_size || st->hdr_bytes > limit ||
         st->nfields == PV_MAX_HEADERS) {
         if (!st->hdr_status)
-            pv_log(PV_LOG_INFO, "client sent too large request header, client: %s", hr->r.peer_text);
+            pv_log(PV_LOG_INFO, "client sent too large request header, client: %s", pv_log_client(&hr->r));
         st->hdr_status = 431;
     }
     if (st->hdr_status)
@@ -150,7 +150,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
     }
     pv_hreq_t *hr = st->hr;
     if (!st->bin && !(st->bin = pv_buf_get_size(hc->window))) {
-        pv_cache_nomem("a body buffer", hr->r.peer_text);
+        pv_cache_nomem("a body buffer", pv_log_client(&hr->r));
         nghttp2_session_consume(s, id, len);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
@@ -169,7 +169,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
     int64_t max = hr->r.loc ? hr->r.loc->conf.client_max_body_size : 0;
     if (max > 0 && st->body_received > (uint64_t)max && !hr->body_error) {
         pv_log(PV_LOG_ERR, "client intended to send too large body: %llu+ bytes, client: %s",
-               (unsigned long long)st->body_received, hr->r.peer_text);
+               (unsigned long long)st->body_received, pv_log_client(&hr->r));
         hr->body_error = 413;
     }
     pv_h2_event(st, PV_H2_EV_READABLE);
@@ -390,7 +390,7 @@ static void stream_start(pv_h2_stream_t *st)
         if (PV_STR_IEQ(st->fields[i].name, "host"))
             host = &st->fields[i];
     if (check_authority(st, host) < 0) {
-        pv_log(PV_LOG_INFO, "client sent invalid :authority, client: %s", hr->r.peer_text);
+        pv_log(PV_LOG_INFO, "client sent invalid :authority, client: %s", pv_log_client(&hr->r));
         nghttp2_submit_rst_stream(st->hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
         return;
     }
@@ -527,7 +527,7 @@ static void stream_timer_cb(pv_timer_t *t)
 {
     pv_h2_stream_t *st = t->data;
     pv_hreq_t *hr = st->hr;
-    pv_log(PV_LOG_INFO, "client timed out, client: %s", hr->r.peer_text);
+    pv_log(PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
     if (hr->handling) {
         hr->handling = 0;
         hr->handler->abort(hr);
@@ -913,7 +913,7 @@ static int h2_read(pv_hreq_t *hr)
     }
     if (st->closed || st->hc->closing) {
         pv_log(PV_LOG_INFO, "client prematurely closed stream while sending request body, client: %s",
-               hr->r.peer_text);
+               pv_log_client(&hr->r));
         return PV_ERR;
     }
     pv_timer_set(st->hc->w->loop, &st->timer, (uint64_t)lconf(hr)->client_body_timeout);
@@ -929,7 +929,7 @@ static int h2_preread(pv_hreq_t *hr, size_t limit)
         return PV_OK;
     if (st->closed || st->hc->closing) {
         pv_log(PV_LOG_INFO, "client prematurely closed stream while sending request body, client: %s",
-               hr->r.peer_text);
+               pv_log_client(&hr->r));
         return PV_ERR;
     }
     pv_timer_set(st->hc->w->loop, &st->timer, (uint64_t)lconf(hr)->client_body_timeout);

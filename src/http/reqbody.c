@@ -74,7 +74,7 @@ static int temp_open(pv_hreq_t *hr, const pv_temp_path_t *t, char **pathp)
     errno = EEXIST;
 fail:
     pv_log(PV_LOG_CRIT, "open() \"%s\" failed (%d: %s), client: %s", path, errno, strerror(errno),
-           hr->r.peer_text);
+           pv_log_client(&hr->r));
     return -1;
 }
 
@@ -101,7 +101,7 @@ static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
         if (!rb->mem) {
             rb->mem = pv_buf_get_size((size_t)lc->client_body_buffer_size);
             if (!rb->mem) {
-                pv_cache_nomem("a request body buffer", hr->r.peer_text);
+                pv_cache_nomem("a request body buffer", pv_log_client(&hr->r));
                 return -1;
             }
         }
@@ -116,7 +116,7 @@ static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
         rb->keep_file = lc->client_body_in_file_only == PV_BODY_FILE_ON;
         if (!lc->client_body_in_file_only)
             pv_log(PV_LOG_WARN, "a client request body is buffered to a temporary file %s, client: %s", rb->path,
-                   hr->r.peer_text);
+                   pv_log_client(&hr->r));
         if (rb->len && write_all(rb->fd, rb->mem->data, (size_t)rb->len) < 0)
             goto fail;
         pv_buf_put(rb->mem);
@@ -128,7 +128,7 @@ static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
     return 0;
 fail:
     pv_log(PV_LOG_CRIT, "write() \"%s\" failed (%d: %s), client: %s", rb->path, errno, strerror(errno),
-           hr->r.peer_text);
+           pv_log_client(&hr->r));
     return -1;
 }
 
@@ -205,14 +205,14 @@ int pv_reqbody_take(pv_hreq_t *hr, pv_str_t *spans, int max)
         return 1;
     }
     if (!rb->chunk && !(rb->chunk = pv_buf_get())) {
-        pv_cache_nomem("a request body buffer", hr->r.peer_text);
+        pv_cache_nomem("a request body buffer", pv_log_client(&hr->r));
         return PV_ERR;
     }
     size_t want = (size_t)PV_MIN((uint64_t)rb->chunk->size, rb->len - rb->off);
     ssize_t n = pread(rb->fd, rb->chunk->data, want, (off_t)rb->off);
     if (n <= 0) {
         pv_log(PV_LOG_CRIT, "pread() \"%s\" failed (%d: %s), client: %s", rb->path, n < 0 ? errno : 0,
-               n < 0 ? strerror(errno) : "short file", hr->r.peer_text);
+               n < 0 ? strerror(errno) : "short file", pv_log_client(&hr->r));
         return PV_ERR;
     }
     spans[0] = (pv_str_t){rb->chunk->data, (size_t)n};

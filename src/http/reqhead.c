@@ -85,7 +85,7 @@ static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv
          * read "Transfer_Encoding" as Transfer-Encoding, so by default
          * it is never forwarded. */
         pv_log(PV_LOG_INFO, "client sent invalid header line: \"%.*s\", client: %s", (int)h->name.len,
-               h->name.p, r->peer_text);
+               h->name.p, pv_log_client(r));
         return -1;
     }
     int si = single_field(h->name);
@@ -96,7 +96,7 @@ static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv
                    "client sent duplicate %s: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\", client: %s",
                    si == SF_HOST ? "host header" : "header line", (int)h->name.len, h->name.p,
                    (int)h->value.len, h->value.p, (int)prev->name.len, prev->name.p, (int)prev->value.len,
-                   prev->value.p, r->peer_text);
+                   prev->value.p, pv_log_client(r));
             return 400;
         }
         f->single[si] = h;
@@ -321,7 +321,7 @@ static int http09_line(pv_hreq_t *hr, const char *line, const char *lf)
         return 0; /* "GET  HTTP/1.1": no target; llhttp refuses it, as NGINX */
     hr->r.flags |= PV_REQ_F_HTTP09;
     if (mlen != 3 || memcmp(line, "GET", 3) != 0) {
-        pv_log(PV_LOG_INFO, "client sent invalid method in HTTP/0.9 request, client: %s", hr->r.peer_text);
+        pv_log(PV_LOG_INFO, "client sent invalid method in HTTP/0.9 request, client: %s", pv_log_client(&hr->r));
         return 400;
     }
     hr->url = (pv_hspan_t){(uint32_t)(t - hr->c->in->data), (uint32_t)(tend - t)};
@@ -361,6 +361,6 @@ int pv_reqhead_parse_error(pv_hreq_t *hr, llhttp_errno_t e, const char *p, size_
     if (e == HPE_INVALID_METHOD && unknown_method(p, len))
         status = 501; /* a well-formed method this gateway does not know */
     pv_log(PV_LOG_INFO, "client sent invalid request (%s), client: %s", llhttp_get_error_reason(&hr->parser),
-           hr->r.peer_text);
+           pv_log_client(&hr->r));
     return status;
 }

@@ -141,4 +141,10 @@ typedef struct pv_request_s {
 /* Look up the first request header with this name (case-insensitive). */
 const pv_header_t *pv_request_header(const pv_request_t *r, const char *name, size_t len);
 
+/* The client's address as an error log line names it ("client: %s"):
+ * its /24 or /48 once the request entered a residency scope that
+ * anonymises (residency_log_addr), else the address. The text lives in
+ * a per-thread buffer until the next call. */
+const char *pv_log_client(const pv_request_t *r);
+
 #endif

@@ -100,7 +100,7 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     hr->keepalive = (uint8_t)want_keepalive(hr);
     if (!hr->out && !(hr->out = pv_buf_get())) {
         /* out of memory: this connection alone is closed */
-        pv_cache_nomem("a response buffer", hr->r.peer_text);
+        pv_cache_nomem("a response buffer", pv_log_client(&hr->r));
         pv_server_close(c);
         return;
     }
@@ -195,7 +195,7 @@ static int h1_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
     h->extra = hr->acc.xhdr;
     pv_hfilter_apply(hr, h);
     if (!hr->out && !(hr->out = pv_buf_get())) {
-        pv_cache_nomem("a response buffer", hr->r.peer_text);
+        pv_cache_nomem("a response buffer", pv_log_client(&hr->r));
         return PV_RESP_NOMEM;
     }
     ssize_t n = pv_http_write_head(h, pv_time_http_date(), hr->keepalive, hr->out->data, hr->out->size);

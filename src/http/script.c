@@ -184,7 +184,7 @@ static int do_rewrite(pv_request_t *r, const pv_rw_op_t *o, int log, pv_script_o
         }
         buf[len] = '\0';
         if (log)
-            pv_log(PV_LOG_NOTICE, "rewritten redirect: \"%s\", client: %s", buf, r->peer_text);
+            pv_log(PV_LOG_NOTICE, "rewritten redirect: \"%s\", client: %s", buf, pv_log_client(r));
         return answer(out, o->code, buf, (pv_str_t){NULL, 0}, 1);
     }
     pv_str_t uri = {buf, len};
@@ -204,9 +204,9 @@ static int do_rewrite(pv_request_t *r, const pv_rw_op_t *o, int log, pv_script_o
     buf[len] = '\0';
     if (log)
         pv_log(PV_LOG_NOTICE, "rewritten data: \"%.*s\", args: \"%.*s\", client: %s", (int)uri.len,
-               uri.p, (int)r->args.len, r->args.p, r->peer_text);
+               uri.p, (int)r->args.len, r->args.p, pv_log_client(r));
     if (uri.len == 0) {
-        pv_log(PV_LOG_ERR, "the rewritten URI has a zero length, client: %s", r->peer_text);
+        pv_log(PV_LOG_ERR, "the rewritten URI has a zero length, client: %s", pv_log_client(r));
         return fail(out);
     }
     r->uri = uri;
@@ -222,7 +222,7 @@ static int file_test(const pv_request_t *r, const pv_rw_op_t *o, pv_str_t path)
     if (stat(path.p, &st) != 0) {
         if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG)
             pv_log(PV_LOG_CRIT, "stat() \"%s\" failed (%d: %s), client: %s", path.p, errno,
-                   strerror(errno), r->peer_text);
+                   strerror(errno), pv_log_client(r));
         return o->negate;
     }
     switch (o->file_op) {
@@ -268,7 +268,7 @@ static int condition(pv_request_t *r, const pv_rw_op_t *o, int log)
             return -1;
         if (log)
             pv_log(PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
-                   rc ? "matches" : "does not match", (int)v.len, v.p, r->peer_text);
+                   rc ? "matches" : "does not match", (int)v.len, v.p, pv_log_client(r));
         if (!rc)
             r->ncaptures = 0; /* a failed match clears $1..$9, as NGINX's does */
         return o->negate ? !rc : rc;
@@ -320,7 +320,7 @@ int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc
                 return fail(out);
             if (log)
                 pv_log(PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
-                       rc ? "matches" : "does not match", (int)r->uri.len, r->uri.p, r->peer_text);
+                       rc ? "matches" : "does not match", (int)r->uri.len, r->uri.p, pv_log_client(r));
             if (!rc) {
                 r->ncaptures = 0;
                 ip++;
@@ -387,7 +387,7 @@ static int location_rewrite(pv_hreq_t *hr)
         return PV_PHASE_NEXT;
     if (pv_uri_change(r) != PV_OK) {
         pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", client: %s",
-               (int)r->uri.len, r->uri.p, r->peer_text);
+               (int)r->uri.len, r->uri.p, pv_log_client(r));
         pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
     }
@@ -416,7 +416,7 @@ int pv_script_subrequest(pv_request_t *sr, pv_script_out_t *out)
             return PV_SCRIPT_NEXT;
         if (changes == PV_MAX_URI_CHANGES) {
             pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", "
-                   "client: %s", (int)sr->uri.len, sr->uri.p, sr->peer_text);
+                   "client: %s", (int)sr->uri.len, sr->uri.p, pv_log_client(sr));
             return fail(out);
         }
     }

@@ -610,7 +610,7 @@ static pv_buf_t *head_buf(pv_hconn_t *c)
 /* Out of memory for what connection c needed: it alone is closed. */
 static void conn_nomem(pv_hconn_t *c, const char *what)
 {
-    pv_cache_nomem(what, c->hr ? c->hr->r.peer_text : NULL);
+    pv_cache_nomem(what, c->hr ? pv_log_client(&c->hr->r) : NULL);
     pv_server_close(c);
 }
 
@@ -738,7 +738,7 @@ static void handle_input(pv_hconn_t *c)
             /* a client closing between requests is normal; mid-head it is
              * logged like NGINX does but nothing can be answered */
             if (c->hr)
-                pv_log(PV_LOG_INFO, "client prematurely closed connection, client: %s", c->hr->r.peer_text);
+                pv_log(PV_LOG_INFO, "client prematurely closed connection, client: %s", pv_log_client(&c->hr->r));
             pv_server_close(c);
             return;
         }
@@ -862,7 +862,7 @@ static void conn_timer_cb(pv_timer_t *t)
     if (hr->r.srv && req_lconf(hr)->reset_timedout_connection) {
         /* reset_timedout_connection: an RST frees the socket's memory at
          * once, with whatever it still held unsent (NGINX's SO_LINGER 0) */
-        pv_log(PV_LOG_INFO, "client timed out, client: %s", hr->r.peer_text);
+        pv_log(PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
         struct linger lg = {1, 0};
         if (c->x.io.fd >= 0)
             setsockopt(c->x.io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -875,7 +875,7 @@ static void conn_timer_cb(pv_timer_t *t)
     }
     if (hr->handling) {
         /* body read timeout or send timeout while a handler runs */
-        pv_log(PV_LOG_INFO, "client timed out, client: %s", hr->r.peer_text);
+        pv_log(PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
         if (!hr->resp_head_bytes) {
             hr->handling = 0;
             hr->handler->abort(hr);
@@ -885,7 +885,7 @@ static void conn_timer_cb(pv_timer_t *t)
         }
         return;
     }
-    pv_log(PV_LOG_INFO, "client timed out reading the request head, client: %s", hr->r.peer_text);
+    pv_log(PV_LOG_INFO, "client timed out reading the request head, client: %s", pv_log_client(&hr->r));
     pv_server_error(hr, 408);
 }
 

@@ -36,6 +36,15 @@ static pv_str_t cstr(const char *s)
 
 /* ---- connection and addresses ------------------------------------------ */
 
+const char *pv_log_client(const pv_request_t *r)
+{
+    static __thread char buf[64];
+    if (!(r->flags & PV_REQ_F_RES_ANON))
+        return r->peer_text;
+    pv_net_addr_anon(r->peer_text, buf, sizeof(buf));
+    return buf;
+}
+
 /* An address as the request's log line may show it: anonymised while a
  * residency scope's line is written. */
 static pv_str_t log_addr(pv_request_t *r, pv_var_out_t *o, const char *text)

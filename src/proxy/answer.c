@@ -23,7 +23,7 @@ void pv_proxy_answer_failure(pv_proxy_t *px, int f)
     if (wait && !px->sub_done) {
         /* the health checks hold every server out: 503, come back later */
         pv_log(PV_LOG_ERR, "no healthy servers in upstream \"%s\" (health checks), client: %s",
-               px->pool->cf->name, hr->r.peer_text);
+               px->pool->cf->name, pv_log_client(&hr->r));
         const char *x = pv_arena_printf(hr->r.arena, "%.*sRetry-After: %d\r\n", (int)hr->acc.xhdr.len,
                                         hr->acc.xhdr.p ? hr->acc.xhdr.p : "", wait);
         hr->acc.xhdr = (pv_str_t){x, strlen(x)};
@@ -40,7 +40,7 @@ void pv_proxy_answer_failure(pv_proxy_t *px, int f)
 void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail)
 {
     const pv_upfail_info_t *fi = pv_upfail_info(f);
-    const char *client = px->hr->r.peer_text;
+    const char *client = pv_log_client(&px->hr->r);
     char why[160] = "";
     if (!fi->text[0])
         return;

@@ -165,7 +165,7 @@ static ssize_t build_head(pv_proxy_t *px, pv_request_t *r, pv_location_t *loc, i
         pv_buf_put(px->hbuf);
         px->hbuf = pv_buf_get_size(sizes[i]);
         if (!px->hbuf) {
-            pv_cache_nomem("an upstream request buffer", r->peer_text);
+            pv_cache_nomem("an upstream request buffer", pv_log_client(r));
             return -1;
         }
         n = pv_proxy_build_request(r, loc, frame, blen, px->hbuf->data, px->hbuf->size);
@@ -374,7 +374,7 @@ static void start_upstream(pv_proxy_t *px)
     if (s == PV_UPSTREAM_NO_BUDGET) {
         /* the retry is refused: the failure it follows is the answer */
         pv_log(PV_LOG_ERR, "retry budget of upstream \"%s\" exhausted, client: %s", pool->cf->name,
-               px->hr->r.peer_text);
+               pv_log_client(&px->hr->r));
         pv_proxy_answer_failure(px, px->last_fail ? (pv_upfail_t)px->last_fail : PV_UPF_NO_LIVE);
         return;
     }
@@ -685,7 +685,7 @@ static void upstream_read(pv_proxy_t *px)
         } else if (!px->uin) {
             px->uin = pv_buf_get();
             if (!px->uin) {
-                pv_cache_nomem("an upstream response buffer", px->r->peer_text);
+                pv_cache_nomem("an upstream response buffer", pv_log_client(px->r));
                 pv_resp_abort(px->hr);
                 return;
             }
@@ -935,7 +935,7 @@ static void client_readable(pv_hreq_t *hr)
      * client closing; only the close matters now */
     if (pv_body_client_closed(hr)) {
         pv_log(PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
-               hr->r.peer_text);
+               pv_log_client(&hr->r));
         pv_resp_abort(hr);
     }
 }

@@ -4,14 +4,12 @@
  * TLS name a new connection to the chosen server sends. */
 #include "proxy.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../config/residency.h"
 #include "../core/counters.h"
 #include "../core/log.h"
-#include "../core/net.h"
 #include "../core/time.h"
 #include "../http/server.h"
 #include "../http/uvars.h"
@@ -101,17 +99,12 @@ int pv_proxy_target(pv_proxy_t *px)
         }
     }
     const pv_residency_t *scope = loc->conf.residency;
-    char client[64];
-    if (pv_residency_active(&loc->conf) && loc->conf.residency_log_addr != PV_RES_LOG_FULL)
-        pv_net_addr_anon(px->hr->r.peer_text, client, sizeof(client));
-    else
-        snprintf(client, sizeof(client), "%s", px->hr->r.peer_text);
     pv_log(PV_LOG_ERR,
            "residency: proxy_pass target \"%.*s\" is not in residency_targets (%s:%d), scope \"residency %s\"%s%s%s%d%s, "
            "request refused, client: %s, request: \"%.*s\"",
            (int)PV_MIN(name.len, 256), name.p, t ? t->src.file : "?", t ? t->src.line : 0,
            scope ? scope->text : "(none)", scope ? " (" : "", scope ? scope->src.file : "", scope ? ":" : "",
-           scope ? scope->src.line : 0, scope ? ")" : "", client, (int)PV_MIN(px->r->uri.len, 512), px->r->uri.p);
+           scope ? scope->src.line : 0, scope ? ")" : "", pv_log_client(&px->hr->r), (int)PV_MIN(px->r->uri.len, 512), px->r->uri.p);
     pv_count(PV_CTR_RESIDENCY_REFUSED);
     return -1;
 }

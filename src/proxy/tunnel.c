@@ -198,7 +198,7 @@ static void upstream_timeout_cb(void *owner)
 {
     tunnel_t *t = owner;
     pv_log(PV_LOG_INFO, "upstream timed out (%d: %s) while proxying upgraded connection, upstream: %s, client: %s",
-           ETIMEDOUT, strerror(ETIMEDOUT), t->cf.upstream, t->hr->r.peer_text);
+           ETIMEDOUT, strerror(ETIMEDOUT), t->cf.upstream, pv_log_client(&t->hr->r));
     tunnel_end(t);
 }
 

@@ -302,12 +302,14 @@ RUN_CONF = """http {
     access_log /dev/stdout addr;
     upstream home { server 127.0.0.1:@HOME@ jurisdiction=NO; }
     upstream away { server 127.0.0.1:@AWAY@ jurisdiction=US; }
+    upstream dead { server 127.0.0.1:@DEAD@ jurisdiction=NO; }
     server {
         listen 127.0.0.1:@GW@;
         residency NO;
         location /pick { residency_targets home; proxy_pass http://$arg_u; }
         location /full { residency_log_addr full; proxy_pass http://home; }
         location /open { residency off; proxy_pass http://away; }
+        location /dead { proxy_pass http://dead; }
     }
 }
 """
@@ -316,7 +318,7 @@ RUN_CONF = """http {
 @pytest.fixture
 def run_gw(portvakt):
     home, away = EchoUpstream(), EchoUpstream()
-    gw = portvakt(RUN_CONF, GW=free_port(), HOME=home.port, AWAY=away.port)
+    gw = portvakt(RUN_CONF, GW=free_port(), HOME=home.port, AWAY=away.port, DEAD=free_port())
     yield gw, home, away
     home.stop()
     away.stop()
@@ -332,8 +334,8 @@ def test_variable_target_outside_targets_gets_403(run_gw):
     assert r.status == 403
     assert len(away.requests) == 0 and len(home.requests) == 1
     line = wait_for(lambda: [l for l in gw.stderr().splitlines() if 'target "away"' in l], what="403 log line")
-    assert ('residency: proxy_pass target "away" is not in residency_targets (%s:11), scope "residency NO" '
-            '(%s:10), request refused, client: 127.0.0.0, request: "/pick"' % (gw.conf_path, gw.conf_path)
+    assert ('residency: proxy_pass target "away" is not in residency_targets (%s:12), scope "residency NO" '
+            '(%s:11), request refused, client: 127.0.0.0, request: "/pick"' % (gw.conf_path, gw.conf_path)
             in line[0])
 
 
@@ -347,6 +349,13 @@ def test_access_log_anonymises_in_scope(run_gw):
                      "127.0.0.77 127.0.0.77 200 /open"]
     # the upstream still gets the real address where the config sends it
     assert home.requests[0].target == "/pick?u=home"
+
+
+def test_error_log_anonymises_in_scope(run_gw):
+    gw, home, away = run_gw
+    assert http_from("127.0.0.77", gw.port, "GET", "/dead").status == 502
+    lines = wait_for(lambda: [l for l in gw.stderr().splitlines() if "connect() failed" in l], what="error line")
+    assert lines[0].endswith("client: 127.0.0.0") and "127.0.0.77" not in gw.stderr()
 
 
 def test_refused_reload_keeps_the_old_config(run_gw, tmp_path):
