@@ -94,16 +94,13 @@ static void print_text(const pv_conf_t *c, const collect_t *k)
     if (rh->gateway_src.line)
         printf(" (%s:%d)", rh->gateway_src.file, rh->gateway_src.line);
     printf("\n");
-    const pv_residency_t *scope = NULL;
-    const pv_location_t *from = NULL;
     for (int i = 0; i < k->n; i++) {
         const pv_res_reach_t *r = &k->r[i];
-        if (r->scope != scope)
+        int new_scope = i == 0 || r->scope != k->r[i - 1].scope;
+        if (new_scope)
             printf("scope \"residency %s\" (%s:%d)\n", r->scope->text, r->scope->src.file, r->scope->src.line);
-        if (r->from != from || r->scope != scope)
+        if (new_scope || r->from != k->r[i - 1].from)
             printf("  location \"%s\" (%s:%d)\n", loc_name(r->from), r->from->src.file, r->from->src.line);
-        scope = r->scope;
-        from = r->from;
         printf("    %s %s%s upstream \"%s\" (%s:%d): %s%s\n      route: %s\n", r->us->text,
                pv_jur_text(r->us->jur, cc), r->us->backup ? " backup" : "", r->ups->name, r->us->src.file,
                r->us->src.line, r->why, r->plain_untrusted ? "; plain HTTP outside trusted_network" : "",
