@@ -150,7 +150,10 @@ void pv_net_addr_anon(const char *text, char *out, size_t outlen)
         b[3] = 0;
         inet_ntop(AF_INET, b, out, (socklen_t)outlen);
     } else if (inet_pton(AF_INET6, text, b) == 1) {
-        memset(b + 6, 0, 10);
+        if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)b))
+            b[15] = 0; /* an IPv4 client on an IPv6 socket keeps its /24 */
+        else
+            memset(b + 6, 0, 10);
         inet_ntop(AF_INET6, b, out, (socklen_t)outlen);
     } else {
         snprintf(out, outlen, "-");

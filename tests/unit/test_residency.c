@@ -72,6 +72,8 @@ static void test_anon(void **state)
     assert_string_equal(out, "192.0.2.0");
     pv_net_addr_anon("2001:db8:1:2:3:4:5:6", out, sizeof(out));
     assert_string_equal(out, "2001:db8:1::");
+    pv_net_addr_anon("::ffff:192.0.2.77", out, sizeof(out));
+    assert_string_equal(out, "::ffff:192.0.2.0");
     pv_net_addr_anon("::1", out, sizeof(out));
     assert_string_equal(out, "::");
     pv_net_addr_anon("unix:", out, sizeof(out));
