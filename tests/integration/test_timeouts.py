@@ -1,6 +1,8 @@
 """Client and upstream timeouts. Configs use 1 s timeouts to keep the run
-short; every assertion allows for scheduling slack but fails if a timeout
-fires far too early or not at all.
+short. No assertion is on a duration (the machine may be loaded): a test
+checks that a timeout fires at all within a generous wait, what the error
+log says fired, that a trickle which would outlast the timeout is cut
+before it ends, and, where two timeouts differ widely, their order.
 
 NGINX closes silently when client_header_timeout or client_body_timeout
 expires (it only logs 408); portvakt answers 408 Request Timeout first when
@@ -14,9 +16,10 @@ import time
 
 import pytest
 
-from conftest import TARGET, Client, Closed, Reply, http
+from conftest import TARGET, Client, Closed, Reply, http, wait_for
 
 CONF = """
+error_log stderr info;
 http {
     client_header_timeout 1s;
     client_body_timeout 1s;
@@ -37,7 +40,7 @@ http {
             proxy_pass http://127.0.0.1:@DEAD@/;
         }
         location /long/ {
-            keepalive_timeout 3s;
+            keepalive_timeout 4s;
             proxy_pass http://up/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -46,7 +49,15 @@ http {
 }
 """
 
-SLACK = 1.5
+
+def error_line(gw, text):
+    """The first error log line containing text, once it is written."""
+    def find():
+        return next((l for l in gw.stderr().splitlines() if text in l), None)
+    try:
+        return wait_for(find, timeout=10)
+    except AssertionError:
+        raise AssertionError("no error log line with %r in:\n%s" % (text, gw.stderr()))
 
 
 @pytest.fixture
@@ -66,33 +77,39 @@ def response_or_none(c):
 
 
 def trickle(c, data, gap):
-    """Send data one byte at a time in a thread; stops when the peer closes."""
+    """Send data one byte at a time in a thread, gap seconds apart at the
+    least; stops when the peer closes. The thread's `sent` counts the bytes
+    that went."""
     def run():
         for b in data:
             try:
                 c.send(bytes([b]))
             except OSError:
                 return
+            t.sent += 1
             time.sleep(gap)
     t = threading.Thread(target=run, daemon=True)
+    t.sent = 0
     t.start()
     return t
 
 
+# Trickled a byte every 50 ms, this head takes 6 s at the least: a
+# timeout restarted by every byte (20 times shorter than the 1 s) would
+# never fire, and the request would be served.
 HEAD = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100 + b"\r\n\r\n"
 
 
 def test_trickled_header_is_cut_at_client_header_timeout(gw):
     # client_header_timeout bounds the whole head, not the gap between reads.
-    with Client(gw.port, timeout=10) as c:
-        t0 = time.monotonic()
-        trickle(c, HEAD, 0.05)
+    with Client(gw.port, timeout=30) as c:
+        t = trickle(c, HEAD, 0.05)
         r = response_or_none(c)
-        took = time.monotonic() - t0
+        sent = t.sent
         # portvakt answers 408 (README: where it differs); NGINX just closes
         assert (r and r.status) == (None if TARGET == "nginx" else 408), r
-        assert c.closed(SLACK)
-    assert 0.8 <= took <= 1 + SLACK, took
+        assert c.closed(10)
+    assert sent < len(HEAD), "the whole head went through before the cut"
     assert gw.up.requests == []
 
 
@@ -103,36 +120,30 @@ def test_trickled_header_gets_408(gw):
         r = c.read_response()
         assert r.status == 408
         assert r.header("Connection") == "close"
-        assert c.closed(SLACK)
+        assert c.closed(10)
 
 
 def test_silent_connection_closed_without_response(gw):
-    with Client(gw.port, timeout=10) as c:
-        t0 = time.monotonic()
+    # client_header_timeout closes it: the client's 30 s wait would
+    # otherwise end in socket.timeout, not a close
+    with Client(gw.port, timeout=30) as c:
         assert response_or_none(c) is None
-        took = time.monotonic() - t0
-    assert 0.8 <= took <= 1 + SLACK, took
 
 
 def test_stalled_body_is_cut_at_client_body_timeout(gw):
-    with Client(gw.port, timeout=10) as c:
-        t0 = time.monotonic()
+    with Client(gw.port, timeout=30) as c:
         c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         r = response_or_none(c)
-        took = time.monotonic() - t0
         assert (r and r.status) == (None if TARGET == "nginx" else 408), r
-    assert 0.8 <= took <= 1 + SLACK, took
     # The upstream never got a complete request.
     assert gw.up.requests == []
 
 
 def test_hanging_upstream_is_504(gw):
     gw.up.reply = Reply(hang=True)
-    t0 = time.monotonic()
-    r = http(gw.port, "GET", "/hang", timeout=10)
-    took = time.monotonic() - t0
+    r = http(gw.port, "GET", "/hang", timeout=30)
     assert r.status == 504
-    assert 0.8 <= took <= 1 + SLACK, took
+    error_line(gw, "upstream timed out (110: Connection timed out) while reading response header from upstream")
 
 
 def test_upstream_stalling_mid_body_closes_client(gw):
@@ -146,29 +157,32 @@ def test_upstream_stalling_mid_body_closes_client(gw):
 
 
 def test_refused_upstream_is_502(gw):
-    t0 = time.monotonic()
-    r = http(gw.port, "GET", "/dead/x")
+    # at once, from the refusal: not after proxy_connect_timeout (a 504)
+    r = http(gw.port, "GET", "/dead/x", timeout=30)
     assert r.status == 502
-    assert time.monotonic() - t0 < 1.0
+    error_line(gw, "connect() failed (111: Connection refused) while connecting to upstream")
+    assert "timed out" not in gw.stderr(), gw.stderr()
 
 
 def test_keepalive_timeout_closes_idle_client(gw):
     with Client(gw.port, timeout=10) as c:
         c.request("GET", "/a")
         assert c.read_response().status == 200
-        t0 = time.monotonic()
-        assert not c.closed(0.5), "closed before keepalive_timeout"
-        assert c.closed(1 + SLACK)
-        took = time.monotonic() - t0
-    assert 0.8 <= took <= 1 + SLACK, took
+        assert c.closed(30)
 
 
 def test_keepalive_timeout_per_location(gw):
-    with Client(gw.port, timeout=10) as c:
-        c.request("GET", "/long/a")
-        assert c.read_response().status == 200
-        assert not c.closed(2.0), "location keepalive_timeout 3s not applied"
-        assert c.closed(1 + SLACK)
+    # Two idle connections, the second after a request to /long/ (4 s
+    # against 1 s): the first is closed while the second is still open,
+    # then the second is closed too.
+    with Client(gw.port, timeout=10) as short, Client(gw.port, timeout=10) as long_:
+        long_.request("GET", "/long/a")
+        assert long_.read_response().status == 200
+        short.request("GET", "/a")
+        assert short.read_response().status == 200
+        assert short.closed(30)
+        assert not long_.closed(0.05), "location keepalive_timeout 4s not applied"
+        assert long_.closed(30)
 
 
 def test_keepalive_requests_limits_a_connection(gw):
@@ -189,7 +203,12 @@ def test_send_timeout_drops_stalled_client(gw):
     s.connect(("127.0.0.1", gw.port))
     try:
         s.sendall(b"GET /huge HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(1 + SLACK + 0.5)
+        # The gateway gives up on the client: NGINX logs "client timed out
+        # ... while sending to client" (it reads the whole response into
+        # temp files); portvakt closes the upstream connection with it.
+        gw.up.wait_heads(1, timeout=30)
+        wait_for(lambda: "client timed out" in gw.stderr() or gw.up.open_connections == 0,
+                 timeout=30, what="the gateway to give up on the client")
         s.settimeout(5)
         got = 0
         while True:
