@@ -1,8 +1,11 @@
 """Hostile and slow clients: headers trickled byte by byte (slowloris),
 bodies trickled or stalled, clients that never read a large response, and
 a flood of idle keepalive connections. Timeouts are 1 s so the tests are
-short; timing assertions allow scheduling slack but fail if a timeout
-fires far too early, is reset by every byte, or never fires.
+short. Nothing is asserted on a duration (the machine may be loaded): a
+client trickles bytes 50 ms apart for longer than a timeout to show what
+does or does not restart it, a timeout must fire within a generous wait,
+and a server with a 60 s client_header_timeout shows by order that the
+1 s one does not fire early and that other clients are served meanwhile.
 
 portvakt answers 408 when client_header_timeout or client_body_timeout
 expires with part of a request in; NGINX closes without a response
@@ -25,8 +28,8 @@ import pytest
 
 from conftest import TARGET, Client, Reply, http, rss_kb, wait_for
 
-SLACK = 1.5
 MB = 1 << 20
+GAP = 0.05  # between two trickled pieces, 20 times shorter than the timeouts
 
 # 408 before the close is portvakt's documented behaviour; NGINX closes silently.
 WANT_408 = TARGET != "nginx"
@@ -46,6 +49,11 @@ http {
             proxy_set_header Connection "";
         }
     }
+    server {
+        listen 127.0.0.1:@PATIENT@;
+        client_header_timeout 60s;
+        location / { proxy_pass http://up; }
+    }
 }
 """
 
@@ -53,8 +61,10 @@ http {
 @pytest.fixture
 def gw(gateway, upstream, port):
     up = upstream()
-    g = gateway(CONF, UP=up.port, GW=port())
+    patient = port()
+    g = gateway(CONF, UP=up.port, GW=port(), PATIENT=patient)
     g.up = up
+    g.patient = patient
     return g
 
 
@@ -96,104 +106,126 @@ HEAD = b"GET /slow HTTP/1.1\r\nHost: x\r\nUser-Agent: " + b"s" * 200 + b"\r\n\r\
 
 
 def test_slowloris_is_cut_at_client_header_timeout(gw):
-    # 100 connections each send one more byte of a header every 200 ms. A
-    # timeout reset by every byte would never fire (the head would take
-    # 50 s); client_header_timeout bounds the whole head: all are cut
-    # about 1 s after they started, while ordinary clients are served.
-    n = 100
+    # 100 connections each send one more byte of a head every 50 ms, and
+    # 10 do the same to the server with a 60 s client_header_timeout. A
+    # timeout restarted by every byte would never fire: the heads would go
+    # through whole (12 s at the least) and be served. client_header_timeout
+    # bounds the whole head: all 100 are cut before their heads are
+    # complete, while the 10 are still open, and an ordinary client is
+    # served meanwhile.
+    n, m = 100, 10
     socks = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(n)]
+    patient = [socket.create_connection(("127.0.0.1", gw.patient)) for _ in range(m)]
     poller = select.poll()
     by_fd = {}
-    for s in socks:
+    for s in socks + patient:
         s.setblocking(False)
         poller.register(s, select.POLLIN)
         by_fd[s.fileno()] = s
-    start = time.monotonic()
-    got = {s: b"" for s in socks}
-    closed_at = {}
+    got = {s: b"" for s in socks + patient}
+    closed = set()
     served = []
 
     def ordinary():
-        time.sleep(0.4)
-        t = time.monotonic()
-        served.append((http(gw.port, "GET", "/meanwhile").status, time.monotonic() - t))
+        served.append(http(gw.port, "GET", "/meanwhile", timeout=30).status)
 
     t = threading.Thread(target=ordinary)
-    t.start()
     i = 0
-    next_byte = start
-    while len(closed_at) < n and time.monotonic() - start < 5:
-        now = time.monotonic()
-        if now >= next_byte and i < len(HEAD):
-            for s in socks:
-                if s not in closed_at:
-                    try:
-                        s.send(HEAD[i:i + 1])
-                    except OSError:
-                        pass
-            i += 1
-            next_byte += 0.2
-        for fd, _ in poller.poll(20):
-            s = by_fd[fd]
-            try:
-                d = s.recv(4096)
-            except BlockingIOError:
-                continue
-            except ConnectionResetError:
-                d = b""
-            if d:
-                got[s] += d
-            else:
-                closed_at[s] = time.monotonic() - start
-                poller.unregister(fd)
-    t.join()
-    for s in socks:
+    while len(closed & set(socks)) < n and i < len(HEAD):
+        for s in socks + patient:
+            if s not in closed:
+                try:
+                    s.send(HEAD[i:i + 1])
+                except OSError:
+                    pass
+        i += 1
+        if i == 3:
+            t.start()
+        next_byte = time.monotonic() + GAP
+        while True:
+            left = next_byte - time.monotonic()
+            if left <= 0:
+                break
+            for fd, _ in poller.poll(left * 1000):
+                s = by_fd[fd]
+                try:
+                    d = s.recv(4096)
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    d = b""
+                if d:
+                    got[s] += d
+                else:
+                    closed.add(s)
+                    poller.unregister(fd)
+    t.join(30)
+    still_open = [s for s in patient if s not in closed]
+    for s in socks + patient:
         s.close()
-    assert len(closed_at) == n, "%d of %d slow connections were never cut" % (n - len(closed_at), n)
-    assert i < 15, "%d bytes got through before the cut" % i
-    times = sorted(closed_at.values())
-    assert 0.8 <= times[0] and times[-1] <= 1 + SLACK, (times[0], times[-1])
+    assert len(closed & set(socks)) == n, "%d of %d slow connections were never cut" % (
+        n - len(closed & set(socks)), n)
+    assert i < len(HEAD), "whole heads got through before the cut"
+    assert len(still_open) == m, "a 60 s client_header_timeout fired with the 1 s one"
+    assert [got[s] for s in patient] == [b""] * m
     for s in socks:
         check_cut(got[s], "slowloris")
-    assert served and served[0][0] == 200 and served[0][1] < 0.5, served
+    assert served == [200], served
     assert gw.up.requests[-1].target == "/meanwhile" and len(gw.up.requests) == 1
 
 
 # ---------------------------------------------------------------- slow bodies
 
 
+def trickle_body(s, pieces, span=2.5):
+    """Send pieces GAP apart until span seconds (over two client body
+    timeouts) have passed; the bytes the gateway sent meanwhile."""
+    came = b""
+    stop = time.monotonic() + span
+    while time.monotonic() < stop:
+        s.sendall(next(pieces))
+        r, _, _ = select.select([s], [], [], GAP)
+        if r:
+            d = s.recv(4096)
+            came += d
+            if not d:
+                break
+    return came
+
+
+def chunks(data=b"0123456789"):
+    while True:
+        yield b"%x\r\n%s\r\n" % (len(data), data)
+
+
 def test_slow_body_is_fine_while_each_read_comes_in_time(gw):
     # client_body_timeout is between two reads (as in NGINX), not for the
-    # whole body: 6 pieces 350 ms apart take 2 s in all, and pass.
-    body = b"0123456789" * 6
-    with Client(gw.port, timeout=10) as c:
-        c.send(b"POST /trickle HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
-        t0 = time.monotonic()
-        for i in range(0, len(body), 10):
-            time.sleep(0.35)
-            c.send(body[i:i + 10])
+    # whole body: a body in pieces 50 ms apart taking 2.5 s in all passes.
+    with Client(gw.port, timeout=30) as c:
+        c.send(b"POST /trickle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        assert trickle_body(c.sock, chunks()) == b""
+        c.send(b"0\r\n\r\n")
         r = c.read_response()
-        assert time.monotonic() - t0 > 2.0
         assert r.status == 200
-    assert gw.up.last().body == body
+    body = gw.up.last().body
+    assert len(body) >= 20 and body == b"0123456789" * (len(body) // 10)
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
 def test_stalled_body_is_cut_one_timeout_after_the_last_read(gw, framing):
+    # The body trickles for 2.5 s, uncut, then stalls: client_body_timeout
+    # counts from the last read, so it fires only then.
     if framing == "length":
-        head = b"POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
-        pieces = [b"a" * 10, b"b" * 10]
+        head = b"POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+        pieces = iter(lambda: b"a" * 10, None)
     else:
         head = b"POST /stall HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        pieces = [b"a\r\n" + b"a" * 10 + b"\r\n", b"a\r\n" + b"b" * 10 + b"\r\n"]
+        pieces = chunks()
     s = socket.create_connection(("127.0.0.1", gw.port))
     try:
         s.sendall(head)
-        for p in pieces:
-            time.sleep(0.35)
-            s.sendall(p)
-        last = time.monotonic()
-        s.settimeout(1 + SLACK + 1)
+        assert trickle_body(s, pieces) == b"", "cut while the body was still coming"
+        s.settimeout(30)
         resp = b""
         while True:
             try:
@@ -203,10 +235,8 @@ def test_stalled_body_is_cut_one_timeout_after_the_last_read(gw, framing):
             if not d:
                 break
             resp += d
-        took = time.monotonic() - last
     finally:
         s.close()
-    assert 0.8 <= took <= 1 + SLACK, took
     check_cut(resp, "stalled body")
     # the upstream never saw a complete request
     assert gw.up.requests == []
@@ -221,12 +251,12 @@ def test_clients_that_never_read_hold_bounded_memory_and_are_dropped(gw):
     # 20 clients ask for 50 MB each and never read a byte. Back-pressure
     # must stop the gateway reading the upstream once the client's socket
     # is full, so its memory stays at the per-connection buffer bound; and
-    # send_timeout drops each client about 1 s after its socket filled.
+    # a timeout drops each client (send_timeout, or proxy_read_timeout
+    # while the upstream is not read: both 1 s).
     n = 20
     gw.up.reply = Reply(200, body_size=50 * MB, chunk_size=65536)
     sampler = RssSampler(gw.pid)
     socks = []
-    t0 = time.monotonic()
     for _ in range(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -234,13 +264,10 @@ def test_clients_that_never_read_hold_bounded_memory_and_are_dropped(gw):
         s.sendall(b"GET /huge HTTP/1.1\r\nHost: x\r\n\r\n")
         socks.append(s)
     try:
-        gw.up.wait_heads(n, timeout=5)
+        gw.up.wait_heads(n, timeout=30)
         # the gateway gives up on each client and closes its upstream side
-        wait_for(lambda: gw.up.open_connections == 0, 1 + SLACK + 2,
-                 what="send_timeout to drop the stalled clients")
-        took = time.monotonic() - t0
+        wait_for(lambda: gw.up.open_connections == 0, 30, what="the stalled clients to be dropped")
         grew = sampler.stop()
-        assert 0.8 <= took <= 1 + SLACK + 1, took
         assert grew < 8 * 1024, "RSS grew by %d kB for %d stalled 50 MB downloads" % (grew, n)
         for s in socks:
             s.settimeout(5)
@@ -342,11 +369,9 @@ def test_flood_of_idle_keepalive_connections(gateway, upstream, port, nofile):
         per_conn = grew_kb * 1024 / FLOOD
         print("idle keepalive connections: %d, RSS %+d kB, %.0f bytes each" % (FLOOD, grew_kb, per_conn))
         assert per_conn < 1024, "%.0f bytes of RSS per idle keepalive connection" % per_conn
-        # and the gateway still serves new clients promptly
-        t = time.monotonic()
+        # and the gateway still serves new clients
         r = http(gw.port, "GET", "/still-served")
         assert r.status == 200 and r.json()["target"] == "/still-served"
-        assert time.monotonic() - t < 0.5
         # the idle ones are all still open and usable
         keepalive_round(socks[:50] + socks[-50:])
     finally:
