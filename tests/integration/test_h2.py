@@ -42,6 +42,7 @@ http {
         location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location = /ret { return 200 "returned $server_protocol $host\\n"; }
         location /small/ { client_max_body_size 1k; proxy_pass http://pool; }
+        location /big/ { send_timeout 60s; proxy_pass http://pool; }
         location /nobuf/ {
             proxy_request_buffering off;
             proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection "";
@@ -50,6 +51,11 @@ http {
     server {
         listen 127.0.0.1:@MIXED@;
         http2 on;
+        location / { proxy_pass http://pool; }
+    }
+    server {
+        listen 127.0.0.1:@SHORT@ http2;
+        client_header_timeout 1s;
         location / { proxy_pass http://pool; }
     }
 }
@@ -142,9 +148,9 @@ class H2Client:
             self.pump_once()
         return True
 
-    def get(self, path, **kw):
+    def get(self, path, timeout=10.0, **kw):
         sid = self.request(path, **kw)
-        assert self.pump(lambda: self.done(sid)), "stream %d not answered" % sid
+        assert self.pump(lambda: self.done(sid), timeout), "stream %d not answered" % sid
         return self.result(sid)
 
     def done(self, sid):
@@ -166,7 +172,7 @@ class H2Client:
 @pytest.fixture
 def h2gw(portvakt, upstream):
     up = upstream()
-    ports = {"GW": free_port(), "MIXED": free_port()}
+    ports = {"GW": free_port(), "MIXED": free_port(), "SHORT": free_port()}
     gw = portvakt(CONF, UP=up.port, **ports)
     return gw, up, ports
 
@@ -365,10 +371,12 @@ def test_content_length_mismatch_resets_stream(h2gw):
 
 
 def test_large_response_with_small_window(h2gw):
+    # Some 1,500 window updates: slow on a loaded machine, so a generous
+    # wait, and a send_timeout a stalled client process cannot reach.
     gw, up, ports = h2gw
     up.reply = Reply(200, body_size=3 * 1024 * 1024)
-    c = H2Client(ports["GW"], settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 4096})
-    st, hs, body, _ = c.get("/big")
+    c = H2Client(ports["GW"], settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 4096}, timeout=60)
+    st, hs, body, _ = c.get("/big/", timeout=300)
     c.close()
     assert st == 200
     assert len(body) == 3 * 1024 * 1024
@@ -597,42 +605,67 @@ def test_zero_window_stall_is_timed_out(h2gw):
 
 
 def test_more_streams_than_allowed_are_refused(h2gw):
+    # The upstream holds every request until the gate opens: the 12
+    # streams over http2_max_concurrent_streams 8 are refused while the 8
+    # are in flight, and the 8 then finish.
     gw, up, ports = h2gw
-    up.reply = Reply(200, body=b"late", delay=1.0)
+    gate = threading.Event()
+
+    def held(req):
+        gate.wait(60)
+        return Reply(200, body=b"late")
+
+    up.handler = held
     s = raw_conn(ports["GW"])
     enc = hpack.Encoder()
     s.sendall(b"".join(headers_frame(2 * i + 1, path="/many", enc=enc) for i in range(20)))
     buf, rst, ok = b"", 0, 0
-    s.settimeout(10)
-    end = time.monotonic() + 10
-    while time.monotonic() < end and rst + ok < 20:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
-        while len(buf) >= 9:
-            ln = int.from_bytes(buf[:3], "big")
-            if len(buf) < 9 + ln:
+    s.settimeout(30)
+    try:
+        while rst + ok < 20:
+            if rst == 12 and not gate.is_set():
+                assert ok == 0
+                up.wait_heads(8, timeout=30)
+                gate.set()
+            d = s.recv(65536)
+            if not d:
                 break
-            t, flags = buf[3], buf[4]
-            if t == 3:
-                rst += 1
-            if t in (0, 1) and flags & 1:
-                ok += 1
-            buf = buf[9 + ln:]
-    s.close()
+            buf += d
+            while len(buf) >= 9:
+                ln = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + ln:
+                    break
+                t, flags = buf[3], buf[4]
+                if t == 3:
+                    rst += 1
+                if t in (0, 1) and flags & 1:
+                    ok += 1
+                buf = buf[9 + ln:]
+    finally:
+        gate.set()
+        s.close()
     assert ok == 8 and rst == 12, (ok, rst)  # http2_max_concurrent_streams 8
+    assert len(up.heads) == 8
 
 
 def test_idle_preface_times_out(h2gw):
     gw, up, ports = h2gw
-    s = socket.create_connection(("127.0.0.1", ports["GW"]), timeout=15)
+    # closed (possibly after a SETTINGS) by client_header_timeout, 1 s
+    # there: the 30 s wait would otherwise end in socket.timeout
+    s = socket.create_connection(("127.0.0.1", ports["SHORT"]), timeout=30)
     s.sendall(PREFACE[:10])
-    s.settimeout(15)
-    t0 = time.monotonic()
-    assert s.recv(4096) is not None  # closes (possibly after a SETTINGS) within client_header_timeout
-    s.close()
-    assert time.monotonic() - t0 < 14
+    try:
+        while True:
+            try:
+                d = s.recv(4096)
+            except ConnectionResetError:
+                break
+            if not d:
+                break
+            assert not d.startswith(b"HTTP/"), d
+    finally:
+        s.close()
+    assert up.requests == []
 
 
 # ---------------------------------------------------------------- stop
@@ -640,17 +673,27 @@ def test_idle_preface_times_out(h2gw):
 
 @pytest.mark.parametrize("sig", ["SIGQUIT", "SIGHUP"])
 def test_stop_and_reload_send_goaway_and_finish_streams(h2gw, sig):
+    # The upstream holds the answer until the GOAWAY has come.
     gw, up, ports = h2gw
-    up.reply = Reply(200, body=b"finished", delay=1.0)
+    gate = threading.Event()
+
+    def held(req):
+        gate.wait(60)
+        return Reply(200, body=b"finished")
+
+    up.handler = held
     s = raw_conn(ports["GW"])
     s.sendall(headers_frame(1, path="/slow"))
     up.wait_heads(1)
     gw.proc.send_signal(getattr(signal, sig))
-    s.settimeout(10)
+    s.settimeout(30)
     buf, goaway, body, ended, status = b"", None, b"", False, None
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        d = s.recv(65536)
+    while True:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            gate.set()
+            raise
         if not d:
             break
         buf += d
@@ -661,7 +704,9 @@ def test_stop_and_reload_send_goaway_and_finish_streams(h2gw, sig):
             t, flags, sid, payload = buf[3], buf[4], int.from_bytes(buf[5:9], "big"), buf[9:9 + ln]
             if t == 7:
                 goaway = (int.from_bytes(payload[:4], "big"), int.from_bytes(payload[4:8], "big"))
+                gate.set()
             if sid == 1 and t == 1:
+                assert goaway is not None, "the answer came before the GOAWAY"
                 status = hpack.Decoder().decode(payload)[0][1]
             if sid == 1 and t == 0:
                 body += payload
