@@ -21,15 +21,14 @@ from conftest import Client, Closed, Reply, free_port, http, wait_for
 
 
 # Servers marked max_fails=0 stay in rotation whatever happens: these tests
-# look at one exchange at a time, not at failure accounting.
+# look at one exchange at a time, not at failure accounting. Only /t/ has
+# 1 s timeouts, for the tests of them; elsewhere NGINX's 60 s defaults
+# leave a slow test upstream on a loaded machine room to answer.
 CONF = """
 worker_processes 1;
 http {
     log_format up '$request_uri|$status|$upstream_addr|$upstream_status';
     access_log /dev/stdout up;
-    proxy_connect_timeout 1s;
-    proxy_read_timeout 1s;
-    proxy_send_timeout 1s;
     upstream pair {
         server 127.0.0.1:@A@ max_fails=0;
         server 127.0.0.1:@B@ max_fails=0;
@@ -49,7 +48,12 @@ http {
         location /no-next/ { proxy_pass http://pair; proxy_next_upstream off; }
         location /on-503/ { proxy_pass http://pair_503; proxy_next_upstream error timeout http_503; }
         location /a/ { proxy_pass http://only_a; }
-        location /a-long/ { proxy_pass http://only_a; proxy_read_timeout 60s; }
+        location /t/ {
+            proxy_pass http://only_a;
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 1s;
+            proxy_send_timeout 1s;
+        }
         location /single/ { proxy_pass http://single; }
     }
 }
@@ -302,14 +306,14 @@ BODY = b"x" * 20000
 
 @pytest.mark.parametrize("end", ["reset", "fin", "stall"])
 def test_length_body_cut_short_closes_the_client(gateway, raw_upstream, end):
-    # A reset or close ends the response at once: under /a-long/ the
-    # gateway would otherwise wait 60 s for proxy_read_timeout, past the
-    # client's 30 s. A stall is ended by /a/'s 1 s proxy_read_timeout.
-    # The error log says which.
+    # A reset or close ends the response at once: under /a/ the gateway
+    # would otherwise wait 60 s for proxy_read_timeout, past the client's
+    # 30 s. A stall is ended by /t/'s 1 s proxy_read_timeout. The error
+    # log says which.
     u = raw_upstream(partial_then(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + BODY, end))
     gw = start(gateway, u.port)
     with Client(gw.port, timeout=30) as c:
-        c.request("GET", "/a/partial" if end == "stall" else "/a-long/partial")
+        c.request("GET", "/t/partial" if end == "stall" else "/a/partial")
         with pytest.raises(Closed) as exc:
             c.read_response()
         # EOF came before Content-Length bytes; nothing follows
@@ -336,7 +340,7 @@ def test_chunked_to_client_cut_short_has_no_last_chunk(gateway, raw_upstream, up
     gw = start(gateway, u.port)
     s = socket.create_connection(("127.0.0.1", gw.port))
     try:
-        s.sendall(b"GET /a/partial HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /t/partial HTTP/1.1\r\nHost: x\r\n\r\n")
         got = read_until_eof(s)
     finally:
         s.close()
@@ -496,7 +500,7 @@ def test_upstream_closing_idle_connections_near_reuse_time(gateway, upstream):
 def test_upstream_accepts_and_never_reads_is_504(gateway, raw_upstream):
     u = raw_upstream(lambda u, c, n: u.hold())
     gw = start(gateway, u.port)
-    r = http(gw.port, "GET", "/a/silent", timeout=30)
+    r = http(gw.port, "GET", "/t/silent", timeout=30)
     assert r.status == 504
     # proxy_read_timeout ended it, waiting for the response head
     error_line(gw, "upstream timed out (110: Connection timed out) while reading response header from upstream")
@@ -510,7 +514,7 @@ def test_upstream_accepts_and_never_reads_is_504(gateway, raw_upstream):
         if not d:
             break
         got += d
-    assert got.startswith(b"GET /a/silent HTTP/1.1\r\n"), got[:100]
+    assert got.startswith(b"GET /t/silent HTTP/1.1\r\n"), got[:100]
 
 
 def test_upstream_never_accepts_is_504(gateway):
@@ -521,7 +525,7 @@ def test_upstream_never_accepts_is_504(gateway):
     ls.listen(8)
     try:
         gw = start(gateway, ls.getsockname()[1])
-        r = http(gw.port, "GET", "/a/backlog", timeout=30)
+        r = http(gw.port, "GET", "/t/backlog", timeout=30)
         assert r.status == 504
         # connected, so proxy_read_timeout ended it, not the connect timeout
         error_line(gw, "upstream timed out (110: Connection timed out) while reading response header from upstream")
@@ -543,7 +547,7 @@ def test_upstream_backlog_full_is_504_after_connect_timeout(gateway):
             fillers.append(f)
         time.sleep(0.2)
         gw = start(gateway, ls.getsockname()[1])
-        r = http(gw.port, "GET", "/a/unreachable", timeout=30)
+        r = http(gw.port, "GET", "/t/unreachable", timeout=30)
         assert r.status == 504
         # proxy_connect_timeout ended it
         error_line(gw, "upstream timed out (110: Connection timed out) while connecting to upstream")
