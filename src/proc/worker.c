@@ -194,13 +194,20 @@ static int listeners_off(const pv_worker_t *w)
 
 /* Stop taking new connections; the listening fds belong to the main
  * thread, which closes them. */
+/* A stopping worker listens no more: its own sockets (one per address
+ * and worker) are shut down, which refuses new connections at once, as
+ * NGINX's closed listeners do, instead of leaving them in a backlog no
+ * one accepts from; the descriptors stay the main thread's to close. */
 static void stop_listening(pv_worker_t *w)
 {
     if (!listeners_off(w))
         listeners_watch(w, 0);
     pv_timer_del(w->loop, &w->accept_timer);
-    for (int i = 0; i < w->nlisteners; i++)
+    for (int i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i].io.fd >= 0)
+            shutdown(w->listeners[i].io.fd, SHUT_RDWR);
         w->listeners[i].io.fd = -1;
+    }
 }
 
 void pv_worker_accept_overload(pv_worker_t *w, int err)

@@ -298,9 +298,6 @@ def test_sigterm_drains_in_flight_requests(ops, upstream):
     assert not os.path.exists(o.subs["PID"])
 
 
-@pytest.mark.xfail(strict=True, reason="the listening sockets stay open until the process exits, so "
-                   "new connections wait in the backlog while a drain lasts; NGINX closes them when "
-                   "the drain starts")
 def test_listener_closes_when_the_drain_starts(ops, upstream):
     u = held_upstream(upstream)
     o = ops(up=u)
