@@ -251,7 +251,7 @@ typedef struct pv_cidr_s {
 } pv_cidr_t;
 
 /* real_ip_header */
-enum { PV_REALIP_XREALIP = 0, PV_REALIP_XFF, PV_REALIP_OTHER };
+enum { PV_REALIP_XREALIP = 0, PV_REALIP_XFF, PV_REALIP_PROXY, PV_REALIP_OTHER };
 
 /* The realip directives. Unset values are PV_UNSET / NULL / 0. */
 typedef struct pv_realip_conf_s {
@@ -592,6 +592,7 @@ typedef struct pv_listen_s {
     int default_server; /* `default_server` given */
     int ssl;            /* `ssl` given: connections on this address speak TLS */
     int http2;          /* `http2` given: HTTP/2 only (h2c with prior knowledge) */
+    int proxy_protocol; /* `proxy_protocol` given: connections open with a PROXY protocol header */
     char text[64];      /* "127.0.0.1:8080" for logs */
     char host[48];      /* "127.0.0.1" / "::1": $server_addr */
     int port;           /* $server_port */

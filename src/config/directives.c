@@ -420,7 +420,7 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
                          void *base)
 {
     const char *a = ARG(nd, 1);
-    int def = 0, reuseport = 0, tls = 0, http2 = 0;
+    int def = 0, reuseport = 0, tls = 0, http2 = 0, pp = 0;
     pv_listen_t opts = {.sock = {.backlog = PV_UNSET, .ipv6only = 1}};
     for (int i = 2; i < nd->nargs; i++) {
         const char *p = ARG(nd, i);
@@ -436,6 +436,8 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
             tls = 1;
         } else if (strcmp(p, "http2") == 0) {
             http2 = 1;
+        } else if (strcmp(p, "proxy_protocol") == 0) {
+            pp = 1;
         } else if (strcmp(p, "quic") == 0) {
             return pv_conf_error(cx, &nd->src, "the \"%s\" parameter of the \"listen\" directive "
                                  "is not supported yet", p);
@@ -477,6 +479,7 @@ static int set_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
         l->default_server = def;
         l->ssl = tls;
         l->http2 = http2;
+        l->proxy_protocol = pp;
         pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
         l->src = nd->src;
     }

@@ -559,6 +559,7 @@ static int build_listens(pv_conf_ctx_t *cx)
                 g->listen.default_server = 1;
             }
             g->listen.http2 |= l->http2; /* any listen of the address may say it, as in NGINX */
+            g->listen.proxy_protocol |= l->proxy_protocol;
             *(pv_server_t **)pv_conf_push(cx->a, &g->servers, &g->nservers, sizeof(s)) = s;
         }
     }

@@ -84,8 +84,7 @@ static int set_header_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
     } else if (strcasecmp(v, "X-Forwarded-For") == 0) {
         c->header_kind = PV_REALIP_XFF;
     } else if (strcmp(v, "proxy_protocol") == 0) {
-        return pv_conf_error(cx, &nd->src, "\"real_ip_header proxy_protocol\" needs \"listen ... "
-                             "proxy_protocol\", which is not supported");
+        c->header_kind = PV_REALIP_PROXY; /* the PROXY protocol header's source */
     } else {
         c->header_kind = PV_REALIP_OTHER;
     }

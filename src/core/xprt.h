@@ -9,6 +9,7 @@
 #define PV_XPRT_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include "loop.h"
@@ -46,6 +47,8 @@ struct pv_xprt_s {
     const char *why;           /* after a PV_ERR: the transport's account of it for the log
                                 * (a TLS handshake to an upstream), else NULL; valid until the
                                 * next transport call of this thread */
+    struct pv_pp_s *pp;        /* the addresses of a PROXY protocol header read before it
+                                * (core/proxy_proto.h), else NULL; freed with the transport */
 };
 
 /* The plain socket transport. */
@@ -69,6 +72,8 @@ static inline void pv_xprt_close(pv_xprt_t *x)
     if (x->io.fd >= 0)
         x->ops->close(x);
     x->io.fd = -1;
+    free(x->pp);
+    x->pp = NULL;
 }
 
 #endif

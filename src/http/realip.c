@@ -10,6 +10,8 @@
 
 #include "../config/conf.h"
 #include "../core/net.h"
+#include "../core/proxy_proto.h"
+#include "../core/xprt.h"
 #include "phases.h"
 
 static int cidr_match(const struct sockaddr *sa, const pv_cidr_t *from, int n)
@@ -137,8 +139,17 @@ static int realip(pv_hreq_t *hr, const pv_realip_conf_t *c)
     memcpy(&cur, r->peer, r->peer->sa_family == AF_INET ? sizeof(struct sockaddr_in)
                           : r->peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(sa_family_t));
     int changed = 0;
+    if (c->header_kind == PV_REALIP_PROXY) {
+        /* the PROXY protocol header's source address and port, when the
+         * connection's address is trusted */
+        const pv_pp_t *pp = r->xprt ? r->xprt->pp : NULL;
+        if (!pp || forwarded((pv_str_t){pp->src_addr, strlen(pp->src_addr)}, &cur, c) != FWD_DONE)
+            return PV_ERR;
+        ((struct sockaddr_in *)&cur)->sin_port = htons(pp->src_port); /* same place in sin6 */
+        changed = 1;
+    }
     /* the last field of that name first; more than one only with recursion */
-    for (int i = r->nheaders - 1; i >= 0; i--) {
+    for (int i = changed ? -1 : r->nheaders - 1; i >= 0; i--) {
         if (!header_is(&r->headers[i], c->header))
             continue;
         int rc = forwarded(r->headers[i].value, &cur, c);

@@ -16,6 +16,7 @@
 #include "../core/net.h"
 #include "../core/time.h"
 #include "../core/tls.h"
+#include "accept.h"
 #include "accesslog.h"
 #include "errpage.h"
 #include "phases.h"
@@ -230,56 +231,41 @@ void pv_server_reap(pv_worker_t *w)
     }
 }
 
-void pv_server_accept_cb(pv_io_t *io, unsigned events)
+/* The transport moves to an HTTP/2 connection, with the n bytes at p
+ * already read from it. */
+static void to_h2(pv_hconn_t *c, const char *p, size_t n)
 {
-    pv_listener_t *l = io->data;
-    pv_worker_t *w = l->w;
-    PV_UNUSED(events);
-    if (io->fd < 0)
-        return; /* a slot replaced by a reload during this loop turn */
+    pv_worker_t *w = c->w;
+    pv_xprt_t x = c->x;
+    pv_loop_del(w->loop, &c->x.io);
+    c->x.io.fd = -1;
+    c->x.ctx = NULL;
+    c->x.pp = NULL;
+    pv_tls_set_owner(&x, NULL);
+    pv_h2_adopt(w, &x, c->group, &c->peer, c->id, p, n);
+    pv_server_close(c);
+}
 
-    for (int i = 0; i < 64; i++) {
-        /* at the limit an idle keepalive connection makes room for one
-         * that is known to wait (the level-triggered listener called us
-         * for it, and calls again while more do); with none idle,
-         * newcomers wait in the listen backlog until a slot frees */
-        if (w->nconns >= w->conf->worker_connections && !w->draining) {
-            if (i > 0)
-                return;
-            if (!pv_slots_reclaim(w)) {
-                pv_worker_accept_full(w);
-                return;
-            }
-        }
-        struct sockaddr_in6 sa;
-        socklen_t sl = sizeof(sa);
-        int fd = accept4(io->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                pv_worker_accept_overload(w, errno);
-            return;
-        }
-        if (w->draining) {
-            close(fd);
-            continue;
-        }
-        pv_xprt_t x;
-        pv_xprt_init(&x, fd, NULL, NULL);
-        pv_listen_group_t *lg = &w->conf->http->listens[l->group];
-        if (lg->listen.http2 && !lg->listen.ssl) {
-            /* `listen ... http2` on a plain address: HTTP/2 only, as NGINX 1.22 */
-            pv_h2_accept(w, &x, (uint16_t)l->group, &sa);
-            continue;
-        }
-        pv_hconn_t *c = pv_server_conn_open(w, l->group, &x, (const struct sockaddr *)&sa, sl);
-        /* a TLS address: the connection gets the TLS transport */
-        if (c && pv_http_ssl_accept(c, lg) != PV_OK) {
-            pv_cache_nomem("a TLS session", NULL);
-            pv_server_close(c);
-        }
+static pv_io_cb conn_cb(const pv_listen_group_t *lg)
+{
+    /* `http2 on`: the first bytes say which protocol the client speaks */
+    return lg->default_srv->http2 || (lg->listen.http2 && lg->listen.ssl) ? sniff_io_cb : conn_io_cb;
+}
+
+void pv_server_conn_begin(pv_hconn_t *c)
+{
+    const pv_listen_group_t *lg = &c->w->conf->http->listens[c->group];
+    if (lg->listen.http2 && !lg->listen.ssl) {
+        to_h2(c, NULL, 0);
+        return;
     }
+    c->x.io.cb = conn_cb(lg);
+    if (pv_http_ssl_accept(c, lg) != PV_OK) {
+        pv_cache_nomem("a TLS session", NULL);
+        pv_server_close(c);
+        return;
+    }
+    c->x.io.cb(&c->x.io, PV_EV_READ); /* bytes may have come behind the header */
 }
 
 pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const struct sockaddr *peer,
@@ -293,9 +279,8 @@ pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const s
     }
     c->w = w;
     c->x = *x;
-    /* `http2 on`: the first bytes say which protocol the client speaks */
     const pv_listen_group_t *lg = &w->conf->http->listens[group];
-    c->x.io.cb = lg->default_srv->http2 || (lg->listen.http2 && lg->listen.ssl) ? sniff_io_cb : conn_io_cb;
+    c->x.io.cb = lg->listen.proxy_protocol ? pv_http_pp_io_cb : conn_cb(lg);
     c->x.io.data = c;
     c->id = ++w->next_conn_id;
     c->group = (uint16_t)group;
@@ -344,14 +329,7 @@ static void sniff_io_cb(pv_io_t *io, unsigned events)
     if (p == 1)
         return; /* a prefix of the preface: wait for more */
     if (p == 2) {
-        pv_worker_t *w = c->w;
-        pv_xprt_t x = c->x;
-        pv_loop_del(w->loop, &c->x.io);
-        c->x.io.fd = -1; /* the transport moves to the HTTP/2 connection */
-        c->x.ctx = NULL;
-        pv_tls_set_owner(&x, NULL);
-        pv_h2_adopt(w, &x, c->group, &c->peer, c->id, b->data, b->last);
-        pv_server_close(c);
+        to_h2(c, b->data, b->last);
         return;
     }
     c->x.io.cb = conn_io_cb;

@@ -127,8 +127,6 @@ struct pv_hconn_s {
 /* The worker module: accepts on the listening sockets, maps connections
  * to new listen groups on reload, drains, closes and reaps them. */
 extern pv_module_t pv_http_module;
-/* Accept handler for listening sockets. */
-void pv_server_accept_cb(pv_io_t *io, unsigned events);
 /* Serve a client connection over transport x, which it takes over (x
  * is copied in, its io callback and data become the connection's; on
  * failure it is closed): as accept() makes one, from a socket under the
@@ -138,6 +136,11 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events);
  * refused it. */
 pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const struct sockaddr *peer,
                                 socklen_t peerlen);
+/* After accept (or the PROXY protocol header): HTTP/2 with prior
+ * knowledge on a plain `listen ... http2` address, else the TLS transport
+ * on a TLS address and HTTP/1 (or the sniff of `http2 on`), with the
+ * bytes already waiting read. */
+void pv_server_conn_begin(pv_hconn_t *c);
 /* The protocol-independent part of a new request: state from the
  * worker's cache, the generation held, the connection facts (nreq is the
  * request's number on its connection), the listen group's default server.

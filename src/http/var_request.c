@@ -14,6 +14,7 @@
 
 #include "../config/conf.h"
 #include "../core/net.h"
+#include "../core/proxy_proto.h"
 #include "../core/time.h"
 #include "realip.h"
 #include "../core/tls.h"
@@ -91,6 +92,50 @@ static int server_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_
 static int server_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     *v = cstr(r->local_text);
+    return PV_VAL_FOUND;
+}
+
+/* $proxy_protocol_addr, _port, _server_addr, _server_port: what the
+ * connection's PROXY protocol header said; not found without one, a
+ * port 0 empty (as NGINX's). */
+static const pv_pp_t *pp_of(const pv_request_t *r)
+{
+    return r->xprt ? r->xprt->pp : NULL;
+}
+
+static int pp_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    const pv_pp_t *pp = pp_of(r);
+    if (!pp)
+        return PV_VAL_MISSING;
+    *v = cstr(pp->src_addr);
+    return PV_VAL_FOUND;
+}
+
+static int pp_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    const pv_pp_t *pp = pp_of(r);
+    if (!pp)
+        return PV_VAL_MISSING;
+    *v = pp->src_port ? fmt_u64(pp->src_port, o->scratch) : (pv_str_t){empty_value, 0};
+    return PV_VAL_FOUND;
+}
+
+static int pp_server_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    const pv_pp_t *pp = pp_of(r);
+    if (!pp)
+        return PV_VAL_MISSING;
+    *v = cstr(pp->dst_addr);
+    return PV_VAL_FOUND;
+}
+
+static int pp_server_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    const pv_pp_t *pp = pp_of(r);
+    if (!pp)
+        return PV_VAL_MISSING;
+    *v = pp->dst_port ? fmt_u64(pp->dst_port, o->scratch) : (pv_str_t){empty_value, 0};
     return PV_VAL_FOUND;
 }
 
@@ -479,6 +524,10 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("binary_remote_addr", binary_remote_addr_cb, 0),
     PV_VAR("server_addr", server_addr_cb, 0),
     PV_VAR("server_port", server_port_cb, 0),
+    PV_VAR("proxy_protocol_addr", pp_addr_cb, 0),
+    PV_VAR("proxy_protocol_port", pp_port_cb, 0),
+    PV_VAR("proxy_protocol_server_addr", pp_server_addr_cb, 0),
+    PV_VAR("proxy_protocol_server_port", pp_server_port_cb, 0),
     PV_VAR("connection", connection_cb, 0),
     PV_VAR("connection_requests", connection_requests_cb, 0),
     PV_VAR("proxy_add_x_forwarded_for", proxy_add_x_forwarded_for_cb, 0),
