@@ -522,6 +522,8 @@ typedef struct pv_loc_conf_s {
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;
+    struct pv_errlog_s *error_log; /* error_log of this block (a chain, core/log.h); NULL = inherit,
+                                      the main error log at the top */
     pv_policy_conf_t policy;       /* authentication and rate limits */
     pv_static_conf_t st;           /* files: root, alias, index, try_files, types */
     /* data residency (residency_conf.c) */

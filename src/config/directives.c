@@ -153,12 +153,34 @@ static int set_worker_processes_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     return PV_OK;
 }
 
+/* error_log in http, server or location: one more log of the block, as
+ * NGINX chains them, each with its own level (default error). */
+static int set_scope_error_log(pv_conf_ctx_t *cx, const pv_conf_node_t *nd)
+{
+    const char *path = ARG(nd, 1);
+    if (strncmp(path, "syslog:", 7) == 0 || strncmp(path, "memory:", 7) == 0)
+        return pv_conf_error(cx, &nd->src, "\"%.6s\" error logs are not supported", path);
+    int level = PV_LOG_ERR;
+    if (nd->nargs == 3 && (level = pv_log_level_parse(ARG(nd, 2))) < 0)
+        return pv_conf_error(cx, &nd->src, "invalid log level \"%s\"", ARG(nd, 2));
+    pv_errlog_t *el = pv_arena_calloc(cx->a, sizeof(*el));
+    el->path = strcmp(path, "stderr") == 0 ? "/dev/stderr" : pv_conf_full_path(cx, path);
+    el->level = level;
+    pv_errlog_t **tail = &cx->lc->error_log;
+    while (*tail)
+        tail = (pv_errlog_t **)&(*tail)->next;
+    *tail = el;
+    return PV_OK;
+}
+
 static int set_error_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                             void *base)
 {
     static const char *const levels[] = {"emerg", "alert", "crit", "error",
                                          "warn",  "notice", "info", "debug"};
     pv_conf_t *c = cx->conf;
+    if (cx->ctx != PV_CTX_MAIN)
+        return set_scope_error_log(cx, nd);
     if (c->error_log_level != PV_UNSET)
         return DUP(cx, nd);
     c->error_log_level = PV_LOG_ERR;
@@ -832,7 +854,7 @@ static const pv_conf_enum_t next_upstream[] = {
 /* the main and events contexts: workers, limits, error log, pid */
 static const pv_conf_cmd_t core_cmds[] = {
     {"worker_processes", PV_CTX_MAIN, PV_ARGS_TAKE1, set_worker_processes_cb, NONE, NULL},
-    {"error_log", PV_CTX_MAIN, PV_ARGS_TAKE12, set_error_log_cb, NONE, NULL},
+    {"error_log", PV_CTX_MAIN | PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_error_log_cb, NONE, NULL},
     {"pid", PV_CTX_MAIN, PV_ARGS_TAKE1, set_pid_cb, NONE, NULL},
     {"daemon", PV_CTX_MAIN, PV_ARGS_FLAG, set_flag_cb, MAIN(daemon), NULL},
     {"master_process", PV_CTX_MAIN, PV_ARGS_FLAG, set_flag_cb, MAIN(master_process), NULL},

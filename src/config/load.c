@@ -452,6 +452,8 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     }
     if (!c->proxy_method && p)
         c->proxy_method = p->proxy_method;
+    if (!c->error_log && p)
+        c->error_log = p->error_log;
     if (!c->proxy_set_body && p)
         c->proxy_set_body = p->proxy_set_body;
     pv_conf_hdr_merge(&c->hdr, p ? &p->hdr : NULL);

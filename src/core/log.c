@@ -105,36 +105,30 @@ void pv_log_set_thread_id(int id)
     log_tid = id;
 }
 
-void pv_log(int level, const char *fmt, ...)
+/* One line, NGINX's prefix, message and newline, into buf; its length. */
+static size_t log_format(char *buf, int level, const char *fmt, va_list ap)
 {
-    if (level > atomic_load_explicit(&log_level, memory_order_relaxed))
-        return;
     if (level < PV_LOG_EMERG)
         level = PV_LOG_EMERG;
     if (level > PV_LOG_DEBUG)
         level = PV_LOG_DEBUG;
-
-    int saved = errno;
-    char buf[PV_LOG_LINE_MAX + 1];
     pv_time_update();
     pv_str_t ts = pv_time_err_log();
-
     int n = snprintf(buf, PV_LOG_LINE_MAX, "%.*s [%s] %d#%d: ", (int)ts.len, ts.p,
                      level_names[level], (int)getpid(), log_tid);
     size_t len = n < 0 ? 0 : PV_MIN((size_t)n, (size_t)PV_LOG_LINE_MAX - 1);
-
-    va_list ap;
-    va_start(ap, fmt);
     n = vsnprintf(buf + len, PV_LOG_LINE_MAX - len, fmt, ap);
-    va_end(ap);
     if (n > 0)
         len += PV_MIN((size_t)n, PV_LOG_LINE_MAX - len - 1);
     buf[len++] = '\n';
+    return len;
+}
 
+static void log_write_main(const char *buf, size_t len)
+{
     pv_logsink_t *sink = atomic_load_explicit(&log_sink, memory_order_acquire);
     if (sink) {
         pv_logring_push(sink, buf, len); /* a full ring drops and counts the line */
-        errno = saved;
         return;
     }
     int fd = atomic_load_explicit(&log_fd, memory_order_acquire);
@@ -144,5 +138,44 @@ void pv_log(int level, const char *fmt, ...)
     do {
         w = write(fd, buf, len);
     } while (w < 0 && errno == EINTR);
+}
+
+void pv_log(int level, const char *fmt, ...)
+{
+    if (level > atomic_load_explicit(&log_level, memory_order_relaxed))
+        return;
+    int saved = errno;
+    char buf[PV_LOG_LINE_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = log_format(buf, level, fmt, ap);
+    va_end(ap);
+    log_write_main(buf, len);
+    errno = saved;
+}
+
+void pv_log_to(const pv_errlog_t *el, int level, const char *fmt, ...)
+{
+    int want = 0, ring = atomic_load_explicit(&log_sink, memory_order_acquire) != NULL;
+    if (el && ring && el->sink) {
+        for (const pv_errlog_t *e = el; e; e = e->next)
+            want |= level <= e->level;
+    } else {
+        el = NULL;
+        want = level <= atomic_load_explicit(&log_level, memory_order_relaxed);
+    }
+    if (!want)
+        return;
+    int saved = errno;
+    char buf[PV_LOG_LINE_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = log_format(buf, level, fmt, ap);
+    va_end(ap);
+    if (!el)
+        log_write_main(buf, len);
+    for (const pv_errlog_t *e = el; e; e = e->next)
+        if (level <= e->level && e->sink)
+            pv_logring_push(e->sink, buf, len);
     errno = saved;
 }

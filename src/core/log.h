@@ -41,4 +41,19 @@ void pv_log_set_thread_id(int id);
 /* Log one line at level (dropped when less severe than the log's level). */
 void pv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* An `error_log FILE [LEVEL]` of an http, server or location block: the
+ * lines of requests it applies to go there instead of the main error log.
+ * Several in one block chain through next, each with its level. */
+typedef struct pv_errlog_s {
+    const char *path;                /* absolute path, or "/dev/stderr" */
+    int level;                       /* least severe level written */
+    struct pv_logsink_s *sink;       /* opened when the config is put to use (main thread) */
+    const struct pv_errlog_s *next;  /* the block's next error_log */
+} pv_errlog_t;
+
+/* Log one line to el's files, each under its level, through the log
+ * writer's rings; el NULL, or a log whose sink is not open (the writer not
+ * running), is the main error log. */
+void pv_log_to(const pv_errlog_t *el, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -28,6 +28,7 @@
 #include "server.h"
 #include "uri.h"
 #include "vars.h"
+#include "accesslog.h"
 
 /* The steps, in order. */
 enum {
@@ -442,7 +443,7 @@ static int check_basic(pv_hreq_t *hr)
     pv_str_t user, pass;
     if (!h || pv_htpasswd_basic_parse(h->value, buf, sizeof(buf), &user, &pass) != PV_OK) {
         if (h)
-            pv_log(PV_LOG_INFO, "client sent invalid Basic credentials, client: %s", pv_log_client(&hr->r));
+            pv_log_r(&hr->r, PV_LOG_INFO, "client sent invalid Basic credentials, client: %s", pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Basic realm=\"%.*s\"", (int)realm.len, realm.p);
     }
     unsigned char d[SHA256_DIGEST_LENGTH];
@@ -451,7 +452,7 @@ static int check_basic(pv_hreq_t *hr)
     if (slot->until_ms > now && CRYPTO_memcmp(slot->digest, d, sizeof(d)) == 0)
         return 0;
     if (pv_htpasswd_check(p->htpasswd, user, pass) != PV_OK) {
-        pv_log(PV_LOG_ERR, "user \"%.*s\": password mismatch or not found, client: %s", (int)user.len, user.p,
+        pv_log_r(&hr->r, PV_LOG_ERR, "user \"%.*s\": password mismatch or not found, client: %s", (int)user.len, user.p,
                pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Basic realm=\"%.*s\"", (int)realm.len, realm.p);
     }
@@ -469,7 +470,7 @@ static int check_api_key(pv_hreq_t *hr)
     pv_str_t consumer;
     if (!h || pv_apikey_lookup(p->api_keys, h->value, &consumer) != PV_OK) {
         if (h)
-            pv_log(PV_LOG_INFO, "unknown API key, client: %s", pv_log_client(&hr->r));
+            pv_log_r(&hr->r, PV_LOG_INFO, "unknown API key, client: %s", pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Key realm=\"%.*s\"", (int)name.len, name.p);
     }
     hr->r.consumer = consumer;
@@ -500,7 +501,7 @@ static int check_jwt(pv_hreq_t *hr)
     pv_jwt_init(t, pv_arena_alloc(&hr->arena, mem), mem);
     const char *why = NULL;
     if (pv_jwt_verify(p->jwks, tok.p, tok.len, (int64_t)time(NULL), p->auth_jwt_leeway / 1000, t, &why) != PV_OK) {
-        pv_log(PV_LOG_INFO, "JWT rejected: %s, client: %s", why ? why : "invalid", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "JWT rejected: %s, client: %s", why ? why : "invalid", pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Bearer realm=\"%.*s\", error=\"invalid_token\", error_description=\"%s\"",
                          (int)realm.len, realm.p, why ? why : "invalid token");
     }
@@ -509,7 +510,7 @@ static int check_jwt(pv_hreq_t *hr)
         pv_str_t v = eval(hr, &p->auth_jwt_require[i]);
         if (!v.len || (v.len == 1 && v.p[0] == '0')) {
             hr->r.jwt = NULL;
-            pv_log(PV_LOG_INFO, "JWT rejected by auth_jwt_require, client: %s", pv_log_client(&hr->r));
+            pv_log_r(&hr->r, PV_LOG_INFO, "JWT rejected by auth_jwt_require, client: %s", pv_log_client(&hr->r));
             return auth_fail(hr, 401,
                              "Bearer realm=\"%.*s\", error=\"insufficient_scope\", error_description=\"a required "
                              "claim is missing\"",
@@ -568,7 +569,7 @@ static int check_rules(pv_hreq_t *hr)
         if (p->satisfy == PV_SATISFY_ALL) {
             char ctx[1024];
             log_context(hr, ctx, sizeof(ctx));
-            pv_log(PV_LOG_ERR, "access forbidden by rule%s", ctx);
+            pv_log_r(&hr->r, PV_LOG_ERR, "access forbidden by rule%s", ctx);
         }
         return auth_fail(hr, 403, NULL);
     }
@@ -642,7 +643,7 @@ static void sub_done(pv_hreq_t *hr, pv_request_t *sr, int status)
         refuse_auth(hr);
         return;
     }
-    pv_log(PV_LOG_ERR, "auth request unexpected status: %d while sending to client, client: %s", status,
+    pv_log_r(&hr->r, PV_LOG_ERR, "auth request unexpected status: %d while sending to client, client: %s", status,
            pv_log_client(&hr->r));
     refuse(hr, 500);
 }

@@ -158,19 +158,45 @@ static int open_list(pv_conf_t *conf, pv_access_log_t *list, int n, char *err, s
     return PV_OK;
 }
 
+/* The sinks of a block's error_log chain (core/log.h). */
+static int open_errlogs(pv_errlog_t *el, char *err, size_t errlen)
+{
+    for (; el; el = (pv_errlog_t *)el->next) {
+        if (!el->sink && !(el->sink = pv_logring_sink(el->path, "error log", err, errlen)))
+            return PV_ERR;
+    }
+    return PV_OK;
+}
+
+static int open_block(pv_conf_t *conf, pv_loc_conf_t *lc, char *err, size_t errlen)
+{
+    if (open_list(conf, lc->access_logs, lc->naccess_logs, err, errlen) != PV_OK)
+        return PV_ERR;
+    return open_errlogs(lc->error_log, err, errlen);
+}
+
 int pv_accesslog_open(pv_conf_t *conf, char *err, size_t errlen)
 {
     if (!conf || !conf->http)
         return PV_OK;
     pv_http_conf_t *http = conf->http;
-    int rc = open_list(conf, http->conf.access_logs, http->conf.naccess_logs, err, errlen);
+    int rc = open_block(conf, &http->conf, err, errlen);
     for (int i = 0; rc == PV_OK && i < http->nservers; i++) {
         pv_server_t *srv = http->servers[i];
-        rc = open_list(conf, srv->conf.access_logs, srv->conf.naccess_logs, err, errlen);
+        rc = open_block(conf, &srv->conf, err, errlen);
         for (int k = 0; rc == PV_OK && k < srv->nlocations; k++) {
             pv_location_t *loc = srv->locations[k];
-            rc = open_list(conf, loc->conf.access_logs, loc->conf.naccess_logs, err, errlen);
+            rc = open_block(conf, &loc->conf, err, errlen);
+            if (rc == PV_OK && loc->lmt)
+                rc = open_block(conf, &loc->lmt->conf, err, errlen);
         }
     }
     return rc;
+}
+
+const pv_errlog_t *pv_req_errlog(const pv_request_t *r)
+{
+    if (r->loc)
+        return r->loc->conf.error_log;
+    return r->srv ? r->srv->conf.error_log : NULL;
 }

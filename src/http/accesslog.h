@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../config/conf.h"
+#include "../core/log.h"
 #include "../core/logring.h"
 #include "request.h"
 
@@ -21,8 +22,8 @@ int pv_accesslog_start(void);
  * snapshots opened before must not be written after this; call
  * pv_accesslog_open() again. */
 void pv_accesslog_stop(void);
-/* Open every sink the snapshot's access_log entries name (http, server and
- * location levels) and store the handle in each entry. Already-open paths
+/* Open every sink the snapshot's access_log entries and http, server and
+ * location error_log entries name and store the handle in each entry. Already-open paths
  * are reused; "/dev/stdout" and "/dev/stderr" map to fds 1 and 2; relative
  * paths resolve against conf->prefix. Main thread, after pv_conf_load().
  * On failure returns PV_ERR with an NGINX-style message in err. */
@@ -35,6 +36,12 @@ extern struct pv_module_s pv_accesslog_module;
 /* Log the finished request to every access_log of its location (or of its
  * server when no location matched). Never blocks. */
 void pv_accesslog_write(pv_request_t *r);
+/* The error log of a request's lines (error_log of its location, else of
+ * its server: the listen address's default one until Host chose another);
+ * NULL: the main error log. */
+const pv_errlog_t *pv_req_errlog(const pv_request_t *r);
+/* Log a line of request r to its error log. */
+#define pv_log_r(r, level, ...) pv_log_to(pv_req_errlog(r), level, __VA_ARGS__)
 /* Ask the writer to reopen file sinks (log rotation); returns at once. */
 void pv_accesslog_reopen(void);
 /* Wait up to timeout_ms for the writer to empty every ring; PV_OK when it

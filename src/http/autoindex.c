@@ -18,6 +18,7 @@
 #include "fileop.h"
 #include "range.h"
 #include "server.h"
+#include "accesslog.h"
 
 #define NAME_LEN 50 /* NGX_HTTP_AUTOINDEX_NAME_LEN */
 
@@ -262,7 +263,7 @@ void pv_autoindex(pv_hreq_t *hr, pv_file_t *f)
             status = 404, level = PV_LOG_ERR;
         else if (err == EACCES)
             status = 403, level = PV_LOG_ERR;
-        pv_log(level, "opendir() \"%s\" failed (%d: %s), client: %s", path, err, strerror(err), pv_log_client(r));
+        pv_log_r(r, level, "opendir() \"%s\" failed (%d: %s), client: %s", path, err, strerror(err), pv_log_client(r));
         pv_file_release(hr);
         pv_resp_local(hr, status, NULL, (pv_str_t){NULL, 0});
         return;
@@ -272,7 +273,7 @@ void pv_autoindex(pv_hreq_t *hr, pv_file_t *f)
     switch (s->autoindex_format) {
     case PV_AUTOINDEX_JSONP:
         if (!jsonp_callback(r, &cb)) {
-            pv_log(PV_LOG_ERR, "client sent invalid callback, client: %s", pv_log_client(r));
+            pv_log_r(r, PV_LOG_ERR, "client sent invalid callback, client: %s", pv_log_client(r));
             pv_file_release(hr);
             pv_resp_local(hr, 400, NULL, (pv_str_t){NULL, 0});
             return;

@@ -8,6 +8,7 @@
 #include "../core/log.h"
 #include "reqbody.h"
 #include "server.h"
+#include "accesslog.h"
 
 static pv_buf_t *body_buf(const pv_hreq_t *hr)
 {
@@ -67,7 +68,7 @@ static int h1_take(pv_hreq_t *hr, pv_str_t *spans, int max)
     ssize_t used = pv_chunked_decode(&hr->chunk, b->data + b->pos, b->last - b->pos, spans, &ns, max);
     if (used < 0) {
         /* the client's framing is broken: nothing more can be trusted */
-        pv_log(PV_LOG_INFO, "client sent invalid chunked body, client: %s", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent invalid chunked body, client: %s", pv_log_client(&hr->r));
         hr->body_error = 400;
         return PV_ERR;
     }
@@ -77,7 +78,7 @@ static int h1_take(pv_hreq_t *hr, pv_str_t *spans, int max)
         hr->body_decoded += spans[i].len;
     int64_t max_size = hr->r.loc->conf.client_max_body_size;
     if (max_size > 0 && hr->body_decoded > (uint64_t)max_size) {
-        pv_log(PV_LOG_ERR, "client intended to send too large chunked body: %llu+ bytes, client: %s",
+        pv_log_r(&hr->r, PV_LOG_ERR, "client intended to send too large chunked body: %llu+ bytes, client: %s",
                (unsigned long long)hr->body_decoded, pv_log_client(&hr->r));
         hr->body_error = 413;
         return PV_ERR;
@@ -140,7 +141,7 @@ static int h1_read(pv_hreq_t *hr)
         body_timer(hr);
         return PV_AGAIN;
     }
-    pv_log(PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
+    pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
            pv_log_client(&hr->r));
     return PV_ERR;
 }

@@ -14,6 +14,7 @@
 #include "../core/cache.h"
 #include "../core/log.h"
 #include "server.h"
+#include "accesslog.h"
 
 static __thread pv_tport_t port;
 static __thread int port_ready;
@@ -320,7 +321,7 @@ static void read_done(pv_hreq_t *hr, pv_file_t *f)
 static int take_read(pv_hreq_t *hr, pv_file_t *f)
 {
     if (f->read_n <= 0) {
-        pv_log(PV_LOG_CRIT, "pread() failed or the file was truncated (%d: %s), client: %s", f->err,
+        pv_log_r(&hr->r, PV_LOG_CRIT, "pread() failed or the file was truncated (%d: %s), client: %s", f->err,
                f->err ? strerror(f->err) : "end of file", pv_log_client(&hr->r));
         return -1;
     }

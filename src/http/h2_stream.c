@@ -19,6 +19,7 @@
 #include "headers.h"
 #include "hfilter.h"
 #include "reqhead.h"
+#include "accesslog.h"
 
 static __thread pv_cache_t stream_cache = {.name = "h2 stream", .size = sizeof(pv_h2_stream_t), .max = 256};
 
@@ -101,13 +102,13 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
     uint64_t limit = (uint64_t)srv->large_header_buffers_num * (uint64_t)srv->large_header_buffers_size;
     st->hdr_bytes += (uint32_t)(namelen + valuelen + 4);
     if (st->hdr_bytes > 4 * limit + 65536) {
-        pv_log(PV_LOG_INFO, "client sent too large http2 header list, client: %s", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent too large http2 header list, client: %s", pv_log_client(&hr->r));
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     if (namelen + valuelen + 4 > (uint64_t)srv->large_header_buffers_size || st->hdr_bytes > limit ||
         st->nfields == PV_MAX_HEADERS) {
         if (!st->hdr_status)
-            pv_log(PV_LOG_INFO, "client sent too large request header, client: %s", pv_log_client(&hr->r));
+            pv_log_r(&hr->r, PV_LOG_INFO, "client sent too large request header, client: %s", pv_log_client(&hr->r));
         st->hdr_status = 431;
     }
     if (st->hdr_status)
@@ -168,7 +169,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
     st->unconsumed += len;
     int64_t max = hr->r.loc ? hr->r.loc->conf.client_max_body_size : 0;
     if (max > 0 && st->body_received > (uint64_t)max && !hr->body_error) {
-        pv_log(PV_LOG_ERR, "client intended to send too large body: %llu+ bytes, client: %s",
+        pv_log_r(&hr->r, PV_LOG_ERR, "client intended to send too large body: %llu+ bytes, client: %s",
                (unsigned long long)st->body_received, pv_log_client(&hr->r));
         hr->body_error = 413;
     }
@@ -390,7 +391,7 @@ static void stream_start(pv_h2_stream_t *st)
         if (PV_STR_IEQ(st->fields[i].name, "host"))
             host = &st->fields[i];
     if (check_authority(st, host) < 0) {
-        pv_log(PV_LOG_INFO, "client sent invalid :authority, client: %s", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent invalid :authority, client: %s", pv_log_client(&hr->r));
         nghttp2_submit_rst_stream(st->hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
         return;
     }
@@ -527,7 +528,7 @@ static void stream_timer_cb(pv_timer_t *t)
 {
     pv_h2_stream_t *st = t->data;
     pv_hreq_t *hr = st->hr;
-    pv_log(PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
+    pv_log_r(&hr->r, PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
     if (hr->handling) {
         hr->handling = 0;
         hr->handler->abort(hr);
@@ -912,7 +913,7 @@ static int h2_read(pv_hreq_t *hr)
         return PV_OK;
     }
     if (st->closed || st->hc->closing) {
-        pv_log(PV_LOG_INFO, "client prematurely closed stream while sending request body, client: %s",
+        pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed stream while sending request body, client: %s",
                pv_log_client(&hr->r));
         return PV_ERR;
     }
@@ -928,7 +929,7 @@ static int h2_preread(pv_hreq_t *hr, size_t limit)
         h2_buffered(hr) >= (uint64_t)cl)
         return PV_OK;
     if (st->closed || st->hc->closing) {
-        pv_log(PV_LOG_INFO, "client prematurely closed stream while sending request body, client: %s",
+        pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed stream while sending request body, client: %s",
                pv_log_client(&hr->r));
         return PV_ERR;
     }

@@ -7,6 +7,7 @@
 #include "server.h"
 #include "uvars.h"
 #include "vars.h"
+#include "accesslog.h"
 
 /* Every handler before the content phase in phase order, then those of
  * the log phase; and the content handlers. Written at start-up only. A
@@ -163,7 +164,7 @@ static int find_config(pv_hreq_t *hr)
     }
     int64_t max = loc->conf.client_max_body_size;
     if (max > 0 && r->content_length > max) {
-        pv_log(PV_LOG_ERR, "client intended to send too large body: %lld bytes, client: %s",
+        pv_log_r(r, PV_LOG_ERR, "client intended to send too large body: %lld bytes, client: %s",
                (long long)r->content_length, pv_log_client(r));
         pv_resp_local(hr, 413, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;

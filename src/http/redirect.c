@@ -15,6 +15,7 @@
 #include "response.h"
 #include "server.h"
 #include "uvars.h"
+#include "accesslog.h"
 
 int pv_uri_change(pv_request_t *r)
 {
@@ -105,7 +106,7 @@ static void reset(pv_hreq_t *hr)
 
 static void cycle(pv_hreq_t *hr, const char *what, pv_str_t to)
 {
-    pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while %s \"%.*s\", client: %s", what,
+    pv_log_r(&hr->r, PV_LOG_ERR, "rewrite or internal redirection cycle while %s \"%.*s\", client: %s", what,
            (int)to.len, to.p, pv_log_client(&hr->r));
     hr->r.error_page = 1; /* the 500 is sent as it is */
     hr->r.err_status = 0;
@@ -136,7 +137,7 @@ void pv_named_location(pv_hreq_t *hr, pv_str_t name)
             loc = l;
     }
     if (!loc) {
-        pv_log(PV_LOG_ERR, "could not find named location \"%.*s\", client: %s", (int)name.len, name.p,
+        pv_log_r(r, PV_LOG_ERR, "could not find named location \"%.*s\", client: %s", (int)name.len, name.p,
                pv_log_client(r));
         r->error_page = 1;
         r->err_status = 0;

@@ -21,6 +21,7 @@
 #include "../core/log.h"
 #include "body.h"
 #include "server.h"
+#include "accesslog.h"
 
 /* NGINX's temp file names: ten digits, unique within the process. */
 static atomic_uint_fast32_t temp_number;
@@ -73,7 +74,7 @@ static int temp_open(pv_hreq_t *hr, const pv_temp_path_t *t, char **pathp)
     }
     errno = EEXIST;
 fail:
-    pv_log(PV_LOG_CRIT, "open() \"%s\" failed (%d: %s), client: %s", path, errno, strerror(errno),
+    pv_log_r(&hr->r, PV_LOG_CRIT, "open() \"%s\" failed (%d: %s), client: %s", path, errno, strerror(errno),
            pv_log_client(&hr->r));
     return -1;
 }
@@ -115,7 +116,7 @@ static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
             return -1;
         rb->keep_file = lc->client_body_in_file_only == PV_BODY_FILE_ON;
         if (!lc->client_body_in_file_only)
-            pv_log(PV_LOG_WARN, "a client request body is buffered to a temporary file %s, client: %s", rb->path,
+            pv_log_r(&hr->r, PV_LOG_WARN, "a client request body is buffered to a temporary file %s, client: %s", rb->path,
                    pv_log_client(&hr->r));
         if (rb->len && write_all(rb->fd, rb->mem->data, (size_t)rb->len) < 0)
             goto fail;
@@ -127,7 +128,7 @@ static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
     rb->len += n;
     return 0;
 fail:
-    pv_log(PV_LOG_CRIT, "write() \"%s\" failed (%d: %s), client: %s", rb->path, errno, strerror(errno),
+    pv_log_r(&hr->r, PV_LOG_CRIT, "write() \"%s\" failed (%d: %s), client: %s", rb->path, errno, strerror(errno),
            pv_log_client(&hr->r));
     return -1;
 }
@@ -211,7 +212,7 @@ int pv_reqbody_take(pv_hreq_t *hr, pv_str_t *spans, int max)
     size_t want = (size_t)PV_MIN((uint64_t)rb->chunk->size, rb->len - rb->off);
     ssize_t n = pread(rb->fd, rb->chunk->data, want, (off_t)rb->off);
     if (n <= 0) {
-        pv_log(PV_LOG_CRIT, "pread() \"%s\" failed (%d: %s), client: %s", rb->path, n < 0 ? errno : 0,
+        pv_log_r(&hr->r, PV_LOG_CRIT, "pread() \"%s\" failed (%d: %s), client: %s", rb->path, n < 0 ? errno : 0,
                n < 0 ? strerror(errno) : "short file", pv_log_client(&hr->r));
         return PV_ERR;
     }

@@ -5,6 +5,7 @@
 #include "../core/log.h"
 #include "headers.h"
 #include "uri.h"
+#include "accesslog.h"
 
 static inline __attribute__((always_inline)) int target_check(pv_request_t *r, pv_str_t target,
                                                               const pv_str_t *host_field);
@@ -84,7 +85,7 @@ static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv
          * ignore_invalid_headers is on, as here. CGI-style upstreams
          * read "Transfer_Encoding" as Transfer-Encoding, so by default
          * it is never forwarded. */
-        pv_log(PV_LOG_INFO, "client sent invalid header line: \"%.*s\", client: %s", (int)h->name.len,
+        pv_log_r(r, PV_LOG_INFO, "client sent invalid header line: \"%.*s\", client: %s", (int)h->name.len,
                h->name.p, pv_log_client(r));
         return -1;
     }
@@ -92,7 +93,7 @@ static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv
     if (si >= 0) {
         const pv_header_t *prev = f->single[si];
         if (prev) {
-            pv_log(PV_LOG_INFO,
+            pv_log_r(r, PV_LOG_INFO,
                    "client sent duplicate %s: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\", client: %s",
                    si == SF_HOST ? "host header" : "header line", (int)h->name.len, h->name.p,
                    (int)h->value.len, h->value.p, (int)prev->name.len, prev->name.p, (int)prev->value.len,
@@ -321,7 +322,7 @@ static int http09_line(pv_hreq_t *hr, const char *line, const char *lf)
         return 0; /* "GET  HTTP/1.1": no target; llhttp refuses it, as NGINX */
     hr->r.flags |= PV_REQ_F_HTTP09;
     if (mlen != 3 || memcmp(line, "GET", 3) != 0) {
-        pv_log(PV_LOG_INFO, "client sent invalid method in HTTP/0.9 request, client: %s", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent invalid method in HTTP/0.9 request, client: %s", pv_log_client(&hr->r));
         return 400;
     }
     hr->url = (pv_hspan_t){(uint32_t)(t - hr->c->in->data), (uint32_t)(tend - t)};
@@ -360,7 +361,7 @@ int pv_reqhead_parse_error(pv_hreq_t *hr, llhttp_errno_t e, const char *p, size_
         status = 501; /* a repeated field is a duplicate (400), as in pv_reqhead_build() */
     if (e == HPE_INVALID_METHOD && unknown_method(p, len))
         status = 501; /* a well-formed method this gateway does not know */
-    pv_log(PV_LOG_INFO, "client sent invalid request (%s), client: %s", llhttp_get_error_reason(&hr->parser),
+    pv_log_r(&hr->r, PV_LOG_INFO, "client sent invalid request (%s), client: %s", llhttp_get_error_reason(&hr->parser),
            pv_log_client(&hr->r));
     return status;
 }

@@ -16,6 +16,7 @@
 #include "server.h"
 #include "uvars.h"
 #include "vars.h"
+#include "accesslog.h"
 
 
 /* ---- escaping (ngx_escape_uri NGX_ESCAPE_ARGS, ngx_unescape_uri REDIRECT) ---- */
@@ -184,7 +185,7 @@ static int do_rewrite(pv_request_t *r, const pv_rw_op_t *o, int log, pv_script_o
         }
         buf[len] = '\0';
         if (log)
-            pv_log(PV_LOG_NOTICE, "rewritten redirect: \"%s\", client: %s", buf, pv_log_client(r));
+            pv_log_r(r, PV_LOG_NOTICE, "rewritten redirect: \"%s\", client: %s", buf, pv_log_client(r));
         return answer(out, o->code, buf, (pv_str_t){NULL, 0}, 1);
     }
     pv_str_t uri = {buf, len};
@@ -203,10 +204,10 @@ static int do_rewrite(pv_request_t *r, const pv_rw_op_t *o, int log, pv_script_o
     }
     buf[len] = '\0';
     if (log)
-        pv_log(PV_LOG_NOTICE, "rewritten data: \"%.*s\", args: \"%.*s\", client: %s", (int)uri.len,
+        pv_log_r(r, PV_LOG_NOTICE, "rewritten data: \"%.*s\", args: \"%.*s\", client: %s", (int)uri.len,
                uri.p, (int)r->args.len, r->args.p, pv_log_client(r));
     if (uri.len == 0) {
-        pv_log(PV_LOG_ERR, "the rewritten URI has a zero length, client: %s", pv_log_client(r));
+        pv_log_r(r, PV_LOG_ERR, "the rewritten URI has a zero length, client: %s", pv_log_client(r));
         return fail(out);
     }
     r->uri = uri;
@@ -221,7 +222,7 @@ static int file_test(const pv_request_t *r, const pv_rw_op_t *o, pv_str_t path)
     int ok;
     if (stat(path.p, &st) != 0) {
         if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG)
-            pv_log(PV_LOG_CRIT, "stat() \"%s\" failed (%d: %s), client: %s", path.p, errno,
+            pv_log_r(r, PV_LOG_CRIT, "stat() \"%s\" failed (%d: %s), client: %s", path.p, errno,
                    strerror(errno), pv_log_client(r));
         return o->negate;
     }
@@ -267,7 +268,7 @@ static int condition(pv_request_t *r, const pv_rw_op_t *o, int log)
         if (rc < 0)
             return -1;
         if (log)
-            pv_log(PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
+            pv_log_r(r, PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
                    rc ? "matches" : "does not match", (int)v.len, v.p, pv_log_client(r));
         if (!rc)
             r->ncaptures = 0; /* a failed match clears $1..$9, as NGINX's does */
@@ -319,7 +320,7 @@ int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc
             if (rc < 0)
                 return fail(out);
             if (log)
-                pv_log(PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
+                pv_log_r(r, PV_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", o->re->src,
                        rc ? "matches" : "does not match", (int)r->uri.len, r->uri.p, pv_log_client(r));
             if (!rc) {
                 r->ncaptures = 0;
@@ -386,7 +387,7 @@ static int location_rewrite(pv_hreq_t *hr)
     if (!r->uri_changed)
         return PV_PHASE_NEXT;
     if (pv_uri_change(r) != PV_OK) {
-        pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", client: %s",
+        pv_log_r(r, PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", client: %s",
                (int)r->uri.len, r->uri.p, pv_log_client(r));
         pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
@@ -415,7 +416,7 @@ int pv_script_subrequest(pv_request_t *sr, pv_script_out_t *out)
         if (!sr->uri_changed)
             return PV_SCRIPT_NEXT;
         if (changes == PV_MAX_URI_CHANGES) {
-            pv_log(PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", "
+            pv_log_r(sr, PV_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\", "
                    "client: %s", (int)sr->uri.len, sr->uri.p, pv_log_client(sr));
             return fail(out);
         }

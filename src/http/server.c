@@ -716,7 +716,7 @@ static void handle_input(pv_hconn_t *c)
             /* a client closing between requests is normal; mid-head it is
              * logged like NGINX does but nothing can be answered */
             if (c->hr)
-                pv_log(PV_LOG_INFO, "client prematurely closed connection, client: %s", pv_log_client(&c->hr->r));
+                pv_log_r(&c->hr->r, PV_LOG_INFO, "client prematurely closed connection, client: %s", pv_log_client(&c->hr->r));
             pv_server_close(c);
             return;
         }
@@ -840,7 +840,7 @@ static void conn_timer_cb(pv_timer_t *t)
     if (hr->r.srv && req_lconf(hr)->reset_timedout_connection) {
         /* reset_timedout_connection: an RST frees the socket's memory at
          * once, with whatever it still held unsent (NGINX's SO_LINGER 0) */
-        pv_log(PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
         struct linger lg = {1, 0};
         if (c->x.io.fd >= 0)
             setsockopt(c->x.io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -853,7 +853,7 @@ static void conn_timer_cb(pv_timer_t *t)
     }
     if (hr->handling) {
         /* body read timeout or send timeout while a handler runs */
-        pv_log(PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
         if (!hr->resp_head_bytes) {
             hr->handling = 0;
             hr->handler->abort(hr);
@@ -863,7 +863,7 @@ static void conn_timer_cb(pv_timer_t *t)
         }
         return;
     }
-    pv_log(PV_LOG_INFO, "client timed out reading the request head, client: %s", pv_log_client(&hr->r));
+    pv_log_r(&hr->r, PV_LOG_INFO, "client timed out reading the request head, client: %s", pv_log_client(&hr->r));
     pv_server_error(hr, 408);
 }
 

@@ -20,6 +20,7 @@
 #include "router.h"
 #include "server.h"
 #include "uri.h"
+#include "accesslog.h"
 
 /* The SNI function: the server named picks the SSL_CTX (certificates)
  * and the client-certificate settings, as ngx_http_ssl_servername(); a
@@ -109,13 +110,13 @@ static int check_tls(pv_hreq_t *hr)
 {
     const pv_xprt_t *x = hr->r.xprt; /* the connection's, whatever the protocol */
     if (pv_tls_is_plain(x)) {
-        pv_log(PV_LOG_INFO, "client sent plain HTTP request to HTTPS port, client: %s", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent plain HTTP request to HTTPS port, client: %s", pv_log_client(&hr->r));
         pv_server_error(hr, PV_HTTP_TO_HTTPS);
         return PV_PHASE_DONE;
     }
     SSL *ssl = pv_tls_ssl(x);
     if (ssl && misdirected(hr, ssl)) {
-        pv_log(PV_LOG_INFO, "client attempted to request the server name different from the one "
+        pv_log_r(&hr->r, PV_LOG_INFO, "client attempted to request the server name different from the one "
                "that was negotiated, client: %s", pv_log_client(&hr->r));
         pv_resp_local(hr, 421, NULL, (pv_str_t){NULL, 0});
         return PV_PHASE_DONE;
@@ -129,14 +130,14 @@ static int check_tls(pv_hreq_t *hr)
         return PV_PHASE_NEXT;
     long rc = SSL_get_verify_result(ssl);
     if (rc != X509_V_OK && (verify != PV_VERIFY_OPTIONAL_NO_CA || !verify_error_optional(rc))) {
-        pv_log(PV_LOG_INFO, "client SSL certificate verify error: (%ld:%s), client: %s", rc,
+        pv_log_r(&hr->r, PV_LOG_INFO, "client SSL certificate verify error: (%ld:%s), client: %s", rc,
                X509_verify_cert_error_string(rc), pv_log_client(&hr->r));
         SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), SSL_get0_session(ssl));
         pv_server_error(hr, PV_HTTPS_CERT_ERROR);
         return PV_PHASE_DONE;
     }
     if (verify == PV_VERIFY_ON && !SSL_get0_peer_certificate(ssl)) {
-        pv_log(PV_LOG_INFO, "client sent no required SSL certificate, client: %s", pv_log_client(&hr->r));
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent no required SSL certificate, client: %s", pv_log_client(&hr->r));
         SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), SSL_get0_session(ssl));
         pv_server_error(hr, PV_HTTPS_NO_CERT);
         return PV_PHASE_DONE;

@@ -30,6 +30,7 @@
 #include "router.h"
 #include "server.h"
 #include "vars.h"
+#include "accesslog.h"
 
 /* ---- mapping -------------------------------------------------------------- */
 
@@ -65,7 +66,7 @@ ssize_t pv_static_map(pv_request_t *r, const pv_location_t *loc, char *out, size
     pv_str_t uri = r->uri;
     if (s->alias) {
         if (r->flags & PV_REQ_F_LOC_INVALID) {
-            pv_log(PV_LOG_ERR, "\"alias\" cannot be used in location \"%s\" where URI was rewritten, client: %s",
+            pv_log_r(r, PV_LOG_ERR, "\"alias\" cannot be used in location \"%s\" where URI was rewritten, client: %s",
                    loc->name.p, pv_log_client(r));
             return -1;
         }
@@ -214,7 +215,7 @@ static void try_tested(pv_hreq_t *hr, pv_file_t *f)
     pv_request_t *r = &hr->r;
     const pv_static_conf_t *s = &r->loc->conf.st;
     if (f->err)
-        pv_log(PV_LOG_CRIT, "stat() in try_files failed (%d: %s), client: %s", f->err, strerror(f->err),
+        pv_log_r(r, PV_LOG_CRIT, "stat() in try_files failed (%d: %s), client: %s", f->err, strerror(f->err),
                pv_log_client(r));
     if (f->found >= 0) {
         int parked = f->then != NULL; /* it ran on the pool: go on with the phases */
@@ -300,7 +301,7 @@ static void open_failed(pv_hreq_t *hr, const char *what, const char *path, int e
         level = PV_LOG_ERR;
     }
     if (status != 404 || s->log_not_found)
-        pv_log(level, "%s \"%s\" failed (%d: %s), client: %s, request: \"%.*s\"", what, path, err, strerror(err),
+        pv_log_r(&hr->r, level, "%s \"%s\" failed (%d: %s), client: %s, request: \"%.*s\"", what, path, err, strerror(err),
                pv_log_client(&hr->r), (int)hr->r.request_line.len, hr->r.request_line.p);
     answer(hr, status);
 }
@@ -340,7 +341,7 @@ static void index_tested(pv_hreq_t *hr, pv_file_t *f)
     if (f->err) {
         if (f->err == ENOENT || f->err == ENOTDIR) {
             if (s->log_not_found)
-                pv_log(PV_LOG_ERR, "\"%s\" is not found (%d: %s), client: %s, request: \"%.*s\"", f->path, f->err,
+                pv_log_r(r, PV_LOG_ERR, "\"%s\" is not found (%d: %s), client: %s, request: \"%.*s\"", f->path, f->err,
                        strerror(f->err), pv_log_client(r), (int)r->request_line.len, r->request_line.p);
             answer(hr, 404);
             return;
@@ -353,7 +354,7 @@ static void index_tested(pv_hreq_t *hr, pv_file_t *f)
             listed(hr, f);
         return;
     }
-    pv_log(PV_LOG_ERR, "directory index of \"%s\" is forbidden, client: %s, request: \"%.*s\"", f->path, pv_log_client(r),
+    pv_log_r(r, PV_LOG_ERR, "directory index of \"%s\" is forbidden, client: %s, request: \"%.*s\"", f->path, pv_log_client(r),
            (int)r->request_line.len, r->request_line.p);
     answer(hr, 403);
 }
@@ -593,7 +594,7 @@ static void opened(pv_hreq_t *hr, pv_file_t *f)
         return;
     }
     if (!S_ISREG(f->st.st_mode)) {
-        pv_log(PV_LOG_CRIT, "\"%s\" is not a regular file, client: %s", f->path, pv_log_client(r));
+        pv_log_r(r, PV_LOG_CRIT, "\"%s\" is not a regular file, client: %s", f->path, pv_log_client(r));
         answer(hr, 404);
         return;
     }
@@ -678,7 +679,7 @@ static int realpath_root_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_ou
     if (!r->loc || eval_root(r, r->loc, root, sizeof(root)) < 0)
         return PV_VAL_MISSING;
     if (!realpath(root, real)) {
-        pv_log(PV_LOG_CRIT, "realpath() \"%s\" failed (%d: %s), client: %s", root, errno, strerror(errno),
+        pv_log_r(r, PV_LOG_CRIT, "realpath() \"%s\" failed (%d: %s), client: %s", root, errno, strerror(errno),
                pv_log_client(r));
         return PV_VAL_MISSING;
     }

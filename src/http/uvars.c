@@ -13,6 +13,7 @@
 #include "../core/log.h"
 #include "map.h"
 #include "vars.h"
+#include "accesslog.h"
 
 static __thread pcre2_match_data *tls_md;
 static __thread uint32_t tls_md_pairs;
@@ -159,7 +160,7 @@ static int uninitialized(pv_request_t *r, const pv_cv_part_t *part, pv_str_t *v)
         return PV_VAL_MISSING;
     const pv_loc_conf_t *lc = r->loc ? &r->loc->conf : r->srv ? &r->srv->conf : NULL;
     if (lc && lc->uninitialized_variable_warn == 1)
-        pv_log(PV_LOG_WARN, "using uninitialized \"%.*s\" variable, client: %s", (int)part->text.len,
+        pv_log_r(r, PV_LOG_WARN, "using uninitialized \"%.*s\" variable, client: %s", (int)part->text.len,
                part->text.p, pv_log_client(r));
     *v = (pv_str_t){"", 0};
     return PV_VAL_FOUND;
@@ -180,7 +181,7 @@ static int user_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, p
     if (!m)
         return uninitialized(r, part, v);
     if (u->state == PV_UVAL_BUSY) {
-        pv_log(PV_LOG_ERR, "cycle while evaluating variable \"%.*s\", client: %s",
+        pv_log_r(r, PV_LOG_ERR, "cycle while evaluating variable \"%.*s\", client: %s",
                (int)part->text.len, part->text.p, pv_log_client(r));
         *v = (pv_str_t){"", 0};
         return PV_VAL_FOUND;

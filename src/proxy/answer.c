@@ -11,6 +11,7 @@
 #include "../upstream/failure.h"
 #include "../upstream/health.h"
 #include "../upstream/upstream.h"
+#include "../http/accesslog.h"
 
 /* The one place a failed exchange becomes the client's answer: the
  * status comes from the failure table (502, 504; 400 and 413 for a bad
@@ -22,7 +23,7 @@ void pv_proxy_answer_failure(pv_proxy_t *px, int f)
     hr->handling = 0;
     if (wait && !px->sub_done) {
         /* the health checks hold every server out: 503, come back later */
-        pv_log(PV_LOG_ERR, "no healthy servers in upstream \"%s\" (health checks), client: %s",
+        pv_log_r(&hr->r, PV_LOG_ERR, "no healthy servers in upstream \"%s\" (health checks), client: %s",
                px->pool->cf->name, pv_log_client(&hr->r));
         const char *x = pv_arena_printf(hr->r.arena, "%.*sRetry-After: %d\r\n", (int)hr->acc.xhdr.len,
                                         hr->acc.xhdr.p ? hr->acc.xhdr.p : "", wait);
@@ -49,13 +50,13 @@ void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail)
     else if (detail)
         snprintf(why, sizeof(why), " (%s)", detail);
     if (f == PV_UPF_NO_LIVE) {
-        pv_log(PV_LOG_ERR, "no live upstreams while connecting to upstream \"%s\", client: %s", px->pool->cf->name,
+        pv_log_r(&px->hr->r, PV_LOG_ERR, "no live upstreams while connecting to upstream \"%s\", client: %s", px->pool->cf->name,
                client);
         return;
     }
     if (px->u && px->u->x.why) {
         /* the transport's own account (a TLS handshake), as NGINX words it */
-        pv_log(PV_LOG_ERR, "%s, upstream: %s, client: %s", px->u->x.why, px->pool->cf->servers[px->server].text,
+        pv_log_r(&px->hr->r, PV_LOG_ERR, "%s, upstream: %s, client: %s", px->u->x.why, px->pool->cf->servers[px->server].text,
                client);
         px->u->x.why = NULL;
         return;
@@ -64,6 +65,6 @@ void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail)
                         : !px->req_done && !px->resp_started ? "sending request to upstream"
                         : !px->resp_head_done ? "reading response header from upstream"
                                               : "reading upstream";
-    pv_log(PV_LOG_ERR, "%s%s while %s, upstream: %s, client: %s", fi->text, why, phase,
+    pv_log_r(&px->hr->r, PV_LOG_ERR, "%s%s while %s, upstream: %s, client: %s", fi->text, why, phase,
            px->pool->cf->servers[px->server].text, client);
 }

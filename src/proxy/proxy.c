@@ -22,6 +22,7 @@
 #include "../upstream/upstream.h"
 #include "rewrite.h"
 #include "tunnel.h"
+#include "../http/accesslog.h"
 
 static void start_upstream(pv_proxy_t *px);
 static void upstream_write(pv_proxy_t *px);
@@ -373,7 +374,7 @@ static void start_upstream(pv_proxy_t *px)
     int s = pv_upstream_get(pool, &px->pick, now);
     if (s == PV_UPSTREAM_NO_BUDGET) {
         /* the retry is refused: the failure it follows is the answer */
-        pv_log(PV_LOG_ERR, "retry budget of upstream \"%s\" exhausted, client: %s", pool->cf->name,
+        pv_log_r(&px->hr->r, PV_LOG_ERR, "retry budget of upstream \"%s\" exhausted, client: %s", pool->cf->name,
                pv_log_client(&px->hr->r));
         pv_proxy_answer_failure(px, px->last_fail ? (pv_upfail_t)px->last_fail : PV_UPF_NO_LIVE);
         return;
@@ -934,7 +935,7 @@ static void client_readable(pv_hreq_t *hr)
     /* body complete: anything readable is a pipelined request or the
      * client closing; only the close matters now */
     if (pv_body_client_closed(hr)) {
-        pv_log(PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
+        pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                pv_log_client(&hr->r));
         pv_resp_abort(hr);
     }

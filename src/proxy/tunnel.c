@@ -19,6 +19,7 @@
 #include "../http/response.h"
 #include "../http/server.h"
 #include "../upstream/upstream.h"
+#include "../http/accesslog.h"
 
 typedef struct tunnel_s {
     pv_hreq_t *hr;              /* the upgraded request */
@@ -197,7 +198,7 @@ static void upstream_event_cb(void *owner, unsigned events)
 static void upstream_timeout_cb(void *owner)
 {
     tunnel_t *t = owner;
-    pv_log(PV_LOG_INFO, "upstream timed out (%d: %s) while proxying upgraded connection, upstream: %s, client: %s",
+    pv_log_r(&t->hr->r, PV_LOG_INFO, "upstream timed out (%d: %s) while proxying upgraded connection, upstream: %s, client: %s",
            ETIMEDOUT, strerror(ETIMEDOUT), t->cf.upstream, pv_log_client(&t->hr->r));
     tunnel_end(t);
 }

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import check_conf, free_port, NGINX, http_from
+from conftest import check_conf, free_port, NGINX, http_from, wait_for
 
 CONF = """
 http {
@@ -153,7 +153,8 @@ def test_limit_except_proxy_pass_of_its_own(acc):
 def test_deny_logged(acc):
     gw = acc[0]
     observe(*acc, ("127.0.0.5", "GET", "/", None))
-    assert "access forbidden by rule, client: 127.0.0.5" in gw.stderr()
+    # the log writer thread writes the line after the answer went out
+    wait_for(lambda: "access forbidden by rule, client: 127.0.0.5" in gw.stderr(), what="the log line")
 
 
 def test_same_answers_as_nginx(portvakt, nginx, upstream, port, tmp_path):
