@@ -663,6 +663,10 @@ typedef struct pv_ssl_conf_s {
     int stapling;               /* ssl_stapling; default off */
     pv_conf_src_t stapling_src;
     pv_ssl_file_t *stapling_file; /* ssl_stapling_file: the DER OCSP response stapled */
+    int stapling_verify;        /* ssl_stapling_verify; default on */
+    pv_ssl_file_t *trusted;     /* ssl_trusted_certificate: CAs for verification, not sent */
+    int enable;                 /* obsolete `ssl on`: the addresses it is the default server of speak TLS */
+    pv_conf_src_t enable_src;
     int64_t session_timeout;    /* ms; default 5m */
     void *ctx;                  /* the SSL_CTX built from these (servers with certificates) */
 } pv_ssl_conf_t;

@@ -3,6 +3,8 @@
  * each server is built from them in ssl_ctx.c. */
 #include "conf_int.h"
 
+#include "../core/log.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -22,6 +24,8 @@ void pv_conf_ssl_init(pv_ssl_conf_t *c)
     c->session_timeout = PV_UNSET;
     c->session_cache = PV_UNSET;
     c->stapling = PV_UNSET;
+    c->stapling_verify = PV_UNSET;
+    c->enable = PV_UNSET;
     c->early_data = PV_UNSET;
     c->reject_handshake = PV_UNSET;
 }
@@ -137,6 +141,18 @@ static int set_stapling_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     return rc;
 }
 
+/* The obsolete `ssl on|off` (NGINX 1.22 takes it with a warning). */
+static int set_enable_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    int rc = set_flag_cb(cx, cmd, nd, base);
+    c->enable_src = nd->src;
+    if (rc == PV_OK)
+        pv_log(PV_LOG_WARN, "the \"ssl\" directive is deprecated, use the \"listen ... ssl\" directive "
+               "instead in %s:%d", nd->src.file, nd->src.line);
+    return rc;
+}
+
 static int set_depth_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_ssl_conf_t *c = ssl(cx);
@@ -231,6 +247,9 @@ static const pv_conf_cmd_t ssl_cmds[] = {
     {"ssl_reject_handshake", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(reject_handshake), NULL},
     {"ssl_stapling", HS, PV_ARGS_FLAG, set_stapling_cb, SSL_OFF(stapling), NULL},
     {"ssl_stapling_file", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(stapling_file), NULL},
+    {"ssl_stapling_verify", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(stapling_verify), NULL},
+    {"ssl_trusted_certificate", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(trusted), NULL},
+    {"ssl", HS, PV_ARGS_FLAG, set_enable_cb, SSL_OFF(enable), NULL},
     {"ssl_session_cache", HS, PV_ARGS_TAKE12, set_session_cache_cb, NONE, NULL},
     {"ssl_session_ticket_key", HS, PV_ARGS_TAKE1, set_ticket_key_cb, NONE, NULL},
 };
@@ -283,6 +302,12 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
         c->stapling_src = p->stapling_src;
     }
     INHERIT(stapling_file, NULL, NULL);
+    INHERIT(stapling_verify, PV_UNSET, 1);
+    INHERIT(trusted, NULL, NULL);
+    if (c->enable == PV_UNSET) {
+        c->enable = p->enable != PV_UNSET ? p->enable : 0;
+        c->enable_src = p->enable_src;
+    }
     INHERIT(early_data, PV_UNSET, 0);
     INHERIT(reject_handshake, PV_UNSET, 0);
     INHERIT(prefer_server_ciphers, PV_UNSET, 0);
@@ -307,9 +332,15 @@ int pv_conf_ssl_finish(pv_conf_ctx_t *cx)
         pv_server_t *s = h->servers[i];
         if (pv_conf_ssl_build(cx, s) != PV_OK)
             return PV_ERR;
+        if (s->ssl.enable && !s->ssl.ctx)
+            return pv_conf_error(cx, &s->ssl.enable_src, "no \"ssl_certificate\" is defined for the \"ssl\" "
+                                 "directive");
     }
     for (int i = 0; i < h->nlistens; i++) {
         pv_listen_group_t *g = &h->listens[i];
+        /* `ssl on` in the default server of an address: its connections
+         * speak TLS, as NGINX 1.22 decides per connection */
+        g->listen.ssl |= g->default_srv->ssl.enable;
         if (g->listen.ssl && !g->default_srv->ssl.ctx)
             return pv_conf_error(cx, &g->default_srv->src, "no \"ssl_certificate\" is defined for "
                                  "the \"listen ... ssl\" directive");

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "../core/file.h"
+#include "../core/log.h"
 #include "../core/tls.h"
 #include "../core/tls_session.h"
 
@@ -265,6 +266,15 @@ static int verify_cb(int ok, X509_STORE_CTX *sctx)
 static int set_verify(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, EVP_MD_CTX *sid)
 {
     char m[600];
+    if (c->trusted) {
+        /* ssl_trusted_certificate: CAs to verify with, never sent to clients */
+        const char *path = c->trusted->path;
+        EVP_DigestUpdate(sid, path, strlen(path));
+        if (!SSL_CTX_load_verify_locations(ctx, path, NULL)) {
+            snprintf(m, sizeof(m), "SSL_CTX_load_verify_locations(\"%s\") failed", path);
+            return ssl_error(cx, &c->trusted->src, m);
+        }
+    }
     if (c->verify_client == PV_VERIFY_OFF)
         return PV_OK;
     if (!c->client_certificate && c->verify_client != PV_VERIFY_OPTIONAL_NO_CA)
@@ -347,6 +357,70 @@ static int set_ticket_keys(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t 
     return rc;
 }
 
+/* The issuer of cert: in the certificate's chain, else in the store. */
+static X509 *find_issuer(SSL_CTX *ctx, X509 *cert)
+{
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+        if (X509_check_issued(x, cert) == X509_V_OK) {
+            X509_up_ref(x);
+            return x;
+        }
+    }
+    X509 *issuer = NULL;
+    X509_STORE_CTX *sc = X509_STORE_CTX_new();
+    if (sc && X509_STORE_CTX_init(sc, SSL_CTX_get_cert_store(ctx), NULL, NULL) == 1 &&
+        X509_STORE_CTX_get1_issuer(&issuer, sc, cert) != 1)
+        issuer = NULL;
+    X509_STORE_CTX_free(sc);
+    return issuer;
+}
+
+/* ssl_stapling_verify: does the response verify for one of the
+ * certificates (signature by the issuer or a delegate the chain and the
+ * trusted CAs vouch for, status good, within its validity)? NULL when it
+ * does, else why not. */
+static const char *stapling_check(SSL_CTX *ctx, OCSP_RESPONSE *resp)
+{
+    if (OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+        return OCSP_response_status_str(OCSP_response_status(resp));
+    OCSP_BASICRESP *basic = OCSP_response_get1_basic(resp);
+    if (!basic)
+        return "no basic response";
+    const char *why = "no certificate it is for";
+    for (int r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST); r == 1;
+         r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT)) {
+        X509 *cert = SSL_CTX_get0_certificate(ctx), *issuer = cert ? find_issuer(ctx, cert) : NULL;
+        if (!issuer)
+            continue;
+        STACK_OF(X509) *chain = NULL;
+        SSL_CTX_get0_chain_certs(ctx, &chain);
+        OCSP_CERTID *id = OCSP_cert_to_id(NULL, cert, issuer);
+        int status = -1;
+        ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL;
+        if (!id || !OCSP_resp_find_status(basic, id, &status, NULL, NULL, &thisupd, &nextupd)) {
+            why = "no certificate it is for";
+        } else if (OCSP_basic_verify(basic, chain, SSL_CTX_get_cert_store(ctx), 0) != 1) {
+            why = "its signature does not verify";
+        } else if (status != V_OCSP_CERTSTATUS_GOOD) {
+            why = OCSP_cert_status_str(status);
+        } else if (!OCSP_check_validity(thisupd, nextupd, 300, -1)) {
+            why = "it is out of its validity";
+        } else {
+            why = NULL;
+        }
+        OCSP_CERTID_free(id);
+        X509_free(issuer);
+        if (!why)
+            break;
+    }
+    ERR_clear_error();
+    OCSP_BASICRESP_free(basic);
+    return why;
+}
+
 /* ssl_stapling with ssl_stapling_file: the response is read at load
  * (and on reload) and must parse; nothing is fetched from the network. */
 static int set_stapling(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
@@ -370,6 +444,13 @@ static int set_stapling(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
         rc = ssl_error(cx, &f->src, m);
     } else if (pv_tls_stapling_attach(ctx, (const unsigned char *)buf, len) != PV_OK) {
         rc = pv_conf_error(cx, &f->src, "out of memory for \"%s\"", f->path);
+    } else if (c->stapling_verify) {
+        /* NGINX staples a file's response unchecked; say when it would
+         * not pass the checks of a fetched one */
+        const char *why = stapling_check(ctx, resp);
+        if (why)
+            pv_log(PV_LOG_WARN, "the OCSP response in \"%s\" does not verify (%s), stapled as read in %s:%d",
+                   f->path, why, f->src.file, f->src.line);
     }
     OCSP_RESPONSE_free(resp);
     free(buf);
