@@ -370,6 +370,8 @@ enum { PV_TOKENS_OFF = 0, PV_TOKENS_ON, PV_TOKENS_BUILD };
 typedef struct pv_hdr_conf_s {
     pv_add_header_t *add;       /* add_header lines; inherited only when this level has none */
     int nadd;
+    pv_add_header_t *trailers;  /* add_trailer lines; inherited only when this level has none */
+    int ntrailers;
     int expires;                /* PV_EXPIRES_*; PV_UNSET inherits; default off */
     int64_t expires_time;       /* seconds (negative: in the past); daily: seconds since midnight */
     pv_cv_t *expires_value;     /* expires with variables: parsed per request (expires is then

@@ -776,6 +776,8 @@ static int h2_flush(pv_hreq_t *hr)
 static void h2_finish(pv_hreq_t *hr)
 {
     pv_h2_stream_t *st = hr->h2s;
+    if (st->has_data && !st->resp_done)
+        pv_hfilter_trailers(hr); /* add_trailer's after the upstream's */
     st->resp_done = 1;
     if (st->deferred) {
         st->deferred = 0;

@@ -293,3 +293,54 @@ void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
     h->fields = l.f;
     h->nfields = l.n;
 }
+
+/* ---- add_trailer ---------------------------------------------------------- */
+
+/* As NGINX's headers filter sets expect_trailers: an add_trailer applies
+ * to a response of this status. */
+int pv_hfilter_trailers_expected(const pv_hreq_t *hr, int status)
+{
+    const pv_loc_conf_t *lc = lconf(hr);
+    if (!lc)
+        return 0;
+    int safe = safe_status(status);
+    for (int i = 0; i < lc->hdr.ntrailers; i++)
+        if (safe || lc->hdr.trailers[i].always)
+            return 1;
+    return 0;
+}
+
+void pv_hfilter_trailers(pv_hreq_t *hr)
+{
+    const pv_loc_conf_t *lc = lconf(hr);
+    if (!lc || !lc->hdr.ntrailers)
+        return;
+    pv_request_t *r = &hr->r;
+    int safe = safe_status(r->status);
+    pv_str_t vals[32];
+    size_t len = hr->resp_trailers.len;
+    int n = PV_MIN(lc->hdr.ntrailers, (int)PV_NELEM(vals));
+    for (int i = 0; i < n; i++) {
+        const pv_add_header_t *a = &lc->hdr.trailers[i];
+        vals[i] = safe || a->always ? pv_cv_eval_arena(&a->value, r) : (pv_str_t){NULL, 0};
+        if (vals[i].len)
+            len += a->name.len + 2 + vals[i].len + 1;
+    }
+    if (len == hr->resp_trailers.len)
+        return;
+    char *s = pv_arena_alloc(r->arena, len), *o = s;
+    memcpy(o, hr->resp_trailers.p, hr->resp_trailers.len); /* the upstream's first (HTTP/2) */
+    o += hr->resp_trailers.len;
+    for (int i = 0; i < n; i++) {
+        if (!vals[i].len)
+            continue;
+        memcpy(o, lc->hdr.trailers[i].name.p, lc->hdr.trailers[i].name.len);
+        o += lc->hdr.trailers[i].name.len;
+        *o++ = ':';
+        *o++ = ' ';
+        for (size_t k = 0; k < vals[i].len; k++) /* no line breaks into the trailer section */
+            *o++ = vals[i].p[k] == '\r' || vals[i].p[k] == '\n' || vals[i].p[k] == '\0' ? ' ' : vals[i].p[k];
+        *o++ = '\n';
+    }
+    hr->resp_trailers = (pv_str_t){s, len};
+}

@@ -28,4 +28,13 @@ void pv_hfilter_expires(int kind, int64_t t, int64_t now, int64_t lm, char *date
  * the types charset applies to (NGINX's charset_types default). */
 int pv_hfilter_charset_type(pv_str_t ct);
 
+/* add_trailer: 1 when one applies to a response of status for hr (it
+ * has `always`, or the status is one add_header applies to), so an
+ * HTTP/1.1 response goes out chunked to carry it, as NGINX's. */
+int pv_hfilter_trailers_expected(const struct pv_hreq_s *hr, int status);
+/* At the end of the response: the add_trailer fields that apply to its
+ * status, evaluated now (an empty value adds nothing), appended to
+ * hr->resp_trailers as "name: value\n" lines. */
+void pv_hfilter_trailers(struct pv_hreq_s *hr);
+
 #endif

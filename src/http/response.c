@@ -47,7 +47,7 @@ ssize_t pv_http_write_head(const pv_resp_head_t *h, pv_str_t date, int keepalive
         put_field(&w, "Date: ", 6, date);
     if (h->content_type.p)
         put_field(&w, "Content-Type: ", 14, h->content_type);
-    if (h->content_length >= 0) {
+    if (h->content_length >= 0 && h->status != 204 && h->status >= 200) { /* RFC 9110 8.6, as NGINX */
         char num[24];
         PV_WR_LIT(&w, "Content-Length: ");
         pv_wr_put(&w, num, pv_u64_digits(num, (uint64_t)h->content_length));
@@ -75,6 +75,46 @@ ssize_t pv_http_write_head(const pv_resp_head_t *h, pv_str_t date, int keepalive
 }
 
 /* ---- the response calls, over HTTP/1 ---------------------------------- */
+
+/* The end of a chunked body: the last chunk with the add_trailer fields
+ * that apply (an upstream's trailers are not passed to HTTP/1.1 clients,
+ * as NGINX does not pass them). */
+static void h1_last_chunk(pv_hreq_t *hr)
+{
+    pv_hfilter_trailers(hr);
+    pv_str_t t = hr->resp_trailers;
+    size_t lines = 0;
+    for (size_t i = 0; i < t.len; i++)
+        lines += t.p[i] == '\n';
+    char *s = t.len ? pv_arena_alloc(&hr->arena, 3 + t.len + lines + 2) : NULL;
+    if (!s) {
+        pv_outq_push_last_chunk(&hr->cq);
+        return;
+    }
+    size_t n = 0;
+    memcpy(s, "0\r\n", 3);
+    n = 3;
+    for (size_t i = 0; i < t.len; i++) {
+        if (t.p[i] == '\n')
+            s[n++] = '\r';
+        s[n++] = t.p[i];
+    }
+    s[n++] = '\r';
+    s[n++] = '\n';
+    pv_outq_push(&hr->cq, s, n);
+}
+
+/* add_trailer: a response that carries trailers goes out chunked to an
+ * HTTP/1.1 client (its Content-Length dropped), as NGINX's chunked filter
+ * does when trailers are expected; to an HTTP/1.0 one they are dropped. */
+static void h1_trailer_framing(pv_hreq_t *hr, pv_resp_head_t *h, const pv_loc_conf_t *lc)
+{
+    if (h->upgrade || (hr->r.flags & PV_REQ_F_HEAD) || h->status < 200 || h->status == 204 || h->status == 304 ||
+        hr->r.http_minor != 1 || !lc->chunked_transfer_encoding || !pv_hfilter_trailers_expected(hr, h->status))
+        return;
+    h->frame = PV_FRAME_CHUNKED;
+    h->content_length = -1;
+}
 
 /* Whether the connection may carry another request after this one. */
 static int want_keepalive(pv_hreq_t *hr)
@@ -129,14 +169,20 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     }
     h.extra = hr->acc.xhdr;
     pv_hfilter_apply(hr, &h);
+    h1_trailer_framing(hr, &h, hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf);
     ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
     if (n < 0)
         n = 0;
     hr->r.status = h.status;
     pv_server_queue_head(hr, o->data, (size_t)n);
-    if (!head_only && encoded && h.frame == PV_FRAME_CHUNKED) {
-        pv_outq_push_chunk(&hr->cq, content.p, content.len);
-        pv_outq_push_last_chunk(&hr->cq);
+    if (!head_only && h.frame == PV_FRAME_CHUNKED && content.p == page && (size_t)n + (size_t)plen <= o->size) {
+        memcpy(o->data + n, page, (size_t)plen); /* the page outlives this call there */
+        content.p = o->data + n;
+    }
+    if (!head_only && h.frame == PV_FRAME_CHUNKED) {
+        if (content.len && content.p != page)
+            pv_outq_push_chunk(&hr->cq, content.p, content.len);
+        h1_last_chunk(hr);
     } else if (!head_only && encoded) {
         pv_outq_push(&hr->cq, content.p, content.len);
     } else if (!head_only && body.p) {
@@ -194,6 +240,8 @@ static int h1_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
     hr->resp_chunked = h->frame == PV_FRAME_CHUNKED;
     h->extra = hr->acc.xhdr;
     pv_hfilter_apply(hr, h);
+    h1_trailer_framing(hr, h, lc);
+    hr->resp_chunked = h->frame == PV_FRAME_CHUNKED;
     if (!hr->out && !(hr->out = pv_buf_get())) {
         pv_cache_nomem("a response buffer", pv_log_client(&hr->r));
         return PV_RESP_NOMEM;
@@ -236,7 +284,7 @@ static int h1_flush(pv_hreq_t *hr)
 static void h1_finish(pv_hreq_t *hr)
 {
     if (hr->resp_chunked)
-        pv_outq_push_last_chunk(&hr->cq);
+        h1_last_chunk(hr);
     hr->resp_done = 1;
     if (h1_flush(hr) == PV_OK)
         pv_server_request_done(hr);
