@@ -288,6 +288,7 @@ static int submit_settings(pv_h2conn_t *hc, const pv_server_t *srv)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, hlist},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* RFC 8441: WebSocket over a stream */
     };
     if (nghttp2_submit_settings(hc->s, NGHTTP2_FLAG_NONE, iv, PV_NELEM(iv)) != 0)
         return -1;

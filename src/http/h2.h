@@ -47,6 +47,8 @@ struct pv_h2_stream_s {
     pv_header_t *fields;
     int nfields, fcap;
     pv_str_t method, scheme, authority, path;
+    pv_str_t protocol;            /* :protocol of an extended CONNECT (RFC 8441) */
+    uint8_t websocket;            /* an extended CONNECT for a WebSocket (h2_ws.c) */
     /* request body: DATA bytes, read window-limited into bin */
     pv_buf_t *bin;
     uint64_t body_received;       /* DATA payload bytes so far */
@@ -154,5 +156,14 @@ int pv_h2_out_room(const pv_h2conn_t *hc, int k);
 void pv_h2_goaway(pv_h2conn_t *hc);
 /* Spend one of the client's control-frame tokens; 0 once they are gone. */
 int pv_h2_flood_spend(pv_h2conn_t *hc);
+
+/* RFC 8441 (h2_ws.c). At post-read, a CONNECT on st: for `:protocol
+ * websocket`, the request model of an HTTP/1.1 WebSocket handshake (0);
+ * else the status to answer with. */
+int pv_h2_ws_head(struct pv_hreq_s *hr, pv_h2_stream_t *st);
+/* The upstream's 101 for such a stream made the client's 200: status,
+ * fields, and the body stream switched to carry the tunnel. PV_ERR when
+ * the stream asked for no WebSocket. */
+int pv_h2_ws_response(struct pv_hreq_s *hr, pv_resp_head_t *h);
 
 #endif

@@ -123,6 +123,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
             st->scheme = v;
         else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
             st->authority = v;
+        else if (namelen == 9 && memcmp(name, ":protocol", 9) == 0)
+            st->protocol = v;
         return 0;
     }
     if (st->nfields == st->fcap) {
@@ -330,8 +332,8 @@ static int h2_head(pv_hreq_t *hr)
     r->method_id = method_number(st->method);
     if (r->method_id == HTTP_HEAD)
         r->flags |= PV_REQ_F_HEAD;
-    if (r->method_id == HTTP_CONNECT || !st->path.p)
-        return 400; /* a tunnel; a gateway serves none */
+    if (!st->path.p && r->method_id != HTTP_CONNECT)
+        return 400;
     size_t ll = st->method.len + st->path.len + 16;
     char *line = pv_arena_alloc(&hr->arena, ll);
     int n = snprintf(line, ll, "%.*s %.*s HTTP/2.0", (int)st->method.len, st->method.p, (int)st->path.len,
@@ -339,7 +341,7 @@ static int h2_head(pv_hreq_t *hr)
     r->request_line = (pv_str_t){line, (size_t)n};
 
     pv_reqfields_t f = {0};
-    r->headers = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(st->nfields + 1));
+    r->headers = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(st->nfields + 3));
     r->nheaders = 0;
     uint32_t head = (uint32_t)n + 2;
     for (int i = 0; i < st->nfields; i++) {
@@ -377,6 +379,9 @@ static int h2_head(pv_hreq_t *hr)
     if (expect && PV_STR_IEQ(expect->value, "100-continue"))
         r->flags |= PV_REQ_F_EXPECT_CONTINUE;
     hr->body_done = st->end_stream && (!st->bin || st->bin->pos == st->bin->last);
+    int ws = r->method_id == HTTP_CONNECT ? pv_h2_ws_head(hr, st) : 0;
+    if (ws)
+        return ws;
     return pv_reqhead_target(r, st->path, st->authority.p ? &st->authority : host ? &host->value : NULL);
 }
 
@@ -455,7 +460,8 @@ void pv_h2_stream_events(pv_h2_stream_t *st)
     st->ev = 0;
     pv_hreq_t *hr = st->hr;
     if ((ev & PV_H2_EV_START) && !(ev & PV_H2_EV_CLOSE)) {
-        if (!st->hdr_status && length_unknown(st)) {
+        /* a CONNECT's bytes are a tunnel's, not a body to wait for */
+        if (!st->hdr_status && length_unknown(st) && !pv_str_eq(st->method, "CONNECT", 7)) {
             st->prereading = 1;
             pv_timer_set(st->hc->w->loop, &st->timer, (uint64_t)hr->r.srv->conf.client_body_timeout);
         } else {
@@ -719,6 +725,8 @@ int pv_h2_stream_send_data(pv_h2_stream_t *st, const uint8_t *framehd, size_t le
 static int h2_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     pv_h2_stream_t *st = hr->h2s;
+    if (h->upgrade && pv_h2_ws_response(hr, h) != PV_OK)
+        return PV_ERR;
     h->extra = hr->acc.xhdr;
     pv_hfilter_apply(hr, h);
     hr->r.status = h->status;
@@ -919,7 +927,8 @@ static int h2_read(pv_hreq_t *hr)
                pv_log_client(&hr->r));
         return PV_ERR;
     }
-    pv_timer_set(st->hc->w->loop, &st->timer, (uint64_t)lconf(hr)->client_body_timeout);
+    if (!st->websocket) /* a tunnel has its own idle timer (proxy_read_timeout) */
+        pv_timer_set(st->hc->w->loop, &st->timer, (uint64_t)lconf(hr)->client_body_timeout);
     return PV_AGAIN;
 }
 
