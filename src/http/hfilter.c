@@ -329,7 +329,8 @@ void pv_hfilter_trailers(pv_hreq_t *hr)
     if (len == hr->resp_trailers.len)
         return;
     char *s = pv_arena_alloc(r->arena, len), *o = s;
-    memcpy(o, hr->resp_trailers.p, hr->resp_trailers.len); /* the upstream's first (HTTP/2) */
+    if (hr->resp_trailers.len) /* the upstream's first (HTTP/2) */
+        memcpy(o, hr->resp_trailers.p, hr->resp_trailers.len);
     o += hr->resp_trailers.len;
     for (int i = 0; i < n; i++) {
         if (!vals[i].len)
