@@ -603,6 +603,14 @@ typedef struct pv_listen_s {
     pv_conf_src_t src;
 } pv_listen_t;
 
+/* ssl_ciphers' default: forward-secret AEAD suites only (Mozilla's
+ * "intermediate" list), where NGINX's HIGH:!aNULL:!MD5 also offers CBC
+ * suites that testssl.sh and SSL Labs count as weak. */
+#define PV_SSL_DEFAULT_CIPHERS                                                                             \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"             \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"               \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+
 /* ssl_verify_client */
 enum { PV_VERIFY_OFF = 0, PV_VERIFY_ON, PV_VERIFY_OPTIONAL, PV_VERIFY_OPTIONAL_NO_CA };
 
@@ -639,7 +647,7 @@ typedef struct pv_ssl_conf_s {
     pv_ssl_file_t *password_file; /* ssl_password_file; NULL if none */
     int protocols;              /* PV_SSL_* bits; default TLSv1.2 TLSv1.3 */
     pv_conf_src_t protocols_src;
-    const char *ciphers;        /* default HIGH:!aNULL:!MD5 */
+    const char *ciphers;        /* default PV_SSL_DEFAULT_CIPHERS */
     pv_conf_src_t ciphers_src;
     pv_ssl_cmd_t *cmds;         /* ssl_conf_command */
     int ncmds;

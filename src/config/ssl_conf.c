@@ -271,7 +271,7 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
         c->protocols_src = p->protocols_src;
     }
     if (!c->ciphers) {
-        c->ciphers = p->ciphers ? p->ciphers : "HIGH:!aNULL:!MD5";
+        c->ciphers = p->ciphers ? p->ciphers : PV_SSL_DEFAULT_CIPHERS;
         c->ciphers_src = p->ciphers_src;
     }
     if (!c->ecdh_curve) {
