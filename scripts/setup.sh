@@ -16,7 +16,8 @@ libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml python3-
 nginx-light haproxy wrk redis-server curl clang libclang-rt-dev valgrind \
 libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl nghttp2-client \
 perl libio-socket-ssl-perl libprotocol-websocket-perl python3-websockets \
-zlib1g-dev libbrotli-dev python3-brotli libsystemd-dev groff-base lintian"
+zlib1g-dev libbrotli-dev python3-brotli libsystemd-dev groff-base lintian \
+libjansson-dev python3-prometheus-client"
 
 missing=""
 for p in $PKGS; do

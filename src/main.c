@@ -29,16 +29,20 @@
 #include "http/vars.h"
 #include "proc/worker.h"
 #include "http/static.h"
+#include "http/stats.h"
 #include "proxy/probe.h"
+#include "proxy/report.h"
 #include "proxy/proxy.h"
 #include "upstream/health.h"
 #include "upstream/upstream.h"
 
-/* What every worker runs, in hook order: counters and the access log
+/* What every worker runs, in hook order: counters, request metrics
+ * (before the upstream pools, which count into them) and the access log
  * writer first, the HTTP side before the upstream pools its requests use. */
 static pv_module_t *const modules[] = {
-    &pv_counters_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module,
+    &pv_counters_module, &pv_stats_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module,
     &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_probe_module,
+    &pv_report_module,
     &pv_static_module, &pv_upstream_module, &pv_health_module, NULL,
 };
 
@@ -288,6 +292,13 @@ static void set_nofile(pv_conf_t *conf)
  * when it is good, open the listen addresses it adds, hand it to every
  * worker, wait until each has switched, then close the addresses it
  * dropped. A bad config is logged and the running one keeps serving. */
+/* A reload's result, for the metrics (the main thread's counter block). */
+static void reload_counted(int ok)
+{
+    pv_count(ok ? PV_CTR_RELOADS : PV_CTR_RELOAD_FAILS);
+    pv_count_set(PV_CTR_RELOAD_LAST_FAILED, !ok);
+}
+
 static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, pv_worker_t *workers,
                    int nworkers, lsock_t **ls, int *nls)
 {
@@ -296,6 +307,7 @@ static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, 
     if (!nc) {
         pv_log(PV_LOG_EMERG, "%s", err);
         pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
+        reload_counted(0);
         return;
     }
     if (nc->worker_processes != nworkers)
@@ -304,12 +316,14 @@ static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, 
     if (pv_accesslog_open(nc, err, sizeof(err)) != 0 || pv_conf_temp_paths_make(nc, err, sizeof(err)) != 0) {
         pv_log(PV_LOG_EMERG, "%s", err);
         pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
+        reload_counted(0);
         pv_conf_unref(nc);
         return;
     }
     lsock_t *nl = lsocks_open(nc, nworkers, *ls, *nls);
     if (!nl) {
         pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
+        reload_counted(0);
         pv_conf_unref(nc);
         return;
     }
@@ -335,6 +349,7 @@ static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, 
     pv_conf_unref(*cur);
     *cur = nc;
     pv_log(PV_LOG_NOTICE, "configuration reloaded from %s", nc->path);
+    reload_counted(1);
 }
 
 /* What the command line asked for. */
@@ -471,6 +486,7 @@ static void dump_print(dump_t *d, int print)
 static pv_worker_t *start_workers(pv_conf_t *conf, lsock_t *ls, int nls)
 {
     int nworkers = conf->worker_processes;
+    pv_counters_register(); /* the main thread counts reloads */
     pv_worker_t *workers = calloc((size_t)nworkers, sizeof(pv_worker_t));
     for (int i = 0; i < nworkers; i++) {
         int *fds = lsocks_for_worker(ls, nls, i);

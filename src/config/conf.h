@@ -563,7 +563,14 @@ typedef struct pv_location_s {
     int probe;                 /* PV_PROBE_*: portvakt_live / portvakt_ready */
     struct pv_location_s *lmt;  /* `limit_except`: the configuration for the other methods */
     unsigned lmt_methods;       /* PV_METHOD_* bits of the methods it names (GET adds HEAD) */
+    int report;                 /* PV_REPORT_*: portvakt_metrics, stub_status, portvakt_status */
+    const char *metrics_name;   /* `metrics_name`, else the location's text: its metrics label */
+    int mid;                    /* 1 + its index among the metered locations (an `if` or
+                                   `limit_except` configuration: its location's); 0 none */
 } pv_location_t;
+
+/* The gateway's reports, content handlers of a location. */
+enum { PV_REPORT_NONE = 0, PV_REPORT_METRICS, PV_REPORT_STUB, PV_REPORT_STATUS };
 
 /* The methods `limit_except` knows (NGINX's list), as bits. */
 extern const char *const pv_conf_methods[];
@@ -705,6 +712,9 @@ typedef struct pv_server_s {
     pv_script_t rw;             /* rewrite module directives, run in the server rewrite phase */
     pv_location_t *self_loc;    /* the server's own settings as a location, for a URI no
                                    location matches (NGINX's server-level loc_conf) */
+    int sid;                    /* index in pv_http_conf_t.servers (its metrics slot) */
+    const char *mlabel;         /* its metrics label: the first server_name, else the first
+                                   listen address; made unique with "#2", "#3"... */
     pv_conf_src_t src;
 } pv_server_t;
 
@@ -817,6 +827,7 @@ struct pv_upstream_conf_s {
     int index;                   /* position in pv_http_conf_t.upstreams: per-worker pool slot */
     int jur;                     /* `jurisdiction` of the block: its servers' default; PV_JUR_NONE */
     pv_conf_src_t jur_src;
+    int peer_base;               /* metrics slot of servers[0]; servers[i] has peer_base + i */
     pv_conf_src_t src;
 };
 
@@ -856,7 +867,18 @@ typedef struct pv_http_conf_s {
     int64_t server_names_hash_bucket_size;
     struct pv_res_http_s *res;    /* residency_group, gateway_jurisdiction, trusted_network,
                                      residency_require_tls (residency_conf.c); never NULL */
+    int nmlocs;                   /* metered locations (pv_location_t.mid) */
+    pv_location_t **mlocs;        /* them, by mid - 1 */
+    int npeers;                   /* upstream servers of every upstream (metrics slots) */
 } pv_http_conf_t;
+
+/* Something per worker hung on a snapshot by the layers above (their
+ * metrics blocks): pushed by the worker while it runs, read by any, and
+ * freed with the snapshot. Each starts with this link. */
+typedef struct pv_conf_block_s {
+    struct pv_conf_block_s *next;
+    int kind;                     /* which layer's block */
+} pv_conf_block_t;
 
 struct pv_conf_s {
     pv_arena_t arena;          /* owns every byte of the snapshot */
@@ -879,6 +901,7 @@ struct pv_conf_s {
     int nregexes;
     pv_http_conf_t *http;      /* NULL when there is no http block */
     struct pv_conf_cleanup_s *cleanups; /* run when the snapshot is freed (key files, zones) */
+    _Atomic(pv_conf_block_t *) blocks; /* per-worker blocks (metrics), freed with the snapshot */
     atomic_int refs;           /* holders of this snapshot */
 };
 
@@ -917,6 +940,8 @@ pv_conf_t *pv_conf_load_text(const char *path, const char *text, size_t len, uns
 /* Take / drop a reference; the last drop frees the snapshot. */
 void pv_conf_ref(pv_conf_t *c);
 void pv_conf_unref(pv_conf_t *c);
+/* Hang b on c's blocks (any thread); freed with c by free(). */
+void pv_conf_block_push(pv_conf_t *c, pv_conf_block_t *b);
 /* Make every *_temp_path directory the config writes (mode 0700, owned
  * by `user` when started as root), as NGINX does at start. */
 int pv_conf_temp_paths_make(const pv_conf_t *conf, char *err, size_t errlen);

@@ -181,6 +181,12 @@ int pv_conf_upstream_finish(pv_conf_ctx_t *cx, pv_upstream_conf_t *u);
 extern const pv_conf_module_t pv_conf_match_module;
 /* After the merge: give a location's health_check to its upstream. */
 int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc);
+/* portvakt_metrics, stub_status, portvakt_status, metrics_name (metrics_conf.c). */
+extern const pv_conf_module_t pv_conf_metrics_module;
+/* A report location's conflicts with other content (proxy_pass, probes). */
+int pv_conf_report_check(pv_conf_ctx_t *cx, const pv_location_t *loc);
+/* The metrics slots and labels of servers, locations and upstream servers. */
+void pv_conf_metrics_finish(pv_conf_ctx_t *cx);
 /* NGINX's consistent-hash ring of servers[0, n) into out (room for the
  * weights' sum * 160 points); returns the count of unique points. */
 int pv_conf_chash_ring(const pv_upstream_server_t *servers, int n, pv_chash_point_t *out);

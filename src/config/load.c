@@ -639,6 +639,8 @@ static int finish_http(pv_conf_ctx_t *cx)
             if (loc->probe && loc->proxy_pass)
                 return pv_conf_error(cx, &loc->src, "\"portvakt_%s\" and \"proxy_pass\" in one location",
                                      loc->probe == PV_PROBE_LIVE ? "live" : "ready");
+            if (pv_conf_report_check(cx, loc) != PV_OK)
+                return PV_ERR;
             loc->auto_redirect = loc->proxy_pass &&
                                  (loc->match == PV_LOC_PREFIX || loc->match == PV_LOC_PREFIX_STOP || loc->match == PV_LOC_EXACT) &&
                                  loc->name.len > 0 && loc->name.p[loc->name.len - 1] == '/';
@@ -668,6 +670,7 @@ static int finish_http(pv_conf_ctx_t *cx)
         return PV_ERR;
     if (build_listens(cx) != PV_OK)
         return PV_ERR;
+    pv_conf_metrics_finish(cx);
     return pv_conf_ssl_finish(cx);
 }
 
@@ -708,6 +711,11 @@ static void conf_free(pv_conf_t *c)
         k->fn(k->arg);
     for (int i = 0; i < c->nregexes; i++)
         pcre2_code_free(c->regexes[i]);
+    pv_conf_block_t *next;
+    for (pv_conf_block_t *b = atomic_load_explicit(&c->blocks, memory_order_acquire); b; b = next) {
+        next = b->next;
+        free(b);
+    }
     pv_arena_free(&c->arena);
     free(c);
 }
@@ -839,6 +847,14 @@ pv_conf_t *pv_conf_load_text(const char *path, const char *text, size_t len, uns
 void pv_conf_ref(pv_conf_t *c)
 {
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void pv_conf_block_push(pv_conf_t *c, pv_conf_block_t *b)
+{
+    b->next = atomic_load_explicit(&c->blocks, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&c->blocks, &b->next, b, memory_order_release,
+                                                  memory_order_relaxed))
+        ;
 }
 
 void pv_conf_unref(pv_conf_t *c)

@@ -37,6 +37,14 @@ void pv_counters_sum(uint64_t *out)
             out[i] += atomic_load_explicit(&b->v[i], memory_order_relaxed);
 }
 
+int pv_counters_each(int id, uint64_t *out, int max)
+{
+    int n = 0;
+    for (pv_counters_t *b = atomic_load_explicit(&blocks, memory_order_acquire); b && n < max; b = b->next)
+        out[n++] = atomic_load_explicit(&b->v[id], memory_order_relaxed);
+    return n;
+}
+
 static int mod_worker_init(struct pv_worker_s *w)
 {
     PV_UNUSED(w);

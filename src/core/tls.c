@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 
 #include "common.h"
+#include "counters.h"
 #include "log.h"
 #include "net.h"
 
@@ -231,6 +232,8 @@ static ssize_t tls_fail(pv_xprt_t *x, pv_tls_t *t, int r, uint8_t *flag, uint8_t
         /* a fatal error leaves OpenSSL's state machine out of its
          * finished state: what went through before tells */
         int done = t->established || SSL_is_init_finished(t->ssl);
+        if (!done)
+            pv_count(PV_CTR_TLS_FAILED);
         pv_log(PV_LOG_INFO, "%s failed (%s) while %s%s%s",
                done ? (reading ? "SSL_read()" : "SSL_write()") : "SSL_do_handshake()", msg,
                done ? "processing the connection" : "SSL handshaking", who[0] ? ", " : "", who);
@@ -416,6 +419,11 @@ static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
     int r = SSL_read_ex(t->ssl, buf, len, &n);
     if (r == 1) {
         x->read_wants = PV_EV_READ;
+        if (!t->established && !t->client) {
+            pv_count(PV_CTR_TLS_HANDSHAKES);
+            if (SSL_session_reused(t->ssl))
+                pv_count(PV_CTR_TLS_RESUMED);
+        }
         t->established = 1;
         return (ssize_t)n;
     }

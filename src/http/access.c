@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -26,6 +27,7 @@
 #include "router.h"
 #include "script.h"
 #include "server.h"
+#include "stats.h"
 #include "uri.h"
 #include "vars.h"
 #include "accesslog.h"
@@ -162,6 +164,23 @@ static void ratelimit_headers(pv_hreq_t *hr, const pv_zone_t *z, const pv_limit_
                (unsigned long long)t);
 }
 
+/* limit_req's outcome into the zones' metrics: the deciding zone's, or
+ * a pass in every zone checked. */
+static void limit_req_counted(pv_hreq_t *hr, const char *st, pv_zone_t *const *zones, int n, const pv_zone_t *z)
+{
+    int out = -1;
+    for (int i = 0; st && i < PV_SLIM_N && out < 0; i++)
+        if (strcasecmp(st, pv_stats_limit_outcomes[i]) == 0)
+            out = i;
+    if (out < 0)
+        return;
+    if (z && out != PV_SLIM_PASSED)
+        pv_stats_limit(hr, z, out);
+    else
+        for (int i = 0; i < n; i++)
+            pv_stats_limit(hr, zones[i], out);
+}
+
 /* The outcome of the limit_req lines of one step (all local lines in one
  * check, then each Redis line). */
 static int limit_req_apply(pv_hreq_t *hr, const pv_limit_req_t *limits, pv_zone_t *const *zones, int n,
@@ -179,6 +198,7 @@ static int limit_req_apply(pv_hreq_t *hr, const pv_limit_req_t *limits, pv_zone_
     }
     const pv_zone_t *z = res->which >= 0 && res->which < n ? zones[res->which] : NULL;
     PV_UNUSED(which_base);
+    limit_req_counted(hr, st, zones, n, z);
     if (res->action == PV_LIMIT_REJECT && !dry) {
         ratelimit_headers(hr, z, res, p->limit_req_headers);
         refuse(hr, p->limit_req_status);
@@ -327,12 +347,14 @@ static int limit_conn_step(pv_hreq_t *hr, int late)
     const pv_policy_conf_t *p = policy(hr);
     pv_access_t *a = &hr->acc;
     pv_limit_conn_t lim[16];
+    const pv_zone_t *zs[16];
     pv_str_t keys[16];
     int n = 0;
     for (int i = 0; i < p->nlconn && n < 16; i++) {
         if (p->lconn_zone[i]->key_late != late)
             continue;
         lim[n] = p->lconn[i];
+        zs[n] = p->lconn_zone[i];
         keys[n] = eval(hr, &p->lconn_zone[i]->key);
         n++;
     }
@@ -350,6 +372,8 @@ static int limit_conn_step(pv_hreq_t *hr, int late)
         a->conn_refs = all;
         a->nconn_refs += n;
         hr->r.limit_conn_status = "PASSED";
+        for (int i = 0; i < n; i++)
+            pv_stats_limit(hr, zs[i], PV_SLIM_PASSED);
         return 0;
     }
     int dry = p->limit_conn_dry_run;
@@ -359,6 +383,8 @@ static int limit_conn_step(pv_hreq_t *hr, int late)
         pv_limit_conn_log(&lim[which], p->limit_conn_log_level, dry, ctx);
     }
     hr->r.limit_conn_status = dry ? "REJECTED_DRY_RUN" : "REJECTED";
+    if (which >= 0)
+        pv_stats_limit(hr, zs[which], dry ? PV_SLIM_REJECTED_DRY_RUN : PV_SLIM_REJECTED);
     if (dry)
         return 0;
     refuse(hr, p->limit_conn_status);
@@ -373,6 +399,7 @@ static int auth_fail(pv_hreq_t *hr, int status, const char *fmt, ...) __attribut
 static int auth_fail(pv_hreq_t *hr, int status, const char *fmt, ...)
 {
     pv_access_t *a = &hr->acc;
+    a->last_fail = status;
     if (a->code != 401)
         a->code = status;
     if (fmt && status == 401) {
@@ -593,6 +620,9 @@ static int auth_step(pv_hreq_t *hr)
         if (rc > 0)
             continue; /* declined: no rule matched */
         ran++;
+        if (i > 0) /* basic, API key, JWT; allow/deny is no authentication */
+            pv_stats_auth(hr, PV_SAUTH_BASIC + (int)i - 1,
+                          rc == 0 ? PV_SAUTH_PASSED : hr->acc.last_fail == 401 ? PV_SAUTH_401 : PV_SAUTH_403);
         if (rc == 0) {
             if (any) {
                 hr->acc.passed = 1;
@@ -614,6 +644,8 @@ static void sub_done(pv_hreq_t *hr, pv_request_t *sr, int status)
 {
     const pv_policy_conf_t *p = policy(hr);
     hr->acc.waiting = 0;
+    if ((status >= 200 && status < 300) || status == 401 || status == 403)
+        pv_stats_auth(hr, PV_SAUTH_REQUEST, status == 401 ? PV_SAUTH_401 : status == 403 ? PV_SAUTH_403 : PV_SAUTH_PASSED);
     if (status >= 200 && status < 300) {
         /* auth_request_set: evaluated against the subrequest's response */
         if (p->nauth_sets) {

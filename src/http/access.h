@@ -23,6 +23,7 @@ struct pv_redis_req_s;
 typedef struct pv_access_s {
     int step;                        /* next step (ACC_* in access.c) */
     int code;                        /* satisfy any: the failure to answer with when nothing passes */
+    int last_fail;                   /* the status of the last check that failed (metrics) */
     int passed;                      /* satisfy any: some check passed */
     pv_str_t www_auth;               /* WWW-Authenticate lines of a 401, one per refusing method */
     pv_str_t xhdr;                   /* header lines added to the response (RateLimit, Retry-After, ...) */

@@ -214,6 +214,7 @@ static void conn_link(pv_h2conn_t *hc)
     conns = hc;
     pv_worker_t *w = hc->w;
     w->nconns++;
+    pv_count_set(PV_CTR_CONNS_OPEN, (uint64_t)w->nconns);
     if (w->nconns > w->trim_peak_conns)
         w->trim_peak_conns = w->nconns;
 }
@@ -227,6 +228,7 @@ static void conn_unlink(pv_h2conn_t *hc)
     if (hc->next)
         hc->next->prev = hc->prev;
     hc->w->nconns--;
+    pv_count_set(PV_CTR_CONNS_OPEN, (uint64_t)hc->w->nconns);
 }
 
 /* The idle list: connections with no stream and nothing to send, which

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../core/cache.h"
+#include "../core/counters.h"
 #include "../core/fault.h"
 #include "../core/log.h"
 #include "../core/time.h"
@@ -47,6 +48,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     memset(st, 0, sizeof(*st));
     pv_hreq_t *hr = pv_server_req_new(hc->w, hc->group, &hc->peer, hc->id, hc->nreq + 1);
+    pv_count(PV_CTR_H2_STREAMS);
     if (!hr) {
         pv_cache_nomem("a request", NULL);
         if (pv_cache_put(&stream_cache, st) < 0)
@@ -244,6 +246,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, 
         return 0;
     st->closed = 1;
     st->rst_code = error_code;
+    if (error_code != NGHTTP2_NO_ERROR)
+        pv_count(PV_CTR_H2_RESETS);
     nghttp2_session_set_stream_user_data(s, id, NULL);
     pv_h2_event(st, PV_H2_EV_CLOSE);
     return 0;

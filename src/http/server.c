@@ -28,6 +28,7 @@
 #include "response.h"
 #include "router.h"
 #include "slots.h"
+#include "stats.h"
 #include "ssl.h"
 #include "uri.h"
 #include "uvars.h"
@@ -87,6 +88,7 @@ static inline __attribute__((always_inline)) pv_hreq_t *req_new(pv_worker_t *w, 
     r->arena = &hr->arena;
     hr->gen = pv_worker_gen_hold(w);
     w->requests++;
+    pv_count(PV_CTR_REQ_CREATED);
     r->conf = hr->gen->conf;
     r->peer = (const struct sockaddr *)peer;
     r->peer_port = pv_net_addr_text(r->peer, r->peer_text, sizeof(r->peer_text));
@@ -145,6 +147,7 @@ void pv_server_req_free(pv_hreq_t *hr)
     if (hr->rb)
         pv_reqbody_free(hr);
     pv_access_end(hr);
+    pv_stats_free(hr);
     pv_arena_reset(&hr->arena);
     pv_worker_gen_release(hr->w, hr->gen);
     if (pv_cache_put(&req_cache, hr) < 0)
@@ -168,6 +171,7 @@ static void conn_link(pv_worker_t *w, pv_hconn_t *c)
         conns->prev = c;
     conns = c;
     w->nconns++;
+    pv_count_set(PV_CTR_CONNS_OPEN, (uint64_t)w->nconns);
     if (w->nconns > w->trim_peak_conns)
         w->trim_peak_conns = w->nconns;
 }
@@ -181,6 +185,7 @@ static void conn_unlink(pv_worker_t *w, pv_hconn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    pv_count_set(PV_CTR_CONNS_OPEN, (uint64_t)w->nconns);
 }
 
 void pv_server_close(pv_hconn_t *c)
@@ -463,6 +468,7 @@ static int post_read(pv_hreq_t *hr)
         return PV_PHASE_DONE;
     }
     hr->r.srv = pv_router_find_server(hr->lgroup, hr->r.host);
+    pv_stats_post_read(hr);
     return PV_PHASE_NEXT;
 }
 
@@ -470,6 +476,7 @@ static int post_read(pv_hreq_t *hr)
 static int log_access(pv_hreq_t *hr)
 {
     pv_accesslog_write(&hr->r);
+    pv_stats_log(hr);
     pv_count(PV_CTR_REQUESTS);
     int cls = hr->r.status / 100;
     if (cls >= 1 && cls <= 5)

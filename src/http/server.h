@@ -69,6 +69,7 @@ typedef struct pv_hreq_s {
     int err_status;               /* error found while parsing (414, 431) */
     uint8_t line_checked;         /* the request line was checked whole */
     uint8_t crlf_begun;           /* crlf was started at the head's first byte */
+    uint8_t metered;              /* counted as past post-read (stats.c) */
     pv_crlf_t crlf;               /* bare LFs of the head turned into CRLF (http/headers.h) */
     uint8_t phase;                /* PV_PHASE_* the request is in */
     uint8_t phase_step;           /* next handler in the phase engine */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../core/cache.h"
+#include "../core/counters.h"
 #include "../core/log.h"
 
 static __thread pv_worker_t *self;
@@ -226,11 +227,13 @@ void pv_worker_accept_overload(pv_worker_t *w, int err)
             if (fd >= 0) {
                 close(fd);
                 w->shed++;
+                pv_count(PV_CTR_SHED);
                 break;
             }
         }
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
+    pv_count(PV_CTR_ACCEPT_ERRORS);
     if (!w->accept_paused) {
         pv_log(PV_LOG_ALERT, "accept() failed (%d: %s): %d connections open, shed one, pausing accepts for %d ms",
                err, strerror(err), w->nconns, PV_ACCEPT_PAUSE_MS);

@@ -8,6 +8,7 @@
 
 #include "../core/log.h"
 #include "../http/server.h"
+#include "../http/stats.h"
 #include "../upstream/failure.h"
 #include "../upstream/health.h"
 #include "../upstream/upstream.h"
@@ -29,6 +30,8 @@ void pv_proxy_answer_failure(pv_proxy_t *px, int f)
                                         hr->acc.xhdr.p ? hr->acc.xhdr.p : "", wait);
         hr->acc.xhdr = (pv_str_t){x, strlen(x)};
         status = 503;
+        if (px->pool->ust)
+            pv_ctr_add(&px->pool->ust->gated, 1);
     }
     if (px->sub_done) {
         px->sub_done(hr, px->r, px->resp_head_done ? 500 : status);

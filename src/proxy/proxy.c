@@ -384,6 +384,7 @@ static void start_upstream(pv_proxy_t *px)
         return;
     }
     px->server = s;
+    pv_proxy_stat_try(px);
     append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
 
     /* a retry after a stale pooled connection takes a new one */
@@ -531,6 +532,7 @@ static int response_head(pv_proxy_t *px)
     int64_t cl = rp->content_length;
 
     px->status = status;
+    pv_proxy_stat_header(px);
     /* a switch before the whole request was written would leave the
      * rest of the body to be taken for the new protocol's bytes */
     if (status == 101 && !px->req_done)
@@ -837,6 +839,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     int unseen = (fi->flags & PV_UPF_F_TRANSPORT) && request_unseen(px, f);
 
     pv_proxy_log_failure(px, f, err, detail);
+    pv_proxy_stat_fail(px, f);
     /* the classic race: a pooled connection the upstream closed while idle.
      * Nothing of the response arrived, so try once more on a new one. */
     if ((fi->flags & PV_UPF_F_TRANSPORT) && px->u && px->reused && !px->resp_started)
@@ -896,6 +899,7 @@ static void upstream_event_cb(void *owner, unsigned events)
         /* proxy_connect_timeout is over; writes and reads arm their own */
         pv_timer_del(px_worker(px)->loop, &u->timer);
         px->r->upstream_connect_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
+        pv_proxy_stat_connect(px);
     }
     if (u->x.writable && !px->req_done)
         upstream_write(px);

@@ -43,6 +43,8 @@ typedef struct pv_proxy_s {
     int status;                  /* upstream status */
     int resp_frame;              /* PV_FRAME_* of the upstream response body */
     uint64_t start_ns;           /* exchange start (for $upstream_response_time) */
+    uint64_t try_ns;             /* this try's start (metrics) */
+    uint16_t tries;              /* servers tried so far (metrics: retries) */
     uint64_t sent_before;        /* bytes written on the connection before this request */
     uint8_t reused;              /* the connection came from the pool */
     uint8_t head_sent;           /* request head fully written */
@@ -69,6 +71,12 @@ const char *pv_proxy_tls_name(pv_proxy_t *px);
 int pv_proxy_target(pv_proxy_t *px);
 /* Release the server in use with a PV_BAL_* verdict (select.c). */
 void pv_proxy_release_server(pv_proxy_t *px, int verdict);
+/* Metrics of the server in use (select.c): a try begins, its connection
+ * is up, its response head arrived, it failed with cause f. */
+void pv_proxy_stat_try(pv_proxy_t *px);
+void pv_proxy_stat_connect(pv_proxy_t *px);
+void pv_proxy_stat_header(pv_proxy_t *px);
+void pv_proxy_stat_fail(pv_proxy_t *px, int f);
 /* Whether proxy_next_upstream_timeout has passed (select.c). */
 int pv_proxy_next_timed_out(pv_proxy_t *px);
 /* The one place a failed exchange becomes the client's answer (answer.c). */

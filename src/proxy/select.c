@@ -12,9 +12,11 @@
 #include "../core/log.h"
 #include "../core/time.h"
 #include "../http/server.h"
+#include "../http/stats.h"
 #include "../http/uvars.h"
 #include "../http/vars.h"
 #include "../proc/worker.h"
+#include "../upstream/failure.h"
 #include "../upstream/upstream.h"
 
 /* Start choosing servers for this exchange: the hash key, the client
@@ -40,7 +42,45 @@ int pv_proxy_pick_init(pv_proxy_t *px)
  * try is given back). Nothing when no server is held. */
 void pv_proxy_release_server(pv_proxy_t *px, int verdict)
 {
+    pv_stat_peer_t *st = px->pool->st && px->pick.held ? &px->pool->st[px->server] : NULL;
+    if (st) {
+        int cls = px->resp_started ? px->rp.status / 100 : 0;
+        pv_ctr_add(&st->status[cls >= 1 && cls <= 5 ? cls : 0], 1);
+        if (verdict == PV_BAL_OK && px->resp_done)
+            pv_hist_add(&st->resp, (pv_now_ns() - px->try_ns) / 1000);
+    }
     pv_upstream_free(px->pool, &px->pick, verdict, px->resp_started ? px->rp.status : 0, pv_loop_now(px->hr->w->loop));
+}
+
+void pv_proxy_stat_try(pv_proxy_t *px)
+{
+    px->try_ns = pv_now_ns();
+    if (px->tries++ && px->pool->ust)
+        pv_ctr_add(&px->pool->ust->retries, 1);
+    if (px->pool->st)
+        pv_ctr_add(&px->pool->st[px->server].requests, 1);
+}
+
+void pv_proxy_stat_connect(pv_proxy_t *px)
+{
+    if (px->pool->st)
+        pv_hist_add(&px->pool->st[px->server].connect, (pv_now_ns() - px->try_ns) / 1000);
+}
+
+void pv_proxy_stat_header(pv_proxy_t *px)
+{
+    if (px->pool->st && px->pick.held)
+        pv_hist_add(&px->pool->st[px->server].header, (pv_now_ns() - px->try_ns) / 1000);
+}
+
+void pv_proxy_stat_fail(pv_proxy_t *px, int f)
+{
+    if (!px->pool || !px->pool->ust)
+        return;
+    if (f == PV_UPF_NO_LIVE)
+        pv_ctr_add(&px->pool->ust->no_live, 1);
+    else if (px->pick.held)
+        pv_ctr_add(&px->pool->st[px->server].fails[f], 1);
 }
 
 /* Whether proxy_next_upstream_timeout has passed since the exchange began. */

@@ -384,6 +384,7 @@ static int64_t outlier(const pv_upstream_conf_t *cf, pv_peer_t *const *peers, in
         return 0; /* never the last one */
     st->od_run = 0;
     st->od_ejections++;
+    st->ejected_total++;
     int64_t t = PV_MIN(cf->od_base * st->od_ejections, cf->od_max);
     st->od_until = now + t;
     return t;

@@ -66,6 +66,8 @@ static void verdict(hcheck_t *c, int passed, const char *why)
     pthread_mutex_lock(&p->group->lock);
     pv_bal_state_t *st = &p->bal;
     int first = !st->hc_checked;
+    st->checks_total++;
+    st->checks_failed += !passed;
     if (passed) {
         st->hc_fails = 0;
         st->hc_passes++;
@@ -79,6 +81,7 @@ static void verdict(hcheck_t *c, int passed, const char *why)
         st->hc_fails++;
         if (!st->hc_down && st->hc_fails >= c->hc->fails) {
             st->hc_down = 1;
+            st->hc_down_total++;
             change = -1;
         } else if (first) {
             change = -1; /* a mandatory server's first check failed: said once */

@@ -44,6 +44,10 @@ typedef struct pv_bal_state_s {
     int od_run;                     /* outlier detection: 5xx answers or failures in a row */
     int od_ejections;               /* ejections so far (each lasts longer) */
     int64_t od_until;               /* ejected until then */
+    uint64_t ejected_total;         /* outlier ejections since the peer was made (metrics) */
+    uint64_t hc_down_total;         /* times the active checks took it out (metrics) */
+    uint64_t checks_total;          /* active checks done */
+    uint64_t checks_failed;         /* ... that failed */
 } pv_bal_state_t;
 
 typedef struct pv_peer_s {

@@ -14,7 +14,11 @@
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../core/tls.h"
+#include "../http/stats.h"
 #include "../proc/worker.h"
+#include "failure.h"
+
+_Static_assert(PV_UPF_COUNT <= PV_STAT_CAUSES, "failure causes fit the metrics");
 
 /* Freelist of connection objects, bounded and given back after a burst. */
 static __thread pv_cache_t upconn_cache = {.name = "upstream connection", .size = sizeof(pv_upconn_t), .max = 1024};
@@ -23,6 +27,7 @@ static __thread pv_upconn_t *reap_up;
 
 static void upconn_io_cb(pv_io_t *io, unsigned events);
 static void idle_unlink(pv_upool_t *p, pv_upconn_t *u);
+static void idle_counted(pv_upool_t *p, const pv_upconn_t *u);
 static void upconn_timer_cb(pv_timer_t *t);
 
 /* Take the shared peer of every server of p's upstream. */
@@ -120,6 +125,7 @@ void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfro
             if (!t->idle_tail)
                 t->idle_tail = u;
             t->nidle++;
+            idle_counted(t, u);
         }
     }
 }
@@ -199,6 +205,15 @@ static void idle_unlink(pv_upool_t *p, pv_upconn_t *u)
         p->idle_tail = u->prev;
     u->prev = u->next = NULL;
     p->nidle--;
+    if (p->st)
+        pv_ctr_add(&p->st[u->server].idle_out, 1);
+}
+
+/* u goes into p's idle list (counted for the idle gauge). */
+static void idle_counted(pv_upool_t *p, const pv_upconn_t *u)
+{
+    if (p->st)
+        pv_ctr_add(&p->st[u->server].idle_in, 1);
 }
 
 /* Whether an idle socket may still carry a request: the upstream's FIN,
@@ -234,6 +249,7 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe, const 
             continue;
         if (!idle_alive(u)) {
             idle_closed(u, now);
+            u->close_why = PV_SCLOSE_PEER_CLOSED;
             pv_upstream_close(u);
             continue;
         }
@@ -243,6 +259,8 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe, const 
         pv_timer_del(u->w->loop, &u->timer);
         u->idle_ms = now - u->idle_ms;
         pv_count(PV_CTR_UPSTREAM_REUSED);
+        if (p->st)
+            pv_ctr_add(&p->st[server].reused, 1);
         return u;
     }
     return NULL;
@@ -341,6 +359,7 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
     u->server = server;
     u->tls = tls;
     u->peer = p->peers[server];
+    u->close_why = PV_SCLOSE_SHUTDOWN;
     pv_peer_hold(u->peer);
     u->created_ms = pv_loop_now(w->loop);
     pv_timer_init(&u->timer, upconn_timer_cb, u);
@@ -355,6 +374,8 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
     }
     p->opened++;
     pv_count(PV_CTR_UPSTREAM_OPENED);
+    if (p->st)
+        pv_ctr_add(&p->st[server].opened, 1);
     return u;
 }
 
@@ -395,11 +416,15 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
     u->owner = NULL;
     u->ops = NULL;
     if (!reusable) {
+        u->close_why = d->failed ? PV_SCLOSE_ERROR : PV_SCLOSE_NOT_REUSABLE;
         pv_upstream_close(u);
         return;
     }
-    if (p->nidle >= p->cf->keepalive)
+    if (p->nidle >= p->cf->keepalive) {
+        p->idle_tail->close_why = PV_SCLOSE_POOL_FULL;
         pv_upstream_close(p->idle_tail); /* least recently used goes */
+    }
+    idle_counted(p, u);
     u->prev = NULL;
     u->next = p->idle_head;
     if (p->idle_head)
@@ -434,6 +459,8 @@ void pv_upstream_close(pv_upconn_t *u)
         idle_unlink(u->pool, u);
     u->closing = 1;
     u->owner = NULL;
+    if (u->pool->st)
+        pv_ctr_add(&u->pool->st[u->server].closed[u->close_why], 1);
     pv_timer_del(w->loop, &u->timer);
     pv_loop_del(w->loop, &u->x.io);
     pv_xprt_close(&u->x);
@@ -471,6 +498,7 @@ static void upconn_io_cb(pv_io_t *io, unsigned events)
     char ch;
     if ((events & PV_EV_HUP) || ((events & PV_EV_READ) && pv_xprt_read(&u->x, &ch, 1) != PV_AGAIN)) {
         idle_closed(u, pv_loop_now(u->w->loop));
+        u->close_why = PV_SCLOSE_PEER_CLOSED;
         pv_upstream_close(u);
     }
 }
@@ -480,8 +508,10 @@ static void upconn_timer_cb(pv_timer_t *t)
     pv_upconn_t *u = t->data;
     if (u->owner)
         u->ops->timeout_cb(u->owner);
-    else
+    else {
+        u->close_why = PV_SCLOSE_IDLE_TIMEOUT;
         pv_upstream_close(u); /* keepalive_timeout in the pool */
+    }
 }
 
 /* ---- worker module ------------------------------------------------------ */
@@ -506,6 +536,11 @@ static int mod_gen_init(pv_worker_t *w, pv_wgen_t *g, pv_wgen_t *old)
         return PV_ERR;
     }
     g->mod[pv_upstream_module.index] = up;
+    pv_stats_t *st = pv_stats_of(g);
+    for (int i = 0; st && i < up->n; i++) {
+        up->pools[i].st = st->peer + up->pools[i].cf->peer_base;
+        up->pools[i].ust = st->ups + i;
+    }
     upools_t *from = old ? old->mod[pv_upstream_module.index] : NULL;
     if (from)
         pv_upstream_pools_adopt(up->pools, up->n, from->pools, from->n);

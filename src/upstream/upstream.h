@@ -56,6 +56,7 @@ struct pv_upconn_s {
     pv_peer_t *peer;            /* its server's peer, held while it lives (TLS sessions) */
     uint8_t connected;          /* TCP handshake done */
     uint8_t closing;            /* closed, waiting to be freed */
+    uint8_t close_why;          /* PV_SCLOSE_* counted when it closes (shutdown unless set) */
 };
 
 struct pv_upool_s {
@@ -65,6 +66,8 @@ struct pv_upool_s {
     int nidle;                  /* idle connections held */
     pv_peer_t **peers;          /* the shared peer of each server (balancing state, failures) */
     uint64_t opened;            /* connections opened (for metrics/tests) */
+    struct pv_stat_peer_s *st;  /* this worker's metrics of servers[0..] (NULL: none) */
+    struct pv_stat_ups_s *ust;  /* ... of the upstream */
     int retired;                /* belongs to a replaced config: nothing returns to it */
 };
 

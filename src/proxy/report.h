@@ -1,0 +1,36 @@
+/* The gateway's reports, content handlers of a location:
+ * `portvakt_metrics;` (Prometheus text exposition, or OpenMetrics when the
+ * scraper's Accept asks for it), `stub_status;` (NGINX's exact page) and
+ * `portvakt_status;` (JSON in the shape of NGINX Plus's API, status.c). */
+#ifndef PV_PROXY_REPORT_H
+#define PV_PROXY_REPORT_H
+
+#include <stddef.h>
+
+#include "../core/module.h"
+
+struct pv_hreq_s;
+
+/* A growing output buffer; oom set once an append failed. */
+typedef struct pv_out_s {
+    char *p;
+    size_t len, cap;
+    int oom;
+} pv_out_t;
+void pv_out_printf(pv_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pv_out_mem(pv_out_t *o, const char *s, size_t n);
+
+/* Whether an Accept value prefers OpenMetrics to the Prometheus text
+ * format (its q-value is above 0 and not below text/plain's or
+ * wildcards'). Total: any bytes (fuzzed by fuzz/fuzz_accept.c). */
+int pv_report_wants_openmetrics(const char *accept, size_t len);
+
+/* Send o's text as the answer to hr (200, content_type), taking o's
+ * buffer (freed with the request). */
+void pv_report_send(struct pv_hreq_s *hr, pv_out_t *o, const char *content_type);
+/* portvakt_status: the JSON document into o (status.c). */
+void pv_report_status(struct pv_hreq_s *hr, pv_out_t *o);
+
+extern pv_module_t pv_report_module;
+
+#endif

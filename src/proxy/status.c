@@ -1,0 +1,235 @@
+/* `portvakt_status;`: the figures of the metrics as one JSON document in
+ * the shape of NGINX Plus's API (/api/N/...: nginx, connections, ssl,
+ * http/requests, http/server_zones, http/location_zones, http/upstreams,
+ * http/limit_reqs, http/limit_conns), plus what that API has not: recent
+ * p50/p95/p99 per route and upstream over sliding 10 s and 5 min windows
+ * ("latency"), and the host figures `portvakt doctor` reads ("host"). */
+#include "report.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/counters.h"
+#include "../core/time.h"
+#include "../http/server.h"
+#include "../http/stats.h"
+#include "../upstream/upstream.h"
+
+static const char *const classes[PV_STAT_CLASSES] = {NULL, "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+/* {"1xx": .., "5xx": .., "total": ..} from counts by class */
+static json_t *responses(const pv_ctr_t *status)
+{
+    json_t *o = json_object();
+    json_int_t total = 0;
+    for (int k = 1; k < PV_STAT_CLASSES; k++) {
+        json_int_t v = (json_int_t)pv_ctr_get(&status[k]);
+        json_object_set_new(o, classes[k], json_integer(v));
+        total += v;
+    }
+    json_object_set_new(o, "total", json_integer(total));
+    return o;
+}
+
+static json_int_t total_of(const pv_ctr_t *status)
+{
+    json_int_t t = 0;
+    for (int k = 0; k < PV_STAT_CLASSES; k++)
+        t += (json_int_t)pv_ctr_get(&status[k]);
+    return t;
+}
+
+/* {"10s": {"count", "p50", "p95", "p99"}, "5m": {...}} in milliseconds */
+static json_t *latency(const pv_conf_t *conf, int upstream, int i)
+{
+    static const char *const wins[PV_WIN_N] = {"10s", "5m"};
+    json_t *o = json_object();
+    for (int w = 0; w < PV_WIN_N; w++) {
+        double q[3] = {0, 0, 0};
+        uint64_t n = 0;
+        pv_stats_window(conf, upstream, i, w, q, &n);
+        json_object_set_new(o, wins[w], json_pack("{s:I,s:f,s:f,s:f}", "count", (json_int_t)n, "p50", q[0] / 1000,
+                                                  "p95", q[1] / 1000, "p99", q[2] / 1000));
+    }
+    return o;
+}
+
+/* average of a histogram in milliseconds (NGINX Plus's header_time, response_time) */
+static json_int_t avg_ms(const pv_hist_t *h)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < PV_HIST_N; i++)
+        n += pv_ctr_get(&h->b[i]);
+    return n ? (json_int_t)(pv_ctr_get(&h->sum_us) / n / 1000) : 0;
+}
+
+static json_t *zones(const pv_conf_t *conf, const pv_stats_t *sum)
+{
+    const pv_http_conf_t *h = conf->http;
+    json_t *sz = json_object();
+    for (int i = 0; i < h->nservers; i++) {
+        const pv_stat_srv_t *s = &sum->srv[i];
+        uint64_t a = pv_ctr_get(&s->started), e = pv_ctr_get(&s->ended);
+        json_object_set_new(sz, h->servers[i]->mlabel,
+                            json_pack("{s:I,s:I,s:o,s:I,s:I,s:I}", "processing", (json_int_t)(a > e ? a - e : 0),
+                                      "requests", total_of(s->c.status), "responses", responses(s->c.status),
+                                      "discarded", (json_int_t)pv_ctr_get(&s->c.status[0]),
+                                      "received", (json_int_t)pv_ctr_get(&s->c.bytes_in),
+                                      "sent", (json_int_t)pv_ctr_get(&s->c.bytes_out)));
+    }
+    return sz;
+}
+
+static json_t *location_zones(const pv_conf_t *conf, const pv_stats_t *sum)
+{
+    const pv_http_conf_t *h = conf->http;
+    json_t *lz = json_object();
+    for (int k = 0; k < h->nservers; k++) {
+        const pv_server_t *s = h->servers[k];
+        for (int j = 0; j < s->nlocations; j++) {
+            const pv_location_t *l = s->locations[j];
+            const pv_stat_loc_t *c = &sum->loc[l->mid - 1];
+            json_t *z = json_pack("{s:s,s:I,s:o,s:I,s:I,s:I,s:o}", "server", s->mlabel, "requests",
+                                  total_of(c->c.status), "responses", responses(c->c.status), "discarded",
+                                  (json_int_t)pv_ctr_get(&c->c.status[0]), "received",
+                                  (json_int_t)pv_ctr_get(&c->c.bytes_in), "sent", (json_int_t)pv_ctr_get(&c->c.bytes_out),
+                                  "latency", latency(conf, 0, l->mid - 1));
+            /* a name two servers use is told apart by its server */
+            if (json_object_get(lz, l->metrics_name)) {
+                char key[512];
+                snprintf(key, sizeof(key), "%s %s", s->mlabel, l->metrics_name);
+                json_object_set_new(lz, key, z);
+            } else {
+                json_object_set_new(lz, l->metrics_name, z);
+            }
+        }
+    }
+    return lz;
+}
+
+static json_t *peer(pv_upool_t *p, int i, const pv_stat_peer_t *ps, int id)
+{
+    const pv_upstream_server_t *s = &p->cf->servers[i];
+    pv_peer_t *pe = p->peers[i];
+    int64_t now = (int64_t)pv_now_ms();
+    pthread_mutex_lock(&pe->group->lock);
+    const pv_bal_state_t b = pe->bal;
+    pthread_mutex_unlock(&pe->group->lock);
+    const char *state = s->down ? "down" : b.hc_down ? (b.hc_checked ? "unhealthy" : "checking")
+                      : b.od_until > now ? "unavail"
+                      : s->max_fails && b.fails >= s->max_fails && now - b.checked <= s->fail_timeout ? "unavail"
+                      : "up";
+    json_int_t fails = 0;
+    for (int k = 1; k < PV_STAT_CAUSES; k++)
+        fails += (json_int_t)pv_ctr_get(&ps->fails[k]);
+    uint64_t in = pv_ctr_get(&ps->idle_in), out = pv_ctr_get(&ps->idle_out);
+    return json_pack("{s:i,s:s,s:s,s:b,s:i,s:s,s:i,s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:I}",
+                     "id", id, "server", s->text, "name", s->name ? s->name : s->text, "backup", s->backup,
+                     "weight", s->weight, "state", state, "active", b.conns, "requests",
+                     (json_int_t)pv_ctr_get(&ps->requests), "responses", responses(ps->status), "fails", fails,
+                     "unavail", (json_int_t)b.ejected_total, "header_time", avg_ms(&ps->header), "response_time",
+                     avg_ms(&ps->resp), "connect_time", avg_ms(&ps->connect), "connections_opened",
+                     (json_int_t)pv_ctr_get(&ps->opened), "connections_reused", (json_int_t)pv_ctr_get(&ps->reused),
+                     "idle", (json_int_t)(in > out ? in - out : 0), "health_checks", "checks",
+                     (json_int_t)b.checks_total, "fails", (json_int_t)b.checks_failed, "unhealthy",
+                     (json_int_t)b.hc_down_total, "ejections", (json_int_t)b.ejected_total);
+}
+
+static json_t *upstreams(pv_hreq_t *hr, const pv_conf_t *conf, const pv_stats_t *sum)
+{
+    const pv_http_conf_t *h = conf->http;
+    json_t *ups = json_object();
+    for (int u = 0; u < h->nupstreams; u++) {
+        const pv_upstream_conf_t *uc = h->upstreams[u];
+        pv_upool_t *p = pv_upstream_pool(hr->gen, u);
+        json_t *peers = json_array();
+        for (int i = 0; i < uc->nservers; i++)
+            json_array_append_new(peers, peer(p, i, &sum->peer[uc->peer_base + i], i));
+        const pv_stat_ups_t *us = &sum->ups[u];
+        json_object_set_new(ups, uc->name,
+                            json_pack("{s:o,s:i,s:i,s:s?,s:I,s:I,s:I,s:o}", "peers", peers, "keepalive", uc->keepalive,
+                                      "zombies", 0, "zone", uc->zone, "retries", (json_int_t)pv_ctr_get(&us->retries),
+                                      "unavailable", (json_int_t)pv_ctr_get(&us->no_live), "health_gated",
+                                      (json_int_t)pv_ctr_get(&us->gated), "latency", latency(conf, 1, u)));
+    }
+    return ups;
+}
+
+static json_t *limits(const pv_conf_t *conf, const pv_stats_t *sum, int kind)
+{
+    const pv_http_conf_t *h = conf->http;
+    json_t *o = json_object();
+    for (int z = 0; z < h->nzones; z++) {
+        if (h->zones[z]->kind != kind)
+            continue;
+        const pv_ctr_t *c = sum->zone[z].out;
+        json_t *v = kind == PV_ZONE_REQ
+            ? json_pack("{s:I,s:I,s:I,s:I,s:I}", "passed", (json_int_t)pv_ctr_get(&c[PV_SLIM_PASSED]), "delayed",
+                        (json_int_t)pv_ctr_get(&c[PV_SLIM_DELAYED]), "rejected", (json_int_t)pv_ctr_get(&c[PV_SLIM_REJECTED]),
+                        "delayed_dry_run", (json_int_t)pv_ctr_get(&c[PV_SLIM_DELAYED_DRY_RUN]), "rejected_dry_run",
+                        (json_int_t)pv_ctr_get(&c[PV_SLIM_REJECTED_DRY_RUN]))
+            : json_pack("{s:I,s:I,s:I}", "passed", (json_int_t)pv_ctr_get(&c[PV_SLIM_PASSED]), "rejected",
+                        (json_int_t)pv_ctr_get(&c[PV_SLIM_REJECTED]), "rejected_dry_run",
+                        (json_int_t)pv_ctr_get(&c[PV_SLIM_REJECTED_DRY_RUN]));
+        json_object_set_new(o, h->zones[z]->name, v);
+    }
+    return o;
+}
+
+static json_t *process(void)
+{
+    uint64_t c[PV_CTR__COUNT];
+    pv_counters_sum(c);
+    pv_stats_host_t hs;
+    pv_stats_host(&hs);
+    char ts[32];
+    pv_time_msec(ts);
+    return json_pack("{s:{s:s,s:s,s:I,s:i,s:s},s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I},"
+                     "s:{s:I,s:I,s:f,s:[f,f,f]}}",
+                     "nginx", "version", PV_VERSION, "build", PV_NAME, "generation", (json_int_t)c[PV_CTR_RELOADS],
+                     "pid", (int)getpid(), "timestamp", ts,
+                     "connections", "accepted", (json_int_t)c[PV_CTR_CONNS_ACCEPTED], "dropped",
+                     (json_int_t)c[PV_CTR_SHED], "active", (json_int_t)c[PV_CTR_CONNS_OPEN], "idle", (json_int_t)0,
+                     "ssl", "handshakes", (json_int_t)c[PV_CTR_TLS_HANDSHAKES], "handshakes_failed",
+                     (json_int_t)c[PV_CTR_TLS_FAILED], "session_reuses", (json_int_t)c[PV_CTR_TLS_RESUMED],
+                     "http2", "streams", (json_int_t)c[PV_CTR_H2_STREAMS], "resets", (json_int_t)c[PV_CTR_H2_RESETS],
+                     "host", "rss", (json_int_t)hs.rss, "fds", (json_int_t)hs.fds, "cpu_steal_percent", hs.steal_pct,
+                     "load", hs.load[0], hs.load[1], hs.load[2]);
+}
+
+void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
+{
+    const pv_conf_t *conf = hr->gen->conf;
+    pv_stats_t *sum = pv_stats_sum(conf);
+    json_t *doc = sum ? process() : NULL;
+    if (!doc) {
+        free(sum);
+        o->oom = 1;
+        return;
+    }
+    uint64_t c[PV_CTR__COUNT];
+    pv_counters_sum(c);
+    json_int_t total = 0;
+    for (int i = 0; i < conf->http->nservers; i++)
+        total += total_of(sum->srv[i].c.status);
+    json_object_set_new(doc, "http", json_pack("{s:{s:I,s:I},s:o,s:o,s:o,s:o,s:o,s:{}}", "requests", "total",
+                                               (json_int_t)c[PV_CTR_REQ_CREATED], "current",
+                                               (json_int_t)(c[PV_CTR_REQ_CREATED] - c[PV_CTR_REQ_FREED]),
+                                               "server_zones", zones(conf, sum), "location_zones",
+                                               location_zones(conf, sum), "upstreams", upstreams(hr, conf, sum),
+                                               "limit_reqs", limits(conf, sum, PV_ZONE_REQ), "limit_conns",
+                                               limits(conf, sum, PV_ZONE_CONN), "caches"));
+    PV_UNUSED(total);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    free(sum);
+    if (!text) {
+        o->oom = 1;
+        return;
+    }
+    pv_out_mem(o, text, strlen(text));
+    pv_out_mem(o, "\n", 1);
+    free(text);
+}
