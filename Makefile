@@ -41,6 +41,9 @@ $(BUILD)/src/%.o: src/%.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -c -o $@ $<
 
+# the dashboard page is built into dashboard.o (.incbin)
+$(BUILD)/src/proxy/dashboard.o: src/proxy/dashboard.html
+
 $(BUILD)/llhttp/%.o: $(LLHTTP)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out $(WARN),$(CFLAGS)) -w -c -o $@ $<

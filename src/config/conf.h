@@ -563,14 +563,15 @@ typedef struct pv_location_s {
     int probe;                 /* PV_PROBE_*: portvakt_live / portvakt_ready */
     struct pv_location_s *lmt;  /* `limit_except`: the configuration for the other methods */
     unsigned lmt_methods;       /* PV_METHOD_* bits of the methods it names (GET adds HEAD) */
-    int report;                 /* PV_REPORT_*: portvakt_metrics, stub_status, portvakt_status */
+    int report;                 /* PV_REPORT_*: portvakt_metrics, stub_status, portvakt_status,
+                                   portvakt_dashboard */
     const char *metrics_name;   /* `metrics_name`, else the location's text: its metrics label */
     int mid;                    /* 1 + its index among the metered locations (an `if` or
                                    `limit_except` configuration: its location's); 0 none */
 } pv_location_t;
 
 /* The gateway's reports, content handlers of a location. */
-enum { PV_REPORT_NONE = 0, PV_REPORT_METRICS, PV_REPORT_STUB, PV_REPORT_STATUS };
+enum { PV_REPORT_NONE = 0, PV_REPORT_METRICS, PV_REPORT_STUB, PV_REPORT_STATUS, PV_REPORT_DASHBOARD };
 
 /* The methods `limit_except` knows (NGINX's list), as bits. */
 extern const char *const pv_conf_methods[];

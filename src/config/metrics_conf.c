@@ -1,5 +1,5 @@
 /* The reporting directives (`portvakt_metrics`, `stub_status`,
- * `portvakt_status`, `metrics_name`) and, once the config is read, the
+ * `portvakt_status`, `portvakt_dashboard`, `metrics_name`) and, once the config is read, the
  * metrics slots: one per server block, metered location, upstream server
  * and zone, each with its label. The slots are fixed by the config, so
  * the number of series never depends on what requests carry. */
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* portvakt_metrics; / stub_status; / portvakt_status; in a location. */
+/* portvakt_metrics; / stub_status; / portvakt_status; / portvakt_dashboard; in a location. */
 static int set_report_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     PV_UNUSED(base);
@@ -33,7 +33,7 @@ static int set_metrics_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, cons
 
 int pv_conf_report_check(pv_conf_ctx_t *cx, const pv_location_t *loc)
 {
-    static const char *const names[] = {"", "portvakt_metrics", "stub_status", "portvakt_status"};
+    static const char *const names[] = {"", "portvakt_metrics", "stub_status", "portvakt_status", "portvakt_dashboard"};
     if (!loc->report)
         return PV_OK;
     if (loc->proxy_pass)
@@ -108,6 +108,7 @@ static const pv_conf_cmd_t metrics_cmds[] = {
     {"portvakt_metrics", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_report_cb, PV_BASE_NONE, 0, (void *)PV_REPORT_METRICS},
     {"stub_status", PV_CTX_LOCATION, PV_ARGS_NOARGS | PV_ARGS_TAKE1, set_report_cb, PV_BASE_NONE, 0, (void *)PV_REPORT_STUB},
     {"portvakt_status", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_report_cb, PV_BASE_NONE, 0, (void *)PV_REPORT_STATUS},
+    {"portvakt_dashboard", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_report_cb, PV_BASE_NONE, 0, (void *)PV_REPORT_DASHBOARD},
     {"metrics_name", PV_CTX_LOCATION, PV_ARGS_TAKE1, set_metrics_name_cb, PV_BASE_NONE, 0, NULL},
 };
 

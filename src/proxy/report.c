@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #include "../core/counters.h"
 #include "../core/time.h"
@@ -22,23 +23,39 @@
 
 /* ---- output ---------------------------------------------------------------------- */
 
+/* Output buffers are mappings of their own, grown with mremap() and given
+ * back whole with munmap(): a scrape's few hundred KiB would otherwise
+ * leave the worker's heap fragmented. The capacity sits before the text. */
+#define OUT_HEAD 16
+
 static int out_room(pv_out_t *o, size_t n)
 {
     if (o->oom)
         return 0;
     if (o->len + n + 1 <= o->cap)
         return 1;
-    size_t cap = o->cap ? o->cap : 16384;
-    while (cap < o->len + n + 1)
+    size_t cap = o->cap ? o->cap + OUT_HEAD : 65536;
+    while (cap < o->len + n + 1 + OUT_HEAD)
         cap *= 2;
-    char *p = realloc(o->p, cap);
-    if (!p) {
+    char *m = o->p ? mremap(o->p - OUT_HEAD, o->cap + OUT_HEAD, cap, MREMAP_MAYMOVE)
+                   : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
         o->oom = 1;
         return 0;
     }
-    o->p = p;
-    o->cap = cap;
+    memcpy(m, &cap, sizeof(cap));
+    o->p = m + OUT_HEAD;
+    o->cap = cap - OUT_HEAD;
     return 1;
+}
+
+void pv_out_free(char *p)
+{
+    if (!p)
+        return;
+    size_t cap;
+    memcpy(&cap, p - OUT_HEAD, sizeof(cap));
+    munmap(p - OUT_HEAD, cap);
 }
 
 void pv_out_mem(pv_out_t *o, const char *s, size_t n)
@@ -136,7 +153,7 @@ int pv_report_wants_openmetrics(const char *accept, size_t len)
 
 static void report_cleanup(pv_hreq_t *hr)
 {
-    free(hr->handler_ctx);
+    pv_out_free(hr->handler_ctx);
     hr->handler_ctx = NULL;
 }
 
@@ -145,7 +162,7 @@ static const pv_handler_t report_handler = {"report", NULL, NULL, NULL, report_c
 void pv_report_send(pv_hreq_t *hr, pv_out_t *o, const char *content_type)
 {
     if (o->oom) {
-        free(o->p);
+        pv_out_free(o->p);
         pv_resp_error(hr, 500);
         return;
     }
@@ -596,19 +613,29 @@ static int content(pv_hreq_t *hr)
         pv_resp_error(hr, 405);
         return PV_PHASE_DONE;
     }
-    switch (hr->r.loc->report) {
-    case PV_REPORT_METRICS:
-        metrics(hr);
+    /* the dashboard's page asks its own location for its data */
+    int report = hr->r.loc->report;
+    if (report == PV_REPORT_DASHBOARD && hr->r.has_args && hr->r.args.len == 11 && memcmp(hr->r.args.p, "format=json", 11) == 0)
+        report = PV_REPORT_STATUS;
+    switch (report) {
+    case PV_REPORT_DASHBOARD: {
+        pv_out_t o = {0};
+        pv_out_mem(&o, pv_dashboard_html, (size_t)(pv_dashboard_html_end - pv_dashboard_html));
+        pv_report_send(hr, &o, "text/html; charset=utf-8");
         break;
-    case PV_REPORT_STUB:
-        stub_status(hr);
-        break;
-    default: {
+    }
+    case PV_REPORT_STATUS: {
         pv_out_t o = {0};
         pv_report_status(hr, &o);
         pv_report_send(hr, &o, "application/json");
         break;
     }
+    case PV_REPORT_METRICS:
+        metrics(hr);
+        break;
+    default:
+        stub_status(hr);
+        break;
     }
     return PV_PHASE_DONE;
 }

@@ -1,7 +1,8 @@
 /* The gateway's reports, content handlers of a location:
  * `portvakt_metrics;` (Prometheus text exposition, or OpenMetrics when the
  * scraper's Accept asks for it), `stub_status;` (NGINX's exact page) and
- * `portvakt_status;` (JSON in the shape of NGINX Plus's API, status.c). */
+ * `portvakt_status;` (JSON in the shape of NGINX Plus's API, status.c) and
+ * `portvakt_dashboard;` (a page drawing that JSON, dashboard.c). */
 #ifndef PV_PROXY_REPORT_H
 #define PV_PROXY_REPORT_H
 
@@ -11,7 +12,7 @@
 
 struct pv_hreq_s;
 
-/* A growing output buffer; oom set once an append failed. */
+/* A growing output buffer (a mapping of its own); oom set once an append failed. */
 typedef struct pv_out_s {
     char *p;
     size_t len, cap;
@@ -19,6 +20,8 @@ typedef struct pv_out_s {
 } pv_out_t;
 void pv_out_printf(pv_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pv_out_mem(pv_out_t *o, const char *s, size_t n);
+/* Give back an output buffer's text (o.p). */
+void pv_out_free(char *p);
 
 /* Whether an Accept value prefers OpenMetrics to the Prometheus text
  * format (its q-value is above 0 and not below text/plain's or
@@ -28,6 +31,8 @@ int pv_report_wants_openmetrics(const char *accept, size_t len);
 /* Send o's text as the answer to hr (200, content_type), taking o's
  * buffer (freed with the request). */
 void pv_report_send(struct pv_hreq_s *hr, pv_out_t *o, const char *content_type);
+/* The dashboard page (dashboard.c): pv_dashboard_html up to pv_dashboard_html_end. */
+extern const char pv_dashboard_html[], pv_dashboard_html_end[];
 /* portvakt_status: the JSON document into o (status.c). */
 void pv_report_status(struct pv_hreq_s *hr, pv_out_t *o);
 
