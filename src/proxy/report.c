@@ -32,7 +32,7 @@ static int out_room(pv_out_t *o, size_t n)
 {
     if (o->oom)
         return 0;
-    if (o->len + n + 1 <= o->cap)
+    if (o->p && o->len + n + 1 <= o->cap)
         return 1;
     size_t cap = o->cap ? o->cap + OUT_HEAD : 65536;
     while (cap < o->len + n + 1 + OUT_HEAD)
@@ -291,6 +291,19 @@ static void histogram(expo_t *x, const char *name, const char *const *kv, const 
 
 static const char *const classes[PV_STAT_CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
+/* The labels of server block or location i into kv; its request counters. */
+static const pv_stat_req_t *req_labels(const expo_t *x, int loc, int i, const char **kv)
+{
+    const pv_http_conf_t *h = x->conf->http;
+    kv[0] = "server";
+    if (!loc) {
+        kv[1] = h->servers[i]->mlabel, kv[2] = NULL;
+        return &x->sum->srv[i].c;
+    }
+    kv[1] = x->loc_srv[i], kv[2] = "location", kv[3] = h->mlocs[i]->metrics_name, kv[4] = NULL;
+    return &x->sum->loc[i].c;
+}
+
 /* Requests by class and method, bytes: of every server (loc 0) or location. */
 static void req_families(expo_t *x, int loc)
 {
@@ -299,45 +312,48 @@ static void req_families(expo_t *x, int loc)
     int n = loc ? h->nmlocs : h->nservers;
     char name[96];
     const char *kv[5] = {NULL};
-    const pv_stat_req_t *c;
-#define EACH(...)                                                                     \
-    for (int i = 0; i < n; i++) {                                                      \
-        if (loc) {                                                                     \
-            kv[0] = "server", kv[1] = x->loc_srv[i], kv[2] = "location", kv[3] = h->mlocs[i]->metrics_name; \
-            c = &x->sum->loc[i].c;                                                     \
-        } else {                                                                       \
-            kv[0] = "server", kv[1] = h->servers[i]->mlabel, kv[2] = NULL;             \
-            c = &x->sum->srv[i].c;                                                     \
-        }                                                                              \
-        __VA_ARGS__                                                                    \
-    }
     snprintf(name, sizeof(name), "portvakt_%s_responses", what);
     family(x, name, T_COUNTER, loc ? "Requests answered, by location and status class." : "Requests answered, by server block and status class.");
-    EACH(for (int k = 0; k < PV_STAT_CLASSES; k++) sample(x, name, "_total", kv, "code", classes[k], pv_ctr_get(&c->status[k]));)
+    for (int i = 0; i < n; i++) {
+        const pv_stat_req_t *c = req_labels(x, loc, i, kv);
+        for (int k = 0; k < PV_STAT_CLASSES; k++)
+            sample(x, name, "_total", kv, "code", classes[k], pv_ctr_get(&c->status[k]));
+    }
     snprintf(name, sizeof(name), "portvakt_%s_requests", what);
     family(x, name, T_COUNTER, "Requests answered, by method.");
-    EACH(for (int k = 0; k < PV_SM_N; k++) sample(x, name, "_total", kv, "method", pv_stats_methods[k], pv_ctr_get(&c->method[k]));)
+    for (int i = 0; i < n; i++) {
+        const pv_stat_req_t *c = req_labels(x, loc, i, kv);
+        for (int k = 0; k < PV_SM_N; k++)
+            sample(x, name, "_total", kv, "method", pv_stats_methods[k], pv_ctr_get(&c->method[k]));
+    }
     snprintf(name, sizeof(name), "portvakt_%s_received_bytes", what);
     family(x, name, T_COUNTER, "Request bytes read (line, head and body).");
-    EACH(sample(x, name, "_total", kv, NULL, NULL, pv_ctr_get(&c->bytes_in));)
+    for (int i = 0; i < n; i++)
+        sample(x, name, "_total", kv, NULL, NULL, pv_ctr_get(&req_labels(x, loc, i, kv)->bytes_in));
     snprintf(name, sizeof(name), "portvakt_%s_sent_bytes", what);
     family(x, name, T_COUNTER, "Response bytes sent.");
-    EACH(sample(x, name, "_total", kv, NULL, NULL, pv_ctr_get(&c->bytes_out));)
+    for (int i = 0; i < n; i++)
+        sample(x, name, "_total", kv, NULL, NULL, pv_ctr_get(&req_labels(x, loc, i, kv)->bytes_out));
     snprintf(name, sizeof(name), "portvakt_%s_request_duration_seconds", what);
     family(x, name, T_HISTOGRAM, "Time from a request's first byte to its end.");
-    EACH(histogram(x, name, kv, loc ? &x->sum->loc[i].dur : &x->sum->srv[i].dur);)
-    if (loc) {
-        snprintf(name, sizeof(name), "portvakt_location_upstream_duration_seconds");
-        family(x, name, T_HISTOGRAM, "Time spent on upstreams per request, every try together.");
-        EACH(histogram(x, name, kv, &x->sum->loc[i].up);)
-    } else {
-        family(x, "portvakt_server_requests_active", T_GAUGE, "Requests in progress.");
-        EACH({
-            uint64_t a = pv_ctr_get(&x->sum->srv[i].started), e = pv_ctr_get(&x->sum->srv[i].ended);
-            sample(x, "portvakt_server_requests_active", "", kv, NULL, NULL, a > e ? a - e : 0);
-        })
+    for (int i = 0; i < n; i++) {
+        req_labels(x, loc, i, kv);
+        histogram(x, name, kv, loc ? &x->sum->loc[i].dur : &x->sum->srv[i].dur);
     }
-#undef EACH
+    if (loc) {
+        family(x, "portvakt_location_upstream_duration_seconds", T_HISTOGRAM, "Time spent on upstreams per request, every try together.");
+        for (int i = 0; i < n; i++) {
+            req_labels(x, loc, i, kv);
+            histogram(x, "portvakt_location_upstream_duration_seconds", kv, &x->sum->loc[i].up);
+        }
+        return;
+    }
+    family(x, "portvakt_server_requests_active", T_GAUGE, "Requests in progress.");
+    for (int i = 0; i < n; i++) {
+        uint64_t a = pv_ctr_get(&x->sum->srv[i].started), e = pv_ctr_get(&x->sum->srv[i].ended);
+        req_labels(x, loc, i, kv);
+        sample(x, "portvakt_server_requests_active", "", kv, NULL, NULL, a > e ? a - e : 0);
+    }
 }
 
 /* The health state of server i of pool p, read under its group lock. */
@@ -620,7 +636,7 @@ static int content(pv_hreq_t *hr)
     switch (report) {
     case PV_REPORT_DASHBOARD: {
         pv_out_t o = {0};
-        pv_out_mem(&o, pv_dashboard_html, (size_t)(pv_dashboard_html_end - pv_dashboard_html));
+        pv_out_mem(&o, pv_dashboard_html, pv_dashboard_html_size);
         pv_report_send(hr, &o, "text/html; charset=utf-8");
         break;
     }

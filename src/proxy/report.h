@@ -31,8 +31,9 @@ int pv_report_wants_openmetrics(const char *accept, size_t len);
 /* Send o's text as the answer to hr (200, content_type), taking o's
  * buffer (freed with the request). */
 void pv_report_send(struct pv_hreq_s *hr, pv_out_t *o, const char *content_type);
-/* The dashboard page (dashboard.c): pv_dashboard_html up to pv_dashboard_html_end. */
-extern const char pv_dashboard_html[], pv_dashboard_html_end[];
+/* The dashboard page (dashboard.c): pv_dashboard_html_size bytes. */
+extern const char pv_dashboard_html[];
+extern const size_t pv_dashboard_html_size;
 /* portvakt_status: the JSON document into o (status.c). */
 void pv_report_status(struct pv_hreq_s *hr, pv_out_t *o);
 
