@@ -3,7 +3,10 @@ NGINX upstream for DURATION seconds (default 300) while /metrics and
 /status are scraped every second; RSS is read every 10 s. The metrics'
 memory is fixed by the config, so after the warm-up RSS must not grow.
 
-    /usr/bin/python3 bench/metrics_soak.py [DURATION]
+    /usr/bin/python3 bench/metrics_soak.py [DURATION] [--plain [BINARY]]
+
+--plain: the same load with no report location and no scrape, on BINARY
+(default build/portvakt): the baseline the RSS growth is compared with.
 
 Prints a Markdown table (and writes build/bench/metrics_soak.md).
 """
@@ -21,7 +24,7 @@ import contestants  # noqa: E402
 import procs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRATCH = os.path.join(ROOT, "build", "bench", "metrics_soak")
+SCRATCH = os.path.join(ROOT, "build", "bench", "metrics_soak" + ("-plain" if "--plain" in sys.argv else ""))
 NGINX = "/usr/sbin/nginx"
 NOFILE = 4096
 
@@ -36,8 +39,7 @@ http {
     server {
         listen 127.0.0.1:%(port)d;
         location /api/ { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        location = /metrics { portvakt_metrics; }
-        location = /status { portvakt_status; }
+%(reports)s
     }
 }
 """
@@ -53,6 +55,11 @@ def rss_kb(pid):
 
 def main():
     duration = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    plain = "--plain" in sys.argv
+    binary = os.path.abspath(sys.argv[sys.argv.index("--plain") + 1]) if plain and sys.argv[-1] != "--plain" \
+        else os.path.join(ROOT, "build", "portvakt")
+    reports = "" if plain else ("        location = /metrics { portvakt_metrics; }\n"
+                                "        location = /status { portvakt_status; }")
     os.makedirs(SCRATCH, exist_ok=True)
     up_port, status_port, port = procs.free_port(), procs.free_port(), procs.free_port()
     up_conf = os.path.join(SCRATCH, "upstream.conf")
@@ -60,17 +67,18 @@ def main():
         f.write(contestants.upstream_conf(up_port, status_port, SCRATCH, NOFILE))
     conf = os.path.join(SCRATCH, "portvakt.conf")
     with open(conf, "w") as f:
-        f.write(CONF % {"nofile": NOFILE, "dir": SCRATCH, "up": up_port, "port": port})
+        f.write(CONF % {"nofile": NOFILE, "dir": SCRATCH, "up": up_port, "port": port,
+                       "reports": reports})
     upstream = procs.Server("upstream", [NGINX, "-p", SCRATCH, "-e", "stderr", "-c", up_conf],
                             SCRATCH, [up_port, status_port], "0-%d" % (os.cpu_count() - 1)).start()
-    gw = procs.Server("portvakt", [os.path.join(ROOT, "build", "portvakt"), "-c", conf],
+    gw = procs.Server("portvakt", [binary, "-c", conf],
                       SCRATCH, [port], "0-%d" % (os.cpu_count() - 1)).start()
     wrk = subprocess.Popen(["wrk", "-t1", "-c8", "-d%ds" % duration, "http://127.0.0.1:%d/api/x" % port],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     samples, scrapes, t0 = [], 0, time.monotonic()
     try:
         while wrk.poll() is None:
-            for path in ("/metrics", "/status"):
+            for path in () if plain else ("/metrics", "/status"):
                 with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
                     r.read()
                 scrapes += 1
