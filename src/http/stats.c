@@ -5,11 +5,13 @@
 #include "stats.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <llhttp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../core/counters.h"
@@ -199,31 +201,38 @@ void pv_stats_auth(pv_hreq_t *hr, int method, int outcome)
 /* ---- recent quantiles ----------------------------------------------------------- */
 
 /* Rings of cumulative histograms (every route, then every upstream), one
- * taken each second (the last RING1) and one each 10 s (the last RING10);
- * a window's counts are the newest less the one its length ago. */
+ * taken each second (the last RING1) and one each 30 s (the last RING30);
+ * a window's counts are the newest less the one its length ago: exactly
+ * 10 s, and 5 min to 5 min 30 s (the newest 1 s sample less the 30 s one
+ * ten before the last). Each route or upstream holds 22 histograms'
+ * counts, about 64 KiB, taken (and touched) when the snapshot starts. */
 #define RING1 11
-#define RING10 31
+#define RING30 11
 
 typedef struct win_s {
     pv_conf_block_t link;         /* kind PV_BLOCK_WINDOWS */
     pthread_mutex_t lock;
     int nseries;
     uint64_t ticks;               /* samples taken */
-    uint64_t *ring1, *ring10;     /* [slot][series][PV_HIST_N] */
+    uint64_t *ring1, *ring30;     /* [slot][series][PV_HIST_N] */
+    uint64_t *cur;                /* the sum being taken (the sampler's alone) */
 } win_t;
 
 static win_t *win_new(const pv_conf_t *conf)
 {
     int n = conf->http->nmlocs + conf->http->nupstreams;
     size_t per = (size_t)n * PV_HIST_N * sizeof(uint64_t);
-    win_t *w = calloc(1, sizeof(*w) + per * (RING1 + RING10));
+    size_t size = sizeof(win_t) + per * (RING1 + RING30 + 1);
+    win_t *w = malloc(size);
     if (!w)
         return NULL;
+    explicit_bzero(w, size); /* every page now (not folded into calloc), so memory does not creep up as the rings fill */
     w->link.kind = PV_BLOCK_WINDOWS;
     pthread_mutex_init(&w->lock, NULL);
     w->nseries = n;
     w->ring1 = (uint64_t *)(w + 1);
-    w->ring10 = w->ring1 + (size_t)n * PV_HIST_N * RING1;
+    w->ring30 = w->ring1 + (size_t)n * PV_HIST_N * RING1;
+    w->cur = w->ring30 + (size_t)n * PV_HIST_N * RING30;
     return w;
 }
 
@@ -249,18 +258,16 @@ static void sample_block(const pv_stats_t *st, void *arg)
 static void win_tick(pv_conf_t *conf, win_t *w)
 {
     size_t per = (size_t)w->nseries * PV_HIST_N;
-    uint64_t *cur = calloc(per ? per : 1, sizeof(uint64_t));
-    if (!cur)
-        return;
+    uint64_t *cur = w->cur;
+    memset(cur, 0, per * sizeof(uint64_t));
     sample_t s = {conf, cur};
     pv_stats_each(conf, sample_block, &s);
     pthread_mutex_lock(&w->lock);
     memcpy(w->ring1 + per * (w->ticks % RING1), cur, per * sizeof(uint64_t));
-    if (w->ticks % 10 == 0)
-        memcpy(w->ring10 + per * ((w->ticks / 10) % RING10), cur, per * sizeof(uint64_t));
+    if (w->ticks % 30 == 0)
+        memcpy(w->ring30 + per * ((w->ticks / 30) % RING30), cur, per * sizeof(uint64_t));
     w->ticks++;
     pthread_mutex_unlock(&w->lock);
-    free(cur);
 }
 
 int pv_stats_window(const pv_conf_t *conf, int upstream, int i, int win, double q[3], uint64_t *count)
@@ -286,10 +293,9 @@ int pv_stats_window(const pv_conf_t *conf, int upstream, int i, int win, double 
         if (last >= RING1 - 1)
             oldest = w->ring1 + per * ((last - (RING1 - 1)) % RING1) + (size_t)series * PV_HIST_N;
     } else {
-        /* the 10 s samples: the newest 1 s sample less the one 30 of them ago */
-        uint64_t t10 = last / 10;
-        if (t10 >= RING10 - 1)
-            oldest = w->ring10 + per * ((t10 - (RING10 - 1)) % RING10) + (size_t)series * PV_HIST_N;
+        uint64_t t30 = last / 30;
+        if (t30 >= RING30 - 1)
+            oldest = w->ring30 + per * ((t30 - (RING30 - 1)) % RING30) + (size_t)series * PV_HIST_N;
     }
     *count = 0;
     for (unsigned k = 0; k < PV_HIST_N; k++) {
@@ -313,28 +319,46 @@ static pv_stats_host_t host = {.steal_pct = -1, .load = {-1, -1, -1}};
 static pv_cpustat_t host_stat;
 static int host_stat_ok;
 
+/* A small /proc file into buf (NUL-terminated), with no allocation: the
+ * sampler runs for the life of the process. */
+static int read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
 static int64_t read_rss(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
+    char buf[128];
     long long size = 0, res = -1;
-    if (!f)
+    if (read_small("/proc/self/statm", buf, sizeof(buf)) < 0 || sscanf(buf, "%lld %lld", &size, &res) != 2)
         return -1;
-    if (fscanf(f, "%lld %lld", &size, &res) != 2)
-        res = -1;
-    fclose(f);
-    return res < 0 ? -1 : res * sysconf(_SC_PAGESIZE);
+    return res * sysconf(_SC_PAGESIZE);
 }
 
 static int64_t count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
+    int fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return -1;
+    char buf[4096];
     int64_t n = 0;
-    const struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
+    long got;
+    while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+        for (long off = 0; off < got;) {
+            const struct dirent64 *e = (const struct dirent64 *)(buf + off);
+            n += e->d_name[0] != '.';
+            off += e->d_reclen;
+        }
+    }
+    close(fd);
     return n - 1; /* the directory's own descriptor */
 }
 
