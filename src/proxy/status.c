@@ -211,9 +211,6 @@ void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
     }
     uint64_t c[PV_CTR__COUNT];
     pv_counters_sum(c);
-    json_int_t total = 0;
-    for (int i = 0; i < conf->http->nservers; i++)
-        total += total_of(sum->srv[i].c.status);
     json_object_set_new(doc, "http", json_pack("{s:{s:I,s:I},s:o,s:o,s:o,s:o,s:o,s:{}}", "requests", "total",
                                                (json_int_t)c[PV_CTR_REQ_CREATED], "current",
                                                (json_int_t)(c[PV_CTR_REQ_CREATED] - c[PV_CTR_REQ_FREED]),
@@ -221,7 +218,6 @@ void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
                                                location_zones(conf, sum), "upstreams", upstreams(hr, conf, sum),
                                                "limit_reqs", limits(conf, sum, PV_ZONE_REQ), "limit_conns",
                                                limits(conf, sum, PV_ZONE_CONN), "caches"));
-    PV_UNUSED(total);
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     free(sum);
