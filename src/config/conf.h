@@ -433,6 +433,9 @@ enum { PV_BODY_FILE_OFF = 0, PV_BODY_FILE_ON, PV_BODY_FILE_CLEAN };
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
+/* gzip_static */
+enum { PV_GZ_STATIC_OFF = 0, PV_GZ_STATIC_ON, PV_GZ_STATIC_ALWAYS };
+
 /* gzip_proxied bits (NGINX's NGX_HTTP_GZIP_PROXIED_*) */
 #define PV_GZ_PROXIED_OFF 0x0002
 #define PV_GZ_PROXIED_EXPIRED 0x0004
@@ -468,6 +471,7 @@ typedef struct pv_zip_conf_s {
     int gzip_bufs_num;          /* gzip_buffers; default 32 4k */
     int64_t gzip_bufs_size;
     int gunzip;                 /* gunzip; default off */
+    int gzip_static;            /* PV_GZ_STATIC_*; default off */
     int gunzip_bufs_num;        /* gunzip_buffers; default 32 4k */
     int64_t gunzip_bufs_size;
     int brotli;                 /* brotli; default off */

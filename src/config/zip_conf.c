@@ -27,6 +27,7 @@ void pv_conf_zip_init(pv_zip_conf_t *z)
     z->gzip_disable_msie6 = PV_UNSET;
     z->gzip_bufs_num = PV_UNSET;
     z->gunzip = PV_UNSET;
+    z->gzip_static = PV_UNSET;
     z->gunzip_bufs_num = PV_UNSET;
     z->brotli = PV_UNSET;
     z->brotli_comp_level = PV_UNSET;
@@ -146,6 +147,24 @@ static int set_disable_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_
     return PV_OK;
 }
 
+/* gzip_static on | off | always (ngx_http_gzip_static_module) */
+static int set_static_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = &zc(base)->gzip_static;
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    const char *a = ARG(nd, 1);
+    if (strcmp(a, "off") == 0)
+        *f = PV_GZ_STATIC_OFF;
+    else if (strcmp(a, "on") == 0)
+        *f = PV_GZ_STATIC_ON;
+    else if (strcmp(a, "always") == 0)
+        *f = PV_GZ_STATIC_ALWAYS;
+    else
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", a);
+    return PV_OK;
+}
+
 /* gzip_buffers / gunzip_buffers NUMBER SIZE: the offset is the number's;
  * the size follows it. */
 static int set_buffers_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -180,6 +199,7 @@ static const pv_conf_cmd_t zip_cmds[] = {
     {"gzip_disable", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_disable_cb, NONE, NULL},
     {"gzip_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_buffers_cb, ZC(gzip_bufs_num),
      (const void *)offsetof(pv_zip_conf_t, gzip_bufs_size)},
+    {"gzip_static", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_static_cb, NONE, NULL},
     {"gunzip", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, ZC(gunzip), NULL},
     {"gunzip_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_buffers_cb, ZC(gunzip_bufs_num),
      (const void *)offsetof(pv_zip_conf_t, gunzip_bufs_size)},
@@ -216,6 +236,7 @@ void pv_conf_zip_merge(pv_zip_conf_t *z, const pv_zip_conf_t *p)
         z->gunzip_bufs_size = p ? p->gunzip_bufs_size : 4096;
     }
     ZMERGE(gunzip, 0);
+    ZMERGE(gzip_static, PV_GZ_STATIC_OFF);
     ZMERGE(brotli, 0);
     ZMERGE(brotli_comp_level, 6);
     ZMERGE(brotli_min_length, 20);

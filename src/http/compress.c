@@ -309,12 +309,22 @@ static int gunzip_decide(const pv_hreq_t *hr, const pv_resp_head_t *h, const pv_
     return PV_CODING_GUNZIP;
 }
 
+int pv_gzip_ok(const pv_hreq_t *hr)
+{
+    const pv_zip_conf_t *z = zconf(hr);
+    const pv_header_t *ae = pv_request_header(&hr->r, "Accept-Encoding", 15);
+    pv_resp_head_t none = {.content_length = -1};
+    return z && ae && request_ok(&hr->r, &none, z) && pv_accept_coding_q(ae->value, "gzip", 4) > 0;
+}
+
 int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     const pv_zip_conf_t *z = zconf(hr);
     int vary, coding = gunzip_decide(hr, h, z, &vary);
     if (coding < 0)
         coding = decide(hr, h, z, &vary);
+    if ((hr->r.flags & PV_REQ_F_GZIP_VARY) && z && z->gzip_vary)
+        vary = 1; /* gzip_static found the .gz file */
     if (!coding && !vary)
         return PV_OK;
     /* a HEAD gets the head of the encoded response, as from NGINX */
@@ -370,6 +380,8 @@ int pv_compress_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
 {
     const pv_zip_conf_t *z = zconf(hr);
     int vary, coding = decide(hr, h, z, &vary);
+    if ((hr->r.flags & PV_REQ_F_GZIP_VARY) && z && z->gzip_vary)
+        vary = 1; /* gzip_static found the .gz file */
     if (!coding && !vary)
         return PV_OK;
     int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;

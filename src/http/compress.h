@@ -26,6 +26,11 @@ int pv_accept_coding_q(pv_str_t value, const char *coding, size_t len);
 /* Whether a User-Agent is MSIE 4 to 6 as NGINX tells (gzip_disable msie6). */
 int pv_ua_msie6(pv_str_t ua);
 
+/* NGINX's ngx_http_gzip_ok() for a request: it takes gzip (a q-value
+ * above 0), at gzip_http_version, gzip_proxied allowing a request with
+ * Via, gzip_disable not matching its User-Agent. */
+int pv_gzip_ok(const struct pv_hreq_s *hr);
+
 /* Decide the coding of the response described by h, as NGINX's gzip
  * header filter does (and ngx_brotli's for Brotli, the client's q-values
  * choosing between them): status 200, 403 or 404, no Content-Encoding,

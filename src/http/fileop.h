@@ -52,6 +52,8 @@ struct pv_file_s {
     int fd;                   /* open file, -1 when none */
     struct stat st;
     int err;                  /* errno of the operation, 0 when it succeeded */
+    uint8_t gz;               /* gzip_static: path is the .gz file (1), served (2) */
+    uint8_t gz_ok;            /* gzip_static: the client may have it */
     /* sending */
     int64_t size;
     pv_range_t ranges[PV_FILE_MAX_RANGES];

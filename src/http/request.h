@@ -47,6 +47,8 @@ typedef struct pv_header_s {
                                          the client's address */
 #define PV_REQ_F_LOG_ANON 0x2000      /* while its log line is written: $remote_addr and
                                          $realip_remote_addr give the anonymised address */
+#define PV_REQ_F_GZIP_VARY 0x10000    /* gzip_static found a .gz file: gzip_vary applies (NGINX's
+                                         r->gzip_vary) */
 #define PV_REQ_F_ADD_URI_TO_ALIAS 0x8000 /* try_files found a file under a regex location's alias:
                                          the URI is appended to it (NGINX's add_uri_to_alias) */
 

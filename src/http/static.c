@@ -20,6 +20,7 @@
 
 #include "../core/cache.h"
 #include "../core/log.h"
+#include "compress.h"
 #include "errpage.h"
 #include "fileop.h"
 #include "hfilter.h"
@@ -526,12 +527,14 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
     }
     f->size = f->st.st_size;
     pv_resp_head_t h = {.status = 200, .content_type = pv_static_type(s, r->uri), .content_length = f->size};
-    const pv_header_t *range = pv_request_header(r, "Range", 5);
+    if (f->gz) /* NGINX's gzip_static answers no range */
+        fld[nf++] = (pv_header_t){PV_STR("Content-Encoding"), PV_STR("gzip")};
+    const pv_header_t *range = f->gz ? NULL : pv_request_header(r, "Range", 5);
     const pv_header_t *ifr = pv_request_header(r, "If-Range", 8);
     int kind = PV_RANGE_NONE;
     if (range && s->max_ranges > 0 && (!ifr || pv_range_if_range(ifr->value, etag, mtime)))
         kind = pv_range_parse(range->value, f->size, s->max_ranges, f->ranges, PV_FILE_MAX_RANGES, &f->nranges);
-    if (kind == PV_RANGE_NONE && s->max_ranges > 0)
+    if (kind == PV_RANGE_NONE && s->max_ranges > 0 && !f->gz)
         fld[nf++] = (pv_header_t){PV_STR("Accept-Ranges"), PV_STR("bytes")};
     if (kind == PV_RANGE_416) {
         not_satisfiable(hr, f->size); /* an error page: the validators go */
@@ -605,11 +608,71 @@ static void opened(pv_hreq_t *hr, pv_file_t *f)
     serve_file(hr, f);
 }
 
+static void gz_opened(pv_hreq_t *hr, pv_file_t *f);
+
 /* The file was opened: open_file_cache keeps the result. */
 static void opened_store(pv_hreq_t *hr, pv_file_t *f)
 {
     pv_ofc_store(&hr->r.loc->conf.st, f->path, f->symlinks, f->sym_from, f->fd, f->err, &f->st);
-    opened(hr, f);
+    if (f->gz == 1)
+        gz_opened(hr, f);
+    else
+        opened(hr, f);
+}
+
+/* Open f->path (looked up in open_file_cache first), then opened_store(). */
+static void open_path(pv_hreq_t *hr, pv_file_t *f)
+{
+    const pv_static_conf_t *s = &hr->r.loc->conf.st;
+    if (pv_ofc_lookup(s, f->path, f->symlinks, f->sym_from, &f->fd, &f->err, &f->st)) {
+        if (f->gz == 1)
+            gz_opened(hr, f);
+        else
+            opened(hr, f);
+        return;
+    }
+    /* the buffer the open reads the start into, when it runs on the pool */
+    if (s->aio != PV_AIO_OFF && !f->buf && !(f->buf = pv_buf_get())) {
+        answer(hr, 500);
+        return;
+    }
+    if (pv_file_run(f, PV_FOP_OPEN, opened_store))
+        opened_store(hr, f);
+}
+
+/* gzip_static: the .gz file was opened (or not), as NGINX's gzip_static
+ * handler: a missing one, or a client that may not have it, goes on to
+ * the file itself; the .gz found sets Vary (with gzip_vary). */
+static void gz_opened(pv_hreq_t *hr, pv_file_t *f)
+{
+    if (f->fd < 0 && f->err != ENOENT && f->err != ENOTDIR && f->err != ENAMETOOLONG) {
+        pv_log(PV_LOG_CRIT, "open() \"%s\" failed (%d: %s), client: %s", f->path, f->err, strerror(f->err),
+               hr->r.peer_text);
+        answer(hr, 500);
+        return;
+    }
+    /* found: Vary with gzip_vary (only `on` asks the client); a directory
+     * named FILE.gz is passed over */
+    if (f->fd >= 0 && hr->r.loc->conf.zip.gzip_static == PV_GZ_STATIC_ON)
+        hr->r.flags |= PV_REQ_F_GZIP_VARY;
+    if (f->fd >= 0 && f->gz_ok && !S_ISDIR(f->st.st_mode)) {
+        if (!S_ISREG(f->st.st_mode)) {
+            pv_log(PV_LOG_CRIT, "\"%s\" is not a regular file, client: %s", f->path, hr->r.peer_text);
+            answer(hr, 404);
+            return;
+        }
+        f->gz = 2;
+        serve_file(hr, f);
+        return;
+    }
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    f->err = 0;
+    f->pre_n = 0;
+    f->gz = 0;
+    f->path[strlen(f->path) - 3] = '\0';
+    open_path(hr, f);
 }
 
 static int content(pv_hreq_t *hr)
@@ -633,17 +696,17 @@ static int content(pv_hreq_t *hr)
         return PV_PHASE_DONE;
     }
     f->sym_from = symlinks_from(r, s, f->path);
-    if (pv_ofc_lookup(s, f->path, f->symlinks, f->sym_from, &f->fd, &f->err, &f->st)) {
-        opened(hr, f);
-        return PV_PHASE_DONE;
+    int gzs = r->loc->conf.zip.gzip_static;
+    if (gzs != PV_GZ_STATIC_OFF && !PV_STR_IEQ(r->method, "POST")) {
+        /* gzip_static: the .gz file first, for GET and HEAD */
+        f->gz_ok = (uint8_t)(gzs == PV_GZ_STATIC_ALWAYS || pv_gzip_ok(hr));
+        size_t n = strlen(f->path);
+        if ((f->gz_ok || r->loc->conf.zip.gzip_vary) && n + 3 < sizeof(f->path)) {
+            memcpy(f->path + n, ".gz", 4);
+            f->gz = 1;
+        }
     }
-    /* the buffer the open reads the start into, when it runs on the pool */
-    if (s->aio != PV_AIO_OFF && !(f->buf = pv_buf_get())) {
-        answer(hr, 500);
-        return PV_PHASE_DONE;
-    }
-    if (pv_file_run(f, PV_FOP_OPEN, opened_store))
-        opened_store(hr, f);
+    open_path(hr, f);
     return PV_PHASE_DONE;
 }
 
