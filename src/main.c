@@ -22,6 +22,7 @@
 #include "doctor/resmap.h"
 #include "http/access.h"
 #include "http/accesslog.h"
+#include "http/fcache.h"
 #include "http/h2.h"
 #include "http/server.h"
 #include "http/realip.h"
@@ -313,7 +314,8 @@ static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, 
     if (nc->worker_processes != nworkers)
         pv_log(PV_LOG_NOTICE, "worker_processes %d takes effect at the next start; %d workers go on",
                nc->worker_processes, nworkers);
-    if (pv_accesslog_open(nc, err, sizeof(err)) != 0 || pv_conf_temp_paths_make(nc, err, sizeof(err)) != 0) {
+    if (pv_accesslog_open(nc, err, sizeof(err)) != 0 || pv_conf_temp_paths_make(nc, err, sizeof(err)) != 0 ||
+        pv_fcache_start(nc, err, sizeof(err)) != 0) {
         pv_log(PV_LOG_EMERG, "%s", err);
         pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
         reload_counted(0);
@@ -643,6 +645,7 @@ int main(int argc, char **argv)
     opts_t o = {.conf_path = PV_DEFAULT_CONF};
     /* the variables are known before any config is read, doctor's too */
     pv_http_vars_init();
+    pv_fcache_init();
     if (argc > 1 && strcmp(argv[1], "residency") == 0)
         return pv_residency_main(argc - 1, argv + 1);
     for (int i = 2; argc > 1 && strcmp(argv[1], "doctor") == 0 && i < argc; i++)
@@ -707,7 +710,7 @@ int main(int argc, char **argv)
      * may open is open: sockets, logs, the pid file (NGINX's workers) */
     if (pv_accesslog_start() != 0 || pv_log_use_ring(err, sizeof(err)) != 0 ||
         pv_accesslog_open(conf, err, sizeof(err)) != 0 || pv_conf_temp_paths_make(conf, err, sizeof(err)) != 0 ||
-        pv_conf_drop_privileges(conf, err, sizeof(err)) != 0) {
+        pv_conf_drop_privileges(conf, err, sizeof(err)) != 0 || pv_fcache_start(conf, err, sizeof(err)) != 0) {
         pv_log_use_direct();
         pv_log(PV_LOG_EMERG, "%s", err);
         if (pid_path)

@@ -480,6 +480,57 @@ typedef struct pv_zip_conf_s {
     int64_t brotli_min_length;  /* default 20 */
 } pv_zip_conf_t;
 
+/* proxy_cache_path: a cache on disk and the keys zone shared by every
+ * worker (http/fcache.h keeps it across reloads). */
+typedef struct pv_cache_path_s {
+    const char *name;          /* keys_zone name */
+    const char *path;          /* the directory, absolute */
+    int levels[3];             /* levels=1:2: characters per directory level */
+    int nlevels;
+    int64_t size;              /* keys_zone size, bytes */
+    int64_t inactive;          /* ms an entry not asked for is kept; default 10m */
+    int64_t max_size;          /* bytes the files may take; 0: no limit */
+    int use_temp_path;         /* default on: entries are written under proxy_temp_path */
+    pv_conf_src_t src;
+    void *impl;                /* pv_fcache_t, kept across reloads */
+} pv_cache_path_t;
+
+/* One proxy_cache_valid line: how long a status is fresh. */
+typedef struct pv_cache_valid_s {
+    int status;                /* 0: any */
+    int64_t ms;
+} pv_cache_valid_t;
+
+/* The HTTP side's zone maker and its release, registered before any
+ * config is loaded (http/fcache.c); a loader without them makes none. */
+void pv_conf_cache_hooks(void *(*acquire)(const pv_cache_path_t *cp), void (*release)(void *impl));
+
+/* proxy_cache_use_stale: PV_NEXT_F_* conditions plus updating */
+#define PV_STALE_UPDATING 0x1000
+
+/* The proxy_cache_* directives of a location. */
+typedef struct pv_pcache_conf_s {
+    pv_cache_path_t *cache;    /* proxy_cache ZONE; NULL: off */
+    int cache_set;             /* proxy_cache given at this level (off too) */
+    const char *cache_name;    /* the zone named, resolved at the end of the file */
+    pv_conf_src_t cache_src;
+    pv_cv_t *key;              /* proxy_cache_key; NULL = inherit, default $scheme$proxy_host$request_uri */
+    int key_auth;              /* the key names $http_authorization: it separates users */
+    pv_cache_valid_t *valid;   /* proxy_cache_valid lines; NULL = inherit */
+    int nvalid;
+    unsigned methods;          /* PV_METHOD_* bits; GET and HEAD always; PV_UNSET inherits */
+    int methods_set;
+    int64_t min_uses;          /* default 1 */
+    pv_cv_t *bypass;           /* proxy_cache_bypass values; NULL = inherit */
+    int nbypass;
+    pv_cv_t *no_cache;         /* proxy_no_cache values; NULL = inherit */
+    int nno_cache;
+    int use_stale;             /* PV_NEXT_F_* | PV_STALE_UPDATING; default off */
+    int lock;                  /* default off */
+    int64_t lock_timeout;      /* default 5s */
+    int64_t lock_age;          /* default 5s */
+} pv_pcache_conf_t;
+
 typedef struct pv_loc_conf_s {
     /* client side */
     int64_t keepalive_timeout;     /* http/server/location; default 75s */
@@ -525,6 +576,7 @@ typedef struct pv_loc_conf_s {
     int uninitialized_variable_warn; /* default on */
     /* compression */
     pv_zip_conf_t zip;             /* gzip_*, brotli_* */
+    pv_pcache_conf_t pc;           /* proxy_cache_* */
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;
@@ -849,6 +901,8 @@ typedef struct pv_http_conf_s {
     int nmatches;
     pv_zone_t **zones;           /* limit_req_zone / limit_conn_zone */
     int nzones;
+    pv_cache_path_t **caches;    /* proxy_cache_path */
+    int ncaches;
     pv_loc_conf_t conf;           /* http-level settings */
     int64_t client_header_timeout;     /* http-level values of the server-only settings */
     int64_t client_header_buffer_size;

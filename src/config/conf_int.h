@@ -256,6 +256,13 @@ int pv_conf_ssl_commands(pv_conf_ctx_t *cx, void *ctx, const pv_ssl_cmd_t *cmds,
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s);
 /* The compression directives (zip_conf.c): gzip_*, gzip_disable, brotli_*. */
 extern const pv_conf_module_t pv_conf_zip_module;
+/* The response cache directives (cache_conf.c): proxy_cache_path, proxy_cache_*. */
+extern const pv_conf_module_t pv_conf_cache_module;
+void pv_conf_pcache_init(pv_pcache_conf_t *c);
+void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcache_conf_t *p);
+/* Make (or keep) the zone of every proxy_cache_path; resolve a location's proxy_cache. */
+int pv_conf_cache_finish(pv_conf_ctx_t *cx);
+int pv_conf_cache_resolve(pv_conf_ctx_t *cx, pv_location_t *loc);
 void pv_conf_zip_init(pv_zip_conf_t *z);
 /* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
 void pv_conf_zip_merge(pv_zip_conf_t *z, const pv_zip_conf_t *p);

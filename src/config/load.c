@@ -81,6 +81,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->uninitialized_variable_warn = PV_UNSET;
     pv_conf_policy_init(&lc->policy);
     pv_conf_zip_init(&lc->zip);
+    pv_conf_pcache_init(&lc->pc);
     pv_conf_static_init(&lc->st);
     pv_conf_buffer_init(lc);
     pv_conf_residency_init(lc);
@@ -459,6 +460,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     pv_conf_hdr_merge(&c->hdr, p ? &p->hdr : NULL);
     pv_conf_proxy_ssl_merge(&c->proxy_ssl, p ? &p->proxy_ssl : NULL);
     pv_conf_zip_merge(&c->zip, p ? &p->zip : NULL);
+    pv_conf_pcache_merge(cx, &c->pc, p ? &p->pc : NULL);
     pv_conf_realip_merge(&c->realip, p ? &p->realip : NULL);
     MERGE(rewrite_log, 0);
     MERGE(uninitialized_variable_warn, 1);
@@ -589,7 +591,8 @@ static int finish_http(pv_conf_ctx_t *cx)
     pv_http_conf_t *h = cx->http;
     pv_server_t *hs = cx->http_srv;
     if (resolve_passes(cx) != PV_OK || resolve_log_formats(cx) != PV_OK ||
-        pv_conf_policy_finish(cx) != PV_OK || pv_conf_rewrite_finish(cx) != PV_OK)
+        pv_conf_policy_finish(cx) != PV_OK || pv_conf_rewrite_finish(cx) != PV_OK ||
+        pv_conf_cache_finish(cx) != PV_OK)
         return PV_ERR;
     loc_merge(cx, &h->conf, NULL);
     h->client_header_timeout = hs->client_header_timeout != PV_UNSET ? hs->client_header_timeout
@@ -630,7 +633,8 @@ static int finish_http(pv_conf_ctx_t *cx)
         for (int j = 0; j < s->nlocations; j++) {
             pv_location_t *loc = s->locations[j];
             loc_merge(cx, &loc->conf, loc->outer ? &loc->outer->conf : &s->conf);
-            if (pv_conf_policy_check(cx, loc) != PV_OK || pv_conf_hdr_check(cx, loc) != PV_OK)
+            if (pv_conf_policy_check(cx, loc) != PV_OK || pv_conf_hdr_check(cx, loc) != PV_OK ||
+                pv_conf_cache_resolve(cx, loc) != PV_OK)
                 return PV_ERR;
             if (loc->proxy_pass && loc->proxy_pass->ssl && pv_conf_proxy_ssl_build(cx, loc) != PV_OK)
                 return PV_ERR;
@@ -651,7 +655,7 @@ static int finish_http(pv_conf_ctx_t *cx)
         self->name = (pv_str_t){"", 0};
         self->src = s->src;
         self->conf = s->conf;
-        if (pv_conf_policy_check(cx, self) != PV_OK)
+        if (pv_conf_policy_check(cx, self) != PV_OK || pv_conf_cache_resolve(cx, self) != PV_OK)
             return PV_ERR;
         s->self_loc = self;
     }
@@ -663,7 +667,7 @@ static int finish_http(pv_conf_ctx_t *cx)
         if (!l->proxy_pass)
             l->proxy_pass = l->parent->proxy_pass;
         l->internal = l->parent->internal;
-        if (pv_conf_policy_check(cx, l) != PV_OK)
+        if (pv_conf_policy_check(cx, l) != PV_OK || pv_conf_cache_resolve(cx, l) != PV_OK)
             return PV_ERR;
     }
     if (pv_conf_residency_finish(cx) != PV_OK)

@@ -255,7 +255,7 @@ static void work(pv_task_t *t)
     case PV_FOP_READ: {
         const pv_range_t *rg = &f->ranges[f->cur];
         size_t want = (size_t)PV_MIN((int64_t)f->buf->size, rg->end - f->pos);
-        ssize_t n = pread(f->fd, f->buf->data, want, f->pos);
+        ssize_t n = pread(f->fd, f->buf->data, want, f->pos + f->base);
         f->read_n = (int)n;
         if (n < 0)
             f->err = errno;

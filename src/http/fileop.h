@@ -55,6 +55,7 @@ struct pv_file_s {
     uint8_t gz;               /* gzip_static: path is the .gz file (1), served (2) */
     uint8_t gz_ok;            /* gzip_static: the client may have it */
     /* sending */
+    int64_t base;             /* offset of the body in the file (a cache entry's header before it) */
     int64_t size;
     pv_range_t ranges[PV_FILE_MAX_RANGES];
     int nranges;

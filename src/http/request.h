@@ -52,6 +52,12 @@ typedef struct pv_header_s {
 #define PV_REQ_F_ADD_URI_TO_ALIAS 0x8000 /* try_files found a file under a regex location's alias:
                                          the URI is appended to it (NGINX's add_uri_to_alias) */
 
+/* $upstream_cache_status values */
+enum {
+    PV_CACHE_NONE = 0, PV_CACHE_MISS, PV_CACHE_BYPASS, PV_CACHE_EXPIRED, PV_CACHE_STALE,
+    PV_CACHE_UPDATING, PV_CACHE_REVALIDATED, PV_CACHE_HIT,
+};
+
 /* A user variable's value in a request (set, map, named captures). */
 typedef struct pv_uval_s {
     const char *p;
@@ -99,6 +105,8 @@ typedef struct pv_request_s {
     pv_str_t proxy_host;        /* $proxy_host */
     char upstream_addr[256];    /* "$upstream_addr": addresses tried, ", "-separated */
     char upstream_status[64];   /* statuses of the tries */
+    uint8_t cache_status;       /* PV_CACHE_* for $upstream_cache_status; 0: the cache was not involved */
+    struct pv_pcache_s *pcache; /* the response cache's state for the request (proxy/pcache.h) */
     int64_t upstream_response_us;  /* -1 if no upstream was involved */
     int64_t upstream_connect_us;   /* -1 if none */
 

@@ -315,8 +315,20 @@ const pv_resp_ops_t pv_h1_resp = {
 
 /* A body the compression filter encodes goes through it (compress.h);
  * the filter calls the protocol's entries itself. */
+/* The tee, when one is set, sees the response first. */
+static void tee_done(pv_hreq_t *hr, int complete)
+{
+    const pv_tee_t *t = hr->tee;
+    if (!t)
+        return;
+    hr->tee = NULL;
+    t->done(hr, complete);
+}
+
 int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
+    if (hr->tee)
+        hr->tee->head(hr, h);
     int rc = pv_compress_head(hr, h);
     if (rc != PV_OK)
         return rc;
@@ -330,6 +342,8 @@ int pv_resp_room(const pv_hreq_t *hr)
 
 void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
 {
+    if (hr->tee)
+        hr->tee->body(hr, spans, n);
     if (hr->zf)
         pv_compress_send_body(hr, spans, n);
     else
@@ -343,6 +357,7 @@ int pv_resp_flush(pv_hreq_t *hr)
 
 void pv_resp_finish(pv_hreq_t *hr)
 {
+    tee_done(hr, 1);
     if (hr->zf)
         pv_compress_finish(hr);
     else
@@ -351,6 +366,7 @@ void pv_resp_finish(pv_hreq_t *hr)
 
 void pv_resp_abort(pv_hreq_t *hr)
 {
+    tee_done(hr, 0);
     hr->proto->resp->abort(hr);
 }
 
@@ -361,6 +377,7 @@ int pv_resp_continue(pv_hreq_t *hr)
 
 void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
+    tee_done(hr, 0);
     if (!body.p && status >= 300) {
         if (pv_error_page(hr, status))
             return;
@@ -371,6 +388,7 @@ void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t bod
 
 void pv_resp_error(pv_hreq_t *hr, int status)
 {
+    tee_done(hr, 0);
     if (pv_error_page(hr, status))
         return;
     hr->r.err_status = 0;

@@ -55,6 +55,19 @@ typedef struct pv_resp_ops_s {
     void (*error)(struct pv_hreq_s *hr, int status);
 } pv_resp_ops_t;
 
+/* A tee: what sees a copy of the response a handler sends (the response
+ * cache stores it through one). Set as hr->tee before
+ * pv_resp_send_head(): head() gets the head before the compression
+ * filter rewrites it, body() each span before it is encoded or queued,
+ * done() the end: 1 from pv_resp_finish(), 0 when the response was
+ * abandoned (abort, or an error or local answer in its place). The tee
+ * is unset after done(). */
+typedef struct pv_tee_s {
+    void (*head)(struct pv_hreq_s *hr, const pv_resp_head_t *h);
+    void (*body)(struct pv_hreq_s *hr, const pv_str_t *spans, int n);
+    void (*done)(struct pv_hreq_s *hr, int complete);
+} pv_tee_t;
+
 /* The HTTP/1.1 implementation. */
 extern const pv_resp_ops_t pv_h1_resp;
 

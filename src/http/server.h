@@ -96,6 +96,8 @@ typedef struct pv_hreq_s {
     const pv_handler_t *handler;  /* the content handler that took the request over */
     void *handler_ctx;            /* the handler's per-request state (its own, from its own cache) */
     struct pv_zfilter_s *zf;      /* the compression filter the body goes through (compress.h); NULL: none */
+    const struct pv_tee_s *tee;   /* what sees a copy of the response (response.h); NULL: none */
+    void *tee_ctx;                /* its state */
     pv_access_t acc;              /* rate limit and authentication state */
 } pv_hreq_t;
 

@@ -529,12 +529,36 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
     pv_resp_head_t h = {.status = 200, .content_type = pv_static_type(s, r->uri), .content_length = f->size};
     if (f->gz) /* NGINX's gzip_static answers no range */
         fld[nf++] = (pv_header_t){PV_STR("Content-Encoding"), PV_STR("gzip")};
-    const pv_header_t *range = f->gz ? NULL : pv_request_header(r, "Range", 5);
+    pv_static_answer(hr, f, &h, fld, nf, etag, mtime, !f->gz, 0);
+}
+
+void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_t *fld, int nf, pv_str_t etag,
+                      time_t mtime, int ranges, int validate)
+{
+    pv_request_t *r = &hr->r;
+    const pv_static_conf_t *s = &r->loc->conf.st;
+    if (validate && h->status == 200) {
+        int pre = preconditions(r, s, etag, mtime);
+        if (pre == 412) {
+            answer(hr, 412);
+            return;
+        }
+        if (pre == 304) {
+            pv_file_release(hr);
+            pv_resp_head_t nm = {.status = 304, .content_length = -1, .fields = fld, .nfields = nf};
+            if (pv_resp_send_head(hr, &nm) != PV_OK)
+                pv_resp_abort(hr);
+            else
+                pv_resp_finish(hr);
+            return;
+        }
+    }
+    const pv_header_t *range = ranges && h->status == 200 ? pv_request_header(r, "Range", 5) : NULL;
     const pv_header_t *ifr = pv_request_header(r, "If-Range", 8);
     int kind = PV_RANGE_NONE;
     if (range && s->max_ranges > 0 && (!ifr || pv_range_if_range(ifr->value, etag, mtime)))
         kind = pv_range_parse(range->value, f->size, s->max_ranges, f->ranges, PV_FILE_MAX_RANGES, &f->nranges);
-    if (kind == PV_RANGE_NONE && s->max_ranges > 0 && !f->gz)
+    if (kind == PV_RANGE_NONE && s->max_ranges > 0 && ranges && !validate)
         fld[nf++] = (pv_header_t){PV_STR("Accept-Ranges"), PV_STR("bytes")};
     if (kind == PV_RANGE_416) {
         not_satisfiable(hr, f->size); /* an error page: the validators go */
@@ -544,24 +568,24 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
         f->ranges[0] = (pv_range_t){0, f->size};
         f->nranges = 1;
     } else if (f->nranges == 1) {
-        h.status = 206;
-        h.content_length = f->ranges[0].end - f->ranges[0].start;
+        h->status = 206;
+        h->content_length = f->ranges[0].end - f->ranges[0].start;
         char *cr = pv_arena_alloc(r->arena, 80);
         int n = snprintf(cr, 80, "bytes %lld-%lld/%lld", (long long)f->ranges[0].start,
                          (long long)f->ranges[0].end - 1, (long long)f->size);
         fld[nf++] = (pv_header_t){PV_STR("Content-Range"), {cr, (size_t)n}};
     } else {
-        h.status = 206;
-        multipart(r, f, &h);
+        h->status = 206;
+        multipart(r, f, h);
     }
-    h.fields = fld;
-    h.nfields = nf;
-    if (pv_resp_send_head(hr, &h) != PV_OK) {
+    h->fields = fld;
+    h->nfields = nf;
+    if (pv_resp_send_head(hr, h) != PV_OK) {
         pv_file_release(hr);
         pv_resp_abort(hr);
         return;
     }
-    if ((r->flags & PV_REQ_F_HEAD) || h.content_length == 0) {
+    if ((r->flags & PV_REQ_F_HEAD) || h->content_length == 0) {
         pv_file_release(hr);
         pv_resp_finish(hr);
         return;

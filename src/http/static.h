@@ -25,6 +25,18 @@ ssize_t pv_static_map(pv_request_t *r, const pv_location_t *loc, char *out, size
 /* The content type of r's URI by its extension under s's types. */
 pv_str_t pv_static_type(const pv_static_conf_t *s, pv_str_t uri);
 
+/* Answer with the open file f (its body: f->size bytes from f->base) and
+ * the head h, whose fields are fld (nf of them, room for two more): with
+ * validate, a 200 first meets the request's preconditions (304, 412)
+ * against etag and mtime; with ranges, a 200 answers Range (206, 416);
+ * then the head and the body through the file handler. A response cache
+ * hit is served here as a file is. */
+struct pv_hreq_s;
+struct pv_file_s;
+struct pv_resp_head_s;
+void pv_static_answer(struct pv_hreq_s *hr, struct pv_file_s *f, struct pv_resp_head_s *h, pv_header_t *fld, int nf,
+                      pv_str_t etag, time_t mtime, int ranges, int validate);
+
 struct pv_file_s;
 /* Answer with the autoindex listing of the directory f->path, read into
  * f->ents (autoindex.c). */

@@ -124,6 +124,16 @@ static int upstream_status_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_
     return r->upstream_status[0] ? cstr_value(r->upstream_status, v) : PV_VAL_MISSING;
 }
 
+/* $upstream_cache_status: what the response cache did */
+static int upstream_cache_status_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                                    pv_str_t *v)
+{
+    static const char *const names[] = {"", "MISS", "BYPASS", "EXPIRED", "STALE", "UPDATING", "REVALIDATED", "HIT"};
+    if (!r->cache_status || r->cache_status > PV_CACHE_HIT)
+        return PV_VAL_MISSING;
+    return cstr_value(names[r->cache_status], v);
+}
+
 /* $upstream_http_NAME: the first field of the last upstream response. */
 static int upstream_http_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
                             pv_str_t *v)
@@ -341,6 +351,7 @@ const pv_var_t pv_vars_response[] = {
     PV_VAR("sent_http_", sent_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
     PV_VAR("upstream_addr", upstream_addr_cb, 0),
     PV_VAR("upstream_status", upstream_status_cb, 0),
+    PV_VAR("upstream_cache_status", upstream_cache_status_cb, 0),
     PV_VAR("upstream_http_", upstream_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
     PV_VAR("proxy_host", proxy_host_cb, 0),
     PV_VAR("proxy_port", proxy_port_cb, 0),

@@ -13,6 +13,7 @@
 #include "../upstream/health.h"
 #include "../upstream/upstream.h"
 #include "../http/accesslog.h"
+#include "pcache.h"
 
 /* The one place a failed exchange becomes the client's answer: the
  * status comes from the failure table (502, 504; 400 and 413 for a bad
@@ -20,6 +21,11 @@
 void pv_proxy_answer_failure(pv_proxy_t *px, int f)
 {
     pv_hreq_t *hr = px->hr;
+    const pv_upfail_info_t *fi = pv_upfail_info(f);
+    /* proxy_cache_use_stale: a stale entry answers instead */
+    if (!px->sub_done && hr->r.pcache && !(fi->flags & PV_UPF_F_CLIENT) &&
+        pv_pcache_failed(px, fi->next ? fi->next : PV_NEXT_F_ERROR))
+        return;
     int status = pv_upfail_info(f)->status, wait = f == PV_UPF_NO_LIVE ? pv_health_retry_after(px->pool) : 0;
     hr->handling = 0;
     if (wait && !px->sub_done) {

@@ -20,6 +20,7 @@
 #include "../upstream/failure.h"
 #include "../upstream/health.h"
 #include "../upstream/upstream.h"
+#include "pcache.h"
 #include "rewrite.h"
 #include "tunnel.h"
 #include "../http/accesslog.h"
@@ -268,6 +269,8 @@ static int prepare_head(pv_proxy_t *px, int send_body)
 
 static void proxy_start(pv_hreq_t *hr)
 {
+    if (hr->r.loc->conf.pc.cache && pv_pcache_start(hr))
+        return; /* answered from the cache, or waiting for its lock */
     pv_proxy_t *px = px_get(hr);
     if (!px) {
         pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
@@ -545,6 +548,15 @@ static int response_head(pv_proxy_t *px)
         return 0;
     if (!px->sub_done && intercept(px, status))
         return -3;
+    if (!px->sub_done && r->pcache && pv_pcache_response(px, status, rp->fields, rp->nfields)) {
+        /* proxy_cache_use_stale: the stale entry answers instead */
+        char st[24];
+        st[pv_u64_digits(st, (uint64_t)status)] = '\0';
+        append_list(r->upstream_status, sizeof(r->upstream_status), st);
+        pv_proxy_release_server(px, PV_BAL_OK);
+        drop_upstream(px);
+        return -3;
+    }
     int head_req = (r->flags & PV_REQ_F_HEAD) != 0;
     px->resp_frame = rp->frame;
     if (!rp->keepalive)
@@ -957,6 +969,7 @@ static void client_abort(pv_hreq_t *hr)
 static void client_cleanup(pv_hreq_t *hr)
 {
     pv_proxy_t *px = hr->handler_ctx;
+    pv_pcache_cleanup(hr);
     if (!px)
         return;
     if (px->pick.held)
@@ -966,6 +979,17 @@ static void client_cleanup(pv_hreq_t *hr)
     if (pv_cache_put(&px_cache, px) < 0)
         free(px);
     hr->handler_ctx = NULL;
+}
+
+void pv_proxy_resume(pv_hreq_t *hr)
+{
+    proxy_start(hr);
+}
+
+void pv_proxy_detach(pv_hreq_t *hr)
+{
+    client_cleanup(hr);
+    hr->handler = NULL;
 }
 
 /* ---- module ---------------------------------------------------------------------- */

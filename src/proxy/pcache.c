@@ -1,0 +1,437 @@
+/* The response cache before and instead of the upstream (pcache.h): the
+ * key and its lookup, the lock wait, and an entry served through the
+ * static file path. Storing is pcache_store.c. */
+#include "pcache.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../http/fileop.h"
+#include "../http/range.h"
+#include "../http/server.h"
+#include "../http/static.h"
+#include "../http/vars.h"
+
+#define WAIT_POLL_MS 20 /* how often a request waiting for the lock looks again */
+
+static void md5_of(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[16])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int n = 16;
+    if (!c || EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1 || EVP_DigestUpdate(c, a, alen) != 1 ||
+        (blen && EVP_DigestUpdate(c, b, blen) != 1) || EVP_DigestFinal_ex(c, out, &n) != 1)
+        memset(out, 0, 16);
+    EVP_MD_CTX_free(c);
+}
+
+/* Whether any of the values is neither empty nor "0" (proxy_cache_bypass,
+ * proxy_no_cache). */
+int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char v[64];
+        size_t len = pv_cv_eval(&cvs[i], r, PV_ESCAPE_NONE, v, sizeof(v));
+        if (len && !(len == 1 && v[0] == '0'))
+            return 1;
+    }
+    return 0;
+}
+
+/* The request's variant for the field names a stored Vary lists: the MD5
+ * of each name with the request's value. */
+void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int n = 16;
+    memset(out, 0, 16);
+    if (!c || EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1) {
+        EVP_MD_CTX_free(c);
+        return;
+    }
+    size_t i = 0;
+    while (i < vary.len) {
+        while (i < vary.len && (vary.p[i] == ' ' || vary.p[i] == ',' || vary.p[i] == '\t'))
+            i++;
+        size_t s = i;
+        while (i < vary.len && vary.p[i] != ',' && vary.p[i] != ' ' && vary.p[i] != '\t')
+            i++;
+        if (i == s)
+            continue;
+        EVP_DigestUpdate(c, vary.p + s, i - s);
+        EVP_DigestUpdate(c, ":", 1);
+        for (int k = 0; k < r->nheaders; k++)
+            if (r->headers[k].name.len == i - s && strncasecmp(r->headers[k].name.p, vary.p + s, i - s) == 0)
+                EVP_DigestUpdate(c, r->headers[k].value.p, r->headers[k].value.len);
+        EVP_DigestUpdate(c, "\n", 1);
+    }
+    EVP_DigestFinal_ex(c, out, &n);
+    EVP_MD_CTX_free(c);
+}
+
+static pv_loop_t *loop_of(pv_hreq_t *hr)
+{
+    return hr->w->loop;
+}
+
+/* ---- the lookup --------------------------------------------------------------- */
+
+static void serve_entry(pv_hreq_t *hr);
+static void wait_cb(pv_timer_t *t);
+
+static void wait_proceed(pv_hreq_t *hr)
+{
+}
+
+static void wait_readable(pv_hreq_t *hr)
+{
+    if (pv_body_done(hr) && pv_body_client_closed(hr))
+        pv_resp_abort(hr);
+}
+
+static void wait_abort(pv_hreq_t *hr)
+{
+    pv_pcache_cleanup(hr);
+}
+
+static void wait_cleanup(pv_hreq_t *hr)
+{
+    pv_pcache_cleanup(hr);
+    hr->handler_ctx = NULL;
+}
+
+/* The request's handler while it waits for the lock, or for the switch
+ * to the file. */
+static const pv_handler_t wait_handler = {"proxy_cache", wait_proceed, wait_readable, wait_abort, wait_cleanup};
+
+/* Go to the upstream after all: the proxy takes the request back. */
+static void to_upstream(pv_hreq_t *hr)
+{
+    pv_pcache_t *c = hr->r.pcache;
+    c->decided = 1;
+    if (hr->handler == &wait_handler) {
+        hr->handler = NULL;
+        hr->handler_ctx = NULL;
+    }
+    hr->handling = 0;
+    pv_proxy_resume(hr);
+}
+
+/* What the lookup found decides the way on. */
+static int act(pv_hreq_t *hr, pv_pcache_t *c)
+{
+    pv_request_t *r = &hr->r;
+    switch (c->ref.state) {
+    case PV_FC_HIT:
+        r->cache_status = PV_CACHE_HIT;
+        break;
+    case PV_FC_UPDATING:
+        if (!(c->pc->use_stale & PV_STALE_UPDATING)) {
+            r->cache_status = PV_CACHE_EXPIRED;
+            return 0;
+        }
+        r->cache_status = PV_CACHE_UPDATING;
+        break;
+    case PV_FC_LOCKED:
+        /* another request fills the entry: wait for it (polled, as
+         * NGINX's lock wait is) up to proxy_cache_lock_timeout */
+        r->cache_status = PV_CACHE_MISS;
+        c->wait_start = pv_now_ms();
+        hr->handler = &wait_handler;
+        hr->handler_ctx = c;
+        hr->handling = 1;
+        pv_timer_init(&c->timer, wait_cb, hr);
+        pv_timer_set(loop_of(hr), &c->timer, WAIT_POLL_MS);
+        return 1;
+    case PV_FC_EXPIRED:
+        if (r->cache_status != PV_CACHE_BYPASS)
+            r->cache_status = PV_CACHE_EXPIRED;
+        return 0;
+    default:
+        if (r->cache_status != PV_CACHE_BYPASS)
+            r->cache_status = PV_CACHE_MISS;
+        return 0;
+    }
+    if (r->cache_status == PV_CACHE_BYPASS)
+        return 0;
+    serve_entry(hr);
+    return 1;
+}
+
+static void wait_cb(pv_timer_t *t)
+{
+    pv_hreq_t *hr = t->data;
+    pv_pcache_t *c = hr->r.pcache;
+    const pv_pcache_conf_t *pc = c->pc;
+    if (pv_fc_relook(&c->ref, (int64_t)time(NULL), pc->lock_age)) {
+        if (act(hr, c) == 0)
+            to_upstream(hr);
+        return;
+    }
+    if (pv_now_ms() - c->wait_start >= (uint64_t)pc->lock_timeout) {
+        /* NGINX: past the timeout the request goes to the upstream, and
+         * its response is not stored */
+        c->no_store = 1;
+        to_upstream(hr);
+        return;
+    }
+    pv_timer_set(loop_of(hr), &c->timer, WAIT_POLL_MS);
+}
+
+static void lookup(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t md5[16])
+{
+    const pv_pcache_conf_t *pc = c->pc;
+    pv_fc_lookup(pc->cache->impl, md5, (int64_t)time(NULL), pc->min_uses, pc->lock, pc->lock_age, &c->ref);
+}
+
+int pv_pcache_start(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    const pv_pcache_conf_t *pc = &r->loc->conf.pc;
+    pv_pcache_t *c = r->pcache;
+    if (c && c->decided)
+        return 0;
+    if (!pc->cache || !pc->cache->impl || !(pc->methods & pv_conf_method_bit(r->method)))
+        return 0;
+    c = pv_arena_alloc(r->arena, sizeof(*c));
+    if (!c)
+        return 0;
+    memset(c, 0, offsetof(pv_pcache_t, temp));
+    c->fd = -1;
+    pv_timer_init(&c->timer, wait_cb, hr);
+    c->pc = pc;
+    r->pcache = c;
+    char kbuf[2048];
+    size_t klen = pv_cv_eval(pc->key, r, PV_ESCAPE_NONE, kbuf, sizeof(kbuf));
+    char *key = pv_arena_alloc(r->arena, klen + 1);
+    if (!key)
+        return 0;
+    if (klen < sizeof(kbuf))
+        memcpy(key, kbuf, klen);
+    else
+        pv_cv_eval(pc->key, r, PV_ESCAPE_NONE, key, klen + 1);
+    c->key = (pv_str_t){key, klen};
+    uint8_t md5[16];
+    md5_of(key, klen, NULL, 0, md5);
+    /* a request with credentials is not answered from, nor stored in, a
+     * cache whose key does not tell the users apart */
+    if (pv_request_header(r, "Authorization", 13) && !pc->key_auth) {
+        r->cache_status = PV_CACHE_BYPASS;
+        c->decided = 1;
+        c->no_store = 1;
+        return 0;
+    }
+    if (pv_pcache_any(r, pc->bypass, pc->nbypass)) {
+        /* not taken from the cache; the response may still be stored */
+        r->cache_status = PV_CACHE_BYPASS;
+        lookup(hr, c, md5);
+        if (!c->ref.fill)
+            c->no_store = 1;
+        c->decided = 1;
+        return 0;
+    }
+    lookup(hr, c, md5);
+    if (act(hr, c) == 0) {
+        c->decided = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- serving an entry --------------------------------------------------------- */
+
+/* Fields of a stored head into the arena, for the answer. nf or -1. */
+static int stored_head(pv_request_t *r, const pv_fc_entry_t *e, pv_resp_head_t *h, pv_header_t *fld, int max)
+{
+    char *copy = pv_arena_strndup(r->arena, e->head.p, e->head.len);
+    if (!copy)
+        return -1;
+    pv_str_t head = {copy, e->head.len}, n, v;
+    size_t pos = 0;
+    int nf = 0;
+    while (pv_fc_head_next(head, &pos, &n, &v) == 1) {
+        if (n.len == 0) {
+            h->status = e->status;
+            if (v.len > 4)
+                h->reason = (pv_str_t){v.p + 4, v.len - 4};
+        } else if (n.len == 12 && strncasecmp(n.p, "Content-Type", 12) == 0) {
+            h->content_type = v;
+        } else if (nf < max) {
+            fld[nf++] = (pv_header_t){n, v};
+        }
+    }
+    return nf;
+}
+
+static void entry_opened(pv_hreq_t *hr, pv_file_t *f);
+
+/* The entry could not be used: go to the upstream as a miss, not stored. */
+static void entry_unusable(pv_hreq_t *hr, pv_pcache_t *c, int forget)
+{
+    if (forget)
+        pv_fc_forget(&c->ref);
+    pv_fc_filled(&c->ref, 0, 0, 0);
+    pv_file_release(hr);
+    hr->r.cache_status = PV_CACHE_MISS;
+    c->no_store = 1;
+    c->serving = 0;
+    to_upstream(hr);
+}
+
+static void open_entry(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    pv_pcache_t *c = r->pcache;
+    pv_file_t *f = pv_file_new(hr, &r->loc->conf.st);
+    if (!f || !(f->buf = pv_buf_get())) {
+        if (f)
+            pv_file_release(hr);
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
+    f->symlinks = PV_SYMLINKS_ON;
+    f->sym_from = 0;
+    snprintf(f->path, sizeof(f->path), "%s", c->ref.path);
+    if (pv_file_run(f, PV_FOP_OPEN, entry_opened))
+        entry_opened(hr, f);
+}
+
+/* Serve the entry's file: the proxy's state (if any) leaves first. */
+static void serve_entry(pv_hreq_t *hr)
+{
+    pv_pcache_t *c = hr->r.pcache;
+    c->serving = 1;
+    c->decided = 1;
+    if (hr->handler == &wait_handler) {
+        pv_timer_del(loop_of(hr), &c->timer);
+        hr->handler = NULL;
+        hr->handler_ctx = NULL;
+    } else if (hr->handler) {
+        pv_proxy_detach(hr);
+    }
+    hr->handling = 0;
+    open_entry(hr);
+}
+
+static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
+{
+    pv_request_t *r = &hr->r;
+    pv_pcache_t *c = r->pcache;
+    if (f->fd < 0) {
+        entry_unusable(hr, c, 1);
+        return;
+    }
+    if (!f->pre_n && f->st.st_size > 0) {
+        /* opened in place (aio off): read the header here */
+        ssize_t n = pread(f->fd, f->buf->data, PV_MIN((size_t)f->buf->size, (size_t)f->st.st_size), 0);
+        f->pre_n = n > 0 ? (int)n : 0;
+    }
+    pv_fc_entry_t e;
+    if (pv_fc_entry_parse(f->buf->data, (size_t)f->pre_n, &e) != 0 || e.key.len != c->key.len ||
+        memcmp(e.key.p, c->key.p, c->key.len) != 0 || f->st.st_size != (off_t)e.body_start + e.body_len) {
+        pv_log(PV_LOG_CRIT, "cache file \"%s\" is invalid, client: %s", f->path, r->peer_text);
+        entry_unusable(hr, c, 1);
+        return;
+    }
+    if (e.vary.len) {
+        uint8_t v[16];
+        pv_pcache_variant(r, e.vary, v);
+        if (memcmp(v, e.variant, 16) != 0) {
+            /* another variant is stored here: this request's has a key of
+             * its own (NGINX's secondary key) */
+            if (c->secondary) {
+                entry_unusable(hr, c, 0);
+                return;
+            }
+            pv_fc_filled(&c->ref, 0, 0, 0);
+            pv_file_release(hr);
+            memcpy(c->variant, v, 16);
+            c->secondary = 1;
+            uint8_t md5[16];
+            md5_of(c->key.p, c->key.len, v, 16, md5);
+            c->serving = 0;
+            c->decided = 0;
+            lookup(hr, c, md5);
+            if (act(hr, c) == 0)
+                to_upstream(hr);
+            return;
+        }
+    }
+    /* the stale entry served while this request's update failed: the
+     * update is given up */
+    pv_fc_filled(&c->ref, 0, 0, 0);
+    pv_resp_head_t h = {.status = e.status, .content_length = e.body_len};
+    int max = 64;
+    pv_header_t *fld = pv_arena_alloc(r->arena, (size_t)(max + 2) * sizeof(*fld));
+    int nf = fld ? stored_head(r, &e, &h, fld, max) : -1;
+    if (nf < 0) {
+        entry_unusable(hr, c, 0);
+        return;
+    }
+    int ranges = 0;
+    for (int i = 0; i < nf; i++)
+        if (PV_STR_IEQ(fld[i].name, "Accept-Ranges") && PV_STR_IEQ(fld[i].value, "bytes"))
+            ranges = 1;
+    pv_str_t etag = {pv_arena_strndup(r->arena, e.etag.p, e.etag.len), e.etag.len};
+    /* the body follows the header: the bytes read ahead start there */
+    f->base = e.body_start;
+    f->size = e.body_len;
+    int keep = f->pre_n - (int)e.body_start;
+    if (keep > 0)
+        memmove(f->buf->data, f->buf->data + e.body_start, (size_t)keep);
+    f->pre_n = keep > 0 ? keep : 0;
+    pv_static_answer(hr, f, &h, fld, nf, etag, e.last_modified > 0 ? (time_t)e.last_modified : -1, ranges,
+                     1);
+}
+
+/* A stale entry answers instead of the upstream: the switch to the file
+ * runs from a timer, once the proxy's call chain has returned. */
+static void stale_cb(pv_timer_t *t)
+{
+    serve_entry(t->data);
+}
+
+int pv_pcache_serve_stale(pv_proxy_t *px, int cond)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_pcache_t *c = hr->r.pcache;
+    if (!c || !c->ref.exists || px->sub_done || !(c->pc->use_stale & cond) || c->serving)
+        return 0;
+    if (hr->tee) {
+        const pv_tee_t *t = hr->tee;
+        hr->tee = NULL;
+        t->done(hr, 0);
+    }
+    hr->r.cache_status = PV_CACHE_STALE;
+    c->serving = 1;
+    hr->handling = 1;
+    pv_timer_init(&c->timer, stale_cb, hr);
+    pv_timer_set(loop_of(hr), &c->timer, 0);
+    return 1;
+}
+
+int pv_pcache_failed(pv_proxy_t *px, int cond)
+{
+    return pv_pcache_serve_stale(px, cond);
+}
+
+void pv_pcache_cleanup(pv_hreq_t *hr)
+{
+    pv_pcache_t *c = hr->r.pcache;
+    if (!c)
+        return;
+    if (pv_timer_armed(&c->timer))
+        pv_timer_del(loop_of(hr), &c->timer);
+    if (hr->tee) {
+        const pv_tee_t *t = hr->tee;
+        hr->tee = NULL;
+        t->done(hr, 0);
+    }
+    if (!c->serving)
+        pv_fc_filled(&c->ref, 0, 0, 0);
+}

@@ -1,0 +1,63 @@
+/* The response cache on the proxy's side (NGINX's proxy_cache): the
+ * lookup before an upstream is asked (bypass, methods, min_uses, the lock
+ * and its wait), a hit or a stale entry served through the static file
+ * path (http/static.h: validators, ranges, the thread pool), and the
+ * decision to store a response (Cache-Control, Expires, X-Accel-Expires,
+ * Set-Cookie, Vary, proxy_cache_valid, proxy_no_cache) with a tee on the
+ * response calls that writes it to a temp file renamed into place when
+ * it is complete. The keys zone and the files are http/fcache.h's. */
+#ifndef PV_PROXY_PCACHE_H
+#define PV_PROXY_PCACHE_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "../core/loop.h"
+#include "../http/fcache.h"
+#include "../http/response.h"
+#include "proxy.h"
+
+typedef struct pv_pcache_s {
+    pv_fc_ref_t ref;            /* the entry */
+    const pv_pcache_conf_t *pc;
+    pv_str_t key;               /* the key text (request arena) */
+    uint8_t variant[16];        /* the request's Vary variant, once a stored entry named a Vary */
+    uint8_t secondary;          /* ref is the variant's own entry */
+    uint8_t decided;            /* the lookup is done: proxy_start() goes on */
+    uint8_t no_store;           /* never store this response (bypass without fill, Authorization) */
+    uint8_t serving;            /* the answer comes from the file (hit, stale) */
+    pv_str_t vary;              /* the response's Vary value, stored with it */
+    pv_timer_t timer;           /* the lock wait's poll, or the deferred switch to the file */
+    uint64_t wait_start;        /* ms the wait began */
+    /* storing */
+    int fd;                     /* temp file, -1 none */
+    int64_t written;            /* body bytes written */
+    int64_t expect;             /* Content-Length of the response, -1 unknown */
+    int64_t valid_sec;          /* fresh until */
+    char temp[PATH_MAX];
+} pv_pcache_t;
+
+/* Before the proxy asks an upstream for hr (its location has
+ * proxy_cache): 0 to go on proxying now; 1 when the cache took the
+ * request (a hit served, or waiting for the lock), calling
+ * pv_proxy_start_upstream_side() later when it must be proxied after
+ * all. */
+int pv_pcache_start(struct pv_hreq_s *hr);
+/* The upstream's final head is parsed: decide whether to store it (a tee
+ * on the response calls) or, for a status proxy_cache_use_stale names,
+ * serve the stale entry instead: 1 then (the proxy drops the upstream and
+ * stops), else 0. */
+int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields);
+/* The exchange failed with a PV_NEXT_F_* condition: 1 when the stale
+ * entry is served instead (proxy_cache_use_stale). */
+int pv_pcache_failed(pv_proxy_t *px, int cond);
+/* The request is freed (or the proxy leaves it): the tee abandoned, the
+ * entry's fill released, the timer stopped. */
+void pv_pcache_cleanup(struct pv_hreq_s *hr);
+
+/* proxy.c: the cache gives the request back to the proxy. */
+void pv_proxy_resume(struct pv_hreq_s *hr);
+/* proxy.c: the proxy's state leaves the request (the cache answers). */
+void pv_proxy_detach(struct pv_hreq_s *hr);
+
+#endif

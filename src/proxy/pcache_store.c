@@ -1,0 +1,295 @@
+/* Storing a response in the cache (pcache.h): whether it may be stored
+ * and until when, as NGINX decides from X-Accel-Expires, Cache-Control,
+ * Expires, Set-Cookie and Vary (each unless proxy_ignore_headers names
+ * it) and proxy_cache_valid; then a tee on the response calls writes the
+ * head and the body into a temp file as they go to the client, renamed
+ * into the entry's place once the response is complete. */
+#include "pcache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "../http/range.h"
+#include "../http/server.h"
+
+int pv_pcache_serve_stale(pv_proxy_t *px, int cond);
+int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n);
+void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16]);
+
+static int has_token(pv_str_t v, const char *t)
+{
+    size_t n = strlen(t);
+    for (size_t i = 0; i + n <= v.len; i++)
+        if (strncasecmp(v.p + i, t, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* "max-age=N" style: N, or -1 when absent or not a number */
+static int64_t directive_num(pv_str_t v, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n <= v.len; i++) {
+        if (strncasecmp(v.p + i, name, n) != 0 || (i && v.p[i - 1] != ' ' && v.p[i - 1] != ','))
+            continue;
+        int64_t x = 0;
+        size_t k = i + n, d = 0;
+        for (; k < v.len && v.p[k] >= '0' && v.p[k] <= '9' && d < 12; k++, d++)
+            x = x * 10 + (v.p[k] - '0');
+        return d ? x : -1;
+    }
+    return -1;
+}
+
+static int64_t parse_secs(pv_str_t v, int *abs)
+{
+    *abs = v.len && v.p[0] == '@';
+    int64_t x = 0;
+    size_t i = *abs, d = 0;
+    for (; i < v.len && v.p[i] >= '0' && v.p[i] <= '9' && d < 12; i++, d++)
+        x = x * 10 + (v.p[i] - '0');
+    return d && i == v.len ? x : -1;
+}
+
+/* Until when the response may be kept (seconds), from its fields, or 0
+ * when it must not be stored; *vary gets its Vary value. */
+static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int n, pv_str_t *vary)
+{
+    const pv_pcache_conf_t *pc = &px->loc->conf.pc;
+    int ign = px->loc->conf.hdr.ignore == PV_UNSET ? 0 : px->loc->conf.hdr.ignore;
+    int64_t now = (int64_t)time(NULL), xae = 0, cc = 0, exp = 0;
+    int private = 0;
+    for (int i = 0; i < n; i++) {
+        pv_str_t nm = fs[i].name, v = fs[i].value;
+        if (!(ign & PV_IGN_X_ACCEL_EXPIRES) && PV_STR_IEQ(nm, "X-Accel-Expires")) {
+            int abs;
+            int64_t x = parse_secs(v, &abs);
+            if (x == 0 && !abs)
+                return 0;
+            if (x > 0)
+                xae = abs ? x : now + x;
+        } else if (!(ign & PV_IGN_CACHE_CONTROL) && PV_STR_IEQ(nm, "Cache-Control")) {
+            if (has_token(v, "no-cache") || has_token(v, "no-store") || has_token(v, "private"))
+                private = 1;
+            int64_t x = directive_num(v, "s-maxage=");
+            if (x < 0)
+                x = directive_num(v, "max-age=");
+            if (x == 0)
+                private = 1;
+            else if (x > 0 && !cc)
+                cc = now + x;
+        } else if (!(ign & PV_IGN_EXPIRES) && PV_STR_IEQ(nm, "Expires")) {
+            time_t t = pv_http_time_parse(v);
+            exp = t == -1 || t <= now ? -1 : (int64_t)t;
+        } else if (!(ign & PV_IGN_SET_COOKIE) && PV_STR_IEQ(nm, "Set-Cookie")) {
+            return 0;
+        } else if (!(ign & PV_IGN_VARY) && PV_STR_IEQ(nm, "Vary")) {
+            if (has_token(v, "*") || v.len > 128)
+                return 0;
+            *vary = v;
+        }
+    }
+    if (xae)
+        return xae;
+    if (private)
+        return 0;
+    if (cc)
+        return cc;
+    if (exp)
+        return exp > 0 ? exp : 0;
+    for (int i = 0; i < pc->nvalid; i++)
+        if (pc->valid[i].status == status || pc->valid[i].status == 0)
+            return pc->valid[i].ms / 1000 > 0 ? now + pc->valid[i].ms / 1000 : 0;
+    return 0;
+}
+
+/* ---- the tee ------------------------------------------------------------------ */
+
+static void store_fail(pv_hreq_t *hr, pv_pcache_t *c, const char *what)
+{
+    if (what)
+        pv_log(PV_LOG_CRIT, "%s \"%s\" failed (%d: %s) while caching, client: %s", what, c->temp, errno,
+               strerror(errno), hr->r.peer_text);
+    if (c->fd >= 0) {
+        close(c->fd);
+        unlink(c->temp);
+        c->fd = -1;
+    }
+    hr->tee = NULL;
+    pv_fc_filled(&c->ref, 0, 0, 0);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static size_t add_line(char *buf, size_t at, size_t cap, pv_str_t name, pv_str_t value)
+{
+    if (at + name.len + value.len + 4 > cap)
+        return cap + 1;
+    memcpy(buf + at, name.p, name.len);
+    at += name.len;
+    memcpy(buf + at, ": ", 2);
+    at += 2;
+    memcpy(buf + at, value.p, value.len);
+    at += value.len;
+    memcpy(buf + at, "\r\n", 2);
+    return at + 2;
+}
+
+static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
+{
+    pv_pcache_t *c = hr->tee_ctx;
+    char head[PV_FC_HEAD_MAX];
+    size_t n = (size_t)snprintf(head, sizeof(head), "%03d %.*s\r\n", h->status, (int)PV_MIN(h->reason.len, 256),
+                                h->reason.p ? h->reason.p : "");
+    pv_fc_entry_t e;
+    memset(&e, 0, sizeof(e));
+    e.last_modified = -1;
+    if (h->content_type.p)
+        n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("Content-Type"), h->content_type);
+    if (h->location.p && n <= sizeof(head))
+        n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("Location"), h->location);
+    for (int i = 0; i < h->nfields && n <= sizeof(head); i++) {
+        const pv_header_t *f = &h->fields[i];
+        if (PV_STR_IEQ(f->name, "ETag"))
+            e.etag = f->value;
+        else if (PV_STR_IEQ(f->name, "Last-Modified"))
+            e.last_modified = (int64_t)pv_http_time_parse(f->value);
+        n = add_line(head, n, sizeof(head), f->name, f->value);
+    }
+    char *hdr = malloc(PV_FC_HEAD_MAX);
+    if (n > sizeof(head) || !hdr) {
+        free(hdr);
+        store_fail(hr, c, NULL); /* too large to keep */
+        return;
+    }
+    memcpy(e.md5, c->ref.md5, 16);
+    memcpy(e.variant, c->variant, 16);
+    e.valid_sec = c->valid_sec;
+    e.date = (int64_t)time(NULL);
+    e.status = h->status;
+    e.key = c->key;
+    e.head = (pv_str_t){head, n};
+    e.vary = c->vary;
+    e.body_len = 0;
+    ssize_t hl = pv_fc_entry_write(&e, hdr, PV_FC_HEAD_MAX);
+    c->expect = h->content_length;
+    if (hl < 0) {
+        free(hdr);
+        store_fail(hr, c, NULL);
+        return;
+    }
+    const char *tdir = NULL;
+    const pv_temp_path_t *tp = hr->r.loc->conf.proxy_temp_path;
+    if (c->pc->cache->use_temp_path && tp)
+        tdir = tp->path;
+    pv_fc_temp_path(&c->ref, tdir, c->temp, sizeof(c->temp));
+    c->fd = open(c->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (c->fd < 0 && errno == ENOENT && tdir && (mkdir(tdir, 0700) == 0 || errno == EEXIST))
+        c->fd = open(c->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); /* the default temp path, made now */
+    if (c->fd < 0 || write_all(c->fd, hdr, (size_t)hl) < 0) {
+        free(hdr);
+        store_fail(hr, c, c->fd < 0 ? "open()" : "write()");
+        return;
+    }
+    free(hdr);
+}
+
+static void tee_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
+{
+    pv_pcache_t *c = hr->tee_ctx;
+    if (c->fd < 0)
+        return;
+    for (int i = 0; i < n; i++) {
+        if (spans[i].len && write_all(c->fd, spans[i].p, spans[i].len) < 0) {
+            store_fail(hr, c, "write()");
+            return;
+        }
+        c->written += (int64_t)spans[i].len;
+    }
+}
+
+static void tee_done(pv_hreq_t *hr, int complete)
+{
+    pv_pcache_t *c = hr->tee_ctx;
+    if (c->fd < 0)
+        return;
+    struct stat st;
+    if (!complete || (c->expect >= 0 && c->written != c->expect)) {
+        store_fail(hr, c, NULL);
+        return;
+    }
+    if (pwrite(c->fd, &c->written, sizeof(c->written), 64) != (ssize_t)sizeof(c->written) || fstat(c->fd, &st) != 0) {
+        store_fail(hr, c, "pwrite()");
+        return;
+    }
+    close(c->fd);
+    c->fd = -1;
+    if (pv_fc_commit(&c->ref, c->temp) != 0) {
+        pv_log(PV_LOG_CRIT, "rename() \"%s\" to \"%s\" failed (%d: %s) while caching, client: %s", c->temp,
+               c->ref.path, errno, strerror(errno), hr->r.peer_text);
+        unlink(c->temp);
+        pv_fc_filled(&c->ref, 0, 0, 0);
+        return;
+    }
+    pv_fc_filled(&c->ref, 1, (int64_t)st.st_blocks * 512, c->valid_sec);
+}
+
+static const pv_tee_t store_tee = {tee_head, tee_body, tee_done};
+
+/* ---- the decision --------------------------------------------------------------- */
+
+int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *r = px->r;
+    pv_pcache_t *c = r->pcache;
+    if (!c || px->sub_done)
+        return 0;
+    static const struct {
+        int status, flag;
+    } stale_on[] = {{500, PV_NEXT_F_HTTP_500}, {502, PV_NEXT_F_HTTP_502}, {503, PV_NEXT_F_HTTP_503},
+                    {504, PV_NEXT_F_HTTP_504}, {403, PV_NEXT_F_HTTP_403}, {404, PV_NEXT_F_HTTP_404},
+                    {429, PV_NEXT_F_HTTP_429}};
+    for (size_t i = 0; i < PV_NELEM(stale_on); i++)
+        if (stale_on[i].status == status && pv_pcache_serve_stale(px, stale_on[i].flag))
+            return 1;
+    if (!c->ref.fill || c->no_store || (r->flags & PV_REQ_F_HEAD) || status == 206 || status < 200)
+        goto no;
+    if (pv_pcache_any(r, c->pc->no_cache, c->pc->nno_cache))
+        goto no;
+    pv_str_t vary = {NULL, 0};
+    c->valid_sec = freshness(px, status, fields, nfields, &vary);
+    if (c->valid_sec <= 0)
+        goto no;
+    if (vary.len) {
+        c->vary = (pv_str_t){pv_arena_strndup(r->arena, vary.p, vary.len), vary.len};
+        if (!c->secondary)
+            pv_pcache_variant(r, c->vary, c->variant);
+    }
+    hr->tee = &store_tee;
+    hr->tee_ctx = c;
+    return 0;
+no:
+    pv_fc_filled(&c->ref, 0, 0, 0);
+    return 0;
+}
