@@ -179,18 +179,24 @@ static void unlink_lru(pv_fcache_t *fc, node_t *n)
     n->prev = n->next = NULL;
 }
 
-static void touch(pv_fcache_t *fc, node_t *n, int64_t now)
+static void link_head(pv_fcache_t *fc, node_t *n)
 {
-    n->accessed = now;
-    if (fc->head == n)
-        return;
-    unlink_lru(fc, n);
+    n->prev = NULL;
     n->next = fc->head;
     if (fc->head)
         fc->head->prev = n;
     fc->head = n;
     if (!fc->tail)
         fc->tail = n;
+}
+
+static void touch(pv_fcache_t *fc, node_t *n, int64_t now)
+{
+    n->accessed = now;
+    if (fc->head == n)
+        return;
+    unlink_lru(fc, n);
+    link_head(fc, n);
 }
 
 static void remove_node(pv_fcache_t *fc, node_t *n)
@@ -227,7 +233,8 @@ static node_t *add_node(pv_fcache_t *fc, const uint8_t md5[16], int64_t now)
     n->hnext = fc->table[b];
     fc->table[b] = n;
     fc->nnodes++;
-    touch(fc, n, now);
+    n->accessed = now;
+    link_head(fc, n);
     return n;
 }
 
@@ -450,7 +457,7 @@ static void load_file(pv_fcache_t *fc, const char *path, const char *name)
         nd->exists = 1;
         nd->uses = 1;
         nd->valid_sec = e.valid_sec;
-        nd->fs_size = (int64_t)st.st_blocks * 512;
+        nd->fs_size = PV_FC_FS_SIZE(st.st_size);
         fc->total += nd->fs_size;
     }
     pthread_mutex_unlock(&fc->lock);

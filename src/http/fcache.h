@@ -110,6 +110,10 @@ void pv_fc_temp_path(const pv_fc_ref_t *ref, const char *temp_dir, char *out, si
 /* Rename a complete temp file into the entry's place, making its level
  * directories. 0, or -1 (errno). */
 int pv_fc_commit(const pv_fc_ref_t *ref, const char *temp);
+/* The room a file of size bytes takes, counted against max_size: whole
+ * 4 KiB blocks (the same at store and at load, whatever the file system
+ * reports while its blocks are still being allocated). */
+#define PV_FC_FS_SIZE(size) (((int64_t)(size) + 4095) & ~(int64_t)4095)
 /* The zone's name (logs). */
 const char *pv_fc_name(const pv_fcache_t *fc);
 

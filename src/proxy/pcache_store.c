@@ -251,7 +251,7 @@ static void tee_done(pv_hreq_t *hr, int complete)
         pv_fc_filled(&c->ref, 0, 0, 0);
         return;
     }
-    pv_fc_filled(&c->ref, 1, (int64_t)st.st_blocks * 512, c->valid_sec);
+    pv_fc_filled(&c->ref, 1, PV_FC_FS_SIZE(st.st_size), c->valid_sec);
 }
 
 static const pv_tee_t store_tee = {tee_head, tee_body, tee_done};

@@ -1,0 +1,376 @@
+"""The response cache (proxy_cache_path, proxy_cache and its directives):
+HIT after MISS with the upstream asked once, expiry, bypass and
+proxy_no_cache, the response fields that forbid or time an entry, stale
+answers when the upstream fails, the lock (concurrent misses make one
+upstream request), Vary, persistence across a restart, eviction by
+max_size, and the $upstream_cache_status sequences and fields compared
+with NGINX on the same config. Counts are taken at the upstream.
+"""
+
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import NGINX, PORTVAKT, EchoUpstream, Reply, http, wait_for
+
+CONF = """
+http {
+    proxy_cache_path @CACHE@ levels=1:2 keys_zone=one:1m inactive=10m max_size=@MAX@ use_temp_path=off;
+    upstream u { server 127.0.0.1:@UP@; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Cache $upstream_cache_status always;
+        proxy_cache one;
+        proxy_cache_valid 200 1h;
+        location / { proxy_pass http://u; }
+        location /bypass/ { proxy_cache_bypass $arg_nocache; proxy_no_cache $arg_nostore; proxy_pass http://u; }
+        location /min2/ { proxy_cache_min_uses 2; proxy_pass http://u; }
+        location /post/ { proxy_cache_methods POST; proxy_pass http://u; }
+        location /any/ { proxy_cache_valid any 1h; proxy_pass http://u; }
+        location /off/ { proxy_cache off; proxy_pass http://u; }
+        location /ign/ { proxy_ignore_headers Set-Cookie Cache-Control; proxy_pass http://u; }
+        location /stale/ {
+            proxy_cache_valid 200 1s;
+            proxy_cache_use_stale error timeout http_500 updating;
+            proxy_connect_timeout 1s; proxy_read_timeout 1s;
+            proxy_pass http://u;
+        }
+        location /lock/ { proxy_cache_lock on; proxy_cache_lock_timeout 30s; proxy_pass http://u; }
+        location /key/ { proxy_cache_key $uri; proxy_pass http://u; }
+    }
+}
+"""
+
+CT = [("Content-Type", "text/plain")]
+
+
+def start(factory, port, tmp_path, name, handler, max_size="10m"):
+    up = EchoUpstream(handler=handler)
+    cache = tmp_path / ("cache-" + name)
+    gw = factory(CONF, GW=port(), UP=up.port, CACHE=str(cache), MAX=max_size)
+    return gw, up, cache
+
+
+def counting(extra=None, body=b"payload\n"):
+    """A handler answering 200 with the request count in a field, plus
+    the fields `extra(target)` gives."""
+    n = [0]
+
+    def h(req):
+        n[0] += 1
+        fields = CT + [("X-N", str(n[0]))] + (extra(req.target) if extra else [])
+        return Reply(headers=fields, body=body + b"%d\n" % n[0])
+    return h
+
+
+def statuses(gw, target, count, method="GET", headers=None):
+    return [http(gw.port, method, target, headers=headers).header("X-Cache") for _ in range(count)]
+
+
+def test_hit_after_miss(portvakt, port, tmp_path):
+    gw, up, cache = start(portvakt, port, tmp_path, "p", counting())
+    try:
+        first = http(gw.port, "GET", "/a")
+        assert first.status == 200 and first.header("X-Cache") == "MISS"
+        for _ in range(3):
+            r = http(gw.port, "GET", "/a")
+            assert r.header("X-Cache") == "HIT" and r.body == first.body and r.header("X-N") == "1"
+        assert len(up.requests) == 1
+        r = http(gw.port, "HEAD", "/a")
+        assert r.status == 200 and r.header("X-Cache") == "HIT" and r.body == b""
+        r = http(gw.port, "GET", "/a", headers=[("Range", "bytes=0-2")])
+        assert r.header("X-Cache") == "HIT"
+        files = [f for _, _, fs in os.walk(cache) for f in fs]
+        assert len(files) == 1 and len(files[0]) == 32
+        assert len(up.requests) == 1
+        assert http(gw.port, "GET", "/b").header("X-Cache") == "MISS"
+        assert len(up.requests) == 2
+    finally:
+        up.stop()
+
+
+def test_validators_on_a_hit(portvakt, port, tmp_path):
+    extra = lambda t: [("ETag", '"v1"'), ("Last-Modified", "Tue, 14 Nov 2023 22:13:20 GMT"),
+                       ("Accept-Ranges", "bytes")]
+    gw, up, _ = start(portvakt, port, tmp_path, "p", counting(extra))
+    try:
+        http(gw.port, "GET", "/v")
+        r = http(gw.port, "GET", "/v", headers=[("If-None-Match", '"v1"')])
+        assert r.status == 304 and r.header("X-Cache") == "HIT"
+        r = http(gw.port, "GET", "/v", headers=[("Range", "bytes=0-2")])
+        assert r.status == 206 and r.body == b"pay" and r.header("Content-Range") == "bytes 0-2/10"
+        assert len(up.requests) == 1
+    finally:
+        up.stop()
+
+
+def test_bypass_and_no_cache(portvakt, port, tmp_path):
+    gw, up, _ = start(portvakt, port, tmp_path, "p", counting())
+    try:
+        assert statuses(gw, "/bypass/x?nostore=1", 2) == ["MISS", "MISS"]
+        assert http(gw.port, "GET", "/bypass/x").header("X-Cache") == "MISS"
+        assert http(gw.port, "GET", "/bypass/x").header("X-Cache") == "HIT"
+        r = http(gw.port, "GET", "/bypass/x?nocache=1")
+        assert r.header("X-Cache") == "BYPASS" and r.header("X-N") == "4"
+        assert len(up.requests) == 4
+        # the bypassing request stored its response (the same key: $args differ,
+        # so a key of its own)
+        assert http(gw.port, "GET", "/bypass/x?nocache=1").header("X-Cache") == "BYPASS"
+        assert http(gw.port, "GET", "/off/x").header("X-Cache") is None
+    finally:
+        up.stop()
+
+
+FORBIDDING = [
+    ("set-cookie", [("Set-Cookie", "a=b")]),
+    ("private", [("Cache-Control", "private, max-age=60")]),
+    ("no-store", [("Cache-Control", "no-store")]),
+    ("max-age-0", [("Cache-Control", "max-age=0")]),
+    ("accel-0", [("X-Accel-Expires", "0"), ("Cache-Control", "max-age=60")]),
+    ("expires-past", [("Expires", "Thu, 01 Jan 1970 00:00:01 GMT")]),
+    ("vary-star", [("Vary", "*")]),
+]
+
+
+@pytest.mark.parametrize("name,fields", FORBIDDING, ids=[f[0] for f in FORBIDDING])
+def test_responses_not_stored(portvakt, port, tmp_path, name, fields):
+    gw, up, _ = start(portvakt, port, tmp_path, "p", counting(lambda t: fields))
+    try:
+        assert statuses(gw, "/f", 3) == ["MISS", "MISS", "MISS"]
+        assert len(up.requests) == 3
+    finally:
+        up.stop()
+
+
+def test_authorization_not_shared(portvakt, port, tmp_path):
+    gw, up, _ = start(portvakt, port, tmp_path, "p", counting())
+    try:
+        auth = [("Authorization", "Basic dTpw")]
+        assert statuses(gw, "/p", 2, headers=auth) == ["BYPASS", "BYPASS"]
+        assert statuses(gw, "/p", 2) == ["MISS", "HIT"]
+        assert len(up.requests) == 3
+    finally:
+        up.stop()
+
+
+def test_expiry(portvakt, port, tmp_path):
+    gw, up, _ = start(portvakt, port, tmp_path, "p", counting(lambda t: [("Cache-Control", "max-age=1")]))
+    try:
+        assert statuses(gw, "/e", 2) == ["MISS", "HIT"]
+        time.sleep(2.2)
+        assert statuses(gw, "/e", 2) == ["EXPIRED", "HIT"]
+        assert len(up.requests) == 2
+    finally:
+        up.stop()
+
+
+def test_stale_when_the_upstream_fails(portvakt, port, tmp_path):
+    state = {"mode": "ok"}
+    ok = counting()
+
+    def h(req):
+        if state["mode"] == "500":
+            return Reply(status=500, headers=CT, body=b"broken\n")
+        return ok(req)
+    gw, up, _ = start(portvakt, port, tmp_path, "p", h)
+    try:
+        first = http(gw.port, "GET", "/stale/s")
+        assert first.header("X-Cache") == "MISS"
+        time.sleep(2.2)
+        state["mode"] = "500"
+        r = http(gw.port, "GET", "/stale/s")
+        assert r.status == 200 and r.header("X-Cache") == "STALE" and r.body == first.body
+        up.stop()
+        r = http(gw.port, "GET", "/stale/s")
+        assert r.status == 200 and r.header("X-Cache") == "STALE" and r.body == first.body
+        assert http(gw.port, "GET", "/stale/other").status == 502
+    finally:
+        up.stop()
+
+
+def test_lock_makes_one_upstream_request(portvakt, port, tmp_path):
+    n = [0]
+
+    def h(req):
+        n[0] += 1
+        return Reply(headers=CT, body=b"slow %d\n" % n[0], delay=1.0)
+    gw, up, _ = start(portvakt, port, tmp_path, "p", h)
+    try:
+        out = []
+
+        def ask():
+            out.append(http(gw.port, "GET", "/lock/l"))
+        ts = [threading.Thread(target=ask) for _ in range(5)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        assert len(out) == 5 and all(r.status == 200 and r.body == b"slow 1\n" for r in out)
+        assert len(up.requests) == 1
+        assert sorted(r.header("X-Cache") for r in out) == ["HIT", "HIT", "HIT", "HIT", "MISS"]
+    finally:
+        up.stop()
+
+
+def test_vary(portvakt, port, tmp_path):
+    def extra(t):
+        return [("Vary", "Accept-Language")]
+    n = [0]
+
+    def h(req):
+        n[0] += 1
+        lang = dict((k.lower(), v) for k, v in req.headers).get("accept-language", "none")
+        return Reply(headers=CT + extra(req.target), body=("%s %d\n" % (lang, n[0])).encode())
+    gw, up, _ = start(portvakt, port, tmp_path, "p", h)
+    try:
+        en, de = [("Accept-Language", "en")], [("Accept-Language", "de")]
+        a = http(gw.port, "GET", "/vary", headers=en)
+        b = http(gw.port, "GET", "/vary", headers=de)
+        assert (a.header("X-Cache"), b.header("X-Cache")) == ("MISS", "MISS")
+        assert http(gw.port, "GET", "/vary", headers=en).body == a.body
+        assert http(gw.port, "GET", "/vary", headers=de).body == b.body
+        assert a.body.startswith(b"en ") and b.body.startswith(b"de ")
+        assert len(up.requests) == 2
+        assert http(gw.port, "GET", "/vary", headers=de).header("X-Cache") == "HIT"
+    finally:
+        up.stop()
+
+
+def test_survives_restart(portvakt, port, tmp_path):
+    gw, up, cache = start(portvakt, port, tmp_path, "p", counting())
+    try:
+        first = http(gw.port, "GET", "/r")
+        assert first.header("X-Cache") == "MISS"
+        gw.stop()
+        gw.start()
+        r = http(gw.port, "GET", "/r")
+        assert r.header("X-Cache") == "HIT" and r.body == first.body
+        assert len(up.requests) == 1
+        # a reload keeps the zone
+        os.kill(gw.pid, 1)
+        wait_for(lambda: http(gw.port, "GET", "/r").header("X-Cache") == "HIT", what="hit after reload")
+        assert len(up.requests) == 1
+    finally:
+        up.stop()
+
+
+def test_broken_entry_is_not_served(portvakt, port, tmp_path):
+    gw, up, cache = start(portvakt, port, tmp_path, "p", counting())
+    try:
+        http(gw.port, "GET", "/broken")
+        gw.stop()
+        path = [os.path.join(d, f) for d, _, fs in os.walk(cache) for f in fs][0]
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) - 3)
+        gw.start()
+        r = http(gw.port, "GET", "/broken")
+        assert r.status == 200 and r.header("X-Cache") == "MISS" and r.header("X-N") == "2"
+    finally:
+        up.stop()
+
+
+def test_eviction_by_max_size(portvakt, port, tmp_path):
+    gw, up, cache = start(portvakt, port, tmp_path, "p", counting(body=b"x" * 20000), max_size="64k")
+    try:
+        for i in range(8):
+            assert http(gw.port, "GET", "/big/%d" % i).header("X-Cache") == "MISS"
+
+        def size():
+            return sum((os.path.getsize(os.path.join(d, f)) + 4095) // 4096 * 4096 for d, _, fs in os.walk(cache) for f in fs)
+        wait_for(lambda: size() <= 64 * 1024, timeout=10, what="cache under max_size")
+        # the most recent entry stays, the oldest went
+        assert http(gw.port, "GET", "/big/7").header("X-Cache") == "HIT"
+        assert http(gw.port, "GET", "/big/0").header("X-Cache") == "MISS"
+    finally:
+        up.stop()
+
+
+# ---- beside NGINX -------------------------------------------------------------
+
+SEQUENCES = [
+    ("plain", "/d/plain", [], 3, "GET"),
+    ("min-uses", "/min2/m", [], 4, "GET"),
+    ("post-cached", "/post/p", [], 2, "POST"),
+    ("post-not-cached", "/d/post", [], 2, "POST"),
+    ("set-cookie", "/d/cookie", [("Set-Cookie", "s=1")], 2, "GET"),
+    ("set-cookie-ignored", "/ign/cookie", [("Set-Cookie", "s=1")], 2, "GET"),
+    ("private", "/d/private", [("Cache-Control", "private")], 2, "GET"),
+    ("private-ignored", "/ign/private", [("Cache-Control", "private")], 2, "GET"),
+    ("max-age", "/d/maxage", [("Cache-Control", "public, max-age=600")], 2, "GET"),
+    ("accel-expires-0", "/d/xae0", [("X-Accel-Expires", "0")], 2, "GET"),
+    ("accel-expires", "/d/xae", [("X-Accel-Expires", "600")], 2, "GET"),
+    ("expires-past", "/d/exp", [("Expires", "Thu, 01 Jan 1970 00:00:01 GMT")], 2, "GET"),
+    ("vary-star", "/d/varystar", [("Vary", "*")], 2, "GET"),
+    ("status-404", "/d/404", [], 2, "GET"),
+    ("status-404-any", "/any/404", [], 2, "GET"),
+    ("bypass", "/bypass/b?nocache=1", [], 2, "GET"),
+    ("no-cache", "/bypass/n?nostore=1", [], 2, "GET"),
+    ("key-uri", "/key/k?a=1", [], 1, "GET"),
+    ("key-uri-other-args", "/key/k?a=2", [], 1, "GET"),
+]
+
+
+def seq_handler(req):
+    path = req.target.split("?")[0]
+    fields = dict((s[1].split("?")[0], s[2]) for s in SEQUENCES).get(path, [])
+    status = 404 if path.endswith("/404") else 200
+    return Reply(status=status, headers=CT + fields, body=b"body of " + path.encode() + b"\n")
+
+
+def seen(r):
+    fields = sorted((k.lower(), v) for k, v in r.headers if k.lower() not in ("date", "server"))
+    body = r.body if b"<center>" not in r.body else b"PAGE"
+    if body == b"PAGE":
+        fields = [f for f in fields if f[0] != "content-length"]
+    return r.status, fields, body
+
+
+def test_status_sequences_same_as_nginx(portvakt, nginx, port, tmp_path):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    ours, up1, _ = start(portvakt, port, tmp_path, "p", seq_handler)
+    theirs, up2, _ = start(nginx, port, tmp_path, "n", seq_handler)
+    try:
+        diffs = []
+        for name, target, _, count, method in SEQUENCES:
+            for i in range(count):
+                a = seen(http(ours.port, method, target))
+                b = seen(http(theirs.port, method, target))
+                if a != b:
+                    diffs.append((name, i, a, b))
+        assert not diffs, "\n".join(map(repr, diffs))
+        assert len(up1.requests) == len(up2.requests)
+    finally:
+        up1.stop()
+        up2.stop()
+
+
+CHECKS = [
+    ("proxy_cache_path /tmp/x;", "invalid number of arguments"),
+    ("proxy_cache_path /tmp/x levels=1:2;", "must have \"keys_zone\" parameter"),
+    ("proxy_cache_path /tmp/x keys_zone=z;", "invalid keys zone size"),
+    ("proxy_cache_path /tmp/x levels=3 keys_zone=z:1m;", "invalid \"levels\""),
+    ("proxy_cache_path /tmp/x keys_zone=z:1m inactive=soon;", "invalid inactive value"),
+    ("proxy_cache_path /tmp/x keys_zone=z:1m use_temp_path=maybe;", "invalid use_temp_path value"),
+    ("proxy_cache_path /tmp/x keys_zone=z:1m loader_files=10;", "invalid parameter \"loader_files=10\""),
+    ("proxy_cache_path /tmp/x keys_zone=z:1m; proxy_cache_path /tmp/y keys_zone=z:1m;", "duplicate zone \"z\""),
+    ("server { listen 127.0.0.1:1; location / { proxy_cache nope; } }", "\"proxy_cache\" zone \"nope\" is unknown"),
+    ("proxy_cache_valid 200 soon;", "invalid time value"),
+    ("proxy_cache_valid 99 1m;", "invalid status \"99\""),
+    ("proxy_cache_methods PUT;", "invalid value \"PUT\""),
+    ("proxy_cache_use_stale sometimes;", "invalid value \"sometimes\""),
+    ("proxy_cache_min_uses 0;", "invalid number"),
+    ("proxy_cache_lock maybe;", "it must be \"on\" or \"off\""),
+]
+
+
+@pytest.mark.parametrize("lines,message", CHECKS, ids=[c[1] for c in CHECKS])
+def test_config_errors(tmp_path, lines, message):
+    path = tmp_path / "gw.conf"
+    path.write_text("http { %s }\n" % lines)
+    p = subprocess.run([PORTVAKT, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert message in p.stderr, p.stderr
