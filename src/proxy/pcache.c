@@ -4,6 +4,7 @@
 #include "pcache.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,33 @@
 
 #define WAIT_POLL_MS 20 /* how often a request waiting for the lock looks again */
 
+/* MD5 fetched once: OpenSSL 3 looks the algorithm up on every implicit
+ * fetch. */
+static EVP_MD *md5_alg;
+static pthread_once_t md5_once = PTHREAD_ONCE_INIT;
+
+static void md5_fetch(void)
+{
+    md5_alg = EVP_MD_fetch(NULL, "MD5", NULL);
+}
+
+static EVP_MD_CTX *md5_start(void)
+{
+    pthread_once(&md5_once, md5_fetch);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c && (!md5_alg || EVP_DigestInit_ex(c, md5_alg, NULL) != 1)) {
+        EVP_MD_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 static void md5_of(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[16])
 {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_MD_CTX *c = md5_start();
     unsigned int n = 16;
-    if (!c || EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1 || EVP_DigestUpdate(c, a, alen) != 1 ||
-        (blen && EVP_DigestUpdate(c, b, blen) != 1) || EVP_DigestFinal_ex(c, out, &n) != 1)
+    if (!c || EVP_DigestUpdate(c, a, alen) != 1 || (blen && EVP_DigestUpdate(c, b, blen) != 1) ||
+        EVP_DigestFinal_ex(c, out, &n) != 1)
         memset(out, 0, 16);
     EVP_MD_CTX_free(c);
 }
@@ -47,13 +69,11 @@ int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n)
  * of each name with the request's value. */
 void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16])
 {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_MD_CTX *c = md5_start();
     unsigned int n = 16;
     memset(out, 0, 16);
-    if (!c || EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1) {
-        EVP_MD_CTX_free(c);
+    if (!c)
         return;
-    }
     size_t i = 0;
     while (i < vary.len) {
         while (i < vary.len && (vary.p[i] == ' ' || vary.p[i] == ',' || vary.p[i] == '\t'))
