@@ -94,9 +94,9 @@ static const struct {
     {"http_browser_module", 1, 0},         {"http_upstream_hash_module", 1, 1},
     {"http_upstream_ip_hash_module", 1, 1}, {"http_upstream_least_conn_module", 1, 1},
     {"http_upstream_random_module", 1, 1}, {"http_upstream_zone_module", 1, 1},
-    {"http_gunzip_module", 0, 1},          {"http-cache", 1, 0},
+    {"http_gunzip_module", 0, 1},          {"http-cache", 1, 1},
     {"http_ssl_module", 0, 1},             {"http_v2_module", 0, 1},
-    {"http_realip_module", 0, 1},
+    {"http_realip_module", 0, 1},          {"http_gzip_static_module", 0, 1},
 };
 
 static void version(int full)

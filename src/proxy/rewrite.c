@@ -151,9 +151,21 @@ static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_locatio
 }
 
 /* 1 if the client field must not be passed on. */
+/* With proxy_cache, NGINX's cache header set: the client's
+ * preconditions and ranges stay here (the cache answers them), so the
+ * upstream sends the whole response to store. */
+static int cache_drops(pv_str_t name)
+{
+    return PV_STR_IEQ(name, "If-Modified-Since") || PV_STR_IEQ(name, "If-Unmodified-Since") ||
+           PV_STR_IEQ(name, "If-None-Match") || PV_STR_IEQ(name, "If-Match") || PV_STR_IEQ(name, "Range") ||
+           PV_STR_IEQ(name, "If-Range");
+}
+
 static int skip_client_field(pv_str_t name, const pv_loc_conf_t *lc, const pv_request_t *r, int has_conn)
 {
     if (default_bit(name) || pv_header_is_hop_by_hop(name))
+        return 1;
+    if (lc->pc.cache && cache_drops(name))
         return 1;
     if (r->hide_header.len && name.len == r->hide_header.len && pv_str_ieq(name, r->hide_header.p, name.len))
         return 1; /* the API key stays at the gateway */

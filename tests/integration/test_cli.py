@@ -463,10 +463,11 @@ def test_version_names_the_nginx_modules_it_has(tmp_path):
     assert re.search(r"^nginx version: nginx/1\.22\.\d+", err, re.M), err
     args = re.search(r"^configure arguments:(.*)$", err, re.M).group(1).split()
     for have in ("http_proxy_module", "http_limit_req_module", "http_auth_basic_module", "http_gzip_module",
-                 "http_access_module"):
+                 "http_access_module", "http-cache"):
         assert "--without-" + have not in args
     assert "--with-http_auth_request_module" in args and "--with-http_gunzip_module" in args
-    for lacks in ("http_fastcgi_module", "http-cache", "http_ssi_module"):
+    assert "--with-http_gzip_static_module" in args
+    for lacks in ("http_fastcgi_module", "http_ssi_module"):
         assert "--without-" + lacks in args
     # TLS, HTTP/2 and realip are optional in NGINX's build and present here
     for have in ("http_ssl_module", "http_v2_module", "http_realip_module"):

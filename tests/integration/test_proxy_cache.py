@@ -374,3 +374,20 @@ def test_config_errors(tmp_path, lines, message):
     p = subprocess.run([PORTVAKT, "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert message in p.stderr, p.stderr
+
+
+def test_preconditions_and_ranges_stay_at_the_cache(portvakt, port, tmp_path):
+    """As NGINX's cache header set: the upstream gets neither the client's
+    conditionals nor its Range, so what it sends is whole and storable."""
+    gw, up, _ = start(portvakt, port, tmp_path, "p", counting(lambda t: [("ETag", '"e"')]))
+    try:
+        r = http(gw.port, "GET", "/pre", headers=[("Range", "bytes=0-1"), ("If-None-Match", '"x"'),
+                                                  ("If-Modified-Since", "Tue, 14 Nov 2023 22:13:20 GMT")])
+        assert r.header("X-Cache") == "MISS"
+        names = [k.lower() for k, _ in up.last().headers]
+        assert not {"range", "if-none-match", "if-modified-since"} & set(names), names
+        assert http(gw.port, "GET", "/pre").header("X-Cache") == "HIT"
+        assert http(gw.port, "GET", "/off/pre", headers=[("Range", "bytes=0-1")]).status == 200
+        assert "range" in [k.lower() for k, _ in up.last().headers]
+    finally:
+        up.stop()
