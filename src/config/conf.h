@@ -529,6 +529,7 @@ typedef struct pv_pcache_conf_s {
     int lock;                  /* default off */
     int64_t lock_timeout;      /* default 5s */
     int64_t lock_age;          /* default 5s */
+    int revalidate;            /* default off */
 } pv_pcache_conf_t;
 
 typedef struct pv_loc_conf_s {

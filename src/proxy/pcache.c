@@ -4,6 +4,7 @@
 #include "pcache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -209,6 +210,42 @@ static void lookup(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t md5[16])
     pv_fc_lookup(pc->cache->impl, md5, (int64_t)time(NULL), pc->min_uses, pc->lock, pc->lock_age, &c->ref);
 }
 
+/* proxy_cache_revalidate: the expired entry's validators, read from its
+ * header (one small read on the loop). */
+static void read_validators(pv_request_t *r, pv_pcache_t *c)
+{
+    char *buf = malloc(PV_FC_HEAD_MAX);
+    int fd = buf ? open(c->ref.path, O_RDONLY | O_CLOEXEC) : -1;
+    ssize_t n = fd >= 0 ? pread(fd, buf, PV_FC_HEAD_MAX, 0) : -1;
+    pv_fc_entry_t e;
+    if (n > 0 && pv_fc_entry_parse(buf, (size_t)n, &e) == 0 && e.key.len == c->key.len &&
+        memcmp(e.key.p, c->key.p, c->key.len) == 0 && (e.etag.len || e.last_modified > 0)) {
+        c->revalidating = 1;
+        c->reval_status = e.status;
+        if (e.etag.len)
+            c->reval_etag = (pv_str_t){pv_arena_strndup(r->arena, e.etag.p, e.etag.len), e.etag.len};
+        if (e.last_modified > 0) {
+            char *lm = pv_arena_alloc(r->arena, 32);
+            if (lm)
+                c->reval_lm = (pv_str_t){lm, pv_http_time_format((time_t)e.last_modified, lm)};
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+}
+
+void pv_pcache_validators(const pv_request_t *r, pv_str_t *etag, pv_str_t *lm)
+{
+    const pv_pcache_t *c = r->pcache;
+    *etag = (pv_str_t){NULL, 0};
+    *lm = (pv_str_t){NULL, 0};
+    if (c && c->revalidating) {
+        *etag = c->reval_etag;
+        *lm = c->reval_lm;
+    }
+}
+
 int pv_pcache_start(pv_hreq_t *hr)
 {
     pv_request_t *r = &hr->r;
@@ -258,6 +295,8 @@ int pv_pcache_start(pv_hreq_t *hr)
     lookup(hr, c, md5);
     if (act(hr, c) == 0) {
         c->decided = 1;
+        if (c->ref.state == PV_FC_EXPIRED && c->ref.fill && pc->revalidate)
+            read_validators(r, c);
         return 0;
     }
     return 1;
@@ -422,17 +461,24 @@ int pv_pcache_serve_stale(pv_proxy_t *px, int cond)
     pv_pcache_t *c = hr->r.pcache;
     if (!c || !c->ref.exists || px->sub_done || !(c->pc->use_stale & cond) || c->serving)
         return 0;
+    pv_pcache_serve_entry_later(px, PV_CACHE_STALE);
+    return 1;
+}
+
+void pv_pcache_serve_entry_later(pv_proxy_t *px, int status)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_pcache_t *c = hr->r.pcache;
     if (hr->tee) {
         const pv_tee_t *t = hr->tee;
         hr->tee = NULL;
         t->done(hr, 0);
     }
-    hr->r.cache_status = PV_CACHE_STALE;
+    hr->r.cache_status = (uint8_t)status;
     c->serving = 1;
     hr->handling = 1;
     pv_timer_init(&c->timer, stale_cb, hr);
     pv_timer_set(loop_of(hr), &c->timer, 0);
-    return 1;
 }
 
 int pv_pcache_failed(pv_proxy_t *px, int cond)

@@ -27,6 +27,10 @@ typedef struct pv_pcache_s {
     uint8_t no_store;           /* never store this response (bypass without fill, Authorization) */
     uint8_t serving;            /* the answer comes from the file (hit, stale) */
     pv_str_t vary;              /* the response's Vary value, stored with it */
+    uint8_t revalidating;       /* proxy_cache_revalidate: the upstream is asked with the entry's validators */
+    int reval_status;           /* the expired entry's status */
+    pv_str_t reval_etag;        /* its ETag (If-None-Match) */
+    pv_str_t reval_lm;          /* its Last-Modified (If-Modified-Since) */
     pv_timer_t timer;           /* the lock wait's poll, or the deferred switch to the file */
     uint64_t wait_start;        /* ms the wait began */
     /* storing */
@@ -51,9 +55,16 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
 /* The exchange failed with a PV_NEXT_F_* condition: 1 when the stale
  * entry is served instead (proxy_cache_use_stale). */
 int pv_pcache_failed(pv_proxy_t *px, int cond);
+/* The validators the upstream request carries while an expired entry
+ * is revalidated (rewrite.c): If-Modified-Since and If-None-Match. */
+void pv_pcache_validators(const pv_request_t *r, pv_str_t *etag, pv_str_t *lm);
 /* The request is freed (or the proxy leaves it): the tee abandoned, the
  * entry's fill released, the timer stopped. */
 void pv_pcache_cleanup(struct pv_hreq_s *hr);
+
+/* Answer with the entry's file (from a timer, once the proxy's call
+ * chain has returned), $upstream_cache_status set to status. */
+void pv_pcache_serve_entry_later(pv_proxy_t *px, int status);
 
 /* proxy.c: the cache gives the request back to the proxy. */
 void pv_proxy_resume(struct pv_hreq_s *hr);

@@ -258,6 +258,29 @@ static const pv_tee_t store_tee = {tee_head, tee_body, tee_done};
 
 /* ---- the decision --------------------------------------------------------------- */
 
+/* The upstream answered 304 to the entry's validators: the entry is
+ * fresh again (for the 304's time, else its own status's) and answers. */
+static void revalidated(pv_proxy_t *px, pv_pcache_t *c, const pv_header_t *fields, int nfields)
+{
+    pv_str_t vary = {NULL, 0};
+    int64_t valid = freshness(px, 304, fields, nfields, &vary);
+    if (valid <= 0) {
+        const pv_pcache_conf_t *pc = c->pc;
+        for (int i = 0; i < pc->nvalid && valid <= 0; i++)
+            if (pc->valid[i].status == c->reval_status || pc->valid[i].status == 0)
+                valid = pc->valid[i].ms / 1000 > 0 ? (int64_t)time(NULL) + pc->valid[i].ms / 1000 : -1;
+    }
+    if (valid > 0) {
+        int fd = open(c->ref.path, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 && pwrite(fd, &valid, sizeof(valid), 40) == (ssize_t)sizeof(valid))
+            pv_fc_refresh(&c->ref, valid);
+        if (fd >= 0)
+            close(fd);
+    }
+    pv_fc_filled(&c->ref, 0, 0, 0);
+    pv_pcache_serve_entry_later(px, PV_CACHE_REVALIDATED);
+}
+
 int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields)
 {
     pv_hreq_t *hr = px->hr;
@@ -273,6 +296,10 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
     for (size_t i = 0; i < PV_NELEM(stale_on); i++)
         if (stale_on[i].status == status && pv_pcache_serve_stale(px, stale_on[i].flag))
             return 1;
+    if (c->revalidating && status == 304) {
+        revalidated(px, c, fields, nfields);
+        return 1;
+    }
     if (!c->ref.fill || c->no_store || (r->flags & PV_REQ_F_HEAD) || status == 206 || status < 200)
         goto no;
     if (pv_pcache_any(r, c->pc->no_cache, c->pc->nno_cache))

@@ -11,6 +11,7 @@
 #include "../http/router.h"
 #include "../http/uri.h"
 #include "../http/uvars.h"
+#include "pcache.h"
 #include "../http/vars.h"
 #include "../upstream/response.h"
 
@@ -219,6 +220,13 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
         put_field(&w, PV_STR("Host"), r->proxy_host);
     if (!(set & DEF_CONNECTION))
         PV_WR_LIT(&w, "Connection: close\r\n");
+    /* proxy_cache_revalidate: the expired entry's validators */
+    pv_str_t etag, lm;
+    pv_pcache_validators(r, &etag, &lm);
+    if (lm.len)
+        put_field(&w, PV_STR("If-Modified-Since"), lm);
+    if (etag.len)
+        put_field(&w, PV_STR("If-None-Match"), etag);
     if (body_mode == PV_BODY_LENGTH) {
         PV_WR_LIT(&w, "Content-Length: ");
         put_i64(&w, body_len);

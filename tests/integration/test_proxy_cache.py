@@ -40,6 +40,7 @@ http {
         }
         location /lock/ { proxy_cache_lock on; proxy_cache_lock_timeout 30s; proxy_pass http://u; }
         location /key/ { proxy_cache_key $uri; proxy_pass http://u; }
+        location /reval/ { proxy_cache_revalidate on; proxy_cache_valid 200 1s; proxy_pass http://u; }
     }
 }
 """
@@ -389,5 +390,33 @@ def test_preconditions_and_ranges_stay_at_the_cache(portvakt, port, tmp_path):
         assert http(gw.port, "GET", "/pre").header("X-Cache") == "HIT"
         assert http(gw.port, "GET", "/off/pre", headers=[("Range", "bytes=0-1")]).status == 200
         assert "range" in [k.lower() for k, _ in up.last().headers]
+    finally:
+        up.stop()
+
+
+def test_revalidate(portvakt, port, tmp_path):
+    """proxy_cache_revalidate: an expired entry is asked for with its
+    validators; a 304 makes it fresh again (REVALIDATED, the stored body)."""
+    n = [0]
+
+    def h(req):
+        n[0] += 1
+        fields = dict((k.lower(), v) for k, v in req.headers)
+        if fields.get("if-none-match") == '"r1"':
+            return Reply(status=304, headers=[("ETag", '"r1"')])
+        return Reply(headers=CT + [("ETag", '"r1"'), ("Last-Modified", "Tue, 14 Nov 2023 22:13:20 GMT")],
+                     body=b"stored %d\n" % n[0])
+    gw, up, _ = start(portvakt, port, tmp_path, "p", h)
+    try:
+        first = http(gw.port, "GET", "/reval/x")
+        assert first.header("X-Cache") == "MISS"
+        time.sleep(2.2)
+        r = http(gw.port, "GET", "/reval/x")
+        assert r.status == 200 and r.header("X-Cache") == "REVALIDATED" and r.body == first.body
+        asked = dict((k.lower(), v) for k, v in up.last().headers)
+        assert asked.get("if-none-match") == '"r1"'
+        assert asked.get("if-modified-since") == "Tue, 14 Nov 2023 22:13:20 GMT"
+        assert http(gw.port, "GET", "/reval/x").header("X-Cache") == "HIT"
+        assert len(up.requests) == 2
     finally:
         up.stop()
