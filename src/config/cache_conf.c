@@ -3,7 +3,7 @@
  * proxy_cache, proxy_cache_key, proxy_cache_valid, proxy_cache_methods,
  * proxy_cache_min_uses, proxy_cache_bypass, proxy_no_cache,
  * proxy_cache_use_stale, proxy_cache_lock (with _timeout and _age) and
- * proxy_cache_revalidate per location, with their merge. The zone behind
+ * proxy_cache_revalidate and proxy_cache_convert_head per location, with their merge. The zone behind
  * each path is made (or kept from the last snapshot) by http/fcache.c
  * through the hook the HTTP side registers; the runtime is
  * proxy/pcache.c. */
@@ -33,6 +33,7 @@ void pv_conf_pcache_init(pv_pcache_conf_t *c)
     c->lock_timeout = PV_UNSET;
     c->lock_age = PV_UNSET;
     c->revalidate = PV_UNSET;
+    c->convert_head = PV_UNSET;
 }
 
 static pv_pcache_conf_t *pc(void *base)
@@ -275,6 +276,7 @@ static const pv_conf_cmd_t cache_cmds[] = {
     {"proxy_cache_lock_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, msec_cb, PC(lock_timeout), NULL},
     {"proxy_cache_lock_age", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, msec_cb, PC(lock_age), NULL},
     {"proxy_cache_revalidate", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(revalidate), NULL},
+    {"proxy_cache_convert_head", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(convert_head), NULL},
 };
 
 const pv_conf_module_t pv_conf_cache_module = {"cache", cache_cmds, PV_NELEM(cache_cmds)};
@@ -325,6 +327,7 @@ void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcach
     M(lock_timeout, 5000);
     M(lock_age, 5000);
     M(revalidate, 0);
+    M(convert_head, 1);
 }
 
 static void zone_release_cb(void *impl)

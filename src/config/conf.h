@@ -530,6 +530,7 @@ typedef struct pv_pcache_conf_s {
     int64_t lock_timeout;      /* default 5s */
     int64_t lock_age;          /* default 5s */
     int revalidate;            /* default off */
+    int convert_head;          /* default on: a HEAD is asked for as GET, and stored */
 } pv_pcache_conf_t;
 
 typedef struct pv_loc_conf_s {

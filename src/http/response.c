@@ -344,6 +344,8 @@ void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
 {
     if (hr->tee)
         hr->tee->body(hr, spans, n);
+    if (hr->r.flags & PV_REQ_F_HEAD)
+        return; /* a HEAD's answer has no body (one asked for as GET is read for the cache) */
     if (hr->zf)
         pv_compress_send_body(hr, spans, n);
     else

@@ -295,6 +295,11 @@ int pv_pcache_start(pv_hreq_t *hr)
     lookup(hr, c, md5);
     if (act(hr, c) == 0) {
         c->decided = 1;
+        if ((r->flags & PV_REQ_F_HEAD) && pc->convert_head && c->ref.fill) {
+            /* the whole response is fetched and stored; the client gets its head */
+            r->upstream_method = (pv_str_t)PV_STR("GET");
+            c->head_as_get = 1;
+        }
         if (c->ref.state == PV_FC_EXPIRED && c->ref.fill && pc->revalidate)
             read_validators(r, c);
         return 0;

@@ -27,6 +27,7 @@ typedef struct pv_pcache_s {
     uint8_t no_store;           /* never store this response (bypass without fill, Authorization) */
     uint8_t serving;            /* the answer comes from the file (hit, stale) */
     pv_str_t vary;              /* the response's Vary value, stored with it */
+    uint8_t head_as_get;        /* proxy_cache_convert_head: a HEAD asked for as GET */
     uint8_t revalidating;       /* proxy_cache_revalidate: the upstream is asked with the entry's validators */
     int reval_status;           /* the expired entry's status */
     pv_str_t reval_etag;        /* its ETag (If-None-Match) */

@@ -300,7 +300,7 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
         revalidated(px, c, fields, nfields);
         return 1;
     }
-    if (!c->ref.fill || c->no_store || (r->flags & PV_REQ_F_HEAD) || status == 206 || status < 200)
+    if (!c->ref.fill || c->no_store || ((r->flags & PV_REQ_F_HEAD) && !c->head_as_get) || status == 206 || status < 200)
         goto no;
     if (pv_pcache_any(r, c->pc->no_cache, c->pc->nno_cache))
         goto no;

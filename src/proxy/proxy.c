@@ -404,7 +404,8 @@ static void start_upstream(pv_proxy_t *px)
     }
     pv_upstream_attach(u, &upconn_ops, px);
     px->u = u;
-    pv_uresp_init(&px->rp, (px->r->flags & PV_REQ_F_HEAD) != 0);
+    /* a HEAD asked for as GET (proxy_cache_convert_head) has a body to read */
+    pv_uresp_init(&px->rp, (px->r->flags & PV_REQ_F_HEAD) && !px->r->upstream_method.len);
     px->rp.upgrade_asked = !px->sub_done && (px->r->flags & PV_REQ_F_UPGRADE);
     px->sent_before = u->sent;
     px->head_sent = px->req_done = px->resp_started = 0;
@@ -591,6 +592,11 @@ static int response_head(pv_proxy_t *px)
             out_len = 0;
     } else {
         frame = PV_FRAME_CHUNKED; /* unknown length: the protocol side frames it */
+    }
+    if (head_req && r->upstream_method.len) {
+        /* a HEAD asked for as GET: the client gets the head alone */
+        frame = PV_FRAME_NONE;
+        out_len = rp->has_cl ? cl : -1;
     }
 
     pv_upstream_response_t ur = {

@@ -420,3 +420,36 @@ def test_revalidate(portvakt, port, tmp_path):
         assert len(up.requests) == 2
     finally:
         up.stop()
+
+
+def test_head_as_get_same_as_nginx(portvakt, nginx, port, tmp_path):
+    """proxy_cache_convert_head (on by default): a HEAD that misses is
+    asked for as GET and stored, so the GET after it is a HIT; the HEAD's
+    answer has the head alone, for a length or a chunked upstream."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+
+    def h(req):
+        chunked = "chunk" in req.target
+        return Reply(headers=CT + [("X-Method", req.method)], body=b"head then get\n", chunked=chunked)
+    ours, up1, _ = start(portvakt, port, tmp_path, "p", h)
+    theirs, up2, _ = start(nginx, port, tmp_path, "n", h)
+    try:
+        def framing_out(r):
+            # a hit of a chunked response: NGINX sends it chunked again,
+            # portvakt with its length (README, Response cache)
+            st, fields, body = seen(r)
+            return st, [f for f in fields if f[0] not in ("content-length", "transfer-encoding")], body
+        for target in ("/h/len", "/h/chunk"):
+            for method in ("HEAD", "GET", "HEAD"):
+                a, b = http(ours.port, method, target), http(theirs.port, method, target)
+                if target == "/h/len":
+                    assert seen(a) == seen(b), (target, method)
+                else:
+                    assert framing_out(a) == framing_out(b), (target, method)
+        assert [r.method for r in up1.requests] == [r.method for r in up2.requests] == ["GET", "GET"]
+        r = http(ours.port, "GET", "/h/len")
+        assert r.header("X-Cache") == "HIT" and r.body == b"head then get\n"
+    finally:
+        up1.stop()
+        up2.stop()
