@@ -376,7 +376,8 @@ static void serve_entry(pv_hreq_t *hr)
         hr->handler = NULL;
         hr->handler_ctx = NULL;
     } else if (hr->handler) {
-        pv_proxy_detach(hr);
+        hr->handler->cleanup(hr); /* the proxy's state leaves the request */
+        hr->handler = NULL;
     }
     hr->handling = 0;
     open_entry(hr);

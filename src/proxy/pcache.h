@@ -69,7 +69,5 @@ void pv_pcache_serve_entry_later(pv_proxy_t *px, int status);
 
 /* proxy.c: the cache gives the request back to the proxy. */
 void pv_proxy_resume(struct pv_hreq_s *hr);
-/* proxy.c: the proxy's state leaves the request (the cache answers). */
-void pv_proxy_detach(struct pv_hreq_s *hr);
 
 #endif

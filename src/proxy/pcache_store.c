@@ -281,6 +281,15 @@ static void revalidated(pv_proxy_t *px, pv_pcache_t *c, const pv_header_t *field
     pv_pcache_serve_entry_later(px, PV_CACHE_REVALIDATED);
 }
 
+/* The status the upstream answered, in $upstream_status, when the entry
+ * answers in its place. */
+static int answered_by_entry(pv_request_t *r, int status)
+{
+    size_t n = strlen(r->upstream_status);
+    snprintf(r->upstream_status + n, sizeof(r->upstream_status) - n, "%s%d", n ? ", " : "", status);
+    return 1;
+}
+
 int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields)
 {
     pv_hreq_t *hr = px->hr;
@@ -295,10 +304,10 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
                     {429, PV_NEXT_F_HTTP_429}};
     for (size_t i = 0; i < PV_NELEM(stale_on); i++)
         if (stale_on[i].status == status && pv_pcache_serve_stale(px, stale_on[i].flag))
-            return 1;
+            return answered_by_entry(r, status);
     if (c->revalidating && status == 304) {
         revalidated(px, c, fields, nfields);
-        return 1;
+        return answered_by_entry(r, status);
     }
     if (!c->ref.fill || c->no_store || ((r->flags & PV_REQ_F_HEAD) && !c->head_as_get) || status == 206 || status < 200)
         goto no;

@@ -404,7 +404,6 @@ static void start_upstream(pv_proxy_t *px)
     }
     pv_upstream_attach(u, &upconn_ops, px);
     px->u = u;
-    /* a HEAD asked for as GET (proxy_cache_convert_head) has a body to read */
     pv_uresp_init(&px->rp, (px->r->flags & PV_REQ_F_HEAD) && !px->r->upstream_method.len);
     px->rp.upgrade_asked = !px->sub_done && (px->r->flags & PV_REQ_F_UPGRADE);
     px->sent_before = u->sent;
@@ -550,11 +549,7 @@ static int response_head(pv_proxy_t *px)
     if (!px->sub_done && intercept(px, status))
         return -3;
     if (!px->sub_done && r->pcache && pv_pcache_response(px, status, rp->fields, rp->nfields)) {
-        /* proxy_cache_use_stale: the stale entry answers instead */
-        char st[24];
-        st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-        append_list(r->upstream_status, sizeof(r->upstream_status), st);
-        pv_proxy_release_server(px, PV_BAL_OK);
+        pv_proxy_release_server(px, PV_BAL_OK); /* the cached entry answers (stale, revalidated) */
         drop_upstream(px);
         return -3;
     }
@@ -593,8 +588,7 @@ static int response_head(pv_proxy_t *px)
     } else {
         frame = PV_FRAME_CHUNKED; /* unknown length: the protocol side frames it */
     }
-    if (head_req && r->upstream_method.len) {
-        /* a HEAD asked for as GET: the client gets the head alone */
+    if (head_req && r->upstream_method.len) { /* a HEAD asked for as GET: the head alone */
         frame = PV_FRAME_NONE;
         out_len = rp->has_cl ? cl : -1;
     }
@@ -649,28 +643,6 @@ static int queue_response_body(pv_proxy_t *px)
             pv_resp_send_body(hr, spans, ns);
     }
     return px->rp.body_done;
-}
-
-/* The upstream switched protocols (the 101 head is queued): the
- * connection and the bytes after the head go to a tunnel, which ends
- * the request when it closes. */
-static void start_tunnel(pv_proxy_t *px)
-{
-    pv_upconn_t *u = px->u;
-    pv_buf_t *b = px->uin;
-    pv_tunnel_conf_t cf = {
-        .read_timeout = px->loc->conf.proxy_read_timeout,
-        .send_timeout = px->loc->conf.proxy_send_timeout,
-        .upstream = px->pool->cf->servers[px->server].text,
-        .start_ns = px->start_ns,
-    };
-    pv_proxy_release_server(px, PV_BAL_OK);
-    px->u = NULL;
-    px->uin = NULL;
-    px->resp_done = 1;
-    pv_buf_put(px->hbuf); /* the upstream request head is written */
-    px->hbuf = NULL;
-    pv_tunnel_start(px->hr, u, b, &cf);
 }
 
 static void upstream_read(pv_proxy_t *px)
@@ -777,7 +749,7 @@ static void upstream_read(pv_proxy_t *px)
             if (!px->resp_head_done)
                 return; /* went on to the next server (proxy_next_upstream) */
             if (px->status == 101) {
-                start_tunnel(px);
+                pv_proxy_start_tunnel(px);
                 return;
             }
         }
@@ -990,12 +962,6 @@ static void client_cleanup(pv_hreq_t *hr)
 void pv_proxy_resume(pv_hreq_t *hr)
 {
     proxy_start(hr);
-}
-
-void pv_proxy_detach(pv_hreq_t *hr)
-{
-    client_cleanup(hr);
-    hr->handler = NULL;
 }
 
 /* ---- module ---------------------------------------------------------------------- */

@@ -79,6 +79,9 @@ void pv_proxy_stat_header(pv_proxy_t *px);
 void pv_proxy_stat_fail(pv_proxy_t *px, int f);
 /* Whether proxy_next_upstream_timeout has passed (select.c). */
 int pv_proxy_next_timed_out(pv_proxy_t *px);
+/* The upstream switched protocols (the 101 head is queued): the
+ * connection and the bytes after the head go to a tunnel (tunnel.c). */
+void pv_proxy_start_tunnel(pv_proxy_t *px);
 /* The one place a failed exchange becomes the client's answer (answer.c). */
 void pv_proxy_answer_failure(pv_proxy_t *px, int f);
 /* One error log line per failure (answer.c). */

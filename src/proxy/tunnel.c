@@ -7,6 +7,7 @@
  * proxy_send_timeout when it is shorter and the upstream takes nothing;
  * a client that takes nothing meets send_timeout on the client side. */
 #include "tunnel.h"
+#include "proxy.h"
 
 #include <errno.h>
 #include <string.h>
@@ -237,4 +238,26 @@ static void client_cleanup(pv_hreq_t *hr)
     hr->handler_ctx = t->prev_ctx;
     if (hr->handler && hr->handler->cleanup)
         hr->handler->cleanup(hr);
+}
+
+/* The upstream switched protocols (the 101 head is queued): the
+ * connection and the bytes after the head go to a tunnel, which ends
+ * the request when it closes. */
+void pv_proxy_start_tunnel(pv_proxy_t *px)
+{
+    pv_upconn_t *u = px->u;
+    pv_buf_t *b = px->uin;
+    pv_tunnel_conf_t cf = {
+        .read_timeout = px->loc->conf.proxy_read_timeout,
+        .send_timeout = px->loc->conf.proxy_send_timeout,
+        .upstream = px->pool->cf->servers[px->server].text,
+        .start_ns = px->start_ns,
+    };
+    pv_proxy_release_server(px, PV_BAL_OK);
+    px->u = NULL;
+    px->uin = NULL;
+    px->resp_done = 1;
+    pv_buf_put(px->hbuf); /* the upstream request head is written */
+    px->hbuf = NULL;
+    pv_tunnel_start(px->hr, u, b, &cf);
 }
