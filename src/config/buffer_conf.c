@@ -163,6 +163,16 @@ void pv_conf_buffer_init(pv_loc_conf_t *lc)
     lc->client_body_buffer_size = PV_UNSET;
     lc->client_body_in_file_only = PV_UNSET;
     lc->client_body_in_single_buffer = PV_UNSET;
+    lc->proxy_buffering = PV_UNSET;
+    lc->proxy_buffers_num = PV_UNSET;
+    lc->proxy_buffers_size = PV_UNSET;
+    lc->proxy_buffer_size = PV_UNSET;
+    lc->proxy_busy_buffers_size = PV_UNSET;
+    lc->proxy_temp_file_write_size = PV_UNSET;
+    lc->proxy_max_temp_file_size = PV_UNSET;
+    lc->proxy_ignore_client_abort = PV_UNSET;
+    lc->limit_rate = (pv_size_cv_t){PV_UNSET, NULL};
+    lc->limit_rate_after = (pv_size_cv_t){PV_UNSET, NULL};
 }
 
 void pv_conf_buffer_init_srv(pv_server_t *s)
@@ -199,6 +209,31 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
         c->client_body_in_file_only = p ? p->client_body_in_file_only : PV_BODY_FILE_OFF;
     if (c->client_body_in_single_buffer == PV_UNSET)
         c->client_body_in_single_buffer = p ? p->client_body_in_single_buffer : 0;
+    if (c->proxy_buffering == PV_UNSET)
+        c->proxy_buffering = p ? p->proxy_buffering : 1;
+    if (c->proxy_buffers_num == PV_UNSET) {
+        c->proxy_buffers_num = p ? p->proxy_buffers_num : 8;
+        c->proxy_buffers_size = p ? p->proxy_buffers_size : 4096;
+    }
+    if (c->proxy_buffer_size == PV_UNSET)
+        c->proxy_buffer_size = p ? p->proxy_buffer_size : 4096;
+    /* the busy and write sizes inherit only as written: unset, each level
+     * takes them from its own buffers (pv_conf_buffer_check), as NGINX */
+    if (c->proxy_busy_buffers_size == PV_UNSET && p)
+        c->proxy_busy_buffers_size = p->proxy_busy_buffers_size;
+    if (c->proxy_temp_file_write_size == PV_UNSET && p)
+        c->proxy_temp_file_write_size = p->proxy_temp_file_write_size;
+    if (c->proxy_max_temp_file_size == PV_UNSET)
+        c->proxy_max_temp_file_size = p ? p->proxy_max_temp_file_size : 1024 * 1024 * 1024;
+    if (c->proxy_ignore_client_abort == PV_UNSET)
+        c->proxy_ignore_client_abort = p ? p->proxy_ignore_client_abort : 0;
+    if (c->limit_rate.n == PV_UNSET)
+        c->limit_rate = p ? p->limit_rate : (pv_size_cv_t){0, NULL};
+    if (c->limit_rate_after.n == PV_UNSET)
+        c->limit_rate_after = p ? p->limit_rate_after : (pv_size_cv_t){0, NULL};
+    int64_t size = PV_MAX(c->proxy_buffer_size, c->proxy_buffers_size);
+    c->busy_size = c->proxy_busy_buffers_size != PV_UNSET ? c->proxy_busy_buffers_size : 2 * size;
+    c->write_size = c->proxy_temp_file_write_size != PV_UNSET ? c->proxy_temp_file_write_size : 2 * size;
 }
 
 void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs)
@@ -230,6 +265,68 @@ static int file_only_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
     return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, 1));
 }
 
+/* proxy_buffers NUM SIZE, as NGINX's bufs setter */
+static int buffers_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_loc_conf_t *lc = cx->lc;
+    if (lc->proxy_buffers_num != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t num = pv_conf_parse_num(nd->args[1]);
+    int64_t size = pv_conf_parse_size(nd->args[2]);
+    if (num <= 0 || num > 0x7fffffff || size <= 0 || size > 0x7fffffff)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    lc->proxy_buffers_num = (int)num;
+    lc->proxy_buffers_size = size;
+    return PV_OK;
+}
+
+/* limit_rate and limit_rate_after: a size, or a value with variables
+ * parsed per request (NGINX's complex value size slot) */
+static int size_cv_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_size_cv_t *f = (pv_size_cv_t *)((char *)base + cmd->offset);
+    if (f->n != PV_UNSET)
+        return DUP(cx, nd);
+    pv_cv_t *cv = pv_arena_calloc(cx->a, sizeof(*cv));
+    if (pv_conf_compile(cx, nd, cv, ARG(nd, 1), nd->args[1].len) != PV_OK)
+        return PV_ERR;
+    f->n = 0;
+    if (!cv->is_const) {
+        f->cv = cv;
+        return PV_OK;
+    }
+    int64_t n = pv_conf_parse_size(nd->args[1]);
+    if (n < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    f->n = n;
+    return PV_OK;
+}
+
+static const char SIZES[] = "the maximum of the value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"";
+
+/* NGINX's checks of the response buffer sizes against each other, made
+ * once a level is merged (the sizes in effect are set by the merge). */
+int pv_conf_buffer_check(pv_conf_ctx_t *cx, const pv_loc_conf_t *c, const pv_conf_src_t *src)
+{
+    int64_t size = PV_MAX(c->proxy_buffer_size, c->proxy_buffers_size);
+    if (c->proxy_buffers_num < 2)
+        return pv_conf_error(cx, src, "there must be at least 2 \"proxy_buffers\"");
+    int64_t busy = c->busy_size;
+    if (busy < size)
+        return pv_conf_error(cx, src, "\"proxy_busy_buffers_size\" must be equal to or greater than %s", SIZES);
+    if (busy > (c->proxy_buffers_num - 1) * c->proxy_buffers_size)
+        return pv_conf_error(cx, src, "\"proxy_busy_buffers_size\" must be less than the size of all "
+                                      "\"proxy_buffers\" minus one buffer");
+    int64_t write = c->write_size;
+    if (write < size)
+        return pv_conf_error(cx, src, "\"proxy_temp_file_write_size\" must be equal to or greater than %s",
+                             SIZES);
+    if (c->proxy_max_temp_file_size != 0 && c->proxy_max_temp_file_size < size)
+        return pv_conf_error(cx, src, "\"proxy_max_temp_file_size\" must be equal to zero to disable "
+                                      "temporary files usage or must be equal to or greater than %s", SIZES);
+    return PV_OK;
+}
+
 /* ---- the table ---- */
 
 #define LOCF(f) PV_BASE_LOC, offsetof(pv_loc_conf_t, f)
@@ -254,6 +351,16 @@ static const pv_conf_cmd_t buffer_cmds[] = {
     {"client_body_in_file_only", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, file_only_cb, PV_BASE_NONE, 0, NULL},
     {"client_body_in_single_buffer", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb,
      LOCF(client_body_in_single_buffer), NULL},
+    {"proxy_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_buffering), NULL},
+    {"proxy_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, buffers_cb, PV_BASE_NONE, 0, NULL},
+    {"proxy_buffer_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_buffer_size), NULL},
+    {"proxy_busy_buffers_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_busy_buffers_size), NULL},
+    {"proxy_temp_file_write_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_temp_file_write_size),
+     NULL},
+    {"proxy_max_temp_file_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_max_temp_file_size), NULL},
+    {"proxy_ignore_client_abort", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_ignore_client_abort), NULL},
+    {"limit_rate", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate), NULL},
+    {"limit_rate_after", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate_after), NULL},
     {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
      SRVF(underscores_in_headers), NULL},
     {"ignore_invalid_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,

@@ -96,7 +96,7 @@ enum { PV_RWF_NONE = 0, PV_RWF_LAST, PV_RWF_BREAK, PV_RWF_REDIRECT, PV_RWF_PERMA
 typedef struct pv_rw_op_s {
     int op;                     /* PV_RW_* */
     pv_conf_src_t src;
-    int slot;                   /* set: user variable slot; -1 for $args */
+    int slot;                   /* set: user variable slot; -1 for $args, PV_RW_SLOT_LIMIT_RATE */
     pv_cv_t value;              /* set: value; if: the variable; rewrite:
                                    replacement; return: text or URL */
     pv_cv_t arg;                /* if =, !=: right side; file tests: the path */
@@ -417,6 +417,20 @@ typedef struct pv_error_page_s {
     pv_cv_t uri;                /* "/uri", "@named" or a redirect URL */
     pv_conf_src_t src;          /* the error_page line */
 } pv_error_page_t;
+/* NGINX's size syntax (a number with k, m or g), also for values parsed
+ * per request ($limit_rate); -1 when invalid. */
+int64_t pv_conf_parse_size(pv_str_t s);
+
+/* `set $limit_rate`: the op's slot (the request's rate, not a user variable) */
+#define PV_RW_SLOT_LIMIT_RATE (-2)
+
+/* A size that may come from variables (limit_rate): the number, or a
+ * value parsed per request when cv is set (NGINX's complex value size). */
+typedef struct pv_size_cv_s {
+    int64_t n;                  /* PV_UNSET until given */
+    pv_cv_t *cv;                /* with variables: evaluated per request, else NULL */
+} pv_size_cv_t;
+
 /* `client_body_temp_path`, `proxy_temp_path` (and the fastcgi, scgi and
  * uwsgi ones NGINX has): a directory of temporary files, with NGINX's
  * hashed subdirectory levels (digits of the file's number per level). */
@@ -573,6 +587,18 @@ typedef struct pv_loc_conf_s {
     int64_t client_body_buffer_size; /* default 8k (NGINX's two pages on x86-64): memory for a body read whole */
     int client_body_in_file_only;  /* PV_BODY_FILE_*; default off */
     int client_body_in_single_buffer; /* default off; a body in memory is always one buffer here */
+    int proxy_buffering;           /* default on: the response is read ahead of a slow client */
+    int proxy_buffers_num;         /* proxy_buffers N SIZE: memory for it; default 8 4k */
+    int64_t proxy_buffers_size;
+    int64_t proxy_buffer_size;     /* default 4k: the upstream response head must fit */
+    int64_t proxy_busy_buffers_size; /* as written; PV_UNSET: twice the larger of the two sizes */
+    int64_t proxy_temp_file_write_size; /* as written; same default */
+    int64_t proxy_max_temp_file_size; /* default 1024m; 0: no temp file */
+    int64_t busy_size;             /* proxy_busy_buffers_size in effect: handed to the client at a time */
+    int64_t write_size;            /* proxy_temp_file_write_size in effect: written to the file at a time */
+    int proxy_ignore_client_abort; /* default off: a client gone before the answer ends the exchange */
+    pv_size_cv_t limit_rate;       /* bytes per second to the client; 0 (the default): no limit */
+    pv_size_cv_t limit_rate_after; /* bytes sent before limit_rate applies; default 0 */
     /* rewrite module */
     int rewrite_log;               /* rewrite_log; default off */
     int uninitialized_variable_warn; /* default on */

@@ -298,6 +298,8 @@ void pv_conf_buffer_init_srv(pv_server_t *s);
 void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *p);
 /* A server's values from the http level's (hs: the http-level holder). */
 void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs);
+/* After merging a level: NGINX's checks of the response buffer sizes. */
+int pv_conf_buffer_check(pv_conf_ctx_t *cx, const pv_loc_conf_t *c, const pv_conf_src_t *src);
 
 /* The residency directives (residency_conf.c) and the check after the
  * merge (residency.c). */
@@ -327,7 +329,6 @@ void pv_conf_addr_text(const struct sockaddr *sa, char *buf, size_t len);
 int pv_conf_split_hostport(pv_arena_t *a, const char *s, size_t len, char **host, int *port);
 
 /* Value parsers (NGINX syntax); each returns -1 on an invalid value. */
-int64_t pv_conf_parse_size(pv_str_t s);
 int64_t pv_conf_parse_msec(pv_str_t s);
 int64_t pv_conf_parse_num(pv_str_t s);
 /* Value of "key=value" if arg starts with key=, else NULL. */

@@ -614,6 +614,8 @@ static int finish_http(pv_conf_ctx_t *cx)
         loc_merge(cx, &s->conf, &h->conf);
         srv_merge(s, h);
         pv_conf_buffer_merge_srv(s, hs);
+        if (pv_conf_buffer_check(cx, &s->conf, &s->src) != PV_OK)
+            return PV_ERR;
         pv_conf_ssl_merge(&s->ssl, &hs->ssl);
         if (s->nnames == 0) {
             pv_server_name_t *sn = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*sn));
@@ -634,7 +636,8 @@ static int finish_http(pv_conf_ctx_t *cx)
             pv_location_t *loc = s->locations[j];
             loc_merge(cx, &loc->conf, loc->outer ? &loc->outer->conf : &s->conf);
             if (pv_conf_policy_check(cx, loc) != PV_OK || pv_conf_hdr_check(cx, loc) != PV_OK ||
-                pv_conf_cache_resolve(cx, loc) != PV_OK)
+                pv_conf_cache_resolve(cx, loc) != PV_OK ||
+                pv_conf_buffer_check(cx, &loc->conf, &loc->src) != PV_OK)
                 return PV_ERR;
             if (loc->proxy_pass && loc->proxy_pass->ssl && pv_conf_proxy_ssl_build(cx, loc) != PV_OK)
                 return PV_ERR;
@@ -667,7 +670,8 @@ static int finish_http(pv_conf_ctx_t *cx)
         if (!l->proxy_pass)
             l->proxy_pass = l->parent->proxy_pass;
         l->internal = l->parent->internal;
-        if (pv_conf_policy_check(cx, l) != PV_OK || pv_conf_cache_resolve(cx, l) != PV_OK)
+        if (pv_conf_policy_check(cx, l) != PV_OK || pv_conf_cache_resolve(cx, l) != PV_OK ||
+            pv_conf_buffer_check(cx, &l->conf, &l->src) != PV_OK)
             return PV_ERR;
     }
     if (pv_conf_residency_finish(cx) != PV_OK)

@@ -182,8 +182,10 @@ static int set_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_nod
     pv_str_t rest;
     const pv_var_t *v = pv_var_find(low, len, &rest);
     int slot = -1;
-    if (strcmp(low, "args") != 0) {
-        /* a built-in name cannot be set; $args can (NGINX's set handler) */
+    if (strcmp(low, "limit_rate") == 0) {
+        slot = PV_RW_SLOT_LIMIT_RATE; /* NGINX's set handler of $limit_rate */
+    } else if (strcmp(low, "args") != 0) {
+        /* a built-in name cannot be set; $args and $limit_rate can (NGINX's set handlers) */
         if (v && !(v->flags & PV_VAR_F_PREFIX))
             return pv_conf_error(cx, &nd->src, "the duplicate \"%s\" variable", low);
         slot = pv_cv_declare_user(low, len);

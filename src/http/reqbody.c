@@ -40,7 +40,7 @@ static int make_dir(const char *dir)
 /* Create a new temp file under t, its level directories made as needed:
  * NAME is ten digits, level i a slice of its last digits (NGINX's
  * layout, e.g. levels 1 2: 3/12/0000000123). Returns the fd, -1 logged. */
-static int temp_open(pv_hreq_t *hr, const pv_temp_path_t *t, char **pathp)
+int pv_temp_file_open(pv_hreq_t *hr, const pv_temp_path_t *t, char **pathp)
 {
     if (!atomic_load(&temp_number))
         atomic_store(&temp_number, (uint32_t)(time(NULL) ^ (getpid() << 8)) % 1000000000u + 1);
@@ -111,7 +111,7 @@ static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
         return 0;
     }
     if (rb->fd < 0) {
-        rb->fd = temp_open(hr, lc->client_body_temp_path, &rb->path);
+        rb->fd = pv_temp_file_open(hr, lc->client_body_temp_path, &rb->path);
         if (rb->fd < 0)
             return -1;
         rb->keep_file = lc->client_body_in_file_only == PV_BODY_FILE_ON;

@@ -38,6 +38,12 @@ uint64_t pv_reqbody_len(const struct pv_hreq_s *hr);
  * client_body_in_file_only on). */
 void pv_reqbody_free(struct pv_hreq_s *hr);
 
+/* A new temp file under t (its level directories made as needed), named
+ * as NGINX names them; *path gets its name in the request arena. The fd,
+ * or -1 (logged). Shared with the proxy's response buffering. */
+struct pv_temp_path_s;
+int pv_temp_file_open(struct pv_hreq_s *hr, const struct pv_temp_path_s *t, char **path);
+
 /* The body stream's calls over a complete copy (body.c dispatches). */
 int pv_reqbody_take(struct pv_hreq_s *hr, pv_str_t *spans, int max);
 size_t pv_reqbody_buffered(const struct pv_hreq_s *hr);

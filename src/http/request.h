@@ -115,6 +115,9 @@ typedef struct pv_request_s {
     uint64_t body_bytes_sent;    /* response body bytes sent to the client */
     uint64_t bytes_sent;         /* all bytes sent to the client */
     uint64_t request_length;     /* bytes of request line, head and body read */
+    int64_t limit_rate;          /* $limit_rate: bytes per second to the client (0: no limit) */
+    int64_t limit_rate_after;    /* bytes sent before it applies */
+    uint8_t limit_rate_set;      /* set by `set $limit_rate` or X-Accel-Limit-Rate: the location's is not taken */
     pv_str_t request_body;       /* $request_body: the body read whole into memory ({NULL, 0}: none) */
     const char *request_body_file; /* $request_body_file: its temp file, or NULL */
     pv_header_t *resp_headers;   /* response header fields sent (for $sent_http_) */

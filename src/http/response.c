@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "../core/cache.h"
+#include "../core/log.h"
 #include "../core/wr.h"
 #include "../core/time.h"
 #include "compress.h"
@@ -16,6 +17,7 @@
 #include "hfilter.h"
 #include "redirect.h"
 #include "server.h"
+#include "vars.h"
 
 static void put_field(pv_wr_t *w, const char *name, size_t nlen, pv_str_t value)
 {
@@ -311,6 +313,85 @@ const pv_resp_ops_t pv_h1_resp = {
     h1_send_head, h1_room, h1_send_body, h1_flush, h1_finish, h1_abort, h1_continue, h1_local, h1_error,
 };
 
+/* ---- limit_rate ------------------------------------------------------------ */
+
+/* The delay of a request over its rate: a timer in the request's arena. */
+typedef struct pv_rate_s {
+    pv_timer_t timer;
+    pv_hreq_t *hr;
+} pv_rate_t;
+
+/* A size from limit_rate or limit_rate_after: the number, or the value of
+ * its variables parsed (an empty one is 0; an invalid one is 0, logged),
+ * as NGINX's complex value sizes. */
+static int64_t size_value(pv_request_t *r, const pv_size_cv_t *s)
+{
+    if (!s->cv)
+        return s->n;
+    char buf[64];
+    size_t n = pv_cv_eval(s->cv, r, 0, buf, sizeof(buf));
+    if (n == 0)
+        return 0;
+    int64_t v = n < sizeof(buf) ? pv_conf_parse_size((pv_str_t){buf, n}) : -1;
+    if (v < 0) {
+        pv_log(PV_LOG_ERR, "invalid size \"%.*s\", client: %s", (int)PV_MIN(n, sizeof(buf)), buf, r->peer_text);
+        return 0;
+    }
+    return v;
+}
+
+/* The response starts: the rate its location gives, unless `set
+ * $limit_rate` or the upstream's X-Accel-Limit-Rate gave one. */
+static void rate_start(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    if (!r->loc && !r->srv)
+        return;
+    const pv_loc_conf_t *lc = r->loc ? &r->loc->conf : &r->srv->conf;
+    if (!r->limit_rate_set) {
+        r->limit_rate = size_value(r, &lc->limit_rate);
+        r->limit_rate_set = 1;
+    }
+    if (r->limit_rate)
+        r->limit_rate_after = size_value(r, &lc->limit_rate_after);
+}
+
+static void rate_cb(pv_timer_t *t)
+{
+    pv_hreq_t *hr = ((pv_rate_t *)t->data)->hr;
+    if (hr->handling && pv_resp_flush(hr) == PV_OK)
+        hr->handler->proceed(hr);
+}
+
+/* Whether the request must wait before more is written, as NGINX's write
+ * filter reckons: rate x (seconds since the request began + 1) bytes may
+ * have left by now, counted from limit_rate_after on. The wait ends with
+ * the handler's proceed(). */
+static int rate_delayed(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    if (hr->rate && pv_timer_armed(&hr->rate->timer))
+        return 1;
+    int64_t ms = (int64_t)((pv_now_ns() - r->start_ns) / 1000000);
+    int64_t limit = r->limit_rate * (ms + 1000) / 1000 - ((int64_t)r->bytes_sent - r->limit_rate_after);
+    if (limit > 0)
+        return 0;
+    if (!hr->rate) {
+        hr->rate = pv_arena_alloc(&hr->arena, sizeof(*hr->rate));
+        hr->rate->hr = hr;
+        pv_timer_init(&hr->rate->timer, rate_cb, hr->rate);
+    }
+    pv_timer_set(hr->w->loop, &hr->rate->timer, (uint64_t)(-limit * 1000 / r->limit_rate + 1));
+    return 1;
+}
+
+void pv_resp_rate_end(pv_hreq_t *hr)
+{
+    if (hr->rate)
+        pv_timer_del(hr->w->loop, &hr->rate->timer);
+    hr->rate = NULL;
+}
+
 /* ---- the calls ---------------------------------------------------------- */
 
 /* A body the compression filter encodes goes through it (compress.h);
@@ -329,6 +410,7 @@ int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     if (hr->tee)
         hr->tee->head(hr, h);
+    rate_start(hr);
     int rc = pv_compress_head(hr, h);
     if (rc != PV_OK)
         return rc;
@@ -346,6 +428,7 @@ void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
         hr->tee->body(hr, spans, n);
     if (hr->r.flags & PV_REQ_F_HEAD)
         return; /* a HEAD's answer has no body (one asked for as GET is read for the cache) */
+    hr->rate_queued = 1;
     if (hr->zf)
         pv_compress_send_body(hr, spans, n);
     else
@@ -354,6 +437,15 @@ void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
 
 int pv_resp_flush(pv_hreq_t *hr)
 {
+    if (hr->r.limit_rate) {
+        /* only bytes waiting to be written are held back */
+        if (hr->rate_queued && rate_delayed(hr))
+            return PV_AGAIN;
+        int rc = hr->zf ? pv_compress_flush(hr) : hr->proto->resp->flush(hr);
+        if (rc == PV_OK)
+            hr->rate_queued = 0;
+        return rc;
+    }
     return hr->zf ? pv_compress_flush(hr) : hr->proto->resp->flush(hr);
 }
 
@@ -385,6 +477,7 @@ void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t bod
             return;
         hr->r.err_status = 0; /* a page made here is sent with its own code */
     }
+    rate_start(hr);
     hr->proto->resp->local(hr, status, location, body);
 }
 
@@ -394,5 +487,6 @@ void pv_resp_error(pv_hreq_t *hr, int status)
     if (pv_error_page(hr, status))
         return;
     hr->r.err_status = 0;
+    rate_start(hr);
     hr->proto->resp->error(hr, status);
 }

@@ -101,6 +101,8 @@ void pv_resp_finish(struct pv_hreq_s *hr);
 /* The response cannot be completed: the client must not take a cut
  * response for a whole one (HTTP/1.1 closes the connection). */
 void pv_resp_abort(struct pv_hreq_s *hr);
+/* The request is freed: stop limit_rate's delay. */
+void pv_resp_rate_end(struct pv_hreq_s *hr);
 /* Send the interim 100 Continue. PV_OK, or PV_ERR (connection closed). */
 int pv_resp_continue(struct pv_hreq_s *hr);
 /* Answer with a response made here: the error page of status (with

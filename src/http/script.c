@@ -277,6 +277,19 @@ static int condition(pv_request_t *r, const pv_rw_op_t *o, int log)
     }
 }
 
+/* `set $limit_rate VALUE`: the request's rate from now on, whatever its
+ * location says; an invalid value changes nothing (NGINX's message). */
+static void set_limit_rate(pv_request_t *r, pv_str_t v)
+{
+    int64_t n = pv_conf_parse_size(v);
+    if (n < 0) {
+        pv_log(PV_LOG_ERR, "invalid $limit_rate \"%.*s\", client: %s", (int)v.len, v.p, r->peer_text);
+        return;
+    }
+    r->limit_rate = n;
+    r->limit_rate_set = 1;
+}
+
 int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc,
                   pv_script_out_t *out)
 {
@@ -289,6 +302,8 @@ int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc
             pv_str_t v = pv_cv_eval_arena(&o->value, r);
             if (o->slot >= 0) {
                 pv_uvar_set(r, o->slot, v.p, v.len);
+            } else if (o->slot == PV_RW_SLOT_LIMIT_RATE) {
+                set_limit_rate(r, v);
             } else {
                 r->args = v;
                 r->has_args = v.len > 0;

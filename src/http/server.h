@@ -98,6 +98,8 @@ typedef struct pv_hreq_s {
     struct pv_zfilter_s *zf;      /* the compression filter the body goes through (compress.h); NULL: none */
     const struct pv_tee_s *tee;   /* what sees a copy of the response (response.h); NULL: none */
     void *tee_ctx;                /* its state */
+    struct pv_rate_s *rate;       /* limit_rate's delay timer (request arena); NULL until first delayed */
+    uint8_t rate_queued;          /* limit_rate: body queued since the last complete flush */
     pv_access_t acc;              /* rate limit and authentication state */
 } pv_hreq_t;
 

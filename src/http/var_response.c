@@ -68,6 +68,14 @@ static int bytes_sent_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t
     return PV_VAL_FOUND;
 }
 
+/* $limit_rate: the rate in effect (set when the response started, by
+ * `set $limit_rate` or X-Accel-Limit-Rate); 0 before or without one. */
+static int limit_rate_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = fmt_u64((uint64_t)r->limit_rate, o->scratch);
+    return PV_VAL_FOUND;
+}
+
 /* $sent_http_NAME: the first response field so named. NGINX 1.22 joins
  * a repeated Cache-Control or Link with ", ". */
 /* The HTTP/1 head as sent, as header fields: status line skipped. */
@@ -348,6 +356,7 @@ const pv_var_t pv_vars_response[] = {
     PV_VAR("status", status_cb, 0),
     PV_VAR("body_bytes_sent", body_bytes_sent_cb, 0),
     PV_VAR("bytes_sent", bytes_sent_cb, 0),
+    PV_VAR("limit_rate", limit_rate_cb, 0),
     PV_VAR("sent_http_", sent_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
     PV_VAR("upstream_addr", upstream_addr_cb, 0),
     PV_VAR("upstream_status", upstream_status_cb, 0),

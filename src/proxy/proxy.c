@@ -491,14 +491,17 @@ static void response_complete(pv_proxy_t *px)
         px->u = NULL;
         pv_upstream_release(u, &d);
     }
-    hr->handling = 0;
     if (px->sub_done) {
+        hr->handling = 0;
         px->sub_done(hr, px->r, px->status);
         return;
     }
     const pv_chunked_t *ck = &px->rp.chunk;
     if (px->resp_frame == PV_FRAME_CHUNKED && ck->tbuf && ck->tlen && !ck->tover)
         hr->resp_trailers = (pv_str_t){ck->tbuf, ck->tlen};
+    if (pv_pipe_upstream_done(px))
+        return; /* the client still takes what is held; the pipe ends the response */
+    hr->handling = 0;
     pv_resp_finish(hr);
 }
 
@@ -574,6 +577,7 @@ static int response_head(pv_proxy_t *px)
         return 0;
     }
 
+    pv_pipe_head(px);
     /* framing toward the client */
     int frame;
     int64_t out_len = -1;
@@ -621,30 +625,6 @@ static int response_head(pv_proxy_t *px)
     return 0;
 }
 
-/* Move buffered response body bytes into the client queue (a
- * subrequest's are dropped). Returns 1 when the response is complete, 0
- * otherwise, -1 on a framing error. */
-static int queue_response_body(pv_proxy_t *px)
-{
-    pv_hreq_t *hr = px->hr;
-    pv_buf_t *b = px->uin;
-    pv_str_t spans[16];
-
-    while (!px->rp.body_done && b->pos < b->last) {
-        int max = px->sub_done ? 16 : PV_MIN(pv_resp_room(hr), 16);
-        if (max <= 0)
-            return 0;
-        int ns = 0;
-        ssize_t used = pv_uresp_body(&px->rp, b->data + b->pos, b->last - b->pos, spans, &ns, max);
-        if (used < 0)
-            return -1;
-        b->pos += (uint32_t)used;
-        if (!px->sub_done)
-            pv_resp_send_body(hr, spans, ns);
-    }
-    return px->rp.body_done;
-}
-
 static void upstream_read(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
@@ -656,25 +636,19 @@ static void upstream_read(pv_proxy_t *px)
         if (!u || !hr->handling)
             return;
         if (px->resp_head_done) {
-            /* queue what is buffered behind the head so head and body
-             * leave in one write; read the upstream again only once the
-             * client has taken everything (back-pressure) */
-            if (px->uin->pos < px->uin->last || px->resp_frame == PV_FRAME_NONE) {
-                int done = queue_response_body(px);
-                if (done < 0) {
-                    upstream_failed(px, PV_UPF_INVALID_BODY, 0, NULL);
-                    return;
-                }
-                if (done) {
-                    response_complete(px);
-                    return;
-                }
+            /* relay what is read behind the head (so head and body leave
+             * in one write); the pipe says when to read on */
+            int rc = pv_pipe_body(px);
+            if (rc == PV_PIPE_BAD) {
+                upstream_failed(px, PV_UPF_INVALID_BODY, 0, NULL);
+                return;
             }
-            if (pv_resp_flush(hr) != PV_OK)
-                return; /* the client is slow (proceed() follows), or gone */
-            if (px->uin->pos < px->uin->last)
-                continue; /* more was buffered than the queue took */
-            px->uin->pos = px->uin->last = 0;
+            if (rc == PV_PIPE_DONE) {
+                response_complete(px);
+                return;
+            }
+            if (rc == PV_PIPE_WAIT)
+                return;
         } else if (!px->uin) {
             px->uin = pv_buf_get();
             if (!px->uin) {
@@ -728,7 +702,12 @@ static void upstream_read(pv_proxy_t *px)
                 upstream_failed(px, PV_UPF_INVALID_HEADER, 0, px->rp.error);
                 return;
             }
-            if (rc == PV_URESP_AGAIN) {
+            if (rc == PV_URESP_AGAIN || used > (size_t)lc->proxy_buffer_size) {
+                /* the head must fit in proxy_buffer_size, as in NGINX */
+                if (b->last > (uint64_t)lc->proxy_buffer_size) {
+                    upstream_failed(px, PV_UPF_HEADER_TOO_BIG, 0, NULL);
+                    return;
+                }
                 /* the head is incomplete; keep the parsed bytes in place */
                 b->pos = b->last;
                 continue;
@@ -909,7 +888,7 @@ static void upstream_timeout_cb(void *owner)
 static void client_proceed(pv_hreq_t *hr)
 {
     pv_proxy_t *px = hr->handler_ctx;
-    if (px->u && px->resp_head_done)
+    if (pv_pipe_proceed(px))
         upstream_read(px);
 }
 
@@ -928,7 +907,7 @@ static void client_readable(pv_hreq_t *hr)
     }
     /* body complete: anything readable is a pipelined request or the
      * client closing; only the close matters now */
-    if (pv_body_client_closed(hr)) {
+    if (pv_body_client_closed(hr) && !px->loc->conf.proxy_ignore_client_abort) {
         pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                pv_log_client(&hr->r));
         pv_resp_abort(hr);
@@ -954,6 +933,7 @@ static void client_cleanup(pv_hreq_t *hr)
         pv_proxy_release_server(px, PV_BAL_OK);
     pv_buf_put(px->hbuf);
     pv_buf_put(px->uin);
+    pv_pipe_free(&px->pipe);
     if (pv_cache_put(&px_cache, px) < 0)
         free(px);
     hr->handler_ctx = NULL;

@@ -465,6 +465,9 @@ static void test_status_and_sizes(void **state)
                         "204 0 123 77");
     f->r.body_bytes_sent = 18446744073709551615ull;
     assert_string_equal(EV(f, "$body_bytes_sent"), "18446744073709551615");
+    assert_string_equal(EV(f, "$limit_rate"), "0");
+    f->r.limit_rate = 102400;
+    assert_string_equal(EV(f, "$limit_rate"), "102400");
     fx_free(f);
 }
 

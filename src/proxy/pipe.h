@@ -1,0 +1,66 @@
+/* The proxied response body's way to the client (NGINX's event pipe, as
+ * proxy_buffering asks for it). While the client takes everything at
+ * once, the body goes from the upstream read buffer straight into the
+ * client's queue and nothing here costs anything. Once the client is
+ * slow (a flush answers PV_AGAIN) and buffering is on for the response,
+ * the pipe holds what the client has not taken: decoded bytes in memory
+ * up to proxy_buffers (N buffers of SIZE), then in an unlinked temp file
+ * under proxy_temp_path up to proxy_max_temp_file_size, so the upstream
+ * is read to its end and its connection released while the client is
+ * still taking the response. When all that was held has been taken the
+ * body goes straight through again.
+ *
+ * Every decoded body span passes through deliver() in pipe.c once, in
+ * order, whichever way it then goes: that is the seam for a body filter
+ * that must see the upstream's bytes (a cache writer teeing them). */
+#ifndef PV_PROXY_PIPE_H
+#define PV_PROXY_PIPE_H
+
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../core/common.h"
+
+struct pv_proxy_s;
+
+typedef struct pv_pipe_s {
+    pv_buf_t *head, *tail;  /* memory part, oldest first (linked by next): data in [pos, last) */
+    int nbufs;              /* buffers in it (at most proxy_buffers' N) */
+    int fd;                 /* temp file, -1 when none */
+    char *path;             /* its name (request arena), for the log */
+    uint64_t rd, wr;        /* file offsets: next byte to give, next to write */
+    pv_buf_t *held;         /* the read buffer the client queue pointed into when holding began */
+    pv_buf_t *chunk;        /* file bytes read back for the client */
+    uint64_t out;           /* bytes handed to the client, not yet written */
+    uint8_t out_file;       /* they came from the file (the chunk) */
+    uint8_t on;             /* holding: the client is behind */
+    uint8_t upstream_done;  /* the upstream's part is over (connection released) */
+    uint8_t buffering;      /* proxy_buffering (or X-Accel-Buffering) for this response */
+} pv_pipe_t;
+
+/* pv_pipe_body() results */
+enum {
+    PV_PIPE_READ = 0,  /* the read buffer is empty: read the upstream on */
+    PV_PIPE_WAIT,      /* wait for the client (or the request has ended: touch nothing) */
+    PV_PIPE_DONE,      /* the upstream response is complete */
+    PV_PIPE_BAD        /* the body's framing is broken */
+};
+
+/* The upstream head is parsed and about to be sent: X-Accel-Buffering and
+ * X-Accel-Limit-Rate (unless proxy_ignore_headers names them) decide
+ * buffering and the rate for this response. */
+void pv_pipe_head(struct pv_proxy_s *px);
+/* Relay what the upstream read buffer holds behind the head. */
+int pv_pipe_body(struct pv_proxy_s *px);
+/* The client took everything queued: hand it more of what is held.
+ * Returns 1 when the upstream should be read on, 0 when not (or the
+ * request has ended). */
+int pv_pipe_proceed(struct pv_proxy_s *px);
+/* The upstream response is complete and its connection released: 1 when
+ * the pipe still holds bytes for the client (it ends the response once
+ * they are taken), 0 when the caller ends it now. */
+int pv_pipe_upstream_done(struct pv_proxy_s *px);
+/* Give back memory and the file (the request's end). */
+void pv_pipe_free(pv_pipe_t *p);
+
+#endif
