@@ -342,15 +342,17 @@ static int64_t size_value(pv_request_t *r, const pv_size_cv_t *s)
 
 /* The response starts: the rate its location gives, unless `set
  * $limit_rate` or the upstream's X-Accel-Limit-Rate gave one. */
-static void rate_start(pv_hreq_t *hr)
+static inline __attribute__((always_inline)) void rate_start(pv_hreq_t *hr)
 {
     pv_request_t *r = &hr->r;
     if (!r->loc && !r->srv)
         return;
     const pv_loc_conf_t *lc = r->loc ? &r->loc->conf : &r->srv->conf;
     if (!r->limit_rate_set) {
-        r->limit_rate = size_value(r, &lc->limit_rate);
         r->limit_rate_set = 1;
+        if (!lc->limit_rate.n && !lc->limit_rate.cv)
+            return; /* the usual case: no limit */
+        r->limit_rate = size_value(r, &lc->limit_rate);
     }
     if (r->limit_rate)
         r->limit_rate_after = size_value(r, &lc->limit_rate_after);

@@ -143,7 +143,8 @@ void pv_server_req_free(pv_hreq_t *hr)
     pv_buf_put(hr->bin);
     if (hr->handler && hr->handler->cleanup)
         hr->handler->cleanup(hr);
-    pv_resp_rate_end(hr);
+    if (hr->rate)
+        pv_resp_rate_end(hr);
     pv_compress_free(hr);
     if (hr->rb)
         pv_reqbody_free(hr);

@@ -34,7 +34,7 @@ void pv_pipe_head(pv_proxy_t *px)
     pv_pipe_t *p = &px->pipe;
     int ign = lc->hdr.ignore == PV_UNSET ? 0 : lc->hdr.ignore;
     p->buffering = (uint8_t)(lc->proxy_buffering && !px->sub_done);
-    for (int i = 0; i < px->rp.nfields; i++) {
+    for (int i = 0; px->rp.accel && i < px->rp.nfields; i++) {
         const pv_header_t *f = &px->rp.fields[i];
         if (f->name.len == 17 && !(ign & PV_IGN_X_ACCEL_BUFFERING) && PV_STR_IEQ(f->name, "x-accel-buffering")) {
             /* the upstream switches buffering for its response, as NGINX lets it */
@@ -241,7 +241,7 @@ static int drain(pv_proxy_t *px)
  * queue, or into what is held for it. (A body filter that must see the
  * upstream's bytes, such as a cache writer, belongs here.) 0, or -1 after
  * ending the request. */
-static int deliver(pv_proxy_t *px, const pv_str_t *spans, int n)
+static inline __attribute__((always_inline)) int deliver(pv_proxy_t *px, const pv_str_t *spans, int n)
 {
     if (px->sub_done)
         return 0; /* an auth subrequest's body is dropped */
@@ -260,7 +260,7 @@ static int deliver(pv_proxy_t *px, const pv_str_t *spans, int n)
 
 /* Decode what the read buffer holds into the client queue while it has
  * room. 1 once the body is complete, 0 otherwise, -1 on a framing error. */
-static int direct(pv_proxy_t *px)
+static inline __attribute__((always_inline)) int direct(pv_proxy_t *px)
 {
     pv_buf_t *b = px->uin;
     pv_str_t spans[16];
@@ -322,7 +322,7 @@ static int hold(pv_proxy_t *px)
     old->last = old->pos;
     px->uin = b;
     p->held = old;
-    p->on = 1;
+    p->on = p->used = 1;
     p->out = 0;
     return 0;
 }

@@ -36,6 +36,7 @@ typedef struct pv_pipe_s {
     uint8_t on;             /* holding: the client is behind */
     uint8_t upstream_done;  /* the upstream's part is over (connection released) */
     uint8_t buffering;      /* proxy_buffering (or X-Accel-Buffering) for this response */
+    uint8_t used;           /* held something once: pv_pipe_free() has work to do */
 } pv_pipe_t;
 
 /* pv_pipe_body() results */
@@ -60,7 +61,13 @@ int pv_pipe_proceed(struct pv_proxy_s *px);
  * the pipe still holds bytes for the client (it ends the response once
  * they are taken), 0 when the caller ends it now. */
 int pv_pipe_upstream_done(struct pv_proxy_s *px);
-/* Give back memory and the file (the request's end). */
+/* Give back memory and the file (the request's end), leaving the state
+ * cleared for the next request; nothing to do unless it held anything. */
 void pv_pipe_free(pv_pipe_t *p);
+static inline void pv_pipe_end(pv_pipe_t *p)
+{
+    if (p->used)
+        pv_pipe_free(p);
+}
 
 #endif

@@ -145,7 +145,7 @@ static void drop_upstream(pv_proxy_t *px)
 static void exchange_reset(pv_proxy_t *px)
 {
     pv_buf_t *uin = px->uin, *hbuf = px->hbuf;
-    memset(px, 0, offsetof(pv_proxy_t, rp));
+    memset(px, 0, offsetof(pv_proxy_t, pipe));
     px->uin = uin;
     if (uin)
         uin->pos = uin->last = 0;
@@ -187,9 +187,12 @@ static pv_proxy_t *px_get(pv_hreq_t *hr)
     if (px)
         return px;
     px = pv_cache_get(&px_cache);
-    if (!px && !(px = malloc(sizeof(*px))))
-        return NULL;
-    memset(px, 0, offsetof(pv_proxy_t, rp));
+    if (!px) {
+        if (!(px = malloc(sizeof(*px))))
+            return NULL;
+        memset(&px->pipe, 0, sizeof(px->pipe)); /* then left clear by pv_pipe_end() */
+    }
+    memset(px, 0, offsetof(pv_proxy_t, pipe));
     px->hr = hr;
     hr->handler_ctx = px;
     hr->handler = &proxy_handler;
@@ -933,7 +936,7 @@ static void client_cleanup(pv_hreq_t *hr)
         pv_proxy_release_server(px, PV_BAL_OK);
     pv_buf_put(px->hbuf);
     pv_buf_put(px->uin);
-    pv_pipe_free(&px->pipe);
+    pv_pipe_end(&px->pipe);
     if (pv_cache_put(&px_cache, px) < 0)
         free(px);
     hr->handler_ctx = NULL;

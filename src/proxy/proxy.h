@@ -59,8 +59,9 @@ typedef struct pv_proxy_s {
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
     uint8_t buffering;           /* reading a small body whole before asking an upstream */
     uint8_t picking;             /* pick was initialised for this exchange */
+    /* not cleared per request: clear when the state is made, and left so by pv_pipe_end() */
     pv_pipe_t pipe;              /* the response body's way to the client (proxy_buffering) */
-    /* last: set up by pv_uresp_init() for each attempt */
+    /* set up by pv_uresp_init() for each attempt */
     pv_uresp_t rp;               /* response head parser and the parsed head */
 } pv_proxy_t;
 

@@ -120,6 +120,9 @@ static int head_check(pv_uresp_t *rp, const char *end)
             conn_ka |= pv_conn_has_token(h->value, "keep-alive");
         } else if (PV_STR_IEQ(h->name, "upgrade")) {
             has_upgrade = 1;
+        } else if (h->name.len - 17 <= 1) {
+            /* the proxy looks for X-Accel-Buffering / -Limit-Rate only then */
+            rp->accel |= PV_STR_IEQ(h->name, "x-accel-buffering") || PV_STR_IEQ(h->name, "x-accel-limit-rate");
         }
     }
     if (has_te && ncl)

@@ -35,6 +35,7 @@ typedef struct pv_uresp_s {
     uint8_t keepalive;       /* the upstream allows another request on the connection */
     uint8_t has_cl;          /* a Content-Length field was present */
     uint8_t body_done;       /* the body has ended (at once for PV_FRAME_NONE) */
+    uint8_t accel;           /* an X-Accel-Buffering or X-Accel-Limit-Rate field is among the fields */
     int status;              /* final status code */
     int http_minor;          /* HTTP/1.x minor version of the final head */
     int frame;               /* PV_FRAME_* of the body */
