@@ -842,7 +842,11 @@ static void conn_timer_cb(pv_timer_t *t)
     pv_hconn_t *c = t->data;
     pv_hreq_t *hr = c->hr;
     if (!hr || hr->resp_done || !pv_outq_empty(&hr->cq)) {
-        /* idle keepalive connection, or a client that stopped reading */
+        /* idle keepalive connection, or a client that stopped reading
+         * (send_timeout: NGINX's info line) */
+        if (hr && !pv_outq_empty(&hr->cq))
+            pv_log(PV_LOG_INFO, "client timed out (110: Connection timed out) while sending to client, client: %s",
+                   pv_log_client(&hr->r));
         pv_server_close(c);
         return;
     }
