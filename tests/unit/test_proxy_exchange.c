@@ -97,10 +97,17 @@ static void finish(void)
     }
 }
 
-/* A client response head as the gateway writes it; fields end in CRLF. */
+/* A client response head as the gateway writes it; fields end in CRLF.
+ * Its Date is the one the client got (the clock may have passed a second
+ * boundary while the exchange ran), else the current one. */
 static size_t head(char *out, size_t cap, const char *status, const char *fields)
 {
-    return (size_t)snprintf(out, cap, "HTTP/1.1 %s\r\nServer: portvakt/" PV_VERSION "\r\nDate: %s\r\n%s\r\n", status, fx_date(),
+    char date[64];
+    snprintf(date, sizeof(date), "%s", fx_date());
+    const char *d = cf.nout ? memmem(cf.out, cf.nout, "\r\nDate: ", 8) : NULL;
+    if (d && (size_t)(d + 8 + 29 - cf.out) <= cf.nout)
+        snprintf(date, sizeof(date), "%.29s", d + 8);
+    return (size_t)snprintf(out, cap, "HTTP/1.1 %s\r\nServer: portvakt/" PV_VERSION "\r\nDate: %s\r\n%s\r\n", status, date,
                             fields);
 }
 
