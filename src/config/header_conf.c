@@ -29,36 +29,24 @@ void pv_conf_hdr_init(pv_hdr_conf_t *h)
 
 /* ---- add_header, expires -------------------------------------------------- */
 
+/* `add_header NAME VALUE [always]`, and `add_trailer` (cmd->data set): a
+ * trailer field at the end of the response (ngx_http_headers_module's
+ * trailers). */
 static int set_add_header_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                              void *base)
 {
-    PV_UNUSED(cmd);
     PV_UNUSED(base);
     pv_hdr_conf_t *h = hdr(cx);
     if (nd->nargs == 4 && strcmp(ARG(nd, 3), "always") != 0)
         return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 3));
-    pv_add_header_t *a = pv_conf_push(cx->a, &h->add, &h->nadd, sizeof(*a));
+    pv_add_header_t *a = cmd->data ? pv_conf_push(cx->a, &h->trailers, &h->ntrailers, sizeof(*a))
+                                   : pv_conf_push(cx->a, &h->add, &h->nadd, sizeof(*a));
     a->name = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
     a->always = nd->nargs == 4;
-    a->replace = PV_STR_IEQ(nd->args[1], "last-modified") || PV_STR_IEQ(nd->args[1], "etag");
+    a->replace = !cmd->data && (PV_STR_IEQ(nd->args[1], "last-modified") || PV_STR_IEQ(nd->args[1], "etag"));
     return pv_conf_compile(cx, nd, &a->value, ARG(nd, 2), nd->args[2].len);
 }
 
-/* `add_trailer NAME VALUE [always]`: a trailer field at the end of the
- * response (ngx_http_headers_module's trailers). */
-static int set_add_trailer_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                              void *base)
-{
-    PV_UNUSED(cmd);
-    PV_UNUSED(base);
-    pv_hdr_conf_t *h = hdr(cx);
-    if (nd->nargs == 4 && strcmp(ARG(nd, 3), "always") != 0)
-        return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 3));
-    pv_add_header_t *a = pv_conf_push(cx->a, &h->trailers, &h->ntrailers, sizeof(*a));
-    a->name = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
-    a->always = nd->nargs == 4;
-    return pv_conf_compile(cx, nd, &a->value, ARG(nd, 2), nd->args[2].len);
-}
 
 /* An NGINX time in seconds ("1h30m", "3600"); -1 when invalid. */
 static int64_t parse_sec(pv_str_t s)
@@ -371,7 +359,7 @@ int pv_conf_hdr_check(pv_conf_ctx_t *cx, const pv_location_t *loc)
 
 static const pv_conf_cmd_t header_cmds[] = {
     {"add_header", ANY_LIF, PV_ARGS_TAKE2 | PV_ARGS_TAKE3, set_add_header_cb, NONE, NULL},
-    {"add_trailer", ANY_LIF, PV_ARGS_TAKE2 | PV_ARGS_TAKE3, set_add_trailer_cb, NONE, NULL},
+    {"add_trailer", ANY_LIF, PV_ARGS_TAKE2 | PV_ARGS_TAKE3, set_add_header_cb, NONE, "trailer"},
     {"expires", ANY_LIF, PV_ARGS_TAKE12, set_expires_cb, NONE, NULL},
     {"server_tokens", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_server_tokens_cb, NONE, NULL},
     {"charset", ANY_LIF, PV_ARGS_TAKE1, set_charset_cb, NONE, NULL},

@@ -494,6 +494,27 @@ static void multipart(pv_request_t *r, pv_file_t *f, pv_resp_head_t *h)
     h->content_length = len;
 }
 
+/* 412, or 304 with the validators in fld, when the request's
+ * preconditions say so: 1 when answered. */
+static int precondition_answer(pv_hreq_t *hr, const pv_static_conf_t *s, pv_str_t etag, time_t mtime,
+                               pv_header_t *fld, int nf)
+{
+    int pre = preconditions(&hr->r, s, etag, mtime);
+    if (pre == 412) {
+        answer(hr, 412);
+        return 1;
+    }
+    if (pre != 304)
+        return 0;
+    pv_file_release(hr);
+    pv_resp_head_t h = {.status = 304, .content_length = -1, .fields = fld, .nfields = nf};
+    if (pv_resp_send_head(hr, &h) != PV_OK)
+        pv_resp_abort(hr);
+    else
+        pv_resp_finish(hr);
+    return 1;
+}
+
 /* The answer for the open file f: 304, 412, 416, 206 or 200. */
 static void serve_file(pv_hreq_t *hr, pv_file_t *f)
 {
@@ -511,20 +532,8 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
         etag = (pv_str_t){e, (size_t)n};
         fld[nf++] = (pv_header_t){PV_STR("ETag"), etag};
     }
-    int pre = preconditions(r, s, etag, mtime);
-    if (pre == 412) {
-        answer(hr, 412);
+    if (precondition_answer(hr, s, etag, mtime, fld, nf))
         return;
-    }
-    if (pre == 304) {
-        pv_file_release(hr);
-        pv_resp_head_t h = {.status = 304, .content_length = -1, .fields = fld, .nfields = nf};
-        if (pv_resp_send_head(hr, &h) != PV_OK)
-            pv_resp_abort(hr);
-        else
-            pv_resp_finish(hr);
-        return;
-    }
     f->size = f->st.st_size;
     pv_resp_head_t h = {.status = 200, .content_type = pv_static_type(s, r->uri), .content_length = f->size};
     if (f->gz) /* NGINX's gzip_static answers no range */
@@ -537,22 +546,8 @@ void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_
 {
     pv_request_t *r = &hr->r;
     const pv_static_conf_t *s = &r->loc->conf.st;
-    if (validate && h->status == 200) {
-        int pre = preconditions(r, s, etag, mtime);
-        if (pre == 412) {
-            answer(hr, 412);
-            return;
-        }
-        if (pre == 304) {
-            pv_file_release(hr);
-            pv_resp_head_t nm = {.status = 304, .content_length = -1, .fields = fld, .nfields = nf};
-            if (pv_resp_send_head(hr, &nm) != PV_OK)
-                pv_resp_abort(hr);
-            else
-                pv_resp_finish(hr);
-            return;
-        }
-    }
+    if (validate && h->status == 200 && precondition_answer(hr, s, etag, mtime, fld, nf))
+        return;
     const pv_header_t *range = ranges && h->status == 200 ? pv_request_header(r, "Range", 5) : NULL;
     const pv_header_t *ifr = pv_request_header(r, "If-Range", 8);
     int kind = PV_RANGE_NONE;
