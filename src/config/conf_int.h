@@ -337,5 +337,7 @@ const char *pv_conf_param(const char *arg, const char *key);
 /* A socket parameter of `listen` (backlog=, rcvbuf=, ipv6only=, ...) into
  * l->sock: PV_OK, PV_ERR (reported), or PV_AGAIN when p is none of them. */
 int pv_conf_listen_option(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *p, pv_listen_t *l);
+/* `listen ADDRESS[:PORT] [PARAMETER...]` in a server block. */
+int pv_conf_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 
 #endif

@@ -1,6 +1,7 @@
-/* The socket parameters of `listen` (NGINX's ngx_http_core_listen):
- * backlog=, rcvbuf=, sndbuf=, deferred, bind, ipv6only=, so_keepalive=,
- * fastopen=. Messages are NGINX's. */
+/* The `listen` directive (NGINX's ngx_http_core_listen): the address and
+ * its parameters, the socket ones (backlog=, rcvbuf=, sndbuf=, deferred,
+ * bind, ipv6only=, so_keepalive=, fastopen=) included. Messages are
+ * NGINX's. */
 #include "conf_int.h"
 
 #include <string.h>
@@ -72,5 +73,75 @@ int pv_conf_listen_option(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const cha
         return PV_AGAIN;
     }
     l->sock_set = 1;
+    return PV_OK;
+}
+
+int pv_conf_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                         void *base)
+{
+    const char *a = ARG(nd, 1);
+    int def = 0, reuseport = 0, tls = 0, http2 = 0, pp = 0;
+    pv_listen_t opts = {.sock = {.backlog = PV_UNSET, .ipv6only = 1}};
+    for (int i = 2; i < nd->nargs; i++) {
+        const char *p = ARG(nd, i);
+        int rc = pv_conf_listen_option(cx, nd, p, &opts);
+        if (rc != PV_AGAIN) {
+            if (rc != PV_OK)
+                return rc;
+        } else if (strcmp(p, "default_server") == 0 || strcmp(p, "default") == 0) {
+            def = 1;
+        } else if (strcmp(p, "reuseport") == 0) {
+            reuseport = 1;
+        } else if (strcmp(p, "ssl") == 0) {
+            tls = 1;
+        } else if (strcmp(p, "http2") == 0) {
+            http2 = 1;
+        } else if (strcmp(p, "proxy_protocol") == 0) {
+            pp = 1;
+        } else if (strcmp(p, "quic") == 0) {
+            return pv_conf_error(cx, &nd->src, "the \"%s\" parameter of the \"listen\" directive "
+                                 "is not supported yet", p);
+        } else {
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", p);
+        }
+    }
+    if (strncmp(a, "unix:", 5) == 0)
+        return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in \"%s\" of the "
+                             "\"listen\" directive", a);
+    char *host;
+    int port;
+    size_t i = 0;
+    while (a[i] >= '0' && a[i] <= '9')
+        i++;
+    if (i > 0 && a[i] == '\0') {
+        host = "*";
+        int64_t n = pv_conf_parse_num(nd->args[1]);
+        port = n > 0 && n <= 65535 ? (int)n : -1;
+    } else if (pv_conf_split_hostport(cx->a, a, nd->args[1].len, &host, &port) != 0) {
+        port = -1;
+    } else if (port == 0) {
+        port = 80;
+    }
+    if (port <= 0)
+        return pv_conf_error(cx, &nd->src, "invalid port in \"%s\" of the \"listen\" directive", a);
+    pv_conf_addr_t addrs[8];
+    int n = pv_conf_resolve(cx, host, port, addrs, (int)PV_NELEM(addrs));
+    if (n == 0)
+        return pv_conf_error(cx, &nd->src, "host not found in \"%s\" of the \"listen\" directive", a);
+    pv_server_t *s = cx->srv;
+    for (int k = 0; k < n; k++) {
+        pv_listen_t *l = pv_conf_push(cx->a, &s->listens, &s->nlistens, sizeof(*l));
+        l->addr = addrs[k].ss;
+        l->addrlen = addrs[k].len;
+        l->sock = opts.sock;
+        l->sock_set = opts.sock_set;
+        l->reuseport = reuseport;
+        l->default_server = def;
+        l->ssl = tls;
+        l->http2 = http2;
+        l->proxy_protocol = pp;
+        pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
+        l->src = nd->src;
+    }
     return PV_OK;
 }
