@@ -145,7 +145,7 @@ static void given(pv_pipe_t *p)
             p->rd = p->wr = 0; /* drained: the file is written from its start again */
         return;
     }
-    while (n) {
+    while (n && p->head) { /* the bytes given are all in the held buffers */
         pv_buf_t *b = p->head;
         size_t k = (size_t)PV_MIN(n, (uint64_t)(b->last - b->pos));
         b->pos += (uint32_t)k;
