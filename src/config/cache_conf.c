@@ -93,7 +93,8 @@ static int path_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cache_path
             return pv_conf_error(cx, &nd->src, "invalid use_temp_path value \"%s\", it must be \"on\" or \"off\"",
                                  a);
     } else {
-        /* loader_*, manager_*, purger*, min_free: not implemented here */
+        /* loader_*, manager_*, purger* and min_free included: portvakt's loader
+         * and manager have no such knobs, so -t refuses them */
         return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
     }
 #undef IS
