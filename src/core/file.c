@@ -48,3 +48,17 @@ char *pv_file_read(const char *path, size_t max, size_t *len, char *err, size_t 
     *len = n;
     return buf;
 }
+
+int pv_file_write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/file.h"
 #include "../core/cache.h"
 #include "../core/log.h"
 #include "body.h"
@@ -79,20 +80,6 @@ fail:
     return -1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Keep n more body bytes: in memory while they fit, else in the file
  * (the bytes in memory moved there first). -1 on a file failure (logged). */
 static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
@@ -118,12 +105,12 @@ static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
         if (!lc->client_body_in_file_only)
             pv_log_r(&hr->r, PV_LOG_WARN, "a client request body is buffered to a temporary file %s, client: %s", rb->path,
                    pv_log_client(&hr->r));
-        if (rb->len && write_all(rb->fd, rb->mem->data, (size_t)rb->len) < 0)
+        if (rb->len && pv_file_write_all(rb->fd, rb->mem->data, (size_t)rb->len) < 0)
             goto fail;
         pv_buf_put(rb->mem);
         rb->mem = NULL;
     }
-    if (write_all(rb->fd, p, n) < 0)
+    if (pv_file_write_all(rb->fd, p, n) < 0)
         goto fail;
     rb->len += n;
     return 0;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/file.h"
 #include "../core/log.h"
 #include "../http/range.h"
 #include "../http/server.h"
@@ -127,20 +128,6 @@ static void store_fail(pv_hreq_t *hr, pv_pcache_t *c, const char *what)
     pv_fc_filled(&c->ref, 0, 0, 0);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static size_t add_line(char *buf, size_t at, size_t cap, pv_str_t name, pv_str_t value)
 {
     if (at + name.len + value.len + 4 > cap)
@@ -206,7 +193,7 @@ static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
     c->fd = open(c->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (c->fd < 0 && errno == ENOENT && tdir && (mkdir(tdir, 0700) == 0 || errno == EEXIST))
         c->fd = open(c->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); /* the default temp path, made now */
-    if (c->fd < 0 || write_all(c->fd, hdr, (size_t)hl) < 0) {
+    if (c->fd < 0 || pv_file_write_all(c->fd, hdr, (size_t)hl) < 0) {
         free(hdr);
         store_fail(hr, c, c->fd < 0 ? "open()" : "write()");
         return;
@@ -220,7 +207,7 @@ static void tee_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
     if (c->fd < 0)
         return;
     for (int i = 0; i < n; i++) {
-        if (spans[i].len && write_all(c->fd, spans[i].p, spans[i].len) < 0) {
+        if (spans[i].len && pv_file_write_all(c->fd, spans[i].p, spans[i].len) < 0) {
             store_fail(hr, c, "write()");
             return;
         }
