@@ -654,7 +654,7 @@ typedef struct pv_listen_group_s {
 typedef struct pv_upstream_server_s {
     struct sockaddr_storage addr; /* resolved at load time */
     socklen_t addrlen;
-    char text[64];                /* "127.0.0.1:8080" for $upstream_addr */
+    char text[120];               /* "127.0.0.1:8080" or "unix:/path" for $upstream_addr */
     const char *name;             /* the line's address as written ("app:8080"): consistent hash identity */
     int line;                     /* first server line with the same name (consistent hash identity) */
     int weight;                   /* default 1 */

@@ -50,6 +50,12 @@ int pv_conf_parse_text(pv_parser_t *ps, const char *file, const char *text, size
 #define PV_CTX_LMT 0x200     /* a `limit_except` block */
 #define PV_CTX_ANY_LOC (PV_CTX_HTTP | PV_CTX_SERVER | PV_CTX_LOCATION)
 
+/* A resolved socket address. */
+typedef struct pv_conf_addr_s {
+    struct sockaddr_storage ss; /* the address */
+    socklen_t len;              /* its length */
+} pv_conf_addr_t;
+
 /* A `proxy_pass` whose target is found after the whole file is read, since
  * an upstream may be declared after its first use. */
 typedef struct pv_conf_pass_ref_s {
@@ -57,6 +63,7 @@ typedef struct pv_conf_pass_ref_s {
     char *host;           /* host as written (no brackets for IPv6) */
     int port;             /* port, or 0 when the URL had none */
     pv_conf_src_t src;    /* the proxy_pass line */
+    pv_conf_addr_t un;    /* proxy_pass http://unix:/path: the socket (un.len 0 otherwise) */
 } pv_conf_pass_ref_t;
 
 /* An access_log whose format is looked up once every log_format is known. */
@@ -313,16 +320,13 @@ int pv_conf_jurisdiction_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const 
  * route out of a scope (pv_residency_walk()). */
 int pv_conf_residency_finish(pv_conf_ctx_t *cx);
 
-/* A resolved socket address. */
-typedef struct pv_conf_addr_s {
-    struct sockaddr_storage ss; /* the address */
-    socklen_t len;              /* its length */
-} pv_conf_addr_t;
-
 /* Resolve host (numeric or a name, "*" = any IPv4) with port into up to
  * max addresses, IPv4 first; returns the count, 0 if not found. */
 int pv_conf_resolve(pv_conf_ctx_t *cx, const char *host, int port, pv_conf_addr_t *out, int max);
-/* "127.0.0.1:8080" / "[::1]:8080" */
+/* The address of a unix domain socket at path (len bytes, after
+ * "unix:"): NULL, or NGINX's message for a path that cannot be one. */
+const char *pv_conf_unix_addr(const char *path, size_t len, pv_conf_addr_t *out);
+/* "127.0.0.1:8080" / "[::1]:8080" / "unix:/path" */
 void pv_conf_addr_text(const struct sockaddr *sa, char *buf, size_t len);
 /* Split "host[:port]" / "[v6][:port]"; host is copied into the arena.
  * Returns 0, or -1 for a bad port; *port is 0 when none was given. */

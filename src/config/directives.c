@@ -704,6 +704,24 @@ static int proxy_pass_vars(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_locat
     return PV_OK;
 }
 
+/* proxy_pass http://unix:/path[:/uri]: an implicit upstream named
+ * "unix:/path"; the Host sent is "localhost", as NGINX sends. */
+static int proxy_pass_unix(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_proxy_pass_t *pp,
+                           const char *hp, const char *uri, const pv_conf_addr_t *un)
+{
+    const char *end = *uri ? uri - 1 : uri;
+    pp->proxy_host = PV_STR("localhost");
+    pp->url = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
+    pp->host = pv_arena_strndup(cx->a, hp, (size_t)(end - hp));
+    cx->loc->proxy_pass = pp;
+    pv_conf_pass_ref_t *r = pv_conf_push(cx->tmp, &cx->passes, &cx->npasses, sizeof(*r));
+    r->pp = pp;
+    r->host = (char *)pp->host;
+    r->src = nd->src;
+    r->un = *un;
+    return PV_OK;
+}
+
 static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
                              const pv_conf_node_t *nd, void *base)
 {
@@ -717,6 +735,15 @@ static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     if (!tls && strncasecmp(url, "http://", 7) != 0)
         return pv_conf_error(cx, &nd->src, "invalid URL prefix");
     const char *hp = url + (tls ? 8 : 7), *uri = hp + strcspn(hp, "/?");
+    pv_conf_addr_t un = {.len = 0};
+    if (strncasecmp(hp, "unix:", 5) == 0) {
+        /* http://unix:/path[:/uri]: the path ends at the next ':' */
+        const char *colon = strchr(hp + 5, ':');
+        uri = colon ? colon + 1 : hp + strlen(hp);
+        const char *err = pv_conf_unix_addr(hp + 5, (size_t)((colon ? colon : uri) - hp - 5), &un);
+        if (err)
+            return pv_conf_error(cx, &nd->src, "%s in upstream \"%s\"", err, hp);
+    }
     pv_proxy_pass_t *pp = pv_arena_calloc(cx->a, sizeof(*pp));
     pp->ssl = tls;
     if (*uri) {
@@ -728,6 +755,8 @@ static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
         pp->has_uri = 1;
         pp->uri = (pv_str_t){pv_arena_strdup(cx->a, uri), strlen(uri)};
     }
+    if (un.len)
+        return proxy_pass_unix(cx, nd, pp, hp, uri, &un);
     char *host;
     int port;
     if (pv_conf_split_hostport(cx->a, hp, (size_t)(uri - hp), &host, &port) != 0)

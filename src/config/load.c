@@ -7,6 +7,7 @@
 #include "residency.h"
 
 #include <arpa/inet.h>
+#include <sys/un.h>
 #include <netdb.h>
 #include <pcre2.h>
 #include <stdarg.h>
@@ -246,7 +247,9 @@ int pv_conf_split_hostport(pv_arena_t *a, const char *s, size_t len, char **host
 void pv_conf_addr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
     char ip[INET6_ADDRSTRLEN];
-    if (sa->sa_family == AF_INET6) {
+    if (sa->sa_family == AF_UNIX) {
+        snprintf(buf, len, "unix:%s", ((const struct sockaddr_un *)sa)->sun_path);
+    } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
         snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
@@ -255,6 +258,20 @@ void pv_conf_addr_text(const struct sockaddr *sa, char *buf, size_t len)
         inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
         snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
     }
+}
+
+const char *pv_conf_unix_addr(const char *path, size_t len, pv_conf_addr_t *out)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)&out->ss;
+    if (len == 0)
+        return "no path in the unix domain socket";
+    if (len >= sizeof(un->sun_path) || memchr(path, '\0', len))
+        return "too long path in the unix domain socket";
+    memset(&out->ss, 0, sizeof(out->ss));
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, len);
+    out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+    return NULL;
 }
 
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -343,7 +360,7 @@ static int resolve_passes(pv_conf_ctx_t *cx)
         if (r->pp->host_cv)
             continue; /* variables: residency_targets names the upstreams */
         pv_upstream_conf_t *u = NULL;
-        for (int k = 0; k < h->nupstreams && !u; k++)
+        for (int k = 0; k < h->nupstreams && !u && !r->un.len; k++)
             if (!h->upstreams[k]->implicit && strcasecmp(h->upstreams[k]->name, r->host) == 0)
                 u = h->upstreams[k];
         if (u && r->port)
@@ -351,7 +368,7 @@ static int resolve_passes(pv_conf_ctx_t *cx)
                                  r->port);
         if (!u) {
             int port = r->port ? r->port : r->pp->ssl ? 443 : 80;
-            const char *name = strchr(r->host, ':')
+            const char *name = r->un.len ? r->host : strchr(r->host, ':')
                                    ? pv_arena_printf(cx->a, "[%s]:%d", r->host, port)
                                    : pv_arena_printf(cx->a, "%s:%d", r->host, port);
             for (int k = 0; k < h->nupstreams && !u; k++)
@@ -359,7 +376,8 @@ static int resolve_passes(pv_conf_ctx_t *cx)
                     u = h->upstreams[k];
             if (!u) {
                 pv_conf_addr_t addrs[16];
-                int n = pv_conf_resolve(cx, r->host, port, addrs, (int)PV_NELEM(addrs));
+                addrs[0] = r->un;
+                int n = r->un.len ? 1 : pv_conf_resolve(cx, r->host, port, addrs, (int)PV_NELEM(addrs));
                 if (n == 0)
                     return pv_conf_error(cx, &r->src, "host not found in upstream \"%s\"",
                                          r->host);

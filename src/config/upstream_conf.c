@@ -83,19 +83,24 @@ static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
         if (!j && server_param(ARG(nd, i), &sp) < 0)
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, i));
     }
-    if (strncmp(ARG(nd, 1), "unix:", 5) == 0)
-        return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in upstream \"%s\"",
-                             ARG(nd, 1));
-    char *host;
-    int port;
-    if (pv_conf_split_hostport(cx->a, ARG(nd, 1), nd->args[1].len, &host, &port) != 0)
-        return pv_conf_error(cx, &nd->src, "invalid port in upstream \"%s\"", ARG(nd, 1));
-    if (!*host)
-        return pv_conf_error(cx, &nd->src, "no host in upstream \"%s\"", ARG(nd, 1));
     pv_conf_addr_t addrs[16];
-    int n = pv_conf_resolve(cx, host, port ? port : 80, addrs, (int)PV_NELEM(addrs));
-    if (n == 0)
-        return pv_conf_error(cx, &nd->src, "host not found in upstream \"%s\"", ARG(nd, 1));
+    int n;
+    if (strncmp(ARG(nd, 1), "unix:", 5) == 0) {
+        const char *err = pv_conf_unix_addr(ARG(nd, 1) + 5, nd->args[1].len - 5, &addrs[0]);
+        if (err)
+            return pv_conf_error(cx, &nd->src, "%s in upstream \"%s\"", err, ARG(nd, 1));
+        n = 1;
+    } else {
+        char *host;
+        int port;
+        if (pv_conf_split_hostport(cx->a, ARG(nd, 1), nd->args[1].len, &host, &port) != 0)
+            return pv_conf_error(cx, &nd->src, "invalid port in upstream \"%s\"", ARG(nd, 1));
+        if (!*host)
+            return pv_conf_error(cx, &nd->src, "no host in upstream \"%s\"", ARG(nd, 1));
+        n = pv_conf_resolve(cx, host, port ? port : 80, addrs, (int)PV_NELEM(addrs));
+        if (n == 0)
+            return pv_conf_error(cx, &nd->src, "host not found in upstream \"%s\"", ARG(nd, 1));
+    }
     const char *name = pv_arena_strdup(cx->a, ARG(nd, 1));
     for (int i = 0; i < n; i++) {
         pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers, sizeof(*s));
