@@ -18,7 +18,7 @@ override LDFLAGS += $(SAN)
 ifdef WERROR
 override CFLAGS += -Werror
 endif
-LDLIBS  += -pthread -lpcre2-8 -lssl -lcrypto -lcrypt -lhiredis -lnghttp2 -lz -lbrotlienc -lbrotlidec -lsystemd -lm -ljansson
+LDLIBS  += -pthread -lpcre2-8 -lssl -lcrypto -lcrypt -lhiredis -lnghttp2 -lz -lbrotlienc -lbrotlidec -lsystemd -lm -ljansson -lcares
 
 SRCS    := $(sort $(wildcard src/*/*.c))
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)

@@ -18,7 +18,7 @@ libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl nghttp2-client
 perl libio-socket-ssl-perl libprotocol-websocket-perl python3-websockets \
 zlib1g-dev libbrotli-dev python3-brotli libsystemd-dev groff-base lintian \
 libjansson-dev python3-prometheus-client python3-jsonschema chromium chromium-driver \
-python3-selenium"
+python3-selenium libc-ares-dev"
 
 missing=""
 for p in $PKGS; do

@@ -17,6 +17,7 @@
 #include "../core/common.h"
 #include "../core/arena.h"
 #include "../core/net.h"
+#include "../core/resolver.h"
 #include "cv.h"
 #include "../policy/redis.h"
 #include "../policy/zones.h"
@@ -150,8 +151,7 @@ typedef struct pv_proxy_pass_s {
     pv_str_t uri;                 /* URI part after host; valid when has_uri */
     pv_str_t url;                 /* the URL as written (proxy_redirect default) */
     int has_uri;                  /* 1 when the URL had a URI part (even just "/") */
-    pv_cv_t *host_cv;             /* `proxy_pass http://$var`: the upstream's name, evaluated per
-                                     request among residency_targets (upstream is then NULL) */
+    pv_cv_t *cv;                  /* a URL with variables (upstream NULL): evaluated per request */
     pv_conf_src_t src;            /* the proxy_pass line */
 } pv_proxy_pass_t;
 
@@ -417,6 +417,8 @@ typedef struct pv_loc_conf_s {
     pv_hdr_conf_t hdr;             /* add_header, expires, server_tokens, charset, proxy_*_header, proxy_redirect */
     pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
     pv_realip_conf_t realip;       /* set_real_ip_from, real_ip_header, real_ip_recursive */
+    const pv_resolver_conf_t *resolver; /* `resolver`, or NULL: names in proxy_pass cannot be resolved */
+    int64_t resolver_timeout;      /* ms; default 30s */
     pv_temp_path_t *client_body_temp_path; /* NULL = inherit; default <prefix>/client_body_temp */
     pv_temp_path_t *proxy_temp_path;       /* NULL = inherit; default <prefix>/proxy_temp */
     pv_temp_path_t *other_temp_paths[3];   /* fastcgi_, scgi_, uwsgi_temp_path: only made at start */

@@ -683,19 +683,17 @@ static int set_limit_except_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, cons
     return rc;
 }
 
-/* `proxy_pass http://$var`: the value names an upstream block, found per
- * request among the location's residency_targets (checked once every
- * location is merged: residency_conf.c). Only the host may have
- * variables, and only over plain http. */
-static int proxy_pass_vars(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_location_t *loc)
+/* proxy_pass with variables: the URL is evaluated per request, and its
+ * host looked up among the upstream blocks, else resolved (the proxy's
+ * target.c). The scheme, when written out, decides the TLS settings. */
+static int proxy_pass_vars(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_location_t *loc, const char *url)
 {
-    const char *url = ARG(nd, 1);
-    if (strncasecmp(url, "http://", 7) != 0 || strpbrk(url + 7, "/?:"))
-        return pv_conf_error(cx, &nd->src,
-                             "variables in \"proxy_pass\" are supported only as \"http://$NAME\", an upstream's name");
     pv_proxy_pass_t *pp = pv_arena_calloc(cx->a, sizeof(*pp));
-    pp->host_cv = pv_arena_calloc(cx->a, sizeof(*pp->host_cv));
-    if (pv_conf_compile(cx, nd, pp->host_cv, url + 7, nd->args[1].len - 7) != PV_OK)
+    pp->ssl = strncasecmp(url, "https://", 8) == 0;
+    if (!pp->ssl && strncasecmp(url, "http://", 7) != 0 && url[0] != '$')
+        return pv_conf_error(cx, &nd->src, "invalid URL prefix in \"%s\"", url);
+    pp->cv = pv_arena_calloc(cx->a, sizeof(*pp->cv));
+    if (pv_conf_compile(cx, nd, pp->cv, url, nd->args[1].len) != PV_OK)
         return PV_ERR;
     pp->url = (pv_str_t){pv_arena_strdup(cx->a, url), nd->args[1].len};
     pp->host = "";
@@ -730,7 +728,7 @@ static int set_proxy_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     if (loc->proxy_pass)
         return DUP(cx, nd);
     if (strchr(url, '$'))
-        return proxy_pass_vars(cx, nd, loc);
+        return proxy_pass_vars(cx, nd, loc, url);
     int tls = strncasecmp(url, "https://", 8) == 0;
     if (!tls && strncasecmp(url, "http://", 7) != 0)
         return pv_conf_error(cx, &nd->src, "invalid URL prefix");
@@ -912,6 +910,7 @@ static const pv_conf_module_t *const modules[] = {
     &pv_conf_upstream_module, &pv_conf_match_module, MODULE("upstream", upstream_cmds), MODULE("log", log_cmds),
     &pv_conf_policy_module,
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module,
+    &pv_conf_resolver_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module, &pv_conf_cache_module, &pv_conf_static_module,
     &pv_conf_header_module, &pv_conf_errpage_module,
     &pv_conf_buffer_module, &pv_conf_residency_module, &pv_conf_metrics_module,

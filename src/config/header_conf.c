@@ -242,6 +242,9 @@ static int set_redirect_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
             return pv_conf_error(cx, &nd->src, "\"proxy_redirect default\" should be placed after "
                                  "the \"proxy_pass\" directive");
         const pv_proxy_pass_t *pp = cx->loc->proxy_pass;
+        if (pp->cv)
+            return pv_conf_error(cx, &nd->src, "\"proxy_redirect default\" cannot be used with "
+                                 "\"proxy_pass\" directive with variables");
         pv_location_t *loc = cx->loc;
         while (loc->parent) /* an `if` block: its location's name */
             loc = loc->parent;

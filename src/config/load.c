@@ -78,6 +78,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     pv_conf_hdr_init(&lc->hdr);
     pv_conf_proxy_ssl_init(&lc->proxy_ssl);
     pv_conf_realip_init(&lc->realip);
+    lc->resolver_timeout = PV_UNSET;
     lc->rewrite_log = PV_UNSET;
     lc->uninitialized_variable_warn = PV_UNSET;
     pv_conf_policy_init(&lc->policy);
@@ -357,8 +358,8 @@ static int resolve_passes(pv_conf_ctx_t *cx)
     pv_http_conf_t *h = cx->http;
     for (int i = 0; i < cx->npasses; i++) {
         pv_conf_pass_ref_t *r = &cx->passes[i];
-        if (r->pp->host_cv)
-            continue; /* variables: residency_targets names the upstreams */
+        if (r->pp->cv)
+            continue; /* variables: the target is found per request (target.c) */
         pv_upstream_conf_t *u = NULL;
         for (int k = 0; k < h->nupstreams && !u && !r->un.len; k++)
             if (!h->upstreams[k]->implicit && strcasecmp(h->upstreams[k]->name, r->host) == 0)
@@ -480,6 +481,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     pv_conf_zip_merge(&c->zip, p ? &p->zip : NULL);
     pv_conf_pcache_merge(cx, &c->pc, p ? &p->pc : NULL);
     pv_conf_realip_merge(&c->realip, p ? &p->realip : NULL);
+    pv_conf_resolver_merge(c, p);
     MERGE(rewrite_log, 0);
     MERGE(uninitialized_variable_warn, 1);
     if (c->proxy_next_upstream & PV_NEXT_F_OFF)

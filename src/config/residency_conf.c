@@ -240,7 +240,8 @@ static int resolve_scope(pv_conf_ctx_t *cx, pv_residency_t *r)
 }
 
 /* A location's settings: its residency resolved, its targets found, and
- * a proxy_pass with variables allowed only with residency_targets. */
+ * in a residency scope a proxy_pass with variables allowed only with
+ * residency_targets. */
 static int check_loc(pv_conf_ctx_t *cx, pv_location_t *l)
 {
     pv_loc_conf_t *lc = &l->conf;
@@ -259,12 +260,10 @@ static int check_loc(pv_conf_ctx_t *cx, pv_location_t *l)
             return pv_conf_error(cx, &t->src, "unknown upstream \"%s\" in \"residency_targets\"", t->names[i]);
     }
     const pv_proxy_pass_t *pp = l->proxy_pass;
-    if (pp && pp->host_cv && !t)
+    if (pp && pp->cv && !t && pv_residency_active(lc))
         return pv_conf_error(cx, &pp->src,
-                             pv_residency_active(lc)
-                                 ? "\"proxy_pass\" with variables in a residency scope needs "
-                                   "\"residency_targets\": its target is known only at run time"
-                                 : "variables in \"proxy_pass\" are supported only with \"residency_targets\"");
+                             "\"proxy_pass\" with variables in a residency scope needs "
+                             "\"residency_targets\": its target is known only at run time");
     return PV_OK;
 }
 

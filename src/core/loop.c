@@ -54,6 +54,13 @@ int pv_loop_add_level(pv_loop_t *l, pv_io_t *io)
     return epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev);
 }
 
+int pv_loop_watch(pv_loop_t *l, pv_io_t *io, unsigned events, int added)
+{
+    struct epoll_event ev = {.events = ((events & PV_EV_READ) ? EPOLLIN : 0u) | ((events & PV_EV_WRITE) ? EPOLLOUT : 0u),
+                             .data.ptr = io};
+    return epoll_ctl(l->epfd, added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, io->fd, &ev);
+}
+
 void pv_loop_del(pv_loop_t *l, pv_io_t *io)
 {
     if (io->fd >= 0)

@@ -45,6 +45,10 @@ void pv_loop_free(pv_loop_t *l);
 int pv_loop_add(pv_loop_t *l, pv_io_t *io);
 /* Watch io->fd for reads only (listeners, eventfds), level-triggered. */
 int pv_loop_add_level(pv_loop_t *l, pv_io_t *io);
+/* Watch io->fd, level-triggered, for the PV_EV_READ / PV_EV_WRITE bits
+ * in events; added: it is watched already (the set changes). For sockets
+ * a library drives (c-ares), which says what it waits for each time. */
+int pv_loop_watch(pv_loop_t *l, pv_io_t *io, unsigned events, int added);
 /* Stop watching (before close(), or when handing the fd elsewhere). */
 void pv_loop_del(pv_loop_t *l, pv_io_t *io);
 /* Initialise a timer (unarmed). */

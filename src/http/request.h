@@ -103,6 +103,7 @@ typedef struct pv_request_s {
 
     /* proxying facts (for variables and logs) */
     pv_str_t proxy_host;        /* $proxy_host */
+    pv_str_t proxy_uri;         /* proxy_pass with variables: its evaluated URI part, sent as is */
     char upstream_addr[256];    /* "$upstream_addr": addresses tried, ", "-separated */
     char upstream_status[64];   /* statuses of the tries */
     uint8_t cache_status;       /* PV_CACHE_* for $upstream_cache_status; 0: the cache was not involved */

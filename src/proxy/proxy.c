@@ -9,6 +9,7 @@
 #include "../core/cache.h"
 #include "../core/log.h"
 #include "../core/net.h"
+#include "../core/resolver.h"
 #include "../core/time.h"
 #include "../http/headers.h"
 #include "../http/phases.h"
@@ -41,6 +42,8 @@ static void client_readable(pv_hreq_t *hr);
 static void client_abort(pv_hreq_t *hr);
 static void client_cleanup(pv_hreq_t *hr);
 static void buffer_body(pv_proxy_t *px);
+static void proxy_begin(pv_proxy_t *px);
+static void sub_targeted(pv_proxy_t *px);
 
 /* The proxy as the handler producing a client's response. */
 static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_readable, client_abort,
@@ -144,6 +147,7 @@ static void drop_upstream(pv_proxy_t *px)
  * subrequest came first), keeping the buffers. */
 static void exchange_reset(pv_proxy_t *px)
 {
+    pv_proxy_target_done(px);
     pv_buf_t *uin = px->uin, *hbuf = px->hbuf;
     memset(px, 0, offsetof(pv_proxy_t, pipe));
     px->uin = uin;
@@ -215,20 +219,32 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
     px->r = sr;
     px->loc = loc;
     px->sub_done = done;
-    if (pv_proxy_target(px) < 0) {
-        done(hr, sr, 403);
+    px->start_ns = pv_now_ns();
+    pv_body_hold(hr);
+    if (loc->proxy_pass->cv) {
+        px->targeted = sub_targeted;
+        if (pv_proxy_target(px) == PV_OK)
+            sub_targeted(px);
         return;
     }
-    px->start_ns = pv_now_ns();
+    px->pool = pv_upstream_pool(hr->gen, loc->proxy_pass->upstream->index);
+    sr->proxy_host = loc->proxy_pass->proxy_host;
+    sub_targeted(px);
+}
+
+/* The subrequest's target is known: its head, then the upstream. */
+static void sub_targeted(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *sr = px->r;
     px->up_frame = PV_FRAME_NONE;
-    pv_body_hold(hr);
-    ssize_t n = build_head(px, sr, loc, PV_FRAME_NONE, 0, PV_BUF_SIZE);
+    ssize_t n = build_head(px, sr, px->loc, PV_FRAME_NONE, 0, PV_BUF_SIZE);
     if (n < 0) {
-        done(hr, sr, 500);
+        px->sub_done(hr, sr, 500);
         return;
     }
     px->hbuf->last = (uint32_t)n;
-    px->upstream_keep = (uint8_t)request_keeps_connection(loc);
+    px->upstream_keep = (uint8_t)request_keeps_connection(px->loc);
     hr->handling = 1;
     start_upstream(px);
 }
@@ -287,12 +303,24 @@ static void proxy_start(pv_hreq_t *hr)
     px->hr = hr;
     px->r = r;
     px->loc = loc;
-    if (pv_proxy_target(px) < 0) {
-        pv_resp_local(hr, 403, NULL, (pv_str_t){NULL, 0});
+    px->start_ns = pv_now_ns();
+    if (loc->proxy_pass->cv) {
+        px->targeted = proxy_begin;
+        if (pv_proxy_target(px) == PV_OK)
+            proxy_begin(px);
         return;
     }
-    px->start_ns = pv_now_ns();
+    px->pool = pv_upstream_pool(hr->gen, loc->proxy_pass->upstream->index);
+    r->proxy_host = loc->proxy_pass->proxy_host;
+    proxy_begin(px);
+}
 
+/* The target is known: the body's handling, then the upstream. */
+static void proxy_begin(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *r = px->r;
+    pv_location_t *loc = px->loc;
     int has_body = !pv_body_done(hr);
     /* after error_page's redirect the body is not passed on, as NGINX
      * discards it; proxy_set_body replaces it */
@@ -399,7 +427,7 @@ static void start_upstream(pv_proxy_t *px)
     px->fresh = 0;
     px->reused = u != NULL;
     if (!u) {
-        u = pv_upstream_connect(w, pool, s, tls, tls && tls->name_cv ? pv_proxy_tls_name(px) : NULL);
+        u = pv_upstream_connect(w, pool, s, tls, tls && tls->name_cv ? pv_proxy_tls_name(px) : px->dyn_host);
         if (!u) {
             upstream_failed(px, PV_UPF_CONNECT, errno, NULL);
             return;
@@ -923,6 +951,10 @@ static void client_abort(pv_hreq_t *hr)
     pv_proxy_t *px = hr->handler_ctx;
     pv_proxy_release_server(px, PV_BAL_OK);
     drop_upstream(px);
+    if (px->dns_wait) {
+        pv_resolve_cancel(px->dns_wait);
+        px->dns_wait = NULL;
+    }
 }
 
 /* The request is freed: its exchange state goes back to the cache. */
@@ -934,6 +966,7 @@ static void client_cleanup(pv_hreq_t *hr)
         return;
     if (px->pick.held)
         pv_proxy_release_server(px, PV_BAL_OK);
+    pv_proxy_target_done(px);
     pv_buf_put(px->hbuf);
     pv_buf_put(px->uin);
     pv_pipe_end(&px->pipe);

@@ -59,19 +59,30 @@ typedef struct pv_proxy_s {
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
     uint8_t buffering;           /* reading a small body whole before asking an upstream */
     uint8_t picking;             /* pick was initialised for this exchange */
+    uint8_t dyn;                 /* pool is a run-time one (target.c), held until the exchange ends */
+    uint8_t in_resolve;          /* inside pv_resolve() (1), then how a cached answer went (2 ok, 3 failed) */
+    const char *dyn_host;        /* proxy_pass with variables: the host evaluated (TLS name), else NULL */
+    pv_str_t dyn_url;            /* and the URL evaluated (request arena) */
+    struct pv_resolve_wait_s *dns_wait; /* a resolver lookup this exchange waits for */
+    void (*targeted)(struct pv_proxy_s *px); /* what runs once the target is known (target.c) */
     /* not cleared per request: clear when the state is made, and left so by pv_pipe_end() */
     pv_pipe_t pipe;              /* the response body's way to the client (proxy_buffering) */
     /* set up by pv_uresp_init() for each attempt */
     pv_uresp_t rp;               /* response head parser and the parsed head */
 } pv_proxy_t;
 
+/* proxy_pass with variables (target.c): evaluate the URL, find the
+ * upstream block it names or resolve its host, and set px->pool. PV_OK:
+ * set now; PV_AGAIN: px->targeted(px) runs once it is; PV_ERR: the
+ * failure was answered. */
+int pv_proxy_target(pv_proxy_t *px);
+/* Drop what a target holds (a run-time pool, a lookup in progress). */
+void pv_proxy_target_done(pv_proxy_t *px);
 /* Start choosing servers for the exchange (select.c); -1 out of memory. */
 int pv_proxy_pick_init(pv_proxy_t *px);
 /* The TLS server name of a connection about to open: proxy_ssl_name with
  * variables evaluated for this request, its port left out. */
 const char *pv_proxy_tls_name(pv_proxy_t *px);
-/* Choose the exchange's upstream pool; -1: refused by residency (select.c). */
-int pv_proxy_target(pv_proxy_t *px);
 /* Release the server in use with a PV_BAL_* verdict (select.c). */
 void pv_proxy_release_server(pv_proxy_t *px, int verdict);
 /* Metrics of the server in use (select.c): a try begins, its connection

@@ -119,6 +119,15 @@ static void put_set_header(pv_wr_t *w, pv_request_t *r, const pv_set_header_t *s
 static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_location_t *loc)
 {
     const pv_proxy_pass_t *pp = loc->proxy_pass;
+    if (pp && pp->cv) {
+        /* variables: a URI part is sent as it evaluated; without one, as
+         * a proxy_pass without a URI part (NGINX's proxy_create_request) */
+        if (r->proxy_uri.len) {
+            pv_wr_str(w, r->proxy_uri);
+            return;
+        }
+        pp = NULL;
+    }
     int rewritten = (r->flags & PV_REQ_F_REWRITTEN) != 0;
     if ((!pp || !pp->has_uri) && !rewritten) {
         /* no URI part: the client's target as received */

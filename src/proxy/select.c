@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../config/residency.h"
 #include "../core/counters.h"
 #include "../core/log.h"
 #include "../core/time.h"
@@ -114,37 +113,3 @@ const char *pv_proxy_tls_name(pv_proxy_t *px)
     return name;
 }
 
-/* The upstream of the exchange: proxy_pass's, or for a proxy_pass with
- * variables the residency_targets upstream its value names. -1 when the
- * value names none of them: a path out of the scope no static check could
- * see. The request is then refused (403), logged with its scope and
- * target and counted; it never reaches an upstream. */
-int pv_proxy_target(pv_proxy_t *px)
-{
-    const pv_location_t *loc = px->loc;
-    const pv_proxy_pass_t *pp = loc->proxy_pass;
-    if (pp->upstream) {
-        px->pool = pv_upstream_pool(px->hr->gen, pp->upstream->index);
-        px->r->proxy_host = pp->proxy_host;
-        return 0;
-    }
-    pv_str_t name = pv_cv_eval_arena(pp->host_cv, px->r);
-    const pv_res_targets_t *t = loc->conf.res_targets;
-    for (int i = 0; t && i < t->n; i++) {
-        const char *un = t->ups[i]->name;
-        if (strlen(un) == name.len && strncasecmp(un, name.p, name.len) == 0) {
-            px->pool = pv_upstream_pool(px->hr->gen, t->ups[i]->index);
-            px->r->proxy_host = (pv_str_t){un, name.len};
-            return 0;
-        }
-    }
-    const pv_residency_t *scope = loc->conf.residency;
-    pv_log(PV_LOG_ERR,
-           "residency: proxy_pass target \"%.*s\" is not in residency_targets (%s:%d), scope \"residency %s\"%s%s%s%d%s, "
-           "request refused, client: %s, request: \"%.*s\"",
-           (int)PV_MIN(name.len, 256), name.p, t ? t->src.file : "?", t ? t->src.line : 0,
-           scope ? scope->text : "(none)", scope ? " (" : "", scope ? scope->src.file : "", scope ? ":" : "",
-           scope ? scope->src.line : 0, scope ? ")" : "", pv_log_client(&px->hr->r), (int)PV_MIN(px->r->uri.len, 512), px->r->uri.p);
-    pv_count(PV_CTR_RESIDENCY_REFUSED);
-    return -1;
-}

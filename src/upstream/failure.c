@@ -22,6 +22,8 @@ static const pv_upfail_info_t table[PV_UPF_COUNT] = {
     [PV_UPF_NO_LIVE] = {"no_live_upstreams", 502, 0, 0, "no live upstreams"},
     [PV_UPF_CLIENT_BAD_BODY] = {"client_bad_body", 400, 0, PV_UPF_F_CLIENT, ""},
     [PV_UPF_CLIENT_BODY_LARGE] = {"client_body_too_large", 413, 0, PV_UPF_F_CLIENT, ""},
+    [PV_UPF_RESOLVE] = {"resolve", 502, 0, 0, ""},
+    [PV_UPF_BAD_URL] = {"bad_url", 500, 0, 0, ""},
 };
 
 const pv_upfail_info_t *pv_upfail_info(pv_upfail_t f)

@@ -21,6 +21,8 @@ typedef enum pv_upfail_e {
     PV_UPF_NO_LIVE,           /* no server of the upstream can be tried */
     PV_UPF_CLIENT_BAD_BODY,   /* the client's chunked body is malformed (not the upstream's fault) */
     PV_UPF_CLIENT_BODY_LARGE, /* the client's body passed client_max_body_size */
+    PV_UPF_RESOLVE,           /* a proxy_pass host with variables could not be resolved (or no resolver) */
+    PV_UPF_BAD_URL,           /* a proxy_pass URL with variables evaluated to something unusable */
     PV_UPF_COUNT
 } pv_upfail_t;
 

@@ -48,6 +48,24 @@ static int pool_peers(pv_upool_t *p)
     return 0;
 }
 
+int pv_upstream_pool_init(pv_upool_t *p, pv_upstream_conf_t *cf)
+{
+    p->cf = cf;
+    int ns = cf->nservers ? cf->nservers : 1;
+    p->peers = calloc((size_t)ns, sizeof(pv_peer_t *));
+    return p->peers && pool_peers(p) == 0 ? PV_OK : PV_ERR;
+}
+
+void pv_upstream_pool_fini(pv_upool_t *p)
+{
+    while (p->idle_head)
+        pv_upstream_close(p->idle_head);
+    for (int j = 0; p->peers && j < p->cf->nservers; j++)
+        pv_peer_release(p->peers[j]);
+    free(p->peers);
+    p->peers = NULL;
+}
+
 pv_upool_t *pv_upstream_pools_new(pv_worker_t *w, pv_conf_t *conf, int *npools)
 {
     int n = conf->http ? conf->http->nupstreams : 0;
@@ -55,11 +73,7 @@ pv_upool_t *pv_upstream_pools_new(pv_worker_t *w, pv_conf_t *conf, int *npools)
     if (!pools)
         return NULL;
     for (int i = 0; i < n; i++) {
-        pv_upool_t *p = &pools[i];
-        p->cf = conf->http->upstreams[i];
-        int ns = p->cf->nservers ? p->cf->nservers : 1;
-        p->peers = calloc((size_t)ns, sizeof(pv_peer_t *));
-        if (!p->peers || pool_peers(p) < 0) {
+        if (pv_upstream_pool_init(&pools[i], conf->http->upstreams[i]) != PV_OK) {
             pv_upstream_pools_free(pools, i + 1);
             return NULL;
         }
@@ -73,14 +87,8 @@ void pv_upstream_pools_free(pv_upool_t *pools, int n)
 {
     if (!pools)
         return;
-    for (int i = 0; i < n; i++) {
-        pv_upool_t *p = &pools[i];
-        while (p->idle_head)
-            pv_upstream_close(p->idle_head);
-        for (int j = 0; p->peers && j < p->cf->nservers; j++)
-            pv_peer_release(p->peers[j]);
-        free(p->peers);
-    }
+    for (int i = 0; i < n; i++)
+        pv_upstream_pool_fini(&pools[i]);
     free(pools);
 }
 

@@ -81,6 +81,11 @@ pv_upool_t *pv_upstream_pool(struct pv_wgen_s *g, int i);
 /* Pools for every upstream of conf on this worker (conf->http->upstreams
  * order); NULL when out of memory. */
 pv_upool_t *pv_upstream_pools_new(struct pv_worker_s *w, pv_conf_t *conf, int *npools);
+/* Set one pool up for cf (its shared peers taken), or free what it holds
+ * (idle connections closed, peers dropped); the pool's memory is the
+ * caller's. */
+int pv_upstream_pool_init(pv_upool_t *p, pv_upstream_conf_t *cf);
+void pv_upstream_pool_fini(pv_upool_t *p);
 /* Close idle connections and free the pools. */
 void pv_upstream_pools_free(pv_upool_t *pools, int n);
 /* After a reload: move idle connections of the old pools into the new

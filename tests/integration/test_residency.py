@@ -151,8 +151,7 @@ CASES = [
         location / { residency_targets no se; proxy_pass http://$arg_u; }""", None),
     ("targets_unknown_upstream", """        location / { residency_targets nowhere; proxy_pass http://$arg_u; }""",
      'unknown upstream "nowhere" in "residency_targets" in {f}:10'),
-    ("variables_without_targets", """        location / { proxy_pass http://$arg_u; }""",
-     'variables in "proxy_pass" are supported only with "residency_targets" in {f}:10'),
+    ("variables_outside_scope", """        location / { proxy_pass http://$arg_u; }""", None),
     ("require_tls", """        residency NO;
         location / { proxy_pass http://no; }
     }

@@ -260,8 +260,17 @@ static void test_proxy_pass_errors(void **state)
     expect_err("http {\n upstream u {\n  server 127.0.0.1;\n }\n"
                " server {\n  location / {\n   proxy_pass http://u:80/x;\n  }\n }\n}\n",
                "upstream \"u\" may not have port 80", 7);
-    expect_err(HTTP_SRV("  location / {\n   proxy_pass http://$host;\n  }"),
-               "variables in \"proxy_pass\" are supported only with \"residency_targets\"", 5);
+    expect_err(HTTP_SRV("  location / {\n   proxy_pass ftp://$host;\n  }"),
+               "invalid URL prefix in \"ftp://$host\"", 5);
+    expect_err(HTTP_SRV("  location / {\n   proxy_pass http://$nosuchvar;\n  }"),
+               "unknown \"nosuchvar\" variable", 5);
+    expect_err(HTTP_SRV("  location / {\n   proxy_pass http://$host;\n   health_check;\n  }"),
+               "\"health_check\" needs a \"proxy_pass\" without variables", 6);
+    expect_err(HTTP_SRV("  resolver 127.0.0.1 ipv4=off ipv6=off;"),
+               "\"ipv4\" and \"ipv6\" cannot both be \"off\"", 4);
+    expect_err(HTTP_SRV("  resolver 127.0.0.1 valid=1q;"), "invalid parameter: valid=1q", 4);
+    expect_err("http {\n upstream u {\n  server unix:;\n }\n}\n",
+               "no path in the unix domain socket in upstream \"unix:\"", 3);
 }
 
 static void test_unknown_upstream_host(void **state)

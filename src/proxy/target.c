@@ -1,0 +1,300 @@
+/* The target of a proxy_pass with variables, as NGINX's proxy_eval and
+ * upstream init find it: the URL is evaluated for the request; its host
+ * names an upstream block (or the implicit upstream of a static
+ * proxy_pass to the same host:port), else it is an address, else it is
+ * resolved through the location's `resolver` on the worker's loop. An
+ * address or a resolved name gets a run-time pool (upstream/dynamic.c).
+ * "no resolver defined to resolve X" and "X could not be resolved" are
+ * 502s, as in NGINX; a URL without http:// or https:// is a 500. */
+#include "proxy.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../config/residency.h"
+#include "../core/counters.h"
+#include "../core/log.h"
+#include "../core/resolver.h"
+#include "../http/response.h"
+#include "../http/server.h"
+#include "../http/uvars.h"
+#include "../proc/worker.h"
+#include "../upstream/dynamic.h"
+#include "../upstream/failure.h"
+#include "../upstream/upstream.h"
+
+/* The parts of an evaluated URL. */
+typedef struct {
+    int ssl;
+    pv_str_t hostport;   /* "host[:port]" as written ($proxy_host unless the port is the scheme's) */
+    char host[256];      /* host without brackets or port */
+    int port;            /* 0: none written */
+    pv_str_t uri;        /* URI part, or empty */
+} url_t;
+
+/* Split "http[s]://HOST[:PORT][/URI]". 0, or -1 with *why set. */
+static int parse_url(pv_str_t v, url_t *u, const char **why)
+{
+    size_t skip;
+    memset(u, 0, sizeof(*u));
+    if (v.len >= 8 && strncasecmp(v.p, "https://", 8) == 0) {
+        u->ssl = 1;
+        skip = 8;
+    } else if (v.len >= 7 && strncasecmp(v.p, "http://", 7) == 0) {
+        skip = 7;
+    } else {
+        *why = "invalid URL prefix";
+        return -1;
+    }
+    const char *hp = v.p + skip, *end = v.p + v.len, *e = hp;
+    if ((size_t)(end - hp) >= 5 && strncasecmp(hp, "unix:", 5) == 0) {
+        *why = "a unix domain socket in a URL with variables is not supported";
+        return -1;
+    }
+    while (e < end && *e != '/' && *e != '?')
+        e++;
+    u->hostport = (pv_str_t){hp, (size_t)(e - hp)};
+    u->uri = (pv_str_t){e, (size_t)(end - e)};
+    const char *h = hp, *he, *colon;
+    if (h < e && *h == '[') {
+        he = memchr(h, ']', (size_t)(e - h));
+        if (!he) {
+            *why = "invalid host";
+            return -1;
+        }
+        h++;
+        colon = he + 1 < e && he[1] == ':' ? he + 1 : NULL;
+        if (he + 1 < e && !colon) {
+            *why = "invalid host";
+            return -1;
+        }
+    } else {
+        colon = memchr(h, ':', (size_t)(e - h));
+        he = colon ? colon : e;
+    }
+    if (he == h || (size_t)(he - h) >= sizeof(u->host)) {
+        *why = "no host";
+        return -1;
+    }
+    memcpy(u->host, h, (size_t)(he - h));
+    u->host[he - h] = '\0';
+    if (colon) {
+        int port = 0;
+        const char *c = colon + 1;
+        for (; c < e && *c >= '0' && *c <= '9' && port <= 65535; c++)
+            port = port * 10 + (*c - '0');
+        if (c != e || c == colon + 1 || port < 1 || port > 65535) {
+            *why = "invalid port";
+            return -1;
+        }
+        u->port = port;
+    }
+    return 0;
+}
+
+/* The upstream block the host names (no port written), or the implicit
+ * upstream of a static proxy_pass to the same host and port. */
+static int find_upstream(const pv_conf_t *conf, const url_t *u)
+{
+    const pv_http_conf_t *h = conf->http;
+    char name[300];
+    int dport = u->port ? u->port : u->ssl ? 443 : 80;
+    snprintf(name, sizeof(name), strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, dport);
+    for (int k = 0; k < h->nupstreams; k++) {
+        const pv_upstream_conf_t *c = h->upstreams[k];
+        if (c->implicit ? strcasecmp(c->name, name) == 0 : !u->port && strcasecmp(c->name, u->host) == 0)
+            return k;
+    }
+    return -1;
+}
+
+static void fail(pv_proxy_t *px, int f)
+{
+    pv_proxy_answer_failure(px, f);
+}
+
+/* The run-time pool for addresses a (ports set), and on. */
+static int use_addrs(pv_proxy_t *px, const url_t *u, pv_dyn_addrs_t *a)
+{
+    char name[300];
+    int port = u->port ? u->port : u->ssl ? 443 : 80;
+    snprintf(name, sizeof(name), strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, port);
+    for (int i = 0; i < a->n; i++) {
+        if (a->addrs[i].ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&a->addrs[i])->sin6_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in *)&a->addrs[i])->sin_port = htons((uint16_t)port);
+    }
+    pv_hreq_t *hr = px->hr;
+    px->pool = pv_upstream_dyn_get(hr->gen, name, a, pv_loop_now(hr->w->loop));
+    if (!px->pool) {
+        pv_log(PV_LOG_ALERT, "out of memory for upstream \"%s\", client: %s", name, hr->r.peer_text);
+        fail(px, PV_UPF_BAD_URL);
+        return PV_ERR;
+    }
+    px->dyn = 1;
+    return PV_OK;
+}
+
+/* What the resolver answered for the host px waits for: the pool, or
+ * the 502 answered. In a look-up answered from the cache (in_resolve)
+ * the caller goes on; later, px->targeted() does. */
+static void resolved(void *data, const pv_resolved_t *res)
+{
+    pv_proxy_t *px = data;
+    int sync = px->in_resolve != 0;
+    px->dns_wait = NULL;
+    url_t u;
+    const char *why;
+    int rc = PV_ERR;
+    if (parse_url(px->dyn_url, &u, &why) < 0) {
+        fail(px, PV_UPF_BAD_URL); /* cannot happen: it was parsed before the look-up */
+    } else if (res->status != PV_RESOLVE_OK) {
+        pv_log(PV_LOG_ERR, "%s could not be resolved (%d: %s), client: %s", u.host, pv_resolve_code(res->status),
+               pv_resolve_strerror(res->status), px->hr->r.peer_text);
+        fail(px, PV_UPF_RESOLVE);
+    } else {
+        pv_dyn_addrs_t a;
+        a.n = res->naddrs;
+        memcpy(a.addrs, res->addrs, sizeof(a.addrs[0]) * (size_t)res->naddrs);
+        memcpy(a.lens, res->lens, sizeof(a.lens[0]) * (size_t)res->naddrs);
+        rc = use_addrs(px, &u, &a);
+    }
+    if (sync)
+        px->in_resolve = rc == PV_OK ? 2 : 3;
+    else if (rc == PV_OK)
+        px->targeted(px);
+}
+
+/* An address literal: the run-time pool for it, no lookup. 1 when host is one. */
+static int literal(const char *host, pv_dyn_addrs_t *a)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&a->addrs[0];
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->addrs[0];
+    memset(&a->addrs[0], 0, sizeof(a->addrs[0]));
+    a->n = 1;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        a->lens[0] = sizeof(*s4);
+        return 1;
+    }
+    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        a->lens[0] = sizeof(*s6);
+        return 1;
+    }
+    return 0;
+}
+
+/* In a residency scope the host must name one of the location's
+ * residency_targets upstreams, no port written: never an address or a
+ * DNS name, which no load-time check could place. Else the request is
+ * refused (403), logged with its scope and target and counted; it never
+ * reaches an upstream. host: the evaluated host, or the whole URL when
+ * it did not parse (u NULL). */
+static int residency_target(pv_proxy_t *px, const url_t *u, pv_str_t host)
+{
+    pv_hreq_t *hr = px->hr;
+    const pv_location_t *loc = px->loc;
+    const pv_res_targets_t *t = loc->conf.res_targets;
+    for (int i = 0; u && !u->port && t && i < t->n; i++)
+        if (strcasecmp(t->ups[i]->name, u->host) == 0) {
+            px->pool = pv_upstream_pool(hr->gen, t->ups[i]->index);
+            return PV_OK;
+        }
+    const pv_residency_t *scope = loc->conf.residency;
+    pv_log(PV_LOG_ERR,
+           "residency: proxy_pass target \"%.*s\" is not in residency_targets (%s:%d), scope \"residency %s\"%s%s%s%d%s, "
+           "request refused, client: %s, request: \"%.*s\"",
+           (int)PV_MIN(host.len, 256), host.p ? host.p : "", t ? t->src.file : "?", t ? t->src.line : 0,
+           scope ? scope->text : "(none)", scope ? " (" : "", scope ? scope->src.file : "", scope ? ":" : "",
+           scope ? scope->src.line : 0, scope ? ")" : "", pv_log_client(&hr->r), (int)PV_MIN(px->r->uri.len, 512),
+           px->r->uri.p);
+    pv_count(PV_CTR_RESIDENCY_REFUSED);
+    hr->handling = 0;
+    if (px->sub_done)
+        px->sub_done(hr, px->r, 403);
+    else
+        pv_resp_local(hr, 403, NULL, (pv_str_t){NULL, 0});
+    return PV_ERR;
+}
+
+int pv_proxy_target(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *r = px->r;
+    const pv_location_t *loc = px->loc;
+    pv_str_t v = pv_cv_eval_arena(loc->proxy_pass->cv, r);
+    px->dyn_url = v;
+    url_t u;
+    const char *why;
+    int scoped = pv_residency_active(&loc->conf);
+    if (parse_url(v, &u, &why) < 0) {
+        if (scoped)
+            return residency_target(px, NULL, v);
+        pv_log(PV_LOG_ERR, "%s in \"%.*s\", client: %s", why, (int)PV_MIN(v.len, 512), v.p ? v.p : "",
+               hr->r.peer_text);
+        fail(px, PV_UPF_BAD_URL);
+        return PV_ERR;
+    }
+    /* $proxy_host and Host: the scheme's own port left out */
+    pv_str_t hp = u.hostport;
+    if (u.port == (u.ssl ? 443 : 80))
+        hp.len -= (u.ssl ? 4 : 3);
+    r->proxy_host = hp;
+    r->proxy_uri = u.uri;
+    if (u.uri.len && u.uri.p[0] == '?')
+        r->proxy_uri = (pv_str_t){pv_arena_printf(r->arena, "/%.*s", (int)u.uri.len, u.uri.p), u.uri.len + 1};
+    px->dyn_host = pv_arena_strdup(r->arena, u.host);
+    if (scoped)
+        return residency_target(px, &u, u.hostport);
+    int k = find_upstream(hr->gen->conf, &u);
+    if (k >= 0) {
+        px->pool = pv_upstream_pool(hr->gen, k);
+        return PV_OK;
+    }
+    pv_dyn_addrs_t a;
+    if (literal(u.host, &a))
+        return use_addrs(px, &u, &a);
+    const pv_resolver_conf_t *rcf = loc->conf.resolver;
+    if (!rcf) {
+        pv_log(PV_LOG_ERR, "no resolver defined to resolve %s, client: %s", u.host, hr->r.peer_text);
+        fail(px, PV_UPF_RESOLVE);
+        return PV_ERR;
+    }
+    pv_resolver_t *res = pv_resolver_get(hr->w->loop, rcf);
+    if (!res) {
+        pv_log(PV_LOG_ALERT, "resolver could not be set up to resolve %s, client: %s", u.host, hr->r.peer_text);
+        fail(px, PV_UPF_RESOLVE);
+        return PV_ERR;
+    }
+    px->in_resolve = 1;
+    int rc = pv_resolve(res, u.host, loc->conf.resolver_timeout, resolved, px, &px->dns_wait);
+    int st = px->in_resolve;
+    px->in_resolve = 0;
+    if (rc == PV_AGAIN) {
+        hr->handling = 1;
+        return PV_AGAIN;
+    }
+    if (rc == PV_ERR) {
+        fail(px, PV_UPF_RESOLVE);
+        return PV_ERR;
+    }
+    return st == 2 ? PV_OK : PV_ERR;
+}
+
+void pv_proxy_target_done(pv_proxy_t *px)
+{
+    if (px->dns_wait) {
+        pv_resolve_cancel(px->dns_wait);
+        px->dns_wait = NULL;
+    }
+    if (px->dyn) {
+        pv_upstream_dyn_put(px->pool);
+        px->dyn = 0;
+        px->pool = NULL;
+    }
+}
