@@ -670,6 +670,14 @@ typedef struct pv_upstream_server_s {
                                      PV_JUR_NONE when undeclared. Every address the line
                                      resolves to, now or at a reload, has it */
     pv_conf_src_t src;            /* the server line */
+    /* `server NAME[:PORT] resolve`: one of the line's PV_RESOLVED_MAX
+     * slots, whose address (the peer's) follows the name's DNS answers;
+     * addr is then a key holding the name, not an address */
+    const char *resolve_host;     /* the name to resolve, or NULL */
+    int resolve_port;
+    int resolve_first;            /* index of the line's first slot */
+    struct sockaddr_storage init; /* the address load time found for this slot (initlen 0: none) */
+    socklen_t initlen;
 } pv_upstream_server_t;
 
 /* Balancing methods of an upstream block (PV_BAL_*). */
@@ -746,6 +754,7 @@ struct pv_upstream_conf_s {
     pv_health_conf_t *health;    /* active checks (a location's health_check), or NULL */
     int od_consecutive;          /* outlier_detection: 5xx answers or failures in a row that eject; 0 off */
     int64_t od_base, od_max;     /* ms: first ejection, and the most one lasts (it grows by od_base) */
+    int nresolve;                /* `server ... resolve` lines */
     int keepalive;               /* idle connections kept per worker; 0 = no pool */
     int64_t keepalive_requests;  /* default 1000 */
     int64_t keepalive_timeout;   /* default 60s */

@@ -6,11 +6,14 @@
 #include "conf_int.h"
 #include "residency.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../core/crc32.h"
+#include "../core/log.h"
 
 static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                            void *base)
@@ -36,8 +39,10 @@ static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
 
 /* A server line's parameters. */
 typedef struct server_params_s {
-    int weight, max_fails, max_conns, backup, down;
+    int weight, max_fails, max_conns, backup, down, resolve;
+    int jur; /* jurisdiction=, PV_JUR_NONE when not written */
     int64_t fail_timeout, slow_start;
+    const char *service;
 } server_params_t;
 
 /* Parse one "name=value" or flag parameter into sp; 0, or -1 if invalid. */
@@ -64,27 +69,103 @@ static int server_param(const char *a, server_params_t *sp)
         sp->backup = 1;
     } else if (strcmp(a, "down") == 0) {
         sp->down = 1;
+    } else if (strcmp(a, "resolve") == 0) {
+        sp->resolve = 1;
+    } else if ((v = pv_conf_param(a, "service"))) {
+        sp->service = v;
     } else {
         return -1;
     }
     return 0;
 }
 
+static void fill_server(pv_upstream_server_t *s, const char *name, const server_params_t *sp,
+                        const pv_conf_node_t *nd)
+{
+    s->name = name;
+    s->weight = sp->weight;
+    s->max_fails = sp->max_fails;
+    s->fail_timeout = sp->fail_timeout;
+    s->max_conns = sp->max_conns;
+    s->slow_start = sp->slow_start;
+    s->backup = sp->backup;
+    s->down = sp->down;
+    s->jur = sp->jur;
+    s->src = nd->src;
+}
+
+/* `server NAME[:PORT] resolve`: PV_RESOLVED_MAX slots whose addresses
+ * follow the name's DNS answers at run time (upstream/discovery.c). The
+ * addresses found now are the slots' first ones; none found is a
+ * warning, not an error, since the service may come up later. An
+ * address literal is an ordinary server line. */
+static int resolve_line(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const server_params_t *sp)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    char *host;
+    int port;
+    if (pv_conf_split_hostport(cx->a, ARG(nd, 1), nd->args[1].len, &host, &port) != 0)
+        return pv_conf_error(cx, &nd->src, "invalid port in upstream \"%s\"", ARG(nd, 1));
+    if (!*host)
+        return pv_conf_error(cx, &nd->src, "no host in upstream \"%s\"", ARG(nd, 1));
+    port = port ? port : 80;
+    pv_conf_addr_t addrs[PV_RESOLVED_MAX];
+    struct in6_addr a6;
+    int literal = strchr(host, ':') ? inet_pton(AF_INET6, host, &a6) == 1 : inet_pton(AF_INET, host, &a6) == 1;
+    int n = pv_conf_resolve(cx, host, port, addrs, (int)PV_NELEM(addrs));
+    if (literal && n > 0) {
+        pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers, sizeof(*s));
+        s->addr = addrs[0].ss;
+        s->addrlen = addrs[0].len;
+        pv_conf_addr_text((struct sockaddr *)&s->addr, s->text, sizeof(s->text));
+        fill_server(s, pv_arena_strdup(cx->a, ARG(nd, 1)), sp, nd);
+        return PV_OK;
+    }
+    if (n == 0)
+        pv_log(PV_LOG_WARN, "host not found in upstream \"%s\" in %s:%d; it is resolved at run time", ARG(nd, 1),
+               nd->src.file, nd->src.line);
+    const char *name = pv_arena_strdup(cx->a, ARG(nd, 1));
+    int first = u->nservers;
+    for (int i = 0; i < PV_RESOLVED_MAX; i++) {
+        pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers, sizeof(*s));
+        /* the key of the slot's peer: the name, not an address */
+        size_t nl = PV_MIN(strlen(name), sizeof(s->addr) - 3);
+        s->addr.ss_family = AF_UNSPEC;
+        memcpy((char *)&s->addr + 2, name, nl);
+        s->addrlen = (socklen_t)(2 + nl + 1);
+        snprintf(s->text, sizeof(s->text), "%s", name);
+        fill_server(s, name, sp, nd);
+        s->resolve_host = host;
+        s->resolve_port = port;
+        s->resolve_first = first;
+        if (i < n) {
+            s->init = addrs[i].ss;
+            s->initlen = addrs[i].len;
+        }
+    }
+    u->nresolve++;
+    return PV_OK;
+}
+
 static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
                                   const pv_conf_node_t *nd, void *base)
 {
     pv_upstream_conf_t *u = cx->ups;
-    server_params_t sp = {.weight = 1, .max_fails = 1, .fail_timeout = 10000};
-    int jur = PV_JUR_NONE;
+    server_params_t sp = {.weight = 1, .max_fails = 1, .fail_timeout = 10000, .jur = PV_JUR_NONE};
     for (int i = 2; i < nd->nargs; i++) {
         const char *j = pv_conf_param(ARG(nd, i), "jurisdiction");
-        if (j && pv_conf_jurisdiction_arg(cx, nd, j, &jur) != PV_OK)
+        if (j && pv_conf_jurisdiction_arg(cx, nd, j, &sp.jur) != PV_OK)
             return PV_ERR;
         if (!j && server_param(ARG(nd, i), &sp) < 0)
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, i));
     }
+    if (sp.service)
+        return pv_conf_error(cx, &nd->src, "\"service=\" (SRV records) is not supported in upstream \"%s\"",
+                             ARG(nd, 1));
     pv_conf_addr_t addrs[16];
     int n;
+    if (sp.resolve && strncmp(ARG(nd, 1), "unix:", 5) != 0)
+        return resolve_line(cx, nd, &sp);
     if (strncmp(ARG(nd, 1), "unix:", 5) == 0) {
         const char *err = pv_conf_unix_addr(ARG(nd, 1) + 5, nd->args[1].len - 5, &addrs[0]);
         if (err)
@@ -107,16 +188,7 @@ static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
         s->addr = addrs[i].ss;
         s->addrlen = addrs[i].len;
         pv_conf_addr_text((struct sockaddr *)&s->addr, s->text, sizeof(s->text));
-        s->name = name;
-        s->weight = sp.weight;
-        s->max_fails = sp.max_fails;
-        s->fail_timeout = sp.fail_timeout;
-        s->max_conns = sp.max_conns;
-        s->slow_start = sp.slow_start;
-        s->backup = sp.backup;
-        s->down = sp.down;
-        s->jur = jur;
-        s->src = nd->src;
+        fill_server(s, name, &sp, nd);
     }
     return PV_OK;
 }
@@ -275,6 +347,9 @@ int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc)
     if (!loc->proxy_pass->upstream)
         return pv_conf_error(cx, &hc->src, "\"health_check\" needs a \"proxy_pass\" without variables");
     pv_upstream_conf_t *u = loc->proxy_pass->upstream;
+    if (u->nresolve)
+        return pv_conf_error(cx, &hc->src, "\"health_check\" of upstream \"%s\" with \"resolve\" servers "
+                             "is not supported", u->name);
     if (u->health && u->health != hc)
         return pv_conf_error(cx, &hc->src, "upstream \"%s\" already has a health check", u->name);
     u->health = hc;
@@ -420,6 +495,11 @@ int pv_conf_upstream_finish(pv_conf_ctx_t *cx, pv_upstream_conf_t *u)
         if (u->servers[i].jur == PV_JUR_NONE)
             u->servers[i].jur = u->jur;
     order_servers(u);
+    for (int i = 0; i < u->nservers; i++) {
+        pv_upstream_server_t *s = &u->servers[i], *prev = i ? &u->servers[i - 1] : NULL;
+        if (s->resolve_host)
+            s->resolve_first = prev && prev->resolve_host && prev->name == s->name ? prev->resolve_first : i;
+    }
     if (u->nprimary == 0)
         return pv_conf_error(cx, &u->src, "no servers in upstream \"%s\"", u->name);
     for (int i = 0; i < u->nservers; i++) {

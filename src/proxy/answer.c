@@ -9,6 +9,7 @@
 #include "../core/log.h"
 #include "../http/server.h"
 #include "../http/stats.h"
+#include "../upstream/discovery.h"
 #include "../upstream/failure.h"
 #include "../upstream/health.h"
 #include "../upstream/upstream.h"
@@ -51,7 +52,7 @@ void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail)
 {
     const pv_upfail_info_t *fi = pv_upfail_info(f);
     const char *client = pv_log_client(&px->hr->r);
-    char why[160] = "";
+    char why[160] = "", text[64];
     if (!fi->text[0])
         return;
     if (err)
@@ -65,7 +66,7 @@ void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail)
     }
     if (px->u && px->u->x.why) {
         /* the transport's own account (a TLS handshake), as NGINX words it */
-        pv_log_r(&px->hr->r, PV_LOG_ERR, "%s, upstream: %s, client: %s", px->u->x.why, px->pool->cf->servers[px->server].text,
+        pv_log_r(&px->hr->r, PV_LOG_ERR, "%s, upstream: %s, client: %s", px->u->x.why, pv_upstream_server_text(px->pool, px->server, text, sizeof(text)),
                client);
         px->u->x.why = NULL;
         return;
@@ -75,5 +76,5 @@ void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail)
                         : !px->resp_head_done ? "reading response header from upstream"
                                               : "reading upstream";
     pv_log_r(&px->hr->r, PV_LOG_ERR, "%s%s while %s, upstream: %s, client: %s", fi->text, why, phase,
-           px->pool->cf->servers[px->server].text, client);
+           pv_upstream_server_text(px->pool, px->server, text, sizeof(text)), client);
 }

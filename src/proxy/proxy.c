@@ -18,6 +18,7 @@
 #include "../http/server.h"
 #include "../http/vars.h"
 #include "../http/uvars.h"
+#include "../upstream/discovery.h"
 #include "../upstream/failure.h"
 #include "../upstream/health.h"
 #include "../upstream/upstream.h"
@@ -419,7 +420,8 @@ static void start_upstream(pv_proxy_t *px)
     }
     px->server = s;
     pv_proxy_stat_try(px);
-    append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
+    char text[64];
+    append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pv_upstream_server_text(pool, s, text, sizeof(text)));
 
     /* a retry after a stale pooled connection takes a new one */
     const pv_upstream_tls_t *tls = px->loc->proxy_pass->tls;

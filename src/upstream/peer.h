@@ -48,6 +48,7 @@ typedef struct pv_bal_state_s {
     uint64_t hc_down_total;         /* times the active checks took it out (metrics) */
     uint64_t checks_total;          /* active checks done */
     uint64_t checks_failed;         /* ... that failed */
+    uint8_t unresolved;             /* a `resolve` slot with no address now */
 } pv_bal_state_t;
 
 typedef struct pv_peer_s {
@@ -63,6 +64,13 @@ typedef struct pv_peer_s {
     pthread_mutex_t sess_lock;      /* guards the session below */
     unsigned char *sess;            /* the last TLS session the server gave (DER), or NULL */
     size_t sess_len;
+    /* a slot of a `server NAME resolve` line (its key address holds the
+     * name): the address the name gives it now, under group->lock */
+    struct sockaddr_storage cur;
+    socklen_t curlen;               /* 0: no address (bal.unresolved) */
+    char cur_text[64];              /* "127.0.0.1:8080" for $upstream_addr */
+    _Atomic uint32_t cur_gen;       /* bumped at every change (0: never set); a pooled connection
+                                       opened under an older one is not reused */
     struct pv_peer_s *next;         /* registry list */
 } pv_peer_t;
 

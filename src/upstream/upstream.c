@@ -16,6 +16,7 @@
 #include "../core/tls.h"
 #include "../http/stats.h"
 #include "../proc/worker.h"
+#include "discovery.h"
 #include "failure.h"
 
 _Static_assert(PV_UPF_COUNT <= PV_STAT_CAUSES, "failure causes fit the metrics");
@@ -44,6 +45,8 @@ static int pool_peers(pv_upool_t *p)
             return -1;
         pv_peer_configure(p->peers[i], s->weight,
                           !cf->health ? PV_PEER_HC_NONE : cf->health->mandatory ? PV_PEER_HC_MANDATORY : PV_PEER_HC_ON);
+        if (s->resolve_host)
+            pv_discovery_slot_init(p->peers[i], s);
     }
     return 0;
 }
@@ -193,12 +196,14 @@ void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, int status, uin
     int64_t ejected = pv_bal_observe(k, p->cf, p->peers, verdict, status, (int64_t)now);
     int out = pv_bal_free(k, p->cf, p->peers, verdict, (int64_t)now);
     pthread_mutex_unlock(&g->lock);
+    char text[64];
     if (ejected)
         pv_log(PV_LOG_WARN, "upstream server %s in upstream \"%s\" ejected for %lld ms after %d failures in a row",
-               p->cf->servers[server].text, p->cf->name, (long long)ejected, p->cf->od_consecutive);
+               pv_upstream_server_text(p, server, text, sizeof(text)), p->cf->name, (long long)ejected,
+               p->cf->od_consecutive);
     if (out)
-        pv_log(PV_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"", p->cf->servers[server].text,
-               p->cf->name);
+        pv_log(PV_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"",
+               pv_upstream_server_text(p, server, text, sizeof(text)), p->cf->name);
 }
 
 static void idle_unlink(pv_upool_t *p, pv_upconn_t *u)
@@ -255,6 +260,10 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe, const 
         next = u->next;
         if (u->server != server || u->tls != tls)
             continue;
+        if (p->cf->servers[server].resolve_host && u->addr_gen != atomic_load(&u->peer->cur_gen)) {
+            pv_upstream_close(u); /* the slot's address changed since it was opened */
+            continue;
+        }
         if (!idle_alive(u)) {
             idle_closed(u, now);
             u->close_why = PV_SCLOSE_PEER_CLOSED;
@@ -339,7 +348,17 @@ static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, const char *name
 pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls,
                                  const char *name)
 {
-    pv_upstream_server_t *s = &p->cf->servers[server];
+    pv_upstream_server_t *s = &p->cf->servers[server], now;
+    uint32_t gen = 0;
+    if (s->resolve_host) {
+        /* a `resolve` slot: the address its name gives it now */
+        now = *s;
+        if (!(gen = pv_discovery_slot_addr(p->peers[server], &now.addr, &now.addrlen, now.text, sizeof(now.text)))) {
+            errno = EHOSTUNREACH;
+            return NULL;
+        }
+        s = &now;
+    }
     pv_xprt_t x;
     int rc = opener(&x, s);
     if (rc == PV_ERR)
@@ -368,6 +387,7 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
     u->tls = tls;
     u->peer = p->peers[server];
     u->close_why = PV_SCLOSE_SHUTDOWN;
+    u->addr_gen = gen;
     pv_peer_hold(u->peer);
     u->created_ms = pv_loop_now(w->loop);
     pv_timer_init(&u->timer, upconn_timer_cb, u);

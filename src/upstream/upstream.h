@@ -54,6 +54,7 @@ struct pv_upconn_s {
     uint64_t sent;              /* bytes written on it, all requests */
     const pv_upstream_tls_t *tls; /* TLS settings it was opened with (https), or NULL */
     pv_peer_t *peer;            /* its server's peer, held while it lives (TLS sessions) */
+    uint32_t addr_gen;          /* a `resolve` slot's address generation it was opened to */
     uint8_t connected;          /* TCP handshake done */
     uint8_t closing;            /* closed, waiting to be freed */
     uint8_t close_why;          /* PV_SCLOSE_* counted when it closes (shutdown unless set) */

@@ -1,0 +1,280 @@
+/* `server NAME[:PORT] resolve` (NGINX Plus and 1.27's syntax): the line
+ * has PV_RESOLVED_MAX slots (config/upstream_conf.c), each a server of
+ * the upstream whose peer holds the address the name gives it now. The
+ * balancer skips a slot without one. Worker 1 looks each name up again
+ * when its answer's TTL (or the resolver's valid=) runs out, through the
+ * worker's resolver (core/resolver.c), and updates the slots under the
+ * upstream's group lock, so every worker's next pick sees the change:
+ * an address that stays keeps its slot and its state (failures,
+ * weights), a gone one empties its slot (requests in flight to it
+ * finish; its pooled connections are not reused), a new one takes an
+ * empty slot with fresh state and the line's parameters. A failed
+ * look-up keeps the last addresses and is logged once. */
+#include "discovery.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "../core/log.h"
+#include "../core/net.h"
+#include "../core/resolver.h"
+#include "../proc/worker.h"
+
+#define RETRY_MS 1000   /* a failed look-up is tried again after this */
+#define MIN_TTL_MS 1000 /* and a TTL of 0 is taken as this */
+
+static void set_text(pv_peer_t *p)
+{
+    char ip[64];
+    uint16_t port = pv_net_addr_text((const struct sockaddr *)&p->cur, ip, sizeof(ip));
+    snprintf(p->cur_text, sizeof(p->cur_text), p->cur.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+}
+
+/* Give slot p the address sa (NULL: none), with fresh state; under the group lock. */
+static void slot_set(pv_peer_t *p, const struct sockaddr_storage *sa, socklen_t len)
+{
+    pv_bal_state_t *st = &p->bal;
+    if (sa) {
+        memcpy(&p->cur, sa, len);
+        p->curlen = len;
+        set_text(p);
+        st->effective_weight = st->weight;
+        st->current_weight = 0;
+        st->fails = 0;
+        st->accessed = st->checked = st->slow_since = 0;
+        st->od_run = st->od_ejections = 0;
+        st->od_until = 0;
+    } else {
+        p->curlen = 0;
+    }
+    st->unresolved = sa == NULL;
+    atomic_fetch_add(&p->cur_gen, 1);
+}
+
+void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s)
+{
+    pthread_mutex_lock(&p->group->lock);
+    if (atomic_load(&p->cur_gen) == 0)
+        slot_set(p, s->initlen ? &s->init : NULL, s->initlen);
+    pthread_mutex_unlock(&p->group->lock);
+}
+
+uint32_t pv_discovery_slot_addr(pv_peer_t *p, struct sockaddr_storage *ss, socklen_t *len, char *text, size_t tlen)
+{
+    uint32_t gen = 0;
+    pthread_mutex_lock(&p->group->lock);
+    if (p->curlen) {
+        memcpy(ss, &p->cur, p->curlen);
+        *len = p->curlen;
+        snprintf(text, tlen, "%s", p->cur_text);
+        gen = atomic_load(&p->cur_gen);
+    }
+    pthread_mutex_unlock(&p->group->lock);
+    return gen;
+}
+
+const char *pv_upstream_server_text(pv_upool_t *p, int s, char *buf, size_t len)
+{
+    const pv_upstream_server_t *sv = &p->cf->servers[s];
+    if (!sv->resolve_host)
+        return sv->text;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (!pv_discovery_slot_addr(p->peers[s], &ss, &sl, buf, len))
+        snprintf(buf, len, "%s", sv->text);
+    return buf;
+}
+
+void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_storage *addrs,
+                         const socklen_t *lens, int naddrs, int *added, int *removed)
+{
+    uint8_t kept[PV_RESOLVED_MAX] = {0};
+    *added = *removed = 0;
+    naddrs = naddrs < PV_RESOLVED_MAX ? naddrs : PV_RESOLVED_MAX;
+    pthread_mutex_t *lock = &p->peers[first]->group->lock;
+    pthread_mutex_lock(lock);
+    for (int i = 0; i < n; i++) {
+        pv_peer_t *peer = p->peers[first + i];
+        if (!peer->curlen)
+            continue;
+        int j = 0;
+        while (j < naddrs && (kept[j] || lens[j] != peer->curlen || memcmp(&addrs[j], &peer->cur, lens[j]) != 0))
+            j++;
+        if (j < naddrs) {
+            kept[j] = 1;
+        } else {
+            slot_set(peer, NULL, 0);
+            (*removed)++;
+        }
+    }
+    for (int j = 0; j < naddrs; j++) {
+        if (kept[j])
+            continue;
+        for (int i = 0; i < n; i++) {
+            pv_peer_t *peer = p->peers[first + i];
+            if (!peer->curlen) {
+                slot_set(peer, &addrs[j], lens[j]);
+                (*added)++;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(lock);
+}
+
+/* ---- the look-ups, on worker 1 ------------------------------------------ */
+
+typedef struct job_s {
+    pv_worker_t *w;
+    pv_upool_t *pool;
+    int first, n;                  /* the line's slots */
+    const pv_upstream_server_t *s; /* its first slot (name, port) */
+    const pv_resolver_conf_t *rc;
+    int64_t timeout;
+    pv_timer_t timer;
+    pv_resolve_wait_t *wait;
+    uint8_t failing;               /* a failure was logged; the next success is too */
+} job_t;
+
+typedef struct {
+    job_t *jobs;
+    int n;
+} disc_t;
+
+static void job_timer_cb(pv_timer_t *t);
+
+static void answered(void *data, const pv_resolved_t *res)
+{
+    job_t *j = data;
+    j->wait = NULL;
+    uint64_t now = pv_loop_now(j->w->loop), next = RETRY_MS;
+    const char *up = j->pool->cf->name, *name = j->s->name;
+    if (res->status != PV_RESOLVE_OK) {
+        if (!j->failing)
+            pv_log(PV_LOG_ERR, "upstream \"%s\": %s could not be resolved (%d: %s), its last addresses are kept",
+                   up, j->s->resolve_host, pv_resolve_code(res->status), pv_resolve_strerror(res->status));
+        j->failing = 1;
+    } else {
+        struct sockaddr_storage addrs[PV_RESOLVED_MAX];
+        socklen_t lens[PV_RESOLVED_MAX];
+        int n = res->naddrs;
+        for (int i = 0; i < n; i++) {
+            addrs[i] = res->addrs[i];
+            lens[i] = res->lens[i];
+            uint16_t port = htons((uint16_t)j->s->resolve_port);
+            if (addrs[i].ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&addrs[i])->sin6_port = port;
+            else
+                ((struct sockaddr_in *)&addrs[i])->sin_port = port;
+        }
+        int added, removed;
+        pv_discovery_update(j->pool, j->first, j->n, addrs, lens, n, &added, &removed);
+        if (added || removed || j->failing)
+            pv_log(PV_LOG_NOTICE, "upstream \"%s\": %s resolved to %d address%s (%d new, %d gone)", up, name, n,
+                   n == 1 ? "" : "es", added, removed);
+        j->failing = 0;
+        next = res->expires > now + MIN_TTL_MS ? res->expires - now : MIN_TTL_MS;
+    }
+    pv_timer_set(j->w->loop, &j->timer, next);
+}
+
+static void job_timer_cb(pv_timer_t *t)
+{
+    job_t *j = t->data;
+    pv_resolver_t *r = pv_resolver_get(j->w->loop, j->rc);
+    if (!r || pv_resolve(r, j->s->resolve_host, j->timeout, answered, j, &j->wait) == PV_ERR) {
+        pv_log(PV_LOG_ALERT, "upstream \"%s\": could not ask the resolver for %s", j->pool->cf->name, j->s->name);
+        pv_timer_set(j->w->loop, &j->timer, RETRY_MS);
+    }
+}
+
+static void stop(disc_t *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        job_t *j = &d->jobs[i];
+        pv_timer_del(j->w->loop, &j->timer);
+        pv_resolve_cancel(j->wait);
+        j->wait = NULL;
+    }
+}
+
+static int build(pv_worker_t *w, pv_wgen_t *g, disc_t *d)
+{
+    const pv_http_conf_t *h = g->conf->http;
+    for (int k = 0; h && k < h->nupstreams; k++) {
+        pv_upool_t *p = pv_upstream_pool(g, k);
+        const pv_upstream_conf_t *cf = p->cf;
+        for (int i = 0; cf->nresolve && i < cf->nservers; i++) {
+            const pv_upstream_server_t *s = &cf->servers[i];
+            if (!s->resolve_host || s->resolve_first != i)
+                continue;
+            job_t *nj = realloc(d->jobs, (size_t)(d->n + 1) * sizeof(*nj));
+            if (!nj)
+                return -1;
+            d->jobs = nj;
+            job_t *j = &d->jobs[d->n++];
+            memset(j, 0, sizeof(*j));
+            j->w = w;
+            j->pool = p;
+            j->first = i;
+            while (i + j->n < cf->nservers && cf->servers[i + j->n].resolve_host &&
+                   cf->servers[i + j->n].resolve_first == i)
+                j->n++;
+            j->s = s;
+            j->rc = h->conf.resolver;
+            j->timeout = h->conf.resolver_timeout;
+        }
+    }
+    /* timers only once the array stops moving */
+    for (int i = 0; i < d->n; i++) {
+        pv_timer_init(&d->jobs[i].timer, job_timer_cb, &d->jobs[i]);
+        pv_timer_set(w->loop, &d->jobs[i].timer, 0);
+    }
+    return 0;
+}
+
+static int gen_init(pv_worker_t *w, pv_wgen_t *g, pv_wgen_t *old)
+{
+    if (w->id != 1)
+        return PV_OK;
+    disc_t *prev = old ? old->mod[pv_upstream_discovery_module.index] : NULL;
+    if (prev)
+        stop(prev); /* the new generation's look-ups take over */
+    disc_t *d = calloc(1, sizeof(*d));
+    if (!d || build(w, g, d) < 0) {
+        if (d)
+            free(d->jobs);
+        free(d);
+        return PV_ERR;
+    }
+    g->mod[pv_upstream_discovery_module.index] = d;
+    return PV_OK;
+}
+
+static void gen_free(pv_wgen_t *g)
+{
+    disc_t *d = g->mod[pv_upstream_discovery_module.index];
+    if (!d)
+        return;
+    stop(d);
+    free(d->jobs);
+    free(d);
+    g->mod[pv_upstream_discovery_module.index] = NULL;
+}
+
+static void drain(pv_worker_t *w)
+{
+    disc_t *d = w->gen ? w->gen->mod[pv_upstream_discovery_module.index] : NULL;
+    if (d)
+        stop(d);
+}
+
+pv_module_t pv_upstream_discovery_module = {
+    .name = "upstream-discovery",
+    .gen_init = gen_init,
+    .gen_free = gen_free,
+    .drain = drain,
+    .close_all = drain,
+};

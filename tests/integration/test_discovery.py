@@ -1,0 +1,100 @@
+"""`server NAME resolve` in upstream blocks: the Compose case. A name that
+does not resolve at start is a warning, not a failed start; once the DNS
+responder of the test answers, traffic flows; when the name moves to a
+new address, traffic follows without a reload, and when a look-up fails
+the last addresses are kept. The `-t` errors of the forms."""
+
+import pytest
+
+from conftest import EchoUpstream, check_conf, free_port, http, wait_for
+from dns_stub import A, DnsStub
+
+CONF = """
+http {
+    resolver 127.0.0.1:@DNS@ valid=1s;
+    upstream app {
+        server app.test:@UP@ resolve max_fails=0;
+        server 127.0.0.1:@SPARE@ backup;
+    }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Up $upstream_addr always;
+        location / { proxy_pass http://app; }
+    }
+}
+"""
+
+
+@pytest.fixture
+def dns():
+    d = DnsStub()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def ups():
+    port = free_port()
+    made = [EchoUpstream(host="127.0.0.%d" % i, port=port) for i in (1, 2, 3)]
+    yield made
+    for u in made:
+        u.stop()
+
+
+def get(gw):
+    r = http(gw.port, "GET", "/x")
+    return r.status, r.header("X-Up")
+
+
+def test_follows_the_name(portvakt, upstream, dns, ups):
+    a, b, c = ups
+    spare = upstream()
+    gw = portvakt(CONF, GW=free_port(), UP=a.port, DNS=dns.port, SPARE=spare.port)
+    # not known at start: a warning, and the backup answers meanwhile
+    assert "host not found in upstream \"app.test:%d\"" % a.port in gw.stderr()
+    assert get(gw) == (200, "127.0.0.1:%d" % spare.port)
+    dns.set("app.test", (A, "127.0.0.1", 1))
+    wait_for(lambda: get(gw) == (200, "127.0.0.1:%d" % a.port), timeout=15, what="the first address")
+    # the service moves: requests follow once the answer's validity ends
+    dns.set("app.test", (A, "127.0.0.2", 1))
+    wait_for(lambda: get(gw) == (200, "127.0.0.2:%d" % a.port), timeout=15, what="the new address")
+    a.stop()
+    n = len(b.requests)
+    for _ in range(6):
+        assert get(gw) == (200, "127.0.0.2:%d" % a.port)
+    assert len(b.requests) == n + 6
+    # two addresses: both get requests, round robin
+    dns.set("app.test", (A, "127.0.0.2", 1), (A, "127.0.0.3", 1))
+    wait_for(lambda: get(gw)[0] == 200 and len(c.requests) > 0, timeout=15, what="the added address")
+    seen = {get(gw)[1] for _ in range(6)}
+    assert seen == {"127.0.0.2:%d" % a.port, "127.0.0.3:%d" % a.port}
+    # the name fails to resolve: the last addresses stay, logged once
+    dns.drop("app.test")
+    wait_for(lambda: "app.test could not be resolved (3: Host not found), its last addresses are kept"
+             in gw.stderr(), timeout=15, what="the failure line")
+    assert {get(gw)[1] for _ in range(6)} == seen
+    assert gw.stderr().count("its last addresses are kept") == 1
+
+
+def check(tmp_path, http_level):
+    path = tmp_path / "gw.conf"
+    path.write_text("events {}\npid %s/n.pid;\nhttp {\n%s\n server {\n  listen 127.0.0.1:%d;\n"
+                    "  location / { proxy_pass http://u; }\n }\n}\n" % (tmp_path, http_level, free_port()))
+    return check_conf(path, tmp_path)["portvakt"]
+
+
+@pytest.mark.parametrize("http_level,words", [
+    ("upstream u { server app.test resolve; }", 'no resolver defined to resolve names in upstream "u"'),
+    ("resolver 127.0.0.1; upstream u { server app.test service=http resolve; }",
+     '"service=" (SRV records) is not supported in upstream "app.test"'),
+    ("resolver 127.0.0.1; upstream u { server app.test resolve weight=0; }", 'invalid parameter "weight=0"'),
+])
+def test_check_errors(tmp_path, http_level, words):
+    rc, text = check(tmp_path, http_level)
+    assert rc == 1 and words in text, text
+
+
+def test_literal_with_resolve_is_a_plain_server(tmp_path):
+    rc, text = check(tmp_path, "resolver 127.0.0.1; upstream u { server 127.0.0.1:9 resolve; }")
+    assert rc == 0, text
+    assert "host not found" not in text
