@@ -121,7 +121,7 @@ static int resolve_line(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const serve
         fill_server(s, pv_arena_strdup(cx->a, ARG(nd, 1)), sp, nd);
         return PV_OK;
     }
-    if (n == 0)
+    if (n == 0 && !(cx->flags & PV_CONF_F_NO_DNS))
         pv_log(PV_LOG_WARN, "host not found in upstream \"%s\" in %s:%d; it is resolved at run time", ARG(nd, 1),
                nd->src.file, nd->src.line);
     const char *name = pv_arena_strdup(cx->a, ARG(nd, 1));

@@ -9,7 +9,6 @@
 #include "../core/cache.h"
 #include "../core/log.h"
 #include "../core/net.h"
-#include "../core/resolver.h"
 #include "../core/time.h"
 #include "../http/headers.h"
 #include "../http/phases.h"
@@ -148,7 +147,8 @@ static void drop_upstream(pv_proxy_t *px)
  * subrequest came first), keeping the buffers. */
 static void exchange_reset(pv_proxy_t *px)
 {
-    pv_proxy_target_done(px);
+    if (px->dyn || px->dns_wait)
+        pv_proxy_target_done(px);
     pv_buf_t *uin = px->uin, *hbuf = px->hbuf;
     memset(px, 0, offsetof(pv_proxy_t, pipe));
     px->uin = uin;
@@ -953,10 +953,8 @@ static void client_abort(pv_hreq_t *hr)
     pv_proxy_t *px = hr->handler_ctx;
     pv_proxy_release_server(px, PV_BAL_OK);
     drop_upstream(px);
-    if (px->dns_wait) {
-        pv_resolve_cancel(px->dns_wait);
-        px->dns_wait = NULL;
-    }
+    if (px->dns_wait)
+        pv_proxy_target_done(px); /* the lookup is forgotten; a run-time pool waits for cleanup */
 }
 
 /* The request is freed: its exchange state goes back to the cache. */
@@ -968,7 +966,8 @@ static void client_cleanup(pv_hreq_t *hr)
         return;
     if (px->pick.held)
         pv_proxy_release_server(px, PV_BAL_OK);
-    pv_proxy_target_done(px);
+    if (px->dyn || px->dns_wait)
+        pv_proxy_target_done(px);
     pv_buf_put(px->hbuf);
     pv_buf_put(px->uin);
     pv_pipe_end(&px->pipe);

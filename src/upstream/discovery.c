@@ -75,11 +75,9 @@ uint32_t pv_discovery_slot_addr(pv_peer_t *p, struct sockaddr_storage *ss, sockl
     return gen;
 }
 
-const char *pv_upstream_server_text(pv_upool_t *p, int s, char *buf, size_t len)
+const char *pv_discovery_slot_text(pv_upool_t *p, int s, char *buf, size_t len)
 {
     const pv_upstream_server_t *sv = &p->cf->servers[s];
-    if (!sv->resolve_host)
-        return sv->text;
     struct sockaddr_storage ss;
     socklen_t sl;
     if (!pv_discovery_slot_addr(p->peers[s], &ss, &sl, buf, len))

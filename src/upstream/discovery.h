@@ -18,7 +18,12 @@ void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s);
 uint32_t pv_discovery_slot_addr(pv_peer_t *p, struct sockaddr_storage *ss, socklen_t *len, char *text, size_t tlen);
 /* Server s of pool p as $upstream_addr and the logs show it: the
  * configured text, or a slot's address now (copied into buf). */
-const char *pv_upstream_server_text(pv_upool_t *p, int s, char *buf, size_t len);
+const char *pv_discovery_slot_text(pv_upool_t *p, int s, char *buf, size_t len);
+static inline const char *pv_upstream_server_text(pv_upool_t *p, int s, char *buf, size_t len)
+{
+    const pv_upstream_server_t *sv = &p->cf->servers[s];
+    return sv->resolve_host ? pv_discovery_slot_text(p, s, buf, len) : sv->text;
+}
 /* Set the slots [first, first + n) of pool p to the addresses addrs
  * (ports set): an address they keep stays in its slot with its state; a
  * gone one leaves its slot empty (connections to it finish, pooled ones
