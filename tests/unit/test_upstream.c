@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../../src/proc/worker.h"
+#include "../../src/upstream/discovery.h"
 #include "../../src/upstream/upstream.h"
 
 /* an exchange that ended cleanly, and one that failed */
@@ -474,6 +475,82 @@ static void test_peer_registry_across_reloads(void **state)
     assert_int_equal(pv_peer_count(), base);
 }
 
+static struct sockaddr_storage v4(uint32_t host, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    sa->sin_addr.s_addr = htonl(host);
+    return ss;
+}
+
+/* `server app.test resolve`: the slots of a line follow the answers; an
+ * address keeps its slot and state, a gone one empties its slot, which
+ * the balancer then skips, and a pooled connection's generation goes
+ * stale with its address. */
+static void test_resolve_slots(void **state)
+{
+    (void)state;
+    int w[3] = {1, 1, 1};
+    setup_conf(3, w, 80);
+    for (int i = 0; i < 3; i++) {
+        memset(&servers[i].addr, 0, sizeof(servers[i].addr));
+        servers[i].addr.ss_family = AF_UNSPEC;
+        memcpy((char *)&servers[i].addr + 2, "app.test", 9);
+        servers[i].addrlen = 2 + 9;
+        servers[i].resolve_host = "app.test";
+        servers[i].resolve_port = 80;
+        servers[i].resolve_first = 0;
+        servers[i].max_fails = 0;
+    }
+    servers[0].init = v4(0x0a000001, 80);
+    servers[0].initlen = sizeof(struct sockaddr_in);
+    ucf.name = "slots";
+    pv_upool_t p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(pv_upstream_pool_init(&p, &ucf), PV_OK);
+    char text[64];
+    assert_string_equal(pv_upstream_server_text(&p, 0, text, sizeof(text)), "10.0.0.1:80");
+    assert_int_equal(p.peers[1]->bal.unresolved, 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pick_ok(&p, 1000), 0); /* the empty slots are skipped */
+    p.peers[0]->bal.fails = 1;                  /* state that must stay with 10.0.0.1 */
+    uint32_t gen0 = atomic_load(&p.peers[0]->cur_gen);
+
+    struct sockaddr_storage a[2] = {v4(0x0a000002, 80), v4(0x0a000001, 80)};
+    socklen_t l[2] = {sizeof(struct sockaddr_in), sizeof(struct sockaddr_in)};
+    int added, removed;
+    pv_discovery_update(&p, 0, 3, a, l, 2, &added, &removed);
+    assert_int_equal(added, 1);
+    assert_int_equal(removed, 0);
+    assert_string_equal(pv_upstream_server_text(&p, 0, text, sizeof(text)), "10.0.0.1:80");
+    assert_string_equal(pv_upstream_server_text(&p, 1, text, sizeof(text)), "10.0.0.2:80");
+    assert_int_equal(p.peers[0]->bal.fails, 1);
+    assert_int_equal(atomic_load(&p.peers[0]->cur_gen), gen0);
+
+    /* 10.0.0.1 goes, 10.0.0.3 comes: it takes an empty slot, fresh */
+    a[1] = v4(0x0a000003, 80);
+    pv_discovery_update(&p, 0, 3, a, l, 2, &added, &removed);
+    assert_int_equal(added, 1);
+    assert_int_equal(removed, 1);
+    assert_string_equal(pv_upstream_server_text(&p, 1, text, sizeof(text)), "10.0.0.2:80");
+    assert_int_not_equal(atomic_load(&p.peers[0]->cur_gen), gen0);
+    assert_int_equal(p.peers[0]->bal.fails, 0);
+    int seen[3] = {0};
+    for (int i = 0; i < 6; i++)
+        seen[pick_ok(&p, 2000)]++;
+    assert_int_equal(seen[0], 3);
+    assert_int_equal(seen[1], 3);
+    assert_int_equal(seen[2], 0);
+    /* nothing answered: the slots empty, and no server can be picked */
+    pv_discovery_update(&p, 0, 3, a, l, 0, &added, &removed);
+    assert_int_equal(removed, 2);
+    assert_int_equal(pick_ok(&p, 3000), -1);
+    pv_upstream_pool_fini(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_idle_close_learned),
         cmocka_unit_test(test_tried_set_past_64_servers),
         cmocka_unit_test(test_peer_registry_across_reloads),
+        cmocka_unit_test(test_resolve_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
