@@ -51,44 +51,6 @@ static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_reada
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static int method_idempotent(int m)
-{
-    return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE || m == HTTP_OPTIONS ||
-           m == HTTP_TRACE;
-}
-
-/* Whether the request head we send asks the upstream to keep the
- * connection: HTTP/1.1 and a `Connection` header set to something other
- * than "close" (NGINX's default is `Connection: close`). */
-static int request_keeps_connection(const pv_location_t *loc)
-{
-    if (loc->conf.proxy_http_version != 11)
-        return 0;
-    for (int i = 0; i < loc->conf.nset_headers; i++) {
-        const pv_set_header_t *sh = &loc->conf.set_headers[i];
-        if (!PV_STR_IEQ(sh->name, "connection"))
-            continue;
-        if (!sh->value.is_const)
-            return 1;
-        if (sh->value.nparts == 0)
-            return 1;
-        return !pv_conn_has_token(sh->value.parts[0].text, "close");
-    }
-    return 0;
-}
-
-static void append_list(char *dst, size_t cap, const char *item)
-{
-    size_t l = strlen(dst), n = strlen(item);
-    if (l && l + 2 < cap) {
-        memcpy(dst + l, ", ", 2);
-        l += 2;
-    }
-    n = PV_MIN(n, cap - 1 - l);
-    memcpy(dst + l, item, n);
-    dst[l + n] = '\0';
-}
-
 static pv_worker_t *px_worker(pv_proxy_t *px)
 {
     return px->hr->w;
@@ -245,7 +207,7 @@ static void sub_targeted(pv_proxy_t *px)
         return;
     }
     px->hbuf->last = (uint32_t)n;
-    px->upstream_keep = (uint8_t)request_keeps_connection(px->loc);
+    px->upstream_keep = (uint8_t)pv_proxy_request_keeps(px->loc);
     hr->handling = 1;
     start_upstream(px);
 }
@@ -332,7 +294,7 @@ static void proxy_begin(pv_proxy_t *px)
         r->flags &= ~PV_REQ_F_KEEPALIVE;
     }
     pv_body_hold(hr);
-    px->upstream_keep = (uint8_t)request_keeps_connection(loc);
+    px->upstream_keep = (uint8_t)pv_proxy_request_keeps(loc);
     hr->handling = 1;
 
     if ((r->flags & PV_REQ_F_EXPECT_CONTINUE) && r->http_minor == 1 && !pv_body_done(hr) &&
@@ -421,11 +383,11 @@ static void start_upstream(pv_proxy_t *px)
     px->server = s;
     pv_proxy_stat_try(px);
     char text[64];
-    append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pv_upstream_server_text(pool, s, text, sizeof(text)));
+    pv_proxy_append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pv_upstream_server_text(pool, s, text, sizeof(text)));
 
     /* a retry after a stale pooled connection takes a new one */
     const pv_upstream_tls_t *tls = px->loc->proxy_pass->tls;
-    pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(pool, s, !method_idempotent(px->r->method_id), tls);
+    pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(pool, s, !pv_proxy_idempotent(px->r->method_id), tls);
     px->fresh = 0;
     px->reused = u != NULL;
     if (!u) {
@@ -552,7 +514,7 @@ static int intercept(pv_proxy_t *px, int status)
             pv_error_page_keep(hr, &px->rp.fields[i]);
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
     drop_upstream(px);
     hr->handling = 0;
     pv_resp_error(hr, status);
@@ -654,7 +616,7 @@ static int response_head(pv_proxy_t *px)
     px->resp_head_done = 1;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
     return 0;
 }
 
@@ -779,7 +741,7 @@ static int try_next(pv_proxy_t *px, int cond)
     int mask = px->loc->conf.proxy_next_upstream;
     int m = px->r->method_id;
     if (!(mask & cond) || (mask & PV_NEXT_F_OFF) ||
-        !(!px->head_sent || method_idempotent(m) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) ||
+        !(!px->head_sent || pv_proxy_idempotent(m) || (mask & PV_NEXT_F_NON_IDEMPOTENT)) ||
         px->pick.tries == 0 || pv_proxy_next_timed_out(px) || pv_body_rewind(px->hr) != 0)
         return 0;
     if (px->uin)
@@ -808,11 +770,11 @@ static int next_on_status(pv_proxy_t *px, int status)
      * answer when no other server may be asked (NGINX: tries > 1) */
     if (!flag || !(mask & flag) || (mask & PV_NEXT_F_OFF) || px->pick.tries <= 1 || pv_proxy_next_timed_out(px) ||
         !pv_upstream_retry_allowed(px->pool) ||
-        !pv_body_rewindable(px->hr) || !(method_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)))
+        !pv_body_rewindable(px->hr) || !(pv_proxy_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)))
         return 0;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
+    pv_proxy_append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
     pv_proxy_release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (!try_next(px, flag))
@@ -847,7 +809,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     if ((fi->flags & PV_UPF_F_TRANSPORT) && px->u && px->reused && !px->resp_started)
         pv_upstream_stale(px->u);
     if ((fi->flags & PV_UPF_F_TRANSPORT) && px->reused && px->pick.held && !px->resp_started &&
-        (unseen || method_idempotent(px->r->method_id)) && pv_body_rewind(px->hr) == 0) {
+        (unseen || pv_proxy_idempotent(px->r->method_id)) && pv_body_rewind(px->hr) == 0) {
         pv_proxy_release_server(px, PV_BAL_DROP);
         drop_upstream(px);
         px->pick.tried[px->server >> 6] &= ~(1ull << (px->server & 63));
@@ -861,14 +823,14 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     drop_upstream(px);
     if (f == PV_UPF_NO_LIVE) {
         if (!px->r->upstream_addr[0])
-            append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
+            pv_proxy_append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
         pv_proxy_answer_failure(px, f);
         return;
     }
     if (!(fi->flags & PV_UPF_F_CLIENT)) {
         char st[24];
         st[pv_u64_digits(st, (uint64_t)fi->status)] = '\0';
-        append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
+        pv_proxy_append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
     }
     if (px->resp_head_done && !px->sub_done) {
         /* part of the response reached the client: it must not look

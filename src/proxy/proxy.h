@@ -78,6 +78,14 @@ typedef struct pv_proxy_s {
 int pv_proxy_target(pv_proxy_t *px);
 /* Drop what a target holds (a run-time pool, a lookup in progress). */
 void pv_proxy_target_done(pv_proxy_t *px);
+/* Whether the method m is idempotent (RFC 9110 9.2.2, as NGINX lists them). */
+static inline int pv_proxy_idempotent(int m)
+{
+    return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE || m == HTTP_OPTIONS ||
+           m == HTTP_TRACE;
+}
+/* Add item to the ", "-separated list in dst of cap bytes (select.c). */
+void pv_proxy_append_list(char *dst, size_t cap, const char *item);
 /* Start choosing servers for the exchange (select.c); -1 out of memory. */
 int pv_proxy_pick_init(pv_proxy_t *px);
 /* The TLS server name of a connection about to open: proxy_ssl_name with

@@ -441,3 +441,23 @@ ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, 
     pv_proxy_response_head(u, frame, content_length, fields, &h);
     return pv_http_write_head(&h, date, keepalive, buf, cap);
 }
+
+/* Whether the request head we send asks the upstream to keep the
+ * connection: HTTP/1.1 and a `Connection` header set to something other
+ * than "close" (NGINX's default is `Connection: close`). */
+int pv_proxy_request_keeps(const pv_location_t *loc)
+{
+    if (loc->conf.proxy_http_version != 11)
+        return 0;
+    for (int i = 0; i < loc->conf.nset_headers; i++) {
+        const pv_set_header_t *sh = &loc->conf.set_headers[i];
+        if (!PV_STR_IEQ(sh->name, "connection"))
+            continue;
+        if (!sh->value.is_const)
+            return 1;
+        if (sh->value.nparts == 0)
+            return 1;
+        return !pv_conn_has_token(sh->value.parts[0].text, "close");
+    }
+    return 0;
+}

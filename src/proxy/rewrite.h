@@ -64,4 +64,8 @@ ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, 
 int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t content_length,
                            pv_header_t *fields, pv_resp_head_t *h);
 
+/* Whether the request head sent asks the upstream to keep the connection:
+ * HTTP/1.1 and a Connection field other than "close". */
+int pv_proxy_request_keeps(const struct pv_location_s *loc);
+
 #endif

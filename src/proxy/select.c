@@ -113,3 +113,15 @@ const char *pv_proxy_tls_name(pv_proxy_t *px)
     return name;
 }
 
+/* Add item to a ", "-separated list in dst (cut at cap). */
+void pv_proxy_append_list(char *dst, size_t cap, const char *item)
+{
+    size_t l = strlen(dst), n = strlen(item);
+    if (l && l + 2 < cap) {
+        memcpy(dst + l, ", ", 2);
+        l += 2;
+    }
+    n = PV_MIN(n, cap - 1 - l);
+    memcpy(dst + l, item, n);
+    dst[l + n] = '\0';
+}
