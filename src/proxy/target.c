@@ -76,8 +76,14 @@ static int parse_url(pv_str_t v, url_t *u, const char **why)
         he = colon ? colon : e;
     }
     if (he == h || (size_t)(he - h) >= sizeof(u->host)) {
-        *why = "no host";
+        *why = he == h ? "no host" : "too long host";
         return -1;
+    }
+    for (const char *c = h; c < he; c++) {
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
+            *why = "invalid host"; /* a NUL or a space in a variable's value */
+            return -1;
+        }
     }
     memcpy(u->host, h, (size_t)(he - h));
     u->host[he - h] = '\0';
