@@ -42,8 +42,9 @@ static void client_readable(pv_hreq_t *hr);
 static void client_abort(pv_hreq_t *hr);
 static void client_cleanup(pv_hreq_t *hr);
 static void buffer_body(pv_proxy_t *px);
-static void proxy_begin(pv_proxy_t *px);
+static inline void proxy_begin(pv_proxy_t *px);
 static void sub_targeted(pv_proxy_t *px);
+static void proxy_targeted(pv_proxy_t *px);
 
 /* The proxy as the handler producing a client's response. */
 static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_readable, client_abort,
@@ -109,7 +110,7 @@ static void drop_upstream(pv_proxy_t *px)
  * subrequest came first), keeping the buffers. */
 static void exchange_reset(pv_proxy_t *px)
 {
-    if (px->dyn || px->dns_wait)
+    if (px->dyn)
         pv_proxy_target_done(px);
     pv_buf_t *uin = px->uin, *hbuf = px->hbuf;
     memset(px, 0, offsetof(pv_proxy_t, pipe));
@@ -268,7 +269,7 @@ static void proxy_start(pv_hreq_t *hr)
     px->loc = loc;
     px->start_ns = pv_now_ns();
     if (loc->proxy_pass->cv) {
-        px->targeted = proxy_begin;
+        px->targeted = proxy_targeted;
         if (pv_proxy_target(px) == PV_OK)
             proxy_begin(px);
         return;
@@ -278,8 +279,9 @@ static void proxy_start(pv_hreq_t *hr)
     proxy_begin(px);
 }
 
-/* The target is known: the body's handling, then the upstream. */
-static void proxy_begin(pv_proxy_t *px)
+/* The target is known: the body's handling, then the upstream (inlined
+ * into the static path; a run-time target calls proxy_targeted()). */
+static inline __attribute__((always_inline)) void proxy_begin(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
     pv_request_t *r = px->r;
@@ -326,6 +328,11 @@ static void proxy_begin(pv_proxy_t *px)
         }
     }
     start_upstream(px);
+}
+
+static void proxy_targeted(pv_proxy_t *px)
+{
+    proxy_begin(px);
 }
 
 /* More of the body arrived: a small one read whole (1), or any read whole
@@ -391,7 +398,8 @@ static void start_upstream(pv_proxy_t *px)
     px->fresh = 0;
     px->reused = u != NULL;
     if (!u) {
-        u = pv_upstream_connect(w, pool, s, tls, tls && tls->name_cv ? pv_proxy_tls_name(px) : px->dyn_host);
+        u = pv_upstream_connect(w, pool, s, tls, tls && tls->name_cv ? pv_proxy_tls_name(px)
+                                                       : px->dyn & PV_PROXY_DYN_HOST ? px->dyn_host : NULL);
         if (!u) {
             upstream_failed(px, PV_UPF_CONNECT, errno, NULL);
             return;
@@ -915,8 +923,8 @@ static void client_abort(pv_hreq_t *hr)
     pv_proxy_t *px = hr->handler_ctx;
     pv_proxy_release_server(px, PV_BAL_OK);
     drop_upstream(px);
-    if (px->dns_wait)
-        pv_proxy_target_done(px); /* the lookup is forgotten; a run-time pool waits for cleanup */
+    if (px->dyn & PV_PROXY_DYN_WAIT)
+        pv_proxy_target_done(px); /* the lookup is forgotten */
 }
 
 /* The request is freed: its exchange state goes back to the cache. */
@@ -928,7 +936,7 @@ static void client_cleanup(pv_hreq_t *hr)
         return;
     if (px->pick.held)
         pv_proxy_release_server(px, PV_BAL_OK);
-    if (px->dyn || px->dns_wait)
+    if (px->dyn)
         pv_proxy_target_done(px);
     pv_buf_put(px->hbuf);
     pv_buf_put(px->uin);

@@ -59,17 +59,23 @@ typedef struct pv_proxy_s {
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
     uint8_t buffering;           /* reading a small body whole before asking an upstream */
     uint8_t picking;             /* pick was initialised for this exchange */
-    uint8_t dyn;                 /* pool is a run-time one (target.c), held until the exchange ends */
-    uint8_t in_resolve;          /* inside pv_resolve() (1), then how a cached answer went (2 ok, 3 failed) */
-    const char *dyn_host;        /* proxy_pass with variables: the host evaluated (TLS name), else NULL */
-    pv_str_t dyn_url;            /* and the URL evaluated (request arena) */
-    struct pv_resolve_wait_s *dns_wait; /* a resolver lookup this exchange waits for */
-    void (*targeted)(struct pv_proxy_s *px); /* what runs once the target is known (target.c) */
+    uint8_t dyn;                 /* PV_PROXY_DYN_*: what a run-time target (target.c) holds */
     /* not cleared per request: clear when the state is made, and left so by pv_pipe_end() */
     pv_pipe_t pipe;              /* the response body's way to the client (proxy_buffering) */
     /* set up by pv_uresp_init() for each attempt */
     pv_uresp_t rp;               /* response head parser and the parsed head */
+    /* a run-time target's (target.c), not cleared per exchange: each is
+     * set before it is read, as the bits of `dyn` say */
+    uint8_t in_resolve;          /* inside pv_resolve() (1), then how a cached answer went (2 ok, 3 failed) */
+    const char *dyn_host;        /* the host evaluated (TLS name), when PV_PROXY_DYN_HOST */
+    pv_str_t dyn_url;            /* the URL evaluated (request arena) */
+    struct pv_resolve_wait_s *dns_wait; /* the lookup waited for, when PV_PROXY_DYN_WAIT */
+    void (*targeted)(struct pv_proxy_s *px); /* what runs once the target is known */
 } pv_proxy_t;
+
+#define PV_PROXY_DYN_POOL 1      /* pool is a run-time one, held until the exchange ends */
+#define PV_PROXY_DYN_WAIT 2      /* a resolver lookup is pending (dns_wait) */
+#define PV_PROXY_DYN_HOST 4      /* dyn_host is the evaluated host */
 
 /* proxy_pass with variables (target.c): evaluate the URL, find the
  * upstream block it names or resolve its host, and set px->pool. PV_OK:

@@ -141,7 +141,7 @@ static int use_addrs(pv_proxy_t *px, const url_t *u, pv_dyn_addrs_t *a)
         fail(px, PV_UPF_BAD_URL);
         return PV_ERR;
     }
-    px->dyn = 1;
+    px->dyn |= PV_PROXY_DYN_POOL;
     return PV_OK;
 }
 
@@ -151,8 +151,9 @@ static int use_addrs(pv_proxy_t *px, const url_t *u, pv_dyn_addrs_t *a)
 static void resolved(void *data, const pv_resolved_t *res)
 {
     pv_proxy_t *px = data;
-    int sync = px->in_resolve != 0;
+    int sync = px->in_resolve == 1;
     px->dns_wait = NULL;
+    px->dyn &= (uint8_t)~PV_PROXY_DYN_WAIT;
     url_t u;
     const char *why;
     int rc = PV_ERR;
@@ -246,6 +247,7 @@ int pv_proxy_target(pv_proxy_t *px)
         fail(px, PV_UPF_BAD_URL);
         return PV_ERR;
     }
+    px->in_resolve = 0;
     /* $proxy_host and Host: the scheme's own port left out */
     pv_str_t hp = u.hostport;
     if (u.port == (u.ssl ? 443 : 80))
@@ -255,6 +257,7 @@ int pv_proxy_target(pv_proxy_t *px)
     if (u.uri.len && u.uri.p[0] == '?')
         r->proxy_uri = (pv_str_t){pv_arena_printf(r->arena, "/%.*s", (int)u.uri.len, u.uri.p), u.uri.len + 1};
     px->dyn_host = pv_arena_strdup(r->arena, u.host);
+    px->dyn |= PV_PROXY_DYN_HOST;
     if (scoped)
         return residency_target(px, &u, u.hostport);
     int k = find_upstream(hr->gen->conf, &u);
@@ -282,6 +285,7 @@ int pv_proxy_target(pv_proxy_t *px)
     int st = px->in_resolve;
     px->in_resolve = 0;
     if (rc == PV_AGAIN) {
+        px->dyn |= PV_PROXY_DYN_WAIT;
         hr->handling = 1;
         return PV_AGAIN;
     }
@@ -294,13 +298,13 @@ int pv_proxy_target(pv_proxy_t *px)
 
 void pv_proxy_target_done(pv_proxy_t *px)
 {
-    if (px->dns_wait) {
+    if (px->dyn & PV_PROXY_DYN_WAIT) {
         pv_resolve_cancel(px->dns_wait);
         px->dns_wait = NULL;
     }
-    if (px->dyn) {
+    if (px->dyn & PV_PROXY_DYN_POOL) {
         pv_upstream_dyn_put(px->pool);
-        px->dyn = 0;
         px->pool = NULL;
     }
+    px->dyn = 0;
 }

@@ -85,7 +85,7 @@ uint32_t pv_bal_chash_find(const pv_chash_point_t *points, int npoints, uint32_t
 
 int pv_bal_usable(const pv_upstream_server_t *s, const pv_bal_state_t *st, int64_t now)
 {
-    if (s->down || st->hc_down || st->unresolved || st->od_until > now)
+    if (s->down || st->hc_down || st->od_until > now)
         return 0;
     if (s->max_fails && st->fails >= s->max_fails && now - st->checked <= s->fail_timeout)
         return 0;
@@ -155,8 +155,7 @@ static int rr_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const 
         int i;
         if (single(cf)) {
             const pv_upstream_server_t *s = &cf->servers[0];
-            i = !s->down && !ST(peers, 0)->hc_down && !ST(peers, 0)->unresolved &&
-                        !(s->max_conns && ST(peers, 0)->conns >= s->max_conns) ? 0 : -1;
+            i = !s->down && !ST(peers, 0)->hc_down && !(s->max_conns && ST(peers, 0)->conns >= s->max_conns) ? 0 : -1;
         } else {
             i = k->backup ? rr_round(k, cf, peers, cf->nprimary, cf->nservers, -1, now)
                           : rr_round(k, cf, peers, 0, cf->nprimary, -1, now);

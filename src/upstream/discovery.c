@@ -49,7 +49,7 @@ static void slot_set(pv_peer_t *p, const struct sockaddr_storage *sa, socklen_t 
     } else {
         p->curlen = 0;
     }
-    st->unresolved = sa == NULL;
+    st->hc_down = sa == NULL;
     atomic_fetch_add(&p->cur_gen, 1);
 }
 
@@ -58,6 +58,8 @@ void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s)
     pthread_mutex_lock(&p->group->lock);
     if (atomic_load(&p->cur_gen) == 0)
         slot_set(p, s->initlen ? &s->init : NULL, s->initlen);
+    else
+        p->bal.hc_down = p->curlen == 0; /* pv_peer_configure() cleared it */
     pthread_mutex_unlock(&p->group->lock);
 }
 

@@ -38,7 +38,8 @@ typedef struct pv_bal_state_s {
     int64_t accessed;               /* time of the last failure */
     int64_t checked;                /* time of the last failure, or of a pick after the window */
     int64_t slow_since;             /* time it came back (slow_start), 0 when not recovering */
-    uint8_t hc_down;                /* active checks have it out (or a mandatory first check is due) */
+    uint8_t hc_down;                /* active checks have it out (or a mandatory first check is due),
+                                       or a `resolve` slot has no address (no checks go with those) */
     uint8_t hc_checked;             /* an active check has decided its state */
     int hc_fails, hc_passes;        /* consecutive failed / passed checks */
     int od_run;                     /* outlier detection: 5xx answers or failures in a row */
@@ -48,7 +49,6 @@ typedef struct pv_bal_state_s {
     uint64_t hc_down_total;         /* times the active checks took it out (metrics) */
     uint64_t checks_total;          /* active checks done */
     uint64_t checks_failed;         /* ... that failed */
-    uint8_t unresolved;             /* a `resolve` slot with no address now */
 } pv_bal_state_t;
 
 typedef struct pv_peer_s {
@@ -67,7 +67,7 @@ typedef struct pv_peer_s {
     /* a slot of a `server NAME resolve` line (its key address holds the
      * name): the address the name gives it now, under group->lock */
     struct sockaddr_storage cur;
-    socklen_t curlen;               /* 0: no address (bal.unresolved) */
+    socklen_t curlen;               /* 0: no address (bal.hc_down then) */
     char cur_text[64];              /* "127.0.0.1:8080" for $upstream_addr */
     _Atomic uint32_t cur_gen;       /* bumped at every change (0: never set); a pooled connection
                                        opened under an older one is not reused */

@@ -260,7 +260,7 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe, const 
         next = u->next;
         if (u->server != server || u->tls != tls)
             continue;
-        if (p->cf->servers[server].resolve_host && u->addr_gen != atomic_load(&u->peer->cur_gen)) {
+        if (u->addr_gen && u->addr_gen != atomic_load(&u->peer->cur_gen)) {
             pv_upstream_close(u); /* the slot's address changed since it was opened */
             continue;
         }

@@ -513,7 +513,7 @@ static void test_resolve_slots(void **state)
     assert_int_equal(pv_upstream_pool_init(&p, &ucf), PV_OK);
     char text[64];
     assert_string_equal(pv_upstream_server_text(&p, 0, text, sizeof(text)), "10.0.0.1:80");
-    assert_int_equal(p.peers[1]->bal.unresolved, 1);
+    assert_int_equal(p.peers[1]->bal.hc_down, 1);
     for (int i = 0; i < 4; i++)
         assert_int_equal(pick_ok(&p, 1000), 0); /* the empty slots are skipped */
     p.peers[0]->bal.fails = 1;                  /* state that must stay with 10.0.0.1 */
