@@ -401,9 +401,8 @@ void pv_resolver_thread_exit(void)
         while (r->entries) {
             entry_t *e = r->entries;
             r->entries = e->next;
-            while (e->waiters) {
-                pv_resolve_wait_t *w = e->waiters;
-                wait_unlink(w);
+            for (pv_resolve_wait_t *w = e->waiters, *next; w; w = next) {
+                next = w->next;
                 wait_free(r, w);
             }
             free(e->name);
