@@ -253,6 +253,8 @@ static int visit_upstream(walk_t *w, int i, const pv_residency_t *scope, const p
     const pv_res_http_t *rh = w->c->http->res;
     for (int k = 0; k < u->nservers; k++) {
         const pv_upstream_server_t *us = &u->servers[k];
+        if (us->resolve_host && k > 0 && u->servers[k - 1].name == us->name)
+            continue; /* a `resolve` line's other slots: the same line, the same jurisdiction */
         char cc[3];
         pv_res_reach_t r = {.srv = w->srv, .from = w->hops[0].loc, .scope = scope, .to = l, .pp = pp,
                             .ups = u, .us = us};

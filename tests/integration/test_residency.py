@@ -338,6 +338,45 @@ def test_variable_target_outside_targets_gets_403(run_gw):
             in line[0])
 
 
+def test_variable_target_in_scope_is_never_an_address(run_gw):
+    """In a scope the value must name a residency_targets upstream: the
+    address of that very upstream's server, or its name with a port, is
+    refused, as the path out is then not one the load-time check saw."""
+    gw, home, away = run_gw
+    for u in ("127.0.0.1:%d" % home.port, "home:%d" % home.port, "http://home"):
+        assert http(gw.port, "GET", "/pick?u=" + u).status == 403, u
+    assert len(home.requests) == 0 and len(away.requests) == 0
+    assert http(gw.port, "GET", "/pick?u=HOME").status == 200 and len(home.requests) == 1
+
+
+RESOLVE_CONF = """http {
+    gateway_jurisdiction NO;
+    resolver 127.0.0.1:%d;
+    upstream svc { server localhost:9001 resolve %s; }
+    server {
+        listen 127.0.0.1:8080;
+        residency NO;
+        location / { proxy_pass http://svc; }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("params,ok", [("jurisdiction=NO", True), ("jurisdiction=US", False), ("", False)])
+def test_resolve_line_keeps_its_jurisdiction(tmp_path, params, ok):
+    path = str(tmp_path / "gw.conf")
+    with open(path, "w") as f:
+        f.write(RESOLVE_CONF % (free_port(), params))
+    rc, emerg, err = run_t(path)
+    if ok:
+        assert (rc, emerg) == (0, []), err
+    else:
+        assert rc == 1, err
+        assert len(emerg) == 1 and emerg[0].startswith(
+            '"residency NO" does not allow server localhost:9001 of upstream "svc" (%s in %s:4)'
+            % ("US" if params else "no jurisdiction declared", path)), emerg
+
+
 def test_access_log_anonymises_in_scope(run_gw):
     gw, home, away = run_gw
     assert http_from("127.0.0.77", gw.port, "GET", "/pick?u=home").status == 200
