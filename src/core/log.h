@@ -38,6 +38,24 @@ void pv_log_use_direct(void);
 int pv_log_level_parse(const char *name);
 /* Number of the calling worker (shown after '#'); 0 on the main thread. */
 void pv_log_set_thread_id(int id);
+/* The request a worker thread is working on: while one is set, every
+ * line ends with ", request_id: ID", ID written by the hook the HTTP side
+ * registers (core knows no request). A scope names the request for the
+ * length of one event; a request that ends clears it (pv_log_req_gone()),
+ * and leaving a scope during which any request ended names none, so the
+ * pointer never outlives its request. */
+typedef size_t (*pv_log_req_fn)(const void *req, char *buf, size_t cap);
+void pv_log_req_hook(pv_log_req_fn fn);
+typedef struct pv_log_scope_s {
+    const void *prev;
+    unsigned gone;
+} pv_log_scope_t;
+pv_log_scope_t pv_log_req_enter(const void *req);
+void pv_log_req_leave(pv_log_scope_t s);
+/* Name req until the scope around ends (a request made during an event). */
+void pv_log_req_set(const void *req);
+/* req ends: it is named no more. */
+void pv_log_req_gone(const void *req);
 /* Log one line at level (dropped when less severe than the log's level). */
 void pv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
