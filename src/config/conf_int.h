@@ -235,6 +235,14 @@ void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *
 /* Set loc->proxy_pass->tls from the merged settings, sharing it (and its
  * SSL_CTX) with earlier locations that have the same ones. */
 int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc);
+/* The logs and traces directives and the ready-made log formats
+ * (trace_conf.c). */
+extern const pv_conf_module_t pv_conf_trace_module;
+void pv_conf_trace_init(pv_trace_conf_t *c);
+void pv_conf_trace_merge(pv_trace_conf_t *c, const pv_trace_conf_t *p);
+/* Add "json" and "otel" to a new http block's formats. */
+int pv_conf_trace_formats(pv_conf_ctx_t *cx, const pv_conf_node_t *nd);
+
 /* The realip directives (realip_conf.c). */
 extern const pv_conf_module_t pv_conf_realip_module;
 void pv_conf_realip_init(pv_realip_conf_t *c);

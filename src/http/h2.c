@@ -541,6 +541,7 @@ static void h2_io_cb(pv_io_t *io, unsigned events)
     pv_h2conn_t *hc = io->data;
     if (hc->closed)
         return;
+    pv_log_scope_t ls = pv_log_req_enter(NULL); /* each stream names itself */
     pv_xprt_events(&hc->x, events);
     if ((events & PV_EV_WRITE) && !pv_outq_empty(&hc->q)) {
         if (pv_h2_send(hc) == PV_OK)
@@ -549,6 +550,7 @@ static void h2_io_cb(pv_io_t *io, unsigned events)
     h2_read(hc);
     h2_process(hc);
     h2_finish(hc);
+    pv_log_req_leave(ls);
 }
 
 /* Idle (keepalive_timeout), the preface not sent in time, or output the

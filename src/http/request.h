@@ -58,6 +58,10 @@ enum {
     PV_CACHE_UPDATING, PV_CACHE_REVALIDATED, PV_CACHE_HIT,
 };
 
+/* pv_request_t.ulist_redirect: which upstream lists take " : " next. */
+#define PV_ULIST_ADDR 0x1
+#define PV_ULIST_STATUS 0x2
+
 /* A user variable's value in a request (set, map, named captures). */
 typedef struct pv_uval_s {
     const char *p;
@@ -107,8 +111,6 @@ typedef struct pv_request_s {
     char upstream_status[64];   /* statuses of the tries */
     uint8_t cache_status;       /* PV_CACHE_* for $upstream_cache_status; 0: the cache was not involved */
     struct pv_pcache_s *pcache; /* the response cache's state for the request (proxy/pcache.h) */
-    int64_t upstream_response_us;  /* -1 if no upstream was involved */
-    int64_t upstream_connect_us;   /* -1 if none */
 
     /* response facts */
     int status;                  /* status sent to the client (0 before) */
@@ -149,6 +151,11 @@ typedef struct pv_request_s {
     uint64_t start_ns;           /* monotonic time the first byte arrived */
     int64_t start_wall_ms;       /* wall-clock time of the same (for logs) */
     char request_id[33];         /* 32 hex chars, made on first use ("" before) */
+    pv_str_t rid;                /* $request_id: request_id, or the client's trusted one ({NULL, 0} before) */
+    struct pv_trace_s *trace;    /* W3C trace context (trace.c), made on first use */
+    struct pv_utry_s *utries;    /* upstream tries, NGINX's upstream states (timing.c) */
+    uint16_t nutries, cutries;   /* tries recorded, room */
+    uint8_t ulist_redirect;      /* PV_ULIST_*: the next entry follows an internal redirect (" : ") */
 } pv_request_t;
 
 /* Look up the first request header with this name (case-insensitive). */

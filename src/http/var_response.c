@@ -50,7 +50,8 @@ static int cstr_value(const char *s, pv_str_t *v)
 static int status_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     int st = r->status < 0 ? 0 : r->status;
-    int n = snprintf(o->scratch, o->scratchlen, "%03d", st);
+    /* escape=json: 0 before a response, a valid JSON number, not "000" */
+    int n = snprintf(o->scratch, o->scratchlen, st == 0 && o->escape == PV_ESCAPE_JSON ? "%d" : "%03d", st);
     *v = (pv_str_t){o->scratch, PV_MIN((size_t)n, o->scratchlen - 1)};
     return PV_VAL_FOUND;
 }
@@ -196,24 +197,6 @@ static int request_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out
     uint64_t now = pv_now_ns();
     uint64_t ms = (r->start_ns && now > r->start_ns) ? (now - r->start_ns) / 1000000u : 0;
     *v = fmt_msec(ms, o->scratch, o->scratchlen);
-    return PV_VAL_FOUND;
-}
-
-static int upstream_response_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
-                                     pv_str_t *v)
-{
-    if (r->upstream_response_us < 0)
-        return PV_VAL_MISSING;
-    *v = fmt_msec((uint64_t)r->upstream_response_us / 1000u, o->scratch, o->scratchlen);
-    return PV_VAL_FOUND;
-}
-
-static int upstream_connect_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
-                                    pv_str_t *v)
-{
-    if (r->upstream_connect_us < 0)
-        return PV_VAL_MISSING;
-    *v = fmt_msec((uint64_t)r->upstream_connect_us / 1000u, o->scratch, o->scratchlen);
     return PV_VAL_FOUND;
 }
 
@@ -365,8 +348,6 @@ const pv_var_t pv_vars_response[] = {
     PV_VAR("proxy_host", proxy_host_cb, 0),
     PV_VAR("proxy_port", proxy_port_cb, 0),
     PV_VAR("request_time", request_time_cb, 0),
-    PV_VAR("upstream_response_time", upstream_response_time_cb, 0),
-    PV_VAR("upstream_connect_time", upstream_connect_time_cb, 0),
     PV_VAR("time_local", time_local_cb, 0),
     PV_VAR("time_iso8601", time_iso8601_cb, 0),
     PV_VAR("msec", msec_cb, 0),

@@ -16,7 +16,8 @@ static const char hex_upper[] = "0123456789ABCDEF";
 static const char *const empty_value = "";
 
 /* Every table of variables; pv_var_find() searches them in this order. */
-static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response, pv_vars_ssl, pv_vars_static, NULL};
+static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response, pv_vars_timing,
+                                            pv_vars_trace,   pv_vars_ssl,       pv_vars_static, NULL};
 
 /* ---- output ------------------------------------------------------------ */
 
@@ -172,8 +173,9 @@ void pv_http_vars_init(void)
 size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *out, size_t cap)
 {
     char scratch[PV_VAR_SCRATCH];
-    pv_var_out_t w = {out, cap, 0, escape, scratch, sizeof(scratch)};
+    pv_var_out_t w = {out, cap, 0, escape & ~PV_CV_ANON, (escape & PV_CV_ANON) != 0, scratch, sizeof(scratch)};
 
+    escape &= ~PV_CV_ANON;
     if (!cv || cv->nparts <= 0)
         return 0;
     if (cv->is_const) {
@@ -196,6 +198,8 @@ size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *o
         default:
             if (escape == PV_ESCAPE_DEFAULT)
                 w_byte(&w, '-');
+            else if (escape == PV_ESCAPE_JSON && (part->var->flags & PV_VAR_F_NUMBER))
+                w_raw(&w, "null", 4);
             break;
         }
     }
@@ -204,7 +208,7 @@ size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *o
 
 pv_str_t pv_var_get(struct pv_request_s *r, const pv_cv_part_t *part, char *scratch, size_t scratchlen)
 {
-    pv_var_out_t w = {scratch, scratchlen, 0, PV_ESCAPE_NONE, scratch, scratchlen};
+    pv_var_out_t w = {scratch, scratchlen, 0, PV_ESCAPE_NONE, 0, scratch, scratchlen};
     pv_str_t v = {empty_value, 0};
 
     if (!part->var)
@@ -221,7 +225,7 @@ pv_str_t pv_var_get(struct pv_request_s *r, const pv_cv_part_t *part, char *scra
             return (pv_str_t){scratch, scratchlen};
         /* a joined header list longer than scratch lives in the request arena */
         char *p = pv_arena_alloc(r->arena, w.len);
-        w = (pv_var_out_t){p, w.len, 0, PV_ESCAPE_NONE, scratch, scratchlen};
+        w = (pv_var_out_t){p, w.len, 0, PV_ESCAPE_NONE, 0, scratch, scratchlen};
         part->var->get(r, part, &w, &v);
         return (pv_str_t){p, w.len};
     }

@@ -15,6 +15,7 @@
 #include "../http/redirect.h"
 #include "../http/reqbody.h"
 #include "../http/server.h"
+#include "../http/timing.h"
 #include "../http/vars.h"
 #include "../http/uvars.h"
 #include "../upstream/failure.h"
@@ -74,12 +75,15 @@ static int request_keeps_connection(const pv_location_t *loc)
     return 0;
 }
 
-static void append_list(char *dst, size_t cap, const char *item)
+static void append_list(pv_request_t *r, char *dst, size_t cap, const char *item)
 {
     size_t l = strlen(dst), n = strlen(item);
-    if (l && l + 2 < cap) {
-        memcpy(dst + l, ", ", 2);
-        l += 2;
+    unsigned bit = dst == r->upstream_addr ? PV_ULIST_ADDR : PV_ULIST_STATUS;
+    const char *sep = (r->ulist_redirect & bit) ? " : " : ", "; /* NGINX's, after a redirect */
+    r->ulist_redirect &= ~bit;
+    if (l && l + 3 < cap) {
+        memcpy(dst + l, sep, strlen(sep));
+        l += strlen(sep);
     }
     n = PV_MIN(n, cap - 1 - l);
     memcpy(dst + l, item, n);
@@ -372,6 +376,7 @@ static void start_upstream(pv_proxy_t *px)
     pv_worker_t *w = px_worker(px);
     pv_upool_t *pool = px->pool;
     uint64_t now = pv_loop_now(w->loop);
+    int first = !px->picking;
 
     if (!px->picking && pv_proxy_pick_init(px) < 0) {
         upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
@@ -385,13 +390,14 @@ static void start_upstream(pv_proxy_t *px)
         pv_proxy_answer_failure(px, px->last_fail ? (pv_upfail_t)px->last_fail : PV_UPF_NO_LIVE);
         return;
     }
+    pv_utry_start(px->r, first);
     if (s < 0) {
         upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;
     }
     px->server = s;
     pv_proxy_stat_try(px);
-    append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
+    append_list(px->r, px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
 
     /* a retry after a stale pooled connection takes a new one */
     const pv_upstream_tls_t *tls = px->loc->proxy_pass->tls;
@@ -406,6 +412,7 @@ static void start_upstream(pv_proxy_t *px)
         }
     }
     pv_upstream_attach(u, &upconn_ops, px);
+    u->log_req = &px->hr->r;
     px->u = u;
     pv_uresp_init(&px->rp, (px->r->flags & PV_REQ_F_HEAD) && !px->r->upstream_method.len);
     px->rp.upgrade_asked = !px->sub_done && (px->r->flags & PV_REQ_F_UPGRADE);
@@ -420,6 +427,7 @@ static void start_upstream(pv_proxy_t *px)
         pv_timer_set(w->loop, &u->timer, (uint64_t)px->loc->conf.proxy_connect_timeout);
         return;
     }
+    pv_utry_mark(px->r, PV_UTRY_CONNECT); /* a pooled connection: 0, as NGINX counts it */
     upstream_write(px);
 }
 
@@ -481,7 +489,7 @@ static void response_complete(pv_proxy_t *px)
     pv_hreq_t *hr = px->hr;
     pv_upconn_t *u = px->u;
     px->resp_done = 1;
-    px->r->upstream_response_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
+    pv_utry_mark(px->r, PV_UTRY_RESPONSE);
     if (u) {
         pv_upstream_done_t d = {
             .resp_complete = 1,
@@ -522,7 +530,7 @@ static int intercept(pv_proxy_t *px, int status)
             pv_error_page_keep(hr, &px->rp.fields[i]);
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    append_list(r, r->upstream_status, sizeof(r->upstream_status), st);
     drop_upstream(px);
     hr->handling = 0;
     pv_resp_error(hr, status);
@@ -624,7 +632,7 @@ static int response_head(pv_proxy_t *px)
     px->resp_head_done = 1;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    append_list(r, r->upstream_status, sizeof(r->upstream_status), st);
     return 0;
 }
 
@@ -716,6 +724,7 @@ static void upstream_read(pv_proxy_t *px)
                 continue;
             }
             b->pos += (uint32_t)used;
+            pv_utry_mark(px->r, PV_UTRY_HEADER);
             int hrc = response_head(px);
             if (hrc == -3)
                 return; /* proxy_intercept_errors: error_page answers */
@@ -782,7 +791,7 @@ static int next_on_status(pv_proxy_t *px, int status)
         return 0;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
+    append_list(px->r, px->r->upstream_status, sizeof(px->r->upstream_status), st);
     pv_proxy_release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (!try_next(px, flag))
@@ -824,6 +833,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         px->reused = 0;
         px->fresh = 1;
         px->r->upstream_addr[0] = '\0';
+        px->r->nutries -= px->r->nutries > 0; /* the stale try is not one */
         start_upstream(px);
         return;
     }
@@ -831,14 +841,14 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     drop_upstream(px);
     if (f == PV_UPF_NO_LIVE) {
         if (!px->r->upstream_addr[0])
-            append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
+            append_list(px->r, px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
         pv_proxy_answer_failure(px, f);
         return;
     }
     if (!(fi->flags & PV_UPF_F_CLIENT)) {
         char st[24];
         st[pv_u64_digits(st, (uint64_t)fi->status)] = '\0';
-        append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
+        append_list(px->r, px->r->upstream_status, sizeof(px->r->upstream_status), st);
     }
     if (px->resp_head_done && !px->sub_done) {
         /* part of the response reached the client: it must not look
@@ -870,7 +880,7 @@ static void upstream_event_cb(void *owner, unsigned events)
         u->connected = 1;
         /* proxy_connect_timeout is over; writes and reads arm their own */
         pv_timer_del(px_worker(px)->loop, &u->timer);
-        px->r->upstream_connect_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
+        pv_utry_mark(px->r, PV_UTRY_CONNECT);
         pv_proxy_stat_connect(px);
     }
     if (u->x.writable && !px->req_done)

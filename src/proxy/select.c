@@ -13,6 +13,7 @@
 #include "../core/time.h"
 #include "../http/server.h"
 #include "../http/stats.h"
+#include "../http/timing.h"
 #include "../http/uvars.h"
 #include "../http/vars.h"
 #include "../proc/worker.h"
@@ -42,6 +43,7 @@ int pv_proxy_pick_init(pv_proxy_t *px)
  * try is given back). Nothing when no server is held. */
 void pv_proxy_release_server(pv_proxy_t *px, int verdict)
 {
+    pv_utry_mark(px->r, PV_UTRY_RESPONSE); /* the try is over */
     pv_stat_peer_t *st = px->pool->st && px->pick.held ? &px->pool->st[px->server] : NULL;
     if (st) {
         int cls = px->resp_started ? px->rp.status / 100 : 0;

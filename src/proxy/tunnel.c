@@ -19,6 +19,7 @@
 #include "../http/phases.h"
 #include "../http/response.h"
 #include "../http/server.h"
+#include "../http/timing.h"
 #include "../upstream/upstream.h"
 #include "../http/accesslog.h"
 
@@ -63,7 +64,7 @@ static void tunnel_end(tunnel_t *t)
 {
     pv_hreq_t *hr = t->hr;
     release_upstream(t);
-    hr->r.upstream_response_us = (int64_t)((pv_now_ns() - t->cf.start_ns) / 1000);
+    pv_utry_mark(&hr->r, PV_UTRY_RESPONSE);
     hr->handling = 0;
     pv_resp_finish(hr);
 }

@@ -1,0 +1,194 @@
+#include "timing.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/time.h"
+#include "vars.h"
+
+void pv_utry_start(pv_request_t *r, int first)
+{
+    pv_utry_mark(r, PV_UTRY_RESPONSE); /* as NGINX's upstream_connect() closes the last state */
+    if (r->nutries == r->cutries) {
+        uint16_t cap = r->cutries ? (uint16_t)(r->cutries * 2) : 4;
+        if (cap <= r->cutries || !r->arena)
+            return;
+        pv_utry_t *n = pv_arena_alloc(r->arena, sizeof(*n) * cap);
+        if (r->nutries)
+            memcpy(n, r->utries, sizeof(*n) * r->nutries);
+        r->utries = n;
+        r->cutries = cap;
+    }
+    pv_utry_t *t = &r->utries[r->nutries];
+    *t = (pv_utry_t){pv_now_ns(), -1, -1, -1, first && r->nutries > 0};
+    if (t->redirect)
+        r->ulist_redirect = PV_ULIST_ADDR | PV_ULIST_STATUS;
+    r->nutries++;
+}
+
+void pv_utry_mark(pv_request_t *r, int what)
+{
+    if (!r->nutries)
+        return;
+    pv_utry_t *t = &r->utries[r->nutries - 1];
+    int64_t *f = what == PV_UTRY_CONNECT ? &t->connect_us : what == PV_UTRY_HEADER ? &t->header_us
+                                                                                   : &t->response_us;
+    if (*f < 0) {
+        uint64_t now = pv_now_ns();
+        *f = now > t->start_ns ? (int64_t)((now - t->start_ns) / 1000) : 0;
+    }
+}
+
+/* "S.mmm" of microseconds, NGINX's "%T.%03M" of milliseconds. */
+static size_t fmt_sec(int64_t us, char *buf, size_t cap)
+{
+    uint64_t ms = (uint64_t)us / 1000;
+    int n = snprintf(buf, cap, "%llu.%03u", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
+    return n < 0 ? 0 : PV_MIN((size_t)n, cap - 1);
+}
+
+/* Milliseconds with microseconds: "12.345". */
+static size_t fmt_ms(uint64_t us, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%llu.%03u", (unsigned long long)(us / 1000), (unsigned)(us % 1000));
+    return n < 0 ? 0 : PV_MIN((size_t)n, cap - 1);
+}
+
+static int64_t utry_field(const pv_utry_t *t, int what)
+{
+    return what == PV_UTRY_CONNECT ? t->connect_us : what == PV_UTRY_HEADER ? t->header_us : t->response_us;
+}
+
+int64_t pv_utry_last_us(const pv_request_t *r, int what)
+{
+    return r->nutries ? utry_field(&r->utries[r->nutries - 1], what) : -1;
+}
+
+/* Every try's time, in NGINX's list format; not found with no try. */
+static int list_value(pv_request_t *r, int what, pv_var_out_t *o)
+{
+    if (!r->nutries)
+        return PV_VAL_MISSING;
+    char buf[32];
+    for (int i = 0; i < r->nutries; i++) {
+        const pv_utry_t *t = &r->utries[i];
+        if (i)
+            pv_var_put(o, t->redirect ? " : " : ", ", t->redirect ? 3 : 2);
+        int64_t us = utry_field(t, what);
+        if (us < 0)
+            pv_var_put(o, "-", 1);
+        else
+            pv_var_put(o, buf, fmt_sec(us, buf, sizeof(buf)));
+    }
+    return PV_VAL_WRITTEN;
+}
+
+static int connect_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return list_value(r, PV_UTRY_CONNECT, o);
+}
+
+static int header_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return list_value(r, PV_UTRY_HEADER, o);
+}
+
+static int response_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return list_value(r, PV_UTRY_RESPONSE, o);
+}
+
+/* ---- numbers for JSON logs ------------------------------------------------ */
+
+static uint64_t since_start_us(const pv_request_t *r)
+{
+    uint64_t now = pv_now_ns();
+    return r->start_ns && now > r->start_ns ? (now - r->start_ns) / 1000 : 0;
+}
+
+static int request_duration_ms_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                                  pv_str_t *v)
+{
+    *v = (pv_str_t){o->scratch, fmt_ms(since_start_us(r), o->scratch, o->scratchlen)};
+    return PV_VAL_FOUND;
+}
+
+/* The last try's time; not found without a try, or when it never got there. */
+static int last_ms(pv_request_t *r, int what, pv_var_out_t *o, pv_str_t *v)
+{
+    if (!r->nutries)
+        return PV_VAL_MISSING;
+    int64_t us = utry_field(&r->utries[r->nutries - 1], what);
+    if (us < 0)
+        return PV_VAL_MISSING;
+    *v = (pv_str_t){o->scratch, fmt_ms((uint64_t)us, o->scratch, o->scratchlen)};
+    return PV_VAL_FOUND;
+}
+
+static int up_connect_ms_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return last_ms(r, PV_UTRY_CONNECT, o, v);
+}
+
+static int up_header_ms_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return last_ms(r, PV_UTRY_HEADER, o, v);
+}
+
+static int up_ms_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return last_ms(r, PV_UTRY_RESPONSE, o, v);
+}
+
+/* Wall-clock nanoseconds of the request's first byte (millisecond
+ * precision), and of now on the same scale. */
+static uint64_t start_unix_ns(const pv_request_t *r)
+{
+    return (uint64_t)(r->start_wall_ms > 0 ? r->start_wall_ms : 0) * 1000000u;
+}
+
+static int start_unix_nano_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = (pv_str_t){o->scratch, pv_u64_digits(o->scratch, start_unix_ns(r))};
+    return PV_VAL_FOUND;
+}
+
+static int end_unix_nano_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = (pv_str_t){o->scratch, pv_u64_digits(o->scratch, start_unix_ns(r) + since_start_us(r) * 1000)};
+    return PV_VAL_FOUND;
+}
+
+/* OTLP's Status.code of a server span: 2 (error) for a 5xx, else 0 (unset). */
+static int otel_status_code_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = r->status >= 500 ? PV_STR("2") : PV_STR("0");
+    return PV_VAL_FOUND;
+}
+
+pv_str_t pv_timing_server_timing(pv_request_t *r)
+{
+    char *p = pv_arena_alloc(r->arena, 80);
+    char ms[32];
+    size_t n = fmt_ms(since_start_us(r), ms, sizeof(ms));
+    int len = snprintf(p, 80, "gateway;dur=%.*s", (int)n, ms);
+    if (r->nutries && r->utries[r->nutries - 1].header_us >= 0) {
+        n = fmt_ms((uint64_t)r->utries[r->nutries - 1].header_us, ms, sizeof(ms));
+        len += snprintf(p + len, 80 - (size_t)len, ", upstream;dur=%.*s", (int)n, ms);
+    }
+    return (pv_str_t){p, (size_t)PV_MIN(len, 79)};
+}
+
+const pv_var_t pv_vars_timing[] = {
+    PV_VAR("upstream_connect_time", connect_time_cb, 0),
+    PV_VAR("upstream_header_time", header_time_cb, 0),
+    PV_VAR("upstream_response_time", response_time_cb, 0),
+    PV_VAR("request_duration_ms", request_duration_ms_cb, PV_VAR_F_NUMBER),
+    PV_VAR("upstream_connect_duration_ms", up_connect_ms_cb, PV_VAR_F_NUMBER),
+    PV_VAR("upstream_header_duration_ms", up_header_ms_cb, PV_VAR_F_NUMBER),
+    PV_VAR("upstream_duration_ms", up_ms_cb, PV_VAR_F_NUMBER),
+    PV_VAR("request_start_unix_nano", start_unix_nano_cb, 0),
+    PV_VAR("request_end_unix_nano", end_unix_nano_cb, 0),
+    PV_VAR("otel_status_code", otel_status_code_cb, 0),
+    PV_VAR_END,
+};
