@@ -262,6 +262,8 @@ typedef struct pv_trace_conf_s {
     size_t rid_header_len;
     int rid_trust;          /* request_id_trust: a client's valid value becomes $request_id */
     int server_timing;      /* server_timing: the Server-Timing response field */
+    uint8_t upstream;       /* after merge: fields of ours go upstream (context, rid_header) */
+    uint8_t response;       /* after merge: fields of ours go to the client (rid_header, server_timing) */
 } pv_trace_conf_t;
 
 /* The realip directives. Unset values are PV_UNSET / NULL / 0. */

@@ -172,4 +172,6 @@ void pv_conf_trace_merge(pv_trace_conf_t *c, const pv_trace_conf_t *p)
         c->rid_header = p ? p->rid_header : "";
         c->rid_header_len = p ? p->rid_header_len : 0;
     }
+    c->upstream = c->context || c->rid_header_len;
+    c->response = c->server_timing || c->rid_header_len;
 }

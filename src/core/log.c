@@ -106,36 +106,11 @@ void pv_log_set_thread_id(int id)
 }
 
 static pv_log_req_fn log_req_fn;
-static __thread const void *log_req;
-static __thread unsigned log_req_gone;
+__thread const void *pv_log_req_cur;
 
 void pv_log_req_hook(pv_log_req_fn fn)
 {
     log_req_fn = fn;
-}
-
-pv_log_scope_t pv_log_req_enter(const void *req)
-{
-    pv_log_scope_t s = {log_req, log_req_gone};
-    log_req = req;
-    return s;
-}
-
-void pv_log_req_leave(pv_log_scope_t s)
-{
-    log_req = s.gone == log_req_gone ? s.prev : NULL;
-}
-
-void pv_log_req_set(const void *req)
-{
-    log_req = req;
-}
-
-void pv_log_req_gone(const void *req)
-{
-    log_req_gone++;
-    if (log_req == req)
-        log_req = NULL;
 }
 
 /* One line, NGINX's prefix, message and newline, into buf; its length. */
@@ -153,6 +128,7 @@ static size_t log_format(char *buf, int level, const char *fmt, va_list ap)
     n = vsnprintf(buf + len, PV_LOG_LINE_MAX - len, fmt, ap);
     if (n > 0)
         len += PV_MIN((size_t)n, PV_LOG_LINE_MAX - len - 1);
+    const void *log_req = pv_log_req_cur;
     if (log_req && log_req_fn && len + 16 < PV_LOG_LINE_MAX) {
         memcpy(buf + len, ", request_id: ", 14);
         len += 14;

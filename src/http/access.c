@@ -214,10 +214,10 @@ static int limit_req_apply(pv_hreq_t *hr, const pv_limit_req_t *limits, pv_zone_
 static void delay_cb(pv_timer_t *t)
 {
     pv_hreq_t *hr = t->data;
-    pv_log_scope_t ls = pv_log_req_enter(&hr->r);
+    pv_log_req_set(&hr->r);
     hr->acc.waiting = 0;
     resume(hr);
-    pv_log_req_leave(ls);
+    pv_log_req_set(NULL);
 }
 
 static void park_delay(pv_hreq_t *hr, int ms)
@@ -275,9 +275,9 @@ static void redis_reply(pv_hreq_t *hr, const pv_limit_req_result_t *res, const c
 static void redis_cb(void *arg, const pv_limit_req_result_t *res, const char *err)
 {
     pv_hreq_t *hr = arg;
-    pv_log_scope_t ls = pv_log_req_enter(&hr->r);
+    pv_log_req_set(&hr->r);
     redis_reply(hr, res, err);
-    pv_log_req_leave(ls);
+    pv_log_req_set(NULL);
 }
 
 static void redis_reply(pv_hreq_t *hr, const pv_limit_req_result_t *res, const char *err)

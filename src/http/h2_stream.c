@@ -541,9 +541,9 @@ static void stream_timeout(pv_h2_stream_t *st);
 static void stream_timer_cb(pv_timer_t *t)
 {
     pv_h2_stream_t *st = t->data;
-    pv_log_scope_t ls = pv_log_req_enter(&st->hr->r);
+    pv_log_req_set(&st->hr->r);
     stream_timeout(st);
-    pv_log_req_leave(ls);
+    pv_log_req_set(NULL);
 }
 
 static void stream_timeout(pv_h2_stream_t *st)

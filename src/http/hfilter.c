@@ -282,8 +282,7 @@ void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
     apply_charset(r, hc, h->status, h);
     int safe = safe_status(h->status);
     const pv_trace_conf_t *tc = &lc->trace;
-    int traced = tc->server_timing || tc->rid_header_len;
-    if (!(hc->expires != PV_EXPIRES_OFF && safe) && !hc->nadd && !traced)
+    if (!(hc->expires != PV_EXPIRES_OFF && safe) && !hc->nadd && !tc->response)
         return;
     flist_t l = {pv_arena_alloc(r->arena, sizeof(pv_header_t) * (size_t)(h->nfields + hc->nadd + 4)), 0};
     if (h->nfields)

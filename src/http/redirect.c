@@ -174,6 +174,7 @@ void pv_redirect_run(void)
         } else {
             pv_phases_restart(hr, PV_PHASE_SERVER_REWRITE);
         }
+        pv_log_req_set(NULL);
     }
 }
 

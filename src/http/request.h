@@ -58,10 +58,6 @@ enum {
     PV_CACHE_UPDATING, PV_CACHE_REVALIDATED, PV_CACHE_HIT,
 };
 
-/* pv_request_t.ulist_redirect: which upstream lists take " : " next. */
-#define PV_ULIST_ADDR 0x1
-#define PV_ULIST_STATUS 0x2
-
 /* A user variable's value in a request (set, map, named captures). */
 typedef struct pv_uval_s {
     const char *p;
@@ -153,9 +149,15 @@ typedef struct pv_request_s {
     char request_id[33];         /* 32 hex chars, made on first use ("" before) */
     pv_str_t rid;                /* $request_id: request_id, or the client's trusted one ({NULL, 0} before) */
     struct pv_trace_s *trace;    /* W3C trace context (trace.c), made on first use */
-    struct pv_utry_s *utries;    /* upstream tries, NGINX's upstream states (timing.c) */
+    struct pv_utry_s *utries;    /* upstream tries, NGINX's upstream states (timing.c): utry0, */
+    struct pv_utry_s {           /* then an arena array when there are more */
+        uint64_t start_ns;       /* when the try began (the loop's clock) */
+        uint64_t connect_ns;     /* when it got there; 0: not reached */
+        uint64_t header_ns;
+        uint64_t end_ns;
+        uint8_t redirect;        /* an internal redirect came before this try (" : ") */
+    } utry0, *utry;              /* utry: the last try, NULL before the first */
     uint16_t nutries, cutries;   /* tries recorded, room */
-    uint8_t ulist_redirect;      /* PV_ULIST_*: the next entry follows an internal redirect (" : ") */
 } pv_request_t;
 
 /* Look up the first request header with this name (case-insensitive). */

@@ -228,12 +228,10 @@ static void run_ready(void);
 
 void pv_server_reap(pv_worker_t *w)
 {
-    pv_log_scope_t ls = pv_log_req_enter(NULL);
     pv_redirect_run();
     run_ready();
     if (pv_h2_work)
         pv_h2_reap(w);
-    pv_log_req_leave(ls);
     while (reap_list) {
         pv_hconn_t *c = reap_list;
         reap_list = c->next;
@@ -748,6 +746,7 @@ static void run_ready(void)
         ready_head = c->ready_next;
         c->flags &= ~PV_HC_F_READY;
         handle_input(c);
+        pv_log_req_set(NULL); /* a request it started named itself */
     }
 }
 
@@ -844,9 +843,9 @@ static void conn_io(pv_io_t *io, unsigned events)
 static void conn_io_cb(pv_io_t *io, unsigned events)
 {
     pv_hconn_t *c = io->data;
-    pv_log_scope_t ls = pv_log_req_enter(c->hr ? &c->hr->r : NULL);
+    pv_log_req_set(c->hr ? &c->hr->r : NULL);
     conn_io(io, events);
-    pv_log_req_leave(ls);
+    pv_log_req_set(NULL);
 }
 
 static void conn_timeout(pv_hconn_t *c);
@@ -854,9 +853,9 @@ static void conn_timeout(pv_hconn_t *c);
 static void conn_timer_cb(pv_timer_t *t)
 {
     pv_hconn_t *c = t->data;
-    pv_log_scope_t ls = pv_log_req_enter(c->hr ? &c->hr->r : NULL);
+    pv_log_req_set(c->hr ? &c->hr->r : NULL);
     conn_timeout(c);
-    pv_log_req_leave(ls);
+    pv_log_req_set(NULL);
 }
 
 static void conn_timeout(pv_hconn_t *c)

@@ -6,37 +6,41 @@
 #include "../core/time.h"
 #include "vars.h"
 
-void pv_utry_start(pv_request_t *r, int first)
+/* " : " at the end of a non-empty list (append_list() in the proxy adds
+ * no ", " after it). */
+static void list_redirect(char *dst, size_t cap)
 {
-    pv_utry_mark(r, PV_UTRY_RESPONSE); /* as NGINX's upstream_connect() closes the last state */
+    size_t l = strlen(dst);
+    if (l && l + 3 < cap)
+        memcpy(dst + l, " : ", 4);
+}
+
+void pv_utry_next(pv_request_t *r, int first)
+{
+    uint64_t now = pv_loop_time_ns();
+    if (!r->utry->end_ns)
+        r->utry->end_ns = now; /* as NGINX's upstream_connect() closes the last state */
     if (r->nutries == r->cutries) {
-        uint16_t cap = r->cutries ? (uint16_t)(r->cutries * 2) : 4;
+        uint16_t cap = (uint16_t)(r->cutries * 4);
         if (cap <= r->cutries || !r->arena)
             return;
         pv_utry_t *n = pv_arena_alloc(r->arena, sizeof(*n) * cap);
-        if (r->nutries)
-            memcpy(n, r->utries, sizeof(*n) * r->nutries);
+        memcpy(n, r->utries, sizeof(*n) * r->nutries);
         r->utries = n;
         r->cutries = cap;
     }
-    pv_utry_t *t = &r->utries[r->nutries];
-    *t = (pv_utry_t){pv_now_ns(), -1, -1, -1, first && r->nutries > 0};
-    if (t->redirect)
-        r->ulist_redirect = PV_ULIST_ADDR | PV_ULIST_STATUS;
-    r->nutries++;
+    pv_utry_t *t = r->utry = &r->utries[r->nutries++];
+    *t = (pv_utry_t){now, 0, 0, 0, first && r->nutries > 1};
+    if (t->redirect) {
+        list_redirect(r->upstream_addr, sizeof(r->upstream_addr));
+        list_redirect(r->upstream_status, sizeof(r->upstream_status));
+    }
 }
 
-void pv_utry_mark(pv_request_t *r, int what)
+void pv_utry_reopen(pv_request_t *r)
 {
-    if (!r->nutries)
-        return;
-    pv_utry_t *t = &r->utries[r->nutries - 1];
-    int64_t *f = what == PV_UTRY_CONNECT ? &t->connect_us : what == PV_UTRY_HEADER ? &t->header_us
-                                                                                   : &t->response_us;
-    if (*f < 0) {
-        uint64_t now = pv_now_ns();
-        *f = now > t->start_ns ? (int64_t)((now - t->start_ns) / 1000) : 0;
-    }
+    if (r->utry)
+        r->utry->end_ns = 0;
 }
 
 /* "S.mmm" of microseconds, NGINX's "%T.%03M" of milliseconds. */
@@ -54,9 +58,13 @@ static size_t fmt_ms(uint64_t us, char *buf, size_t cap)
     return n < 0 ? 0 : PV_MIN((size_t)n, cap - 1);
 }
 
+/* Microseconds from the try's start to a point; -1 when not reached. */
 static int64_t utry_field(const pv_utry_t *t, int what)
 {
-    return what == PV_UTRY_CONNECT ? t->connect_us : what == PV_UTRY_HEADER ? t->header_us : t->response_us;
+    uint64_t at = what == PV_UTRY_CONNECT ? t->connect_ns : what == PV_UTRY_HEADER ? t->header_ns : t->end_ns;
+    if (!at)
+        return -1;
+    return at > t->start_ns ? (int64_t)((at - t->start_ns) / 1000) : 0;
 }
 
 int64_t pv_utry_last_us(const pv_request_t *r, int what)
@@ -172,8 +180,8 @@ pv_str_t pv_timing_server_timing(pv_request_t *r)
     char ms[32];
     size_t n = fmt_ms(since_start_us(r), ms, sizeof(ms));
     int len = snprintf(p, 80, "gateway;dur=%.*s", (int)n, ms);
-    if (r->nutries && r->utries[r->nutries - 1].header_us >= 0) {
-        n = fmt_ms((uint64_t)r->utries[r->nutries - 1].header_us, ms, sizeof(ms));
+    if (r->utry && r->utry->header_ns) {
+        n = fmt_ms((uint64_t)utry_field(r->utry, PV_UTRY_HEADER), ms, sizeof(ms));
         len += snprintf(p + len, 80 - (size_t)len, ", upstream;dur=%.*s", (int)n, ms);
     }
     return (pv_str_t){p, (size_t)PV_MIN(len, 79)};

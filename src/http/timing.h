@@ -13,24 +13,67 @@
 #include <stdint.h>
 
 #include "../config/cv.h"
+#include "../core/loop.h"
 #include "request.h"
 
-typedef struct pv_utry_s {
-    uint64_t start_ns;   /* when the try began */
-    int64_t connect_us;  /* -1: not reached */
-    int64_t header_us;
-    int64_t response_us;
-    uint8_t redirect;    /* an internal redirect came before this try (" : ") */
-} pv_utry_t;
+/* One try (struct pv_utry_s is in request.h, the first one inline). */
+typedef struct pv_utry_s pv_utry_t;
 
 enum { PV_UTRY_CONNECT, PV_UTRY_HEADER, PV_UTRY_RESPONSE };
 
-/* A try begins (the one before, if still open, ends now); first is set
- * for the first try of an exchange, which after earlier tries follows an
- * internal redirect. Without memory nothing is recorded. */
-void pv_utry_start(pv_request_t *r, int first);
-/* The last try reached a point (the first time only). */
-void pv_utry_mark(pv_request_t *r, int what);
+/* A try begins at now (the one before, if still open, ends then); first
+ * is set for the first try of an exchange, which after earlier tries
+ * follows an internal redirect: " : " then goes into $upstream_addr and
+ * $upstream_status, whose next entry follows it without ", ". Without
+ * memory nothing is recorded. */
+void pv_utry_next(pv_request_t *r, int first);
+static inline void pv_utry_start(pv_request_t *r, int first)
+{
+    if (pv_likely(!r->utry)) { /* the first: the request's own record, zeroed with it */
+        r->utries = r->utry = &r->utry0;
+        r->nutries = r->cutries = 1;
+        r->utry0.start_ns = pv_loop_time_ns();
+        return;
+    }
+    pv_utry_next(r, first);
+}
+
+/* The last try reached a point (the first time only), at the loop's
+ * time (pv_loop_time_ns()), as NGINX measures with its cached time. */
+static inline void pv_utry_mark(pv_request_t *r, int what)
+{
+    pv_utry_t *t = r->utry;
+    if (!t)
+        return;
+    uint64_t *f = what == PV_UTRY_CONNECT ? &t->connect_ns : what == PV_UTRY_HEADER ? &t->header_ns
+                                                                                    : &t->end_ns;
+    if (!*f)
+        *f = pv_loop_time_ns();
+}
+
+/* The last try has a pooled connection: connected when it began (0, as
+ * NGINX counts it). */
+static inline void pv_utry_pooled(pv_request_t *r)
+{
+    if (r->utry && !r->utry->connect_ns)
+        r->utry->connect_ns = r->utry->start_ns;
+}
+
+
+/* Forget the last try (a stale pooled connection's, retried at once). */
+static inline void pv_utry_drop(pv_request_t *r)
+{
+    if (r->nutries)
+        r->nutries--;
+    r->utry = r->nutries ? &r->utries[r->nutries - 1] : NULL;
+    if (!r->nutries)
+        r->utry0 = (pv_utry_t){0, 0, 0, 0, 0}; /* the first record is used again */
+}
+
+/* The last try goes on after its server was released (a tunnel): its
+ * end is marked again later. */
+void pv_utry_reopen(pv_request_t *r);
+
 /* The last try's time to a point in microseconds (the metrics' upstream
  * times); -1 without a try or when it never got there. */
 int64_t pv_utry_last_us(const pv_request_t *r, int what);

@@ -75,15 +75,12 @@ static int request_keeps_connection(const pv_location_t *loc)
     return 0;
 }
 
-static void append_list(pv_request_t *r, char *dst, size_t cap, const char *item)
+static void append_list(char *dst, size_t cap, const char *item)
 {
     size_t l = strlen(dst), n = strlen(item);
-    unsigned bit = dst == r->upstream_addr ? PV_ULIST_ADDR : PV_ULIST_STATUS;
-    const char *sep = (r->ulist_redirect & bit) ? " : " : ", "; /* NGINX's, after a redirect */
-    r->ulist_redirect &= ~bit;
-    if (l && l + 3 < cap) {
-        memcpy(dst + l, sep, strlen(sep));
-        l += strlen(sep);
+    if (l && dst[l - 1] != ' ' && l + 2 < cap) { /* not after an internal redirect's " : " */
+        memcpy(dst + l, ", ", 2);
+        l += 2;
     }
     n = PV_MIN(n, cap - 1 - l);
     memcpy(dst + l, item, n);
@@ -223,7 +220,6 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
         done(hr, sr, 403);
         return;
     }
-    px->start_ns = pv_now_ns();
     px->up_frame = PV_FRAME_NONE;
     pv_body_hold(hr);
     ssize_t n = build_head(px, sr, loc, PV_FRAME_NONE, 0, PV_BUF_SIZE);
@@ -295,7 +291,6 @@ static void proxy_start(pv_hreq_t *hr)
         pv_resp_local(hr, 403, NULL, (pv_str_t){NULL, 0});
         return;
     }
-    px->start_ns = pv_now_ns();
 
     int has_body = !pv_body_done(hr);
     /* after error_page's redirect the body is not passed on, as NGINX
@@ -391,13 +386,15 @@ static void start_upstream(pv_proxy_t *px)
         return;
     }
     pv_utry_start(px->r, first);
+    if (first)
+        px->start_ns = px->r->utry->start_ns; /* the exchange's clock starts with its first try, as NGINX's */
     if (s < 0) {
         upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;
     }
     px->server = s;
     pv_proxy_stat_try(px);
-    append_list(px->r, px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
+    append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), pool->cf->servers[s].text);
 
     /* a retry after a stale pooled connection takes a new one */
     const pv_upstream_tls_t *tls = px->loc->proxy_pass->tls;
@@ -427,7 +424,7 @@ static void start_upstream(pv_proxy_t *px)
         pv_timer_set(w->loop, &u->timer, (uint64_t)px->loc->conf.proxy_connect_timeout);
         return;
     }
-    pv_utry_mark(px->r, PV_UTRY_CONNECT); /* a pooled connection: 0, as NGINX counts it */
+    pv_utry_pooled(px->r);
     upstream_write(px);
 }
 
@@ -530,7 +527,7 @@ static int intercept(pv_proxy_t *px, int status)
             pv_error_page_keep(hr, &px->rp.fields[i]);
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(r, r->upstream_status, sizeof(r->upstream_status), st);
+    append_list(r->upstream_status, sizeof(r->upstream_status), st);
     drop_upstream(px);
     hr->handling = 0;
     pv_resp_error(hr, status);
@@ -632,7 +629,7 @@ static int response_head(pv_proxy_t *px)
     px->resp_head_done = 1;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(r, r->upstream_status, sizeof(r->upstream_status), st);
+    append_list(r->upstream_status, sizeof(r->upstream_status), st);
     return 0;
 }
 
@@ -791,7 +788,7 @@ static int next_on_status(pv_proxy_t *px, int status)
         return 0;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    append_list(px->r, px->r->upstream_status, sizeof(px->r->upstream_status), st);
+    append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
     pv_proxy_release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (!try_next(px, flag))
@@ -833,22 +830,23 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         px->reused = 0;
         px->fresh = 1;
         px->r->upstream_addr[0] = '\0';
-        px->r->nutries -= px->r->nutries > 0; /* the stale try is not one */
+        pv_utry_drop(px->r); /* the stale try is not one */
         start_upstream(px);
         return;
     }
     pv_proxy_release_server(px, (fi->flags & PV_UPF_F_SERVER) ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (f == PV_UPF_NO_LIVE) {
-        if (!px->r->upstream_addr[0])
-            append_list(px->r, px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
+        size_t al = strlen(px->r->upstream_addr); /* none yet, or none since a redirect's " : " */
+        if (!al || px->r->upstream_addr[al - 1] == ' ')
+            append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
         pv_proxy_answer_failure(px, f);
         return;
     }
     if (!(fi->flags & PV_UPF_F_CLIENT)) {
         char st[24];
         st[pv_u64_digits(st, (uint64_t)fi->status)] = '\0';
-        append_list(px->r, px->r->upstream_status, sizeof(px->r->upstream_status), st);
+        append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
     }
     if (px->resp_head_done && !px->sub_done) {
         /* part of the response reached the client: it must not look

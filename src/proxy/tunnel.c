@@ -168,6 +168,7 @@ void pv_tunnel_start(pv_hreq_t *hr, pv_upconn_t *u, pv_buf_t *b, const pv_tunnel
 {
     tunnel_t *t = pv_arena_alloc(&hr->arena, sizeof(*t));
     memset(t, 0, sizeof(*t));
+    pv_utry_reopen(&hr->r); /* the try lasts until the tunnel closes, as in NGINX */
     t->hr = hr;
     t->u = u;
     t->down = b;

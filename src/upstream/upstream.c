@@ -488,9 +488,9 @@ static void upconn_io_cb(pv_io_t *io, unsigned events)
     if (u->closing)
         return;
     if (u->owner) {
-        pv_log_scope_t ls = pv_log_req_enter(u->log_req);
+        pv_log_req_set(u->log_req);
         u->ops->event_cb(u->owner, events);
-        pv_log_req_leave(ls);
+        pv_log_req_set(NULL);
         return;
     }
     events = pv_xprt_events(&u->x, events);
@@ -510,9 +510,9 @@ static void upconn_timer_cb(pv_timer_t *t)
 {
     pv_upconn_t *u = t->data;
     if (u->owner) {
-        pv_log_scope_t ls = pv_log_req_enter(u->log_req);
+        pv_log_req_set(u->log_req);
         u->ops->timeout_cb(u->owner);
-        pv_log_req_leave(ls);
+        pv_log_req_set(NULL);
     } else {
         u->close_why = PV_SCLOSE_IDLE_TIMEOUT;
         pv_upstream_close(u); /* keepalive_timeout in the pool */

@@ -486,15 +486,19 @@ static void test_times(void **state)
 
     assert_null(get(f, "$upstream_response_time", NULL));
     assert_string_equal(EVLOG(f, "$upstream_response_time $upstream_connect_time"), "- -");
-    pv_utry_t one[1] = {{0, 1234567, -1, 2999, 0}};
-    f->r.utries = one;
+    const uint64_t S = 1000000000000ull; /* a try's start on the loop's clock */
+    pv_utry_t one[1] = {{S, S + 1234567000, 0, S + 2999000, 0}};
+    f->r.utries = f->r.utry = one;
     f->r.nutries = f->r.cutries = 1;
     assert_string_equal(EV(f, "$upstream_response_time $upstream_connect_time"),
                         "0.002 1.234");
     assert_string_equal(EVLOG(f, "$upstream_header_time"), "-");
     /* NGINX's lists: ", " between tries, " : " before an internal redirect's */
-    pv_utry_t three[3] = {{0, 1000, 2000, 3000, 0}, {0, -1, -1, 5000, 0}, {0, 0, 1500, 9999, 1}};
+    pv_utry_t three[3] = {{S, S + 1000000, S + 2000000, S + 3000000, 0},
+                          {S, 0, 0, S + 5000000, 0},
+                          {S, S, S + 1500000, S + 9999000, 1}};
     f->r.utries = three;
+    f->r.utry = &three[2];
     f->r.nutries = f->r.cutries = 3;
     assert_string_equal(EV(f, "$upstream_response_time"), "0.003, 0.005 : 0.009");
     assert_string_equal(EV(f, "$upstream_connect_time"), "0.001, - : 0.000");
@@ -503,6 +507,7 @@ static void test_times(void **state)
     assert_string_equal(EV(f, "$upstream_duration_ms $upstream_header_duration_ms"), "9.999 1.500");
     assert_string_equal(EV(f, "$upstream_connect_duration_ms"), "0.000");
     f->r.nutries = 0;
+    f->r.utry = NULL;
     assert_string_equal(EVLOG(f, "$upstream_duration_ms"), "-");
 
     pv_time_update();
