@@ -76,6 +76,7 @@ typedef int (*pv_var_get_pt)(struct pv_request_s *r, const pv_cv_part_t *part, p
 #define PV_VAR_F_HEADER 0x2 /* the rest is a header name: '_' becomes '-' */
 #define PV_VAR_F_LATE 0x4   /* known only after authentication ($consumer) */
 #define PV_VAR_F_NUMBER 0x8 /* a number: null under escape=json when not found */
+#define PV_VAR_F_PLAIN 0x10 /* its values are printable ASCII no escaping changes: copied as they are */
 
 /* One variable. Adding a variable is one entry in a table (http/vars.h)
  * plus its getter. */

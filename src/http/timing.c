@@ -1,6 +1,5 @@
 #include "timing.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "../core/time.h"
@@ -43,19 +42,28 @@ void pv_utry_reopen(pv_request_t *r)
         r->utry->end_ns = 0;
 }
 
-/* "S.mmm" of microseconds, NGINX's "%T.%03M" of milliseconds. */
-static size_t fmt_sec(int64_t us, char *buf, size_t cap)
+/* "N.ddd": v / 1000 and its three decimals (buf: at least 24 bytes). */
+static size_t fmt_thousandths(uint64_t v, char *buf)
 {
-    uint64_t ms = (uint64_t)us / 1000;
-    int n = snprintf(buf, cap, "%llu.%03u", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
-    return n < 0 ? 0 : PV_MIN((size_t)n, cap - 1);
+    size_t n = pv_u64_digits(buf, v / 1000);
+    unsigned f = (unsigned)(v % 1000);
+    buf[n] = '.';
+    buf[n + 1] = (char)('0' + f / 100);
+    buf[n + 2] = (char)('0' + f / 10 % 10);
+    buf[n + 3] = (char)('0' + f % 10);
+    return n + 4;
+}
+
+/* "S.mmm" of microseconds, NGINX's "%T.%03M" of milliseconds. */
+static size_t fmt_sec(int64_t us, char *buf)
+{
+    return fmt_thousandths((uint64_t)us / 1000, buf);
 }
 
 /* Milliseconds with microseconds: "12.345". */
-static size_t fmt_ms(uint64_t us, char *buf, size_t cap)
+static size_t fmt_ms(uint64_t us, char *buf)
 {
-    int n = snprintf(buf, cap, "%llu.%03u", (unsigned long long)(us / 1000), (unsigned)(us % 1000));
-    return n < 0 ? 0 : PV_MIN((size_t)n, cap - 1);
+    return fmt_thousandths(us, buf);
 }
 
 /* Microseconds from the try's start to a point; -1 when not reached. */
@@ -86,7 +94,7 @@ static int list_value(pv_request_t *r, int what, pv_var_out_t *o)
         if (us < 0)
             pv_var_put(o, "-", 1);
         else
-            pv_var_put(o, buf, fmt_sec(us, buf, sizeof(buf)));
+            pv_var_put(o, buf, fmt_sec(us, buf));
     }
     return PV_VAL_WRITTEN;
 }
@@ -117,7 +125,7 @@ static uint64_t since_start_us(const pv_request_t *r)
 static int request_duration_ms_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
                                   pv_str_t *v)
 {
-    *v = (pv_str_t){o->scratch, fmt_ms(since_start_us(r), o->scratch, o->scratchlen)};
+    *v = (pv_str_t){o->scratch, fmt_ms(since_start_us(r), o->scratch)};
     return PV_VAL_FOUND;
 }
 
@@ -129,7 +137,7 @@ static int last_ms(pv_request_t *r, int what, pv_var_out_t *o, pv_str_t *v)
     int64_t us = utry_field(&r->utries[r->nutries - 1], what);
     if (us < 0)
         return PV_VAL_MISSING;
-    *v = (pv_str_t){o->scratch, fmt_ms((uint64_t)us, o->scratch, o->scratchlen)};
+    *v = (pv_str_t){o->scratch, fmt_ms((uint64_t)us, o->scratch)};
     return PV_VAL_FOUND;
 }
 
@@ -177,26 +185,26 @@ static int otel_status_code_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var
 pv_str_t pv_timing_server_timing(pv_request_t *r)
 {
     char *p = pv_arena_alloc(r->arena, 80);
-    char ms[32];
-    size_t n = fmt_ms(since_start_us(r), ms, sizeof(ms));
-    int len = snprintf(p, 80, "gateway;dur=%.*s", (int)n, ms);
+    memcpy(p, "gateway;dur=", 12);
+    size_t n = 12 + fmt_ms(since_start_us(r), p + 12);
     if (r->utry && r->utry->header_ns) {
-        n = fmt_ms((uint64_t)utry_field(r->utry, PV_UTRY_HEADER), ms, sizeof(ms));
-        len += snprintf(p + len, 80 - (size_t)len, ", upstream;dur=%.*s", (int)n, ms);
+        memcpy(p + n, ", upstream;dur=", 15);
+        n += 15;
+        n += fmt_ms((uint64_t)utry_field(r->utry, PV_UTRY_HEADER), p + n);
     }
-    return (pv_str_t){p, (size_t)PV_MIN(len, 79)};
+    return (pv_str_t){p, n};
 }
 
 const pv_var_t pv_vars_timing[] = {
     PV_VAR("upstream_connect_time", connect_time_cb, 0),
     PV_VAR("upstream_header_time", header_time_cb, 0),
     PV_VAR("upstream_response_time", response_time_cb, 0),
-    PV_VAR("request_duration_ms", request_duration_ms_cb, PV_VAR_F_NUMBER),
-    PV_VAR("upstream_connect_duration_ms", up_connect_ms_cb, PV_VAR_F_NUMBER),
-    PV_VAR("upstream_header_duration_ms", up_header_ms_cb, PV_VAR_F_NUMBER),
-    PV_VAR("upstream_duration_ms", up_ms_cb, PV_VAR_F_NUMBER),
-    PV_VAR("request_start_unix_nano", start_unix_nano_cb, 0),
-    PV_VAR("request_end_unix_nano", end_unix_nano_cb, 0),
-    PV_VAR("otel_status_code", otel_status_code_cb, 0),
+    PV_VAR("request_duration_ms", request_duration_ms_cb, PV_VAR_F_NUMBER | PV_VAR_F_PLAIN),
+    PV_VAR("upstream_connect_duration_ms", up_connect_ms_cb, PV_VAR_F_NUMBER | PV_VAR_F_PLAIN),
+    PV_VAR("upstream_header_duration_ms", up_header_ms_cb, PV_VAR_F_NUMBER | PV_VAR_F_PLAIN),
+    PV_VAR("upstream_duration_ms", up_ms_cb, PV_VAR_F_NUMBER | PV_VAR_F_PLAIN),
+    PV_VAR("request_start_unix_nano", start_unix_nano_cb, PV_VAR_F_PLAIN),
+    PV_VAR("request_end_unix_nano", end_unix_nano_cb, PV_VAR_F_PLAIN),
+    PV_VAR("otel_status_code", otel_status_code_cb, PV_VAR_F_PLAIN),
     PV_VAR_END,
 };

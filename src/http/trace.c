@@ -76,6 +76,13 @@ static char *hex(char *out, const uint8_t *p, size_t n)
     return out;
 }
 
+/* 64 bits as 16 lowercase hex digits. */
+static void hex64(char *out, uint64_t x)
+{
+    for (int i = 15; i >= 0; i--, x >>= 4)
+        out[i] = hex_lower[x & 0xf];
+}
+
 /* ---- traceparent -------------------------------------------------------- */
 
 static int unhex(char c)
@@ -234,11 +241,8 @@ pv_str_t pv_request_id(pv_request_t *r)
             return r->rid;
         }
     }
-    for (int k = 0; k < 2; k++) {
-        uint64_t x = pv_rand64();
-        for (int i = 0; i < 16; i++)
-            r->request_id[k * 16 + i] = hex_lower[(x >> (60 - 4 * i)) & 0xf];
-    }
+    hex64(r->request_id, pv_rand64());
+    hex64(r->request_id + 16, pv_rand64());
     r->request_id[32] = '\0';
     r->rid = (pv_str_t){r->request_id, 32};
     return r->rid;
@@ -260,16 +264,23 @@ static int hex_value(const uint8_t *p, size_t n, pv_var_out_t *o, pv_str_t *v)
     return PV_VAL_FOUND;
 }
 
+/* The ids as text are in the traceparent: "00-TRACE_ID-SPAN_ID-FLAGS". */
 static int trace_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     pv_trace_t *t = pv_trace_get(r);
-    return t ? hex_value(t->trace_id, 16, o, v) : PV_VAL_MISSING;
+    if (!t)
+        return PV_VAL_MISSING;
+    *v = (pv_str_t){t->traceparent + 3, 32};
+    return PV_VAL_FOUND;
 }
 
 static int span_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     pv_trace_t *t = pv_trace_get(r);
-    return t ? hex_value(t->span_id, 8, o, v) : PV_VAL_MISSING;
+    if (!t)
+        return PV_VAL_MISSING;
+    *v = (pv_str_t){t->traceparent + 36, 16};
+    return PV_VAL_FOUND;
 }
 
 /* The client's span; not found when the trace started here. */
@@ -295,10 +306,10 @@ static int request_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t
 }
 
 const pv_var_t pv_vars_trace[] = {
-    PV_VAR("trace_id", trace_id_cb, 0),
-    PV_VAR("span_id", span_id_cb, 0),
-    PV_VAR("parent_span_id", parent_span_id_cb, 0),
-    PV_VAR("traceparent", traceparent_cb, 0),
-    PV_VAR("request_id", request_id_cb, 0),
+    PV_VAR("trace_id", trace_id_cb, PV_VAR_F_PLAIN),
+    PV_VAR("span_id", span_id_cb, PV_VAR_F_PLAIN),
+    PV_VAR("parent_span_id", parent_span_id_cb, PV_VAR_F_PLAIN),
+    PV_VAR("traceparent", traceparent_cb, PV_VAR_F_PLAIN),
+    PV_VAR("request_id", request_id_cb, PV_VAR_F_PLAIN),
     PV_VAR_END,
 };

@@ -549,7 +549,7 @@ static int request_body_file_cb(pv_request_t *r, const pv_cv_part_t *part, pv_va
 
 const pv_var_t pv_vars_request[] = {
     PV_VAR("remote_addr", remote_addr_cb, 0),
-    PV_VAR("remote_addr_anon", remote_addr_anon_cb, 0),
+    PV_VAR("remote_addr_anon", remote_addr_anon_cb, PV_VAR_F_PLAIN),
     PV_VAR("remote_port", remote_port_cb, 0),
     PV_VAR("realip_remote_addr", realip_remote_addr_cb, 0),
     PV_VAR("realip_remote_port", realip_remote_port_cb, 0),
@@ -560,8 +560,8 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("proxy_protocol_port", pp_port_cb, 0),
     PV_VAR("proxy_protocol_server_addr", pp_server_addr_cb, 0),
     PV_VAR("proxy_protocol_server_port", pp_server_port_cb, 0),
-    PV_VAR("connection", connection_cb, 0),
-    PV_VAR("connection_requests", connection_requests_cb, 0),
+    PV_VAR("connection", connection_cb, PV_VAR_F_PLAIN),
+    PV_VAR("connection_requests", connection_requests_cb, PV_VAR_F_PLAIN),
     PV_VAR("proxy_add_x_forwarded_for", proxy_add_x_forwarded_for_cb, 0),
     PV_VAR("host", host_cb, 0),
     PV_VAR("server_name", server_name_cb, 0),
@@ -580,7 +580,7 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("request_method", request_method_cb, 0),
     PV_VAR("request", request_cb, 0),
     PV_VAR("server_protocol", server_protocol_cb, 0),
-    PV_VAR("request_length", request_length_cb, 0),
+    PV_VAR("request_length", request_length_cb, PV_VAR_F_PLAIN),
     PV_VAR("request_body", request_body_cb, 0),
     PV_VAR("request_body_file", request_body_file_cb, 0),
     PV_VAR_END,

@@ -50,9 +50,18 @@ static int cstr_value(const char *s, pv_str_t *v)
 static int status_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     int st = r->status < 0 ? 0 : r->status;
-    /* escape=json: 0 before a response, a valid JSON number, not "000" */
-    int n = snprintf(o->scratch, o->scratchlen, st == 0 && o->escape == PV_ESCAPE_JSON ? "%d" : "%03d", st);
-    *v = (pv_str_t){o->scratch, PV_MIN((size_t)n, o->scratchlen - 1)};
+    if (st == 0 && o->escape == PV_ESCAPE_JSON) {
+        *v = PV_STR("0"); /* a valid JSON number, not "000" */
+        return PV_VAL_FOUND;
+    }
+    if (st > 999) {
+        *v = fmt_u64((uint64_t)st, o->scratch);
+        return PV_VAL_FOUND;
+    }
+    o->scratch[0] = (char)('0' + st / 100);
+    o->scratch[1] = (char)('0' + st / 10 % 10);
+    o->scratch[2] = (char)('0' + st % 10);
+    *v = (pv_str_t){o->scratch, 3};
     return PV_VAL_FOUND;
 }
 
@@ -336,9 +345,9 @@ static int nginx_version_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_ou
 /* ---- the table --------------------------------------------------------- */
 
 const pv_var_t pv_vars_response[] = {
-    PV_VAR("status", status_cb, 0),
-    PV_VAR("body_bytes_sent", body_bytes_sent_cb, 0),
-    PV_VAR("bytes_sent", bytes_sent_cb, 0),
+    PV_VAR("status", status_cb, PV_VAR_F_PLAIN),
+    PV_VAR("body_bytes_sent", body_bytes_sent_cb, PV_VAR_F_PLAIN),
+    PV_VAR("bytes_sent", bytes_sent_cb, PV_VAR_F_PLAIN),
     PV_VAR("limit_rate", limit_rate_cb, 0),
     PV_VAR("sent_http_", sent_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
     PV_VAR("upstream_addr", upstream_addr_cb, 0),
@@ -347,10 +356,10 @@ const pv_var_t pv_vars_response[] = {
     PV_VAR("upstream_http_", upstream_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
     PV_VAR("proxy_host", proxy_host_cb, 0),
     PV_VAR("proxy_port", proxy_port_cb, 0),
-    PV_VAR("request_time", request_time_cb, 0),
-    PV_VAR("time_local", time_local_cb, 0),
-    PV_VAR("time_iso8601", time_iso8601_cb, 0),
-    PV_VAR("msec", msec_cb, 0),
+    PV_VAR("request_time", request_time_cb, PV_VAR_F_PLAIN),
+    PV_VAR("time_local", time_local_cb, PV_VAR_F_PLAIN),
+    PV_VAR("time_iso8601", time_iso8601_cb, PV_VAR_F_PLAIN),
+    PV_VAR("msec", msec_cb, PV_VAR_F_PLAIN),
     PV_VAR("consumer", consumer_cb, PV_VAR_F_LATE),
     PV_VAR("jwt_claim_", jwt_claim_cb, PV_VAR_F_PREFIX | PV_VAR_F_LATE),
     PV_VAR("jwt_header_", jwt_header_cb, PV_VAR_F_PREFIX | PV_VAR_F_LATE),

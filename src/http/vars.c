@@ -41,17 +41,11 @@ static void w_byte(pv_var_out_t *w, char c)
     w->len++;
 }
 
-/* NGINX's log escaping: '"', '\\', control bytes, DEL and non-ASCII. */
-static inline int log_needs_escape(unsigned char c)
-{
-    return c < 0x20 || c == '"' || c == '\\' || c >= 0x7f;
-}
-
-/* JSON escaping leaves bytes >= 0x7f alone, as ngx_escape_json() does. */
-static inline int json_needs_escape(unsigned char c)
-{
-    return c < 0x20 || c == '"' || c == '\\';
-}
+/* The bytes each escaping changes. NGINX's log escaping: '"', '\\',
+ * control bytes, DEL and non-ASCII; JSON escaping leaves bytes >= 0x7f
+ * alone, as ngx_escape_json() does. */
+static const uint8_t esc_log[256] = {[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f ... 0xff] = 1};
+static const uint8_t esc_json[256] = {[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1};
 
 /* Append a variable's value with the writer's escaping. */
 static void w_escaped(pv_var_out_t *w, const char *p, size_t n)
@@ -65,10 +59,10 @@ static void w_escaped(pv_var_out_t *w, const char *p, size_t n)
         w_raw(w, p, n);
         return;
     }
+    const uint8_t *needs = w->escape == PV_ESCAPE_JSON ? esc_json : esc_log;
     while (i < n) {
         unsigned char c = s[i];
-        int esc = w->escape == PV_ESCAPE_JSON ? json_needs_escape(c) : log_needs_escape(c);
-        if (!esc) {
+        if (!needs[c]) {
             i++;
             continue;
         }
@@ -191,7 +185,10 @@ size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *o
         pv_str_t v = {empty_value, 0};
         switch (part->var->get(r, part, &w, &v)) {
         case PV_VAL_FOUND:
-            w_escaped(&w, v.p, v.len);
+            if (escape == PV_ESCAPE_NONE || (part->var->flags & PV_VAR_F_PLAIN))
+                w_raw(&w, v.p, v.len);
+            else
+                w_escaped(&w, v.p, v.len);
             break;
         case PV_VAL_WRITTEN:
             break;
