@@ -878,7 +878,6 @@ static void upstream_event_cb(void *owner, unsigned events)
         u->connected = 1;
         /* proxy_connect_timeout is over; writes and reads arm their own */
         pv_timer_del(px_worker(px)->loop, &u->timer);
-        pv_utry_mark(px->r, PV_UTRY_CONNECT);
         pv_proxy_stat_connect(px);
     }
     if (u->x.writable && !px->req_done)

@@ -65,6 +65,7 @@ void pv_proxy_stat_try(pv_proxy_t *px)
 
 void pv_proxy_stat_connect(pv_proxy_t *px)
 {
+    pv_utry_mark(px->r, PV_UTRY_CONNECT); /* the try's record, then the server's histogram */
     if (px->pool->st)
         pv_hist_add(&px->pool->st[px->server].connect, (pv_now_ns() - px->try_ns) / 1000);
 }
