@@ -59,6 +59,7 @@ struct pv_log_format_s {
     const char *name; /* format name */
     int escape;       /* PV_ESCAPE_* (vars.h) */
     pv_cv_t value;    /* the concatenated format strings, compiled */
+    int builtin;      /* a ready-made format ("json", "otel") a log_format may replace */
 };
 
 /* How an https proxy_pass talks TLS to its upstream, built from the
@@ -252,6 +253,18 @@ typedef struct pv_cidr_s {
 
 /* real_ip_header */
 enum { PV_REALIP_XREALIP = 0, PV_REALIP_XFF, PV_REALIP_PROXY, PV_REALIP_OTHER };
+
+/* Logs and traces (trace_conf.c). Unset values are PV_UNSET / NULL. */
+typedef struct pv_trace_conf_s {
+    int anonymize;          /* log_anonymize: client addresses in access logs anonymised */
+    int context;            /* trace_context: W3C traceparent/tracestate handled; default off */
+    const char *rid_header; /* request_id_header NAME; "" (after merge): off */
+    size_t rid_header_len;
+    int rid_trust;          /* request_id_trust: a client's valid value becomes $request_id */
+    int server_timing;      /* server_timing: the Server-Timing response field */
+    uint8_t upstream;       /* after merge: fields of ours go upstream (context, rid_header) */
+    uint8_t response;       /* after merge: fields of ours go to the client (rid_header, server_timing) */
+} pv_trace_conf_t;
 
 /* The realip directives. Unset values are PV_UNSET / NULL / 0. */
 typedef struct pv_realip_conf_s {
@@ -451,6 +464,7 @@ typedef struct pv_loc_conf_s {
     int naccess_logs;
     struct pv_errlog_s *error_log; /* error_log of this block (a chain, core/log.h); NULL = inherit,
                                       the main error log at the top */
+    pv_trace_conf_t trace;         /* log_anonymize, trace_context, request_id_*, server_timing */
     pv_policy_conf_t policy;       /* authentication and rate limits */
     pv_static_conf_t st;           /* files: root, alias, index, try_files, types */
     /* data residency (residency_conf.c) */

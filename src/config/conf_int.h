@@ -247,6 +247,14 @@ int pv_conf_set_proxy_pass(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
 /* resolver and resolver_timeout (resolver_conf.c). */
 extern const pv_conf_module_t pv_conf_resolver_module;
 void pv_conf_resolver_merge(pv_loc_conf_t *c, const pv_loc_conf_t *p);
+/* The logs and traces directives and the ready-made log formats
+ * (trace_conf.c). */
+extern const pv_conf_module_t pv_conf_trace_module;
+void pv_conf_trace_init(pv_trace_conf_t *c);
+void pv_conf_trace_merge(pv_trace_conf_t *c, const pv_trace_conf_t *p);
+/* Add "json" and "otel" to a new http block's formats. */
+int pv_conf_trace_formats(pv_conf_ctx_t *cx, const pv_conf_node_t *nd);
+
 /* The realip directives (realip_conf.c). */
 extern const pv_conf_module_t pv_conf_realip_module;
 void pv_conf_realip_init(pv_realip_conf_t *c);

@@ -23,6 +23,9 @@ typedef struct pv_var_s pv_var_t;
 
 /* escaping applied to variable values when evaluating (log_format escape=) */
 enum { PV_ESCAPE_NONE = 0, PV_ESCAPE_DEFAULT, PV_ESCAPE_JSON };
+/* OR-ed into pv_cv_eval()'s escape: the client address variables give
+ * their anonymised forms (log_anonymize). */
+#define PV_CV_ANON 0x100
 
 /* One piece of a compiled value. */
 typedef struct pv_cv_part_s {
@@ -48,6 +51,7 @@ typedef struct pv_var_out_s {
     size_t cap;        /* its size */
     size_t len;        /* bytes the value needs so far */
     int escape;        /* PV_ESCAPE_* applied to variable values */
+    int anon;          /* client addresses anonymised (log_anonymize) */
     char *scratch;     /* room for a value the getter formats (>= 64 bytes) */
     size_t scratchlen; /* its size */
 } pv_var_out_t;
@@ -71,6 +75,8 @@ typedef int (*pv_var_get_pt)(struct pv_request_s *r, const pv_cv_part_t *part, p
 #define PV_VAR_F_PREFIX 0x1 /* name is a prefix; the rest becomes part->text */
 #define PV_VAR_F_HEADER 0x2 /* the rest is a header name: '_' becomes '-' */
 #define PV_VAR_F_LATE 0x4   /* known only after authentication ($consumer) */
+#define PV_VAR_F_NUMBER 0x8 /* a number: null under escape=json when not found */
+#define PV_VAR_F_PLAIN 0x10 /* its values are printable ASCII no escaping changes: copied as they are */
 
 /* One variable. Adding a variable is one entry in a table (http/vars.h)
  * plus its getter. */

@@ -250,6 +250,8 @@ static int set_http_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     if (pv_cv_compile(&f->value, cx->a, combined, sizeof(combined) - 1, msg, sizeof(msg)) != PV_OK)
         return pv_conf_error(cx, &nd->src, "%s", msg);
     *(pv_log_format_t **)pv_conf_push(cx->a, &h->formats, &h->nformats, sizeof(f)) = f;
+    if (pv_conf_trace_formats(cx, nd) != PV_OK)
+        return PV_ERR;
     cx->srv = cx->http_srv;
     cx->lc = &h->conf;
     return pv_conf_walk(cx, nd->child, PV_CTX_HTTP);
@@ -356,9 +358,14 @@ static int set_log_format_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
                              const pv_conf_node_t *nd, void *base)
 {
     pv_http_conf_t *h = cx->http;
-    for (int i = 0; i < h->nformats; i++)
-        if (strcmp(h->formats[i]->name, ARG(nd, 1)) == 0)
+    int slot = -1; /* a ready-made format this one replaces */
+    for (int i = 0; i < h->nformats && slot < 0; i++) {
+        if (strcmp(h->formats[i]->name, ARG(nd, 1)) != 0)
+            continue;
+        if (!h->formats[i]->builtin)
             return pv_conf_error(cx, &nd->src, "duplicate \"log_format\" name \"%s\"", ARG(nd, 1));
+        slot = i;
+    }
     pv_log_format_t *f = pv_arena_calloc(cx->a, sizeof(*f));
     f->name = pv_arena_strdup(cx->a, ARG(nd, 1));
     f->escape = PV_ESCAPE_DEFAULT;
@@ -386,7 +393,10 @@ static int set_log_format_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     *d = '\0';
     if (compile(cx, nd, &f->value, s, len) != PV_OK)
         return PV_ERR;
-    *(pv_log_format_t **)pv_conf_push(cx->a, &h->formats, &h->nformats, sizeof(f)) = f;
+    if (slot >= 0)
+        h->formats[slot] = f;
+    else
+        *(pv_log_format_t **)pv_conf_push(cx->a, &h->formats, &h->nformats, sizeof(f)) = f;
     return PV_OK;
 }
 
@@ -812,7 +822,7 @@ static const pv_conf_module_t *const modules[] = {
     MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
     &pv_conf_upstream_module, &pv_conf_match_module, MODULE("upstream", upstream_cmds), MODULE("log", log_cmds),
     &pv_conf_policy_module,
-    &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module,
+    &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_realip_module, &pv_conf_trace_module,
     &pv_conf_resolver_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_zip_module, &pv_conf_cache_module, &pv_conf_static_module,
     &pv_conf_header_module, &pv_conf_errpage_module,

@@ -79,6 +79,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     pv_conf_proxy_ssl_init(&lc->proxy_ssl);
     pv_conf_realip_init(&lc->realip);
     lc->resolver_timeout = PV_UNSET;
+    pv_conf_trace_init(&lc->trace);
     lc->rewrite_log = PV_UNSET;
     lc->uninitialized_variable_warn = PV_UNSET;
     pv_conf_policy_init(&lc->policy);
@@ -485,6 +486,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     pv_conf_pcache_merge(cx, &c->pc, p ? &p->pc : NULL);
     pv_conf_realip_merge(&c->realip, p ? &p->realip : NULL);
     pv_conf_resolver_merge(c, p);
+    pv_conf_trace_merge(&c->trace, p ? &p->trace : NULL);
     MERGE(rewrite_log, 0);
     MERGE(uninitialized_variable_warn, 1);
     if (c->proxy_next_upstream & PV_NEXT_F_OFF)

@@ -105,6 +105,14 @@ void pv_log_set_thread_id(int id)
     log_tid = id;
 }
 
+static pv_log_req_fn log_req_fn;
+__thread const void *pv_log_req_cur;
+
+void pv_log_req_hook(pv_log_req_fn fn)
+{
+    log_req_fn = fn;
+}
+
 /* One line, NGINX's prefix, message and newline, into buf; its length. */
 static size_t log_format(char *buf, int level, const char *fmt, va_list ap)
 {
@@ -120,6 +128,12 @@ static size_t log_format(char *buf, int level, const char *fmt, va_list ap)
     n = vsnprintf(buf + len, PV_LOG_LINE_MAX - len, fmt, ap);
     if (n > 0)
         len += PV_MIN((size_t)n, PV_LOG_LINE_MAX - len - 1);
+    const void *log_req = pv_log_req_cur;
+    if (log_req && log_req_fn && len + 16 < PV_LOG_LINE_MAX) {
+        memcpy(buf + len, ", request_id: ", 14);
+        len += 14;
+        len += log_req_fn(log_req, buf + len, PV_LOG_LINE_MAX - 1 - len);
+    }
     buf[len++] = '\n';
     return len;
 }

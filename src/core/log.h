@@ -38,6 +38,28 @@ void pv_log_use_direct(void);
 int pv_log_level_parse(const char *name);
 /* Number of the calling worker (shown after '#'); 0 on the main thread. */
 void pv_log_set_thread_id(int id);
+/* The request a worker thread is working on: while one is named, every
+ * line ends with ", request_id: ID", ID written by the hook the HTTP side
+ * registers (core knows no request). Each event handler that works for a
+ * request names it on entry and names none on return (events do not
+ * nest); a request that ends is named no more (pv_log_req_gone()), so the
+ * pointer never outlives its request. */
+typedef size_t (*pv_log_req_fn)(const void *req, char *buf, size_t cap);
+void pv_log_req_hook(pv_log_req_fn fn);
+extern __thread const void *pv_log_req_cur; /* the request named, or NULL */
+
+/* Name req (NULL: none). */
+static inline void pv_log_req_set(const void *req)
+{
+    pv_log_req_cur = req;
+}
+
+/* req ends. */
+static inline void pv_log_req_gone(const void *req)
+{
+    if (pv_log_req_cur == req)
+        pv_log_req_cur = NULL;
+}
 /* Log one line at level (dropped when less severe than the log's level). */
 void pv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -7,6 +7,8 @@
 
 #include "time.h"
 
+__thread uint64_t pv_loop_ns;
+
 #define PV_LOOP_MAX_EVENTS 256
 
 struct pv_loop_s {
@@ -195,7 +197,8 @@ void pv_loop_run(pv_loop_t *l)
             timeout = w <= l->now ? 0 : (int)PV_MIN(w - l->now, 60000);
         }
         int n = epoll_wait(l->epfd, evs, PV_LOOP_MAX_EVENTS, timeout);
-        l->now = pv_now_ms();
+        pv_loop_ns = pv_now_ns();
+        l->now = pv_loop_ns / 1000000u;
         pv_time_update();
         if (n < 0) {
             if (errno == EINTR)

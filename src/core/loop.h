@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include "common.h"
+#include "time.h"
 
 typedef struct pv_loop_s pv_loop_t;
 typedef struct pv_io_s pv_io_t;
@@ -62,6 +63,14 @@ static inline int pv_timer_armed(const pv_timer_t *t) { return t->idx >= 0; }
 void pv_loop_set_hook(pv_loop_t *l, pv_hook_cb cb, void *data);
 /* Cached monotonic time of this iteration, in ms. */
 uint64_t pv_loop_now(const pv_loop_t *l);
+/* The calling thread's loop's time of this iteration in ns (NGINX's
+ * ngx_current_msec, finer): what the upstream timings are measured with.
+ * pv_now_ns() where no loop runs. */
+extern __thread uint64_t pv_loop_ns;
+static inline uint64_t pv_loop_time_ns(void)
+{
+    return pv_likely(pv_loop_ns) ? pv_loop_ns : pv_now_ns();
+}
 /* Run until pv_loop_stop(). */
 void pv_loop_run(pv_loop_t *l);
 void pv_loop_stop(pv_loop_t *l);

@@ -214,8 +214,10 @@ static int limit_req_apply(pv_hreq_t *hr, const pv_limit_req_t *limits, pv_zone_
 static void delay_cb(pv_timer_t *t)
 {
     pv_hreq_t *hr = t->data;
+    pv_log_req_set(&hr->r);
     hr->acc.waiting = 0;
     resume(hr);
+    pv_log_req_set(NULL);
 }
 
 static void park_delay(pv_hreq_t *hr, int ms)
@@ -268,9 +270,18 @@ static int limit_req_redis(pv_hreq_t *hr, int late, int from, int delay)
     return delay;
 }
 
+static void redis_reply(pv_hreq_t *hr, const pv_limit_req_result_t *res, const char *err);
+
 static void redis_cb(void *arg, const pv_limit_req_result_t *res, const char *err)
 {
     pv_hreq_t *hr = arg;
+    pv_log_req_set(&hr->r);
+    redis_reply(hr, res, err);
+    pv_log_req_set(NULL);
+}
+
+static void redis_reply(pv_hreq_t *hr, const pv_limit_req_result_t *res, const char *err)
+{
     pv_access_t *a = &hr->acc;
     const pv_policy_conf_t *p = policy(hr);
     int i = a->rlimit;

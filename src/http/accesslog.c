@@ -66,9 +66,11 @@ static void buf_key_init_cb(void)
     pthread_key_create(&al_buf_key, free);
 }
 
-/* Format r with fmt into the thread's buffer, '\n' included; the length. */
-static size_t line_format(const pv_log_format_t *fmt, pv_request_t *r)
+/* Format r with fmt into the thread's buffer, '\n' included; the length.
+ * anon: client addresses in their anonymised forms (log_anonymize). */
+static size_t line_format(const pv_log_format_t *fmt, pv_request_t *r, int anon)
 {
+    int esc = fmt->escape | (anon ? PV_CV_ANON : 0);
     if (!al_buf) {
         pthread_once(&al_buf_once, buf_key_init_cb);
         al_buf = malloc(PV_AL_FIRST_BUF);
@@ -77,7 +79,7 @@ static size_t line_format(const pv_log_format_t *fmt, pv_request_t *r)
         al_bufcap = PV_AL_FIRST_BUF;
         pthread_setspecific(al_buf_key, al_buf);
     }
-    size_t need = pv_cv_eval(&fmt->value, r, fmt->escape, al_buf, al_bufcap - 1);
+    size_t need = pv_cv_eval(&fmt->value, r, esc, al_buf, al_bufcap - 1);
     if (need > al_bufcap - 1 && al_bufcap < PV_ACCESSLOG_LINE_MAX) {
         size_t cap = PV_MIN(PV_ACCESSLOG_LINE_MAX, PV_MAX(need + 1, al_bufcap * 2));
         char *nb = realloc(al_buf, cap);
@@ -85,7 +87,7 @@ static size_t line_format(const pv_log_format_t *fmt, pv_request_t *r)
             al_buf = nb;
             al_bufcap = cap;
             pthread_setspecific(al_buf_key, al_buf);
-            need = pv_cv_eval(&fmt->value, r, fmt->escape, al_buf, al_bufcap - 1);
+            need = pv_cv_eval(&fmt->value, r, esc, al_buf, al_bufcap - 1);
         }
     }
     size_t len = PV_MIN(need, al_bufcap - 1);
@@ -121,7 +123,7 @@ void pv_accesslog_write(pv_request_t *r)
         if (!s || !al->format)
             continue;
         if (al->format != last) {
-            len = line_format(al->format, r);
+            len = line_format(al->format, r, lc->trace.anonymize);
             last = al->format;
         }
         if (len == 0)

@@ -279,7 +279,9 @@ static void done(pv_task_t *t)
         return;
     }
     hr->handling = 0;
+    pv_log_req_set(&hr->r);
     f->then(hr, f);
+    pv_log_req_set(NULL);
 }
 
 int pv_file_run(pv_file_t *f, int op, pv_file_cb then)

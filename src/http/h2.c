@@ -485,6 +485,7 @@ static void run_proceed(pv_h2conn_t *hc)
         pv_h2_stream_t *next = st->next;
         if (st->want_proceed && st->sn == 0)
             pv_h2_stream_proceed(st);
+        pv_log_req_set(NULL); /* the stream is named only while it runs */
         st = next;
     }
 }
@@ -498,6 +499,7 @@ static void h2_process(pv_h2conn_t *hc)
             if (!hc->ev_head)
                 hc->ev_tail = NULL;
             pv_h2_stream_events(st);
+            pv_log_req_set(NULL);
         }
         pv_h2_send(hc);
         run_proceed(hc);
@@ -541,6 +543,7 @@ static void h2_io_cb(pv_io_t *io, unsigned events)
     pv_h2conn_t *hc = io->data;
     if (hc->closed)
         return;
+    pv_log_req_set(NULL); /* each stream names itself while it runs */
     pv_xprt_events(&hc->x, events);
     if ((events & PV_EV_WRITE) && !pv_outq_empty(&hc->q)) {
         if (pv_h2_send(hc) == PV_OK)
@@ -549,6 +552,7 @@ static void h2_io_cb(pv_io_t *io, unsigned events)
     h2_read(hc);
     h2_process(hc);
     h2_finish(hc);
+    pv_log_req_set(NULL);
 }
 
 /* Idle (keepalive_timeout), the preface not sent in time, or output the

@@ -463,6 +463,7 @@ void pv_h2_stream_events(pv_h2_stream_t *st)
     uint8_t ev = st->ev;
     st->ev = 0;
     pv_hreq_t *hr = st->hr;
+    pv_log_req_set(&hr->r);
     if ((ev & PV_H2_EV_START) && !(ev & PV_H2_EV_CLOSE)) {
         /* a CONNECT's bytes are a tunnel's, not a body to wait for */
         if (!st->hdr_status && length_unknown(st) && !pv_str_eq(st->method, "CONNECT", 7)) {
@@ -490,6 +491,7 @@ void pv_h2_stream_events(pv_h2_stream_t *st)
 void pv_h2_stream_proceed(pv_h2_stream_t *st)
 {
     pv_hreq_t *hr = st->hr;
+    pv_log_req_set(&hr->r);
     st->want_proceed = 0;
     pv_timer_del(st->hc->w->loop, &st->timer);
     if (hr->handling)
@@ -534,9 +536,18 @@ void pv_h2_stream_free(pv_h2_stream_t *st)
 /* A stream that timed out: the head not complete in time, the body not
  * sent (408 while nothing was answered), or its response not taken
  * (send_timeout, a zero window included): it is reset. */
+static void stream_timeout(pv_h2_stream_t *st);
+
 static void stream_timer_cb(pv_timer_t *t)
 {
     pv_h2_stream_t *st = t->data;
+    pv_log_req_set(&st->hr->r);
+    stream_timeout(st);
+    pv_log_req_set(NULL);
+}
+
+static void stream_timeout(pv_h2_stream_t *st)
+{
     pv_hreq_t *hr = st->hr;
     pv_log_r(&hr->r, PV_LOG_INFO, "client timed out, client: %s", pv_log_client(&hr->r));
     if (hr->handling) {

@@ -9,6 +9,8 @@
 
 #include "../core/time.h"
 #include "server.h"
+#include "timing.h"
+#include "trace.h"
 #include "uvars.h"
 
 static const pv_loc_conf_t *lconf(const pv_hreq_t *hr)
@@ -279,9 +281,10 @@ void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
     pv_request_t *r = &hr->r;
     apply_charset(r, hc, h->status, h);
     int safe = safe_status(h->status);
-    if (!(hc->expires != PV_EXPIRES_OFF && safe) && !hc->nadd)
+    const pv_trace_conf_t *tc = &lc->trace;
+    if (!(hc->expires != PV_EXPIRES_OFF && safe) && !hc->nadd && !tc->response)
         return;
-    flist_t l = {pv_arena_alloc(r->arena, sizeof(pv_header_t) * (size_t)(h->nfields + hc->nadd + 2)), 0};
+    flist_t l = {pv_arena_alloc(r->arena, sizeof(pv_header_t) * (size_t)(h->nfields + hc->nadd + 4)), 0};
     if (h->nfields)
         memcpy(l.f, h->fields, sizeof(pv_header_t) * (size_t)h->nfields);
     l.n = h->nfields;
@@ -290,6 +293,11 @@ void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
     for (int i = 0; i < hc->nadd; i++)
         if (safe || hc->add[i].always)
             apply_add_header(r, &hc->add[i], &l);
+    /* request_id_header and server_timing: on every response, errors too */
+    if (tc->rid_header_len)
+        set_one(&l, (pv_str_t){tc->rid_header, tc->rid_header_len}, pv_request_id(r));
+    if (tc->server_timing)
+        l.f[l.n++] = (pv_header_t){PV_STR("Server-Timing"), pv_timing_server_timing(r)};
     h->fields = l.f;
     h->nfields = l.n;
 }

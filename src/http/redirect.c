@@ -157,6 +157,7 @@ void pv_redirect_run(void)
     while (pending_head) {
         pending_t *p = pending_head;
         pv_hreq_t *hr = p->hr;
+        pv_log_req_set(&hr->r);
         unlink_pending(p);
         hr->handling = 0;
         hr->handler = p->old;
@@ -173,6 +174,7 @@ void pv_redirect_run(void)
         } else {
             pv_phases_restart(hr, PV_PHASE_SERVER_REWRITE);
         }
+        pv_log_req_set(NULL);
     }
 }
 

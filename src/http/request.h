@@ -108,8 +108,6 @@ typedef struct pv_request_s {
     char upstream_status[64];   /* statuses of the tries */
     uint8_t cache_status;       /* PV_CACHE_* for $upstream_cache_status; 0: the cache was not involved */
     struct pv_pcache_s *pcache; /* the response cache's state for the request (proxy/pcache.h) */
-    int64_t upstream_response_us;  /* -1 if no upstream was involved */
-    int64_t upstream_connect_us;   /* -1 if none */
 
     /* response facts */
     int status;                  /* status sent to the client (0 before) */
@@ -150,6 +148,17 @@ typedef struct pv_request_s {
     uint64_t start_ns;           /* monotonic time the first byte arrived */
     int64_t start_wall_ms;       /* wall-clock time of the same (for logs) */
     char request_id[33];         /* 32 hex chars, made on first use ("" before) */
+    pv_str_t rid;                /* $request_id: request_id, or the client's trusted one ({NULL, 0} before) */
+    struct pv_trace_s *trace;    /* W3C trace context (trace.c), made on first use */
+    struct pv_utry_s *utries;    /* upstream tries, NGINX's upstream states (timing.c): utry0, */
+    struct pv_utry_s {           /* then an arena array when there are more */
+        uint64_t start_ns;       /* when the try began (the loop's clock) */
+        uint64_t connect_ns;     /* when it got there; 0: not reached */
+        uint64_t header_ns;
+        uint64_t end_ns;
+        uint8_t redirect;        /* an internal redirect came before this try (" : ") */
+    } utry0, *utry;              /* utry: the last try, NULL before the first */
+    uint16_t nutries, cutries;   /* tries recorded, room */
 } pv_request_t;
 
 /* Look up the first request header with this name (case-insensitive). */

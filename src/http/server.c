@@ -18,6 +18,7 @@
 #include "../core/tls.h"
 #include "accept.h"
 #include "accesslog.h"
+#include "trace.h"
 #include "errpage.h"
 #include "phases.h"
 #include "redirect.h"
@@ -95,10 +96,9 @@ static inline __attribute__((always_inline)) pv_hreq_t *req_new(pv_worker_t *w, 
     r->conn_id = conn_id;
     r->conn_requests = nreq;
     r->content_length = -1;
-    r->upstream_response_us = -1;
-    r->upstream_connect_us = -1;
     r->start_ns = pv_now_ns();
     r->start_wall_ms = pv_time_ms();
+    pv_log_req_set(r); /* the error log names it from here */
     pv_listen_group_t *g = &r->conf->http->listens[group];
     hr->lgroup = g;
     r->srv = g->default_srv;
@@ -139,6 +139,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
 
 void pv_server_req_free(pv_hreq_t *hr)
 {
+    pv_log_req_gone(&hr->r);
     pv_buf_put(hr->out);
     pv_buf_put(hr->bin);
     if (hr->handler && hr->handler->cleanup)
@@ -745,6 +746,7 @@ static void run_ready(void)
         ready_head = c->ready_next;
         c->flags &= ~PV_HC_F_READY;
         handle_input(c);
+        pv_log_req_set(NULL); /* a request it started named itself */
     }
 }
 
@@ -800,7 +802,7 @@ void pv_server_request_done(pv_hreq_t *hr)
 
 /* ---- events --------------------------------------------------------------- */
 
-static void conn_io_cb(pv_io_t *io, unsigned events)
+static void conn_io(pv_io_t *io, unsigned events)
 {
     pv_hconn_t *c = io->data;
     if (c->flags & PV_HC_F_CLOSING)
@@ -837,9 +839,27 @@ static void conn_io_cb(pv_io_t *io, unsigned events)
         handle_input(c);
 }
 
+/* Events of a connection, its request named in error log lines. */
+static void conn_io_cb(pv_io_t *io, unsigned events)
+{
+    pv_hconn_t *c = io->data;
+    pv_log_req_set(c->hr ? &c->hr->r : NULL);
+    conn_io(io, events);
+    pv_log_req_set(NULL);
+}
+
+static void conn_timeout(pv_hconn_t *c);
+
 static void conn_timer_cb(pv_timer_t *t)
 {
     pv_hconn_t *c = t->data;
+    pv_log_req_set(c->hr ? &c->hr->r : NULL);
+    conn_timeout(c);
+    pv_log_req_set(NULL);
+}
+
+static void conn_timeout(pv_hconn_t *c)
+{
     pv_hreq_t *hr = c->hr;
     if (!hr || hr->resp_done || !pv_outq_empty(&hr->cq)) {
         /* idle keepalive connection, or a client that stopped reading
@@ -921,6 +941,7 @@ static int mod_init(void)
 {
     pv_phases_register(PV_PHASE_POST_READ, post_read);
     pv_phases_register(PV_PHASE_LOG, log_access);
+    pv_log_req_hook(pv_request_id_log);
     pv_phases_core_init();
     return PV_OK;
 }

@@ -18,6 +18,7 @@
 #include "../core/time.h"
 #include "../host/sysinfo.h"
 #include "server.h"
+#include "timing.h"
 
 const char *const pv_stats_methods[PV_SM_N] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"};
 const char *const pv_stats_close_causes[PV_SCLOSE_N] = {"error", "not_reusable", "pool_full",
@@ -179,8 +180,9 @@ void pv_stats_log(pv_hreq_t *hr)
         pv_stat_loc_t *l = &st->loc[r->loc->mid - 1];
         bump_req(&l->c, cls, m, r);
         pv_hist_add(&l->dur, us);
-        if (r->upstream_response_us >= 0)
-            pv_hist_add(&l->up, (uint64_t)r->upstream_response_us);
+        int64_t up = pv_utry_last_us(r, PV_UTRY_RESPONSE);
+        if (up >= 0)
+            pv_hist_add(&l->up, (uint64_t)up);
     }
 }
 

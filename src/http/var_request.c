@@ -9,10 +9,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "../config/conf.h"
+#include "../core/anon.h"
 #include "../core/net.h"
 #include "../core/proxy_proto.h"
 #include "../core/time.h"
@@ -20,7 +20,6 @@
 #include "../core/tls.h"
 #include "request.h"
 
-static const char hex_lower[] = "0123456789abcdef";
 static const char *const empty_value = "";
 
 /* Decimal digits of v into buf (at least 20 bytes). */
@@ -33,6 +32,81 @@ static pv_str_t fmt_u64(uint64_t v, char *buf)
 static pv_str_t cstr(const char *s)
 {
     return (pv_str_t){s, strlen(s)};
+}
+
+/* ---- anonymised addresses (log_anonymize, $remote_addr_anon) ----------- */
+
+/* An address as text, anonymised into scratch; "-" when it is none. */
+static pv_str_t anon_text(const char *p, size_t n, pv_var_out_t *o)
+{
+    size_t k = pv_anon_addr_text(p, n, o->scratch, o->scratchlen);
+    return k ? (pv_str_t){o->scratch, k} : PV_STR("-");
+}
+
+/* One element of an address list: "a.b.c.d", "a.b.c.d:port", "v6",
+ * "[v6]" or "[v6]:port" (X-Forwarded-For, X-Real-IP). */
+static void put_anon_element(pv_var_out_t *o, const char *p, size_t n)
+{
+    while (n && (*p == ' ' || *p == '\t'))
+        p++, n--;
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    char buf[PV_ANON_TEXT_MAX];
+    size_t k = 0;
+    const char *close = n && p[0] == '[' ? memchr(p, ']', n) : NULL;
+    const char *colon = memchr(p, ':', n);
+    if (close)
+        k = pv_anon_addr_text(p + 1, (size_t)(close - p - 1), buf, sizeof(buf));
+    else if (colon && !memchr(colon + 1, ':', n - (size_t)(colon - p) - 1))
+        k = pv_anon_addr_text(p, (size_t)(colon - p), buf, sizeof(buf)); /* v4 with a port */
+    else
+        k = pv_anon_addr_text(p, n, buf, sizeof(buf));
+    if (k)
+        pv_var_put(o, buf, k);
+    else
+        pv_var_put(o, "-", 1); /* not an address: nothing of it is kept */
+}
+
+/* A comma-separated address list with every element anonymised. */
+static void put_anon_list(pv_var_out_t *o, pv_str_t v, int *first)
+{
+    size_t i = 0;
+    while (i <= v.len) {
+        size_t s = i;
+        while (i < v.len && v.p[i] != ',')
+            i++;
+        if (!*first)
+            pv_var_put(o, ", ", 2);
+        *first = 0;
+        put_anon_element(o, v.p + s, i - s);
+        i++;
+    }
+}
+
+/* Whether $http_NAME holds client addresses that log_anonymize hides:
+ * X-Forwarded-For, X-Real-IP and the location's real_ip_header. */
+static int address_field(const pv_request_t *r, pv_str_t name)
+{
+    if (pv_var_hdr_eq(name, PV_STR("x-forwarded-for")) || pv_var_hdr_eq(name, PV_STR("x-real-ip")))
+        return 1;
+    const char *rh = r->loc ? r->loc->conf.realip.header : r->srv ? r->srv->conf.realip.header : NULL;
+    return rh && pv_var_hdr_eq(name, cstr(rh));
+}
+
+/* Every field so named, as one anonymised address list. */
+static int anon_fields(pv_request_t *r, pv_str_t name, pv_var_out_t *o)
+{
+    int first = 1;
+    for (int i = 0; i < r->nheaders; i++)
+        if (pv_var_hdr_eq(r->headers[i].name, name))
+            put_anon_list(o, r->headers[i].value, &first);
+    return PV_VAL_WRITTEN;
+}
+
+static int remote_addr_anon_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = anon_text(r->peer_text, strlen(r->peer_text), o);
+    return PV_VAL_FOUND;
 }
 
 /* ---- connection and addresses ------------------------------------------ */
@@ -58,6 +132,8 @@ static pv_str_t log_addr(pv_request_t *r, pv_var_out_t *o, const char *text)
 
 static int remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
+    if (pv_unlikely(o->anon))
+        return remote_addr_anon_cb(r, part, o, v);
     *v = log_addr(r, o, r->peer_text);
     return PV_VAL_FOUND;
 }
@@ -72,7 +148,8 @@ static int remote_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_
 /* The connection's address and port, whatever realip made of the request's. */
 static int realip_remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
-    *v = log_addr(r, o, r->realip ? r->realip->orig_text : r->peer_text);
+    const char *t = r->realip ? r->realip->orig_text : r->peer_text;
+    *v = o->anon ? anon_text(t, strlen(t), o) : log_addr(r, o, t);
     return PV_VAL_FOUND;
 }
 
@@ -154,6 +231,11 @@ static int binary_remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_v
     } else {
         *v = (pv_str_t){empty_value, 0};
     }
+    if (o->anon && v->len) {
+        memmove(o->scratch, v->p, v->len);
+        pv_anon_addr_bin((uint8_t *)o->scratch, v->len);
+        v->p = o->scratch;
+    }
     return PV_VAL_FOUND;
 }
 
@@ -176,6 +258,16 @@ static int proxy_add_x_forwarded_for_cb(pv_request_t *r, const pv_cv_part_t *par
                                         pv_var_out_t *o, pv_str_t *v)
 {
     static const pv_str_t xff = {"x-forwarded-for", 15};
+    if (o->anon) {
+        int first = 1;
+        for (int i = 0; i < r->nheaders; i++)
+            if (pv_var_hdr_eq(r->headers[i].name, xff))
+                put_anon_list(o, r->headers[i].value, &first);
+        if (!first)
+            pv_var_put(o, ", ", 2);
+        put_anon_element(o, r->peer_text, strlen(r->peer_text));
+        return PV_VAL_WRITTEN;
+    }
     int found = 0;
     for (int i = 0; i < r->nheaders; i++) {
         if (!pv_var_hdr_eq(r->headers[i].name, xff))
@@ -237,6 +329,8 @@ static int http_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, p
     const pv_header_t *h = pv_var_hdr_first(r->headers, r->nheaders, part->text, &count);
     if (!h)
         return PV_VAL_MISSING;
+    if (pv_unlikely(o->anon) && address_field(r, part->text))
+        return anon_fields(r, part->text, o);
     if (count > 1) {
         if (PV_STR_IEQ(part->text, "cookie"))
             return pv_var_hdr_join(r->headers, r->nheaders, part->text, ';', o);
@@ -433,69 +527,6 @@ static int request_length_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_o
     return PV_VAL_FOUND;
 }
 
-/* ---- $request_id: xoshiro256** per thread, seeded from getrandom ------ */
-
-static __thread uint64_t rng_state[4];
-static __thread int rng_ready;
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* Seed this thread's generator from the kernel. */
-static void rng_seed(void)
-{
-    if (getrandom(rng_state, sizeof(rng_state), GRND_NONBLOCK) != (ssize_t)sizeof(rng_state)) {
-        /* early boot without entropy: mix clocks, thread and stack address */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-        x ^= pv_now_ns() ^ ((uint64_t)(uintptr_t)&ts << 16) ^ (uint64_t)pthread_self();
-        for (int i = 0; i < 4; i++) {
-            uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-            rng_state[i] = z ^ (z >> 31);
-        }
-    }
-    if (!(rng_state[0] | rng_state[1] | rng_state[2] | rng_state[3]))
-        rng_state[0] = 1;
-    rng_ready = 1;
-}
-
-/* Next xoshiro256** output. */
-static uint64_t rng_next(void)
-{
-    if (pv_unlikely(!rng_ready))
-        rng_seed();
-    uint64_t *s = rng_state;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* 128 random bits as 32 lowercase hex digits, like NGINX's $request_id;
- * made on first use and kept for the request. */
-static int request_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
-{
-    if (!r->request_id[0]) {
-        for (int k = 0; k < 2; k++) {
-            uint64_t x = rng_next();
-            for (int i = 0; i < 16; i++)
-                r->request_id[k * 16 + i] = hex_lower[(x >> (60 - 4 * i)) & 0xf];
-        }
-        r->request_id[32] = '\0';
-    }
-    *v = (pv_str_t){r->request_id, 32};
-    return PV_VAL_FOUND;
-}
-
 /* $request_body: the body when it was read whole into memory (a body
  * sent on as it streams, or kept in a file, has none, as in NGINX). */
 static int request_body_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
@@ -518,6 +549,7 @@ static int request_body_file_cb(pv_request_t *r, const pv_cv_part_t *part, pv_va
 
 const pv_var_t pv_vars_request[] = {
     PV_VAR("remote_addr", remote_addr_cb, 0),
+    PV_VAR("remote_addr_anon", remote_addr_anon_cb, PV_VAR_F_PLAIN),
     PV_VAR("remote_port", remote_port_cb, 0),
     PV_VAR("realip_remote_addr", realip_remote_addr_cb, 0),
     PV_VAR("realip_remote_port", realip_remote_port_cb, 0),
@@ -528,8 +560,8 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("proxy_protocol_port", pp_port_cb, 0),
     PV_VAR("proxy_protocol_server_addr", pp_server_addr_cb, 0),
     PV_VAR("proxy_protocol_server_port", pp_server_port_cb, 0),
-    PV_VAR("connection", connection_cb, 0),
-    PV_VAR("connection_requests", connection_requests_cb, 0),
+    PV_VAR("connection", connection_cb, PV_VAR_F_PLAIN),
+    PV_VAR("connection_requests", connection_requests_cb, PV_VAR_F_PLAIN),
     PV_VAR("proxy_add_x_forwarded_for", proxy_add_x_forwarded_for_cb, 0),
     PV_VAR("host", host_cb, 0),
     PV_VAR("server_name", server_name_cb, 0),
@@ -548,8 +580,7 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("request_method", request_method_cb, 0),
     PV_VAR("request", request_cb, 0),
     PV_VAR("server_protocol", server_protocol_cb, 0),
-    PV_VAR("request_length", request_length_cb, 0),
-    PV_VAR("request_id", request_id_cb, 0),
+    PV_VAR("request_length", request_length_cb, PV_VAR_F_PLAIN),
     PV_VAR("request_body", request_body_cb, 0),
     PV_VAR("request_body_file", request_body_file_cb, 0),
     PV_VAR_END,

@@ -50,8 +50,18 @@ static int cstr_value(const char *s, pv_str_t *v)
 static int status_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     int st = r->status < 0 ? 0 : r->status;
-    int n = snprintf(o->scratch, o->scratchlen, "%03d", st);
-    *v = (pv_str_t){o->scratch, PV_MIN((size_t)n, o->scratchlen - 1)};
+    if (st == 0 && o->escape == PV_ESCAPE_JSON) {
+        *v = PV_STR("0"); /* a valid JSON number, not "000" */
+        return PV_VAL_FOUND;
+    }
+    if (st > 999) {
+        *v = fmt_u64((uint64_t)st, o->scratch);
+        return PV_VAL_FOUND;
+    }
+    o->scratch[0] = (char)('0' + st / 100);
+    o->scratch[1] = (char)('0' + st / 10 % 10);
+    o->scratch[2] = (char)('0' + st % 10);
+    *v = (pv_str_t){o->scratch, 3};
     return PV_VAL_FOUND;
 }
 
@@ -199,24 +209,6 @@ static int request_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out
     return PV_VAL_FOUND;
 }
 
-static int upstream_response_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
-                                     pv_str_t *v)
-{
-    if (r->upstream_response_us < 0)
-        return PV_VAL_MISSING;
-    *v = fmt_msec((uint64_t)r->upstream_response_us / 1000u, o->scratch, o->scratchlen);
-    return PV_VAL_FOUND;
-}
-
-static int upstream_connect_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
-                                    pv_str_t *v)
-{
-    if (r->upstream_connect_us < 0)
-        return PV_VAL_MISSING;
-    *v = fmt_msec((uint64_t)r->upstream_connect_us / 1000u, o->scratch, o->scratchlen);
-    return PV_VAL_FOUND;
-}
-
 /* A clock string, copied: the per-thread cache changes with the next second. */
 static int clock_value(pv_str_t t, pv_var_out_t *o, pv_str_t *v)
 {
@@ -353,9 +345,9 @@ static int nginx_version_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_ou
 /* ---- the table --------------------------------------------------------- */
 
 const pv_var_t pv_vars_response[] = {
-    PV_VAR("status", status_cb, 0),
-    PV_VAR("body_bytes_sent", body_bytes_sent_cb, 0),
-    PV_VAR("bytes_sent", bytes_sent_cb, 0),
+    PV_VAR("status", status_cb, PV_VAR_F_PLAIN),
+    PV_VAR("body_bytes_sent", body_bytes_sent_cb, PV_VAR_F_PLAIN),
+    PV_VAR("bytes_sent", bytes_sent_cb, PV_VAR_F_PLAIN),
     PV_VAR("limit_rate", limit_rate_cb, 0),
     PV_VAR("sent_http_", sent_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
     PV_VAR("upstream_addr", upstream_addr_cb, 0),
@@ -364,12 +356,10 @@ const pv_var_t pv_vars_response[] = {
     PV_VAR("upstream_http_", upstream_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
     PV_VAR("proxy_host", proxy_host_cb, 0),
     PV_VAR("proxy_port", proxy_port_cb, 0),
-    PV_VAR("request_time", request_time_cb, 0),
-    PV_VAR("upstream_response_time", upstream_response_time_cb, 0),
-    PV_VAR("upstream_connect_time", upstream_connect_time_cb, 0),
-    PV_VAR("time_local", time_local_cb, 0),
-    PV_VAR("time_iso8601", time_iso8601_cb, 0),
-    PV_VAR("msec", msec_cb, 0),
+    PV_VAR("request_time", request_time_cb, PV_VAR_F_PLAIN),
+    PV_VAR("time_local", time_local_cb, PV_VAR_F_PLAIN),
+    PV_VAR("time_iso8601", time_iso8601_cb, PV_VAR_F_PLAIN),
+    PV_VAR("msec", msec_cb, PV_VAR_F_PLAIN),
     PV_VAR("consumer", consumer_cb, PV_VAR_F_LATE),
     PV_VAR("jwt_claim_", jwt_claim_cb, PV_VAR_F_PREFIX | PV_VAR_F_LATE),
     PV_VAR("jwt_header_", jwt_header_cb, PV_VAR_F_PREFIX | PV_VAR_F_LATE),

@@ -16,7 +16,8 @@ static const char hex_upper[] = "0123456789ABCDEF";
 static const char *const empty_value = "";
 
 /* Every table of variables; pv_var_find() searches them in this order. */
-static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response, pv_vars_ssl, pv_vars_static, NULL};
+static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response, pv_vars_timing,
+                                            pv_vars_trace,   pv_vars_ssl,       pv_vars_static, NULL};
 
 /* ---- output ------------------------------------------------------------ */
 
@@ -40,17 +41,11 @@ static void w_byte(pv_var_out_t *w, char c)
     w->len++;
 }
 
-/* NGINX's log escaping: '"', '\\', control bytes, DEL and non-ASCII. */
-static inline int log_needs_escape(unsigned char c)
-{
-    return c < 0x20 || c == '"' || c == '\\' || c >= 0x7f;
-}
-
-/* JSON escaping leaves bytes >= 0x7f alone, as ngx_escape_json() does. */
-static inline int json_needs_escape(unsigned char c)
-{
-    return c < 0x20 || c == '"' || c == '\\';
-}
+/* The bytes each escaping changes. NGINX's log escaping: '"', '\\',
+ * control bytes, DEL and non-ASCII; JSON escaping leaves bytes >= 0x7f
+ * alone, as ngx_escape_json() does. */
+static const uint8_t esc_log[256] = {[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f ... 0xff] = 1};
+static const uint8_t esc_json[256] = {[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1};
 
 /* Append a variable's value with the writer's escaping. */
 static void w_escaped(pv_var_out_t *w, const char *p, size_t n)
@@ -64,10 +59,10 @@ static void w_escaped(pv_var_out_t *w, const char *p, size_t n)
         w_raw(w, p, n);
         return;
     }
+    const uint8_t *needs = w->escape == PV_ESCAPE_JSON ? esc_json : esc_log;
     while (i < n) {
         unsigned char c = s[i];
-        int esc = w->escape == PV_ESCAPE_JSON ? json_needs_escape(c) : log_needs_escape(c);
-        if (!esc) {
+        if (!needs[c]) {
             i++;
             continue;
         }
@@ -172,8 +167,9 @@ void pv_http_vars_init(void)
 size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *out, size_t cap)
 {
     char scratch[PV_VAR_SCRATCH];
-    pv_var_out_t w = {out, cap, 0, escape, scratch, sizeof(scratch)};
+    pv_var_out_t w = {out, cap, 0, escape & ~PV_CV_ANON, (escape & PV_CV_ANON) != 0, scratch, sizeof(scratch)};
 
+    escape &= ~PV_CV_ANON;
     if (!cv || cv->nparts <= 0)
         return 0;
     if (cv->is_const) {
@@ -189,13 +185,18 @@ size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *o
         pv_str_t v = {empty_value, 0};
         switch (part->var->get(r, part, &w, &v)) {
         case PV_VAL_FOUND:
-            w_escaped(&w, v.p, v.len);
+            if (escape == PV_ESCAPE_NONE || (part->var->flags & PV_VAR_F_PLAIN))
+                w_raw(&w, v.p, v.len);
+            else
+                w_escaped(&w, v.p, v.len);
             break;
         case PV_VAL_WRITTEN:
             break;
         default:
             if (escape == PV_ESCAPE_DEFAULT)
                 w_byte(&w, '-');
+            else if (escape == PV_ESCAPE_JSON && (part->var->flags & PV_VAR_F_NUMBER))
+                w_raw(&w, "null", 4);
             break;
         }
     }
@@ -204,7 +205,7 @@ size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *o
 
 pv_str_t pv_var_get(struct pv_request_s *r, const pv_cv_part_t *part, char *scratch, size_t scratchlen)
 {
-    pv_var_out_t w = {scratch, scratchlen, 0, PV_ESCAPE_NONE, scratch, scratchlen};
+    pv_var_out_t w = {scratch, scratchlen, 0, PV_ESCAPE_NONE, 0, scratch, scratchlen};
     pv_str_t v = {empty_value, 0};
 
     if (!part->var)
@@ -221,7 +222,7 @@ pv_str_t pv_var_get(struct pv_request_s *r, const pv_cv_part_t *part, char *scra
             return (pv_str_t){scratch, scratchlen};
         /* a joined header list longer than scratch lives in the request arena */
         char *p = pv_arena_alloc(r->arena, w.len);
-        w = (pv_var_out_t){p, w.len, 0, PV_ESCAPE_NONE, scratch, scratchlen};
+        w = (pv_var_out_t){p, w.len, 0, PV_ESCAPE_NONE, 0, scratch, scratchlen};
         part->var->get(r, part, &w, &v);
         return (pv_str_t){p, w.len};
     }

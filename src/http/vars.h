@@ -26,6 +26,10 @@ extern const pv_var_t pv_vars_request[];
 /* $request_filename, $document_root, $realpath_root (static.c) */
 extern const pv_var_t pv_vars_static[];
 extern const pv_var_t pv_vars_response[];
+/* Upstream timings and the numeric durations (timing.c). */
+extern const pv_var_t pv_vars_timing[];
+/* $trace_id, $span_id, $parent_span_id, $traceparent, $request_id (trace.c). */
+extern const pv_var_t pv_vars_trace[];
 /* $https and $ssl_* (var_ssl.c). */
 extern const pv_var_t pv_vars_ssl[];
 /* The variables auth_request_set declares; part->text holds the name. */

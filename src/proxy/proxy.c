@@ -15,6 +15,7 @@
 #include "../http/redirect.h"
 #include "../http/reqbody.h"
 #include "../http/server.h"
+#include "../http/timing.h"
 #include "../http/vars.h"
 #include "../http/uvars.h"
 #include "../upstream/discovery.h"
@@ -183,7 +184,6 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
     px->r = sr;
     px->loc = loc;
     px->sub_done = done;
-    px->start_ns = pv_now_ns();
     pv_body_hold(hr);
     if (loc->proxy_pass->cv) {
         px->targeted = sub_targeted;
@@ -267,7 +267,6 @@ static void proxy_start(pv_hreq_t *hr)
     px->hr = hr;
     px->r = r;
     px->loc = loc;
-    px->start_ns = pv_now_ns();
     if (loc->proxy_pass->cv) {
         px->targeted = proxy_targeted;
         if (pv_proxy_target(px) == PV_OK)
@@ -370,6 +369,7 @@ static void start_upstream(pv_proxy_t *px)
     pv_worker_t *w = px_worker(px);
     pv_upool_t *pool = px->pool;
     uint64_t now = pv_loop_now(w->loop);
+    int first = !px->picking;
 
     if (!px->picking && pv_proxy_pick_init(px) < 0) {
         upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
@@ -383,6 +383,9 @@ static void start_upstream(pv_proxy_t *px)
         pv_proxy_answer_failure(px, px->last_fail ? (pv_upfail_t)px->last_fail : PV_UPF_NO_LIVE);
         return;
     }
+    pv_utry_start(px->r, first);
+    if (first)
+        px->start_ns = px->r->utry->start_ns; /* the exchange's clock starts with its first try, as NGINX's */
     if (s < 0) {
         upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;
@@ -406,6 +409,7 @@ static void start_upstream(pv_proxy_t *px)
         }
     }
     pv_upstream_attach(u, &upconn_ops, px);
+    u->log_req = &px->hr->r;
     px->u = u;
     pv_uresp_init(&px->rp, (px->r->flags & PV_REQ_F_HEAD) && !px->r->upstream_method.len);
     px->rp.upgrade_asked = !px->sub_done && (px->r->flags & PV_REQ_F_UPGRADE);
@@ -420,6 +424,7 @@ static void start_upstream(pv_proxy_t *px)
         pv_timer_set(w->loop, &u->timer, (uint64_t)px->loc->conf.proxy_connect_timeout);
         return;
     }
+    pv_utry_pooled(px->r);
     upstream_write(px);
 }
 
@@ -481,7 +486,7 @@ static void response_complete(pv_proxy_t *px)
     pv_hreq_t *hr = px->hr;
     pv_upconn_t *u = px->u;
     px->resp_done = 1;
-    px->r->upstream_response_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
+    pv_utry_mark(px->r, PV_UTRY_RESPONSE);
     if (u) {
         pv_upstream_done_t d = {
             .resp_complete = 1,
@@ -716,6 +721,7 @@ static void upstream_read(pv_proxy_t *px)
                 continue;
             }
             b->pos += (uint32_t)used;
+            pv_utry_mark(px->r, PV_UTRY_HEADER);
             int hrc = response_head(px);
             if (hrc == -3)
                 return; /* proxy_intercept_errors: error_page answers */
@@ -824,13 +830,15 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         px->reused = 0;
         px->fresh = 1;
         px->r->upstream_addr[0] = '\0';
+        pv_utry_drop(px->r); /* the stale try is not one */
         start_upstream(px);
         return;
     }
     pv_proxy_release_server(px, (fi->flags & PV_UPF_F_SERVER) ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (f == PV_UPF_NO_LIVE) {
-        if (!px->r->upstream_addr[0])
+        size_t al = strlen(px->r->upstream_addr); /* none yet, or none since a redirect's " : " */
+        if (!al || px->r->upstream_addr[al - 1] == ' ')
             pv_proxy_append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
         pv_proxy_answer_failure(px, f);
         return;
@@ -870,7 +878,6 @@ static void upstream_event_cb(void *owner, unsigned events)
         u->connected = 1;
         /* proxy_connect_timeout is over; writes and reads arm their own */
         pv_timer_del(px_worker(px)->loop, &u->timer);
-        px->r->upstream_connect_us = (int64_t)((pv_now_ns() - px->start_ns) / 1000);
         pv_proxy_stat_connect(px);
     }
     if (u->x.writable && !px->req_done)

@@ -100,7 +100,7 @@ const char *pv_proxy_tls_name(pv_proxy_t *px);
 /* Release the server in use with a PV_BAL_* verdict (select.c). */
 void pv_proxy_release_server(pv_proxy_t *px, int verdict);
 /* Metrics of the server in use (select.c): a try begins, its connection
- * is up, its response head arrived, it failed with cause f. */
+ * is up (also marked in the request's try record), its response head arrived, it failed with cause f. */
 void pv_proxy_stat_try(pv_proxy_t *px);
 void pv_proxy_stat_connect(pv_proxy_t *px);
 void pv_proxy_stat_header(pv_proxy_t *px);

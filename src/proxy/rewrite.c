@@ -9,13 +9,14 @@
 #include "../http/headers.h"
 #include "../http/response.h"
 #include "../http/router.h"
+#include "../http/trace.h"
 #include "../http/uri.h"
 #include "../http/uvars.h"
 #include "pcache.h"
 #include "../http/vars.h"
 #include "../upstream/response.h"
 
-static void put_field(pv_wr_t *w, pv_str_t name, pv_str_t value)
+static inline __attribute__((always_inline)) void put_field(pv_wr_t *w, pv_str_t name, pv_str_t value)
 {
     pv_wr_str(w, name);
     PV_WR_LIT(w, ": ");
@@ -160,6 +161,23 @@ static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_locatio
     }
 }
 
+/* trace_context: the traceparent naming the gateway's span as the parent,
+ * and the client's tracestate when its trace goes on; request_id_header:
+ * the request id. */
+static __attribute__((noinline)) void put_trace_fields(pv_wr_t *w, pv_request_t *r, const pv_trace_conf_t *tc)
+{
+    if (tc->context) {
+        const pv_trace_t *t = pv_trace_get(r);
+        if (t) {
+            put_field(w, PV_STR("traceparent"), (pv_str_t){t->traceparent, 55});
+            if (t->tracestate.len)
+                put_field(w, PV_STR("tracestate"), t->tracestate);
+        }
+    }
+    if (tc->rid_header_len)
+        put_field(w, (pv_str_t){tc->rid_header, tc->rid_header_len}, pv_request_id(r));
+}
+
 /* 1 if the client field must not be passed on. */
 /* With proxy_cache, NGINX's cache header set: the client's
  * preconditions and ranges stay here (the cache answers them), so the
@@ -184,6 +202,8 @@ static int skip_client_field(pv_str_t name, const pv_loc_conf_t *lc, const pv_re
         if (sn.len == name.len && pv_str_ieq(name, sn.p, sn.len))
             return 1;
     }
+    if (lc->trace.upstream && pv_trace_replaces(&lc->trace, name))
+        return 1; /* the gateway's own values go instead */
     return has_conn && pv_conn_lists_name(r->headers, r->nheaders, name);
 }
 
@@ -243,6 +263,8 @@ ssize_t pv_proxy_build_request(pv_request_t *r, const pv_location_t *loc, int bo
     } else if (body_mode == PV_BODY_CHUNKED) {
         PV_WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
+    if (lc->trace.upstream)
+        put_trace_fields(&w, r, &lc->trace);
 
     int has_conn = 0;
     for (int i = 0; i < r->nheaders; i++) {

@@ -12,6 +12,7 @@
 #include "../core/time.h"
 #include "../http/server.h"
 #include "../http/stats.h"
+#include "../http/timing.h"
 #include "../http/uvars.h"
 #include "../http/vars.h"
 #include "../proc/worker.h"
@@ -41,6 +42,7 @@ int pv_proxy_pick_init(pv_proxy_t *px)
  * try is given back). Nothing when no server is held. */
 void pv_proxy_release_server(pv_proxy_t *px, int verdict)
 {
+    pv_utry_mark(px->r, PV_UTRY_RESPONSE); /* the try is over */
     pv_stat_peer_t *st = px->pool->st && px->pick.held ? &px->pool->st[px->server] : NULL;
     if (st) {
         int cls = px->resp_started ? px->rp.status / 100 : 0;
@@ -62,6 +64,7 @@ void pv_proxy_stat_try(pv_proxy_t *px)
 
 void pv_proxy_stat_connect(pv_proxy_t *px)
 {
+    pv_utry_mark(px->r, PV_UTRY_CONNECT); /* the try's record, then the server's histogram */
     if (px->pool->st)
         pv_hist_add(&px->pool->st[px->server].connect, (pv_now_ns() - px->try_ns) / 1000);
 }
@@ -113,11 +116,12 @@ const char *pv_proxy_tls_name(pv_proxy_t *px)
     return name;
 }
 
-/* Add item to a ", "-separated list in dst (cut at cap). */
+/* Add item to a ", "-separated list in dst (cut at cap), as NGINX's
+ * $upstream_addr and $upstream_status. */
 void pv_proxy_append_list(char *dst, size_t cap, const char *item)
 {
     size_t l = strlen(dst), n = strlen(item);
-    if (l && l + 2 < cap) {
+    if (l && dst[l - 1] != ' ' && l + 2 < cap) { /* not after an internal redirect's " : " */
         memcpy(dst + l, ", ", 2);
         l += 2;
     }

@@ -19,6 +19,7 @@
 #include "../http/phases.h"
 #include "../http/response.h"
 #include "../http/server.h"
+#include "../http/timing.h"
 #include "../upstream/upstream.h"
 #include "../http/accesslog.h"
 
@@ -63,7 +64,7 @@ static void tunnel_end(tunnel_t *t)
 {
     pv_hreq_t *hr = t->hr;
     release_upstream(t);
-    hr->r.upstream_response_us = (int64_t)((pv_now_ns() - t->cf.start_ns) / 1000);
+    pv_utry_mark(&hr->r, PV_UTRY_RESPONSE);
     hr->handling = 0;
     pv_resp_finish(hr);
 }
@@ -167,6 +168,7 @@ void pv_tunnel_start(pv_hreq_t *hr, pv_upconn_t *u, pv_buf_t *b, const pv_tunnel
 {
     tunnel_t *t = pv_arena_alloc(&hr->arena, sizeof(*t));
     memset(t, 0, sizeof(*t));
+    pv_utry_reopen(&hr->r); /* the try lasts until the tunnel closes, as in NGINX */
     t->hr = hr;
     t->u = u;
     t->down = b;

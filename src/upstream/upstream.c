@@ -442,6 +442,7 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
     pv_upool_t *p = u->pool;
     int reusable = pv_upstream_reusable(u, d, pv_loop_now(u->w->loop));
     u->owner = NULL;
+    u->log_req = NULL;
     u->ops = NULL;
     if (!reusable) {
         u->close_why = d->failed ? PV_SCLOSE_ERROR : PV_SCLOSE_NOT_REUSABLE;
@@ -515,7 +516,9 @@ static void upconn_io_cb(pv_io_t *io, unsigned events)
     if (u->closing)
         return;
     if (u->owner) {
+        pv_log_req_set(u->log_req);
         u->ops->event_cb(u->owner, events);
+        pv_log_req_set(NULL);
         return;
     }
     events = pv_xprt_events(&u->x, events);
@@ -534,9 +537,11 @@ static void upconn_io_cb(pv_io_t *io, unsigned events)
 static void upconn_timer_cb(pv_timer_t *t)
 {
     pv_upconn_t *u = t->data;
-    if (u->owner)
+    if (u->owner) {
+        pv_log_req_set(u->log_req);
         u->ops->timeout_cb(u->owner);
-    else {
+        pv_log_req_set(NULL);
+    } else {
         u->close_why = PV_SCLOSE_IDLE_TIMEOUT;
         pv_upstream_close(u); /* keepalive_timeout in the pool */
     }

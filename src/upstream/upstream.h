@@ -46,6 +46,7 @@ struct pv_upconn_s {
     pv_upool_t *pool;           /* pool it belongs to */
     int server;                 /* index into pool->cf->servers */
     void *owner;                /* exchange using it; NULL while idle or closing */
+    const void *log_req;        /* the owner's request, named in error log lines (core/log.h) */
     const pv_upconn_ops_t *ops; /* the owner's callbacks */
     struct pv_upconn_s *prev, *next; /* idle LRU links, or reap list */
     uint32_t requests;          /* requests sent on it */

@@ -8,6 +8,7 @@ root)."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -393,7 +394,9 @@ def test_error_log_anonymises_in_scope(run_gw):
     gw, home, away = run_gw
     assert http_from("127.0.0.77", gw.port, "GET", "/dead").status == 502
     lines = wait_for(lambda: [l for l in gw.stderr().splitlines() if "connect() failed" in l], what="error line")
-    assert lines[0].endswith("client: 127.0.0.0") and "127.0.0.77" not in gw.stderr()
+    # the line ends with the request's id (README, "Logs and traces")
+    assert re.search(r"client: 127\.0\.0\.0, request_id: [0-9a-f]{32}$", lines[0]), lines[0]
+    assert "127.0.0.77" not in gw.stderr()
 
 
 def test_refused_reload_keeps_the_old_config(run_gw, tmp_path):

@@ -79,7 +79,7 @@ static alfx_t *fx_new(const char *http_path, const char *loc_path)
     f->parts[0] = (pv_cv_part_t){pv_var_find("request_uri", 11, &rest), {NULL, 0}, 0};
     f->parts[1] = (pv_cv_part_t){NULL, PV_STR(" "), 0};
     f->parts[2] = (pv_cv_part_t){pv_var_find("status", 6, &rest), {NULL, 0}, 0};
-    f->fmt = (pv_log_format_t){"t", PV_ESCAPE_DEFAULT, {f->parts, 3, 0}};
+    f->fmt = (pv_log_format_t){"t", PV_ESCAPE_DEFAULT, {f->parts, 3, 0}, 0};
     f->http_logs[0] = (pv_access_log_t){.path = http_path, .format = &f->fmt};
     f->http.conf.access_logs = f->http_logs;
     f->http.conf.naccess_logs = 1;
@@ -112,8 +112,6 @@ static void req_init(pv_request_t *r, alfx_t *f, int loc, const char *uri)
     r->loc = loc ? &f->loc : NULL;
     r->request_uri = (pv_str_t){uri, strlen(uri)};
     r->status = 200;
-    r->upstream_response_us = -1;
-    r->upstream_connect_us = -1;
 }
 
 static void log_uri(alfx_t *f, int loc, const char *uri)

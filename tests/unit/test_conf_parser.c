@@ -25,7 +25,7 @@ static char err[1024];
  * $http_NAME. */
 static const pv_var_t *var_entry(const char *name)
 {
-    const pv_var_t *const tables[] = {pv_vars_request, pv_vars_response};
+    const pv_var_t *const tables[] = {pv_vars_request, pv_vars_response, pv_vars_timing, pv_vars_trace};
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (const pv_var_t *v = tables[t]; v->name.len; v++)
             if (v->name.len == strlen(name) && memcmp(v->name.p, name, v->name.len) == 0)
@@ -742,13 +742,16 @@ static void test_log_format(void **state)
                            " log_format none escape=none $msec;\n"
                            " server {\n  access_log /tmp/j.log j;\n }\n}\n");
     pv_http_conf_t *h = c->http;
-    assert_int_equal(h->nformats, 4);
+    assert_int_equal(h->nformats, 6); /* combined, json, otel and the three */
     pv_log_format_t *comb = h->formats[0];
     assert_string_equal(comb->name, "combined");
     assert_int_equal(comb->escape, PV_ESCAPE_DEFAULT);
     assert_int_equal(comb->value.is_const, 0);
     assert_ptr_equal(comb->value.parts[0].var, var_entry("remote_addr"));
-    pv_log_format_t *j = h->formats[1];
+    assert_string_equal(h->formats[1]->name, "json");
+    assert_int_equal(h->formats[1]->escape, PV_ESCAPE_JSON);
+    assert_string_equal(h->formats[2]->name, "otel");
+    pv_log_format_t *j = h->formats[3];
     assert_int_equal(j->escape, PV_ESCAPE_JSON);
     assert_int_equal(j->value.nparts, 5);
     assert_string_equal(j->value.parts[0].text.p, "{\"s\":");
@@ -756,9 +759,16 @@ static void test_log_format(void **state)
     assert_string_equal(j->value.parts[2].text.p, ",\"u\":\"");
     assert_ptr_equal(j->value.parts[3].var, var_entry("upstream_addr"));
     assert_string_equal(j->value.parts[4].text.p, "\"}");
-    assert_int_equal(h->formats[2]->value.is_const, 1);
-    assert_int_equal(h->formats[3]->escape, PV_ESCAPE_NONE);
+    assert_int_equal(h->formats[4]->value.is_const, 1);
+    assert_int_equal(h->formats[5]->escape, PV_ESCAPE_NONE);
     assert_ptr_equal(h->servers[0]->conf.access_logs[0].format, j);
+    pv_conf_unref(c);
+    /* a log_format named json replaces the ready-made one, in its place */
+    c = load_ok("http {\n server {\n  access_log /tmp/j.log json;\n }\n log_format json 'mine';\n}\n");
+    assert_int_equal(c->http->nformats, 3);
+    assert_string_equal(c->http->formats[1]->name, "json");
+    assert_int_equal(c->http->formats[1]->value.is_const, 1);
+    assert_ptr_equal(c->http->servers[0]->conf.access_logs[0].format, c->http->formats[1]);
     pv_conf_unref(c);
 }
 

@@ -13,6 +13,7 @@
 #include "../../src/core/time.c"
 #include "config/conf.h"
 #include "http/request.h"
+#include "http/timing.h"
 #include "http/vars.h"
 
 /* The library objects linked into this test reference the config module;
@@ -166,8 +167,6 @@ static fixture_t *fx_new(void)
     r->resp_headers = f->resp;
     r->host = S("example.com");
     r->content_length = -1;
-    r->upstream_response_us = -1;
-    r->upstream_connect_us = -1;
     r->start_ns = pv_now_ns();
     f->names[0] = (pv_server_name_t){PV_SN_EXACT, S("main.test"), NULL};
     f->srv.names = f->names;
@@ -487,10 +486,29 @@ static void test_times(void **state)
 
     assert_null(get(f, "$upstream_response_time", NULL));
     assert_string_equal(EVLOG(f, "$upstream_response_time $upstream_connect_time"), "- -");
-    f->r.upstream_response_us = 2999;
-    f->r.upstream_connect_us = 1234567;
+    const uint64_t S = 1000000000000ull; /* a try's start on the loop's clock */
+    pv_utry_t one[1] = {{S, S + 1234567000, 0, S + 2999000, 0}};
+    f->r.utries = f->r.utry = one;
+    f->r.nutries = f->r.cutries = 1;
     assert_string_equal(EV(f, "$upstream_response_time $upstream_connect_time"),
                         "0.002 1.234");
+    assert_string_equal(EVLOG(f, "$upstream_header_time"), "-");
+    /* NGINX's lists: ", " between tries, " : " before an internal redirect's */
+    pv_utry_t three[3] = {{S, S + 1000000, S + 2000000, S + 3000000, 0},
+                          {S, 0, 0, S + 5000000, 0},
+                          {S, S, S + 1500000, S + 9999000, 1}};
+    f->r.utries = three;
+    f->r.utry = &three[2];
+    f->r.nutries = f->r.cutries = 3;
+    assert_string_equal(EV(f, "$upstream_response_time"), "0.003, 0.005 : 0.009");
+    assert_string_equal(EV(f, "$upstream_connect_time"), "0.001, - : 0.000");
+    assert_string_equal(EV(f, "$upstream_header_time"), "0.002, - : 0.001");
+    /* the numeric ones: the last try, milliseconds with microseconds */
+    assert_string_equal(EV(f, "$upstream_duration_ms $upstream_header_duration_ms"), "9.999 1.500");
+    assert_string_equal(EV(f, "$upstream_connect_duration_ms"), "0.000");
+    f->r.nutries = 0;
+    f->r.utry = NULL;
+    assert_string_equal(EVLOG(f, "$upstream_duration_ms"), "-");
 
     pv_time_update();
     char msec[64];
@@ -620,7 +638,7 @@ static void test_process_values(void **state)
  * rest, for a prefix) compiles to that entry and no other. */
 static void test_tables(void **state)
 {
-    const pv_var_t *const tables[] = {pv_vars_request, pv_vars_response};
+    const pv_var_t *const tables[] = {pv_vars_request, pv_vars_response, pv_vars_timing, pv_vars_trace};
     int count = 0;
     for (size_t t = 0; t < PV_NELEM(tables); t++) {
         for (const pv_var_t *v = tables[t]; v->name.len; v++, count++) {
@@ -647,7 +665,7 @@ static void test_tables(void **state)
                 assert_int_equal(rest.len, 0);
         }
     }
-    assert_int_equal(count, 60);
+    assert_int_equal(count, 73);
     assert_null(pv_var_find("foo", 3, &(pv_str_t){0}));
     assert_null(pv_var_find("hosts", 5, &(pv_str_t){0}));
     /* a declared variable is not in the tables: its getter finds it by name */
@@ -681,6 +699,44 @@ static void test_escapes(void **state)
     assert_string_equal(ev(f, "[$http_none]", PV_ESCAPE_JSON), "[]");
     assert_string_equal(ev(f, "[$http_none]", PV_ESCAPE_NONE), "[]");
     assert_string_equal(ev(f, "[$http_none]", PV_ESCAPE_DEFAULT), "[-]");
+    fx_free(f);
+}
+
+/* log_anonymize: every client address variable in its anonymised form */
+static void test_anonymised_addresses(void **state)
+{
+    fixture_t *f = fx_new();
+    int anon = PV_ESCAPE_DEFAULT | PV_CV_ANON;
+    assert_string_equal(EV(f, "$remote_addr_anon"), "127.0.0.0");
+    assert_string_equal(EV(f, "$remote_addr"), "127.0.0.1");
+    assert_string_equal(ev(f, "$remote_addr $realip_remote_addr", anon), "127.0.0.0 127.0.0.0");
+    assert_string_equal(ev(f, "$binary_remote_addr", anon), "\\x7F\\x00\\x00\\x00");
+    add_hdr(f, "X-Forwarded-For", "203.0.113.9, [2001:db8:1:2::5]:443, unknown");
+    add_hdr(f, "X-Forwarded-For", "198.51.100.7:8080");
+    add_hdr(f, "X-Real-IP", "2001:db8:aa:bb::1");
+    assert_string_equal(ev(f, "$http_x_forwarded_for", anon),
+                        "203.0.113.0, 2001:db8:1::, -, 198.51.100.0");
+    assert_string_equal(ev(f, "$http_x_real_ip", anon), "2001:db8:aa::");
+    assert_string_equal(ev(f, "$proxy_add_x_forwarded_for", anon),
+                        "203.0.113.0, 2001:db8:1::, -, 198.51.100.0, 127.0.0.0");
+    /* without the flag, nothing changes */
+    assert_string_equal(EV(f, "$http_x_real_ip"), "2001:db8:aa:bb::1");
+    strcpy(f->r.peer_text, "2001:db8:5:6:7::8");
+    f->r.peer = NULL;
+    assert_string_equal(EV(f, "$remote_addr_anon"), "2001:db8:5::");
+    fx_free(f);
+}
+
+/* escape=json: a numeric variable without a value is null */
+static void test_json_numbers(void **state)
+{
+    fixture_t *f = fx_new();
+    assert_string_equal(ev(f, "{\"u\":$upstream_duration_ms,\"s\":$status}", PV_ESCAPE_JSON),
+                        "{\"u\":null,\"s\":0}");
+    f->r.start_ns = pv_now_ns() - 2500000;
+    const char *d = ev(f, "$request_duration_ms", PV_ESCAPE_JSON);
+    assert_true(strtod(d, NULL) >= 2.5);
+    assert_non_null(strchr(d, '.'));
     fx_free(f);
 }
 
@@ -812,6 +868,8 @@ int main(void)
         cmocka_unit_test(test_tables),
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_eval_truncation),
+        cmocka_unit_test(test_anonymised_addresses),
+        cmocka_unit_test(test_json_numbers),
         cmocka_unit_test(test_combined_line),
         cmocka_unit_test(test_time_strings),
     };
