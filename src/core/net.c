@@ -140,22 +140,3 @@ int pv_net_sock_error(int fd)
         return errno;
     return e;
 }
-
-void pv_net_addr_anon(const char *text, char *out, size_t outlen)
-{
-    unsigned char b[16];
-    if (!outlen)
-        return;
-    if (inet_pton(AF_INET, text, b) == 1) {
-        b[3] = 0;
-        inet_ntop(AF_INET, b, out, (socklen_t)outlen);
-    } else if (inet_pton(AF_INET6, text, b) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)b))
-            b[15] = 0; /* an IPv4 client on an IPv6 socket keeps its /24 */
-        else
-            memset(b + 6, 0, 10);
-        inet_ntop(AF_INET6, b, out, (socklen_t)outlen);
-    } else {
-        snprintf(out, outlen, "-");
-    }
-}

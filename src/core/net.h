@@ -31,10 +31,5 @@ int pv_net_connect(const struct sockaddr *addr, socklen_t len);
 uint16_t pv_net_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 /* Pending socket error (SO_ERROR), 0 if none. */
 int pv_net_sock_error(int fd);
-/* An address's text with its host part zeroed, for logs that must not
- * name a client: IPv4 keeps its /24 ("192.0.2.0"), IPv6 its /48
- * ("2001:db8:1::"; an IPv4-mapped one its IPv4 /24). Text that is not an address (a unix socket) becomes
- * "-". Writes at most outlen bytes, NUL-terminated. */
-void pv_net_addr_anon(const char *text, char *out, size_t outlen);
 
 #endif

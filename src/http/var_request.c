@@ -113,10 +113,11 @@ static int remote_addr_anon_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var
 
 const char *pv_log_client(const pv_request_t *r)
 {
-    static __thread char buf[64];
+    static __thread char buf[PV_ANON_TEXT_MAX];
     if (!(r->flags & PV_REQ_F_RES_ANON))
         return r->peer_text;
-    pv_net_addr_anon(r->peer_text, buf, sizeof(buf));
+    if (!pv_anon_addr_text(r->peer_text, strlen(r->peer_text), buf, sizeof(buf)))
+        return "-";
     return buf;
 }
 
@@ -126,8 +127,7 @@ static pv_str_t log_addr(pv_request_t *r, pv_var_out_t *o, const char *text)
 {
     if (!(r->flags & PV_REQ_F_LOG_ANON))
         return cstr(text);
-    pv_net_addr_anon(text, o->scratch, o->scratchlen);
-    return cstr(o->scratch);
+    return anon_text(text, strlen(text), o);
 }
 
 static int remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
