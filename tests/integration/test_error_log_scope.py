@@ -49,6 +49,12 @@ def read(path):
         return ""
 
 
+def names(text, tag):
+    """Whether a log text names the request tagged tag: in its URI, not by
+    chance inside a hex request id."""
+    return re.search(r"[/-]%s\b" % tag, text) is not None
+
+
 def where(start, d):
     """For each request, the log files that name it."""
     os.makedirs(os.path.join(d, "www"), exist_ok=True)
@@ -61,13 +67,13 @@ def where(start, d):
     # every request logs at error level, except /quiet's (below crit)
     tags = [re.split("[/-]", t)[-1] for _, t in reqs]
     logged = [t for t in tags if t != "a2"]
-    wait_for(lambda: all(any(t in read(os.path.join(d, f)) for f in FILES) for t in logged),
+    wait_for(lambda: all(any(names(read(os.path.join(d, f)), t) for f in FILES) for t in logged),
              what="the request lines in the logs")
     s.stop()
     out = {}
     for t in tags:
-        out[t] = sorted(f for f in FILES if t in read(os.path.join(d, f)))
-    out["main"] = [t for t in tags if t in s.stderr()]
+        out[t] = sorted(f for f in FILES if names(read(os.path.join(d, f)), t))
+    out["main"] = [t for t in tags if names(s.stderr(), t)]
     return out
 
 
