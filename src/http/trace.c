@@ -265,22 +265,23 @@ static int hex_value(const uint8_t *p, size_t n, pv_var_out_t *o, pv_str_t *v)
 }
 
 /* The ids as text are in the traceparent: "00-TRACE_ID-SPAN_ID-FLAGS". */
-static int trace_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+static int traceparent_part(pv_request_t *r, size_t off, size_t len, pv_str_t *v)
 {
     pv_trace_t *t = pv_trace_get(r);
     if (!t)
         return PV_VAL_MISSING;
-    *v = (pv_str_t){t->traceparent + 3, 32};
+    *v = (pv_str_t){t->traceparent + off, len};
     return PV_VAL_FOUND;
+}
+
+static int trace_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return traceparent_part(r, 3, 32, v);
 }
 
 static int span_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
-    pv_trace_t *t = pv_trace_get(r);
-    if (!t)
-        return PV_VAL_MISSING;
-    *v = (pv_str_t){t->traceparent + 36, 16};
-    return PV_VAL_FOUND;
+    return traceparent_part(r, 36, 16, v);
 }
 
 /* The client's span; not found when the trace started here. */
@@ -292,11 +293,7 @@ static int parent_span_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_o
 
 static int traceparent_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
-    pv_trace_t *t = pv_trace_get(r);
-    if (!t)
-        return PV_VAL_MISSING;
-    *v = (pv_str_t){t->traceparent, 55};
-    return PV_VAL_FOUND;
+    return traceparent_part(r, 0, 55, v);
 }
 
 static int request_id_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
