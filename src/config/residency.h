@@ -120,6 +120,11 @@ typedef int (*pv_res_visit_cb)(void *arg, const pv_res_reach_t *r);
  * server it can reach; scratch allocations from a. Returns what the last
  * cb returned (0 when the walk went through). */
 int pv_residency_walk(const pv_conf_t *c, pv_arena_t *a, pv_res_visit_cb cb, void *arg);
+/* The map of c's residency scopes as JSON (residency_map.c):
+ * {"gateway", "groups_date", "reaches": [...], "lifted": [...]}, one
+ * reach per server a scope's location can reach. A new reference, or
+ * NULL without an http block or on allocation failure; scratch from a. */
+struct json_t *pv_residency_map(const pv_conf_t *c, pv_arena_t *a);
 /* Whether the scope of a merged location is active (residency and not off). */
 static inline int pv_residency_active(const pv_loc_conf_t *lc)
 {

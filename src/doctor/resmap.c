@@ -5,6 +5,7 @@
  * lifts a scope. Text for people, JSON for tools, DOT for Graphviz. */
 #include "resmap.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,22 +32,6 @@ static int collect(void *arg, const pv_res_reach_t *r)
     }
     c->r[c->n++] = *r;
     return 0;
-}
-
-/* A JSON string, quoted. */
-static void jstr(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
 }
 
 /* A DOT string, quoted (labels use \n for their own line breaks). */
@@ -111,43 +96,18 @@ static void print_text(const pv_conf_t *c, const collect_t *k)
     each_lifted(c, text_lifted, NULL);
 }
 
-static void json_lifted(void *arg, const pv_location_t *l)
+/* The same map as the status document carries (residency_map.c). */
+static int print_json(const pv_conf_t *c, pv_arena_t *a)
 {
-    int *first = arg;
-    printf("%s{\"location\":", *first ? "" : ",");
-    jstr(stdout, loc_name(l));
-    printf(",\"src\":\"%s:%d\",\"off\":\"%s:%d\"}", l->src.file, l->src.line, l->conf.residency->src.file,
-           l->conf.residency->src.line);
-    *first = 0;
-}
-
-static void print_json(const pv_conf_t *c, const collect_t *k)
-{
-    char cc[3];
-    printf("{\"gateway\":\"%s\",\"groups_date\":\"%s\",\"reaches\":[", pv_jur_text(c->http->res->gateway_jur, cc),
-           pv_res_groups_date);
-    for (int i = 0; i < k->n; i++) {
-        const pv_res_reach_t *r = &k->r[i];
-        printf("%s{\"scope\":", i ? "," : "");
-        jstr(stdout, r->scope->text);
-        printf(",\"scope_src\":\"%s:%d\",\"location\":", r->scope->src.file, r->scope->src.line);
-        jstr(stdout, loc_name(r->from));
-        printf(",\"location_src\":\"%s:%d\",\"upstream\":", r->from->src.file, r->from->src.line);
-        jstr(stdout, r->ups->name);
-        printf(",\"server\":\"%s\",\"server_src\":\"%s:%d\",\"jurisdiction\":\"%s\",\"backup\":%s,"
-               "\"tls\":%s,\"plain_untrusted\":%s,\"allowed\":%s,\"why\":",
-               r->us->text, r->us->src.file, r->us->src.line, pv_jur_text(r->us->jur, cc),
-               r->us->backup ? "true" : "false", r->pp->ssl ? "true" : "false",
-               r->plain_untrusted ? "true" : "false", r->allowed ? "true" : "false");
-        jstr(stdout, r->why);
-        printf(",\"route\":");
-        jstr(stdout, r->route);
-        printf("}");
+    json_t *doc = pv_residency_map(c, a);
+    if (!doc || json_dumpf(doc, stdout, JSON_COMPACT) != 0) {
+        json_decref(doc);
+        fprintf(stderr, "portvakt: out of memory\n");
+        return 1;
     }
-    printf("],\"lifted\":[");
-    int first = 1;
-    each_lifted(c, json_lifted, &first);
-    printf("]}\n");
+    json_decref(doc);
+    putchar('\n');
+    return 0;
 }
 
 static void dot_lifted(void *arg, const pv_location_t *l)
@@ -243,14 +203,15 @@ int pv_residency_main(int argc, char **argv)
     pv_arena_t a;
     pv_arena_init(&a, 16384);
     collect_t k = {.a = &a};
+    int rc = 0;
     pv_residency_walk(c, &a, collect, &k);
     if (out == OUT_JSON)
-        print_json(c, &k);
+        rc = print_json(c, &a);
     else if (out == OUT_DOT)
         print_dot(c, &k, &a);
     else
         print_text(c, &k);
     pv_arena_free(&a);
     pv_conf_unref(c);
-    return 0;
+    return rc;
 }

@@ -3,7 +3,8 @@
  * http/requests, http/server_zones, http/location_zones, http/upstreams,
  * http/limit_reqs, http/limit_conns), plus what that API has not: recent
  * p50/p95/p99 per route and upstream over sliding 10 s and 5 min windows
- * ("latency"), and the host figures `portvakt doctor` reads ("host"). */
+ * ("latency"), the host figures `portvakt doctor` reads ("host"), and
+ * the residency map of `portvakt residency --json` ("residency"). */
 #include "report.h"
 
 #include <jansson.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../config/residency.h"
 #include "../core/counters.h"
 #include "../core/time.h"
 #include "../http/server.h"
@@ -199,6 +201,18 @@ static json_t *process(void)
                      "load", hs.load[0], hs.load[1], hs.load[2]);
 }
 
+/* The residency map (residency_map.c) when the config has a scope. */
+static json_t *residency(const pv_conf_t *conf)
+{
+    if (!conf->http || !conf->http->res || !conf->http->res->used)
+        return NULL;
+    pv_arena_t a;
+    pv_arena_init(&a, 16384);
+    json_t *map = pv_residency_map(conf, &a);
+    pv_arena_free(&a);
+    return map;
+}
+
 void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
 {
     const pv_conf_t *conf = hr->gen->conf;
@@ -218,6 +232,9 @@ void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
                                                location_zones(conf, sum), "upstreams", upstreams(hr, conf, sum),
                                                "limit_reqs", limits(conf, sum, PV_ZONE_REQ), "limit_conns",
                                                limits(conf, sum, PV_ZONE_CONN), "caches"));
+    json_t *res = residency(conf);
+    if (res)
+        json_object_set_new(doc, "residency", res);
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     free(sum);

@@ -9,11 +9,12 @@ nowhere else on their own)."""
 import json
 import os
 import shutil
+import subprocess
 import threading
 
 import pytest
 
-from conftest import EchoUpstream, Reply, free_port, http, wait_for
+from conftest import PORTVAKT, EchoUpstream, Reply, free_port, http, wait_for
 
 selenium = pytest.importorskip("selenium", reason="python3-selenium is not installed")
 from selenium import webdriver  # noqa: E402
@@ -143,5 +144,68 @@ def test_dashboard_on_a_phone_width(portvakt, browser):
                  timeout=20, what="a refresh")
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth;")
         assert overflow <= 0, overflow
+    finally:
+        app.stop()
+
+
+RES_CONF = """\
+worker_processes 1;
+error_log stderr warn;
+http {
+    access_log off;
+    gateway_jurisdiction NO;
+    upstream oslo { jurisdiction NO; server @UP@; }
+    upstream frankfurt { server @UP2@ jurisdiction=DE; }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location /customers/ { residency NO; proxy_pass http://oslo; }
+        location /orders/ { residency EEA; proxy_pass http://frankfurt; }
+        location /open/ { residency off; return 204; }
+        location = /dashboard { portvakt_dashboard; }
+    }
+}
+"""
+
+
+def test_dashboard_shows_the_residency_map(portvakt, browser):
+    """The status document carries the same map as `portvakt residency
+    --json`, and the dashboard lists each route with its jurisdiction;
+    without a residency scope the panel and the key are absent."""
+    app, app2 = EchoUpstream(), EchoUpstream()
+    try:
+        port = free_port()
+        gw = portvakt(RES_CONF, PORT=port, UP=app.addr, UP2=app2.addr)
+        doc = json.loads(http(port, target="/dashboard?format=json").body)
+        out = subprocess.run([PORTVAKT, "residency", "-c", str(gw.conf_path), "--json"], capture_output=True,
+                             text=True, check=True)
+        assert doc["residency"] == json.loads(out.stdout)
+        assert len(doc["residency"]["reaches"]) == 2
+        assert doc["residency"]["gateway"] == "NO"
+        assert [r["location"] for r in doc["residency"]["lifted"]] == ["/open/"]
+        browser.get("http://127.0.0.1:%d/dashboard" % port)
+        wait_for(lambda: int(browser.find_element("tag name", "body").get_attribute("data-refreshes") or 0) >= 1,
+                 timeout=20, what="a refresh")
+        assert browser.find_element("id", "residency-panel").is_displayed()
+        assert cell(browser, "residency", "/customers/ " + app.addr, "jurisdiction") == "NO"
+        assert cell(browser, "residency", "/orders/ " + app2.addr, "jurisdiction") == "DE"
+        assert "EEA" in cell(browser, "residency", "/orders/ " + app2.addr, "why")
+        assert "residency off" in browser.find_element("id", "residency").text
+        errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert not errors, errors
+    finally:
+        app.stop()
+        app2.stop()
+
+
+def test_no_residency_no_panel(portvakt, browser):
+    app = EchoUpstream()
+    try:
+        port = free_port()
+        portvakt(CONF, PORT=port, UP=app.addr)
+        assert "residency" not in json.loads(http(port, target="/dashboard?format=json").body)
+        browser.get("http://127.0.0.1:%d/dashboard" % port)
+        wait_for(lambda: int(browser.find_element("tag name", "body").get_attribute("data-refreshes") or 0) >= 1,
+                 timeout=20, what="a refresh")
+        assert not browser.find_element("id", "residency-panel").is_displayed()
     finally:
         app.stop()
