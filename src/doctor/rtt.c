@@ -115,12 +115,20 @@ static void check_server(judge_t *j, const pv_upstream_server_t *s, int gj, doub
         snprintf(j->why, sizeof(j->why), "declares no jurisdiction: nothing to compare the round trip with");
         return;
     }
+    /* a `resolve` line's slot is measured at the address its name had
+     * at load; its addr is a key holding the name */
+    const struct sockaddr_storage *sa = s->resolve_host ? &s->init : &s->addr;
+    socklen_t salen = s->resolve_host ? s->initlen : s->addrlen;
+    if (salen == 0) {
+        j->status = 1;
+        snprintf(j->why, sizeof(j->why), "%s resolved to no address: not measured", s->resolve_host);
+        return;
+    }
     for (int t = 0; t < RTT_TRIES; t++) {
         double left = budget_end - now_ms();
         if (left <= 0)
             break;
-        double r = handshake((const struct sockaddr *)&s->addr, s->addrlen,
-                             left < RTT_TIMEOUT_MS ? (int)left + 1 : RTT_TIMEOUT_MS);
+        double r = handshake((const struct sockaddr *)sa, salen, left < RTT_TIMEOUT_MS ? (int)left + 1 : RTT_TIMEOUT_MS);
         if (r >= 0 && (j->rtt < 0 || r < j->rtt))
             j->rtt = r;
     }
@@ -175,6 +183,8 @@ int pv_doctor_residency_main(int argc, char **argv)
         const pv_upstream_conf_t *up = c->http->upstreams[u];
         for (int k = 0; k < up->nservers; k++) {
             const pv_upstream_server_t *s = &up->servers[k];
+            if (s->resolve_host && !s->initlen && s->resolve_first != k)
+                continue; /* a spare slot of a resolve line: its first says it */
             judge_t j;
             check_server(&j, s, gj, end);
             worst = j.status > worst ? j.status : worst;

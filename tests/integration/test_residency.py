@@ -481,6 +481,34 @@ def test_doctor_rtt(tmp_path):
     assert "is slow for NO from a gateway in NO" in checks["slow"]["why"]
 
 
+def test_doctor_rtt_measures_resolve_lines(tmp_path):
+    """A `resolve` line is measured at the address its name had at load;
+    a name with none is a WARN that says so, once per line."""
+    sock = listener()
+    path = str(tmp_path / "gw.conf")
+    with open(path, "w") as f:
+        f.write("http {\n    gateway_jurisdiction NO;\n    resolver 127.0.0.1:%d;\n"
+                "    upstream dyn { zone dyn 64k; server localhost:%d resolve jurisdiction=NO;\n"
+                "                   server nosuch.invalid:80 resolve jurisdiction=NO; }\n"
+                "    server { listen 127.0.0.1:%d; location / { proxy_pass http://dyn; } }\n}\n"
+                % (free_port(), sock.getsockname()[1], free_port()))
+    try:
+        p = subprocess.run([PORTVAKT, "doctor", "--residency", "-c", path, "--json"], capture_output=True,
+                           text=True, timeout=60)
+    finally:
+        sock.close()
+    checks = json.loads(p.stdout)["checks"]
+    local = [c for c in checks if c["server"].startswith("localhost:")]
+    gone = [c for c in checks if c["server"].startswith("nosuch.invalid:")]
+    assert len(local) + len(gone) == len(checks), checks
+    # localhost may also name ::1, where nothing listens: 127.0.0.1's slot answers
+    assert any(c["status"] == "OK" and c["rtt_ms"] >= 0 for c in local), local
+    assert all(c["status"] == "OK" or c["why"].startswith("no handshake completed") for c in local), local
+    assert len(gone) == 1 and gone[0]["status"] == "WARN", gone
+    assert gone[0]["why"] == "nosuch.invalid resolved to no address: not measured"
+    assert p.returncode == 1
+
+
 def test_doctor_rtt_needs_the_gateway(tmp_path):
     path = str(tmp_path / "gw.conf")
     with open(path, "w") as f:
