@@ -45,13 +45,18 @@ typedef struct pv_set_header_s {
     pv_cv_t value;  /* compiled value; may reference variables */
 } pv_set_header_t;
 
-/* `access_log PATH [FORMAT]` or `access_log off`. */
+/* `access_log PATH [FORMAT [buffer=SIZE] [gzip[=LEVEL]] [flush=TIME]
+ * [if=CONDITION]]` or `access_log off`. */
 typedef struct pv_access_log_s {
     int off;                   /* `access_log off` */
     const char *path;          /* absolute path, or "/dev/stdout" */
     pv_log_format_t *format;   /* resolved format ("combined" by default) */
     struct pv_logsink_s *sink; /* opened by pv_accesslog_open(); NULL before */
     int gzip;                  /* gzip[=LEVEL]: the file is written in gzip members; 0: plain */
+    size_t buffer;             /* buffer=SIZE (64k with gzip): lines held until this much; 0: none */
+    int64_t flush;             /* flush=TIME, ms: held lines written at the latest after it; 0: none */
+    pv_cv_t *cond;             /* if=CONDITION: not logged when empty or "0"; NULL: always */
+    pv_conf_src_t src;         /* the directive */
 } pv_access_log_t;
 
 /* `log_format NAME [escape=default|json|none] STRING...` */

@@ -276,6 +276,44 @@ static int set_keepalive_timeout_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
     return PV_OK;
 }
 
+/* One of access_log's parameters after the format, as NGINX reads them. */
+static int access_log_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_access_log_t *l, const char *a)
+{
+    if (strncmp(a, "buffer=", 7) == 0) {
+        pv_str_t v = {(char *)a + 7, strlen(a + 7)};
+        int64_t n = pv_conf_parse_size(v);
+        if (n <= 0)
+            return pv_conf_error(cx, &nd->src, "invalid buffer size \"%s\"", v.p);
+        l->buffer = (size_t)n;
+        return PV_OK;
+    }
+    if (strncmp(a, "flush=", 6) == 0) {
+        pv_str_t v = {(char *)a + 6, strlen(a + 6)};
+        int64_t ms = pv_conf_parse_msec(v);
+        if (ms <= 0)
+            return pv_conf_error(cx, &nd->src, "invalid flush time \"%s\"", v.p);
+        l->flush = ms;
+        return PV_OK;
+    }
+    if (strncmp(a, "gzip", 4) == 0 && (a[4] == '\0' || a[4] == '=')) {
+        if (!l->buffer)
+            l->buffer = 64 * 1024;
+        l->gzip = 1;
+        if (a[4] == '=') {
+            int64_t n = pv_conf_parse_num((pv_str_t){a + 5, strlen(a + 5)});
+            if (n < 1 || n > 9)
+                return pv_conf_error(cx, &nd->src, "invalid compression level \"%s\"", a + 5);
+            l->gzip = (int)n;
+        }
+        return PV_OK;
+    }
+    if (strncmp(a, "if=", 3) == 0) {
+        l->cond = pv_arena_calloc(cx->a, sizeof(*l->cond));
+        return pv_conf_compile(cx, nd, l->cond, a + 3, strlen(a + 3));
+    }
+    return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
+}
+
 static int set_access_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
                              const pv_conf_node_t *nd, void *base)
 {
@@ -289,23 +327,25 @@ static int set_access_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
         l->off = 1;
         return PV_OK;
     }
-    for (int i = 3; i < nd->nargs; i++) {
-        const char *a = ARG(nd, i);
-        if (strncmp(a, "gzip", 4) != 0 || (a[4] != '\0' && a[4] != '='))
-            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
-        l->gzip = 1;
-        if (a[4] == '=') {
-            int64_t v = pv_conf_parse_num((pv_str_t){a + 5, strlen(a + 5)});
-            if (v < 1 || v > 9)
-                return pv_conf_error(cx, &nd->src, "invalid compression level \"%s\"", a + 5);
-            l->gzip = (int)v;
-        }
-    }
+    l->src = nd->src;
+    for (int i = 3; i < nd->nargs; i++)
+        if (access_log_param(cx, nd, l, ARG(nd, i)) != PV_OK)
+            return PV_ERR;
+    if (l->flush && !l->buffer)
+        return pv_conf_error(cx, &nd->src, "no buffer is defined for access_log \"%s\"", path);
     if (strncmp(path, "syslog:", 7) == 0)
         return pv_conf_error(cx, &nd->src, "syslog access logs are not supported");
     if (strchr(path, '$'))
         return pv_conf_error(cx, &nd->src, "variables in \"access_log\" path are not supported");
     l->path = pv_conf_full_path(cx, path);
+    for (int i = 0; l->buffer && i < cx->nlogrefs; i++) {
+        /* one file, one buffer: NGINX's rule for two buffered logs */
+        const pv_access_log_t *o = &cx->logrefs[i].lc->access_logs[cx->logrefs[i].idx];
+        if (o->buffer && strcmp(o->path, l->path) == 0 &&
+            (o->buffer != l->buffer || o->flush != l->flush || o->gzip != l->gzip))
+            return pv_conf_error(cx, &nd->src, "access_log \"%s\" already defined with conflicting parameters",
+                                 path);
+    }
     pv_conf_log_ref_t *r = pv_conf_push(cx->tmp, &cx->logrefs, &cx->nlogrefs, sizeof(*r));
     r->lc = lc;
     r->idx = idx;

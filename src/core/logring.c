@@ -35,6 +35,9 @@ struct pv_logsink_s {
     int fd;                      /* touched by the writer only, after open */
     int owned;                   /* fd is ours to close/reopen (not 1 or 2) */
     atomic_int gzip;             /* access_log gzip=LEVEL: each write is a gzip member; 0: plain */
+    _Atomic size_t hold;         /* buffer=: bytes held before a write; 0: none */
+    _Atomic int64_t hold_ms;     /* flush=: longest a held line waits; 0: until hold bytes */
+    int64_t held_since;          /* when the writer began holding lines (writer only); 0: none */
     _Atomic uint64_t dropped;    /* lines lost to a full ring */
     uint64_t reported;           /* drops already reported (writer only) */
     int64_t last_err_ms;         /* last write error reported (writer only) */
@@ -48,6 +51,7 @@ static atomic_uint al_gen = 1;           /* bumps at stop: thread slots expire *
 static atomic_int al_sleeping;           /* futex word: 1 while the writer waits */
 static atomic_int al_stop;               /* writer should flush and exit */
 static atomic_int al_reopen;             /* writer should reopen file sinks */
+static atomic_int al_force;              /* writer should write held lines now */
 static atomic_int al_running;            /* the writer thread runs */
 static _Atomic uint64_t al_dropped_past; /* drops of sinks closed by stop */
 static pthread_mutex_t al_lock = PTHREAD_MUTEX_INITIALIZER; /* open/start/stop */
@@ -280,13 +284,59 @@ static size_t sink_drain(pv_logsink_t *s, int nslots)
     return moved;
 }
 
-/* Whether any ring holds bytes not yet written. */
-static int sinks_pending(void)
+/* Whether a buffered sink keeps its lines for now (buffer=, flush=):
+ * fewer bytes wait than its buffer, no ring is half full, and the oldest
+ * held line is younger than its flush time. Notes when holding began. */
+static int sink_holds(pv_logsink_t *s, int nslots, int64_t now)
+{
+    size_t hold = atomic_load_explicit(&s->hold, memory_order_relaxed), waiting = 0;
+    if (!hold)
+        return 0;
+    for (int k = 0; k < nslots; k++) {
+        pv_lr_ring_t *rg = atomic_load_explicit(&s->rings[k], memory_order_acquire);
+        if (!rg)
+            continue;
+        size_t n = (size_t)(atomic_load_explicit(&rg->head, memory_order_acquire) -
+                            atomic_load_explicit(&rg->tail, memory_order_relaxed));
+        if (n >= PV_LOGRING_SIZE / 2)
+            waiting = hold; /* a ring must not fill while its sink holds */
+        waiting += n;
+    }
+    int64_t ms = atomic_load_explicit(&s->hold_ms, memory_order_relaxed);
+    if (waiting == 0 || waiting >= hold || (ms && s->held_since && now - s->held_since >= ms)) {
+        s->held_since = 0;
+        return waiting == 0;
+    }
+    if (!s->held_since)
+        s->held_since = now;
+    return 1;
+}
+
+/* How long the writer may sleep: until the first held line is due, at
+ * most a second. */
+static int64_t held_sleep_ms(void)
+{
+    int64_t now = mono_ms(), wait = 1000;
+    int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
+    for (int i = 0; i < ns; i++) {
+        pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+        int64_t ms = atomic_load_explicit(&s->hold_ms, memory_order_relaxed);
+        if (s->held_since && ms)
+            wait = PV_MIN(wait, PV_MAX(s->held_since + ms - now, 1));
+    }
+    return wait;
+}
+
+/* Whether any ring holds bytes not yet written; skip_held: not counting
+ * the sinks the writer holds (writer only). */
+static int sinks_pending(int skip_held)
 {
     int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
     int nslots = PV_MIN(atomic_load(&al_nslots), PV_LOGRING_MAX_THREADS);
     for (int i = 0; i < ns; i++) {
         pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+        if (skip_held && s->held_since)
+            continue;
         for (int k = 0; k < nslots; k++) {
             pv_lr_ring_t *rg = atomic_load_explicit(&s->rings[k], memory_order_acquire);
             if (rg && atomic_load_explicit(&rg->head, memory_order_acquire) !=
@@ -342,16 +392,26 @@ static void *writer_main_cb(void *arg)
     int64_t last_report = mono_ms();
     for (;;) {
         int stopping = atomic_load(&al_stop);
-        if (atomic_exchange(&al_reopen, 0))
-            sinks_reopen();
+        int reopen = atomic_exchange(&al_reopen, 0);
+        /* held lines go out before a reopen (to the file they were for),
+         * at stop, and when asked to */
+        int force = stopping || reopen || atomic_exchange(&al_force, 0);
 
         size_t moved = 0;
+        int64_t now = mono_ms();
         int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
         int nslots = PV_MIN(atomic_load(&al_nslots), PV_LOGRING_MAX_THREADS);
-        for (int i = 0; i < ns; i++)
-            moved += sink_drain(atomic_load_explicit(&al_sinks[i], memory_order_acquire), nslots);
+        for (int i = 0; i < ns; i++) {
+            pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+            if (force)
+                s->held_since = 0;
+            else if (sink_holds(s, nslots, now))
+                continue;
+            moved += sink_drain(s, nslots);
+        }
+        if (reopen)
+            sinks_reopen();
 
-        int64_t now = mono_ms();
         if (now - last_report >= 1000) {
             sinks_report_drops();
             last_report = now;
@@ -369,11 +429,12 @@ static void *writer_main_cb(void *arg)
         }
         atomic_store(&al_sleeping, 1);
         atomic_thread_fence(memory_order_seq_cst);
-        if (sinks_pending() || atomic_load(&al_stop) || atomic_load(&al_reopen)) {
+        if (sinks_pending(1) || atomic_load(&al_stop) || atomic_load(&al_reopen) || atomic_load(&al_force)) {
             atomic_store(&al_sleeping, 0);
             continue;
         }
-        struct timespec ts = {1, 0};
+        int64_t wait = held_sleep_ms();
+        struct timespec ts = {wait / 1000, (wait % 1000) * 1000000};
         futex_wait(&al_sleeping, 1, &ts);
         atomic_store(&al_sleeping, 0);
     }
@@ -447,10 +508,11 @@ int pv_logring_flush(int timeout_ms)
 {
     int64_t end = mono_ms() + timeout_ms;
     for (;;) {
-        if (!sinks_pending())
+        if (!sinks_pending(0))
             return PV_OK;
         if (mono_ms() >= end)
             return PV_AGAIN;
+        atomic_store(&al_force, 1);
         writer_wake();
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -475,6 +537,14 @@ static pv_logsink_t *sink_get(const char *path, const char *what, char *err, siz
 void pv_logring_sink_gzip(pv_logsink_t *s, int level)
 {
     atomic_store(&s->gzip, level);
+}
+
+void pv_logring_sink_buffer(pv_logsink_t *s, size_t size, int64_t flush_ms)
+{
+    atomic_store(&s->hold, PV_MIN(size, (size_t)PV_LOGRING_SIZE / 2));
+    atomic_store(&s->hold_ms, flush_ms);
+    atomic_store(&al_force, 1); /* what was held under the old settings goes out */
+    writer_wake();
 }
 
 pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, size_t errlen)

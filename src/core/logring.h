@@ -43,6 +43,12 @@ pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, siz
  * one gzip member at level (1..9); 0 writes them plain. The last config
  * to name the path decides. */
 void pv_logring_sink_gzip(pv_logsink_t *s, int level);
+/* Hold the sink's lines until size bytes are waiting (buffer=), or the
+ * oldest held one has waited flush_ms (flush=; 0: no limit), as
+ * NGINX's buffered logs; a reopen, pv_logring_flush() and stop write them
+ * at once. size 0 writes lines as they come. The last config to name the
+ * path decides. */
+void pv_logring_sink_buffer(pv_logsink_t *s, size_t size, int64_t flush_ms);
 /* Give the calling thread its own rings; threads that push without
  * registering are registered on first use. */
 int pv_logring_register_thread(void);

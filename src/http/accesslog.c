@@ -120,7 +120,7 @@ void pv_accesslog_write(pv_request_t *r)
     for (int i = 0; i < lc->naccess_logs; i++) {
         const pv_access_log_t *al = &lc->access_logs[i];
         pv_logsink_t *s = al->sink;
-        if (!s || !al->format)
+        if (!s || !al->format || (al->cond && !pv_cv_true(al->cond, r)))
             continue;
         if (al->format != last) {
             len = line_format(al->format, r, lc->trace.anonymize);
@@ -156,6 +156,7 @@ static int open_list(pv_conf_t *conf, pv_access_log_t *list, int n, char *err, s
         if (!al->sink)
             return PV_ERR;
         pv_logring_sink_gzip(al->sink, al->gzip);
+        pv_logring_sink_buffer(al->sink, al->buffer, al->flush);
     }
     return PV_OK;
 }

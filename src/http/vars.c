@@ -164,6 +164,13 @@ void pv_http_vars_init(void)
 
 /* ---- evaluation -------------------------------------------------------- */
 
+int pv_cv_true(const pv_cv_t *cv, struct pv_request_s *r)
+{
+    char v[2];
+    size_t len = pv_cv_eval(cv, r, PV_ESCAPE_NONE, v, sizeof(v));
+    return len && !(len == 1 && v[0] == '0');
+}
+
 size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *out, size_t cap)
 {
     char scratch[PV_VAR_SCRATCH];

@@ -45,6 +45,10 @@ void pv_http_vars_init(void);
  * caller should retry with a larger buffer. */
 size_t pv_cv_eval(const pv_cv_t *cv, struct pv_request_s *r, int escape, char *out, size_t cap);
 
+/* Whether a condition value is true: neither empty nor "0" (NGINX's
+ * rule for access_log if=, proxy_cache_bypass, proxy_no_cache). */
+int pv_cv_true(const pv_cv_t *cv, struct pv_request_s *r);
+
 /* Value of a single variable (no escaping). Returns a slice that is valid
  * until the request ends; scratch (at least 64 bytes) may be used for
  * values that have to be formatted. Not found is {NULL, 0}; found but

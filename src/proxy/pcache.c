@@ -57,12 +57,9 @@ static void md5_of(const void *a, size_t alen, const void *b, size_t blen, uint8
  * proxy_no_cache). */
 int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n)
 {
-    for (int i = 0; i < n; i++) {
-        char v[64];
-        size_t len = pv_cv_eval(&cvs[i], r, PV_ESCAPE_NONE, v, sizeof(v));
-        if (len && !(len == 1 && v[0] == '0'))
+    for (int i = 0; i < n; i++)
+        if (pv_cv_true(&cvs[i], r))
             return 1;
-    }
     return 0;
 }
 
