@@ -56,6 +56,7 @@ typedef struct pv_access_log_s {
     size_t buffer;             /* buffer=SIZE (64k with gzip): lines held until this much; 0: none */
     int64_t flush;             /* flush=TIME, ms: held lines written at the latest after it; 0: none */
     pv_cv_t *cond;             /* if=CONDITION: not logged when empty or "0"; NULL: always */
+    pv_cv_t *path_cv;          /* a path with variables: evaluated per request, path is its text */
     pv_conf_src_t src;         /* the directive */
 } pv_access_log_t;
 

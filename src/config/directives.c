@@ -314,6 +314,34 @@ static int access_log_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_acce
     return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
 }
 
+/* open_log_file_cache max=N [inactive=T] [min_uses=N] [valid=T] | off:
+ * checked as NGINX checks it. Every log file portvakt opens stays open
+ * until stop (a sink of the log writer), so the descriptors are always
+ * kept and the settings change nothing. */
+static int set_open_log_file_cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                      void *base)
+{
+    int max = 0, off = 0;
+    for (int i = 1; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i);
+        pv_str_t v = {(char *)strchr(a, '=') + (strchr(a, '=') != NULL), 0};
+        v.len = v.p ? strlen(v.p) : 0;
+        if (strncmp(a, "max=", 4) == 0 && pv_conf_parse_num(v) >= 0)
+            max = 1;
+        else if (strncmp(a, "min_uses=", 9) == 0 && pv_conf_parse_num(v) >= 0)
+            continue;
+        else if ((strncmp(a, "inactive=", 9) == 0 || strncmp(a, "valid=", 6) == 0) && pv_conf_parse_msec(v) >= 0)
+            continue;
+        else if (strcmp(a, "off") == 0)
+            off = 1;
+        else
+            return pv_conf_error(cx, &nd->src, "invalid \"open_log_file_cache\" parameter \"%s\"", a);
+    }
+    if (!off && !max)
+        return pv_conf_error(cx, &nd->src, "\"open_log_file_cache\" must have \"max\" parameter");
+    return PV_OK;
+}
+
 static int set_access_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
                              const pv_conf_node_t *nd, void *base)
 {
@@ -335,9 +363,14 @@ static int set_access_log_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
         return pv_conf_error(cx, &nd->src, "no buffer is defined for access_log \"%s\"", path);
     if (strncmp(path, "syslog:", 7) == 0)
         return pv_conf_error(cx, &nd->src, "syslog access logs are not supported");
-    if (strchr(path, '$'))
-        return pv_conf_error(cx, &nd->src, "variables in \"access_log\" path are not supported");
     l->path = pv_conf_full_path(cx, path);
+    if (strchr(path, '$')) {
+        if (l->buffer)
+            return pv_conf_error(cx, &nd->src, "buffered logs cannot have variables in name");
+        l->path_cv = pv_arena_calloc(cx->a, sizeof(*l->path_cv));
+        if (pv_conf_compile(cx, nd, l->path_cv, l->path, strlen(l->path)) != PV_OK)
+            return PV_ERR;
+    }
     for (int i = 0; l->buffer && i < cx->nlogrefs; i++) {
         /* one file, one buffer: NGINX's rule for two buffered logs */
         const pv_access_log_t *o = &cx->logrefs[i].lc->access_logs[cx->logrefs[i].idx];
@@ -854,6 +887,7 @@ static const pv_conf_cmd_t upstream_cmds[] = {
 /* access_log and log_format */
 static const pv_conf_cmd_t log_cmds[] = {
     {"access_log", PV_CTX_ANY_LOC | PV_CTX_LIF | PV_CTX_LMT, PV_ARGS_1MORE, set_access_log_cb, NONE, NULL},
+    {"open_log_file_cache", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_open_log_file_cache_cb, NONE, NULL},
     {"log_format", PV_CTX_HTTP, PV_ARGS_2MORE, set_log_format_cb, NONE, NULL},
 };
 

@@ -1,12 +1,15 @@
 #include "accesslog.h"
 #include "../core/module.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "static.h"
 #include "vars.h"
 #include "../config/residency.h"
 
@@ -95,6 +98,33 @@ static size_t line_format(const pv_log_format_t *fmt, pv_request_t *r, int anon)
     return len;
 }
 
+/* The sink of a log whose path has variables, as NGINX opens one: only
+ * while the request's root directory exists, the path evaluated per
+ * request, the file opened (appending) the first time it is named. */
+static pv_logsink_t *path_sink(pv_request_t *r, const pv_access_log_t *al)
+{
+    char path[PATH_MAX], err[PATH_MAX + 128];
+    size_t root = 0;
+    struct stat st;
+    if (r->loc && pv_static_map(r, r->loc, path, sizeof(path), &root) >= 0) {
+        path[root] = '\0';
+        int e = stat(path, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+        if (e) {
+            pv_log_r(r, PV_LOG_ERR, "testing \"%s\" existence failed (%d: %s), client: %s", path, e, strerror(e),
+                     pv_log_client(r));
+            return NULL;
+        }
+    }
+    size_t n = pv_cv_eval(al->path_cv, r, PV_ESCAPE_NONE, path, sizeof(path));
+    if (n >= sizeof(path) || memchr(path, '\0', n))
+        return NULL;
+    path[n] = '\0';
+    pv_logsink_t *s = pv_logring_sink(path, "access log", err, sizeof(err));
+    if (!s)
+        pv_log_r(r, PV_LOG_CRIT, "%s, client: %s", err, pv_log_client(r));
+    return s;
+}
+
 void pv_accesslog_write(pv_request_t *r)
 {
     const pv_loc_conf_t *lc = NULL;
@@ -119,8 +149,10 @@ void pv_accesslog_write(pv_request_t *r)
     size_t len = 0;
     for (int i = 0; i < lc->naccess_logs; i++) {
         const pv_access_log_t *al = &lc->access_logs[i];
-        pv_logsink_t *s = al->sink;
-        if (!s || !al->format || (al->cond && !pv_cv_true(al->cond, r)))
+        if (!al->format || (al->cond && !pv_cv_true(al->cond, r)))
+            continue;
+        pv_logsink_t *s = al->path_cv ? path_sink(r, al) : al->sink;
+        if (!s)
             continue;
         if (al->format != last) {
             len = line_format(al->format, r, lc->trace.anonymize);
@@ -141,7 +173,7 @@ static int open_list(pv_conf_t *conf, pv_access_log_t *list, int n, char *err, s
 {
     for (int i = 0; list && i < n; i++) {
         pv_access_log_t *al = &list[i];
-        if (al->off || !al->path || al->sink)
+        if (al->off || !al->path || al->sink || al->path_cv)
             continue;
         char buf[PATH_MAX];
         const char *path = al->path;

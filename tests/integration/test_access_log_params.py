@@ -30,6 +30,8 @@ http {
         location /small { access_log @D@/small.log t buffer=1k; return 200; }
         location /flushed { access_log @D@/flushed.log t buffer=64k flush=300ms; return 200; }
         location /zipped { access_log @D@/zipped.log.gz t gzip flush=300ms; return 200; }
+        location /by { root @D@; access_log @D@/by-$arg_f.log t; return 200; }
+        location /noroot { root @D@/missing; access_log @D@/noroot-$arg_f.log t; return 200; }
     }
 }
 """
@@ -50,10 +52,14 @@ def conditions(start, d):
     s = start(CONF, PORT=port, D=d)
     for t in ("/filtered/a", "/filtered/b?logme=1", "/filtered/c?logme=0", "/filtered/d?logme=",
               "/filtered/e?logme=yes", "/complex/a?a=0", "/complex/b?a=0&b=0", "/complex/c?b=1",
-              "/complex/d", "/two/a", "/two/b?a=1", "/two/c?b=1", "/two/d?a=1&b=1"):
+              "/complex/d", "/two/a", "/two/b?a=1", "/two/c?b=1", "/two/d?a=1&b=1",
+              "/by/1?f=x", "/by/2?f=y", "/by/3?f=x", "/noroot/1?f=x"):
         assert http(port, target=t).status == 200
     s.stop()
-    return {f: read(os.path.join(d, f)).split() for f in ("filtered.log", "complex.log", "two.log")}
+    logs = {f: read(os.path.join(d, f)).split() for f in ("filtered.log", "complex.log", "two.log")}
+    logs["files"] = sorted(f for f in os.listdir(d) if f.startswith(("by-", "noroot-")))
+    logs.update({f: read(os.path.join(d, f)).split() for f in logs["files"]})
+    return logs
 
 
 def test_if_as_nginx(tmp_path, portvakt, nginx):
@@ -62,6 +68,9 @@ def test_if_as_nginx(tmp_path, portvakt, nginx):
     assert got["filtered.log"] == ["/filtered/b", "/filtered/e"]
     assert got["complex.log"] == ["/complex/b", "/complex/c"]  # "00" is neither empty nor "0"
     assert got["two.log"] == ["/two/b", "/two/c", "/two/d", "/two/d"]
+    # a path with variables, opened per request while the root exists
+    assert got["files"] == ["by-x.log", "by-y.log"]
+    assert got["by-x.log"] == ["/by/1", "/by/3"]
 
 
 @pytest.mark.portvakt_only("reads portvakt's buffered file while it runs")
@@ -112,6 +121,11 @@ def test_flush_writes_held_lines(tmp_path, portvakt):
     ("gzip; access_log @D@/a.log combined buffer=64k",
      'access_log "@D@/a.log" already defined with conflicting parameters'),
     ("buffer=1k; access_log @D@/a.log combined", None),
+    ("buffer=1k; access_log @D@/$host.log combined buffer=1k", "buffered logs cannot have variables in name"),
+    ("; open_log_file_cache max=10 inactive=20s min_uses=2 valid=1m", None),
+    ("; open_log_file_cache off", None),
+    ("; open_log_file_cache inactive=20s", '"open_log_file_cache" must have "max" parameter'),
+    ("; open_log_file_cache max=x", 'invalid "open_log_file_cache" parameter "max=x"'),
     ("if=", None),
 ])
 def test_parameter_errors_as_nginx(tmp_path, params, message):
