@@ -77,6 +77,10 @@ typedef int (*pv_var_get_pt)(struct pv_request_s *r, const pv_cv_part_t *part, p
 #define PV_VAR_F_LATE 0x4   /* known only after authentication ($consumer) */
 #define PV_VAR_F_NUMBER 0x8 /* a number: null under escape=json when not found */
 #define PV_VAR_F_PLAIN 0x10 /* its values are printable ASCII no escaping changes: copied as they are */
+#define PV_VAR_F_UPSTREAM 0x20 /* reads the upstream response's fields ($upstream_http_, $upstream_cookie_) */
+/* Set once a value names a PV_VAR_F_UPSTREAM variable: the proxy then
+ * keeps each proxied response's fields for the rest of the request. */
+extern int pv_cv_upstream_fields;
 
 /* One variable. Adding a variable is one entry in a table (http/vars.h)
  * plus its getter. */

@@ -118,6 +118,8 @@ const pv_var_t *pv_var_find(const char *low, size_t n, pv_str_t *rest)
     return find_prefix(low, n, rest);
 }
 
+int pv_cv_upstream_fields;
+
 static int is_name_char(int ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -151,6 +153,8 @@ static int lookup(pv_arena_t *a, const char *low, size_t n, pv_cv_part_t *part)
     if (v) {
         part->var = v;
         part->text = (pv_str_t){NULL, 0};
+        if (v->flags & PV_VAR_F_UPSTREAM)
+            pv_cv_upstream_fields = 1;
         if (v->flags & PV_VAR_F_PREFIX) {
             char *t = pv_arena_strndup(a, rest.p, rest.len);
             for (size_t i = 0; (v->flags & PV_VAR_F_HEADER) && i < rest.len; i++)

@@ -492,6 +492,11 @@ static int arg_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv
     return PV_VAL_MISSING;
 }
 
+static int cookie_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return pv_var_cookie(r->headers, r->nheaders, part->text, v);
+}
+
 static int request_method_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
                              pv_str_t *v)
 {
@@ -577,6 +582,7 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("query_string", args_cb, 0),
     PV_VAR("is_args", is_args_cb, 0),
     PV_VAR("arg_", arg_cb, PV_VAR_F_PREFIX),
+    PV_VAR("cookie_", cookie_cb, PV_VAR_F_PREFIX),
     PV_VAR("request_method", request_method_cb, 0),
     PV_VAR("request", request_cb, 0),
     PV_VAR("server_protocol", server_protocol_cb, 0),

@@ -164,6 +164,11 @@ static int upstream_http_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_ou
     return PV_VAL_FOUND;
 }
 
+static int upstream_cookie_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return pv_var_set_cookie(r->upstream_headers, r->nupstream_headers, part->text, v);
+}
+
 /* $proxy_host is what the proxy recorded; while the response has not
  * started (proxy_set_header time) the location's proxy_pass stands in. */
 static int proxy_host_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
@@ -353,7 +358,8 @@ const pv_var_t pv_vars_response[] = {
     PV_VAR("upstream_addr", upstream_addr_cb, 0),
     PV_VAR("upstream_status", upstream_status_cb, 0),
     PV_VAR("upstream_cache_status", upstream_cache_status_cb, 0),
-    PV_VAR("upstream_http_", upstream_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
+    PV_VAR("upstream_http_", upstream_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER | PV_VAR_F_UPSTREAM),
+    PV_VAR("upstream_cookie_", upstream_cookie_cb, PV_VAR_F_PREFIX | PV_VAR_F_UPSTREAM),
     PV_VAR("proxy_host", proxy_host_cb, 0),
     PV_VAR("proxy_port", proxy_port_cb, 0),
     PV_VAR("request_time", request_time_cb, PV_VAR_F_PLAIN),

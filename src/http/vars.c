@@ -139,6 +139,57 @@ pv_str_t pv_var_hdr_value(const pv_header_t *h)
     return (pv_str_t){h->value.p ? h->value.p : empty_value, h->value.len};
 }
 
+/* Skip spaces in [p, e). */
+static const char *skip_sp(const char *p, const char *e)
+{
+    while (p < e && *p == ' ')
+        p++;
+    return p;
+}
+
+int pv_var_cookie(const pv_header_t *hs, int n, pv_str_t name, pv_str_t *v)
+{
+    for (int i = 0; i < n; i++) {
+        if (!PV_STR_IEQ(hs[i].name, "cookie") || name.len > hs[i].value.len)
+            continue;
+        const char *p = hs[i].value.p, *e = p + hs[i].value.len;
+        while (p < e) {
+            if ((size_t)(e - p) >= name.len && strncasecmp(p, name.p, name.len) == 0) {
+                const char *q = skip_sp(p + name.len, e);
+                if (q < e && *q == '=') {
+                    q = skip_sp(q + 1, e);
+                    const char *end = memchr(q, ';', (size_t)(e - q));
+                    *v = (pv_str_t){(char *)q, (size_t)((end ? end : e) - q)};
+                    return PV_VAL_FOUND;
+                }
+            }
+            while (p < e && *p != ';' && *p != ',')
+                p++;
+            p = skip_sp(p + (p < e), e);
+        }
+    }
+    return PV_VAL_MISSING;
+}
+
+int pv_var_set_cookie(const pv_header_t *hs, int n, pv_str_t name, pv_str_t *v)
+{
+    for (int i = 0; i < n; i++) {
+        if (!PV_STR_IEQ(hs[i].name, "set-cookie") || name.len >= hs[i].value.len)
+            continue;
+        const char *p = hs[i].value.p, *e = p + hs[i].value.len;
+        if (strncasecmp(p, name.p, name.len) != 0)
+            continue;
+        p = skip_sp(p + name.len, e);
+        if (p == e || *p != '=')
+            continue;
+        p = skip_sp(p + 1, e);
+        const char *end = memchr(p, ';', (size_t)(e - p));
+        *v = (pv_str_t){(char *)p, (size_t)((end ? end : e) - p)};
+        return PV_VAL_FOUND;
+    }
+    return PV_VAL_MISSING;
+}
+
 int pv_var_hdr_join(const pv_header_t *hs, int n, pv_str_t name, char sep, pv_var_out_t *o)
 {
     char s[2] = {sep, ' '};

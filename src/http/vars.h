@@ -72,6 +72,15 @@ const struct pv_header_s *pv_var_hdr_first(const struct pv_header_s *hs, int n, 
 /* A header's value as a slice, never with a NULL pointer (found). */
 pv_str_t pv_var_hdr_value(const struct pv_header_s *h);
 
+/* $cookie_NAME: NAME's value in the Cookie fields of hs[0..n), as NGINX
+ * 1.22 reads them (pairs split at ';' or ',', the name matched without
+ * case, spaces around '=' skipped, the value up to ';'). */
+int pv_var_cookie(const struct pv_header_s *hs, int n, pv_str_t name, pv_str_t *v);
+
+/* $upstream_cookie_NAME: the value of the first Set-Cookie field of
+ * hs[0..n) whose cookie is NAME (its first pair only, as NGINX). */
+int pv_var_set_cookie(const struct pv_header_s *hs, int n, pv_str_t name, pv_str_t *v);
+
 /* Writes every value of hs[0..n) named name, joined by sep and a space
  * (NGINX 1.22's joined header lists); returns PV_VAL_WRITTEN. */
 int pv_var_hdr_join(const struct pv_header_s *hs, int n, pv_str_t name, char sep, pv_var_out_t *o);

@@ -636,6 +636,44 @@ static void test_process_values(void **state)
 
 /* Every entry has a lowercase name and a getter, and its name (with a
  * rest, for a prefix) compiles to that entry and no other. */
+/* $cookie_ and $upstream_cookie_ as NGINX 1.22 reads the fields. */
+static void test_cookies(void **state)
+{
+    pv_header_t hs[] = {
+        {PV_STR("Host"), PV_STR("x")},
+        {PV_STR("Cookie"), PV_STR("a=1; bb = 2 ,c=3;d")},
+        {PV_STR("cookie"), PV_STR("E=5, f=x,y; g=")},
+    };
+    static const char *const cases[][2] = {
+        {"a", "1"}, {"bb", "2 ,c=3"}, {"c", "3"}, {"e", "5, f=x,y"}, {"f", "x,y"}, {"g", ""},
+        {"d", NULL}, {"b", NULL}, {"y", NULL}, {"zz", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pv_str_t v = {0};
+        int rc = pv_var_cookie(hs, 3, (pv_str_t){(char *)cases[i][0], strlen(cases[i][0])}, &v);
+        if (!cases[i][1]) {
+            assert_int_equal(rc, PV_VAL_MISSING);
+            continue;
+        }
+        assert_int_equal(rc, PV_VAL_FOUND);
+        assert_int_equal(v.len, strlen(cases[i][1]));
+        assert_memory_equal(v.p, cases[i][1], v.len);
+    }
+    pv_header_t sc[] = {
+        {PV_STR("Set-Cookie"), PV_STR("sid=abc; Path=/; HttpOnly")},
+        {PV_STR("Set-Cookie"), PV_STR("Lang = en")},
+        {PV_STR("Set-Cookie"), PV_STR("x=1; tc=2")},
+    };
+    pv_str_t v = {0};
+    assert_int_equal(pv_var_set_cookie(sc, 3, PV_STR("sid"), &v), PV_VAL_FOUND);
+    assert_int_equal(v.len, 3);
+    assert_memory_equal(v.p, "abc", 3);
+    assert_int_equal(pv_var_set_cookie(sc, 3, PV_STR("lang"), &v), PV_VAL_FOUND);
+    assert_int_equal(v.len, 2); /* spaces after "=" skipped, as NGINX */
+    assert_int_equal(pv_var_set_cookie(sc, 3, PV_STR("tc"), &v), PV_VAL_MISSING); /* only the first pair */
+    assert_int_equal(pv_var_set_cookie(sc, 3, PV_STR("path"), &v), PV_VAL_MISSING);
+}
+
 static void test_tables(void **state)
 {
     const pv_var_t *const tables[] = {pv_vars_request, pv_vars_response, pv_vars_timing, pv_vars_trace};
@@ -665,7 +703,7 @@ static void test_tables(void **state)
                 assert_int_equal(rest.len, 0);
         }
     }
-    assert_int_equal(count, 73);
+    assert_int_equal(count, 75);
     assert_null(pv_var_find("foo", 3, &(pv_str_t){0}));
     assert_null(pv_var_find("hosts", 5, &(pv_str_t){0}));
     /* a declared variable is not in the tables: its getter finds it by name */
@@ -866,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_remote_user),
         cmocka_unit_test(test_process_values),
         cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_cookies),
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_eval_truncation),
         cmocka_unit_test(test_anonymised_addresses),
