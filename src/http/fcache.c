@@ -25,6 +25,7 @@ typedef struct node_s {
     int64_t accessed;           /* last asked for (seconds, monotonic) */
     int64_t fs_size;            /* bytes on disk */
     int64_t lock_ms;            /* when the filler took it (monotonic ms) */
+    uint64_t gen;               /* which file is in place: new for each one stored or loaded */
     uint32_t uses;
     uint8_t exists;             /* a file is in place */
     uint8_t updating;           /* a request fills it */
@@ -50,6 +51,15 @@ struct pv_fcache_s {
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pv_fcache_t *zones;
+
+/* File generations, unique in the process (a worker's kept descriptor
+ * is used only for the generation it was opened for). */
+static uint64_t gens;
+
+static uint64_t next_gen(void)
+{
+    return __atomic_add_fetch(&gens, 1, __ATOMIC_RELAXED);
+}
 
 static int64_t mono_s(void)
 {
@@ -283,6 +293,7 @@ void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], int64_t now, int64_t m
     int held = n->updating && ms - n->lock_ms < lock_age;
     if (n->exists) {
         ref->exists = 1;
+        ref->gen = n->gen;
         ref->valid_sec = n->valid_sec;
         if (n->valid_sec > now) {
             ref->state = PV_FC_HIT;
@@ -314,6 +325,7 @@ int pv_fc_relook(pv_fc_ref_t *ref, int64_t now, int64_t lock_age)
     node_t *n = find(fc, ref->md5);
     if (n && n->exists) {
         ref->exists = 1;
+        ref->gen = n->gen;
         ref->valid_sec = n->valid_sec;
         ref->state = n->valid_sec > now ? PV_FC_HIT : PV_FC_EXPIRED;
     } else if (n && n->updating && ms - n->lock_ms < lock_age) {
@@ -350,6 +362,7 @@ void pv_fc_filled(pv_fc_ref_t *ref, int stored, int64_t fs_size, int64_t valid_s
             if (n->exists)
                 fc->total -= n->fs_size;
             n->exists = 1;
+            n->gen = next_gen();
             n->fs_size = fs_size;
             n->valid_sec = valid_sec;
             fc->total += fs_size;
@@ -455,6 +468,7 @@ static void load_file(pv_fcache_t *fc, const char *path, const char *name)
     node_t *nd = find(fc, md5);
     if (!nd && (nd = add_node(fc, md5, mono_s()))) {
         nd->exists = 1;
+        nd->gen = next_gen();
         nd->uses = 1;
         nd->valid_sec = e.valid_sec;
         nd->fs_size = PV_FC_FS_SIZE(st.st_size);

@@ -13,6 +13,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "../config/conf.h"
@@ -73,6 +74,7 @@ typedef struct pv_fc_ref_s {
     uint8_t fill;               /* this request stores the response (holds the entry's update) */
     uint8_t exists;             /* a file exists for it (HIT, EXPIRED, UPDATING) */
     int64_t valid_sec;
+    uint64_t gen;               /* the file in place (exists): unique in the process */
     char path[PATH_MAX];        /* the entry's file */
 } pv_fc_ref_t;
 
@@ -116,5 +118,20 @@ int pv_fc_commit(const pv_fc_ref_t *ref, const char *temp);
 #define PV_FC_FS_SIZE(size) (((int64_t)(size) + 4095) & ~(int64_t)4095)
 /* The zone's name (logs). */
 const char *pv_fc_name(const pv_fcache_t *fc);
+
+/* ---- a worker's open entries (fcache_fd.c) ------------------------------- */
+
+#define PV_FC_KEEP_MAX 64       /* entries whose descriptor a worker keeps */
+#define PV_FC_KEEP_BYTES 4096   /* of each, the first bytes kept (header, start of the body) */
+#define PV_FC_KEEP_MS 10000     /* one not used this long is closed */
+
+/* A descriptor this worker keeps for ref's file (ref->gen): 1 with *fd (a
+ * dup the caller owns), *st and the file's first bytes copied to buf (*n,
+ * at most cap); 0 when the file must be opened. Loop thread only. */
+int pv_fc_keep_lookup(const pv_fc_ref_t *ref, int *fd, struct stat *st, char *buf, size_t cap, int *n);
+/* Keep a dup of fd, the file of ref->gen, with its first n bytes. */
+void pv_fc_keep(const pv_fc_ref_t *ref, int fd, const struct stat *st, const char *buf, int n);
+/* Close and free the worker's kept entries (worker exit). */
+void pv_fc_keep_clear(void);
 
 #endif

@@ -9,12 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../core/cache.h"
 #include "../core/log.h"
 #include "server.h"
 #include "accesslog.h"
+#include "response.h"
 
 static __thread pv_tport_t port;
 static __thread int port_ready;
@@ -72,14 +77,29 @@ pv_file_t *pv_file_new(pv_hreq_t *hr, const pv_static_conf_t *s)
     f->found = -1;
     f->symlinks = s->disable_symlinks;
     f->task.work = NULL;
+    pv_timer_init(&f->yield, NULL, NULL);
     hr->handler_ctx = f;
     hr->handler = &pv_file_handler;
     return f;
 }
 
+static void uncork(pv_hreq_t *hr, pv_file_t *f)
+{
+    int off = 0;
+    if (f->corked && !(hr->c->flags & PV_HC_F_CLOSING))
+        setsockopt(hr->c->x.io.fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+    f->corked = 0;
+}
+
 /* Orphan f when an operation runs (it frees itself), else free it. */
 static void drop(pv_file_t *f)
 {
+    if (f->hr) {
+        if (pv_timer_armed(&f->yield))
+            pv_timer_del(f->hr->w->loop, &f->yield);
+        uncork(f->hr, f);
+        f->hr->write_wait = 0;
+    }
     if (f->op != PV_FOP_NONE)
         f->hr = NULL;
     else
@@ -288,7 +308,7 @@ int pv_file_run(pv_file_t *f, int op, pv_file_cb then)
 {
     const pv_loc_conf_t *lc = &f->hr->r.loc->conf;
     f->op = op;
-    if (lc->st.aio == PV_AIO_OFF || !port_ready) {
+    if (lc->st.aio == PV_AIO_OFF || !port_ready || (f->in_place && op == PV_FOP_READ)) {
         work(&f->task);
         f->op = PV_FOP_NONE;
         return 1;
@@ -306,6 +326,8 @@ int pv_file_run(pv_file_t *f, int op, pv_file_cb then)
 static void finish(pv_hreq_t *hr, int ok)
 {
     hr->handling = 0;
+    if (hr->handler_ctx)
+        uncork(hr, hr->handler_ctx);
     pv_file_release(hr);
     if (ok)
         pv_resp_finish(hr);
@@ -332,6 +354,73 @@ static int take_read(pv_hreq_t *hr, pv_file_t *f)
     f->read_n = 0;
     pv_resp_send_body(hr, &(pv_str_t){f->buf->data, f->have}, 1);
     return 0;
+}
+
+void pv_file_sendfile_check(pv_hreq_t *hr, pv_file_t *f)
+{
+    const pv_static_conf_t *s = &hr->r.loc->conf.st;
+    f->sendfile = s->sendfile == 1 && f->fd >= 0 && hr->proto->resp == &pv_h1_resp &&
+                  hr->c->x.ops == &pv_xprt_plain && !hr->zf && !hr->tee && !hr->resp_chunked &&
+                  !hr->r.limit_rate && !(hr->r.flags & PV_REQ_F_HEAD);
+    f->chunk_max = s->sendfile_max_chunk;
+    if (f->sendfile && s->tcp_nopush == 1) {
+        /* tcp_nopush: the head and the file's first bytes in full packets */
+        int on = 1;
+        if (setsockopt(hr->c->x.io.fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0)
+            f->corked = 1;
+    }
+}
+
+static void yield_cb(pv_timer_t *t)
+{
+    pv_hreq_t *hr = t->data;
+    pv_file_send(hr);
+}
+
+/* Send the current range's next bytes from the file to the socket with
+ * sendfile(2), the queued bytes (the head, a part's head) first: PV_OK to
+ * go on, PV_AGAIN when the socket is full or a whole sendfile_max_chunk
+ * went (the rest follows on the loop's next turn), PV_ERR. */
+static int send_part(pv_hreq_t *hr, pv_file_t *f, const pv_range_t *rg)
+{
+    if (pv_resp_flush(hr) != PV_OK) {
+        hr->handling = 1;
+        return PV_AGAIN; /* proceed() follows, or the connection is gone */
+    }
+    int64_t want = rg->end - f->pos;
+    if (f->chunk_max > 0 && want > f->chunk_max)
+        want = f->chunk_max;
+    off_t off = (off_t)(f->base + f->pos);
+    ssize_t n;
+    do
+        n = sendfile(hr->c->x.io.fd, f->fd, &off, (size_t)want);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        f->pos += n;
+        hr->r.bytes_sent += (uint64_t)n;
+        if (f->chunk_max > 0 && n == want && f->pos < rg->end) {
+            /* sendfile_max_chunk: other connections get their turn */
+            hr->handling = 1;
+            pv_timer_init(&f->yield, yield_cb, hr);
+            pv_timer_set(hr->w->loop, &f->yield, 0);
+            return PV_AGAIN;
+        }
+        return PV_OK;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        hr->c->x.writable = 0;
+        hr->write_wait = 1;
+        hr->handling = 1;
+        pv_timer_set(hr->w->loop, &hr->c->timer, (uint64_t)hr->r.loc->conf.send_timeout);
+        return PV_AGAIN;
+    }
+    if (n == 0)
+        pv_log_r(&hr->r, PV_LOG_CRIT, "sendfile() reported that \"%s\" was truncated, client: %s", f->path,
+                 pv_log_client(&hr->r));
+    else if (errno != EPIPE && errno != ECONNRESET)
+        pv_log_r(&hr->r, PV_LOG_CRIT, "sendfile() failed (%d: %s), client: %s", errno, strerror(errno),
+                 pv_log_client(&hr->r));
+    return PV_ERR;
 }
 
 void pv_file_send(pv_hreq_t *hr)
@@ -379,6 +468,16 @@ void pv_file_send(pv_hreq_t *hr)
             /* the open read the start ahead into buf */
             f->read_n = (int)PV_MIN((int64_t)f->pre_n, rg->end);
             f->pre_n = 0;
+        } else if (f->sendfile) {
+            f->pre_n = 0;
+            int rc = send_part(hr, f, rg);
+            if (rc == PV_AGAIN)
+                return;
+            if (rc == PV_ERR) {
+                finish(hr, 0);
+                return;
+            }
+            continue;
         } else {
             f->pre_n = 0;
             if (f->buf->size < PV_FILE_BIG_BUF && rg->end - f->pos > (int64_t)f->buf->size) {

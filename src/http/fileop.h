@@ -54,6 +54,7 @@ struct pv_file_s {
     int err;                  /* errno of the operation, 0 when it succeeded */
     uint8_t gz;               /* gzip_static: path is the .gz file (1), served (2) */
     uint8_t gz_ok;            /* gzip_static: the client may have it */
+    uint8_t in_place;         /* reads run on the loop (a kept cache entry: its pages are likely cached) */
     /* sending */
     int64_t base;             /* offset of the body in the file (a cache entry's header before it) */
     int64_t size;
@@ -65,6 +66,10 @@ struct pv_file_s {
     pv_str_t boundary_head;   /* multipart: CRLF "--B" CRLF Content-Type... "bytes " */
     pv_str_t tail;            /* multipart: CRLF "--B--" CRLF */
     char part[96];            /* the current part's "S-E/T" CRLF CRLF */
+    uint8_t sendfile;         /* the bytes go with sendfile(2) (plain TCP, HTTP/1.x, nothing filters them) */
+    uint8_t corked;           /* tcp_nopush: TCP_CORK is set until the answer ends */
+    int64_t chunk_max;        /* sendfile_max_chunk (0: no limit) */
+    pv_timer_t yield;         /* after a whole chunk: the next one on the loop's next turn */
     pv_buf_t *buf;            /* file bytes on their way out */
     size_t have;              /* bytes read into buf and not yet queued */
     int read_n;               /* the last read's result */
@@ -93,5 +98,9 @@ int pv_file_open(int symlinks, size_t from, const char *path, struct stat *st);
 extern const struct pv_handler_s pv_file_handler;
 /* Send more of the file (the handler's proceed). */
 void pv_file_send(struct pv_hreq_s *hr);
+/* Whether the answer's bytes may go with sendfile(2), as NGINX's
+ * `sendfile` (its head is queued): plain TCP, HTTP/1.x, no filter, tee,
+ * chunked coding or limit_rate; sets f->sendfile. */
+void pv_file_sendfile_check(struct pv_hreq_s *hr, pv_file_t *f);
 
 #endif

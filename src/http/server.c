@@ -810,10 +810,11 @@ static void conn_io(pv_io_t *io, unsigned events)
     events = pv_xprt_events(&c->x, events);
     pv_hreq_t *hr = c->hr;
     if (hr && hr->handling) {
-        if ((events & PV_EV_WRITE) && !pv_outq_empty(&hr->cq)) {
+        if ((events & PV_EV_WRITE) && (!pv_outq_empty(&hr->cq) || hr->write_wait)) {
             int rc = pv_resp_flush(hr);
             if (rc != PV_OK)
                 return;
+            hr->write_wait = 0;
             pv_timer_del(c->w->loop, &c->timer);
             hr->handler->proceed(hr);
             if (c->hr != hr || !hr->handling || (c->flags & PV_HC_F_CLOSING))

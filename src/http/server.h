@@ -100,6 +100,7 @@ typedef struct pv_hreq_s {
     void *tee_ctx;                /* its state */
     struct pv_rate_s *rate;       /* limit_rate's delay timer (request arena); NULL until first delayed */
     uint8_t rate_queued;          /* limit_rate: body queued since the last complete flush */
+    uint8_t write_wait;           /* the handler writes to the socket itself (sendfile) and waits for room */
     pv_access_t acc;              /* rate limit and authentication state */
 } pv_hreq_t;
 

@@ -24,6 +24,7 @@
 #include "errpage.h"
 #include "fileop.h"
 #include "hfilter.h"
+#include "fcache.h"
 #include "ofcache.h"
 #include "phases.h"
 #include "range.h"
@@ -592,6 +593,7 @@ void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_
         return;
     }
     f->pos = f->ranges[0].start;
+    pv_file_sendfile_check(hr, f);
     pv_file_send(hr);
 }
 
@@ -806,6 +808,7 @@ static void worker_exit(pv_worker_t *w)
 {
     pv_file_worker_exit();
     pv_ofc_clear();
+    pv_fc_keep_clear();
 }
 
 pv_module_t pv_static_module = {

@@ -358,6 +358,13 @@ static void open_entry(pv_hreq_t *hr)
     f->symlinks = PV_SYMLINKS_ON;
     f->sym_from = 0;
     snprintf(f->path, sizeof(f->path), "%s", c->ref.path);
+    if (pv_fc_keep_lookup(&c->ref, &f->fd, &f->st, f->buf->data, f->buf->size, &f->pre_n)) {
+        /* this worker has the file open: no open, no trip to the pool;
+         * its pages were read lately, so the rest is read in place */
+        f->in_place = 1;
+        entry_opened(hr, f);
+        return;
+    }
     if (pv_file_run(f, PV_FOP_OPEN, entry_opened))
         entry_opened(hr, f);
 }
@@ -424,6 +431,8 @@ static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
             return;
         }
     }
+    if (!f->in_place && e.body_start <= PV_FC_KEEP_BYTES)
+        pv_fc_keep(&c->ref, f->fd, &f->st, f->buf->data, f->pre_n);
     /* the stale entry served while this request's update failed: the
      * update is given up */
     pv_fc_filled(&c->ref, 0, 0, 0);

@@ -41,6 +41,7 @@ http {
         location /lock/ { proxy_cache_lock on; proxy_cache_lock_timeout 30s; proxy_pass http://u; }
         location /key/ { proxy_cache_key $uri; proxy_pass http://u; }
         location /reval/ { proxy_cache_revalidate on; proxy_cache_valid 200 1s; proxy_pass http://u; }
+        location /sf/ { sendfile on; sendfile_max_chunk 16k; tcp_nopush on; proxy_pass http://u; }
     }
 }
 """
@@ -164,6 +165,62 @@ def test_expiry(portvakt, port, tmp_path):
         time.sleep(2.2)
         assert statuses(gw, "/e", 2) == ["EXPIRED", "HIT"]
         assert len(up.requests) == 2
+    finally:
+        up.stop()
+
+
+def test_a_new_file_replaces_the_kept_one(portvakt, port, tmp_path):
+    """A worker keeps the descriptor of an entry it served; once the entry
+    is stored again, the hits answer with the new file."""
+    gw, up, _ = start(portvakt, port, tmp_path, "p", counting(lambda t: [("Cache-Control", "max-age=1")]))
+    try:
+        first = [http(gw.port, "GET", "/k") for _ in range(4)]
+        assert [r.header("X-Cache") for r in first] == ["MISS", "HIT", "HIT", "HIT"]
+        assert {r.body for r in first} == {b"payload\n1\n"}
+        time.sleep(2.2)
+        again = [http(gw.port, "GET", "/k") for _ in range(4)]
+        assert [r.header("X-Cache") for r in again] == ["EXPIRED", "HIT", "HIT", "HIT"]
+        assert {r.body for r in again} == {b"payload\n2\n"}
+        assert len(up.requests) == 2
+    finally:
+        up.stop()
+
+
+BIGBODY = bytes((i * 13 + i // 253) & 0xFF for i in range(200000))
+
+
+def test_hits_with_sendfile(portvakt, port, tmp_path):
+    """sendfile on: a hit's body leaves the entry file by sendfile(2),
+    in sendfile_max_chunk pieces, whole, in ranges and to a slow reader."""
+    gw, up, _ = start(portvakt, port, tmp_path, "p",
+                      lambda req: Reply(headers=CT + [("Accept-Ranges", "bytes")], body=BIGBODY))
+    try:
+        assert statuses(gw, "/sf/big", 1) == ["MISS"]
+        for _ in range(2):
+            r = http(gw.port, "GET", "/sf/big")
+            assert r.header("X-Cache") == "HIT" and r.body == BIGBODY
+        r = http(gw.port, "GET", "/sf/big", headers=[("Range", "bytes=1000-150000")])
+        assert r.status == 206 and r.body == BIGBODY[1000:150001]
+        r = http(gw.port, "GET", "/sf/big", headers=[("Range", "bytes=0-9,100000-100009")])
+        assert r.status == 206 and BIGBODY[100000:100010] in r.body
+        r = http(gw.port, "HEAD", "/sf/big")
+        assert r.status == 200 and r.body == b"" and r.header("Content-Length") == str(len(BIGBODY))
+        # a client that reads late: the socket fills, the rest follows
+        import socket
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", gw.port))
+        s.sendall(b"GET /sf/big HTTP/1.1\r\nHost: x\r\n\r\nGET /sf/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)
+        data = b""
+        s.settimeout(30)
+        while data.count(BIGBODY) < 2:
+            chunk = s.recv(65536)
+            assert chunk, data[:200]
+            data += chunk
+        s.close()
+        assert data.count(b"HTTP/1.1 200 OK") == 2
+        assert len(up.requests) == 1
     finally:
         up.stop()
 

@@ -51,6 +51,8 @@ http {
         location ~ ^/rvars/(\\w+)$ { alias @DOC@/$1.txt; return 200 "$request_filename|$document_root\n"; }
         location /relroot/ { root html/..; return 200 "$request_filename|$document_root\n"; }
         location /sync/ { aio off; alias @DOC@/; autoindex on; try_files $uri $uri/ =404; }
+        location /sf/ { sendfile on; sendfile_max_chunk 16k; alias @DOC@/; }
+        location /sfpush/ { sendfile on; tcp_nopush on; alias @DOC@/; }
         location /switches/ {
             alias @DOC@/;
             sendfile on; sendfile_max_chunk 64k; tcp_nopush on; directio off; aio threads;
@@ -243,7 +245,16 @@ REQUESTS = [
     ("GET", "/sync/list/", []),
     ("GET", "/sync/none", []),
     ("GET", "/sync/sub", []),
-    # the other switches are accepted and leave the answer as it is
+    # sendfile: the same answers, the bytes sent from the file by the kernel
+    ("GET", "/sf/big.bin", []),
+    ("GET", "/sf/hello.txt", []),
+    ("GET", "/sf/empty.txt", []),
+    ("HEAD", "/sf/big.bin", []),
+    ("GET", "/sf/big.bin", [("Range", "bytes=0-9,100000-100009,299990-")]),
+    ("GET", "/sf/big.bin", [("Range", "bytes=1000-200000")]),
+    ("GET", "/sfpush/big.bin", []),
+    ("GET", "/sfpush/big.bin", [("Range", "bytes=5-")]),
+    # the other switches leave the answer as it is
     ("GET", "/switches/hello.txt", []),
     ("GET", "/switches/big.bin", [("Range", "bytes=5-")]),
 ]
@@ -300,12 +311,29 @@ def test_keepalive_after_each_kind(pair):
             assert r.status == status, (target, r)
 
 
-def test_slow_reader_gets_every_byte(pair):
+@pytest.mark.parametrize("path", ["/big.bin", "/sf/big.bin", "/sfpush/big.bin"])
+def test_slow_reader_gets_every_byte(pair, path):
     ours, _, _ = pair
     with Client(ours.port) as c:
-        c.request("GET", "/big.bin")
+        c.request("GET", path)
         r = c.read_response("GET")
     assert r.body == BIG
+    # a client that reads late, two answers in a row on one connection
+    import socket
+    import time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", ours.port))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode() * 2)
+    time.sleep(0.5)
+    data = b""
+    s.settimeout(30)
+    while data.count(BIG) < 2:
+        chunk = s.recv(65536)
+        assert chunk, data[:200]
+        data += chunk
+    s.close()
+    assert data.count(b"HTTP/1.1 200 OK") == 2
 
 
 # ---- hostile paths (portvakt alone) ----------------------------------------
