@@ -133,6 +133,7 @@ static int path_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
         if (strcmp(h->caches[i]->path, cp->path) == 0)
             return pv_conf_error(cx, &nd->src, "duplicate \"%s\" path \"%s\"", ARG(nd, 0), ARG(nd, 1));
     }
+    cp->index = h->ncaches;
     *(pv_cache_path_t **)pv_conf_push(cx->a, &h->caches, &h->ncaches, sizeof(cp)) = cp;
     return PV_OK;
 }

@@ -127,6 +127,7 @@ typedef struct pv_cache_path_s {
     int use_temp_path;         /* default on: entries are written under proxy_temp_path */
     pv_conf_src_t src;
     void *impl;                /* pv_fcache_t, kept across reloads */
+    int index;                 /* in pv_http_conf_t.caches (the metrics' slot) */
 } pv_cache_path_t;
 
 /* One proxy_cache_valid line: how long a status is fresh. */

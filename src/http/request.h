@@ -55,7 +55,7 @@ typedef struct pv_header_s {
 /* $upstream_cache_status values */
 enum {
     PV_CACHE_NONE = 0, PV_CACHE_MISS, PV_CACHE_BYPASS, PV_CACHE_EXPIRED, PV_CACHE_STALE,
-    PV_CACHE_UPDATING, PV_CACHE_REVALIDATED, PV_CACHE_HIT,
+    PV_CACHE_UPDATING, PV_CACHE_REVALIDATED, PV_CACHE_HIT, PV_CACHE_N
 };
 
 /* A user variable's value in a request (set, map, named captures). */
@@ -108,6 +108,7 @@ typedef struct pv_request_s {
     char upstream_status[64];   /* statuses of the tries */
     uint8_t cache_status;       /* PV_CACHE_* for $upstream_cache_status; 0: the cache was not involved */
     struct pv_pcache_s *pcache; /* the response cache's state for the request (proxy/pcache.h) */
+    const struct pv_cache_path_s *cache_zone; /* the zone it was looked up in (the metrics), NULL: none */
 
     /* response facts */
     int status;                  /* status sent to the client (0 before) */

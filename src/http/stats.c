@@ -25,6 +25,9 @@ const char *const pv_stats_close_causes[PV_SCLOSE_N] = {"error", "not_reusable",
                                                         "idle_timeout", "peer_closed", "shutdown"};
 const char *const pv_stats_limit_outcomes[PV_SLIM_N] = {"passed", "delayed", "rejected", "delayed_dry_run",
                                                         "rejected_dry_run"};
+_Static_assert(PV_CACHE_N == PV_STAT_CACHE_N, "a cache status without its counter");
+const char *const pv_stats_cache_statuses[PV_STAT_CACHE_N] = {"", "miss", "bypass", "expired", "stale",
+                                                         "updating", "revalidated", "hit"};
 const char *const pv_stats_auth_methods[PV_SAUTH_N] = {"basic", "api_key", "jwt", "request"};
 
 /* ---- the blocks ---------------------------------------------------------------- */
@@ -35,13 +38,14 @@ static pv_stats_t *block_new(const pv_conf_t *conf, int worker)
 {
     const pv_http_conf_t *h = conf->http;
     size_t ns = (size_t)h->nservers, nl = (size_t)h->nmlocs, nu = (size_t)h->nupstreams;
-    size_t np = (size_t)h->npeers, nz = (size_t)h->nzones;
+    size_t np = (size_t)h->npeers, nz = (size_t)h->nzones, nc = (size_t)h->ncaches;
     size_t off[6], size = ALIGN64(sizeof(pv_stats_t));
     off[0] = size, size += ALIGN64(ns * sizeof(pv_stat_srv_t));
     off[1] = size, size += ALIGN64(nl * sizeof(pv_stat_loc_t));
     off[2] = size, size += ALIGN64(nu * sizeof(pv_stat_ups_t));
     off[3] = size, size += ALIGN64(np * sizeof(pv_stat_peer_t));
     off[4] = size, size += ALIGN64(nz * sizeof(pv_stat_zone_t));
+    off[5] = size, size += ALIGN64(nc * sizeof(pv_stat_cache_t));
     char *m = aligned_alloc(64, size);
     if (!m)
         return NULL;
@@ -54,6 +58,7 @@ static pv_stats_t *block_new(const pv_conf_t *conf, int worker)
     st->ups = (pv_stat_ups_t *)(m + off[2]);
     st->peer = (pv_stat_peer_t *)(m + off[3]);
     st->zone = (pv_stat_zone_t *)(m + off[4]);
+    st->cache = (pv_stat_cache_t *)(m + off[5]);
     return st;
 }
 
@@ -88,6 +93,7 @@ static void sum_cb(const pv_stats_t *st, void *arg)
     add_flat((pv_ctr_t *)sum->ups, (const pv_ctr_t *)st->ups, FLAT(pv_stat_ups_t) * (size_t)h->nupstreams);
     add_flat((pv_ctr_t *)sum->peer, (const pv_ctr_t *)st->peer, FLAT(pv_stat_peer_t) * (size_t)h->npeers);
     add_flat((pv_ctr_t *)sum->zone, (const pv_ctr_t *)st->zone, FLAT(pv_stat_zone_t) * (size_t)h->nzones);
+    add_flat((pv_ctr_t *)sum->cache, (const pv_ctr_t *)st->cache, FLAT(pv_stat_cache_t) * (size_t)h->ncaches);
     add_flat(&sum->auth[0][0], &st->auth[0][0], sizeof(st->auth) / sizeof(pv_ctr_t));
 }
 
@@ -184,6 +190,8 @@ void pv_stats_log(pv_hreq_t *hr)
         if (up >= 0)
             pv_hist_add(&l->up, (uint64_t)up);
     }
+    if (r->cache_zone && r->cache_status && r->cache_status < PV_CACHE_N)
+        pv_ctr_add(&st->cache[r->cache_zone->index].status[r->cache_status], 1);
 }
 
 void pv_stats_limit(pv_hreq_t *hr, const pv_zone_t *z, int outcome)

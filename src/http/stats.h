@@ -83,6 +83,14 @@ typedef struct pv_stat_zone_s {
     pv_ctr_t out[PV_SLIM_N];
 } pv_stat_zone_t;
 
+/* Requests per cache zone by $upstream_cache_status (request.h's
+ * PV_CACHE_*, [0] unused; stats.c checks the count). */
+#define PV_STAT_CACHE_N 8
+typedef struct pv_stat_cache_s {
+    pv_ctr_t status[PV_STAT_CACHE_N];
+} pv_stat_cache_t;
+extern const char *const pv_stats_cache_statuses[PV_STAT_CACHE_N];
+
 /* One worker's block for one snapshot. */
 typedef struct pv_stats_s {
     pv_conf_block_t link;         /* on the snapshot's list (kind PV_BLOCK_STATS) */
@@ -92,6 +100,7 @@ typedef struct pv_stats_s {
     pv_stat_ups_t *ups;           /* by pv_upstream_conf_t.index */
     pv_stat_peer_t *peer;         /* by peer_base + server index */
     pv_stat_zone_t *zone;         /* by pv_zone_t.index */
+    pv_stat_cache_t *cache;       /* by pv_cache_path_t.index */
     pv_ctr_t auth[PV_SAUTH_N][PV_SAUTH_OUT_N];
 } pv_stats_t;
 

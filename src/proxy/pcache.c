@@ -260,6 +260,7 @@ int pv_pcache_start(pv_hreq_t *hr)
     pv_timer_init(&c->timer, wait_cb, hr);
     c->pc = pc;
     r->pcache = c;
+    r->cache_zone = pc->cache;
     char kbuf[2048];
     size_t klen = pv_cv_eval(pc->key, r, PV_ESCAPE_NONE, kbuf, sizeof(kbuf));
     char *key = pv_arena_alloc(r->arena, klen + 1);

@@ -465,6 +465,12 @@ static void policy_families(expo_t *x)
 {
     const pv_http_conf_t *h = x->conf->http;
     const char *kv[3] = {NULL};
+    family(x, "portvakt_proxy_cache_requests", T_COUNTER, "Requests per cache zone, by $upstream_cache_status.");
+    for (int z = 0; z < h->ncaches; z++) {
+        kv[0] = "zone", kv[1] = h->caches[z]->name;
+        for (int k = 1; k < PV_CACHE_N; k++)
+            sample(x, "portvakt_proxy_cache_requests", "_total", kv, "status", pv_stats_cache_statuses[k], pv_ctr_get(&x->sum->cache[z].status[k]));
+    }
     family(x, "portvakt_limit_req", T_COUNTER, "limit_req outcomes per zone, as $limit_req_status.");
     for (int z = 0; z < h->nzones; z++) {
         if (h->zones[z]->kind != PV_ZONE_REQ)

