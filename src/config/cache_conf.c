@@ -148,8 +148,11 @@ static int cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
     const char *a = ARG(nd, 1);
     if (strcmp(a, "off") == 0)
         return PV_OK;
-    if (strchr(a, '$'))
-        return pv_conf_error(cx, &nd->src, "variables in \"%s\" are not supported", ARG(nd, 0));
+    if (strchr(a, '$')) {
+        /* the zone is named per request (NGINX 1.7.9) */
+        c->cache_cv = pv_arena_calloc(cx->a, sizeof(*c->cache_cv));
+        return pv_conf_compile(cx, nd, c->cache_cv, a, nd->args[1].len);
+    }
     c->cache_name = pv_arena_strndup(cx->a, a, strlen(a));
     c->cache_src = nd->src;
     return PV_OK;
@@ -291,6 +294,7 @@ void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcach
 {
     if (!c->cache_set && p) {
         c->cache_name = p->cache_name;
+        c->cache_cv = p->cache_cv;
         c->cache_src = p->cache_src;
         c->cache_set = p->cache_set;
     }

@@ -148,6 +148,7 @@ typedef struct pv_pcache_conf_s {
     pv_cache_path_t *cache;    /* proxy_cache ZONE; NULL: off */
     int cache_set;             /* proxy_cache given at this level (off too) */
     const char *cache_name;    /* the zone named, resolved at the end of the file */
+    pv_cv_t *cache_cv;         /* proxy_cache with variables: the zone's name per request ("" or off: none) */
     pv_conf_src_t cache_src;
     pv_cv_t *key;              /* proxy_cache_key; NULL = inherit, default $scheme$proxy_host$request_uri */
     int key_auth;              /* the key names $http_authorization: it separates users */
@@ -167,5 +168,8 @@ typedef struct pv_pcache_conf_s {
     int revalidate;            /* default off */
     int convert_head;          /* default on: a HEAD is asked for as GET, and stored */
 } pv_pcache_conf_t;
+
+/* Whether a location has proxy_cache (a zone, or variables naming one). */
+#define PV_PCACHE_ON(pc) ((pc)->cache != NULL || (pc)->cache_cv != NULL)
 
 #endif

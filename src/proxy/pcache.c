@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../http/accesslog.h"
 #include "../http/fileop.h"
 #include "../http/range.h"
 #include "../http/server.h"
@@ -204,7 +205,7 @@ static void wait_cb(pv_timer_t *t)
 static void lookup(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t md5[16])
 {
     const pv_pcache_conf_t *pc = c->pc;
-    pv_fc_lookup(pc->cache->impl, md5, (int64_t)time(NULL), pc->min_uses, pc->lock, pc->lock_age, &c->ref);
+    pv_fc_lookup(c->zone->impl, md5, (int64_t)time(NULL), pc->min_uses, pc->lock, pc->lock_age, &c->ref);
 }
 
 /* proxy_cache_revalidate: the expired entry's validators, read from its
@@ -243,6 +244,33 @@ void pv_pcache_validators(const pv_request_t *r, pv_str_t *etag, pv_str_t *lm)
     }
 }
 
+/* proxy_cache with variables: the zone its value names (*zone NULL for
+ * an empty value or "off": no cache), as NGINX's; -1 (answered 500) for
+ * a name no proxy_cache_path has. */
+static int zone_of(pv_hreq_t *hr, const pv_pcache_conf_t *pc, const pv_cache_path_t **zone)
+{
+    pv_request_t *r = &hr->r;
+    char v[256];
+    size_t n = pv_cv_eval(pc->cache_cv, r, PV_ESCAPE_NONE, v, sizeof(v));
+    *zone = NULL;
+    if (n == 0 || (n == 3 && memcmp(v, "off", 3) == 0))
+        return 0;
+    const pv_http_conf_t *h = hr->gen->conf->http;
+    for (int i = 0; n < sizeof(v) && h && i < h->ncaches; i++)
+        if (strlen(h->caches[i]->name) == n && memcmp(h->caches[i]->name, v, n) == 0) {
+            *zone = h->caches[i];
+            return 0;
+        }
+    pv_log_r(r, PV_LOG_ERR, "cache \"%.*s\" not found, client: %s", (int)PV_MIN(n, sizeof(v)), v,
+             pv_log_client(r));
+    if (hr->handler && hr->handler->cleanup) {
+        hr->handler->cleanup(hr); /* the proxy's state leaves the request */
+        hr->handler = NULL;
+    }
+    pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+    return -1;
+}
+
 int pv_pcache_start(pv_hreq_t *hr)
 {
     pv_request_t *r = &hr->r;
@@ -250,7 +278,10 @@ int pv_pcache_start(pv_hreq_t *hr)
     pv_pcache_t *c = r->pcache;
     if (c && c->decided)
         return 0;
-    if (!pc->cache || !pc->cache->impl || !(pc->methods & pv_conf_method_bit(r->method)))
+    const pv_cache_path_t *zone = pc->cache;
+    if (!zone && pc->cache_cv && zone_of(hr, pc, &zone) < 0)
+        return 1; /* answered: 500 */
+    if (!zone || !zone->impl || !(pc->methods & pv_conf_method_bit(r->method)))
         return 0;
     c = pv_arena_alloc(r->arena, sizeof(*c));
     if (!c)
@@ -259,8 +290,9 @@ int pv_pcache_start(pv_hreq_t *hr)
     c->fd = -1;
     pv_timer_init(&c->timer, wait_cb, hr);
     c->pc = pc;
+    c->zone = zone;
     r->pcache = c;
-    r->cache_zone = pc->cache;
+    r->cache_zone = zone;
     char kbuf[2048];
     size_t klen = pv_cv_eval(pc->key, r, PV_ESCAPE_NONE, kbuf, sizeof(kbuf));
     char *key = pv_arena_alloc(r->arena, klen + 1);

@@ -20,6 +20,7 @@
 typedef struct pv_pcache_s {
     pv_fc_ref_t ref;            /* the entry */
     const pv_pcache_conf_t *pc;
+    const pv_cache_path_t *zone; /* proxy_cache's zone for this request */
     pv_str_t key;               /* the key text (request arena) */
     uint8_t variant[16];        /* the request's Vary variant, once a stored entry named a Vary */
     uint8_t secondary;          /* ref is the variant's own entry */

@@ -187,7 +187,7 @@ static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
     }
     const char *tdir = NULL;
     const pv_temp_path_t *tp = hr->r.loc->conf.proxy_temp_path;
-    if (c->pc->cache->use_temp_path && tp)
+    if (c->zone->use_temp_path && tp)
         tdir = tp->path;
     pv_fc_temp_path(&c->ref, tdir, c->temp, sizeof(c->temp));
     c->fd = open(c->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

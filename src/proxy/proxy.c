@@ -270,7 +270,7 @@ static int prepare_head(pv_proxy_t *px, int send_body)
 
 static void proxy_start(pv_hreq_t *hr)
 {
-    if (hr->r.loc->conf.pc.cache && pv_pcache_start(hr))
+    if (PV_PCACHE_ON(&hr->r.loc->conf.pc) && pv_pcache_start(hr))
         return; /* answered from the cache, or waiting for its lock */
     pv_proxy_t *px = px_get(hr);
     if (!px) {

@@ -193,7 +193,7 @@ static int skip_client_field(pv_str_t name, const pv_loc_conf_t *lc, const pv_re
 {
     if (default_bit(name) || pv_header_is_hop_by_hop(name))
         return 1;
-    if (lc->pc.cache && cache_drops(name))
+    if (PV_PCACHE_ON(&lc->pc) && cache_drops(name))
         return 1;
     if (r->hide_header.len && name.len == r->hide_header.len && pv_str_ieq(name, r->hide_header.p, name.len))
         return 1; /* the API key stays at the gateway */

@@ -88,3 +88,53 @@ def test_counters_per_zone_and_status(portvakt, port, tmp_path):
         assert all(c[("two", s)] == 0 for s in statuses)
     finally:
         up.stop()
+
+
+# ---- proxy_cache with variables (beside NGINX) --------------------------------------
+
+VARS = """
+http {
+    proxy_cache_path @CACHE@/one keys_zone=one:1m;
+    proxy_cache_path @CACHE@/two keys_zone=two:1m;
+    map $arg_z $zone { default $arg_z; both one; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Cache "[$upstream_cache_status]" always;
+        proxy_cache_valid 200 1h;
+        proxy_cache_key $uri;
+        location / { proxy_cache $zone; proxy_pass http://127.0.0.1:@UP@; }
+        location /lit/ { proxy_cache one; proxy_pass http://127.0.0.1:@UP@; }
+        location /inh/ {
+            proxy_cache $arg_z;
+            location /inh/in/ { proxy_pass http://127.0.0.1:@UP@; }
+        }
+    }
+}
+"""
+
+VAR_SEQ = ["/v?z=one", "/v?z=one", "/v?z=two", "/v?z=two", "/v?z=both", "/v?z=off", "/v",
+           "/v?z=nope", "/lit/v", "/lit/v", "/v?z=one", "/inh/in/x?z=two", "/inh/in/x?z=two", "/inh/in/x",
+           "/w?z=two", "/w?z=one", "/w?z=one"]
+
+
+def body_of(req):
+    return Reply(headers=CT, body=b"body of " + req.target.split("?")[0].encode() + b"\n")
+
+
+def test_variables_same_as_nginx(portvakt, nginx, port, tmp_path):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    runs = {}
+    for name, factory in (("portvakt", portvakt), ("nginx", nginx)):
+        up = EchoUpstream(handler=body_of)
+        try:
+            (tmp_path / name).mkdir()
+            gw = factory(VARS, GW=port(), UP=up.port, CACHE=str(tmp_path / name))
+            runs[name] = ([(r.status, r.header("X-Cache"), r.body if r.status == 200 else b"")
+                           for r in (http(gw.port, "GET", t) for t in VAR_SEQ)], len(up.requests))
+        finally:
+            up.stop()
+    assert runs["portvakt"] == runs["nginx"], runs
+    seq = runs["portvakt"][0]
+    assert [s[1] for s in seq[:5]] == ["[MISS]", "[HIT]", "[MISS]", "[HIT]", "[HIT]"]
+    assert seq[5][1] == seq[6][1] == "[]" and seq[7][0] == 500
