@@ -34,6 +34,7 @@ void pv_conf_pcache_init(pv_pcache_conf_t *c)
     c->lock_age = PV_UNSET;
     c->revalidate = PV_UNSET;
     c->convert_head = PV_UNSET;
+    c->background_update = PV_UNSET;
 }
 
 static pv_pcache_conf_t *pc(void *base)
@@ -223,14 +224,15 @@ static int min_uses_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return PV_OK;
 }
 
-/* proxy_cache_bypass / proxy_no_cache STRING ...: lines add up */
+/* proxy_cache_bypass / proxy_no_cache / proxy_cache_purge STRING ...: lines add up */
 static int values_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_pcache_conf_t *c = pc(base);
-    int bypass = cmd->data != NULL;
+    const char *which = cmd->data ? cmd->data : "";
     for (int i = 1; i < nd->nargs; i++) {
-        pv_cv_t *cv = bypass ? pv_conf_push(cx->a, &c->bypass, &c->nbypass, sizeof(pv_cv_t))
-                             : pv_conf_push(cx->a, &c->no_cache, &c->nno_cache, sizeof(pv_cv_t));
+        pv_cv_t *cv = which[0] == 'b'   ? pv_conf_push(cx->a, &c->bypass, &c->nbypass, sizeof(pv_cv_t))
+                      : which[0] == 'p' ? pv_conf_push(cx->a, &c->purge, &c->npurge, sizeof(pv_cv_t))
+                                        : pv_conf_push(cx->a, &c->no_cache, &c->nno_cache, sizeof(pv_cv_t));
         if (pv_conf_compile(cx, nd, cv, ARG(nd, i), nd->args[i].len) != PV_OK)
             return PV_ERR;
     }
@@ -276,6 +278,8 @@ static const pv_conf_cmd_t cache_cmds[] = {
     {"proxy_cache_min_uses", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, min_uses_cb, NONE, NULL},
     {"proxy_cache_bypass", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, "bypass"},
     {"proxy_no_cache", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, NULL},
+    {"proxy_cache_purge", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, "purge"},
+    {"proxy_cache_background_update", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(background_update), NULL},
     {"proxy_cache_use_stale", PV_CTX_ANY_LOC, PV_ARGS_1MORE, use_stale_cb, NONE, NULL},
     {"proxy_cache_lock", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(lock), NULL},
     {"proxy_cache_lock_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, msec_cb, PC(lock_timeout), NULL},
@@ -326,6 +330,10 @@ void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcach
         c->no_cache = p->no_cache;
         c->nno_cache = p->nno_cache;
     }
+    if (!c->purge && p) {
+        c->purge = p->purge;
+        c->npurge = p->npurge;
+    }
     M(use_stale, 0);
     if (c->use_stale & PV_NEXT_F_OFF)
         c->use_stale = 0;
@@ -334,6 +342,7 @@ void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcach
     M(lock_age, 5000);
     M(revalidate, 0);
     M(convert_head, 1);
+    M(background_update, 0);
 }
 
 static void zone_release_cb(void *impl)

@@ -167,6 +167,9 @@ typedef struct pv_pcache_conf_s {
     int64_t lock_age;          /* default 5s */
     int revalidate;            /* default off */
     int convert_head;          /* default on: a HEAD is asked for as GET, and stored */
+    int background_update;     /* default off: a stale answer (updating) while a subrequest refreshes */
+    pv_cv_t *purge;            /* proxy_cache_purge values (NGINX Plus); NULL = inherit */
+    int npurge;
 } pv_pcache_conf_t;
 
 /* Whether a location has proxy_cache (a zone, or variables naming one). */

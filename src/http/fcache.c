@@ -26,10 +26,22 @@ typedef struct node_s {
     int64_t fs_size;            /* bytes on disk */
     int64_t lock_ms;            /* when the filler took it (monotonic ms) */
     uint64_t gen;               /* which file is in place: new for each one stored or loaded */
+    int64_t stored_ms;          /* when it was stored (monotonic ms; 0: found at start) */
     uint32_t uses;
     uint8_t exists;             /* a file is in place */
     uint8_t updating;           /* a request fills it */
 } node_t;
+
+/* A wildcard purge: the entries stored before `when` whose key starts
+ * with prefix are gone; the manager walks the files once, lookups check
+ * meanwhile. */
+typedef struct purge_s {
+    char *prefix;
+    size_t len;
+    int64_t when;               /* monotonic ms */
+} purge_t;
+
+#define MAX_PURGES 32
 
 struct pv_fcache_s {
     char name[64];
@@ -47,6 +59,8 @@ struct pv_fcache_s {
     int started, stop;
     pthread_t thread;
     struct pv_fcache_s *next;   /* registry */
+    purge_t purges[MAX_PURGES]; /* wildcard purges not walked yet */
+    int npurges;
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,6 +141,8 @@ static void zone_free(pv_fcache_t *fc)
         nx = n->next;
         free(n);
     }
+    for (int i = 0; i < fc->npurges; i++)
+        free(fc->purges[i].prefix);
     free(fc->table);
     pthread_mutex_destroy(&fc->lock);
     free(fc);
@@ -270,7 +286,30 @@ static void entry_path(const pv_fcache_t *fc, const uint8_t md5[16], char *out, 
     snprintf(out + n, cap - n, "%s", name);
 }
 
-void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], int64_t now, int64_t min_uses, int lock,
+/* Whether a wildcard purge removed n, whose key is key (the lock held). */
+static int purged(const pv_fcache_t *fc, const node_t *n, pv_str_t key)
+{
+    for (int i = 0; i < fc->npurges; i++) {
+        const purge_t *p = &fc->purges[i];
+        if (n->stored_ms <= p->when && key.len >= p->len && memcmp(key.p, p->prefix, p->len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The file of n is gone (purged): forgotten, and the node too unless a
+ * request fills it. The caller unlinks the file. */
+static void drop_file(pv_fcache_t *fc, node_t *n)
+{
+    if (n->exists)
+        fc->total -= n->fs_size;
+    n->exists = 0;
+    n->gen = 0;
+    if (!n->updating)
+        remove_node(fc, n);
+}
+
+void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], pv_str_t key, int64_t now, int64_t min_uses, int lock,
                   int64_t lock_age, pv_fc_ref_t *ref)
 {
     memset(ref, 0, offsetof(pv_fc_ref_t, path));
@@ -280,6 +319,10 @@ void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], int64_t now, int64_t m
     int64_t ms = (int64_t)pv_now_ms(), mono = mono_s();
     pthread_mutex_lock(&fc->lock);
     node_t *n = find(fc, md5);
+    int gone = n && n->exists && fc->npurges && purged(fc, n, key);
+    if (gone)
+        drop_file(fc, n);
+    n = gone ? find(fc, md5) : n;
     if (!n)
         n = add_node(fc, md5, mono);
     if (!n) {
@@ -314,6 +357,8 @@ void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], int64_t now, int64_t m
         n->lock_ms = ms;
     }
     pthread_mutex_unlock(&fc->lock);
+    if (gone)
+        unlink(ref->path);
 }
 
 int pv_fc_relook(pv_fc_ref_t *ref, int64_t now, int64_t lock_age)
@@ -363,6 +408,7 @@ void pv_fc_filled(pv_fc_ref_t *ref, int stored, int64_t fs_size, int64_t valid_s
                 fc->total -= n->fs_size;
             n->exists = 1;
             n->gen = next_gen();
+            n->stored_ms = (int64_t)pv_now_ms();
             n->fs_size = fs_size;
             n->valid_sec = valid_sec;
             fc->total += fs_size;
@@ -421,6 +467,97 @@ int pv_fc_commit(const pv_fc_ref_t *ref, const char *temp)
         *p = '/';
     }
     return rename(temp, ref->path);
+}
+
+/* ---- purges ------------------------------------------------------------------- */
+
+int pv_fc_purge(pv_fcache_t *fc, const uint8_t md5[16])
+{
+    char path[PATH_MAX];
+    entry_path(fc, md5, path, sizeof(path));
+    pthread_mutex_lock(&fc->lock);
+    node_t *n = find(fc, md5);
+    int found = n && n->exists;
+    if (found)
+        drop_file(fc, n);
+    pthread_mutex_unlock(&fc->lock);
+    if (found)
+        unlink(path);
+    return found;
+}
+
+int pv_fc_purge_prefix(pv_fcache_t *fc, pv_str_t prefix)
+{
+    char *p = malloc(prefix.len + 1);
+    if (!p)
+        return -1;
+    memcpy(p, prefix.p, prefix.len);
+    p[prefix.len] = '\0';
+    pthread_mutex_lock(&fc->lock);
+    int ok = fc->npurges < MAX_PURGES;
+    if (ok)
+        fc->purges[fc->npurges++] = (purge_t){p, prefix.len, (int64_t)pv_now_ms()};
+    pthread_mutex_unlock(&fc->lock);
+    if (!ok)
+        free(p);
+    return ok ? 0 : -1;
+}
+
+/* The manager's walk for the oldest wildcard purge: every file stored
+ * before it is read, those whose key matches removed; then the purge is
+ * done (lookups no longer need to check it): 1, or 0 when there was
+ * none or it must be tried again. */
+static int walk_purge(pv_fcache_t *fc)
+{
+    typedef struct { uint8_t md5[16]; uint64_t gen; } cand_t;
+    pthread_mutex_lock(&fc->lock);
+    if (!fc->npurges) {
+        pthread_mutex_unlock(&fc->lock);
+        return 0;
+    }
+    purge_t pg = fc->purges[0];
+    cand_t *cands = malloc((fc->nnodes + 1) * sizeof(*cands));
+    size_t nc = 0;
+    for (node_t *n = fc->head; cands && n; n = n->next)
+        if (n->exists && n->stored_ms <= pg.when) {
+            memcpy(cands[nc].md5, n->md5, 16);
+            cands[nc++].gen = n->gen;
+        }
+    pthread_mutex_unlock(&fc->lock);
+    if (!cands)
+        return 0; /* again on the next pass */
+    char *buf = malloc(PV_FC_HEAD_MAX);
+    for (size_t i = 0; buf && i < nc && !__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE); i++) {
+        char path[PATH_MAX];
+        entry_path(fc, cands[i].md5, path, sizeof(path));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t len = fd >= 0 ? pread(fd, buf, PV_FC_HEAD_MAX, 0) : -1;
+        if (fd >= 0)
+            close(fd);
+        pv_fc_entry_t e;
+        if (len <= 0 || pv_fc_entry_parse(buf, (size_t)len, &e) != 0 || e.key.len < pg.len ||
+            memcmp(e.key.p, pg.prefix, pg.len) != 0)
+            continue;
+        pthread_mutex_lock(&fc->lock);
+        node_t *n = find(fc, cands[i].md5);
+        int same = n && n->exists && n->gen == cands[i].gen;
+        if (same)
+            drop_file(fc, n);
+        pthread_mutex_unlock(&fc->lock);
+        if (same)
+            unlink(path);
+    }
+    int finished = buf != NULL && !__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE);
+    free(buf);
+    free(cands);
+    if (!finished)
+        return 0;
+    pthread_mutex_lock(&fc->lock);
+    free(fc->purges[0].prefix);
+    memmove(&fc->purges[0], &fc->purges[1], (size_t)(fc->npurges - 1) * sizeof(purge_t));
+    fc->npurges--;
+    pthread_mutex_unlock(&fc->lock);
+    return 1;
 }
 
 /* ---- the loader and the manager ------------------------------------------------ */
@@ -547,6 +684,8 @@ static void *zone_thread(void *arg)
     load_dir(fc, fc->path, 0, time(NULL));
     while (!__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE)) {
         manage(fc);
+        for (int k = 0; k < MAX_PURGES && walk_purge(fc); k++)
+            ;
         for (int i = 0; i < 10 && !__atomic_load_n(&fc->stop, __ATOMIC_ACQUIRE); i++)
             usleep(100000);
     }

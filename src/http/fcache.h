@@ -91,11 +91,18 @@ int pv_fcache_start(const pv_conf_t *conf, char *err, size_t errlen);
 /* Stop every zone's thread (exit). */
 void pv_fcache_stop_all(void);
 
-/* The entry for md5 in fc, for a request at now (seconds): fills ref.
+/* The entry for md5 (the MD5 of key) in fc, for a request at now (seconds): fills ref.
  * min_uses: uses before an entry is stored; lock: proxy_cache_lock, with
  * lock_age (ms) after which another request may fill it. */
-void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], int64_t now, int64_t min_uses, int lock,
+void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], pv_str_t key, int64_t now, int64_t min_uses, int lock,
                   int64_t lock_age, pv_fc_ref_t *ref);
+/* proxy_cache_purge: remove the entry for md5 (its file unlinked): 1, or
+ * 0 when there was none. */
+int pv_fc_purge(pv_fcache_t *fc, const uint8_t md5[16]);
+/* A wildcard purge: every entry stored until now whose key starts with
+ * prefix is gone (lookups check at once; the zone's thread removes the
+ * files). 0, or -1 when too many are pending or memory ran out. */
+int pv_fc_purge_prefix(pv_fcache_t *fc, pv_str_t prefix);
 /* A waiting request looks again: 1 when the entry's filler is done (or
  * gone, or older than lock_age: then ref may fill it), 0 to go on waiting. */
 int pv_fc_relook(pv_fc_ref_t *ref, int64_t now, int64_t lock_age);

@@ -205,7 +205,7 @@ static void wait_cb(pv_timer_t *t)
 static void lookup(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t md5[16])
 {
     const pv_pcache_conf_t *pc = c->pc;
-    pv_fc_lookup(c->zone->impl, md5, (int64_t)time(NULL), pc->min_uses, pc->lock, pc->lock_age, &c->ref);
+    pv_fc_lookup(c->zone->impl, md5, c->key, (int64_t)time(NULL), pc->min_uses, pc->lock, pc->lock_age, &c->ref);
 }
 
 /* proxy_cache_revalidate: the expired entry's validators, read from its
@@ -271,6 +271,30 @@ static int zone_of(pv_hreq_t *hr, const pv_pcache_conf_t *pc, const pv_cache_pat
     return -1;
 }
 
+/* proxy_cache_purge, as NGINX Plus answers it: 204 when the entry for
+ * the key was removed, 404 when there was none; a key ending in "*"
+ * removes every entry whose key starts with the rest (204). */
+static void purge_answer(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t md5[16])
+{
+    pv_request_t *r = &hr->r;
+    int status;
+    if (c->key.len && c->key.p[c->key.len - 1] == '*') {
+        status = pv_fc_purge_prefix(c->zone->impl, (pv_str_t){c->key.p, c->key.len - 1}) == 0 ? 204 : 503;
+        if (status == 503)
+            pv_log_r(r, PV_LOG_ERR, "too many wildcard purges of cache \"%s\" pending, client: %s",
+                     c->zone->name, pv_log_client(r));
+    } else {
+        status = pv_fc_purge(c->zone->impl, md5) ? 204 : 404;
+    }
+    c->decided = 1;
+    c->serving = 1; /* nothing to fill or release */
+    if (hr->handler && hr->handler->cleanup) {
+        hr->handler->cleanup(hr);
+        hr->handler = NULL;
+    }
+    pv_resp_local(hr, status, NULL, (pv_str_t){NULL, 0});
+}
+
 int pv_pcache_start(pv_hreq_t *hr)
 {
     pv_request_t *r = &hr->r;
@@ -281,7 +305,10 @@ int pv_pcache_start(pv_hreq_t *hr)
     const pv_cache_path_t *zone = pc->cache;
     if (!zone && pc->cache_cv && zone_of(hr, pc, &zone) < 0)
         return 1; /* answered: 500 */
-    if (!zone || !zone->impl || !(pc->methods & pv_conf_method_bit(r->method)))
+    if (!zone || !zone->impl)
+        return 0;
+    int purge = pc->npurge && pv_pcache_any(r, pc->purge, pc->npurge);
+    if (!purge && !(pc->methods & pv_conf_method_bit(r->method)))
         return 0;
     c = pv_arena_alloc(r->arena, sizeof(*c));
     if (!c)
@@ -305,6 +332,10 @@ int pv_pcache_start(pv_hreq_t *hr)
     c->key = (pv_str_t){key, klen};
     uint8_t md5[16];
     md5_of(key, klen, NULL, 0, md5);
+    if (purge) {
+        purge_answer(hr, c, md5);
+        return 1;
+    }
     /* a request with credentials is not answered from, nor stored in, a
      * cache whose key does not tell the users apart */
     if (pv_request_header(r, "Authorization", 13) && !pc->key_auth) {

@@ -138,3 +138,85 @@ def test_variables_same_as_nginx(portvakt, nginx, port, tmp_path):
     seq = runs["portvakt"][0]
     assert [s[1] for s in seq[:5]] == ["[MISS]", "[HIT]", "[MISS]", "[HIT]", "[HIT]"]
     assert seq[5][1] == seq[6][1] == "[]" and seq[7][0] == 500
+
+
+# ---- proxy_cache_purge (NGINX Plus; portvakt alone) --------------------------------
+
+PURGE = """
+http {
+    proxy_cache_path @CACHE@ levels=1:2 keys_zone=one:1m;
+    map $request_method $purge { PURGE 1; default 0; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Cache $upstream_cache_status always;
+        proxy_cache one;
+        proxy_cache_valid 200 1h;
+        proxy_cache_key $arg_k;
+        location /rw/ { proxy_cache_purge $purge; proxy_pass http://127.0.0.1:@UP@; }
+        location /ro/ { allow 127.0.0.2; deny all; proxy_cache_purge $purge; proxy_pass http://127.0.0.1:@UP@; }
+        location /no/ { proxy_pass http://127.0.0.1:@UP@; }
+    }
+}
+"""
+
+
+def entry_files(cache):
+    return sorted(f for _, _, fs in os.walk(cache) for f in fs)
+
+
+@pytest.fixture
+def purging(portvakt, port, tmp_path):
+    up = EchoUpstream(handler=counting())
+    cache = tmp_path / "cache"
+    gw = portvakt(PURGE, GW=port(), UP=up.port, CACHE=str(cache))
+    yield gw, up, cache
+    up.stop()
+
+
+def test_purge_one_entry(purging):
+    gw, up, cache = purging
+    assert [http(gw.port, "GET", "/rw/x?k=a").header("X-Cache") for _ in range(2)] == ["MISS", "HIT"]
+    assert len(entry_files(cache)) == 1
+    r = http(gw.port, "PURGE", "/rw/x?k=a")
+    assert r.status == 204 and r.body == b""
+    assert entry_files(cache) == []
+    r = http(gw.port, "GET", "/rw/x?k=a")
+    assert r.header("X-Cache") == "MISS" and r.header("X-N") == "2"
+    assert http(gw.port, "GET", "/rw/x?k=a").header("X-Cache") == "HIT"
+    assert http(gw.port, "PURGE", "/rw/x?k=a").status == 204
+    assert http(gw.port, "PURGE", "/rw/x?k=a").status == 404
+    assert http(gw.port, "PURGE", "/rw/x?k=never").status == 404
+    # a location without proxy_cache_purge passes PURGE on as a request
+    assert http(gw.port, "PURGE", "/no/x?k=a").header("X-N") == "3"
+    assert len(up.requests) == 3
+
+
+def test_purge_by_prefix(purging):
+    gw, up, cache = purging
+    for k in ("wa", "wb", "xc"):
+        assert http(gw.port, "GET", "/rw/?k=" + k).header("X-Cache") == "MISS"
+    assert len(entry_files(cache)) == 3
+    assert http(gw.port, "PURGE", "/rw/?k=w*").status == 204
+    assert http(gw.port, "GET", "/rw/?k=xc").header("X-Cache") == "HIT"
+    assert http(gw.port, "GET", "/rw/?k=wa").header("X-Cache") == "MISS"
+    assert http(gw.port, "GET", "/rw/?k=wa").header("X-Cache") == "HIT"
+    # the zone's thread removes the other matching file, stored before the purge
+    deadline = time.time() + 30
+    while len(entry_files(cache)) != 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(entry_files(cache)) == 2
+    assert http(gw.port, "GET", "/rw/?k=wb").header("X-Cache") == "MISS"
+    assert len(up.requests) == 5
+    # an entry stored after a wildcard purge stays
+    assert http(gw.port, "PURGE", "/rw/?k=*").status == 204
+    assert http(gw.port, "GET", "/rw/?k=n").header("X-Cache") == "MISS"
+    assert http(gw.port, "GET", "/rw/?k=n").header("X-Cache") == "HIT"
+
+
+def test_purge_limited_by_access_rules(purging):
+    gw, up, _ = purging
+    assert http(gw.port, "GET", "/rw/?k=a").header("X-Cache") == "MISS"
+    assert http(gw.port, "PURGE", "/ro/?k=a").status == 403
+    assert http(gw.port, "GET", "/rw/?k=a").header("X-Cache") == "HIT"
+    assert http(gw.port, "PURGE", "/rw/?k=a").status == 204
+    assert len(up.requests) == 1
