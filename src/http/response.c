@@ -408,10 +408,37 @@ static void tee_done(pv_hreq_t *hr, int complete)
     t->done(hr, complete);
 }
 
+/* ---- a background update (proxy_cache_background_update) -------------------- */
+
+/* The answer is complete: the protocol ends it, unless a background
+ * update is to run first (bg_next): then the request goes on with
+ * nothing more for the client until that update ends. */
+void pv_resp_done(pv_hreq_t *hr)
+{
+    if (hr->bg_next) {
+        void (*next)(pv_hreq_t *) = hr->bg_next;
+        hr->bg_next = NULL;
+        hr->bg = 1;
+        next(hr);
+        return;
+    }
+    hr->proto->resp->finish(hr);
+}
+
+/* The update ended (stored or not): the client's answer ends now. */
+static void bg_end(pv_hreq_t *hr, int complete)
+{
+    tee_done(hr, complete);
+    hr->bg = 0;
+    hr->proto->resp->finish(hr);
+}
+
 int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     if (hr->tee)
         hr->tee->head(hr, h);
+    if (hr->bg)
+        return PV_OK;
     rate_start(hr);
     int rc = pv_compress_head(hr, h);
     if (rc != PV_OK)
@@ -421,6 +448,8 @@ int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 
 int pv_resp_room(const pv_hreq_t *hr)
 {
+    if (hr->bg)
+        return 16;
     return hr->zf ? pv_compress_room(hr) : hr->proto->resp->room(hr);
 }
 
@@ -428,7 +457,7 @@ void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
 {
     if (hr->tee)
         hr->tee->body(hr, spans, n);
-    if (hr->r.flags & PV_REQ_F_HEAD)
+    if ((hr->r.flags & PV_REQ_F_HEAD) || hr->bg)
         return; /* a HEAD's answer has no body (one asked for as GET is read for the cache) */
     hr->rate_queued = 1;
     if (hr->zf)
@@ -439,6 +468,8 @@ void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
 
 int pv_resp_flush(pv_hreq_t *hr)
 {
+    if (hr->bg)
+        return PV_OK; /* the client's queue waits for the update's end */
     if (hr->r.limit_rate) {
         /* only bytes waiting to be written are held back */
         if (hr->rate_queued && rate_delayed(hr))
@@ -453,26 +484,41 @@ int pv_resp_flush(pv_hreq_t *hr)
 
 void pv_resp_finish(pv_hreq_t *hr)
 {
+    if (hr->bg) {
+        bg_end(hr, 1);
+        return;
+    }
     tee_done(hr, 1);
     if (hr->zf)
         pv_compress_finish(hr);
     else
-        hr->proto->resp->finish(hr);
+        pv_resp_done(hr);
 }
 
 void pv_resp_abort(pv_hreq_t *hr)
 {
+    if (hr->bg) {
+        bg_end(hr, 0); /* the client's answer is whole: it ends as usual (a gone client is seen then) */
+        return;
+    }
     tee_done(hr, 0);
     hr->proto->resp->abort(hr);
 }
 
 int pv_resp_continue(pv_hreq_t *hr)
 {
+    if (hr->bg)
+        return PV_OK;
     return hr->proto->resp->send_continue(hr);
 }
 
 void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
+    if (hr->bg) {
+        bg_end(hr, 0);
+        return;
+    }
+    hr->bg_next = NULL; /* a local answer (304, 412...) starts no background update */
     tee_done(hr, 0);
     if (!body.p && status >= 300) {
         if (pv_error_page(hr, status))
@@ -485,6 +531,11 @@ void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t bod
 
 void pv_resp_error(pv_hreq_t *hr, int status)
 {
+    if (hr->bg) {
+        bg_end(hr, 0);
+        return;
+    }
+    hr->bg_next = NULL;
     tee_done(hr, 0);
     if (pv_error_page(hr, status))
         return;

@@ -98,6 +98,12 @@ int pv_resp_flush(struct pv_hreq_s *hr);
 /* The response is complete: its end is queued and, once everything is
  * written, the request ends (log, keepalive). The handler is done. */
 void pv_resp_finish(struct pv_hreq_s *hr);
+/* The protocol's end of a complete answer (pv_resp_finish() and the
+ * compression filter's last step); with hr->bg_next set (a background
+ * cache update), that runs first with hr->bg set, and the update's own
+ * pv_resp_finish() / _abort() / _local() / _error() ends the answer. While
+ * bg is set the response calls only feed the tee. */
+void pv_resp_done(struct pv_hreq_s *hr);
 /* The response cannot be completed: the client must not take a cut
  * response for a whole one (HTTP/1.1 closes the connection). */
 void pv_resp_abort(struct pv_hreq_s *hr);

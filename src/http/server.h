@@ -101,6 +101,8 @@ typedef struct pv_hreq_s {
     struct pv_rate_s *rate;       /* limit_rate's delay timer (request arena); NULL until first delayed */
     uint8_t rate_queued;          /* limit_rate: body queued since the last complete flush */
     uint8_t write_wait;           /* the handler writes to the socket itself (sendfile) and waits for room */
+    uint8_t bg;                   /* a background cache update runs: the response goes to the tee alone */
+    void (*bg_next)(struct pv_hreq_s *hr); /* once the answer is out, runs before the request ends (sets bg) */
     pv_access_t acc;              /* rate limit and authentication state */
 } pv_hreq_t;
 

@@ -409,7 +409,7 @@ static void finish_step(pv_hreq_t *hr)
         }
         if (zf->ended && push(hr, zf) && !unsent(zf)) {
             give_back(hr, zf);
-            hr->proto->resp->finish(hr);
+            pv_resp_done(hr);
             return;
         }
         if (!zf->took_over) {

@@ -168,8 +168,16 @@ static int act(pv_hreq_t *hr, pv_pcache_t *c)
         pv_timer_set(loop_of(hr), &c->timer, WAIT_POLL_MS);
         return 1;
     case PV_FC_EXPIRED:
-        if (r->cache_status != PV_CACHE_BYPASS)
-            r->cache_status = PV_CACHE_EXPIRED;
+        if (r->cache_status == PV_CACHE_BYPASS)
+            return 0;
+        if (c->ref.fill && c->pc->background_update && (c->pc->use_stale & PV_STALE_UPDATING)) {
+            /* proxy_cache_background_update: the stale entry answers,
+             * then this request updates it (background_start()) */
+            r->cache_status = PV_CACHE_STALE;
+            c->bg = 1;
+            break;
+        }
+        r->cache_status = PV_CACHE_EXPIRED;
         return 0;
     default:
         if (r->cache_status != PV_CACHE_BYPASS)
@@ -451,6 +459,28 @@ static void serve_entry(pv_hreq_t *hr)
     open_entry(hr);
 }
 
+/* proxy_cache_background_update: the stale answer is out; the same
+ * request now asks the upstream with nothing sent to the client (hr->bg:
+ * the response calls feed the store's tee alone), and the update's end
+ * ends the request. */
+static void background_start(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    pv_pcache_t *c = r->pcache;
+    c->serving = 0; /* the update holds the entry: cleanup releases it */
+    c->decided = 1;
+    if ((r->flags & PV_REQ_F_HEAD) && c->pc->convert_head) {
+        r->upstream_method = (pv_str_t)PV_STR("GET");
+        c->head_as_get = 1;
+    }
+    if (c->pc->revalidate)
+        read_validators(r, c);
+    hr->handler = NULL;
+    hr->handler_ctx = NULL;
+    hr->handling = 0;
+    pv_proxy_resume(hr);
+}
+
 static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
 {
     pv_request_t *r = &hr->r;
@@ -497,9 +527,14 @@ static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
     }
     if (!f->in_place && e.body_start <= PV_FC_KEEP_BYTES)
         pv_fc_keep(&c->ref, f->fd, &f->st, f->buf->data, f->pre_n);
-    /* the stale entry served while this request's update failed: the
-     * update is given up */
-    pv_fc_filled(&c->ref, 0, 0, 0);
+    if (c->bg && !hr->bg) {
+        /* the update runs once this answer is out */
+        hr->bg_next = background_start;
+    } else {
+        /* the stale entry served while this request's update failed: the
+         * update is given up */
+        pv_fc_filled(&c->ref, 0, 0, 0);
+    }
     pv_resp_head_t h = {.status = e.status, .content_length = e.body_len};
     int max = 64;
     pv_header_t *fld = pv_arena_alloc(r->arena, (size_t)(max + 2) * sizeof(*fld));
@@ -535,10 +570,23 @@ int pv_pcache_serve_stale(pv_proxy_t *px, int cond)
 {
     pv_hreq_t *hr = px->hr;
     pv_pcache_t *c = hr->r.pcache;
-    if (!c || !c->ref.exists || px->sub_done || !(c->pc->use_stale & cond) || c->serving)
+    if (!c || !c->ref.exists || px->sub_done || !(c->pc->use_stale & cond) || c->serving || hr->bg)
         return 0;
     pv_pcache_serve_entry_later(px, PV_CACHE_STALE);
     return 1;
+}
+
+/* A background update ended without a body to store (revalidated): the
+ * request ends once the proxy's call chain has returned. */
+static void background_end_cb(pv_timer_t *t)
+{
+    pv_hreq_t *hr = t->data;
+    if (hr->handler) {
+        hr->handler->cleanup(hr); /* the proxy's state leaves the request */
+        hr->handler = NULL;
+    }
+    hr->handling = 0;
+    pv_resp_finish(hr);
 }
 
 void pv_pcache_serve_entry_later(pv_proxy_t *px, int status)
@@ -549,6 +597,12 @@ void pv_pcache_serve_entry_later(pv_proxy_t *px, int status)
         const pv_tee_t *t = hr->tee;
         hr->tee = NULL;
         t->done(hr, 0);
+    }
+    if (hr->bg) {
+        hr->handling = 1;
+        pv_timer_init(&c->timer, background_end_cb, hr);
+        pv_timer_set(loop_of(hr), &c->timer, 0);
+        return;
     }
     hr->r.cache_status = (uint8_t)status;
     c->serving = 1;
@@ -574,6 +628,6 @@ void pv_pcache_cleanup(pv_hreq_t *hr)
         hr->tee = NULL;
         t->done(hr, 0);
     }
-    if (!c->serving)
+    if (!c->serving || c->bg)
         pv_fc_filled(&c->ref, 0, 0, 0);
 }

@@ -27,6 +27,7 @@ typedef struct pv_pcache_s {
     uint8_t decided;            /* the lookup is done: proxy_start() goes on */
     uint8_t no_store;           /* never store this response (bypass without fill, Authorization) */
     uint8_t serving;            /* the answer comes from the file (hit, stale) */
+    uint8_t bg;                 /* proxy_cache_background_update: the stale answer, then the update */
     pv_str_t vary;              /* the response's Vary value, stored with it */
     uint8_t head_as_get;        /* proxy_cache_convert_head: a HEAD asked for as GET */
     uint8_t revalidating;       /* proxy_cache_revalidate: the upstream is asked with the entry's validators */

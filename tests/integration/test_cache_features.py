@@ -220,3 +220,89 @@ def test_purge_limited_by_access_rules(purging):
     assert http(gw.port, "GET", "/rw/?k=a").header("X-Cache") == "HIT"
     assert http(gw.port, "PURGE", "/rw/?k=a").status == 204
     assert len(up.requests) == 1
+
+
+# ---- proxy_cache_background_update (beside NGINX) ----------------------------------
+
+BG = """
+http {
+    proxy_cache_path @CACHE@ keys_zone=one:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Cache $upstream_cache_status always;
+        proxy_cache one;
+        proxy_cache_valid 200 1s;
+        proxy_cache_use_stale updating;
+        location /bg/ { proxy_cache_background_update on; proxy_pass http://127.0.0.1:@UP@; }
+        location /fg/ { proxy_cache_background_update off; proxy_pass http://127.0.0.1:@UP@; }
+        location /bgnostale/ {
+            proxy_cache_background_update on; proxy_cache_use_stale off;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
+    }
+}
+"""
+
+
+def test_background_update_same_as_nginx(portvakt, nginx, port, tmp_path):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    from conftest import Client
+    runs = {}
+    for name, factory in (("portvakt", portvakt), ("nginx", nginx)):
+        up = EchoUpstream(handler=counting())
+        try:
+            gw = factory(BG, GW=port(), UP=up.port, CACHE=str(tmp_path / name))
+            seen = []
+            for loc in ("/bg/", "/fg/", "/bgnostale/"):
+                with Client(gw.port) as c:
+                    for pause in (0, 2.2, 0, 0):
+                        time.sleep(pause)
+                        c.request("GET", loc + "x")
+                        r = c.read_response("GET")
+                        seen.append((loc, r.status, r.header("X-Cache"), r.body))
+            runs[name] = (seen, len(up.requests))
+        finally:
+            up.stop()
+    assert runs["portvakt"] == runs["nginx"], runs
+    seen = runs["portvakt"][0]
+    # the expired entry answers at once (STALE, the old body), and the
+    # update it started is what the next request gets
+    assert [s[2] for s in seen[:4]] == ["MISS", "STALE", "HIT", "HIT"]
+    assert seen[1][3] == seen[0][3] and seen[2][3] != seen[0][3]
+    assert [s[2] for s in seen[4:8]] == ["MISS", "EXPIRED", "HIT", "HIT"]
+    assert [s[2] for s in seen[8:12]] == ["MISS", "EXPIRED", "HIT", "HIT"]
+
+
+def test_background_update_that_fails_or_revalidates(portvakt, port, tmp_path):
+    from conftest import Client
+    seq = ["ok", "500", "500", "304"]   # the upstream's answers in turn
+
+    def h(req):
+        mode = seq[min(len(up.requests), len(seq)) - 1]
+        if mode == "500":
+            return Reply(status=500, headers=CT, body=b"broken\n")
+        if mode == "304":
+            return Reply(status=304, headers=[("ETag", '"e"')], body=b"")
+        return Reply(headers=CT + [("ETag", '"e"')], body=b"payload\n")
+    up = EchoUpstream(handler=h)
+    conf = BG.replace("proxy_cache_use_stale updating;", "proxy_cache_use_stale updating; proxy_cache_revalidate on;")
+    try:
+        gw = portvakt(conf, GW=port(), UP=up.port, CACHE=str(tmp_path / "c"))
+        with Client(gw.port) as c:
+            def get():
+                c.request("GET", "/bg/x")
+                r = c.read_response("GET")
+                return r.status, r.header("X-Cache"), r.body
+            assert get() == (200, "MISS", b"payload\n")
+            time.sleep(2.2)
+            # two updates fail (500): the stale answers stand, the entry
+            # stays expired; the third revalidates it (304); the next
+            # request on the connection waits for the update, as NGINX's
+            for _ in range(3):
+                assert get() == (200, "STALE", b"payload\n")
+            assert get() == (200, "HIT", b"payload\n")
+            assert len(up.requests) == 4
+            assert up.requests[-1].header("If-None-Match") == '"e"'
+    finally:
+        up.stop()
