@@ -63,8 +63,10 @@ static void drop(kept_t *k)
 /* The ones unused for PV_FC_KEEP_MS, and beyond max, go. */
 static void expire(uint64_t now, int max)
 {
-    while (last && (count > max || now - last->used >= PV_FC_KEEP_MS))
-        drop(last);
+    for (kept_t *k = last, *prev; k && (count > max || now - k->used >= PV_FC_KEEP_MS); k = prev) {
+        prev = k->prev;
+        drop(k);
+    }
 }
 
 static kept_t *find(uint64_t gen)
@@ -124,6 +126,8 @@ void pv_fc_keep(const pv_fc_ref_t *ref, int fd, const struct stat *st, const cha
 
 void pv_fc_keep_clear(void)
 {
-    while (first)
-        drop(first);
+    for (kept_t *k = first, *next; k; k = next) {
+        next = k->next;
+        drop(k);
+    }
 }
