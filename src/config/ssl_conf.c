@@ -248,6 +248,7 @@ static const pv_conf_cmd_t ssl_cmds[] = {
     {"ssl_stapling", HS, PV_ARGS_FLAG, set_stapling_cb, SSL_OFF(stapling), NULL},
     {"ssl_stapling_file", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(stapling_file), NULL},
     {"ssl_stapling_verify", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(stapling_verify), NULL},
+    {"ssl_stapling_responder", HS, PV_ARGS_TAKE1, set_string_cb, SSL_OFF(stapling_responder), NULL},
     {"ssl_trusted_certificate", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(trusted), NULL},
     {"ssl", HS, PV_ARGS_FLAG, set_enable_cb, SSL_OFF(enable), NULL},
     {"ssl_session_cache", HS, PV_ARGS_TAKE12, set_session_cache_cb, NONE, NULL},
@@ -303,6 +304,7 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
     }
     INHERIT(stapling_file, NULL, NULL);
     INHERIT(stapling_verify, PV_UNSET, 1);
+    INHERIT(stapling_responder, NULL, NULL);
     INHERIT(trusted, NULL, NULL);
     if (c->enable == PV_UNSET) {
         c->enable = p->enable != PV_UNSET ? p->enable : 0;

@@ -5,9 +5,12 @@
 #include "conf_int.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -18,6 +21,8 @@
 #include "../core/file.h"
 #include "../core/log.h"
 #include "../core/tls.h"
+#include "../core/ocsp.h"
+#include "../core/stapling.h"
 #include "../core/tls_session.h"
 
 /* "MESSAGE (SSL: ...)" in FILE:LINE, and the OpenSSL queue cleared. */
@@ -157,7 +162,8 @@ static int load_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_file_t *f, EV
     return PV_OK;
 }
 
-static int load_certs(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, EVP_MD_CTX *sid)
+/* leafs[i]: certs[i] as ctx holds it (no reference of its own). */
+static int load_certs(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, EVP_MD_CTX *sid, X509 **leafs)
 {
     passwords_t pw = {0};
     if (read_passwords(cx, c->password_file, &pw) != PV_OK)
@@ -183,6 +189,7 @@ static int load_certs(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, E
         /* a key of another type than its certificate would go to another
          * slot unnoticed: each pair is checked as a pair */
         int ok = X509_check_private_key(x, k) && SSL_CTX_use_PrivateKey(ctx, k);
+        leafs[i] = x;
         X509_free(x);
         if (!ok) {
             char m[600];
@@ -422,14 +429,9 @@ static const char *stapling_check(SSL_CTX *ctx, OCSP_RESPONSE *resp)
 }
 
 /* ssl_stapling with ssl_stapling_file: the response is read at load
- * (and on reload) and must parse; nothing is fetched from the network. */
-static int set_stapling(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
+ * (and on reload) and must parse; nothing is fetched. */
+static int stapling_file(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
 {
-    if (!c->stapling)
-        return PV_OK;
-    if (!c->stapling_file)
-        return pv_conf_error(cx, &c->stapling_src, "\"ssl_stapling\" needs \"ssl_stapling_file\": OCSP "
-                             "responses are not fetched from the network");
     const pv_ssl_file_t *f = c->stapling_file;
     char err[512], m[600];
     size_t len;
@@ -442,7 +444,7 @@ static int set_stapling(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
     if (!resp) {
         snprintf(m, sizeof(m), "d2i_OCSP_RESPONSE_bio(\"%s\") failed", f->path);
         rc = ssl_error(cx, &f->src, m);
-    } else if (pv_tls_stapling_attach(ctx, (const unsigned char *)buf, len) != PV_OK) {
+    } else if (pv_stapling_attach_file(ctx, (const unsigned char *)buf, len) != PV_OK) {
         rc = pv_conf_error(cx, &f->src, "out of memory for \"%s\"", f->path);
     } else if (c->stapling_verify) {
         /* NGINX staples a file's response unchecked; say when it would
@@ -455,6 +457,78 @@ static int set_stapling(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
     OCSP_RESPONSE_free(resp);
     free(buf);
     return rc;
+}
+
+/* "ssl_stapling" ignored for one certificate: warned, as NGINX does,
+ * and the config stands. */
+static int stapling_ignored(const pv_ssl_conf_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int stapling_ignored(const pv_ssl_conf_t *c, const char *fmt, ...)
+{
+    char m[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof(m), fmt, ap);
+    va_end(ap);
+    pv_log(PV_LOG_WARN, "\"ssl_stapling\" ignored, %s in %s:%d", m, c->stapling_src.file, c->stapling_src.line);
+    return PV_OK;
+}
+
+/* The responder of one certificate (ssl_stapling_responder, else the
+ * first OCSP URL of its AIA), parsed and, for a name, resolved now as
+ * ngx_parse_url() does; the fetch waits for the first handshake. */
+static int stapling_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_server_t *s, X509 *cert, const char *name)
+{
+    const pv_ssl_conf_t *c = &s->ssl;
+    SSL_CTX_select_current_cert(ctx, cert);
+    X509 *issuer = find_issuer(ctx, cert);
+    ERR_clear_error();
+    if (!issuer)
+        return stapling_ignored(c, "issuer certificate not found for certificate \"%s\"", name);
+    char url[PV_OCSP_URI_MAX + PV_OCSP_HOST_MAX + 16];
+    STACK_OF(OPENSSL_STRING) *aia = c->stapling_responder ? NULL : X509_get1_ocsp(cert);
+    const char *first = c->stapling_responder ? c->stapling_responder : sk_OPENSSL_STRING_value(aia, 0);
+    snprintf(url, sizeof(url), "%s", first ? first : "");
+    X509_email_free(aia);
+    int rc = PV_OK;
+    pv_ocsp_url_t *u = pv_arena_calloc(cx->a, sizeof(*u));
+    const char *why = NULL;
+    pv_conf_addr_t addr;
+    if (!first) {
+        rc = stapling_ignored(c, "no OCSP responder URL in the certificate \"%s\"", name);
+    } else if (pv_ocsp_url_parse(url, strlen(url), u, &why) != PV_OK) {
+        rc = stapling_ignored(c, "%s in OCSP responder \"%s\" in the certificate \"%s\"", why,
+                              strncasecmp(url, "http://", 7) == 0 ? url + 7 : url, name);
+    } else if (pv_conf_resolve(cx, u->name, u->port, &addr, 1) != 1) {
+        rc = stapling_ignored(c, "host not found in OCSP responder \"%s\" in the certificate \"%s\"", url + 7,
+                              name);
+    } else {
+        struct in6_addr a6;
+        pv_stapling_conf_t sc = {
+            .url = u, .name = name, .verify = c->stapling_verify, .addrlen = addr.len,
+            .literal = inet_pton(AF_INET, u->name, &a6) == 1 || inet_pton(AF_INET6, u->name, &a6) == 1,
+            .resolver = s->conf.resolver, .resolver_timeout = s->conf.resolver_timeout,
+        };
+        sc.addr = &addr.ss;
+        if (pv_stapling_attach(ctx, cert, issuer, &sc) != PV_OK)
+            rc = ssl_error(cx, &c->stapling_src, "cannot set up \"ssl_stapling\"");
+    }
+    X509_free(issuer);
+    return rc;
+}
+
+/* ssl_stapling: a file's response, or each certificate's fetched one. */
+static int set_stapling(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_server_t *s, X509 *const *leafs)
+{
+    const pv_ssl_conf_t *c = &s->ssl;
+    if (!c->stapling)
+        return PV_OK;
+    if (c->stapling_file)
+        return stapling_file(cx, ctx, c);
+    for (int i = 0; i < c->ncerts; i++)
+        if (leafs[i] && stapling_cert(cx, ctx, s, leafs[i], c->certs[i].path) != PV_OK)
+            return PV_ERR;
+    return PV_OK;
 }
 
 /* ssl_session_cache, ssl_session_timeout, ssl_session_tickets and the
@@ -541,7 +615,8 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
         EVP_MD_CTX_free(sid);
         return set_protocols(cx, ctx, c);
     }
-    int rc = load_certs(cx, ctx, c, sid);
+    X509 **leafs = pv_arena_calloc(cx->a, sizeof(*leafs) * (size_t)c->ncerts);
+    int rc = load_certs(cx, ctx, c, sid, leafs);
     if (rc == PV_OK)
         rc = set_protocols(cx, ctx, c);
     if (rc == PV_OK)
@@ -552,7 +627,7 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
         rc = set_sessions(cx, ctx, c);
     }
     if (rc == PV_OK)
-        rc = set_stapling(cx, ctx, c);
+        rc = set_stapling(cx, ctx, s, leafs);
     if (rc == PV_OK) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int mdlen = 0;

@@ -44,7 +44,7 @@ typedef struct {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pv_tls_cache_t *registry;
-static int cache_index = -1, keys_index = -1, staple_index = -1;
+static int cache_index = -1, keys_index = -1;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 size_t pv_tls_cache_capacity(size_t size)
@@ -247,24 +247,8 @@ static void free_keys(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
     free(ks);
 }
 
-typedef struct {
-    size_t len;
-    unsigned char der[];
-} staple_t;
-
-static void free_staple(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    PV_UNUSED(parent);
-    PV_UNUSED(ad);
-    PV_UNUSED(idx);
-    PV_UNUSED(argl);
-    PV_UNUSED(argp);
-    free(ptr);
-}
-
 static void make_indexes(void)
 {
-    staple_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_staple);
     cache_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_cache_ref);
     keys_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_keys);
 }
@@ -351,40 +335,5 @@ int pv_tls_ticket_keys_attach(SSL_CTX *ctx, const pv_tls_ticket_key_t *keys, int
         return PV_ERR;
     }
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
-    return PV_OK;
-}
-
-/* ---- OCSP stapling -------------------------------------------------------- */
-
-static int status_cb(SSL *ssl, void *arg)
-{
-    PV_UNUSED(arg);
-    const staple_t *st = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), staple_index);
-    if (!st)
-        return SSL_TLSEXT_ERR_NOACK;
-    unsigned char *p = OPENSSL_malloc(st->len);
-    if (!p)
-        return SSL_TLSEXT_ERR_NOACK;
-    memcpy(p, st->der, st->len);
-    if (!SSL_set_tlsext_status_ocsp_resp(ssl, p, (long)st->len)) {
-        OPENSSL_free(p);
-        return SSL_TLSEXT_ERR_NOACK;
-    }
-    return SSL_TLSEXT_ERR_OK;
-}
-
-int pv_tls_stapling_attach(SSL_CTX *ctx, const unsigned char *der, size_t len)
-{
-    pthread_once(&index_once, make_indexes);
-    staple_t *st = malloc(sizeof(*st) + len);
-    if (!st)
-        return PV_ERR;
-    st->len = len;
-    memcpy(st->der, der, len);
-    if (!SSL_CTX_set_ex_data(ctx, staple_index, st)) {
-        free(st);
-        return PV_ERR;
-    }
-    SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
     return PV_OK;
 }

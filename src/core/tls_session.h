@@ -39,8 +39,4 @@ int pv_tls_ticket_key_parse(const unsigned char *p, size_t len, pv_tls_ticket_ke
  * others ask for a new ticket); the keys are copied and freed with ctx. */
 int pv_tls_ticket_keys_attach(SSL_CTX *ctx, const pv_tls_ticket_key_t *keys, int n);
 
-/* Staple the DER OCSP response der[0..len) to every handshake that asks
- * for one (ssl_stapling_file); copied and freed with ctx. */
-int pv_tls_stapling_attach(SSL_CTX *ctx, const unsigned char *der, size_t len);
-
 #endif

@@ -15,6 +15,7 @@
 
 #include "../core/log.h"
 #include "../core/net.h"
+#include "../core/stapling.h"
 #include "../core/tls.h"
 #include "errpage.h"
 #include "router.h"
@@ -152,7 +153,21 @@ static int mod_init(void)
     return PV_OK;
 }
 
+/* Fetches of OCSP responses (ssl_stapling) run on the worker's loop. */
+static int worker_init(pv_worker_t *w)
+{
+    pv_stapling_thread_init(w->loop);
+    return PV_OK;
+}
+
+static void worker_exit(pv_worker_t *w)
+{
+    pv_stapling_thread_exit();
+}
+
 pv_module_t pv_http_ssl_module = {
     .name = "http_ssl",
     .init = mod_init,
+    .worker_init = worker_init,
+    .worker_exit = worker_exit,
 };

@@ -70,9 +70,10 @@ class Pki:
                 f.write(open(c).read())
         return (out, leaf[1])
 
-    def issue(self, name, cn, kind="ec", sans=(), ca=None, client=False, days=30):
-        """A certificate and key signed by ca (default: the trusted CA);
-        returns (cert path, key path)."""
+    def issue(self, name, cn, kind="ec", sans=(), ca=None, client=False, days=30, ocsp_url=None):
+        """A certificate and key signed by ca (default: the trusted CA),
+        with ocsp_url as its AIA OCSP responder when given; returns (cert
+        path, key path)."""
         ca = ca or self.ca
         key = self._key(name, kind)
         csr = self.path(name + ".csr")
@@ -83,6 +84,8 @@ class Pki:
             if sans:
                 f.write("subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\n")
             f.write("extendedKeyUsage=%s\n" % ("clientAuth" if client else "serverAuth"))
+            if ocsp_url:
+                f.write("authorityInfoAccess=OCSP;URI:%s\n" % ocsp_url)
         self._serial += 1
         _run("openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
              "-set_serial", str(self._serial), "-out", crt, "-days", str(days), "-extfile", ext)
