@@ -276,6 +276,51 @@ def test_name_through_the_resolver(portvakt, pki, responder):
         dns.stop()
 
 
+class BadResponder:
+    """An HTTP server on 127.0.0.1 answering every GET with one fixed,
+    unusable answer."""
+
+    def __init__(self, code, ctype, body):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("code,ctype,body,logged,both", [
+    (200, "text/html", b"<p>no</p>", 'OCSP responder sent invalid "Content-Type" header: "text/html"', True),
+    (200, "application/ocsp-response", b"\x30\x03garbage", "d2i_OCSP_RESPONSE() failed", True),
+    (500, "application/ocsp-response", b"", "OCSP responder sent status 500", False),
+])
+def test_unusable_answers(server, pki, code, ctype, body, logged, both, request):
+    """Answers that cannot be stapled are logged and nothing is stapled.
+    NGINX says nothing of a status other than 200; portvakt logs it."""
+    if not both and "nginx" in request.node.name:
+        pytest.skip("NGINX does not log a responder's status")
+    bad = BadResponder(code, ctype, body)
+    try:
+        port, srv = start(server, pki.plain_full, "ssl_stapling_responder http://127.0.0.1:%d/;" % bad.port)
+        assert NO_STAPLE in status(port)
+        err = wait_log(srv, logged)
+        assert "while requesting certificate status, responder: 127.0.0.1, peer: 127.0.0.1:%d" % bad.port in err, err
+        assert NO_STAPLE in status(port), err
+    finally:
+        bad.stop()
+
+
 @pytest.mark.parametrize("crt,extra,warned", [
     ("plain_full", "", '"ssl_stapling" ignored, no OCSP responder URL in the certificate "@CRT@"'),
     ("plain_full", "ssl_stapling_responder ftp://127.0.0.1/;",
