@@ -626,7 +626,7 @@ typedef struct pv_ssl_conf_s {
     int stapling;               /* ssl_stapling; default off */
     pv_conf_src_t stapling_src;
     pv_ssl_file_t *stapling_file; /* ssl_stapling_file: the DER OCSP response stapled */
-    int stapling_verify;        /* ssl_stapling_verify; default on */
+    int stapling_verify;        /* ssl_stapling_verify; default off, as in NGINX */
     const char *stapling_responder; /* ssl_stapling_responder URL, or NULL: the certificate's AIA */
     pv_ssl_file_t *trusted;     /* ssl_trusted_certificate: CAs for verification, not sent */
     int enable;                 /* obsolete `ssl on`: the addresses it is the default server of speak TLS */

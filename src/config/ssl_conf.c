@@ -303,7 +303,7 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
         c->stapling_src = p->stapling_src;
     }
     INHERIT(stapling_file, NULL, NULL);
-    INHERIT(stapling_verify, PV_UNSET, 1);
+    INHERIT(stapling_verify, PV_UNSET, 0);
     INHERIT(stapling_responder, NULL, NULL);
     INHERIT(trusted, NULL, NULL);
     if (c->enable == PV_UNSET) {

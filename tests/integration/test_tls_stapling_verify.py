@@ -56,10 +56,11 @@ http {
 
 
 @pytest.mark.parametrize("resp,extra,warned", [
-    ("good", "ssl_trusted_certificate @CA@;", None),
-    ("good", "", "does not verify (no certificate it is for)"),
-    ("unknown", "ssl_trusted_certificate @CA@;", "does not verify (unknown)"),
+    ("good", "ssl_trusted_certificate @CA@; ssl_stapling_verify on;", None),
+    ("good", "ssl_stapling_verify on;", "does not verify (no certificate it is for)"),
+    ("unknown", "ssl_trusted_certificate @CA@; ssl_stapling_verify on;", "does not verify (unknown)"),
     ("unknown", "ssl_trusted_certificate @CA@; ssl_stapling_verify off;", None),
+    ("unknown", "ssl_trusted_certificate @CA@;", None),  # off by default, as in NGINX
 ])
 def test_stapling_file_checked(portvakt, pki, resp, extra, warned):
     path = good_ocsp(pki, pki.srv[0]) if resp == "good" else pki.ocsp_response(pki.srv[0])
