@@ -89,7 +89,7 @@ int pv_ocsp_url_parse(const char *url, size_t len, pv_ocsp_url_t *u, const char 
         return PV_ERR;
     size_t ulen = (size_t)(end - hend);
     if (ulen == 0) {
-        strcpy(u->uri, "/");
+        memcpy(u->uri, "/", 2);
         return PV_OK;
     }
     if (ulen >= PV_OCSP_URI_MAX) {

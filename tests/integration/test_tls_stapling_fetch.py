@@ -113,6 +113,7 @@ def responder(pki):
 
 CONF = """
 error_log stderr notice;
+@MAIN@
 events {}
 http {
     access_log off;
@@ -129,9 +130,10 @@ http {
 """
 
 
-def start(factory, crt, extra="", http=""):
+def start(factory, crt, extra="", http="", main=""):
     port = free_port()
-    srv = factory(CONF.replace("@EXTRA@", extra).replace("@HTTP@", http), GW=port, CRT=crt[0], KEY=crt[1])
+    text = CONF.replace("@EXTRA@", extra).replace("@HTTP@", http).replace("@MAIN@", main)
+    srv = factory(text, GW=port, CRT=crt[0], KEY=crt[1])
     return port, srv
 
 
@@ -202,6 +204,20 @@ def test_no_status_asked_no_fetch(portvakt, pki, responder, tmp_path):
     conn, _ = lst.accept()  # the fetch the status request started
     conn.close()
     lst.close()
+
+
+def test_one_fetch_for_all_workers(portvakt, pki, responder):
+    """The response is kept per certificate for every worker: however
+    the handshakes spread over four workers, the responder is asked once
+    (NGINX asks once per worker process)."""
+    before = responder.requests
+    port, srv = start(portvakt, pki.good_full, "ssl_stapling_responder http://127.0.0.1:%d/;" % pki.rport,
+                      main="worker_processes 4;")
+    wait_stapled(port, srv)
+    for _ in range(12):
+        assert "Cert Status: good" in status(port)
+    assert responder.requests - before == 1
+    assert "started: 4 workers" in srv.stderr()
 
 
 def test_responder_directive_over_the_aia(server, pki, responder):
@@ -334,7 +350,7 @@ def test_check_accepts(pki, tmp_path, crt, extra, warned):
     """-t takes ssl_stapling without a file; what cannot be fetched is a
     warning, never an error, in both."""
     c = getattr(pki, crt)
-    text = CONF.replace("@EXTRA@", extra).replace("@HTTP@", "").replace("@GW@", str(free_port()))
+    text = CONF.replace("@EXTRA@", extra).replace("@HTTP@", "").replace("@MAIN@", "").replace("@GW@", str(free_port()))
     text = text.replace("@CRT@", c[0]).replace("@KEY@", c[1])
     path = tmp_path / "t.conf"
     path.write_text(text)
@@ -348,6 +364,7 @@ def test_check_accepts(pki, tmp_path, crt, extra, warned):
 
 def test_duplicate_responder_refused(tmp_path, pki):
     text = CONF.replace("@EXTRA@", "ssl_stapling_responder http://a/; ssl_stapling_responder http://b/;")
+    text = text.replace("@MAIN@", "")
     text = text.replace("@HTTP@", "").replace("@GW@", "1").replace("@CRT@", pki.good[0]).replace("@KEY@", pki.good[1])
     path = tmp_path / "d.conf"
     path.write_text(text)
