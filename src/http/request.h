@@ -49,6 +49,8 @@ typedef struct pv_header_s {
                                          $realip_remote_addr give the anonymised address */
 #define PV_REQ_F_GZIP_VARY 0x10000    /* gzip_static found a .gz file: gzip_vary applies (NGINX's
                                          r->gzip_vary) */
+#define PV_REQ_F_PIPELINED 0x20000   /* its first bytes were buffered when the request before it
+                                         on the connection ended ($pipe, NGINX's r->pipeline) */
 #define PV_REQ_F_ADD_URI_TO_ALIAS 0x8000 /* try_files found a file under a regex location's alias:
                                          the URI is appended to it (NGINX's add_uri_to_alias) */
 

@@ -129,6 +129,10 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
         return NULL;
     c->nreq++;
     hr->c = c;
+    if (c->flags & PV_HC_F_PIPELINE) {
+        hr->r.flags |= PV_REQ_F_PIPELINED;
+        c->flags &= ~PV_HC_F_PIPELINE;
+    }
     hr->r.xprt = &c->x;
     hr->proto = &pv_h1_proto;
     pv_slots_idle_del(c);
@@ -787,6 +791,7 @@ void pv_server_request_done(pv_hreq_t *hr)
     }
     pv_buf_t *b = c->in;
     if (b && b->pos < b->last) {
+        c->flags |= PV_HC_F_PIPELINE;
         pv_buf_compact(b);
         pv_timer_set(w->loop, &c->timer, (uint64_t)ka_timeout);
         mark_ready(c);

@@ -110,6 +110,7 @@ typedef struct pv_hreq_s {
 #define PV_HC_F_CLOSING 0x04  /* closed, waiting to be freed */
 #define PV_HC_F_EOF 0x08      /* client half-closed or reset */
 #define PV_HC_F_READY 0x10    /* queued to parse a buffered pipelined request */
+#define PV_HC_F_PIPELINE 0x40 /* the next request's bytes were buffered when the last one ended */
 #define PV_HC_F_ORPHAN 0x20   /* its listen address went away in a reload: close after this request */
 #define PV_HC_F_IDLE 0x80     /* idle between requests, on the worker's idle list */
 #define PV_HC_F_NODELAY_OFF 0x100 /* `tcp_nodelay off` cleared TCP_NODELAY (set on the listener) */

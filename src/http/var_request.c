@@ -252,6 +252,14 @@ static int connection_requests_cb(pv_request_t *r, const pv_cv_part_t *part, pv_
     return PV_VAL_FOUND;
 }
 
+/* "p" when the request was pipelined (buffered behind the one before it
+ * on the connection), else "." */
+static int pipe_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    *v = (r->flags & PV_REQ_F_PIPELINED) ? (pv_str_t){"p", 1} : (pv_str_t){".", 1};
+    return PV_VAL_FOUND;
+}
+
 /* Every X-Forwarded-For value, each followed by ", ", then the client;
  * just the client when there is none (nothing was written then). */
 static int proxy_add_x_forwarded_for_cb(pv_request_t *r, const pv_cv_part_t *part,
@@ -567,6 +575,7 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("proxy_protocol_server_port", pp_server_port_cb, 0),
     PV_VAR("connection", connection_cb, PV_VAR_F_PLAIN),
     PV_VAR("connection_requests", connection_requests_cb, PV_VAR_F_PLAIN),
+    PV_VAR("pipe", pipe_cb, PV_VAR_F_PLAIN),
     PV_VAR("proxy_add_x_forwarded_for", proxy_add_x_forwarded_for_cb, 0),
     PV_VAR("host", host_cb, 0),
     PV_VAR("server_name", server_name_cb, 0),
