@@ -170,6 +170,8 @@ void pv_conf_buffer_init(pv_loc_conf_t *lc)
     lc->proxy_busy_buffers_size = PV_UNSET;
     lc->proxy_temp_file_write_size = PV_UNSET;
     lc->proxy_max_temp_file_size = PV_UNSET;
+    lc->proxy_limit_rate = PV_UNSET;
+    lc->proxy_force_ranges = PV_UNSET;
     lc->limit_rate = (pv_size_cv_t){PV_UNSET, NULL};
     lc->limit_rate_after = (pv_size_cv_t){PV_UNSET, NULL};
 }
@@ -224,6 +226,10 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
         c->proxy_temp_file_write_size = p->proxy_temp_file_write_size;
     if (c->proxy_max_temp_file_size == PV_UNSET)
         c->proxy_max_temp_file_size = p ? p->proxy_max_temp_file_size : 1024 * 1024 * 1024;
+    if (c->proxy_limit_rate == PV_UNSET)
+        c->proxy_limit_rate = p ? p->proxy_limit_rate : 0;
+    if (c->proxy_force_ranges == PV_UNSET)
+        c->proxy_force_ranges = p ? p->proxy_force_ranges : 0;
     if (c->limit_rate.n == PV_UNSET)
         c->limit_rate = p ? p->limit_rate : (pv_size_cv_t){0, NULL};
     if (c->limit_rate_after.n == PV_UNSET)
@@ -355,6 +361,7 @@ static const pv_conf_cmd_t buffer_cmds[] = {
     {"proxy_temp_file_write_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_temp_file_write_size),
      NULL},
     {"proxy_max_temp_file_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_max_temp_file_size), NULL},
+    {"proxy_limit_rate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_limit_rate), NULL},
     {"limit_rate", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate), NULL},
     {"limit_rate_after", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate_after), NULL},
     {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,

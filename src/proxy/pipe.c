@@ -34,6 +34,9 @@ void pv_pipe_head(pv_proxy_t *px)
     pv_pipe_t *p = &px->pipe;
     int ign = lc->hdr.ignore == PV_UNSET ? 0 : lc->hdr.ignore;
     p->buffering = (uint8_t)(lc->proxy_buffering && !px->sub_done);
+    p->delayed = 0;
+    p->read_len = 0;
+    p->start_s = pv_loop_now(px->hr->w->loop) / 1000;
     for (int i = 0; px->rp.accel && i < px->rp.nfields; i++) {
         const pv_header_t *f = &px->rp.fields[i];
         if (f->name.len == 17 && !(ign & PV_IGN_X_ACCEL_BUFFERING) && PV_STR_IEQ(f->name, "x-accel-buffering")) {
@@ -51,6 +54,24 @@ void pv_pipe_head(pv_proxy_t *px)
             }
         }
     }
+    /* the rate applies to a buffered response only, as NGINX's */
+    p->rate = p->buffering ? lc->proxy_limit_rate : 0;
+}
+
+int pv_pipe_rate_wait(pv_proxy_t *px, size_t *max)
+{
+    pv_pipe_t *p = &px->pipe;
+    pv_loop_t *loop = px->hr->w->loop;
+    int64_t limit = p->rate * (int64_t)(pv_loop_now(loop) / 1000 - p->start_s + 1) - (int64_t)p->read_len;
+    if (limit <= 0) {
+        p->delayed = 1;
+        pv_timer_set(loop, &px->u->timer, (uint64_t)(-limit * 1000 / p->rate + 1));
+        return 1;
+    }
+    p->delayed = 0;
+    if ((uint64_t)limit < *max)
+        *max = (size_t)limit;
+    return 0;
 }
 
 /* ---- what is held ------------------------------------------------------------ */

@@ -37,6 +37,10 @@ typedef struct pv_pipe_s {
     uint8_t upstream_done;  /* the upstream's part is over (connection released) */
     uint8_t buffering;      /* proxy_buffering (or X-Accel-Buffering) for this response */
     uint8_t used;           /* held something once: pv_pipe_free() has work to do */
+    uint8_t delayed;        /* proxy_limit_rate: the upstream connection's timer is the rate's wait */
+    int64_t rate;           /* proxy_limit_rate for this response (0 unless buffering) */
+    uint64_t start_s;       /* the second the response head came (the rate's reckoning) */
+    uint64_t read_len;      /* bytes read from the upstream since */
 } pv_pipe_t;
 
 /* pv_pipe_body() results */
@@ -51,6 +55,11 @@ enum {
  * X-Accel-Limit-Rate (unless proxy_ignore_headers names them) decide
  * buffering and the rate for this response. */
 void pv_pipe_head(struct pv_proxy_s *px);
+/* proxy_limit_rate: 1 when the upstream must not be read now (its
+ * connection's timer is set to the end of the wait, and `delayed`);
+ * else 0 and *max is cut to what may be read, as NGINX's event pipe
+ * reckons: rate x (seconds since the head + 1), less what was read. */
+int pv_pipe_rate_wait(struct pv_proxy_s *px, size_t *max);
 /* Relay what the upstream read buffer holds behind the head. */
 int pv_pipe_body(struct pv_proxy_s *px);
 /* The client took everything queued: hand it more of what is held.

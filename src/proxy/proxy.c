@@ -688,7 +688,10 @@ static void upstream_read(pv_proxy_t *px)
                 pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
             return;
         }
-        ssize_t n = pv_xprt_read(&u->x, b->data + b->last, b->size - b->last);
+        size_t max = b->size - b->last;
+        if (px->pipe.rate && px->resp_head_done && pv_pipe_rate_wait(px, &max))
+            return; /* proxy_limit_rate: the timer reads on */
+        ssize_t n = pv_xprt_read(&u->x, b->data + b->last, max);
         if (n == PV_AGAIN) {
             if (px->req_done)
                 pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
@@ -707,6 +710,7 @@ static void upstream_read(pv_proxy_t *px)
             return;
         }
         px->resp_started = 1;
+        px->pipe.read_len += (uint64_t)n;
         b->last += (uint32_t)n;
         if (px->req_done)
             pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
@@ -902,6 +906,11 @@ static void upstream_timeout_cb(void *owner)
 {
     pv_proxy_t *px = owner;
     pv_upconn_t *u = px->u;
+    if (px->pipe.delayed) {
+        px->pipe.delayed = 0; /* proxy_limit_rate's wait is over */
+        upstream_read(px);
+        return;
+    }
     pv_upfail_t f = !u->connected ? PV_UPF_CONNECT_TIMEOUT : px->req_done ? PV_UPF_READ_TIMEOUT : PV_UPF_SEND_TIMEOUT;
     upstream_failed(px, f, ETIMEDOUT, NULL);
 }

@@ -14,6 +14,7 @@ from conftest import NGINX, Client, Reply, http, wait_for
 CONF = """
 http {
     log_format rate "$uri $limit_rate $status $body_bytes_sent";
+    log_format urt "$uri $upstream_response_time $status $body_bytes_sent";
     access_log /dev/stdout rate;
     upstream up { server 127.0.0.1:@UP@; keepalive 4; }
     server {
@@ -32,6 +33,17 @@ http {
             proxy_pass http://up;
         }
         location /ret { limit_rate 7k; return 200 "text"; }
+        location /plim {
+            access_log /dev/stdout urt;
+            proxy_limit_rate 100k;
+            proxy_pass http://up;
+        }
+        location /pslow {
+            access_log /dev/stdout urt;
+            proxy_limit_rate 1;
+            location /pslow/off { proxy_buffering off; proxy_pass http://up; }
+            proxy_pass http://up;
+        }
     }
 }
 """
@@ -43,6 +55,8 @@ def answer(req):
     headers = []
     if "xal" in req.target:
         headers.append(("X-Accel-Limit-Rate", "123456"))
+    if "xab" in req.target:
+        headers.append(("X-Accel-Buffering", "no"))
     return Reply(200, headers=headers, body_size=SIZE if "big" in req.target else 100)
 
 
@@ -115,3 +129,24 @@ def test_slow_response_reaches_every_byte_over_keepalive(gw):
             c.request("GET", "/var-big?r=200k")
             r = c.read_response()
             assert r.status == 200 and len(r.body) == SIZE
+
+
+def test_proxy_limit_rate_paces_the_upstream_read(gw):
+    """proxy_limit_rate 100k: 300 KiB read from the upstream in no less
+    than about two seconds (the first second's worth at once); the bound
+    asserted is one. The client side has no limit."""
+    r = http(gw.port, "GET", "/plim-big", timeout=60)
+    assert r.status == 200 and len(r.body) == SIZE
+    took, status, sent = logged(gw, "/plim-big")
+    assert float(took) >= 1.0, took
+    assert (status, sent) == ("200", str(SIZE))
+
+
+@pytest.mark.parametrize("target", ["/pslow/off-big", "/pslow/xab-big"])
+def test_proxy_limit_rate_needs_buffering(gw, target):
+    """At one byte a second the response could never finish while
+    limited: without buffering (proxy_buffering off, or the upstream's
+    X-Accel-Buffering: no) the rate does not apply, as NGINX's."""
+    r = http(gw.port, "GET", target, timeout=60)
+    assert r.status == 200 and len(r.body) == SIZE
+

@@ -314,6 +314,11 @@ def check(tmp_path, body):
     ("limit_rate x;", '"limit_rate" directive invalid value'),
     ("limit_rate_after 1q;", '"limit_rate_after" directive invalid value'),
     ("limit_rate 1k; limit_rate 2k;", '"limit_rate" directive is duplicate'),
+    ("proxy_limit_rate 1q;", '"proxy_limit_rate" directive invalid value'),
+    ("proxy_limit_rate $arg_r;", '"proxy_limit_rate" directive invalid value'),
+    ("proxy_limit_rate 1k; proxy_limit_rate 1k;", '"proxy_limit_rate" directive is duplicate'),
+    ("proxy_limit_rate;", 'invalid number of arguments in "proxy_limit_rate" directive'),
+    ("if ($arg_a) { proxy_limit_rate 1k; }", '"proxy_limit_rate" directive is not allowed here'),
 ])
 def test_check_errors_as_nginx(tmp_path, body, words):
     for name, (rc, text) in check(tmp_path, body).items():
@@ -326,6 +331,8 @@ def test_check_errors_as_nginx(tmp_path, body, words):
     "proxy_buffer_size 128k; proxy_buffers 4 256k; proxy_busy_buffers_size 256k;",
     "proxy_max_temp_file_size 0; proxy_buffering off; proxy_temp_file_write_size 64k;",
     "limit_rate 10k; limit_rate_after 1m;",
+    "proxy_limit_rate 0; proxy_buffering on;",
+    "proxy_limit_rate 512k;",
     "limit_rate $arg_r; limit_rate_after $arg_a; if ($arg_x) { limit_rate 1k; }",
 ])
 def test_check_accepts_as_nginx(tmp_path, body):
