@@ -105,6 +105,8 @@ typedef struct pv_request_s {
 
     /* proxying facts (for variables and logs) */
     pv_str_t proxy_host;        /* $proxy_host */
+    pv_str_t accel_type;        /* the Content-Type of a response that X-Accel-Redirect replaced: the
+                                   type of a file, text or proxied response without one of its own */
     pv_str_t proxy_uri;         /* proxy_pass with variables: its evaluated URI part, sent as is */
     char upstream_addr[256];    /* "$upstream_addr": addresses tried, ", "-separated */
     char upstream_status[64];   /* statuses of the tries */

@@ -152,7 +152,7 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     char page[512];
     ssize_t plen = 0;
     if (body.p) {
-        h = (pv_resp_head_t){.status = status, .content_type = PV_STR("text/plain"),
+        h = (pv_resp_head_t){.status = status, .content_type = hr->r.accel_type.p ? hr->r.accel_type : PV_STR("text/plain"),
                              .content_length = (int64_t)body.len};
     } else {
         plen = pv_errpage_page(status, pv_hfilter_token(hr), page, sizeof(page));

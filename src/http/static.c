@@ -536,7 +536,8 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
     if (precondition_answer(hr, s, etag, mtime, fld, nf))
         return;
     f->size = f->st.st_size;
-    pv_resp_head_t h = {.status = 200, .content_type = pv_static_type(s, r->uri), .content_length = f->size};
+    pv_resp_head_t h = {.status = 200, .content_type = r->accel_type.p ? r->accel_type : pv_static_type(s, r->uri),
+                        .content_length = f->size};
     if (f->gz) /* NGINX's gzip_static answers no range */
         fld[nf++] = (pv_header_t){PV_STR("Content-Encoding"), PV_STR("gzip")};
     pv_static_answer(hr, f, &h, fld, nf, etag, mtime, !f->gz, 0);

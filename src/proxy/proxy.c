@@ -575,7 +575,7 @@ static int response_head(pv_proxy_t *px)
         px->resp_early = 1;
     if (!px->sub_done && next_on_status(px, status))
         return 0;
-    if (!px->sub_done && intercept(px, status))
+    if (!px->sub_done && (intercept(px, status) || pv_proxy_accel_redirect(px)))
         return -3;
     if (!px->sub_done && r->pcache && pv_pcache_response(px, status, rp->fields, rp->nfields)) {
         pv_proxy_release_server(px, PV_BAL_OK); /* the cached entry answers (stale, revalidated) */

@@ -110,6 +110,11 @@ int pv_proxy_next_timed_out(pv_proxy_t *px);
 /* The upstream switched protocols (the 101 head is queued): the
  * connection and the bytes after the head go to a tunnel (tunnel.c). */
 void pv_proxy_start_tunnel(pv_proxy_t *px);
+/* X-Accel-Redirect in the upstream's head (accel.c): 1 when the request
+ * was sent on to the URI or named location it names (or answered 404 for
+ * an unsafe URI), the upstream connection given up; 0 when there is none
+ * or proxy_ignore_headers names it. */
+int pv_proxy_accel_redirect(pv_proxy_t *px);
 /* The one place a failed exchange becomes the client's answer (answer.c). */
 void pv_proxy_answer_failure(pv_proxy_t *px, int f);
 /* One error log line per failure (answer.c). */

@@ -420,6 +420,8 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
     }
     if (ct && u->status != 204)
         h->content_type = ct->value.p ? ct->value : (pv_str_t){"", 0};
+    else if (u->r && u->r->accel_type.p && u->status != 204)
+        h->content_type = u->r->accel_type;
 
     int n = 0;
     for (int i = 0; i < u->nheaders; i++) {

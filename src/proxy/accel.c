@@ -1,0 +1,153 @@
+/* X-Accel-Redirect: the upstream names a URI or a named location that
+ * answers the request instead of its response, as NGINX's upstream module
+ * does (unless proxy_ignore_headers names the field). The redirect is the
+ * one of redirect.c, counted with every other URI change of the request. */
+#include <string.h>
+
+#include "../core/log.h"
+#include "../http/accesslog.h"
+#include "../http/body.h"
+#include "../http/redirect.h"
+#include "../http/server.h"
+#include "../http/timing.h"
+#include "../upstream/upstream.h"
+#include "pcache.h"
+#include "proxy.h"
+
+/* Fields of the redirecting response that go on with the request, as
+ * NGINX's upstream table marks them (its `redirect` column); its
+ * Content-Type stays the type of the response unless that has its own,
+ * as NGINX keeps it in the response it is building. */
+static int kept(pv_str_t n)
+{
+    return PV_STR_IEQ(n, "set-cookie") || PV_STR_IEQ(n, "content-disposition") ||
+           PV_STR_IEQ(n, "cache-control") || PV_STR_IEQ(n, "expires") || PV_STR_IEQ(n, "accept-ranges");
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+}
+
+/* Whether the path p (without its arguments) climbs out with a ".."
+ * segment or holds a NUL byte, looked at as written and, when it has
+ * %XX escapes, once decoded (NGINX's ngx_http_parse_unsafe_uri). */
+static int unsafe_path(const char *p, size_t n, int decode)
+{
+    char d[1024];
+    if (decode) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++, k++) {
+            if (k == sizeof(d))
+                return 1;
+            int h = i + 2 < n ? hexval(p[i + 1]) : -1, l = i + 2 < n ? hexval(p[i + 2]) : -1;
+            if (p[i] == '%' && h >= 0 && l >= 0) {
+                d[k] = (char)(h * 16 + l);
+                i += 2;
+            } else {
+                d[k] = p[i];
+            }
+        }
+        p = d;
+        n = k;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\0')
+            return 1;
+        int seg_start = i == 0 || p[i - 1] == '/';
+        if (seg_start && p[i] == '.' && i + 1 < n && p[i + 1] == '.' && (i + 2 == n || p[i + 2] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+/* Split v into the URI and its arguments; 0 when the URI is unsafe. */
+static int split_uri(pv_str_t v, pv_str_t *uri, pv_str_t *args)
+{
+    const char *q = memchr(v.p, '?', v.len);
+    *uri = (pv_str_t){v.p, q ? (size_t)(q - v.p) : v.len};
+    *args = q ? (pv_str_t){q + 1, v.len - uri->len - 1} : (pv_str_t){NULL, 0};
+    if (!uri->len)
+        return 0;
+    return !unsafe_path(uri->p, uri->len, 0) && !(memchr(uri->p, '%', uri->len) && unsafe_path(uri->p, uri->len, 1));
+}
+
+/* The upstream connection is done with: back to the pool when the
+ * response (no body, or an empty one) is complete, else closed. */
+static void release(pv_proxy_t *px)
+{
+    pv_upconn_t *u = px->u;
+    if (!u)
+        return;
+    pv_upstream_done_t d = {
+        .resp_complete = px->rp.body_done,
+        .req_complete = px->req_done,
+        .early_response = px->resp_early,
+        .keep = px->upstream_keep && px->rp.keepalive,
+        .leftover = px->uin->pos != px->uin->last,
+        .failed = !px->rp.body_done,
+    };
+    pv_proxy_release_server(px, PV_BAL_OK);
+    px->u = NULL;
+    pv_upstream_release(u, &d);
+}
+
+int pv_proxy_accel_redirect(pv_proxy_t *px)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *r = px->r;
+    const pv_loc_conf_t *lc = &px->loc->conf;
+    const pv_header_t *to = NULL;
+    if (lc->hdr.ignore != PV_UNSET && (lc->hdr.ignore & PV_IGN_X_ACCEL_REDIRECT))
+        return 0;
+    for (int i = 0; i < px->rp.nfields && !to; i++)
+        if (px->rp.fields[i].name.len == 16 && PV_STR_IEQ(px->rp.fields[i].name, "x-accel-redirect"))
+            to = &px->rp.fields[i];
+    if (!to)
+        return 0;
+
+    /* what NGINX takes from the response before it goes: the rate
+     * (X-Accel-Limit-Rate) and the fields of kept() */
+    pv_pipe_head(px);
+    for (int i = 0; i < px->rp.nfields; i++) {
+        const pv_header_t *f = &px->rp.fields[i];
+        if (kept(f->name))
+            pv_error_page_keep(hr, f);
+        else if (f->name.len == 12 && PV_STR_IEQ(f->name, "content-type"))
+            r->accel_type = (pv_str_t){pv_arena_strndup(r->arena, f->value.p, f->value.len), f->value.len};
+    }
+    pv_str_t v = {pv_arena_strndup(r->arena, to->value.p, to->value.len), to->value.len};
+    char st[24];
+    st[pv_u64_digits(st, (uint64_t)px->status)] = '\0';
+    pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    pv_utry_mark(r, PV_UTRY_RESPONSE);
+    release(px);
+    pv_pcache_cleanup(hr); /* a cached location's entry is not filled by this response */
+    r->pcache = NULL;
+
+    /* a named location gets the body again when it can be sent again;
+     * a URI is asked for with GET, without it (as error_page's) */
+    int named = v.len && v.p[0] == '@';
+    if (!named || pv_body_rewind(hr) != 0) {
+        r->flags |= PV_REQ_F_BODY_DROPPED;
+        if (!hr->body_done)
+            r->flags &= ~PV_REQ_F_KEEPALIVE;
+    }
+    if (named) {
+        pv_named_location(hr, v);
+        return 1;
+    }
+    pv_str_t uri, args;
+    if (!split_uri(v, &uri, &args)) {
+        pv_log_r(r, PV_LOG_ERR, "unsafe URI \"%.*s\" was detected, client: %s", (int)v.len, v.p, pv_log_client(r));
+        hr->handling = 0;
+        pv_resp_error(hr, 404);
+        return 1;
+    }
+    if (!(r->flags & PV_REQ_F_HEAD)) {
+        r->method = PV_STR("GET");
+        r->method_id = HTTP_GET;
+    }
+    pv_internal_redirect(hr, uri, args);
+    return 1;
+}
