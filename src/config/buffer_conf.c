@@ -362,6 +362,7 @@ static const pv_conf_cmd_t buffer_cmds[] = {
      NULL},
     {"proxy_max_temp_file_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_max_temp_file_size), NULL},
     {"proxy_limit_rate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_limit_rate), NULL},
+    {"proxy_force_ranges", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_force_ranges), NULL},
     {"limit_rate", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate), NULL},
     {"limit_rate_after", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate_after), NULL},
     {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,

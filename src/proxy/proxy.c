@@ -635,6 +635,8 @@ static int response_head(pv_proxy_t *px)
     pv_header_t fields[PV_URESP_MAX_FIELDS];
     pv_resp_head_t h;
     pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
+    if (px->loc->conf.proxy_force_ranges && pv_proxy_ranges(px, &h, fields))
+        return -3; /* 416 */
     int rc = pv_resp_send_head(hr, &h);
     if (rc != PV_OK)
         return rc == PV_RESP_NOMEM ? -2 : -1; /* -2: no memory for the head (logged) */

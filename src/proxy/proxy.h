@@ -20,6 +20,7 @@
 struct pv_hreq_s;
 struct pv_upconn_s;
 struct pv_upool_s;
+struct pv_resp_head_s;
 
 /* A request body up to this size is read whole before an upstream
  * connection is taken, so a client trickling a small body (slow POST)
@@ -115,6 +116,10 @@ void pv_proxy_start_tunnel(pv_proxy_t *px);
  * an unsafe URI), the upstream connection given up; 0 when there is none
  * or proxy_ignore_headers names it. */
 int pv_proxy_accel_redirect(pv_proxy_t *px);
+/* proxy_force_ranges on the head h about to be sent (its fields in
+ * fields) (prange.c): 1 when it was answered 416 instead (the upstream
+ * connection given up), else 0 with h made a 206 or given Accept-Ranges. */
+int pv_proxy_ranges(pv_proxy_t *px, struct pv_resp_head_s *h, pv_header_t *fields);
 /* The one place a failed exchange becomes the client's answer (answer.c). */
 void pv_proxy_answer_failure(pv_proxy_t *px, int f);
 /* One error log line per failure (answer.c). */
