@@ -234,7 +234,8 @@ typedef struct pv_policy_conf_s {
     int nauth_sets;
     pv_cv_t *auth_basic;           /* realm; NULL = off (after merging) */
     int auth_basic_set;            /* auth_basic given at this level (on or off) */
-    void *htpasswd;                /* pv_htpasswd_t of auth_basic_user_file */
+    pv_cv_t *auth_basic_user_file; /* the password file's name (variables allowed), read per request */
+    const char *user_file_prefix;  /* put before it: the prefix and "/" for a relative name, else "" */
     pv_cv_t *auth_jwt;             /* realm; NULL = off (after merging) */
     int auth_jwt_set;              /* auth_jwt given at this level */
     pv_cv_t *auth_jwt_token;       /* token=$variable; NULL = Authorization: Bearer */

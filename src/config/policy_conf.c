@@ -19,7 +19,6 @@
 #include "../core/file.h"
 #include "../core/log.h"
 #include "../policy/apikey.h"
-#include "../policy/htpasswd.h"
 #include "../policy/jwt.h"
 #include "../policy/limit.h"
 #include "../policy/zones.h"
@@ -474,11 +473,6 @@ static int realm_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
     return PV_OK;
 }
 
-static void free_htpasswd(void *a)
-{
-    pv_htpasswd_free(a);
-}
-
 static void free_jwks(void *a)
 {
     pv_jwks_free(a);
@@ -493,17 +487,24 @@ static void free_apikeys(void *a)
 static int key_file_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_policy_conf_t *p = pol(cx);
-    void **slot = cmd->offset == 0 ? &p->htpasswd : cmd->offset == 1 ? &p->jwks : &p->api_keys;
+    if (cmd->offset == 0) {
+        /* read per request, as NGINX does: only its name is compiled */
+        if (p->auth_basic_user_file)
+            return DUP(cx, nd);
+        pv_cv_t *cv = pv_arena_calloc(cx->a, sizeof(*cv));
+        if (pv_conf_compile(cx, nd, cv, ARG(nd, 1), nd->args[1].len) != PV_OK)
+            return PV_ERR;
+        p->auth_basic_user_file = cv;
+        p->user_file_prefix = ARG(nd, 1)[0] == '/' ? "" : pv_conf_full_path(cx, "");
+        return PV_OK;
+    }
+    void **slot = cmd->offset == 1 ? &p->jwks : &p->api_keys;
     if (*slot)
         return DUP(cx, nd);
     const char *path = pv_conf_full_path(cx, ARG(nd, 1));
     char e[512];
     e[0] = '\0';
-    if (cmd->offset == 0) {
-        *slot = pv_htpasswd_load(path, e, sizeof(e));
-        if (*slot)
-            add_cleanup(cx, free_htpasswd, *slot);
-    } else if (cmd->offset == 1) {
+    if (cmd->offset == 1) {
         *slot = pv_jwks_load(path, e, sizeof(e));
         if (*slot)
             add_cleanup(cx, free_jwks, *slot);
@@ -667,8 +668,10 @@ void pv_conf_policy_merge(pv_policy_conf_t *c, const pv_policy_conf_t *p)
         c->auth_basic = p->auth_basic;
         c->auth_basic_set = p->auth_basic_set;
     }
-    if (!c->htpasswd)
-        c->htpasswd = p->htpasswd;
+    if (!c->auth_basic_user_file) {
+        c->auth_basic_user_file = p->auth_basic_user_file;
+        c->user_file_prefix = p->user_file_prefix;
+    }
     if (!c->auth_jwt_set) {
         c->auth_jwt = p->auth_jwt;
         c->auth_jwt_token = p->auth_jwt_token;
@@ -721,7 +724,7 @@ int pv_conf_policy_finish(pv_conf_ctx_t *cx)
 int pv_conf_policy_check(pv_conf_ctx_t *cx, const pv_location_t *loc)
 {
     const pv_policy_conf_t *p = &loc->conf.policy;
-    if (p->auth_basic && !p->htpasswd)
+    if (p->auth_basic && !p->auth_basic_user_file)
         return pv_conf_error(cx, &loc->src, "\"auth_basic\" needs \"auth_basic_user_file\"");
     if (p->auth_jwt && !p->jwks)
         return pv_conf_error(cx, &loc->src, "\"auth_jwt\" needs \"auth_jwt_key_file\"");

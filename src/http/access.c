@@ -21,6 +21,7 @@
 #include "../proc/worker.h"
 #include "../policy/apikey.h"
 #include "../policy/htpasswd.h"
+#include "../policy/userfile.h"
 #include "../policy/jwt.h"
 #include "../policy/redis.h"
 #include "headers.h"
@@ -442,7 +443,7 @@ static int auth_fail(pv_hreq_t *hr, int status, const char *fmt, ...)
  * every request. Cleared on reload; entries last a minute. */
 #define BASIC_CACHE 256
 typedef struct {
-    unsigned char digest[SHA256_DIGEST_LENGTH]; /* of htpasswd pointer, user, password */
+    unsigned char digest[SHA256_DIGEST_LENGTH]; /* of the file's read, user, password */
     uint64_t until_ms;                          /* valid until (loop ms) */
 } basic_ok_t;
 
@@ -453,7 +454,7 @@ void pv_access_cache_clear(void)
     memset(basic_cache, 0, sizeof(basic_cache));
 }
 
-static basic_ok_t *basic_slot(const void *file, pv_str_t user, pv_str_t pass, unsigned char *d)
+static basic_ok_t *basic_slot(uint64_t file, pv_str_t user, pv_str_t pass, unsigned char *d)
 {
     unsigned char in[sizeof(file) + 2 * 1024 + 1];
     size_t n = 0;
@@ -484,12 +485,31 @@ static int check_basic(pv_hreq_t *hr)
             pv_log_r(&hr->r, PV_LOG_INFO, "client sent invalid Basic credentials, client: %s", pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Basic realm=\"%.*s\"", (int)realm.len, realm.p);
     }
+    /* the file, as it is now (userfile.h): missing 403, else unusable 500 */
+    pv_str_t name = eval(hr, p->auth_basic_user_file);
+    char path[4096], msg[600];
+    pv_htpasswd_t *file = NULL;
+    uint64_t gen = 0;
+    int err = 0;
+    int pn = snprintf(path, sizeof(path), "%s%.*s", p->user_file_prefix, (int)name.len, name.p);
+    if (pn < 0 || (size_t)pn >= sizeof(path) || memchr(name.p, '\0', name.len)) {
+        snprintf(msg, sizeof(msg), "invalid password file name \"%.*s\"", (int)PV_MIN(name.len, 256), name.p);
+    } else if (pv_userfile_get(path, &file, &gen, &err, msg, sizeof(msg)) == PV_OK) {
+        msg[0] = '\0';
+    }
+    if (!file) {
+        pv_log_r(&hr->r, err == ENOENT ? PV_LOG_ERR : PV_LOG_CRIT, "%s, client: %s", msg, pv_log_client(&hr->r));
+        if (err == ENOENT)
+            return auth_fail(hr, 403, NULL);
+        refuse(hr, 500);
+        return -2;
+    }
     unsigned char d[SHA256_DIGEST_LENGTH];
-    basic_ok_t *slot = basic_slot(p->htpasswd, user, pass, d);
+    basic_ok_t *slot = basic_slot(gen, user, pass, d);
     uint64_t now = pv_loop_now(hr->w->loop);
     if (slot->until_ms > now && CRYPTO_memcmp(slot->digest, d, sizeof(d)) == 0)
         return 0;
-    if (pv_htpasswd_check(p->htpasswd, user, pass) != PV_OK) {
+    if (pv_htpasswd_check(file, user, pass) != PV_OK) {
         pv_log_r(&hr->r, PV_LOG_ERR, "user \"%.*s\": password mismatch or not found, client: %s", (int)user.len, user.p,
                pv_log_client(&hr->r));
         return auth_fail(hr, 401, "Basic realm=\"%.*s\"", (int)realm.len, realm.p);
@@ -630,6 +650,8 @@ static int auth_step(pv_hreq_t *hr)
         int rc = checks[i](hr);
         if (rc > 0)
             continue; /* declined: no rule matched */
+        if (rc == -2)
+            return -1; /* answered (500) whatever satisfy says, as NGINX */
         ran++;
         if (i > 0) /* basic, API key, JWT; allow/deny is no authentication */
             pv_stats_auth(hr, PV_SAUTH_BASIC + (int)i - 1,
@@ -831,6 +853,7 @@ static void mod_exit(pv_worker_t *w)
 {
     PV_UNUSED(w);
     pv_access_thread_cleanup();
+    pv_userfile_clear();
 }
 
 static int mod_init(void)
