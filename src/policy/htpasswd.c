@@ -349,7 +349,11 @@ static size_t count_lines(const char *text, size_t len)
     return n;
 }
 
-pv_htpasswd_t *pv_htpasswd_load_text(const char *text, size_t len, const char *name, char *err, size_t errlen)
+/* Parse text; lenient: as NGINX reads the file per request, a line that
+ * cannot be taken is skipped (no ':', an empty user; a repeated user:
+ * the first line counts) and a hash that cannot be taken never matches. */
+static pv_htpasswd_t *load_text(const char *text, size_t len, const char *name, char *err, size_t errlen,
+                                int lenient)
 {
     pv_htpasswd_t *h = calloc(1, sizeof(*h));
     size_t maxusers = count_lines(text, len), slots = 16;
@@ -380,6 +384,8 @@ pv_htpasswd_t *pv_htpasswd_load_text(const char *text, size_t len, const char *n
         if (lead == n || s[0] == '#')
             continue;
         const char *colon = memchr(s, ':', n);
+        if (lenient && (!colon || colon == s || user_find(h, s, (size_t)(colon - s))))
+            continue;
         if (!colon) {
             snprintf(msg, sizeof(msg), "no ':' between user and password");
             goto fail;
@@ -405,8 +411,11 @@ pv_htpasswd_t *pv_htpasswd_load_text(const char *text, size_t len, const char *n
         u->name[ulen] = '\0';
         u->name_len = ulen;
         if (hash_parse(hs, hlen, u, msg, sizeof(msg)) != PV_OK) {
-            user_clear(u);
-            goto fail;
+            if (!lenient) {
+                user_clear(u);
+                goto fail;
+            }
+            u->kind = 0; /* never matches */
         }
         size_t i = name_hash(s, ulen) & h->mask;
         while (h->slots[i])
@@ -420,16 +429,31 @@ fail:
     return NULL;
 }
 
-pv_htpasswd_t *pv_htpasswd_load(const char *path, char *err, size_t errlen)
+pv_htpasswd_t *pv_htpasswd_load_text(const char *text, size_t len, const char *name, char *err, size_t errlen)
+{
+    return load_text(text, len, name, err, errlen, 0);
+}
+
+static pv_htpasswd_t *load(const char *path, char *err, size_t errlen, int lenient)
 {
     size_t len = 0;
     char *text = pv_file_read(path, PV_HTPASSWD_FILE_MAX, &len, err, errlen);
     if (!text)
         return NULL;
-    pv_htpasswd_t *h = pv_htpasswd_load_text(text, len, path, err, errlen);
+    pv_htpasswd_t *h = load_text(text, len, path, err, errlen, lenient);
     OPENSSL_cleanse(text, len);
     free(text);
     return h;
+}
+
+pv_htpasswd_t *pv_htpasswd_load(const char *path, char *err, size_t errlen)
+{
+    return load(path, err, errlen, 0);
+}
+
+pv_htpasswd_t *pv_htpasswd_load_lenient(const char *path, char *err, size_t errlen)
+{
+    return load(path, err, errlen, 1);
 }
 
 void pv_htpasswd_free(pv_htpasswd_t *h)

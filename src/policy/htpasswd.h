@@ -35,6 +35,12 @@ typedef struct pv_htpasswd_s pv_htpasswd_t;
  * `open() "F" failed (...)`, or "... in F:LINE". */
 pv_htpasswd_t *pv_htpasswd_load(const char *path, char *err, size_t errlen);
 
+/* Load a password file as NGINX reads it per request: lines that cannot
+ * be taken are skipped (no ':', an empty user, a user already listed:
+ * the first line counts), a hash in a format refused or unknown above
+ * never matches. NULL only when the file cannot be read (err). */
+pv_htpasswd_t *pv_htpasswd_load_lenient(const char *path, char *err, size_t errlen);
+
 /* Load from memory; name stands for the file in messages. */
 pv_htpasswd_t *pv_htpasswd_load_text(const char *text, size_t len, const char *name, char *err,
                                      size_t errlen);

@@ -72,7 +72,7 @@ int pv_userfile_get(const char *path, pv_htpasswd_t **h, uint64_t *gen, int *err
     }
     /* new or changed: read it again (the stat is taken before the read,
      * so a change during the read is seen at the next request) */
-    pv_htpasswd_t *nh = pv_htpasswd_load(path, msg, cap);
+    pv_htpasswd_t *nh = pv_htpasswd_load_lenient(path, msg, cap);
     if (!nh) {
         *err = access(path, R_OK) != 0 ? errno : 0; /* 0: read, but not a password file */
         if (f->path) /* a broken file is read again at the next request */
