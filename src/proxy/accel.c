@@ -61,15 +61,46 @@ static int unsafe_path(const char *p, size_t n, int decode)
     return 0;
 }
 
-/* Split v into the URI and its arguments; 0 when the URI is unsafe. */
-static int split_uri(pv_str_t v, pv_str_t *uri, pv_str_t *args)
+/* Split v into the URI, its %XX escapes decoded into the arena, and its
+ * arguments (as written); 0 when the URI is unsafe. */
+static int split_uri(pv_arena_t *a, pv_str_t v, pv_str_t *uri, pv_str_t *args)
 {
     const char *q = memchr(v.p, '?', v.len);
     *uri = (pv_str_t){v.p, q ? (size_t)(q - v.p) : v.len};
     *args = q ? (pv_str_t){q + 1, v.len - uri->len - 1} : (pv_str_t){NULL, 0};
-    if (!uri->len)
+    if (!uri->len || unsafe_path(uri->p, uri->len, 0))
         return 0;
-    return !unsafe_path(uri->p, uri->len, 0) && !(memchr(uri->p, '%', uri->len) && unsafe_path(uri->p, uri->len, 1));
+    if (!memchr(uri->p, '%', uri->len))
+        return 1;
+    if (uri->len > 1024 || unsafe_path(uri->p, uri->len, 1))
+        return 0;
+    char *d = pv_arena_alloc(a, uri->len + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < uri->len; i++, k++) {
+        int h = i + 2 < uri->len ? hexval(uri->p[i + 1]) : -1, l = i + 2 < uri->len ? hexval(uri->p[i + 2]) : -1;
+        if (uri->p[i] == '%' && h >= 0 && l >= 0) {
+            d[k] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            d[k] = uri->p[i];
+        }
+    }
+    *uri = (pv_str_t){d, k};
+    return 1;
+}
+
+/* The response's fields stay $upstream_http_NAME for the request that
+ * goes on, as NGINX keeps them until another upstream answers. */
+static void keep_fields(pv_request_t *r, const pv_uresp_t *rp)
+{
+    pv_header_t *hs = pv_arena_alloc(r->arena, sizeof(*hs) * (size_t)(rp->nfields ? rp->nfields : 1));
+    for (int i = 0; i < rp->nfields; i++) {
+        const pv_header_t *f = &rp->fields[i];
+        hs[i].name = (pv_str_t){pv_arena_strndup(r->arena, f->name.p, f->name.len), f->name.len};
+        hs[i].value = (pv_str_t){pv_arena_strndup(r->arena, f->value.p, f->value.len), f->value.len};
+    }
+    r->upstream_headers = hs;
+    r->nupstream_headers = rp->nfields;
 }
 
 /* The upstream connection is done with: back to the pool when the
@@ -117,6 +148,7 @@ int pv_proxy_accel_redirect(pv_proxy_t *px)
             r->accel_type = (pv_str_t){pv_arena_strndup(r->arena, f->value.p, f->value.len), f->value.len};
     }
     pv_str_t v = {pv_arena_strndup(r->arena, to->value.p, to->value.len), to->value.len};
+    keep_fields(r, &px->rp);
     char st[24];
     st[pv_u64_digits(st, (uint64_t)px->status)] = '\0';
     pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
@@ -138,7 +170,7 @@ int pv_proxy_accel_redirect(pv_proxy_t *px)
         return 1;
     }
     pv_str_t uri, args;
-    if (!split_uri(v, &uri, &args)) {
+    if (!split_uri(r->arena, v, &uri, &args)) {
         pv_log_r(r, PV_LOG_ERR, "unsafe URI \"%.*s\" was detected, client: %s", (int)v.len, v.p, pv_log_client(r));
         hr->handling = 0;
         pv_resp_error(hr, 404);

@@ -26,6 +26,7 @@ http {
         location /ret/ { internal; return 200 "ret $uri $args $request_method\\n"; }
         location @named { return 200 "named $uri $args $request_method\\n"; }
         location /back/ { internal; proxy_pass http://up; }
+        location /xv/ { internal; return 200 "xv $upstream_http_x_accel_redirect $uri $args\n"; }
     }
 }
 """
@@ -43,6 +44,7 @@ TARGETS = {
     "/go/rate": "/ret/rate",
     "/go/missing": "/protected/none.txt",
     "/go/empty": "/ret/e",
+    "/go/xv": "/xv/a%20b?z=%20",
     "/go/untyped": "/protected/f.txt",
     "/ign/x": "/ret/ignored",
 }
@@ -95,6 +97,14 @@ def test_uri_with_arguments_as_get(gw):
     assert r.header("Content-Disposition") == "inline"
     assert not r.has("X-Other") and not r.has("X-Accel-Redirect")
     assert r.header("Content-Type") == "x/y"  # the upstream's type stays the response's
+
+
+def test_uri_decoded_and_upstream_fields_kept(gw):
+    """The URI's escapes are decoded (its arguments are not), and the
+    redirecting response's fields stay $upstream_http_NAME."""
+    r = http(gw.port, "GET", "/go/xv")
+    assert r.status == 200
+    assert r.body == b"xv /xv/a%20b?z=%20 /xv/a b z=%20\n"
 
 
 def test_head_stays_head(gw):
