@@ -7,6 +7,7 @@
 
 #include "../core/cache.h"
 #include "../core/log.h"
+#include "../core/time.h"
 #include "../http/reqbody.h"
 #include "../http/server.h"
 #include "../upstream/upstream.h"
@@ -37,7 +38,7 @@ void pv_pipe_head(pv_proxy_t *px)
     p->delayed = 0;
     p->ranged = 0;
     p->read_len = 0;
-    p->start_s = pv_loop_now(px->hr->w->loop) / 1000;
+    p->start_s = (uint64_t)(pv_time_ms() / 1000); /* wall-clock seconds, as NGINX's ngx_time() */
     for (int i = 0; px->rp.accel && i < px->rp.nfields; i++) {
         const pv_header_t *f = &px->rp.fields[i];
         if (f->name.len == 17 && !(ign & PV_IGN_X_ACCEL_BUFFERING) && PV_STR_IEQ(f->name, "x-accel-buffering")) {
@@ -63,7 +64,7 @@ int pv_pipe_rate_wait(pv_proxy_t *px, size_t *max)
 {
     pv_pipe_t *p = &px->pipe;
     pv_loop_t *loop = px->hr->w->loop;
-    int64_t limit = p->rate * (int64_t)(pv_loop_now(loop) / 1000 - p->start_s + 1) - (int64_t)p->read_len;
+    int64_t limit = p->rate * ((int64_t)(pv_time_ms() / 1000) - (int64_t)p->start_s + 1) - (int64_t)p->read_len;
     if (limit <= 0) {
         p->delayed = 1;
         pv_timer_set(loop, &px->u->timer, (uint64_t)(-limit * 1000 / p->rate + 1));

@@ -39,7 +39,7 @@ typedef struct pv_pipe_s {
     uint8_t used;           /* held something once: pv_pipe_free() has work to do */
     uint8_t delayed;        /* proxy_limit_rate: the upstream connection's timer is the rate's wait */
     int64_t rate;           /* proxy_limit_rate for this response (0 unless buffering) */
-    uint64_t start_s;       /* the second the response head came (the rate's reckoning) */
+    uint64_t start_s;       /* the wall-clock second the response head came (the rate's reckoning) */
     uint64_t read_len;      /* bytes read from the upstream since */
     uint8_t ranged;         /* proxy_force_ranges: only the body bytes [rstart, rend) go on */
     int64_t rstart, rend;
