@@ -29,28 +29,27 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
 }
 
-/* Whether the path p (without its arguments) climbs out with a ".."
- * segment or holds a NUL byte, looked at as written and, when it has
- * %XX escapes, once decoded (NGINX's ngx_http_parse_unsafe_uri). */
-static int unsafe_path(const char *p, size_t n, int decode)
+/* Decode the %XX escapes of src (n bytes) into dst (room for n); returns
+ * the length. Other bytes are copied as they are. */
+static size_t unescape(const char *src, size_t n, char *dst)
 {
-    char d[1024];
-    if (decode) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++, k++) {
-            if (k == sizeof(d))
-                return 1;
-            int h = i + 2 < n ? hexval(p[i + 1]) : -1, l = i + 2 < n ? hexval(p[i + 2]) : -1;
-            if (p[i] == '%' && h >= 0 && l >= 0) {
-                d[k] = (char)(h * 16 + l);
-                i += 2;
-            } else {
-                d[k] = p[i];
-            }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int h = i + 2 < n ? hexval(src[i + 1]) : -1, l = i + 2 < n ? hexval(src[i + 2]) : -1;
+        if (src[i] == '%' && h >= 0 && l >= 0) {
+            dst[k++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            dst[k++] = src[i];
         }
-        p = d;
-        n = k;
     }
+    return k;
+}
+
+/* Whether the path p (without its arguments) climbs out with a ".."
+ * segment or holds a NUL byte (NGINX's ngx_http_parse_unsafe_uri). */
+static int unsafe_path(const char *p, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '\0')
             return 1;
@@ -62,31 +61,20 @@ static int unsafe_path(const char *p, size_t n, int decode)
 }
 
 /* Split v into the URI, its %XX escapes decoded into the arena, and its
- * arguments (as written); 0 when the URI is unsafe. */
+ * arguments (as written); 0 when the URI is unsafe as written or once
+ * decoded. */
 static int split_uri(pv_arena_t *a, pv_str_t v, pv_str_t *uri, pv_str_t *args)
 {
     const char *q = memchr(v.p, '?', v.len);
     *uri = (pv_str_t){v.p, q ? (size_t)(q - v.p) : v.len};
     *args = q ? (pv_str_t){q + 1, v.len - uri->len - 1} : (pv_str_t){NULL, 0};
-    if (!uri->len || unsafe_path(uri->p, uri->len, 0))
+    if (!uri->len || unsafe_path(uri->p, uri->len))
         return 0;
     if (!memchr(uri->p, '%', uri->len))
         return 1;
-    if (uri->len > 1024 || unsafe_path(uri->p, uri->len, 1))
-        return 0;
-    char *d = pv_arena_alloc(a, uri->len + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < uri->len; i++, k++) {
-        int h = i + 2 < uri->len ? hexval(uri->p[i + 1]) : -1, l = i + 2 < uri->len ? hexval(uri->p[i + 2]) : -1;
-        if (uri->p[i] == '%' && h >= 0 && l >= 0) {
-            d[k] = (char)(h * 16 + l);
-            i += 2;
-        } else {
-            d[k] = uri->p[i];
-        }
-    }
-    *uri = (pv_str_t){d, k};
-    return 1;
+    char *d = pv_arena_alloc(a, uri->len);
+    *uri = (pv_str_t){d, unescape(uri->p, uri->len, d)};
+    return !unsafe_path(uri->p, uri->len);
 }
 
 /* The response's fields stay $upstream_http_NAME for the request that
