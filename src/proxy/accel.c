@@ -77,15 +77,17 @@ static int split_uri(pv_arena_t *a, pv_str_t v, pv_str_t *uri, pv_str_t *args)
     return !unsafe_path(uri->p, uri->len);
 }
 
-/* The response's fields stay $upstream_http_NAME for the request that
- * goes on, as NGINX keeps them until another upstream answers. */
-static void keep_fields(pv_request_t *r, const pv_uresp_t *rp)
+void pv_proxy_keep_fields(pv_request_t *r, const pv_uresp_t *rp)
 {
+    const pv_header_t *f = rp->fields;
     pv_header_t *hs = pv_arena_alloc(r->arena, sizeof(*hs) * (size_t)(rp->nfields ? rp->nfields : 1));
+    if (!hs) {
+        r->nupstream_headers = 0;
+        return;
+    }
     for (int i = 0; i < rp->nfields; i++) {
-        const pv_header_t *f = &rp->fields[i];
-        hs[i].name = (pv_str_t){pv_arena_strndup(r->arena, f->name.p, f->name.len), f->name.len};
-        hs[i].value = (pv_str_t){pv_arena_strndup(r->arena, f->value.p, f->value.len), f->value.len};
+        hs[i].name = (pv_str_t){pv_arena_strndup(r->arena, f[i].name.p, f[i].name.len), f[i].name.len};
+        hs[i].value = (pv_str_t){pv_arena_strndup(r->arena, f[i].value.p, f[i].value.len), f[i].value.len};
     }
     r->upstream_headers = hs;
     r->nupstream_headers = rp->nfields;
@@ -136,7 +138,7 @@ int pv_proxy_accel_redirect(pv_proxy_t *px)
             r->accel_type = (pv_str_t){pv_arena_strndup(r->arena, f->value.p, f->value.len), f->value.len};
     }
     pv_str_t v = {pv_arena_strndup(r->arena, to->value.p, to->value.len), to->value.len};
-    keep_fields(r, &px->rp);
+    pv_proxy_keep_fields(r, &px->rp); /* NGINX keeps them until another upstream answers */
     char st[24];
     st[pv_u64_digits(st, (uint64_t)px->status)] = '\0';
     pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);

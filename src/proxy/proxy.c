@@ -53,24 +53,6 @@ static const pv_handler_t proxy_handler = {"proxy", client_proceed, client_reada
 
 /* ---- helpers --------------------------------------------------------------- */
 
-/* Keep a response head's fields in r's arena for $upstream_http_ and
- * $upstream_cookie_ (its buffer is reused for the body). */
-static void keep_fields(pv_request_t *r, const pv_uresp_t *rp)
-{
-    const pv_header_t *f = rp->fields;
-    pv_header_t *hs = pv_arena_alloc(r->arena, sizeof(*hs) * (size_t)(rp->nfields ? rp->nfields : 1));
-    if (!hs) {
-        r->nupstream_headers = 0;
-        return;
-    }
-    for (int i = 0; i < rp->nfields; i++) {
-        hs[i].name = (pv_str_t){pv_arena_strndup(r->arena, f[i].name.p, f[i].name.len), f[i].name.len};
-        hs[i].value = (pv_str_t){pv_arena_strndup(r->arena, f[i].value.p, f[i].value.len), f[i].value.len};
-    }
-    r->upstream_headers = hs;
-    r->nupstream_headers = rp->nfields;
-}
-
 static pv_worker_t *px_worker(pv_proxy_t *px)
 {
     return px->hr->w;
@@ -590,12 +572,12 @@ static int response_head(pv_proxy_t *px)
     if (px->sub_done) {
         /* the subrequest's head is only looked at; the body is read and
          * dropped so the connection can be reused */
-        keep_fields(r, rp);
+        pv_proxy_keep_fields(r, rp);
         px->resp_head_done = 1;
         return 0;
     }
     if (pv_unlikely(pv_cv_upstream_fields))
-        keep_fields(r, rp);
+        pv_proxy_keep_fields(r, rp);
 
     pv_pipe_head(px);
     /* framing toward the client */

@@ -116,6 +116,11 @@ void pv_proxy_start_tunnel(pv_proxy_t *px);
  * an unsafe URI), the upstream connection given up; 0 when there is none
  * or proxy_ignore_headers names it. */
 int pv_proxy_accel_redirect(pv_proxy_t *px);
+/* Keep a response head's fields in r's arena as $upstream_http_NAME and
+ * $upstream_cookie_NAME (the head's buffer is reused for the body):
+ * for auth subrequests, X-Accel-Redirect, and every response once a
+ * config names such a variable (accel.c). */
+void pv_proxy_keep_fields(pv_request_t *r, const pv_uresp_t *rp);
 /* proxy_force_ranges on the head h about to be sent (its fields in
  * fields) (prange.c): 1 when it was answered 416 instead (the upstream
  * connection given up), else 0 with h made a 206 or given Accept-Ranges. */
