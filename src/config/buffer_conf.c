@@ -172,6 +172,7 @@ void pv_conf_buffer_init(pv_loc_conf_t *lc)
     lc->proxy_max_temp_file_size = PV_UNSET;
     lc->proxy_limit_rate = PV_UNSET;
     lc->proxy_force_ranges = PV_UNSET;
+    lc->proxy_ignore_client_abort = PV_UNSET;
     lc->limit_rate = (pv_size_cv_t){PV_UNSET, NULL};
     lc->limit_rate_after = (pv_size_cv_t){PV_UNSET, NULL};
 }
@@ -230,6 +231,8 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
         c->proxy_limit_rate = p ? p->proxy_limit_rate : 0;
     if (c->proxy_force_ranges == PV_UNSET)
         c->proxy_force_ranges = p ? p->proxy_force_ranges : 0;
+    if (c->proxy_ignore_client_abort == PV_UNSET)
+        c->proxy_ignore_client_abort = p ? p->proxy_ignore_client_abort : 0;
     if (c->limit_rate.n == PV_UNSET)
         c->limit_rate = p ? p->limit_rate : (pv_size_cv_t){0, NULL};
     if (c->limit_rate_after.n == PV_UNSET)
@@ -363,6 +366,7 @@ static const pv_conf_cmd_t buffer_cmds[] = {
     {"proxy_max_temp_file_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_max_temp_file_size), NULL},
     {"proxy_limit_rate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_limit_rate), NULL},
     {"proxy_force_ranges", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_force_ranges), NULL},
+    {"proxy_ignore_client_abort", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_ignore_client_abort), NULL},
     {"limit_rate", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate), NULL},
     {"limit_rate_after", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate_after), NULL},
     {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,

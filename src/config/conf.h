@@ -460,6 +460,7 @@ typedef struct pv_loc_conf_s {
     int64_t write_size;            /* proxy_temp_file_write_size in effect: written to the file at a time */
     int64_t proxy_limit_rate;      /* bytes per second read from the upstream while buffering; 0 (the default): no limit */
     int proxy_force_ranges;        /* default off: byte ranges for proxied responses without Accept-Ranges */
+    int proxy_ignore_client_abort; /* default off: a client gone before the answer ends the exchange */
     pv_size_cv_t limit_rate;       /* bytes per second to the client; 0 (the default): no limit */
     pv_size_cv_t limit_rate_after; /* bytes sent before limit_rate applies; default 0 */
     /* rewrite module */

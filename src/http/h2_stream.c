@@ -437,7 +437,7 @@ static void stream_end(pv_h2_stream_t *st)
     pv_access_end(hr); /* a parked access step is not resumed on a closed stream */
     if (st->started) {
         if (!hr->r.status)
-            hr->r.status = 499; /* the client reset the stream before an answer */
+            hr->r.status = PV_HTTP_CLIENT_CLOSED; /* the client reset the stream before an answer */
         hr->r.body_bytes_sent = st->body_sent;
         pv_phases_log(hr);
     }
@@ -512,7 +512,7 @@ void pv_h2_stream_kill(pv_h2_stream_t *st)
     }
     if (st->started) {
         if (!hr->r.status)
-            hr->r.status = 499;
+            hr->r.status = PV_HTTP_CLIENT_CLOSED;
         hr->r.body_bytes_sent = st->body_sent;
         pv_phases_log(hr);
     }

@@ -27,6 +27,10 @@ typedef struct pv_header_s {
     pv_str_t value; /* OWS trimmed */
 } pv_header_t;
 
+/* The status logged for a request the client closed before an answer
+ * left (NGINX's NGX_HTTP_CLIENT_CLOSED_REQUEST); never sent. */
+#define PV_HTTP_CLIENT_CLOSED 499
+
 /* PV_REQ_F_*: facts about the request found while parsing. */
 #define PV_REQ_F_CHUNKED 0x01         /* Transfer-Encoding: chunked */
 #define PV_REQ_F_HAS_CL 0x02          /* a valid Content-Length was given */

@@ -922,7 +922,7 @@ static void client_readable(pv_hreq_t *hr)
     }
     /* body complete: anything readable is a pipelined request or the
      * client closing; only the close matters now */
-    if (pv_body_client_closed(hr)) {
+    if (pv_body_client_closed(hr) && !px->loc->conf.proxy_ignore_client_abort) {
         pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                pv_log_client(&hr->r));
         pv_resp_abort(hr);
