@@ -42,7 +42,11 @@ extern const pv_body_ops_t pv_h1_body;
 int pv_body_take(struct pv_hreq_s *hr, pv_str_t *spans, int max);
 /* Bytes received and not yet taken (framing included). */
 size_t pv_body_buffered(const struct pv_hreq_s *hr);
-/* 1 once every body byte has been taken (at once for a request without body). */
+/* 1 once every body byte has been taken (at once for a request without
+ * body). It need not turn with a take: over HTTP/2 an END_STREAM that
+ * comes alone after the last bytes were taken sets it in pv_body_read()
+ * or before the handler's readable(), so a handler that frames the body
+ * (a last chunk) looks at it after each of those calls. */
 int pv_body_done(const struct pv_hreq_s *hr);
 /* Receive more of the body. Spans taken before must have been written
  * out: their space is reused. PV_OK when bytes arrived, PV_AGAIN when

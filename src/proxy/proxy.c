@@ -58,6 +58,17 @@ static pv_worker_t *px_worker(pv_proxy_t *px)
     return px->hr->w;
 }
 
+/* Once the body is complete, however its end was learned (its last
+ * bytes taken, or an HTTP/2 END_STREAM that came alone after them), a
+ * chunked body gets its last chunk, once per attempt. */
+static void queue_body_end(pv_proxy_t *px)
+{
+    if (px->up_frame != PV_FRAME_CHUNKED || px->body_end_queued || !pv_body_done(px->hr))
+        return;
+    pv_outq_push_last_chunk(&px->uq);
+    px->body_end_queued = 1;
+}
+
 /* Queue the request body bytes already received toward the upstream,
  * framed as the upstream head announced. Returns -1 after failing the
  * exchange (a broken body), else 0. */
@@ -88,9 +99,8 @@ static int queue_body(pv_proxy_t *px)
             else if (px->up_frame != PV_FRAME_NONE)
                 pv_outq_push(q, spans[i].p, spans[i].len);
         }
-        if (pv_body_done(hr) && px->up_frame == PV_FRAME_CHUNKED)
-            pv_outq_push_last_chunk(q);
     }
+    queue_body_end(px);
     return 0;
 }
 
@@ -414,7 +424,7 @@ static void start_upstream(pv_proxy_t *px)
     pv_uresp_init(&px->rp, (px->r->flags & PV_REQ_F_HEAD) && !px->r->upstream_method.len);
     px->rp.upgrade_asked = !px->sub_done && (px->r->flags & PV_REQ_F_UPGRADE);
     px->sent_before = u->sent;
-    px->head_sent = px->req_done = px->resp_started = 0;
+    px->head_sent = px->req_done = px->resp_started = px->body_end_queued = 0;
     pv_outq_reset(&px->uq);
     pv_outq_push(&px->uq, px->hbuf->data, px->hbuf->last);
     if (!px->sub_done && (queue_body(px) < 0 || px->u != u))
@@ -454,6 +464,10 @@ static void upstream_write(pv_proxy_t *px)
             }
         }
         px->head_sent = 1;
+        if (!px->sub_done && pv_body_done(hr) && px->up_frame == PV_FRAME_CHUNKED && !px->body_end_queued) {
+            queue_body_end(px); /* the end came without bytes: its last chunk is still due */
+            continue;
+        }
         if (pv_body_done(hr) || px->sub_done) {
             if (!px->req_done) {
                 px->req_done = 1;
@@ -915,7 +929,9 @@ static void client_readable(pv_hreq_t *hr)
         buffer_body(px);
         return;
     }
-    if (!pv_body_done(hr)) {
+    if (!pv_body_done(hr) || (px->u && !px->req_done)) {
+        /* more of the body, or its end (HTTP/2 can say it after the last
+         * bytes were taken) still to be written */
         if (px->u && px->u->connected && pv_outq_empty(&px->uq))
             upstream_write(px);
         return;

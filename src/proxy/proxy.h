@@ -51,6 +51,7 @@ typedef struct pv_proxy_s {
     uint8_t reused;              /* the connection came from the pool */
     uint8_t head_sent;           /* request head fully written */
     uint8_t req_done;            /* whole request (head and body) written */
+    uint8_t body_end_queued;     /* a chunked body's last chunk is queued (this attempt) */
     uint8_t resp_started;        /* any response byte arrived */
     uint8_t resp_early;          /* the final response head came before the whole request was written */
     uint8_t resp_head_done;      /* response head parsed and queued to the client */

@@ -344,6 +344,27 @@ def test_request_body_without_length_read_whole(h2gw):
     assert req.chunked and req.body == body
 
 
+def test_request_body_end_stream_alone(h2gw):
+    """proxy_request_buffering off, no length: an END_STREAM that comes
+    alone (an empty DATA frame) after every byte of the body was taken and
+    sent on still ends the chunked body upstream (the last chunk used to
+    be left out then, and the request waited for ever, about one run in
+    ten of the test above)."""
+    gw, up, ports = h2gw
+    body = b"y" * 100000
+    c = H2Client(ports["GW"])
+    sid = c.request("/nobuf/alone", method="POST", body=body, end=False)
+    up.wait_heads(1)
+    time.sleep(0.5)  # the gateway sends on what it has; the end comes after
+    c.conn.end_stream(sid)
+    c.flush()
+    assert c.pump(lambda: c.done(sid))
+    c.close()
+    assert c.result(sid)[0] == 200
+    req = up.last()
+    assert req.chunked and req.body == body
+
+
 def test_body_over_client_max_body_size(h2gw):
     gw, up, ports = h2gw
     c = H2Client(ports["GW"])
