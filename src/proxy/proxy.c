@@ -713,28 +713,14 @@ static void upstream_read(pv_proxy_t *px)
         if (px->req_done)
             pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
         if (!px->resp_head_done) {
-            size_t used = 0, len = b->last - b->pos;
-            int rc = pv_uresp_parse(&px->rp, b->data + b->pos, &len, b->size - b->pos, &used);
-            b->last = b->pos + (uint32_t)len; /* grown by CRs inserted before bare LFs */
-            if (rc == PV_URESP_FULL) {
-                upstream_failed(px, PV_UPF_HEADER_TOO_BIG, 0, NULL);
-                return;
-            }
-            if (rc == PV_URESP_ERR) {
-                upstream_failed(px, PV_UPF_INVALID_HEADER, 0, px->rp.error);
-                return;
-            }
-            if (rc == PV_URESP_AGAIN || used > (size_t)lc->proxy_buffer_size) {
-                /* the head must fit in proxy_buffer_size, as in NGINX */
-                if (b->last > (uint64_t)lc->proxy_buffer_size) {
-                    upstream_failed(px, PV_UPF_HEADER_TOO_BIG, 0, NULL);
-                    return;
-                }
-                /* the head is incomplete; keep the parsed bytes in place */
-                b->pos = b->last;
+            int rc = pv_uresp_read_head(&px->rp, b, (size_t)lc->proxy_buffer_size);
+            if (rc == PV_URESP_AGAIN)
                 continue;
+            if (rc != PV_URESP_DONE) {
+                upstream_failed(px, rc == PV_URESP_FULL ? PV_UPF_HEADER_TOO_BIG : PV_UPF_INVALID_HEADER, 0,
+                                rc == PV_URESP_FULL ? NULL : px->rp.error);
+                return;
             }
-            b->pos += (uint32_t)used;
             pv_utry_mark(px->r, PV_UTRY_HEADER);
             int hrc = response_head(px);
             if (hrc == -3)

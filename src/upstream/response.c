@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "../core/buf.h"
+
 #include "../http/headers.h"
 
 static __thread llhttp_settings_t settings;
@@ -213,4 +215,22 @@ ssize_t pv_uresp_body(pv_uresp_t *rp, const char *p, size_t len, pv_str_t *spans
     spans[0] = (pv_str_t){p, n};
     *nspans = 1;
     return (ssize_t)n;
+}
+
+int pv_uresp_read_head(pv_uresp_t *rp, pv_buf_t *b, size_t limit)
+{
+    size_t used = 0, len = b->last - b->pos;
+    int rc = pv_uresp_parse(rp, b->data + b->pos, &len, b->size - b->pos, &used);
+    b->last = b->pos + (uint32_t)len;
+    if (rc == PV_URESP_FULL || rc == PV_URESP_ERR)
+        return rc;
+    if (rc == PV_URESP_AGAIN || used > limit) {
+        /* the head must fit in proxy_buffer_size, as in NGINX */
+        if (b->last > limit)
+            return PV_URESP_FULL;
+        b->pos = b->last; /* incomplete: the parsed bytes stay in place */
+        return PV_URESP_AGAIN;
+    }
+    b->pos += (uint32_t)used;
+    return PV_URESP_DONE;
 }

@@ -64,6 +64,14 @@ void pv_uresp_init(pv_uresp_t *rp, int no_body);
  * final head (interim heads before it included), PV_URESP_ERR, or
  * PV_URESP_FULL when room is too small for the CRs. */
 int pv_uresp_parse(pv_uresp_t *rp, char *p, size_t *len, size_t room, size_t *used);
+
+struct pv_buf_s;
+/* Parse the head arriving in b[pos, last) (b->last grows by the CRs put
+ * before bare LFs); the head must fit in limit bytes (proxy_buffer_size).
+ * PV_URESP_AGAIN (b->pos moved to b->last, read on), PV_URESP_DONE (b->pos
+ * at the first byte behind the head), PV_URESP_ERR for an invalid head,
+ * or PV_URESP_FULL for one over the limit or the buffer. */
+int pv_uresp_read_head(pv_uresp_t *rp, struct pv_buf_s *b, size_t limit);
 /* Decode body bytes that follow the head: up to max spans of body data
  * (pointing into p) in spans, their count in *nspans. Returns the bytes
  * consumed (fewer than len once the body ends or spans run out), or -1
