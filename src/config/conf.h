@@ -753,6 +753,7 @@ typedef struct pv_health_conf_s {
     int persistent;              /* mandatory: the state is kept across reloads (always, here) */
     const char *match_name;      /* match=NAME as written, or NULL */
     const pv_match_t *match;     /* that block; NULL: a 2xx or 3xx status passes */
+    const pv_upstream_tls_t *tls; /* an https proxy_pass: checks speak TLS with its settings; else NULL */
     pv_conf_src_t src;
 } pv_health_conf_t;
 

@@ -342,14 +342,10 @@ int pv_conf_health_attach(pv_conf_ctx_t *cx, pv_location_t *loc)
     pv_health_conf_t *hc = loc->health_check;
     if (!loc->proxy_pass)
         return pv_conf_error(cx, &hc->src, "\"health_check\" needs \"proxy_pass\" in the same location");
-    if (loc->proxy_pass->ssl)
-        return pv_conf_error(cx, &hc->src, "\"health_check\" of an https upstream is not supported");
     if (!loc->proxy_pass->upstream)
         return pv_conf_error(cx, &hc->src, "\"health_check\" needs a \"proxy_pass\" without variables");
     pv_upstream_conf_t *u = loc->proxy_pass->upstream;
-    if (u->nresolve)
-        return pv_conf_error(cx, &hc->src, "\"health_check\" of upstream \"%s\" with \"resolve\" servers "
-                             "is not supported", u->name);
+    hc->tls = loc->proxy_pass->ssl ? loc->proxy_pass->tls : NULL;
     if (u->health && u->health != hc)
         return pv_conf_error(cx, &hc->src, "upstream \"%s\" already has a health check", u->name);
     u->health = hc;

@@ -32,8 +32,16 @@ static void set_text(pv_peer_t *p)
     snprintf(p->cur_text, sizeof(p->cur_text), p->cur.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
 }
 
-/* Give slot p the address sa (NULL: none), with fresh state; under the group lock. */
-static void slot_set(pv_peer_t *p, const struct sockaddr_storage *sa, socklen_t len)
+/* The active checks of an upstream, as pv_peer_configure() takes them. */
+static int checks_of(const pv_upstream_conf_t *cf)
+{
+    return !cf->health ? PV_PEER_HC_NONE : cf->health->mandatory ? PV_PEER_HC_MANDATORY : PV_PEER_HC_ON;
+}
+
+/* Give slot p the address sa (NULL: none), with fresh state: with
+ * mandatory checks a new address takes no traffic before its first check
+ * passes. Under the group lock. */
+static void slot_set(pv_peer_t *p, const struct sockaddr_storage *sa, socklen_t len, int checks)
 {
     pv_bal_state_t *st = &p->bal;
     if (sa) {
@@ -46,20 +54,22 @@ static void slot_set(pv_peer_t *p, const struct sockaddr_storage *sa, socklen_t 
         st->accessed = st->checked = st->slow_since = 0;
         st->od_run = st->od_ejections = 0;
         st->od_until = 0;
+        st->hc_checked = 0;
+        st->hc_fails = st->hc_passes = 0;
     } else {
         p->curlen = 0;
     }
-    st->hc_down = sa == NULL;
+    st->hc_down = sa == NULL || checks == PV_PEER_HC_MANDATORY;
     atomic_fetch_add(&p->cur_gen, 1);
 }
 
-void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s)
+void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s, int checks)
 {
     pthread_mutex_lock(&p->group->lock);
     if (atomic_load(&p->cur_gen) == 0)
-        slot_set(p, s->initlen ? &s->init : NULL, s->initlen);
-    else
-        p->bal.hc_down = p->curlen == 0; /* pv_peer_configure() cleared it */
+        slot_set(p, s->initlen ? &s->init : NULL, s->initlen, checks);
+    else if (p->curlen == 0)
+        p->bal.hc_down = 1; /* pv_peer_configure() may have cleared it */
     pthread_mutex_unlock(&p->group->lock);
 }
 
@@ -91,6 +101,7 @@ void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_
                          const socklen_t *lens, int naddrs, int *added, int *removed)
 {
     uint8_t kept[PV_RESOLVED_MAX] = {0};
+    int checks = checks_of(p->cf);
     *added = *removed = 0;
     naddrs = naddrs < PV_RESOLVED_MAX ? naddrs : PV_RESOLVED_MAX;
     pthread_mutex_t *lock = &p->peers[first]->group->lock;
@@ -105,7 +116,7 @@ void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_
         if (j < naddrs) {
             kept[j] = 1;
         } else {
-            slot_set(peer, NULL, 0);
+            slot_set(peer, NULL, 0, checks);
             (*removed)++;
         }
     }
@@ -115,7 +126,7 @@ void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_
         for (int i = 0; i < n; i++) {
             pv_peer_t *peer = p->peers[first + i];
             if (!peer->curlen) {
-                slot_set(peer, &addrs[j], lens[j]);
+                slot_set(peer, &addrs[j], lens[j], checks);
                 (*added)++;
                 break;
             }

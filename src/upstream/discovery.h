@@ -11,8 +11,9 @@
  * when its answer's TTL (or `valid=`) runs out, and its slots updated. */
 extern pv_module_t pv_upstream_discovery_module;
 
-/* A new peer of a slot takes the address load time found for it (or none). */
-void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s);
+/* A new peer of a slot takes the address load time found for it (or
+ * none); checks is the upstream's PV_PEER_HC_* (peer.h). */
+void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s, int checks);
 /* The slot's address now, for a connection: its generation (0 when the
  * slot has none), the address and its text. */
 uint32_t pv_discovery_slot_addr(pv_peer_t *p, struct sockaddr_storage *ss, socklen_t *len, char *text, size_t tlen);

@@ -7,12 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <unistd.h>
 
 #include "../core/log.h"
 #include "../core/net.h"
+#include "../core/tls.h"
+#include "../core/xprt.h"
 #include "../proc/worker.h"
+#include "discovery.h"
 #include "upstream.h"
 
 /* One server's check: a timer, and while a check runs its connection. */
@@ -22,7 +25,8 @@ typedef struct hcheck_s {
     const pv_health_conf_t *hc;
     int server;
     pv_timer_t timer;  /* next check, or the running one's deadline */
-    pv_io_t io;        /* the check's connection; fd -1 between checks */
+    pv_xprt_t x;       /* the check's connection (TLS for https); fd -1 between checks */
+    uint32_t gen;      /* a `resolve` slot: the address generation being checked */
     uint8_t connected;
     size_t sent, reqlen, len;
     char req[512];
@@ -49,21 +53,28 @@ static void schedule(hcheck_t *c)
 
 static void disconnect(hcheck_t *c)
 {
-    if (c->io.fd < 0)
+    if (c->x.io.fd < 0)
         return;
-    pv_loop_del(c->w->loop, &c->io);
-    close(c->io.fd);
-    c->io.fd = -1;
+    pv_loop_del(c->w->loop, &c->x.io);
+    pv_xprt_close(&c->x);
 }
 
 /* A check's verdict into the shared state; a change of state is logged once. */
-static void verdict(hcheck_t *c, int passed, const char *why)
+static void verdict(hcheck_t *c, int passed, const char *reason)
 {
+    char why[128];
+    snprintf(why, sizeof(why), "%s", reason); /* a transport's words go with it */
     disconnect(c);
     pv_peer_t *p = c->pool->peers[c->server];
-    const pv_upstream_server_t *s = &c->pool->cf->servers[c->server];
     int change = 0;
     pthread_mutex_lock(&p->group->lock);
+    if (c->gen && atomic_load(&p->cur_gen) != c->gen) {
+        /* the slot's address changed while it was checked: the verdict
+         * was about another server */
+        pthread_mutex_unlock(&p->group->lock);
+        schedule(c);
+        return;
+    }
     pv_bal_state_t *st = &p->bal;
     int first = !st->hc_checked;
     st->checks_total++;
@@ -89,11 +100,13 @@ static void verdict(hcheck_t *c, int passed, const char *why)
     }
     st->hc_checked = 1;
     pthread_mutex_unlock(&p->group->lock);
+    char text[80];
+    const char *t = change ? pv_upstream_server_text(c->pool, c->server, text, sizeof(text)) : "";
     if (change > 0)
-        pv_log(PV_LOG_WARN, "upstream server %s in upstream \"%s\" passed its health check: up", s->text,
+        pv_log(PV_LOG_WARN, "upstream server %s in upstream \"%s\" passed its health check: up", t,
                c->pool->cf->name);
     else if (change < 0)
-        pv_log(PV_LOG_WARN, "upstream server %s in upstream \"%s\" failed its health check (%s): down", s->text,
+        pv_log(PV_LOG_WARN, "upstream server %s in upstream \"%s\" failed its health check (%s): down", t,
                c->pool->cf->name, why);
     schedule(c);
 }
@@ -190,26 +203,52 @@ static void judge(hcheck_t *c)
     verdict(c, 1, why);
 }
 
+/* Make the check's connection a TLS client (an https proxy_pass), under
+ * the location's proxy_ssl_* settings; no session is kept. */
+static int tls_start(hcheck_t *c)
+{
+    const pv_upstream_tls_t *tls = c->hc->tls;
+    const char *name = tls->name[0] ? tls->name : c->pool->cf->name;
+    struct in_addr a;
+    int literal = strchr(name, ':') || inet_pton(AF_INET, name, &a) == 1;
+    pv_tls_client_t tc = {
+        .ctx = tls->ctx,
+        .sni = tls->server_name && !literal ? name : NULL,
+        .verify_name = tls->verify ? name : NULL,
+    };
+    return pv_tls_client(&c->x, &tc);
+}
+
 static void start_check(hcheck_t *c)
 {
     const pv_upstream_server_t *s = &c->pool->cf->servers[c->server];
     struct sockaddr_storage sa = s->addr;
+    socklen_t salen = s->addrlen;
+    c->gen = 0;
+    if (s->resolve_host) {
+        /* a `resolve` slot: its address now; an empty slot is not checked */
+        char text[64];
+        c->gen = pv_discovery_slot_addr(c->pool->peers[c->server], &sa, &salen, text, sizeof(text));
+        if (!c->gen) {
+            schedule(c);
+            return;
+        }
+    }
     if (c->hc->port) {
         if (sa.ss_family == AF_INET)
             ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)c->hc->port);
         else
             ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)c->hc->port);
     }
-    int fd = pv_net_connect((struct sockaddr *)&sa, s->addrlen);
+    int fd = pv_net_connect((struct sockaddr *)&sa, salen);
     if (fd < 0) {
         verdict(c, 0, strerror(errno));
         return;
     }
-    c->io.fd = fd;
-    if (pv_loop_add(c->w->loop, &c->io) < 0) {
-        close(fd);
-        c->io.fd = -1;
-        verdict(c, 0, "cannot watch the socket");
+    pv_xprt_init(&c->x, fd, check_io_cb, c);
+    if ((c->hc->tls && tls_start(c) != PV_OK) || pv_loop_add(c->w->loop, &c->x.io) < 0) {
+        pv_xprt_close(&c->x);
+        verdict(c, 0, "cannot set the connection up");
         return;
     }
     c->connected = 0;
@@ -221,7 +260,7 @@ static void start_check(hcheck_t *c)
 static void check_timer_cb(pv_timer_t *t)
 {
     hcheck_t *c = t->data;
-    if (c->io.fd >= 0) {
+    if (c->x.io.fd >= 0) {
         verdict(c, 0, "timed out");
         return;
     }
@@ -233,6 +272,7 @@ static void check_timer_cb(pv_timer_t *t)
 static void check_io_cb(pv_io_t *io, unsigned events)
 {
     hcheck_t *c = io->data;
+    pv_xprt_t *x = &c->x;
     if (!c->connected) {
         int e = pv_net_sock_error(io->fd);
         if (e) {
@@ -243,22 +283,24 @@ static void check_io_cb(pv_io_t *io, unsigned events)
             return;
         c->connected = 1;
     }
+    pv_xprt_events(x, events);
     while (c->sent < c->reqlen) {
-        ssize_t n = write(io->fd, c->req + c->sent, c->reqlen - c->sent);
-        if (n < 0 && errno == EAGAIN)
+        struct iovec iov = {c->req + c->sent, c->reqlen - c->sent};
+        ssize_t n = pv_xprt_writev(x, &iov, 1);
+        if (n == PV_AGAIN)
             return;
         if (n <= 0) {
-            verdict(c, 0, strerror(errno));
+            verdict(c, 0, x->why ? x->why : strerror(errno));
             return;
         }
         c->sent += (size_t)n;
     }
     for (;;) {
-        ssize_t n = read(io->fd, c->buf + c->len, sizeof(c->buf) - c->len);
-        if (n < 0 && errno == EAGAIN)
+        ssize_t n = pv_xprt_read(x, c->buf + c->len, sizeof(c->buf) - c->len);
+        if (n == PV_AGAIN)
             return;
         if (n < 0) {
-            verdict(c, 0, strerror(errno));
+            verdict(c, 0, x->why ? x->why : strerror(errno));
             return;
         }
         c->len += (size_t)n;
@@ -306,9 +348,7 @@ static int build(pv_worker_t *w, pv_wgen_t *g, hchecks_t *hs)
             c->pool = pv_upstream_pool(g, i);
             c->hc = u->health;
             c->server = j;
-            c->io.fd = -1;
-            c->io.cb = check_io_cb;
-            c->io.data = c;
+            pv_xprt_init(&c->x, -1, check_io_cb, c);
             int len = snprintf(c->req, sizeof(c->req), "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: portvakt health check\r\n\r\n",
                                u->health->uri, u->implicit ? u->name : u->servers[j].text);
             c->reqlen = len > 0 && (size_t)len < sizeof(c->req) ? (size_t)len : 0;

@@ -39,7 +39,7 @@ typedef struct pv_bal_state_s {
     int64_t checked;                /* time of the last failure, or of a pick after the window */
     int64_t slow_since;             /* time it came back (slow_start), 0 when not recovering */
     uint8_t hc_down;                /* active checks have it out (or a mandatory first check is due),
-                                       or a `resolve` slot has no address (no checks go with those) */
+                                       or a `resolve` slot has no address (its checks wait for one) */
     uint8_t hc_checked;             /* an active check has decided its state */
     int hc_fails, hc_passes;        /* consecutive failed / passed checks */
     int od_run;                     /* outlier detection: 5xx answers or failures in a row */

@@ -43,10 +43,10 @@ static int pool_peers(pv_upool_t *p)
         p->peers[i] = pv_peer_acquire(cf->name, (const struct sockaddr *)&s->addr, s->addrlen, nth);
         if (!p->peers[i])
             return -1;
-        pv_peer_configure(p->peers[i], s->weight,
-                          !cf->health ? PV_PEER_HC_NONE : cf->health->mandatory ? PV_PEER_HC_MANDATORY : PV_PEER_HC_ON);
+        int checks = !cf->health ? PV_PEER_HC_NONE : cf->health->mandatory ? PV_PEER_HC_MANDATORY : PV_PEER_HC_ON;
+        pv_peer_configure(p->peers[i], s->weight, checks);
         if (s->resolve_host)
-            pv_discovery_slot_init(p->peers[i], s);
+            pv_discovery_slot_init(p->peers[i], s, checks);
     }
     return 0;
 }

@@ -6,7 +6,7 @@ the last addresses are kept. The `-t` errors of the forms."""
 
 import pytest
 
-from conftest import EchoUpstream, check_conf, free_port, http, wait_for
+from conftest import EchoUpstream, Reply, check_conf, free_port, http, wait_for
 from dns_stub import A, DnsStub
 
 CONF = """
@@ -98,3 +98,55 @@ def test_literal_with_resolve_is_a_plain_server(tmp_path):
     rc, text = check(tmp_path, "resolver 127.0.0.1; upstream u { server 127.0.0.1:9 resolve; }")
     assert rc == 0, text
     assert "host not found" not in text
+
+
+HC_CONF = """
+error_log stderr warn;
+http {
+    resolver 127.0.0.1:@DNS@ valid=1s;
+    upstream app { server app.test:@UP@ resolve; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Up $upstream_addr always;
+        location / {
+            proxy_pass http://app;
+            health_check interval=200ms uri=/health mandatory;
+        }
+    }
+}
+"""
+
+
+def test_health_checks_follow_the_addresses(portvakt, dns):
+    """health_check with `resolve` servers: each address the name gives
+    is checked, a new one takes traffic once its first check passes, and
+    one that fails its check gets none."""
+    port = free_port()
+    ok = {"127.0.0.1": True, "127.0.0.2": False, "127.0.0.3": True}
+
+    def handler_for(host):
+        def handler(req):
+            if req.target == "/health":
+                return Reply(status=200 if ok[host] else 503, body=b"")
+            return None
+        return handler
+
+    made = {h: EchoUpstream(host=h, port=port, handler=handler_for(h)) for h in ok}
+    try:
+        dns.set("app.test", (A, "127.0.0.1", 1), (A, "127.0.0.2", 1))
+        gw = portvakt(HC_CONF, GW=free_port(), UP=port, DNS=dns.port)
+        wait_for(lambda: '127.0.0.2:%d in upstream "app" failed its health check (status 503): down' % port
+                 in gw.stderr() and '127.0.0.1:%d in upstream "app" passed' % port in gw.stderr(),
+                 timeout=15, what="both addresses checked")
+        assert {get(gw) for _ in range(6)} == {(200, "127.0.0.1:%d" % port)}
+        assert not [r for r in made["127.0.0.2"].requests if r.target != "/health"]
+        # the name moves from .2 to .3: .3 is checked, and takes traffic
+        dns.set("app.test", (A, "127.0.0.1", 1), (A, "127.0.0.3", 1))
+        wait_for(lambda: '127.0.0.3:%d in upstream "app" passed its health check: up' % port in gw.stderr(),
+                 timeout=15, what="the new address's first check")
+        assert [r for r in made["127.0.0.3"].requests if r.target == "/health"]
+        seen = {get(gw) for _ in range(6)}
+        assert seen == {(200, "127.0.0.1:%d" % port), (200, "127.0.0.3:%d" % port)}
+    finally:
+        for u in made.values():
+            u.stop()

@@ -34,6 +34,8 @@ class TlsUpstream:
 
     def __init__(self, pki, cert=None, require_client_cert=False):
         cert = cert or pki.srv
+        self.health = 200           # the status /health answers
+        self.checks = 0             # /health requests served
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert[0], cert[1])
         if require_client_cert:
@@ -96,6 +98,12 @@ class TlsUpstream:
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 lines = head.decode("latin-1").split("\r\n")
                 hdrs = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+                if lines[0].startswith("GET /health "):
+                    # a health check: HTTP/1.0, answered and closed
+                    with self.lock:
+                        self.checks += 1
+                    s.sendall(b"HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % self.health)
+                    return
                 body = json.dumps(dict(info, line=lines[0], host=hdrs.get("host"))).encode()
                 s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
@@ -397,3 +405,50 @@ def test_proxy_ssl_name_with_variables(gateway, tls_upstream, pki):
     if TARGET != "nginx":
         wait_for(lambda: "upstream SSL certificate does not match \"other.test\"" in srv.stderr(),
                  what="the log line")
+
+
+HC_CONF = """
+error_log stderr warn;
+http {
+    access_log off;
+    upstream backend { server 127.0.0.1:@UP@; }
+    server {
+        listen 127.0.0.1:@GW@;
+        location / {
+            proxy_pass https://backend;
+            @EXTRA@
+            health_check interval=200ms uri=/health mandatory;
+        }
+    }
+}
+"""
+
+
+def test_health_check_over_https(portvakt, tls_upstream, pki):
+    """health_check of an https upstream (NGINX Plus; OSS has no checks)
+    speaks TLS with the location's proxy_ssl_* settings: SNI, and the
+    check of the chain and the name."""
+    up = tls_upstream()
+    gw = free_port()
+    srv = portvakt(HC_CONF, GW=gw, UP=up.port, EXTRA=verify_conf(pki, "backend.test") + " proxy_ssl_server_name on;")
+    wait_for(lambda: "127.0.0.1:%d in upstream \"backend\" passed its health check: up" % up.port in srv.stderr(),
+             timeout=10, what="the first check over TLS")
+    assert up.checks >= 1
+    assert any(c["sni"] == "backend.test" for c in up.conns)
+    assert get(gw)[0] == 200
+    up.health = 503
+    wait_for(lambda: "failed its health check (status 503): down" in srv.stderr(), timeout=10,
+             what="the failing check")
+    r = http(gw, target="/")
+    assert r.status == 503 and r.header("Retry-After") == "1"
+
+
+def test_health_check_over_https_verifies(portvakt, tls_upstream, pki):
+    up = tls_upstream(cert=pki.stranger)
+    gw = free_port()
+    srv = portvakt(HC_CONF, GW=gw, UP=up.port, EXTRA=verify_conf(pki, "backend.test"))
+    wait_for(lambda: "failed its health check" in srv.stderr(), timeout=10, what="the check to fail")
+    line = [l for l in srv.stderr().splitlines() if "failed its health check" in l][0]
+    assert "certificate" in line, line
+    assert up.checks == 0
+    assert http(gw, target="/").status == 503
