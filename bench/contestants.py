@@ -56,6 +56,7 @@ class Contestant:
     connections: int = 0       # wrk connections; 0: the run's setting
     http_extra: tuple = ()     # NGINX-dialect lines for http {} (portvakt, nginx)
     location_extra: tuple = () # lines for the proxied location (portvakt, nginx)
+    upstream_extra: tuple = () # lines for the upstream block (portvakt's own directives)
     haproxy_extra: tuple = ()  # lines for HAProxy's backend, when it has one
     binary: str = ""           # another portvakt build (a "before" row); "" = the one under test
     setup: object = None       # setup(workdir) writes the files the config
@@ -80,6 +81,9 @@ CONTESTANTS = [
     # need upstream connections that are closed again when the pool is full.
     Contestant("portvakt, 64 clients", "portvakt", 1, group="pool overflow",
                idle_test=False, connections=64),
+    # NGINX's strict pool cap (no grace for connections beyond the pool).
+    Contestant("portvakt, 64 clients, keepalive_grace off", "portvakt", 1, group="pool overflow",
+               idle_test=False, connections=64, upstream_extra=("keepalive_grace off;",)),
     Contestant("nginx, 64 clients", "nginx", 1, group="pool overflow",
                idle_test=False, connections=64),
     Contestant("haproxy, 64 clients", "haproxy", 1, group="pool overflow",
@@ -129,6 +133,7 @@ def gateway_conf(c, listen_port, upstream_port, workdir, nofile):
     location = ["proxy_pass http://auth_service/;"]
     if c.keepalive:
         upstream.append("keepalive %d;" % KEEPALIVE_POOL)
+        upstream += list(c.upstream_extra)
         location += ["proxy_http_version 1.1;", 'proxy_set_header Connection "";']
     location += ["proxy_set_header X-Real-IP $remote_addr;",
                  "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"]

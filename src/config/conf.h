@@ -785,6 +785,7 @@ struct pv_upstream_conf_s {
     int64_t keepalive_requests;  /* default 1000 */
     int64_t keepalive_timeout;   /* default 60s */
     int64_t keepalive_time;      /* default 1h */
+    int64_t keepalive_grace;     /* ms idle connections beyond `keepalive` may stay (5s); 0: NGINX's strict cap */
     int index;                   /* position in pv_http_conf_t.upstreams: per-worker pool slot */
     int jur;                     /* `jurisdiction` of the block: its servers' default; PV_JUR_NONE */
     pv_conf_src_t jur_src;

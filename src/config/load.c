@@ -349,6 +349,8 @@ static void upstream_defaults(pv_upstream_conf_t *u)
         u->keepalive_timeout = 60000;
     if (u->keepalive_time == PV_UNSET)
         u->keepalive_time = 3600000;
+    if (u->keepalive_grace == PV_UNSET)
+        u->keepalive_grace = 5000;
 }
 
 /* Point each proxy_pass at its upstream: a named block (even one declared
@@ -388,7 +390,7 @@ static int resolve_passes(pv_conf_ctx_t *cx)
                 u->implicit = 1;
                 u->src = r->src;
                 u->keepalive = u->keepalive_requests = u->keepalive_timeout = PV_UNSET;
-                u->keepalive_time = PV_UNSET;
+                u->keepalive_time = u->keepalive_grace = PV_UNSET;
                 u->jur = PV_JUR_NONE;
                 for (int k = 0; k < n; k++) {
                     pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers,

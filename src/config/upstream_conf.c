@@ -28,6 +28,7 @@ static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     u->keepalive_requests = PV_UNSET;
     u->keepalive_timeout = PV_UNSET;
     u->keepalive_time = PV_UNSET;
+    u->keepalive_grace = PV_UNSET;
     u->jur = PV_JUR_NONE;
     u->src = nd->src;
     *(pv_upstream_conf_t **)pv_conf_push(cx->a, &h->upstreams, &h->nupstreams, sizeof(u)) = u;
@@ -203,6 +204,22 @@ static int set_keepalive_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const p
         return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive", ARG(nd, 1),
                              ARG(nd, 0));
     cx->ups->keepalive = (int)n;
+    return PV_OK;
+}
+
+/* keepalive_grace TIME | off: how long idle connections beyond
+ * `keepalive` may stay while the load still needs them; off is NGINX's
+ * strict cap (upstream/upstream.c). */
+static int set_keepalive_grace_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                  void *base)
+{
+    if (cx->ups->keepalive_grace != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t t = strcmp(ARG(nd, 1), "off") == 0 ? 0 : pv_conf_parse_msec(nd->args[1]);
+    if (t < 0 || (t == 0 && strcmp(ARG(nd, 1), "off") != 0))
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive", ARG(nd, 1),
+                             ARG(nd, 0));
+    cx->ups->keepalive_grace = t;
     return PV_OK;
 }
 
@@ -524,6 +541,7 @@ static const pv_conf_cmd_t upstream_cmds[] = {
     {"upstream", PV_CTX_HTTP, PV_ARGS_BLOCK | PV_ARGS_TAKE1, set_upstream_cb, PV_BASE_NONE, 0, NULL},
     {"server", PV_CTX_UPSTREAM, PV_ARGS_1MORE, set_upstream_server_cb, PV_BASE_NONE, 0, NULL},
     {"keepalive", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_keepalive_cb, PV_BASE_NONE, 0, NULL},
+    {"keepalive_grace", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_keepalive_grace_cb, PV_BASE_NONE, 0, NULL},
     {"least_conn", PV_CTX_UPSTREAM, PV_ARGS_NOARGS, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"ip_hash", PV_CTX_UPSTREAM, PV_ARGS_NOARGS, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"hash", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},

@@ -31,6 +31,37 @@ static void idle_unlink(pv_upool_t *p, pv_upconn_t *u);
 static void idle_counted(pv_upool_t *p, const pv_upconn_t *u);
 static void upconn_timer_cb(pv_timer_t *t);
 
+/* The pool's recent peak of connections in use: the most at once in this
+ * keepalive_grace window or the one before it (HAProxy sizes its idle
+ * pools by the same kind of figure). */
+static int pool_peak(pv_upool_t *p, uint64_t now)
+{
+    uint64_t w = (uint64_t)p->cf->keepalive_grace;
+    if (now - p->peak_at >= w) {
+        p->peak_prev = now - p->peak_at >= 2 * w ? 0 : p->peak_cur;
+        p->peak_cur = p->busy;
+        p->peak_at = now;
+    }
+    return PV_MAX(p->peak_cur, p->peak_prev);
+}
+
+/* u is given to an exchange. */
+static void busy_add(pv_upool_t *p, pv_upconn_t *u, uint64_t now)
+{
+    u->busy = 1;
+    p->busy++;
+    if (p->cf->keepalive_grace > 0 && p->busy > pool_peak(p, now))
+        p->peak_cur = p->busy;
+}
+
+static void busy_end(pv_upconn_t *u)
+{
+    if (u->busy) {
+        u->busy = 0;
+        u->pool->busy--;
+    }
+}
+
 /* Take the shared peer of every server of p's upstream. */
 static int pool_peers(pv_upool_t *p)
 {
@@ -274,6 +305,7 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe, const 
             continue; /* left for a request that may be sent again */
         idle_unlink(p, u);
         pv_timer_del(u->w->loop, &u->timer);
+        busy_add(p, u, now);
         u->idle_ms = now - u->idle_ms;
         pv_count(PV_CTR_UPSTREAM_REUSED);
         if (p->st)
@@ -400,6 +432,7 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
         errno = e;
         return NULL;
     }
+    busy_add(p, u, u->created_ms);
     p->opened++;
     pv_count(PV_CTR_UPSTREAM_OPENED);
     if (p->st)
@@ -437,10 +470,19 @@ int pv_upstream_reusable(const pv_upconn_t *u, const pv_upstream_done_t *d, uint
     return 1;
 }
 
+/* An idle connection beyond `keepalive` stays while the pool holds fewer
+ * than the recent peak of connections in use, for keepalive_grace at
+ * most: a load that keeps more requests in flight than the pool's size
+ * reuses its connections instead of closing one as it comes back and
+ * opening another a moment later (what NGINX does, and what
+ * `keepalive_grace off` keeps). When the load falls the peak falls with
+ * it, and the extra connections close once idle for the grace. */
 void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
 {
     pv_upool_t *p = u->pool;
-    int reusable = pv_upstream_reusable(u, d, pv_loop_now(u->w->loop));
+    uint64_t now = pv_loop_now(u->w->loop);
+    int reusable = pv_upstream_reusable(u, d, now);
+    busy_end(u);
     u->owner = NULL;
     u->log_req = NULL;
     u->ops = NULL;
@@ -449,7 +491,8 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
         pv_upstream_close(u);
         return;
     }
-    if (p->nidle >= p->cf->keepalive) {
+    int64_t grace = p->cf->keepalive_grace;
+    if (p->nidle >= p->cf->keepalive && (grace <= 0 || p->nidle >= pool_peak(p, now))) {
         p->idle_tail->close_why = PV_SCLOSE_POOL_FULL;
         pv_upstream_close(p->idle_tail); /* least recently used goes */
     }
@@ -463,8 +506,11 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
         p->idle_tail = u;
     p->nidle++;
     u->x.readable = 0;
-    u->idle_ms = pv_loop_now(u->w->loop);
-    pv_timer_set(u->w->loop, &u->timer, (uint64_t)p->cf->keepalive_timeout);
+    u->idle_ms = now;
+    int64_t t = p->cf->keepalive_timeout;
+    if (p->nidle > p->cf->keepalive && grace < t)
+        t = grace;
+    pv_timer_set(u->w->loop, &u->timer, (uint64_t)t);
 }
 
 int pv_upstream_unacked_since(const pv_upconn_t *u, uint64_t before)
@@ -483,6 +529,7 @@ void pv_upstream_close(pv_upconn_t *u)
 {
     if (u->closing)
         return;
+    busy_end(u);
     pv_worker_t *w = u->w;
     if (!u->owner && (u->prev || u->next || u->pool->idle_head == u))
         idle_unlink(u->pool, u);
@@ -541,10 +588,18 @@ static void upconn_timer_cb(pv_timer_t *t)
         pv_log_req_set(u->log_req);
         u->ops->timeout_cb(u->owner);
         pv_log_req_set(NULL);
-    } else {
-        u->close_why = PV_SCLOSE_IDLE_TIMEOUT;
-        pv_upstream_close(u); /* keepalive_timeout in the pool */
+        return;
     }
+    /* idle for keepalive_grace beyond `keepalive`: it goes if the pool is
+     * still above its size, else it waits out keepalive_timeout */
+    pv_upool_t *p = u->pool;
+    uint64_t idle = pv_loop_now(u->w->loop) - u->idle_ms;
+    if (p->nidle <= p->cf->keepalive && idle < (uint64_t)p->cf->keepalive_timeout) {
+        pv_timer_set(u->w->loop, &u->timer, (uint64_t)p->cf->keepalive_timeout - idle);
+        return;
+    }
+    u->close_why = PV_SCLOSE_IDLE_TIMEOUT;
+    pv_upstream_close(u); /* keepalive_timeout in the pool */
 }
 
 /* ---- worker module ------------------------------------------------------ */

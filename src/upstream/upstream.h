@@ -57,6 +57,7 @@ struct pv_upconn_s {
     pv_peer_t *peer;            /* its server's peer, held while it lives (TLS sessions) */
     uint32_t addr_gen;          /* a `resolve` slot's address generation it was opened to */
     uint8_t connected;          /* TCP handshake done */
+    uint8_t busy;               /* counted in its pool's busy (given to an exchange) */
     uint8_t closing;            /* closed, waiting to be freed */
     uint8_t close_why;          /* PV_SCLOSE_* counted when it closes (shutdown unless set) */
 };
@@ -66,6 +67,9 @@ struct pv_upool_s {
     pv_upconn_t *idle_head;     /* most recently used idle connection */
     pv_upconn_t *idle_tail;     /* least recently used */
     int nidle;                  /* idle connections held */
+    int busy;                   /* connections given to exchanges (opened or taken, not yet back) */
+    int peak_cur, peak_prev;    /* the most busy at once in this keepalive_grace window and the last */
+    uint64_t peak_at;           /* loop ms the current window began */
     pv_peer_t **peers;          /* the shared peer of each server (balancing state, failures) */
     uint64_t opened;            /* connections opened (for metrics/tests) */
     struct pv_stat_peer_s *st;  /* this worker's metrics of servers[0..] (NULL: none) */

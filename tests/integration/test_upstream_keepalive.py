@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Client, Reply, http, wait_for
+from conftest import TARGET, Client, Reply, http, wait_for
 
 CONF = """
 worker_processes 1;
@@ -18,6 +18,12 @@ http {
     upstream pool2 {
         server 127.0.0.1:@UP@;
         keepalive 2;
+        @STRICT@
+    }
+    upstream grace2 {
+        server 127.0.0.1:@UP@;
+        keepalive 2;
+        @GRACE@
     }
     upstream limited {
         server 127.0.0.1:@UP@;
@@ -43,6 +49,7 @@ http {
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         location /pool2/ { proxy_pass http://pool2/; }
+        location /grace2/ { proxy_pass http://grace2/; }
         location /limited/ { proxy_pass http://limited/; }
         location /short_idle/ { proxy_pass http://short_idle/; }
         location /short_life/ { proxy_pass http://short_life/; }
@@ -59,9 +66,13 @@ http {
 """
 
 
-def start(gateway, upstream, port, **up_opts):
+def start(gateway, upstream, port, grace="keepalive_grace 1s;", **up_opts):
+    """pool2 has NGINX's strict cap (portvakt's `keepalive_grace off`),
+    grace2 portvakt's grace (NGINX: grace2 is a second pool2)."""
     up = upstream(**up_opts)
-    gw = gateway(CONF, UP=up.port, GW=port())
+    pv = TARGET == "portvakt"
+    gw = gateway(CONF, UP=up.port, GW=port(), STRICT="keepalive_grace off;" if pv else "",
+                 GRACE=grace if pv else "")
     return gw, up
 
 
@@ -100,6 +111,33 @@ def test_pool_keeps_at_most_keepalive_idle_connections(gateway, upstream, port):
     assert burst(gw.port, "/pool2/b", 6) == [200] * 6
     # The second burst reused the two pooled connections.
     assert up.connections == 6 + 4
+
+
+@pytest.mark.portvakt_only("keepalive_grace: connections beyond the pool stay while the load needs them")
+def test_pool_grace_keeps_what_the_load_needs(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port, grace="keepalive_grace 1m;")
+    up.reply = Reply(200, body=b"slow\n", delay=0.3)
+    assert burst(gw.port, "/grace2/a", 6) == [200] * 6
+    assert up.connections == 6
+    # all six were in use at once: all six stay, and the next burst
+    # opens none
+    assert burst(gw.port, "/grace2/b", 6) == [200] * 6
+    assert up.connections == 6
+    assert up.open_connections == 6
+
+
+@pytest.mark.portvakt_only("keepalive_grace: the extra idle connections close once the load has gone")
+def test_pool_grace_shrinks_back_to_keepalive(gateway, upstream, port):
+    gw, up = start(gateway, upstream, port, grace="keepalive_grace 300ms;")
+    up.reply = Reply(200, body=b"slow\n", delay=0.3)
+    assert burst(gw.port, "/grace2/a", 6) == [200] * 6
+    assert up.connections == 6
+    # idle past the grace, the four beyond `keepalive 2` close; two stay
+    wait_for(lambda: up.open_connections == 2, 10, what="pool to shrink to 2")
+    up.reply = Reply(200, body=b"quick\n")
+    for i in range(3):
+        assert http(gw.port, "GET", "/grace2/c%d" % i).status == 200
+    assert up.connections == 6
 
 
 def test_no_pool_without_keepalive_directive(gateway, upstream, port):
@@ -272,7 +310,7 @@ def test_connection_answered_before_the_body_was_written_is_not_reused(gateway, 
     t = threading.Thread(target=accept_loop, daemon=True)
     t.start()
     try:
-        gw = gateway(CONF, UP=lsock.getsockname()[1], GW=port())
+        gw = gateway(CONF, UP=lsock.getsockname()[1], GW=port(), STRICT="", GRACE="")
         with Client(gw.port) as c:
             c.send(b"POST /streamed/upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % body_len
                    + b"a" * first_part)
@@ -295,3 +333,17 @@ def test_connection_answered_before_the_body_was_written_is_not_reused(gateway, 
         lsock.close()
         for c in conns:
             c.close()
+
+
+@pytest.mark.portvakt_only("keepalive_grace is portvakt's own")
+def test_keepalive_grace_errors(tmp_path):
+    import subprocess
+    from conftest import PORTVAKT, free_port
+    for line, msg in {"keepalive_grace 0;": 'invalid value "0" in "keepalive_grace" directive',
+                      "keepalive_grace x;": 'invalid value "x" in "keepalive_grace" directive',
+                      "keepalive_grace 1s; keepalive_grace off;": '"keepalive_grace" directive is duplicate'}.items():
+        conf = tmp_path / "bad.conf"
+        conf.write_text("http { upstream u { server 127.0.0.1:1; keepalive 2; %s }"
+                        " server { listen 127.0.0.1:%d; location / { proxy_pass http://u; } } }" % (line, free_port()))
+        out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+        assert out.returncode != 0 and msg in out.stderr, (line, out.stderr)
