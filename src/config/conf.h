@@ -781,6 +781,8 @@ struct pv_upstream_conf_s {
     int od_consecutive;          /* outlier_detection: 5xx answers or failures in a row that eject; 0 off */
     int64_t od_base, od_max;     /* ms: first ejection, and the most one lasts (it grows by od_base) */
     int nresolve;                /* `server ... resolve` lines */
+    int queue;                   /* `queue N`: requests that may wait for a server, per worker; 0 none */
+    int64_t queue_timeout;       /* its timeout= (ms, 60s) */
     int keepalive;               /* idle connections kept per worker; 0 = no pool */
     int64_t keepalive_requests;  /* default 1000 */
     int64_t keepalive_timeout;   /* default 60s */

@@ -223,6 +223,28 @@ static int set_keepalive_grace_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, c
     return PV_OK;
 }
 
+/* queue N [timeout=T] (NGINX Plus): requests for which no server can be
+ * picked wait, up to N per worker, for at most T (60s); then 502. */
+static int set_queue_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    if (u->queue)
+        return DUP(cx, nd);
+    int64_t n = pv_conf_parse_num(nd->args[1]);
+    if (n <= 0 || n > 0x7fffffff)
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"%s\" directive", ARG(nd, 1), ARG(nd, 0));
+    u->queue = (int)n;
+    u->queue_timeout = 60000;
+    if (nd->nargs == 3) {
+        const char *v = pv_conf_param(ARG(nd, 2), "timeout");
+        int64_t t = v ? pv_conf_parse_msec((pv_str_t){v, strlen(v)}) : -1;
+        if (t <= 0)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 2));
+        u->queue_timeout = t;
+    }
+    return PV_OK;
+}
+
 /* least_conn, ip_hash, hash, random: the last one given wins, as in
  * NGINX (which warns "load balancing method redefined"). */
 static int set_method_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -542,6 +564,7 @@ static const pv_conf_cmd_t upstream_cmds[] = {
     {"server", PV_CTX_UPSTREAM, PV_ARGS_1MORE, set_upstream_server_cb, PV_BASE_NONE, 0, NULL},
     {"keepalive", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_keepalive_cb, PV_BASE_NONE, 0, NULL},
     {"keepalive_grace", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_keepalive_grace_cb, PV_BASE_NONE, 0, NULL},
+    {"queue", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_queue_cb, PV_BASE_NONE, 0, NULL},
     {"least_conn", PV_CTX_UPSTREAM, PV_ARGS_NOARGS, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"ip_hash", PV_CTX_UPSTREAM, PV_ARGS_NOARGS, set_method_cb, PV_BASE_NONE, 0, NULL},
     {"hash", PV_CTX_UPSTREAM, PV_ARGS_TAKE12, set_method_cb, PV_BASE_NONE, 0, NULL},

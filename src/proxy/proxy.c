@@ -21,6 +21,7 @@
 #include "../upstream/discovery.h"
 #include "../upstream/failure.h"
 #include "../upstream/health.h"
+#include "../upstream/queue.h"
 #include "../upstream/upstream.h"
 #include "pcache.h"
 #include "rewrite.h"
@@ -373,6 +374,14 @@ static void buffer_body(pv_proxy_t *px)
     start_upstream(px);
 }
 
+/* A server of the upstream may have come free: pick again. */
+static void queue_retry(pv_upwait_t *w)
+{
+    pv_proxy_t *px = (pv_proxy_t *)((char *)w - offsetof(pv_proxy_t, qwait));
+    px->picking = 0; /* a fresh selection, as for a request that just came */
+    start_upstream(px);
+}
+
 /* Pick a server and a connection, queue the request and start writing. */
 static void start_upstream(pv_proxy_t *px)
 {
@@ -397,9 +406,11 @@ static void start_upstream(pv_proxy_t *px)
     if (first)
         px->start_ns = px->r->utry->start_ns; /* the exchange's clock starts with its first try, as NGINX's */
     if (s < 0) {
-        upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
+        if (!pv_proxy_queue_wait(px, queue_retry))
+            upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;
     }
+    pv_upqueue_leave(&px->qwait);
     px->server = s;
     pv_proxy_stat_try(px);
     char text[64];
@@ -935,6 +946,7 @@ static void client_readable(pv_hreq_t *hr)
 static void client_abort(pv_hreq_t *hr)
 {
     pv_proxy_t *px = hr->handler_ctx;
+    pv_upqueue_leave(&px->qwait);
     pv_proxy_release_server(px, PV_BAL_OK);
     drop_upstream(px);
     if (px->dyn & PV_PROXY_DYN_WAIT)
@@ -948,6 +960,7 @@ static void client_cleanup(pv_hreq_t *hr)
     pv_pcache_cleanup(hr);
     if (!px)
         return;
+    pv_upqueue_leave(&px->qwait);
     if (px->pick.held)
         pv_proxy_release_server(px, PV_BAL_OK);
     if (px->dyn)

@@ -10,6 +10,7 @@
 #include "../core/counters.h"
 #include "../core/log.h"
 #include "../core/time.h"
+#include "../http/accesslog.h"
 #include "../http/server.h"
 #include "../http/stats.h"
 #include "../http/timing.h"
@@ -17,6 +18,8 @@
 #include "../http/vars.h"
 #include "../proc/worker.h"
 #include "../upstream/failure.h"
+#include "../upstream/health.h"
+#include "../upstream/queue.h"
 #include "../upstream/upstream.h"
 
 /* Start choosing servers for this exchange: the hash key, the client
@@ -128,4 +131,30 @@ void pv_proxy_append_list(char *dst, size_t cap, const char *item)
     n = PV_MIN(n, cap - 1 - l);
     memcpy(dst + l, item, n);
     dst[l + n] = '\0';
+}
+
+/* No server came free within the queue's timeout: 502, as NGINX Plus. */
+static void queue_expired(pv_upwait_t *w)
+{
+    pv_proxy_t *px = (pv_proxy_t *)((char *)w - offsetof(pv_proxy_t, qwait));
+    pv_log_r(&px->hr->r, PV_LOG_ERR, "queue timed out in upstream \"%s\", client: %s", px->pool->cf->name,
+             pv_log_client(&px->hr->r));
+    pv_proxy_answer_failure(px, PV_UPF_NO_LIVE);
+}
+
+int pv_proxy_queue_wait(pv_proxy_t *px, void (*retry)(pv_upwait_t *w))
+{
+    pv_upool_t *pool = px->pool;
+    if (px->qwait.queued)
+        return 1;
+    if (!pool->cf->queue || px->pick.picks > 0 || pv_health_retry_after(pool))
+        return 0;
+    px->qwait.retry = retry;
+    px->qwait.expired = queue_expired;
+    if (pv_upqueue_join(pool, &px->qwait) < 0) {
+        pv_log_r(&px->hr->r, PV_LOG_ERR, "queue is full in upstream \"%s\", client: %s", pool->cf->name,
+                 pv_log_client(&px->hr->r));
+        return 0;
+    }
+    return 1;
 }

@@ -18,6 +18,7 @@
 #include "../proc/worker.h"
 #include "discovery.h"
 #include "failure.h"
+#include "queue.h"
 
 _Static_assert(PV_UPF_COUNT <= PV_STAT_CAUSES, "failure causes fit the metrics");
 
@@ -92,6 +93,7 @@ int pv_upstream_pool_init(pv_upool_t *p, pv_upstream_conf_t *cf)
 
 void pv_upstream_pool_fini(pv_upool_t *p)
 {
+    pv_upqueue_fini(p);
     while (p->idle_head)
         pv_upstream_close(p->idle_head);
     for (int j = 0; p->peers && j < p->cf->nservers; j++)
@@ -111,8 +113,8 @@ pv_upool_t *pv_upstream_pools_new(pv_worker_t *w, pv_conf_t *conf, int *npools)
             pv_upstream_pools_free(pools, i + 1);
             return NULL;
         }
+        pools[i].loop = w ? w->loop : NULL;
     }
-    PV_UNUSED(w);
     *npools = n;
     return pools;
 }
@@ -227,6 +229,7 @@ void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, int status, uin
     int64_t ejected = pv_bal_observe(k, p->cf, p->peers, verdict, status, (int64_t)now);
     int out = pv_bal_free(k, p->cf, p->peers, verdict, (int64_t)now);
     pthread_mutex_unlock(&g->lock);
+    pv_upqueue_kick(p);
     char text[64];
     if (ejected)
         pv_log(PV_LOG_WARN, "upstream server %s in upstream \"%s\" ejected for %lld ms after %d failures in a row",

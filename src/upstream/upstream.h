@@ -75,6 +75,11 @@ struct pv_upool_s {
     struct pv_stat_peer_s *st;  /* this worker's metrics of servers[0..] (NULL: none) */
     struct pv_stat_ups_s *ust;  /* ... of the upstream */
     int retired;                /* belongs to a replaced config: nothing returns to it */
+    struct pv_loop_s *loop;     /* its worker's loop (NULL for a pool made at run time) */
+    struct pv_upwait_s *qhead, *qtail; /* requests waiting for a server (`queue`, queue.c) */
+    int nqueued;
+    pv_timer_t qtimer;          /* the queue's kick, poll and timeouts */
+    uint8_t qtimer_set;         /* qtimer was initialised */
 };
 
 /* The worker module: builds a generation's pools (taking over the idle

@@ -1,0 +1,123 @@
+"""`queue N [timeout=T]` in an upstream (NGINX Plus's syntax; NGINX OSS
+has no queue, so these run on portvakt only): when every server is at
+max_conns a request waits, in order, in a queue of at most N; past N, or
+after T without a server, it gets 502. The upstream never has more than
+max_conns requests at once."""
+
+import threading
+import time
+
+from conftest import Client, EchoUpstream, free_port, http, wait_for
+
+CONF = """
+worker_processes 1;
+error_log stderr warn;
+http {
+    access_log off;
+    upstream u {
+        server 127.0.0.1:@UP@ max_conns=1;
+        keepalive 1;
+        queue @QUEUE@;
+    }
+    server {
+        listen 127.0.0.1:@GW@;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        location / { proxy_pass http://u; }
+    }
+}
+"""
+
+
+class Slow:
+    """An upstream handler that holds each request for `hold` seconds,
+    and keeps the order requests came in and the most at once."""
+
+    def __init__(self, hold):
+        self.hold = hold
+        self.order = []
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, req):
+        with self.lock:
+            self.order.append(req.target)
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.hold)
+        with self.lock:
+            self.now -= 1
+        return None
+
+
+def start_requests(port, targets, gap=0.15):
+    """One request per target on its own connection, started gap seconds
+    apart (so they reach the gateway in order); returns (threads, results)."""
+    results = {}
+
+    def one(t):
+        try:
+            results[t] = http(port, target=t, timeout=20).status
+        except OSError as e:
+            results[t] = repr(e)
+    threads = []
+    for t in targets:
+        th = threading.Thread(target=one, args=(t,))
+        th.start()
+        threads.append(th)
+        time.sleep(gap)
+    return threads, results
+
+
+def test_queued_in_order_overflow_502(portvakt):
+    slow = Slow(0.5)
+    up = EchoUpstream(handler=slow)
+    try:
+        gw = portvakt(CONF, UP=up.port, GW=free_port(), QUEUE="2 timeout=30s")
+        threads, results = start_requests(gw.port, ["/a", "/b", "/c", "/d"])
+        for th in threads:
+            th.join(30)
+        # /a is served, /b and /c wait their turn, /d finds the queue full
+        assert results == {"/a": 200, "/b": 200, "/c": 200, "/d": 502}
+        assert slow.order == ["/a", "/b", "/c"]
+        assert slow.most == 1
+        assert up.connections == 1  # one pooled connection, never a second
+        assert 'queue is full in upstream "u"' in gw.stderr()
+    finally:
+        up.stop()
+
+
+def test_queue_timeout_and_client_gone(portvakt):
+    slow = Slow(2.0)
+    up = EchoUpstream(handler=slow)
+    try:
+        gw = portvakt(CONF, UP=up.port, GW=free_port(), QUEUE="2 timeout=300ms")
+        threads, results = start_requests(gw.port, ["/a", "/b"])
+        # a client that leaves while queued takes its request with it
+        c = Client(gw.port)
+        c.request("GET", "/gone")
+        time.sleep(0.1)
+        c.close()
+        for th in threads:
+            th.join(30)
+        assert results == {"/a": 200, "/b": 502}
+        wait_for(lambda: 'queue timed out in upstream "u"' in gw.stderr(), what="the timeout logged")
+        assert http(gw.port, target="/after").status == 200
+        assert slow.order == ["/a", "/after"]
+        assert slow.most == 1
+    finally:
+        up.stop()
+
+
+def test_queue_errors(tmp_path):
+    import subprocess
+    from conftest import PORTVAKT
+    for line, msg in {"queue 0;": 'invalid value "0" in "queue" directive',
+                      "queue 5 timeout=x;": 'invalid parameter "timeout=x"',
+                      "queue 5 wait=1s;": 'invalid parameter "wait=1s"',
+                      "queue 1; queue 2;": '"queue" directive is duplicate'}.items():
+        conf = tmp_path / "bad.conf"
+        conf.write_text("http { upstream u { server 127.0.0.1:1 max_conns=1; %s }"
+                        " server { listen 127.0.0.1:%d; location / { proxy_pass http://u; } } }" % (line, free_port()))
+        out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+        assert out.returncode != 0 and msg in out.stderr, (line, out.stderr)
