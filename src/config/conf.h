@@ -699,6 +699,8 @@ typedef struct pv_upstream_server_s {
      * slots, whose address (the peer's) follows the name's DNS answers;
      * addr is then a key holding the name, not an address */
     const char *resolve_host;     /* the name to resolve, or NULL */
+    const char *resolve_service;  /* service=: the SRV name looked up (_http._tcp.NAME), else NULL */
+    int srv_tier;                 /* service=: 0 takes the records of the lowest priority value, 1 the rest */
     int resolve_port;
     int resolve_first;            /* index of the line's first slot */
     struct sockaddr_storage init; /* the address load time found for this slot (initlen 0: none) */

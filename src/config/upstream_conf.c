@@ -95,6 +95,52 @@ static void fill_server(pv_upstream_server_t *s, const char *name, const server_
     s->src = nd->src;
 }
 
+/* A slot's peer key: a name (the host, or an SRV name), not an address. */
+static void slot_key(pv_upstream_server_t *s, const char *key)
+{
+    size_t nl = PV_MIN(strlen(key), sizeof(s->addr) - 3);
+    s->addr.ss_family = AF_UNSPEC;
+    memcpy((char *)&s->addr + 2, key, nl);
+    s->addrlen = (socklen_t)(2 + nl + 1);
+}
+
+/* `server NAME service=SVC resolve` (NGINX Plus): the SRV records of
+ * _SVC._tcp.NAME (SVC.NAME when SVC has a dot) give the servers, each
+ * target's addresses with the record's port and weight, looked up again
+ * as they expire (upstream/discovery.c). The records of the lowest
+ * priority value fill PV_RESOLVED_MAX slots of the line's kind, the
+ * others as many backup slots; a `backup` line takes the first as
+ * backups and ignores the others. Nothing is looked up at load. */
+static int service_line(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const server_params_t *sp)
+{
+    pv_upstream_conf_t *u = cx->ups;
+    const char *host = pv_arena_strdup(cx->a, ARG(nd, 1)), *svc = sp->service;
+    if (!sp->resolve)
+        return pv_conf_error(cx, &nd->src, "service upstream \"%s\" requires \"resolve\"", host);
+    if (strchr(host, ':') || strncmp(host, "unix:", 5) == 0)
+        return pv_conf_error(cx, &nd->src, "service upstream \"%s\" may not have port", host);
+    if (!*host || !*svc || strlen(host) + strlen(svc) > 240)
+        return pv_conf_error(cx, &nd->src, "invalid service \"%s\" in upstream \"%s\"", svc, host);
+    const char *q = strchr(svc, '.') ? pv_arena_printf(cx->a, "%s.%s", svc, host)
+                                     : pv_arena_printf(cx->a, "_%s._tcp.%s", svc, host);
+    for (int tier = 0; tier < (sp->backup ? 1 : 2); tier++) {
+        int first = u->nservers;
+        for (int i = 0; i < PV_RESOLVED_MAX; i++) {
+            pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers, sizeof(*s));
+            slot_key(s, q);
+            snprintf(s->text, sizeof(s->text), "%s", host);
+            fill_server(s, host, sp, nd);
+            s->backup = sp->backup || tier;
+            s->resolve_host = host;
+            s->resolve_service = q;
+            s->srv_tier = tier;
+            s->resolve_first = first;
+        }
+    }
+    u->nresolve++;
+    return PV_OK;
+}
+
 /* `server NAME[:PORT] resolve`: PV_RESOLVED_MAX slots whose addresses
  * follow the name's DNS answers at run time (upstream/discovery.c). The
  * addresses found now are the slots' first ones; none found is a
@@ -129,11 +175,7 @@ static int resolve_line(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const serve
     int first = u->nservers;
     for (int i = 0; i < PV_RESOLVED_MAX; i++) {
         pv_upstream_server_t *s = pv_conf_push(cx->a, &u->servers, &u->nservers, sizeof(*s));
-        /* the key of the slot's peer: the name, not an address */
-        size_t nl = PV_MIN(strlen(name), sizeof(s->addr) - 3);
-        s->addr.ss_family = AF_UNSPEC;
-        memcpy((char *)&s->addr + 2, name, nl);
-        s->addrlen = (socklen_t)(2 + nl + 1);
+        slot_key(s, name);
         snprintf(s->text, sizeof(s->text), "%s", name);
         fill_server(s, name, sp, nd);
         s->resolve_host = host;
@@ -161,8 +203,7 @@ static int set_upstream_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, i));
     }
     if (sp.service)
-        return pv_conf_error(cx, &nd->src, "\"service=\" (SRV records) is not supported in upstream \"%s\"",
-                             ARG(nd, 1));
+        return service_line(cx, nd, &sp);
     pv_conf_addr_t addrs[16];
     int n;
     if (sp.resolve && strncmp(ARG(nd, 1), "unix:", 5) != 0)
@@ -518,6 +559,14 @@ int pv_conf_upstream_finish(pv_conf_ctx_t *cx, pv_upstream_conf_t *u)
 {
     int hashing = u->method == PV_BAL_IP_HASH || u->method == PV_BAL_HASH || u->method == PV_BAL_CHASH;
     int random = u->method == PV_BAL_RANDOM || u->method == PV_BAL_RANDOM2;
+    if (hashing || random) {
+        /* no backups there: a service= line takes its first records only */
+        int k = 0;
+        for (int i = 0; i < u->nservers; i++)
+            if (!u->servers[i].srv_tier)
+                u->servers[k++] = u->servers[i];
+        u->nservers = k;
+    }
     for (int i = 0; i < u->nservers; i++) {
         const pv_upstream_server_t *s = &u->servers[i];
         const char *bad = s->backup && (hashing || random) ? "backup"
@@ -533,7 +582,8 @@ int pv_conf_upstream_finish(pv_conf_ctx_t *cx, pv_upstream_conf_t *u)
     for (int i = 0; i < u->nservers; i++) {
         pv_upstream_server_t *s = &u->servers[i], *prev = i ? &u->servers[i - 1] : NULL;
         if (s->resolve_host)
-            s->resolve_first = prev && prev->resolve_host && prev->name == s->name ? prev->resolve_first : i;
+            s->resolve_first = prev && prev->resolve_host && prev->name == s->name &&
+                                       prev->srv_tier == s->srv_tier ? prev->resolve_first : i;
     }
     if (u->nprimary == 0)
         return pv_conf_error(cx, &u->src, "no servers in upstream \"%s\"", u->name);

@@ -1,6 +1,7 @@
 #include "resolver.h"
 
 #include <ares.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ struct entry_s {
     pv_resolved_t res;         /* the last answer (have) */
     uint8_t have;              /* res holds an answer */
     uint8_t pending;           /* a query is out */
+    uint8_t is_srv;            /* an SRV lookup (res.srv points into srvs) */
+    pv_srv_t *srvs;            /* its records' storage, PV_RESOLVED_MAX */
     uint64_t used;             /* loop ms of the last look-up */
     pv_resolve_wait_t *waiters;
     entry_t *next;
@@ -166,30 +169,16 @@ static int status_of(int ares_status)
     }
 }
 
-/* The answer to e's query: kept, and given to every waiter. */
-static void gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+/* e's answer is in e->res (status, addresses or records) with the
+ * shortest TTL ttl: kept, and given to every waiter. */
+static void answered(entry_t *e, int64_t ttl)
 {
-    entry_t *e = arg;
-    if (status == ARES_EDESTRUCTION) {
-        ares_freeaddrinfo(ai);
-        return;
-    }
     pv_resolver_t *r = e->r;
     uint64_t now = pv_loop_now(r->loop);
     pv_resolved_t *res = &e->res;
-    memset(res, 0, sizeof(*res));
-    res->status = status_of(status);
-    int64_t ttl = -1;
-    for (struct ares_addrinfo_node *n = ai ? ai->nodes : NULL; n && res->naddrs < PV_RESOLVED_MAX; n = n->ai_next) {
-        if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) || n->ai_addrlen > sizeof(res->addrs[0]))
-            continue;
-        memcpy(&res->addrs[res->naddrs], n->ai_addr, n->ai_addrlen);
-        res->lens[res->naddrs++] = n->ai_addrlen;
-        if (ttl < 0 || n->ai_ttl < ttl)
-            ttl = n->ai_ttl < 0 ? 0 : n->ai_ttl;
-    }
-    ares_freeaddrinfo(ai);
-    if (res->status == PV_RESOLVE_OK && res->naddrs == 0)
+    if (ttl < 0)
+        ttl = 0;
+    if (res->status == PV_RESOLVE_OK && res->naddrs == 0 && res->nsrv == 0)
         res->status = PV_RESOLVE_NOTFOUND;
     if (res->status == PV_RESOLVE_OK)
         res->expires = now + (uint64_t)(r->cf.valid >= 0 ? r->cf.valid : ttl * 1000);
@@ -210,6 +199,98 @@ static void gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai
     }
 }
 
+/* The answer to e's address query. */
+static void gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+    entry_t *e = arg;
+    if (status == ARES_EDESTRUCTION) {
+        ares_freeaddrinfo(ai);
+        return;
+    }
+    pv_resolved_t *res = &e->res;
+    memset(res, 0, sizeof(*res));
+    res->status = status_of(status);
+    int64_t ttl = -1;
+    for (struct ares_addrinfo_node *n = ai ? ai->nodes : NULL; n && res->naddrs < PV_RESOLVED_MAX; n = n->ai_next) {
+        if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) || n->ai_addrlen > sizeof(res->addrs[0]))
+            continue;
+        memcpy(&res->addrs[res->naddrs], n->ai_addr, n->ai_addrlen);
+        res->lens[res->naddrs++] = n->ai_addrlen;
+        if (ttl < 0 || n->ai_ttl < ttl)
+            ttl = n->ai_ttl < 0 ? 0 : n->ai_ttl;
+    }
+    ares_freeaddrinfo(ai);
+    answered(e, ttl);
+}
+
+static unsigned be16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+/* The shortest TTL of the SRV records in the answer section of a
+ * message that c-ares parsed already, or -1. */
+static int64_t srv_ttl(const unsigned char *m, int len)
+{
+    if (len < HFIXEDSZ)
+        return -1;
+    int qd = (int)be16(m + 4), an = (int)be16(m + 6);
+    const unsigned char *p = m + HFIXEDSZ, *end = m + len;
+    int64_t ttl = -1;
+    for (int i = 0; i < qd + an; i++) {
+        char *name;
+        long enc;
+        if (ares_expand_name(p, m, len, &name, &enc) != ARES_SUCCESS)
+            return ttl;
+        ares_free_string(name);
+        p += enc;
+        if (i < qd) {
+            p += QFIXEDSZ;
+            continue;
+        }
+        if (end - p < RRFIXEDSZ)
+            return ttl;
+        /* type, class, TTL, data length */
+        int64_t t = (int64_t)(be16(p + 4) << 16 | be16(p + 6)) & 0x7fffffff;
+        if (be16(p) == T_SRV && (ttl < 0 || t < ttl))
+            ttl = t;
+        p += RRFIXEDSZ + be16(p + 8);
+        if (p > end)
+            return ttl;
+    }
+    return ttl;
+}
+
+/* The answer to e's SRV query. */
+static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    entry_t *e = arg;
+    if (status == ARES_EDESTRUCTION)
+        return;
+    pv_resolved_t *res = &e->res;
+    memset(res, 0, sizeof(*res));
+    res->srv = e->srvs;
+    struct ares_srv_reply *reply = NULL;
+    if (status == ARES_SUCCESS)
+        status = ares_parse_srv_reply(abuf, alen, &reply);
+    res->status = status_of(status);
+    for (struct ares_srv_reply *s = reply; s && res->nsrv < PV_RESOLVED_MAX; s = s->next) {
+        size_t hl = strlen(s->host);
+        if (hl == 0 || hl >= sizeof(e->srvs[0].target) || (hl == 1 && s->host[0] == '.'))
+            continue; /* "." says the service is not there (RFC 2782) */
+        pv_srv_t *d = &e->srvs[res->nsrv++];
+        d->priority = s->priority;
+        d->weight = s->weight;
+        d->port = s->port;
+        memcpy(d->target, s->host, hl + 1);
+        if (d->target[hl - 1] == '.')
+            d->target[hl - 1] = '\0';
+    }
+    if (reply)
+        ares_free_data(reply);
+    answered(e, res->status == PV_RESOLVE_OK ? srv_ttl(abuf, alen) : -1);
+}
+
 /* Make room: drop answers nobody waits for, oldest use first. */
 static void evict(pv_resolver_t *r)
 {
@@ -223,24 +304,25 @@ static void evict(pv_resolver_t *r)
         entry_t *e = *victim;
         *victim = e->next;
         free(e->name);
+        free(e->srvs);
         free(e);
         r->nentries--;
     }
 }
 
-static entry_t *entry_find(pv_resolver_t *r, const char *name)
+static entry_t *entry_find(pv_resolver_t *r, const char *name, int srv)
 {
     for (entry_t *e = r->entries; e; e = e->next)
-        if (strcasecmp(e->name, name) == 0)
+        if (e->is_srv == srv && strcasecmp(e->name, name) == 0)
             return e;
     return NULL;
 }
 
-int pv_resolve(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolve_cb cb, void *data,
-               pv_resolve_wait_t **wout)
+static int lookup(pv_resolver_t *r, const char *name, int srv, int64_t timeout_ms, pv_resolve_cb cb, void *data,
+                  pv_resolve_wait_t **wout)
 {
     uint64_t now = pv_loop_now(r->loop);
-    entry_t *e = entry_find(r, name);
+    entry_t *e = entry_find(r, name, srv);
     if (e && e->have && !e->pending && e->res.expires > now) {
         e->used = now;
         cb(data, &e->res);
@@ -249,10 +331,13 @@ int pv_resolve(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolv
     if (!e) {
         evict(r);
         e = calloc(1, sizeof(*e));
-        if (!e || !(e->name = strdup(name))) {
+        if (!e || !(e->name = strdup(name)) || (srv && !(e->srvs = calloc(PV_RESOLVED_MAX, sizeof(pv_srv_t))))) {
+            if (e)
+                free(e->name);
             free(e);
             return PV_ERR;
         }
+        e->is_srv = (uint8_t)srv;
         e->r = r;
         e->next = r->entries;
         r->entries = e;
@@ -265,7 +350,10 @@ int pv_resolve(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolv
             .ai_socktype = SOCK_STREAM,
         };
         e->pending = 1;
-        ares_getaddrinfo(r->ch, name, NULL, &hints, gai_cb, e);
+        if (srv)
+            ares_query(r->ch, name, C_IN, T_SRV, srv_cb, e);
+        else
+            ares_getaddrinfo(r->ch, name, NULL, &hints, gai_cb, e);
         rearm(r);
         if (!e->pending) {
             /* answered at once (a failure to send, an address literal) */
@@ -287,6 +375,18 @@ int pv_resolve(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolv
     pv_timer_set(r->loop, &w->timer, (uint64_t)(timeout_ms > 0 ? timeout_ms : 1));
     *wout = w;
     return PV_AGAIN;
+}
+
+int pv_resolve(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolve_cb cb, void *data,
+               pv_resolve_wait_t **w)
+{
+    return lookup(r, name, 0, timeout_ms, cb, data, w);
+}
+
+int pv_resolve_srv(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolve_cb cb, void *data,
+                   pv_resolve_wait_t **w)
+{
+    return lookup(r, name, 1, timeout_ms, cb, data, w);
 }
 
 void pv_resolve_cancel(pv_resolve_wait_t *w)
@@ -406,6 +506,7 @@ void pv_resolver_thread_exit(void)
                 wait_free(r, w);
             }
             free(e->name);
+            free(e->srvs);
             free(e);
         }
         free(r);

@@ -27,13 +27,21 @@ typedef struct pv_resolver_conf_s {
 /* How a lookup ended. */
 enum { PV_RESOLVE_OK = 0, PV_RESOLVE_NOTFOUND, PV_RESOLVE_TIMEDOUT, PV_RESOLVE_ERROR };
 
-/* A lookup's answer: the addresses (port 0), and the loop time until
- * which it is good. */
+/* One SRV record (RFC 2782). */
+typedef struct pv_srv_s {
+    uint16_t priority, weight, port;
+    char target[256];     /* the host name, without the final dot */
+} pv_srv_t;
+
+/* A lookup's answer: the addresses (port 0), or for an SRV lookup the
+ * records, and the loop time until which it is good. */
 typedef struct pv_resolved_s {
     int status;           /* PV_RESOLVE_* */
     int naddrs;
     struct sockaddr_storage addrs[PV_RESOLVED_MAX];
     socklen_t lens[PV_RESOLVED_MAX];
+    int nsrv;             /* SRV records (pv_resolve_srv()) */
+    const pv_srv_t *srv;
     uint64_t expires;     /* loop ms */
 } pv_resolved_t;
 
@@ -52,6 +60,10 @@ pv_resolver_t *pv_resolver_get(pv_loop_t *l, const pv_resolver_conf_t *cf);
  * *w is cancelled first. PV_ERR: out of memory. */
 int pv_resolve(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolve_cb cb, void *data,
                pv_resolve_wait_t **w);
+/* The same for the SRV records of name (up to PV_RESOLVED_MAX, in the
+ * answer's order), cached apart from its addresses. */
+int pv_resolve_srv(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolve_cb cb, void *data,
+                   pv_resolve_wait_t **w);
 /* Forget a pending wait: its callback never comes. */
 void pv_resolve_cancel(pv_resolve_wait_t *w);
 /* Text of a status, as NGINX words it ("Host not found", "Operation timed out"). */

@@ -123,6 +123,12 @@ static void picked(pv_upick_t *k, const pv_upstream_server_t *s, pv_bal_state_t 
     k->held = 1;
 }
 
+/* A server's weight: the line's, or for a service= slot its SRV record's. */
+static inline int weight_of(const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int i)
+{
+    return cf->servers[i].resolve_service ? ST(peers, i)->weight : cf->servers[i].weight;
+}
+
 /* One round of smooth weighted round robin over the usable, untried
  * servers among [lo, hi) for which match() holds (NGINX's
  * ngx_http_upstream_get_peer()); the chosen index or -1. */
@@ -138,7 +144,7 @@ static int rr_round(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *cons
         int w = round_weight(s, st, now);
         st->current_weight += w;
         total += w;
-        if (st->effective_weight < s->weight)
+        if (st->effective_weight < weight_of(cf, peers, i))
             st->effective_weight++;
         if (best < 0 || st->current_weight > ST(peers, best)->current_weight)
             best = i;
@@ -184,8 +190,8 @@ static int lc_round(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *cons
             best = i;
             continue;
         }
-        int64_t a = (int64_t)ST(peers, i)->conns * cf->servers[best].weight;
-        int64_t b = (int64_t)ST(peers, best)->conns * s->weight;
+        int64_t a = (int64_t)ST(peers, i)->conns * weight_of(cf, peers, best);
+        int64_t b = (int64_t)ST(peers, best)->conns * weight_of(cf, peers, i);
         if (a < b) {
             best = i;
             many = 0;
@@ -200,12 +206,12 @@ static int lc_round(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *cons
         const pv_upstream_server_t *s = &cf->servers[i];
         pv_bal_state_t *st = ST(peers, i);
         if (TRIED(k, i) || !pv_bal_usable(s, st, now) ||
-            (int64_t)st->conns * cf->servers[first].weight != (int64_t)ST(peers, first)->conns * s->weight)
+            (int64_t)st->conns * weight_of(cf, peers, first) != (int64_t)ST(peers, first)->conns * weight_of(cf, peers, i))
             continue;
         int w = round_weight(s, st, now);
         st->current_weight += w;
         total += w;
-        if (st->effective_weight < s->weight)
+        if (st->effective_weight < weight_of(cf, peers, i))
             st->effective_weight++;
         if (st->current_weight > ST(peers, best)->current_weight)
             best = i;

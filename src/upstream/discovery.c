@@ -41,10 +41,12 @@ static int checks_of(const pv_upstream_conf_t *cf)
 /* Give slot p the address sa (NULL: none), with fresh state: with
  * mandatory checks a new address takes no traffic before its first check
  * passes. Under the group lock. */
-static void slot_set(pv_peer_t *p, const struct sockaddr_storage *sa, socklen_t len, int checks)
+static void slot_set(pv_peer_t *p, const struct sockaddr_storage *sa, socklen_t len, int checks, int weight)
 {
     pv_bal_state_t *st = &p->bal;
     if (sa) {
+        if (weight > 0)
+            st->weight = weight;
         memcpy(&p->cur, sa, len);
         p->curlen = len;
         set_text(p);
@@ -67,7 +69,7 @@ void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s, int che
 {
     pthread_mutex_lock(&p->group->lock);
     if (atomic_load(&p->cur_gen) == 0)
-        slot_set(p, s->initlen ? &s->init : NULL, s->initlen, checks);
+        slot_set(p, s->initlen ? &s->init : NULL, s->initlen, checks, 0);
     else if (p->curlen == 0)
         p->bal.hc_down = 1; /* pv_peer_configure() may have cleared it */
     pthread_mutex_unlock(&p->group->lock);
@@ -98,7 +100,7 @@ const char *pv_discovery_slot_text(pv_upool_t *p, int s, char *buf, size_t len)
 }
 
 void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_storage *addrs,
-                         const socklen_t *lens, int naddrs, int *added, int *removed)
+                         const socklen_t *lens, const int *weights, int naddrs, int *added, int *removed)
 {
     uint8_t kept[PV_RESOLVED_MAX] = {0};
     int checks = checks_of(p->cf);
@@ -115,8 +117,12 @@ void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_
             j++;
         if (j < naddrs) {
             kept[j] = 1;
+            if (weights && peer->bal.weight != weights[j]) {
+                peer->bal.weight = peer->bal.effective_weight = weights[j];
+                peer->bal.current_weight = 0;
+            }
         } else {
-            slot_set(peer, NULL, 0, checks);
+            slot_set(peer, NULL, 0, checks, 0);
             (*removed)++;
         }
     }
@@ -126,7 +132,7 @@ void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_
         for (int i = 0; i < n; i++) {
             pv_peer_t *peer = p->peers[first + i];
             if (!peer->curlen) {
-                slot_set(peer, &addrs[j], lens[j], checks);
+                slot_set(peer, &addrs[j], lens[j], checks, weights ? weights[j] : 0);
                 (*added)++;
                 break;
             }
@@ -137,16 +143,33 @@ void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_
 
 /* ---- the look-ups, on worker 1 ------------------------------------------ */
 
+struct job_s;
+
+/* One SRV record's target being looked up. */
+typedef struct target_s {
+    struct job_s *j;
+    uint16_t port, weight;
+    pv_resolve_wait_t *wait;
+} target_t;
+
 typedef struct job_s {
     pv_worker_t *w;
     pv_upool_t *pool;
     int first, n;                  /* the line's slots */
-    const pv_upstream_server_t *s; /* its first slot (name, port) */
+    const pv_upstream_server_t *s; /* its first slot (name, port, service) */
     const pv_resolver_conf_t *rc;
     int64_t timeout;
     pv_timer_t timer;
     pv_resolve_wait_t *wait;
     uint8_t failing;               /* a failure was logged; the next success is too */
+    /* service=: the records' targets being looked up, and what they gave */
+    target_t tg[PV_RESOLVED_MAX];
+    int ntg, pending, tfailed;
+    struct sockaddr_storage addrs[PV_RESOLVED_MAX];
+    socklen_t lens[PV_RESOLVED_MAX];
+    int weights[PV_RESOLVED_MAX];
+    int naddrs;
+    uint64_t expires;
 } job_t;
 
 typedef struct {
@@ -156,47 +179,141 @@ typedef struct {
 
 static void job_timer_cb(pv_timer_t *t);
 
+static const char *job_name(const job_t *j)
+{
+    return j->s->resolve_service ? j->s->resolve_service : j->s->resolve_host;
+}
+
+/* A look-up failed: the last addresses stay, logged once. */
+static void job_failed(job_t *j, int status)
+{
+    if (!j->failing)
+        pv_log(PV_LOG_ERR, "upstream \"%s\": %s could not be resolved (%d: %s), its last addresses are kept",
+               j->pool->cf->name, job_name(j), pv_resolve_code(status), pv_resolve_strerror(status));
+    j->failing = 1;
+    pv_timer_set(j->w->loop, &j->timer, RETRY_MS);
+}
+
+/* The line's addresses now (ports set): into its slots, and the next
+ * look-up when the answer expires. */
+static void job_apply(job_t *j, const struct sockaddr_storage *addrs, const socklen_t *lens, const int *weights,
+                      int n, uint64_t expires)
+{
+    uint64_t now = pv_loop_now(j->w->loop);
+    int added, removed;
+    pv_discovery_update(j->pool, j->first, j->n, addrs, lens, weights, n, &added, &removed);
+    if (added || removed || j->failing)
+        pv_log(PV_LOG_NOTICE, "upstream \"%s\": %s resolved to %d address%s (%d new, %d gone)", j->pool->cf->name,
+               j->s->resolve_service ? j->s->resolve_service : j->s->name, n, n == 1 ? "" : "es", added, removed);
+    j->failing = 0;
+    pv_timer_set(j->w->loop, &j->timer, expires > now + MIN_TTL_MS ? expires - now : MIN_TTL_MS);
+}
+
+static void set_port(struct sockaddr_storage *sa, int port)
+{
+    uint16_t p = htons((uint16_t)port);
+    if (sa->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = p;
+    else
+        ((struct sockaddr_in *)sa)->sin_port = p;
+}
+
 static void answered(void *data, const pv_resolved_t *res)
 {
     job_t *j = data;
     j->wait = NULL;
-    uint64_t now = pv_loop_now(j->w->loop), next = RETRY_MS;
-    const char *up = j->pool->cf->name, *name = j->s->name;
     if (res->status != PV_RESOLVE_OK) {
-        if (!j->failing)
-            pv_log(PV_LOG_ERR, "upstream \"%s\": %s could not be resolved (%d: %s), its last addresses are kept",
-                   up, j->s->resolve_host, pv_resolve_code(res->status), pv_resolve_strerror(res->status));
-        j->failing = 1;
-    } else {
-        struct sockaddr_storage addrs[PV_RESOLVED_MAX];
-        socklen_t lens[PV_RESOLVED_MAX];
-        int n = res->naddrs;
-        for (int i = 0; i < n; i++) {
-            addrs[i] = res->addrs[i];
-            lens[i] = res->lens[i];
-            uint16_t port = htons((uint16_t)j->s->resolve_port);
-            if (addrs[i].ss_family == AF_INET6)
-                ((struct sockaddr_in6 *)&addrs[i])->sin6_port = port;
-            else
-                ((struct sockaddr_in *)&addrs[i])->sin_port = port;
-        }
-        int added, removed;
-        pv_discovery_update(j->pool, j->first, j->n, addrs, lens, n, &added, &removed);
-        if (added || removed || j->failing)
-            pv_log(PV_LOG_NOTICE, "upstream \"%s\": %s resolved to %d address%s (%d new, %d gone)", up, name, n,
-                   n == 1 ? "" : "es", added, removed);
-        j->failing = 0;
-        next = res->expires > now + MIN_TTL_MS ? res->expires - now : MIN_TTL_MS;
+        job_failed(j, res->status);
+        return;
     }
-    pv_timer_set(j->w->loop, &j->timer, next);
+    struct sockaddr_storage addrs[PV_RESOLVED_MAX];
+    socklen_t lens[PV_RESOLVED_MAX];
+    int n = res->naddrs;
+    for (int i = 0; i < n; i++) {
+        addrs[i] = res->addrs[i];
+        lens[i] = res->lens[i];
+        set_port(&addrs[i], j->s->resolve_port);
+    }
+    job_apply(j, addrs, lens, NULL, n, res->expires);
+}
+
+/* Every target of the records has answered. A tier with records none of
+ * whose targets resolved is a failure (the last addresses stay). */
+static void srv_done(job_t *j)
+{
+    if (j->ntg > 0 && j->naddrs == 0 && j->tfailed) {
+        job_failed(j, PV_RESOLVE_NOTFOUND);
+        return;
+    }
+    job_apply(j, j->addrs, j->lens, j->weights, j->naddrs, j->expires);
+}
+
+static void target_answered(void *data, const pv_resolved_t *res)
+{
+    target_t *t = data;
+    job_t *j = t->j;
+    t->wait = NULL;
+    if (res->status == PV_RESOLVE_OK) {
+        for (int i = 0; i < res->naddrs && j->naddrs < PV_RESOLVED_MAX; i++) {
+            j->addrs[j->naddrs] = res->addrs[i];
+            j->lens[j->naddrs] = res->lens[i];
+            set_port(&j->addrs[j->naddrs], t->port);
+            j->weights[j->naddrs++] = t->weight ? t->weight : 1;
+        }
+        if (res->expires < j->expires)
+            j->expires = res->expires;
+    } else {
+        j->tfailed = 1;
+    }
+    if (--j->pending == 0)
+        srv_done(j);
+}
+
+/* The SRV records: the line's tier of them (the lowest priority value,
+ * or the others), and each target's addresses looked up. */
+static void srv_answered(void *data, const pv_resolved_t *res)
+{
+    job_t *j = data;
+    j->wait = NULL;
+    if (res->status != PV_RESOLVE_OK) {
+        job_failed(j, res->status);
+        return;
+    }
+    int low = 0x10000;
+    for (int i = 0; i < res->nsrv; i++)
+        low = res->srv[i].priority < low ? res->srv[i].priority : low;
+    pv_resolver_t *r = pv_resolver_get(j->w->loop, j->rc);
+    j->ntg = j->naddrs = j->tfailed = 0;
+    j->expires = res->expires;
+    /* one extra count while they are asked: an answer from the cache
+     * comes inside pv_resolve() */
+    j->pending = 1;
+    for (int i = 0; i < res->nsrv && r; i++) {
+        const pv_srv_t *rec = &res->srv[i];
+        if ((rec->priority == low) != (j->s->srv_tier == 0))
+            continue;
+        target_t *t = &j->tg[j->ntg++];
+        *t = (target_t){.j = j, .port = rec->port, .weight = rec->weight};
+        j->pending++;
+        if (pv_resolve(r, rec->target, j->timeout, target_answered, t, &t->wait) == PV_ERR) {
+            j->tfailed = 1;
+            j->pending--;
+        }
+    }
+    if (--j->pending == 0)
+        srv_done(j);
 }
 
 static void job_timer_cb(pv_timer_t *t)
 {
     job_t *j = t->data;
     pv_resolver_t *r = pv_resolver_get(j->w->loop, j->rc);
-    if (!r || pv_resolve(r, j->s->resolve_host, j->timeout, answered, j, &j->wait) == PV_ERR) {
-        pv_log(PV_LOG_ALERT, "upstream \"%s\": could not ask the resolver for %s", j->pool->cf->name, j->s->name);
+    int rc = !r ? PV_ERR
+             : j->s->resolve_service
+                 ? pv_resolve_srv(r, j->s->resolve_service, j->timeout, srv_answered, j, &j->wait)
+                 : pv_resolve(r, j->s->resolve_host, j->timeout, answered, j, &j->wait);
+    if (rc == PV_ERR) {
+        pv_log(PV_LOG_ALERT, "upstream \"%s\": could not ask the resolver for %s", j->pool->cf->name, job_name(j));
         pv_timer_set(j->w->loop, &j->timer, RETRY_MS);
     }
 }
@@ -208,6 +325,10 @@ static void stop(disc_t *d)
         pv_timer_del(j->w->loop, &j->timer);
         pv_resolve_cancel(j->wait);
         j->wait = NULL;
+        for (int k = 0; k < j->ntg; k++) {
+            pv_resolve_cancel(j->tg[k].wait);
+            j->tg[k].wait = NULL;
+        }
     }
 }
 

@@ -29,8 +29,9 @@ static inline const char *pv_upstream_server_text(pv_upool_t *p, int s, char *bu
  * (ports set): an address they keep stays in its slot with its state; a
  * gone one leaves its slot empty (connections to it finish, pooled ones
  * are not reused); a new one takes an empty slot with fresh state.
- * Counts what changed in *added and *removed. */
+ * weights (SRV records'), when not NULL, are each address's weight, else
+ * the line's stands. Counts what changed in *added and *removed. */
 void pv_discovery_update(pv_upool_t *p, int first, int n, const struct sockaddr_storage *addrs,
-                         const socklen_t *lens, int naddrs, int *added, int *removed);
+                         const socklen_t *lens, const int *weights, int naddrs, int *added, int *removed);
 
 #endif

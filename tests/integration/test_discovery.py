@@ -7,7 +7,7 @@ the last addresses are kept. The `-t` errors of the forms."""
 import pytest
 
 from conftest import EchoUpstream, Reply, check_conf, free_port, http, wait_for
-from dns_stub import A, DnsStub
+from dns_stub import A, SRV, DnsStub
 
 CONF = """
 http {
@@ -85,8 +85,13 @@ def check(tmp_path, http_level):
 
 @pytest.mark.parametrize("http_level,words", [
     ("upstream u { server app.test resolve; }", 'no resolver defined to resolve names in upstream "u"'),
-    ("resolver 127.0.0.1; upstream u { server app.test service=http resolve; }",
-     '"service=" (SRV records) is not supported in upstream "app.test"'),
+    ("resolver 127.0.0.1; upstream u { server app.test service=http; }",
+     'service upstream "app.test" requires "resolve"'),
+    ("resolver 127.0.0.1; upstream u { server app.test:80 service=http resolve; }",
+     'service upstream "app.test:80" may not have port'),
+    ("resolver 127.0.0.1; upstream u { server app.test service= resolve; }",
+     'invalid service "" in upstream "app.test"'),
+    ("upstream u { server app.test service=http resolve; }", 'no resolver defined to resolve names in upstream "u"'),
     ("resolver 127.0.0.1; upstream u { server app.test resolve weight=0; }", 'invalid parameter "weight=0"'),
 ])
 def test_check_errors(tmp_path, http_level, words):
@@ -149,4 +154,53 @@ def test_health_checks_follow_the_addresses(portvakt, dns):
         assert seen == {(200, "127.0.0.1:%d" % port), (200, "127.0.0.3:%d" % port)}
     finally:
         for u in made.values():
+            u.stop()
+
+
+SRV_CONF = """
+http {
+    resolver 127.0.0.1:@DNS@ valid=1s;
+    upstream app { server app.test service=http resolve; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Up $upstream_addr always;
+        location / { proxy_pass http://app; }
+    }
+}
+"""
+
+
+def test_service_srv_records(portvakt, dns):
+    """`service=http`: the SRV records of _http._tcp.app.test give the
+    servers, each at its record's port with its record's weight; the
+    records of the lowest priority value are the primaries, the others
+    backups; each target's name is resolved again as it expires."""
+    pa, pb, pc = free_port(), free_port(), free_port()
+    a = EchoUpstream(host="127.0.0.1", port=pa)
+    b = EchoUpstream(host="127.0.0.2", port=pb)
+    c = EchoUpstream(host="127.0.0.3", port=pc)
+    b2 = EchoUpstream(host="127.0.0.4", port=pb)
+    try:
+        dns.set("_http._tcp.app.test", (SRV, (1, 1, pa, "a.test"), 1), (SRV, (1, 3, pb, "b.test"), 1),
+                (SRV, (2, 1, pc, "c.test"), 1))
+        dns.set("a.test", (A, "127.0.0.1", 1))
+        dns.set("b.test", (A, "127.0.0.2", 1))
+        dns.set("c.test", (A, "127.0.0.3", 1))
+        gw = portvakt(SRV_CONF, GW=free_port(), DNS=dns.port)
+        wait_for(lambda: get(gw)[0] == 200, timeout=15, what="the first SRV answer")
+        seen = [get(gw) for _ in range(8)]
+        # weights 1 and 3: two rounds of smooth weighted round robin
+        assert sorted(seen) == [(200, "127.0.0.1:%d" % pa)] * 2 + [(200, "127.0.0.2:%d" % pb)] * 6
+        assert not c.requests  # priority 2: a backup
+        assert dns.count("_http._tcp.app.test", SRV) >= 1
+        # a target moves: it is resolved again, the records unchanged
+        dns.set("b.test", (A, "127.0.0.4", 1))
+        wait_for(lambda: get(gw) == (200, "127.0.0.4:%d" % pb), timeout=15, what="b.test's new address")
+        # the primaries gone, the backup answers
+        a.stop()
+        b2.stop()
+        wait_for(lambda: get(gw)[1].endswith("127.0.0.3:%d" % pc), timeout=15, what="the backup record")
+        assert c.requests
+    finally:
+        for u in (a, b, c, b2):
             u.stop()

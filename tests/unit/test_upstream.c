@@ -522,7 +522,7 @@ static void test_resolve_slots(void **state)
     struct sockaddr_storage a[2] = {v4(0x0a000002, 80), v4(0x0a000001, 80)};
     socklen_t l[2] = {sizeof(struct sockaddr_in), sizeof(struct sockaddr_in)};
     int added, removed;
-    pv_discovery_update(&p, 0, 3, a, l, 2, &added, &removed);
+    pv_discovery_update(&p, 0, 3, a, l, NULL, 2, &added, &removed);
     assert_int_equal(added, 1);
     assert_int_equal(removed, 0);
     assert_string_equal(pv_upstream_server_text(&p, 0, text, sizeof(text)), "10.0.0.1:80");
@@ -532,7 +532,7 @@ static void test_resolve_slots(void **state)
 
     /* 10.0.0.1 goes, 10.0.0.3 comes: it takes an empty slot, fresh */
     a[1] = v4(0x0a000003, 80);
-    pv_discovery_update(&p, 0, 3, a, l, 2, &added, &removed);
+    pv_discovery_update(&p, 0, 3, a, l, NULL, 2, &added, &removed);
     assert_int_equal(added, 1);
     assert_int_equal(removed, 1);
     assert_string_equal(pv_upstream_server_text(&p, 1, text, sizeof(text)), "10.0.0.2:80");
@@ -545,7 +545,7 @@ static void test_resolve_slots(void **state)
     assert_int_equal(seen[1], 3);
     assert_int_equal(seen[2], 0);
     /* nothing answered: the slots empty, and no server can be picked */
-    pv_discovery_update(&p, 0, 3, a, l, 0, &added, &removed);
+    pv_discovery_update(&p, 0, 3, a, l, NULL, 0, &added, &removed);
     assert_int_equal(removed, 2);
     assert_int_equal(pick_ok(&p, 3000), -1);
     pv_upstream_pool_fini(&p);
