@@ -783,6 +783,8 @@ struct pv_upstream_conf_s {
     int od_consecutive;          /* outlier_detection: 5xx answers or failures in a row that eject; 0 off */
     int64_t od_base, od_max;     /* ms: first ejection, and the most one lasts (it grows by od_base) */
     int nresolve;                /* `server ... resolve` lines */
+    const pv_resolver_conf_t *resolver; /* the block's own `resolver` (else http's), or NULL */
+    int64_t resolver_timeout;    /* the block's `resolver_timeout`, PV_UNSET: http's */
     int queue;                   /* `queue N`: requests that may wait for a server, per worker; 0 none */
     int64_t queue_timeout;       /* its timeout= (ms, 60s) */
     int keepalive;               /* idle connections kept per worker; 0 = no pool */

@@ -413,7 +413,7 @@ static int resolve_passes(pv_conf_ctx_t *cx)
     }
     for (int k = 0; k < h->nupstreams; k++) {
         pv_upstream_conf_t *u = h->upstreams[k];
-        if (u->nresolve && !h->conf.resolver)
+        if (u->nresolve && !h->conf.resolver && !u->resolver)
             return pv_conf_error(cx, &u->src, "no resolver defined to resolve names in upstream \"%s\"",
                                  u->name);
         if (u->nservers == 0)

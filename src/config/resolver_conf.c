@@ -81,11 +81,25 @@ static int set_timeout_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_
     return pv_conf_msec(cx, nd, &((pv_loc_conf_t *)base)->resolver_timeout);
 }
 
+/* `resolver` and `resolver_timeout` in an upstream block (NGINX 1.27.3
+ * and Plus): the block's `resolve` lines use them instead of http's. */
+static int set_ups_resolver_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                               void *base)
+{
+    pv_loc_conf_t lc = {.resolver = cx->ups->resolver, .resolver_timeout = cx->ups->resolver_timeout};
+    int rc = strcmp(cmd->name, "resolver") == 0 ? set_resolver_cb(cx, cmd, nd, &lc) : set_timeout_cb(cx, cmd, nd, &lc);
+    cx->ups->resolver = lc.resolver;
+    cx->ups->resolver_timeout = lc.resolver_timeout;
+    return rc;
+}
+
 #define NONE PV_BASE_LOC, 0
 
 static const pv_conf_cmd_t resolver_cmds[] = {
     {"resolver", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_resolver_cb, NONE, NULL},
     {"resolver_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_timeout_cb, NONE, NULL},
+    {"resolver", PV_CTX_UPSTREAM, PV_ARGS_1MORE, set_ups_resolver_cb, PV_BASE_NONE, 0, NULL},
+    {"resolver_timeout", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_ups_resolver_cb, PV_BASE_NONE, 0, NULL},
 };
 
 const pv_conf_module_t pv_conf_resolver_module = {"resolver", resolver_cmds, PV_NELEM(resolver_cmds)};

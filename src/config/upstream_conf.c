@@ -29,6 +29,7 @@ static int set_upstream_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     u->keepalive_timeout = PV_UNSET;
     u->keepalive_time = PV_UNSET;
     u->keepalive_grace = PV_UNSET;
+    u->resolver_timeout = PV_UNSET;
     u->jur = PV_JUR_NONE;
     u->src = nd->src;
     *(pv_upstream_conf_t **)pv_conf_push(cx->a, &h->upstreams, &h->nupstreams, sizeof(u)) = u;

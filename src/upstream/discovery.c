@@ -237,12 +237,13 @@ static void answered(void *data, const pv_resolved_t *res)
     job_apply(j, addrs, lens, NULL, n, res->expires);
 }
 
-/* Every target of the records has answered. A tier with records none of
- * whose targets resolved is a failure (the last addresses stay). */
+/* Every target of the records has answered. As in NGINX, a target
+ * that does not exist adds nothing, but one whose look-up failed (a
+ * server failure, a timeout) leaves the line as it was. */
 static void srv_done(job_t *j)
 {
-    if (j->ntg > 0 && j->naddrs == 0 && j->tfailed) {
-        job_failed(j, PV_RESOLVE_NOTFOUND);
+    if (j->tfailed) {
+        job_failed(j, j->tfailed);
         return;
     }
     job_apply(j, j->addrs, j->lens, j->weights, j->naddrs, j->expires);
@@ -262,8 +263,8 @@ static void target_answered(void *data, const pv_resolved_t *res)
         }
         if (res->expires < j->expires)
             j->expires = res->expires;
-    } else {
-        j->tfailed = 1;
+    } else if (res->status != PV_RESOLVE_NOTFOUND) {
+        j->tfailed = res->status;
     }
     if (--j->pending == 0)
         srv_done(j);
@@ -275,6 +276,11 @@ static void srv_answered(void *data, const pv_resolved_t *res)
 {
     job_t *j = data;
     j->wait = NULL;
+    if (res->status == PV_RESOLVE_NOTFOUND) {
+        /* no records (NXDOMAIN, or none of the type): no servers, as NGINX */
+        job_apply(j, NULL, NULL, NULL, 0, res->expires);
+        return;
+    }
     if (res->status != PV_RESOLVE_OK) {
         job_failed(j, res->status);
         return;
@@ -296,7 +302,7 @@ static void srv_answered(void *data, const pv_resolved_t *res)
         *t = (target_t){.j = j, .port = rec->port, .weight = rec->weight};
         j->pending++;
         if (pv_resolve(r, rec->target, j->timeout, target_answered, t, &t->wait) == PV_ERR) {
-            j->tfailed = 1;
+            j->tfailed = PV_RESOLVE_ERROR;
             j->pending--;
         }
     }
@@ -355,8 +361,8 @@ static int build(pv_worker_t *w, pv_wgen_t *g, disc_t *d)
                    cf->servers[i + j->n].resolve_first == i)
                 j->n++;
             j->s = s;
-            j->rc = h->conf.resolver;
-            j->timeout = h->conf.resolver_timeout;
+            j->rc = cf->resolver ? cf->resolver : h->conf.resolver;
+            j->timeout = cf->resolver_timeout != PV_UNSET ? cf->resolver_timeout : h->conf.resolver_timeout;
         }
     }
     /* timers only once the array stops moving */

@@ -92,6 +92,8 @@ def check(tmp_path, http_level):
     ("resolver 127.0.0.1; upstream u { server app.test service= resolve; }",
      'invalid service "" in upstream "app.test"'),
     ("upstream u { server app.test service=http resolve; }", 'no resolver defined to resolve names in upstream "u"'),
+    ("upstream u { server app.test resolve; resolver 127.0.0.1; resolver 127.0.0.2; }",
+     '"resolver" directive is duplicate'),
     ("resolver 127.0.0.1; upstream u { server app.test resolve weight=0; }", 'invalid parameter "weight=0"'),
 ])
 def test_check_errors(tmp_path, http_level, words):
@@ -204,3 +206,30 @@ def test_service_srv_records(portvakt, dns):
     finally:
         for u in (a, b, c, b2):
             u.stop()
+
+
+UPS_RESOLVER_CONF = """
+http {
+    resolver 127.0.0.1:1 valid=1s;
+    upstream app {
+        server app.test:@UP@ resolve;
+        resolver 127.0.0.1:@DNS@ valid=1s;
+        resolver_timeout 5s;
+    }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Up $upstream_addr always;
+        location / { proxy_pass http://app; }
+    }
+}
+"""
+
+
+def test_resolver_in_the_upstream_block(portvakt, dns, ups):
+    """`resolver` in an upstream block (NGINX 1.27.3): its resolve lines
+    ask that one, not the http level's (which answers nothing here)."""
+    a = ups[0]
+    dns.set("app.test", (A, "127.0.0.1", 1))
+    gw = portvakt(UPS_RESOLVER_CONF, GW=free_port(), UP=a.port, DNS=dns.port)
+    wait_for(lambda: get(gw) == (200, "127.0.0.1:%d" % a.port), timeout=15, what="the upstream's resolver")
+    assert dns.count("app.test") >= 1
