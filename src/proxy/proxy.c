@@ -374,14 +374,6 @@ static void buffer_body(pv_proxy_t *px)
     start_upstream(px);
 }
 
-/* A server of the upstream may have come free: pick again. */
-static void queue_retry(pv_upwait_t *w)
-{
-    pv_proxy_t *px = (pv_proxy_t *)((char *)w - offsetof(pv_proxy_t, qwait));
-    px->picking = 0; /* a fresh selection, as for a request that just came */
-    start_upstream(px);
-}
-
 /* Pick a server and a connection, queue the request and start writing. */
 static void start_upstream(pv_proxy_t *px)
 {
@@ -406,7 +398,7 @@ static void start_upstream(pv_proxy_t *px)
     if (first)
         px->start_ns = px->r->utry->start_ns; /* the exchange's clock starts with its first try, as NGINX's */
     if (s < 0) {
-        if (!pv_proxy_queue_wait(px, queue_retry))
+        if (!pv_proxy_queue_wait(px, start_upstream))
             upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;
     }

@@ -64,6 +64,7 @@ typedef struct pv_proxy_s {
     uint8_t picking;             /* pick was initialised for this exchange */
     uint8_t dyn;                 /* PV_PROXY_DYN_*: what a run-time target (target.c) holds */
     pv_upwait_t qwait;           /* its place in the upstream's `queue` while it waits for a server */
+    void (*qagain)(struct pv_proxy_s *px); /* picks again when a queued server may be free */
     /* not cleared per request: clear when the state is made, and left so by pv_pipe_end() */
     pv_pipe_t pipe;              /* the response body's way to the client (proxy_buffering) */
     /* set up by pv_uresp_init() for each attempt */
@@ -97,10 +98,10 @@ static inline int pv_proxy_idempotent(int m)
 /* Add item to the ", "-separated list in dst of cap bytes (select.c). */
 void pv_proxy_append_list(char *dst, size_t cap, const char *item);
 /* No server can be picked for the first try of px (select.c): whether it
- * waits in the upstream's `queue` (or waits already), retry being called
+ * waits in the upstream's `queue` (or waits already), again(px) being called
  * when a server may have come free. Not when the queue is full (502),
  * nor when health checks hold every server out (503 with Retry-After). */
-int pv_proxy_queue_wait(pv_proxy_t *px, void (*retry)(pv_upwait_t *w));
+int pv_proxy_queue_wait(pv_proxy_t *px, void (*again)(pv_proxy_t *px));
 /* Start choosing servers for the exchange (select.c); -1 out of memory. */
 int pv_proxy_pick_init(pv_proxy_t *px);
 /* The TLS server name of a connection about to open: proxy_ssl_name with

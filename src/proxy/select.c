@@ -142,14 +142,23 @@ static void queue_expired(pv_upwait_t *w)
     pv_proxy_answer_failure(px, PV_UPF_NO_LIVE);
 }
 
-int pv_proxy_queue_wait(pv_proxy_t *px, void (*retry)(pv_upwait_t *w))
+/* A server of the upstream may have come free: pick again. */
+static void queue_retry(pv_upwait_t *w)
+{
+    pv_proxy_t *px = (pv_proxy_t *)((char *)w - offsetof(pv_proxy_t, qwait));
+    px->picking = 0; /* a fresh selection, as for a request that just came */
+    px->qagain(px);
+}
+
+int pv_proxy_queue_wait(pv_proxy_t *px, void (*again)(pv_proxy_t *px))
 {
     pv_upool_t *pool = px->pool;
     if (px->qwait.queued)
         return 1;
     if (!pool->cf->queue || px->pick.picks > 0 || pv_health_retry_after(pool))
         return 0;
-    px->qwait.retry = retry;
+    px->qagain = again;
+    px->qwait.retry = queue_retry;
     px->qwait.expired = queue_expired;
     if (pv_upqueue_join(pool, &px->qwait) < 0) {
         pv_log_r(&px->hr->r, PV_LOG_ERR, "queue is full in upstream \"%s\", client: %s", pool->cf->name,
