@@ -73,8 +73,8 @@ static int redis_addr(pv_conf_ctx_t *cx, const char *s, size_t len, int dflt, pv
     return PV_OK;
 }
 
-/* The password: the file's first line, read now; never logged. */
-static int redis_password(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *file, pv_redis_target_t *t)
+/* The password: the file's first line, read now into *out; never logged. */
+static int redis_password(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *file, const char **out)
 {
     char err[512];
     size_t len;
@@ -89,7 +89,7 @@ static int redis_password(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const cha
         free(buf);
         return pv_conf_error(cx, &nd->src, "no password in the first line of \"%s\"", file);
     }
-    t->password = pv_arena_strndup(cx->a, buf, n);
+    *out = pv_arena_strndup(cx->a, buf, n);
     OPENSSL_cleanse(buf, len);
     free(buf);
     return PV_OK;
@@ -117,7 +117,13 @@ static int redis_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *
             return pv_conf_error(cx, &nd->src, "empty redis_user");
         t->user = pv_arena_strdup(cx->a, v);
     } else if ((v = pv_conf_param(a, "redis_password_file"))) {
-        return redis_password(cx, nd, v, t);
+        return redis_password(cx, nd, v, &t->password);
+    } else if ((v = pv_conf_param(a, "redis_sentinel_user"))) {
+        if (!*v)
+            return pv_conf_error(cx, &nd->src, "empty redis_sentinel_user");
+        t->sentinel_user = pv_arena_strdup(cx->a, v);
+    } else if ((v = pv_conf_param(a, "redis_sentinel_password_file"))) {
+        return redis_password(cx, nd, v, &t->sentinel_password);
     } else if ((v = pv_conf_param(a, "redis_master"))) {
         if (!*v)
             return pv_conf_error(cx, &nd->src, "empty redis_master");
@@ -152,6 +158,11 @@ static int redis_check(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_red
         return pv_conf_error(cx, &nd->src, "\"redis_master\" needs \"redis_sentinel\"");
     if (t->user && !t->password)
         return pv_conf_error(cx, &nd->src, "\"redis_user\" needs \"redis_password_file\"");
+    if (t->sentinel_user && !t->sentinel_password)
+        return pv_conf_error(cx, &nd->src, "\"redis_sentinel_user\" needs \"redis_sentinel_password_file\"");
+    if ((t->sentinel_user || t->sentinel_password) && !t->nsentinels)
+        return pv_conf_error(cx, &nd->src, "\"%s\" needs \"redis_sentinel\"",
+                             t->sentinel_user ? "redis_sentinel_user" : "redis_sentinel_password_file");
     if (!server && !t->nsentinels && (fail || t->db || t->user || t->password))
         return pv_conf_error(cx, &nd->src, "\"%s\" needs \"redis\" or \"redis_sentinel\"",
                              fail ? "redis_fail" : t->db ? "redis_db" : t->user ? "redis_user"

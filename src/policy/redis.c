@@ -435,7 +435,9 @@ static void login_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (!rep || rep->type != REDIS_REPLY_ERROR)
         return;
     pv_log(PV_LOG_ERR, "redis %s: %s failed: %s", r->name, what, rep->str);
-    drop(r, what[0] == 'A' ? "redis AUTH failed" : "redis SELECT failed");
+    drop(r, strcmp(what, "AUTH") == 0            ? "redis AUTH failed"
+            : strcmp(what, "Sentinel AUTH") == 0 ? "redis Sentinel AUTH failed"
+                                                 : "redis SELECT failed");
 }
 
 /* With Sentinel, the server must still be the master (a demoted one may
@@ -481,20 +483,24 @@ static void sentinel_cb(redisAsyncContext *ac, void *reply, void *priv)
     drop(r, "redis Sentinel has no master");
 }
 
+/* AUTH [user] password on ac; what names it in the log ("AUTH" for the
+ * server, "Sentinel AUTH"). */
+static int send_auth(redisAsyncContext *ac, const char *user, const char *password, const char *what)
+{
+    const char *argv[3] = {"AUTH", user, password};
+    size_t lens[3] = {4, user ? strlen(user) : 0, strlen(password)};
+    if (!user) {
+        argv[1] = argv[2];
+        lens[1] = lens[2];
+    }
+    return redisAsyncCommandArgv(ac, login_cb, (void *)what, user ? 3 : 2, argv, lens) == REDIS_OK ? PV_OK : PV_ERR;
+}
+
 /* What a new connection to the server sends before any check. */
 static int login(pv_redis_t *r, redisAsyncContext *ac)
 {
-    if (r->t.password) {
-        const char *argv[3] = {"AUTH", r->t.user, r->t.password};
-        size_t lens[3] = {4, r->t.user ? strlen(r->t.user) : 0, strlen(r->t.password)};
-        int n = r->t.user ? 3 : 2;
-        if (!r->t.user) {
-            argv[1] = argv[2];
-            lens[1] = lens[2];
-        }
-        if (redisAsyncCommandArgv(ac, login_cb, "AUTH", n, argv, lens) != REDIS_OK)
-            return PV_ERR;
-    }
+    if (r->t.password && send_auth(ac, r->t.user, r->t.password, "AUTH") != PV_OK)
+        return PV_ERR;
     if (r->t.db && redisAsyncCommand(ac, login_cb, "SELECT", "SELECT %d", r->t.db) != REDIS_OK)
         return PV_ERR;
     if (r->t.nsentinels && redisAsyncCommand(ac, role_cb, NULL, "ROLE") != REDIS_OK)
@@ -592,8 +598,10 @@ static void connect_now(pv_redis_t *r)
     }
     pv_timer_set(r->loop, &r->timer, r->connect_ms);
     if (r->asking) {
-        if (redisAsyncCommand(ac, sentinel_cb, NULL, "SENTINEL get-master-addr-by-name %s", r->t.master) !=
-            REDIS_OK)
+        if ((r->t.sentinel_password &&
+             send_auth(ac, r->t.sentinel_user, r->t.sentinel_password, "Sentinel AUTH") != PV_OK) ||
+            redisAsyncCommand(ac, sentinel_cb, NULL, "SENTINEL get-master-addr-by-name %s", r->t.master) !=
+                REDIS_OK)
             drop(r, "cannot queue the Sentinel query");
         return;
     }
@@ -612,7 +620,8 @@ int pv_redis_target_eq(const pv_redis_target_t *a, const pv_redis_target_t *b)
 {
     if (!str_eq(a->addr.host, b->addr.host) || a->addr.port != b->addr.port || !str_eq(a->unix_path, b->unix_path) ||
         a->nsentinels != b->nsentinels || !str_eq(a->master, b->master) || a->db != b->db ||
-        !str_eq(a->user, b->user) || !str_eq(a->password, b->password))
+        !str_eq(a->user, b->user) || !str_eq(a->password, b->password) ||
+        !str_eq(a->sentinel_user, b->sentinel_user) || !str_eq(a->sentinel_password, b->sentinel_password))
         return 0;
     for (int i = 0; i < a->nsentinels; i++)
         if (!str_eq(a->sentinels[i].host, b->sentinels[i].host) || a->sentinels[i].port != b->sentinels[i].port)
@@ -629,9 +638,13 @@ static void target_free(pv_redis_target_t *t)
     free((pv_redis_addr_t *)t->sentinels);
     free((char *)t->master);
     free((char *)t->user);
-    if (t->password)
-        OPENSSL_cleanse((char *)t->password, strlen(t->password));
-    free((char *)t->password);
+    free((char *)t->sentinel_user);
+    for (int i = 0; i < 2; i++) {
+        char *pw = (char *)(i ? t->sentinel_password : t->password);
+        if (pw)
+            OPENSSL_cleanse(pw, strlen(pw));
+        free(pw);
+    }
 }
 
 static int dup_str(const char **dst, const char *src)
@@ -644,7 +657,8 @@ static int target_copy(pv_redis_target_t *d, const pv_redis_target_t *t)
 {
     *d = (pv_redis_target_t){.addr.port = t->addr.port, .db = t->db};
     int bad = dup_str(&d->addr.host, t->addr.host) | dup_str(&d->unix_path, t->unix_path) |
-              dup_str(&d->master, t->master) | dup_str(&d->user, t->user) | dup_str(&d->password, t->password);
+              dup_str(&d->master, t->master) | dup_str(&d->user, t->user) | dup_str(&d->password, t->password) |
+              dup_str(&d->sentinel_user, t->sentinel_user) | dup_str(&d->sentinel_password, t->sentinel_password);
     if (t->nsentinels) {
         pv_redis_addr_t *s = calloc((size_t)t->nsentinels, sizeof(*s));
         d->sentinels = s;

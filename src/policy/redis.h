@@ -4,6 +4,7 @@
  *                  [redis_db=N] [redis_user=NAME] [redis_password_file=FILE]
  *                  [redis_fail=open|closed]
  *   ... redis_sentinel=HOST:PORT[,HOST:PORT...] redis_master=NAME (instead of redis=)
+ *       [redis_sentinel_user=NAME] [redis_sentinel_password_file=FILE]
  *
  * Each worker thread owns one pv_redis_t per Redis server: a hiredis
  * asynchronous connection driven by the worker's own event loop. A check
@@ -61,6 +62,8 @@ typedef struct pv_redis_target_s {
     int db;                      /* SELECT db when not 0 */
     const char *user;            /* AUTH user, or NULL (the default user) */
     const char *password;        /* AUTH password, or NULL; never logged */
+    const char *sentinel_user;   /* the Sentinels' AUTH user, or NULL */
+    const char *sentinel_password; /* the Sentinels' AUTH password, or NULL */
 } pv_redis_target_t;
 
 /* 1 when a and b name the same server with the same login. */
@@ -72,7 +75,8 @@ const pv_redis_target_t *pv_redis_target(const pv_redis_t *r);
  * names (of the server or the Sentinels) are resolved here, once (a name
  * would otherwise block the loop on every reconnect). A new connection
  * sends AUTH and SELECT when configured, and with Sentinel asks a
- * Sentinel for the master's address first and checks ROLE: a connection
+ * Sentinel for the master's address first (after an AUTH of its own when
+ * the Sentinels have a password) and checks ROLE: a connection
  * lost or refused by a demoted master asks again, so a failover is
  * followed. NULL if a name does not resolve or memory runs out. */
 pv_redis_t *pv_redis_new(pv_loop_t *loop, const pv_redis_target_t *t);

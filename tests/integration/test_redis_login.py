@@ -1,7 +1,7 @@
 """A production Redis behind the cluster-wide limit_req zones: AUTH with
 a password read from a file (and an ACL user), a database number, a Unix
-socket, and a master found through Redis Sentinel that is followed across
-a failover. Each runs against real redis-server processes on loopback.
+socket, a master found through Redis Sentinel that is followed across
+a failover, and Sentinels that require AUTH themselves. Each runs against real redis-server processes on loopback.
 
 The zone allows 6r/m with burst=2 nodelay and redis_fail=closed: three
 requests of a key pass, the fourth is refused with 429, and while Redis
@@ -111,24 +111,27 @@ def test_unix_socket(portvakt, upstream, tmp_path):
 
 
 class Sentinel:
-    """redis-server in Sentinel mode watching one master."""
+    """redis-server in Sentinel mode watching one master; `extra` are more
+    lines of its config (requirepass, auth-pass), `cli` what redis-cli
+    needs to log in to it."""
 
-    def __init__(self, workdir, master_port):
+    def __init__(self, workdir, master_port, extra="", cli=()):
         self.port = free_port()
+        self.cli = list(cli)
         conf = os.path.join(str(workdir), "sentinel.conf")
         with open(conf, "w") as f:
             f.write("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\n"
                     "sentinel monitor mymaster 127.0.0.1 %d 1\n"
                     "sentinel down-after-milliseconds mymaster 1000\n"
-                    "sentinel failover-timeout mymaster 3000\n" % (self.port, workdir, master_port))
+                    "sentinel failover-timeout mymaster 3000\n%s" % (self.port, workdir, master_port, extra))
         self.log = open(os.path.join(str(workdir), "sentinel.log"), "wb")
         self.proc = subprocess.Popen(["redis-server", conf, "--sentinel"], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: self.master() == master_port, timeout=10, what="sentinel up")
 
     def master(self):
-        out = subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "SENTINEL",
-                              "get-master-addr-by-name", "mymaster"],
+        out = subprocess.run(["redis-cli", "--no-auth-warning", "-p", str(self.port)] + self.cli +
+                             ["--raw", "SENTINEL", "get-master-addr-by-name", "mymaster"],
                              capture_output=True, text=True, timeout=5).stdout.split()
         return int(out[1]) if len(out) == 2 else None
 
@@ -171,6 +174,67 @@ def test_sentinel_master_followed_across_a_failover(portvakt, upstream, tmp_path
         master.stop()
 
 
+def with_sentinel_password(tmp_path, body):
+    """A master and a Sentinel that both require a password (the Sentinel
+    one with an ACL user "gw" too); body(master, sentinel) runs between."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "s").mkdir()
+    master = RedisServer(tmp_path / "m", args=["--requirepass", "master-pw"], password="master-pw").start()
+    sentinel = None
+    try:
+        sentinel = Sentinel(tmp_path / "s", master.port,
+                            "sentinel auth-pass mymaster master-pw\nrequirepass sentinel-pw\n"
+                            "user gw on >gw-sentinel-pw +@all\n", cli=["-a", "sentinel-pw"])
+        # the Sentinel refuses a question without AUTH
+        out = subprocess.run(["redis-cli", "-p", str(sentinel.port), "--raw", "SENTINEL",
+                              "get-master-addr-by-name", "mymaster"], capture_output=True, text=True, timeout=5)
+        assert "NOAUTH" in out.stdout + out.stderr, out
+        body(master, sentinel)
+    finally:
+        if sentinel:
+            sentinel.stop()
+        master.stop()
+
+
+@pytest.mark.parametrize("user", ["", "gw"], ids=["password", "acl_user"])
+def test_sentinel_with_a_password(portvakt, upstream, tmp_path, user):
+    def body(master, sentinel):
+        (tmp_path / "sp").write_text(("gw-sentinel-pw" if user else "sentinel-pw") + "\n")
+        gw = gateway_for(portvakt, upstream,
+                         "redis_sentinel=127.0.0.1:%d redis_master=mymaster redis_password_file=%s "
+                         "redis_sentinel_password_file=%s%s"
+                         % (sentinel.port, password_file(tmp_path, "master-pw"), tmp_path / "sp",
+                            " redis_sentinel_user=" + user if user else ""))
+        probes = iter(range(1000))
+        wait_for(lambda: send(gw, "probe%d" % next(probes), 1) == [200], timeout=10,
+                 what="a check through the master the Sentinel named")
+        assert send(gw, "s") == LIMITED
+        assert "pv:lr:shared:s" in keys("-p", str(master.port), "-a", "master-pw")
+        log = gw.stderr()
+        assert "sentinel-pw" not in log and "master-pw" not in log, log
+
+    with_sentinel_password(tmp_path, body)
+
+
+@pytest.mark.parametrize("params", ["", "redis_sentinel_password_file=@WRONG@"], ids=["none", "wrong"])
+def test_sentinel_password_missing_or_wrong(portvakt, upstream, tmp_path, params):
+    def body(master, sentinel):
+        wrong = tmp_path / "wrong"
+        wrong.write_text("not-the-sentinel-pw\n")
+        gw = gateway_for(portvakt, upstream,
+                         "redis_sentinel=127.0.0.1:%d redis_master=mymaster redis_password_file=%s %s"
+                         % (sentinel.port, password_file(tmp_path, "master-pw"),
+                            params.replace("@WRONG@", str(wrong))))
+        # redis_fail=closed: no master, every request refused
+        assert send(gw, "x") == [429] * 4
+        want = "Sentinel AUTH failed" if params else "NOAUTH"
+        wait_for(lambda: want in gw.stderr(), what="the Sentinel's refusal logged")
+        assert "not-the-sentinel-pw" not in gw.stderr()
+        assert keys("-p", str(master.port), "-a", "master-pw") == set()
+
+    with_sentinel_password(tmp_path, body)
+
+
 @pytest.mark.parametrize("params,words", [
     ("redis=127.0.0.1:1 redis_sentinel=127.0.0.1:2 redis_master=m",
      '"redis" and "redis_sentinel" are exclusive'),
@@ -183,10 +247,19 @@ def test_sentinel_master_followed_across_a_failover(portvakt, upstream, tmp_path
     ("redis=127.0.0.1:1 redis=127.0.0.1:2", 'duplicate "redis" parameter'),
     ("redis=127.0.0.1:1 redis_password_file=/nonexistent/pw", '/nonexistent/pw'),
     ("redis_sentinel=127.0.0.1:2,:x redis_master=m", 'invalid redis_sentinel address ":x"'),
+    ("redis_sentinel=127.0.0.1:2 redis_master=m redis_sentinel_user=u",
+     '"redis_sentinel_user" needs "redis_sentinel_password_file"'),
+    ("redis=127.0.0.1:1 redis_sentinel_password_file=@PW@",
+     '"redis_sentinel_password_file" needs "redis_sentinel"'),
+    ("redis_sentinel=127.0.0.1:2 redis_master=m redis_sentinel_user=", 'empty redis_sentinel_user'),
+    ("redis_sentinel=127.0.0.1:2 redis_master=m redis_sentinel_password_file=/nonexistent/spw",
+     '/nonexistent/spw'),
 ])
 def test_parameter_errors(tmp_path, params, words):
+    pw = password_file(tmp_path, "pw")
     conf = tmp_path / "t.conf"
-    conf.write_text("events {}\nhttp { limit_req_zone $uri zone=z:1m rate=1r/s %s; }\n" % params)
+    conf.write_text("events {}\nhttp { limit_req_zone $uri zone=z:1m rate=1r/s %s; }\n"
+                    % params.replace("@PW@", str(pw)))
     p = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
     assert p.returncode == 1 and words in p.stderr and "t.conf:2" in p.stderr, p.stderr
 
