@@ -269,6 +269,10 @@ def test_compose_file_follows_the_brief():
     assert set(svcs["portvakt"]["depends_on"]) == {"auth", "inventory", "redis"}
     assert set(svcs["inventory"]["depends_on"]) == {"database"}
     assert svcs["portvakt"]["ports"] == ["80:80", "443:443"]
+    # the gateway's healthcheck is its readiness endpoint
+    assert svcs["portvakt"]["healthcheck"]["test"][-1] == "http://127.0.0.1:8081/readyz"
+    with open(os.path.join(ROOT, "deploy", "compose", "portvakt.conf")) as f:
+        assert re.search(r"listen 127\.0\.0\.1:8081;.*location = /readyz \{ portvakt_ready; \}", f.read(), re.S)
     assert doc["networks"]["internal"]["internal"] is True
     for name, s in svcs.items():
         nets = s["networks"]
@@ -298,4 +302,15 @@ def test_dockerfile():
     final = text[text.rindex("FROM scratch"):]
     assert re.search(r"^USER 999:999$", final, re.M)
     assert re.search(r"^STOPSIGNAL SIGTERM$", final, re.M)
-    assert re.search(r"^HEALTHCHECK ", final, re.M)
+    # the build stage has every library the binary links (setup.sh's
+    # -dev packages but those of the tests)
+    with open(os.path.join(ROOT, "scripts", "setup.sh")) as f:
+        devs = set(re.findall(r"\b((?:lib|zlib)[a-z0-9.+-]*-dev)\b", f.read())) - {"libcmocka-dev", "libclang-rt-dev"}
+    build = text[:text.rindex("FROM scratch")]
+    assert not {d for d in devs if not re.search(r"\s%s\s" % re.escape(d), build)}, devs
+    # the image's healthcheck: the default config's readiness endpoint,
+    # with the busybox the runtime stage holds
+    assert re.search(r'^HEALTHCHECK .*\n  CMD \["/bin/busybox", "wget", .*"http://127\.0\.0\.1:8081/readyz"\]$',
+                     final, re.M)
+    with open(os.path.join(ROOT, "deploy", "portvakt.conf")) as f:
+        assert re.search(r"listen 127\.0\.0\.1:8081;.*location = /readyz \{ portvakt_ready; \}", f.read(), re.S)
