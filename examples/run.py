@@ -2,14 +2,22 @@
 
     make run            (or: /usr/bin/python3 examples/run.py)
 
-Picks free loopback ports, writes build/example/gateway.conf from
-examples/gateway.conf, starts an "auth" and an "inventory" service on
-127.0.0.1, then build/portvakt in the foreground. Ctrl-C stops everything;
-so does a SIGTERM to make, or to this process.
+Writes build/example/demo.conf from examples/demo.conf (ports 8080 and
+8443 when they are free, others with a note when not), a TLS certificate
+for 127.0.0.1 and localhost at the first run (openssl), the JWT key the
+auth service signs with and an API key; starts an "auth" and an
+"inventory" service on 127.0.0.1 and build/portvakt in the foreground,
+and prints curl lines that show what the gateway does. Ctrl-C stops
+everything; so does a SIGTERM to make, or to this process.
+
+    examples/run.py --any-ports --dir DIR     free ports only, files in DIR
+                                              (the integration test)
 """
 
+import argparse
 import base64
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -22,15 +30,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("PORTVAKT", os.path.join(ROOT, "build", "portvakt"))
-TEMPLATE = os.path.join(ROOT, "examples", "gateway.conf")
-OUTDIR = os.path.join(ROOT, "build", "example")
+TEMPLATE = os.path.join(ROOT, "examples", "demo.conf")
 
 ITEMS = {
     "1": {"id": "1", "name": "ski wax", "stock": 12},
     "2": {"id": "2", "name": "wool socks", "stock": 40},
     "3": {"id": "3", "name": "head torch", "stock": 0},
 }
-SECRET = os.urandom(16)
+SECRET = os.urandom(32)  # HS256 wants a key of 32 bytes or more
 
 
 def free_port(want=0):
@@ -72,6 +79,7 @@ class Service(BaseHTTPRequestHandler):
         return {
             "service": self.service,
             "path": self.path,
+            "x_user": self.headers.get("X-User"),
             "x_real_ip": self.headers.get("X-Real-IP"),
             "x_forwarded_for": self.headers.get("X-Forwarded-For"),
             "host": self.headers.get("Host"),
@@ -92,18 +100,34 @@ class Service(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def make_token(user):
-    sig = hashlib.sha256(SECRET + user.encode()).hexdigest()[:32]
-    return base64.urlsafe_b64encode(user.encode()).decode().rstrip("=") + "." + sig
+    """An HS256 JWT for user, valid for an hour: what the gateway's
+    auth_jwt checks on the inventory routes."""
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "demo"}).encode())
+    now = int(time.time())
+    body = b64url(json.dumps({"sub": user, "iat": now, "exp": now + 3600}).encode())
+    sig = hmac.new(SECRET, (head + "." + body).encode(), hashlib.sha256).digest()
+    return head + "." + body + "." + b64url(sig)
 
 
 def check_token(token):
     try:
-        user_part, sig = token.split(".", 1)
-        user = base64.urlsafe_b64decode(user_part + "=" * (-len(user_part) % 4)).decode()
-    except ValueError:
+        head, body, sig = token.split(".")
+        want = hmac.new(SECRET, (head + "." + body).encode(), hashlib.sha256).digest()
+        claims = json.loads(b64url_decode(body))
+        if not hmac.compare_digest(b64url_decode(sig), want) or claims["exp"] < time.time():
+            return None
+        return str(claims["sub"])
+    except (ValueError, KeyError, TypeError):
         return None
-    return user if make_token(user) == token else None
 
 
 class Auth(Service):
@@ -155,63 +179,119 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
-def main():
-    if not os.access(BINARY, os.X_OK):
-        sys.exit("build/portvakt is missing: run `make` first")
-    ports = {"PORT_A": free_port(), "PORT_B": free_port(), "PORT_GW": free_port(8080)}
-    note = "" if ports["PORT_GW"] == 8080 else \
-        "(port 8080 is taken on this machine: using %d)\n" % ports["PORT_GW"]
-    text = open(TEMPLATE).read()
-    for k, v in ports.items():
-        text = text.replace(k, str(v))
-    os.makedirs(OUTDIR, exist_ok=True)
-    conf = os.path.join(OUTDIR, "gateway.conf")
-    with open(conf, "w") as f:
-        f.write(text)
+def make_files(outdir):
+    """The TLS certificate (kept from an earlier run), the JWK set with
+    this run's signing key, and an API key. Returns (api key, note)."""
+    tls = os.path.join(outdir, "tls")
+    os.makedirs(tls, exist_ok=True)
+    cert, key = os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem")
+    note = "from an earlier run"
+    if not (os.path.exists(cert) and os.path.exists(key)):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-days", "825", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        note = "made now"
+    with open(os.path.join(outdir, "jwks.json"), "w") as f:
+        json.dump({"keys": [{"kty": "oct", "kid": "demo", "alg": "HS256", "k": b64url(SECRET)}]}, f)
+    api_key = "demo-" + os.urandom(8).hex()
+    with open(os.path.join(outdir, "api-keys"), "w") as f:
+        f.write("%s demo-client\n" % api_key)
+    return api_key, note
 
-    services = [serve(Auth, ports["PORT_A"]), serve(Inventory, ports["PORT_B"])]
-    parent = os.getppid()
+
+def pick_ports(any_ports):
+    """The gateway's 8080 and 8443 (or free ones, with a note), and free
+    ports for the services."""
+    ports = {"PORT_A": free_port(), "PORT_B": free_port(),
+             "PORT_GW": free_port(0 if any_ports else 8080), "PORT_TLS": free_port(0 if any_ports else 8443)}
+    note = ""
+    for k, want in (("PORT_GW", 8080), ("PORT_TLS", 8443)):
+        if not any_ports and ports[k] != want:
+            note += "(port %d is taken on this machine: using %d)\n" % (want, ports[k])
+    return ports, note
+
+
+def start_gateway(conf, ports, services):
     gw = subprocess.Popen([BINARY, "-c", conf], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-    deadline = time.monotonic() + 5
-    while True:
-        if gw.poll() is not None:
-            for s in services:
-                s.shutdown()
-            sys.exit("portvakt exited with %s (config: %s)" % (gw.returncode, conf))
-        try:
-            socket.create_connection(("127.0.0.1", ports["PORT_GW"]), 0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                gw.kill()
-                sys.exit("portvakt did not start listening")
-            time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    for p in (ports["PORT_GW"], ports["PORT_TLS"]):
+        while True:
+            if gw.poll() is not None:
+                for s in services:
+                    s.shutdown()
+                sys.exit("portvakt exited with %s (config: %s)" % (gw.returncode, conf))
+            try:
+                socket.create_connection(("127.0.0.1", p), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    gw.kill()
+                    sys.exit("portvakt did not start listening")
+                time.sleep(0.05)
+    return gw
 
-    base = "http://127.0.0.1:%d" % ports["PORT_GW"]
-    print("""
-%(note)sportvakt is listening on %(base)s  (config: %(conf)s)
+
+USAGE = """
+%(note)sportvakt is listening on %(base)s and %(tls)s  (config: %(conf)s)
   auth service      127.0.0.1:%(a)d  behind /api/auth/
-  inventory service 127.0.0.1:%(b)d  behind /api/inventory/
+  inventory service 127.0.0.1:%(b)d  behind /api/inventory/ (JWT or API key)
+                                     and /api/limited/ (rate limited)
 
 Try:
   curl -s -X POST %(base)s/api/auth/login -H 'Content-Type: application/json' -d '{"user":"ada"}'
   TOKEN=$(curl -s -X POST %(base)s/api/auth/login -d '{"user":"ada"}' | sed -n 's/.*"token": "\\([^"]*\\)".*/\\1/p')
   curl -s %(base)s/api/auth/verify -H "Authorization: Bearer $TOKEN"
-  curl -s %(base)s/api/inventory/items
-  curl -s %(base)s/api/inventory/items/2
+  curl -si %(base)s/api/inventory/items          (401: a JWT or an API key is needed)
+  curl -s %(base)s/api/inventory/items -H "Authorization: Bearer $TOKEN"
+  curl -s %(base)s/api/inventory/items/2 -H 'X-API-Key: %(key)s'
+  for i in 1 2 3 4; do curl -s -o /dev/null -w '%%{http_code} ' %(base)s/api/limited/items; done; echo          (3 pass, then 429)
+  curl -si %(base)s/api/limited/items | grep -iE '^(HTTP|RateLimit|Retry-After)'          (429, with RateLimit headers)
+  curl -s --cacert %(cert)s %(tls)s/api/inventory/items/2 -H "Authorization: Bearer $TOKEN"
+  curl -s %(base)s/metrics | grep -E '^portvakt_(auth|limit_req)_'
+  curl -s %(base)s/readyz
   curl -si %(base)s/api/auth          (301 to /api/auth/)
   curl -si %(base)s/nowhere           (404)
 
-The services echo the X-Real-IP / X-Forwarded-For they received and the
-address the gateway connected from: repeat a request and the port stays the
-same, because the gateway reuses its upstream connections.
+The dashboard: open %(base)s/dashboard in a browser.
+The TLS certificate (%(cert_note)s): %(cert)s
+The services echo the X-Real-IP / X-Forwarded-For / X-User they received
+and the address the gateway connected from: repeat a request and the port
+stays the same, because the gateway reuses its upstream connections.
 
 portvakt doctor on this host: %(doctor)s
-  (build/portvakt doctor -c %(conf)s explains each check)
+  (%(binary)s doctor -c %(conf)s explains each check)
 
 Access log below. Ctrl-C stops everything.
-""" % {"base": base, "conf": conf, "a": ports["PORT_A"], "b": ports["PORT_B"], "note": note,
-       "doctor": doctor_verdict(conf)})
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description="portvakt's example gateway with two demo services")
+    ap.add_argument("--any-ports", action="store_true", help="free ports only, not 8080 and 8443")
+    ap.add_argument("--dir", default=os.path.join(ROOT, "build", "example"), help="where to write its files")
+    args = ap.parse_args()
+    if not os.access(BINARY, os.X_OK):
+        sys.exit("build/portvakt is missing: run `make` first")
+    outdir = os.path.abspath(args.dir)
+    os.makedirs(outdir, exist_ok=True)
+    ports, note = pick_ports(args.any_ports)
+    api_key, cert_note = make_files(outdir)
+    text = open(TEMPLATE).read().replace("DIR/", outdir + "/")
+    for k, v in ports.items():
+        text = text.replace(k, str(v))
+    conf = os.path.join(outdir, "demo.conf")
+    with open(conf, "w") as f:
+        f.write(text)
+
+    services = [serve(Auth, ports["PORT_A"]), serve(Inventory, ports["PORT_B"])]
+    parent = os.getppid()
+    gw = start_gateway(conf, ports, services)
+    print(USAGE % {"base": "http://127.0.0.1:%d" % ports["PORT_GW"],
+                   "tls": "https://127.0.0.1:%d" % ports["PORT_TLS"], "conf": conf,
+                   "a": ports["PORT_A"], "b": ports["PORT_B"], "note": note, "key": api_key,
+                   "cert": os.path.join(outdir, "tls", "cert.pem"), "cert_note": cert_note,
+                   "doctor": doctor_verdict(conf), "binary": os.path.relpath(BINARY)})
     sys.stdout.flush()
 
     def stop(*_):

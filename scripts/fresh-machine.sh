@@ -234,55 +234,12 @@ for _ in $(seq 1 300); do
 done
 grep -q 'Ctrl-C stops everything' "$ROOT$RUNLOG" || { cat "$ROOT$RUNLOG"; say "make run did not start"; exit 1; }
 
-# Every line that `make run` prints under "Try:" is run as printed (its
-# "(...)" remark dropped), in one shell so that TOKEN carries over, and its
-# answer is checked. A printed line without a check here fails the job.
-cat >"$ROOT$HOMEDIR/check-run.sh" <<'EOF'
-#!/bin/sh
-set -u
-log=$1 fail=0 n=0
-want() { # want LABEL PATTERN...: every pattern is in $out
-    label=$1; shift
-    for p in "$@"; do
-        printf '%s\n' "$out" | grep -qE -- "$p" && continue
-        echo "  FAIL ($label): no /$p/ in:"; printf '%s\n' "$out" | sed 's/^/    | /'
-        fail=1; return
-    done
-    echo "  ok ($label)"
-}
-lines=$(sed -n '/^Try:/,/^$/p' "$log" | sed -n 's/^  \(curl .*\|TOKEN=.*\)$/\1/p' |
-        sed 's/  *([^()]*)$//')
-[ -n "$lines" ] || { echo "no curl lines in the output of make run"; exit 1; }
-while IFS= read -r line; do
-    n=$((n + 1))
-    printf '$ %s\n' "$line"
-    case $line in
-    TOKEN=*) eval "$line"; out=${TOKEN:-}; want token '^[A-Za-z0-9_-]+\.[0-9a-f]{32}$'; continue ;;
-    esac
-    out=$(eval "$line" 2>&1) || { echo "  FAIL: curl exited $?"; fail=1; continue; }
-    case $line in
-    *" -X POST "*/api/auth/login*) want login '"token": "[^"]+"' '"user": "ada"' '"path": "/login"' ;;
-    *"/api/auth/verify "*) want verify '"valid": true' '"user": "ada"' '"path": "/verify"' \
-                             '"x_real_ip": "127.0.0.1"' ;;
-    *"/api/inventory/items") want items '"ski wax"' '"wool socks"' '"head torch"' '"path": "/items"'
-                             first=$(printf '%s\n' "$out" | grep connection_from_gateway) ;;
-    *"/api/inventory/items/2") want item '"name": "wool socks"' '"path": "/items/2"'
-                             # same upstream connection as the request before:
-                             # the gateway keeps it (one worker, one pool)
-                             out=$(printf '%s\n' "$out" | grep connection_from_gateway)
-                             want keepalive "^$(printf '%s' "${first:-none}" | sed 's/[.]/[.]/g')\$" ;;
-    *" -si "*/api/auth) want redirect '^HTTP/1.1 301' '^Location: http://[^/]+/api/auth/' ;;
-    *" -si "*/nowhere) want not-found '^HTTP/1.1 404' ;;
-    *) echo "  FAIL: no check for this line: add one to scripts/fresh-machine.sh"; fail=1 ;;
-    esac
-done <<LINES
-$lines
-LINES
-[ "$n" -ge 7 ] || { echo "only $n lines printed, 7 expected"; fail=1; }
-exit $fail
-EOF
+# Every line that `make run` prints under "Try:" is run as printed and
+# its answer checked (scripts/check-demo.sh; the integration suite runs
+# the same check on its own run of the example). A printed line without
+# a check there fails the job.
 rc=0
-in_root sh "$HOMEDIR/check-run.sh" "$RUNLOG" || rc=$?
+in_root sh "$CLONE/scripts/check-demo.sh" "$RUNLOG" || rc=$?
 kill -TERM -- -$RUNPID 2>/dev/null || kill -TERM $RUNPID
 stopped=0
 for _ in $(seq 1 50); do kill -0 $RUNPID 2>/dev/null || { stopped=1; break; }; sleep 0.2; done
