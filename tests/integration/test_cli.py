@@ -485,3 +485,22 @@ def test_error_log_option_also_gets_the_config_errors(tmp_path):
     rc, out, err = run("-c", write(tmp_path, "gw.conf", "bogus 1;\n"), "-e", str(tmp_path / "no/such/dir.log"))
     assert rc == 1
     assert "could not open error log file" in err
+
+
+@pytest.mark.skipif(not os.path.exists("/etc/nginx/nginx.conf"), reason="no NGINX config on this machine")
+def test_check_of_debians_stock_nginx_conf(tmp_path):
+    """The README's "From NGINX" check: Debian's own nginx.conf (with its
+    mime.types, conf.d and sites-enabled includes) passes `portvakt -t`,
+    its log paths moved under tmp_path; a dynamic module it would load is
+    refused by name, with its file and line."""
+    with open("/etc/nginx/nginx.conf") as f:
+        text = f.read().replace("/var/log/nginx/", str(tmp_path) + "/")
+    assert "include /etc/nginx/modules-enabled/*.conf;" in text
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text.replace("include /etc/nginx/modules-enabled/*.conf;", ""))
+    p = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "test is successful" in p.stderr, p.stderr
+    (tmp_path / "mod.conf").write_text("load_module modules/ngx_http_echo_module.so;\n")
+    conf.write_text(text.replace("/etc/nginx/modules-enabled/*.conf", str(tmp_path / "mod.conf")))
+    p = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and 'unknown directive "load_module"' in p.stderr and "mod.conf:1" in p.stderr, p.stderr
