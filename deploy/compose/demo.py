@@ -11,6 +11,7 @@ instance served it.
 """
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -70,6 +71,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # the container's PID 1 ignores a signal it has no handler for: stop
+    # on `podman stop` / `docker stop` rather than wait for SIGKILL
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     srv = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
     srv.daemon_threads = True
     srv.serve_forever()

@@ -307,6 +307,10 @@ def test_dockerfile():
     with open(os.path.join(ROOT, "scripts", "setup.sh")) as f:
         devs = set(re.findall(r"\b((?:lib|zlib)[a-z0-9.+-]*-dev)\b", f.read())) - {"libcmocka-dev", "libclang-rt-dev"}
     build = text[:text.rindex("FROM scratch")]
+    # and every file `make install` reads
+    for path in ("Makefile", "src", "scripts/manpage.py", "README.md", "examples/gateway.conf",
+                 "deploy/portvakt.conf", "conf"):
+        assert re.search(r"^COPY %s " % re.escape(path), build, re.M), path
     assert not {d for d in devs if not re.search(r"\s%s\s" % re.escape(d), build)}, devs
     # the image's healthcheck: the default config's readiness endpoint,
     # with the busybox the runtime stage holds
