@@ -275,42 +275,6 @@ static int method_number(pv_str_t m)
     return -1;
 }
 
-/* Cookie fields, which HTTP/2 sends one per crumb, joined into one as
- * NGINX does ("a=1; b=2"). */
-static void join_cookies(pv_hreq_t *hr)
-{
-    pv_request_t *r = &hr->r;
-    int first = -1, n = 0;
-    size_t len = 0;
-    for (int i = 0; i < r->nheaders; i++)
-        if (PV_STR_IEQ(r->headers[i].name, "cookie")) {
-            if (first < 0)
-                first = i;
-            n++;
-            len += r->headers[i].value.len + 2;
-        }
-    if (n < 2)
-        return;
-    char *d = pv_arena_alloc(&hr->arena, len), *p = d;
-    int k = 0;
-    for (int i = 0; i < r->nheaders; i++) {
-        if (!PV_STR_IEQ(r->headers[i].name, "cookie")) {
-            r->headers[k++] = r->headers[i];
-            continue;
-        }
-        if (p != d) {
-            memcpy(p, "; ", 2);
-            p += 2;
-        }
-        memcpy(p, r->headers[i].value.p, r->headers[i].value.len);
-        p += r->headers[i].value.len;
-        if (i == first)
-            k++;
-    }
-    r->headers[first].value = (pv_str_t){d, (size_t)(p - d)};
-    r->nheaders = k;
-}
-
 /* RFC 9113 8.3 beyond nghttp2's checks: no userinfo in :authority, and a
  * Host field, when sent beside it, naming the same authority. 0, or -1
  * for a malformed request (reset with PROTOCOL_ERROR). */
@@ -368,7 +332,7 @@ static int h2_head(pv_hreq_t *hr)
     }
     if (st->authority.p && !host)
         r->headers[r->nheaders++] = (pv_header_t){PV_STR("host"), st->authority};
-    join_cookies(hr);
+    pv_headers_join_cookies(&hr->r, &hr->arena);
     if (cl) {
         if (pv_http_parse_content_length(cl->value, &r->content_length) != 0)
             return 400;

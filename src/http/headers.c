@@ -285,3 +285,36 @@ pv_str_t pv_http_trim_ows(pv_str_t v)
         v.len--;
     return v;
 }
+
+void pv_headers_join_cookies(pv_request_t *r, pv_arena_t *a)
+{
+    int first = -1, n = 0;
+    size_t len = 0;
+    for (int i = 0; i < r->nheaders; i++)
+        if (PV_STR_IEQ(r->headers[i].name, "cookie")) {
+            if (first < 0)
+                first = i;
+            n++;
+            len += r->headers[i].value.len + 2;
+        }
+    if (n < 2)
+        return;
+    char *d = pv_arena_alloc(a, len), *p = d;
+    int k = 0;
+    for (int i = 0; i < r->nheaders; i++) {
+        if (!PV_STR_IEQ(r->headers[i].name, "cookie")) {
+            r->headers[k++] = r->headers[i];
+            continue;
+        }
+        if (p != d) {
+            memcpy(p, "; ", 2);
+            p += 2;
+        }
+        memcpy(p, r->headers[i].value.p, r->headers[i].value.len);
+        p += r->headers[i].value.len;
+        if (i == first)
+            k++;
+    }
+    r->headers[first].value = (pv_str_t){d, (size_t)(p - d)};
+    r->nheaders = k;
+}

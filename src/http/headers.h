@@ -10,6 +10,10 @@
 #include "../core/common.h"
 #include "request.h"
 
+/* r's Cookie fields, which HTTP/2 sends one per crumb, joined into the
+ * first as NGINX does ("a=1; b=2"), the others dropped; from a. */
+void pv_headers_join_cookies(pv_request_t *r, pv_arena_t *a);
+
 /* Length of an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"). */
 #define PV_HTTP_DATE_LEN 29
 
