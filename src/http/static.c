@@ -442,11 +442,9 @@ static int preconditions(const pv_request_t *r, const pv_static_conf_t *s, pv_st
     return 304;
 }
 
-/* The 416 answer: the error page with Content-Range: bytes * /SIZE. */
-static void not_satisfiable(pv_hreq_t *hr, int64_t size)
+void pv_static_416(pv_hreq_t *hr, int64_t size)
 {
     pv_request_t *r = &hr->r;
-    pv_file_release(hr);
     char *page = pv_arena_alloc(r->arena, 512);
     ssize_t plen = pv_errpage_page(416, pv_hfilter_token(hr), page, 512);
     pv_resp_head_t h;
@@ -558,7 +556,8 @@ void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_
     if (kind == PV_RANGE_NONE && s->max_ranges > 0 && ranges && !validate)
         fld[nf++] = (pv_header_t){PV_STR("Accept-Ranges"), PV_STR("bytes")};
     if (kind == PV_RANGE_416) {
-        not_satisfiable(hr, f->size); /* an error page: the validators go */
+        pv_file_release(hr);
+        pv_static_416(hr, f->size); /* an error page: the validators go */
         return;
     }
     if (kind == PV_RANGE_NONE) {

@@ -37,6 +37,10 @@ struct pv_resp_head_s;
 void pv_static_answer(struct pv_hreq_s *hr, struct pv_file_s *f, struct pv_resp_head_s *h, pv_header_t *fld, int nf,
                       pv_str_t etag, time_t mtime, int ranges, int validate);
 
+/* Answer 416: the error page with Content-Range: bytes * /SIZE (a file's
+ * ranges, and a proxied response's under proxy_force_ranges). */
+void pv_static_416(struct pv_hreq_s *hr, int64_t size);
+
 struct pv_file_s;
 /* Answer with the autoindex listing of the directory f->path, read into
  * f->ents (autoindex.c). */

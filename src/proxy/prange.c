@@ -8,11 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../http/errpage.h"
-#include "../http/hfilter.h"
 #include "../http/headers.h"
 #include "../http/range.h"
 #include "../http/server.h"
+#include "../http/static.h"
 #include "../upstream/upstream.h"
 #include "proxy.h"
 
@@ -29,31 +28,6 @@ static pv_str_t field(const pv_uresp_t *rp, const char *name, size_t len)
         if (rp->fields[i].name.len == len && strncasecmp(rp->fields[i].name.p, name, len) == 0)
             return rp->fields[i].value;
     return (pv_str_t){NULL, 0};
-}
-
-/* Range Not Satisfiable: the error page with Content-Range: bytes * /SIZE. */
-static void not_satisfiable(pv_proxy_t *px, int64_t size)
-{
-    pv_hreq_t *hr = px->hr;
-    pv_request_t *r = px->r;
-    char *page = pv_arena_alloc(r->arena, 512);
-    ssize_t plen = pv_errpage_page(416, pv_hfilter_token(hr), page, 512);
-    pv_resp_head_t h;
-    pv_errpage_head(416, NULL, plen, &h);
-    char *cr = pv_arena_alloc(r->arena, 48);
-    int n = snprintf(cr, 48, "bytes */%lld", (long long)size);
-    pv_header_t *f = pv_arena_alloc(r->arena, sizeof(*f));
-    f[0] = (pv_header_t){PV_STR("Content-Range"), {cr, (size_t)n}};
-    h.fields = f;
-    h.nfields = 1;
-    hr->handling = 0;
-    if (pv_resp_send_head(hr, &h) != PV_OK) {
-        pv_resp_abort(hr);
-        return;
-    }
-    if (plen > 0 && !(r->flags & PV_REQ_F_HEAD))
-        pv_resp_send_body(hr, &(pv_str_t){page, (size_t)plen}, 1);
-    pv_resp_finish(hr);
 }
 
 int pv_proxy_ranges(pv_proxy_t *px, struct pv_resp_head_s *h, pv_header_t *fields)
@@ -80,7 +54,8 @@ int pv_proxy_ranges(pv_proxy_t *px, struct pv_resp_head_s *h, pv_header_t *field
         pv_proxy_release_server(px, PV_BAL_OK);
         px->u = NULL;
         pv_upstream_release(u, &(pv_upstream_done_t){.failed = 1});
-        not_satisfiable(px, h->content_length);
+        px->hr->handling = 0;
+        pv_static_416(px->hr, h->content_length);
         return 1;
     }
     if (kind == PV_RANGE_NONE || n != 1) {
