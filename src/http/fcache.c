@@ -175,6 +175,14 @@ const char *pv_fc_name(const pv_fcache_t *fc)
     return fc->name;
 }
 
+int64_t pv_fc_size(pv_fcache_t *fc)
+{
+    pthread_mutex_lock(&fc->lock);
+    int64_t n = fc->total;
+    pthread_mutex_unlock(&fc->lock);
+    return n;
+}
+
 /* ---- nodes (the zone's lock held) ----------------------------------------------- */
 
 static size_t bucket(const pv_fcache_t *fc, const uint8_t md5[16])

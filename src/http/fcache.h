@@ -125,6 +125,8 @@ int pv_fc_commit(const pv_fc_ref_t *ref, const char *temp);
 #define PV_FC_FS_SIZE(size) (((int64_t)(size) + 4095) & ~(int64_t)4095)
 /* The zone's name (logs). */
 const char *pv_fc_name(const pv_fcache_t *fc);
+/* The bytes the zone's files take on disk now (counted against max_size). */
+int64_t pv_fc_size(pv_fcache_t *fc);
 
 /* ---- a worker's open entries (fcache_fd.c) ------------------------------- */
 

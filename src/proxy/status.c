@@ -15,6 +15,7 @@
 #include "../config/residency.h"
 #include "../core/counters.h"
 #include "../core/time.h"
+#include "../http/fcache.h"
 #include "../http/server.h"
 #include "../http/stats.h"
 #include "../upstream/upstream.h"
@@ -201,6 +202,25 @@ static json_t *process(void)
                      "load", hs.load[0], hs.load[1], hs.load[2]);
 }
 
+/* http.caches in NGINX Plus's shape: each zone's size on disk, its
+ * max_size, and responses by cache status (no byte counts). */
+static json_t *caches(const pv_conf_t *conf, const pv_stats_t *sum)
+{
+    json_t *o = json_object();
+    for (int z = 0; z < conf->http->ncaches; z++) {
+        const pv_cache_path_t *cp = conf->http->caches[z];
+        json_t *c = json_object();
+        json_object_set_new(c, "size", json_integer(cp->impl ? pv_fc_size(cp->impl) : 0));
+        if (cp->max_size > 0)
+            json_object_set_new(c, "max_size", json_integer(cp->max_size));
+        for (int k = 1; k < PV_STAT_CACHE_N; k++)
+            json_object_set_new(c, pv_stats_cache_statuses[k],
+                                json_pack("{s:I}", "responses", (json_int_t)pv_ctr_get(&sum->cache[z].status[k])));
+        json_object_set_new(o, cp->name, c);
+    }
+    return o;
+}
+
 /* The residency map (residency_map.c) when the config has a scope. */
 static json_t *residency(const pv_conf_t *conf)
 {
@@ -225,13 +245,13 @@ void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
     }
     uint64_t c[PV_CTR__COUNT];
     pv_counters_sum(c);
-    json_object_set_new(doc, "http", json_pack("{s:{s:I,s:I},s:o,s:o,s:o,s:o,s:o,s:{}}", "requests", "total",
+    json_object_set_new(doc, "http", json_pack("{s:{s:I,s:I},s:o,s:o,s:o,s:o,s:o,s:o}", "requests", "total",
                                                (json_int_t)c[PV_CTR_REQ_CREATED], "current",
                                                (json_int_t)(c[PV_CTR_REQ_CREATED] - c[PV_CTR_REQ_FREED]),
                                                "server_zones", zones(conf, sum), "location_zones",
                                                location_zones(conf, sum), "upstreams", upstreams(hr, conf, sum),
                                                "limit_reqs", limits(conf, sum, PV_ZONE_REQ), "limit_conns",
-                                               limits(conf, sum, PV_ZONE_CONN), "caches"));
+                                               limits(conf, sum, PV_ZONE_CONN), "caches", caches(conf, sum)));
     json_t *res = residency(conf);
     if (res)
         json_object_set_new(doc, "residency", res);

@@ -5,6 +5,7 @@ feature, the $upstream_cache_status sequences are compared with NGINX's on
 the same config; purge (NGINX Plus) is checked against its documented
 answers. Counts are taken at the upstream."""
 
+import json
 import os
 import time
 
@@ -45,6 +46,7 @@ http {
         listen 127.0.0.1:@GW@;
         add_header X-Cache $upstream_cache_status always;
         location = /metrics { portvakt_metrics; }
+        location = /status { portvakt_status; }
         location / {
             proxy_cache one; proxy_cache_valid 200 1s;
             proxy_cache_bypass $arg_nocache;
@@ -86,6 +88,12 @@ def test_counters_per_zone_and_status(portvakt, port, tmp_path):
         assert {s: c[("one", s)] for s in statuses} == {
             "miss": 1, "bypass": 1, "expired": 1, "stale": 1, "updating": 0, "revalidated": 1, "hit": 2}
         assert all(c[("two", s)] == 0 for s in statuses)
+        # the status document's http.caches, in NGINX Plus's shape
+        doc = json.loads(http(gw.port, "GET", "/status").body)["http"]["caches"]
+        assert set(doc) == {"one", "two"}
+        assert {s: doc["one"][s]["responses"] for s in statuses} == {s: c[("one", s)] for s in statuses}
+        assert doc["one"]["size"] > 0 and doc["two"]["size"] == 0
+        assert "max_size" not in doc["one"]
     finally:
         up.stop()
 
