@@ -393,14 +393,23 @@ static void *writer_main_cb(void *arg)
     for (;;) {
         int stopping = atomic_load(&al_stop);
         int reopen = atomic_exchange(&al_reopen, 0);
-        /* held lines go out before a reopen (to the file they were for),
-         * at stop, and when asked to */
+        /* held lines go out at a reopen, at stop, and when asked to */
         int force = stopping || reopen || atomic_exchange(&al_force, 0);
 
         size_t moved = 0;
         int64_t now = mono_ms();
         int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
         int nslots = PV_MIN(atomic_load(&al_nslots), PV_LOGRING_MAX_THREADS);
+        if (reopen) {
+            /* a buffered file's held lines to the file they were for, as
+             * NGINX flushes before reopening; the others go to the new one */
+            for (int i = 0; i < ns; i++) {
+                pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+                if (atomic_load_explicit(&s->hold, memory_order_relaxed))
+                    moved += sink_drain(s, nslots);
+            }
+            sinks_reopen();
+        }
         for (int i = 0; i < ns; i++) {
             pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
             if (force)
@@ -409,8 +418,6 @@ static void *writer_main_cb(void *arg)
                 continue;
             moved += sink_drain(s, nslots);
         }
-        if (reopen)
-            sinks_reopen();
 
         if (now - last_report >= 1000) {
             sinks_report_drops();
