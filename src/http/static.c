@@ -556,8 +556,9 @@ void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_
     if (kind == PV_RANGE_NONE && s->max_ranges > 0 && ranges && !validate)
         fld[nf++] = (pv_header_t){PV_STR("Accept-Ranges"), PV_STR("bytes")};
     if (kind == PV_RANGE_416) {
+        int64_t size = f->size; /* f goes with the release */
         pv_file_release(hr);
-        pv_static_416(hr, f->size); /* an error page: the validators go */
+        pv_static_416(hr, size); /* an error page: the validators go */
         return;
     }
     if (kind == PV_RANGE_NONE) {
