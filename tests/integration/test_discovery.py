@@ -189,7 +189,15 @@ def test_service_srv_records(portvakt, dns):
         dns.set("b.test", (A, "127.0.0.2", 1))
         dns.set("c.test", (A, "127.0.0.3", 1))
         gw = portvakt(SRV_CONF, GW=free_port(), DNS=dns.port)
-        wait_for(lambda: get(gw)[0] == 200, timeout=15, what="the first SRV answer")
+        # the three target names resolve independently: until a.test or
+        # b.test has an address, the backup c.test is the only server up
+        # and rightly takes the request
+        primaries = {(200, "127.0.0.1:%d" % pa), (200, "127.0.0.2:%d" % pb)}
+        wait_for(lambda: get(gw) in primaries and get(gw) in primaries, timeout=15,
+                 what="the first SRV answers from the primaries")
+        wait_for(lambda: dns.count("a.test", A) >= 1 and dns.count("b.test", A) >= 1, timeout=15,
+                 what="both primaries' names resolved")
+        c.requests.clear()
         seen = [get(gw) for _ in range(8)]
         # weights 1 and 3: two rounds of smooth weighted round robin
         assert sorted(seen) == [(200, "127.0.0.1:%d" % pa)] * 2 + [(200, "127.0.0.2:%d" % pb)] * 6
