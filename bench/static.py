@@ -9,6 +9,7 @@ requests per second and the server's CPU microseconds per request (user
   - portvakt: the default `aio threads` (open, stat and read on the pool);
   - portvakt, `aio off`: the same calls on the loop, as NGINX's default;
   - portvakt, `open_file_cache`: the descriptor kept between requests;
+  - portvakt, `sendfile on`, alone and with `open_file_cache`;
   - NGINX with its defaults (sendfile off), and with `sendfile on`;
   - HAProxy serves a file only from memory (`http-request return ...
     file`, loaded at start and limited to its buffer size), so it has the
@@ -109,6 +110,8 @@ CONTESTANTS = [
     ("portvakt", portvakt, "", FILES),
     ("portvakt aio off", portvakt, "aio off;", FILES),
     ("portvakt open_file_cache", portvakt, "open_file_cache max=100;", FILES),
+    ("portvakt sendfile on", portvakt, "sendfile on;", FILES),
+    ("portvakt sendfile + open_file_cache", portvakt, "sendfile on; open_file_cache max=100;", FILES),
     ("nginx", nginx, "", FILES),
     ("nginx sendfile on", nginx, "sendfile on;", FILES),
     ("haproxy (from memory)", haproxy, "", {"1 KiB": FILES["1 KiB"]}),

@@ -36,6 +36,9 @@ typedef struct pv_module_s {
     void (*drain)(struct pv_worker_s *w);
     /* Close every connection now (fast stop, worker_shutdown_timeout). */
     void (*close_all)(struct pv_worker_s *w);
+    /* Another thread asked this worker to look at shared state now
+     * (pv_worker_signal(w, PV_WCMD_POKE)). */
+    void (*poke)(struct pv_worker_s *w);
     /* Before each wait: free what was closed during this iteration. */
     void (*reap)(struct pv_worker_s *w);
     /* The worker thread ends: free per-thread caches. */

@@ -389,6 +389,13 @@ int pv_resolve_srv(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_re
     return lookup(r, name, 1, timeout_ms, cb, data, w);
 }
 
+void pv_resolve_expire(pv_resolver_t *r, const char *name)
+{
+    for (entry_t *e = r->entries; e; e = e->next)
+        if (strcasecmp(e->name, name) == 0)
+            e->res.expires = 0;
+}
+
 void pv_resolve_cancel(pv_resolve_wait_t *w)
 {
     if (!w)

@@ -64,6 +64,9 @@ int pv_resolve(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolv
  * answer's order), cached apart from its addresses. */
 int pv_resolve_srv(pv_resolver_t *r, const char *name, int64_t timeout_ms, pv_resolve_cb cb, void *data,
                    pv_resolve_wait_t **w);
+/* The cached answers for name (addresses and SRV records) are out of
+ * date: the next look-up asks the name servers. */
+void pv_resolve_expire(pv_resolver_t *r, const char *name);
 /* Forget a pending wait: its callback never comes. */
 void pv_resolve_cancel(pv_resolve_wait_t *w);
 /* Text of a status, as NGINX words it ("Host not found", "Operation timed out"). */

@@ -428,6 +428,10 @@ static void evfd_cb(pv_io_t *io, unsigned events)
     }
     if (cmd & PV_WCMD_RELOAD)
         apply_reload(w);
+    if (cmd & PV_WCMD_POKE)
+        EACH_MODULE(m)
+            if (m->poke)
+                m->poke(w);
     if ((cmd & PV_WCMD_QUIT) && !w->draining) {
         w->draining = 1;
         stop_listening(w);

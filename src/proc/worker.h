@@ -27,7 +27,9 @@ typedef struct pv_listener_s {
 #define PV_TRIM_QUIET 250      /* fewer requests than this in PV_TRIM_MS: the loop is quiet */
 
 /* Commands from the main thread. */
-enum { PV_WCMD_NONE = 0, PV_WCMD_RELOAD = 1, PV_WCMD_QUIT = 2, PV_WCMD_STOP = 4 };
+/* Commands from the main thread, and POKE from another worker: every
+ * module's poke hook runs. */
+enum { PV_WCMD_NONE = 0, PV_WCMD_RELOAD = 1, PV_WCMD_QUIT = 2, PV_WCMD_STOP = 4, PV_WCMD_POKE = 8 };
 
 /* A config snapshot as one worker uses it: the snapshot and what each
  * module built for it (the upstream pools). Requests keep the generation

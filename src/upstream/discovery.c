@@ -23,6 +23,7 @@
 #include "../proc/worker.h"
 
 #define RETRY_MS 1000   /* a failed look-up is tried again after this */
+#define HURRY_MS 500    /* after a failed try at a slot, its name is asked again, at most this often */
 #define MIN_TTL_MS 1000 /* and a TTL of 0 is taken as this */
 
 static void set_text(pv_peer_t *p)
@@ -162,6 +163,9 @@ typedef struct job_s {
     pv_timer_t timer;
     pv_resolve_wait_t *wait;
     uint8_t failing;               /* a failure was logged; the next success is too */
+    uint8_t hurried;               /* the timer is set early: a try at a slot failed */
+    uint8_t fresh;                 /* this look-up bypasses cached answers */
+    uint64_t asked;                /* loop ms of the last look-up */
     /* service=: the records' targets being looked up, and what they gave */
     target_t tg[PV_RESOLVED_MAX];
     int ntg, pending, tfailed;
@@ -179,6 +183,9 @@ typedef struct {
 
 static void job_timer_cb(pv_timer_t *t);
 
+/* The worker that runs the look-ups (worker 1), for the others to poke. */
+static _Atomic(pv_worker_t *) looker;
+
 static const char *job_name(const job_t *j)
 {
     return j->s->resolve_service ? j->s->resolve_service : j->s->resolve_host;
@@ -191,6 +198,7 @@ static void job_failed(job_t *j, int status)
         pv_log(PV_LOG_ERR, "upstream \"%s\": %s could not be resolved (%d: %s), its last addresses are kept",
                j->pool->cf->name, job_name(j), pv_resolve_code(status), pv_resolve_strerror(status));
     j->failing = 1;
+    j->fresh = 0;
     pv_timer_set(j->w->loop, &j->timer, RETRY_MS);
 }
 
@@ -205,7 +213,7 @@ static void job_apply(job_t *j, const struct sockaddr_storage *addrs, const sock
     if (added || removed || j->failing)
         pv_log(PV_LOG_NOTICE, "upstream \"%s\": %s resolved to %d address%s (%d new, %d gone)", j->pool->cf->name,
                j->s->resolve_service ? j->s->resolve_service : j->s->name, n, n == 1 ? "" : "es", added, removed);
-    j->failing = 0;
+    j->failing = j->fresh = 0;
     pv_timer_set(j->w->loop, &j->timer, expires > now + MIN_TTL_MS ? expires - now : MIN_TTL_MS);
 }
 
@@ -301,6 +309,8 @@ static void srv_answered(void *data, const pv_resolved_t *res)
         target_t *t = &j->tg[j->ntg++];
         *t = (target_t){.j = j, .port = rec->port, .weight = rec->weight};
         j->pending++;
+        if (j->fresh)
+            pv_resolve_expire(r, rec->target);
         if (pv_resolve(r, rec->target, j->timeout, target_answered, t, &t->wait) == PV_ERR) {
             j->tfailed = PV_RESOLVE_ERROR;
             j->pending--;
@@ -314,6 +324,15 @@ static void job_timer_cb(pv_timer_t *t)
 {
     job_t *j = t->data;
     pv_resolver_t *r = pv_resolver_get(j->w->loop, j->rc);
+    j->asked = pv_loop_now(j->w->loop);
+    if (j->hurried && r) {
+        /* a try failed: the answer may have changed before its TTL ran out */
+        for (int i = 0; i < j->n; i++)
+            atomic_store(&j->pool->peers[j->first + i]->ask_again, 0);
+        pv_resolve_expire(r, job_name(j));
+        j->fresh = 1;
+    }
+    j->hurried = 0;
     int rc = !r ? PV_ERR
              : j->s->resolve_service
                  ? pv_resolve_srv(r, j->s->resolve_service, j->timeout, srv_answered, j, &j->wait)
@@ -322,6 +341,40 @@ static void job_timer_cb(pv_timer_t *t)
         pv_log(PV_LOG_ALERT, "upstream \"%s\": could not ask the resolver for %s", j->pool->cf->name, job_name(j));
         pv_timer_set(j->w->loop, &j->timer, RETRY_MS);
     }
+}
+
+void pv_discovery_hint(pv_upool_t *p, int s)
+{
+    if (!p->cf->servers[s].resolve_host || atomic_exchange(&p->peers[s]->ask_again, 1))
+        return;
+    pv_worker_t *w = atomic_load(&looker);
+    if (w)
+        pv_worker_signal(w, PV_WCMD_POKE);
+}
+
+/* A job whose slots saw a failed try looks its name up again now, or
+ * HURRY_MS after its last look-up; one already out is let finish. */
+static void hurry(job_t *j)
+{
+    if (j->hurried || j->wait || j->pending)
+        return;
+    int asked = 0;
+    for (int i = 0; i < j->n && !asked; i++)
+        asked = atomic_load(&j->pool->peers[j->first + i]->ask_again);
+    if (!asked)
+        return;
+    uint64_t now = pv_loop_now(j->w->loop), due = j->asked + HURRY_MS > now ? j->asked + HURRY_MS : now;
+    if (j->timer.idx >= 0 && j->timer.when <= due)
+        return;
+    j->hurried = 1;
+    pv_timer_set(j->w->loop, &j->timer, due - now);
+}
+
+static void poke(pv_worker_t *w)
+{
+    disc_t *d = w->gen ? w->gen->mod[pv_upstream_discovery_module.index] : NULL;
+    for (int i = 0; d && i < d->n; i++)
+        hurry(&d->jobs[i]);
 }
 
 static void stop(disc_t *d)
@@ -388,6 +441,7 @@ static int gen_init(pv_worker_t *w, pv_wgen_t *g, pv_wgen_t *old)
         return PV_ERR;
     }
     g->mod[pv_upstream_discovery_module.index] = d;
+    atomic_store(&looker, w);
     return PV_OK;
 }
 
@@ -405,6 +459,8 @@ static void gen_free(pv_wgen_t *g)
 static void drain(pv_worker_t *w)
 {
     disc_t *d = w->gen ? w->gen->mod[pv_upstream_discovery_module.index] : NULL;
+    pv_worker_t *me = w;
+    atomic_compare_exchange_strong(&looker, &me, NULL);
     if (d)
         stop(d);
 }
@@ -415,4 +471,5 @@ pv_module_t pv_upstream_discovery_module = {
     .gen_free = gen_free,
     .drain = drain,
     .close_all = drain,
+    .poke = poke,
 };

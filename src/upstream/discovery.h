@@ -25,6 +25,12 @@ static inline const char *pv_upstream_server_text(pv_upool_t *p, int s, char *bu
     const pv_upstream_server_t *sv = &p->cf->servers[s];
     return sv->resolve_host ? pv_discovery_slot_text(p, s, buf, len) : sv->text;
 }
+/* A try at server s of pool p failed: when it is a slot of a `resolve`
+ * line, its name is looked up again soon (at most every 500 ms), not
+ * only when the answer's TTL runs out: a recreated container's new
+ * address is followed at once. Any thread; costs an atomic when the
+ * look-up is already asked for. */
+void pv_discovery_hint(pv_upool_t *p, int s);
 /* Set the slots [first, first + n) of pool p to the addresses addrs
  * (ports set): an address they keep stays in its slot with its state; a
  * gone one leaves its slot empty (connections to it finish, pooled ones

@@ -71,6 +71,7 @@ typedef struct pv_peer_s {
     char cur_text[64];              /* "127.0.0.1:8080" for $upstream_addr */
     _Atomic uint32_t cur_gen;       /* bumped at every change (0: never set); a pooled connection
                                        opened under an older one is not reused */
+    _Atomic uint8_t ask_again;      /* a try at it failed: its name is looked up again at once */
     struct pv_peer_s *next;         /* registry list */
 } pv_peer_t;
 

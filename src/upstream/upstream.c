@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <linux/tcp.h>
 
+#include "discovery.h"
 #include "../core/cache.h"
 #include "../core/counters.h"
 #include "../core/fault.h"
@@ -230,6 +231,8 @@ void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, int status, uin
     int out = pv_bal_free(k, p->cf, p->peers, verdict, (int64_t)now);
     pthread_mutex_unlock(&g->lock);
     pv_upqueue_kick(p);
+    if (verdict == PV_BAL_FAILED)
+        pv_discovery_hint(p, server);
     char text[64];
     if (ejected)
         pv_log(PV_LOG_WARN, "upstream server %s in upstream \"%s\" ejected for %lld ms after %d failures in a row",

@@ -4,6 +4,8 @@ responder of the test answers, traffic flows; when the name moves to a
 new address, traffic follows without a reload, and when a look-up fails
 the last addresses are kept. The `-t` errors of the forms."""
 
+import time
+
 import pytest
 
 from conftest import EchoUpstream, Reply, check_conf, free_port, http, wait_for
@@ -241,3 +243,54 @@ def test_resolver_in_the_upstream_block(portvakt, dns, ups):
     gw = portvakt(UPS_RESOLVER_CONF, GW=free_port(), UP=a.port, DNS=dns.port)
     wait_for(lambda: get(gw) == (200, "127.0.0.1:%d" % a.port), timeout=15, what="the upstream's resolver")
     assert dns.count("app.test") >= 1
+
+
+MOVE_CONF = """
+worker_processes 2;
+http {
+    resolver 127.0.0.1:@DNS@;
+    upstream app { server app.test:@UP@ resolve; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Up $upstream_addr always;
+        location / { proxy_pass http://app; }
+    }
+}
+"""
+
+
+def test_failed_try_asks_again(portvakt, dns):
+    """A recreated container comes back at a new address long before the
+    old answer's TTL (an hour here) runs out: a failed try at a resolved
+    server has its name asked again at once, whichever worker saw it, so
+    traffic follows without waiting for the TTL."""
+    port = free_port()
+    a = EchoUpstream(host="127.0.0.1", port=port)
+    b = None
+    try:
+        dns.set("app.test", (A, "127.0.0.1", 3600))
+        gw = portvakt(MOVE_CONF, GW=free_port(), UP=port, DNS=dns.port)
+        wait_for(lambda: get(gw) == (200, "127.0.0.1:%d" % port), timeout=15, what="the first address")
+        asked = dns.count("app.test", A)
+        # while the answer is good, a working server never makes it ask
+        for _ in range(10):
+            assert get(gw) == (200, "127.0.0.1:%d" % port)
+        assert dns.count("app.test", A) == asked
+        a.stop()
+        b = EchoUpstream(host="127.0.0.2", port=port)
+        dns.set("app.test", (A, "127.0.0.2", 3600))
+        assert get(gw)[0] == 502
+        wait_for(lambda: get(gw) == (200, "127.0.0.2:%d" % port), timeout=15, what="the new address")
+        assert a.port == port and len(b.requests) >= 1
+        # failures ask at most twice a second, not once per failed request
+        b.stop()
+        before = dns.count("app.test", A)
+        t0 = time.monotonic()
+        for _ in range(50):
+            assert get(gw)[0] == 502
+        spent = time.monotonic() - t0
+        assert dns.count("app.test", A) - before <= 2 + 2 * spent
+    finally:
+        a.stop()
+        if b:
+            b.stop()
