@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,11 +35,17 @@ int pv_file_worker_init(pv_loop_t *loop)
     return PV_OK;
 }
 
+/* One freed state kept per thread for the next request: most of it
+ * (path, ranges) is never cleared, so a request costs no 6 KiB calloc. */
+static __thread pv_file_t *spare;
+
 void pv_file_worker_exit(void)
 {
     if (port_ready)
         pv_tport_close(&port);
     port_ready = 0;
+    free(spare);
+    spare = NULL;
 }
 
 /* ---- state ------------------------------------------------------------------ */
@@ -53,7 +60,10 @@ static void file_free(pv_file_t *f)
         free(f->ents[i].name);
     free(f->ents);
     pv_buf_put(f->buf);
-    free(f);
+    if (!spare)
+        spare = f;
+    else
+        free(f);
 }
 
 pv_file_t *pv_file_new(pv_hreq_t *hr, const pv_static_conf_t *s)
@@ -67,11 +77,14 @@ pv_file_t *pv_file_new(pv_hreq_t *hr, const pv_static_conf_t *s)
         hr->handler->cleanup(hr);
         hr->handler = NULL;
     }
-    pv_file_t *f = calloc(1, sizeof(*f));
+    pv_file_t *f = spare ? spare : malloc(sizeof(*f));
     if (!f) {
         pv_cache_nomem("a file state", pv_log_client(&hr->r));
         return NULL;
     }
+    spare = NULL;
+    memset(f, 0, offsetof(pv_file_t, path));
+    f->path[0] = '\0';
     f->hr = hr;
     f->fd = -1;
     f->found = -1;

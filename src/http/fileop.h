@@ -43,7 +43,6 @@ struct pv_file_s {
     int symlinks;             /* PV_SYMLINKS_* */
     size_t sym_from;          /* disable_symlinks from=: bytes of path not checked */
     /* open, index, try_files */
-    char path[PATH_MAX];      /* the file (index: the directory) */
     char *cand[PV_FILE_MAX_CAND]; /* index / try_files: full paths (malloc) */
     uint8_t cand_dir[PV_FILE_MAX_CAND]; /* try_files: must be a directory */
     uint8_t cand_arg[PV_FILE_MAX_CAND]; /* try_files: the argument it comes from */
@@ -58,7 +57,6 @@ struct pv_file_s {
     /* sending */
     int64_t base;             /* offset of the body in the file (a cache entry's header before it) */
     int64_t size;
-    pv_range_t ranges[PV_FILE_MAX_RANGES];
     int nranges;
     int cur;                  /* range being sent */
     int64_t pos;              /* next byte of it */
@@ -77,6 +75,10 @@ struct pv_file_s {
     /* autoindex */
     pv_dirent_t *ents;        /* malloc */
     int nents;
+    /* Large, and not cleared by pv_file_new(): path is set before use,
+     * ranges[i] for i < nranges. */
+    char path[PATH_MAX];      /* the file (index: the directory) */
+    pv_range_t ranges[PV_FILE_MAX_RANGES];
 };
 
 /* The worker's port to the thread pool (the static module's worker
