@@ -366,8 +366,8 @@ def _into_http(text, ds, lines):
 def check_conf(path, prefix):
     """`-t` on the config file at path, by portvakt and, when present, by
     NGINX (with -p prefix); {name: (exit code, output)}. NGINX gets the same
-    text plus what an ordinary user needs for -t (temp paths under prefix,
-    an access log it can open), at the same line numbers, and its output
+    text plus what an ordinary user needs for -t (temp paths and the pid
+    file under prefix, an access log it can open), at the same line numbers, and its output
     names the original file."""
     path, prefix = str(path), str(prefix)
     out = {}
@@ -382,8 +382,13 @@ def check_conf(path, prefix):
         inside = _temp_paths(http_level, prefix)
         if "access_log" not in http_level:
             inside.append("access_log /dev/null;")
+        copy = _into_http(text, ds, inside)
+        if not any(d[0] == () and d[1] == "pid" for d in ds):
+            # -t creates the pid file to test it: the compiled-in
+            # /run/nginx.pid is root's; same line, so numbers stay
+            copy = "pid %s/nginx-t.pid; " % prefix + copy
         with open(copy_path, "w") as f:
-            f.write(_into_http(text, ds, inside))
+            f.write(copy)
         p = subprocess.run([NGINX, "-t", "-p", prefix, "-e", "stderr", "-c", copy_path],
                            capture_output=True, timeout=10)
         out["nginx"] = (p.returncode, (p.stdout + p.stderr).decode().replace(copy_path, path))
