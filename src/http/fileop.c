@@ -1,6 +1,9 @@
 /* The blocking file operations of static serving and the sending of a
  * file's bytes: each operation runs on the thread pool (aio threads) or
- * in place (aio off); its results come back in the request's pv_file_t. */
+ * in place (aio off); its results come back in the request's pv_file_t.
+ * With aio threads, an open or a read that cannot block (the path's
+ * lookup in the dentry cache, the bytes in the page cache) is done in
+ * place too: only what would wait for a disk goes to the pool. */
 #include "fileop.h"
 
 #include <dirent.h>
@@ -14,7 +17,10 @@
 #include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #include "../core/cache.h"
 #include "../core/log.h"
@@ -317,12 +323,79 @@ static void done(pv_task_t *t)
     pv_log_req_set(NULL);
 }
 
+/* The kernel has no RESOLVE_CACHED (before Linux 5.12): opens go to the pool. */
+static __thread int no_cached_open;
+
+/* A read of what the page cache holds: the bytes read, or -1 with
+ * errno (EAGAIN: they are not cached; then nothing was read). */
+static ssize_t read_cached(pv_file_t *f, void *to, size_t len, off_t off)
+{
+    struct iovec v = {to, len};
+    ssize_t n = preadv2(f->fd, &v, 1, off, RWF_NOWAIT);
+    if (n < 0 && errno == EOPNOTSUPP)
+        errno = EAGAIN; /* a file system without RWF_NOWAIT: the pool reads */
+    return n;
+}
+
+/* Open f->path only as far as the dentry cache answers (the pool's open
+ * when the path needs I/O), fstat it and read ahead what is cached.
+ * 1: done (f->fd, or f->err), 0: the pool must do it. */
+static int open_cached(pv_file_t *f)
+{
+    if (f->symlinks != PV_SYMLINKS_OFF || no_cached_open)
+        return 0;
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK, .resolve = RESOLVE_CACHED};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, f->path, &how, sizeof(how));
+    if (fd < 0) {
+        if (errno == ENOSYS || errno == EINVAL)
+            no_cached_open = 1;
+        if (errno == EAGAIN || no_cached_open)
+            return 0;
+        f->err = errno;
+        return 1;
+    }
+    if (fstat(fd, &f->st) != 0) {
+        f->err = errno;
+        close(fd);
+        return 1;
+    }
+    f->fd = fd;
+    if (f->buf && S_ISREG(f->st.st_mode) && f->st.st_size > 0) {
+        ssize_t n = read_cached(f, f->buf->data, (size_t)PV_MIN((int64_t)f->buf->size, f->st.st_size), 0);
+        f->pre_n = n > 0 ? (int)n : 0;
+    }
+    return 1;
+}
+
+/* aio threads: the operation done in place when it cannot block. */
+static int try_in_place(pv_file_t *f)
+{
+    f->err = 0;
+    if (f->op == PV_FOP_OPEN)
+        return open_cached(f);
+    if (f->op != PV_FOP_READ)
+        return 0;
+    const pv_range_t *rg = &f->ranges[f->cur];
+    size_t want = (size_t)PV_MIN((int64_t)f->buf->size, rg->end - f->pos);
+    ssize_t n = read_cached(f, f->buf->data, want, f->pos + f->base);
+    if (n < 0 && errno == EAGAIN)
+        return 0;
+    f->read_n = (int)n;
+    if (n < 0)
+        f->err = errno;
+    return 1;
+}
+
 int pv_file_run(pv_file_t *f, int op, pv_file_cb then)
 {
     const pv_loc_conf_t *lc = &f->hr->r.loc->conf;
     f->op = op;
     if (lc->st.aio == PV_AIO_OFF || !port_ready || (f->in_place && op == PV_FOP_READ)) {
         work(&f->task);
+        f->op = PV_FOP_NONE;
+        return 1;
+    }
+    if (try_in_place(f)) {
         f->op = PV_FOP_NONE;
         return 1;
     }

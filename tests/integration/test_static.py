@@ -299,6 +299,34 @@ def test_whole_file_and_ranges_are_the_bytes(pair):
     assert r.header("Content-Range") == "bytes 1000-200000/%d" % len(BIG)
 
 
+def evict(path):
+    """Drop a file's pages from the page cache (clean pages only)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_uncached_and_cached_bytes(pair):
+    """aio threads reads in place what the page cache holds and on the
+    pool what it does not: a file out of the cache, then in it, then
+    half in it, gives the same bytes each time."""
+    ours, _, doc = pair
+    for _ in range(2):
+        evict(doc / "big.bin")
+        r = http(ours.port, "GET", "/big.bin")
+        assert r.status == 200 and r.body == BIG
+        r = http(ours.port, "GET", "/big.bin")
+        assert r.status == 200 and r.body == BIG
+    evict(doc / "big.bin")
+    r = http(ours.port, "GET", "/big.bin", headers=[("Range", "bytes=0-99999")])
+    assert r.status == 206 and r.body == BIG[:100000]
+    r = http(ours.port, "GET", "/big.bin")
+    assert r.status == 200 and r.body == BIG
+
+
 def test_keepalive_after_each_kind(pair):
     ours, _, _ = pair
     with Client(ours.port) as c:
