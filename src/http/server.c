@@ -247,12 +247,12 @@ void pv_server_close(pv_hconn_t *c)
     reap_list = c;
 }
 
-static void run_ready(void);
+static void run_ready(pv_worker_t *w);
 
 void pv_server_reap(pv_worker_t *w)
 {
     pv_redirect_run();
-    run_ready();
+    run_ready(w);
     if (pv_h2_work)
         pv_h2_reap(w);
     while (reap_list) {
@@ -759,17 +759,40 @@ static void handle_input(pv_hconn_t *c)
 
 /* ---- request completion and keepalive ------------------------------------ */
 
-/* Connections whose next pipelined request is already buffered. They are
- * served from the worker's before-sleep hook rather than from inside the
- * previous request's call chain, so a long pipeline cannot grow the stack. */
-static void run_ready(void)
+/* A zero delay, armed while connections wait in the ready list, so the
+ * loop looks at its sockets without sleeping and then serves them. */
+static __thread pv_timer_t ready_timer;
+
+static void ready_timer_cb(pv_timer_t *t)
 {
-    while (ready_head) {
-        pv_hconn_t *c = ready_head;
-        ready_head = c->ready_next;
+    PV_UNUSED(t);
+}
+
+/* Connections whose next request is already buffered, or whose socket
+ * may hold it: a request that ends never reads the next one from inside
+ * its own call chain, so a client that keeps sending (a long pipeline,
+ * or each request as soon as the last answer arrives) cannot grow the
+ * stack. Served from the worker's before-sleep hook, those ready now
+ * only: one that is ready again (its client was quick) waits for the
+ * next turn, after the loop has looked at every other socket. A
+ * connection closed meanwhile has its flag cleared and is passed. */
+static void run_ready(pv_worker_t *w)
+{
+    pv_hconn_t *list = ready_head;
+    ready_head = NULL;
+    while (list) {
+        pv_hconn_t *c = list;
+        list = c->ready_next;
+        if (!(c->flags & PV_HC_F_READY))
+            continue;
         c->flags &= ~PV_HC_F_READY;
         handle_input(c);
         pv_log_req_set(NULL); /* a request it started named itself */
+    }
+    if (ready_head) {
+        if (!ready_timer.cb)
+            pv_timer_init(&ready_timer, ready_timer_cb, NULL);
+        pv_timer_set(w->loop, &ready_timer, 0);
     }
 }
 
@@ -821,7 +844,7 @@ void pv_server_request_done(pv_hreq_t *hr)
     pv_timer_set(w->loop, &c->timer, (uint64_t)ka_timeout);
     pv_slots_idle_add(c);
     if (c->x.readable)
-        handle_input(c);
+        mark_ready(c);
 }
 
 /* ---- events --------------------------------------------------------------- */

@@ -595,3 +595,78 @@ def test_ssl_reject_handshake_as_nginx(portvakt, nginx, pki):
     assert second[None] == "200 a2"
     assert second["closed.test"] == "alert: unrecognized name"
     assert got["portvakt"] == got["nginx"]
+
+
+ONE_SERVER = """
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:@GW@ ssl;
+        ssl_certificate @CRT@;
+        ssl_certificate_key @KEY@;
+        location / { return 200 "ok\\n"; }
+    }
+}
+"""
+
+
+def test_many_records_of_pipelined_requests(gateway, pki):
+    """30 000 pipelined requests, each in a TLS record of its own, sent
+    at once: a record is read at a time, so every request ends with the
+    next one unread on the socket. Each must be read from the loop, not
+    from inside the previous request's call chain, or the stack grows by
+    one request's frames per request until the worker crashes."""
+    n = 30000
+    gw = free_port()
+    g = gateway(ONE_SERVER, GW=gw, CRT=pki.a_ec[0], KEY=pki.a_ec[1])
+    ctx = client_context(verify=False)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="a.test")
+    sock = socket.create_connection(("127.0.0.1", gw), timeout=10)
+
+    def pump(data=b""):
+        if data:
+            inc.write(data)
+        pending = out.read()
+        if pending:
+            sock.sendall(pending)
+
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pump()
+            pump(sock.recv(65536))
+    pump()
+    for _ in range(n):
+        obj.write(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    wire = out.read()
+    sock.setblocking(False)
+    got, answers = b"", 0
+    deadline = time.monotonic() + 60
+    while answers < n and time.monotonic() < deadline:
+        if wire:
+            try:
+                wire = wire[sock.send(wire):]
+            except BlockingIOError:
+                pass
+        try:
+            data = sock.recv(1 << 20)
+        except BlockingIOError:
+            time.sleep(0.001)
+            continue
+        assert data, "the connection closed after %d answers" % answers
+        inc.write(data)
+        while True:
+            try:
+                got += obj.read(1 << 20)
+            except ssl.SSLWantReadError:
+                break
+        # count whole answers, keep what may be the start of the next
+        answers += got.count(b"ok\n")
+        got = got[got.rfind(b"ok\n") + 3:] if b"ok\n" in got else got
+    sock.close()
+    assert answers == n
+    assert g.proc.poll() is None
