@@ -124,6 +124,18 @@ def port_open(port, host=LOOPBACK):
         return False
 
 
+def fd_links(pid):
+    """{fd: what it points to} for a live process's descriptors; one
+    closed while they are read is left out."""
+    out = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+    return out
+
+
 def rss_kb(pid):
     """Resident set size of a process in kB (VmRSS from /proc)."""
     with open("/proc/%d/status" % pid) as f:

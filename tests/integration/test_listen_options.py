@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from conftest import NGINX, check_conf, free_port
+from conftest import NGINX, check_conf, fd_links, free_port
 
 SYS_pidfd_getfd = 438
 TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 4, 5, 6
@@ -68,11 +68,7 @@ def listener(pid, port):
             if fields[1] == want and fields[3] == "0A":
                 inode = fields[9]
     assert inode, "nothing listens on port %d" % port
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
+    for fd, link in fd_links(pid).items():
         if link == "socket:[%s]" % inode:
             libc = ctypes.CDLL(None, use_errno=True)
             pidfd = os.pidfd_open(pid)

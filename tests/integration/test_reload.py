@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import (PORTVAKT, Client, Closed, Gateway, Reply, free_port, http,
+from conftest import (PORTVAKT, Client, Closed, Gateway, Reply, fd_links, free_port, http,
                       port_open, render, wait_for)
 
 pytestmark = pytest.mark.portvakt_only("portvakt's own process model")
@@ -369,11 +369,7 @@ def client_conns(g):
     """The connections on the gateway's listen port it holds open
     (accepted, in any state but LISTEN), from /proc."""
     inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % g.pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (g.pid, fd))
-        except OSError:
-            continue
+    for link in fd_links(g.pid).values():
         if link.startswith("socket:["):
             inodes.add(link[8:-1])
     n = 0

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import NGINX, Client, Reply, check_conf, http, wait_for
+from conftest import NGINX, Client, Reply, check_conf, fd_links, http, wait_for
 
 BIG = 16 << 20  # more than loopback socket buffers can hide
 
@@ -244,7 +244,7 @@ def test_temp_file_used_and_removed(gw):
     assert "while reading upstream" in warn[0]
     if gw.kind == "portvakt":
         # open, and already gone from the directory
-        links = [os.readlink("/proc/%d/fd/%s" % (gw.pid, fd)) for fd in os.listdir("/proc/%d/fd" % gw.pid)]
+        links = fd_links(gw.pid).values()
         assert any(l.startswith(str(gw.dir / "proxy")) and l.endswith("(deleted)") for l in links), links
     head, body = read_rest(c, BIG)
     assert body == expected(BIG)
@@ -252,7 +252,7 @@ def test_temp_file_used_and_removed(gw):
     assert temp_files(gw.dir) == []
     if gw.kind == "portvakt":
         def file_closed():
-            links = [os.readlink("/proc/%d/fd/%s" % (gw.pid, fd)) for fd in os.listdir("/proc/%d/fd" % gw.pid)]
+            links = fd_links(gw.pid).values()
             return not any(l.startswith(str(gw.dir / "proxy")) for l in links)
         wait_for(file_closed, what="the temp file closed")
 
