@@ -30,6 +30,14 @@ static inline int pv_outq_chunk_room(const pv_outq_t *q)
 }
 /* Whether n plain entries still fit. */
 static inline int pv_outq_room(const pv_outq_t *q, int n) { return q->first + q->n + n <= PV_OUTQ_IOV; }
+/* Bytes pending. */
+static inline size_t pv_outq_bytes(const pv_outq_t *q)
+{
+    size_t n = 0;
+    for (int i = q->first; i < q->first + q->n; i++)
+        n += q->iov[i].iov_len;
+    return n;
+}
 
 /* Append len bytes at p (not copied). */
 void pv_outq_push(pv_outq_t *q, const void *p, size_t len);

@@ -61,6 +61,8 @@ int pv_compress_start(struct pv_hreq_s *hr, int coding, const struct pv_zip_conf
 int pv_compress_room(const struct pv_hreq_s *hr);
 void pv_compress_send_body(struct pv_hreq_s *hr, const pv_str_t *spans, int n);
 int pv_compress_flush(struct pv_hreq_s *hr);
+/* Encoded bytes not yet handed to the protocol. */
+size_t pv_compress_pending(const struct pv_hreq_s *hr);
 void pv_compress_finish(struct pv_hreq_s *hr);
 /* Release the filter's encoder and buffers (the request is freed). */
 void pv_compress_free(struct pv_hreq_s *hr);

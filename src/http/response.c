@@ -482,6 +482,16 @@ int pv_resp_flush(pv_hreq_t *hr)
     return hr->zf ? pv_compress_flush(hr) : hr->proto->resp->flush(hr);
 }
 
+#define PV_POSTPONE_OUTPUT 1460
+
+int pv_resp_postpone(const pv_hreq_t *hr)
+{
+    if (hr->proto->resp != &pv_h1_resp || hr->r.limit_rate || hr->bg)
+        return 0;
+    size_t n = pv_outq_bytes(&hr->cq) + (hr->zf ? pv_compress_pending(hr) : 0);
+    return n < PV_POSTPONE_OUTPUT;
+}
+
 void pv_resp_finish(pv_hreq_t *hr)
 {
     if (hr->bg) {

@@ -353,6 +353,12 @@ void pv_compress_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
     produce(hr, zf);
 }
 
+size_t pv_compress_pending(const pv_hreq_t *hr)
+{
+    const pv_zfilter_t *zf = hr->zf;
+    return unsent(zf) ? zf->bufs[zf->cur]->last - zf->sent : 0;
+}
+
 int pv_compress_flush(pv_hreq_t *hr)
 {
     pv_zfilter_t *zf = hr->zf;

@@ -139,9 +139,7 @@ int pv_proxy_accel_redirect(pv_proxy_t *px)
     }
     pv_str_t v = {pv_arena_strndup(r->arena, to->value.p, to->value.len), to->value.len};
     pv_proxy_keep_fields(r, &px->rp); /* NGINX keeps them until another upstream answers */
-    char st[24];
-    st[pv_u64_digits(st, (uint64_t)px->status)] = '\0';
-    pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    pv_proxy_append_status(r, px->status);
     pv_utry_mark(r, PV_UTRY_RESPONSE);
     release(px);
     pv_pcache_cleanup(hr); /* a cached location's entry is not filled by this response */

@@ -400,6 +400,13 @@ int pv_pipe_body(pv_proxy_t *px)
             if (done)
                 return done < 0 ? PV_PIPE_BAD : PV_PIPE_DONE;
         }
+        if (b->pos == b->last && px->u->x.readable && !p->rate && pv_resp_postpone(px->hr)) {
+            /* a small output (a head, a compressor's first bytes) waits
+             * for what the next read may bring at once, so they leave
+             * in one write; upstream_read writes it before it waits */
+            b->pos = b->last = 0;
+            return PV_PIPE_READ;
+        }
         int rc = pv_resp_flush(px->hr);
         if (rc == PV_AGAIN && p->buffering) {
             if (hold(px) < 0)

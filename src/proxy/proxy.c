@@ -542,9 +542,7 @@ static int intercept(pv_proxy_t *px, int status)
     for (int i = 0; status == 401 && i < px->rp.nfields; i++)
         if (PV_STR_IEQ(px->rp.fields[i].name, "www-authenticate"))
             pv_error_page_keep(hr, &px->rp.fields[i]);
-    char st[24];
-    st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    pv_proxy_append_status(r, status);
     drop_upstream(px);
     hr->handling = 0;
     pv_resp_error(hr, status);
@@ -640,10 +638,19 @@ static int response_head(pv_proxy_t *px)
     if (rc != PV_OK)
         return rc == PV_RESP_NOMEM ? -2 : -1; /* -2: no memory for the head (logged) */
     px->resp_head_done = 1;
-    char st[24];
-    st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    pv_proxy_append_status(r, status);
     return 0;
+}
+
+/* Nothing more to read now: the read timeout runs once the request is
+ * sent, and what the pipe postponed is written (last: a failed write
+ * ends the request). */
+static void await_upstream(pv_proxy_t *px)
+{
+    if (px->req_done)
+        pv_timer_set(px_worker(px)->loop, &px->u->timer, (uint64_t)px->loc->conf.proxy_read_timeout);
+    if (px->resp_head_done)
+        pv_resp_flush(px->hr);
 }
 
 static void upstream_read(pv_proxy_t *px)
@@ -684,9 +691,7 @@ static void upstream_read(pv_proxy_t *px)
             return;
         }
         if (!u->x.readable) {
-            /* the last read was short: wait for the next edge */
-            if (px->req_done)
-                pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
+            await_upstream(px); /* the last read was short: wait for the next edge */
             return;
         }
         size_t max = b->size - b->last;
@@ -694,8 +699,7 @@ static void upstream_read(pv_proxy_t *px)
             return; /* proxy_limit_rate: the timer reads on */
         ssize_t n = pv_xprt_read(&u->x, b->data + b->last, max);
         if (n == PV_AGAIN) {
-            if (px->req_done)
-                pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
+            await_upstream(px);
             return;
         }
         if (n < 0) {
@@ -789,9 +793,7 @@ static int next_on_status(pv_proxy_t *px, int status)
         !pv_upstream_retry_allowed(px->pool) ||
         !pv_body_rewindable(px->hr) || !(pv_proxy_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)))
         return 0;
-    char st[24];
-    st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    pv_proxy_append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
+    pv_proxy_append_status(px->r, status);
     pv_proxy_release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (!try_next(px, flag))
@@ -846,15 +848,14 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         pv_proxy_answer_failure(px, f);
         return;
     }
-    if (!(fi->flags & PV_UPF_F_CLIENT)) {
-        char st[24];
-        st[pv_u64_digits(st, (uint64_t)fi->status)] = '\0';
-        pv_proxy_append_list(px->r->upstream_status, sizeof(px->r->upstream_status), st);
-    }
+    if (!(fi->flags & PV_UPF_F_CLIENT))
+        pv_proxy_append_status(px->r, fi->status);
     if (px->resp_head_done && !px->sub_done) {
-        /* part of the response reached the client: it must not look
-         * complete, so the connection is closed mid-body */
-        pv_resp_abort(px->hr);
+        /* part of the response reached the client, or waits to: what
+         * is queued goes first (NGINX flushes too), then the connection
+         * is closed mid-body, so the response cannot look complete */
+        if (pv_resp_flush(px->hr) != PV_ERR)
+            pv_resp_abort(px->hr);
         return;
     }
     px->last_fail = f;

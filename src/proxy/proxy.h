@@ -97,6 +97,8 @@ static inline int pv_proxy_idempotent(int m)
 }
 /* Add item to the ", "-separated list in dst of cap bytes (select.c). */
 void pv_proxy_append_list(char *dst, size_t cap, const char *item);
+/* Add status to r's $upstream_status list (select.c). */
+void pv_proxy_append_status(pv_request_t *r, int status);
 /* No server can be picked for the first try of px (select.c): whether it
  * waits in the upstream's `queue` (or waits already), again(px) being called
  * when a server may have come free. Not when the queue is full (502),

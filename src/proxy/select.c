@@ -133,6 +133,13 @@ void pv_proxy_append_list(char *dst, size_t cap, const char *item)
     dst[l + n] = '\0';
 }
 
+void pv_proxy_append_status(pv_request_t *r, int status)
+{
+    char st[24];
+    st[pv_u64_digits(st, (uint64_t)status)] = '\0';
+    pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
+}
+
 /* No server came free within the queue's timeout: 502, as NGINX Plus. */
 static void queue_expired(pv_upwait_t *w)
 {
