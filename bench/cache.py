@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from procs import Server, cpu_seconds, free_port  # noqa: E402
+from procs import Server, cpu_seconds, free_port, haproxy_head  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTVAKT = os.environ.get("PORTVAKT", os.path.join(ROOT, "build", "portvakt"))
@@ -115,18 +115,7 @@ http {
 def haproxy(d, port, origin):
     """HAProxy's small cache (no static files, no aio switch: those rows
     are left out)."""
-    conf = """
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout client 30s
-    timeout connect 5s
-    timeout server 30s
-    timeout http-keep-alive 75s
-    http-reuse always
-cache one
+    conf = haproxy_head(defaults_extra=["http-reuse always"]) + """cache one
     total-max-size 16
     max-age 3600
 frontend f

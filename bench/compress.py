@@ -25,7 +25,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from procs import Server, cpu_seconds, free_port  # noqa: E402
+from procs import Server, cpu_seconds, free_port, haproxy_head  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTVAKT = os.environ.get("PORTVAKT", os.path.join(ROOT, "build", "portvakt"))
@@ -104,18 +104,7 @@ http {
 
 
 def haproxy(d, port, up, extra):
-    conf = """
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout client 30s
-    timeout connect 5s
-    timeout server 30s
-    timeout http-keep-alive 75s
-    http-reuse always
-frontend f
+    conf = haproxy_head(defaults_extra=["http-reuse always"]) + """frontend f
     bind 127.0.0.1:%d
     default_backend b
 backend b

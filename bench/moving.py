@@ -48,7 +48,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
-from procs import Server, free_port  # noqa: E402
+from procs import Server, free_port, haproxy_head  # noqa: E402
 from dns_stub import A, DnsStub  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
@@ -174,21 +174,11 @@ def gateway(kind, d, port, up, dns_port, addrs):
 
 
 def haproxy(d, port, up, dns_port, addrs):
-    conf = """
-global
-    nbthread 1
-    maxconn 4096
-resolvers dns
+    conf = haproxy_head() + """resolvers dns
     nameserver ns 127.0.0.1:%d
     hold valid 1s
     hold obsolete 0s
     timeout resolve 1s
-defaults
-    mode http
-    timeout client 30s
-    timeout connect 5s
-    timeout server 30s
-    timeout http-keep-alive 75s
 frontend f
     bind 127.0.0.1:%d
     default_backend app

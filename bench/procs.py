@@ -26,6 +26,16 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+def haproxy_head(global_extra=(), defaults_extra=()):
+    """The global and defaults sections of every bench's HAProxy: one
+    thread, and the timeouts the other servers have."""
+    def lines(extra):
+        return "".join("    %s\n" % line for line in extra)
+    return ("global\n    nbthread 1\n    maxconn 4096\n" + lines(global_extra)
+            + "defaults\n    mode http\n    timeout client 30s\n    timeout connect 5s\n"
+            "    timeout server 30s\n    timeout http-keep-alive 75s\n" + lines(defaults_extra))
+
+
 def _port_open(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):

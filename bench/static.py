@@ -35,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from procs import Server, cpu_seconds, free_port  # noqa: E402
+from procs import Server, cpu_seconds, free_port, haproxy_head  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTVAKT = os.environ.get("PORTVAKT", os.path.join(ROOT, "build", "portvakt"))
@@ -87,17 +87,7 @@ http {
 
 
 def haproxy(d, port, extra=""):
-    conf = """
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout client 30s
-    timeout connect 5s
-    timeout server 30s
-    timeout http-keep-alive 75s
-frontend f
+    conf = haproxy_head() + """frontend f
     bind 127.0.0.1:%d
     http-request return status 200 content-type application/octet-stream file %s/doc/1k.bin
 """ % (port, d)

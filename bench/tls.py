@@ -35,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from procs import Server, cpu_seconds, free_port  # noqa: E402
+from procs import Server, cpu_seconds, free_port, haproxy_head  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTVAKT = os.environ.get("PORTVAKT", os.path.join(ROOT, "build", "portvakt"))
@@ -104,18 +104,7 @@ http {
 
 
 def haproxy(d, port, kind):
-    conf = """
-global
-    nbthread 1
-    maxconn 4096
-    tune.ssl.cachesize 40000
-defaults
-    mode http
-    timeout client 30s
-    timeout connect 5s
-    timeout server 30s
-    timeout http-keep-alive 75s
-frontend f
+    conf = haproxy_head(global_extra=["tune.ssl.cachesize 40000"]) + """frontend f
     bind 127.0.0.1:%d ssl crt %s/%s.pem
     http-request return status 200 content-type text/plain string ok
 """ % (port, d, kind)
