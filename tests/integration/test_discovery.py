@@ -4,6 +4,12 @@ responder of the test answers, traffic flows; when the name moves to a
 new address, traffic follows without a reload, and when a look-up fails
 the last addresses are kept. The `-t` errors of the forms."""
 
+import getpass
+import os
+import shutil
+import signal
+import subprocess
+import threading
 import time
 
 import pytest
@@ -294,3 +300,118 @@ def test_failed_try_asks_again(portvakt, dns):
         a.stop()
         if b:
             b.stop()
+
+
+DNSMASQ_CONF = """
+http {
+    resolver 127.0.0.1:@DNS@;
+    upstream app { server app.test:@UP@ resolve; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Up $upstream_addr always;
+        location / { proxy_pass http://app; }
+    }
+}
+"""
+
+
+class Dnsmasq:
+    """Debian's dnsmasq on loopback, answering from a hosts file with a
+    TTL of 1 s; set() rewrites the file and has it read again (SIGHUP)."""
+
+    def __init__(self, tmp_path):
+        exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        if not os.access(exe, os.X_OK):
+            pytest.skip("dnsmasq is not installed")
+        self.hosts = tmp_path / "dns-hosts"
+        self.hosts.write_text("")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [exe, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--addn-hosts=%s" % self.hosts,
+             "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % self.port, "--local-ttl=1",
+             "--pid-file=", "--user=%s" % getpass.getuser(), "--log-facility=-"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: self.proc.poll() is not None or self.answers(), timeout=10, what="dnsmasq")
+        assert self.proc.poll() is None, self.proc.stderr.read().decode()
+
+    def answers(self):
+        import socket
+        q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01x\x00\x00\x01\x00\x01"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(q, ("127.0.0.1", self.port))
+                return s.recv(512)[:2] == b"\x12\x34"
+            except OSError:
+                return False
+
+    def set(self, name, *addrs):
+        self.hosts.write_text("".join("%s %s\n" % (a, name) for a in addrs))
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+class Traffic:
+    """One client sending requests through the gateway back to back,
+    noting every answer's (status, X-Up)."""
+
+    def __init__(self, gw):
+        self.gw, self.seen, self.stopped = gw, [], False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopped:
+            try:
+                self.seen.append(get(self.gw))
+            except Exception as e:  # a reset, a cut answer: a failure
+                self.seen.append((0, repr(e)))
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(10)
+
+    def errors(self):
+        return [s for s in self.seen if s[0] != 200]
+
+
+def test_record_changes_under_traffic(portvakt, tmp_path):
+    """A real DNS server (dnsmasq), its record changed while requests
+    flow: traffic follows the name with no failed request; a server
+    taken away from under the name costs at most the request in flight
+    to it when it died (a try refused is sent to the other server)."""
+    dns = Dnsmasq(tmp_path)
+    port = free_port()
+    made = {h: EchoUpstream(host=h, port=port) for h in ("127.0.0.2", "127.0.0.3", "127.0.0.4")}
+    traffic = None
+    try:
+        dns.set("app.test", "127.0.0.2")
+        gw = portvakt(DNSMASQ_CONF, GW=free_port(), UP=port, DNS=dns.port)
+        wait_for(lambda: get(gw) == (200, "127.0.0.2:%d" % port), timeout=15, what="the first address")
+        traffic = Traffic(gw)
+        time.sleep(0.3)
+        # the service is recreated at .3 and its record changes: the old
+        # one is stopped only once the gateway follows, as Compose does
+        dns.set("app.test", "127.0.0.3")
+        wait_for(lambda: traffic.seen[-1:] == [(200, "127.0.0.3:%d" % port)], timeout=15, what="the new address")
+        made["127.0.0.2"].stop()
+        time.sleep(0.5)
+        assert traffic.errors() == []
+        # scaled to two; then one of them dies under the traffic
+        dns.set("app.test", "127.0.0.3", "127.0.0.4")
+        wait_for(lambda: (200, "127.0.0.4:%d" % port) in traffic.seen[-20:], timeout=15, what="the second address")
+        made["127.0.0.4"].stop()
+        n = len(traffic.seen)
+        wait_for(lambda: len(traffic.seen) > n + 50, timeout=15, what="traffic after the death")
+        traffic.stop()
+        assert len(traffic.errors()) <= 1, traffic.errors()
+        assert traffic.seen[-1] == (200, "127.0.0.3:%d" % port)
+    finally:
+        if traffic:
+            traffic.stop()
+        for u in made.values():
+            u.stop()
+        dns.stop()
