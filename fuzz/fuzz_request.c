@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     handle_input(c);
     /* serve what was pipelined, as the worker's before-sleep hook does */
     for (int i = 0; i < 1000 && ready_head; i++)
-        run_ready();
+        run_ready(&fw);
     if (!(c->flags & PV_HC_F_CLOSING))
         pv_server_close(c);
     pv_server_reap(&fw);
