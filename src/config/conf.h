@@ -540,6 +540,7 @@ typedef struct pv_server_name_s {
     int kind;      /* PV_SN_* */
     pv_str_t name; /* lowercased; for wildcards without '*' (".example.com" keeps the dot) */
     void *re;      /* pcre2_code* for PV_SN_REGEX */
+    pv_regex_t *rx; /* the same with its captures, named ones as variables */
 } pv_server_name_t;
 
 /* One `listen` socket address. Many servers may share one address; the

@@ -521,23 +521,6 @@ static int set_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
     return rc;
 }
 
-/* Compile a regex for a location or server_name; NGINX's message on error. */
-static void *compile_re(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *pat, int caseless)
-{
-    int code;
-    PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
-                                   caseless ? PCRE2_CASELESS : 0, &code, &off, NULL);
-    if (!re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(code, msg, sizeof(msg));
-        pv_conf_error(cx, &nd->src, "pcre2_compile() failed: %s in \"%s\"", (char *)msg, pat);
-        return NULL;
-    }
-    pv_conf_add_regex(cx, re);
-    return re;
-}
-
 /* The name NGINX keeps as the server's own (server_name_in_redirect): the
  * first one, lowercased unless a regex, without a leading '.'. */
 /* server_name's "$hostname" is the machine's name. */
@@ -581,13 +564,14 @@ static int set_server_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
             int caseless = 0;
             for (const char *p = a + 1; *p; p++)
                 caseless |= *p >= 'A' && *p <= 'Z';
-            void *re = compile_re(cx, nd, a + 1, caseless);
-            if (!re)
+            pv_regex_t *rx = pv_conf_regex(cx, &nd->src, a + 1, len - 1, caseless);
+            if (!rx)
                 return PV_ERR;
             pv_server_name_t *sn = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*sn));
             sn->kind = PV_SN_REGEX;
             sn->name = (pv_str_t){pv_arena_strdup(cx->a, a + 1), len - 1};
-            sn->re = re;
+            sn->re = rx->code;
+            sn->rx = rx;
             continue;
         }
         char host[256];

@@ -107,6 +107,11 @@ static void declare_node(const pv_conf_node_t *nd, int in_map)
         pv_cv_declare_user(ARG(nd, 2) + 1, nd->args[2].len - 1);
     else if (strcmp(name, "rewrite") == 0 && n >= 2)
         declare_groups(ARG(nd, 1), nd->args[1].len, 0);
+    else if (strcmp(name, "server_name") == 0) {
+        for (int i = 1; i < n; i++)
+            if (ARG(nd, i)[0] == '~')
+                declare_groups(ARG(nd, i) + 1, nd->args[i].len - 1, 0);
+    }
     else if (strcmp(name, "location") == 0 && n >= 2) {
         const char *a = ARG(nd, 1);
         if (n == 3 && (strcmp(a, "~") == 0 || strcmp(a, "~*") == 0))

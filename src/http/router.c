@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include "../core/tls.h"
 #include "uri.h"
+#include "uvars.h"
 #include "../config/locfind.h"
 
 void pv_router_thread_cleanup(void)
@@ -13,8 +14,12 @@ void pv_router_thread_cleanup(void)
     pv_conf_locfind_thread_cleanup();
 }
 
-pv_server_t *pv_router_match_server(const pv_listen_group_t *g, pv_str_t host)
+/* The server named host, and through *via the regex name that chose it
+ * (NULL for an exact or wildcard name). */
+static pv_server_t *match_server(const pv_listen_group_t *g, pv_str_t host,
+                                 const pv_server_name_t **via)
 {
+    *via = NULL;
     pv_server_t *head = NULL, *tail = NULL;
     size_t head_len = 0, tail_len = 0;
 
@@ -62,12 +67,20 @@ pv_server_t *pv_router_match_server(const pv_listen_group_t *g, pv_str_t host)
         for (int i = 0; i < g->nservers; i++) {
             pv_server_t *s = g->servers[i];
             for (int j = 0; j < s->nnames; j++) {
-                if (s->names[j].kind == PV_SN_REGEX && pv_conf_re_match(s->names[j].re, host))
+                if (s->names[j].kind == PV_SN_REGEX && pv_conf_re_match(s->names[j].re, host)) {
+                    *via = &s->names[j];
                     return s;
+                }
             }
         }
     }
     return NULL;
+}
+
+pv_server_t *pv_router_match_server(const pv_listen_group_t *g, pv_str_t host)
+{
+    const pv_server_name_t *via;
+    return match_server(g, host, &via);
 }
 
 pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host)
@@ -76,6 +89,17 @@ pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host)
     if (s)
         return s;
     return g->default_srv ? g->default_srv : (g->nservers ? g->servers[0] : NULL);
+}
+
+pv_server_t *pv_router_request_server(pv_request_t *r, const pv_listen_group_t *g, pv_str_t host)
+{
+    const pv_server_name_t *via;
+    pv_server_t *s = match_server(g, host, &via);
+    if (!s)
+        return g->default_srv ? g->default_srv : (g->nservers ? g->servers[0] : NULL);
+    if (via && via->rx && (via->rx->ncaptures || via->rx->nnames))
+        pv_regex_exec(r, via->rx, host);
+    return s;
 }
 
 pv_location_t *pv_router_find_location(const pv_server_t *srv, pv_str_t uri, int *redirect)

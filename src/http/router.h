@@ -15,6 +15,9 @@
  * wildcard, then the first matching regex in declaration order, else the
  * group's default server. */
 pv_server_t *pv_router_find_server(const pv_listen_group_t *g, pv_str_t host);
+/* The same for a request: a regex name that chose the server sets its
+ * captures ($1.., named ones as variables), as NGINX does. */
+pv_server_t *pv_router_request_server(pv_request_t *r, const pv_listen_group_t *g, pv_str_t host);
 /* The same without the default: NULL when no server_name matches. */
 pv_server_t *pv_router_match_server(const pv_listen_group_t *g, pv_str_t host);
 

@@ -493,7 +493,7 @@ static int post_read(pv_hreq_t *hr)
         pv_server_error(hr, status);
         return PV_PHASE_DONE;
     }
-    hr->r.srv = pv_router_find_server(hr->lgroup, hr->r.host);
+    hr->r.srv = pv_router_request_server(&hr->r, hr->lgroup, hr->r.host);
     pv_stats_post_read(hr);
     return PV_PHASE_NEXT;
 }

@@ -293,27 +293,17 @@ static int proxy_add_x_forwarded_for_cb(pv_request_t *r, const pv_cv_part_t *par
 
 /* ---- host and server name ---------------------------------------------- */
 
-/* NGINX's $server_name: the server's first name; ".example.com" loses its
- * dot, a regex keeps its '~' (added here when the name lacks it). */
+/* NGINX's $server_name: the server's first name as written, lowercased
+ * unless a regex ("~" kept), ".example.com" without its dot, wildcards
+ * with their '*'. */
 static int server_name_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     const pv_server_t *srv = r->srv;
-    if (!srv || srv->nnames <= 0 || !srv->names) {
+    if (!srv || !srv->first_name.p) {
         *v = (pv_str_t){empty_value, 0};
         return PV_VAL_FOUND;
     }
-    const pv_server_name_t *sn = &srv->names[0];
-    pv_str_t n = {sn->name.p ? sn->name.p : empty_value, sn->name.len};
-    if (sn->kind == PV_SN_REGEX && (n.len == 0 || n.p[0] != '~')) {
-        pv_var_put(o, "~", 1);
-        pv_var_put(o, n.p, n.len);
-        return PV_VAL_WRITTEN;
-    }
-    if (sn->kind == PV_SN_WILD_HEAD && n.len && n.p[0] == '.') {
-        n.p++;
-        n.len--;
-    }
-    *v = n;
+    *v = srv->first_name;
     return PV_VAL_FOUND;
 }
 
