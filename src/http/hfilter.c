@@ -290,9 +290,18 @@ void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
     l.n = h->nfields;
     if (hc->expires != PV_EXPIRES_OFF && safe)
         apply_expires(r, hc, &l);
-    for (int i = 0; i < hc->nadd; i++)
+    /* $sent_http_NAME in a value sees the fields made before it, as in
+     * NGINX, where each add_header joins headers_out once made */
+    pv_header_t *sent = r->resp_headers;
+    int nsent = r->nresp_headers;
+    for (int i = 0; i < hc->nadd; i++) {
+        r->resp_headers = l.f;
+        r->nresp_headers = l.n;
         if (safe || hc->add[i].always)
             apply_add_header(r, &hc->add[i], &l);
+    }
+    r->resp_headers = sent;
+    r->nresp_headers = nsent;
     /* request_id_header and server_timing: on every response, errors too */
     if (tc->rid_header_len)
         set_one(&l, (pv_str_t){tc->rid_header, tc->rid_header_len}, pv_request_id(r));
@@ -318,6 +327,9 @@ int pv_hfilter_trailers_expected(const pv_hreq_t *hr, int status)
     return 0;
 }
 
+/* Each add_trailer in order, appended to what is there (the upstream's,
+ * HTTP/2); $sent_trailer_NAME in a value sees the trailers before it, as
+ * in NGINX, where each one joins the list once made. */
 void pv_hfilter_trailers(pv_hreq_t *hr)
 {
     const pv_loc_conf_t *lc = lconf(hr);
@@ -325,31 +337,28 @@ void pv_hfilter_trailers(pv_hreq_t *hr)
         return;
     pv_request_t *r = &hr->r;
     int safe = safe_status(r->status);
-    pv_str_t vals[32];
-    size_t len = hr->resp_trailers.len;
-    int n = PV_MIN(lc->hdr.ntrailers, (int)PV_NELEM(vals));
-    for (int i = 0; i < n; i++) {
+    r->sent_trailers = hr->resp_trailers;
+    for (int i = 0; i < lc->hdr.ntrailers; i++) {
         const pv_add_header_t *a = &lc->hdr.trailers[i];
-        vals[i] = safe || a->always ? pv_cv_eval_arena(&a->value, r) : (pv_str_t){NULL, 0};
-        if (vals[i].len)
-            len += a->name.len + 2 + vals[i].len + 1;
-    }
-    if (len == hr->resp_trailers.len)
-        return;
-    char *s = pv_arena_alloc(r->arena, len), *o = s;
-    if (hr->resp_trailers.len) /* the upstream's first (HTTP/2) */
-        memcpy(o, hr->resp_trailers.p, hr->resp_trailers.len);
-    o += hr->resp_trailers.len;
-    for (int i = 0; i < n; i++) {
-        if (!vals[i].len)
+        if (!safe && !a->always)
             continue;
-        memcpy(o, lc->hdr.trailers[i].name.p, lc->hdr.trailers[i].name.len);
-        o += lc->hdr.trailers[i].name.len;
+        pv_str_t v = pv_cv_eval_arena(&a->value, r);
+        if (!v.len)
+            continue;
+        pv_str_t old = r->sent_trailers;
+        size_t len = old.len + a->name.len + 2 + v.len + 1;
+        char *s = pv_arena_alloc(r->arena, len), *o = s;
+        if (old.len)
+            memcpy(o, old.p, old.len);
+        o += old.len;
+        memcpy(o, a->name.p, a->name.len);
+        o += a->name.len;
         *o++ = ':';
         *o++ = ' ';
-        for (size_t k = 0; k < vals[i].len; k++) /* no line breaks into the trailer section */
-            *o++ = vals[i].p[k] == '\r' || vals[i].p[k] == '\n' || vals[i].p[k] == '\0' ? ' ' : vals[i].p[k];
+        for (size_t k = 0; k < v.len; k++) /* no line breaks into the trailer section */
+            *o++ = v.p[k] == '\r' || v.p[k] == '\n' || v.p[k] == '\0' ? ' ' : v.p[k];
         *o++ = '\n';
+        r->sent_trailers = (pv_str_t){s, len};
     }
-    hr->resp_trailers = (pv_str_t){s, len};
+    hr->resp_trailers = r->sent_trailers;
 }

@@ -131,6 +131,7 @@ typedef struct pv_request_s {
     pv_header_t *resp_headers;   /* response header fields sent (for $sent_http_) */
     int nresp_headers;
     pv_str_t sent_head;          /* or the HTTP/1 head sent, indexed into them on first use */
+    pv_str_t sent_trailers;      /* trailer lines made so far ("name: value\n"), for $sent_trailer_ */
 
     /* access phase facts */
     pv_header_t *upstream_headers; /* last upstream response head (for $upstream_http_) */

@@ -127,6 +127,25 @@ static int sent_http_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t 
     return PV_VAL_FOUND;
 }
 
+/* $sent_trailer_NAME: the first trailer so named among those made so far
+ * (NGINX 1.22 takes the first of a repeated one). */
+static int sent_trailer_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    const char *p = r->sent_trailers.p, *end = p + r->sent_trailers.len;
+    while (p && p < end) {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        const char *colon = e ? memchr(p, ':', (size_t)(e - p)) : NULL;
+        if (!colon)
+            break;
+        if (pv_var_hdr_eq((pv_str_t){p, (size_t)(colon - p)}, part->text)) {
+            *v = pv_http_trim_ows((pv_str_t){colon + 1, (size_t)(e - colon - 1)});
+            return PV_VAL_FOUND;
+        }
+        p = e + 1;
+    }
+    return PV_VAL_MISSING;
+}
+
 /* ---- upstream and proxy ------------------------------------------------ */
 
 /* Addresses tried, ", "-separated; not found when none was. */
@@ -355,6 +374,7 @@ const pv_var_t pv_vars_response[] = {
     PV_VAR("bytes_sent", bytes_sent_cb, PV_VAR_F_PLAIN),
     PV_VAR("limit_rate", limit_rate_cb, 0),
     PV_VAR("sent_http_", sent_http_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
+    PV_VAR("sent_trailer_", sent_trailer_cb, PV_VAR_F_PREFIX | PV_VAR_F_HEADER),
     PV_VAR("upstream_addr", upstream_addr_cb, 0),
     PV_VAR("upstream_status", upstream_status_cb, 0),
     PV_VAR("upstream_cache_status", upstream_cache_status_cb, 0),

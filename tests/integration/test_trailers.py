@@ -41,6 +41,13 @@ http {
         location /redirect { add_trailer X-T "v"; return 302 /elsewhere; }
         location /nocontent { add_trailer X-T "v"; return 204; }
         location /off { chunked_transfer_encoding off; add_trailer X-T "v"; return 200 "y\\n"; }
+        location /sent {
+            add_trailer Foo foo; add_trailer Foo bar;
+            add_trailer X-Sent "[$sent_trailer_foo][$sent_trailer_x_sent][$sent_trailer_none]";
+            add_header Cache-Control one; add_header Cache-Control two; add_header Bar a; add_header Bar b;
+            add_header X-Sent "[$sent_http_cache_control][$sent_http_bar][$sent_http_x_sent]";
+            return 200 "";
+        }
     }
 }
 """
@@ -100,7 +107,8 @@ def normalize(resp):
 
 CASES = [("/proxy", "HTTP/1.1"), ("/proxy-add", "HTTP/1.1"), ("/ret", "HTTP/1.1"), ("/ret", "HTTP/1.0"),
          ("/notfound", "HTTP/1.1"), ("/always", "HTTP/1.1"), ("/inherit", "HTTP/1.1"),
-         ("/redirect", "HTTP/1.1"), ("/nocontent", "HTTP/1.1"), ("/off", "HTTP/1.1")]
+         ("/redirect", "HTTP/1.1"), ("/nocontent", "HTTP/1.1"), ("/off", "HTTP/1.1"),
+         ("/sent", "HTTP/1.1")]
 
 
 def answers(start):
@@ -134,6 +142,12 @@ def test_trailers_as_nginx(portvakt, nginx):
     assert b"chunked" not in got[("/nocontent", "HTTP/1.1")]
     assert b"chunked" not in got[("/off", "HTTP/1.1")] and got[("/off", "HTTP/1.1")].endswith(b"y\n")
     assert b"chunked" not in got["head"]
+    # $sent_trailer_ and $sent_http_ see the fields made before them: a
+    # repeated trailer or field gives its first (NGINX 1.22), Cache-Control
+    # all, joined
+    sent = got[("/sent", "HTTP/1.1")]
+    assert b"\r\nX-Sent: [foo][][]\r\n" in sent
+    assert b"\r\nX-Sent: [one, two][a][]\r\n" in sent
 
 
 def h2_get(port, path):

@@ -218,7 +218,7 @@ static const char *pick(pv_listen_group_t *g, const char *host)
     return s ? s->src.file : NULL;
 }
 
-#define SN(kind, name, re) ((pv_server_name_t){(kind), PV_STR(name), (re)})
+#define SN(kind, name, re) ((pv_server_name_t){(kind), PV_STR(name), (re), NULL})
 
 static void test_server_names(void **state)
 {
