@@ -98,7 +98,7 @@ static const pv_var_t *find_prefix(const char *low, size_t n, pv_str_t *rest)
 {
     for (size_t t = 0; var_tables && var_tables[t]; t++) {
         for (const pv_var_t *v = var_tables[t]; v->name.len; v++) {
-            if ((v->flags & PV_VAR_F_PREFIX) && n > v->name.len &&
+            if ((v->flags & PV_VAR_F_PREFIX) && n >= v->name.len &&
                 memcmp(v->name.p, low, v->name.len) == 0) {
                 *rest = (pv_str_t){low + v->name.len, n - v->name.len};
                 return v;

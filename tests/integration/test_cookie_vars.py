@@ -57,3 +57,30 @@ def test_cookie_variables_as_nginx(portvakt, nginx, tmp_path):
     assert got[1] == "[abc][en][][]"
     assert got[2] == "[t1][]"
     assert got[3] == "t1 abc\n"
+
+
+EMPTY_CONF = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        location / {
+            return 200 "[$http_][$cookie_][$arg_][$sent_http_][$upstream_http_][$upstream_cookie_]";
+        }
+    }
+}
+"""
+
+
+def test_prefix_alone_names_the_empty_field(portvakt, nginx):
+    """A prefix with no name ($arg_, $cookie_, ...) is taken, as NGINX takes
+    it: the field named "" (a cookie written "=v" has that name)."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    head = b"GET /?=x&a=1 HTTP/1.1\r\nHost: x\r\nCookie: =v; a=b\r\nConnection: close\r\n\r\n"
+    bodies = []
+    for start in (portvakt, nginx):
+        port = free_port()
+        start(EMPTY_CONF, GW=port)
+        r, _ = raw(port, head)
+        bodies.append(r.body)
+    assert bodies[0] == bodies[1] == b"[][v][][][][]"

@@ -829,8 +829,10 @@ static void test_cv_compile(void **state)
     assert_string_equal(e, "invalid variable name");
     assert_int_equal(pv_cv_compile(&cv, &a, "${host", 6, e, sizeof(e)), PV_ERR);
     assert_string_equal(e, "the closing bracket in \"host\" variable is missing");
-    assert_int_equal(pv_cv_compile(&cv, &a, "$http_", 6, e, sizeof(e)), PV_ERR);
-    assert_string_equal(e, "unknown \"http_\" variable");
+    /* a prefix alone names the empty field, as in NGINX */
+    assert_int_equal(pv_cv_compile(&cv, &a, "$http_", 6, e, sizeof(e)), PV_OK);
+    assert_int_equal(pv_cv_compile(&cv, &a, "$nosuch_", 8, e, sizeof(e)), PV_ERR);
+    assert_string_equal(e, "unknown \"nosuch_\" variable");
     pv_arena_free(&a);
 }
 
