@@ -1,6 +1,7 @@
 /* Directives of buffering, temporary files and connection tuning, with
  * NGINX's syntax and defaults: the *_temp_path directories (made at start
  * as NGINX makes them), `user`, tcp_nodelay, reset_timedout_connection,
+ * keepalive_time, keepalive_disable,
  * chunked_transfer_encoding, underscores_in_headers, ignore_invalid_headers and the server names
  * hash sizes (accepted and checked: portvakt's server name lookup has no
  * such hash to size). */
@@ -175,6 +176,8 @@ void pv_conf_buffer_init(pv_loc_conf_t *lc)
     lc->proxy_ignore_client_abort = PV_UNSET;
     lc->limit_rate = (pv_size_cv_t){PV_UNSET, NULL};
     lc->limit_rate_after = (pv_size_cv_t){PV_UNSET, NULL};
+    lc->keepalive_time = PV_UNSET;
+    lc->keepalive_disable = PV_UNSET;
 }
 
 void pv_conf_buffer_init_srv(pv_server_t *s)
@@ -233,6 +236,10 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
         c->proxy_force_ranges = p ? p->proxy_force_ranges : 0;
     if (c->proxy_ignore_client_abort == PV_UNSET)
         c->proxy_ignore_client_abort = p ? p->proxy_ignore_client_abort : 0;
+    if (c->keepalive_time == PV_UNSET)
+        c->keepalive_time = p ? p->keepalive_time : 3600000;
+    if (c->keepalive_disable == PV_UNSET)
+        c->keepalive_disable = p ? p->keepalive_disable : PV_KA_DISABLE_MSIE6;
     if (c->limit_rate.n == PV_UNSET)
         c->limit_rate = p ? p->limit_rate : (pv_size_cv_t){0, NULL};
     if (c->limit_rate_after.n == PV_UNSET)
@@ -254,6 +261,42 @@ static int size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
 {
     int64_t *f = (int64_t *)((char *)base + cmd->offset);
     return pv_conf_size(cx, nd, f);
+}
+
+static int msec_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int64_t *f = (int64_t *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_msec(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    return PV_OK;
+}
+
+/* `keepalive_disable none | msie6 | safari ...` (NGINX's bitmask slot:
+ * every name sets its bit, and "none" anywhere clears them all). */
+static int ka_disable_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = &cx->lc->keepalive_disable;
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = 0;
+    int none = 0;
+    for (int i = 1; i < nd->nargs; i++) {
+        const char *a = ARG(nd, i);
+        if (strcmp(a, "none") == 0)
+            none = 1;
+        else if (strcmp(a, "msie6") == 0)
+            *f |= PV_KA_DISABLE_MSIE6;
+        else if (strcmp(a, "safari") == 0)
+            *f |= PV_KA_DISABLE_SAFARI;
+        else
+            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", a);
+    }
+    if (none)
+        *f = 0;
+    return PV_OK;
 }
 
 static int file_only_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -367,6 +410,8 @@ static const pv_conf_cmd_t buffer_cmds[] = {
     {"proxy_limit_rate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_limit_rate), NULL},
     {"proxy_force_ranges", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_force_ranges), NULL},
     {"proxy_ignore_client_abort", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_ignore_client_abort), NULL},
+    {"keepalive_time", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, msec_cb, LOCF(keepalive_time), NULL},
+    {"keepalive_disable", PV_CTX_ANY_LOC, PV_ARGS_1MORE, ka_disable_cb, PV_BASE_NONE, 0, NULL},
     {"limit_rate", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate), NULL},
     {"limit_rate_after", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate_after), NULL},
     {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,

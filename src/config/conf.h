@@ -404,6 +404,10 @@ typedef struct pv_temp_path_s {
 /* client_body_in_file_only */
 enum { PV_BODY_FILE_OFF = 0, PV_BODY_FILE_ON, PV_BODY_FILE_CLEAN };
 
+/* keepalive_disable's browsers */
+#define PV_KA_DISABLE_MSIE6 0x1  /* MSIE 6 and older, POST requests */
+#define PV_KA_DISABLE_SAFARI 0x2 /* Safari on Mac OS X */
+
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
@@ -412,6 +416,8 @@ typedef struct pv_loc_conf_s {
     int64_t keepalive_timeout;     /* http/server/location; default 75s */
     int64_t keepalive_header;      /* keepalive_timeout's 2nd arg: "Keep-Alive: timeout=" value in ms; 0 = no header */
     int64_t keepalive_requests;    /* http/server/location; default 1000 */
+    int64_t keepalive_time;        /* http/server/location; default 1h: no request starts on a connection older */
+    int keepalive_disable;         /* PV_KA_DISABLE_*: browsers kept from keepalive; default msie6 */
     int64_t client_max_body_size;  /* http/server/location; default 1m; 0 = unlimited */
     int64_t client_body_timeout;   /* http/server/location; default 60s */
     int64_t send_timeout;          /* http/server/location; default 60s */

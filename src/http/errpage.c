@@ -180,6 +180,7 @@ ssize_t pv_errpage_build(int status, int keepalive, const char *date, const char
     pv_resp_head_t h;
     pv_errpage_head(status, location, blen, &h);
     pv_str_t d = {date ? date : "", strnlen(date ? date : "", 64)};
+    h.keepalive_header = 0;
     ssize_t n = pv_http_write_head(&h, d, keepalive, buf, cap);
     if (n < 0)
         return -1;

@@ -276,6 +276,7 @@ static void conn_settings(pv_h2conn_t *hc, const pv_server_t *srv)
     hc->idle_timeout = srv->conf.keepalive_timeout;
     hc->send_timeout = srv->conf.send_timeout;
     hc->max_requests = srv->conf.keepalive_requests;
+    hc->max_time = srv->conf.keepalive_time;
 }
 
 /* Our SETTINGS: the address's default server decides them. */
@@ -316,6 +317,7 @@ static pv_h2conn_t *conn_new(pv_worker_t *w, uint16_t group, const struct sockad
     hc->group = group;
     hc->peer = *peer;
     hc->id = id;
+    hc->start_ns = pv_loop_time_ns();
     conn_settings(hc, w->conf->http->listens[group].default_srv);
     hc->flood_tokens = H2_FLOOD_BURST;
     hc->flood_ms = pv_loop_now(w->loop);

@@ -68,6 +68,7 @@ struct pv_h2conn_s {
     pv_timer_t timer;             /* idle (keepalive_timeout), send and preface timeouts */
     pv_worker_t *w;               /* owning worker */
     uint64_t id;                  /* serial */
+    uint64_t start_ns;            /* the loop's clock (ns) when it began ($connection_time) */
     uint16_t group;               /* listen group index */
     struct sockaddr_in6 peer;     /* client address */
     /* HTTP/2 */
@@ -76,6 +77,7 @@ struct pv_h2conn_s {
     int64_t idle_timeout;         /* keepalive_timeout */
     int64_t send_timeout;         /* send_timeout */
     int64_t max_requests;         /* keepalive_requests: streams before GOAWAY */
+    int64_t max_time;             /* keepalive_time (ms): no stream after GOAWAY once older */
     uint32_t window;              /* a stream's receive window: http2_body_preread_size */
     pv_h2conn_t *prev, *next;     /* worker's HTTP/2 connections */
     pv_h2conn_t *dirty_next;      /* worker's list of connections with work left */

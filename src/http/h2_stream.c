@@ -56,6 +56,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     hc->nreq++;
+    hr->r.conn_start_ns = hc->start_ns;
     st->hc = hc;
     st->hr = hr;
     st->id = frame->hd.stream_id;
@@ -72,8 +73,10 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
     /* the head must be complete within client_header_timeout */
     pv_timer_set(hc->w->loop, &st->timer, (uint64_t)hr->r.srv->client_header_timeout);
     pv_timer_del(hc->w->loop, &hc->timer);
-    if ((int64_t)hc->nreq >= hc->max_requests)
-        pv_h2_goaway(hc); /* keepalive_requests: this is the last stream */
+    /* keepalive_requests, keepalive_time: this is the last stream */
+    if ((int64_t)hc->nreq >= hc->max_requests ||
+        (int64_t)((pv_loop_time_ns() - hc->start_ns) / 1000000) > hc->max_time)
+        pv_h2_goaway(hc);
     return 0;
 }
 

@@ -87,6 +87,7 @@ typedef struct pv_request_s {
     uint16_t local_port;            /* port the request arrived on */
     uint64_t conn_id;               /* connection serial number */
     uint32_t conn_requests;         /* requests so far on this connection, this one included */
+    uint64_t conn_start_ns;         /* the loop's clock (ns) when the connection began ($connection_time) */
     const struct pv_xprt_s *xprt;   /* the connection's transport (TLS facts for $https, $ssl_*) */
 
     /* request line */

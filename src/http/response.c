@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "../core/cache.h"
+#include "../core/loop.h"
 #include "../core/log.h"
 #include "../core/wr.h"
 #include "../core/time.h"
@@ -61,8 +62,15 @@ ssize_t pv_http_write_head(const pv_resp_head_t *h, pv_str_t date, int keepalive
         PV_WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
     if (h->upgrade)
         PV_WR_LIT(&w, "Connection: upgrade\r\n");
-    else if (keepalive)
+    else if (keepalive) {
         PV_WR_LIT(&w, "Connection: keep-alive\r\n");
+        if (h->keepalive_header > 0) {
+            char num[24];
+            PV_WR_LIT(&w, "Keep-Alive: timeout=");
+            pv_wr_put(&w, num, pv_u64_digits(num, (uint64_t)h->keepalive_header));
+            PV_WR_LIT(&w, "\r\n");
+        }
+    }
     else
         PV_WR_LIT(&w, "Connection: close\r\n");
     for (int i = 0; i < h->nfields; i++) {
@@ -118,13 +126,50 @@ static void h1_trailer_framing(pv_hreq_t *hr, pv_resp_head_t *h, const pv_loc_co
     h->content_length = -1;
 }
 
-/* Whether the connection may carry another request after this one. */
+/* The keepalive_disable browsers a User-Agent names, as NGINX tells them
+ * (ngx_http_process_user_agent): MSIE 4, 5 and 6 without SV1 but not
+ * Opera; Safari on Mac OS X unless MSIE, Opera, Gecko or Chrome. */
+static int ua_browser(pv_str_t ua)
+{
+    const char *p = ua.p, *end = ua.p + ua.len;
+    const char *msie = memmem(p, ua.len, "MSIE ", 5);
+    int is_msie = 0, old = 0;
+    if (msie && msie + 7 < end) {
+        is_msie = 1;
+        if (msie[6] == '.' && (msie[5] == '4' || msie[5] == '5'))
+            old = 1;
+        else if (msie[6] == '.' && msie[5] == '6')
+            old = !memmem(msie + 8, (size_t)(end - msie - 8), "SV1", 3);
+    }
+    if (memmem(p, ua.len, "Opera", 5))
+        return 0;
+    if (is_msie)
+        return old ? PV_KA_DISABLE_MSIE6 : 0;
+    if (memmem(p, ua.len, "Gecko/", 6) || memmem(p, ua.len, "Chrome/", 7))
+        return 0;
+    if (memmem(p, ua.len, "Safari/", 7) && memmem(p, ua.len, "Mac OS X", 8))
+        return PV_KA_DISABLE_SAFARI;
+    return 0;
+}
+
+/* Whether the connection may carry another request after this one (NGINX's
+ * checks at the location: keepalive_timeout, keepalive_requests,
+ * keepalive_time, keepalive_disable; msie6 for POST requests only). */
 static int want_keepalive(pv_hreq_t *hr)
 {
     const pv_loc_conf_t *lc = hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf;
-    return (hr->r.flags & PV_REQ_F_KEEPALIVE) && !hr->c->w->draining && !(hr->c->flags & PV_HC_F_ORPHAN) &&
-           lc->keepalive_timeout > 0 &&
-           (int64_t)hr->c->nreq < lc->keepalive_requests;
+    if (!(hr->r.flags & PV_REQ_F_KEEPALIVE) || hr->c->w->draining || (hr->c->flags & PV_HC_F_ORPHAN) ||
+        lc->keepalive_timeout <= 0 || (int64_t)hr->c->nreq >= lc->keepalive_requests ||
+        (int64_t)((pv_loop_time_ns() - hr->c->start_ns) / 1000000) > lc->keepalive_time)
+        return 0;
+    if (lc->keepalive_disable) {
+        const pv_header_t *ua = pv_request_header(&hr->r, "user-agent", 10);
+        int b = ua ? ua_browser(ua->value) : 0;
+        if ((b & lc->keepalive_disable & PV_KA_DISABLE_SAFARI) ||
+            ((b & lc->keepalive_disable & PV_KA_DISABLE_MSIE6) && hr->r.method.len == 4 && memcmp(hr->r.method.p, "POST", 4) == 0))
+            return 0;
+    }
+    return 1;
 }
 
 static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
@@ -172,6 +217,7 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     h.extra = hr->acc.xhdr;
     pv_hfilter_apply(hr, &h);
     h1_trailer_framing(hr, &h, hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf);
+    h.keepalive_header = (hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf)->keepalive_header / 1000;
     ssize_t n = pv_http_write_head(&h, pv_time_http_date(), hr->keepalive, o->data, o->size);
     if (n < 0)
         n = 0;
@@ -248,6 +294,7 @@ static int h1_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
         pv_cache_nomem("a response buffer", pv_log_client(&hr->r));
         return PV_RESP_NOMEM;
     }
+    h->keepalive_header = lc->keepalive_header / 1000;
     ssize_t n = pv_http_write_head(h, pv_time_http_date(), hr->keepalive, hr->out->data, hr->out->size);
     if (n < 0)
         return PV_ERR;

@@ -26,6 +26,8 @@ typedef struct pv_resp_head_s {
     pv_str_t server;           /* Server value; p NULL: "portvakt"; p set, len 0: no Server field
                                   (the upstream's is among the fields: proxy_pass_header) */
     uint8_t no_date;           /* no Date field of our own (the upstream's is among the fields) */
+    int64_t keepalive_header;  /* seconds for "Keep-Alive: timeout=" after "Connection: keep-alive"
+                                  (keepalive_timeout's second value); 0: none */
 } pv_resp_head_t;
 
 /* Write h as an HTTP/1.1 head into buf, in NGINX's order: status line,

@@ -125,6 +125,8 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
         req_settings_ready = 1;
     }
     pv_hreq_t *hr = req_new(c->w, c->group, &c->peer, c->id, c->nreq + 1);
+    if (hr)
+        hr->r.conn_start_ns = c->start_ns;
     if (!hr)
         return NULL;
     c->nreq++;
@@ -314,6 +316,7 @@ pv_hconn_t *pv_server_conn_open(pv_worker_t *w, int group, pv_xprt_t *x, const s
     c->x.io.cb = lg->listen.proxy_protocol ? pv_http_pp_io_cb : conn_cb(lg);
     c->x.io.data = c;
     c->id = ++w->next_conn_id;
+    c->start_ns = pv_loop_time_ns();
     c->group = (uint16_t)group;
     memcpy(&c->peer, peer, peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
     pv_timer_init(&c->timer, conn_timer_cb, c);

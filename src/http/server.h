@@ -128,6 +128,7 @@ struct pv_hconn_s {
     pv_hconn_t *idle_prev, *idle_next; /* worker's idle list, oldest first */
     uint64_t id;                 /* serial */
     uint32_t nreq;               /* requests started on this connection */
+    uint64_t start_ns;           /* the loop's clock (ns) when it was accepted (keepalive_time, $connection_time) */
     uint16_t flags;              /* PV_HC_F_* */
     uint16_t group;              /* listen group index */
     struct sockaddr_in6 peer;    /* client address (v4 or v6) */

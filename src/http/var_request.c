@@ -13,6 +13,7 @@
 
 #include "../config/conf.h"
 #include "../core/anon.h"
+#include "../core/loop.h"
 #include "../core/net.h"
 #include "../core/proxy_proto.h"
 #include "../core/time.h"
@@ -249,6 +250,16 @@ static int connection_requests_cb(pv_request_t *r, const pv_cv_part_t *part, pv_
                                   pv_str_t *v)
 {
     *v = fmt_u64(r->conn_requests, o->scratch);
+    return PV_VAL_FOUND;
+}
+
+/* Seconds since the connection began, to the millisecond ("%T.%03M") */
+static int connection_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    uint64_t now = pv_loop_time_ns();
+    uint64_t ms = now > r->conn_start_ns ? (now - r->conn_start_ns) / 1000000 : 0;
+    int n = snprintf(o->scratch, 32, "%llu.%03u", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
+    *v = (pv_str_t){o->scratch, (size_t)n};
     return PV_VAL_FOUND;
 }
 
@@ -565,6 +576,7 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("proxy_protocol_server_port", pp_server_port_cb, 0),
     PV_VAR("connection", connection_cb, PV_VAR_F_PLAIN),
     PV_VAR("connection_requests", connection_requests_cb, PV_VAR_F_PLAIN),
+    PV_VAR("connection_time", connection_time_cb, PV_VAR_F_PLAIN),
     PV_VAR("pipe", pipe_cb, PV_VAR_F_PLAIN),
     PV_VAR("proxy_add_x_forwarded_for", proxy_add_x_forwarded_for_cb, 0),
     PV_VAR("host", host_cb, 0),
