@@ -144,6 +144,25 @@ static int hash_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
     return PV_OK;
 }
 
+/* connection_pool_size: NGINX's first allocation per connection; checked
+ * as NGINX checks it (ngx_http_core_pool_size: at least its smallest pool
+ * on 64-bit systems, a multiple of 16); portvakt's connection memory is
+ * sized otherwise (docs/ARCHITECTURE.md, Memory), so it has no effect. */
+static int pool_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int64_t *f = &cx->srv->connection_pool_size;
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    *f = pv_conf_parse_size(nd->args[1]);
+    if (*f < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    if (*f < 112)
+        return pv_conf_error(cx, &nd->src, "the pool size must be no less than 112");
+    if (*f % 16)
+        return pv_conf_error(cx, &nd->src, "the pool size must be a multiple of 16");
+    return PV_OK;
+}
+
 static int flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int *f = (int *)((char *)base + cmd->offset);
@@ -183,6 +202,7 @@ void pv_conf_buffer_init(pv_loc_conf_t *lc)
 void pv_conf_buffer_init_srv(pv_server_t *s)
 {
     s->underscores_in_headers = PV_UNSET;
+    s->connection_pool_size = PV_UNSET;
     s->ignore_invalid_headers = PV_UNSET;
 }
 
@@ -418,6 +438,7 @@ static const pv_conf_cmd_t buffer_cmds[] = {
      SRVF(underscores_in_headers), NULL},
     {"ignore_invalid_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
      SRVF(ignore_invalid_headers), NULL},
+    {"connection_pool_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pool_size_cb, PV_BASE_NONE, 0, NULL},
     {"server_names_hash_max_size", PV_CTX_HTTP, PV_ARGS_TAKE1, hash_size_cb,
      HTTPF(server_names_hash_max_size), NULL},
     {"server_names_hash_bucket_size", PV_CTX_HTTP, PV_ARGS_TAKE1, hash_size_cb,

@@ -666,6 +666,7 @@ typedef struct pv_server_s {
     int64_t http2_body_preread_size;    /* default 64k: a stream's receive window and body buffer */
     pv_ssl_conf_t ssl;          /* TLS settings; ssl.ctx is NULL without certificates */
     int underscores_in_headers; /* default off: a field name with '_' is invalid */
+    int64_t connection_pool_size;   /* accepted, checked as NGINX checks it; no effect (see README) */
     int ignore_invalid_headers; /* default on: an invalid field name is dropped, logged */
     pv_script_t rw;             /* rewrite module directives, run in the server rewrite phase */
     pv_location_t *self_loc;    /* the server's own settings as a location, for a URI no

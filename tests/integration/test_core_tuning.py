@@ -1,6 +1,7 @@
 """Temp paths, `user` and the small core directives with behaviour
 (chunked_transfer_encoding, reset_timedout_connection, tcp_nodelay,
-underscores_in_headers, ignore_invalid_headers, server_names_hash_*),
+underscores_in_headers, ignore_invalid_headers, server_names_hash_*,
+connection_pool_size, keepalive_time, keepalive_disable),
 compared with NGINX where it has them."""
 
 import os
@@ -38,6 +39,14 @@ def check(tmp_path, http_body, main=""):
     ("server_names_hash_max_size 1k;", '"server_names_hash_max_size" directive invalid number'),
     ("server_names_hash_bucket_size x;", '"server_names_hash_bucket_size" directive invalid number'),
     ("user nobody;", '"user" directive is not allowed here'),
+    ("connection_pool_size 96;", "the pool size must be no less than 112"),
+    ("connection_pool_size 120;", "the pool size must be a multiple of 16"),
+    ("connection_pool_size x;", '"connection_pool_size" directive invalid value'),
+    ("server { location / { connection_pool_size 128; } }",
+     '"connection_pool_size" directive is not allowed here'),
+    ("keepalive_time x;", '"keepalive_time" directive invalid value'),
+    ("keepalive_time 1s; keepalive_time 2s;", '"keepalive_time" directive is duplicate'),
+    ("keepalive_disable opera;", 'invalid value "opera"'),
 ])
 def test_check_errors_as_nginx(tmp_path, body, words):
     for name, (rc, text) in check(tmp_path, body).items():
@@ -49,6 +58,9 @@ def test_check_errors_as_nginx(tmp_path, body, words):
     "client_body_temp_path t 5 5; proxy_temp_path p 1 2 3; fastcgi_temp_path f; "
     "scgi_temp_path s 2; uwsgi_temp_path u 10;",
     "server_names_hash_max_size 1024; server_names_hash_bucket_size 128;",
+    "connection_pool_size 128; server { connection_pool_size 512; }",
+    "keepalive_time 10m; keepalive_disable msie6 safari; "
+    "server { location / { keepalive_time 1; keepalive_disable none msie6; } }",
     "tcp_nodelay off; reset_timedout_connection on; chunked_transfer_encoding off; "
     "underscores_in_headers on; ignore_invalid_headers off;",
     "server { location / { client_body_temp_path /tmp/x; proxy_temp_path /tmp/y 2; "
