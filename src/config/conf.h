@@ -246,6 +246,7 @@ typedef struct pv_policy_conf_s {
     void *api_keys;                /* pv_apikeys_t of auth_api_key_file */
     pv_str_t api_key_header;       /* default X-API-Key */
     int satisfy;                   /* PV_SATISFY_*; default all */
+    int64_t auth_delay;            /* ms a 401 of the access phase waits before it is sent; default 0 */
     pv_access_rule_t *rules;       /* allow / deny in order; NULL = inherit */
     int nrules;
 } pv_policy_conf_t;

@@ -1,8 +1,8 @@
 /* Directives of the preaccess and access phases: rate limits
  * (limit_req_zone, limit_req, limit_conn_zone, limit_conn and their
  * status, log level and dry-run switches), authentication (auth_request,
- * auth_request_set, auth_basic, auth_jwt, API keys), allow/deny and
- * satisfy. The
+ * auth_request_set, auth_basic, auth_jwt, API keys, auth_delay),
+ * allow/deny and satisfy. The
  * syntax is NGINX's (NGINX Plus's for auth_jwt); key files are loaded at
  * config load, and zones outlive a reload when their name, size and rate
  * stay the same. */
@@ -352,6 +352,19 @@ static int onoff_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
     return pv_conf_flag(cx, nd, (int *)((char *)&pol(cx)->limit_req_status + cmd->offset));
 }
 
+static int auth_delay_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_policy_conf_t *p = pol(cx);
+    if (p->auth_delay != PV_UNSET)
+        return DUP(cx, nd);
+    p->auth_delay = pv_conf_parse_msec(nd->args[1]);
+    if (p->auth_delay < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    return PV_OK;
+}
+
 static int satisfy_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_policy_conf_t *p = pol(cx);
@@ -584,6 +597,7 @@ static const pv_conf_cmd_t policy_cmds[] = {
     {"limit_conn_dry_run", PV_CTX_ANY_LOC, PV_ARGS_FLAG, onoff_cb, POL(limit_conn_dry_run), NULL},
     {"limit_req_headers", PV_CTX_ANY_LOC, PV_ARGS_FLAG, onoff_cb, POL(limit_req_headers), NULL},
     {"satisfy", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, satisfy_cb, PV_BASE_NONE, 0, NULL},
+    {"auth_delay", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, auth_delay_cb, PV_BASE_NONE, 0, NULL},
     {"allow", PV_CTX_ANY_LOC | PV_CTX_LMT, PV_ARGS_TAKE1, rule_cb, PV_BASE_NONE, 0, NULL},
     {"deny", PV_CTX_ANY_LOC | PV_CTX_LMT, PV_ARGS_TAKE1, rule_cb, PV_BASE_NONE, 0, "deny"},
     {"auth_request", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, auth_request_cb, PV_BASE_NONE, 0, NULL},
@@ -632,6 +646,7 @@ void pv_conf_policy_init(pv_policy_conf_t *p)
     p->limit_conn_dry_run = PV_UNSET;
     p->auth_jwt_leeway = PV_UNSET;
     p->satisfy = PV_UNSET;
+    p->auth_delay = PV_UNSET;
 }
 
 #define PMERGE(f, def)                                                                                                 \
@@ -651,6 +666,7 @@ void pv_conf_policy_merge(pv_policy_conf_t *c, const pv_policy_conf_t *p)
     PMERGE(limit_conn_dry_run, 0);
     PMERGE(auth_jwt_leeway, 0);
     PMERGE(satisfy, PV_SATISFY_ALL);
+    PMERGE(auth_delay, 0);
     if (!p)
         return;
     if (!c->nlreq) {

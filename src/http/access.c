@@ -41,7 +41,8 @@ enum {
     ACC_AUTH_REQUEST,   /* the auth subrequest */
     ACC_LIMIT_REQ_LATE, /* limits keyed by what authentication found */
     ACC_LIMIT_CONN_LATE,
-    ACC_DONE
+    ACC_DONE,
+    ACC_REFUSE          /* auth_delay is over: send the 401 */
 };
 
 static int run(pv_hreq_t *hr);
@@ -578,10 +579,17 @@ static int check_jwt(pv_hreq_t *hr)
     return 0;
 }
 
-/* Send the access refusal collected in acc. */
+/* Send the access refusal collected in acc; a 401 waits auth_delay first
+ * (NGINX's ngx_http_core_auth_delay), the request parked meanwhile. */
 static void refuse_auth(pv_hreq_t *hr)
 {
     pv_access_t *a = &hr->acc;
+    int64_t delay = policy(hr)->auth_delay;
+    if (a->code == 401 && delay > 0 && a->step != ACC_REFUSE) {
+        a->step = ACC_REFUSE;
+        park_delay(hr, (int)PV_MIN(delay, (int64_t)INT32_MAX));
+        return;
+    }
     if (a->code == 401 && a->www_auth.len) {
         char *p = pv_arena_alloc(&hr->arena, a->xhdr.len + a->www_auth.len);
         if (a->xhdr.len)
@@ -794,6 +802,9 @@ static int run(pv_hreq_t *hr)
             if (auth_request_step(hr) < 0)
                 return stopped(a);
             break;
+        case ACC_REFUSE:
+            refuse_auth(hr);
+            return PV_PHASE_DONE;
         default:
             return PV_PHASE_NEXT;
         }
