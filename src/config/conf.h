@@ -198,6 +198,8 @@ typedef struct pv_zone_s {
 typedef struct pv_auth_set_s {
     pv_str_t var;              /* variable name without '$' */
     pv_cv_t value;             /* evaluated when the subrequest's response head arrives */
+    int slot;                  /* 0: a variable of its own; -1: $args, PV_RW_SLOT_LIMIT_RATE: the
+                                  built-ins NGINX lets it set (their set handlers) */
 } pv_auth_set_t;
 
 /* satisfy */

@@ -460,6 +460,10 @@ static int auth_request_set_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, cons
         return pv_conf_error(cx, &nd->src, "invalid variable name \"%s\"", v);
     pv_auth_set_t *s = pv_conf_push(cx->a, &p->auth_sets, &p->nauth_sets, sizeof(*s));
     s->var = (pv_str_t){pv_arena_strdup(cx->a, v + 1), strlen(v + 1)};
+    if (strcasecmp(s->var.p, "args") == 0)
+        s->slot = -1;
+    else if (strcasecmp(s->var.p, "limit_rate") == 0)
+        s->slot = PV_RW_SLOT_LIMIT_RATE;
     PV_UNUSED(cmd);
     PV_UNUSED(base);
     return compile(cx, nd, nd->args[2], &s->value);

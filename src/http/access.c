@@ -690,15 +690,23 @@ static void sub_done(pv_hreq_t *hr, pv_request_t *sr, int status)
     if (status >= 200 && status < 300) {
         /* auth_request_set: evaluated against the subrequest's response */
         if (p->nauth_sets) {
-            hr->r.uvars = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)p->nauth_sets);
+            /* after the values an earlier location's subrequest set (an
+             * internal redirect): the later ones win */
+            pv_header_t *uv = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(hr->r.nuvars + p->nauth_sets));
+            if (hr->r.nuvars)
+                memcpy(uv, hr->r.uvars, sizeof(pv_header_t) * (size_t)hr->r.nuvars);
+            hr->r.uvars = uv;
             for (int i = 0; i < p->nauth_sets; i++) {
                 size_t need = pv_cv_eval(&p->auth_sets[i].value, sr, PV_ESCAPE_NONE, NULL, 0);
                 char *v = pv_arena_alloc(&hr->arena, need + 1);
                 pv_cv_eval(&p->auth_sets[i].value, sr, PV_ESCAPE_NONE, v, need + 1);
-                hr->r.uvars[hr->r.nuvars++] = (pv_header_t){p->auth_sets[i].var, (pv_str_t){v, need}};
+                if (p->auth_sets[i].slot)
+                    pv_script_set_builtin(&hr->r, p->auth_sets[i].slot, (pv_str_t){v, need});
+                else
+                    hr->r.uvars[hr->r.nuvars++] = (pv_header_t){p->auth_sets[i].var, (pv_str_t){v, need}};
             }
         }
-        hr->acc.step = ACC_LIMIT_REQ_LATE;
+        hr->acc.step = hr->acc.again ? ACC_DONE : ACC_LIMIT_REQ_LATE;
         resume(hr);
         return;
     }
@@ -740,6 +748,9 @@ static int auth_request_step(pv_hreq_t *hr)
     sr->method_id = HTTP_GET;
     sr->content_length = -1;
     sr->flags &= ~(unsigned)(PV_REQ_F_CHUNKED | PV_REQ_F_HAS_CL | PV_REQ_F_EXPECT_CONTINUE | PV_REQ_F_HEAD);
+    /* the client's target is not the subrequest's: a proxy_pass without a
+     * URI part sends the subrequest's URI (NGINX: valid_unparsed_uri is 0) */
+    sr->flags |= PV_REQ_F_REWRITTEN;
     sr->upstream_addr[0] = '\0';
     sr->upstream_status[0] = '\0';
     sr->upstream_headers = NULL;

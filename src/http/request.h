@@ -44,6 +44,8 @@ typedef struct pv_header_s {
                                          longer applies, internal locations may serve it */
 #define PV_REQ_F_LOC_INVALID 0x100    /* `rewrite ... break`: the proxy_pass URI part no longer
                                          replaces the location's prefix (NGINX's valid_location) */
+#define PV_REQ_F_ARGS_SET 0x4000      /* $args was set (`set`, auth_request_set): the target as
+                                         received no longer goes upstream (NGINX's valid_unparsed_uri) */
 #define PV_REQ_F_BODY_DROPPED 0x400   /* error_page redirected the request: its body is not passed on */
 #define PV_REQ_F_ACCESS_DONE 0x800    /* an internal redirect after the access phase ran: its limits not again */
 

@@ -279,6 +279,19 @@ static int condition(pv_request_t *r, const pv_rw_op_t *o, int log)
 
 /* `set $limit_rate VALUE`: the request's rate from now on, whatever its
  * location says; an invalid value changes nothing (NGINX's message). */
+static void set_limit_rate(pv_request_t *r, pv_str_t v);
+
+void pv_script_set_builtin(pv_request_t *r, int slot, pv_str_t v)
+{
+    if (slot == PV_RW_SLOT_LIMIT_RATE) {
+        set_limit_rate(r, v);
+    } else {
+        r->args = v;
+        r->has_args = v.len > 0;
+        r->flags |= PV_REQ_F_ARGS_SET;
+    }
+}
+
 static void set_limit_rate(pv_request_t *r, pv_str_t v)
 {
     int64_t n = pv_conf_parse_size(v);
@@ -300,14 +313,10 @@ int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc
         switch (o->op) {
         case PV_RW_SET: {
             pv_str_t v = pv_cv_eval_arena(&o->value, r);
-            if (o->slot >= 0) {
+            if (o->slot >= 0)
                 pv_uvar_set(r, o->slot, v.p, v.len);
-            } else if (o->slot == PV_RW_SLOT_LIMIT_RATE) {
-                set_limit_rate(r, v);
-            } else {
-                r->args = v;
-                r->has_args = v.len > 0;
-            }
+            else
+                pv_script_set_builtin(r, o->slot, v);
             ip++;
             break;
         }

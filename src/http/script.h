@@ -23,6 +23,9 @@ typedef struct pv_script_out_s {
  * rewrite_log). Changes r's URI, args, user variables, captures, and its
  * location when a location's if holds; PV_SCRIPT_ANSWER with *out filled
  * when the request is to be answered now. */
+/* Set $args (slot -1) or $limit_rate (PV_RW_SLOT_LIMIT_RATE) as their
+ * NGINX set handlers do: `set` and auth_request_set. */
+void pv_script_set_builtin(pv_request_t *r, int slot, pv_str_t v);
 int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc,
                   pv_script_out_t *out);
 

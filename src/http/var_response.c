@@ -314,7 +314,9 @@ static int limit_conn_status_cb(pv_request_t *r, const pv_cv_part_t *part, pv_va
 /* A variable auth_request_set declared; part->text is its name. */
 static int declared_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
-    for (int i = 0; i < r->nuvars; i++) {
+    /* the last set wins: a later location's auth_request_set after an
+     * internal redirect */
+    for (int i = r->nuvars - 1; i >= 0; i--) {
         if (r->uvars[i].name.len == part->text.len &&
             strncasecmp(r->uvars[i].name.p, part->text.p, part->text.len) == 0) {
             *v = pv_var_hdr_value(&r->uvars[i]);

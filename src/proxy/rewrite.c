@@ -129,7 +129,7 @@ static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_locatio
         }
         pp = NULL;
     }
-    int rewritten = (r->flags & PV_REQ_F_REWRITTEN) != 0;
+    int rewritten = (r->flags & (PV_REQ_F_REWRITTEN | PV_REQ_F_ARGS_SET)) != 0;
     if ((!pp || !pp->has_uri) && !rewritten) {
         /* no URI part: the client's target as received */
         pv_wr_str(w, r->request_uri);
