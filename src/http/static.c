@@ -613,7 +613,7 @@ static void opened(pv_hreq_t *hr, pv_file_t *f)
         char *u = pv_arena_alloc(r->arena, r->uri.len + 2);
         memcpy(u, r->uri.p, r->uri.len);
         u[r->uri.len] = '/';
-        pv_str_t url = pv_router_location_url(r, (pv_str_t){u, r->uri.len + 1}, 0, r->args);
+        pv_str_t url = pv_router_location_url(r, (pv_str_t){u, r->uri.len + 1}, 1, r->args);
         pv_file_release(hr);
         pv_resp_local(hr, 301, url.p, (pv_str_t){NULL, 0});
         return;

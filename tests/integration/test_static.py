@@ -70,6 +70,7 @@ BIG = bytes((i * 7 + i // 251) & 0xFF for i in range(300000))
 def make_docroot(base):
     doc = base / "doc"
     (doc / "sub").mkdir(parents=True)
+    (doc / "dir sp\u00e9").mkdir()  # its redirect's Location is escaped, as NGINX does it
     (doc / "list" / "inner").mkdir(parents=True)
     (doc / "idx").mkdir()
     (doc / "empty").mkdir()
@@ -144,6 +145,8 @@ REQUESTS = [
     ("GET", "/missing/", []),
     ("GET", "/sub", []),
     ("GET", "/sub?x=1", []),
+    ("GET", "/dir%20sp%C3%A9", []),
+    ("GET", "/dir%20sp%C3%A9?a=b", []),
     ("GET", "/empty/", []),
     ("POST", "/hello.txt", []),
     ("DELETE", "/hello.txt", []),
