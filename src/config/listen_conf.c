@@ -76,11 +76,75 @@ int pv_conf_listen_option(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const cha
     return PV_OK;
 }
 
+/* The address of a listen directive: a port alone ("*"), or host:port,
+ * where the port may be a range "P1-P2" (each port of it, P1 <= P2);
+ * 0 when valid, -2 for a range that ends before it starts, else -1. */
+static int listen_addr(pv_conf_ctx_t *cx, const char *a, size_t len, char **host, int *port, int *last)
+{
+    size_t i = 0;
+    while (a[i] >= '0' && a[i] <= '9')
+        i++;
+    if (i > 0 && a[i] == '\0') {
+        *host = "*";
+        int64_t n = pv_conf_parse_num((pv_str_t){a, len});
+        *port = *last = n > 0 && n <= 65535 ? (int)n : -1;
+        return *port > 0 ? 0 : -1;
+    }
+    /* a range: "host:P1-P2", the dash after the last ':' (past an IPv6 ']') */
+    const char *colon = strrchr(a, ':');
+    const char *dash = colon && !strchr(colon, ']') ? strchr(colon, '-') : NULL;
+    *last = -1;
+    if (dash) {
+        int64_t hi = pv_conf_parse_num((pv_str_t){dash + 1, len - (size_t)(dash + 1 - a)});
+        if (hi <= 0 || hi > 65535)
+            return -1;
+        *last = (int)hi;
+        len = (size_t)(dash - a);
+    }
+    if (pv_conf_split_hostport(cx->a, a, len, host, port) != 0)
+        return -1;
+    if (*port == 0) {
+        if (dash)
+            return -1;
+        *port = 80;
+    }
+    if (*last < 0)
+        *last = *port;
+    if (*port <= 0)
+        return -1;
+    return *port <= *last ? 0 : -2;
+}
+
+/* One listen entry per address host:port names, with opts's settings. */
+static int add_listens(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *host, int port,
+                       const pv_listen_t *opts)
+{
+    pv_conf_addr_t addrs[8];
+    int n = pv_conf_resolve(cx, host, port, addrs, (int)PV_NELEM(addrs));
+    if (n == 0)
+        return pv_conf_error(cx, &nd->src, "host not found in \"%s\" of the \"listen\" directive", ARG(nd, 1));
+    pv_server_t *s = cx->srv;
+    for (int k = 0; k < n; k++) {
+        pv_listen_t *l = pv_conf_push(cx->a, &s->listens, &s->nlistens, sizeof(*l));
+        l->addr = addrs[k].ss;
+        l->addrlen = addrs[k].len;
+        l->sock = opts->sock;
+        l->sock_set = opts->sock_set;
+        l->reuseport = opts->reuseport;
+        l->default_server = opts->default_server;
+        l->ssl = opts->ssl;
+        l->http2 = opts->http2;
+        l->proxy_protocol = opts->proxy_protocol;
+        pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
+        l->src = nd->src;
+    }
+    return PV_OK;
+}
+
 int pv_conf_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                          void *base)
 {
     const char *a = ARG(nd, 1);
-    int def = 0, reuseport = 0, tls = 0, http2 = 0, pp = 0;
     pv_listen_t opts = {.sock = {.backlog = PV_UNSET, .ipv6only = 1}};
     for (int i = 2; i < nd->nargs; i++) {
         const char *p = ARG(nd, i);
@@ -89,15 +153,15 @@ int pv_conf_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
             if (rc != PV_OK)
                 return rc;
         } else if (strcmp(p, "default_server") == 0 || strcmp(p, "default") == 0) {
-            def = 1;
+            opts.default_server = 1;
         } else if (strcmp(p, "reuseport") == 0) {
-            reuseport = 1;
+            opts.reuseport = 1;
         } else if (strcmp(p, "ssl") == 0) {
-            tls = 1;
+            opts.ssl = 1;
         } else if (strcmp(p, "http2") == 0) {
-            http2 = 1;
+            opts.http2 = 1;
         } else if (strcmp(p, "proxy_protocol") == 0) {
-            pp = 1;
+            opts.proxy_protocol = 1;
         } else if (strcmp(p, "quic") == 0) {
             return pv_conf_error(cx, &nd->src, "the \"%s\" parameter of the \"listen\" directive "
                                  "is not supported yet", p);
@@ -109,39 +173,17 @@ int pv_conf_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
         return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in \"%s\" of the "
                              "\"listen\" directive", a);
     char *host;
-    int port;
-    size_t i = 0;
-    while (a[i] >= '0' && a[i] <= '9')
-        i++;
-    if (i > 0 && a[i] == '\0') {
-        host = "*";
-        int64_t n = pv_conf_parse_num(nd->args[1]);
-        port = n > 0 && n <= 65535 ? (int)n : -1;
-    } else if (pv_conf_split_hostport(cx->a, a, nd->args[1].len, &host, &port) != 0) {
-        port = -1;
-    } else if (port == 0) {
-        port = 80;
+    int port, last;
+    int bad = listen_addr(cx, a, nd->args[1].len, &host, &port, &last);
+    if (bad)
+        return pv_conf_error(cx, &nd->src, "invalid port%s in \"%s\" of the \"listen\" directive",
+                             bad == -2 ? " range" : "", a);
+    for (; port <= last; port++) {
+        int rc = add_listens(cx, nd, host, port, &opts);
+        if (rc != PV_OK)
+            return rc;
     }
-    if (port <= 0)
-        return pv_conf_error(cx, &nd->src, "invalid port in \"%s\" of the \"listen\" directive", a);
-    pv_conf_addr_t addrs[8];
-    int n = pv_conf_resolve(cx, host, port, addrs, (int)PV_NELEM(addrs));
-    if (n == 0)
-        return pv_conf_error(cx, &nd->src, "host not found in \"%s\" of the \"listen\" directive", a);
-    pv_server_t *s = cx->srv;
-    for (int k = 0; k < n; k++) {
-        pv_listen_t *l = pv_conf_push(cx->a, &s->listens, &s->nlistens, sizeof(*l));
-        l->addr = addrs[k].ss;
-        l->addrlen = addrs[k].len;
-        l->sock = opts.sock;
-        l->sock_set = opts.sock_set;
-        l->reuseport = reuseport;
-        l->default_server = def;
-        l->ssl = tls;
-        l->http2 = http2;
-        l->proxy_protocol = pp;
-        pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
-        l->src = nd->src;
-    }
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
     return PV_OK;
 }

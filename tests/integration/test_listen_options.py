@@ -129,3 +129,52 @@ def test_listening_socket_options(kind, portvakt, nginx):
     assert got["a"]["deferred"] > 0 and got["a"]["fastopen"] == 9, got
     assert got["b"]["keepalive"] == 1 and got["b"]["keepidle"] == plain["keepidle"], got
     assert plain["keepalive"] == 0 and plain["deferred"] == 0 and plain["fastopen"] == 0, got
+
+
+def free_port_pair():
+    """Two consecutive free loopback ports (a `listen` range)."""
+    for _ in range(50):
+        p = free_port()
+        if p < 65535:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p + 1))
+                return p
+            except OSError:
+                continue
+            finally:
+                s.close()
+    pytest.skip("no two consecutive free ports")
+
+
+RANGE_CONF = """
+http {
+    server {
+        listen 127.0.0.1:@LO@-@HI@;
+        location / { return 200 "$server_port\\n"; }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["portvakt", "nginx"])
+def test_port_range(kind, portvakt, nginx):
+    """`listen ADDRESS:P1-P2` listens on every port of the range."""
+    from conftest import http, port_open, wait_for
+    if kind == "nginx" and not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    lo = free_port_pair()
+    (portvakt if kind == "portvakt" else nginx)(RANGE_CONF, LO=lo, HI=lo + 1)
+    for p in (lo, lo + 1):
+        wait_for(lambda: port_open(p), what="port %d" % p)
+        r = http(p, "GET", "/")
+        assert (r.status, r.body) == (200, b"%d\n" % p)
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1:9002-9001", "127.0.0.1:9001-", "127.0.0.1:0-9001",
+                                  "127.0.0.1:9001-70000", "127.0.0.1:-9001"])
+def test_port_range_errors_as_nginx(tmp_path, addr):
+    for name, (rc, text) in check(tmp_path, [addr]).items():
+        assert rc == 1, (name, text)
+        what = "port range" if addr.endswith("9002-9001") else "port"
+        assert 'invalid %s in "%s" of the "listen" directive' % (what, addr) in text, (name, text)
