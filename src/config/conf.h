@@ -294,6 +294,7 @@ typedef struct pv_proxy_ssl_conf_s {
     pv_conf_src_t verify_src;
     int verify_depth;           /* proxy_ssl_verify_depth; default 1 */
     struct pv_ssl_file_s *trusted; /* proxy_ssl_trusted_certificate */
+    struct pv_ssl_file_s *crl;  /* proxy_ssl_crl */
     int protocols;              /* PV_SSL_* bits; default TLSv1.2 TLSv1.3 */
     pv_conf_src_t protocols_src;
     const char *ciphers;        /* proxy_ssl_ciphers; default DEFAULT */

@@ -123,6 +123,7 @@ static const pv_conf_cmd_t proxy_ssl_cmds[] = {
     {"proxy_ssl_verify", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(verify), NULL},
     {"proxy_ssl_verify_depth", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_depth_cb, NONE, NULL},
     {"proxy_ssl_trusted_certificate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(trusted), NULL},
+    {"proxy_ssl_crl", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(crl), NULL},
     {"proxy_ssl_protocols", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_protocols_cb, NONE, NULL},
     {"proxy_ssl_ciphers", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_ciphers_cb, NONE, NULL},
     {"proxy_ssl_session_reuse", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(session_reuse), NULL},
@@ -147,6 +148,7 @@ void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *
     INHERIT(verify, PV_UNSET, 0);
     INHERIT(verify_depth, PV_UNSET, 1);
     INHERIT(trusted, NULL, NULL);
+    INHERIT(crl, NULL, NULL);
     if (c->protocols == PV_UNSET && p)
         c->protocols_src = p->protocols_src;
     INHERIT(protocols, PV_UNSET, PV_SSL_TLSv1_2 | PV_SSL_TLSv1_3);
@@ -176,6 +178,7 @@ static int same_settings(const pv_proxy_ssl_conf_t *a, const pv_proxy_ssl_conf_t
     return a->server_name == b->server_name && a->verify == b->verify && a->verify_depth == b->verify_depth &&
            a->protocols == b->protocols && a->session_reuse == b->session_reuse &&
            strcmp(a->ciphers, b->ciphers) == 0 && same_file(a->trusted, b->trusted) &&
+           same_file(a->crl, b->crl) &&
            same_file(a->certificate, b->certificate) && same_file(a->certificate_key, b->certificate_key) &&
            same_file(a->password_file, b->password_file) && a->cmds == b->cmds;
 }
@@ -244,6 +247,8 @@ static SSL_CTX *client_ctx(pv_conf_ctx_t *cx, const pv_proxy_ssl_conf_t *c, cons
         /* as NGINX: the handshake goes on and the result is checked after it */
         pv_tls_client_verify(ctx, c->verify_depth);
     }
+    if (pv_conf_ssl_load_crl(cx, ctx, c->crl) != PV_OK)
+        return NULL;
     if (pv_conf_ssl_commands(cx, ctx, c->cmds, c->ncmds, 1) != PV_OK)
         return NULL;
     return ctx;

@@ -302,15 +302,22 @@ static int set_verify(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c, E
         }
         SSL_CTX_set_client_CA_list(ctx, names);
     }
-    if (c->crl) {
-        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-        X509_LOOKUP *lookup = store ? X509_STORE_add_lookup(store, X509_LOOKUP_file()) : NULL;
-        if (!lookup || !X509_load_crl_file(lookup, c->crl->path, X509_FILETYPE_PEM)) {
-            snprintf(m, sizeof(m), "X509_LOOKUP_load_file(\"%s\") failed", c->crl->path);
-            return ssl_error(cx, &c->crl->src, m);
-        }
-        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    return pv_conf_ssl_load_crl(cx, ctx, c->crl);
+}
+
+int pv_conf_ssl_load_crl(pv_conf_ctx_t *cx, void *sctx, const pv_ssl_file_t *crl)
+{
+    if (!crl)
+        return PV_OK;
+    char m[600];
+    X509_STORE *store = SSL_CTX_get_cert_store(sctx);
+    X509_LOOKUP *lookup = store ? X509_STORE_add_lookup(store, X509_LOOKUP_file()) : NULL;
+    if (!lookup || !X509_load_crl_file(lookup, crl->path, X509_FILETYPE_PEM)) {
+        snprintf(m, sizeof(m), "X509_LOOKUP_load_file(\"%s\") failed", crl->path);
+        return ssl_error(cx, &crl->src, m);
     }
+    /* every certificate of the chain is checked, as NGINX does */
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     return PV_OK;
 }
 

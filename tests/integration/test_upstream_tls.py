@@ -24,6 +24,8 @@ def pki(tmp_path_factory):
     p.srv = p.issue("up", "backend.test", "ec", sans=["backend.test", "alt.test"])
     p.stranger = p.issue("stranger", "backend.test", "ec", sans=["backend.test"], ca=p.other_ca)
     p.client = p.issue("gw-client", "gateway-a", "ec", client=True)
+    p.revoked_srv = p.issue("up-revoked", "backend.test", "ec", sans=["backend.test"])
+    p.crl_file = p.crl(p.revoked_srv[0])
     return p
 
 
@@ -452,3 +454,31 @@ def test_health_check_over_https_verifies(portvakt, tls_upstream, pki):
     assert "certificate" in line, line
     assert up.checks == 0
     assert http(gw, target="/").status == 503
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+def test_proxy_ssl_crl_against_nginx(portvakt, nginx, tls_upstream, pki, revoked):
+    """proxy_ssl_crl: an upstream certificate the CRL revokes fails the
+    verification (502, "certificate revoked" logged); one it does not
+    name passes, in both servers."""
+    extra = verify_conf(pki, "backend.test") + " proxy_ssl_crl %s;" % pki.crl_file
+    for start_fn in (portvakt, nginx):
+        up = tls_upstream(cert=pki.revoked_srv if revoked else None)
+        gw, srv = start(start_fn, up, extra)
+        st, _ = get(gw)
+        assert st == (502 if revoked else 200), start_fn
+        if revoked and start_fn is portvakt:
+            wait_for(lambda: "upstream SSL certificate verify error: (23:certificate revoked)" in srv.stderr(),
+                     what="the revocation logged")
+
+
+def test_proxy_ssl_crl_unreadable_is_a_config_error(tmp_path, pki):
+    import subprocess
+    from conftest import PORTVAKT
+    conf = tmp_path / "p.conf"
+    conf.write_text(CONF.replace("@EXTRA@", "proxy_ssl_crl /nonexistent.crl;").replace("@GW@", "1")
+                    .replace("@UP@", "2").replace("@TARGET@", "backend").replace("@KEEPALIVE@", ""))
+    r = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert 'X509_LOOKUP_load_file("/nonexistent.crl") failed' in r.stderr
+    assert "p.conf:" in r.stderr
