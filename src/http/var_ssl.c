@@ -14,6 +14,8 @@
 #include "../core/tls.h"
 #include "request.h"
 
+static void put_hex(pv_var_out_t *o, const unsigned char *p, size_t n);
+
 static SSL *conn_ssl(const pv_request_t *r)
 {
     return r->xprt ? pv_tls_ssl(r->xprt) : NULL;
@@ -40,6 +42,30 @@ static int ssl_cipher_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t
 {
     SSL *ssl = conn_ssl(r);
     return ssl ? cstr_value(SSL_get_cipher_name(ssl), v) : PV_VAL_MISSING;
+}
+
+/* The client's offered suites, as NGINX lists them: names joined by ':',
+ * a suite OpenSSL does not know as 0x and its two bytes in hex. */
+static int ssl_ciphers_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    SSL *ssl = conn_ssl(r);
+    if (!ssl)
+        return PV_VAL_MISSING;
+    const unsigned char *raw = NULL;
+    size_t n = SSL_get0_raw_cipherlist(ssl, &raw);
+    for (size_t i = 0; raw && i + 1 < n; i += 2) {
+        if (i)
+            pv_var_put(o, ":", 1);
+        const SSL_CIPHER *c = SSL_CIPHER_find(ssl, raw + i);
+        const char *name = c ? SSL_CIPHER_get_name(c) : NULL;
+        if (name) {
+            pv_var_put(o, name, strlen(name));
+        } else {
+            pv_var_put(o, "0x", 2);
+            put_hex(o, raw + i, 2);
+        }
+    }
+    return PV_VAL_WRITTEN;
 }
 
 static int ssl_server_name_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
@@ -135,6 +161,32 @@ static int dn(pv_request_t *r, pv_var_out_t *o, pv_str_t *v, int issuer)
         X509_NAME_print_ex(b, issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), 0,
                            XN_FLAG_RFC2253);
     return put_bio(o, b);
+}
+
+/* NGINX's legacy form of a name: OpenSSL's one-line "/O=Example/CN=a". */
+static int dn_legacy(pv_request_t *r, pv_var_out_t *o, pv_str_t *v, int issuer)
+{
+    int rc;
+    X509 *x = client_cert(r, v, &rc);
+    if (!x)
+        return rc;
+    char *line = X509_NAME_oneline(issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), NULL, 0);
+    if (line)
+        pv_var_put(o, line, strlen(line));
+    OPENSSL_free(line);
+    return PV_VAL_WRITTEN;
+}
+
+static int ssl_client_s_dn_legacy_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                                     pv_str_t *v)
+{
+    return dn_legacy(r, o, v, 0);
+}
+
+static int ssl_client_i_dn_legacy_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
+                                     pv_str_t *v)
+{
+    return dn_legacy(r, o, v, 1);
 }
 
 static int ssl_client_s_dn_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
@@ -273,6 +325,7 @@ const pv_var_t pv_vars_ssl[] = {
     PV_VAR("https", https_cb, 0),
     PV_VAR("ssl_protocol", ssl_protocol_cb, 0),
     PV_VAR("ssl_cipher", ssl_cipher_cb, 0),
+    PV_VAR("ssl_ciphers", ssl_ciphers_cb, 0),
     PV_VAR("ssl_server_name", ssl_server_name_cb, 0),
     PV_VAR("ssl_session_reused", ssl_session_reused_cb, 0),
     PV_VAR("ssl_session_id", ssl_session_id_cb, 0),
@@ -280,6 +333,8 @@ const pv_var_t pv_vars_ssl[] = {
     PV_VAR("ssl_client_verify", ssl_client_verify_cb, 0),
     PV_VAR("ssl_client_s_dn", ssl_client_s_dn_cb, 0),
     PV_VAR("ssl_client_i_dn", ssl_client_i_dn_cb, 0),
+    PV_VAR("ssl_client_s_dn_legacy", ssl_client_s_dn_legacy_cb, 0),
+    PV_VAR("ssl_client_i_dn_legacy", ssl_client_i_dn_legacy_cb, 0),
     PV_VAR("ssl_client_serial", ssl_client_serial_cb, 0),
     PV_VAR("ssl_client_fingerprint", ssl_client_fingerprint_cb, 0),
     PV_VAR("ssl_client_cert", ssl_client_cert_cb, 0),
