@@ -4,9 +4,11 @@
 #include "vars.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -65,6 +67,54 @@ static int ssl_ciphers_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_
             put_hex(o, raw + i, 2);
         }
     }
+    return PV_VAL_WRITTEN;
+}
+
+/* A group's name as NGINX writes it: OpenSSL's short name, or 0x and its
+ * code for one OpenSSL does not know. */
+static void put_group(pv_var_out_t *o, int nid)
+{
+    const char *name = (nid & TLSEXT_nid_unknown) ? NULL : OBJ_nid2sn(nid);
+    if (name) {
+        pv_var_put(o, name, strlen(name));
+        return;
+    }
+    char b[8];
+    int n = snprintf(b, sizeof(b), "0x%04x", (unsigned)nid & 0xffff);
+    pv_var_put(o, b, n > 0 ? (size_t)n : 0);
+}
+
+/* The group of the key exchange; empty when there was none. */
+static int ssl_curve_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    SSL *ssl = conn_ssl(r);
+    if (!ssl)
+        return PV_VAL_MISSING;
+    int nid = SSL_get_negotiated_group(ssl);
+    if (nid != NID_undef)
+        put_group(o, nid);
+    return PV_VAL_WRITTEN;
+}
+
+/* The groups the client supports, joined by ':'. */
+static int ssl_curves_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    SSL *ssl = conn_ssl(r);
+    if (!ssl)
+        return PV_VAL_MISSING;
+    int n = SSL_get1_curves(ssl, NULL);
+    int few[64];
+    int *groups = n > (int)PV_NELEM(few) ? malloc((size_t)n * sizeof(int)) : few;
+    if (n <= 0 || !groups)
+        return cstr_value("", v);
+    SSL_get1_curves(ssl, groups);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            pv_var_put(o, ":", 1);
+        put_group(o, groups[i]);
+    }
+    if (groups != few)
+        free(groups);
     return PV_VAL_WRITTEN;
 }
 
@@ -326,6 +376,8 @@ const pv_var_t pv_vars_ssl[] = {
     PV_VAR("ssl_protocol", ssl_protocol_cb, 0),
     PV_VAR("ssl_cipher", ssl_cipher_cb, 0),
     PV_VAR("ssl_ciphers", ssl_ciphers_cb, 0),
+    PV_VAR("ssl_curve", ssl_curve_cb, 0),
+    PV_VAR("ssl_curves", ssl_curves_cb, 0),
     PV_VAR("ssl_server_name", ssl_server_name_cb, 0),
     PV_VAR("ssl_session_reused", ssl_session_reused_cb, 0),
     PV_VAR("ssl_session_id", ssl_session_id_cb, 0),

@@ -26,7 +26,7 @@ def pki(tmp_path_factory):
     return p
 
 
-HEADERS = ["scheme", "https", "ssl_protocol", "ssl_cipher", "ssl_ciphers", "ssl_server_name", "ssl_session_reused",
+HEADERS = ["scheme", "https", "ssl_protocol", "ssl_cipher", "ssl_ciphers", "ssl_curve", "ssl_curves", "ssl_server_name", "ssl_session_reused",
            "ssl_client_verify", "ssl_client_s_dn", "ssl_client_i_dn", "ssl_client_s_dn_legacy",
            "ssl_client_i_dn_legacy", "ssl_client_serial",
            "ssl_client_fingerprint", "ssl_client_v_start", "ssl_client_v_end", "ssl_client_v_remain",
@@ -157,5 +157,6 @@ def test_tls_differential(tmp_path, pki):
     assert by["a-cert"][2]["X-ssl-client-verify"] == "SUCCESS"
     assert by["a-cert"][2]["X-ssl-client-s-dn-legacy"].startswith("/O=")
     assert "TLS_AES_256_GCM_SHA384:" in by["a"][2]["X-ssl-ciphers"]
+    assert by["a"][2]["X-ssl-curve"] in by["a"][2]["X-ssl-curves"].split(":")
     assert by["b-nocert"][0] == 400
     assert sides["portvakt"][-1][0][0] == b"HTTP/1.1 400 Bad Request"
