@@ -199,6 +199,26 @@ static void answered(entry_t *e, int64_t ttl)
     }
 }
 
+/* The shortest TTL of the CNAME chain in ai that starts at name (-1: no
+ * CNAME): an answer through CNAMEs lasts no longer than they do, as in
+ * NGINX. */
+static int64_t cname_ttl(const struct ares_addrinfo *ai, const char *name)
+{
+    int64_t ttl = -1;
+    const char *cur = name;
+    for (int n = 0; n < 16; n++) {
+        const struct ares_addrinfo_cname *c = ai->cnames;
+        while (c && !(c->alias && c->name && strcasecmp(c->alias, cur) == 0))
+            c = c->next;
+        if (!c)
+            break;
+        if (ttl < 0 || c->ttl < ttl)
+            ttl = c->ttl < 0 ? 0 : c->ttl;
+        cur = c->name;
+    }
+    return ttl;
+}
+
 /* The answer to e's address query. */
 static void gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
@@ -219,6 +239,9 @@ static void gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *ai
         if (ttl < 0 || n->ai_ttl < ttl)
             ttl = n->ai_ttl < 0 ? 0 : n->ai_ttl;
     }
+    int64_t cttl = ai && ai->nodes ? cname_ttl(ai, ai->name ? ai->name : e->name) : -1;
+    if (cttl >= 0 && (ttl < 0 || cttl < ttl))
+        ttl = cttl;
     ares_freeaddrinfo(ai);
     answered(e, ttl);
 }

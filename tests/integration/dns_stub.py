@@ -1,5 +1,5 @@
-"""A minimal authoritative DNS responder over UDP for the tests: A, AAAA
-and SRV records from a dict the test changes while it runs, NXDOMAIN
+"""A minimal authoritative DNS responder over UDP for the tests: A, AAAA,
+SRV and CNAME records from a dict the test changes while it runs, NXDOMAIN
 for names it does not hold, no answer at all for names marked silent.
 Standard library only (RFC 1035 wire format, no compression in
 questions; answers point back at the question name)."""
@@ -9,7 +9,7 @@ import socket
 import struct
 import threading
 
-A, AAAA, SRV = 1, 28, 33
+A, AAAA, SRV, CNAME = 1, 28, 33, 5
 
 
 def _name(data, off):
@@ -34,7 +34,9 @@ def _encode_name(name):
 
 class DnsStub:
     """records: {name: [(type, value, ttl), ...]}; value is an address
-    text for A/AAAA, (priority, weight, port, target) for SRV."""
+    text for A/AAAA, (priority, weight, port, target) for SRV, the target
+    name for CNAME (answered with the target's records of the type asked
+    for after it, as one response)."""
 
     def __init__(self, host="127.0.0.1", port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -101,6 +103,16 @@ class DnsStub:
             return struct.pack("!HHHHHH", ident, 0x8400 | rd | 3, 1, 0, 0, 0) + question
         answers = b""
         count = 0
+        owner = b"\xc0\x0c"
+        cname = [r for r in recs if r[0] == CNAME and qtype != CNAME]
+        if cname:
+            _, target, ttl = cname[0]
+            rdata = _encode_name(target)
+            answers += owner + struct.pack("!HHIH", CNAME, 1, ttl, len(rdata)) + rdata
+            count += 1
+            owner = rdata
+            with self.lock:
+                recs = self.records.get(target.lower(), [])
         for rtype, value, ttl in recs:
             if rtype != qtype:
                 continue
@@ -111,6 +123,6 @@ class DnsStub:
             else:
                 prio, weight, port, target = value
                 rdata = struct.pack("!HHH", prio, weight, port) + _encode_name(target)
-            answers += struct.pack("!HHHIH", 0xC00C, rtype, 1, ttl, len(rdata)) + rdata
+            answers += owner + struct.pack("!HHIH", rtype, 1, ttl, len(rdata)) + rdata
             count += 1
         return struct.pack("!HHHHHH", ident, 0x8400 | rd, 1, count, 0, 0) + question + answers

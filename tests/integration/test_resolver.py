@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from conftest import NGINX, EchoUpstream, check_conf, free_port, http, wait_for
-from dns_stub import A, AAAA, DnsStub
+from dns_stub import A, AAAA, CNAME, DnsStub
 
 CONF = """
 http {
@@ -139,6 +139,25 @@ def test_answer_change_is_followed(portvakt, upstream, dns, silent):
         assert b.requests[-1].target == "/dnsvalid/2?to=move.test"
     finally:
         b.stop()
+
+
+def test_cname_ttl_bounds_the_answer(portvakt, upstream, dns, silent):
+    """A CNAME and its target's address in one answer: the answer is kept
+    no longer than the CNAME's TTL (1 s) even though the address's is an
+    hour, so the name is asked again, as NGINX does."""
+    up = upstream(host="127.0.0.1")
+    dns.set("alias.test", (CNAME, "real.test", 1))
+    dns.set("real.test", (A, "127.0.0.1", 3600))
+    gw = start(portvakt, up, dns, silent)
+    assert observe(gw, up, "/dns/1?to=alias.test")["status"] == 200
+    asked = dns.count("alias.test", A)
+    assert asked == 1
+
+    def asked_again():
+        assert http(gw.port, "GET", "/dns/2?to=alias.test").status == 200
+        return dns.count("alias.test", A) > asked
+
+    wait_for(asked_again, timeout=10, what="the name asked again once the CNAME's TTL ran out")
 
 
 CASES = ["/named/a?to=backend", "/noresolver/?to=svc.test", "/dns/a?to=svc.test",
