@@ -79,6 +79,12 @@ typedef struct pv_upstream_tls_s {
     int server_name;       /* proxy_ssl_server_name: send name as SNI (never an IP literal) */
     int verify;            /* proxy_ssl_verify: check the chain and name */
     int session_reuse;     /* proxy_ssl_session_reuse */
+    const pv_cv_t *cert_cv; /* proxy_ssl_certificate with variables, else NULL */
+    const pv_cv_t *key_cv;  /* proxy_ssl_certificate_key with variables */
+    const char *cert_path, *key_path; /* the one of them without variables */
+    const char *prefix;    /* what a relative file name they give is under */
+    const char *passwords; /* proxy_ssl_password_file's lines for them, or NULL */
+    size_t passwords_len;
 } pv_upstream_tls_t;
 /* A regex of the config (location, rewrite, if, map) with what a match
  * binds: the count of groups, and the user variable slot of each named
@@ -302,6 +308,8 @@ typedef struct pv_proxy_ssl_conf_s {
     int session_reuse;          /* proxy_ssl_session_reuse; default on */
     struct pv_ssl_file_s *certificate; /* proxy_ssl_certificate */
     struct pv_ssl_file_s *certificate_key; /* proxy_ssl_certificate_key */
+    pv_cv_t *certificate_cv;    /* proxy_ssl_certificate compiled when it has variables, else NULL */
+    pv_cv_t *certificate_key_cv; /* proxy_ssl_certificate_key compiled when it has variables */
     struct pv_ssl_file_s *password_file; /* proxy_ssl_password_file */
     struct pv_ssl_cmd_s *cmds;  /* proxy_ssl_conf_command, in order */
     int ncmds;

@@ -6,10 +6,12 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <openssl/ssl.h>
 
+#include "../core/file.h"
 #include "../core/tls.h"
 
 /* A pv_upstream_tls_t built for one set of settings. */
@@ -49,12 +51,19 @@ static int set_file_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     pv_ssl_file_t **f = (pv_ssl_file_t **)((char *)pssl(base) + cmd->offset);
     if (*f)
         return DUP(cx, nd);
-    if (strchr(ARG(nd, 1), '$'))
+    pv_proxy_ssl_conf_t *c = pssl(base);
+    pv_cv_t **cv = f == &c->certificate ? &c->certificate_cv : f == &c->certificate_key ? &c->certificate_key_cv
+                                                                                       : NULL;
+    if (strchr(ARG(nd, 1), '$') && !cv)
         return pv_conf_error(cx, &nd->src, "variables in \"%s\" are not supported", ARG(nd, 0));
     *f = pv_arena_calloc(cx->a, sizeof(**f));
     (*f)->path = pv_conf_full_path(cx, ARG(nd, 1));
     (*f)->src = nd->src;
-    return PV_OK;
+    if (!cv || !strchr(ARG(nd, 1), '$'))
+        return PV_OK;
+    /* a name evaluated per connection, under the prefix when relative */
+    *cv = pv_arena_calloc(cx->a, sizeof(**cv));
+    return pv_conf_compile(cx, nd, *cv, ARG(nd, 1), strlen(ARG(nd, 1)));
 }
 
 static int set_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -164,6 +173,8 @@ void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *
     if (!c->certificate && !c->certificate_key && p) {
         c->certificate = p->certificate;
         c->certificate_key = p->certificate_key;
+        c->certificate_cv = p->certificate_cv;
+        c->certificate_key_cv = p->certificate_key_cv;
     }
 }
 
@@ -180,6 +191,7 @@ static int same_settings(const pv_proxy_ssl_conf_t *a, const pv_proxy_ssl_conf_t
            strcmp(a->ciphers, b->ciphers) == 0 && same_file(a->trusted, b->trusted) &&
            same_file(a->crl, b->crl) &&
            same_file(a->certificate, b->certificate) && same_file(a->certificate_key, b->certificate_key) &&
+           a->certificate_cv == b->certificate_cv && a->certificate_key_cv == b->certificate_key_cv &&
            same_file(a->password_file, b->password_file) && a->cmds == b->cmds;
 }
 
@@ -204,6 +216,8 @@ static int load_client_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_proxy_ssl_
     if (!c->certificate_key)
         return pv_conf_error(cx, &c->certificate->src, "no \"proxy_ssl_certificate_key\" is defined "
                              "for certificate \"%s\"", c->certificate->path);
+    if (c->certificate_cv || c->certificate_key_cv)
+        return PV_OK; /* read per connection */
     if (!SSL_CTX_use_certificate_chain_file(ctx, c->certificate->path))
         return ssl_error(cx, &c->certificate->src, "cannot load certificate \"%s\"", c->certificate->path);
     EVP_PKEY *k = pv_conf_ssl_load_key(cx, c->certificate_key, c->password_file);
@@ -254,6 +268,28 @@ static SSL_CTX *client_ctx(pv_conf_ctx_t *cx, const pv_proxy_ssl_conf_t *c, cons
     return ctx;
 }
 
+/* proxy_ssl_certificate / _key with variables: the files are named and
+ * read per connection, with proxy_ssl_password_file's lines read now. */
+static int set_cert_vars(pv_conf_ctx_t *cx, pv_upstream_tls_t *t, const pv_proxy_ssl_conf_t *c)
+{
+    t->cert_cv = c->certificate_cv;
+    t->key_cv = c->certificate_key_cv;
+    t->cert_path = c->certificate->path;
+    t->key_path = c->certificate_key->path;
+    t->prefix = cx->conf->prefix;
+    if (!c->password_file)
+        return PV_OK;
+    char err[512];
+    size_t n = 0;
+    char *buf = pv_file_read(c->password_file->path, 64 * 1024, &n, err, sizeof(err));
+    if (!buf)
+        return pv_conf_error(cx, &c->password_file->src, "%s", err);
+    t->passwords = pv_arena_strndup(cx->a, buf, n);
+    t->passwords_len = n;
+    free(buf);
+    return PV_OK;
+}
+
 int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc)
 {
     const pv_proxy_ssl_conf_t *c = &loc->conf.proxy_ssl;
@@ -293,6 +329,8 @@ int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc)
         t->name = "";
         t->name_cv = c->name_cv;
     }
+    if (c->certificate && (c->certificate_cv || c->certificate_key_cv) && set_cert_vars(cx, t, c) != PV_OK)
+        return PV_ERR;
     pp->tls = t;
     pv_conf_tls_ref_t *r = pv_conf_push(cx->tmp, &cx->tlsrefs, &cx->ntlsrefs, sizeof(*r));
     r->c = c;

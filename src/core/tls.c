@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "common.h"
@@ -305,6 +306,64 @@ void pv_tls_client_verify(SSL_CTX *ctx, int depth)
     SSL_CTX_set_verify_depth(ctx, depth);
 }
 
+/* The lines of a password buffer, tried in turn on an encrypted key. */
+typedef struct {
+    const char *buf;
+    size_t len, at;
+} tls_pw_t;
+
+static int tls_pw_cb(char *buf, int size, int rwflag, void *u)
+{
+    PV_UNUSED(rwflag);
+    tls_pw_t *pw = u;
+    if (!pw->buf || pw->at >= pw->len)
+        return 0;
+    const char *p = pw->buf + pw->at;
+    const char *e = memchr(p, '\n', pw->len - pw->at);
+    size_t n = e ? (size_t)(e - p) : pw->len - pw->at;
+    if (n && p[n - 1] == '\r')
+        n--;
+    n = n > (size_t)size ? (size_t)size : n;
+    memcpy(buf, p, n);
+    return (int)n;
+}
+
+static EVP_PKEY *tls_read_key(const pv_tls_cert_files_t *c)
+{
+    BIO *bio = BIO_new_file(c->key, "r");
+    tls_pw_t pw = {c->passwords, c->passwords ? c->passwords_len : 0, 0};
+    EVP_PKEY *k = NULL;
+    while (bio && !(k = PEM_read_bio_PrivateKey(bio, NULL, tls_pw_cb, &pw)) && pw.buf) {
+        const char *e = memchr(pw.buf + pw.at, '\n', pw.len - pw.at);
+        if (!e || (size_t)(e + 1 - pw.buf) >= pw.len)
+            break;
+        pw.at = (size_t)(e + 1 - pw.buf);
+        ERR_clear_error();
+        BIO_reset(bio);
+    }
+    BIO_free(bio);
+    return k;
+}
+
+int pv_tls_use_cert_files(SSL *ssl, const pv_tls_cert_files_t *c)
+{
+    char why[256];
+    if (!SSL_use_certificate_chain_file(ssl, c->cert)) {
+        pv_tls_error_text(why, sizeof(why));
+        pv_log(PV_LOG_ERR, "cannot load certificate \"%s\" (%s)", c->cert, why);
+        return PV_ERR;
+    }
+    EVP_PKEY *k = tls_read_key(c);
+    int ok = k && SSL_use_PrivateKey(ssl, k);
+    EVP_PKEY_free(k);
+    if (!ok) {
+        pv_tls_error_text(why, sizeof(why));
+        pv_log(PV_LOG_ERR, "cannot load certificate key \"%s\" (%s)", c->key, why);
+        return PV_ERR;
+    }
+    return PV_OK;
+}
+
 int pv_tls_client(pv_xprt_t *x, const pv_tls_client_t *c)
 {
     pv_tls_t *t = calloc(1, sizeof(*t));
@@ -317,6 +376,13 @@ int pv_tls_client(pv_xprt_t *x, const pv_tls_client_t *c)
         goto fail;
     if (c->sni && !SSL_set_tlsext_host_name(t->ssl, c->sni))
         goto fail;
+    if (c->certs && c->certs->cert[0] && pv_tls_use_cert_files(t->ssl, c->certs) != PV_OK) {
+        SSL_free(t->ssl);
+        free(t->verify_name);
+        free(t);
+        errno = EINVAL;
+        return PV_ERR;
+    }
     if (c->session && !SSL_set_session(t->ssl, c->session))
         goto fail;
     SSL_set_connect_state(t->ssl);

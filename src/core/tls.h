@@ -53,8 +53,18 @@ void pv_tls_client_verify(SSL_CTX *ctx, int depth);
  * the handshake and its checks; TLS 1.3 sends them as tickets). */
 typedef void (*pv_tls_save_fn)(void *arg, SSL_SESSION *sess);
 
+/* A client certificate named per connection (proxy_ssl_certificate with
+ * variables): read from its files for this connection alone. */
+typedef struct pv_tls_cert_files_s {
+    const char *cert;         /* PEM: the certificate, then its chain */
+    const char *key;          /* PEM: its key */
+    const char *passwords;    /* lines tried in turn on an encrypted key, or NULL */
+    size_t passwords_len;
+} pv_tls_cert_files_t;
+
 typedef struct pv_tls_client_s {
     SSL_CTX *ctx;
+    const pv_tls_cert_files_t *certs; /* NULL, or an empty cert: the SSL_CTX's (if any) */
     const char *sni;          /* server name to send, or NULL */
     const char *verify_name;  /* check the chain and this name after the handshake; NULL: no check */
     SSL_SESSION *session;     /* a session to resume, or NULL (the caller keeps its reference) */
@@ -68,6 +78,9 @@ typedef struct pv_tls_client_s {
  * NGINX logs it ("... while SSL handshaking to upstream"). PV_ERR when
  * out of memory (x is then still a plain transport the caller closes). */
 int pv_tls_client(pv_xprt_t *x, const pv_tls_client_t *c);
+/* Use c's certificate and key on ssl; PV_ERR after logging why, as
+ * NGINX does ("cannot load certificate ..."). */
+int pv_tls_use_cert_files(SSL *ssl, const pv_tls_cert_files_t *c);
 /* 1 when x is a TLS connection whose handshake resumed a session. */
 int pv_tls_resumed(const pv_xprt_t *x);
 

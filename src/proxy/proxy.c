@@ -415,7 +415,7 @@ static void start_upstream(pv_proxy_t *px)
     px->reused = u != NULL;
     if (!u) {
         u = pv_upstream_connect(w, pool, s, tls, tls && tls->name_cv ? pv_proxy_tls_name(px)
-                                                       : px->dyn & PV_PROXY_DYN_HOST ? px->dyn_host : NULL);
+                                : px->dyn & PV_PROXY_DYN_HOST ? px->dyn_host : NULL, pv_proxy_tls_certs(px));
         if (!u) {
             upstream_failed(px, PV_UPF_CONNECT, errno, NULL);
             return;

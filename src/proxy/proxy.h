@@ -109,6 +109,9 @@ int pv_proxy_pick_init(pv_proxy_t *px);
 /* The TLS server name of a connection about to open: proxy_ssl_name with
  * variables evaluated for this request, its port left out. */
 const char *pv_proxy_tls_name(pv_proxy_t *px);
+/* proxy_ssl_certificate / _key with variables, for this request (NULL
+ * when they have none: the SSL_CTX's certificate, if any, is used). */
+const struct pv_tls_cert_files_s *pv_proxy_tls_certs(pv_proxy_t *px);
 /* Release the server in use with a PV_BAL_* verdict (select.c). */
 void pv_proxy_release_server(pv_proxy_t *px, int verdict);
 /* Metrics of the server in use (select.c): a try begins, its connection

@@ -10,6 +10,7 @@
 #include "../core/counters.h"
 #include "../core/log.h"
 #include "../core/time.h"
+#include "../core/tls.h"
 #include "../http/accesslog.h"
 #include "../http/server.h"
 #include "../http/stats.h"
@@ -173,4 +174,37 @@ int pv_proxy_queue_wait(pv_proxy_t *px, void (*again)(pv_proxy_t *px))
         return 0;
     }
     return 1;
+}
+
+/* A file name of proxy_ssl_certificate / _key for this request: cv's
+ * value (under the prefix when relative), else path. */
+static const char *cert_file(pv_proxy_t *px, const pv_cv_t *cv, const char *path, const char *prefix)
+{
+    if (!cv)
+        return path;
+    char buf[4096];
+    size_t n = pv_cv_eval(cv, px->r, PV_ESCAPE_NONE, buf, sizeof(buf) - 1);
+    if (n > sizeof(buf) - 1)
+        n = 0; /* too long a name: none, as an empty value */
+    buf[n] = 0;
+    if (n == 0)
+        return "";
+    return buf[0] == '/' ? pv_arena_strdup(px->r->arena, buf) : pv_arena_printf(px->r->arena, "%s/%s", prefix, buf);
+}
+
+const pv_tls_cert_files_t *pv_proxy_tls_certs(pv_proxy_t *px)
+{
+    const pv_upstream_tls_t *t = px->loc->proxy_pass->tls;
+    if (!t || (!t->cert_cv && !t->key_cv))
+        return NULL;
+    pv_tls_cert_files_t *c = pv_arena_calloc(px->r->arena, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->cert = cert_file(px, t->cert_cv, t->cert_path, t->prefix);
+    c->key = cert_file(px, t->key_cv, t->key_path, t->prefix);
+    if (!c->cert || !c->key || !c->key[0])
+        c->cert = ""; /* no certificate is sent */
+    c->passwords = t->passwords;
+    c->passwords_len = t->passwords_len;
+    return c;
 }

@@ -358,10 +358,12 @@ static int ip_literal(const char *name)
 }
 
 /* Make x, just opened, a TLS client under tls's settings for name. */
-static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, const char *name, pv_peer_t *peer)
+static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, const char *name, pv_peer_t *peer,
+                    const pv_tls_cert_files_t *certs)
 {
     pv_tls_client_t c = {
         .ctx = tls->ctx,
+        .certs = certs,
         .sni = tls->server_name && name[0] && !ip_literal(name) ? name : NULL,
         .verify_name = tls->verify ? name : NULL,
     };
@@ -376,15 +378,16 @@ static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, const char *name
             c.session = NULL;
         }
     }
+    errno = 0;
     int rc = pv_tls_client(x, &c);
     SSL_SESSION_free(c.session);
-    if (rc != PV_OK)
+    if (rc != PV_OK && errno != EINVAL)
         errno = ENOMEM;
     return rc;
 }
 
 pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls,
-                                 const char *name)
+                                 const char *name, const pv_tls_cert_files_t *certs)
 {
     pv_upstream_server_t *s = &p->cf->servers[server], now;
     uint32_t gen = 0;
@@ -401,9 +404,10 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
     int rc = opener(&x, s);
     if (rc == PV_ERR)
         return NULL;
-    if (tls && tls_open(&x, tls, name ? name : tls->name, p->peers[server]) != PV_OK) {
+    if (tls && tls_open(&x, tls, name ? name : tls->name, p->peers[server], certs) != PV_OK) {
+        int e = errno;
         pv_xprt_close(&x);
-        errno = ENOMEM;
+        errno = e;
         return NULL;
     }
     pv_upconn_t *u = NULL;

@@ -148,10 +148,12 @@ void pv_upstream_set_opener(pv_upstream_open_t fn); /* NULL: the default */
  * those settings, resuming the server's last session when
  * proxy_ssl_session_reuse is on; the handshake then runs inside the
  * first writes and reads. name, when not NULL, stands for tls->name (a
- * proxy_ssl_name with variables, evaluated for the request). NULL on
- * error with errno set. */
+ * proxy_ssl_name with variables, evaluated for the request); certs, when
+ * not NULL, is the client certificate named for the request. NULL on
+ * error with errno set (EINVAL: certs could not be loaded). */
+struct pv_tls_cert_files_s;
 pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls,
-                                 const char *name);
+                                 const char *name, const struct pv_tls_cert_files_s *certs);
 /* Give the connection to owner, whose ops get its events and timeouts. */
 void pv_upstream_attach(pv_upconn_t *u, const pv_upconn_ops_t *ops, void *owner);
 /* The pool's guard list: whether u may carry another request after an

@@ -482,3 +482,37 @@ def test_proxy_ssl_crl_unreadable_is_a_config_error(tmp_path, pki):
     assert r.returncode != 0
     assert 'X509_LOOKUP_load_file("/nonexistent.crl") failed' in r.stderr
     assert "p.conf:" in r.stderr
+
+
+def test_proxy_ssl_certificate_with_variables_against_nginx(portvakt, nginx, tls_upstream, pki):
+    """proxy_ssl_certificate / _key with variables: the files are named per
+    request (and the key opened with proxy_ssl_password_file); an empty
+    name sends no certificate, in both servers."""
+    import os
+    d = os.path.dirname(pki.client[0])
+    pw = os.path.join(d, "vars-pass.txt")
+    with open(pw, "w") as f:
+        f.write("wrong\nsecret\n")
+    enc = pki.encrypt_key(pki.client[1], "secret")
+    os.replace(enc, os.path.join(d, "gw-enc.key"))
+    with open(os.path.join(d, "gw-enc.crt"), "w") as f:
+        f.write(open(pki.client[0]).read())
+    extra = ("proxy_ssl_session_reuse off; proxy_ssl_certificate $arg_c; proxy_ssl_certificate_key $arg_k; "
+             "proxy_ssl_password_file %s;" % pw)
+    for start_fn in (portvakt, nginx):
+        up = tls_upstream(require_client_cert=True)
+        up.ctx.verify_mode = ssl.CERT_OPTIONAL
+        gw, _ = start(start_fn, up, extra, keepalive="")
+        for stem, cn in (("gw-client", "gateway-a"), ("gw-enc", "gateway-a"), ("", None)):
+            q = "/?c=%s&k=%s" % ((d + "/" + stem + ".crt", d + "/" + stem + ".key") if stem else ("", ""))
+            st, b = get(gw, q)
+            assert (st, b["cert_cn"]) == (200, cn), (start_fn is portvakt, stem)
+
+
+def test_proxy_ssl_certificate_variable_naming_no_file_is_502(gateway, tls_upstream, pki):
+    up = tls_upstream()
+    gw, srv = start(gateway, up, "proxy_ssl_certificate $arg_c; proxy_ssl_certificate_key $arg_c;",
+                    keepalive="")
+    st, _ = get(gw, "/?c=/nonexistent.pem")
+    assert st == 502
+    wait_for(lambda: 'cannot load certificate "/nonexistent.pem"' in srv.stderr(), what="the failure logged")
