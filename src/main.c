@@ -34,6 +34,7 @@
 #include "proxy/probe.h"
 #include "proxy/report.h"
 #include "proxy/proxy.h"
+#include "proxy/grpc.h"
 #include "upstream/discovery.h"
 #include "upstream/dynamic.h"
 #include "upstream/health.h"
@@ -44,7 +45,7 @@
  * writer first, the HTTP side before the upstream pools its requests use. */
 static pv_module_t *const modules[] = {
     &pv_counters_module, &pv_stats_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module,
-    &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_probe_module,
+    &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_grpc_module, &pv_probe_module,
     &pv_report_module,
     &pv_static_module, &pv_upstream_module, &pv_upstream_dyn_module,
     &pv_upstream_discovery_module, &pv_health_module, NULL,

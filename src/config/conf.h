@@ -166,6 +166,7 @@ typedef struct pv_proxy_pass_s {
     int has_uri;                  /* 1 when the URL had a URI part (even just "/") */
     pv_cv_t *cv;                  /* a URL with variables (upstream NULL): evaluated per request */
     pv_conf_src_t src;            /* the proxy_pass line */
+    int grpc;                     /* made by grpc_pass: the grpc module answers, over HTTP/2 */
 } pv_proxy_pass_t;
 
 /* PV_NEXT_UPSTREAM_F_*: the `proxy_next_upstream` conditions. */
@@ -423,6 +424,27 @@ enum { PV_BODY_FILE_OFF = 0, PV_BODY_FILE_ON, PV_BODY_FILE_CLEAN };
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
+/* The grpc_* directives (ngx_http_grpc_module); unset values PV_UNSET / NULL. */
+typedef struct pv_grpc_conf_s {
+    pv_set_header_t *set_headers;  /* grpc_set_header list; NULL = inherit */
+    int nset_headers;
+    int64_t connect_timeout;       /* default 60s */
+    int64_t read_timeout;          /* default 60s */
+    int64_t send_timeout;          /* default 60s */
+    int next_upstream;             /* PV_NEXT_F_* mask; default error|timeout */
+    int64_t next_upstream_tries;   /* 0: no limit */
+    int64_t next_upstream_timeout; /* ms; 0: none */
+    int intercept_errors;          /* default off */
+    int64_t buffer_size;           /* default 4k: the response's head and each read */
+    int socket_keepalive;          /* SO_KEEPALIVE on upstream sockets; default off */
+    pv_str_t *hide;                /* grpc_hide_header names */
+    int nhide;
+    pv_str_t *pass;                /* grpc_pass_header names */
+    int npass;
+    int lists_set;                 /* hide or pass given at this level */
+    pv_proxy_ssl_conf_t ssl;       /* grpc_ssl_* (used by grpcs://) */
+} pv_grpc_conf_t;
+
 typedef struct pv_loc_conf_s {
     /* client side */
     int64_t keepalive_timeout;     /* http/server/location; default 75s */
@@ -454,6 +476,7 @@ typedef struct pv_loc_conf_s {
     int recursive_error_pages;     /* default off */
     pv_hdr_conf_t hdr;             /* add_header, expires, server_tokens, charset, proxy_*_header, proxy_redirect */
     pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
+    pv_grpc_conf_t grpc;           /* grpc_* (used by grpc_pass) */
     pv_realip_conf_t realip;       /* set_real_ip_from, real_ip_header, real_ip_recursive */
     const pv_resolver_conf_t *resolver; /* `resolver`, or NULL: names in proxy_pass cannot be resolved */
     int64_t resolver_timeout;      /* ms; default 30s */

@@ -236,6 +236,10 @@ int pv_conf_ssl_finish(pv_conf_ctx_t *cx);
 /* The proxy_ssl_* directives and the client SSL_CTX of an https
  * proxy_pass (proxy_ssl.c). */
 extern const pv_conf_module_t pv_conf_proxy_ssl_module;
+/* grpc_pass and the grpc_* settings (grpc_conf.c). */
+extern const pv_conf_module_t pv_conf_grpc_module;
+void pv_conf_grpc_init(pv_grpc_conf_t *g);
+void pv_conf_grpc_merge(pv_grpc_conf_t *c, const pv_grpc_conf_t *p);
 void pv_conf_proxy_ssl_init(pv_proxy_ssl_conf_t *c);
 /* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
 void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *p);

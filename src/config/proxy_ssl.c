@@ -19,6 +19,7 @@ typedef struct pv_conf_tls_ref_s {
     const pv_proxy_ssl_conf_t *c; /* the settings (a location's merged copy) */
     const char *name;             /* the name it was built with */
     pv_upstream_tls_t *tls;
+    int grpc;                     /* made for grpcs://: ALPN offers h2 */
 } pv_conf_tls_ref_t;
 
 void pv_conf_proxy_ssl_init(pv_proxy_ssl_conf_t *c)
@@ -31,10 +32,14 @@ void pv_conf_proxy_ssl_init(pv_proxy_ssl_conf_t *c)
     c->session_reuse = PV_UNSET;
 }
 
-static pv_proxy_ssl_conf_t *pssl(void *base)
+/* The rows are shared by proxy_ssl_* and grpc_ssl_*: a grpc row's data is
+ * "grpc". */
+static pv_proxy_ssl_conf_t *pssl_of(const pv_conf_cmd_t *cmd, void *base)
 {
-    return &((pv_loc_conf_t *)base)->proxy_ssl;
+    pv_loc_conf_t *lc = base;
+    return cmd->data ? &lc->grpc.ssl : &lc->proxy_ssl;
 }
+#define pssl(base) pssl_of(cmd, base)
 
 static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
@@ -140,6 +145,18 @@ static const pv_conf_cmd_t proxy_ssl_cmds[] = {
     {"proxy_ssl_certificate_key", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(certificate_key), NULL},
     {"proxy_ssl_password_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(password_file), NULL},
     {"proxy_ssl_conf_command", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_conf_command_cb, NONE, NULL},
+    {"grpc_ssl_server_name", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(server_name), "grpc"},
+    {"grpc_ssl_name", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_name_cb, NONE, "grpc"},
+    {"grpc_ssl_verify", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(verify), "grpc"},
+    {"grpc_ssl_verify_depth", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_depth_cb, NONE, "grpc"},
+    {"grpc_ssl_trusted_certificate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(trusted), "grpc"},
+    {"grpc_ssl_protocols", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_protocols_cb, NONE, "grpc"},
+    {"grpc_ssl_ciphers", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_ciphers_cb, NONE, "grpc"},
+    {"grpc_ssl_session_reuse", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, PS(session_reuse), "grpc"},
+    {"grpc_ssl_certificate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(certificate), "grpc"},
+    {"grpc_ssl_certificate_key", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(certificate_key), "grpc"},
+    {"grpc_ssl_password_file", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_file_cb, PS(password_file), "grpc"},
+    {"grpc_ssl_conf_command", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_conf_command_cb, NONE, "grpc"},
 };
 
 const pv_conf_module_t pv_conf_proxy_ssl_module = {"proxy_ssl", proxy_ssl_cmds, PV_NELEM(proxy_ssl_cmds)};
@@ -265,6 +282,12 @@ static SSL_CTX *client_ctx(pv_conf_ctx_t *cx, const pv_proxy_ssl_conf_t *c, cons
         return NULL;
     if (pv_conf_ssl_commands(cx, ctx, c->cmds, c->ncmds, 1) != PV_OK)
         return NULL;
+    /* grpcs://: HTTP/2 is asked for by ALPN, as NGINX's grpc module does */
+    static const unsigned char h2[] = "\x02h2";
+    if (loc->proxy_pass->grpc && SSL_CTX_set_alpn_protos(ctx, h2, sizeof(h2) - 1) != 0) {
+        ssl_error(cx, &loc->src, "%s", "SSL_CTX_set_alpn_protos() failed");
+        return NULL;
+    }
     return ctx;
 }
 
@@ -292,10 +315,11 @@ static int set_cert_vars(pv_conf_ctx_t *cx, pv_upstream_tls_t *t, const pv_proxy
 
 int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc)
 {
-    const pv_proxy_ssl_conf_t *c = &loc->conf.proxy_ssl;
     pv_proxy_pass_t *pp = loc->proxy_pass;
+    const pv_proxy_ssl_conf_t *c = pp->grpc ? &loc->conf.grpc.ssl : &loc->conf.proxy_ssl;
     if (c->verify && !c->trusted)
-        return pv_conf_error(cx, &c->verify_src, "no proxy_ssl_trusted_certificate for proxy_ssl_verify");
+        return pv_conf_error(cx, &c->verify_src, pp->grpc ? "no grpc_ssl_trusted_certificate for grpc_ssl_verify"
+                                                          : "no proxy_ssl_trusted_certificate for proxy_ssl_verify");
     /* the name may carry a port (as $proxy_host does): it is left out */
     const char *name = c->name ? c->name : pp->host;
     size_t nlen = strlen(name);
@@ -308,14 +332,14 @@ int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc)
     name = pv_arena_strndup(cx->a, name, nlen);
     for (int i = 0; i < cx->ntlsrefs; i++) {
         pv_conf_tls_ref_t *r = &cx->tlsrefs[i];
-        if (same_settings(r->c, c) && strcmp(r->name, name) == 0) {
+        if (r->grpc == pp->grpc && same_settings(r->c, c) && strcmp(r->name, name) == 0) {
             pp->tls = r->tls;
             return PV_OK;
         }
     }
     SSL_CTX *ctx = NULL;
     for (int i = 0; i < cx->ntlsrefs && !ctx; i++)
-        if (same_settings(cx->tlsrefs[i].c, c))
+        if (cx->tlsrefs[i].grpc == pp->grpc && same_settings(cx->tlsrefs[i].c, c))
             ctx = cx->tlsrefs[i].tls->ctx;
     if (!ctx && !(ctx = client_ctx(cx, c, loc)))
         return PV_ERR;
@@ -336,5 +360,6 @@ int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc)
     r->c = c;
     r->name = name;
     r->tls = t;
+    r->grpc = pp->grpc;
     return PV_OK;
 }

@@ -11,7 +11,7 @@ struct pv_worker_s;
 struct pv_wgen_s;
 
 /* Slots a generation has for its modules' state (pv_wgen_t.mod). */
-#define PV_MODULES_MAX 16
+#define PV_MODULES_MAX 24
 
 typedef struct pv_module_s {
     const char *name;  /* for logs */

@@ -36,7 +36,8 @@ int pv_proxy_pick_init(pv_proxy_t *px)
     if (cf->hash_key)
         key = pv_cv_eval_arena(cf->hash_key, px->r);
     pv_upstream_pick_init(px->pool, &px->pick, words, key.p, key.len, px->hr->r.peer,
-                          px->loc->conf.proxy_next_upstream_tries);
+                          px->loc->proxy_pass->grpc ? px->loc->conf.grpc.next_upstream_tries
+                                                    : px->loc->conf.proxy_next_upstream_tries);
     px->picking = 1;
     return 0;
 }
@@ -92,7 +93,8 @@ void pv_proxy_stat_fail(pv_proxy_t *px, int f)
 /* Whether proxy_next_upstream_timeout has passed since the exchange began. */
 int pv_proxy_next_timed_out(pv_proxy_t *px)
 {
-    int64_t t = px->loc->conf.proxy_next_upstream_timeout;
+    int64_t t = px->loc->proxy_pass->grpc ? px->loc->conf.grpc.next_upstream_timeout
+                                          : px->loc->conf.proxy_next_upstream_timeout;
     return t > 0 && (int64_t)((pv_now_ns() - px->start_ns) / 1000000) >= t;
 }
 
