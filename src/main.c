@@ -93,7 +93,7 @@ static const struct {
     {"http_ssi_module", 1, 0},             {"http_userid_module", 1, 0},
     {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 1},
     {"http_fastcgi_module", 1, 0},         {"http_uwsgi_module", 1, 0},
-    {"http_scgi_module", 1, 0},            {"http_grpc_module", 1, 0},
+    {"http_scgi_module", 1, 0},            {"http_grpc_module", 1, 1},
     {"http_memcached_module", 1, 0},       {"http_empty_gif_module", 1, 0},
     {"http_browser_module", 1, 0},         {"http_upstream_hash_module", 1, 1},
     {"http_upstream_ip_hash_module", 1, 1}, {"http_upstream_least_conn_module", 1, 1},

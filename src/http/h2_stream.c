@@ -419,9 +419,16 @@ static int length_unknown(const pv_h2_stream_t *st)
 {
     if (st->end_stream)
         return 0;
-    for (int i = 0; i < st->nfields; i++)
+    for (int i = 0; i < st->nfields; i++) {
         if (PV_STR_IEQ(st->fields[i].name, "content-length"))
             return 0;
+        /* a gRPC call starts at once: a streaming client waits for
+         * answers before it ends its body (NGINX runs every request as
+         * its head completes) */
+        if (PV_STR_IEQ(st->fields[i].name, "content-type") && st->fields[i].value.len >= 16 &&
+            pv_str_ieq((pv_str_t){st->fields[i].value.p, 16}, "application/grpc", 16))
+            return 0;
+    }
     return 1;
 }
 

@@ -507,6 +507,34 @@ static int gr_write(pv_grpc_t *g)
     }
 }
 
+/* A status grpc_next_upstream names (http_500 ... http_429): the next
+ * server is asked, as the proxy's next_on_status() does. 1 when it was. */
+static int next_on_status(pv_grpc_t *g, int status)
+{
+    static const struct {
+        int status, flag;
+    } map[] = {{500, PV_NEXT_F_HTTP_500}, {502, PV_NEXT_F_HTTP_502}, {503, PV_NEXT_F_HTTP_503},
+               {504, PV_NEXT_F_HTTP_504}, {403, PV_NEXT_F_HTTP_403}, {404, PV_NEXT_F_HTTP_404},
+               {429, PV_NEXT_F_HTTP_429}};
+    pv_proxy_t *px = &g->px;
+    int flag = 0, mask = px->loc->conf.grpc.next_upstream;
+    for (size_t i = 0; i < PV_NELEM(map); i++)
+        if (map[i].status == status)
+            flag = map[i].flag;
+    if (!flag || !(mask & flag) || (mask & PV_NEXT_F_OFF) || px->pick.tries <= 1 || pv_proxy_next_timed_out(px) ||
+        !pv_upstream_retry_allowed(px->pool) || !pv_body_rewindable(px->hr) ||
+        !(pv_proxy_idempotent(px->r->method_id) || (mask & PV_NEXT_F_NON_IDEMPOTENT)))
+        return 0;
+    pv_proxy_release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
+    gr_drop(g);
+    if (pv_body_rewind(px->hr) != 0) {
+        pv_proxy_answer_failure(px, PV_UPF_NO_LIVE);
+        return 1;
+    }
+    gr_start(px);
+    return 1;
+}
+
 /* The response's final head goes to the client (or error_page answers,
  * grpc_intercept_errors). 0, or -1 when the exchange ended. */
 static int gr_head(pv_grpc_t *g)
@@ -527,6 +555,8 @@ static int gr_head(pv_grpc_t *g)
         return -1;
     }
     pv_proxy_append_list(r->upstream_status, sizeof(r->upstream_status), st);
+    if (next_on_status(g, status))
+        return -1;
     if (gc->intercept_errors && status >= 300 && pv_error_page_for(hr, status)) {
         pv_proxy_release_server(px, PV_BAL_OK);
         gr_drop(g);
