@@ -7,6 +7,7 @@ response fields, and the failures: upstream down (502), read timeout
 PV_TARGET=nginx."""
 
 import socket
+import ssl
 import struct
 import threading
 
@@ -18,6 +19,7 @@ import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
 
 from conftest import free_port  # noqa: E402
+from tls_pki import Pki  # noqa: E402
 
 
 def grpc_msg(payload):
@@ -25,12 +27,19 @@ def grpc_msg(payload):
 
 
 class GrpcUpstream:
-    """An h2c server answering by :path: /svc/Echo echoes the body with
-    grpc-status 0 trailers and the request fields it saw as x-seen-*
-    response fields; /svc/Fail answers trailers-only (grpc-status 5);
-    /svc/Hang never answers."""
+    """An h2c server (h2 over TLS with ctx) answering by :path: /svc/Echo
+    echoes the body with grpc-status 0 trailers and the request fields it
+    saw as x-seen-* response fields; /svc/Stream echoes each DATA as it
+    comes (the head with the first); /svc/Fail answers trailers-only
+    (grpc-status 5); /svc/Hang never answers. TLS facts (ALPN, SNI) of
+    each connection go to `tls_seen`."""
 
-    def __init__(self):
+    def __init__(self, ctx=None):
+        self.ctx = ctx
+        self.tls_seen = []
+        if ctx:
+            ctx.set_alpn_protocols(["h2"])
+            ctx.sni_callback = lambda sock, name, c: self.tls_seen.append(name) and None
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -48,10 +57,17 @@ class GrpcUpstream:
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
+        if self.ctx:
+            try:
+                c = self.ctx.wrap_socket(c, server_side=True)
+            except (ssl.SSLError, OSError):
+                c.close()
+                return
+            self.tls_seen.append(c.selected_alpn_protocol())
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         conn.initiate_connection()
         c.sendall(conn.data_to_send())
-        heads, bodies = {}, {}
+        heads, bodies, started = {}, {}, {}
         try:
             while True:
                 data = c.recv(65536)
@@ -64,6 +80,12 @@ class GrpcUpstream:
                     elif isinstance(ev, h2.events.DataReceived):
                         bodies[ev.stream_id] += ev.data
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                        if dict(heads[ev.stream_id])[":path"] == "/svc/Stream":
+                            if not started.get(ev.stream_id):
+                                started[ev.stream_id] = True
+                                conn.send_headers(ev.stream_id, [(":status", "200"),
+                                                                 ("content-type", "application/grpc")])
+                            conn.send_data(ev.stream_id, ev.data)
                     elif isinstance(ev, h2.events.StreamEnded):
                         self._answer(conn, ev.stream_id, heads[ev.stream_id], bodies[ev.stream_id])
                 c.sendall(conn.data_to_send())
@@ -75,6 +97,9 @@ class GrpcUpstream:
     def _answer(self, conn, sid, head, body):
         self.seen.append((head, body))
         path = dict(head)[":path"]
+        if path == "/svc/Stream":
+            conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+            return
         if path.startswith("/svc/Hang"):
             return
         if path.startswith("/svc/Fail"):
@@ -233,3 +258,69 @@ def test_read_timeout_is_504(gateway, upstream):
     gw = start(gateway, upstream)
     head, data, trailers, _ = call(gw.port, "/svc/Hang", grpc_msg(b"x"))
     assert head[":status"] == "504"
+
+
+def test_bidirectional_streaming(gateway, upstream):
+    """The client ends its stream only after an answer to its first
+    message came: the call must start at once and flow both ways."""
+    gw = start(gateway, upstream)
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", "/svc/Stream"),
+                          (":authority", "c"), ("content-type", "application/grpc"), ("te", "trailers")])
+    conn.send_data(1, grpc_msg(b"first"))
+    s.sendall(conn.data_to_send())
+    got, trailers, sent_second = b"", None, False
+    try:
+        while trailers is None:
+            d = s.recv(65536)
+            assert d, "connection closed"
+            for ev in conn.receive_data(d):
+                if isinstance(ev, h2.events.DataReceived):
+                    got += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, 1)
+                elif isinstance(ev, h2.events.TrailersReceived):
+                    trailers = dict((k.decode(), v.decode()) for k, v in ev.headers)
+            if got == grpc_msg(b"first") and not sent_second:
+                conn.send_data(1, grpc_msg(b"second"), end_stream=True)
+                sent_second = True
+            s.sendall(conn.data_to_send())
+    finally:
+        s.close()
+    assert got == grpc_msg(b"first") + grpc_msg(b"second")
+    assert trailers == {"grpc-status": "0"}
+
+
+TLS_CONF = """\
+http {
+    server {
+        listen 127.0.0.1:@GW@ http2;
+        location / {
+            grpc_pass grpcs://127.0.0.1:@UP@;
+            grpc_ssl_verify on;
+            grpc_ssl_trusted_certificate @CA@;
+            grpc_ssl_name backend.test;
+            grpc_ssl_server_name on;
+        }
+    }
+}
+"""
+
+
+def test_grpcs_offers_h2_and_verifies(gateway, tmp_path):
+    pki = Pki(tmp_path / "pki")
+    crt, key = pki.issue("up", "backend.test", "ec", sans=["backend.test"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    up = GrpcUpstream(ctx)
+    try:
+        port = free_port()
+        gateway(TLS_CONF, GW=port, UP=up.port, CA=pki.ca[0])
+        head, data, trailers, _ = call(port, "/svc/Echo", grpc_msg(b"tls"))
+        assert head[":status"] == "200" and data == grpc_msg(b"tls")
+        assert trailers["grpc-status"] == "0"
+        assert "backend.test" in up.tls_seen and "h2" in up.tls_seen
+        assert dict(up.seen[-1][0])[":scheme"] == "https"
+    finally:
+        up.stop()
