@@ -57,7 +57,8 @@ typedef struct pv_grpc_s {
     uint32_t rst;                /* its error code; 0 with END_STREAM received */
     uint8_t bad;                 /* the upstream broke the protocol */
     uint8_t body_deferred;       /* nghttp2 waits for more request body */
-    uint8_t client_wait;         /* out is queued to the client and not yet all written */
+    uint8_t client_wait;         /* the client has not taken everything queued yet */
+    uint8_t queued;              /* out is in the client's queue (its space is not reused before it is written) */
 } pv_grpc_t;
 
 static void gr_io(pv_grpc_t *g);
@@ -209,6 +210,7 @@ static ssize_t body_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t l
     }
     if (g->ispan == g->nspans && pv_body_done(g->px.hr) && !pv_body_buffered(g->px.hr)) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        g->px.req_done = 1;
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -344,7 +346,7 @@ static void gr_drop(pv_grpc_t *g)
     g->px.rp.status = 0;
     g->nfields = 0;
     g->tlen = 0;
-    g->head_ready = g->in_trailers = g->ended = g->bad = g->body_deferred = g->client_wait = 0;
+    g->head_ready = g->in_trailers = g->ended = g->bad = g->body_deferred = g->client_wait = g->queued = 0;
     g->rst = 0;
     if (g->out)
         g->out->last = 0;
@@ -381,6 +383,7 @@ static int gr_session(pv_grpc_t *g)
     g->spoff = 0;
     int body = !pv_body_done(g->px.hr) || pv_body_buffered(g->px.hr);
     nghttp2_data_provider dp = {.source = {.ptr = g}, .read_callback = body_read};
+    g->px.req_done = !body;
     g->sid = nghttp2_submit_request(g->ses, NULL, nv, (size_t)n, body ? &dp : NULL, g);
     return g->sid < 0 ? -1 : 0;
 }
@@ -621,17 +624,23 @@ static int gr_deliver(pv_grpc_t *g)
             gr_failed(g, PV_UPF_INVALID_HEADER, 0); /* DATA before any head */
             return -1;
         }
-        g->client_wait = 1;
-        if (pv_resp_room(hr) > 0)
+        int rc = PV_OK;
+        if (pv_resp_room(hr) <= 0)
+            rc = pv_resp_flush(hr); /* the queue is full: out goes once it is written */
+        if (rc == PV_OK) {
             pv_resp_send_body(hr, &(pv_str_t){(const char *)g->out->data, g->out->last}, 1);
-        int rc = pv_resp_flush(hr);
+            g->queued = 1;
+            rc = pv_resp_flush(hr);
+        }
         if (rc == PV_ERR) {
             pv_resp_abort(hr);
             return -1;
         }
-        if (rc == PV_AGAIN)
+        if (rc == PV_AGAIN) {
+            g->client_wait = 1;
             return -1; /* proceed() goes on */
-        g->client_wait = 0;
+        }
+        g->queued = 0;
         g->out->last = 0;
     }
     if (g->ended && !g->client_wait) {
@@ -654,6 +663,9 @@ static int gr_read(pv_grpc_t *g)
     pv_upconn_t *u = px->u;
     pv_buf_t *b = px->uin;
     for (;;) {
+        size_t room = g->client_wait ? 0 : g->out->size - g->out->last;
+        if (!room || g->ended)
+            return -1; /* the client first, or nothing more to read */
         if (b->pos == b->last) {
             b->pos = b->last = 0;
             if (!u->x.readable)
@@ -668,9 +680,6 @@ static int gr_read(pv_grpc_t *g)
             px->resp_started = 1;
             b->last = (uint32_t)n;
         }
-        size_t room = g->client_wait ? 0 : g->out->size - g->out->last;
-        if (!room)
-            return -1;
         size_t n = PV_MIN(room, (size_t)(b->last - b->pos));
         ssize_t rc = nghttp2_session_mem_recv(g->ses, (const uint8_t *)b->data + b->pos, n);
         if (rc < 0) {
@@ -699,7 +708,6 @@ static void gr_io(pv_grpc_t *g)
         int wr = gr_write(g);
         if (wr < 0 || px->u != u)
             return;
-
         int rd = gr_read(g);
         if (px->u != u)
             return;
@@ -721,8 +729,7 @@ static void gr_io(pv_grpc_t *g)
             pv_timer_del(w->loop, &u->timer);
         else
             pv_timer_set(w->loop, &u->timer, (uint64_t)gc->read_timeout);
-        if (!nghttp2_session_want_write(g->ses) || wr == 1 || g->body_deferred)
-            return;
+        return;
     }
 }
 
@@ -800,7 +807,10 @@ static void client_proceed(pv_hreq_t *hr)
     if (!g->client_wait)
         return;
     g->client_wait = 0;
-    g->out->last = 0;
+    if (g->queued) {
+        g->queued = 0;
+        g->out->last = 0;
+    }
     if (g->ended) {
         gr_deliver(g);
         return;
