@@ -13,6 +13,7 @@
  * than the output buffer has room for, and the upstream socket is not
  * read while the client has not taken that buffer. */
 #include "grpc.h"
+#include "grpc_rx.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -40,22 +41,12 @@
 typedef struct pv_grpc_s {
     pv_proxy_t px;               /* selection, try records, failure answers */
     nghttp2_session *ses;        /* the upstream connection's HTTP/2 client */
-    int32_t sid;                 /* the request's stream */
     const uint8_t *wp;           /* bytes from nghttp2 not yet written */
     size_t wlen;
     pv_str_t spans[GR_BODY_SPANS]; /* request body taken from the client, not yet copied to nghttp2 */
     int nspans, ispan;
     size_t spoff;
-    pv_buf_t *out;               /* response DATA for the client */
-    pv_header_t *fields;         /* response head fields (request arena) */
-    int nfields;
-    char *trailers;              /* trailer lines "name: value\n" (request arena) */
-    size_t tlen, tcap;
-    uint8_t head_ready;          /* the final head arrived, not yet sent */
-    uint8_t in_trailers;         /* HEADERS after the final head */
-    uint8_t ended;               /* the stream closed (rst: how) */
-    uint32_t rst;                /* its error code; 0 with END_STREAM received */
-    uint8_t bad;                 /* the upstream broke the protocol */
+    pv_grpc_rx_t rx;             /* what nghttp2 received: head, DATA, trailers, the end */
     uint8_t body_deferred;       /* nghttp2 waits for more request body */
     uint8_t client_wait;         /* the client has not taken everything queued yet */
     uint8_t queued;              /* out is in the client's queue (its space is not reused before it is written) */
@@ -97,105 +88,14 @@ static int64_t parse_len(pv_str_t v)
     return n;
 }
 
-/* ---- nghttp2 callbacks: they record, the exchange acts ---- */
-
-static int on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t *name, size_t nlen,
-                     const uint8_t *value, size_t vlen, uint8_t flags, void *data)
-{
-    (void)s;
-    (void)flags;
-    pv_grpc_t *g = data;
-    if (fr->hd.stream_id != g->sid)
-        return 0;
-    pv_arena_t *a = g->px.r->arena;
-    if (g->in_trailers) {
-        if (nlen && name[0] == ':')
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        size_t need = g->tlen + nlen + vlen + 3;
-        if (need > g->tcap) {
-            size_t cap = need * 2;
-            char *t = pv_arena_alloc(a, cap);
-            if (g->tlen)
-                memcpy(t, g->trailers, g->tlen);
-            g->trailers = t;
-            g->tcap = cap;
-        }
-        char *p = g->trailers + g->tlen;
-        memcpy(p, name, nlen);
-        p[nlen] = ':';
-        p[nlen + 1] = ' ';
-        memcpy(p + nlen + 2, value, vlen);
-        p[nlen + 2 + vlen] = '\n';
-        g->tlen = need;
-        return 0;
-    }
-    if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
-        int st = 0;
-        for (size_t i = 0; i < vlen && i < 3; i++)
-            st = st * 10 + (value[i] - '0');
-        g->px.rp.status = st;
-        return 0;
-    }
-    if (g->nfields >= PV_URESP_MAX_FIELDS)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (!g->fields)
-        g->fields = pv_arena_alloc(a, PV_URESP_MAX_FIELDS * sizeof(*g->fields));
-    g->fields[g->nfields++] = (pv_header_t){{pv_arena_strndup(a, (const char *)name, nlen), nlen},
-                                            {pv_arena_strndup(a, (const char *)value, vlen), vlen}};
-    return 0;
-}
-
-static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *data)
-{
-    (void)s;
-    pv_grpc_t *g = data;
-    if (fr->hd.stream_id != g->sid || fr->hd.type != NGHTTP2_HEADERS)
-        return 0;
-    if (!g->in_trailers) {
-        if (g->px.rp.status >= 100 && g->px.rp.status < 200) {
-            g->nfields = 0; /* an interim head: the final one follows */
-            return 0;
-        }
-        g->head_ready = 1;
-        g->in_trailers = 1;
-    }
-    return 0;
-}
-
-static int on_data(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *d, size_t len, void *data)
-{
-    (void)s;
-    (void)flags;
-    pv_grpc_t *g = data;
-    if (sid != g->sid)
-        return 0;
-    pv_buf_t *b = g->out;
-    if (!b || b->size - b->last < len)
-        return NGHTTP2_ERR_CALLBACK_FAILURE; /* never: input is bounded by the room left */
-    memcpy(b->data + b->last, d, len);
-    b->last += (uint32_t)len;
-    return 0;
-}
-
-static int on_close(nghttp2_session *s, int32_t sid, uint32_t code, void *data)
-{
-    (void)s;
-    pv_grpc_t *g = data;
-    if (sid == g->sid) {
-        g->ended = 1;
-        g->rst = code;
-    }
-    return 0;
-}
-
 /* The request body for nghttp2: copied from the spans taken. */
 static ssize_t body_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
                          nghttp2_data_source *src, void *data)
 {
     (void)s;
     (void)sid;
-    (void)src;
-    pv_grpc_t *g = data;
+    (void)data;
+    pv_grpc_t *g = src->ptr;
     size_t n = 0;
     while (n < len && g->ispan < g->nspans) {
         pv_str_t *sp = &g->spans[g->ispan];
@@ -343,13 +243,13 @@ static void gr_drop(pv_grpc_t *g)
         g->px.u = NULL;
         pv_upstream_release(u, &(pv_upstream_done_t){.failed = 1});
     }
-    g->px.rp.status = 0;
-    g->nfields = 0;
-    g->tlen = 0;
-    g->head_ready = g->in_trailers = g->ended = g->bad = g->body_deferred = g->client_wait = g->queued = 0;
-    g->rst = 0;
-    if (g->out)
-        g->out->last = 0;
+    g->rx.status = 0;
+    g->rx.nfields = 0;
+    g->rx.tlen = g->rx.hbytes = 0;
+    g->rx.head_ready = g->rx.in_trailers = g->rx.ended = g->rx.too_big = g->body_deferred = g->client_wait = g->queued = 0;
+    g->rx.rst = 0;
+    if (g->rx.out)
+        g->rx.out->last = 0;
     if (g->px.uin)
         g->px.uin->pos = g->px.uin->last = 0;
 }
@@ -360,11 +260,10 @@ static int gr_session(pv_grpc_t *g)
     nghttp2_session_callbacks *cb;
     if (nghttp2_session_callbacks_new(&cb) != 0)
         return -1;
-    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
-    int rc = nghttp2_session_client_new(&g->ses, cb, g);
+    pv_grpc_rx_callbacks(cb);
+    g->rx.arena = g->px.r->arena;
+    g->rx.limit = (size_t)g->px.loc->conf.grpc.buffer_size;
+    int rc = nghttp2_session_client_new(&g->ses, cb, &g->rx);
     nghttp2_session_callbacks_del(cb);
     if (rc != 0) {
         g->ses = NULL;
@@ -384,8 +283,8 @@ static int gr_session(pv_grpc_t *g)
     int body = !pv_body_done(g->px.hr) || pv_body_buffered(g->px.hr);
     nghttp2_data_provider dp = {.source = {.ptr = g}, .read_callback = body_read};
     g->px.req_done = !body;
-    g->sid = nghttp2_submit_request(g->ses, NULL, nv, (size_t)n, body ? &dp : NULL, g);
-    return g->sid < 0 ? -1 : 0;
+    g->rx.sid = nghttp2_submit_request(g->ses, NULL, nv, (size_t)n, body ? &dp : NULL, g);
+    return g->rx.sid < 0 ? -1 : 0;
 }
 
 /* Pick a server, connect and submit the request (the proxy's
@@ -473,7 +372,7 @@ static int gr_body(pv_grpc_t *g)
     g->spoff = 0;
     if (n || pv_body_done(hr)) {
         g->body_deferred = 0;
-        nghttp2_session_resume_data(g->ses, g->sid);
+        nghttp2_session_resume_data(g->ses, g->rx.sid);
         return 1;
     }
     return 0;
@@ -546,10 +445,11 @@ static int gr_head(pv_grpc_t *g)
     pv_hreq_t *hr = px->hr;
     pv_request_t *r = px->r;
     const pv_grpc_conf_t *gc = &px->loc->conf.grpc;
-    int status = px->rp.status;
+    int status = g->rx.status;
+    px->rp.status = status;
     char st[24];
     st[pv_u64_digits(st, (uint64_t)status)] = '\0';
-    g->head_ready = 0;
+    g->rx.head_ready = 0;
     px->status = status;
     pv_proxy_stat_header(px);
     pv_utry_mark(r, PV_UTRY_HEADER);
@@ -567,12 +467,12 @@ static int gr_head(pv_grpc_t *g)
         pv_resp_error(hr, status);
         return -1;
     }
-    r->upstream_headers = g->fields;
-    r->nupstream_headers = g->nfields;
-    pv_header_t *fields = pv_arena_alloc(r->arena, (size_t)(g->nfields + 1) * sizeof(*fields));
+    r->upstream_headers = g->rx.fields;
+    r->nupstream_headers = g->rx.nfields;
+    pv_header_t *fields = pv_arena_alloc(r->arena, (size_t)(g->rx.nfields + 1) * sizeof(*fields));
     pv_resp_head_t h = {.status = status, .content_length = -1, .frame = PV_FRAME_CHUNKED, .fields = fields};
-    for (int i = 0; i < g->nfields; i++) {
-        pv_header_t *f = &g->fields[i];
+    for (int i = 0; i < g->rx.nfields; i++) {
+        pv_header_t *f = &g->rx.fields[i];
         if (PV_STR_IEQ(f->name, "content-type")) {
             h.content_type = f->value;
         } else if (PV_STR_IEQ(f->name, "content-length")) {
@@ -605,8 +505,8 @@ static void gr_complete(pv_grpc_t *g)
     pv_hreq_t *hr = px->hr;
     px->resp_done = 1;
     pv_proxy_release_server(px, PV_BAL_OK);
-    if (g->tlen)
-        hr->resp_trailers = (pv_str_t){g->trailers, g->tlen};
+    if (g->rx.tlen)
+        hr->resp_trailers = (pv_str_t){g->rx.trailers, g->rx.tlen};
     gr_drop(g);
     hr->handling = 0;
     pv_resp_finish(hr);
@@ -617,9 +517,9 @@ static void gr_complete(pv_grpc_t *g)
 static int gr_deliver(pv_grpc_t *g)
 {
     pv_hreq_t *hr = g->px.hr;
-    if (g->head_ready && gr_head(g) < 0)
+    if (g->rx.head_ready && gr_head(g) < 0)
         return -1;
-    if (g->out->last && !g->client_wait) {
+    if (g->rx.out->last && !g->client_wait) {
         if (!g->px.resp_head_done) {
             gr_failed(g, PV_UPF_INVALID_HEADER, 0); /* DATA before any head */
             return -1;
@@ -628,7 +528,7 @@ static int gr_deliver(pv_grpc_t *g)
         if (pv_resp_room(hr) <= 0)
             rc = pv_resp_flush(hr); /* the queue is full: out goes once it is written */
         if (rc == PV_OK) {
-            pv_resp_send_body(hr, &(pv_str_t){(const char *)g->out->data, g->out->last}, 1);
+            pv_resp_send_body(hr, &(pv_str_t){(const char *)g->rx.out->data, g->rx.out->last}, 1);
             g->queued = 1;
             rc = pv_resp_flush(hr);
         }
@@ -641,10 +541,10 @@ static int gr_deliver(pv_grpc_t *g)
             return -1; /* proceed() goes on */
         }
         g->queued = 0;
-        g->out->last = 0;
+        g->rx.out->last = 0;
     }
-    if (g->ended && !g->client_wait) {
-        if (g->rst != NGHTTP2_NO_ERROR || !g->px.resp_head_done) {
+    if (g->rx.ended && !g->client_wait) {
+        if (g->rx.rst != NGHTTP2_NO_ERROR || !g->px.resp_head_done) {
             gr_failed(g, g->px.resp_head_done ? PV_UPF_INVALID_BODY : PV_UPF_PREMATURE_CLOSE, 0);
             return -1;
         }
@@ -663,8 +563,8 @@ static int gr_read(pv_grpc_t *g)
     pv_upconn_t *u = px->u;
     pv_buf_t *b = px->uin;
     for (;;) {
-        size_t room = g->client_wait ? 0 : g->out->size - g->out->last;
-        if (!room || g->ended)
+        size_t room = g->client_wait ? 0 : g->rx.out->size - g->rx.out->last;
+        if (!room || g->rx.ended)
             return -1; /* the client first, or nothing more to read */
         if (b->pos == b->last) {
             b->pos = b->last = 0;
@@ -683,7 +583,8 @@ static int gr_read(pv_grpc_t *g)
         size_t n = PV_MIN(room, (size_t)(b->last - b->pos));
         ssize_t rc = nghttp2_session_mem_recv(g->ses, (const uint8_t *)b->data + b->pos, n);
         if (rc < 0) {
-            gr_failed(g, px->resp_head_done ? PV_UPF_INVALID_BODY : PV_UPF_INVALID_HEADER, 0);
+            gr_failed(g, g->rx.too_big ? PV_UPF_HEADER_TOO_BIG
+                         : px->resp_head_done ? PV_UPF_INVALID_BODY : PV_UPF_INVALID_HEADER, 0);
             return -1;
         }
         b->pos += (uint32_t)rc;
@@ -809,9 +710,9 @@ static void client_proceed(pv_hreq_t *hr)
     g->client_wait = 0;
     if (g->queued) {
         g->queued = 0;
-        g->out->last = 0;
+        g->rx.out->last = 0;
     }
-    if (g->ended) {
+    if (g->rx.ended) {
         gr_deliver(g);
         return;
     }
@@ -850,7 +751,7 @@ static void client_cleanup(pv_hreq_t *hr)
         pv_proxy_release_server(&g->px, PV_BAL_OK);
     gr_drop(g);
     pv_buf_put(g->px.uin);
-    pv_buf_put(g->out);
+    pv_buf_put(g->rx.out);
     free(g);
     hr->handler_ctx = NULL;
 }
@@ -860,7 +761,7 @@ static const pv_handler_t grpc_handler = {"grpc", client_proceed, client_readabl
 static int content(pv_hreq_t *hr)
 {
     pv_grpc_t *g = calloc(1, sizeof(*g));
-    if (g && (!(g->px.uin = pv_buf_get_size((size_t)hr->r.loc->conf.grpc.buffer_size)) || !(g->out = pv_buf_get()))) {
+    if (g && (!(g->px.uin = pv_buf_get_size((size_t)hr->r.loc->conf.grpc.buffer_size)) || !(g->rx.out = pv_buf_get()))) {
         pv_buf_put(g->px.uin);
         free(g);
         g = NULL;
