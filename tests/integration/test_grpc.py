@@ -100,6 +100,9 @@ class GrpcUpstream:
         if path == "/svc/Stream":
             conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)
             return
+        if path.startswith("/svc/Big"):
+            conn.send_headers(sid, [(":status", "200"), ("x-big", "~" * 5000)], end_stream=True)
+            return
         if path.startswith("/svc/Hang"):
             return
         if path.startswith("/svc/Fail"):
@@ -252,6 +255,12 @@ def test_upstream_down_is_502(gateway, upstream):
     head, data, trailers, _ = call(gw.port, "/down/x", grpc_msg(b"x"))
     assert head[":status"] == "502"
     assert trailers is None
+
+
+def test_head_beyond_grpc_buffer_size_is_502(gateway, upstream):
+    gw = start(gateway, upstream)
+    head, data, trailers, _ = call(gw.port, "/svc/Big", grpc_msg(b"x"))
+    assert head[":status"] == "502"
 
 
 def test_read_timeout_is_504(gateway, upstream):
