@@ -48,6 +48,7 @@ typedef struct pv_static_conf_s {
     int autoindex_exact_size;   /* default on */
     int autoindex_localtime;    /* default off */
     int log_not_found;          /* default on */
+    int flv;                    /* flv: this location serves .flv pseudo-streaming (not inherited) */
     int disable_symlinks;       /* PV_SYMLINKS_*; default off */
     pv_cv_t symlinks_from;      /* from=: the part of the path not checked */
     int has_symlinks_from;

@@ -201,6 +201,17 @@ static int flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
     return pv_conf_flag(cx, nd, f);
 }
 
+/* flv (ngx_http_flv_module): the location's own content handler, so
+ * not inherited by nested locations. */
+static int flv_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(nd);
+    PV_UNUSED(base);
+    st(cx)->flv = 1;
+    return PV_OK;
+}
+
 static int enum_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int *f = (int *)((char *)st(cx) + cmd->offset);
@@ -370,6 +381,7 @@ static const pv_conf_cmd_t static_cmds[] = {
     {"open_file_cache_valid", ANY, PV_ARGS_TAKE1, msec_cb, ST(open_file_cache_valid), NULL},
     {"open_file_cache_min_uses", ANY, PV_ARGS_TAKE1, int_cb, ST(open_file_cache_min_uses), NULL},
     {"open_file_cache_errors", ANY, PV_ARGS_FLAG, flag_cb, ST(open_file_cache_errors), NULL},
+    {"flv", PV_CTX_LOCATION, PV_ARGS_NOARGS, flv_cb, PV_BASE_NONE, 0, NULL},
     {"autoindex", ANY, PV_ARGS_FLAG, flag_cb, ST(autoindex), NULL},
     {"autoindex_format", ANY, PV_ARGS_TAKE1, enum_cb, ST(autoindex_format), autoindex_formats},
     {"autoindex_exact_size", ANY, PV_ARGS_FLAG, flag_cb, ST(autoindex_exact_size), NULL},

@@ -550,6 +550,18 @@ void pv_file_send(pv_hreq_t *hr)
                 f->pos = f->ranges[f->cur].start;
             continue;
         }
+        if (f->pos < (int64_t)f->prefix.len) {
+            /* flv: the header sent before the file's bytes (constant storage) */
+            int64_t end = PV_MIN(rg->end, (int64_t)f->prefix.len);
+            pv_str_t sp = {f->prefix.p + f->pos, (size_t)(end - f->pos)};
+            pv_resp_send_body(hr, &sp, 1);
+            f->pos = end;
+            if (f->boundary_head.len && pv_resp_flush(hr) != PV_OK) {
+                hr->handling = 1; /* the part's head in f->part is written before the next one */
+                return;
+            }
+            continue;
+        }
         if (f->pre_n && f->pos == 0) {
             /* the open read the start ahead into buf */
             f->read_n = (int)PV_MIN((int64_t)f->pre_n, rg->end);

@@ -63,6 +63,7 @@ struct pv_file_s {
     int part_head_sent;       /* multipart: the part's head is queued (2: the tail) */
     pv_str_t boundary_head;   /* multipart: CRLF "--B" CRLF Content-Type... "bytes " */
     pv_str_t tail;            /* multipart: CRLF "--B--" CRLF */
+    pv_str_t prefix;          /* flv: bytes before the file's (positions below its length are in it) */
     char part[96];            /* the current part's "S-E/T" CRLF CRLF */
     uint8_t sendfile;         /* the bytes go with sendfile(2) (plain TCP, HTTP/1.x, nothing filters them) */
     uint8_t corked;           /* tcp_nopush: TCP_CORK is set until the answer ends */

@@ -514,6 +514,32 @@ static int precondition_answer(pv_hreq_t *hr, const pv_static_conf_t *s, pv_str_
     return 1;
 }
 
+/* flv: the "start" argument as NGINX's flv module reads it (the first
+ * start= at the start of the arguments or after '&', its value all
+ * digits), 0 when there is none, it is malformed or not below size. */
+static int64_t flv_start(pv_str_t args, int64_t size)
+{
+    for (size_t i = 0; args.p && i + 5 < args.len; i++) {
+        if ((i > 0 && args.p[i - 1] != '&') || args.p[i + 5] != '=' ||
+            !pv_str_ieq((pv_str_t){args.p + i, 5}, "start", 5))
+            continue;
+        size_t k = i + 6;
+        int64_t v = 0;
+        if (k == args.len || args.p[k] == '&')
+            return 0;
+        for (; k < args.len && args.p[k] != '&'; k++) {
+            if (args.p[k] < '0' || args.p[k] > '9' || v > (INT64_MAX - 9) / 10)
+                return 0;
+            v = v * 10 + (args.p[k] - '0');
+        }
+        return v < size ? v : 0;
+    }
+    return 0;
+}
+
+/* The 13 bytes NGINX's flv module sends before the file from start=. */
+static const char flv_header[] = "FLV\x1\x5\0\0\0\x9\0\0\0\0";
+
 /* The answer for the open file f: 304, 412, 416, 206 or 200. */
 static void serve_file(pv_hreq_t *hr, pv_file_t *f)
 {
@@ -524,16 +550,24 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
     time_t mtime = f->st.st_mtime;
     char *lm = pv_arena_alloc(r->arena, 32);
     fld[nf++] = (pv_header_t){PV_STR("Last-Modified"), {lm, pv_http_time_format(mtime, lm)}};
+    f->size = f->st.st_size;
+    /* flv: the header and the file from start=, its ETag from that length */
+    int64_t start = s->flv && !f->gz ? flv_start(r->args, f->size) : 0;
+    if (start) {
+        f->prefix = (pv_str_t){flv_header, sizeof(flv_header) - 1};
+        f->base = start - (int64_t)f->prefix.len;
+        f->size = f->size - start + (int64_t)f->prefix.len;
+        f->pre_n = 0; /* what the open read ahead is the file's start */
+    }
     pv_str_t etag = {NULL, 0};
     if (s->etag) {
         char *e = pv_arena_alloc(r->arena, 48);
-        int n = snprintf(e, 48, "\"%llx-%llx\"", (unsigned long long)mtime, (unsigned long long)f->st.st_size);
+        int n = snprintf(e, 48, "\"%llx-%llx\"", (unsigned long long)mtime, (unsigned long long)f->size);
         etag = (pv_str_t){e, (size_t)n};
         fld[nf++] = (pv_header_t){PV_STR("ETag"), etag};
     }
     if (precondition_answer(hr, s, etag, mtime, fld, nf))
         return;
-    f->size = f->st.st_size;
     pv_resp_head_t h = {.status = 200, .content_type = r->accel_type.p ? r->accel_type : pv_static_type(s, r->uri),
                         .content_length = f->size};
     if (f->gz) /* NGINX's gzip_static answers no range */
