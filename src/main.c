@@ -87,7 +87,7 @@ static const struct {
     {"http_auth_basic_module", 1, 1},      {"http_limit_req_module", 1, 1},
     {"http_limit_conn_module", 1, 1},      {"http_auth_request_module", 0, 1},
     {"http_access_module", 1, 1},          {"http_rewrite_module", 1, 1},
-    {"http_map_module", 1, 1},             {"http_geo_module", 1, 0},
+    {"http_map_module", 1, 1},             {"http_geo_module", 1, 1},
     {"http_split_clients_module", 1, 1},   {"http_referer_module", 1, 0},
     {"http_charset_module", 1, 0},         {"http_gzip_module", 1, 1},
     {"http_ssi_module", 1, 0},             {"http_userid_module", 1, 0},

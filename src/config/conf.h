@@ -18,6 +18,7 @@
 #include "../core/arena.h"
 #include "../core/net.h"
 #include "../core/resolver.h"
+#include "../core/geo.h"
 #include "cv.h"
 #include "../policy/redis.h"
 #include "../policy/zones.h"
@@ -151,6 +152,7 @@ typedef struct pv_map_s {
     int nentries;
     pv_cv_t *default_value;     /* NULL: the empty string */
     int split;                  /* a split_clients block: entries are its parts, in order */
+    struct pv_geo_conf_s *geo;  /* a geo block: the lookup is by address */
     pv_conf_src_t src;
 } pv_map_t;
 
@@ -267,6 +269,19 @@ typedef struct pv_cidr_s {
     uint8_t family;
     uint8_t bits;
 } pv_cidr_t;
+
+/* `geo [$ADDRESS] $VAR { ... }` (ngx_http_geo_module): a map whose
+ * lookup is by client address. Values are literal strings. */
+typedef struct pv_geo_conf_s {
+    int ranges;                 /* `ranges`: the range table, else the radix trees */
+    int has_source;             /* $ADDRESS given: the map's source is it */
+    pv_geo_tree_t t4, t6;       /* prefixes; 0/0 of each holds the default */
+    pv_geo_ranges_t rs;
+    const pv_str_t *range_default; /* ranges' `default` (else the empty string) */
+    pv_cidr_t *proxies;         /* `proxy`: whose X-Forwarded-For is believed */
+    int nproxies;
+    int proxy_recursive;
+} pv_geo_conf_t;
 
 /* real_ip_header */
 enum { PV_REALIP_XREALIP = 0, PV_REALIP_XFF, PV_REALIP_PROXY, PV_REALIP_OTHER };

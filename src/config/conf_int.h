@@ -303,6 +303,7 @@ void pv_conf_static_merge(pv_conf_ctx_t *cx, pv_static_conf_t *c, const pv_stati
 /* The rewrite module's directives (rewrite_conf.c) and map (map_conf.c). */
 extern const pv_conf_module_t pv_conf_rewrite_module;
 extern const pv_conf_module_t pv_conf_map_module;
+extern const pv_conf_module_t pv_conf_geo_module;
 /* Before the walk: declare the user variables of set, map and the named
  * captures of every regex, so any directive may use them (NGINX resolves
  * variable names once the whole file is read). */

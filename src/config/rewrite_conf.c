@@ -105,6 +105,8 @@ static void declare_node(const pv_conf_node_t *nd, int in_map)
     else if ((strcmp(name, "map") == 0 || strcmp(name, "split_clients") == 0) && n >= 3 &&
              ARG(nd, 2)[0] == '$')
         pv_cv_declare_user(ARG(nd, 2) + 1, nd->args[2].len - 1);
+    else if (strcmp(name, "geo") == 0 && n >= 2 && ARG(nd, n - 1)[0] == '$')
+        pv_cv_declare_user(ARG(nd, n - 1) + 1, nd->args[n - 1].len - 1);
     else if (strcmp(name, "rewrite") == 0 && n >= 2)
         declare_groups(ARG(nd, 1), nd->args[1].len, 0);
     else if (strcmp(name, "server_name") == 0) {
@@ -141,7 +143,8 @@ static void declare_tree(const pv_conf_node_t *first, int in_map)
             continue;
         declare_node(nd, in_map);
         if (nd->child)
-            declare_tree(nd->child, strcmp(nd->args[0].p, "map") == 0);
+            declare_tree(nd->child, strcmp(nd->args[0].p, "map") == 0 ||
+                                        strcmp(nd->args[0].p, "geo") == 0);
     }
 }
 

@@ -7,6 +7,9 @@
 
 #include <string.h>
 
+#include <arpa/inet.h>
+
+#include "realip.h"
 #include "uvars.h"
 
 const pv_map_entry_t *pv_map_find(pv_request_t *r, const pv_map_t *m, pv_str_t low, pv_str_t orig)
@@ -95,8 +98,82 @@ static pv_str_t split_eval(pv_request_t *r, const pv_map_t *m, pv_str_t src)
     return (pv_str_t){"", 0};
 }
 
+/* The address a geo block looks up (ngx_http_geo_addr()): $ADDRESS's
+ * text, else the client's; then X-Forwarded-For from a `proxy`. 0 when
+ * there is none that parses. */
+static int geo_addr(pv_request_t *r, const pv_map_t *m, struct sockaddr_in6 *cur)
+{
+    const pv_geo_conf_t *g = m->geo;
+    memset(cur, 0, sizeof(*cur));
+    if (g->has_source) {
+        pv_str_t src = pv_cv_eval_arena(&m->source, r);
+        struct sockaddr_in *v4 = (struct sockaddr_in *)cur;
+        uint32_t a;
+        char buf[64];
+        if (pv_geo_inet4(src.p, src.len, &a) == 0 && a != 0xffffffffu) {
+            v4->sin_family = AF_INET;
+            v4->sin_addr.s_addr = htonl(a);
+        } else if (src.len && src.len < sizeof(buf)) {
+            memcpy(buf, src.p, src.len);
+            buf[src.len] = '\0';
+            if (inet_pton(AF_INET6, buf, &cur->sin6_addr) != 1)
+                return 0;
+            cur->sin6_family = AF_INET6;
+        } else {
+            return 0;
+        }
+    } else if (r->peer && r->peer->sa_family == AF_INET) {
+        memcpy(cur, r->peer, sizeof(struct sockaddr_in));
+    } else if (r->peer && r->peer->sa_family == AF_INET6) {
+        memcpy(cur, r->peer, sizeof(struct sockaddr_in6));
+    } else {
+        cur->sin6_family = r->peer ? r->peer->sa_family : AF_UNSPEC;
+    }
+    if (g->nproxies) {
+        pv_realip_conf_t c = {.from = g->proxies, .nfrom = g->nproxies, .header_kind = PV_REALIP_XFF,
+                              .header = "X-Forwarded-For", .recursive = g->proxy_recursive};
+        pv_realip_fields(r, cur, &c);
+    }
+    return 1;
+}
+
+/* geo: the longest network holding the address, or the range holding
+ * it; an IPv4-mapped IPv6 address is looked up as IPv4, and what has no
+ * IPv4 address (a unix socket, an address that does not parse; in
+ * `ranges` any IPv6 one) as 255.255.255.255. */
+static pv_str_t geo_eval(pv_request_t *r, const pv_map_t *m)
+{
+    const pv_geo_conf_t *g = m->geo;
+    struct sockaddr_in6 cur;
+    uint32_t v4 = 0xffffffffu;
+    const uint8_t *v6 = NULL;
+    if (geo_addr(r, m, &cur) && cur.sin6_family == AF_INET) {
+        v4 = ntohl(((const struct sockaddr_in *)&cur)->sin_addr.s_addr);
+    } else if (cur.sin6_family == AF_INET6) {
+        const uint8_t *b = cur.sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&cur.sin6_addr))
+            v4 = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
+        else if (!g->ranges)
+            v6 = b;
+    }
+    const pv_str_t *v;
+    if (g->ranges) {
+        v = g->rs.blocks ? pv_geo_ranges_find(&g->rs, v4) : NULL;
+        if (!v)
+            v = g->range_default;
+    } else if (v6) {
+        v = pv_geo_tree_find(&g->t6, v6, 128);
+    } else {
+        uint8_t be[4] = {(uint8_t)(v4 >> 24), (uint8_t)(v4 >> 16), (uint8_t)(v4 >> 8), (uint8_t)v4};
+        v = pv_geo_tree_find(&g->t4, be, 32);
+    }
+    return *v;
+}
+
 pv_str_t pv_map_eval(pv_request_t *r, const pv_map_t *m)
 {
+    if (m->geo)
+        return geo_eval(r, m);
     pv_str_t src = pv_cv_eval_arena(&m->source, r);
     if (m->split)
         return split_eval(r, m, src);

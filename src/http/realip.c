@@ -128,6 +128,21 @@ static int header_is(const pv_header_t *h, const char *name)
     return h->name.len == n && strncasecmp(h->name.p, name, n) == 0;
 }
 
+int pv_realip_fields(const pv_request_t *r, struct sockaddr_in6 *cur, const pv_realip_conf_t *c)
+{
+    int changed = 0;
+    /* the last field of that name first; more than one only with recursion */
+    for (int i = r->nheaders - 1; i >= 0; i--) {
+        if (!header_is(&r->headers[i], c->header))
+            continue;
+        int rc = forwarded(r->headers[i].value, cur, c);
+        changed |= rc == FWD_DONE;
+        if (!c->recursive || rc != FWD_DONE || c->header_kind != PV_REALIP_XFF)
+            break;
+    }
+    return changed ? PV_OK : PV_ERR;
+}
+
 /* Apply c to the request: PV_OK when the address changed. */
 static int realip(pv_hreq_t *hr, const pv_realip_conf_t *c)
 {
@@ -148,15 +163,8 @@ static int realip(pv_hreq_t *hr, const pv_realip_conf_t *c)
         ((struct sockaddr_in *)&cur)->sin_port = htons(pp->src_port); /* same place in sin6 */
         changed = 1;
     }
-    /* the last field of that name first; more than one only with recursion */
-    for (int i = changed ? -1 : r->nheaders - 1; i >= 0; i--) {
-        if (!header_is(&r->headers[i], c->header))
-            continue;
-        int rc = forwarded(r->headers[i].value, &cur, c);
-        changed |= rc == FWD_DONE;
-        if (!c->recursive || rc != FWD_DONE || c->header_kind != PV_REALIP_XFF)
-            break;
-    }
+    if (!changed)
+        changed = pv_realip_fields(r, &cur, c) == PV_OK;
     if (!changed)
         return PV_ERR;
     pv_realip_t *ri = pv_arena_alloc(r->arena, sizeof(*ri));

@@ -20,4 +20,9 @@ typedef struct pv_realip_s {
  * an access handler with the location's (before limits and checks). */
 extern pv_module_t pv_http_realip_module;
 
+/* Walk the request's c->header fields (last first) from the address in
+ * *cur while it is trusted by c->from, as ngx_http_get_forwarded_addr()
+ * does: PV_OK when *cur changed. The geo module's `proxy` uses it too. */
+int pv_realip_fields(const pv_request_t *r, struct sockaddr_in6 *cur, const pv_realip_conf_t *c);
+
 #endif
