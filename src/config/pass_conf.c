@@ -8,6 +8,14 @@
 #include <string.h>
 #include <strings.h>
 
+/* Whether the literal url[0..lit) and the scheme agree where both have
+ * characters: the evaluated URL may still begin with the scheme. */
+static int prefix_fits(const char *url, size_t lit, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    return strncasecmp(url, scheme, lit < n ? lit : n) == 0;
+}
+
 /* proxy_pass with variables: the URL is evaluated per request, and its
  * host looked up among the upstream blocks, else resolved (the proxy's
  * target.c). The scheme, when written out, decides the TLS settings. */
@@ -15,7 +23,10 @@ static int proxy_pass_vars(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_locat
 {
     pv_proxy_pass_t *pp = pv_arena_calloc(cx->a, sizeof(*pp));
     pp->ssl = strncasecmp(url, "https://", 8) == 0;
-    if (!pp->ssl && strncasecmp(url, "http://", 7) != 0 && url[0] != '$')
+    /* the text before the first variable must be able to begin one of
+     * the schemes ("http:/$uri" can); the whole URL is checked per request */
+    size_t lit = strcspn(url, "$");
+    if (!prefix_fits(url, lit, "http://") && !prefix_fits(url, lit, "https://"))
         return pv_conf_error(cx, &nd->src, "invalid URL prefix in \"%s\"", url);
     pp->cv = pv_arena_calloc(cx->a, sizeof(*pp->cv));
     if (pv_conf_compile(cx, nd, pp->cv, url, nd->args[1].len) != PV_OK)

@@ -38,6 +38,7 @@ http {
             proxy_pass http://$arg_to:@UP@;
         }
         location /bad/ { proxy_pass $arg_to; }
+        location /backend { proxy_pass http:/$uri; }
     }
 }
 """
@@ -79,6 +80,14 @@ def test_upstream_block_by_name(portvakt, upstream, dns, silent):
     gw = start(portvakt, up, dns, silent)
     assert observe(gw, up, "/named/a?to=backend") == {
         "status": 200, "target": "/named/a?to=backend", "host": "backend"}
+
+
+def test_scheme_completed_by_a_variable(portvakt, upstream, dns, silent):
+    """"http:/$uri": the URL is whole only once evaluated ("http://backend")."""
+    up = upstream()
+    gw = start(portvakt, up, dns, silent)
+    assert observe(gw, up, "/backend") == {"status": 200, "target": "/backend", "host": "backend"}
+    assert observe(gw, up, "/backend/x?y") == {"status": 200, "target": "/x", "host": "backend"}
 
 
 def test_literal_address_and_uri_rules(portvakt, upstream, dns, silent):
@@ -160,7 +169,7 @@ def test_cname_ttl_bounds_the_answer(portvakt, upstream, dns, silent):
     wait_for(asked_again, timeout=10, what="the name asked again once the CNAME's TTL ran out")
 
 
-CASES = ["/named/a?to=backend", "/noresolver/?to=svc.test", "/dns/a?to=svc.test",
+CASES = ["/backend", "/backend/x?y", "/named/a?to=backend", "/noresolver/?to=svc.test", "/dns/a?to=svc.test",
          "/dns/c?to=gone.test", "/bad/?to=ftp://x"]
 
 
