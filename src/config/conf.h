@@ -347,6 +347,28 @@ typedef struct pv_redirect_s {
     pv_cv_t replacement;
 } pv_redirect_t;
 
+/* `proxy_cookie_flags COOKIE FLAG...`: the flags (each may use
+ * variables) of the Set-Cookie fields whose name is COOKIE (any case) or
+ * matches the regex (~, always caseless). */
+typedef struct pv_cookie_flags_s {
+    pv_cv_t name;
+    pv_regex_t *re;
+    pv_cv_t *flags;
+    int nflags;
+} pv_cookie_flags_t;
+
+/* The lists of proxy_cookie_domain, _path and _flags: state 0 inherits,
+ * PV_COOKIE_OFF after `off`, PV_COOKIE_LIST with lines. */
+enum { PV_COOKIE_OFF = 1, PV_COOKIE_LIST };
+typedef struct pv_cookie_conf_s {
+    pv_redirect_t *domains;     /* pattern: the domain without a leading '.' (any case) */
+    int ndomains, domain_state;
+    pv_redirect_t *paths;       /* pattern: a prefix of the path (case-sensitive) */
+    int npaths, path_state;
+    pv_cookie_flags_t *flags;
+    int nflags, flags_state;
+} pv_cookie_conf_t;
+
 /* expires */
 enum { PV_EXPIRES_OFF = 0, PV_EXPIRES_EPOCH, PV_EXPIRES_MAX, PV_EXPIRES_ACCESS, PV_EXPIRES_MODIFIED,
        PV_EXPIRES_DAILY };
@@ -381,6 +403,7 @@ typedef struct pv_hdr_conf_s {
     int absolute_redirect;      /* a Location starting with '/' made absolute; default on */
     int port_in_redirect;       /* ... with the port unless the scheme's own; default on */
     int server_name_in_redirect; /* ... with the first server_name, not Host; default off */
+    pv_cookie_conf_t cookie;    /* proxy_cookie_domain, proxy_cookie_path, proxy_cookie_flags */
 } pv_hdr_conf_t;
 
 /* Parse an `expires` value (NGINX's ngx_http_parse_expires) into kind

@@ -214,6 +214,9 @@ int pv_conf_policy_finish(pv_conf_ctx_t *cx);
 
 /* The header and proxied-field directives (header_conf.c). */
 extern const pv_conf_module_t pv_conf_header_module;
+/* proxy_cookie_domain, _path, _flags (cookie_conf.c). */
+extern const pv_conf_module_t pv_conf_cookie_module;
+void pv_conf_cookie_merge(pv_cookie_conf_t *c, const pv_cookie_conf_t *p);
 void pv_conf_hdr_init(pv_hdr_conf_t *h);
 /* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
 void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p);

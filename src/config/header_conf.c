@@ -340,6 +340,7 @@ void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p)
         c->port_in_redirect = p ? p->port_in_redirect : 1;
     if (c->server_name_in_redirect == PV_UNSET)
         c->server_name_in_redirect = p ? p->server_name_in_redirect : 0;
+    pv_conf_cookie_merge(&c->cookie, p ? &p->cookie : NULL);
 }
 
 /* source_charset: accepted only where no recoding would follow. */

@@ -12,6 +12,7 @@
 #include "../http/trace.h"
 #include "../http/uri.h"
 #include "../http/uvars.h"
+#include "cookie.h"
 #include "pcache.h"
 #include "../http/vars.h"
 #include "../upstream/response.h"
@@ -410,6 +411,7 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
     const pv_header_t *ct = NULL, *loc_h = NULL;
     const pv_hdr_conf_t *hc = u->loc ? &u->loc->conf.hdr : NULL;
     int rw = u->r && u->loc;
+    int cookies = rw && pv_proxy_cookie_any(&hc->cookie);
     int has_conn = 0;
     for (int i = 0; i < u->nheaders; i++) {
         pv_str_t n = u->headers[i].name;
@@ -444,6 +446,9 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
         }
         fields[n] = *f;
         if (rw && PV_STR_IEQ(f->name, "refresh") && refresh_rewrite(u, f->value, &v))
+            fields[n].value = v;
+        else if (cookies && PV_STR_IEQ(f->name, "set-cookie") &&
+                 pv_proxy_cookie_rewrite((pv_request_t *)u->r, &hc->cookie, f->value, &v))
             fields[n].value = v;
         if (PV_STR_IEQ(f->name, "server"))
             h->server = (pv_str_t){"", 0}; /* passed: no Server of our own */
