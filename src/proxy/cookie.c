@@ -194,7 +194,7 @@ static void edit_flags(pv_cookie_attr_t *a, int *n, int f)
         } else if (k.len == 8 && PV_STR_IEQ(k, "samesite")) {
             if (f & SAMESITE_SET) {
                 const char *w = samesite_word(f);
-                if (a[i].value.len != strlen(w) || strncasecmp(a[i].value.p, w, a[i].value.len) != 0)
+                if (!a[i].value.p || a[i].value.len != strlen(w) || strncasecmp(a[i].value.p, w, a[i].value.len) != 0)
                     set_attr(&a[i], "SameSite", w);
                 f &= ~SAMESITE_SET;
             } else if (f & SAMESITE_OFF) {
