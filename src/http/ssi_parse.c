@@ -1,0 +1,252 @@
+#include "ssi_parse.h"
+
+#include <string.h>
+
+/* NGINX's states, in its order. */
+enum {
+    S_TEXT = 0,      /* outside any command */
+    S_TAG,           /* "<" */
+    S_COMMENT0,      /* "<!" */
+    S_COMMENT1,      /* "<!-" */
+    S_SHARP,         /* "<!--" */
+    S_PRECOMMAND,    /* "<!--#", blanks before the name */
+    S_COMMAND,       /* the command name */
+    S_PREPARAM,      /* blanks before a parameter */
+    S_PARAM,         /* a parameter name */
+    S_PREEQUAL,      /* blanks after the name */
+    S_PREVALUE,      /* after "=" */
+    S_DQ_VALUE,      /* inside "..." */
+    S_Q_VALUE,       /* inside '...' */
+    S_QUOTED_SYMBOL, /* after a backslash in a value */
+    S_POSTPARAM,     /* after the closing quote */
+    S_END0,          /* "-" */
+    S_END1,          /* "--" */
+    S_ERROR,         /* a malformed command: skip to "-->" */
+    S_ERROR_END0,
+    S_ERROR_END1
+};
+
+static const char lt_prefix[] = "<!--";
+
+void pv_ssi_init(pv_ssi_parser_t *p, size_t value_len, char *vbuf)
+{
+    memset(p, 0, sizeof(*p));
+    p->value_len = value_len;
+    p->vbuf = vbuf;
+}
+
+size_t pv_ssi_vbuf_size(size_t value_len)
+{
+    return (PV_SSI_PARAMS_MAX + 1) * value_len;
+}
+
+pv_str_t pv_ssi_value(const pv_ssi_parser_t *p, int i)
+{
+    pv_str_t v = {p->vbuf + (size_t)i * p->value_len, p->params[i].vlen};
+    return v;
+}
+
+int pv_ssi_pending(const pv_ssi_parser_t *p)
+{
+    return p->state != S_TEXT;
+}
+
+static int blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* A new parameter whose name starts with ch. Past PV_SSI_PARAMS_MAX the
+ * spare slot takes each further one, so the command is still read to
+ * its end as NGINX reads it, and refused there. */
+static void param_start(pv_ssi_parser_t *p, char ch)
+{
+    if (p->nparams == PV_SSI_PARAMS_MAX)
+        p->too_many = 1;
+    else
+        p->nparams++;
+    pv_ssi_param_t *pa = &p->params[p->too_many ? PV_SSI_PARAMS_MAX : p->nparams - 1];
+    pa->name[0] = ch;
+    pa->name[1] = '\0';
+    pa->nlen = 1;
+    pa->vlen = 0;
+}
+
+static pv_ssi_param_t *cur(pv_ssi_parser_t *p)
+{
+    return &p->params[p->too_many ? PV_SSI_PARAMS_MAX : p->nparams - 1];
+}
+
+/* Add ch to the current value; the next state (S_ERROR when too long). */
+static int value_add(pv_ssi_parser_t *p, char ch, int next)
+{
+    pv_ssi_param_t *pa = cur(p);
+    if (pa->vlen == p->value_len)
+        return S_ERROR;
+    size_t slot = (size_t)(pa - p->params);
+    p->vbuf[slot * p->value_len + pa->vlen++] = ch;
+    return next;
+}
+
+/* One byte inside a command (from "<!--#" on). */
+static int command_byte(pv_ssi_parser_t *p, int state, char ch)
+{
+    switch (state) {
+    case S_PRECOMMAND:
+        if (blank(ch))
+            return state;
+        p->cmd[0] = ch;
+        p->cmd[1] = '\0';
+        p->cmdlen = 1;
+        p->nparams = 0;
+        p->too_many = 0;
+        return S_COMMAND;
+    case S_COMMAND:
+        if (blank(ch))
+            return S_PREPARAM;
+        if (ch == '-')
+            return S_END0;
+        if (p->cmdlen == PV_SSI_COMMAND_LEN)
+            return S_ERROR;
+        p->cmd[p->cmdlen++] = ch;
+        p->cmd[p->cmdlen] = '\0';
+        return state;
+    case S_PREPARAM:
+        if (blank(ch))
+            return state;
+        if (ch == '-')
+            return S_END0;
+        param_start(p, ch);
+        return S_PARAM;
+    case S_PARAM:
+        if (blank(ch))
+            return S_PREEQUAL;
+        if (ch == '=')
+            return S_PREVALUE;
+        if (ch == '-')
+            return S_ERROR_END0;
+        if (cur(p)->nlen == PV_SSI_PARAM_LEN)
+            return S_ERROR;
+        cur(p)->name[cur(p)->nlen++] = ch;
+        cur(p)->name[cur(p)->nlen] = '\0';
+        return state;
+    case S_PREEQUAL:
+        if (blank(ch))
+            return state;
+        if (ch == '=')
+            return S_PREVALUE;
+        return ch == '-' ? S_ERROR_END0 : S_ERROR;
+    case S_PREVALUE:
+        if (blank(ch))
+            return state;
+        if (ch == '"')
+            return S_DQ_VALUE;
+        if (ch == '\'')
+            return S_Q_VALUE;
+        return ch == '-' ? S_ERROR_END0 : S_ERROR;
+    case S_DQ_VALUE:
+    case S_Q_VALUE:
+        if (ch == (state == S_DQ_VALUE ? '"' : '\''))
+            return S_POSTPARAM;
+        if (ch == '\\') {
+            /* the backslash is kept: the value's evaluation reads it */
+            p->saved_state = (uint8_t)state;
+            return value_add(p, ch, S_QUOTED_SYMBOL);
+        }
+        return value_add(p, ch, state);
+    case S_QUOTED_SYMBOL:
+        return value_add(p, ch, p->saved_state);
+    case S_POSTPARAM:
+        if (blank(ch))
+            return S_PREPARAM;
+        return ch == '-' ? S_END0 : S_ERROR;
+    case S_END0:
+        return ch == '-' ? S_END1 : S_ERROR;
+    case S_ERROR:
+        return ch == '-' ? S_ERROR_END0 : S_ERROR;
+    case S_ERROR_END0:
+        return ch == '-' ? S_ERROR_END1 : S_ERROR;
+    default:
+        return S_ERROR;
+    }
+}
+
+/* The tag states: the next state after ch, and looked updated. A failed
+ * tag's bytes are text; a '<' starts a tag again. */
+static int tag_byte(pv_ssi_parser_t *p, int state, char ch)
+{
+    static const char want[] = {0, '!', '-', '-', '#'}; /* by state S_TAG..S_SHARP */
+    if (ch == want[state]) {
+        p->looked = state < S_SHARP ? (uint8_t)(state + 1) : 0;
+        return state < S_SHARP ? state + 1 : S_PRECOMMAND;
+    }
+    p->looked = ch == '<' ? 1 : 0;
+    return ch == '<' ? S_TAG : S_TEXT;
+}
+
+int pv_ssi_parse(pv_ssi_parser_t *p, const char *in, size_t len, size_t *used, pv_str_t text[2], int *ntext)
+{
+    int state = p->state;
+    /* unreported text of the input starts here; none inside a command */
+    const char *tstart = state > S_SHARP ? NULL : in;
+    const char *tag = NULL; /* the '<' of a tag begun in this input */
+    uint8_t held = p->held; /* bytes of a tag begun in an earlier piece */
+    int rc = PV_SSI_AGAIN;
+    size_t i = 0;
+    *ntext = 0;
+    for (; i < len; i++) {
+        char ch = in[i];
+        if (state == S_TEXT) {
+            const char *lt = memchr(in + i, '<', len - i);
+            if (!lt) {
+                i = len;
+                break;
+            }
+            i = (size_t)(lt - in);
+            tag = lt;
+            state = S_TAG;
+            p->looked = 1;
+            continue;
+        }
+        if (state <= S_SHARP) {
+            state = tag_byte(p, state, ch);
+            if (state == S_PRECOMMAND) {
+                /* a command: its "<!--" is not text */
+                if (tag && tag > tstart)
+                    text[(*ntext)++] = (pv_str_t){tstart, (size_t)(tag - tstart)};
+                tstart = NULL;
+                held = 0;
+            } else if (state == S_TEXT || (state == S_TAG && ch == '<')) {
+                /* the tag failed: its bytes are text, those held from an
+                 * earlier piece first */
+                if (held)
+                    text[(*ntext)++] = (pv_str_t){lt_prefix, held};
+                held = 0;
+                tag = state == S_TAG ? in + i : NULL;
+            }
+            continue;
+        }
+        if (state == S_END1 || state == S_ERROR_END1) {
+            if (ch == '>') {
+                rc = state == S_END1 && !p->too_many ? PV_SSI_COMMAND : PV_SSI_BAD;
+                state = S_TEXT;
+                i++;
+                break;
+            }
+            state = S_ERROR;
+            continue;
+        }
+        state = command_byte(p, state, ch);
+    }
+    if (tstart) {
+        const char *tend = in + i;
+        if (state >= S_TAG && state <= S_SHARP)
+            tend = tag ? tag : in; /* the tag's bytes are held */
+        if (tend > tstart)
+            text[(*ntext)++] = (pv_str_t){tstart, (size_t)(tend - tstart)};
+    }
+    p->held = state >= S_TAG && state <= S_SHARP ? p->looked : 0;
+    p->state = (uint8_t)state;
+    *used = i;
+    return rc;
+}
