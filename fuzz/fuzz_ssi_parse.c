@@ -2,7 +2,8 @@
  * piece size and ssi_value_length; the input is parsed in one piece and
  * in pieces, and both renderings (text, commands with their parameters,
  * malformed commands, what is held at the end) must be the same. Text
- * spans must lie inside the piece given or be a prefix of "<!--". */
+ * spans must lie inside the piece given or be a prefix of "<!--". Each
+ * value is evaluated too (pv_ssi_eval()). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,29 @@
 
 static char vbuf[2][(PV_SSI_PARAMS_MAX + 1) * 64];
 static char out_a[OUT_CAP], out_b[OUT_CAP];
+
+static int lookup(void *ctx, pv_str_t name, pv_str_t *val)
+{
+    (void)ctx;
+    if (name.len % 3 == 0)
+        return 0;
+    *val = name; /* a variable's value is its name */
+    return 1;
+}
+
+/* A value's evaluation: writing and measuring agree, the output stays
+ * in bounds. */
+static void eval(pv_str_t v)
+{
+    static char ev[128];
+    pv_str_t base = {"/d/p.html", 9};
+    for (int flags = 0; flags <= PV_SSI_ADD_PREFIX; flags++) {
+        ssize_t n = pv_ssi_eval(v, flags, base, lookup, NULL, ev, sizeof(ev));
+        ssize_t m = pv_ssi_eval(v, flags, base, lookup, NULL, NULL, 0);
+        if (n == PV_SSI_EVAL_LONG ? m <= (ssize_t)sizeof(ev) : n != m)
+            abort();
+    }
+}
 
 static void put(char *out, size_t *o, const char *p, size_t n)
 {
@@ -54,6 +78,8 @@ static size_t render(const uint8_t *data, size_t size, size_t step, size_t value
                     pv_str_t v = pv_ssi_value(&p, i);
                     if (v.len > value_len || p.params[i].nlen > PV_SSI_PARAM_LEN)
                         abort();
+                    if (k == 0)
+                        eval(v);
                     put(out, &o, "\x02", 1);
                     put(out, &o, p.params[i].name, p.params[i].nlen);
                     put(out, &o, "\x03", 1);

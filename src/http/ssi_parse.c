@@ -250,3 +250,113 @@ int pv_ssi_parse(pv_ssi_parser_t *p, const char *in, size_t len, size_t *used, p
     *used = i;
     return rc;
 }
+
+/* The evaluation's output: bytes counted always, written while they fit. */
+typedef struct {
+    char *out;
+    size_t cap, len;
+    int first; /* the first byte put, -1 before */
+} ev_out_t;
+
+static void ev_put(ev_out_t *o, const char *p, size_t n)
+{
+    if (n && o->first < 0)
+        o->first = (unsigned char)p[0];
+    if (o->out && o->len + n <= o->cap)
+        memcpy(o->out + o->len, p, n);
+    o->len += n;
+}
+
+static int name_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+/* A literal part from text[*i], up to an unescaped '$' (when vars is set;
+ * a value without variables takes every '$' as it is). */
+static void ev_literal(pv_str_t text, size_t *i, int vars, ev_out_t *o)
+{
+    int quoted = 0;
+    for (; *i < text.len; (*i)++) {
+        char ch = text.p[*i];
+        if (!quoted) {
+            if (ch == '\\') {
+                quoted = 1;
+                continue;
+            }
+            if (ch == '$' && vars)
+                return;
+        } else {
+            quoted = 0;
+            if (ch != '\\' && ch != '\'' && ch != '"' && ch != '$')
+                ev_put(o, "\\", 1);
+        }
+        ev_put(o, &ch, 1);
+    }
+}
+
+/* A variable at text[*i] ('$'): its value into o. */
+static int ev_variable(pv_str_t text, size_t *i, pv_ssi_lookup_cb lookup, void *ctx, ev_out_t *o)
+{
+    if (++*i == text.len)
+        return PV_SSI_EVAL_BAD;
+    int bracket = text.p[*i] == '{';
+    if (bracket && ++*i == text.len)
+        return PV_SSI_EVAL_BAD;
+    pv_str_t name = {text.p + *i, 0};
+    for (; *i < text.len; (*i)++, name.len++) {
+        char ch = text.p[*i];
+        if (ch == '}' && bracket) {
+            (*i)++;
+            bracket = 0;
+            break;
+        }
+        if (!name_char(ch))
+            break;
+    }
+    if (bracket || name.len == 0)
+        return PV_SSI_EVAL_BAD;
+    pv_str_t val;
+    if (lookup(ctx, name, &val))
+        ev_put(o, val.p, val.len);
+    return 0;
+}
+
+ssize_t pv_ssi_eval(pv_str_t text, int flags, pv_str_t base, pv_ssi_lookup_cb lookup, void *ctx, char *out,
+                    size_t cap)
+{
+    int vars = text.len && memchr(text.p, '$', text.len) != NULL;
+    ev_out_t o = {out, cap, 0, -1};
+    size_t prefix = 0, i = 0;
+    if (flags & PV_SSI_ADD_PREFIX)
+        for (prefix = base.len; prefix && base.p[prefix - 1] != '/'; prefix--)
+            ;
+    if (!vars) {
+        /* the text's own first byte decides, as NGINX looks at it */
+        if (prefix && (text.len == 0 || text.p[0] != '/'))
+            ev_put(&o, base.p, prefix);
+        ev_literal(text, &i, 0, &o);
+    } else {
+        while (i < text.len) {
+            int rc = 0;
+            if (text.p[i] == '$')
+                rc = ev_variable(text, &i, lookup, ctx, &o);
+            else
+                ev_literal(text, &i, 1, &o);
+            if (rc < 0)
+                return rc;
+        }
+        /* the prefix goes before the first part that is not empty, when
+         * that does not start with '/' */
+        if (prefix && o.len && o.first != '/') {
+            if (out && o.len + prefix <= cap) {
+                memmove(out + prefix, out, o.len);
+                memcpy(out, base.p, prefix);
+            }
+            o.len += prefix;
+        }
+    }
+    if (out && o.len > cap)
+        return PV_SSI_EVAL_LONG;
+    return (ssize_t)o.len;
+}

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "../core/common.h"
 
 #define PV_SSI_COMMAND_LEN 32 /* longest command name */
@@ -55,5 +56,23 @@ pv_str_t pv_ssi_value(const pv_ssi_parser_t *p, int i);
 /* Whether bytes are held: a "<!--" or a command not ended yet. At the
  * end of the stream NGINX outputs nothing of them, nor does the filter. */
 int pv_ssi_pending(const pv_ssi_parser_t *p);
+
+/* A parameter's value evaluated as NGINX evaluates it: "$name" and
+ * "${name}" (letters, digits, '_') replaced by the variable's value
+ * (nothing when it has none), a backslash before \ ' " or $ taking that
+ * character, any other kept with its backslash. With PV_SSI_ADD_PREFIX a
+ * value that does not start with '/' is taken relative to the directory
+ * of base (the including page's URI: include virtual=). lookup answers 1
+ * with the value of the variable named (compared without case), 0 when
+ * it has none. */
+#define PV_SSI_ADD_PREFIX 1
+typedef int (*pv_ssi_lookup_cb)(void *ctx, pv_str_t name, pv_str_t *val);
+/* Write the value of text into out (at most cap bytes; out NULL: only
+ * measure). Returns its length, PV_SSI_EVAL_BAD for an invalid variable
+ * name or a missing '}', PV_SSI_EVAL_LONG when it does not fit cap. */
+#define PV_SSI_EVAL_BAD (-1)
+#define PV_SSI_EVAL_LONG (-2)
+ssize_t pv_ssi_eval(pv_str_t text, int flags, pv_str_t base, pv_ssi_lookup_cb lookup, void *ctx, char *out,
+                    size_t cap);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <cmocka.h>
 
 #include "../../src/http/ssi_parse.h"
@@ -137,6 +138,66 @@ static void test_limits(void **state)
     check(in, 64, "[ERR]");
 }
 
+/* Variables for the evaluation tests: a=1, b_c=/abs, empty= (set, empty). */
+static int lookup(void *ctx, pv_str_t name, pv_str_t *val)
+{
+    (void)ctx;
+    static const char *vars[][2] = {{"a", "1"}, {"b_c", "/abs"}, {"empty", ""}};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        if (strlen(vars[i][0]) == name.len && strncasecmp(vars[i][0], name.p, name.len) == 0) {
+            *val = (pv_str_t){vars[i][1], strlen(vars[i][1])};
+            return 1;
+        }
+    return 0;
+}
+
+/* text evaluates to want (NULL: want_rc) with flags, base "/dir/page.html". */
+static void eval_check(const char *text, int flags, const char *want, ssize_t want_rc)
+{
+    char out[256];
+    pv_str_t t = {text, strlen(text)}, base = {"/dir/page.html", 14};
+    ssize_t n = pv_ssi_eval(t, flags, base, lookup, NULL, out, sizeof(out));
+    ssize_t m = pv_ssi_eval(t, flags, base, lookup, NULL, NULL, 0);
+    if (!want) {
+        assert_int_equal(n, want_rc);
+        return;
+    }
+    if (n < 0 || (size_t)n != strlen(want) || memcmp(out, want, (size_t)n) != 0)
+        fail_msg("\"%s\" gave \"%.*s\" (%zd), want \"%s\"", text, n < 0 ? 0 : (int)n, out, n, want);
+    assert_int_equal(m, n); /* measuring gives the same length */
+}
+
+static void test_eval(void **state)
+{
+    (void)state;
+    eval_check("plain", 0, "plain", 0);
+    eval_check("x$a${a}y${b_c}", 0, "x11y/abs", 0);
+    eval_check("$A$nothing-$a", 0, "1-1", 0);
+    eval_check("$a.$a", 0, "1.1", 0);
+    /* backslashes: before \\ ' \" $ they quote it, elsewhere they stay */
+    eval_check("\\$a \\\\ \\' \\x", 0, "$a \\ ' \\x", 0);
+    eval_check("\\$a$a\\\"", 0, "$a1\"", 0);
+    eval_check("no var \\$", 0, "no var $", 0);
+    /* bad variables */
+    eval_check("x$", 0, NULL, PV_SSI_EVAL_BAD);
+    eval_check("x${", 0, NULL, PV_SSI_EVAL_BAD);
+    eval_check("x${a", 0, NULL, PV_SSI_EVAL_BAD);
+    eval_check("x${a-}", 0, NULL, PV_SSI_EVAL_BAD);
+    eval_check("x$-", 0, NULL, PV_SSI_EVAL_BAD);
+    /* include virtual=: relative to the page's directory */
+    eval_check("inc.html", PV_SSI_ADD_PREFIX, "/dir/inc.html", 0);
+    eval_check("/inc.html", PV_SSI_ADD_PREFIX, "/inc.html", 0);
+    eval_check("$a/x", PV_SSI_ADD_PREFIX, "/dir/1/x", 0);
+    eval_check("$b_c/x", PV_SSI_ADD_PREFIX, "/abs/x", 0);
+    eval_check("$empty$nothing/x", PV_SSI_ADD_PREFIX, "/x", 0);
+    eval_check("$empty", PV_SSI_ADD_PREFIX, "", 0);
+    /* too long for the output */
+    char big[300];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    eval_check(big, 0, NULL, PV_SSI_EVAL_LONG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_eval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
