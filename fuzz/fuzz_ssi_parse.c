@@ -3,7 +3,7 @@
  * in pieces, and both renderings (text, commands with their parameters,
  * malformed commands, what is held at the end) must be the same. Text
  * spans must lie inside the piece given or be a prefix of "<!--". Each
- * value is evaluated too (pv_ssi_eval()). */
+ * value is evaluated too (pv_ssi_eval()) and split as an if expr. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +28,13 @@ static int lookup(void *ctx, pv_str_t name, pv_str_t *val)
  * in bounds. */
 static void eval(pv_str_t v)
 {
-    static char ev[128];
+    static char ev[128], ex[64];
+    pv_ssi_if_t e;
+    memcpy(ex, v.p, v.len);
+    if (pv_ssi_if_split(ex, v.len, &e) == PV_OK &&
+        (e.left.p != ex || e.left.len > v.len || e.right.len > v.len ||
+         (e.right.len && (e.right.p < ex || e.right.p + e.right.len > ex + v.len))))
+        abort();
     pv_str_t base = {"/d/p.html", 9};
     for (int flags = 0; flags <= PV_SSI_ADD_PREFIX; flags++) {
         ssize_t n = pv_ssi_eval(v, flags, base, lookup, NULL, ev, sizeof(ev));

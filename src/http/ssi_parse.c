@@ -360,3 +360,46 @@ ssize_t pv_ssi_eval(pv_str_t text, int flags, pv_str_t base, pv_ssi_lookup_cb lo
         return PV_SSI_EVAL_LONG;
     return (ssize_t)o.len;
 }
+
+int pv_ssi_if_split(char *expr, size_t len, pv_ssi_if_t *out)
+{
+    char *p = expr, *last = expr + len;
+    for (; p < last; p++) {
+        if (*p >= 'A' && *p <= 'Z') {
+            *p = (char)(*p | 0x20);
+            continue;
+        }
+        if (!name_char(*p) && *p != '$' && *p != '{' && *p != '}' && *p != '"' && *p != '\'')
+            break;
+    }
+    memset(out, 0, sizeof(*out));
+    out->left = (pv_str_t){expr, (size_t)(p - expr)};
+    while (p < last && *p == ' ')
+        p++;
+    if (p == last) {
+        out->op = PV_SSI_IF_TEST;
+        return PV_OK;
+    }
+    if (*p == '=') {
+        out->op = PV_SSI_IF_EQ;
+        p++;
+    } else if (p + 1 < last && p[0] == '!' && p[1] == '=') {
+        out->op = PV_SSI_IF_NE;
+        p += 2;
+    } else {
+        return PV_ERR;
+    }
+    while (p < last && *p == ' ')
+        p++;
+    if (p < last - 1 && *p == '/') {
+        if (last[-1] != '/')
+            return PV_ERR;
+        out->regex = 1;
+        last--;
+        p++;
+    } else if (p < last - 1 && p[0] == '\\' && p[1] == '/') {
+        p++;
+    }
+    out->right = (pv_str_t){p, (size_t)(last - p)};
+    return PV_OK;
+}

@@ -75,4 +75,21 @@ typedef int (*pv_ssi_lookup_cb)(void *ctx, pv_str_t name, pv_str_t *val);
 ssize_t pv_ssi_eval(pv_str_t text, int flags, pv_str_t base, pv_ssi_lookup_cb lookup, void *ctx, char *out,
                     size_t cap);
 
+/* An `if` or `elif` expr, split as NGINX splits it: the left operand
+ * (letters, digits, '$', '{', '}', '_' and quotes; its capitals made
+ * small in place), then nothing, or "=" / "!=" and the right operand, a
+ * regular expression when between slashes ("\\/" starts a plain one
+ * with '/'). Both operands are evaluated with pv_ssi_eval() (no flags)
+ * by the caller. */
+#define PV_SSI_IF_TEST 0 /* true when the left operand is not empty */
+#define PV_SSI_IF_EQ 1
+#define PV_SSI_IF_NE 2
+typedef struct pv_ssi_if_s {
+    pv_str_t left, right;
+    uint8_t op;    /* PV_SSI_IF_* */
+    uint8_t regex; /* right is a regular expression */
+} pv_ssi_if_t;
+/* PV_OK, or PV_ERR for an invalid expression. */
+int pv_ssi_if_split(char *expr, size_t len, pv_ssi_if_t *out);
+
 #endif

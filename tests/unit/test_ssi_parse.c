@@ -198,6 +198,45 @@ static void test_eval(void **state)
     eval_check(big, 0, NULL, PV_SSI_EVAL_LONG);
 }
 
+/* expr splits into want_left, op, want_right (NULL: invalid). */
+static void if_check(const char *expr, const char *want_left, int op, const char *want_right, int regex)
+{
+    char buf[128];
+    pv_ssi_if_t e;
+    snprintf(buf, sizeof(buf), "%s", expr);
+    int rc = pv_ssi_if_split(buf, strlen(buf), &e);
+    if (!want_left) {
+        assert_int_equal(rc, PV_ERR);
+        return;
+    }
+    assert_int_equal(rc, PV_OK);
+    if (e.left.len != strlen(want_left) || memcmp(e.left.p, want_left, e.left.len) != 0)
+        fail_msg("\"%s\": left \"%.*s\"", expr, (int)e.left.len, e.left.p);
+    assert_int_equal(e.op, op);
+    if (op != PV_SSI_IF_TEST &&
+        (e.right.len != strlen(want_right) || memcmp(e.right.p, want_right, e.right.len) != 0))
+        fail_msg("\"%s\": right \"%.*s\"", expr, (int)e.right.len, e.right.p);
+    assert_int_equal(e.regex, regex);
+}
+
+static void test_if_split(void **state)
+{
+    (void)state;
+    if_check("$A_b", "$a_b", PV_SSI_IF_TEST, NULL, 0);
+    if_check("${Foo}", "${foo}", PV_SSI_IF_TEST, NULL, 0);
+    if_check("", "", PV_SSI_IF_TEST, NULL, 0);
+    if_check("$a = text", "$a", PV_SSI_IF_EQ, "text", 0);
+    if_check("$a=Text", "$a", PV_SSI_IF_EQ, "Text", 0);
+    if_check("$a  !=  /^x(y)$/", "$a", PV_SSI_IF_NE, "^x(y)$", 1);
+    if_check("$a = \\/x/", "$a", PV_SSI_IF_EQ, "/x/", 0);
+    if_check("$a = /", "$a", PV_SSI_IF_EQ, "/", 0);
+    if_check("$a = ", "$a", PV_SSI_IF_EQ, "", 0);
+    if_check("$a = /x", NULL, 0, NULL, 0);
+    if_check("$a == b", "$a", PV_SSI_IF_EQ, "= b", 0);
+    if_check("$a ! b", NULL, 0, NULL, 0);
+    if_check("$a-b", NULL, 0, NULL, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_eval),
+        cmocka_unit_test(test_if_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
