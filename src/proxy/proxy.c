@@ -851,10 +851,10 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     if (!(fi->flags & PV_UPF_F_CLIENT))
         pv_proxy_append_status(px->r, fi->status);
     if (px->resp_head_done && !px->sub_done) {
-        /* part of the response reached the client, or waits to: what
-         * is queued goes first (NGINX flushes too), then the connection
-         * is closed mid-body, so the response cannot look complete */
-        if (pv_resp_flush(px->hr) != PV_ERR)
+        /* part of the response is out or queued: the connection is closed mid-body so it
+         * cannot look complete; as NGINX, the queue goes first when the upstream failed
+         * (a 502 or 504 after the head), not when its body was invalid */
+        if (f == PV_UPF_INVALID_BODY || pv_resp_flush(px->hr) != PV_ERR)
             pv_resp_abort(px->hr);
         return;
     }
