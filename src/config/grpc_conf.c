@@ -84,15 +84,7 @@ static int set_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     pp->grpc = 1;
     /* :authority is the address as written, as NGINX sends it */
     pp->proxy_host = (pv_str_t){pv_arena_strndup(cx->a, hp, hlen), hlen};
-    pp->url = (pv_str_t){pv_arena_strdup(cx->a, url), nd->args[1].len};
-    pp->host = host;
-    pp->src = nd->src;
-    loc->proxy_pass = pp;
-    pv_conf_pass_ref_t *r = pv_conf_push(cx->tmp, &cx->passes, &cx->npasses, sizeof(*r));
-    r->pp = pp;
-    r->host = host;
-    r->port = port;
-    r->src = nd->src;
+    pv_conf_pass_target(cx, loc, pp, nd, url, host, port);
     return PV_OK;
 }
 

@@ -57,6 +57,20 @@ static int proxy_pass_unix(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_proxy
     return PV_OK;
 }
 
+void pv_conf_pass_target(pv_conf_ctx_t *cx, pv_location_t *loc, pv_proxy_pass_t *pp, const pv_conf_node_t *nd,
+                         const char *url, char *host, int port)
+{
+    pp->url = (pv_str_t){pv_arena_strdup(cx->a, url), nd->args[1].len};
+    pp->host = host;
+    pp->src = nd->src;
+    loc->proxy_pass = pp;
+    pv_conf_pass_ref_t *r = pv_conf_push(cx->tmp, &cx->passes, &cx->npasses, sizeof(*r));
+    r->pp = pp;
+    r->host = host;
+    r->port = port;
+    r->src = nd->src;
+}
+
 int pv_conf_set_proxy_pass(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_location_t *loc = cx->loc;
@@ -104,14 +118,6 @@ int pv_conf_set_proxy_pass(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
     if (port == (tls ? 443 : 80) && hlen > dlen && memcmp(hp + hlen - dlen, dport, dlen) == 0)
         hlen -= dlen;
     pp->proxy_host = (pv_str_t){pv_arena_strndup(cx->a, hp, hlen), hlen};
-    pp->url = (pv_str_t){pv_arena_strdup(cx->a, url), nd->args[1].len};
-    pp->host = host;
-    pp->src = nd->src;
-    loc->proxy_pass = pp;
-    pv_conf_pass_ref_t *r = pv_conf_push(cx->tmp, &cx->passes, &cx->npasses, sizeof(*r));
-    r->pp = pp;
-    r->host = host;
-    r->port = port;
-    r->src = nd->src;
+    pv_conf_pass_target(cx, loc, pp, nd, url, host, port);
     return PV_OK;
 }
