@@ -1,4 +1,5 @@
 #include "server.h"
+#include "headbuf.h"
 
 #include "compress.h"
 
@@ -45,11 +46,9 @@ static __thread pv_hconn_t *reap_list;
 
 static void conn_io_cb(pv_io_t *io, unsigned events);
 static void sniff_io_cb(pv_io_t *io, unsigned events);
-static pv_buf_t *head_buf(pv_hconn_t *c);
 static void conn_timer_cb(pv_timer_t *t);
 static void handle_input(pv_hconn_t *c);
 static void conn_nomem(pv_hconn_t *c, const char *what);
-static int grow_head(pv_hconn_t *c, size_t need, size_t crs);
 
 const pv_proto_t pv_h1_proto = {"HTTP/1.1", &pv_h1_resp, &pv_h1_body, pv_reqhead_build, 0};
 
@@ -342,7 +341,7 @@ static void sniff_io_cb(pv_io_t *io, unsigned events)
     pv_xprt_events(&c->x, events);
     if (!(events & PV_EV_READ) && !c->x.readable)
         return;
-    if (!c->in && !(c->in = head_buf(c))) {
+    if (!c->in && !(c->in = pv_head_buf(c))) {
         conn_nomem(c, "a head buffer");
         return;
     }
@@ -523,7 +522,7 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
          * the socket holds of it is read now, as a first read into a
          * standard buffer would have (a chunked body's framing is then
          * checked before an upstream is asked) */
-        if (grow_head(c, 0, 0) < 0) {
+        if (pv_head_grow(c, 0, 0) < 0) {
             conn_nomem(c, "a body buffer");
             return;
         }
@@ -539,86 +538,6 @@ static void process_head(pv_hreq_t *hr, uint32_t head_end)
      * waits on the client arms its own */
     pv_timer_del(c->w->loop, &c->timer);
     pv_phases_run(hr);
-}
-
-/* The most bytes of a head that may arrive: large_client_header_buffers
- * in total, or a standard buffer when that is less. */
-static size_t head_limit(const pv_hreq_t *hr)
-{
-    const pv_server_t *s = hr->r.srv;
-    size_t limit = (size_t)s->large_header_buffers_num * (size_t)s->large_header_buffers_size;
-    return PV_MAX(limit, (size_t)PV_BUF_SIZE);
-}
-
-/* Grow the head buffer when a head outgrows it: from the first small one
- * (client_header_buffer_size) to a standard buffer, then up to the
- * large_client_header_buffers total, as NGINX moves a long head into a
- * large buffer. The buffer must take need more bytes, crs of them CRs to
- * insert before bare LFs: those do not count against the limit, the
- * buffer is made larger by them. Returns 0, -1 at the limit, -2 when out
- * of memory. */
-static int grow_head(pv_hconn_t *c, size_t need, size_t crs)
-{
-    pv_hreq_t *hr = c->hr;
-    size_t limit = head_limit(hr);
-    pv_buf_t *b = c->in;
-    size_t added = hr->crlf.added;
-    if (b->last + need - crs - PV_MIN(added, b->last) > limit)
-        return -1;
-    size_t size = PV_BUF_SIZE;
-    if (b->size >= PV_BUF_SIZE || b->last + need > PV_BUF_SIZE) {
-        /* room for the CRs; grown again for more, by as much again
-         * (a head holds fewer than limit / 2 + 2 bare LFs) */
-        size_t more = added + crs;
-        if (b->size > limit)
-            more = PV_MAX(more, PV_MIN(2 * (b->size - limit), limit / 2 + 2));
-        size = limit + more;
-    }
-    pv_buf_t *nb = pv_buf_get_size(size);
-    if (!nb)
-        return -2;
-    memcpy(nb->data, b->data, b->last);
-    nb->pos = b->pos;
-    nb->last = b->last;
-    pv_buf_put(b);
-    c->in = nb;
-    return 0;
-}
-
-/* Free room to read more of a head into c->in: the buffer's, but no
- * more than lets the bytes that arrived reach the limit. */
-static size_t head_room(const pv_hconn_t *c)
-{
-    const pv_buf_t *b = c->in;
-    size_t room = b->size - b->last;
-    if (c->hr) {
-        size_t cap = head_limit(c->hr) + c->hr->crlf.added;
-        room = cap > b->last ? PV_MIN(room, cap - b->last) : 0;
-    }
-    return room;
-}
-
-/* The status for a head over the limit: 414 while the request line is
- * not whole or its target is still being read, 431 after. */
-static int head_too_big(const pv_hconn_t *c)
-{
-    const pv_hreq_t *hr = c->hr;
-    if (hr && !hr->line_checked) {
-        const pv_buf_t *b = c->in;
-        const char *p = b->data + b->pos, *end = b->data + b->last;
-        while (p < end && (*p == '\r' || *p == '\n'))
-            p++;
-        return p < end && memchr(p, '\n', (size_t)(end - p)) ? 431 : 414;
-    }
-    return !hr || (hr->url.len && hr->last_cb == 3) ? 414 : 431;
-}
-
-/* The first buffer for a head: client_header_buffer_size of the address's
- * default server (1 KiB unless set), as NGINX reads a head. */
-static pv_buf_t *head_buf(pv_hconn_t *c)
-{
-    int64_t size = c->w->conf->http->listens[c->group].default_srv->client_header_buffer_size;
-    return pv_buf_get_size(size > 0 && size < PV_BUF_SIZE ? (size_t)size : PV_BUF_SIZE);
 }
 
 /* Out of memory for what connection c needed: it alone is closed. */
@@ -643,13 +562,13 @@ static int parse_more(pv_hconn_t *c)
     /* bare LFs of the head become CRLF before any parser sees them */
     size_t last = b->last, crs;
     while ((crs = pv_http_head_crlf(b->data, &last, b->size, &hr->crlf)) != 0) {
-        int rc = grow_head(c, crs, crs);
+        int rc = pv_head_grow(c, crs, crs);
         if (rc == -2) {
             conn_nomem(c, "a large head buffer");
             return -1;
         }
         if (rc < 0) {
-            pv_server_error(hr, head_too_big(c));
+            pv_server_error(hr, pv_head_too_big(c));
             return -1;
         }
         b = c->in;
@@ -713,19 +632,19 @@ static void handle_input(pv_hconn_t *c)
         }
         if (!c->x.readable)
             return;
-        if (!c->in && !(c->in = head_buf(c))) {
+        if (!c->in && !(c->in = pv_head_buf(c))) {
             conn_nomem(c, "a head buffer");
             return;
         }
-        if (head_room(c) == 0) {
-            int rc = c->hr ? grow_head(c, 1, 0) : -1;
+        if (pv_head_room(c) == 0) {
+            int rc = c->hr ? pv_head_grow(c, 1, 0) : -1;
             if (rc == -2) {
                 conn_nomem(c, "a large head buffer");
                 return;
             }
             if (rc < 0) {
                 /* still no whole request line, or stuck in the target: 414 */
-                int st = head_too_big(c);
+                int st = pv_head_too_big(c);
                 if (!c->hr && !(c->hr = req_alloc(c))) {
                     conn_nomem(c, "a request");
                     return;
@@ -735,7 +654,7 @@ static void handle_input(pv_hconn_t *c)
             }
         }
         pv_buf_t *b = c->in;
-        ssize_t n = pv_xprt_read(&c->x, b->data + b->last, head_room(c));
+        ssize_t n = pv_xprt_read(&c->x, b->data + b->last, pv_head_room(c));
         if (n == PV_AGAIN) {
             if (!c->hr && b->last == 0) {
                 /* idle again: hold no buffer */
