@@ -459,29 +459,11 @@ enum { PV_BODY_FILE_OFF = 0, PV_BODY_FILE_ON, PV_BODY_FILE_CLEAN };
 #define PV_KA_DISABLE_MSIE6 0x1  /* MSIE 6 and older, POST requests */
 #define PV_KA_DISABLE_SAFARI 0x2 /* Safari on Mac OS X */
 
+#include "conf_grpc.h"
+
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
  * PV_UNSET (or NULL / 0 count for lists) means "inherit". */
-/* The grpc_* directives (ngx_http_grpc_module); unset values PV_UNSET / NULL. */
-typedef struct pv_grpc_conf_s {
-    pv_set_header_t *set_headers;  /* grpc_set_header list; NULL = inherit */
-    int nset_headers;
-    int64_t connect_timeout;       /* default 60s */
-    int64_t read_timeout;          /* default 60s */
-    int64_t send_timeout;          /* default 60s */
-    int next_upstream;             /* PV_NEXT_F_* mask; default error|timeout */
-    int64_t next_upstream_tries;   /* 0: no limit */
-    int64_t next_upstream_timeout; /* ms; 0: none */
-    int intercept_errors;          /* default off */
-    int64_t buffer_size;           /* default 4k: the response's head and each read */
-    int socket_keepalive;          /* SO_KEEPALIVE on upstream sockets; default off */
-    pv_str_t *hide;                /* grpc_hide_header names */
-    int nhide;
-    pv_str_t *pass;                /* grpc_pass_header names */
-    int npass;
-    int lists_set;                 /* hide or pass given at this level */
-    pv_proxy_ssl_conf_t ssl;       /* grpc_ssl_* (used by grpcs://) */
-} pv_grpc_conf_t;
 
 typedef struct pv_loc_conf_s {
     /* client side */
