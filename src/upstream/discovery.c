@@ -154,6 +154,7 @@ typedef struct target_s {
 } target_t;
 
 typedef struct job_s {
+    struct disc_s *d;              /* the generation's jobs */
     pv_worker_t *w;
     pv_upool_t *pool;
     int first, n;                  /* the line's slots */
@@ -176,7 +177,7 @@ typedef struct job_s {
     uint64_t expires;
 } job_t;
 
-typedef struct {
+typedef struct disc_s {
     job_t *jobs;
     int n;
 } disc_t;
@@ -202,6 +203,23 @@ static void job_failed(job_t *j, int status)
     pv_timer_set(j->w->loop, &j->timer, RETRY_MS);
 }
 
+/* A look-up past the cache found what may be a new answer: every other
+ * line asking the same name, through the same resolver, reads it from
+ * the cache now instead of keeping the old one until its own timer. */
+static void share_fresh(job_t *j)
+{
+    for (int i = 0; i < j->d->n; i++) {
+        job_t *o = &j->d->jobs[i];
+        if (o == j || o->rc != j->rc || o->wait || o->pending || !o->s->resolve_service != !j->s->resolve_service ||
+            strcmp(job_name(o), job_name(j)) != 0)
+            continue;
+        for (int k = 0; k < o->n; k++)
+            atomic_store(&o->pool->peers[o->first + k]->ask_again, 0);
+        o->hurried = 0;
+        pv_timer_set(o->w->loop, &o->timer, 0);
+    }
+}
+
 /* The line's addresses now (ports set): into its slots, and the next
  * look-up when the answer expires. */
 static void job_apply(job_t *j, const struct sockaddr_storage *addrs, const socklen_t *lens, const int *weights,
@@ -213,6 +231,8 @@ static void job_apply(job_t *j, const struct sockaddr_storage *addrs, const sock
     if (added || removed || j->failing)
         pv_log(PV_LOG_NOTICE, "upstream \"%s\": %s resolved to %d address%s (%d new, %d gone)", j->pool->cf->name,
                j->s->resolve_service ? j->s->resolve_service : j->s->name, n, n == 1 ? "" : "es", added, removed);
+    if (j->fresh)
+        share_fresh(j);
     j->failing = j->fresh = 0;
     pv_timer_set(j->w->loop, &j->timer, expires > now + MIN_TTL_MS ? expires - now : MIN_TTL_MS);
 }
@@ -407,6 +427,7 @@ static int build(pv_worker_t *w, pv_wgen_t *g, disc_t *d)
             d->jobs = nj;
             job_t *j = &d->jobs[d->n++];
             memset(j, 0, sizeof(*j));
+            j->d = d;
             j->w = w;
             j->pool = p;
             j->first = i;
