@@ -446,7 +446,7 @@ void pv_file_sendfile_check(pv_hreq_t *hr, pv_file_t *f)
 {
     const pv_static_conf_t *s = &hr->r.loc->conf.st;
     f->sendfile = s->sendfile == 1 && f->fd >= 0 && hr->proto->resp == &pv_h1_resp &&
-                  hr->c->x.ops == &pv_xprt_plain && !hr->zf && !hr->tee && !hr->resp_chunked &&
+                  hr->c->x.ops == &pv_xprt_plain && !hr->zf && !hr->bf && !hr->tee && !hr->resp_chunked &&
                   !hr->r.limit_rate && !(hr->r.flags & PV_REQ_F_HEAD);
     f->chunk_max = s->sendfile_max_chunk;
     if (f->sendfile && s->tcp_nopush == 1) {

@@ -13,6 +13,7 @@
 #include "../core/log.h"
 #include "../core/wr.h"
 #include "../core/time.h"
+#include "bfilter.h"
 #include "compress.h"
 #include "errpage.h"
 #include "hfilter.h"
@@ -443,8 +444,9 @@ void pv_resp_rate_end(pv_hreq_t *hr)
 
 /* ---- the calls ---------------------------------------------------------- */
 
-/* A body the compression filter encodes goes through it (compress.h);
- * the filter calls the protocol's entries itself. */
+/* A body goes through the body filters (bfilter.h), when a module set
+ * some up, then through the compression filter (compress.h), when it
+ * encodes; each calls the next stage's entries itself. */
 /* The tee, when one is set, sees the response first. */
 static void tee_done(pv_hreq_t *hr, int complete)
 {
@@ -487,17 +489,46 @@ int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
     if (hr->bg)
         return PV_OK;
     rate_start(hr);
-    int rc = pv_compress_head(hr, h);
+    int rc = pv_bf_head(hr, h);
+    if (rc == PV_OK)
+        rc = pv_compress_head(hr, h);
     if (rc != PV_OK)
         return rc;
     return hr->proto->resp->send_head(hr, h);
+}
+
+/* Below the body filters: compression, or the protocol. */
+int pv_resp_below_room(const pv_hreq_t *hr)
+{
+    return hr->zf ? pv_compress_room(hr) : hr->proto->resp->room(hr);
+}
+
+void pv_resp_below_send(pv_hreq_t *hr, const pv_str_t *spans, int n)
+{
+    if (hr->zf)
+        pv_compress_send_body(hr, spans, n);
+    else
+        hr->proto->resp->send_body(hr, spans, n);
+}
+
+int pv_resp_below_flush(pv_hreq_t *hr)
+{
+    return hr->zf ? pv_compress_flush(hr) : hr->proto->resp->flush(hr);
+}
+
+void pv_resp_below_finish(pv_hreq_t *hr)
+{
+    if (hr->zf)
+        pv_compress_finish(hr);
+    else
+        pv_resp_done(hr);
 }
 
 int pv_resp_room(const pv_hreq_t *hr)
 {
     if (hr->bg)
         return 16;
-    return hr->zf ? pv_compress_room(hr) : hr->proto->resp->room(hr);
+    return hr->bf ? pv_bf_room(hr) : pv_resp_below_room(hr);
 }
 
 void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
@@ -507,10 +538,15 @@ void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
     if ((hr->r.flags & PV_REQ_F_HEAD) || hr->bg)
         return; /* a HEAD's answer has no body (one asked for as GET is read for the cache) */
     hr->rate_queued = 1;
-    if (hr->zf)
-        pv_compress_send_body(hr, spans, n);
+    if (hr->bf)
+        pv_bf_send_body(hr, spans, n);
     else
-        hr->proto->resp->send_body(hr, spans, n);
+        pv_resp_below_send(hr, spans, n);
+}
+
+static inline int flush_all(pv_hreq_t *hr)
+{
+    return hr->bf ? pv_bf_flush(hr) : pv_resp_below_flush(hr);
 }
 
 int pv_resp_flush(pv_hreq_t *hr)
@@ -521,19 +557,19 @@ int pv_resp_flush(pv_hreq_t *hr)
         /* only bytes waiting to be written are held back */
         if (hr->rate_queued && rate_delayed(hr))
             return PV_AGAIN;
-        int rc = hr->zf ? pv_compress_flush(hr) : hr->proto->resp->flush(hr);
+        int rc = flush_all(hr);
         if (rc == PV_OK)
             hr->rate_queued = 0;
         return rc;
     }
-    return hr->zf ? pv_compress_flush(hr) : hr->proto->resp->flush(hr);
+    return flush_all(hr);
 }
 
 #define PV_POSTPONE_OUTPUT 1460
 
 int pv_resp_postpone(const pv_hreq_t *hr)
 {
-    if (hr->proto->resp != &pv_h1_resp || hr->r.limit_rate || hr->bg)
+    if (hr->proto->resp != &pv_h1_resp || hr->r.limit_rate || hr->bg || hr->bf)
         return 0;
     size_t n = pv_outq_bytes(&hr->cq) + (hr->zf ? pv_compress_pending(hr) : 0);
     return n < PV_POSTPONE_OUTPUT;
@@ -546,10 +582,10 @@ void pv_resp_finish(pv_hreq_t *hr)
         return;
     }
     tee_done(hr, 1);
-    if (hr->zf)
-        pv_compress_finish(hr);
+    if (hr->bf && !(hr->r.flags & PV_REQ_F_HEAD))
+        pv_bf_finish(hr);
     else
-        pv_resp_done(hr);
+        pv_resp_below_finish(hr);
 }
 
 void pv_resp_abort(pv_hreq_t *hr)

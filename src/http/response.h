@@ -102,6 +102,12 @@ int pv_resp_flush(struct pv_hreq_s *hr);
  * next read of an upstream) may wait for it before pv_resp_flush(), so
  * a head and the first body bytes leave in one write. */
 int pv_resp_postpone(const struct pv_hreq_s *hr);
+/* The stages below the body filters (bfilter.h): compression when it
+ * encodes, else the protocol; the same calls as those above. */
+int pv_resp_below_room(const struct pv_hreq_s *hr);
+void pv_resp_below_send(struct pv_hreq_s *hr, const pv_str_t *spans, int n);
+int pv_resp_below_flush(struct pv_hreq_s *hr);
+void pv_resp_below_finish(struct pv_hreq_s *hr);
 /* The response is complete: its end is queued and, once everything is
  * written, the request ends (log, keepalive). The handler is done. */
 void pv_resp_finish(struct pv_hreq_s *hr);

@@ -1,6 +1,7 @@
 #include "server.h"
 #include "headbuf.h"
 
+#include "bfilter.h"
 #include "compress.h"
 
 #include <errno.h>
@@ -151,6 +152,7 @@ void pv_server_req_free(pv_hreq_t *hr)
         hr->handler->cleanup(hr);
     if (hr->rate)
         pv_resp_rate_end(hr);
+    pv_bf_free(hr);
     pv_compress_free(hr);
     if (hr->rb)
         pv_reqbody_free(hr);

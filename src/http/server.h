@@ -95,6 +95,7 @@ typedef struct pv_hreq_s {
     uint8_t resp_chunked;         /* the response body goes out in the chunked coding */
     const pv_handler_t *handler;  /* the content handler that took the request over */
     void *handler_ctx;            /* the handler's per-request state (its own, from its own cache) */
+    struct pv_bfchain_s *bf;      /* the body filters the body goes through first (bfilter.h); NULL: none */
     struct pv_zfilter_s *zf;      /* the compression filter the body goes through (compress.h); NULL: none */
     const struct pv_tee_s *tee;   /* what sees a copy of the response (response.h); NULL: none */
     void *tee_ctx;                /* its state */

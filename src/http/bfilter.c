@@ -1,0 +1,257 @@
+/* The body filter chain (bfilter.h): the response calls hand the
+ * handler's spans to the first filter; a filter's output goes to the
+ * next one as it has room, and the last one's to compression or the
+ * protocol (pv_resp_below_*). When the handler finishes and a filter's
+ * rest cannot be written at once, the chain becomes the request's
+ * running handler until it is. */
+#include "bfilter.h"
+
+#include <string.h>
+
+#include "../core/arena.h"
+#include "../core/log.h"
+#include "server.h"
+
+#define BF_TAKE 16 /* input spans a filter takes at once */
+
+/* NGINX's order: each module's filter goes after those before it. */
+static const pv_bfilter_module_t *const modules[] = {
+    NULL,
+};
+
+typedef struct pv_bfchain_s {
+    pv_bfilter_t *first, *last;
+    pv_bfilter_t *finishing;     /* the first filter whose rest is not written yet */
+    const pv_handler_t *saved;   /* the handler the chain replaced while finishing */
+    uint8_t saved_handling;
+    uint8_t took_over;
+    pv_timer_t wake;             /* pv_bf_wake(): proceed() from the loop */
+} pv_bfchain_t;
+
+int pv_bf_head(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    for (int i = 0; modules[i]; i++) {
+        int rc = modules[i]->head(hr, h);
+        if (rc != PV_OK)
+            return rc;
+    }
+    return PV_OK;
+}
+
+static void wake_cb(pv_timer_t *t)
+{
+    pv_hreq_t *hr = t->data;
+    if (hr->handling)
+        hr->handler->proceed(hr);
+}
+
+pv_bfilter_t *pv_bf_add(pv_hreq_t *hr, const pv_bfilter_ops_t *ops, size_t size)
+{
+    pv_bfchain_t *c = hr->bf;
+    if (!c) {
+        c = pv_arena_alloc(&hr->arena, sizeof(*c));
+        if (!c)
+            return NULL;
+        memset(c, 0, sizeof(*c));
+        pv_timer_init(&c->wake, wake_cb, hr);
+    }
+    pv_bfilter_t *f = pv_arena_alloc(&hr->arena, size);
+    if (!f)
+        return NULL;
+    memset(f, 0, size);
+    f->ops = ops;
+    if (c->last)
+        c->last->next = f;
+    else
+        c->first = f;
+    c->last = f;
+    hr->bf = c;
+    return f;
+}
+
+int pv_bf_out(pv_hreq_t *hr, pv_bfilter_t *f, pv_str_t s)
+{
+    if (s.len == 0)
+        return PV_OK;
+    if (f->nout == f->cap) {
+        int cap = f->cap ? f->cap * 2 : BF_TAKE;
+        pv_str_t *out = pv_arena_alloc(&hr->arena, (size_t)cap * sizeof(*out));
+        if (!out) {
+            f->failed = 1;
+            return PV_ERR;
+        }
+        if (f->nout)
+            memcpy(out, f->out, (size_t)f->nout * sizeof(*out));
+        f->out = out;
+        f->cap = cap;
+    }
+    f->out[f->nout++] = s;
+    return PV_OK;
+}
+
+int pv_bf_out_copy(pv_hreq_t *hr, pv_bfilter_t *f, const void *p, size_t len)
+{
+    if (len == 0)
+        return PV_OK;
+    char *d = pv_arena_alloc(&hr->arena, len);
+    if (!d) {
+        f->failed = 1;
+        return PV_ERR;
+    }
+    memcpy(d, p, len);
+    return pv_bf_out(hr, f, (pv_str_t){d, len});
+}
+
+void pv_bf_wake(pv_hreq_t *hr)
+{
+    if (hr->bf)
+        pv_timer_set(hr->w->loop, &hr->bf->wake, 0);
+}
+
+/* ---- the stages: a filter, or (NULL) what is below the chain ------------- */
+
+static int flush_one(pv_hreq_t *hr, pv_bfilter_t *f);
+
+static int stage_room(const pv_hreq_t *hr, const pv_bfilter_t *f)
+{
+    if (!f)
+        return pv_resp_below_room(hr);
+    return f->nout || f->ended ? 0 : BF_TAKE;
+}
+
+static void stage_send(pv_hreq_t *hr, pv_bfilter_t *f, const pv_str_t *spans, int n)
+{
+    if (!f)
+        pv_resp_below_send(hr, spans, n);
+    else if (!f->failed)
+        f->ops->body(hr, f, spans, n);
+}
+
+static int stage_flush(pv_hreq_t *hr, pv_bfilter_t *f)
+{
+    return f ? flush_one(hr, f) : pv_resp_below_flush(hr);
+}
+
+/* Hand f's output on and write everything below it. PV_OK once all of
+ * it is written (f's buffers are then free), PV_AGAIN, or PV_ERR (the
+ * request is gone). */
+static int flush_one(pv_hreq_t *hr, pv_bfilter_t *f)
+{
+    int rc = f->ops->pull && !f->failed ? f->ops->pull(hr, f) : PV_OK;
+    if (f->failed || rc == PV_ERR) {
+        pv_log(PV_LOG_ERR, "the %s filter failed, the response is cut", f->ops->name);
+        hr->proto->resp->abort(hr);
+        return PV_ERR;
+    }
+    if (rc != PV_OK)
+        return rc;
+    while (f->sent < f->nout) {
+        int room = stage_room(hr, f->next);
+        if (room == 0) {
+            rc = stage_flush(hr, f->next);
+            if (rc != PV_OK)
+                return rc;
+            continue;
+        }
+        int k = PV_MIN(room, f->nout - f->sent);
+        stage_send(hr, f->next, f->out + f->sent, k);
+        f->sent += k;
+    }
+    rc = stage_flush(hr, f->next);
+    if (rc != PV_OK)
+        return rc;
+    f->nout = f->sent = 0;
+    if (f->ops->written)
+        f->ops->written(hr, f);
+    return PV_OK;
+}
+
+/* ---- the response calls -------------------------------------------------- */
+
+int pv_bf_room(const pv_hreq_t *hr)
+{
+    return stage_room(hr, hr->bf->first);
+}
+
+void pv_bf_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
+{
+    stage_send(hr, hr->bf->first, spans, n);
+}
+
+int pv_bf_flush(pv_hreq_t *hr)
+{
+    return flush_one(hr, hr->bf->first);
+}
+
+static void noop(pv_hreq_t *hr)
+{
+    PV_UNUSED(hr);
+}
+
+static void finish_from(pv_hreq_t *hr, pv_bfilter_t *f);
+
+static void finish_proceed(pv_hreq_t *hr)
+{
+    finish_from(hr, hr->bf->finishing);
+}
+
+static void chain_cleanup(pv_hreq_t *hr)
+{
+    pv_bfchain_t *c = hr->bf;
+    if (c && c->saved && c->saved->cleanup)
+        c->saved->cleanup(hr);
+}
+
+/* the chain as the running handler while the filters' rest goes out */
+static const pv_handler_t chain_handler = {"body filter", finish_proceed, noop, noop, chain_cleanup};
+
+/* Each filter from f on ends and is written out in turn; then the
+ * stages below end. */
+static void finish_from(pv_hreq_t *hr, pv_bfilter_t *f)
+{
+    pv_bfchain_t *c = hr->bf;
+    for (; f; f = f->next) {
+        if (!f->ended) {
+            f->ended = 1;
+            if (!f->failed)
+                f->ops->end(hr, f);
+        }
+        int rc = flush_one(hr, f);
+        if (rc == PV_ERR)
+            return;
+        if (rc == PV_AGAIN) {
+            c->finishing = f;
+            if (!c->took_over) {
+                c->saved = hr->handler;
+                c->saved_handling = hr->handling;
+                hr->handler = &chain_handler;
+                hr->handling = 1;
+                c->took_over = 1;
+            }
+            return; /* proceed() follows once it is written, or the request is gone */
+        }
+    }
+    if (c->took_over) {
+        hr->handler = c->saved;
+        hr->handling = c->saved_handling;
+        c->took_over = 0;
+    }
+    pv_resp_below_finish(hr);
+}
+
+void pv_bf_finish(pv_hreq_t *hr)
+{
+    finish_from(hr, hr->bf->first);
+}
+
+void pv_bf_free(pv_hreq_t *hr)
+{
+    pv_bfchain_t *c = hr->bf;
+    if (!c)
+        return;
+    pv_timer_del(hr->w->loop, &c->wake);
+    for (pv_bfilter_t *f = c->first; f; f = f->next)
+        if (f->ops->free)
+            f->ops->free(hr, f);
+    hr->bf = NULL;
+}
