@@ -1,7 +1,7 @@
 /* The response cache directives, as ngx_http_proxy_module and
  * ngx_http_file_cache have them: proxy_cache_path at the http level, and
  * proxy_cache, proxy_cache_key, proxy_cache_valid, proxy_cache_methods,
- * proxy_cache_min_uses, proxy_cache_bypass, proxy_no_cache,
+ * proxy_cache_min_uses, proxy_cache_max_range_offset, proxy_cache_bypass, proxy_no_cache,
  * proxy_cache_use_stale, proxy_cache_lock (with _timeout and _age) and
  * proxy_cache_revalidate and proxy_cache_convert_head per location, with their merge. The zone behind
  * each path is made (or kept from the last snapshot) by http/fcache.c
@@ -28,6 +28,7 @@ void pv_conf_pcache_init(pv_pcache_conf_t *c)
     memset(c, 0, sizeof(*c));
     c->methods_set = 0;
     c->min_uses = PV_UNSET;
+    c->max_range_offset = PV_UNSET;
     c->use_stale = PV_UNSET;
     c->lock = PV_UNSET;
     c->lock_timeout = PV_UNSET;
@@ -224,6 +225,18 @@ static int min_uses_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return PV_OK;
 }
 
+/* proxy_cache_max_range_offset NUMBER (NGINX's offset: k, m, g) */
+static int max_range_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_pcache_conf_t *c = pc(base);
+    if (c->max_range_offset != PV_UNSET)
+        return DUP(cx, nd);
+    c->max_range_offset = pv_conf_parse_size(nd->args[1]);
+    if (c->max_range_offset < 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", nd->args[0].p);
+    return PV_OK;
+}
+
 /* proxy_cache_bypass / proxy_no_cache / proxy_cache_purge STRING ...: lines add up */
 static int values_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
@@ -276,6 +289,7 @@ static const pv_conf_cmd_t cache_cmds[] = {
     {"proxy_cache_valid", PV_CTX_ANY_LOC, PV_ARGS_1MORE, valid_cb, NONE, NULL},
     {"proxy_cache_methods", PV_CTX_ANY_LOC, PV_ARGS_1MORE, methods_cb, NONE, NULL},
     {"proxy_cache_min_uses", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, min_uses_cb, NONE, NULL},
+    {"proxy_cache_max_range_offset", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, max_range_cb, NONE, NULL},
     {"proxy_cache_bypass", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, "bypass"},
     {"proxy_no_cache", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, NULL},
     {"proxy_cache_purge", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, "purge"},
@@ -322,6 +336,7 @@ void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcach
     }
     c->methods |= 3u; /* GET and HEAD */
     M(min_uses, 1);
+    M(max_range_offset, INT64_MAX);
     if (!c->bypass && p) {
         c->bypass = p->bypass;
         c->nbypass = p->nbypass;

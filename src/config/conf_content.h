@@ -40,6 +40,7 @@ typedef struct pv_static_conf_s {
     int max_ranges;             /* default unlimited (-1 after merging is INT_MAX) */
     int sendfile;               /* default off */
     int64_t sendfile_max_chunk; /* default 2m */
+    int64_t postpone_output;    /* default 1460: less waits for more when more is coming */
     int tcp_nopush;             /* default off */
     int64_t directio;           /* 0 = off */
     int aio;                    /* PV_AIO_*; default threads (NGINX: off) */
@@ -158,6 +159,7 @@ typedef struct pv_pcache_conf_s {
     unsigned methods;          /* PV_METHOD_* bits; GET and HEAD always; PV_UNSET inherits */
     int methods_set;
     int64_t min_uses;          /* default 1 */
+    int64_t max_range_offset;  /* proxy_cache_max_range_offset; default none (INT64_MAX) */
     pv_cv_t *bypass;           /* proxy_cache_bypass values; NULL = inherit */
     int nbypass;
     pv_cv_t *no_cache;         /* proxy_no_cache values; NULL = inherit */

@@ -23,6 +23,7 @@ void pv_conf_static_init(pv_static_conf_t *s)
     s->max_ranges = PV_UNSET;
     s->sendfile = PV_UNSET;
     s->sendfile_max_chunk = PV_UNSET;
+    s->postpone_output = PV_UNSET;
     s->tcp_nopush = PV_UNSET;
     s->directio = PV_UNSET;
     s->aio = PV_UNSET;
@@ -372,6 +373,7 @@ static const pv_conf_cmd_t static_cmds[] = {
     {"max_ranges", ANY, PV_ARGS_TAKE1, int_cb, ST(max_ranges), NULL},
     {"sendfile", ANYIF, PV_ARGS_FLAG, flag_cb, ST(sendfile), NULL},
     {"sendfile_max_chunk", ANY, PV_ARGS_TAKE1, size_cb, ST(sendfile_max_chunk), NULL},
+    {"postpone_output", ANY, PV_ARGS_TAKE1, size_cb, ST(postpone_output), NULL},
     {"tcp_nopush", ANY, PV_ARGS_FLAG, flag_cb, ST(tcp_nopush), NULL},
     {"directio", ANY, PV_ARGS_TAKE1, directio_cb, ST(directio), NULL},
     {"aio", ANY, PV_ARGS_TAKE1, aio_cb, PV_BASE_NONE, 0, NULL},
@@ -440,6 +442,7 @@ void pv_conf_static_merge(pv_conf_ctx_t *cx, pv_static_conf_t *c, const pv_stati
     MERGE(max_ranges, 0x7fffffff);
     MERGE(sendfile, 0);
     MERGE(sendfile_max_chunk, 2 * 1024 * 1024);
+    MERGE(postpone_output, 1460);
     MERGE(tcp_nopush, 0);
     MERGE(directio, 0);
     MERGE(aio, PV_AIO_THREADS);

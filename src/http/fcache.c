@@ -358,7 +358,8 @@ void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], pv_str_t key, int64_t 
         ref->state = PV_FC_LOCKED;
     } else {
         ref->state = PV_FC_MISS;
-        ref->fill = n->uses >= (uint64_t)min_uses && !held;
+        ref->scarce = n->uses < (uint64_t)min_uses;
+        ref->fill = !ref->scarce && !held;
     }
     if (ref->fill) {
         n->updating = 1;

@@ -73,6 +73,7 @@ typedef struct pv_fc_ref_s {
     int state;                  /* PV_FC_* */
     uint8_t fill;               /* this request stores the response (holds the entry's update) */
     uint8_t exists;             /* a file exists for it (HIT, EXPIRED, UPDATING) */
+    uint8_t scarce;             /* MISS: fewer uses than min_uses so far */
     int64_t valid_sec;
     uint64_t gen;               /* the file in place (exists): unique in the process */
     char path[PATH_MAX];        /* the entry's file */

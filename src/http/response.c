@@ -565,14 +565,14 @@ int pv_resp_flush(pv_hreq_t *hr)
     return flush_all(hr);
 }
 
-#define PV_POSTPONE_OUTPUT 1460
-
 int pv_resp_postpone(const pv_hreq_t *hr)
 {
     if (hr->proto->resp != &pv_h1_resp || hr->r.limit_rate || hr->bg || hr->bf)
         return 0;
+    const pv_request_t *r = &hr->r;
+    const pv_loc_conf_t *lc = r->loc ? &r->loc->conf : r->srv ? &r->srv->conf : NULL;
     size_t n = pv_outq_bytes(&hr->cq) + (hr->zf ? pv_compress_pending(hr) : 0);
-    return n < PV_POSTPONE_OUTPUT;
+    return lc && n < (size_t)lc->st.postpone_output;
 }
 
 void pv_resp_finish(pv_hreq_t *hr)

@@ -97,7 +97,7 @@ void pv_resp_send_body(struct pv_hreq_s *hr, const pv_str_t *spans, int n);
  * it has taken everything), PV_ERR when the connection failed: it is
  * closed and the request is gone. */
 int pv_resp_flush(struct pv_hreq_s *hr);
-/* 1 when what is queued is under NGINX's postpone_output (1 460 bytes)
+/* 1 when what is queued is under postpone_output (1 460 bytes by default)
  * on an HTTP/1.x connection: a handler that may have more at once (the
  * next read of an upstream) may wait for it before pv_resp_flush(), so
  * a head and the first body bytes leave in one write. */

@@ -303,6 +303,35 @@ static void purge_answer(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t md5[16])
     pv_resp_local(hr, status, NULL, (pv_str_t){NULL, 0});
 }
 
+/* NGINX's check of a Range against proxy_cache_max_range_offset: a
+ * range from the end, or starting at or past the offset, is not worth
+ * fetching and storing the whole response for. */
+static int range_cacheable(const pv_request_t *r, const pv_pcache_conf_t *pc)
+{
+    if (pc->max_range_offset == INT64_MAX)
+        return 1;
+    const pv_header_t *range = pv_request_header(r, "Range", 5);
+    if (!range)
+        return 1;
+    const pv_str_t *h = &range->value;
+    if (pc->max_range_offset == 0)
+        return 0;
+    if (h->len < 7 || strncasecmp(h->p, "bytes=", 6) != 0)
+        return 1;
+    size_t i = 6;
+    while (i < h->len && h->p[i] == ' ')
+        i++;
+    if (i < h->len && h->p[i] == '-')
+        return 0;
+    int64_t off = 0;
+    for (; i < h->len && h->p[i] >= '0' && h->p[i] <= '9'; i++) {
+        if (off > (INT64_MAX - 9) / 10)
+            return 0;
+        off = off * 10 + (h->p[i] - '0');
+    }
+    return off < pc->max_range_offset;
+}
+
 int pv_pcache_start(pv_hreq_t *hr)
 {
     pv_request_t *r = &hr->r;
@@ -364,6 +393,10 @@ int pv_pcache_start(pv_hreq_t *hr)
     lookup(hr, c, md5);
     if (act(hr, c) == 0) {
         c->decided = 1;
+        if (c->ref.scarce || !range_cacheable(r, pc)) {
+            c->pass_client = 1;
+            c->no_store = 1;
+        }
         if ((r->flags & PV_REQ_F_HEAD) && pc->convert_head && c->ref.fill) {
             /* the whole response is fetched and stored; the client gets its head */
             r->upstream_method = (pv_str_t)PV_STR("GET");

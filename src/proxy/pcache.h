@@ -26,6 +26,9 @@ typedef struct pv_pcache_s {
     uint8_t secondary;          /* ref is the variant's own entry */
     uint8_t decided;            /* the lookup is done: proxy_start() goes on */
     uint8_t no_store;           /* never store this response (bypass without fill, Authorization) */
+    uint8_t pass_client;        /* not cacheable (min_uses not reached, a range past
+                                   proxy_cache_max_range_offset): the client's Range and
+                                   preconditions go upstream, as without a cache */
     uint8_t serving;            /* the answer comes from the file (hit, stale) */
     uint8_t bg;                 /* proxy_cache_background_update: the stale answer, then the update */
     pv_str_t vary;              /* the response's Vary value, stored with it */

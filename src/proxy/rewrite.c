@@ -182,7 +182,9 @@ static __attribute__((noinline)) void put_trace_fields(pv_wr_t *w, pv_request_t 
 /* 1 if the client field must not be passed on. */
 /* With proxy_cache, NGINX's cache header set: the client's
  * preconditions and ranges stay here (the cache answers them), so the
- * upstream sends the whole response to store. */
+ * upstream sends the whole response to store; not when the response
+ * cannot be stored (a method the cache does not take, min_uses not
+ * reached, a range past proxy_cache_max_range_offset). */
 static int cache_drops(pv_str_t name)
 {
     return PV_STR_IEQ(name, "If-Modified-Since") || PV_STR_IEQ(name, "If-Unmodified-Since") ||
@@ -194,7 +196,7 @@ static int skip_client_field(pv_str_t name, const pv_loc_conf_t *lc, const pv_re
 {
     if (default_bit(name) || pv_header_is_hop_by_hop(name))
         return 1;
-    if (PV_PCACHE_ON(&lc->pc) && cache_drops(name))
+    if (r->pcache && !r->pcache->pass_client && cache_drops(name))
         return 1;
     if (r->hide_header.len && name.len == r->hide_header.len && pv_str_ieq(name, r->hide_header.p, name.len))
         return 1; /* the API key stays at the gateway */

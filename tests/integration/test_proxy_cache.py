@@ -28,6 +28,8 @@ http {
         location / { proxy_pass http://u; }
         location /bypass/ { proxy_cache_bypass $arg_nocache; proxy_no_cache $arg_nostore; proxy_pass http://u; }
         location /min2/ { proxy_cache_min_uses 2; proxy_pass http://u; }
+        location /maxr/ { proxy_cache_max_range_offset 4; proxy_pass http://u; }
+        location /maxr0/ { proxy_cache_max_range_offset 0; proxy_pass http://u; }
         location /post/ { proxy_cache_methods POST; proxy_pass http://u; }
         location /any/ { proxy_cache_valid any 1h; proxy_pass http://u; }
         location /off/ { proxy_cache off; proxy_pass http://u; }
@@ -421,6 +423,8 @@ CHECKS = [
     ("proxy_cache_methods PUT;", "invalid value \"PUT\""),
     ("proxy_cache_use_stale sometimes;", "invalid value \"sometimes\""),
     ("proxy_cache_min_uses 0;", "invalid number"),
+    ("proxy_cache_max_range_offset -1;", "\"proxy_cache_max_range_offset\" directive invalid value"),
+    ("postpone_output lots;", "invalid"),
     ("proxy_cache_lock maybe;", "it must be \"on\" or \"off\""),
 ]
 
@@ -447,6 +451,33 @@ def test_preconditions_and_ranges_stay_at_the_cache(portvakt, port, tmp_path):
         assert http(gw.port, "GET", "/pre").header("X-Cache") == "HIT"
         assert http(gw.port, "GET", "/off/pre", headers=[("Range", "bytes=0-1")]).status == 200
         assert "range" in [k.lower() for k, _ in up.last().headers]
+    finally:
+        up.stop()
+
+
+def test_ranges_not_worth_storing_go_upstream(portvakt, port, tmp_path):
+    """As NGINX: a range from the end, or past proxy_cache_max_range_offset,
+    and any request before proxy_cache_min_uses is reached, goes upstream
+    with its Range and is not stored; below the offset the whole response
+    is fetched and stored."""
+    gw, up, _ = start(portvakt, port, tmp_path, "p", counting())
+
+    def upstream_range(target, rng):
+        r = http(gw.port, "GET", target, headers=[("Range", rng)])
+        return r, dict((k.lower(), v) for k, v in up.last().headers).get("range")
+    try:
+        r, rng = upstream_range("/maxr/a", "bytes=1-")
+        assert rng is None and r.status == 200 and r.header("X-Cache") == "MISS"  # no Accept-Ranges upstream
+        assert http(gw.port, "GET", "/maxr/a").header("X-Cache") == "HIT"
+        assert upstream_range("/maxr/b", "bytes=4-")[1] == "bytes=4-"
+        assert upstream_range("/maxr/c", "bytes=-2")[1] == "bytes=-2"
+        assert upstream_range("/maxr0/d", "bytes=0-0")[1] == "bytes=0-0"
+        assert http(gw.port, "GET", "/maxr/b").header("X-Cache") == "MISS"
+        assert upstream_range("/min2/e", "bytes=1-")[1] == "bytes=1-"
+        n = len(up.requests)
+        assert http(gw.port, "GET", "/min2/e").header("X-Cache") == "MISS"
+        assert http(gw.port, "GET", "/min2/e").header("X-Cache") == "HIT"
+        assert len(up.requests) == n + 1
     finally:
         up.stop()
 
