@@ -86,6 +86,10 @@ static int path_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cache_path
         cp->max_size = pv_conf_parse_size((pv_str_t){(char *)v, strlen(v)});
         if (cp->max_size < 0)
             return pv_conf_error(cx, &nd->src, "invalid max_size value \"%s\"", a);
+    } else if (IS("min_free")) {
+        cp->min_free = pv_conf_parse_size((pv_str_t){(char *)v, strlen(v)});
+        if (cp->min_free < 0)
+            return pv_conf_error(cx, &nd->src, "invalid min_free value \"%s\"", a);
     } else if (IS("use_temp_path")) {
         if (strcmp(v, "on") == 0)
             cp->use_temp_path = 1;
@@ -95,7 +99,7 @@ static int path_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cache_path
             return pv_conf_error(cx, &nd->src, "invalid use_temp_path value \"%s\", it must be \"on\" or \"off\"",
                                  a);
     } else {
-        /* loader_*, manager_*, purger* and min_free included: portvakt's loader
+        /* loader_*, manager_* and purger* included: portvakt's loader
          * and manager have no such knobs, so -t refuses them */
         return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
     }
@@ -104,7 +108,7 @@ static int path_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cache_path
 }
 
 /* proxy_cache_path PATH [levels=] keys_zone=NAME:SIZE [inactive=]
- * [max_size=] [use_temp_path=] */
+ * [max_size=] [min_free=] [use_temp_path=] */
 static int path_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_cache_path_t *cp = pv_arena_calloc(cx->a, sizeof(*cp));

@@ -126,6 +126,7 @@ typedef struct pv_cache_path_s {
     int64_t size;              /* keys_zone size, bytes */
     int64_t inactive;          /* ms an entry not asked for is kept; default 10m */
     int64_t max_size;          /* bytes the files may take; 0: no limit */
+    int64_t min_free;          /* bytes the file system keeps free; 0: no limit */
     int use_temp_path;         /* default on: entries are written under proxy_temp_path */
     pv_conf_src_t src;
     void *impl;                /* pv_fcache_t, kept across reloads */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,7 +48,7 @@ struct pv_fcache_s {
     char name[64];
     char path[PATH_MAX];
     int levels[3], nlevels;
-    int64_t inactive_s, max_size;
+    int64_t inactive_s, max_size, min_free;
     size_t max_nodes;
     pthread_mutex_t lock;
     node_t **table;
@@ -86,6 +87,7 @@ static void zone_settings(pv_fcache_t *fc, const pv_cache_path_t *cp)
 {
     fc->inactive_s = cp->inactive / 1000;
     fc->max_size = cp->max_size;
+    fc->min_free = cp->min_free;
     /* NGINX keeps about 8000 keys per megabyte */
     fc->max_nodes = (size_t)(cp->size / 128);
 }
@@ -652,19 +654,31 @@ static void load_dir(pv_fcache_t *fc, const char *dir, int depth, time_t started
     closedir(d);
 }
 
+/* min_free: the bytes to remove for the file system holding the cache
+ * to have that much free (0: enough, or no min_free). */
+static int64_t short_of_free(const pv_fcache_t *fc)
+{
+    struct statvfs sv;
+    if (!fc->min_free || statvfs(fc->path, &sv) != 0)
+        return 0;
+    int64_t avail = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+    return avail < fc->min_free ? fc->min_free - avail : 0;
+}
+
 /* One pass of the manager: the entries not asked for within inactive,
- * then the least recently used while the files take more than max_size.
- * The files are removed outside the lock. */
+ * then the least recently used while the files take more than max_size
+ * or the file system has less than min_free left. The files are removed
+ * outside the lock. */
 static void manage(pv_fcache_t *fc)
 {
     char (*paths)[PATH_MAX] = NULL;
     int np = 0, cap = 0;
-    int64_t now = mono_s();
+    int64_t now = mono_s(), short_by = short_of_free(fc);
     pthread_mutex_lock(&fc->lock);
     for (node_t *n = fc->tail, *pv; n && np < 256; n = pv) {
         pv = n->prev;
         int old = now - n->accessed >= fc->inactive_s;
-        int over = fc->max_size && fc->total > fc->max_size;
+        int over = (fc->max_size && fc->total > fc->max_size) || short_by > 0;
         if (!old && !over)
             break;
         if (n->updating)
@@ -678,6 +692,7 @@ static void manage(pv_fcache_t *fc)
                 paths = p;
             }
             entry_path(fc, n->md5, paths[np++], PATH_MAX);
+            short_by -= n->fs_size;
         }
         remove_node(fc, n);
     }

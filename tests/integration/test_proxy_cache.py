@@ -348,6 +348,19 @@ def test_eviction_by_max_size(portvakt, port, tmp_path):
         up.stop()
 
 
+def test_eviction_by_min_free(portvakt, port, tmp_path):
+    """min_free larger than any file system: the manager removes every
+    entry it can, so a stored response is soon asked for again."""
+    gw, up, cache = start(portvakt, port, tmp_path, "p", counting(), max_size="10m min_free=1000000g")
+    try:
+        assert http(gw.port, "GET", "/mf").header("X-Cache") == "MISS"
+        wait_for(lambda: not [f for _, _, fs in os.walk(cache) for f in fs], timeout=10, what="entry removed")
+        assert http(gw.port, "GET", "/mf").header("X-Cache") == "MISS"
+        assert len(up.requests) == 2
+    finally:
+        up.stop()
+
+
 # ---- beside NGINX -------------------------------------------------------------
 
 SEQUENCES = [
@@ -416,6 +429,7 @@ CHECKS = [
     ("proxy_cache_path /tmp/x keys_zone=z:1m inactive=soon;", "invalid inactive value"),
     ("proxy_cache_path /tmp/x keys_zone=z:1m use_temp_path=maybe;", "invalid use_temp_path value"),
     ("proxy_cache_path /tmp/x keys_zone=z:1m loader_files=10;", "invalid parameter \"loader_files=10\""),
+    ("proxy_cache_path /tmp/x keys_zone=z:1m min_free=some;", "invalid min_free value"),
     ("proxy_cache_path /tmp/x keys_zone=z:1m; proxy_cache_path /tmp/y keys_zone=z:1m;", "duplicate zone \"z\""),
     ("server { listen 127.0.0.1:1; location / { proxy_cache nope; } }", "\"proxy_cache\" zone \"nope\" is unknown"),
     ("proxy_cache_valid 200 soon;", "invalid time value"),
