@@ -163,7 +163,8 @@ static int open_nofollow(int symlinks, const char *path, size_t from)
         char *slash = strchr(p, '/');
         if (slash)
             *slash = '\0';
-        int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
+        /* a name followed by a slash must be a directory */
+        int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | (slash ? O_DIRECTORY : 0);
         int fd = openat(dir, p, flags);
         if (fd < 0 && errno == ELOOP && symlinks == PV_SYMLINKS_IF_NOT_OWNER) {
             struct stat ls, ts;
@@ -192,8 +193,8 @@ static int open_nofollow(int symlinks, const char *path, size_t from)
 
 int pv_file_open(int symlinks, size_t from, const char *path, struct stat *st)
 {
-    int fd = symlinks == PV_SYMLINKS_OFF ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-                                         : open_nofollow(symlinks, path, from);
+    int plain = symlinks == PV_SYMLINKS_OFF || (from && from >= strlen(path)); /* from= names it all */
+    int fd = plain ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : open_nofollow(symlinks, path, from);
     if (fd < 0)
         return -1;
     if (fstat(fd, st) != 0) {
@@ -280,9 +281,14 @@ static void work(pv_task_t *t)
             f->err = errno;
         break;
     case PV_FOP_TRY:
+        /* as NGINX's try_files: a name that cannot be opened under
+         * disable_symlinks is not there */
         for (int i = 0; i < f->ncand && f->found < 0; i++) {
             struct stat st;
-            if (stat(f->cand[i], &st) != 0) {
+            int fd = f->symlinks == PV_SYMLINKS_OFF ? -2 : pv_file_open(f->symlinks, f->cand_from[i], f->cand[i], &st);
+            if (fd >= 0)
+                close(fd);
+            if (fd == -1 || (fd == -2 && stat(f->cand[i], &st) != 0)) {
                 if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG && !f->err)
                     f->err = errno; /* logged on the loop */
                 continue;

@@ -46,6 +46,7 @@ struct pv_file_s {
     char *cand[PV_FILE_MAX_CAND]; /* index / try_files: full paths (malloc) */
     uint8_t cand_dir[PV_FILE_MAX_CAND]; /* try_files: must be a directory */
     uint8_t cand_arg[PV_FILE_MAX_CAND]; /* try_files: the argument it comes from */
+    uint16_t cand_from[PV_FILE_MAX_CAND]; /* try_files: where disable_symlinks' checks start */
     int ncand;
     int found;                /* the candidate that matched, -1 for none */
     int fd;                   /* open file, -1 when none */

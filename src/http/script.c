@@ -14,6 +14,7 @@
 #include "redirect.h"
 #include "router.h"
 #include "server.h"
+#include "static.h"
 #include "uvars.h"
 #include "vars.h"
 #include "accesslog.h"
@@ -216,11 +217,11 @@ static int do_rewrite(pv_request_t *r, const pv_rw_op_t *o, int log, pv_script_o
 }
 
 /* -f -d -e -x and their negations, on the filesystem. */
-static int file_test(const pv_request_t *r, const pv_rw_op_t *o, pv_str_t path)
+static int file_test(pv_request_t *r, const pv_rw_op_t *o, pv_str_t path)
 {
     struct stat st;
     int ok;
-    if (stat(path.p, &st) != 0) {
+    if (pv_static_stat(r, path.p, &st) != 0) {
         if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG)
             pv_log_r(r, PV_LOG_CRIT, "stat() \"%s\" failed (%d: %s), client: %s", path.p, errno,
                    strerror(errno), pv_log_client(r));

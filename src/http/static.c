@@ -127,8 +127,20 @@ static size_t symlinks_from(pv_request_t *r, const pv_static_conf_t *s, const ch
         return 0;
     char f[PATH_MAX];
     size_t n = pv_cv_eval(&s->symlinks_from, r, PV_ESCAPE_NONE, f, sizeof(f));
-    if (n < sizeof(f) && n <= strlen(path) && memcmp(f, path, n) == 0 && (path[n] == '/' || path[n] == '\0'))
-        return n;
+    if (n < sizeof(f) && n <= strlen(path) && memcmp(f, path, n) == 0)
+        return n; /* as NGINX: a plain prefix */
+    return 0;
+}
+
+int pv_static_stat(pv_request_t *r, const char *path, struct stat *st)
+{
+    const pv_static_conf_t *s = r->loc ? &r->loc->conf.st : NULL;
+    if (!s || s->disable_symlinks == PV_SYMLINKS_OFF)
+        return stat(path, st);
+    int fd = pv_file_open(s->disable_symlinks, symlinks_from(r, s, path), path, st);
+    if (fd < 0)
+        return -1;
+    close(fd);
     return 0;
 }
 
@@ -276,6 +288,7 @@ static int try_files(pv_hreq_t *hr)
         f->cand[k] = strdup(path);
         f->cand_dir[k] = s->try_dir[i];
         f->cand_arg[k] = (uint8_t)i;
+        f->cand_from[k] = (uint16_t)symlinks_from(r, s, path);
         if (!f->cand[k]) {
             f->ncand--;
             break;

@@ -21,6 +21,10 @@ extern pv_module_t pv_static_module;
  * root's length in *root_len. -1 when it does not fit, or when the URI
  * could leave the root (see pv_path_join()). */
 ssize_t pv_static_map(pv_request_t *r, const pv_location_t *loc, char *out, size_t cap, size_t *root_len);
+/* stat() of path as the location's disable_symlinks lets it be opened
+ * (the rewrite module's file tests): 0, or -1 with errno (ELOOP for a
+ * link refused). Blocking. */
+int pv_static_stat(pv_request_t *r, const char *path, struct stat *st);
 
 /* The content type of r's URI by its extension under s's types. */
 pv_str_t pv_static_type(const pv_static_conf_t *s, pv_str_t uri);

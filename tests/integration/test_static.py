@@ -380,6 +380,13 @@ http {
         location /re/ { rewrite ^/re/(.*)$ /$1 break; }
         location /nolinks/ { disable_symlinks on; }
         location /ownlinks/ { disable_symlinks if_not_owner; alias @DOC@/pub/nolinks/; }
+        location /trylinks/ { disable_symlinks on; alias @DOC@/pub/nolinks/; try_files $uri $uri.txt =404; }
+        location /iflinks/ {
+            disable_symlinks on; alias @DOC@/pub/nolinks/;
+            if (-f $request_filename) { return 204; }
+        }
+        location ~ ^/ownslash/(.+/)$ { disable_symlinks if_not_owner; alias @DOC@/pub/nolinks/$1; }
+        location /from/ { disable_symlinks on from=$document_root; alias @DOC@/pub/dirlink/; }
     }
 }
 """
@@ -396,6 +403,8 @@ def hostile(portvakt, port, tmp_path):
     (doc / "pub" / "nolinks" / "plain.txt").write_bytes(b"plain\n")
     os.symlink(str(doc / "secret.txt"), str(doc / "pub" / "nolinks" / "link.txt"))
     os.symlink(str(doc / "pub" / "ok.txt"), str(doc / "pub" / "link-in.txt"))
+    os.symlink("plain.txt", str(doc / "pub" / "nolinks" / "plain"))
+    os.symlink("dir", str(doc / "pub" / "dirlink"))
     gw = portvakt(HOSTILE, GW=port(), DOC=str(doc))
     return gw
 
@@ -419,6 +428,20 @@ def test_symlinks(hostile):
     assert r.status == 403 and b"SECRET" not in r.body
     # the link and its target have the same owner here
     assert http(hostile.port, "GET", "/ownlinks/link.txt").body == b"SECRET\n"
+
+
+def test_symlinks_in_file_tests(hostile):
+    """As NGINX: try_files and the rewrite module's file tests see a link
+    refused by disable_symlinks as absent; a file is not found with a
+    trailing slash; from= leaves the path up to it unchecked."""
+    # /trylinks/plain is a link: passed over for plain.txt
+    assert http(hostile.port, "GET", "/trylinks/plain").body == b"plain\n"
+    # -f is false for the link, so the static handler refuses it (403)
+    assert http(hostile.port, "GET", "/iflinks/link.txt").status == 403
+    assert http(hostile.port, "GET", "/iflinks/plain.txt").status == 204
+    assert http(hostile.port, "GET", "/ownslash/plain/").status == 404
+    # the link dirlink is in the document root itself, which from= names
+    assert http(hostile.port, "GET", "/from/in.txt").body == b"in\n"
 
 
 def test_nul_and_encoded_slash(hostile):
