@@ -179,7 +179,7 @@ static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
     e.vary = c->vary;
     e.body_len = 0;
     ssize_t hl = pv_fc_entry_write(&e, hdr, PV_FC_HEAD_MAX);
-    c->expect = h->content_length;
+    c->expect = (hr->r.flags & PV_REQ_F_HEAD) && !c->head_as_get ? 0 : h->content_length;
     if (hl < 0) {
         free(hdr);
         store_fail(hr, c, NULL);
@@ -296,7 +296,9 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
         revalidated(px, c, fields, nfields);
         return answered_by_entry(r, status);
     }
-    if (!c->ref.fill || c->no_store || ((r->flags & PV_REQ_F_HEAD) && !c->head_as_get) || status == 206 || status < 200)
+    /* with proxy_cache_convert_head off, a HEAD's answer is stored as it
+     * is, as NGINX does (the key then had better name the method) */
+    if (!c->ref.fill || c->no_store || status == 206 || status < 200)
         goto no;
     if (pv_pcache_any(r, c->pc->no_cache, c->pc->nno_cache))
         goto no;
