@@ -372,6 +372,21 @@ void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], pv_str_t key, int64_t 
         unlink(ref->path);
 }
 
+int pv_fc_claim(pv_fc_ref_t *ref, int64_t lock_age)
+{
+    pv_fcache_t *fc = ref->fc;
+    int64_t ms = (int64_t)pv_now_ms();
+    pthread_mutex_lock(&fc->lock);
+    node_t *n = find(fc, ref->md5);
+    if (n && !ref->fill && !(n->updating && ms - n->lock_ms < lock_age)) {
+        n->updating = 1;
+        n->lock_ms = ms;
+        ref->fill = 1;
+    }
+    pthread_mutex_unlock(&fc->lock);
+    return ref->fill;
+}
+
 int pv_fc_relook(pv_fc_ref_t *ref, int64_t now, int64_t lock_age)
 {
     pv_fcache_t *fc = ref->fc;

@@ -107,6 +107,10 @@ int pv_fc_purge_prefix(pv_fcache_t *fc, pv_str_t prefix);
 /* A waiting request looks again: 1 when the entry's filler is done (or
  * gone, or older than lock_age: then ref may fill it), 0 to go on waiting. */
 int pv_fc_relook(pv_fc_ref_t *ref, int64_t now, int64_t lock_age);
+/* A request that bypassed the cache stores its response in the entry
+ * however fresh it is, unless another request is storing it now: 1 when
+ * ref now holds the entry's update (fill). */
+int pv_fc_claim(pv_fc_ref_t *ref, int64_t lock_age);
 /* The filler is done: the file is in place (stored, with its size, fresh
  * until valid_sec) or not (failed). */
 void pv_fc_filled(pv_fc_ref_t *ref, int stored, int64_t fs_size, int64_t valid_sec);

@@ -382,10 +382,11 @@ int pv_pcache_start(pv_hreq_t *hr)
         return 0;
     }
     if (pv_pcache_any(r, pc->bypass, pc->nbypass)) {
-        /* not taken from the cache; the response may still be stored */
+        /* not taken from the cache; the response is still stored, in
+         * place of a fresh entry too, as NGINX does */
         r->cache_status = PV_CACHE_BYPASS;
         lookup(hr, c, md5);
-        if (!c->ref.fill)
+        if (!pv_fc_claim(&c->ref, pc->lock_age))
             c->no_store = 1;
         c->decided = 1;
         return 0;

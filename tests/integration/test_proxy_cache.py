@@ -42,6 +42,7 @@ http {
         }
         location /lock/ { proxy_cache_lock on; proxy_cache_lock_timeout 30s; proxy_pass http://u; }
         location /key/ { proxy_cache_key $uri; proxy_pass http://u; }
+        location /bypkey/ { proxy_cache_key $uri; proxy_cache_bypass $arg_nocache; proxy_pass http://u; }
         location /reval/ { proxy_cache_revalidate on; proxy_cache_valid 200 1s; proxy_pass http://u; }
         location /sf/ { sendfile on; sendfile_max_chunk 16k; tcp_nopush on; proxy_pass http://u; }
     }
@@ -124,6 +125,13 @@ def test_bypass_and_no_cache(portvakt, port, tmp_path):
         # so a key of its own)
         assert http(gw.port, "GET", "/bypass/x?nocache=1").header("X-Cache") == "BYPASS"
         assert http(gw.port, "GET", "/off/x").header("X-Cache") is None
+        # as NGINX: a bypassing request's response replaces a fresh entry
+        first = http(gw.port, "GET", "/bypkey/y").header("X-N")
+        assert http(gw.port, "GET", "/bypkey/y").header("X-N") == first
+        fresh = http(gw.port, "GET", "/bypkey/y?nocache=1").header("X-N")
+        assert fresh != first
+        r = http(gw.port, "GET", "/bypkey/y")
+        assert r.header("X-Cache") == "HIT" and r.header("X-N") == fresh
     finally:
         up.stop()
 
