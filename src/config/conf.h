@@ -394,7 +394,6 @@ typedef struct pv_hdr_conf_s {
     int nhide;
     pv_str_t *pass;             /* proxy_pass_header names */
     int npass;
-    int lists_set;              /* hide or pass given here: both lists are this level's */
     int ignore;                 /* proxy_ignore_headers PV_IGN_* bits; PV_UNSET inherits */
     pv_redirect_t *redirects;   /* proxy_redirect lines */
     int nredirects;

@@ -20,7 +20,6 @@ typedef struct pv_grpc_conf_s {
     int nhide;
     pv_str_t *pass;                /* grpc_pass_header names */
     int npass;
-    int lists_set;                 /* hide or pass given at this level */
     pv_proxy_ssl_conf_t ssl;       /* grpc_ssl_* (used by grpcs://) */
 } pv_grpc_conf_t;
 

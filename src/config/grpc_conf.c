@@ -43,9 +43,11 @@ void pv_conf_grpc_merge(pv_grpc_conf_t *c, const pv_grpc_conf_t *p)
         c->set_headers = p->set_headers;
         c->nset_headers = p->nset_headers;
     }
-    if (!c->lists_set && p) {
+    if (!c->nhide && p) { /* each list inherited on its own, as NGINX */
         c->hide = p->hide;
         c->nhide = p->nhide;
+    }
+    if (!c->npass && p) {
         c->pass = p->pass;
         c->npass = p->npass;
     }
@@ -108,7 +110,6 @@ static int set_list_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     pv_str_t *n = cmd->data ? pv_conf_push(cx->a, &g->pass, &g->npass, sizeof(*n))
                             : pv_conf_push(cx->a, &g->hide, &g->nhide, sizeof(*n));
     *n = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
-    g->lists_set = 1;
     return PV_OK;
 }
 

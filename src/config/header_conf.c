@@ -194,7 +194,6 @@ static int set_hide_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const p
     pv_str_t *n = pass ? pv_conf_push(cx->a, &h->pass, &h->npass, sizeof(*n))
                        : pv_conf_push(cx->a, &h->hide, &h->nhide, sizeof(*n));
     *n = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
-    h->lists_set = 1;
     return PV_OK;
 }
 
@@ -318,10 +317,12 @@ void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p)
     }
     if (!c->source_charset.p && p)
         c->source_charset = p->source_charset;
-    /* hide and pass are inherited together, and only when neither is set here */
-    if (!c->lists_set && p) {
+    /* each list is inherited when this level has none of its own (NGINX) */
+    if (!c->nhide && p) {
         c->hide = p->hide;
         c->nhide = p->nhide;
+    }
+    if (!c->npass && p) {
         c->pass = p->pass;
         c->npass = p->npass;
     }

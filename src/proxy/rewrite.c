@@ -459,6 +459,14 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
         n++;
     }
     h->nfields = n;
+    /* a Date or Server passed on that the upstream did not send: none at
+     * all, as NGINX (its empty stand-ins for them are passed) */
+    if (hc && hc->npass) {
+        if (in_list((pv_str_t)PV_STR("date"), hc->pass, hc->npass))
+            h->no_date = 1;
+        if (in_list((pv_str_t)PV_STR("server"), hc->pass, hc->npass))
+            h->server = (pv_str_t){"", 0};
+    }
     return 0;
 }
 

@@ -69,6 +69,12 @@ http {
             proxy_pass http://127.0.0.1:@UP@;
         }
         location /plain/ { proxy_pass http://127.0.0.1:@UP@; }
+        location /nest/ {
+            proxy_hide_header X-Secret;
+            proxy_pass http://127.0.0.1:@UP@;
+            location /nest/in/ { proxy_pass_header X-Pad; proxy_pass http://127.0.0.1:@UP@; }
+        }
+        location /pd/ { proxy_pass_header Date; proxy_pass_header Server; proxy_pass http://127.0.0.1:@UP@; }
         location /rd/def/ { proxy_pass http://127.0.0.1:@UP@/inner/; }
         location /rd/off/ { proxy_pass http://127.0.0.1:@UP@/inner/; proxy_redirect off; }
         location /rd/text/ {
@@ -124,6 +130,7 @@ REQUESTS = [
     "/csret", "/csredir", "/cs404",
     "/hide/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:5&h=X-Accel-Expires:1",
     "/plain/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:5",
+    "/nest/in/a?h=X-Secret:s&h=X-Pad:p", "/pd/a", "/pd/a?h=Server:up-server&h=Date:passed",
     "/rd/def/a?s=302&h=Location:http://127.0.0.1:UP/inner/b",
     "/rd/def/a?s=302&h=Location:http://127.0.0.1:UP/other",
     "/rd/def/a?h=Refresh:5;%20url=http://127.0.0.1:UP/inner/r",
@@ -172,6 +179,8 @@ def observe(gw, up, target):
             vals = ["<time>"]  # depends on the clock; checked on its own below
         seen[f] = [normalise(v, ports) for v in vals]
     seen["body"] = normalise(r.body.decode(errors="replace"), ports)
+    dates = r.header_all("date")
+    seen["date"] = dates if dates == ["passed"] else len(dates)
     if len(up.requests) > n:
         got = up.last()
         seen["upstream"] = (got.method, normalise(got.target, ports), got.header("X-Client"),
