@@ -28,6 +28,7 @@
 #include "http/realip.h"
 #include "http/ssl.h"
 #include "http/vars.h"
+#include "proc/lsocks.h"
 #include "proc/worker.h"
 #include "http/static.h"
 #include "http/stats.h"
@@ -173,108 +174,6 @@ static int write_pid(const char *path)
     return fclose(f);
 }
 
-/* One listen address: a socket per worker (SO_REUSEPORT), kept open
- * across reloads for as long as some config listens there. */
-typedef struct lsock_s {
-    struct sockaddr_storage addr; /* bound address */
-    socklen_t addrlen;
-    pv_net_lopts_t sock;          /* socket parameters */
-    int *fds;                     /* one per worker */
-} lsock_t;
-
-static void lsocks_close(lsock_t *ls, int n, int nworkers)
-{
-    for (int i = 0; ls && i < n; i++) {
-        for (int k = 0; ls[i].fds && k < nworkers; k++)
-            if (ls[i].fds[k] >= 0)
-                close(ls[i].fds[k]);
-        free(ls[i].fds);
-    }
-    free(ls);
-}
-
-/* The listen table for conf: sockets of `old` with the same address are
- * taken over (and moved out of `old`), the others are opened. NULL on
- * failure, with everything opened here closed again. */
-static lsock_t *lsocks_open(pv_conf_t *conf, int nworkers, lsock_t *old, int nold)
-{
-    int ng = conf->http ? conf->http->nlistens : 0;
-    lsock_t *ls = calloc((size_t)(ng ? ng : 1), sizeof(*ls));
-    if (!ls)
-        return NULL;
-    for (int g = 0; g < ng; g++) {
-        pv_listen_t *l = &conf->http->listens[g].listen;
-        lsock_t *s = &ls[g];
-        s->addr = l->addr;
-        s->addrlen = l->addrlen;
-        s->sock = l->sock;
-        for (int i = 0; i < nold; i++) {
-            /* ipv6only is fixed at bind(): a change needs new sockets */
-            if (old[i].fds && old[i].addrlen == l->addrlen && memcmp(&old[i].addr, &l->addr, l->addrlen) == 0 &&
-                old[i].sock.ipv6only == l->sock.ipv6only) {
-                s->fds = old[i].fds;
-                old[i].fds = NULL;
-                for (int k = 0; k < nworkers; k++) {
-                    char err[256];
-                    if (pv_net_listen_tune(s->fds[k], &l->sock, err, sizeof(err)) < 0 && k == 0)
-                        pv_log(PV_LOG_ALERT, "%s for %s in %s:%d", err, l->text, l->src.file, l->src.line);
-                    if (old[i].sock.backlog != l->sock.backlog)
-                        listen(s->fds[k], l->sock.backlog); /* Linux applies a new backlog to a listening socket */
-                }
-                break;
-            }
-        }
-        if (s->fds)
-            continue;
-        s->fds = malloc(sizeof(int) * (size_t)nworkers);
-        for (int k = 0; s->fds && k < nworkers; k++)
-            s->fds[k] = -1;
-        for (int k = 0; s->fds && k < nworkers; k++) {
-            char err[256];
-            s->fds[k] = pv_net_listen((struct sockaddr *)&l->addr, l->addrlen, &l->sock, err, sizeof(err));
-            if (s->fds[k] < 0) {
-                pv_log(PV_LOG_EMERG, "%s for %s in %s:%d", err, l->text, l->src.file, l->src.line);
-                /* give taken-over sockets back, close new ones */
-                for (int h = 0; h <= g; h++) {
-                    int back = 0;
-                    for (int i = 0; i < nold && ls[h].fds; i++) {
-                        if (!old[i].fds && old[i].addrlen == ls[h].addrlen &&
-                            memcmp(&old[i].addr, &ls[h].addr, ls[h].addrlen) == 0) {
-                            old[i].fds = ls[h].fds;
-                            ls[h].fds = NULL;
-                            back = 1;
-                            break;
-                        }
-                    }
-                    if (!back && ls[h].fds) {
-                        for (int j = 0; j < nworkers; j++)
-                            if (ls[h].fds[j] >= 0)
-                                close(ls[h].fds[j]);
-                        free(ls[h].fds);
-                        ls[h].fds = NULL;
-                    }
-                }
-                free(ls);
-                return NULL;
-            }
-        }
-        if (!s->fds) {
-            free(ls);
-            return NULL;
-        }
-    }
-    return ls;
-}
-
-/* Worker k's fds, one per listen group (the worker owns the array). */
-static int *lsocks_for_worker(const lsock_t *ls, int ng, int k)
-{
-    int *fds = calloc((size_t)(ng ? ng : 1), sizeof(int));
-    for (int g = 0; fds && g < ng; g++)
-        fds[g] = ls[g].fds[k];
-    return fds;
-}
-
 /* worker_rlimit_nofile: raise RLIMIT_NOFILE before anything is opened. */
 static void set_nofile(pv_conf_t *conf)
 {
@@ -306,7 +205,7 @@ static void reload_counted(int ok)
 }
 
 static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, pv_worker_t *workers,
-                   int nworkers, lsock_t **ls, int *nls)
+                   int nworkers, pv_lsock_t **ls, int *nls)
 {
     char err[1024];
     pv_conf_t *nc = pv_conf_load_opts(path, co, err, sizeof(err));
@@ -327,7 +226,7 @@ static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, 
         pv_conf_unref(nc);
         return;
     }
-    lsock_t *nl = lsocks_open(nc, nworkers, *ls, *nls);
+    pv_lsock_t *nl = pv_lsocks_open(nc, nworkers, *ls, *nls);
     if (!nl) {
         pv_log(PV_LOG_ERR, "reload failed: the running configuration keeps serving");
         reload_counted(0);
@@ -339,7 +238,7 @@ static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, 
     int before[nworkers];
     for (int k = 0; k < nworkers; k++) {
         before[k] = atomic_load(&workers[k].reloads);
-        pv_worker_reload(&workers[k], nc, lsocks_for_worker(nl, ng, k));
+        pv_worker_reload(&workers[k], nc, pv_lsocks_for_worker(nl, ng, k));
     }
     for (int waited = 0; waited < 10000; waited++) {
         int pending = 0;
@@ -350,7 +249,7 @@ static void reload(const char *path, const pv_conf_opts_t *co, pv_conf_t **cur, 
         struct timespec ts = {0, 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    lsocks_close(*ls, *nls, nworkers); /* what is left there is no longer listened on */
+    pv_lsocks_close(*ls, *nls, nworkers, PV_LSOCKS_DROPPED); /* what is left there is no longer listened on */
     *ls = nl;
     *nls = ng;
     pv_conf_unref(*cur);
@@ -490,13 +389,13 @@ static void dump_print(dump_t *d, int print)
 
 /* Create and start the workers, each with its listening sockets; a
  * failure here ends the process, since nothing serves yet. */
-static pv_worker_t *start_workers(pv_conf_t *conf, lsock_t *ls, int nls)
+static pv_worker_t *start_workers(pv_conf_t *conf, pv_lsock_t *ls, int nls)
 {
     int nworkers = conf->worker_processes;
     pv_counters_register(); /* the main thread counts reloads */
     pv_worker_t *workers = calloc((size_t)nworkers, sizeof(pv_worker_t));
     for (int i = 0; i < nworkers; i++) {
-        int *fds = lsocks_for_worker(ls, nls, i);
+        int *fds = pv_lsocks_for_worker(ls, nls, i);
         if (!workers || !fds || pv_worker_init(&workers[i], i + 1, conf, fds, nls) != PV_OK) {
             pv_log(PV_LOG_EMERG, "cannot start worker %d (%d: %s)", i + 1, errno, strerror(errno));
             exit(1);
@@ -515,7 +414,7 @@ static pv_worker_t *start_workers(pv_conf_t *conf, lsock_t *ls, int nls)
 /* The main thread's life while workers run: signals, taken synchronously,
  * until every worker has finished. */
 static void signal_loop(const opts_t *o, pv_conf_t **conf, pv_worker_t *workers, int nworkers,
-                        lsock_t **ls, int *nls, const sigset_t *set)
+                        pv_lsock_t **ls, int *nls, const sigset_t *set)
 {
     int stopping = 0;
     for (;;) {
@@ -599,6 +498,15 @@ static pv_conf_t *load_conf(opts_t *o, int *rc)
         return NULL;
     }
     if (o->test_only) {
+        if (pv_lsocks_test(conf, err, sizeof(err)) != 0) {
+            fprintf(stderr, "portvakt: [emerg] %s\n", err);
+            if (o->startup_log)
+                pv_log(PV_LOG_EMERG, "%s", err);
+            fprintf(stderr, "portvakt: configuration file %s test failed\n", o->conf_path);
+            dump_print(dump, 0);
+            pv_conf_unref(conf);
+            return NULL;
+        }
         if (!o->quiet) {
             fprintf(stderr, "portvakt: the configuration file %s syntax is ok\n", conf->path);
             fprintf(stderr, "portvakt: configuration file %s test is successful\n", conf->path);
@@ -696,7 +604,7 @@ int main(int argc, char **argv)
         exit(1);
     /* listen errors still reach the terminal and the exit status when
      * `daemon on` detaches after them, as with NGINX */
-    lsock_t *ls = lsocks_open(conf, nworkers, NULL, 0);
+    pv_lsock_t *ls = pv_lsocks_open(conf, nworkers, NULL, 0);
     if (!ls)
         exit(1);
     if (conf->daemon && daemonize(conf->error_log_path) < 0) {
@@ -708,6 +616,7 @@ int main(int argc, char **argv)
     char *pid_path = conf->pid_path ? strdup(conf->pid_path) : NULL;
     if (pid_path && write_pid(pid_path) < 0) {
         pv_log(PV_LOG_EMERG, "open() \"%s\" failed (%d: %s)", pid_path, errno, strerror(errno));
+        pv_lsocks_close(ls, nls, nworkers, PV_LSOCKS_EXIT);
         exit(1);
     }
     char err[1024];
@@ -720,6 +629,7 @@ int main(int argc, char **argv)
         pv_log(PV_LOG_EMERG, "%s", err);
         if (pid_path)
             unlink(pid_path);
+        pv_lsocks_close(ls, nls, nworkers, PV_LSOCKS_EXIT);
         exit(1);
     }
 
@@ -729,7 +639,7 @@ int main(int argc, char **argv)
     signal_loop(&o, &conf, workers, nworkers, &ls, &nls, &set);
     for (int i = 0; i < nworkers; i++)
         pthread_join(workers[i].thread, NULL);
-    lsocks_close(ls, nls, nworkers);
+    pv_lsocks_close(ls, nls, nworkers, PV_LSOCKS_EXIT);
     for (int i = 0; i < nworkers; i++) {
         pv_loop_free(workers[i].loop);
         close(workers[i].evfd);

@@ -615,9 +615,9 @@ typedef struct pv_listen_s {
     int ssl;            /* `ssl` given: connections on this address speak TLS */
     int http2;          /* `http2` given: HTTP/2 only (h2c with prior knowledge) */
     int proxy_protocol; /* `proxy_protocol` given: connections open with a PROXY protocol header */
-    char text[64];      /* "127.0.0.1:8080" for logs */
-    char host[48];      /* "127.0.0.1" / "::1": $server_addr */
-    int port;           /* $server_port */
+    char text[120];     /* "127.0.0.1:8080" / "unix:/path" for logs */
+    char host[120];     /* "127.0.0.1" / "::1" / "unix:/path": $server_addr */
+    int port;           /* $server_port; 0 for a unix domain socket */
     pv_conf_src_t src;
 } pv_listen_t;
 

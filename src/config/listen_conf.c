@@ -1,7 +1,7 @@
-/* The `listen` directive (NGINX's ngx_http_core_listen): the address and
- * its parameters, the socket ones (backlog=, rcvbuf=, sndbuf=, deferred,
- * bind, ipv6only=, so_keepalive=, fastopen=) included. Messages are
- * NGINX's. */
+/* The `listen` directive (NGINX's ngx_http_core_listen): the address
+ * (host:port, a port, or unix:PATH) and its parameters, the socket ones
+ * (backlog=, rcvbuf=, sndbuf=, deferred, bind, ipv6only=, so_keepalive=,
+ * fastopen=) included. Messages are NGINX's. */
 #include "conf_int.h"
 
 #include <string.h>
@@ -115,7 +115,26 @@ static int listen_addr(pv_conf_ctx_t *cx, const char *a, size_t len, char **host
     return *port <= *last ? 0 : -2;
 }
 
-/* One listen entry per address host:port names, with opts's settings. */
+/* One listen entry for the addresses, with opts's settings. */
+static void add_listen(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_conf_addr_t *a,
+                       const pv_listen_t *opts)
+{
+    pv_server_t *s = cx->srv;
+    pv_listen_t *l = pv_conf_push(cx->a, &s->listens, &s->nlistens, sizeof(*l));
+    l->addr = a->ss;
+    l->addrlen = a->len;
+    l->sock = opts->sock;
+    l->sock_set = opts->sock_set;
+    l->reuseport = opts->reuseport;
+    l->default_server = opts->default_server;
+    l->ssl = opts->ssl;
+    l->http2 = opts->http2;
+    l->proxy_protocol = opts->proxy_protocol;
+    pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
+    l->src = nd->src;
+}
+
+/* One listen entry per address host:port names. */
 static int add_listens(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *host, int port,
                        const pv_listen_t *opts)
 {
@@ -123,21 +142,8 @@ static int add_listens(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const char *
     int n = pv_conf_resolve(cx, host, port, addrs, (int)PV_NELEM(addrs));
     if (n == 0)
         return pv_conf_error(cx, &nd->src, "host not found in \"%s\" of the \"listen\" directive", ARG(nd, 1));
-    pv_server_t *s = cx->srv;
-    for (int k = 0; k < n; k++) {
-        pv_listen_t *l = pv_conf_push(cx->a, &s->listens, &s->nlistens, sizeof(*l));
-        l->addr = addrs[k].ss;
-        l->addrlen = addrs[k].len;
-        l->sock = opts->sock;
-        l->sock_set = opts->sock_set;
-        l->reuseport = opts->reuseport;
-        l->default_server = opts->default_server;
-        l->ssl = opts->ssl;
-        l->http2 = opts->http2;
-        l->proxy_protocol = opts->proxy_protocol;
-        pv_conf_addr_text((struct sockaddr *)&l->addr, l->text, sizeof(l->text));
-        l->src = nd->src;
-    }
+    for (int k = 0; k < n; k++)
+        add_listen(cx, nd, &addrs[k], opts);
     return PV_OK;
 }
 
@@ -169,9 +175,15 @@ int pv_conf_listen_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", p);
         }
     }
-    if (strncmp(a, "unix:", 5) == 0)
-        return pv_conf_error(cx, &nd->src, "unix domain sockets are not supported in \"%s\" of the "
-                             "\"listen\" directive", a);
+    if (strncmp(a, "unix:", 5) == 0) {
+        /* the path as written, relative ones to the working directory, as NGINX binds it */
+        pv_conf_addr_t un;
+        const char *err = pv_conf_unix_addr(a + 5, nd->args[1].len - 5, &un);
+        if (err)
+            return pv_conf_error(cx, &nd->src, "%s in \"%s\" of the \"listen\" directive", err, a);
+        add_listen(cx, nd, &un, &opts);
+        return PV_OK;
+    }
     char *host;
     int port, last;
     int bad = listen_addr(cx, a, nd->args[1].len, &host, &port, &last);

@@ -281,6 +281,8 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
 {
     if (a->ss_family != b->ss_family)
         return 0;
+    if (a->ss_family == AF_UNIX)
+        return strcmp(((const struct sockaddr_un *)a)->sun_path, ((const struct sockaddr_un *)b)->sun_path) == 0;
     if (a->ss_family == AF_INET6) {
         const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
         return x->sin6_port == y->sin6_port &&
@@ -603,8 +605,14 @@ static int build_listens(pv_conf_ctx_t *cx)
         const struct sockaddr *sa = (const struct sockaddr *)&g->listen.addr;
         const void *ip = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
                                                    : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-        inet_ntop(sa->sa_family, ip, g->listen.host, sizeof(g->listen.host));
-        g->listen.port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+        if (sa->sa_family == AF_UNIX) {
+            /* $server_addr "unix:/path", $server_port empty, as NGINX gives them */
+            pv_conf_addr_text(sa, g->listen.host, sizeof(g->listen.host));
+            g->listen.port = 0;
+        } else {
+            inet_ntop(sa->sa_family, ip, g->listen.host, sizeof(g->listen.host));
+            g->listen.port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+        }
         if (!g->default_srv)
             g->default_srv = g->servers[0];
     }

@@ -68,8 +68,24 @@ static int set_from_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
         k->family = AF_UNIX;
         return PV_OK;
     }
-    if (strcmp(v, "all") == 0 || pv_conf_parse_cidr(v, k) != PV_OK)
-        return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", v);
+    if (strcmp(v, "all") != 0 && pv_conf_parse_cidr(v, k) == PV_OK)
+        return PV_OK;
+    /* a host name: each of its addresses, whole (NGINX resolves it once, here) */
+    c->nfrom--;
+    pv_conf_addr_t addrs[16];
+    int n = strcmp(v, "*") == 0 ? 0 : pv_conf_resolve(cx, v, 0, addrs, (int)PV_NELEM(addrs));
+    if (n == 0)
+        return pv_conf_error(cx, &nd->src, "host not found in set_real_ip_from \"%s\"", v);
+    for (int i = 0; i < n; i++) {
+        k = pv_conf_push(cx->a, &c->from, &c->nfrom, sizeof(*k));
+        memset(k, 0, sizeof(*k));
+        const struct sockaddr *sa = (const struct sockaddr *)&addrs[i].ss;
+        k->family = (uint8_t)sa->sa_family;
+        k->bits = sa->sa_family == AF_INET ? 32 : 128;
+        memcpy(k->addr, sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                                                 : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr,
+               sa->sa_family == AF_INET ? 4 : 16);
+    }
     return PV_OK;
 }
 

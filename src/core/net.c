@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static int sockopt(int fd, int level, int name, int v, const char *what, int *failed, char *err, size_t errlen)
@@ -21,7 +22,9 @@ static int sockopt(int fd, int level, int name, int v, const char *what, int *fa
 
 int pv_net_listen_tune(int fd, const pv_net_lopts_t *o, char *err, size_t errlen)
 {
-    int failed = 0;
+    int failed = 0, family = AF_UNSPEC;
+    socklen_t fl = sizeof(family);
+    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &fl);
     if (o->rcvbuf)
         sockopt(fd, SOL_SOCKET, SO_RCVBUF, o->rcvbuf, "SO_RCVBUF", &failed, err, errlen);
     if (o->sndbuf)
@@ -34,8 +37,10 @@ int pv_net_listen_tune(int fd, const pv_net_lopts_t *o, char *err, size_t errlen
         sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, o->keepintvl, "TCP_KEEPINTVL", &failed, err, errlen);
     if (o->keepcnt)
         sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, o->keepcnt, "TCP_KEEPCNT", &failed, err, errlen);
-    /* these two are also turned off again when a reload drops them */
-    sockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, o->deferred, "TCP_DEFER_ACCEPT", &failed, err, errlen);
+    /* these two are also turned off again when a reload drops them (a
+     * unix domain socket never has the first) */
+    if (o->deferred || family != AF_UNIX)
+        sockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, o->deferred, "TCP_DEFER_ACCEPT", &failed, err, errlen);
     if (o->fastopen)
         sockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, o->fastopen, "TCP_FASTOPEN", &failed, err, errlen);
     return failed ? -1 : 0;
@@ -49,6 +54,19 @@ int pv_net_listen(const struct sockaddr *addr, socklen_t len, const pv_net_lopts
         return -1;
     }
     int one = 1;
+    if (addr->sa_family == AF_UNIX) {
+        /* one socket for all workers; the TCP options are the caller's to
+         * apply and report (NGINX warns of them and goes on) */
+        const char *what = bind(fd, addr, len) < 0 ? "bind" : listen(fd, o->backlog) < 0 ? "listen" : NULL;
+        if (what) {
+            snprintf(err, errlen, "%s() failed (%d: %s)", what, errno, strerror(errno));
+            close(fd);
+            if (what[0] == 'l')
+                unlink(((const struct sockaddr_un *)addr)->sun_path);
+            return -1;
+        }
+        return fd;
+    }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
         snprintf(err, errlen, "setsockopt(SO_REUSEPORT) failed (%d: %s)", errno, strerror(errno));
@@ -126,6 +144,12 @@ uint16_t pv_net_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
         const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &s->sin6_addr, out, (socklen_t)outlen);
         return ntohs(s->sin6_port);
+    }
+    if (sa->sa_family == AF_UNIX) {
+        /* a client of a unix domain socket: NGINX's $remote_addr of an
+         * unnamed one (the name a bound client has is not kept) */
+        snprintf(out, outlen, "unix:");
+        return 0;
     }
     if (outlen)
         out[0] = '\0';

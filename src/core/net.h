@@ -18,7 +18,9 @@ typedef struct pv_net_lopts_s {
 
 /* Open a non-blocking listening socket on addr with SO_REUSEPORT (one per
  * worker shares the port) and o's settings. Returns fd or -1 with an
- * explanation in err. */
+ * explanation in err. A unix domain socket is bound without SO_REUSEPORT
+ * (its workers share the one socket) and without o's settings beyond the
+ * backlog: the caller applies those with pv_net_listen_tune(). */
 int pv_net_listen(const struct sockaddr *addr, socklen_t len, const pv_net_lopts_t *o, char *err, size_t errlen);
 /* Apply o's settings that can change on a listening socket (all but
  * ipv6only), also to one kept across a reload. 0, or -1 with err set
@@ -27,7 +29,8 @@ int pv_net_listen_tune(int fd, const pv_net_lopts_t *o, char *err, size_t errlen
 /* Start a non-blocking connect. Returns fd (connection may still be in
  * progress) or -1 with errno set. */
 int pv_net_connect(const struct sockaddr *addr, socklen_t len);
-/* Format the address part ("127.0.0.1", "::1") and return the port. */
+/* Format the address part ("127.0.0.1", "::1"; "unix:" for a unix
+ * domain socket, whose path is not read) and return the port (0 there). */
 uint16_t pv_net_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 /* Pending socket error (SO_ERROR), 0 if none. */
 int pv_net_sock_error(int fd);

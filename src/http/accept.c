@@ -42,9 +42,9 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
                 return;
             }
         }
-        struct sockaddr_in6 sa;
-        socklen_t sl = sizeof(sa);
-        int fd = accept4(io->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -56,6 +56,13 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
             close(fd);
             continue;
         }
+        /* a client of a unix domain socket is kept as its family alone */
+        struct sockaddr_in6 sa;
+        memset(&sa, 0, sizeof(sa));
+        if (ss.ss_family == AF_UNIX)
+            sa.sin6_family = AF_UNIX;
+        else
+            memcpy(&sa, &ss, PV_MIN(sl, sizeof(sa)));
         pv_xprt_t x;
         pv_xprt_init(&x, fd, NULL, NULL);
         pv_listen_group_t *lg = &w->conf->http->listens[l->group];
@@ -64,7 +71,7 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
             pv_h2_accept(w, &x, (uint16_t)l->group, &sa);
             continue;
         }
-        pv_hconn_t *c = pv_server_conn_open(w, l->group, &x, (const struct sockaddr *)&sa, sl);
+        pv_hconn_t *c = pv_server_conn_open(w, l->group, &x, (const struct sockaddr *)&sa, sizeof(sa));
         /* a TLS address: the connection gets the TLS transport (after the
          * PROXY protocol header, on an address that takes one) */
         if (c && !lg->listen.proxy_protocol && pv_http_ssl_accept(c, lg) != PV_OK) {

@@ -112,7 +112,7 @@ pv_str_t pv_router_location_url(const pv_request_t *r, pv_str_t path, int escape
     const pv_hdr_conf_t *hc = r->loc ? &r->loc->conf.hdr : r->srv ? &r->srv->conf.hdr : NULL;
     size_t elen = escape ? pv_uri_escape(NULL, path.p, path.len) : path.len;
     pv_str_t host = {NULL, 0};
-    char port[8] = "", local[INET6_ADDRSTRLEN + 2];
+    char port[8] = "", local[128];
     int absolute = path.len && path.p[0] == '/' && (!hc || hc->absolute_redirect);
     int tls = r->xprt && pv_tls_ssl(r->xprt);
     if (absolute) {
@@ -122,10 +122,12 @@ pv_str_t pv_router_location_url(const pv_request_t *r, pv_str_t path, int escape
             host = r->host;
         } else {
             /* no Host: the address the connection arrived on */
-            int n = snprintf(local, sizeof(local), strchr(r->local_text, ':') ? "[%s]" : "%s", r->local_text);
+            int v6 = strchr(r->local_text, ':') && strncmp(r->local_text, "unix:", 5) != 0;
+            int n = snprintf(local, sizeof(local), v6 ? "[%s]" : "%s", r->local_text);
             host = (pv_str_t){local, n > 0 ? PV_MIN((size_t)n, sizeof(local) - 1) : 0};
         }
-        if ((!hc || hc->port_in_redirect) && r->local_port != (tls ? 443 : 80))
+        /* a unix domain socket has no port to name */
+        if ((!hc || hc->port_in_redirect) && r->local_port && r->local_port != (tls ? 443 : 80))
             snprintf(port, sizeof(port), ":%u", (unsigned)r->local_port);
     }
     size_t plen = strlen(port);

@@ -217,7 +217,8 @@ static int pp_server_port_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_o
     return PV_VAL_FOUND;
 }
 
-/* The address in network order; without a sockaddr the text is parsed. */
+/* The address in network order; without a sockaddr the text is parsed;
+ * a unix domain socket's client is its text. */
 static int binary_remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
                                  pv_str_t *v)
 {
@@ -225,6 +226,9 @@ static int binary_remote_addr_cb(pv_request_t *r, const pv_cv_part_t *part, pv_v
         *v = (pv_str_t){(const char *)&((const struct sockaddr_in *)r->peer)->sin_addr, 4};
     } else if (r->peer && r->peer->sa_family == AF_INET6) {
         *v = (pv_str_t){(const char *)&((const struct sockaddr_in6 *)r->peer)->sin6_addr, 16};
+    } else if (r->peer && r->peer->sa_family == AF_UNIX) {
+        *v = cstr(r->peer_text); /* "unix:", as NGINX gives it */
+        return PV_VAL_FOUND;
     } else if (inet_pton(AF_INET, r->peer_text, o->scratch) == 1) {
         *v = (pv_str_t){o->scratch, 4};
     } else if (inet_pton(AF_INET6, r->peer_text, o->scratch) == 1) {
