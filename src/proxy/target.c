@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "../config/residency.h"
 #include "../core/counters.h"
@@ -33,7 +34,30 @@ typedef struct {
     char host[256];      /* host without brackets or port */
     int port;            /* 0: none written */
     pv_str_t uri;        /* URI part, or empty */
+    int unix_len;        /* http://unix:PATH[:URI]: PATH's length in host (0: not one) */
 } url_t;
+
+/* "unix:PATH[:URI]" at hp (NGINX's ngx_parse_unix_domain_url): the path
+ * ends at the first ':'. */
+static int parse_unix(const char *hp, const char *end, url_t *u, const char **why)
+{
+    const char *path = hp + 5, *colon = memchr(path, ':', (size_t)(end - path));
+    const char *pe = colon ? colon : end;
+    if (pe == path) {
+        *why = "no path in the unix domain socket";
+        return -1;
+    }
+    if ((size_t)(pe - path) >= sizeof(((struct sockaddr_un *)0)->sun_path) || memchr(path, '\0', (size_t)(pe - path))) {
+        *why = "too long path in the unix domain socket";
+        return -1;
+    }
+    memcpy(u->host, path, (size_t)(pe - path));
+    u->host[pe - path] = '\0';
+    u->unix_len = (int)(pe - path);
+    u->hostport = (pv_str_t){hp, (size_t)(pe - hp)};
+    u->uri = colon ? (pv_str_t){colon + 1, (size_t)(end - colon - 1)} : (pv_str_t){end, 0};
+    return 0;
+}
 
 /* Split "http[s]://HOST[:PORT][/URI]". 0, or -1 with *why set. */
 static int parse_url(pv_str_t v, url_t *u, const char **why)
@@ -50,10 +74,8 @@ static int parse_url(pv_str_t v, url_t *u, const char **why)
         return -1;
     }
     const char *hp = v.p + skip, *end = v.p + v.len, *e = hp;
-    if ((size_t)(end - hp) >= 5 && strncasecmp(hp, "unix:", 5) == 0) {
-        *why = "a unix domain socket in a URL with variables is not supported";
-        return -1;
-    }
+    if ((size_t)(end - hp) >= 5 && strncasecmp(hp, "unix:", 5) == 0)
+        return parse_unix(hp, end, u, why);
     while (e < end && *e != '/' && *e != '?')
         e++;
     u->hostport = (pv_str_t){hp, (size_t)(e - hp)};
@@ -229,6 +251,34 @@ static int residency_target(pv_proxy_t *px, const url_t *u, pv_str_t host)
     return PV_ERR;
 }
 
+/* http://unix:PATH[:URI]: a run-time pool "unix:PATH" for the socket;
+ * the Host sent is "localhost", as for a static one. */
+static int unix_target(pv_proxy_t *px, const url_t *u)
+{
+    pv_request_t *r = px->r;
+    r->proxy_host = PV_STR("localhost");
+    r->proxy_uri = u->uri;
+    if (u->uri.len && u->uri.p[0] == '?')
+        r->proxy_uri = (pv_str_t){pv_arena_printf(r->arena, "/%.*s", (int)u->uri.len, u->uri.p), u->uri.len + 1};
+    pv_dyn_addrs_t a = {.n = 1};
+    struct sockaddr_un *un = (struct sockaddr_un *)&a.addrs[0];
+    memset(un, 0, sizeof(*un));
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, u->host, (size_t)u->unix_len);
+    a.lens[0] = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)u->unix_len + 1);
+    char name[300];
+    snprintf(name, sizeof(name), "unix:%s", u->host);
+    pv_hreq_t *hr = px->hr;
+    px->pool = pv_upstream_dyn_get(hr->gen, name, &a, pv_loop_now(hr->w->loop));
+    if (!px->pool) {
+        pv_log(PV_LOG_ALERT, "out of memory for upstream \"%s\", client: %s", name, hr->r.peer_text);
+        fail(px, PV_UPF_BAD_URL);
+        return PV_ERR;
+    }
+    px->dyn |= PV_PROXY_DYN_POOL;
+    return PV_OK;
+}
+
 int pv_proxy_target(pv_proxy_t *px)
 {
     pv_hreq_t *hr = px->hr;
@@ -248,6 +298,8 @@ int pv_proxy_target(pv_proxy_t *px)
         return PV_ERR;
     }
     px->in_resolve = 0;
+    if (u.unix_len && !scoped)
+        return unix_target(px, &u);
     /* $proxy_host and Host: the scheme's own port left out */
     pv_str_t hp = u.hostport;
     if (u.port == (u.ssl ? 443 : 80))

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "../core/log.h"
 #include "../core/net.h"
@@ -33,9 +34,13 @@ typedef struct {
     int n;
 } dyngen_t;
 
-/* "127.0.0.1:8080" / "[::1]:8080", as $upstream_addr shows a server. */
+/* "127.0.0.1:8080" / "[::1]:8080" / "unix:/path", as $upstream_addr shows a server. */
 static void addr_text(const struct sockaddr *sa, char *out, size_t len)
 {
+    if (sa->sa_family == AF_UNIX) {
+        snprintf(out, len, "unix:%s", ((const struct sockaddr_un *)sa)->sun_path);
+        return;
+    }
     char ip[64];
     uint16_t port = pv_net_addr_text(sa, ip, sizeof(ip));
     snprintf(out, len, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
