@@ -43,6 +43,7 @@ void pv_server_accept_cb(pv_io_t *io, unsigned events)
             }
         }
         struct sockaddr_storage ss;
+        ss.ss_family = AF_UNSPEC;
         socklen_t sl = sizeof(ss);
         int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {

@@ -130,7 +130,7 @@ static void undo(pv_lsock_t *ls, int g, int nworkers, pv_lsock_t *old, int nold)
         if (!ls[h].fds)
             continue;
         const char *path = unix_path(&ls[h].addr);
-        int bound = ls[h].fds[0] >= 0;
+        int bound = nworkers > 0 && ls[h].fds[0] >= 0;
         close_fds(&ls[h], nworkers);
         if (path && bound)
             unlink(path);
