@@ -30,6 +30,7 @@ typedef struct pv_header_s {
 /* The status logged for a request the client closed before an answer
  * left (NGINX's NGX_HTTP_CLIENT_CLOSED_REQUEST); never sent. */
 #define PV_HTTP_CLIENT_CLOSED 499
+#define PV_HTTP_CLOSE 444          /* NGINX's code for "close the connection, answer nothing" */
 
 /* PV_REQ_F_*: facts about the request found while parsing. */
 #define PV_REQ_F_CHUNKED 0x01         /* Transfer-Encoding: chunked */

@@ -605,12 +605,26 @@ int pv_resp_continue(pv_hreq_t *hr)
     return hr->proto->resp->send_continue(hr);
 }
 
+/* NGINX's 444: the connection is closed with no answer (logged as 444). */
+static int closed_instead(pv_hreq_t *hr, int status)
+{
+    if (status != PV_HTTP_CLOSE)
+        return 0;
+    hr->bg_next = NULL;
+    tee_done(hr, 0);
+    hr->r.status = PV_HTTP_CLOSE;
+    hr->proto->resp->abort(hr);
+    return 1;
+}
+
 void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
     if (hr->bg) {
         bg_end(hr, 0);
         return;
     }
+    if (closed_instead(hr, status))
+        return;
     hr->bg_next = NULL; /* a local answer (304, 412...) starts no background update */
     tee_done(hr, 0);
     if (!body.p && status >= 300) {
@@ -628,6 +642,8 @@ void pv_resp_error(pv_hreq_t *hr, int status)
         bg_end(hr, 0);
         return;
     }
+    if (closed_instead(hr, status))
+        return;
     hr->bg_next = NULL;
     tee_done(hr, 0);
     if (pv_error_page(hr, status))

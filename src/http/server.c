@@ -208,7 +208,7 @@ static void log_closed(pv_hreq_t *hr)
     pv_request_t *r = &hr->r;
     if (!hr->metered)
         return;
-    if (!r->status || !r->bytes_sent)
+    if (!r->status || (!r->bytes_sent && r->status != PV_HTTP_CLOSE))
         r->status = PV_HTTP_CLIENT_CLOSED;
     r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;
     if (hr->out && hr->resp_head_bytes && !r->resp_headers)

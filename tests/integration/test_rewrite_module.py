@@ -399,3 +399,49 @@ http {
     text = log.read_text()
     assert '"^/a(.*)$" matches "/a/x"' in text, text
     assert 'rewritten data: "/b/x", args: "k=1"' in text, text
+
+
+CLOSE = """
+http {
+    log_format st "$request_uri $status";
+    server {
+        listen 127.0.0.1:@GW@;
+        access_log @D@/st.log st;
+        location /drop { return 444; }
+        location /drop-if { if ($arg_x) { return 444; } return 200 "kept\\n"; }
+        location /ok { return 200 "ok\\n"; }
+    }
+}
+"""
+
+
+def test_return_444_closes_the_connection(portvakt, nginx, port, tmp_path):
+    """`return 444`, NGINX's special code: the connection closes with no
+    answer at all, and the request is logged with 444; beside NGINX."""
+    import socket
+    kinds = [("portvakt", portvakt)] + ([("nginx", nginx)] if os.access(NGINX, os.X_OK) else [])
+    seen = {}
+    for name, factory in kinds:
+        d = tmp_path / name
+        d.mkdir()
+        gw = factory(CLOSE, GW=port(), D=str(d))
+        got = []
+        for target in ("/drop", "/drop-if?x=1", "/drop-if"):
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+                s.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    if data.count(b"\r\n\r\n") >= 2 and b"ok\n" in data:
+                        break
+                got.append(data.split(b"\r\n", 1)[0])
+        gw.stop()
+        log = (d / "st.log").read_text().split("\n")
+        seen[name] = (got, [line for line in log if line])
+    assert seen["portvakt"][0] == [b"", b"", b"HTTP/1.1 200 OK"]
+    assert seen["portvakt"][1][:3] == ["/drop 444", "/drop-if?x=1 444", "/drop-if 200"]
+    if "nginx" in seen:
+        assert seen["portvakt"] == seen["nginx"]
