@@ -842,9 +842,8 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     pv_proxy_release_server(px, (fi->flags & PV_UPF_F_SERVER) ? PV_BAL_FAILED : PV_BAL_OK);
     drop_upstream(px);
     if (f == PV_UPF_NO_LIVE) {
-        size_t al = strlen(px->r->upstream_addr); /* none yet, or none since a redirect's " : " */
-        if (!al || px->r->upstream_addr[al - 1] == ' ')
-            pv_proxy_append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
+        /* as NGINX: the upstream's name stands for the server it found none of */
+        pv_proxy_append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
         pv_proxy_answer_failure(px, f);
         return;
     }

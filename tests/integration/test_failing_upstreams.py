@@ -40,6 +40,7 @@ http {
     }
     upstream only_a { server 127.0.0.1:@A@ max_fails=0; keepalive 4; }
     upstream single { server 127.0.0.1:@A@; }
+    upstream halfdead { server 127.0.0.1:@A@ max_fails=0; server 127.0.0.1:@B@; }
     server {
         listen 127.0.0.1:@GW@;
         proxy_http_version 1.1;
@@ -55,6 +56,7 @@ http {
             proxy_send_timeout 1s;
         }
         location /single/ { proxy_pass http://single; }
+        location /halfdead/ { proxy_pass http://halfdead; }
     }
 }
 """
@@ -207,6 +209,19 @@ def test_refused_first_server_is_retried_on_the_next(gateway, upstream):
     for uri, status, addrs, statuses in tried_dead:
         assert addrs == "127.0.0.1:%d, 127.0.0.1:%d" % (dead, b.port), addrs
         assert (status, statuses) == ("200", "502, 200")
+
+
+def test_no_live_server_left_for_the_retry_names_the_upstream(gateway, upstream):
+    """As NGINX: when a try fails and the next finds every other server
+    down, $upstream_addr ends with the upstream's name."""
+    a = upstream(reply=Reply(reset=True))
+    dead = free_port()
+    gw = start(gateway, a.port, dead)
+    assert http(gw.port, "GET", "/halfdead/1").status == 502  # A resets, the dead one refuses
+    assert http(gw.port, "GET", "/halfdead/2").status == 502  # A resets, the dead one is down
+    rows = log_rows(gw, 2)
+    assert rows[0][2] == "127.0.0.1:%d, 127.0.0.1:%d" % (a.port, dead), rows
+    assert rows[1][2] == "127.0.0.1:%d, halfdead" % a.port, rows
 
 
 def test_no_retry_when_proxy_next_upstream_off(gateway, upstream):
