@@ -444,8 +444,8 @@ static void signal_loop(const opts_t *o, pv_conf_t **conf, pv_worker_t *workers,
             sd_notify(0, "READY=1"); /* on the new config, or on the old one if it was refused */
         } else if (sig == SIGUSR1) {
             pv_log(PV_LOG_NOTICE, "signal %d (SIGUSR1) received, reopening logs", sig);
+            pv_accesslog_reopen(); /* every sink, the error log's too; the writer makes the files */
             pv_log_reopen();
-            pv_accesslog_reopen(); /* every sink, the error log's too */
         }
     }
 }

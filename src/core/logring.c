@@ -32,6 +32,7 @@ typedef struct pv_lr_ring_s {
 struct pv_logsink_s {
     char *path;                  /* resolved path; the identity of the sink */
     const char *what;            /* "access log", "error log": for reports */
+    int urgent;                  /* an error log: its lines end the writer's busy pause */
     int fd;                      /* touched by the writer only, after open */
     int owned;                   /* fd is ours to close/reopen (not 1 or 2) */
     atomic_int gzip;             /* access_log gzip=LEVEL: each write is a gzip member; 0: plain */
@@ -48,9 +49,10 @@ static pv_logsink_t *_Atomic al_sinks[PV_LOGRING_MAX_SINKS]; /* published sinks 
 static atomic_int al_nsinks;             /* published sinks */
 static atomic_int al_nslots;             /* producer slots handed out */
 static atomic_uint al_gen = 1;           /* bumps at stop: thread slots expire */
-static atomic_int al_sleeping;           /* futex word: 1 while the writer waits */
+static atomic_int al_sleeping;           /* futex word: 1 while the writer waits, 2 in its busy pause */
 static atomic_int al_stop;               /* writer should flush and exit */
 static atomic_int al_reopen;             /* writer should reopen file sinks */
+static atomic_uint al_reopened;          /* reopens the writer has done */
 static atomic_int al_force;              /* writer should write held lines now */
 static atomic_int al_running;            /* the writer thread runs */
 static _Atomic uint64_t al_dropped_past; /* drops of sinks closed by stop */
@@ -73,11 +75,16 @@ static void futex_wake(atomic_int *word)
     syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* Wake the writer if (and only if) it is asleep: one syscall per idle period. */
-static void writer_wake(void)
+/* Wake the writer if (and only if) it is asleep: one syscall per idle
+ * period. An error log line also ends the pause the writer takes while
+ * busy, so it is on disk as soon as the answer it concerns (as NGINX
+ * writes it at once); access log lines gather over the pause. */
+static void writer_wake(int urgent)
 {
-    if (atomic_load_explicit(&al_sleeping, memory_order_relaxed) &&
-        atomic_exchange(&al_sleeping, 0))
+    int v = atomic_load_explicit(&al_sleeping, memory_order_relaxed);
+    if (!v || (v == 2 && !urgent))
+        return;
+    if (urgent ? atomic_exchange(&al_sleeping, 0) != 0 : atomic_compare_exchange_strong(&al_sleeping, &v, 0))
         futex_wake(&al_sleeping);
 }
 
@@ -144,7 +151,7 @@ int pv_logring_push(pv_logsink_t *s, const char *p, size_t n)
         return PV_AGAIN;
     }
     atomic_thread_fence(memory_order_seq_cst);
-    writer_wake();
+    writer_wake(s->urgent);
     return PV_OK;
 }
 
@@ -409,6 +416,7 @@ static void *writer_main_cb(void *arg)
                     moved += sink_drain(s, nslots);
             }
             sinks_reopen();
+            atomic_fetch_add(&al_reopened, 1);
         }
         for (int i = 0; i < ns; i++) {
             pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
@@ -431,7 +439,10 @@ static void *writer_main_cb(void *arg)
         if (moved) {
             /* busy: let lines gather instead of being woken per line */
             struct timespec ts = {0, PV_LR_POLL_NS};
-            nanosleep(&ts, NULL);
+            atomic_store(&al_sleeping, 2);
+            atomic_thread_fence(memory_order_seq_cst);
+            futex_wait(&al_sleeping, 2, &ts);
+            atomic_store(&al_sleeping, 0);
             continue;
         }
         atomic_store(&al_sleeping, 1);
@@ -506,9 +517,16 @@ void pv_logring_stop(void)
 
 void pv_logring_reopen(void)
 {
+    unsigned done = atomic_load(&al_reopened);
     atomic_store(&al_reopen, 1);
     atomic_thread_fence(memory_order_seq_cst);
-    writer_wake();
+    writer_wake(1);
+    /* wait (a little) for the writer: once the new files exist, every
+     * line after goes to them */
+    for (int i = 0; i < 1000 && atomic_load(&al_running) && atomic_load(&al_reopened) == done; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int pv_logring_flush(int timeout_ms)
@@ -520,7 +538,7 @@ int pv_logring_flush(int timeout_ms)
         if (mono_ms() >= end)
             return PV_AGAIN;
         atomic_store(&al_force, 1);
-        writer_wake();
+        writer_wake(1);
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
@@ -551,7 +569,7 @@ void pv_logring_sink_buffer(pv_logsink_t *s, size_t size, int64_t flush_ms)
     atomic_store(&s->hold, PV_MIN(size, (size_t)PV_LOGRING_SIZE / 2));
     atomic_store(&s->hold_ms, flush_ms);
     atomic_store(&al_force, 1); /* what was held under the old settings goes out */
-    writer_wake();
+    writer_wake(1);
 }
 
 pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, size_t errlen)
@@ -600,6 +618,7 @@ static pv_logsink_t *sink_get(const char *path, const char *what, char *err, siz
     }
     s->path = p;
     s->what = what;
+    s->urgent = strcmp(what, "error log") == 0;
     s->fd = fd;
     s->owned = owned;
     s->last_err_ms = -1000000;

@@ -57,7 +57,8 @@ int pv_logring_register_thread(void);
 int pv_logring_push(pv_logsink_t *s, const char *p, size_t n);
 /* Count a line the caller could not even format as dropped. */
 void pv_logring_drop(pv_logsink_t *s);
-/* Ask the writer to reopen file sinks (log rotation); returns at once. */
+/* Ask the writer to reopen file sinks (log rotation); returns once it has
+ * (at most about a second), so the new files exist only when they take lines. */
 void pv_logring_reopen(void);
 /* Wait up to timeout_ms for the writer to empty every ring; PV_OK when it
  * did, PV_AGAIN otherwise. */
