@@ -102,7 +102,7 @@ static const struct {
     {"http_gunzip_module", 0, 1},          {"http-cache", 1, 1},
     {"http_ssl_module", 0, 1},             {"http_v2_module", 0, 1},
     {"http_realip_module", 0, 1},          {"http_gzip_static_module", 0, 1},
-    {"http_flv_module", 0, 1},
+    {"http_flv_module", 0, 1},             {"http_sub_module", 0, 1},
 };
 
 static void version(int full)

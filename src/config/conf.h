@@ -332,6 +332,7 @@ typedef struct pv_proxy_ssl_conf_s {
 } pv_proxy_ssl_conf_t;
 
 #include "conf_content.h"
+#include "conf_sub.h"
 /* `add_header NAME VALUE [always]` (ngx_http_headers_module) */
 typedef struct pv_add_header_s {
     pv_str_t name;              /* as written */
@@ -528,6 +529,7 @@ typedef struct pv_loc_conf_s {
     int uninitialized_variable_warn; /* default on */
     /* compression */
     pv_zip_conf_t zip;             /* gzip_*, brotli_* */
+    pv_sub_conf_t sub;             /* sub_filter* */
     pv_pcache_conf_t pc;           /* proxy_cache_* */
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */

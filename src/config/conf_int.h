@@ -298,8 +298,18 @@ void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcach
 int pv_conf_cache_finish(pv_conf_ctx_t *cx);
 int pv_conf_cache_resolve(pv_conf_ctx_t *cx, pv_location_t *loc);
 void pv_conf_zip_init(pv_zip_conf_t *z);
+/* `NAME MIME... | *` added to *lp (made with text/html first), lowercase. */
+int pv_conf_mime_types(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_mime_list_t **lp);
+/* The default types list: text/html alone. */
+extern pv_mime_list_t pv_conf_html_only;
 /* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
 void pv_conf_zip_merge(pv_zip_conf_t *z, const pv_zip_conf_t *p);
+/* The sub_filter directives (sub_conf.c). */
+extern const pv_conf_module_t pv_conf_sub_module;
+void pv_conf_sub_init(pv_sub_conf_t *c);
+/* Fill unset values from the parent level, or NGINX's defaults (p NULL),
+ * and build the search tables of a level with its own strings. */
+void pv_conf_sub_merge(pv_conf_ctx_t *cx, pv_sub_conf_t *c, const pv_sub_conf_t *p);
 /* The static file directives (static_conf.c). */
 extern const pv_conf_module_t pv_conf_static_module;
 /* Set a level's static settings to "inherit". */

@@ -61,11 +61,11 @@ static int set_length_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
     return pv_conf_size(cx, nd, f);
 }
 
-/* gzip_types / brotli_types: repeated directives at one level add to the
- * list; text/html is always in it, as NGINX's default types are. */
-static int set_types_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+/* gzip_types, brotli_types, sub_filter_types: repeated directives at one
+ * level add to the list; text/html is always in it, as NGINX's default
+ * types are. */
+int pv_conf_mime_types(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_mime_list_t **lp)
 {
-    pv_mime_list_t **lp = (pv_mime_list_t **)((char *)zc(base) + cmd->offset);
     if (!*lp) {
         *lp = pv_arena_calloc(cx->a, sizeof(**lp));
         *(pv_str_t *)pv_conf_push(cx->a, &(*lp)->types, &(*lp)->ntypes, sizeof(pv_str_t)) = PV_STR("text/html");
@@ -87,6 +87,11 @@ static int set_types_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
             *(pv_str_t *)pv_conf_push(cx->a, &l->types, &l->ntypes, sizeof(pv_str_t)) = (pv_str_t){low, a.len};
     }
     return PV_OK;
+}
+
+static int set_types_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    return pv_conf_mime_types(cx, nd, (pv_mime_list_t **)((char *)zc(base) + cmd->offset));
 }
 
 static const pv_conf_enum_t proxied_names[] = {
@@ -212,7 +217,7 @@ static const pv_conf_cmd_t zip_cmds[] = {
 const pv_conf_module_t pv_conf_zip_module = {"zip", zip_cmds, PV_NELEM(zip_cmds)};
 
 static const pv_str_t html_type = PV_STR("text/html");
-static pv_mime_list_t html_only = {(pv_str_t *)&html_type, 1, 0};
+pv_mime_list_t pv_conf_html_only = {(pv_str_t *)&html_type, 1, 0};
 
 #define ZMERGE(f, def) \
     if (z->f == PV_UNSET) \
@@ -241,9 +246,9 @@ void pv_conf_zip_merge(pv_zip_conf_t *z, const pv_zip_conf_t *p)
     ZMERGE(brotli_comp_level, 6);
     ZMERGE(brotli_min_length, 20);
     if (!z->gzip_types)
-        z->gzip_types = p ? p->gzip_types : &html_only;
+        z->gzip_types = p ? p->gzip_types : &pv_conf_html_only;
     if (!z->brotli_types)
-        z->brotli_types = p ? p->brotli_types : &html_only;
+        z->brotli_types = p ? p->brotli_types : &pv_conf_html_only;
     if (!z->gzip_disable && p) {
         z->gzip_disable = p->gzip_disable;
         z->ngzip_disable = p->ngzip_disable;

@@ -11,11 +11,13 @@
 #include "../core/arena.h"
 #include "../core/log.h"
 #include "server.h"
+#include "subfilter.h"
 
-#define BF_TAKE 16 /* input spans a filter takes at once */
+#define BF_TAKE PV_BF_TAKE /* input spans a filter takes at once */
 
 /* NGINX's order: each module's filter goes after those before it. */
 static const pv_bfilter_module_t *const modules[] = {
+    &pv_sub_filter_module,
     NULL,
 };
 
@@ -242,6 +244,44 @@ static void finish_from(pv_hreq_t *hr, pv_bfilter_t *f)
 void pv_bf_finish(pv_hreq_t *hr)
 {
     finish_from(hr, hr->bf->first);
+}
+
+int pv_bf_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
+{
+    int rc = pv_bf_head(hr, h);
+    if (rc != PV_OK || !hr->bf || !body->p || (hr->r.flags & PV_REQ_F_HEAD))
+        return rc;
+    const pv_str_t *spans = body;
+    int n = 1;
+    size_t len = 0;
+    for (pv_bfilter_t *f = hr->bf->first; f; f = f->next) {
+        f->ops->body(hr, f, spans, n);
+        f->ended = 1;
+        if (!f->failed)
+            f->ops->end(hr, f);
+        if (!f->failed && f->ops->pull && f->ops->pull(hr, f) != PV_OK)
+            f->failed = 1;
+        if (f->failed) {
+            pv_log(PV_LOG_ERR, "the %s filter failed on a local response", f->ops->name);
+            return PV_RESP_NOMEM;
+        }
+        spans = f->out;
+        n = f->nout;
+    }
+    for (int i = 0; i < n; i++)
+        len += spans[i].len;
+    char *p = pv_arena_alloc(&hr->arena, len + 1);
+    if (!p) {
+        pv_log(PV_LOG_ERR, "no memory for a filtered local response");
+        return PV_RESP_NOMEM;
+    }
+    body->p = p;
+    body->len = len;
+    for (int i = 0; i < n; i++) {
+        memcpy(p, spans[i].p, spans[i].len);
+        p += spans[i].len;
+    }
+    return PV_OK;
 }
 
 void pv_bf_free(pv_hreq_t *hr)

@@ -23,6 +23,9 @@
 struct pv_hreq_s;
 typedef struct pv_bfilter_s pv_bfilter_t;
 
+/* The most input spans a filter's body() is given at once. */
+#define PV_BF_TAKE 16
+
 typedef struct pv_bfilter_ops_s {
     const char *name;
     /* Take n input spans; what they give goes out with pv_bf_out(). */
@@ -78,6 +81,12 @@ int pv_bf_room(const struct pv_hreq_s *hr);
 void pv_bf_send_body(struct pv_hreq_s *hr, const pv_str_t *spans, int n);
 int pv_bf_flush(struct pv_hreq_s *hr);
 void pv_bf_finish(struct pv_hreq_s *hr);
+/* A local response (pv_resp_local(): a `return` text, an error page):
+ * the modules see its head h, and its whole body goes through the
+ * filters they set up at once, into one piece in the request arena
+ * (*body). A filter that would wait (pull() answering PV_AGAIN) cannot
+ * take part. PV_OK, or PV_RESP_NOMEM (logged). */
+int pv_bf_local(struct pv_hreq_s *hr, pv_resp_head_t *h, pv_str_t *body);
 /* The request is freed: each filter's free(). */
 void pv_bf_free(struct pv_hreq_s *hr);
 

@@ -15,6 +15,7 @@
 #include "../core/fault.h"
 #include "../core/log.h"
 #include "../core/time.h"
+#include "bfilter.h"
 #include "compress.h"
 #include "errpage.h"
 #include "headers.h"
@@ -826,8 +827,9 @@ static void h2_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
             body = (pv_str_t){copy, (size_t)plen};
         }
     }
-    /* the page or text compressed whole when gzip or brotli says so */
-    if (body.p && pv_compress_local(hr, &h, &body) != PV_OK) {
+    /* the page or text through the body filters, then compressed whole
+     * when gzip or brotli says so */
+    if (pv_bf_local(hr, &h, &body) != PV_OK || (body.p && pv_compress_local(hr, &h, &body) != PV_OK)) {
         h2_abort(hr);
         return;
     }

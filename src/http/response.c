@@ -204,9 +204,10 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
         plen = pv_errpage_page(status, pv_hfilter_token(hr), page, sizeof(page));
         pv_errpage_head(status, location, plen, &h);
     }
-    /* the page or text compressed whole when gzip or brotli says so */
+    /* the page or text through the body filters, then compressed whole
+     * when gzip or brotli says so */
     pv_str_t content = body.p ? body : (pv_str_t){plen > 0 ? page : NULL, plen > 0 ? (size_t)plen : 0};
-    if (content.p && pv_compress_local(hr, &h, &content) != PV_OK) {
+    if (pv_bf_local(hr, &h, &content) != PV_OK || (content.p && pv_compress_local(hr, &h, &content) != PV_OK)) {
         pv_server_close(c);
         return;
     }

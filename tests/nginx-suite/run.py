@@ -54,7 +54,8 @@ FILE_TIMEOUT = 300  # seconds for one .t file
 # range, not_modified, etag, try_files).
 PATTERNS = ["proxy*", "upstream*", "http_*", "auth_*", "limit_*", "access*", "body*",
             "rewrite*", "map*", "realip*", "ssl*", "h2*",
-            "static*", "index*", "autoindex*", "range*", "not_modified*", "etag*", "try_files*"]
+            "static*", "index*", "autoindex*", "range*", "not_modified*", "etag*", "try_files*",
+            "sub_filter*"]
 
 
 def find_suite():
