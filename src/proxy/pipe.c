@@ -250,7 +250,10 @@ static int drain(pv_proxy_t *px)
             continue;
         if (p->upstream_done) {
             hr->handling = 0;
-            pv_resp_finish(hr);
+            if (p->cut)
+                pv_resp_abort(hr);
+            else
+                pv_resp_finish(hr);
             return -1;
         }
         p->on = 0;
@@ -437,6 +440,13 @@ int pv_pipe_upstream_done(pv_proxy_t *px)
     p->upstream_done = 1;
     drain(px);
     return 1;
+}
+
+int pv_pipe_upstream_cut(pv_proxy_t *px)
+{
+    pv_pipe_t *p = &px->pipe;
+    p->upstream_done = p->cut = p->on = p->used = 1;
+    return drain(px) == 0;
 }
 
 void pv_pipe_free(pv_pipe_t *p)

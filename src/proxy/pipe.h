@@ -35,6 +35,7 @@ typedef struct pv_pipe_s {
     uint8_t out_file;       /* they came from the file (the chunk) */
     uint8_t on;             /* holding: the client is behind */
     uint8_t upstream_done;  /* the upstream's part is over (connection released) */
+    uint8_t cut;            /* it failed: the response is cut once what is held is written */
     uint8_t buffering;      /* proxy_buffering (or X-Accel-Buffering) for this response */
     uint8_t used;           /* held something once: pv_pipe_free() has work to do */
     uint8_t delayed;        /* proxy_limit_rate: the upstream connection's timer is the rate's wait */
@@ -73,6 +74,11 @@ int pv_pipe_proceed(struct pv_proxy_s *px);
  * the pipe still holds bytes for the client (it ends the response once
  * they are taken), 0 when the caller ends it now. */
 int pv_pipe_upstream_done(struct pv_proxy_s *px);
+/* The upstream failed after the response head: what is held and queued
+ * still goes to the client, then the response is cut, as NGINX writes
+ * what it read before it closes. 1 while that waits for the client, 0
+ * when the request has ended. */
+int pv_pipe_upstream_cut(struct pv_proxy_s *px);
 /* Give back memory and the file (the request's end), leaving the state
  * cleared for the next request; nothing to do unless it held anything. */
 void pv_pipe_free(pv_pipe_t *p);
