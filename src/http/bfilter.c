@@ -40,6 +40,14 @@ int pv_bf_head(pv_hreq_t *hr, pv_resp_head_t *h)
     return PV_OK;
 }
 
+int pv_bf_changes(const pv_hreq_t *hr, const pv_resp_head_t *h)
+{
+    for (int i = 0; modules[i]; i++)
+        if (modules[i]->changes && modules[i]->changes(hr, h))
+            return 1;
+    return 0;
+}
+
 static void wake_cb(pv_timer_t *t)
 {
     pv_hreq_t *hr = t->data;

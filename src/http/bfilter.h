@@ -61,6 +61,10 @@ struct pv_bfilter_s {
 typedef struct pv_bfilter_module_s {
     const char *name;
     int (*head)(struct pv_hreq_s *hr, pv_resp_head_t *h);
+    /* Optional: whether head() would change the body of a response with
+     * head h (a file handler then answers no byte range of it, as NGINX's
+     * range filter, which comes after these, finds no length). */
+    int (*changes)(const struct pv_hreq_s *hr, const pv_resp_head_t *h);
 } pv_bfilter_module_t;
 
 /* Put f's state (size bytes, starting with a pv_bfilter_t, zeroed) at the
@@ -74,6 +78,9 @@ int pv_bf_out_copy(struct pv_hreq_s *hr, pv_bfilter_t *f, const void *p, size_t 
 /* A filter that answered PV_AGAIN from pull() has what it waited for:
  * the response goes on (the handler's proceed(), from the loop). */
 void pv_bf_wake(struct pv_hreq_s *hr);
+
+/* Whether some module would change the body of a response with head h. */
+int pv_bf_changes(const struct pv_hreq_s *hr, const pv_resp_head_t *h);
 
 /* The response calls while hr->bf is set (response.h documents each). */
 int pv_bf_head(struct pv_hreq_s *hr, pv_resp_head_t *h);

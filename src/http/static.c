@@ -20,6 +20,7 @@
 
 #include "../core/cache.h"
 #include "../core/log.h"
+#include "bfilter.h"
 #include "compress.h"
 #include "errpage.h"
 #include "fileop.h"
@@ -595,6 +596,8 @@ void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_
     const pv_static_conf_t *s = &r->loc->conf.st;
     if (validate && h->status == 200 && precondition_answer(hr, s, etag, mtime, fld, nf))
         return;
+    if (ranges && pv_bf_changes(hr, h))
+        ranges = 0; /* a body filter changes it: no range of it, nor Accept-Ranges */
     const pv_header_t *range = ranges && h->status == 200 ? pv_request_header(r, "Range", 5) : NULL;
     const pv_header_t *ifr = pv_request_header(r, "If-Range", 8);
     int kind = PV_RANGE_NONE;

@@ -230,15 +230,22 @@ static int sub_start(pv_hreq_t *hr, const pv_sub_conf_t *c, const pv_sub_tables_
     return PV_OK;
 }
 
-static int sub_head(pv_hreq_t *hr, pv_resp_head_t *h)
+/* NGINX's header filter's test, and no Content-Encoding: an encoded
+ * body is not searched (NGINX would search its bytes) */
+static int sub_changes(const pv_hreq_t *hr, const pv_resp_head_t *h)
 {
     const pv_sub_conf_t *c = sub_conf(hr);
     if (!c || !c->pairs || h->content_length == 0 || h->upgrade || h->status < 200 || h->status == 204 ||
         h->status == 304 || !type_ok(c->types, h->content_type))
-        return PV_OK;
-    /* an encoded body is not searched (NGINX would search its bytes) */
+        return 0;
     const pv_header_t *ce = field(h, "Content-Encoding", 16);
-    if (ce && ce->value.len)
+    return !ce || !ce->value.len;
+}
+
+static int sub_head(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    const pv_sub_conf_t *c = sub_conf(hr);
+    if (!sub_changes(hr, h))
         return PV_OK;
     const pv_sub_tables_t *t = c->tables;
     const uint8_t *pair_of = NULL;
@@ -253,4 +260,4 @@ static int sub_head(pv_hreq_t *hr, pv_resp_head_t *h)
     return PV_OK;
 }
 
-const pv_bfilter_module_t pv_sub_filter_module = {"sub_filter", sub_head};
+const pv_bfilter_module_t pv_sub_filter_module = {"sub_filter", sub_head, sub_changes};
