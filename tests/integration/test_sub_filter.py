@@ -321,3 +321,36 @@ def test_check_accepts(tmp_path):
 """)
     for name, (rc, text) in check_conf(path, tmp_path).items():
         assert rc == 0, (name, text)
+
+
+# ---------------------------------------------------------------- HTTP/2
+
+H2_CONF = """
+http {
+    upstream u { server 127.0.0.1:@UP@; }
+    sub_filter_once off;
+    sub_filter foo bar;
+    server {
+        listen 127.0.0.1:@GW@ http2;
+        location /p/ { proxy_pass http://u; }
+        location = /ret { sub_filter_types text/plain; return 200 "foo FOO fo"; }
+    }
+}
+"""
+
+
+def test_http2(portvakt, port):
+    pytest.importorskip("h2")
+    from test_h2 import H2Client
+    up = EchoUpstream(reply=Reply(headers=HTML + [("ETag", '"e"')], body=BODY * 100, chunked=True, chunk_size=5))
+    try:
+        gw = portvakt(H2_CONF, GW=port(), UP=up.port)
+        c = H2Client(gw.port)
+        st, hs, body, _ = c.get("/p/x")
+        assert st == 200 and body == b"<p>bar bar bar</p>barbar f fo" * 100
+        assert "content-length" not in hs and "etag" not in hs, hs
+        st, hs, body, _ = c.get("/ret")
+        c.close()
+        assert st == 200 and body == b"bar bar fo" and "content-length" not in hs, hs
+    finally:
+        up.stop()
