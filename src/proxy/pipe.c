@@ -442,9 +442,13 @@ int pv_pipe_upstream_done(pv_proxy_t *px)
     return 1;
 }
 
-int pv_pipe_upstream_cut(pv_proxy_t *px)
+int pv_pipe_upstream_cut(pv_proxy_t *px, int rest)
 {
     pv_pipe_t *p = &px->pipe;
+    if (!rest) {
+        pv_resp_abort(px->hr);
+        return 0;
+    }
     p->upstream_done = p->cut = p->on = p->used = 1;
     return drain(px) == 0;
 }

@@ -74,11 +74,12 @@ int pv_pipe_proceed(struct pv_proxy_s *px);
  * the pipe still holds bytes for the client (it ends the response once
  * they are taken), 0 when the caller ends it now. */
 int pv_pipe_upstream_done(struct pv_proxy_s *px);
-/* The upstream failed after the response head: what is held and queued
- * still goes to the client, then the response is cut, as NGINX writes
- * what it read before it closes. 1 while that waits for the client, 0
- * when the request has ended. */
-int pv_pipe_upstream_cut(struct pv_proxy_s *px);
+/* The upstream failed after the response head: the response is cut. As
+ * NGINX, what is held and queued goes to the client first when the
+ * upstream failed (a 502 or 504 after the head: rest 1), not when its
+ * body was invalid (rest 0). 1 while that waits for the client, 0 when
+ * the request has ended. */
+int pv_pipe_upstream_cut(struct pv_proxy_s *px, int rest);
 /* Give back memory and the file (the request's end), leaving the state
  * cleared for the next request; nothing to do unless it held anything. */
 void pv_pipe_free(pv_pipe_t *p);

@@ -851,12 +851,8 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         pv_proxy_append_status(px->r, fi->status);
     if (px->resp_head_done && !px->sub_done) {
         /* part of the response is out or queued: the connection is closed mid-body so it
-         * cannot look complete; as NGINX, what is held and queued goes first when the
-         * upstream failed (a 502 or 504 after the head), not when its body was invalid */
-        if (f == PV_UPF_INVALID_BODY)
-            pv_resp_abort(px->hr);
-        else
-            pv_pipe_upstream_cut(px);
+         * cannot look complete (what was read goes first unless it was invalid) */
+        pv_pipe_upstream_cut(px, f != PV_UPF_INVALID_BODY);
         return;
     }
     px->last_fail = f;
