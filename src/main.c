@@ -90,7 +90,7 @@ static const struct {
     {"http_access_module", 1, 1},          {"http_rewrite_module", 1, 1},
     {"http_map_module", 1, 1},             {"http_geo_module", 1, 1},
     {"http_split_clients_module", 1, 1},   {"http_referer_module", 1, 0},
-    {"http_charset_module", 1, 0},         {"http_gzip_module", 1, 1},
+    {"http_charset_module", 1, 1},         {"http_gzip_module", 1, 1},
     {"http_ssi_module", 1, 0},             {"http_userid_module", 1, 0},
     {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 1},
     {"http_fastcgi_module", 1, 0},         {"http_uwsgi_module", 1, 0},

@@ -20,6 +20,7 @@
 #include "../core/resolver.h"
 #include "../core/geo.h"
 #include "cv.h"
+#include "conf_charset.h"
 #include "../policy/redis.h"
 #include "../policy/zones.h"
 
@@ -388,9 +389,7 @@ typedef struct pv_hdr_conf_s {
     pv_cv_t *expires_value;     /* expires with variables: parsed per request (expires is then
                                    ACCESS, or MODIFIED with `modified`) */
     int server_tokens;          /* PV_TOKENS_*; default on */
-    pv_cv_t *charset;           /* charset NAME; NULL with charset_set: off */
-    int charset_set;            /* charset given at this level (a name or off) */
-    pv_str_t source_charset;    /* source_charset; p NULL: none */
+    pv_charset_conf_t cs;       /* charset, source_charset, override_charset, charset_types */
     pv_str_t *hide;             /* proxy_hide_header names */
     int nhide;
     pv_str_t *pass;             /* proxy_pass_header names */
@@ -904,6 +903,7 @@ typedef struct pv_http_conf_s {
     int nmlocs;                   /* metered locations (pv_location_t.mid) */
     pv_location_t **mlocs;        /* them, by mid - 1 */
     int npeers;                   /* upstream servers of every upstream (metrics slots) */
+    pv_charsets_t charsets;       /* the charsets and charset_map tables (charset_conf.c) */
 } pv_http_conf_t;
 
 /* Something per worker hung on a snapshot by the layers above (their

@@ -223,6 +223,15 @@ void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p);
 /* After merging: what a location's settings ask for can be done. */
 int pv_conf_hdr_check(pv_conf_ctx_t *cx, const pv_location_t *loc);
 
+/* charset_map, charset, source_charset, override_charset, charset_types
+ * (charset_conf.c). */
+extern const pv_conf_module_t pv_conf_charset_module;
+void pv_conf_charset_init(pv_charset_conf_t *c);
+/* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
+void pv_conf_charset_merge(pv_charset_conf_t *c, const pv_charset_conf_t *p);
+/* After merging: a charset_map joins the level's source_charset and charset. */
+int pv_conf_charset_check(pv_conf_ctx_t *cx, const pv_charset_conf_t *c, const pv_conf_src_t *src);
+
 /* error_page, recursive_error_pages, proxy_intercept_errors (errpage_conf.c). */
 extern const pv_conf_module_t pv_conf_errpage_module;
 

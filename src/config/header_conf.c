@@ -1,6 +1,6 @@
 /* Directives that shape the response head and the proxied request beyond
  * proxy_set_header: add_header, expires (ngx_http_headers_module),
- * server_tokens, charset (ngx_http_charset_module without recoding),
+ * server_tokens,
  * proxy_hide_header, proxy_pass_header, proxy_ignore_headers,
  * proxy_redirect, proxy_method, proxy_pass_request_headers,
  * proxy_set_body, absolute_redirect, port_in_redirect,
@@ -25,6 +25,7 @@ void pv_conf_hdr_init(pv_hdr_conf_t *h)
     h->absolute_redirect = PV_UNSET;
     h->port_in_redirect = PV_UNSET;
     h->server_name_in_redirect = PV_UNSET;
+    pv_conf_charset_init(&h->cs);
 }
 
 /* ---- add_header, expires -------------------------------------------------- */
@@ -129,7 +130,7 @@ static int set_expires_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_
     return PV_OK;
 }
 
-/* ---- server_tokens, charset ----------------------------------------------- */
+/* ---- server_tokens ----------------------------------------------------- */
 
 static int set_server_tokens_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                                 void *base)
@@ -151,36 +152,6 @@ static int set_server_tokens_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, con
         return pv_conf_error(cx, &nd->src, "a \"server_tokens\" string is not supported (NGINX Plus only)");
     return pv_conf_error(cx, &nd->src, "invalid value \"%s\" in \"server_tokens\" directive, it must be "
                          "\"on\", \"off\" or \"build\"", ARG(nd, 1));
-}
-
-static int set_charset_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                          void *base)
-{
-    PV_UNUSED(cmd);
-    PV_UNUSED(base);
-    pv_hdr_conf_t *h = hdr(cx);
-    if (h->charset_set)
-        return DUP(cx, nd);
-    h->charset_set = 1;
-    if (strcmp(ARG(nd, 1), "off") == 0)
-        return PV_OK;
-    h->charset = pv_arena_calloc(cx->a, sizeof(*h->charset));
-    return pv_conf_compile(cx, nd, h->charset, ARG(nd, 1), nd->args[1].len);
-}
-
-/* source_charset names what the responses are in so that charset can
- * recode them through a charset_map; portvakt recodes nothing, so only
- * the case where nothing is to be recoded is accepted. */
-static int set_source_charset_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                                 void *base)
-{
-    PV_UNUSED(cmd);
-    PV_UNUSED(base);
-    pv_hdr_conf_t *h = hdr(cx);
-    if (h->source_charset.p)
-        return DUP(cx, nd);
-    h->source_charset = (pv_str_t){pv_arena_strdup(cx->a, ARG(nd, 1)), nd->args[1].len};
-    return PV_OK;
 }
 
 /* ---- proxy_hide_header, proxy_pass_header, proxy_ignore_headers ---------- */
@@ -311,12 +282,7 @@ void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p)
     }
     if (c->server_tokens == PV_UNSET)
         c->server_tokens = p ? p->server_tokens : PV_TOKENS_ON;
-    if (!c->charset_set && p) {
-        c->charset = p->charset;
-        c->charset_set = p->charset_set;
-    }
-    if (!c->source_charset.p && p)
-        c->source_charset = p->source_charset;
+    pv_conf_charset_merge(&c->cs, p ? &p->cs : NULL);
     /* each list is inherited when this level has none of its own (NGINX) */
     if (!c->nhide && p) {
         c->hide = p->hide;
@@ -344,18 +310,10 @@ void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p)
     pv_conf_cookie_merge(&c->cookie, p ? &p->cookie : NULL);
 }
 
-/* source_charset: accepted only where no recoding would follow. */
+/* charset and source_charset: a map between the two. */
 int pv_conf_hdr_check(pv_conf_ctx_t *cx, const pv_location_t *loc)
 {
-    const pv_hdr_conf_t *h = &loc->conf.hdr;
-    if (!h->source_charset.p || !h->charset)
-        return PV_OK;
-    const pv_cv_t *cs = h->charset;
-    if (cs->is_const && cs->nparts && cs->parts[0].text.len == h->source_charset.len &&
-        strncasecmp(cs->parts[0].text.p, h->source_charset.p, h->source_charset.len) == 0)
-        return PV_OK;
-    return pv_conf_error(cx, &loc->src, "recoding from \"source_charset\" %s to \"charset\" is not "
-                         "supported (portvakt has no charset_map)", h->source_charset.p);
+    return pv_conf_charset_check(cx, &loc->conf.hdr.cs, &loc->src);
 }
 
 #define LOC(f) PV_BASE_LOC, offsetof(pv_loc_conf_t, f)
@@ -367,8 +325,6 @@ static const pv_conf_cmd_t header_cmds[] = {
     {"add_trailer", ANY_LIF, PV_ARGS_TAKE2 | PV_ARGS_TAKE3, set_add_header_cb, NONE, "trailer"},
     {"expires", ANY_LIF, PV_ARGS_TAKE12, set_expires_cb, NONE, NULL},
     {"server_tokens", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_server_tokens_cb, NONE, NULL},
-    {"charset", ANY_LIF, PV_ARGS_TAKE1, set_charset_cb, NONE, NULL},
-    {"source_charset", ANY_LIF, PV_ARGS_TAKE1, set_source_charset_cb, NONE, NULL},
     {"proxy_hide_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_hide_pass_cb, NONE, NULL},
     {"proxy_pass_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_hide_pass_cb, NONE, "pass"},
     {"proxy_ignore_headers", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_ignore_cb, NONE, NULL},

@@ -10,6 +10,7 @@
 
 #include "../core/arena.h"
 #include "../core/log.h"
+#include "charset.h"
 #include "server.h"
 #include "subfilter.h"
 
@@ -18,6 +19,7 @@
 /* NGINX's order: each module's filter goes after those before it. */
 static const pv_bfilter_module_t *const modules[] = {
     &pv_sub_filter_module,
+    &pv_charset_bfilter,
     NULL,
 };
 

@@ -1,4 +1,4 @@
-/* The header filters: expires, add_header, charset, the Server token.
+/* The header filters: expires, add_header, the Server token.
  * Each looks at the merged settings of the answering location; nothing
  * is allocated unless a field is added or replaced. */
 #include "hfilter.h"
@@ -207,64 +207,6 @@ static void apply_add_header(pv_request_t *r, const pv_add_header_t *a, flist_t 
         l->f[l->n++] = (pv_header_t){a->name, v};
 }
 
-/* ---- charset -------------------------------------------------------------- */
-
-int pv_hfilter_charset_type(pv_str_t ct)
-{
-    static const char *const types[] = {"text/html", "text/xml", "text/plain", "text/vnd.wap.wml",
-                                        "application/javascript", "application/rss+xml"};
-    for (size_t i = 0; i < PV_NELEM(types); i++)
-        if (pv_str_ieq(ct, types[i], strlen(types[i])))
-            return 1;
-    return 0;
-}
-
-/* The type part of a Content-Type when it has a charset parameter
- * (NGINX's content_type_len), and that charset; else the whole value and
- * an empty charset. */
-static pv_str_t split_charset(pv_str_t ct, pv_str_t *cs)
-{
-    *cs = (pv_str_t){NULL, 0};
-    for (size_t i = 0; i < ct.len; i++) {
-        if (ct.p[i] != ';')
-            continue;
-        size_t last = i, k = i + 1;
-        while (k < ct.len && ct.p[k] == ' ')
-            k++;
-        if (ct.len - k < 8 || !pv_str_ieq((pv_str_t){ct.p + k, 8}, "charset=", 8))
-            continue;
-        k += 8;
-        size_t end = ct.len;
-        if (k < end && ct.p[k] == '"')
-            k++;
-        if (end > k && ct.p[end - 1] == '"')
-            end--;
-        *cs = (pv_str_t){ct.p + k, end - k};
-        return (pv_str_t){ct.p, last};
-    }
-    return ct;
-}
-
-static void apply_charset(pv_request_t *r, const pv_hdr_conf_t *hc, int status, pv_resp_head_t *h)
-{
-    if (!hc->charset || !h->content_type.p || !h->content_type.len)
-        return;
-    pv_str_t src, type = split_charset(h->content_type, &src);
-    if (!pv_hfilter_charset_type(type))
-        return;
-    if (src.p)
-        return; /* the response names its charset: NGINX 1.22 leaves it as it is */
-    pv_str_t dst = pv_cv_eval_arena(hc->charset, r);
-    if (status == 301 || status == 302)
-        return; /* NGINX sets no charset on these redirects */
-    size_t len = type.len + 10 + dst.len;
-    char *s = pv_arena_alloc(r->arena, len);
-    memcpy(s, type.p, type.len);
-    memcpy(s + type.len, "; charset=", 10);
-    memcpy(s + type.len + 10, dst.p, dst.len);
-    h->content_type = (pv_str_t){s, len};
-}
-
 void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     /* error_page's code, whatever the page's own response says */
@@ -279,7 +221,6 @@ void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
         return;
     const pv_hdr_conf_t *hc = &lc->hdr;
     pv_request_t *r = &hr->r;
-    apply_charset(r, hc, h->status, h);
     int safe = safe_status(h->status);
     const pv_trace_conf_t *tc = &lc->trace;
     if (!(hc->expires != PV_EXPIRES_OFF && safe) && !hc->nadd && !tc->response)

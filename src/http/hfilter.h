@@ -1,7 +1,7 @@
 /* The header filters every response head goes through before a protocol
  * writes it (NGINX's header filter chain, in its order): expires and
- * add_header (ngx_http_headers_module), charset (ngx_http_charset_module,
- * without recoding), and the Server token (server_tokens). They read the
+ * add_header (ngx_http_headers_module) and the Server token
+ * (server_tokens); charset is charset.h's. They read the
  * configuration of the location that answers (else the server's). */
 #ifndef PV_HFILTER_H
 #define PV_HFILTER_H
@@ -23,10 +23,6 @@ void pv_hfilter_apply(struct pv_hreq_s *hr, pv_resp_head_t *h);
  * unknown). Writes the Expires date into date (40 bytes) and the
  * Cache-Control value into cc (32 bytes). Pure, for unit tests. */
 void pv_hfilter_expires(int kind, int64_t t, int64_t now, int64_t lm, char *date, char *cc);
-
-/* 1 when the Content-Type ct (without a charset parameter) is one of
- * the types charset applies to (NGINX's charset_types default). */
-int pv_hfilter_charset_type(pv_str_t ct);
 
 /* add_trailer: 1 when one applies to a response of status for hr (it
  * has `always`, or the status is one add_header applies to), so an

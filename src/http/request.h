@@ -115,6 +115,7 @@ typedef struct pv_request_s {
     pv_str_t proxy_host;        /* $proxy_host */
     pv_str_t accel_type;        /* the Content-Type of a response that X-Accel-Redirect replaced: the
                                    type of a file, text or proxied response without one of its own */
+    pv_str_t accel_charset;     /* an upstream's X-Accel-Charset: the charset to recode into */
     pv_str_t proxy_uri;         /* proxy_pass with variables: its evaluated URI part, sent as is */
     char upstream_addr[256];    /* "$upstream_addr": addresses tried, ", "-separated */
     char upstream_status[64];   /* statuses of the tries */

@@ -96,6 +96,7 @@ typedef struct pv_hreq_s {
     const pv_handler_t *handler;  /* the content handler that took the request over */
     void *handler_ctx;            /* the handler's per-request state (its own, from its own cache) */
     struct pv_bfchain_s *bf;      /* the body filters the body goes through first (bfilter.h); NULL: none */
+    struct pv_charset_ctx_s *cs;  /* the charset decision (charset.h); NULL: not made */
     struct pv_zfilter_s *zf;      /* the compression filter the body goes through (compress.h); NULL: none */
     const struct pv_tee_s *tee;   /* what sees a copy of the response (response.h); NULL: none */
     void *tee_ctx;                /* its state */

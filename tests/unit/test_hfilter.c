@@ -1,6 +1,5 @@
 /* The header filters' pure parts: the Expires and Cache-Control values of
- * every `expires` form (NGINX's ngx_http_set_expires), and the types
- * charset applies to. */
+ * every `expires` form (NGINX's ngx_http_set_expires). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,23 +48,11 @@ static void test_expires_daily(void **state)
     expect(PV_EXPIRES_DAILY, 0, -1, "Fri, 04 Dec 2026 00:00:00 GMT", "max-age=14400");
 }
 
-static void test_charset_types(void **state)
-{
-    (void)state;
-    assert_true(pv_hfilter_charset_type(PV_STR("text/html")));
-    assert_true(pv_hfilter_charset_type(PV_STR("Text/Plain")));
-    assert_true(pv_hfilter_charset_type(PV_STR("application/javascript")));
-    assert_false(pv_hfilter_charset_type(PV_STR("application/json")));
-    assert_false(pv_hfilter_charset_type(PV_STR("text/html; q=1")));
-    assert_false(pv_hfilter_charset_type(PV_STR("text/htm")));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expires_forms),
         cmocka_unit_test(test_expires_daily),
-        cmocka_unit_test(test_charset_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
