@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../core/recode.h"
 #include "../core/log.h"
+#include "charset.h"
 #include "fileop.h"
 #include "range.h"
 #include "server.h"
@@ -143,7 +145,50 @@ static void html_size(out_t *o, const entry_t *e, int exact)
         putf(o, " %6lld", (long long)size);
 }
 
-static void html(out_t *o, const pv_request_t *r, const entry_t *e, int n, const pv_static_conf_t *s)
+/* The characters of a UTF-8 name (its bytes when it is not UTF-8, as
+ * ngx_utf8_length()), and in *cut the bytes of its first max ones. */
+static size_t utf8_chars(const char *s, size_t len, size_t max, size_t *cut)
+{
+    const uint8_t *p = (const uint8_t *)s, *end = p + len;
+    size_t n = 0;
+    *cut = len;
+    while (p < end) {
+        if (n == max)
+            *cut = (size_t)(p - (const uint8_t *)s);
+        if (*p < 0x80)
+            p++;
+        else if (pv_utf8_decode(&p, (size_t)(end - p)) > 0x10ffff) {
+            *cut = max < len ? max : len;
+            return len;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* A name cut at 50 columns; with utf8 (the response's charset is
+ * utf-8) columns are characters, as NGINX counts them. */
+static void html_name(out_t *o, const entry_t *e, int utf8)
+{
+    size_t len = e->len, cut = len > NAME_LEN ? NAME_LEN - 3 : len;
+    if (utf8)
+        len = utf8_chars(e->name, e->len, len > NAME_LEN ? NAME_LEN - 3 : NAME_LEN, &cut);
+    if (len > NAME_LEN) {
+        put_html(o, e->name, cut);
+        puts_(o, "..&gt;</a>");
+        return;
+    }
+    put_html(o, e->name, e->len);
+    if (e->dir && NAME_LEN - len > 0) {
+        puts_(o, "/");
+        len++;
+    }
+    puts_(o, "</a>");
+    for (size_t k = len; k < NAME_LEN; k++)
+        puts_(o, " ");
+}
+
+static void html(out_t *o, const pv_request_t *r, const entry_t *e, int n, const pv_static_conf_t *s, int utf8)
 {
     static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -160,20 +205,7 @@ static void html(out_t *o, const pv_request_t *r, const entry_t *e, int n, const
         if (e[i].dir)
             puts_(o, "/");
         puts_(o, "\">");
-        size_t len = e[i].len;
-        if (len > NAME_LEN) {
-            put_html(o, e[i].name, NAME_LEN - 3);
-            puts_(o, "..&gt;</a>");
-        } else {
-            put_html(o, e[i].name, len);
-            if (e[i].dir && NAME_LEN - len > 0) {
-                puts_(o, "/");
-                len++;
-            }
-            puts_(o, "</a>");
-            for (size_t k = len; k < NAME_LEN; k++)
-                puts_(o, " ");
-        }
+        html_name(o, &e[i], utf8);
         struct tm tm;
         time_t t = e[i].mtime;
         if (s->autoindex_localtime)
@@ -296,8 +328,13 @@ void pv_autoindex(pv_hreq_t *hr, pv_file_t *f)
         xml(&o, e, n);
         type = PV_STR("text/xml; charset=utf-8");
         break;
-    default:
-        html(&o, r, e, n, s);
+    default: {
+        /* the charset is known before the listing: names are cut by characters in utf-8 */
+        pv_resp_head_t t = {.status = 200, .content_type = type, .content_length = -1};
+        pv_charset_prepare(hr, &t);
+        type = t.content_type;
+        html(&o, r, e, n, s, pv_charset_utf8(&t));
+    }
     }
     pv_file_release(hr); /* the listing is in the arena */
     pv_resp_head_t h = {.status = 200,

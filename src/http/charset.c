@@ -197,6 +197,13 @@ int pv_charset_prepare(pv_hreq_t *hr, pv_resp_head_t *h)
     return 1;
 }
 
+int pv_charset_utf8(const pv_resp_head_t *h)
+{
+    pv_str_t own;
+    split_type(h->content_type, &own);
+    return own.len == 5 && strncasecmp(own.p, "utf-8", 5) == 0;
+}
+
 void pv_charset_local(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     const pv_charset_map_t *m;

@@ -24,6 +24,8 @@ extern const pv_bfilter_module_t pv_charset_bfilter;
  * byte ranges of a file) calls it; 1 when the body's length changes
  * (no ranges then), else 0. */
 int pv_charset_prepare(struct pv_hreq_s *hr, pv_resp_head_t *h);
+/* 1 when h's Content-Type names utf-8 as its charset. */
+int pv_charset_utf8(const pv_resp_head_t *h);
 /* A response made here (an error page): its Content-Type alone. */
 void pv_charset_local(struct pv_hreq_s *hr, pv_resp_head_t *h);
 

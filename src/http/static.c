@@ -597,6 +597,8 @@ void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_
     const pv_static_conf_t *s = &r->loc->conf.st;
     if (validate && h->status == 200 && precondition_answer(hr, s, etag, mtime, fld, nf))
         return;
+    h->fields = fld; /* charset sees a Content-Encoding (gzip_static) */
+    h->nfields = nf;
     if (pv_charset_prepare(hr, h))
         ranges = 0; /* recoded to or from utf-8: the length is not known (NGINX's range filter declines) */
     if (ranges && pv_bf_changes(hr, h))
