@@ -428,6 +428,10 @@ static int stored_head(pv_request_t *r, const pv_fc_entry_t *e, pv_resp_head_t *
                 h->reason = (pv_str_t){v.p + 4, v.len - 4};
         } else if (n.len == 12 && strncasecmp(n.p, "Content-Type", 12) == 0) {
             h->content_type = v;
+        } else if (n.len == 15 && strncasecmp(n.p, "X-Accel-Charset", 15) == 0) {
+            int ign = r->loc->conf.hdr.ignore; /* as the upstream's own: the charset to recode into */
+            if (ign == PV_UNSET || !(ign & PV_IGN_X_ACCEL_CHARSET))
+                r->accel_charset = v;
         } else if (nf < max) {
             fld[nf++] = (pv_header_t){n, v};
         }

@@ -153,6 +153,8 @@ static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
     e.last_modified = -1;
     if (h->content_type.p)
         n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("Content-Type"), h->content_type);
+    if (hr->r.accel_charset.len && n <= sizeof(head)) /* hidden from the client, kept for the next hit */
+        n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("X-Accel-Charset"), hr->r.accel_charset);
     if (h->location.p && n <= sizeof(head))
         n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("Location"), h->location);
     for (int i = 0; i < h->nfields && n <= sizeof(head); i++) {

@@ -421,6 +421,9 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
             ct = &u->headers[i];
         else if (n.len == 10 && PV_STR_IEQ(n, "connection"))
             has_conn = 1;
+        else if (n.len == 15 && rw && PV_STR_IEQ(n, "x-accel-charset") &&
+                 (hc->ignore == PV_UNSET || !(hc->ignore & PV_IGN_X_ACCEL_CHARSET)))
+            ((pv_request_t *)u->r)->accel_charset = u->headers[i].value; /* the charset to recode into */
     }
     if (ct && u->status != 204)
         h->content_type = ct->value.p ? ct->value : (pv_str_t){"", 0};
