@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../core/log.h"
 #include "../core/recode.h"
 
 static const char *const default_types[] = {"text/html", "text/xml", "text/plain", "text/vnd.wap.wml",
@@ -207,15 +208,18 @@ static int override_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return pv_conf_flag(cx, nd, &cx->lc->hdr.cs.override);
 }
 
-/* `charset_types TYPE...`; `*` is any type. */
+/* `charset_types TYPE...`, as NGINX's types slot: the first at a level
+ * starts from text/html, each adds to the list (a repeated type warns),
+ * and `*` is any type from then on. */
 static int types_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     PV_UNUSED(cmd);
     PV_UNUSED(base);
     pv_charset_conf_t *c = &cx->lc->hdr.cs;
-    if (c->types)
-        return DUP(cx, nd);
-    c->types = pv_arena_calloc(cx->a, sizeof(pv_str_t) * (size_t)nd->nargs);
+    if (c->ntypes < 0)
+        return PV_OK;
+    if (!c->types)
+        *(pv_str_t *)pv_conf_push(cx->a, &c->types, &c->ntypes, sizeof(pv_str_t)) = (pv_str_t)PV_STR("text/html");
     for (int i = 1; i < nd->nargs; i++) {
         if (strcmp(ARG(nd, i), "*") == 0) {
             c->ntypes = -1;
@@ -225,7 +229,15 @@ static int types_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
         for (char *p = t; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p - 'A' + 'a');
-        c->types[c->ntypes++] = (pv_str_t){t, nd->args[i].len};
+        int dup = 0;
+        for (int k = 0; k < c->ntypes && !dup; k++)
+            dup = strcmp(c->types[k].p, t) == 0;
+        if (dup) {
+            pv_log(PV_LOG_WARN, "duplicate MIME type \"%s\" in %s:%d", t, nd->src.file, nd->src.line);
+            continue;
+        }
+        *(pv_str_t *)pv_conf_push(cx->a, &c->types, &c->ntypes, sizeof(pv_str_t)) =
+            (pv_str_t){t, nd->args[i].len};
     }
     return PV_OK;
 }
@@ -249,7 +261,7 @@ void pv_conf_charset_merge(pv_charset_conf_t *c, const pv_charset_conf_t *p)
     }
     if (c->override == PV_UNSET)
         c->override = p ? p->override : 0;
-    if (!c->types && p && p->types) {
+    if (!c->types && !c->ntypes && p && p->types) {
         c->types = p->types;
         c->ntypes = p->ntypes;
     } else if (!c->types) {

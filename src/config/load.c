@@ -653,7 +653,8 @@ static int finish_http(pv_conf_ctx_t *cx)
         loc_merge(cx, &s->conf, &h->conf);
         srv_merge(s, h);
         pv_conf_buffer_merge_srv(s, hs);
-        if (pv_conf_buffer_check(cx, &s->conf, &s->src) != PV_OK)
+        if (pv_conf_buffer_check(cx, &s->conf, &s->src) != PV_OK ||
+            pv_conf_charset_check(cx, &s->conf.hdr.cs, &s->src) != PV_OK)
             return PV_ERR;
         pv_conf_ssl_merge(&s->ssl, &hs->ssl);
         if (s->nnames == 0) {
@@ -710,7 +711,8 @@ static int finish_http(pv_conf_ctx_t *cx)
             l->proxy_pass = l->parent->proxy_pass;
         l->internal = l->parent->internal;
         if (pv_conf_policy_check(cx, l) != PV_OK || pv_conf_cache_resolve(cx, l) != PV_OK ||
-            pv_conf_buffer_check(cx, &l->conf, &l->src) != PV_OK)
+            pv_conf_buffer_check(cx, &l->conf, &l->src) != PV_OK ||
+            pv_conf_charset_check(cx, &l->conf.hdr.cs, &l->src) != PV_OK)
             return PV_ERR;
     }
     if (pv_conf_residency_finish(cx) != PV_OK)

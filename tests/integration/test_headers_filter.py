@@ -349,7 +349,7 @@ def check(tmp_path, body):
      ['"proxy_redirect default" should be placed after the "proxy_pass" directive']),
     ("        proxy_redirect ~(x /y;", ["pcre2_compile() failed"]),
     ("        charset utf-8; source_charset koi8-r; location / { }",
-     ['recoding from "source_charset" koi8-r to "charset" is not supported']),
+     ['no "charset_map" between the charsets "koi8-r" and "utf-8"']),
     ("        proxy_method $nosuch;", ['unknown "nosuch" variable']),
 ])
 def test_config_errors(tmp_path, body, words):
