@@ -172,6 +172,15 @@ static int decide(pv_hreq_t *hr, pv_resp_head_t *h, const pv_charset_map_t **m, 
     return dir > 0 ? CS_TO_UTF8 : dir < 0 ? CS_FROM_UTF8 : CS_BYTES;
 }
 
+/* Clear the length of a body recoded to or from UTF-8 (NGINX's
+ * clear_content_length): it goes chunked, a HEAD's answer without it. */
+static void unknown_length(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    h->content_length = -1;
+    if (h->frame != PV_FRAME_CLOSE)
+        h->frame = (hr->r.flags & PV_REQ_F_HEAD) ? PV_FRAME_NONE : PV_FRAME_CHUNKED;
+}
+
 int pv_charset_prepare(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     if (hr->cs)
@@ -191,9 +200,7 @@ int pv_charset_prepare(pv_hreq_t *hr, pv_resp_head_t *h)
         cx->pages = m->pages;
     if (cx->mode != CS_TO_UTF8 && cx->mode != CS_FROM_UTF8)
         return 0;
-    h->content_length = -1;
-    if (h->frame != PV_FRAME_CLOSE)
-        h->frame = (hr->r.flags & PV_REQ_F_HEAD) ? PV_FRAME_NONE : PV_FRAME_CHUNKED;
+    unknown_length(hr, h);
     return 1;
 }
 
@@ -204,11 +211,25 @@ int pv_charset_utf8(const pv_resp_head_t *h)
     return own.len == 5 && strncasecmp(own.p, "utf-8", 5) == 0;
 }
 
-void pv_charset_local(pv_hreq_t *hr, pv_resp_head_t *h)
+void pv_charset_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
 {
     const pv_charset_map_t *m;
-    int fwd;
-    decide(hr, h, &m, &fwd);
+    int fwd = 1, mode = decide(hr, h, &m, &fwd);
+    if (mode == CS_NONE)
+        return;
+    if (mode != CS_BYTES)
+        unknown_length(hr, h);
+    if (!body->p || !body->len)
+        return;
+    uint8_t *out = pv_arena_alloc(&hr->arena, PV_RECODE_MAX(body->len));
+    if (!out)
+        return; /* left as it is */
+    const uint8_t *in = (const uint8_t *)body->p;
+    pv_recode_t st = {{0}, 0};
+    size_t k = mode == CS_BYTES     ? pv_recode_bytes(fwd ? m->fwd : m->back, in, body->len, out)
+               : mode == CS_TO_UTF8 ? pv_recode_to_utf8(m->u8, in, body->len, out)
+                                    : pv_recode_from_utf8(&st, m->pages, in, body->len, out);
+    *body = (pv_str_t){(char *)out, k};
 }
 
 /* ---- the body filter ------------------------------------------------------ */

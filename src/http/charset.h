@@ -26,7 +26,9 @@ extern const pv_bfilter_module_t pv_charset_bfilter;
 int pv_charset_prepare(struct pv_hreq_s *hr, pv_resp_head_t *h);
 /* 1 when h's Content-Type names utf-8 as its charset. */
 int pv_charset_utf8(const pv_resp_head_t *h);
-/* A response made here (an error page): its Content-Type alone. */
-void pv_charset_local(struct pv_hreq_s *hr, pv_resp_head_t *h);
+/* A response made here (an error page, `return` text) whole in *body:
+ * its Content-Type, and *body recoded into the request arena when the
+ * decision says so (its length then as for a streamed body). */
+void pv_charset_local(struct pv_hreq_s *hr, pv_resp_head_t *h, pv_str_t *body);
 
 #endif

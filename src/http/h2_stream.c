@@ -834,7 +834,6 @@ static void h2_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
         h2_abort(hr);
         return;
     }
-    pv_charset_local(hr, &h);
     if (h2_send_head(hr, &h) != PV_OK) {
         h2_abort(hr);
         return;

@@ -218,7 +218,6 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
         hr->keepalive = 0;
     }
     h.extra = hr->acc.xhdr;
-    pv_charset_local(hr, &h);
     pv_hfilter_apply(hr, &h);
     h1_trailer_framing(hr, &h, hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf);
     h.keepalive_header = (hr->r.loc ? &hr->r.loc->conf : &hr->r.srv->conf)->keepalive_header / 1000;

@@ -41,6 +41,8 @@ http {
         location /any/ { charset utf-8; source_charset koi8-r; charset_types *; }
         location /var/ { charset $arg_c; source_charset koi8-r; }
         location /off/ { charset off; }
+        location /ret/ { charset koi8-r; source_charset utf-8; return 200 "ret \u0430\u20ac\n"; }
+        location /ret404/ { charset utf-8; source_charset koi8-r; return 404; }
         location /px/ { charset utf-8; override_charset on; proxy_pass http://127.0.0.1:@UP@; }
         location /pxkeep/ { charset utf-8; proxy_pass http://127.0.0.1:@UP@; }
         location /pxnone/ { charset utf-8; source_charset koi8-r; proxy_pass http://127.0.0.1:@UP@; }
@@ -165,6 +167,7 @@ WANT = {
     "/pxnone/x": ("text/html; charset=utf-8", None, KOI_AS_UTF),
     "/pxnone/accel": ("text/html; charset=utf-8", None, KOI_AS_UTF),
     "/pxign/accel": ("text/html; charset=utf-8", None, KOI_AS_UTF),
+    "/ret/x": ("text/plain; charset=koi8-r", None, b"ret \xc1&#8364;\n"),
     "/split/x": ("text/html; charset=koi8-r", None, b"one \xc1 two \x95 &#128512; three\n"),
 }
 
@@ -263,3 +266,16 @@ def test_config_accepted(tmp_path):
                     " override_charset on; } }\n}\n")
     rc, out = run_t(PORTVAKT, path)
     assert rc == 0, out
+
+
+def test_error_page_labelled_and_recoded(cs, nginx, port, root):
+    """An error page gets the charset and, recoded to utf-8, loses its
+    Content-Length, as NGINX's does."""
+    want = (404, "text/html; charset=utf-8", None)
+    assert observe(cs, "/ret404/x")[:3] == want
+    if os.access(NGINX, os.X_OK):
+        theirs = start(nginx, port, root)
+        try:
+            assert observe(theirs[0], "/ret404/x")[:3] == want
+        finally:
+            theirs[0].stop(), theirs[1].stop(), theirs[2].stop()
