@@ -66,13 +66,18 @@ FILES = {
     "k2u/t.html": KOI, "k2u/t.json": KOI, "u2k/t.html": UTF, "ab/t.html": b"XXaX" * 50,
     "w2k/t.txt": b"\xe0\xe1\xe2", "types/t.json": KOI, "types/t.html": KOI, "any/t.bin": KOI,
     "var/t.html": KOI, "off/t.html": KOI,
+    "k2u/big.html": bytes(range(256)) * 12289,  # 3 MB: many reads, the buffer reused
 }
+
+K2U = {0xC1: "\u0430", 0xC2: "\u0431", 0xD7: "\u0432", 0x95: "\u2219"}
 
 
 def upstream_answer(req):
     path = req.target.split("?")[0]
     if path.endswith("/own"):  # names its charset
         return Reply(headers=[("Content-Type", "text/html; charset=koi8-r")], body=KOI)
+    if path.endswith("/big"):
+        return Reply(headers=[("Content-Type", "text/html")], body=bytes(range(256)) * 12289)
     if path.endswith("/accel"):  # names the charset to recode into
         return Reply(headers=[("Content-Type", "text/html"), ("X-Accel-Charset", "utf-8")], body=KOI)
     return Reply(headers=[("Content-Type", "text/html")], body=KOI)
@@ -176,6 +181,14 @@ WANT = {
 def test_recoding(cs, target):
     status, ct, cl, body = observe(cs, target)
     assert (status, ct, cl, body) == (200,) + WANT[target]
+
+
+def test_big_body_recoded_whole(cs):
+    table = [bytes([b]) if b < 0x80 else K2U.get(b, "?").encode() for b in range(256)]
+    want = b"".join(table) * 12289
+    for target in ("/k2u/big.html", "/pxnone/big"):
+        r = http(cs.port, "GET", target, timeout=30)
+        assert (r.status, r.header("Content-Length"), len(r.body), r.body == want) == (200, None, len(want), True)
 
 
 def test_head_has_no_length_when_recoded(cs):
