@@ -292,3 +292,48 @@ def test_error_page_labelled_and_recoded(cs, nginx, port, root):
             assert observe(theirs[0], "/ret404/x")[:3] == want
         finally:
             theirs[0].stop(), theirs[1].stop(), theirs[2].stop()
+
+
+def h2_get(port, path):
+    """One GET over HTTP/2 (prior knowledge): (headers, body)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"),
+                            (":authority", "localhost")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    headers, body, done = {}, b"", False
+    while not done:
+        data = s.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                headers = {k.decode(): v.decode() for k, v in ev.headers}
+            elif isinstance(ev, h2.events.DataReceived):
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                done = True
+        s.sendall(conn.data_to_send())
+    s.close()
+    return headers, body
+
+
+def test_http2_recoded(portvakt, port, root):
+    pytest.importorskip("h2")
+    conf = CONF.replace("listen 127.0.0.1:@GW@;", "listen 127.0.0.1:@GW@ http2;")
+    up, split = EchoUpstream(handler=upstream_answer), SplitUpstream()
+    try:
+        gw = portvakt(conf, GW=port(), UP=up.port, SPLIT=split.port, ROOT=root)
+        for target in ("/k2u/t.html", "/u2k/t.html", "/ab/t.html", "/px/own", "/ret/x"):
+            headers, body = h2_get(gw.port, target)
+            ct, cl, want = WANT[target]
+            assert (headers.get(":status"), headers.get("content-type"), headers.get("content-length"), body) == (
+                "200", ct, cl, want), target
+    finally:
+        up.stop(), split.stop()
