@@ -118,10 +118,11 @@ static void no_map(pv_str_t src, pv_str_t dst)
 static int decide(pv_hreq_t *hr, pv_resp_head_t *h, const pv_charset_map_t **m, int *fwd)
 {
     *m = NULL;
-    const pv_location_t *loc = hr->r.loc;
-    if (!loc || !hr->r.conf || !hr->r.conf->http || !h->content_type.p || !h->content_type.len)
+    /* the answering location's settings, else its server's (a `return` there) */
+    const pv_loc_conf_t *lc = hr->r.loc ? &hr->r.loc->conf : hr->r.srv ? &hr->r.srv->conf : NULL;
+    if (!lc || !hr->r.conf || !hr->r.conf->http || !h->content_type.p || !h->content_type.len)
         return CS_NONE;
-    const pv_charset_conf_t *c = &loc->conf.hdr.cs;
+    const pv_charset_conf_t *c = &lc->hdr.cs;
     const pv_charsets_t *cs = &hr->r.conf->http->charsets;
     pv_str_t own, type = split_type(h->content_type, &own), dname, sname;
     int dst, src;

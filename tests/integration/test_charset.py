@@ -57,6 +57,13 @@ http {
             proxy_pass http://127.0.0.1:@SPLIT@;
         }
     }
+    server {
+        listen 127.0.0.1:@GW@;
+        server_name srv.test;
+        charset koi8-r;
+        source_charset utf-8;
+        return 200 "srv \u0430\n";
+    }
 }
 """
 
@@ -128,7 +135,11 @@ def start(factory, port, root):
 
 
 def observe(gw, target):
-    r = http(gw.port, "GET", target)
+    host = "localhost"
+    if not target.startswith("/"):
+        host, target = target.split("/", 1)
+        target = "/" + target
+    r = http(gw.port, "GET", target, host=host)
     return (r.status, r.header("Content-Type"), r.header("Content-Length"), r.body)
 
 
@@ -172,6 +183,7 @@ WANT = {
     "/pxnone/x": ("text/html; charset=utf-8", None, KOI_AS_UTF),
     "/pxnone/accel": ("text/html; charset=utf-8", None, KOI_AS_UTF),
     "/pxign/accel": ("text/html; charset=utf-8", None, KOI_AS_UTF),
+    "srv.test/": ("text/plain; charset=koi8-r", None, b"srv \xc1\n"),
     "/ret/x": ("text/plain; charset=koi8-r", None, b"ret \xc1&#8364;\n"),
     "/split/x": ("text/html; charset=koi8-r", None, b"one \xc1 two \x95 &#128512; three\n"),
 }
