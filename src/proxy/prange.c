@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../http/charset.h"
 #include "../http/headers.h"
 #include "../http/range.h"
 #include "../http/server.h"
@@ -38,6 +39,7 @@ int pv_proxy_ranges(pv_proxy_t *px, struct pv_resp_head_s *h, pv_header_t *field
         if (!(fields[i].name.len == 13 && PV_STR_IEQ(fields[i].name, "accept-ranges")))
             fields[nf++] = fields[i];
     h->nfields = nf;
+    pv_charset_prepare(px->hr, h); /* NGINX's charset filter comes first: a recoded length is unknown */
     if (h->status != 200 || h->content_length < 0 || (r->flags & PV_REQ_F_HTTP09) || r->loc->conf.st.max_ranges <= 0)
         return 0;
     const pv_header_t *range = pv_request_header(r, "Range", 5);

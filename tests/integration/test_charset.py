@@ -46,6 +46,16 @@ http {
         location /px/ { charset utf-8; override_charset on; proxy_pass http://127.0.0.1:@UP@; }
         location /pxkeep/ { charset utf-8; proxy_pass http://127.0.0.1:@UP@; }
         location /pxnone/ { charset utf-8; source_charset koi8-r; proxy_pass http://127.0.0.1:@UP@; }
+        location /pxrange/ {
+            charset utf-8; source_charset koi8-r;
+            proxy_force_ranges on;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
+        location /pxrangeab/ {
+            charset A; source_charset B;
+            proxy_force_ranges on;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
         location /pxign/ {
             charset utf-8; source_charset koi8-r;
             proxy_ignore_headers X-Accel-Charset;
@@ -210,11 +220,21 @@ def test_head_has_no_length_when_recoded(cs):
     assert r.header("Content-Length") == "200"
 
 
-def test_ranges_only_without_utf8(cs):
-    r = http(cs.port, "GET", "/ab/t.html", headers=[("Range", "bytes=0-3")])
-    assert (r.status, r.body) == (206, b"YYaY")
-    r = http(cs.port, "GET", "/k2u/t.html", headers=[("Range", "bytes=0-3")])
-    assert (r.status, r.body) == (200, KOI_AS_UTF)
+def test_ranges_only_without_utf8(cs, nginx, port, root):
+    cases = [("/ab/t.html", 206, b"YYaY"), ("/k2u/t.html", 200, KOI_AS_UTF),
+             ("/pxrange/x", 200, KOI_AS_UTF), ("/pxrangeab/x", 206, b"plai")]
+    servers = [cs]
+    if os.access(NGINX, os.X_OK):
+        theirs = start(nginx, port, root)
+        servers.append(theirs[0])
+    try:
+        for gw in servers:
+            for target, status, body in cases:
+                r = http(gw.port, "GET", target, headers=[("Range", "bytes=0-3")])
+                assert (r.status, r.body) == (status, body), (gw, target)
+    finally:
+        if len(servers) > 1:
+            theirs[0].stop(), theirs[1].stop(), theirs[2].stop()
 
 
 def test_same_answers_as_nginx(portvakt, nginx, port, root):
