@@ -11,11 +11,13 @@
 #include "../core/recode.h"
 #include "server.h"
 #include "uvars.h"
+#include "vars.h"
 
-enum { CS_NONE = 0, CS_BYTES, CS_TO_UTF8, CS_FROM_UTF8 };
+enum { CS_FAIL = -1, CS_NONE = 0, CS_BYTES, CS_TO_UTF8, CS_FROM_UTF8 };
 
 typedef struct pv_charset_ctx_s {
     uint8_t mode;          /* CS_*: what the body filter does */
+    uint8_t failed;        /* a charset variable was not found: the response goes no further */
     const uint8_t *table;  /* CS_BYTES: 256 bytes; CS_TO_UTF8: 256 x 4 */
     uint8_t *const *pages; /* CS_FROM_UTF8 */
 } pv_charset_ctx_t;
@@ -64,12 +66,22 @@ static int type_listed(const pv_charset_conf_t *c, pv_str_t type)
     return 0;
 }
 
-/* A name by index, or a variable's value (then looked up). */
+/* A name by index, or a variable's value (then looked up); CS_FAIL
+ * when the variable is not found, which NGINX's filter takes for an
+ * error. */
 static int charset_of(pv_hreq_t *hr, const pv_charsets_t *cs, int idx, const pv_cv_t *var, pv_str_t *name)
 {
     if (idx != PV_CHARSET_VAR) {
         *name = cs->names[idx];
         return idx;
+    }
+    if (var->nparts == 1 && var->parts[0].var) {
+        char scratch[64];
+        pv_str_t v = pv_var_get(&hr->r, &var->parts[0], scratch, sizeof(scratch));
+        if (!v.p) {
+            pv_log(PV_LOG_ERR, "the charset variable is not found, the request is cut");
+            return CS_FAIL;
+        }
     }
     *name = pv_cv_eval_arena(var, &hr->r);
     return pv_charset_find(cs, *name);
@@ -135,9 +147,8 @@ static int decide(pv_hreq_t *hr, pv_resp_head_t *h, const pv_charset_map_t **m, 
     } else {
         if (c->charset == PV_CHARSET_OFF || (own.len ? !c->override : !type_listed(c, type)))
             return CS_NONE;
-        dst = charset_of(hr, cs, c->charset, c->charset_var, &dname);
-        if (!dname.len)
-            return CS_NONE; /* an empty variable: no charset */
+        if ((dst = charset_of(hr, cs, c->charset, c->charset_var, &dname)) == CS_FAIL)
+            return CS_FAIL;
     }
     if (own.len) {
         sname = own;
@@ -145,8 +156,8 @@ static int decide(pv_hreq_t *hr, pv_resp_head_t *h, const pv_charset_map_t **m, 
     } else if (c->source == PV_CHARSET_OFF) {
         set_charset(hr, h, type, own, dname, 0);
         return CS_NONE;
-    } else {
-        src = charset_of(hr, cs, c->source, c->source_var, &sname);
+    } else if ((src = charset_of(hr, cs, c->source, c->source_var, &sname)) == CS_FAIL) {
+        return CS_FAIL;
     }
     if (dst == PV_CHARSET_NONE || src == PV_CHARSET_NONE) {
         /* names no directive gave: only the same one twice is no recoding */
@@ -191,8 +202,9 @@ int pv_charset_prepare(pv_hreq_t *hr, pv_resp_head_t *h)
         return 0;
     hr->cs = cx;
     const pv_charset_map_t *m;
-    int fwd = 1;
-    cx->mode = (uint8_t)decide(hr, h, &m, &fwd);
+    int fwd = 1, mode = decide(hr, h, &m, &fwd);
+    cx->failed = mode == CS_FAIL;
+    cx->mode = (uint8_t)(mode == CS_FAIL ? CS_NONE : mode);
     if (cx->mode == CS_BYTES)
         cx->table = fwd ? m->fwd : m->back;
     else if (cx->mode == CS_TO_UTF8)
@@ -212,25 +224,28 @@ int pv_charset_utf8(const pv_resp_head_t *h)
     return own.len == 5 && strncasecmp(own.p, "utf-8", 5) == 0;
 }
 
-void pv_charset_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
+int pv_charset_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
 {
     const pv_charset_map_t *m;
     int fwd = 1, mode = decide(hr, h, &m, &fwd);
+    if (mode == CS_FAIL)
+        return PV_ERR;
     if (mode == CS_NONE)
-        return;
+        return PV_OK;
     if (mode != CS_BYTES)
         unknown_length(hr, h);
     if (!body->p || !body->len)
-        return;
+        return PV_OK;
     uint8_t *out = pv_arena_alloc(&hr->arena, PV_RECODE_MAX(body->len));
     if (!out)
-        return; /* left as it is */
+        return PV_OK; /* left as it is */
     const uint8_t *in = (const uint8_t *)body->p;
     pv_recode_t st = {{0}, 0};
     size_t k = mode == CS_BYTES     ? pv_recode_bytes(fwd ? m->fwd : m->back, in, body->len, out)
                : mode == CS_TO_UTF8 ? pv_recode_to_utf8(m->u8, in, body->len, out)
                                     : pv_recode_from_utf8(&st, m->pages, in, body->len, out);
     *body = (pv_str_t){(char *)out, k};
+    return PV_OK;
 }
 
 /* ---- the body filter ------------------------------------------------------ */
@@ -312,6 +327,8 @@ static const pv_bfilter_ops_t cs_ops = {"charset", cs_body, cs_end, NULL, NULL, 
 static int cs_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     pv_charset_prepare(hr, h);
+    if (hr->cs && hr->cs->failed)
+        return PV_RESP_NOMEM; /* logged: nothing is answered */
     if (!hr->cs || hr->cs->mode == CS_NONE || (hr->r.flags & PV_REQ_F_HEAD))
         return PV_OK;
     cs_filter_t *cf = (cs_filter_t *)pv_bf_add(hr, &cs_ops, sizeof(*cf));

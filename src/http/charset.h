@@ -6,7 +6,9 @@
  * override_charset for a response that names its own), the source (the
  * response's own, else source_charset), and a recoding only when a map
  * joins them and the response has no Content-Encoding. Recoding to or
- * from utf-8 drops Content-Length (and so byte ranges). */
+ * from utf-8 drops Content-Length (and so byte ranges). A `$variable`
+ * charset that is not found is NGINX's header filter error: nothing is
+ * answered (the head call fails with PV_RESP_NOMEM, after a log line). */
 #ifndef PV_HTTP_CHARSET_H
 #define PV_HTTP_CHARSET_H
 
@@ -28,7 +30,8 @@ int pv_charset_prepare(struct pv_hreq_s *hr, pv_resp_head_t *h);
 int pv_charset_utf8(const pv_resp_head_t *h);
 /* A response made here (an error page, `return` text) whole in *body:
  * its Content-Type, and *body recoded into the request arena when the
- * decision says so (its length then as for a streamed body). */
-void pv_charset_local(struct pv_hreq_s *hr, pv_resp_head_t *h, pv_str_t *body);
+ * decision says so (its length then as for a streamed body). PV_ERR
+ * when it must not be answered (below). */
+int pv_charset_local(struct pv_hreq_s *hr, pv_resp_head_t *h, pv_str_t *body);
 
 #endif

@@ -73,7 +73,8 @@ typedef struct pv_tee_s {
 /* The HTTP/1.1 implementation. */
 extern const pv_resp_ops_t pv_h1_resp;
 
-/* pv_resp_send_head(): no memory for the head (logged; answer nothing). */
+/* pv_resp_send_head(): no memory for the head, or a filter that cannot go
+ * on (logged; answer nothing). */
 #define PV_RESP_NOMEM (-3)
 
 /* Queue the response head h. The protocol side decides keepalive and the

@@ -369,3 +369,32 @@ def test_http2_recoded(portvakt, port, root):
                 "200", ct, cl, want), target
     finally:
         up.stop(), split.stop()
+
+
+def raw_answer(port, target):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % target.encode())
+    data = b""
+    while True:
+        got = s.recv(65536)
+        if not got:
+            break
+        data += got
+    s.close()
+    return data
+
+
+def test_charset_variable_not_found_answers_nothing(cs, nginx, port, root):
+    """`charset $arg_c` without the argument: NGINX's filter fails and the
+    connection closes with nothing sent; with it empty, no charset."""
+    servers = [cs]
+    if os.access(NGINX, os.X_OK):
+        theirs = start(nginx, port, root)
+        servers.append(theirs[0])
+    try:
+        for gw in servers:
+            assert raw_answer(gw.port, "/var/t.html") == b""
+            assert observe(gw, "/var/t.html?c=")[:3] == (200, "text/html", str(len(KOI)))
+    finally:
+        if len(servers) > 1:
+            theirs[0].stop(), theirs[1].stop(), theirs[2].stop()
