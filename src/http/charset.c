@@ -224,30 +224,6 @@ int pv_charset_utf8(const pv_resp_head_t *h)
     return own.len == 5 && strncasecmp(own.p, "utf-8", 5) == 0;
 }
 
-int pv_charset_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
-{
-    const pv_charset_map_t *m;
-    int fwd = 1, mode = decide(hr, h, &m, &fwd);
-    if (mode == CS_FAIL)
-        return PV_ERR;
-    if (mode == CS_NONE)
-        return PV_OK;
-    if (mode != CS_BYTES)
-        unknown_length(hr, h);
-    if (!body->p || !body->len)
-        return PV_OK;
-    uint8_t *out = pv_arena_alloc(&hr->arena, PV_RECODE_MAX(body->len));
-    if (!out)
-        return PV_OK; /* left as it is */
-    const uint8_t *in = (const uint8_t *)body->p;
-    pv_recode_t st = {{0}, 0};
-    size_t k = mode == CS_BYTES     ? pv_recode_bytes(fwd ? m->fwd : m->back, in, body->len, out)
-               : mode == CS_TO_UTF8 ? pv_recode_to_utf8(m->u8, in, body->len, out)
-                                    : pv_recode_from_utf8(&st, m->pages, in, body->len, out);
-    *body = (pv_str_t){(char *)out, k};
-    return PV_OK;
-}
-
 /* ---- the body filter ------------------------------------------------------ */
 
 static int needs(cs_filter_t *cf, const uint8_t *p, size_t n)
@@ -338,4 +314,4 @@ static int cs_head(pv_hreq_t *hr, pv_resp_head_t *h)
     return PV_OK;
 }
 
-const pv_bfilter_module_t pv_charset_bfilter = {"charset", cs_head};
+const pv_bfilter_module_t pv_charset_bfilter = {"charset", cs_head, NULL};

@@ -28,10 +28,5 @@ extern const pv_bfilter_module_t pv_charset_bfilter;
 int pv_charset_prepare(struct pv_hreq_s *hr, pv_resp_head_t *h);
 /* 1 when h's Content-Type names utf-8 as its charset. */
 int pv_charset_utf8(const pv_resp_head_t *h);
-/* A response made here (an error page, `return` text) whole in *body:
- * its Content-Type, and *body recoded into the request arena when the
- * decision says so (its length then as for a streamed body). PV_ERR
- * when it must not be answered (below). */
-int pv_charset_local(struct pv_hreq_s *hr, pv_resp_head_t *h, pv_str_t *body);
 
 #endif
