@@ -91,7 +91,7 @@ static const struct {
     {"http_map_module", 1, 1},             {"http_geo_module", 1, 1},
     {"http_split_clients_module", 1, 1},   {"http_referer_module", 1, 0},
     {"http_charset_module", 1, 1},         {"http_gzip_module", 1, 1},
-    {"http_ssi_module", 1, 0},             {"http_userid_module", 1, 0},
+    {"http_ssi_module", 1, 1},             {"http_userid_module", 1, 0},
     {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 1},
     {"http_fastcgi_module", 1, 0},         {"http_uwsgi_module", 1, 0},
     {"http_scgi_module", 1, 0},            {"http_grpc_module", 1, 1},
@@ -103,6 +103,7 @@ static const struct {
     {"http_ssl_module", 0, 1},             {"http_v2_module", 0, 1},
     {"http_realip_module", 0, 1},          {"http_gzip_static_module", 0, 1},
     {"http_flv_module", 0, 1},             {"http_sub_module", 0, 1},
+    {"http_addition_module", 0, 1},
 };
 
 static void version(int full)

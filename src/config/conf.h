@@ -529,6 +529,8 @@ typedef struct pv_loc_conf_s {
     /* compression */
     pv_zip_conf_t zip;             /* gzip_*, brotli_* */
     pv_sub_conf_t sub;             /* sub_filter* */
+    pv_ssi_conf_t ssi;             /* ssi, ssi_* */
+    pv_add_conf_t add;             /* add_before_body, add_after_body, addition_types */
     pv_pcache_conf_t pc;           /* proxy_cache_* */
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */

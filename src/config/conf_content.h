@@ -41,6 +41,8 @@ typedef struct pv_static_conf_s {
     int sendfile;               /* default off */
     int64_t sendfile_max_chunk; /* default 2m */
     int64_t postpone_output;    /* default 1460: less waits for more when more is coming */
+    int output_bufs_num;        /* output_buffers; default 2 32k */
+    int64_t output_bufs_size;
     int tcp_nopush;             /* default off */
     int64_t directio;           /* 0 = off */
     int aio;                    /* PV_AIO_*; default threads (NGINX: off) */
@@ -115,6 +117,24 @@ typedef struct pv_zip_conf_s {
     int brotli_comp_level;      /* 0..11; default 6 */
     int64_t brotli_min_length;  /* default 20 */
 } pv_zip_conf_t;
+
+/* The SSI directives (ngx_http_ssi_module). Unset: PV_UNSET / NULL. */
+typedef struct pv_ssi_conf_s {
+    int enable;                 /* ssi; default off */
+    int silent_errors;          /* ssi_silent_errors; default off */
+    int last_modified;          /* ssi_last_modified; default off */
+    int ignore_recycled;        /* ssi_ignore_recycled_buffers; default off (no effect) */
+    int64_t min_file_chunk;     /* ssi_min_file_chunk; default 1k (no effect) */
+    int64_t value_len;          /* ssi_value_length; default 256 */
+    pv_mime_list_t *types;      /* ssi_types; default text/html */
+} pv_ssi_conf_t;
+
+/* The addition directives (ngx_http_addition_filter_module). */
+typedef struct pv_add_conf_s {
+    pv_str_t before;            /* add_before_body URI; p NULL: unset, len 0: none */
+    pv_str_t after;             /* add_after_body URI */
+    pv_mime_list_t *types;      /* addition_types; default text/html */
+} pv_add_conf_t;
 
 /* proxy_cache_path: a cache on disk and the keys zone shared by every
  * worker (http/fcache.h keeps it across reloads). */

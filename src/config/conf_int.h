@@ -299,6 +299,10 @@ int pv_conf_ssl_commands(pv_conf_ctx_t *cx, void *ctx, const pv_ssl_cmd_t *cmds,
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s);
 /* The compression directives (zip_conf.c): gzip_*, gzip_disable, brotli_*. */
 extern const pv_conf_module_t pv_conf_zip_module;
+extern const pv_conf_module_t pv_conf_ssi_module;
+void pv_conf_ssi_init(pv_ssi_conf_t *c);
+void pv_conf_ssi_merge(pv_ssi_conf_t *c, const pv_ssi_conf_t *p);
+void pv_conf_add_merge(pv_add_conf_t *c, const pv_add_conf_t *p);
 /* The response cache directives (cache_conf.c): proxy_cache_path, proxy_cache_*. */
 extern const pv_conf_module_t pv_conf_cache_module;
 void pv_conf_pcache_init(pv_pcache_conf_t *c);

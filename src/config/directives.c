@@ -883,7 +883,7 @@ static const pv_conf_module_t *const modules[] = {
     &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_grpc_module, &pv_conf_realip_module, &pv_conf_trace_module,
     &pv_conf_resolver_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_geo_module,
-    &pv_conf_zip_module, &pv_conf_sub_module, &pv_conf_cache_module, &pv_conf_static_module,
+    &pv_conf_zip_module, &pv_conf_sub_module, &pv_conf_ssi_module, &pv_conf_cache_module, &pv_conf_static_module,
     &pv_conf_header_module, &pv_conf_charset_module, &pv_conf_cookie_module, &pv_conf_errpage_module,
     &pv_conf_buffer_module, &pv_conf_residency_module, &pv_conf_metrics_module,
 };

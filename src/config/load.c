@@ -86,6 +86,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     pv_conf_policy_init(&lc->policy);
     pv_conf_zip_init(&lc->zip);
     pv_conf_sub_init(&lc->sub);
+    pv_conf_ssi_init(&lc->ssi);
     pv_conf_pcache_init(&lc->pc);
     pv_conf_static_init(&lc->st);
     pv_conf_buffer_init(lc);
@@ -491,6 +492,8 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     pv_conf_grpc_merge(&c->grpc, p ? &p->grpc : NULL);
     pv_conf_zip_merge(&c->zip, p ? &p->zip : NULL);
     pv_conf_sub_merge(cx, &c->sub, p ? &p->sub : NULL);
+    pv_conf_ssi_merge(&c->ssi, p ? &p->ssi : NULL);
+    pv_conf_add_merge(&c->add, p ? &p->add : NULL);
     pv_conf_pcache_merge(cx, &c->pc, p ? &p->pc : NULL);
     pv_conf_realip_merge(&c->realip, p ? &p->realip : NULL);
     pv_conf_resolver_merge(c, p);

@@ -24,6 +24,7 @@ void pv_conf_static_init(pv_static_conf_t *s)
     s->sendfile = PV_UNSET;
     s->sendfile_max_chunk = PV_UNSET;
     s->postpone_output = PV_UNSET;
+    s->output_bufs_num = PV_UNSET;
     s->tcp_nopush = PV_UNSET;
     s->directio = PV_UNSET;
     s->aio = PV_UNSET;
@@ -245,6 +246,21 @@ static int size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
     return pv_conf_size(cx, nd, f);
 }
 
+/* output_buffers NUMBER SIZE */
+static int output_buffers_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_static_conf_t *s = st(cx);
+    if (s->output_bufs_num != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t n = pv_conf_parse_num(nd->args[1]);
+    int64_t size = pv_conf_parse_size(nd->args[2]);
+    if (n <= 0 || n > 1024 || size <= 0 || size > 16 * 1024 * 1024)
+        return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", n <= 0 || n > 1024 ? ARG(nd, 1) : ARG(nd, 2));
+    s->output_bufs_num = (int)n;
+    s->output_bufs_size = size;
+    return PV_OK;
+}
+
 static int msec_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int64_t *f = (int64_t *)((char *)st(cx) + cmd->offset);
@@ -374,6 +390,7 @@ static const pv_conf_cmd_t static_cmds[] = {
     {"sendfile", ANYIF, PV_ARGS_FLAG, flag_cb, ST(sendfile), NULL},
     {"sendfile_max_chunk", ANY, PV_ARGS_TAKE1, size_cb, ST(sendfile_max_chunk), NULL},
     {"postpone_output", ANY, PV_ARGS_TAKE1, size_cb, ST(postpone_output), NULL},
+    {"output_buffers", ANY, PV_ARGS_TAKE2, output_buffers_cb, PV_BASE_NONE, 0, NULL},
     {"tcp_nopush", ANY, PV_ARGS_FLAG, flag_cb, ST(tcp_nopush), NULL},
     {"directio", ANY, PV_ARGS_TAKE1, directio_cb, ST(directio), NULL},
     {"aio", ANY, PV_ARGS_TAKE1, aio_cb, PV_BASE_NONE, 0, NULL},
@@ -443,6 +460,10 @@ void pv_conf_static_merge(pv_conf_ctx_t *cx, pv_static_conf_t *c, const pv_stati
     MERGE(sendfile, 0);
     MERGE(sendfile_max_chunk, 2 * 1024 * 1024);
     MERGE(postpone_output, 1460);
+    if (c->output_bufs_num == PV_UNSET) {
+        c->output_bufs_num = p ? p->output_bufs_num : 2;
+        c->output_bufs_size = p ? p->output_bufs_size : 32768;
+    }
     MERGE(tcp_nopush, 0);
     MERGE(directio, 0);
     MERGE(aio, PV_AIO_THREADS);

@@ -833,6 +833,8 @@ static void resume(pv_hreq_t *hr)
 /* The access phase handler. */
 static int access_handler(pv_hreq_t *hr)
 {
+    if (hr->sub)
+        return PV_PHASE_NEXT; /* NGINX runs no access checks for subrequests */
     const pv_policy_conf_t *p = policy(hr);
     /* after an internal redirect, the new location's authentication and
      * allow/deny apply; limits are counted once per request, as NGINX's

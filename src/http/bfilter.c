@@ -7,19 +7,24 @@
 #include "bfilter.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "../core/arena.h"
 #include "../core/log.h"
 #include "charset.h"
 #include "server.h"
 #include "subfilter.h"
+#include "addition.h"
+#include "ssi.h"
 
 #define BF_TAKE PV_BF_TAKE /* input spans a filter takes at once */
 
 /* NGINX's order: each module's filter goes after those before it. */
 static const pv_bfilter_module_t *const modules[] = {
+    &pv_addition_bfilter,
     &pv_sub_filter_module,
     &pv_charset_bfilter,
+    &pv_ssi_bfilter,
     NULL,
 };
 
@@ -146,36 +151,42 @@ static int stage_flush(pv_hreq_t *hr, pv_bfilter_t *f)
 
 /* Hand f's output on and write everything below it. PV_OK once all of
  * it is written (f's buffers are then free), PV_AGAIN, or PV_ERR (the
- * request is gone). */
+ * request is gone). A filter with pull() is asked again once what it
+ * put out is written: it may have more (what it waited for came while
+ * this went out) or still wait. */
 static int flush_one(pv_hreq_t *hr, pv_bfilter_t *f)
 {
-    int rc = f->ops->pull && !f->failed ? f->ops->pull(hr, f) : PV_OK;
-    if (f->failed || rc == PV_ERR) {
-        pv_log(PV_LOG_ERR, "the %s filter failed, the response is cut", f->ops->name);
-        hr->proto->resp->abort(hr);
-        return PV_ERR;
-    }
-    if (rc != PV_OK)
-        return rc;
-    while (f->sent < f->nout) {
-        int room = stage_room(hr, f->next);
-        if (room == 0) {
-            rc = stage_flush(hr, f->next);
-            if (rc != PV_OK)
-                return rc;
-            continue;
+    for (;;) {
+        int rc = f->ops->pull && !f->failed ? f->ops->pull(hr, f) : PV_OK;
+        if (f->failed || rc == PV_ERR) {
+            pv_log(PV_LOG_ERR, "the %s filter failed, the response is cut", f->ops->name);
+            hr->proto->resp->abort(hr);
+            return PV_ERR;
         }
-        int k = PV_MIN(room, f->nout - f->sent);
-        stage_send(hr, f->next, f->out + f->sent, k);
-        f->sent += k;
+        if (rc != PV_OK)
+            return rc;
+        int had = f->nout > 0;
+        while (f->sent < f->nout) {
+            int room = stage_room(hr, f->next);
+            if (room == 0) {
+                rc = stage_flush(hr, f->next);
+                if (rc != PV_OK)
+                    return rc;
+                continue;
+            }
+            int k = PV_MIN(room, f->nout - f->sent);
+            stage_send(hr, f->next, f->out + f->sent, k);
+            f->sent += k;
+        }
+        rc = stage_flush(hr, f->next);
+        if (rc != PV_OK)
+            return rc;
+        f->nout = f->sent = 0;
+        if (f->ops->written)
+            f->ops->written(hr, f);
+        if (!had || !f->ops->pull)
+            return PV_OK;
     }
-    rc = stage_flush(hr, f->next);
-    if (rc != PV_OK)
-        return rc;
-    f->nout = f->sent = 0;
-    if (f->ops->written)
-        f->ops->written(hr, f);
-    return PV_OK;
 }
 
 /* ---- the response calls -------------------------------------------------- */
@@ -291,6 +302,49 @@ int pv_bf_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
         memcpy(p, spans[i].p, spans[i].len);
         p += spans[i].len;
     }
+int pv_bf_type_listed(const pv_mime_list_t *l, pv_str_t ct)
+{
+    if (l->any)
+        return 1;
+    size_t n = 0;
+    while (n < ct.len && ct.p[n] != ';')
+        n++;
+    while (n && ct.p[n - 1] == ' ')
+        n--;
+    if (!ct.p || n == 0)
+        return 0;
+    for (int i = 0; i < l->ntypes; i++)
+        if (l->types[i].len == n && strncasecmp(l->types[i].p, ct.p, n) == 0)
+            return 1;
+    return 0;
+}
+
+int pv_bf_head_fields(pv_hreq_t *hr, pv_resp_head_t *h, int drop_validators)
+{
+    pv_header_t *f = pv_arena_alloc(&hr->arena, sizeof(*f) * (size_t)(h->nfields + 1));
+    if (!f)
+        return PV_RESP_NOMEM;
+    int n = 0;
+    for (int i = 0; i < h->nfields; i++) {
+        pv_header_t x = h->fields[i];
+        if (PV_STR_IEQ(x.name, "accept-ranges"))
+            continue;
+        if (drop_validators && (PV_STR_IEQ(x.name, "last-modified") || PV_STR_IEQ(x.name, "etag")))
+            continue;
+        if (PV_STR_IEQ(x.name, "etag") && !(x.value.len >= 2 && x.value.p[0] == 'W' && x.value.p[1] == '/')) {
+            if (!x.value.len || x.value.p[0] != '"')
+                continue;
+            char *w = pv_arena_alloc(&hr->arena, x.value.len + 2);
+            if (!w)
+                return PV_RESP_NOMEM;
+            memcpy(w, "W/", 2);
+            memcpy(w + 2, x.value.p, x.value.len);
+            x.value = (pv_str_t){w, x.value.len + 2};
+        }
+        f[n++] = x;
+    }
+    h->fields = f;
+    h->nfields = n;
     return PV_OK;
 }
 

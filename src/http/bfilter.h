@@ -81,6 +81,15 @@ void pv_bf_wake(struct pv_hreq_s *hr);
 
 /* Whether some module would change the body of a response with head h. */
 int pv_bf_changes(const struct pv_hreq_s *hr, const pv_resp_head_t *h);
+/* Whether content type ct (its parameters left out) is in l (NGINX's
+ * ngx_http_test_content_type()). */
+struct pv_mime_list_s;
+int pv_bf_type_listed(const struct pv_mime_list_s *l, pv_str_t ct);
+/* A strong ETag made weak ("W/..."), one not quoted dropped, in a copy
+ * of h's fields (NGINX's ngx_http_weak_etag()); with drop_validators,
+ * Last-Modified and ETag go instead. Accept-Ranges goes too. PV_OK or
+ * PV_RESP_NOMEM. */
+int pv_bf_head_fields(struct pv_hreq_s *hr, pv_resp_head_t *h, int drop_validators);
 
 /* The response calls while hr->bf is set (response.h documents each). */
 int pv_bf_head(struct pv_hreq_s *hr, pv_resp_head_t *h);

@@ -56,6 +56,13 @@ void pv_file_worker_exit(void)
 
 /* ---- state ------------------------------------------------------------------ */
 
+/* The most one read takes: the buffer, within output_buffers' size. */
+static int64_t read_size(const pv_file_t *f)
+{
+    int64_t n = (int64_t)f->buf->size;
+    return f->read_max > 0 && f->read_max < n ? f->read_max : n;
+}
+
 static void file_free(pv_file_t *f)
 {
     if (f->fd >= 0)
@@ -299,7 +306,7 @@ static void work(pv_task_t *t)
         break;
     case PV_FOP_READ: {
         const pv_range_t *rg = &f->ranges[f->cur];
-        size_t want = (size_t)PV_MIN((int64_t)f->buf->size, rg->end - f->pos);
+        size_t want = (size_t)PV_MIN(read_size(f), rg->end - f->pos);
         ssize_t n = pread(f->fd, f->buf->data, want, f->pos + f->base);
         f->read_n = (int)n;
         if (n < 0)
@@ -382,7 +389,7 @@ static int try_in_place(pv_file_t *f)
     if (f->op != PV_FOP_READ)
         return 0;
     const pv_range_t *rg = &f->ranges[f->cur];
-    size_t want = (size_t)PV_MIN((int64_t)f->buf->size, rg->end - f->pos);
+    size_t want = (size_t)PV_MIN(read_size(f), rg->end - f->pos);
     ssize_t n = read_cached(f, f->buf->data, want, f->pos + f->base);
     if (n < 0 && errno == EAGAIN)
         return 0;
@@ -455,6 +462,7 @@ void pv_file_sendfile_check(pv_hreq_t *hr, pv_file_t *f)
                   hr->c->x.ops == &pv_xprt_plain && !hr->zf && !hr->bf && !hr->tee && !hr->resp_chunked &&
                   !hr->r.limit_rate && !(hr->r.flags & PV_REQ_F_HEAD);
     f->chunk_max = s->sendfile_max_chunk;
+    f->read_max = s->output_bufs_size;
     if (f->sendfile && s->tcp_nopush == 1) {
         /* tcp_nopush: the head and the file's first bytes in full packets */
         int on = 1;
@@ -584,7 +592,8 @@ void pv_file_send(pv_hreq_t *hr)
             continue;
         } else {
             f->pre_n = 0;
-            if (f->buf->size < PV_FILE_BIG_BUF && rg->end - f->pos > (int64_t)f->buf->size) {
+            if (f->buf->size < PV_FILE_BIG_BUF && rg->end - f->pos > (int64_t)f->buf->size &&
+                (!f->read_max || f->read_max > (int64_t)f->buf->size)) {
                 /* more than a standard buffer still to read: larger reads */
                 pv_buf_t *b = pv_buf_get_size(PV_FILE_BIG_BUF);
                 if (b) {

@@ -69,6 +69,7 @@ struct pv_file_s {
     uint8_t sendfile;         /* the bytes go with sendfile(2) (plain TCP, HTTP/1.x, nothing filters them) */
     uint8_t corked;           /* tcp_nopush: TCP_CORK is set until the answer ends */
     int64_t chunk_max;        /* sendfile_max_chunk (0: no limit) */
+    int64_t read_max;         /* output_buffers' size: the most one read takes (0: the buffer's size) */
     pv_timer_t yield;         /* after a whole chunk: the next one on the loop's next turn */
     pv_buf_t *buf;            /* file bytes on their way out */
     size_t have;              /* bytes read into buf and not yet queued */

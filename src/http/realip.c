@@ -189,7 +189,7 @@ static int post_read(pv_hreq_t *hr)
 
 static int preaccess(pv_hreq_t *hr)
 {
-    if (!hr->r.realip && hr->r.loc)
+    if (!hr->r.realip && hr->r.loc && !hr->sub)
         realip(hr, &hr->r.loc->conf.realip);
     return PV_PHASE_NEXT;
 }

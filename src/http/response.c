@@ -20,6 +20,7 @@
 #include "hfilter.h"
 #include "redirect.h"
 #include "server.h"
+#include "static.h"
 #include "vars.h"
 
 static void put_field(pv_wr_t *w, const char *name, size_t nlen, pv_str_t value)
@@ -484,6 +485,16 @@ static void bg_end(pv_hreq_t *hr, int complete)
     hr->proto->resp->finish(hr);
 }
 
+static int head_below_bf(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    if (!hr->sub) { /* a subrequest's body is part of its parent's: compressed there */
+        int rc = pv_compress_head(hr, h);
+        if (rc != PV_OK)
+            return rc;
+    }
+    return hr->proto->resp->send_head(hr, h);
+}
+
 int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     if (hr->tee)
@@ -492,11 +503,31 @@ int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
         return PV_OK;
     rate_start(hr);
     int rc = pv_bf_head(hr, h);
-    if (rc == PV_OK)
-        rc = pv_compress_head(hr, h);
     if (rc != PV_OK)
         return rc;
-    return hr->proto->resp->send_head(hr, h);
+    return head_below_bf(hr, h);
+}
+
+/* A text answer (`return` with text) whose head a body filter takes (SSI
+ * on `return`, as NGINX's filters see every response): it goes out as a
+ * response through the chain, typed by the URI's extension as NGINX's
+ * ngx_http_send_response() types it. 1 when sent so. */
+static int local_filtered(pv_hreq_t *hr, int status, pv_str_t body)
+{
+    const pv_location_t *loc = hr->r.loc;
+    if (hr->bf || !loc || hr->bg)
+        return 0;
+    pv_resp_head_t h = {.status = status, .content_length = (int64_t)body.len,
+                        .content_type = hr->r.accel_type.p ? hr->r.accel_type : pv_static_type(&loc->conf.st, hr->r.uri)};
+    if (pv_bf_head(hr, &h) != PV_OK || !hr->bf)
+        return 0;
+    if (head_below_bf(hr, &h) != PV_OK) {
+        pv_resp_abort(hr);
+        return 1;
+    }
+    pv_resp_send_body(hr, &body, 1);
+    pv_resp_finish(hr);
+    return 1;
 }
 
 /* Below the body filters: compression, or the protocol. */
@@ -635,6 +666,8 @@ void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t bod
         hr->r.err_status = 0; /* a page made here is sent with its own code */
     }
     rate_start(hr);
+    if (body.p && status < 300 && local_filtered(hr, status, body))
+        return;
     hr->proto->resp->local(hr, status, location, body);
 }
 

@@ -69,7 +69,8 @@ static int on_headers_complete_cb(llhttp_t *p);
 
 static inline __attribute__((always_inline)) pv_hreq_t *req_new(pv_worker_t *w, uint16_t group,
                                                                   const struct sockaddr_in6 *peer,
-                                                                  uint64_t conn_id, uint32_t nreq)
+                                                                  uint64_t conn_id, uint32_t nreq,
+                                                                  pv_wgen_t *gen)
 {
     if (pv_fault_alloc(PV_FAULT_OTHER))
         return NULL;
@@ -87,7 +88,12 @@ static inline __attribute__((always_inline)) pv_hreq_t *req_new(pv_worker_t *w, 
     hr->w = w;
     pv_request_t *r = &hr->r;
     r->arena = &hr->arena;
-    hr->gen = pv_worker_gen_hold(w);
+    if (gen) {
+        gen->live++; /* a subrequest runs under its parent's generation */
+        hr->gen = gen;
+    } else {
+        hr->gen = pv_worker_gen_hold(w);
+    }
     w->requests++;
     pv_count(PV_CTR_REQ_CREATED);
     r->conf = hr->gen->conf;
@@ -110,7 +116,15 @@ static inline __attribute__((always_inline)) pv_hreq_t *req_new(pv_worker_t *w, 
 pv_hreq_t *pv_server_req_new(pv_worker_t *w, uint16_t group, const struct sockaddr_in6 *peer, uint64_t conn_id,
                              uint32_t nreq)
 {
-    return req_new(w, group, peer, conn_id, nreq);
+    return req_new(w, group, peer, conn_id, nreq, NULL);
+}
+
+pv_hreq_t *pv_server_subreq_new(pv_hreq_t *parent)
+{
+    const pv_request_t *pr = &parent->r;
+    uint16_t group = (uint16_t)(parent->lgroup - pr->conf->http->listens);
+    return req_new(parent->w, group, (const struct sockaddr_in6 *)pr->peer, pr->conn_id, pr->conn_requests,
+                   parent->gen);
 }
 
 /* An HTTP/1 request on c: the shared part, then the head parser. */
@@ -124,7 +138,7 @@ static pv_hreq_t *req_alloc(pv_hconn_t *c)
         req_settings.on_headers_complete = on_headers_complete_cb;
         req_settings_ready = 1;
     }
-    pv_hreq_t *hr = req_new(c->w, c->group, &c->peer, c->id, c->nreq + 1);
+    pv_hreq_t *hr = req_new(c->w, c->group, &c->peer, c->id, c->nreq + 1, NULL);
     if (hr)
         hr->r.conn_start_ns = c->start_ns;
     if (!hr)

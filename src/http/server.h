@@ -106,6 +106,8 @@ typedef struct pv_hreq_s {
     uint8_t bg;                   /* a background cache update runs: the response goes to the tee alone */
     void (*bg_next)(struct pv_hreq_s *hr); /* once the answer is out, runs before the request ends (sets bg) */
     pv_access_t acc;              /* rate limit and authentication state */
+    struct pv_subreq_s *sub;      /* a subrequest: its link to the parent (subreq.h); NULL: a client's request */
+    struct pv_ssi_shared_s *ssi;  /* SSI variables and blocks of this request and its subrequests (ssi.c) */
 } pv_hreq_t;
 
 /* connection flags */
@@ -159,6 +161,10 @@ void pv_server_conn_begin(pv_hconn_t *c);
  * NULL when memory ran out. */
 pv_hreq_t *pv_server_req_new(pv_worker_t *w, uint16_t group, const struct sockaddr_in6 *peer, uint64_t conn_id,
                              uint32_t nreq);
+/* The request state of a subrequest of parent: its generation, server
+ * and connection facts (subreq.c fills in the rest). NULL when memory
+ * ran out. */
+pv_hreq_t *pv_server_subreq_new(pv_hreq_t *parent);
 /* Free a request state (the handler's cleanup, access state, buffers). */
 void pv_server_req_free(pv_hreq_t *hr);
 /* Finish the current request: queue-complete handling, log, keepalive. */

@@ -30,6 +30,8 @@ extern const pv_var_t pv_vars_response[];
 extern const pv_var_t pv_vars_timing[];
 /* $trace_id, $span_id, $parent_span_id, $traceparent, $request_id (trace.c). */
 extern const pv_var_t pv_vars_trace[];
+/* $date_local and $date_gmt (ssi_cmd.c). */
+extern const pv_var_t pv_vars_ssi[];
 /* $https and $ssl_* (var_ssl.c). */
 extern const pv_var_t pv_vars_ssl[];
 /* The variables auth_request_set declares; part->text holds the name. */

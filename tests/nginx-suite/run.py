@@ -51,8 +51,8 @@ FILE_TIMEOUT = 300  # seconds for one .t file
 
 # The files that concern the gateway: TLS (ssl*) and HTTP/2 (h2*) skip
 # until portvakt has them; then static files (static, index, autoindex,
-# range, not_modified, etag, try_files) and charset.
-PATTERNS = ["proxy*", "upstream*", "http_*", "auth_*", "limit_*", "access*", "body*",
+# range, not_modified, etag, try_files), charset, sub_filter, SSI and addition.
+PATTERNS = ["proxy*", "ssi*", "addition*", "upstream*", "http_*", "auth_*", "limit_*", "access*", "body*",
             "rewrite*", "map*", "realip*", "ssl*", "h2*",
             "static*", "index*", "autoindex*", "range*", "not_modified*", "etag*", "try_files*",
             "sub_filter*", "charset*"]

@@ -1,0 +1,124 @@
+/* The SSI directives (ngx_http_ssi_module's): ssi, ssi_types,
+ * ssi_silent_errors, ssi_value_length, ssi_last_modified,
+ * ssi_min_file_chunk, ssi_ignore_recycled_buffers; and the addition
+ * module's, which rides the same subrequests: add_before_body,
+ * add_after_body, addition_types. Merged from http to server to
+ * location; the filters that use them are http/ssi.c and
+ * http/addition.c. */
+#include "conf_int.h"
+
+#include <string.h>
+
+static pv_ssi_conf_t *sc(void *base)
+{
+    return &((pv_loc_conf_t *)base)->ssi;
+}
+
+void pv_conf_ssi_init(pv_ssi_conf_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->enable = PV_UNSET;
+    c->silent_errors = PV_UNSET;
+    c->last_modified = PV_UNSET;
+    c->ignore_recycled = PV_UNSET;
+    c->min_file_chunk = PV_UNSET;
+    c->value_len = PV_UNSET;
+}
+
+static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    return pv_conf_flag(cx, nd, (int *)((char *)sc(base) + cmd->offset));
+}
+
+static int set_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    return pv_conf_size(cx, nd, (int64_t *)((char *)sc(base) + cmd->offset));
+}
+
+/* ssi_types: repeated directives at one level add; text/html is always
+ * in the list, as in NGINX; "*" takes any type. */
+static int set_types_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_mime_list_t **lp = (pv_mime_list_t **)((char *)base + cmd->offset);
+    if (!*lp) {
+        *lp = pv_arena_calloc(cx->a, sizeof(**lp));
+        *(pv_str_t *)pv_conf_push(cx->a, &(*lp)->types, &(*lp)->ntypes, sizeof(pv_str_t)) = PV_STR("text/html");
+    }
+    pv_mime_list_t *l = *lp;
+    for (int i = 1; i < nd->nargs && !l->any; i++) {
+        pv_str_t a = nd->args[i];
+        if (a.len == 1 && a.p[0] == '*') {
+            l->any = 1;
+            break;
+        }
+        char *low = pv_arena_strndup(cx->a, a.p, a.len);
+        for (size_t k = 0; k < a.len; k++)
+            low[k] = (char)(low[k] >= 'A' && low[k] <= 'Z' ? low[k] + 32 : low[k]);
+        int dup = 0;
+        for (int k = 0; k < l->ntypes && !dup; k++)
+            dup = l->types[k].len == a.len && memcmp(l->types[k].p, low, a.len) == 0;
+        if (!dup)
+            *(pv_str_t *)pv_conf_push(cx->a, &l->types, &l->ntypes, sizeof(pv_str_t)) = (pv_str_t){low, a.len};
+    }
+    return PV_OK;
+}
+
+/* add_before_body / add_after_body URI: the subrequest's URI as given
+ * (an empty one turns an inherited one off). */
+static int set_uri_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_str_t *u = (pv_str_t *)((char *)base + cmd->offset);
+    if (u->p)
+        return DUP(cx, nd);
+    *u = (pv_str_t){pv_arena_strndup(cx->a, nd->args[1].p, nd->args[1].len), nd->args[1].len};
+    return PV_OK;
+}
+
+#define SC(f) PV_BASE_LOC, offsetof(pv_ssi_conf_t, f)
+
+static const pv_conf_cmd_t ssi_cmds[] = {
+    {"ssi", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_FLAG, set_flag_cb, SC(enable), NULL},
+    {"ssi_silent_errors", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, SC(silent_errors), NULL},
+    {"ssi_ignore_recycled_buffers", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, SC(ignore_recycled), NULL},
+    {"ssi_last_modified", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, SC(last_modified), NULL},
+    {"ssi_min_file_chunk", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_size_cb, SC(min_file_chunk), NULL},
+    {"ssi_value_length", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_size_cb, SC(value_len), NULL},
+    {"ssi_types", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_types_cb, PV_BASE_LOC, offsetof(pv_loc_conf_t, ssi.types), NULL},
+    {"add_before_body", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_uri_cb, PV_BASE_LOC, offsetof(pv_loc_conf_t, add.before),
+     NULL},
+    {"add_after_body", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_uri_cb, PV_BASE_LOC, offsetof(pv_loc_conf_t, add.after),
+     NULL},
+    {"addition_types", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_types_cb, PV_BASE_LOC, offsetof(pv_loc_conf_t, add.types),
+     NULL},
+};
+
+const pv_conf_module_t pv_conf_ssi_module = {"ssi", ssi_cmds, PV_NELEM(ssi_cmds)};
+
+static const pv_str_t html_type = PV_STR("text/html");
+static pv_mime_list_t html_only = {(pv_str_t *)&html_type, 1, 0};
+
+#define SMERGE(f, def) \
+    if (c->f == PV_UNSET) \
+    c->f = p ? p->f : (def)
+
+void pv_conf_ssi_merge(pv_ssi_conf_t *c, const pv_ssi_conf_t *p)
+{
+    SMERGE(enable, 0);
+    SMERGE(silent_errors, 0);
+    SMERGE(last_modified, 0);
+    SMERGE(ignore_recycled, 0);
+    SMERGE(min_file_chunk, 1024);
+    SMERGE(value_len, 255); /* NGINX's merge: 255, though its documentation says 256 */
+    if (!c->types)
+        c->types = p ? p->types : &html_only;
+}
+
+void pv_conf_add_merge(pv_add_conf_t *c, const pv_add_conf_t *p)
+{
+    if (!c->before.p)
+        c->before = p ? p->before : (pv_str_t){"", 0};
+    if (!c->after.p)
+        c->after = p ? p->after : (pv_str_t){"", 0};
+    if (!c->types)
+        c->types = p ? p->types : &html_only;
+}
