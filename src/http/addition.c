@@ -135,11 +135,18 @@ static const pv_bfilter_ops_t add_ops = {"addition", add_body, add_end, add_writ
 
 /* A main 200 response of addition_types with a part to add: no
  * Content-Length or Accept-Ranges, a weak ETag (NGINX's header filter). */
+/* Whether the addition filter takes a response with head h. */
+static int add_changes(const pv_hreq_t *hr, const pv_resp_head_t *h)
+{
+    const pv_loc_conf_t *lc = hr->r.loc ? &hr->r.loc->conf : NULL;
+    return !hr->sub && lc && h->status == 200 && (lc->add.before.len || lc->add.after.len) && !h->upgrade &&
+           h->content_type.p && pv_bf_type_listed(lc->add.types, h->content_type);
+}
+
 static int add_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     const pv_loc_conf_t *lc = hr->r.loc ? &hr->r.loc->conf : NULL;
-    if (hr->sub || !lc || h->status != 200 || (!lc->add.before.len && !lc->add.after.len) || h->upgrade || !h->content_type.p ||
-        !pv_bf_type_listed(lc->add.types, h->content_type))
+    if (!add_changes(hr, h))
         return PV_OK;
     if (pv_bf_head_fields(hr, h, 0) != PV_OK)
         return PV_RESP_NOMEM;
@@ -155,4 +162,4 @@ static int add_head(pv_hreq_t *hr, pv_resp_head_t *h)
     return PV_OK;
 }
 
-const pv_bfilter_module_t pv_addition_bfilter = {"addition", add_head};
+const pv_bfilter_module_t pv_addition_bfilter = {"addition", add_head, add_changes};

@@ -302,6 +302,9 @@ int pv_bf_local(pv_hreq_t *hr, pv_resp_head_t *h, pv_str_t *body)
         memcpy(p, spans[i].p, spans[i].len);
         p += spans[i].len;
     }
+    return PV_OK;
+}
+
 int pv_bf_type_listed(const pv_mime_list_t *l, pv_str_t ct)
 {
     if (l->any)

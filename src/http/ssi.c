@@ -446,11 +446,18 @@ static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int last_modified)
     return PV_OK;
 }
 
+/* Whether the SSI filter takes a response with head h. */
+static int ssi_changes(const pv_hreq_t *hr, const pv_resp_head_t *h)
+{
+    const pv_loc_conf_t *lc = hr->r.loc ? &hr->r.loc->conf : NULL;
+    return lc && lc->ssi.enable && h->content_length != 0 && !h->upgrade && h->content_type.p &&
+           pv_bf_type_listed(lc->ssi.types, h->content_type);
+}
+
 static int ssi_head(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     const pv_loc_conf_t *lc = hr->r.loc ? &hr->r.loc->conf : NULL;
-    if (!lc || !lc->ssi.enable || h->content_length == 0 || h->upgrade || !h->content_type.p ||
-        !pv_bf_type_listed(lc->ssi.types, h->content_type))
+    if (!ssi_changes(hr, h))
         return PV_OK;
     if (!hr->sub && rewrite_head(hr, h, lc->ssi.last_modified) != PV_OK)
         return PV_RESP_NOMEM;
@@ -475,4 +482,4 @@ static int ssi_head(pv_hreq_t *hr, pv_resp_head_t *h)
     return PV_OK;
 }
 
-const pv_bfilter_module_t pv_ssi_bfilter = {"ssi", ssi_head};
+const pv_bfilter_module_t pv_ssi_bfilter = {"ssi", ssi_head, ssi_changes};
