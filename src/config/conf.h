@@ -643,13 +643,17 @@ enum { PV_VERIFY_OFF = 0, PV_VERIFY_ON, PV_VERIFY_OPTIONAL, PV_VERIFY_OPTIONAL_N
 #define PV_SSL_TLSv1_2 0x10
 #define PV_SSL_TLSv1_3 0x20
 
+/* ssl_ocsp */
+enum { PV_SSL_OCSP_OFF = 0, PV_SSL_OCSP_ON, PV_SSL_OCSP_LEAF };
+
 /* ssl_session_cache */
 enum { PV_SSL_CACHE_NONE = 0, PV_SSL_CACHE_OFF, PV_SSL_CACHE_ON };
 
 /* A path given to a TLS directive, with where it was given. */
 typedef struct pv_ssl_file_s {
-    const char *path;   /* absolute path */
+    const char *path;   /* absolute path, a "data:" value, or (with cv) the value as written */
     pv_conf_src_t src;
+    pv_cv_t *cv;        /* ssl_certificate / _key with variables: compiled, else NULL */
 } pv_ssl_file_t;
 
 /* `ssl_conf_command NAME VALUE` */
@@ -666,6 +670,10 @@ typedef struct pv_ssl_conf_s {
     pv_ssl_file_t *keys;        /* ssl_certificate_key, paired with certs by order */
     int nkeys;
     pv_ssl_file_t *password_file; /* ssl_password_file; NULL if none */
+    int dynamic;                /* a certificate or key has variables: all are loaded per handshake */
+    const char *prefix;         /* the prefix relative names evaluated then are under */
+    const char *passwords;      /* with dynamic: ssl_password_file's lines, kept for the handshakes */
+    size_t passwords_len;
     int protocols;              /* PV_SSL_* bits; default TLSv1.2 TLSv1.3 */
     pv_conf_src_t protocols_src;
     const char *ciphers;        /* default PV_SSL_DEFAULT_CIPHERS */
@@ -697,6 +705,14 @@ typedef struct pv_ssl_conf_s {
     int stapling_verify;        /* ssl_stapling_verify; default off, as in NGINX */
     const char *stapling_responder; /* ssl_stapling_responder URL, or NULL: the certificate's AIA */
     pv_ssl_file_t *trusted;     /* ssl_trusted_certificate: CAs for verification, not sent */
+    int ocsp;                   /* ssl_ocsp: PV_SSL_OCSP_*; default off */
+    pv_conf_src_t ocsp_src;
+    const char *ocsp_responder; /* ssl_ocsp_responder URL, or NULL: each certificate's AIA */
+    pv_conf_src_t ocsp_responder_src;
+    int ocsp_cache;             /* ssl_ocsp_cache given: 1 shared, 0 off; PV_UNSET */
+    const char *ocsp_cache_name; /* its NAME */
+    int64_t ocsp_cache_size;    /* its SIZE in bytes */
+    pv_conf_src_t ocsp_cache_src;
     int enable;                 /* obsolete `ssl on`: the addresses it is the default server of speak TLS */
     pv_conf_src_t enable_src;
     int64_t session_timeout;    /* ms; default 5m */

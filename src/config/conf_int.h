@@ -289,12 +289,13 @@ void pv_conf_ssl_apply_protocols(void *ctx, int protocols);
  * lines of password_file (may be NULL) tried in turn; NULL after an
  * error reported with f's FILE:LINE. */
 void *pv_conf_ssl_load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, const pv_ssl_file_t *password_file);
-/* Apply `ssl_conf_command`-style commands to an SSL_CTX (client: the
- * proxy's side). PV_ERR after an error naming the command's FILE:LINE. */
 /* Loads a PEM CRL file (ssl_crl, proxy_ssl_crl) into an SSL_CTX's store and
  * turns on CRL checks of the whole chain; NULL loads nothing. */
 int pv_conf_ssl_load_crl(pv_conf_ctx_t *cx, void *ctx, const pv_ssl_file_t *crl);
-int pv_conf_ssl_commands(pv_conf_ctx_t *cx, void *ctx, const pv_ssl_cmd_t *cmds, int ncmds, int client);
+/* Apply `ssl_conf_command`-style commands to an SSL_CTX, with both roles'
+ * commands allowed and file values under the prefix, as NGINX applies
+ * them. PV_ERR after an error naming the command's FILE:LINE. */
+int pv_conf_ssl_commands(pv_conf_ctx_t *cx, void *ctx, const pv_ssl_cmd_t *cmds, int ncmds);
 /* Build s->ssl.ctx when s has certificates. */
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s);
 /* The compression directives (zip_conf.c): gzip_*, gzip_disable, brotli_*. */

@@ -280,7 +280,7 @@ static SSL_CTX *client_ctx(pv_conf_ctx_t *cx, const pv_proxy_ssl_conf_t *c, cons
     }
     if (pv_conf_ssl_load_crl(cx, ctx, c->crl) != PV_OK)
         return NULL;
-    if (pv_conf_ssl_commands(cx, ctx, c->cmds, c->ncmds, 1) != PV_OK)
+    if (pv_conf_ssl_commands(cx, ctx, c->cmds, c->ncmds) != PV_OK)
         return NULL;
     /* grpcs://: HTTP/2 is asked for by ALPN, as NGINX's grpc module does */
     static const unsigned char h2[] = "\x02h2";

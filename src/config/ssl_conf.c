@@ -28,6 +28,8 @@ void pv_conf_ssl_init(pv_ssl_conf_t *c)
     c->enable = PV_UNSET;
     c->early_data = PV_UNSET;
     c->reject_handshake = PV_UNSET;
+    c->ocsp = PV_UNSET;
+    c->ocsp_cache = PV_UNSET;
 }
 
 static pv_ssl_file_t *file_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd)
@@ -38,14 +40,24 @@ static pv_ssl_file_t *file_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd)
     return f;
 }
 
+/* ssl_certificate / ssl_certificate_key: a file, a "data:" value (the
+ * PEM itself), or either with variables, evaluated per handshake. */
 static int set_certificate_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                               void *base)
 {
     pv_ssl_conf_t *c = ssl(cx);
+    const char *v = ARG(nd, 1);
     int key = strcmp(ARG(nd, 0), "ssl_certificate_key") == 0;
     pv_ssl_file_t *f = pv_conf_push(cx->a, key ? (void *)&c->keys : (void *)&c->certs,
                                     key ? &c->nkeys : &c->ncerts, sizeof(*f));
-    *f = *file_arg(cx, nd);
+    f->src = nd->src;
+    c->prefix = cx->conf->prefix;
+    if (strchr(v, '$')) {
+        f->path = pv_arena_strdup(cx->a, v);
+        f->cv = pv_arena_calloc(cx->a, sizeof(*f->cv));
+        return pv_conf_compile(cx, nd, f->cv, v, strlen(v));
+    }
+    f->path = strncmp(v, "data:", 5) == 0 ? pv_arena_strdup(cx->a, v) : pv_conf_full_path(cx, v);
     return PV_OK;
 }
 
@@ -214,6 +226,61 @@ static int set_session_cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, con
     return PV_OK;
 }
 
+static int set_ocsp_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    static const pv_conf_enum_t modes[] = {
+        {"off", PV_SSL_OCSP_OFF}, {"on", PV_SSL_OCSP_ON}, {"leaf", PV_SSL_OCSP_LEAF}, {NULL, 0},
+    };
+    pv_ssl_conf_t *c = ssl(cx);
+    if (c->ocsp != PV_UNSET)
+        return DUP(cx, nd);
+    for (const pv_conf_enum_t *e = modes; e->name; e++) {
+        if (strcasecmp(e->name, ARG(nd, 1)) == 0) {
+            c->ocsp = e->value;
+            c->ocsp_src = nd->src;
+            return PV_OK;
+        }
+    }
+    return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, 1));
+}
+
+static int set_ocsp_responder_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                                 void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    if (c->ocsp_responder)
+        return DUP(cx, nd);
+    c->ocsp_responder = pv_arena_strdup(cx->a, ARG(nd, 1));
+    c->ocsp_responder_src = nd->src;
+    return PV_OK;
+}
+
+/* ssl_ocsp_cache off | shared:NAME:SIZE */
+static int set_ocsp_cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                             void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    const char *a = ARG(nd, 1);
+    if (c->ocsp_cache != PV_UNSET)
+        return DUP(cx, nd);
+    c->ocsp_cache_src = nd->src;
+    if (strcmp(a, "off") == 0) {
+        c->ocsp_cache = 0;
+        return PV_OK;
+    }
+    const char *colon = strncmp(a, "shared:", 7) == 0 ? strchr(a + 7, ':') : NULL;
+    if (!colon || colon == a + 7)
+        return pv_conf_error(cx, &nd->src, "invalid OCSP cache \"%s\"", a);
+    c->ocsp_cache_size = pv_conf_parse_size((pv_str_t){colon + 1, strlen(colon + 1)});
+    if (c->ocsp_cache_size <= 0)
+        return pv_conf_error(cx, &nd->src, "invalid OCSP cache \"%s\"", a);
+    if (c->ocsp_cache_size < 8 * 4096)
+        return pv_conf_error(cx, &nd->src, "OCSP cache \"%s\" is too small", a);
+    c->ocsp_cache_name = pv_arena_strndup(cx->a, a + 7, (size_t)(colon - a - 7));
+    c->ocsp_cache = 1;
+    return PV_OK;
+}
+
 static int set_ticket_key_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                              void *base)
 {
@@ -249,6 +316,9 @@ static const pv_conf_cmd_t ssl_cmds[] = {
     {"ssl_stapling_file", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(stapling_file), NULL},
     {"ssl_stapling_verify", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(stapling_verify), NULL},
     {"ssl_stapling_responder", HS, PV_ARGS_TAKE1, set_string_cb, SSL_OFF(stapling_responder), NULL},
+    {"ssl_ocsp", HS, PV_ARGS_TAKE1, set_ocsp_cb, NONE, NULL},
+    {"ssl_ocsp_responder", HS, PV_ARGS_TAKE1, set_ocsp_responder_cb, NONE, NULL},
+    {"ssl_ocsp_cache", HS, PV_ARGS_TAKE1, set_ocsp_cache_cb, NONE, NULL},
     {"ssl_trusted_certificate", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(trusted), NULL},
     {"ssl", HS, PV_ARGS_FLAG, set_enable_cb, SSL_OFF(enable), NULL},
     {"ssl_session_cache", HS, PV_ARGS_TAKE12, set_session_cache_cb, NONE, NULL},
@@ -266,6 +336,7 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
         c->ncerts = p->ncerts;
         c->keys = p->keys;
         c->nkeys = p->nkeys;
+        c->prefix = p->prefix;
     }
     if (c->protocols == PV_UNSET) {
         c->protocols = p->protocols != PV_UNSET ? p->protocols : PV_SSL_TLSv1_2 | PV_SSL_TLSv1_3;
@@ -306,6 +377,20 @@ void pv_conf_ssl_merge(pv_ssl_conf_t *c, const pv_ssl_conf_t *p)
     INHERIT(stapling_verify, PV_UNSET, 0);
     INHERIT(stapling_responder, NULL, NULL);
     INHERIT(trusted, NULL, NULL);
+    if (c->ocsp == PV_UNSET) {
+        c->ocsp = p->ocsp != PV_UNSET ? p->ocsp : PV_SSL_OCSP_OFF;
+        c->ocsp_src = p->ocsp_src;
+    }
+    if (!c->ocsp_responder) {
+        c->ocsp_responder = p->ocsp_responder;
+        c->ocsp_responder_src = p->ocsp_responder_src;
+    }
+    if (c->ocsp_cache == PV_UNSET) {
+        c->ocsp_cache = p->ocsp_cache != PV_UNSET ? p->ocsp_cache : 0;
+        c->ocsp_cache_name = p->ocsp_cache_name;
+        c->ocsp_cache_size = p->ocsp_cache_size;
+        c->ocsp_cache_src = p->ocsp_cache_src;
+    }
     if (c->enable == PV_UNSET) {
         c->enable = p->enable != PV_UNSET ? p->enable : 0;
         c->enable_src = p->enable_src;

@@ -22,7 +22,9 @@
 #include "../core/log.h"
 #include "../core/tls.h"
 #include "../core/ocsp.h"
+#include "../core/ocsp_check.h"
 #include "../core/stapling.h"
+#include "../core/tls_cert.h"
 #include "../core/tls_session.h"
 
 /* "MESSAGE (SSL: ...)" in FILE:LINE, and the OpenSSL queue cleared. */
@@ -62,9 +64,17 @@ static int password_cb(char *buf, int size, int rwflag, void *u)
     return (int)n;
 }
 
+/* A file, or the PEM of a "data:" value. */
+static BIO *open_pem(const char *path)
+{
+    if (strncmp(path, "data:", 5) == 0)
+        return BIO_new_mem_buf(path + 5, (int)strlen(path + 5));
+    return BIO_new_file(path, "r");
+}
+
 static EVP_PKEY *load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, passwords_t *pw)
 {
-    BIO *bio = BIO_new_file(f->path, "r");
+    BIO *bio = open_pem(f->path);
     if (!bio) {
         char m[600];
         snprintf(m, sizeof(m), "cannot load certificate key \"%s\": BIO_new_file() failed", f->path);
@@ -122,7 +132,7 @@ void *pv_conf_ssl_load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, const pv_s
 static int load_cert(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_file_t *f, EVP_MD_CTX *sid, X509 **leaf)
 {
     char m[600];
-    BIO *bio = BIO_new_file(f->path, "r");
+    BIO *bio = open_pem(f->path);
     if (!bio) {
         snprintf(m, sizeof(m), "cannot load certificate \"%s\": BIO_new_file() failed", f->path);
         return ssl_error(cx, &f->src, m);
@@ -321,19 +331,26 @@ int pv_conf_ssl_load_crl(pv_conf_ctx_t *cx, void *sctx, const pv_ssl_file_t *crl
     return PV_OK;
 }
 
-int pv_conf_ssl_commands(pv_conf_ctx_t *cx, void *sctx, const pv_ssl_cmd_t *cmds, int ncmds, int client)
+int pv_conf_ssl_commands(pv_conf_ctx_t *cx, void *sctx, const pv_ssl_cmd_t *cmds, int ncmds)
 {
     if (ncmds == 0)
         return PV_OK;
     SSL_CONF_CTX *cc = SSL_CONF_CTX_new();
     if (!cc)
         return pv_conf_error(cx, &cmds[0].src, "SSL_CONF_CTX_new() failed");
-    SSL_CONF_CTX_set_flags(cc, SSL_CONF_FLAG_FILE | (client ? SSL_CONF_FLAG_CLIENT : SSL_CONF_FLAG_SERVER) |
+    /* both roles, as NGINX sets them: a command is refused only when
+     * OpenSSL knows it for neither */
+    SSL_CONF_CTX_set_flags(cc, SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_CLIENT | SSL_CONF_FLAG_SERVER |
                                    SSL_CONF_FLAG_CERTIFICATE | SSL_CONF_FLAG_SHOW_ERRORS);
     SSL_CONF_CTX_set_ssl_ctx(cc, sctx);
     int rc = PV_OK;
     for (int i = 0; i < ncmds && rc == PV_OK; i++) {
-        if (SSL_CONF_cmd(cc, cmds[i].name, cmds[i].value) <= 0) {
+        /* a file or directory named relative to the prefix, as any other */
+        int type = SSL_CONF_cmd_value_type(cc, cmds[i].name);
+        const char *v = cmds[i].value;
+        if (type == SSL_CONF_TYPE_FILE || type == SSL_CONF_TYPE_DIR)
+            v = pv_conf_full_path(cx, v);
+        if (SSL_CONF_cmd(cc, cmds[i].name, v) <= 0) {
             char m[600];
             snprintf(m, sizeof(m), "SSL_CONF_cmd(\"%s\", \"%s\") failed", cmds[i].name, cmds[i].value);
             rc = ssl_error(cx, &cmds[i].src, m);
@@ -538,6 +555,49 @@ static int set_stapling(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_server_t *s, X
     return PV_OK;
 }
 
+/* ssl_ocsp: the checks of client certificates after each handshake; a
+ * responder named by ssl_ocsp_responder is parsed and resolved now, as
+ * NGINX does, and the cache is joined by name. */
+static int set_ocsp(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_server_t *s)
+{
+    const pv_ssl_conf_t *c = &s->ssl;
+    if (c->ocsp == PV_SSL_OCSP_OFF)
+        return PV_OK;
+    if (c->verify_client == PV_VERIFY_OPTIONAL_NO_CA)
+        return pv_conf_error(cx, &c->ocsp_src, "\"ssl_ocsp\" is incompatible with \"ssl_verify_client "
+                             "optional_no_ca\"");
+    pv_ocsp_check_conf_t oc = {
+        .mode = c->ocsp == PV_SSL_OCSP_LEAF ? PV_OCSP_LEAF : PV_OCSP_ON,
+        .resolver = s->conf.resolver, .resolver_timeout = s->conf.resolver_timeout,
+    };
+    pv_conf_addr_t addr;
+    const char *url = c->ocsp_responder, *why = NULL;
+    if (url) {
+        const pv_conf_src_t *src = &c->ocsp_responder_src;
+        pv_ocsp_url_t *u = pv_arena_calloc(cx->a, sizeof(*u));
+        if (strncasecmp(url, "http://", 7) != 0)
+            return pv_conf_error(cx, src, "invalid URL prefix in OCSP responder \"%s\" in \"ssl_ocsp_responder\"",
+                                 url);
+        if (pv_ocsp_url_parse(url, strlen(url), u, &why) != PV_OK)
+            return pv_conf_error(cx, src, "%s in OCSP responder \"%s\" in \"ssl_ocsp_responder\"", why, url + 7);
+        if (pv_conf_resolve(cx, u->name, u->port, &addr, 1) != 1)
+            return pv_conf_error(cx, src, "host not found in OCSP responder \"%s\" in \"ssl_ocsp_responder\"",
+                                 url + 7);
+        struct in6_addr a6;
+        oc.url = u;
+        oc.addr = &addr.ss;
+        oc.addrlen = addr.len;
+        oc.literal = inet_pton(AF_INET, u->name, &a6) == 1 || inet_pton(AF_INET6, u->name, &a6) == 1;
+    }
+    if (c->ocsp_cache && !(oc.cache = pv_ocsp_cache_get(c->ocsp_cache_name, (size_t)c->ocsp_cache_size)))
+        return pv_conf_error(cx, &c->ocsp_cache_src, "out of memory for OCSP cache \"%s\"", c->ocsp_cache_name);
+    if (pv_ocsp_check_attach(ctx, &oc) != PV_OK) {
+        pv_ocsp_cache_unref(oc.cache);
+        return pv_conf_error(cx, &c->ocsp_src, "out of memory for \"ssl_ocsp\"");
+    }
+    return PV_OK;
+}
+
 /* ssl_session_cache, ssl_session_timeout, ssl_session_tickets and the
  * ticket keys, as ngx_ssl_session_cache() sets them. */
 static int set_sessions(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
@@ -575,6 +635,9 @@ static int set_sessions(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
             if (!ok)
                 return pv_conf_error(cx, &c->cache_src, "out of memory for session cache \"%s\"",
                                      c->cache_name);
+            /* tickets sealed with the cache's keys, rotated, as NGINX 1.23.2 */
+            if (c->session_tickets && c->nticket_keys == 0)
+                pv_tls_cache_ticket_keys(ctx);
         }
         break;
     }
@@ -601,6 +664,34 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Certificates with variables: each handshake names and loads them
+ * (http/ssl.c); the session id context takes their names as written, so
+ * that servers naming other files do not resume each other's sessions. */
+static int set_dynamic(pv_conf_ctx_t *cx, SSL_CTX *ctx, pv_server_t *s, EVP_MD_CTX *sid)
+{
+    pv_ssl_conf_t *c = &s->ssl;
+    for (int i = 0; i < c->ncerts; i++) {
+        if (i >= c->nkeys)
+            return pv_conf_error(cx, &c->certs[i].src, "no \"ssl_certificate_key\" is defined for "
+                                 "certificate \"%s\"", c->certs[i].path);
+        EVP_DigestUpdate(sid, c->certs[i].path, strlen(c->certs[i].path) + 1);
+    }
+    passwords_t pw = {0};
+    if (read_passwords(cx, c->password_file, &pw) != PV_OK)
+        return PV_ERR;
+    if (pw.buf) {
+        char *p = pv_arena_alloc(cx->a, pw.len + 1);
+        memcpy(p, pw.buf, pw.len);
+        p[pw.len] = 0;
+        c->passwords = p;
+        c->passwords_len = pw.len;
+        OPENSSL_cleanse(pw.buf, pw.len);
+        free(pw.buf);
+    }
+    pv_tls_ctx_cert_cb(ctx);
+    return PV_OK;
+}
+
 int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
 {
     pv_ssl_conf_t *c = &s->ssl;
@@ -623,13 +714,18 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
         return set_protocols(cx, ctx, c);
     }
     X509 **leafs = pv_arena_calloc(cx->a, sizeof(*leafs) * (size_t)c->ncerts);
-    int rc = load_certs(cx, ctx, c, sid, leafs);
+    c->dynamic = 0;
+    for (int i = 0; i < c->ncerts || i < c->nkeys; i++)
+        c->dynamic |= (i < c->ncerts && c->certs[i].cv) || (i < c->nkeys && c->keys[i].cv);
+    int rc = c->dynamic ? set_dynamic(cx, ctx, s, sid) : load_certs(cx, ctx, c, sid, leafs);
     if (rc == PV_OK)
         rc = set_protocols(cx, ctx, c);
     if (rc == PV_OK)
         rc = set_ciphers(cx, ctx, c);
     if (rc == PV_OK)
         rc = set_verify(cx, ctx, c, sid);
+    if (rc == PV_OK)
+        rc = set_ocsp(cx, ctx, s);
     if (rc == PV_OK) {
         rc = set_sessions(cx, ctx, c);
     }
@@ -640,7 +736,7 @@ int pv_conf_ssl_build(pv_conf_ctx_t *cx, pv_server_t *s)
         unsigned int mdlen = 0;
         EVP_DigestFinal_ex(sid, md, &mdlen);
         SSL_CTX_set_session_id_context(ctx, md, mdlen > SSL_MAX_SID_CTX_LENGTH ? SSL_MAX_SID_CTX_LENGTH : mdlen);
-        rc = pv_conf_ssl_commands(cx, ctx, c->cmds, c->ncmds, 0);
+        rc = pv_conf_ssl_commands(cx, ctx, c->cmds, c->ncmds);
     }
     EVP_MD_CTX_free(sid);
     return rc;

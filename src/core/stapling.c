@@ -17,9 +17,9 @@
 #include "common.h"
 #include "log.h"
 #include "net.h"
+#include "ocsp_fetch.h"
 #include "tls.h"
 
-#define FETCH_TIMEOUT 60000  /* ms for connect, request and answer (NGINX's staple timeout) */
 #define REQUEST_MAX 4096
 
 /* A response read from ssl_stapling_file, per SSL_CTX. */
@@ -54,18 +54,11 @@ typedef struct staple_s {
     char request[];
 } staple_t;
 
-/* One fetch under way on a worker's loop. */
+/* One fetch under way on this worker's loop. */
 typedef struct fetch_s {
     struct fetch_s *prev, *next;    /* the thread's fetches */
     staple_t *st;
-    pv_loop_t *loop;
-    pv_io_t io;
-    pv_timer_t timer;
-    pv_resolve_wait_t *wait;
-    int connected;
-    size_t sent, got;
-    char peer[64];
-    unsigned char buf[PV_OCSP_RESPONSE_MAX];
+    pv_ocsp_fetch_t *f;
 } fetch_t;
 
 static int file_index = -1, cert_index = -1;
@@ -104,41 +97,10 @@ static void make_indexes(void)
 
 /* ---- a fetch --------------------------------------------------------------- */
 
-static void flog(const fetch_t *f, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* A line with NGINX's context for a fetch. */
-static void flog(const fetch_t *f, int level, const char *fmt, ...)
+/* The staple's fetch is over: the response (NULL: none) and its
+ * nextUpdate; it is retried at refresh. */
+static void staple_fetched(staple_t *st, const unsigned char *der, size_t len, time_t valid)
 {
-    char m[700];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof(m), fmt, ap);
-    va_end(ap);
-    if (f->peer[0])
-        pv_log(level, "%s while requesting certificate status, responder: %s, peer: %s, certificate: \"%s\"", m,
-               f->st->url.host, f->peer, f->st->name);
-    else
-        pv_log(level, "%s while requesting certificate status, responder: %s, certificate: \"%s\"", m,
-               f->st->url.host, f->st->name);
-}
-
-/* The fetch ends; the staple is retried at refresh. */
-static void fetch_end(fetch_t *f, const unsigned char *der, size_t len, time_t valid)
-{
-    if (f->wait)
-        pv_resolve_cancel(f->wait);
-    if (f->io.fd >= 0) {
-        pv_loop_del(f->loop, &f->io);
-        close(f->io.fd);
-    }
-    pv_timer_del(f->loop, &f->timer);
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        fetches = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    staple_t *st = f->st;
     time_t now = time(NULL);
     unsigned char *copy = der ? malloc(len) : NULL;
     if (copy)
@@ -157,8 +119,16 @@ static void fetch_end(fetch_t *f, const unsigned char *der, size_t len, time_t v
         st->refresh = now + 300;
     }
     pthread_mutex_unlock(&st->lock);
-    staple_unref(st);
-    free(f);
+}
+
+static void fetch_unlink(fetch_t *sf)
+{
+    if (sf->prev)
+        sf->prev->next = sf->next;
+    else
+        fetches = sf->next;
+    if (sf->next)
+        sf->next->prev = sf->prev;
 }
 
 static time_t asn1_time(const ASN1_GENERALIZEDTIME *t)
@@ -169,11 +139,12 @@ static time_t asn1_time(const ASN1_GENERALIZEDTIME *t)
     return timegm(&tm);
 }
 
+#define flog pv_ocsp_fetch_log
+
 /* Checks of the response, as NGINX makes them; its nextUpdate in
- * *valid. NULL when it is to be stapled, else why not (logged). */
-static int check_response(fetch_t *f, const unsigned char *der, size_t len, time_t *valid)
+ * *valid. 1 when it is to be stapled, else 0 (why is logged). */
+static int check_response(staple_t *st, pv_ocsp_fetch_t *f, const unsigned char *der, size_t len, time_t *valid)
 {
-    staple_t *st = f->st;
     char t[400];
     const unsigned char *p = der;
     OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
@@ -207,164 +178,40 @@ static int check_response(fetch_t *f, const unsigned char *der, size_t len, time
     return ok;
 }
 
-/* The responder closed: the answer is whole. */
-static void answered(fetch_t *f)
+static void fetched(void *arg, pv_ocsp_fetch_t *f, const unsigned char *der, size_t len)
 {
-    pv_ocsp_http_t h;
-    int rc = pv_ocsp_http_parse(f->buf, f->got, &h);
+    fetch_t *sf = arg;
+    staple_t *st = sf->st;
     time_t valid = 0;
-    if (rc == PV_AGAIN)
-        flog(f, PV_LOG_ERR, "OCSP responder prematurely closed connection");
-    else if (rc != PV_OK)
-        flog(f, PV_LOG_ERR, "OCSP responder sent invalid response");
-    else if (h.ctype)
-        flog(f, PV_LOG_ERR, "OCSP responder sent invalid \"Content-Type\" header: \"%.*s\"", (int)h.ctype_len,
-             h.ctype);
-    else if (h.code != 200)
-        flog(f, PV_LOG_ERR, "OCSP responder sent status %d", h.code);
-    else if (check_response(f, f->buf + h.body, f->got - h.body, &valid)) {
-        fetch_end(f, f->buf + h.body, f->got - h.body, valid);
-        return;
-    }
-    fetch_end(f, NULL, 0, 0);
-}
-
-static void fetch_io(pv_io_t *io, unsigned events)
-{
-    fetch_t *f = io->data;
-    staple_t *st = f->st;
-    if (!f->connected) {
-        int err = pv_net_sock_error(io->fd);
-        if (err) {
-            /* NGINX meets a refused connect in its first read */
-            flog(f, PV_LOG_ERR, "recv() failed (%d: %s)", err, strerror(err));
-            flog(f, PV_LOG_ERR, "OCSP responder prematurely closed connection");
-            fetch_end(f, NULL, 0, 0);
-            return;
-        }
-        if (!(events & (PV_EV_WRITE | PV_EV_READ)))
-            return;
-        f->connected = 1;
-    }
-    while (f->sent < st->reqlen) {
-        ssize_t n = send(io->fd, st->request + f->sent, st->reqlen - f->sent, MSG_NOSIGNAL);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        if (n < 0) {
-            flog(f, PV_LOG_ERR, "send() failed (%d: %s)", errno, strerror(errno));
-            fetch_end(f, NULL, 0, 0);
-            return;
-        }
-        f->sent += (size_t)n;
-    }
-    for (;;) {
-        if (f->got == sizeof(f->buf)) {
-            flog(f, PV_LOG_ERR, "OCSP responder sent too large response");
-            fetch_end(f, NULL, 0, 0);
-            return;
-        }
-        ssize_t n = recv(io->fd, f->buf + f->got, sizeof(f->buf) - f->got, 0);
-        if (n > 0) {
-            f->got += (size_t)n;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        if (n < 0) {
-            flog(f, PV_LOG_ERR, "recv() failed (%d: %s)", errno, strerror(errno));
-            fetch_end(f, NULL, 0, 0);
-            return;
-        }
-        answered(f);
-        return;
-    }
-}
-
-static void fetch_timeout(pv_timer_t *t)
-{
-    fetch_t *f = t->data;
-    flog(f, PV_LOG_ERR, "OCSP responder timed out (110: Connection timed out)");
-    fetch_end(f, NULL, 0, 0);
-}
-
-static void fetch_connect(fetch_t *f, const struct sockaddr *sa, socklen_t len)
-{
-    char host[INET6_ADDRSTRLEN];
-    uint16_t port = pv_net_addr_text(sa, host, sizeof(host));
-    snprintf(f->peer, sizeof(f->peer), sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
-    int fd = pv_net_connect(sa, len);
-    if (fd < 0) {
-        flog(f, PV_LOG_ERR, "connect() failed (%d: %s)", errno, strerror(errno));
-        fetch_end(f, NULL, 0, 0);
-        return;
-    }
-    f->io.fd = fd;
-    if (pv_loop_add(f->loop, &f->io) != PV_OK) {
-        flog(f, PV_LOG_ERR, "epoll_ctl() failed (%d: %s)", errno, strerror(errno));
-        fetch_end(f, NULL, 0, 0);
-        return;
-    }
-    pv_timer_set(f->loop, &f->timer, FETCH_TIMEOUT);
-}
-
-static void resolved(void *data, const pv_resolved_t *res)
-{
-    fetch_t *f = data;
-    f->wait = NULL;
-    if (res->status != PV_RESOLVE_OK || res->naddrs == 0) {
-        flog(f, PV_LOG_ERR, "%s could not be resolved (%d: %s)", f->st->url.name, pv_resolve_code(res->status),
-             pv_resolve_strerror(res->status));
-        fetch_end(f, NULL, 0, 0);
-        return;
-    }
-    /* the first address, as NGINX connects */
-    struct sockaddr_storage ss = res->addrs[0];
-    uint16_t port = htons((uint16_t)f->st->url.port);
-    if (ss.ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)&ss)->sin6_port = port;
-    else
-        ((struct sockaddr_in *)&ss)->sin_port = port;
-    fetch_connect(f, (const struct sockaddr *)&ss, res->lens[0]);
+    if (der && !check_response(st, f, der, len, &valid))
+        der = NULL;
+    staple_fetched(st, der, len, valid);
+    fetch_unlink(sf);
+    staple_unref(st);
+    free(sf);
 }
 
 /* Start a fetch of st on this worker's loop (st->loading is set). */
 static void fetch_start(staple_t *st)
 {
-    fetch_t *f = calloc(1, sizeof(*f));
-    if (!f) {
-        pthread_mutex_lock(&st->lock);
-        st->loading = 0;
-        pthread_mutex_unlock(&st->lock);
+    fetch_t *sf = calloc(1, sizeof(*sf));
+    pv_ocsp_peer_t p = {
+        .url = &st->url, .addr = &st->addr, .addrlen = st->addrlen, .literal = st->literal,
+        .resolver = st->has_resolver ? &st->rcf : NULL, .resolver_timeout = st->resolver_timeout,
+    };
+    if (sf)
+        sf->f = pv_ocsp_fetch(tloop, &p, st->request, st->reqlen, st->name, fetched, sf);
+    if (!sf || !sf->f) {
+        free(sf);
+        staple_fetched(st, NULL, 0, 0);
         return;
     }
     atomic_fetch_add(&st->refs, 1);
-    f->st = st;
-    f->loop = tloop;
-    f->io = (pv_io_t){.fd = -1, .cb = fetch_io, .data = f};
-    pv_timer_init(&f->timer, fetch_timeout, f);
-    f->next = fetches;
+    sf->st = st;
+    sf->next = fetches;
     if (fetches)
-        fetches->prev = f;
-    fetches = f;
-    if (st->literal) {
-        fetch_connect(f, (const struct sockaddr *)&st->addr, st->addrlen);
-        return;
-    }
-    pv_resolver_t *r = st->has_resolver ? pv_resolver_get(tloop, &st->rcf) : NULL;
-    if (!st->has_resolver) {
-        flog(f, PV_LOG_WARN, "no resolver defined to resolve %s", st->url.name);
-        fetch_connect(f, (const struct sockaddr *)&st->addr, st->addrlen);
-        return;
-    }
-    pv_resolve_wait_t *w = NULL;
-    if (!r || pv_resolve(r, st->url.name, st->resolver_timeout, resolved, f, &w) == PV_ERR) {
-        flog(f, PV_LOG_ERR, "out of memory resolving %s", st->url.name);
-        fetch_end(f, NULL, 0, 0);
-        return;
-    }
-    /* PV_OK: resolved() ran (and may have ended the fetch) */
-    if (w)
-        f->wait = w;
+        fetches->prev = sf;
+    fetches = sf;
 }
 
 /* ---- the status callback ----------------------------------------------------- */
@@ -421,29 +268,6 @@ int pv_stapling_attach_file(SSL_CTX *ctx, const unsigned char *der, size_t len)
     return PV_OK;
 }
 
-/* The DER OCSP request for st->id into st->request as a GET. */
-static int make_request(staple_t *st, size_t cap)
-{
-    OCSP_REQUEST *req = OCSP_REQUEST_new();
-    OCSP_CERTID *id = OCSP_CERTID_dup(st->id);
-    if (!req || !id || !OCSP_request_add0_id(req, id)) {
-        OCSP_CERTID_free(id);
-        OCSP_REQUEST_free(req);
-        return PV_ERR;
-    }
-    unsigned char *der = NULL;
-    int n = i2d_OCSP_REQUEST(req, &der);
-    OCSP_REQUEST_free(req);
-    if (n <= 0)
-        return PV_ERR;
-    long len = pv_ocsp_request_text(&st->url, der, (size_t)n, st->request, cap);
-    OPENSSL_free(der);
-    if (len < 0)
-        return PV_ERR;
-    st->reqlen = (size_t)len;
-    return PV_OK;
-}
-
 int pv_stapling_attach(SSL_CTX *ctx, X509 *cert, X509 *issuer, const pv_stapling_conf_t *sc)
 {
     pthread_once(&index_once, make_indexes);
@@ -471,11 +295,13 @@ int pv_stapling_attach(SSL_CTX *ctx, X509 *cert, X509 *issuer, const pv_stapling
         st->rcf.zone = NULL;
     }
     st->resolver_timeout = sc->resolver_timeout;
-    if (!st->chain || !st->store || !st->id || !st->name || make_request(st, REQUEST_MAX) != PV_OK ||
+    long len = 0;
+    if (!st->chain || !st->store || !st->id || !st->name || (len = pv_ocsp_request_for(&st->url, st->id, st->request, REQUEST_MAX)) < 0 ||
         !X509_set_ex_data(cert, cert_index, st)) {
         staple_unref(st);
         return PV_ERR;
     }
+    st->reqlen = (size_t)len;
     SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
     return PV_OK;
 }
@@ -488,7 +314,13 @@ void pv_stapling_thread_init(pv_loop_t *l)
 
 void pv_stapling_thread_exit(void)
 {
-    while (fetches)
-        fetch_end(fetches, NULL, 0, 0);
+    while (fetches) {
+        fetch_t *sf = fetches;
+        pv_ocsp_fetch_cancel(sf->f);
+        staple_fetched(sf->st, NULL, 0, 0);
+        fetch_unlink(sf);
+        staple_unref(sf->st);
+        free(sf);
+    }
     tloop = NULL;
 }

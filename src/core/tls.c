@@ -21,12 +21,16 @@ enum { TLS_ON = 0, TLS_SNIFF, TLS_PLAIN };
 typedef struct pv_tls_s {
     SSL *ssl;
     void *owner;      /* for the SNI function */
+    SSL_CTX *session_ctx; /* server: the SSL_CTX it began with, whose session cache and ticket keys serve it */
     uint8_t mode;     /* TLS_*: still looking at the first byte, TLS, or plain bytes */
     uint8_t failed;   /* a fatal error: no close_notify may follow */
     uint8_t early;    /* TLS 1.3 early data may still come: read with SSL_read_early_data() */
     uint8_t client;   /* a connection to an upstream */
     uint8_t handshaked; /* client: handshake done and checked */
     uint8_t established; /* a read or write went through: a failure is not the handshake's */
+    uint8_t checked;  /* server: the handshake is done and the post-handshake function ran */
+    uint8_t waiting;  /* server: that function's work goes on; nothing is read meanwhile */
+    pv_xprt_t *x;     /* server, while waiting: the transport to wake */
     char *verify_name;  /* client: the name the certificate must match; NULL: no check */
     pv_tls_save_fn save; /* client: where resumable sessions go */
     void *save_arg;
@@ -37,6 +41,12 @@ static __thread char why_buf[512];
 
 static pv_tls_sni_fn sni_fn;
 static pv_tls_peer_fn peer_fn;
+static pv_tls_post_fn post_fn;
+
+void pv_tls_set_post_handshake(pv_tls_post_fn fn)
+{
+    post_fn = fn;
+}
 
 void pv_tls_set_hooks(pv_tls_sni_fn sni, pv_tls_peer_fn peer)
 {
@@ -86,6 +96,18 @@ SSL_CTX *pv_tls_ctx_new(void)
     return ctx;
 }
 
+void *pv_tls_owner(const SSL *ssl)
+{
+    const pv_tls_t *t = SSL_get_app_data(ssl);
+    return t && !t->client ? t->owner : NULL;
+}
+
+SSL_CTX *pv_tls_session_ctx(SSL *ssl)
+{
+    const pv_tls_t *t = SSL_get_app_data(ssl);
+    return t && t->session_ctx ? t->session_ctx : SSL_get_SSL_CTX(ssl);
+}
+
 void pv_tls_set_owner(pv_xprt_t *x, void *owner)
 {
     if (x->ops == &pv_xprt_tls && x->ctx)
@@ -107,6 +129,7 @@ int pv_tls_server(pv_xprt_t *x, SSL_CTX *ctx, void *owner)
     SSL_set_accept_state(t->ssl);
     SSL_set_app_data(t->ssl, t);
     t->owner = owner;
+    t->session_ctx = ctx;
     t->mode = TLS_SNIFF;
     t->early = SSL_CTX_get_max_early_data(ctx) > 0;
     x->ctx = t;
@@ -459,6 +482,50 @@ static ssize_t client_handshake(pv_xprt_t *x, pv_tls_t *t, uint8_t *flag, uint8_
     return PV_OK;
 }
 
+/* The post-handshake function's work is over: the transport reads again. */
+static void post_done(void *arg)
+{
+    pv_xprt_t *x = arg;
+    pv_tls_t *t = x->ctx;
+    t->waiting = 0;
+    t->x = NULL;
+    x->readable = 1;
+    x->io.cb(&x->io, PV_EV_READ);
+}
+
+/* A server handshake runs to its end before anything is read, then the
+ * post-handshake function (the OCSP checks of a client certificate),
+ * which may hold the reads back until it is done. PV_OK to read on. */
+static ssize_t server_handshake(pv_xprt_t *x, pv_tls_t *t)
+{
+    if (t->waiting) {
+        x->readable = 0;
+        return PV_AGAIN;
+    }
+    if (!SSL_is_init_finished(t->ssl)) {
+        ERR_clear_error();
+        errno = 0;
+        int r = SSL_do_handshake(t->ssl);
+        if (r != 1)
+            return tls_fail(x, t, r, &x->readable, &x->read_wants, 1);
+    }
+    t->checked = 1;
+    int rc = post_fn ? post_fn(t->ssl, t->owner, post_done, x) : PV_OK;
+    if (rc == PV_AGAIN) {
+        t->waiting = 1;
+        t->x = x;
+        x->readable = 0;
+        x->read_wants = PV_EV_READ;
+        return PV_AGAIN;
+    }
+    if (rc != PV_OK) {
+        t->failed = 1;
+        errno = ENOMEM;
+        return PV_ERR;
+    }
+    return PV_OK;
+}
+
 static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
 {
     pv_tls_t *t = x->ctx;
@@ -476,6 +543,11 @@ static ssize_t tls_read(pv_xprt_t *x, void *buf, size_t len)
     }
     if (t->early) {
         ssize_t rc = read_early(x, t, buf, len);
+        if (rc != PV_OK)
+            return rc;
+    }
+    if (!t->client && (!t->checked || t->waiting)) {
+        ssize_t rc = server_handshake(x, t);
         if (rc != PV_OK)
             return rc;
     }

@@ -27,6 +27,12 @@ typedef int (*pv_tls_sni_fn)(SSL *ssl, void *owner, const char *name);
 /* Writes who the owner's peer is ("client: 127.0.0.1") for log lines. */
 typedef void (*pv_tls_peer_fn)(void *owner, char *buf, size_t len);
 void pv_tls_set_hooks(pv_tls_sni_fn sni, pv_tls_peer_fn peer);
+/* Called once a server handshake is done, before anything is read, with
+ * the owner: PV_OK to read on, PV_AGAIN when resume(arg) will be called
+ * from the loop once its work is done (reads wait until then; never
+ * called once the session is freed), PV_ERR to close. */
+typedef int (*pv_tls_post_fn)(SSL *ssl, void *owner, void (*resume)(void *arg), void *arg);
+void pv_tls_set_post_handshake(pv_tls_post_fn fn);
 
 /* A server SSL_CTX with the fixed settings; NULL when out of memory. */
 SSL_CTX *pv_tls_ctx_new(void);
@@ -38,6 +44,12 @@ int pv_tls_server(pv_xprt_t *x, SSL_CTX *ctx, void *owner);
 /* The transport moved to another owner (HTTP/2 taking over a connection);
  * NULL: none the hooks can name. Harmless on a plain transport. */
 void pv_tls_set_owner(pv_xprt_t *x, void *owner);
+/* The SSL_CTX a server session began with (before SNI switched it): as
+ * OpenSSL calls its session callbacks, its session cache and ticket keys
+ * are the session's. SSL_get_SSL_CTX() for any other session. */
+SSL_CTX *pv_tls_session_ctx(SSL *ssl);
+/* The owner of a server session (NULL: none, or a client session). */
+void *pv_tls_owner(const SSL *ssl);
 
 /* ---- client side (connections to upstreams) ---- */
 

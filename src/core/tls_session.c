@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "common.h"
+#include "tls.h"
 
 /* ---- shared session cache ------------------------------------------------ */
 
@@ -35,6 +36,10 @@ struct pv_tls_cache_s {
     entry_t *head, *tail;
     entry_t *bucket[NBUCKETS];
     struct pv_tls_cache_s *next;      /* registry */
+    /* ticket keys of the SSL_CTXs without ssl_session_ticket_key: the
+     * current one, then the one before it, rotated each session timeout */
+    pv_tls_ticket_key_t tk[2];
+    time_t tk_expire;                 /* when tk[0] stops encrypting; 0: none made yet */
 };
 
 typedef struct {
@@ -134,6 +139,7 @@ void pv_tls_cache_unref(pv_tls_cache_t *c)
         n = e->next;
         free(e);
     }
+    OPENSSL_cleanse(c->tk, sizeof(c->tk));
     pthread_mutex_destroy(&c->lock);
     free(c->name);
     free(c);
@@ -149,7 +155,7 @@ size_t pv_tls_cache_count(pv_tls_cache_t *c)
 
 static pv_tls_cache_t *ctx_cache(SSL *ssl)
 {
-    return SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), cache_index);
+    return SSL_CTX_get_ex_data(pv_tls_session_ctx(ssl), cache_index);
 }
 
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
@@ -293,33 +299,82 @@ static int mac_init(EVP_MAC_CTX *mac, const pv_tls_ticket_key_t *k)
     return EVP_MAC_init(mac, k->hmac, (size_t)k->size, params);
 }
 
+static int new_key(pv_tls_ticket_key_t *k)
+{
+    k->size = 32;
+    return RAND_bytes(k->name, 16) == 1 && RAND_bytes(k->hmac, 32) == 1 && RAND_bytes(k->aes, 32) == 1
+               ? PV_OK : PV_ERR;
+}
+
+/* The keys of a shared session cache, made on first use and rotated once
+ * the current one is older than the session timeout (the one before it
+ * still decrypts, asking for a new ticket), as NGINX 1.23.2 rotates the
+ * keys it keeps in a shared zone. keys[] gets a copy; their count. */
+static int shared_keys(SSL *ssl, pv_tls_ticket_key_t *keys)
+{
+    SSL_CTX *ctx = pv_tls_session_ctx(ssl);
+    pv_tls_cache_t *c = SSL_CTX_get_ex_data(ctx, cache_index);
+    if (!c)
+        return 0;
+    time_t now = time(NULL), timeout = (time_t)SSL_CTX_get_timeout(ctx);
+    int n = 0;
+    pthread_mutex_lock(&c->lock);
+    if (c->tk_expire == 0 || c->tk_expire <= now) {
+        pv_tls_ticket_key_t k;
+        if (new_key(&k) == PV_OK) {
+            c->tk[1] = c->tk_expire ? c->tk[0] : k;
+            c->tk[0] = k;
+            c->tk_expire = now + (timeout > 0 ? timeout : 1);
+        }
+        OPENSSL_cleanse(&k, sizeof(k));
+    }
+    if (c->tk_expire) {
+        keys[0] = c->tk[0];
+        keys[1] = c->tk[1];
+        n = 2;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
 static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *ectx,
                      EVP_MAC_CTX *mac, int enc)
 {
-    keyset_t *ks = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), keys_index);
-    if (!ks || ks->n == 0)
+    keyset_t *ks = SSL_CTX_get_ex_data(pv_tls_session_ctx(ssl), keys_index);
+    pv_tls_ticket_key_t shared[2];
+    const pv_tls_ticket_key_t *keys = ks ? ks->k : shared;
+    int n = ks ? ks->n : shared_keys(ssl, shared), rc = 0;
+    if (n == 0)
         return 0;
     if (enc) {
-        const pv_tls_ticket_key_t *k = &ks->k[0];
+        const pv_tls_ticket_key_t *k = &keys[0];
         const EVP_CIPHER *cipher = k->size == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
-        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) != 1)
-            return -1;
         memcpy(name, k->name, 16);
-        if (EVP_EncryptInit_ex(ectx, cipher, NULL, k->aes, iv) != 1 || mac_init(mac, k) != 1)
-            return -1;
-        return 1;
+        rc = RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) == 1 &&
+                     EVP_EncryptInit_ex(ectx, cipher, NULL, k->aes, iv) == 1 && mac_init(mac, k) == 1
+                 ? 1 : -1;
+    } else {
+        for (int i = 0; i < n; i++) {
+            const pv_tls_ticket_key_t *k = &keys[i];
+            if (memcmp(name, k->name, 16) != 0)
+                continue;
+            const EVP_CIPHER *cipher = k->size == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
+            if (mac_init(mac, k) != 1 || EVP_DecryptInit_ex(ectx, cipher, NULL, k->aes, iv) != 1)
+                rc = -1;
+            else /* a ticket under an older key is renewed under the first */
+                rc = i == 0 ? 1 : 2;
+            break;
+        }
     }
-    for (int i = 0; i < ks->n; i++) {
-        const pv_tls_ticket_key_t *k = &ks->k[i];
-        if (memcmp(name, k->name, 16) != 0)
-            continue;
-        const EVP_CIPHER *cipher = k->size == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
-        if (mac_init(mac, k) != 1 || EVP_DecryptInit_ex(ectx, cipher, NULL, k->aes, iv) != 1)
-            return -1;
-        /* a ticket under an older key is renewed under the first */
-        return i == 0 ? 1 : 2;
-    }
-    return 0;
+    if (!ks)
+        OPENSSL_cleanse(shared, sizeof(shared));
+    return rc;
+}
+
+int pv_tls_cache_ticket_keys(SSL_CTX *ctx)
+{
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    return PV_OK;
 }
 
 int pv_tls_ticket_keys_attach(SSL_CTX *ctx, const pv_tls_ticket_key_t *keys, int n)

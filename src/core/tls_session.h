@@ -38,5 +38,9 @@ int pv_tls_ticket_key_parse(const unsigned char *p, size_t len, pv_tls_ticket_ke
 /* Encrypt tickets with keys[0] and decrypt with any of them (the
  * others ask for a new ticket); the keys are copied and freed with ctx. */
 int pv_tls_ticket_keys_attach(SSL_CTX *ctx, const pv_tls_ticket_key_t *keys, int n);
+/* ctx has a shared session cache and no keys of its own: its tickets are
+ * sealed with keys kept in the cache, shared by every SSL_CTX using it
+ * and made anew each session timeout. */
+int pv_tls_cache_ticket_keys(SSL_CTX *ctx);
 
 #endif

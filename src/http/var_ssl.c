@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "../core/ocsp_check.h"
 #include "../core/tls.h"
 #include "request.h"
 
@@ -192,10 +193,11 @@ static int ssl_client_verify_cb(pv_request_t *r, const pv_cv_part_t *part, pv_va
     if (!client_cert(r, v, &rc))
         return rc == PV_VAL_MISSING ? rc : cstr_value("NONE", v);
     long res = SSL_get_verify_result(conn_ssl(r));
-    if (res == X509_V_OK)
+    /* a certificate that verified may yet fail its OCSP checks */
+    const char *why = res == X509_V_OK ? pv_ocsp_check_failure(conn_ssl(r)) : X509_verify_cert_error_string(res);
+    if (!why)
         return cstr_value("SUCCESS", v);
     pv_var_put(o, "FAILED:", 7);
-    const char *why = X509_verify_cert_error_string(res);
     pv_var_put(o, why, strlen(why));
     return PV_VAL_WRITTEN;
 }
