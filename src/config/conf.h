@@ -767,6 +767,8 @@ typedef struct pv_upstream_server_s {
     int line;                     /* first server line with the same name (consistent hash identity) */
     int weight;                   /* default 1 */
     int max_fails;                /* default 1 */
+    int request_fails;            /* a run-time pool's server: its failures keep it out of the
+                                     request that saw them only, as NGINX's per-request peers */
     int64_t fail_timeout;         /* default 10s */
     int max_conns;                /* 0: no limit */
     int64_t slow_start;           /* ms over which a recovered server's weight grows back; 0 off */

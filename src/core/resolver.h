@@ -25,7 +25,15 @@ typedef struct pv_resolver_conf_s {
 } pv_resolver_conf_t;
 
 /* How a lookup ended. */
-enum { PV_RESOLVE_OK = 0, PV_RESOLVE_NOTFOUND, PV_RESOLVE_TIMEDOUT, PV_RESOLVE_ERROR };
+enum {
+    PV_RESOLVE_OK = 0,
+    PV_RESOLVE_NOTFOUND, /* NXDOMAIN, or no record of the type */
+    PV_RESOLVE_TIMEDOUT,
+    PV_RESOLVE_ERROR,    /* SERVFAIL, an unreadable answer, no memory */
+    PV_RESOLVE_FORMERR,
+    PV_RESOLVE_NOTIMP,
+    PV_RESOLVE_REFUSED
+};
 
 /* One SRV record (RFC 2782). */
 typedef struct pv_srv_s {
@@ -54,7 +62,9 @@ typedef struct pv_resolve_wait_s pv_resolve_wait_t;
 /* This thread's resolver for cf on loop l (made on first use, kept for
  * the thread's life and shared by equal settings); NULL out of memory. */
 pv_resolver_t *pv_resolver_get(pv_loop_t *l, const pv_resolver_conf_t *cf);
-/* Look name up. PV_OK: answered from the cache, cb already called.
+/* Look name up (A and AAAA as ipv4=/ipv6= say; a CNAME with no
+ * address followed to its target, 50 deep at most; one final dot left
+ * out). PV_OK: answered from the cache, cb already called.
  * PV_AGAIN: a query is out; cb comes from the loop within timeout_ms
  * (then PV_RESOLVE_TIMEDOUT at the latest), unless the wait returned in
  * *w is cancelled first. PV_ERR: out of memory. */

@@ -937,7 +937,8 @@ static void client_abort(pv_hreq_t *hr)
 {
     pv_proxy_t *px = hr->handler_ctx;
     pv_upqueue_leave(&px->qwait);
-    pv_proxy_release_server(px, PV_BAL_OK);
+    if (px->pool) /* none yet while the name is looked up */
+        pv_proxy_release_server(px, PV_BAL_OK);
     drop_upstream(px);
     if (px->dyn & PV_PROXY_DYN_WAIT)
         pv_proxy_target_done(px); /* the lookup is forgotten */

@@ -87,7 +87,7 @@ int pv_bal_usable(const pv_upstream_server_t *s, const pv_bal_state_t *st, int64
 {
     if (s->down || st->hc_down || st->od_until > now)
         return 0;
-    if (s->max_fails && st->fails >= s->max_fails && now - st->checked <= s->fail_timeout)
+    if (s->max_fails && !s->request_fails && st->fails >= s->max_fails && now - st->checked <= s->fail_timeout)
         return 0;
     return !(s->max_conns && st->conns >= s->max_conns);
 }

@@ -250,6 +250,13 @@ static void answered(void *data, const pv_resolved_t *res)
 {
     job_t *j = data;
     j->wait = NULL;
+    if (res->status == PV_RESOLVE_NOTFOUND) {
+        /* the name is gone (NXDOMAIN, or no record): so are its servers, as NGINX */
+        pv_log(PV_LOG_ERR, "upstream \"%s\": %s could not be resolved (3: Host not found)", j->pool->cf->name,
+               job_name(j));
+        job_apply(j, NULL, NULL, NULL, 0, res->expires);
+        return;
+    }
     if (res->status != PV_RESOLVE_OK) {
         job_failed(j, res->status);
         return;

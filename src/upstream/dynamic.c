@@ -3,8 +3,8 @@
  * literal address), as NGINX makes a round-robin peer set for them. Each
  * such address set is an implicit upstream of its own ("host:port", no
  * keepalive, NGINX's server defaults), per worker and generation; its
- * peers are the shared ones of the registry, so failures count per
- * address across workers. A pool is kept while exchanges hold it and
+ * peers are the shared ones of the registry, but as NGINX's peers made
+ * per request, a failure keeps a server out of that request only. A pool is kept while exchanges hold it and
  * for reuse by the next request to the same name and addresses; the
  * least recently used idle ones go past PV_DYN_MAX. */
 #include "dynamic.h"
@@ -103,6 +103,7 @@ static dynpool_t *dyn_new(const char *name, const pv_dyn_addrs_t *a)
         s->name = cf->name;
         s->weight = 1;
         s->max_fails = 1;
+        s->request_fails = 1;
         s->fail_timeout = 10000;
     }
     if (pv_upstream_pool_init(&d->pool, cf) != PV_OK) {

@@ -1,6 +1,8 @@
 """A minimal authoritative DNS responder over UDP for the tests: A, AAAA,
 SRV and CNAME records from a dict the test changes while it runs, NXDOMAIN
-for names it does not hold, no answer at all for names marked silent.
+for names it does not hold, no answer at all for names marked silent, a
+set error code for the (name, type) pairs in errors, and a CNAME alone
+(without its target's records) for the names in flat.
 Standard library only (RFC 1035 wire format, no compression in
 questions; answers point back at the question name)."""
 
@@ -44,6 +46,8 @@ class DnsStub:
         self.host, self.port = self.sock.getsockname()
         self.records = {}
         self.silent = set()
+        self.flat = set()
+        self.errors = {}
         self.queries = []
         self.lock = threading.Lock()
         self._stop = False
@@ -98,7 +102,11 @@ class DnsStub:
             if name in self.silent:
                 return None
             recs = self.records.get(name)
+            rcode = self.errors.get((name, qtype))
+            flat = name in self.flat
         rd = flags & 0x0100
+        if rcode is not None:
+            return struct.pack("!HHHHHH", ident, 0x8400 | rd | rcode, 1, 0, 0, 0) + question
         if recs is None:
             return struct.pack("!HHHHHH", ident, 0x8400 | rd | 3, 1, 0, 0, 0) + question
         answers = b""
@@ -112,7 +120,7 @@ class DnsStub:
             count += 1
             owner = rdata
             with self.lock:
-                recs = self.records.get(target.lower(), [])
+                recs = [] if flat else self.records.get(target.lower(), [])
         for rtype, value, ttl in recs:
             if rtype != qtype:
                 continue

@@ -1,8 +1,8 @@
 """`server NAME resolve` in upstream blocks: the Compose case. A name that
 does not resolve at start is a warning, not a failed start; once the DNS
 responder of the test answers, traffic flows; when the name moves to a
-new address, traffic follows without a reload, and when a look-up fails
-the last addresses are kept. The `-t` errors of the forms."""
+new address, traffic follows without a reload; when a look-up fails
+the last addresses are kept, and when the name is gone so are they. The `-t` errors of the forms."""
 
 import getpass
 import os
@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import EchoUpstream, Reply, check_conf, free_port, http, wait_for
-from dns_stub import A, SRV, DnsStub
+from dns_stub import A, CNAME, SRV, DnsStub
 
 CONF = """
 http {
@@ -76,12 +76,18 @@ def test_follows_the_name(portvakt, upstream, dns, ups):
     wait_for(lambda: get(gw)[0] == 200 and len(c.requests) > 0, timeout=15, what="the added address")
     seen = {get(gw)[1] for _ in range(6)}
     assert seen == {"127.0.0.2:%d" % a.port, "127.0.0.3:%d" % a.port}
-    # the name fails to resolve: the last addresses stay, logged once
-    dns.drop("app.test")
-    wait_for(lambda: "app.test could not be resolved (3: Host not found), its last addresses are kept"
+    # the name server fails: the last addresses stay, logged once
+    dns.errors[("app.test", A)] = 2
+    wait_for(lambda: "app.test could not be resolved (2: Server failure), its last addresses are kept"
              in gw.stderr(), timeout=15, what="the failure line")
     assert {get(gw)[1] for _ in range(6)} == seen
     assert gw.stderr().count("its last addresses are kept") == 1
+    # the name is gone (NXDOMAIN): so are its servers, as NGINX; the backup answers
+    del dns.errors[("app.test", A)]
+    dns.drop("app.test")
+    wait_for(lambda: 'upstream "app": app.test could not be resolved (3: Host not found)' in gw.stderr(),
+             timeout=15, what="the NXDOMAIN line")
+    wait_for(lambda: get(gw) == (200, "127.0.0.1:%d" % spare.port), timeout=15, what="the backup")
 
 
 def check(tmp_path, http_level):
@@ -224,6 +230,25 @@ def test_service_srv_records(portvakt, dns):
             u.stop()
 
 
+def test_service_behind_a_cname(portvakt, dns):
+    """An SRV question answered with a CNAME alone: the SRV records of
+    its target give the servers, as NGINX's resolver follows it; the
+    record's target name is itself a CNAME answered alone."""
+    port = free_port()
+    u = EchoUpstream(host="127.0.0.3", port=port)
+    try:
+        dns.set("_http._tcp.app.test", (CNAME, "_http._tcp.real.test", 1))
+        dns.set("_http._tcp.real.test", (SRV, (1, 1, port, "web.test"), 1))
+        dns.set("web.test", (CNAME, "box.test", 1))
+        dns.set("box.test", (A, "127.0.0.3", 1))
+        dns.flat.update({"_http._tcp.app.test", "web.test"})
+        gw = portvakt(SRV_CONF, GW=free_port(), DNS=dns.port)
+        wait_for(lambda: get(gw) == (200, "127.0.0.3:%d" % port), timeout=15, what="the CNAME's records")
+        assert dns.count("_http._tcp.real.test", SRV) >= 1 and dns.count("box.test", A) >= 1
+    finally:
+        u.stop()
+
+
 UPS_RESOLVER_CONF = """
 http {
     resolver 127.0.0.1:1 valid=1s;
@@ -302,9 +327,11 @@ def test_failed_try_asks_again(portvakt, dns):
             b.stop()
 
 
+# dnsmasq answers AAAA questions for its hosts-only names with REFUSED,
+# which fails the name as in NGINX: IPv4 only, as one would configure it.
 DNSMASQ_CONF = """
 http {
-    resolver 127.0.0.1:@DNS@;
+    resolver 127.0.0.1:@DNS@ ipv6=off;
     upstream app { server app.test:@UP@ resolve; }
     server {
         listen 127.0.0.1:@GW@;

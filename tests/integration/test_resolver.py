@@ -169,6 +169,133 @@ def test_cname_ttl_bounds_the_answer(portvakt, upstream, dns, silent):
     wait_for(asked_again, timeout=10, what="the name asked again once the CNAME's TTL ran out")
 
 
+def cname_world(dns):
+    """Names whose CNAME comes alone (no record of its target with it),
+    as from a server that does not hold the target: NGINX asks the
+    target itself."""
+    dns.set("svc.test", (A, "127.0.0.1", 60))
+    dns.set("hop1.test", (CNAME, "hop2.test", 60))
+    dns.set("hop2.test", (CNAME, "svc.test", 60))
+    dns.set("loop1.test", (CNAME, "loop2.test", 60))
+    dns.set("loop2.test", (CNAME, "loop1.test", 60))
+    dns.set("dangling.test", (CNAME, "nowhere.test", 60))
+    dns.set("half.test", (A, "127.0.0.1", 60))
+    dns.errors[("half.test", AAAA)] = 2  # SERVFAIL for its AAAA question
+    dns.flat.update({"hop1.test", "hop2.test", "loop1.test", "loop2.test", "dangling.test"})
+
+
+DNS_CASES = [
+    ("/dns/1?to=hop1.test", 200, None),
+    ("/dns/2?to=svc.test.", 200, None),  # one final dot is left out
+    ("/dns/3?to=loop1.test", 502, "loop1.test could not be resolved (3: Host not found)"),
+    ("/dns/4?to=dangling.test", 502, "dangling.test could not be resolved (3: Host not found)"),
+    ("/dns/5?to=half.test", 502, "half.test could not be resolved (2: Server failure)"),
+]
+
+
+@pytest.mark.parametrize("kind", ["portvakt", "nginx"])
+def test_cname_alone_and_failures(kind, portvakt, nginx, upstream, dns, silent):
+    """A CNAME answered alone is followed to its target (through two
+    of them here); a CNAME loop ends as "Host not found" (NGINX's bound
+    of 50); an error answer to the AAAA question fails the name though
+    its A question was answered: the same statuses and log lines from
+    portvakt and NGINX."""
+    if kind == "nginx" and not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    cname_world(dns)
+    up = upstream(host="127.0.0.1")
+    gw = start(portvakt if kind == "portvakt" else nginx, up, dns, silent)
+    for target, status, line in DNS_CASES:
+        assert observe(gw, up, target)["status"] == status, target
+        if line:
+            wait_for(lambda: line in gw.stderr(), what=line)
+
+
+def test_cname_alone_is_cached(portvakt, upstream, dns, silent):
+    """The chain's links are each kept for their TTL: a second request
+    through them asks the DNS server nothing."""
+    cname_world(dns)
+    up = upstream(host="127.0.0.1")
+    gw = start(portvakt, up, dns, silent)
+    assert observe(gw, up, "/dns/1?to=hop1.test")["status"] == 200
+    asked = [dns.count(n) for n in ("hop1.test", "hop2.test", "svc.test")]
+    assert all(asked), asked
+    assert observe(gw, up, "/dns/2?to=hop1.test")["status"] == 200
+    assert [dns.count(n) for n in ("hop1.test", "hop2.test", "svc.test")] == asked
+
+
+@pytest.mark.parametrize("kind", ["portvakt", "nginx"])
+def test_failure_is_not_cached(kind, portvakt, nginx, upstream, dns, silent):
+    """A server failure is not remembered: once the server answers, the
+    next request goes through, as in NGINX."""
+    if kind == "nginx" and not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    dns.set("flaky.test", (A, "127.0.0.1", 60))
+    dns.errors[("flaky.test", A)] = 2
+    up = upstream(host="127.0.0.1")
+    gw = start(portvakt if kind == "portvakt" else nginx, up, dns, silent)
+    assert observe(gw, up, "/dns/1?to=flaky.test")["status"] == 502
+    del dns.errors[("flaky.test", A)]
+    assert observe(gw, up, "/dns/2?to=flaky.test")["status"] == 200
+
+
+TWO_CONF = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        location / {
+            resolver 127.0.0.1:@SILENT@ 127.0.0.1:@DNS@ ipv6=off;
+            resolver_timeout 6s;
+            proxy_pass http://$arg_to:@UP@;
+        }
+    }
+}
+"""
+
+
+def test_unanswered_question_goes_to_the_next_server(portvakt, upstream, dns, silent):
+    """Each name's questions go to the servers in turn; one unanswered
+    goes on to the next server, within resolver_timeout, as NGINX's
+    resend: both names resolve though the first server never answers."""
+    up = upstream(host="127.0.0.1")
+    dns.set("one.test", (A, "127.0.0.1", 60))
+    dns.set("two.test", (A, "127.0.0.1", 60))
+    gw = portvakt(TWO_CONF, GW=free_port(), UP=up.port, DNS=dns.port, SILENT=silent)
+    assert observe(gw, up, "/?to=one.test")["status"] == 200
+    assert observe(gw, up, "/?to=two.test")["status"] == 200
+    assert dns.count("one.test", A) == 1 and dns.count("two.test", A) == 1
+
+
+MANY_CONF = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        location / {
+            resolver 127.0.0.1:@DNS@ ipv6=off;
+            proxy_pass http://$arg_to:@UP@;
+            add_header X-Up $upstream_addr always;
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["portvakt", "nginx"])
+def test_failed_addresses_are_tried_by_the_next_request(kind, portvakt, nginx, dns):
+    """A resolved name's servers are the request's own, as NGINX makes
+    them per request: both refused addresses are tried by the first
+    request, and again by the next one (not "no live upstreams")."""
+    if kind == "nginx" and not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    port = free_port()
+    dns.set("many.test", (A, "127.0.0.201", 60), (A, "127.0.0.202", 60))
+    gw = (portvakt if kind == "portvakt" else nginx)(MANY_CONF, GW=free_port(), UP=port, DNS=dns.port)
+    both = {"127.0.0.201:%d, 127.0.0.202:%d" % (port, port), "127.0.0.202:%d, 127.0.0.201:%d" % (port, port)}
+    for _ in range(2):
+        r = http(gw.port, "GET", "/?to=many.test")
+        assert r.status == 502 and r.header("X-Up") in both, (r.status, r.header("X-Up"))
+
+
 CASES = ["/backend", "/backend/x?y", "/named/a?to=backend", "/noresolver/?to=svc.test", "/dns/a?to=svc.test",
          "/dns/c?to=gone.test", "/bad/?to=ftp://x"]
 
