@@ -485,6 +485,8 @@ typedef struct pv_loc_conf_s {
     int proxy_next_upstream;       /* PV_NEXT_F_* mask; default error|timeout */
     int64_t proxy_next_upstream_tries;   /* servers tried at most; 0 no limit */
     int64_t proxy_next_upstream_timeout; /* ms after which no other server is tried; 0 none */
+    const struct pv_bind_conf_s *proxy_bind; /* proxy_bind ADDR (conf_bind.h); NULL: none (off, or unset) */
+    uint8_t proxy_bind_set;        /* proxy_bind given at this level (off too) */
     int proxy_pass_request_body;   /* 0/1; default 1 */
     int proxy_pass_request_headers; /* 0/1; default 1 */
     pv_cv_t *proxy_method;         /* proxy_method; NULL: the client's */

@@ -260,6 +260,7 @@ void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *
 int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc);
 /* proxy_pass (pass_conf.c). */
 int pv_conf_set_proxy_pass(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
+int pv_conf_set_proxy_bind(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 /* pp, the target of the line nd (URL url, host and port as written), is
  * loc's, and is looked up once the whole file is read. */
 void pv_conf_pass_target(pv_conf_ctx_t *cx, pv_location_t *loc, pv_proxy_pass_t *pp, const pv_conf_node_t *nd,

@@ -857,6 +857,7 @@ static const pv_conf_cmd_t proxy_cmds[] = {
     {"proxy_pass_request_body", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
      LOC(proxy_pass_request_body), NULL},
     {"proxy_pass", PV_CTX_LOCATION | PV_CTX_LIF | PV_CTX_LMT, PV_ARGS_TAKE1, pv_conf_set_proxy_pass, NONE, NULL},
+    {"proxy_bind", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, pv_conf_set_proxy_bind, NONE, NULL},
 };
 
 /* upstream blocks: the keepalive pool's limits (the rest: upstream_conf.c) */

@@ -473,6 +473,8 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     MERGE(proxy_next_upstream, PV_NEXT_F_ERROR | PV_NEXT_F_TIMEOUT);
     MERGE(proxy_next_upstream_tries, 0);
     MERGE(proxy_next_upstream_timeout, 0);
+    if (!c->proxy_bind_set && p)
+        c->proxy_bind = p->proxy_bind;
     MERGE(proxy_pass_request_body, 1);
     MERGE(proxy_pass_request_headers, 1);
     MERGE(proxy_intercept_errors, 0);

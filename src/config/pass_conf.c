@@ -4,6 +4,7 @@
  * request (proxy/target.c). The URI part's rules are checked here; the
  * target is found once the whole file is read (load.c). */
 #include "conf_int.h"
+#include "conf_bind.h"
 
 #include <string.h>
 #include <strings.h>
@@ -119,5 +120,32 @@ int pv_conf_set_proxy_pass(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
         hlen -= dlen;
     pp->proxy_host = (pv_str_t){pv_arena_strndup(cx->a, hp, hlen), hlen};
     pv_conf_pass_target(cx, loc, pp, nd, url, host, port);
+    return PV_OK;
+}
+
+/* proxy_bind ADDR [transparent] | off, as NGINX's upstream bind slot: an
+ * address with variables is parsed per request. */
+int pv_conf_set_proxy_bind(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    pv_loc_conf_t *lc = cx->lc;
+    if (lc->proxy_bind_set)
+        return DUP(cx, nd);
+    lc->proxy_bind_set = 1;
+    if (nd->nargs == 2 && strcmp(ARG(nd, 1), "off") == 0)
+        return PV_OK;
+    pv_bind_conf_t *b = pv_arena_calloc(cx->a, sizeof(*b));
+    pv_cv_t *cv = pv_arena_calloc(cx->a, sizeof(*cv));
+    if (pv_conf_compile(cx, nd, cv, ARG(nd, 1), nd->args[1].len) != PV_OK)
+        return PV_ERR;
+    if (!cv->is_const)
+        b->cv = cv;
+    else if (pv_net_parse_addr(ARG(nd, 1), nd->args[1].len, &b->addr) != 0)
+        return pv_conf_error(cx, &nd->src, "invalid address \"%s\"", ARG(nd, 1));
+    if (nd->nargs == 3) {
+        if (strcmp(ARG(nd, 2), "transparent") != 0)
+            return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 2));
+        b->addr.transparent = 1;
+    }
+    lc->proxy_bind = b;
     return PV_OK;
 }

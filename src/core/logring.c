@@ -19,6 +19,7 @@
 
 #define PV_LR_IOV 64              /* ring segments gathered per writev */
 #define PV_LR_POLL_NS 2000000     /* writer's pause between busy drains */
+#define PV_LR_BUSY_BYTES 4096     /* a drain this large means busy: pause rather than sleep */
 #define PV_LR_STOP_WAIT_S 5       /* how long stop waits for a stuck sink */
 
 /* One producer's ring for one sink. head is written only by the producer,
@@ -436,8 +437,10 @@ static void *writer_main_cb(void *arg)
                 break;
             continue;
         }
-        if (moved) {
-            /* busy: let lines gather instead of being woken per line */
+        if (moved >= PV_LR_BUSY_BYTES) {
+            /* busy: let lines gather instead of being woken per line
+             * (a few lines are not: the next one is written at once, as
+             * a client reading the log after its answer expects) */
             struct timespec ts = {0, PV_LR_POLL_NS};
             atomic_store(&al_sleeping, 2);
             atomic_thread_fence(memory_order_seq_cst);

@@ -99,12 +99,34 @@ int pv_net_listen(const struct sockaddr *addr, socklen_t len, const pv_net_lopts
 
 int pv_net_connect(const struct sockaddr *addr, socklen_t len)
 {
+    return pv_net_connect_from(addr, len, NULL);
+}
+
+/* Bind fd to local before its connect, as NGINX's ngx_event_connect_peer:
+ * IP_TRANSPARENT when asked, the port left to connect() when none is
+ * given (IP_BIND_ADDRESS_NO_PORT). */
+static int bind_local(int fd, const pv_net_bind_t *local)
+{
+    int one = 1;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&local->ss;
+    if (local->transparent && setsockopt(fd, local->ss.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                                         local->ss.ss_family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT,
+                                         &one, sizeof(one)) < 0)
+        return -1;
+    if (!sin->sin_port) /* sin_port and sin6_port sit at the same offset */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    return bind(fd, (const struct sockaddr *)&local->ss, local->len);
+}
+
+int pv_net_connect_from(const struct sockaddr *addr, socklen_t len, const pv_net_bind_t *local)
+{
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
+    if ((local && bind_local(fd, local) < 0) ||
+        (connect(fd, addr, len) < 0 && errno != EINPROGRESS)) {
         int e = errno;
         close(fd);
         errno = e;
@@ -163,4 +185,56 @@ int pv_net_sock_error(int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0)
         return errno;
     return e;
+}
+
+int pv_net_parse_addr(const char *s, size_t len, pv_net_bind_t *out)
+{
+    char host[64];
+    const char *port = NULL, *end = s + len;
+    size_t hl = len;
+    if (len && s[0] == '[') {
+        const char *rb = memchr(s, ']', len);
+        if (!rb || (rb + 1 < end && rb[1] != ':'))
+            return -1;
+        s++;
+        hl = (size_t)(rb - s);
+        port = rb + 1 < end ? rb + 2 : NULL;
+    } else {
+        const char *c = memchr(s, ':', len);
+        if (c && !memchr(c + 1, ':', (size_t)(end - c - 1))) { /* one colon: IPv4 and a port */
+            hl = (size_t)(c - s);
+            port = c + 1;
+        }
+    }
+    if (hl == 0 || hl >= sizeof(host))
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    unsigned long pn = 0;
+    if (port) {
+        if (port == end || end - port > 5)
+            return -1;
+        for (const char *p = port; p < end; p++) {
+            if (*p < '0' || *p > '9')
+                return -1;
+            pn = pn * 10 + (unsigned long)(*p - '0');
+        }
+        if (pn < 1 || pn > 65535)
+            return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)pn);
+        out->len = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)pn);
+        out->len = sizeof(*sin6);
+    } else {
+        return -1;
+    }
+    return 0;
 }

@@ -26,9 +26,21 @@ int pv_net_listen(const struct sockaddr *addr, socklen_t len, const pv_net_lopts
  * ipv6only), also to one kept across a reload. 0, or -1 with err set
  * after the first that failed (the others are still applied). */
 int pv_net_listen_tune(int fd, const pv_net_lopts_t *o, char *err, size_t errlen);
-/* Start a non-blocking connect. Returns fd (connection may still be in
- * progress) or -1 with errno set. */
+/* A local address to connect from (proxy_bind). */
+typedef struct pv_net_bind_s {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    uint8_t transparent; /* IP_TRANSPARENT: a non-local address may be bound */
+} pv_net_bind_t;
+
+/* Start a non-blocking connect, from local when it is given. Returns fd
+ * (connection may still be in progress) or -1 with errno set. */
 int pv_net_connect(const struct sockaddr *addr, socklen_t len);
+int pv_net_connect_from(const struct sockaddr *addr, socklen_t len, const pv_net_bind_t *local);
+/* Parse an IP literal with an optional port as NGINX's ngx_parse_addr_port
+ * takes them: "ADDR", "ADDR:PORT", "[IPV6]", "[IPV6]:PORT" (a bare IPv6
+ * address too). 0, or -1 when it is none. */
+int pv_net_parse_addr(const char *s, size_t len, pv_net_bind_t *out);
 /* Format the address part ("127.0.0.1", "::1"; "unix:" for a unix
  * domain socket, whose path is not read) and return the port (0 there). */
 uint16_t pv_net_addr_text(const struct sockaddr *sa, char *out, size_t outlen);

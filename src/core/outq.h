@@ -43,11 +43,17 @@ static inline size_t pv_outq_bytes(const pv_outq_t *q)
 void pv_outq_push(pv_outq_t *q, const void *p, size_t len);
 /* Append one chunk of the chunked coding around len bytes at p. */
 void pv_outq_push_chunk(pv_outq_t *q, const void *p, size_t len);
+/* Append one chunk around n spans (entries: n plus 2, and a size line),
+ * as NGINX frames the body bytes it sends upstream at once. */
+void pv_outq_push_chunkv(pv_outq_t *q, const pv_str_t *v, int n);
 /* Append the last chunk and the empty trailer section. */
 void pv_outq_push_last_chunk(pv_outq_t *q);
 /* Write as much as the transport takes. Returns PV_OK when drained,
  * PV_AGAIN when it is full, PV_ERR (errno set) on error. Bytes written
  * are added to *sent. */
 int pv_outq_flush(pv_outq_t *q, pv_xprt_t *x, uint64_t *sent);
+/* The same, writing at most max bytes: PV_OK once they are written or
+ * the queue is drained (the caller looks which), else as above. */
+int pv_outq_flush_max(pv_outq_t *q, pv_xprt_t *x, uint64_t *sent, size_t max);
 
 #endif

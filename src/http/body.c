@@ -6,6 +6,7 @@
 
 #include "../core/cache.h"
 #include "../core/log.h"
+#include "headbuf.h"
 #include "reqbody.h"
 #include "server.h"
 #include "accesslog.h"
@@ -146,21 +147,60 @@ static int h1_read(pv_hreq_t *hr)
     return PV_ERR;
 }
 
-static int h1_preread(pv_hreq_t *hr, size_t limit)
+/* The body bytes held in the buffer, decoded (chunked framing on a copy
+ * of the decoder's state: nothing is consumed). Their length; *raw gets
+ * the bytes they take with their framing, *whole is set when the body
+ * ends within them. Broken framing stops the count (the take that meets
+ * it reports it). */
+static uint64_t h1_held(pv_hreq_t *hr, uint64_t *raw, int *whole)
 {
-    pv_buf_t *in = hr->c->in;
-    if (hr->body_frame != PV_FRAME_LENGTH || hr->body_done || hr->bin || hr->r.content_length > (int64_t)limit ||
-        (uint64_t)hr->r.content_length > in->size - in->pos)
-        return PV_OK;
-    if (h1_buffered(hr) >= hr->body_left)
-        return PV_OK;
+    pv_buf_t *b = body_buf(hr);
+    size_t have = b ? b->last - b->pos : 0;
+    if (hr->body_frame == PV_FRAME_LENGTH) {
+        *whole = have >= hr->body_left;
+        return *raw = PV_MIN((uint64_t)have, hr->body_left);
+    }
+    pv_chunked_t ck = hr->chunk;
+    pv_str_t spans[16];
+    uint32_t pos = b ? b->pos : 0;
+    uint64_t len = 0;
+    while (b && pos < b->last && !ck.done) {
+        int ns = 0;
+        ssize_t used = pv_chunked_decode(&ck, b->data + pos, b->last - pos, spans, &ns, 16);
+        if (used <= 0)
+            break;
+        pos += (uint32_t)used;
+        for (int i = 0; i < ns; i++)
+            len += spans[i].len;
+    }
+    *raw = b ? pos - b->pos : 0;
+    *whole = ck.done;
+    return len;
+}
+
+static int h1_arrived(pv_hreq_t *hr, size_t limit, size_t *len)
+{
+    limit += pv_head_body_room(hr); /* NGINX's body buffer follows what came with the head */
+    if (hr->body_done || hr->body_error ||
+        (hr->body_frame != PV_FRAME_LENGTH && hr->body_frame != PV_FRAME_CHUNKED) ||
+        (hr->body_frame == PV_FRAME_LENGTH && hr->body_left > limit))
+        return 0;
     for (;;) {
-        int rc = h1_read(hr);
-        if (rc != PV_OK)
-            return rc;
-        if (h1_buffered(hr) >= hr->body_left) {
-            pv_timer_del(hr->c->w->loop, &hr->c->timer);
-            return PV_OK;
+        int whole;
+        uint64_t raw, held = h1_held(hr, &raw, &whole);
+        if (raw > limit) /* NGINX's buffers take the chunked framing too */
+            return 0;
+        if (whole) {
+            *len = (size_t)held;
+            return 1;
+        }
+        int n = hr->c->x.readable ? read_body(hr) : PV_AGAIN;
+        if (n == PV_AGAIN)
+            return 0; /* nothing more now, or the buffer is full */
+        if (n <= 0) {
+            pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while sending request body, client: %s",
+                   pv_log_client(&hr->r));
+            return PV_ERR;
         }
     }
 }
@@ -204,7 +244,13 @@ static void h1_discard_buffered(pv_hreq_t *hr)
     while (pos < b->last && !ck.done) {
         int ns = 0;
         ssize_t used = pv_chunked_decode(&ck, b->data + pos, b->last - pos, spans, &ns, 16);
-        if (used <= 0)
+        if (used < 0) {
+            /* NGINX's discarding meets the broken framing too: 400 */
+            pv_log_r(&hr->r, PV_LOG_INFO, "client sent invalid chunked body, client: %s", pv_log_client(&hr->r));
+            hr->body_error = 400;
+            return;
+        }
+        if (used == 0)
             return;
         pos += (uint32_t)used;
     }
@@ -223,7 +269,7 @@ static int h1_client_closed(pv_hreq_t *hr)
 }
 
 const pv_body_ops_t pv_h1_body = {
-    h1_take, h1_buffered, h1_read, h1_preread, h1_rewind, h1_rewindable, h1_discard_buffered, h1_client_closed,
+    h1_take, h1_buffered, h1_read, h1_arrived, h1_rewind, h1_rewindable, h1_discard_buffered, h1_client_closed,
 };
 
 /* ---- the calls ---------------------------------------------------------- */
@@ -243,9 +289,9 @@ int pv_body_read(pv_hreq_t *hr)
     return WHOLE(hr) ? pv_reqbody_next(hr) : hr->proto->body->read(hr);
 }
 
-int pv_body_preread(pv_hreq_t *hr, size_t limit)
+int pv_body_arrived(pv_hreq_t *hr, size_t limit, size_t *len)
 {
-    return hr->proto->body->preread(hr, limit);
+    return WHOLE(hr) ? 0 : hr->proto->body->arrived(hr, limit, len);
 }
 
 int pv_body_rewind(pv_hreq_t *hr)

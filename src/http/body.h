@@ -24,7 +24,7 @@ typedef struct pv_body_ops_s {
     int (*take)(struct pv_hreq_s *hr, pv_str_t *spans, int max);
     size_t (*buffered)(const struct pv_hreq_s *hr);
     int (*read)(struct pv_hreq_s *hr);
-    int (*preread)(struct pv_hreq_s *hr, size_t limit);
+    int (*arrived)(struct pv_hreq_s *hr, size_t limit, size_t *len);
     int (*rewind)(struct pv_hreq_s *hr);
     int (*rewindable)(const struct pv_hreq_s *hr);
     void (*discard_buffered)(struct pv_hreq_s *hr);
@@ -55,12 +55,15 @@ int pv_body_done(const struct pv_hreq_s *hr);
  * middle of its body (logged). After a 101 (response.h) the stream ends
  * with the client's close or error: PV_OK and pv_body_done(), no timer. */
 int pv_body_read(struct pv_hreq_s *hr);
-/* Receive a body of known length up to limit bytes whole before taking
- * any of it, when it fits the buffer it is read into (a slow client then
- * holds no upstream connection). PV_OK when there is nothing (more) to
- * wait for, PV_AGAIN while waiting (call again on the next client event),
- * PV_ERR when the client went away (logged). */
-int pv_body_preread(struct pv_hreq_s *hr, size_t limit);
+/* Receive what the client has sent of its body so far, without waiting
+ * and without taking any of it. 1 when the whole body is now held in at
+ * most limit bytes, framing included (*len gets its decoded length), 0
+ * when it is not (bytes still to come, or more than limit), PV_ERR when
+ * the client went away (logged). NGINX's first read of a body it does not
+ * buffer: a body that is then whole is kept as a buffered one. limit is
+ * what NGINX's body buffer holds; HTTP/1 adds the room its head buffer
+ * leaves. */
+int pv_body_arrived(struct pv_hreq_s *hr, size_t limit, size_t *len);
 /* Go back to the start of the body to send it again (another upstream).
  * 0, or -1 when bytes of it are no longer held. */
 int pv_body_rewind(struct pv_hreq_s *hr);

@@ -924,20 +924,16 @@ static int h2_read(pv_hreq_t *hr)
     return PV_AGAIN;
 }
 
-static int h2_preread(pv_hreq_t *hr, size_t limit)
+/* The stream's DATA land in its buffer as nghttp2 hands them over: the
+ * body is held whole once END_STREAM came with nothing taken yet. */
+static int h2_arrived(pv_hreq_t *hr, size_t limit, size_t *len)
 {
     pv_h2_stream_t *st = hr->h2s;
-    int64_t cl = hr->r.content_length;
-    if (cl < 0 || (uint64_t)cl > limit || (uint64_t)cl > st->hc->window || st->end_stream || hr->body_done ||
-        h2_buffered(hr) >= (uint64_t)cl)
-        return PV_OK;
-    if (st->closed || st->hc->closing) {
-        pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed stream while sending request body, client: %s",
-               pv_log_client(&hr->r));
-        return PV_ERR;
-    }
-    pv_timer_set(st->hc->w->loop, &st->timer, (uint64_t)lconf(hr)->client_body_timeout);
-    return PV_AGAIN;
+    size_t held = h2_buffered(hr);
+    if (!st->end_stream || hr->body_done || st->body_released || held > limit)
+        return 0;
+    *len = held;
+    return 1;
 }
 
 static int h2_rewindable(const pv_hreq_t *hr)
@@ -973,7 +969,7 @@ static int h2_client_closed(pv_hreq_t *hr)
 }
 
 static const pv_body_ops_t h2_body = {
-    h2_take, h2_buffered, h2_read, h2_preread, h2_rewind, h2_rewindable, h2_discard_buffered, h2_client_closed,
+    h2_take, h2_buffered, h2_read, h2_arrived, h2_rewind, h2_rewindable, h2_discard_buffered, h2_client_closed,
 };
 
 const pv_proto_t pv_h2_proto = {"HTTP/2.0", &h2_resp, &h2_body, h2_head, 4096};

@@ -77,11 +77,28 @@ int pv_head_too_big(const pv_hconn_t *c)
     return !hr || (hr->url.len && hr->last_cb == 3) ? 414 : 431;
 }
 
-/* The first buffer for a head: client_header_buffer_size of the address's
- * default server (1 KiB unless set), as NGINX reads a head. */
-pv_buf_t *pv_head_buf(pv_hconn_t *c)
+/* client_header_buffer_size of the address's default server (1 KiB
+ * unless set), as NGINX reads a head. */
+static size_t first_size(const pv_hconn_t *c)
 {
     int64_t size = c->w->conf->http->listens[c->group].default_srv->client_header_buffer_size;
-    return pv_buf_get_size(size > 0 && size < PV_BUF_SIZE ? (size_t)size : PV_BUF_SIZE);
+    return size > 0 && size < PV_BUF_SIZE ? (size_t)size : PV_BUF_SIZE;
+}
+
+pv_buf_t *pv_head_buf(pv_hconn_t *c)
+{
+    return pv_buf_get_size(first_size(c));
+}
+
+/* NGINX's head buffer holds a head that fits client_header_buffer_size,
+ * else one large buffer; body bytes that came with the head fill the
+ * rest. */
+size_t pv_head_body_room(const pv_hreq_t *hr)
+{
+    size_t first = first_size(hr->c), head = hr->head_len;
+    if (head <= first)
+        return first - head;
+    size_t large = (size_t)hr->r.srv->large_header_buffers_size;
+    return head < large ? large - head : 0;
 }
 

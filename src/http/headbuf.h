@@ -16,5 +16,8 @@ size_t pv_head_room(const pv_hconn_t *c);
 int pv_head_too_big(const pv_hconn_t *c);
 /* The first buffer for a head on c. */
 pv_buf_t *pv_head_buf(pv_hconn_t *c);
+/* The room NGINX's head buffer leaves behind hr's head: the body bytes
+ * it reads with the head. */
+size_t pv_head_body_room(const pv_hreq_t *hr);
 
 #endif

@@ -80,23 +80,32 @@ fail:
     return -1;
 }
 
+/* Keep n more body bytes in memory (at most size bytes in all). */
+static int keep_mem(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n, size_t size)
+{
+    if (!rb->mem && !(rb->mem = pv_buf_get_size(size))) {
+        pv_cache_nomem("a request body buffer", pv_log_client(&hr->r));
+        return -1;
+    }
+    memcpy(rb->mem->data + rb->len, p, n);
+    rb->len += n;
+    return 0;
+}
+
 /* Keep n more body bytes: in memory while they fit, else in the file
- * (the bytes in memory moved there first). -1 on a file failure (logged). */
+ * (the bytes in memory moved there first); a body held whole at once
+ * only in memory. -1 on a failure (logged). */
 static int keep(pv_hreq_t *hr, pv_reqbody_t *rb, const char *p, size_t n)
 {
     const pv_loc_conf_t *lc = lconf(hr);
-    if (rb->fd < 0 && !lc->client_body_in_file_only && rb->len + n <= (uint64_t)lc->client_body_buffer_size) {
-        if (!rb->mem) {
-            rb->mem = pv_buf_get_size((size_t)lc->client_body_buffer_size);
-            if (!rb->mem) {
-                pv_cache_nomem("a request body buffer", pv_log_client(&hr->r));
-                return -1;
-            }
-        }
-        memcpy(rb->mem->data + rb->len, p, n);
-        rb->len += n;
-        return 0;
+    if (rb->held) {
+        if (rb->len + n <= rb->held_len)
+            return keep_mem(hr, rb, p, n, (size_t)rb->held_len);
+        pv_log_r(&hr->r, PV_LOG_ALERT, "request body longer than held, client: %s", pv_log_client(&hr->r));
+        return -1;
     }
+    if (rb->fd < 0 && !lc->client_body_in_file_only && rb->len + n <= (uint64_t)lc->client_body_buffer_size)
+        return keep_mem(hr, rb, p, n, (size_t)lc->client_body_buffer_size);
     if (rb->fd < 0) {
         rb->fd = pv_temp_file_open(hr, lc->client_body_temp_path, &rb->path);
         if (rb->fd < 0)
@@ -160,6 +169,32 @@ int pv_reqbody_read(pv_hreq_t *hr, int *status)
         hr->r.request_body = (pv_str_t){"", 0};
     hr->r.request_body_file = rb->path;
     return PV_OK;
+}
+
+int pv_reqbody_arrived(pv_hreq_t *hr, int *status)
+{
+    /* NGINX's body buffer: client_body_buffer_size, or the rest of a
+     * Content-Length body when that is less than a quarter more */
+    int64_t cbbs = lconf(hr)->client_body_buffer_size;
+    int64_t limit = hr->r.content_length >= 0 ? cbbs + cbbs / 4 - 1 : cbbs;
+    size_t len;
+    *status = 0;
+    int rc = pv_body_arrived(hr, (size_t)limit, &len);
+    if (rc != 1)
+        return rc;
+    pv_reqbody_t *rb = hr->rb = pv_arena_calloc(&hr->arena, sizeof(*rb));
+    rb->fd = -1;
+    rb->held = 1;
+    rb->held_len = len;
+    rc = pv_reqbody_read(hr, status);
+    if (rc == PV_AGAIN) {
+        /* cannot be: every byte was here */
+        pv_log_r(&hr->r, PV_LOG_ALERT, "request body held whole was not complete, client: %s",
+               pv_log_client(&hr->r));
+        *status = 500;
+        return PV_ERR;
+    }
+    return rc == PV_OK ? 1 : rc;
 }
 
 uint64_t pv_reqbody_len(const pv_hreq_t *hr)

@@ -25,6 +25,8 @@ typedef struct pv_reqbody_s {
     uint8_t handed;     /* chunk handed out, not yet written by the handler */
     uint8_t complete;   /* the whole body is kept */
     uint8_t keep_file;  /* client_body_in_file_only on: the file outlives the request */
+    uint8_t held;       /* held whole when first read (pv_reqbody_arrived): memory only */
+    uint64_t held_len;  /* its length */
 } pv_reqbody_t;
 
 /* Read the rest of the body into the copy. PV_OK when complete, PV_AGAIN
@@ -32,6 +34,15 @@ typedef struct pv_reqbody_s {
  * PV_ERR with *status 400/413 (a broken body), 500 (the temp file
  * failed: logged) or 0 (the client went away: logged). */
 int pv_reqbody_read(struct pv_hreq_s *hr, int *status);
+/* proxy_request_buffering off: NGINX first reads what the client has
+ * sent already, without waiting; a body that is then whole within its
+ * first buffers (body.h: client_body_buffer_size, a quarter more for a
+ * Content-Length body, and HTTP/1's head buffer) is kept as a buffered
+ * one (in memory, whatever client_body_in_file_only says, as NGINX's
+ * unbuffered reading never writes a file), so $request_body has it and it
+ * goes on with its length. 1 when kept, 0 when the body streams, PV_ERR
+ * as pv_reqbody_read(). */
+int pv_reqbody_arrived(struct pv_hreq_s *hr, int *status);
 /* The body's length once complete. */
 uint64_t pv_reqbody_len(const struct pv_hreq_s *hr);
 /* Release the copy at the request's end (the file is removed unless

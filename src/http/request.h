@@ -172,6 +172,9 @@ typedef struct pv_request_s {
         uint64_t header_ns;
         uint64_t end_ns;
         uint8_t redirect;        /* an internal redirect came before this try (" : ") */
+        uint64_t sent;           /* bytes written to the upstream ($upstream_bytes_sent) */
+        uint64_t received;       /* bytes read from it ($upstream_bytes_received) */
+        uint64_t head;           /* of those, the response head's; 0 before it is whole */
     } utry0, *utry;              /* utry: the last try, NULL before the first */
     uint16_t nutries, cutries;   /* tries recorded, room */
 } pv_request_t;

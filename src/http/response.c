@@ -179,8 +179,14 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
 {
     pv_hconn_t *c = hr->c;
     pv_timer_del(c->w->loop, &c->timer);
-    if (!hr->handling && !hr->body_held)
+    if (!hr->handling && !hr->body_held) {
         pv_body_discard_buffered(hr);
+        if (hr->body_error && status < 400) {
+            status = hr->body_error; /* the body to skip is broken: its error answers */
+            location = NULL;
+            body = (pv_str_t){NULL, 0};
+        }
+    }
     /* a request body we have not read would be taken for the next request */
     if (!hr->body_done)
         hr->r.flags &= ~PV_REQ_F_KEEPALIVE;
@@ -412,30 +418,59 @@ static inline __attribute__((always_inline)) void rate_start(pv_hreq_t *hr)
 static void rate_cb(pv_timer_t *t)
 {
     pv_hreq_t *hr = ((pv_rate_t *)t->data)->hr;
-    if (hr->handling && pv_resp_flush(hr) == PV_OK)
-        hr->handler->proceed(hr);
+    if (!hr->rate_wait)
+        return; /* nothing was held back: the wait after a write ended */
+    hr->rate_wait = 0;
+    if (hr->handling) {
+        if (pv_resp_flush(hr) == PV_OK)
+            hr->handler->proceed(hr);
+    } else if (hr->proto->resp == &pv_h1_resp) {
+        pv_server_write_rest(hr); /* the end of an answer its handler finished */
+    }
 }
 
-/* Whether the request must wait before more is written, as NGINX's write
- * filter reckons: rate x (seconds since the request began + 1) bytes may
- * have left by now, counted from limit_rate_after on. The wait ends with
- * the handler's proceed(). */
-static int rate_delayed(pv_hreq_t *hr)
+static void rate_timer(pv_hreq_t *hr, uint64_t ms)
 {
-    pv_request_t *r = &hr->r;
-    if (hr->rate && pv_timer_armed(&hr->rate->timer))
-        return 1;
-    int64_t ms = (int64_t)((pv_now_ns() - r->start_ns) / 1000000);
-    int64_t limit = r->limit_rate * (ms + 1000) / 1000 - ((int64_t)r->bytes_sent - r->limit_rate_after);
-    if (limit > 0)
-        return 0;
     if (!hr->rate) {
         hr->rate = pv_arena_alloc(&hr->arena, sizeof(*hr->rate));
         hr->rate->hr = hr;
         pv_timer_init(&hr->rate->timer, rate_cb, hr->rate);
     }
-    pv_timer_set(hr->w->loop, &hr->rate->timer, (uint64_t)(-limit * 1000 / r->limit_rate + 1));
-    return 1;
+    pv_timer_set(hr->w->loop, &hr->rate->timer, ms);
+}
+
+size_t pv_resp_rate_allow(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    if (!hr->rate || !pv_timer_armed(&hr->rate->timer)) {
+        /* whole seconds, as NGINX's ngx_time() - start_sec */
+        uint64_t now_ms = pv_now_ns() / 1000000, start_s = r->start_ns / 1000000000;
+        int64_t past = (int64_t)r->bytes_sent - r->limit_rate_after;
+        int64_t limit = r->limit_rate * ((int64_t)(now_ms / 1000 - start_s) + 1) - past;
+        if (limit > 0)
+            return (size_t)limit;
+        /* nothing until the second whose allowance passes what has left */
+        uint64_t at_ms = (start_s + (uint64_t)(past / r->limit_rate)) * 1000;
+        rate_timer(hr, at_ms > now_ms ? at_ms - now_ms + 1 : 1);
+    }
+    hr->rate_wait = 1;
+    return 0;
+}
+
+int pv_resp_rate_wrote(pv_hreq_t *hr, uint64_t before, size_t max, int rc)
+{
+    uint64_t after = (uint64_t)PV_MAX(hr->r.limit_rate_after, 0);
+    uint64_t wrote = hr->r.bytes_sent - before;
+    uint64_t from = PV_MAX(before, after), to = PV_MAX(hr->r.bytes_sent, after);
+    uint64_t ms = (to - from) * 1000 / (uint64_t)hr->r.limit_rate;
+    if (rc == PV_OK && wrote + 2 * 4096 >= max)
+        ms = 1; /* the allowance is used up and the socket takes more: look again soon */
+    if (ms)
+        rate_timer(hr, ms);
+    if (rc != PV_OK || pv_outq_empty(&hr->cq))
+        return rc;
+    hr->rate_wait = 1; /* the rest waits for the timer */
+    return PV_AGAIN;
 }
 
 void pv_resp_rate_end(pv_hreq_t *hr)
@@ -586,9 +621,10 @@ int pv_resp_flush(pv_hreq_t *hr)
 {
     if (hr->bg)
         return PV_OK; /* the client's queue waits for the update's end */
-    if (hr->r.limit_rate) {
-        /* only bytes waiting to be written are held back */
-        if (hr->rate_queued && rate_delayed(hr))
+    if (pv_unlikely(hr->r.limit_rate) && hr->proto->resp != &pv_h1_resp) {
+        /* HTTP/2: the body queued since the last flush waits while the
+         * rate allows nothing (HTTP/1 caps each write: pv_server_flush) */
+        if (hr->rate_queued && !pv_resp_rate_allow(hr))
             return PV_AGAIN;
         int rc = flush_all(hr);
         if (rc == PV_OK)

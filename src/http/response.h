@@ -123,6 +123,18 @@ void pv_resp_done(struct pv_hreq_s *hr);
 void pv_resp_abort(struct pv_hreq_s *hr);
 /* The request is freed: stop limit_rate's delay. */
 void pv_resp_rate_end(struct pv_hreq_s *hr);
+/* limit_rate, as NGINX's write filter reckons it: the bytes that may be
+ * written now, rate x (seconds since the request began + 1) less what
+ * has left since limit_rate_after. 0 while a wait runs or when nothing
+ * may go: the request then waits for the rate's timer, whose end writes
+ * on (the handler's proceed(), or the rest of a finished HTTP/1 answer). */
+size_t pv_resp_rate_allow(struct pv_hreq_s *hr);
+/* An HTTP/1 write of at most max bytes under the rate answered rc
+ * (bytes_sent was before): as NGINX's, it is followed by a wait as long
+ * as the rate takes for its bytes past limit_rate_after, or of 1 ms when
+ * it used the allowance up. Returns rc, or PV_AGAIN when bytes the cap
+ * left queued wait for the timer. */
+int pv_resp_rate_wrote(struct pv_hreq_s *hr, uint64_t before, size_t max, int rc);
 /* Send the interim 100 Continue. PV_OK, or PV_ERR (connection closed). */
 int pv_resp_continue(struct pv_hreq_s *hr);
 /* Answer with a response made here: the error page of status (with

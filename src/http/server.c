@@ -466,13 +466,24 @@ static int on_headers_complete_cb(llhttp_t *p)
 
 /* ---- responses ----------------------------------------------------------- */
 
+/* limit_rate: a write of at most what the rate allows, then its wait. */
+static int rate_flush(pv_hreq_t *hr)
+{
+    size_t max = pv_resp_rate_allow(hr);
+    if (!max)
+        return PV_AGAIN;
+    uint64_t before = hr->r.bytes_sent;
+    int rc = pv_outq_flush_max(&hr->cq, &hr->c->x, &hr->r.bytes_sent, max);
+    return pv_resp_rate_wrote(hr, before, max, rc);
+}
+
 int pv_server_flush(pv_hreq_t *hr)
 {
     pv_hconn_t *c = hr->c;
     if (pv_outq_empty(&hr->cq))
         return PV_OK;
-    int rc = pv_outq_flush(&hr->cq, &c->x, &hr->r.bytes_sent);
-    if (rc == PV_AGAIN) {
+    int rc = pv_unlikely(hr->r.limit_rate) ? rate_flush(hr) : pv_outq_flush(&hr->cq, &c->x, &hr->r.bytes_sent);
+    if (rc == PV_AGAIN && !hr->rate_wait) {
         pv_timer_set(c->w->loop, &c->timer, (uint64_t)(hr->r.loc ? hr->r.loc->conf.send_timeout
                                                                  : hr->r.srv->conf.send_timeout));
     }
@@ -810,19 +821,21 @@ static void conn_io(pv_io_t *io, unsigned events)
         return;
     }
     if (hr && !pv_outq_empty(&hr->cq)) {
-        if (!(events & PV_EV_WRITE))
-            return;
-        int rc = pv_server_flush(hr);
-        if (rc == PV_ERR) {
-            pv_server_close(c);
-            return;
-        }
-        if (rc == PV_OK && hr->resp_done)
-            pv_server_request_done(hr);
+        if (events & PV_EV_WRITE)
+            pv_server_write_rest(hr);
         return;
     }
     if (events & PV_EV_READ)
         handle_input(c);
+}
+
+void pv_server_write_rest(pv_hreq_t *hr)
+{
+    int rc = pv_server_flush(hr);
+    if (rc == PV_ERR)
+        pv_server_close(hr->c);
+    else if (rc == PV_OK && hr->resp_done)
+        pv_server_request_done(hr);
 }
 
 /* Events of a connection, its request named in error log lines. */

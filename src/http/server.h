@@ -101,7 +101,8 @@ typedef struct pv_hreq_s {
     const struct pv_tee_s *tee;   /* what sees a copy of the response (response.h); NULL: none */
     void *tee_ctx;                /* its state */
     struct pv_rate_s *rate;       /* limit_rate's delay timer (request arena); NULL until first delayed */
-    uint8_t rate_queued;          /* limit_rate: body queued since the last complete flush */
+    uint8_t rate_queued;          /* limit_rate (HTTP/2): body queued since the last complete flush */
+    uint8_t rate_wait;            /* limit_rate: output waits for the rate's timer */
     uint8_t write_wait;           /* the handler writes to the socket itself (sendfile) and waits for room */
     uint8_t bg;                   /* a background cache update runs: the response goes to the tee alone */
     void (*bg_next)(struct pv_hreq_s *hr); /* once the answer is out, runs before the request ends (sets bg) */
@@ -174,8 +175,12 @@ void pv_server_error(pv_hreq_t *hr, int status);
 /* Queue the response head of n bytes at p (in hr->out) to the client;
  * an HTTP/0.9 response has none, so nothing is queued then. */
 void pv_server_queue_head(pv_hreq_t *hr, const char *p, size_t n);
-/* Write queued client output; returns PV_OK / PV_AGAIN / PV_ERR. */
+/* Write queued client output (under limit_rate, at most what the rate
+ * allows now); returns PV_OK / PV_AGAIN / PV_ERR. */
 int pv_server_flush(pv_hreq_t *hr);
+/* Write on the rest of an answer whose handler has finished; the request
+ * ends once it is out (closed on an error). */
+void pv_server_write_rest(pv_hreq_t *hr);
 /* Close a connection now (freed before the loop next waits). */
 void pv_server_close(pv_hconn_t *c);
 /* Free closed connections. */

@@ -194,10 +194,10 @@ static int sub_read(pv_hreq_t *hr)
     return PV_OK;
 }
 
-static int sub_preread(pv_hreq_t *hr, size_t limit)
+static int sub_arrived(pv_hreq_t *hr, size_t limit, size_t *len)
 {
-    PV_UNUSED(hr), PV_UNUSED(limit);
-    return PV_OK;
+    PV_UNUSED(hr), PV_UNUSED(limit), PV_UNUSED(len);
+    return 0; /* no body to hold */
 }
 
 static int sub_rewind(pv_hreq_t *hr)
@@ -224,7 +224,7 @@ static int sub_closed(pv_hreq_t *hr)
 }
 
 static const pv_body_ops_t sub_body = {
-    sub_take, sub_buffered, sub_read, sub_preread, sub_rewind, sub_rewindable, sub_discard, sub_closed,
+    sub_take, sub_buffered, sub_read, sub_arrived, sub_rewind, sub_rewindable, sub_discard, sub_closed,
 };
 
 static int sub_head(pv_hreq_t *hr)

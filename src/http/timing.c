@@ -29,7 +29,7 @@ void pv_utry_next(pv_request_t *r, int first)
         r->cutries = cap;
     }
     pv_utry_t *t = r->utry = &r->utries[r->nutries++];
-    *t = (pv_utry_t){now, 0, 0, 0, first && r->nutries > 1};
+    *t = (pv_utry_t){.start_ns = now, .redirect = first && r->nutries > 1};
     if (t->redirect) {
         list_redirect(r->upstream_addr, sizeof(r->upstream_addr));
         list_redirect(r->upstream_status, sizeof(r->upstream_status));
@@ -97,6 +97,38 @@ static int list_value(pv_request_t *r, int what, pv_var_out_t *o)
             pv_var_put(o, buf, fmt_sec(us, buf));
     }
     return PV_VAL_WRITTEN;
+}
+
+/* Every try's byte count, in NGINX's list format; not found with no try. */
+static int list_bytes(pv_request_t *r, int what, pv_var_out_t *o)
+{
+    if (!r->nutries)
+        return PV_VAL_MISSING;
+    char buf[24];
+    for (int i = 0; i < r->nutries; i++) {
+        const pv_utry_t *t = &r->utries[i];
+        if (i)
+            pv_var_put(o, t->redirect ? " : " : ", ", t->redirect ? 3 : 2);
+        uint64_t n = what == 0 ? t->sent : what == 1 ? t->received : t->head ? t->received - t->head : 0;
+        pv_var_put(o, buf, pv_u64_digits(buf, n));
+    }
+    return PV_VAL_WRITTEN;
+}
+
+static int bytes_sent_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return list_bytes(r, 0, o);
+}
+
+static int bytes_received_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return list_bytes(r, 1, o);
+}
+
+/* The body's bytes as they came (framing included), as NGINX counts them. */
+static int response_length_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    return list_bytes(r, 2, o);
 }
 
 static int connect_time_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
@@ -199,6 +231,9 @@ const pv_var_t pv_vars_timing[] = {
     PV_VAR("upstream_connect_time", connect_time_cb, 0),
     PV_VAR("upstream_header_time", header_time_cb, 0),
     PV_VAR("upstream_response_time", response_time_cb, 0),
+    PV_VAR("upstream_bytes_sent", bytes_sent_cb, 0),
+    PV_VAR("upstream_bytes_received", bytes_received_cb, 0),
+    PV_VAR("upstream_response_length", response_length_cb, 0),
     PV_VAR("request_duration_ms", request_duration_ms_cb, PV_VAR_F_NUMBER | PV_VAR_F_PLAIN),
     PV_VAR("upstream_connect_duration_ms", up_connect_ms_cb, PV_VAR_F_NUMBER | PV_VAR_F_PLAIN),
     PV_VAR("upstream_header_duration_ms", up_header_ms_cb, PV_VAR_F_NUMBER | PV_VAR_F_PLAIN),

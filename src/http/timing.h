@@ -1,8 +1,8 @@
 /* What a request's upstream tries took, as NGINX keeps them in
  * r->upstream_states: one record per try (a server asked, or "no live
  * upstreams"), each with the times since the try began at which the
- * connection was made, the response head arrived and the response ended.
- * The proxy records; $upstream_connect_time, $upstream_header_time and
+ * connection was made, the response head arrived and the response ended,
+ * and the bytes written and read. The proxy records; $upstream_connect_time, $upstream_header_time and
  * $upstream_response_time list them in NGINX's format ("S.mmm" per try,
  * "-" for a point not reached, ", " between tries and " : " before the
  * tries of an internal redirect). The numeric variables (milliseconds
@@ -60,6 +60,22 @@ static inline void pv_utry_pooled(pv_request_t *r)
 }
 
 
+/* The last try wrote and read more bytes. */
+static inline void pv_utry_bytes(pv_request_t *r, uint64_t sent, uint64_t received)
+{
+    if (r->utry) {
+        r->utry->sent += sent;
+        r->utry->received += received;
+    }
+}
+
+/* The last try's response head is whole, rest bytes read behind it. */
+static inline void pv_utry_head(pv_request_t *r, uint64_t rest)
+{
+    if (r->utry)
+        r->utry->head = r->utry->received - rest;
+}
+
 /* Forget the last try (a stale pooled connection's, retried at once). */
 static inline void pv_utry_drop(pv_request_t *r)
 {
@@ -67,7 +83,7 @@ static inline void pv_utry_drop(pv_request_t *r)
         r->nutries--;
     r->utry = r->nutries ? &r->utries[r->nutries - 1] : NULL;
     if (!r->nutries)
-        r->utry0 = (pv_utry_t){0, 0, 0, 0, 0}; /* the first record is used again */
+        r->utry0 = (pv_utry_t){0}; /* the first record is used again */
 }
 
 /* The last try goes on after its server was released (a tunnel): its
@@ -82,7 +98,7 @@ int64_t pv_utry_last_us(const pv_request_t *r, int what);
  * and the answering upstream's time to its head, in milliseconds. */
 pv_str_t pv_timing_server_timing(pv_request_t *r);
 
-/* $upstream_*_time, $request_duration_ms, $upstream_*duration_ms,
+/* $upstream_*_time, $upstream_bytes_*, $upstream_response_length, $request_duration_ms, $upstream_*duration_ms,
  * $request_start_unix_nano, $request_end_unix_nano, $otel_status_code. */
 extern const pv_var_t pv_vars_timing[];
 

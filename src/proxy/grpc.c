@@ -319,7 +319,7 @@ static void gr_start(pv_proxy_t *px)
                          pv_upstream_server_text(px->pool, s, text, sizeof(text)));
     const pv_upstream_tls_t *tls = px->loc->proxy_pass->tls;
     pv_upconn_t *u = pv_upstream_connect(w, px->pool, s, tls, tls && tls->name_cv ? pv_proxy_tls_name(px) : NULL,
-                                         pv_proxy_tls_certs(px));
+                                         pv_proxy_tls_certs(px), NULL);
     if (!u) {
         gr_failed(g, PV_UPF_CONNECT, errno);
         return;

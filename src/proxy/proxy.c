@@ -44,6 +44,7 @@ static void client_readable(pv_hreq_t *hr);
 static void client_abort(pv_hreq_t *hr);
 static void client_cleanup(pv_hreq_t *hr);
 static void buffer_body(pv_proxy_t *px);
+static void body_failed(pv_proxy_t *px, int status);
 static inline void proxy_begin(pv_proxy_t *px);
 static void sub_targeted(pv_proxy_t *px);
 static void proxy_targeted(pv_proxy_t *px);
@@ -83,7 +84,7 @@ static int queue_body(pv_proxy_t *px)
         /* room for the spans, their chunk framing and the last chunk */
         int max;
         if (px->up_frame == PV_FRAME_CHUNKED)
-            max = PV_MIN(PV_MIN((PV_OUTQ_IOV - q->first - q->n - 1) / 3, PV_OUTQ_HDR - q->nhdr), 16);
+            max = q->nhdr < PV_OUTQ_HDR ? PV_MIN(PV_OUTQ_IOV - q->first - q->n - 3, 16) : 0;
         else
             max = PV_MIN(PV_OUTQ_IOV - q->first - q->n, 16);
         if (max <= 0)
@@ -94,12 +95,11 @@ static int queue_body(pv_proxy_t *px)
                             NULL);
             return -1;
         }
-        for (int i = 0; i < ns; i++) {
-            if (px->up_frame == PV_FRAME_CHUNKED)
-                pv_outq_push_chunk(q, spans[i].p, spans[i].len);
-            else if (px->up_frame != PV_FRAME_NONE)
+        if (px->up_frame == PV_FRAME_CHUNKED)
+            pv_outq_push_chunkv(q, spans, ns); /* one chunk for what came at once */
+        else if (px->up_frame != PV_FRAME_NONE)
+            for (int i = 0; i < ns; i++)
                 pv_outq_push(q, spans[i].p, spans[i].len);
-        }
     }
     queue_body_end(px);
     return 0;
@@ -309,8 +309,9 @@ static inline __attribute__((always_inline)) void proxy_begin(pv_proxy_t *px)
     px->upstream_keep = (uint8_t)pv_proxy_request_keeps(loc);
     hr->handling = 1;
 
-    if ((r->flags & PV_REQ_F_EXPECT_CONTINUE) && r->http_minor == 1 && !pv_body_done(hr) &&
-        !pv_body_buffered(hr)) {
+    /* answered as the body is first read, whatever has arrived (NGINX) */
+    if ((r->flags & PV_REQ_F_EXPECT_CONTINUE) && r->http_major == 1 && r->http_minor == 1 &&
+        (r->flags & (PV_REQ_F_HAS_CL | PV_REQ_F_CHUNKED))) {
         px->expect_sent = 1;
         if (pv_resp_continue(hr) == PV_ERR)
             return;
@@ -320,23 +321,20 @@ static inline __attribute__((always_inline)) void proxy_begin(pv_proxy_t *px)
      * length goes to an HTTP/1.0 upstream */
     if (send_body && !(r->flags & PV_REQ_F_UPGRADE) &&
         (loc->conf.proxy_request_buffering || (r->content_length < 0 && loc->conf.proxy_http_version != 11))) {
-        px->buffering = 2;
+        px->buffering = 1;
         buffer_body(px);
         return;
     }
-    if (prepare_head(px, send_body) < 0)
-        return;
-    if (px->up_frame == PV_FRAME_LENGTH) {
-        int rc = pv_body_preread(hr, PV_PROXY_BUFFER_BODY);
+    if (send_body && !(r->flags & PV_REQ_F_UPGRADE)) {
+        /* unbuffered: a body whole already goes as a buffered one */
+        int status, rc = pv_reqbody_arrived(hr, &status);
         if (rc == PV_ERR) {
-            pv_resp_abort(hr);
-            return;
-        }
-        if (rc == PV_AGAIN) {
-            px->buffering = 1;
+            body_failed(px, status);
             return;
         }
     }
+    if (prepare_head(px, send_body) < 0)
+        return;
     start_upstream(px);
 }
 
@@ -345,30 +343,28 @@ static void proxy_targeted(pv_proxy_t *px)
     proxy_begin(px);
 }
 
-/* More of the body arrived: a small one read whole (1), or any read whole
- * into memory or a temp file (2, proxy_request_buffering); ask the
- * upstream once it is all here. */
+/* The body could not be read: a broken or too large one (400, 413), a
+ * temp file failure (500), or the client went away (0). */
+static void body_failed(pv_proxy_t *px, int status)
+{
+    if (status) {
+        px->hr->handling = 0;
+        pv_resp_error(px->hr, status);
+    } else {
+        pv_resp_abort(px->hr);
+    }
+}
+
+/* More of the body arrived while it is read whole into memory or a temp
+ * file (proxy_request_buffering): ask the upstream once it is all here. */
 static void buffer_body(pv_proxy_t *px)
 {
-    pv_hreq_t *hr = px->hr;
-    int rc, status = 0;
-    if (px->buffering == 2)
-        rc = pv_reqbody_read(hr, &status);
-    else
-        rc = pv_body_preread(hr, PV_PROXY_BUFFER_BODY);
+    int status, rc = pv_reqbody_read(px->hr, &status);
     if (rc == PV_ERR) {
-        if (status) {
-            /* a broken or too large body (400, 413), a temp file failure (500) */
-            hr->handling = 0;
-            pv_resp_error(hr, status);
-        } else {
-            pv_resp_abort(hr);
-        }
+        body_failed(px, status);
         return;
     }
-    if (rc != PV_OK)
-        return;
-    if (px->buffering == 2 && prepare_head(px, 1) < 0)
+    if (rc != PV_OK || prepare_head(px, 1) < 0)
         return;
     px->buffering = 0;
     start_upstream(px);
@@ -415,7 +411,8 @@ static void start_upstream(pv_proxy_t *px)
     px->reused = u != NULL;
     if (!u) {
         u = pv_upstream_connect(w, pool, s, tls, tls && tls->name_cv ? pv_proxy_tls_name(px)
-                                : px->dyn & PV_PROXY_DYN_HOST ? px->dyn_host : NULL, pv_proxy_tls_certs(px));
+                                : px->dyn & PV_PROXY_DYN_HOST ? px->dyn_host : NULL, pv_proxy_tls_certs(px),
+                                pv_proxy_bind(px));
         if (!u) {
             upstream_failed(px, PV_UPF_CONNECT, errno, NULL);
             return;
@@ -455,6 +452,7 @@ static void upstream_write(pv_proxy_t *px)
             uint64_t sent = 0;
             int rc = pv_outq_flush(&px->uq, &u->x, &sent);
             u->sent += sent;
+            pv_utry_bytes(px->r, sent, 0);
             if (sent)
                 px->head_sent = 1;
             if (rc == PV_AGAIN) {
@@ -716,6 +714,7 @@ static void upstream_read(pv_proxy_t *px)
         }
         px->resp_started = 1;
         px->pipe.read_len += (uint64_t)n;
+        pv_utry_bytes(px->r, 0, (uint64_t)n);
         b->last += (uint32_t)n;
         if (px->req_done)
             pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_read_timeout);
@@ -729,6 +728,7 @@ static void upstream_read(pv_proxy_t *px)
                 return;
             }
             pv_utry_mark(px->r, PV_UTRY_HEADER);
+            pv_utry_head(px->r, b->last - b->pos);
             int hrc = response_head(px);
             if (hrc == -3)
                 return; /* proxy_intercept_errors: error_page answers */

@@ -23,11 +23,6 @@ struct pv_upconn_s;
 struct pv_upool_s;
 struct pv_resp_head_s;
 
-/* A request body up to this size is read whole before an upstream
- * connection is taken, so a client trickling a small body (slow POST)
- * holds no upstream connection; larger bodies stream. */
-#define PV_PROXY_BUFFER_BODY 8192
-
 typedef struct pv_proxy_s {
     struct pv_hreq_s *hr;        /* the client request */
     pv_request_t *r;             /* the request sent upstream: hr's, or a subrequest's */
@@ -60,7 +55,7 @@ typedef struct pv_proxy_s {
     uint8_t upstream_keep;       /* upstream allows reuse of the connection */
     uint8_t expect_sent;         /* 100 Continue sent to the client */
     uint8_t fresh;               /* next connection must be a new one (retry after a stale one) */
-    uint8_t buffering;           /* reading a small body whole before asking an upstream */
+    uint8_t buffering;           /* reading the body whole before asking an upstream */
     uint8_t picking;             /* pick was initialised for this exchange */
     uint8_t dyn;                 /* PV_PROXY_DYN_*: what a run-time target (target.c) holds */
     pv_upwait_t qwait;           /* its place in the upstream's `queue` while it waits for a server */
@@ -109,6 +104,9 @@ int pv_proxy_pick_init(pv_proxy_t *px);
 /* The TLS server name of a connection about to open: proxy_ssl_name with
  * variables evaluated for this request, its port left out. */
 const char *pv_proxy_tls_name(pv_proxy_t *px);
+/* The local address to connect from (proxy_bind), its variables
+ * evaluated; NULL: none (an invalid one is logged). */
+const pv_net_bind_t *pv_proxy_bind(pv_proxy_t *px);
 /* proxy_ssl_certificate / _key with variables, for this request (NULL
  * when they have none: the SSL_CTX's certificate, if any, is used). */
 const struct pv_tls_cert_files_s *pv_proxy_tls_certs(pv_proxy_t *px);

@@ -7,6 +7,7 @@
  * "no resolver defined to resolve X" and "X could not be resolved" are
  * 502s, as in NGINX; a URL without http:// or https:// is a 500. */
 #include "proxy.h"
+#include "../config/conf_bind.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "../core/resolver.h"
 #include "../http/response.h"
 #include "../http/server.h"
+#include "../http/accesslog.h"
 #include "../http/uvars.h"
 #include "../proc/worker.h"
 #include "../upstream/dynamic.h"
@@ -359,4 +361,22 @@ void pv_proxy_target_done(pv_proxy_t *px)
         px->pool = NULL;
     }
     px->dyn = 0;
+}
+
+const pv_net_bind_t *pv_proxy_bind(pv_proxy_t *px)
+{
+    const pv_bind_conf_t *b = px->loc->conf.proxy_bind;
+    if (!b || !b->cv)
+        return b ? &b->addr : NULL;
+    pv_str_t v = pv_cv_eval_arena(b->cv, px->r);
+    if (!v.len)
+        return NULL;
+    pv_net_bind_t *a = pv_arena_alloc(px->r->arena, sizeof(*a));
+    if (pv_net_parse_addr(v.p, v.len, a) != 0) {
+        pv_log_r(px->r, PV_LOG_ERR, "invalid local address \"%.*s\", client: %s", (int)v.len, v.p,
+                 pv_log_client(px->r));
+        return NULL;
+    }
+    a->transparent = b->addr.transparent;
+    return a;
 }

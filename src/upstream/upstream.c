@@ -328,9 +328,9 @@ void pv_upstream_stale(pv_upconn_t *u)
 }
 
 /* The default opener: a non-blocking connect() under the plain transport. */
-static int plain_open(pv_xprt_t *x, const pv_upstream_server_t *s)
+static int plain_open(pv_xprt_t *x, const pv_upstream_server_t *s, const pv_net_bind_t *local)
 {
-    int fd = pv_net_connect((const struct sockaddr *)&s->addr, s->addrlen);
+    int fd = pv_net_connect_from((const struct sockaddr *)&s->addr, s->addrlen, local);
     if (fd < 0)
         return PV_ERR;
     pv_xprt_init(x, fd, NULL, NULL);
@@ -387,7 +387,7 @@ static int tls_open(pv_xprt_t *x, const pv_upstream_tls_t *tls, const char *name
 }
 
 pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls,
-                                 const char *name, const pv_tls_cert_files_t *certs)
+                                 const char *name, const pv_tls_cert_files_t *certs, const pv_net_bind_t *local)
 {
     pv_upstream_server_t *s = &p->cf->servers[server], now;
     uint32_t gen = 0;
@@ -401,7 +401,7 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
         s = &now;
     }
     pv_xprt_t x;
-    int rc = opener(&x, s);
+    int rc = opener(&x, s, local);
     if (rc == PV_ERR)
         return NULL;
     if (tls && tls_open(&x, tls, name ? name : tls->name, p->peers[server], certs) != PV_OK) {

@@ -141,7 +141,7 @@ void pv_upstream_stale(pv_upconn_t *u);
  * under the plain transport; a test harness puts in-memory transports
  * here. Set before any worker runs. */
 #define PV_UPSTREAM_OPEN_CONNECTED 1
-typedef int (*pv_upstream_open_t)(pv_xprt_t *x, const pv_upstream_server_t *s);
+typedef int (*pv_upstream_open_t)(pv_xprt_t *x, const pv_upstream_server_t *s, const pv_net_bind_t *local);
 void pv_upstream_set_opener(pv_upstream_open_t fn); /* NULL: the default */
 /* Open a new connection to server (connect in progress). With tls (an
  * https proxy_pass) the opener's transport becomes a TLS client under
@@ -149,11 +149,13 @@ void pv_upstream_set_opener(pv_upstream_open_t fn); /* NULL: the default */
  * proxy_ssl_session_reuse is on; the handshake then runs inside the
  * first writes and reads. name, when not NULL, stands for tls->name (a
  * proxy_ssl_name with variables, evaluated for the request); certs, when
- * not NULL, is the client certificate named for the request. NULL on
- * error with errno set (EINVAL: certs could not be loaded). */
+ * not NULL, is the client certificate named for the request; local, when
+ * not NULL, the address to connect from (proxy_bind). NULL on error with
+ * errno set (EINVAL: certs could not be loaded). */
 struct pv_tls_cert_files_s;
 pv_upconn_t *pv_upstream_connect(struct pv_worker_s *w, pv_upool_t *p, int server, const pv_upstream_tls_t *tls,
-                                 const char *name, const struct pv_tls_cert_files_s *certs);
+                                 const char *name, const struct pv_tls_cert_files_s *certs,
+                                 const pv_net_bind_t *local);
 /* Give the connection to owner, whose ops get its events and timeouts. */
 void pv_upstream_attach(pv_upconn_t *u, const pv_upconn_ops_t *ops, void *owner);
 /* The pool's guard list: whether u may carry another request after an

@@ -57,7 +57,8 @@ def answer(req):
         headers.append(("X-Accel-Limit-Rate", "123456"))
     if "xab" in req.target:
         headers.append(("X-Accel-Buffering", "no"))
-    return Reply(200, headers=headers, body_size=SIZE if "big" in req.target else 100)
+    size = SIZE if "big" in req.target else 12000 if "mid" in req.target else 100
+    return Reply(200, headers=headers, body_size=size)
 
 
 @pytest.fixture(params=["portvakt", "nginx"])
@@ -150,3 +151,26 @@ def test_proxy_limit_rate_needs_buffering(gw, target):
     r = http(gw.port, "GET", target, timeout=60)
     assert r.status == 200 and len(r.body) == SIZE
 
+
+
+@pytest.mark.parametrize("target,rate", [("/var-big?r=4k", 4096), ("/var-mid?r=2k", 2048)])
+def test_each_write_is_capped_at_the_allowance(gw, target, rate):
+    """A write takes at most what the rate allows, never all that is
+    queued: the upstream hands over 16 KiB and more at once, and a 12 KB
+    answer is queued whole when the proxy finishes. In half a second at
+    most two seconds' worth can have left, however the second boundaries
+    fall; the bound asserted is three."""
+    with Client(gw.port) as c:
+        c.request("GET", target)
+        got = 0
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            c.sock.settimeout(max(end - time.monotonic(), 0.01))
+            try:
+                data = c.sock.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            got += len(data)
+    assert 0 < got <= 3 * rate, got

@@ -179,7 +179,7 @@ static void test_pool_bound_and_idle_close(void **state)
     pv_upconn_t *u[3];
     int peer[3];
     for (int i = 0; i < 3; i++) {
-        u[i] = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL);
+        u[i] = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL, NULL);
         assert_non_null(u[i]);
         peer[i] = accept(lfd, NULL, NULL);
         assert_true(peer[i] >= 0);
@@ -196,7 +196,7 @@ static void test_pool_bound_and_idle_close(void **state)
     assert_ptr_equal(p.idle_head, u[2]);
     assert_ptr_equal(p.idle_tail, u[1]);
     /* not reusable: closed, not pooled */
-    pv_upconn_t *x = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL);
+    pv_upconn_t *x = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL, NULL);
     int px = accept(lfd, NULL, NULL);
     pv_upstream_release(x, &fail_done);
     assert_true(x->closing);
@@ -227,7 +227,7 @@ static void test_idle_timeout(void **state)
     pv_upool_t p;
     one_server(&lfd, &w, &p);
     ucf.keepalive_timeout = 30;
-    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL);
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL, NULL);
     int peer = accept(lfd, NULL, NULL);
     u->connected = 1;
     pv_upstream_release(u, &keep_done);
@@ -302,7 +302,7 @@ static void test_take_idle_peeks_for_fin(void **state)
     pv_worker_t w;
     pv_upool_t p;
     one_server(&lfd, &w, &p);
-    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL);
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL, NULL);
     int peer = accept(lfd, NULL, NULL);
     u->connected = 1;
     pv_upstream_release(u, &keep_done);
@@ -342,7 +342,7 @@ static void test_idle_close_learned(void **state)
     assert_int_equal(pv_peer_idle_limit(peer, 5200 + PV_PEER_IDLE_MEMORY_MS), 2000);
 
     /* the server closes a pooled connection at once after its answer */
-    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL);
+    pv_upconn_t *u = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL, NULL);
     int fd = accept(lfd, NULL, NULL);
     u->connected = 1;
     pv_upstream_release(u, &keep_done);
@@ -353,7 +353,7 @@ static void test_idle_close_learned(void **state)
     assert_true(learned >= 0 && learned <= 50);
 
     /* a live idle connection: a safe request takes it, an unsafe one not */
-    u = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL);
+    u = pv_upstream_connect(&w, &p, 0, NULL, NULL, NULL, NULL);
     fd = accept(lfd, NULL, NULL);
     u->connected = 1;
     pv_upstream_release(u, &keep_done);

@@ -488,22 +488,26 @@ static void test_times(void **state)
     assert_null(get(f, "$upstream_response_time", NULL));
     assert_string_equal(EVLOG(f, "$upstream_response_time $upstream_connect_time"), "- -");
     const uint64_t S = 1000000000000ull; /* a try's start on the loop's clock */
-    pv_utry_t one[1] = {{S, S + 1234567000, 0, S + 2999000, 0}};
+    pv_utry_t one[1] = {{S, S + 1234567000, 0, S + 2999000, 0, 0, 0, 0}};
     f->r.utries = f->r.utry = one;
     f->r.nutries = f->r.cutries = 1;
     assert_string_equal(EV(f, "$upstream_response_time $upstream_connect_time"),
                         "0.002 1.234");
     assert_string_equal(EVLOG(f, "$upstream_header_time"), "-");
     /* NGINX's lists: ", " between tries, " : " before an internal redirect's */
-    pv_utry_t three[3] = {{S, S + 1000000, S + 2000000, S + 3000000, 0},
-                          {S, 0, 0, S + 5000000, 0},
-                          {S, S, S + 1500000, S + 9999000, 1}};
+    pv_utry_t three[3] = {{S, S + 1000000, S + 2000000, S + 3000000, 0, 120, 200, 80},
+                          {S, 0, 0, S + 5000000, 0, 0, 0, 0},
+                          {S, S, S + 1500000, S + 9999000, 1, 95, 30, 0}};
     f->r.utries = three;
     f->r.utry = &three[2];
     f->r.nutries = f->r.cutries = 3;
     assert_string_equal(EV(f, "$upstream_response_time"), "0.003, 0.005 : 0.009");
     assert_string_equal(EV(f, "$upstream_connect_time"), "0.001, - : 0.000");
     assert_string_equal(EV(f, "$upstream_header_time"), "0.002, - : 0.001");
+    /* the bytes: sent, read, and the body's (0 before a whole head) */
+    assert_string_equal(EV(f, "$upstream_bytes_sent"), "120, 0 : 95");
+    assert_string_equal(EV(f, "$upstream_bytes_received"), "200, 0 : 30");
+    assert_string_equal(EV(f, "$upstream_response_length"), "120, 0 : 0");
     /* the numeric ones: the last try, milliseconds with microseconds */
     assert_string_equal(EV(f, "$upstream_duration_ms $upstream_header_duration_ms"), "9.999 1.500");
     assert_string_equal(EV(f, "$upstream_connect_duration_ms"), "0.000");
@@ -706,7 +710,7 @@ static void test_tables(void **state)
                 assert_int_equal(rest.len, 0);
         }
     }
-    assert_int_equal(count, 78);
+    assert_int_equal(count, 81);
     assert_null(pv_var_find("foo", 3, &(pv_str_t){0}));
     assert_null(pv_var_find("hosts", 5, &(pv_str_t){0}));
     /* a declared variable is not in the tables: its getter finds it by name */
