@@ -162,7 +162,7 @@ bench: setup
 # DESTDIR (empty, or a staging root) in front of every path written.
 # The configuration goes to SYSCONFDIR/portvakt (/etc/portvakt, the path
 # the binary reads by default; another SYSCONFDIR is compiled in); an
-# existing portvakt.conf or mime.types is left as it is.
+# existing portvakt.conf, mime.types or fastcgi_params is left as it is.
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
@@ -194,6 +194,7 @@ install: all man
 	$(INSTALL) -m 644 $(BUILD)/man/portvakt.conf.5 $(DESTDIR)$(MANDIR)/man5/portvakt.conf.5
 	test -e $(CONFDIR)/portvakt.conf || $(INSTALL) -m 644 deploy/portvakt.conf $(CONFDIR)/portvakt.conf
 	test -e $(CONFDIR)/mime.types || $(INSTALL) -m 644 $(MIME_TYPES) $(CONFDIR)/mime.types
+	test -e $(CONFDIR)/fastcgi_params || $(INSTALL) -m 644 conf/fastcgi_params $(CONFDIR)/fastcgi_params
 	sed -e 's/127.0.0.1:PORT_A/10.10.0.5:8080/' -e 's/127.0.0.1:PORT_B/10.10.0.6:8080/' \
 	  -e 's/127.0.0.1:PORT_GW/80/' examples/gateway.conf >$(BUILD)/gateway.conf.example
 	$(INSTALL) -m 644 $(BUILD)/gateway.conf.example $(DESTDIR)$(DOCDIR)/examples/gateway.conf

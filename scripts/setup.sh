@@ -8,7 +8,8 @@ set -eu
 # build and tests use must be named here, not come in as a recommendation:
 # libclang-rt-dev holds clang's sanitizer and libFuzzer runtimes, and
 # openssl is the command the tests use to make keys and hashes. perl and
-# the two perl modules run NGINX's own test suite (make nginx-suite).
+# the perl modules run NGINX's own test suite (make nginx-suite; FCGI for
+# its fastcgi files).
 # libsystemd-dev: sd_notify; groff-base checks the man pages, lintian
 # checks make deb; dnsmasq-base is a real DNS server for the discovery
 # tests (the binary alone, no service).
@@ -16,7 +17,7 @@ PKGS="build-essential pkg-config node-llhttp libssl-dev libpcre2-dev \
 libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml python3-h2 \
 nginx-light haproxy wrk redis-server curl clang libclang-rt-dev valgrind \
 libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl nghttp2-client \
-perl libio-socket-ssl-perl libprotocol-websocket-perl python3-websockets \
+perl libio-socket-ssl-perl libprotocol-websocket-perl libfcgi-perl python3-websockets \
 zlib1g-dev libbrotli-dev python3-brotli libsystemd-dev groff-base lintian \
 libjansson-dev python3-prometheus-client python3-jsonschema chromium chromium-driver \
 python3-selenium libc-ares-dev dnsmasq-base"

@@ -36,6 +36,7 @@
 #include "proxy/report.h"
 #include "proxy/proxy.h"
 #include "proxy/grpc.h"
+#include "proxy/fastcgi.h"
 #include "upstream/discovery.h"
 #include "upstream/dynamic.h"
 #include "upstream/health.h"
@@ -46,7 +47,7 @@
  * writer first, the HTTP side before the upstream pools its requests use. */
 static pv_module_t *const modules[] = {
     &pv_counters_module, &pv_stats_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module,
-    &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_grpc_module, &pv_probe_module,
+    &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_grpc_module, &pv_fastcgi_module, &pv_probe_module,
     &pv_report_module,
     &pv_static_module, &pv_upstream_module, &pv_upstream_dyn_module,
     &pv_upstream_discovery_module, &pv_health_module, NULL,
@@ -93,7 +94,7 @@ static const struct {
     {"http_charset_module", 1, 1},         {"http_gzip_module", 1, 1},
     {"http_ssi_module", 1, 1},             {"http_userid_module", 1, 0},
     {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 1},
-    {"http_fastcgi_module", 1, 0},         {"http_uwsgi_module", 1, 0},
+    {"http_fastcgi_module", 1, 1},         {"http_uwsgi_module", 1, 0},
     {"http_scgi_module", 1, 0},            {"http_grpc_module", 1, 1},
     {"http_memcached_module", 1, 0},       {"http_empty_gif_module", 1, 0},
     {"http_browser_module", 1, 0},         {"http_upstream_hash_module", 1, 1},

@@ -170,6 +170,7 @@ typedef struct pv_proxy_pass_s {
     pv_cv_t *cv;                  /* a URL with variables (upstream NULL): evaluated per request */
     pv_conf_src_t src;            /* the proxy_pass line */
     int grpc;                     /* made by grpc_pass: the grpc module answers, over HTTP/2 */
+    int fastcgi;                  /* made by fastcgi_pass: the fastcgi module answers */
 } pv_proxy_pass_t;
 
 /* PV_NEXT_UPSTREAM_F_*: the `proxy_next_upstream` conditions. */
@@ -459,6 +460,7 @@ enum { PV_BODY_FILE_OFF = 0, PV_BODY_FILE_ON, PV_BODY_FILE_CLEAN };
 #define PV_KA_DISABLE_SAFARI 0x2 /* Safari on Mac OS X */
 
 #include "conf_grpc.h"
+#include "conf_fastcgi.h"
 
 /* Settings that may appear at http, server and location level (each field
  * notes where NGINX allows it). Times are milliseconds, sizes bytes.
@@ -498,6 +500,7 @@ typedef struct pv_loc_conf_s {
     pv_hdr_conf_t hdr;             /* add_header, expires, server_tokens, charset, proxy_*_header, proxy_redirect */
     pv_proxy_ssl_conf_t proxy_ssl; /* proxy_ssl_* (used by https proxy_pass) */
     pv_grpc_conf_t grpc;           /* grpc_* (used by grpc_pass) */
+    pv_fastcgi_conf_t fastcgi;     /* fastcgi_* (used by fastcgi_pass) */
     pv_realip_conf_t realip;       /* set_real_ip_from, real_ip_header, real_ip_recursive */
     const pv_resolver_conf_t *resolver; /* `resolver`, or NULL: names in proxy_pass cannot be resolved */
     int64_t resolver_timeout;      /* ms; default 30s */

@@ -252,6 +252,10 @@ extern const pv_conf_module_t pv_conf_proxy_ssl_module;
 extern const pv_conf_module_t pv_conf_grpc_module;
 void pv_conf_grpc_init(pv_grpc_conf_t *g);
 void pv_conf_grpc_merge(pv_grpc_conf_t *c, const pv_grpc_conf_t *p);
+/* fastcgi_pass and the fastcgi_* settings (fastcgi_conf.c). */
+extern const pv_conf_module_t pv_conf_fastcgi_module;
+void pv_conf_fastcgi_init(pv_fastcgi_conf_t *f);
+void pv_conf_fastcgi_merge(pv_fastcgi_conf_t *c, const pv_fastcgi_conf_t *p);
 void pv_conf_proxy_ssl_init(pv_proxy_ssl_conf_t *c);
 /* Fill unset values from the parent level, or NGINX's defaults (p NULL). */
 void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *p);

@@ -881,7 +881,7 @@ static const pv_conf_module_t *const modules[] = {
     MODULE("core", core_cmds), MODULE("http", http_cmds), MODULE("proxy", proxy_cmds),
     &pv_conf_upstream_module, &pv_conf_match_module, MODULE("upstream", upstream_cmds), MODULE("log", log_cmds),
     &pv_conf_policy_module,
-    &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_grpc_module, &pv_conf_realip_module, &pv_conf_trace_module,
+    &pv_conf_ssl_module, &pv_conf_proxy_ssl_module, &pv_conf_grpc_module, &pv_conf_fastcgi_module, &pv_conf_realip_module, &pv_conf_trace_module,
     &pv_conf_resolver_module,
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_geo_module,
     &pv_conf_zip_module, &pv_conf_sub_module, &pv_conf_ssi_module, &pv_conf_cache_module, &pv_conf_static_module,

@@ -78,6 +78,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     pv_conf_hdr_init(&lc->hdr);
     pv_conf_proxy_ssl_init(&lc->proxy_ssl);
     pv_conf_grpc_init(&lc->grpc);
+    pv_conf_fastcgi_init(&lc->fastcgi);
     pv_conf_realip_init(&lc->realip);
     lc->resolver_timeout = PV_UNSET;
     pv_conf_trace_init(&lc->trace);
@@ -492,6 +493,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     pv_conf_hdr_merge(&c->hdr, p ? &p->hdr : NULL);
     pv_conf_proxy_ssl_merge(&c->proxy_ssl, p ? &p->proxy_ssl : NULL);
     pv_conf_grpc_merge(&c->grpc, p ? &p->grpc : NULL);
+    pv_conf_fastcgi_merge(&c->fastcgi, p ? &p->fastcgi : NULL);
     pv_conf_zip_merge(&c->zip, p ? &p->zip : NULL);
     pv_conf_sub_merge(cx, &c->sub, p ? &p->sub : NULL);
     pv_conf_ssi_merge(&c->ssi, p ? &p->ssi : NULL);

@@ -18,7 +18,7 @@ static const char *const empty_value = "";
 /* Every table of variables; pv_var_find() searches them in this order. */
 static const pv_var_t *const var_tables[] = {pv_vars_request, pv_vars_response, pv_vars_timing,
                                             pv_vars_trace,   pv_vars_ssl,       pv_vars_static, pv_vars_ssi,
-                                            NULL};
+                                            pv_vars_fastcgi, NULL};
 
 /* ---- output ------------------------------------------------------------ */
 

@@ -25,6 +25,7 @@ struct pv_header_s;
 extern const pv_var_t pv_vars_request[];
 /* $request_filename, $document_root, $realpath_root (static.c) */
 extern const pv_var_t pv_vars_static[];
+extern const pv_var_t pv_vars_fastcgi[];
 extern const pv_var_t pv_vars_response[];
 /* Upstream timings and the numeric durations (timing.c). */
 extern const pv_var_t pv_vars_timing[];

@@ -973,7 +973,7 @@ void pv_proxy_resume(pv_hreq_t *hr)
 
 static int claims(const pv_location_t *loc)
 {
-    return loc->proxy_pass != NULL && !loc->proxy_pass->grpc; /* grpc_pass: grpc.c */
+    return loc->proxy_pass != NULL && !loc->proxy_pass->grpc && !loc->proxy_pass->fastcgi; /* grpc.c, fastcgi.c */
 }
 
 static int content(pv_hreq_t *hr)

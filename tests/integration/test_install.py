@@ -59,7 +59,8 @@ def test_install_lays_out_the_gnu_way(tmp_path):
                        ("opt/pv/share/man/man5/portvakt.conf.5", 0o644),
                        ("opt/pv/share/doc/portvakt/examples/gateway.conf", 0o644),
                        ("etc/portvakt/portvakt.conf", 0o644),
-                       ("etc/portvakt/mime.types", 0o644)):
+                       ("etc/portvakt/mime.types", 0o644),
+                       ("etc/portvakt/fastcgi_params", 0o644)):
         st = os.stat(os.path.join(dest, path))
         assert st.st_mode & 0o777 == mode, path
     assert os.path.isdir(os.path.join(dest, "etc/portvakt/conf.d"))
@@ -79,7 +80,7 @@ def test_install_lays_out_the_gnu_way(tmp_path):
     assert r.returncode == 0, r.stderr
     left = sorted(os.path.relpath(os.path.join(d, f), dest)
                   for d, _, fs in os.walk(dest) for f in fs)
-    assert left == ["etc/portvakt/mime.types", "etc/portvakt/portvakt.conf"], left
+    assert left == ["etc/portvakt/fastcgi_params", "etc/portvakt/mime.types", "etc/portvakt/portvakt.conf"], left
 
 
 def test_installed_binary_checks_installed_configs(tree):
@@ -221,7 +222,7 @@ def test_deb_contents(deb):
     files = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True).stdout
     for path in ("./usr/sbin/portvakt", "./lib/systemd/system/portvakt.service",
                  "./etc/logrotate.d/portvakt", "./usr/lib/sysctl.d/99-portvakt.conf",
-                 "./etc/portvakt/portvakt.conf", "./etc/portvakt/mime.types",
+                 "./etc/portvakt/portvakt.conf", "./etc/portvakt/mime.types", "./etc/portvakt/fastcgi_params",
                  "./usr/share/man/man8/portvakt.8.gz", "./usr/share/man/man5/portvakt.conf.5.gz",
                  "./usr/share/doc/portvakt/copyright", "./usr/share/doc/portvakt/changelog.gz",
                  "./usr/share/doc/portvakt/examples/gateway.conf"):
@@ -234,7 +235,8 @@ def test_deb_contents(deb):
     with tarfile.open(fileobj=io.BytesIO(ctl)) as t:
         names = {m.name.lstrip("./"): m for m in t.getmembers()}
         assert t.extractfile(names["conffiles"]).read().decode().split() == [
-            "/etc/portvakt/portvakt.conf", "/etc/portvakt/mime.types", "/etc/logrotate.d/portvakt"]
+            "/etc/portvakt/portvakt.conf", "/etc/portvakt/mime.types", "/etc/logrotate.d/portvakt",
+            "/etc/portvakt/fastcgi_params"]
         postinst = t.extractfile(names["postinst"]).read().decode()
         assert names["postinst"].mode & 0o755 == 0o755
         assert "adduser --system --group" in postinst and "portvakt" in postinst

@@ -51,11 +51,12 @@ FILE_TIMEOUT = 300  # seconds for one .t file
 
 # The files that concern the gateway: TLS (ssl*) and HTTP/2 (h2*) skip
 # until portvakt has them; then static files (static, index, autoindex,
-# range, not_modified, etag, try_files), charset, sub_filter, SSI and addition.
+# range, not_modified, etag, try_files), charset, sub_filter, SSI, addition
+# and FastCGI.
 PATTERNS = ["proxy*", "ssi*", "addition*", "upstream*", "http_*", "auth_*", "limit_*", "access*", "body*",
             "rewrite*", "map*", "realip*", "ssl*", "h2*",
             "static*", "index*", "autoindex*", "range*", "not_modified*", "etag*", "try_files*",
-            "sub_filter*", "charset*"]
+            "sub_filter*", "charset*", "fastcgi*"]
 
 
 def find_suite():
