@@ -318,7 +318,7 @@ static void fc_start(pv_proxy_t *px)
     pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(px->pool, s, !pv_proxy_idempotent(px->r->method_id), NULL);
     px->fresh = 0;
     px->reused = u != NULL;
-    if (!u && !(u = pv_upstream_connect(w, px->pool, s, NULL, NULL, NULL))) {
+    if (!u && !(u = pv_upstream_connect(w, px->pool, s, NULL, NULL, NULL, NULL))) {
         fc_failed(g, PV_UPF_CONNECT, errno);
         return;
     }
