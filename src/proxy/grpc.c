@@ -677,20 +677,11 @@ static void gr_event_cb(void *owner, unsigned events)
 {
     pv_grpc_t *g = owner;
     pv_upconn_t *u = g->px.u;
-    events = pv_xprt_events(&u->x, events);
-    if (!u->connected) {
-        if (!(events & (PV_EV_WRITE | PV_EV_HUP)))
-            return;
-        int e = pv_net_sock_error(u->x.io.fd);
-        if (e) {
-            gr_failed(g, PV_UPF_CONNECT, e);
-            return;
-        }
-        u->connected = 1;
-        pv_timer_del(g->px.hr->w->loop, &u->timer);
-        pv_proxy_stat_connect(&g->px);
-    }
-    gr_io(g);
+    int e, up = pv_proxy_connect_done(&g->px, pv_xprt_events(&u->x, events), &e);
+    if (up < 0)
+        gr_failed(g, PV_UPF_CONNECT, e);
+    else if (up)
+        gr_io(g);
 }
 
 static void gr_timeout_cb(void *owner)

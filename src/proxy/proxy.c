@@ -867,19 +867,11 @@ static void upstream_event_cb(void *owner, unsigned events)
 {
     pv_proxy_t *px = owner;
     pv_upconn_t *u = px->u;
-    events = pv_xprt_events(&u->x, events);
-    if (!u->connected) {
-        if (!(events & (PV_EV_WRITE | PV_EV_HUP)))
-            return;
-        int e = pv_net_sock_error(u->x.io.fd);
-        if (e) {
+    int e, up = pv_proxy_connect_done(px, pv_xprt_events(&u->x, events), &e);
+    if (up <= 0) {
+        if (up < 0)
             upstream_failed(px, PV_UPF_CONNECT, e, NULL);
-            return;
-        }
-        u->connected = 1;
-        /* proxy_connect_timeout is over; writes and reads arm their own */
-        pv_timer_del(px_worker(px)->loop, &u->timer);
-        pv_proxy_stat_connect(px);
+        return;
     }
     if (u->x.writable && !px->req_done)
         upstream_write(px);

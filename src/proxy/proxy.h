@@ -116,6 +116,10 @@ void pv_proxy_release_server(pv_proxy_t *px, int verdict);
  * is up (also marked in the request's try record), its response head arrived, it failed with cause f. */
 void pv_proxy_stat_try(pv_proxy_t *px);
 void pv_proxy_stat_connect(pv_proxy_t *px);
+/* The events of px's upstream connection while it connects: 1 once it is
+ * up (the connect timer stopped, the try's connect time counted), 0
+ * while it is not, -1 with *err set when the connect failed. */
+int pv_proxy_connect_done(pv_proxy_t *px, unsigned events, int *err);
 void pv_proxy_stat_header(pv_proxy_t *px);
 void pv_proxy_stat_fail(pv_proxy_t *px, int f);
 /* Whether proxy_next_upstream_timeout has passed (select.c). */

@@ -74,6 +74,22 @@ void pv_proxy_stat_connect(pv_proxy_t *px)
         pv_hist_add(&px->pool->st[px->server].connect, (pv_now_ns() - px->try_ns) / 1000);
 }
 
+int pv_proxy_connect_done(pv_proxy_t *px, unsigned events, int *err)
+{
+    pv_upconn_t *u = px->u;
+    if (u->connected)
+        return 1;
+    if (!(events & (PV_EV_WRITE | PV_EV_HUP)))
+        return 0;
+    if ((*err = pv_net_sock_error(u->x.io.fd)))
+        return -1;
+    u->connected = 1;
+    /* the connect timeout is over; writes and reads arm their own */
+    pv_timer_del(px->hr->w->loop, &u->timer);
+    pv_proxy_stat_connect(px);
+    return 1;
+}
+
 void pv_proxy_stat_header(pv_proxy_t *px)
 {
     if (px->pool->st && px->pick.held)
