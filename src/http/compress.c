@@ -4,6 +4,8 @@
  * between gzip and Brotli. The encoder itself is zfilter.c. */
 #include "compress.h"
 
+#include "bfilter.h"
+
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -139,24 +141,6 @@ static int64_t http_time(pv_str_t v)
     return (int64_t)timegm(&tm);
 }
 
-/* The content type without parameters, lowercase, in a list? */
-static int type_listed(const pv_mime_list_t *l, pv_str_t ct)
-{
-    if (l->any)
-        return 1;
-    size_t n = 0;
-    while (n < ct.len && ct.p[n] != ';')
-        n++;
-    while (n && ct.p[n - 1] == ' ')
-        n--;
-    if (!ct.p || n == 0)
-        return 0;
-    for (int i = 0; i < l->ntypes; i++)
-        if (l->types[i].len == n && strncasecmp(l->types[i].p, ct.p, n) == 0)
-            return 1;
-    return 0;
-}
-
 /* gzip_proxied for a request that came through a proxy (it has Via). */
 static int proxied_ok(const pv_request_t *r, const pv_resp_head_t *h, int p)
 {
@@ -211,7 +195,7 @@ static int response_ok(const pv_resp_head_t *h, const pv_mime_list_t *types, int
 {
     /* "*" takes a response without Content-Type too, as in NGINX */
     return (h->content_length == -1 || h->content_length >= min_length) &&
-           (types->any || (h->content_type.p && type_listed(types, h->content_type)));
+           (types->any || (h->content_type.p && pv_bf_type_listed(types, h->content_type)));
 }
 
 static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int coding, int vary, int head_only)

@@ -104,23 +104,6 @@ static const pv_bfilter_ops_t sub_ops = {"sub_filter", sub_body, sub_end, sub_wr
 
 /* ---- the head ---------------------------------------------------------- */
 
-/* NGINX's ngx_http_test_content_type(): the type without parameters, in
- * any case; "*" takes a response without Content-Type too */
-static int type_ok(const pv_mime_list_t *l, pv_str_t ct)
-{
-    if (l->any)
-        return 1;
-    size_t n = 0;
-    while (n < ct.len && ct.p[n] != ';')
-        n++;
-    while (n && ct.p[n - 1] == ' ')
-        n--;
-    for (int i = 0; ct.p && n && i < l->ntypes; i++)
-        if (l->types[i].len == n && strncasecmp(l->types[i].p, ct.p, n) == 0)
-            return 1;
-    return 0;
-}
-
 static const pv_header_t *field(const pv_resp_head_t *h, const char *name, size_t len)
 {
     for (int i = 0; i < h->nfields; i++)
@@ -236,7 +219,7 @@ static int sub_changes(const pv_hreq_t *hr, const pv_resp_head_t *h)
 {
     const pv_sub_conf_t *c = sub_conf(hr);
     if (!c || !c->pairs || h->content_length == 0 || h->upgrade || h->status < 200 || h->status == 204 ||
-        h->status == 304 || !type_ok(c->types, h->content_type))
+        h->status == 304 || !pv_bf_type_listed(c->types, h->content_type))
         return 0;
     const pv_header_t *ce = field(h, "Content-Encoding", 16);
     return !ce || !ce->value.len;
