@@ -554,7 +554,9 @@ static int local_filtered(pv_hreq_t *hr, int status, pv_str_t body)
         return 0;
     pv_resp_head_t h = {.status = status, .content_length = (int64_t)body.len,
                         .content_type = hr->r.accel_type.p ? hr->r.accel_type : pv_static_type(&loc->conf.st, hr->r.uri)};
-    if (pv_bf_head(hr, &h) != PV_OK || !hr->bf)
+    /* asked without side effects first: the modules' head() decide once
+     * per request (charset), and the answer made here must see them */
+    if (!pv_bf_changes(hr, &h) || pv_bf_head(hr, &h) != PV_OK || !hr->bf)
         return 0;
     if (head_below_bf(hr, &h) != PV_OK) {
         pv_resp_abort(hr);

@@ -467,8 +467,11 @@ def test_version_names_the_nginx_modules_it_has(tmp_path):
         assert "--without-" + have not in args
     assert "--with-http_auth_request_module" in args and "--with-http_gunzip_module" in args
     assert "--with-http_gzip_static_module" in args
-    for lacks in ("http_fastcgi_module", "http_ssi_module"):
+    for lacks in ("http_uwsgi_module", "http_scgi_module", "http_userid_module"):
         assert "--without-" + lacks in args
+    for have in ("http_fastcgi_module", "http_ssi_module", "http_charset_module"):
+        assert "--without-" + have not in args
+    assert "--with-http_sub_module" in args and "--with-http_addition_module" in args
     # TLS, HTTP/2 and realip are optional in NGINX's build and present here
     for have in ("http_ssl_module", "http_v2_module", "http_realip_module"):
         assert "--with-" + have in args
