@@ -71,9 +71,10 @@ static void lru_front(pv_ocsp_cache_t *c, entry_t *e)
 static void drop(pv_ocsp_cache_t *c, entry_t *e)
 {
     entry_t **pp = &c->bucket[hash(e->key, e->len)];
-    while (*pp != e)
+    while (*pp && *pp != e)
         pp = &(*pp)->hnext;
-    *pp = e->hnext;
+    if (*pp)
+        *pp = e->hnext;
     lru_unlink(c, e);
     c->count--;
     free(e);

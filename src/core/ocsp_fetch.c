@@ -104,8 +104,11 @@ void pv_ocsp_fetch_cancel(pv_ocsp_fetch_t *f)
 void pv_ocsp_fetch_thread_exit(void)
 {
     exiting = 1;
-    while (graveyard)
-        bury(graveyard);
+    while (graveyard) {
+        pv_ocsp_fetch_t *f = graveyard;
+        graveyard = f->gnext;
+        free(f);
+    }
 }
 
 /* From f's own event or timer: nothing of f waits in the loop. */

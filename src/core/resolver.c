@@ -39,6 +39,7 @@ struct entry_s {
     char *cname;               /* with have: the name is an alias of this one */
     uint8_t have;              /* res (or cname) holds an answer */
     uint8_t pending;           /* questions out */
+    int held;                  /* its answer is being given out: not evicted (a callback may look up again) */
     uint8_t asked;             /* which: 1 A (or SRV), 2 AAAA */
     uint8_t is_srv;            /* an SRV lookup (res.srv points into srvs) */
     int failed[2];             /* each question's status */
@@ -236,7 +237,8 @@ static void evict(pv_resolver_t *r)
     while (r->nentries >= RES_ENTRIES_MAX) {
         entry_t **victim = NULL;
         for (entry_t **pe = &r->entries; *pe; pe = &(*pe)->next)
-            if (!(*pe)->pending && !(*pe)->waiters && (!victim || (*pe)->used < (*victim)->used))
+            if (!(*pe)->pending && !(*pe)->waiters && !(*pe)->held &&
+                (!victim || (*pe)->used < (*victim)->used))
                 victim = pe;
         if (!victim)
             return;
@@ -252,14 +254,17 @@ static entry_t *entry_get(pv_resolver_t *r, const char *name, int srv)
     entry_t *e = entry_find(r, name, srv);
     if (e)
         return e;
+    char *copy = strdup(name); /* first: name may be an entry's own text, which evict() can free */
+    if (!copy)
+        return NULL;
     evict(r);
     e = calloc(1, sizeof(*e));
-    if (!e || !(e->name = strdup(name)) || (srv && !(e->srvs = calloc(PV_RESOLVED_MAX, sizeof(pv_srv_t))))) {
-        if (e)
-            free(e->name);
+    if (!e || (srv && !(e->srvs = calloc(PV_RESOLVED_MAX, sizeof(pv_srv_t))))) {
+        free(copy);
         free(e);
         return NULL;
     }
+    e->name = copy;
     e->is_srv = (uint8_t)srv;
     e->r = r;
     e->next = r->entries;
@@ -389,7 +394,9 @@ static void route(pv_resolver_t *r, pv_resolve_wait_t *w, const char *name, int 
         e->used = now;
         if (e->have && !e->pending && e->res.expires > now) {
             if (!e->cname) {
+                e->held++;
                 deliver(r, w, &e->res);
+                e->held--;
                 return;
             }
             if (depth++ >= RES_CNAME_MAX) {
@@ -431,10 +438,13 @@ static void answered(entry_t *e, int64_t ttl)
     else
         res->expires = now;
     /* one at a time: a callback may cancel another waiter or look up again */
+    e->held++;
     while (e->waiters) {
+        /* every waiter on e's list has w->e == e, so a delivered one has
+         * left the list before it is freed */
         pv_resolve_wait_t *w = e->waiters;
         if (res->status == PV_RESOLVE_OK && e->cname) {
-            wait_unlink(w);
+            wait_unlink(w); // NOLINT(clang-analyzer-unix.Malloc)
             if (w->depth >= RES_CNAME_MAX)
                 deliver_status(r, w, PV_RESOLVE_NOTFOUND);
             else
@@ -443,6 +453,7 @@ static void answered(entry_t *e, int64_t ttl)
         }
         deliver(r, w, res);
     }
+    e->held--;
 }
 
 /* The status an answer's code says (NGINX's words for them). */
@@ -610,7 +621,8 @@ static int lookup(pv_resolver_t *r, const char *name, int srv, int64_t timeout_m
     pv_timer_init(&w->timer, wait_timeout_cb, w);
     pv_timer_set(r->loop, &w->timer, (uint64_t)(timeout_ms > 0 ? timeout_ms : 1));
     route(r, w, name, 0);
-    w->in_call = 0;
+    /* in_call kept w from being freed by a callback that came already */
+    w->in_call = 0; // NOLINT(clang-analyzer-unix.Malloc)
     if (w->done) {
         free(w);
         return PV_OK;

@@ -10,8 +10,8 @@ static inline uint8_t low(uint8_t c)
 
 void pv_sub_tables_build(pv_sub_tables_t *t, const pv_str_t *in, int n, pv_str_t *pat, uint8_t *orig)
 {
-    size_t min = in[0].len, max = in[0].len;
-    for (int i = 1; i < n; i++) {
+    size_t min = SIZE_MAX, max = 0;
+    for (int i = 0; i < n; i++) {
         min = PV_MIN(min, in[i].len);
         max = PV_MAX(max, in[i].len);
     }

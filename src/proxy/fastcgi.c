@@ -82,7 +82,7 @@ void pv_fastcgi_split(pv_request_t *r, pv_str_t *script, pv_str_t *path_info)
         if (md)
             pcre2_match_data_free(md);
     }
-    if (fc->index.len && script->len && script->p[script->len - 1] == '/') {
+    if (fc->index.len && script->p && script->len && script->p[script->len - 1] == '/') {
         char *p = pv_arena_alloc(r->arena, script->len + fc->index.len);
         memcpy(p, script->p, script->len);
         memcpy(p + script->len, fc->index.p, fc->index.len);
