@@ -163,33 +163,8 @@ static pv_sub_tables_t *request_tables(pv_hreq_t *hr, const pv_sub_conf_t *c, co
  * the length unknown */
 static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int last_modified)
 {
-    pv_header_t *f = pv_arena_alloc(&hr->arena, sizeof(*f) * (size_t)(h->nfields + 1));
-    if (!f)
+    if (pv_bf_head_fields(hr, h, !last_modified) != PV_OK)
         return PV_ERR;
-    int n = 0;
-    for (int i = 0; i < h->nfields; i++) {
-        pv_header_t x = h->fields[i];
-        if (PV_STR_IEQ(x.name, "Accept-Ranges") || (!last_modified && PV_STR_IEQ(x.name, "Last-Modified")))
-            continue;
-        if (PV_STR_IEQ(x.name, "ETag")) {
-            /* ngx_http_weak_etag(): a strong one becomes weak, one not
-             * quoted goes */
-            int weak = x.value.len > 2 && x.value.p[0] == 'W' && x.value.p[1] == '/';
-            if (!last_modified || (!weak && (x.value.len == 0 || x.value.p[0] != '"')))
-                continue;
-            if (!weak) {
-                char *w = pv_arena_alloc(&hr->arena, x.value.len + 2);
-                if (!w)
-                    return PV_ERR;
-                memcpy(w, "W/", 2);
-                memcpy(w + 2, x.value.p, x.value.len);
-                x.value = (pv_str_t){w, x.value.len + 2};
-            }
-        }
-        f[n++] = x;
-    }
-    h->fields = f;
-    h->nfields = n;
     h->content_length = -1;
     h->frame = hr->r.flags & PV_REQ_F_HEAD ? PV_FRAME_NONE : PV_FRAME_CHUNKED;
     return PV_OK;
