@@ -569,10 +569,8 @@ static int fc_deliver(pv_fastcgi_t *g)
                 g->queued = 1;
                 rc = pv_resp_flush(hr);
             }
-            if (rc == PV_ERR) {
-                pv_resp_abort(hr);
-                return -1;
-            }
+            if (rc == PV_ERR)
+                return -1; /* the client's connection closed: the request is gone */
             if (rc == PV_AGAIN) {
                 g->client_wait = 1;
                 return FC_WAIT; /* client_proceed() goes on */
