@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import NGINX, EchoUpstream, Reply, check_conf, http
+from conftest import NGINX, EchoUpstream, Reply, check_conf, free_port, http
 
 CONF = """
 http {
@@ -313,12 +313,13 @@ def test_check_errors(tmp_path, line, words):
 
 def test_check_accepts(tmp_path):
     path = tmp_path / "gw.conf"
+    # a free port: NGINX's -t binds it, and an ordinary user may not bind port 1
     path.write_text("""events {} http {
     sub_filter a b; sub_filter $arg_x "[$uri]"; sub_filter_types text/css *; sub_filter_once off;
     sub_filter_last_modified on;
-    server { listen 127.0.0.1:1; sub_filter c d; location / { sub_filter_types text/plain; } }
+    server { listen 127.0.0.1:%d; sub_filter c d; location / { sub_filter_types text/plain; } }
 }
-""")
+""" % free_port())
     for name, (rc, text) in check_conf(path, tmp_path).items():
         assert rc == 0, (name, text)
 
