@@ -27,7 +27,6 @@ typedef struct node_s {
     int64_t fs_size;            /* bytes on disk */
     int64_t lock_ms;            /* when the filler took it (monotonic ms) */
     uint64_t gen;               /* which file is in place: new for each one stored or loaded */
-    int64_t stored_ms;          /* when it was stored (monotonic ms; 0: found at start) */
     uint32_t uses;
     uint8_t exists;             /* a file is in place */
     uint8_t updating;           /* a request fills it */
@@ -39,7 +38,7 @@ typedef struct node_s {
 typedef struct purge_s {
     char *prefix;
     size_t len;
-    int64_t when;               /* monotonic ms */
+    uint64_t gen;               /* the last file generation when it was made: files up to it are gone */
 } purge_t;
 
 #define MAX_PURGES 32
@@ -301,7 +300,7 @@ static int purged(const pv_fcache_t *fc, const node_t *n, pv_str_t key)
 {
     for (int i = 0; i < fc->npurges; i++) {
         const purge_t *p = &fc->purges[i];
-        if (n->stored_ms <= p->when && key.len >= p->len && memcmp(key.p, p->prefix, p->len) == 0)
+        if (n->gen <= p->gen && key.len >= p->len && memcmp(key.p, p->prefix, p->len) == 0)
             return 1;
     }
     return 0;
@@ -434,7 +433,6 @@ void pv_fc_filled(pv_fc_ref_t *ref, int stored, int64_t fs_size, int64_t valid_s
                 fc->total -= n->fs_size;
             n->exists = 1;
             n->gen = next_gen();
-            n->stored_ms = (int64_t)pv_now_ms();
             n->fs_size = fs_size;
             n->valid_sec = valid_sec;
             fc->total += fs_size;
@@ -522,7 +520,7 @@ int pv_fc_purge_prefix(pv_fcache_t *fc, pv_str_t prefix)
     pthread_mutex_lock(&fc->lock);
     int ok = fc->npurges < MAX_PURGES;
     if (ok)
-        fc->purges[fc->npurges++] = (purge_t){p, prefix.len, (int64_t)pv_now_ms()};
+        fc->purges[fc->npurges++] = (purge_t){p, prefix.len, __atomic_load_n(&gens, __ATOMIC_RELAXED)};
     pthread_mutex_unlock(&fc->lock);
     if (!ok)
         free(p);
@@ -545,7 +543,7 @@ static int walk_purge(pv_fcache_t *fc)
     cand_t *cands = malloc((fc->nnodes + 1) * sizeof(*cands));
     size_t nc = 0;
     for (node_t *n = fc->head; cands && n; n = n->next)
-        if (n->exists && n->stored_ms <= pg.when) {
+        if (n->exists && n->gen <= pg.gen) {
             memcpy(cands[nc].md5, n->md5, 16);
             cands[nc++].gen = n->gen;
         }
