@@ -403,11 +403,13 @@ int pv_pipe_body(pv_proxy_t *px)
             if (done)
                 return done < 0 ? PV_PIPE_BAD : PV_PIPE_DONE;
         }
-        if (b->pos == b->last && px->u->x.readable && !p->rate && pv_resp_postpone(px->hr)) {
+        if (b->pos == b->last && b->last < b->size && px->u->x.readable && !p->rate &&
+            pv_resp_postpone(px->hr)) {
             /* a small output (a head, a compressor's first bytes) waits
              * for what the next read may bring at once, so they leave
-             * in one write; upstream_read writes it before it waits */
-            b->pos = b->last = 0;
+             * in one write; upstream_read writes it before it waits. The
+             * queue points into the read buffer: the read goes behind
+             * what it holds, never over it */
             return PV_PIPE_READ;
         }
         int rc = pv_resp_flush(px->hr);
