@@ -6,11 +6,10 @@ cannot take are skipped, and `-t` does not read the file."""
 
 import base64
 import os
-import time
 
 import pytest
 
-from conftest import NGINX, check_conf, http, wait_for
+from conftest import NGINX, check_conf, free_port, http, wait_for
 
 CONF = """
 http {
@@ -103,7 +102,7 @@ def test_check_does_not_read_the_file(tmp_path):
     path = tmp_path / "t.conf"
     path.write_text("events {}\npid %s/n.pid;\nhttp {\n server {\n listen 127.0.0.1:%d;\n location / {\n"
                     "auth_basic on; auth_basic_user_file %s/missing;\n }\n }\n}\n"
-                    % (tmp_path, 1024 + os.getpid() % 30000, tmp_path))
+                    % (tmp_path, free_port(), tmp_path))
     for name, (rc, text) in check_conf(path, tmp_path).items():
         assert rc == 0, (name, text)
 
@@ -116,7 +115,7 @@ def test_check_does_not_read_the_file(tmp_path):
 def test_check_errors_as_nginx(tmp_path, body, words):
     path = tmp_path / "t.conf"
     path.write_text("events {}\npid %s/n.pid;\nhttp {\n server {\n listen 127.0.0.1:%d;\n location / {\n%s\n }\n }\n}\n"
-                    % (tmp_path, 1024 + os.getpid() % 30000, body))
+                    % (tmp_path, free_port(), body))
     for name, (rc, text) in check_conf(path, tmp_path).items():
         assert rc == 1, (name, text)
         assert words in text, (name, text)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import NGINX, Reply, check_conf, gen_bytes, http
+from conftest import NGINX, Reply, check_conf, free_port, gen_bytes, http
 
 CONF = """
 http {
@@ -106,7 +106,7 @@ def test_range_of_a_large_body(gw, prefix):
 def check(tmp_path, body):
     path = tmp_path / "t.conf"
     path.write_text("events {}\npid %s/n.pid;\nhttp {\n server {\n listen 127.0.0.1:%d;\n location / {\n%s\n }\n }\n}\n"
-                    % (tmp_path, 1024 + os.getpid() % 30000, body))
+                    % (tmp_path, free_port(), body))
     return check_conf(path, tmp_path)
 
 

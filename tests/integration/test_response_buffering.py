@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import NGINX, Client, Reply, check_conf, fd_links, http, wait_for
+from conftest import NGINX, Client, Reply, check_conf, fd_links, free_port, http, wait_for
 
 BIG = 16 << 20  # more than loopback socket buffers can hide
 
@@ -286,7 +286,7 @@ def test_head_over_proxy_buffer_size_is_502(gw):
 def check(tmp_path, body):
     path = tmp_path / "t.conf"
     path.write_text("events {}\npid %s/n.pid;\nhttp {\n server {\n listen 127.0.0.1:%d;\n location / {\n%s\n }\n }\n}\n"
-                    % (tmp_path, 1024 + os.getpid() % 30000, body))
+                    % (tmp_path, free_port(), body))
     return check_conf(path, tmp_path)
 
 
