@@ -154,6 +154,8 @@ static int cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
     const char *a = ARG(nd, 1);
     if (strcmp(a, "off") == 0)
         return PV_OK;
+    if (((pv_loc_conf_t *)base)->proxy_store > 0)
+        return pv_conf_error(cx, &nd->src, "\"proxy_cache\" directive is incompatible with \"proxy_store\"");
     if (strchr(a, '$')) {
         /* the zone is named per request (NGINX 1.7.9) */
         c->cache_cv = pv_arena_calloc(cx->a, sizeof(*c->cache_cv));

@@ -457,6 +457,9 @@ typedef struct pv_loc_conf_s {
     int64_t proxy_limit_rate;      /* bytes per second read from the upstream while buffering; 0 (the default): no limit */
     int proxy_force_ranges;        /* default off: byte ranges for proxied responses without Accept-Ranges */
     int proxy_ignore_client_abort; /* default off: a client gone before the answer ends the exchange */
+    int proxy_store;               /* PV_UNSET; default off; 1: a 200 response is stored (store_conf.c) */
+    const pv_cv_t *proxy_store_cv; /* its path with variables; NULL: the root-based path of the URI */
+    int proxy_store_access;        /* PV_UNSET; default 0600: the stored file's mode (and its new dirs') */
     pv_size_cv_t limit_rate;       /* bytes per second to the client; 0 (the default): no limit */
     pv_size_cv_t limit_rate_after; /* bytes sent before limit_rate applies; default 0 */
     /* rewrite module */

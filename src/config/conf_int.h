@@ -358,6 +358,11 @@ int pv_conf_compile(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_cv_t *cv, co
 extern const pv_conf_module_t pv_conf_buffer_module;
 void pv_conf_buffer_init(pv_loc_conf_t *lc);
 void pv_conf_buffer_init_srv(pv_server_t *s);
+/* proxy_store, proxy_store_access (store_conf.c); the merge runs before
+ * proxy_cache's, which it may turn off. */
+extern const pv_conf_module_t pv_conf_store_module;
+void pv_conf_store_init(pv_loc_conf_t *lc);
+void pv_conf_store_merge(pv_loc_conf_t *c, const pv_loc_conf_t *p);
 /* Fill a level's unset values from its parent, or the defaults (p NULL). */
 void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *p);
 /* A server's values from the http level's (hs: the http-level holder). */

@@ -886,7 +886,7 @@ static const pv_conf_module_t *const modules[] = {
     &pv_conf_rewrite_module, &pv_conf_map_module, &pv_conf_geo_module,
     &pv_conf_zip_module, &pv_conf_sub_module, &pv_conf_ssi_module, &pv_conf_cache_module, &pv_conf_static_module,
     &pv_conf_header_module, &pv_conf_charset_module, &pv_conf_cookie_module, &pv_conf_errpage_module,
-    &pv_conf_buffer_module, &pv_conf_residency_module, &pv_conf_metrics_module,
+    &pv_conf_buffer_module, &pv_conf_store_module, &pv_conf_residency_module, &pv_conf_metrics_module,
 };
 
 /* Does the argument count (name excluded) fit the row's spec? */

@@ -12,6 +12,7 @@
 #include "../http/server.h"
 #include "../upstream/upstream.h"
 #include "proxy.h"
+#include "pstore.h"
 
 /* ---- the response head ------------------------------------------------------ */
 
@@ -79,10 +80,11 @@ int pv_pipe_rate_wait(pv_proxy_t *px, size_t *max)
 /* ---- what is held ------------------------------------------------------------ */
 
 /* Bytes the pipe may still take: behind bytes in the file only the file
- * (they leave in order), else the memory not filled and the file. */
+ * (they leave in order), else the memory not filled and the file. Under
+ * proxy_store the file has no limit, as NGINX's (it is the store's). */
 static uint64_t room(const pv_pipe_t *p, const pv_loc_conf_t *lc)
 {
-    uint64_t max = (uint64_t)lc->proxy_max_temp_file_size;
+    uint64_t max = lc->proxy_store ? (uint64_t)INT64_MAX : (uint64_t)lc->proxy_max_temp_file_size;
     uint64_t file = max > p->wr ? max - p->wr : 0;
     if (p->rd != p->wr)
         return file;
@@ -106,7 +108,8 @@ static int file_put(pv_proxy_t *px, const char *d, size_t n)
         /* nobody opens it by name: it leaves the directory at once, as
          * NGINX's non-persistent temp files do */
         unlink(p->path);
-        pv_log(PV_LOG_WARN, "an upstream response is buffered to a temporary file %s while reading upstream, "
+        if (!lc->proxy_store) /* NGINX's store file is this one, made without the warning */
+            pv_log(PV_LOG_WARN, "an upstream response is buffered to a temporary file %s while reading upstream, "
                             "client: %s", p->path, hr->r.peer_text);
     }
     while (n) {
@@ -263,10 +266,6 @@ static int drain(pv_proxy_t *px)
 
 /* ---- the body ----------------------------------------------------------------- */
 
-/* Where every decoded body span goes, once and in order: to the client's
- * queue, or into what is held for it. (A body filter that must see the
- * upstream's bytes, such as a cache writer, belongs here.) 0, or -1 after
- * ending the request. */
 /* proxy_force_ranges: the parts of spans inside the range, into out;
  * returns their count. */
 static int trim(pv_pipe_t *p, const pv_str_t *spans, int n, pv_str_t *out)
@@ -282,11 +281,19 @@ static int trim(pv_pipe_t *p, const pv_str_t *spans, int n, pv_str_t *out)
     return k;
 }
 
+/* Where every decoded body span goes, once and in order: proxy_store's
+ * file first (the whole body, as the upstream sent it), then to the
+ * client's queue, or into what is held for it. 0, or -1 after ending the
+ * request. */
 static inline __attribute__((always_inline)) int deliver(pv_proxy_t *px, const pv_str_t *spans, int n)
 {
     pv_str_t part[16];
     if (px->sub_done)
         return 0; /* an auth subrequest's body is dropped */
+    if (pv_unlikely(px->pipe.store) && pv_pstore_body(px, spans, n) < 0) {
+        pv_resp_abort(px->hr);
+        return -1;
+    }
     if (px->pipe.ranged) {
         n = trim(&px->pipe, spans, n, part);
         spans = part;
@@ -307,7 +314,8 @@ static inline __attribute__((always_inline)) int deliver(pv_proxy_t *px, const p
 }
 
 /* Decode what the read buffer holds into the client queue while it has
- * room. 1 once the body is complete, 0 otherwise, -1 on a framing error. */
+ * room. 1 once the body is complete, 0 otherwise, -1 on a framing error,
+ * -2 when the request ended. */
 static inline __attribute__((always_inline)) int direct(pv_proxy_t *px)
 {
     pv_buf_t *b = px->uin;
@@ -321,7 +329,8 @@ static inline __attribute__((always_inline)) int direct(pv_proxy_t *px)
         if (used < 0)
             return -1;
         b->pos += (uint32_t)used;
-        deliver(px, spans, ns);
+        if (deliver(px, spans, ns) < 0)
+            return -2;
     }
     return px->rp.body_done;
 }
@@ -401,7 +410,7 @@ int pv_pipe_body(pv_proxy_t *px)
         if (b->pos < b->last || px->resp_frame == PV_FRAME_NONE) {
             int done = direct(px);
             if (done)
-                return done < 0 ? PV_PIPE_BAD : PV_PIPE_DONE;
+                return done == -2 ? PV_PIPE_WAIT : done < 0 ? PV_PIPE_BAD : PV_PIPE_DONE;
         }
         if (b->pos == b->last && b->last < b->size && px->u->x.readable && !p->rate &&
             pv_resp_postpone(px->hr)) {
@@ -464,6 +473,7 @@ void pv_pipe_free(pv_pipe_t *p)
     }
     pv_buf_put(p->held);
     pv_buf_put(p->chunk);
+    pv_pstore_drop(p->store);
     if (p->path)
         close(p->fd);
     memset(p, 0, sizeof(*p));

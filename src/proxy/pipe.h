@@ -12,7 +12,7 @@
  *
  * Every decoded body span passes through deliver() in pipe.c once, in
  * order, whichever way it then goes: that is the seam for a body filter
- * that must see the upstream's bytes (a cache writer teeing them). */
+ * that must see the upstream's bytes (proxy_store's writer, pstore.h). */
 #ifndef PV_PROXY_PIPE_H
 #define PV_PROXY_PIPE_H
 
@@ -45,6 +45,7 @@ typedef struct pv_pipe_s {
     uint8_t ranged;         /* proxy_force_ranges: only the body bytes [rstart, rend) go on */
     int64_t rstart, rend;
     int64_t rpos;           /* body bytes seen so far */
+    struct pv_pstore_s *store; /* proxy_store's file being written (pstore.h); NULL: none */
 } pv_pipe_t;
 
 /* pv_pipe_body() results */

@@ -24,6 +24,7 @@
 #include "../upstream/queue.h"
 #include "../upstream/upstream.h"
 #include "pcache.h"
+#include "pstore.h"
 #include "rewrite.h"
 #include "tunnel.h"
 #include "../http/accesslog.h"
@@ -522,6 +523,7 @@ static void response_complete(pv_proxy_t *px)
     const pv_chunked_t *ck = &px->rp.chunk;
     if (px->resp_frame == PV_FRAME_CHUNKED && ck->tbuf && ck->tlen && !ck->tover)
         hr->resp_trailers = (pv_str_t){ck->tbuf, ck->tlen};
+    pv_pstore_done(px);
     if (pv_pipe_upstream_done(px))
         return; /* the client still takes what is held; the pipe ends the response */
     hr->handling = 0;
@@ -637,6 +639,7 @@ static int response_head(pv_proxy_t *px)
         return rc == PV_RESP_NOMEM ? -2 : -1; /* -2: no memory for the head (logged) */
     px->resp_head_done = 1;
     pv_proxy_append_status(r, status);
+    pv_pstore_start(px);
     return 0;
 }
 
@@ -917,7 +920,8 @@ static void client_readable(pv_hreq_t *hr)
     }
     /* body complete: anything readable is a pipelined request or the
      * client closing; only the close matters now */
-    if (pv_body_client_closed(hr) && !px->loc->conf.proxy_ignore_client_abort) {
+    const pv_loc_conf_t *lc = &px->loc->conf;
+    if (pv_body_client_closed(hr) && !lc->proxy_ignore_client_abort && !lc->proxy_store) { /* NGINX's store reads on */
         pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                pv_log_client(&hr->r));
         pv_resp_abort(hr);
