@@ -1,5 +1,6 @@
 /* The response cache directives, as ngx_http_proxy_module and
- * ngx_http_file_cache have them: proxy_cache_path at the http level, and
+ * ngx_http_file_cache have them (and ngx_http_fastcgi_module its
+ * fastcgi_cache_* namesakes, on the same setters): proxy_cache_path at the http level, and
  * proxy_cache, proxy_cache_key, proxy_cache_valid, proxy_cache_methods,
  * proxy_cache_min_uses, proxy_cache_max_range_offset, proxy_cache_bypass, proxy_no_cache,
  * proxy_cache_use_stale, proxy_cache_lock (with _timeout and _age) and
@@ -9,10 +10,14 @@
  * proxy/pcache.c. */
 #include "conf_int.h"
 
+#include "../core/log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "../core/log.h"
 
 static void *(*zone_acquire)(const pv_cache_path_t *cp);
 static void (*zone_release)(void *impl);
@@ -38,9 +43,13 @@ void pv_conf_pcache_init(pv_pcache_conf_t *c)
     c->background_update = PV_UNSET;
 }
 
-static pv_pcache_conf_t *pc(void *base)
+/* A fastcgi_cache_* directive sets the location's FastCGI cache, a
+ * proxy_cache_* one the proxy's: one set of setters for both. */
+#define FASTCGI(cmd) ((cmd)->name[0] == 'f')
+
+static pv_pcache_conf_t *pc(const pv_conf_cmd_t *cmd, void *base)
 {
-    return &((pv_loc_conf_t *)base)->pc;
+    return FASTCGI(cmd) ? &((pv_loc_conf_t *)base)->fpc : &((pv_loc_conf_t *)base)->pc;
 }
 
 /* levels=1:2 — one to three levels of one or two characters */
@@ -127,6 +136,7 @@ static int path_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
     cp->inactive = 600000;
     cp->use_temp_path = 1;
     cp->src = nd->src;
+    cp->fastcgi = FASTCGI(cmd);
     for (int i = 2; i < nd->nargs; i++)
         if (path_param(cx, nd, cp, ARG(nd, i)) != PV_OK)
             return PV_ERR;
@@ -147,28 +157,28 @@ static int path_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
 /* proxy_cache ZONE | off */
 static int cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_pcache_conf_t *c = pc(base);
+    pv_pcache_conf_t *c = pc(cmd, base);
     if (c->cache_set)
         return DUP(cx, nd);
     c->cache_set = 1;
     const char *a = ARG(nd, 1);
     if (strcmp(a, "off") == 0)
         return PV_OK;
-    if (((pv_loc_conf_t *)base)->proxy_store > 0)
+    if (!FASTCGI(cmd) && ((pv_loc_conf_t *)base)->proxy_store > 0)
         return pv_conf_error(cx, &nd->src, "\"proxy_cache\" directive is incompatible with \"proxy_store\"");
+    c->cache_src = nd->src;
     if (strchr(a, '$')) {
         /* the zone is named per request (NGINX 1.7.9) */
         c->cache_cv = pv_arena_calloc(cx->a, sizeof(*c->cache_cv));
         return pv_conf_compile(cx, nd, c->cache_cv, a, nd->args[1].len);
     }
     c->cache_name = pv_arena_strndup(cx->a, a, strlen(a));
-    c->cache_src = nd->src;
     return PV_OK;
 }
 
 static int key_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_pcache_conf_t *c = pc(base);
+    pv_pcache_conf_t *c = pc(cmd, base);
     if (c->key)
         return DUP(cx, nd);
     c->key = pv_arena_calloc(cx->a, sizeof(*c->key));
@@ -180,7 +190,7 @@ static int key_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_nod
 /* proxy_cache_valid [CODE ... | any] TIME; without codes: 200 301 302 */
 static int valid_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_pcache_conf_t *c = pc(base);
+    pv_pcache_conf_t *c = pc(cmd, base);
     const char *t = ARG(nd, nd->nargs - 1);
     int64_t ms = pv_conf_parse_msec(nd->args[nd->nargs - 1]);
     if (ms < 0)
@@ -209,7 +219,7 @@ static int valid_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
 /* proxy_cache_methods GET | HEAD | POST ... (GET and HEAD always) */
 static int methods_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_pcache_conf_t *c = pc(base);
+    pv_pcache_conf_t *c = pc(cmd, base);
     for (int i = 1; i < nd->nargs; i++) {
         const char *a = ARG(nd, i);
         if (strcasecmp(a, "GET") != 0 && strcasecmp(a, "HEAD") != 0 && strcasecmp(a, "POST") != 0)
@@ -222,7 +232,7 @@ static int methods_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
 
 static int min_uses_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_pcache_conf_t *c = pc(base);
+    pv_pcache_conf_t *c = pc(cmd, base);
     if (c->min_uses != PV_UNSET)
         return DUP(cx, nd);
     c->min_uses = pv_conf_parse_num(nd->args[1]);
@@ -234,7 +244,7 @@ static int min_uses_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
 /* proxy_cache_max_range_offset NUMBER (NGINX's offset: k, m, g) */
 static int max_range_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_pcache_conf_t *c = pc(base);
+    pv_pcache_conf_t *c = pc(cmd, base);
     if (c->max_range_offset != PV_UNSET)
         return DUP(cx, nd);
     c->max_range_offset = pv_conf_parse_size(nd->args[1]);
@@ -246,7 +256,7 @@ static int max_range_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
 /* proxy_cache_bypass / proxy_no_cache / proxy_cache_purge STRING ...: lines add up */
 static int values_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_pcache_conf_t *c = pc(base);
+    pv_pcache_conf_t *c = pc(cmd, base);
     const char *which = cmd->data ? cmd->data : "";
     for (int i = 1; i < nd->nargs; i++) {
         pv_cv_t *cv = which[0] == 'b'   ? pv_conf_push(cx->a, &c->bypass, &c->nbypass, sizeof(pv_cv_t))
@@ -269,20 +279,23 @@ static const pv_conf_enum_t use_stale[] = {
 
 static int use_stale_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_pcache_conf_t *c = pc(base);
+    pv_pcache_conf_t *c = pc(cmd, base);
     if (c->use_stale != PV_UNSET)
         return DUP(cx, nd);
+    for (int i = 1; FASTCGI(cmd) && i < nd->nargs; i++) /* not FastCGI's conditions, as NGINX */
+        if (strcmp(ARG(nd, i), "http_502") == 0 || strcmp(ARG(nd, i), "http_504") == 0)
+            return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, i));
     return pv_conf_bitmask(cx, nd, use_stale, &c->use_stale);
 }
 
 static int flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    return pv_conf_flag(cx, nd, (int *)((char *)pc(base) + cmd->offset));
+    return pv_conf_flag(cx, nd, (int *)((char *)pc(cmd, base) + cmd->offset));
 }
 
 static int msec_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    return pv_conf_msec(cx, nd, (int64_t *)((char *)pc(base) + cmd->offset));
+    return pv_conf_msec(cx, nd, (int64_t *)((char *)pc(cmd, base) + cmd->offset));
 }
 
 #define PC(f) PV_BASE_LOC, offsetof(pv_pcache_conf_t, f)
@@ -306,6 +319,22 @@ static const pv_conf_cmd_t cache_cmds[] = {
     {"proxy_cache_lock_age", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, msec_cb, PC(lock_age), NULL},
     {"proxy_cache_revalidate", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(revalidate), NULL},
     {"proxy_cache_convert_head", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(convert_head), NULL},
+    /* ngx_http_fastcgi_module's, on the same code */
+    {"fastcgi_cache_path", PV_CTX_HTTP, PV_ARGS_2MORE, path_cb, PV_BASE_NONE, 0, NULL},
+    {"fastcgi_cache", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, cache_cb, NONE, NULL},
+    {"fastcgi_cache_key", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, key_cb, NONE, NULL},
+    {"fastcgi_cache_valid", PV_CTX_ANY_LOC, PV_ARGS_1MORE, valid_cb, NONE, NULL},
+    {"fastcgi_cache_methods", PV_CTX_ANY_LOC, PV_ARGS_1MORE, methods_cb, NONE, NULL},
+    {"fastcgi_cache_min_uses", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, min_uses_cb, NONE, NULL},
+    {"fastcgi_cache_max_range_offset", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, max_range_cb, NONE, NULL},
+    {"fastcgi_cache_bypass", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, "bypass"},
+    {"fastcgi_no_cache", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, NULL},
+    {"fastcgi_cache_background_update", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(background_update), NULL},
+    {"fastcgi_cache_use_stale", PV_CTX_ANY_LOC, PV_ARGS_1MORE, use_stale_cb, NONE, NULL},
+    {"fastcgi_cache_lock", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(lock), NULL},
+    {"fastcgi_cache_lock_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, msec_cb, PC(lock_timeout), NULL},
+    {"fastcgi_cache_lock_age", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, msec_cb, PC(lock_age), NULL},
+    {"fastcgi_cache_revalidate", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(revalidate), NULL},
 };
 
 const pv_conf_module_t pv_conf_cache_module = {"cache", cache_cmds, PV_NELEM(cache_cmds)};
@@ -314,7 +343,7 @@ const pv_conf_module_t pv_conf_cache_module = {"cache", cache_cmds, PV_NELEM(cac
     if (c->f == PV_UNSET) \
     c->f = p ? p->f : (def)
 
-void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcache_conf_t *p)
+void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcache_conf_t *p, const char *dflt)
 {
     if (!c->cache_set && p) {
         c->cache_name = p->cache_name;
@@ -326,10 +355,9 @@ void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcach
         if (p) {
             c->key = p->key;
             c->key_auth = p->key_auth;
-        } else {
-            static const char dflt[] = "$scheme$proxy_host$request_uri";
+        } else if (dflt) { /* fastcgi_cache_key has none */
             c->key = pv_arena_calloc(cx->a, sizeof(*c->key));
-            pv_cv_compile(c->key, cx->a, dflt, sizeof(dflt) - 1, NULL, 0);
+            pv_cv_compile(c->key, cx->a, dflt, strlen(dflt), NULL, 0);
         }
     }
     if (!c->valid && p) {
@@ -388,16 +416,39 @@ int pv_conf_cache_finish(pv_conf_ctx_t *cx)
     return PV_OK;
 }
 
-int pv_conf_cache_resolve(pv_conf_ctx_t *cx, pv_location_t *loc)
+/* The zone a location's proxy_cache or fastcgi_cache names: one its
+ * own module's *_cache_path made (NGINX's zones are tagged so). */
+static int resolve(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, int fastcgi)
 {
-    pv_pcache_conf_t *c = &loc->conf.pc;
+    const char *what = fastcgi ? "fastcgi_cache" : "proxy_cache";
     if (!c->cache_name)
         return PV_OK;
     pv_http_conf_t *h = cx->http;
     for (int i = 0; h && i < h->ncaches; i++)
-        if (strcmp(h->caches[i]->name, c->cache_name) == 0)
+        if (strcmp(h->caches[i]->name, c->cache_name) == 0) {
+            if (h->caches[i]->fastcgi != fastcgi)
+                return pv_conf_error(cx, &c->cache_src,
+                                     "the shared memory zone \"%s\" is already declared for a different use",
+                                     c->cache_name);
             c->cache = h->caches[i];
+        }
     if (!c->cache)
-        return pv_conf_error(cx, &c->cache_src, "\"proxy_cache\" zone \"%s\" is unknown", c->cache_name);
+        return pv_conf_error(cx, &c->cache_src, "\"%s\" zone \"%s\" is unknown", what, c->cache_name);
+    return PV_OK;
+}
+
+int pv_conf_cache_resolve(pv_conf_ctx_t *cx, pv_location_t *loc)
+{
+    pv_pcache_conf_t *f = &loc->conf.fpc;
+    if (resolve(cx, &loc->conf.pc, 0) != PV_OK || resolve(cx, f, 1) != PV_OK)
+        return PV_ERR;
+    static pv_conf_src_t warned; /* once per fastcgi_cache line, not per location inheriting it */
+    if ((f->cache_name || f->cache_cv) && !f->key &&
+        (warned.file != f->cache_src.file || warned.line != f->cache_src.line)) {
+        /* as NGINX: a warning, and every request has the empty key */
+        pv_log(PV_LOG_WARN, "no \"fastcgi_cache_key\" for \"fastcgi_cache\" in %s:%d", f->cache_src.file,
+               f->cache_src.line);
+        warned = f->cache_src;
+    }
     return PV_OK;
 }

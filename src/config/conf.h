@@ -471,6 +471,7 @@ typedef struct pv_loc_conf_s {
     pv_ssi_conf_t ssi;             /* ssi, ssi_* */
     pv_add_conf_t add;             /* add_before_body, add_after_body, addition_types */
     pv_pcache_conf_t pc;           /* proxy_cache_* */
+    pv_pcache_conf_t fpc;          /* fastcgi_cache_* */
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;

@@ -151,6 +151,7 @@ typedef struct pv_cache_path_s {
     pv_conf_src_t src;
     void *impl;                /* pv_fcache_t, kept across reloads */
     int index;                 /* in pv_http_conf_t.caches (the metrics' slot) */
+    int fastcgi;               /* made by fastcgi_cache_path: fastcgi_cache's, not proxy_cache's */
 } pv_cache_path_t;
 
 /* One proxy_cache_valid line: how long a status is fresh. */
@@ -166,7 +167,8 @@ void pv_conf_cache_hooks(void *(*acquire)(const pv_cache_path_t *cp), void (*rel
 /* proxy_cache_use_stale: PV_NEXT_F_* conditions plus updating */
 #define PV_STALE_UPDATING 0x1000
 
-/* The proxy_cache_* directives of a location. */
+/* The proxy_cache_* directives of a location, and (the same fields)
+ * its fastcgi_cache_* ones. */
 typedef struct pv_pcache_conf_s {
     pv_cache_path_t *cache;    /* proxy_cache ZONE; NULL: off */
     int cache_set;             /* proxy_cache given at this level (off too) */

@@ -27,6 +27,7 @@ typedef struct pv_fastcgi_conf_s {
     int request_buffering;         /* the whole body read before a responder is asked; default on */
     int64_t buffer_size;           /* default 4k: the response's head at most, and each read */
     int buffering;                 /* fastcgi_buffering; default on */
+    int ignore;                    /* fastcgi_ignore_headers PV_IGN_* bits; default none */
     pv_str_t *hide;                /* fastcgi_hide_header names */
     int nhide;
     pv_str_t *pass;                /* fastcgi_pass_header names */

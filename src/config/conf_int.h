@@ -254,6 +254,8 @@ void pv_conf_grpc_init(pv_grpc_conf_t *g);
 void pv_conf_grpc_merge(pv_grpc_conf_t *c, const pv_grpc_conf_t *p);
 /* fastcgi_pass and the fastcgi_* settings (fastcgi_conf.c). */
 extern const pv_conf_module_t pv_conf_fastcgi_module;
+/* proxy_ignore_headers' and fastcgi_ignore_headers' names: PV_IGN_* */
+extern const pv_conf_enum_t pv_conf_ignore_names[];
 void pv_conf_fastcgi_init(pv_fastcgi_conf_t *f);
 void pv_conf_fastcgi_merge(pv_fastcgi_conf_t *c, const pv_fastcgi_conf_t *p);
 void pv_conf_proxy_ssl_init(pv_proxy_ssl_conf_t *c);
@@ -312,7 +314,8 @@ void pv_conf_add_merge(pv_add_conf_t *c, const pv_add_conf_t *p);
 /* The response cache directives (cache_conf.c): proxy_cache_path, proxy_cache_*. */
 extern const pv_conf_module_t pv_conf_cache_module;
 void pv_conf_pcache_init(pv_pcache_conf_t *c);
-void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcache_conf_t *p);
+/* dflt: the *_cache_key text when none is given (NULL: none) */
+void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcache_conf_t *p, const char *dflt);
 /* Make (or keep) the zone of every proxy_cache_path; resolve a location's proxy_cache. */
 int pv_conf_cache_finish(pv_conf_ctx_t *cx);
 int pv_conf_cache_resolve(pv_conf_ctx_t *cx, pv_location_t *loc);

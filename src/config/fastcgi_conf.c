@@ -18,6 +18,7 @@ void pv_conf_fastcgi_init(pv_fastcgi_conf_t *f)
     f->pass_request_headers = f->pass_request_body = f->request_buffering = PV_UNSET;
     f->buffer_size = PV_UNSET;
     f->buffering = PV_UNSET;
+    f->ignore = PV_UNSET;
 }
 
 #define MERGE(f, def)                                                                              \
@@ -41,6 +42,7 @@ void pv_conf_fastcgi_merge(pv_fastcgi_conf_t *c, const pv_fastcgi_conf_t *p)
     MERGE(request_buffering, 1);
     MERGE(buffer_size, 4096);
     MERGE(buffering, 1);
+    MERGE(ignore, 0);
     if (c->next_upstream & PV_NEXT_F_OFF)
         c->next_upstream = PV_NEXT_F_OFF;
     if (!c->params && p) { /* fastcgi_param lines are inherited all or none */
@@ -217,6 +219,13 @@ static int set_next_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return pv_conf_bitmask(cx, nd, next_upstream, &f->next_upstream);
 }
 
+/* fastcgi_ignore_headers FIELD ...: as proxy_ignore_headers */
+static int set_ignore_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    PV_UNUSED(cmd);
+    return pv_conf_bitmask(cx, nd, pv_conf_ignore_names, &fconf(base)->ignore);
+}
+
 static int set_index_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     PV_UNUSED(cmd);
@@ -266,6 +275,7 @@ static const pv_conf_cmd_t fastcgi_cmds[] = {
     {"fastcgi_buffer_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_size_cb, F(buffer_size), NULL},
     {"fastcgi_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_buffers_cb, NONE, NULL},
     {"fastcgi_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, F(buffering), NULL},
+    {"fastcgi_ignore_headers", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_ignore_cb, NONE, NULL},
 };
 
 const pv_conf_module_t pv_conf_fastcgi_module = {"fastcgi", fastcgi_cmds, PV_NELEM(fastcgi_cmds)};

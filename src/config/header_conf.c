@@ -168,7 +168,7 @@ static int set_hide_pass_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const p
     return PV_OK;
 }
 
-static const pv_conf_enum_t ignore_names[] = {
+const pv_conf_enum_t pv_conf_ignore_names[] = {
     {"X-Accel-Redirect", PV_IGN_X_ACCEL_REDIRECT}, {"X-Accel-Expires", PV_IGN_X_ACCEL_EXPIRES},
     {"X-Accel-Limit-Rate", PV_IGN_X_ACCEL_LIMIT_RATE}, {"X-Accel-Buffering", PV_IGN_X_ACCEL_BUFFERING},
     {"X-Accel-Charset", PV_IGN_X_ACCEL_CHARSET}, {"Expires", PV_IGN_EXPIRES},
@@ -181,7 +181,7 @@ static int set_ignore_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
     PV_UNUSED(cmd);
     PV_UNUSED(base);
     pv_hdr_conf_t *h = hdr(cx);
-    return pv_conf_bitmask(cx, nd, ignore_names, &h->ignore);
+    return pv_conf_bitmask(cx, nd, pv_conf_ignore_names, &h->ignore);
 }
 
 /* ---- proxy_redirect --------------------------------------------------------- */

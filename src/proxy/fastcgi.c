@@ -12,12 +12,11 @@
  * client must take before the upstream socket is read again. */
 #include "fastcgi.h"
 #include "fcgi_rx.h"
+#include "pcache.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pcre2.h>
 
 #include "../core/cache.h"
 #include "../core/log.h"
@@ -48,6 +47,9 @@ typedef struct pv_fastcgi_s {
     uint8_t queued;              /* out is in the client's queue */
     uint8_t stdin_done;          /* the empty STDIN record is queued */
     uint8_t buffering;           /* 2: reading the whole body before asking a responder (fastcgi_request_buffering) */
+    uint8_t extra;               /* more body than Content-Length came (logged once) */
+    int64_t clen;                /* the response's Content-Length, -1 none */
+    int64_t body;                /* body bytes passed on */
     pv_sub_done_cb done;         /* an auth subrequest's caller (px.sub_done frees the state first) */
 } pv_fastcgi_t;
 
@@ -57,38 +59,6 @@ static void fc_start(pv_proxy_t *px);
 static void fc_nomem(pv_fastcgi_t *g);
 static void fc_buffer(pv_fastcgi_t *g);
 static void fc_begin(pv_fastcgi_t *g);
-
-/* ---- $fastcgi_script_name, $fastcgi_path_info ---- */
-
-void pv_fastcgi_split(pv_request_t *r, pv_str_t *script, pv_str_t *path_info)
-{
-    const pv_fastcgi_conf_t *fc = &r->loc->conf.fastcgi;
-    *script = r->uri;
-    *path_info = (pv_str_t){"", 0};
-    if (fc->split) {
-        pcre2_code *re = (pcre2_code *)fc->split->code;
-        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-        int rc = md ? pcre2_match(re, (PCRE2_SPTR)(r->uri.p ? r->uri.p : ""), r->uri.len, 0, 0, md, NULL) : -1;
-        if (rc >= 3) {
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-            if (ov[2] != PCRE2_UNSET)
-                *script = (pv_str_t){r->uri.p + ov[2], ov[3] - ov[2]};
-            if (ov[4] != PCRE2_UNSET)
-                *path_info = (pv_str_t){r->uri.p + ov[4], ov[5] - ov[4]};
-        } else if (rc >= 0) {
-            pv_log_r(r, PV_LOG_ERR, "number of captures in fastcgi_split_path_info \"%s\" is less than 2",
-                     fc->split->src);
-        }
-        if (md)
-            pcre2_match_data_free(md);
-    }
-    if (fc->index.len && script->p && script->len && script->p[script->len - 1] == '/') {
-        char *p = pv_arena_alloc(r->arena, script->len + fc->index.len);
-        memcpy(p, script->p, script->len);
-        memcpy(p + script->len, fc->index.p, fc->index.len);
-        *script = (pv_str_t){p, script->len + fc->index.len};
-    }
-}
 
 /* ---- the request's records ---- */
 
@@ -163,7 +133,7 @@ static int build_request(pv_fastcgi_t *g)
     pv_request_t *r = g->px.r;
     const pv_fastcgi_conf_t *fc = &g->px.loc->conf.fastcgi;
     pv_arena_t *a = r->arena;
-    int max = fc->nparams + (fc->pass_request_headers ? r->nheaders : 0);
+    int max = fc->nparams + (fc->pass_request_headers ? r->nheaders : 0) + 2;
     pv_str_t *nv = pv_arena_alloc(a, (size_t)(max ? max : 1) * 2 * sizeof(*nv));
     if (!nv)
         return -1;
@@ -180,13 +150,15 @@ static int build_request(pv_fastcgi_t *g)
     }
     for (int i = 0; fc->pass_request_headers && i < r->nheaders; i++) {
         pv_str_t name = http_name(a, r->headers[i].name);
-        if (param_named(fc, name))
+        if (param_named(fc, name) || pv_fcgi_cache_drops(r, name))
             continue;
         nv[2 * n] = name;
         nv[2 * n + 1] = r->headers[i].value;
         total += pv_fcgi_nv(NULL, name, nv[2 * n + 1]);
         n++;
     }
+    for (int k = n, e = n + pv_fcgi_cache_validators(r, nv + 2 * n); k < e; k++, n++)
+        total += pv_fcgi_nv(NULL, nv[2 * k], nv[2 * k + 1]);
     uint8_t *params = pv_arena_alloc(a, total ? total : 1);
     if (!params)
         return -1;
@@ -328,6 +300,8 @@ static void fc_start(pv_proxy_t *px)
     px->head_sent = px->req_done = px->resp_started = 0;
     u->requests++;
     pv_fcgi_rx_init(&g->rx, px->r->arena, (size_t)px->loc->conf.fastcgi.buffer_size, g->rx.out);
+    g->clen = -1;
+    g->body = g->extra = 0;
     g->rx.out->last = 0;
     if (build_request(g) < 0) {
         fc_nomem(g);
@@ -431,7 +405,7 @@ static void head_fields(pv_fastcgi_t *g, pv_resp_head_t *h, pv_header_t *out)
         if (PV_STR_IEQ(f->name, "content-type")) {
             h->content_type = f->value;
         } else if (PV_STR_IEQ(f->name, "content-length")) {
-            int64_t cl = parse_len(f->value);
+            int64_t cl = g->clen = parse_len(f->value);
             if (cl >= 0 && !(r->flags & PV_REQ_F_HEAD)) {
                 h->content_length = cl;
                 h->frame = PV_FRAME_NONE;
@@ -479,6 +453,11 @@ static int fc_head(pv_fastcgi_t *g)
         pv_resp_error(hr, status);
         return -1;
     }
+    if (r->pcache && pv_pcache_response(px, status, g->rx.fields, g->rx.nfields)) {
+        pv_proxy_release_server(px, PV_BAL_OK); /* the cached entry answers (stale, revalidated) */
+        fc_drop(g);
+        return -1;
+    }
     pv_header_t *fields = pv_arena_alloc(r->arena, (size_t)(g->rx.nfields + 1) * sizeof(*fields));
     pv_resp_head_t h = {.status = status, .content_length = -1, .frame = PV_FRAME_CHUNKED, .fields = fields};
     if (g->rx.status_line.len > 4)
@@ -491,8 +470,8 @@ static int fc_head(pv_fastcgi_t *g)
         return -1;
     }
     px->resp_head_done = 1;
-    if (r->flags & PV_REQ_F_HEAD) {
-        /* as NGINX: the body is not read; the connection is closed */
+    if ((r->flags & PV_REQ_F_HEAD) && !hr->tee) {
+        /* as NGINX: the body is not read (unless stored); the connection is closed */
         pv_utry_mark(r, PV_UTRY_RESPONSE);
         pv_proxy_release_server(px, PV_BAL_OK);
         fc_drop(g);
@@ -545,6 +524,21 @@ static int log_stderr(pv_fastcgi_t *g)
     return caught;
 }
 
+/* How much of the body in out goes on: up to the Content-Length, the
+ * rest dropped (logged once, as NGINX). */
+static size_t fc_allowed(pv_fastcgi_t *g)
+{
+    size_t n = g->rx.out->last;
+    if (g->clen < 0 || g->body + (int64_t)n <= g->clen)
+        return n;
+    if (!g->extra)
+        pv_log_r(&g->px.hr->r, PV_LOG_WARN,
+                 "upstream sent more data than specified in \"Content-Length\" header while reading upstream, client: %s",
+                 pv_log_client(&g->px.hr->r));
+    g->extra = 1;
+    return (size_t)(g->clen - g->body);
+}
+
 /* Act on what the parser recorded: STDERR, the head, body for the
  * client, the end. 0 to go on, FC_WAIT while the client has not taken
  * the body, -1 when the exchange ended (the request may be freed). */
@@ -558,14 +552,16 @@ static int fc_deliver(pv_fastcgi_t *g)
     if (g->rx.head_ready && fc_head(g) < 0)
         return -1;
     if (g->rx.out->last && !g->client_wait) {
-        if (g->px.sub_done || (g->px.r->flags & PV_REQ_F_HEAD)) {
+        if (g->px.sub_done || ((g->px.r->flags & PV_REQ_F_HEAD) && !hr->tee)) {
             g->rx.out->last = 0; /* read and dropped */
         } else {
             int rc = PV_OK;
-            if (pv_resp_room(hr) <= 0)
+            size_t n = fc_allowed(g);
+            if (n && pv_resp_room(hr) <= 0)
                 rc = pv_resp_flush(hr);
-            if (rc == PV_OK) {
-                pv_resp_send_body(hr, &(pv_str_t){(const char *)g->rx.out->data, g->rx.out->last}, 1);
+            if (n && rc == PV_OK) {
+                pv_resp_send_body(hr, &(pv_str_t){(const char *)g->rx.out->data, n}, 1);
+                g->body += (int64_t)n;
                 g->queued = 1;
                 rc = pv_resp_flush(hr);
             }
@@ -586,6 +582,17 @@ static int fc_deliver(pv_fastcgi_t *g)
                      "upstream prematurely closed FastCGI request while reading response header from upstream, client: %s",
                      pv_log_client(&hr->r));
             fc_failed(g, PV_UPF_INVALID_HEADER, 0);
+            return -1;
+        }
+        if (g->clen > g->body && (!(hr->r.flags & PV_REQ_F_HEAD) || hr->tee)) {
+            /* as NGINX: a body shorter than its Content-Length is an
+             * upstream error; the answer is cut, not ended (nor stored) */
+            pv_log_r(&hr->r, PV_LOG_ERR, "upstream prematurely closed FastCGI stdout while reading upstream, client: %s",
+                     pv_log_client(&hr->r));
+            pv_proxy_release_server(&g->px, PV_BAL_OK);
+            fc_drop(g);
+            if (pv_resp_flush(hr) != PV_ERR) /* what was sent goes out first */
+                pv_resp_abort(hr);
             return -1;
         }
         fc_complete(g);
@@ -807,6 +814,7 @@ static void fc_free_parts(pv_hreq_t *hr, pv_fastcgi_t *g)
 static void client_cleanup(pv_hreq_t *hr)
 {
     pv_fastcgi_t *g = hr->handler_ctx;
+    pv_pcache_cleanup(hr);
     if (!g)
         return;
     fc_free_parts(hr, g);
@@ -878,12 +886,12 @@ static void fc_buffer(pv_fastcgi_t *g)
     fc_begin(g);
 }
 
-static int content(pv_hreq_t *hr)
+void pv_fastcgi_resume(pv_hreq_t *hr)
 {
     pv_fastcgi_t *g = fc_new(hr, &hr->r, hr->r.loc);
     if (!g) {
         pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
-        return PV_PHASE_DONE;
+        return;
     }
     const pv_fastcgi_conf_t *fc = &hr->r.loc->conf.fastcgi;
     pv_request_t *r = &hr->r;
@@ -893,10 +901,16 @@ static int content(pv_hreq_t *hr)
         g->buffering = fc->request_buffering ? 2 : 0; /* off: the responder is asked at once, as NGINX */
         if (g->buffering) {
             fc_buffer(g);
-            return PV_PHASE_DONE;
+            return;
         }
     }
     fc_begin(g);
+}
+
+static int content(pv_hreq_t *hr)
+{
+    if (!pv_fcgi_cache_start(hr))
+        pv_fastcgi_resume(hr); /* else answered from the cache, or waiting for its lock */
     return PV_PHASE_DONE;
 }
 
@@ -951,34 +965,4 @@ static int mod_init(void)
 pv_module_t pv_fastcgi_module = {
     .name = "fastcgi",
     .init = mod_init,
-};
-
-/* ---- variables ---- */
-
-static int script_name_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
-{
-    PV_UNUSED(part);
-    PV_UNUSED(o);
-    pv_str_t info;
-    if (!r->loc)
-        return PV_VAL_MISSING;
-    pv_fastcgi_split(r, v, &info);
-    return PV_VAL_FOUND;
-}
-
-static int path_info_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
-{
-    PV_UNUSED(part);
-    PV_UNUSED(o);
-    pv_str_t script;
-    if (!r->loc)
-        return PV_VAL_MISSING;
-    pv_fastcgi_split(r, &script, v);
-    return PV_VAL_FOUND;
-}
-
-const pv_var_t pv_vars_fastcgi[] = {
-    PV_VAR("fastcgi_script_name", script_name_cb, 0),
-    PV_VAR("fastcgi_path_info", path_info_cb, 0),
-    PV_VAR_END,
 };

@@ -9,6 +9,20 @@
  * fastcgi_index) of r in its location. */
 void pv_fastcgi_split(pv_request_t *r, pv_str_t *script, pv_str_t *path_info);
 
+/* fastcgi_pass's content handler past the cache: the exchange starts
+ * (the cache's resume, when it gives the request back). */
+void pv_fastcgi_resume(struct pv_hreq_s *hr);
+
+/* fcgi_cache.c. Before a responder is asked: 0 to go on, 1 when the
+ * cache took the request (fastcgi_cache). */
+int pv_fcgi_cache_start(struct pv_hreq_s *hr);
+/* Whether the client's field, as the HTTP_* param name, stays out of
+ * the params because the cache answers it (NGINX's cache params). */
+int pv_fcgi_cache_drops(const pv_request_t *r, pv_str_t name);
+/* The revalidated entry's validators as name-value pairs into nv (room
+ * for two pairs): how many. */
+int pv_fcgi_cache_validators(const pv_request_t *r, pv_str_t *nv);
+
 /* The module: the content handler of fastcgi_pass locations. */
 extern pv_module_t pv_fastcgi_module;
 

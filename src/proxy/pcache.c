@@ -138,7 +138,7 @@ static void to_upstream(pv_hreq_t *hr)
         hr->handler_ctx = NULL;
     }
     hr->handling = 0;
-    pv_proxy_resume(hr);
+    c->use.resume(hr);
 }
 
 /* What the lookup found decides the way on. */
@@ -255,17 +255,18 @@ void pv_pcache_validators(const pv_request_t *r, pv_str_t *etag, pv_str_t *lm)
 /* proxy_cache with variables: the zone its value names (*zone NULL for
  * an empty value or "off": no cache), as NGINX's; -1 (answered 500) for
  * a name no proxy_cache_path has. */
-static int zone_of(pv_hreq_t *hr, const pv_pcache_conf_t *pc, const pv_cache_path_t **zone)
+static int zone_of(pv_hreq_t *hr, const pv_pcache_use_t *use, const pv_cache_path_t **zone)
 {
     pv_request_t *r = &hr->r;
     char v[256];
-    size_t n = pv_cv_eval(pc->cache_cv, r, PV_ESCAPE_NONE, v, sizeof(v));
+    size_t n = pv_cv_eval(use->pc->cache_cv, r, PV_ESCAPE_NONE, v, sizeof(v));
     *zone = NULL;
     if (n == 0 || (n == 3 && memcmp(v, "off", 3) == 0))
         return 0;
     const pv_http_conf_t *h = hr->gen->conf->http;
     for (int i = 0; n < sizeof(v) && h && i < h->ncaches; i++)
-        if (strlen(h->caches[i]->name) == n && memcmp(h->caches[i]->name, v, n) == 0) {
+        if (strlen(h->caches[i]->name) == n && memcmp(h->caches[i]->name, v, n) == 0 &&
+            h->caches[i]->fastcgi == use->fastcgi) {
             *zone = h->caches[i];
             return 0;
         }
@@ -332,15 +333,15 @@ static int range_cacheable(const pv_request_t *r, const pv_pcache_conf_t *pc)
     return off < pc->max_range_offset;
 }
 
-int pv_pcache_start(pv_hreq_t *hr)
+int pv_pcache_start(pv_hreq_t *hr, const pv_pcache_use_t *use)
 {
     pv_request_t *r = &hr->r;
-    const pv_pcache_conf_t *pc = &r->loc->conf.pc;
+    const pv_pcache_conf_t *pc = use->pc;
     pv_pcache_t *c = r->pcache;
     if (c && c->decided)
         return 0;
     const pv_cache_path_t *zone = pc->cache;
-    if (!zone && pc->cache_cv && zone_of(hr, pc, &zone) < 0)
+    if (!zone && pc->cache_cv && zone_of(hr, use, &zone) < 0)
         return 1; /* answered: 500 */
     if (!zone || !zone->impl)
         return 0;
@@ -354,6 +355,7 @@ int pv_pcache_start(pv_hreq_t *hr)
     c->fd = -1;
     pv_timer_init(&c->timer, wait_cb, hr);
     c->pc = pc;
+    c->use = *use;
     c->zone = zone;
     r->pcache = c;
     r->cache_zone = zone;
@@ -429,7 +431,7 @@ static int stored_head(pv_request_t *r, const pv_fc_entry_t *e, pv_resp_head_t *
         } else if (n.len == 12 && strncasecmp(n.p, "Content-Type", 12) == 0) {
             h->content_type = v;
         } else if (n.len == 15 && strncasecmp(n.p, "X-Accel-Charset", 15) == 0) {
-            int ign = r->loc->conf.hdr.ignore; /* as the upstream's own: the charset to recode into */
+            int ign = r->pcache->use.ignore; /* as the upstream's own: the charset to recode into */
             if (ign == PV_UNSET || !(ign & PV_IGN_X_ACCEL_CHARSET))
                 r->accel_charset = v;
         } else if (nf < max) {
@@ -516,7 +518,7 @@ static void background_start(pv_hreq_t *hr)
     hr->handler = NULL;
     hr->handler_ctx = NULL;
     hr->handling = 0;
-    pv_proxy_resume(hr);
+    c->use.resume(hr);
 }
 
 static void entry_opened(pv_hreq_t *hr, pv_file_t *f)

@@ -1,4 +1,5 @@
-/* The response cache on the proxy's side (NGINX's proxy_cache): the
+/* The response cache on the proxy's side (NGINX's proxy_cache, and
+ * fastcgi_cache through fcgi_cache.c with pv_pcache_use_t): the
  * lookup before an upstream is asked (bypass, methods, min_uses, the lock
  * and its wait), a hit or a stale entry served through the static file
  * path (http/static.h: validators, ranges, the thread pool), and the
@@ -17,9 +18,22 @@
 #include "../http/response.h"
 #include "proxy.h"
 
+/* What the handler in front of the cache (proxy_pass, fastcgi_pass)
+ * gives it for a request: its *_cache_* settings and the rest the cache
+ * reads of its module's. */
+typedef struct pv_pcache_use_s {
+    const pv_pcache_conf_t *pc;       /* proxy_cache_* or fastcgi_cache_* */
+    int ignore;                       /* *_ignore_headers: PV_IGN_* bits */
+    const pv_temp_path_t *temp;       /* *_temp_path entries are written under; NULL: the cache's directory */
+    uint8_t fastcgi;                  /* fastcgi_cache: fastcgi_cache_path's zones, and a HEAD's
+                                         answer carries the body (the responder writes one): stored */
+    void (*resume)(struct pv_hreq_s *hr); /* the handler takes the request back to ask its upstream */
+} pv_pcache_use_t;
+
 typedef struct pv_pcache_s {
     pv_fc_ref_t ref;            /* the entry */
     const pv_pcache_conf_t *pc;
+    pv_pcache_use_t use;        /* the handler's (use.pc is pc) */
     const pv_cache_path_t *zone; /* proxy_cache's zone for this request */
     pv_str_t key;               /* the key text (request arena) */
     uint8_t variant[16];        /* the request's Vary variant, once a stored entry named a Vary */
@@ -47,12 +61,11 @@ typedef struct pv_pcache_s {
     char temp[PATH_MAX];
 } pv_pcache_t;
 
-/* Before the proxy asks an upstream for hr (its location has
- * proxy_cache): 0 to go on proxying now; 1 when the cache took the
- * request (a hit served, or waiting for the lock), calling
- * pv_proxy_start_upstream_side() later when it must be proxied after
- * all. */
-int pv_pcache_start(struct pv_hreq_s *hr);
+/* Before the handler asks an upstream for hr (its location has
+ * proxy_cache or fastcgi_cache): 0 to go on now; 1 when the cache took
+ * the request (a hit served, or waiting for the lock), calling
+ * use->resume later when it must go upstream after all. */
+int pv_pcache_start(struct pv_hreq_s *hr, const pv_pcache_use_t *use);
 /* The upstream's final head is parsed: decide whether to store it (a tee
  * on the response calls) or, for a status proxy_cache_use_stale names,
  * serve the stale entry instead: 1 then (the proxy drops the upstream and

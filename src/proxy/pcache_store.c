@@ -64,8 +64,9 @@ static int64_t parse_secs(pv_str_t v, int *abs)
  * when it must not be stored; *vary gets its Vary value. */
 static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int n, pv_str_t *vary)
 {
-    const pv_pcache_conf_t *pc = &px->loc->conf.pc;
-    int ign = px->loc->conf.hdr.ignore == PV_UNSET ? 0 : px->loc->conf.hdr.ignore;
+    const pv_pcache_t *c = px->r->pcache;
+    const pv_pcache_conf_t *pc = c->pc;
+    int ign = c->use.ignore == PV_UNSET ? 0 : c->use.ignore;
     int64_t now = (int64_t)time(NULL), xae = 0, cc = 0, exp = 0;
     int private = 0;
     for (int i = 0; i < n; i++) {
@@ -181,14 +182,14 @@ static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
     e.vary = c->vary;
     e.body_len = 0;
     ssize_t hl = pv_fc_entry_write(&e, hdr, PV_FC_HEAD_MAX);
-    c->expect = (hr->r.flags & PV_REQ_F_HEAD) && !c->head_as_get ? 0 : h->content_length;
+    c->expect = (hr->r.flags & PV_REQ_F_HEAD) && !c->head_as_get && !c->use.fastcgi ? 0 : h->content_length;
     if (hl < 0) {
         free(hdr);
         store_fail(hr, c, NULL);
         return;
     }
     const char *tdir = NULL;
-    const pv_temp_path_t *tp = hr->r.loc->conf.proxy_temp_path;
+    const pv_temp_path_t *tp = c->use.temp;
     if (c->zone->use_temp_path && tp)
         tdir = tp->path;
     pv_fc_temp_path(&c->ref, tdir, c->temp, sizeof(c->temp));

@@ -264,7 +264,9 @@ static int prepare_head(pv_proxy_t *px, int send_body)
 
 static void proxy_start(pv_hreq_t *hr)
 {
-    if (PV_PCACHE_ON(&hr->r.loc->conf.pc) && pv_pcache_start(hr))
+    const pv_loc_conf_t *lc = &hr->r.loc->conf;
+    if (PV_PCACHE_ON(&lc->pc) &&
+        pv_pcache_start(hr, &(pv_pcache_use_t){&lc->pc, lc->hdr.ignore, lc->proxy_temp_path, 0, pv_proxy_resume}))
         return; /* answered from the cache, or waiting for its lock */
     pv_proxy_t *px = px_get(hr);
     if (!px) {

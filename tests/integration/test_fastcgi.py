@@ -120,10 +120,14 @@ class Responder:
         d = dict(p)
         uri = d.get("DOCUMENT_URI") or d.get("SCRIPT_NAME", "/")
         name = uri.rstrip("/").rsplit("/", 1)[-1]
-        out = b""
         if name == "hang":
             time.sleep(3)
             return False
+        c.sendall(self.answer(name, p, body, rid, flags) + record(END, b"\0" * 8, rid))
+        return bool(flags & 1)
+
+    def answer(self, name, p, body, rid, flags):
+        """The STDOUT records for the request (name: the URI's last part)."""
         if name == "status":
             out = stream(STDOUT, b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnot here\n", rid)
         elif name == "redirect":
@@ -140,8 +144,7 @@ class Responder:
             doc = {"params": p, "rid": rid, "keep": flags & 1, "len": len(body),
                    "md5": hashlib.md5(body).hexdigest()}
             out = stream(STDOUT, b"Content-Type: application/json\r\n\r\n" + json.dumps(doc).encode(), rid)
-        c.sendall(out + record(END, b"\0" * 8, rid))
-        return bool(flags & 1)
+        return out
 
 
 @pytest.fixture
