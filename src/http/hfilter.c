@@ -252,6 +252,20 @@ void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
     h->nfields = l.n;
 }
 
+int pv_hfilter_replaced(pv_hreq_t *hr, int status, const char *name, size_t len, pv_str_t *v)
+{
+    const pv_loc_conf_t *lc = lconf(hr);
+    int found = 0;
+    for (int i = 0; lc && i < lc->hdr.nadd; i++) {
+        const pv_add_header_t *a = &lc->hdr.add[i];
+        if (!a->replace || (!a->always && !safe_status(status)) || !pv_str_ieq(a->name, name, len))
+            continue;
+        *v = pv_cv_eval_arena(&a->value, &hr->r);
+        found = 1;
+    }
+    return found;
+}
+
 /* ---- add_trailer ---------------------------------------------------------- */
 
 /* As NGINX's headers filter sets expect_trailers: an add_trailer applies

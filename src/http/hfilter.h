@@ -18,6 +18,12 @@ const char *pv_hfilter_token(const struct pv_hreq_s *hr);
  * rebuilt in the request arena when something is added or replaced. */
 void pv_hfilter_apply(struct pv_hreq_s *hr, pv_resp_head_t *h);
 
+/* Whether add_header replaces the response field name (ETag,
+ * Last-Modified) on a head of this status: 1 with *v its value then
+ * (empty: the field is dropped). NGINX's headers filter runs before its
+ * range filter, whose If-Range sees these values. */
+int pv_hfilter_replaced(struct pv_hreq_s *hr, int status, const char *name, size_t len, pv_str_t *v);
+
 /* Expires and Cache-Control for `expires` of kind (PV_EXPIRES_*) and t
  * seconds at time now, for a response last modified at lm (-1:
  * unknown). Writes the Expires date into date (40 bytes) and the

@@ -131,6 +131,8 @@ typedef struct pv_request_s {
     int64_t limit_rate;          /* $limit_rate: bytes per second to the client (0: no limit) */
     int64_t limit_rate_after;    /* bytes sent before it applies */
     uint8_t limit_rate_set;      /* set by `set $limit_rate` or X-Accel-Limit-Rate: the location's is not taken */
+    uint8_t allow_ranges;        /* the handler lets the range filter answer a Range from the body
+                                    as it streams (brange.h; NGINX's allow_ranges, single_range) */
     pv_str_t request_body;       /* $request_body: the body read whole into memory ({NULL, 0}: none) */
     const char *request_body_file; /* $request_body_file: its temp file, or NULL */
     pv_header_t *resp_headers;   /* response header fields sent (for $sent_http_) */

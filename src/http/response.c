@@ -15,6 +15,7 @@
 #include "../core/time.h"
 #include "charset.h"
 #include "bfilter.h"
+#include "brange.h"
 #include "compress.h"
 #include "errpage.h"
 #include "hfilter.h"
@@ -524,6 +525,13 @@ static int head_below_bf(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     if (!hr->sub) { /* a subrequest's body is part of its parent's: compressed there */
         int rc = pv_compress_head(hr, h);
+        if (rc != PV_OK)
+            return rc;
+    }
+    if (pv_unlikely(hr->r.allow_ranges)) { /* after compression, as NGINX's range header filter */
+        int rc = pv_brange_head(hr, h);
+        if (rc == PV_RESP_RANGE_416)
+            tee_done(hr, 0); /* the 416 answers instead: nothing is stored */
         if (rc != PV_OK)
             return rc;
     }

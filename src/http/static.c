@@ -590,6 +590,18 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
     pv_static_answer(hr, f, &h, fld, nf, etag, mtime, !f->gz, 0);
 }
 
+/* If-Range against the ETag and Last-Modified the answer will carry:
+ * add_header's when it replaces them (NGINX's headers filter runs before
+ * its range filter; the preconditions above saw the file's own). */
+static int if_range(pv_hreq_t *hr, pv_str_t value, pv_str_t etag, time_t mtime)
+{
+    pv_str_t lm;
+    pv_hfilter_replaced(hr, 200, "ETag", 4, &etag);
+    if (pv_hfilter_replaced(hr, 200, "Last-Modified", 13, &lm))
+        mtime = lm.len ? pv_http_time_parse(lm) : (time_t)-1;
+    return pv_range_if_range(value, etag, mtime);
+}
+
 void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_t *fld, int nf, pv_str_t etag,
                       time_t mtime, int ranges, int validate)
 {
@@ -606,9 +618,9 @@ void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_
     const pv_header_t *range = ranges && h->status == 200 ? pv_request_header(r, "Range", 5) : NULL;
     const pv_header_t *ifr = pv_request_header(r, "If-Range", 8);
     int kind = PV_RANGE_NONE;
-    if (range && s->max_ranges > 0 && (!ifr || pv_range_if_range(ifr->value, etag, mtime)))
+    if (range && s->max_ranges > 0 && (!ifr || if_range(hr, ifr->value, etag, mtime)))
         kind = pv_range_parse(range->value, f->size, s->max_ranges, f->ranges, PV_FILE_MAX_RANGES, &f->nranges);
-    if (kind == PV_RANGE_NONE && s->max_ranges > 0 && ranges && !validate)
+    if (kind == PV_RANGE_NONE && s->max_ranges > 0 && ranges && h->status == 200)
         fld[nf++] = (pv_header_t){PV_STR("Accept-Ranges"), PV_STR("bytes")};
     if (kind == PV_RANGE_416) {
         int64_t size = f->size; /* f goes with the release */

@@ -287,6 +287,7 @@ static int make_model(pv_hreq_t *sr, const pv_hreq_t *parent, pv_str_t uri, pv_s
     r->body_bytes_sent = r->bytes_sent = 0;
     r->limit_rate = r->limit_rate_after = 0;
     r->limit_rate_set = 0;
+    r->allow_ranges = 0;
     r->resp_headers = NULL;
     r->nresp_headers = 0;
     r->sent_head = r->sent_trailers = (pv_str_t){NULL, 0};

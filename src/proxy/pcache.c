@@ -583,10 +583,16 @@ static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
         entry_unusable(hr, c, 0);
         return;
     }
-    int ranges = 0;
-    for (int i = 0; i < nf; i++)
-        if (PV_STR_IEQ(fld[i].name, "Accept-Ranges") && PV_STR_IEQ(fld[i].value, "bytes"))
+    /* NGINX's hit: ranges with proxy_force_ranges or a stored Accept-Ranges
+     * (of any value), which the range filter's own replaces */
+    int ranges = r->loc->conf.proxy_force_ranges, k = 0;
+    for (int i = 0; i < nf; i++) {
+        if (PV_STR_IEQ(fld[i].name, "Accept-Ranges"))
             ranges = 1;
+        else
+            fld[k++] = fld[i];
+    }
+    nf = k;
     pv_str_t etag = {pv_arena_strndup(r->arena, e.etag.p, e.etag.len), e.etag.len};
     /* the body follows the header: the bytes read ahead start there */
     f->base = e.body_start;

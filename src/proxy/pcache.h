@@ -58,6 +58,9 @@ typedef struct pv_pcache_s {
     int64_t written;            /* body bytes written */
     int64_t expect;             /* Content-Length of the response, -1 unknown */
     int64_t valid_sec;          /* fresh until */
+    uint8_t head_cacheable;     /* the response may be stored as far as its head tells (NGINX's
+                                   u->cacheable once the head is parsed: before its status,
+                                   proxy_cache_valid and proxy_no_cache are asked) */
     char temp[PATH_MAX];
 } pv_pcache_t;
 

@@ -60,8 +60,10 @@ static int64_t parse_secs(pv_str_t v, int *abs)
     return d && i == v.len ? x : -1;
 }
 
-/* Until when the response may be kept (seconds), from its fields, or 0
- * when it must not be stored; *vary gets its Vary value. */
+/* Until when the response may be kept (seconds), from its fields; -1
+ * when a field forbids storing it (NGINX's u->cacheable cleared while the
+ * head is parsed), 0 when none gives a time and proxy_cache_valid does
+ * not; *vary gets its Vary value. */
 static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int n, pv_str_t *vary)
 {
     const pv_pcache_t *c = px->r->pcache;
@@ -75,7 +77,7 @@ static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int 
             int abs;
             int64_t x = parse_secs(v, &abs);
             if (x == 0 && !abs)
-                return 0;
+                return -1;
             if (x > 0)
                 xae = abs ? x : now + x;
         } else if (!(ign & PV_IGN_CACHE_CONTROL) && PV_STR_IEQ(nm, "Cache-Control")) {
@@ -92,21 +94,21 @@ static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int 
             time_t t = pv_http_time_parse(v);
             exp = t == -1 || t <= now ? -1 : (int64_t)t;
         } else if (!(ign & PV_IGN_SET_COOKIE) && PV_STR_IEQ(nm, "Set-Cookie")) {
-            return 0;
+            return -1;
         } else if (!(ign & PV_IGN_VARY) && PV_STR_IEQ(nm, "Vary")) {
             if (has_token(v, "*") || v.len > 128)
-                return 0;
+                return -1;
             *vary = v;
         }
     }
     if (xae)
         return xae;
     if (private)
-        return 0;
+        return -1;
     if (cc)
         return cc;
     if (exp)
-        return exp > 0 ? exp : 0;
+        return exp > 0 ? exp : -1;
     for (int i = 0; i < pc->nvalid; i++)
         if (pc->valid[i].status == status || pc->valid[i].status == 0)
             return pc->valid[i].ms / 1000 > 0 ? now + pc->valid[i].ms / 1000 : 0;
@@ -301,12 +303,13 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
     }
     /* with proxy_cache_convert_head off, a HEAD's answer is stored as it
      * is, as NGINX does (the key then had better name the method) */
+    pv_str_t vary = {NULL, 0};
+    c->valid_sec = freshness(px, status, fields, nfields, &vary);
+    c->head_cacheable = c->ref.fill && !c->no_store && c->valid_sec >= 0;
     if (!c->ref.fill || c->no_store || status == 206 || status < 200)
         goto no;
     if (pv_pcache_any(r, c->pc->no_cache, c->pc->nno_cache))
         goto no;
-    pv_str_t vary = {NULL, 0};
-    c->valid_sec = freshness(px, status, fields, nfields, &vary);
     if (c->valid_sec <= 0)
         goto no;
     if (vary.len) {

@@ -37,7 +37,6 @@ void pv_pipe_head(pv_proxy_t *px)
     int ign = lc->hdr.ignore == PV_UNSET ? 0 : lc->hdr.ignore;
     p->buffering = (uint8_t)(lc->proxy_buffering && !px->sub_done);
     p->delayed = 0;
-    p->ranged = 0;
     p->read_len = 0;
     p->start_s = (uint64_t)(pv_time_ms() / 1000); /* wall-clock seconds, as NGINX's ngx_time() */
     for (int i = 0; px->rp.accel && i < px->rp.nfields; i++) {
@@ -266,39 +265,17 @@ static int drain(pv_proxy_t *px)
 
 /* ---- the body ----------------------------------------------------------------- */
 
-/* proxy_force_ranges: the parts of spans inside the range, into out;
- * returns their count. */
-static int trim(pv_pipe_t *p, const pv_str_t *spans, int n, pv_str_t *out)
-{
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t a = p->rpos, b = a + (int64_t)spans[i].len;
-        p->rpos = b;
-        int64_t s = PV_MAX(a, p->rstart), e = PV_MIN(b, p->rend);
-        if (s < e)
-            out[k++] = (pv_str_t){spans[i].p + (s - a), (size_t)(e - s)};
-    }
-    return k;
-}
-
 /* Where every decoded body span goes, once and in order: proxy_store's
  * file first (the whole body, as the upstream sent it), then to the
  * client's queue, or into what is held for it. 0, or -1 after ending the
  * request. */
 static inline __attribute__((always_inline)) int deliver(pv_proxy_t *px, const pv_str_t *spans, int n)
 {
-    pv_str_t part[16];
     if (px->sub_done)
         return 0; /* an auth subrequest's body is dropped */
     if (pv_unlikely(px->pipe.store) && pv_pstore_body(px, spans, n) < 0) {
         pv_resp_abort(px->hr);
         return -1;
-    }
-    if (px->pipe.ranged) {
-        n = trim(&px->pipe, spans, n, part);
-        spans = part;
-        if (!n)
-            return 0;
     }
     if (!px->pipe.on) {
         pv_resp_send_body(px->hr, spans, n);

@@ -42,9 +42,6 @@ typedef struct pv_pipe_s {
     int64_t rate;           /* proxy_limit_rate for this response (0 unless buffering) */
     uint64_t start_s;       /* the wall-clock second the response head came (the rate's reckoning) */
     uint64_t read_len;      /* bytes read from the upstream since */
-    uint8_t ranged;         /* proxy_force_ranges: only the body bytes [rstart, rend) go on */
-    int64_t rstart, rend;
-    int64_t rpos;           /* body bytes seen so far */
     struct pv_pstore_s *store; /* proxy_store's file being written (pstore.h); NULL: none */
 } pv_pipe_t;
 

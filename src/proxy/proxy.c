@@ -10,6 +10,7 @@
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../core/time.h"
+#include "../http/brange.h"
 #include "../http/headers.h"
 #include "../http/phases.h"
 #include "../http/redirect.h"
@@ -634,9 +635,10 @@ static int response_head(pv_proxy_t *px)
     pv_header_t fields[PV_URESP_MAX_FIELDS];
     pv_resp_head_t h;
     pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
-    if (px->loc->conf.proxy_force_ranges && pv_proxy_ranges(px, &h, fields))
-        return -3; /* 416 */
+    pv_proxy_ranges(px, &h);
     int rc = pv_resp_send_head(hr, &h);
+    if (rc == PV_RESP_RANGE_416)
+        return pv_proxy_range_416(px, h.content_length);
     if (rc != PV_OK)
         return rc == PV_RESP_NOMEM ? -2 : -1; /* -2: no memory for the head (logged) */
     px->resp_head_done = 1;

@@ -137,10 +137,14 @@ int pv_proxy_accel_redirect(pv_proxy_t *px);
  * for auth subrequests, X-Accel-Redirect, and every response once a
  * config names such a variable (accel.c). */
 void pv_proxy_keep_fields(pv_request_t *r, const pv_uresp_t *rp);
-/* proxy_force_ranges on the head h about to be sent (its fields in
- * fields) (prange.c): 1 when it was answered 416 instead (the upstream
- * connection given up), else 0 with h made a 206 or given Accept-Ranges. */
-int pv_proxy_ranges(pv_proxy_t *px, struct pv_resp_head_s *h, pv_header_t *fields);
+/* The head h is about to be sent (prange.c): set r->allow_ranges when
+ * the range filter may answer the client's Range from its body
+ * (proxy_force_ranges, or a response the cache may store that came with
+ * Accept-Ranges). */
+void pv_proxy_ranges(pv_proxy_t *px, const struct pv_resp_head_s *h);
+/* The range filter found nothing of the body of size bytes satisfiable:
+ * the upstream connection is given up and 416 answers. -3 (answered). */
+int pv_proxy_range_416(pv_proxy_t *px, int64_t size);
 /* The one place a failed exchange becomes the client's answer (answer.c). */
 void pv_proxy_answer_failure(pv_proxy_t *px, int f);
 /* One error log line per failure (answer.c). */
