@@ -8,6 +8,7 @@ fastcgi_cache_revalidate, fastcgi_cache_use_stale and the zone's kind
 checked by -t. Every test runs against portvakt and NGINX."""
 
 import json
+import os
 import threading
 import time
 
@@ -156,12 +157,20 @@ def test_min_uses_and_methods(gw, responder):
     assert get(gw, "/min/p/count", "POST", body=b"x")[1:] == (None, b"n=4\n")
 
 
-def test_head_answer_stored_with_its_body(gw, responder):
+def stored_entries(tmp_path):
+    """The entry files in the cache directory (named by the key's MD5)."""
+    return [f for _, _, fs in os.walk(str(tmp_path / "fcache")) for f in fs
+            if len(f) == 32 and all(c in "0123456789abcdef" for c in f)]
+
+
+def test_head_answer_stored_with_its_body(gw, responder, tmp_path):
     """NGINX's FastCGI cache asks with HEAD and stores the body the
-    responder writes: a GET then has it."""
+    responder writes: a GET then has it. (The HEAD's answer may reach the
+    client before the entry is in place: the GET waits for it.)"""
     r = http(gw, "HEAD", "/c/h/count")
     assert r.status == 200 and r.header("x-cache") == "MISS" and r.body == b""
     assert responder.params[-1]["REQUEST_METHOD"] == "HEAD"
+    wait_for(lambda: stored_entries(tmp_path), what="the entry stored")
     assert get(gw, "/c/h/count") == (200, "HIT", b"n=1\n")
 
 
