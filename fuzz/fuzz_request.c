@@ -26,8 +26,10 @@ static const char conf_text[] =
     "    location ~* \\.(png|gif)$ { return 403; }\n"
     "    location /r { return 302 /elsewhere?$args; }\n"
     "    location / { return 200 \"$request_method $request_uri $http_x_a\"; }\n"
+    "    error_page 400 405 414 431 494 /err;\n"
+    "    location = /err { return 200 \"err $status $request_method $uri\"; }\n"
     "  }\n"
-    "  server { listen 127.0.0.1:1; server_name other.test; return 404; }\n"
+    "  server { listen 127.0.0.1:1; server_name other.test; max_headers 4; return 404; }\n"
     "}\n";
 
 static pv_worker_t fw;

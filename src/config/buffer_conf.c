@@ -1,9 +1,9 @@
 /* Directives of buffering, temporary files and connection tuning, with
  * NGINX's syntax and defaults: the *_temp_path directories (made at start
  * as NGINX makes them), `user`, tcp_nodelay, reset_timedout_connection,
- * keepalive_time, keepalive_disable,
- * chunked_transfer_encoding, underscores_in_headers, ignore_invalid_headers and the server names
- * hash sizes (accepted and checked: portvakt's server name lookup has no
+ * keepalive_time, keepalive_disable, chunked_transfer_encoding,
+ * underscores_in_headers, ignore_invalid_headers, max_headers and the
+ * server names hash sizes (accepted and checked: portvakt's server name lookup has no
  * such hash to size). */
 #include "conf_int.h"
 
@@ -163,6 +163,19 @@ static int pool_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
     return PV_OK;
 }
 
+/* A count that fits an int (max_headers). */
+static int count_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    int *f = (int *)((char *)base + cmd->offset);
+    if (*f != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t v = pv_conf_parse_num(nd->args[1]);
+    if (v < 0 || v > 0x7fffffff)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
+    *f = (int)v;
+    return PV_OK;
+}
+
 static int flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int *f = (int *)((char *)base + cmd->offset);
@@ -204,6 +217,7 @@ void pv_conf_buffer_init_srv(pv_server_t *s)
     s->underscores_in_headers = PV_UNSET;
     s->connection_pool_size = PV_UNSET;
     s->ignore_invalid_headers = PV_UNSET;
+    s->max_headers = PV_UNSET;
 }
 
 /* A default temp path: <prefix>/NAME, made when first needed. */
@@ -275,6 +289,8 @@ void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs)
         s->underscores_in_headers = hs->underscores_in_headers != PV_UNSET ? hs->underscores_in_headers : 0;
     if (s->ignore_invalid_headers == PV_UNSET)
         s->ignore_invalid_headers = hs->ignore_invalid_headers != PV_UNSET ? hs->ignore_invalid_headers : 1;
+    if (s->max_headers == PV_UNSET)
+        s->max_headers = hs->max_headers != PV_UNSET ? hs->max_headers : 1000;
 }
 
 static int size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -438,6 +454,7 @@ static const pv_conf_cmd_t buffer_cmds[] = {
      SRVF(underscores_in_headers), NULL},
     {"ignore_invalid_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
      SRVF(ignore_invalid_headers), NULL},
+    {"max_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, count_cb, SRVF(max_headers), NULL},
     {"connection_pool_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pool_size_cb, PV_BASE_NONE, 0, NULL},
     {"server_names_hash_max_size", PV_CTX_HTTP, PV_ARGS_TAKE1, hash_size_cb,
      HTTPF(server_names_hash_max_size), NULL},

@@ -681,6 +681,7 @@ typedef struct pv_server_s {
     int underscores_in_headers; /* default off: a field name with '_' is invalid */
     int64_t connection_pool_size;   /* accepted, checked as NGINX checks it; no effect (see README) */
     int ignore_invalid_headers; /* default on: an invalid field name is dropped, logged */
+    int max_headers;            /* default 1000: more request fields get 400 */
     pv_script_t rw;             /* rewrite module directives, run in the server rewrite phase */
     pv_location_t *self_loc;    /* the server's own settings as a location, for a URI no
                                    location matches (NGINX's server-level loc_conf) */

@@ -145,6 +145,12 @@ SSL *pv_tls_ssl(const pv_xprt_t *x)
     return t->mode == TLS_PLAIN ? NULL : t->ssl;
 }
 
+int pv_tls_handshaking(const pv_xprt_t *x)
+{
+    SSL *ssl = pv_tls_ssl(x);
+    return ssl && !SSL_is_init_finished(ssl);
+}
+
 int pv_tls_is_plain(const pv_xprt_t *x)
 {
     return x->ops == &pv_xprt_tls && ((const pv_tls_t *)x->ctx)->mode == TLS_PLAIN;

@@ -93,6 +93,8 @@ int pv_tls_client(pv_xprt_t *x, const pv_tls_client_t *c);
 /* Use c's certificate and key on ssl; PV_ERR after logging why, as
  * NGINX does ("cannot load certificate ..."). */
 int pv_tls_use_cert_files(SSL *ssl, const pv_tls_cert_files_t *c);
+/* 1 when x is a TLS connection whose handshake is not over. */
+int pv_tls_handshaking(const pv_xprt_t *x);
 /* 1 when x is a TLS connection whose handshake resumed a session. */
 int pv_tls_resumed(const pv_xprt_t *x);
 

@@ -764,7 +764,7 @@ static int auth_request_step(pv_hreq_t *hr)
     }
     pv_location_t *loc = sr->loc;
     if (!loc || pv_phases_subrequest(hr, sr, loc, sub_done) != PV_OK) {
-        /* NGINX would serve a file here; portvakt has none */
+        /* no handler that runs subrequests claims the location */
         sub_done(hr, sr, 404);
     }
     return -1;

@@ -227,7 +227,9 @@ static int h1_rewind(pv_hreq_t *hr)
 static void h1_discard_buffered(pv_hreq_t *hr)
 {
     pv_buf_t *b = hr->c->in;
-    if (hr->body_done || hr->bin || !b)
+    /* no framing yet: a head refused before it was decided has no body
+     * to skip (the connection closes after the answer) */
+    if (hr->body_done || hr->bin || !b || hr->body_frame == PV_FRAME_NONE)
         return;
     if (hr->body_frame == PV_FRAME_LENGTH) {
         if (hr->body_left <= (uint64_t)(b->last - b->pos)) {

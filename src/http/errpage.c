@@ -101,14 +101,15 @@ static const char *page_title(int status)
     }
 }
 
-/* NGINX's own codes for TLS errors, answered as 400 with a line of
- * their own on the page (ngx_http_special_response.c). */
+/* NGINX's own codes for TLS errors and too many fields, answered as 400
+ * with a line of their own on the page (ngx_http_special_response.c). */
 static const char *tls_error_text(int status)
 {
     switch (status) {
     case PV_HTTPS_CERT_ERROR: return "The SSL certificate error";
     case PV_HTTPS_NO_CERT: return "No required SSL certificate was sent";
     case PV_HTTP_TO_HTTPS: return "The plain HTTP request was sent to HTTPS port";
+    case PV_HTTP_HEADER_TOO_LARGE: return "Request Header Or Cookie Too Large";
     default: return NULL;
     }
 }
@@ -124,6 +125,7 @@ int pv_errpage_keepalive_ok(int status)
     case PV_HTTPS_CERT_ERROR:
     case PV_HTTPS_NO_CERT:
     case PV_HTTP_TO_HTTPS:
+    case PV_HTTP_HEADER_TOO_LARGE:
     case 400:
     case 413:
     case 414:

@@ -17,6 +17,7 @@ const char *pv_http_reason(int status);
 #define PV_HTTPS_CERT_ERROR 495 /* the client certificate did not verify */
 #define PV_HTTPS_NO_CERT 496    /* ssl_verify_client on and no certificate */
 #define PV_HTTP_TO_HTTPS 497    /* plain HTTP on a TLS address */
+#define PV_HTTP_HEADER_TOO_LARGE 494 /* more request fields than max_headers */
 /* The status sent for status (400 for the codes above). */
 int pv_errpage_status(int status);
 

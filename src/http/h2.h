@@ -46,6 +46,7 @@ struct pv_h2_stream_s {
     /* the request head as received (in the request arena) */
     pv_header_t *fields;
     int nfields, fcap;
+    int nkept;                    /* fields max_headers counts */
     pv_str_t method, scheme, authority, path;
     pv_str_t protocol;            /* :protocol of an extended CONNECT (RFC 8441) */
     uint8_t websocket;            /* an extended CONNECT for a WebSocket (h2_ws.c) */

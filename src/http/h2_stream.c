@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include "../core/cache.h"
@@ -112,8 +113,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
         pv_log_r(&hr->r, PV_LOG_INFO, "client sent too large http2 header list, client: %s", pv_log_client(&hr->r));
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    if (namelen + valuelen + 4 > (uint64_t)srv->large_header_buffers_size || st->hdr_bytes > limit ||
-        st->nfields == PV_MAX_HEADERS) {
+    if (namelen + valuelen + 4 > (uint64_t)srv->large_header_buffers_size || st->hdr_bytes > limit) {
         if (!st->hdr_status)
             pv_log_r(&hr->r, PV_LOG_INFO, "client sent too large request header, client: %s", pv_log_client(&hr->r));
         st->hdr_status = 431;
@@ -132,6 +132,12 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
             st->authority = v;
         else if (namelen == 9 && memcmp(name, ":protocol", 9) == 0)
             st->protocol = v;
+        return 0;
+    }
+    pv_str_t fname = {(const char *)name, namelen};
+    if (!PV_STR_IEQ(fname, "cookie") && !pv_reqhead_field_ignored(&hr->r, fname) &&
+        ++st->nkept > srv->max_headers) { /* the connection's server's, as NGINX's */
+        st->hdr_status = (uint16_t)pv_reqhead_too_many(&hr->r); /* stored no further */
         return 0;
     }
     if (st->nfields == st->fcap) {
@@ -313,7 +319,7 @@ static int h2_head(pv_hreq_t *hr)
                      st->path.p);
     r->request_line = (pv_str_t){line, (size_t)n};
 
-    pv_reqfields_t f = {0};
+    pv_reqfields_t f = {.limit = INT_MAX}; /* max_headers was held to as the fields came */
     r->headers = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(st->nfields + 3));
     r->nheaders = 0;
     uint32_t head = (uint32_t)n + 2;

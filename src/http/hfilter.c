@@ -214,6 +214,10 @@ void pv_hfilter_apply(pv_hreq_t *hr, pv_resp_head_t *h)
         h->status = hr->r.err_status;
         h->reason = (pv_str_t){NULL, 0};
     }
+    /* the Location of the redirect an error_page URI answers stays, as in
+     * NGINX, unless the page's response has its own */
+    if (hr->r.err_location.p && !h->location.p)
+        h->location = hr->r.err_location;
     if (!h->server.p)
         h->server = (pv_str_t){pv_hfilter_token(hr), strlen(pv_hfilter_token(hr))};
     const pv_loc_conf_t *lc = lconf(hr);

@@ -17,7 +17,6 @@ const char *pv_hfilter_token(const struct pv_hreq_s *hr);
 /* Apply the filters to h (a head about to be sent for hr): fields are
  * rebuilt in the request arena when something is added or replaced. */
 void pv_hfilter_apply(struct pv_hreq_s *hr, pv_resp_head_t *h);
-
 /* Whether add_header replaces the response field name (ETag,
  * Last-Modified) on a head of this status: 1 with *v its value then
  * (empty: the field is dropped). NGINX's headers filter runs before its

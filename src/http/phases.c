@@ -79,6 +79,11 @@ int pv_phases_subrequest(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv
 static void run_content(pv_hreq_t *hr)
 {
     const pv_location_t *loc = hr->r.loc;
+    if (hr->r.flags & PV_REQ_F_NO_UPSTREAM) {
+        pv_log_r(&hr->r, PV_LOG_ERR, "no upstream configuration, client: %s", pv_log_client(&hr->r));
+        pv_resp_local(hr, 500, NULL, (pv_str_t){NULL, 0});
+        return;
+    }
     for (int i = 0; i < ncontents; i++)
         if (contents[i]->claims(loc) && contents[i]->handler(hr) != PV_PHASE_NEXT)
             return;
@@ -145,6 +150,7 @@ static int find_config(pv_hreq_t *hr)
     pv_request_t *r = &hr->r;
     int redirect = 0;
     r->uri_changed = 0;
+    r->flags &= ~(unsigned)PV_REQ_F_NO_UPSTREAM; /* a new location, a new content handler */
     pv_location_t *loc = pv_router_find_location(r->srv, r->uri, &redirect);
     if (!loc && r->srv)
         loc = r->srv->self_loc; /* no location: the server's own settings, as NGINX */

@@ -98,7 +98,7 @@ static void reset(pv_hreq_t *hr)
     r->loc = NULL;
     r->uri_changed = 0;
     r->ncaptures = 0;
-    r->flags &= ~(unsigned)(PV_REQ_F_LOC_INVALID | PV_REQ_F_ADD_URI_TO_ALIAS);
+    r->flags &= ~(unsigned)(PV_REQ_F_LOC_INVALID | PV_REQ_F_ADD_URI_TO_ALIAS | PV_REQ_F_NO_UPSTREAM);
     r->flags |= PV_REQ_F_REWRITTEN;
     if (hr->acc.active)
         r->flags |= PV_REQ_F_ACCESS_DONE;
@@ -110,6 +110,7 @@ static void cycle(pv_hreq_t *hr, const char *what, pv_str_t to)
            (int)to.len, to.p, pv_log_client(&hr->r));
     hr->r.error_page = 1; /* the 500 is sent as it is */
     hr->r.err_status = 0;
+    hr->r.err_location = (pv_str_t){NULL, 0};
     hr->proto->resp->local(hr, 500, NULL, (pv_str_t){NULL, 0});
 }
 
@@ -141,6 +142,7 @@ void pv_named_location(pv_hreq_t *hr, pv_str_t name)
                pv_log_client(r));
         r->error_page = 1;
         r->err_status = 0;
+        r->err_location = (pv_str_t){NULL, 0};
         hr->proto->resp->local(hr, 500, NULL, (pv_str_t){NULL, 0});
         return;
     }
@@ -216,9 +218,10 @@ int pv_error_page(pv_hreq_t *hr, int status)
         return 0;
     pv_str_t uri = pv_cv_eval_arena(&e->uri, r);
     int internal = uri.len && (uri.p[0] == '/' || uri.p[0] == '@');
-    /* a request refused before its location was looked up (497 on a TLS
-     * port, 400) is only ever redirected to a URL */
-    if (internal && hr->phase == PV_PHASE_POST_READ)
+    /* a request refused while its head was read goes to a URI only once
+     * the head is whole (NGINX runs the page from the address's default
+     * server, as here, also for a head it could not parse) */
+    if (internal && hr->phase == PV_PHASE_POST_READ && !hr->head_in)
         return 0;
     const pv_loc_conf_t *lc = lconf(hr);
     if (!lc->recursive_error_pages)
@@ -249,6 +252,7 @@ int pv_error_page(pv_hreq_t *hr, int status)
     /* a URL: a redirect, 302 unless the code given is one */
     int code = is_redirect(e->overwrite) ? e->overwrite : 302;
     r->err_status = 0;
+    r->err_location = (pv_str_t){NULL, 0};
     if (!pv_errpage_keepalive_ok(status))
         r->flags &= ~PV_REQ_F_KEEPALIVE; /* as after the page it replaces */
     hr->proto->resp->local(hr, code, pv_arena_strndup(r->arena, uri.p, uri.len), (pv_str_t){NULL, 0});

@@ -6,6 +6,8 @@
 #include "headers.h"
 #include "uri.h"
 #include "accesslog.h"
+#include "errpage.h"
+#include "router.h"
 
 static inline __attribute__((always_inline)) int target_check(pv_request_t *r, pv_str_t target,
                                                               const pv_str_t *host_field);
@@ -75,11 +77,33 @@ static int nginx_name(pv_str_t name, int underscores)
     return 1;
 }
 
+int pv_reqhead_field_ignored(const pv_request_t *r, pv_str_t name)
+{
+    return r->srv->ignore_invalid_headers && !nginx_name(name, r->srv->underscores_in_headers);
+}
+
+int pv_reqhead_too_many(pv_request_t *r)
+{
+    pv_log_r(r, PV_LOG_INFO, "client sent too many header lines, client: %s", pv_log_client(r));
+    return PV_HTTP_HEADER_TOO_LARGE;
+}
+
+int pv_reqhead_over_all(const pv_hreq_t *hr, int n)
+{
+    const pv_listen_group_t *g = hr->lgroup;
+    if (n <= hr->r.srv->max_headers)
+        return 0;
+    for (int i = 0; g && i < g->nservers; i++)
+        if (n <= g->servers[i]->max_headers)
+            return 0;
+    return 1;
+}
+
 static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h)
 {
     if (!pv_header_name_valid(h->name) || !pv_header_value_valid(h->value))
         return 400;
-    if (!nginx_name(h->name, r->srv->underscores_in_headers) && r->srv->ignore_invalid_headers) {
+    if (pv_reqhead_field_ignored(r, h->name)) {
         /* NGINX takes letters, digits and '-' in a name ('_' with
          * underscores_in_headers on) and drops other fields while
          * ignore_invalid_headers is on, as here. CGI-style upstreams
@@ -89,6 +113,11 @@ static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv
                h->name.p, pv_log_client(r));
         return -1;
     }
+    /* max_headers counts the fields kept, each before it is looked at;
+     * HTTP/2's cookies are one field apart (NGINX joins them and counts
+     * none) */
+    if (!(r->http_major == 2 && PV_STR_IEQ(h->name, "cookie")) && f->count++ >= f->limit)
+        return pv_reqhead_too_many(r);
     int si = single_field(h->name);
     if (si >= 0) {
         const pv_header_t *prev = f->single[si];
@@ -125,6 +154,7 @@ static int scan_fields(pv_hreq_t *hr, pv_reqfields_t *f)
     const char *base = hr->c->in->data;
     r->headers = pv_arena_alloc(&hr->arena, sizeof(pv_header_t) * (size_t)(hr->nfields ? hr->nfields : 1));
     r->nheaders = 0;
+    f->limit = r->srv->max_headers;
     for (int i = 0; i < hr->nfields; i++) {
         pv_header_t *h = &r->headers[r->nheaders];
         h->name = (pv_str_t){base + hr->hname[i].off, hr->hname[i].len};
@@ -132,8 +162,14 @@ static int scan_fields(pv_hreq_t *hr, pv_reqfields_t *f)
         int st = field_check(r, f, h);
         if (st > 0)
             return st;
-        if (st == 0)
-            r->nheaders++;
+        if (st < 0)
+            continue;
+        r->nheaders++;
+        pv_str_t host;
+        if (f->single[SF_HOST] == h && pv_uri_validate_host(r->arena, h->value, &host) == 0)
+            /* NGINX takes the server from a valid Host at once: its
+             * max_headers counts the fields after */
+            f->limit = pv_router_request_server(r, hr->lgroup, host)->max_headers;
     }
     return 0;
 }
@@ -211,8 +247,15 @@ int pv_reqhead_build(pv_hreq_t *hr)
     r->request_line = (pv_str_t){base, eol ? (size_t)(eol - base) : 0};
 
     pv_reqfields_t f = {0};
-    if ((st = scan_fields(hr, &f)) != 0 || (st = set_framing(hr, &f)) != 0)
+    if ((st = scan_fields(hr, &f)) != 0 || (st = set_framing(hr, &f)) != 0) {
+        /* NGINX has taken the server from a valid Host by then: its
+         * error_page answers */
+        const pv_header_t *h = f.single[SF_HOST];
+        if (h && pv_uri_validate_host(r->arena, h->value, &r->host) != 0)
+            r->host = (pv_str_t){NULL, 0};
+        hr->body_done |= hr->body_frame == PV_FRAME_NONE; /* no framing: no body to read */
         return st;
+    }
     const pv_header_t *host_h = f.single[SF_HOST], *expect = f.single[SF_EXPECT];
     if (expect && PV_STR_IEQ(expect->value, "100-continue"))
         r->flags |= PV_REQ_F_EXPECT_CONTINUE;
@@ -227,6 +270,23 @@ int pv_reqhead_build(pv_hreq_t *hr)
 
     pv_str_t target = {base + hr->url.off, hr->url.len};
     return target_check(&hr->r, target, host_h ? &host_h->value : NULL);
+}
+
+void pv_reqhead_refused_server(pv_hreq_t *hr)
+{
+    const char *base = hr->c->in->data;
+    for (int i = 0; i < hr->nfields; i++) {
+        pv_str_t name = {base + hr->hname[i].off, hr->hname[i].len}, host;
+        uint32_t end = hr->hvalue[i].off + hr->hvalue[i].len;
+        if (single_field(name) != SF_HOST)
+            continue;
+        if (!hr->hvalue[i].off || end >= hr->c->in->last || base[end] != '\r')
+            return; /* its value is not whole */
+        pv_str_t v = pv_http_trim_ows((pv_str_t){base + hr->hvalue[i].off, hr->hvalue[i].len});
+        if (pv_uri_validate_host(hr->r.arena, v, &host) == 0)
+            hr->r.srv = pv_router_request_server(&hr->r, hr->lgroup, host);
+        return;
+    }
 }
 
 int pv_reqhead_target(pv_request_t *r, pv_str_t target, const pv_str_t *host_field)
@@ -356,7 +416,9 @@ int pv_reqhead_check_line(pv_hreq_t *hr, char *line, char *lf)
 
 int pv_reqhead_parse_error(pv_hreq_t *hr, llhttp_errno_t e, const char *p, size_t len)
 {
-    int status = hr->err_status ? hr->err_status : 400;
+    if (hr->err_status)
+        return hr->err_status; /* a limit, logged where it was found */
+    int status = 400;
     if (e == HPE_INVALID_TRANSFER_ENCODING && !te_repeated(hr))
         status = 501; /* a repeated field is a duplicate (400), as in pv_reqhead_build() */
     if (e == HPE_INVALID_METHOD && unknown_method(p, len))

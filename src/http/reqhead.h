@@ -27,18 +27,32 @@ typedef struct pv_reqfields_s {
     int conn_close;                /* Connection: close */
     int conn_ka;                   /* Connection: keep-alive */
     int upgrade;                   /* an Upgrade field */
+    int count;                     /* fields kept, for max_headers */
+    int limit;                     /* the max_headers they are held to */
 } pv_reqfields_t;
 
 /* Check one request field h (name and value syntax; a second copy of a
- * field NGINX takes once: 400) and note it in f; h must stay where it is.
+ * field NGINX takes once: 400) and note and count it in f; h must stay where it is.
  * Returns 0 to keep it, -1 to drop it (a '_' in the name, logged), or the
  * status to answer with. Shared by HTTP/1 and HTTP/2. */
 int pv_reqhead_field(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h);
+/* Whether a field of this name is dropped (ignore_invalid_headers):
+ * such fields count for no limit. */
+int pv_reqhead_field_ignored(const pv_request_t *r, pv_str_t name);
+/* A request with more fields than max_headers: logged; returns the
+ * status (NGINX's 494, answered as 400). */
+int pv_reqhead_too_many(pv_request_t *r);
+/* Whether n fields are more than max_headers of every server hr's
+ * address leads to (refused before the server is known). */
+int pv_reqhead_over_all(const pv_hreq_t *hr, int n);
 /* The request target (origin-form, absolute-form or "*") into r->uri,
  * args and request_uri, and the host from the target or else from
  * host_field (Host, or HTTP/2's :authority; NULL when absent) into
  * r->host. r->method_id is set. Returns 0, or 400. */
 int pv_reqhead_target(pv_request_t *r, pv_str_t target, const pv_str_t *host_field);
+/* For a head refused while it was parsed: the server of the first Host
+ * field, whole and valid, into hr->r.srv (NGINX takes it at that line). */
+void pv_reqhead_refused_server(pv_hreq_t *hr);
 /* Turn the parsed spans of the head (its hr->head_len bytes) into the
  * request model and decide the framing: HTTP/1's post-read step
  * (pv_h1_proto.head). Returns 0, or the status to answer with. */

@@ -56,6 +56,8 @@ typedef struct pv_header_s {
                                          $realip_remote_addr give the anonymised address */
 #define PV_REQ_F_GZIP_VARY 0x10000    /* gzip_static found a .gz file: gzip_vary applies (NGINX's
                                          r->gzip_vary) */
+#define PV_REQ_F_NO_UPSTREAM 0x40000 /* the proxy handler was kept for an `if` block without
+                                         proxy_pass (NGINX's content handler): 500 */
 #define PV_REQ_F_PIPELINED 0x20000   /* its first bytes were buffered when the request before it
                                          on the connection ended ($pipe, NGINX's r->pipeline) */
 #define PV_REQ_F_ADD_URI_TO_ALIAS 0x8000 /* try_files found a file under a regex location's alias:
@@ -159,6 +161,7 @@ typedef struct pv_request_s {
     const char *captures_data;     /* the subject they index */
     int uri_changes;               /* URI changes and internal redirects so far (at most 10) */
     int err_status;                /* error_page: the status the final response is sent with (0: its own) */
+    pv_str_t err_location;         /* error_page: the Location of the redirect it answers */
     uint8_t error_page;            /* an error_page redirect happened (recursive_error_pages off: no more) */
     int uri_changed;               /* the URI changed: find the location again */
 

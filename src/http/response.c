@@ -707,9 +707,13 @@ void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t bod
     hr->bg_next = NULL; /* a local answer (304, 412...) starts no background update */
     tee_done(hr, 0);
     if (!body.p && status >= 300) {
-        if (pv_error_page(hr, status))
+        if (pv_error_page(hr, status)) {
+            if (location)
+                hr->r.err_location = (pv_str_t){location, strlen(location)};
             return;
+        }
         hr->r.err_status = 0; /* a page made here is sent with its own code */
+        hr->r.err_location = (pv_str_t){NULL, 0};
     }
     rate_start(hr);
     if (body.p && status < 300 && local_filtered(hr, status, body))
@@ -730,6 +734,7 @@ void pv_resp_error(pv_hreq_t *hr, int status)
     if (pv_error_page(hr, status))
         return;
     hr->r.err_status = 0;
+    hr->r.err_location = (pv_str_t){NULL, 0};
     rate_start(hr);
     hr->proto->resp->error(hr, status);
 }

@@ -326,6 +326,10 @@ int pv_script_run(pv_request_t *r, const pv_script_t *s, const pv_loc_conf_t *lc
             if (t < 0)
                 return fail(out);
             if (t && o->ifloc) {
+                /* an earlier `if` had proxy_pass, this one none: NGINX
+                 * keeps the proxy handler, which finds no upstream (500) */
+                if (r->loc && r->loc->proxy_pass && !o->ifloc->proxy_pass)
+                    r->flags |= PV_REQ_F_NO_UPSTREAM;
                 r->loc = o->ifloc;
                 log = o->ifloc->conf.rewrite_log == 1;
             }

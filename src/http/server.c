@@ -401,6 +401,7 @@ static int on_url_cb(llhttp_t *p, const char *at, size_t len)
         hr->url = (pv_hspan_t){span_off(hr, at), (uint32_t)len};
     hr->last_cb = 3;
     if (hr->url.len > (uint64_t)hr->r.srv->large_header_buffers_size) {
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent too long URI, client: %s", pv_log_client(&hr->r));
         hr->err_status = 414;
         return -1;
     }
@@ -408,10 +409,10 @@ static int on_url_cb(llhttp_t *p, const char *at, size_t len)
 }
 
 /* Room for more header fields: the spans live in the request's arena,
- * 16 at first, so a request does not carry room for PV_MAX_HEADERS. */
+ * 16 at first, doubled as more come (max_headers bounds them). */
 static void grow_fields(pv_hreq_t *hr)
 {
-    int cap = hr->fcap ? PV_MIN(2 * hr->fcap, PV_MAX_HEADERS) : 16;
+    int cap = hr->fcap ? 2 * hr->fcap : 16;
     pv_hspan_t *n = pv_arena_alloc(&hr->arena, 2 * sizeof(pv_hspan_t) * (size_t)cap);
     if (hr->nfields) {
         memcpy(n, hr->hname, sizeof(pv_hspan_t) * (size_t)hr->nfields);
@@ -426,8 +427,13 @@ static int on_field_cb(llhttp_t *p, const char *at, size_t len)
 {
     pv_hreq_t *hr = p->data;
     if (hr->last_cb != 1) {
-        if (hr->nfields == PV_MAX_HEADERS) {
-            hr->err_status = 431;
+        /* the field before is whole: more than any server's max_headers
+         * are refused now, before the rest of the head is stored (the
+         * limit of the server Host names is held to once the head is in) */
+        int i = hr->nfields - 1;
+        if (i >= 0 && !pv_reqhead_field_ignored(&hr->r, (pv_str_t){hr->c->in->data + hr->hname[i].off, hr->hname[i].len}) &&
+            pv_reqhead_over_all(hr, ++hr->nkept)) {
+            hr->err_status = pv_reqhead_too_many(&hr->r);
             return -1;
         }
         if (hr->nfields == hr->fcap)
@@ -452,6 +458,8 @@ static int on_value_cb(llhttp_t *p, const char *at, size_t len)
         hr->hvalue[i].len += (uint32_t)len;
     hr->last_cb = 2;
     if ((uint64_t)hr->hname[i].len + hr->hvalue[i].len + 4 > (uint64_t)hr->r.srv->large_header_buffers_size) {
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent too long header line: \"%.*s...\", client: %s",
+                 (int)PV_MIN(hr->hname[i].len, 256), hr->c->in->data + hr->hname[i].off, pv_log_client(&hr->r));
         hr->err_status = 431;
         return -1;
     }
@@ -513,17 +521,42 @@ void pv_server_error(pv_hreq_t *hr, int status)
 
 /* ---- request head processing ---------------------------------------------- */
 
+/* A head refused before it was parsed whole: answered as NGINX does, by
+ * the server of a valid Host before the error, else the address's default
+ * server, whose error_page may run a URI (a GET of it with the fields
+ * parsed so far; no body is read). An HTTP/0.9 one gets the bare page. */
+static void head_refused(pv_hreq_t *hr, int status)
+{
+    if (!(hr->r.flags & PV_REQ_F_HTTP09)) {
+        pv_reqhead_refused_server(hr);
+        hr->head_in = hr->body_done = 1;
+        pv_timer_del(hr->c->w->loop, &hr->c->timer); /* the page's location arms its own */
+    }
+    pv_server_error(hr, status);
+}
+
 /* Post-read: the head becomes the request model, checked, and the
  * server block is chosen by its Host. */
 static int post_read(pv_hreq_t *hr)
 {
+    hr->head_in = 1;
     int status = hr->proto->head(hr);
     if (status) {
+        if (hr->r.host.len) /* a valid Host before the field refused */
+            hr->r.srv = pv_router_request_server(&hr->r, hr->lgroup, hr->r.host);
         pv_server_error(hr, status);
         return PV_PHASE_DONE;
     }
     hr->r.srv = pv_router_request_server(&hr->r, hr->lgroup, hr->r.host);
     pv_stats_post_read(hr);
+    if (hr->r.method_id == HTTP_TRACE) {
+        /* NGINX refuses TRACE with the head (ngx_http_process_request_header),
+         * by the chosen server's settings, and closes as after any error
+         * found there */
+        pv_log_r(&hr->r, PV_LOG_INFO, "client sent TRACE method, client: %s", pv_log_client(&hr->r));
+        pv_server_error(hr, 405);
+        return PV_PHASE_DONE;
+    }
     return PV_PHASE_NEXT;
 }
 
@@ -595,7 +628,7 @@ static int parse_more(pv_hconn_t *c)
             return -1;
         }
         if (rc < 0) {
-            pv_server_error(hr, pv_head_too_big(c));
+            head_refused(hr, pv_head_too_big(c));
             return -1;
         }
         b = c->in;
@@ -618,7 +651,7 @@ static int parse_more(pv_hconn_t *c)
             return 1;
         }
         if (st) {
-            pv_server_error(hr, st);
+            head_refused(hr, st);
             return -1;
         }
     }
@@ -632,7 +665,7 @@ static int parse_more(pv_hconn_t *c)
         process_head(hr, end);
         return 1;
     }
-    pv_server_error(hr, pv_reqhead_parse_error(hr, e, start, len));
+    head_refused(hr, pv_reqhead_parse_error(hr, e, start, len));
     return -1;
 }
 
@@ -676,7 +709,7 @@ static void handle_input(pv_hconn_t *c)
                     conn_nomem(c, "a request");
                     return;
                 }
-                pv_server_error(c->hr, st);
+                head_refused(c->hr, st);
                 return;
             }
         }

@@ -21,7 +21,6 @@
 #include "headers.h"
 #include "request.h"
 
-#define PV_MAX_HEADERS 100 /* more header fields than this: 431 */
 
 typedef struct pv_hconn_s pv_hconn_t;
 
@@ -65,11 +64,13 @@ typedef struct pv_hreq_s {
     pv_hspan_t *hname, *hvalue;   /* header fields, in the arena (grown as fields come) */
     int fcap;                     /* room in hname and hvalue */
     int nfields;                  /* fields seen */
+    int nkept;                    /* whole fields max_headers counts (not ignored ones) */
     int last_cb;                  /* last span callback: 1 name, 2 value, 3 url */
     int err_status;               /* error found while parsing (414, 431) */
     uint8_t line_checked;         /* the request line was checked whole */
     uint8_t crlf_begun;           /* crlf was started at the head's first byte */
     uint8_t metered;              /* counted as past post-read (stats.c) */
+    uint8_t head_in;              /* the head was read whole (an error_page URI may answer it) */
     pv_crlf_t crlf;               /* bare LFs of the head turned into CRLF (http/headers.h) */
     uint8_t phase;                /* PV_PHASE_* the request is in */
     uint8_t phase_step;           /* next handler in the phase engine */

@@ -854,7 +854,58 @@ static int claims(const pv_location_t *loc)
     return loc->proxy_pass == NULL;
 }
 
-static const pv_content_t static_content = {"static", claims, content, NULL};
+/* The status of a file test for a subrequest: 0 for a regular file,
+ * 1 for a directory, else the status NGINX's static module answers. */
+static int sub_test(pv_request_t *sr, const char *path)
+{
+    struct stat st;
+    if (pv_static_stat(sr, path, &st) != 0)
+        return errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG ? 404 : errno == EACCES ? 403 : 500;
+    return S_ISDIR(st.st_mode) ? 1 : S_ISREG(st.st_mode) ? 0 : 404;
+}
+
+/* The status of the index a directory URI gets: 200 for an index file
+ * or autoindex, 403 for a directory without either, 404 for none. An
+ * absolute index name (an internal redirect in NGINX) is not followed. */
+static int sub_index(pv_request_t *sr, char *path, size_t pl)
+{
+    const pv_static_conf_t *s = &sr->loc->conf.st;
+    for (int i = 0; i < s->nindex; i++) {
+        char name[PATH_MAX];
+        size_t n = pv_cv_eval(&s->index[i], sr, PV_ESCAPE_NONE, name, sizeof(name));
+        if (n >= sizeof(name) || n == 0 || name[0] == '/' || memchr(name, '/', n) || pl + n + 1 > PATH_MAX)
+            continue;
+        memcpy(path + pl, name, n);
+        path[pl + n] = '\0';
+        if (sub_test(sr, path) == 0)
+            return 200;
+    }
+    path[pl > 1 ? pl - 1 : pl] = '\0';
+    int st = sub_test(sr, path);
+    return st != 1 ? (st == 0 ? 404 : st) : s->autoindex ? 200 : 403;
+}
+
+/* An auth_request subrequest to a location serving files: only its
+ * status counts (NGINX reads no body of it), so the file is looked at,
+ * not read: 200 for a file, 301 for a directory named without its slash,
+ * 404 or 403 as the static and index modules answer. */
+static void subrequest(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done)
+{
+    char path[PATH_MAX];
+    size_t root;
+    sr->loc = loc;
+    ssize_t pl = pv_static_map(sr, loc, path, sizeof(path), &root);
+    int status;
+    if (pl < 0)
+        status = 404;
+    else if (sr->uri.len && sr->uri.p[sr->uri.len - 1] == '/')
+        status = sub_index(sr, path, (size_t)pl);
+    else
+        status = (status = sub_test(sr, path)) == 0 ? 200 : status == 1 ? 301 : status;
+    done(hr, sr, status);
+}
+
+static const pv_content_t static_content = {"static", claims, content, subrequest};
 
 static int mod_init(void)
 {

@@ -49,7 +49,9 @@ static int cstr_value(const char *s, pv_str_t *v)
 /* Three digits; "000" before a response. */
 static int status_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
-    int st = r->status < 0 ? 0 : r->status;
+    /* an error_page's status first, as NGINX's $status: the page's
+     * location sees the code it answers for */
+    int st = r->err_status > 0 ? r->err_status : r->status < 0 ? 0 : r->status;
     if (st == 0 && o->escape == PV_ESCAPE_JSON) {
         *v = PV_STR("0"); /* a valid JSON number, not "000" */
         return PV_VAL_FOUND;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/log.h"
+#include "../core/tls.h"
 #include "../http/server.h"
 #include "../http/stats.h"
 #include "../upstream/discovery.h"
@@ -72,6 +73,7 @@ void pv_proxy_log_failure(pv_proxy_t *px, int f, int err, const char *detail)
         return;
     }
     const char *phase = !px->u || !px->u->connected ? "connecting to upstream"
+                        : pv_tls_handshaking(&px->u->x) ? "SSL handshaking to upstream"
                         : !px->req_done && !px->resp_started ? "sending request to upstream"
                         : !px->resp_head_done ? "reading response header from upstream"
                                               : "reading upstream";

@@ -24,6 +24,7 @@
 #include "../core/cache.h"
 #include "../core/log.h"
 #include "../core/net.h"
+#include "../core/tls.h"
 #include "../http/headers.h"
 #include "../http/redirect.h"
 #include "../http/server.h"
@@ -623,8 +624,8 @@ static void gr_io(pv_grpc_t *g)
                 continue;
         }
         /* nothing more to do now: one timer for what is waited for */
-        if (wr == 1)
-            pv_timer_set(w->loop, &u->timer, (uint64_t)gc->send_timeout);
+        if (wr == 1) /* grpc_connect_timeout covers a TLS handshake, as in NGINX */
+            pv_timer_set(w->loop, &u->timer, (uint64_t)(pv_tls_handshaking(&u->x) ? gc->connect_timeout : gc->send_timeout));
         else if (g->client_wait)
             pv_timer_del(w->loop, &u->timer);
         else
@@ -686,7 +687,8 @@ static void gr_timeout_cb(void *owner)
 {
     pv_grpc_t *g = owner;
     pv_upconn_t *u = g->px.u;
-    gr_failed(g, !u->connected ? PV_UPF_CONNECT_TIMEOUT : g->wlen ? PV_UPF_SEND_TIMEOUT : PV_UPF_READ_TIMEOUT,
+    gr_failed(g, !u->connected || pv_tls_handshaking(&u->x) ? PV_UPF_CONNECT_TIMEOUT
+                 : g->wlen                                 ? PV_UPF_SEND_TIMEOUT : PV_UPF_READ_TIMEOUT,
               ETIMEDOUT);
 }
 

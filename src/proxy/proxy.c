@@ -11,6 +11,7 @@
 #include "../core/net.h"
 #include "../core/time.h"
 #include "../http/brange.h"
+#include "../core/tls.h"
 #include "../http/headers.h"
 #include "../http/phases.h"
 #include "../http/redirect.h"
@@ -459,8 +460,8 @@ static void upstream_write(pv_proxy_t *px)
             pv_utry_bytes(px->r, sent, 0);
             if (sent)
                 px->head_sent = 1;
-            if (rc == PV_AGAIN) {
-                pv_timer_set(w->loop, &u->timer, (uint64_t)lc->proxy_send_timeout);
+            if (rc == PV_AGAIN) { /* proxy_connect_timeout covers a TLS handshake, as in NGINX */
+                pv_timer_set(w->loop, &u->timer, (uint64_t)(pv_tls_handshaking(&u->x) ? lc->proxy_connect_timeout : lc->proxy_send_timeout));
                 return;
             }
             if (rc == PV_ERR) {
@@ -895,7 +896,8 @@ static void upstream_timeout_cb(void *owner)
         upstream_read(px);
         return;
     }
-    pv_upfail_t f = !u->connected ? PV_UPF_CONNECT_TIMEOUT : px->req_done ? PV_UPF_READ_TIMEOUT : PV_UPF_SEND_TIMEOUT;
+    pv_upfail_t f = !u->connected || pv_tls_handshaking(&u->x) ? PV_UPF_CONNECT_TIMEOUT
+                    : px->req_done                            ? PV_UPF_READ_TIMEOUT : PV_UPF_SEND_TIMEOUT;
     upstream_failed(px, f, ETIMEDOUT, NULL);
 }
 

@@ -41,6 +41,9 @@ http {
         location /dead { error_page 502 @dead; proxy_pass http://127.0.0.1:@DEAD@; }
         location @dead { return 200 "upstream down\\n"; }
         location /post { error_page 405 = /found; return 405; }
+        location /redir302 { error_page 302 /text200; return 302 "text"; }
+        location /redir301 { error_page 301 =200 /text200; return 301 /elsewhere; }
+        location = /text200 { return 200 "text $status"; }
         location /nonamed { error_page 404 @nosuch; return 404; }
         location /tointernal { error_page 404 = /internal-only; return 404; }
         location /internal-only { internal; return 200 "internal\\n"; }
@@ -81,7 +84,7 @@ REQUESTS = [
     ("GET", "/proxied?s=404"), ("GET", "/proxied?s=200"), ("GET", "/proxied?s=401"),
     ("GET", "/nointercept?s=500"), ("GET", "/loop"), ("GET", "/rec"), ("GET", "/dead"),
     ("POST", "/post"), ("HEAD", "/missing"), ("GET", "/nonamed"), ("GET", "/tointernal"),
-    ("GET", "/internal-only"), ("GET", "/404.html"),
+    ("GET", "/internal-only"), ("GET", "/404.html"), ("GET", "/redir302"), ("GET", "/redir301"),
     ("GET", "/nested/a"), ("GET", "/nested/deep/a"), ("GET", "/nested/deep/x"), ("GET", "/nested/a.json"),
     ("GET", "/prefix/word"), ("GET", "/prefix/exact"), ("GET", "/prefix/a/b"),
     ("GET", "/stop/x"), ("GET", "/stop/y"), ("GET", "/xx"), ("GET", "/inh/in/"),
@@ -173,6 +176,17 @@ def test_not_recursive_and_cycles(ep):
 def test_upstream_failure_to_named(ep):
     got = get(ep, "/dead")
     assert (got["status"], got["body"]) == (502, "upstream down\n")
+
+
+@pytest.mark.parametrize("target,status,location,body", [
+    ("/redir302", 302, "text", "text 302"),
+    ("/redir301", 200, "http://ep.test:GW/elsewhere", "text 200"),
+])
+def test_redirect_keeps_its_location(ep, target, status, location, body):
+    """rewrite.t's "error 302 return 200 text": the page answers with the
+    code, and the redirect's Location stays."""
+    got = get(ep, target)
+    assert (got["status"], got["location"], got["body"]) == (status, location, body)
 
 
 def test_post_becomes_get(ep):

@@ -104,6 +104,11 @@ http {
             return 403;
         }
         location /ifkeep { proxy_pass http://127.0.0.1:@UP@; if ($arg_x) { set $foo bar; } }
+        location /ifkept {
+            if ($arg_a) { proxy_pass http://127.0.0.1:@UP@; }
+            if ($arg_b) { set $foo bar; }
+            if ($arg_c) { return 200 "c\\n"; }
+        }
         location /ws {
             proxy_pass http://127.0.0.1:@UP@;
             proxy_http_version 1.1;
@@ -139,7 +144,10 @@ REQUESTS = [
     ("/internal-only", None), ("/to-internal", None), ("/ifret?x=1", None),
     ("/ifret", None), ("/x?srvret=1", None), ("/proxy/a/b?q=1", None),
     ("/plast/p%20q?r=1", None), ("/pplain/z?k=v", None), ("/ifproxy?x=1", None),
-    ("/ifproxy", None), ("/ifkeep?x=1", None), ("/pcap/abc/7?q=z", None),
+    ("/ifproxy", None), ("/ifkeep?x=1", None),
+    # proxy_if.t's "proxy_pass inside if": a later `if` without proxy_pass
+    # keeps the proxy handler, which has no upstream (500)
+    ("/ifkept?a=1", None), ("/ifkept?a=1&b=1", None), ("/ifkept?b=1", None), ("/ifkept?a=1&b=1&c=1", None), ("/pcap/abc/7?q=z", None),
     ("/ws", [("Upgrade", "websocket")]), ("/ws", None),
     ("/private", [("X-Token", "good")]), ("/private", [("X-Token", "bad")]),
     ("/private", [("X-Token", "other")]),

@@ -45,6 +45,9 @@ http {
         location /imsoff/ { if_modified_since off; alias @DOC@/; }
         location /onerange/ { max_ranges 1; alias @DOC@/; }
         location /norange/ { max_ranges 0; alias @DOC@/; }
+        location /addlm/ { add_header Last-Modified "Mon, 28 Sep 1970 06:00:00 GMT"; alias @DOC@/; }
+        location /nolm/ { add_header Last-Modified ""; alias @DOC@/; }
+        location /addetag/ { add_header ETag '"mine"'; alias @DOC@/; }
         location /quiet/ { log_not_found off; }
         location /vars/ { return 200 "$request_filename|$document_root|$realpath_root\n"; }
         location /avars/ { alias @DOC@/sub/; return 200 "$request_filename|$document_root|$realpath_root\n"; }
@@ -219,6 +222,12 @@ REQUESTS = [
     ("GET", "/hello.txt", [("Range", "bytes=0-4"), ("If-Range", '"other"')]),
     ("GET", "/hello.txt", [("Range", "bytes=0-4"), ("If-Range", LM)]),
     ("GET", "/hello.txt", [("Range", "bytes=0-4"), ("If-Range", "Tue, 14 Nov 2023 22:13:21 GMT")]),
+    # If-Range is held to the validators add_header made (range_if_range.t)
+    ("GET", "/addlm/hello.txt", [("Range", "bytes=0-4"), ("If-Range", "Mon, 28 Sep 1970 06:00:00 GMT")]),
+    ("GET", "/addlm/hello.txt", [("Range", "bytes=0-4"), ("If-Range", LM)]),
+    ("GET", "/nolm/hello.txt", [("Range", "bytes=0-4"), ("If-Range", LM)]),
+    ("GET", "/addetag/hello.txt", [("Range", "bytes=0-4"), ("If-Range", '"mine"')]),
+    ("GET", "/addetag/hello.txt", [("Range", "bytes=0-4"), ("If-Range", ETAG)]),
     ("HEAD", "/hello.txt", [("Range", "bytes=0-4")]),
     ("GET", "/big.bin", [("Range", "bytes=1000-200000")]),
     ("GET", "/big.bin", [("Range", "bytes=0-9,100000-100009,299990-")]),
@@ -604,6 +613,42 @@ def test_auth_request_then_a_file(portvakt, port, tmp_path, upstream):
         c.request("GET", "/missing.txt")
         assert c.read_response("GET").status == 404
     assert len(up.requests) == 4
+
+
+AUTH_FILES = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        root @DOC@;
+        location / { }
+        location /a/file/ { auth_request /hello.txt; alias @DOC@/; }
+        location /a/missing/ { auth_request /missing.txt; alias @DOC@/; }
+        location /a/dir/ { auth_request /sub; alias @DOC@/; }
+        location /a/dirslash/ { auth_request /sub/; alias @DOC@/; }
+        location /a/noindex/ { auth_request /list/; alias @DOC@/; }
+        location /a/autoindex/ { auth_request /auto/; alias @DOC@/; }
+        location /a/nodir/ { auth_request /nodir/; alias @DOC@/; }
+        location /auto/ { alias @DOC@/list/; autoindex on; }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["/a/file/echo.txt", "/a/missing/echo.txt", "/a/dir/echo.txt",
+                                    "/a/dirslash/echo.txt", "/a/noindex/echo.txt", "/a/autoindex/echo.txt",
+                                    "/a/nodir/echo.txt"])
+def test_auth_request_to_files_as_nginx(portvakt, nginx, port, tmp_path, target):
+    """auth_request.t's "auth open static": a subrequest to a location
+    serving files answers with the status serving it would have."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    doc = make_docroot(tmp_path)
+    got = []
+    for start in (portvakt, nginx):
+        gw = start(AUTH_FILES, GW=port(), DOC=str(doc))
+        r = http(gw.port, "GET", target)
+        got.append((r.status, r.body if r.status == 200 else None))
+    assert got[0] == got[1]
 
 
 NOLOC = """

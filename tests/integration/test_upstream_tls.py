@@ -6,6 +6,7 @@ records each connection: the SNI it got, whether the session was
 resumed, the client certificate."""
 
 import json
+import os
 import socket
 import ssl
 import threading
@@ -516,3 +517,83 @@ def test_proxy_ssl_certificate_variable_naming_no_file_is_502(gateway, tls_upstr
     st, _ = get(gw, "/?c=/nonexistent.pem")
     assert st == 502
     wait_for(lambda: 'cannot load certificate "/nonexistent.pem"' in srv.stderr(), what="the failure logged")
+
+
+class SilentUpstream:
+    """Accepts connections and never answers the TLS handshake."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(c)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def test_connect_timeout_covers_the_handshake(gateway, target_name):
+    """proxy_ssl.t's "proxy handshake timeout": an upstream that takes the
+    connection and never answers the handshake is a timeout of
+    proxy_connect_timeout: 504, logged as NGINX logs it."""
+    up = SilentUpstream()
+    try:
+        gw = free_port()
+        srv = gateway("""
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        location / { proxy_pass https://127.0.0.1:@UP@; proxy_connect_timeout 1s; proxy_send_timeout 30s; }
+    }
+}
+""", GW=gw, UP=up.port)
+        r = http(gw, target="/", timeout=20)
+        assert r.status == 504
+        wait_for(lambda: "upstream timed out (110: Connection timed out) while SSL handshaking to upstream"
+                 in srv.stderr() + _error_log(srv), what="the timeout logged")
+    finally:
+        up.stop()
+
+
+def _error_log(srv):
+    """NGINX's error log in its prefix (portvakt's goes to stderr here)."""
+    for name in ("error.log", "logs/error.log"):
+        p = os.path.join(str(srv.workdir), name)
+        if os.path.exists(p):
+            with open(p, errors="replace") as f:
+                return f.read()
+    return ""
+
+
+def test_grpc_connect_timeout_covers_the_handshake(gateway):
+    """As proxy_connect_timeout: grpc_connect_timeout runs on through the
+    TLS handshake of a grpcs:// upstream."""
+    up = SilentUpstream()
+    try:
+        gw = free_port()
+        srv = gateway("""
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        location / { grpc_pass grpcs://127.0.0.1:@UP@; grpc_connect_timeout 1s; grpc_send_timeout 30s; }
+    }
+}
+""", GW=gw, UP=up.port)
+        r = http(gw, target="/", timeout=20)
+        assert r.status == 504
+        wait_for(lambda: "upstream timed out (110: Connection timed out) while SSL handshaking to upstream"
+                 in srv.stderr() + _error_log(srv), what="the timeout logged")
+    finally:
+        up.stop()
