@@ -31,6 +31,7 @@
 #include "proc/lsocks.h"
 #include "proc/worker.h"
 #include "http/static.h"
+#include "http/mirror.h"
 #include "http/stats.h"
 #include "proxy/probe.h"
 #include "proxy/report.h"
@@ -49,7 +50,7 @@ static pv_module_t *const modules[] = {
     &pv_counters_module, &pv_stats_module, &pv_accesslog_module, &pv_http_module, &pv_http_ssl_module,
     &pv_http_realip_module, &pv_h2_module, &pv_access_module, &pv_proxy_module, &pv_grpc_module, &pv_fastcgi_module, &pv_probe_module,
     &pv_report_module,
-    &pv_static_module, &pv_upstream_module, &pv_upstream_dyn_module,
+    &pv_static_module, &pv_mirror_module, &pv_upstream_module, &pv_upstream_dyn_module,
     &pv_upstream_discovery_module, &pv_health_module, NULL,
 };
 
@@ -93,7 +94,7 @@ static const struct {
     {"http_split_clients_module", 1, 1},   {"http_referer_module", 1, 0},
     {"http_charset_module", 1, 1},         {"http_gzip_module", 1, 1},
     {"http_ssi_module", 1, 1},             {"http_userid_module", 1, 0},
-    {"http_mirror_module", 1, 0},          {"http_autoindex_module", 1, 1},
+    {"http_mirror_module", 1, 1},          {"http_autoindex_module", 1, 1},
     {"http_fastcgi_module", 1, 1},         {"http_uwsgi_module", 1, 0},
     {"http_scgi_module", 1, 0},            {"http_grpc_module", 1, 1},
     {"http_memcached_module", 1, 0},       {"http_empty_gif_module", 1, 0},

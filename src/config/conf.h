@@ -470,6 +470,8 @@ typedef struct pv_loc_conf_s {
     pv_sub_conf_t sub;             /* sub_filter* */
     pv_ssi_conf_t ssi;             /* ssi, ssi_* */
     pv_add_conf_t add;             /* add_before_body, add_after_body, addition_types */
+    pv_mirror_conf_t mirror;       /* mirror, mirror_request_body */
+    int log_subrequest;            /* log_subrequest; default off */
     pv_pcache_conf_t pc;           /* proxy_cache_* */
     pv_pcache_conf_t fpc;          /* fastcgi_cache_* */
     /* logging */

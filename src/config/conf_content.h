@@ -136,6 +136,16 @@ typedef struct pv_add_conf_s {
     pv_mime_list_t *types;      /* addition_types; default text/html */
 } pv_add_conf_t;
 
+/* The mirror directives (ngx_http_mirror_module). A level with `mirror`
+ * lines (or `mirror off`) replaces the inherited list whole. */
+typedef struct pv_mirror_conf_s {
+    pv_str_t *uris;             /* mirror URIs, in order, taken literally */
+    pv_conf_src_t *srcs;        /* each one's line */
+    int n;                      /* 0: none (off, or never set) */
+    int set;                    /* mirror given at this level (off included) */
+    int request_body;           /* mirror_request_body; default on */
+} pv_mirror_conf_t;
+
 /* proxy_cache_path: a cache on disk and the keys zone shared by every
  * worker (http/fcache.h keeps it across reloads). */
 typedef struct pv_cache_path_s {

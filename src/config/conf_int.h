@@ -311,6 +311,8 @@ extern const pv_conf_module_t pv_conf_ssi_module;
 void pv_conf_ssi_init(pv_ssi_conf_t *c);
 void pv_conf_ssi_merge(pv_ssi_conf_t *c, const pv_ssi_conf_t *p);
 void pv_conf_add_merge(pv_add_conf_t *c, const pv_add_conf_t *p);
+void pv_conf_mirror_init(pv_loc_conf_t *lc);
+void pv_conf_mirror_merge(pv_loc_conf_t *c, const pv_loc_conf_t *p);
 /* The response cache directives (cache_conf.c): proxy_cache_path, proxy_cache_*. */
 extern const pv_conf_module_t pv_conf_cache_module;
 void pv_conf_pcache_init(pv_pcache_conf_t *c);

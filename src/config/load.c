@@ -88,6 +88,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     pv_conf_zip_init(&lc->zip);
     pv_conf_sub_init(&lc->sub);
     pv_conf_ssi_init(&lc->ssi);
+    pv_conf_mirror_init(lc);
     pv_conf_pcache_init(&lc->pc);
     pv_conf_pcache_init(&lc->fpc);
     lc->fpc.convert_head = 0; /* NGINX's FastCGI cache asks with the client's method */
@@ -501,6 +502,7 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
     pv_conf_sub_merge(cx, &c->sub, p ? &p->sub : NULL);
     pv_conf_ssi_merge(&c->ssi, p ? &p->ssi : NULL);
     pv_conf_add_merge(&c->add, p ? &p->add : NULL);
+    pv_conf_mirror_merge(c, p);
     pv_conf_store_merge(c, p);
     pv_conf_pcache_merge(cx, &c->pc, p ? &p->pc : NULL, "$scheme$proxy_host$request_uri");
     pv_conf_pcache_merge(cx, &c->fpc, p ? &p->fpc : NULL, NULL);

@@ -1,7 +1,7 @@
 /* The routes of a config, as the residency check sees them: from every
  * location in a residency scope, every way a request can travel inside
  * the gateway (an `if` or `limit_except` block, `auth_request`,
- * `error_page`, `try_files`, `index`, `rewrite ... last`) and out of it
+ * `mirror`, `error_page`, `try_files`, `index`, `rewrite ... last`) and out of it
  * (`proxy_pass` to every server of its upstream, backups included, or to
  * every upstream `residency_targets` allows). URIs are looked up with the
  * router's own code (locfind.c). Where the target of a route is known
@@ -22,6 +22,7 @@ typedef struct hop_s {
     const pv_location_t *loc;
     int prev;        /* -1 for the scope's own location */
     const char *via; /* the route's words for the hop */
+    int mirror;      /* a mirror subrequest is on the way to it */
 } hop_t;
 
 typedef struct walk_s {
@@ -32,6 +33,7 @@ typedef struct walk_s {
     const pv_server_t *srv;
     hop_t *hops;
     int nhops;
+    int mirroring;   /* the hops being added are a mirror's */
 } walk_t;
 
 static const char *src_text(pv_arena_t *a, const pv_conf_src_t *s)
@@ -59,6 +61,7 @@ static void add_hop(walk_t *w, int from, const pv_location_t *l, const char *via
     h->loc = l;
     h->prev = from;
     h->via = via;
+    h->mirror = w->mirroring || (from >= 0 && w->hops[from].mirror);
 }
 
 /* Every location of the server: a target known only at run time. */
@@ -186,6 +189,14 @@ static void inner_routes(walk_t *w, int i)
         reach_uri(w, i, pv_arena_printf(a, "auth_request \"%s\" (%s)", u, src_text(a, &lc->policy.auth_request_src)),
                   u, strlen(u), 1);
     }
+    for (int k = 0; k < lc->mirror.n; k++) {
+        /* a subrequest, run from the server rewrite phase as a redirect is */
+        const pv_str_t *u = &lc->mirror.uris[k];
+        w->mirroring = 1;
+        reach_uri(w, i, pv_arena_printf(a, "mirror \"%s\" (%s)", u->p, src_text(a, &lc->mirror.srcs[k])), u->p,
+                  u->len, 1);
+        w->mirroring = 0;
+    }
     for (int k = 0; k < lc->nerror_pages; k++) {
         const pv_error_page_t *e = &lc->error_pages[k];
         size_t len;
@@ -257,7 +268,7 @@ static int visit_upstream(walk_t *w, int i, const pv_residency_t *scope, const p
             continue; /* a `resolve` line's other slots: the same line, the same jurisdiction */
         char cc[3];
         pv_res_reach_t r = {.srv = w->srv, .from = w->hops[0].loc, .scope = scope, .to = l, .pp = pp,
-                            .ups = u, .us = us};
+                            .ups = u, .us = us, .mirror = w->hops[i].mirror};
         r.route = route_text(w, i, pv_arena_printf(w->a, "%s -> server %s%s", how, us->text,
                                                    us->backup ? " (backup)" : ""));
         r.allowed = us->jur != PV_JUR_NONE && pv_jurset_has(&scope->allow, us->jur);
@@ -288,7 +299,8 @@ static int outer_routes(walk_t *w, int i, const pv_residency_t *scope)
         return visit_upstream(w, i, scope, pp->upstream, pv_arena_printf(w->a, "proxy_pass %s (%s)", pp->url.p, at));
     const pv_res_targets_t *t = l->conf.res_targets;
     if (!t) {
-        pv_res_reach_t r = {.srv = w->srv, .from = w->hops[0].loc, .scope = scope, .to = l, .pp = pp};
+        pv_res_reach_t r = {.srv = w->srv, .from = w->hops[0].loc, .scope = scope, .to = l, .pp = pp,
+                            .mirror = w->hops[i].mirror};
         r.route = route_text(w, i, pv_arena_printf(w->a, "proxy_pass %s (%s)", pp->url.p, at));
         r.why = "proxy_pass with variables and no residency_targets";
         return w->cb(w->arg, &r);

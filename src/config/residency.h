@@ -111,6 +111,7 @@ typedef struct pv_res_reach_s {
     int allowed;                     /* jurisdiction declared and in the scope */
     const char *why;                 /* why it is allowed, or why not */
     int plain_untrusted;             /* reached without TLS, outside trusted_network */
+    int mirror;                      /* by a mirror subrequest (a copy of the request) */
 } pv_res_reach_t;
 
 /* Called for each reach in turn; non-zero stops the walk. */

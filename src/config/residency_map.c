@@ -29,6 +29,8 @@ static int add_reach(void *arg, const pv_res_reach_t *r)
                           r->plain_untrusted, "allowed", r->allowed, "why", r->why, "route", r->route);
     if (o && r->us)
         json_object_set_new(o, "server_src", src_json(&r->us->src));
+    if (o)
+        json_object_set_new(o, "mirror", json_boolean(r->mirror));
     return o ? json_array_append_new(arg, o) : -1;
 }
 

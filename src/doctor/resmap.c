@@ -86,10 +86,10 @@ static void print_text(const pv_conf_t *c, const collect_t *k)
             printf("scope \"residency %s\" (%s:%d)\n", r->scope->text, r->scope->src.file, r->scope->src.line);
         if (new_scope || r->from != k->r[i - 1].from)
             printf("  location \"%s\" (%s:%d)\n", loc_name(r->from), r->from->src.file, r->from->src.line);
-        printf("    %s %s%s upstream \"%s\" (%s:%d): %s%s\n      route: %s\n", r->us->text,
+        printf("    %s %s%s upstream \"%s\" (%s:%d): %s%s%s\n      route: %s\n", r->us->text,
                pv_jur_text(r->us->jur, cc), r->us->backup ? " backup" : "", r->ups->name, r->us->src.file,
                r->us->src.line, r->why, r->plain_untrusted ? "; plain HTTP outside trusted_network" : "",
-               r->route);
+               r->mirror ? "; a mirror's copy of the request" : "", r->route);
     }
     if (k->n == 0)
         printf("no residency scope\n");
@@ -157,7 +157,8 @@ static void print_dot(const pv_conf_t *c, const collect_t *k, pv_arena_t *a)
             printf("];\n  gateway -> \"l%d\";\n", i);
         }
         const char *how = r->to == r->from ? "proxy_pass"
-                                             : pv_arena_printf(a, "via location %s", loc_name(r->to));
+                                             : pv_arena_printf(a, "%svia location %s", r->mirror ? "mirror " : "",
+                                                               loc_name(r->to));
         int first = 0;
         while (k->r[first].from != r->from)
             first++;

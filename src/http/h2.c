@@ -10,6 +10,7 @@
 #include "../core/counters.h"
 #include "../core/fault.h"
 #include "../core/log.h"
+#include "mirror.h"
 
 #define H2_WBUF_SIZE (2 * PV_BUF_SIZE + 512) /* two full frames and their headers */
 #define H2_FRAME_MAX (PV_BUF_SIZE + 64)      /* the most one nghttp2 send hands out */
@@ -380,6 +381,37 @@ void pv_h2_adopt(pv_worker_t *w, const pv_xprt_t *x, uint16_t group, const struc
     conn_start(hc, p, n);
 }
 
+/* The last mirror of a held stream's request ended: it is freed now. */
+static void held_end(pv_hreq_t *hr)
+{
+    pv_h2_stream_t *st = hr->h2s;
+    pv_h2conn_t *hc = st->hc;
+    for (pv_h2_stream_t **pp = &hc->held; *pp; pp = &(*pp)->next)
+        if (*pp == st) {
+            *pp = st->next;
+            break;
+        }
+    pv_h2_stream_free(st);
+    pv_h2_dirty(hc); /* the connection may be idle now */
+}
+
+/* Free the ended streams; with hold, one whose request still has mirrors
+ * running waits for them, as NGINX's request waits for its background
+ * subrequests. */
+static void free_dead(pv_h2conn_t *hc, int hold)
+{
+    while (hc->dead) {
+        pv_h2_stream_t *st = hc->dead;
+        hc->dead = st->next;
+        if (hold && pv_mirror_hold(st->hr, held_end)) {
+            st->next = hc->held;
+            hc->held = st;
+            continue;
+        }
+        pv_h2_stream_free(st);
+    }
+}
+
 /* Close now: every stream's request ends, the session goes. Only from the
  * top (never inside nghttp2 or a handler's call). */
 static void conn_close(pv_h2conn_t *hc)
@@ -387,9 +419,10 @@ static void conn_close(pv_h2conn_t *hc)
     pv_worker_t *w = hc->w;
     while (hc->streams)
         pv_h2_stream_kill(hc->streams);
-    while (hc->dead) {
-        pv_h2_stream_t *st = hc->dead;
-        hc->dead = st->next;
+    free_dead(hc, 0);
+    while (hc->held) {
+        pv_h2_stream_t *st = hc->held;
+        hc->held = st->next;
         pv_h2_stream_free(st);
     }
     if (hc->dirty) {
@@ -510,22 +543,18 @@ static void h2_process(pv_h2conn_t *hc)
     }
     if (hc->closing)
         return;
-    if (pv_outq_empty(&hc->q)) {
-        while (hc->dead) {
-            pv_h2_stream_t *st = hc->dead;
-            hc->dead = st->next;
-            pv_h2_stream_free(st);
-        }
-    }
-    if (!nghttp2_session_want_read(hc->s) && !nghttp2_session_want_write(hc->s) && pv_outq_empty(&hc->q)) {
+    if (pv_outq_empty(&hc->q))
+        free_dead(hc, 1);
+    if (!nghttp2_session_want_read(hc->s) && !nghttp2_session_want_write(hc->s) && pv_outq_empty(&hc->q) &&
+        !hc->held) {
         hc->closing = 1; /* GOAWAY sent or received and no stream left */
         return;
     }
-    if (hc->goaway && !hc->streams && pv_outq_empty(&hc->q)) {
+    if (hc->goaway && !hc->streams && !hc->held && pv_outq_empty(&hc->q)) {
         hc->closing = 1;
         return;
     }
-    if (!hc->streams && !hc->dead && pv_outq_empty(&hc->q))
+    if (!hc->streams && !hc->dead && !hc->held && pv_outq_empty(&hc->q))
         idle_add(hc);
     else
         idle_del(hc);

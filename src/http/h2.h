@@ -86,6 +86,7 @@ struct pv_h2conn_s {
     pv_h2_stream_t *streams;      /* open streams */
     pv_h2_stream_t *ev_head, *ev_tail; /* streams with events */
     pv_h2_stream_t *dead;         /* ended streams, freed once the output drained */
+    pv_h2_stream_t *held;         /* ended streams whose mirrors still run (mirror.h) */
     int nstreams;
     uint32_t nreq;                /* streams started */
     uint32_t idle_nreq;           /* streams started when it went idle */

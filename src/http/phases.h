@@ -1,5 +1,5 @@
 /* The request phases, as NGINX runs them: post-read, server rewrite, find
- * config, rewrite, access, content, log. Modules register handlers into
+ * config, rewrite, access, precontent, content, log. Modules register handlers into
  * phases once at start (pv_module_t.init); a request walks the flattened
  * list, so the server side never calls a module by name. */
 #ifndef PV_PHASES_H
@@ -16,6 +16,7 @@ enum {
     PV_PHASE_FIND_CONFIG,    /* pick the location */
     PV_PHASE_REWRITE,        /* the location's script; a changed URI goes back to find config */
     PV_PHASE_ACCESS,         /* limits and authentication */
+    PV_PHASE_PRECONTENT,     /* try_files, mirror */
     PV_PHASE_CONTENT,        /* the location's content handler */
     PV_PHASE_LOG,            /* the request has ended */
     PV_PHASE__COUNT

@@ -202,12 +202,30 @@ uint64_t pv_reqbody_len(const pv_hreq_t *hr)
     return hr->rb ? hr->rb->len : 0;
 }
 
+int pv_reqbody_share(pv_hreq_t *to, const pv_hreq_t *from)
+{
+    const pv_reqbody_t *src = from->rb;
+    pv_reqbody_t *rb = pv_arena_calloc(&to->arena, sizeof(*rb));
+    if (!rb)
+        return PV_ERR;
+    rb->mem = src->mem;
+    rb->fd = src->fd;
+    rb->path = src->path;
+    rb->len = src->len;
+    rb->complete = 1;
+    rb->shared = 1;
+    to->rb = rb;
+    return PV_OK;
+}
+
 void pv_reqbody_free(pv_hreq_t *hr)
 {
     pv_reqbody_t *rb = hr->rb;
     hr->rb = NULL;
-    pv_buf_put(rb->mem);
     pv_buf_put(rb->chunk);
+    if (rb->shared)
+        return;
+    pv_buf_put(rb->mem);
     if (rb->fd >= 0) {
         close(rb->fd);
         if (!rb->keep_file && unlink(rb->path) < 0)

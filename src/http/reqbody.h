@@ -27,6 +27,7 @@ typedef struct pv_reqbody_s {
     uint8_t keep_file;  /* client_body_in_file_only on: the file outlives the request */
     uint8_t held;       /* held whole when first read (pv_reqbody_arrived): memory only */
     uint64_t held_len;  /* its length */
+    uint8_t shared;     /* another request's copy, read with a cursor of its own (a mirror): not released */
 } pv_reqbody_t;
 
 /* Read the rest of the body into the copy. PV_OK when complete, PV_AGAIN
@@ -43,6 +44,11 @@ int pv_reqbody_read(struct pv_hreq_s *hr, int *status);
  * goes on with its length. 1 when kept, 0 when the body streams, PV_ERR
  * as pv_reqbody_read(). */
 int pv_reqbody_arrived(struct pv_hreq_s *hr, int *status);
+/* Give to (a mirror subrequest) a reading of from's complete copy:
+ * the same memory or file, its own offset, as NGINX's subrequests share
+ * the main request's body. from must outlive to. PV_OK, or PV_ERR when
+ * memory ran out. */
+int pv_reqbody_share(struct pv_hreq_s *to, const struct pv_hreq_s *from);
 /* The body's length once complete. */
 uint64_t pv_reqbody_len(const struct pv_hreq_s *hr);
 /* Release the copy at the request's end (the file is removed unless

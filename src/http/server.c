@@ -20,6 +20,7 @@
 #include "../core/tls.h"
 #include "accept.h"
 #include "accesslog.h"
+#include "mirror.h"
 #include "trace.h"
 #include "errpage.h"
 #include "phases.h"
@@ -171,6 +172,7 @@ void pv_server_req_free(pv_hreq_t *hr)
     if (hr->rb)
         pv_reqbody_free(hr);
     pv_access_end(hr);
+    pv_mirror_free(hr);
     pv_stats_free(hr);
     pv_arena_reset(&hr->arena);
     pv_worker_gen_release(hr->w, hr->gen);
@@ -790,6 +792,8 @@ static void mark_ready(pv_hconn_t *c)
 void pv_server_request_done(pv_hreq_t *hr)
 {
     pv_hconn_t *c = hr->c;
+    if (pv_mirror_hold(hr, pv_server_request_done))
+        return; /* the answer is out; the request ends with its last mirror */
     pv_worker_t *w = c->w;
     pv_request_t *r = &hr->r;
     r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;

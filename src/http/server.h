@@ -110,6 +110,7 @@ typedef struct pv_hreq_s {
     pv_access_t acc;              /* rate limit and authentication state */
     struct pv_subreq_s *sub;      /* a subrequest: its link to the parent (subreq.h); NULL: a client's request */
     struct pv_ssi_shared_s *ssi;  /* SSI variables and blocks of this request and its subrequests (ssi.c) */
+    struct pv_mirror_s *mirror;   /* its mirror subrequests (mirror.c); NULL: none */
 } pv_hreq_t;
 
 /* connection flags */

@@ -909,7 +909,7 @@ static const pv_content_t static_content = {"static", claims, content, subreques
 
 static int mod_init(void)
 {
-    pv_phases_register(PV_PHASE_ACCESS, try_files);
+    pv_phases_register(PV_PHASE_PRECONTENT, try_files);
     pv_phases_content(&static_content);
     return PV_OK;
 }

@@ -18,8 +18,21 @@ pv_hreq_t *pv_subreq_main(pv_hreq_t *hr)
     return hr;
 }
 
+/* log_subrequest on: the subrequest's own access logs, once. */
+static void sub_log(pv_hreq_t *hr, pv_subreq_t *s)
+{
+    const pv_location_t *loc = hr->r.loc;
+    if (s->logged || !loc || !loc->conf.log_subrequest)
+        return;
+    s->logged = 1;
+    hr->r.body_bytes_sent = s->body_bytes;
+    pv_accesslog_write(&hr->r);
+}
+
 static void tell(pv_subreq_t *s)
 {
+    if (s->done && s->hr)
+        sub_log(s->hr, s);
     if (s->notify)
         s->notify(s);
 }
@@ -40,7 +53,7 @@ static int sub_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
 static int sub_room(const pv_hreq_t *hr)
 {
     const pv_subreq_t *s = hr->sub;
-    return s->in_memory ? PV_SUB_SPANS : PV_SUB_SPANS - s->nspans;
+    return s->in_memory || s->discard ? PV_SUB_SPANS : PV_SUB_SPANS - s->nspans;
 }
 
 static void keep_in_memory(pv_hreq_t *hr, pv_subreq_t *s, pv_str_t sp)
@@ -69,6 +82,8 @@ static void sub_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
             continue;
         s->body_bytes += spans[i].len;
         hr->r.bytes_sent += spans[i].len;
+        if (s->discard)
+            continue;
         if (s->in_memory)
             keep_in_memory(hr, s, spans[i]);
         else if (s->nspans < PV_SUB_SPANS)
@@ -325,7 +340,7 @@ static int depth(const pv_hreq_t *hr)
     return d;
 }
 
-pv_subreq_t *pv_subreq_start(pv_hreq_t *parent, pv_str_t uri, pv_str_t args, int in_memory,
+pv_subreq_t *pv_subreq_start(pv_hreq_t *parent, pv_str_t uri, pv_str_t args, int mode,
                              pv_subreq_notify_cb notify, void *data)
 {
     if (depth(parent) >= PV_SUB_DEPTH_MAX) {
@@ -353,7 +368,8 @@ pv_subreq_t *pv_subreq_start(pv_hreq_t *parent, pv_str_t uri, pv_str_t args, int
     s->parent = parent;
     s->notify = notify;
     s->data = data;
-    s->in_memory = (uint8_t)in_memory;
+    s->in_memory = mode == PV_SUB_IN_MEMORY;
+    s->discard = mode == PV_SUB_DISCARD;
     pv_timer_init(&s->timer, timer_cb, s);
     pv_timer_set(parent->w->loop, &s->timer, 0);
     return s;

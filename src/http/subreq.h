@@ -12,7 +12,11 @@
  * subrequest whose turn has not come waits with what it has (its
  * handler's buffers), and memory stays bounded whatever the order in
  * which subrequests answer. An in-memory subrequest (include set=) keeps
- * its body instead, up to PV_SUB_MEM_MAX bytes.
+ * its body instead, up to PV_SUB_MEM_MAX bytes; a discarded one (a
+ * mirror, NGINX's background subrequest) drops it as it comes.
+ *
+ * A subrequest whose location has `log_subrequest on` is written to its
+ * access logs when it ends.
  *
  * The parent is told of every change through notify(), which may be
  * called from inside the subrequest's handler: it must only note it and
@@ -27,7 +31,10 @@ struct pv_hreq_s;
 
 #define PV_SUB_SPANS 16      /* body spans a subrequest hands over at once */
 #define PV_SUB_MEM_MAX 4096  /* an in-memory subrequest's body (NGINX's subrequest_output_buffer_size) */
-#define PV_SUB_DEPTH_MAX 50  /* subrequests nested deeper: a cycle (NGINX's NGX_HTTP_MAX_SUBREQUESTS) */
+#define PV_SUB_DEPTH_MAX 50
+
+/* What becomes of a subrequest's response body. */
+enum { PV_SUB_TO_PARENT = 0, PV_SUB_IN_MEMORY, PV_SUB_DISCARD };  /* subrequests nested deeper: a cycle (NGINX's NGX_HTTP_MAX_SUBREQUESTS) */
 
 typedef struct pv_subreq_s pv_subreq_t;
 typedef void (*pv_subreq_notify_cb)(pv_subreq_t *s);
@@ -44,6 +51,8 @@ struct pv_subreq_s {
     char *mem;                 /* in memory: the body (the parent's arena) */
     size_t mem_len;
     uint8_t in_memory;
+    uint8_t discard;           /* PV_SUB_DISCARD */
+    uint8_t logged;
     uint8_t head_sent;
     uint8_t done;              /* finished, aborted or failed: nothing more comes */
     uint8_t failed;            /* aborted or failed */
@@ -56,9 +65,10 @@ struct pv_subreq_s {
 };
 
 /* Start a GET subrequest of parent for uri (and args) with the parent's
- * header fields: it runs from the loop. NULL when memory ran out or it
- * would nest too deep (logged). */
-pv_subreq_t *pv_subreq_start(struct pv_hreq_s *parent, pv_str_t uri, pv_str_t args, int in_memory,
+ * header fields, its body going as mode (PV_SUB_*) says: it runs from the
+ * loop, so the caller may still change its model (s->hr->r). NULL when
+ * memory ran out or it would nest too deep (logged). */
+pv_subreq_t *pv_subreq_start(struct pv_hreq_s *parent, pv_str_t uri, pv_str_t args, int mode,
                              pv_subreq_notify_cb notify, void *data);
 /* The body spans held; the parent hands them on and, once they are
  * written, calls pv_subreq_consumed(). */

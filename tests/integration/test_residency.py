@@ -70,6 +70,30 @@ CASES = [
         location /auth { internal; residency off; proxy_pass http://us; }""",
      US_NOT_IN_NO + 'location "/" ({f}:11) -> auth_request "/auth" ({f}:11) -> location "/auth" ({f}:12) '
      "-> proxy_pass http://us ({f}:12) -> server 127.0.0.1:9003; the scope is in {f}:10"),
+    ("mirror", """        residency NO;
+        location / { mirror /copy; proxy_pass http://no; }
+        location /copy { internal; residency off; proxy_pass http://us; }""",
+     US_NOT_IN_NO + 'location "/" ({f}:11) -> mirror "/copy" ({f}:11) -> location "/copy" ({f}:12) '
+     "-> proxy_pass http://us ({f}:12) -> server 127.0.0.1:9003; the scope is in {f}:10"),
+    ("mirror_inherited", """        residency NO;
+        mirror /copy;
+        location / { proxy_pass http://no; }
+        location /copy { internal; mirror off; residency off; proxy_pass http://us; }""",
+     US_NOT_IN_NO + 'location "/" ({f}:12) -> mirror "/copy" ({f}:11) -> location "/copy" ({f}:13) '
+     "-> proxy_pass http://us ({f}:13) -> server 127.0.0.1:9003; the scope is in {f}:10"),
+    ("mirror_second_of_two", """        residency NO;
+        location / { mirror /a; mirror /b; proxy_pass http://no; }
+        location /a { internal; proxy_pass http://no; }
+        location /b { internal; residency off; proxy_pass http://se; }""",
+     '"residency NO" does not allow server 127.0.0.1:9002 of upstream "se" (SE in {f}:4): SE is not in NO; '
+     'route: location "/" ({f}:11) -> mirror "/b" ({f}:11) -> location "/b" ({f}:13) -> proxy_pass '
+     "http://se ({f}:13) -> server 127.0.0.1:9002; the scope is in {f}:10"),
+    ("mirror_off_stays", """        mirror /copy;
+        location / { residency NO; mirror off; proxy_pass http://no; }
+        location /copy { internal; proxy_pass http://us; }""", None),
+    ("mirror_within_scope", """        residency NO SE;
+        location / { mirror /copy; proxy_pass http://no; }
+        location /copy { internal; proxy_pass http://se; }""", None),
     ("error_page_named", """        residency NO;
         location / { error_page 502 @fallback; proxy_pass http://no; }
         location @fallback { residency off; proxy_pass http://us; }""",
@@ -515,3 +539,26 @@ def test_doctor_rtt_needs_the_gateway(tmp_path):
         f.write("http {\n    upstream u { server 127.0.0.1:9 jurisdiction=NO; }\n}\n")
     p = subprocess.run([PORTVAKT, "doctor", "--residency", "-c", path], capture_output=True, text=True, timeout=30)
     assert p.returncode == 3 and "needs gateway_jurisdiction" in p.stderr
+
+
+def test_map_shows_mirror_routes(tmp_path):
+    path = str(tmp_path / "gw.conf")
+    with open(path, "w") as f:
+        f.write(HEAD + """        residency NO SE;
+        location / { mirror /copy; proxy_pass http://no; }
+        location /copy { internal; proxy_pass http://se; }
+""" + TAIL)
+    route = ('location "/" ({f}:11) -> mirror "/copy" ({f}:11) -> location "/copy" ({f}:12) -> proxy_pass '
+             "http://se ({f}:12) -> server 127.0.0.1:9002").format(f=path)
+    text = subprocess.run([PORTVAKT, "residency", "-c", path], capture_output=True, text=True, timeout=30)
+    assert text.returncode == 0, text.stderr
+    assert "      route: " + route + "\n" in text.stdout
+    assert "; a mirror's copy of the request\n      route: " + route in text.stdout
+    js = json.loads(subprocess.run([PORTVAKT, "residency", "-c", path, "--json"], capture_output=True,
+                                   text=True, timeout=30).stdout)
+    got = {(r["location"], r["server"], r["mirror"], r["route"]) for r in js["reaches"]}
+    assert ("/", "127.0.0.1:9002", True, route) in got
+    assert ("/copy", "127.0.0.1:9002", False) in {g[:3] for g in got}  # /copy in the scope, asked directly
+    dot = subprocess.run([PORTVAKT, "residency", "-c", path, "--dot"], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert '[label="mirror via location /copy"' in dot

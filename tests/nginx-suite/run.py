@@ -56,7 +56,7 @@ FILE_TIMEOUT = 300  # seconds for one .t file
 PATTERNS = ["proxy*", "ssi*", "addition*", "upstream*", "http_*", "auth_*", "limit_*", "access*", "body*",
             "rewrite*", "map*", "realip*", "ssl*", "h2*",
             "static*", "index*", "autoindex*", "range*", "not_modified*", "etag*", "try_files*",
-            "sub_filter*", "charset*", "fastcgi*"]
+            "sub_filter*", "charset*", "fastcgi*", "mirror*"]
 
 
 def find_suite():
