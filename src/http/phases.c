@@ -141,6 +141,24 @@ void pv_phases_log(pv_hreq_t *hr)
         loggers[i](hr);
 }
 
+/* A request whose connection closes before it ended (the client went
+ * away, a write failed, a timeout) is logged all the same, as NGINX logs
+ * every request it read: with 499 ("client closed request") when no byte
+ * of an answer left, else with the status sent. One the head of which
+ * was not read whole is not logged. */
+void pv_phases_log_closed(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    if (!hr->metered)
+        return;
+    if (!r->status || (!r->bytes_sent && r->status != PV_HTTP_CLOSE))
+        r->status = PV_HTTP_CLIENT_CLOSED;
+    r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;
+    if (hr->out && hr->resp_head_bytes && !r->resp_headers)
+        r->sent_head = (pv_str_t){hr->out->data, hr->resp_head_bytes};
+    pv_phases_log(hr);
+}
+
 /* ---- the core's handlers ------------------------------------------------ */
 
 /* The location, then what NGINX checks once it is known: the body size

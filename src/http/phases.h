@@ -81,5 +81,8 @@ void pv_phases_resume(struct pv_hreq_s *hr);
 int pv_phases_subrequest(struct pv_hreq_s *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done);
 /* Run the log phase (the request has ended). */
 void pv_phases_log(struct pv_hreq_s *hr);
+/* The same for a request whose connection closed before it ended: 499
+ * when no byte of an answer left; nothing when its head was not whole. */
+void pv_phases_log_closed(struct pv_hreq_s *hr);
 
 #endif

@@ -214,24 +214,6 @@ static void conn_unlink(pv_worker_t *w, pv_hconn_t *c)
     pv_count_set(PV_CTR_CONNS_OPEN, (uint64_t)w->nconns);
 }
 
-/* A request whose connection closes before it ended (the client went
- * away, a write failed, a timeout) is logged all the same, as NGINX logs
- * every request it read: with 499 ("client closed request") when no byte
- * of an answer left, else with the status sent. One the head of which
- * was not read whole is not logged. */
-static void log_closed(pv_hreq_t *hr)
-{
-    pv_request_t *r = &hr->r;
-    if (!hr->metered)
-        return;
-    if (!r->status || (!r->bytes_sent && r->status != PV_HTTP_CLOSE))
-        r->status = PV_HTTP_CLIENT_CLOSED;
-    r->body_bytes_sent = r->bytes_sent > hr->resp_head_bytes ? r->bytes_sent - hr->resp_head_bytes : 0;
-    if (hr->out && hr->resp_head_bytes && !r->resp_headers)
-        r->sent_head = (pv_str_t){hr->out->data, hr->resp_head_bytes};
-    pv_phases_log(hr);
-}
-
 void pv_server_close(pv_hconn_t *c)
 {
     if (c->flags & PV_HC_F_CLOSING)
@@ -253,7 +235,7 @@ void pv_server_close(pv_hconn_t *c)
             c->hr->handling = 0;
             c->hr->handler->abort(c->hr);
         }
-        log_closed(c->hr);
+        pv_phases_log_closed(c->hr);
         pv_server_req_free(c->hr);
         c->hr = NULL;
     }
