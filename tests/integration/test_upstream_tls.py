@@ -544,10 +544,15 @@ class SilentUpstream:
             c.close()
 
 
-def test_connect_timeout_covers_the_handshake(gateway, target_name):
+@pytest.mark.parametrize("location", [
+    "proxy_pass https://127.0.0.1:@UP@; proxy_connect_timeout 1s; proxy_send_timeout 30s;",
+    "grpc_pass grpcs://127.0.0.1:@UP@; grpc_connect_timeout 1s; grpc_send_timeout 30s;",
+], ids=["proxy", "grpc"])
+def test_connect_timeout_covers_the_handshake(gateway, location):
     """proxy_ssl.t's "proxy handshake timeout": an upstream that takes the
     connection and never answers the handshake is a timeout of
-    proxy_connect_timeout: 504, logged as NGINX logs it."""
+    proxy_connect_timeout (grpc_connect_timeout for grpcs://): 504,
+    logged as NGINX logs it."""
     up = SilentUpstream()
     try:
         gw = free_port()
@@ -555,10 +560,10 @@ def test_connect_timeout_covers_the_handshake(gateway, target_name):
 http {
     server {
         listen 127.0.0.1:@GW@;
-        location / { proxy_pass https://127.0.0.1:@UP@; proxy_connect_timeout 1s; proxy_send_timeout 30s; }
+        location / { %s }
     }
 }
-""", GW=gw, UP=up.port)
+""" % location, GW=gw, UP=up.port)
         r = http(gw, target="/", timeout=20)
         assert r.status == 504
         wait_for(lambda: "upstream timed out (110: Connection timed out) while SSL handshaking to upstream"
@@ -575,25 +580,3 @@ def _error_log(srv):
             with open(p, errors="replace") as f:
                 return f.read()
     return ""
-
-
-def test_grpc_connect_timeout_covers_the_handshake(gateway):
-    """As proxy_connect_timeout: grpc_connect_timeout runs on through the
-    TLS handshake of a grpcs:// upstream."""
-    up = SilentUpstream()
-    try:
-        gw = free_port()
-        srv = gateway("""
-http {
-    server {
-        listen 127.0.0.1:@GW@;
-        location / { grpc_pass grpcs://127.0.0.1:@UP@; grpc_connect_timeout 1s; grpc_send_timeout 30s; }
-    }
-}
-""", GW=gw, UP=up.port)
-        r = http(gw, target="/", timeout=20)
-        assert r.status == 504
-        wait_for(lambda: "upstream timed out (110: Connection timed out) while SSL handshaking to upstream"
-                 in srv.stderr() + _error_log(srv), what="the timeout logged")
-    finally:
-        up.stop()
