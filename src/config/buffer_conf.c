@@ -163,19 +163,6 @@ static int pool_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
     return PV_OK;
 }
 
-/* A count that fits an int (max_headers). */
-static int count_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
-{
-    int *f = (int *)((char *)base + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    int64_t v = pv_conf_parse_num(nd->args[1]);
-    if (v < 0 || v > 0x7fffffff)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
-    *f = (int)v;
-    return PV_OK;
-}
-
 static int flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int *f = (int *)((char *)base + cmd->offset);
@@ -454,7 +441,7 @@ static const pv_conf_cmd_t buffer_cmds[] = {
      SRVF(underscores_in_headers), NULL},
     {"ignore_invalid_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
      SRVF(ignore_invalid_headers), NULL},
-    {"max_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, count_cb, SRVF(max_headers), NULL},
+    {"max_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pv_conf_set_int, SRVF(max_headers), NULL},
     {"connection_pool_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pool_size_cb, PV_BASE_NONE, 0, NULL},
     {"server_names_hash_max_size", PV_CTX_HTTP, PV_ARGS_TAKE1, hash_size_cb,
      HTTPF(server_names_hash_max_size), NULL},

@@ -264,6 +264,8 @@ void pv_conf_proxy_ssl_merge(pv_proxy_ssl_conf_t *c, const pv_proxy_ssl_conf_t *
 /* Set loc->proxy_pass->tls from the merged settings, sharing it (and its
  * SSL_CTX) with earlier locations that have the same ones. */
 int pv_conf_proxy_ssl_build(pv_conf_ctx_t *cx, pv_location_t *loc);
+/* An int setter: a number from 0 to 2^31-1 (worker_connections, max_headers). */
+int pv_conf_set_int(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 /* proxy_pass (pass_conf.c). */
 int pv_conf_set_proxy_pass(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 int pv_conf_set_proxy_bind(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);

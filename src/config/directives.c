@@ -70,8 +70,7 @@ static int set_num_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
     return PV_OK;
 }
 
-static int set_int_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                      void *base)
+int pv_conf_set_int(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int *f = (int *)((char *)base + cmd->offset);
     if (*f != PV_UNSET)
@@ -790,7 +789,7 @@ static const pv_conf_cmd_t core_cmds[] = {
     {"worker_shutdown_timeout", PV_CTX_MAIN, PV_ARGS_TAKE1, set_msec_cb, MAIN(worker_shutdown_timeout),
      NULL},
     {"events", PV_CTX_MAIN, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_events_cb, NONE, NULL},
-    {"worker_connections", PV_CTX_EVENTS, PV_ARGS_TAKE1, set_int_cb, MAIN(worker_connections),
+    {"worker_connections", PV_CTX_EVENTS, PV_ARGS_TAKE1, pv_conf_set_int, MAIN(worker_connections),
      NULL},
     {"http", PV_CTX_MAIN, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_http_cb, NONE, NULL},
 };
