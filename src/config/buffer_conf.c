@@ -163,12 +163,6 @@ static int pool_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_co
     return PV_OK;
 }
 
-static int flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
-{
-    int *f = (int *)((char *)base + cmd->offset);
-    return pv_conf_flag(cx, nd, f);
-}
-
 /* ---- init and merge ---- */
 
 void pv_conf_buffer_init(pv_loc_conf_t *lc)
@@ -278,23 +272,6 @@ void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs)
         s->ignore_invalid_headers = hs->ignore_invalid_headers != PV_UNSET ? hs->ignore_invalid_headers : 1;
     if (s->max_headers == PV_UNSET)
         s->max_headers = hs->max_headers != PV_UNSET ? hs->max_headers : 1000;
-}
-
-static int size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
-{
-    int64_t *f = (int64_t *)((char *)base + cmd->offset);
-    return pv_conf_size(cx, nd, f);
-}
-
-static int msec_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
-{
-    int64_t *f = (int64_t *)((char *)base + cmd->offset);
-    if (*f != PV_UNSET)
-        return DUP(cx, nd);
-    *f = pv_conf_parse_msec(nd->args[1]);
-    if (*f < 0)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
-    return PV_OK;
 }
 
 /* `keepalive_disable none | msie6 | safari ...` (NGINX's bitmask slot:
@@ -413,33 +390,35 @@ static const pv_conf_cmd_t buffer_cmds[] = {
     {"scgi_temp_path", PV_CTX_ANY_LOC, PATH_ARGS, temp_path_cb, LOCF(other_temp_paths[1]), NULL},
     {"uwsgi_temp_path", PV_CTX_ANY_LOC, PATH_ARGS, temp_path_cb, LOCF(other_temp_paths[2]), NULL},
     {"user", PV_CTX_MAIN, PV_ARGS_TAKE12, user_cb, PV_BASE_NONE, 0, NULL},
-    {"tcp_nodelay", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(tcp_nodelay), NULL},
-    {"reset_timedout_connection", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb,
+    {"tcp_nodelay", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOCF(tcp_nodelay), NULL},
+    {"reset_timedout_connection", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot,
      LOCF(reset_timedout_connection), NULL},
-    {"chunked_transfer_encoding", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb,
+    {"chunked_transfer_encoding", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot,
      LOCF(chunked_transfer_encoding), NULL},
-    {"proxy_request_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_request_buffering), NULL},
-    {"client_body_buffer_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(client_body_buffer_size), NULL},
+    {"proxy_request_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOCF(proxy_request_buffering), NULL},
+    {"client_body_buffer_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_size_slot, LOCF(client_body_buffer_size), NULL},
     {"client_body_in_file_only", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, file_only_cb, PV_BASE_NONE, 0, NULL},
-    {"client_body_in_single_buffer", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb,
+    {"client_body_in_single_buffer", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot,
      LOCF(client_body_in_single_buffer), NULL},
-    {"proxy_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_buffering), NULL},
+    {"proxy_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOCF(proxy_buffering), NULL},
     {"proxy_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, buffers_cb, PV_BASE_NONE, 0, NULL},
-    {"proxy_buffer_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_buffer_size), NULL},
-    {"proxy_busy_buffers_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_busy_buffers_size), NULL},
-    {"proxy_temp_file_write_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_temp_file_write_size),
+    {"proxy_buffer_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_size_slot, LOCF(proxy_buffer_size), NULL},
+    {"proxy_busy_buffers_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_size_slot, LOCF(proxy_busy_buffers_size), NULL},
+    {"proxy_temp_file_write_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_size_slot, LOCF(proxy_temp_file_write_size),
      NULL},
-    {"proxy_max_temp_file_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_max_temp_file_size), NULL},
-    {"proxy_limit_rate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, size_cb, LOCF(proxy_limit_rate), NULL},
-    {"proxy_force_ranges", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_force_ranges), NULL},
-    {"proxy_ignore_client_abort", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, LOCF(proxy_ignore_client_abort), NULL},
-    {"keepalive_time", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, msec_cb, LOCF(keepalive_time), NULL},
+    {"proxy_max_temp_file_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_size_slot,
+     LOCF(proxy_max_temp_file_size), NULL},
+    {"proxy_limit_rate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_size_slot, LOCF(proxy_limit_rate), NULL},
+    {"proxy_force_ranges", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOCF(proxy_force_ranges), NULL},
+    {"proxy_ignore_client_abort", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot,
+     LOCF(proxy_ignore_client_abort), NULL},
+    {"keepalive_time", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOCF(keepalive_time), NULL},
     {"keepalive_disable", PV_CTX_ANY_LOC, PV_ARGS_1MORE, ka_disable_cb, PV_BASE_NONE, 0, NULL},
     {"limit_rate", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate), NULL},
     {"limit_rate_after", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_TAKE1, size_cv_cb, LOCF(limit_rate_after), NULL},
-    {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
+    {"underscores_in_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, pv_conf_flag_slot,
      SRVF(underscores_in_headers), NULL},
-    {"ignore_invalid_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, flag_cb,
+    {"ignore_invalid_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, pv_conf_flag_slot,
      SRVF(ignore_invalid_headers), NULL},
     {"max_headers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pv_conf_set_int, SRVF(max_headers), NULL},
     {"connection_pool_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pool_size_cb, PV_BASE_NONE, 0, NULL},

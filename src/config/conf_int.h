@@ -164,6 +164,11 @@ int pv_conf_flag(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *f);
 /* `NAME SIZE` (k, m, g) and `NAME TIME` (ms) into *f, NGINX's messages. */
 int pv_conf_size(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int64_t *f);
 int pv_conf_msec(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int64_t *f);
+/* The same for a value at cmd->offset in base (NGINX's
+ * ngx_conf_set_flag_slot(), _size_slot(), _msec_slot()). */
+int pv_conf_flag_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
+int pv_conf_size_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
+int pv_conf_msec_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 /* `NAME WORD...` OR-ed into *f (PV_UNSET counts as 0) from names, matched
  * in any case: NGINX's bitmask setter; bits accumulate over repeats. */
 int pv_conf_bitmask(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_conf_enum_t *names, int *f);
@@ -290,8 +295,20 @@ void pv_conf_realip_init(pv_realip_conf_t *c);
 void pv_conf_realip_merge(pv_realip_conf_t *c, const pv_realip_conf_t *p);
 /* "ADDR" or "ADDR/BITS" (IPv4 or IPv6) into out; PV_ERR if invalid. */
 int pv_conf_parse_cidr(const char *text, pv_cidr_t *out);
+/* NGINX's wildcard names (server_name, map's hostnames), low lowercased:
+ * "*.a.b" is PV_SN_WILD_HEAD ".a.b"; so is ".a.b", which matches "a.b"
+ * too (*exact, else empty); "a.b.*" is PV_SN_WILD_TAIL "a.b." (not NUL
+ * terminated); else PV_SN_EXACT. *name points into low. */
+int pv_conf_wildcard(pv_str_t low, pv_str_t *name, pv_str_t *exact);
 /* The names of ssl_protocols / proxy_ssl_protocols and their PV_SSL_* bits. */
 extern const pv_conf_enum_t pv_conf_ssl_protocols[];
+/* ssl_protocols / proxy_ssl_protocols: the bits into *protocols (a
+ * second one at the same level is an error) and where they were set. */
+int pv_conf_ssl_protocols_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *protocols, pv_conf_src_t *src);
+/* ssl_verify_depth / proxy_ssl_verify_depth: 0 to 100 into *depth. */
+int pv_conf_ssl_depth_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *depth);
+/* ssl_conf_command / proxy_ssl_conf_command: NAME VALUE added to *cmds. */
+int pv_conf_ssl_command_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, struct pv_ssl_cmd_s **cmds, int *ncmds);
 /* Make exactly the PV_SSL_* protocols given usable on an SSL_CTX. */
 void pv_conf_ssl_apply_protocols(void *ctx, int protocols);
 /* The private key in f (EVP_PKEY *), an encrypted one opened with the

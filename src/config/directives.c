@@ -51,11 +51,19 @@ int pv_conf_flag(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *f)
     return PV_OK;
 }
 
-static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                       void *base)
+int pv_conf_flag_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    int *f = (int *)((char *)base + cmd->offset);
-    return pv_conf_flag(cx, nd, f);
+    return pv_conf_flag(cx, nd, (int *)((char *)base + cmd->offset));
+}
+
+int pv_conf_size_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    return pv_conf_size(cx, nd, (int64_t *)((char *)base + cmd->offset));
+}
+
+int pv_conf_msec_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    return pv_conf_msec(cx, nd, (int64_t *)((char *)base + cmd->offset));
 }
 
 static int set_num_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -80,20 +88,6 @@ int pv_conf_set_int(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
         return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
     *f = (int)v;
     return PV_OK;
-}
-
-static int set_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                       void *base)
-{
-    int64_t *f = (int64_t *)((char *)base + cmd->offset);
-    return pv_conf_size(cx, nd, f);
-}
-
-static int set_msec_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                       void *base)
-{
-    int64_t *f = (int64_t *)((char *)base + cmd->offset);
-    return pv_conf_msec(cx, nd, f);
 }
 
 static int set_enum_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -580,20 +574,15 @@ static int set_server_name_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd,
             low[k] = (low[k] >= 'A' && low[k] <= 'Z') ? (char)(low[k] | 0x20) : low[k];
         if (strcmp(low, "*") == 0)
             return pv_conf_error(cx, &nd->src, "server name \"%s\" is invalid", a);
-        int kind = PV_SN_EXACT;
-        pv_str_t name = {low, len};
-        if (len > 2 && low[0] == '*' && low[1] == '.') {
-            kind = PV_SN_WILD_HEAD;
-            name = (pv_str_t){low + 1, len - 1};
-        } else if (len > 1 && low[0] == '.') {
+        pv_str_t name, exact;
+        int kind = pv_conf_wildcard((pv_str_t){low, len}, &name, &exact);
+        if (exact.len) {
             pv_server_name_t *ex = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*ex));
             ex->kind = PV_SN_EXACT;
-            ex->name = (pv_str_t){low + 1, len - 1};
-            kind = PV_SN_WILD_HEAD;
-        } else if (len > 2 && low[len - 1] == '*' && low[len - 2] == '.') {
-            kind = PV_SN_WILD_TAIL;
-            name = (pv_str_t){pv_arena_strndup(cx->a, low, len - 1), len - 1};
+            ex->name = exact;
         }
+        if (kind == PV_SN_WILD_TAIL)
+            name.p = pv_arena_strndup(cx->a, name.p, name.len);
         if (memchr(name.p, '*', name.len))
             return pv_conf_error(cx, &nd->src, "invalid server name or wildcard \"%s\"", a);
         pv_server_name_t *sn = pv_conf_push(cx->a, &s->names, &s->nnames, sizeof(*sn));
@@ -782,11 +771,11 @@ static const pv_conf_cmd_t core_cmds[] = {
     {"worker_processes", PV_CTX_MAIN, PV_ARGS_TAKE1, set_worker_processes_cb, NONE, NULL},
     {"error_log", PV_CTX_MAIN | PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_error_log_cb, NONE, NULL},
     {"pid", PV_CTX_MAIN, PV_ARGS_TAKE1, set_pid_cb, NONE, NULL},
-    {"daemon", PV_CTX_MAIN, PV_ARGS_FLAG, set_flag_cb, MAIN(daemon), NULL},
-    {"master_process", PV_CTX_MAIN, PV_ARGS_FLAG, set_flag_cb, MAIN(master_process), NULL},
+    {"daemon", PV_CTX_MAIN, PV_ARGS_FLAG, pv_conf_flag_slot, MAIN(daemon), NULL},
+    {"master_process", PV_CTX_MAIN, PV_ARGS_FLAG, pv_conf_flag_slot, MAIN(master_process), NULL},
     {"worker_rlimit_nofile", PV_CTX_MAIN, PV_ARGS_TAKE1, set_num_cb, MAIN(worker_rlimit_nofile),
      NULL},
-    {"worker_shutdown_timeout", PV_CTX_MAIN, PV_ARGS_TAKE1, set_msec_cb, MAIN(worker_shutdown_timeout),
+    {"worker_shutdown_timeout", PV_CTX_MAIN, PV_ARGS_TAKE1, pv_conf_msec_slot, MAIN(worker_shutdown_timeout),
      NULL},
     {"events", PV_CTX_MAIN, PV_ARGS_BLOCK | PV_ARGS_NOARGS, set_events_cb, NONE, NULL},
     {"worker_connections", PV_CTX_EVENTS, PV_ARGS_TAKE1, pv_conf_set_int, MAIN(worker_connections),
@@ -799,14 +788,14 @@ static const pv_conf_cmd_t http_cmds[] = {
     {"keepalive_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_keepalive_timeout_cb, NONE, NULL},
     {"keepalive_requests", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_num_cb, LOC(keepalive_requests),
      NULL},
-    {"client_max_body_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_size_cb,
+    {"client_max_body_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_size_slot,
      LOC(client_max_body_size), NULL},
-    {"client_body_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(client_body_timeout),
+    {"client_body_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOC(client_body_timeout),
      NULL},
-    {"send_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(send_timeout), NULL},
-    {"client_header_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_msec_cb,
+    {"send_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOC(send_timeout), NULL},
+    {"client_header_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pv_conf_msec_slot,
      SRV(client_header_timeout), NULL},
-    {"client_header_buffer_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_size_cb,
+    {"client_header_buffer_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pv_conf_size_slot,
      SRV(client_header_buffer_size), NULL},
     {"large_client_header_buffers", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE2,
      set_large_buffers_cb, NONE, NULL},
@@ -817,12 +806,12 @@ static const pv_conf_cmd_t http_cmds[] = {
      NONE, NULL},
     {"internal", PV_CTX_LOCATION, PV_ARGS_NOARGS, set_internal_cb, NONE, NULL},
     {"limit_except", PV_CTX_LOCATION, PV_ARGS_BLOCK | PV_ARGS_1MORE, set_limit_except_cb, NONE, NULL},
-    {"http2", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, set_flag_cb, SRV(http2), NULL},
+    {"http2", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_FLAG, pv_conf_flag_slot, SRV(http2), NULL},
     {"http2_max_concurrent_streams", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_num_cb,
      SRV(http2_max_concurrent_streams), NULL},
-    {"http2_body_preread_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_size_cb,
+    {"http2_body_preread_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pv_conf_size_slot,
      SRV(http2_body_preread_size), NULL},
-    {"http2_chunk_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_size_cb, LOC(http2_chunk_size), NULL},
+    {"http2_chunk_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_size_slot, LOC(http2_chunk_size), NULL},
     {"http2_recv_buffer_size", PV_CTX_HTTP, PV_ARGS_TAKE1, set_http2_recv_buffer_cb, NONE, NULL},
     {"http2_idle_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, set_http2_obsolete_cb, NONE,
      "keepalive_timeout"},
@@ -841,19 +830,19 @@ static const pv_conf_cmd_t proxy_cmds[] = {
     {"proxy_http_version", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_enum_cb, LOC(proxy_http_version),
      http_versions},
     {"proxy_set_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_proxy_set_header_cb, NONE, NULL},
-    {"proxy_connect_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb,
+    {"proxy_connect_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot,
      LOC(proxy_connect_timeout), NULL},
-    {"proxy_read_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(proxy_read_timeout),
+    {"proxy_read_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOC(proxy_read_timeout),
      NULL},
-    {"proxy_send_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb, LOC(proxy_send_timeout),
+    {"proxy_send_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOC(proxy_send_timeout),
      NULL},
     {"proxy_next_upstream", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_bitmask_cb,
      LOC(proxy_next_upstream), next_upstream},
     {"proxy_next_upstream_tries", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_num_cb,
      LOC(proxy_next_upstream_tries), NULL},
-    {"proxy_next_upstream_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_msec_cb,
+    {"proxy_next_upstream_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot,
      LOC(proxy_next_upstream_timeout), NULL},
-    {"proxy_pass_request_body", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
+    {"proxy_pass_request_body", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot,
      LOC(proxy_pass_request_body), NULL},
     {"proxy_pass", PV_CTX_LOCATION | PV_CTX_LIF | PV_CTX_LMT, PV_ARGS_TAKE1, pv_conf_set_proxy_pass, NONE, NULL},
     {"proxy_bind", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, pv_conf_set_proxy_bind, NONE, NULL},
@@ -863,9 +852,9 @@ static const pv_conf_cmd_t proxy_cmds[] = {
 static const pv_conf_cmd_t upstream_cmds[] = {
     {"keepalive_requests", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_num_cb, UPS(keepalive_requests),
      NULL},
-    {"keepalive_timeout", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_msec_cb, UPS(keepalive_timeout),
+    {"keepalive_timeout", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, pv_conf_msec_slot, UPS(keepalive_timeout),
      NULL},
-    {"keepalive_time", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, set_msec_cb, UPS(keepalive_time), NULL},
+    {"keepalive_time", PV_CTX_UPSTREAM, PV_ARGS_TAKE1, pv_conf_msec_slot, UPS(keepalive_time), NULL},
 };
 
 /* access_log and log_format */

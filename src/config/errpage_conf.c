@@ -48,19 +48,13 @@ static int set_error_page_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const 
     return PV_OK;
 }
 
-static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
-{
-    int *f = (int *)((char *)base + cmd->offset);
-    return pv_conf_flag(cx, nd, f);
-}
-
 #define LOC(f) PV_BASE_LOC, offsetof(pv_loc_conf_t, f)
 #define NONE PV_BASE_NONE, 0
 
 static const pv_conf_cmd_t errpage_cmds[] = {
     {"error_page", PV_CTX_ANY_LOC | PV_CTX_LIF, PV_ARGS_2MORE, set_error_page_cb, NONE, NULL},
-    {"recursive_error_pages", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, LOC(recursive_error_pages), NULL},
-    {"proxy_intercept_errors", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, LOC(proxy_intercept_errors), NULL},
+    {"recursive_error_pages", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOC(recursive_error_pages), NULL},
+    {"proxy_intercept_errors", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOC(proxy_intercept_errors), NULL},
 };
 
 const pv_conf_module_t pv_conf_errpage_module = {"error_page", errpage_cmds, PV_NELEM(errpage_cmds)};

@@ -257,12 +257,6 @@ static int set_cv_ptr_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
     return pv_conf_compile(cx, nd, *f, ARG(nd, 1), nd->args[1].len);
 }
 
-static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
-{
-    int *f = (int *)((char *)base + cmd->offset);
-    return pv_conf_flag(cx, nd, f);
-}
-
 /* ---- merge ----------------------------------------------------------------- */
 
 void pv_conf_hdr_merge(pv_hdr_conf_t *c, const pv_hdr_conf_t *p)
@@ -331,11 +325,11 @@ static const pv_conf_cmd_t header_cmds[] = {
     {"proxy_redirect", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_redirect_cb, NONE, NULL},
     {"proxy_method", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_cv_ptr_cb, LOC(proxy_method), NULL},
     {"proxy_set_body", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_cv_ptr_cb, LOC(proxy_set_body), NULL},
-    {"proxy_pass_request_headers", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb,
+    {"proxy_pass_request_headers", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot,
      LOC(proxy_pass_request_headers), NULL},
-    {"absolute_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, LOC(hdr.absolute_redirect), NULL},
-    {"port_in_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, LOC(hdr.port_in_redirect), NULL},
-    {"server_name_in_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, LOC(hdr.server_name_in_redirect),
+    {"absolute_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOC(hdr.absolute_redirect), NULL},
+    {"port_in_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOC(hdr.port_in_redirect), NULL},
+    {"server_name_in_redirect", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOC(hdr.server_name_in_redirect),
      NULL},
 };
 

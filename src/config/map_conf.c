@@ -29,30 +29,42 @@ static int conflicts(const pv_map_t *m, int kind, pv_str_t key)
     return 0;
 }
 
+int pv_conf_wildcard(pv_str_t low, pv_str_t *name, pv_str_t *exact)
+{
+    const char *p = low.p;
+    size_t len = low.len;
+    *name = low;
+    *exact = (pv_str_t){NULL, 0};
+    if (len > 2 && p[0] == '*' && p[1] == '.') {
+        *name = (pv_str_t){p + 1, len - 1};
+        return PV_SN_WILD_HEAD;
+    }
+    if (len > 1 && p[0] == '.') {
+        *exact = (pv_str_t){p + 1, len - 1};
+        return PV_SN_WILD_HEAD;
+    }
+    if (len > 2 && p[len - 1] == '*' && p[len - 2] == '.') {
+        name->len = len - 1;
+        return PV_SN_WILD_TAIL;
+    }
+    return PV_SN_EXACT;
+}
+
 /* Add a hostname key: "*.a.b" and ".a.b" match subdomains (the second
  * "a.b" too), "www.a.*" any ending. */
 static int add_hostname(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_map_t *m, pv_str_t key,
                         pv_map_entry_t *tmpl)
 {
     char *low = lower_dup(cx->a, key.p, key.len);
-    size_t len = key.len;
-    int kind = PV_SN_EXACT;
-    pv_str_t name = {low, len};
-    if (len > 2 && low[0] == '*' && low[1] == '.') {
-        kind = PV_SN_WILD_HEAD;
-        name = (pv_str_t){low + 1, len - 1};
-    } else if (len > 1 && low[0] == '.') {
-        kind = PV_SN_WILD_HEAD;
-        pv_str_t exact = {low + 1, len - 1};
+    pv_str_t name, exact;
+    int kind = pv_conf_wildcard((pv_str_t){low, key.len}, &name, &exact);
+    if (exact.len) {
         if (conflicts(m, PV_SN_EXACT, exact))
             return pv_conf_error(cx, &nd->src, "conflicting parameter \"%s\"", ARG(nd, 0));
         pv_map_entry_t *e = pv_conf_push(cx->a, &m->entries, &m->nentries, sizeof(*e));
         *e = *tmpl;
         e->kind = PV_SN_EXACT;
         e->key = exact;
-    } else if (len > 2 && low[len - 1] == '*' && low[len - 2] == '.') {
-        kind = PV_SN_WILD_TAIL;
-        name = (pv_str_t){low, len - 1};
     }
     if (memchr(name.p, '*', name.len))
         return pv_conf_error(cx, &nd->src, "invalid hostname or wildcard \"%s\"", ARG(nd, 0));

@@ -87,11 +87,7 @@ static int set_conf_command_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, cons
                                void *base)
 {
     pv_proxy_ssl_conf_t *c = pssl(base);
-    pv_ssl_cmd_t *k = pv_conf_push(cx->a, &c->cmds, &c->ncmds, sizeof(*k));
-    k->name = pv_arena_strdup(cx->a, ARG(nd, 1));
-    k->value = pv_arena_strdup(cx->a, ARG(nd, 2));
-    k->src = nd->src;
-    return PV_OK;
+    return pv_conf_ssl_command_arg(cx, nd, &c->cmds, &c->ncmds);
 }
 
 static int set_ciphers_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -108,24 +104,12 @@ static int set_protocols_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const p
                             void *base)
 {
     pv_proxy_ssl_conf_t *c = pssl(base);
-    if (c->protocols != PV_UNSET)
-        return DUP(cx, nd);
-    if (pv_conf_bitmask(cx, nd, pv_conf_ssl_protocols, &c->protocols) != PV_OK)
-        return PV_ERR;
-    c->protocols_src = nd->src;
-    return PV_OK;
+    return pv_conf_ssl_protocols_arg(cx, nd, &c->protocols, &c->protocols_src);
 }
 
 static int set_depth_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_proxy_ssl_conf_t *c = pssl(base);
-    if (c->verify_depth != PV_UNSET)
-        return DUP(cx, nd);
-    int64_t v = pv_conf_parse_num(nd->args[1]);
-    if (v < 0 || v > 100)
-        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
-    c->verify_depth = (int)v;
-    return PV_OK;
+    return pv_conf_ssl_depth_arg(cx, nd, &pssl(base)->verify_depth);
 }
 
 #define PS(f) PV_BASE_LOC, offsetof(pv_proxy_ssl_conf_t, f)

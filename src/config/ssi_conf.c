@@ -37,32 +37,10 @@ static int set_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return pv_conf_size(cx, nd, (int64_t *)((char *)sc(base) + cmd->offset));
 }
 
-/* ssi_types: repeated directives at one level add; text/html is always
- * in the list, as in NGINX; "*" takes any type. */
+/* ssi_types, addition_types: as gzip_types, text/html always in the list. */
 static int set_types_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
-    pv_mime_list_t **lp = (pv_mime_list_t **)((char *)base + cmd->offset);
-    if (!*lp) {
-        *lp = pv_arena_calloc(cx->a, sizeof(**lp));
-        *(pv_str_t *)pv_conf_push(cx->a, &(*lp)->types, &(*lp)->ntypes, sizeof(pv_str_t)) = PV_STR("text/html");
-    }
-    pv_mime_list_t *l = *lp;
-    for (int i = 1; i < nd->nargs && !l->any; i++) {
-        pv_str_t a = nd->args[i];
-        if (a.len == 1 && a.p[0] == '*') {
-            l->any = 1;
-            break;
-        }
-        char *low = pv_arena_strndup(cx->a, a.p, a.len);
-        for (size_t k = 0; k < a.len; k++)
-            low[k] = (char)(low[k] >= 'A' && low[k] <= 'Z' ? low[k] + 32 : low[k]);
-        int dup = 0;
-        for (int k = 0; k < l->ntypes && !dup; k++)
-            dup = l->types[k].len == a.len && memcmp(l->types[k].p, low, a.len) == 0;
-        if (!dup)
-            *(pv_str_t *)pv_conf_push(cx->a, &l->types, &l->ntypes, sizeof(pv_str_t)) = (pv_str_t){low, a.len};
-    }
-    return PV_OK;
+    return pv_conf_mime_types(cx, nd, (pv_mime_list_t **)((char *)base + cmd->offset));
 }
 
 /* add_before_body / add_after_body URI: the subrequest's URI as given
@@ -129,9 +107,6 @@ static const pv_conf_cmd_t ssi_cmds[] = {
 
 const pv_conf_module_t pv_conf_ssi_module = {"ssi", ssi_cmds, PV_NELEM(ssi_cmds)};
 
-static const pv_str_t html_type = PV_STR("text/html");
-static pv_mime_list_t html_only = {(pv_str_t *)&html_type, 1, 0};
-
 #define SMERGE(f, def) \
     if (c->f == PV_UNSET) \
     c->f = p ? p->f : (def)
@@ -145,7 +120,7 @@ void pv_conf_ssi_merge(pv_ssi_conf_t *c, const pv_ssi_conf_t *p)
     SMERGE(min_file_chunk, 1024);
     SMERGE(value_len, 255); /* NGINX's merge: 255, though its documentation says 256 */
     if (!c->types)
-        c->types = p ? p->types : &html_only;
+        c->types = p ? p->types : &pv_conf_html_only;
 }
 
 void pv_conf_add_merge(pv_add_conf_t *c, const pv_add_conf_t *p)
@@ -155,7 +130,7 @@ void pv_conf_add_merge(pv_add_conf_t *c, const pv_add_conf_t *p)
     if (!c->after.p)
         c->after = p ? p->after : (pv_str_t){"", 0};
     if (!c->types)
-        c->types = p ? p->types : &html_only;
+        c->types = p ? p->types : &pv_conf_html_only;
 }
 
 void pv_conf_mirror_init(pv_loc_conf_t *lc)

@@ -76,16 +76,21 @@ const pv_conf_enum_t pv_conf_ssl_protocols[] = {
     {NULL, 0},
 };
 
+int pv_conf_ssl_protocols_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *protocols, pv_conf_src_t *src)
+{
+    if (*protocols != PV_UNSET)
+        return DUP(cx, nd);
+    if (pv_conf_bitmask(cx, nd, pv_conf_ssl_protocols, protocols) != PV_OK)
+        return PV_ERR;
+    *src = nd->src;
+    return PV_OK;
+}
+
 static int set_protocols_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                             void *base)
 {
     pv_ssl_conf_t *c = ssl(cx);
-    if (c->protocols != PV_UNSET)
-        return DUP(cx, nd);
-    if (pv_conf_bitmask(cx, nd, pv_conf_ssl_protocols, &c->protocols) != PV_OK)
-        return PV_ERR;
-    c->protocols_src = nd->src;
-    return PV_OK;
+    return pv_conf_ssl_protocols_arg(cx, nd, &c->protocols, &c->protocols_src);
 }
 
 static int set_string_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -103,15 +108,20 @@ static int set_string_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
     return PV_OK;
 }
 
-static int set_conf_command_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                               void *base)
+int pv_conf_ssl_command_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_ssl_cmd_t **cmds, int *ncmds)
 {
-    pv_ssl_conf_t *c = ssl(cx);
-    pv_ssl_cmd_t *k = pv_conf_push(cx->a, &c->cmds, &c->ncmds, sizeof(*k));
+    pv_ssl_cmd_t *k = pv_conf_push(cx->a, cmds, ncmds, sizeof(*k));
     k->name = pv_arena_strdup(cx->a, ARG(nd, 1));
     k->value = pv_arena_strdup(cx->a, ARG(nd, 2));
     k->src = nd->src;
     return PV_OK;
+}
+
+static int set_conf_command_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
+                               void *base)
+{
+    pv_ssl_conf_t *c = ssl(cx);
+    return pv_conf_ssl_command_arg(cx, nd, &c->cmds, &c->ncmds);
 }
 
 static int set_verify_client_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -138,17 +148,11 @@ static int set_verify_client_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, con
                          "\"off\", \"optional\" or \"optional_no_ca\"", ARG(nd, 1), ARG(nd, 0));
 }
 
-static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
-{
-    int *f = (int *)((char *)base + cmd->offset);
-    return pv_conf_flag(cx, nd, f);
-}
-
 static int set_stapling_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                            void *base)
 {
     pv_ssl_conf_t *c = ssl(cx);
-    int rc = set_flag_cb(cx, cmd, nd, base);
+    int rc = pv_conf_flag_slot(cx, cmd, nd, base);
     c->stapling_src = nd->src;
     return rc;
 }
@@ -157,7 +161,7 @@ static int set_stapling_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
 static int set_enable_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     pv_ssl_conf_t *c = ssl(cx);
-    int rc = set_flag_cb(cx, cmd, nd, base);
+    int rc = pv_conf_flag_slot(cx, cmd, nd, base);
     c->enable_src = nd->src;
     if (rc == PV_OK)
         pv_log(PV_LOG_WARN, "the \"ssl\" directive is deprecated, use the \"listen ... ssl\" directive "
@@ -165,16 +169,20 @@ static int set_enable_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
     return rc;
 }
 
-static int set_depth_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+int pv_conf_ssl_depth_arg(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int *depth)
 {
-    pv_ssl_conf_t *c = ssl(cx);
-    if (c->verify_depth != PV_UNSET)
+    if (*depth != PV_UNSET)
         return DUP(cx, nd);
     int64_t v = pv_conf_parse_num(nd->args[1]);
     if (v < 0 || v > 100)
         return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid number", ARG(nd, 0));
-    c->verify_depth = (int)v;
+    *depth = (int)v;
     return PV_OK;
+}
+
+static int set_depth_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    return pv_conf_ssl_depth_arg(cx, nd, &ssl(cx)->verify_depth);
 }
 
 static int set_timeout_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
@@ -301,20 +309,20 @@ static const pv_conf_cmd_t ssl_cmds[] = {
     {"ssl_protocols", HS, PV_ARGS_1MORE, set_protocols_cb, NONE, NULL},
     {"ssl_ciphers", HS, PV_ARGS_TAKE1, set_string_cb, SSL_OFF(ciphers), NULL},
     {"ssl_conf_command", HS, PV_ARGS_TAKE2, set_conf_command_cb, NONE, NULL},
-    {"ssl_prefer_server_ciphers", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(prefer_server_ciphers), NULL},
+    {"ssl_prefer_server_ciphers", HS, PV_ARGS_FLAG, pv_conf_flag_slot, SSL_OFF(prefer_server_ciphers), NULL},
     {"ssl_ecdh_curve", HS, PV_ARGS_TAKE1, set_string_cb, SSL_OFF(ecdh_curve), NULL},
     {"ssl_dhparam", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(dhparam), NULL},
     {"ssl_client_certificate", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(client_certificate), NULL},
     {"ssl_crl", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(crl), NULL},
     {"ssl_verify_client", HS, PV_ARGS_TAKE1, set_verify_client_cb, NONE, NULL},
     {"ssl_verify_depth", HS, PV_ARGS_TAKE1, set_depth_cb, NONE, NULL},
-    {"ssl_session_tickets", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(session_tickets), NULL},
+    {"ssl_session_tickets", HS, PV_ARGS_FLAG, pv_conf_flag_slot, SSL_OFF(session_tickets), NULL},
     {"ssl_session_timeout", HS, PV_ARGS_TAKE1, set_timeout_cb, NONE, NULL},
-    {"ssl_early_data", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(early_data), NULL},
-    {"ssl_reject_handshake", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(reject_handshake), NULL},
+    {"ssl_early_data", HS, PV_ARGS_FLAG, pv_conf_flag_slot, SSL_OFF(early_data), NULL},
+    {"ssl_reject_handshake", HS, PV_ARGS_FLAG, pv_conf_flag_slot, SSL_OFF(reject_handshake), NULL},
     {"ssl_stapling", HS, PV_ARGS_FLAG, set_stapling_cb, SSL_OFF(stapling), NULL},
     {"ssl_stapling_file", HS, PV_ARGS_TAKE1, set_file_cb, SSL_OFF(stapling_file), NULL},
-    {"ssl_stapling_verify", HS, PV_ARGS_FLAG, set_flag_cb, SSL_OFF(stapling_verify), NULL},
+    {"ssl_stapling_verify", HS, PV_ARGS_FLAG, pv_conf_flag_slot, SSL_OFF(stapling_verify), NULL},
     {"ssl_stapling_responder", HS, PV_ARGS_TAKE1, set_string_cb, SSL_OFF(stapling_responder), NULL},
     {"ssl_ocsp", HS, PV_ARGS_TAKE1, set_ocsp_cb, NONE, NULL},
     {"ssl_ocsp_responder", HS, PV_ARGS_TAKE1, set_ocsp_responder_cb, NONE, NULL},

@@ -44,25 +44,7 @@ static void ctx_free(void *arg)
 typedef struct {
     char *buf;
     size_t len;
-    size_t at; /* offset of the password being tried */
 } passwords_t;
-
-static int password_cb(char *buf, int size, int rwflag, void *u)
-{
-    PV_UNUSED(rwflag);
-    passwords_t *pw = u;
-    if (!pw || !pw->buf || pw->at >= pw->len)
-        return 0;
-    const char *p = pw->buf + pw->at;
-    const char *e = memchr(p, '\n', pw->len - pw->at);
-    size_t n = e ? (size_t)(e - p) : pw->len - pw->at;
-    if (n && p[n - 1] == '\r')
-        n--;
-    if (n > (size_t)size)
-        n = (size_t)size;
-    memcpy(buf, p, n);
-    return (int)n;
-}
 
 /* A file, or the PEM of a "data:" value. */
 static BIO *open_pem(const char *path)
@@ -72,7 +54,7 @@ static BIO *open_pem(const char *path)
     return BIO_new_file(path, "r");
 }
 
-static EVP_PKEY *load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, passwords_t *pw)
+static EVP_PKEY *load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, const passwords_t *pw)
 {
     BIO *bio = open_pem(f->path);
     if (!bio) {
@@ -81,21 +63,8 @@ static EVP_PKEY *load_key(pv_conf_ctx_t *cx, const pv_ssl_file_t *f, passwords_t
         ssl_error(cx, &f->src, m);
         return NULL;
     }
-    EVP_PKEY *k = NULL;
-    for (;;) {
-        k = PEM_read_bio_PrivateKey(bio, NULL, password_cb, pw);
-        if (k || !pw->buf)
-            break;
-        /* the next password, if any */
-        const char *e = memchr(pw->buf + pw->at, '\n', pw->len - pw->at);
-        if (!e || (size_t)(e + 1 - pw->buf) >= pw->len)
-            break;
-        pw->at = (size_t)(e + 1 - pw->buf);
-        ERR_clear_error();
-        BIO_reset(bio);
-    }
+    EVP_PKEY *k = pv_tls_read_key(bio, pw->buf, pw->len);
     BIO_free(bio);
-    pw->at = 0;
     if (!k) {
         char m[600];
         snprintf(m, sizeof(m), "cannot load certificate key \"%s\": PEM_read_bio_PrivateKey() failed",

@@ -21,7 +21,7 @@
 
 enum { PV_OCSP_OFF = 0, PV_OCSP_ON, PV_OCSP_LEAF };
 
-typedef struct pv_ocsp_cache_s pv_ocsp_cache_t;
+typedef struct pv_ncache_s pv_ocsp_cache_t;
 
 /* A named cache of size bytes (ssl_ocsp_cache shared:NAME:SIZE), shared
  * by every config naming it; a reference the caller drops. NULL when out

@@ -20,13 +20,7 @@ struct pv_ocsp_fetch_s {
     pv_io_t io;
     pv_timer_t timer;           /* the start (0 ms), then the whole fetch's timeout */
     pv_resolve_wait_t *wait;
-    pv_ocsp_url_t url;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    int literal;
-    int has_resolver;
-    pv_resolver_conf_t rcf;
-    int64_t resolver_timeout;
+    pv_ocsp_responder_t to;
     int started, connected;
     int cancelled;              /* dropped by its owner: freed on the timer */
     struct pv_ocsp_fetch_s *gprev, *gnext; /* the thread's cancelled fetches */
@@ -56,7 +50,7 @@ void pv_ocsp_fetch_log(const pv_ocsp_fetch_t *f, int level, const char *fmt, ...
     va_end(ap);
     if (f->name[0])
         snprintf(cert, sizeof(cert), ", certificate: \"%s\"", f->name);
-    pv_log(level, "%s while requesting certificate status, responder: %s%s%s%s", m, f->url.host,
+    pv_log(level, "%s while requesting certificate status, responder: %s%s%s%s", m, f->to.url.host,
            f->peer[0] ? ", peer: " : "", f->peer, cert);
 }
 
@@ -215,14 +209,14 @@ static void resolved(void *data, const pv_resolved_t *res)
     pv_ocsp_fetch_t *f = data;
     f->wait = NULL;
     if (res->status != PV_RESOLVE_OK || res->naddrs == 0) {
-        flog(f, PV_LOG_ERR, "%s could not be resolved (%d: %s)", f->url.name, pv_resolve_code(res->status),
+        flog(f, PV_LOG_ERR, "%s could not be resolved (%d: %s)", f->to.url.name, pv_resolve_code(res->status),
              pv_resolve_strerror(res->status));
         end(f, NULL, 0);
         return;
     }
     /* the first address, as NGINX connects */
     struct sockaddr_storage ss = res->addrs[0];
-    uint16_t port = htons((uint16_t)f->url.port);
+    uint16_t port = htons((uint16_t)f->to.url.port);
     if (ss.ss_family == AF_INET6)
         ((struct sockaddr_in6 *)&ss)->sin6_port = port;
     else
@@ -243,24 +237,24 @@ static void start(pv_timer_t *t)
     pv_ocsp_fetch_t *f = t->data;
     f->started = 1;
     pv_timer_set(f->loop, &f->timer, PV_OCSP_FETCH_TIMEOUT);
-    if (f->literal) {
-        connect_to(f, (const struct sockaddr *)&f->addr, f->addrlen);
+    if (f->to.literal) {
+        connect_to(f, (const struct sockaddr *)&f->to.addr, f->to.addrlen);
         return;
     }
-    if (!f->has_resolver) {
-        if (!f->addrlen) {
-            flog(f, PV_LOG_ERR, "no resolver defined to resolve %s", f->url.name);
+    if (!f->to.has_resolver) {
+        if (!f->to.addrlen) {
+            flog(f, PV_LOG_ERR, "no resolver defined to resolve %s", f->to.url.name);
             end(f, NULL, 0);
             return;
         }
-        flog(f, PV_LOG_WARN, "no resolver defined to resolve %s", f->url.name);
-        connect_to(f, (const struct sockaddr *)&f->addr, f->addrlen);
+        flog(f, PV_LOG_WARN, "no resolver defined to resolve %s", f->to.url.name);
+        connect_to(f, (const struct sockaddr *)&f->to.addr, f->to.addrlen);
         return;
     }
-    pv_resolver_t *r = pv_resolver_get(f->loop, &f->rcf);
+    pv_resolver_t *r = pv_resolver_get(f->loop, &f->to.rcf);
     pv_resolve_wait_t *w = NULL;
-    if (!r || pv_resolve(r, f->url.name, f->resolver_timeout, resolved, f, &w) == PV_ERR) {
-        flog(f, PV_LOG_ERR, "out of memory resolving %s", f->url.name);
+    if (!r || pv_resolve(r, f->to.url.name, f->to.resolver_timeout, resolved, f, &w) == PV_ERR) {
+        flog(f, PV_LOG_ERR, "out of memory resolving %s", f->to.url.name);
         end(f, NULL, 0);
         return;
     }
@@ -280,6 +274,31 @@ static void timer_cb(pv_timer_t *t)
         start(t);
 }
 
+void pv_ocsp_responder_keep(pv_ocsp_responder_t *r, const pv_ocsp_peer_t *p)
+{
+    memset(r, 0, sizeof(*r));
+    r->url = *p->url;
+    if (p->addr && p->addrlen) {
+        r->addr = *p->addr;
+        r->addrlen = p->addrlen;
+    }
+    r->literal = p->literal;
+    if (p->resolver) {
+        r->has_resolver = 1;
+        r->rcf = *p->resolver;
+        r->rcf.zone = NULL;
+    }
+    r->resolver_timeout = p->resolver_timeout;
+}
+
+pv_ocsp_peer_t pv_ocsp_responder_peer(const pv_ocsp_responder_t *r)
+{
+    return (pv_ocsp_peer_t){
+        .url = &r->url, .addr = r->addrlen ? &r->addr : NULL, .addrlen = r->addrlen, .literal = r->literal,
+        .resolver = r->has_resolver ? &r->rcf : NULL, .resolver_timeout = r->resolver_timeout,
+    };
+}
+
 pv_ocsp_fetch_t *pv_ocsp_fetch(pv_loop_t *loop, const pv_ocsp_peer_t *p, const char *request, size_t len,
                                const char *name, pv_ocsp_fetch_fn done, void *arg)
 {
@@ -291,18 +310,7 @@ pv_ocsp_fetch_t *pv_ocsp_fetch(pv_loop_t *loop, const pv_ocsp_peer_t *p, const c
     f->loop = loop;
     f->io = (pv_io_t){.fd = -1, .cb = fetch_io, .data = f};
     pv_timer_init(&f->timer, timer_cb, f);
-    f->url = *p->url;
-    if (p->addr && p->addrlen) {
-        f->addr = *p->addr;
-        f->addrlen = p->addrlen;
-    }
-    f->literal = p->literal;
-    if (p->resolver) {
-        f->has_resolver = 1;
-        f->rcf = *p->resolver;
-        f->rcf.zone = NULL;
-    }
-    f->resolver_timeout = p->resolver_timeout;
+    pv_ocsp_responder_keep(&f->to, p);
     f->done = done;
     f->arg = arg;
     snprintf(f->name, sizeof(f->name), "%s", name ? name : "");

@@ -28,6 +28,22 @@ typedef struct pv_ocsp_peer_s {
     int64_t resolver_timeout;            /* ms */
 } pv_ocsp_peer_t;
 
+/* A peer held by value, for what outlives the config that named it (the
+ * resolver's zone is not kept). */
+typedef struct pv_ocsp_responder_s {
+    pv_ocsp_url_t url;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;                   /* 0: no known address */
+    int literal;
+    int has_resolver;
+    pv_resolver_conf_t rcf;
+    int64_t resolver_timeout;
+} pv_ocsp_responder_t;
+
+/* Copy p into r; the peer that r names. */
+void pv_ocsp_responder_keep(pv_ocsp_responder_t *r, const pv_ocsp_peer_t *p);
+pv_ocsp_peer_t pv_ocsp_responder_peer(const pv_ocsp_responder_t *r);
+
 typedef struct pv_ocsp_fetch_s pv_ocsp_fetch_t;
 
 /* Called once: with the DER response body of a 200 answer of the right

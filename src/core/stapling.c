@@ -43,13 +43,7 @@ typedef struct staple_s {
     X509_STORE *store;
     int verify;
     char *name;
-    pv_ocsp_url_t url;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    int literal;
-    int has_resolver;
-    pv_resolver_conf_t rcf;
-    int64_t resolver_timeout;
+    pv_ocsp_responder_t peer;
     size_t reqlen;
     char request[];
 } staple_t;
@@ -195,10 +189,7 @@ static void fetched(void *arg, pv_ocsp_fetch_t *f, const unsigned char *der, siz
 static void fetch_start(staple_t *st)
 {
     fetch_t *sf = calloc(1, sizeof(*sf));
-    pv_ocsp_peer_t p = {
-        .url = &st->url, .addr = &st->addr, .addrlen = st->addrlen, .literal = st->literal,
-        .resolver = st->has_resolver ? &st->rcf : NULL, .resolver_timeout = st->resolver_timeout,
-    };
+    pv_ocsp_peer_t p = pv_ocsp_responder_peer(&st->peer);
     if (sf)
         sf->f = pv_ocsp_fetch(tloop, &p, st->request, st->reqlen, st->name, fetched, sf);
     if (!sf || !sf->f) {
@@ -285,18 +276,11 @@ int pv_stapling_attach(SSL_CTX *ctx, X509 *cert, X509 *issuer, const pv_stapling
     st->id = OCSP_cert_to_id(NULL, cert, issuer);
     st->name = strdup(sc->name);
     st->verify = sc->verify;
-    st->url = *sc->url;
-    st->addr = *sc->addr;
-    st->addrlen = sc->addrlen;
-    st->literal = sc->literal;
-    if (sc->resolver) {
-        st->has_resolver = 1;
-        st->rcf = *sc->resolver;
-        st->rcf.zone = NULL;
-    }
-    st->resolver_timeout = sc->resolver_timeout;
+    pv_ocsp_peer_t p = {.url = sc->url, .addr = sc->addr, .addrlen = sc->addrlen, .literal = sc->literal,
+                        .resolver = sc->resolver, .resolver_timeout = sc->resolver_timeout};
+    pv_ocsp_responder_keep(&st->peer, &p);
     long len = 0;
-    if (!st->chain || !st->store || !st->id || !st->name || (len = pv_ocsp_request_for(&st->url, st->id, st->request, REQUEST_MAX)) < 0 ||
+    if (!st->chain || !st->store || !st->id || !st->name || (len = pv_ocsp_request_for(&st->peer.url, st->id, st->request, REQUEST_MAX)) < 0 ||
         !X509_set_ex_data(cert, cert_index, st)) {
         staple_unref(st);
         return PV_ERR;

@@ -341,6 +341,7 @@ typedef struct {
     size_t len, at;
 } tls_pw_t;
 
+/* The password being tried; none (0) when there are no passwords. */
 static int tls_pw_cb(char *buf, int size, int rwflag, void *u)
 {
     PV_UNUSED(rwflag);
@@ -357,12 +358,11 @@ static int tls_pw_cb(char *buf, int size, int rwflag, void *u)
     return (int)n;
 }
 
-static EVP_PKEY *tls_read_key(const pv_tls_cert_files_t *c)
+EVP_PKEY *pv_tls_read_key(BIO *bio, const char *passwords, size_t len)
 {
-    BIO *bio = BIO_new_file(c->key, "r");
-    tls_pw_t pw = {c->passwords, c->passwords ? c->passwords_len : 0, 0};
-    EVP_PKEY *k = NULL;
-    while (bio && !(k = PEM_read_bio_PrivateKey(bio, NULL, tls_pw_cb, &pw)) && pw.buf) {
+    tls_pw_t pw = {passwords, passwords ? len : 0, 0};
+    EVP_PKEY *k;
+    while (!(k = PEM_read_bio_PrivateKey(bio, NULL, tls_pw_cb, &pw)) && pw.buf) {
         const char *e = memchr(pw.buf + pw.at, '\n', pw.len - pw.at);
         if (!e || (size_t)(e + 1 - pw.buf) >= pw.len)
             break;
@@ -370,6 +370,13 @@ static EVP_PKEY *tls_read_key(const pv_tls_cert_files_t *c)
         ERR_clear_error();
         BIO_reset(bio);
     }
+    return k;
+}
+
+static EVP_PKEY *tls_read_key(const pv_tls_cert_files_t *c)
+{
+    BIO *bio = BIO_new_file(c->key, "r");
+    EVP_PKEY *k = bio ? pv_tls_read_key(bio, c->passwords, c->passwords_len) : NULL;
     BIO_free(bio);
     return k;
 }

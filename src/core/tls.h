@@ -95,6 +95,10 @@ int pv_tls_client(pv_xprt_t *x, const pv_tls_client_t *c);
 int pv_tls_use_cert_files(SSL *ssl, const pv_tls_cert_files_t *c);
 /* 1 when x is a TLS connection whose handshake is not over. */
 int pv_tls_handshaking(const pv_xprt_t *x);
+/* The private key in bio's PEM; an encrypted one is tried with each line
+ * of passwords[0..len) in turn (bio rewound between tries), and with no
+ * passwords OpenSSL never asks the terminal. NULL when none opens it. */
+EVP_PKEY *pv_tls_read_key(BIO *bio, const char *passwords, size_t len);
 /* 1 when x is a TLS connection whose handshake resumed a session. */
 int pv_tls_resumed(const pv_xprt_t *x);
 

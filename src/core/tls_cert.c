@@ -186,44 +186,12 @@ static X509 *read_cert(const char *name, STACK_OF(X509) **chain, const char **er
     return x;
 }
 
-typedef struct {
-    const char *buf;
-    size_t len, at;
-} pw_t;
-
-/* The password being tried; none (0) when there are no passwords, so
- * that OpenSSL never asks the terminal. */
-static int pw_cb(char *buf, int size, int rwflag, void *u)
-{
-    PV_UNUSED(rwflag);
-    pw_t *pw = u;
-    if (!pw->buf || pw->at >= pw->len)
-        return 0;
-    const char *p = pw->buf + pw->at;
-    const char *e = memchr(p, '\n', pw->len - pw->at);
-    size_t n = e ? (size_t)(e - p) : pw->len - pw->at;
-    if (n && p[n - 1] == '\r')
-        n--;
-    n = n > (size_t)size ? (size_t)size : n;
-    memcpy(buf, p, n);
-    return (int)n;
-}
-
 static EVP_PKEY *read_key(const char *name, const char *passwords, size_t plen, const char **err)
 {
     BIO *bio = open_bio(name, err);
     if (!bio)
         return NULL;
-    pw_t pw = {passwords, passwords ? plen : 0, 0};
-    EVP_PKEY *k;
-    while (!(k = PEM_read_bio_PrivateKey(bio, NULL, pw_cb, &pw)) && pw.buf) {
-        const char *e = memchr(pw.buf + pw.at, '\n', pw.len - pw.at);
-        if (!e || (size_t)(e + 1 - pw.buf) >= pw.len)
-            break;
-        pw.at = (size_t)(e + 1 - pw.buf);
-        ERR_clear_error();
-        BIO_reset(bio);
-    }
+    EVP_PKEY *k = pv_tls_read_key(bio, passwords, plen);
     BIO_free(bio);
     if (!k)
         *err = "PEM_read_bio_PrivateKey() failed";

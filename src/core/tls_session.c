@@ -9,46 +9,33 @@
 #include <openssl/rand.h>
 
 #include "common.h"
+#include "named_cache.h"
 #include "tls.h"
 
 /* ---- shared session cache ------------------------------------------------ */
 
 /* A session larger than this is not stored (NGX_SSL_MAX_SESSION_SIZE). */
 #define SESSION_MAX 4096
-#define NBUCKETS 1024
 
-typedef struct entry_s {
-    struct entry_s *hnext;            /* hash chain */
-    struct entry_s *prev, *next;      /* LRU list, most recent first */
-    time_t expire;
-    unsigned int idlen;
-    unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
-    size_t len;
-    unsigned char der[];              /* i2d_SSL_SESSION */
-} entry_t;
-
-struct pv_tls_cache_s {
-    char *name;
-    size_t capacity;                  /* sessions held at most */
-    size_t count;
-    int refs;                         /* config snapshots and SSL_CTXs holding it */
-    pthread_mutex_t lock;
-    entry_t *head, *tail;
-    entry_t *bucket[NBUCKETS];
-    struct pv_tls_cache_s *next;      /* registry */
-    /* ticket keys of the SSL_CTXs without ssl_session_ticket_key: the
-     * current one, then the one before it, rotated each session timeout */
+/* What a cache keeps beside its sessions: the ticket keys of the SSL_CTXs
+ * without ssl_session_ticket_key, the current one, then the one before
+ * it, rotated each session timeout. */
+typedef struct {
     pv_tls_ticket_key_t tk[2];
     time_t tk_expire;                 /* when tk[0] stops encrypting; 0: none made yet */
-};
+} cache_keys_t;
 
 typedef struct {
     int n;
     pv_tls_ticket_key_t k[];
 } keyset_t;
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static pv_tls_cache_t *registry;
+static void cleanse_keys(void *ext)
+{
+    OPENSSL_cleanse(ext, sizeof(cache_keys_t));
+}
+
+static pv_ncache_registry_t registry = PV_NCACHE_REGISTRY(sizeof(cache_keys_t), cleanse_keys);
 static int cache_index = -1, keys_index = -1;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
@@ -57,100 +44,19 @@ size_t pv_tls_cache_capacity(size_t size)
     return size / 256;
 }
 
-static unsigned hash(const unsigned char *id, unsigned int n)
-{
-    unsigned h = 2166136261u;
-    for (unsigned int i = 0; i < n; i++)
-        h = (h ^ id[i]) * 16777619u;
-    return h % NBUCKETS;
-}
-
-static void unlink_entry(pv_tls_cache_t *c, entry_t *e)
-{
-    entry_t **pp = &c->bucket[hash(e->id, e->idlen)];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    c->count--;
-    free(e);
-}
-
-static entry_t *find(pv_tls_cache_t *c, const unsigned char *id, unsigned int n)
-{
-    for (entry_t *e = c->bucket[hash(id, n)]; e; e = e->hnext)
-        if (e->idlen == n && memcmp(e->id, id, n) == 0)
-            return e;
-    return NULL;
-}
-
 pv_tls_cache_t *pv_tls_cache_get(const char *name, size_t size)
 {
-    pthread_mutex_lock(&registry_lock);
-    pv_tls_cache_t *c = registry;
-    while (c && strcmp(c->name, name) != 0)
-        c = c->next;
-    if (!c && (c = calloc(1, sizeof(*c)))) {
-        c->name = strdup(name);
-        if (!c->name) {
-            free(c);
-            c = NULL;
-        } else {
-            pthread_mutex_init(&c->lock, NULL);
-            c->next = registry;
-            registry = c;
-        }
-    }
-    if (c) {
-        c->refs++;
-        pthread_mutex_lock(&c->lock);
-        c->capacity = pv_tls_cache_capacity(size);
-        while (c->count > c->capacity)
-            unlink_entry(c, c->tail);
-        pthread_mutex_unlock(&c->lock);
-    }
-    pthread_mutex_unlock(&registry_lock);
-    return c;
+    return pv_ncache_get(&registry, name, pv_tls_cache_capacity(size));
 }
 
 void pv_tls_cache_unref(pv_tls_cache_t *c)
 {
-    if (!c)
-        return;
-    pthread_mutex_lock(&registry_lock);
-    if (--c->refs > 0) {
-        pthread_mutex_unlock(&registry_lock);
-        return;
-    }
-    for (pv_tls_cache_t **pp = &registry; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    pthread_mutex_unlock(&registry_lock);
-    for (entry_t *e = c->head, *n; e; e = n) {
-        n = e->next;
-        free(e);
-    }
-    OPENSSL_cleanse(c->tk, sizeof(c->tk));
-    pthread_mutex_destroy(&c->lock);
-    free(c->name);
-    free(c);
+    pv_ncache_unref(c);
 }
 
 size_t pv_tls_cache_count(pv_tls_cache_t *c)
 {
-    pthread_mutex_lock(&c->lock);
-    size_t n = c->count;
-    pthread_mutex_unlock(&c->lock);
-    return n;
+    return pv_ncache_count(c);
 }
 
 static pv_tls_cache_t *ctx_cache(SSL *ssl)
@@ -162,37 +68,22 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     pv_tls_cache_t *c = ctx_cache(ssl);
     int len = i2d_SSL_SESSION(sess, NULL);
-    if (!c || len <= 0 || len > SESSION_MAX || c->capacity == 0)
+    if (!c || len <= 0 || len > SESSION_MAX || pv_ncache_capacity(c) == 0)
         return 0;
+    unsigned char der[SESSION_MAX], *p = der;
+    len = i2d_SSL_SESSION(sess, &p);
     unsigned int idlen;
     const unsigned char *id = SSL_SESSION_get_id(sess, &idlen);
-    entry_t *e = malloc(sizeof(*e) + (size_t)len);
-    if (!e)
-        return 0;
-    unsigned char *p = e->der;
-    e->len = (size_t)i2d_SSL_SESSION(sess, &p);
-    e->idlen = idlen;
-    memcpy(e->id, id, idlen);
-    e->expire = (time_t)SSL_SESSION_get_time(sess) + (time_t)SSL_SESSION_get_timeout(sess);
-    pthread_mutex_lock(&c->lock);
-    entry_t *old = find(c, id, idlen);
-    if (old)
-        unlink_entry(c, old);
-    while (c->count >= c->capacity && c->tail)
-        unlink_entry(c, c->tail);
-    unsigned h = hash(id, idlen);
-    e->hnext = c->bucket[h];
-    c->bucket[h] = e;
-    e->prev = NULL;
-    e->next = c->head;
-    if (c->head)
-        c->head->prev = e;
-    c->head = e;
-    if (!c->tail)
-        c->tail = e;
-    c->count++;
-    pthread_mutex_unlock(&c->lock);
+    int64_t expire = (int64_t)SSL_SESSION_get_time(sess) + (int64_t)SSL_SESSION_get_timeout(sess);
+    if (len > 0)
+        pv_ncache_store(c, id, idlen, der, (size_t)len, expire);
+    OPENSSL_cleanse(der, sizeof(der));
     return 0; /* the session is not kept by reference */
+}
+
+static void copy_session(const unsigned char *der, size_t len, void *arg)
+{
+    *(SSL_SESSION **)arg = d2i_SSL_SESSION(NULL, &der, (long)len);
 }
 
 static SSL_SESSION *get_session_cb(SSL *ssl, const unsigned char *id, int len, int *copy)
@@ -202,17 +93,7 @@ static SSL_SESSION *get_session_cb(SSL *ssl, const unsigned char *id, int len, i
     if (!c || len <= 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH)
         return NULL;
     SSL_SESSION *s = NULL;
-    pthread_mutex_lock(&c->lock);
-    entry_t *e = find(c, id, (unsigned int)len);
-    if (e && e->expire <= time(NULL)) {
-        unlink_entry(c, e);
-        e = NULL;
-    }
-    if (e) {
-        const unsigned char *p = e->der;
-        s = d2i_SSL_SESSION(NULL, &p, (long)e->len);
-    }
-    pthread_mutex_unlock(&c->lock);
+    pv_ncache_lookup(c, id, (size_t)len, 0, copy_session, &s);
     return s;
 }
 
@@ -223,11 +104,7 @@ static void remove_session_cb(SSL_CTX *ctx, SSL_SESSION *sess)
         return;
     unsigned int idlen;
     const unsigned char *id = SSL_SESSION_get_id(sess, &idlen);
-    pthread_mutex_lock(&c->lock);
-    entry_t *e = find(c, id, idlen);
-    if (e)
-        unlink_entry(c, e);
-    pthread_mutex_unlock(&c->lock);
+    pv_ncache_remove(c, id, idlen);
 }
 
 static void free_cache_ref(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
@@ -262,9 +139,7 @@ static void make_indexes(void)
 int pv_tls_cache_attach(SSL_CTX *ctx, pv_tls_cache_t *c)
 {
     pthread_once(&index_once, make_indexes);
-    pthread_mutex_lock(&registry_lock);
-    c->refs++;
-    pthread_mutex_unlock(&registry_lock);
+    pv_ncache_ref(c);
     if (!SSL_CTX_set_ex_data(ctx, cache_index, c)) {
         pv_tls_cache_unref(c);
         return PV_ERR;
@@ -318,22 +193,23 @@ static int shared_keys(SSL *ssl, pv_tls_ticket_key_t *keys)
         return 0;
     time_t now = time(NULL), timeout = (time_t)SSL_CTX_get_timeout(ctx);
     int n = 0;
-    pthread_mutex_lock(&c->lock);
-    if (c->tk_expire == 0 || c->tk_expire <= now) {
+    pv_ncache_lock(c);
+    cache_keys_t *ck = pv_ncache_ext(c);
+    if (ck->tk_expire == 0 || ck->tk_expire <= now) {
         pv_tls_ticket_key_t k;
         if (new_key(&k) == PV_OK) {
-            c->tk[1] = c->tk_expire ? c->tk[0] : k;
-            c->tk[0] = k;
-            c->tk_expire = now + (timeout > 0 ? timeout : 1);
+            ck->tk[1] = ck->tk_expire ? ck->tk[0] : k;
+            ck->tk[0] = k;
+            ck->tk_expire = now + (timeout > 0 ? timeout : 1);
         }
         OPENSSL_cleanse(&k, sizeof(k));
     }
-    if (c->tk_expire) {
-        keys[0] = c->tk[0];
-        keys[1] = c->tk[1];
+    if (ck->tk_expire) {
+        keys[0] = ck->tk[0];
+        keys[1] = ck->tk[1];
         n = 2;
     }
-    pthread_mutex_unlock(&c->lock);
+    pv_ncache_unlock(c);
     return n;
 }
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
-typedef struct pv_tls_cache_s pv_tls_cache_t;
+typedef struct pv_ncache_s pv_tls_cache_t;
 
 /* Sessions a cache of size bytes holds, as NGINX counts a shared zone
  * (about 4000 per megabyte). */

@@ -322,6 +322,21 @@ int pv_bf_type_listed(const pv_mime_list_t *l, pv_str_t ct)
     return 0;
 }
 
+int pv_bf_weak_etag(pv_arena_t *a, pv_str_t *v)
+{
+    if (v->len >= 2 && v->p[0] == 'W' && v->p[1] == '/')
+        return 1;
+    if (!v->len || v->p[0] != '"')
+        return 0;
+    char *w = pv_arena_alloc(a, v->len + 2);
+    if (!w)
+        return -1;
+    memcpy(w, "W/", 2);
+    memcpy(w + 2, v->p, v->len);
+    *v = (pv_str_t){w, v->len + 2};
+    return 1;
+}
+
 int pv_bf_head_fields(pv_hreq_t *hr, pv_resp_head_t *h, int drop_validators)
 {
     pv_header_t *f = pv_arena_alloc(&hr->arena, sizeof(*f) * (size_t)(h->nfields + 1));
@@ -334,17 +349,11 @@ int pv_bf_head_fields(pv_hreq_t *hr, pv_resp_head_t *h, int drop_validators)
             continue;
         if (drop_validators && (PV_STR_IEQ(x.name, "last-modified") || PV_STR_IEQ(x.name, "etag")))
             continue;
-        if (PV_STR_IEQ(x.name, "etag") && !(x.value.len >= 2 && x.value.p[0] == 'W' && x.value.p[1] == '/')) {
-            if (!x.value.len || x.value.p[0] != '"')
-                continue;
-            char *w = pv_arena_alloc(&hr->arena, x.value.len + 2);
-            if (!w)
-                return PV_RESP_NOMEM;
-            memcpy(w, "W/", 2);
-            memcpy(w + 2, x.value.p, x.value.len);
-            x.value = (pv_str_t){w, x.value.len + 2};
-        }
-        f[n++] = x;
+        int keep = PV_STR_IEQ(x.name, "etag") ? pv_bf_weak_etag(&hr->arena, &x.value) : 1;
+        if (keep < 0)
+            return PV_RESP_NOMEM;
+        if (keep)
+            f[n++] = x;
     }
     h->fields = f;
     h->nfields = n;

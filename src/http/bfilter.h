@@ -85,6 +85,9 @@ int pv_bf_changes(const struct pv_hreq_s *hr, const pv_resp_head_t *h);
  * ngx_http_test_content_type()). */
 struct pv_mime_list_s;
 int pv_bf_type_listed(const struct pv_mime_list_s *l, pv_str_t ct);
+/* NGINX's ngx_http_weak_etag(): a strong ETag *v made weak ("W/...")
+ * in a: 1 to keep it, 0 to drop it (not quoted), -1 out of memory. */
+int pv_bf_weak_etag(pv_arena_t *a, pv_str_t *v);
 /* A strong ETag made weak ("W/..."), one not quoted dropped, in a copy
  * of h's fields (NGINX's ngx_http_weak_etag()); with drop_validators,
  * Last-Modified and ETag go instead. Accept-Ranges goes too. PV_OK or

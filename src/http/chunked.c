@@ -1,5 +1,7 @@
 #include "chunked.h"
 
+#include "headers.h"
+
 enum {
     S_SIZE = 0,   /* reading hex digits */
     S_EXT,        /* after size: extensions until CR */
@@ -11,21 +13,6 @@ enum {
     S_TRAILER_LINE, /* inside a trailer field line */
     S_TRAILER_LF, /* CR seen in a trailer line */
     S_END_LF      /* CR of the final empty line seen */
-};
-
-static const uint8_t tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
 };
 
 void pv_chunked_init(pv_chunked_t *c)
@@ -79,7 +66,7 @@ static int ext_byte(pv_chunked_t *c, unsigned char ch)
     case E_SEMI:
         if (ws)
             return 0;
-        if (!tchar[ch])
+        if (!pv_http_tchar[ch])
             return -1;
         c->ext = E_NAME;
         return 0;
@@ -93,7 +80,7 @@ static int ext_byte(pv_chunked_t *c, unsigned char ch)
             c->ext = E_EQ;
         else if (ch == ';')
             c->ext = E_SEMI;
-        else if (!tchar[ch] || c->ext == E_NAME_WS)
+        else if (!pv_http_tchar[ch] || c->ext == E_NAME_WS)
             return -1;
         return 0;
     case E_EQ:
@@ -101,7 +88,7 @@ static int ext_byte(pv_chunked_t *c, unsigned char ch)
             return 0;
         if (ch == '"')
             c->ext = E_QUOTED;
-        else if (tchar[ch])
+        else if (pv_http_tchar[ch])
             c->ext = E_TOKEN;
         else
             return -1;
@@ -113,7 +100,7 @@ static int ext_byte(pv_chunked_t *c, unsigned char ch)
             c->ext = E_WS;
         else if (ch == ';')
             c->ext = E_SEMI;
-        else if (!tchar[ch])
+        else if (!pv_http_tchar[ch])
             return -1;
         return 0;
     case E_QUOTED:
@@ -221,7 +208,7 @@ ssize_t pv_chunked_decode(pv_chunked_t *c, const char *in, size_t len, pv_str_t 
                 i++;
                 break;
             }
-            if (!tchar[ch])
+            if (!pv_http_tchar[ch])
                 return -1; /* obs-fold or garbage */
             c->state = S_TRAILER_LINE;
             c->linelen = 0;

@@ -212,23 +212,12 @@ static int rewrite_head(pv_hreq_t *hr, pv_resp_head_t *h, int coding, int vary, 
             continue;
         if (coding == PV_CODING_GUNZIP && x.name.len == 16 && strncasecmp(x.name.p, "Content-Encoding", 16) == 0)
             continue;
-        if (coding && x.name.len == 4 && strncasecmp(x.name.p, "ETag", 4) == 0) {
-            /* NGINX's ngx_http_weak_etag(): a strong ETag becomes weak, one
-             * that is not quoted is dropped */
-            if (x.value.len >= 2 && x.value.p[0] == 'W' && x.value.p[1] == '/') {
-                /* already weak */
-            } else if (x.value.len && x.value.p[0] == '"') {
-                char *w = pv_arena_alloc(&hr->arena, x.value.len + 2);
-                if (!w)
-                    return PV_RESP_NOMEM;
-                memcpy(w, "W/", 2);
-                memcpy(w + 2, x.value.p, x.value.len);
-                x.value = (pv_str_t){w, x.value.len + 2};
-            } else {
-                continue;
-            }
-        }
-        f[n++] = x;
+        int keep = coding && x.name.len == 4 && strncasecmp(x.name.p, "ETag", 4) == 0
+                       ? pv_bf_weak_etag(&hr->arena, &x.value) : 1;
+        if (keep < 0)
+            return PV_RESP_NOMEM;
+        if (keep)
+            f[n++] = x;
     }
     if (coding == PV_CODING_GZIP)
         f[n++] = (pv_header_t){PV_STR("Content-Encoding"), PV_STR("gzip")};

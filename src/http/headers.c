@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* RFC 9110 tchar: "!#$%&'*+-.^_`|~", DIGIT, ALPHA. */
-static const uint8_t tchar[256] = {
+const uint8_t pv_http_tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
     ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -33,7 +33,7 @@ int pv_header_name_valid(pv_str_t name)
     if (name.len == 0)
         return 0;
     for (size_t i = 0; i < name.len; i++) {
-        if (!tchar[(unsigned char)name.p[i]])
+        if (!pv_http_tchar[(unsigned char)name.p[i]])
             return 0;
     }
     return 1;

@@ -17,6 +17,8 @@ void pv_headers_join_cookies(pv_request_t *r, pv_arena_t *a);
 /* Length of an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"). */
 #define PV_HTTP_DATE_LEN 29
 
+/* 1 for the bytes of an RFC 9110 token (tchar), else 0. */
+extern const uint8_t pv_http_tchar[256];
 /* 1 if name is a non-empty RFC 9110 token. */
 int pv_header_name_valid(pv_str_t name);
 /* 1 if value holds only field-vchar, SP, HTAB or obs-text (no CR, LF, NUL). */

@@ -57,10 +57,10 @@ static void parked_abort(pv_hreq_t *hr)
     unlink_pending(hr->handler_ctx);
 }
 
-/* The request is freed while parked: the old handler's state goes too. */
-static void parked_cleanup(pv_hreq_t *hr)
+/* hr leaves the queue, and the handler it had before it was parked frees
+ * its state. */
+static void unpark(pv_hreq_t *hr, pending_t *p)
 {
-    pending_t *p = hr->handler_ctx;
     unlink_pending(p);
     hr->handler = p->old;
     hr->handler_ctx = p->old_ctx;
@@ -68,6 +68,12 @@ static void parked_cleanup(pv_hreq_t *hr)
         p->old->cleanup(hr);
     hr->handler = NULL;
     hr->handler_ctx = NULL;
+}
+
+/* The request is freed while parked: the old handler's state goes too. */
+static void parked_cleanup(pv_hreq_t *hr)
+{
+    unpark(hr, hr->handler_ctx);
 }
 
 static const pv_handler_t parked = {"internal redirect", parked_proceed, parked_proceed, parked_abort,
@@ -160,14 +166,8 @@ void pv_redirect_run(void)
         pending_t *p = pending_head;
         pv_hreq_t *hr = p->hr;
         pv_log_req_set(&hr->r);
-        unlink_pending(p);
         hr->handling = 0;
-        hr->handler = p->old;
-        hr->handler_ctx = p->old_ctx;
-        if (p->old && p->old->cleanup)
-            p->old->cleanup(hr);
-        hr->handler = NULL;
-        hr->handler_ctx = NULL;
+        unpark(hr, p);
         if (p->named) {
             hr->r.loc = p->named;
             if (pv_residency_anon(&p->named->conf))

@@ -60,27 +60,11 @@ pv_str_t pv_cv_eval_arena(const pv_cv_t *cv, pv_request_t *r)
     return (pv_str_t){p, need};
 }
 
-int pv_regex_test(const pv_regex_t *rx, pv_str_t subject)
+/* rx on subject, with match data for pairs pairs at least: the pairs
+ * set (all the data holds when there are more), 0 when it does not
+ * match, -1 on an error (logged). */
+static int run(const pv_regex_t *rx, pv_str_t subject, uint32_t pairs)
 {
-    if (!tls_md && !(tls_md = pcre2_match_data_create(tls_md_pairs = 16, NULL))) {
-        tls_md_pairs = 0;
-        return -1;
-    }
-    int rc = pcre2_match((const pcre2_code *)rx->code, (PCRE2_SPTR)(subject.p ? subject.p : ""), subject.len, 0, 0,
-                         tls_md, NULL);
-    if (rc == PCRE2_ERROR_NOMATCH)
-        return 0;
-    if (rc < 0) {
-        pv_log(PV_LOG_ERR, "pcre2_match() failed: %d on \"%.*s\" using \"%s\"", rc,
-               (int)PV_MIN(subject.len, 256), subject.p, rx->src);
-        return -1;
-    }
-    return 1;
-}
-
-int pv_regex_exec(pv_request_t *r, const pv_regex_t *rx, pv_str_t subject)
-{
-    uint32_t pairs = (uint32_t)rx->ncaptures + 1;
     if (!tls_md || tls_md_pairs < pairs) {
         pcre2_match_data_free(tls_md);
         tls_md_pairs = pairs < 16 ? 16 : pairs;
@@ -99,8 +83,21 @@ int pv_regex_exec(pv_request_t *r, const pv_regex_t *rx, pv_str_t subject)
                (int)PV_MIN(subject.len, 256), subject.p, rx->src);
         return -1;
     }
-    if (rc == 0)
-        rc = (int)tls_md_pairs;
+    return rc == 0 ? (int)tls_md_pairs : rc;
+}
+
+int pv_regex_test(const pv_regex_t *rx, pv_str_t subject)
+{
+    int rc = run(rx, subject, 1);
+    return rc > 0 ? 1 : rc;
+}
+
+int pv_regex_exec(pv_request_t *r, const pv_regex_t *rx, pv_str_t subject)
+{
+    uint32_t pairs = (uint32_t)rx->ncaptures + 1;
+    int rc = run(rx, subject, pairs);
+    if (rc <= 0)
+        return rc;
     if (!rx->ncaptures && !rx->nnames)
         return 1;
     /* the subject may be a scratch buffer: keep a copy for the captures */

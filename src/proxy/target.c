@@ -146,6 +146,20 @@ static void fail(pv_proxy_t *px, int f)
     pv_proxy_answer_failure(px, f);
 }
 
+/* The run-time pool called name for addresses a, and on. */
+static int use_pool(pv_proxy_t *px, const char *name, const pv_dyn_addrs_t *a)
+{
+    pv_hreq_t *hr = px->hr;
+    px->pool = pv_upstream_dyn_get(hr->gen, name, a, pv_loop_now(hr->w->loop));
+    if (!px->pool) {
+        pv_log(PV_LOG_ALERT, "out of memory for upstream \"%s\", client: %s", name, hr->r.peer_text);
+        fail(px, PV_UPF_BAD_URL);
+        return PV_ERR;
+    }
+    px->dyn |= PV_PROXY_DYN_POOL;
+    return PV_OK;
+}
+
 /* The run-time pool for addresses a (ports set), and on. */
 static int use_addrs(pv_proxy_t *px, const url_t *u, pv_dyn_addrs_t *a)
 {
@@ -158,15 +172,7 @@ static int use_addrs(pv_proxy_t *px, const url_t *u, pv_dyn_addrs_t *a)
         else
             ((struct sockaddr_in *)&a->addrs[i])->sin_port = htons((uint16_t)port);
     }
-    pv_hreq_t *hr = px->hr;
-    px->pool = pv_upstream_dyn_get(hr->gen, name, a, pv_loop_now(hr->w->loop));
-    if (!px->pool) {
-        pv_log(PV_LOG_ALERT, "out of memory for upstream \"%s\", client: %s", name, hr->r.peer_text);
-        fail(px, PV_UPF_BAD_URL);
-        return PV_ERR;
-    }
-    px->dyn |= PV_PROXY_DYN_POOL;
-    return PV_OK;
+    return use_pool(px, name, a);
 }
 
 /* What the resolver answered for the host px waits for: the pool, or
@@ -270,15 +276,7 @@ static int unix_target(pv_proxy_t *px, const url_t *u)
     a.lens[0] = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)u->unix_len + 1);
     char name[300];
     snprintf(name, sizeof(name), "unix:%s", u->host);
-    pv_hreq_t *hr = px->hr;
-    px->pool = pv_upstream_dyn_get(hr->gen, name, &a, pv_loop_now(hr->w->loop));
-    if (!px->pool) {
-        pv_log(PV_LOG_ALERT, "out of memory for upstream \"%s\", client: %s", name, hr->r.peer_text);
-        fail(px, PV_UPF_BAD_URL);
-        return PV_ERR;
-    }
-    px->dyn |= PV_PROXY_DYN_POOL;
-    return PV_OK;
+    return use_pool(px, name, &a);
 }
 
 int pv_proxy_target(pv_proxy_t *px)
