@@ -2,7 +2,9 @@
 the preface looked for under `http2 on`, streams proxied to the HTTP/1.1
 upstreams, bodies both ways with flow control, RFC 9113 checks, the known
 attacks (each while a second client is served), GOAWAY on a graceful stop,
-and a comparison with NGINX on the same h2c config.
+and comparisons with NGINX: the same h2c config, requests sent one after
+another on one connection as curl sends several URLs (h2c and TLS), and
+curl's h2c Upgrade answered over HTTP/1.1.
 
 Clients: python3-h2 for protocol cases, hand-made frames (hyperframe,
 hpack) for the attacks, and curl --http2-prior-knowledge."""
@@ -785,6 +787,159 @@ http {
         assert a[:3] == b[:3]
         if a[0] != 410:
             assert a[3] == b[3]
+
+
+SEQ_CONF = """\
+http {
+    ssl_certificate @DIR@/c.pem;
+    ssl_certificate_key @DIR@/k.pem;
+    server {
+        listen 127.0.0.1:@H2C@ http2;
+        listen 127.0.0.1:@TLS@ ssl http2;
+        listen 127.0.0.1:@H1@;
+        location = /ret { return 200 "r $uri $server_protocol\\n"; }
+        location /up/ { proxy_pass http://127.0.0.1:@UP@; }
+        location /s/ { alias @DIR@/www/; }
+    }
+}
+"""
+
+SEQ_PATHS = ["/ret", "/up/a", "/s/f.txt", "/up/b", "/ret", "/s/f.txt"]
+CURL_W = "[%{http_version} %{http_code} %{num_connects}]\n"
+
+
+def curl_like_sequence(sock, paths):
+    """Requests one after another on one connection, each sent only when the
+    previous stream has ended, with curl's frames: its SETTINGS (push off, a
+    32 MiB stream window), a connection WINDOW_UPDATE, the ACK of the
+    server's SETTINGS only after the first answer, and one HPACK context
+    over all requests. [(status, content-type, body)], and whether the
+    server sent GOAWAY or closed before the last answer."""
+    enc, dec = hpack.Encoder(), hpack.Decoder()
+    st = hf.SettingsFrame(0)
+    st.settings = {hf.SettingsFrame.MAX_CONCURRENT_STREAMS: 100,
+                   hf.SettingsFrame.INITIAL_WINDOW_SIZE: 1 << 25, hf.SettingsFrame.ENABLE_PUSH: 0}
+    wu = hf.WindowUpdateFrame(0)
+    wu.window_increment = 0x01ff0001
+    sock.sendall(PREFACE + st.serialize() + wu.serialize())
+    buf, out, ack_owed, broken = b"", [], False, False
+    for i, path in enumerate(paths):
+        sid = 2 * i + 1
+        try:
+            sock.sendall(headers_frame(sid, path, enc=enc, extra=[("user-agent", "curl"), ("accept", "*/*")]))
+        except OSError:
+            return out, True
+        status, ctype, body, ended = 0, None, b"", False
+        while not ended and not broken:
+            while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+                try:
+                    d = sock.recv(65536)
+                except ConnectionResetError:
+                    d = b""
+                if not d:
+                    broken = True
+                    break
+                buf += d
+            if broken:
+                break
+            f, ln = hf.Frame.parse_frame_header(memoryview(buf[:9]))
+            f.parse_body(memoryview(buf[9:9 + ln]))
+            buf = buf[9 + ln:]
+            if isinstance(f, hf.SettingsFrame) and "ACK" not in f.flags:
+                ack_owed = True
+            elif isinstance(f, hf.GoAwayFrame) or (isinstance(f, hf.RstStreamFrame) and f.stream_id == sid):
+                broken = True
+            elif isinstance(f, hf.HeadersFrame) and f.stream_id == sid:
+                hs = dict((k.decode(), v.decode()) for k, v in dec.decode(f.data, raw=True))
+                status, ctype = int(hs[":status"]), hs.get("content-type")
+            elif isinstance(f, hf.DataFrame) and f.stream_id == sid:
+                body += f.data
+            ended = f.stream_id == sid and "END_STREAM" in f.flags
+        out.append((status, ctype, body.replace(b"HTTP/2.0", b"H2")))
+        if broken:
+            break
+        if ack_owed:
+            sock.sendall(hf.SettingsFrame(0, flags=["ACK"]).serialize())
+            ack_owed = False
+    return out, broken
+
+
+def _seq_server(start, tmp_path):
+    up = EchoUpstream(handler=lambda req: Reply(200, body=b"up " + req.target.encode() + b"\n"))
+    ports = {"H2C": free_port(), "TLS": free_port(), "H1": free_port()}
+    srv = start(SEQ_CONF, DIR=str(tmp_path), UP=up.port, **ports)
+    return srv, up, ports
+
+
+def _make_seq_files(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem"), "-days", "2",
+                    "-subj", "/CN=localhost"], check=True, capture_output=True)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "f.txt").write_bytes(b"static\n")
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+def test_sequential_streams_like_curl_next(portvakt, nginx, tmp_path):
+    """Requests sent one after another on one connection, as curl does for
+    several URLs or --next: h2c with prior knowledge and h2 over TLS (ALPN)
+    answer each of them and keep the connection, as NGINX does."""
+    import ssl
+    _make_seq_files(tmp_path)
+    results = []
+    for start in (portvakt, nginx):
+        srv, up, ports = _seq_server(start, tmp_path)
+        with socket.create_connection(("127.0.0.1", ports["H2C"]), timeout=10) as s:
+            h2c = curl_like_sequence(s, SEQ_PATHS)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", ports["TLS"]), timeout=10)) as s:
+            assert s.selected_alpn_protocol() == "h2"
+            tls = curl_like_sequence(s, SEQ_PATHS)
+        url = "https://127.0.0.1:%d" % ports["TLS"]
+        argv = ["curl", "-s"]
+        for i, path in enumerate(SEQ_PATHS):
+            argv += (["--next"] if i else []) + ["-k", "--http2", "-w", CURL_W, url + path]
+        r = subprocess.run(argv, capture_output=True, timeout=30)
+        results.append((h2c, tls, r.returncode, r.stdout, [q.target for q in up.requests]))
+        srv.stop()
+        up.stop()
+    pv, ng = results
+    want = [(200, "text/plain", b"r /ret H2\n"), (200, None, b"up /up/a\n"), (200, "text/plain", b"static\n"),
+            (200, None, b"up /up/b\n"), (200, "text/plain", b"r /ret H2\n"), (200, "text/plain", b"static\n")]
+    for h2c, tls, rc, out, ups in results:
+        assert h2c == (want, False)
+        assert tls == (want, False)
+        assert rc == 0
+        # curl opened one connection: the later URLs went over it
+        assert out.count(b"[2 200 1]") == 1 and out.count(b"[2 200 0]") == len(SEQ_PATHS) - 1, out
+        assert ups == ["/up/a", "/up/b"] * 3
+    assert pv == ng
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+def test_h2c_upgrade_is_answered_over_http11(portvakt, nginx, tmp_path):
+    """`curl --http2` on cleartext asks for h2c by Upgrade; NGINX does not
+    take it and answers over HTTP/1.1 on the same connection, and so does
+    portvakt, for every request of the run."""
+    _make_seq_files(tmp_path)
+    results = []
+    for start in (portvakt, nginx):
+        srv, up, ports = _seq_server(start, tmp_path)
+        url = "http://127.0.0.1:%d" % ports["H1"]
+        argv = ["curl", "-s"]
+        for i, path in enumerate(SEQ_PATHS):
+            argv += (["--next"] if i else []) + ["--http2", "-w", CURL_W, url + path]
+        r = subprocess.run(argv, capture_output=True, timeout=30)
+        results.append((r.returncode, r.stdout.replace(b"HTTP/1.1", b"H1")))
+        srv.stop()
+        up.stop()
+    rc, out = results[0]
+    assert rc == 0
+    assert out.count(b"[1.1 200 1]") == 1 and out.count(b"[1.1 200 0]") == len(SEQ_PATHS) - 1, out
+    assert b"r /ret H1\n" in out and b"up /up/b\n" in out and b"static\n" in out
+    assert results[0] == results[1]
 
 
 # ---------------------------------------------------------------- TLS (ALPN)
