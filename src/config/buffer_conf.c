@@ -262,6 +262,12 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
     int64_t size = PV_MAX(c->proxy_buffer_size, c->proxy_buffers_size);
     c->busy_size = c->proxy_busy_buffers_size != PV_UNSET ? c->proxy_busy_buffers_size : 2 * size;
     c->write_size = c->proxy_temp_file_write_size != PV_UNSET ? c->proxy_temp_file_write_size : 2 * size;
+    c->proxy_pipe = (pv_pipe_conf_t){c->proxy_buffering, c->proxy_buffers_num, c->proxy_buffers_size, c->busy_size,
+                                     c->write_size, c->proxy_max_temp_file_size, c->proxy_limit_rate,
+                                     c->proxy_temp_path, c->proxy_store > 0};
+    if (!c->other_temp_paths[0])
+        c->other_temp_paths[0] = p ? p->other_temp_paths[0] : default_path(cx, "fastcgi_temp");
+    c->fastcgi.pipe.temp_path = c->other_temp_paths[0];
 }
 
 void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs)
@@ -351,29 +357,36 @@ static int size_cv_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
     return PV_OK;
 }
 
-static const char SIZES[] = "the maximum of the value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"";
+/* NGINX's checks of a module's response buffer sizes against each other
+ * (its merge_loc_conf), made once a level is merged: m is the module's
+ * prefix ("proxy", "fastcgi"), buffer_size its *_buffer_size. */
+int pv_conf_pipe_check(pv_conf_ctx_t *cx, const char *m, int64_t buffer_size, const pv_pipe_conf_t *c,
+                       const pv_conf_src_t *src)
+{
+    int64_t size = PV_MAX(buffer_size, c->buffers_size);
+    char sizes[128];
+    snprintf(sizes, sizeof(sizes), "the maximum of the value of \"%s_buffer_size\" and one of the \"%s_buffers\"", m,
+             m);
+    if (c->buffers_num < 2)
+        return pv_conf_error(cx, src, "there must be at least 2 \"%s_buffers\"", m);
+    if (c->busy_size < size)
+        return pv_conf_error(cx, src, "\"%s_busy_buffers_size\" must be equal to or greater than %s", m, sizes);
+    if (c->busy_size > (c->buffers_num - 1) * c->buffers_size)
+        return pv_conf_error(cx, src, "\"%s_busy_buffers_size\" must be less than the size of all "
+                                      "\"%s_buffers\" minus one buffer", m, m);
+    if (c->write_size < size)
+        return pv_conf_error(cx, src, "\"%s_temp_file_write_size\" must be equal to or greater than %s", m, sizes);
+    if (c->max_temp_file_size != 0 && c->max_temp_file_size < size)
+        return pv_conf_error(cx, src, "\"%s_max_temp_file_size\" must be equal to zero to disable "
+                                      "temporary files usage or must be equal to or greater than %s", m, sizes);
+    return PV_OK;
+}
 
-/* NGINX's checks of the response buffer sizes against each other, made
- * once a level is merged (the sizes in effect are set by the merge). */
 int pv_conf_buffer_check(pv_conf_ctx_t *cx, const pv_loc_conf_t *c, const pv_conf_src_t *src)
 {
-    int64_t size = PV_MAX(c->proxy_buffer_size, c->proxy_buffers_size);
-    if (c->proxy_buffers_num < 2)
-        return pv_conf_error(cx, src, "there must be at least 2 \"proxy_buffers\"");
-    int64_t busy = c->busy_size;
-    if (busy < size)
-        return pv_conf_error(cx, src, "\"proxy_busy_buffers_size\" must be equal to or greater than %s", SIZES);
-    if (busy > (c->proxy_buffers_num - 1) * c->proxy_buffers_size)
-        return pv_conf_error(cx, src, "\"proxy_busy_buffers_size\" must be less than the size of all "
-                                      "\"proxy_buffers\" minus one buffer");
-    int64_t write = c->write_size;
-    if (write < size)
-        return pv_conf_error(cx, src, "\"proxy_temp_file_write_size\" must be equal to or greater than %s",
-                             SIZES);
-    if (c->proxy_max_temp_file_size != 0 && c->proxy_max_temp_file_size < size)
-        return pv_conf_error(cx, src, "\"proxy_max_temp_file_size\" must be equal to zero to disable "
-                                      "temporary files usage or must be equal to or greater than %s", SIZES);
-    return PV_OK;
+    if (pv_conf_pipe_check(cx, "proxy", c->proxy_buffer_size, &c->proxy_pipe, src) != PV_OK)
+        return PV_ERR;
+    return pv_conf_pipe_check(cx, "fastcgi", c->fastcgi.buffer_size, &c->fastcgi.pipe, src);
 }
 
 /* ---- the table ---- */

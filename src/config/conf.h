@@ -390,6 +390,22 @@ enum { PV_BODY_FILE_OFF = 0, PV_BODY_FILE_ON, PV_BODY_FILE_CLEAN };
 #define PV_KA_DISABLE_MSIE6 0x1  /* MSIE 6 and older, POST requests */
 #define PV_KA_DISABLE_SAFARI 0x2 /* Safari on Mac OS X */
 
+/* What the response pipe (src/proxy/pipe.c) holds for a slow client, for
+ * one module's *_buffering, *_buffers, *_busy_buffers_size,
+ * *_temp_file_write_size, *_max_temp_file_size, *_limit_rate and
+ * *_temp_path: the sizes in effect, set when a level is merged. */
+typedef struct pv_pipe_conf_s {
+    int buffering;                 /* on: the response is read ahead of a slow client */
+    int buffers_num;               /* memory: N buffers of SIZE */
+    int64_t buffers_size;
+    int64_t busy_size;             /* handed to the client at a time */
+    int64_t write_size;            /* written to the temp file at a time */
+    int64_t max_temp_file_size;    /* 0: no temp file */
+    int64_t limit_rate;            /* bytes per second read from the upstream while buffering; 0: none */
+    const pv_temp_path_t *temp_path;
+    int store;                     /* proxy_store: the temp file is the store's (no limit, no warning) */
+} pv_pipe_conf_t;
+
 #include "conf_grpc.h"
 #include "conf_fastcgi.h"
 
@@ -455,6 +471,7 @@ typedef struct pv_loc_conf_s {
     int64_t busy_size;             /* proxy_busy_buffers_size in effect: handed to the client at a time */
     int64_t write_size;            /* proxy_temp_file_write_size in effect: written to the file at a time */
     int64_t proxy_limit_rate;      /* bytes per second read from the upstream while buffering; 0 (the default): no limit */
+    pv_pipe_conf_t proxy_pipe;     /* the proxy_* buffering settings above as the pipe reads them (merge) */
     int proxy_force_ranges;        /* default off: byte ranges for proxied responses without Accept-Ranges */
     int proxy_ignore_client_abort; /* default off: a client gone before the answer ends the exchange */
     int proxy_store;               /* PV_UNSET; default off; 1: a 200 response is stored (store_conf.c) */

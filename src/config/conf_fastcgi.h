@@ -28,6 +28,16 @@ typedef struct pv_fastcgi_conf_s {
     int64_t buffer_size;           /* default 4k: the response's head at most, and each read */
     int buffering;                 /* fastcgi_buffering; default on */
     int ignore;                    /* fastcgi_ignore_headers PV_IGN_* bits; default none */
+    int buffers_num;               /* fastcgi_buffers N SIZE; default 8 4k */
+    int64_t buffers_size;
+    int64_t busy_buffers_size;     /* as written; PV_UNSET: twice the larger of buffer_size and SIZE */
+    int64_t temp_file_write_size;  /* as written; same default */
+    int64_t max_temp_file_size;    /* default 1024m; 0: no temp file */
+    int64_t limit_rate;            /* fastcgi_limit_rate; default 0: none */
+    pv_pipe_conf_t pipe;           /* the buffering settings in effect (merge; temp_path: fastcgi_temp_path) */
+    const struct pv_bind_conf_s *bind; /* fastcgi_bind; NULL: none (off, or unset) */
+    int bind_set;                  /* fastcgi_bind given at this level (off too) */
+    int socket_keepalive;          /* fastcgi_socket_keepalive: SO_KEEPALIVE; default off */
     pv_str_t *hide;                /* fastcgi_hide_header names */
     int nhide;
     pv_str_t *pass;                /* fastcgi_pass_header names */

@@ -274,6 +274,8 @@ int pv_conf_set_int(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
 /* proxy_pass (pass_conf.c). */
 int pv_conf_set_proxy_pass(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 int pv_conf_set_proxy_bind(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
+/* proxy_bind's and fastcgi_bind's arguments: *out the address, or NULL for off. */
+int pv_conf_bind(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const struct pv_bind_conf_s **out);
 /* pp, the target of the line nd (URL url, host and port as written), is
  * loc's, and is looked up once the whole file is read. */
 void pv_conf_pass_target(pv_conf_ctx_t *cx, pv_location_t *loc, pv_proxy_pass_t *pp, const pv_conf_node_t *nd,
@@ -393,6 +395,9 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
 void pv_conf_buffer_merge_srv(pv_server_t *s, const pv_server_t *hs);
 /* After merging a level: NGINX's checks of the response buffer sizes. */
 int pv_conf_buffer_check(pv_conf_ctx_t *cx, const pv_loc_conf_t *c, const pv_conf_src_t *src);
+/* One module's response buffer sizes checked as NGINX checks them. */
+int pv_conf_pipe_check(pv_conf_ctx_t *cx, const char *m, int64_t buffer_size, const pv_pipe_conf_t *c,
+                       const pv_conf_src_t *src);
 
 /* The residency directives (residency_conf.c) and the check after the
  * merge (residency.c). */

@@ -19,6 +19,10 @@ void pv_conf_fastcgi_init(pv_fastcgi_conf_t *f)
     f->buffer_size = PV_UNSET;
     f->buffering = PV_UNSET;
     f->ignore = PV_UNSET;
+    f->buffers_num = PV_UNSET;
+    f->buffers_size = f->busy_buffers_size = f->temp_file_write_size = PV_UNSET;
+    f->max_temp_file_size = f->limit_rate = PV_UNSET;
+    f->socket_keepalive = PV_UNSET;
 }
 
 #define MERGE(f, def)                                                                              \
@@ -43,6 +47,30 @@ void pv_conf_fastcgi_merge(pv_fastcgi_conf_t *c, const pv_fastcgi_conf_t *p)
     MERGE(buffer_size, 4096);
     MERGE(buffering, 1);
     MERGE(ignore, 0);
+    MERGE(max_temp_file_size, 1024 * 1024 * 1024);
+    MERGE(limit_rate, 0);
+    MERGE(socket_keepalive, 0);
+    if (c->buffers_num == PV_UNSET) {
+        c->buffers_num = p ? p->buffers_num : 8;
+        c->buffers_size = p ? p->buffers_size : 4096;
+    }
+    /* the busy and write sizes inherit only as written, as NGINX */
+    if (c->busy_buffers_size == PV_UNSET && p)
+        c->busy_buffers_size = p->busy_buffers_size;
+    if (c->temp_file_write_size == PV_UNSET && p)
+        c->temp_file_write_size = p->temp_file_write_size;
+    int64_t size = PV_MAX(c->buffer_size, c->buffers_size);
+    c->pipe.buffering = c->buffering;
+    c->pipe.buffers_num = c->buffers_num;
+    c->pipe.buffers_size = c->buffers_size;
+    c->pipe.busy_size = c->busy_buffers_size != PV_UNSET ? c->busy_buffers_size : 2 * size;
+    c->pipe.write_size = c->temp_file_write_size != PV_UNSET ? c->temp_file_write_size : 2 * size;
+    c->pipe.max_temp_file_size = c->max_temp_file_size;
+    c->pipe.limit_rate = c->limit_rate;
+    if (!c->bind_set && p) {
+        c->bind = p->bind;
+        c->bind_set = p->bind_set;
+    }
     if (c->next_upstream & PV_NEXT_F_OFF)
         c->next_upstream = PV_NEXT_F_OFF;
     if (!c->params && p) { /* fastcgi_param lines are inherited all or none */
@@ -169,21 +197,38 @@ static int set_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_con
     return PV_OK;
 }
 
-/* fastcgi_buffers NUMBER SIZE: checked as NGINX checks it; the body goes
- * to the client through one buffer of fastcgi_buffer_size at a time. */
+/* fastcgi_buffers NUMBER SIZE, as NGINX's bufs setter */
 static int set_buffers_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     PV_UNUSED(cmd);
-    PV_UNUSED(base);
-    int64_t num = pv_conf_parse_num(nd->args[1]), size = PV_UNSET;
-    if (num <= 0)
-        return pv_conf_error(cx, &nd->src, "invalid value \"%s\"", ARG(nd, 1));
-    pv_conf_node_t one = *nd;
-    one.args = nd->args + 1;
-    one.nargs = 2;
-    if (pv_conf_size(cx, &one, &size) != PV_OK)
-        return PV_ERR;
+    pv_fastcgi_conf_t *f = fconf(base);
+    if (f->buffers_num != PV_UNSET)
+        return DUP(cx, nd);
+    int64_t num = pv_conf_parse_num(nd->args[1]);
+    int64_t size = pv_conf_parse_size(nd->args[2]);
+    if (num <= 0 || num > 0x7fffffff || size <= 0 || size > 0x7fffffff)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive invalid value", ARG(nd, 0));
+    f->buffers_num = (int)num;
+    f->buffers_size = size;
     return PV_OK;
+}
+
+/* A size (fastcgi_busy_buffers_size, _temp_file_write_size,
+ * _max_temp_file_size, _limit_rate), as NGINX's size slot. */
+static int set_any_size_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    return pv_conf_size(cx, nd, (int64_t *)((char *)fconf(base) + cmd->offset));
+}
+
+/* fastcgi_bind ADDRESS [transparent] | off, as proxy_bind */
+static int set_bind_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    PV_UNUSED(cmd);
+    pv_fastcgi_conf_t *f = fconf(base);
+    if (f->bind_set)
+        return DUP(cx, nd);
+    f->bind_set = 1;
+    return pv_conf_bind(cx, nd, &f->bind);
 }
 
 static int set_flag_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -276,6 +321,12 @@ static const pv_conf_cmd_t fastcgi_cmds[] = {
     {"fastcgi_buffers", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_buffers_cb, NONE, NULL},
     {"fastcgi_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, F(buffering), NULL},
     {"fastcgi_ignore_headers", PV_CTX_ANY_LOC, PV_ARGS_1MORE, set_ignore_cb, NONE, NULL},
+    {"fastcgi_busy_buffers_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_any_size_cb, F(busy_buffers_size), NULL},
+    {"fastcgi_temp_file_write_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_any_size_cb, F(temp_file_write_size), NULL},
+    {"fastcgi_max_temp_file_size", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_any_size_cb, F(max_temp_file_size), NULL},
+    {"fastcgi_limit_rate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_any_size_cb, F(limit_rate), NULL},
+    {"fastcgi_bind", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_bind_cb, NONE, NULL},
+    {"fastcgi_socket_keepalive", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, F(socket_keepalive), NULL},
 };
 
 const pv_conf_module_t pv_conf_fastcgi_module = {"fastcgi", fastcgi_cmds, PV_NELEM(fastcgi_cmds)};

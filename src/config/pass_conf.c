@@ -125,12 +125,9 @@ int pv_conf_set_proxy_pass(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
 
 /* proxy_bind ADDR [transparent] | off, as NGINX's upstream bind slot: an
  * address with variables is parsed per request. */
-int pv_conf_set_proxy_bind(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+int pv_conf_bind(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_bind_conf_t **out)
 {
-    pv_loc_conf_t *lc = cx->lc;
-    if (lc->proxy_bind_set)
-        return DUP(cx, nd);
-    lc->proxy_bind_set = 1;
+    *out = NULL;
     if (nd->nargs == 2 && strcmp(ARG(nd, 1), "off") == 0)
         return PV_OK;
     pv_bind_conf_t *b = pv_arena_calloc(cx->a, sizeof(*b));
@@ -146,6 +143,17 @@ int pv_conf_set_proxy_bind(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv
             return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", ARG(nd, 2));
         b->addr.transparent = 1;
     }
-    lc->proxy_bind = b;
+    *out = b;
     return PV_OK;
+}
+
+int pv_conf_set_proxy_bind(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    PV_UNUSED(cmd);
+    PV_UNUSED(base);
+    pv_loc_conf_t *lc = cx->lc;
+    if (lc->proxy_bind_set)
+        return DUP(cx, nd);
+    lc->proxy_bind_set = 1;
+    return pv_conf_bind(cx, nd, &lc->proxy_bind);
 }

@@ -8,8 +8,11 @@
  * connection, which goes back to the upstream's keepalive pool after
  * END_REQUEST; else it is closed.
  *
- * Back-pressure: the response body is read into one buffer that the
- * client must take before the upstream socket is read again. */
+ * The response body goes to the client through the proxy's pipe (pipe.c):
+ * with fastcgi_buffering (or X-Accel-Buffering: yes) what a slow client
+ * has not taken is held in fastcgi_buffers and a temp file, and the
+ * responder is read on; without, the client must take each buffer before
+ * the responder's socket is read again. */
 #include "fastcgi.h"
 #include "fcgi_rx.h"
 #include "pcache.h"
@@ -17,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../core/cache.h"
 #include "../core/log.h"
@@ -44,12 +48,12 @@ typedef struct pv_fastcgi_s {
     size_t wcap, wpos, wlen;
     pv_fcgi_rx_t rx;             /* the response */
     uint8_t client_wait;         /* the client has not taken everything queued yet */
-    uint8_t queued;              /* out is in the client's queue */
     uint8_t stdin_done;          /* the empty STDIN record is queued */
     uint8_t buffering;           /* 2: reading the whole body before asking a responder (fastcgi_request_buffering) */
     uint8_t extra;               /* more body than Content-Length came (logged once) */
     int64_t clen;                /* the response's Content-Length, -1 none */
     int64_t body;                /* body bytes passed on */
+    uint32_t seen;               /* rx.out's bytes counted in body */
     pv_sub_done_cb done;         /* an auth subrequest's caller (px.sub_done frees the state first) */
 } pv_fastcgi_t;
 
@@ -94,14 +98,6 @@ static int put_records(pv_fastcgi_t *g, int type, const uint8_t *p, size_t n)
         p += k;
         n -= k;
     } while (n);
-    return 0;
-}
-
-static int in_list(pv_str_t n, const pv_str_t *l, int nl)
-{
-    for (int i = 0; i < nl; i++)
-        if (l[i].len == n.len && pv_str_ieq(n, l[i].p, n.len))
-            return 1;
     return 0;
 }
 
@@ -197,7 +193,8 @@ static int fc_body(pv_fastcgi_t *g)
     for (int i = 0; i < n; i++)
         if (spans[i].len && put_records(g, PV_FCGI_STDIN, (const uint8_t *)spans[i].p, spans[i].len) < 0)
             goto nomem;
-    if (!send || (pv_body_done(hr) && !pv_body_buffered(hr))) {
+    /* done, the buffer may hold a pipelined request's bytes: not body */
+    if (!send || pv_body_done(hr)) {
         if (put_records(g, PV_FCGI_STDIN, NULL, 0) < 0)
             goto nomem;
         g->stdin_done = 1;
@@ -236,9 +233,9 @@ static void fc_drop(pv_fastcgi_t *g)
 {
     fc_release(g, 0);
     g->wpos = g->wlen = 0;
-    g->client_wait = g->queued = g->stdin_done = 0;
+    g->client_wait = g->stdin_done = 0;
     if (g->rx.out)
-        g->rx.out->last = 0;
+        g->rx.out->pos = g->rx.out->last = g->seen = 0;
     if (g->px.uin)
         g->px.uin->pos = g->px.uin->last = 0;
 }
@@ -290,10 +287,13 @@ static void fc_start(pv_proxy_t *px)
     pv_upconn_t *u = px->fresh ? NULL : pv_upstream_take_idle(px->pool, s, !pv_proxy_idempotent(px->r->method_id), NULL);
     px->fresh = 0;
     px->reused = u != NULL;
-    if (!u && !(u = pv_upstream_connect(w, px->pool, s, NULL, NULL, NULL, NULL))) {
+    const pv_fastcgi_conf_t *fc = &px->loc->conf.fastcgi;
+    if (!u && !(u = pv_upstream_connect(w, px->pool, s, NULL, NULL, NULL, pv_proxy_bind_of(px, fc->bind)))) {
         fc_failed(g, PV_UPF_CONNECT, errno);
         return;
     }
+    if (fc->socket_keepalive && !px->reused)
+        (void)setsockopt(u->x.io.fd, SOL_SOCKET, SO_KEEPALIVE, &(int){1}, sizeof(int));
     pv_upstream_attach(u, &fc_ops, px);
     u->log_req = &px->hr->r;
     px->u = u;
@@ -302,7 +302,7 @@ static void fc_start(pv_proxy_t *px)
     pv_fcgi_rx_init(&g->rx, px->r->arena, (size_t)px->loc->conf.fastcgi.buffer_size, g->rx.out);
     g->clen = -1;
     g->body = g->extra = 0;
-    g->rx.out->last = 0;
+    g->rx.out->pos = g->rx.out->last = g->seen = 0;
     if (build_request(g) < 0) {
         fc_nomem(g);
         return;
@@ -368,33 +368,6 @@ static int next_on_status(pv_fastcgi_t *g, int status)
     return 1;
 }
 
-/* Whether a response field stays out of the client's head: NGINX's
- * default set (Status, X-Accel-*) unless fastcgi_pass_header names it,
- * and the fastcgi_hide_header names. */
-static int hidden(const pv_fastcgi_conf_t *fc, pv_str_t n)
-{
-    static const pv_str_t dflt[] = {PV_STR("status"), PV_STR("x-accel-expires"), PV_STR("x-accel-redirect"),
-                                    PV_STR("x-accel-limit-rate"), PV_STR("x-accel-buffering"),
-                                    PV_STR("x-accel-charset")};
-    if (in_list(n, fc->hide, fc->nhide))
-        return 1;
-    return in_list(n, dflt, (int)PV_NELEM(dflt)) && !in_list(n, fc->pass, fc->npass);
-}
-
-/* A Content-Length value: its number, or -1. */
-static int64_t parse_len(pv_str_t v)
-{
-    int64_t n = 0;
-    if (!v.len || v.len > 18)
-        return -1;
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.p[i] < '0' || v.p[i] > '9')
-            return -1;
-        n = n * 10 + (v.p[i] - '0');
-    }
-    return n;
-}
-
 /* The head's fields as the client's head h (fields in out). */
 static void head_fields(pv_fastcgi_t *g, pv_resp_head_t *h, pv_header_t *out)
 {
@@ -405,16 +378,16 @@ static void head_fields(pv_fastcgi_t *g, pv_resp_head_t *h, pv_header_t *out)
         if (PV_STR_IEQ(f->name, "content-type")) {
             h->content_type = f->value;
         } else if (PV_STR_IEQ(f->name, "content-length")) {
-            int64_t cl = g->clen = parse_len(f->value);
+            int64_t cl = g->clen = pv_fcgi_parse_len(f->value);
             if (cl >= 0 && !(r->flags & PV_REQ_F_HEAD)) {
                 h->content_length = cl;
                 h->frame = PV_FRAME_NONE;
             }
-        } else if (PV_STR_IEQ(f->name, "location") && !hidden(fc, f->name)) {
+        } else if (PV_STR_IEQ(f->name, "location") && !pv_fcgi_hidden(fc, f->name)) {
             h->location = f->value.len && f->value.p[0] == '/'
                               ? pv_router_location_url(r, f->value, 0, (pv_str_t){"", 0})
                               : f->value;
-        } else if (!hidden(fc, f->name) && !pv_header_is_hop_by_hop(f->name)) {
+        } else if (!pv_fcgi_hidden(fc, f->name) && !pv_header_is_hop_by_hop(f->name)) {
             out[h->nfields++] = *f;
             if (PV_STR_IEQ(f->name, "server"))
                 h->server = (pv_str_t){"", 0};
@@ -463,6 +436,8 @@ static int fc_head(pv_fastcgi_t *g)
     if (g->rx.status_line.len > 4)
         h.reason = (pv_str_t){g->rx.status_line.p + 4, g->rx.status_line.len - 4};
     head_fields(g, &h, fields);
+    /* X-Accel-Buffering, X-Accel-Limit-Rate unless fastcgi_ignore_headers names them */
+    pv_pipe_start(px, &px->loc->conf.fastcgi.pipe, px->loc->conf.fastcgi.ignore, g->rx.fields, g->rx.nfields);
     if ((r->flags & PV_REQ_F_HEAD) || status == 204 || status == 304)
         h.frame = PV_FRAME_NONE;
     if (pv_resp_send_head(hr, &h) != PV_OK) {
@@ -493,11 +468,14 @@ static void fc_complete(pv_fastcgi_t *g)
     pv_proxy_release_server(px, PV_BAL_OK);
     fc_release(g, 1);
     fc_drop(g);
-    hr->handling = 0;
     if (px->sub_done) {
+        hr->handling = 0;
         px->sub_done(hr, px->r, px->status);
         return;
     }
+    if (pv_pipe_upstream_done(px))
+        return; /* the client still takes what is held; the pipe ends the response */
+    hr->handling = 0;
     pv_resp_finish(hr);
 }
 
@@ -526,17 +504,21 @@ static int log_stderr(pv_fastcgi_t *g)
 
 /* How much of the body in out goes on: up to the Content-Length, the
  * rest dropped (logged once, as NGINX). */
-static size_t fc_allowed(pv_fastcgi_t *g)
+static void fc_allow(pv_fastcgi_t *g)
 {
-    size_t n = g->rx.out->last;
-    if (g->clen < 0 || g->body + (int64_t)n <= g->clen)
-        return n;
-    if (!g->extra)
-        pv_log_r(&g->px.hr->r, PV_LOG_WARN,
-                 "upstream sent more data than specified in \"Content-Length\" header while reading upstream, client: %s",
-                 pv_log_client(&g->px.hr->r));
-    g->extra = 1;
-    return (size_t)(g->clen - g->body);
+    pv_buf_t *o = g->rx.out;
+    size_t n = o->last - g->seen; /* bytes not looked at yet */
+    if (g->clen >= 0 && g->body + (int64_t)n > g->clen) {
+        if (!g->extra)
+            pv_log_r(&g->px.hr->r, PV_LOG_WARN,
+                     "upstream sent more data than specified in \"Content-Length\" header while reading upstream, "
+                     "client: %s", pv_log_client(&g->px.hr->r));
+        g->extra = 1;
+        n = (size_t)(g->clen - g->body);
+        o->last = g->seen + (uint32_t)n;
+    }
+    g->body += (int64_t)n;
+    g->seen = o->last;
 }
 
 /* Act on what the parser recorded: STDERR, the head, body for the
@@ -553,26 +535,18 @@ static int fc_deliver(pv_fastcgi_t *g)
         return -1;
     if (g->rx.out->last && !g->client_wait) {
         if (g->px.sub_done || ((g->px.r->flags & PV_REQ_F_HEAD) && !hr->tee)) {
-            g->rx.out->last = 0; /* read and dropped */
+            g->rx.out->pos = g->rx.out->last = 0; /* read and dropped */
         } else {
-            int rc = PV_OK;
-            size_t n = fc_allowed(g);
-            if (n && pv_resp_room(hr) <= 0)
-                rc = pv_resp_flush(hr);
-            if (n && rc == PV_OK) {
-                pv_resp_send_body(hr, &(pv_str_t){(const char *)g->rx.out->data, n}, 1);
-                g->body += (int64_t)n;
-                g->queued = 1;
-                rc = pv_resp_flush(hr);
-            }
-            if (rc == PV_ERR)
+            fc_allow(g);
+            int rc = pv_pipe_push(&g->px, &g->rx.out);
+            if (!g->rx.out->last)
+                g->seen = 0;
+            if (rc == PV_PIPE_ENDED)
                 return -1; /* the client's connection closed: the request is gone */
-            if (rc == PV_AGAIN) {
+            if (rc == PV_PIPE_WAIT) {
                 g->client_wait = 1;
                 return FC_WAIT; /* client_proceed() goes on */
             }
-            g->queued = 0;
-            g->rx.out->last = 0;
         }
     }
     if (g->rx.ended && !g->client_wait) {
@@ -613,9 +587,10 @@ static int fc_read(pv_fastcgi_t *g)
         return FC_WAIT;
     if (b->pos == b->last) {
         b->pos = b->last = 0;
-        if (!u->x.readable)
-            return 1;
-        ssize_t n = pv_xprt_read(&u->x, b->data, b->size);
+        size_t max = b->size;
+        if (!u->x.readable || (px->pipe.rate && px->resp_head_done && pv_pipe_rate_wait(px, &max)))
+            return 1; /* fastcgi_limit_rate: the timer reads on */
+        ssize_t n = pv_xprt_read(&u->x, b->data, max);
         if (n == PV_AGAIN)
             return 1;
         if (n <= 0) {
@@ -623,6 +598,7 @@ static int fc_read(pv_fastcgi_t *g)
             return -1;
         }
         px->resp_started = 1;
+        px->pipe.read_len += (uint64_t)n;
         b->last = (uint32_t)n;
     }
     size_t used;
@@ -669,6 +645,8 @@ static void fc_io(pv_fastcgi_t *g)
             return;
         if (rd == 0)
             continue;
+        if (px->pipe.delayed)
+            return; /* the timer is fastcgi_limit_rate's wait */
         if (wr == 1)
             pv_timer_set(w->loop, &u->timer, (uint64_t)fc->send_timeout);
         else if (g->client_wait)
@@ -715,7 +693,11 @@ static void fc_failed(pv_fastcgi_t *g, pv_upfail_t f, int err)
     if (!(fi->flags & PV_UPF_F_CLIENT) && !px->resp_head_done)
         pv_proxy_append_status(px->r, fi->status);
     if (px->resp_head_done && !px->sub_done) {
-        pv_resp_abort(px->hr);
+        /* what is held goes first, unless the response was invalid */
+        if (px->pipe.on)
+            pv_pipe_upstream_cut(px, f != PV_UPF_INVALID_HEADER);
+        else
+            pv_resp_abort(px->hr);
         return;
     }
     px->last_fail = f;
@@ -745,6 +727,11 @@ static void fc_timeout_cb(void *owner)
 {
     pv_fastcgi_t *g = owner;
     pv_upconn_t *u = g->px.u;
+    if (g->px.pipe.delayed) {
+        g->px.pipe.delayed = 0; /* fastcgi_limit_rate's wait is over */
+        fc_io(g);
+        return;
+    }
     fc_failed(g, !u->connected ? PV_UPF_CONNECT_TIMEOUT : g->wpos < g->wlen ? PV_UPF_SEND_TIMEOUT : PV_UPF_READ_TIMEOUT,
               ETIMEDOUT);
 }
@@ -754,13 +741,16 @@ static void fc_timeout_cb(void *owner)
 static void client_proceed(pv_hreq_t *hr)
 {
     pv_fastcgi_t *g = hr->handler_ctx;
-    if (!g->client_wait)
+    if (g->px.pipe.on) {
+        /* held bytes to the client; the responder waits while none fit */
+        if (!pv_pipe_proceed(&g->px) || !g->client_wait)
+            return;
+    } else if (g->client_wait) {
+        g->rx.out->pos = g->rx.out->last = g->seen = 0; /* the client took it */
+    } else {
         return;
-    g->client_wait = 0;
-    if (g->queued) {
-        g->queued = 0;
-        g->rx.out->last = 0;
     }
+    g->client_wait = 0;
     if (g->rx.ended) {
         fc_deliver(g);
         return;
@@ -801,6 +791,7 @@ static void fc_free_parts(pv_hreq_t *hr, pv_fastcgi_t *g)
     if (g->px.pick.held)
         pv_proxy_release_server(&g->px, PV_BAL_OK);
     fc_drop(g);
+    pv_pipe_end(&g->px.pipe);
     if (g->px.dyn)
         pv_proxy_target_done(&g->px);
     pv_buf_put(g->px.uin);
@@ -864,6 +855,18 @@ static void fc_begin(pv_fastcgi_t *g)
         fc_start(&g->px);
 }
 
+/* The body could not be read: a broken or too large one (400, 413), a
+ * temp file failure (500), or the client went away (0). */
+static void fc_body_failed(pv_hreq_t *hr, int status)
+{
+    if (status) {
+        hr->handling = 0;
+        pv_resp_error(hr, status);
+    } else {
+        pv_resp_abort(hr);
+    }
+}
+
 /* More of the body arrived while it is read whole before a responder
  * is asked (fastcgi_request_buffering); the responder is asked once it
  * is here. */
@@ -871,15 +874,8 @@ static void fc_buffer(pv_fastcgi_t *g)
 {
     pv_hreq_t *hr = g->px.hr;
     int status = 0, rc = pv_reqbody_read(hr, &status);
-    if (rc == PV_ERR) {
-        if (status) {
-            hr->handling = 0;
-            pv_resp_error(hr, status);
-        } else {
-            pv_resp_abort(hr);
-        }
-        return;
-    }
+    if (rc == PV_ERR)
+        fc_body_failed(hr, status);
     if (rc != PV_OK)
         return;
     g->buffering = 0;
@@ -901,6 +897,13 @@ void pv_fastcgi_resume(pv_hreq_t *hr)
         g->buffering = fc->request_buffering ? 2 : 0; /* off: the responder is asked at once, as NGINX */
         if (g->buffering) {
             fc_buffer(g);
+            return;
+        }
+        /* unbuffered: a body here whole already goes as a buffered one
+         * (so $request_body has it, as NGINX's preread body) */
+        int status = 0;
+        if (pv_reqbody_arrived(hr, &status) == PV_ERR) {
+            fc_body_failed(hr, status);
             return;
         }
     }

@@ -30,17 +30,16 @@ static int64_t parse_rate(pv_str_t v)
     return n;
 }
 
-void pv_pipe_head(pv_proxy_t *px)
+void pv_pipe_start(pv_proxy_t *px, const pv_pipe_conf_t *cf, int ign, const pv_header_t *fields, int nfields)
 {
-    const pv_loc_conf_t *lc = &px->loc->conf;
     pv_pipe_t *p = &px->pipe;
-    int ign = lc->hdr.ignore == PV_UNSET ? 0 : lc->hdr.ignore;
-    p->buffering = (uint8_t)(lc->proxy_buffering && !px->sub_done);
+    p->cf = cf;
+    p->buffering = (uint8_t)(cf->buffering && !px->sub_done);
     p->delayed = 0;
     p->read_len = 0;
     p->start_s = (uint64_t)(pv_time_ms() / 1000); /* wall-clock seconds, as NGINX's ngx_time() */
-    for (int i = 0; px->rp.accel && i < px->rp.nfields; i++) {
-        const pv_header_t *f = &px->rp.fields[i];
+    for (int i = 0; i < nfields; i++) {
+        const pv_header_t *f = &fields[i];
         if (f->name.len == 17 && !(ign & PV_IGN_X_ACCEL_BUFFERING) && PV_STR_IEQ(f->name, "x-accel-buffering")) {
             /* the upstream switches buffering for its response, as NGINX lets it */
             if (PV_STR_IEQ(f->value, "yes"))
@@ -57,7 +56,14 @@ void pv_pipe_head(pv_proxy_t *px)
         }
     }
     /* the rate applies to a buffered response only, as NGINX's */
-    p->rate = p->buffering ? lc->proxy_limit_rate : 0;
+    p->rate = p->buffering ? cf->limit_rate : 0;
+}
+
+void pv_pipe_head(pv_proxy_t *px)
+{
+    const pv_loc_conf_t *lc = &px->loc->conf;
+    int ign = lc->hdr.ignore == PV_UNSET ? 0 : lc->hdr.ignore;
+    pv_pipe_start(px, &lc->proxy_pipe, ign, px->rp.fields, px->rp.accel ? px->rp.nfields : 0);
 }
 
 int pv_pipe_rate_wait(pv_proxy_t *px, size_t *max)
@@ -80,14 +86,15 @@ int pv_pipe_rate_wait(pv_proxy_t *px, size_t *max)
 
 /* Bytes the pipe may still take: behind bytes in the file only the file
  * (they leave in order), else the memory not filled and the file. Under
- * proxy_store the file has no limit, as NGINX's (it is the store's). */
-static uint64_t room(const pv_pipe_t *p, const pv_loc_conf_t *lc)
+ * *_store the file has no limit, as NGINX's (it is the store's). */
+static uint64_t room(const pv_pipe_t *p)
 {
-    uint64_t max = lc->proxy_store ? (uint64_t)INT64_MAX : (uint64_t)lc->proxy_max_temp_file_size;
+    const pv_pipe_conf_t *cf = p->cf;
+    uint64_t max = cf->store ? (uint64_t)INT64_MAX : (uint64_t)cf->max_temp_file_size;
     uint64_t file = max > p->wr ? max - p->wr : 0;
     if (p->rd != p->wr)
         return file;
-    uint64_t mem = (uint64_t)(lc->proxy_buffers_num - p->nbufs) * (uint64_t)lc->proxy_buffers_size;
+    uint64_t mem = (uint64_t)(cf->buffers_num - p->nbufs) * (uint64_t)cf->buffers_size;
     if (p->tail)
         mem += p->tail->size - p->tail->last;
     return mem + file;
@@ -97,9 +104,9 @@ static int file_put(pv_proxy_t *px, const char *d, size_t n)
 {
     pv_pipe_t *p = &px->pipe;
     pv_hreq_t *hr = px->hr;
-    const pv_loc_conf_t *lc = &px->loc->conf;
+    const pv_pipe_conf_t *cf = p->cf;
     if (!p->path) {
-        p->fd = pv_temp_file_open(hr, lc->proxy_temp_path, &p->path);
+        p->fd = pv_temp_file_open(hr, cf->temp_path, &p->path);
         if (p->fd < 0) {
             p->path = NULL;
             return -1;
@@ -107,12 +114,12 @@ static int file_put(pv_proxy_t *px, const char *d, size_t n)
         /* nobody opens it by name: it leaves the directory at once, as
          * NGINX's non-persistent temp files do */
         unlink(p->path);
-        if (!lc->proxy_store) /* NGINX's store file is this one, made without the warning */
+        if (!cf->store) /* NGINX's store file is this one, made without the warning */
             pv_log(PV_LOG_WARN, "an upstream response is buffered to a temporary file %s while reading upstream, "
                             "client: %s", p->path, hr->r.peer_text);
     }
     while (n) {
-        size_t k = (size_t)PV_MIN((uint64_t)n, (uint64_t)lc->write_size); /* proxy_temp_file_write_size */
+        size_t k = (size_t)PV_MIN((uint64_t)n, (uint64_t)cf->write_size); /* *_temp_file_write_size */
         ssize_t w = pwrite(p->fd, d, k, (off_t)p->wr);
         if (w < 0 && errno == EINTR)
             continue;
@@ -133,13 +140,13 @@ static int file_put(pv_proxy_t *px, const char *d, size_t n)
 static int put(pv_proxy_t *px, const char *d, size_t n)
 {
     pv_pipe_t *p = &px->pipe;
-    const pv_loc_conf_t *lc = &px->loc->conf;
+    const pv_pipe_conf_t *cf = p->cf;
     while (n && p->rd == p->wr) {
         pv_buf_t *t = p->tail;
         if (!t || t->last == t->size) {
-            if (p->nbufs >= lc->proxy_buffers_num)
+            if (p->nbufs >= cf->buffers_num)
                 break;
-            if (!(t = pv_buf_get_size((size_t)lc->proxy_buffers_size))) {
+            if (!(t = pv_buf_get_size((size_t)cf->buffers_size))) {
                 pv_cache_nomem("a response buffer", px->hr->r.peer_text);
                 return -1;
             }
@@ -193,7 +200,7 @@ static int give(pv_proxy_t *px)
 {
     pv_pipe_t *p = &px->pipe;
     pv_hreq_t *hr = px->hr;
-    size_t busy = (size_t)px->loc->conf.busy_size, total = 0;
+    size_t busy = (size_t)p->cf->busy_size, total = 0;
     pv_str_t spans[16];
     int ns = 0, max = PV_MIN(pv_resp_room(hr), 16);
     for (pv_buf_t *b = p->head; b && ns < max && total < busy; b = b->next) {
@@ -320,7 +327,7 @@ static int absorb(pv_proxy_t *px)
     pv_buf_t *b = px->uin;
     pv_str_t spans[16];
     while (!px->rp.body_done && b->pos < b->last) {
-        uint64_t r = room(&px->pipe, &px->loc->conf);
+        uint64_t r = room(&px->pipe);
         if (!r)
             break;
         int ns = 0;
@@ -411,6 +418,50 @@ int pv_pipe_body(pv_proxy_t *px)
         b->pos = b->last = 0;
         return PV_PIPE_READ;
     }
+}
+
+int pv_pipe_push(pv_proxy_t *px, pv_buf_t **bp)
+{
+    pv_pipe_t *p = &px->pipe;
+    pv_buf_t *b = *bp;
+    pv_str_t s = {b->data + b->pos, b->last - b->pos};
+    if (p->on) {
+        /* what fits is held; the rest waits in b for room */
+        s.len = (size_t)PV_MIN((uint64_t)s.len, room(p));
+        if (s.len && deliver(px, &s, 1) < 0)
+            return PV_PIPE_ENDED;
+        b->pos += (uint32_t)s.len;
+        if (b->pos == b->last)
+            b->pos = b->last = 0;
+        if (drain(px) < 0)
+            return PV_PIPE_ENDED;
+        /* the caller's next buffer must fit, or the upstream waits */
+        return !p->on || (!b->last && room(p) >= b->size) ? PV_PIPE_READ : PV_PIPE_WAIT;
+    }
+    if (s.len)
+        deliver(px, &s, 1);
+    int rc = pv_resp_flush(px->hr);
+    if (rc == PV_ERR)
+        return PV_PIPE_ENDED;
+    if (rc == PV_OK) {
+        b->pos = b->last = 0;
+        return PV_PIPE_READ;
+    }
+    if (!p->buffering)
+        return PV_PIPE_WAIT; /* the queue points into b until the client takes it */
+    /* the client fell behind: b stays with its queue; the caller goes on
+     * with a new buffer and what it decodes is held */
+    pv_buf_t *nb = pv_buf_get_size(b->size);
+    if (!nb) {
+        pv_cache_nomem("an upstream response buffer", px->r->peer_text);
+        pv_resp_abort(px->hr);
+        return PV_PIPE_ENDED;
+    }
+    *bp = nb;
+    p->held = b;
+    p->on = p->used = 1;
+    p->out = 0;
+    return PV_PIPE_READ;
 }
 
 int pv_pipe_proceed(pv_proxy_t *px)

@@ -22,8 +22,11 @@
 #include "../core/common.h"
 
 struct pv_proxy_s;
+struct pv_pipe_conf_s;
+struct pv_header_s;
 
 typedef struct pv_pipe_s {
+    const struct pv_pipe_conf_s *cf; /* the module's buffering settings (set by pv_pipe_start()) */
     pv_buf_t *head, *tail;  /* memory part, oldest first (linked by next): data in [pos, last) */
     int nbufs;              /* buffers in it (at most proxy_buffers' N) */
     int fd;                 /* temp file, -1 when none */
@@ -50,13 +53,26 @@ enum {
     PV_PIPE_READ = 0,  /* the read buffer is empty: read the upstream on */
     PV_PIPE_WAIT,      /* wait for the client (or the request has ended: touch nothing) */
     PV_PIPE_DONE,      /* the upstream response is complete */
-    PV_PIPE_BAD        /* the body's framing is broken */
+    PV_PIPE_BAD,       /* the body's framing is broken */
+    PV_PIPE_ENDED      /* pv_pipe_push(): the request has ended: touch nothing */
 };
 
 /* The upstream head is parsed and about to be sent: X-Accel-Buffering and
  * X-Accel-Limit-Rate (unless proxy_ignore_headers names them) decide
  * buffering and the rate for this response. */
 void pv_pipe_head(struct pv_proxy_s *px);
+/* The same for any module: its settings cf (kept for the response),
+ * the PV_IGN_* mask of fields it ignores, the head's fields. */
+void pv_pipe_start(struct pv_proxy_s *px, const struct pv_pipe_conf_s *cf, int ign, const struct pv_header_s *fields,
+                   int nfields);
+/* For a module that decodes the upstream's body itself (fastcgi.c): the
+ * bytes [pos, last) of *bp go to the client, or are held for it once it
+ * fell behind (*bp is then replaced by a new buffer, the old one staying
+ * with the client's queue). PV_PIPE_READ: *bp is empty, read the upstream
+ * on. PV_PIPE_WAIT: wait for the client (pv_pipe_proceed()): without
+ * buffering the queue still points into *bp, holding *bp is empty but
+ * nothing more fits. PV_PIPE_ENDED: the request has ended. */
+int pv_pipe_push(struct pv_proxy_s *px, pv_buf_t **bp);
 /* proxy_limit_rate: 1 when the upstream must not be read now (its
  * connection's timer is set to the end of the wait, and `delayed`);
  * else 0 and *max is cut to what may be read, as NGINX's event pipe

@@ -107,6 +107,8 @@ const char *pv_proxy_tls_name(pv_proxy_t *px);
 /* The local address to connect from (proxy_bind), its variables
  * evaluated; NULL: none (an invalid one is logged). */
 const pv_net_bind_t *pv_proxy_bind(pv_proxy_t *px);
+/* The same for a module's own setting b (fastcgi_bind); NULL for none. */
+const pv_net_bind_t *pv_proxy_bind_of(pv_proxy_t *px, const struct pv_bind_conf_s *b);
 /* proxy_ssl_certificate / _key with variables, for this request (NULL
  * when they have none: the SSL_CTX's certificate, if any, is used). */
 const struct pv_tls_cert_files_s *pv_proxy_tls_certs(pv_proxy_t *px);

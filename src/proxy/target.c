@@ -363,7 +363,11 @@ void pv_proxy_target_done(pv_proxy_t *px)
 
 const pv_net_bind_t *pv_proxy_bind(pv_proxy_t *px)
 {
-    const pv_bind_conf_t *b = px->loc->conf.proxy_bind;
+    return pv_proxy_bind_of(px, px->loc->conf.proxy_bind);
+}
+
+const pv_net_bind_t *pv_proxy_bind_of(pv_proxy_t *px, const pv_bind_conf_t *b)
+{
     if (!b || !b->cv)
         return b ? &b->addr : NULL;
     pv_str_t v = pv_cv_eval_arena(b->cv, px->r);

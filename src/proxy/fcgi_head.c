@@ -1,0 +1,41 @@
+/* The response head's field rules of fastcgi_pass: which fields stay
+ * out of the client's head (fastcgi_hide_header, fastcgi_pass_header and
+ * NGINX's default set) and the Content-Length value. */
+#include "fastcgi.h"
+
+#include <string.h>
+
+static int in_list(pv_str_t n, const pv_str_t *l, int nl)
+{
+    for (int i = 0; i < nl; i++)
+        if (l[i].len == n.len && pv_str_ieq(n, l[i].p, n.len))
+            return 1;
+    return 0;
+}
+
+/* Whether a response field stays out of the client's head: NGINX's
+ * default set (Status, X-Accel-*) unless fastcgi_pass_header names it,
+ * and the fastcgi_hide_header names. */
+int pv_fcgi_hidden(const pv_fastcgi_conf_t *fc, pv_str_t n)
+{
+    static const pv_str_t dflt[] = {PV_STR("status"), PV_STR("x-accel-expires"), PV_STR("x-accel-redirect"),
+                                    PV_STR("x-accel-limit-rate"), PV_STR("x-accel-buffering"),
+                                    PV_STR("x-accel-charset")};
+    if (in_list(n, fc->hide, fc->nhide))
+        return 1;
+    return in_list(n, dflt, (int)PV_NELEM(dflt)) && !in_list(n, fc->pass, fc->npass);
+}
+
+/* A Content-Length value: its number, or -1. */
+int64_t pv_fcgi_parse_len(pv_str_t v)
+{
+    int64_t n = 0;
+    if (!v.len || v.len > 18)
+        return -1;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        n = n * 10 + (v.p[i] - '0');
+    }
+    return n;
+}
