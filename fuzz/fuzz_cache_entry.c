@@ -37,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pv_fc_entry_t back;
     if (len != (ssize_t)e.body_start || pv_fc_entry_parse(out, (size_t)len, &back) != 0 ||
         back.body_len != e.body_len || back.valid_sec != e.valid_sec || back.status != e.status ||
+        back.updating_sec != e.updating_sec || back.error_sec != e.error_sec ||
         back.head.len != e.head.len || memcmp(back.head.p, e.head.p, e.head.len) != 0 ||
         back.key.len != e.key.len || memcmp(back.md5, e.md5, 16) != 0)
         abort();

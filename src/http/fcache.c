@@ -23,11 +23,14 @@ typedef struct node_s {
     struct node_s *hnext;       /* hash chain */
     struct node_s *prev, *next; /* recency list, most recent first */
     int64_t valid_sec;          /* fresh until */
+    uint32_t updating_sec;      /* then stale-while-revalidate for so long */
+    uint32_t error_sec;         /* and stale-if-error */
     int64_t accessed;           /* last asked for (seconds, monotonic) */
     int64_t fs_size;            /* bytes on disk */
     int64_t lock_ms;            /* when the filler took it (monotonic ms) */
     uint64_t gen;               /* which file is in place: new for each one stored or loaded */
     uint32_t uses;
+    uint16_t error;             /* an error status answers until valid_sec (no file needed) */
     uint8_t exists;             /* a file is in place */
     uint8_t updating;           /* a request fills it */
 } node_t;
@@ -306,16 +309,27 @@ static int purged(const pv_fcache_t *fc, const node_t *n, pv_str_t key)
     return 0;
 }
 
-/* The file of n is gone (purged): forgotten, and the node too unless a
+/* The file (or the stored error) of n is gone (purged): forgotten, and the node too unless a
  * request fills it. The caller unlinks the file. */
 static void drop_file(pv_fcache_t *fc, node_t *n)
 {
     if (n->exists)
         fc->total -= n->fs_size;
     n->exists = 0;
+    n->error = 0;
     n->gen = 0;
     if (!n->updating)
         remove_node(fc, n);
+}
+
+/* What ref learns of n's file (the lock held). */
+static void entry_times(pv_fc_ref_t *ref, const node_t *n)
+{
+    ref->exists = 1;
+    ref->gen = n->gen;
+    ref->valid_sec = n->valid_sec;
+    ref->updating_sec = n->updating_sec;
+    ref->error_sec = n->error_sec;
 }
 
 void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], pv_str_t key, int64_t now, int64_t min_uses, int lock,
@@ -328,7 +342,7 @@ void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], pv_str_t key, int64_t 
     int64_t ms = (int64_t)pv_now_ms(), mono = mono_s();
     pthread_mutex_lock(&fc->lock);
     node_t *n = find(fc, md5);
-    int gone = n && n->exists && fc->npurges && purged(fc, n, key);
+    int gone = n && (n->exists || n->error) && fc->npurges && purged(fc, n, key);
     if (gone)
         drop_file(fc, n);
     n = gone ? find(fc, md5) : n;
@@ -343,11 +357,14 @@ void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], pv_str_t key, int64_t 
     if (n->uses < UINT32_MAX)
         n->uses++;
     int held = n->updating && ms - n->lock_ms < lock_age;
-    if (n->exists) {
-        ref->exists = 1;
-        ref->gen = n->gen;
-        ref->valid_sec = n->valid_sec;
-        if (n->valid_sec > now) {
+    if (n->error && n->valid_sec < now)
+        n->error = 0; /* its time is over: the entry is looked up as it is */
+    if (n->error) {
+        ref->state = PV_FC_HIT;
+        ref->error = n->error;
+    } else if (n->exists) {
+        entry_times(ref, n);
+        if (n->valid_sec >= now) { /* fresh through its last second, as NGINX's */
             ref->state = PV_FC_HIT;
         } else if (held) {
             ref->state = PV_FC_UPDATING;
@@ -360,7 +377,8 @@ void pv_fc_lookup(pv_fcache_t *fc, const uint8_t md5[16], pv_str_t key, int64_t 
     } else {
         ref->state = PV_FC_MISS;
         ref->scarce = n->uses < (uint64_t)min_uses;
-        ref->fill = !ref->scarce && !held;
+        /* without the lock every miss stores its response (the last one stays), as NGINX's */
+        ref->fill = !ref->scarce && (!held || !lock);
     }
     if (ref->fill) {
         n->updating = 1;
@@ -393,11 +411,12 @@ int pv_fc_relook(pv_fc_ref_t *ref, int64_t now, int64_t lock_age)
     int done = 1;
     pthread_mutex_lock(&fc->lock);
     node_t *n = find(fc, ref->md5);
-    if (n && n->exists) {
-        ref->exists = 1;
-        ref->gen = n->gen;
-        ref->valid_sec = n->valid_sec;
-        ref->state = n->valid_sec > now ? PV_FC_HIT : PV_FC_EXPIRED;
+    if (n && n->error && n->valid_sec >= now) {
+        ref->state = PV_FC_HIT;
+        ref->error = n->error;
+    } else if (n && n->exists) {
+        entry_times(ref, n);
+        ref->state = n->valid_sec >= now ? PV_FC_HIT : PV_FC_EXPIRED;
     } else if (n && n->updating && ms - n->lock_ms < lock_age) {
         done = 0;
     } else {
@@ -435,8 +454,28 @@ void pv_fc_filled(pv_fc_ref_t *ref, int stored, int64_t fs_size, int64_t valid_s
             n->gen = next_gen();
             n->fs_size = fs_size;
             n->valid_sec = valid_sec;
+            n->updating_sec = ref->updating_sec;
+            n->error_sec = ref->error_sec;
+            n->error = 0;
             fc->total += fs_size;
         }
+    }
+    pthread_mutex_unlock(&fc->lock);
+}
+
+void pv_fc_error(pv_fc_ref_t *ref, int status, int64_t valid_sec)
+{
+    pv_fcache_t *fc = ref->fc;
+    if (!ref->fill)
+        return;
+    ref->fill = 0;
+    pthread_mutex_lock(&fc->lock);
+    node_t *n = find(fc, ref->md5);
+    if (n) {
+        n->updating = 0;
+        n->error = (uint16_t)status;
+        n->valid_sec = valid_sec;
+        n->gen = next_gen(); /* a wildcard purge made before it does not cover it */
     }
     pthread_mutex_unlock(&fc->lock);
 }
@@ -448,6 +487,8 @@ void pv_fc_refresh(pv_fc_ref_t *ref, int64_t valid_sec)
     node_t *n = find(fc, ref->md5);
     if (n) {
         n->valid_sec = valid_sec;
+        n->updating_sec = ref->updating_sec;
+        n->error_sec = ref->error_sec;
         if (ref->fill)
             n->updating = 0;
     }
@@ -501,7 +542,7 @@ int pv_fc_purge(pv_fcache_t *fc, const uint8_t md5[16])
     entry_path(fc, md5, path, sizeof(path));
     pthread_mutex_lock(&fc->lock);
     node_t *n = find(fc, md5);
-    int found = n && n->exists;
+    int found = n && (n->exists || n->error);
     if (found)
         drop_file(fc, n);
     pthread_mutex_unlock(&fc->lock);
@@ -632,6 +673,8 @@ static void load_file(pv_fcache_t *fc, const char *path, const char *name)
         nd->gen = next_gen();
         nd->uses = 1;
         nd->valid_sec = e.valid_sec;
+        nd->updating_sec = e.updating_sec;
+        nd->error_sec = e.error_sec;
         nd->fs_size = PV_FC_FS_SIZE(st.st_size);
         fc->total += nd->fs_size;
     }

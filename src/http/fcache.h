@@ -21,8 +21,11 @@
 
 /* ---- the entry file ------------------------------------------------------ */
 
-#define PV_FC_MAGIC "PVCACHE1"
-#define PV_FC_FIXED 88          /* bytes of the fixed part of an entry header */
+#define PV_FC_MAGIC "PVCACHE2"
+#define PV_FC_FIXED 96          /* bytes of the fixed part of an entry header */
+#define PV_FC_OFF_VALID 40      /* where valid_sec is: rewritten when the entry is revalidated */
+#define PV_FC_OFF_STALE 88      /* where updating_sec and error_sec are (two uint32) */
+#define PV_FC_VARY_MAX 128      /* a stored Vary value at most (NGINX's); longer: not stored */
 #define PV_FC_HEAD_MAX 12288    /* an entry's header (key, head, vary) at most: it is read in one go */
 
 /* What an entry file's header says (fcache_entry.c). */
@@ -30,6 +33,8 @@ typedef struct pv_fc_entry_s {
     uint8_t md5[16];            /* the key's MD5: the file name */
     uint8_t variant[16];        /* MD5 of the request fields its Vary names (zero: no Vary) */
     int64_t valid_sec;          /* fresh until then */
+    uint32_t updating_sec;      /* stale-while-revalidate: seconds past valid_sec it may answer while updated */
+    uint32_t error_sec;         /* stale-if-error: seconds past valid_sec it may answer for an error */
     int64_t date;               /* when it was stored */
     int64_t last_modified;      /* its Last-Modified, -1 none */
     int64_t body_len;           /* body bytes after the header */
@@ -75,6 +80,11 @@ typedef struct pv_fc_ref_s {
     uint8_t exists;             /* a file exists for it (HIT, EXPIRED, UPDATING) */
     uint8_t scarce;             /* MISS: fewer uses than min_uses so far */
     int64_t valid_sec;
+    /* the entry's stale-while-revalidate and stale-if-error seconds (past
+     * valid_sec): the looked-up file's; the filler sets them for the file
+     * it stores before pv_fc_filled() or pv_fc_refresh() */
+    uint32_t updating_sec, error_sec;
+    int error;                  /* HIT: an error status stored (pv_fc_error()) answers, not a file */
     uint64_t gen;               /* the file in place (exists): unique in the process */
     char path[PATH_MAX];        /* the entry's file */
 } pv_fc_ref_t;
@@ -114,6 +124,10 @@ int pv_fc_claim(pv_fc_ref_t *ref, int64_t lock_age);
 /* The filler is done: the file is in place (stored, with its size, fresh
  * until valid_sec) or not (failed). */
 void pv_fc_filled(pv_fc_ref_t *ref, int stored, int64_t fs_size, int64_t valid_sec);
+/* The filler got an error status that is answered from the zone until
+ * valid_sec (an intercepted error with a time, as NGINX's node error);
+ * a file in place stays, and a file stored later ends it. */
+void pv_fc_error(pv_fc_ref_t *ref, int status, int64_t valid_sec);
 /* A revalidated entry (304 from the upstream) is fresh until valid_sec. */
 void pv_fc_refresh(pv_fc_ref_t *ref, int64_t valid_sec);
 /* The entry's file could not be read: forget it. */

@@ -1,8 +1,9 @@
 /* The header of a cache entry file: a fixed part (magic, the key's MD5,
  * the Vary variant's MD5, fresh-until, stored-at, Last-Modified, body
- * length and offset, status, the lengths that follow), then the key, the
- * ETag, the Vary value and the response head as "Name: value" CRLF lines
- * after a "NNN reason" line; the body follows. Numbers are in the host's
+ * length and offset, status, the lengths that follow, the seconds it may
+ * answer stale past fresh-until while updated and for an error), then
+ * the key, the ETag, the Vary value and the response head as "Name:
+ * value" CRLF lines after a "NNN reason" line; the body follows. Numbers are in the host's
  * order: the files belong to the machine that wrote them. The parser
  * takes any bytes (a file on disk may be cut or foreign) and is fuzzed by
  * fuzz/fuzz_cache_entry.c. No I/O here. */
@@ -12,9 +13,9 @@
 #include <sys/types.h>
 
 enum {
-    OFF_MAGIC = 0, OFF_MD5 = 8, OFF_VARIANT = 24, OFF_VALID = 40, OFF_DATE = 48, OFF_LM = 56,
+    OFF_MAGIC = 0, OFF_MD5 = 8, OFF_VARIANT = 24, OFF_VALID = PV_FC_OFF_VALID, OFF_DATE = 48, OFF_LM = 56,
     OFF_BODY_LEN = 64, OFF_BODY_START = 72, OFF_STATUS = 76, OFF_KEY = 78, OFF_ETAG = 80,
-    OFF_VARY = 82, OFF_HEAD = 84,
+    OFF_VARY = 82, OFF_HEAD = 84, OFF_UPDATING = PV_FC_OFF_STALE, OFF_ERROR = PV_FC_OFF_STALE + 4,
 };
 
 static void put(char *buf, size_t off, const void *v, size_t n)
@@ -45,6 +46,8 @@ ssize_t pv_fc_entry_write(pv_fc_entry_t *e, char *buf, size_t cap)
     put(buf, OFF_ETAG, &el, 2);
     put(buf, OFF_VARY, &vl, 2);
     put(buf, OFF_HEAD, &hl, 4);
+    put(buf, OFF_UPDATING, &e->updating_sec, 4);
+    put(buf, OFF_ERROR, &e->error_sec, 4);
     char *p = buf + PV_FC_FIXED;
     const pv_str_t *parts[4] = {&e->key, &e->etag, &e->vary, &e->head};
     for (int i = 0; i < 4; i++) {
@@ -117,6 +120,8 @@ int pv_fc_entry_parse(const char *buf, size_t len, pv_fc_entry_t *e)
     memcpy(&el, buf + OFF_ETAG, 2);
     memcpy(&vl, buf + OFF_VARY, 2);
     memcpy(&hl, buf + OFF_HEAD, 4);
+    memcpy(&e->updating_sec, buf + OFF_UPDATING, 4);
+    memcpy(&e->error_sec, buf + OFF_ERROR, 4);
     uint64_t total = (uint64_t)PV_FC_FIXED + kl + el + vl + hl;
     if (total != e->body_start || total > len || total > PV_FC_HEAD_MAX || e->body_len < 0 || status < 100 ||
         status > 599 || kl == 0)

@@ -420,6 +420,7 @@ static int fc_head(pv_fastcgi_t *g)
     if (next_on_status(g, status))
         return -1;
     if (px->loc->conf.fastcgi.intercept_errors && status >= 300 && pv_error_page_for(hr, status)) {
+        pv_pcache_intercepted(px, status, g->rx.fields, g->rx.nfields);
         pv_proxy_release_server(px, PV_BAL_OK);
         fc_drop(g);
         hr->handling = 0;

@@ -3,6 +3,7 @@
  * static file path. Storing is pcache_store.c. */
 #include "pcache.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -64,8 +65,51 @@ int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n)
     return 0;
 }
 
+/* A request field whose value is a list of tokens: its variant is the
+ * same whatever the spaces and empty elements (NGINX's normalization). */
+static int token_list(const char *name, size_t len)
+{
+    static const char *const lists[] = {"accept-charset", "accept-encoding", "accept-language"};
+    for (size_t i = 0; i < PV_NELEM(lists); i++)
+        if (strlen(lists[i]) == len && memcmp(lists[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* One field's values in a variant: every line of that name, joined by
+ * commas; a token list by its tokens alone. */
+static void variant_values(EVP_MD_CTX *c, const pv_request_t *r, const char *name, size_t len)
+{
+    int list = token_list(name, len), multiple = 0;
+    for (int k = 0; k < r->nheaders; k++) {
+        pv_str_t v = r->headers[k].value;
+        if (r->headers[k].name.len != len || strncasecmp(r->headers[k].name.p, name, len) != 0)
+            continue;
+        if (!list) {
+            if (multiple)
+                EVP_DigestUpdate(c, ",", 1);
+            EVP_DigestUpdate(c, v.p, v.len);
+            multiple = 1;
+            continue;
+        }
+        for (size_t i = 0; i < v.len;) {
+            while (i < v.len && (v.p[i] == ' ' || v.p[i] == ','))
+                i++;
+            size_t s = i;
+            while (i < v.len && v.p[i] != ',' && v.p[i] != ' ')
+                i++;
+            if (i == s)
+                break;
+            if (multiple)
+                EVP_DigestUpdate(c, ",", 1);
+            EVP_DigestUpdate(c, v.p + s, i - s);
+            multiple = 1;
+        }
+    }
+}
+
 /* The request's variant for the field names a stored Vary lists: the MD5
- * of each name with the request's value. */
+ * of each name (lower case) with the request's values. */
 void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16])
 {
     EVP_MD_CTX *c = md5_start();
@@ -73,20 +117,20 @@ void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16])
     memset(out, 0, 16);
     if (!c)
         return;
+    char name[PV_FC_VARY_MAX];
     size_t i = 0;
     while (i < vary.len) {
         while (i < vary.len && (vary.p[i] == ' ' || vary.p[i] == ',' || vary.p[i] == '\t'))
             i++;
-        size_t s = i;
-        while (i < vary.len && vary.p[i] != ',' && vary.p[i] != ' ' && vary.p[i] != '\t')
-            i++;
-        if (i == s)
+        size_t len = 0;
+        for (; i < vary.len && vary.p[i] != ',' && vary.p[i] != ' ' && vary.p[i] != '\t'; i++)
+            if (len < sizeof(name))
+                name[len++] = (char)tolower((unsigned char)vary.p[i]);
+        if (len == 0)
             continue;
-        EVP_DigestUpdate(c, vary.p + s, i - s);
+        EVP_DigestUpdate(c, name, len);
         EVP_DigestUpdate(c, ":", 1);
-        for (int k = 0; k < r->nheaders; k++)
-            if (r->headers[k].name.len == i - s && strncasecmp(r->headers[k].name.p, vary.p + s, i - s) == 0)
-                EVP_DigestUpdate(c, r->headers[k].value.p, r->headers[k].value.len);
+        variant_values(c, r, name, len);
         EVP_DigestUpdate(c, "\n", 1);
     }
     EVP_DigestFinal_ex(c, out, &n);
@@ -102,6 +146,8 @@ static pv_loop_t *loop_of(pv_hreq_t *hr)
 
 static void serve_entry(pv_hreq_t *hr);
 static void wait_cb(pv_timer_t *t);
+static int settle(pv_hreq_t *hr, pv_pcache_t *c);
+static int to_secondary(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t v[16]);
 
 static void wait_proceed(pv_hreq_t *hr)
 {
@@ -141,6 +187,35 @@ static void to_upstream(pv_hreq_t *hr)
     c->use.resume(hr);
 }
 
+/* Whether a stale entry may answer while another request or this one's
+ * background update renews it: proxy_cache_use_stale updating, or the
+ * entry's stale-while-revalidate time not over. Its stale-if-error time
+ * is noted for a failure to come. */
+static int stale_updating(pv_pcache_t *c)
+{
+    int64_t now = (int64_t)time(NULL);
+    c->stale_error = c->ref.valid_sec + c->ref.error_sec >= now;
+    return (c->pc->use_stale & PV_STALE_UPDATING) || c->ref.valid_sec + c->ref.updating_sec >= now;
+}
+
+/* A stored error status answers as the upstream's did: by its
+ * error_page, the proxy's state gone. */
+static void answer_error(pv_hreq_t *hr, pv_pcache_t *c)
+{
+    c->serving = 1;
+    c->decided = 1;
+    if (hr->handler == &wait_handler) {
+        pv_timer_del(loop_of(hr), &c->timer);
+        hr->handler = NULL;
+        hr->handler_ctx = NULL;
+    } else if (hr->handler) {
+        hr->handler->cleanup(hr);
+        hr->handler = NULL;
+    }
+    hr->handling = 0;
+    pv_resp_error(hr, c->ref.error);
+}
+
 /* What the lookup found decides the way on. */
 static int act(pv_hreq_t *hr, pv_pcache_t *c)
 {
@@ -148,9 +223,13 @@ static int act(pv_hreq_t *hr, pv_pcache_t *c)
     switch (c->ref.state) {
     case PV_FC_HIT:
         r->cache_status = PV_CACHE_HIT;
+        if (c->ref.error) {
+            answer_error(hr, c);
+            return 1;
+        }
         break;
     case PV_FC_UPDATING:
-        if (!(c->pc->use_stale & PV_STALE_UPDATING)) {
+        if (!stale_updating(c)) {
             r->cache_status = PV_CACHE_EXPIRED;
             return 0;
         }
@@ -170,7 +249,7 @@ static int act(pv_hreq_t *hr, pv_pcache_t *c)
     case PV_FC_EXPIRED:
         if (r->cache_status == PV_CACHE_BYPASS)
             return 0;
-        if (c->ref.fill && c->pc->background_update && (c->pc->use_stale & PV_STALE_UPDATING)) {
+        if (stale_updating(c) && c->ref.fill && c->pc->background_update) {
             /* proxy_cache_background_update: the stale entry answers,
              * then this request updates it (background_start()) */
             r->cache_status = PV_CACHE_STALE;
@@ -196,7 +275,7 @@ static void wait_cb(pv_timer_t *t)
     pv_pcache_t *c = hr->r.pcache;
     const pv_pcache_conf_t *pc = c->pc;
     if (pv_fc_relook(&c->ref, (int64_t)time(NULL), pc->lock_age)) {
-        if (act(hr, c) == 0)
+        if (settle(hr, c) == 0)
             to_upstream(hr);
         return;
     }
@@ -216,18 +295,48 @@ static void lookup(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t md5[16])
     pv_fc_lookup(c->zone->impl, md5, c->key, (int64_t)time(NULL), pc->min_uses, pc->lock, pc->lock_age, &c->ref);
 }
 
+/* The stored head's fields (not its status line) into the arena. */
+static void keep_fields(pv_request_t *r, pv_pcache_t *c, pv_str_t head)
+{
+    enum { MAX = 64 };
+    char *copy = pv_arena_strndup(r->arena, head.p, head.len);
+    pv_header_t *f = pv_arena_alloc(r->arena, MAX * sizeof(*f));
+    if (!copy || !f)
+        return;
+    head.p = copy;
+    c->reval_nfields = 0;
+    size_t pos = 0;
+    pv_str_t n, v;
+    while (c->reval_nfields < MAX && pv_fc_head_next(head, &pos, &n, &v) == 1)
+        if (n.len)
+            f[c->reval_nfields++] = (pv_header_t){n, v};
+    c->reval_fields = f;
+}
+
 /* proxy_cache_revalidate: the expired entry's validators, read from its
- * header (one small read on the loop). */
-static void read_validators(pv_request_t *r, pv_pcache_t *c)
+ * header (one small read on the loop), and its fields. -1 when the entry
+ * under the main key is another variant than the request's (v). */
+static int read_validators(pv_request_t *r, pv_pcache_t *c, uint8_t v[16])
 {
     char *buf = malloc(PV_FC_HEAD_MAX);
     int fd = buf ? open(c->ref.path, O_RDONLY | O_CLOEXEC) : -1;
     ssize_t n = fd >= 0 ? pread(fd, buf, PV_FC_HEAD_MAX, 0) : -1;
     pv_fc_entry_t e;
-    if (n > 0 && pv_fc_entry_parse(buf, (size_t)n, &e) == 0 && e.key.len == c->key.len &&
-        memcmp(e.key.p, c->key.p, c->key.len) == 0 && (e.etag.len || e.last_modified > 0)) {
+    int ok = n > 0 && pv_fc_entry_parse(buf, (size_t)n, &e) == 0 && e.key.len == c->key.len &&
+             memcmp(e.key.p, c->key.p, c->key.len) == 0;
+    if (ok && e.vary.len && !c->secondary) {
+        pv_pcache_variant(r, e.vary, v);
+        if (memcmp(v, e.variant, 16) != 0) {
+            close(fd);
+            free(buf);
+            return -1;
+        }
+    }
+    /* NGINX keeps the validators of a 200 alone */
+    if (ok && e.status == 200 && (e.etag.len || e.last_modified > 0)) {
         c->revalidating = 1;
         c->reval_status = e.status;
+        keep_fields(r, c, e.head);
         if (e.etag.len)
             c->reval_etag = (pv_str_t){pv_arena_strndup(r->arena, e.etag.p, e.etag.len), e.etag.len};
         if (e.last_modified > 0) {
@@ -239,6 +348,7 @@ static void read_validators(pv_request_t *r, pv_pcache_t *c)
     if (fd >= 0)
         close(fd);
     free(buf);
+    return 0;
 }
 
 void pv_pcache_validators(const pv_request_t *r, pv_str_t *etag, pv_str_t *lm)
@@ -394,22 +504,61 @@ int pv_pcache_start(pv_hreq_t *hr, const pv_pcache_use_t *use)
         return 0;
     }
     lookup(hr, c, md5);
-    if (act(hr, c) == 0) {
-        c->decided = 1;
-        if (c->ref.scarce || !range_cacheable(r, pc)) {
-            c->pass_client = 1;
-            c->no_store = 1;
-        }
-        if ((r->flags & PV_REQ_F_HEAD) && pc->convert_head && c->ref.fill) {
-            /* the whole response is fetched and stored; the client gets its head */
-            r->upstream_method = (pv_str_t)PV_STR("GET");
-            c->head_as_get = 1;
-        }
-        if (c->ref.state == PV_FC_EXPIRED && c->ref.fill && pc->revalidate)
-            read_validators(r, c);
-        return 0;
+    return settle(hr, c);
+}
+
+/* What the lookup found decides the way on; a request that goes to the
+ * upstream is set up for it: 0 then, 1 when the cache took it. */
+static int settle(pv_hreq_t *hr, pv_pcache_t *c)
+{
+    pv_request_t *r = &hr->r;
+    const pv_pcache_conf_t *pc = c->pc;
+    if (act(hr, c))
+        return 1;
+    c->decided = 1;
+    if (c->ref.scarce || !range_cacheable(r, pc)) {
+        c->pass_client = 1;
+        c->no_store = 1;
     }
-    return 1;
+    if ((r->flags & PV_REQ_F_HEAD) && pc->convert_head && c->ref.fill) {
+        /* the whole response is fetched and stored; the client gets its head */
+        r->upstream_method = (pv_str_t)PV_STR("GET");
+        c->head_as_get = 1;
+    }
+    uint8_t v[16];
+    if (c->ref.state == PV_FC_EXPIRED && c->ref.fill && pc->revalidate && read_validators(r, c, v) < 0)
+        return to_secondary(hr, c, v);
+    return 0;
+}
+
+/* The entry under the main key is another variant: the request's own
+ * (v) has a key of its own, NGINX's secondary key, looked up instead. */
+static int to_secondary(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t v[16])
+{
+    pv_fc_filled(&c->ref, 0, 0, 0);
+    memcpy(c->variant, v, 16);
+    c->secondary = 1;
+    c->serving = 0;
+    c->decided = 0;
+    c->bg = 0;
+    uint8_t md5[16];
+    md5_of(c->key.p, c->key.len, v, 16, md5);
+    lookup(hr, c, md5);
+    return settle(hr, c);
+}
+
+/* The response's variant is not the one the request's secondary key was
+ * made of (its Vary changed): it is stored under the main key, as
+ * NGINX's. -1 when another request stores that one now. */
+int pv_pcache_main_key(pv_pcache_t *c)
+{
+    pv_fc_filled(&c->ref, 0, 0, 0);
+    uint8_t md5[16];
+    md5_of(c->key.p, c->key.len, NULL, 0, md5);
+    pv_fc_lookup(c->zone->impl, md5, c->key, (int64_t)time(NULL), 0, 0, c->pc->lock_age, &c->ref);
+    c->secondary = 0;
+    memset(c->variant, 0, 16);
+    return c->ref.fill || pv_fc_claim(&c->ref, c->pc->lock_age) ? 0 : -1;
 }
 
 /* ---- serving an entry --------------------------------------------------------- */
@@ -513,8 +662,9 @@ static void background_start(pv_hreq_t *hr)
         r->upstream_method = (pv_str_t)PV_STR("GET");
         c->head_as_get = 1;
     }
+    uint8_t v[16];
     if (c->pc->revalidate)
-        read_validators(r, c);
+        read_validators(r, c, v); /* the entry just served: the request's variant */
     hr->handler = NULL;
     hr->handler_ctx = NULL;
     hr->handling = 0;
@@ -551,16 +701,8 @@ static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
                 entry_unusable(hr, c, 0);
                 return;
             }
-            pv_fc_filled(&c->ref, 0, 0, 0);
             pv_file_release(hr);
-            memcpy(c->variant, v, 16);
-            c->secondary = 1;
-            uint8_t md5[16];
-            md5_of(c->key.p, c->key.len, v, 16, md5);
-            c->serving = 0;
-            c->decided = 0;
-            lookup(hr, c, md5);
-            if (act(hr, c) == 0)
+            if (to_secondary(hr, c, v) == 0)
                 to_upstream(hr);
             return;
         }
@@ -612,14 +754,26 @@ static void stale_cb(pv_timer_t *t)
     serve_entry(t->data);
 }
 
-int pv_pcache_serve_stale(pv_proxy_t *px, int cond)
+/* The expired entry answers in place of the upstream's error, when
+ * allowed. */
+static int serve_stale(pv_proxy_t *px, int allowed)
 {
     pv_hreq_t *hr = px->hr;
     pv_pcache_t *c = hr->r.pcache;
-    if (!c || !c->ref.exists || px->sub_done || !(c->pc->use_stale & cond) || c->serving || hr->bg)
+    if (!c || !allowed || !c->ref.exists || hr->r.cache_status != PV_CACHE_EXPIRED || px->sub_done ||
+        c->serving || hr->bg)
         return 0;
     pv_pcache_serve_entry_later(px, PV_CACHE_STALE);
     return 1;
+}
+
+/* For a status: proxy_cache_use_stale alone (an entry's stale-if-error
+ * does not cover the upstream's own error answers, as NGINX's since
+ * 1.19.3). */
+int pv_pcache_serve_stale(pv_proxy_t *px, int cond)
+{
+    const pv_pcache_t *c = px->hr->r.pcache;
+    return serve_stale(px, c && (c->pc->use_stale & cond));
 }
 
 /* A background update ended without a body to store (revalidated): the
@@ -659,7 +813,8 @@ void pv_pcache_serve_entry_later(pv_proxy_t *px, int status)
 
 int pv_pcache_failed(pv_proxy_t *px, int cond)
 {
-    return pv_pcache_serve_stale(px, cond);
+    const pv_pcache_t *c = px->hr->r.pcache;
+    return serve_stale(px, c && ((c->pc->use_stale & cond) || c->stale_error));
 }
 
 void pv_pcache_cleanup(pv_hreq_t *hr)

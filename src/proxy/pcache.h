@@ -51,6 +51,9 @@ typedef struct pv_pcache_s {
     int reval_status;           /* the expired entry's status */
     pv_str_t reval_etag;        /* its ETag (If-None-Match) */
     pv_str_t reval_lm;          /* its Last-Modified (If-Modified-Since) */
+    pv_header_t *reval_fields;  /* its stored fields (its time when the 304 gives none) */
+    int reval_nfields;
+    uint8_t stale_error;        /* the entry looked up may answer for an error (stale-if-error) */
     pv_timer_t timer;           /* the lock wait's poll, or the deferred switch to the file */
     uint64_t wait_start;        /* ms the wait began */
     /* storing */
@@ -61,6 +64,8 @@ typedef struct pv_pcache_s {
     uint8_t head_cacheable;     /* the response may be stored as far as its head tells (NGINX's
                                    u->cacheable once the head is parsed: before its status,
                                    proxy_cache_valid and proxy_no_cache are asked) */
+    uint32_t updating_sec;      /* then stale-while-revalidate for so long */
+    uint32_t error_sec;         /* and stale-if-error */
     char temp[PATH_MAX];
 } pv_pcache_t;
 
@@ -74,9 +79,16 @@ int pv_pcache_start(struct pv_hreq_s *hr, const pv_pcache_use_t *use);
  * serve the stale entry instead: 1 then (the proxy drops the upstream and
  * stops), else 0. */
 int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields);
+/* proxy_intercept_errors answers status by its error_page: the status is
+ * stored for the response's time (its fields, else proxy_cache_valid),
+ * answered so until then, as NGINX's. */
+void pv_pcache_intercepted(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields);
 /* The exchange failed with a PV_NEXT_F_* condition: 1 when the stale
  * entry is served instead (proxy_cache_use_stale). */
 int pv_pcache_failed(pv_proxy_t *px, int cond);
+/* The failed exchange is answered with status: a 502 or 504 that
+ * proxy_cache_valid gives a time is stored for it, as NGINX's. */
+void pv_pcache_failed_status(pv_proxy_t *px, int status);
 /* The validators the upstream request carries while an expired entry
  * is revalidated (rewrite.c): If-Modified-Since and If-None-Match. */
 void pv_pcache_validators(const pv_request_t *r, pv_str_t *etag, pv_str_t *lm);

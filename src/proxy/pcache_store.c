@@ -24,6 +24,7 @@
 int pv_pcache_serve_stale(pv_proxy_t *px, int cond);
 int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n);
 void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16]);
+int pv_pcache_main_key(pv_pcache_t *c);
 
 static int has_token(pv_str_t v, const char *t)
 {
@@ -60,14 +61,42 @@ static int64_t parse_secs(pv_str_t v, int *abs)
     return d && i == v.len ? x : -1;
 }
 
-/* Until when the response may be kept (seconds), from its fields; -1
- * when a field forbids storing it (NGINX's u->cacheable cleared while the
- * head is parsed), 0 when none gives a time and proxy_cache_valid does
- * not; *vary gets its Vary value. */
-static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int n, pv_str_t *vary)
+/* "stale-while-revalidate=N" style past fresh-until: N (at most
+ * UINT32_MAX), -1 absent, -2 not a number (NGINX stores nothing then). */
+static int64_t extension_num(pv_str_t v, const char *name)
 {
-    const pv_pcache_t *c = px->r->pcache;
-    const pv_pcache_conf_t *pc = c->pc;
+    int64_t x = directive_num(v, name);
+    if (x >= 0)
+        return x > UINT32_MAX ? UINT32_MAX : x;
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n <= v.len; i++)
+        if (strncasecmp(v.p + i, name, n) == 0 && (i == 0 || v.p[i - 1] == ' ' || v.p[i - 1] == ','))
+            return -2;
+    return -1;
+}
+
+/* A Cache-Control value's extensions: stale-while-revalidate lets the
+ * entry answer while it is updated (and for an error), stale-if-error
+ * for an error; they hold whatever else sets the entry's time, as
+ * NGINX keeps them with X-Accel-Expires. -1 when one is malformed. */
+static int cc_extensions(pv_str_t v, pv_pcache_t *c)
+{
+    int64_t w = extension_num(v, "stale-while-revalidate="), e = extension_num(v, "stale-if-error=");
+    if (w == -2 || e == -2)
+        return -1;
+    if (w >= 0)
+        c->updating_sec = c->error_sec = (uint32_t)w;
+    if (e >= 0)
+        c->error_sec = (uint32_t)e;
+    return 0;
+}
+
+/* Until when a response may be kept (seconds) by its fields: -1 when a
+ * field forbids storing it (NGINX's u->cacheable cleared while the head
+ * is parsed), 0 when none gives a time; *vary gets its Vary value, c its
+ * Cache-Control extensions. */
+static int64_t fields_time(pv_request_t *r, pv_pcache_t *c, const pv_header_t *fs, int n, pv_str_t *vary)
+{
     int ign = c->use.ignore == PV_UNSET ? 0 : c->use.ignore;
     int64_t now = (int64_t)time(NULL), xae = 0, cc = 0, exp = 0;
     int private = 0;
@@ -83,6 +112,8 @@ static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int 
         } else if (!(ign & PV_IGN_CACHE_CONTROL) && PV_STR_IEQ(nm, "Cache-Control")) {
             if (has_token(v, "no-cache") || has_token(v, "no-store") || has_token(v, "private"))
                 private = 1;
+            else if (cc_extensions(v, c) < 0)
+                return -1;
             int64_t x = directive_num(v, "s-maxage=");
             if (x < 0)
                 x = directive_num(v, "max-age=");
@@ -96,8 +127,15 @@ static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int 
         } else if (!(ign & PV_IGN_SET_COOKIE) && PV_STR_IEQ(nm, "Set-Cookie")) {
             return -1;
         } else if (!(ign & PV_IGN_VARY) && PV_STR_IEQ(nm, "Vary")) {
-            if (has_token(v, "*") || v.len > 128)
+            /* several Vary lines: all their names, as NGINX since 1.23 */
+            if (has_token(v, "*") || (vary->len ? vary->len + 1 : 0) + v.len > PV_FC_VARY_MAX)
                 return -1;
+            if (vary->len) {
+                char *j = pv_arena_printf(r->arena, "%.*s,%.*s", (int)vary->len, vary->p, (int)v.len, v.p);
+                if (!j)
+                    return -1;
+                v = (pv_str_t){j, vary->len + 1 + v.len};
+            }
             *vary = v;
         }
     }
@@ -109,10 +147,26 @@ static int64_t freshness(pv_proxy_t *px, int status, const pv_header_t *fs, int 
         return cc;
     if (exp)
         return exp > 0 ? exp : -1;
+    return 0;
+}
+
+/* proxy_cache_valid's time for status: fresh until, or 0. */
+static int64_t valid_time(const pv_pcache_conf_t *pc, int status)
+{
     for (int i = 0; i < pc->nvalid; i++)
         if (pc->valid[i].status == status || pc->valid[i].status == 0)
-            return pc->valid[i].ms / 1000 > 0 ? now + pc->valid[i].ms / 1000 : 0;
+            return pc->valid[i].ms / 1000 > 0 ? (int64_t)time(NULL) + pc->valid[i].ms / 1000 : 0;
     return 0;
+}
+
+/* Until when the response may be kept (seconds): -1 when a field forbids
+ * storing it, 0 when neither its fields nor proxy_cache_valid give it a
+ * time. */
+static int64_t freshness(pv_request_t *r, pv_pcache_t *c, int status, const pv_header_t *fs, int n,
+                         pv_str_t *vary)
+{
+    int64_t t = fields_time(r, c, fs, n, vary);
+    return t ? t : valid_time(c->pc, status);
 }
 
 /* ---- the tee ------------------------------------------------------------------ */
@@ -177,6 +231,8 @@ static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
     memcpy(e.md5, c->ref.md5, 16);
     memcpy(e.variant, c->variant, 16);
     e.valid_sec = c->valid_sec;
+    e.updating_sec = c->updating_sec;
+    e.error_sec = c->error_sec;
     e.date = (int64_t)time(NULL);
     e.status = h->status;
     e.key = c->key;
@@ -243,6 +299,8 @@ static void tee_done(pv_hreq_t *hr, int complete)
         pv_fc_filled(&c->ref, 0, 0, 0);
         return;
     }
+    c->ref.updating_sec = c->updating_sec;
+    c->ref.error_sec = c->error_sec;
     pv_fc_filled(&c->ref, 1, PV_FC_FS_SIZE(st.st_size), c->valid_sec);
 }
 
@@ -251,26 +309,60 @@ static const pv_tee_t store_tee = {tee_head, tee_body, tee_done};
 /* ---- the decision --------------------------------------------------------------- */
 
 /* The upstream answered 304 to the entry's validators: the entry is
- * fresh again (for the 304's time, else its own status's) and answers. */
+ * fresh again and answers. Its time is the 304's, else the one its own
+ * stored fields give from now, else proxy_cache_valid's for its status,
+ * as NGINX's; so are its Cache-Control extensions. */
 static void revalidated(pv_proxy_t *px, pv_pcache_t *c, const pv_header_t *fields, int nfields)
 {
     pv_str_t vary = {NULL, 0};
-    int64_t valid = freshness(px, 304, fields, nfields, &vary);
+    c->updating_sec = c->error_sec = 0;
+    int64_t valid = fields_time(px->r, c, fields, nfields, &vary);
     if (valid <= 0) {
-        const pv_pcache_conf_t *pc = c->pc;
-        for (int i = 0; i < pc->nvalid && valid <= 0; i++)
-            if (pc->valid[i].status == c->reval_status || pc->valid[i].status == 0)
-                valid = pc->valid[i].ms / 1000 > 0 ? (int64_t)time(NULL) + pc->valid[i].ms / 1000 : -1;
+        c->updating_sec = c->error_sec = 0;
+        valid = fields_time(px->r, c, c->reval_fields, c->reval_nfields, &vary);
     }
+    if (valid <= 0)
+        valid = valid_time(c->pc, c->reval_status);
     if (valid > 0) {
+        uint32_t stale[2] = {c->updating_sec, c->error_sec};
         int fd = open(c->ref.path, O_WRONLY | O_CLOEXEC);
-        if (fd >= 0 && pwrite(fd, &valid, sizeof(valid), 40) == (ssize_t)sizeof(valid))
+        if (fd >= 0 && pwrite(fd, &valid, sizeof(valid), PV_FC_OFF_VALID) == (ssize_t)sizeof(valid) &&
+            pwrite(fd, stale, sizeof(stale), PV_FC_OFF_STALE) == (ssize_t)sizeof(stale)) {
+            c->ref.updating_sec = stale[0];
+            c->ref.error_sec = stale[1];
             pv_fc_refresh(&c->ref, valid);
+        }
         if (fd >= 0)
             close(fd);
     }
     pv_fc_filled(&c->ref, 0, 0, 0);
     pv_pcache_serve_entry_later(px, PV_CACHE_REVALIDATED);
+}
+
+void pv_pcache_intercepted(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields)
+{
+    pv_request_t *r = px->r;
+    pv_pcache_t *c = r->pcache;
+    if (!c || !c->ref.fill || px->sub_done)
+        return;
+    pv_str_t vary = {NULL, 0};
+    int64_t valid = 0;
+    if (!c->no_store && !pv_pcache_any(r, c->pc->no_cache, c->pc->nno_cache))
+        valid = freshness(r, c, status, fields, nfields, &vary);
+    if (valid > 0)
+        pv_fc_error(&c->ref, status, valid);
+    else
+        pv_fc_filled(&c->ref, 0, 0, 0);
+}
+
+void pv_pcache_failed_status(pv_proxy_t *px, int status)
+{
+    pv_pcache_t *c = px->r->pcache;
+    if (!c || !c->ref.fill || c->no_store || (status != 502 && status != 504))
+        return;
+    int64_t valid = valid_time(c->pc, status);
+    if (valid > 0)
+        pv_fc_error(&c->ref, status, valid);
 }
 
 /* The status the upstream answered, in $upstream_status, when the entry
@@ -304,7 +396,8 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
     /* with proxy_cache_convert_head off, a HEAD's answer is stored as it
      * is, as NGINX does (the key then had better name the method) */
     pv_str_t vary = {NULL, 0};
-    c->valid_sec = freshness(px, status, fields, nfields, &vary);
+    c->updating_sec = c->error_sec = 0;
+    c->valid_sec = freshness(r, c, status, fields, nfields, &vary);
     c->head_cacheable = c->ref.fill && !c->no_store && c->valid_sec >= 0;
     if (!c->ref.fill || c->no_store || status == 206 || status < 200)
         goto no;
@@ -312,11 +405,16 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
         goto no;
     if (c->valid_sec <= 0)
         goto no;
+    uint8_t v[16] = {0};
     if (vary.len) {
         c->vary = (pv_str_t){pv_arena_strndup(r->arena, vary.p, vary.len), vary.len};
-        if (!c->secondary)
-            pv_pcache_variant(r, c->vary, c->variant);
+        pv_pcache_variant(r, c->vary, v);
     }
+    /* a variant is stored under its secondary key while its Vary is the
+     * one that key was made of, else under the main key */
+    if (c->secondary && (!vary.len || memcmp(v, c->variant, 16) != 0) && pv_pcache_main_key(c) < 0)
+        goto no;
+    memcpy(c->variant, v, 16);
     hr->tee = &store_tee;
     hr->tee_ctx = c;
     return 0;

@@ -540,13 +540,13 @@ static void response_complete(pv_proxy_t *px)
 static int intercept(pv_proxy_t *px, int status)
 {
     pv_hreq_t *hr = px->hr;
-    pv_request_t *r = px->r;
     if (!px->loc->conf.proxy_intercept_errors || status < 300 || !pv_error_page_for(hr, status))
         return 0;
     for (int i = 0; status == 401 && i < px->rp.nfields; i++)
         if (PV_STR_IEQ(px->rp.fields[i].name, "www-authenticate"))
             pv_error_page_keep(hr, &px->rp.fields[i]);
-    pv_proxy_append_status(r, status);
+    pv_pcache_intercepted(px, status, px->rp.fields, px->rp.nfields);
+    pv_proxy_append_status(px->r, status);
     drop_upstream(px);
     hr->handling = 0;
     pv_resp_error(hr, status);

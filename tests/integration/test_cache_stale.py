@@ -1,0 +1,210 @@
+"""Stale cache entries that the upstream's own Cache-Control allows
+(stale-while-revalidate, stale-if-error), and the time an entry keeps
+when it is revalidated. Each $upstream_cache_status sequence, body and
+upstream request count is compared with NGINX's on the same config."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import NGINX, Client, EchoUpstream, Reply, http
+
+CT = [("Content-Type", "text/plain")]
+
+CONF = """
+http {
+    proxy_cache_path @CACHE@ keys_zone=one:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Cache $upstream_cache_status always;
+        proxy_cache one;
+        proxy_cache_key $uri;
+        location /bg/ { proxy_cache_background_update on; proxy_pass http://127.0.0.1:@UP@; }
+        location /fg/ { proxy_pass http://127.0.0.1:@UP@; }
+        location /valid/ {
+            proxy_cache_valid 200 1s;
+            proxy_cache_background_update on;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
+        location /reval/ {
+            proxy_cache_revalidate on;
+            proxy_cache_background_update on;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
+        location /ignore/ {
+            proxy_ignore_headers Cache-Control;
+            proxy_cache_valid 200 1s;
+            proxy_cache_background_update on;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
+    }
+}
+"""
+
+
+def need_nginx():
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+
+
+def both(portvakt, nginx, port, tmp_path, handler_for, scenario):
+    """Run scenario(gw, up) against each server with a fresh upstream
+    (handler_for(up) makes its handler); both must give the same."""
+    need_nginx()
+    runs = {}
+    for name, factory in (("portvakt", portvakt), ("nginx", nginx)):
+        up = EchoUpstream()
+        up.handler = handler_for(up)
+        try:
+            gw = factory(CONF, GW=port(), UP=up.port, CACHE=str(tmp_path / name))
+            runs[name] = (scenario(gw, up), len(up.requests))
+        finally:
+            up.stop()
+    assert runs["portvakt"] == runs["nginx"], runs
+    return runs["portvakt"]
+
+
+def numbered(cc, state=None):
+    """Answers 200 "body N" with Cache-Control cc; state["fail"] makes it
+    reset the connection (an error) or answer that status."""
+    def make(up):
+        def h(req):
+            fail = state and state.get("fail")
+            if fail == "reset":
+                return Reply(reset=True)
+            if fail:
+                return Reply(status=fail, headers=CT, body=b"failed\n")
+            return Reply(headers=CT + [("Cache-Control", cc)], body=b"body %d\n" % len(up.requests))
+        return h
+    return make
+
+
+def get(gw, target):
+    r = http(gw.port, "GET", target)
+    return r.status, r.header("X-Cache"), r.body
+
+
+def get_on(c, target):
+    c.request("GET", target)
+    r = c.read_response("GET")
+    return r.status, r.header("X-Cache"), r.body
+
+
+def test_stale_while_revalidate(portvakt, nginx, port, tmp_path):
+    def scenario(gw, up):
+        seen = [get(gw, "/bg/a"), get(gw, "/fg/b"), get(gw, "/valid/c"), get(gw, "/ignore/d")]
+        time.sleep(2.2)
+        # the entry is expired within its stale-while-revalidate time:
+        # with a background update it answers (STALE) and is updated; the
+        # update ends before the next request on the connection
+        for loc in ("/bg/a", "/valid/c", "/ignore/d"):
+            with Client(gw.port) as c:
+                seen += [get_on(c, loc), get_on(c, loc)]
+        # without one, the request updates it itself
+        seen.append(get(gw, "/fg/b"))
+        return seen
+    seen, asked = both(portvakt, nginx, port, tmp_path, numbered("max-age=1, stale-while-revalidate=30"),
+                       scenario)
+    assert [s[1] for s in seen] == ["MISS", "MISS", "MISS", "MISS", "STALE", "HIT", "STALE", "HIT",
+                                    "EXPIRED", "HIT", "EXPIRED"]
+    assert seen[4][2] == seen[0][2] and seen[5][2] != seen[0][2]
+    assert asked == 8
+
+
+def test_stale_while_revalidate_ends(portvakt, nginx, port, tmp_path):
+    def scenario(gw, up):
+        seen = [get(gw, "/bg/a")]
+        time.sleep(3.2)
+        seen += [get(gw, "/bg/a"), get(gw, "/bg/a")]
+        return seen
+    seen, _ = both(portvakt, nginx, port, tmp_path, numbered("max-age=1, stale-while-revalidate=1"), scenario)
+    assert [s[1] for s in seen] == ["MISS", "EXPIRED", "HIT"]
+
+
+def test_updating_within_stale_while_revalidate(portvakt, nginx, port, tmp_path):
+    # a request that comes while another updates the entry gets it
+    # (UPDATING) without proxy_cache_use_stale updating
+    def make(up):
+        plain = numbered("max-age=1, stale-while-revalidate=30")(up)
+
+        def h(req):
+            if len(up.requests) == 2:
+                return Reply(headers=CT + [("Cache-Control", "max-age=100")], body=b"new\n", delay=1.5)
+            return plain(req)
+        return h
+
+    def scenario(gw, up):
+        seen = [get(gw, "/fg/a")]
+        time.sleep(2.2)
+        first = []
+        t = threading.Thread(target=lambda: first.append(get(gw, "/fg/a")))
+        t.start()
+        time.sleep(0.5)
+        seen.append(get(gw, "/fg/a"))
+        t.join()
+        seen += first + [get(gw, "/fg/a")]
+        return seen
+    seen, asked = both(portvakt, nginx, port, tmp_path, make, scenario)
+    assert [s[1] for s in seen] == ["MISS", "UPDATING", "EXPIRED", "HIT"]
+    assert seen[1][2] == seen[0][2] and seen[3][2] == b"new\n"
+    assert asked == 2
+
+
+def test_stale_if_error(portvakt, nginx, port, tmp_path):
+    state = {}
+
+    def scenario(gw, up):
+        state.clear()
+        seen = [get(gw, "/fg/a")]
+        time.sleep(2.2)
+        state["fail"] = "reset"
+        seen.append(get(gw, "/fg/a"))       # an error: the stale entry answers
+        state["fail"] = 500
+        seen.append(get(gw, "/fg/a"))       # the upstream's 500 is not covered
+        state["fail"] = None
+        seen.append(get(gw, "/fg/a"))
+        return seen
+    seen, _ = both(portvakt, nginx, port, tmp_path, numbered("max-age=1, stale-if-error=60", state), scenario)
+    assert [(s[0], s[1]) for s in seen] == [(200, "MISS"), (200, "STALE"), (500, "EXPIRED"), (200, "EXPIRED")]
+    assert seen[1][2] == seen[0][2]
+
+
+def test_no_stale_after_stale_if_error(portvakt, nginx, port, tmp_path):
+    state = {}
+
+    def scenario(gw, up):
+        state.clear()
+        seen = [get(gw, "/fg/a")]
+        time.sleep(3.2)
+        state["fail"] = "reset"
+        seen.append(get(gw, "/fg/a")[:2])
+        return seen
+    seen, _ = both(portvakt, nginx, port, tmp_path, numbered("max-age=1, stale-if-error=1", state), scenario)
+    assert [(s[0], s[1]) for s in seen] == [(200, "MISS"), (502, "EXPIRED")]
+
+
+def test_revalidated_entry_keeps_its_time(portvakt, nginx, port, tmp_path):
+    # a 304 with no time of its own: the stored response's Cache-Control
+    # times the entry again, stale-while-revalidate included
+    def make(up):
+        def h(req):
+            if req.header("If-None-Match") == '"e"':
+                return Reply(status=304, headers=[("ETag", '"e"')], body=b"")
+            return Reply(headers=CT + [("ETag", '"e"'), ("Cache-Control", "max-age=2, stale-while-revalidate=60")],
+                         body=b"body\n")
+        return h
+
+    def scenario(gw, up):
+        seen = [get(gw, "/reval/a")]
+        time.sleep(3.2)
+        with Client(gw.port) as c:
+            seen += [get_on(c, "/reval/a"), get_on(c, "/reval/a")]
+        time.sleep(3.2)
+        seen.append(get(gw, "/reval/a"))
+        up.wait_requests(3)
+        return seen
+    seen, asked = both(portvakt, nginx, port, tmp_path, make, scenario)
+    assert [s[1] for s in seen] == ["MISS", "STALE", "HIT", "STALE"]
+    assert asked == 3
