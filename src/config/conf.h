@@ -494,6 +494,8 @@ typedef struct pv_loc_conf_s {
     /* logging */
     pv_access_log_t *access_logs;  /* access_log list; NULL = inherit */
     int naccess_logs;
+    const struct pv_logcache_s *log_cache; /* open_log_file_cache; NULL = inherit (off at the top);
+                                              max 0: off */
     struct pv_errlog_s *error_log; /* error_log of this block (a chain, core/log.h); NULL = inherit,
                                       the main error log at the top */
     pv_trace_conf_t trace;         /* log_anonymize, trace_context, request_id_*, server_timing */

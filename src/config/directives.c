@@ -5,6 +5,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "conf_int.h"
 
+#include <limits.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/logring.h"
 
 
 /* ---- generic typed setters ---- */
@@ -307,31 +309,54 @@ static int access_log_param(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_acce
     return pv_conf_error(cx, &nd->src, "invalid parameter \"%s\"", a);
 }
 
+/* A time in seconds as NGINX's open_log_file_cache reads one ("10s",
+ * "1m"; no milliseconds); -1 when invalid. */
+static int64_t logcache_sec(pv_str_t v)
+{
+    if (memmem(v.p, v.len, "ms", 2))
+        return -1;
+    return pv_conf_parse_msec(v);
+}
+
 /* open_log_file_cache max=N [inactive=T] [min_uses=N] [valid=T] | off:
- * checked as NGINX checks it. Every log file portvakt opens stays open
- * until stop (a sink of the log writer), so the descriptors are always
- * kept and the settings change nothing. */
+ * how the access log writer keeps the files of paths with variables
+ * (core/logring.h). Defaults as NGINX's: inactive=10s min_uses=1 valid=60s. */
 static int set_open_log_file_cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                                       void *base)
 {
-    int max = 0, off = 0;
+    static atomic_uint ids;
+    pv_logcache_t c = {0, 0, 1, 10000, 60000};
+    int off = 0;
+    if (cx->lc->log_cache)
+        return pv_conf_error(cx, &nd->src, "\"open_log_file_cache\" directive is duplicate");
     for (int i = 1; i < nd->nargs; i++) {
         const char *a = ARG(nd, i);
-        pv_str_t v = {(char *)strchr(a, '=') + (strchr(a, '=') != NULL), 0};
-        v.len = v.p ? strlen(v.p) : 0;
-        if (strncmp(a, "max=", 4) == 0 && pv_conf_parse_num(v) >= 0)
-            max = 1;
-        else if (strncmp(a, "min_uses=", 9) == 0 && pv_conf_parse_num(v) >= 0)
-            continue;
-        else if ((strncmp(a, "inactive=", 9) == 0 || strncmp(a, "valid=", 6) == 0) && pv_conf_parse_msec(v) >= 0)
-            continue;
+        const char *eq = strchr(a, '=');
+        pv_str_t v = {(char *)(eq ? eq + 1 : a), eq ? strlen(eq + 1) : 0};
+        int64_t n = -1;
+        if (strncmp(a, "max=", 4) == 0 && (n = pv_conf_parse_num(v)) >= 0 && n <= INT_MAX)
+            c.max = (int)n;
+        else if (strncmp(a, "min_uses=", 9) == 0 && (n = pv_conf_parse_num(v)) >= 0 && n <= INT_MAX)
+            c.min_uses = (int)n;
+        else if (strncmp(a, "inactive=", 9) == 0 && (n = logcache_sec(v)) >= 0)
+            c.inactive_ms = n;
+        else if (strncmp(a, "valid=", 6) == 0 && (n = logcache_sec(v)) >= 0)
+            c.valid_ms = n;
         else if (strcmp(a, "off") == 0)
             off = 1;
         else
             return pv_conf_error(cx, &nd->src, "invalid \"open_log_file_cache\" parameter \"%s\"", a);
     }
-    if (!off && !max)
+    if (off)
+        c.max = 0;
+    else if (c.max == 0)
         return pv_conf_error(cx, &nd->src, "\"open_log_file_cache\" must have \"max\" parameter");
+    c.id = atomic_fetch_add(&ids, 1) + 1;
+    pv_logcache_t *p = pv_arena_calloc(cx->a, sizeof(*p));
+    if (!p)
+        return pv_conf_error(cx, &nd->src, "out of memory");
+    *p = c;
+    cx->lc->log_cache = p;
     return PV_OK;
 }
 

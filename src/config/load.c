@@ -518,6 +518,8 @@ static void loc_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf_t *
         c->set_headers = p->set_headers;
         c->nset_headers = p->nset_headers;
     }
+    if (!c->log_cache && p)
+        c->log_cache = p->log_cache;
     if (c->access_logs) {
         for (int i = 0; i < c->naccess_logs; i++) {
             if (c->access_logs[i].off) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -43,6 +44,19 @@ struct pv_logsink_s {
     _Atomic uint64_t dropped;    /* lines lost to a full ring */
     uint64_t reported;           /* drops already reported (writer only) */
     int64_t last_err_ms;         /* last write error reported (writer only) */
+    /* a path with variables (pv_logring_sink_var) */
+    int var;                     /* fd is the writer's: -1, or what next_fd handed it */
+    atomic_int next_fd;          /* a file opened for the request, for the writer; -1: none */
+    atomic_int keep;             /* the writer keeps its fd after writing (cached) */
+    /* the open file cache's record of the file (under al_var_lock) */
+    int node;                    /* the cache knows the file */
+    int kept;                    /* its descriptor is kept (keep was set) */
+    unsigned cache_id;           /* the cache it belongs to (pv_logcache_t id) */
+    uint64_t uses;               /* uses since it entered the cache */
+    uint64_t used_seq;           /* order of last use, for the least recently used */
+    int64_t created, accessed;   /* opened or checked by name; last used */
+    dev_t dev;                   /* the kept file's identity */
+    ino_t ino;
     _Atomic(pv_lr_ring_t *) rings[PV_LOGRING_MAX_THREADS]; /* by producer slot */
 };
 
@@ -58,6 +72,7 @@ static atomic_int al_force;              /* writer should write held lines now *
 static atomic_int al_running;            /* the writer thread runs */
 static _Atomic uint64_t al_dropped_past; /* drops of sinks closed by stop */
 static pthread_mutex_t al_lock = PTHREAD_MUTEX_INITIALIZER; /* open/start/stop */
+static pthread_mutex_t al_var_lock = PTHREAD_MUTEX_INITIALIZER; /* open file caches */
 static pthread_t al_thread;              /* the writer */
 
 /* Per-thread producer state. */
@@ -282,7 +297,9 @@ static size_t sink_drain(pv_logsink_t *s, int nslots)
         if (niov == 0)
             break;
         int level = atomic_load_explicit(&s->gzip, memory_order_relaxed);
-        if (level)
+        if (s->fd < 0)
+            ; /* a log path with variables that could not be opened: lines lost */
+        else if (level)
             sink_write_gzip(s, iov, niov, level);
         else
             sink_write(s, iov, niov);
@@ -335,6 +352,18 @@ static int64_t held_sleep_ms(void)
     return wait;
 }
 
+/* Whether a ring of s holds bytes not yet written. */
+static int sink_pending(pv_logsink_t *s, int nslots)
+{
+    for (int k = 0; k < nslots; k++) {
+        pv_lr_ring_t *rg = atomic_load_explicit(&s->rings[k], memory_order_acquire);
+        if (rg && atomic_load_explicit(&rg->head, memory_order_acquire) !=
+                      atomic_load_explicit(&rg->tail, memory_order_relaxed))
+            return 1;
+    }
+    return 0;
+}
+
 /* Whether any ring holds bytes not yet written; skip_held: not counting
  * the sinks the writer holds (writer only). */
 static int sinks_pending(int skip_held)
@@ -343,16 +372,33 @@ static int sinks_pending(int skip_held)
     int nslots = PV_MIN(atomic_load(&al_nslots), PV_LOGRING_MAX_THREADS);
     for (int i = 0; i < ns; i++) {
         pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
-        if (skip_held && s->held_since)
-            continue;
-        for (int k = 0; k < nslots; k++) {
-            pv_lr_ring_t *rg = atomic_load_explicit(&s->rings[k], memory_order_acquire);
-            if (rg && atomic_load_explicit(&rg->head, memory_order_acquire) !=
-                          atomic_load_explicit(&rg->tail, memory_order_relaxed))
-                return 1;
-        }
+        if (skip_held && (s->held_since || (s->var && s->fd < 0 && atomic_load(&s->next_fd) < 0)))
+            continue; /* held, or waiting for its file (its hand-over wakes the writer) */
+        if (sink_pending(s, nslots))
+            return 1;
     }
     return 0;
+}
+
+/* Write out what the rings of s hold. A path with variables writes to the
+ * file last opened for it, and keeps it open only while its cache does. */
+static size_t sink_out(pv_logsink_t *s, int nslots)
+{
+    if (!s->var)
+        return sink_drain(s, nslots);
+    int fd = atomic_exchange(&s->next_fd, -1);
+    if (fd >= 0) {
+        if (s->fd >= 0)
+            close(s->fd);
+        s->fd = fd;
+    }
+    /* without a file, lines wait for the one their request hands over */
+    size_t moved = s->fd >= 0 ? sink_drain(s, nslots) : 0;
+    if (s->fd >= 0 && !atomic_load(&s->keep)) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    return moved;
 }
 
 /* Error-log the drops since the last report, per sink. */
@@ -376,8 +422,8 @@ static void sinks_reopen(void)
     int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
     for (int i = 0; i < ns; i++) {
         pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
-        if (!s->owned)
-            continue;
+        if (!s->owned || s->var)
+            continue; /* a cached file of a path with variables stays, as in NGINX */
         int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) {
             pv_log(PV_LOG_ALERT, "open() \"%s\" failed (%d: %s)", s->path, errno,
@@ -425,7 +471,7 @@ static void *writer_main_cb(void *arg)
                 s->held_since = 0;
             else if (sink_holds(s, nslots, now))
                 continue;
-            moved += sink_drain(s, nslots);
+            moved += sink_out(s, nslots);
         }
 
         if (now - last_report >= 1000) {
@@ -505,8 +551,10 @@ void pv_logring_stop(void)
             atomic_fetch_add(&al_dropped_past, atomic_load(&s->dropped));
             for (int k = 0; k < PV_LOGRING_MAX_THREADS; k++)
                 free(atomic_load(&s->rings[k]));
-            if (s->owned)
+            if (s->owned && s->fd >= 0)
                 close(s->fd);
+            if (s->var && atomic_load(&s->next_fd) >= 0)
+                close(atomic_load(&s->next_fd));
             free(s->path);
             free(s);
             atomic_store(&al_sinks[i], NULL);
@@ -560,7 +608,7 @@ uint64_t pv_logring_dropped(void)
 
 /* ---- opening sinks (main thread) -------------------------------------- */
 
-static pv_logsink_t *sink_get(const char *path, const char *what, char *err, size_t errlen);
+static pv_logsink_t *sink_get(const char *path, const char *what, int var, char *err, size_t errlen);
 
 void pv_logring_sink_gzip(pv_logsink_t *s, int level)
 {
@@ -578,18 +626,151 @@ void pv_logring_sink_buffer(pv_logsink_t *s, size_t size, int64_t flush_ms)
 pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, size_t errlen)
 {
     pthread_mutex_lock(&al_lock);
-    pv_logsink_t *s = sink_get(path, what, err, errlen);
+    pv_logsink_t *s = sink_get(path, what, 0, err, errlen);
     pthread_mutex_unlock(&al_lock);
     return s;
 }
 
+/* ---- the open file cache of log paths with variables (request side) ------ */
+
+static uint64_t al_var_seq;    /* use order (under al_var_lock) */
+static int64_t al_var_swept;   /* last inactive sweep (under al_var_lock) */
+
+/* The cache forgets s: the writer closes its file once its lines are out. */
+static void var_forget(pv_logsink_t *s)
+{
+    s->node = 0;
+    s->kept = 0;
+    s->uses = 0;
+    atomic_store(&s->keep, 0);
+}
+
+/* Forget the files of cache c unused for its inactive time; with full:
+ * also the least recently used when c holds max files, as NGINX's. */
+static void var_expire(const pv_logcache_t *c, int64_t now, int full)
+{
+    int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire), n = 0;
+    pv_logsink_t *lru = NULL;
+    for (int i = 0; i < ns; i++) {
+        pv_logsink_t *s = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+        if (!s->var || !s->node || s->cache_id != c->id)
+            continue;
+        if (now - s->accessed > c->inactive_ms) {
+            var_forget(s);
+            continue;
+        }
+        n++;
+        if (!lru || s->used_seq < lru->used_seq)
+            lru = s;
+    }
+    if (full && n >= c->max && lru)
+        var_forget(lru);
+}
+
+/* Open the file of s (appending, creating it) for one request; st its identity. */
+static int var_open(pv_logsink_t *s, int *fd, struct stat *st, char *err, size_t errlen)
+{
+    *fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) {
+        snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", s->path, errno, strerror(errno));
+        return PV_ERR;
+    }
+    if (fstat(*fd, st) != 0)
+        memset(st, 0, sizeof(*st));
+    return PV_OK;
+}
+
+/* One use of s by a request, as NGINX's open file cache counts it (c NULL:
+ * no cache, the file opened for each line). *fd: a file opened for this
+ * use, or -1 when the writer's kept one serves. */
+static int var_use(pv_logsink_t *s, const pv_logcache_t *c, int *fd, char *err, size_t errlen)
+{
+    struct stat st;
+    int64_t now = mono_ms();
+    *fd = -1;
+    if (!c) {
+        var_forget(s);
+        return var_open(s, fd, &st, err, errlen);
+    }
+    if (s->node && s->cache_id != c->id)
+        var_forget(s); /* another cache names the path now */
+    if (now - al_var_swept >= 1000) {
+        al_var_swept = now;
+        var_expire(c, now, 0);
+    }
+    if (!s->node) {
+        if (var_open(s, fd, &st, err, errlen) != PV_OK)
+            return PV_ERR; /* a file that cannot be opened takes no place */
+        var_expire(c, now, 1);
+        s->node = 1;
+        s->cache_id = c->id;
+        s->created = now;
+    } else if (!s->kept || now - s->created >= c->valid_ms) {
+        /* not used often enough to be kept, or to be checked by name:
+         * gone is an error (the next use creates it again), another
+         * file is opened instead of the kept one */
+        int gone = s->kept && stat(s->path, &st) != 0;
+        if (gone)
+            snprintf(err, errlen, "stat() \"%s\" failed (%d: %s)", s->path, errno, strerror(errno));
+        if (gone || ((!s->kept || st.st_dev != s->dev || st.st_ino != s->ino) &&
+                     var_open(s, fd, &st, err, errlen) != PV_OK)) {
+            var_forget(s);
+            return PV_ERR;
+        }
+        s->created = now;
+    }
+    if (*fd >= 0) {
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+    }
+    s->accessed = now;
+    s->used_seq = ++al_var_seq;
+    s->uses++;
+    s->kept = s->uses >= (uint64_t)c->min_uses;
+    atomic_store(&s->keep, s->kept);
+    return PV_OK;
+}
+
+void pv_logring_var_handover(pv_logsink_t *s, int fd)
+{
+    if (fd < 0)
+        return;
+    int old = atomic_exchange(&s->next_fd, fd);
+    if (old >= 0)
+        close(old);
+    atomic_thread_fence(memory_order_seq_cst);
+    writer_wake(1);
+}
+
+pv_logsink_t *pv_logring_sink_var(const char *path, const pv_logcache_t *c, int *fd, char *err, size_t errlen)
+{
+    pv_logsink_t *s = NULL;
+    int ns = atomic_load_explicit(&al_nsinks, memory_order_acquire);
+    for (int i = 0; i < ns && !s; i++) {
+        pv_logsink_t *t = atomic_load_explicit(&al_sinks[i], memory_order_acquire);
+        if (t->var && strcmp(t->path, path) == 0)
+            s = t;
+    }
+    if (!s) {
+        pthread_mutex_lock(&al_lock);
+        s = sink_get(path, "access log", 1, err, errlen);
+        pthread_mutex_unlock(&al_lock);
+        if (!s)
+            return NULL;
+    }
+    pthread_mutex_lock(&al_var_lock);
+    int rc = var_use(s, c && c->max > 0 ? c : NULL, fd, err, errlen);
+    pthread_mutex_unlock(&al_var_lock);
+    return rc == PV_OK ? s : NULL;
+}
+
 /* The sink for path, opened and published if it is new. */
-static pv_logsink_t *sink_get(const char *path, const char *what, char *err, size_t errlen)
+static pv_logsink_t *sink_get(const char *path, const char *what, int var, char *err, size_t errlen)
 {
     int ns = atomic_load(&al_nsinks);
     for (int i = 0; i < ns; i++) {
         pv_logsink_t *s = atomic_load(&al_sinks[i]);
-        if (strcmp(s->path, path) == 0)
+        if (s->var == var && strcmp(s->path, path) == 0)
             return s;
     }
     if (ns >= PV_LOGRING_MAX_SINKS) {
@@ -597,7 +778,10 @@ static pv_logsink_t *sink_get(const char *path, const char *what, char *err, siz
         return NULL;
     }
     int fd, owned = 0;
-    if (strcmp(path, "/dev/stdout") == 0) {
+    if (var) {
+        fd = -1; /* var_use() opens it */
+        owned = 1;
+    } else if (strcmp(path, "/dev/stdout") == 0) {
         fd = STDOUT_FILENO;
     } else if (strcmp(path, "/dev/stderr") == 0) {
         fd = STDERR_FILENO;
@@ -624,6 +808,8 @@ static pv_logsink_t *sink_get(const char *path, const char *what, char *err, siz
     s->urgent = strcmp(what, "error log") == 0;
     s->fd = fd;
     s->owned = owned;
+    s->var = var;
+    atomic_init(&s->next_fd, -1);
     s->last_err_ms = -1000000;
     atomic_store_explicit(&al_sinks[ns], s, memory_order_release);
     atomic_store_explicit(&al_nsinks, ns + 1, memory_order_release);

@@ -27,6 +27,16 @@
 
 typedef struct pv_logsink_s pv_logsink_t;
 
+/* open_log_file_cache: how the writer keeps the descriptors of a log whose
+ * path has variables, as NGINX's open file cache does for such logs. */
+typedef struct pv_logcache_s {
+    unsigned id;          /* the directive's own; max counts the files of one id */
+    int max;              /* files kept at most; 0 (off): opened and closed per write */
+    int min_uses;         /* uses within inactive before the descriptor is kept */
+    int64_t inactive_ms;  /* a file unused this long is closed and forgotten */
+    int64_t valid_ms;     /* after this, the kept file is checked by name again */
+} pv_logcache_t;
+
 /* Start the writer thread; PV_OK if it runs (or already ran). */
 int pv_logring_start(void);
 /* Flush what the rings hold (giving up on a sink stuck for a few seconds),
@@ -39,6 +49,18 @@ int pv_logring_running(void);
  * "/dev/stdout" and "/dev/stderr" map to fds 1 and 2. what names it in
  * reports ("access log"). NULL with a message in err on failure. */
 pv_logsink_t *pv_logring_sink(const char *path, const char *what, char *err, size_t errlen);
+/* The sink for a log path with variables, evaluated per request, and the
+ * file for one line, as NGINX's open file cache (cache; NULL: off) keeps
+ * it: *fd is a file opened for this line (appending, created if missing),
+ * or -1 when the descriptor the writer keeps serves. Push the line, then
+ * hand *fd to the writer with pv_logring_var_handover(); the writer
+ * closes it after writing unless the cache keeps it. NULL with a message
+ * in err when the file cannot be opened (the line is lost, as in NGINX)
+ * or PV_LOGRING_MAX_SINKS paths are taken. */
+pv_logsink_t *pv_logring_sink_var(const char *path, const pv_logcache_t *cache, int *fd, char *err,
+                                  size_t errlen);
+/* Hand the file pv_logring_sink_var() opened for a line to the writer. */
+void pv_logring_var_handover(pv_logsink_t *s, int fd);
 /* Write the sink's lines compressed: each batch the writer takes becomes
  * one gzip member at level (1..9); 0 writes them plain. The last config
  * to name the path decides. */

@@ -100,8 +100,9 @@ static size_t line_format(const pv_log_format_t *fmt, pv_request_t *r, int anon)
 
 /* The sink of a log whose path has variables, as NGINX opens one: only
  * while the request's root directory exists, the path evaluated per
- * request, the file opened (appending) the first time it is named. */
-static pv_logsink_t *path_sink(pv_request_t *r, const pv_access_log_t *al)
+ * request, the file opened for the line unless the location's
+ * open_log_file_cache keeps it (core/logring.h); *fd is for the writer. */
+static pv_logsink_t *path_sink(pv_request_t *r, const pv_loc_conf_t *lc, const pv_access_log_t *al, int *fd)
 {
     char path[PATH_MAX], err[PATH_MAX + 128];
     size_t root = 0;
@@ -119,7 +120,7 @@ static pv_logsink_t *path_sink(pv_request_t *r, const pv_access_log_t *al)
     if (n >= sizeof(path) || memchr(path, '\0', n))
         return NULL;
     path[n] = '\0';
-    pv_logsink_t *s = pv_logring_sink(path, "access log", err, sizeof(err));
+    pv_logsink_t *s = pv_logring_sink_var(path, lc->log_cache, fd, err, sizeof(err));
     if (!s)
         pv_log_r(r, PV_LOG_CRIT, "%s, client: %s", err, pv_log_client(r));
     return s;
@@ -151,7 +152,8 @@ void pv_accesslog_write(pv_request_t *r)
         const pv_access_log_t *al = &lc->access_logs[i];
         if (!al->format || (al->cond && !pv_cv_true(al->cond, r)))
             continue;
-        pv_logsink_t *s = al->path_cv ? path_sink(r, al) : al->sink;
+        int fd = -1;
+        pv_logsink_t *s = al->path_cv ? path_sink(r, lc, al, &fd) : al->sink;
         if (!s)
             continue;
         if (al->format != last) {
@@ -162,6 +164,7 @@ void pv_accesslog_write(pv_request_t *r)
             pv_logring_drop(s);
         else
             pv_logring_push(s, al_buf, len);
+        pv_logring_var_handover(s, fd);
     }
     r->flags &= ~anon;
 }

@@ -126,6 +126,12 @@ def test_flush_writes_held_lines(tmp_path, portvakt):
     ("; open_log_file_cache off", None),
     ("; open_log_file_cache inactive=20s", '"open_log_file_cache" must have "max" parameter'),
     ("; open_log_file_cache max=x", 'invalid "open_log_file_cache" parameter "max=x"'),
+    ("; open_log_file_cache max=0", '"open_log_file_cache" must have "max" parameter'),
+    ("; open_log_file_cache max=10 min_uses=x", 'invalid "open_log_file_cache" parameter "min_uses=x"'),
+    ("; open_log_file_cache max=10 valid=500ms", 'invalid "open_log_file_cache" parameter "valid=500ms"'),
+    ("; open_log_file_cache max=10 inactive=", 'invalid "open_log_file_cache" parameter "inactive="'),
+    ("; open_log_file_cache max=10; open_log_file_cache off", '"open_log_file_cache" directive is duplicate'),
+    ("; open_log_file_cache off max=10", None),
     ("if=", None),
 ])
 def test_parameter_errors_as_nginx(tmp_path, params, message):
