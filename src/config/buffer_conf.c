@@ -1,6 +1,7 @@
 /* Directives of buffering, temporary files and connection tuning, with
  * NGINX's syntax and defaults: the *_temp_path directories (made at start
  * as NGINX makes them), `user`, tcp_nodelay, reset_timedout_connection,
+ * lingering_close, lingering_time, lingering_timeout,
  * keepalive_time, keepalive_disable, chunked_transfer_encoding,
  * underscores_in_headers, ignore_invalid_headers, max_headers and the
  * server names hash sizes (accepted and checked: portvakt's server name lookup has no
@@ -172,6 +173,9 @@ void pv_conf_buffer_init(pv_loc_conf_t *lc)
     memset(lc->other_temp_paths, 0, sizeof(lc->other_temp_paths));
     lc->tcp_nodelay = PV_UNSET;
     lc->reset_timedout_connection = PV_UNSET;
+    lc->lingering_close = PV_UNSET;
+    lc->lingering_time = PV_UNSET;
+    lc->lingering_timeout = PV_UNSET;
     lc->chunked_transfer_encoding = PV_UNSET;
     lc->proxy_request_buffering = PV_UNSET;
     lc->client_body_buffer_size = PV_UNSET;
@@ -219,6 +223,12 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
         c->tcp_nodelay = p ? p->tcp_nodelay : 1;
     if (c->reset_timedout_connection == PV_UNSET)
         c->reset_timedout_connection = p ? p->reset_timedout_connection : 0;
+    if (c->lingering_close == PV_UNSET)
+        c->lingering_close = p ? p->lingering_close : PV_LINGER_ON;
+    if (c->lingering_time == PV_UNSET)
+        c->lingering_time = p ? p->lingering_time : 30000;
+    if (c->lingering_timeout == PV_UNSET)
+        c->lingering_timeout = p ? p->lingering_timeout : 5000;
     if (c->chunked_transfer_encoding == PV_UNSET)
         c->chunked_transfer_encoding = p ? p->chunked_transfer_encoding : 1;
     if (c->proxy_request_buffering == PV_UNSET)
@@ -304,6 +314,9 @@ static int ka_disable_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_c
         *f = 0;
     return PV_OK;
 }
+
+static const pv_conf_enum_t linger_names[] = {
+    {"off", PV_LINGER_OFF}, {"on", PV_LINGER_ON}, {"always", PV_LINGER_ALWAYS}, {NULL, 0}};
 
 static int file_only_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
@@ -406,6 +419,9 @@ static const pv_conf_cmd_t buffer_cmds[] = {
     {"tcp_nodelay", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOCF(tcp_nodelay), NULL},
     {"reset_timedout_connection", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot,
      LOCF(reset_timedout_connection), NULL},
+    {"lingering_close", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_enum_slot, LOCF(lingering_close), linger_names},
+    {"lingering_time", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOCF(lingering_time), NULL},
+    {"lingering_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOCF(lingering_timeout), NULL},
     {"chunked_transfer_encoding", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot,
      LOCF(chunked_transfer_encoding), NULL},
     {"proxy_request_buffering", PV_CTX_ANY_LOC, PV_ARGS_FLAG, pv_conf_flag_slot, LOCF(proxy_request_buffering), NULL},

@@ -385,6 +385,8 @@ typedef struct pv_temp_path_s {
 
 /* client_body_in_file_only */
 enum { PV_BODY_FILE_OFF = 0, PV_BODY_FILE_ON, PV_BODY_FILE_CLEAN };
+/* lingering_close */
+enum { PV_LINGER_OFF = 0, PV_LINGER_ON, PV_LINGER_ALWAYS };
 
 /* keepalive_disable's browsers */
 #define PV_KA_DISABLE_MSIE6 0x1  /* MSIE 6 and older, POST requests */
@@ -456,6 +458,9 @@ typedef struct pv_loc_conf_s {
     pv_temp_path_t *other_temp_paths[3];   /* fastcgi_, scgi_, uwsgi_temp_path: only made at start */
     int tcp_nodelay;               /* default on: TCP_NODELAY on the client connection */
     int reset_timedout_connection; /* default off: a timed-out client is reset (RST), not closed */
+    int lingering_close;           /* PV_LINGER_*; default on */
+    int64_t lingering_time;        /* ms; default 30s: the longest a closing connection reads and drops */
+    int64_t lingering_timeout;     /* ms; default 5s: the longest wait for more bytes while lingering */
     int chunked_transfer_encoding; /* default on: off ends an HTTP/1.1 body of unknown length by closing */
     int proxy_request_buffering;   /* default on: the whole body is read before the upstream is asked */
     int64_t client_body_buffer_size; /* default 8k (NGINX's two pages on x86-64): memory for a body read whole */

@@ -169,6 +169,9 @@ int pv_conf_msec(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, int64_t *f);
 int pv_conf_flag_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 int pv_conf_size_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 int pv_conf_msec_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
+/* `NAME WORD` into an int slot: the value of WORD in cmd->data, a
+ * pv_conf_enum_t list ending with a NULL name (ngx_conf_set_enum_slot()). */
+int pv_conf_enum_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base);
 /* `NAME WORD...` OR-ed into *f (PV_UNSET counts as 0) from names, matched
  * in any case: NGINX's bitmask setter; bits accumulate over repeats. */
 int pv_conf_bitmask(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_conf_enum_t *names, int *f);

@@ -92,8 +92,7 @@ int pv_conf_set_int(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
     return PV_OK;
 }
 
-static int set_enum_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
-                       void *base)
+int pv_conf_enum_slot(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
 {
     int *f = (int *)((char *)base + cmd->offset);
     if (*f != PV_UNSET)
@@ -852,7 +851,7 @@ static const pv_conf_cmd_t http_cmds[] = {
 
 /* proxy_pass and the proxy_* settings */
 static const pv_conf_cmd_t proxy_cmds[] = {
-    {"proxy_http_version", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_enum_cb, LOC(proxy_http_version),
+    {"proxy_http_version", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_enum_slot, LOC(proxy_http_version),
      http_versions},
     {"proxy_set_header", PV_CTX_ANY_LOC, PV_ARGS_TAKE2, set_proxy_set_header_cb, NONE, NULL},
     {"proxy_connect_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot,

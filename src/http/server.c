@@ -27,6 +27,7 @@
 #include "redirect.h"
 #include "h2.h"
 #include "headers.h"
+#include "linger.h"
 #include "reqbody.h"
 #include "reqhead.h"
 #include "response.h"
@@ -793,8 +794,15 @@ void pv_server_request_done(pv_hreq_t *hr)
         c->in = hr->bin;
         hr->bin = NULL;
     }
+    const pv_loc_conf_t *lc = req_lconf(hr);
+    int linger = !keep && pv_linger_wanted(c, lc, !hr->body_done);
+    int64_t linger_time = lc->lingering_time, linger_timeout = lc->lingering_timeout;
     pv_server_req_free(hr);
     c->hr = NULL;
+    if (linger) {
+        pv_linger_start(c, linger_time, linger_timeout);
+        return;
+    }
     if (!keep) {
         pv_server_close(c);
         return;

@@ -136,6 +136,8 @@ struct pv_hconn_s {
     uint64_t id;                 /* serial */
     uint32_t nreq;               /* requests started on this connection */
     uint64_t start_ns;           /* the loop's clock (ns) when it was accepted (keepalive_time, $connection_time) */
+    uint64_t linger_end;         /* lingering: the loop's clock (ms) at which it is closed (lingering_time) */
+    uint32_t linger_wait;        /* lingering: the longest wait for more bytes, ms (lingering_timeout) */
     uint16_t flags;              /* PV_HC_F_* */
     uint16_t group;              /* listen group index */
     struct sockaddr_in6 peer;    /* client address (v4 or v6) */

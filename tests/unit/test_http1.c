@@ -17,11 +17,13 @@ static const char conf_text[] =
     "http {\n"
     "  access_log off;\n"
     "  client_max_body_size 100;\n"
+    "  lingering_close off;\n" /* the tests below see the close at once */
     "  server {\n"
     "    listen 127.0.0.1:1;\n"
     "    server_name example.com;\n"
     "    location /echo { }\n"
     "    location = /hello { return 200 \"hi $uri\"; }\n"
+    "    location /linger { lingering_close on; }\n"
     "  }\n"
     "}\n";
 
@@ -482,6 +484,16 @@ static void test_too_large(void **st)
         fx_assert_out(&cf, want, wn);
         assert_true(cf.closed);
     }
+    /* lingering_close on: the answer, a half-close, and the close when
+     * the client is done sending */
+    static const char linger[] = "POST /linger HTTP/1.1\r\nHost: example.com\r\nContent-Length: 101\r\n\r\nbbbb";
+    client();
+    fx_str(&cf, linger);
+    pump();
+    fx_assert_out(&cf, want, wn);
+    assert_true(cf.shut);
+    assert_false(cf.closed);
+    hang_up();
     const char *log = fx_log();
     assert_non_null(strstr(log, "client intended to send too large body: 101 bytes"));
     assert_non_null(strstr(log, "client intended to send too large chunked body: 101+ bytes"));

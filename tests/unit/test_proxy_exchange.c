@@ -17,6 +17,7 @@
 static const char conf_text[] =
     "http {\n"
     "  access_log off;\n"
+    "  lingering_close off;\n" /* a closed client connection is seen at once */
     "  upstream backend { server 127.0.0.1:9; keepalive 4; }\n"
     "  upstream old { server 127.0.0.2:10; }\n"
     "  server {\n"
