@@ -79,6 +79,10 @@ int pv_pcache_start(struct pv_hreq_s *hr, const pv_pcache_use_t *use);
  * serve the stale entry instead: 1 then (the proxy drops the upstream and
  * stops), else 0. */
 int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields);
+/* The response goes to the client unbuffered (proxy_buffering off,
+ * X-Accel-Buffering: no): it is not stored, as NGINX frees the cache's
+ * part of a request then. */
+void pv_pcache_unbuffered(struct pv_hreq_s *hr);
 /* proxy_intercept_errors answers status by its error_page: the status is
  * stored for the response's time (its fields, else proxy_cache_valid),
  * answered so until then, as NGINX's. */

@@ -306,6 +306,12 @@ static void tee_done(pv_hreq_t *hr, int complete)
 
 static const pv_tee_t store_tee = {tee_head, tee_body, tee_done};
 
+void pv_pcache_unbuffered(pv_hreq_t *hr)
+{
+    if (hr->tee == &store_tee)
+        store_fail(hr, hr->tee_ctx, NULL);
+}
+
 /* ---- the decision --------------------------------------------------------------- */
 
 /* The upstream answered 304 to the entry's validators: the entry is

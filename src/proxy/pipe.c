@@ -11,6 +11,7 @@
 #include "../http/reqbody.h"
 #include "../http/server.h"
 #include "../upstream/upstream.h"
+#include "pcache.h"
 #include "proxy.h"
 #include "pstore.h"
 
@@ -57,6 +58,8 @@ void pv_pipe_start(pv_proxy_t *px, const pv_pipe_conf_t *cf, int ign, const pv_h
     }
     /* the rate applies to a buffered response only, as NGINX's */
     p->rate = p->buffering ? cf->limit_rate : 0;
+    if (!p->buffering && px->r->pcache)
+        pv_pcache_unbuffered(px->hr); /* nor is an unbuffered one stored */
 }
 
 void pv_pipe_head(pv_proxy_t *px)

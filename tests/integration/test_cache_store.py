@@ -36,6 +36,7 @@ http {
         location @fallback { return 403; }
         location /down/ { proxy_cache_valid 502 504 1m; proxy_pass http://127.0.0.1:@DOWN@; }
         location /down-novalid/ { proxy_pass http://127.0.0.1:@DOWN@; }
+        location /unbuf/ { proxy_buffering off; proxy_pass http://127.0.0.1:@UP@; }
     }
 }
 """
@@ -219,3 +220,22 @@ def test_misses_without_lock_all_stored(portvakt, nginx, port, tmp_path):
     seen, asked = both(portvakt, nginx, port, tmp_path, make, scenario)
     assert seen[-1] == (200, "HIT", b"request 3\n")
     assert asked == 3
+
+
+def test_unbuffered_not_stored(portvakt, nginx, port, tmp_path):
+    """A response sent unbuffered (proxy_buffering off, or the upstream's
+    X-Accel-Buffering: no) is not stored, as NGINX frees the cache's part
+    of the request then; X-Accel-Buffering: yes stores it."""
+    def make(up):
+        def h(req):
+            accel = req.target.partition("accel=")[2]
+            fields = CT + [("Cache-Control", "max-age=60")] + ([("X-Accel-Buffering", accel)] if accel else [])
+            return Reply(headers=fields, body=b"body %d\n" % len(up.requests))
+        return h
+
+    def scenario(gw, up):
+        return [get(gw, t) for t in ("/unbuf/a", "/unbuf/a", "/b?accel=no", "/b?accel=no",
+                                     "/unbuf/c?accel=yes", "/unbuf/c?accel=yes")]
+    seen, n = both(portvakt, nginx, port, tmp_path, make, scenario)
+    assert [s[1] for s in seen] == ["MISS", "MISS", "MISS", "MISS", "MISS", "HIT"]
+    assert n == 5
