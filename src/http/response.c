@@ -19,6 +19,7 @@
 #include "compress.h"
 #include "errpage.h"
 #include "hfilter.h"
+#include "notmod.h"
 #include "redirect.h"
 #include "server.h"
 #include "static.h"
@@ -545,7 +546,14 @@ int pv_resp_send_head(pv_hreq_t *hr, pv_resp_head_t *h)
     if (hr->bg)
         return PV_OK;
     rate_start(hr);
-    int rc = pv_bf_head(hr, h);
+    int rc = pv_notmod_filter(hr, h);
+    if (rc == PV_RESP_PRECONDITION)
+        tee_done(hr, 0); /* the 412 answers instead: nothing is stored */
+    if (rc != PV_OK)
+        return rc;
+    if (hr->header_only) /* a 304: no body for the filters below */
+        return hr->proto->resp->send_head(hr, h);
+    rc = pv_bf_head(hr, h);
     if (rc != PV_OK)
         return rc;
     return head_below_bf(hr, h);
@@ -613,8 +621,8 @@ void pv_resp_send_body(pv_hreq_t *hr, const pv_str_t *spans, int n)
 {
     if (hr->tee)
         hr->tee->body(hr, spans, n);
-    if ((hr->r.flags & PV_REQ_F_HEAD) || hr->bg)
-        return; /* a HEAD's answer has no body (one asked for as GET is read for the cache) */
+    if ((hr->r.flags & PV_REQ_F_HEAD) || hr->bg || hr->header_only)
+        return; /* a HEAD's answer has no body (one asked for as GET is read for the cache), nor a 304's */
     hr->rate_queued = 1;
     if (hr->bf)
         pv_bf_send_body(hr, spans, n);

@@ -76,6 +76,9 @@ extern const pv_resp_ops_t pv_h1_resp;
 /* pv_resp_send_head(): no memory for the head, or a filter that cannot go
  * on (logged; answer nothing). */
 #define PV_RESP_NOMEM (-3)
+/* pv_resp_send_head(): the request's preconditions fail (notmod.h): the
+ * caller ends the response and answers 412 in its place. */
+#define PV_RESP_PRECONDITION (-5)
 
 /* Queue the response head h. The protocol side decides keepalive and the
  * framing: PV_FRAME_CHUNKED stands for a body of unknown length, which an

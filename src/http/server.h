@@ -106,6 +106,7 @@ typedef struct pv_hreq_s {
     uint8_t rate_wait;            /* limit_rate: output waits for the rate's timer */
     uint8_t write_wait;           /* the handler writes to the socket itself (sendfile) and waits for room */
     uint8_t bg;                   /* a background cache update runs: the response goes to the tee alone */
+    uint8_t header_only;          /* the head went out as a 304 (notmod.h): the body goes to the tee alone */
     void (*bg_next)(struct pv_hreq_s *hr); /* once the answer is out, runs before the request ends (sets bg) */
     pv_access_t acc;              /* rate limit and authentication state */
     struct pv_subreq_s *sub;      /* a subrequest: its link to the parent (subreq.h); NULL: a client's request */

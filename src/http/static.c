@@ -26,6 +26,7 @@
 #include "errpage.h"
 #include "fileop.h"
 #include "hfilter.h"
+#include "notmod.h"
 #include "fcache.h"
 #include "ofcache.h"
 #include "phases.h"
@@ -428,35 +429,6 @@ static int index_dir(pv_hreq_t *hr)
 
 #define MAX_FIELDS 8
 
-/* 304, 412 or 0 (go on) from the request's preconditions (NGINX's
- * not-modified filter). */
-static int preconditions(const pv_request_t *r, const pv_static_conf_t *s, pv_str_t etag, time_t mtime)
-{
-    const pv_header_t *ius = pv_request_header(r, "If-Unmodified-Since", 19);
-    const pv_header_t *im = pv_request_header(r, "If-Match", 8);
-    const pv_header_t *ims = pv_request_header(r, "If-Modified-Since", 17);
-    const pv_header_t *inm = pv_request_header(r, "If-None-Match", 13);
-    if (ius) {
-        time_t t = pv_http_time_parse(ius->value);
-        if (t == -1 || t < mtime)
-            return 412;
-    }
-    if (im && !pv_etag_match(im->value, etag, 0))
-        return 412;
-    if (!ims && !inm)
-        return 0;
-    if (ims) {
-        if (s->if_modified_since == PV_IMS_OFF)
-            return 0;
-        time_t t = pv_http_time_parse(ims->value);
-        if (t == -1 || (t != mtime && (s->if_modified_since == PV_IMS_EXACT || t < mtime)))
-            return 0;
-    }
-    if (inm && !pv_etag_match(inm->value, etag, 1))
-        return 0;
-    return 304;
-}
-
 void pv_static_416(pv_hreq_t *hr, int64_t size)
 {
     pv_request_t *r = &hr->r;
@@ -513,7 +485,7 @@ static void multipart(pv_request_t *r, pv_file_t *f, pv_resp_head_t *h)
 static int precondition_answer(pv_hreq_t *hr, const pv_static_conf_t *s, pv_str_t etag, time_t mtime,
                                pv_header_t *fld, int nf)
 {
-    int pre = preconditions(&hr->r, s, etag, mtime);
+    int pre = pv_notmod_test(&hr->r, s->if_modified_since, etag, mtime);
     if (pre == 412) {
         answer(hr, 412);
         return 1;

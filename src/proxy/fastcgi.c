@@ -441,7 +441,15 @@ static int fc_head(pv_fastcgi_t *g)
     pv_pipe_start(px, &px->loc->conf.fastcgi.pipe, px->loc->conf.fastcgi.ignore, g->rx.fields, g->rx.nfields);
     if ((r->flags & PV_REQ_F_HEAD) || status == 204 || status == 304)
         h.frame = PV_FRAME_NONE;
-    if (pv_resp_send_head(hr, &h) != PV_OK) {
+    int rc = pv_resp_send_head(hr, &h);
+    if (rc == PV_RESP_PRECONDITION) { /* 412 answers in its place */
+        pv_proxy_release_server(px, PV_BAL_OK);
+        fc_drop(g);
+        hr->handling = 0;
+        pv_resp_error(hr, 412);
+        return -1;
+    }
+    if (rc != PV_OK) {
         pv_resp_abort(hr);
         return -1;
     }

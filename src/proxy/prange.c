@@ -4,10 +4,13 @@
  * the cache may store that came with an Accept-Ranges field (of any
  * value; the cache answers the client's Range from the body while it
  * stores the whole). The upstream's Accept-Ranges then goes no further:
- * the filter says Accept-Ranges: bytes when it could have answered. */
+ * the filter says Accept-Ranges: bytes when it could have answered.
+ * A head the range or the not-modified filter refuses is answered by
+ * 416 or 412 in its place. */
 #include <string.h>
 
 #include "../http/brange.h"
+#include "../http/notmod.h"
 #include "../http/server.h"
 #include "../http/static.h"
 #include "../upstream/upstream.h"
@@ -24,13 +27,16 @@ void pv_proxy_ranges(pv_proxy_t *px, const pv_resp_head_t *h)
         px->r->allow_ranges = 1;
 }
 
-int pv_proxy_range_416(pv_proxy_t *px, int64_t size)
+int pv_proxy_answer_instead(pv_proxy_t *px, int rc, int64_t size)
 {
     pv_upconn_t *u = px->u; /* the body is not read: the connection goes */
     pv_proxy_release_server(px, PV_BAL_OK);
     px->u = NULL;
     pv_upstream_release(u, &(pv_upstream_done_t){.failed = 1});
     px->hr->handling = 0;
-    pv_static_416(px->hr, size);
+    if (rc == PV_RESP_PRECONDITION)
+        pv_resp_error(px->hr, 412);
+    else
+        pv_static_416(px->hr, size);
     return -3;
 }

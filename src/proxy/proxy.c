@@ -638,8 +638,8 @@ static int response_head(pv_proxy_t *px)
     pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
     pv_proxy_ranges(px, &h);
     int rc = pv_resp_send_head(hr, &h);
-    if (rc == PV_RESP_RANGE_416)
-        return pv_proxy_range_416(px, h.content_length);
+    if (rc == PV_RESP_RANGE_416 || rc == PV_RESP_PRECONDITION)
+        return pv_proxy_answer_instead(px, rc, h.content_length);
     if (rc != PV_OK)
         return rc == PV_RESP_NOMEM ? -2 : -1; /* -2: no memory for the head (logged) */
     px->resp_head_done = 1;

@@ -144,9 +144,11 @@ void pv_proxy_keep_fields(pv_request_t *r, const pv_uresp_t *rp);
  * (proxy_force_ranges, or a response the cache may store that came with
  * Accept-Ranges). */
 void pv_proxy_ranges(pv_proxy_t *px, const struct pv_resp_head_s *h);
-/* The range filter found nothing of the body of size bytes satisfiable:
- * the upstream connection is given up and 416 answers. -3 (answered). */
-int pv_proxy_range_416(pv_proxy_t *px, int64_t size);
+/* The head call answered rc: PV_RESP_RANGE_416 (the range filter found
+ * nothing of the body of size bytes satisfiable) or PV_RESP_PRECONDITION
+ * (notmod.h). The upstream connection is given up and 416 or 412
+ * answers. -3 (answered). */
+int pv_proxy_answer_instead(pv_proxy_t *px, int rc, int64_t size);
 /* The one place a failed exchange becomes the client's answer (answer.c). */
 void pv_proxy_answer_failure(pv_proxy_t *px, int f);
 /* One error log line per failure (answer.c). */
