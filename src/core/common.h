@@ -45,6 +45,15 @@ static inline int pv_str_ieq(pv_str_t s, const char *lit, size_t litlen)
     }
     return 1;
 }
+
+/* Whether n is one of l[0..nl), compared without case. */
+static inline int pv_str_in_ilist(pv_str_t n, const pv_str_t *l, int nl)
+{
+    for (int i = 0; i < nl; i++)
+        if (pv_str_ieq(n, l[i].p, l[i].len))
+            return 1;
+    return 0;
+}
 /* Decimal digits of v into buf (room for 20); returns the count. Cheaper
  * than snprintf on paths that run once per request. */
 static inline size_t pv_u64_digits(char *buf, uint64_t v)

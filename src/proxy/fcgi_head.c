@@ -5,14 +5,6 @@
 
 #include <string.h>
 
-static int in_list(pv_str_t n, const pv_str_t *l, int nl)
-{
-    for (int i = 0; i < nl; i++)
-        if (l[i].len == n.len && pv_str_ieq(n, l[i].p, n.len))
-            return 1;
-    return 0;
-}
-
 /* Whether a response field stays out of the client's head: NGINX's
  * default set (Status, X-Accel-*) unless fastcgi_pass_header names it,
  * and the fastcgi_hide_header names. */
@@ -21,9 +13,9 @@ int pv_fcgi_hidden(const pv_fastcgi_conf_t *fc, pv_str_t n)
     static const pv_str_t dflt[] = {PV_STR("status"), PV_STR("x-accel-expires"), PV_STR("x-accel-redirect"),
                                     PV_STR("x-accel-limit-rate"), PV_STR("x-accel-buffering"),
                                     PV_STR("x-accel-charset")};
-    if (in_list(n, fc->hide, fc->nhide))
+    if (pv_str_in_ilist(n, fc->hide, fc->nhide))
         return 1;
-    return in_list(n, dflt, (int)PV_NELEM(dflt)) && !in_list(n, fc->pass, fc->npass);
+    return pv_str_in_ilist(n, dflt, (int)PV_NELEM(dflt)) && !pv_str_in_ilist(n, fc->pass, fc->npass);
 }
 
 /* A Content-Length value: its number, or -1. */

@@ -57,22 +57,14 @@ static void gr_io(pv_grpc_t *g);
 static void gr_failed(pv_grpc_t *g, pv_upfail_t f, int err);
 static void gr_start(pv_proxy_t *px);
 
-static int in_list(pv_str_t n, const pv_str_t *l, int nl)
-{
-    for (int i = 0; i < nl; i++)
-        if (l[i].len == n.len && pv_str_ieq(n, l[i].p, n.len))
-            return 1;
-    return 0;
-}
-
 int pv_grpc_hidden(const pv_grpc_conf_t *gc, pv_str_t n)
 {
     static const pv_str_t dflt[] = {PV_STR("date"),           PV_STR("server"), PV_STR("x-accel-expires"),
                                     PV_STR("x-accel-redirect"), PV_STR("x-accel-limit-rate"),
                                     PV_STR("x-accel-buffering"), PV_STR("x-accel-charset")};
-    if (in_list(n, gc->hide, gc->nhide))
+    if (pv_str_in_ilist(n, gc->hide, gc->nhide))
         return 1;
-    return in_list(n, dflt, (int)PV_NELEM(dflt)) && !in_list(n, gc->pass, gc->npass);
+    return pv_str_in_ilist(n, dflt, (int)PV_NELEM(dflt)) && !pv_str_in_ilist(n, gc->pass, gc->npass);
 }
 
 /* A Content-Length value: its number, or -1. */

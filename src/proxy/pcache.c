@@ -198,9 +198,9 @@ static int stale_updating(pv_pcache_t *c)
     return (c->pc->use_stale & PV_STALE_UPDATING) || c->ref.valid_sec + c->ref.updating_sec >= now;
 }
 
-/* A stored error status answers as the upstream's did: by its
- * error_page, the proxy's state gone. */
-static void answer_error(pv_hreq_t *hr, pv_pcache_t *c)
+/* The entry answers: the lock's wait or the proxy's state (if any)
+ * leaves the request first. */
+static void take_over(pv_hreq_t *hr, pv_pcache_t *c)
 {
     c->serving = 1;
     c->decided = 1;
@@ -213,6 +213,13 @@ static void answer_error(pv_hreq_t *hr, pv_pcache_t *c)
         hr->handler = NULL;
     }
     hr->handling = 0;
+}
+
+/* A stored error status answers as the upstream's did: by its
+ * error_page, the proxy's state gone. */
+static void answer_error(pv_hreq_t *hr, pv_pcache_t *c)
+{
+    take_over(hr, c);
     pv_resp_error(hr, c->ref.error);
 }
 
@@ -634,17 +641,7 @@ static void open_entry(pv_hreq_t *hr)
 static void serve_entry(pv_hreq_t *hr)
 {
     pv_pcache_t *c = hr->r.pcache;
-    c->serving = 1;
-    c->decided = 1;
-    if (hr->handler == &wait_handler) {
-        pv_timer_del(loop_of(hr), &c->timer);
-        hr->handler = NULL;
-        hr->handler_ctx = NULL;
-    } else if (hr->handler) {
-        hr->handler->cleanup(hr); /* the proxy's state leaves the request */
-        hr->handler = NULL;
-    }
-    hr->handling = 0;
+    take_over(hr, c);
     open_entry(hr);
 }
 

@@ -312,23 +312,15 @@ static int hidden_by_default(pv_str_t n)
     }
 }
 
-static int in_list(pv_str_t n, const pv_str_t *l, int nl)
-{
-    for (int i = 0; i < nl; i++)
-        if (l[i].len == n.len && pv_str_ieq(n, l[i].p, l[i].len))
-            return 1;
-    return 0;
-}
-
 static int hidden_response_field(pv_str_t n, const pv_hdr_conf_t *hc)
 {
     if (PV_STR_IEQ(n, "content-type") || PV_STR_IEQ(n, "content-length"))
         return 1;
     if (!hc)
         return hidden_by_default(n);
-    if (in_list(n, hc->hide, hc->nhide))
+    if (pv_str_in_ilist(n, hc->hide, hc->nhide))
         return 1;
-    return hidden_by_default(n) && !in_list(n, hc->pass, hc->npass);
+    return hidden_by_default(n) && !pv_str_in_ilist(n, hc->pass, hc->npass);
 }
 
 /* Replace v[prefix, prefix + len) with rep, in the request arena. */
@@ -465,9 +457,9 @@ int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t c
     /* a Date or Server passed on that the upstream did not send: none at
      * all, as NGINX (its empty stand-ins for them are passed) */
     if (hc && hc->npass) {
-        if (in_list((pv_str_t)PV_STR("date"), hc->pass, hc->npass))
+        if (pv_str_in_ilist((pv_str_t)PV_STR("date"), hc->pass, hc->npass))
             h->no_date = 1;
-        if (in_list((pv_str_t)PV_STR("server"), hc->pass, hc->npass))
+        if (pv_str_in_ilist((pv_str_t)PV_STR("server"), hc->pass, hc->npass))
             h->server = (pv_str_t){"", 0};
     }
     return 0;
