@@ -723,6 +723,8 @@ typedef struct pv_listen_group_s {
     pv_server_t **servers;     /* servers with a listen on this address */
     int nservers;
     pv_server_t *default_srv;  /* default_server, else the first */
+    int max_headers_lo;        /* the least and greatest max_headers of its servers */
+    int max_headers_hi;
 } pv_listen_group_t;
 
 /* One address of a `server` line in an upstream block. */

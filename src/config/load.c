@@ -633,6 +633,11 @@ static int build_listens(pv_conf_ctx_t *cx)
         }
         if (!g->default_srv)
             g->default_srv = g->servers[0];
+        g->max_headers_lo = g->max_headers_hi = g->servers[0]->max_headers;
+        for (int k = 1; k < g->nservers; k++) {
+            g->max_headers_lo = PV_MIN(g->max_headers_lo, g->servers[k]->max_headers);
+            g->max_headers_hi = PV_MAX(g->max_headers_hi, g->servers[k]->max_headers);
+        }
     }
     for (int i = 0; i < h->nservers; i++)
         for (int j = 0; j < h->servers[i]->nlistens; j++)

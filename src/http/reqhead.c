@@ -88,15 +88,15 @@ int pv_reqhead_too_many(pv_request_t *r)
     return PV_HTTP_HEADER_TOO_LARGE;
 }
 
-int pv_reqhead_over_all(const pv_hreq_t *hr, int n)
+int pv_reqhead_over_all(pv_hreq_t *hr)
 {
-    const pv_listen_group_t *g = hr->lgroup;
-    if (n <= hr->r.srv->max_headers)
-        return 0;
-    for (int i = 0; g && i < g->nservers; i++)
-        if (n <= g->servers[i]->max_headers)
-            return 0;
-    return 1;
+    const char *base = hr->c->in->data;
+    for (; hr->nscanned < hr->nfields; hr->nscanned++) {
+        pv_str_t name = {base + hr->hname[hr->nscanned].off, hr->hname[hr->nscanned].len};
+        if (!pv_reqhead_field_ignored(&hr->r, name) && ++hr->nkept > hr->lgroup->max_headers_hi)
+            return 1;
+    }
+    return 0;
 }
 
 static inline __attribute__((always_inline)) int field_check(pv_request_t *r, pv_reqfields_t *f, const pv_header_t *h)
@@ -166,7 +166,8 @@ static int scan_fields(pv_hreq_t *hr, pv_reqfields_t *f)
             continue;
         r->nheaders++;
         pv_str_t host;
-        if (f->single[SF_HOST] == h && pv_uri_validate_host(r->arena, h->value, &host) == 0)
+        if (f->single[SF_HOST] == h && hr->lgroup->max_headers_lo != hr->lgroup->max_headers_hi &&
+            pv_uri_validate_host(r->arena, h->value, &host) == 0)
             /* NGINX takes the server from a valid Host at once: its
              * max_headers counts the fields after */
             f->limit = pv_router_request_server(r, hr->lgroup, host)->max_headers;

@@ -42,9 +42,10 @@ int pv_reqhead_field_ignored(const pv_request_t *r, pv_str_t name);
 /* A request with more fields than max_headers: logged; returns the
  * status (NGINX's 494, answered as 400). */
 int pv_reqhead_too_many(pv_request_t *r);
-/* Whether n fields are more than max_headers of every server hr's
- * address leads to (refused before the server is known). */
-int pv_reqhead_over_all(const pv_hreq_t *hr, int n);
+/* Whether hr's whole fields that count are more than max_headers of
+ * every server its address leads to (refused before the server is
+ * known). Called once there are more fields than that at all. */
+int pv_reqhead_over_all(pv_hreq_t *hr);
 /* The request target (origin-form, absolute-form or "*") into r->uri,
  * args and request_uri, and the host from the target or else from
  * host_field (Host, or HTTP/2's :authority; NULL when absent) into

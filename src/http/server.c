@@ -415,9 +415,7 @@ static int on_field_cb(llhttp_t *p, const char *at, size_t len)
         /* the field before is whole: more than any server's max_headers
          * are refused now, before the rest of the head is stored (the
          * limit of the server Host names is held to once the head is in) */
-        int i = hr->nfields - 1;
-        if (i >= 0 && !pv_reqhead_field_ignored(&hr->r, (pv_str_t){hr->c->in->data + hr->hname[i].off, hr->hname[i].len}) &&
-            pv_reqhead_over_all(hr, ++hr->nkept)) {
+        if (hr->nfields > hr->lgroup->max_headers_hi && pv_reqhead_over_all(hr)) {
             hr->err_status = pv_reqhead_too_many(&hr->r);
             return -1;
         }

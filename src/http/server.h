@@ -64,7 +64,8 @@ typedef struct pv_hreq_s {
     pv_hspan_t *hname, *hvalue;   /* header fields, in the arena (grown as fields come) */
     int fcap;                     /* room in hname and hvalue */
     int nfields;                  /* fields seen */
-    int nkept;                    /* whole fields max_headers counts (not ignored ones) */
+    int nkept;                    /* whole fields max_headers counts (not ignored ones)... */
+    int nscanned;                 /* ...among the first nscanned (counted once there are many) */
     int last_cb;                  /* last span callback: 1 name, 2 value, 3 url */
     int err_status;               /* error found while parsing (414, 431) */
     uint8_t line_checked;         /* the request line was checked whole */
