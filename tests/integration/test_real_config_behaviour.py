@@ -96,9 +96,13 @@ def run(argv, cwd, port, host, paths, ups):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("behaviour")
-    # a free stretch of ports for the listeners and the upstreams
-    base = free_port() // 100 * 100
-    base = 21000 + (base % 20000)
+    # a stretch of ports for the listeners and the upstreams, below the
+    # ephemeral range: a port there can be taken at any moment as the
+    # local port of an outgoing connection (the upstreams' binds failed so)
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    span = max(low - 11000, 1000)
+    base = 10000 + (free_port() % span) // 100 * 100
     subprocess.run([sys.executable, os.path.join(CORPUS, "prepare.py"), str(out),
                     "--listen-base", str(base), "--upstream-base", str(base + 700)],
                    check=True, capture_output=True, timeout=120)
