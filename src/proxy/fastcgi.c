@@ -378,7 +378,10 @@ static void head_fields(pv_fastcgi_t *g, pv_resp_head_t *h, pv_header_t *out)
         if (PV_STR_IEQ(f->name, "content-type")) {
             h->content_type = f->value;
         } else if (PV_STR_IEQ(f->name, "content-length")) {
-            int64_t cl = g->clen = pv_fcgi_parse_len(f->value);
+            int64_t cl;
+            if (pv_http_parse_content_length(f->value, &cl) != 0)
+                cl = -1;
+            g->clen = cl;
             if (cl >= 0 && !(r->flags & PV_REQ_F_HEAD)) {
                 h->content_length = cl;
                 h->frame = PV_FRAME_NONE;

@@ -25,8 +25,6 @@ int pv_fcgi_cache_validators(const pv_request_t *r, pv_str_t *nv);
 
 /* Whether a response field stays out of the client's head (fcgi_head.c). */
 int pv_fcgi_hidden(const pv_fastcgi_conf_t *fc, pv_str_t name);
-/* A Content-Length value: its number, or -1 (fcgi_head.c). */
-int64_t pv_fcgi_parse_len(pv_str_t v);
 
 /* The module: the content handler of fastcgi_pass locations. */
 extern pv_module_t pv_fastcgi_module;

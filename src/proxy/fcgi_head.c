@@ -1,6 +1,6 @@
 /* The response head's field rules of fastcgi_pass: which fields stay
  * out of the client's head (fastcgi_hide_header, fastcgi_pass_header and
- * NGINX's default set) and the Content-Length value. */
+ * NGINX's default set). */
 #include "fastcgi.h"
 
 #include <string.h>
@@ -16,18 +16,4 @@ int pv_fcgi_hidden(const pv_fastcgi_conf_t *fc, pv_str_t n)
     if (pv_str_in_ilist(n, fc->hide, fc->nhide))
         return 1;
     return pv_str_in_ilist(n, dflt, (int)PV_NELEM(dflt)) && !pv_str_in_ilist(n, fc->pass, fc->npass);
-}
-
-/* A Content-Length value: its number, or -1. */
-int64_t pv_fcgi_parse_len(pv_str_t v)
-{
-    int64_t n = 0;
-    if (!v.len || v.len > 18)
-        return -1;
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.p[i] < '0' || v.p[i] > '9')
-            return -1;
-        n = n * 10 + (v.p[i] - '0');
-    }
-    return n;
 }

@@ -67,20 +67,6 @@ int pv_grpc_hidden(const pv_grpc_conf_t *gc, pv_str_t n)
     return pv_str_in_ilist(n, dflt, (int)PV_NELEM(dflt)) && !pv_str_in_ilist(n, gc->pass, gc->npass);
 }
 
-/* A Content-Length value: its number, or -1. */
-static int64_t parse_len(pv_str_t v)
-{
-    int64_t n = 0;
-    if (!v.len || v.len > 18)
-        return -1;
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.p[i] < '0' || v.p[i] > '9')
-            return -1;
-        n = n * 10 + (v.p[i] - '0');
-    }
-    return n;
-}
-
 /* The request body for nghttp2: copied from the spans taken. */
 static ssize_t body_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
                          nghttp2_data_source *src, void *data)
@@ -470,7 +456,9 @@ static int gr_head(pv_grpc_t *g)
         if (PV_STR_IEQ(f->name, "content-type")) {
             h.content_type = f->value;
         } else if (PV_STR_IEQ(f->name, "content-length")) {
-            int64_t cl = parse_len(f->value);
+            int64_t cl;
+            if (pv_http_parse_content_length(f->value, &cl) != 0)
+                cl = -1;
             if (cl >= 0) {
                 h.content_length = cl;
                 h.frame = PV_FRAME_NONE;
