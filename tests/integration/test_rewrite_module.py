@@ -10,6 +10,7 @@ received.
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -446,6 +447,11 @@ def test_return_444_closes_the_connection(portvakt, nginx, port, tmp_path):
                     if data.count(b"\r\n\r\n") >= 2 and b"ok\n" in data:
                         break
                 got.append(data.split(b"\r\n", 1)[0])
+        # The client has its answer just before the server logs the request:
+        # wait for the line, so the stop does not race the log write.
+        deadline = time.time() + 5
+        while time.time() < deadline and (d / "st.log").read_text().count("\n") < 4:
+            time.sleep(0.02)
         gw.stop()
         log = (d / "st.log").read_text().split("\n")
         seen[name] = (got, [line for line in log if line])
