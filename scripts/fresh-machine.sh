@@ -26,6 +26,7 @@
 #                     installs). Default: 1 for local runs, 0 when CI=true.
 #   FRESH_MIRROR=URL  Debian mirror; default: the one apt uses on this host.
 #   FRESH_FUZZ=N      FUZZ_SMOKE seconds for the fuzz targets (default 5).
+#   FRESH_WERROR=1    build with warnings as errors (CI sets it).
 #   FRESH_KEEP=1      leave the root in place (unmounted) for a post-mortem.
 #   FRESH_USER=root   run make test and make run as root (default: a user
 #                     "dev" with sudo rights).
@@ -37,14 +38,15 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 SUITE=bookworm
 EXTRA=git,make,sudo,ca-certificates
-# An ordinary user with sudo rights, as a developer's machine has; root's
-# run of the same commands is the host's part of CI. FRESH_USER=root runs
-# them as root here too.
+# An ordinary user with sudo rights, as a developer's machine has; CI runs
+# the suites as root on the host too, under ASan. FRESH_USER=root runs them
+# as root here.
 USERNAME=${FRESH_USER:-dev}
 [ "$USERNAME" = root ] && HOMEDIR=/root || HOMEDIR=/home/$USERNAME
-# The host's CI job already runs every fuzz target for 30 s; here the fuzz
-# step only has to prove that the targets build and run on a fresh machine.
+# The fuzz step proves that the targets build and run on a fresh machine;
+# `make fuzz` runs them longer. CI asks for 10 s each.
 FUZZ=${FRESH_FUZZ:-5}
+WERROR=${FRESH_WERROR:-}
 if [ "${CI:-}" = true ]; then CACHE=${FRESH_CACHE:-0}; else CACHE=${FRESH_CACHE:-1}; fi
 CACHE_TAR=$SRC/build/fresh-cache/$SUITE-minbase.tar
 CACHE_DAYS=7
@@ -215,7 +217,7 @@ say "testing $(git_src -C "$SRC" log -1 --format='%h %s' "$COMMIT")"
 
 t=$SECONDS
 say "make test (FUZZ_SMOKE=$FUZZ) as $USERNAME"
-in_root sh -c "cd $CLONE && make test FUZZ_SMOKE=$FUZZ"
+in_root sh -c "cd $CLONE && make test FUZZ_SMOKE=$FUZZ${WERROR:+ WERROR=1}"
 say "make test passed in $(elapsed $t)"
 
 # ------------------------------------------------------------ make run
