@@ -79,9 +79,11 @@ test: setup
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_SMOKE)
 
-# The unit and integration suites again on an ASan+UBSan build; any report
-# fails the run (the integration harness checks the gateway's stderr).
+# The unit and integration suites on an ASan+UBSan build; any report fails
+# the run (the integration harness checks the gateway's stderr). The plain
+# build comes first: a few tests run build/portvakt itself (install, doctor).
 test-asan: setup
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
 	  $(BUILD)/asan/portvakt unit
 	@$(MAKE) --no-print-directory fault
