@@ -32,6 +32,9 @@ static inline void pv_jurset_add(pv_jurset_t *s, int j)
         s->bits[j / 8] |= (uint8_t)(1u << (j % 8));
 }
 
+/* The empty set. */
+extern const pv_jurset_t pv_jurset_none;
+
 /* `residency CODE|GROUP ...` or `residency off`, resolved into allow once
  * every residency_group is known. */
 typedef struct pv_residency_s {

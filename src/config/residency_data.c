@@ -36,6 +36,8 @@ static const struct {
     {"EEA", EU27 " IS LI NO"},
 };
 
+const pv_jurset_t pv_jurset_none;
+
 int pv_jur_code(const char *s)
 {
     if (!s || strlen(s) != 2)

@@ -1,5 +1,7 @@
 #include "phases.h"
 
+#include <string.h>
+
 #include "../config/residency.h"
 #include "../core/log.h"
 #include "router.h"
@@ -63,8 +65,34 @@ void pv_phases_content(const pv_content_t *c)
         contents[ncontents++] = c;
 }
 
+void pv_phases_res_enter(pv_request_t *r, const pv_location_t *loc)
+{
+    const pv_loc_conf_t *lc = &loc->conf;
+    if (pv_residency_anon(lc))
+        r->flags |= PV_REQ_F_RES_ANON;
+    if (!pv_residency_active(lc) || lc->residency == r->res_scope)
+        return;
+    const pv_jurset_t *s = &lc->residency->allow;
+    if (r->res_allow && memcmp(r->res_allow, s, sizeof(*s)) != 0) {
+        /* a second scope: the request may go where both allow */
+        pv_jurset_t *both = pv_arena_alloc(r->arena, sizeof(*both));
+        if (!both) {
+            r->res_allow = &pv_jurset_none; /* nowhere: refused, never let out */
+            r->res_scope = lc->residency;
+            return;
+        }
+        for (size_t i = 0; i < sizeof(both->bits); i++)
+            both->bits[i] = r->res_allow->bits[i] & s->bits[i];
+        if (memcmp(both, s, sizeof(*s)) != 0)
+            s = both;
+    }
+    r->res_scope = lc->residency;
+    r->res_allow = s;
+}
+
 int pv_phases_subrequest(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done)
 {
+    pv_phases_res_enter(sr, loc);
     for (int i = 0; i < ncontents; i++) {
         if (contents[i]->claims(loc) && contents[i]->subrequest) {
             contents[i]->subrequest(hr, sr, loc, done);
@@ -173,8 +201,8 @@ static int find_config(pv_hreq_t *hr)
     if (!loc && r->srv)
         loc = r->srv->self_loc; /* no location: the server's own settings, as NGINX */
     r->loc = loc;
-    if (loc && pv_residency_anon(&loc->conf))
-        r->flags |= PV_REQ_F_RES_ANON;
+    if (loc)
+        pv_phases_res_enter(r, loc);
     /* a regex location's groups are $1..$9 and its named ones variables
      * (for a location nested in a regex one, the outer regex's) */
     const pv_location_t *rl = loc;

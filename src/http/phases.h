@@ -75,6 +75,12 @@ void pv_phases_restart(struct pv_hreq_s *hr, int phase);
 /* A handler that parked the request is done with PV_PHASE_NEXT: go on
  * with the handler after it. */
 void pv_phases_resume(struct pv_hreq_s *hr);
+/* The request r enters loc: the scope of a residency it is in, and
+ * whether its logs anonymise the client (PV_REQ_F_RES_ANON). A request
+ * that went through two scopes that differ may go only where both allow:
+ * the proxy checks each exchange of it against that set
+ * (pv_proxy_residency()). */
+void pv_phases_res_enter(pv_request_t *r, const pv_location_t *loc);
 /* Send the subrequest sr to the content handler of loc (auth_request);
  * done is called when it ends. PV_ERR when no handler of loc serves
  * subrequests (done is not called). */

@@ -8,7 +8,6 @@
 
 #include <string.h>
 
-#include "../config/residency.h"
 #include "../core/log.h"
 #include "errpage.h"
 #include "phases.h"
@@ -170,8 +169,7 @@ void pv_redirect_run(void)
         unpark(hr, p);
         if (p->named) {
             hr->r.loc = p->named;
-            if (pv_residency_anon(&p->named->conf))
-                hr->r.flags |= PV_REQ_F_RES_ANON;
+            pv_phases_res_enter(&hr->r, p->named);
             pv_phases_restart(hr, PV_PHASE_REWRITE);
         } else {
             pv_phases_restart(hr, PV_PHASE_SERVER_REWRITE);

@@ -167,6 +167,12 @@ typedef struct pv_request_s {
     uint8_t error_page;            /* an error_page redirect happened (recursive_error_pages off: no more) */
     int uri_changed;               /* the URI changed: find the location again */
 
+    /* data residency (phases.c): the last scope the request entered and
+     * where it may go, that scope's set or, after scopes that differ, the
+     * arena's intersection of theirs; NULL before any */
+    const struct pv_residency_s *res_scope;
+    const struct pv_jurset_s *res_allow;
+
     uint64_t start_ns;           /* monotonic time the first byte arrived */
     int64_t start_wall_ms;       /* wall-clock time of the same (for logs) */
     char request_id[33];         /* 32 hex chars, made on first use ("" before) */

@@ -859,7 +859,8 @@ static pv_fastcgi_t *fc_new(pv_hreq_t *hr, pv_request_t *r, pv_location_t *loc)
 static void fc_begin(pv_fastcgi_t *g)
 {
     if (!g->px.loc->proxy_pass->cv) {
-        fc_start(&g->px);
+        if (!g->px.r->res_allow || pv_proxy_residency(&g->px) == PV_OK)
+            fc_start(&g->px);
         return;
     }
     g->px.targeted = fc_start;

@@ -753,7 +753,8 @@ static int content(pv_hreq_t *hr)
     hr->handler = &grpc_handler;
     hr->handling = 1;
     pv_body_hold(hr);
-    gr_start(px);
+    if (!hr->r.res_allow || pv_proxy_residency(px) == PV_OK)
+        gr_start(px);
     return PV_PHASE_DONE;
 }
 

@@ -207,7 +207,8 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
     }
     px->pool = pv_upstream_pool(hr->gen, loc->proxy_pass->upstream->index);
     sr->proxy_host = loc->proxy_pass->proxy_host;
-    sub_targeted(px);
+    if (!sr->res_allow || pv_proxy_residency(px) == PV_OK)
+        sub_targeted(px);
 }
 
 /* The subrequest's target is known: its head, then the upstream. */
@@ -277,7 +278,6 @@ static void proxy_start(pv_hreq_t *hr)
     }
     pv_request_t *r = &hr->r;
     pv_location_t *loc = r->loc;
-
     if (px->sub_done)
         exchange_reset(px);
     px->hr = hr;
@@ -291,7 +291,8 @@ static void proxy_start(pv_hreq_t *hr)
     }
     px->pool = pv_upstream_pool(hr->gen, loc->proxy_pass->upstream->index);
     r->proxy_host = loc->proxy_pass->proxy_host;
-    proxy_begin(px);
+    if (!r->res_allow || pv_proxy_residency(px) == PV_OK)
+        proxy_begin(px);
 }
 
 /* The target is known: the body's handling, then the upstream (inlined
@@ -382,7 +383,6 @@ static void start_upstream(pv_proxy_t *px)
     pv_upool_t *pool = px->pool;
     uint64_t now = pv_loop_now(w->loop);
     int first = !px->picking;
-
     if (!px->picking && pv_proxy_pick_init(px) < 0) {
         upstream_failed(px, PV_UPF_NO_LIVE, 0, NULL);
         return;

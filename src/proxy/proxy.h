@@ -82,6 +82,12 @@ typedef struct pv_proxy_s {
  * set now; PV_AGAIN: px->targeted(px) runs once it is; PV_ERR: the
  * failure was answered. */
 int pv_proxy_target(pv_proxy_t *px);
+/* In a request that entered a residency scope (r->res_allow), whether
+ * every server of px->pool is where the request may go; a route no
+ * load-time check could see (X-Accel-Redirect, an SSI include) may have
+ * brought it to a location outside its scope. PV_OK, or PV_ERR after the
+ * 403 was answered, logged and counted. Callers test r->res_allow first. */
+int pv_proxy_residency(pv_proxy_t *px);
 /* Drop what a target holds (a run-time pool, a lookup in progress). */
 void pv_proxy_target_done(pv_proxy_t *px);
 /* Whether the method m is idempotent (RFC 9110 9.2.2, as NGINX lists them). */

@@ -549,6 +549,7 @@ static void process_families(expo_t *x)
         {PV_CTR_H2_RESETS, "portvakt_http2_stream_resets", "HTTP/2 streams reset with an error code, either way."},
         {PV_CTR_UPSTREAM_OPENED, "portvakt_upstream_connections_opened_all", "Upstream connections opened, every upstream and snapshot."},
         {PV_CTR_UPSTREAM_REUSED, "portvakt_upstream_connections_reused_all", "Tries on pooled upstream connections, every upstream and snapshot."},
+        {PV_CTR_RESIDENCY_REFUSED, "portvakt_residency_refused", "Requests refused (403) for a route out of their residency scope."},
     };
     for (size_t i = 0; i < PV_NELEM(ctrs); i++) {
         family(x, ctrs[i].name, T_COUNTER, ctrs[i].help);

@@ -226,30 +226,17 @@ static int literal(const char *host, pv_dyn_addrs_t *a)
     return 0;
 }
 
-/* In a residency scope the host must name one of the location's
- * residency_targets upstreams, no port written: never an address or a
- * DNS name, which no load-time check could place. Else the request is
- * refused (403), logged with its scope and target and counted; it never
- * reaches an upstream. host: the evaluated host, or the whole URL when
- * it did not parse (u NULL). */
-static int residency_target(pv_proxy_t *px, const url_t *u, pv_str_t host)
+/* Refuse the request: a route out of its residency scope (why). 403,
+ * logged with the scope and the target, counted; it never reaches an
+ * upstream. */
+static int residency_refuse(pv_proxy_t *px, const char *why)
 {
     pv_hreq_t *hr = px->hr;
-    const pv_location_t *loc = px->loc;
-    const pv_res_targets_t *t = loc->conf.res_targets;
-    for (int i = 0; u && !u->port && t && i < t->n; i++)
-        if (strcasecmp(t->ups[i]->name, u->host) == 0) {
-            px->pool = pv_upstream_pool(hr->gen, t->ups[i]->index);
-            return PV_OK;
-        }
-    const pv_residency_t *scope = loc->conf.residency;
-    pv_log(PV_LOG_ERR,
-           "residency: proxy_pass target \"%.*s\" is not in residency_targets (%s:%d), scope \"residency %s\"%s%s%s%d%s, "
-           "request refused, client: %s, request: \"%.*s\"",
-           (int)PV_MIN(host.len, 256), host.p ? host.p : "", t ? t->src.file : "?", t ? t->src.line : 0,
-           scope ? scope->text : "(none)", scope ? " (" : "", scope ? scope->src.file : "", scope ? ":" : "",
-           scope ? scope->src.line : 0, scope ? ")" : "", pv_log_client(&hr->r), (int)PV_MIN(px->r->uri.len, 512),
-           px->r->uri.p);
+    const pv_residency_t *scope = px->r->res_scope ? px->r->res_scope : px->loc->conf.residency;
+    why = why ? why : "a target out of memory";
+    pv_log(PV_LOG_ERR, "residency: %s, scope \"residency %s\" (%s:%d), request refused, client: %s, request: \"%.*s\"",
+           why, scope ? scope->text : "", scope ? scope->src.file : "?", scope ? scope->src.line : 0,
+           pv_log_client(&hr->r), (int)PV_MIN(px->r->uri.len, 512), px->r->uri.p);
     pv_count(PV_CTR_RESIDENCY_REFUSED);
     hr->handling = 0;
     if (px->sub_done)
@@ -257,6 +244,52 @@ static int residency_target(pv_proxy_t *px, const url_t *u, pv_str_t host)
     else
         pv_resp_local(hr, 403, NULL, (pv_str_t){NULL, 0});
     return PV_ERR;
+}
+
+int pv_proxy_residency(pv_proxy_t *px)
+{
+    const pv_request_t *r = px->r;
+    const pv_residency_t *own = px->loc->conf.residency;
+    if (!r->res_allow || (own && !own->off && r->res_allow == &own->allow))
+        return PV_OK; /* the location's own scope: the load-time check saw its routes */
+    const pv_upstream_conf_t *cf = px->pool->cf;
+    for (int i = 0; i < cf->nservers; i++) {
+        const pv_upstream_server_t *us = &cf->servers[i];
+        if (pv_jurset_has(r->res_allow, us->jur))
+            continue;
+        char cc[3];
+        return residency_refuse(px, pv_arena_printf(px->r->arena,
+                                                    "proxy_pass in %s:%d to upstream \"%s\", server %s (%s), "
+                                                    "leaves the request's scope",
+                                                    px->loc->proxy_pass->src.file, px->loc->proxy_pass->src.line,
+                                                    cf->name, us->text,
+                                                    us->jur == PV_JUR_NONE ? "no jurisdiction" : pv_jur_text(us->jur, cc)));
+    }
+    return PV_OK;
+}
+
+/* In a residency scope (the location's or one the request entered) the
+ * host must name one of the location's residency_targets upstreams, no
+ * port written: never an address or a DNS name, which no load-time
+ * check could place; and that upstream's servers must be where the
+ * request may go. Else the request is refused. host: the evaluated
+ * host, or the whole URL when it did not parse (u NULL). */
+static int residency_target(pv_proxy_t *px, const url_t *u, pv_str_t host)
+{
+    const pv_res_targets_t *t = px->loc->conf.res_targets;
+    for (int i = 0; u && !u->port && t && i < t->n; i++)
+        if (strcasecmp(t->ups[i]->name, u->host) == 0) {
+            px->pool = pv_upstream_pool(px->hr->gen, t->ups[i]->index);
+            return pv_proxy_residency(px);
+        }
+    int n = (int)PV_MIN(host.len, 256);
+    return residency_refuse(px, t ? pv_arena_printf(px->r->arena,
+                                                    "proxy_pass target \"%.*s\" is not in residency_targets (%s:%d)",
+                                                    n, host.p ? host.p : "", t->src.file, t->src.line)
+                                  : pv_arena_printf(px->r->arena,
+                                                    "proxy_pass target \"%.*s\": the location (%s:%d) has no "
+                                                    "residency_targets", n, host.p ? host.p : "",
+                                                    px->loc->src.file, px->loc->src.line));
 }
 
 /* http://unix:PATH[:URI]: a run-time pool "unix:PATH" for the socket;
@@ -288,7 +321,7 @@ int pv_proxy_target(pv_proxy_t *px)
     px->dyn_url = v;
     url_t u;
     const char *why;
-    int scoped = pv_residency_active(&loc->conf);
+    int scoped = r->res_allow || pv_residency_active(&loc->conf);
     if (parse_url(v, &u, &why) < 0) {
         if (scoped)
             return residency_target(px, NULL, v);

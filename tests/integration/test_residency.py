@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import (PORTVAKT, ROOT, EchoUpstream, Gateway, free_port, http, http_from,
+from conftest import (PORTVAKT, ROOT, EchoUpstream, Gateway, Reply, free_port, http, http_from,
                       wait_for)
 
 pytestmark = pytest.mark.portvakt_only
@@ -421,6 +421,113 @@ def test_error_log_anonymises_in_scope(run_gw):
     # the line ends with the request's id (README, "Logs and traces")
     assert re.search(r"client: 127\.0\.0\.0, request_id: [0-9a-f]{32}$", lines[0]), lines[0]
     assert "127.0.0.77" not in gw.stderr()
+
+
+# Run-time routes no load-time check sees: an upstream's X-Accel-Redirect,
+# an SSI include, and a proxy_pass with variables in a location that lifts
+# the scope it was reached from.
+PATHS_CONF = """http {
+    gateway_jurisdiction NO;
+    trusted_network 127.0.0.0/8;
+    upstream home { server 127.0.0.1:@HOME@ jurisdiction=NO; }
+    upstream sweden { server 127.0.0.1:@SWEDEN@ jurisdiction=SE; }
+    upstream away { server 127.0.0.1:@AWAY@ jurisdiction=US; }
+    server {
+        listen 127.0.0.1:@GW@;
+        location = /metrics { portvakt_metrics; }
+        location /in/ { residency NO; proxy_pass http://home; }
+        location /wide/ { residency NO SE; proxy_pass http://sweden; }
+        location /public/ { proxy_pass http://away; }
+        location /local/ { proxy_pass http://home; }
+        location /ssi/ { residency NO; ssi on; root @ROOT@; }
+        location /fb/ { residency NO; error_page 418 = @pick; return 418; }
+        location @pick { residency off; residency_targets home; proxy_pass http://$arg_u; }
+        location /nt/ { residency NO; error_page 418 = @free; return 418; }
+        location @free { residency off; return 200 "free\\n"; }
+    }
+}
+"""
+
+
+def accel(rcv):
+    """home answers /in/go-X with X-Accel-Redirect: /X (the rest of the path)."""
+    if rcv.target.startswith("/in/go-"):
+        return Reply(headers=[("X-Accel-Redirect", "/" + rcv.target[len("/in/go-"):].replace("~", "/"))],
+                     body=b"redirected")
+    return Reply(body=b"home " + rcv.target.encode())
+
+
+@pytest.fixture
+def paths_gw(portvakt, tmp_path):
+    root = tmp_path / "www"
+    (root / "ssi").mkdir(parents=True)
+    (root / "ssi" / "out.html").write_text('[<!--# include virtual="/public/x" -->]')
+    (root / "ssi" / "ok.html").write_text('[<!--# include virtual="/local/x" -->]')
+    home, sweden, away = EchoUpstream(handler=accel), EchoUpstream(), EchoUpstream()
+    gw = portvakt(PATHS_CONF, GW=free_port(), HOME=home.port, SWEDEN=sweden.port, AWAY=away.port, ROOT=str(root))
+    yield gw, home, sweden, away
+    for u in (home, sweden, away):
+        u.stop()
+
+
+def refused_total(gw):
+    body = http(gw.port, "GET", "/metrics").body.decode()
+    return int(re.search(r"^portvakt_residency_refused_total (\d+)$", body, re.M).group(1))
+
+
+def test_x_accel_redirect_out_of_the_scope_gets_403(paths_gw):
+    gw, home, sweden, away = paths_gw
+    assert http(gw.port, "GET", "/public/direct").status == 200  # no scope: served
+    assert len(away.requests) == 1
+    before = refused_total(gw)
+    r = http(gw.port, "GET", "/in/go-public~x")
+    assert r.status == 403
+    assert len(away.requests) == 1  # never reached
+    line = wait_for(lambda: [l for l in gw.stderr().splitlines() if "leaves the request's scope" in l],
+                    what="refusal log line")
+    assert ('residency: proxy_pass in %s:12 to upstream "away", server 127.0.0.1:%d (US), leaves the '
+            'request\'s scope, scope "residency NO" (%s:10), request refused, client: 127.0.0.0, request: '
+            '"/public/x"' % (gw.conf_path, away.port, gw.conf_path)) in line[0]
+    assert refused_total(gw) == before + 1
+    # a redirect to a location whose servers are in the scope goes through
+    r = http(gw.port, "GET", "/in/go-local~y")
+    assert r.status == 200 and r.body == b"home /local/y"
+
+
+def test_two_scopes_allow_where_both_allow(paths_gw):
+    """A request of "residency NO" redirected into a "residency NO SE"
+    location may still go only to NO."""
+    gw, home, sweden, away = paths_gw
+    assert http(gw.port, "GET", "/wide/direct").status == 200 and len(sweden.requests) == 1
+    assert http(gw.port, "GET", "/in/go-wide~x").status == 403
+    assert len(sweden.requests) == 1
+
+
+def test_ssi_include_out_of_the_scope_is_refused(paths_gw):
+    gw, home, sweden, away = paths_gw
+    r = http(gw.port, "GET", "/ssi/ok.html")
+    assert r.status == 200 and r.body == b"[home /local/x]"
+    before = refused_total(gw)
+    r = http(gw.port, "GET", "/ssi/out.html")
+    assert r.status == 200 and b"home" not in r.body
+    assert len(away.requests) == 0
+    assert refused_total(gw) == before + 1
+
+
+def test_targets_checked_where_the_scope_is_lifted(paths_gw):
+    """@pick lifts the scope but is reached from one: its residency_targets
+    hold per request as in the scope, and its other values get 403."""
+    gw, home, sweden, away = paths_gw
+    r = http(gw.port, "GET", "/fb/x?u=home")
+    assert r.status == 200 and r.body == b"home /fb/x?u=home"
+    for u in ("away", "127.0.0.1:%d" % away.port):
+        assert http(gw.port, "GET", "/fb/x?u=" + u).status == 403, u
+    assert len(away.requests) == 0
+    line = wait_for(lambda: [l for l in gw.stderr().splitlines() if 'target "away"' in l], what="log line")
+    assert ('residency: proxy_pass target "away" is not in residency_targets (%s:16), scope "residency NO" '
+            '(%s:15), request refused' % (gw.conf_path, gw.conf_path)) in line[0]
+    # a location reached from a scope with no proxy_pass answers as before
+    assert http(gw.port, "GET", "/nt/x").body == b"free\n"
 
 
 def test_refused_reload_keeps_the_old_config(run_gw, tmp_path):
