@@ -134,6 +134,7 @@ typedef struct pv_add_conf_s {
     pv_str_t before;            /* add_before_body URI; p NULL: unset, len 0: none */
     pv_str_t after;             /* add_after_body URI */
     pv_mime_list_t *types;      /* addition_types; default text/html */
+    pv_conf_src_t before_src, after_src; /* where they were set (the residency check's routes) */
 } pv_add_conf_t;
 
 /* The mirror directives (ngx_http_mirror_module). A level with `mirror`

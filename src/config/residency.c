@@ -1,7 +1,8 @@
 /* The routes of a config, as the residency check sees them: from every
  * location in a residency scope, every way a request can travel inside
  * the gateway (an `if` or `limit_except` block, `auth_request`,
- * `mirror`, `error_page`, `try_files`, `index`, `rewrite ... last`) and out of it
+ * `mirror`, `add_before_body`, `add_after_body`, `error_page`, `try_files`,
+ * `index`, `rewrite ... last`) and out of it
  * (`proxy_pass` to every server of its upstream, backups included, or to
  * every upstream `residency_targets` allows). URIs are looked up with the
  * router's own code (locfind.c). Where the target of a route is known
@@ -197,6 +198,13 @@ static void inner_routes(walk_t *w, int i)
                   u->len, 1);
         w->mirroring = 0;
     }
+    const pv_str_t *adds[2] = {&lc->add.before, &lc->add.after};
+    const pv_conf_src_t *add_srcs[2] = {&lc->add.before_src, &lc->add.after_src};
+    for (int k = 0; k < 2; k++) /* a subrequest, as a mirror's */
+        if (adds[k]->len)
+            reach_uri(w, i, pv_arena_printf(a, "%s \"%s\" (%s)", k ? "add_after_body" : "add_before_body",
+                                            adds[k]->p, src_text(a, add_srcs[k])),
+                      adds[k]->p, adds[k]->len, 1);
     for (int k = 0; k < lc->nerror_pages; k++) {
         const pv_error_page_t *e = &lc->error_pages[k];
         size_t len;

@@ -263,7 +263,9 @@ static int check_loc(pv_conf_ctx_t *cx, pv_location_t *l)
     if (pp && pp->cv && !t && pv_residency_active(lc))
         return pv_conf_error(cx, &pp->src,
                              "\"proxy_pass\" with variables in a residency scope needs "
-                             "\"residency_targets\": its target is known only at run time");
+                             "\"residency_targets\": its target is known only at run time; the scope is "
+                             "\"residency %s\" (%s:%d)",
+                             lc->residency->text, lc->residency->src.file, lc->residency->src.line);
     return PV_OK;
 }
 

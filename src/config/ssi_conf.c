@@ -51,6 +51,8 @@ static int set_uri_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf
     if (u->p)
         return DUP(cx, nd);
     *u = (pv_str_t){pv_arena_strndup(cx->a, nd->args[1].p, nd->args[1].len), nd->args[1].len};
+    pv_add_conf_t *ad = &((pv_loc_conf_t *)base)->add;
+    *(u == &ad->before ? &ad->before_src : &ad->after_src) = nd->src;
     return PV_OK;
 }
 
@@ -125,10 +127,18 @@ void pv_conf_ssi_merge(pv_ssi_conf_t *c, const pv_ssi_conf_t *p)
 
 void pv_conf_add_merge(pv_add_conf_t *c, const pv_add_conf_t *p)
 {
+    if (!c->before.p && p) {
+        c->before = p->before;
+        c->before_src = p->before_src;
+    }
+    if (!c->after.p && p) {
+        c->after = p->after;
+        c->after_src = p->after_src;
+    }
     if (!c->before.p)
-        c->before = p ? p->before : (pv_str_t){"", 0};
+        c->before = (pv_str_t){"", 0};
     if (!c->after.p)
-        c->after = p ? p->after : (pv_str_t){"", 0};
+        c->after = (pv_str_t){"", 0};
     if (!c->types)
         c->types = p ? p->types : &pv_conf_html_only;
 }

@@ -92,7 +92,8 @@ void pv_phases_res_enter(pv_request_t *r, const pv_location_t *loc)
 
 int pv_phases_subrequest(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_sub_done_cb done)
 {
-    pv_phases_res_enter(sr, loc);
+    if (loc->conf.residency)
+        pv_phases_res_enter(sr, loc);
     for (int i = 0; i < ncontents; i++) {
         if (contents[i]->claims(loc) && contents[i]->subrequest) {
             contents[i]->subrequest(hr, sr, loc, done);
@@ -201,7 +202,7 @@ static int find_config(pv_hreq_t *hr)
     if (!loc && r->srv)
         loc = r->srv->self_loc; /* no location: the server's own settings, as NGINX */
     r->loc = loc;
-    if (loc)
+    if (loc && loc->conf.residency)
         pv_phases_res_enter(r, loc);
     /* a regex location's groups are $1..$9 and its named ones variables
      * (for a location nested in a regex one, the outer regex's) */

@@ -79,7 +79,7 @@ void pv_phases_resume(struct pv_hreq_s *hr);
  * whether its logs anonymise the client (PV_REQ_F_RES_ANON). A request
  * that went through two scopes that differ may go only where both allow:
  * the proxy checks each exchange of it against that set
- * (pv_proxy_residency()). */
+ * (pv_proxy_residency()). Callers test loc->conf.residency first. */
 void pv_phases_res_enter(pv_request_t *r, const pv_location_t *loc);
 /* Send the subrequest sr to the content handler of loc (auth_request);
  * done is called when it ends. PV_ERR when no handler of loc serves

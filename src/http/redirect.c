@@ -169,7 +169,8 @@ void pv_redirect_run(void)
         unpark(hr, p);
         if (p->named) {
             hr->r.loc = p->named;
-            pv_phases_res_enter(&hr->r, p->named);
+            if (p->named->conf.residency)
+                pv_phases_res_enter(&hr->r, p->named);
             pv_phases_restart(hr, PV_PHASE_REWRITE);
         } else {
             pv_phases_restart(hr, PV_PHASE_SERVER_REWRITE);

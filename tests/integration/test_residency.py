@@ -141,6 +141,20 @@ CASES = [
      US_NOT_IN_NO + 'location "/" ({f}:11) -> index of location "/" ({f}:11) (a regex location may match '
      'the index file\'s URI) -> location "\\.php$" ({f}:12) -> proxy_pass http://us ({f}:12) -> server '
      "127.0.0.1:9003; the scope is in {f}:10"),
+    ("add_before_body", """        residency NO;
+        location / { add_before_body /head; proxy_pass http://no; }
+        location /head { residency off; proxy_pass http://us; }""",
+     US_NOT_IN_NO + 'location "/" ({f}:11) -> add_before_body "/head" ({f}:11) -> location "/head" ({f}:12) '
+     "-> proxy_pass http://us ({f}:12) -> server 127.0.0.1:9003; the scope is in {f}:10"),
+    ("add_after_body_inherited", """        residency NO;
+        add_after_body /foot;
+        location / { root /nonexistent; index none; }
+        location /foot { add_after_body ""; residency off; proxy_pass http://us; }""",
+     US_NOT_IN_NO + 'location "/" ({f}:12) -> add_after_body "/foot" ({f}:11) -> location "/foot" ({f}:13) '
+     "-> proxy_pass http://us ({f}:13) -> server 127.0.0.1:9003; the scope is in {f}:10"),
+    ("add_before_body_within_scope", """        residency NO SE;
+        location / { add_before_body /head; proxy_pass http://no; }
+        location /head { proxy_pass http://se; }""", None),
     ("off_lifts", """        residency NO;
         location / { proxy_pass http://no; }
         location /public { residency off; proxy_pass http://us; }""", None),
@@ -166,7 +180,7 @@ CASES = [
     ("variables_need_targets", """        residency NO;
         location / { proxy_pass http://$arg_u; }""",
      '"proxy_pass" with variables in a residency scope needs "residency_targets": its target is known '
-     "only at run time in {f}:11"),
+     'only at run time; the scope is "residency NO" ({f}:10) in {f}:11'),
     ("targets_checked", """        residency NO;
         location / { residency_targets no se; proxy_pass http://$arg_u; }""",
      '"residency NO" does not allow server 127.0.0.1:9002 of upstream "se" (SE in {f}:4): SE is not in NO; '
