@@ -2,14 +2,18 @@
  * compiled values and the merge pass, on text held in memory. Names are
  * never looked up and `include` is refused, so a run touches no network
  * and no file. The residency check runs inside the load; a config that
- * loads is walked again as `portvakt residency` walks it for the map.
+ * loads is walked again as `portvakt residency` walks it for the map,
+ * and the map made as `--json` and the status document make it.
  * The variables are registered once, as main() does. Built
  * by `make fuzz` (see the Makefile); `build/fuzz/bin/fuzz_conf
  * fuzz/corpus/conf` runs it alone.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "config/conf.h"
 #include "config/residency.h"
@@ -40,6 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = 0;
         pv_arena_init(&a, 4096);
         pv_residency_walk(c, &a, visit, &n);
+        json_t *map = pv_residency_map(c, &a);
+        if (map) {
+            char *text = json_dumps(map, JSON_COMPACT);
+            free(text);
+            json_decref(map);
+        }
         pv_arena_free(&a);
         pv_conf_unref(c);
     }
