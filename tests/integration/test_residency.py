@@ -544,6 +544,68 @@ def test_targets_checked_where_the_scope_is_lifted(paths_gw):
     assert http(gw.port, "GET", "/nt/x").body == b"free\n"
 
 
+def test_start_is_refused(tmp_path):
+    """The start runs the check as -t does: the gateway does not come up."""
+    gw = free_port()
+    path = str(tmp_path / "gw.conf")
+    with open(path, "w") as f:
+        f.write(HEAD.replace("127.0.0.1:8080", "127.0.0.1:%d" % gw) +
+                "        location / { residency NO; proxy_pass http://us; }\n" + TAIL)
+    p = subprocess.run([PORTVAKT, "-c", path, "-g", "daemon off;"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, p.stderr
+    assert ("[emerg] " + US_NOT_IN_NO.format(f=path)) in p.stderr
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", gw), timeout=1).close()
+
+
+MOVE_CONF = """http {
+    gateway_jurisdiction NO;
+    trusted_network 127.0.0.0/8;
+    resolver 127.0.0.1:@DNS@ valid=1s;
+    upstream home { server 127.0.0.1:@HOME@ jurisdiction=NO; }
+    upstream svc { zone svc 64k; server app.test:@UP@ resolve jurisdiction=NO; }
+    upstream far { zone far 64k; server far.test:@UP@ resolve jurisdiction=US; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Up $upstream_addr always;
+        location /in/ { residency NO; proxy_pass http://home; }
+        location /svc/ { proxy_pass http://svc; }
+        location /far/ { proxy_pass http://far; }
+    }
+}
+"""
+
+
+def test_moved_address_keeps_its_jurisdiction(portvakt):
+    """A `resolve` line's addresses, first and later ones, are where its
+    jurisdiction= says: a request of a scope that an X-Accel-Redirect
+    sends to it goes to each new address, and to the US line's never."""
+    from dns_stub import A, DnsStub
+    dns = DnsStub()
+    port = free_port()
+    ups = [EchoUpstream(host="127.0.0.%d" % i, port=port) for i in (1, 2)]
+    home = EchoUpstream(handler=accel)
+    try:
+        dns.set("app.test", (A, "127.0.0.1", 1))
+        dns.set("far.test", (A, "127.0.0.1", 1))
+        gw = portvakt(MOVE_CONF, GW=free_port(), DNS=dns.port, UP=port, HOME=home.port)
+        r = http(gw.port, "GET", "/in/go-svc~a")
+        assert r.status == 200 and r.header("X-Up").endswith("127.0.0.1:%d" % port)
+        dns.set("app.test", (A, "127.0.0.2", 1))
+        wait_for(lambda: http(gw.port, "GET", "/svc/").header("X-Up") == "127.0.0.2:%d" % port, timeout=15,
+                 what="the new address")
+        r = http(gw.port, "GET", "/in/go-svc~b")
+        assert r.status == 200 and r.header("X-Up").endswith("127.0.0.2:%d" % port)
+        assert http(gw.port, "GET", "/far/").status == 200  # no scope: served
+        n = len(ups[0].requests)
+        assert http(gw.port, "GET", "/in/go-far~c").status == 403
+        assert len(ups[0].requests) == n
+    finally:
+        for u in ups + [home]:
+            u.stop()
+        dns.stop()
+
+
 def test_refused_reload_keeps_the_old_config(run_gw, tmp_path):
     gw, home, away = run_gw
     good = open(gw.conf_path).read()
