@@ -11,11 +11,24 @@
 #define SET_TRIED(k, i) ((k)->tried[(i) >> 6] |= 1ull << ((i) & 63))
 #define ST(peers, i) (&(peers)[i]->bal)
 
-/* NGINX's peers->single: one server and no backup. Such a server is never
- * failed out, and a failure on it leaves nothing to retry. */
-static int single(const pv_upstream_conf_t *cf)
+/* NGINX's peers->single: one server and no backup; its index, or -1.
+ * Such a server is never failed out, and a failure on it leaves nothing
+ * to retry. The slots of `resolve` lines count by the addresses they hold
+ * now, as NGINX counts its peers again after each answer: a name that
+ * gives one address is a single server. Under the group's lock. */
+static int single(const pv_upstream_conf_t *cf, pv_peer_t *const *peers)
 {
-    return cf->nservers == 1;
+    if (!cf->nresolve)
+        return cf->nservers == 1 ? 0 : -1;
+    int one = -1;
+    for (int i = 0; i < cf->nservers; i++) {
+        if (cf->servers[i].resolve_host && !peers[i]->curlen)
+            continue;
+        if (one >= 0 || i >= cf->nprimary)
+            return -1;
+        one = i;
+    }
+    return one;
 }
 
 static __thread uint64_t rng;
@@ -159,9 +172,11 @@ static int rr_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const 
 {
     for (;;) {
         int i;
-        if (single(cf)) {
-            const pv_upstream_server_t *s = &cf->servers[0];
-            i = !s->down && !ST(peers, 0)->hc_down && !(s->max_conns && ST(peers, 0)->conns >= s->max_conns) ? 0 : -1;
+        int one = single(cf, peers);
+        if (one >= 0) {
+            const pv_upstream_server_t *s = &cf->servers[one];
+            pv_bal_state_t *st = ST(peers, one);
+            i = !s->down && !st->hc_down && !(s->max_conns && st->conns >= s->max_conns) ? one : -1;
         } else {
             i = k->backup ? rr_round(k, cf, peers, cf->nprimary, cf->nservers, -1, now)
                           : rr_round(k, cf, peers, 0, cf->nprimary, -1, now);
@@ -222,7 +237,7 @@ static int lc_round(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *cons
 
 static int lc_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int64_t now)
 {
-    if (single(cf))
+    if (single(cf, peers) >= 0)
         return rr_get(k, cf, peers, now);
     for (;;) {
         int i = k->backup ? lc_round(k, cf, peers, cf->nprimary, cf->nservers, now)
@@ -282,7 +297,7 @@ static uint32_t hash_step(pv_upick_t *k, const pv_upstream_conf_t *cf)
  * round robin after PV_BAL_HASH_TRIES attempts. */
 static int hash_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int64_t now)
 {
-    if (k->htries > PV_BAL_HASH_TRIES || single(cf) || (cf->method == PV_BAL_HASH && k->keylen == 0))
+    if (k->htries > PV_BAL_HASH_TRIES || single(cf, peers) >= 0 || (cf->method == PV_BAL_HASH && k->keylen == 0))
         return rr_get(k, cf, peers, now);
     uint32_t total = total_weight(cf), saved = k->hash;
     if (total == 0)
@@ -305,7 +320,7 @@ static int hash_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *cons
  * each point's line, round robin among them. */
 static int chash_get(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *peers, int64_t now)
 {
-    if (k->htries > PV_BAL_HASH_TRIES || single(cf) || k->keylen == 0 || cf->npoints == 0)
+    if (k->htries > PV_BAL_HASH_TRIES || single(cf, peers) >= 0 || k->keylen == 0 || cf->npoints == 0)
         return rr_get(k, cf, peers, now);
     for (;;) {
         int line = cf->points[k->hash % (uint32_t)cf->npoints].line;
@@ -415,7 +430,7 @@ int pv_bal_free(pv_upick_t *k, const pv_upstream_conf_t *cf, pv_peer_t *const *p
     st->conns--;
     if (verdict == PV_BAL_DROP)
         return 0;
-    if (single(cf)) {
+    if (single(cf, peers) >= 0) {
         k->tries = 0;
         return 0;
     }

@@ -327,6 +327,38 @@ def test_failed_try_asks_again(portvakt, dns):
             b.stop()
 
 
+SINGLE_CONF = """
+http {
+    resolver 127.0.0.1:@DNS@;
+    upstream app { server app.test:@UP@ resolve; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Up $upstream_addr always;
+        location / { proxy_pass http://app; }
+    }
+}
+"""
+
+
+def test_one_address_is_a_single_server(portvakt, dns):
+    """A name that gives one address is a single server, as NGINX counts
+    its peers again after each answer: a failure does not take it out for
+    fail_timeout, so a container restarted at the same address gets the
+    very next request (not "no live upstreams" for ten seconds)."""
+    port = free_port()
+    dns.set("app.test", (A, "127.0.0.1", 3600))
+    gw = portvakt(SINGLE_CONF, GW=free_port(), UP=port, DNS=dns.port)
+    addr = "127.0.0.1:%d" % port
+    wait_for(lambda: get(gw) == (502, addr), timeout=15, what="the address tried")
+    assert get(gw) == (502, addr)
+    a = EchoUpstream(host="127.0.0.1", port=port)
+    try:
+        assert get(gw) == (200, addr)
+    finally:
+        a.stop()
+    assert "no live upstreams" not in gw.stderr()
+
+
 # dnsmasq answers AAAA questions for its hosts-only names with REFUSED,
 # which fails the name as in NGINX: IPv4 only, as one would configure it.
 DNSMASQ_CONF = """
