@@ -408,6 +408,8 @@ static int64_t outlier(const pv_upstream_conf_t *cf, pv_peer_t *const *peers, in
     st->ejected_total++;
     int64_t t = PV_MIN(cf->od_base * st->od_ejections, cf->od_max);
     st->od_until = now + t;
+    if (cf->servers[i].slow_start)
+        st->slow_since = st->od_until; /* it comes back slowly (not usable before) */
     return t;
 }
 

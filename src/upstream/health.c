@@ -82,10 +82,15 @@ static void verdict(hcheck_t *c, int passed, const char *reason)
     if (passed) {
         st->hc_fails = 0;
         st->hc_passes++;
-        /* a mandatory server's first pass brings it in at once */
+        /* a mandatory server's first pass brings it in at once; one
+         * that comes back from failing its checks starts its slow_start */
         if (st->hc_down && (st->hc_passes >= c->hc->passes || first)) {
             st->hc_down = 0;
             change = 1;
+            if (!first && c->pool->cf->servers[c->server].slow_start) {
+                uint64_t now = pv_loop_now(c->w->loop);
+                st->slow_since = now ? (int64_t)now : 1;
+            }
         }
     } else {
         st->hc_passes = 0;

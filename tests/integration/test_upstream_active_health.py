@@ -61,6 +61,31 @@ def test_failing_check_takes_server_out_and_back(portvakt):
         b.stop()
 
 
+def test_back_from_failed_checks_slow_start(portvakt):
+    """slow_start (NGINX Plus): a server its checks bring back takes a
+    small share of requests at first, not its weight's. With weights 10
+    and 10 and an hour of slow start, b comes back at weight 1: 2 of 22
+    requests (half of them without slow_start)."""
+    a_state, b_state = {"ok": True}, {"ok": False}
+    a, b = checked_server(a_state), checked_server(b_state)
+    try:
+        port = free_port()
+        gw = portvakt(CONF, PORT=port, CHECK="",
+                      UPSTREAM="server %s weight=10; server %s weight=10 slow_start=1h;" % (a.addr, b.addr))
+        wait_for(lambda: "%s in upstream \"u\" failed its health check" % b.addr in gw.stderr(),
+                 timeout=10, what="b's check to fail")
+        b_state["ok"] = True
+        wait_for(lambda: "%s in upstream \"u\" passed its health check: up" % b.addr in gw.stderr(),
+                 timeout=10, what="b's check to pass")
+        for i in range(22):
+            assert http(port, target="/app%d" % i).status == 200
+        assert 1 <= len(app_requests(b)) <= 3
+        assert len(app_requests(a)) == 22 - len(app_requests(b))
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_mandatory_gates_traffic_with_503(portvakt):
     state = {"ok": False}
     s = checked_server(state)

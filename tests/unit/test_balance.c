@@ -332,6 +332,30 @@ static void test_outlier_ejection(void **state)
     assert_true(pv_bal_usable(&srv[0], &peer[0].bal, 6000));
 }
 
+/* An ejected server with slow_start comes back at a small share of its
+ * weight once the ejection ends, and grows to its weight over slow_start. */
+static void test_outlier_slow_start(void **state)
+{
+    int w[2] = {10, 10};
+    setup(2, 2, w, PV_BAL_RR);
+    srv[0].max_fails = srv[1].max_fails = 0;
+    srv[0].slow_start = 10000;
+    cf.od_consecutive = 1;
+    cf.od_base = 1000;
+    cf.od_max = 1000;
+    assert_int_equal(answer(0, PV_BAL_OK, 500, 0), 1000);
+    assert_int_equal(peer[0].bal.slow_since, 1000);
+    int n0 = 0;
+    for (int i = 0; i < 22; i++)
+        n0 += one(NULL, NULL, PV_BAL_OK, 1000 + 1000) == 0;
+    assert_true(n0 >= 1 && n0 <= 4);
+    n0 = 0;
+    for (int i = 0; i < 20; i++)
+        n0 += one(NULL, NULL, PV_BAL_OK, 1000 + 10000) == 0;
+    assert_int_equal(n0, 10);
+    assert_int_equal(peer[0].bal.slow_since, 0);
+}
+
 /* ---- the upstream block ---- */
 
 static char dir[] = "/tmp/pv-balance-XXXXXX";
@@ -449,7 +473,7 @@ int main(void)
         cmocka_unit_test(test_rr_fail_window), cmocka_unit_test(test_backup_and_tries),
         cmocka_unit_test(test_max_conns_and_least_conn), cmocka_unit_test(test_ip_hash),
         cmocka_unit_test(test_hash),         cmocka_unit_test(test_chash_ring),
-        cmocka_unit_test(test_random),       cmocka_unit_test(test_slow_start),
+        cmocka_unit_test(test_random),       cmocka_unit_test(test_slow_start), cmocka_unit_test(test_outlier_slow_start),
         cmocka_unit_test(test_outlier_ejection), cmocka_unit_test(test_block_parsing),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
