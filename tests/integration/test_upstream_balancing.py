@@ -7,15 +7,17 @@ every server tried for each request in order, must be identical.
 Servers that cannot be reached are free ports nobody listens on: a
 connect() there is refused at once, so retries, max_fails, fail windows
 and the effective weight after a failure are part of what is compared.
-Random methods promise no sequence; they are checked by what they may and
-may not pick."""
+Requests held in progress on the upstream make least_conn, max_conns and
+`random two` decide by the servers' loads; those picks are compared too.
+Random methods promise no sequence: with two servers `random two` is fixed
+up to its first draw, and `random`'s shares by weight are checked on both."""
 
 import socket
 import threading
 
 import pytest
 
-from conftest import EchoUpstream, free_port, start_server
+from conftest import EchoUpstream, free_port, start_server, wait_for
 
 CONF = """\
 http {
@@ -216,3 +218,135 @@ def test_max_conns_spills_over(portvakt, tmp_path):
         release.set()
         a.stop()
         b.stop()
+
+
+# -- requests in progress: least_conn, max_conns and `random two` decide by
+# the requests each server holds, which sequential requests leave at zero.
+# Requests to /slow are held by the upstream until the test lets them go;
+# the picks of the requests sent meanwhile must be NGINX's.
+
+HELD_CONF = CONF.replace("log_format pick '$upstream_addr $status';",
+                         "log_format pick '$request_uri $upstream_addr $status';")
+
+
+@pytest.fixture(scope="module")
+def held_ups():
+    """Three live servers (a, b, c) that hold /slow requests until
+    release is set, and a refusing address (x)."""
+    release = threading.Event()
+
+    def slow(req):
+        if req.target.startswith("/slow"):
+            release.wait(20)
+        return None
+
+    live = [EchoUpstream(handler=slow) for _ in range(3)]
+    addrs = {n: u.addr for n, u in zip("abc", live)}
+    addrs["x"] = "127.0.0.1:%d" % free_port()
+    yield addrs, live, release
+    release.set()
+    for u in live:
+        u.stop()
+
+
+def run_held(kind, tmp_path, held_ups, upstream, nheld, fast):
+    """Start kind on the block; hold nheld /slow requests, one after the
+    other (each once a server has it); then send the fast targets one by
+    one; let the held ones go. Returns the picks of the fast requests and
+    of the held ones, each in the order sent, servers named a, b, c, x."""
+    addrs, live, release = held_ups
+    release.clear()
+    wd = tmp_path / kind
+    wd.mkdir()
+    log = wd / "pick.log"
+    port = free_port()
+    block = upstream
+    for n, a in addrs.items():
+        block = block.replace("@%s@" % n.upper(), a)
+    srv = start_server(kind, HELD_CONF, wd, PORT=port, LOG=str(log), UPSTREAM=block, LOCATION="")
+    threads = []
+    try:
+        for i in range(nheld):
+            before = sum(len(u.heads) for u in live)
+            t = threading.Thread(target=get, args=(port, "/slow%d" % i))
+            t.start()
+            threads.append(t)
+            wait_for(lambda: sum(len(u.heads) for u in live) > before, what="held request %d" % i)
+        for target in fast:
+            get(port, target)
+    finally:
+        release.set()
+        for t in threads:
+            t.join(20)
+        srv.stop()
+    names = {a: n for n, a in addrs.items()}
+    fast_picks, held_picks = [], []
+    for line in log.read_text().splitlines():
+        uri, rest = line.split(" ", 1)
+        addrs_text, status = rest.rsplit(" ", 1)
+        picked = ",".join(names.get(a.strip(), a.strip()) for a in addrs_text.split(","))
+        if uri.startswith("/slow"):
+            held_picks.append((int(uri[5:]), "%s %s" % (picked, status)))
+        else:
+            fast_picks.append("%s %s" % (picked, status))
+    assert len(fast_picks) == len(fast) and len(held_picks) == nheld
+    return fast_picks, [p for _, p in sorted(held_picks)]
+
+
+def by_role(picks):
+    """Servers renamed s1, s2, ... in the order they first appear: for
+    picks that are fixed up to which server a random draw took first."""
+    roles = {}
+    out = []
+    for line in picks:
+        names, status = line.split(" ")
+        out.append(",".join(roles.setdefault(n, "s%d" % (len(roles) + 1)) for n in names.split(",")) + " " + status)
+    return out
+
+
+HELD_CASES = {
+    "least_conn": ("least_conn; server @A@ weight=3; server @B@; server @C@;", 6, 10, False),
+    "least_conn_failure": ("least_conn; server @X@ max_fails=1; server @A@; server @B@;", 1, 6, False),
+    "rr_max_conns": ("server @A@ max_conns=1; server @B@ weight=2; server @C@ max_conns=2;", 4, 8, False),
+    "least_conn_max_conns": ("least_conn; server @A@ max_conns=1; server @B@ weight=2; server @C@;", 3, 8, False),
+    "hash_max_conns": ("hash $request_uri; server @A@ max_conns=1; server @B@ max_conns=1; server @C@;", 2, 12, False),
+    "ip_hash_max_conns": ("ip_hash; server @A@ max_conns=1; server @B@; server @C@;", 1, 6, False),
+    # two servers: every pair is both, and the one holding the request loses
+    "random_two": ("random two; server @A@; server @B@;", 1, 6, True),
+    "random_two_least_conn": ("random two least_conn; server @A@ weight=2; server @B@;", 1, 6, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HELD_CASES))
+def test_same_picks_as_nginx_with_requests_in_progress(case, tmp_path, held_ups):
+    upstream, nheld, nfast, random_first = HELD_CASES[case]
+    fast = ["/f%d" % i for i in range(nfast)]
+    want_fast, want_held = run_held("nginx", tmp_path, held_ups, upstream, nheld, fast)
+    got_fast, got_held = run_held("portvakt", tmp_path, held_ups, upstream, nheld, fast)
+    if random_first:
+        # which server the held request drew is random; the rest follows
+        want = by_role(want_held + want_fast)
+        got = by_role(got_held + got_fast)
+        assert got == want
+        assert len(set(line.split(" ")[0] for line in got)) == 2
+    else:
+        assert (got_fast, got_held) == (want_fast, want_held)
+
+
+def test_random_shares_as_nginx(tmp_path, ups):
+    """`random` promises no sequence, only shares by weight: over 200
+    requests b (weight 3) takes about three quarters on both, and a
+    refused server fails out after its one failure on both."""
+    block = "random; server @A@; server @B@ weight=3; server @X@ max_fails=1 fail_timeout=60s;"
+    for kind in ("nginx", "portvakt"):
+        wd = tmp_path / ("shares-" + kind)
+        wd.mkdir()
+        got = run(kind, wd, ups, block, seq(200))
+        firsts = [line.split(" ")[0].split(",") for line in got]
+        tried_x = [f for f in firsts if "x" in f]
+        assert len(tried_x) <= 1, kind
+        served = [f[-1] for f in firsts]
+        assert all(line.endswith(" 200") for line in got), kind
+        # binomial(200, 1/4) for a: mean 50, sd 6.1; the bounds are 5 sd
+        assert 20 <= served.count("a") <= 80, (kind, served.count("a"))
+        assert served.count("a") + served.count("b") == 200
