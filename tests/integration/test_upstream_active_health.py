@@ -86,6 +86,30 @@ def test_back_from_failed_checks_slow_start(portvakt):
         b.stop()
 
 
+def test_one_worker_checks_every_worker_sees(portvakt):
+    """Two workers: each server is checked by one worker only (mandatory,
+    so at start, and the next check an hour later: one /health request
+    each, not one per worker), and the verdict holds for both workers'
+    requests (20 connections spread over both)."""
+    a_state, b_state = {"ok": True}, {"ok": False}
+    a, b = checked_server(a_state), checked_server(b_state)
+    try:
+        port = free_port()
+        gw = portvakt("worker_processes 2;\n" + CONF.replace("interval=200ms", "interval=1h"), PORT=port,
+                      CHECK="mandatory", UPSTREAM="server %s; server %s;" % (a.addr, b.addr))
+        wait_for(lambda: "%s in upstream \"u\" failed its health check" % b.addr in gw.stderr(),
+                 timeout=10, what="b's check to fail")
+        wait_for(lambda: http(port, target="/app-first").status == 200, timeout=10, what="a's check to pass")
+        for i in range(20):
+            assert http(port, target="/app%d" % i).status == 200
+        assert not app_requests(b)
+        assert len([r for r in a.requests if r.target == "/health"]) == 1
+        assert len([r for r in b.requests if r.target == "/health"]) == 1
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_mandatory_gates_traffic_with_503(portvakt):
     state = {"ok": False}
     s = checked_server(state)

@@ -140,3 +140,87 @@ def test_outlier_ejection(portvakt, tmp_path):
     finally:
         bad.stop()
         good.stop()
+
+
+def test_failure_state_shared_by_workers(portvakt, tmp_path):
+    """Two workers, one peer state: the refused server fails out for
+    every worker at its first failure, whichever worker saw it. With a
+    state per worker each worker would try it once (20 connections are
+    spread over both workers' listening sockets)."""
+    a = EchoUpstream()
+    dead = free_port()
+    try:
+        port = free_port()
+        log = tmp_path / "pick.log"
+        portvakt("worker_processes 2;\n" + CONF, PORT=port, LOG=str(log), LOCATION="",
+                 UPSTREAM="server 127.0.0.1:%d max_fails=1 fail_timeout=60s; server %s;" % (dead, a.addr))
+        for i in range(20):
+            assert http(port, target="/%d" % i).status == 200
+        lines = picks(log, 20)
+        assert sum("127.0.0.1:%d" % dead in line for line in lines) == 1
+    finally:
+        a.stop()
+
+
+def test_max_conns_shared_by_workers(portvakt, tmp_path):
+    """max_conns=1 counts the requests of both workers: while one holds
+    a, neither sends it another."""
+    import threading
+    release = threading.Event()
+
+    def slow(req):
+        if req.target.startswith("/slow"):
+            release.wait(10)
+        return None
+
+    a, b = EchoUpstream(handler=slow), EchoUpstream(handler=slow)
+    t = None
+    try:
+        port = free_port()
+        portvakt("worker_processes 2;\n" + CONF.replace("proxy_read_timeout 1s;", ""), PORT=port,
+                 LOG=str(tmp_path / "pick.log"), LOCATION="",
+                 UPSTREAM="server %s max_conns=1; server %s;" % (a.addr, b.addr))
+        t = threading.Thread(target=http, args=(port,), kwargs={"target": "/slow", "timeout": 15})
+        t.start()
+        assert a.wait_heads(1, timeout=10)
+        for i in range(20):
+            assert http(port, target="/fast%d" % i).status == 200
+        assert not [r for r in a.heads if r.target.startswith("/fast")]
+        assert len(b.requests) == 20
+    finally:
+        release.set()
+        if t:
+            t.join(15)
+        a.stop()
+        b.stop()
+
+
+def test_failure_state_kept_across_reload(portvakt, tmp_path):
+    """A server failed out before a reload stays out after it for the
+    rest of its fail_timeout: the new configuration's first request goes
+    to the live server, not to the one the old one saw fail (round robin
+    starting afresh would try it first)."""
+    import os
+    import signal
+    from conftest import render
+    a = EchoUpstream()
+    dead = free_port()
+    conf = CONF.replace("location / {", 'location = /v { return 200 "@V@"; }\n        location / {')
+    try:
+        port = free_port()
+        log = tmp_path / "pick.log"
+        subs = dict(PORT=port, LOG=str(log), LOCATION="",
+                    UPSTREAM="server 127.0.0.1:%d max_fails=1 fail_timeout=60s; server %s;" % (dead, a.addr))
+        gw = portvakt(conf, V="one", **subs)
+        assert http(port, target="/first").status == 200
+        assert picks(log, 1)[0] == "127.0.0.1:%d, %s 200" % (dead, a.addr)
+        with open(gw.conf_path, "w") as f:
+            f.write(render(conf, V="two", **subs))
+        os.kill(gw.pid, signal.SIGHUP)
+        wait_for(lambda: http(port, target="/v").body == b"two", what="the new config")
+        for i in range(6):
+            assert http(port, target="/after%d" % i).status == 200
+        lines = [line for line in log.read_text().splitlines() if not line.startswith("- ")]
+        assert lines[-6:] == ["%s 200" % a.addr] * 6
+    finally:
+        a.stop()
