@@ -224,3 +224,45 @@ def test_failure_state_kept_across_reload(portvakt, tmp_path):
         assert lines[-6:] == ["%s 200" % a.addr] * 6
     finally:
         a.stop()
+
+
+def test_retry_budget_is_a_share_of_attempts_in_progress(portvakt, tmp_path):
+    """retry_budget 50% min=0: with nothing else in progress a retry is
+    refused (the failure is the answer); with two requests in progress
+    on the upstream one retry may run, and the same request succeeds."""
+    import threading
+    release = threading.Event()
+
+    def slow(req):
+        if req.target.startswith("/slow"):
+            release.wait(10)
+        return None
+
+    a = EchoUpstream(handler=slow)
+    dead = free_port()
+    held = []
+    try:
+        port = free_port()
+        log = tmp_path / "pick.log"
+        portvakt(CONF.replace("proxy_read_timeout 1s;", ""), PORT=port, LOG=str(log), LOCATION="",
+                 UPSTREAM="hash $arg_k; server 127.0.0.1:%d max_fails=0; server %s; retry_budget 50%% min=0;"
+                 % (dead, a.addr))
+        # which keys hash to the refusing server: those are refused their retry
+        statuses = {k: http(port, target="/?k=%d" % k).status for k in range(12)}
+        to_dead = [k for k, s in statuses.items() if s == 502]
+        to_a = [k for k, s in statuses.items() if s == 200]
+        assert to_dead and to_a
+        lines = picks(log, 12)
+        assert all(line == "127.0.0.1:%d 502" % dead for line, s in zip(lines, statuses.values()) if s == 502)
+        for i in range(2):
+            t = threading.Thread(target=http, args=(port,), kwargs={"target": "/slow?k=%d" % to_a[0], "timeout": 15})
+            t.start()
+            held.append(t)
+            assert a.wait_heads(len(to_a) + i + 1, timeout=10)
+        assert http(port, target="/?k=%d" % to_dead[0]).status == 200
+        assert picks(log, 13)[12] == "127.0.0.1:%d, %s 200" % (dead, a.addr)
+    finally:
+        release.set()
+        for t in held:
+            t.join(15)
+        a.stop()
