@@ -251,3 +251,46 @@ def test_live_and_ready_probes(portvakt, tmp_path):
                    % free_port())
     out = subprocess.run([PORTVAKT, "-t", "-c", str(bad)], capture_output=True, text=True, timeout=10)
     assert "\"portvakt_ready\" and \"proxy_pass\" in one location" in out.stderr
+
+
+TWO_CONF = """\
+error_log stderr warn;
+http {
+    access_log off;
+    upstream u { server @U@; }
+    upstream v { server @V@; }
+    upstream w { server 127.0.0.1:1; }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location = /ready { portvakt_ready; }
+        location /u/ { proxy_pass http://u; health_check interval=200ms uri=/health mandatory; }
+        location /v/ { proxy_pass http://v; health_check interval=200ms uri=/health mandatory; }
+        location /w/ { proxy_pass http://w; }
+    }
+}
+"""
+
+
+def test_ready_follows_every_mandatory_upstream(portvakt):
+    """Readiness names each mandatory upstream without a healthy server,
+    and turns back to 503 when a server it was ready with fails; an
+    upstream without mandatory checks (w, never reachable) does not count."""
+    u_state, v_state = {"ok": True}, {"ok": False}
+    u, v = checked_server(u_state), checked_server(v_state)
+    try:
+        port = free_port()
+        portvakt(TWO_CONF, PORT=port, U=u.addr, V=v.addr)
+        wait_for(lambda: http(port, target="/ready").json().get("upstreams") == ["v"], timeout=10,
+                 what="only v not ready")
+        assert http(port, target="/ready").status == 503
+        v_state["ok"] = True
+        wait_for(lambda: http(port, target="/ready").status == 200, timeout=10, what="ready")
+        u_state["ok"] = False
+        v_state["ok"] = False
+        wait_for(lambda: http(port, target="/ready").json().get("upstreams") == ["u", "v"], timeout=10,
+                 what="both not ready again")
+        r = http(port, target="/ready")
+        assert r.status == 503 and r.json()["reason"] == "no healthy server"
+    finally:
+        u.stop()
+        v.stop()
