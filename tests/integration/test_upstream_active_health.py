@@ -176,6 +176,9 @@ def test_health_check_errors(portvakt, tmp_path):
         "health_check uri=health;": "invalid parameter \"uri=health\"",
         "health_check match=ok;": "match \"ok\" not found",
         "health_check; health_check;": "\"health_check\" directive is duplicate",
+        "health_check jitter=x;": "invalid parameter \"jitter=x\"",
+        "health_check persistent;": "invalid parameter \"persistent\"",
+        "health_check persistent mandatory;": "invalid parameter \"persistent\"",
     }
     for line, msg in bad.items():
         conf = tmp_path / "bad.conf"
@@ -193,6 +196,12 @@ def test_health_check_errors(portvakt, tmp_path):
         out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
         assert out.returncode != 0
         assert msg in out.stderr, (block, out.stderr)
+    good = tmp_path / "good.conf"
+    good.write_text("http { server { listen 127.0.0.1:%d; location / { proxy_pass http://127.0.0.1:1;"
+                    " health_check interval=1s jitter=500ms fails=2 passes=3 port=8080 mandatory persistent; } } }"
+                    % free_port())
+    out = subprocess.run([PORTVAKT, "-t", "-c", str(good)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
     conf = tmp_path / "bad.conf"
     conf.write_text("http { server { listen 127.0.0.1:%d; location / { health_check; } } }" % free_port())
     out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
