@@ -68,9 +68,20 @@ static void slot_set(pv_peer_t *p, const struct sockaddr_storage *sa, socklen_t 
 
 void pv_discovery_slot_init(pv_peer_t *p, const pv_upstream_server_t *s, int checks)
 {
+    const struct sockaddr_storage *init = s->initlen ? &s->init : NULL;
+    socklen_t initlen = s->initlen;
+    struct sockaddr_storage had[PV_RESOLVED_MAX];
+    socklen_t hadlen[PV_RESOLVED_MAX];
+    if (!init && !s->resolve_service && atomic_load(&p->cur_gen) == 0 &&
+        pv_peer_host_addrs(p->upstream, s->resolve_host, s->resolve_port, had, hadlen, PV_RESOLVED_MAX) > p->nth) {
+        /* a reload changed the line (its port) while its name does not
+         * resolve: the addresses the old line had, as NGINX's zone keeps */
+        init = &had[p->nth];
+        initlen = hadlen[p->nth];
+    }
     pthread_mutex_lock(&p->group->lock);
     if (atomic_load(&p->cur_gen) == 0)
-        slot_set(p, s->initlen ? &s->init : NULL, s->initlen, checks, 0);
+        slot_set(p, init, initlen, checks, 0);
     else if (p->curlen == 0)
         p->bal.hc_down = 1; /* pv_peer_configure() may have cleared it */
     pthread_mutex_unlock(&p->group->lock);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 
 #include "../core/common.h"
@@ -150,6 +151,55 @@ int64_t pv_peer_idle_limit(pv_peer_t *p, uint64_t now)
     if (!st || SEEN_MS(st) + PV_PEER_IDLE_MEMORY_MS <= now)
         return -1;
     return (int64_t)(st & IDLE_MASK);
+}
+
+/* Whether peer p is a slot of a `resolve` line for host: its key is the
+ * line's name, "HOST" or "HOST:PORT" (slot_key() in config/upstream_conf.c). */
+static int slot_of_host(const pv_peer_t *p, const char *host, size_t hl)
+{
+    const char *key = (const char *)&p->addr + 2;
+    return p->addr.ss_family == AF_UNSPEC && p->addrlen > 2 && strncmp(key, host, hl) == 0 &&
+           (key[hl] == '\0' || key[hl] == ':');
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+int pv_peer_host_addrs(const char *upstream, const char *host, int port, struct sockaddr_storage *out,
+                       socklen_t *lens, int max)
+{
+    size_t hl = strlen(host);
+    int n = 0;
+    pthread_mutex_lock(&plock);
+    for (int nth = 0, more = 1; more && n < max; nth++) {
+        more = 0;
+        for (pv_peer_t *p = peers; p && n < max; p = p->next) {
+            if (p->nth < nth || strcmp(p->upstream, upstream) != 0 || !slot_of_host(p, host, hl))
+                continue;
+            more = 1;
+            if (p->nth != nth)
+                continue;
+            pthread_mutex_lock(&p->group->lock);
+            if (p->curlen) {
+                memcpy(&out[n], &p->cur, p->curlen);
+                lens[n] = p->curlen;
+            }
+            int dup = !p->curlen;
+            pthread_mutex_unlock(&p->group->lock);
+            if (!dup)
+                set_port(&out[n], port);
+            for (int i = 0; i < n && !dup; i++)
+                dup = lens[i] == lens[n] && memcmp(&out[i], &out[n], lens[n]) == 0;
+            n += !dup;
+        }
+    }
+    pthread_mutex_unlock(&plock);
+    return n;
 }
 
 int pv_peer_count(void)

@@ -106,6 +106,15 @@ struct ssl_session_st;
 void pv_peer_save_session(pv_peer_t *p, struct ssl_session_st *sess);
 struct ssl_session_st *pv_peer_load_session(pv_peer_t *p);
 
+/* The addresses that slots of upstream's `resolve` lines for host (any
+ * port) hold now, from the peers of earlier snapshots, in slot order,
+ * with port; at most max, each address once; how many. A
+ * reload that changed a line's port starts from them while its DNS does
+ * not answer, as NGINX's zone does. Takes the registry lock, then the
+ * group's: never call it under a group lock. */
+int pv_peer_host_addrs(const char *upstream, const char *host, int port, struct sockaddr_storage *out,
+                       socklen_t *lens, int max);
+
 /* Peers in the registry (tests, status). */
 int pv_peer_count(void);
 
