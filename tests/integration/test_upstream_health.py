@@ -220,8 +220,10 @@ def test_failure_state_kept_across_reload(portvakt, tmp_path):
         wait_for(lambda: http(port, target="/v").body == b"two", what="the new config")
         for i in range(6):
             assert http(port, target="/after%d" % i).status == 200
-        lines = [line for line in log.read_text().splitlines() if not line.startswith("- ")]
-        assert lines[-6:] == ["%s 200" % a.addr] * 6
+        def proxied():
+            return [line for line in log.read_text().splitlines() if not line.startswith("- ")]
+        wait_for(lambda: len(proxied()) == 7, what="7 proxied requests logged")
+        assert proxied()[1:] == ["%s 200" % a.addr] * 6
     finally:
         a.stop()
 
