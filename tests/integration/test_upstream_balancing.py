@@ -350,3 +350,53 @@ def test_random_shares_as_nginx(tmp_path, ups):
         # binomial(200, 1/4) for a: mean 50, sd 6.1; the bounds are 5 sd
         assert 20 <= served.count("a") <= 80, (kind, served.count("a"))
         assert served.count("a") + served.count("b") == 200
+
+
+KEEP_CONF = """\
+http {
+    access_log off;
+    upstream u {
+        server @A@;
+        server @B@;
+        keepalive 1;
+@EXTRA@
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / {
+            proxy_pass http://u;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_keepalive_counts_across_the_upstream_as_nginx(tmp_path, keep):
+    """`keepalive N` is N idle connections for the whole upstream, not per
+    server: with two servers taking turns and keepalive 1, the one idle
+    connection is always to the other server, so every request opens a
+    connection (NGINX closes the older idle one for the newer); with
+    keepalive 2 both stay. portvakt with keepalive_grace off (NGINX's
+    strict cap) opens as many as NGINX."""
+    opened = {}
+    for kind in ("nginx", "portvakt"):
+        a, b = EchoUpstream(), EchoUpstream()
+        try:
+            extra = "keepalive_grace off;" if kind == "portvakt" else ""
+            port = free_port()
+            srv = start_server(kind, KEEP_CONF.replace("keepalive 1;", "keepalive %d;" % keep), tmp_path / kind,
+                               PORT=port, A=a.addr, B=b.addr, EXTRA=extra)
+            try:
+                for i in range(8):
+                    assert get(port, "/%d" % i) == 200
+            finally:
+                srv.stop()
+            opened[kind] = (a.connections, b.connections)
+        finally:
+            a.stop()
+            b.stop()
+    assert opened["portvakt"] == opened["nginx"]
+    assert opened["nginx"] == ((4, 4) if keep == 1 else (1, 1))
