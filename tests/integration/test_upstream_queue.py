@@ -121,3 +121,23 @@ def test_queue_errors(tmp_path):
                         " server { listen 127.0.0.1:%d; location / { proxy_pass http://u; } } }" % (line, free_port()))
         out = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
         assert out.returncode != 0 and msg in out.stderr, (line, out.stderr)
+
+
+def test_max_conns_bounds_the_pool(portvakt):
+    """max_conns=2 with keepalive 8 and its grace: six clients at once
+    never make more than two connections to the server, idle ones
+    included (an idle one is reused before another is opened)."""
+    slow = Slow(0.2)
+    up = EchoUpstream(handler=slow)
+    try:
+        conf = CONF.replace("max_conns=1;", "max_conns=2;").replace("keepalive 1;", "keepalive 8;")
+        gw = portvakt(conf, UP=up.port, GW=free_port(), QUEUE="20 timeout=30s")
+        for _ in range(2):
+            threads, results = start_requests(gw.port, ["/%d" % i for i in range(6)], gap=0.02)
+            for th in threads:
+                th.join(30)
+            assert set(results.values()) == {200}
+        assert slow.most == 2
+        assert up.max_open <= 2 and up.connections == 2
+    finally:
+        up.stop()
