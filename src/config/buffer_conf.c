@@ -274,7 +274,7 @@ void pv_conf_buffer_merge(pv_conf_ctx_t *cx, pv_loc_conf_t *c, const pv_loc_conf
     c->write_size = c->proxy_temp_file_write_size != PV_UNSET ? c->proxy_temp_file_write_size : 2 * size;
     c->proxy_pipe = (pv_pipe_conf_t){c->proxy_buffering, c->proxy_buffers_num, c->proxy_buffers_size, c->busy_size,
                                      c->write_size, c->proxy_max_temp_file_size, c->proxy_limit_rate,
-                                     c->proxy_temp_path, c->proxy_store > 0};
+                                     c->proxy_temp_path, c->proxy_store.on > 0};
     if (!c->other_temp_paths[0])
         c->other_temp_paths[0] = p ? p->other_temp_paths[0] : default_path(cx, "fastcgi_temp");
     c->fastcgi.pipe.temp_path = c->other_temp_paths[0];

@@ -164,8 +164,10 @@ static int cache_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_n
     const char *a = ARG(nd, 1);
     if (strcmp(a, "off") == 0)
         return PV_OK;
-    if (!FASTCGI(cmd) && ((pv_loc_conf_t *)base)->proxy_store > 0)
-        return pv_conf_error(cx, &nd->src, "\"proxy_cache\" directive is incompatible with \"proxy_store\"");
+    const pv_loc_conf_t *lc = base;
+    if ((FASTCGI(cmd) ? lc->fastcgi.store.on : lc->proxy_store.on) > 0)
+        return pv_conf_error(cx, &nd->src, "\"%s\" directive is incompatible with \"%s\"", cmd->name,
+                             FASTCGI(cmd) ? "fastcgi_store" : "proxy_store");
     c->cache_src = nd->src;
     if (strchr(a, '$')) {
         /* the zone is named per request (NGINX 1.7.9) */

@@ -408,6 +408,13 @@ typedef struct pv_pipe_conf_s {
     int store;                     /* proxy_store: the temp file is the store's (no limit, no warning) */
 } pv_pipe_conf_t;
 
+/* proxy_store / fastcgi_store and their *_store_access (store_conf.c). */
+typedef struct pv_store_conf_s {
+    int on;                        /* PV_UNSET; default off; 1: a 200 response is stored */
+    const pv_cv_t *cv;             /* its path with variables; NULL: the root-based path of the URI */
+    int access;                    /* PV_UNSET; default 0600: the stored file's mode (and its new dirs') */
+} pv_store_conf_t;
+
 #include "conf_grpc.h"
 #include "conf_fastcgi.h"
 
@@ -479,9 +486,7 @@ typedef struct pv_loc_conf_s {
     pv_pipe_conf_t proxy_pipe;     /* the proxy_* buffering settings above as the pipe reads them (merge) */
     int proxy_force_ranges;        /* default off: byte ranges for proxied responses without Accept-Ranges */
     int proxy_ignore_client_abort; /* default off: a client gone before the answer ends the exchange */
-    int proxy_store;               /* PV_UNSET; default off; 1: a 200 response is stored (store_conf.c) */
-    const pv_cv_t *proxy_store_cv; /* its path with variables; NULL: the root-based path of the URI */
-    int proxy_store_access;        /* PV_UNSET; default 0600: the stored file's mode (and its new dirs') */
+    pv_store_conf_t proxy_store;   /* proxy_store, proxy_store_access */
     pv_size_cv_t limit_rate;       /* bytes per second to the client; 0 (the default): no limit */
     pv_size_cv_t limit_rate_after; /* bytes sent before limit_rate applies; default 0 */
     /* rewrite module */

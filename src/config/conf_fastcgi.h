@@ -47,6 +47,9 @@ typedef struct pv_fastcgi_conf_s {
     pv_str_t index;                /* fastcgi_index; NULL p: unset */
     struct pv_regex_s *split;      /* fastcgi_split_path_info; NULL: unset */
     int split_set;
+    int ignore_client_abort;       /* default off: a client gone before the answer ends the exchange */
+    int force_ranges;              /* default off: byte ranges whatever the responder's Accept-Ranges */
+    pv_store_conf_t store;         /* fastcgi_store, fastcgi_store_access */
 } pv_fastcgi_conf_t;
 
 #endif

@@ -23,6 +23,7 @@ void pv_conf_fastcgi_init(pv_fastcgi_conf_t *f)
     f->buffers_size = f->busy_buffers_size = f->temp_file_write_size = PV_UNSET;
     f->max_temp_file_size = f->limit_rate = PV_UNSET;
     f->socket_keepalive = PV_UNSET;
+    f->ignore_client_abort = f->force_ranges = PV_UNSET;
 }
 
 #define MERGE(f, def)                                                                              \
@@ -50,6 +51,8 @@ void pv_conf_fastcgi_merge(pv_fastcgi_conf_t *c, const pv_fastcgi_conf_t *p)
     MERGE(max_temp_file_size, 1024 * 1024 * 1024);
     MERGE(limit_rate, 0);
     MERGE(socket_keepalive, 0);
+    MERGE(ignore_client_abort, 0);
+    MERGE(force_ranges, 0);
     if (c->buffers_num == PV_UNSET) {
         c->buffers_num = p ? p->buffers_num : 8;
         c->buffers_size = p ? p->buffers_size : 4096;
@@ -327,6 +330,8 @@ static const pv_conf_cmd_t fastcgi_cmds[] = {
     {"fastcgi_limit_rate", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_any_size_cb, F(limit_rate), NULL},
     {"fastcgi_bind", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, set_bind_cb, NONE, NULL},
     {"fastcgi_socket_keepalive", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, F(socket_keepalive), NULL},
+    {"fastcgi_ignore_client_abort", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, F(ignore_client_abort), NULL},
+    {"fastcgi_force_ranges", PV_CTX_ANY_LOC, PV_ARGS_FLAG, set_flag_cb, F(force_ranges), NULL},
 };
 
 const pv_conf_module_t pv_conf_fastcgi_module = {"fastcgi", fastcgi_cmds, PV_NELEM(fastcgi_cmds)};

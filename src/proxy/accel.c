@@ -1,6 +1,7 @@
-/* X-Accel-Redirect: the upstream names a URI or a named location that
- * answers the request instead of its response, as NGINX's upstream module
- * does (unless proxy_ignore_headers names the field). The redirect is the
+/* X-Accel-Redirect: the upstream (proxy_pass, fastcgi_pass) names a URI
+ * or a named location that answers the request instead of its response,
+ * as NGINX's upstream module does (unless *_ignore_headers names the
+ * field). The redirect is the
  * one of redirect.c, counted with every other URI change of the request. */
 #include <string.h>
 
@@ -79,18 +80,22 @@ static int split_uri(pv_arena_t *a, pv_str_t v, pv_str_t *uri, pv_str_t *args)
 
 void pv_proxy_keep_fields(pv_request_t *r, const pv_uresp_t *rp)
 {
-    const pv_header_t *f = rp->fields;
-    pv_header_t *hs = pv_arena_alloc(r->arena, sizeof(*hs) * (size_t)(rp->nfields ? rp->nfields : 1));
+    pv_proxy_keep_head(r, rp->fields, rp->nfields);
+}
+
+void pv_proxy_keep_head(pv_request_t *r, const pv_header_t *f, int n)
+{
+    pv_header_t *hs = pv_arena_alloc(r->arena, sizeof(*hs) * (size_t)(n ? n : 1));
     if (!hs) {
         r->nupstream_headers = 0;
         return;
     }
-    for (int i = 0; i < rp->nfields; i++) {
+    for (int i = 0; i < n; i++) {
         hs[i].name = (pv_str_t){pv_arena_strndup(r->arena, f[i].name.p, f[i].name.len), f[i].name.len};
         hs[i].value = (pv_str_t){pv_arena_strndup(r->arena, f[i].value.p, f[i].value.len), f[i].value.len};
     }
     r->upstream_headers = hs;
-    r->nupstream_headers = rp->nfields;
+    r->nupstream_headers = n;
 }
 
 /* The upstream connection is done with: back to the pool when the
@@ -115,33 +120,40 @@ static void release(pv_proxy_t *px)
 
 int pv_proxy_accel_redirect(pv_proxy_t *px)
 {
+    const pv_loc_conf_t *lc = &px->loc->conf;
+    pv_accel_t a = {px->rp.fields, px->rp.nfields, lc->hdr.ignore == PV_UNSET ? 0 : lc->hdr.ignore,
+                    &lc->proxy_pipe, release};
+    return pv_accel_redirect(px, &a);
+}
+
+int pv_accel_redirect(pv_proxy_t *px, const pv_accel_t *a)
+{
     pv_hreq_t *hr = px->hr;
     pv_request_t *r = px->r;
-    const pv_loc_conf_t *lc = &px->loc->conf;
     const pv_header_t *to = NULL;
-    if (lc->hdr.ignore != PV_UNSET && (lc->hdr.ignore & PV_IGN_X_ACCEL_REDIRECT))
+    if (a->ignore & PV_IGN_X_ACCEL_REDIRECT)
         return 0;
-    for (int i = 0; i < px->rp.nfields && !to; i++)
-        if (px->rp.fields[i].name.len == 16 && PV_STR_IEQ(px->rp.fields[i].name, "x-accel-redirect"))
-            to = &px->rp.fields[i];
+    for (int i = 0; i < a->nfields && !to; i++)
+        if (a->fields[i].name.len == 16 && PV_STR_IEQ(a->fields[i].name, "x-accel-redirect"))
+            to = &a->fields[i];
     if (!to)
         return 0;
 
     /* what NGINX takes from the response before it goes: the rate
      * (X-Accel-Limit-Rate) and the fields of kept() */
-    pv_pipe_head(px);
-    for (int i = 0; i < px->rp.nfields; i++) {
-        const pv_header_t *f = &px->rp.fields[i];
+    pv_pipe_start(px, a->pipe, a->ignore, a->fields, a->nfields);
+    for (int i = 0; i < a->nfields; i++) {
+        const pv_header_t *f = &a->fields[i];
         if (kept(f->name))
             pv_error_page_keep(hr, f);
         else if (f->name.len == 12 && PV_STR_IEQ(f->name, "content-type"))
             r->accel_type = (pv_str_t){pv_arena_strndup(r->arena, f->value.p, f->value.len), f->value.len};
     }
     pv_str_t v = {pv_arena_strndup(r->arena, to->value.p, to->value.len), to->value.len};
-    pv_proxy_keep_fields(r, &px->rp); /* NGINX keeps them until another upstream answers */
+    pv_proxy_keep_head(r, a->fields, a->nfields); /* NGINX keeps them until another upstream answers */
     pv_proxy_append_status(r, px->status);
     pv_utry_mark(r, PV_UTRY_RESPONSE);
-    release(px);
+    a->release(px);
     pv_pcache_cleanup(hr); /* a cached location's entry is not filled by this response */
     r->pcache = NULL;
 

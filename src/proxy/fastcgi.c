@@ -16,6 +16,7 @@
 #include "fastcgi.h"
 #include "fcgi_rx.h"
 #include "pcache.h"
+#include "pstore.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "../core/log.h"
 #include "../core/net.h"
 #include "../http/accesslog.h"
+#include "../http/brange.h"
 #include "../http/headers.h"
 #include "../http/redirect.h"
 #include "../http/reqbody.h"
@@ -368,36 +370,11 @@ static int next_on_status(pv_fastcgi_t *g, int status)
     return 1;
 }
 
-/* The head's fields as the client's head h (fields in out). */
-static void head_fields(pv_fastcgi_t *g, pv_resp_head_t *h, pv_header_t *out)
+/* X-Accel-Redirect: the responder's connection is closed. */
+static void accel_release(pv_proxy_t *px)
 {
-    const pv_fastcgi_conf_t *fc = &g->px.loc->conf.fastcgi;
-    pv_request_t *r = g->px.r;
-    for (int i = 0; i < g->rx.nfields; i++) {
-        pv_header_t *f = &g->rx.fields[i];
-        if (PV_STR_IEQ(f->name, "content-type")) {
-            h->content_type = f->value;
-        } else if (PV_STR_IEQ(f->name, "content-length")) {
-            int64_t cl;
-            if (pv_http_parse_content_length(f->value, &cl) != 0)
-                cl = -1;
-            g->clen = cl;
-            if (cl >= 0 && !(r->flags & PV_REQ_F_HEAD)) {
-                h->content_length = cl;
-                h->frame = PV_FRAME_NONE;
-            }
-        } else if (PV_STR_IEQ(f->name, "location") && !pv_fcgi_hidden(fc, f->name)) {
-            h->location = f->value.len && f->value.p[0] == '/'
-                              ? pv_router_location_url(r, f->value, 0, (pv_str_t){"", 0})
-                              : f->value;
-        } else if (!pv_fcgi_hidden(fc, f->name) && !pv_header_is_hop_by_hop(f->name)) {
-            out[h->nfields++] = *f;
-            if (PV_STR_IEQ(f->name, "server"))
-                h->server = (pv_str_t){"", 0};
-            else if (PV_STR_IEQ(f->name, "date"))
-                h->no_date = 1;
-        }
-    }
+    pv_proxy_release_server(px, PV_BAL_OK);
+    fc_drop((pv_fastcgi_t *)px);
 }
 
 /* The response head goes to the client (or error_page answers,
@@ -430,6 +407,9 @@ static int fc_head(pv_fastcgi_t *g)
         pv_resp_error(hr, status);
         return -1;
     }
+    const pv_fastcgi_conf_t *fc = &px->loc->conf.fastcgi;
+    if (pv_accel_redirect(px, &(pv_accel_t){g->rx.fields, g->rx.nfields, fc->ignore, &fc->pipe, accel_release}))
+        return -1;
     if (r->pcache && pv_pcache_response(px, status, g->rx.fields, g->rx.nfields)) {
         pv_proxy_release_server(px, PV_BAL_OK); /* the cached entry answers (stale, revalidated) */
         fc_drop(g);
@@ -439,17 +419,16 @@ static int fc_head(pv_fastcgi_t *g)
     pv_resp_head_t h = {.status = status, .content_length = -1, .frame = PV_FRAME_CHUNKED, .fields = fields};
     if (g->rx.status_line.len > 4)
         h.reason = (pv_str_t){g->rx.status_line.p + 4, g->rx.status_line.len - 4};
-    head_fields(g, &h, fields);
+    pv_fcgi_head_fields(r, fc, &g->rx, &h, fields, &g->clen);
     /* X-Accel-Buffering, X-Accel-Limit-Rate unless fastcgi_ignore_headers names them */
-    pv_pipe_start(px, &px->loc->conf.fastcgi.pipe, px->loc->conf.fastcgi.ignore, g->rx.fields, g->rx.nfields);
+    pv_pipe_start(px, &fc->pipe, fc->ignore, g->rx.fields, g->rx.nfields);
     if ((r->flags & PV_REQ_F_HEAD) || status == 204 || status == 304)
         h.frame = PV_FRAME_NONE;
+    pv_proxy_ranges(px, &h, fc->force_ranges);
     int rc = pv_resp_send_head(hr, &h);
-    if (rc == PV_RESP_PRECONDITION) { /* 412 answers in its place */
-        pv_proxy_release_server(px, PV_BAL_OK);
-        fc_drop(g);
-        hr->handling = 0;
-        pv_resp_error(hr, 412);
+    if (rc == PV_RESP_RANGE_416 || rc == PV_RESP_PRECONDITION) { /* 416 or 412 answers in its place */
+        fc_drop(g); /* the connection closed first: the answer may end the request */
+        pv_proxy_answer_instead(px, rc, h.content_length);
         return -1;
     }
     if (rc != PV_OK) {
@@ -457,6 +436,7 @@ static int fc_head(pv_fastcgi_t *g)
         return -1;
     }
     px->resp_head_done = 1;
+    pv_pstore_begin(px, &fc->store, fc->pipe.temp_path, g->rx.fields, g->rx.nfields, g->clen);
     if ((r->flags & PV_REQ_F_HEAD) && !hr->tee) {
         /* as NGINX: the body is not read (unless stored); the connection is closed */
         pv_utry_mark(r, PV_UTRY_RESPONSE);
@@ -485,6 +465,7 @@ static void fc_complete(pv_fastcgi_t *g)
         px->sub_done(hr, px->r, px->status);
         return;
     }
+    pv_pstore_done(px);
     if (pv_pipe_upstream_done(px))
         return; /* the client still takes what is held; the pipe ends the response */
     hr->handling = 0;
@@ -777,11 +758,15 @@ static void client_readable(pv_hreq_t *hr)
         fc_buffer(g);
         return;
     }
-    if (g->px.u && g->px.u->connected) {
-        fc_io(g);
+    if (g->px.u && g->px.u->connected && (!pv_body_done(hr) || !g->px.req_done)) {
+        fc_io(g); /* more of the body, or its end, to send */
         return;
     }
-    if (pv_body_done(hr) && pv_body_client_closed(hr)) {
+    /* body sent: anything readable is a pipelined request or the client
+     * closing; the close ends the exchange unless told otherwise (NGINX's
+     * store and cache, a background update too, read on) */
+    const pv_fastcgi_conf_t *fc = &g->px.loc->conf.fastcgi;
+    if (pv_body_done(hr) && !fc->ignore_client_abort && !fc->store.on && !hr->r.pcache && pv_body_client_closed(hr)) {
         pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                  pv_log_client(&hr->r));
         pv_resp_abort(hr);

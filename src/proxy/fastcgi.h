@@ -25,6 +25,14 @@ int pv_fcgi_cache_validators(const pv_request_t *r, pv_str_t *nv);
 
 /* Whether a response field stays out of the client's head (fcgi_head.c). */
 int pv_fcgi_hidden(const pv_fastcgi_conf_t *fc, pv_str_t name);
+/* The CGI head's fields as the client's head h, the fields that go on
+ * into out (room for all): Content-Type, Content-Length (into *clen;
+ * -1 when invalid), Location (a local one made absolute), the rest
+ * unless hidden or hop-by-hop; X-Accel-Charset (unless
+ * fastcgi_ignore_headers names it) is the charset to recode into. */
+struct pv_fcgi_rx_s;
+void pv_fcgi_head_fields(pv_request_t *r, const pv_fastcgi_conf_t *fc, const struct pv_fcgi_rx_s *rx,
+                         struct pv_resp_head_s *h, pv_header_t *out, int64_t *clen);
 
 /* The module: the content handler of fastcgi_pass locations. */
 extern pv_module_t pv_fastcgi_module;

@@ -722,9 +722,9 @@ static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
         entry_unusable(hr, c, 0);
         return;
     }
-    /* NGINX's hit: ranges with proxy_force_ranges or a stored Accept-Ranges
+    /* NGINX's hit: ranges with *_force_ranges or a stored Accept-Ranges
      * (of any value), which the range filter's own replaces */
-    int ranges = r->loc->conf.proxy_force_ranges, k = 0;
+    int ranges = c->use.fastcgi ? r->loc->conf.fastcgi.force_ranges : r->loc->conf.proxy_force_ranges, k = 0;
     for (int i = 0; i < nf; i++) {
         if (PV_STR_IEQ(fld[i].name, "Accept-Ranges"))
             ranges = 1;

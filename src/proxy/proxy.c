@@ -636,7 +636,7 @@ static int response_head(pv_proxy_t *px)
     pv_header_t fields[PV_URESP_MAX_FIELDS];
     pv_resp_head_t h;
     pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
-    pv_proxy_ranges(px, &h);
+    pv_proxy_ranges(px, &h, px->loc->conf.proxy_force_ranges);
     int rc = pv_resp_send_head(hr, &h);
     if (rc == PV_RESP_RANGE_416 || rc == PV_RESP_PRECONDITION)
         return pv_proxy_answer_instead(px, rc, h.content_length);
@@ -927,7 +927,7 @@ static void client_readable(pv_hreq_t *hr)
     /* body complete: anything readable is a pipelined request or the
      * client closing; only the close matters now */
     const pv_loc_conf_t *lc = &px->loc->conf;
-    if (pv_body_client_closed(hr) && !lc->proxy_ignore_client_abort && !lc->proxy_store) { /* NGINX's store reads on */
+    if (pv_body_client_closed(hr) && !lc->proxy_ignore_client_abort && !lc->proxy_store.on) { /* NGINX's store reads on */
         pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                pv_log_client(&hr->r));
         pv_resp_abort(hr);

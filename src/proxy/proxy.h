@@ -140,20 +140,34 @@ void pv_proxy_start_tunnel(pv_proxy_t *px);
  * an unsafe URI), the upstream connection given up; 0 when there is none
  * or proxy_ignore_headers names it. */
 int pv_proxy_accel_redirect(pv_proxy_t *px);
+/* The same for any module: the head's fields, its *_ignore_headers
+ * PV_IGN_* bits, its pipe settings (X-Accel-Limit-Rate is taken first, as
+ * NGINX takes it) and how its upstream connection is given up. */
+typedef struct pv_accel_s {
+    const pv_header_t *fields;
+    int nfields;
+    int ignore;
+    const struct pv_pipe_conf_s *pipe;
+    void (*release)(pv_proxy_t *px); /* the server released, the connection closed or pooled */
+} pv_accel_t;
+int pv_accel_redirect(pv_proxy_t *px, const pv_accel_t *a);
 /* Keep a response head's fields in r's arena as $upstream_http_NAME and
  * $upstream_cookie_NAME (the head's buffer is reused for the body):
  * for auth subrequests, X-Accel-Redirect, and every response once a
  * config names such a variable (accel.c). */
 void pv_proxy_keep_fields(pv_request_t *r, const pv_uresp_t *rp);
+/* The same for the n fields at f. */
+void pv_proxy_keep_head(pv_request_t *r, const pv_header_t *f, int n);
 /* The head h is about to be sent (prange.c): set r->allow_ranges when
- * the range filter may answer the client's Range from its body
- * (proxy_force_ranges, or a response the cache may store that came with
- * Accept-Ranges). */
-void pv_proxy_ranges(pv_proxy_t *px, const struct pv_resp_head_s *h);
+ * the range filter may answer the client's Range from its body (force:
+ * the module's *_force_ranges, or a response the cache may store that
+ * came with Accept-Ranges). */
+void pv_proxy_ranges(pv_proxy_t *px, const struct pv_resp_head_s *h, int force);
 /* The head call answered rc: PV_RESP_RANGE_416 (the range filter found
  * nothing of the body of size bytes satisfiable) or PV_RESP_PRECONDITION
- * (notmod.h). The upstream connection is given up and 416 or 412
- * answers. -3 (answered). */
+ * (notmod.h). The server is released, the upstream connection (if the
+ * module has not let it go yet) given up, and 416 or 412 answers. -3
+ * (answered). */
 int pv_proxy_answer_instead(pv_proxy_t *px, int rc, int64_t size);
 /* The one place a failed exchange becomes the client's answer (answer.c). */
 void pv_proxy_answer_failure(pv_proxy_t *px, int f);

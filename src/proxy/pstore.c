@@ -1,4 +1,4 @@
-/* proxy_store (see pstore.h). The file operations follow NGINX's
+/* proxy_store and fastcgi_store (see pstore.h). The file operations follow NGINX's
  * ngx_ext_rename_file(): access bits and mtime on the temp file, then
  * rename(); a missing directory made (each missing one, with the access
  * bits plus x where r is given) and the rename tried again; across file
@@ -28,6 +28,8 @@
 
 typedef struct pv_pstore_s {
     pv_hreq_t *hr;
+    const pv_store_conf_t *sc;     /* the module's *_store settings */
+    const pv_temp_path_t *temp_path;
     int fd;          /* the temp file; -1 until the first byte */
     char *temp;      /* its name (request arena) */
     int64_t expect;  /* the upstream's Content-Length; -1: none */
@@ -51,22 +53,24 @@ void pv_pstore_drop(pv_pstore_t *s)
         fail(s, "unlink()", s->temp, errno);
 }
 
-void pv_pstore_start(pv_proxy_t *px)
+void pv_pstore_begin(pv_proxy_t *px, const pv_store_conf_t *sc, const pv_temp_path_t *temp_path,
+                     const pv_header_t *fields, int nfields, int64_t clen)
 {
-    const pv_loc_conf_t *lc = &px->loc->conf;
     pv_hreq_t *hr = px->hr;
-    if (!lc->proxy_store || px->status != 200 || !px->pipe.buffering || px->sub_done)
+    if (!sc->on || px->status != 200 || !px->pipe.buffering || px->sub_done)
         return;
     pv_pstore_t *s = pv_arena_alloc(&hr->arena, sizeof(*s));
     s->hr = hr;
+    s->sc = sc;
+    s->temp_path = temp_path;
     s->fd = -1;
     s->temp = NULL;
-    s->expect = px->rp.has_cl ? px->rp.content_length : -1;
+    s->expect = clen;
     s->written = 0;
     s->mtime = -1;
-    for (int i = 0; i < px->rp.nfields; i++) {
-        if (PV_STR_IEQ(px->rp.fields[i].name, "last-modified")) {
-            s->mtime = pv_http_time_parse(px->rp.fields[i].value); /* the first one, as NGINX */
+    for (int i = 0; i < nfields; i++) {
+        if (PV_STR_IEQ(fields[i].name, "last-modified")) {
+            s->mtime = pv_http_time_parse(fields[i].value); /* the first one, as NGINX */
             break;
         }
     }
@@ -74,16 +78,23 @@ void pv_pstore_start(pv_proxy_t *px)
     px->pipe.used = 1; /* pv_pipe_end() drops what is left */
 }
 
-static int open_temp(pv_proxy_t *px, pv_pstore_t *s)
+void pv_pstore_start(pv_proxy_t *px)
 {
-    s->fd = pv_temp_file_open(s->hr, px->loc->conf.proxy_temp_path, &s->temp);
+    const pv_loc_conf_t *lc = &px->loc->conf;
+    pv_pstore_begin(px, &lc->proxy_store, lc->proxy_temp_path, px->rp.fields, px->rp.nfields,
+                    px->rp.has_cl ? px->rp.content_length : -1);
+}
+
+static int open_temp(pv_pstore_t *s)
+{
+    s->fd = pv_temp_file_open(s->hr, s->temp_path, &s->temp);
     return s->fd < 0 ? -1 : 0;
 }
 
 int pv_pstore_body(pv_proxy_t *px, const pv_str_t *spans, int n)
 {
     pv_pstore_t *s = px->pipe.store;
-    if (s->fd < 0 && open_temp(px, s) < 0)
+    if (s->fd < 0 && open_temp(s) < 0)
         return -1;
     for (int i = 0; i < n; i++) {
         if (spans[i].len && pv_file_write_all(s->fd, spans[i].p, spans[i].len) < 0) {
@@ -201,14 +212,13 @@ void pv_pstore_done(pv_proxy_t *px)
     if (!s)
         return;
     px->pipe.store = NULL;
-    const pv_loc_conf_t *lc = &px->loc->conf;
-    if ((s->expect >= 0 && s->expect != s->written) || (s->fd < 0 && open_temp(px, s) < 0)) {
+    if ((s->expect >= 0 && s->expect != s->written) || (s->fd < 0 && open_temp(s) < 0)) {
         pv_pstore_drop(s); /* a length the body did not keep, or no file for an empty one */
         return;
     }
     char path[PATH_MAX];
-    if (lc->proxy_store_cv) {
-        size_t n = pv_cv_eval(lc->proxy_store_cv, px->r, 0, path, sizeof(path));
+    if (s->sc->cv) {
+        size_t n = pv_cv_eval(s->sc->cv, px->r, 0, path, sizeof(path));
         if (n >= sizeof(path)) {
             fail(s, "rename()", s->temp, ENAMETOOLONG);
             pv_pstore_drop(s);
@@ -222,5 +232,5 @@ void pv_pstore_done(pv_proxy_t *px)
             return;
         }
     }
-    put_in_place(s, path, lc->proxy_store_access);
+    put_in_place(s, path, s->sc->access);
 }
