@@ -437,8 +437,8 @@ static int fc_head(pv_fastcgi_t *g)
     }
     px->resp_head_done = 1;
     pv_pstore_begin(px, &fc->store, fc->pipe.temp_path, g->rx.fields, g->rx.nfields, g->clen);
-    if ((r->flags & PV_REQ_F_HEAD) && !hr->tee) {
-        /* as NGINX: the body is not read (unless stored); the connection is closed */
+    if ((r->flags & PV_REQ_F_HEAD) && !hr->tee && !px->pipe.store) {
+        /* as NGINX: the body is not read (unless cached or stored); the connection is closed */
         pv_utry_mark(r, PV_UTRY_RESPONSE);
         pv_proxy_release_server(px, PV_BAL_OK);
         fc_drop(g);
@@ -527,7 +527,7 @@ static int fc_deliver(pv_fastcgi_t *g)
     if (g->rx.head_ready && fc_head(g) < 0)
         return -1;
     if (g->rx.out->last && !g->client_wait) {
-        if (g->px.sub_done || ((g->px.r->flags & PV_REQ_F_HEAD) && !hr->tee)) {
+        if (g->px.sub_done || ((g->px.r->flags & PV_REQ_F_HEAD) && !hr->tee && !g->px.pipe.store)) {
             g->rx.out->pos = g->rx.out->last = 0; /* read and dropped */
         } else {
             fc_allow(g);
@@ -551,7 +551,7 @@ static int fc_deliver(pv_fastcgi_t *g)
             fc_failed(g, PV_UPF_INVALID_HEADER, 0);
             return -1;
         }
-        if (g->clen > g->body && (!(hr->r.flags & PV_REQ_F_HEAD) || hr->tee)) {
+        if (g->clen > g->body && (!(hr->r.flags & PV_REQ_F_HEAD) || hr->tee || g->px.pipe.store)) {
             /* as NGINX: a body shorter than its Content-Length is an
              * upstream error; the answer is cut, not ended (nor stored) */
             pv_log_r(&hr->r, PV_LOG_ERR, "upstream prematurely closed FastCGI stdout while reading upstream, client: %s",

@@ -275,6 +275,14 @@ def test_store_string_path(gw):
     assert stored(gw, "html/str/plain") is None
 
 
+def test_head_stored(gw):
+    """A HEAD's responder writes the body all the same: it is read and
+    stored, the client gets the head alone."""
+    r = get(gw, "/s/h/plain", "HEAD")
+    assert r.status == 200 and r.body == b""
+    assert stored(gw, "html/s/h/plain") == BODY
+
+
 def test_stored_without_length(gw):
     assert get(gw, "/s/nolen").body == BODY
     assert stored(gw, "html/s/nolen") == BODY
