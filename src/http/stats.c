@@ -34,7 +34,7 @@ const char *const pv_stats_auth_methods[PV_SAUTH_N] = {"basic", "api_key", "jwt"
 
 #define ALIGN64(n) (((n) + 63) & ~(size_t)63)
 
-static pv_stats_t *block_new(const pv_conf_t *conf, int worker)
+pv_stats_t *pv_stats_block_new(const pv_conf_t *conf, int worker)
 {
     const pv_http_conf_t *h = conf->http;
     size_t ns = (size_t)h->nservers, nl = (size_t)h->nmlocs, nu = (size_t)h->nupstreams;
@@ -62,12 +62,18 @@ static pv_stats_t *block_new(const pv_conf_t *conf, int worker)
     return st;
 }
 
-void pv_stats_each(const pv_conf_t *conf, void (*fn)(const pv_stats_t *st, void *arg), void *arg)
+/* fn with every block of one kind */
+static void each_kind(const pv_conf_t *conf, int kind, void (*fn)(const pv_stats_t *st, void *arg), void *arg)
 {
     for (const pv_conf_block_t *b = atomic_load_explicit(&((pv_conf_t *)conf)->blocks, memory_order_acquire); b;
          b = b->next)
-        if (b->kind == PV_BLOCK_STATS)
+        if (b->kind == kind)
             fn((const pv_stats_t *)b, arg);
+}
+
+void pv_stats_each(const pv_conf_t *conf, void (*fn)(const pv_stats_t *st, void *arg), void *arg)
+{
+    each_kind(conf, PV_BLOCK_STATS, fn, arg);
 }
 
 /* dst += src over n counters taken as one flat array */
@@ -101,11 +107,12 @@ pv_stats_t *pv_stats_sum(const pv_conf_t *conf)
 {
     if (!conf->http)
         return NULL;
-    pv_stats_t *sum = block_new(conf, 0);
+    pv_stats_t *sum = pv_stats_block_new(conf, 0);
     if (!sum)
         return NULL;
     sum_t a = {sum, conf->http};
-    pv_stats_each(conf, sum_cb, &a);
+    each_kind(conf, PV_BLOCK_STATS, sum_cb, &a);
+    each_kind(conf, PV_BLOCK_CARRIED, sum_cb, &a);
     return sum;
 }
 
@@ -403,6 +410,7 @@ void pv_stats_host(pv_stats_host_t *out)
 #define TICK_MS 1000
 
 static __thread pv_timer_t tick_timer;
+static __thread pv_worker_t *tick_worker;
 static __thread uint64_t tick_due;
 static __thread uint64_t tick_count;
 
@@ -427,6 +435,7 @@ static void tick_cb(pv_timer_t *t)
 
 static int mod_worker_init(pv_worker_t *w)
 {
+    tick_worker = w;
     pv_timer_init(&tick_timer, tick_cb, w);
     tick_due = pv_loop_now(w->loop) + TICK_MS;
     tick_count = 0;
@@ -434,14 +443,37 @@ static int mod_worker_init(pv_worker_t *w)
     return PV_OK;
 }
 
+/* The carried block of st (of conf), made on first use. */
+static pv_stats_t *carried_of(pv_stats_t *st, pv_conf_t *conf)
+{
+    if (!st->carried && (st->carried = pv_stats_block_new(conf, st->worker))) {
+        st->carried->link.kind = PV_BLOCK_CARRIED;
+        pv_conf_block_push(conf, &st->carried->link);
+    }
+    return st->carried;
+}
+
+/* Everything old's block of this worker counted, and what it carried,
+ * moved into the carried block of st (of generation g). */
+static void carry_from(pv_stats_t *st, const pv_wgen_t *g, const pv_wgen_t *old)
+{
+    pv_stats_t *ost = pv_stats_of(old);
+    if (!ost || !old->conf->http)
+        return;
+    pv_stats_t *c = carried_of(st, g->conf);
+    pv_stats_carry(c, g->conf->http, ost, old->conf->http);
+    pv_stats_carry(c, g->conf->http, ost->carried, old->conf->http);
+}
+
 static int mod_gen_init(pv_worker_t *w, pv_wgen_t *g, pv_wgen_t *old)
 {
-    PV_UNUSED(old);
     if (!g->conf->http)
         return PV_OK;
-    pv_stats_t *st = block_new(g->conf, w->id);
+    pv_stats_t *st = pv_stats_block_new(g->conf, w->id);
     if (!st)
         return PV_ERR;
+    if (old)
+        carry_from(st, g, old); /* before the block is seen: no reader sees a count twice */
     if (w->id == 1) {
         win_t *win = win_new(g->conf);
         if (!win) {
@@ -455,6 +487,16 @@ static int mod_gen_init(pv_worker_t *w, pv_wgen_t *g, pv_wgen_t *old)
     return PV_OK;
 }
 
+/* A retired generation's last request ended: what it counted since the
+ * reload goes to the worker's current one. */
+static void mod_gen_free(pv_wgen_t *g)
+{
+    pv_wgen_t *cur = tick_worker ? tick_worker->gen : NULL;
+    pv_stats_t *st = pv_stats_of(cur);
+    if (st && cur != g)
+        carry_from(st, cur, g);
+}
+
 static void mod_drain(pv_worker_t *w)
 {
     pv_timer_del(w->loop, &tick_timer);
@@ -464,6 +506,7 @@ pv_module_t pv_stats_module = {
     .name = "stats",
     .worker_init = mod_worker_init,
     .gen_init = mod_gen_init,
+    .gen_free = mod_gen_free,
     .drain = mod_drain,
     .close_all = mod_drain,
 };

@@ -2,9 +2,10 @@
  * block of plain counters and histograms in slots the config fixed (server
  * blocks, metered locations, upstream servers, zones), bumped with no lock
  * and no atomic read-modify-write; readers sum the blocks of a snapshot.
- * Counters start from zero with each snapshot (a reload), the counter reset
- * Prometheus' rate() takes in its stride. Process-wide counts (TLS, HTTP/2,
- * accept errors, reloads) are core/counters.h's. */
+ * A reload carries the counts of every series the new config keeps (same
+ * labels) into it (stats_carry.c), so counters go on across reloads.
+ * Process-wide counts (TLS, HTTP/2, accept errors, reloads) are
+ * core/counters.h's. */
 #ifndef PV_HTTP_STATS_H
 #define PV_HTTP_STATS_H
 
@@ -102,9 +103,12 @@ typedef struct pv_stats_s {
     pv_stat_zone_t *zone;         /* by pv_zone_t.index */
     pv_stat_cache_t *cache;       /* by pv_cache_path_t.index */
     pv_ctr_t auth[PV_SAUTH_N][PV_SAUTH_OUT_N];
+    struct pv_stats_s *carried;   /* the worker's counts of earlier snapshots (PV_BLOCK_CARRIED), or NULL */
 } pv_stats_t;
 
-enum { PV_BLOCK_STATS = 1, PV_BLOCK_WINDOWS };
+/* PV_BLOCK_CARRIED: a worker's counts from the snapshots before this one
+ * (see stats_carry.c), summed by pv_stats_sum() but not in the windows */
+enum { PV_BLOCK_STATS = 1, PV_BLOCK_WINDOWS, PV_BLOCK_CARRIED };
 
 /* The block of generation g (NULL when the module does not run: harnesses). */
 extern pv_module_t pv_stats_module;
@@ -120,7 +124,14 @@ void pv_stats_free(struct pv_hreq_s *hr);
 void pv_stats_limit(struct pv_hreq_s *hr, const pv_zone_t *z, int outcome);
 void pv_stats_auth(struct pv_hreq_s *hr, int method, int outcome);
 
-/* Readers: fn called with every block of conf, in turn. */
+/* A new zeroed block for conf (kind PV_BLOCK_STATS, worker's). */
+pv_stats_t *pv_stats_block_new(const pv_conf_t *conf, int worker);
+/* Reload: the counts of the series of src (of config sh) that dh has too
+ * moved into dst (added there, zeroed in src); gauges stay. Only the
+ * thread that writes src calls it. */
+void pv_stats_carry(pv_stats_t *dst, const pv_http_conf_t *dh, pv_stats_t *src, const pv_http_conf_t *sh);
+
+/* Readers: fn called with every block of conf that counts requests now. */
 void pv_stats_each(const pv_conf_t *conf, void (*fn)(const pv_stats_t *st, void *arg), void *arg);
 /* Every block of conf summed into a new one (free() it); NULL when out
  * of memory or conf has no http block. */

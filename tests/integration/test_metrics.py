@@ -7,6 +7,7 @@ NGINX's, the status JSON against a schema."""
 import json
 import os
 import re
+import threading
 import time
 
 import jsonschema
@@ -372,16 +373,52 @@ def test_reports_refuse_other_methods_and_are_protected(portvakt, app):
     assert r.status == 200 and r.body == b"" and int(r.header("Content-Length")) > 0
 
 
-def test_reload_starts_route_counters_again(portvakt, app):
+def test_reload_carries_route_counters(portvakt, app):
+    """A reload carries on every series the new config keeps: the route,
+    its histogram, the server block and the upstream server count on from
+    where they were; a request still running on the old config when the
+    reload comes is counted once it ends; a location the reload adds starts
+    at zero and one it drops is gone."""
     port = free_port()
+    gate = threading.Event()
+    def held(req):
+        if req.target.startswith("/api/hold"):
+            gate.wait(10)
+        return answer(req)
+    app.handler = held
     gw = portvakt(CONF, PORT=port, UP=app.addr)
-    assert http(port, target="/api/ok").status == 200
-    wait_for(lambda: loc(samples(scrape(port).body.decode()), "portvakt_location_requests_total", "api", method="GET") == 1,
-             what="one request counted")
-    with open(gw.conf_path, "a") as f:
-        f.write("\n# reloaded\n")
+    for i in range(3):
+        assert http(port, target="/api/ok%d" % i).status == 200
+    assert http(port, target="/local").status == 204
+    wait_for(lambda: loc(samples(scrape(port).body.decode()), "portvakt_location_requests_total", "api", method="GET") == 3,
+             what="three requests counted")
+    holder = threading.Thread(target=lambda: http(port, target="/api/hold"))
+    holder.start()
+    wait_for(lambda: any(h.target == "/api/hold" for h in app.heads), what="the held request at the upstream")
+    with open(gw.conf_path, "w") as f:
+        f.write(CONF.replace("location = /local {", "location = /local2 {").replace("@PORT@", str(port))
+                .replace("@UP@", app.addr))
     os.kill(gw.pid, 1)
     ss = wait_for(lambda: (lambda s: value(s, "portvakt_reloads_total", result="ok") == 1 and s)(
         samples(scrape(port).body.decode())), what="the reload counted")
-    assert loc(ss, "portvakt_location_requests_total", "api", method="GET") == 0
     assert value(ss, "portvakt_config_last_reload_successful") == 1
+    assert loc(ss, "portvakt_location_requests_total", "api", method="GET") == 3
+    assert loc(ss, "portvakt_location_responses_total", "api", code="2xx") == 3
+    assert loc(ss, "portvakt_location_request_duration_seconds_count", "api") == 3
+    assert loc(ss, "portvakt_location_requests_total", "= /local2", method="GET") == 0
+    assert loc(ss, "portvakt_location_requests_total", "= /local", method="GET") is None
+    peer = {"upstream": "app", "server": app.addr}
+    assert value(ss, "portvakt_upstream_server_requests_total", **peer) == 4  # a try counts as it starts
+    gate.set()
+    holder.join()
+    assert http(port, target="/api/ok").status == 200
+    ss = wait_for(lambda: (lambda s: loc(s, "portvakt_location_requests_total", "api", method="GET") == 5 and s)(
+        samples(scrape(port).body.decode())), what="the held request and a new one counted")
+    assert loc(ss, "portvakt_location_responses_total", "api", code="2xx") == 5
+    assert value(ss, "portvakt_upstream_server_requests_total", **peer) == 5
+    srv = value(ss, "portvakt_server_requests_total", server="api.test", method="GET")
+    scrapes = loc(ss, "portvakt_location_requests_total", "= /metrics", method="GET")
+    assert srv == 5 + 1 + scrapes, (srv, scrapes)
+    # the status document's figures are the same sums
+    st = json.loads(http(port, target="/status").body)
+    assert st["http"]["location_zones"]["api"]["requests"] == 5
