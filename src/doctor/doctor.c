@@ -886,25 +886,6 @@ static void usage(FILE *f)
                "Exit status: 0 all OK, 1 a WARN, 2 a FAIL, 3 usage or config error.\n");
 }
 
-void pv_doctor_startup(const pv_conf_t *conf)
-{
-    pv_doctor_wants_t w;
-    pv_host_t host;
-    pv_doctor_check_t res[PV_DOCTOR_NCHECKS];
-    pv_doctor_wants_conf(&w, conf, "");
-    pv_sysinfo_gather("", 0, &host); /* no steal sample: start-up does not wait a second */
-    pv_doctor_run(&host, &w, res);
-    for (int i = 0; i < PV_DOCTOR_NCHECKS; i++) {
-        const pv_doctor_check_t *c = &res[i];
-        if (c->status == PV_DOCTOR_OK || strcmp(c->id, "steal") == 0)
-            continue;
-        const char *nl = strchr(c->fix, '\n');
-        int flen = nl ? (int)(nl - c->fix) : (int)strlen(c->fix);
-        pv_log(PV_LOG_WARN, "host check %s %s: have %s, want %s; fix: %.*s (portvakt doctor explains)", c->id,
-               c->status == PV_DOCTOR_FAIL ? "FAIL" : "WARN", c->value, c->want, flen, c->fix);
-    }
-}
-
 int pv_doctor_main(int argc, char **argv)
 {
     const char *conf_path = NULL, *sys_root = "";

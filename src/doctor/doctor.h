@@ -79,9 +79,13 @@ void pv_doctor_print_table(FILE *f, const pv_doctor_wants_t *w, const char *sys_
 void pv_doctor_print_json(FILE *f, const pv_doctor_check_t *c, int n);
 /* A commented sysctl.d fragment with only the keys of checks not OK. */
 void pv_doctor_print_sysctl(FILE *f, const pv_doctor_wants_t *w, const pv_doctor_check_t *c, int n);
-/* At start: run the checks quietly against the real host (no steal
- * sample) and log one line for each WARN or FAIL. */
+/* At start and at each reload: run the checks quietly against the real
+ * host (no steal sample), log one line for each WARN or FAIL, and keep
+ * the results for the status document (startup.c). */
 void pv_doctor_startup(const pv_conf_t *conf);
+/* The checks of the last pv_doctor_startup() into out[PV_DOCTOR_NCHECKS];
+ * returns how many (0 before the first). Any thread. */
+int pv_doctor_kept(pv_doctor_check_t *out);
 /* `portvakt doctor [-c FILE] [--json] [--sysctl] [--sys-root DIR]`;
  * argv[0] is "doctor". Returns the exit status: 0 all OK, 1 a WARN, 2 a
  * FAIL, PV_DOCTOR_USAGE_ERROR for a usage or config error. */

@@ -8,6 +8,7 @@
 #include "report.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "../config/residency.h"
 #include "../core/counters.h"
 #include "../core/time.h"
+#include "../doctor/doctor.h"
 #include "../http/fcache.h"
 #include "../http/server.h"
 #include "../http/stats.h"
@@ -181,6 +183,33 @@ static json_t *limits(const pv_conf_t *conf, const pv_stats_t *sum, int kind)
     return o;
 }
 
+/* host.checks: `portvakt doctor`'s checks of the last start or reload,
+ * steal judged on the sampler's figure (the checks at start take none). */
+static json_t *host_checks(double steal)
+{
+    static const char *const words[] = {"ok", "warn", "fail"};
+    pv_doctor_check_t c[PV_DOCTOR_NCHECKS];
+    int n = pv_doctor_kept(c);
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) {
+        if (strcmp(c[i].id, "steal") == 0) {
+            if (steal < 0)
+                continue;
+            c[i].status = steal > PV_DOCTOR_STEAL_FAIL ? PV_DOCTOR_FAIL
+                          : steal > PV_DOCTOR_STEAL_WARN ? PV_DOCTOR_WARN : PV_DOCTOR_OK;
+            snprintf(c[i].value, sizeof(c[i].value), "%.1f %%", steal);
+            snprintf(c[i].want, sizeof(c[i].want), "<= %.0f %%", PV_DOCTOR_STEAL_WARN);
+            c[i].fix[0] = '\0';
+        }
+        char *nl = strchr(c[i].fix, '\n');
+        if (nl)
+            *nl = '\0';
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", c[i].id, "status", words[c[i].status],
+                                           "value", c[i].value, "want", c[i].want, "fix", c[i].fix));
+    }
+    return a;
+}
+
 static json_t *process(void)
 {
     uint64_t c[PV_CTR__COUNT];
@@ -189,17 +218,20 @@ static json_t *process(void)
     pv_stats_host(&hs);
     char ts[32];
     pv_time_msec(ts);
-    return json_pack("{s:{s:s,s:s,s:I,s:i,s:s},s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I},"
-                     "s:{s:I,s:I,s:f,s:[f,f,f]}}",
-                     "nginx", "version", PV_VERSION, "build", PV_NAME, "generation", (json_int_t)c[PV_CTR_RELOADS],
-                     "pid", (int)getpid(), "timestamp", ts,
-                     "connections", "accepted", (json_int_t)c[PV_CTR_CONNS_ACCEPTED], "dropped",
-                     (json_int_t)c[PV_CTR_SHED], "active", (json_int_t)c[PV_CTR_CONNS_OPEN], "idle", (json_int_t)0,
-                     "ssl", "handshakes", (json_int_t)c[PV_CTR_TLS_HANDSHAKES], "handshakes_failed",
-                     (json_int_t)c[PV_CTR_TLS_FAILED], "session_reuses", (json_int_t)c[PV_CTR_TLS_RESUMED],
-                     "http2", "streams", (json_int_t)c[PV_CTR_H2_STREAMS], "resets", (json_int_t)c[PV_CTR_H2_RESETS],
-                     "host", "rss", (json_int_t)hs.rss, "fds", (json_int_t)hs.fds, "cpu_steal_percent", hs.steal_pct,
-                     "load", hs.load[0], hs.load[1], hs.load[2]);
+    json_t *o = json_pack("{s:{s:s,s:s,s:I,s:i,s:s},s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I},"
+                          "s:{s:I,s:I,s:f,s:[f,f,f]}}",
+                          "nginx", "version", PV_VERSION, "build", PV_NAME, "generation", (json_int_t)c[PV_CTR_RELOADS],
+                          "pid", (int)getpid(), "timestamp", ts,
+                          "connections", "accepted", (json_int_t)c[PV_CTR_CONNS_ACCEPTED], "dropped",
+                          (json_int_t)c[PV_CTR_SHED], "active", (json_int_t)c[PV_CTR_CONNS_OPEN], "idle", (json_int_t)0,
+                          "ssl", "handshakes", (json_int_t)c[PV_CTR_TLS_HANDSHAKES], "handshakes_failed",
+                          (json_int_t)c[PV_CTR_TLS_FAILED], "session_reuses", (json_int_t)c[PV_CTR_TLS_RESUMED],
+                          "http2", "streams", (json_int_t)c[PV_CTR_H2_STREAMS], "resets", (json_int_t)c[PV_CTR_H2_RESETS],
+                          "host", "rss", (json_int_t)hs.rss, "fds", (json_int_t)hs.fds, "cpu_steal_percent", hs.steal_pct,
+                          "load", hs.load[0], hs.load[1], hs.load[2]);
+    if (o)
+        json_object_set_new(json_object_get(o, "host"), "checks", host_checks(hs.steal_pct));
+    return o;
 }
 
 /* http.caches in NGINX Plus's shape: each zone's size on disk, its

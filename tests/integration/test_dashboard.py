@@ -101,6 +101,13 @@ def test_dashboard_shows_the_status_json(portvakt, browser, tmp_path):
         assert cell(browser, "upstreams", key, "opened") == format(peer["connections_opened"], ",")
         assert cell(browser, "upstreams", key, "reused") == format(peer["connections_reused"], ",")
         assert cell(browser, "limits", "perip", "rejected") == format(doc["http"]["limit_reqs"]["perip"]["rejected"], ",")
+        # portvakt doctor's host checks, each as the JSON has it
+        checks = doc["host"]["checks"]
+        assert {c["id"] for c in checks} >= {"somaxconn", "ip_local_port_range", "nofile"}
+        for c in checks:
+            assert c["status"] in ("ok", "warn", "fail")
+            assert cell(browser, "checks", c["id"], "status") == c["status"].upper()
+            assert cell(browser, "checks", c["id"], "value") == c["value"]
         # both charts drew lines: pixels other than the background and the grid
         for cid in ("chart-rps", "chart-p95"):
             colored = browser.execute_script(

@@ -291,7 +291,10 @@ STATUS_SCHEMA = {
                         "additionalProperties": {"type": "integer", "minimum": 0}},
         "ssl": {"type": "object", "required": ["handshakes", "handshakes_failed", "session_reuses"],
                 "additionalProperties": {"type": "integer", "minimum": 0}},
-        "host": {"type": "object", "required": ["rss", "fds", "cpu_steal_percent", "load"]},
+        "host": {"type": "object", "required": ["rss", "fds", "cpu_steal_percent", "load", "checks"],
+                 "properties": {"checks": {"type": "array", "minItems": 1, "items": {
+                     "type": "object", "required": ["id", "status", "value", "want", "fix"],
+                     "properties": {"status": {"enum": ["ok", "warn", "fail"]}}}}}},
         "http": {
             "type": "object",
             "required": ["requests", "server_zones", "location_zones", "upstreams", "limit_reqs", "limit_conns", "caches"],
