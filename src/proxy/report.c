@@ -171,7 +171,7 @@ void pv_report_send(pv_hreq_t *hr, pv_out_t *o, const char *content_type)
     hr->handler = &report_handler;
     hr->handler_ctx = o->p;
     pv_resp_head_t head = {
-        .status = 200,
+        .status = o->status ? o->status : 200,
         .content_type = {content_type, strlen(content_type)},
         .content_length = (int64_t)o->len,
     };

@@ -17,6 +17,7 @@ typedef struct pv_out_s {
     char *p;
     size_t len, cap;
     int oom;
+    int status;                   /* the answer's status; 0: 200 */
 } pv_out_t;
 void pv_out_printf(pv_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pv_out_mem(pv_out_t *o, const char *s, size_t n);
@@ -28,13 +29,14 @@ void pv_out_free(char *p);
  * wildcards'). Total: any bytes (fuzzed by fuzz/fuzz_accept.c). */
 int pv_report_wants_openmetrics(const char *accept, size_t len);
 
-/* Send o's text as the answer to hr (200, content_type), taking o's
+/* Send o's text as the answer to hr (o->status or 200, content_type), taking o's
  * buffer (freed with the request). */
 void pv_report_send(struct pv_hreq_s *hr, pv_out_t *o, const char *content_type);
 /* The dashboard page (dashboard.c): pv_dashboard_html_size bytes. */
 extern const char pv_dashboard_html[];
 extern const size_t pv_dashboard_html_size;
-/* portvakt_status: the JSON document into o (status.c). */
+/* portvakt_status: the JSON document into o, or the part of it an NGINX
+ * Plus API path below the location names (status.c). */
 void pv_report_status(struct pv_hreq_s *hr, pv_out_t *o);
 
 extern pv_module_t pv_report_module;

@@ -265,6 +265,70 @@ static json_t *residency(const pv_conf_t *conf)
     return map;
 }
 
+/* NGINX Plus's answer to a path it has no endpoint for. */
+static json_t *not_found(pv_out_t *o, const char *text, const char *code)
+{
+    o->status = 404;
+    return json_pack("{s:{s:i,s:s,s:s},s:s}", "error", "status", 404, "text", text, "code", code, "href",
+                     "https://nginx.org/en/docs/http/ngx_http_api_module.html");
+}
+
+/* NGINX Plus's API paths below a prefix location (`location /api/ {
+ * portvakt_status; }`): the location itself answers the whole document;
+ * /api/N/ (N a version, 1 to 9) the names of the root endpoints, /api/N/http/
+ * the names under http, /api/N/A/B/... that member (an upstream, a zone);
+ * any other path 404 with NGINX Plus's error object. Takes doc. */
+static json_t *api_select(const pv_hreq_t *hr, json_t *doc, pv_out_t *o)
+{
+    const pv_location_t *l = hr->r.loc;
+    const pv_str_t *u = &hr->r.uri;
+    if (l->report != PV_REPORT_STATUS || (l->match != PV_LOC_PREFIX && l->match != PV_LOC_PREFIX_STOP) ||
+        u->len <= l->name.len)
+        return doc;
+    const char *p = u->p + l->name.len, *end = u->p + u->len;
+    if (l->name.len && l->name.p[l->name.len - 1] != '/' && *p++ != '/') {
+        json_decref(doc);
+        return not_found(o, "path not found", "PathNotFound");
+    }
+    if (p == end)
+        return doc;
+    if (!(*p >= '1' && *p <= '9') || (p + 1 < end && p[1] != '/')) {
+        json_decref(doc);
+        return not_found(o, "unknown version", "UnknownVersion");
+    }
+    p += p + 1 < end ? 2 : 1;
+    json_t *node = doc;
+    while (p < end) {
+        const char *s = memchr(p, '/', (size_t)(end - p));
+        size_t n = s ? (size_t)(s - p) : (size_t)(end - p);
+        char key[256];
+        json_t *next = NULL;
+        if (n && n < sizeof(key) && json_is_object(node)) {
+            memcpy(key, p, n);
+            key[n] = '\0';
+            next = json_object_get(node, key);
+        }
+        if (!next) {
+            json_decref(doc);
+            return not_found(o, "path not found", "PathNotFound");
+        }
+        node = next;
+        p += n + (s != NULL);
+    }
+    json_t *out;
+    if (node == doc || node == json_object_get(doc, "http")) {
+        out = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(node, k, v)
+            json_array_append_new(out, json_string(k));
+    } else {
+        out = json_incref(node);
+    }
+    json_decref(doc);
+    return out;
+}
+
 void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
 {
     const pv_conf_t *conf = hr->gen->conf;
@@ -287,7 +351,8 @@ void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
     json_t *res = residency(conf);
     if (res)
         json_object_set_new(doc, "residency", res);
-    char *text = json_dumps(doc, JSON_COMPACT);
+    doc = api_select(hr, doc, o);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(doc);
     free(sum);
     if (!text) {

@@ -425,3 +425,37 @@ def test_reload_carries_route_counters(portvakt, app):
     # the status document's figures are the same sums
     st = json.loads(http(port, target="/status").body)
     assert st["http"]["location_zones"]["api"]["requests"] == 5
+
+
+def test_status_api_paths_as_nginx_plus(portvakt, app):
+    """Below a prefix location, portvakt_status answers NGINX Plus's API
+    paths: /api/N/ the root endpoints' names, /api/N/http/ those under
+    http, /api/N/http/upstreams/NAME one upstream, the same figures as the
+    whole document; other paths 404 with NGINX Plus's error object."""
+    port = free_port()
+    conf = CONF.replace("location = /status { portvakt_status; }", "location /api/v/ { portvakt_status; }")
+    portvakt(conf, PORT=port, UP=app.addr)
+    assert http(port, target="/api/ok").status == 200
+    whole = wait_for(lambda: (lambda d: d["http"]["upstreams"]["app"]["peers"][0]["requests"] == 1 and d)(
+        json.loads(http(port, target="/api/v/").body)), what="the request counted")
+    jsonschema.validate(whole, STATUS_SCHEMA)
+
+    def get(path, status=200):
+        r = http(port, target="/api/v" + path)
+        assert r.status == status and r.header("Content-Type") == "application/json", (path, r.status)
+        return json.loads(r.body)
+    assert set(get("/9/")) >= {"nginx", "connections", "ssl", "http"}
+    assert set(get("/8")) == set(whole)
+    assert set(get("/9/http/")) >= {"requests", "server_zones", "location_zones", "upstreams", "limit_reqs",
+                                    "limit_conns", "caches"}
+    ups = get("/9/http/upstreams")
+    assert set(ups) == {"app"} and ups["app"]["peers"][0]["server"] == app.addr
+    one = get("/9/http/upstreams/app")
+    assert one["peers"][0]["requests"] == 1 and one["peers"][0]["state"] == "up"
+    assert get("/9/http/server_zones/api.test")["responses"]["2xx"] >= 1
+    assert get("/9/http/location_zones/api")["requests"] == 1
+    assert set(get("/9/ssl")) >= {"handshakes", "handshakes_failed", "session_reuses"}
+    for path, code in (("/9/nothing", "PathNotFound"), ("/9/http/upstreams/other", "PathNotFound"),
+                       ("/10/http/", "UnknownVersion"), ("/x/", "UnknownVersion")):
+        err = get(path, 404)["error"]
+        assert err == {"status": 404, "text": err["text"], "code": code}, (path, err)
