@@ -19,9 +19,20 @@ http {
             proxy_pass http://u;
             health_check interval=200ms uri=/health @CHECK@;
         }
+        location = /metrics { portvakt_metrics; }
     }
 }
 """
+
+
+def metric(port, name, **labels):
+    """One sample of portvakt_metrics (prometheus_client's parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    for fam in text_string_to_metric_families(http(port, target="/metrics").body.decode()):
+        for s in fam.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    return None
 
 
 def checked_server(state):
@@ -121,6 +132,9 @@ def test_mandatory_gates_traffic_with_503(portvakt):
         assert r.header("Retry-After") == "1"
         assert not app_requests(s)
         wait_for(lambda: "no healthy servers in upstream \"u\"" in gw.stderr(), what="the reason logged")
+        assert http(port, target="/app2").status == 503
+        assert metric(port, "portvakt_upstream_health_gated_total", upstream="u") == 2
+        assert metric(port, "portvakt_upstream_server_requests_total", upstream="u", server=s.addr) == 0
         state["ok"] = True
         wait_for(lambda: "passed its health check: up" in gw.stderr(), timeout=10, what="the first pass")
         assert http(port, target="/app").status == 200

@@ -23,9 +23,20 @@ http {
             proxy_read_timeout 1s;
 @LOCATION@
         }
+        location = /metrics { portvakt_metrics; }
     }
 }
 """
+
+
+def metric(port, name, **labels):
+    """One sample of portvakt_metrics (prometheus_client's parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    for fam in text_string_to_metric_families(http(port, target="/metrics").body.decode()):
+        for s in fam.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    return None
 
 
 def start(portvakt, tmp_path, upstream, location=""):
@@ -131,6 +142,11 @@ def test_outlier_ejection(portvakt, tmp_path):
         assert len(bad.requests) == 2
         line = "upstream server %s in upstream \"u\" ejected for 60000 ms after 2 failures in a row" % bad.addr
         wait_for(lambda: line in gw.stderr(), what="the ejection logged")
+        peer = {"upstream": "u", "server": bad.addr}
+        assert metric(port, "portvakt_upstream_server_ejections_total", **peer) == 1
+        assert metric(port, "portvakt_upstream_server_state", state="ejected", **peer) == 1
+        assert metric(port, "portvakt_upstream_server_state", state="up", upstream="u", server=good.addr) == 1
+        assert metric(port, "portvakt_upstream_server_responses_total", code="5xx", **peer) == 2
         gw.stop()
         # alone, it is never ejected
         wd = tmp_path / "alone"
