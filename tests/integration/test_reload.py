@@ -349,6 +349,7 @@ http {
     access_log off;
     server {
         listen 127.0.0.1:@GW@ @BACKLOG@;
+        location = /metrics { portvakt_metrics; }
         location / { return 200 "ok\\n"; }
     }
 }
@@ -485,6 +486,13 @@ def test_descriptor_exhaustion_does_not_spin_or_kill(tmp_path):
         assert g.alive()
         wait_for(lambda: re.search(r"accept\(\) failed \(24: Too many open files\)", g.stderr()),
                  what="the EMFILE log line")
+        # counted, and each connection the reserve descriptor took and closed shed
+        keep.request("GET", "/metrics")
+        text = keep.read_response().body.decode()
+        errors = re.search(r"^portvakt_accept_errors_total (\d+)$", text, re.M)
+        shed = re.search(r"^portvakt_connections_shed_total (\d+)$", text, re.M)
+        assert errors and int(errors.group(1)) >= 1, text[:2000]
+        assert shed and int(shed.group(1)) >= 1, text[:2000]
         for s in flood:
             s.close()
         wait_for(lambda: http(g.port, "GET", "/").status == 200, timeout=5, what="serving again")
