@@ -14,6 +14,11 @@ CFLAGS  ?= -O2 -g
 SAN     ?=
 override CFLAGS += $(SAN) -std=gnu11 $(WARN) -pthread -D_GNU_SOURCE -I$(LLHTTP_INC) -Isrc
 override LDFLAGS += $(SAN)
+# METRICS=off: a build whose workers keep no request metrics (every bump
+# skipped), the baseline of bench/instructions.py's cost of the metrics
+ifeq ($(METRICS),off)
+override CFLAGS += -DPV_NO_METRICS
+endif
 # WERROR=1 turns warnings into errors (CI)
 ifdef WERROR
 override CFLAGS += -Werror

@@ -467,6 +467,11 @@ static void carry_from(pv_stats_t *st, const pv_wgen_t *g, const pv_wgen_t *old)
 
 static int mod_gen_init(pv_worker_t *w, pv_wgen_t *g, pv_wgen_t *old)
 {
+#ifdef PV_NO_METRICS
+    /* `make METRICS=off`: no block, so every bump is skipped (the
+     * baseline bench/instructions.py measures the metrics against) */
+    return PV_OK;
+#endif
     if (!g->conf->http)
         return PV_OK;
     pv_stats_t *st = pv_stats_block_new(g->conf, w->id);
