@@ -152,7 +152,9 @@ def test_failures_by_cause_and_retries(portvakt):
     for _ in range(3):
         assert http(port, target="/api/x").status == 502
     peer = {"upstream": "app", "server": "127.0.0.1:%d" % dead}
+    # a failure is counted as it happens, its request as it ends, which may be just after its answer
     ss = wait_for(lambda: (lambda s: value(s, "portvakt_upstream_server_failures_total", cause="connect", **peer) == 3
+                           and loc(s, "portvakt_location_responses_total", "api", code="5xx") == 3
                            and s)(samples(scrape(port).body.decode())), what="three refused connects")
     assert value(ss, "portvakt_upstream_server_failures_total", cause="read_timeout", **peer) == 0
     assert loc(ss, "portvakt_location_responses_total", "api", code="5xx") == 3
