@@ -39,6 +39,15 @@ extern const size_t pv_dashboard_html_size;
  * Plus API path below the location names (status.c). */
 void pv_report_status(struct pv_hreq_s *hr, pv_out_t *o);
 
+/* The part of the status document doc an NGINX Plus API path names: p
+ * is the path below the location ("9/http/upstreams/app"); "" the whole
+ * document, "N" or "N/" (a version, 1 to 9) the root endpoints' names,
+ * "N/http/" those under http, "N/A/B..." that member; else NGINX Plus's
+ * 404 error object. Takes doc; *status is 200 or 404. Total: any bytes
+ * (fuzzed by fuzz/fuzz_status_path.c). */
+typedef struct json_t json_t;
+json_t *pv_status_api_select(json_t *doc, const char *p, size_t len, int *status);
+
 extern pv_module_t pv_report_module;
 
 #endif

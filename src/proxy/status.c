@@ -266,52 +266,36 @@ static json_t *residency(const pv_conf_t *conf)
 }
 
 /* NGINX Plus's answer to a path it has no endpoint for. */
-static json_t *not_found(pv_out_t *o, const char *text, const char *code)
+static json_t *not_found(json_t *doc, int *status, const char *text, const char *code)
 {
-    o->status = 404;
+    json_decref(doc);
+    *status = 404;
     return json_pack("{s:{s:i,s:s,s:s},s:s}", "error", "status", 404, "text", text, "code", code, "href",
                      "https://nginx.org/en/docs/http/ngx_http_api_module.html");
 }
 
-/* NGINX Plus's API paths below a prefix location (`location /api/ {
- * portvakt_status; }`): the location itself answers the whole document;
- * /api/N/ (N a version, 1 to 9) the names of the root endpoints, /api/N/http/
- * the names under http, /api/N/A/B/... that member (an upstream, a zone);
- * any other path 404 with NGINX Plus's error object. Takes doc. */
-static json_t *api_select(const pv_hreq_t *hr, json_t *doc, pv_out_t *o)
+json_t *pv_status_api_select(json_t *doc, const char *p, size_t len, int *status)
 {
-    const pv_location_t *l = hr->r.loc;
-    const pv_str_t *u = &hr->r.uri;
-    if (l->report != PV_REPORT_STATUS || (l->match != PV_LOC_PREFIX && l->match != PV_LOC_PREFIX_STOP) ||
-        u->len <= l->name.len)
+    const char *end = p + len;
+    *status = 200;
+    if (!len)
         return doc;
-    const char *p = u->p + l->name.len, *end = u->p + u->len;
-    if (l->name.len && l->name.p[l->name.len - 1] != '/' && *p++ != '/') {
-        json_decref(doc);
-        return not_found(o, "path not found", "PathNotFound");
-    }
-    if (p == end)
-        return doc;
-    if (!(*p >= '1' && *p <= '9') || (p + 1 < end && p[1] != '/')) {
-        json_decref(doc);
-        return not_found(o, "unknown version", "UnknownVersion");
-    }
-    p += p + 1 < end ? 2 : 1;
+    if (!(*p >= '1' && *p <= '9') || (len > 1 && p[1] != '/'))
+        return not_found(doc, status, "unknown version", "UnknownVersion");
+    p += len > 1 ? 2 : 1;
     json_t *node = doc;
     while (p < end) {
         const char *s = memchr(p, '/', (size_t)(end - p));
         size_t n = s ? (size_t)(s - p) : (size_t)(end - p);
         char key[256];
         json_t *next = NULL;
-        if (n && n < sizeof(key) && json_is_object(node)) {
+        if (n && n < sizeof(key) && json_is_object(node) && !memchr(p, '\0', n)) {
             memcpy(key, p, n);
             key[n] = '\0';
             next = json_object_get(node, key);
         }
-        if (!next) {
-            json_decref(doc);
-            return not_found(o, "path not found", "PathNotFound");
-        }
+        if (!next)
+            return not_found(doc, status, "path not found", "PathNotFound");
         node = next;
         p += n + (s != NULL);
     }
@@ -327,6 +311,29 @@ static json_t *api_select(const pv_hreq_t *hr, json_t *doc, pv_out_t *o)
     }
     json_decref(doc);
     return out;
+}
+
+/* The path below a portvakt_status prefix location (`location /api/`):
+ * NGINX Plus's API paths (pv_status_api_select()); the location itself,
+ * an exact or regex one, and the dashboard's data, the whole document. */
+static json_t *api_select(const pv_hreq_t *hr, json_t *doc, pv_out_t *o)
+{
+    const pv_location_t *l = hr->r.loc;
+    const pv_str_t *u = &hr->r.uri;
+    if (l->report != PV_REPORT_STATUS || (l->match != PV_LOC_PREFIX && l->match != PV_LOC_PREFIX_STOP) ||
+        u->len <= l->name.len)
+        return doc;
+    const char *p = u->p + l->name.len;
+    size_t len = u->len - l->name.len;
+    if (l->name.len && l->name.p[l->name.len - 1] != '/') {
+        if (*p != '/')
+            return not_found(doc, &o->status, "path not found", "PathNotFound");
+        p++, len--;
+    }
+    doc = pv_status_api_select(doc, p, len, &o->status);
+    if (o->status == 200)
+        o->status = 0;
+    return doc;
 }
 
 void pv_report_status(pv_hreq_t *hr, pv_out_t *o)
