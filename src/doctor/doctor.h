@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "../config/conf.h"
+#include "../host/checks.h"
 #include "../host/sysinfo.h"
 
 
@@ -21,8 +22,8 @@ enum { PV_DOCTOR_OK = 0, PV_DOCTOR_WARN, PV_DOCTOR_FAIL };
 
 #define PV_DOCTOR_USAGE_ERROR 3     /* exit status for a bad command line or config */
 #define PV_DOCTOR_NCHECKS 11          /* checks in one run, in report order */
-#define PV_DOCTOR_STEAL_WARN 5.0      /* steal above this percentage warns */
-#define PV_DOCTOR_STEAL_FAIL 15.0     /* and above this fails */
+#define PV_DOCTOR_STEAL_WARN PV_HOST_STEAL_WARN /* steal above this percentage warns */
+#define PV_DOCTOR_STEAL_FAIL PV_HOST_STEAL_FAIL /* and above this fails */
 #define PV_DOCTOR_TIME_WAIT_S 60      /* Linux TCP_TIMEWAIT_LEN: a closed port stays held this long */
 #define PV_DOCTOR_MEM_HEADROOM (64LL << 20) /* memory beyond the buffers: code, config, logs, socket buffers */
 #define PV_DOCTOR_SYSCTL_FILE "/etc/sysctl.d/60-portvakt.conf" /* where --sysctl output belongs */
@@ -81,11 +82,9 @@ void pv_doctor_print_json(FILE *f, const pv_doctor_check_t *c, int n);
 void pv_doctor_print_sysctl(FILE *f, const pv_doctor_wants_t *w, const pv_doctor_check_t *c, int n);
 /* At start and at each reload: run the checks quietly against the real
  * host (no steal sample), log one line for each WARN or FAIL, and keep
- * the results for the status document (startup.c). */
+ * the results for the status document (startup.c, host/checks.h). */
 void pv_doctor_startup(const pv_conf_t *conf);
-/* The checks of the last pv_doctor_startup() into out[PV_DOCTOR_NCHECKS];
- * returns how many (0 before the first). Any thread. */
-int pv_doctor_kept(pv_doctor_check_t *out);
+
 /* `portvakt doctor [-c FILE] [--json] [--sysctl] [--sys-root DIR]`;
  * argv[0] is "doctor". Returns the exit status: 0 all OK, 1 a WARN, 2 a
  * FAIL, PV_DOCTOR_USAGE_ERROR for a usage or config error. */

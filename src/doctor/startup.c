@@ -4,14 +4,15 @@
  * dashboard. */
 #include "doctor.h"
 
-#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/log.h"
+#include "../host/checks.h"
 
-static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
-static pv_doctor_check_t kept[PV_DOCTOR_NCHECKS];
-static int nkept;
+_Static_assert(PV_DOCTOR_NCHECKS <= PV_HOST_CHECKS_MAX, "more checks than the status document keeps");
+_Static_assert((int)PV_DOCTOR_WARN == (int)PV_HOST_CHECK_WARN && (int)PV_DOCTOR_FAIL == (int)PV_HOST_CHECK_FAIL,
+               "two scales of outcome");
 
 void pv_doctor_startup(const pv_conf_t *conf)
 {
@@ -30,17 +31,16 @@ void pv_doctor_startup(const pv_conf_t *conf)
         pv_log(PV_LOG_WARN, "host check %s %s: have %s, want %s; fix: %.*s (portvakt doctor explains)", c->id,
                c->status == PV_DOCTOR_FAIL ? "FAIL" : "WARN", c->value, c->want, flen, c->fix);
     }
-    pthread_mutex_lock(&kept_lock);
-    memcpy(kept, res, sizeof(kept));
-    nkept = PV_DOCTOR_NCHECKS;
-    pthread_mutex_unlock(&kept_lock);
-}
-
-int pv_doctor_kept(pv_doctor_check_t *out)
-{
-    pthread_mutex_lock(&kept_lock);
-    memcpy(out, kept, sizeof(kept));
-    int n = nkept;
-    pthread_mutex_unlock(&kept_lock);
-    return n;
+    pv_host_check_t kept[PV_DOCTOR_NCHECKS];
+    for (int i = 0; i < PV_DOCTOR_NCHECKS; i++) {
+        const pv_doctor_check_t *c = &res[i];
+        pv_host_check_t *k = &kept[i];
+        const char *nl = strchr(c->fix, '\n');
+        snprintf(k->id, sizeof(k->id), "%s", c->id);
+        k->status = c->status;
+        snprintf(k->value, sizeof(k->value), "%s", c->value);
+        snprintf(k->want, sizeof(k->want), "%s", c->want);
+        snprintf(k->fix, sizeof(k->fix), "%.*s", nl ? (int)(nl - c->fix) : (int)strlen(c->fix), c->fix);
+    }
+    pv_host_checks_keep(kept, PV_DOCTOR_NCHECKS);
 }

@@ -16,7 +16,7 @@
 #include "../config/residency.h"
 #include "../core/counters.h"
 #include "../core/time.h"
-#include "../doctor/doctor.h"
+#include "../host/checks.h"
 #include "../http/fcache.h"
 #include "../http/server.h"
 #include "../http/stats.h"
@@ -188,24 +188,22 @@ static json_t *limits(const pv_conf_t *conf, const pv_stats_t *sum, int kind)
 static json_t *host_checks(double steal)
 {
     static const char *const words[] = {"ok", "warn", "fail"};
-    pv_doctor_check_t c[PV_DOCTOR_NCHECKS];
-    int n = pv_doctor_kept(c);
+    pv_host_check_t c[PV_HOST_CHECKS_MAX];
+    int n = pv_host_checks(c);
     json_t *a = json_array();
     for (int i = 0; i < n; i++) {
         if (strcmp(c[i].id, "steal") == 0) {
             if (steal < 0)
                 continue;
-            c[i].status = steal > PV_DOCTOR_STEAL_FAIL ? PV_DOCTOR_FAIL
-                          : steal > PV_DOCTOR_STEAL_WARN ? PV_DOCTOR_WARN : PV_DOCTOR_OK;
+            c[i].status = steal > PV_HOST_STEAL_FAIL ? PV_HOST_CHECK_FAIL
+                          : steal > PV_HOST_STEAL_WARN ? PV_HOST_CHECK_WARN : PV_HOST_CHECK_OK;
             snprintf(c[i].value, sizeof(c[i].value), "%.1f %%", steal);
-            snprintf(c[i].want, sizeof(c[i].want), "<= %.0f %%", PV_DOCTOR_STEAL_WARN);
+            snprintf(c[i].want, sizeof(c[i].want), "<= %.0f %%", PV_HOST_STEAL_WARN);
             c[i].fix[0] = '\0';
         }
-        char *nl = strchr(c[i].fix, '\n');
-        if (nl)
-            *nl = '\0';
-        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", c[i].id, "status", words[c[i].status],
-                                           "value", c[i].value, "want", c[i].want, "fix", c[i].fix));
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", c[i].id, "status",
+                                           words[c[i].status > 2 ? 2 : c[i].status], "value", c[i].value,
+                                           "want", c[i].want, "fix", c[i].fix));
     }
     return a;
 }
