@@ -300,10 +300,8 @@ json_t *pv_status_api_select(json_t *doc, const char *p, size_t len, int *status
     json_t *out;
     if (node == doc || node == json_object_get(doc, "http")) {
         out = json_array();
-        const char *k;
-        json_t *v;
-        json_object_foreach(node, k, v)
-            json_array_append_new(out, json_string(k));
+        for (void *it = json_object_iter(node); it; it = json_object_iter_next(node, it))
+            json_array_append_new(out, json_string(json_object_iter_key(it)));
     } else {
         out = json_incref(node);
     }
