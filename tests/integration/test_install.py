@@ -181,6 +181,16 @@ def test_sysctl_fragment_is_what_doctor_asks():
         fragment = f.read()
     assert settings(fragment) == settings(r.stdout)
     assert settings(fragment)  # the host needed something
+
+    # and its comments are doctor's words for the installed config, as
+    # they read today (the file's own header aside; doctor wraps lines
+    # by the config's path, which is another one here)
+    def words(text):
+        text = text[text.index("\n# somaxconn "):] if "\n# somaxconn " in text else text
+        return " ".join(text.replace("#", " ").split())
+
+    doctor = r.stdout.replace(os.path.join(ROOT, "deploy", "portvakt.conf"), "/etc/portvakt/portvakt.conf")
+    assert words(fragment) == words(doctor)
     assert "tcp_tw_recycle" in fragment and "tcp_tw_recycle" not in "".join(settings(fragment))
     # each setting has doctor's reason above it
     for ln in settings(fragment):
