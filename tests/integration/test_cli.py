@@ -12,8 +12,8 @@ import threading
 
 import pytest
 
-from conftest import (NGINX, PORTVAKT, Closed, EchoUpstream, Gateway, Reply, free_port, http, port_open, render,
-                      wait_for)
+from conftest import (NGINX, PORTVAKT, ROOT, Closed, EchoUpstream, Gateway, Reply, free_port, http, port_open,
+                      render, wait_for)
 
 pytestmark = pytest.mark.portvakt_only("portvakt's own CLI")
 
@@ -507,3 +507,40 @@ def test_check_of_debians_stock_nginx_conf(tmp_path):
     conf.write_text(text.replace("/etc/nginx/modules-enabled/*.conf", str(tmp_path / "mod.conf")))
     p = subprocess.run([PORTVAKT, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and 'unknown directive "load_module"' in p.stderr and "mod.conf:1" in p.stderr, p.stderr
+
+
+# One directive of each module the README's "From NGINX" section names as
+# missing, at a place NGINX accepts it.
+MISSING = {
+    "http_referer_module": ("location", "valid_referers none;"),
+    "http_userid_module": ("server", "userid on;"),
+    "http_uwsgi_module": ("location", "uwsgi_pass 127.0.0.1:9;"),
+    "http_scgi_module": ("location", "scgi_pass 127.0.0.1:9;"),
+    "http_memcached_module": ("location", "memcached_pass 127.0.0.1:9;"),
+    "http_empty_gif_module": ("location", "empty_gif;"),
+    "http_browser_module": ("server", "ancient_browser MSIE;"),
+}
+
+
+def test_from_nginx_names_what_is_missing(tmp_path):
+    """The README's "From NGINX" section names the modules -V shows as
+    --without-..., and a directive of each is a config error with its
+    file and line, never ignored; so are stream, mail and load_module."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    section = readme[readme.index("\n## From NGINX\n"):readme.index("\n## Scale out\n")]
+    named = set(re.findall(r"`(http_[a-z_]+_module)`", section))
+    rc, out, err = run("-V")
+    without = set(re.findall(r"--without-(http_[a-z_]+_module)", err))
+    assert without and named == without == set(MISSING), (named, without)
+    for words in ("`stream`", "`mail`", "dynamic modules"):
+        assert words in section, words
+    for module, (where, line) in sorted(MISSING.items()):
+        body = line if where == "server" else "location / { %s }" % line
+        conf = write(tmp_path, "gw.conf", "http {\n    server {\n        %s\n    }\n}\n" % body)
+        rc, out, err = run("-t", "-c", conf)
+        name = line.split()[0].rstrip(";")
+        assert rc == 1 and 'unknown directive "%s"' % name in err and "gw.conf:3" in err, (module, err)
+    for block in ("stream { }", "mail { }", "load_module modules/x.so;"):
+        rc, out, err = run("-t", "-c", write(tmp_path, "gw.conf", block + "\n"))
+        assert rc == 1 and 'unknown directive "%s"' % block.split()[0] in err and "gw.conf:1" in err, err
