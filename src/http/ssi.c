@@ -270,7 +270,7 @@ int pv_ssi_include(pv_ssi_t *s, const pv_str_t *const *params)
     const pv_str_t *uri = params[INC_VIRTUAL], *file = params[INC_FILE], *wait = params[INC_WAIT];
     const pv_str_t *set = params[INC_SET], *stub = params[INC_STUB];
     if (uri && file) {
-        pv_log_r(r, PV_LOG_ERR, "inlcusion may be either virtual=\"%.*s\" or file=\"%.*s\"", (int)uri->len,
+        pv_log_r(r, PV_LOG_ERR, "inclusion may be either virtual=\"%.*s\" or file=\"%.*s\"", (int)uri->len,
                  uri->p, (int)file->len, file->p);
         return -1;
     }

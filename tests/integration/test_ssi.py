@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import NGINX, EchoUpstream, Reply, free_port, http
+from conftest import NGINX, EchoUpstream, Reply, free_port, http, wait_for
 
 CONF = """
 http {
@@ -71,7 +71,7 @@ def answers(start, tmp_path):
     f_up = EchoUpstream(handler=fast)
     try:
         port = free_port()
-        start(CONF, GW=port, ROOT=str(root), SLOW=s_up.addr, FAST=f_up.addr)
+        gw = start(CONF, GW=port, ROOT=str(root), SLOW=s_up.addr, FAST=f_up.addr)
         out = {}
         for target in ["/order.html", "/set.html", "/echo.html?q=%22a%22", "/if.html?x=aab",
                        "/if.html?x=b", "/if.html", "/err.html", "/stub.html", "/missing404.html",
@@ -81,6 +81,9 @@ def answers(start, tmp_path):
             body = body.replace("nginx/1.22.1", "SERVER").replace("portvakt/0.1.0", "SERVER")
             out[target] = (r.status, body, r.header("content-length") is not None,
                            r.header("last-modified") is not None, r.header("etag") is not None)
+        # err.html's include with both virtual= and file=, in NGINX's words
+        wait_for(lambda: 'inclusion may be either virtual="/x" or file="/y"' in gw.stderr(), 5,
+                 what="the include's error logged")
         return out, seen[:1]
     finally:
         s_up.stop()
