@@ -69,7 +69,7 @@ static int redis_addr(pv_conf_ctx_t *cx, const char *s, size_t len, int dflt, pv
     int port;
     if (pv_conf_split_hostport(cx->a, s, len, &host, &port) != 0 || !*host)
         return PV_ERR;
-    *out = (pv_redis_addr_t){host, port ? port : dflt};
+    *out = (pv_redis_addr_t){.host = host, .port = port ? port : dflt};
     return PV_OK;
 }
 
@@ -170,6 +170,26 @@ static int redis_check(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const pv_red
     return PV_OK;
 }
 
+/* The Redis server's or the Sentinels' names, resolved now, as NGINX
+ * resolves an upstream's server names: a worker never waits on a name.
+ * A reload resolves them again, and a new address gets a new client.
+ * Without DNS (PV_CONF_F_NO_DNS) only an address literal passes. */
+static int redis_resolve(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, pv_redis_target_t *t)
+{
+    pv_redis_addr_t *sentinels = (pv_redis_addr_t *)t->sentinels;
+    for (int i = -1; i < t->nsentinels; i++) {
+        pv_redis_addr_t *a = i < 0 ? &t->addr : &sentinels[i];
+        unsigned char bin[sizeof(struct in6_addr)];
+        char err[256] = "not looked up";
+        if (!a->host || inet_pton(AF_INET, a->host, bin) == 1 || inet_pton(AF_INET6, a->host, bin) == 1)
+            continue; /* the client takes a literal as it is */
+        if ((cx->flags & PV_CONF_F_NO_DNS) || pv_redis_resolve(a, err, sizeof(err)) != 0)
+            return pv_conf_error(cx, &nd->src, "host not found in %s \"%s:%d\" (%s)",
+                                 i < 0 ? "redis" : "redis_sentinel", a->host, a->port, err);
+    }
+    return PV_OK;
+}
+
 /* limit_req_zone KEY zone=NAME:SIZE rate=R [redis=HOST:PORT [redis_fail=...]]
  * limit_conn_zone KEY zone=NAME:SIZE */
 static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
@@ -218,7 +238,7 @@ static int zone_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_no
         return pv_conf_error(cx, &nd->src, "\"%s\" must have \"zone\" parameter", ARG(nd, 0));
     if (kind == PV_ZONE_REQ && !z->rate)
         return pv_conf_error(cx, &nd->src, "\"%s\" must have \"rate\" parameter", ARG(nd, 0));
-    if (redis_check(cx, nd, &redis, redis_fail >= 0) != PV_OK)
+    if (redis_check(cx, nd, &redis, redis_fail >= 0) != PV_OK || redis_resolve(cx, nd, &redis) != PV_OK)
         return PV_ERR;
     if (redis.addr.host || redis.unix_path || redis.nsentinels)
         z->redis = memcpy(pv_arena_alloc(cx->a, sizeof(redis)), &redis, sizeof(redis));

@@ -618,13 +618,15 @@ static int str_eq(const char *a, const char *b)
 
 int pv_redis_target_eq(const pv_redis_target_t *a, const pv_redis_target_t *b)
 {
-    if (!str_eq(a->addr.host, b->addr.host) || a->addr.port != b->addr.port || !str_eq(a->unix_path, b->unix_path) ||
+    if (!str_eq(a->addr.host, b->addr.host) || a->addr.port != b->addr.port || strcmp(a->addr.ip, b->addr.ip) ||
+        !str_eq(a->unix_path, b->unix_path) ||
         a->nsentinels != b->nsentinels || !str_eq(a->master, b->master) || a->db != b->db ||
         !str_eq(a->user, b->user) || !str_eq(a->password, b->password) ||
         !str_eq(a->sentinel_user, b->sentinel_user) || !str_eq(a->sentinel_password, b->sentinel_password))
         return 0;
     for (int i = 0; i < a->nsentinels; i++)
-        if (!str_eq(a->sentinels[i].host, b->sentinels[i].host) || a->sentinels[i].port != b->sentinels[i].port)
+        if (!str_eq(a->sentinels[i].host, b->sentinels[i].host) || a->sentinels[i].port != b->sentinels[i].port ||
+            strcmp(a->sentinels[i].ip, b->sentinels[i].ip))
             return 0;
     return 1;
 }
@@ -655,7 +657,7 @@ static int dup_str(const char **dst, const char *src)
 
 static int target_copy(pv_redis_target_t *d, const pv_redis_target_t *t)
 {
-    *d = (pv_redis_target_t){.addr.port = t->addr.port, .db = t->db};
+    *d = (pv_redis_target_t){.addr = t->addr, .db = t->db};
     int bad = dup_str(&d->addr.host, t->addr.host) | dup_str(&d->unix_path, t->unix_path) |
               dup_str(&d->master, t->master) | dup_str(&d->user, t->user) | dup_str(&d->password, t->password) |
               dup_str(&d->sentinel_user, t->sentinel_user) | dup_str(&d->sentinel_password, t->sentinel_password);
@@ -663,7 +665,7 @@ static int target_copy(pv_redis_target_t *d, const pv_redis_target_t *t)
         pv_redis_addr_t *s = calloc((size_t)t->nsentinels, sizeof(*s));
         d->sentinels = s;
         for (int i = 0; s && i < t->nsentinels; i++, d->nsentinels++) {
-            s[i].port = t->sentinels[i].port;
+            s[i] = t->sentinels[i];
             bad |= dup_str(&s[i].host, t->sentinels[i].host);
         }
         bad |= !s;
@@ -671,21 +673,37 @@ static int target_copy(pv_redis_target_t *d, const pv_redis_target_t *t)
     return bad ? -1 : 0;
 }
 
-/* host's first address as text into ip; 0, or -1 (logged). */
-static int resolve(const char *name, const char *host, char ip[INET6_ADDRSTRLEN])
+int pv_redis_resolve(pv_redis_addr_t *a, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &ai);
+    int rc = getaddrinfo(a->host, NULL, &hints, &ai);
     if (rc != 0 || !ai) {
-        pv_log(PV_LOG_ERR, "redis %s: cannot resolve \"%s\": %s", name, host, gai_strerror(rc));
+        snprintf(err, errlen, "%s", rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return -1;
     }
     if (ai->ai_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, ip, INET6_ADDRSTRLEN);
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, a->ip, sizeof(a->ip));
     else
-        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, ip, INET6_ADDRSTRLEN);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, a->ip, sizeof(a->ip));
     freeaddrinfo(ai);
     return 0;
+}
+
+/* The address a connection goes to: what pv_redis_resolve() found, or
+ * the host when it is an address literal; 0, or -1 (logged). */
+static int address_of(const char *name, const pv_redis_addr_t *a, char ip[INET6_ADDRSTRLEN])
+{
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (a->ip[0]) {
+        memcpy(ip, a->ip, INET6_ADDRSTRLEN);
+        return 0;
+    }
+    if (inet_pton(AF_INET, a->host, bin) == 1 || inet_pton(AF_INET6, a->host, bin) == 1) {
+        snprintf(ip, INET6_ADDRSTRLEN, "%s", a->host);
+        return 0;
+    }
+    pv_log(PV_LOG_ERR, "redis %s: \"%s\" was not resolved when the config was loaded", name, a->host);
+    return -1;
 }
 
 pv_redis_t *pv_redis_new(pv_loop_t *loop, const pv_redis_target_t *t)
@@ -704,7 +722,7 @@ pv_redis_t *pv_redis_new(pv_loop_t *loop, const pv_redis_target_t *t)
         snprintf(r->name, sizeof(r->name), "unix:%s", t->unix_path);
     else
         snprintf(r->name, sizeof(r->name), "%s:%d", t->addr.host, t->addr.port);
-    if (t->addr.host && resolve(r->name, t->addr.host, r->addr) != 0)
+    if (t->addr.host && address_of(r->name, &t->addr, r->addr) != 0)
         goto fail;
     r->port = t->addr.port;
     if (t->nsentinels) {
@@ -712,7 +730,7 @@ pv_redis_t *pv_redis_new(pv_loop_t *loop, const pv_redis_target_t *t)
         if (!r->sentinels)
             goto fail;
         for (int i = 0; i < t->nsentinels; i++) {
-            if (resolve(r->name, t->sentinels[i].host, r->sentinels[i].ip) != 0)
+            if (address_of(r->name, &t->sentinels[i], r->sentinels[i].ip) != 0)
                 goto fail;
             r->sentinels[i].port = t->sentinels[i].port;
         }

@@ -29,6 +29,7 @@
 #define PV_REDIS_H
 
 #include <stdint.h>
+#include <arpa/inet.h>
 
 #include "../core/common.h"
 #include "../core/loop.h"
@@ -51,6 +52,7 @@ typedef void (*pv_redis_limit_cb)(void *arg, const pv_limit_req_result_t *res, c
 typedef struct pv_redis_addr_s {
     const char *host;
     int port;
+    char ip[INET6_ADDRSTRLEN];   /* host's address from pv_redis_resolve(); "" for a literal */
 } pv_redis_addr_t;
 
 typedef struct pv_redis_target_s {
@@ -66,19 +68,26 @@ typedef struct pv_redis_target_s {
     const char *sentinel_password; /* the Sentinels' AUTH password, or NULL */
 } pv_redis_target_t;
 
-/* 1 when a and b name the same server with the same login. */
+/* Resolve a->host into a->ip: blocking, so for the config loader (as
+ * NGINX resolves an upstream's server names when it loads), never a
+ * worker. 0, or -1 with the reason in err. */
+int pv_redis_resolve(pv_redis_addr_t *a, char *err, size_t errlen);
+/* 1 when a and b name the same server (at the same resolved address)
+ * with the same login. */
 int pv_redis_target_eq(const pv_redis_target_t *a, const pv_redis_target_t *b);
 /* The client's target, as it was given. */
 const pv_redis_target_t *pv_redis_target(const pv_redis_t *r);
 
-/* Create the client and start connecting at once; t is copied. Host
- * names (of the server or the Sentinels) are resolved here, once (a name
- * would otherwise block the loop on every reconnect). A new connection
+/* Create the client and start connecting at once; t is copied. It
+ * connects to the addresses pv_redis_resolve() found (or the literal
+ * addresses given) and looks no name up: the loop never blocks on one.
+ * A new connection
  * sends AUTH and SELECT when configured, and with Sentinel asks a
  * Sentinel for the master's address first (after an AUTH of its own when
  * the Sentinels have a password) and checks ROLE: a connection
  * lost or refused by a demoted master asks again, so a failover is
- * followed. NULL if a name does not resolve or memory runs out. */
+ * followed. NULL (logged) for a host name left unresolved, or when
+ * memory runs out. */
 pv_redis_t *pv_redis_new(pv_loop_t *loop, const pv_redis_target_t *t);
 /* Tune the client (0 keeps a value): connect_ms bounds a connection
  * attempt up to Redis's first answer (default 1000), reply_ms the wait for

@@ -99,6 +99,19 @@ def test_acl_user(portvakt, upstream, tmp_path):
         redis.stop()
 
 
+def test_host_name_resolved_when_the_config_loads(portvakt, upstream, tmp_path):
+    # redis=NAME:PORT is looked up by -t and the config loader (as NGINX
+    # looks up an upstream's server names), never on a worker's loop
+    redis = RedisServer(tmp_path, args=["--bind", "127.0.0.1", "-::1"]).start()
+    try:
+        gw = gateway_for(portvakt, upstream, "redis=localhost:%d" % redis.port)
+        assert send(gw, "n") == LIMITED
+        assert keys("-p", str(redis.port)) == {"pv:lr:shared:n"}
+        assert "not resolved" not in gw.stderr()
+    finally:
+        redis.stop()
+
+
 def test_unix_socket(portvakt, upstream, tmp_path):
     sock = str(tmp_path / "redis.sock")
     redis = RedisServer(tmp_path, args=["--unixsocket", sock, "--unixsocketperm", "700"]).start()
@@ -244,6 +257,9 @@ def test_sentinel_password_missing_or_wrong(portvakt, upstream, tmp_path, params
     ("redis_db=2", '"redis_db" needs "redis" or "redis_sentinel"'),
     ("redis_fail=open", '"redis_fail" needs "redis" or "redis_sentinel"'),
     ("redis=127.0.0.1:1 redis_db=x", 'invalid redis_db "x"'),
+    ("redis=nowhere.invalid", 'host not found in redis "nowhere.invalid:6379"'),
+    ("redis_sentinel=127.0.0.1:2,nowhere.invalid redis_master=m",
+     'host not found in redis_sentinel "nowhere.invalid:26379"'),
     ("redis=127.0.0.1:1 redis=127.0.0.1:2", 'duplicate "redis" parameter'),
     ("redis=127.0.0.1:1 redis_password_file=/nonexistent/pw", '/nonexistent/pw'),
     ("redis_sentinel=127.0.0.1:2,:x redis_master=m", 'invalid redis_sentinel address ":x"'),

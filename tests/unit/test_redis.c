@@ -232,8 +232,8 @@ static int group_setup(void **state)
     start_redis();
     loop = pv_loop_new();
     pv_timer_init(&poll_timer, poll_cb, NULL);
-    r1 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {"127.0.0.1", redis_port}});
-    r2 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {"127.0.0.1", redis_port}});
+    r1 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {.host = "127.0.0.1", .port = redis_port}});
+    r2 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {.host = "127.0.0.1", .port = redis_port}});
     if (!r1 || !r2)
         return -1;
     pv_redis_set_timeouts(r1, 300, 300, 20, 200);
@@ -497,26 +497,43 @@ static void test_free_pending(void **state)
     if (!redis_bin[0])
         skip();
     pv_limit_req_t l = {zone, 0, 0};
-    pv_redis_t *r3 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {"127.0.0.1", redis_port}});
+    pv_redis_t *r3 = pv_redis_new(loop, &(pv_redis_target_t){.addr = {.host = "127.0.0.1", .port = redis_port}});
     assert_non_null(r3);
     reset_got(1);
     ask(r3, &l, "closing");
     pv_redis_free(r3);
     assert_int_equal(got.n, 1);
     assert_string_equal(got.err[0], "redis client closed");
-    assert_null(pv_redis_new(loop, &(pv_redis_target_t){.addr = {"127.0.0.1", 0}}));
+    assert_null(pv_redis_new(loop, &(pv_redis_target_t){.addr = {.host = "127.0.0.1", .port = 0}}));
     assert_null(pv_redis_new(loop, &(pv_redis_target_t){.db = 1}));
+    /* a name is looked up by the config loader, never by the client */
+    pv_redis_target_t named = {.addr = {.host = "localhost", .port = redis_port}};
+    assert_null(pv_redis_new(loop, &named));
+    char err[128];
+    assert_int_equal(pv_redis_resolve(&named.addr, err, sizeof(err)), 0);
+    assert_true(strcmp(named.addr.ip, "127.0.0.1") == 0 || strcmp(named.addr.ip, "::1") == 0);
+    pv_redis_t *r4 = pv_redis_new(loop, &named);
+    assert_non_null(r4);
+    pv_redis_free(r4);
+    pv_redis_addr_t nowhere = {.host = "nowhere.invalid", .port = 1};
+    assert_int_equal(pv_redis_resolve(&nowhere, err, sizeof(err)), -1);
+    assert_string_equal(nowhere.ip, "");
+    assert_true(err[0] != '\0');
 }
 
 /* Clients are shared by workers' zones with the same target only. */
 static void test_target_eq(void **state)
 {
     (void)state;
-    pv_redis_addr_t s1[] = {{"127.0.0.1", 26379}, {"127.0.0.2", 26379}};
-    pv_redis_addr_t s2[] = {{"127.0.0.1", 26379}, {"127.0.0.2", 26380}};
-    pv_redis_target_t a = {.addr = {"h", 1}, .db = 2, .user = "u", .password = "p"};
+    pv_redis_addr_t s1[] = {{.host = "127.0.0.1", .port = 26379}, {.host = "127.0.0.2", .port = 26379}};
+    pv_redis_addr_t s2[] = {{.host = "127.0.0.1", .port = 26379}, {.host = "127.0.0.2", .port = 26380}};
+    pv_redis_target_t a = {.addr = {.host = "h", .port = 1}, .db = 2, .user = "u", .password = "p"};
     pv_redis_target_t b = a;
     assert_true(pv_redis_target_eq(&a, &b));
+    /* the same name at another address (a reload resolved it anew) */
+    strcpy(b.addr.ip, "10.0.0.2");
+    assert_false(pv_redis_target_eq(&a, &b));
+    b = a;
     b.password = "q";
     assert_false(pv_redis_target_eq(&a, &b));
     b = a;
