@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""A demo service of the Compose stack: `demo.py auth|inventory PORT`.
+"""A demo service of the Compose stack: `demo.py auth|inventory PORT`
+(on every address, or on BIND_ADDR when set).
 
 auth answers POST /login and GET /verify, inventory GET /items and
 /items/N; both answer GET /health, which is their healthcheck, and
@@ -74,6 +75,6 @@ if __name__ == "__main__":
     # the container's PID 1 ignores a signal it has no handler for: stop
     # on `podman stop` / `docker stop` rather than wait for SIGKILL
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    srv = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
+    srv = ThreadingHTTPServer((os.environ.get("BIND_ADDR", "0.0.0.0"), PORT), Handler)
     srv.daemon_threads = True
     srv.serve_forever()

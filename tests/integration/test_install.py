@@ -263,7 +263,7 @@ def test_lintian_is_clean(deb):
     assert findings == [] and r.returncode == 0, "\n".join(findings) or r.stderr
 
 
-def test_compose_file_follows_the_brief():
+def test_compose_file_follows_the_brief(tmp_path):
     import yaml
     with open(os.path.join(ROOT, "deploy", "compose.yml")) as f:
         doc = yaml.safe_load(f)
@@ -289,11 +289,42 @@ def test_compose_file_follows_the_brief():
     for name, s in svcs.items():
         nets = s["networks"]
         assert "internal" in nets and (("edge" in nets) == (name == "portvakt")), name
-    # the gateway's config in the stack passes -t but for the names only
-    # the stack resolves
-    r = subprocess.run([os.path.join(ROOT, "build", "portvakt"), "-t", "-c",
-                        os.path.join(ROOT, "deploy", "compose", "portvakt.conf")],
-                       capture_output=True, text=True, timeout=30)
+    # portvakt's entrypoint writes the container's name servers as the
+    # resolver line its config includes, then execs portvakt
+    entry = svcs["portvakt"]["entrypoint"]
+    assert entry[:2] == ["/bin/sh", "-c"], entry
+    script = entry[2].replace("$$", "$")
+    assert script.endswith("exec /usr/sbin/portvakt -c /etc/portvakt/portvakt.conf"), script
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("search dns.podman\nnameserver 10.89.0.1\nnameserver 127.0.0.11 \n"
+                      "nameserver fe80::1%eth0\noptions ndots:0\n")
+    written = tmp_path / "resolvers.conf"
+    script = (script.replace("/etc/resolv.conf", str(resolv)).replace("/run/portvakt/resolvers.conf", str(written))
+              .replace("exec /usr/sbin/portvakt -c /etc/portvakt/portvakt.conf", "true"))
+    if not os.path.exists("/bin/busybox"):
+        script = script.replace("/bin/busybox ", "")
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert written.read_text().split() == ["resolver", "10.89.0.1", "127.0.0.11", "valid=10s;"]
+    # the gateway's config in the stack, with that file, passes -t but
+    # for the Redis name only the stack resolves; the services' names,
+    # with `resolve`, are looked up at run time (a warning now)
+    with open(os.path.join(ROOT, "deploy", "compose", "portvakt.conf")) as f:
+        text = f.read()
+    assert "include /run/portvakt/resolvers.conf;" in text
+    conf = tmp_path / "portvakt.conf"
+    conf.write_text(text.replace("/run/portvakt/resolvers.conf", str(written)))
+    binary = os.path.join(ROOT, "build", "portvakt")
+    r = subprocess.run([binary, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert 'host not found in redis "redis:6379"' in r.stderr and "portvakt.conf:16" in r.stderr, r.stderr
+    (tmp_path / "tls").mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "1", "-subj", "/CN=localhost", "-keyout", str(tmp_path / "tls" / "key.pem"),
+                    "-out", str(tmp_path / "tls" / "cert.pem")], check=True, capture_output=True)
+    conf.write_text(conf.read_text().replace("redis=redis:6379", "redis=127.0.0.1:6379")
+                    .replace("/run/portvakt/portvakt.pid", str(tmp_path / "portvakt.pid")))
+    r = subprocess.run([binary, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "test is successful" in r.stderr, r.stderr
     assert 'host not found in upstream "auth:8080"' in r.stderr, r.stderr
 
 
