@@ -49,7 +49,7 @@ cleanup() {
     set +e
     if [ $rc -ne 0 ]; then
         for s in portvakt auth inventory; do
-            podman logs --tail=15 "$(cname $s)" 2>&1 | sed "s/^/  | $s: /"
+            podman logs --tail=${LOG_LINES:-15} "$(cname $s)" 2>&1 | sed "s/^/  | $s: /"
         done
     fi
     "${DC[@]}" down -v >/dev/null 2>&1
@@ -57,20 +57,46 @@ cleanup() {
     say "$( [ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - T0)) s"
 }
 
-# ---------------------------------------------------------------- netavark
+# ---------------------------------------------------------------- containers.conf
+# A containers.conf of its own (the host's, plus what this machine needs)
+# when podman's defaults do not work here:
+# - netavark as the network backend (see above);
+# - the containers' nofile and nproc limits within this process's hard
+#   limits: podman asks for more (nofile 1048576), and the runtime's
+#   setrlimit fails ("setrlimit RLIMIT_NOFILE: Operation not permitted")
+#   where the limits cannot be raised, e.g. inside another container;
+# - runc as the runtime when crun runs no container (below).
+conf=/tmp/$P-containers.conf
+src=/etc/containers/containers.conf
+[ -r $src ] || src=/usr/share/containers/containers.conf
+cp $src $conf
+own=0
 if [ "$(podman info --format '{{.Host.NetworkBackend}}')" != netavark ]; then
     command -v /usr/lib/podman/netavark >/dev/null || fail "netavark is not installed (apt-get install netavark aardvark-dns)"
-    conf=/tmp/$P-containers.conf
-    src=/etc/containers/containers.conf
-    [ -r $src ] || src=/usr/share/containers/containers.conf
-    if grep -q '^\[network\]' $src; then
-        sed '/^\[network\]/a network_backend = "netavark"' $src >$conf
+    if grep -q '^\[network\]' $conf; then
+        sed -i '/^\[network\]/a network_backend = "netavark"' $conf
     else
-        { cat $src; printf '[network]\nnetwork_backend = "netavark"\n'; } >$conf
+        printf '[network]\nnetwork_backend = "netavark"\n' >>$conf
     fi
+    own=1
+fi
+# nofile as this process has it, nproc 4096 (podman asks for more; a
+# container's runtime could not set even this process's own nproc here)
+limits=""
+h=$(ulimit -Hn)
+[ "$h" = unlimited ] || limits="\"nofile=$h:$h\", \"nproc=4096:4096\""
+if [ -n "$limits" ]; then
+    if grep -q '^\[containers\]' $conf; then
+        sed -i "/^\[containers\]/a default_ulimits = [$limits]" $conf
+    else
+        printf '[containers]\ndefault_ulimits = [%s]\n' "$limits" >>$conf
+    fi
+    own=1
+fi
+if [ $own = 1 ]; then
     export CONTAINERS_CONF=$conf
     [ "$(podman info --format '{{.Host.NetworkBackend}}')" = netavark ] || fail "cannot switch podman to netavark"
-    say "network backend: netavark (containers.conf: $conf)"
+    say "containers.conf: $conf ($(podman info --format '{{.Host.NetworkBackend}}'); ulimits: $limits)"
 fi
 
 # ---------------------------------------------------------------- 0. base
@@ -84,6 +110,15 @@ if [ "${BASE_REBUILD:-0}" = 1 ] || ! podman image exists $BASE; then
     tar -C "$root/root" --numeric-owner -c . | podman import -q - $BASE >/dev/null
     rm -rf --one-file-system "$root"
     say "base image made in $((SECONDS - t)) s"
+fi
+# the OCI runtime: crun, or runc when crun runs nothing here (crun
+# refuses a hybrid cgroup hierarchy with controllers on its v2 part)
+if ! podman run --rm $BASE true >/dev/null 2>&1 && command -v runc >/dev/null &&
+   podman --runtime runc run --rm $BASE true >/dev/null 2>&1; then
+    [ "${CONTAINERS_CONF:-}" = "$conf" ] || { export CONTAINERS_CONF=$conf; }
+    sed -i '/^\[engine\]/a runtime = "runc"' $conf
+    grep -q '^runtime = "runc"' $conf || printf '[engine]\nruntime = "runc"\n' >>$conf
+    say "runtime: runc (crun runs no container here)"
 fi
 podman run --rm $BASE cat /etc/debian_version | grep -q '^12\.' || fail "$BASE is not Debian 12"
 
@@ -194,10 +229,14 @@ new=$(ip_of "$(cname auth)")
 wait_healthy auth
 # no reload: portvakt looks auth up again (`server auth:8080 resolve`), at
 # once when a try at the old address fails
+tries=""
 for _ in $(seq 1 20); do
-    out=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer x' http://127.0.0.1/api/auth/verify)
+    out=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer x' http://127.0.0.1/api/auth/verify) ||
+        out="curl exit $?"
+    tries="$tries${tries:+, }$out"
     [ "$out" = 200 ] && break; sleep 1
 done
+say "note: the answers while auth moved: $tries"
 [ "$out" = 200 ] || fail "auth at $new: $out"
 logs=$(podman logs "$(cname portvakt)" 2>&1)
 ! grep -q 'configuration reloaded' <<<"$logs" || fail "a reload was logged"

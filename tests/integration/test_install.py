@@ -316,7 +316,8 @@ def test_compose_file_follows_the_brief(tmp_path):
     conf.write_text(text.replace("/run/portvakt/resolvers.conf", str(written)))
     binary = os.path.join(ROOT, "build", "portvakt")
     r = subprocess.run([binary, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
-    assert 'host not found in redis "redis:6379"' in r.stderr and "portvakt.conf:16" in r.stderr, r.stderr
+    line = text[:text.index("redis=redis:6379")].count("\n") + 1
+    assert 'host not found in redis "redis:6379"' in r.stderr and "portvakt.conf:%d" % line in r.stderr, r.stderr
     (tmp_path / "tls").mkdir()
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                     "-days", "1", "-subj", "/CN=localhost", "-keyout", str(tmp_path / "tls" / "key.pem"),
