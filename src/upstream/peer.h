@@ -61,6 +61,12 @@ typedef struct pv_peer_s {
     _Atomic uint64_t idle_close;    /* loop ms of the last sighting << 24 | shortest idle time (ms) after
                                        which the server closed a pooled connection (0: none seen) */
     int refs;                       /* pools and connections holding it; under the registry lock */
+    /* max_conns across workers: the connections open to it from every
+     * worker, in use or idle (upstream.c counts them when its line has
+     * max_conns), and the loop ms a request was last refused a new one
+     * because of them (0: never): while that is recent, idle ones close */
+    _Atomic int open;
+    _Atomic uint64_t wanted;
     pthread_mutex_t sess_lock;      /* guards the session below */
     unsigned char *sess;            /* the last TLS session the server gave (DER), or NULL */
     size_t sess_len;

@@ -64,12 +64,96 @@ static void busy_end(pv_upconn_t *u)
     }
 }
 
+/* ---- max_conns across workers ------------------------------------------
+ * Connections to a server with max_conns are counted in its peer's open,
+ * shared by every worker: one is opened only in a place reserved below
+ * max_conns, and each close gives its place back. A worker refused a
+ * place marks the server wanted; while it is, the other workers close
+ * their idle connections to it (their idle timers look every
+ * WANT_POLL_MS) and those that come back from a request, so that a
+ * queued request gets a place at its queue's next poll. */
+
+/* A refusal keeps a server wanted this long: past two of the queue's
+ * 100 ms polls, so a request still waiting renews it. */
+#define WANTED_MS 250
+#define WANT_POLL_MS 100
+
+static int wanted_now(pv_peer_t *peer, uint64_t now)
+{
+    uint64_t w = atomic_load_explicit(&peer->wanted, memory_order_relaxed);
+    return w && (int64_t)(now - w) < WANTED_MS;
+}
+
+/* A place for a new connection in peer's open count, when below max. */
+static int open_reserve(pv_peer_t *peer, int max)
+{
+    int n = atomic_load(&peer->open);
+    while (n < max)
+        if (atomic_compare_exchange_weak(&peer->open, &n, n + 1))
+            return 1;
+    return 0;
+}
+
+/* Give back the place the last pick reserved and no connection took. */
+static void resv_drop(pv_upool_t *p)
+{
+    if (p->resv) {
+        atomic_fetch_sub(&p->peers[p->resv - 1]->open, 1);
+        p->resv = 0;
+    }
+}
+
+static pv_upconn_t *idle_of(pv_upool_t *p, int server)
+{
+    for (pv_upconn_t *u = p->idle_head; u; u = u->next)
+        if (u->server == server)
+            return u;
+    return NULL;
+}
+
+/* Whether server s (just picked) can carry the request: no max_conns, an
+ * idle connection of this pool, or a place reserved for a new one. */
+static int conn_room(pv_upool_t *p, int s, uint64_t now)
+{
+    int max = p->cf->servers[s].max_conns;
+    if (!max || idle_of(p, s))
+        return 1;
+    if (open_reserve(p->peers[s], max)) {
+        p->resv = s + 1;
+        return 1;
+    }
+    atomic_store_explicit(&p->peers[s]->wanted, now ? now : 1, memory_order_relaxed);
+    return 0;
+}
+
+/* A place in the open count for a new connection to server: the one its
+ * pick reserved, a free one, or that of an idle connection of this pool
+ * (one the request could not take), which is closed. */
+static int open_place(pv_upool_t *p, int server)
+{
+    if (p->resv == server + 1) {
+        p->resv = 0;
+        return 1;
+    }
+    resv_drop(p);
+    if (open_reserve(p->peers[server], p->cf->servers[server].max_conns))
+        return 1;
+    pv_upconn_t *u = idle_of(p, server);
+    if (!u || !u->counted)
+        return 0;
+    u->counted = 0;
+    u->close_why = PV_SCLOSE_POOL_FULL;
+    pv_upstream_close(u);
+    return 1;
+}
+
 /* Take the shared peer of every server of p's upstream. */
 static int pool_peers(pv_upool_t *p)
 {
     const pv_upstream_conf_t *cf = p->cf;
     for (int i = 0; i < cf->nservers; i++) {
         const pv_upstream_server_t *s = &cf->servers[i];
+        p->capped |= s->max_conns > 0;
         int nth = 0;
         for (int j = 0; j < i; j++)
             nth += cf->servers[j].addrlen == s->addrlen && memcmp(&cf->servers[j].addr, &s->addr, s->addrlen) == 0;
@@ -95,6 +179,8 @@ int pv_upstream_pool_init(pv_upool_t *p, pv_upstream_conf_t *cf)
 void pv_upstream_pool_fini(pv_upool_t *p)
 {
     pv_upqueue_fini(p);
+    if (p->peers)
+        resv_drop(p);
     while (p->idle_head)
         pv_upstream_close(p->idle_head);
     for (int j = 0; p->peers && j < p->cf->nservers; j++)
@@ -187,15 +273,41 @@ static int budget_left(const pv_upstream_conf_t *cf, const pv_peer_group_t *g)
     return !cf->retry_budget || g->retrying < PV_MAX(cf->retry_min, g->active * cf->retry_budget / 100);
 }
 
+/* Pick as the method does, passing over servers whose connections are
+ * all open elsewhere (conn_room()): such a pick is dropped and the server
+ * is left untried, for a later try of the same request. Under the lock. */
+static int pick_room(pv_upool_t *p, pv_upick_t *k, uint64_t now)
+{
+    int skip[16], nskip = 0, s;
+    for (;;) {
+        s = pv_bal_get(k, p->cf, p->peers, (int64_t)now);
+        if (s < 0 || conn_room(p, s, now))
+            break;
+        pv_bal_free(k, p->cf, p->peers, PV_BAL_DROP, (int64_t)now);
+        int again = 0;
+        for (int j = 0; j < nskip; j++)
+            again |= skip[j] == s;
+        if (again || nskip == (int)(sizeof(skip) / sizeof(skip[0]))) {
+            s = -1; /* the method came back to it (a lone server) */
+            break;
+        }
+        skip[nskip++] = s;
+    }
+    for (int j = 0; j < nskip; j++)
+        k->tried[skip[j] >> 6] &= ~(1ull << (skip[j] & 63));
+    return s;
+}
+
 int pv_upstream_get(pv_upool_t *p, pv_upick_t *k, uint64_t now)
 {
     pv_peer_group_t *g = p->peers[0]->group;
+    resv_drop(p);
     pthread_mutex_lock(&g->lock);
     if (k->picks > 0 && !budget_left(p->cf, g)) {
         pthread_mutex_unlock(&g->lock);
         return PV_UPSTREAM_NO_BUDGET;
     }
-    int s = pv_bal_get(k, p->cf, p->peers, (int64_t)now);
+    int s = p->capped ? pick_room(p, k, now) : pv_bal_get(k, p->cf, p->peers, (int64_t)now);
     if (s >= 0) {
         k->retry = k->picks > 0;
         k->picks++;
@@ -217,6 +329,7 @@ int pv_upstream_retry_allowed(pv_upool_t *p)
 
 void pv_upstream_free(pv_upool_t *p, pv_upick_t *k, int verdict, int status, uint64_t now)
 {
+    resv_drop(p);
     if (!k->held)
         return;
     int server = k->server;
@@ -312,6 +425,7 @@ pv_upconn_t *pv_upstream_take_idle(pv_upool_t *p, int server, int unsafe, const 
         idle_unlink(p, u);
         pv_timer_del(u->w->loop, &u->timer);
         busy_add(p, u, now);
+        resv_drop(p);
         u->idle_ms = now - u->idle_ms;
         pv_count(PV_CTR_UPSTREAM_REUSED);
         if (p->st)
@@ -400,15 +514,20 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
         }
         s = &now;
     }
+    int counted = 0;
+    if (s->max_conns && !(counted = open_place(p, server))) {
+        errno = EBUSY; /* another worker took the last place since the pick */
+        return NULL;
+    }
     pv_xprt_t x;
     int rc = opener(&x, s, local);
     if (rc == PV_ERR)
-        return NULL;
+        goto failed;
     if (tls && tls_open(&x, tls, name ? name : tls->name, p->peers[server], certs) != PV_OK) {
         int e = errno;
         pv_xprt_close(&x);
         errno = e;
-        return NULL;
+        goto failed;
     }
     pv_upconn_t *u = NULL;
     if (!pv_fault_alloc(PV_FAULT_OTHER) && !(u = pv_cache_get(&upconn_cache)))
@@ -416,7 +535,7 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
     if (!u) {
         pv_xprt_close(&x);
         errno = ENOMEM;
-        return NULL;
+        goto failed;
     }
     memset(u, 0, sizeof(*u));
     u->x = x;
@@ -440,14 +559,22 @@ pv_upconn_t *pv_upstream_connect(pv_worker_t *w, pv_upool_t *p, int server, cons
         if (pv_cache_put(&upconn_cache, u) < 0)
             free(u);
         errno = e;
-        return NULL;
+        goto failed;
     }
+    u->counted = (uint8_t)counted;
     busy_add(p, u, u->created_ms);
     p->opened++;
     pv_count(PV_CTR_UPSTREAM_OPENED);
     if (p->st)
         pv_ctr_add(&p->st[server].opened, 1);
     return u;
+failed:
+    if (counted) {
+        int e = errno;
+        atomic_fetch_sub(&p->peers[server]->open, 1);
+        errno = e;
+    }
+    return NULL;
 }
 
 void pv_upstream_attach(pv_upconn_t *u, const pv_upconn_ops_t *ops, void *owner)
@@ -501,6 +628,11 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
         pv_upstream_close(u);
         return;
     }
+    if (u->counted && wanted_now(u->peer, now)) {
+        u->close_why = PV_SCLOSE_POOL_FULL; /* a request of another worker waits for its place */
+        pv_upstream_close(u);
+        return;
+    }
     int64_t grace = p->cf->keepalive_grace;
     if (p->nidle >= p->cf->keepalive && (grace <= 0 || p->nidle >= pool_peak(p, now))) {
         p->idle_tail->close_why = PV_SCLOSE_POOL_FULL;
@@ -520,6 +652,8 @@ void pv_upstream_release(pv_upconn_t *u, const pv_upstream_done_t *d)
     int64_t t = p->cf->keepalive_timeout;
     if (p->nidle > p->cf->keepalive && grace < t)
         t = grace;
+    if (u->counted && t > WANT_POLL_MS)
+        t = WANT_POLL_MS;
     pv_timer_set(u->w->loop, &u->timer, (uint64_t)t);
 }
 
@@ -550,6 +684,10 @@ void pv_upstream_close(pv_upconn_t *u)
     pv_timer_del(w->loop, &u->timer);
     pv_loop_del(w->loop, &u->x.io);
     pv_xprt_close(&u->x);
+    if (u->counted) {
+        u->counted = 0;
+        atomic_fetch_sub(&u->peer->open, 1);
+    }
     pv_peer_release(u->peer);
     u->peer = NULL;
     u->next = reap_up;
@@ -603,9 +741,24 @@ static void upconn_timer_cb(pv_timer_t *t)
     /* idle for keepalive_grace beyond `keepalive`: it goes if the pool is
      * still above its size, else it waits out keepalive_timeout */
     pv_upool_t *p = u->pool;
-    uint64_t idle = pv_loop_now(u->w->loop) - u->idle_ms;
-    if (p->nidle <= p->cf->keepalive && idle < (uint64_t)p->cf->keepalive_timeout) {
-        pv_timer_set(u->w->loop, &u->timer, (uint64_t)p->cf->keepalive_timeout - idle);
+    uint64_t now = pv_loop_now(u->w->loop), idle = now - u->idle_ms;
+    int64_t timeout = p->cf->keepalive_timeout;
+    if (u->counted) {
+        /* a max_conns server's: it goes when another worker wants its place */
+        if (wanted_now(u->peer, now)) {
+            u->close_why = PV_SCLOSE_POOL_FULL;
+            pv_upstream_close(u);
+            return;
+        }
+        int64_t due = p->nidle > p->cf->keepalive && p->cf->keepalive_grace < timeout ? p->cf->keepalive_grace : timeout;
+        if ((int64_t)idle < due) {
+            pv_timer_set(u->w->loop, &u->timer, PV_MIN((uint64_t)due - idle, WANT_POLL_MS));
+            return;
+        }
+    }
+    if (p->nidle <= p->cf->keepalive && idle < (uint64_t)timeout) {
+        uint64_t left = (uint64_t)timeout - idle;
+        pv_timer_set(u->w->loop, &u->timer, u->counted ? PV_MIN(left, WANT_POLL_MS) : left);
         return;
     }
     u->close_why = PV_SCLOSE_IDLE_TIMEOUT;

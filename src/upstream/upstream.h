@@ -60,6 +60,7 @@ struct pv_upconn_s {
     uint8_t busy;               /* counted in its pool's busy (given to an exchange) */
     uint8_t closing;            /* closed, waiting to be freed */
     uint8_t close_why;          /* PV_SCLOSE_* counted when it closes (shutdown unless set) */
+    uint8_t counted;            /* counted in its peer's open (a max_conns server) */
 };
 
 struct pv_upool_s {
@@ -75,6 +76,9 @@ struct pv_upool_s {
     struct pv_stat_peer_s *st;  /* this worker's metrics of servers[0..] (NULL: none) */
     struct pv_stat_ups_s *ust;  /* ... of the upstream */
     int retired;                /* belongs to a replaced config: nothing returns to it */
+    int capped;                 /* some server has max_conns */
+    int resv;                   /* server + 1 for which the last pick reserved a new connection's
+                                   place in its peer's open count (max_conns), 0 none */
     struct pv_loop_s *loop;     /* its worker's loop (NULL for a pool made at run time) */
     struct pv_upwait_s *qhead, *qtail; /* requests waiting for a server (`queue`, queue.c) */
     int nqueued;
@@ -112,7 +116,11 @@ void pv_upstream_pick_init(pv_upool_t *p, pv_upick_t *k, uint64_t *tried_words, 
 /* Pick a server by the upstream's method, shared with every worker (the
  * peers' group lock): its index, -1 when none may be used, or
  * PV_UPSTREAM_NO_BUDGET for a retry that the upstream's retry_budget
- * refuses. The server is counted in its conns until pv_upstream_free(). */
+ * refuses. The server is counted in its conns until pv_upstream_free().
+ * A server with max_conns counts as full, as at max_conns requests, when
+ * as many connections are open to it from all workers and this worker
+ * holds none of them idle; the pick then reserves the place of the new
+ * connection pv_upstream_connect() opens (given back when none is). */
 #define PV_UPSTREAM_NO_BUDGET (-2)
 int pv_upstream_get(pv_upool_t *p, pv_upick_t *k, uint64_t now);
 /* Whether the retry budget would let a retry start now (a look, for a

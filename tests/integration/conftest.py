@@ -534,6 +534,15 @@ class _BadRequest(Exception):
     pass
 
 
+def _fin_arrived(sock):
+    """Whether the peer's FIN has arrived on sock: its TCP state is no
+    longer ESTABLISHED (a look that never blocks)."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 1
+    except (OSError, ValueError):
+        return True
+
+
 class EchoUpstream:
     """A threaded HTTP/1.1 server on 127.0.0.1 built on raw sockets, so it
     records exactly what arrived: every request (see Received) with the
@@ -566,6 +575,9 @@ class EchoUpstream:
         self.connections = 0        # connections accepted
         self.open_connections = 0
         self.max_open = 0           # most connections open at once
+        self.max_live = 0           # ... counting one as closed once its FIN has arrived,
+                                    # though not yet read (a client that closes one and
+                                    # opens another at once has not had both open)
         self.idle_closed = 0        # connections we closed for idleness
         self.peer_closed = 0        # connections the client closed
         self._lock = threading.Lock()
@@ -659,6 +671,8 @@ class EchoUpstream:
                 cid = self.connections
                 self.open_connections += 1
                 self.max_open = max(self.max_open, self.open_connections)
+                live = 1 + sum(1 for o in self._socks if not _fin_arrived(o))
+                self.max_live = max(self.max_live, live)
                 self._socks.add(c)
             t = threading.Thread(target=self._serve, args=(c, cid), daemon=True)
             self._threads.append(t)

@@ -141,3 +141,28 @@ def test_max_conns_bounds_the_pool(portvakt):
         assert up.max_open <= 2 and up.connections == 2
     finally:
         up.stop()
+
+
+def test_max_conns_bounds_the_pools_of_all_workers(portvakt):
+    """max_conns=2 with keepalive 8 and two workers: many clients, spread
+    over both workers by the kernel, never make more than two connections
+    open to the server at once, idle ones in either worker's pool
+    included; the requests that find both taken wait in the queue and
+    all succeed."""
+    slow = Slow(0.05)
+    up = EchoUpstream(handler=slow)
+    try:
+        conf = (CONF.replace("worker_processes 1;", "worker_processes 2;")
+                .replace("max_conns=1;", "max_conns=2;").replace("keepalive 1;", "keepalive 8;"))
+        gw = portvakt(conf, UP=up.port, GW=free_port(), QUEUE="100 timeout=30s")
+        for r in range(3):
+            threads, results = start_requests(gw.port, ["/%d/%d" % (r, i) for i in range(24)], gap=0.01)
+            for th in threads:
+                th.join(40)
+            assert list(results.values()) == [200] * 24, results
+            time.sleep(0.3)  # idle connections sit in both pools before the next round
+        assert slow.most <= 2
+        assert up.max_live <= 2, (up.max_live, up.max_open)
+        assert up.connections >= 2
+    finally:
+        up.stop()
