@@ -257,6 +257,12 @@ void pv_upstream_pools_adopt(pv_upool_t *to, int nto, pv_upool_t *from, int nfro
                 t->idle_tail = u;
             t->nidle++;
             idle_counted(t, u);
+            if (t->cf->servers[s].max_conns && !u->counted) {
+                /* the server got max_conns with the reload: counted from now */
+                u->counted = 1;
+                atomic_fetch_add(&u->peer->open, 1);
+                pv_timer_set(u->w->loop, &u->timer, WANT_POLL_MS);
+            }
         }
     }
 }
