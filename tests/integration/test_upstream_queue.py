@@ -4,10 +4,12 @@ max_conns a request waits, in order, in a queue of at most N; past N, or
 after T without a server, it gets 502. The upstream never has more than
 max_conns requests at once."""
 
+import os
+import signal
 import threading
 import time
 
-from conftest import Client, EchoUpstream, free_port, http, wait_for
+from conftest import Client, EchoUpstream, free_port, http, render, wait_for
 
 CONF = """
 worker_processes 1;
@@ -164,5 +166,38 @@ def test_max_conns_bounds_the_pools_of_all_workers(portvakt):
         assert slow.most <= 2
         assert up.max_live <= 2, (up.max_live, up.max_open)
         assert up.connections >= 2
+    finally:
+        up.stop()
+
+
+def test_max_conns_places_survive_a_reload(portvakt):
+    """The count of open connections behind max_conns across workers
+    follows its connections through a reload (idle ones carried over or
+    closed, busy ones closed as they come back): afterwards both places
+    are still used at once, and never a third."""
+    up = EchoUpstream()
+    try:
+        conf = (CONF.replace("worker_processes 1;", "worker_processes 2;")
+                .replace("max_conns=1;", "max_conns=2;").replace("keepalive 1;", "keepalive 8;")
+                .replace("location / {", 'location = /v { return 200 "@V@"; }\n        location / {'))
+        port = free_port()
+        gw = portvakt(conf, UP=up.port, GW=port, QUEUE="100 timeout=10s", V="one")
+        for v in ("two", "three"):
+            up.handler = Slow(0.1)
+            threads, results = start_requests(port, ["/%s/%d" % (v, i) for i in range(16)], gap=0.01)
+            with open(gw.conf_path, "w") as f:  # reloaded while requests are in flight
+                f.write(render(conf, UP=up.port, GW=port, QUEUE="100 timeout=10s", V=v))
+            os.kill(gw.pid, signal.SIGHUP)
+            for th in threads:
+                th.join(30)
+            assert list(results.values()) == [200] * 16, results
+            wait_for(lambda: http(port, target="/v").body == v.encode(), what="the new config")
+        slow = up.handler = Slow(0.1)
+        threads, results = start_requests(port, ["/after/%d" % i for i in range(16)], gap=0.01)
+        for th in threads:
+            th.join(30)
+        assert list(results.values()) == [200] * 16, results
+        assert slow.most == 2
+        assert up.max_live <= 2, (up.max_live, up.max_open)
     finally:
         up.stop()
