@@ -399,6 +399,11 @@ static int fc_head(pv_fastcgi_t *g)
     }
     if (next_on_status(g, status))
         return -1;
+    if (r->pcache && pv_pcache_entry_answers(px, status, g->rx.fields, g->rx.nfields)) {
+        pv_proxy_release_server(px, PV_BAL_OK); /* the cached entry answers (stale, revalidated) */
+        fc_drop(g);
+        return -1;
+    }
     if (px->loc->conf.fastcgi.intercept_errors && status >= 300 && pv_error_page_for(hr, status)) {
         pv_pcache_intercepted(px, status, g->rx.fields, g->rx.nfields);
         pv_proxy_release_server(px, PV_BAL_OK);
@@ -410,11 +415,8 @@ static int fc_head(pv_fastcgi_t *g)
     const pv_fastcgi_conf_t *fc = &px->loc->conf.fastcgi;
     if (pv_accel_redirect(px, &(pv_accel_t){g->rx.fields, g->rx.nfields, fc->ignore, &fc->pipe, accel_release}))
         return -1;
-    if (r->pcache && pv_pcache_response(px, status, g->rx.fields, g->rx.nfields)) {
-        pv_proxy_release_server(px, PV_BAL_OK); /* the cached entry answers (stale, revalidated) */
-        fc_drop(g);
-        return -1;
-    }
+    if (r->pcache)
+        pv_pcache_response(px, status, g->rx.fields, g->rx.nfields);
     pv_header_t *fields = pv_arena_alloc(r->arena, (size_t)(g->rx.nfields + 1) * sizeof(*fields));
     pv_resp_head_t h = {.status = status, .content_length = -1, .frame = PV_FRAME_CHUNKED, .fields = fields};
     if (g->rx.status_line.len > 4)

@@ -74,11 +74,15 @@ typedef struct pv_pcache_s {
  * the request (a hit served, or waiting for the lock), calling
  * use->resume later when it must go upstream after all. */
 int pv_pcache_start(struct pv_hreq_s *hr, const pv_pcache_use_t *use);
-/* The upstream's final head is parsed: decide whether to store it (a tee
- * on the response calls) or, for a status proxy_cache_use_stale names,
- * serve the stale entry instead: 1 then (the proxy drops the upstream and
- * stops), else 0. */
-int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields);
+/* The upstream's final head is parsed. First: whether the cached entry
+ * answers in its place, the stale one for a status proxy_cache_use_stale
+ * names or the revalidated one for a 304: 1 then (the proxy drops the
+ * upstream and stops), else 0. This comes before proxy_intercept_errors,
+ * as NGINX's upstream tests it. */
+int pv_pcache_entry_answers(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields);
+/* Then, for a response that goes on to the client: decide whether to
+ * store it (a tee on the response calls). */
+void pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields);
 /* The response goes to the client unbuffered (proxy_buffering off,
  * X-Accel-Buffering: no): it is not stored, as NGINX frees the cache's
  * part of a request then. */

@@ -380,9 +380,8 @@ static int answered_by_entry(pv_request_t *r, int status)
     return 1;
 }
 
-int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields)
+int pv_pcache_entry_answers(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields)
 {
-    pv_hreq_t *hr = px->hr;
     pv_request_t *r = px->r;
     pv_pcache_t *c = r->pcache;
     if (!c || px->sub_done)
@@ -399,6 +398,16 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
         revalidated(px, c, fields, nfields);
         return answered_by_entry(r, status);
     }
+    return 0;
+}
+
+void pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, int nfields)
+{
+    pv_hreq_t *hr = px->hr;
+    pv_request_t *r = px->r;
+    pv_pcache_t *c = r->pcache;
+    if (!c || px->sub_done)
+        return;
     /* with proxy_cache_convert_head off, a HEAD's answer is stored as it
      * is, as NGINX does (the key then had better name the method) */
     pv_str_t vary = {NULL, 0};
@@ -424,8 +433,7 @@ int pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, in
     memcpy(c->variant, v, 16);
     hr->tee = &store_tee;
     hr->tee_ctx = c;
-    return 0;
+    return;
 no:
     pv_fc_filled(&c->ref, 0, 0, 0);
-    return 0;
 }

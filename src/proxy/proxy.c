@@ -35,7 +35,6 @@ static void start_upstream(pv_proxy_t *px);
 static void upstream_write(pv_proxy_t *px);
 static void upstream_read(pv_proxy_t *px);
 static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *detail);
-static int next_on_status(pv_proxy_t *px, int status);
 static void upstream_event_cb(void *owner, unsigned events);
 static void upstream_timeout_cb(void *owner);
 
@@ -110,7 +109,7 @@ static int queue_body(pv_proxy_t *px)
 
 /* Give up the upstream connection after a failure, or when the response
  * is abandoned (proxy_next_upstream on a status): it is never reused. */
-static void drop_upstream(pv_proxy_t *px)
+void pv_proxy_drop_upstream(pv_proxy_t *px)
 {
     pv_upconn_t *u = px->u;
     if (!u)
@@ -534,120 +533,6 @@ static void response_complete(pv_proxy_t *px)
     pv_resp_finish(hr);
 }
 
-/* proxy_intercept_errors: a status of 300 and above for which the
- * location has an error_page is answered by that page, the upstream's
- * response dropped (a 401's WWW-Authenticate is kept, as NGINX does). */
-static int intercept(pv_proxy_t *px, int status)
-{
-    pv_hreq_t *hr = px->hr;
-    if (!px->loc->conf.proxy_intercept_errors || status < 300 || !pv_error_page_for(hr, status))
-        return 0;
-    for (int i = 0; status == 401 && i < px->rp.nfields; i++)
-        if (PV_STR_IEQ(px->rp.fields[i].name, "www-authenticate"))
-            pv_error_page_keep(hr, &px->rp.fields[i]);
-    pv_pcache_intercepted(px, status, px->rp.fields, px->rp.nfields);
-    pv_proxy_append_status(px->r, status);
-    drop_upstream(px);
-    hr->handling = 0;
-    pv_resp_error(hr, status);
-    return 1;
-}
-
-/* The upstream's final head is parsed (px->rp): decide what to do with
- * it and queue the client head. 0, or -1 when it cannot be relayed. A
- * proxy_next_upstream status leaves resp_head_done clear. */
-static int response_head(pv_proxy_t *px)
-{
-    pv_hreq_t *hr = px->hr;
-    pv_request_t *r = px->r;
-    const pv_uresp_t *rp = &px->rp;
-    int status = rp->status;
-    int64_t cl = rp->content_length;
-
-    px->status = status;
-    pv_proxy_stat_header(px);
-    /* a switch before the whole request was written would leave the
-     * rest of the body to be taken for the new protocol's bytes */
-    if (status == 101 && !px->req_done)
-        return -1;
-    /* a final answer before the whole request was written (an early
-     * 401/413): the connection must not be reused after it */
-    if (!px->req_done)
-        px->resp_early = 1;
-    if (!px->sub_done && next_on_status(px, status))
-        return 0;
-    if (!px->sub_done && (intercept(px, status) || pv_proxy_accel_redirect(px)))
-        return -3;
-    if (!px->sub_done && r->pcache && pv_pcache_response(px, status, rp->fields, rp->nfields)) {
-        pv_proxy_release_server(px, PV_BAL_OK); /* the cached entry answers (stale, revalidated) */
-        drop_upstream(px);
-        return -3;
-    }
-    int head_req = (r->flags & PV_REQ_F_HEAD) != 0;
-    px->resp_frame = rp->frame;
-    if (!rp->keepalive)
-        px->upstream_keep = 0;
-
-    if (px->sub_done) {
-        /* the subrequest's head is only looked at; the body is read and
-         * dropped so the connection can be reused */
-        pv_proxy_keep_fields(r, rp);
-        px->resp_head_done = 1;
-        return 0;
-    }
-    if (pv_unlikely(pv_cv_upstream_fields))
-        pv_proxy_keep_fields(r, rp);
-
-    pv_pipe_head(px);
-    /* framing toward the client */
-    int frame;
-    int64_t out_len = -1;
-    if (px->resp_frame == PV_FRAME_LENGTH) {
-        frame = PV_FRAME_LENGTH;
-        out_len = cl;
-    } else if (px->resp_frame == PV_FRAME_NONE) {
-        frame = PV_FRAME_NONE;
-        out_len = rp->has_cl && status != 101 ? cl : -1;
-        if (!head_req && status != 204 && status != 304 && status != 101 && rp->has_cl)
-            out_len = 0;
-    } else {
-        frame = PV_FRAME_CHUNKED; /* unknown length: the protocol side frames it */
-    }
-    if (head_req && r->upstream_method.len) { /* a HEAD asked for as GET: the head alone */
-        frame = PV_FRAME_NONE;
-        out_len = rp->has_cl ? cl : -1;
-    }
-
-    pv_upstream_response_t ur = {
-        .status = status,
-        .reason = rp->reason,
-        .headers = rp->fields,
-        .nheaders = rp->nfields,
-        .r = r,
-        .loc = r->loc,
-    };
-    int rframe = frame == PV_FRAME_CHUNKED ? PV_RESP_CHUNKED : PV_RESP_NONE;
-    if (frame == PV_FRAME_LENGTH || (frame == PV_FRAME_NONE && out_len >= 0))
-        rframe = PV_RESP_LENGTH;
-    uint32_t tmax = hr->proto->trailers_max;
-    if (px->resp_frame == PV_FRAME_CHUNKED && tmax && !head_req &&
-        (px->rp.chunk.tbuf = pv_arena_alloc(r->arena, tmax)))
-        px->rp.chunk.tcap = tmax; /* the upstream's trailer fields go on to the client */
-    pv_header_t fields[PV_URESP_MAX_FIELDS];
-    pv_resp_head_t h;
-    pv_proxy_response_head(&ur, rframe, out_len, fields, &h);
-    pv_proxy_ranges(px, &h, px->loc->conf.proxy_force_ranges);
-    int rc = pv_resp_send_head(hr, &h);
-    if (rc == PV_RESP_RANGE_416 || rc == PV_RESP_PRECONDITION)
-        return pv_proxy_answer_instead(px, rc, h.content_length);
-    if (rc != PV_OK)
-        return rc == PV_RESP_NOMEM ? -2 : -1; /* -2: no memory for the head (logged) */
-    px->resp_head_done = 1;
-    pv_proxy_append_status(r, status);
-    pv_pstore_start(px);
-    return 0;
-}
-
 /* Nothing more to read now: the read timeout runs once the request is
  * sent, and what the pipe postponed is written (last: a failed write
  * ends the request). */
@@ -737,7 +622,7 @@ static void upstream_read(pv_proxy_t *px)
             }
             pv_utry_mark(px->r, PV_UTRY_HEADER);
             pv_utry_head(px->r, b->last - b->pos);
-            int hrc = response_head(px);
+            int hrc = pv_proxy_upstream_head(px);
             if (hrc == -3)
                 return; /* proxy_intercept_errors: error_page answers */
             if (hrc == -2) {
@@ -783,7 +668,7 @@ static int try_next(pv_proxy_t *px, int cond)
  * its connection is dropped and the next server asked, as NGINX does; the
  * 5xx and 429 count as failures of the server, 403 and 404 do not.
  * Returns 1 when the request went on to another server. */
-static int next_on_status(pv_proxy_t *px, int status)
+int pv_proxy_next_on_status(pv_proxy_t *px, int status)
 {
     static const struct {
         int status, flag;
@@ -803,7 +688,7 @@ static int next_on_status(pv_proxy_t *px, int status)
         return 0;
     pv_proxy_append_status(px->r, status);
     pv_proxy_release_server(px, status != 403 && status != 404 ? PV_BAL_FAILED : PV_BAL_OK);
-    drop_upstream(px);
+    pv_proxy_drop_upstream(px);
     if (!try_next(px, flag))
         pv_proxy_answer_failure(px, PV_UPF_NO_LIVE);
     return 1;
@@ -838,7 +723,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
     if ((fi->flags & PV_UPF_F_TRANSPORT) && px->reused && px->pick.held && !px->resp_started &&
         (unseen || pv_proxy_idempotent(px->r->method_id)) && pv_body_rewind(px->hr) == 0) {
         pv_proxy_release_server(px, PV_BAL_DROP);
-        drop_upstream(px);
+        pv_proxy_drop_upstream(px);
         px->pick.tried[px->server >> 6] &= ~(1ull << (px->server & 63));
         px->reused = 0;
         px->fresh = 1;
@@ -848,7 +733,7 @@ static void upstream_failed(pv_proxy_t *px, pv_upfail_t f, int err, const char *
         return;
     }
     pv_proxy_release_server(px, (fi->flags & PV_UPF_F_SERVER) ? PV_BAL_FAILED : PV_BAL_OK);
-    drop_upstream(px);
+    pv_proxy_drop_upstream(px);
     if (f == PV_UPF_NO_LIVE) {
         /* as NGINX: the upstream's name stands for the server it found none of */
         pv_proxy_append_list(px->r->upstream_addr, sizeof(px->r->upstream_addr), px->pool->cf->name);
@@ -941,7 +826,7 @@ static void client_abort(pv_hreq_t *hr)
     pv_upqueue_leave(&px->qwait);
     if (px->pool) /* none yet while the name is looked up */
         pv_proxy_release_server(px, PV_BAL_OK);
-    drop_upstream(px);
+    pv_proxy_drop_upstream(px);
     if (px->dyn & PV_PROXY_DYN_WAIT)
         pv_proxy_target_done(px); /* the lookup is forgotten */
 }

@@ -169,6 +169,16 @@ void pv_proxy_ranges(pv_proxy_t *px, const struct pv_resp_head_s *h, int force);
  * module has not let it go yet) given up, and 416 or 412 answers. -3
  * (answered). */
 int pv_proxy_answer_instead(pv_proxy_t *px, int rc, int64_t size);
+/* The upstream's final head is parsed in px->rp (uhead.c): act on it and
+ * queue the client's head. 0 (a proxy_next_upstream status leaves
+ * resp_head_done clear), -1 when it cannot be relayed, -2 no memory for
+ * the head, -3 answered otherwise (the cached entry, an error page). */
+int pv_proxy_upstream_head(pv_proxy_t *px);
+/* proxy_next_upstream on a status (proxy.c): 1 when the request went on
+ * to another server. */
+int pv_proxy_next_on_status(pv_proxy_t *px, int status);
+/* Give up the upstream connection (proxy.c): it is never reused. */
+void pv_proxy_drop_upstream(pv_proxy_t *px);
 /* The one place a failed exchange becomes the client's answer (answer.c). */
 void pv_proxy_answer_failure(pv_proxy_t *px, int f);
 /* One error log line per failure (answer.c). */

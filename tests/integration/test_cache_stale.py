@@ -33,6 +33,13 @@ http {
             proxy_cache_background_update on;
             proxy_pass http://127.0.0.1:@UP@;
         }
+        location /err/ {
+            proxy_cache_use_stale http_500;
+            proxy_intercept_errors on;
+            error_page 500 /errpage;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
+        location = /errpage { internal; return 200 "the error page\n"; }
         location /ignore/ {
             proxy_ignore_headers Cache-Control;
             proxy_cache_valid 200 1s;
@@ -169,6 +176,26 @@ def test_stale_if_error(portvakt, nginx, port, tmp_path):
     seen, _ = both(portvakt, nginx, port, tmp_path, numbered("max-age=1, stale-if-error=60", state), scenario)
     assert [(s[0], s[1]) for s in seen] == [(200, "MISS"), (200, "STALE"), (500, "EXPIRED"), (200, "EXPIRED")]
     assert seen[1][2] == seen[0][2]
+
+
+def test_stale_on_status_before_error_page(portvakt, nginx, port, tmp_path):
+    # proxy_cache_use_stale http_500 and an error_page for 500 with
+    # proxy_intercept_errors: the stale entry answers the 500, as NGINX's
+    # upstream tests the cache before intercepting errors
+    state = {}
+
+    def scenario(gw, up):
+        state.clear()
+        seen = [get(gw, "/err/a")]
+        time.sleep(2.2)
+        state["fail"] = 500
+        seen.append(get(gw, "/err/a"))      # the stale entry
+        seen.append(get(gw, "/err/b"))      # nothing stored: the error page
+        return seen
+    seen, asked = both(portvakt, nginx, port, tmp_path, numbered("max-age=1", state), scenario)
+    assert [(s[0], s[1]) for s in seen] == [(200, "MISS"), (200, "STALE"), (500, "MISS")]
+    assert seen[1][2] == seen[0][2] and seen[2][2] == b"the error page\n"
+    assert asked == 3
 
 
 def test_no_stale_after_stale_if_error(portvakt, nginx, port, tmp_path):
