@@ -367,12 +367,14 @@ int pv_compress_flush(pv_hreq_t *hr)
             hr->proto->resp->abort(hr);
             return PV_ERR;
         }
-        push(hr, zf);
         int rc = hr->proto->resp->flush(hr);
         if (rc != PV_OK)
             return rc;
         recycle(zf);
-        if (!zf->nin && !(zf->finishing && !zf->ended) && !unsent(zf))
+        /* the handler's bytes are all in the encoder: a buffer not yet
+         * full waits for more, as NGINX's gzip passes on full buffers
+         * and the rest at the end (a small answer is one write) */
+        if (!zf->nin && !(zf->finishing && !zf->ended))
             return PV_OK;
         produce(hr, zf);
     }
