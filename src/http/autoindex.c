@@ -341,7 +341,12 @@ void pv_autoindex(pv_hreq_t *hr, pv_file_t *f)
                         .content_type = type,
                         .content_length = -1,
                         .frame = (r->flags & PV_REQ_F_HEAD) ? PV_FRAME_NONE : PV_FRAME_CHUNKED};
-    if (pv_resp_send_head(hr, &h) != PV_OK) {
+    int rc = pv_resp_send_head(hr, &h);
+    if (rc == PV_RESP_PRECONDITION) {
+        pv_resp_error(hr, 412); /* the not-modified filter */
+        return;
+    }
+    if (rc != PV_OK) {
         pv_resp_abort(hr);
         return;
     }

@@ -823,11 +823,13 @@ static void h2_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     char page[512];
     ssize_t plen = 0;
     if (body.p) {
-        h = (pv_resp_head_t){.status = status, .content_type = PV_STR("text/plain"),
+        h = (pv_resp_head_t){.status = status, .content_type = pv_resp_local_type(hr),
                              .content_length = (int64_t)body.len};
     } else {
         plen = pv_errpage_page(status, pv_hfilter_token(hr), page, sizeof(page));
         pv_errpage_head(status, location, plen, &h);
+        if (PV_LOCAL_TYPED(status))
+            h.content_type = pv_resp_local_type(hr);
         if (plen > 0) {
             char *copy = pv_arena_alloc(&hr->arena, (size_t)plen);
             memcpy(copy, page, (size_t)plen);

@@ -37,7 +37,8 @@ int pv_notmod_test(const pv_request_t *r, int ims, pv_str_t etag, time_t mtime)
 int pv_notmod_filter(pv_hreq_t *hr, pv_resp_head_t *h)
 {
     pv_request_t *r = &hr->r;
-    if (!r->not_modified || h->status != 200 || hr->sub || !r->loc)
+    /* the status error_page gives counts (NGINX sets it before the filters) */
+    if (r->notmod_off || (r->err_status ? r->err_status : h->status) != 200 || hr->sub || hr->bg || !r->loc)
         return PV_OK;
     pv_str_t etag = {NULL, 0};
     time_t mtime = -1;
@@ -62,6 +63,7 @@ int pv_notmod_filter(pv_hreq_t *hr, pv_resp_head_t *h)
     h->fields = f;
     h->nfields = n;
     h->status = 304;
+    r->err_status = 0; /* the 304 is the answer, error_page's code or not */
     h->reason = (pv_str_t){NULL, 0};
     h->content_type = (pv_str_t){NULL, 0};
     h->content_length = -1;

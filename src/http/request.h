@@ -135,8 +135,9 @@ typedef struct pv_request_s {
     uint8_t limit_rate_set;      /* set by `set $limit_rate` or X-Accel-Limit-Rate: the location's is not taken */
     uint8_t allow_ranges;        /* the handler lets the range filter answer a Range from the body
                                     as it streams (brange.h; NGINX's allow_ranges, single_range) */
-    uint8_t not_modified;        /* a 200 meets the preconditions as its head goes out (notmod.h; NGINX's
-                                    disable_not_modified unset): a response the cache may store */
+    uint8_t notmod_off;          /* a 200 is not tested against the preconditions as its head goes out
+                                    (notmod.h; NGINX's disable_not_modified): an upstream's answer the
+                                    cache may not store, or one its handler tested itself */
     pv_str_t request_body;       /* $request_body: the body read whole into memory ({NULL, 0}: none) */
     const char *request_body_file; /* $request_body_file: its temp file, or NULL */
     pv_header_t *resp_headers;   /* response header fields sent (for $sent_http_) */

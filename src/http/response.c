@@ -177,6 +177,13 @@ static int want_keepalive(pv_hreq_t *hr)
     return 1;
 }
 
+pv_str_t pv_resp_local_type(const pv_hreq_t *hr)
+{
+    if (hr->r.accel_type.p)
+        return hr->r.accel_type;
+    return hr->r.loc ? pv_static_type(&hr->r.loc->conf.st, hr->r.uri) : PV_STR("text/plain");
+}
+
 static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
     pv_hconn_t *c = hr->c;
@@ -208,11 +215,13 @@ static void h1_local(pv_hreq_t *hr, int status, const char *location, pv_str_t b
     char page[512];
     ssize_t plen = 0;
     if (body.p) {
-        h = (pv_resp_head_t){.status = status, .content_type = hr->r.accel_type.p ? hr->r.accel_type : PV_STR("text/plain"),
+        h = (pv_resp_head_t){.status = status, .content_type = pv_resp_local_type(hr),
                              .content_length = (int64_t)body.len};
     } else {
         plen = pv_errpage_page(status, pv_hfilter_token(hr), page, sizeof(page));
         pv_errpage_head(status, location, plen, &h);
+        if (PV_LOCAL_TYPED(status))
+            h.content_type = pv_resp_local_type(hr);
     }
     /* the page or text through the body filters, then compressed whole
      * when gzip or brotli says so */
@@ -704,12 +713,37 @@ static int closed_instead(pv_hreq_t *hr, int status)
     return 1;
 }
 
+/* The not-modified filter on a local 200 (a `return`): it has no
+ * validators, so If-Match and If-Unmodified-Since fail (412) and only
+ * If-None-Match: * holds (304), as NGINX's filter answers. 1 when so. */
+static int local_precondition(pv_hreq_t *hr)
+{
+    const pv_request_t *r = &hr->r;
+    int pre = pv_notmod_test(r, r->loc->conf.st.if_modified_since, (pv_str_t){NULL, 0}, -1);
+    if (pre == 412) {
+        pv_resp_error(hr, 412);
+        return 1;
+    }
+    if (pre != 304)
+        return 0;
+    pv_resp_head_t h = {.status = 304, .content_length = -1};
+    hr->r.err_status = 0; /* the 304 is the answer, error_page's code or not */
+    if (pv_resp_send_head(hr, &h) != PV_OK)
+        pv_resp_abort(hr);
+    else
+        pv_resp_finish(hr);
+    return 1;
+}
+
 void pv_resp_local(pv_hreq_t *hr, int status, const char *location, pv_str_t body)
 {
     if (hr->bg) {
         bg_end(hr, 0);
         return;
     }
+    if ((hr->r.err_status ? hr->r.err_status : status) == 200 && !hr->r.notmod_off && !hr->sub && hr->r.loc &&
+        local_precondition(hr))
+        return;
     if (closed_instead(hr, status))
         return;
     hr->bg_next = NULL; /* a local answer (304, 412...) starts no background update */

@@ -148,5 +148,11 @@ void pv_resp_local(struct pv_hreq_s *hr, int status, const char *location, pv_st
 /* Answer with the error page for status instead of a response that has
  * not started (anything queued before it, a 100 Continue, is dropped). */
 void pv_resp_error(struct pv_hreq_s *hr, int status);
+/* The Content-Type of a local answer's text (a `return`), as NGINX's
+ * ngx_http_send_response() types it: X-Accel's type, else the URI's
+ * extension under `types`, else default_type. An empty 2xx (not 204)
+ * is typed so too (PV_LOCAL_TYPED). */
+pv_str_t pv_resp_local_type(const struct pv_hreq_s *hr);
+#define PV_LOCAL_TYPED(status) ((status) >= 200 && (status) < 300 && (status) != 204)
 
 #endif

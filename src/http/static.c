@@ -579,6 +579,7 @@ void pv_static_answer(pv_hreq_t *hr, pv_file_t *f, pv_resp_head_t *h, pv_header_
 {
     pv_request_t *r = &hr->r;
     const pv_static_conf_t *s = &r->loc->conf.st;
+    r->notmod_off = 1; /* the validators are tested here, before the file is read */
     if (validate && h->status == 200 && precondition_answer(hr, s, etag, mtime, fld, nf))
         return;
     h->fields = fld; /* charset sees a Content-Encoding (gzip_static) */

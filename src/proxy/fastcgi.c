@@ -415,6 +415,7 @@ static int fc_head(pv_fastcgi_t *g)
     const pv_fastcgi_conf_t *fc = &px->loc->conf.fastcgi;
     if (pv_accel_redirect(px, &(pv_accel_t){g->rx.fields, g->rx.nfields, fc->ignore, &fc->pipe, accel_release}))
         return -1;
+    r->notmod_off = 1; /* unless the cache may store it (NGINX: !u->cacheable) */
     if (r->pcache)
         pv_pcache_response(px, status, g->rx.fields, g->rx.nfields);
     pv_header_t *fields = pv_arena_alloc(r->arena, (size_t)(g->rx.nfields + 1) * sizeof(*fields));

@@ -451,6 +451,7 @@ static int gr_head(pv_grpc_t *g)
     r->nupstream_headers = g->rx.nfields;
     pv_header_t *fields = pv_arena_alloc(r->arena, (size_t)(g->rx.nfields + 1) * sizeof(*fields));
     pv_resp_head_t h = {.status = status, .content_length = -1, .frame = PV_FRAME_CHUNKED, .fields = fields};
+    r->notmod_off = 1; /* no cache: NGINX disables the not-modified filter for it */
     for (int i = 0; i < g->rx.nfields; i++) {
         pv_header_t *f = &g->rx.fields[i];
         if (PV_STR_IEQ(f->name, "content-type")) {

@@ -414,7 +414,7 @@ void pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, i
     c->updating_sec = c->error_sec = 0;
     c->valid_sec = freshness(r, c, status, fields, nfields, &vary);
     c->head_cacheable = c->ref.fill && !c->no_store && c->valid_sec >= 0;
-    r->not_modified = c->head_cacheable; /* NGINX: disable_not_modified = !u->cacheable */
+    r->notmod_off = !c->head_cacheable; /* NGINX: disable_not_modified = !u->cacheable */
     if (!c->ref.fill || c->no_store || status == 206 || status < 200)
         goto no;
     if (pv_pcache_any(r, c->pc->no_cache, c->pc->nno_cache))

@@ -66,6 +66,10 @@ static int content(pv_hreq_t *hr)
         .content_length = (int64_t)body.len,
     };
     int rc = pv_resp_send_head(hr, &head);
+    if (rc == PV_RESP_PRECONDITION) {
+        pv_resp_error(hr, 412); /* the not-modified filter */
+        return PV_PHASE_DONE;
+    }
     if (rc != PV_OK) {
         pv_resp_abort(hr);
         return PV_PHASE_DONE;

@@ -175,7 +175,12 @@ void pv_report_send(pv_hreq_t *hr, pv_out_t *o, const char *content_type)
         .content_type = {content_type, strlen(content_type)},
         .content_length = (int64_t)o->len,
     };
-    if (pv_resp_send_head(hr, &head) != PV_OK) {
+    int rc = pv_resp_send_head(hr, &head);
+    if (rc == PV_RESP_PRECONDITION) {
+        pv_resp_error(hr, 412); /* the not-modified filter */
+        return;
+    }
+    if (rc != PV_OK) {
         pv_resp_abort(hr);
         return;
     }

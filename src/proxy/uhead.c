@@ -63,6 +63,7 @@ int pv_proxy_upstream_head(pv_proxy_t *px)
     }
     if (!px->sub_done && (intercept(px, status) || pv_proxy_accel_redirect(px)))
         return -3;
+    r->notmod_off = 1; /* unless the cache may store it (NGINX: !u->cacheable) */
     if (!px->sub_done && r->pcache)
         pv_pcache_response(px, status, rp->fields, rp->nfields);
     int head_req = (r->flags & PV_REQ_F_HEAD) != 0;
