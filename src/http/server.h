@@ -108,6 +108,8 @@ typedef struct pv_hreq_s {
     uint8_t write_wait;           /* the handler writes to the socket itself (sendfile) and waits for room */
     uint8_t bg;                   /* a background cache update runs: the response goes to the tee alone */
     uint8_t header_only;          /* the head went out as a 304 (notmod.h): the body goes to the tee alone */
+    uint8_t read_on;              /* the response is being stored (proxy_store): a client that cannot be
+                                     written to any more leaves it read on to its end (as with a tee) */
     void (*bg_next)(struct pv_hreq_s *hr); /* once the answer is out, runs before the request ends (sets bg) */
     pv_access_t acc;              /* rate limit and authentication state */
     struct pv_subreq_s *sub;      /* a subrequest: its link to the parent (subreq.h); NULL: a client's request */
@@ -123,6 +125,8 @@ typedef struct pv_hreq_s {
 #define PV_HC_F_ORPHAN 0x20   /* its listen address went away in a reload: close after this request */
 #define PV_HC_F_IDLE 0x80     /* idle between requests, on the worker's idle list */
 #define PV_HC_F_NODELAY_OFF 0x100 /* `tcp_nodelay off` cleared TCP_NODELAY (set on the listener) */
+#define PV_HC_F_GONE 0x200    /* a write failed while the response is stored: what is left of it goes
+                                 to its store alone, then the connection closes (pv_server_flush) */
 
 /* A client connection. Kept small: while idle between requests it holds
  * no buffer and no request state. */

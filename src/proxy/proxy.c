@@ -812,7 +812,11 @@ static void client_readable(pv_hreq_t *hr)
     /* body complete: anything readable is a pipelined request or the
      * client closing; only the close matters now */
     const pv_loc_conf_t *lc = &px->loc->conf;
-    if (pv_body_client_closed(hr) && !lc->proxy_ignore_client_abort && !lc->proxy_store.on) { /* NGINX's store reads on */
+    /* NGINX reads on for a store and for a response the cache may keep
+     * (u->cacheable: an entry this request fills, then one being written) */
+    const pv_pcache_t *c = hr->r.pcache;
+    int keep = lc->proxy_store.on || (px->resp_head_done ? hr->tee != NULL : c && c->ref.fill);
+    if (pv_body_client_closed(hr) && !lc->proxy_ignore_client_abort && !keep) {
         pv_log_r(&hr->r, PV_LOG_INFO, "client prematurely closed connection while waiting for upstream, client: %s",
                pv_log_client(&hr->r));
         pv_resp_abort(hr);

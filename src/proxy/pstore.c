@@ -76,6 +76,7 @@ void pv_pstore_begin(pv_proxy_t *px, const pv_store_conf_t *sc, const pv_temp_pa
     }
     px->pipe.store = s;
     px->pipe.used = 1; /* pv_pipe_end() drops what is left */
+    hr->read_on = 1;   /* a client write that fails leaves the body read on */
 }
 
 void pv_pstore_start(pv_proxy_t *px)

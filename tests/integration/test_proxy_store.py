@@ -326,3 +326,105 @@ def test_check_errors_as_nginx(tmp_path, body, words):
 def test_check_accepts_as_nginx(tmp_path, body):
     for name, (rc, text) in check(tmp_path, body, CACHE % tmp_path).items():
         assert rc == 0, (name, text)
+
+
+PARTED_CONF = """
+http {
+    proxy_temp_path @DIR@/temp 1 2;
+    proxy_cache_path @DIR@/cache keys_zone=z:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        root @DIR@/html;
+        location /s/ { proxy_pass http://127.0.0.1:@UP@; proxy_store on; }
+        location /c/ { proxy_pass http://127.0.0.1:@UP@; proxy_cache z; proxy_cache_valid 200 1m;
+                       add_header X-Cache $upstream_cache_status; }
+    }
+}
+"""
+PART = 1 << 20
+
+
+class PartedUpstream:
+    """Answers each request with a 2 MiB body of known length: the first
+    half at once, the rest once `go` is set."""
+
+    def __init__(self):
+        import threading
+        self.go = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.body = gen_bytes(2 * PART)
+        self.asked = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import threading
+        while True:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(s,), daemon=True).start()
+
+    def one(self, s):
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                d = s.recv(4096)
+                if not d:
+                    return
+                data += d
+            self.asked += 1
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n" % len(self.body) + self.body[:PART])
+            self.go.wait(10)
+            s.sendall(self.body[PART:])
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    def stop(self):
+        self.go.set()
+        self.sock.close()
+
+
+def leave_midway(port, target):
+    """Read the head and a little of the body, then reset the connection."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % target.encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()
+
+
+@pytest.mark.parametrize("kind", ["portvakt", "nginx"])
+def test_client_gone_midway_the_body_is_read_on(kind, portvakt, nginx, tmp_path):
+    # the client resets the connection with half of the body still to
+    # come: the upstream is read to its end, and the file (proxy_store)
+    # and the cache entry (proxy_cache) are stored all the same
+    if kind == "nginx" and not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    up = PartedUpstream()
+    try:
+        d = tmp_path / kind
+        (d / "html").mkdir(parents=True)
+        g = (portvakt if kind == "portvakt" else nginx)(PARTED_CONF, GW=free_port(), UP=up.port, DIR=str(d))
+        for target in ("/s/file", "/c/entry"):
+            up.go.clear()
+            n = len(g.access_log_lines())
+            leave_midway(g.port, target)
+            time.sleep(0.3)
+            up.go.set()
+            g.wait_access_log(n + 1)
+        with open(d / "html" / "s" / "file", "rb") as f:
+            assert f.read() == up.body
+        r = http(g.port, "GET", "/c/entry")
+        assert r.status == 200 and r.header("X-Cache") == "HIT" and r.body == up.body
+        assert up.asked == 2
+    finally:
+        up.stop()
