@@ -269,11 +269,16 @@ static const pv_zip_conf_t *zconf(const pv_hreq_t *hr)
 
 /* NGINX's gunzip header filter: a gzip body for a client that does not
  * take gzip is decoded; one that does gets it as it is. -1: not gzip. */
-static int gunzip_decide(const pv_hreq_t *hr, const pv_resp_head_t *h, const pv_zip_conf_t *z, int *vary)
+static int gunzip_wanted(const pv_resp_head_t *h, const pv_zip_conf_t *z)
 {
     const pv_header_t *ce = field(h, "Content-Encoding", 16);
-    if (!z || !z->gunzip || !ce || ce->value.len != 4 || strncasecmp(ce->value.p, "gzip", 4) != 0 ||
-        h->status < 200 || h->status == 204 || h->status == 304)
+    return z && z->gunzip && ce && ce->value.len == 4 && strncasecmp(ce->value.p, "gzip", 4) == 0 &&
+           h->status >= 200 && h->status != 204 && h->status != 304;
+}
+
+static int gunzip_decide(const pv_hreq_t *hr, const pv_resp_head_t *h, const pv_zip_conf_t *z, int *vary)
+{
+    if (!gunzip_wanted(h, z))
         return -1;
     *vary = z->gzip_vary;
     const pv_header_t *ae = pv_request_header(&hr->r, "Accept-Encoding", 15);
@@ -307,6 +312,19 @@ int pv_compress_head(pv_hreq_t *hr, pv_resp_head_t *h)
         return PV_RESP_NOMEM;
     }
     return rewrite_head(hr, h, coding, vary, head_only);
+}
+
+int pv_compress_sub_head(pv_hreq_t *hr, pv_resp_head_t *h)
+{
+    const pv_zip_conf_t *z = zconf(hr);
+    if (!gunzip_wanted(h, z))
+        return PV_OK;
+    int head_only = (hr->r.flags & PV_REQ_F_HEAD) != 0;
+    if (!head_only && pv_compress_start(hr, PV_CODING_GUNZIP, z, h->content_length) != PV_OK) {
+        pv_cache_nomem("a compression filter", pv_log_client(&hr->r));
+        return PV_RESP_NOMEM;
+    }
+    return rewrite_head(hr, h, PV_CODING_GUNZIP, 0, head_only);
 }
 
 /* body encoded whole into the request arena; -1 when memory ran out */

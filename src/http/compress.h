@@ -44,6 +44,10 @@ int pv_gzip_ok(const struct pv_hreq_s *hr);
  * PV_RESP_NOMEM. With gunzip, a response in Content-Encoding gzip is
  * decoded for a client that does not take gzip (NGINX's gunzip filter). */
 int pv_compress_head(struct pv_hreq_s *hr, pv_resp_head_t *h);
+/* The same for a subrequest's head: its body becomes part of the
+ * parent's, compressed there, so only gunzip applies, whatever the
+ * client takes (NGINX's gzip_ok declines for a subrequest). */
+int pv_compress_sub_head(struct pv_hreq_s *hr, pv_resp_head_t *h);
 
 /* The same decision for a local response (an error page, `return`
  * text) whose whole body is at hand: when it is encoded, body is

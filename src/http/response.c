@@ -533,13 +533,13 @@ static void bg_end(pv_hreq_t *hr, int complete)
 
 static int head_below_bf(pv_hreq_t *hr, pv_resp_head_t *h)
 {
-    if (!hr->sub) { /* a subrequest's body is part of its parent's: compressed there */
-        int rc = pv_compress_head(hr, h);
-        if (rc != PV_OK)
-            return rc;
-    }
+    /* a subrequest's body is part of its parent's: compressed there,
+     * but a gzip part is decoded here (gunzip) */
+    int rc = hr->sub ? pv_compress_sub_head(hr, h) : pv_compress_head(hr, h);
+    if (rc != PV_OK)
+        return rc;
     if (pv_unlikely(hr->r.allow_ranges)) { /* after compression, as NGINX's range header filter */
-        int rc = pv_brange_head(hr, h);
+        rc = pv_brange_head(hr, h);
         if (rc == PV_RESP_RANGE_416)
             tee_done(hr, 0); /* the 416 answers instead: nothing is stored */
         if (rc != PV_OK)

@@ -627,3 +627,43 @@ def test_small_answer_is_one_chunk(portvakt, nginx, tmp_path, port):
         seen[name] = [_chunks(gw.port, t) for t in ("/t.html", "/c/t.html", "/c/t.html")]
     assert seen["portvakt"] == seen["nginx"], seen
     assert all(len(c) == 2 for c in seen["portvakt"]), seen
+
+
+SUB_CONF = """
+http {
+    server {
+        listen 127.0.0.1:@GW@;
+        root @DIR@;
+        location /part { gunzip on; proxy_pass http://127.0.0.1:@UP@; }
+        location /raw { proxy_pass http://127.0.0.1:@UP@; }
+        location /p.html { ssi on; }
+        location /q.html { ssi on; }
+    }
+}
+"""
+
+
+def test_gunzip_in_a_subrequest(portvakt, nginx, tmp_path, port):
+    """An SSI include of a gzip part is decoded with gunzip on (NGINX's
+    gzip_ok declines for a subrequest, whatever the client takes), and
+    left as it is without it."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    seen = {}
+    for name, factory in (("portvakt", portvakt), ("nginx", nginx)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "p.html").write_bytes(b'[<!--#include virtual="/part" -->]')
+        (d / "q.html").write_bytes(b'[<!--#include virtual="/raw" -->]')
+        up = EchoUpstream(handler=lambda req: Reply(headers=[("Content-Type", "text/plain"),
+                                                            ("Content-Encoding", "gzip")], body=GZJSON))
+        try:
+            gw = factory(SUB_CONF, GW=port(), UP=up.port, DIR=str(d))
+            seen[name] = [(r.status, r.header("Content-Encoding"), r.body) for r in
+                          (http(gw.port, "GET", t, headers=h) for t in ("/p.html", "/q.html") for h in ([], GZ))]
+        finally:
+            up.stop()
+    assert seen["portvakt"] == seen["nginx"]
+    assert seen["portvakt"][0] == (200, None, b"[" + JSON + b"]")
+    assert seen["portvakt"][1] == (200, None, b"[" + JSON + b"]")
+    assert seen["portvakt"][2][2] == b"[" + GZJSON + b"]"
