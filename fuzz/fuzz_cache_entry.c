@@ -2,7 +2,8 @@
  * (src/http/fcache_entry.c), which reads whatever a file on disk holds.
  *
  * Input: the first bytes of an entry file. A header that parses must lie
- * inside the input, with a head whose lines all read; a header written
+ * inside the input, with a head whose lines all read (and the walk over
+ * an accepted head splits them as the checking reader does); a header written
  * back from what was parsed must parse to the same entry. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,12 +25,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!inside(e.key, data, size) || !inside(e.etag, data, size) || !inside(e.vary, data, size) ||
         !inside(e.head, data, size) || e.body_start > size || e.status < 100 || e.status > 599)
         abort();
-    size_t pos = 0;
-    pv_str_t n, v;
+    size_t pos = 0, wpos = 0;
+    pv_str_t n, v, wn, wv;
     int lines = 0, rc;
-    while ((rc = pv_fc_head_next(e.head, &pos, &n, &v)) == 1)
+    while ((rc = pv_fc_head_next(e.head, &pos, &n, &v)) == 1) {
+        /* the walk over an accepted head splits each line the same */
+        if (pv_fc_head_walk(e.head, &wpos, &wn, &wv) != 1 || wpos != pos || wn.p != n.p || wn.len != n.len ||
+            wv.p != v.p || wv.len != v.len)
+            abort();
         lines++;
-    if (rc != 0 || lines == 0)
+    }
+    if (rc != 0 || lines == 0 || pv_fc_head_walk(e.head, &wpos, &wn, &wv) != 0)
         abort();
     static char out[PV_FC_HEAD_MAX];
     pv_fc_entry_t w = e;

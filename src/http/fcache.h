@@ -57,6 +57,9 @@ int pv_fc_entry_parse(const char *buf, size_t len, pv_fc_entry_t *e);
  * the end, -1 when malformed. The status line comes first: its name is
  * empty and its value "NNN reason". */
 int pv_fc_head_next(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value);
+/* The same over a head pv_fc_entry_parse() accepted (every line checked
+ * there): its lines split without looking at each byte again. */
+int pv_fc_head_walk(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value);
 
 /* ---- the zone --------------------------------------------------------- */
 

@@ -102,6 +102,33 @@ int pv_fc_head_next(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value)
     return 1;
 }
 
+int pv_fc_head_walk(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value)
+{
+    size_t i = *pos;
+    if (i >= head.len)
+        return 0;
+    const char *s = head.p + i;
+    const char *end = memchr(s, '\n', head.len - i);
+    if (!end || end == s)
+        return -1;
+    size_t llen = (size_t)(end - s) - 1;
+    *pos = i + llen + 2;
+    if (i == 0) {
+        *name = (pv_str_t){(char *)s, 0};
+        *value = (pv_str_t){(char *)s, llen};
+        return 1;
+    }
+    const char *colon = memchr(s, ':', llen);
+    if (!colon)
+        return -1;
+    size_t n = (size_t)(colon - s), v = n + 1;
+    while (v < llen && s[v] == ' ')
+        v++;
+    *name = (pv_str_t){(char *)s, n};
+    *value = (pv_str_t){(char *)s + v, llen - v};
+    return 1;
+}
+
 int pv_fc_entry_parse(const char *buf, size_t len, pv_fc_entry_t *e)
 {
     if (len < PV_FC_FIXED || memcmp(buf, PV_FC_MAGIC, 8) != 0)

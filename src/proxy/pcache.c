@@ -579,7 +579,7 @@ static int stored_head(pv_request_t *r, const pv_fc_entry_t *e, pv_resp_head_t *
     pv_str_t head = {copy, e->head.len}, n, v;
     size_t pos = 0;
     int nf = 0;
-    while (pv_fc_head_next(head, &pos, &n, &v) == 1) {
+    while (pv_fc_head_walk(head, &pos, &n, &v) == 1) { /* checked as the entry was read */
         if (n.len == 0) {
             h->status = e->status;
             if (v.len > 4)
