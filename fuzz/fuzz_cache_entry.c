@@ -37,6 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (rc != 0 || lines == 0 || pv_fc_head_walk(e.head, &wpos, &wn, &wv) != 0)
         abort();
+    pv_fc_entry_t k; /* the same bytes kept: the same entry, unchecked */
+    if (pv_fc_entry_parse_kept((const char *)data, size, &k) != 0 || k.head.p != e.head.p ||
+        k.head.len != e.head.len || k.status != e.status || k.body_start != e.body_start)
+        abort();
     static char out[PV_FC_HEAD_MAX];
     pv_fc_entry_t w = e;
     ssize_t len = pv_fc_entry_write(&w, out, sizeof(out));

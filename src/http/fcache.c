@@ -287,7 +287,13 @@ static void entry_path(const pv_fcache_t *fc, const uint8_t md5[16], char *out, 
         name[2 * i + 1] = hex[md5[i] & 15];
     }
     name[32] = '\0';
-    size_t n = (size_t)snprintf(out, cap, "%s/", fc->path);
+    size_t n = strlen(fc->path);
+    if (n + 1 + 3 * (size_t)fc->nlevels + sizeof(name) > cap) {
+        out[0] = '\0'; /* too long for a path: no file by that name (open and rename fail) */
+        return;
+    }
+    memcpy(out, fc->path, n); /* once per lookup: no formatting */
+    out[n++] = '/';
     int end = 32;
     for (int l = 0; l < fc->nlevels && n + 4 < cap; l++) {
         end -= fc->levels[l];
@@ -295,7 +301,7 @@ static void entry_path(const pv_fcache_t *fc, const uint8_t md5[16], char *out, 
         n += (size_t)fc->levels[l];
         out[n++] = '/';
     }
-    snprintf(out + n, cap - n, "%s", name);
+    memcpy(out + n, name, sizeof(name));
 }
 
 /* Whether a wildcard purge removed n, whose key is key (the lock held). */

@@ -53,6 +53,10 @@ ssize_t pv_fc_entry_write(pv_fc_entry_t *e, char *buf, size_t cap);
 /* Read an entry header from the first len bytes of a file: 0 with e's
  * strings pointing into buf, or -1 when it is not a whole, valid one. */
 int pv_fc_entry_parse(const char *buf, size_t len, pv_fc_entry_t *e);
+/* The same for bytes this worker kept with the entry's descriptor
+ * (pv_fc_keep(), only after pv_fc_entry_parse() accepted them; a copy
+ * that no write changes): the head's lines are not checked again. */
+int pv_fc_entry_parse_kept(const char *buf, size_t len, pv_fc_entry_t *e);
 /* The next field of a stored head from *pos: 1 with name and value, 0 at
  * the end, -1 when malformed. The status line comes first: its name is
  * empty and its value "NNN reason". */

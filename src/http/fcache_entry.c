@@ -129,7 +129,7 @@ int pv_fc_head_walk(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value)
     return 1;
 }
 
-int pv_fc_entry_parse(const char *buf, size_t len, pv_fc_entry_t *e)
+static int entry_parse(const char *buf, size_t len, pv_fc_entry_t *e, int check_head)
 {
     if (len < PV_FC_FIXED || memcmp(buf, PV_FC_MAGIC, 8) != 0)
         return -1;
@@ -151,7 +151,7 @@ int pv_fc_entry_parse(const char *buf, size_t len, pv_fc_entry_t *e)
     memcpy(&e->error_sec, buf + OFF_ERROR, 4);
     uint64_t total = (uint64_t)PV_FC_FIXED + kl + el + vl + hl;
     if (total != e->body_start || total > len || total > PV_FC_HEAD_MAX || e->body_len < 0 || status < 100 ||
-        status > 599 || kl == 0)
+        status > 599 || kl == 0 || hl < 4)
         return -1;
     e->status = status;
     const char *p = buf + PV_FC_FIXED;
@@ -163,11 +163,21 @@ int pv_fc_entry_parse(const char *buf, size_t len, pv_fc_entry_t *e)
     size_t pos = 0;
     pv_str_t n, v;
     int rc, lines = 0;
-    while ((rc = pv_fc_head_next(e->head, &pos, &n, &v)) == 1)
+    while (check_head && (rc = pv_fc_head_next(e->head, &pos, &n, &v)) == 1)
         lines++;
-    if (rc < 0 || lines == 0)
+    if (check_head && (rc < 0 || lines == 0))
         return -1;
     if ((e->head.p[0] - '0') * 100 + (e->head.p[1] - '0') * 10 + (e->head.p[2] - '0') != status)
         return -1;
     return 0;
+}
+
+int pv_fc_entry_parse(const char *buf, size_t len, pv_fc_entry_t *e)
+{
+    return entry_parse(buf, len, e, 1);
+}
+
+int pv_fc_entry_parse_kept(const char *buf, size_t len, pv_fc_entry_t *e)
+{
+    return entry_parse(buf, len, e, 0);
 }

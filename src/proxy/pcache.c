@@ -625,7 +625,7 @@ static void open_entry(pv_hreq_t *hr)
     }
     f->symlinks = PV_SYMLINKS_ON;
     f->sym_from = 0;
-    snprintf(f->path, sizeof(f->path), "%s", c->ref.path);
+    memcpy(f->path, c->ref.path, strlen(c->ref.path) + 1); /* both PATH_MAX */
     if (pv_fc_keep_lookup(&c->ref, &f->fd, &f->st, f->buf->data, f->buf->size, &f->pre_n)) {
         /* this worker has the file open: no open, no trip to the pool;
          * its pages were read lately, so the rest is read in place */
@@ -682,7 +682,8 @@ static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
         f->pre_n = n > 0 ? (int)n : 0;
     }
     pv_fc_entry_t e;
-    if (pv_fc_entry_parse(f->buf->data, (size_t)f->pre_n, &e) != 0 || e.key.len != c->key.len ||
+    int (*parse)(const char *, size_t, pv_fc_entry_t *) = f->in_place ? pv_fc_entry_parse_kept : pv_fc_entry_parse;
+    if (parse(f->buf->data, (size_t)f->pre_n, &e) != 0 || e.key.len != c->key.len ||
         memcmp(e.key.p, c->key.p, c->key.len) != 0 || f->st.st_size != (off_t)e.body_start + e.body_len) {
         pv_log(PV_LOG_CRIT, "cache file \"%s\" is invalid, client: %s", f->path, r->peer_text);
         entry_unusable(hr, c, 1);
