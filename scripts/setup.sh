@@ -14,6 +14,9 @@ set -eu
 # checks make deb; dnsmasq-base is a real DNS server for the discovery
 # tests (the binary alone, no service); docker-compose (v1, Python, no
 # daemon needed) validates deploy/compose.yml against the Compose schema.
+# chromium (with chromium-driver and python3-selenium) and firefox-esr
+# (driven over its own Marionette port: Debian has no geckodriver) load the
+# dashboard in the integration tests.
 PKGS="build-essential pkg-config node-llhttp libssl-dev libpcre2-dev \
 libcmocka-dev libhiredis-dev libnghttp2-dev python3-pytest python3-yaml python3-h2 \
 nginx-light haproxy wrk redis-server curl clang libclang-rt-dev valgrind \
@@ -21,7 +24,7 @@ libcrypt-dev gnuplot-nox slowhttptest cppcheck clang-tidy openssl nghttp2-client
 perl libio-socket-ssl-perl libprotocol-websocket-perl libfcgi-perl python3-websockets \
 zlib1g-dev libbrotli-dev python3-brotli libsystemd-dev groff-base lintian \
 libjansson-dev python3-prometheus-client python3-jsonschema chromium chromium-driver \
-python3-selenium libc-ares-dev dnsmasq-base docker-compose"
+firefox-esr python3-selenium libc-ares-dev dnsmasq-base docker-compose"
 
 missing=""
 for p in $PKGS; do
