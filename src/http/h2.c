@@ -18,6 +18,9 @@
 #define H2_FLOOD_RATE_MS 100                 /* then one more every 100 ms */
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof(preface) - 1)
+static const uint8_t settings_empty[9] = {0, 0, 0, NGHTTP2_SETTINGS, 0, 0, 0, 0, 0};
+static const uint8_t settings_ack[9] = {0, 0, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, 0, 0, 0};
 
 /* this worker's HTTP/2 connections, and those with work left */
 static __thread pv_h2conn_t *conns;
@@ -97,6 +100,10 @@ static int gather(pv_h2conn_t *hc)
         }
         if (n == 0)
             break; /* nothing more now, or a DATA frame waits for room */
+        if (hc->swallow_ack && n == sizeof(settings_ack) && memcmp(data, settings_ack, (size_t)n) == 0) {
+            hc->swallow_ack = 0; /* the client sent no SETTINGS to acknowledge */
+            continue;
+        }
         if (pv_h2_out_copy(hc, data, (size_t)n) < 0) {
             pv_cache_nomem("an http2 output buffer", NULL);
             return -1;
@@ -337,6 +344,43 @@ static pv_h2conn_t *conn_new(pv_worker_t *w, uint16_t group, const struct sockad
     return hc;
 }
 
+/* Hand n bytes from the client to nghttp2. A client whose first frame
+ * after the preface is not SETTINGS is taken as if an empty SETTINGS came
+ * first, as NGINX takes it (nghttp2 would end the connection); its ACK is
+ * not sent. nghttp2's error, or 0. */
+static ssize_t h2_feed(pv_h2conn_t *hc, const char *p, size_t n)
+{
+    const size_t end = H2_PREFACE_LEN + sizeof(hc->head1);
+    ssize_t rc;
+    if (hc->seen < H2_PREFACE_LEN) {
+        size_t k = H2_PREFACE_LEN - hc->seen < n ? H2_PREFACE_LEN - hc->seen : n;
+        if ((rc = nghttp2_session_mem_recv(hc->s, (const uint8_t *)p, k)) < 0)
+            return rc;
+        hc->seen += (uint8_t)k;
+        p += k;
+        n -= k;
+    }
+    if (hc->seen >= H2_PREFACE_LEN && hc->seen < end && n) {
+        size_t k = end - hc->seen < n ? end - hc->seen : n;
+        memcpy(hc->head1 + (hc->seen - H2_PREFACE_LEN), p, k);
+        hc->seen += (uint8_t)k;
+        p += k;
+        n -= k;
+        if (hc->seen < end)
+            return 0; /* the first frame's head is not complete yet */
+        if (hc->head1[3] != NGHTTP2_SETTINGS || (hc->head1[4] & NGHTTP2_FLAG_ACK)) {
+            if ((rc = nghttp2_session_mem_recv(hc->s, settings_empty, sizeof(settings_empty))) < 0)
+                return rc;
+            hc->swallow_ack = 1;
+        }
+        if ((rc = nghttp2_session_mem_recv(hc->s, hc->head1, sizeof(hc->head1))) < 0)
+            return rc;
+    }
+    if (n && (rc = nghttp2_session_mem_recv(hc->s, (const uint8_t *)p, n)) < 0)
+        return rc;
+    return 0;
+}
+
 /* Start a connection: in the loop, the preface timeout, bytes read so far. */
 static void conn_start(pv_h2conn_t *hc, const char *p, size_t n)
 {
@@ -344,8 +388,7 @@ static void conn_start(pv_h2conn_t *hc, const char *p, size_t n)
     pv_count(PV_CTR_CONNS_ACCEPTED);
     pv_timer_set(hc->w->loop, &hc->timer, (uint64_t)hc->header_timeout);
     if (n) {
-        ssize_t used = nghttp2_session_mem_recv(hc->s, (const uint8_t *)p, n);
-        if (used < 0)
+        if (h2_feed(hc, p, n) < 0)
             hc->closing = 1;
     }
     h2_process(hc);
@@ -487,7 +530,7 @@ static void h2_read(pv_h2conn_t *hc)
             hc->closing = 1; /* the client closed or failed */
             return;
         }
-        ssize_t used = nghttp2_session_mem_recv(hc->s, (const uint8_t *)rbuf, (size_t)n);
+        ssize_t used = h2_feed(hc, rbuf, (size_t)n);
         if (used < 0) {
             pv_log(PV_LOG_INFO, "client sent invalid http2 data (%s), client connection %llu",
                    nghttp2_strerror((int)used), (unsigned long long)hc->id);

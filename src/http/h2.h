@@ -98,6 +98,9 @@ struct pv_h2conn_s {
     uint8_t closed;               /* closed, waiting to be freed */
     uint8_t goaway;               /* GOAWAY submitted: no new streams */
     uint8_t stalled;              /* the socket is full: reading waits for it */
+    uint8_t swallow_ack;          /* drop the ACK of the SETTINGS put in for the client */
+    uint8_t seen;                 /* preface and first frame head bytes received, up to 33 */
+    uint8_t head1[9];             /* the first frame's head, held until it is complete */
     pv_outq_t q;                  /* bytes to the client: frame bytes in wbuf, body spans in place */
     pv_buf_t *wbuf;               /* frame bytes (NULL when nothing is queued) */
 };
