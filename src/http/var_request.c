@@ -455,6 +455,16 @@ static int scheme_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o,
     return PV_VAL_FOUND;
 }
 
+/* NGINX's $http2: the protocol an HTTP/2 request came in with, else empty. */
+static int http2_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
+{
+    if (r->http_major != 2)
+        *v = PV_STR("");
+    else
+        *v = r->xprt && pv_tls_ssl(r->xprt) ? PV_STR("h2") : PV_STR("h2c");
+    return PV_VAL_FOUND;
+}
+
 static int request_uri_cb(pv_request_t *r, const pv_cv_part_t *part, pv_var_out_t *o, pv_str_t *v)
 {
     *v = (pv_str_t){r->request_uri.p ? r->request_uri.p : empty_value, r->request_uri.len};
@@ -601,6 +611,7 @@ const pv_var_t pv_vars_request[] = {
     PV_VAR("request_method", request_method_cb, 0),
     PV_VAR("request", request_cb, 0),
     PV_VAR("server_protocol", server_protocol_cb, 0),
+    PV_VAR("http2", http2_cb, 0),
     PV_VAR("request_length", request_length_cb, PV_VAR_F_PLAIN),
     PV_VAR("request_body", request_body_cb, 0),
     PV_VAR("request_body_file", request_body_file_cb, 0),

@@ -1132,3 +1132,99 @@ http {
         assert c.get("/again")[0] == 200
     finally:
         stop()
+
+
+def _frames(sock, until, timeout=5.0):
+    """Frames (type, flags, stream, payload) read until until(frames) holds
+    or the server closes."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not until(out):
+        try:
+            d = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            ln = int.from_bytes(buf[:3], "big")
+            out.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + ln]))
+            buf = buf[9 + ln:]
+    return out
+
+
+def _no_settings_client(port, first, pieces):
+    """Preface, then `first` (frames before the request) and a GET sent in
+    `pieces` writes; the frames the server sent until the answer ended."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    data = PREFACE + first + headers_frame(1)
+    step = -(-len(data) // pieces)
+    for i in range(0, len(data), step):
+        s.sendall(data[i:i + step])
+        time.sleep(0.05)
+    got = _frames(s, lambda fs: any(f[2] == 1 and f[1] & 1 for f in fs))
+    s.close()
+    return got
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+@pytest.mark.parametrize("first,pieces", [
+    (b"", 1),                                    # a HEADERS frame right after the preface
+    (hf.SettingsFrame(0, flags=["ACK"]).serialize(), 1),  # an ACK, as NGINX's test client sends
+    (b"", 40),                                   # the first frame head split over reads
+], ids=["headers-first", "ack-first", "split"])
+def test_client_without_settings_is_served_as_nginx_serves_it(portvakt, nginx, first, pieces):
+    conf = """\
+http {
+    server {
+        listen 127.0.0.1:@GW@ http2;
+        location = /ret { return 200 "r $server_protocol\\n"; }
+    }
+}
+"""
+    seen = []
+    for start in (portvakt, nginx):
+        port = free_port()
+        srv = start(conf, GW=port)
+        got = _no_settings_client(port, first, pieces)
+        srv.stop()
+        heads = [f for f in got if f[0] == 1 and f[2] == 1]
+        body = b"".join(f[3] for f in got if f[0] == 0 and f[2] == 1)
+        acks = [f for f in got if f[0] == 4 and f[1] & 1]
+        goaway = [f for f in got if f[0] == 7]
+        seen.append((len(heads), body, len(acks), len(goaway)))
+    assert seen[0] == seen[1] == (1, b"r HTTP/2.0\n", 0, 0)
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+def test_http2_variable_as_nginx(portvakt, nginx):
+    conf = """\
+http {
+    server {
+        listen 127.0.0.1:@GW@ http2;
+        listen 127.0.0.1:@H1@;
+        location = /v { return 200 "[$http2]"; }
+    }
+}
+"""
+    seen = []
+    for start in (portvakt, nginx):
+        gw, h1 = free_port(), free_port()
+        srv = start(conf, GW=gw, H1=h1)
+        c = H2Client(gw)
+        st, _, body, _ = c.get("/v")
+        c.close()
+        s = socket.create_connection(("127.0.0.1", h1), timeout=10)
+        s.sendall(b"GET /v HTTP/1.0\r\n\r\n")
+        plain = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            plain += d
+        s.close()
+        srv.stop()
+        seen.append((st, body, plain.split(b"\r\n\r\n", 1)[1]))
+    assert seen[0] == seen[1] == (200, b"[h2c]", b"[]")
