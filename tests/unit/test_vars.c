@@ -710,7 +710,7 @@ static void test_tables(void **state)
                 assert_int_equal(rest.len, 0);
         }
     }
-    assert_int_equal(count, 81);
+    assert_int_equal(count, 82);
     assert_null(pv_var_find("foo", 3, &(pv_str_t){0}));
     assert_null(pv_var_find("hosts", 5, &(pv_str_t){0}));
     /* a declared variable is not in the tables: its getter finds it by name */
