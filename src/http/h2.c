@@ -44,6 +44,7 @@ static void h2_timer_cb(pv_timer_t *t);
 static void h2_process(pv_h2conn_t *hc);
 static void h2_read(pv_h2conn_t *hc);
 static void h2_finish(pv_h2conn_t *hc);
+static void linger_read(pv_h2conn_t *hc);
 
 int pv_h2_preface(const char *p, size_t n)
 {
@@ -285,6 +286,9 @@ static void conn_settings(pv_h2conn_t *hc, const pv_server_t *srv)
     hc->send_timeout = srv->conf.send_timeout;
     hc->max_requests = srv->conf.keepalive_requests;
     hc->max_time = srv->conf.keepalive_time;
+    hc->linger_close = srv->conf.lingering_close;
+    hc->linger_time = srv->conf.lingering_time;
+    hc->linger_timeout = srv->conf.lingering_timeout;
 }
 
 /* Our SETTINGS: the address's default server decides them. */
@@ -514,12 +518,66 @@ void pv_h2_event(pv_h2_stream_t *st, uint8_t ev)
     pv_h2_dirty(hc);
 }
 
+/* ---- lingering close ------------------------------------------------------- */
+
+/* After its GOAWAY, with no stream left, the connection's write side is
+ * shut and what the client still sends (a PING, a late request) is read
+ * and dropped until it closes, so that the unread bytes do not make the
+ * kernel reset the connection and destroy the answers in flight; as
+ * NGINX does, under the default server's lingering_close, lingering_time
+ * and lingering_timeout. */
+static void linger_start(pv_h2conn_t *hc)
+{
+    if (!hc->goaway || hc->linger_close == PV_LINGER_OFF || pv_xprt_shutdown(&hc->x) != PV_OK) {
+        hc->closing = 1;
+        return;
+    }
+    hc->lingering = 1;
+    pv_buf_put(hc->wbuf);
+    hc->wbuf = NULL;
+    hc->linger_end = pv_loop_now(hc->w->loop) + (uint64_t)hc->linger_time;
+    pv_timer_del(hc->w->loop, &hc->timer);
+    idle_add(hc); /* the first closed when worker_connections run short */
+    linger_read(hc);
+}
+
+/* Drop what came; close when the client closes or lingering_time is
+ * over, else wait for more, at most lingering_timeout. */
+static void linger_read(pv_h2conn_t *hc)
+{
+    pv_loop_t *loop = hc->w->loop;
+    for (int i = 0; hc->x.readable; i++) {
+        if (i == 16) {
+            pv_timer_set(loop, &hc->timer, 0); /* more next turn */
+            return;
+        }
+        ssize_t n = pv_xprt_read(&hc->x, rbuf, rbuf_size);
+        if (n == PV_AGAIN)
+            break;
+        if (n <= 0) {
+            hc->closing = 1;
+            return;
+        }
+    }
+    uint64_t now = pv_loop_now(loop);
+    if (now >= hc->linger_end) {
+        hc->closing = 1;
+        return;
+    }
+    uint64_t wait = hc->linger_end - now;
+    pv_timer_set(loop, &hc->timer, wait < (uint64_t)hc->linger_timeout ? wait : (uint64_t)hc->linger_timeout);
+}
+
 /* ---- input ---------------------------------------------------------------- */
 
 /* Read and hand bytes to nghttp2: a few reads per turn, so one busy client
  * does not hold the worker; the rest waits for the next turn. */
 static void h2_read(pv_h2conn_t *hc)
 {
+    if (hc->lingering) {
+        linger_read(hc);
+        return;
+    }
     for (int i = 0; i < 4; i++) {
         if (hc->closing || hc->stalled || !hc->x.readable)
             return;
@@ -570,6 +628,8 @@ static void run_proceed(pv_h2conn_t *hc)
 
 static void h2_process(pv_h2conn_t *hc)
 {
+    if (hc->lingering)
+        return;
     for (int round = 0; round < 8 && !hc->closing; round++) {
         while (hc->ev_head && !hc->closing) {
             pv_h2_stream_t *st = hc->ev_head;
@@ -590,11 +650,11 @@ static void h2_process(pv_h2conn_t *hc)
         free_dead(hc, 1);
     if (!nghttp2_session_want_read(hc->s) && !nghttp2_session_want_write(hc->s) && pv_outq_empty(&hc->q) &&
         !hc->held) {
-        hc->closing = 1; /* GOAWAY sent or received and no stream left */
+        linger_start(hc); /* GOAWAY sent or received and no stream left */
         return;
     }
     if (hc->goaway && !hc->streams && !hc->held && pv_outq_empty(&hc->q)) {
-        hc->closing = 1;
+        linger_start(hc);
         return;
     }
     if (!hc->streams && !hc->dead && !hc->held && pv_outq_empty(&hc->q))
@@ -634,6 +694,14 @@ static void h2_io_cb(pv_io_t *io, unsigned events)
 static void h2_timer_cb(pv_timer_t *t)
 {
     pv_h2conn_t *hc = t->data;
+    if (hc->lingering) {
+        if (hc->x.readable)
+            linger_read(hc); /* the rest of a long read */
+        else
+            hc->closing = 1; /* nothing came within lingering_timeout */
+        h2_finish(hc);
+        return;
+    }
     if (hc->streams && !hc->stalled)
         return; /* streams keep their own timers */
     if (!hc->stalled) {
@@ -689,9 +757,11 @@ int pv_h2_reclaim(pv_worker_t *w)
     if (!hc)
         return 0;
     idle_del(hc);
-    nghttp2_submit_goaway(hc->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(hc->s),
-                          NGHTTP2_NO_ERROR, NULL, 0);
-    pv_h2_send(hc); /* what the socket takes now; the connection goes either way */
+    if (!hc->lingering) {
+        nghttp2_submit_goaway(hc->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(hc->s),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        pv_h2_send(hc); /* what the socket takes now; the connection goes either way */
+    }
     conn_close(hc);
     return 1;
 }

@@ -79,6 +79,10 @@ struct pv_h2conn_s {
     int64_t send_timeout;         /* send_timeout */
     int64_t max_requests;         /* keepalive_requests: streams before GOAWAY */
     int64_t max_time;             /* keepalive_time (ms): no stream after GOAWAY once older */
+    int64_t linger_time;          /* lingering_time (ms) after a GOAWAY */
+    int64_t linger_timeout;       /* lingering_timeout (ms) */
+    uint64_t linger_end;          /* lingering: the loop's clock (ms) at which it is closed */
+    int linger_close;             /* lingering_close: PV_LINGER_* */
     uint32_t window;              /* a stream's receive window: http2_body_preread_size */
     pv_h2conn_t *prev, *next;     /* worker's HTTP/2 connections */
     pv_h2conn_t *dirty_next;      /* worker's list of connections with work left */
@@ -98,6 +102,7 @@ struct pv_h2conn_s {
     uint8_t closed;               /* closed, waiting to be freed */
     uint8_t goaway;               /* GOAWAY submitted: no new streams */
     uint8_t stalled;              /* the socket is full: reading waits for it */
+    uint8_t lingering;            /* GOAWAY out, write side shut: reading and dropping until the client closes */
     uint8_t swallow_ack;          /* drop the ACK of the SETTINGS put in for the client */
     uint8_t seen;                 /* preface and first frame head bytes received, up to 33 */
     uint8_t head1[9];             /* the first frame's head, held until it is complete */

@@ -1228,3 +1228,50 @@ http {
         srv.stop()
         seen.append((st, body, plain.split(b"\r\n\r\n", 1)[1]))
     assert seen[0] == seen[1] == (200, b"[h2c]", b"[]")
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+@pytest.mark.parametrize("how", ["keepalive_requests", "reload"])
+def test_goaway_lingers_so_the_answer_survives_a_late_frame(portvakt, nginx, tmp_path, how):
+    """The answer sits unread in the client's socket when the server is done
+    with the connection (GOAWAY, no stream left); a PING sent then must not
+    make the kernel reset the connection and destroy the answer, as NGINX's
+    lingering close after GOAWAY keeps it."""
+    (tmp_path / "big").write_bytes(b"x" * 400000)
+    conf = """\
+http {
+    server {
+        listen 127.0.0.1:@GW@ http2 sndbuf=1m;
+        keepalive_requests @KR@;
+        location / { root @DIR@; }
+    }
+}
+"""
+    got = []
+    for start in (portvakt, nginx):
+        port = free_port()
+        srv = start(conf, GW=port, DIR=str(tmp_path), KR=1 if how == "keepalive_requests" else 100)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        s.sendall(PREFACE + hf.SettingsFrame(0, settings={4: 1 << 20}).serialize() +
+                  hf.WindowUpdateFrame(0, window_increment=1 << 21).serialize() + headers_frame(1, "/big"))
+        time.sleep(0.2)  # the server writes the whole answer into its socket buffer
+        if how == "reload":
+            srv.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+        else:
+            time.sleep(0.1)
+        ping = hf.PingFrame(0)
+        ping.opaque_data = b"SEE-THIS"
+        s.sendall(ping.serialize())
+        frames = _frames(s, lambda fs: any(f[0] == 7 for f in fs) and any(f[2] == 1 and f[1] & 1 for f in fs))
+        s.close()
+        srv.stop()
+        got.append((sum(len(f[3]) for f in frames if f[0] == 0 and f[2] == 1),
+                    [int.from_bytes(f[3][:4], "big") for f in frames if f[0] == 7]))
+    # NGINX 1.22's old worker closes an idle connection on a reload
+    # without a GOAWAY; portvakt sends one (README)
+    assert got[0] == (400000, [1])
+    assert got[1] == (400000, [1] if how == "keepalive_requests" else [])
