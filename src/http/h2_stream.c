@@ -541,7 +541,8 @@ static void stream_timeout(pv_h2_stream_t *st)
             return;
         }
     }
-    nghttp2_submit_rst_stream(st->hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    /* PROTOCOL_ERROR, as NGINX resets a stream that timed out */
+    nghttp2_submit_rst_stream(st->hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
     pv_h2_dirty(st->hc);
 }
 
