@@ -615,7 +615,8 @@ static int set_sessions(pv_conf_ctx_t *cx, SSL_CTX *ctx, const pv_ssl_conf_t *c)
 }
 
 /* ALPN: h2 where the server has `http2 on` or a `listen ... http2`,
- * else http/1.1; a client that offers neither gets no ALPN answer. */
+ * else http/1.1; a client that offers neither is refused with the
+ * no_application_protocol alert, as NGINX (1.21.4+) refuses it. */
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                    unsigned int inlen, void *arg)
 {
@@ -629,7 +630,7 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
     const unsigned char *ours = h2 ? with_h2 : h1_only;
     unsigned int n = h2 ? sizeof(with_h2) - 1 : sizeof(h1_only) - 1;
     if (SSL_select_next_proto((unsigned char **)out, outlen, ours, n, in, inlen) != OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
     return SSL_TLSEXT_ERR_OK;
 }
 

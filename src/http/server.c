@@ -359,7 +359,8 @@ static void sniff_io_cb(pv_io_t *io, unsigned events)
         if (!pv_h2_preface(b->data, b->last))
             break;
     }
-    int p = pv_h2_preface(b->data, b->last);
+    /* plain bytes on a TLS address are HTTP/1's 400, never h2c (NGINX) */
+    int p = pv_tls_is_plain(&c->x) ? 0 : pv_h2_preface(b->data, b->last);
     if (p == 1)
         return; /* a prefix of the preface: wait for more */
     if (p == 2) {

@@ -1275,3 +1275,48 @@ http {
     # without a GOAWAY; portvakt sends one (README)
     assert got[0] == (400000, [1])
     assert got[1] == (400000, [1] if how == "keepalive_requests" else [])
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+def test_tls_address_refuses_unknown_alpn_and_plain_preface_as_nginx(portvakt, nginx, tmp_path):
+    """ALPN naming no protocol of ours ends the handshake with the
+    no_application_protocol alert, and the h2c preface sent in plain text
+    to a TLS address is plain HTTP to an HTTPS port (400), not HTTP/2."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem"), "-days", "2",
+                    "-subj", "/CN=localhost"], check=True, capture_output=True)
+    conf = """\
+http {
+    server {
+        listen 127.0.0.1:@GW@ ssl http2;
+        ssl_certificate @DIR@/c.pem;
+        ssl_certificate_key @DIR@/k.pem;
+        location / { return 200 "ok\\n"; }
+    }
+}
+"""
+    seen = []
+    for start in (portvakt, nginx):
+        port = free_port()
+        srv = start(conf, GW=port, DIR=str(tmp_path))
+        alpn = {}
+        for offer in ("unknown", "h2,http/1.1", "http/1.1"):
+            out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-alpn", offer],
+                                 input=b"", capture_output=True, timeout=20)
+            text = (out.stdout + out.stderr).decode(errors="replace")
+            alpn[offer] = ("alert 120" if "alert number 120" in text else
+                           "h2" if "ALPN protocol: h2" in text else
+                           "http/1.1" if "ALPN protocol: http/1.1" in text else "none")
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(PREFACE)
+        got = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+        s.close()
+        srv.stop()
+        seen.append((alpn, got.split(b"\r\n", 1)[0]))
+    assert seen[0] == seen[1] == ({"unknown": "alert 120", "h2,http/1.1": "h2", "http/1.1": "http/1.1"},
+                                  b"HTTP/1.1 400 Bad Request")
