@@ -31,7 +31,6 @@ struct pv_h2_stream_s {
     pv_h2_stream_t *ev_next;      /* connection's event list */
     uint8_t ev;                   /* PV_H2_EV_* pending */
     uint8_t started;              /* the phases ran */
-    uint8_t prereading;           /* a body of unknown length is read up to the window first */
     uint8_t closed;               /* nghttp2 closed it */
     uint8_t end_stream;           /* the client's END_STREAM arrived: the body is complete */
     uint8_t head_sent;            /* response HEADERS submitted */

@@ -152,6 +152,19 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
     return 0;
 }
 
+/* client_max_body_size of the request's location, once it has one (DATA
+ * that came before the phases chose it is counted when it is taken). */
+static void body_limit(pv_h2_stream_t *st)
+{
+    pv_hreq_t *hr = st->hr;
+    int64_t max = hr->r.loc ? hr->r.loc->conf.client_max_body_size : 0;
+    if (max > 0 && st->body_received > (uint64_t)max && !hr->body_error) {
+        pv_log_r(&hr->r, PV_LOG_ERR, "client intended to send too large body: %llu+ bytes, client: %s",
+               (unsigned long long)st->body_received, pv_log_client(&hr->r));
+        hr->body_error = 413;
+    }
+}
+
 /* ---- receiving the body ------------------------------------------------------ */
 
 static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
@@ -182,12 +195,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
     b->last += (uint32_t)len;
     st->body_received += len;
     st->unconsumed += len;
-    int64_t max = hr->r.loc ? hr->r.loc->conf.client_max_body_size : 0;
-    if (max > 0 && st->body_received > (uint64_t)max && !hr->body_error) {
-        pv_log_r(&hr->r, PV_LOG_ERR, "client intended to send too large body: %llu+ bytes, client: %s",
-               (unsigned long long)st->body_received, pv_log_client(&hr->r));
-        hr->body_error = 413;
-    }
+    body_limit(st);
     pv_h2_event(st, PV_H2_EV_READABLE);
     return 0;
 }
@@ -349,10 +357,12 @@ static int h2_head(pv_hreq_t *hr)
             return 400;
         r->flags |= PV_REQ_F_HAS_CL;
     } else if (st->end_stream && st->body_received) {
-        /* the whole body came within the window: its length is known,
-         * as NGINX's preread buffer makes it */
+        /* the whole body came with the head: its length is known, as
+         * NGINX's preread buffer makes it */
         r->content_length = (int64_t)st->body_received;
         r->flags |= PV_REQ_F_HAS_CL;
+    } else if (!st->end_stream) {
+        r->flags |= PV_REQ_F_CHUNKED; /* length unknown, as NGINX marks it */
     }
     const pv_header_t *expect = f.single[3];
     if (expect && PV_STR_IEQ(expect->value, "100-continue"))
@@ -420,46 +430,16 @@ static void stream_end(pv_h2_stream_t *st)
     hc->dead = st;
 }
 
-/* A body without Content-Length is read up to the window before the
- * request is processed (http2_body_preread_size): one that ends within
- * it goes on with its length known. */
-static int length_unknown(const pv_h2_stream_t *st)
-{
-    if (st->end_stream)
-        return 0;
-    for (int i = 0; i < st->nfields; i++) {
-        if (PV_STR_IEQ(st->fields[i].name, "content-length"))
-            return 0;
-        /* a gRPC call starts at once: a streaming client waits for
-         * answers before it ends its body (NGINX runs every request as
-         * its head completes) */
-        if (PV_STR_IEQ(st->fields[i].name, "content-type") && st->fields[i].value.len >= 16 &&
-            pv_str_ieq((pv_str_t){st->fields[i].value.p, 16}, "application/grpc", 16))
-            return 0;
-    }
-    return 1;
-}
-
 void pv_h2_stream_events(pv_h2_stream_t *st)
 {
     uint8_t ev = st->ev;
     st->ev = 0;
     pv_hreq_t *hr = st->hr;
     pv_log_req_set(&hr->r);
-    if ((ev & PV_H2_EV_START) && !(ev & PV_H2_EV_CLOSE)) {
-        /* a CONNECT's bytes are a tunnel's, not a body to wait for */
-        if (!st->hdr_status && length_unknown(st) && !pv_str_eq(st->method, "CONNECT", 7)) {
-            st->prereading = 1;
-            pv_timer_set(st->hc->w->loop, &st->timer, (uint64_t)hr->r.srv->conf.client_body_timeout);
-        } else {
-            stream_start(st);
-        }
-    }
-    if (st->prereading && !st->closed &&
-        (st->end_stream || st->unconsumed >= st->hc->window || hr->body_error)) {
-        st->prereading = 0;
+    /* the phases run as the head completes, as NGINX runs them; a body
+     * of unknown length then streams like a chunked one */
+    if ((ev & PV_H2_EV_START) && !(ev & PV_H2_EV_CLOSE))
         stream_start(st);
-    }
     if ((ev & PV_H2_EV_READABLE) && !st->closed && st->started) {
         if (st->end_stream && (!st->bin || st->bin->pos == st->bin->last))
             hr->body_done = 1;
@@ -535,12 +515,9 @@ static void stream_timeout(pv_h2_stream_t *st)
     if (hr->handling) {
         hr->handling = 0;
         hr->handler->abort(hr);
-        if (!st->head_sent) {
-            pv_resp_local(hr, 408, NULL, (pv_str_t){NULL, 0});
-            pv_h2_dirty(st->hc);
-            return;
-        }
     }
+    if (!st->head_sent && !hr->r.status)
+        hr->r.status = 408; /* logged; no answer goes out */
     /* PROTOCOL_ERROR, as NGINX resets a stream that timed out */
     nghttp2_submit_rst_stream(st->hc->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
     pv_h2_dirty(st->hc);
@@ -879,6 +856,7 @@ static size_t h2_buffered(const pv_hreq_t *hr)
 static int h2_take(pv_hreq_t *hr, pv_str_t *spans, int max)
 {
     pv_h2_stream_t *st = hr->h2s;
+    body_limit(st);
     if (hr->body_error)
         return PV_ERR;
     size_t n = h2_buffered(hr);
