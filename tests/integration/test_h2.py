@@ -1320,3 +1320,79 @@ http {
         seen.append((alpn, got.split(b"\r\n", 1)[0]))
     assert seen[0] == seen[1] == ({"unknown": "alert 120", "h2,http/1.1": "h2", "http/1.1": "http/1.1"},
                                   b"HTTP/1.1 400 Bad Request")
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+def test_unbuffered_body_of_unknown_length_starts_the_upstream_at_once(portvakt, nginx):
+    """The request runs as its head completes: with proxy_request_buffering
+    off, the upstream gets the head (and the body chunked) before the
+    client has ended its body, as from NGINX."""
+    conf = """\
+http {
+    server {
+        listen 127.0.0.1:@GW@ http2;
+        location / {
+            proxy_pass http://127.0.0.1:@UP@;
+            proxy_http_version 1.1;
+            proxy_request_buffering off;
+        }
+    }
+}
+"""
+    seen = []
+    for start in (portvakt, nginx):
+        up = EchoUpstream(handler=lambda req: Reply(200, body=b"got %d\n" % len(req.body)))
+        port = free_port()
+        srv = start(conf, GW=port, UP=up.port)
+        c = H2Client(port)
+        sid = c.request("/u", method="POST", body=b"hello", end=False)
+        heads = up.wait_heads(1)  # raises when the head waits for the body's end
+        c.send_body(sid, b" world", end=True)
+        c.flush()
+        assert c.pump(lambda: c.done(sid))
+        st, _, data, _ = c.result(sid)
+        c.close()
+        srv.stop()
+        up.stop()
+        seen.append((len(heads), st, data, up.requests[0].header("transfer-encoding"), up.requests[0].body))
+    assert seen[0] == seen[1] == (1, 200, b"got 11\n", "chunked", b"hello world")
+
+
+@pytest.mark.skipif(TARGET == "nginx", reason="compares both itself")
+def test_body_of_unknown_length_over_the_limit_is_413(portvakt, nginx):
+    """DATA that arrives with the head, before the location is chosen,
+    still counts against the location's client_max_body_size."""
+    conf = """\
+http {
+    server {
+        listen 127.0.0.1:@GW@ http2;
+        location /large { client_max_body_size 1k; proxy_pass http://127.0.0.1:@UP@; }
+    }
+}
+"""
+    seen = []
+    for start in (portvakt, nginx):
+        up = EchoUpstream(handler=lambda req: Reply(204))
+        port = free_port()
+        srv = start(conf, GW=port, UP=up.port)
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        block = hpack.Encoder().encode([(":method", "POST"), (":path", "/large"), (":scheme", "http"),
+                                        (":authority", "gw")])
+        h = hf.HeadersFrame(1)
+        h.data = block
+        h.flags.add("END_HEADERS")
+        out = PREFACE + hf.SettingsFrame(0).serialize() + h.serialize()
+        for _ in range(10):
+            out += hf.DataFrame(1, data=b"0123456789" * 13).serialize()
+        s.sendall(out)
+        time.sleep(0.1)
+        end = hf.DataFrame(1, data=b"")
+        end.flags.add("END_STREAM")
+        s.sendall(end.serialize())
+        got = _frames(s, lambda fs: any(f[0] == 1 and f[2] == 1 for f in fs))
+        s.close()
+        srv.stop()
+        up.stop()
+        heads = [hpack.Decoder().decode(f[3]) for f in got if f[0] == 1 and f[2] == 1]
+        seen.append((dict(heads[0]).get(":status") if heads else None, len(up.requests)))
+    assert seen[0] == seen[1] == ("413", 0)
