@@ -63,18 +63,32 @@ static int token_char(unsigned char c)
     return c > 0x20 && c < 0x7f && c != ':';
 }
 
-int pv_fc_head_next(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value)
+/* The head line at *pos, without its line end; *pos moves past it. 0 at
+ * the end of the head; -1 for a line no LF ends, an empty one, or (strict)
+ * one whose LF has no CR before it. */
+static int head_line(pv_str_t head, size_t *pos, int strict, const char **line, size_t *llen)
 {
     size_t i = *pos;
     if (i >= head.len)
         return 0;
     const char *s = head.p + i;
     const char *end = memchr(s, '\n', head.len - i);
-    if (!end || end == s || end[-1] != '\r')
+    if (!end || end == s || (strict && end[-1] != '\r'))
         return -1;
-    size_t llen = (size_t)(end - s) - 1;
-    *pos = i + llen + 2;
-    if (i == 0) {
+    *line = s;
+    *llen = (size_t)(end - s) - 1;
+    *pos = i + *llen + 2;
+    return 1;
+}
+
+int pv_fc_head_next(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value)
+{
+    const char *s;
+    size_t llen;
+    int r = head_line(head, pos, 1, &s, &llen);
+    if (r != 1)
+        return r;
+    if (s == head.p) {
         /* the status line: three digits, a space, the reason */
         if (llen < 4 || s[0] < '1' || s[0] > '5' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9' ||
             s[3] != ' ')
@@ -104,16 +118,12 @@ int pv_fc_head_next(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value)
 
 int pv_fc_head_walk(pv_str_t head, size_t *pos, pv_str_t *name, pv_str_t *value)
 {
-    size_t i = *pos;
-    if (i >= head.len)
-        return 0;
-    const char *s = head.p + i;
-    const char *end = memchr(s, '\n', head.len - i);
-    if (!end || end == s)
-        return -1;
-    size_t llen = (size_t)(end - s) - 1;
-    *pos = i + llen + 2;
-    if (i == 0) {
+    const char *s;
+    size_t llen;
+    int r = head_line(head, pos, 0, &s, &llen);
+    if (r != 1)
+        return r;
+    if (s == head.p) {
         *name = (pv_str_t){(char *)s, 0};
         *value = (pv_str_t){(char *)s, llen};
         return 1;
