@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #define PV_LR_POLL_NS 2000000     /* writer's pause between busy drains */
 #define PV_LR_BUSY_BYTES 4096     /* a drain this large means busy: pause rather than sleep */
 #define PV_LR_STOP_WAIT_S 5       /* how long stop waits for a stuck sink */
+#define PV_LR_URGENT_NS 5000000   /* longest an error line's thread waits for the writer */
 
 /* One producer's ring for one sink. head is written only by the producer,
  * tail only by the writer; both only grow (offsets are taken modulo size). */
@@ -78,6 +80,7 @@ static pthread_t al_thread;              /* the writer */
 /* Per-thread producer state. */
 static __thread int al_slot = -1;        /* ring index in every sink */
 static __thread unsigned al_slot_gen;    /* al_gen the slot belongs to */
+static __thread int al_is_writer;        /* this thread is the writer */
 
 /* Sleep while *word == val, at most ts. */
 static int futex_wait(atomic_int *word, int val, const struct timespec *ts)
@@ -158,6 +161,29 @@ static pv_lr_ring_t *ring_of(pv_logsink_t *s, int slot)
     return rg;
 }
 
+/* An error log line is in the file before its thread goes on, as NGINX
+ * writes it at once: a client that has its answer finds the line. The
+ * thread waits for the writer to pass the line, at most PV_LR_URGENT_NS,
+ * so a stuck disk delays it no longer than that. */
+static void urgent_wait(pv_lr_ring_t *rg, uint64_t end)
+{
+    if (al_is_writer || !atomic_load_explicit(&al_running, memory_order_acquire) ||
+        atomic_load_explicit(&al_stop, memory_order_relaxed))
+        return;
+    struct timespec t0, now, nap = {0, 20000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; atomic_load_explicit(&rg->tail, memory_order_acquire) < end; i++) {
+        if (i < 8) {
+            sched_yield();
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - t0.tv_sec) * 1000000000LL + (now.tv_nsec - t0.tv_nsec) >= PV_LR_URGENT_NS)
+            return;
+        nanosleep(&nap, NULL);
+    }
+}
+
 int pv_logring_push(pv_logsink_t *s, const char *p, size_t n)
 {
     int slot = slot_get();
@@ -168,6 +194,8 @@ int pv_logring_push(pv_logsink_t *s, const char *p, size_t n)
     }
     atomic_thread_fence(memory_order_seq_cst);
     writer_wake(s->urgent);
+    if (s->urgent)
+        urgent_wait(rg, atomic_load_explicit(&rg->head, memory_order_relaxed));
     return PV_OK;
 }
 
@@ -442,6 +470,7 @@ static void *writer_main_cb(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the main thread */
+    al_is_writer = 1;
 
     int64_t last_report = mono_ms();
     for (;;) {
