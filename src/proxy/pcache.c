@@ -468,7 +468,14 @@ int pv_pcache_start(pv_hreq_t *hr, const pv_pcache_use_t *use)
     c = pv_arena_alloc(r->arena, sizeof(*c));
     if (!c)
         return 0;
-    memset(c, 0, offsetof(pv_pcache_t, temp));
+    /* zeroed but for the two path buffers (8 KiB a request), which are
+     * strings: their first byte is enough */
+    _Static_assert(offsetof(pv_pcache_t, ref) == 0 && offsetof(pv_fc_ref_t, path) + PATH_MAX == sizeof(pv_fc_ref_t),
+                   "ref first, its path last");
+    memset(&c->ref, 0, offsetof(pv_fc_ref_t, path));
+    c->ref.path[0] = '\0';
+    memset(&c->pc, 0, offsetof(pv_pcache_t, temp) - offsetof(pv_pcache_t, pc));
+    c->temp[0] = '\0';
     c->fd = -1;
     pv_timer_init(&c->timer, wait_cb, hr);
     c->pc = pc;
