@@ -128,8 +128,8 @@ REQUESTS = [
     "/cs/c?h=Content-Type:application/json", "/cs/d?h=Content-Type:text/html;%20charset=koi8-r",
     "/cs/e?h=Content-Type:text/html;%20q=1", "/cs/f?s=301&h=Content-Type:text/html&h=Location:/x",
     "/csret", "/csredir", "/cs404",
-    "/hide/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:5&h=X-Accel-Expires:1",
-    "/plain/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:5",
+    "/hide/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:100000&h=X-Accel-Expires:1",
+    "/plain/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:100000",
     "/nest/in/a?h=X-Secret:s&h=X-Pad:p", "/pd/a", "/pd/a?h=Server:up-server&h=Date:passed",
     "/rd/def/a?s=302&h=Location:http://127.0.0.1:UP/inner/b",
     "/rd/def/a?s=302&h=Location:http://127.0.0.1:UP/other",
@@ -278,10 +278,10 @@ def test_charset(hf, target, ct):
 
 
 def test_hide_and_pass_headers(hf):
-    got = get(hf, "/hide/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:5")
+    got = get(hf, "/hide/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:100000")
     assert (got["x-secret"], got["server"], got["x-pad"], got["x-accel-limit-rate"]) == (
-        [], ["up-server"], [], ["5"])
-    got = get(hf, "/plain/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:5")
+        [], ["up-server"], [], ["100000"])
+    got = get(hf, "/plain/a?h=X-Secret:s&h=Server:up-server&h=X-Pad:p&h=X-Accel-Limit-Rate:100000")
     assert (got["x-secret"], got["server"], got["x-pad"], got["x-accel-limit-rate"]) == (
         ["s"], ["SERVER"], [], [])
 
