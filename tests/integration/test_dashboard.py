@@ -7,14 +7,13 @@ and copied to $PV_ARTEFACTS/dashboard.png when that names a directory
 nowhere else on their own)."""
 
 import json
-import os
 import shutil
 import subprocess
-import threading
 
 import pytest
 
-from conftest import PORTVAKT, EchoUpstream, Reply, free_port, http, wait_for
+from conftest import PORTVAKT, EchoUpstream, free_port, http, wait_for
+from dashboard_page import CONF, cell, keep_screenshot, shows_the_status_json, under_load
 
 selenium = pytest.importorskip("selenium", reason="python3-selenium is not installed")
 from selenium import webdriver  # noqa: E402
@@ -23,22 +22,6 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 CHROMIUM = shutil.which("chromium")
 DRIVER = shutil.which("chromedriver")
 
-CONF = """\
-worker_processes 2;
-error_log stderr warn;
-http {
-    access_log off;
-    limit_req_zone $binary_remote_addr zone=perip:1m rate=1000r/s;
-    upstream app { server @UP@; keepalive 4; }
-    server {
-        listen 127.0.0.1:@PORT@;
-        server_name dash.test;
-        location /api/ { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
-                         metrics_name api; limit_req zone=perip burst=100 nodelay; }
-        location = /dashboard { allow 127.0.0.1; deny all; portvakt_dashboard; }
-    }
-}
-"""
 
 
 @pytest.fixture
@@ -56,72 +39,12 @@ def browser():
     d.quit()
 
 
-def cell(driver, table, key, field):
-    return driver.execute_script(
-        "var r = document.querySelector('#%s tr[data-key=\"' + arguments[0] + '\"] td[data-field=\"%s\"]');"
-        "return r ? r.textContent : null;" % (table, field), key)
-
-
 def test_dashboard_shows_the_status_json(portvakt, browser, tmp_path):
-    app = EchoUpstream(handler=lambda req: Reply(status=500 if "boom" in req.target else 200, body=b"ok\n"))
-    stop = threading.Event()
-    try:
-        port = free_port()
-        portvakt(CONF, PORT=port, UP=app.addr)
-
-        def load():
-            i = 0
-            while not stop.is_set():
-                http(port, target="/api/%s%d" % ("boom" if i % 10 == 0 else "ok", i))
-                i += 1
-        t = threading.Thread(target=load, daemon=True)
-        t.start()
-        url = "http://127.0.0.1:%d/dashboard" % port
-        browser.get(url)
+    with under_load(portvakt) as (port, app, halt):
+        browser.get("http://127.0.0.1:%d/dashboard" % port)
         assert browser.title == "portvakt"
-        # refreshed twice under load: rates and charts have two points
-        wait_for(lambda: int(browser.find_element("tag name", "body").get_attribute("data-refreshes") or 0) >= 3,
-                 timeout=20, what="three refreshes under load")
-        stop.set()
-        t.join(10)
-        # once the load stopped, the next refresh shows what the JSON says
-        seen = int(browser.find_element("tag name", "body").get_attribute("data-refreshes"))
-        wait_for(lambda: int(browser.find_element("tag name", "body").get_attribute("data-refreshes")) >= seen + 2,
-                 timeout=20, what="two refreshes after the load")
-        doc = json.loads(http(port, target="/dashboard?format=json").body)
-        api = doc["http"]["location_zones"]["api"]
-        assert api["requests"] > 10
-        assert cell(browser, "routes", "api", "requests") == format(api["requests"], ",")
-        assert cell(browser, "routes", "api", "5xx") == format(api["responses"]["5xx"], ",")
-        assert api["responses"]["5xx"] > 0
-        peer = doc["http"]["upstreams"]["app"]["peers"][0]
-        key = "app " + app.addr
-        assert cell(browser, "upstreams", key, "requests") == format(peer["requests"], ",")
-        assert cell(browser, "upstreams", key, "state") == "up"
-        assert cell(browser, "upstreams", key, "opened") == format(peer["connections_opened"], ",")
-        assert cell(browser, "upstreams", key, "reused") == format(peer["connections_reused"], ",")
-        assert cell(browser, "limits", "perip", "rejected") == format(doc["http"]["limit_reqs"]["perip"]["rejected"], ",")
-        # portvakt doctor's host checks, each as the JSON has it
-        checks = doc["host"]["checks"]
-        assert {c["id"] for c in checks} >= {"somaxconn", "ip_local_port_range", "nofile"}
-        for c in checks:
-            assert c["status"] in ("ok", "warn", "fail")
-            assert cell(browser, "checks", c["id"], "status") == c["status"].upper()
-            assert cell(browser, "checks", c["id"], "value") == c["value"]
-        # both charts drew lines: pixels other than the background and the grid
-        for cid in ("chart-rps", "chart-p95"):
-            colored = browser.execute_script(
-                "var c = document.getElementById(arguments[0]), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, n = 0;"
-                "for (var i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && (Math.abs(d[i] - d[i + 2]) > 40)) n++;"
-                "return n;", cid)
-            assert colored > 50, (cid, colored)
-        legend = browser.find_element("id", "legend-rps").text
-        assert "api" in legend
-        shot = str(tmp_path / "dashboard.png")
-        assert browser.save_screenshot(shot) and os.path.getsize(shot) > 10000
-        if os.environ.get("PV_ARTEFACTS"):
-            os.makedirs(os.environ["PV_ARTEFACTS"], exist_ok=True)
-            shutil.copy(shot, os.path.join(os.environ["PV_ARTEFACTS"], "dashboard.png"))
+        shows_the_status_json(browser, port, app, halt)
+        keep_screenshot(browser, tmp_path, "dashboard.png")
         # no console errors, and nothing fetched from another origin
         errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
         assert not errors, errors
@@ -131,10 +54,6 @@ def test_dashboard_shows_the_status_json(portvakt, browser, tmp_path):
             if m.get("method") == "Network.requestWillBeSent":
                 origins.add(m["params"]["request"]["url"].split("/")[2])
         assert origins == {"127.0.0.1:%d" % port}, origins
-        assert browser.find_element("id", "err").text == ""
-    finally:
-        stop.set()
-        app.stop()
 
 
 def test_dashboard_on_a_phone_width(portvakt, browser):
