@@ -24,25 +24,42 @@
 
 #define WAIT_POLL_MS 20 /* how often a request waiting for the lock looks again */
 
-/* MD5 fetched once: OpenSSL 3 looks the algorithm up on every implicit
- * fetch. */
+/* MD5 fetched once (OpenSSL 3 looks the algorithm up on every implicit
+ * fetch), and one context per thread, reset for each digest: a new
+ * context costs an allocation and the provider's setup every time. */
 static EVP_MD *md5_alg;
+static pthread_key_t md5_key;
 static pthread_once_t md5_once = PTHREAD_ONCE_INIT;
+
+static void md5_ctx_free(void *c)
+{
+    EVP_MD_CTX_free(c);
+}
 
 static void md5_fetch(void)
 {
     md5_alg = EVP_MD_fetch(NULL, "MD5", NULL);
+    if (md5_alg && pthread_key_create(&md5_key, md5_ctx_free) != 0) {
+        EVP_MD_free(md5_alg);
+        md5_alg = NULL;
+    }
 }
 
 static EVP_MD_CTX *md5_start(void)
 {
     pthread_once(&md5_once, md5_fetch);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (c && (!md5_alg || EVP_DigestInit_ex(c, md5_alg, NULL) != 1)) {
-        EVP_MD_CTX_free(c);
+    if (!md5_alg)
         return NULL;
+    EVP_MD_CTX *c = pthread_getspecific(md5_key);
+    if (!c) {
+        if (!(c = EVP_MD_CTX_new()))
+            return NULL;
+        if (pthread_setspecific(md5_key, c) != 0) {
+            EVP_MD_CTX_free(c);
+            return NULL;
+        }
     }
-    return c;
+    return EVP_DigestInit_ex2(c, md5_alg, NULL) == 1 ? c : NULL;
 }
 
 static void md5_of(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[16])
@@ -52,7 +69,6 @@ static void md5_of(const void *a, size_t alen, const void *b, size_t blen, uint8
     if (!c || EVP_DigestUpdate(c, a, alen) != 1 || (blen && EVP_DigestUpdate(c, b, blen) != 1) ||
         EVP_DigestFinal_ex(c, out, &n) != 1)
         memset(out, 0, 16);
-    EVP_MD_CTX_free(c);
 }
 
 /* Whether any of the values is neither empty nor "0" (proxy_cache_bypass,
@@ -134,7 +150,6 @@ void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16])
         EVP_DigestUpdate(c, "\n", 1);
     }
     EVP_DigestFinal_ex(c, out, &n);
-    EVP_MD_CTX_free(c);
 }
 
 static pv_loop_t *loop_of(pv_hreq_t *hr)
@@ -577,8 +592,11 @@ int pv_pcache_main_key(pv_pcache_t *c)
 
 /* ---- serving an entry --------------------------------------------------------- */
 
-/* Fields of a stored head into the arena, for the answer. nf or -1. */
-static int stored_head(pv_request_t *r, const pv_fc_entry_t *e, pv_resp_head_t *h, pv_header_t *fld, int max)
+/* Fields of a stored head into the arena, for the answer; a stored
+ * Accept-Ranges (of any value) sets *ranges and is left out, since the
+ * range filter writes its own, as NGINX's hit. nf or -1. */
+static int stored_head(pv_request_t *r, const pv_fc_entry_t *e, pv_resp_head_t *h, pv_header_t *fld, int max,
+                       int *ranges)
 {
     char *copy = pv_arena_strndup(r->arena, e->head.p, e->head.len);
     if (!copy)
@@ -593,6 +611,8 @@ static int stored_head(pv_request_t *r, const pv_fc_entry_t *e, pv_resp_head_t *
                 h->reason = (pv_str_t){v.p + 4, v.len - 4};
         } else if (n.len == 12 && strncasecmp(n.p, "Content-Type", 12) == 0) {
             h->content_type = v;
+        } else if (n.len == 13 && strncasecmp(n.p, "Accept-Ranges", 13) == 0) {
+            *ranges = 1;
         } else if (n.len == 15 && strncasecmp(n.p, "X-Accel-Charset", 15) == 0) {
             int ign = r->pcache->use.ignore; /* as the upstream's own: the charset to recode into */
             if (ign == PV_UNSET || !(ign & PV_IGN_X_ACCEL_CHARSET))
@@ -725,21 +745,13 @@ static void entry_opened(pv_hreq_t *hr, pv_file_t *f)
     pv_resp_head_t h = {.status = e.status, .content_length = e.body_len};
     int max = 64;
     pv_header_t *fld = pv_arena_alloc(r->arena, (size_t)(max + 2) * sizeof(*fld));
-    int nf = fld ? stored_head(r, &e, &h, fld, max) : -1;
+    /* NGINX's hit: ranges with *_force_ranges or a stored Accept-Ranges */
+    int ranges = c->use.fastcgi ? r->loc->conf.fastcgi.force_ranges : r->loc->conf.proxy_force_ranges;
+    int nf = fld ? stored_head(r, &e, &h, fld, max, &ranges) : -1;
     if (nf < 0) {
         entry_unusable(hr, c, 0);
         return;
     }
-    /* NGINX's hit: ranges with *_force_ranges or a stored Accept-Ranges
-     * (of any value), which the range filter's own replaces */
-    int ranges = c->use.fastcgi ? r->loc->conf.fastcgi.force_ranges : r->loc->conf.proxy_force_ranges, k = 0;
-    for (int i = 0; i < nf; i++) {
-        if (PV_STR_IEQ(fld[i].name, "Accept-Ranges"))
-            ranges = 1;
-        else
-            fld[k++] = fld[i];
-    }
-    nf = k;
     pv_str_t etag = {pv_arena_strndup(r->arena, e.etag.p, e.etag.len), e.etag.len};
     /* the body follows the header: the bytes read ahead start there */
     f->base = e.body_start;
