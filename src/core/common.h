@@ -69,6 +69,18 @@ static inline size_t pv_u64_digits(char *buf, uint64_t v)
     return n;
 }
 
+/* Lower-case hex digits of v into buf (room for 16), no leading zeros;
+ * returns the count (printf's %llx). */
+static inline size_t pv_u64_hex(char *buf, uint64_t v)
+{
+    size_t n = 1;
+    for (uint64_t t = v >> 4; t; t >>= 4)
+        n++;
+    for (size_t i = n; i-- > 0; v >>= 4)
+        buf[i] = "0123456789abcdef"[v & 15];
+    return n;
+}
+
 /* Value of a base64 character, -1 if it is not one; url selects the
  * URL-safe alphabet ("-_" for "+/"). */
 static inline int pv_b64_value(unsigned char c, int url)

@@ -548,9 +548,15 @@ static void serve_file(pv_hreq_t *hr, pv_file_t *f)
     }
     pv_str_t etag = {NULL, 0};
     if (s->etag) {
+        /* NGINX's "%xT-%xO" */
         char *e = pv_arena_alloc(r->arena, 48);
-        int n = snprintf(e, 48, "\"%llx-%llx\"", (unsigned long long)mtime, (unsigned long long)f->size);
-        etag = (pv_str_t){e, (size_t)n};
+        size_t n = 0;
+        e[n++] = '"';
+        n += pv_u64_hex(e + n, (uint64_t)mtime);
+        e[n++] = '-';
+        n += pv_u64_hex(e + n, (uint64_t)f->size);
+        e[n++] = '"';
+        etag = (pv_str_t){e, n};
         fld[nf++] = (pv_header_t){PV_STR("ETag"), etag};
     }
     if (precondition_answer(hr, s, etag, mtime, fld, nf))

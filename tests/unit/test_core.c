@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../src/core/buf.h"
+#include "../../src/core/common.h"
 #include "../../src/core/cache.h"
 #include "../../src/core/loop.h"
 #include "../../src/core/net.h"
@@ -261,6 +263,22 @@ static void test_addr_text(void **state)
     assert_string_equal(out6, "::1");
 }
 
+/* The hand-written digit writers match printf's %llu and %llx. */
+static void test_digits(void **state)
+{
+    (void)state;
+    static const uint64_t v[] = {0, 1, 9, 10, 15, 16, 255, 4096, 0x1234abcdULL, 1733366400ULL, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char want[24], got[24];
+        snprintf(want, sizeof(want), "%llx", (unsigned long long)v[i]);
+        got[pv_u64_hex(got, v[i])] = '\0';
+        assert_string_equal(got, want);
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+        got[pv_u64_digits(got, v[i])] = '\0';
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_buffer_classes),
         cmocka_unit_test(test_cache_bound_and_decay),
         cmocka_unit_test(test_addr_text),
+        cmocka_unit_test(test_digits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
