@@ -49,6 +49,7 @@ typedef struct purge_s {
 struct pv_fcache_s {
     char name[64];
     char path[PATH_MAX];
+    size_t path_len;
     int levels[3], nlevels;
     int64_t inactive_s, max_size, min_free;
     size_t max_nodes;
@@ -114,6 +115,7 @@ void *pv_fcache_acquire(const pv_cache_path_t *cp)
     if (fc) {
         snprintf(fc->name, sizeof(fc->name), "%s", cp->name);
         snprintf(fc->path, sizeof(fc->path), "%s", cp->path);
+        fc->path_len = strlen(fc->path);
         memcpy(fc->levels, cp->levels, sizeof(fc->levels));
         fc->nlevels = cp->nlevels;
         zone_settings(fc, cp);
@@ -278,16 +280,19 @@ static node_t *add_node(pv_fcache_t *fc, const uint8_t md5[16], int64_t now)
 
 /* ---- lookups ------------------------------------------------------------------ */
 
+/* "00" to "ff": a byte's two hex digits in one copy */
+#define HEX_ROW(h) #h "0" #h "1" #h "2" #h "3" #h "4" #h "5" #h "6" #h "7" #h "8" #h "9" #h "a" #h "b" #h "c" #h "d" #h "e" #h "f"
+static const char hex_pairs[] = HEX_ROW(0) HEX_ROW(1) HEX_ROW(2) HEX_ROW(3) HEX_ROW(4) HEX_ROW(5) HEX_ROW(6)
+    HEX_ROW(7) HEX_ROW(8) HEX_ROW(9) HEX_ROW(a) HEX_ROW(b) HEX_ROW(c) HEX_ROW(d) HEX_ROW(e) HEX_ROW(f);
+_Static_assert(sizeof(hex_pairs) == 2 * 256 + 1, "two digits a byte");
+
 static void entry_path(const pv_fcache_t *fc, const uint8_t md5[16], char *out, size_t cap)
 {
-    static const char hex[] = "0123456789abcdef";
     char name[33];
-    for (int i = 0; i < 16; i++) {
-        name[2 * i] = hex[md5[i] >> 4];
-        name[2 * i + 1] = hex[md5[i] & 15];
-    }
+    for (int i = 0; i < 16; i++)
+        memcpy(name + 2 * i, hex_pairs + 2 * md5[i], 2);
     name[32] = '\0';
-    size_t n = strlen(fc->path);
+    size_t n = fc->path_len;
     if (n + 1 + 3 * (size_t)fc->nlevels + sizeof(name) > cap) {
         out[0] = '\0'; /* too long for a path: no file by that name (open and rename fail) */
         return;

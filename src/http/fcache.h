@@ -161,9 +161,10 @@ int64_t pv_fc_size(pv_fcache_t *fc);
 #define PV_FC_KEEP_MS 10000     /* one not used this long is closed */
 
 /* A descriptor this worker keeps for ref's file (ref->gen): 1 with *fd (a
- * dup the caller owns), *st and the file's first bytes copied to buf (*n,
- * at most cap); 0 when the file must be opened. Loop thread only. */
-int pv_fc_keep_lookup(const pv_fc_ref_t *ref, int *fd, struct stat *st, char *buf, size_t cap, int *n);
+ * dup the caller owns), *st and the file's first bytes (*bytes, *n: valid
+ * until the next pv_fc_keep*() call); 0 when the file must be opened.
+ * Loop thread only. */
+int pv_fc_keep_lookup(const pv_fc_ref_t *ref, int *fd, struct stat *st, const char **bytes, int *n);
 /* Keep a dup of fd, the file of ref->gen, with its first n bytes. */
 void pv_fc_keep(const pv_fc_ref_t *ref, int fd, const struct stat *st, const char *buf, int n);
 /* Close and free the worker's kept entries (worker exit). */

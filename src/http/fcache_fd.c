@@ -78,14 +78,14 @@ static kept_t *find(uint64_t gen)
     return NULL;
 }
 
-int pv_fc_keep_lookup(const pv_fc_ref_t *ref, int *fd, struct stat *st, char *buf, size_t cap, int *n)
+int pv_fc_keep_lookup(const pv_fc_ref_t *ref, int *fd, struct stat *st, const char **bytes, int *n)
 {
     if (!first || !ref->exists || !ref->gen)
         return 0;
     uint64_t now = pv_now_ms();
     expire(now, PV_FC_KEEP_MAX);
     kept_t *k = find(ref->gen);
-    if (!k || (size_t)k->n > cap)
+    if (!k)
         return 0;
     int d = dup(k->fd);
     if (d < 0)
@@ -97,7 +97,7 @@ int pv_fc_keep_lookup(const pv_fc_ref_t *ref, int *fd, struct stat *st, char *bu
     }
     *fd = d;
     *st = k->st;
-    memcpy(buf, k->head, (size_t)k->n);
+    *bytes = k->head;
     *n = k->n;
     return 1;
 }
