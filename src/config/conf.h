@@ -432,6 +432,9 @@ typedef struct pv_loc_conf_s {
     int64_t client_max_body_size;  /* http/server/location; default 1m; 0 = unlimited */
     int64_t client_body_timeout;   /* http/server/location; default 60s */
     int64_t send_timeout;          /* http/server/location; default 60s */
+    /* send_lowat, proxy_send_lowat, fastcgi_send_lowat: checked, kept only
+     * to refuse a duplicate (Linux cannot set SO_SNDLOWAT) */
+    int64_t lowat[3];
     int64_t http2_chunk_size;      /* http/server/location; default 8k: DATA frame payload at most */
     /* proxy */
     int proxy_http_version;        /* 10 or 11; default 10 (NGINX's default) */

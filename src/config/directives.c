@@ -522,6 +522,17 @@ static int set_http2_obsolete_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, co
     return PV_OK;
 }
 
+/* send_lowat, proxy_send_lowat, fastcgi_send_lowat set SO_SNDLOWAT, which
+ * Linux does not let a program change (ENOPROTOOPT): the size is checked
+ * and NGINX's Linux warning given, whatever the value. */
+static int set_lowat_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd, void *base)
+{
+    if (pv_conf_size(cx, nd, (int64_t *)((char *)base + cmd->offset)) != PV_OK)
+        return PV_ERR;
+    pv_log(PV_LOG_WARN, "\"%s\" is not supported, ignored in %s:%d", cmd->name, nd->src.file, nd->src.line);
+    return PV_OK;
+}
+
 static int set_server_cb(pv_conf_ctx_t *cx, const pv_conf_cmd_t *cmd, const pv_conf_node_t *nd,
                          void *base)
 {
@@ -817,6 +828,7 @@ static const pv_conf_cmd_t http_cmds[] = {
     {"client_body_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOC(client_body_timeout),
      NULL},
     {"send_timeout", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, pv_conf_msec_slot, LOC(send_timeout), NULL},
+    {"send_lowat", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_lowat_cb, LOC(lowat[0]), NULL},
     {"client_header_timeout", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pv_conf_msec_slot,
      SRV(client_header_timeout), NULL},
     {"client_header_buffer_size", PV_CTX_HTTP | PV_CTX_SERVER, PV_ARGS_TAKE1, pv_conf_size_slot,
@@ -870,6 +882,8 @@ static const pv_conf_cmd_t proxy_cmds[] = {
      LOC(proxy_pass_request_body), NULL},
     {"proxy_pass", PV_CTX_LOCATION | PV_CTX_LIF | PV_CTX_LMT, PV_ARGS_TAKE1, pv_conf_set_proxy_pass, NONE, NULL},
     {"proxy_bind", PV_CTX_ANY_LOC, PV_ARGS_TAKE12, pv_conf_set_proxy_bind, NONE, NULL},
+    {"proxy_send_lowat", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_lowat_cb, LOC(lowat[1]), NULL},
+    {"fastcgi_send_lowat", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, set_lowat_cb, LOC(lowat[2]), NULL},
 };
 
 /* upstream blocks: the keepalive pool's limits (the rest: upstream_conf.c) */

@@ -63,6 +63,7 @@ void pv_conf_loc_init(pv_loc_conf_t *lc)
     lc->client_max_body_size = PV_UNSET;
     lc->client_body_timeout = PV_UNSET;
     lc->send_timeout = PV_UNSET;
+    lc->lowat[0] = lc->lowat[1] = lc->lowat[2] = PV_UNSET;
     lc->http2_chunk_size = PV_UNSET;
     lc->proxy_http_version = PV_UNSET;
     lc->proxy_connect_timeout = PV_UNSET;
