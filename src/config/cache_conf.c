@@ -331,6 +331,7 @@ static const pv_conf_cmd_t cache_cmds[] = {
     {"fastcgi_cache_max_range_offset", PV_CTX_ANY_LOC, PV_ARGS_TAKE1, max_range_cb, NONE, NULL},
     {"fastcgi_cache_bypass", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, "bypass"},
     {"fastcgi_no_cache", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, NULL},
+    {"fastcgi_cache_purge", PV_CTX_ANY_LOC, PV_ARGS_1MORE, values_cb, NONE, "purge"},
     {"fastcgi_cache_background_update", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(background_update), NULL},
     {"fastcgi_cache_use_stale", PV_CTX_ANY_LOC, PV_ARGS_1MORE, use_stale_cb, NONE, NULL},
     {"fastcgi_cache_lock", PV_CTX_ANY_LOC, PV_ARGS_FLAG, flag_cb, PC(lock), NULL},

@@ -242,3 +242,45 @@ def test_zone_of_the_other_module_refused(tmp_path, conf, message):
     for name, (rc, text) in check_conf(path, tmp_path).items():
         assert rc != 0, (name, text)
         assert message in text, (name, text)
+
+
+# ---- fastcgi_cache_purge (NGINX Plus's; portvakt alone) ----------------------------
+
+PURGE = """
+http {
+    fastcgi_cache_path @CACHE@ levels=1:2 keys_zone=fc:1m;
+    fastcgi_param DOCUMENT_URI $document_uri;
+    fastcgi_cache_key $uri;
+    fastcgi_cache_valid 200 1m;
+    map $request_method $purge { PURGE 1; default 0; }
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Cache $upstream_cache_status always;
+        location / { fastcgi_pass 127.0.0.1:@UP@; fastcgi_cache fc; fastcgi_cache_purge $purge; }
+        location /ro/ { deny all; fastcgi_pass 127.0.0.1:@UP@; fastcgi_cache fc; fastcgi_cache_purge $purge; }
+    }
+}
+"""
+
+
+def test_purge(portvakt, tmp_path, responder):
+    port = free_port()
+    cache = tmp_path / "fcache"
+    portvakt(PURGE, GW=port, UP=responder.port, CACHE=str(cache))
+    files = lambda: sorted(f for _, _, fs in os.walk(cache) for f in fs)  # noqa: E731
+    for k in ("p", "a/q", "b/r"):
+        assert get(port, "/" + k)[1] == "MISS"
+    assert get(port, "/p") == (200, "HIT", b"n=1\n")
+    assert len(files()) == 3
+    # one entry: removed, the responder not asked; then 404
+    assert http(port, "PURGE", "/p").status == 204
+    assert len(files()) == 2
+    assert http(port, "PURGE", "/p").status == 404
+    assert get(port, "/p") == (200, "MISS", b"n=2\n")
+    # the access rules apply to a purge as to any request
+    assert http(port, "PURGE", "/ro/x").status == 403
+    # a wildcard: every entry whose key starts so
+    assert http(port, "PURGE", "/a*").status == 204
+    assert get(port, "/a/q") == (200, "MISS", b"n=2\n")
+    assert get(port, "/b/r") == (200, "HIT", b"n=1\n")
+    assert sum(responder.counts.values()) == 5
