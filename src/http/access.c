@@ -755,6 +755,9 @@ static int auth_request_step(pv_hreq_t *hr)
     sr->upstream_status[0] = '\0';
     sr->upstream_headers = NULL;
     sr->nupstream_headers = 0;
+    sr->pcache = NULL; /* its location's cache, if any, is its own */
+    sr->cache_zone = NULL;
+    sr->cache_status = PV_CACHE_NONE;
     pv_script_out_t out;
     hr->acc.waiting = 1;
     if (pv_script_subrequest(sr, &out) == PV_SCRIPT_ANSWER) {

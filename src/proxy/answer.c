@@ -41,7 +41,7 @@ void pv_proxy_answer_failure(pv_proxy_t *px, int f)
         if (px->pool->ust)
             pv_ctr_add(&px->pool->ust->gated, 1);
     }
-    if (!px->sub_done && !px->resp_head_done && hr->r.pcache)
+    if (!px->resp_head_done && px->r->pcache)
         pv_pcache_failed_status(px, status); /* proxy_cache_valid 502, 504 */
     if (px->sub_done) {
         px->sub_done(hr, px->r, px->resp_head_done ? 500 : status);

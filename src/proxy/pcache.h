@@ -66,6 +66,8 @@ typedef struct pv_pcache_s {
                                    proxy_cache_valid and proxy_no_cache are asked) */
     uint32_t updating_sec;      /* then stale-while-revalidate for so long */
     uint32_t error_sec;         /* and stale-if-error */
+    pv_request_t *req;          /* an auth subrequest's request (pcache_sub.c); NULL: hr's own */
+    pv_sub_done_cb sub_done;    /* and its caller, told once the entry is let go */
     char temp[PATH_MAX];
 } pv_pcache_t;
 
@@ -107,6 +109,21 @@ void pv_pcache_cleanup(struct pv_hreq_s *hr);
 /* Answer with the entry's file (from a timer, once the proxy's call
  * chain has returned), $upstream_cache_status set to status. */
 void pv_pcache_serve_entry_later(pv_proxy_t *px, int status);
+
+/* An auth_request subrequest sr to a location with proxy_cache (as
+ * NGINX's, an ordinary subrequest that wants the head alone;
+ * pcache_sub.c): 1 when the cache answered, done called with the stored
+ * status and sr->upstream_headers set to the stored fields, the upstream
+ * not asked; 0 to ask it. With sr->pcache set then, px->sub_done is to
+ * be pv_pcache_sub_done, which calls done. */
+int pv_pcache_sub_start(struct pv_hreq_s *hr, pv_request_t *sr, const pv_pcache_use_t *use, pv_sub_done_cb done);
+/* px->sub_done for a cached location: the entry is stored when the
+ * response was read whole (px->resp_done), else let go; then the caller. */
+void pv_pcache_sub_done(struct pv_hreq_s *hr, pv_request_t *sr, int status);
+/* The subrequest's head is parsed (px->rp): store its response? */
+void pv_pcache_sub_head(pv_proxy_t *px);
+/* The request is freed with a subrequest's entry held: it is let go. */
+void pv_pcache_sub_cleanup(struct pv_hreq_s *hr, pv_request_t *sr);
 
 /* proxy.c: the cache gives the request back to the proxy. */
 void pv_proxy_resume(struct pv_hreq_s *hr);

@@ -210,8 +210,9 @@ static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
     e.last_modified = -1;
     if (h->content_type.p)
         n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("Content-Type"), h->content_type);
-    if (hr->r.accel_charset.len && n <= sizeof(head)) /* hidden from the client, kept for the next hit */
-        n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("X-Accel-Charset"), hr->r.accel_charset);
+    const pv_request_t *r = c->req ? c->req : &hr->r; /* an auth subrequest's, or hr's */
+    if (r->accel_charset.len && n <= sizeof(head)) /* hidden from the client, kept for the next hit */
+        n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("X-Accel-Charset"), r->accel_charset);
     if (h->location.p && n <= sizeof(head))
         n = add_line(head, n, sizeof(head), (pv_str_t)PV_STR("Location"), h->location);
     for (int i = 0; i < h->nfields && n <= sizeof(head); i++) {
@@ -240,7 +241,7 @@ static void tee_head(pv_hreq_t *hr, const pv_resp_head_t *h)
     e.vary = c->vary;
     e.body_len = 0;
     ssize_t hl = pv_fc_entry_write(&e, hdr, PV_FC_HEAD_MAX);
-    c->expect = (hr->r.flags & PV_REQ_F_HEAD) && !c->head_as_get && !c->use.fastcgi ? 0 : h->content_length;
+    c->expect = (r->flags & PV_REQ_F_HEAD) && !c->head_as_get && !c->use.fastcgi ? 0 : h->content_length;
     if (hl < 0) {
         free(hdr);
         store_fail(hr, c, NULL);
@@ -406,7 +407,7 @@ void pv_pcache_response(pv_proxy_t *px, int status, const pv_header_t *fields, i
     pv_hreq_t *hr = px->hr;
     pv_request_t *r = px->r;
     pv_pcache_t *c = r->pcache;
-    if (!c || px->sub_done)
+    if (!c)
         return;
     /* with proxy_cache_convert_head off, a HEAD's answer is stored as it
      * is, as NGINX does (the key then had better name the method) */

@@ -281,8 +281,11 @@ static int drain(pv_proxy_t *px)
  * request. */
 static inline __attribute__((always_inline)) int deliver(pv_proxy_t *px, const pv_str_t *spans, int n)
 {
-    if (px->sub_done)
-        return 0; /* an auth subrequest's body is dropped */
+    if (px->sub_done) {
+        if (px->hr->tee) /* an auth subrequest's body is dropped, or only stored */
+            px->hr->tee->body(px->hr, spans, n);
+        return 0;
+    }
     if (pv_unlikely(px->pipe.store) && pv_pstore_body(px, spans, n) < 0) {
         pv_resp_abort(px->hr);
         return -1;

@@ -197,6 +197,16 @@ static void start_sub(pv_hreq_t *hr, pv_request_t *sr, pv_location_t *loc, pv_su
     px->r = sr;
     px->loc = loc;
     px->sub_done = done;
+    const pv_loc_conf_t *lc = &loc->conf;
+    if (PV_PCACHE_ON(&lc->pc)) {
+        /* NGINX's auth subrequest is looked up in and stored into the
+         * location's cache as any request */
+        if (pv_pcache_sub_start(hr, sr, &(pv_pcache_use_t){&lc->pc, lc->hdr.ignore, lc->proxy_temp_path, 0, NULL},
+                                done))
+            return;
+        if (sr->pcache)
+            px->sub_done = pv_pcache_sub_done;
+    }
     pv_body_hold(hr);
     if (loc->proxy_pass->cv) {
         px->targeted = sub_targeted;
@@ -842,6 +852,8 @@ static void client_cleanup(pv_hreq_t *hr)
     pv_pcache_cleanup(hr);
     if (!px)
         return;
+    if (px->sub_done == pv_pcache_sub_done)
+        pv_pcache_sub_cleanup(hr, px->r); /* the request ended inside its auth subrequest */
     pv_upqueue_leave(&px->qwait);
     if (px->pick.held)
         pv_proxy_release_server(px, PV_BAL_OK);

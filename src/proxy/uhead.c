@@ -76,6 +76,8 @@ int pv_proxy_upstream_head(pv_proxy_t *px)
          * dropped so the connection can be reused */
         pv_proxy_keep_fields(r, rp);
         px->resp_head_done = 1;
+        if (r->pcache)
+            pv_pcache_sub_head(px); /* stored as any request's, read whole */
         return 0;
     }
     if (pv_unlikely(pv_cv_upstream_fields))

@@ -1,0 +1,145 @@
+"""auth_request to a location with proxy_cache, beside NGINX: the auth
+subrequest is looked up in and stored into the cache as any request, so a
+second check is answered from the entry without reaching the auth server
+(it sees one request), and the access decision follows the cached answer
+(the server would answer otherwise the second time): a cached 200 with its
+fields for auth_request_set, a cached 401 (proxy_cache_valid any) with its
+WWW-Authenticate. The stored entry is whole: a plain request for the same
+key gets its body. A chunked answer is stored too; proxy_buffering off
+stores nothing, as NGINX stores only what it buffers."""
+
+import os
+
+import pytest
+
+from conftest import NGINX, EchoUpstream, Reply, http
+
+CONF = """
+http {
+    proxy_cache_path @CACHE@ levels=1:2 keys_zone=auth:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        location /p/ {
+            auth_request /auth-ok;
+            auth_request_set $user $upstream_http_x_user;
+            add_header X-User $user always;
+            proxy_pass http://127.0.0.1:@GW@/in;
+        }
+        location = /auth-ok {
+            internal;
+            proxy_pass http://@UP@/ok;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_cache auth;
+            proxy_cache_key ok;
+            proxy_cache_valid 1m;
+        }
+        location = /peek {
+            proxy_cache auth;
+            proxy_cache_key ok;
+            add_header X-Cache $upstream_cache_status always;
+            proxy_pass http://@UP@/ok;
+        }
+        location /d/ {
+            auth_request /auth-deny;
+            proxy_pass http://127.0.0.1:@GW@/in;
+        }
+        location = /auth-deny {
+            internal;
+            proxy_pass http://@UP@/deny;
+            proxy_cache auth;
+            proxy_cache_key deny;
+            proxy_cache_valid any 1m;
+        }
+        location /c/ {
+            auth_request /auth-chunked;
+            proxy_pass http://127.0.0.1:@GW@/in;
+        }
+        location = /auth-chunked {
+            internal;
+            proxy_pass http://@UP@/chunked;
+            proxy_cache auth;
+            proxy_cache_key chunked;
+            proxy_cache_valid 1m;
+        }
+        location /u/ {
+            auth_request /auth-unbuffered;
+            proxy_pass http://127.0.0.1:@GW@/in;
+        }
+        location = /auth-unbuffered {
+            internal;
+            proxy_pass http://@UP@/unbuffered;
+            proxy_buffering off;
+            proxy_cache auth;
+            proxy_cache_key unbuffered;
+            proxy_cache_valid 1m;
+        }
+        location /in { return 200 "in\\n"; }
+    }
+}
+"""
+
+
+def handler(q):
+    """The auth server: each check is allowed (or refused) the first time
+    only; asked again, it answers the other way."""
+    first = not any(r.target == q.target for r in handler.seen)
+    handler.seen.append(q)
+    if q.target == "/ok":
+        if first:
+            return Reply(200, headers=[("X-User", "alice")], body=b"ok-body\n")
+        return Reply(403)
+    if q.target == "/deny":
+        if first:
+            return Reply(401, headers=[("WWW-Authenticate", 'Basic realm="x"')], body=b"no\n")
+        return Reply(204)
+    if q.target == "/chunked":
+        return Reply(200, body=b"chunked-body\n", chunked=True) if first else Reply(403)
+    if q.target == "/unbuffered":
+        return Reply(200, body=b"u\n") if first else Reply(403)
+    return Reply(404)
+
+
+def observe(start, tmp_path, name):
+    handler.seen = []
+    up = EchoUpstream(handler=handler)
+    try:
+        port = __import__("conftest").free_port()
+        start(CONF, GW=port, UP=up.addr, CACHE=str(tmp_path / ("cache-" + name)))
+        out = []
+        for t in ["/p/1", "/p/2", "/d/1", "/d/2", "/c/1", "/c/2", "/u/1", "/u/2"]:
+            r = http(port, "GET", t)
+            out.append((t, r.status, r.header("x-user"), r.header("www-authenticate")))
+        peek = http(port, "GET", "/peek")
+        out.append(("/peek", peek.status, peek.header("x-cache"), peek.body))
+        return out, [q.target for q in up.requests]
+    finally:
+        up.stop()
+
+
+EXPECTED = [
+    ("/p/1", 200, "alice", None),
+    ("/p/2", 200, "alice", None),              # the cached 200, its X-User
+    ("/d/1", 401, None, 'Basic realm="x"'),
+    ("/d/2", 401, None, 'Basic realm="x"'),    # the cached 401, its challenge
+    ("/c/1", 200, None, None),
+    ("/c/2", 200, None, None),
+    ("/u/1", 200, None, None),
+    ("/u/2", 403, None, None),                 # nothing stored: asked again
+    ("/peek", 200, "HIT", b"ok-body\n"),       # the entry the subrequest stored, whole
+]
+SEEN = ["/ok", "/deny", "/chunked", "/unbuffered", "/unbuffered"]
+
+
+def test_auth_answer_from_cache(portvakt, tmp_path):
+    got, seen = observe(portvakt, tmp_path, "pv")
+    assert got == EXPECTED
+    assert seen == SEEN
+
+
+def test_same_as_nginx(nginx, tmp_path):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    got, seen = observe(nginx, tmp_path, "ng")
+    assert got == EXPECTED
+    assert seen == SEEN
