@@ -358,9 +358,11 @@ void pv_conf_pcache_merge(pv_conf_ctx_t *cx, pv_pcache_conf_t *c, const pv_pcach
         if (p) {
             c->key = p->key;
             c->key_auth = p->key_auth;
+            c->key_default = p->key_default;
         } else if (dflt) { /* fastcgi_cache_key has none */
             c->key = pv_arena_calloc(cx->a, sizeof(*c->key));
             pv_cv_compile(c->key, cx->a, dflt, strlen(dflt), NULL, 0);
+            c->key_default = 1;
         }
     }
     if (!c->valid && p) {

@@ -188,6 +188,7 @@ typedef struct pv_pcache_conf_s {
     pv_conf_src_t cache_src;
     pv_cv_t *key;              /* proxy_cache_key; NULL = inherit, default $scheme$proxy_host$request_uri */
     int key_auth;              /* the key names $http_authorization: it separates users */
+    int key_default;           /* no proxy_cache_key was given: NGINX's own key (pcache_sub.c) */
     pv_cache_valid_t *valid;   /* proxy_cache_valid lines; NULL = inherit */
     int nvalid;
     unsigned methods;          /* PV_METHOD_* bits; GET and HEAD always; PV_UNSET inherits */

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,33 @@ static void key_md5(pv_request_t *sr, const pv_pcache_t *c, const uint8_t *v, ui
     }
     if (!EVP_Digest(b, n, out, NULL, EVP_md5(), NULL))
         memset(out, 0, 16);
+}
+
+/* The subrequest's key (request arena; p NULL when memory ran out).
+ * Without proxy_cache_key NGINX makes it of the proxy_pass scheme and
+ * host and the URI sent upstream, which for a subrequest is its own, not
+ * the client's $request_uri: every check of a location shares one entry.
+ * A proxy_pass with variables takes the key as written. */
+static pv_str_t key_of(pv_request_t *sr, const pv_pcache_conf_t *pc)
+{
+    const pv_proxy_pass_t *pp = sr->loc->proxy_pass;
+    if (pc->key_default && pp && !pp->cv) {
+        size_t cap = 8 + pp->proxy_host.len + pp->uri.len + 3 * (sr->uri.len + sr->request_uri.len) +
+                     sr->args.len + 2;
+        char *k = pv_arena_alloc(sr->arena, cap);
+        if (!k)
+            return (pv_str_t){NULL, 0};
+        size_t n = (size_t)snprintf(k, cap, "%s%.*s", pp->ssl ? "https://" : "http://", (int)pp->proxy_host.len,
+                                    pp->proxy_host.p);
+        size_t u = pv_proxy_upstream_uri(sr, sr->loc, k + n, cap - n);
+        if (u <= cap - n)
+            return (pv_str_t){k, n + u};
+    }
+    size_t n = pv_cv_eval(pc->key, sr, PV_ESCAPE_NONE, NULL, 0);
+    char *k = pv_arena_alloc(sr->arena, n + 1);
+    if (k)
+        pv_cv_eval(pc->key, sr, PV_ESCAPE_NONE, k, n + 1);
+    return (pv_str_t){k, n};
 }
 
 /* proxy_cache with variables, evaluated for the subrequest: 0 with *zone
@@ -186,22 +214,16 @@ int pv_pcache_sub_start(pv_hreq_t *hr, pv_request_t *sr, const pv_pcache_use_t *
     if (!zone || !zone->impl || !(pc->methods & pv_conf_method_bit((pv_str_t)PV_STR("GET"))))
         return 0;
     pv_pcache_t *c = pv_arena_alloc(sr->arena, sizeof(*c));
-    char kbuf[2048];
-    size_t klen = pv_cv_eval(pc->key, sr, PV_ESCAPE_NONE, kbuf, sizeof(kbuf));
-    char *key = c ? pv_arena_alloc(sr->arena, klen + 1) : NULL;
-    if (!key)
+    pv_str_t key = c ? key_of(sr, pc) : (pv_str_t){NULL, 0};
+    if (!key.p)
         return 0;
-    if (klen < sizeof(kbuf))
-        memcpy(key, kbuf, klen);
-    else
-        pv_cv_eval(pc->key, sr, PV_ESCAPE_NONE, key, klen + 1);
     memset(c, 0, offsetof(pv_pcache_t, temp));
     c->temp[0] = '\0';
     c->fd = -1;
     c->pc = pc;
     c->use = *use;
     c->zone = zone;
-    c->key = (pv_str_t){key, klen};
+    c->key = key;
     c->req = sr;
     c->sub_done = done;
     sr->pcache = c;

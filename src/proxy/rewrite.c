@@ -162,6 +162,13 @@ static void put_upstream_uri(pv_wr_t *w, const pv_request_t *r, const pv_locatio
     }
 }
 
+size_t pv_proxy_upstream_uri(const pv_request_t *r, const pv_location_t *loc, char *buf, size_t cap)
+{
+    pv_wr_t w = {buf, buf + cap, 0};
+    put_upstream_uri(&w, r, loc);
+    return w.over ? cap + 1 : (size_t)(w.p - buf);
+}
+
 /* trace_context: the traceparent naming the gateway's span as the parent,
  * and the client's tracestate when its trace goes on; request_id_header:
  * the request id. */

@@ -64,6 +64,10 @@ ssize_t pv_proxy_build_response(const pv_upstream_response_t *u, pv_str_t date, 
 int pv_proxy_response_head(const pv_upstream_response_t *u, int frame, int64_t content_length,
                            pv_header_t *fields, pv_resp_head_t *h);
 
+/* The request-target r's request head sends to loc's proxy_pass (a
+ * static one) into buf: its length, or more than cap when it does not fit. */
+size_t pv_proxy_upstream_uri(const pv_request_t *r, const struct pv_location_s *loc, char *buf, size_t cap);
+
 /* Whether the request head sent asks the upstream to keep the connection:
  * HTTP/1.1 and a Connection field other than "close". */
 int pv_proxy_request_keeps(const struct pv_location_s *loc);

@@ -4,7 +4,9 @@ second check is answered from the entry without reaching the auth server
 (it sees one request), and the access decision follows the cached answer
 (the server would answer otherwise the second time): a cached 200 with its
 fields for auth_request_set, a cached 401 (proxy_cache_valid any) with its
-WWW-Authenticate. The stored entry is whole: a plain request for the same
+WWW-Authenticate. Without proxy_cache_key, the key is made of the URI
+the subrequest sends upstream (NGINX's), so every protected URI shares
+the entry. The stored entry is whole: a plain request for the same
 key gets its body. A chunked answer is stored too; proxy_buffering off
 stores nothing, as NGINX stores only what it buffers."""
 
@@ -74,6 +76,16 @@ http {
             proxy_cache_key unbuffered;
             proxy_cache_valid 1m;
         }
+        location /s/ {
+            auth_request /auth-shared;
+            proxy_pass http://127.0.0.1:@GW@/in;
+        }
+        location = /auth-shared {
+            internal;
+            proxy_pass http://@UP@/shared;
+            proxy_cache auth;
+            proxy_cache_valid 1m;
+        }
         location /in { return 200 "in\\n"; }
     }
 }
@@ -95,6 +107,8 @@ def handler(q):
         return Reply(204)
     if q.target == "/chunked":
         return Reply(200, body=b"chunked-body\n", chunked=True) if first else Reply(403)
+    if q.target == "/shared":
+        return Reply(200) if first else Reply(403)
     if q.target == "/unbuffered":
         return Reply(200, body=b"u\n") if first else Reply(403)
     return Reply(404)
@@ -107,7 +121,7 @@ def observe(start, tmp_path, name):
         port = __import__("conftest").free_port()
         start(CONF, GW=port, UP=up.addr, CACHE=str(tmp_path / ("cache-" + name)))
         out = []
-        for t in ["/p/1", "/p/2", "/d/1", "/d/2", "/c/1", "/c/2", "/u/1", "/u/2"]:
+        for t in ["/p/1", "/p/2", "/d/1", "/d/2", "/c/1", "/c/2", "/u/1", "/u/2", "/s/1", "/s/2?a=1"]:
             r = http(port, "GET", t)
             out.append((t, r.status, r.header("x-user"), r.header("www-authenticate")))
         peek = http(port, "GET", "/peek")
@@ -126,9 +140,13 @@ EXPECTED = [
     ("/c/2", 200, None, None),
     ("/u/1", 200, None, None),
     ("/u/2", 403, None, None),                 # nothing stored: asked again
+    # the default key is made of the URI sent upstream, the subrequest's:
+    # one entry answers every protected URI
+    ("/s/1", 200, None, None),
+    ("/s/2?a=1", 200, None, None),
     ("/peek", 200, "HIT", b"ok-body\n"),       # the entry the subrequest stored, whole
 ]
-SEEN = ["/ok", "/deny", "/chunked", "/unbuffered", "/unbuffered"]
+SEEN = ["/ok", "/deny", "/chunked", "/unbuffered", "/unbuffered", "/shared"]
 
 
 def test_auth_answer_from_cache(portvakt, tmp_path):
