@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from conftest import NGINX, EchoUpstream, Reply, http
+from conftest import NGINX, Closed, EchoUpstream, Reply, http
 
 CONF = """
 http {
@@ -197,3 +197,117 @@ def test_same_as_nginx(nginx, tmp_path):
     got, seen = observe(nginx, tmp_path, "ng")
     assert got == EXPECTED
     assert seen == SEEN
+
+
+EDGE = """
+http {
+    proxy_cache_path @CACHE@ levels=1:2 keys_zone=auth:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        location /h/ { auth_request /auth-head; proxy_pass http://127.0.0.1:@GW@/in; }
+        location = /auth-head {
+            internal;
+            proxy_pass http://@UP@/head;
+            proxy_cache auth;
+            proxy_cache_key head;
+            proxy_cache_valid 1m;
+        }
+        location = /peek-head {
+            proxy_cache auth;
+            proxy_cache_key head;
+            add_header X-Cache $upstream_cache_status always;
+            proxy_pass http://@UP@/head;
+        }
+        location /v/ { auth_request /auth-vary; proxy_pass http://127.0.0.1:@GW@/in; }
+        location = /auth-vary {
+            internal;
+            proxy_pass http://@UP@/vary;
+            proxy_cache auth;
+            proxy_cache_valid 1m;
+        }
+        location /e/ { auth_request /auth-error; proxy_pass http://127.0.0.1:@GW@/in; }
+        location = /auth-error {
+            internal;
+            proxy_pass http://@UP@/error;
+            proxy_cache auth;
+            proxy_cache_valid 502 1m;
+        }
+        location /a/ { auth_request /auth-cut; proxy_pass http://127.0.0.1:@GW@/in; }
+        location = /auth-cut {
+            internal;
+            proxy_pass http://@UP@/cut;
+            proxy_cache auth;
+            proxy_cache_valid 1m;
+        }
+        location /in { return 200 "in\\n"; }
+    }
+}
+"""
+
+
+def edge_handler(q):
+    """Allowed the first time only, as handler(); /error and /cut fail
+    the first time (a reset; a body cut short by a close)."""
+    first = not any(r.target == q.target for r in edge_handler.seen)
+    edge_handler.seen.append(q)
+    if q.target == "/head":
+        return Reply(200, body=b"head-body\n") if first else Reply(403)
+    if q.target == "/vary":
+        return Reply(200, headers=[("Vary", "X-Team")], body=b"v\n") if first else Reply(403)
+    if q.target == "/error":
+        return Reply(reset=True) if first else Reply(200)
+    if q.target == "/cut":
+        if first:
+            return Reply(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", close=True)
+        return Reply(200, body=b"whole\n")
+    return Reply(404)
+
+
+def observe_edges(start, tmp_path, name):
+    edge_handler.seen = []
+    up = EchoUpstream(handler=edge_handler)
+    try:
+        port = __import__("conftest").free_port()
+        start(EDGE, GW=port, UP=up.addr, CACHE=str(tmp_path / ("cache-" + name)))
+        out = [("HEAD /h/1", http(port, "HEAD", "/h/1").status)]
+        peek = http(port, "GET", "/peek-head")
+        out.append(("/peek-head", peek.status, peek.header("x-cache"), peek.body))
+        for t, team in [("/v/1", "a"), ("/v/2", "a"), ("/v/3", "b")]:
+            out.append((t, team, http(port, "GET", t, headers=[("X-Team", team)]).status))
+        # a failure's 502 is stored (proxy_cache_valid 502): the auth
+        # answer stays 502, which auth_request turns into 500
+        out += [(t, http(port, "GET", t).status) for t in ("/e/1", "/e/2")]
+        # an answer cut short is not stored (the client gets no answer
+        # from NGINX, a 500 from portvakt: not compared)
+        try:
+            http(port, "GET", "/a/1")
+        except Closed:
+            pass
+        out += [(t, http(port, "GET", t).status) for t in ("/a/2", "/a/3")]
+        return out, [q.target for q in edge_handler.seen]
+    finally:
+        up.stop()
+
+
+EDGE_EXPECTED = [
+    ("HEAD /h/1", 200),
+    ("/peek-head", 200, "HIT", b"head-body\n"),  # the subrequest's GET answer, whole
+    ("/v/1", "a", 200),
+    ("/v/2", "a", 200),                          # its variant, from the entry
+    ("/v/3", "b", 403),                          # another variant: asked
+    ("/e/1", 500),
+    ("/e/2", 500),                               # the stored 502
+    ("/a/2", 200),                               # asked again, stored
+    ("/a/3", 200),
+]
+EDGE_SEEN = ["/head", "/vary", "/vary", "/error", "/cut", "/cut"]
+
+
+def test_auth_cache_edges(portvakt, tmp_path):
+    assert observe_edges(portvakt, tmp_path, "pv") == (EDGE_EXPECTED, EDGE_SEEN)
+
+
+def test_edges_same_as_nginx(nginx, tmp_path):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    assert observe_edges(nginx, tmp_path, "ng") == (EDGE_EXPECTED, EDGE_SEEN)
