@@ -131,7 +131,12 @@ static int read_entry(pv_request_t *sr, pv_pcache_t *c, uint8_t v[16], int *stat
         memcmp(e.key.p, c->key.p, c->key.len) != 0 || st.st_size != (off_t)e.body_start + e.body_len) {
         if (n > 0 || gone)
             pv_fc_forget(&c->ref);
-    } else if (e.vary.len && (pv_pcache_variant(sr, e.vary, v), memcmp(v, e.variant, 16) != 0)) {
+        free(buf);
+        return -1;
+    }
+    if (e.vary.len)
+        pv_pcache_variant(sr, e.vary, v);
+    if (e.vary.len && memcmp(v, e.variant, 16) != 0) {
         rc = c->secondary ? -1 : 0;
     } else {
         keep_head(sr, e.head);
