@@ -235,10 +235,13 @@ int pv_pcache_sub_start(pv_hreq_t *hr, pv_request_t *sr, const pv_pcache_use_t *
     sr->cache_zone = zone;
     uint8_t md5[16];
     key_md5(sr, c, NULL, md5);
-    /* not the Authorization rule of pv_pcache_start(): the answer is the
-     * access decision, stored and answered whatever credentials came, as
-     * NGINX's; a key naming them ($http_authorization, a session cookie)
-     * keeps one client's decision from answering another's check */
+    if (pv_request_header(sr, "Authorization", 13) && !pc->key_auth) {
+        /* as for any request: credentials are kept apart from the cache
+         * unless its key tells the users apart */
+        sr->cache_status = PV_CACHE_BYPASS;
+        c->no_store = 1;
+        return 0;
+    }
     if (pv_pcache_any(sr, pc->bypass, pc->nbypass)) {
         /* not taken from the cache, but stored */
         sr->cache_status = PV_CACHE_BYPASS;
