@@ -8,7 +8,9 @@ WWW-Authenticate. Without proxy_cache_key, the key is made of the URI
 the subrequest sends upstream (NGINX's), so every protected URI shares
 the entry. The stored entry is whole: a plain request for the same
 key gets its body. A chunked answer is stored too; proxy_buffering off
-stores nothing, as NGINX stores only what it buffers."""
+stores nothing, as NGINX stores only what it buffers. A check carrying
+the client's Authorization is not cached under a key that does not name
+it (a deliberate difference, pinned on both servers)."""
 
 import os
 
@@ -275,3 +277,75 @@ def test_edges_same_as_nginx(nginx, tmp_path):
     if not os.access(NGINX, os.X_OK):
         pytest.skip("no NGINX")
     assert observe_edges(nginx, tmp_path, "ng") == (EDGE_EXPECTED, EDGE_SEEN)
+
+
+# ---- credentials: personal answers (a deliberate difference) -------------------------
+
+CREDS = """
+http {
+    proxy_cache_path @CACHE@ levels=1:2 keys_zone=auth:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        location /b/ {
+            auth_request /auth-basic;
+            proxy_pass http://127.0.0.1:@GW@/in;
+        }
+        location = /auth-basic {
+            internal;
+            proxy_pass http://@UP@/basic;
+            proxy_cache auth;
+            proxy_cache_valid 1m;
+        }
+        location /k/ {
+            auth_request /auth-user;
+            proxy_pass http://127.0.0.1:@GW@/in;
+        }
+        location = /auth-user {
+            internal;
+            proxy_pass http://@UP@/user;
+            proxy_cache auth;
+            proxy_cache_key $http_authorization;
+            proxy_cache_valid 1m;
+        }
+        location /in { return 200 "in\\n"; }
+    }
+}
+"""
+ALICE = [("Authorization", "Basic YWxpY2U6c2VjcmV0")]
+
+
+def observe_creds(start, tmp_path, name):
+    """Statuses for: /b/ with credentials, then twice without (the default
+    key); /k/ with credentials, without, and with them again (a key naming
+    them); and the auth server's log."""
+    up = EchoUpstream(handler=lambda q: Reply(200) if q.header("authorization") else Reply(401))
+    try:
+        port = __import__("conftest").free_port()
+        start(CREDS, GW=port, UP=up.addr, CACHE=str(tmp_path / ("cache-" + name)))
+        out = [http(port, "GET", t, headers=h).status
+               for t, h in [("/b/1", ALICE), ("/b/2", None), ("/b/3", None),
+                            ("/k/1", ALICE), ("/k/2", None), ("/k/3", ALICE)]]
+        return out, [q.target for q in up.requests]
+    finally:
+        up.stop()
+
+
+def test_credentials_never_admit_another_client(portvakt, tmp_path):
+    """A check that came with Authorization is not stored under a key that
+    does not name it, so it never admits a client without credentials
+    (README: personal answers); a key naming the credentials keeps each
+    client's answer its own, and answers that client's next check."""
+    got, seen = observe_creds(portvakt, tmp_path, "pv")
+    assert got == [200, 401, 401, 200, 401, 200]
+    assert seen == ["/basic", "/basic", "/basic", "/user", "/user"]
+
+
+def test_credentials_nginx_admits_from_the_cache(nginx, tmp_path):
+    """NGINX stores the credentialed check under the default key, and the
+    stored 200 then admits requests without credentials (auth_request.t's
+    'proxy auth cached'): the difference the README lists."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("no NGINX")
+    got, seen = observe_creds(nginx, tmp_path, "ng")
+    assert got == [200, 200, 200, 200, 401, 200]
+    assert seen == ["/basic", "/user", "/user"]
