@@ -190,6 +190,16 @@ static int mirror_handler(pv_hreq_t *hr)
     return PV_PHASE_PARKED;
 }
 
+int pv_mirror_adopt(pv_hreq_t *hr, pv_subreq_t *s)
+{
+    pv_mirror_t *m = mirror_state(hr);
+    if (!m || remember(hr, m, s) != PV_OK)
+        return PV_ERR;
+    s->notify = notify;
+    s->data = m;
+    return PV_OK;
+}
+
 int pv_mirror_hold(pv_hreq_t *hr, void (*end)(pv_hreq_t *hr))
 {
     pv_mirror_t *m = hr->mirror;
@@ -211,7 +221,7 @@ void pv_mirror_free(pv_hreq_t *hr)
     pv_timer_del(hr->w->loop, &m->timer);
     for (int i = 0; i < m->n; i++) {
         if (m->subs[i]->hr && !m->subs[i]->done)
-            pv_log_r(&hr->r, PV_LOG_INFO, "mirror subrequest \"%.*s\" aborted: the request ended, client: %s",
+            pv_log_r(&hr->r, PV_LOG_INFO, "background subrequest \"%.*s\" aborted: the request ended, client: %s",
                      (int)m->subs[i]->hr->r.uri.len, m->subs[i]->hr->r.uri.p, pv_log_client(&hr->r));
         pv_subreq_free(m->subs[i]);
     }

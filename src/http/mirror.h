@@ -16,6 +16,11 @@ struct pv_hreq_s;
 
 extern pv_module_t pv_mirror_module;
 
+/* s, a background subrequest of hr started elsewhere (a cache update
+ * that outlives its include, subreq.c), is held as a mirror is: hr's end
+ * waits for it, and its state is freed once it ended. */
+struct pv_subreq_s;
+int pv_mirror_adopt(struct pv_hreq_s *hr, struct pv_subreq_s *s);
 /* From the request's end (server.c): 1 when mirrors of hr still run;
  * the end is then called again once the last one has ended. */
 int pv_mirror_hold(struct pv_hreq_s *hr, void (*end)(struct pv_hreq_s *hr));

@@ -23,6 +23,7 @@
 #include "redirect.h"
 #include "server.h"
 #include "static.h"
+#include "subreq.h"
 #include "vars.h"
 
 static void put_field(pv_wr_t *w, const char *name, size_t nlen, pv_str_t value)
@@ -510,13 +511,17 @@ static void tee_done(pv_hreq_t *hr, int complete)
 
 /* The answer is complete: the protocol ends it, unless a background
  * update is to run first (bg_next): then the request goes on with
- * nothing more for the client until that update ends. */
+ * nothing more for the client until that update ends. A subrequest's
+ * part ends for its parent at once, the update going on as a background
+ * request of the main one (NGINX's background subrequest). */
 void pv_resp_done(pv_hreq_t *hr)
 {
     if (hr->bg_next) {
         void (*next)(pv_hreq_t *) = hr->bg_next;
         hr->bg_next = NULL;
         hr->bg = 1;
+        if (hr->sub)
+            pv_subreq_background(hr);
         next(hr);
         return;
     }

@@ -119,7 +119,8 @@ void pv_resp_finish(struct pv_hreq_s *hr);
  * compression filter's last step); with hr->bg_next set (a background
  * cache update), that runs first with hr->bg set, and the update's own
  * pv_resp_finish() / _abort() / _local() / _error() ends the answer. While
- * bg is set the response calls only feed the tee. */
+ * bg is set the response calls only feed the tee. A subrequest's part
+ * ends for its parent before the update starts (pv_subreq_background()). */
 void pv_resp_done(struct pv_hreq_s *hr);
 /* The response cannot be completed: the client must not take a cut
  * response for a whole one (HTTP/1.1 closes the connection). */

@@ -5,10 +5,12 @@
 
 #include <string.h>
 
+#include "../config/residency.h"
 #include "../core/log.h"
 #include "errpage.h"
 #include "hfilter.h"
 #include "accesslog.h"
+#include "mirror.h"
 #include "server.h"
 
 pv_hreq_t *pv_subreq_main(pv_hreq_t *hr)
@@ -405,4 +407,64 @@ void pv_subreq_free(pv_subreq_t *s)
     pv_server_req_free(sr);
     s->hr = NULL;
     pv_log_req_set(cur == &sr->r ? NULL : cur);
+}
+
+/* ---- a part whose request goes on in the background ------------------------ */
+
+/* A nested part outlives its parent: what its model took from the
+ * parent's arena (user variables' values, an intersection of residency
+ * scopes) is copied into its own. */
+static int own_copies(pv_hreq_t *hr)
+{
+    pv_request_t *r = &hr->r;
+    int nu = r->conf && r->conf->http ? r->conf->http->nuvars : 0;
+    for (int i = 0; r->uvals && i < nu; i++) {
+        pv_uval_t *v = &r->uvals[i];
+        if (v->state != PV_UVAL_SET || !v->len)
+            continue;
+        if (!(v->p = pv_arena_strndup(&hr->arena, v->p, v->len)))
+            return PV_ERR;
+    }
+    if (r->res_allow && r->res_allow != &pv_jurset_none && (!r->res_scope || r->res_allow != &r->res_scope->allow)) {
+        pv_jurset_t *a = pv_arena_alloc(&hr->arena, sizeof(*a));
+        if (!a)
+            return PV_ERR;
+        *a = *r->res_allow;
+        r->res_allow = a;
+    }
+    return PV_OK;
+}
+
+int pv_subreq_background(pv_hreq_t *hr)
+{
+    pv_subreq_t *s = hr->sub;
+    pv_hreq_t *m = pv_subreq_main(hr);
+    if (s->nspans || s->failed)
+        return PV_ERR; /* what it sent is not taken yet: the part ends with it */
+    pv_subreq_t *b = pv_arena_alloc(&m->arena, sizeof(*b));
+    if (!b || (s->parent != m && own_copies(hr) != PV_OK))
+        return PV_ERR;
+    *b = *s;
+    b->parent = m;
+    b->notify = NULL;
+    b->data = NULL;
+    b->mem = NULL;
+    b->mem_len = 0;
+    b->in_memory = 0;
+    b->discard = 1;
+    b->stub = NULL;
+    b->nstub = 0;
+    b->want_proceed = 0;
+    pv_timer_init(&b->timer, timer_cb, b);
+    if (pv_mirror_adopt(m, b) != PV_OK)
+        return PV_ERR;
+    /* the part, as its parent sees it, ends here (logged as it ends) */
+    pv_timer_del(hr->w->loop, &s->timer);
+    s->done = 1;
+    s->want_proceed = 0;
+    b->logged = 1;
+    tell(s);
+    s->hr = NULL;
+    hr->sub = b;
+    return PV_OK;
 }

@@ -77,6 +77,13 @@ void pv_subreq_consumed(pv_subreq_t *s);
 /* The parent is done with s (it ended, or the parent is going away): an
  * unfinished subrequest is aborted, its state freed. */
 void pv_subreq_free(pv_subreq_t *s);
+/* hr, a subrequest whose answer is complete, goes on in the background
+ * (a cache update, proxy_cache_background_update): its parent sees the
+ * part end now, and the state passes to the main request, whose end
+ * waits for it and which frees it (NGINX's background subrequest of
+ * r->main). PV_ERR (out of memory, or its last spans not taken yet):
+ * it stays the parent's part, which ends with it. */
+int pv_subreq_background(struct pv_hreq_s *hr);
 /* The request a chain of subrequests belongs to (NGINX's r->main). */
 struct pv_hreq_s *pv_subreq_main(struct pv_hreq_s *hr);
 

@@ -235,3 +235,80 @@ def test_revalidated_entry_keeps_its_time(portvakt, nginx, port, tmp_path):
     seen, asked = both(portvakt, nginx, port, tmp_path, make, scenario)
     assert [s[1] for s in seen] == ["MISS", "STALE", "HIT", "STALE"]
     assert asked == 3
+
+
+SSI_CONF = """
+http {
+    types { text/html html; }
+    proxy_cache_path @CACHE@ keys_zone=one:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        root @ROOT@;
+        location / { ssi on; }
+        location = /mid.html { set $v "m:$uri"; ssi on; }
+        location /inc/ {
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_background_update on;
+            proxy_set_header X-V $v;
+            add_header X-Cache $upstream_cache_status;
+            proxy_pass http://127.0.0.1:@UP@;
+        }
+    }
+}
+"""
+
+
+def test_background_update_in_include(portvakt, nginx, port, tmp_path):
+    # an include answered STALE: the page is whole at once, while the
+    # update's upstream still holds its answer; the update still fills
+    # the entry, and the next request on the connection waits for it
+    # (NGINX's background subrequest: a HIT with the new body). The
+    # nested include's update takes $v as its page set it.
+    need_nginx()
+    root = tmp_path / "html"
+    root.mkdir()
+    (root / "page.html").write_text('A<!--#include virtual="/inc/p" -->B')
+    (root / "outer.html").write_text('X<!--#include virtual="/mid.html" -->Y')
+    (root / "mid.html").write_text('m<!--#include virtual="/inc/q" -->n')
+    runs = {}
+    for name, factory in (("portvakt", portvakt), ("nginx", nginx)):
+        gate = threading.Event()
+
+        def make(up, gate=gate):
+            def h(req):
+                if len(up.requests) > 2:  # an update: held until released
+                    gate.wait(10.0)
+                    return Reply(headers=CT + [("Cache-Control", "max-age=100")],
+                                 body=b"new %s" % req.target.encode())
+                return Reply(headers=CT + [("Cache-Control", "max-age=1, stale-while-revalidate=60")],
+                             body=b"old %s" % req.target.encode())
+            return h
+        up = EchoUpstream()
+        up.handler = make(up)
+        try:
+            gw = factory(SSI_CONF, GW=port(), UP=up.port, ROOT=str(root), CACHE=str(tmp_path / name))
+            seen = [get(gw, "/inc/p"), get(gw, "/inc/q")]
+            time.sleep(2.2)
+            for n, (page, inc) in enumerate((("/page.html", "/inc/p"), ("/outer.html", "/inc/q"))):
+                with Client(gw.port) as c:
+                    gate.clear()
+                    c.request("GET", page)
+                    r = c.read_response("GET")  # whole while the update is held
+                    seen.append((r.status, r.body))
+                    up.wait_requests(3 + n)
+                    c.request("GET", inc)
+                    gate.set()
+                    seen.append(get_on(c, inc))
+            seen += [get(gw, "/inc/p"), get(gw, "/inc/q")]
+            runs[name] = (seen, [(q.target, q.header("X-V")) for q in up.requests])
+        finally:
+            gate.set()
+            up.stop()
+    assert runs["portvakt"] == runs["nginx"], runs
+    seen, asked = runs["portvakt"]
+    assert seen == [(200, "MISS", b"old /inc/p"), (200, "MISS", b"old /inc/q"),
+                    (200, b"Aold /inc/pB"), (200, "HIT", b"new /inc/p"),
+                    (200, b"Xmold /inc/qnY"), (200, "HIT", b"new /inc/q"),
+                    (200, "HIT", b"new /inc/p"), (200, "HIT", b"new /inc/q")]
+    assert asked == [("/inc/p", None), ("/inc/q", None), ("/inc/p", None), ("/inc/q", "m:/mid.html")]
