@@ -312,3 +312,49 @@ def test_background_update_in_include(portvakt, nginx, port, tmp_path):
                     (200, b"Xmold /inc/qnY"), (200, "HIT", b"new /inc/q"),
                     (200, "HIT", b"new /inc/p"), (200, "HIT", b"new /inc/q")]
     assert asked == [("/inc/p", None), ("/inc/q", None), ("/inc/p", None), ("/inc/q", "m:/mid.html")]
+
+
+def test_background_update_in_include_outlives_client(portvakt, port, tmp_path):
+    # the client closes while an include's update is held (the page
+    # whole, the request's end waiting for the update): the next page is
+    # whole; a stop (worker_shutdown_timeout) while an update is held
+    # ends the request and aborts its update
+    root = tmp_path / "html"
+    root.mkdir()
+    (root / "page.html").write_text('A<!--#include virtual="/inc/p" -->B')
+    gate, last = threading.Event(), threading.Event()
+
+    def make(up):
+        def h(req):
+            if len(up.requests) == 2:
+                gate.wait(10.0)
+            if len(up.requests) == 3:
+                last.wait(10.0)
+            return Reply(headers=CT + [("Cache-Control", "max-age=1, stale-while-revalidate=60")],
+                         body=b"body %d" % len(up.requests))
+        return h
+    up = EchoUpstream()
+    up.handler = make(up)
+    try:
+        gw = portvakt("error_log stderr info;\nworker_shutdown_timeout 1s;\n" + SSI_CONF,
+                      GW=port(), UP=up.port, ROOT=str(root), CACHE=str(tmp_path / "c"))
+        assert get(gw, "/inc/p") == (200, "MISS", b"body 1")
+        time.sleep(2.2)
+        with Client(gw.port) as c:
+            c.request("GET", "/page.html")
+            assert c.read_response("GET").body == b"Abody 1B"
+            up.wait_requests(2)
+        gate.set()
+        r = http(gw.port, "GET", "/page.html")
+        assert r.status == 200 and r.body.startswith(b"Abody ") and r.body.endswith(b"B"), r.body
+        time.sleep(2.2)
+        with Client(gw.port) as c:
+            c.request("GET", "/page.html")
+            assert c.read_response("GET").body == b"Abody 2B"
+            up.wait_requests(3)
+            assert gw.stop() == 0
+        assert 'background subrequest "/inc/p" aborted: the request ended' in gw.stderr()
+    finally:
+        last.set()
+        gate.set()
+        up.stop()
