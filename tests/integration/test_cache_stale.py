@@ -1,9 +1,12 @@
 """Stale cache entries that the upstream's own Cache-Control allows
-(stale-while-revalidate, stale-if-error), and the time an entry keeps
-when it is revalidated. Each $upstream_cache_status sequence, body and
-upstream request count is compared with NGINX's on the same config."""
+(stale-while-revalidate, stale-if-error), the time an entry keeps when
+it is revalidated, and a background update started in an SSI include,
+which holds neither the page nor (but for its end) the client. Each
+$upstream_cache_status sequence, body and upstream request count is
+compared with NGINX's on the same config."""
 
 import os
+import subprocess
 import threading
 import time
 
@@ -358,3 +361,37 @@ def test_background_update_in_include_outlives_client(portvakt, port, tmp_path):
         last.set()
         gate.set()
         up.stop()
+
+
+def test_background_update_in_include_h2(portvakt, nginx, port, tmp_path):
+    # over HTTP/2 (h2c) too: the page is whole while the include's update
+    # holds its upstream
+    need_nginx()
+    root = tmp_path / "html"
+    root.mkdir()
+    (root / "page.html").write_text('A<!--#include virtual="/inc/p" -->B')
+    out = {}
+    for name, factory in (("portvakt", portvakt), ("nginx", nginx)):
+        gate = threading.Event()
+
+        def make(up, gate=gate):
+            def h(req):
+                if len(up.requests) == 2:
+                    gate.wait(10.0)
+                return Reply(headers=CT + [("Cache-Control", "max-age=1, stale-while-revalidate=60")],
+                             body=b"body %d" % len(up.requests))
+            return h
+        up = EchoUpstream()
+        up.handler = make(up)
+        try:
+            gw = factory(SSI_CONF.replace("listen 127.0.0.1:@GW@;", "listen 127.0.0.1:@GW@ http2;"),
+                         GW=port(), UP=up.port, ROOT=str(root), CACHE=str(tmp_path / name))
+            curl = ["curl", "-s", "-m", "5", "--http2-prior-knowledge", "http://127.0.0.1:%d" % gw.port]
+            first = subprocess.run(curl[:-1] + [curl[-1] + "/inc/p"], capture_output=True).stdout
+            time.sleep(2.2)
+            page = subprocess.run(curl[:-1] + [curl[-1] + "/page.html"], capture_output=True).stdout
+            out[name] = (first, page, len(up.wait_requests(2)))
+        finally:
+            gate.set()
+            up.stop()
+    assert out["portvakt"] == out["nginx"] == (b"body 1", b"Abody 1B", 2), out
