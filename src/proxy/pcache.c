@@ -25,10 +25,11 @@
 #include "../http/server.h"
 #include "../http/static.h"
 #include "../http/vars.h"
+#include "rewrite.h"
 
 #define WAIT_POLL_MS 20 /* how often a request waiting for the lock looks again */
 
-static void md5_of(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[16])
+void pv_pcache_md5(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[16])
 {
     MD5_CTX c;
     MD5_Init(&c);
@@ -36,6 +37,36 @@ static void md5_of(const void *a, size_t alen, const void *b, size_t blen, uint8
     if (blen)
         MD5_Update(&c, b, blen);
     MD5_Final(out, &c);
+}
+
+pv_str_t pv_pcache_key(pv_request_t *r, const pv_pcache_conf_t *pc)
+{
+    const pv_proxy_pass_t *pp = r->loc->proxy_pass;
+    if (pc->key_default && pp && !pp->cv) {
+        /* NGINX's own key: the proxy_pass scheme and host and the URI
+         * sent upstream (ngx_http_proxy_create_key) */
+        size_t cap = 8 + pp->proxy_host.len + pp->uri.len + 3 * (r->uri.len + r->request_uri.len) + r->args.len + 2;
+        char *k = pv_arena_alloc(r->arena, cap);
+        if (!k)
+            return (pv_str_t){NULL, 0};
+        size_t n = pp->ssl ? 8 : 7;
+        memcpy(k, pp->ssl ? "https://" : "http://", n);
+        memcpy(k + n, pp->proxy_host.p, pp->proxy_host.len);
+        n += pp->proxy_host.len;
+        size_t u = pv_proxy_upstream_uri(r, r->loc, k + n, cap - n);
+        if (u <= cap - n)
+            return (pv_str_t){k, n + u};
+    }
+    char kbuf[2048];
+    size_t n = pv_cv_eval(pc->key, r, PV_ESCAPE_NONE, kbuf, sizeof(kbuf));
+    char *k = pv_arena_alloc(r->arena, n + 1);
+    if (!k)
+        return (pv_str_t){NULL, 0};
+    if (n < sizeof(kbuf))
+        memcpy(k, kbuf, n);
+    else
+        pv_cv_eval(pc->key, r, PV_ESCAPE_NONE, k, n + 1);
+    return (pv_str_t){k, n};
 }
 
 /* Whether any of the values is neither empty nor "0" (proxy_cache_bypass,
@@ -462,18 +493,11 @@ int pv_pcache_start(pv_hreq_t *hr, const pv_pcache_use_t *use)
     c->zone = zone;
     r->pcache = c;
     r->cache_zone = zone;
-    char kbuf[2048];
-    size_t klen = pv_cv_eval(pc->key, r, PV_ESCAPE_NONE, kbuf, sizeof(kbuf));
-    char *key = pv_arena_alloc(r->arena, klen + 1);
-    if (!key)
+    c->key = pv_pcache_key(r, pc);
+    if (!c->key.p)
         return 0;
-    if (klen < sizeof(kbuf))
-        memcpy(key, kbuf, klen);
-    else
-        pv_cv_eval(pc->key, r, PV_ESCAPE_NONE, key, klen + 1);
-    c->key = (pv_str_t){key, klen};
     uint8_t md5[16];
-    md5_of(key, klen, NULL, 0, md5);
+    pv_pcache_md5(c->key.p, c->key.len, NULL, 0, md5);
     if (purge) {
         purge_answer(hr, c, md5);
         return 1;
@@ -535,7 +559,7 @@ static int to_secondary(pv_hreq_t *hr, pv_pcache_t *c, const uint8_t v[16])
     c->decided = 0;
     c->bg = 0;
     uint8_t md5[16];
-    md5_of(c->key.p, c->key.len, v, 16, md5);
+    pv_pcache_md5(c->key.p, c->key.len, v, 16, md5);
     lookup(hr, c, md5);
     return settle(hr, c);
 }
@@ -547,7 +571,7 @@ int pv_pcache_main_key(pv_pcache_t *c)
 {
     pv_fc_filled(&c->ref, 0, 0, 0);
     uint8_t md5[16];
-    md5_of(c->key.p, c->key.len, NULL, 0, md5);
+    pv_pcache_md5(c->key.p, c->key.len, NULL, 0, md5);
     pv_fc_lookup(c->zone->impl, md5, c->key, (int64_t)time(NULL), 0, 0, c->pc->lock_age, &c->ref);
     c->secondary = 0;
     memset(c->variant, 0, 16);

@@ -125,6 +125,19 @@ void pv_pcache_sub_head(pv_proxy_t *px);
 /* The request is freed with a subrequest's entry held: it is let go. */
 void pv_pcache_sub_cleanup(struct pv_hreq_s *hr, pv_request_t *sr);
 
+/* For pcache*.c: the MD5 of a then b (an entry's name: the key, and the
+ * key with the variant for NGINX's secondary key); whether any of the
+ * values is neither empty nor "0" (proxy_cache_bypass, proxy_no_cache);
+ * the request's variant for the field names a stored Vary lists. */
+void pv_pcache_md5(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[16]);
+/* The request's key (its arena; p NULL when memory ran out): without
+ * proxy_cache_key, NGINX's own, the proxy_pass scheme and host and the URI
+ * sent upstream (for a subrequest its own URI, not the client's), else
+ * (and for a proxy_pass with variables) the key as written. */
+pv_str_t pv_pcache_key(pv_request_t *r, const pv_pcache_conf_t *pc);
+int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n);
+void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16]);
+
 /* proxy.c: the cache gives the request back to the proxy. */
 void pv_proxy_resume(struct pv_hreq_s *hr);
 

@@ -22,8 +22,6 @@
 #include "../http/server.h"
 
 int pv_pcache_serve_stale(pv_proxy_t *px, int cond);
-int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n);
-void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16]);
 int pv_pcache_main_key(pv_pcache_t *c);
 
 static int has_token(pv_str_t v, const char *t)

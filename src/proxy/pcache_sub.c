@@ -8,8 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,53 +20,14 @@
 #include "../http/vars.h"
 #include "rewrite.h"
 
-int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n);
-void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16]);
 
 /* The MD5 of the key, and of the key and the variant (NGINX's secondary
  * key) when v is given: the names pcache.c gives its entries. */
-static void key_md5(pv_request_t *sr, const pv_pcache_t *c, const uint8_t *v, uint8_t out[16])
+static void key_md5(const pv_pcache_t *c, const uint8_t *v, uint8_t out[16])
 {
-    size_t n = c->key.len + (v ? 16 : 0);
-    char *b = v ? pv_arena_alloc(sr->arena, n) : (char *)c->key.p;
-    if (!b) {
-        memset(out, 0, 16); /* no entry has this name */
-        return;
-    }
-    if (v) {
-        memcpy(b, c->key.p, c->key.len);
-        memcpy(b + c->key.len, v, 16);
-    }
-    if (!EVP_Digest(b, n, out, NULL, EVP_md5(), NULL))
-        memset(out, 0, 16);
+    pv_pcache_md5(c->key.p, c->key.len, v, v ? 16 : 0, out);
 }
 
-/* The subrequest's key (request arena; p NULL when memory ran out).
- * Without proxy_cache_key NGINX makes it of the proxy_pass scheme and
- * host and the URI sent upstream, which for a subrequest is its own, not
- * the client's $request_uri: every check of a location shares one entry.
- * A proxy_pass with variables takes the key as written. */
-static pv_str_t key_of(pv_request_t *sr, const pv_pcache_conf_t *pc)
-{
-    const pv_proxy_pass_t *pp = sr->loc->proxy_pass;
-    if (pc->key_default && pp && !pp->cv) {
-        size_t cap = 8 + pp->proxy_host.len + pp->uri.len + 3 * (sr->uri.len + sr->request_uri.len) +
-                     sr->args.len + 2;
-        char *k = pv_arena_alloc(sr->arena, cap);
-        if (!k)
-            return (pv_str_t){NULL, 0};
-        size_t n = (size_t)snprintf(k, cap, "%s%.*s", pp->ssl ? "https://" : "http://", (int)pp->proxy_host.len,
-                                    pp->proxy_host.p);
-        size_t u = pv_proxy_upstream_uri(sr, sr->loc, k + n, cap - n);
-        if (u <= cap - n)
-            return (pv_str_t){k, n + u};
-    }
-    size_t n = pv_cv_eval(pc->key, sr, PV_ESCAPE_NONE, NULL, 0);
-    char *k = pv_arena_alloc(sr->arena, n + 1);
-    if (k)
-        pv_cv_eval(pc->key, sr, PV_ESCAPE_NONE, k, n + 1);
-    return (pv_str_t){k, n};
-}
 
 /* proxy_cache with variables, evaluated for the subrequest: 0 with *zone
  * (NULL for an empty value or "off"), -1 for a name no proxy_cache_path
@@ -193,7 +152,7 @@ static int settle(pv_hreq_t *hr, pv_request_t *sr, pv_pcache_t *c, const uint8_t
         memcpy(c->variant, v, 16);
         c->secondary = 1;
         uint8_t md5v[16];
-        key_md5(sr, c, v, md5v);
+        key_md5(c, v, md5v);
         return settle(hr, sr, c, md5v, status);
     }
     if (rc < 0) {
@@ -219,7 +178,7 @@ int pv_pcache_sub_start(pv_hreq_t *hr, pv_request_t *sr, const pv_pcache_use_t *
     if (!zone || !zone->impl || !(pc->methods & pv_conf_method_bit((pv_str_t)PV_STR("GET"))))
         return 0;
     pv_pcache_t *c = pv_arena_alloc(sr->arena, sizeof(*c));
-    pv_str_t key = c ? key_of(sr, pc) : (pv_str_t){NULL, 0};
+    pv_str_t key = c ? pv_pcache_key(sr, pc) : (pv_str_t){NULL, 0};
     if (!key.p)
         return 0;
     memset(c, 0, offsetof(pv_pcache_t, temp));
@@ -234,7 +193,7 @@ int pv_pcache_sub_start(pv_hreq_t *hr, pv_request_t *sr, const pv_pcache_use_t *
     sr->pcache = c;
     sr->cache_zone = zone;
     uint8_t md5[16];
-    key_md5(sr, c, NULL, md5);
+    key_md5(c, NULL, md5);
     if (pv_request_header(sr, "Authorization", 13) && !pc->key_auth) {
         /* as for any request: credentials are kept apart from the cache
          * unless its key tells the users apart */

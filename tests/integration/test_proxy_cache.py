@@ -578,3 +578,46 @@ def test_head_as_get_same_as_nginx(portvakt, nginx, port, tmp_path):
     finally:
         up1.stop()
         up2.stop()
+
+
+KEYS = """
+http {
+    proxy_cache_path @CACHE@ keys_zone=k:1m;
+    server {
+        listen 127.0.0.1:@GW@;
+        add_header X-Cache $upstream_cache_status always;
+        proxy_cache k;
+        proxy_cache_valid 200 1h;
+        location /a/ { proxy_pass http://127.0.0.1:@UP@/b/; }
+        location /c/ { proxy_pass http://127.0.0.1:@UP@/b/; }
+        location /b/ { proxy_pass http://127.0.0.1:@UP@; }
+        location /e/ { rewrite ^/e/(.*)$ /b/$1 break; proxy_pass http://127.0.0.1:@UP@; }
+        location /k/ { proxy_cache_key $scheme$proxy_host$request_uri; proxy_pass http://127.0.0.1:@UP@/b/; }
+        location /m/ { proxy_cache_key $scheme$proxy_host$request_uri; proxy_pass http://127.0.0.1:@UP@/b/; }
+    }
+}
+"""
+
+
+def test_default_key_is_the_upstream_uri(portvakt, nginx, port, tmp_path):
+    """Without proxy_cache_key the key is NGINX's own: the proxy_pass scheme
+    and host and the URI sent upstream, so locations that send the same URI
+    share an entry (a rewrite's URI too); a key written as the documented
+    default does not. Beside NGINX."""
+    runs = []
+    for name, factory in (("p", portvakt), ("n", nginx)):
+        if name == "n" and not os.access(NGINX, os.X_OK):
+            continue
+        up = EchoUpstream(handler=counting())
+        try:
+            gw = factory(KEYS, GW=port(), UP=up.port, CACHE=str(tmp_path / ("keys-" + name)))
+            got = [(t, http(gw.port, "GET", t).header("X-Cache"))
+                   for t in ("/a/f", "/c/f", "/a/f?x=1", "/c/f?x=1", "/b/f", "/e/f", "/k/f", "/m/f")]
+            runs.append((got, len(up.requests)))
+        finally:
+            up.stop()
+    want = [("/a/f", "MISS"), ("/c/f", "HIT"), ("/a/f?x=1", "MISS"), ("/c/f?x=1", "HIT"),
+            ("/b/f", "HIT"), ("/e/f", "HIT"), ("/k/f", "MISS"), ("/m/f", "MISS")]
+    for got, asked in runs:
+        assert got == want
+        assert asked == 4
