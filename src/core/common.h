@@ -29,18 +29,18 @@ typedef struct pv_str_s {
 #define pv_likely(x) __builtin_expect(!!(x), 1)
 #define pv_unlikely(x) __builtin_expect(!!(x), 0)
 
-/* Case-insensitive equality of a slice with a C string literal/NUL string. */
+/* Case-insensitive equality of a slice with a C string literal/NUL string.
+ * Equal bytes cost one compare; only bytes that differ are looked at as
+ * letters (field names mostly come in the literal's own case). */
 static inline int pv_str_ieq(pv_str_t s, const char *lit, size_t litlen)
 {
     if (s.len != litlen)
         return 0;
     for (size_t i = 0; i < litlen; i++) {
-        unsigned char a = (unsigned char)s.p[i], b = (unsigned char)lit[i];
-        if (a >= 'A' && a <= 'Z')
-            a |= 0x20;
-        if (b >= 'A' && b <= 'Z')
-            b |= 0x20;
-        if (a != b)
+        unsigned char a = (unsigned char)s.p[i], x = a ^ (unsigned char)lit[i];
+        if (x == 0)
+            continue;
+        if (x != 0x20 || (unsigned char)((a | 0x20) - 'a') > 'z' - 'a')
             return 0;
     }
     return 1;

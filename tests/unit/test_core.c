@@ -279,6 +279,24 @@ static void test_digits(void **state)
     }
 }
 
+/* pv_str_ieq() folds ASCII letters and nothing else, as strncasecmp() in
+ * the C locale: every pair of bytes, and longer strings. */
+static void test_str_ieq(void **state)
+{
+    (void)state;
+    for (int a = 0; a < 256; a++)
+        for (int b = 1; b < 256; b++) {
+            char ca = (char)a, cb[2] = {(char)b, 0};
+            int la = a >= 'A' && a <= 'Z' ? a | 0x20 : a, lb = b >= 'A' && b <= 'Z' ? b | 0x20 : b;
+            assert_int_equal(pv_str_ieq((pv_str_t){&ca, 1}, cb, 1), la == lb);
+        }
+    assert_true(PV_STR_IEQ(((pv_str_t){"content-TYPE", 12}), "Content-Type"));
+    assert_false(PV_STR_IEQ(((pv_str_t){"Content-Typf", 12}), "Content-Type"));
+    assert_false(PV_STR_IEQ(((pv_str_t){"Content-Typ", 11}), "Content-Type"));
+    assert_false(PV_STR_IEQ(((pv_str_t){"X^Y", 3}), "X~Y"));
+    assert_false(PV_STR_IEQ(((pv_str_t){"a_b", 3}), "a\x7f" "b"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_cache_bound_and_decay),
         cmocka_unit_test(test_addr_text),
         cmocka_unit_test(test_digits),
+        cmocka_unit_test(test_str_ieq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
