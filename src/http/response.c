@@ -168,11 +168,12 @@ static int want_keepalive(pv_hreq_t *hr)
         lc->keepalive_timeout <= 0 || (int64_t)hr->c->nreq >= lc->keepalive_requests ||
         (int64_t)((pv_loop_time_ns() - hr->c->start_ns) / 1000000) > lc->keepalive_time)
         return 0;
-    if (lc->keepalive_disable) {
+    /* the browsers that matter here: Safari's always, MSIE 6's for a POST */
+    int post = hr->r.method.len == 4 && memcmp(hr->r.method.p, "POST", 4) == 0;
+    int which = lc->keepalive_disable & (PV_KA_DISABLE_SAFARI | (post ? PV_KA_DISABLE_MSIE6 : 0));
+    if (which) {
         const pv_header_t *ua = pv_request_header(&hr->r, "user-agent", 10);
-        int b = ua ? ua_browser(ua->value) : 0;
-        if ((b & lc->keepalive_disable & PV_KA_DISABLE_SAFARI) ||
-            ((b & lc->keepalive_disable & PV_KA_DISABLE_MSIE6) && hr->r.method.len == 4 && memcmp(hr->r.method.p, "POST", 4) == 0))
+        if (ua && (ua_browser(ua->value) & which))
             return 0;
     }
     return 1;
