@@ -128,14 +128,12 @@ int pv_uri_normalize(const char *in, size_t len, char *out, size_t *outlen, pv_s
 
 int pv_uri_path_quoted(pv_str_t request_uri)
 {
-    for (size_t i = 0; i < request_uri.len; i++) {
-        char c = request_uri.p[i];
-        if (c == '%')
-            return 1;
-        if (c == '?' || c == '#')
-            return 0;
-    }
-    return 0;
+    /* mostly there is no '%' at all: one vector scan says so */
+    const char *pct = request_uri.len ? memchr(request_uri.p, '%', request_uri.len) : NULL;
+    if (!pct)
+        return 0;
+    size_t n = (size_t)(pct - request_uri.p);
+    return !memchr(request_uri.p, '?', n) && !memchr(request_uri.p, '#', n);
 }
 
 static int is_alpha(unsigned char c)

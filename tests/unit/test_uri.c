@@ -174,6 +174,11 @@ static void test_path_quoted(void **state)
     assert_true(pv_uri_path_quoted(PV_STR("/a%20b")));
     assert_false(pv_uri_path_quoted(PV_STR("/a?b=%20")));
     assert_false(pv_uri_path_quoted(PV_STR("/a#%20")));
+    assert_true(pv_uri_path_quoted(PV_STR("%")));
+    assert_true(pv_uri_path_quoted(PV_STR("/a%3F?b")));
+    assert_false(pv_uri_path_quoted(PV_STR("/a?b#%")));
+    assert_false(pv_uri_path_quoted(PV_STR("/plain/path")));
+    assert_false(pv_uri_path_quoted((pv_str_t){NULL, 0}));
     assert_false(pv_uri_path_quoted(PV_STR("/plain")));
 }
 
