@@ -3,22 +3,18 @@ a program set SO_SNDLOWAT, so NGINX on Linux checks the size, warns that
 the directive is not supported, and goes on; portvakt does the same,
 beside NGINX 1.22 (-t)."""
 
-import subprocess
-
 import pytest
 
-from conftest import NGINX, PORTVAKT
+from conftest import check_conf, free_port
 
 
 def run_t(tmp_path, line):
+    """-t by NGINX (with the temp paths an ordinary user needs) and by
+    portvakt: the file and [(exit code, output)]."""
     p = tmp_path / "t.conf"
-    p.write_text("error_log stderr;\npid %s/n.pid;\nevents {}\nhttp {\n"
-                 "    server { listen 127.0.0.1:1; location / { %s } }\n}\n" % (tmp_path, line))
-    out = []
-    for argv in ([NGINX, "-t", "-p", str(tmp_path), "-c", str(p)], [PORTVAKT, "-t", "-c", str(p)]):
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        out.append((r.returncode, r.stderr))
-    return p, out
+    p.write_text("error_log stderr;\nevents {}\nhttp {\n\n"
+                 "    server { listen 127.0.0.1:%d; location / { %s } }\n}\n" % (free_port(), line))
+    return p, list(check_conf(p, tmp_path).values())
 
 
 @pytest.mark.parametrize("name", ["send_lowat", "proxy_send_lowat", "fastcgi_send_lowat"])
