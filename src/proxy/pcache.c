@@ -379,12 +379,8 @@ void pv_pcache_validators(const pv_request_t *r, pv_str_t *etag, pv_str_t *lm)
     }
 }
 
-/* proxy_cache with variables: the zone its value names (*zone NULL for
- * an empty value or "off": no cache), as NGINX's; -1 (answered 500) for
- * a name no proxy_cache_path has. */
-static int zone_of(pv_hreq_t *hr, const pv_pcache_use_t *use, const pv_cache_path_t **zone)
+int pv_pcache_zone(pv_hreq_t *hr, pv_request_t *r, const pv_pcache_use_t *use, const pv_cache_path_t **zone)
 {
-    pv_request_t *r = &hr->r;
     char v[256];
     size_t n = pv_cv_eval(use->pc->cache_cv, r, PV_ESCAPE_NONE, v, sizeof(v));
     *zone = NULL;
@@ -399,6 +395,15 @@ static int zone_of(pv_hreq_t *hr, const pv_pcache_use_t *use, const pv_cache_pat
         }
     pv_log_r(r, PV_LOG_ERR, "cache \"%.*s\" not found, client: %s", (int)PV_MIN(n, sizeof(v)), v,
              pv_log_client(r));
+    return -1;
+}
+
+/* The main request's zone for proxy_cache with variables; an unknown name
+ * is answered 500, as NGINX's. */
+static int zone_of(pv_hreq_t *hr, const pv_pcache_use_t *use, const pv_cache_path_t **zone)
+{
+    if (pv_pcache_zone(hr, &hr->r, use, zone) == 0)
+        return 0;
     if (hr->handler && hr->handler->cleanup) {
         hr->handler->cleanup(hr); /* the proxy's state leaves the request */
         hr->handler = NULL;

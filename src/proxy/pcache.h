@@ -135,6 +135,10 @@ void pv_pcache_md5(const void *a, size_t alen, const void *b, size_t blen, uint8
  * sent upstream (for a subrequest its own URI, not the client's), else
  * (and for a proxy_pass with variables) the key as written. */
 pv_str_t pv_pcache_key(pv_request_t *r, const pv_pcache_conf_t *pc);
+/* proxy_cache with variables, evaluated for r (hr's request or one of its
+ * subrequests): 0 with *zone (NULL for an empty value or "off"), -1 for a
+ * name no proxy_cache_path has (logged). */
+int pv_pcache_zone(struct pv_hreq_s *hr, pv_request_t *r, const pv_pcache_use_t *use, const pv_cache_path_t **zone);
 int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n);
 void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16]);
 

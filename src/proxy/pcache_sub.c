@@ -29,28 +29,6 @@ static void key_md5(const pv_pcache_t *c, const uint8_t *v, uint8_t out[16])
 }
 
 
-/* proxy_cache with variables, evaluated for the subrequest: 0 with *zone
- * (NULL for an empty value or "off"), -1 for a name no proxy_cache_path
- * has (logged). */
-static int zone_of(pv_hreq_t *hr, pv_request_t *sr, const pv_pcache_use_t *use, const pv_cache_path_t **zone)
-{
-    char v[256];
-    size_t n = pv_cv_eval(use->pc->cache_cv, sr, PV_ESCAPE_NONE, v, sizeof(v));
-    *zone = NULL;
-    if (n == 0 || (n == 3 && memcmp(v, "off", 3) == 0))
-        return 0;
-    const pv_http_conf_t *h = hr->gen->conf->http;
-    for (int i = 0; n < sizeof(v) && h && i < h->ncaches; i++)
-        if (strlen(h->caches[i]->name) == n && memcmp(h->caches[i]->name, v, n) == 0 &&
-            h->caches[i]->fastcgi == use->fastcgi) {
-            *zone = h->caches[i];
-            return 0;
-        }
-    pv_log_r(sr, PV_LOG_ERR, "cache \"%.*s\" not found, client: %s", (int)PV_MIN(n, sizeof(v)), v,
-             pv_log_client(sr));
-    return -1;
-}
-
 /* The stored head's fields but its status line into sr->upstream_headers
  * (copied into the arena). */
 static void keep_head(pv_request_t *sr, pv_str_t head)
@@ -170,7 +148,7 @@ int pv_pcache_sub_start(pv_hreq_t *hr, pv_request_t *sr, const pv_pcache_use_t *
     sr->cache_zone = NULL;
     sr->cache_status = PV_CACHE_NONE;
     const pv_cache_path_t *zone = pc->cache;
-    if (!zone && pc->cache_cv && zone_of(hr, sr, use, &zone) < 0) {
+    if (!zone && pc->cache_cv && pv_pcache_zone(hr, sr, use, &zone) < 0) {
         done(hr, sr, 500);
         return 1;
     }
