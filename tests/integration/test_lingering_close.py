@@ -157,7 +157,12 @@ def test_stop_closes_lingering(nginx, portvakt):
             s.sendall(b"x" * CHUNK)
             answer = read_page(s)
             assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
-            # lingering: the connection is still held by the server
+            # lingering: the connection is still held by the server.
+            # NGINX lingers only when it has not read all the client sent
+            # yet (a timing it does not promise); without it, its half of
+            # the comparison says nothing and is passed over
+            if socket_fds(srv.pid) <= base and srv.name == "nginx":
+                continue
             assert socket_fds(srv.pid) > base
             srv.proc.send_signal(sig)
             srv.proc.wait(15)
