@@ -201,7 +201,7 @@ static void to_upstream(pv_hreq_t *hr)
  * background update renews it: proxy_cache_use_stale updating, or the
  * entry's stale-while-revalidate time not over. Its stale-if-error time
  * is noted for a failure to come. */
-static int stale_updating(pv_pcache_t *c)
+int pv_pcache_stale_updating(pv_pcache_t *c)
 {
     int64_t now = (int64_t)time(NULL);
     c->stale_error = c->ref.valid_sec + c->ref.error_sec >= now;
@@ -246,7 +246,7 @@ static int act(pv_hreq_t *hr, pv_pcache_t *c)
         }
         break;
     case PV_FC_UPDATING:
-        if (!stale_updating(c)) {
+        if (!pv_pcache_stale_updating(c)) {
             r->cache_status = PV_CACHE_EXPIRED;
             return 0;
         }
@@ -266,7 +266,7 @@ static int act(pv_hreq_t *hr, pv_pcache_t *c)
     case PV_FC_EXPIRED:
         if (r->cache_status == PV_CACHE_BYPASS)
             return 0;
-        if (stale_updating(c) && c->ref.fill && c->pc->background_update) {
+        if (pv_pcache_stale_updating(c) && c->ref.fill && c->pc->background_update) {
             /* proxy_cache_background_update: the stale entry answers,
              * then this request updates it (background_start()) */
             r->cache_status = PV_CACHE_STALE;

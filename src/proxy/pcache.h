@@ -138,6 +138,10 @@ pv_str_t pv_pcache_key(pv_request_t *r, const pv_pcache_conf_t *pc);
 /* proxy_cache with variables, evaluated for r (hr's request or one of its
  * subrequests): 0 with *zone (NULL for an empty value or "off"), -1 for a
  * name no proxy_cache_path has (logged). */
+/* Whether an entry another request renews may answer meanwhile
+ * (proxy_cache_use_stale updating, or its stale-while-revalidate); also
+ * notes whether its stale-if-error still holds. */
+int pv_pcache_stale_updating(pv_pcache_t *c);
 int pv_pcache_zone(struct pv_hreq_s *hr, pv_request_t *r, const pv_pcache_use_t *use, const pv_cache_path_t **zone);
 int pv_pcache_any(pv_request_t *r, const pv_cv_t *cvs, int n);
 void pv_pcache_variant(const pv_request_t *r, pv_str_t vary, uint8_t out[16]);

@@ -99,7 +99,7 @@ static int settle(pv_hreq_t *hr, pv_request_t *sr, pv_pcache_t *c, const uint8_t
         /* another request renews it: the stale entry answers while
          * proxy_cache_use_stale updating or its stale-while-revalidate
          * allows */
-        if (!(pc->use_stale & PV_STALE_UPDATING) && c->ref.valid_sec + c->ref.updating_sec < now) {
+        if (!pv_pcache_stale_updating(c)) {
             sr->cache_status = PV_CACHE_EXPIRED;
             return 0;
         }
