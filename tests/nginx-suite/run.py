@@ -10,7 +10,10 @@ PORTVAKT names another build (default build/portvakt). The suite is found
 in NGINX_TESTS, else in shared/corpora/nginx-tests in a
 parent directory of the repository. Each .t file runs as `perl -Ilib FILE`
 with TEST_NGINX_BINARY set, several at a time (NGINX_SUITE_JOBS, default
-6; each file picks its own free ports). As root, the files run as user
+6; each file picks its own free ports). A file that insists on the exact
+ports it asks for (it skips as a whole when port() had to pick others,
+as http_listen*.t do) runs alone after the rest, one binary at a time, so
+that no other file holds them. As root, the files run as user
 nobody, as NGINX's suite expects (NGINX as root would switch its workers to
 nobody, who could not read the test's directory).
 
@@ -161,6 +164,13 @@ def run_file(suite, name, binary, extra_env):
     return count_tap(out) + (out, time.time() - t0)
 
 
+def wants_own_ports(suite, name):
+    """Whether the file skips as a whole unless port() gave it the very
+    numbers it asked for: run in parallel, another file may hold them."""
+    with open(os.path.join(suite, name), errors="replace") as fh:
+        return re.search(r'ne\s+"\d{4,}"', fh.read()) is not None
+
+
 def select(suite, globs):
     files = sorted(f for f in os.listdir(suite) if f.endswith(".t"))
     pats = globs or PATTERNS
@@ -238,11 +248,16 @@ def main():
     jobs = int(os.environ.get("NGINX_SUITE_JOBS", "6"))
     t0 = time.time()
     results = {}
+    alone = [f for f in files if wants_own_ports(suite, f)]
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as ex:
-            futs = {ex.submit(run_file, suite, f, b, e): (t, f) for t, b, e in targets for f in files}
+            futs = {ex.submit(run_file, suite, f, b, e): (t, f)
+                    for t, b, e in targets for f in files if f not in alone}
             for fut in concurrent.futures.as_completed(futs):
                 results[futs[fut]] = fut.result()
+        for f in alone:
+            for t, b, e in targets:
+                results[(t, f)] = run_file(suite, f, b, e)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if a.logs:
