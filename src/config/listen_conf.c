@@ -1,7 +1,8 @@
 /* The `listen` directive (NGINX's ngx_http_core_listen): the address
  * (host:port, a port, or unix:PATH) and its parameters, the socket ones
  * (backlog=, rcvbuf=, sndbuf=, deferred, bind, ipv6only=, so_keepalive=,
- * fastopen=) included. Messages are NGINX's. */
+ * fastopen=) included, and portvakt's notsent_lowat=. Messages are
+ * NGINX's. */
 #include "conf_int.h"
 
 #include <string.h>
@@ -64,6 +65,11 @@ int pv_conf_listen_option(pv_conf_ctx_t *cx, const pv_conf_node_t *nd, const cha
     } else if ((v = pv_conf_param(p, "so_keepalive"))) {
         if (keepalive(v, o) != PV_OK)
             return pv_conf_error(cx, &nd->src, "invalid so_keepalive value: \"%s\"", v);
+    } else if ((v = pv_conf_param(p, "notsent_lowat"))) {
+        int64_t n = strcmp(v, "off") == 0 ? 0 : pv_conf_parse_size((pv_str_t){v, strlen(v)});
+        if (n < 0 || n > 0x7fffffff)
+            return pv_conf_error(cx, &nd->src, "invalid notsent_lowat \"%s\"", p);
+        o->notsent_lowat = n ? (int)n : -1;
     } else if ((v = pv_conf_param(p, "fastopen"))) {
         int64_t n = pv_conf_parse_num((pv_str_t){v, strlen(v)});
         if (n < 0 || n > 0x7fffffff)

@@ -43,6 +43,12 @@ int pv_net_listen_tune(int fd, const pv_net_lopts_t *o, char *err, size_t errlen
         sockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, o->deferred, "TCP_DEFER_ACCEPT", &failed, err, errlen);
     if (o->fastopen)
         sockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, o->fastopen, "TCP_FASTOPEN", &failed, err, errlen);
+    /* set even when it is the default, so that a reload that drops it
+     * restores the default; 0 is the system's (net.ipv4.tcp_notsent_lowat) */
+    if (family != AF_UNIX)
+        sockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+                o->notsent_lowat < 0 ? 0 : o->notsent_lowat ? o->notsent_lowat : PV_NET_NOTSENT_LOWAT,
+                "TCP_NOTSENT_LOWAT", &failed, err, errlen);
     return failed ? -1 : 0;
 }
 

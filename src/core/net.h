@@ -14,7 +14,17 @@ typedef struct pv_net_lopts_s {
     int fastopen;       /* TCP_FASTOPEN queue length; 0: off */
     int keepalive;      /* SO_KEEPALIVE on accepted sockets: 1 on, -1 off, 0 the system's */
     int keepidle, keepintvl, keepcnt; /* TCP_KEEPIDLE (s), TCP_KEEPINTVL (s), TCP_KEEPCNT; 0: the system's */
+    int notsent_lowat;  /* TCP_NOTSENT_LOWAT bytes, inherited by accepted sockets; 0: PV_NET_NOTSENT_LOWAT,
+                         * -1: off (the system's) */
 } pv_net_lopts_t;
+
+/* The unsent bytes a client's socket holds before it stops taking more.
+ * Without a limit the kernel queues megabytes of a large response beyond
+ * what the peer's window lets go; each window update then transmits them
+ * in the context of whoever sent the ACK (on loopback, the client) and
+ * the memory stays taken until the peer reads. 128 KiB keeps a 10 Gbit/s
+ * link busy for 100 us of event-loop latency. */
+#define PV_NET_NOTSENT_LOWAT (128 * 1024)
 
 /* Open a non-blocking listening socket on addr with SO_REUSEPORT (one per
  * worker shares the port) and o's settings. Returns fd or -1 with an

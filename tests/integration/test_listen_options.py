@@ -1,7 +1,10 @@
 """The socket parameters of `listen`: backlog, rcvbuf, sndbuf, deferred,
 bind, ipv6only, so_keepalive and fastopen. Their syntax and messages are
 compared with NGINX's `-t`, and the options a listening socket ends up
-with are read from it (pidfd_getfd) for portvakt and NGINX alike."""
+with are read from it (pidfd_getfd) for portvakt and NGINX alike.
+portvakt's own notsent_lowat= (TCP_NOTSENT_LOWAT) is checked on the
+listening and the accepted sockets, and by what a client that stops
+reading leaves queued."""
 
 import ctypes
 import os
@@ -14,6 +17,7 @@ from conftest import NGINX, check_conf, fd_links, free_port
 SYS_pidfd_getfd = 438
 TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 4, 5, 6
 TCP_DEFER_ACCEPT, TCP_FASTOPEN = 9, 23
+TCP_NOTSENT_LOWAT = 25
 
 
 def check(tmp_path, listen_lines):
@@ -58,16 +62,25 @@ def test_options_given_twice_for_one_address(tmp_path):
         assert "duplicate listen options for 127.0.0.1:%d" % p in text, (name, text)
 
 
-def listener(pid, port):
-    """A duplicate of the process's socket listening on 127.0.0.1:port."""
+def tcp_row(port, peer=None):
+    """The /proc/net/tcp fields of the socket listening on 127.0.0.1:port,
+    or with peer, of the one on that port connected to 127.0.0.1:peer."""
     want = "0100007F:%04X" % port
-    inode = None
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
             fields = line.split()
-            if fields[1] == want and fields[3] == "0A":
-                inode = fields[9]
-    assert inode, "nothing listens on port %d" % port
+            if fields[1] == want and (fields[3] == "0A" if peer is None else
+                                      fields[2] == "0100007F:%04X" % peer and fields[3] == "01"):
+                return fields
+    return None
+
+
+def listener(pid, port, peer=None):
+    """A duplicate of the process's socket listening on 127.0.0.1:port (with
+    peer: the one it accepted from 127.0.0.1:peer)."""
+    row = tcp_row(port, peer)
+    assert row, "nothing listens on port %d" % port if peer is None else "no connection from %d" % peer
+    inode = row[9]
     for fd, link in fd_links(pid).items():
         if link == "socket:[%s]" % inode:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -129,6 +142,107 @@ def test_listening_socket_options(kind, portvakt, nginx):
     assert got["a"]["deferred"] > 0 and got["a"]["fastopen"] == 9, got
     assert got["b"]["keepalive"] == 1 and got["b"]["keepidle"] == plain["keepidle"], got
     assert plain["keepalive"] == 0 and plain["deferred"] == 0 and plain["fastopen"] == 0, got
+
+
+def test_notsent_lowat_syntax(tmp_path):
+    """notsent_lowat=SIZE|off, portvakt's (NGINX has no such parameter)."""
+    for params in ("notsent_lowat=16k", "notsent_lowat=off", "notsent_lowat=0", "notsent_lowat=1m"):
+        rc, text = check(tmp_path, ["127.0.0.1:%d %s" % (free_port(), params)])["portvakt"]
+        assert rc == 0, (params, text)
+    for params in ("notsent_lowat=x", "notsent_lowat=-1", "notsent_lowat=", "notsent_lowat=4g"):
+        rc, text = check(tmp_path, ["127.0.0.1:%d %s" % (free_port(), params)])["portvakt"]
+        assert rc == 1 and 'invalid notsent_lowat "%s"' % params in text, (params, text)
+    p = free_port()
+    rc, text = check(tmp_path, ["127.0.0.1:%d notsent_lowat=16k" % p, "127.0.0.1:%d sndbuf=1m" % p])["portvakt"]
+    assert rc == 1 and "duplicate listen options for 127.0.0.1:%d" % p in text, text
+
+
+LOWAT_CONF = """
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:@A@;
+        listen 127.0.0.1:@B@ notsent_lowat=16k;
+        listen 127.0.0.1:@C@ notsent_lowat=off sndbuf=4m;
+        root @ROOT@;
+        location / { }
+    }
+}
+"""
+
+
+def lowat(s):
+    return s.getsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT)
+
+
+def test_notsent_lowat(portvakt, tmp_path):
+    """128 KiB by default, as given, or the system's (0) with off; the
+    accepted sockets inherit it, a reload changes it on the kept
+    listener, and it bounds what a client that stops reading leaves
+    queued on the server's side."""
+    from conftest import wait_for
+    (tmp_path / "doc").mkdir()
+    (tmp_path / "doc" / "big").write_bytes(os.urandom(8 << 20))
+    a, b, c = free_port(), free_port(), free_port()
+    g = portvakt(LOWAT_CONF, A=a, B=b, C=c, ROOT=tmp_path / "doc")
+    want = {a: 128 * 1024, b: 16 * 1024, c: 0}
+    for port, value in want.items():
+        s = listener(g.proc.pid, port)
+        try:
+            assert lowat(s) == value, (port, lowat(s))
+        finally:
+            s.close()
+
+    def queued(port):
+        """What the server's socket holds for a client that sent one request
+        for 8 MiB and reads nothing (its receive buffer 64 KiB)."""
+        cl = socket.socket()
+        cl.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        cl.connect(("127.0.0.1", port))
+        try:
+            peer = cl.getsockname()[1]
+            cl.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            last = [None]
+
+            def settled():
+                row = tcp_row(port, peer)
+                q = int(row[4].split(":")[0], 16) if row else None
+                done = q is not None and q > 0 and q == last[0]
+                last[0] = q
+                return done
+            wait_for(settled, what="the send queue of port %d to settle" % port, interval=0.2)
+            s = listener(g.proc.pid, port, peer)
+            try:
+                return last[0], lowat(s)
+            finally:
+                s.close()
+        finally:
+            cl.close()
+
+    q_b, lw_b = queued(b)
+    q_c, lw_c = queued(c)
+    assert (lw_b, lw_c) == (16 * 1024, 0), "accepted sockets inherit the listener's value"
+    # 16 KiB not sent, what the client's window took, and at most one write past the mark
+    assert q_b < 256 * 1024, q_b
+    assert q_c > 1024 * 1024, q_c
+
+    # a reload applies a changed value to the listener it keeps
+    with open(g.conf_path) as f:
+        text = f.read()
+    with open(g.conf_path, "w") as f:
+        f.write(text.replace("notsent_lowat=16k", "notsent_lowat=64k").replace(" notsent_lowat=off", ""))
+
+    def values():
+        out = []
+        for port in (b, c):
+            s = listener(g.proc.pid, port)
+            try:
+                out.append(lowat(s))
+            finally:
+                s.close()
+        return out
+    g.proc.send_signal(1)
+    wait_for(lambda: values() == [64 * 1024, 128 * 1024], what="the reloaded values")
 
 
 def free_port_pair():
