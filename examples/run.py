@@ -16,6 +16,7 @@ everything; so does a SIGTERM to make, or to this process.
 
 import argparse
 import base64
+import faulthandler
 import hashlib
 import hmac
 import json
@@ -298,6 +299,7 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints where each thread is
     try:
         # make killed (SIGTERM to make alone) leaves this process to init:
         # stop then too

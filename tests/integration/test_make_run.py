@@ -131,7 +131,20 @@ status = None
 if m:
     status = urllib.request.urlopen("http://127.0.0.1:%s/readyz" % m.group(1), timeout=10).status
 run.send_signal(signal.SIGINT)
-rc = run.wait(15)
+try:
+    rc = run.wait(15)
+except subprocess.TimeoutExpired:
+    # say where it hangs: its threads' stacks (run.py dumps them on
+    # SIGUSR1), its log, and what still runs
+    run.send_signal(signal.SIGUSR1)
+    time.sleep(1)
+    try:
+        ps = subprocess.run(["ps", "-p", str(run.pid), "--ppid", str(run.pid), "-o", "pid,ppid,stat,wchan:32,args"],
+                            capture_output=True, text=True).stdout
+    except OSError as e:
+        ps = str(e)
+    raise SystemExit("examples/run.py did not stop within 15 s of Ctrl-C\n--- its log:\n%s\n--- ps:\n%s"
+                     % (open(log.name).read()[-3000:], ps))
 print(json.dumps({"text": text, "ports": [int(m.group(1)), int(m.group(2))] if m else None,
                   "status": status, "exit": rc}))
 """
