@@ -217,10 +217,14 @@ def test_http2_streams_and_resets(ops):
     conn.send_headers(7, [(":method", "POST")] + hdrs[1:], end_stream=False)
     conn.reset_stream(7, h2.errors.ErrorCodes.CANCEL)
     sock.sendall(conn.data_to_send())
+    # a stream is counted as it opens, its response as it ends (after the
+    # write): wait for both
     ss = settled(ops["PORT"], lambda s: val(s, "portvakt_http2_streams_total") == 4
-                 and val(s, "portvakt_http2_stream_resets_total") == 1, "four streams, one reset")
+                 and val(s, "portvakt_http2_stream_resets_total") == 1
+                 and val(s, "portvakt_location_responses_total", server="ops.test", location="= /local",
+                         code="2xx") >= 3, "four streams, one reset, three answers")
     sock.close()
-    assert val(ss, "portvakt_location_responses_total", server="ops.test", location="= /local", code="2xx") >= 3
+    assert val(ss, "portvakt_http2_streams_total") == 4
 
 
 def series(port):
