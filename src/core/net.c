@@ -44,8 +44,9 @@ int pv_net_listen_tune(int fd, const pv_net_lopts_t *o, char *err, size_t errlen
     if (o->fastopen)
         sockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, o->fastopen, "TCP_FASTOPEN", &failed, err, errlen);
     /* set even when it is the default, so that a reload that drops it
-     * restores the default; 0 is the system's (net.ipv4.tcp_notsent_lowat) */
-    if (family != AF_UNIX)
+     * restores the default; 0 is the system's (net.ipv4.tcp_notsent_lowat).
+     * A unix domain socket has none: given there, it fails as deferred does */
+    if (family != AF_UNIX || o->notsent_lowat)
         sockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
                 o->notsent_lowat < 0 ? 0 : o->notsent_lowat ? o->notsent_lowat : PV_NET_NOTSENT_LOWAT,
                 "TCP_NOTSENT_LOWAT", &failed, err, errlen);

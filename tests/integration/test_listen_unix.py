@@ -97,6 +97,21 @@ def test_unix_listener(portvakt, tmp_path):
     assert not os.path.exists(sock), "the socket file is removed at exit"
 
 
+def test_tcp_parameter_on_unix_logged(portvakt, tmp_path):
+    """notsent_lowat= (TCP_NOTSENT_LOWAT) given on a unix socket is logged
+    at alert and ignored, as deferred is; the socket still serves, and
+    one not given it logs nothing."""
+    sock = str(tmp_path / "lw.sock")
+    plain = str(tmp_path / "plain.sock")
+    gw = portvakt("http { server { listen unix:%s notsent_lowat=16k; listen unix:%s; "
+                  "location / { return 200 ok; } } }" % (sock, plain))
+    wait_for(lambda: os.path.exists(sock) and os.path.exists(plain), what="the sockets")
+    err = gw.stderr()
+    assert "[alert]" in err and "setsockopt(TCP_NOTSENT_LOWAT, 16384) failed" in err, err
+    assert "unix:%s" % sock in err and "unix:%s " % plain not in err, err
+    assert direct(sock, "/")[0] == 200
+
+
 def test_same_answers_as_nginx(portvakt, nginx, tmp_path):
     if not os.access(NGINX, os.X_OK):
         pytest.skip("no NGINX")
